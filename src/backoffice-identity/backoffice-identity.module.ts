@@ -1,0 +1,85 @@
+import { type DynamicModule, Global, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
+import { createSwappableProviders, SWAPPABLE_TOKENS } from './backoffice-identity.providers.js';
+import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
+import { BACKOFFICE_IDENTITY_OPTIONS } from './constants.js';
+import { backOfficeIdentityEntities } from './entities.js';
+import { NotificationPublisher } from './notifications/notification-publisher.service.js';
+import type {
+  BackOfficeIdentityModuleAsyncOptions,
+  BackOfficeIdentityModuleOptions,
+  BackOfficeIdentityOptions,
+} from './options/backoffice-identity-options.interface.js';
+import { resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
+import { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
+
+const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
+
+function splitSwaps<T extends object>(options: T): { swaps: Partial<BackOfficeIdentityModuleOptions>; rest: Omit<T, (typeof SWAP_KEYS)[number]> } {
+  const swaps: Record<string, unknown> = {};
+  const rest: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(options ?? {})) {
+    if ((SWAP_KEYS as readonly string[]).includes(key)) swaps[key] = value;
+    else rest[key] = value;
+  }
+  return { swaps, rest } as never;
+}
+
+/**
+ * The back-office identity module: user manager, sign-in manager, user store, sessions, REST routes and
+ * notifications. Global: its tokens can be injected anywhere in the app.
+ */
+@Global()
+@Module({})
+export class BackOfficeIdentityModule implements NestModule {
+  /** Registers the module with static options. */
+  static forRoot(options: BackOfficeIdentityModuleOptions = {}): DynamicModule {
+    const { swaps, rest } = splitSwaps(options);
+    const resolved = resolveBackOfficeIdentityOptions(rest);
+    return this.create([{ provide: BACKOFFICE_IDENTITY_OPTIONS, useValue: resolved }], swaps, []);
+  }
+
+  /** Registers the module with options from a factory (e.g. from `ConfigService`). Swaps stay static. */
+  static forRootAsync(options: BackOfficeIdentityModuleAsyncOptions): DynamicModule {
+    if (typeof options?.useFactory !== 'function') {
+      throw new Error('BackOfficeIdentityModule.forRootAsync: option "useFactory" must be a function');
+    }
+    const { swaps } = splitSwaps(options);
+    const optionsProvider: Provider = {
+      provide: BACKOFFICE_IDENTITY_OPTIONS,
+      inject: options.inject ?? [],
+      useFactory: async (...args: unknown[]) => {
+        const produced: BackOfficeIdentityOptions = (await options.useFactory(...args)) ?? {};
+        const routePrefix = options.routePrefix ?? produced.routePrefix;
+        return resolveBackOfficeIdentityOptions({ ...produced, ...(routePrefix ? { routePrefix } : {}) });
+      },
+    };
+    return this.create([optionsProvider], swaps, options.imports ?? []);
+  }
+
+  private static create(
+    optionsProviders: Provider[],
+    swaps: Partial<BackOfficeIdentityModuleOptions>,
+    imports: NonNullable<DynamicModule['imports']>,
+  ): DynamicModule {
+    const providers: Provider[] = [
+      ...optionsProviders,
+      ...createSwappableProviders(swaps),
+      BackOfficeUserManagerDependencies,
+      NotificationPublisher,
+      BackOfficeIdentityStartupCheck,
+    ];
+    return {
+      module: BackOfficeIdentityModule,
+      global: true,
+      imports: [...imports, TypeOrmModule.forFeature(backOfficeIdentityEntities)],
+      providers,
+      exports: [BACKOFFICE_IDENTITY_OPTIONS, ...SWAPPABLE_TOKENS, NotificationPublisher, BackOfficeUserManagerDependencies],
+    };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(BackOfficeRequestContextMiddleware).forRoutes('*');
+  }
+}

@@ -1,0 +1,62 @@
+import type { Provider, Type } from '@nestjs/common';
+import { SystemClock } from './common/clock.js';
+import { BackOfficeErrorDescriber } from './common/error-describer.js';
+import { DefaultIpResolver } from './common/ip-resolver.js';
+import {
+  BACKOFFICE_CLOCK,
+  BACKOFFICE_EMAIL_SENDER,
+  BACKOFFICE_ERROR_DESCRIBER,
+  BACKOFFICE_IP_RESOLVER,
+  BACKOFFICE_PASSWORD_CHECKER,
+  BACKOFFICE_PASSWORD_HASHER,
+  BACKOFFICE_SIGN_IN_MANAGER,
+  BACKOFFICE_USER_MANAGER,
+  BACKOFFICE_USER_STORE,
+} from './constants.js';
+import { NodemailerEmailSender } from './email/email-sender.js';
+import type { BackOfficeIdentitySwaps, BackOfficeProviderSpec } from './options/backoffice-identity-options.interface.js';
+import { BackOfficeIdentityOptionsError } from './options/resolve-options.js';
+import { BackOfficeSignInManager } from './sign-in/backoffice-sign-in-manager.js';
+import { BackOfficeUserManager } from './users/backoffice-user-manager.js';
+import { FallbackPasswordChecker } from './users/passwords/password-checker.js';
+import { BcryptPasswordHasher } from './users/passwords/password-hasher.js';
+import { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
+
+type SwapKey = Exclude<keyof BackOfficeIdentitySwaps, 'extraProviders'>;
+
+/** Each swappable part: its token and its default class. */
+const SWAPPABLE: Record<SwapKey, { token: string; default: Type<unknown> }> = {
+  userManager: { token: BACKOFFICE_USER_MANAGER, default: BackOfficeUserManager },
+  signInManager: { token: BACKOFFICE_SIGN_IN_MANAGER, default: BackOfficeSignInManager },
+  userStore: { token: BACKOFFICE_USER_STORE, default: TypeOrmBackOfficeUserStore },
+  passwordHasher: { token: BACKOFFICE_PASSWORD_HASHER, default: BcryptPasswordHasher },
+  passwordChecker: { token: BACKOFFICE_PASSWORD_CHECKER, default: FallbackPasswordChecker },
+  emailSender: { token: BACKOFFICE_EMAIL_SENDER, default: NodemailerEmailSender },
+  ipResolver: { token: BACKOFFICE_IP_RESOLVER, default: DefaultIpResolver },
+  errorDescriber: { token: BACKOFFICE_ERROR_DESCRIBER, default: BackOfficeErrorDescriber },
+  clock: { token: BACKOFFICE_CLOCK, default: SystemClock },
+};
+
+function toProvider(key: SwapKey, spec: BackOfficeProviderSpec<unknown> | undefined): Provider {
+  const { token, default: fallback } = SWAPPABLE[key];
+  if (spec === undefined || spec === null) return { provide: token, useClass: fallback };
+  if (typeof spec === 'function') return { provide: token, useClass: spec };
+  if (typeof spec === 'object') {
+    if ('useClass' in spec && typeof spec.useClass === 'function') return { provide: token, useClass: spec.useClass };
+    if ('useValue' in spec) return { provide: token, useValue: spec.useValue };
+    if ('useFactory' in spec && typeof spec.useFactory === 'function') {
+      return { provide: token, useFactory: spec.useFactory, inject: spec.inject ?? [] };
+    }
+  }
+  throw new BackOfficeIdentityOptionsError(key, 'must be a class or { useClass | useValue | useFactory }', spec);
+}
+
+/** The providers of every swappable part, each under its exported token. */
+export function createSwappableProviders(swaps: BackOfficeIdentitySwaps): Provider[] {
+  const extra = swaps.extraProviders ?? [];
+  if (!Array.isArray(extra)) throw new BackOfficeIdentityOptionsError('extraProviders', 'must be an array of providers', extra);
+  return [...(Object.keys(SWAPPABLE) as SwapKey[]).map((key) => toProvider(key, swaps[key])), ...extra];
+}
+
+/** The tokens the module exports. */
+export const SWAPPABLE_TOKENS = Object.values(SWAPPABLE).map((s) => s.token);

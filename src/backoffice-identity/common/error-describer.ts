@@ -1,0 +1,73 @@
+import { Injectable } from '@nestjs/common';
+import type { IdentityError } from './identity-result.js';
+
+/**
+ * Produces every {@link IdentityError}. Override a method to change a description (e.g. to translate it);
+ * codes are stable and part of the API.
+ */
+@Injectable()
+export class BackOfficeErrorDescriber {
+  passwordTooShort(length: number): IdentityError {
+    return { code: 'password_too_short', description: `Passwords must be at least ${length} characters.` };
+  }
+  passwordTooLong(length: number): IdentityError {
+    return { code: 'password_too_long', description: `Passwords must be at most ${length} characters.` };
+  }
+  passwordRequiresDigit(): IdentityError {
+    return { code: 'password_requires_digit', description: "Passwords must have at least one digit ('0'-'9')." };
+  }
+  passwordRequiresLower(): IdentityError {
+    return { code: 'password_requires_lower', description: "Passwords must have at least one lowercase letter ('a'-'z')." };
+  }
+  passwordRequiresUpper(): IdentityError {
+    return { code: 'password_requires_upper', description: "Passwords must have at least one uppercase letter ('A'-'Z')." };
+  }
+  passwordRequiresNonAlphanumeric(): IdentityError {
+    return { code: 'password_requires_non_alphanumeric', description: 'Passwords must have at least one character that is not a letter or digit.' };
+  }
+  passwordTooCommon(): IdentityError {
+    return { code: 'password_too_common', description: 'This password is in a list of commonly used or breached passwords; choose another.' };
+  }
+  passwordInvalidCharacters(): IdentityError {
+    return { code: 'password_invalid', description: 'Passwords must be a string without control characters.' };
+  }
+  passwordMismatch(): IdentityError {
+    return { code: 'password_mismatch', description: 'Incorrect password.' };
+  }
+  userAlreadyHasPassword(): IdentityError {
+    return { code: 'user_already_has_password', description: 'User already has a password set.' };
+  }
+  invalidToken(): IdentityError {
+    return { code: 'invalid_token', description: 'The token is invalid, expired or already used.' };
+  }
+  invalidEmail(): IdentityError {
+    return { code: 'invalid_email', description: 'The email address is not valid.' };
+  }
+  duplicateEmail(): IdentityError {
+    return { code: 'duplicate_email', description: 'This email address is already taken.' };
+  }
+  invalidUserName(): IdentityError {
+    return { code: 'invalid_username', description: 'The username is empty, too long, or has invalid characters.' };
+  }
+  duplicateUserName(): IdentityError {
+    return { code: 'duplicate_username', description: 'This username is already taken.' };
+  }
+  invalidName(): IdentityError {
+    return { code: 'invalid_name', description: 'The name must be 1 to 256 characters without control characters.' };
+  }
+  unknownGroup(alias: string): IdentityError {
+    return { code: 'unknown_group', description: `There is no user group "${alias.slice(0, 64)}".` };
+  }
+  userLockoutNotEnabled(): IdentityError {
+    return { code: 'user_lockout_not_enabled', description: 'Lockout is not enabled for this user.' };
+  }
+  notSupported(capability: string): IdentityError {
+    return { code: 'not_supported', description: `The user store does not support ${capability}.` };
+  }
+  lastAdmin(): IdentityError {
+    return { code: 'last_admin', description: 'The last enabled administrator cannot be disabled or removed from the admin group.' };
+  }
+  concurrencyFailure(): IdentityError {
+    return { code: 'concurrency_failure', description: 'The user was changed by someone else; try again.' };
+  }
+}

@@ -1,0 +1,42 @@
+/** DI token of the resolved, validated {@link BackOfficeIdentityOptions}. */
+export const BACKOFFICE_IDENTITY_OPTIONS = 'BACKOFFICE_IDENTITY_OPTIONS';
+/** DI token of the {@link BackOfficeUserManager} (or a subclass). */
+export const BACKOFFICE_USER_MANAGER = 'BACKOFFICE_USER_MANAGER';
+/** DI token of the {@link BackOfficeSignInManager}. */
+export const BACKOFFICE_SIGN_IN_MANAGER = 'BACKOFFICE_SIGN_IN_MANAGER';
+/** DI token of the {@link BackOfficeUserStore} port. */
+export const BACKOFFICE_USER_STORE = 'BACKOFFICE_USER_STORE';
+/** DI token of the {@link BackOfficePasswordHasher}. */
+export const BACKOFFICE_PASSWORD_HASHER = 'BACKOFFICE_PASSWORD_HASHER';
+/** DI token of the optional {@link BackOfficePasswordChecker} (e.g. LDAP first). */
+export const BACKOFFICE_PASSWORD_CHECKER = 'BACKOFFICE_PASSWORD_CHECKER';
+/** DI token of the {@link BackOfficeEmailSender}. */
+export const BACKOFFICE_EMAIL_SENDER = 'BACKOFFICE_EMAIL_SENDER';
+/** DI token of the {@link BackOfficeIpResolver}. */
+export const BACKOFFICE_IP_RESOLVER = 'BACKOFFICE_IP_RESOLVER';
+/** DI token of the {@link BackOfficeClock}; override it in tests to move time. */
+export const BACKOFFICE_CLOCK = 'BACKOFFICE_CLOCK';
+/** DI token of the {@link BackOfficeErrorDescriber}. */
+export const BACKOFFICE_ERROR_DESCRIBER = 'BACKOFFICE_ERROR_DESCRIBER';
+/** DI token of the rate-limit storage (in-memory by default, Redis when `rateLimits.redisUrl` is set). */
+export const BACKOFFICE_RATE_LIMIT_STORAGE = 'BACKOFFICE_RATE_LIMIT_STORAGE';
+
+/** Event names of every notification, emitted through EventEmitter2 `emitAsync`. */
+export const BackOfficeEvents = {
+  LoginSuccess: 'backoffice.user.login.success',
+  LoginFailed: 'backoffice.user.login.failed',
+  LoginRequiresVerification: 'backoffice.user.login.requires-verification',
+  TwoFactorRequested: 'backoffice.user.two-factor.requested',
+  Locked: 'backoffice.user.locked',
+  Unlocked: 'backoffice.user.unlocked',
+  AccessFailedCountReset: 'backoffice.user.access-failed-count.reset',
+  PasswordChanged: 'backoffice.user.password.changed',
+  PasswordReset: 'backoffice.user.password.reset',
+  ForgotPasswordRequested: 'backoffice.user.forgot-password.requested',
+  ForgotPasswordChanged: 'backoffice.user.forgot-password.changed',
+  Invited: 'backoffice.user.invited',
+  LogoutSuccess: 'backoffice.user.logout.success',
+  SendEmail: 'backoffice.email.send',
+} as const;
+
+export type BackOfficeEventName = (typeof BackOfficeEvents)[keyof typeof BackOfficeEvents];

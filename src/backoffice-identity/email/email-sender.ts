@@ -1,0 +1,61 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { createTransport, type Transporter } from 'nodemailer';
+import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { BackOfficeEmailMessage, BackOfficeEmailType } from '../notifications/notifications.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+
+/** Delivers an email that no `SendEmailNotification` listener handled. Swap it through `BACKOFFICE_EMAIL_SENDER`. */
+export interface BackOfficeEmailSender {
+  /** Sends the message; rejects when delivery failed. Resolves to a message id. */
+  send(message: BackOfficeEmailMessage, emailType: BackOfficeEmailType): Promise<string>;
+}
+
+/**
+ * Default sender (nodemailer): SMTP when `email.smtpUrl` is set, else one `.eml` file per message in
+ * `email.pickupDirectory`. Logs only the message id, type and recipient domain: never bodies (they hold tokens).
+ */
+@Injectable()
+export class NodemailerEmailSender implements BackOfficeEmailSender {
+  private readonly logger = new Logger('BackOfficeEmailSender');
+  private readonly transport: Transporter;
+  private readonly pickupDirectory?: string;
+
+  constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions) {
+    if (options.email.smtpUrl) {
+      this.transport = createTransport(options.email.smtpUrl);
+    } else {
+      this.pickupDirectory = options.email.pickupDirectory;
+      this.transport = createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+    }
+  }
+
+  async send(message: BackOfficeEmailMessage, emailType: BackOfficeEmailType): Promise<string> {
+    const messageId = `<${randomUUID()}@backoffice-identity>`;
+    const domain = message.to.split('@').pop();
+    try {
+      const info = await this.transport.sendMail({ ...message, from: this.options.email.from, messageId });
+      if (this.pickupDirectory) {
+        await mkdir(this.pickupDirectory, { recursive: true });
+        const file = join(this.pickupDirectory, `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID()}.eml`);
+        await writeFile(file, (info as unknown as { message: Buffer }).message, { mode: 0o600 });
+      }
+      this.logger.log(`Sent ${emailType} email ${messageId} to a recipient at ${domain}`);
+      return messageId;
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.logger.error(`Could not send ${emailType} email ${messageId} to a recipient at ${domain}: ${reason}`);
+      throw new BackOfficeEmailDeliveryError(messageId, reason);
+    }
+  }
+}
+
+/** Delivery failed; carries the message id that was logged. */
+export class BackOfficeEmailDeliveryError extends Error {
+  constructor(readonly messageId: string, reason: string) {
+    super(`Email ${messageId} could not be sent: ${reason}`);
+    this.name = 'BackOfficeEmailDeliveryError';
+  }
+}

@@ -1,0 +1,70 @@
+// Public API of backoffice-identity. Everything a host app may use is exported here, and nothing else.
+export * from './constants.js';
+export { BackOfficeIdentityModule } from './backoffice-identity.module.js';
+export type {
+  BackOfficeEmailOptions,
+  BackOfficeIdentityModuleAsyncOptions,
+  BackOfficeIdentityModuleOptions,
+  BackOfficeIdentityOptions,
+  BackOfficeIdentitySwaps,
+  BackOfficeLockoutOptions,
+  BackOfficePasswordOptions,
+  BackOfficeProviderSpec,
+  BackOfficeRateLimitOptions,
+  BackOfficeSessionOptions,
+  BackOfficeTokenOptions,
+  ResolvedBackOfficeIdentityOptions,
+} from './options/backoffice-identity-options.interface.js';
+export { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
+export { backOfficeIdentityMigrations } from './migrations/index.js';
+export { backOfficeIdentityEntities } from './entities.js';
+
+export { IdentityResult, type IdentityError } from './common/identity-result.js';
+export { BackOfficeErrorDescriber } from './common/error-describer.js';
+export { SystemClock, type BackOfficeClock } from './common/clock.js';
+export { DefaultIpResolver, type BackOfficeIpResolver } from './common/ip-resolver.js';
+export { BackOfficeRequestContextStore, type BackOfficeRequestContext } from './common/request-context.js';
+
+export { BackOfficeUserManager, LOCKED_UNTIL_UNLOCKED, type CreateBackOfficeUserInput } from './users/backoffice-user-manager.js';
+export { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
+export {
+  deriveUserState,
+  toBackOfficeUserDto,
+  type BackOfficeUser,
+  type BackOfficeUserDto,
+  type BackOfficeUserState,
+} from './users/backoffice-user.js';
+export * from './users/stores/user-store.interface.js';
+export { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
+export { BackOfficeUserEntity } from './users/entities/backoffice-user.entity.js';
+export { BackOfficeGroupEntity } from './users/entities/backoffice-group.entity.js';
+export { BackOfficeUserTokenEntity, type BackOfficeTokenPurpose } from './users/entities/backoffice-user-token.entity.js';
+export { BackOfficeLoginAttemptEntity } from './users/entities/backoffice-login-attempt.entity.js';
+export { BackOfficeSessionEntity } from './sessions/backoffice-session.entity.js';
+export { BackOfficeAuditEntryEntity } from './audit/backoffice-audit-entry.entity.js';
+export {
+  BcryptPasswordHasher,
+  BCRYPT_SHA256_PREFIX,
+  type BackOfficePasswordHasher,
+  type PasswordVerificationResult,
+} from './users/passwords/password-hasher.js';
+export {
+  FallbackPasswordChecker,
+  type BackOfficePasswordChecker,
+  type BackOfficePasswordCheckerResult,
+} from './users/passwords/password-checker.js';
+export { CommonPasswordValidator, PolicyPasswordValidator } from './users/passwords/password-validators.js';
+export { DefaultUserValidator } from './users/user-validators.js';
+export type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './users/validators.interface.js';
+
+export {
+  BackOfficeSignInManager,
+  type SignInContext,
+  type SignInResult,
+  type SignInStatus,
+} from './sign-in/backoffice-sign-in-manager.js';
+
+export * from './notifications/notifications.js';
+export { NotificationPublisher } from './notifications/notification-publisher.service.js';
+export { NodemailerEmailSender, BackOfficeEmailDeliveryError, type BackOfficeEmailSender } from './email/email-sender.js';
+export * from './decorators.js';

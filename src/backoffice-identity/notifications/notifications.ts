@@ -1,0 +1,142 @@
+import { BackOfficeEvents, type BackOfficeEventName } from '../constants.js';
+
+/** Fields every notification carries. */
+export interface BackOfficeNotificationInit {
+  ipAddress?: string | null;
+  performingUserId?: string | null;
+  affectedUserId?: string | null;
+  dateTimeUtc?: Date;
+}
+
+/** Base class of every back-office notification. */
+export abstract class BackOfficeNotification {
+  abstract readonly eventName: BackOfficeEventName;
+  readonly ipAddress: string | null;
+  readonly performingUserId: string | null;
+  readonly affectedUserId: string | null;
+  readonly dateTimeUtc: Date;
+
+  constructor(init: BackOfficeNotificationInit) {
+    this.ipAddress = init.ipAddress ?? null;
+    this.performingUserId = init.performingUserId ?? null;
+    this.affectedUserId = init.affectedUserId ?? null;
+    this.dateTimeUtc = init.dateTimeUtc ?? new Date();
+  }
+
+  /** Extra fields for the audit trail; never secrets. */
+  auditDetails(): Record<string, unknown> {
+    return {};
+  }
+}
+
+export class UserLoginSuccessNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.LoginSuccess;
+}
+
+export class UserLoginFailedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.LoginFailed;
+  /** Why: `invalid_credentials`, `locked_out`, `not_allowed`, `invalid_code`, ... */
+  readonly reason: string;
+  constructor(init: BackOfficeNotificationInit & { reason: string }) {
+    super(init);
+    this.reason = init.reason;
+  }
+  override auditDetails() {
+    return { reason: this.reason };
+  }
+}
+
+export class UserLoginRequiresVerificationNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.LoginRequiresVerification;
+}
+
+export class UserTwoFactorRequestedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.TwoFactorRequested;
+  readonly provider: string;
+  constructor(init: BackOfficeNotificationInit & { provider: string }) {
+    super(init);
+    this.provider = init.provider;
+  }
+  override auditDetails() {
+    return { provider: this.provider };
+  }
+}
+
+export class UserLockedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.Locked;
+}
+
+export class UserUnlockedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.Unlocked;
+}
+
+export class UserResetAccessFailedCountNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.AccessFailedCountReset;
+}
+
+export class UserPasswordChangedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.PasswordChanged;
+}
+
+export class UserPasswordResetNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.PasswordReset;
+}
+
+export class UserForgotPasswordRequestedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.ForgotPasswordRequested;
+}
+
+export class UserForgotPasswordChangedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.ForgotPasswordChanged;
+}
+
+export class UserInvitedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.Invited;
+}
+
+/** Emitted after logout; a listener may set {@link signOutRedirectUrl} ("log out everywhere"). */
+export class UserLogoutSuccessNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.LogoutSuccess;
+  /** Returned to the client by `POST /auth/logout`; `null` when no listener set it. */
+  signOutRedirectUrl: string | null = null;
+  override auditDetails() {
+    return { signOutRedirectUrl: this.signOutRedirectUrl };
+  }
+}
+
+/** Kinds of email the module sends. */
+export type BackOfficeEmailType = 'UserInvite' | 'PasswordReset' | (string & {});
+
+/** A ready-to-send email. */
+export interface BackOfficeEmailMessage {
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+}
+
+/**
+ * Emitted before an email is sent. A listener that calls {@link handleEmail} takes over delivery
+ * (e.g. invites through an external identity provider); otherwise the `BackOfficeEmailSender` sends it.
+ */
+export class SendEmailNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.SendEmail;
+  readonly emailType: BackOfficeEmailType;
+  readonly message: BackOfficeEmailMessage;
+  private handled = false;
+  constructor(init: BackOfficeNotificationInit & { emailType: BackOfficeEmailType; message: BackOfficeEmailMessage }) {
+    super(init);
+    this.emailType = init.emailType;
+    this.message = init.message;
+  }
+  /** Tell the module that this email was taken care of: the default sender will not send it. */
+  handleEmail(): void {
+    this.handled = true;
+  }
+  get isHandled(): boolean {
+    return this.handled;
+  }
+  override auditDetails() {
+    return { emailType: this.emailType, handled: this.handled };
+  }
+}

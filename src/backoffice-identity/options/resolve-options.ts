@@ -1,0 +1,186 @@
+import type { BackOfficeIdentityOptions, ResolvedBackOfficeIdentityOptions } from './backoffice-identity-options.interface.js';
+
+/** Thrown at start-up when an option is wrong; the message names the option. */
+export class BackOfficeIdentityOptionsError extends Error {
+  constructor(option: string, expectation: string, value: unknown) {
+    super(`BackOfficeIdentityModule: option "${option}" ${expectation} (got ${describe(value)})`);
+    this.name = 'BackOfficeIdentityOptionsError';
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+const KNOWN_KEYS: Record<string, readonly string[]> = {
+  '': [
+    'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
+    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'passwordValidators', 'userValidators',
+    // swaps, validated by the module itself
+    'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
+    'errorDescriber', 'clock', 'extraProviders',
+  ],
+  password: ['requiredLength', 'maxLength', 'rejectCommon', 'requireDigit', 'requireLowercase', 'requireUppercase', 'requireNonLetterOrDigit', 'hashCost'],
+  lockout: ['maxFailedAccessAttempts', 'durationMinutes'],
+  session: ['idleTimeoutMinutes', 'absoluteTimeoutHours', 'cookieName', 'secureCookies', 'allowConcurrentLogins'],
+  tokens: ['inviteLifespanHours', 'passwordResetLifespanHours'],
+  email: ['from', 'smtpUrl', 'pickupDirectory'],
+  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'redisUrl'],
+};
+
+class OptionReader {
+  constructor(private readonly source: Record<string, unknown>, private readonly path: string) {
+    const known = KNOWN_KEYS[path] ?? [];
+    for (const key of Object.keys(source)) {
+      if (!known.includes(key)) {
+        throw new BackOfficeIdentityOptionsError(this.name(key), `is not a known option (known: ${known.join(', ')})`, source[key]);
+      }
+    }
+  }
+
+  private name(key: string): string {
+    return this.path ? `${this.path}.${key}` : key;
+  }
+
+  int(key: string, fallback: number, min: number, max: number): number {
+    const value = this.source[key] ?? fallback;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), `must be an integer from ${min} to ${max}`, value);
+    }
+    return value;
+  }
+
+  number(key: string, fallback: number, min: number, max: number): number {
+    const value = this.source[key] ?? fallback;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), `must be a number from ${min} to ${max}`, value);
+    }
+    return value;
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const value = this.source[key] ?? fallback;
+    if (typeof value !== 'boolean') throw new BackOfficeIdentityOptionsError(this.name(key), 'must be true or false', value);
+    return value;
+  }
+
+  string(key: string, fallback: string, pattern: RegExp, expectation: string): string {
+    const value = this.source[key] ?? fallback;
+    if (typeof value !== 'string' || !pattern.test(value)) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
+    }
+    return value;
+  }
+
+  optionalUrl(key: string, protocols: string[]): string | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null || value === '') return undefined;
+    return this.url(key, '', protocols);
+  }
+
+  url(key: string, fallback: string, protocols: string[]): string {
+    const value = this.source[key] ?? fallback;
+    let ok = false;
+    if (typeof value === 'string') {
+      try {
+        ok = protocols.includes(new URL(value).protocol);
+      } catch {
+        ok = false;
+      }
+    }
+    if (!ok) throw new BackOfficeIdentityOptionsError(this.name(key), `must be a URL (${protocols.join(' or ')})`, value);
+    return (value as string).replace(/\/+$/, '');
+  }
+
+  array<T>(key: string, check: (item: unknown) => boolean, expectation: string): T[] {
+    const value = this.source[key] ?? [];
+    if (!Array.isArray(value) || !value.every(check)) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
+    }
+    return [...value] as T[];
+  }
+
+  section(key: string): OptionReader {
+    const value = this.source[key] ?? {};
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), 'must be an object', value);
+    }
+    return new OptionReader(value as Record<string, unknown>, this.name(key));
+  }
+}
+
+const hasValidate = (item: unknown) =>
+  typeof item === 'object' && item !== null && typeof (item as { validate?: unknown }).validate === 'function';
+
+/**
+ * Validates the options and fills in the documented defaults.
+ * @throws BackOfficeIdentityOptionsError naming the first wrong option.
+ */
+export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOptions = {}): ResolvedBackOfficeIdentityOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new BackOfficeIdentityOptionsError('(options)', 'must be an object', options);
+  }
+  const root = new OptionReader(options as Record<string, unknown>, '');
+  const password = root.section('password');
+  const lockout = root.section('lockout');
+  const session = root.section('session');
+  const tokens = root.section('tokens');
+  const rateLimits = root.section('rateLimits');
+  const email = root.section('email');
+
+  const requiredLength = password.int('requiredLength', 12, 1, 1024);
+  const resolved: ResolvedBackOfficeIdentityOptions = {
+    routePrefix: root.string('routePrefix', 'backoffice', /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'must be a path such as "backoffice" or "admin/api" (no leading or trailing slash)'),
+    usernameIsEmail: root.bool('usernameIsEmail', true),
+    password: {
+      requiredLength,
+      maxLength: password.int('maxLength', 256, requiredLength, 4096),
+      rejectCommon: password.bool('rejectCommon', true),
+      requireDigit: password.bool('requireDigit', false),
+      requireLowercase: password.bool('requireLowercase', false),
+      requireUppercase: password.bool('requireUppercase', false),
+      requireNonLetterOrDigit: password.bool('requireNonLetterOrDigit', false),
+      hashCost: password.int('hashCost', 12, 4, 20),
+    },
+    lockout: {
+      maxFailedAccessAttempts: lockout.int('maxFailedAccessAttempts', 5, 1, 1000),
+      durationMinutes: lockout.number('durationMinutes', 5, 0, 60 * 24 * 365),
+    },
+    session: {
+      idleTimeoutMinutes: session.number('idleTimeoutMinutes', 20, 1, 60 * 24 * 30),
+      absoluteTimeoutHours: session.number('absoluteTimeoutHours', 12, 0.1, 24 * 365),
+      cookieName: session.string('cookieName', 'backoffice_session', /^[A-Za-z0-9_.-]{1,64}$/, 'must be a cookie name of letters, digits, "_", "-" or "."'),
+      secureCookies: session.bool('secureCookies', true),
+      allowConcurrentLogins: session.bool('allowConcurrentLogins', true),
+    },
+    tokens: {
+      inviteLifespanHours: tokens.number('inviteLifespanHours', 72, 0.01, 24 * 365),
+      passwordResetLifespanHours: tokens.number('passwordResetLifespanHours', 1, 0.01, 24 * 30),
+    },
+    rateLimits: {
+      enabled: rateLimits.bool('enabled', true),
+      loginPerIpAndUsername: rateLimits.int('loginPerIpAndUsername', 10, 1, 1_000_000),
+      loginPerIp: rateLimits.int('loginPerIp', 100, 1, 1_000_000),
+      forgotPasswordPerEmail: rateLimits.int('forgotPasswordPerEmail', 5, 1, 1_000_000),
+      redisUrl: rateLimits.optionalUrl('redisUrl', ['redis:', 'rediss:']),
+    },
+    email: {
+      from: email.string('from', 'Back office <noreply@localhost>', /^[^\r\n]{3,256}$/, 'must be an address such as "Back office <noreply@example.com>"'),
+      smtpUrl: email.optionalUrl('smtpUrl', ['smtp:', 'smtps:']),
+      pickupDirectory: email.string('pickupDirectory', '.data/mail', /^[^\0]{1,1024}$/, 'must be a folder path'),
+    },
+    allowPasswordReset: root.bool('allowPasswordReset', true),
+    denyLocalLogin: root.bool('denyLocalLogin', false),
+    publicUrl: root.url('publicUrl', 'http://localhost:3000', ['http:', 'https:']),
+    audit: root.bool('audit', true),
+    passwordValidators: root.array('passwordValidators', hasValidate, 'must be an array of objects with a validate() method'),
+    userValidators: root.array('userValidators', hasValidate, 'must be an array of objects with a validate() method'),
+  };
+  return resolved;
+}

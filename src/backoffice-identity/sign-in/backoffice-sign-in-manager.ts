@@ -1,0 +1,118 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import {
+  UserLoginFailedNotification,
+  UserLoginRequiresVerificationNotification,
+  UserLoginSuccessNotification,
+} from '../notifications/notifications.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+
+/** Outcome of a sign-in attempt. */
+export type SignInStatus = 'success' | 'failed' | 'lockedOut' | 'notAllowed' | 'requiresTwoFactor';
+
+export interface SignInResult {
+  status: SignInStatus;
+  /** Set for `success`, `requiresTwoFactor` and `notAllowed`. */
+  user?: BackOfficeUser;
+  /** Set for `lockedOut`. */
+  lockoutEnd?: Date | null;
+  /** Machine-readable detail of a refusal (`invalid_credentials`, `locked_out`, `not_allowed`, `local_login_disabled`). */
+  reason?: string;
+}
+
+/** Who signs in from where; taken from the current request when omitted. */
+export interface SignInContext {
+  ipAddress?: string;
+  userAgent?: string;
+}
+
+/**
+ * Password sign-in with the rules of the contract: while locked the password is not checked; unknown usernames
+ * cost one hash check and are counted and locked like real ones, so neither answer nor timing tells whether an
+ * account exists; the optional password checker is asked first (through the user manager).
+ */
+@Injectable()
+export class BackOfficeSignInManager {
+  constructor(@Inject(BACKOFFICE_USER_MANAGER) readonly userManager: BackOfficeUserManager) {}
+
+  async passwordSignIn(username: string, password: string, context?: SignInContext): Promise<SignInResult> {
+    if (context) {
+      const current = BackOfficeRequestContextStore.current();
+      return BackOfficeRequestContextStore.run({ ...current, ...context }, () => this.signIn(username, password));
+    }
+    return this.signIn(username, password);
+  }
+
+  protected async signIn(username: string, password: string): Promise<SignInResult> {
+    const manager = this.userManager;
+    if (manager.options.denyLocalLogin) return { status: 'notAllowed', reason: 'local_login_disabled' };
+    const key = manager.lookupKey(username);
+    if (key === null) {
+      await manager.verifyAgainstDummyHash(password);
+      return this.fail(null, 'invalid_credentials');
+    }
+    const user = await manager.findByName(username);
+    if (!user) return this.unknownUserSignIn(key, password);
+
+    if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd);
+    if (!(await manager.checkPassword(user, password))) {
+      const counted = await manager.accessFailed(user);
+      if (counted.alreadyLocked && manager.supportsUserLockout && user.lockoutEnabled) {
+        const fresh = await manager.findById(user.id);
+        return this.lockedOut(user, fresh?.lockoutEnd ?? null);
+      }
+      if (counted.lockedNow) return this.lockedOut(user, counted.lockoutEnd);
+      return this.fail(user, 'invalid_credentials');
+    }
+    if (!(await this.canSignIn(user))) {
+      await manager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
+      return { status: 'notAllowed', user, reason: 'not_allowed' };
+    }
+    await manager.resetAccessFailedCount(user);
+    if (await this.isTwoFactorRequired(user)) {
+      await manager.notify(UserLoginRequiresVerificationNotification, user);
+      return { status: 'requiresTwoFactor', user };
+    }
+    return this.succeed(user);
+  }
+
+  private async unknownUserSignIn(key: string, password: string): Promise<SignInResult> {
+    const manager = this.userManager;
+    const lockedUntil = await manager.unknownUserLockoutEnd(key);
+    if (lockedUntil) return this.lockedOut(null, lockedUntil);
+    await manager.verifyAgainstDummyHash(password);
+    const counted = await manager.accessFailedForUnknownUser(key);
+    if (counted.alreadyLocked) return this.lockedOut(null, await manager.unknownUserLockoutEnd(key));
+    if (counted.lockedNow) return this.lockedOut(null, counted.lockoutEnd);
+    return this.fail(null, 'invalid_credentials');
+  }
+
+  /** Approved users may sign in; disabled and invited (no password accepted yet) may not. */
+  async canSignIn(user: BackOfficeUser): Promise<boolean> {
+    return user.isApproved;
+  }
+
+  /** Two-factor is required when the manager supports it and the user turned it on. */
+  async isTwoFactorRequired(user: BackOfficeUser): Promise<boolean> {
+    return this.userManager.supportsUserTwoFactor && user.twoFactorEnabled;
+  }
+
+  /** Completes a sign-in: last-login time and `UserLoginSuccessNotification`. */
+  async succeed(user: BackOfficeUser): Promise<SignInResult> {
+    await this.userManager.recordLogin(user);
+    await this.userManager.notify(UserLoginSuccessNotification, user);
+    return { status: 'success', user };
+  }
+
+  private async lockedOut(user: BackOfficeUser | null, lockoutEnd: Date | null): Promise<SignInResult> {
+    await this.userManager.notify(UserLoginFailedNotification, user, { reason: 'locked_out' });
+    return { status: 'lockedOut', lockoutEnd, reason: 'locked_out' };
+  }
+
+  private async fail(user: BackOfficeUser | null, reason: string): Promise<SignInResult> {
+    await this.userManager.notify(UserLoginFailedNotification, user, { reason });
+    return { status: 'failed', reason };
+  }
+}

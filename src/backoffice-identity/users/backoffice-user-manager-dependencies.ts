@@ -1,0 +1,33 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { BackOfficeClock } from '../common/clock.js';
+import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
+import {
+  BACKOFFICE_CLOCK,
+  BACKOFFICE_ERROR_DESCRIBER,
+  BACKOFFICE_IDENTITY_OPTIONS,
+  BACKOFFICE_PASSWORD_CHECKER,
+  BACKOFFICE_PASSWORD_HASHER,
+  BACKOFFICE_USER_STORE,
+} from '../constants.js';
+import { NotificationPublisher } from '../notifications/notification-publisher.service.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import type { BackOfficePasswordChecker } from './passwords/password-checker.js';
+import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
+import type { BackOfficeUserStore } from './stores/user-store.interface.js';
+
+/**
+ * Everything {@link BackOfficeUserManager} needs, in one injectable object, so a subclass needs no
+ * constructor of its own (unlike Umbraco's 13-argument one). Each member resolves through its DI token.
+ */
+@Injectable()
+export class BackOfficeUserManagerDependencies {
+  constructor(
+    @Inject(BACKOFFICE_USER_STORE) readonly store: BackOfficeUserStore,
+    @Inject(BACKOFFICE_PASSWORD_HASHER) readonly passwordHasher: BackOfficePasswordHasher,
+    @Inject(BACKOFFICE_PASSWORD_CHECKER) readonly passwordChecker: BackOfficePasswordChecker,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_ERROR_DESCRIBER) readonly errorDescriber: BackOfficeErrorDescriber,
+    @Inject(BACKOFFICE_CLOCK) readonly clock: BackOfficeClock,
+    @Inject(NotificationPublisher) readonly notifications: NotificationPublisher,
+  ) {}
+}

@@ -1,0 +1,530 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { BackOfficeClock } from '../common/clock.js';
+import { randomToken, sha256Hex } from '../common/crypto.js';
+import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
+import { IdentityResult, type IdentityError } from '../common/identity-result.js';
+import { normalizeLookupKey } from '../common/lookup-normalizer.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import type { NotificationPublisher } from '../notifications/notification-publisher.service.js';
+import {
+  type BackOfficeNotification,
+  type BackOfficeNotificationInit,
+  UserLockedNotification,
+  UserPasswordChangedNotification,
+  UserPasswordResetNotification,
+  UserResetAccessFailedCountNotification,
+  UserUnlockedNotification,
+} from '../notifications/notifications.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import type { BackOfficeUser } from './backoffice-user.js';
+import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
+import type { BackOfficeTokenPurpose } from './entities/backoffice-user-token.entity.js';
+import type { BackOfficePasswordChecker } from './passwords/password-checker.js';
+import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
+import { CommonPasswordValidator, PolicyPasswordValidator } from './passwords/password-validators.js';
+import {
+  BackOfficeDuplicateUserError,
+  type BackOfficeUserStore,
+  type FailedAccessResult,
+  isTransactionalUserStore,
+  isUnknownUserLockoutStore,
+  isUserGroupStore,
+  isUserLockoutStore,
+  isUserPasswordStore,
+  isUserPhoneNumberStore,
+  isUserSecurityStampStore,
+  isUserTokenStore,
+  isUserTwoFactorStore,
+  type UnknownUserLockoutStore,
+  type UserGroupStore,
+  type UserLockoutStore,
+  type UserPasswordStore,
+  type UserTokenStore,
+} from './stores/user-store.interface.js';
+import { DefaultUserValidator } from './user-validators.js';
+import type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './validators.interface.js';
+
+/** Input of {@link BackOfficeUserManager.createUser}. */
+export interface CreateBackOfficeUserInput {
+  email: string;
+  name: string;
+  /** Defaults to the email when `usernameIsEmail` is on. */
+  username?: string;
+  /** Omit for a user without a password (e.g. invited, or external login only). */
+  password?: string;
+  groups?: string[];
+  isApproved?: boolean;
+  /** Marks the user as invited (state `invited` until the invite is accepted). */
+  invited?: boolean;
+}
+
+/** Far-future lockout end used for "locked until an admin unlocks" (`lockout.durationMinutes: 0`). */
+export const LOCKED_UNTIL_UNLOCKED = new Date('9999-12-31T00:00:00.000Z');
+const MAX_LOOKUP_LENGTH = 256;
+
+/**
+ * The back-office user manager, modelled on ASP.NET Core Identity's `UserManager` as Umbraco uses it.
+ * Meant to be extended: every method is overridable and a subclass needs no constructor.
+ *
+ * ```ts
+ * class MyManager extends BackOfficeUserManager {
+ *   override get supportsUserTwoFactor() { return false; }
+ * }
+ * BackOfficeIdentityModule.forRoot({ userManager: MyManager });
+ * ```
+ */
+@Injectable()
+export class BackOfficeUserManager {
+  protected readonly logger = new Logger('BackOfficeUserManager');
+  readonly store: BackOfficeUserStore;
+  readonly options: ResolvedBackOfficeIdentityOptions;
+  readonly errorDescriber: BackOfficeErrorDescriber;
+  /** Run in order by {@link validatePassword}; push your own. */
+  readonly passwordValidators: PasswordValidator[];
+  /** Run in order by {@link validateUser}; push your own. */
+  readonly userValidators: UserValidator[];
+  protected readonly passwordHasher: BackOfficePasswordHasher;
+  protected readonly passwordChecker: BackOfficePasswordChecker;
+  protected readonly clock: BackOfficeClock;
+  protected readonly notifications: NotificationPublisher;
+  private dummyHash?: Promise<string>;
+
+  constructor(@Inject(BackOfficeUserManagerDependencies) deps: BackOfficeUserManagerDependencies) {
+    this.store = deps.store;
+    this.options = deps.options;
+    this.errorDescriber = deps.errorDescriber;
+    this.passwordHasher = deps.passwordHasher;
+    this.passwordChecker = deps.passwordChecker;
+    this.clock = deps.clock;
+    this.notifications = deps.notifications;
+    this.passwordValidators = [new PolicyPasswordValidator(deps.options.password, deps.errorDescriber)];
+    if (deps.options.password.rejectCommon) this.passwordValidators.push(new CommonPasswordValidator(deps.errorDescriber));
+    this.passwordValidators.push(...deps.options.passwordValidators);
+    this.userValidators = [new DefaultUserValidator(deps.errorDescriber, deps.options.usernameIsEmail), ...deps.options.userValidators];
+  }
+
+  // ---- capabilities -------------------------------------------------------------------------------
+
+  get supportsUserPassword(): boolean {
+    return isUserPasswordStore(this.store);
+  }
+  get supportsUserLockout(): boolean {
+    return isUserLockoutStore(this.store);
+  }
+  get supportsUserSecurityStamp(): boolean {
+    return isUserSecurityStampStore(this.store);
+  }
+  get supportsUserTwoFactor(): boolean {
+    return isUserTwoFactorStore(this.store);
+  }
+  get supportsUserPhoneNumber(): boolean {
+    return isUserPhoneNumberStore(this.store);
+  }
+  get supportsUserTokens(): boolean {
+    return isUserTokenStore(this.store);
+  }
+  get supportsUserGroups(): boolean {
+    return isUserGroupStore(this.store);
+  }
+
+  // ---- lookup -------------------------------------------------------------------------------------
+
+  /** The lookup form of a username or email: NFKC, trimmed, lower case. */
+  normalizeKey(value: string): string {
+    return normalizeLookupKey(value);
+  }
+
+  now(): Date {
+    return this.clock.now();
+  }
+
+  findById(id: string): Promise<BackOfficeUser | null> {
+    if (typeof id !== 'string') return Promise.resolve(null);
+    return this.store.findById(id);
+  }
+
+  /** Finds by username (by email when `usernameIsEmail`). Bad input finds nobody. */
+  async findByName(username: string): Promise<BackOfficeUser | null> {
+    const key = this.lookupKey(username);
+    if (key === null) return null;
+    return this.options.usernameIsEmail ? this.store.findByNormalizedEmail(key) : this.store.findByNormalizedUsername(key);
+  }
+
+  async findByEmail(email: string): Promise<BackOfficeUser | null> {
+    const key = this.lookupKey(email);
+    return key === null ? null : this.store.findByNormalizedEmail(key);
+  }
+
+  /** The normalised key, or null for input that can match no user (not a string, empty, too long). */
+  lookupKey(value: unknown): string | null {
+    if (typeof value !== 'string' || value.length > MAX_LOOKUP_LENGTH * 4) return null;
+    const key = this.normalizeKey(value);
+    return key.length === 0 || key.length > MAX_LOOKUP_LENGTH ? null : key;
+  }
+
+  // ---- create and validate ------------------------------------------------------------------------
+
+  async createUser(input: CreateBackOfficeUserInput): Promise<IdentityResult<BackOfficeUser>> {
+    const d = this.errorDescriber;
+    const email = typeof input?.email === 'string' ? input.email.normalize('NFC').trim() : input?.email;
+    const username = this.options.usernameIsEmail ? email : typeof input?.username === 'string' ? input.username.normalize('NFC').trim() : input?.username;
+    const name = typeof input?.name === 'string' ? input.name.normalize('NFC').trim() : input?.name;
+    const candidate = { email, username, name } as BackOfficeUserCandidate;
+    const errors = await this.collectUserErrors(candidate);
+    if (input.password !== undefined) errors.push(...(await this.collectPasswordErrors(input.password, null)));
+    const groups = input.groups ?? [];
+    if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) errors.push(d.unknownGroup(String(groups)));
+    else if (groups.length > 0) errors.push(...(await this.unknownGroupErrors(groups)));
+    if (errors.length > 0) return IdentityResult.failed(...errors);
+
+    const now = this.now();
+    try {
+      const user = await this.store.create(
+        {
+          username: candidate.username,
+          normalizedUsername: this.normalizeKey(candidate.username),
+          email: candidate.email,
+          normalizedEmail: this.normalizeKey(candidate.email),
+          name: candidate.name,
+          passwordHash: input.password !== undefined ? await this.passwordHasher.hashPassword(input.password) : null,
+          securityStamp: this.newSecurityStamp(),
+          isApproved: input.isApproved ?? true,
+          invitedAt: input.invited ? now : null,
+          groups: [...new Set(groups)],
+        },
+        now,
+      );
+      return IdentityResult.success(user);
+    } catch (error) {
+      if (error instanceof BackOfficeDuplicateUserError) {
+        const emailTaken = error.field === 'email' || this.options.usernameIsEmail;
+        return IdentityResult.failed(emailTaken ? d.duplicateEmail() : d.duplicateUserName());
+      }
+      throw error;
+    }
+  }
+
+  private async unknownGroupErrors(groups: string[]): Promise<IdentityError[]> {
+    if (!this.supportsUserGroups) return [this.errorDescriber.notSupported('groups')];
+    const known = new Set((await (this.store as unknown as UserGroupStore).listGroups()).map((g) => g.alias));
+    return groups.filter((g) => !known.has(g)).map((g) => this.errorDescriber.unknownGroup(g));
+  }
+
+  async validateUser(user: BackOfficeUserCandidate): Promise<IdentityResult> {
+    const errors = await this.collectUserErrors(user);
+    return errors.length ? IdentityResult.failed(...errors) : IdentityResult.success();
+  }
+
+  async validatePassword(user: BackOfficeUser | null, password: string): Promise<IdentityResult> {
+    const errors = await this.collectPasswordErrors(password, user);
+    return errors.length ? IdentityResult.failed(...errors) : IdentityResult.success();
+  }
+
+  private async collectUserErrors(user: BackOfficeUserCandidate): Promise<IdentityError[]> {
+    const errors: IdentityError[] = [];
+    for (const validator of this.userValidators) errors.push(...(await validator.validate(user)));
+    return errors;
+  }
+
+  private async collectPasswordErrors(password: unknown, user: BackOfficeUser | null): Promise<IdentityError[]> {
+    if (typeof password !== 'string') return [this.errorDescriber.passwordInvalidCharacters()];
+    const errors: IdentityError[] = [];
+    for (const validator of this.passwordValidators) {
+      errors.push(...(await validator.validate(password, user)));
+      if (errors.some((e) => e.code === 'password_invalid')) break;
+    }
+    return errors;
+  }
+
+  // ---- passwords ----------------------------------------------------------------------------------
+
+  hasPassword(user: BackOfficeUser): boolean {
+    return user.passwordHash !== null;
+  }
+
+  /**
+   * True when the password is right: the `BackOfficePasswordChecker` is asked first; on `fallback` the local
+   * hash decides, and a hash weaker than the configured cost is upgraded. Never throws on bad input.
+   */
+  async checkPassword(user: BackOfficeUser, password: string): Promise<boolean> {
+    if (typeof password !== 'string' || password.length === 0 || password.length > this.options.password.maxLength * 4) {
+      await this.verifyAgainstDummyHash('');
+      return false;
+    }
+    const external = await this.passwordChecker.checkPassword(user, password);
+    if (external === 'valid') return true;
+    if (external === 'invalid') return false;
+    if (!user.passwordHash) {
+      await this.verifyAgainstDummyHash(password);
+      return false;
+    }
+    const result = await this.passwordHasher.verifyHashedPassword(user.passwordHash, password);
+    if (result === 'successRehashNeeded' && this.supportsUserPassword) {
+      const rehashed = await this.passwordHasher.hashPassword(password);
+      await (this.store as unknown as UserPasswordStore).setPasswordHash(user.id, rehashed, user.securityStamp, this.now());
+      user.passwordHash = rehashed;
+    }
+    return result !== 'failed';
+  }
+
+  /** Spends the time of one hash check, for users that do not exist (no timing oracle). */
+  async verifyAgainstDummyHash(password: string): Promise<void> {
+    this.dummyHash ??= this.passwordHasher.hashPassword(randomToken(24));
+    await this.passwordHasher.verifyHashedPassword(await this.dummyHash, typeof password === 'string' ? password : '');
+  }
+
+  async changePassword(user: BackOfficeUser, currentPassword: string, newPassword: string): Promise<IdentityResult> {
+    if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
+    if (!(await this.checkPassword(user, currentPassword))) return IdentityResult.failed(this.errorDescriber.passwordMismatch());
+    const result = await this.setNewPassword(user, newPassword);
+    if (result.succeeded) await this.notify(UserPasswordChangedNotification, user);
+    return result;
+  }
+
+  async addPassword(user: BackOfficeUser, password: string): Promise<IdentityResult> {
+    if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
+    if (this.hasPassword(user)) return IdentityResult.failed(this.errorDescriber.userAlreadyHasPassword());
+    return this.setNewPassword(user, password);
+  }
+
+  private async setNewPassword(user: BackOfficeUser, password: string): Promise<IdentityResult> {
+    const errors = await this.collectPasswordErrors(password, user);
+    if (errors.length) return IdentityResult.failed(...errors);
+    const hash = await this.passwordHasher.hashPassword(password);
+    const stamp = this.newSecurityStamp();
+    const now = this.now();
+    await this.inTransaction(async (store) => {
+      await (store as unknown as UserPasswordStore).setPasswordHash(user.id, hash, stamp, now);
+      if (isUserTokenStore(store)) await store.voidTokens(user.id, 'password_reset', now);
+    });
+    Object.assign(user, { passwordHash: hash, securityStamp: stamp, lastPasswordChangeAt: now });
+    return IdentityResult.success();
+  }
+
+  // ---- single-use tokens --------------------------------------------------------------------------
+
+  /** A new password-reset token (valid `tokens.passwordResetLifespanHours`); earlier ones are void. */
+  generatePasswordResetToken(user: BackOfficeUser): Promise<string> {
+    return this.generateUserToken(user, 'password_reset', this.options.tokens.passwordResetLifespanHours);
+  }
+
+  /** A new invite token (valid `tokens.inviteLifespanHours`); earlier ones are void. */
+  generateInviteToken(user: BackOfficeUser): Promise<string> {
+    return this.generateUserToken(user, 'invite', this.options.tokens.inviteLifespanHours);
+  }
+
+  protected async generateUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number): Promise<string> {
+    const store = this.tokenStore();
+    const token = randomToken(32);
+    const now = this.now();
+    await store.replaceToken(user.id, purpose, sha256Hex(token), new Date(now.getTime() + lifespanHours * 3_600_000), now);
+    return token;
+  }
+
+  /** True while the token is live (right user, purpose, unexpired, unused). Does not use it up. */
+  async verifyUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, token: string): Promise<boolean> {
+    if (!this.supportsUserTokens || !BackOfficeUserManager.plausibleToken(token)) return false;
+    return this.tokenStore().isTokenLive(user.id, purpose, sha256Hex(token), this.now());
+  }
+
+  private static plausibleToken(token: unknown): token is string {
+    return typeof token === 'string' && token.length > 0 && token.length <= 512;
+  }
+
+  /**
+   * Sets a new password with a reset token: the token is used up, the lockout cleared and the security
+   * stamp renewed, in one transaction. Wrong, used and expired tokens all give `invalid_token`.
+   */
+  async resetPassword(user: BackOfficeUser, token: string, newPassword: string): Promise<IdentityResult> {
+    const result = await this.setPasswordWithToken(user, 'password_reset', token, newPassword, { isApproved: undefined });
+    if (result.succeeded) await this.notify(UserPasswordResetNotification, user);
+    return result;
+  }
+
+  /** Accepts an invite: sets the first password and uses up the invite token, in one transaction. */
+  async acceptInvite(user: BackOfficeUser, token: string, password: string): Promise<IdentityResult> {
+    return this.setPasswordWithToken(user, 'invite', token, password, { isApproved: true });
+  }
+
+  private async setPasswordWithToken(
+    user: BackOfficeUser,
+    purpose: BackOfficeTokenPurpose,
+    token: string,
+    password: string,
+    changes: { isApproved?: boolean },
+  ): Promise<IdentityResult> {
+    const d = this.errorDescriber;
+    if (!this.supportsUserPassword || !this.supportsUserTokens) return IdentityResult.failed(d.notSupported('tokens'));
+    if (!(await this.verifyUserToken(user, purpose, token))) return IdentityResult.failed(d.invalidToken());
+    const errors = await this.collectPasswordErrors(password, user);
+    if (errors.length) return IdentityResult.failed(...errors);
+    const hash = await this.passwordHasher.hashPassword(password);
+    const stamp = this.newSecurityStamp();
+    const now = this.now();
+    const consumed = await this.inTransaction(async (store) => {
+      const tokens = store as unknown as UserTokenStore;
+      if (!(await tokens.consumeToken(user.id, purpose, sha256Hex(token), now))) return false;
+      await (store as unknown as UserPasswordStore).setPasswordHash(user.id, hash, stamp, now);
+      await tokens.voidTokens(user.id, 'password_reset', now);
+      if (isUserLockoutStore(store)) {
+        await store.setLockoutEnd(user.id, null, now);
+        await store.resetAccessFailedCount(user.id, now);
+      }
+      if (changes.isApproved !== undefined) await store.updateProfile(user.id, { isApproved: changes.isApproved }, now);
+      return true;
+    });
+    if (!consumed) return IdentityResult.failed(d.invalidToken());
+    Object.assign(user, { passwordHash: hash, securityStamp: stamp, lockoutEnd: null, accessFailedCount: 0, lastPasswordChangeAt: now });
+    if (changes.isApproved !== undefined) user.isApproved = changes.isApproved;
+    return IdentityResult.success();
+  }
+
+  private tokenStore(): UserTokenStore {
+    if (!isUserTokenStore(this.store)) throw new Error('The user store does not support tokens (UserTokenStore).');
+    return this.store;
+  }
+
+  // ---- lockout ------------------------------------------------------------------------------------
+
+  /** True while `lockoutEnd` lies in the future. */
+  isLockedOut(user: BackOfficeUser): boolean {
+    return this.supportsUserLockout && user.lockoutEnabled && user.lockoutEnd !== null && user.lockoutEnd.getTime() > this.now().getTime();
+  }
+
+  /** When a lock starting now would end. */
+  protected lockoutEndFromNow(): Date {
+    const minutes = this.options.lockout.durationMinutes;
+    return minutes === 0 ? LOCKED_UNTIL_UNLOCKED : new Date(this.now().getTime() + minutes * 60_000);
+  }
+
+  /** Counts one failed access atomically; locks (and notifies once) when the maximum is reached. */
+  async accessFailed(user: BackOfficeUser): Promise<FailedAccessResult> {
+    if (!isUserLockoutStore(this.store)) return { alreadyLocked: false, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
+    const result = await this.store.recordFailedAccess(user.id, this.lockoutPolicy(), this.now());
+    user.accessFailedCount = result.accessFailedCount;
+    if (result.lockoutEnd) user.lockoutEnd = result.lockoutEnd;
+    if (result.lockedNow) await this.notify(UserLockedNotification, user);
+    return result;
+  }
+
+  /** Counts one failed login for a username that matches no user (same lockout rules, no notification of a user). */
+  async accessFailedForUnknownUser(normalizedUsername: string): Promise<FailedAccessResult> {
+    if (!isUnknownUserLockoutStore(this.store)) return { alreadyLocked: false, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
+    return (this.store as UnknownUserLockoutStore).recordFailedAccessForUnknownUser(normalizedUsername, this.lockoutPolicy(), this.now());
+  }
+
+  /** The lockout end of a username that matches no user, or null when it is not locked. */
+  async unknownUserLockoutEnd(normalizedUsername: string): Promise<Date | null> {
+    if (!isUnknownUserLockoutStore(this.store)) return null;
+    return this.store.getUnknownUserLockoutEnd(normalizedUsername, this.now());
+  }
+
+  protected lockoutPolicy() {
+    return { maxFailedAccessAttempts: this.options.lockout.maxFailedAccessAttempts, lockoutEnd: this.lockoutEndFromNow() };
+  }
+
+  async resetAccessFailedCount(user: BackOfficeUser): Promise<void> {
+    if (!isUserLockoutStore(this.store) || user.accessFailedCount === 0) return;
+    await this.store.resetAccessFailedCount(user.id, this.now());
+    user.accessFailedCount = 0;
+    await this.notify(UserResetAccessFailedCountNotification, user);
+  }
+
+  /** Locks until `lockoutEnd`, or unlocks with `null` (also resets the failed count). Notifies either way. */
+  async setLockoutEnd(user: BackOfficeUser, lockoutEnd: Date | null): Promise<IdentityResult> {
+    if (!isUserLockoutStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('lockout'));
+    if (!user.lockoutEnabled) return IdentityResult.failed(this.errorDescriber.userLockoutNotEnabled());
+    const store: UserLockoutStore = this.store;
+    const now = this.now();
+    await store.setLockoutEnd(user.id, lockoutEnd, now);
+    user.lockoutEnd = lockoutEnd;
+    if (lockoutEnd === null) {
+      await store.resetAccessFailedCount(user.id, now);
+      user.accessFailedCount = 0;
+      await this.notify(UserUnlockedNotification, user);
+    } else {
+      await this.notify(UserLockedNotification, user);
+    }
+    return IdentityResult.success();
+  }
+
+  // ---- security stamp, 2FA, approval, groups ------------------------------------------------------
+
+  protected newSecurityStamp(): string {
+    return randomToken(24);
+  }
+
+  /** Renews the security stamp: every session made before ends. */
+  async updateSecurityStamp(user: BackOfficeUser): Promise<void> {
+    if (!isUserSecurityStampStore(this.store)) return;
+    user.securityStamp = this.newSecurityStamp();
+    await this.store.setSecurityStamp(user.id, user.securityStamp, this.now());
+  }
+
+  async setTwoFactorEnabled(user: BackOfficeUser, enabled: boolean): Promise<IdentityResult> {
+    if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
+    const stamp = this.newSecurityStamp();
+    await this.store.setTwoFactorEnabled(user.id, enabled, stamp, this.now());
+    Object.assign(user, { twoFactorEnabled: enabled, securityStamp: stamp });
+    return IdentityResult.success();
+  }
+
+  /** Enables or disables (Umbraco's `IsApproved`) a user. Disabling renews the stamp, ending sessions. */
+  async setApproved(user: BackOfficeUser, isApproved: boolean): Promise<IdentityResult> {
+    if (!isApproved && user.groups.includes('admin') && user.isApproved && (await this.isLastAdmin())) {
+      return IdentityResult.failed(this.errorDescriber.lastAdmin());
+    }
+    await this.store.updateProfile(user.id, { isApproved }, this.now());
+    user.isApproved = isApproved;
+    if (!isApproved) await this.updateSecurityStamp(user);
+    return IdentityResult.success();
+  }
+
+  /** Replaces the user's groups; refuses to remove the last enabled admin from `admin`. */
+  async setGroups(user: BackOfficeUser, groups: string[]): Promise<IdentityResult> {
+    if (!isUserGroupStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('groups'));
+    const unknown = await this.unknownGroupErrors(groups);
+    if (unknown.length) return IdentityResult.failed(...unknown);
+    if (user.groups.includes('admin') && !groups.includes('admin') && user.isApproved && (await this.isLastAdmin())) {
+      return IdentityResult.failed(this.errorDescriber.lastAdmin());
+    }
+    await this.store.setGroups(user.id, [...new Set(groups)]);
+    user.groups = [...new Set(groups)];
+    return IdentityResult.success();
+  }
+
+  private async isLastAdmin(): Promise<boolean> {
+    return isUserGroupStore(this.store) && (await this.store.countApprovedInGroup('admin')) <= 1;
+  }
+
+  /** Records a successful sign-in time. */
+  async recordLogin(user: BackOfficeUser): Promise<void> {
+    const now = this.now();
+    await this.store.updateProfile(user.id, { lastLoginAt: now }, now);
+    user.lastLoginAt = now;
+  }
+
+  // ---- plumbing -----------------------------------------------------------------------------------
+
+  /** Runs `work` in one transaction when the store supports it, else directly. */
+  protected inTransaction<T>(work: (store: BackOfficeUserStore) => Promise<T>): Promise<T> {
+    return isTransactionalUserStore(this.store) ? this.store.transaction(work) : work(this.store);
+  }
+
+  /** Publishes a notification about `user` with the current request's IP and performing user. */
+  async notify<N extends BackOfficeNotification>(
+    type: new (init: BackOfficeNotificationInit & any) => N,
+    user: Pick<BackOfficeUser, 'id'> | null,
+    extra: Partial<BackOfficeNotificationInit> & Record<string, unknown> = {},
+  ): Promise<N> {
+    const context = BackOfficeRequestContextStore.current();
+    const notification = new type({
+      ipAddress: context.ipAddress ?? null,
+      performingUserId: context.performingUserId ?? user?.id ?? null,
+      affectedUserId: user?.id ?? null,
+      dateTimeUtc: this.now(),
+      ...extra,
+    });
+    return this.notifications.publish(notification);
+  }
+}

@@ -1,0 +1,30 @@
+import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+
+/** Purposes of single-use user tokens. */
+export type BackOfficeTokenPurpose = 'invite' | 'password_reset';
+
+/** A single-use token (invite, password reset), kept only as its SHA-256. */
+@Entity({ name: 'backoffice_user_token' })
+@Index(['userId', 'purpose'])
+export class BackOfficeUserTokenEntity {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @Column({ name: 'user_id', type: 'uuid' })
+  userId!: string;
+
+  @Column({ type: 'varchar', length: 32 })
+  purpose!: BackOfficeTokenPurpose;
+
+  @Column({ name: 'token_hash', type: 'char', length: 64, unique: true })
+  tokenHash!: string;
+
+  @Column({ name: 'expires_at', type: 'timestamptz' })
+  expiresAt!: Date;
+
+  @Column({ name: 'used_at', type: 'timestamptz', nullable: true })
+  usedAt!: Date | null;
+
+  @Column({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+}

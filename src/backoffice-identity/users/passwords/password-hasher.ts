@@ -1,0 +1,69 @@
+import { Inject, Injectable } from '@nestjs/common';
+import * as bcrypt from 'bcrypt';
+import { createHmac } from 'node:crypto';
+import { BACKOFFICE_IDENTITY_OPTIONS } from '../../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../../options/backoffice-identity-options.interface.js';
+
+/** Outcome of a hash check, as ASP.NET Identity's `PasswordVerificationResult`. */
+export type PasswordVerificationResult = 'failed' | 'success' | 'successRehashNeeded';
+
+/** Hashes and verifies passwords. Swap it through `BACKOFFICE_PASSWORD_HASHER`. */
+export interface BackOfficePasswordHasher {
+  hashPassword(password: string): Promise<string>;
+  verifyHashedPassword(hashedPassword: string, providedPassword: string): Promise<PasswordVerificationResult>;
+}
+
+/** Prefix of the current format: bcrypt over an HMAC-SHA256 pre-hash of the whole password. */
+export const BCRYPT_SHA256_PREFIX = '$bo-bcrypt-sha256$v1$';
+const PREHASH_KEY = 'backoffice-identity/bcrypt-sha256/v1';
+
+/**
+ * Default hasher: bcrypt (cost from `password.hashCost`, run on libuv's thread pool, never the event loop).
+ *
+ * bcrypt reads only the first 72 bytes of its input. To keep every character significant, the NFKC-normalised
+ * password is first reduced with HMAC-SHA256 and base64-encoded (44 bytes, no NUL), then given to bcrypt.
+ * Hashes carry a version prefix (`$bo-bcrypt-sha256$v1$`) so other algorithms can be added; plain `$2a$/$2b$`
+ * hashes (e.g. imported from another system) still verify and are re-hashed on the next successful login.
+ */
+@Injectable()
+export class BcryptPasswordHasher implements BackOfficePasswordHasher {
+  private readonly cost: number;
+
+  constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
+    this.cost = options.password.hashCost;
+  }
+
+  async hashPassword(password: string): Promise<string> {
+    return BCRYPT_SHA256_PREFIX + (await bcrypt.hash(BcryptPasswordHasher.prehash(password), this.cost));
+  }
+
+  async verifyHashedPassword(hashedPassword: string, providedPassword: string): Promise<PasswordVerificationResult> {
+    if (typeof hashedPassword !== 'string' || typeof providedPassword !== 'string') return 'failed';
+    let inner: string;
+    let input: string;
+    let legacy = false;
+    if (hashedPassword.startsWith(BCRYPT_SHA256_PREFIX)) {
+      inner = hashedPassword.slice(BCRYPT_SHA256_PREFIX.length);
+      input = BcryptPasswordHasher.prehash(providedPassword);
+    } else if (/^\$2[aby]\$\d\d\$/.test(hashedPassword)) {
+      inner = hashedPassword;
+      input = providedPassword.normalize('NFKC');
+      legacy = true;
+    } else {
+      return 'failed';
+    }
+    let ok: boolean;
+    try {
+      ok = await bcrypt.compare(input, inner);
+    } catch {
+      return 'failed';
+    }
+    if (!ok) return 'failed';
+    return legacy || bcrypt.getRounds(inner) < this.cost ? 'successRehashNeeded' : 'success';
+  }
+
+  /** NFKC (NIST 800-63B 5.1.1.2), then HMAC-SHA256, base64: a fixed 44-byte bcrypt input. */
+  private static prehash(password: string): string {
+    return createHmac('sha256', PREHASH_KEY).update(password.normalize('NFKC'), 'utf8').digest('base64');
+  }
+}

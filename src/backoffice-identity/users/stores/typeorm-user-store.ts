@@ -1,0 +1,314 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
+import type { BackOfficeUser } from '../backoffice-user.js';
+import { BackOfficeGroupEntity } from '../entities/backoffice-group.entity.js';
+import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
+import { BackOfficeUserEntity } from '../entities/backoffice-user.entity.js';
+import {
+  BackOfficeDuplicateUserError,
+  type BackOfficeGroup,
+  type BackOfficeUserProfileChanges,
+  type BackOfficeUserQuery,
+  type BackOfficeUserStore,
+  type FailedAccessResult,
+  type LockoutPolicy,
+  type NewBackOfficeUser,
+  type TransactionalUserStore,
+  type UnknownUserLockoutStore,
+  type UserGroupStore,
+  type UserLockoutStore,
+  type UserPasswordStore,
+  type UserPhoneNumberStore,
+  type UserQueryStore,
+  type UserSecurityStampStore,
+  type UserTokenStore,
+  type UserTwoFactorStore,
+} from './user-store.interface.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** True for a syntactically valid UUID; ids from clients are checked before they reach SQL. */
+export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
+
+function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
+  const { groups, ...fields } = entity;
+  return { ...fields, groups: (groups ?? []).map((g) => g.alias) };
+}
+
+function escapeLike(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** SQL of one atomic failed-access count: the row is only counted while not locked. */
+const countFailure = (table: string) => `
+  access_failed_count = CASE WHEN ${table}.access_failed_count + 1 >= $2::int THEN 0 ELSE ${table}.access_failed_count + 1 END,
+  lockout_end = CASE WHEN ${table}.access_failed_count + 1 >= $2::int THEN $3::timestamptz ELSE ${table}.lockout_end END,
+  updated_at = $4::timestamptz`;
+
+/**
+ * The default user store: TypeORM repositories on PostgreSQL. Implements every capability interface.
+ * Counters and single-use tokens are changed with single atomic statements, so concurrent requests
+ * cannot lose an increment or use a token twice.
+ */
+@Injectable()
+export class TypeOrmBackOfficeUserStore
+  implements
+    BackOfficeUserStore,
+    UserPasswordStore,
+    UserSecurityStampStore,
+    UserLockoutStore,
+    UnknownUserLockoutStore,
+    UserTwoFactorStore,
+    UserPhoneNumberStore,
+    UserTokenStore,
+    UserGroupStore,
+    UserQueryStore,
+    TransactionalUserStore<TypeOrmBackOfficeUserStore>
+{
+  private readonly manager: EntityManager;
+
+  constructor(@InjectDataSource() source: DataSource | EntityManager) {
+    this.manager = source instanceof DataSource ? source.manager : source;
+  }
+
+  private get users() {
+    return this.manager.getRepository(BackOfficeUserEntity);
+  }
+
+  transaction<T>(work: (store: TypeOrmBackOfficeUserStore) => Promise<T>): Promise<T> {
+    if (this.manager.queryRunner?.isTransactionActive) return work(this);
+    return this.manager.transaction((em) => work(new TypeOrmBackOfficeUserStore(em)));
+  }
+
+  async create(user: NewBackOfficeUser, now: Date): Promise<BackOfficeUser> {
+    const { groups, ...fields } = user;
+    return this.transaction(async (store) => {
+      const groupEntities = await store.groupsByAlias(groups);
+      const entity = store.users.create({ ...fields, createdAt: now, updatedAt: now, groups: groupEntities });
+      try {
+        await store.users.save(entity);
+      } catch (error) {
+        throw TypeOrmBackOfficeUserStore.translateUniqueViolation(error);
+      }
+      return toUser(entity);
+    });
+  }
+
+  private async groupsByAlias(aliases: string[]): Promise<BackOfficeGroupEntity[]> {
+    if (aliases.length === 0) return [];
+    const found = await this.manager.getRepository(BackOfficeGroupEntity).findBy({ alias: In(aliases) });
+    if (found.length !== new Set(aliases).size) {
+      const missing = aliases.find((a) => !found.some((g) => g.alias === a));
+      throw new Error(`Unknown group "${missing}"`);
+    }
+    return found;
+  }
+
+  private static translateUniqueViolation(error: unknown): unknown {
+    if (error instanceof QueryFailedError) {
+      const driverError = (error as QueryFailedError & { driverError?: { code?: string; constraint?: string } }).driverError;
+      if (driverError?.code === '23505') {
+        if (driverError.constraint?.includes('email')) return new BackOfficeDuplicateUserError('email');
+        if (driverError.constraint?.includes('username')) return new BackOfficeDuplicateUserError('username');
+      }
+    }
+    return error;
+  }
+
+  async findById(id: string): Promise<BackOfficeUser | null> {
+    if (!isUuid(id)) return null;
+    const entity = await this.users.findOne({ where: { id } });
+    return entity ? toUser(entity) : null;
+  }
+
+  async findByNormalizedUsername(normalizedUsername: string): Promise<BackOfficeUser | null> {
+    const entity = await this.users.findOne({ where: { normalizedUsername } });
+    return entity ? toUser(entity) : null;
+  }
+
+  async findByNormalizedEmail(normalizedEmail: string): Promise<BackOfficeUser | null> {
+    const entity = await this.users.findOne({ where: { normalizedEmail } });
+    return entity ? toUser(entity) : null;
+  }
+
+  async updateProfile(userId: string, changes: BackOfficeUserProfileChanges, now: Date): Promise<void> {
+    try {
+      await this.users.update({ id: userId }, { ...changes, updatedAt: now });
+    } catch (error) {
+      throw TypeOrmBackOfficeUserStore.translateUniqueViolation(error);
+    }
+  }
+
+  async delete(userId: string): Promise<void> {
+    if (isUuid(userId)) await this.users.delete({ id: userId });
+  }
+
+  count(): Promise<number> {
+    return this.users.count();
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date): Promise<void> {
+    await this.users.update({ id: userId }, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
+  }
+
+  async setSecurityStamp(userId: string, securityStamp: string, now: Date): Promise<void> {
+    await this.users.update({ id: userId }, { securityStamp, updatedAt: now });
+  }
+
+  async recordFailedAccess(userId: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult> {
+    const rows: Array<{ access_failed_count: number; lockout_end: Date | null }> = await this.manager.query(
+      `UPDATE backoffice_user SET ${countFailure('backoffice_user')}
+       WHERE id = $1 AND lockout_enabled AND (lockout_end IS NULL OR lockout_end <= $4::timestamptz)
+       RETURNING access_failed_count, lockout_end`,
+      [userId, policy.maxFailedAccessAttempts, policy.lockoutEnd, now],
+    );
+    return TypeOrmBackOfficeUserStore.failedAccessResult(rows, now);
+  }
+
+  private static failedAccessResult(
+    rows: Array<{ access_failed_count: number; lockout_end: Date | null }>,
+    now: Date,
+  ): FailedAccessResult {
+    const row = (Array.isArray(rows[0]) ? rows[0] : rows)[0] as (typeof rows)[number] | undefined;
+    if (!row) return { alreadyLocked: true, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
+    const lockoutEnd = row.lockout_end ? new Date(row.lockout_end) : null;
+    return {
+      alreadyLocked: false,
+      lockedNow: lockoutEnd !== null && lockoutEnd.getTime() > now.getTime(),
+      accessFailedCount: Number(row.access_failed_count),
+      lockoutEnd,
+    };
+  }
+
+  async resetAccessFailedCount(userId: string, now: Date): Promise<void> {
+    await this.users.update({ id: userId }, { accessFailedCount: 0, updatedAt: now });
+  }
+
+  async setLockoutEnd(userId: string, lockoutEnd: Date | null, now: Date): Promise<void> {
+    await this.users.update({ id: userId }, { lockoutEnd, updatedAt: now });
+  }
+
+  async getUnknownUserLockoutEnd(normalizedUsername: string, now: Date): Promise<Date | null> {
+    const rows: Array<{ lockout_end: Date }> = await this.manager.query(
+      `SELECT lockout_end FROM backoffice_login_attempt WHERE normalized_username = $1 AND lockout_end > $2::timestamptz`,
+      [normalizedUsername, now],
+    );
+    return rows[0] ? new Date(rows[0].lockout_end) : null;
+  }
+
+  async recordFailedAccessForUnknownUser(normalizedUsername: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult> {
+    const rows = await this.manager.query(
+      `INSERT INTO backoffice_login_attempt AS a (normalized_username, access_failed_count, lockout_end, updated_at)
+       VALUES ($1, CASE WHEN 1 >= $2::int THEN 0 ELSE 1 END, CASE WHEN 1 >= $2::int THEN $3::timestamptz END, $4::timestamptz)
+       ON CONFLICT (normalized_username) DO UPDATE SET ${countFailure('a')}
+       WHERE a.lockout_end IS NULL OR a.lockout_end <= $4::timestamptz
+       RETURNING access_failed_count, lockout_end`,
+      [normalizedUsername, policy.maxFailedAccessAttempts, policy.lockoutEnd, now],
+    );
+    return TypeOrmBackOfficeUserStore.failedAccessResult(rows, now);
+  }
+
+  async setTwoFactorEnabled(userId: string, enabled: boolean, securityStamp: string, now: Date): Promise<void> {
+    await this.users.update({ id: userId }, { twoFactorEnabled: enabled, securityStamp, updatedAt: now });
+  }
+
+  async setPhoneNumber(userId: string, phoneNumber: string | null, confirmed: boolean, now: Date): Promise<void> {
+    await this.users.update({ id: userId }, { phoneNumber, phoneNumberConfirmed: confirmed, updatedAt: now });
+  }
+
+  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
+    await this.transaction(async (store) => {
+      await store.voidTokens(userId, purpose, now);
+      await store.manager.query(
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
+        [userId, purpose, tokenHash, expiresAt, now],
+      );
+    });
+  }
+
+  async consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    const rows = await this.manager.query(
+      `UPDATE backoffice_user_token SET used_at = $4
+       WHERE user_id = $1 AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4
+       RETURNING id`,
+      [userId, purpose, tokenHash, now],
+    );
+    const updated = Array.isArray(rows[0]) ? rows[0] : rows;
+    return updated.length === 1;
+  }
+
+  async isTokenLive(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    const rows = await this.manager.query(
+      `SELECT 1 FROM backoffice_user_token
+       WHERE user_id = $1 AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4`,
+      [userId, purpose, tokenHash, now],
+    );
+    return rows.length === 1;
+  }
+
+  async voidTokens(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<void> {
+    await this.manager.query(
+      `UPDATE backoffice_user_token SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`,
+      [userId, purpose, now],
+    );
+  }
+
+  async listGroups(): Promise<BackOfficeGroup[]> {
+    const groups = await this.manager.getRepository(BackOfficeGroupEntity).find({ order: { alias: 'ASC' } });
+    return groups.map(({ alias, name }) => ({ alias, name }));
+  }
+
+  async setGroups(userId: string, aliases: string[]): Promise<void> {
+    await this.transaction(async (store) => {
+      const user = await store.users.findOneOrFail({ where: { id: userId } });
+      user.groups = await store.groupsByAlias(aliases);
+      await store.users.save(user);
+    });
+  }
+
+  async countApprovedInGroup(alias: string): Promise<number> {
+    return this.users
+      .createQueryBuilder('u')
+      .innerJoin('u.groups', 'g', 'g.alias = :alias', { alias })
+      .where('u.isApproved = true')
+      .getCount();
+  }
+
+  async list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }> {
+    const qb = this.users.createQueryBuilder('u').leftJoinAndSelect('u.groups', 'g');
+    if (query.filter) {
+      qb.andWhere(`(u.username ILIKE :f ESCAPE '\\' OR u.email ILIKE :f ESCAPE '\\' OR u.name ILIKE :f ESCAPE '\\')`, {
+        f: `%${escapeLike(query.filter)}%`,
+      });
+    }
+    const now = query.now;
+    switch (query.state) {
+      case 'disabled':
+        qb.andWhere('u.isApproved = false');
+        break;
+      case 'lockedOut':
+        qb.andWhere('u.isApproved = true AND u.lockoutEnd > :now', { now });
+        break;
+      case 'invited':
+        qb.andWhere('u.isApproved = true AND (u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now }).andWhere(
+          'u.lastLoginAt IS NULL AND u.invitedAt IS NOT NULL AND u.passwordHash IS NULL',
+        );
+        break;
+      case 'inactive':
+        qb.andWhere('u.isApproved = true AND (u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now }).andWhere(
+          'u.lastLoginAt IS NULL AND NOT (u.invitedAt IS NOT NULL AND u.passwordHash IS NULL)',
+        );
+        break;
+      case 'active':
+        qb.andWhere('u.isApproved = true AND (u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now }).andWhere(
+          'u.lastLoginAt IS NOT NULL',
+        );
+        break;
+    }
+    const [entities, total] = await qb.orderBy('u.createdAt', 'DESC').addOrderBy('u.id').skip(query.skip).take(query.take).getManyAndCount();
+    return { items: entities.map(toUser), total };
+  }
+}

@@ -1,0 +1,145 @@
+import type { BackOfficeUser, BackOfficeUserState } from '../backoffice-user.js';
+import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
+
+/** Fields of a new user; the store assigns id and timestamps. */
+export interface NewBackOfficeUser {
+  username: string;
+  normalizedUsername: string;
+  email: string;
+  normalizedEmail: string;
+  name: string;
+  passwordHash: string | null;
+  securityStamp: string;
+  isApproved: boolean;
+  invitedAt: Date | null;
+  groups: string[];
+}
+
+/** Profile fields a store can update in place. */
+export type BackOfficeUserProfileChanges = Partial<
+  Pick<BackOfficeUser, 'username' | 'normalizedUsername' | 'email' | 'normalizedEmail' | 'name' | 'isApproved' | 'invitedAt' | 'lastLoginAt'>
+>;
+
+/** Thrown by {@link BackOfficeUserStore.create} / `updateProfile` when email or username is taken. */
+export class BackOfficeDuplicateUserError extends Error {
+  constructor(readonly field: 'email' | 'username') {
+    super(`duplicate ${field}`);
+    this.name = 'BackOfficeDuplicateUserError';
+  }
+}
+
+/** Core user store port (like ASP.NET Identity's `IUserStore`). Optional capabilities are separate interfaces. */
+export interface BackOfficeUserStore {
+  create(user: NewBackOfficeUser, now: Date): Promise<BackOfficeUser>;
+  findById(id: string): Promise<BackOfficeUser | null>;
+  findByNormalizedUsername(normalizedUsername: string): Promise<BackOfficeUser | null>;
+  findByNormalizedEmail(normalizedEmail: string): Promise<BackOfficeUser | null>;
+  updateProfile(userId: string, changes: BackOfficeUserProfileChanges, now: Date): Promise<void>;
+  delete(userId: string): Promise<void>;
+  count(): Promise<number>;
+}
+
+export interface UserPasswordStore {
+  /** Sets the hash (or removes it with `null`) and the new security stamp in one write. */
+  setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date): Promise<void>;
+}
+
+export interface UserSecurityStampStore {
+  setSecurityStamp(userId: string, securityStamp: string, now: Date): Promise<void>;
+}
+
+/** Lockout policy passed to the atomic counter. */
+export interface LockoutPolicy {
+  maxFailedAccessAttempts: number;
+  /** When a lock that starts now ends. */
+  lockoutEnd: Date;
+}
+
+/** Result of one atomic failed-access record. */
+export interface FailedAccessResult {
+  /** The attempt was not counted because the account was already locked (or lockout is off for it). */
+  alreadyLocked: boolean;
+  /** This very attempt locked the account. */
+  lockedNow: boolean;
+  accessFailedCount: number;
+  lockoutEnd: Date | null;
+}
+
+export interface UserLockoutStore {
+  /** Atomically counts one failure and locks when the count reaches the maximum (race-safe). */
+  recordFailedAccess(userId: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult>;
+  resetAccessFailedCount(userId: string, now: Date): Promise<void>;
+  setLockoutEnd(userId: string, lockoutEnd: Date | null, now: Date): Promise<void>;
+}
+
+/** Counts failed logins for usernames that match no user, so lockout is no account oracle. */
+export interface UnknownUserLockoutStore {
+  getUnknownUserLockoutEnd(normalizedUsername: string, now: Date): Promise<Date | null>;
+  recordFailedAccessForUnknownUser(normalizedUsername: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult>;
+}
+
+export interface UserTwoFactorStore {
+  setTwoFactorEnabled(userId: string, enabled: boolean, securityStamp: string, now: Date): Promise<void>;
+}
+
+export interface UserPhoneNumberStore {
+  setPhoneNumber(userId: string, phoneNumber: string | null, confirmed: boolean, now: Date): Promise<void>;
+}
+
+/** Single-use tokens, stored as SHA-256 only. */
+export interface UserTokenStore {
+  /** Stores a new token and voids the user's other live tokens of that purpose. */
+  replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void>;
+  /** Uses the token up; true for exactly one caller while it is live. */
+  consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
+  isTokenLive(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
+  voidTokens(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<void>;
+}
+
+export interface BackOfficeGroup {
+  alias: string;
+  name: string;
+}
+
+export interface UserGroupStore {
+  listGroups(): Promise<BackOfficeGroup[]>;
+  /** Replaces the user's groups. */
+  setGroups(userId: string, aliases: string[]): Promise<void>;
+  /** Users in a group who are approved. */
+  countApprovedInGroup(alias: string): Promise<number>;
+}
+
+export interface BackOfficeUserQuery {
+  skip: number;
+  take: number;
+  state?: BackOfficeUserState;
+  /** Case-insensitive text in username, email or name. */
+  filter?: string;
+  now: Date;
+}
+
+export interface UserQueryStore {
+  list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }>;
+}
+
+export interface TransactionalUserStore<S = BackOfficeUserStore> {
+  /** Runs `work` with a store bound to one database transaction. */
+  transaction<T>(work: (store: S) => Promise<T>): Promise<T>;
+}
+
+const has = (store: object, ...methods: string[]) =>
+  methods.every((m) => typeof (store as Record<string, unknown>)[m] === 'function');
+
+export const isUserPasswordStore = (s: object): s is UserPasswordStore => has(s, 'setPasswordHash');
+export const isUserSecurityStampStore = (s: object): s is UserSecurityStampStore => has(s, 'setSecurityStamp');
+export const isUserLockoutStore = (s: object): s is UserLockoutStore =>
+  has(s, 'recordFailedAccess', 'resetAccessFailedCount', 'setLockoutEnd');
+export const isUnknownUserLockoutStore = (s: object): s is UnknownUserLockoutStore =>
+  has(s, 'getUnknownUserLockoutEnd', 'recordFailedAccessForUnknownUser');
+export const isUserTwoFactorStore = (s: object): s is UserTwoFactorStore => has(s, 'setTwoFactorEnabled');
+export const isUserPhoneNumberStore = (s: object): s is UserPhoneNumberStore => has(s, 'setPhoneNumber');
+export const isUserTokenStore = (s: object): s is UserTokenStore =>
+  has(s, 'replaceToken', 'consumeToken', 'isTokenLive', 'voidTokens');
+export const isUserGroupStore = (s: object): s is UserGroupStore => has(s, 'listGroups', 'setGroups', 'countApprovedInGroup');
+export const isUserQueryStore = (s: object): s is UserQueryStore => has(s, 'list');
+export const isTransactionalUserStore = (s: object): s is TransactionalUserStore => has(s, 'transaction');

@@ -1,0 +1,95 @@
+import type { DynamicModule, INestApplication, Provider, Type } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { Test, type TestingModuleBuilder } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import {
+  BACKOFFICE_CLOCK,
+  BACKOFFICE_SIGN_IN_MANAGER,
+  BACKOFFICE_USER_MANAGER,
+  BackOfficeIdentityModule,
+  backOfficeIdentityMigrations,
+  type BackOfficeIdentityModuleOptions,
+  type BackOfficeSignInManager,
+  type BackOfficeUserManager,
+} from '../../src/backoffice-identity/index.js';
+import type { TestDatabase } from './database.js';
+
+/** A clock tests can move. */
+export class TestClock {
+  private offsetMs = 0;
+  now(): Date {
+    return new Date(Date.now() + this.offsetMs);
+  }
+  advance(ms: number): void {
+    this.offsetMs += ms;
+  }
+}
+
+export interface IdentityAppOptions {
+  identity?: BackOfficeIdentityModuleOptions;
+  /** Use forRootAsync instead of forRoot. */
+  async?: boolean;
+  providers?: Provider[];
+  controllers?: Type[];
+  imports?: DynamicModule[];
+  override?: (builder: TestingModuleBuilder) => TestingModuleBuilder;
+  clock?: TestClock;
+}
+
+export interface IdentityApp {
+  app: INestApplication;
+  url: string;
+  clock: TestClock;
+  userManager: BackOfficeUserManager;
+  signInManager: BackOfficeSignInManager;
+  close(): Promise<void>;
+}
+
+/** Test defaults: real bcrypt at the lowest cost, so suites stay fast; everything else as shipped. */
+export const TEST_IDENTITY_DEFAULTS: BackOfficeIdentityModuleOptions = { password: { hashCost: 4 } };
+
+export function typeOrmOptionsFor(db: TestDatabase) {
+  return {
+    type: 'postgres' as const,
+    url: db.url,
+    migrations: backOfficeIdentityMigrations,
+    migrationsRun: true,
+    autoLoadEntities: true,
+    extra: { max: db.poolSize },
+    logging: false as const,
+  };
+}
+
+/** Boots a Nest app with the module on `db`, listening on a loopback port. */
+export async function createIdentityApp(db: TestDatabase, options: IdentityAppOptions = {}): Promise<IdentityApp> {
+  const clock = options.clock ?? new TestClock();
+  const identity = {
+    ...TEST_IDENTITY_DEFAULTS,
+    ...options.identity,
+    password: { ...TEST_IDENTITY_DEFAULTS.password, ...options.identity?.password },
+    clock: options.identity?.clock ?? { useValue: clock },
+  };
+  const { userManager, signInManager, userStore, passwordHasher, passwordChecker, emailSender, ipResolver, errorDescriber, clock: clockSwap, extraProviders, ...plain } = identity;
+  const swaps = { userManager, signInManager, userStore, passwordHasher, passwordChecker, emailSender, ipResolver, errorDescriber, clock: clockSwap, extraProviders };
+  const identityModule = options.async
+    ? BackOfficeIdentityModule.forRootAsync({ ...swaps, useFactory: async () => plain })
+    : BackOfficeIdentityModule.forRoot(identity);
+  let builder = Test.createTestingModule({
+    imports: [TypeOrmModule.forRoot(typeOrmOptionsFor(db)), EventEmitterModule.forRoot({ wildcard: true }), identityModule, ...(options.imports ?? [])],
+    providers: options.providers ?? [],
+    controllers: options.controllers ?? [],
+  });
+  if (options.override) builder = options.override(builder);
+  const moduleRef = await builder.compile();
+  const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  return {
+    app,
+    url: `http://127.0.0.1:${address.port}`,
+    clock: moduleRef.get(BACKOFFICE_CLOCK),
+    userManager: moduleRef.get(BACKOFFICE_USER_MANAGER),
+    signInManager: moduleRef.get(BACKOFFICE_SIGN_IN_MANAGER),
+    close: () => app.close(),
+  };
+}

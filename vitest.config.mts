@@ -1,0 +1,50 @@
+import swc from 'unplugin-swc';
+import { defineConfig } from 'vitest/config';
+import pg from 'pg';
+
+const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Which PostgreSQL the integration suites run against, besides PGlite. */
+async function realPostgresUrl(): Promise<string | undefined> {
+  const explicit = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL;
+  const url = explicit ?? DEFAULT_PG_URL;
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return url;
+  } catch (error) {
+    if (explicit) {
+      throw new Error(`PostgreSQL at ${url.replace(/:[^:@/]*@/, ':***@')} is unreachable: ${(error as Error).message}`);
+    }
+    console.warn(`\n!! PostgreSQL is not reachable at ${DEFAULT_PG_URL}: integration suites run on PGlite only.\n`);
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export default defineConfig(async () => {
+  const pgUrl = await realPostgresUrl();
+  const plugins = [swc.vite({ module: { type: 'es6' } })];
+  const integration = (name: string, env: Record<string, string>) => ({
+    plugins,
+    test: {
+      name,
+      globals: true,
+      include: ['test/integration/**/*.spec.ts'],
+      env,
+      testTimeout: 60_000,
+      hookTimeout: 60_000,
+    },
+  });
+  return {
+    test: {
+      projects: [
+        { plugins, test: { name: 'unit', globals: true, include: ['test/unit/**/*.spec.ts'], testTimeout: 30_000 } },
+        ...(pgUrl ? [integration('postgres', { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl })] : []),
+        integration('pglite', { TEST_DB_KIND: 'pglite' }),
+      ],
+    },
+  };
+});
