@@ -1,0 +1,188 @@
+import { Injectable } from '@nestjs/common';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp } from '../support/identity-app.js';
+import {
+  BACKOFFICE_PASSWORD_CHECKER,
+  BACKOFFICE_PASSWORD_HASHER,
+  BACKOFFICE_USER_MANAGER,
+  BACKOFFICE_USER_STORE,
+  BackOfficeUserManager,
+  BackOfficeUserManagerDependencies,
+  BcryptPasswordHasher,
+  InjectBackOfficeUserManager,
+  TypeOrmBackOfficeUserStore,
+  type BackOfficePasswordChecker,
+  type BackOfficeUser,
+} from '../../src/backoffice-identity/index.js';
+
+/** The seed's example: a custom manager, no constructor of its own. */
+class NoTwoFactorUserManager extends BackOfficeUserManager {
+  override get supportsUserTwoFactor(): boolean {
+    return false;
+  }
+}
+
+/** A custom manager that records and overrides the password check. */
+class MasterKeyUserManager extends BackOfficeUserManager {
+  static calls = 0;
+  override async checkPassword(user: BackOfficeUser, password: string): Promise<boolean> {
+    MasterKeyUserManager.calls++;
+    return password === 'open sesame master key' || super.checkPassword(user, password);
+  }
+}
+
+/** A custom manager with an extra dependency of its own. */
+@Injectable()
+class Greeter {
+  greet = (name: string) => `hello ${name}`;
+}
+@Injectable()
+class ManagerWithDependency extends BackOfficeUserManager {
+  constructor(deps: BackOfficeUserManagerDependencies, readonly greeter: Greeter) {
+    super(deps);
+  }
+}
+
+/** A store without the two-factor capability. */
+@Injectable()
+class StoreWithoutTwoFactor extends TypeOrmBackOfficeUserStore {}
+Object.defineProperty(StoreWithoutTwoFactor.prototype, 'setTwoFactorEnabled', { value: undefined });
+
+@Injectable()
+class ConsumerOfManager {
+  constructor(@InjectBackOfficeUserManager() readonly manager: BackOfficeUserManager) {}
+}
+
+describe('Swapping the user manager and its parts', () => {
+  let db: TestDatabase;
+  const password = 'correct horse battery staple';
+  let counter = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  async function userWith2fa(manager: BackOfficeUserManager) {
+    const created = await manager.createUser({ email: `swap${++counter}@example.com`, name: 'Swap', password });
+    const user = created.value!;
+    await manager.setTwoFactorEnabled(user, true);
+    return user;
+  }
+
+  it('forRoot({ userManager }): the sign-in flow and every consumer get the custom manager', async () => {
+    const ctx = await createIdentityApp(db, { identity: { userManager: NoTwoFactorUserManager }, providers: [ConsumerOfManager] });
+    try {
+      expect(ctx.userManager).toBeInstanceOf(NoTwoFactorUserManager);
+      expect(ctx.signInManager.userManager).toBe(ctx.userManager);
+      expect(ctx.app.get(ConsumerOfManager).manager).toBe(ctx.userManager);
+      // the user turned 2FA on, but the custom manager does not support it: plain success
+      const user = await userWith2fa(ctx.userManager);
+      expect((await ctx.signInManager.passwordSignIn(user.email, password)).status).toBe('success');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('without the swap, the same user requires two-factor (control)', async () => {
+    const ctx = await createIdentityApp(db);
+    try {
+      const user = await userWith2fa(ctx.userManager);
+      expect((await ctx.signInManager.passwordSignIn(user.email, password)).status).toBe('requiresTwoFactor');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('overrideProvider(BACKOFFICE_USER_MANAGER): the sign-in flow calls the override', async () => {
+    const ctx = await createIdentityApp(db, {
+      override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(MasterKeyUserManager),
+    });
+    try {
+      expect(ctx.userManager).toBeInstanceOf(MasterKeyUserManager);
+      const created = await ctx.userManager.createUser({ email: `swap${++counter}@example.com`, name: 'Swap', password });
+      const before = MasterKeyUserManager.calls;
+      expect((await ctx.signInManager.passwordSignIn(created.value!.email, 'open sesame master key')).status).toBe('success');
+      expect(MasterKeyUserManager.calls).toBe(before + 1);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('forRootAsync with a swapped manager works the same', async () => {
+    const ctx = await createIdentityApp(db, { async: true, identity: { userManager: { useClass: MasterKeyUserManager } } });
+    try {
+      const created = await ctx.userManager.createUser({ email: `swap${++counter}@example.com`, name: 'Swap', password });
+      expect((await ctx.signInManager.passwordSignIn(created.value!.email, 'open sesame master key')).status).toBe('success');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a custom manager with its own constructor dependencies is built by DI', async () => {
+    const ctx = await createIdentityApp(db, { identity: { userManager: ManagerWithDependency, extraProviders: [Greeter] } });
+    try {
+      expect((ctx.userManager as ManagerWithDependency).greeter.greet('x')).toBe('hello x');
+      expect(ctx.userManager.options.password.hashCost).toBe(4);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a store without UserTwoFactorStore turns supportsUserTwoFactor off', async () => {
+    const ctx = await createIdentityApp(db, { identity: { userStore: StoreWithoutTwoFactor } });
+    try {
+      expect(ctx.app.get(BACKOFFICE_USER_STORE)).toBeInstanceOf(StoreWithoutTwoFactor);
+      expect(ctx.userManager.supportsUserTwoFactor).toBe(false);
+      expect(ctx.userManager.supportsUserLockout).toBe(true);
+      const created = await ctx.userManager.createUser({ email: `swap${++counter}@example.com`, name: 'Swap', password });
+      expect((await ctx.userManager.setTwoFactorEnabled(created.value!, true)).errors[0].code).toBe('not_supported');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a password checker ("LDAP first") is asked before the local hash: valid, invalid and fallback', async () => {
+    const answers = new Map<string, 'valid' | 'invalid' | 'fallback'>();
+    const checker: BackOfficePasswordChecker = { checkPassword: async (user) => answers.get(user.email) ?? 'fallback' };
+    const ctx = await createIdentityApp(db, { identity: { passwordChecker: { useValue: checker } } });
+    try {
+      expect(ctx.app.get(BACKOFFICE_PASSWORD_CHECKER)).toBe(checker);
+      const make = async () => (await ctx.userManager.createUser({ email: `ldap${++counter}@example.com`, name: 'L', password })).value!;
+      const valid = await make();
+      const invalid = await make();
+      const fallback = await make();
+      answers.set(valid.email, 'valid');
+      answers.set(invalid.email, 'invalid');
+      expect((await ctx.signInManager.passwordSignIn(valid.email, 'anything the directory accepts')).status).toBe('success');
+      expect((await ctx.signInManager.passwordSignIn(invalid.email, password)).status).toBe('failed');
+      expect((await ctx.signInManager.passwordSignIn(fallback.email, password)).status).toBe('success');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('overrideProvider(BACKOFFICE_PASSWORD_HASHER) reaches the manager', async () => {
+    class CountingHasher extends BcryptPasswordHasher {
+      hashes = 0;
+      override hashPassword(pw: string) {
+        this.hashes++;
+        return super.hashPassword(pw);
+      }
+    }
+    const ctx = await createIdentityApp(db, { override: (b) => b.overrideProvider(BACKOFFICE_PASSWORD_HASHER).useClass(CountingHasher) });
+    try {
+      await ctx.userManager.createUser({ email: `hash${++counter}@example.com`, name: 'H', password });
+      expect((ctx.app.get(BACKOFFICE_PASSWORD_HASHER) as CountingHasher).hashes).toBeGreaterThanOrEqual(1);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a wrong option fails start-up with a message naming it', async () => {
+    await expect(createIdentityApp(db, { identity: { lockout: { maxFailedAccessAttempts: 0 } } })).rejects.toThrow(/lockout\.maxFailedAccessAttempts/);
+    await expect(createIdentityApp(db, { async: true, identity: { password: { hashCost: 99 } } })).rejects.toThrow(/password\.hashCost/);
+  });
+});
