@@ -1,15 +1,26 @@
 import { type DynamicModule, Global, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
+import { APP_FILTER, RouterModule } from '@nestjs/core';
+import { ThrottlerStorageService } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { BACKOFFICE_LOCAL_STRATEGY, backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
+import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
+import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
+import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
+import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
+import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
+import { BackOfficeSessionService } from './sessions/backoffice-session.service.js';
+import { BackOfficeSessionCookies } from './sessions/session-cookies.js';
 import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
 import { createSwappableProviders, SWAPPABLE_TOKENS } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
-import { BACKOFFICE_IDENTITY_OPTIONS } from './constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
 import { backOfficeIdentityEntities } from './entities.js';
 import { NotificationPublisher } from './notifications/notification-publisher.service.js';
 import type {
   BackOfficeIdentityModuleAsyncOptions,
   BackOfficeIdentityModuleOptions,
   BackOfficeIdentityOptions,
+  ResolvedBackOfficeIdentityOptions,
 } from './options/backoffice-identity-options.interface.js';
 import { resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 import { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
@@ -37,7 +48,7 @@ export class BackOfficeIdentityModule implements NestModule {
   static forRoot(options: BackOfficeIdentityModuleOptions = {}): DynamicModule {
     const { swaps, rest } = splitSwaps(options);
     const resolved = resolveBackOfficeIdentityOptions(rest);
-    return this.create([{ provide: BACKOFFICE_IDENTITY_OPTIONS, useValue: resolved }], swaps, []);
+    return this.create([{ provide: BACKOFFICE_IDENTITY_OPTIONS, useValue: resolved }], swaps, [], resolved.routePrefix);
   }
 
   /** Registers the module with options from a factory (e.g. from `ConfigService`). Swaps stay static. */
@@ -55,13 +66,15 @@ export class BackOfficeIdentityModule implements NestModule {
         return resolveBackOfficeIdentityOptions({ ...produced, ...(routePrefix ? { routePrefix } : {}) });
       },
     };
-    return this.create([optionsProvider], swaps, options.imports ?? []);
+    const routePrefix = resolveBackOfficeIdentityOptions({ routePrefix: options.routePrefix }).routePrefix;
+    return this.create([optionsProvider], swaps, options.imports ?? [], routePrefix);
   }
 
   private static create(
     optionsProviders: Provider[],
     swaps: Partial<BackOfficeIdentityModuleOptions>,
     imports: NonNullable<DynamicModule['imports']>,
+    routePrefix: string,
   ): DynamicModule {
     const providers: Provider[] = [
       ...optionsProviders,
@@ -69,13 +82,41 @@ export class BackOfficeIdentityModule implements NestModule {
       BackOfficeUserManagerDependencies,
       NotificationPublisher,
       BackOfficeIdentityStartupCheck,
+      BackOfficeSessionService,
+      BackOfficeSessionCookies,
+      BackOfficeAuthGuard,
+      BackOfficeRateLimiter,
+      backOfficeLocalStrategyProvider,
+      {
+        provide: BACKOFFICE_RATE_LIMIT_STORAGE,
+        inject: [BACKOFFICE_IDENTITY_OPTIONS],
+        useFactory: (resolved: ResolvedBackOfficeIdentityOptions) =>
+          resolved.rateLimits.redisUrl ? new RedisThrottlerStorage(resolved.rateLimits.redisUrl) : new ThrottlerStorageService(),
+      },
+      { provide: APP_FILTER, useClass: BackOfficeExceptionFilter },
     ];
     return {
       module: BackOfficeIdentityModule,
       global: true,
-      imports: [...imports, TypeOrmModule.forFeature(backOfficeIdentityEntities)],
+      imports: [
+        ...imports,
+        TypeOrmModule.forFeature(backOfficeIdentityEntities),
+        BackOfficeIdentityHttpModule,
+        RouterModule.register([{ path: routePrefix, module: BackOfficeIdentityHttpModule }]),
+      ],
       providers,
-      exports: [BACKOFFICE_IDENTITY_OPTIONS, ...SWAPPABLE_TOKENS, NotificationPublisher, BackOfficeUserManagerDependencies],
+      exports: [
+        BACKOFFICE_IDENTITY_OPTIONS,
+        BACKOFFICE_RATE_LIMIT_STORAGE,
+        ...SWAPPABLE_TOKENS,
+        NotificationPublisher,
+        BackOfficeUserManagerDependencies,
+        BackOfficeSessionService,
+        BackOfficeSessionCookies,
+        BackOfficeAuthGuard,
+        BackOfficeRateLimiter,
+        BACKOFFICE_LOCAL_STRATEGY,
+      ],
     };
   }
 

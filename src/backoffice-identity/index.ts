@@ -68,3 +68,19 @@ export * from './notifications/notifications.js';
 export { NotificationPublisher } from './notifications/notification-publisher.service.js';
 export { NodemailerEmailSender, BackOfficeEmailDeliveryError, type BackOfficeEmailSender } from './email/email-sender.js';
 export * from './decorators.js';
+
+export { BackOfficeHttpError, type BackOfficeErrorBody } from './http/backoffice-http-error.js';
+export { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
+export { BackOfficeAuthorize, CurrentBackOfficeUser } from './sessions/backoffice-authorize.decorator.js';
+export {
+  BackOfficeAuthGuard,
+  type BackOfficeAuthenticatedRequest,
+  type BackOfficeAuthorizeOptions,
+} from './sessions/backoffice-auth.guard.js';
+export {
+  BackOfficeSessionService,
+  type BackOfficeAuthentication,
+  type BackOfficeSessionDto,
+} from './sessions/backoffice-session.service.js';
+export { BackOfficeSessionCookies, XSRF_COOKIE, XSRF_HEADER } from './sessions/session-cookies.js';
+export { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';

@@ -1,0 +1,126 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
+import { ApiBody, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import type { BackOfficeClock } from '../common/clock.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
+import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
+import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { ChangePasswordDto, ErrorResponse, LoginDto, LoginResponse, LogoutResponse, SessionResponse, UserResponse } from './auth.dto.js';
+import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
+
+const errors = (...list: Array<[number, string]>) =>
+  list.map(([status, description]) => ApiResponse({ status, description, type: ErrorResponse }));
+const apply = (...decorators: MethodDecorator[]): MethodDecorator => (target, key, descriptor) => {
+  for (const d of decorators) d(target, key, descriptor);
+};
+
+/** Sign-in, sign-out and the signed-in user's own account and sessions. */
+@ApiTags('auth')
+@Controller('auth')
+@UsePipes(BackOfficeValidationPipe)
+export class AuthController {
+  constructor(
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  @Post('login')
+  @HttpCode(200)
+  @UseGuards(BackOfficeLoginGuard)
+  @ApiBody({ type: LoginDto })
+  @ApiOkResponse({ type: LoginResponse, description: 'Signed in (session and XSRF cookies set), or a second factor is required' })
+  @apply(
+    ...errors(
+      [400, 'validation_failed / malformed_json'],
+      [401, 'invalid_credentials: unknown user and wrong password alike'],
+      [403, 'not_allowed (disabled / invited) or local_login_disabled'],
+      [423, 'locked_out, with retryAfterSeconds'],
+      [429, 'too_many_requests, with Retry-After'],
+    ),
+  )
+  async login(@Req() request: BackOfficeLoginRequest, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+    const result = request.backOfficeSignIn;
+    if (result.status === 'requiresTwoFactor') return { status: 'requiresTwoFactor', providers: [] };
+    return { status: 'success', user: await this.startSession(result.user!, response) };
+  }
+
+  /** Creates the session and cookies for a user who has just signed in. */
+  async startSession(user: BackOfficeUser, response: Response): Promise<BackOfficeUserDto> {
+    const context = BackOfficeRequestContextStore.current();
+    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent });
+    if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeAll(user.id, session.id);
+    this.cookies.set(response, token);
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
+  @Post('logout')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ type: LogoutResponse })
+  @apply(...errors([401, 'unauthenticated'], [403, 'xsrf_failed']))
+  async logout(@Req() request: BackOfficeAuthenticatedRequest, @Res({ passthrough: true }) response: Response): Promise<LogoutResponse> {
+    const { user, session } = request.backOffice;
+    await this.sessions.revoke(user.id, session.id);
+    this.cookies.clear(response);
+    const notification = await this.userManager.notify(UserLogoutSuccessNotification, user);
+    const url = notification.signOutRedirectUrl;
+    return { signOutRedirectUrl: typeof url === 'string' && url.length > 0 ? url : null };
+  }
+
+  @Get('me')
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ type: UserResponse })
+  @apply(...errors([401, 'unauthenticated']))
+  me(@Req() request: BackOfficeAuthenticatedRequest): BackOfficeUserDto {
+    return toBackOfficeUserDto(request.backOffice.user, this.clock.now());
+  }
+
+  @Post('change-password')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ description: 'Changed; the user\'s other sessions are revoked' })
+  @apply(...errors([400, 'validation_failed / invalid_password with errors'], [401, 'invalid_credentials: wrong current password'], [403, 'xsrf_failed']))
+  async changePassword(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ChangePasswordDto): Promise<{ status: 'success' }> {
+    const { user, session } = request.backOffice;
+    const result = await this.userManager.changePassword(user, body.currentPassword, body.newPassword);
+    if (!result.succeeded) {
+      if (result.errors.some((e) => e.code === 'password_mismatch')) {
+        await this.userManager.accessFailed(user);
+        throw new BackOfficeHttpError(401, 'invalid_credentials', 'The current password is incorrect.');
+      }
+      throw BackOfficeHttpError.invalidPassword(result.errors);
+    }
+    await this.sessions.adoptSecurityStamp(session.id, user.securityStamp);
+    await this.sessions.revokeAll(user.id, session.id);
+    return { status: 'success' };
+  }
+
+  @Get('sessions')
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ type: [SessionResponse] })
+  @apply(...errors([401, 'unauthenticated']))
+  listSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<BackOfficeSessionDto[]> {
+    return this.sessions.list(request.backOffice.user.id, request.backOffice.session.id);
+  }
+
+  @Delete('sessions/:id')
+  @HttpCode(204)
+  @BackOfficeAuthorize()
+  @ApiResponse({ status: 204, description: 'Revoked' })
+  @apply(...errors([401, 'unauthenticated'], [403, 'xsrf_failed'], [404, 'not_found: no such session of yours']))
+  async revokeSession(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
+    if (!(await this.sessions.revoke(request.backOffice.user.id, id))) throw BackOfficeHttpError.notFound('No such session.');
+  }
+}

@@ -1,0 +1,102 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import type { BackOfficeUserDto } from '../users/backoffice-user.js';
+
+/** Longest accepted password input; longer bodies are refused before any hashing. */
+export const MAX_PASSWORD_INPUT = 1024;
+
+export class LoginDto {
+  @ApiProperty({ example: 'admin@example.com', maxLength: 256 })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(256)
+  username!: string;
+
+  @ApiProperty({ example: 'correct horse battery staple', maxLength: MAX_PASSWORD_INPUT })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(MAX_PASSWORD_INPUT)
+  password!: string;
+}
+
+export class TwoFactorCodeDto {
+  @ApiProperty({ example: 'totp', description: '`totp`, or `recovery` for a recovery code' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(32)
+  provider!: string;
+
+  @ApiProperty({ example: '123456' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(64)
+  code!: string;
+}
+
+export class ChangePasswordDto {
+  @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(MAX_PASSWORD_INPUT)
+  currentPassword!: string;
+
+  @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(MAX_PASSWORD_INPUT)
+  newPassword!: string;
+}
+
+export class UserResponse implements BackOfficeUserDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty() username!: string;
+  @ApiProperty() email!: string;
+  @ApiProperty() name!: string;
+  @ApiProperty({ enum: ['active', 'inactive', 'disabled', 'invited', 'lockedOut'] }) state!: BackOfficeUserDto['state'];
+  @ApiProperty({ type: [String], example: ['admin'] }) groups!: string[];
+  @ApiProperty() twoFactorEnabled!: boolean;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) lastLoginAt!: string | null;
+  @ApiProperty({ format: 'date-time' }) createdAt!: string;
+}
+
+export class LoginResponse {
+  @ApiProperty({ enum: ['success', 'requiresTwoFactor'] }) status!: 'success' | 'requiresTwoFactor';
+  @ApiPropertyOptional({ type: UserResponse }) user?: UserResponse;
+  @ApiPropertyOptional({ type: [String], example: ['totp', 'recovery'] }) providers?: string[];
+}
+
+export class LogoutResponse {
+  @ApiProperty({ type: String, nullable: true, description: 'Set by a UserLogoutSuccessNotification listener' })
+  signOutRedirectUrl!: string | null;
+}
+
+export class SessionResponse {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ format: 'date-time' }) createdAt!: string;
+  @ApiProperty({ format: 'date-time' }) lastSeenAt!: string;
+  @ApiProperty({ type: String, nullable: true }) ip!: string | null;
+  @ApiProperty({ type: String, nullable: true }) userAgent!: string | null;
+  @ApiProperty() current!: boolean;
+}
+
+export class ErrorResponse {
+  @ApiProperty({ example: 400 }) statusCode!: number;
+  @ApiProperty({ example: 'validation_failed' }) code!: string;
+  @ApiProperty() message!: string;
+  @ApiPropertyOptional({ type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, description: { type: 'string' }, field: { type: 'string' } } } })
+  errors?: unknown[];
+  @ApiPropertyOptional({ description: 'Seconds until a lockout or rate limit ends' }) retryAfterSeconds?: number;
+}
+
+export class UuidParam {
+  @IsString()
+  @MaxLength(64)
+  id!: string;
+}
+
+export const TWO_FACTOR_PROVIDERS = ['totp', 'recovery'] as const;
+export class TwoFactorProviderDto {
+  @ApiProperty({ enum: ['totp'] })
+  @IsIn(['totp'])
+  provider!: 'totp';
+}

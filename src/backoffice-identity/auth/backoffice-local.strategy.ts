@@ -1,0 +1,70 @@
+import type { Provider } from '@nestjs/common';
+import { PassportStrategy } from '@nestjs/passport';
+import { randomUUID } from 'node:crypto';
+import passport from 'passport';
+import { Strategy } from 'passport-local';
+import type { Request } from 'express';
+import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { BackOfficeSignInManager, SignInResult } from '../sign-in/backoffice-sign-in-manager.js';
+import type { BackOfficeClock } from '../common/clock.js';
+import { BACKOFFICE_CLOCK } from '../constants.js';
+import { LOCKED_UNTIL_UNLOCKED } from '../users/backoffice-user-manager.js';
+
+/** DI token of this module instance's passport strategy name (unique, so two apps in one process never clash). */
+export const BACKOFFICE_LOCAL_STRATEGY = 'BACKOFFICE_LOCAL_STRATEGY';
+
+/** What the strategy hands to the login route. */
+export interface BackOfficeLocalStrategyHandle {
+  name: string;
+  /** Unregisters the strategy from passport when the app closes. */
+  onModuleDestroy(): void;
+}
+
+/** Maps a refused sign-in to its HTTP error: identical bodies for unknown users and wrong passwords. */
+export function signInError(result: SignInResult, now: Date): BackOfficeHttpError {
+  switch (result.status) {
+    case 'lockedOut': {
+      const end = result.lockoutEnd;
+      const untilUnlocked = !end || end.getTime() >= LOCKED_UNTIL_UNLOCKED.getTime();
+      const retryAfterSeconds = untilUnlocked ? null : Math.max(1, Math.ceil((end.getTime() - now.getTime()) / 1000));
+      return new BackOfficeHttpError(
+        423,
+        'locked_out',
+        'The account is locked after too many failed attempts.',
+        { retryAfterSeconds },
+        retryAfterSeconds ? { 'Retry-After': String(retryAfterSeconds) } : {},
+      );
+    }
+    case 'notAllowed':
+      return result.reason === 'local_login_disabled'
+        ? BackOfficeHttpError.localLoginDisabled()
+        : new BackOfficeHttpError(403, 'not_allowed', 'This account may not sign in.');
+    default:
+      return new BackOfficeHttpError(401, 'invalid_credentials', 'The username or password is incorrect.');
+  }
+}
+
+/**
+ * Registers a `passport-local` strategy (through `@nestjs/passport`) that signs in with the
+ * `BACKOFFICE_SIGN_IN_MANAGER` resolved from DI, under a name unique to this module instance.
+ */
+export const backOfficeLocalStrategyProvider: Provider = {
+  provide: BACKOFFICE_LOCAL_STRATEGY,
+  inject: [BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_CLOCK],
+  useFactory: (signInManager: BackOfficeSignInManager, clock: BackOfficeClock): BackOfficeLocalStrategyHandle => {
+    const name = `backoffice-local-${randomUUID()}`;
+    class BackOfficeLocalStrategy extends PassportStrategy(Strategy, name) {
+      constructor() {
+        super({ usernameField: 'username', passwordField: 'password', passReqToCallback: true, session: false });
+      }
+      async validate(request: Request, username: string, password: string): Promise<SignInResult> {
+        const result = await signInManager.passwordSignIn(username, password);
+        if (result.status === 'success' || result.status === 'requiresTwoFactor') return result;
+        throw signInError(result, clock.now());
+      }
+    }
+    new BackOfficeLocalStrategy();
+    return { name, onModuleDestroy: () => void passport.unuse(name) };
+  },
+};

@@ -1,0 +1,44 @@
+import { HttpException } from '@nestjs/common';
+import type { IdentityError } from '../common/identity-result.js';
+
+/** The JSON body of every error: a stable machine-readable `code`. */
+export interface BackOfficeErrorBody {
+  statusCode: number;
+  code: string;
+  message: string;
+  errors?: Array<IdentityError | { field: string; code: string; description: string }>;
+  [extra: string]: unknown;
+}
+
+/** An HTTP error with the module's body shape; safe to throw from host routes too. */
+export class BackOfficeHttpError extends HttpException {
+  constructor(
+    status: number,
+    readonly code: string,
+    message: string,
+    extra: Partial<Omit<BackOfficeErrorBody, 'statusCode' | 'code' | 'message'>> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super({ statusCode: status, code, message, ...extra } satisfies BackOfficeErrorBody, status);
+  }
+
+  static unauthenticated(): BackOfficeHttpError {
+    return new BackOfficeHttpError(401, 'unauthenticated', 'Sign in first.');
+  }
+  static forbidden(): BackOfficeHttpError {
+    return new BackOfficeHttpError(403, 'forbidden', 'You may not do this.');
+  }
+  static notFound(what = 'Not found.'): BackOfficeHttpError {
+    return new BackOfficeHttpError(404, 'not_found', what);
+  }
+  static invalidToken(): BackOfficeHttpError {
+    return new BackOfficeHttpError(400, 'invalid_token', 'The link or token is invalid, expired or already used.');
+  }
+  static localLoginDisabled(): BackOfficeHttpError {
+    return new BackOfficeHttpError(403, 'local_login_disabled', 'Local sign-in is disabled; use your external login provider.');
+  }
+  /** 400 with the IdentityResult errors of a refused password. */
+  static invalidPassword(errors: readonly IdentityError[]): BackOfficeHttpError {
+    return new BackOfficeHttpError(400, 'invalid_password', 'The password does not meet the requirements.', { errors: [...errors] });
+  }
+}

@@ -1,0 +1,46 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { ThrottlerStorage } from '@nestjs/throttler';
+import { sha256Hex } from '../common/crypto.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+
+/** One limit: at most `limit` hits per `windowSeconds` for `key`. */
+export interface RateLimitRule {
+  name: string;
+  key: string;
+  limit: number;
+  windowSeconds: number;
+}
+
+/**
+ * Applies fixed-window limits through a `@nestjs/throttler` storage (in-process by default, Redis when
+ * configured). Keys are hashed, so no username or email is kept in the store. When the storage fails the
+ * request goes through (lockout still protects accounts) and the failure is logged.
+ */
+@Injectable()
+export class BackOfficeRateLimiter {
+  private readonly logger = new Logger('BackOfficeRateLimiter');
+
+  constructor(
+    @Inject(BACKOFFICE_RATE_LIMIT_STORAGE) private readonly storage: ThrottlerStorage,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+  ) {}
+
+  /** Counts a hit on every rule; throws 429 `too_many_requests` with `Retry-After` when one is over. */
+  async enforce(rules: RateLimitRule[]): Promise<void> {
+    if (!this.options.rateLimits.enabled) return;
+    let retryAfter = 0;
+    for (const rule of rules) {
+      try {
+        const record = await this.storage.increment(sha256Hex(rule.key), rule.windowSeconds * 1000, rule.limit, rule.windowSeconds * 1000, rule.name);
+        if (record.totalHits > rule.limit) retryAfter = Math.max(retryAfter, record.timeToExpire);
+      } catch (error) {
+        this.logger.error(`Rate-limit storage failed for ${rule.name}: ${(error as Error).message}`);
+      }
+    }
+    if (retryAfter > 0) {
+      throw new BackOfficeHttpError(429, 'too_many_requests', 'Too many requests; try again later.', { retryAfterSeconds: retryAfter }, { 'Retry-After': String(retryAfter) });
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { BackOfficeSessionService, type BackOfficeAuthentication } from './backoffice-session.service.js';
+import { BackOfficeSessionCookies } from './session-cookies.js';
+
+export const BACKOFFICE_AUTHORIZE_METADATA = 'backoffice:authorize';
+
+/** Options of `@BackOfficeAuthorize()`. */
+export interface BackOfficeAuthorizeOptions {
+  /** The user must be in at least one of these groups (aliases), else 403 `forbidden`. */
+  groups?: string[];
+}
+
+/** A request that passed the guard. */
+export type BackOfficeAuthenticatedRequest = Request & { backOffice: BackOfficeAuthentication & { token: string } };
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * Authenticates the session cookie; on state-changing methods also checks the XSRF double submit
+ * (403 `xsrf_failed`), then the groups of `@BackOfficeAuthorize({ groups })` (403 `forbidden`).
+ */
+@Injectable()
+export class BackOfficeAuthGuard implements CanActivate {
+  constructor(
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
+    @Inject(Reflector) private readonly reflector: Reflector,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
+    const token = this.cookies.readToken(request);
+    const auth = await this.sessions.authenticate(token);
+    if (!auth || !token) throw BackOfficeHttpError.unauthenticated();
+    if (!SAFE_METHODS.has(request.method) && !this.cookies.checkXsrf(request, token)) {
+      throw new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.');
+    }
+    const options = this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    if (options?.groups?.length && !BackOfficeAuthGuard.inAnyGroup(auth.user, options.groups)) throw BackOfficeHttpError.forbidden();
+    request.backOffice = { ...auth, token };
+    BackOfficeRequestContextStore.current().performingUserId = auth.user.id;
+    return true;
+  }
+
+  private static inAnyGroup(user: BackOfficeUser, groups: string[]): boolean {
+    return groups.some((g) => user.groups.includes(g));
+  }
+}

@@ -1,0 +1,137 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
+import type { BackOfficeClock } from '../common/clock.js';
+import { randomToken, sha256Hex } from '../common/crypto.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { isUuid } from '../users/stores/typeorm-user-store.js';
+import { BackOfficeSessionEntity } from './backoffice-session.entity.js';
+
+/** A session as its owner sees it. */
+export interface BackOfficeSessionDto {
+  id: string;
+  createdAt: string;
+  lastSeenAt: string;
+  ip: string | null;
+  userAgent: string | null;
+  current: boolean;
+}
+
+/** An authenticated request's session and user. */
+export interface BackOfficeAuthentication {
+  session: BackOfficeSessionEntity;
+  user: BackOfficeUser;
+}
+
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * Server-side sessions in PostgreSQL. The cookie carries a 256-bit random token; only its SHA-256 is stored.
+ * A session ends on logout or revocation, after the idle timeout (sliding) or the absolute timeout (never
+ * extended), and as soon as the user's security stamp changes or the user is disabled or locked out.
+ */
+@Injectable()
+export class BackOfficeSessionService {
+  private readonly idleMs: number;
+  private readonly absoluteMs: number;
+  /** Last-seen writes are throttled to one per this interval per session. */
+  private readonly touchIntervalMs: number;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {
+    this.idleMs = options.session.idleTimeoutMinutes * 60_000;
+    this.absoluteMs = options.session.absoluteTimeoutHours * 3_600_000;
+    this.touchIntervalMs = Math.min(60_000, this.idleMs / 4);
+  }
+
+  private get sessions() {
+    return this.dataSource.getRepository(BackOfficeSessionEntity);
+  }
+
+  /** Starts a session; returns the cookie token (shown once, never stored). */
+  async create(user: BackOfficeUser, context: { ip?: string | null; userAgent?: string | null }): Promise<{ token: string; session: BackOfficeSessionEntity }> {
+    const token = randomToken(32);
+    const now = this.clock.now();
+    const session = this.sessions.create({
+      userId: user.id,
+      tokenHash: sha256Hex(token),
+      securityStamp: user.securityStamp,
+      createdAt: now,
+      lastSeenAt: now,
+      expiresAt: new Date(now.getTime() + this.absoluteMs),
+      revokedAt: null,
+      ip: context.ip?.slice(0, 64) ?? null,
+      userAgent: context.userAgent?.slice(0, 512) ?? null,
+    });
+    await this.sessions.save(session);
+    return { token, session };
+  }
+
+  /** The live session and user for a cookie token, or null. Slides the idle timeout (throttled). */
+  async authenticate(token: unknown): Promise<BackOfficeAuthentication | null> {
+    if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null;
+    const session = await this.sessions.findOne({ where: { tokenHash: sha256Hex(token) } });
+    const now = this.clock.now();
+    if (!session || !this.isLive(session, now)) return null;
+    const user = await this.userManager.findById(session.userId);
+    if (!user || !user.isApproved || this.userManager.isLockedOut(user) || user.securityStamp !== session.securityStamp) return null;
+    if (now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
+      await this.sessions.update({ id: session.id, revokedAt: IsNull() }, { lastSeenAt: now });
+      session.lastSeenAt = now;
+    }
+    return { session, user };
+  }
+
+  private isLive(session: BackOfficeSessionEntity, now: Date): boolean {
+    return (
+      session.revokedAt === null &&
+      session.expiresAt.getTime() > now.getTime() &&
+      now.getTime() - session.lastSeenAt.getTime() < this.idleMs
+    );
+  }
+
+  /** The user's live sessions, most recently seen first. */
+  async list(userId: string, currentSessionId?: string): Promise<BackOfficeSessionDto[]> {
+    const now = this.clock.now();
+    const rows = await this.sessions.find({
+      where: { userId, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(new Date(now.getTime() - this.idleMs)) },
+      order: { lastSeenAt: 'DESC' },
+    });
+    return rows.map((s) => ({
+      id: s.id,
+      createdAt: s.createdAt.toISOString(),
+      lastSeenAt: s.lastSeenAt.toISOString(),
+      ip: s.ip,
+      userAgent: s.userAgent,
+      current: s.id === currentSessionId,
+    }));
+  }
+
+  /** Revokes one of the user's own sessions; false when it is not theirs (or not live). */
+  async revoke(userId: string, sessionId: string): Promise<boolean> {
+    if (!isUuid(sessionId)) return false;
+    const result = await this.sessions.update({ id: sessionId, userId, revokedAt: IsNull() }, { revokedAt: this.clock.now() });
+    return (result.affected ?? 0) > 0;
+  }
+
+  /** Revokes every live session of the user, except `exceptSessionId`. Returns how many ended. */
+  async revokeAll(userId: string, exceptSessionId?: string): Promise<number> {
+    const where = exceptSessionId
+      ? { userId, revokedAt: IsNull(), id: Not(exceptSessionId) }
+      : { userId, revokedAt: IsNull() };
+    const result = await this.sessions.update(where, { revokedAt: this.clock.now() });
+    return result.affected ?? 0;
+  }
+
+  /** Keeps `sessionId` alive across a security-stamp change made by its own user (e.g. password change). */
+  async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<void> {
+    await this.sessions.update({ id: sessionId }, { securityStamp });
+  }
+}

@@ -1,0 +1,164 @@
+import { join } from 'node:path';
+
+/** Where the demo keeps its data. */
+export type DemoDatabaseConfig =
+  | { kind: 'embedded'; dataDir: string }
+  | { kind: 'memory' }
+  | { kind: 'postgres'; url: string };
+
+/** Every setting of the demo app, read from the environment once at start (see `.env.example`). */
+export interface DemoConfig {
+  port: number;
+  production: boolean;
+  /** Folder for the embedded database and the mail pickup folder. */
+  dataDir: string;
+  database: DemoDatabaseConfig;
+  publicUrl: string;
+  smtpUrl?: string;
+  mailPickupDir: string;
+  redisUrl?: string;
+  adminEmail: string;
+  /** Unset: a strong password is generated and printed once. */
+  adminPassword?: string;
+  bcryptCost: number;
+  lockoutMaxAttempts: number;
+  rateLimitsEnabled: boolean;
+  secureCookies: boolean;
+  /** Reserved for 2FA secrets at rest; not passed to the module yet. */
+  encryptionKey?: string;
+}
+
+/** A bad environment: one message per wrong variable, each naming the variable. */
+export class DemoConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(problems.join('\n'));
+    this.name = 'DemoConfigError';
+  }
+}
+
+export const DEFAULT_ADMIN_EMAIL = 'admin@example.com';
+
+/** Values that are clearly meant to be replaced: refused when `NODE_ENV=production`. */
+const PLACEHOLDER_SECRET = /^(?:<.*>|\$\{.*\}|x+|\*+)$|change.?me|replace.?me|placeholder|your.?(?:password|secret|key)|^(?:password|secret|admin|example|default|todo|test|demo)\d*$/i;
+
+export function isPlaceholderSecret(value: string): boolean {
+  return PLACEHOLDER_SECRET.test(value.trim());
+}
+
+/** `postgres://user:secret@host` -> `postgres://user:***@host`. */
+export function maskPassword(url: string): string {
+  return url.replace(/:[^:@/]*@/, ':***@');
+}
+
+function quote(value: string): string {
+  return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+}
+
+/** Reads and validates the environment. @throws DemoConfigError listing every wrong variable. */
+export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig {
+  const problems: string[] = [];
+  /** Empty counts as unset, so `VAR=` lines in `.env` files and compose `${VAR:-}` mean "default". */
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value ? value : undefined;
+  };
+  const fail = <T>(name: string, expectation: string, value: string, fallback: T): T => {
+    problems.push(`${name} ${expectation} (got ${quote(value)})`);
+    return fallback;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    return value >= min && value <= max ? value : fail(name, `must be an integer from ${min} to ${max}`, raw, fallback);
+  };
+  const onOff = (name: string, fallback: boolean): boolean => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    const value = raw.toLowerCase();
+    if (['on', 'true', '1', 'yes'].includes(value)) return true;
+    if (['off', 'false', '0', 'no'].includes(value)) return false;
+    return fail(name, 'must be "on" or "off"', raw, fallback);
+  };
+  const url = (name: string, protocols: string[], alternative = ''): string | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return undefined;
+    try {
+      if (protocols.includes(new URL(raw).protocol)) return raw;
+    } catch {
+      // reported below
+    }
+    const expectation = `must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}${alternative}`;
+    return fail(name, expectation, maskPassword(raw), undefined);
+  };
+
+  const nodeEnv = read('NODE_ENV') ?? 'development';
+  if (!['development', 'production', 'test'].includes(nodeEnv)) {
+    fail('NODE_ENV', 'must be "development", "production" or "test"', nodeEnv, undefined);
+  }
+  const production = nodeEnv === 'production';
+  const port = int('PORT', 3000, 0, 65535);
+  const dataDir = read('BACKOFFICE_DATA_DIR') ?? '.data';
+
+  let database: DemoDatabaseConfig = { kind: 'embedded', dataDir: join(dataDir, 'pglite') };
+  if (read('DATABASE_URL') === 'memory://') database = { kind: 'memory' };
+  else {
+    const pgUrl = url('DATABASE_URL', ['postgres:', 'postgresql:'], ', or "memory://"');
+    if (pgUrl) database = { kind: 'postgres', url: pgUrl };
+  }
+
+  const publicUrl = (url('PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port || 3000}`).replace(/\/+$/, '');
+  const adminPassword = read('BACKOFFICE_ADMIN_PASSWORD');
+  const encryptionKey = read('BACKOFFICE_ENCRYPTION_KEY');
+  if (encryptionKey !== undefined && encryptionKey.length < 32) {
+    fail('BACKOFFICE_ENCRYPTION_KEY', 'must be at least 32 characters (e.g. `openssl rand -base64 32`)', '***', undefined);
+  }
+
+  const config: DemoConfig = {
+    port,
+    production,
+    dataDir,
+    database,
+    publicUrl,
+    smtpUrl: url('SMTP_URL', ['smtp:', 'smtps:']),
+    mailPickupDir: read('MAIL_PICKUP_DIR') ?? join(dataDir, 'mail'),
+    redisUrl: url('REDIS_URL', ['redis:', 'rediss:']),
+    adminEmail: read('BACKOFFICE_ADMIN_EMAIL') ?? DEFAULT_ADMIN_EMAIL,
+    adminPassword,
+    bcryptCost: int('BACKOFFICE_BCRYPT_COST', 12, 4, 20),
+    lockoutMaxAttempts: int('BACKOFFICE_LOCKOUT_MAX_ATTEMPTS', 5, 1, 1000),
+    rateLimitsEnabled: onOff('BACKOFFICE_RATE_LIMITS', true),
+    secureCookies: onOff('BACKOFFICE_SECURE_COOKIES', production),
+    encryptionKey,
+  };
+
+  if (production) {
+    if (adminPassword !== undefined && isPlaceholderSecret(adminPassword)) {
+      problems.push('BACKOFFICE_ADMIN_PASSWORD is a placeholder: NODE_ENV=production refuses it (unset it to get a generated password printed once)');
+    }
+    if (encryptionKey !== undefined && isPlaceholderSecret(encryptionKey)) {
+      problems.push('BACKOFFICE_ENCRYPTION_KEY is a placeholder: NODE_ENV=production refuses it');
+    }
+    if (!config.secureCookies) {
+      problems.push('BACKOFFICE_SECURE_COOKIES is off: NODE_ENV=production refuses cookies without the Secure flag');
+    }
+    if (!publicUrl.startsWith('https://')) {
+      problems.push(`PUBLIC_URL must be an https:// URL when NODE_ENV=production (got ${quote(publicUrl)})`);
+    }
+  }
+
+  if (problems.length > 0) throw new DemoConfigError(problems);
+  return config;
+}
+
+/** One-line description of the database for the start line; never shows a password. */
+export function describeDatabase(database: DemoDatabaseConfig): string {
+  switch (database.kind) {
+    case 'embedded':
+      return `embedded PGlite ${database.dataDir}`;
+    case 'memory':
+      return 'in-memory PGlite (data is lost on exit)';
+    case 'postgres':
+      return `PostgreSQL ${maskPassword(database.url)}`;
+  }
+}

@@ -1,0 +1,69 @@
+import 'reflect-metadata';
+import { type INestApplication, ShutdownSignal } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { BACKOFFICE_USER_MANAGER, type BackOfficeUserManager } from '../backoffice-identity/index.js';
+import { AppModule } from './app.module.js';
+import { DemoConfigError, loadDemoConfig } from './demo.config.js';
+import { openDemoDatabase } from './demo-database.js';
+import { ensureFirstAdmin, FirstAdminError } from './first-admin.bootstrap.js';
+
+const NAME = 'backoffice-identity demo';
+/** Docker sends SIGKILL 10 s after SIGTERM: give up a little earlier, with a message. */
+const SHUTDOWN_TIMEOUT_MS = 8000;
+const SHUTDOWN_SIGNALS = [ShutdownSignal.SIGTERM, ShutdownSignal.SIGINT];
+
+/** Prints why start-up failed and exits 1. No stack trace: Nest has already logged one for its own errors. */
+function exitWith(error: unknown): never {
+  const message =
+    error instanceof DemoConfigError
+      ? `invalid environment:\n${error.problems.map((p) => `  - ${p}`).join('\n')}`
+      : error instanceof FirstAdminError
+        ? error.message
+        : `failed to start: ${error instanceof Error ? error.message : String(error)}`;
+  process.stderr.write(`${NAME}: ${message}\n`);
+  process.exit(1);
+}
+
+async function bootstrap(): Promise<void> {
+  const config = loadDemoConfig();
+  const database = await openDemoDatabase(config.database);
+  let app: INestApplication | undefined;
+  try {
+    app = await NestFactory.create(AppModule.forRoot(config, database), { logger: ['error', 'warn'], abortOnError: false });
+    // SIGTERM / SIGINT: close the app (and, through DemoDatabaseShutdown, the embedded PGlite), then exit 0.
+    app.enableShutdownHooks(SHUTDOWN_SIGNALS, { useProcessExit: true });
+    for (const signal of SHUTDOWN_SIGNALS) {
+      process.once(signal, () => {
+        setTimeout(() => {
+          process.stderr.write(`${NAME}: shutdown took longer than ${SHUTDOWN_TIMEOUT_MS} ms, exiting\n`);
+          process.exit(1);
+        }, SHUTDOWN_TIMEOUT_MS).unref();
+      });
+    }
+
+    const admin = await ensureFirstAdmin(app.get<BackOfficeUserManager>(BACKOFFICE_USER_MANAGER), config);
+    if (admin.created && admin.generatedPassword) {
+      process.stdout.write(
+        `==== FIRST ADMIN CREATED: ${admin.email}  PASSWORD: ${admin.generatedPassword}  ` +
+          '(printed only this once: store it now, change it after the first login) ====\n',
+      );
+    } else if (admin.created) {
+      process.stdout.write(`${NAME}: first admin created: ${admin.email} (password from BACKOFFICE_ADMIN_PASSWORD)\n`);
+    }
+
+    // ---- OpenAPI / Swagger: SET UP HERE, before app.listen() -------------------------------------
+    // Contract section 5: the OpenAPI document at /backoffice/openapi.json, Swagger UI at /backoffice/docs.
+    // Left for the OpenAPI work; nothing is registered yet.
+    // -----------------------------------------------------------------------------------------------
+
+    await app.listen(config.port);
+  } catch (error) {
+    await app?.close().catch(() => undefined);
+    await database.close().catch(() => undefined);
+    throw error;
+  }
+  const { port } = app.getHttpServer().address() as { port: number };
+  process.stdout.write(`${NAME} listening on http://localhost:${port} (database: ${database.description})\n`);
+}
+
+bootstrap().catch(exitWith);

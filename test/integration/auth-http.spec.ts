@@ -1,0 +1,213 @@
+import { DataSource } from 'typeorm';
+import { createHash } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
+import { BackOfficeEvents, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+
+describe('REST auth: login, me, change-password, logout, sessions', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let events: NotificationRecorder;
+  const password = 'correct horse battery staple';
+  let counter = 0;
+  const newUser = async (overrides: Record<string, unknown> = {}): Promise<BackOfficeUser> => {
+    const result = await ctx.userManager.createUser({ email: `http${++counter}@example.com`, name: 'Http User', password, ...overrides });
+    expect(result.errors).toEqual([]);
+    return result.value!;
+  };
+  const client = () => new HttpClient(ctx.url);
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    events = NotificationRecorder.attach(ctx.app);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('login -> me -> change-password -> logout, with cookies and XSRF', async () => {
+    const user = await newUser({ groups: ['editor'] });
+    const http = client();
+    const login = await http.login(user.email, password);
+    expect(login.status).toBe(200);
+    expect(login.body).toMatchObject({ status: 'success', user: { id: user.id, email: user.email, state: 'active', groups: ['editor'] } });
+    expect(login.body.user).not.toHaveProperty('passwordHash');
+    expect(login.body.user).not.toHaveProperty('securityStamp');
+    const sessionCookie = login.setCookies.find((c) => c.startsWith('backoffice_session='))!;
+    expect(sessionCookie).toMatch(/HttpOnly/);
+    expect(sessionCookie).toMatch(/SameSite=Strict/);
+    expect(sessionCookie).toMatch(/Secure/);
+    expect(login.setCookies.find((c) => c.startsWith('XSRF-TOKEN='))).not.toMatch(/HttpOnly/);
+
+    const me = await http.get('/auth/me');
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ id: user.id, username: user.email, name: 'Http User' });
+
+    const noXsrf = await http.post('/auth/change-password', { currentPassword: password, newPassword: 'a fresh new passphrase' }, { xsrf: false });
+    expect(noXsrf.status).toBe(403);
+    expect(noXsrf.body.code).toBe('xsrf_failed');
+    const wrongXsrf = await http.post('/auth/change-password', { currentPassword: password, newPassword: 'a fresh new passphrase' }, { headers: { 'x-xsrf-token': 'forged' } });
+    expect(wrongXsrf.body.code).toBe('xsrf_failed');
+
+    const weak = await http.post('/auth/change-password', { currentPassword: password, newPassword: 'short' });
+    expect(weak.status).toBe(400);
+    expect(weak.body.code).toBe('invalid_password');
+    expect(weak.body.errors.map((e: { code: string }) => e.code)).toContain('password_too_short');
+
+    const wrongCurrent = await http.post('/auth/change-password', { currentPassword: 'not my password', newPassword: 'a fresh new passphrase' });
+    expect(wrongCurrent.status).toBe(401);
+
+    const other = client();
+    expect((await other.login(user.email, password)).status).toBe(200);
+    const changed = await http.post('/auth/change-password', { currentPassword: password, newPassword: 'a fresh new passphrase' });
+    expect(changed.status).toBe(200);
+    expect((await http.get('/auth/me')).status).toBe(200); // this session lives on
+    expect((await other.get('/auth/me')).status).toBe(401); // the other one was revoked
+    expect(events.named(BackOfficeEvents.PasswordChanged, user.id)).toHaveLength(1);
+
+    const logout = await http.post('/auth/logout');
+    expect(logout.status).toBe(200);
+    expect(logout.body).toEqual({ signOutRedirectUrl: null });
+    expect(logout.setCookies.some((c) => /^backoffice_session=;/.test(c) && /Max-Age=0/.test(c))).toBe(true);
+    expect((await http.get('/auth/me')).status).toBe(401);
+    expect((await http.post('/auth/logout')).status).toBe(401);
+    expect((await client().login(user.email, 'a fresh new passphrase')).status).toBe(200);
+  });
+
+  it('every failure status of the login row', async () => {
+    const user = await newUser();
+    const http = client();
+    const missing = await http.post('/auth/login', { username: user.email });
+    expect(missing.status).toBe(400);
+    expect(missing.body.code).toBe('validation_failed');
+    expect(missing.body.errors.some((e: { field: string }) => e.field === 'password')).toBe(true);
+
+    const unknown = await http.login('nobody-here@example.com', password);
+    const wrong = await http.login(user.email, 'wrong password entirely');
+    expect(unknown.status).toBe(401);
+    expect(wrong.status).toBe(401);
+    // ASVS 2.2.x / 3.x: no user enumeration through the body
+    expect(unknown.text).toBe(wrong.text);
+    expect(unknown.body).toEqual({ statusCode: 401, code: 'invalid_credentials', message: 'The username or password is incorrect.' });
+
+    const disabled = await newUser({ groups: ['writer'] });
+    await ctx.userManager.setApproved(disabled, false);
+    const notAllowed = await http.login(disabled.email, password);
+    expect(notAllowed.status).toBe(403);
+    expect(notAllowed.body.code).toBe('not_allowed');
+    expect((await http.login(disabled.email, 'wrong password entirely')).status).toBe(401);
+
+    for (let i = 0; i < 4; i++) await http.login(user.email, 'wrong password entirely');
+    const locked = await http.login(user.email, password);
+    expect(locked.status).toBe(423);
+    expect(locked.body.code).toBe('locked_out');
+    expect(locked.body.retryAfterSeconds).toBeGreaterThan(250);
+    expect(Number(locked.headers.get('retry-after'))).toBe(locked.body.retryAfterSeconds);
+  });
+
+  it('ASVS 3.7.1: a lock ends the user\'s live sessions; an admin unlock lets them sign in again', async () => {
+    const user = await newUser();
+    const http = client();
+    await http.login(user.email, password);
+    expect((await http.get('/auth/me')).status).toBe(200);
+    for (let i = 0; i < 5; i++) await client().login(user.email, 'wrong password entirely');
+    expect((await http.get('/auth/me')).status).toBe(401);
+    await ctx.userManager.setLockoutEnd((await ctx.userManager.findById(user.id))!, null);
+    expect((await client().login(user.email, password)).status).toBe(200);
+  });
+
+  it('ASVS 3.3.1/3.3.2: idle and absolute timeouts, and disabling the user, end the session', async () => {
+    const user = await newUser();
+    const http = client();
+    await http.login(user.email, password);
+    ctx.clock.advance(19 * 60_000);
+    expect((await http.get('/auth/me')).status).toBe(200); // slides the idle window
+    ctx.clock.advance(19 * 60_000);
+    expect((await http.get('/auth/me')).status).toBe(200);
+    ctx.clock.advance(21 * 60_000);
+    expect((await http.get('/auth/me')).status).toBe(401); // idle
+    ctx.clock.advance(-(59 * 60_000));
+
+    const absolute = client();
+    await absolute.login(user.email, password);
+    for (let h = 0; h < 12 * 4; h++) {
+      ctx.clock.advance(15 * 60_000);
+      const me = await absolute.get('/auth/me');
+      if (h < 12 * 4 - 1) expect(me.status).toBe(200);
+      else expect(me.status).toBe(401); // 12 h absolute, never extended
+    }
+    ctx.clock.advance(-(12 * 60 * 60_000));
+
+    const disabled = client();
+    await disabled.login(user.email, password);
+    await ctx.userManager.setApproved((await ctx.userManager.findById(user.id))!, false);
+    expect((await disabled.get('/auth/me')).status).toBe(401);
+  });
+
+  it('ASVS 3.2.2/3.2.3: the session token is random, absent from bodies, stored only as SHA-256', async () => {
+    const user = await newUser();
+    const http = client();
+    const login = await http.login(user.email, password);
+    const token = http.cookies.get('backoffice_session')!;
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits
+    expect(login.text).not.toContain(token);
+    expect((await http.get('/auth/me')).text).not.toContain(token);
+    expect((await http.get('/auth/sessions')).text).not.toContain(token);
+    const rows: Array<{ token_hash: string }> = await ctx.app.get(DataSource).query('SELECT token_hash FROM backoffice_session WHERE user_id = $1', [user.id]);
+    expect(rows.map((r) => r.token_hash)).toEqual([createHash('sha256').update(token).digest('hex')]);
+    const forged = client();
+    forged.cookies.set('backoffice_session', rows[0].token_hash);
+    expect((await forged.get('/auth/me')).status).toBe(401);
+  });
+
+  it('lists own sessions and revokes one; another user\'s session id is a 404', async () => {
+    const user = await newUser();
+    const a = client();
+    const b = client();
+    await a.login(user.email, password);
+    await b.login(user.email, password);
+    const list = await a.get('/auth/sessions');
+    expect(list.status).toBe(200);
+    expect(list.body).toHaveLength(2);
+    expect(list.body.filter((s: { current: boolean }) => s.current)).toHaveLength(1);
+    const otherSession = list.body.find((s: { current: boolean }) => !s.current);
+    expect(otherSession).toMatchObject({ ip: '127.0.0.1', userAgent: expect.any(String) });
+
+    const stranger = client();
+    await stranger.login((await newUser()).email, password);
+    expect((await stranger.delete(`/auth/sessions/${otherSession.id}`)).status).toBe(404);
+    expect((await stranger.delete('/auth/sessions/not-a-uuid')).status).toBe(404);
+    expect((await a.delete(`/auth/sessions/${otherSession.id}`, { xsrf: false })).status).toBe(403);
+    expect((await a.delete(`/auth/sessions/${otherSession.id}`)).status).toBe(204);
+    expect((await b.get('/auth/me')).status).toBe(401);
+    expect((await a.get('/auth/sessions')).body).toHaveLength(1);
+  });
+
+  it('allowConcurrentLogins: false revokes older sessions at login', async () => {
+    const single = await createIdentityApp(db, { identity: { session: { allowConcurrentLogins: false }, rateLimits: { enabled: false } } });
+    try {
+      const created = await single.userManager.createUser({ email: `single${++counter}@example.com`, name: 'S', password });
+      const first = new HttpClient(single.url);
+      const second = new HttpClient(single.url);
+      await first.login(created.value!.email, password);
+      await second.login(created.value!.email, password);
+      expect((await first.get('/auth/me')).status).toBe(401);
+      expect((await second.get('/auth/me')).status).toBe(200);
+    } finally {
+      await single.close();
+    }
+  });
+
+  it('ASVS 2.2.1: 30 concurrent wrong logins over HTTP lock exactly once', async () => {
+    const user = await newUser();
+    const responses = await Promise.all(Array.from({ length: 30 }, () => client().login(user.email, 'wrong password entirely')));
+    const statuses = responses.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 401)).toHaveLength(4);
+    expect(statuses.filter((s) => s === 423)).toHaveLength(26);
+    expect(events.named(BackOfficeEvents.Locked, user.id)).toHaveLength(1);
+  });
+});

@@ -1,0 +1,253 @@
+import { PGlite } from '@electric-sql/pglite';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import {
+  BackOfficeErrorDescriber,
+  BcryptPasswordHasher,
+  type ResolvedBackOfficeIdentityOptions,
+} from '../../src/backoffice-identity/index.js';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
+
+// The demo app as users run it: compiled by tsc, started with `node .../demo/main.js`, driven by env only.
+// Each run of this file compiles into its own temp folder: the postgres and pglite projects run it at the
+// same time, and neither may race the other (or a developer's `npm start`) on dist/.
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/** Every variable the demo reads: cleared from the inherited env so each spawn sets exactly what it means. */
+const DEMO_ENV = [
+  'PORT', 'DATABASE_URL', 'SMTP_URL', 'MAIL_PICKUP_DIR', 'PUBLIC_URL', 'REDIS_URL', 'NODE_ENV', 'BACKOFFICE_DATA_DIR',
+  'BACKOFFICE_ADMIN_EMAIL', 'BACKOFFICE_ADMIN_PASSWORD', 'BACKOFFICE_BCRYPT_COST', 'BACKOFFICE_LOCKOUT_MAX_ATTEMPTS',
+  'BACKOFFICE_RATE_LIMITS', 'BACKOFFICE_SECURE_COOKIES', 'BACKOFFICE_ENCRYPTION_KEY',
+];
+const START_LINE = /^backoffice-identity demo listening on (http:\/\/localhost:(\d+)) \(database: (.+)\)$/m;
+const PASSWORD_LINE = /^==== FIRST ADMIN CREATED: (\S+)  PASSWORD: (\S+) .*====$/gm;
+const STACK_FRAME = /^\s+at .+\(.+:\d+:\d+\)$/m;
+
+let buildDir: string;
+let mainJs: string;
+const running = new Set<ChildProcess>();
+const tempDirs: string[] = [];
+
+async function tempDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface DemoRun {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<Exit>;
+}
+
+/** Spawns the compiled demo with a clean env: a free port, bcrypt cost 4, data in a temp folder. */
+async function spawnDemo(env: Record<string, string | undefined>): Promise<DemoRun> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !DEMO_ENV.includes(key)));
+  const cwd = await tempDir('bo-demo-cwd-');
+  const child = spawn(process.execPath, [mainJs], {
+    cwd,
+    env: { ...inherited, PORT: String(await freePort()), BACKOFFICE_BCRYPT_COST: '4', BACKOFFICE_DATA_DIR: join(cwd, '.data'), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<Exit>((resolve) =>
+    child.on('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  return { child, stdout: () => stdout, stderr: () => stderr, exited };
+}
+
+/** Resolves with the URL of the start line; fails if the demo exits or stays silent for 60 s. */
+async function waitForStart(run: DemoRun): Promise<{ url: string; database: string }> {
+  const deadline = Date.now() + 60_000;
+  let exit: Exit | undefined;
+  void run.exited.then((e) => (exit = e));
+  while (Date.now() < deadline) {
+    const match = START_LINE.exec(run.stdout());
+    if (match) return { url: match[1], database: match[3] };
+    if (exit) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`demo did not start (exit ${JSON.stringify(exit)}):\n${run.stdout()}\n${run.stderr()}`);
+}
+
+/** Sends SIGTERM and returns the exit and how long it took. */
+async function terminate(run: DemoRun): Promise<Exit & { ms: number }> {
+  const started = Date.now();
+  run.child.kill('SIGTERM');
+  const exit = await Promise.race([run.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no exit 15 s after SIGTERM')), 15_000))]);
+  return { ...exit, ms: Date.now() - started };
+}
+
+/** Runs the demo until it exits on its own (start-up failures). */
+async function runToExit(env: Record<string, string | undefined>): Promise<Exit & { stdout: string; stderr: string }> {
+  const run = await spawnDemo(env);
+  const exit = await Promise.race([run.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('demo did not exit within 30 s')), 30_000))]);
+  return { ...exit, stdout: run.stdout(), stderr: run.stderr() };
+}
+
+async function getHealth(url: string): Promise<{ status: number; contentType: string | null; body: unknown }> {
+  const res = await fetch(`${url}/health`);
+  return { status: res.status, contentType: res.headers.get('content-type'), body: await res.json() };
+}
+
+const printedPasswords = (output: string) => [...output.matchAll(PASSWORD_LINE)].map((m) => ({ email: m[1], password: m[2] }));
+const hasher = new BcryptPasswordHasher({ password: { hashCost: 4 } } as ResolvedBackOfficeIdentityOptions);
+const ADMIN_QUERY = `
+  SELECT u.email, u.password_hash, array_to_string(array_agg(g.alias ORDER BY g.alias), ',') AS groups
+  FROM backoffice_user u
+  LEFT JOIN backoffice_user_group ug ON ug.user_id = u.id
+  LEFT JOIN backoffice_group g ON g.id = ug.group_id
+  GROUP BY u.id`;
+
+beforeAll(async () => {
+  buildDir = await tempDir('bo-demo-build-');
+  // Compiled files resolve packages from the repository, and load as CommonJS like dist/ does.
+  await symlink(join(ROOT, 'node_modules'), join(buildDir, 'node_modules'), 'dir');
+  await writeFile(join(buildDir, 'package.json'), '{ "type": "commonjs" }\n');
+  await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', buildDir], { cwd: ROOT });
+  mainJs = join(buildDir, 'demo/main.js');
+}, 120_000);
+
+afterAll(async () => {
+  for (const child of running) child.kill('SIGKILL');
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+describe.runIf(dbKind() === 'pglite')('demo app: environment and start-up checks', () => {
+  it('refuses an invalid env value with exit 1 and a message naming the variable, without a stack trace', async () => {
+    const result = await runToExit({ DATABASE_URL: 'memory://', BACKOFFICE_BCRYPT_COST: 'abc' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('BACKOFFICE_BCRYPT_COST must be an integer from 4 to 20 (got "abc")');
+    expect(result.stderr).not.toMatch(STACK_FRAME);
+    expect(result.stdout).not.toMatch(START_LINE);
+  });
+
+  it('NODE_ENV=production refuses a placeholder admin password and a non-https PUBLIC_URL', async () => {
+    const result = await runToExit({ NODE_ENV: 'production', DATABASE_URL: 'memory://', BACKOFFICE_ADMIN_PASSWORD: 'change-me' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/BACKOFFICE_ADMIN_PASSWORD is a placeholder/);
+    expect(result.stderr).toMatch(/PUBLIC_URL must be an https:\/\/ URL/);
+    expect(result.stderr).not.toMatch(STACK_FRAME);
+  });
+
+  it('exits 1 with the IdentityResult descriptions when BACKOFFICE_ADMIN_PASSWORD fails validation', async () => {
+    const result = await runToExit({ DATABASE_URL: 'memory://', BACKOFFICE_ADMIN_PASSWORD: 'short' });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('BACKOFFICE_ADMIN_PASSWORD');
+    expect(result.stderr).toContain(new BackOfficeErrorDescriber().passwordTooShort(12).description);
+    expect(result.stderr).not.toMatch(STACK_FRAME);
+    expect(printedPasswords(result.stdout)).toEqual([]);
+  });
+
+  it('DATABASE_URL=memory://: one start line, /health 200, the generated password once, SIGTERM exits 0', async () => {
+    const run = await spawnDemo({ DATABASE_URL: 'memory://' });
+    const { url, database } = await waitForStart(run);
+    expect(database).toMatch(/in-memory PGlite/);
+    expect(run.stdout().match(new RegExp(START_LINE.source, 'gm'))).toHaveLength(1);
+    expect(await getHealth(url)).toEqual({ status: 200, contentType: expect.stringMatching(/^application\/json/), body: { status: 'ok', database: 'up' } });
+    const printed = printedPasswords(run.stdout() + run.stderr());
+    expect(printed).toHaveLength(1);
+    expect(printed[0].email).toBe('admin@example.com');
+    expect(printed[0].password).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    const exit = await terminate(run);
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(exit.ms).toBeLessThan(10_000);
+  });
+});
+
+describe(`demo app on a persistent ${dbKind() === 'pglite' ? 'embedded PGlite (DATABASE_URL unset)' : 'PostgreSQL database'}`, () => {
+  let db: TestDatabase | undefined;
+  let env: Record<string, string | undefined>;
+  /** Reads the users straight from the database while the demo is stopped. */
+  let readUsers: () => Promise<Array<{ email: string; password_hash: string; groups: string }>>;
+
+  beforeAll(async () => {
+    if (dbKind() === 'postgres') {
+      db = await createTestDatabase();
+      env = { DATABASE_URL: db.url };
+      readUsers = async () => {
+        const client = new pg.Client({ connectionString: db!.url });
+        await client.connect();
+        try {
+          return (await client.query(ADMIN_QUERY)).rows;
+        } finally {
+          await client.end();
+        }
+      };
+    } else {
+      const dataDir = await tempDir('bo-demo-data-');
+      env = { BACKOFFICE_DATA_DIR: dataDir };
+      readUsers = async () => {
+        const pglite = new PGlite(join(dataDir, 'pglite'));
+        try {
+          return (await pglite.query<{ email: string; password_hash: string; groups: string }>(ADMIN_QUERY)).rows;
+        } finally {
+          await pglite.close();
+        }
+      };
+    }
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  let generated: { email: string; password: string };
+
+  it('first start: creates the admin, prints its generated password once, serves /health, exits 0 on SIGTERM', async () => {
+    const run = await spawnDemo(env);
+    const { url, database } = await waitForStart(run);
+    expect(database).toMatch(dbKind() === 'pglite' ? /^embedded PGlite .*pglite$/ : /^PostgreSQL postgres:\/\//);
+    expect(await getHealth(url)).toMatchObject({ status: 200, body: { status: 'ok', database: 'up' } });
+    const printed = printedPasswords(run.stdout() + run.stderr());
+    expect(printed).toHaveLength(1);
+    generated = printed[0];
+    const exit = await terminate(run);
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    expect(exit.ms).toBeLessThan(10_000);
+  });
+
+  it('the printed password is the admin\'s password, and the admin is in group admin', async () => {
+    const users = await readUsers();
+    expect(users).toHaveLength(1);
+    expect(users[0]).toMatchObject({ email: generated.email, groups: 'admin' });
+    expect(await hasher.verifyHashedPassword(users[0].password_hash, generated.password)).toBe('success');
+    expect(await hasher.verifyHashedPassword(users[0].password_hash, `${generated.password}x`)).toBe('failed');
+  });
+
+  it('second start on the same database: no new admin, no password printed', async () => {
+    const run = await spawnDemo(env);
+    const { url } = await waitForStart(run);
+    expect(await getHealth(url)).toMatchObject({ status: 200, body: { status: 'ok', database: 'up' } });
+    expect(printedPasswords(run.stdout() + run.stderr())).toEqual([]);
+    expect(run.stdout()).not.toMatch(/first admin created/i);
+    expect(await terminate(run)).toMatchObject({ code: 0, signal: null });
+    expect(await readUsers()).toHaveLength(1);
+  });
+});

@@ -1,0 +1,244 @@
+import { Logger } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import type { MockInstance } from 'vitest';
+import { BackOfficeEvents } from '../../src/backoffice-identity/constants.js';
+import { NotificationPublisher } from '../../src/backoffice-identity/notifications/notification-publisher.service.js';
+import {
+  SendEmailNotification,
+  UserForgotPasswordChangedNotification,
+  UserForgotPasswordRequestedNotification,
+  UserInvitedNotification,
+  UserLockedNotification,
+  UserLoginFailedNotification,
+  UserLoginRequiresVerificationNotification,
+  UserLoginSuccessNotification,
+  UserLogoutSuccessNotification,
+  UserPasswordChangedNotification,
+  UserPasswordResetNotification,
+  UserResetAccessFailedCountNotification,
+  UserTwoFactorRequestedNotification,
+  UserUnlockedNotification,
+} from '../../src/backoffice-identity/notifications/notifications.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const logout = () => new UserLogoutSuccessNotification({ ipAddress: '203.0.113.7', performingUserId: 'u1', affectedUserId: 'u1' });
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('NotificationPublisher', () => {
+  let errorLog: MockInstance;
+  beforeEach(() => {
+    // Failures are logged through Nest's Logger; capture them (and keep the test output clean).
+    errorLog = vi.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  describe.each([
+    ['EventEmitter2 with wildcards', () => new EventEmitter2({ wildcard: true })],
+    ['EventEmitter2 with the defaults of EventEmitterModule.forRoot()', () => new EventEmitter2()],
+  ])('with %s', (_title, makeEmitter) => {
+    let emitter: EventEmitter2;
+    let publisher: NotificationPublisher;
+    beforeEach(() => {
+      emitter = makeEmitter();
+      publisher = new NotificationPublisher(emitter);
+    });
+
+    it('awaits async listeners: a signOutRedirectUrl set after an await is seen by the caller', async () => {
+      emitter.on(BackOfficeEvents.LogoutSuccess, async (n: UserLogoutSuccessNotification) => {
+        await sleep(20);
+        n.signOutRedirectUrl = 'https://idp.example.com/logout';
+      });
+      const notification = logout();
+      const returned = await publisher.publish(notification);
+      expect(returned).toBe(notification);
+      expect(returned.signOutRedirectUrl).toBe('https://idp.example.com/logout');
+    });
+
+    it('does not resolve before the slowest listener has finished', async () => {
+      const gate = deferred();
+      const finished: string[] = [];
+      emitter.on(BackOfficeEvents.LogoutSuccess, async () => {
+        await gate.promise;
+        finished.push('slow');
+      });
+      emitter.on(BackOfficeEvents.LogoutSuccess, () => {
+        finished.push('fast');
+      });
+      let settled = false;
+      const publishing = publisher.publish(logout()).then(() => (settled = true));
+      await sleep(10);
+      expect(settled).toBe(false);
+      expect(finished).toEqual(['fast']);
+      gate.resolve();
+      await publishing;
+      expect(settled).toBe(true);
+      expect(finished).toEqual(['fast', 'slow']);
+    });
+
+    it('passes the notification to every listener of its event, and to no listener of other events', async () => {
+      const received: unknown[] = [];
+      const other = vi.fn();
+      emitter.on(BackOfficeEvents.LoginFailed, (n: unknown) => received.push(n));
+      emitter.on(BackOfficeEvents.LoginFailed, (n: unknown) => received.push(n));
+      emitter.on(BackOfficeEvents.LoginSuccess, other);
+      const notification = new UserLoginFailedNotification({ reason: 'invalid_credentials' });
+      await publisher.publish(notification);
+      expect(received).toEqual([notification, notification]);
+      expect(other).not.toHaveBeenCalled();
+    });
+
+    it('does not reject and still runs the other listeners when one throws synchronously', async () => {
+      const after = vi.fn();
+      emitter.on(BackOfficeEvents.LogoutSuccess, () => {
+        throw new Error('listener exploded');
+      });
+      emitter.on(BackOfficeEvents.LogoutSuccess, async (n: UserLogoutSuccessNotification) => {
+        await sleep(5);
+        n.signOutRedirectUrl = '/signed-out';
+        after();
+      });
+      const result = await publisher.publish(logout());
+      expect(after).toHaveBeenCalledTimes(1);
+      expect(result.signOutRedirectUrl).toBe('/signed-out');
+      expect(errorLog).toHaveBeenCalledTimes(1);
+      expect(String(errorLog.mock.calls[0][0])).toContain(BackOfficeEvents.LogoutSuccess);
+      expect(String(errorLog.mock.calls[0][0])).toContain('listener exploded');
+    });
+
+    it('does not reject and still runs the other listeners when one rejects (also with a non-Error)', async () => {
+      const after = vi.fn();
+      emitter.on(BackOfficeEvents.Locked, async () => {
+        await sleep(1);
+        throw new Error('database down');
+      });
+      emitter.on(BackOfficeEvents.Locked, () => Promise.reject('plain string reason'));
+      emitter.on(BackOfficeEvents.Locked, after);
+      await expect(publisher.publish(new UserLockedNotification({ affectedUserId: 'u2' }))).resolves.toBeInstanceOf(UserLockedNotification);
+      expect(after).toHaveBeenCalledTimes(1);
+      const messages = errorLog.mock.calls.map((call) => String(call[0]));
+      expect(messages).toHaveLength(2);
+      expect(messages.some((m) => m.includes('database down'))).toBe(true);
+      expect(messages.some((m) => m.includes('plain string reason'))).toBe(true);
+    });
+
+    it('calls onAny listeners with the event name and the notification', async () => {
+      const any = vi.fn();
+      emitter.onAny(any);
+      const notification = new UserTwoFactorRequestedNotification({ provider: 'totp', affectedUserId: 'u3' });
+      await publisher.publish(notification);
+      expect(any).toHaveBeenCalledTimes(1);
+      expect(any).toHaveBeenCalledWith(BackOfficeEvents.TwoFactorRequested, notification);
+    });
+
+    it('awaits async onAny listeners and isolates a failing one', async () => {
+      const seen: string[] = [];
+      emitter.onAny(() => {
+        throw new Error('audit failed');
+      });
+      emitter.onAny(async (event: string | string[]) => {
+        await sleep(5);
+        seen.push(String(event));
+      });
+      emitter.on(BackOfficeEvents.Invited, () => seen.push('specific'));
+      await expect(publisher.publish(new UserInvitedNotification({}))).resolves.toBeDefined();
+      expect(seen.sort()).toEqual([BackOfficeEvents.Invited, 'specific'].sort());
+      expect(errorLog).toHaveBeenCalledTimes(1);
+    });
+
+    it('lets a listener take over an email (SendEmailNotification.handleEmail) after an await', async () => {
+      emitter.on(BackOfficeEvents.SendEmail, async (n: SendEmailNotification) => {
+        await sleep(5);
+        if (n.emailType === 'UserInvite') n.handleEmail();
+      });
+      const message = { to: 'jane@example.com', subject: 'Invite', text: 'hi', html: '<p>hi</p>' };
+      const invite = await publisher.publish(new SendEmailNotification({ emailType: 'UserInvite', message }));
+      const reset = await publisher.publish(new SendEmailNotification({ emailType: 'PasswordReset', message }));
+      expect(invite.isHandled).toBe(true);
+      expect(reset.isHandled).toBe(false);
+    });
+
+    it('honours once(): a once listener runs for the first notification only', async () => {
+      const once = vi.fn();
+      emitter.once(BackOfficeEvents.LoginSuccess, once);
+      await publisher.publish(new UserLoginSuccessNotification({}));
+      await publisher.publish(new UserLoginSuccessNotification({}));
+      expect(once).toHaveBeenCalledTimes(1);
+    });
+
+    it('resolves with the untouched notification when nobody listens', async () => {
+      const notification = logout();
+      await expect(publisher.publish(notification)).resolves.toBe(notification);
+      expect(notification.signOutRedirectUrl).toBeNull();
+      expect(errorLog).not.toHaveBeenCalled();
+    });
+  });
+
+  it('reaches wildcard listeners ("backoffice.user.**", "backoffice.user.*.success") on a wildcard emitter', async () => {
+    const emitter = new EventEmitter2({ wildcard: true });
+    const publisher = new NotificationPublisher(emitter);
+    const deep = vi.fn();
+    const segment = vi.fn();
+    const unrelated = vi.fn();
+    emitter.on('backoffice.user.**', deep);
+    emitter.on('backoffice.user.*.success', segment);
+    emitter.on('backoffice.email.*', unrelated);
+    const notification = logout();
+    await publisher.publish(notification);
+    expect(deep).toHaveBeenCalledWith(notification);
+    expect(segment).toHaveBeenCalledWith(notification);
+    expect(unrelated).not.toHaveBeenCalled();
+  });
+});
+
+describe('notifications', () => {
+  it.each([
+    ['backoffice.user.login.success', () => new UserLoginSuccessNotification({})],
+    ['backoffice.user.login.failed', () => new UserLoginFailedNotification({ reason: 'x' })],
+    ['backoffice.user.login.requires-verification', () => new UserLoginRequiresVerificationNotification({})],
+    ['backoffice.user.two-factor.requested', () => new UserTwoFactorRequestedNotification({ provider: 'totp' })],
+    ['backoffice.user.locked', () => new UserLockedNotification({})],
+    ['backoffice.user.unlocked', () => new UserUnlockedNotification({})],
+    ['backoffice.user.access-failed-count.reset', () => new UserResetAccessFailedCountNotification({})],
+    ['backoffice.user.password.changed', () => new UserPasswordChangedNotification({})],
+    ['backoffice.user.password.reset', () => new UserPasswordResetNotification({})],
+    ['backoffice.user.forgot-password.requested', () => new UserForgotPasswordRequestedNotification({})],
+    ['backoffice.user.forgot-password.changed', () => new UserForgotPasswordChangedNotification({})],
+    ['backoffice.user.invited', () => new UserInvitedNotification({})],
+    ['backoffice.user.logout.success', () => new UserLogoutSuccessNotification({})],
+    ['backoffice.email.send', () => new SendEmailNotification({ emailType: 'UserInvite', message: { to: 'a@b.c', subject: 's', text: 't', html: 'h' } })],
+  ])('uses the contract event name %s', (eventName, make) => {
+    expect(make().eventName).toBe(eventName);
+  });
+
+  it('carries ipAddress, performingUserId, affectedUserId and dateTimeUtc (null / now when not given)', () => {
+    const before = Date.now();
+    const bare = new UserLockedNotification({});
+    expect(bare.ipAddress).toBeNull();
+    expect(bare.performingUserId).toBeNull();
+    expect(bare.affectedUserId).toBeNull();
+    expect(bare.dateTimeUtc.getTime()).toBeGreaterThanOrEqual(before);
+    expect(bare.dateTimeUtc.getTime()).toBeLessThanOrEqual(Date.now());
+
+    const when = new Date('2026-11-23T10:00:00Z');
+    const full = new UserLoginFailedNotification({ ipAddress: '198.51.100.1', performingUserId: 'p', affectedUserId: 'a', dateTimeUtc: when, reason: 'locked_out' });
+    expect([full.ipAddress, full.performingUserId, full.affectedUserId, full.dateTimeUtc, full.reason]).toEqual(['198.51.100.1', 'p', 'a', when, 'locked_out']);
+    expect(full.auditDetails()).toEqual({ reason: 'locked_out' });
+  });
+
+  it('does not put the email body in the audit details of SendEmailNotification', () => {
+    const notification = new SendEmailNotification({
+      emailType: 'PasswordReset',
+      message: { to: 'jane@example.com', subject: 'Reset', text: 'token=SECRET-TOKEN', html: '<a href="?token=SECRET-TOKEN">reset</a>' },
+    });
+    notification.handleEmail();
+    expect(JSON.stringify(notification.auditDetails())).not.toContain('SECRET-TOKEN');
+    expect(notification.auditDetails()).toEqual({ emailType: 'PasswordReset', handled: true });
+  });
+});

@@ -1,0 +1,225 @@
+import {
+  BackOfficeIdentityOptionsError,
+  resolveBackOfficeIdentityOptions,
+} from '../../src/backoffice-identity/options/resolve-options.js';
+import type { BackOfficeIdentityOptions } from '../../src/backoffice-identity/options/backoffice-identity-options.interface.js';
+
+/** Resolves `options` (typed loosely on purpose: the tests feed wrong values) and returns the thrown error. */
+function errorOf(options: unknown): BackOfficeIdentityOptionsError {
+  try {
+    resolveBackOfficeIdentityOptions(options as BackOfficeIdentityOptions);
+  } catch (error) {
+    return error as BackOfficeIdentityOptionsError;
+  }
+  throw new Error(`expected options ${JSON.stringify(options)} to be refused`);
+}
+
+describe('resolveBackOfficeIdentityOptions', () => {
+  describe('defaults (design contract, "Options and defaults")', () => {
+    const defaults = resolveBackOfficeIdentityOptions();
+
+    it.each([
+      ['routePrefix', 'backoffice'],
+      ['usernameIsEmail', true],
+      ['password.requiredLength', 12],
+      ['password.maxLength', 256],
+      ['password.rejectCommon', true],
+      ['password.requireDigit', false],
+      ['password.requireLowercase', false],
+      ['password.requireUppercase', false],
+      ['password.requireNonLetterOrDigit', false],
+      ['password.hashCost', 12],
+      ['lockout.maxFailedAccessAttempts', 5],
+      ['lockout.durationMinutes', 5],
+      ['session.idleTimeoutMinutes', 20],
+      ['session.absoluteTimeoutHours', 12],
+      ['session.cookieName', 'backoffice_session'],
+      ['session.allowConcurrentLogins', true],
+      ['session.secureCookies', true],
+      ['tokens.inviteLifespanHours', 72],
+      ['tokens.passwordResetLifespanHours', 1],
+      ['allowPasswordReset', true],
+      ['denyLocalLogin', false],
+      ['publicUrl', 'http://localhost:3000'],
+    ] as const)('%s defaults to %j', (path, expected) => {
+      const value = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], defaults);
+      expect(value).toStrictEqual(expected);
+    });
+
+    it('gives the same defaults for no argument, an empty object and empty sections', () => {
+      const fromEmpty = resolveBackOfficeIdentityOptions({});
+      const fromSections = resolveBackOfficeIdentityOptions({ password: {}, lockout: {}, session: {}, tokens: {}, rateLimits: {}, email: {} });
+      expect(fromEmpty).toEqual(defaults);
+      expect(fromSections).toEqual(defaults);
+    });
+
+    it('has no extra password/custom validators by default and no Redis or SMTP', () => {
+      expect(defaults.passwordValidators).toEqual([]);
+      expect(defaults.userValidators).toEqual([]);
+      expect(defaults.rateLimits.redisUrl).toBeUndefined();
+      expect(defaults.email.smtpUrl).toBeUndefined();
+    });
+  });
+
+  describe('overrides', () => {
+    it('keeps every valid value it is given, and defaults only the rest', () => {
+      const resolved = resolveBackOfficeIdentityOptions({
+        routePrefix: 'admin/api',
+        usernameIsEmail: false,
+        password: { requiredLength: 8, maxLength: 64, rejectCommon: false, requireDigit: true, hashCost: 4 },
+        lockout: { maxFailedAccessAttempts: 3, durationMinutes: 0 },
+        session: { idleTimeoutMinutes: 30, cookieName: 'my.session-id', allowConcurrentLogins: false },
+        tokens: { inviteLifespanHours: 24 },
+        allowPasswordReset: false,
+        denyLocalLogin: true,
+        publicUrl: 'https://backoffice.example.com',
+      });
+      expect(resolved.routePrefix).toBe('admin/api');
+      expect(resolved.usernameIsEmail).toBe(false);
+      expect(resolved.password).toEqual({
+        requiredLength: 8,
+        maxLength: 64,
+        rejectCommon: false,
+        requireDigit: true,
+        requireLowercase: false,
+        requireUppercase: false,
+        requireNonLetterOrDigit: false,
+        hashCost: 4,
+      });
+      expect(resolved.lockout).toEqual({ maxFailedAccessAttempts: 3, durationMinutes: 0 });
+      expect(resolved.session).toEqual({
+        idleTimeoutMinutes: 30,
+        absoluteTimeoutHours: 12,
+        cookieName: 'my.session-id',
+        secureCookies: true,
+        allowConcurrentLogins: false,
+      });
+      expect(resolved.tokens).toEqual({ inviteLifespanHours: 24, passwordResetLifespanHours: 1 });
+      expect(resolved.allowPasswordReset).toBe(false);
+      expect(resolved.denyLocalLogin).toBe(true);
+      expect(resolved.publicUrl).toBe('https://backoffice.example.com');
+    });
+
+    it('accepts maxLength equal to requiredLength (the boundary)', () => {
+      const resolved = resolveBackOfficeIdentityOptions({ password: { requiredLength: 20, maxLength: 20 } });
+      expect(resolved.password.maxLength).toBe(20);
+    });
+
+    it('drops a trailing slash of publicUrl so that email links do not get "//"', () => {
+      expect(resolveBackOfficeIdentityOptions({ publicUrl: 'https://example.com/' }).publicUrl).toBe('https://example.com');
+      expect(resolveBackOfficeIdentityOptions({ publicUrl: 'https://example.com/app//' }).publicUrl).toBe('https://example.com/app');
+    });
+
+    it('copies the validator arrays instead of keeping the caller\'s array', () => {
+      const validator = { validate: () => [] };
+      const passwordValidators = [validator];
+      const resolved = resolveBackOfficeIdentityOptions({ passwordValidators });
+      expect(resolved.passwordValidators).toEqual([validator]);
+      expect(resolved.passwordValidators).not.toBe(passwordValidators);
+    });
+
+    it('accepts the swap keys of forRoot() at the top level without complaining', () => {
+      class Anything {}
+      expect(() =>
+        resolveBackOfficeIdentityOptions({ userManager: Anything, passwordHasher: { useValue: {} } } as unknown as BackOfficeIdentityOptions),
+      ).not.toThrow();
+    });
+  });
+
+  describe('wrong options fail with BackOfficeIdentityOptionsError naming the option path', () => {
+    const cases: Array<[title: string, options: unknown, path: string]> = [
+      // wrong types
+      ['password.requiredLength as a string', { password: { requiredLength: '12' } }, 'password.requiredLength'],
+      ['password.requiredLength not an integer', { password: { requiredLength: 12.5 } }, 'password.requiredLength'],
+      ['password.requiredLength NaN', { password: { requiredLength: Number.NaN } }, 'password.requiredLength'],
+      ['password.rejectCommon as a string', { password: { rejectCommon: 'yes' } }, 'password.rejectCommon'],
+      ['password.requireDigit as a number', { password: { requireDigit: 1 } }, 'password.requireDigit'],
+      ['usernameIsEmail as a string', { usernameIsEmail: 'true' }, 'usernameIsEmail'],
+      ['allowPasswordReset as a number', { allowPasswordReset: 0 }, 'allowPasswordReset'],
+      ['denyLocalLogin as a string', { denyLocalLogin: 'false' }, 'denyLocalLogin'],
+      ['session.allowConcurrentLogins as a string', { session: { allowConcurrentLogins: 'no' } }, 'session.allowConcurrentLogins'],
+      ['lockout.durationMinutes as a string', { lockout: { durationMinutes: '5' } }, 'lockout.durationMinutes'],
+      ['lockout.durationMinutes Infinity', { lockout: { durationMinutes: Number.POSITIVE_INFINITY } }, 'lockout.durationMinutes'],
+      ['a section that is a string', { password: 'strong' }, 'password'],
+      ['a section that is an array', { lockout: [5, 5] }, 'lockout'],
+      ['passwordValidators not an array', { passwordValidators: { validate: () => [] } }, 'passwordValidators'],
+      ['passwordValidators with an item lacking validate()', { passwordValidators: [{}] }, 'passwordValidators'],
+      ['userValidators with a function item', { userValidators: [() => []] }, 'userValidators'],
+      // out of range
+      ['password.requiredLength 0', { password: { requiredLength: 0 } }, 'password.requiredLength'],
+      ['password.requiredLength negative', { password: { requiredLength: -12 } }, 'password.requiredLength'],
+      ['password.hashCost below 4', { password: { hashCost: 3 } }, 'password.hashCost'],
+      ['password.hashCost above 20', { password: { hashCost: 21 } }, 'password.hashCost'],
+      ['password.hashCost not an integer', { password: { hashCost: 10.5 } }, 'password.hashCost'],
+      ['lockout.maxFailedAccessAttempts 0', { lockout: { maxFailedAccessAttempts: 0 } }, 'lockout.maxFailedAccessAttempts'],
+      ['lockout.durationMinutes negative', { lockout: { durationMinutes: -1 } }, 'lockout.durationMinutes'],
+      ['session.idleTimeoutMinutes 0', { session: { idleTimeoutMinutes: 0 } }, 'session.idleTimeoutMinutes'],
+      ['session.absoluteTimeoutHours 0', { session: { absoluteTimeoutHours: 0 } }, 'session.absoluteTimeoutHours'],
+      ['tokens.inviteLifespanHours 0', { tokens: { inviteLifespanHours: 0 } }, 'tokens.inviteLifespanHours'],
+      ['tokens.passwordResetLifespanHours negative', { tokens: { passwordResetLifespanHours: -1 } }, 'tokens.passwordResetLifespanHours'],
+      // maxLength < requiredLength
+      ['password.maxLength below requiredLength', { password: { requiredLength: 20, maxLength: 19 } }, 'password.maxLength'],
+      ['password.maxLength below the default requiredLength', { password: { maxLength: 8 } }, 'password.maxLength'],
+      // unknown keys (typos)
+      ['an unknown top-level key', { passwrod: { requiredLength: 12 } }, 'passwrod'],
+      ['an unknown key in password', { password: { minLength: 8 } }, 'password.minLength'],
+      ['an unknown key in session', { session: { cookie: 'sid' } }, 'session.cookie'],
+      ['an unknown key in lockout', { lockout: { maxAttempts: 3 } }, 'lockout.maxAttempts'],
+      ['an unknown key in tokens', { tokens: { resetLifespanHours: 2 } }, 'tokens.resetLifespanHours'],
+      // URLs
+      ['publicUrl not a URL', { publicUrl: 'not a url' }, 'publicUrl'],
+      ['publicUrl without a scheme', { publicUrl: 'example.com' }, 'publicUrl'],
+      ['publicUrl with ftp:', { publicUrl: 'ftp://example.com' }, 'publicUrl'],
+      ['publicUrl with javascript:', { publicUrl: 'javascript:alert(1)' }, 'publicUrl'],
+      ['publicUrl as a number', { publicUrl: 3000 }, 'publicUrl'],
+      ['rateLimits.redisUrl with http:', { rateLimits: { redisUrl: 'http://127.0.0.1:6379' } }, 'rateLimits.redisUrl'],
+      ['email.smtpUrl with http:', { email: { smtpUrl: 'http://mail.example.com' } }, 'email.smtpUrl'],
+      // cookie name
+      ['session.cookieName with a space', { session: { cookieName: 'back office' } }, 'session.cookieName'],
+      ['session.cookieName with ";"', { session: { cookieName: 'sid;Domain=evil.com' } }, 'session.cookieName'],
+      ['session.cookieName with "="', { session: { cookieName: 'a=b' } }, 'session.cookieName'],
+      ['session.cookieName empty', { session: { cookieName: '' } }, 'session.cookieName'],
+      ['session.cookieName too long', { session: { cookieName: 'c'.repeat(65) } }, 'session.cookieName'],
+      ['session.cookieName as a number', { session: { cookieName: 42 } }, 'session.cookieName'],
+      // route prefix
+      ['routePrefix with a leading slash', { routePrefix: '/backoffice' }, 'routePrefix'],
+      ['routePrefix with a trailing slash', { routePrefix: 'backoffice/' }, 'routePrefix'],
+      ['routePrefix with a space', { routePrefix: 'back office' }, 'routePrefix'],
+      ['routePrefix with ".."', { routePrefix: '../admin' }, 'routePrefix'],
+      ['routePrefix with an empty segment', { routePrefix: 'admin//api' }, 'routePrefix'],
+      ['routePrefix empty', { routePrefix: '' }, 'routePrefix'],
+      ['routePrefix as a boolean', { routePrefix: true }, 'routePrefix'],
+    ];
+
+    it.each(cases)('%s -> "%s"', (_title, options, path) => {
+      const error = errorOf(options);
+      expect(error).toBeInstanceOf(BackOfficeIdentityOptionsError);
+      expect(error).toBeInstanceOf(Error);
+      expect(error.name).toBe('BackOfficeIdentityOptionsError');
+      // The option is quoted in the message, so "password" does not match "password.requiredLength" by accident.
+      expect(error.message).toContain(`"${path}"`);
+    });
+
+    it('refuses options that are not an object at all', () => {
+      for (const options of [null, 'backoffice', 42]) {
+        expect(() => resolveBackOfficeIdentityOptions(options as unknown as BackOfficeIdentityOptions)).toThrow(BackOfficeIdentityOptionsError);
+      }
+    });
+
+    it('says what was expected and what it got', () => {
+      const range = errorOf({ password: { hashCost: 3 } });
+      expect(range.message).toMatch(/4 to 20/);
+      expect(range.message).toMatch(/got 3\b/);
+      const maxLength = errorOf({ password: { requiredLength: 20, maxLength: 19 } });
+      expect(maxLength.message).toMatch(/20 to 4096/);
+      const unknown = errorOf({ password: { minLength: 8 } });
+      expect(unknown.message).toContain('requiredLength'); // the list of known keys helps to fix the typo
+    });
+
+    it('shortens a very long wrong string value in the message', () => {
+      const error = errorOf({ publicUrl: 'x'.repeat(500) });
+      expect(error.message).toContain('"publicUrl"');
+      expect(error.message.length).toBeLessThan(200);
+    });
+  });
+});
