@@ -19,19 +19,19 @@ describe('PolicyPasswordValidator', () => {
     const validator = policyValidator();
 
     it('refuses 11 characters and accepts 12', () => {
-      expect(codes(validator.validate('abcdefghijk', null))).toEqual(['password_too_short']);
-      expect(validator.validate('abcdefghijkl', null)).toEqual([]);
+      expect(codes(validator.validate('abcdefghijk'))).toEqual(['password_too_short']);
+      expect(validator.validate('abcdefghijkl')).toEqual([]);
     });
 
     it('describes "too short" with the configured length, through the describer', () => {
-      const [error] = policyValidator({ requiredLength: 16 }).validate('fifteen chars!!', null) as IdentityError[];
+      const [error] = policyValidator({ requiredLength: 16 }).validate('fifteen chars!!') as IdentityError[];
       expect(error).toEqual(describer.passwordTooShort(16));
       expect(error.description).toContain('16');
     });
 
     it('accepts 256 characters and refuses 257', () => {
-      expect(validator.validate('a'.repeat(256), null)).toEqual([]);
-      const errors = validator.validate('a'.repeat(257), null) as IdentityError[];
+      expect(validator.validate('a'.repeat(256))).toEqual([]);
+      const errors = validator.validate('a'.repeat(257)) as IdentityError[];
       expect(codes(errors)).toEqual(['password_too_long']);
       expect(errors[0].description).toContain('256');
     });
@@ -39,27 +39,27 @@ describe('PolicyPasswordValidator', () => {
     it('counts an emoji as one character, not as two UTF-16 units', () => {
       expect('😀'.repeat(11).length).toBe(22); // JavaScript's .length would wrongly say it is long enough
       expect(passwordLength('😀'.repeat(11))).toBe(11);
-      expect(codes(validator.validate('😀'.repeat(11), null))).toEqual(['password_too_short']);
-      expect(validator.validate('😀'.repeat(12), null)).toEqual([]);
+      expect(codes(validator.validate('😀'.repeat(11)))).toEqual(['password_too_short']);
+      expect(validator.validate('😀'.repeat(12))).toEqual([]);
     });
 
     it('applies maxLength in code points too', () => {
       const short = policyValidator({ requiredLength: 4, maxLength: 16 });
-      expect(short.validate('😀'.repeat(16), null)).toEqual([]); // 32 UTF-16 units, 16 code points
-      expect(codes(short.validate('😀'.repeat(17), null))).toEqual(['password_too_long']);
-      expect(short.validate('€'.repeat(16), null)).toEqual([]); // 48 UTF-8 bytes, 16 code points
+      expect(short.validate('😀'.repeat(16))).toEqual([]); // 32 UTF-16 units, 16 code points
+      expect(codes(short.validate('😀'.repeat(17)))).toEqual(['password_too_long']);
+      expect(short.validate('€'.repeat(16))).toEqual([]); // 48 UTF-8 bytes, 16 code points
     });
 
     it('counts multi-byte characters (accents, CJK) as one each', () => {
-      expect(codes(validator.validate('日本語のパスワードです', null))).toEqual(['password_too_short']); // 11
-      expect(validator.validate('日本語のパスワードですね', null)).toEqual([]); // 12
+      expect(codes(validator.validate('日本語のパスワードです'))).toEqual(['password_too_short']); // 11
+      expect(validator.validate('日本語のパスワードですね')).toEqual([]); // 12
       expect(passwordLength('ÉÀÜöß')).toBe(5);
     });
   });
 
   describe('composition (off by default: length over composition)', () => {
     it('asks for no composition by default: twelve lowercase letters pass', () => {
-      expect(policyValidator().validate('abcdefghijkl', null)).toEqual([]);
+      expect(policyValidator().validate('abcdefghijkl')).toEqual([]);
     });
 
     it.each([
@@ -69,19 +69,19 @@ describe('PolicyPasswordValidator', () => {
       ['requireNonLetterOrDigit', 'password_requires_non_alphanumeric', 'OnlyLettersAnd123', 'Letters and a space', 'Buchstaben·Punkt'],
     ] as const)('%s: refuses with %s, accepts when present (also non-ASCII)', (option, code, bad, good, unicode) => {
       const validator = policyValidator({ requiredLength: 8, [option]: true });
-      expect(codes(validator.validate(bad, null))).toEqual([code]);
-      expect(validator.validate(good, null)).toEqual([]);
-      expect(validator.validate(unicode, null)).toEqual([]);
+      expect(codes(validator.validate(bad))).toEqual([code]);
+      expect(validator.validate(good)).toEqual([]);
+      expect(validator.validate(unicode)).toEqual([]);
       // with the option off, the same password is fine
-      expect(policyValidator({ requiredLength: 8 }).validate(bad, null)).toEqual([]);
+      expect(policyValidator({ requiredLength: 8 }).validate(bad)).toEqual([]);
     });
 
     it('reports every broken rule at once', () => {
       const validator = policyValidator({ requireDigit: true, requireLowercase: true, requireUppercase: true, requireNonLetterOrDigit: true });
-      expect(codes(validator.validate('short', null)).sort()).toEqual(
+      expect(codes(validator.validate('short')).sort()).toEqual(
         ['password_requires_digit', 'password_requires_non_alphanumeric', 'password_requires_upper', 'password_too_short'].sort(),
       );
-      expect(validator.validate('Long enough & 1 digit', null)).toEqual([]);
+      expect(validator.validate('Long enough & 1 digit')).toEqual([]);
     });
   });
 
@@ -98,16 +98,16 @@ describe('PolicyPasswordValidator', () => {
       ['a lone high surrogate', '\ud83d'],
       ['a lone low surrogate', '\ude00'],
     ])('refuses a long password containing %s, with password_invalid only', (_name, character) => {
-      const errors = validator.validate(`a long enough pass${character}phrase`, null);
+      const errors = validator.validate(`a long enough pass${character}phrase`);
       expect(codes(errors)).toEqual(['password_invalid']);
     });
 
     it('accepts ordinary spaces, punctuation and proper surrogate pairs', () => {
-      expect(validator.validate('spaces, commas; and 😀 emoji!', null)).toEqual([]);
+      expect(validator.validate('spaces, commas; and 😀 emoji!')).toEqual([]);
     });
 
     it.each([null, undefined, 123456789012, ['abcdefghijkl']])('refuses a non-string (%j) without throwing', (value) => {
-      expect(codes(validator.validate(value as unknown as string, null))).toEqual(['password_invalid']);
+      expect(codes(validator.validate(value as unknown as string))).toEqual(['password_invalid']);
     });
   });
 
@@ -118,7 +118,7 @@ describe('PolicyPasswordValidator', () => {
       }
     }
     const validator = new PolicyPasswordValidator(policyOf(), new GermanDescriber());
-    expect(validator.validate('kurz', null)).toEqual([
+    expect(validator.validate('kurz')).toEqual([
       { code: 'password_too_short', description: 'Passwörter müssen mindestens 12 Zeichen lang sein.' },
     ]);
   });
@@ -197,14 +197,14 @@ describe('CommonPasswordValidator', () => {
 
   // BUG: entries made only of digits ("1234567890", "123456") are wiped out by the strip of trailing
   // digits/symbols, so the list entry followed by symbols is not caught.
-  it.fails('refuses a numeric list entry followed by symbols ("1234567890!!")', () => {
+  it('refuses a numeric list entry followed by symbols ("1234567890!!")', () => {
     expect(commonPasswordList().has('1234567890')).toBe(true);
     expect(isRefused('1234567890!!')).toBe(true);
   });
 
   // BUG: unrepeated() keeps only the shortest repeating unit ("1", "123"), which is not in the list, so
   // repeating the entries "111111" or "123123" gives 12-character passwords that pass.
-  it.fails('refuses a repeated list entry whose shortest repeating unit is not itself an entry ("111111111111", "123123123123")', () => {
+  it('refuses a repeated list entry whose shortest repeating unit is not itself an entry ("111111111111", "123123123123")', () => {
     expect(commonPasswordList().has('111111')).toBe(true);
     expect(commonPasswordList().has('123123')).toBe(true);
     expect(isRefused('111111111111')).toBe(true);
@@ -213,7 +213,7 @@ describe('CommonPasswordValidator', () => {
 
   // BUG: /[\d\W_]+$/u treats every non-ASCII letter as \W ("symbol"): a long passphrase that starts with
   // a list word and goes on in Cyrillic, Japanese, ... is stripped down to that word and refused.
-  it.fails('does not treat non-ASCII letters as symbols (a list word followed by Cyrillic or Japanese words)', () => {
+  it('does not treat non-ASCII letters as symbols (a list word followed by Cyrillic or Japanese words)', () => {
     expect(validator.validate('dragonдраконовыйпароль')).toEqual([]);
     expect(validator.validate('sakuraさくらが咲く季節です')).toEqual([]);
   });
@@ -221,7 +221,7 @@ describe('CommonPasswordValidator', () => {
   // BUG: unrepeated() uses /^(.+?)\1+$/u, which is quadratic on input like "aaaa...ab"; the manager runs this
   // validator even on passwords far above maxLength (it only stops early on password_invalid), so one
   // ~100 kB request body (Express's default limit) blocks the event loop for seconds.
-  it.fails('stays fast on a very long password ("a" x 50,000 + "b") instead of backtracking quadratically', () => {
+  it('stays fast on a very long password ("a" x 50,000 + "b") instead of backtracking quadratically', () => {
     const long = `${'a'.repeat(50_000)}b`;
     const started = performance.now();
     validator.validate(long);

@@ -3,7 +3,7 @@ import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
-import { normalizeLookupKey } from '../common/lookup-normalizer.js';
+import { CONTROL_CHARACTERS, normalizeLookupKey } from '../common/lookup-normalizer.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import type { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import {
@@ -157,7 +157,7 @@ export class BackOfficeUserManager {
 
   /** The normalised key, or null for input that can match no user (not a string, empty, too long). */
   lookupKey(value: unknown): string | null {
-    if (typeof value !== 'string' || value.length > MAX_LOOKUP_LENGTH * 4) return null;
+    if (typeof value !== 'string' || value.length > MAX_LOOKUP_LENGTH * 4 || CONTROL_CHARACTERS.test(value)) return null;
     const key = this.normalizeKey(value);
     return key.length === 0 || key.length > MAX_LOOKUP_LENGTH ? null : key;
   }

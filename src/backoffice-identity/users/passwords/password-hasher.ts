@@ -46,20 +46,27 @@ export class BcryptPasswordHasher implements BackOfficePasswordHasher {
       inner = hashedPassword.slice(BCRYPT_SHA256_PREFIX.length);
       input = BcryptPasswordHasher.prehash(providedPassword);
     } else if (/^\$2[aby]\$\d\d\$/.test(hashedPassword)) {
-      inner = hashedPassword;
-      input = providedPassword.normalize('NFKC');
+      // Imported hash ($2y$ is PHP's name for $2b$): the system that made it may not have normalised.
+      inner = hashedPassword.replace(/^\$2y\$/, '$2b$');
+      input = providedPassword;
       legacy = true;
     } else {
       return 'failed';
     }
-    let ok: boolean;
-    try {
-      ok = await bcrypt.compare(input, inner);
-    } catch {
-      return 'failed';
+    let ok = await BcryptPasswordHasher.compare(input, inner);
+    if (!ok && legacy && providedPassword.normalize('NFKC') !== providedPassword) {
+      ok = await BcryptPasswordHasher.compare(providedPassword.normalize('NFKC'), inner);
     }
     if (!ok) return 'failed';
     return legacy || bcrypt.getRounds(inner) < this.cost ? 'successRehashNeeded' : 'success';
+  }
+
+  private static async compare(input: string, hash: string): Promise<boolean> {
+    try {
+      return await bcrypt.compare(input, hash);
+    } catch {
+      return false;
+    }
   }
 
   /** NFKC (NIST 800-63B 5.1.1.2), then HMAC-SHA256, base64: a fixed 44-byte bcrypt input. */

@@ -38,25 +38,41 @@ export function commonPasswordList(): Set<string> {
   return commonPasswords;
 }
 
+/** Longest password the common-list check examines (longer ones are refused by length anyway). */
+const MAX_COMMON_CHECK_LENGTH = 1024;
+
 /**
  * Refuses a password that is in the common-password list, compared case-insensitively, also when the
- * list entry is merely repeated or followed by digits and symbols ("password123!", "qwertyqwerty").
+ * list entry is followed by digits or symbols ("password123!", "1234567890!!") or merely repeated
+ * ("qwertyqwerty", "123123123123"). Runs in linear time per candidate.
  */
 export class CommonPasswordValidator implements PasswordValidator {
   constructor(private readonly describer: BackOfficeErrorDescriber) {}
 
   validate(password: string): IdentityError[] {
-    if (typeof password !== 'string') return [];
+    if (typeof password !== 'string' || password.length > MAX_COMMON_CHECK_LENGTH) return [];
     const list = commonPasswordList();
     const lower = password.normalize('NFKC').toLowerCase();
-    const stripped = lower.replace(/[\d\W_]+$/u, '');
-    const candidates = [lower, stripped, CommonPasswordValidator.unrepeated(lower), CommonPasswordValidator.unrepeated(stripped)];
-    return candidates.some((c) => c.length > 0 && list.has(c)) ? [this.describer.passwordTooCommon()] : [];
+    const bases = new Set([lower, lower.replace(/[^\p{L}\p{M}]+$/u, ''), lower.replace(/[^\p{L}\p{M}\p{N}]+$/u, '')]);
+    for (const base of bases) {
+      if (base.length === 0) continue;
+      if (list.has(base)) return [this.describer.passwordTooCommon()];
+      for (const unit of CommonPasswordValidator.repeatedUnits(base)) {
+        if (list.has(unit)) return [this.describer.passwordTooCommon()];
+      }
+    }
+    return [];
   }
 
-  /** "abcabcabc" -> "abc"; anything else unchanged. */
-  private static unrepeated(value: string): string {
-    const match = /^(.+?)\1+$/u.exec(value);
-    return match ? match[1] : value;
+  /** Every unit `u` such that `value` is `u` repeated two or more times ("abab" -> "ab"). */
+  private static repeatedUnits(value: string): string[] {
+    const chars = [...value];
+    const units: string[] = [];
+    for (let size = 1; size <= chars.length / 2; size++) {
+      if (chars.length % size !== 0) continue;
+      const unit = chars.slice(0, size).join('');
+      if (unit.repeat(chars.length / size) === value) units.push(unit);
+    }
+    return units;
   }
 }

@@ -1,0 +1,185 @@
+import { Controller, Get, Injectable, Post } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import {
+  BackOfficeAuthorize,
+  BackOfficeEvents,
+  BackOfficeUserManager,
+  CurrentBackOfficeUser,
+  UserLogoutSuccessNotification,
+  type BackOfficeUser,
+  type BackOfficeUserDto,
+} from '../../src/backoffice-identity/index.js';
+
+/** Sync listener: "log out everywhere" through an external provider. */
+@Injectable()
+class SyncRedirectListener {
+  static enabled = false;
+  @OnEvent(BackOfficeEvents.LogoutSuccess)
+  handle(notification: UserLogoutSuccessNotification) {
+    if (SyncRedirectListener.enabled) notification.signOutRedirectUrl = `https://idp.example.com/logout?uid=${notification.affectedUserId}`;
+  }
+}
+
+/** Async listener that sets the URL only after an await. */
+@Injectable()
+class AsyncRedirectListener {
+  static enabled = false;
+  @OnEvent(BackOfficeEvents.LogoutSuccess)
+  async handle(notification: UserLogoutSuccessNotification) {
+    if (!AsyncRedirectListener.enabled) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    notification.signOutRedirectUrl = 'https://idp.example.com/end-session?async=1';
+  }
+}
+
+/** A listener that throws, beside the others. */
+@Injectable()
+class ThrowingListener {
+  static enabled = false;
+  @OnEvent(BackOfficeEvents.LogoutSuccess)
+  async handle() {
+    if (ThrowingListener.enabled) throw new Error('listener exploded');
+  }
+}
+
+/** A host app's own back-office controller. */
+@Controller('reports')
+class HostReportsController {
+  @Get()
+  @BackOfficeAuthorize()
+  list(@CurrentBackOfficeUser() user: BackOfficeUserDto) {
+    return { for: user.email, groups: user.groups };
+  }
+
+  @Post('purge')
+  @BackOfficeAuthorize({ groups: ['admin'] })
+  purge() {
+    return { purged: true };
+  }
+}
+
+describe('Logout redirect and the host-app guard', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const password = 'correct horse battery staple';
+  let counter = 0;
+  const newUser = async (groups: string[] = []): Promise<BackOfficeUser> =>
+    (await ctx.userManager.createUser({ email: `lo${++counter}@example.com`, name: 'Lo', password, groups })).value!;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false } },
+      providers: [SyncRedirectListener, AsyncRedirectListener, ThrowingListener],
+      controllers: [HostReportsController],
+    });
+  });
+  afterEach(() => {
+    SyncRedirectListener.enabled = AsyncRedirectListener.enabled = ThrowingListener.enabled = false;
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  async function signedIn() {
+    const user = await newUser();
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, password)).status).toBe(200);
+    return { user, http };
+  }
+
+  it('returns null when no listener sets signOutRedirectUrl', async () => {
+    const { http } = await signedIn();
+    expect((await http.post('/auth/logout')).body).toEqual({ signOutRedirectUrl: null });
+  });
+
+  it('returns the URL a sync listener set', async () => {
+    SyncRedirectListener.enabled = true;
+    const { user, http } = await signedIn();
+    expect((await http.post('/auth/logout')).body).toEqual({ signOutRedirectUrl: `https://idp.example.com/logout?uid=${user.id}` });
+  });
+
+  it('awaits an async listener that sets the URL after an await', async () => {
+    AsyncRedirectListener.enabled = true;
+    const { http } = await signedIn();
+    expect((await http.post('/auth/logout')).body).toEqual({ signOutRedirectUrl: 'https://idp.example.com/end-session?async=1' });
+  });
+
+  it('a throwing listener does not break logout, nor the listener that sets the URL', async () => {
+    ThrowingListener.enabled = true;
+    AsyncRedirectListener.enabled = true;
+    const { http } = await signedIn();
+    const logout = await http.post('/auth/logout');
+    expect(logout.status).toBe(200);
+    expect(logout.body.signOutRedirectUrl).toBe('https://idp.example.com/end-session?async=1');
+    expect((await http.get('/auth/me')).status).toBe(401);
+  });
+
+  it('@BackOfficeAuthorize protects host routes; groups give 403 forbidden; XSRF applies', async () => {
+    const anonymous = await new HttpClient(ctx.url).get(`${ctx.url}/reports`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.body).toMatchObject({ statusCode: 401, code: 'unauthenticated' });
+    const { user, http } = await signedIn();
+    expect((await http.get(`${ctx.url}/reports`)).body).toEqual({ for: user.email, groups: [] });
+    const forbidden = await http.post(`${ctx.url}/reports/purge`);
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.body.code).toBe('forbidden');
+    const admin = await newUser(['admin']);
+    const adminHttp = new HttpClient(ctx.url);
+    await adminHttp.login(admin.email, password);
+    expect((await adminHttp.post(`${ctx.url}/reports/purge`, undefined, { xsrf: false })).body.code).toBe('xsrf_failed');
+    expect((await adminHttp.post(`${ctx.url}/reports/purge`)).body).toEqual({ purged: true });
+  });
+});
+
+class SecondFactorForAllManager extends BackOfficeUserManager {
+  override get supportsUserTwoFactor() {
+    return true;
+  }
+}
+class RejectEveryoneManager extends BackOfficeUserManager {
+  override async checkPassword(): Promise<boolean> {
+    return false;
+  }
+}
+
+describe('The manager swap reaches the HTTP layer', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('a manager whose checkPassword refuses everyone turns a 200 into a 401', async () => {
+    const ctx = await createIdentityApp(db, { identity: { userManager: RejectEveryoneManager } });
+    try {
+      const created = await ctx.userManager.createUser({ email: 'reject@example.com', name: 'R', password: 'correct horse battery staple' });
+      const login = await new HttpClient(ctx.url).login(created.value!.email, 'correct horse battery staple');
+      expect(login.status).toBe(401);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('overrideProvider + supportsUserTwoFactor changes the login answer to requiresTwoFactor', async () => {
+    const { BACKOFFICE_USER_MANAGER } = await import('../../src/backoffice-identity/index.js');
+    const ctx = await createIdentityApp(db, { override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(SecondFactorForAllManager) });
+    try {
+      const created = await ctx.userManager.createUser({ email: 'twofa@example.com', name: 'T', password: 'correct horse battery staple' });
+      await ctx.userManager.setTwoFactorEnabled(created.value!, true);
+      const http = new HttpClient(ctx.url);
+      const login = await http.login('twofa@example.com', 'correct horse battery staple');
+      expect(login.status).toBe(200);
+      expect(login.body.status).toBe('requiresTwoFactor');
+      expect(http.cookies.has('backoffice_session')).toBe(false);
+    } finally {
+      await ctx.close();
+    }
+  });
+});
