@@ -84,3 +84,4 @@ export {
 } from './sessions/backoffice-session.service.js';
 export { BackOfficeSessionCookies, XSRF_COOKIE, XSRF_HEADER } from './sessions/session-cookies.js';
 export { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
+export { setupBackOfficeOpenApi, type BackOfficeOpenApiOptions } from './openapi/setup-openapi.js';

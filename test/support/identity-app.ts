@@ -34,6 +34,8 @@ export interface IdentityAppOptions {
   imports?: DynamicModule[];
   override?: (builder: TestingModuleBuilder) => TestingModuleBuilder;
   clock?: TestClock;
+  /** Called after the app is created, before it listens (e.g. to set up OpenAPI). */
+  beforeListen?: (app: INestApplication) => void | Promise<void>;
 }
 
 export interface IdentityApp {
@@ -82,6 +84,7 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
   if (options.override) builder = options.override(builder);
   const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
+  await options.beforeListen?.(app);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   return {

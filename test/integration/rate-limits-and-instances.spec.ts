@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { expectClientError } from '../support/bad-input.js';
+import type { BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const password = 'correct horse battery staple';
+
+/** Each suite run gets its own client IP, so parallel runs never share a rate-limit key. */
+function uniqueIp(): string {
+  const b = randomBytes(2);
+  return `198.51.${b[0]}.${b[1]}`;
+}
+
+describe('Rate limits and several app instances', () => {
+  let db: TestDatabase;
+  let counter = 0;
+  const email = () => `rl${++counter}-${randomBytes(3).toString('hex')}@example.com`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  const withIp = (ip: string, extra: BackOfficeIdentityModuleOptions = {}): BackOfficeIdentityModuleOptions => ({
+    ipResolver: { useValue: { resolveIp: () => ip } },
+    ...extra,
+  });
+
+  it('ASVS 2.2.1: login is limited per IP + username (429 with Retry-After), in memory by default', async () => {
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 3, loginPerIp: 1000 }, lockout: { maxFailedAccessAttempts: 100 } }) });
+    try {
+      const user = email();
+      await ctx.userManager.createUser({ email: user, name: 'R', password });
+      const http = new HttpClient(ctx.url);
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await http.login(user, 'wrong password entirely')).status);
+      expect(statuses).toEqual([401, 401, 401]);
+      const limited = await http.login(user, password);
+      expectClientError(limited, 429);
+      expect(limited.body.code).toBe('too_many_requests');
+      const retryAfter = Number(limited.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      // another username from the same IP is not limited by that key
+      expect((await http.login(email(), 'wrong password entirely')).status).toBe(401);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('login is limited per IP across usernames', async () => {
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 4 } }) });
+    try {
+      const http = new HttpClient(ctx.url);
+      const statuses = [];
+      for (let i = 0; i < 6; i++) statuses.push((await http.login(email(), 'wrong password entirely')).status);
+      expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('rateLimits.enabled: false turns the limits off', async () => {
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { enabled: false, loginPerIp: 1 } }) });
+    try {
+      const http = new HttpClient(ctx.url);
+      for (let i = 0; i < 4; i++) expect((await http.login(email(), 'wrong password entirely')).status).toBe(401);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  describe('two instances on one database and one Redis', () => {
+    let a: IdentityApp;
+    let b: IdentityApp;
+    beforeAll(async () => {
+      const ip = uniqueIp();
+      const options = withIp(ip, { rateLimits: { redisUrl: REDIS_URL, loginPerIpAndUsername: 6, loginPerIp: 1000 } });
+      a = await createIdentityApp(db, { identity: options });
+      b = await createIdentityApp(db, { identity: options });
+    });
+    afterAll(async () => {
+      await a?.close();
+      await b?.close();
+    });
+
+    it('a session made on one instance is valid on the other; logout on one ends it on both', async () => {
+      const user = email();
+      await a.userManager.createUser({ email: user, name: 'Two', password });
+      const onA = new HttpClient(a.url);
+      expect((await onA.login(user, password)).status).toBe(200);
+      const onB = new HttpClient(b.url);
+      for (const [k, v] of onA.cookies) onB.cookies.set(k, v);
+      expect((await onB.get('/auth/me')).body.email).toBe(user);
+      expect((await onA.post('/auth/logout')).status).toBe(200);
+      expect((await onB.get('/auth/me')).status).toBe(401);
+    });
+
+    it('failed attempts add up across instances (lockout after 5 in total)', async () => {
+      const user = email();
+      await a.userManager.createUser({ email: user, name: 'Two', password });
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await new HttpClient(i % 2 ? b.url : a.url).login(user, 'wrong password entirely')).status);
+      expect(statuses).toEqual([401, 401, 401, 401, 423]);
+      expect((await new HttpClient(b.url).login(user, password)).status).toBe(423);
+    });
+
+    it('rate limits add up across instances through Redis', async () => {
+      const user = email();
+      const statuses = [];
+      for (let i = 0; i < 8; i++) statuses.push((await new HttpClient(i % 2 ? b.url : a.url).login(user, 'x wrong password')).status);
+      // 6 per IP + username in total, whichever instance answered
+      expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
+      expect(statuses[4]).toBe(423); // unknown usernames lock like real ones
+      expect(statuses.slice(6)).toEqual([429, 429]);
+    });
+  });
+});
