@@ -1,6 +1,10 @@
 import { Module } from '@nestjs/common';
+import { AuditController } from './audit/audit.controller.js';
 import { AuthController } from './auth/auth.controller.js';
+import { PasswordResetController } from './auth/password-reset.controller.js';
+import { InviteAcceptController } from './invites/invite-accept.controller.js';
+import { UsersController } from './users/users.controller.js';
 
 /** The REST controllers; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
-@Module({ controllers: [AuthController] })
+@Module({ controllers: [AuthController, PasswordResetController, InviteAcceptController, UsersController, AuditController] })
 export class BackOfficeIdentityHttpModule {}

@@ -10,6 +10,13 @@ import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
 import { BackOfficeSessionService } from './sessions/backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './sessions/session-cookies.js';
+import { BackOfficeSessionIssuer } from './sessions/backoffice-session-issuer.js';
+import { BackOfficeBackgroundTasks } from './common/background-tasks.js';
+import { BackOfficeEmailTemplates } from './email/email-templates.js';
+import { BackOfficeEmailDispatcher } from './email/email-dispatcher.service.js';
+import { BackOfficeInviteService } from './invites/backoffice-invite.service.js';
+import { BackOfficePasswordResetService } from './auth/backoffice-password-reset.service.js';
+import { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';
 import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
 import { createSwappableProviders, SWAPPABLE_TOKENS } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
@@ -86,6 +93,13 @@ export class BackOfficeIdentityModule implements NestModule {
       BackOfficeSessionCookies,
       BackOfficeAuthGuard,
       BackOfficeRateLimiter,
+      BackOfficeSessionIssuer,
+      BackOfficeBackgroundTasks,
+      BackOfficeEmailTemplates,
+      BackOfficeEmailDispatcher,
+      BackOfficeInviteService,
+      BackOfficePasswordResetService,
+      BackOfficeAuditListener,
       backOfficeLocalStrategyProvider,
       {
         provide: BACKOFFICE_RATE_LIMIT_STORAGE,
@@ -116,6 +130,12 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficeAuthGuard,
         BackOfficeRateLimiter,
         BACKOFFICE_LOCAL_STRATEGY,
+        BackOfficeSessionIssuer,
+        BackOfficeBackgroundTasks,
+        BackOfficeEmailTemplates,
+        BackOfficeEmailDispatcher,
+        BackOfficeInviteService,
+        BackOfficePasswordResetService,
       ],
     };
   }

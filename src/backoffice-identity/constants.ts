@@ -36,6 +36,13 @@ export const BackOfficeEvents = {
   ForgotPasswordChanged: 'backoffice.user.forgot-password.changed',
   Invited: 'backoffice.user.invited',
   LogoutSuccess: 'backoffice.user.logout.success',
+  InviteAccepted: 'backoffice.user.invite.accepted',
+  Disabled: 'backoffice.user.disabled',
+  Enabled: 'backoffice.user.enabled',
+  GroupsChanged: 'backoffice.user.groups.changed',
+  SessionsRevoked: 'backoffice.user.sessions.revoked',
+  TwoFactorEnabled: 'backoffice.user.two-factor.enabled',
+  TwoFactorDisabled: 'backoffice.user.two-factor.disabled',
   SendEmail: 'backoffice.email.send',
 } as const;
 

@@ -85,3 +85,10 @@ export {
 export { BackOfficeSessionCookies, XSRF_COOKIE, XSRF_HEADER } from './sessions/session-cookies.js';
 export { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 export { setupBackOfficeOpenApi, type BackOfficeOpenApiOptions } from './openapi/setup-openapi.js';
+export { BackOfficeSessionIssuer } from './sessions/backoffice-session-issuer.js';
+export { BackOfficeBackgroundTasks } from './common/background-tasks.js';
+export { BackOfficeEmailTemplates } from './email/email-templates.js';
+export { BackOfficeEmailDispatcher, type EmailDispatchResult } from './email/email-dispatcher.service.js';
+export { BackOfficeInviteService, type BackOfficeInviteInput, type BackOfficeInviteOutcome } from './invites/backoffice-invite.service.js';
+export { BackOfficePasswordResetService } from './auth/backoffice-password-reset.service.js';
+export { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';

@@ -2,18 +2,17 @@ import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res,
 import { ApiBody, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
-import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
-import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
+import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
+import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { ChangePasswordDto, ErrorResponse, LoginDto, LoginResponse, LogoutResponse, SessionResponse, UserResponse } from './auth.dto.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 
@@ -32,7 +31,7 @@ export class AuthController {
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
-    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
 
@@ -53,16 +52,7 @@ export class AuthController {
   async login(@Req() request: BackOfficeLoginRequest, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
     const result = request.backOfficeSignIn;
     if (result.status === 'requiresTwoFactor') return { status: 'requiresTwoFactor', providers: [] };
-    return { status: 'success', user: await this.startSession(result.user!, response) };
-  }
-
-  /** Creates the session and cookies for a user who has just signed in. */
-  async startSession(user: BackOfficeUser, response: Response): Promise<BackOfficeUserDto> {
-    const context = BackOfficeRequestContextStore.current();
-    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent });
-    if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeAll(user.id, session.id);
-    this.cookies.set(response, token);
-    return toBackOfficeUserDto(user, this.clock.now());
+    return { status: 'success', user: await this.issuer.issue(result.user!, response) };
   }
 
   @Post('logout')

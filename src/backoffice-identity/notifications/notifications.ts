@@ -94,6 +94,51 @@ export class UserInvitedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.Invited;
 }
 
+export class UserInviteAcceptedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.InviteAccepted;
+}
+
+export class UserDisabledNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.Disabled;
+}
+
+export class UserEnabledNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.Enabled;
+}
+
+export class UserGroupsChangedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.GroupsChanged;
+  readonly groups: string[];
+  constructor(init: BackOfficeNotificationInit & { groups: string[] }) {
+    super(init);
+    this.groups = init.groups;
+  }
+  override auditDetails() {
+    return { groups: this.groups };
+  }
+}
+
+/** A user's sessions were ended by an admin (or by a security event). */
+export class UserSessionsRevokedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.SessionsRevoked;
+  readonly count: number;
+  constructor(init: BackOfficeNotificationInit & { count: number }) {
+    super(init);
+    this.count = init.count;
+  }
+  override auditDetails() {
+    return { count: this.count };
+  }
+}
+
+export class UserTwoFactorEnabledNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.TwoFactorEnabled;
+}
+
+export class UserTwoFactorDisabledNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.TwoFactorDisabled;
+}
+
 /** Emitted after logout; a listener may set {@link signOutRedirectUrl} ("log out everywhere"). */
 export class UserLogoutSuccessNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LogoutSuccess;

@@ -9,6 +9,9 @@ import type { NotificationPublisher } from '../notifications/notification-publis
 import {
   type BackOfficeNotification,
   type BackOfficeNotificationInit,
+  UserDisabledNotification,
+  UserEnabledNotification,
+  UserGroupsChangedNotification,
   UserLockedNotification,
   UserPasswordChangedNotification,
   UserPasswordResetNotification,
@@ -336,14 +339,14 @@ export class BackOfficeUserManager {
    * stamp renewed, in one transaction. Wrong, used and expired tokens all give `invalid_token`.
    */
   async resetPassword(user: BackOfficeUser, token: string, newPassword: string): Promise<IdentityResult> {
-    const result = await this.setPasswordWithToken(user, 'password_reset', token, newPassword, { isApproved: undefined });
+    const result = await this.setPasswordWithToken(user, 'password_reset', token, newPassword);
     if (result.succeeded) await this.notify(UserPasswordResetNotification, user);
     return result;
   }
 
   /** Accepts an invite: sets the first password and uses up the invite token, in one transaction. */
   async acceptInvite(user: BackOfficeUser, token: string, password: string): Promise<IdentityResult> {
-    return this.setPasswordWithToken(user, 'invite', token, password, { isApproved: true });
+    return this.setPasswordWithToken(user, 'invite', token, password);
   }
 
   private async setPasswordWithToken(
@@ -351,7 +354,6 @@ export class BackOfficeUserManager {
     purpose: BackOfficeTokenPurpose,
     token: string,
     password: string,
-    changes: { isApproved?: boolean },
   ): Promise<IdentityResult> {
     const d = this.errorDescriber;
     if (!this.supportsUserPassword || !this.supportsUserTokens) return IdentityResult.failed(d.notSupported('tokens'));
@@ -370,12 +372,10 @@ export class BackOfficeUserManager {
         await store.setLockoutEnd(user.id, null, now);
         await store.resetAccessFailedCount(user.id, now);
       }
-      if (changes.isApproved !== undefined) await store.updateProfile(user.id, { isApproved: changes.isApproved }, now);
       return true;
     });
     if (!consumed) return IdentityResult.failed(d.invalidToken());
     Object.assign(user, { passwordHash: hash, securityStamp: stamp, lockoutEnd: null, accessFailedCount: 0, lastPasswordChangeAt: now });
-    if (changes.isApproved !== undefined) user.isApproved = changes.isApproved;
     return IdentityResult.success();
   }
 
@@ -477,6 +477,8 @@ export class BackOfficeUserManager {
     await this.store.updateProfile(user.id, { isApproved }, this.now());
     user.isApproved = isApproved;
     if (!isApproved) await this.updateSecurityStamp(user);
+    if (isApproved) await this.notify(UserEnabledNotification, user);
+    else await this.notify(UserDisabledNotification, user);
     return IdentityResult.success();
   }
 
@@ -490,6 +492,8 @@ export class BackOfficeUserManager {
     }
     await this.store.setGroups(user.id, [...new Set(groups)]);
     user.groups = [...new Set(groups)];
+    await this.updateSecurityStamp(user);
+    await this.notify(UserGroupsChangedNotification, user, { groups: user.groups });
     return IdentityResult.success();
   }
 

@@ -1,0 +1,53 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { BackOfficeBackgroundTasks } from '../common/background-tasks.js';
+import type { BackOfficeClock } from '../common/clock.js';
+import { IdentityResult } from '../common/identity-result.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeEmailDispatcher } from '../email/email-dispatcher.service.js';
+import { BackOfficeEmailTemplates } from '../email/email-templates.js';
+import { UserForgotPasswordChangedNotification, UserForgotPasswordRequestedNotification } from '../notifications/notifications.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
+import { deriveUserState } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+
+/**
+ * Forgot / reset password. The request answers at once and the lookup, token and email happen afterwards,
+ * so known and unknown addresses take the same time and give the same answer.
+ */
+@Injectable()
+export class BackOfficePasswordResetService {
+  constructor(
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficeEmailDispatcher) private readonly emails: BackOfficeEmailDispatcher,
+    @Inject(BackOfficeEmailTemplates) private readonly templates: BackOfficeEmailTemplates,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BackOfficeBackgroundTasks) private readonly background: BackOfficeBackgroundTasks,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  /** Starts the reset for `email` in the background; returns immediately whatever the address. */
+  requestReset(email: string): void {
+    this.background.run('forgot-password', () => this.sendResetEmail(email));
+  }
+
+  private async sendResetEmail(email: string): Promise<void> {
+    const user = await this.userManager.findByEmail(email);
+    if (!user || !this.userManager.hasPassword(user)) return;
+    const state = deriveUserState(user, this.clock.now());
+    if (state === 'disabled' || state === 'invited') return;
+    await this.userManager.notify(UserForgotPasswordRequestedNotification, user);
+    const token = await this.userManager.generatePasswordResetToken(user);
+    await this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user);
+  }
+
+  /** Resets with the emailed token: all sessions end, the lockout is cleared. Unknown users: `invalid_token`. */
+  async reset(userId: string, token: string, newPassword: string): Promise<IdentityResult> {
+    const user = await this.userManager.findById(userId);
+    if (!user || !user.isApproved) return IdentityResult.failed(this.userManager.errorDescriber.invalidToken());
+    const result = await this.userManager.resetPassword(user, token, newPassword);
+    if (!result.succeeded) return result;
+    await this.sessions.revokeAll(user.id);
+    await this.userManager.notify(UserForgotPasswordChangedNotification, user);
+    return result;
+  }
+}

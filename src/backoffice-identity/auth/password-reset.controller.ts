@@ -1,0 +1,92 @@
+import { Body, Controller, HttpCode, Inject, Post, UseGuards, UsePipes, type CanActivate, Injectable } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiOkResponse, ApiProperty, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import { normalizeLookupKey } from '../common/lookup-normalizer.js';
+import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
+import { ErrorResponse, MAX_PASSWORD_INPUT } from './auth.dto.js';
+import { BackOfficePasswordResetService } from './backoffice-password-reset.service.js';
+
+export class ForgotPasswordDto {
+  @ApiProperty({ example: 'admin@example.com', maxLength: 256 })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(256)
+  email!: string;
+}
+
+export class ResetPasswordDto {
+  @ApiProperty({ format: 'uuid' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(64)
+  userId!: string;
+
+  @ApiProperty({ description: 'The token from the email link' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(512)
+  token!: string;
+
+  @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(MAX_PASSWORD_INPUT)
+  newPassword!: string;
+}
+
+/** 404 `not_found` when `allowPasswordReset` is off; 403 `local_login_disabled` when local login is denied. */
+@Injectable()
+export class PasswordResetAllowedGuard implements CanActivate {
+  constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions) {}
+  canActivate(): boolean {
+    if (!this.options.allowPasswordReset) throw BackOfficeHttpError.notFound('Password reset is not enabled.');
+    if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
+    return true;
+  }
+}
+
+@ApiTags('auth')
+@Controller('auth')
+@UsePipes(BackOfficeValidationPipe)
+@UseGuards(PasswordResetAllowedGuard)
+export class PasswordResetController {
+  constructor(
+    @Inject(BackOfficePasswordResetService) private readonly resets: BackOfficePasswordResetService,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+  ) {}
+
+  @Post('forgot-password')
+  @HttpCode(202)
+  @ApiAcceptedResponse({ description: 'Always, for known and unknown addresses alike; an email follows for active users' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (5 per hour per email)' })
+  async forgot(@Body() body: ForgotPasswordDto): Promise<{ status: 'accepted' }> {
+    await this.rateLimiter.enforce([
+      { name: 'forgot-email', key: normalizeLookupKey(body.email), limit: this.options.rateLimits.forgotPasswordPerEmail, windowSeconds: 3600 },
+    ]);
+    this.resets.requestReset(body.email);
+    return { status: 'accepted' };
+  }
+
+  @Post('reset-password')
+  @HttpCode(200)
+  @ApiOkResponse({ description: 'Password set; token used up; lockout cleared; every session revoked' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired), invalid_password, validation_failed' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
+  async reset(@Body() body: ResetPasswordDto): Promise<{ status: 'success' }> {
+    const result = await this.resets.reset(body.userId, body.token, body.newPassword);
+    if (!result.succeeded) {
+      if (result.errors.some((e) => e.code === 'invalid_token')) throw BackOfficeHttpError.invalidToken();
+      throw BackOfficeHttpError.invalidPassword(result.errors);
+    }
+    return { status: 'success' };
+  }
+}

@@ -1,0 +1,58 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { BackOfficeEmailMessage } from '../notifications/notifications.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+
+const escapeHtml = (value: string) =>
+  value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** Strips line breaks from a header value (subject) so no header can be injected. */
+const oneLine = (value: string) => value.replace(/[\r\n\u2028\u2029]+/g, ' ').slice(0, 200);
+
+/**
+ * Builds the invite and password-reset emails. Override a method (through `overrideProvider` or a subclass)
+ * to change wording or branding. Links put user id and token in the URL fragment, which browsers never send
+ * to servers or in `Referer` headers.
+ */
+@Injectable()
+export class BackOfficeEmailTemplates {
+  constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) protected readonly options: ResolvedBackOfficeIdentityOptions) {}
+
+  /** The link of an email: `<publicUrl>/<routePrefix>/<page>#userId=...&token=...`. */
+  link(page: 'accept-invite' | 'reset-password', userId: string, token: string): string {
+    const fragment = new URLSearchParams({ userId, token }).toString();
+    return `${this.options.publicUrl}/${this.options.routePrefix}/${page}#${fragment}`;
+  }
+
+  invite(user: BackOfficeUser, token: string, inviter: { name: string } | null, message?: string): BackOfficeEmailMessage {
+    const link = this.link('accept-invite', user.id, token);
+    const hours = this.options.tokens.inviteLifespanHours;
+    const from = inviter ? `${inviter.name} has invited you` : 'You have been invited';
+    const note = message?.trim() ? `\n\n${message.trim()}\n` : '';
+    return {
+      to: user.email,
+      subject: oneLine(`${from} to the back office`),
+      text: `Hello ${user.name},\n\n${from} to the back office.${note}\n\nAccept the invitation and choose a password:\n${link}\n\nThe link works once and expires in ${hours} hours.\n`,
+      html:
+        `<p>Hello ${escapeHtml(user.name)},</p><p>${escapeHtml(from)} to the back office.</p>` +
+        (note ? `<blockquote>${escapeHtml(message!.trim()).replace(/\n/g, '<br>')}</blockquote>` : '') +
+        `<p><a href="${escapeHtml(link)}">Accept the invitation and choose a password</a></p>` +
+        `<p>The link works once and expires in ${hours} hours.</p>`,
+    };
+  }
+
+  passwordReset(user: BackOfficeUser, token: string): BackOfficeEmailMessage {
+    const link = this.link('reset-password', user.id, token);
+    const minutes = Math.round(this.options.tokens.passwordResetLifespanHours * 60);
+    return {
+      to: user.email,
+      subject: 'Reset your back-office password',
+      text: `Hello ${user.name},\n\nSomeone (hopefully you) asked to reset your back-office password. Choose a new one here:\n${link}\n\nThe link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.\n`,
+      html:
+        `<p>Hello ${escapeHtml(user.name)},</p><p>Someone (hopefully you) asked to reset your back-office password.</p>` +
+        `<p><a href="${escapeHtml(link)}">Choose a new password</a></p>` +
+        `<p>The link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.</p>`,
+    };
+  }
+}

@@ -1,0 +1,74 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { BackOfficeClock } from '../common/clock.js';
+import { IdentityResult } from '../common/identity-result.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeEmailDispatcher, type EmailDispatchResult } from '../email/email-dispatcher.service.js';
+import { BackOfficeEmailTemplates } from '../email/email-templates.js';
+import { UserInviteAcceptedNotification, UserInvitedNotification } from '../notifications/notifications.js';
+import { deriveUserState, type BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+
+/** What an admin sends to invite someone. */
+export interface BackOfficeInviteInput {
+  email: string;
+  name: string;
+  groups: string[];
+  /** A personal note for the invite email. */
+  message?: string;
+}
+
+/** Outcome of sending an invite: the user exists either way; `delivery` says how the email went. */
+export interface BackOfficeInviteOutcome {
+  user: BackOfficeUser;
+  delivery: EmailDispatchResult | { failed: true; messageId?: string };
+}
+
+/**
+ * Invites (Umbraco's user invite): an invited user without a password, a single-use invite token, a
+ * `UserInvitedNotification`, then the `UserInvite` email through `SendEmailNotification`.
+ */
+@Injectable()
+export class BackOfficeInviteService {
+  constructor(
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficeEmailDispatcher) private readonly emails: BackOfficeEmailDispatcher,
+    @Inject(BackOfficeEmailTemplates) private readonly templates: BackOfficeEmailTemplates,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  async invite(input: BackOfficeInviteInput, inviter: BackOfficeUser | null): Promise<IdentityResult<BackOfficeInviteOutcome>> {
+    const created = await this.userManager.createUser({ email: input.email, name: input.name, groups: input.groups, invited: true });
+    if (!created.succeeded) return IdentityResult.failed(...created.errors);
+    const user = created.value!;
+    await this.userManager.notify(UserInvitedNotification, user);
+    return IdentityResult.success({ user, delivery: await this.send(user, inviter, input.message) });
+  }
+
+  /** Issues a new invite token (the old one stops working) and sends the email again. */
+  async resend(user: BackOfficeUser, inviter: BackOfficeUser | null): Promise<BackOfficeInviteOutcome> {
+    await this.userManager.store.updateProfile(user.id, { invitedAt: this.clock.now() }, this.clock.now());
+    await this.userManager.notify(UserInvitedNotification, user);
+    return { user, delivery: await this.send(user, inviter) };
+  }
+
+  isInvited(user: BackOfficeUser): boolean {
+    return deriveUserState(user, this.clock.now()) === 'invited';
+  }
+
+  private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string): Promise<BackOfficeInviteOutcome['delivery']> {
+    const token = await this.userManager.generateInviteToken(user);
+    try {
+      return await this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user);
+    } catch (error) {
+      return { failed: true, messageId: (error as { messageId?: string }).messageId };
+    }
+  }
+
+  /** Accepts an invite: first password, user activated, token used up. */
+  async accept(user: BackOfficeUser, token: string, password: string): Promise<IdentityResult> {
+    if (!this.isInvited(user)) return IdentityResult.failed(this.userManager.errorDescriber.invalidToken());
+    const result = await this.userManager.acceptInvite(user, token, password);
+    if (result.succeeded) await this.userManager.notify(UserInviteAcceptedNotification, user);
+    return result;
+  }
+}

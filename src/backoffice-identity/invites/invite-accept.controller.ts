@@ -1,0 +1,42 @@
+import { Body, Controller, HttpCode, Inject, Post, Res, UsePipes } from '@nestjs/common';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { ErrorResponse, LoginResponse } from '../auth/auth.dto.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
+import { BackOfficeInviteService } from './backoffice-invite.service.js';
+import { AcceptInviteDto } from './invite.dto.js';
+
+@ApiTags('auth')
+@Controller('auth/invite')
+@UsePipes(BackOfficeValidationPipe)
+export class InviteAcceptController {
+  constructor(
+    @Inject(BackOfficeInviteService) private readonly invites: BackOfficeInviteService,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
+    @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+  ) {}
+
+  @Post('accept')
+  @HttpCode(200)
+  @ApiOkResponse({ type: LoginResponse, description: 'Password set, user active and signed in (cookies set)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token, invalid_password, validation_failed' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
+  async accept(@Body() body: AcceptInviteDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+    if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
+    const user = await this.signInManager.userManager.findById(body.userId);
+    if (!user) throw BackOfficeHttpError.invalidToken();
+    const result = await this.invites.accept(user, body.token, body.password);
+    if (!result.succeeded) {
+      if (result.errors.some((e) => e.code === 'invalid_token')) throw BackOfficeHttpError.invalidToken();
+      throw BackOfficeHttpError.invalidPassword(result.errors);
+    }
+    await this.signInManager.succeed(user);
+    return { status: 'success', user: await this.issuer.issue(user, response) };
+  }
+}

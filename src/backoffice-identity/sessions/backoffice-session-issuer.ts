@@ -1,0 +1,28 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import type { BackOfficeClock } from '../common/clock.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
+import { BackOfficeSessionService } from './backoffice-session.service.js';
+import { BackOfficeSessionCookies } from './session-cookies.js';
+
+/** Starts a session for a user who has just signed in: row, cookies, and the concurrent-login rule. */
+@Injectable()
+export class BackOfficeSessionIssuer {
+  constructor(
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  async issue(user: BackOfficeUser, response: ServerResponse): Promise<BackOfficeUserDto> {
+    const context = BackOfficeRequestContextStore.current();
+    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent });
+    if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeAll(user.id, session.id);
+    this.cookies.set(response, token);
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+}

@@ -1,0 +1,165 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, UsePipes } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ErrorResponse, UserResponse } from '../auth/auth.dto.js';
+import type { BackOfficeClock } from '../common/clock.js';
+import type { IdentityResult } from '../common/identity-result.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { BackOfficeInviteService, type BackOfficeInviteOutcome } from '../invites/backoffice-invite.service.js';
+import { InviteUserDto } from '../invites/invite.dto.js';
+import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
+import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
+import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from './backoffice-user.js';
+import type { BackOfficeUserManager } from './backoffice-user-manager.js';
+import { isUserQueryStore } from './stores/user-store.interface.js';
+import { InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
+
+const ADMIN_ERRORS = [
+  ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' }),
+  ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden (not in admin) or xsrf_failed' }),
+];
+const adminErrors = (): MethodDecorator => (target, key, descriptor) => {
+  for (const d of ADMIN_ERRORS) d(target, key, descriptor);
+};
+
+/** User management for the `admin` group. */
+@ApiTags('users')
+@Controller('users')
+@UsePipes(BackOfficeValidationPipe)
+@BackOfficeAuthorize({ groups: ['admin'] })
+export class UsersController {
+  constructor(
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficeInviteService) private readonly invites: BackOfficeInviteService,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  @Get()
+  @ApiOkResponse({ type: UserPageResponse })
+  @adminErrors()
+  async list(@Query() query: ListUsersQuery): Promise<{ items: BackOfficeUserDto[]; total: number }> {
+    const store = this.userManager.store;
+    if (!isUserQueryStore(store)) throw new BackOfficeHttpError(501, 'not_supported', 'The user store cannot list users.');
+    const now = this.clock.now();
+    const page = await store.list({ skip: query.skip, take: query.take, state: query.state, filter: query.filter, now });
+    return { items: page.items.map((u) => toBackOfficeUserDto(u, now)), total: page.total };
+  }
+
+  @Post('invite')
+  @HttpCode(201)
+  @ApiCreatedResponse({ type: InviteResponse, description: 'Invited; the email went out (or a listener handled it)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad email, unknown group, ...)' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email' })
+  @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed: the user exists, resend the invite' })
+  @adminErrors()
+  async invite(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: InviteUserDto): Promise<{ user: BackOfficeUserDto }> {
+    const result = await this.invites.invite(body, request.backOffice.user);
+    if (!result.succeeded) {
+      if (result.errors.some((e) => e.code === 'duplicate_email')) {
+        throw new BackOfficeHttpError(409, 'duplicate_email', 'A user with this email already exists.');
+      }
+      throw new BackOfficeHttpError(400, 'validation_failed', 'The invite is not valid.', { errors: [...result.errors] });
+    }
+    return this.deliveryResponse(result.value!);
+  }
+
+  @Post(':id/resend-invite')
+  @HttpCode(202)
+  @ApiAcceptedResponse({ description: 'A new invite link was sent; the previous one no longer works' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_invited' })
+  @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed' })
+  @adminErrors()
+  async resendInvite(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<{ user: BackOfficeUserDto }> {
+    const user = await this.findOr404(id);
+    if (!this.invites.isInvited(user)) throw new BackOfficeHttpError(409, 'not_invited', 'This user is not waiting for an invite.');
+    return this.deliveryResponse(await this.invites.resend(user, request.backOffice.user));
+  }
+
+  private deliveryResponse(outcome: BackOfficeInviteOutcome): { user: BackOfficeUserDto } {
+    const user = toBackOfficeUserDto(outcome.user, this.clock.now());
+    if ('failed' in outcome.delivery) {
+      throw new BackOfficeHttpError(502, 'email_failed', 'The user was invited but the email could not be sent; resend the invite.', {
+        user,
+        messageId: outcome.delivery.messageId ?? null,
+      });
+    }
+    return { user };
+  }
+
+  @Post(':id/disable')
+  @HttpCode(200)
+  @ApiOkResponse({ type: UserResponse, description: 'Disabled; the user\'s sessions end' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin' })
+  @adminErrors()
+  async disable(@Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findOr404(id);
+    this.throwIfFailed(await this.userManager.setApproved(user, false));
+    await this.sessions.revokeAll(user.id);
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
+  @Post(':id/enable')
+  @HttpCode(200)
+  @ApiOkResponse({ type: UserResponse })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @adminErrors()
+  async enable(@Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findOr404(id);
+    this.throwIfFailed(await this.userManager.setApproved(user, true));
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
+  @Post(':id/unlock')
+  @HttpCode(200)
+  @ApiOkResponse({ type: UserResponse })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @adminErrors()
+  async unlock(@Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findOr404(id);
+    this.throwIfFailed(await this.userManager.setLockoutEnd(user, null));
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
+  @Put(':id/groups')
+  @HttpCode(200)
+  @ApiOkResponse({ type: UserResponse })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (unknown group)' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin' })
+  @adminErrors()
+  async setGroups(@Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
+    const user = await this.findOr404(id);
+    this.throwIfFailed(await this.userManager.setGroups(user, body.groups));
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
+  @Delete(':id/sessions')
+  @HttpCode(204)
+  @ApiNoContentResponse({ description: 'Every session of the user ended' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @adminErrors()
+  async revokeSessions(@Param('id') id: string): Promise<void> {
+    const user = await this.findOr404(id);
+    const count = await this.sessions.revokeAll(user.id);
+    await this.userManager.notify(UserSessionsRevokedNotification, user, { count });
+  }
+
+  private async findOr404(id: string): Promise<BackOfficeUser> {
+    const user = await this.userManager.findById(id);
+    if (!user) throw BackOfficeHttpError.notFound('No such user.');
+    return user;
+  }
+
+  private throwIfFailed(result: IdentityResult): void {
+    if (result.succeeded) return;
+    const error = result.errors[0];
+    if (error.code === 'last_admin') throw new BackOfficeHttpError(409, 'last_admin', error.description);
+    throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', { errors: [...result.errors] });
+  }
+}
