@@ -34,6 +34,7 @@ export default defineConfig(async () => {
       globals: true,
       include: ['test/integration/**/*.spec.ts'],
       env,
+      sequence: { groupOrder: 0 },
       testTimeout: 60_000,
       hookTimeout: 60_000,
     },
@@ -41,9 +42,23 @@ export default defineConfig(async () => {
   return {
     test: {
       projects: [
-        { plugins, test: { name: 'unit', globals: true, include: ['test/unit/**/*.spec.ts'], testTimeout: 30_000 } },
+        { plugins, test: { name: 'unit', globals: true, include: ['test/unit/**/*.spec.ts'], testTimeout: 30_000, sequence: { groupOrder: 0 } } },
         ...(pgUrl ? [integration('postgres', { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl })] : []),
         integration('pglite', { TEST_DB_KIND: 'pglite' }),
+        // Timing comparisons run last, one file at a time, so parallel suites do not add noise.
+        {
+          plugins,
+          test: {
+            name: 'timing',
+            globals: true,
+            include: ['test/timing/**/*.spec.ts'],
+            env: pgUrl ? { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl } : { TEST_DB_KIND: 'pglite' },
+            fileParallelism: false,
+            sequence: { groupOrder: 1 },
+            testTimeout: 120_000,
+            hookTimeout: 60_000,
+          },
+        },
       ],
     },
   };

@@ -1,12 +1,8 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import {
-  BackOfficeIdentityModule,
-  backOfficeIdentityMigrations,
-  type BackOfficeIdentityOptions,
-} from '../backoffice-identity/index.js';
-import type { DemoConfig } from './demo.config.js';
+import { BackOfficeIdentityModule, backOfficeIdentityMigrations } from '../backoffice-identity/index.js';
+import { type DemoConfig, identityOptionsFrom } from './demo.config.js';
 import { DEMO_DATABASE, type DemoDatabase, DemoDatabaseShutdown } from './demo-database.js';
 import { HealthController } from './health.controller.js';
 
@@ -27,18 +23,6 @@ class DemoConfigModule {
       exports: [DEMO_CONFIG, DEMO_DATABASE],
     };
   }
-}
-
-/** Maps the demo's environment to the module's options. */
-export function identityOptionsFrom(config: DemoConfig): BackOfficeIdentityOptions {
-  return {
-    publicUrl: config.publicUrl,
-    password: { hashCost: config.bcryptCost },
-    lockout: { maxFailedAccessAttempts: config.lockoutMaxAttempts },
-    session: { secureCookies: config.secureCookies },
-    email: { smtpUrl: config.smtpUrl, pickupDirectory: config.mailPickupDir },
-    rateLimits: { enabled: config.rateLimitsEnabled, redisUrl: config.redisUrl },
-  };
 }
 
 /** The demo back-office API: the host app owns the DataSource, the module brings entities and migrations. */

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { BackOfficeIdentityOptions } from '../backoffice-identity/index.js';
 
 /** Where the demo keeps its data. */
 export type DemoDatabaseConfig =
@@ -52,6 +54,11 @@ export function maskPassword(url: string): string {
 
 function quote(value: string): string {
   return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
+}
+
+/** `cp .env.example .env`: reads `.env` from the working directory, if there is one. Variables already set win. */
+export function readDotEnvFile(path = '.env'): void {
+  if (existsSync(path)) process.loadEnvFile(path);
 }
 
 /** Reads and validates the environment. @throws DemoConfigError listing every wrong variable. */
@@ -108,7 +115,8 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
   }
 
   const publicUrl = (url('PUBLIC_URL', ['http:', 'https:']) ?? `http://localhost:${port || 3000}`).replace(/\/+$/, '');
-  const adminPassword = read('BACKOFFICE_ADMIN_PASSWORD');
+  // Not trimmed: the password is used exactly as given (empty still means unset).
+  const adminPassword = env.BACKOFFICE_ADMIN_PASSWORD || undefined;
   const encryptionKey = read('BACKOFFICE_ENCRYPTION_KEY');
   if (encryptionKey !== undefined && encryptionKey.length < 32) {
     fail('BACKOFFICE_ENCRYPTION_KEY', 'must be at least 32 characters (e.g. `openssl rand -base64 32`)', '***', undefined);
@@ -149,6 +157,18 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
 
   if (problems.length > 0) throw new DemoConfigError(problems);
   return config;
+}
+
+/** Maps the demo's environment to the module's options. */
+export function identityOptionsFrom(config: DemoConfig): BackOfficeIdentityOptions {
+  return {
+    publicUrl: config.publicUrl,
+    password: { hashCost: config.bcryptCost },
+    lockout: { maxFailedAccessAttempts: config.lockoutMaxAttempts },
+    session: { secureCookies: config.secureCookies },
+    email: { smtpUrl: config.smtpUrl, pickupDirectory: config.mailPickupDir },
+    rateLimits: { enabled: config.rateLimitsEnabled, redisUrl: config.redisUrl },
+  };
 }
 
 /** One-line description of the database for the start line; never shows a password. */

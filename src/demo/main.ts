@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { type INestApplication, ShutdownSignal } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { BACKOFFICE_USER_MANAGER, type BackOfficeUserManager } from '../backoffice-identity/index.js';
+import { BACKOFFICE_USER_MANAGER, type BackOfficeUserManager, setupBackOfficeOpenApi } from '../backoffice-identity/index.js';
 import { AppModule } from './app.module.js';
-import { DemoConfigError, loadDemoConfig } from './demo.config.js';
+import { DemoConfigError, loadDemoConfig, readDotEnvFile } from './demo.config.js';
 import { openDemoDatabase } from './demo-database.js';
 import { ensureFirstAdmin, FirstAdminError } from './first-admin.bootstrap.js';
 
@@ -25,6 +25,7 @@ function exitWith(error: unknown): never {
 }
 
 async function bootstrap(): Promise<void> {
+  readDotEnvFile();
   const config = loadDemoConfig();
   const database = await openDemoDatabase(config.database);
   let app: INestApplication | undefined;
@@ -51,10 +52,8 @@ async function bootstrap(): Promise<void> {
       process.stdout.write(`${NAME}: first admin created: ${admin.email} (password from BACKOFFICE_ADMIN_PASSWORD)\n`);
     }
 
-    // ---- OpenAPI / Swagger: SET UP HERE, before app.listen() -------------------------------------
-    // Contract section 5: the OpenAPI document at /backoffice/openapi.json, Swagger UI at /backoffice/docs.
-    // Left for the OpenAPI work; nothing is registered yet.
-    // -----------------------------------------------------------------------------------------------
+    // OpenAPI document at /backoffice/openapi.json, Swagger UI at /backoffice/docs.
+    setupBackOfficeOpenApi(app, { title: 'backoffice-identity demo' });
 
     await app.listen(config.port);
   } catch (error) {

@@ -1,6 +1,6 @@
 import { Body, Controller, HttpCode, Inject, Post, UseGuards, UsePipes, type CanActivate, Injectable } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiOkResponse, ApiProperty, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import { IsNotEmpty, IsString, Matches, MaxLength } from 'class-validator';
 import { normalizeLookupKey } from '../common/lookup-normalizer.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -15,6 +15,7 @@ export class ForgotPasswordDto {
   @IsString()
   @IsNotEmpty()
   @MaxLength(256)
+  @Matches(/^[^\s@]+@[^\s@]+$/u, { message: 'email must be an email address' })
   email!: string;
 }
 

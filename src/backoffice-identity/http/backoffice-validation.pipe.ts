@@ -1,4 +1,4 @@
-import { Injectable, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { type ArgumentMetadata, Injectable, ValidationPipe, type ValidationError } from '@nestjs/common';
 import { BackOfficeHttpError } from './backoffice-http-error.js';
 
 function flatten(errors: ValidationError[], parent = ''): Array<{ field: string; code: string; description: string }> {
@@ -13,7 +13,17 @@ function flatten(errors: ValidationError[], parent = ''): Array<{ field: string;
   });
 }
 
-/** Validates bodies, queries and params; unknown fields and wrong types give 400 `validation_failed`. */
+/** Paths of string values holding U+FFFD, which is what invalid UTF-8 in a JSON body decodes to. */
+function replacementCharacterPaths(value: unknown, path = '', depth = 0): string[] {
+  if (typeof value === 'string') return value.includes('\uFFFD') ? [path || '(body)'] : [];
+  if (depth > 8 || typeof value !== 'object' || value === null) return [];
+  return Object.entries(value).flatMap(([key, v]) => replacementCharacterPaths(v, path ? `${path}.${key}` : key, depth + 1));
+}
+
+/**
+ * Validates bodies, queries and params; unknown fields and wrong types give 400 `validation_failed`,
+ * and so do strings that were not valid UTF-8 (decoded to U+FFFD).
+ */
 @Injectable()
 export class BackOfficeValidationPipe extends ValidationPipe {
   constructor() {
@@ -26,5 +36,15 @@ export class BackOfficeValidationPipe extends ValidationPipe {
       exceptionFactory: (errors) =>
         new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', { errors: flatten(errors) }),
     });
+  }
+
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const invalid = metadata.type === 'custom' ? [] : replacementCharacterPaths(value);
+    if (invalid.length > 0) {
+      throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
+        errors: invalid.map((field) => ({ field, code: 'invalid_utf8', description: `${field} is not valid UTF-8.` })),
+      });
+    }
+    return super.transform(value, metadata);
   }
 }

@@ -1,0 +1,63 @@
+import { simpleParser, type ParsedMail } from 'mailparser';
+import { SMTPServer } from 'smtp-server';
+
+/** A real SMTP server in the test process that keeps every message it receives, parsed. */
+export class TestSmtpServer {
+  readonly messages: ParsedMail[] = [];
+  private server!: SMTPServer;
+  port = 0;
+  /** When set, the server rejects messages (to test delivery failures). */
+  rejectAll = false;
+
+  async start(): Promise<this> {
+    this.server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['STARTTLS', 'AUTH'],
+      logger: false,
+      onData: (stream, _session, callback) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', async () => {
+          if (this.rejectAll) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
+          this.messages.push(await simpleParser(Buffer.concat(chunks)));
+          callback();
+        });
+      },
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', () => resolve()));
+    this.port = (this.server.server.address() as { port: number }).port;
+    return this;
+  }
+
+  get url(): string {
+    return `smtp://127.0.0.1:${this.port}`;
+  }
+
+  /** Waits for a message to `to` (up to `timeoutMs`). */
+  async waitFor(to: string, timeoutMs = 10_000): Promise<ParsedMail> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.messages.find((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase()));
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`no email to ${to} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  countTo(to: string): number {
+    return this.messages.filter((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase())).length;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Reads `userId` and `token` from an email's link fragment. */
+export function linkParams(text: string, page: 'accept-invite' | 'reset-password'): { userId: string; token: string; url: string } {
+  const match = new RegExp(`(https?://\\S+/${page}#\\S+)`).exec(text);
+  if (!match) throw new Error(`no ${page} link in: ${text}`);
+  const url = match[1];
+  const params = new URLSearchParams(url.split('#')[1]);
+  return { userId: params.get('userId')!, token: params.get('token')!, url };
+}

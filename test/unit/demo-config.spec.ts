@@ -1,0 +1,162 @@
+import { resolveBackOfficeIdentityOptions } from '../../src/backoffice-identity/options/resolve-options.js';
+import { DemoConfigError, describeDatabase, identityOptionsFrom, isPlaceholderSecret, loadDemoConfig } from '../../src/demo/demo.config.js';
+import { HealthController } from '../../src/demo/health.controller.js';
+import type { DataSource } from 'typeorm';
+
+const problemsOf = (env: NodeJS.ProcessEnv): string[] => {
+  try {
+    loadDemoConfig(env);
+  } catch (error) {
+    if (error instanceof DemoConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+};
+
+const PRODUCTION = { NODE_ENV: 'production', PUBLIC_URL: 'https://backoffice.example.com' };
+
+describe('demo config (env of contract section 5)', () => {
+  it('has the documented defaults, with empty values counting as unset', () => {
+    const config = loadDemoConfig({ PORT: '', DATABASE_URL: '', BACKOFFICE_RATE_LIMITS: '' });
+    expect(config).toEqual({
+      port: 3000,
+      production: false,
+      dataDir: '.data',
+      database: { kind: 'embedded', dataDir: '.data/pglite' },
+      publicUrl: 'http://localhost:3000',
+      smtpUrl: undefined,
+      mailPickupDir: '.data/mail',
+      redisUrl: undefined,
+      adminEmail: 'admin@example.com',
+      adminPassword: undefined,
+      bcryptCost: 12,
+      lockoutMaxAttempts: 5,
+      rateLimitsEnabled: true,
+      secureCookies: false,
+      encryptionKey: undefined,
+    });
+  });
+
+  it('reads every variable, and the mapped options pass the module\'s own validation', () => {
+    const config = loadDemoConfig({
+      PORT: '8080',
+      DATABASE_URL: 'postgres://app:s3cret@db:5432/backoffice',
+      SMTP_URL: 'smtp://mailpit:1025',
+      MAIL_PICKUP_DIR: '/var/mail/bo',
+      PUBLIC_URL: 'https://bo.example.com/',
+      REDIS_URL: 'redis://redis:6379',
+      BACKOFFICE_ADMIN_EMAIL: 'root@example.com',
+      BACKOFFICE_ADMIN_PASSWORD: ' spaces are kept ',
+      BACKOFFICE_BCRYPT_COST: '10',
+      BACKOFFICE_LOCKOUT_MAX_ATTEMPTS: '3',
+      BACKOFFICE_RATE_LIMITS: 'off',
+    });
+    expect(config).toMatchObject({
+      port: 8080,
+      database: { kind: 'postgres', url: 'postgres://app:s3cret@db:5432/backoffice' },
+      publicUrl: 'https://bo.example.com',
+      adminPassword: ' spaces are kept ',
+      rateLimitsEnabled: false,
+    });
+    expect(describeDatabase(config.database)).toBe('PostgreSQL postgres://app:***@db:5432/backoffice');
+    const resolved = resolveBackOfficeIdentityOptions(identityOptionsFrom(config));
+    expect(resolved).toMatchObject({
+      publicUrl: 'https://bo.example.com',
+      password: { hashCost: 10 },
+      lockout: { maxFailedAccessAttempts: 3 },
+      session: { secureCookies: false },
+      email: { smtpUrl: 'smtp://mailpit:1025', pickupDirectory: '/var/mail/bo' },
+      rateLimits: { enabled: false, redisUrl: 'redis://redis:6379' },
+    });
+  });
+
+  it('DATABASE_URL=memory:// is a throwaway PGlite; BACKOFFICE_DATA_DIR moves the embedded one and the mail folder', () => {
+    expect(loadDemoConfig({ DATABASE_URL: 'memory://' }).database).toEqual({ kind: 'memory' });
+    expect(loadDemoConfig({ BACKOFFICE_DATA_DIR: '/srv/bo' })).toMatchObject({
+      database: { kind: 'embedded', dataDir: '/srv/bo/pglite' },
+      mailPickupDir: '/srv/bo/mail',
+    });
+  });
+
+  it('lists every wrong variable by name, masking passwords in URLs', () => {
+    const problems = problemsOf({
+      PORT: '70000',
+      DATABASE_URL: 'mysql://root:hunter2@db/x',
+      BACKOFFICE_BCRYPT_COST: 'abc',
+      BACKOFFICE_LOCKOUT_MAX_ATTEMPTS: '0',
+      BACKOFFICE_RATE_LIMITS: 'maybe',
+      SMTP_URL: 'http://mail',
+      NODE_ENV: 'prod',
+    });
+    expect(problems).toHaveLength(7);
+    for (const name of ['PORT', 'DATABASE_URL', 'BACKOFFICE_BCRYPT_COST', 'BACKOFFICE_LOCKOUT_MAX_ATTEMPTS', 'BACKOFFICE_RATE_LIMITS', 'SMTP_URL', 'NODE_ENV']) {
+      expect(problems.some((p) => p.startsWith(`${name} `))).toBe(true);
+    }
+    expect(problems.join('\n')).not.toContain('hunter2');
+    expect(problemsOf({ BACKOFFICE_BCRYPT_COST: '3' })).toEqual(['BACKOFFICE_BCRYPT_COST must be an integer from 4 to 20 (got "3")']);
+  });
+
+  describe('NODE_ENV=production', () => {
+    it('starts with https, secure cookies and a real password', () => {
+      const config = loadDemoConfig({ ...PRODUCTION, BACKOFFICE_ADMIN_PASSWORD: 'a long and unguessable passphrase' });
+      expect(config).toMatchObject({ production: true, secureCookies: true });
+      expect(loadDemoConfig(PRODUCTION).adminPassword).toBeUndefined();
+    });
+
+    it.each(['change-me', 'CHANGEME', 'changeme123', '<admin password>', 'replace-me-please', 'password', 'xxxxxxxx'])(
+      'refuses the placeholder admin password %j',
+      (password) => {
+        expect(isPlaceholderSecret(password)).toBe(true);
+        expect(problemsOf({ ...PRODUCTION, BACKOFFICE_ADMIN_PASSWORD: password })).toEqual([
+          expect.stringMatching(/^BACKOFFICE_ADMIN_PASSWORD is a placeholder/),
+        ]);
+      },
+    );
+
+    it('accepts a placeholder-looking password outside production (the password policy still applies)', () => {
+      expect(loadDemoConfig({ BACKOFFICE_ADMIN_PASSWORD: 'change-me' }).adminPassword).toBe('change-me');
+    });
+
+    it('refuses insecure cookies and a non-https PUBLIC_URL, also when PUBLIC_URL is unset', () => {
+      expect(problemsOf({ ...PRODUCTION, BACKOFFICE_SECURE_COOKIES: 'off' })).toEqual([expect.stringMatching(/^BACKOFFICE_SECURE_COOKIES is off/)]);
+      expect(problemsOf({ NODE_ENV: 'production', PUBLIC_URL: 'http://bo.example.com' })).toEqual([expect.stringMatching(/^PUBLIC_URL must be an https:\/\/ URL/)]);
+      expect(problemsOf({ NODE_ENV: 'production' })).toEqual([expect.stringMatching(/^PUBLIC_URL must be an https:\/\/ URL/)]);
+    });
+
+    it('refuses a placeholder or short BACKOFFICE_ENCRYPTION_KEY', () => {
+      expect(problemsOf({ ...PRODUCTION, BACKOFFICE_ENCRYPTION_KEY: 'change-me-change-me-change-me-change-me' })).toEqual([
+        expect.stringMatching(/^BACKOFFICE_ENCRYPTION_KEY is a placeholder/),
+      ]);
+      expect(problemsOf({ BACKOFFICE_ENCRYPTION_KEY: 'short' })).toEqual([expect.stringMatching(/^BACKOFFICE_ENCRYPTION_KEY must be at least 32/)]);
+    });
+  });
+});
+
+describe('HealthController', () => {
+  const check = async (query: () => Promise<unknown>) => {
+    let status = 0;
+    const body = await new HealthController({ query } as unknown as DataSource).check({ status: (code: number) => (status = code) });
+    return { status, body };
+  };
+
+  it('200 { status: ok, database: up } after SELECT 1', async () => {
+    const query = vi.fn(async () => [{ '?column?': 1 }]);
+    expect(await check(query)).toEqual({ status: 200, body: { status: 'ok', database: 'up' } });
+    expect(query).toHaveBeenCalledWith('SELECT 1');
+  });
+
+  it('503 { database: down } when the query fails', async () => {
+    expect(await check(async () => Promise.reject(new Error('connection terminated')))).toEqual({ status: 503, body: { status: 'error', database: 'down' } });
+  });
+
+  it('503 when the database does not answer within 3 s', async () => {
+    vi.useFakeTimers();
+    try {
+      const pending = check(() => new Promise(() => undefined));
+      await vi.advanceTimersByTimeAsync(3000);
+      expect(await pending).toEqual({ status: 503, body: { status: 'error', database: 'down' } });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
