@@ -4,7 +4,8 @@ import { AuthController } from './auth/auth.controller.js';
 import { PasswordResetController } from './auth/password-reset.controller.js';
 import { InviteAcceptController } from './invites/invite-accept.controller.js';
 import { UsersController } from './users/users.controller.js';
+import { TwoFactorController } from './two-factor/two-factor.controller.js';
 
 /** The REST controllers; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
-@Module({ controllers: [AuthController, PasswordResetController, InviteAcceptController, UsersController, AuditController] })
+@Module({ controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, UsersController, AuditController] })
 export class BackOfficeIdentityHttpModule {}

@@ -20,7 +20,9 @@ import { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';
 import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
 import { createSwappableProviders, SWAPPABLE_TOKENS } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
-import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE, BACKOFFICE_TWO_FACTOR_PROVIDERS } from './constants.js';
+import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
+import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
 import { NotificationPublisher } from './notifications/notification-publisher.service.js';
 import type {
@@ -100,6 +102,8 @@ export class BackOfficeIdentityModule implements NestModule {
       BackOfficeInviteService,
       BackOfficePasswordResetService,
       BackOfficeAuditListener,
+      BackOfficeTwoFactorChallengeService,
+      twoFactorProvidersProvider,
       backOfficeLocalStrategyProvider,
       {
         provide: BACKOFFICE_RATE_LIMIT_STORAGE,
@@ -136,6 +140,8 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficeEmailDispatcher,
         BackOfficeInviteService,
         BackOfficePasswordResetService,
+        BackOfficeTwoFactorChallengeService,
+        BACKOFFICE_TWO_FACTOR_PROVIDERS,
       ],
     };
   }

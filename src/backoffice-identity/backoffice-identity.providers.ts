@@ -37,7 +37,7 @@ const SWAPPABLE: Record<SwapKey, { token: string; default: Type<unknown> }> = {
   clock: { token: BACKOFFICE_CLOCK, default: SystemClock },
 };
 
-function toProvider(key: SwapKey, spec: BackOfficeProviderSpec<unknown> | undefined): Provider {
+function toProvider(key: SwapKey, spec: BackOfficeProviderSpec<unknown> | undefined): Provider<unknown> {
   const { token, default: fallback } = SWAPPABLE[key];
   if (spec === undefined || spec === null) return { provide: token, useClass: fallback };
   if (typeof spec === 'function') return { provide: token, useClass: spec };
@@ -52,7 +52,7 @@ function toProvider(key: SwapKey, spec: BackOfficeProviderSpec<unknown> | undefi
 }
 
 /** The providers of every swappable part, each under its exported token. */
-export function createSwappableProviders(swaps: BackOfficeIdentitySwaps): Provider[] {
+export function createSwappableProviders(swaps: BackOfficeIdentitySwaps): Provider<unknown>[] {
   const extra = swaps.extraProviders ?? [];
   if (!Array.isArray(extra)) throw new BackOfficeIdentityOptionsError('extraProviders', 'must be an array of providers', extra);
   return [...(Object.keys(SWAPPABLE) as SwapKey[]).map((key) => toProvider(key, swaps[key])), ...extra];

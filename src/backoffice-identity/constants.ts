@@ -18,6 +18,8 @@ export const BACKOFFICE_IP_RESOLVER = 'BACKOFFICE_IP_RESOLVER';
 export const BACKOFFICE_CLOCK = 'BACKOFFICE_CLOCK';
 /** DI token of the {@link BackOfficeErrorDescriber}. */
 export const BACKOFFICE_ERROR_DESCRIBER = 'BACKOFFICE_ERROR_DESCRIBER';
+/** DI token of the registered {@link TwoFactorProvider}s (built-in TOTP first, then `twoFactor.providers`). */
+export const BACKOFFICE_TWO_FACTOR_PROVIDERS = 'BACKOFFICE_TWO_FACTOR_PROVIDERS';
 /** DI token of the rate-limit storage (in-memory by default, Redis when `rateLimits.redisUrl` is set). */
 export const BACKOFFICE_RATE_LIMIT_STORAGE = 'BACKOFFICE_RATE_LIMIT_STORAGE';
 

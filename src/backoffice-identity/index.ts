@@ -13,6 +13,7 @@ export type {
   BackOfficeRateLimitOptions,
   BackOfficeSessionOptions,
   BackOfficeTokenOptions,
+  BackOfficeTwoFactorOptions,
   ResolvedBackOfficeIdentityOptions,
 } from './options/backoffice-identity-options.interface.js';
 export { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
@@ -92,3 +93,8 @@ export { BackOfficeEmailDispatcher, type EmailDispatchResult } from './email/ema
 export { BackOfficeInviteService, type BackOfficeInviteInput, type BackOfficeInviteOutcome } from './invites/backoffice-invite.service.js';
 export { BackOfficePasswordResetService } from './auth/backoffice-password-reset.service.js';
 export { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';
+export type { TwoFactorProvider, TwoFactorSetup } from './two-factor/two-factor-provider.interface.js';
+export { TotpTwoFactorProvider, DEFAULT_TOTP, type TotpParameters } from './two-factor/totp-two-factor.provider.js';
+export { SecretCipher } from './two-factor/secret-cipher.js';
+export { RECOVERY_PROVIDER } from './two-factor/recovery-codes.js';
+export { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor/two-factor-challenge.service.js';

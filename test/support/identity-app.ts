@@ -48,7 +48,10 @@ export interface IdentityApp {
 }
 
 /** Test defaults: real bcrypt at the lowest cost, so suites stay fast; everything else as shipped. */
-export const TEST_IDENTITY_DEFAULTS: BackOfficeIdentityModuleOptions = { password: { hashCost: 4 } };
+export const TEST_IDENTITY_DEFAULTS: BackOfficeIdentityModuleOptions = {
+  password: { hashCost: 4 },
+  twoFactor: { encryptionKey: 'test-encryption-key-0123456789abcdef' },
+};
 
 export function typeOrmOptionsFor(db: TestDatabase) {
   return {

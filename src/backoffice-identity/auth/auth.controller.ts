@@ -12,6 +12,7 @@ import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
+import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { ChangePasswordDto, ErrorResponse, LoginDto, LoginResponse, LogoutResponse, SessionResponse, UserResponse } from './auth.dto.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
@@ -32,6 +33,7 @@ export class AuthController {
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
     @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
+    @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
 
@@ -51,7 +53,10 @@ export class AuthController {
   )
   async login(@Req() request: BackOfficeLoginRequest, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
     const result = request.backOfficeSignIn;
-    if (result.status === 'requiresTwoFactor') return { status: 'requiresTwoFactor', providers: [] };
+    if (result.status === 'requiresTwoFactor') {
+      await this.challenges.start(result.user!, response);
+      return { status: 'requiresTwoFactor', providers: result.providers ?? [] };
+    }
     return { status: 'success', user: await this.issuer.issue(result.user!, response) };
   }
 

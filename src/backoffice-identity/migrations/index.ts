@@ -1,4 +1,5 @@
 import { BackOfficeIdentityInitial1732300000000 } from './1732300000000-backoffice-identity-initial.js';
+import { BackOfficeIdentityTwoFactor1732400000000 } from './1732400000000-backoffice-identity-two-factor.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
-export const backOfficeIdentityMigrations = [BackOfficeIdentityInitial1732300000000];
+export const backOfficeIdentityMigrations = [BackOfficeIdentityInitial1732300000000, BackOfficeIdentityTwoFactor1732400000000];

@@ -1,4 +1,4 @@
-import type { Abstract, ModuleMetadata, Provider, Type } from '@nestjs/common';
+import type { InjectionToken, ModuleMetadata, OptionalFactoryDependency, Provider, Type } from '@nestjs/common';
 import type { PasswordValidator, UserValidator } from '../users/validators.interface.js';
 
 /** Password policy. Defaults follow ASVS 4.0 2.1 and NIST 800-63B: length over composition. */
@@ -75,16 +75,36 @@ export interface BackOfficeEmailOptions {
   pickupDirectory?: string;
 }
 
+/** Two-factor authentication. TOTP is built in and on when `encryptionKey` is set. */
+export interface BackOfficeTwoFactorOptions {
+  /**
+   * Secret (>= 32 characters) that encrypts TOTP secrets at rest (AES-256-GCM). Without it the built-in TOTP
+   * provider is off. Keep it stable: changing it makes enrolled authenticators unusable.
+   */
+  encryptionKey?: string;
+  /** Issuer shown in authenticator apps. Default `Back office`. */
+  issuer?: string;
+  /** Extra providers (e.g. SMS, email codes), beside the built-in TOTP. */
+  providers?: import('../two-factor/two-factor-provider.interface.js').TwoFactorProvider[];
+  /** Minutes a password-verified sign-in may wait for its second factor. Default 5. */
+  pendingMinutes?: number;
+}
+
 /** Options of {@link BackOfficeIdentityModule}. Every field is optional. */
 export interface BackOfficeIdentityOptions {
   /** Prefix of every route. Default `backoffice`. */
   routePrefix?: string;
   /** The username is the email address. Default true. */
   usernameIsEmail?: boolean;
+  /** Password policy and hashing. Defaults: 12..256 characters, common passwords refused, bcrypt cost 12. */
   password?: BackOfficePasswordOptions;
+  /** Lockout after failed logins. Defaults: 5 attempts, 5 minutes. */
   lockout?: BackOfficeLockoutOptions;
+  /** Server-side sessions and their cookie. Defaults: 20 minutes idle, 12 hours absolute, `Secure` cookies. */
   session?: BackOfficeSessionOptions;
+  /** Lifetimes of invite and password-reset tokens. Defaults: 72 hours and 1 hour. */
   tokens?: BackOfficeTokenOptions;
+  /** Rate limits of login and forgot-password, in memory or in Redis. On by default. */
   rateLimits?: BackOfficeRateLimitOptions;
   /** Offer forgot/reset password. Default true. */
   allowPasswordReset?: boolean;
@@ -92,7 +112,12 @@ export interface BackOfficeIdentityOptions {
   denyLocalLogin?: boolean;
   /** Base URL used in email links. Default `http://localhost:3000`. */
   publicUrl?: string;
+  /**
+   * Delivery of invite and password-reset emails by the default sender, when no `SendEmailNotification`
+   * listener called `handleEmail()`: SMTP when `smtpUrl` is set, else `.eml` files in `pickupDirectory`.
+   */
   email?: BackOfficeEmailOptions;
+  twoFactor?: BackOfficeTwoFactorOptions;
   /** Write every notification to `backoffice_audit_entry`. Default true. */
   audit?: boolean;
   /** Extra password validators, run after the built-in ones. */
@@ -103,13 +128,19 @@ export interface BackOfficeIdentityOptions {
 
 /** Options with every default filled in. */
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor'>
 > & {
   password: Required<BackOfficePasswordOptions>;
   lockout: Required<BackOfficeLockoutOptions>;
   session: Required<BackOfficeSessionOptions>;
   tokens: Required<BackOfficeTokenOptions>;
   email: { from: string; smtpUrl?: string; pickupDirectory: string };
+  twoFactor: {
+    encryptionKey?: string;
+    issuer: string;
+    providers: import('../two-factor/two-factor-provider.interface.js').TwoFactorProvider[];
+    pendingMinutes: number;
+  };
   rateLimits: Required<Omit<BackOfficeRateLimitOptions, 'redisUrl'>> & { redisUrl?: string };
 };
 
@@ -118,21 +149,38 @@ export type BackOfficeProviderSpec<T> =
   | Type<T>
   | { useClass: Type<T> }
   | { useValue: T }
-  | { useFactory: (...args: any[]) => T | Promise<T>; inject?: Array<string | symbol | Type | Abstract<unknown>> };
+  | {
+      /**
+       * Creates the instance from the instances of `inject`, in that order. A method, so that a factory with
+       * typed parameters (`(config: MyConfig) => ...`) is accepted under `strictFunctionTypes`.
+       */
+      useFactory(...args: unknown[]): T | Promise<T>;
+      /** DI tokens whose instances are passed to `useFactory`, in order. */
+      inject?: Array<InjectionToken<unknown> | OptionalFactoryDependency>;
+    };
 
 /** The swappable parts: each resolves through its exported DI token. */
 export interface BackOfficeIdentitySwaps {
+  /** The user manager: usually a subclass of `BackOfficeUserManager`. Token `BACKOFFICE_USER_MANAGER`. */
   userManager?: BackOfficeProviderSpec<import('../users/backoffice-user-manager.js').BackOfficeUserManager>;
+  /** Token `BACKOFFICE_SIGN_IN_MANAGER`. */
   signInManager?: BackOfficeProviderSpec<import('../sign-in/backoffice-sign-in-manager.js').BackOfficeSignInManager>;
+  /** The user store port; default: the TypeORM store. Token `BACKOFFICE_USER_STORE`. */
   userStore?: BackOfficeProviderSpec<import('../users/stores/user-store.interface.js').BackOfficeUserStore>;
+  /** Default: bcrypt. Token `BACKOFFICE_PASSWORD_HASHER`. */
   passwordHasher?: BackOfficeProviderSpec<import('../users/passwords/password-hasher.js').BackOfficePasswordHasher>;
+  /** Checks passwords before the local hash (e.g. LDAP); `fallback` means "use the local hash". Token `BACKOFFICE_PASSWORD_CHECKER`. */
   passwordChecker?: BackOfficeProviderSpec<import('../users/passwords/password-checker.js').BackOfficePasswordChecker>;
+  /** Default: SMTP or `.eml` pickup files. Token `BACKOFFICE_EMAIL_SENDER`. */
   emailSender?: BackOfficeProviderSpec<import('../email/email-sender.js').BackOfficeEmailSender>;
+  /** Finds the client IP of a request. Token `BACKOFFICE_IP_RESOLVER`. */
   ipResolver?: BackOfficeProviderSpec<import('../common/ip-resolver.js').BackOfficeIpResolver>;
+  /** Texts of `IdentityResult` errors. Token `BACKOFFICE_ERROR_DESCRIBER`. */
   errorDescriber?: BackOfficeProviderSpec<import('../common/error-describer.js').BackOfficeErrorDescriber>;
+  /** The time source; swap it in tests. Token `BACKOFFICE_CLOCK`. */
   clock?: BackOfficeProviderSpec<import('../common/clock.js').BackOfficeClock>;
   /** Extra providers made available to the module (e.g. dependencies of a custom manager). */
-  extraProviders?: Provider[];
+  extraProviders?: Provider<unknown>[];
 }
 
 /** Argument of `BackOfficeIdentityModule.forRoot()`. */
@@ -142,6 +190,11 @@ export interface BackOfficeIdentityModuleOptions extends BackOfficeIdentityOptio
 export interface BackOfficeIdentityModuleAsyncOptions extends BackOfficeIdentitySwaps, Pick<ModuleMetadata, 'imports'> {
   /** Route prefix must be known when routes are registered, so it is static here. Default `backoffice`. */
   routePrefix?: string;
-  useFactory: (...args: any[]) => BackOfficeIdentityOptions | Promise<BackOfficeIdentityOptions>;
-  inject?: Array<string | symbol | Type | Abstract<unknown>>;
+  /**
+   * Returns the options, from the instances of `inject` in that order (e.g. `(config: ConfigService) => ({...})`).
+   * A method, so that a factory with typed parameters is accepted under `strictFunctionTypes`.
+   */
+  useFactory(...args: unknown[]): BackOfficeIdentityOptions | Promise<BackOfficeIdentityOptions>;
+  /** DI tokens whose instances are passed to `useFactory`, in order; their modules go in `imports`. */
+  inject?: Array<InjectionToken<unknown> | OptionalFactoryDependency>;
 }

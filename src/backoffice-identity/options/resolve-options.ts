@@ -21,7 +21,7 @@ function describe(value: unknown): string {
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
-    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'passwordValidators', 'userValidators',
+    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'passwordValidators', 'userValidators',
     // swaps, validated by the module itself
     'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
     'errorDescriber', 'clock', 'extraProviders',
@@ -31,6 +31,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   session: ['idleTimeoutMinutes', 'absoluteTimeoutHours', 'cookieName', 'secureCookies', 'allowConcurrentLogins'],
   tokens: ['inviteLifespanHours', 'passwordResetLifespanHours'],
   email: ['from', 'smtpUrl', 'pickupDirectory'],
+  twoFactor: ['encryptionKey', 'issuer', 'providers', 'pendingMinutes'],
   rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'redisUrl'],
 };
 
@@ -98,6 +99,15 @@ class OptionReader {
     return (value as string).replace(/\/+$/, '');
   }
 
+  optionalSecret(key: string, minLength: number): string | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value !== 'string' || value.length < minLength) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), `must be a secret of at least ${minLength} characters`, typeof value === 'string' ? `${value.length} characters` : value);
+    }
+    return value;
+  }
+
   array<T>(key: string, check: (item: unknown) => boolean, expectation: string): T[] {
     const value = this.source[key] ?? [];
     if (!Array.isArray(value) || !value.every(check)) {
@@ -114,6 +124,12 @@ class OptionReader {
     return new OptionReader(value as Record<string, unknown>, this.name(key));
   }
 }
+
+const isTwoFactorProvider = (item: unknown) =>
+  typeof item === 'object' &&
+  item !== null &&
+  typeof (item as { name?: unknown }).name === 'string' &&
+  ['isSetUp', 'generateSetup', 'verify', 'reset'].every((m) => typeof (item as Record<string, unknown>)[m] === 'function');
 
 const hasValidate = (item: unknown) =>
   typeof item === 'object' && item !== null && typeof (item as { validate?: unknown }).validate === 'function';
@@ -133,6 +149,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   const tokens = root.section('tokens');
   const rateLimits = root.section('rateLimits');
   const email = root.section('email');
+  const twoFactor = root.section('twoFactor');
 
   const requiredLength = password.int('requiredLength', 12, 1, 1024);
   const resolved: ResolvedBackOfficeIdentityOptions = {
@@ -174,6 +191,12 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       from: email.string('from', 'Back office <noreply@localhost>', /^[^\r\n]{3,256}$/, 'must be an address such as "Back office <noreply@example.com>"'),
       smtpUrl: email.optionalUrl('smtpUrl', ['smtp:', 'smtps:']),
       pickupDirectory: email.string('pickupDirectory', '.data/mail', /^[^\0]{1,1024}$/, 'must be a folder path'),
+    },
+    twoFactor: {
+      encryptionKey: twoFactor.optionalSecret('encryptionKey', 32),
+      issuer: twoFactor.string('issuer', 'Back office', /^[^:\r\n]{1,64}$/, 'must be 1 to 64 characters without ":"'),
+      providers: twoFactor.array('providers', isTwoFactorProvider, 'must be an array of two-factor providers ({ name, isSetUp, generateSetup, verify, reset })'),
+      pendingMinutes: twoFactor.number('pendingMinutes', 5, 1, 60),
     },
     allowPasswordReset: root.bool('allowPasswordReset', true),
     denyLocalLogin: root.bool('denyLocalLogin', false),

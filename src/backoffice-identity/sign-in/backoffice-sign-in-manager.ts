@@ -5,6 +5,7 @@ import {
   UserLoginFailedNotification,
   UserLoginRequiresVerificationNotification,
   UserLoginSuccessNotification,
+  UserTwoFactorRequestedNotification,
 } from '../notifications/notifications.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
@@ -18,8 +19,10 @@ export interface SignInResult {
   user?: BackOfficeUser;
   /** Set for `lockedOut`. */
   lockoutEnd?: Date | null;
-  /** Machine-readable detail of a refusal (`invalid_credentials`, `locked_out`, `not_allowed`, `local_login_disabled`). */
+  /** Machine-readable detail of a refusal (`invalid_credentials`, `invalid_code`, `locked_out`, `not_allowed`, `local_login_disabled`). */
   reason?: string;
+  /** For `requiresTwoFactor`: the providers the user can answer with (e.g. `totp`, `recovery`). */
+  providers?: string[];
 }
 
 /** Who signs in from where; taken from the current request when omitted. */
@@ -72,9 +75,31 @@ export class BackOfficeSignInManager {
     }
     await manager.resetAccessFailedCount(user);
     if (await this.isTwoFactorRequired(user)) {
+      const providers = await manager.getValidTwoFactorProviders(user);
       await manager.notify(UserLoginRequiresVerificationNotification, user);
-      return { status: 'requiresTwoFactor', user };
+      await manager.notify(UserTwoFactorRequestedNotification, user, { provider: providers[0] ?? 'none' });
+      return { status: 'requiresTwoFactor', user, providers };
     }
+    return this.succeed(user);
+  }
+
+  /**
+   * Second step of a sign-in that returned `requiresTwoFactor`: checks the code (or a recovery code with
+   * provider `recovery`). A wrong code counts as a failed access and can lock the account.
+   */
+  async twoFactorSignIn(user: BackOfficeUser, provider: string, code: string): Promise<SignInResult> {
+    const manager = this.userManager;
+    if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd);
+    if (!(await this.canSignIn(user))) return { status: 'notAllowed', user, reason: 'not_allowed' };
+    if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code))) {
+      const counted = await manager.accessFailed(user);
+      if (counted.lockedNow) return this.lockedOut(user, counted.lockoutEnd);
+      if (counted.alreadyLocked && manager.supportsUserLockout && user.lockoutEnabled) {
+        return this.lockedOut(user, (await manager.findById(user.id))?.lockoutEnd ?? null);
+      }
+      return this.fail(user, 'invalid_code');
+    }
+    await manager.resetAccessFailedCount(user);
     return this.succeed(user);
   }
 

@@ -7,8 +7,10 @@ import {
   BACKOFFICE_IDENTITY_OPTIONS,
   BACKOFFICE_PASSWORD_CHECKER,
   BACKOFFICE_PASSWORD_HASHER,
+  BACKOFFICE_TWO_FACTOR_PROVIDERS,
   BACKOFFICE_USER_STORE,
 } from '../constants.js';
+import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
 import { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficePasswordChecker } from './passwords/password-checker.js';
@@ -29,5 +31,6 @@ export class BackOfficeUserManagerDependencies {
     @Inject(BACKOFFICE_ERROR_DESCRIBER) readonly errorDescriber: BackOfficeErrorDescriber,
     @Inject(BACKOFFICE_CLOCK) readonly clock: BackOfficeClock,
     @Inject(NotificationPublisher) readonly notifications: NotificationPublisher,
+    @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) readonly twoFactorProviders: TwoFactorProvider[],
   ) {}
 }

@@ -16,8 +16,11 @@ import {
   UserPasswordChangedNotification,
   UserPasswordResetNotification,
   UserResetAccessFailedCountNotification,
+  UserTwoFactorDisabledNotification,
   UserUnlockedNotification,
 } from '../notifications/notifications.js';
+import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
+import { newRecoveryCode, normalizeRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from './backoffice-user.js';
 import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
@@ -35,6 +38,7 @@ import {
   isUserLockoutStore,
   isUserPasswordStore,
   isUserPhoneNumberStore,
+  isUserRecoveryCodeStore,
   isUserSecurityStampStore,
   isUserTokenStore,
   isUserTwoFactorStore,
@@ -90,6 +94,8 @@ export class BackOfficeUserManager {
   protected readonly passwordChecker: BackOfficePasswordChecker;
   protected readonly clock: BackOfficeClock;
   protected readonly notifications: NotificationPublisher;
+  /** Registered second factors; `supportsUserTwoFactor` is false without any. */
+  readonly twoFactorProviders: TwoFactorProvider[];
   private dummyHash?: Promise<string>;
 
   constructor(@Inject(BackOfficeUserManagerDependencies) deps: BackOfficeUserManagerDependencies) {
@@ -100,6 +106,7 @@ export class BackOfficeUserManager {
     this.passwordChecker = deps.passwordChecker;
     this.clock = deps.clock;
     this.notifications = deps.notifications;
+    this.twoFactorProviders = [...deps.twoFactorProviders];
     this.passwordValidators = [new PolicyPasswordValidator(deps.options.password, deps.errorDescriber)];
     if (deps.options.password.rejectCommon) this.passwordValidators.push(new CommonPasswordValidator(deps.errorDescriber));
     this.passwordValidators.push(...deps.options.passwordValidators);
@@ -117,8 +124,9 @@ export class BackOfficeUserManager {
   get supportsUserSecurityStamp(): boolean {
     return isUserSecurityStampStore(this.store);
   }
+  /** True when the store keeps the 2FA flag and at least one provider is registered. */
   get supportsUserTwoFactor(): boolean {
-    return isUserTwoFactorStore(this.store);
+    return isUserTwoFactorStore(this.store) && this.twoFactorProviders.length > 0;
   }
   get supportsUserPhoneNumber(): boolean {
     return isUserPhoneNumberStore(this.store);
@@ -467,6 +475,50 @@ export class BackOfficeUserManager {
     await this.store.setTwoFactorEnabled(user.id, enabled, stamp, this.now());
     Object.assign(user, { twoFactorEnabled: enabled, securityStamp: stamp });
     return IdentityResult.success();
+  }
+
+  /** The provider called `name`, if registered. */
+  getTwoFactorProvider(name: string): TwoFactorProvider | undefined {
+    return this.twoFactorProviders.find((p) => p.name === name);
+  }
+
+  /** The providers the user can sign in with: enrolled ones, plus `recovery` while codes are left. */
+  async getValidTwoFactorProviders(user: BackOfficeUser): Promise<string[]> {
+    const names: string[] = [];
+    for (const provider of this.twoFactorProviders) if (await provider.isSetUp(user)) names.push(provider.name);
+    if (isUserRecoveryCodeStore(this.store) && (await this.store.countRecoveryCodes(user.id)) > 0) names.push(RECOVERY_PROVIDER);
+    return names;
+  }
+
+  /** Checks a second-factor code: `recovery` redeems a recovery code, any other name asks that provider. */
+  async verifyTwoFactorCode(user: BackOfficeUser, provider: string, code: string): Promise<boolean> {
+    if (!this.supportsUserTwoFactor || typeof code !== 'string' || code.length > 64) return false;
+    if (provider === RECOVERY_PROVIDER) return this.redeemRecoveryCode(user, code);
+    const found = this.getTwoFactorProvider(provider);
+    return found ? found.verify(user, code) : false;
+  }
+
+  /** New recovery codes (the old ones stop working); only their SHA-256 is stored. */
+  async generateNewRecoveryCodes(user: BackOfficeUser, count = 10): Promise<string[]> {
+    if (!isUserRecoveryCodeStore(this.store)) throw new Error('The user store does not support recovery codes.');
+    const codes = Array.from({ length: count }, () => newRecoveryCode());
+    await this.store.replaceRecoveryCodes(user.id, codes.map((c) => sha256Hex(normalizeRecoveryCode(c))), this.now());
+    return codes;
+  }
+
+  async redeemRecoveryCode(user: BackOfficeUser, code: string): Promise<boolean> {
+    if (!isUserRecoveryCodeStore(this.store) || typeof code !== 'string' || code.length > 64) return false;
+    return this.store.redeemRecoveryCode(user.id, sha256Hex(normalizeRecoveryCode(code)), this.now());
+  }
+
+  /** Turns 2FA off: every enrolment and recovery code removed, the flag off, a new security stamp. */
+  async resetTwoFactor(user: BackOfficeUser): Promise<IdentityResult> {
+    for (const provider of this.twoFactorProviders) await provider.reset(user);
+    if (isUserRecoveryCodeStore(this.store)) await this.store.replaceRecoveryCodes(user.id, [], this.now());
+    if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
+    const result = await this.setTwoFactorEnabled(user, false);
+    if (result.succeeded) await this.notify(UserTwoFactorDisabledNotification, user);
+    return result;
   }
 
   /** Enables or disables (Umbraco's `IsApproved`) a user. Disabling renews the stamp, ending sessions. */

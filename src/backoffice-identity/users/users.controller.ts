@@ -139,6 +139,18 @@ export class UsersController {
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
+  @Post(':id/2fa/reset')
+  @HttpCode(200)
+  @ApiOkResponse({ type: UserResponse, description: 'The user\'s 2FA is off, enrolments and recovery codes removed, sessions ended' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @adminErrors()
+  async resetTwoFactor(@Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findOr404(id);
+    this.throwIfFailed(await this.userManager.resetTwoFactor(user));
+    await this.sessions.revokeAll(user.id);
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
   @Delete(':id/sessions')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Every session of the user ended' })

@@ -24,6 +24,9 @@ import {
   type UserSecurityStampStore,
   type UserTokenStore,
   type UserTwoFactorStore,
+  type StoredAuthenticatorKey,
+  type UserAuthenticatorKeyStore,
+  type UserRecoveryCodeStore,
 } from './user-store.interface.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -64,6 +67,8 @@ export class TypeOrmBackOfficeUserStore
     UserTokenStore,
     UserGroupStore,
     UserQueryStore,
+    UserAuthenticatorKeyStore,
+    UserRecoveryCodeStore,
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
   private readonly manager: EntityManager;
@@ -254,6 +259,73 @@ export class TypeOrmBackOfficeUserStore
       `UPDATE backoffice_user_token SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`,
       [userId, purpose, now],
     );
+  }
+
+  async getAuthenticatorKey(userId: string, provider: string): Promise<StoredAuthenticatorKey | null> {
+    const rows = await this.manager.query(
+      `SELECT encrypted_secret, confirmed_at, last_used_step FROM backoffice_user_authenticator WHERE user_id = $1 AND provider = $2`,
+      [userId, provider],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      encryptedSecret: row.encrypted_secret,
+      confirmed: row.confirmed_at !== null,
+      lastUsedStep: row.last_used_step === null ? null : Number(row.last_used_step),
+    };
+  }
+
+  async setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string, now: Date): Promise<void> {
+    await this.manager.query(
+      `INSERT INTO backoffice_user_authenticator (user_id, provider, encrypted_secret, confirmed_at, last_used_step, created_at)
+       VALUES ($1, $2, $3, NULL, NULL, $4)
+       ON CONFLICT (user_id, provider) DO UPDATE SET encrypted_secret = $3, confirmed_at = NULL, last_used_step = NULL, created_at = $4`,
+      [userId, provider, encryptedSecret, now],
+    );
+  }
+
+  async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date): Promise<boolean> {
+    const rows = await this.manager.query(
+      `UPDATE backoffice_user_authenticator
+       SET last_used_step = $3, confirmed_at = CASE WHEN $4::boolean THEN COALESCE(confirmed_at, $5::timestamptz) ELSE confirmed_at END
+       WHERE user_id = $1 AND provider = $2 AND (last_used_step IS NULL OR last_used_step < $3)
+         AND (confirmed_at IS NOT NULL OR $4::boolean)
+       RETURNING user_id`,
+      [userId, provider, step, confirm, now],
+    );
+    return (Array.isArray(rows[0]) ? rows[0] : rows).length === 1;
+  }
+
+  async removeAuthenticatorKey(userId: string, provider: string): Promise<void> {
+    await this.manager.query(`DELETE FROM backoffice_user_authenticator WHERE user_id = $1 AND provider = $2`, [userId, provider]);
+  }
+
+  async replaceRecoveryCodes(userId: string, codeHashes: string[], now: Date): Promise<void> {
+    await this.transaction(async (store) => {
+      await store.manager.query(`DELETE FROM backoffice_user_recovery_code WHERE user_id = $1`, [userId]);
+      for (const hash of codeHashes) {
+        await store.manager.query(
+          `INSERT INTO backoffice_user_recovery_code (user_id, code_hash, created_at) VALUES ($1, $2, $3)`,
+          [userId, hash, now],
+        );
+      }
+    });
+  }
+
+  async redeemRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean> {
+    const rows = await this.manager.query(
+      `UPDATE backoffice_user_recovery_code SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING id`,
+      [userId, codeHash, now],
+    );
+    return (Array.isArray(rows[0]) ? rows[0] : rows).length === 1;
+  }
+
+  async countRecoveryCodes(userId: string): Promise<number> {
+    const rows = await this.manager.query(
+      `SELECT count(*)::int AS n FROM backoffice_user_recovery_code WHERE user_id = $1 AND used_at IS NULL`,
+      [userId],
+    );
+    return Number(rows[0]?.n ?? 0);
   }
 
   async listGroups(): Promise<BackOfficeGroup[]> {

@@ -96,6 +96,31 @@ export interface UserTokenStore {
   voidTokens(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<void>;
 }
 
+/** An authenticator secret as stored: encrypted, with the last time step used (replay protection). */
+export interface StoredAuthenticatorKey {
+  encryptedSecret: string;
+  confirmed: boolean;
+  lastUsedStep: number | null;
+}
+
+/** Per-provider authenticator secrets (like ASP.NET Identity's `IUserAuthenticatorKeyStore`). */
+export interface UserAuthenticatorKeyStore {
+  getAuthenticatorKey(userId: string, provider: string): Promise<StoredAuthenticatorKey | null>;
+  /** Stores an unconfirmed key, replacing any earlier one of that provider. */
+  setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string, now: Date): Promise<void>;
+  /** Records `step` as used (and confirms the key); false when `step` is not newer than the last used one. */
+  useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date): Promise<boolean>;
+  removeAuthenticatorKey(userId: string, provider: string): Promise<void>;
+}
+
+/** Single-use recovery codes, stored as SHA-256 (like `IUserTwoFactorRecoveryCodeStore`). */
+export interface UserRecoveryCodeStore {
+  replaceRecoveryCodes(userId: string, codeHashes: string[], now: Date): Promise<void>;
+  /** Uses the code up; true for exactly one caller. */
+  redeemRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean>;
+  countRecoveryCodes(userId: string): Promise<number>;
+}
+
 export interface BackOfficeGroup {
   alias: string;
   name: string;
@@ -140,6 +165,10 @@ export const isUserTwoFactorStore = (s: object): s is UserTwoFactorStore => has(
 export const isUserPhoneNumberStore = (s: object): s is UserPhoneNumberStore => has(s, 'setPhoneNumber');
 export const isUserTokenStore = (s: object): s is UserTokenStore =>
   has(s, 'replaceToken', 'consumeToken', 'isTokenLive', 'voidTokens');
+export const isUserAuthenticatorKeyStore = (s: object): s is UserAuthenticatorKeyStore =>
+  has(s, 'getAuthenticatorKey', 'setAuthenticatorKey', 'useAuthenticatorStep', 'removeAuthenticatorKey');
+export const isUserRecoveryCodeStore = (s: object): s is UserRecoveryCodeStore =>
+  has(s, 'replaceRecoveryCodes', 'redeemRecoveryCode', 'countRecoveryCodes');
 export const isUserGroupStore = (s: object): s is UserGroupStore => has(s, 'listGroups', 'setGroups', 'countApprovedInGroup');
 export const isUserQueryStore = (s: object): s is UserQueryStore => has(s, 'list');
 export const isTransactionalUserStore = (s: object): s is TransactionalUserStore => has(s, 'transaction');

@@ -1,0 +1,77 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DataSource } from 'typeorm';
+import type { BackOfficeClock } from '../common/clock.js';
+import { randomToken, sha256Hex } from '../common/crypto.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { readCookies, serializeCookie } from '../http/cookies.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+
+/** A sign-in that passed the password and waits for its second factor. */
+export interface PendingTwoFactorSignIn {
+  id: string;
+  userId: string;
+  securityStamp: string;
+}
+
+/**
+ * The pending state between password and second factor: a random token in a short-lived HttpOnly cookie
+ * (`<session cookie>_2fa`), stored as SHA-256 with its expiry; no session exists until the code is right.
+ */
+@Injectable()
+export class BackOfficeTwoFactorChallengeService {
+  readonly cookieName: string;
+  private readonly lifetimeMs: number;
+  private readonly secure: boolean;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
+  ) {
+    this.cookieName = `${options.session.cookieName}_2fa`;
+    this.lifetimeMs = options.twoFactor.pendingMinutes * 60_000;
+    this.secure = options.session.secureCookies;
+  }
+
+  async start(user: BackOfficeUser, response: ServerResponse): Promise<void> {
+    const token = randomToken(32);
+    const now = this.clock.now();
+    await this.dataSource.query(
+      `INSERT INTO backoffice_two_factor_challenge (user_id, token_hash, security_stamp, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
+      [user.id, sha256Hex(token), user.securityStamp, new Date(now.getTime() + this.lifetimeMs), now],
+    );
+    this.cookies.append(response, [
+      serializeCookie(this.cookieName, token, { httpOnly: true, secure: this.secure, maxAgeSeconds: this.lifetimeMs / 1000 }),
+    ]);
+  }
+
+  /** The live pending sign-in of the request's cookie, or null (missing, unknown, expired, used). */
+  async find(request: IncomingMessage): Promise<PendingTwoFactorSignIn | null> {
+    const token = readCookies(request)[this.cookieName];
+    if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
+    const rows = await this.dataSource.query(
+      `SELECT id, user_id, security_stamp FROM backoffice_two_factor_challenge
+       WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2`,
+      [sha256Hex(token), this.clock.now()],
+    );
+    return rows[0] ? { id: rows[0].id, userId: rows[0].user_id, securityStamp: rows[0].security_stamp } : null;
+  }
+
+  /** Uses the pending sign-in up; true for exactly one caller. */
+  async complete(id: string): Promise<boolean> {
+    const rows = await this.dataSource.query(
+      `UPDATE backoffice_two_factor_challenge SET used_at = $2 WHERE id = $1 AND used_at IS NULL RETURNING id`,
+      [id, this.clock.now()],
+    );
+    return (Array.isArray(rows[0]) ? rows[0] : rows).length === 1;
+  }
+
+  clear(response: ServerResponse): void {
+    this.cookies.append(response, [serializeCookie(this.cookieName, '', { httpOnly: true, secure: this.secure, maxAgeSeconds: 0 })]);
+  }
+}

@@ -1,0 +1,25 @@
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+
+/** What a provider hands the user to enrol (e.g. a TOTP secret and its QR code). */
+export interface TwoFactorSetup {
+  secret: string;
+  otpauthUri: string;
+  qrCodeDataUrl: string;
+}
+
+/**
+ * A second factor, like ASP.NET Identity's token providers. Register extra ones through
+ * `forRoot({ twoFactor: { providers: [...] } })`; TOTP is built in.
+ */
+export interface TwoFactorProvider {
+  /** Stable name clients send as `provider` (e.g. `totp`). `recovery` is reserved. */
+  readonly name: string;
+  /** True when the user has a confirmed enrolment with this provider. */
+  isSetUp(user: BackOfficeUser): Promise<boolean>;
+  /** Starts (or restarts) an unconfirmed enrolment. */
+  generateSetup(user: BackOfficeUser): Promise<TwoFactorSetup>;
+  /** Checks a code. With `{ enrolling: true }` it checks the unconfirmed enrolment and confirms it. Codes are single use. */
+  verify(user: BackOfficeUser, code: string, options?: { enrolling?: boolean }): Promise<boolean>;
+  /** Removes the user's enrolment. */
+  reset(user: BackOfficeUser): Promise<void>;
+}

@@ -1,0 +1,135 @@
+import { Body, Controller, HttpCode, Inject, Post, Req, Res, UsePipes } from '@nestjs/common';
+import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { ErrorResponse, LoginResponse, TwoFactorCodeDto } from '../auth/auth.dto.js';
+import { signInError } from '../auth/backoffice-local.strategy.js';
+import type { BackOfficeClock } from '../common/clock.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
+import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { BackOfficeTwoFactorChallengeService } from './two-factor-challenge.service.js';
+import type { TwoFactorProvider, TwoFactorSetup } from './two-factor-provider.interface.js';
+import { RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorEnableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
+
+const expired = () => new BackOfficeHttpError(401, 'two_factor_expired', 'The sign-in expired; sign in with your password again.');
+const invalidCode = () => new BackOfficeHttpError(401, 'invalid_code', 'The code is not valid.');
+
+/** The second step of sign-in, and the signed-in user's own two-factor settings. */
+@ApiTags('two-factor')
+@Controller('auth/2fa')
+@UsePipes(BackOfficeValidationPipe)
+export class TwoFactorController {
+  constructor(
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
+    @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
+    @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  private get userManager(): BackOfficeUserManager {
+    return this.signInManager.userManager;
+  }
+
+  @Post()
+  @HttpCode(200)
+  @ApiOkResponse({ type: LoginResponse, description: 'Signed in (session cookies set)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_code (counts as a failed attempt) or two_factor_expired' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'not_allowed' })
+  @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
+  async verify(@Req() request: Request, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+    const pending = await this.challenges.find(request);
+    if (!pending) throw expired();
+    const user = await this.userManager.findById(pending.userId);
+    if (!user || user.securityStamp !== pending.securityStamp) throw expired();
+    const result = await this.signInManager.twoFactorSignIn(user, body.provider, body.code);
+    if (result.status === 'failed') throw invalidCode();
+    if (result.status !== 'success') {
+      this.challenges.clear(response);
+      throw signInError(result, this.clock.now());
+    }
+    if (!(await this.challenges.complete(pending.id))) throw expired();
+    this.challenges.clear(response);
+    return { status: 'success', user: await this.issuer.issue(user, response) };
+  }
+
+  @Post('setup')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ type: TwoFactorSetupResponse })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'unknown_provider, validation_failed' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled' })
+  async setup(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorSetupDto): Promise<TwoFactorSetup> {
+    const provider = this.providerOrThrow(body.provider);
+    const user = request.backOffice.user;
+    if (user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_already_enabled', 'Two-factor authentication is already on.');
+    return provider.generateSetup(user);
+  }
+
+  @Post('enable')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ type: RecoveryCodesResponse, description: 'On; the user\'s other sessions end; 10 recovery codes, shown once' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_code, unknown_provider' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled' })
+  async enable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorEnableDto): Promise<{ recoveryCodes: string[] }> {
+    const provider = this.providerOrThrow(body.provider);
+    const { user, session } = request.backOffice;
+    if (user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_already_enabled', 'Two-factor authentication is already on.');
+    if (!(await provider.verify(user, body.code, { enrolling: true }))) {
+      throw new BackOfficeHttpError(400, 'invalid_code', 'The code is not valid; check the time on your device and try the next code.');
+    }
+    await this.userManager.setTwoFactorEnabled(user, true);
+    await this.keepOnlyThisSession(user.id, session.id, user.securityStamp);
+    const recoveryCodes = await this.userManager.generateNewRecoveryCodes(user);
+    await this.userManager.notify(UserTwoFactorEnabledNotification, user);
+    return { recoveryCodes };
+  }
+
+  @Post('disable')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ description: 'Off; the user\'s other sessions end' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_credentials: wrong password' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled' })
+  async disable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorDisableDto): Promise<{ status: 'success' }> {
+    this.requireSupport();
+    const { user, session } = request.backOffice;
+    if (!user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_not_enabled', 'Two-factor authentication is not on.');
+    if (!(await this.userManager.checkPassword(user, body.password))) {
+      await this.userManager.accessFailed(user);
+      throw new BackOfficeHttpError(401, 'invalid_credentials', 'The password is incorrect.');
+    }
+    await this.userManager.resetTwoFactor(user);
+    await this.keepOnlyThisSession(user.id, session.id, user.securityStamp);
+    return { status: 'success' };
+  }
+
+  /** The security stamp changed: this session adopts it, every other one ends. */
+  private async keepOnlyThisSession(userId: string, sessionId: string, stamp: string): Promise<void> {
+    await this.sessions.adoptSecurityStamp(sessionId, stamp);
+    await this.sessions.revokeAll(userId, sessionId);
+  }
+
+  private requireSupport(): void {
+    if (!this.userManager.supportsUserTwoFactor) throw BackOfficeHttpError.notFound('Two-factor authentication is not enabled.');
+  }
+
+  private providerOrThrow(name: string): TwoFactorProvider {
+    this.requireSupport();
+    const provider = this.userManager.getTwoFactorProvider(name);
+    if (!provider) throw new BackOfficeHttpError(400, 'unknown_provider', 'No such two-factor provider.');
+    return provider;
+  }
+}

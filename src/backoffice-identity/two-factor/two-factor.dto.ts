@@ -1,0 +1,44 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import { MAX_PASSWORD_INPUT } from '../auth/auth.dto.js';
+
+export class TwoFactorSetupDto {
+  @ApiProperty({ example: 'totp' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(32)
+  provider!: string;
+}
+
+export class TwoFactorEnableDto {
+  @ApiProperty({ example: 'totp' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(32)
+  provider!: string;
+
+  @ApiProperty({ example: '123456' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(64)
+  code!: string;
+}
+
+export class TwoFactorDisableDto {
+  @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(MAX_PASSWORD_INPUT)
+  password!: string;
+}
+
+export class TwoFactorSetupResponse {
+  @ApiProperty({ description: 'Base32 secret, for manual entry' }) secret!: string;
+  @ApiProperty({ example: 'otpauth://totp/Back%20office:admin%40example.com?issuer=Back%20office&secret=...' }) otpauthUri!: string;
+  @ApiProperty({ description: 'PNG data URL of the QR code of otpauthUri' }) qrCodeDataUrl!: string;
+}
+
+export class RecoveryCodesResponse {
+  @ApiProperty({ type: [String], description: '10 single-use codes, shown once' }) recoveryCodes!: string[];
+}
+

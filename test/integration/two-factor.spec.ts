@@ -1,0 +1,281 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, TestClock, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
+import {
+  BACKOFFICE_USER_STORE,
+  BackOfficeEvents,
+  BackOfficeUserManager,
+  SecretCipher,
+  TotpTwoFactorProvider,
+  type TypeOrmBackOfficeUserStore,
+} from '../../src/backoffice-identity/index.js';
+
+const password = 'correct horse battery staple';
+const KEY = 'test-encryption-key-0123456789abcdef';
+const OATHTOOL = ['/usr/bin/oathtool', '/usr/local/bin/oathtool'].find((p) => existsSync(p));
+const ZBARIMG = ['/usr/bin/zbarimg', '/usr/local/bin/zbarimg'].find((p) => existsSync(p));
+
+/** A TOTP code from an independent implementation (Debian's oathtool), at the app clock's time. */
+function independentCode(secret: string, clock: TestClock, stepOffset = 0): string {
+  if (!OATHTOOL) throw new Error('oathtool is not installed (apt-get install oathtool); .ci/run installs it');
+  const epoch = Math.floor(clock.now().getTime() / 1000) + stepOffset * 30;
+  return execFileSync(OATHTOOL, ['--totp', '-b', secret, '-N', `@${epoch}`], { encoding: 'utf8' }).trim();
+}
+
+describe('Two-factor authentication (TOTP and recovery codes)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let events: NotificationRecorder;
+  let counter = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, twoFactor: { encryptionKey: KEY, issuer: 'Acme CMS' } } });
+    events = NotificationRecorder.attach(ctx.app);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  /** A signed-in user who went through setup + enable with codes from oathtool. */
+  async function enrolled() {
+    const email = `tfa${++counter}@example.com`;
+    const created = (await ctx.userManager.createUser({ email, name: 'Two Factor', password })).value!;
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(email, password)).body.status).toBe('success');
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect(setup.status).toBe(200);
+    const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) });
+    expect(enable.status).toBe(200);
+    return { email, user: created, http, setup: setup.body, recoveryCodes: enable.body.recoveryCodes as string[] };
+  }
+
+  /** Password step of a login for a 2FA user. */
+  async function passwordStep(email: string) {
+    const http = new HttpClient(ctx.url);
+    const login = await http.login(email, password);
+    expect(login.status).toBe(200);
+    expect(login.body.status).toBe('requiresTwoFactor');
+    return { http, login };
+  }
+
+  const nextStep = () => ctx.clock.advance(30_000);
+
+  it('RFC 6238 Appendix B SHA-1 vectors through our provider, with an injectable clock (verify path included)', async () => {
+    const store = ctx.app.get<TypeOrmBackOfficeUserStore>(BACKOFFICE_USER_STORE);
+    const user = (await ctx.userManager.createUser({ email: `rfc${++counter}@example.com`, name: 'RFC', password })).value!;
+    const clock = new TestClock();
+    const provider = new TotpTwoFactorProvider(store, KEY, clock, 'RFC', { digits: 8, period: 30, algorithm: 'SHA1', window: 0 });
+    const secret = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'; // base32 of ASCII "12345678901234567890"
+    const vectors: Array<[number, string]> = [
+      [59, '94287082'], [1111111109, '07081804'], [1111111111, '14050471'],
+      [1234567890, '89005924'], [2000000000, '69279037'], [20000000000, '65353130'],
+    ];
+    await store.setAuthenticatorKey(user.id, 'totp', new SecretCipher(KEY).encrypt(secret), new Date());
+    for (const [i, [seconds, expected]] of vectors.entries()) {
+      expect(provider.codeAt(secret, new Date(seconds * 1000))).toBe(expected);
+      clock.advance(seconds * 1000 - clock.now().getTime());
+      // the first code confirms the enrolment, the others sign in
+      expect(await provider.verify(user, expected, { enrolling: i === 0 })).toBe(true);
+      expect(await provider.verify(user, expected)).toBe(false); // same step twice: replay
+    }
+  });
+
+  it('setup returns a base32 secret, an otpauth URI with issuer and account, and a QR code that decodes to it', async () => {
+    const email = `qr${++counter}@example.com`;
+    await ctx.userManager.createUser({ email, name: 'QR', password });
+    const http = new HttpClient(ctx.url);
+    await http.login(email, password);
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect(setup.body.secret).toMatch(/^[A-Z2-7]{32}$/);
+    const uri = new URL(setup.body.otpauthUri);
+    expect(uri.protocol).toBe('otpauth:');
+    expect(uri.searchParams.get('issuer')).toBe('Acme CMS');
+    expect(uri.searchParams.get('secret')).toBe(setup.body.secret);
+    expect(decodeURIComponent(uri.pathname)).toContain(email);
+    expect(setup.body.qrCodeDataUrl).toMatch(/^data:image\/png;base64,/);
+    if (ZBARIMG) {
+      const file = join(mkdtempSync(join(tmpdir(), 'qr-')), 'qr.png');
+      writeFileSync(file, Buffer.from(setup.body.qrCodeDataUrl.split(',')[1], 'base64'));
+      expect(execFileSync(ZBARIMG, ['--raw', '-q', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()).toBe(setup.body.otpauthUri);
+    }
+    // the secret is encrypted at rest
+    const rows = await ctx.app.get(DataSource).query('SELECT encrypted_secret FROM backoffice_user_authenticator');
+    expect(JSON.stringify(rows)).not.toContain(setup.body.secret);
+  });
+
+  it('enable needs a correct code; wrong codes give 400 invalid_code and leave 2FA off', async () => {
+    const email = `en${++counter}@example.com`;
+    const user = (await ctx.userManager.createUser({ email, name: 'En', password })).value!;
+    const http = new HttpClient(ctx.url);
+    await http.login(email, password);
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    const wrong = await http.post('/auth/2fa/enable', { provider: 'totp', code: '000000' });
+    expectClientError(wrong, 400);
+    expect(wrong.body.code).toBe('invalid_code');
+    expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(false);
+    const ok = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) });
+    expect(ok.body.recoveryCodes).toHaveLength(10);
+    expect(new Set(ok.body.recoveryCodes).size).toBe(10);
+    expect((await http.post('/auth/2fa/setup', { provider: 'totp' })).status).toBe(409);
+    expect((await http.get('/auth/me')).body.twoFactorEnabled).toBe(true); // this session survives the stamp change
+    expect(events.named(BackOfficeEvents.TwoFactorEnabled, user.id)).toHaveLength(1);
+  });
+
+  it('end to end with oathtool codes: password, then code, then a session; no session before the code', async () => {
+    const { email, setup, user } = await enrolled();
+    nextStep();
+    const { http, login } = await passwordStep(email);
+    expect(login.body.providers).toEqual(['totp', 'recovery']);
+    expect(http.cookies.has('backoffice_session')).toBe(false);
+    expect(http.cookies.has('backoffice_session_2fa')).toBe(true);
+    expect((await http.get('/auth/me')).status).toBe(401);
+    expect(events.named(BackOfficeEvents.LoginRequiresVerification, user.id).length).toBeGreaterThan(0);
+    expect(events.named(BackOfficeEvents.TwoFactorRequested, user.id).at(-1)).toMatchObject({ provider: 'totp' });
+    const done = await http.post('/auth/2fa', { provider: 'totp', code: independentCode(setup.secret, ctx.clock) });
+    expect(done.status).toBe(200);
+    expect(done.body).toMatchObject({ status: 'success', user: { email, twoFactorEnabled: true } });
+    expect(http.cookies.has('backoffice_session_2fa')).toBe(false);
+    expect((await http.get('/auth/me')).status).toBe(200);
+  });
+
+  it('ASVS 2.8.4/2.8.5: a used code is refused (replay), and so is a code from two steps ago', async () => {
+    const { email, setup } = await enrolled();
+    nextStep();
+    const first = await passwordStep(email);
+    const code = independentCode(setup.secret, ctx.clock);
+    expect((await first.http.post('/auth/2fa', { provider: 'totp', code })).status).toBe(200);
+    const second = await passwordStep(email);
+    const replay = await second.http.post('/auth/2fa', { provider: 'totp', code });
+    expectClientError(replay, 401);
+    expect(replay.body.code).toBe('invalid_code');
+    const old = await second.http.post('/auth/2fa', { provider: 'totp', code: independentCode(setup.secret, ctx.clock, -2) });
+    expect(old.body.code).toBe('invalid_code');
+    nextStep();
+    expect((await second.http.post('/auth/2fa', { provider: 'totp', code: independentCode(setup.secret, ctx.clock) })).status).toBe(200);
+  });
+
+  it('a recovery code works once', async () => {
+    const { email, recoveryCodes } = await enrolled();
+    const first = await passwordStep(email);
+    expect((await first.http.post('/auth/2fa', { provider: 'recovery', code: recoveryCodes[3].toLowerCase() })).status).toBe(200);
+    const second = await passwordStep(email);
+    const reused = await second.http.post('/auth/2fa', { provider: 'recovery', code: recoveryCodes[3] });
+    expect(reused.body.code).toBe('invalid_code');
+    const stored = await ctx.app.get(DataSource).query('SELECT code_hash FROM backoffice_user_recovery_code');
+    expect(JSON.stringify(stored)).not.toContain(recoveryCodes[0].replace('-', ''));
+  });
+
+  it('ASVS 2.2.1: wrong codes count toward lockout: 5 wrong codes lock (423)', async () => {
+    const { email, setup } = await enrolled();
+    const { http } = await passwordStep(email);
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await http.post('/auth/2fa', { provider: 'totp', code: '123456' })).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 423]);
+    nextStep();
+    const again = await http.post('/auth/2fa', { provider: 'totp', code: independentCode(setup.secret, ctx.clock) });
+    expect(again.status).toBe(401); // the pending sign-in died with the lock
+    expect((await new HttpClient(ctx.url).login(email, password)).status).toBe(423);
+  });
+
+  it('the pending state expires after 5 minutes (401 two_factor_expired)', async () => {
+    const { email, setup } = await enrolled();
+    const { http } = await passwordStep(email);
+    ctx.clock.advance(5 * 60_000 + 1000);
+    const late = await http.post('/auth/2fa', { provider: 'totp', code: independentCode(setup.secret, ctx.clock) });
+    expectClientError(late, 401);
+    expect(late.body.code).toBe('two_factor_expired');
+    expect((await new HttpClient(ctx.url).post('/auth/2fa', { provider: 'totp', code: '123456' })).body.code).toBe('two_factor_expired');
+  });
+
+  it('disable needs the password and ends other sessions; admin reset turns it off and ends all sessions', async () => {
+    const { email, http, user } = await enrolled();
+    nextStep();
+    const wrong = await http.post('/auth/2fa/disable', { password: 'not the password' });
+    expectClientError(wrong, 401);
+    expect((await http.post('/auth/2fa/disable', { password })).status).toBe(200);
+    expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(false);
+    expect((await new HttpClient(ctx.url).login(email, password)).body.status).toBe('success');
+
+    const again = await enrolled();
+    await ctx.userManager.createUser({ email: `boss${counter}@example.com`, name: 'Boss', password, groups: ['admin'] });
+    const admin = new HttpClient(ctx.url);
+    await admin.login(`boss${counter}@example.com`, password);
+    const reset = await admin.post(`/users/${again.user.id}/2fa/reset`);
+    expect(reset.status).toBe(200);
+    expect(reset.body.twoFactorEnabled).toBe(false);
+    expect((await again.http.get('/auth/me')).status).toBe(401);
+    expect((await new HttpClient(ctx.url).login(again.email, password)).body.status).toBe('success');
+    expect(events.named(BackOfficeEvents.TwoFactorDisabled, again.user.id)).toHaveLength(1);
+  });
+
+  it('bad input on the 2FA routes: 4xx with a code, never 500', async () => {
+    const { email, http } = await enrolled();
+    await expectBadBodiesRefused(http, 'POST', '/auth/2fa/setup', ['provider']);
+    await expectBadBodiesRefused(http, 'POST', '/auth/2fa/enable', ['provider', 'code']);
+    await expectBadBodiesRefused(http, 'POST', '/auth/2fa/disable', ['password']);
+    const { http: pending } = await passwordStep(email);
+    await expectBadBodiesRefused(pending, 'POST', '/auth/2fa', ['provider', 'code']);
+    expectClientError(await http.post('/auth/2fa/setup', { provider: 'sms' }), 400);
+  });
+});
+
+class NoTwoFactorManager extends BackOfficeUserManager {
+  override get supportsUserTwoFactor() {
+    return false;
+  }
+}
+
+describe('A custom manager with supportsUserTwoFactor = false turns the whole 2FA flow off', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('even for users who set it up: plain login, and the 2FA routes answer 404', async () => {
+    const on = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    let secret: string;
+    try {
+      await on.userManager.createUser({ email: 'had2fa@example.com', name: 'H', password });
+      const http = new HttpClient(on.url);
+      await http.login('had2fa@example.com', password);
+      secret = (await http.post('/auth/2fa/setup', { provider: 'totp' })).body.secret;
+      expect((await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(secret, on.clock) })).status).toBe(200);
+      expect((await new HttpClient(on.url).login('had2fa@example.com', password)).body.status).toBe('requiresTwoFactor');
+    } finally {
+      await on.close();
+    }
+    const off = await createIdentityApp(db, { identity: { userManager: NoTwoFactorManager, rateLimits: { enabled: false } } });
+    try {
+      const http = new HttpClient(off.url);
+      const login = await http.login('had2fa@example.com', password);
+      expect(login.body.status).toBe('success');
+      expectClientError(await http.post('/auth/2fa/setup', { provider: 'totp' }), 404);
+      expectClientError(await http.post('/auth/2fa/disable', { password }), 404);
+      expectClientError(await new HttpClient(off.url).post('/auth/2fa', { provider: 'totp', code: '123456' }), 401);
+    } finally {
+      await off.close();
+    }
+  });
+
+  it('without an encryption key there is no TOTP provider and supportsUserTwoFactor is false', async () => {
+    const ctx = await createIdentityApp(db, { identity: { twoFactor: {} } });
+    try {
+      expect(ctx.userManager.twoFactorProviders).toEqual([]);
+      expect(ctx.userManager.supportsUserTwoFactor).toBe(false);
+    } finally {
+      await ctx.close();
+    }
+  });
+});
