@@ -144,7 +144,9 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     if (adminPassword !== undefined && isPlaceholderSecret(adminPassword)) {
       problems.push('BACKOFFICE_ADMIN_PASSWORD is a placeholder: NODE_ENV=production refuses it (unset it to get a generated password printed once)');
     }
-    if (encryptionKey !== undefined && isPlaceholderSecret(encryptionKey)) {
+    if (encryptionKey === undefined) {
+      problems.push('BACKOFFICE_ENCRYPTION_KEY is not set: NODE_ENV=production refuses to start without it (it encrypts 2FA secrets at rest)');
+    } else if (isPlaceholderSecret(encryptionKey)) {
       problems.push('BACKOFFICE_ENCRYPTION_KEY is a placeholder: NODE_ENV=production refuses it');
     }
     if (!config.secureCookies) {
@@ -168,6 +170,7 @@ export function identityOptionsFrom(config: DemoConfig): BackOfficeIdentityOptio
     session: { secureCookies: config.secureCookies },
     email: { smtpUrl: config.smtpUrl, pickupDirectory: config.mailPickupDir },
     rateLimits: { enabled: config.rateLimitsEnabled, redisUrl: config.redisUrl },
+    twoFactor: { encryptionKey: config.encryptionKey, issuer: 'backoffice-identity demo' },
   };
 }
 

@@ -5,6 +5,7 @@ import { BACKOFFICE_USER_MANAGER, type BackOfficeUserManager, setupBackOfficeOpe
 import { AppModule } from './app.module.js';
 import { DemoConfigError, loadDemoConfig, readDotEnvFile } from './demo.config.js';
 import { openDemoDatabase } from './demo-database.js';
+import { resolveEncryptionKey } from './encryption-key.js';
 import { ensureFirstAdmin, FirstAdminError } from './first-admin.bootstrap.js';
 
 const NAME = 'backoffice-identity demo';
@@ -26,7 +27,8 @@ function exitWith(error: unknown): never {
 
 async function bootstrap(): Promise<void> {
   readDotEnvFile();
-  const config = loadDemoConfig();
+  const loaded = loadDemoConfig();
+  const config = { ...loaded, encryptionKey: resolveEncryptionKey(loaded.encryptionKey, loaded.dataDir).key };
   const database = await openDemoDatabase(config.database);
   let app: INestApplication | undefined;
   try {

@@ -13,7 +13,7 @@ const problemsOf = (env: NodeJS.ProcessEnv): string[] => {
   return [];
 };
 
-const PRODUCTION = { NODE_ENV: 'production', PUBLIC_URL: 'https://backoffice.example.com' };
+const PRODUCTION = { NODE_ENV: 'production', PUBLIC_URL: 'https://backoffice.example.com', BACKOFFICE_ENCRYPTION_KEY: 'k8Yq3vPZ2mW9xT4rB7nL1cD6fH0jS5aE' };
 
 describe('demo config (env of contract section 5)', () => {
   it('has the documented defaults, with empty values counting as unset', () => {
@@ -119,8 +119,9 @@ describe('demo config (env of contract section 5)', () => {
 
     it('refuses insecure cookies and a non-https PUBLIC_URL, also when PUBLIC_URL is unset', () => {
       expect(problemsOf({ ...PRODUCTION, BACKOFFICE_SECURE_COOKIES: 'off' })).toEqual([expect.stringMatching(/^BACKOFFICE_SECURE_COOKIES is off/)]);
-      expect(problemsOf({ NODE_ENV: 'production', PUBLIC_URL: 'http://bo.example.com' })).toEqual([expect.stringMatching(/^PUBLIC_URL must be an https:\/\/ URL/)]);
-      expect(problemsOf({ NODE_ENV: 'production' })).toEqual([expect.stringMatching(/^PUBLIC_URL must be an https:\/\/ URL/)]);
+      expect(problemsOf({ ...PRODUCTION, PUBLIC_URL: 'http://bo.example.com' })).toEqual([expect.stringMatching(/^PUBLIC_URL must be an https:\/\/ URL/)]);
+      expect(problemsOf({ ...PRODUCTION, PUBLIC_URL: undefined })).toEqual([expect.stringMatching(/^PUBLIC_URL must be an https:\/\/ URL/)]);
+      expect(problemsOf({ ...PRODUCTION, BACKOFFICE_ENCRYPTION_KEY: undefined })).toEqual([expect.stringMatching(/^BACKOFFICE_ENCRYPTION_KEY is not set/)]);
     });
 
     it('refuses a placeholder or short BACKOFFICE_ENCRYPTION_KEY', () => {
