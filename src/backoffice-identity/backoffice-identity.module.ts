@@ -2,7 +2,7 @@ import { type DynamicModule, Global, type MiddlewareConsumer, Module, type NestM
 import { APP_FILTER, RouterModule } from '@nestjs/core';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { BACKOFFICE_LOCAL_STRATEGY, backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
+import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
 import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
@@ -18,9 +18,9 @@ import { BackOfficeInviteService } from './invites/backoffice-invite.service.js'
 import { BackOfficePasswordResetService } from './auth/backoffice-password-reset.service.js';
 import { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';
 import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
-import { createSwappableProviders, SWAPPABLE_TOKENS } from './backoffice-identity.providers.js';
+import { createSwappableProviders } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
-import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE, BACKOFFICE_TWO_FACTOR_PROVIDERS } from './constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
@@ -33,6 +33,23 @@ import type {
 } from './options/backoffice-identity-options.interface.js';
 import { resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 import { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
+
+/** The module's own services, shared with the host app. */
+const SHARED_SERVICES = [
+  BackOfficeUserManagerDependencies,
+  NotificationPublisher,
+  BackOfficeSessionService,
+  BackOfficeSessionCookies,
+  BackOfficeAuthGuard,
+  BackOfficeRateLimiter,
+  BackOfficeSessionIssuer,
+  BackOfficeBackgroundTasks,
+  BackOfficeEmailTemplates,
+  BackOfficeEmailDispatcher,
+  BackOfficeInviteService,
+  BackOfficePasswordResetService,
+  BackOfficeTwoFactorChallengeService,
+];
 
 const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
 
@@ -85,33 +102,20 @@ export class BackOfficeIdentityModule implements NestModule {
     imports: NonNullable<DynamicModule['imports']>,
     routePrefix: string,
   ): DynamicModule {
-    const providers: Provider[] = [
+    const rateLimitStorage: Provider = {
+      provide: BACKOFFICE_RATE_LIMIT_STORAGE,
+      inject: [BACKOFFICE_IDENTITY_OPTIONS],
+      useFactory: (resolved: ResolvedBackOfficeIdentityOptions) =>
+        resolved.rateLimits.redisUrl ? new RedisThrottlerStorage(resolved.rateLimits.redisUrl) : new ThrottlerStorageService(),
+    };
+    // Everything here is exported (the module is global), so host apps and their guards can inject it.
+    const shared: Provider[] = [
       ...optionsProviders,
       ...createSwappableProviders(swaps),
-      BackOfficeUserManagerDependencies,
-      NotificationPublisher,
-      BackOfficeIdentityStartupCheck,
-      BackOfficeSessionService,
-      BackOfficeSessionCookies,
-      BackOfficeAuthGuard,
-      BackOfficeRateLimiter,
-      BackOfficeSessionIssuer,
-      BackOfficeBackgroundTasks,
-      BackOfficeEmailTemplates,
-      BackOfficeEmailDispatcher,
-      BackOfficeInviteService,
-      BackOfficePasswordResetService,
-      BackOfficeAuditListener,
-      BackOfficeTwoFactorChallengeService,
+      ...SHARED_SERVICES,
       twoFactorProvidersProvider,
       backOfficeLocalStrategyProvider,
-      {
-        provide: BACKOFFICE_RATE_LIMIT_STORAGE,
-        inject: [BACKOFFICE_IDENTITY_OPTIONS],
-        useFactory: (resolved: ResolvedBackOfficeIdentityOptions) =>
-          resolved.rateLimits.redisUrl ? new RedisThrottlerStorage(resolved.rateLimits.redisUrl) : new ThrottlerStorageService(),
-      },
-      { provide: APP_FILTER, useClass: BackOfficeExceptionFilter },
+      rateLimitStorage,
     ];
     return {
       module: BackOfficeIdentityModule,
@@ -122,27 +126,8 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficeIdentityHttpModule,
         RouterModule.register([{ path: routePrefix, module: BackOfficeIdentityHttpModule }]),
       ],
-      providers,
-      exports: [
-        BACKOFFICE_IDENTITY_OPTIONS,
-        BACKOFFICE_RATE_LIMIT_STORAGE,
-        ...SWAPPABLE_TOKENS,
-        NotificationPublisher,
-        BackOfficeUserManagerDependencies,
-        BackOfficeSessionService,
-        BackOfficeSessionCookies,
-        BackOfficeAuthGuard,
-        BackOfficeRateLimiter,
-        BACKOFFICE_LOCAL_STRATEGY,
-        BackOfficeSessionIssuer,
-        BackOfficeBackgroundTasks,
-        BackOfficeEmailTemplates,
-        BackOfficeEmailDispatcher,
-        BackOfficeInviteService,
-        BackOfficePasswordResetService,
-        BackOfficeTwoFactorChallengeService,
-        BACKOFFICE_TWO_FACTOR_PROVIDERS,
-      ],
+      providers: [...shared, BackOfficeIdentityStartupCheck, BackOfficeAuditListener, { provide: APP_FILTER, useClass: BackOfficeExceptionFilter }],
+      exports: shared.map((provider) => (typeof provider === 'function' ? provider : provider.provide)),
     };
   }
 

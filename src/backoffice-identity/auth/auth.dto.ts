@@ -33,6 +33,21 @@ export class TwoFactorCodeDto {
   code!: string;
 }
 
+/** Body fields of the email-link flows: whose token, and the token. */
+export class UserTokenDto {
+  @ApiProperty({ format: 'uuid' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(64)
+  userId!: string;
+
+  @ApiProperty({ description: 'The token from the email link' })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(512)
+  token!: string;
+}
+
 export class ChangePasswordDto {
   @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
   @IsString()

@@ -7,7 +7,7 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
-import { ErrorResponse, MAX_PASSWORD_INPUT } from './auth.dto.js';
+import { ErrorResponse, MAX_PASSWORD_INPUT, UserTokenDto } from './auth.dto.js';
 import { BackOfficePasswordResetService } from './backoffice-password-reset.service.js';
 
 export class ForgotPasswordDto {
@@ -19,19 +19,7 @@ export class ForgotPasswordDto {
   email!: string;
 }
 
-export class ResetPasswordDto {
-  @ApiProperty({ format: 'uuid' })
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(64)
-  userId!: string;
-
-  @ApiProperty({ description: 'The token from the email link' })
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(512)
-  token!: string;
-
+export class ResetPasswordDto extends UserTokenDto {
   @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
   @IsString()
   @IsNotEmpty()
@@ -83,11 +71,7 @@ export class PasswordResetController {
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
   async reset(@Body() body: ResetPasswordDto): Promise<{ status: 'success' }> {
-    const result = await this.resets.reset(body.userId, body.token, body.newPassword);
-    if (!result.succeeded) {
-      if (result.errors.some((e) => e.code === 'invalid_token')) throw BackOfficeHttpError.invalidToken();
-      throw BackOfficeHttpError.invalidPassword(result.errors);
-    }
+    BackOfficeHttpError.throwIfTokenFlowFailed(await this.resets.reset(body.userId, body.token, body.newPassword));
     return { status: 'success' };
   }
 }

@@ -9,8 +9,9 @@ export class BackOfficeBackgroundTasks implements OnApplicationShutdown {
   private readonly logger = new Logger('BackOfficeBackgroundTasks');
   private readonly running = new Set<Promise<void>>();
 
+  /** Starts `work` on a later turn of the event loop, after the current response has been written. */
   run(name: string, work: () => Promise<unknown>): void {
-    const task: Promise<void> = Promise.resolve()
+    const task: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
       .then(work)
       .then(
         () => undefined,

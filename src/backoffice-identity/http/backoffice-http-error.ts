@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import type { IdentityError } from '../common/identity-result.js';
+import type { IdentityError, IdentityResult } from '../common/identity-result.js';
 
 /** The JSON body of every error: a stable machine-readable `code`. */
 export interface BackOfficeErrorBody {
@@ -37,6 +37,13 @@ export class BackOfficeHttpError extends HttpException {
   static localLoginDisabled(): BackOfficeHttpError {
     return new BackOfficeHttpError(403, 'local_login_disabled', 'Local sign-in is disabled; use your external login provider.');
   }
+  /** For token + new-password flows: 400 `invalid_token`, else 400 `invalid_password` with the errors. */
+  static throwIfTokenFlowFailed(result: IdentityResult): void {
+    if (result.succeeded) return;
+    if (result.errors.some((e) => e.code === 'invalid_token')) throw BackOfficeHttpError.invalidToken();
+    throw BackOfficeHttpError.invalidPassword(result.errors);
+  }
+
   /** 400 with the IdentityResult errors of a refused password. */
   static invalidPassword(errors: readonly IdentityError[]): BackOfficeHttpError {
     return new BackOfficeHttpError(400, 'invalid_password', 'The password does not meet the requirements.', { errors: [...errors] });

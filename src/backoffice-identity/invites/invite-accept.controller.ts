@@ -31,11 +31,7 @@ export class InviteAcceptController {
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     const user = await this.signInManager.userManager.findById(body.userId);
     if (!user) throw BackOfficeHttpError.invalidToken();
-    const result = await this.invites.accept(user, body.token, body.password);
-    if (!result.succeeded) {
-      if (result.errors.some((e) => e.code === 'invalid_token')) throw BackOfficeHttpError.invalidToken();
-      throw BackOfficeHttpError.invalidPassword(result.errors);
-    }
+    BackOfficeHttpError.throwIfTokenFlowFailed(await this.invites.accept(user, body.token, body.password));
     await this.signInManager.succeed(user);
     return { status: 'success', user: await this.issuer.issue(user, response) };
   }

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, IsArray, IsNotEmpty, IsOptional, IsString, MaxLength } from 'class-validator';
-import { MAX_PASSWORD_INPUT } from '../auth/auth.dto.js';
+import { MAX_PASSWORD_INPUT, UserTokenDto } from '../auth/auth.dto.js';
 
 export class InviteUserDto {
   @ApiProperty({ example: 'new.editor@example.com', maxLength: 256 })
@@ -29,19 +29,7 @@ export class InviteUserDto {
   message?: string;
 }
 
-export class AcceptInviteDto {
-  @ApiProperty({ format: 'uuid' })
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(64)
-  userId!: string;
-
-  @ApiProperty({ description: 'The token from the invite link' })
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(512)
-  token!: string;
-
+export class AcceptInviteDto extends UserTokenDto {
   @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
   @IsString()
   @IsNotEmpty()

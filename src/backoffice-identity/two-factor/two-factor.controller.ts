@@ -16,7 +16,7 @@ import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-mana
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor-challenge.service.js';
 import type { TwoFactorProvider, TwoFactorSetup } from './two-factor-provider.interface.js';
-import { RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorEnableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
+import { RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
 
 const expired = () => new BackOfficeHttpError(401, 'two_factor_expired', 'The sign-in expired; sign in with your password again.');
 const invalidCode = () => new BackOfficeHttpError(401, 'invalid_code', 'The code is not valid.');
@@ -82,7 +82,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_code, unknown_provider' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled' })
-  async enable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorEnableDto): Promise<{ recoveryCodes: string[] }> {
+  async enable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorCodeDto): Promise<{ recoveryCodes: string[] }> {
     const provider = this.providerOrThrow(body.provider);
     const { user, session } = request.backOffice;
     if (user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_already_enabled', 'Two-factor authentication is already on.');

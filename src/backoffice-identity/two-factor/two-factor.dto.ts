@@ -10,20 +10,6 @@ export class TwoFactorSetupDto {
   provider!: string;
 }
 
-export class TwoFactorEnableDto {
-  @ApiProperty({ example: 'totp' })
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(32)
-  provider!: string;
-
-  @ApiProperty({ example: '123456' })
-  @IsString()
-  @IsNotEmpty()
-  @MaxLength(64)
-  code!: string;
-}
-
 export class TwoFactorDisableDto {
   @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
   @IsString()

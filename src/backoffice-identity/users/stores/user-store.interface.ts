@@ -2,18 +2,10 @@ import type { BackOfficeUser, BackOfficeUserState } from '../backoffice-user.js'
 import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
 
 /** Fields of a new user; the store assigns id and timestamps. */
-export interface NewBackOfficeUser {
-  username: string;
-  normalizedUsername: string;
-  email: string;
-  normalizedEmail: string;
-  name: string;
-  passwordHash: string | null;
-  securityStamp: string;
-  isApproved: boolean;
-  invitedAt: Date | null;
-  groups: string[];
-}
+export type NewBackOfficeUser = Pick<
+  BackOfficeUser,
+  'username' | 'normalizedUsername' | 'email' | 'normalizedEmail' | 'name' | 'passwordHash' | 'securityStamp' | 'isApproved' | 'invitedAt' | 'groups'
+>;
 
 /** Profile fields a store can update in place. */
 export type BackOfficeUserProfileChanges = Partial<
