@@ -23,8 +23,24 @@ describe('OpenAPI document', () => {
     const document = result.body;
     await SwaggerParser.validate(structuredClone(document));
     const paths = Object.keys(document.paths);
-    for (const path of ['/backoffice/auth/login', '/backoffice/auth/logout', '/backoffice/auth/me', '/backoffice/auth/change-password', '/backoffice/auth/sessions', '/backoffice/auth/sessions/{id}']) {
-      expect(paths).toContain(path);
+    const expected: Array<[string, string]> = [
+      ['post', '/backoffice/auth/login'], ['post', '/backoffice/auth/2fa'], ['post', '/backoffice/auth/2fa/setup'],
+      ['post', '/backoffice/auth/2fa/enable'], ['post', '/backoffice/auth/2fa/disable'], ['post', '/backoffice/auth/logout'],
+      ['get', '/backoffice/auth/me'], ['post', '/backoffice/auth/change-password'], ['post', '/backoffice/auth/forgot-password'],
+      ['post', '/backoffice/auth/reset-password'], ['post', '/backoffice/auth/invite/accept'], ['get', '/backoffice/auth/sessions'],
+      ['delete', '/backoffice/auth/sessions/{id}'], ['post', '/backoffice/users/invite'], ['post', '/backoffice/users/{id}/resend-invite'],
+      ['get', '/backoffice/users'], ['post', '/backoffice/users/{id}/disable'], ['post', '/backoffice/users/{id}/enable'],
+      ['post', '/backoffice/users/{id}/unlock'], ['put', '/backoffice/users/{id}/groups'], ['delete', '/backoffice/users/{id}/sessions'],
+      ['post', '/backoffice/users/{id}/2fa/reset'], ['get', '/backoffice/audit'],
+    ];
+    for (const [method, path] of expected) {
+      expect(paths, path).toContain(path);
+      const operation = document.paths[path][method];
+      expect(operation, `${method} ${path}`).toBeDefined();
+      // every route documents at least one error response with the error schema
+      const errorCodes = Object.keys(operation.responses).filter((code) => Number(code) >= 400);
+      expect(errorCodes.length, `${method} ${path}`).toBeGreaterThan(0);
+      expect(operation.responses[errorCodes[0]].content['application/json'].schema.$ref).toMatch(/ErrorResponse/);
     }
     const login = document.paths['/backoffice/auth/login'].post;
     expect(Object.keys(login.responses).sort()).toEqual(['200', '400', '401', '403', '423', '429']);

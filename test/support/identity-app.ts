@@ -1,4 +1,4 @@
-import type { DynamicModule, INestApplication, Provider, Type } from '@nestjs/common';
+import type { DynamicModule, INestApplication, LoggerService, Provider, Type } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -34,6 +34,8 @@ export interface IdentityAppOptions {
   imports?: DynamicModule[];
   override?: (builder: TestingModuleBuilder) => TestingModuleBuilder;
   clock?: TestClock;
+  /** A logger for the app (default: errors and warnings to the console). */
+  logger?: LoggerService;
   /** Called after the app is created, before it listens (e.g. to set up OpenAPI). */
   beforeListen?: (app: INestApplication) => void | Promise<void>;
 }
@@ -86,7 +88,7 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
   });
   if (options.override) builder = options.override(builder);
   const moduleRef = await builder.compile();
-  const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
+  const app = moduleRef.createNestApplication({ logger: options.logger ?? ['error', 'warn'] });
   await options.beforeListen?.(app);
   await app.listen(0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
