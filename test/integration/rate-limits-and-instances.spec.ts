@@ -75,6 +75,19 @@ describe('Rate limits and several app instances', () => {
     }
   });
 
+  it('an unreachable Redis fails open: logins still work (lockout still protects accounts)', async () => {
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { redisUrl: 'redis://127.0.0.1:9' } }) });
+    try {
+      const user = email();
+      await ctx.userManager.createUser({ email: user, name: 'R', password });
+      const started = Date.now();
+      expect((await new HttpClient(ctx.url).login(user, password)).status).toBe(200);
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   describe('two instances on one database and one Redis', () => {
     let a: IdentityApp;
     let b: IdentityApp;
