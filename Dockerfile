@@ -7,7 +7,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev
+# No `npm prune --omit=dev`: the Nest/TypeORM packages are peer + dev dependencies of the library (a host app
+# brings its own), and the demo's PostgreSQL driver, PGlite and Express adapter are dev dependencies too.
+RUN npm run build
 
 FROM node:20-bookworm-slim
 WORKDIR /app
