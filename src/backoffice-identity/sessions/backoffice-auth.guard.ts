@@ -1,6 +1,6 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -16,7 +16,7 @@ export interface BackOfficeAuthorizeOptions {
 }
 
 /** A request that passed the guard. */
-export type BackOfficeAuthenticatedRequest = Request & { backOffice: BackOfficeAuthentication & { token: string } };
+export type BackOfficeAuthenticatedRequest = IncomingMessage & { backOffice: BackOfficeAuthentication & { token: string } };
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -37,7 +37,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     const token = this.cookies.readToken(request);
     const auth = await this.sessions.authenticate(token);
     if (!auth || !token) throw BackOfficeHttpError.unauthenticated();
-    if (!SAFE_METHODS.has(request.method) && !this.cookies.checkXsrf(request, token)) {
+    if (!SAFE_METHODS.has(request.method ?? 'GET') && !this.cookies.checkXsrf(request, token)) {
       throw new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.');
     }
     const options = this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, [
