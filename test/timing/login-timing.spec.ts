@@ -16,6 +16,8 @@ describe('no user enumeration through login timing', () => {
       identity: { password: { hashCost: 8 }, rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 1000 } },
     });
     await ctx.userManager.createUser({ email: 'timing@example.com', name: 'T', password: 'correct horse battery staple' });
+    const locked = (await ctx.userManager.createUser({ email: 'locked-timing@example.com', name: 'L', password: 'correct horse battery staple' })).value!;
+    await ctx.userManager.setLockoutEnd(locked, new Date(Date.now() + 3_600_000));
   });
   afterAll(async () => {
     await ctx?.close();
@@ -34,6 +36,21 @@ describe('no user enumeration through login timing', () => {
     const result = await compareMedians(40, (i) => login(`ghost${i}@example.com`, i), (i) => login('timing@example.com', i), { tolerance: 0.1 });
     console.log(`login 401 medians: unknown ${result.medianA.toFixed(1)} ms, wrong password ${result.medianB.toFixed(1)} ms, ratio ${result.ratio.toFixed(3)} (round ${result.round})`);
     expect(bodies.size).toBe(1);
+    expect(result.ratio).toBeGreaterThan(0.9);
+    expect(result.ratio).toBeLessThan(1.1);
+  });
+
+  it('a locked account (423, password not checked) answers in the time of a wrong password (401), 40 each', async () => {
+    const http = new HttpClient(ctx.url);
+    const statuses = new Set<number>();
+    const result = await compareMedians(
+      40,
+      async (i) => statuses.add((await http.login('locked-timing@example.com', `wrong password ${i}`)).status),
+      async (i) => statuses.add((await http.login('timing@example.com', `wrong password ${i}`)).status),
+      { tolerance: 0.1 },
+    );
+    console.log(`locked 423 ${result.medianA.toFixed(1)} ms vs wrong password 401 ${result.medianB.toFixed(1)} ms, ratio ${result.ratio.toFixed(3)} (round ${result.round})`);
+    expect([...statuses].sort()).toEqual([401, 423]);
     expect(result.ratio).toBeGreaterThan(0.9);
     expect(result.ratio).toBeLessThan(1.1);
   });

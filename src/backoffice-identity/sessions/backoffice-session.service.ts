@@ -77,7 +77,7 @@ export class BackOfficeSessionService {
   /** The live session and user for a cookie token, or null. Slides the idle timeout (throttled). */
   async authenticate(token: unknown): Promise<BackOfficeAuthentication | null> {
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null;
-    const session = await this.sessions.findOne({ where: { tokenHash: sha256Hex(token) } });
+    const session = await this.sessions.createQueryBuilder('s').where('s.tokenHash = :hash', { hash: sha256Hex(token) }).getOne();
     const now = this.clock.now();
     if (!session || !this.isLive(session, now)) return null;
     const user = await this.userManager.findById(session.userId);

@@ -122,18 +122,20 @@ export class TypeOrmBackOfficeUserStore
   }
 
   async findById(id: string): Promise<BackOfficeUser | null> {
-    if (!isUuid(id)) return null;
-    const entity = await this.users.findOne({ where: { id } });
-    return entity ? toUser(entity) : null;
+    return isUuid(id) ? this.findOneWhere('u.id = :value', id) : null;
   }
 
-  async findByNormalizedUsername(normalizedUsername: string): Promise<BackOfficeUser | null> {
-    const entity = await this.users.findOne({ where: { normalizedUsername } });
-    return entity ? toUser(entity) : null;
+  findByNormalizedUsername(normalizedUsername: string): Promise<BackOfficeUser | null> {
+    return this.findOneWhere('u.normalizedUsername = :value', normalizedUsername);
   }
 
-  async findByNormalizedEmail(normalizedEmail: string): Promise<BackOfficeUser | null> {
-    const entity = await this.users.findOne({ where: { normalizedEmail } });
+  findByNormalizedEmail(normalizedEmail: string): Promise<BackOfficeUser | null> {
+    return this.findOneWhere('u.normalizedEmail = :value', normalizedEmail);
+  }
+
+  /** One query (user joined with its groups); `findOne` would add a DISTINCT pre-query for its LIMIT. */
+  private async findOneWhere(condition: string, value: string): Promise<BackOfficeUser | null> {
+    const entity = await this.users.createQueryBuilder('u').leftJoinAndSelect('u.groups', 'g').where(condition, { value }).getOne();
     return entity ? toUser(entity) : null;
   }
 
