@@ -77,7 +77,7 @@ export class BackOfficeSessionService {
   /** The live session and user for a cookie token, or null. Slides the idle timeout (throttled). */
   async authenticate(token: unknown): Promise<BackOfficeAuthentication | null> {
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null;
-    const session = await this.sessions.createQueryBuilder('s').where('s.tokenHash = :hash', { hash: sha256Hex(token) }).getOne();
+    const session = await this.findByTokenHash(sha256Hex(token));
     const now = this.clock.now();
     if (!session || !this.isLive(session, now)) return null;
     const user = await this.userManager.findById(session.userId);
@@ -87,6 +87,29 @@ export class BackOfficeSessionService {
       session.lastSeenAt = now;
     }
     return { session, user };
+  }
+
+  /** One indexed lookup, mapped by hand (it runs on every authenticated request). */
+  private async findByTokenHash(tokenHash: string): Promise<BackOfficeSessionEntity | null> {
+    const rows = await this.dataSource.query(
+      `SELECT id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, revoked_at, ip, user_agent
+       FROM backoffice_session WHERE token_hash = $1`,
+      [tokenHash],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return this.sessions.create({
+      id: row.id,
+      userId: row.user_id,
+      tokenHash: row.token_hash,
+      securityStamp: row.security_stamp,
+      createdAt: row.created_at,
+      lastSeenAt: row.last_seen_at,
+      expiresAt: row.expires_at,
+      revokedAt: row.revoked_at,
+      ip: row.ip,
+      userAgent: row.user_agent,
+    });
   }
 
   private isLive(session: BackOfficeSessionEntity, now: Date): boolean {

@@ -39,6 +39,63 @@ function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
   return { ...fields, groups: (groups ?? []).map((g) => g.alias) };
 }
 
+interface UserRow {
+  id: string;
+  username: string;
+  normalized_username: string;
+  email: string;
+  normalized_email: string;
+  name: string;
+  password_hash: string | null;
+  security_stamp: string;
+  access_failed_count: number;
+  lockout_enabled: boolean;
+  lockout_end: Date | null;
+  is_approved: boolean;
+  two_factor_enabled: boolean;
+  phone_number: string | null;
+  phone_number_confirmed: boolean;
+  invited_at: Date | null;
+  last_login_at: Date | null;
+  last_password_change_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+  group_aliases: string[] | string;
+}
+
+/** Postgres arrays arrive parsed from `pg`; a driver that hands back `{a,b}` text is parsed here. */
+function aliases(value: string[] | string): string[] {
+  if (Array.isArray(value)) return value;
+  const inner = value.replace(/^\{|\}$/g, '');
+  return inner ? inner.split(',').map((a) => a.replace(/^"|"$/g, '')) : [];
+}
+
+function fromRow(row: UserRow): BackOfficeUser {
+  return {
+    id: row.id,
+    username: row.username,
+    normalizedUsername: row.normalized_username,
+    email: row.email,
+    normalizedEmail: row.normalized_email,
+    name: row.name,
+    passwordHash: row.password_hash,
+    securityStamp: row.security_stamp,
+    accessFailedCount: Number(row.access_failed_count),
+    lockoutEnabled: row.lockout_enabled,
+    lockoutEnd: row.lockout_end,
+    isApproved: row.is_approved,
+    twoFactorEnabled: row.two_factor_enabled,
+    phoneNumber: row.phone_number,
+    phoneNumberConfirmed: row.phone_number_confirmed,
+    invitedAt: row.invited_at,
+    lastLoginAt: row.last_login_at,
+    lastPasswordChangeAt: row.last_password_change_at,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    groups: aliases(row.group_aliases),
+  };
+}
+
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
@@ -122,21 +179,32 @@ export class TypeOrmBackOfficeUserStore
   }
 
   async findById(id: string): Promise<BackOfficeUser | null> {
-    return isUuid(id) ? this.findOneWhere('u.id = :value', id) : null;
+    return isUuid(id) ? this.findOneWhere('id', id) : null;
   }
 
   findByNormalizedUsername(normalizedUsername: string): Promise<BackOfficeUser | null> {
-    return this.findOneWhere('u.normalizedUsername = :value', normalizedUsername);
+    return this.findOneWhere('normalized_username', normalizedUsername);
   }
 
   findByNormalizedEmail(normalizedEmail: string): Promise<BackOfficeUser | null> {
-    return this.findOneWhere('u.normalizedEmail = :value', normalizedEmail);
+    return this.findOneWhere('normalized_email', normalizedEmail);
   }
 
-  /** One query (user joined with its groups); `findOne` would add a DISTINCT pre-query for its LIMIT. */
-  private async findOneWhere(condition: string, value: string): Promise<BackOfficeUser | null> {
-    const entity = await this.users.createQueryBuilder('u').leftJoinAndSelect('u.groups', 'g').where(condition, { value }).getOne();
-    return entity ? toUser(entity) : null;
+  /**
+   * One query (the user with its group aliases aggregated), mapped by hand: this runs on every authenticated
+   * request, and entity hydration of the many-to-many relation cost more than the query itself.
+   */
+  private async findOneWhere(column: 'id' | 'normalized_username' | 'normalized_email', value: string): Promise<BackOfficeUser | null> {
+    const rows: UserRow[] = await this.manager.query(
+      `SELECT u.*, COALESCE(array_agg(g.alias ORDER BY g.alias) FILTER (WHERE g.alias IS NOT NULL), '{}') AS group_aliases
+       FROM backoffice_user u
+       LEFT JOIN backoffice_user_group ug ON ug.user_id = u.id
+       LEFT JOIN backoffice_group g ON g.id = ug.group_id
+       WHERE u.${column} = $1
+       GROUP BY u.id`,
+      [value],
+    );
+    return rows[0] ? fromRow(rows[0]) : null;
   }
 
   async updateProfile(userId: string, changes: BackOfficeUserProfileChanges, now: Date): Promise<void> {
