@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
+import { preparedQuery } from '../common/prepared-query.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -91,7 +92,9 @@ export class BackOfficeSessionService {
 
   /** One indexed lookup, mapped by hand (it runs on every authenticated request). */
   private async findByTokenHash(tokenHash: string): Promise<BackOfficeSessionEntity | null> {
-    const rows = await this.dataSource.query(
+    const rows = await preparedQuery<Record<string, any>>(
+      this.dataSource,
+      'backoffice_find_session_by_token_hash',
       `SELECT id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, revoked_at, ip, user_agent
        FROM backoffice_session WHERE token_hash = $1`,
       [tokenHash],

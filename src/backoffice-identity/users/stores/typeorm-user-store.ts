@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
+import { preparedQuery } from '../../common/prepared-query.js';
 import type { BackOfficeUser } from '../backoffice-user.js';
 import { BackOfficeGroupEntity } from '../entities/backoffice-group.entity.js';
 import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
@@ -195,13 +196,12 @@ export class TypeOrmBackOfficeUserStore
    * request, and entity hydration of the many-to-many relation cost more than the query itself.
    */
   private async findOneWhere(column: 'id' | 'normalized_username' | 'normalized_email', value: string): Promise<BackOfficeUser | null> {
-    const rows: UserRow[] = await this.manager.query(
-      `SELECT u.*, COALESCE(array_agg(g.alias ORDER BY g.alias) FILTER (WHERE g.alias IS NOT NULL), '{}') AS group_aliases
-       FROM backoffice_user u
-       LEFT JOIN backoffice_user_group ug ON ug.user_id = u.id
-       LEFT JOIN backoffice_group g ON g.id = ug.group_id
-       WHERE u.${column} = $1
-       GROUP BY u.id`,
+    const rows = await preparedQuery<UserRow>(
+      this.manager,
+      `backoffice_find_user_by_${column}`,
+      `SELECT u.*, ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
+                          WHERE ug.user_id = u.id ORDER BY g.alias) AS group_aliases
+       FROM backoffice_user u WHERE u.${column} = $1`,
       [value],
     );
     return rows[0] ? fromRow(rows[0]) : null;
