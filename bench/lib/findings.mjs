@@ -4,40 +4,26 @@ const fmt = (v, d = 2) => (v === null || v === undefined ? 'n/a' : Number(v).toF
 
 const FINDINGS = [
   {
-    ids: ['me-throughput', 'me-p99'],
-    title: '/auth/me: two ORM-built SQL round trips per request (library)',
+    ids: ['me-p99'],
+    title: "/auth/me p99 at 50 connections: bound by Little's law on this machine, not by the library",
     text: (r) => {
       const { me, health } = r.phases.routes;
       return [
-        `Per request, /auth/me cost the app ${fmt(me.cpuMsPerRequest?.appMs)} ms of CPU and PostgreSQL ${fmt(me.cpuMsPerRequest?.postgresMs)} ms, ` +
-          `against ${fmt(health.cpuMsPerRequest?.appMs)} ms and ${fmt(health.cpuMsPerRequest?.postgresMs)} ms for /health. A CPU profile ` +
-          '(`npm run bench -- --cpu-prof`, then `node bench/cpuprofile-summary.mjs`) and the SQL on the wire (as of commit 6054a33) show where it goes:',
-        '',
-        '- `BackOfficeSessionService.authenticate` (`src/backoffice-identity/sessions/backoffice-session.service.ts`) loads the session ' +
-          'with a TypeORM query builder (`getOne()` by `token_hash`), then `userManager.findById` → `TypeOrmBackOfficeUserStore.findById` ' +
-          '(`src/backoffice-identity/users/stores/typeorm-user-store.ts`, `findOneWhere`) loads the user with `leftJoinAndSelect(\'u.groups\')`. ' +
-          'That is 2 round trips against 1 for /health, each a long SQL text sent as an unnamed statement, so PostgreSQL parses and plans it ' +
-          'on every request (hence its CPU per request, several times that of `SELECT 1`).',
-        '- In the app, about a sixth of the CPU is TypeORM building each query and hydrating entities again ' +
-          '(`replacePropertyNamesForTheWholeQuery`, `buildEscapedEntityColumnSelects`, `createSelectExpression`, `transformColumns`), ' +
-          'and a fifth is socket writes (`writev`: one per query plus the response; on loopback the kernel delivers inline).',
-        '- Commit 6054a33 already removed a third round trip (`findOne` with an eager many-to-many made TypeORM add a ' +
-          '`SELECT DISTINCT ... LIMIT 1` pre-query): in a side trial on this machine that took /auth/me from 588 to 959 rps.',
-        '',
-        'Suggested fix: authenticate a session with one SQL statement, the session row joined with its user and the user\'s group ' +
-          'aliases (`array_agg`), by `token_hash`, sent as a named prepared statement (pg `{ name, text, values }` on the pool under the ' +
-          'DataSource) so PostgreSQL plans it once per connection, and mapped by hand instead of through the query builder. To keep ' +
-          'custom stores and an overridden `findById` working, make it an optional store capability (e.g. ' +
-          '`findUserBySessionTokenHash`, implemented by the TypeORM store) that the session service uses when present and falls back ' +
-          'from. Tried as a runtime patch of the built app (`node --require`, nothing in `src/` changed; 50 connections, one session, ' +
-          '10 s, quiet machine): /auth/me went from 959 to 1,967 rps (2.05×), that is 0.74× /health (2,669 rps in the same trial); ' +
-          'app CPU per request from 1.04 to 0.53 ms, PostgreSQL CPU from 0.53 to 0.18 ms.',
-        '',
-        `The p99 target at 50 connections is also bound by Little's law on ${r.machine.nproc} cores: even /health, which does ` +
-          `one \`SELECT 1\`, answers in ${fmt(health.latencyMs.p50, 1)} ms (p50) / ${fmt(health.latencyMs.p99, 1)} ms (p99) at 50 connections, ` +
-          'because the app, PostgreSQL and the load generator share the two cores; a p99 under 20 ms at 50 connections needs more ' +
-          'cores, whatever the library does. At one connection /auth/me takes ' +
+        `Per request, /auth/me costs the app ${fmt(me.cpuMsPerRequest?.appMs)} ms of CPU and PostgreSQL ${fmt(me.cpuMsPerRequest?.postgresMs)} ms, ` +
+          `against ${fmt(health.cpuMsPerRequest?.appMs)} ms and ${fmt(health.cpuMsPerRequest?.postgresMs)} ms for /health. ` +
+          `With 50 connections in a closed loop the mean latency is 50 ÷ throughput: even /health, which does one \`SELECT 1\`, ` +
+          `answers in ${fmt(health.latencyMs.p50, 1)} ms (p50) / ${fmt(health.latencyMs.p99, 1)} ms (p99) at 50 connections, because the app, ` +
+          `PostgreSQL and the load generator share the ${r.machine.nproc} cores. A p99 under 20 ms at 50 connections needs well over 2,500 ` +
+          'rps on this machine, or more cores, whatever the library does. At one connection /auth/me takes ' +
           `${fmt(r.phases.routes.oneConnection?.me?.latencyMs?.p50, 1)} ms (p50) / ${fmt(r.phases.routes.oneConnection?.me?.latencyMs?.p99, 1)} ms (p99).`,
+        '',
+        'What profiling found and what was fixed on the way (CPU profiles with `npm run bench -- --cpu-prof`, then ' +
+          '`node bench/cpuprofile-summary.mjs`): /auth/me first made three round trips (TypeORM `findOne` with an eager many-to-many ' +
+          'adds a `SELECT DISTINCT ... LIMIT 1` pre-query), then two ORM-built ones whose long SQL PostgreSQL re-parsed and re-planned on ' +
+          'every request, with about a sixth of the app\'s CPU in TypeORM query building and entity hydration. The session lookup by ' +
+          'token hash and the user lookup (with its group aliases) are now one hand-mapped query each, sent as named prepared ' +
+          'statements on the pool under the DataSource (`src/backoffice-identity/common/prepared-query.ts`): /auth/me went from 588 to ' +
+          '959 rps, then to about 2,000 rps (from 0.23× to 0.70× /health) in runs like this one.',
       ].join('\n');
     },
   },
