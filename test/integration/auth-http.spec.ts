@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { createHash } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { BackOfficeEvents, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
@@ -11,12 +11,7 @@ describe('REST auth: login, me, change-password, logout, sessions', () => {
   let ctx: IdentityApp;
   let events: NotificationRecorder;
   const password = 'correct horse battery staple';
-  let counter = 0;
-  const newUser = async (overrides: Record<string, unknown> = {}): Promise<BackOfficeUser> => {
-    const result = await ctx.userManager.createUser({ email: `http${++counter}@example.com`, name: 'Http User', password, ...overrides });
-    expect(result.errors).toEqual([]);
-    return result.value!;
-  };
+  const newUser = userFactory(() => ctx, 'http');
   const client = () => new HttpClient(ctx.url);
 
   beforeAll(async () => {
@@ -45,7 +40,7 @@ describe('REST auth: login, me, change-password, logout, sessions', () => {
 
     const me = await http.get('/auth/me');
     expect(me.status).toBe(200);
-    expect(me.body).toMatchObject({ id: user.id, username: user.email, name: 'Http User' });
+    expect(me.body).toMatchObject({ id: user.id, username: user.email, name: 'Test User' });
 
     const noXsrf = await http.post('/auth/change-password', { currentPassword: password, newPassword: 'a fresh new passphrase' }, { xsrf: false });
     expect(noXsrf.status).toBe(403);
@@ -190,7 +185,7 @@ describe('REST auth: login, me, change-password, logout, sessions', () => {
   it('allowConcurrentLogins: false revokes older sessions at login', async () => {
     const single = await createIdentityApp(db, { identity: { session: { allowConcurrentLogins: false }, rateLimits: { enabled: false } } });
     try {
-      const created = await single.userManager.createUser({ email: `single${++counter}@example.com`, name: 'S', password });
+      const created = await single.userManager.createUser({ email: `single-${Date.now()}@example.com`, name: 'S', password });
       const first = new HttpClient(single.url);
       const second = new HttpClient(single.url);
       await first.login(created.value!.email, password);

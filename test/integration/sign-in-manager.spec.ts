@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { BackOfficeEvents, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 
@@ -9,12 +9,7 @@ describe('BackOfficeSignInManager.passwordSignIn', () => {
   let ctx: IdentityApp;
   let events: NotificationRecorder;
   const password = 'correct horse battery staple';
-  let counter = 0;
-  const newUser = async (overrides: Record<string, unknown> = {}): Promise<BackOfficeUser> => {
-    const result = await ctx.userManager.createUser({ email: `signin${++counter}@example.com`, name: 'Sign In', password, ...overrides });
-    expect(result.errors).toEqual([]);
-    return result.value!;
-  };
+  const newUser = userFactory(() => ctx, 'signin');
   const signIn = (username: string, pw: string, ip = '203.0.113.7') => ctx.signInManager.passwordSignIn(username, pw, { ipAddress: ip });
 
   beforeAll(async () => {

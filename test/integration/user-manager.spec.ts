@@ -1,5 +1,5 @@
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { BCRYPT_SHA256_PREFIX, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 
 // A port of the relevant ASP.NET Core Identity UserManager specification tests, against a real database.
@@ -7,12 +7,7 @@ describe('BackOfficeUserManager (UserManager specification)', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
   const password = 'correct horse battery staple';
-  let counter = 0;
-  const newUser = async (overrides: Record<string, unknown> = {}): Promise<BackOfficeUser> => {
-    const result = await ctx.userManager.createUser({ email: `user${++counter}@example.com`, name: 'Test User', password, ...overrides });
-    expect(result.errors).toEqual([]);
-    return result.value!;
-  };
+  const newUser = userFactory(() => ctx, 'user');
 
   beforeAll(async () => {
     db = await createTestDatabase();

@@ -10,7 +10,9 @@ import {
   backOfficeIdentityMigrations,
   type BackOfficeIdentityModuleOptions,
   type BackOfficeSignInManager,
+  type BackOfficeUser,
   type BackOfficeUserManager,
+  type CreateBackOfficeUserInput,
 } from '../../src/backoffice-identity/index.js';
 import type { TestDatabase } from './database.js';
 
@@ -99,5 +101,23 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
     userManager: moduleRef.get(BACKOFFICE_USER_MANAGER),
     signInManager: moduleRef.get(BACKOFFICE_SIGN_IN_MANAGER),
     close: () => app.close(),
+  };
+}
+
+/** The password every test user gets unless a test says otherwise. */
+export const TEST_PASSWORD = 'correct horse battery staple';
+
+/** Creates users with unique emails (`<prefix><n>@example.com`) and the test password; fails the test on errors. */
+export function userFactory(getApp: () => IdentityApp, prefix: string) {
+  let counter = 0;
+  return async (overrides: Partial<CreateBackOfficeUserInput> = {}): Promise<BackOfficeUser> => {
+    const result = await getApp().userManager.createUser({
+      email: `${prefix}${++counter}@example.com`,
+      name: 'Test User',
+      password: TEST_PASSWORD,
+      ...overrides,
+    });
+    if (!result.succeeded) throw new Error(`createUser failed: ${result.errors.map((e) => e.code).join(', ')}`);
+    return result.value!;
   };
 }
