@@ -180,6 +180,8 @@ describe('BackOfficeUserManager (UserManager specification)', () => {
     expect(await ctx.userManager.checkPassword(stored, password)).toBe(true);
     const after = (await ctx.userManager.findById(user.id))!;
     expect(after.passwordHash).not.toBe(legacy);
+    expect(after.lastPasswordChangeAt).toEqual(stored.lastPasswordChangeAt); // an upgrade, not a change
+    expect(after.securityStamp).toBe(stored.securityStamp); // sessions survive it
     expect(after.passwordHash!.startsWith(BCRYPT_SHA256_PREFIX)).toBe(true);
     expect(await ctx.userManager.checkPassword(after, password)).toBe(true);
   });

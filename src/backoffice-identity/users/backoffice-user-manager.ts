@@ -272,7 +272,7 @@ export class BackOfficeUserManager {
     const result = await this.passwordHasher.verifyHashedPassword(user.passwordHash, password);
     if (result === 'successRehashNeeded' && this.supportsUserPassword) {
       const rehashed = await this.passwordHasher.hashPassword(password);
-      await (this.store as unknown as UserPasswordStore).setPasswordHash(user.id, rehashed, user.securityStamp, this.now());
+      await (this.store as unknown as UserPasswordStore).setPasswordHash(user.id, rehashed, user.securityStamp, this.now(), { rehash: true });
       user.passwordHash = rehashed;
     }
     return result !== 'failed';

@@ -223,8 +223,9 @@ export class TypeOrmBackOfficeUserStore
     return this.users.count();
   }
 
-  async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date): Promise<void> {
-    await this.users.update({ id: userId }, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
+  async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options: { rehash?: boolean } = {}): Promise<void> {
+    const changed = options.rehash ? {} : { lastPasswordChangeAt: now };
+    await this.users.update({ id: userId }, { passwordHash, securityStamp, ...changed, updatedAt: now });
   }
 
   async setSecurityStamp(userId: string, securityStamp: string, now: Date): Promise<void> {

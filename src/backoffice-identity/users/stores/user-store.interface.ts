@@ -32,8 +32,11 @@ export interface BackOfficeUserStore {
 }
 
 export interface UserPasswordStore {
-  /** Sets the hash (or removes it with `null`) and the new security stamp in one write. */
-  setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date): Promise<void>;
+  /**
+   * Sets the hash (or removes it with `null`) and the security stamp in one write. `rehash: true` marks a silent
+   * upgrade of the same password (stronger cost), which is not a password change.
+   */
+  setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options?: { rehash?: boolean }): Promise<void>;
 }
 
 export interface UserSecurityStampStore {
