@@ -73,7 +73,7 @@ describe('Admin user management and the audit trail', () => {
     expect(onlyInvited.body.items.map((u: { id: string }) => u.id)).toEqual([invited.id]);
     expect(onlyInvited.body.items[0]).not.toHaveProperty('passwordHash');
     expect((await admin.get(`/users?filter=${encodeURIComponent('%_\\')}`)).body.total).toBe(0);
-    for (const bad of ['take=0', 'take=101', 'skip=-1', 'skip=abc', 'state=royal', `filter=${'x'.repeat(300)}`, 'extra=1']) {
+    for (const bad of ['take=0', 'take=101', 'skip=-1', 'skip=abc', 'state=royal', `filter=${'x'.repeat(300)}`, 'extra=1', 'filter=%00', 'filter=a%00b']) {
       expectClientError(await admin.get(`/users?${bad}`), 400);
     }
   });
@@ -135,6 +135,29 @@ describe('Admin user management and the audit trail', () => {
     expect((await admin.request('PUT', `/users/${second.id}/groups`, { body: { groups: ['admin'] } })).status).toBe(200);
     expect((await admin.post(`/users/${second.id}/disable`)).status).toBe(200);
     expectClientError(await admin.request('PUT', `/users/${second.id}/groups`, { body: { groups: ['nope'] } }), 400);
+  });
+
+  it('two admins disabling each other at once leave one enabled admin', async () => {
+    const a = await make(['admin']);
+    const b = await make(['admin']);
+    const [httpA, httpB] = [new HttpClient(ctx.url), new HttpClient(ctx.url)];
+    await httpA.login(a.email, password);
+    await httpB.login(b.email, password);
+    // the boss is disabled first (by A), so A and B are the only enabled admins left
+    const boss = new HttpClient(ctx.url);
+    await boss.login('boss@example.com', password);
+    expect((await httpA.post(`/users/${adminId}/disable`)).status).toBe(200);
+    const results = await Promise.all([httpA.post(`/users/${b.id}/disable`), httpB.post(`/users/${a.id}/disable`)]);
+    const { DataSource: DS } = await import('typeorm');
+    const rows = await ctx.app.get(DS).query(
+      `SELECT count(*)::int AS n FROM backoffice_user u JOIN backoffice_user_group ug ON ug.user_id = u.id
+       JOIN backoffice_group g ON g.id = ug.group_id WHERE g.alias = 'admin' AND u.is_approved`,
+    );
+    expect(rows[0].n).toBe(1);
+    expect(results.map((r) => r.status).sort()).toEqual(results.some((r) => r.status === 401) ? [200, 401] : [200, 409]);
+    // restore the boss for the other tests
+    await ctx.userManager.setApproved((await ctx.userManager.findById(adminId))!, true);
+    await admin.login('boss@example.com', password);
   });
 
   it('404 for unknown or malformed user ids', async () => {

@@ -190,6 +190,12 @@ describe('Invites, email and password reset', () => {
     const dup = await invite(to.toUpperCase());
     expectClientError(dup, 409);
     expect(dup.body.code).toBe('duplicate_email');
+    // NFKC + lower case can make an address longer than 256 (U+FDFA is 18 characters): a 400, not a 500
+    for (const long of [`a@${'\uFDFA'.repeat(30)}.com`, `a@${'İ'.repeat(200)}.com`, `a@${'㌖'.repeat(60)}.com`]) {
+      const refused = await invite(long);
+      expectClientError(refused, 400);
+      expect(refused.body.errors.map((e: { code: string }) => e.code)).toContain('invalid_email');
+    }
     const badGroup = await invite(email(), ['wizards']);
     expectClientError(badGroup, 400);
     expect(badGroup.body.errors.map((e: { code: string }) => e.code)).toEqual(['unknown_group']);

@@ -100,6 +100,17 @@ describe('BackOfficeSignInManager.passwordSignIn', () => {
     expect(ctx.userManager.isLockedOut(fresh)).toBe(true);
   });
 
+  it('ASVS 2.2.1: a right password in flight when the account locks does not sign in (no success after the lock)', async () => {
+    const user = await newUser();
+    const attempts = [...Array.from({ length: 29 }, () => 'wrong password entirely'), 'correct horse battery staple'];
+    const results = await Promise.all(attempts.map((pw) => signIn(user.email, pw)));
+    const lockedAt = events.events.findIndex((e) => e.eventName === BackOfficeEvents.Locked && e.affectedUserId === user.id);
+    expect(lockedAt).toBeGreaterThanOrEqual(0);
+    const successAfterLock = events.events.slice(lockedAt).some((e) => e.eventName === BackOfficeEvents.LoginSuccess && e.affectedUserId === user.id);
+    expect(successAfterLock).toBe(false);
+    expect(results.filter((r) => r.status === 'success').length).toBeLessThanOrEqual(1);
+  });
+
   it('disabled users get notAllowed only after a correct password; wrong password stays failed', async () => {
     const user = await newUser({ groups: ['editor'] });
     expect((await ctx.userManager.setApproved(user, false)).succeeded).toBe(true);

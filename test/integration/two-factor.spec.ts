@@ -186,6 +186,18 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
     expect((await new HttpClient(ctx.url).login(email, password)).status).toBe(423);
   });
 
+  it('ASVS 2.2.1: wrong codes keep counting across password sign-ins (the password step does not reset the count)', async () => {
+    const { email } = await enrolled();
+    const statuses: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const { http } = await passwordStep(email);
+      for (let i = 0; i < 2; i++) statuses.push((await http.post('/auth/2fa', { provider: 'totp', code: '000000' })).status);
+    }
+    // the 5th wrong code locks; the lock also ends that pending sign-in (its cookie is cleared: 401 two_factor_expired)
+    expect(statuses).toEqual([401, 401, 401, 401, 423, 401]);
+    expect((await new HttpClient(ctx.url).login(email, password)).status).toBe(423);
+  });
+
   it('the pending state expires after 5 minutes (401 two_factor_expired)', async () => {
     const { email, setup } = await enrolled();
     const { http } = await passwordStep(email);

@@ -13,16 +13,19 @@ function flatten(errors: ValidationError[], parent = ''): Array<{ field: string;
   });
 }
 
-/** Paths of string values holding U+FFFD, which is what invalid UTF-8 in a JSON body decodes to. */
-function replacementCharacterPaths(value: unknown, path = '', depth = 0): string[] {
-  if (typeof value === 'string') return value.includes('\uFFFD') ? [path || '(body)'] : [];
+/**
+ * Paths of string values that no text column can hold: U+FFFD (what invalid UTF-8 in a body decodes to)
+ * and NUL (PostgreSQL refuses it in text).
+ */
+function unstorableStringPaths(value: unknown, path = '', depth = 0): string[] {
+  if (typeof value === 'string') return /[\uFFFD\u0000]/.test(value) ? [path || '(value)'] : [];
   if (depth > 8 || typeof value !== 'object' || value === null) return [];
-  return Object.entries(value).flatMap(([key, v]) => replacementCharacterPaths(v, path ? `${path}.${key}` : key, depth + 1));
+  return Object.entries(value).flatMap(([key, v]) => unstorableStringPaths(v, path ? `${path}.${key}` : key, depth + 1));
 }
 
 /**
  * Validates bodies, queries and params; unknown fields and wrong types give 400 `validation_failed`,
- * and so do strings that were not valid UTF-8 (decoded to U+FFFD).
+ * and so do strings that were not valid UTF-8 (decoded to U+FFFD) or hold NUL.
  */
 @Injectable()
 export class BackOfficeValidationPipe extends ValidationPipe {
@@ -39,10 +42,10 @@ export class BackOfficeValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
-    const invalid = metadata.type === 'custom' ? [] : replacementCharacterPaths(value);
+    const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
     if (invalid.length > 0) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
-        errors: invalid.map((field) => ({ field, code: 'invalid_utf8', description: `${field} is not valid UTF-8.` })),
+        errors: invalid.map((field) => ({ field, code: 'invalid_characters', description: `${field} is not valid UTF-8 text or holds a NUL character.` })),
       });
     }
     return super.transform(value, metadata);

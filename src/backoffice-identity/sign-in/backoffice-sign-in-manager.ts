@@ -69,17 +69,24 @@ export class BackOfficeSignInManager {
       if (counted.lockedNow) return this.lockedOut(user, counted.lockoutEnd);
       return this.fail(user, 'invalid_credentials');
     }
+    // Requests already in flight when the account locked must not get in with a right guess: look again.
+    const current = await manager.findById(user.id);
+    if (!current) return this.fail(null, 'invalid_credentials');
+    if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
+    Object.assign(user, current, { passwordHash: user.passwordHash });
     if (!(await this.canSignIn(user))) {
       await manager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
       return { status: 'notAllowed', user, reason: 'not_allowed' };
     }
-    await manager.resetAccessFailedCount(user);
     if (await this.isTwoFactorRequired(user)) {
+      // The failed count is not reset yet: wrong second-factor codes keep counting toward lockout across
+      // password sign-ins; it is reset when the second factor succeeds.
       const providers = await manager.getValidTwoFactorProviders(user);
       await manager.notify(UserLoginRequiresVerificationNotification, user);
       await manager.notify(UserTwoFactorRequestedNotification, user, { provider: providers[0] ?? 'none' });
       return { status: 'requiresTwoFactor', user, providers };
     }
+    await manager.resetAccessFailedCount(user);
     return this.succeed(user);
   }
 

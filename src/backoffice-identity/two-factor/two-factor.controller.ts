@@ -4,7 +4,10 @@ import type { Request, Response } from 'express';
 import { ErrorResponse, LoginResponse, TwoFactorCodeDto } from '../auth/auth.dto.js';
 import { signInError } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
@@ -32,6 +35,8 @@ export class TwoFactorController {
     @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -45,7 +50,10 @@ export class TwoFactorController {
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_code (counts as a failed attempt) or two_factor_expired' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'not_allowed' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
   async verify(@Req() request: Request, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
+    await this.rateLimiter.enforce([{ name: 'two-factor-ip', key: ip, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 }]);
     const pending = await this.challenges.find(request);
     if (!pending) throw expired();
     const user = await this.userManager.findById(pending.userId);

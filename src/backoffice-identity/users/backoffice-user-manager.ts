@@ -182,6 +182,13 @@ export class BackOfficeUserManager {
     const name = typeof input?.name === 'string' ? input.name.normalize('NFC').trim() : input?.name;
     const candidate = { email, username, name } as BackOfficeUserCandidate;
     const errors = await this.collectUserErrors(candidate);
+    // The lookup forms are what the database keeps (<= 256): NFKC and lower case can make a string longer.
+    if (!errors.some((e) => e.code === 'invalid_email') && this.normalizeKey(String(candidate.email)).length > MAX_LOOKUP_LENGTH) {
+      errors.push(d.invalidEmail());
+    }
+    if (!this.options.usernameIsEmail && !errors.some((e) => e.code === 'invalid_username') && this.normalizeKey(String(candidate.username)).length > MAX_LOOKUP_LENGTH) {
+      errors.push(d.invalidUserName());
+    }
     if (input.password !== undefined) errors.push(...(await this.collectPasswordErrors(input.password, null)));
     const groups = input.groups ?? [];
     if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) errors.push(d.unknownGroup(String(groups)));
@@ -272,7 +279,7 @@ export class BackOfficeUserManager {
     const result = await this.passwordHasher.verifyHashedPassword(user.passwordHash, password);
     if (result === 'successRehashNeeded' && this.supportsUserPassword) {
       const rehashed = await this.passwordHasher.hashPassword(password);
-      await (this.store as unknown as UserPasswordStore).setPasswordHash(user.id, rehashed, user.securityStamp, this.now(), { rehash: true });
+      await (this.store as unknown as UserPasswordStore).setPasswordHash(user.id, rehashed, user.securityStamp, this.now(), { rehashOf: user.passwordHash });
       user.passwordHash = rehashed;
     }
     return result !== 'failed';
@@ -523,10 +530,9 @@ export class BackOfficeUserManager {
 
   /** Enables or disables (Umbraco's `IsApproved`) a user. Disabling renews the stamp, ending sessions. */
   async setApproved(user: BackOfficeUser, isApproved: boolean): Promise<IdentityResult> {
-    if (!isApproved && user.groups.includes('admin') && user.isApproved && (await this.isLastAdmin())) {
-      return IdentityResult.failed(this.errorDescriber.lastAdmin());
-    }
-    await this.store.updateProfile(user.id, { isApproved }, this.now());
+    const removesAdmin = !isApproved && user.isApproved && user.groups.includes('admin');
+    const written = await this.writeUnlessLastAdmin(removesAdmin, (store) => store.updateProfile(user.id, { isApproved }, this.now()));
+    if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     user.isApproved = isApproved;
     if (!isApproved) await this.updateSecurityStamp(user);
     if (isApproved) await this.notify(UserEnabledNotification, user);
@@ -539,18 +545,30 @@ export class BackOfficeUserManager {
     if (!isUserGroupStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('groups'));
     const unknown = await this.unknownGroupErrors(groups);
     if (unknown.length) return IdentityResult.failed(...unknown);
-    if (user.groups.includes('admin') && !groups.includes('admin') && user.isApproved && (await this.isLastAdmin())) {
-      return IdentityResult.failed(this.errorDescriber.lastAdmin());
-    }
-    await this.store.setGroups(user.id, [...new Set(groups)]);
-    user.groups = [...new Set(groups)];
+    const aliases = [...new Set(groups)];
+    const removesAdmin = user.isApproved && user.groups.includes('admin') && !aliases.includes('admin');
+    const written = await this.writeUnlessLastAdmin(removesAdmin, (store) => (store as unknown as UserGroupStore).setGroups(user.id, aliases));
+    if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
+    user.groups = aliases;
     await this.updateSecurityStamp(user);
     await this.notify(UserGroupsChangedNotification, user, { groups: user.groups });
     return IdentityResult.success();
   }
 
-  private async isLastAdmin(): Promise<boolean> {
-    return isUserGroupStore(this.store) && (await this.store.countApprovedInGroup('admin')) <= 1;
+  /**
+   * Runs `write`; when it takes an enabled admin away, only while another enabled admin remains, checked and
+   * written under the store's `admin` group lock so two admins cannot remove each other at once.
+   */
+  private async writeUnlessLastAdmin(removesAdmin: boolean, write: (store: BackOfficeUserStore) => Promise<void>): Promise<boolean> {
+    if (!removesAdmin || !isUserGroupStore(this.store)) {
+      await write(this.store);
+      return true;
+    }
+    return this.store.withGroupLock('admin', async (store) => {
+      if ((await (store as unknown as UserGroupStore).countApprovedInGroup('admin')) <= 1) return false;
+      await write(store);
+      return true;
+    });
   }
 
   /** Records a successful sign-in time. */

@@ -223,9 +223,12 @@ export class TypeOrmBackOfficeUserStore
     return this.users.count();
   }
 
-  async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options: { rehash?: boolean } = {}): Promise<void> {
-    const changed = options.rehash ? {} : { lastPasswordChangeAt: now };
-    await this.users.update({ id: userId }, { passwordHash, securityStamp, ...changed, updatedAt: now });
+  async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options: { rehashOf?: string } = {}): Promise<void> {
+    if (options.rehashOf !== undefined) {
+      await this.users.update({ id: userId, passwordHash: options.rehashOf }, { passwordHash, updatedAt: now });
+      return;
+    }
+    await this.users.update({ id: userId }, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
   }
 
   async setSecurityStamp(userId: string, securityStamp: string, now: Date): Promise<void> {
@@ -409,6 +412,13 @@ export class TypeOrmBackOfficeUserStore
       const user = await store.users.findOneOrFail({ where: { id: userId } });
       user.groups = await store.groupsByAlias(aliases);
       await store.users.save(user);
+    });
+  }
+
+  withGroupLock<T>(alias: string, work: (store: TypeOrmBackOfficeUserStore) => Promise<T>): Promise<T> {
+    return this.transaction(async (store) => {
+      await store.manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_group:${alias}`]);
+      return work(store);
     });
   }
 

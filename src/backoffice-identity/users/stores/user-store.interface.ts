@@ -33,10 +33,11 @@ export interface BackOfficeUserStore {
 
 export interface UserPasswordStore {
   /**
-   * Sets the hash (or removes it with `null`) and the security stamp in one write. `rehash: true` marks a silent
-   * upgrade of the same password (stronger cost), which is not a password change.
+   * Sets the hash (or removes it with `null`) and the security stamp in one write. `rehashOf` marks a silent
+   * upgrade of the same password (stronger cost), which is not a password change: it is written only while the
+   * stored hash is still `rehashOf`, so it never undoes a password change made meanwhile.
    */
-  setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options?: { rehash?: boolean }): Promise<void>;
+  setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options?: { rehashOf?: string }): Promise<void>;
 }
 
 export interface UserSecurityStampStore {
@@ -127,6 +128,8 @@ export interface UserGroupStore {
   setGroups(userId: string, aliases: string[]): Promise<void>;
   /** Users in a group who are approved. */
   countApprovedInGroup(alias: string): Promise<number>;
+  /** Runs `work` in a transaction holding an exclusive lock on the group (serialises "last admin" checks). */
+  withGroupLock<T>(alias: string, work: (store: BackOfficeUserStore & UserGroupStore) => Promise<T>): Promise<T>;
 }
 
 export interface BackOfficeUserQuery {
@@ -164,6 +167,6 @@ export const isUserAuthenticatorKeyStore = (s: object): s is UserAuthenticatorKe
   has(s, 'getAuthenticatorKey', 'setAuthenticatorKey', 'useAuthenticatorStep', 'removeAuthenticatorKey');
 export const isUserRecoveryCodeStore = (s: object): s is UserRecoveryCodeStore =>
   has(s, 'replaceRecoveryCodes', 'redeemRecoveryCode', 'countRecoveryCodes');
-export const isUserGroupStore = (s: object): s is UserGroupStore => has(s, 'listGroups', 'setGroups', 'countApprovedInGroup');
+export const isUserGroupStore = (s: object): s is UserGroupStore => has(s, 'listGroups', 'setGroups', 'countApprovedInGroup', 'withGroupLock');
 export const isUserQueryStore = (s: object): s is UserQueryStore => has(s, 'list');
 export const isTransactionalUserStore = (s: object): s is TransactionalUserStore => has(s, 'transaction');
