@@ -44,8 +44,11 @@ describe('Bad input on the auth routes: a 4xx with a code, never a 500', () => {
     expect((await new HttpClient(ctx.url).login('ｂａｄ-ｉｎｐｕｔ@example.com', password)).status).toBe(200);
   });
 
-  it('control characters in a username give 401, not 500', async () => {
-    expectClientError(await new HttpClient(ctx.url).login('bad\u0000input@example.com', password), 401);
+  it('control characters in a username give a 4xx, not 500: NUL is refused (400), others are wrong credentials (401)', async () => {
+    const nul = await new HttpClient(ctx.url).login('bad\u0000input@example.com', password);
+    expectClientError(nul, 400);
+    expect(nul.body.errors[0]).toMatchObject({ field: 'username', code: 'invalid_characters' });
+    expectClientError(await new HttpClient(ctx.url).login('bad\u0007input@example.com', password), 401);
   });
 
   it('malformed cookies and ids', async () => {
@@ -53,7 +56,8 @@ describe('Bad input on the auth routes: a 4xx with a code, never a 500', () => {
     expectClientError(await odd.get('/auth/me', { headers: { cookie: 'backoffice_session=%E0%A4%A; XSRF-TOKEN=' } }), 401);
     expectClientError(await odd.get('/auth/me', { headers: { cookie: `backoffice_session=${'x'.repeat(8000)}` } }), 401);
     expectClientError(await http.delete(`/auth/sessions/${'9'.repeat(5000)}`), 404);
-    expectClientError(await http.delete('/auth/sessions/%00'), 404);
+    expectClientError(await http.delete('/auth/sessions/%00'), 400);
+    expectClientError(await http.delete('/auth/sessions/%07'), 404);
     expectClientError(await odd.get('/does-not-exist'), 404);
     expectClientError(await odd.request('PUT', '/auth/login', { body: {} }), 404);
   });
