@@ -51,6 +51,16 @@ describe('Bad input on the auth routes: a 4xx with a code, never a 500', () => {
     expectClientError(await new HttpClient(ctx.url).login('bad\u0007input@example.com', password), 401);
   });
 
+  it('login CSRF: a cross-site HTML form cannot post credentials (415 for anything but JSON)', async () => {
+    const form = new URLSearchParams({ username: 'bad-input@example.com', password }).toString();
+    for (const contentType of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
+      const result = await new HttpClient(ctx.url).request('POST', '/auth/login', { raw: form, contentType });
+      expectClientError(result, 415);
+      expect(result.headers.get('set-cookie')).toBeNull();
+    }
+    expect((await new HttpClient(ctx.url).login('bad-input@example.com', password)).status).toBe(200);
+  });
+
   it('malformed cookies and ids', async () => {
     const odd = new HttpClient(ctx.url);
     expectClientError(await odd.get('/auth/me', { headers: { cookie: 'backoffice_session=%E0%A4%A; XSRF-TOKEN=' } }), 401);

@@ -43,7 +43,7 @@ describe('OpenAPI document', () => {
       expect(operation.responses[errorCodes[0]].content['application/json'].schema.$ref).toMatch(/ErrorResponse/);
     }
     const login = document.paths['/backoffice/auth/login'].post;
-    expect(Object.keys(login.responses).sort()).toEqual(['200', '400', '401', '403', '423', '429']);
+    expect(Object.keys(login.responses).sort()).toEqual(['200', '400', '401', '403', '415', '423', '429']);
     expect(login.requestBody.content['application/json'].schema.$ref).toMatch(/LoginDto/);
     expect(document.components.schemas.LoginDto.required).toEqual(['username', 'password']);
   });

@@ -5,6 +5,7 @@ import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
@@ -39,7 +40,7 @@ export class AuthController {
 
   @Post('login')
   @HttpCode(200)
-  @UseGuards(BackOfficeLoginGuard)
+  @UseGuards(JsonBodyGuard, BackOfficeLoginGuard)
   @ApiBody({ type: LoginDto })
   @ApiOkResponse({ type: LoginResponse, description: 'Signed in (session and XSRF cookies set), or a second factor is required' })
   @apply(
@@ -48,6 +49,7 @@ export class AuthController {
       [401, 'invalid_credentials: unknown user and wrong password alike'],
       [403, 'not_allowed (disabled / invited) or local_login_disabled'],
       [423, 'locked_out, with retryAfterSeconds'],
+      [415, 'unsupported_media_type: the body must be application/json (no login CSRF through HTML forms)'],
       [429, 'too_many_requests, with Retry-After'],
     ),
   )

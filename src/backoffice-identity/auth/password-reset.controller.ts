@@ -5,6 +5,7 @@ import { normalizeLookupKey } from '../common/lookup-normalizer.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { JsonBodyGuard } from '../http/json-body.guard.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { ErrorResponse, MAX_PASSWORD_INPUT, UserTokenDto } from './auth.dto.js';
@@ -41,7 +42,7 @@ export class PasswordResetAllowedGuard implements CanActivate {
 @ApiTags('auth')
 @Controller('auth')
 @UsePipes(BackOfficeValidationPipe)
-@UseGuards(PasswordResetAllowedGuard)
+@UseGuards(PasswordResetAllowedGuard, JsonBodyGuard)
 export class PasswordResetController {
   constructor(
     @Inject(BackOfficePasswordResetService) private readonly resets: BackOfficePasswordResetService,

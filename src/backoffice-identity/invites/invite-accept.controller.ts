@@ -1,4 +1,5 @@
-import { Body, Controller, HttpCode, Inject, Post, Res, UsePipes } from '@nestjs/common';
+import { Body, Controller, HttpCode, Inject, Post, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ErrorResponse, LoginResponse } from '../auth/auth.dto.js';
@@ -23,6 +24,7 @@ export class InviteAcceptController {
   ) {}
 
   @Post('accept')
+  @UseGuards(JsonBodyGuard)
   @HttpCode(200)
   @ApiOkResponse({ type: LoginResponse, description: 'Password set, user active and signed in (cookies set)' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token, invalid_password, validation_failed' })

@@ -1,4 +1,5 @@
-import { Body, Controller, HttpCode, Inject, Post, Req, Res, UsePipes } from '@nestjs/common';
+import { Body, Controller, HttpCode, Inject, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { ErrorResponse, LoginResponse, TwoFactorCodeDto } from '../auth/auth.dto.js';
@@ -45,6 +46,7 @@ export class TwoFactorController {
 
   @Post()
   @HttpCode(200)
+  @UseGuards(JsonBodyGuard)
   @ApiOkResponse({ type: LoginResponse, description: 'Signed in (session cookies set)' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_code (counts as a failed attempt) or two_factor_expired' })
