@@ -17,6 +17,7 @@ import { BackOfficeEmailDispatcher } from './email/email-dispatcher.service.js';
 import { BackOfficeInviteService } from './invites/backoffice-invite.service.js';
 import { BackOfficePasswordResetService } from './auth/backoffice-password-reset.service.js';
 import { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';
+import { BackOfficeMaintenanceService } from './maintenance/backoffice-maintenance.service.js';
 import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
 import { createSwappableProviders } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
@@ -126,7 +127,7 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficeIdentityHttpModule,
         RouterModule.register([{ path: routePrefix, module: BackOfficeIdentityHttpModule }]),
       ],
-      providers: [...shared, BackOfficeIdentityStartupCheck, BackOfficeAuditListener, { provide: APP_FILTER, useClass: BackOfficeExceptionFilter }],
+      providers: [...shared, BackOfficeIdentityStartupCheck, BackOfficeAuditListener, BackOfficeMaintenanceService, { provide: APP_FILTER, useClass: BackOfficeExceptionFilter }],
       exports: shared.map((provider) => (typeof provider === 'function' ? provider : provider.provide)),
     };
   }

@@ -98,3 +98,4 @@ export { TotpTwoFactorProvider, DEFAULT_TOTP, type TotpParameters } from './two-
 export { SecretCipher } from './two-factor/secret-cipher.js';
 export { RECOVERY_PROVIDER } from './two-factor/recovery-codes.js';
 export { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor/two-factor-challenge.service.js';
+export { BackOfficeMaintenanceService, type PruneResult } from './maintenance/backoffice-maintenance.service.js';

@@ -118,6 +118,11 @@ export interface BackOfficeIdentityOptions {
    */
   email?: BackOfficeEmailOptions;
   twoFactor?: BackOfficeTwoFactorOptions;
+  /**
+   * Minutes between runs that delete expired sessions, pending 2FA sign-ins, unknown-username counters and
+   * old single-use tokens. Default 60; `0` turns the timer off.
+   */
+  maintenanceIntervalMinutes?: number;
   /** Write every notification to `backoffice_audit_entry`. Default true. */
   audit?: boolean;
   /** Extra password validators, run after the built-in ones. */

@@ -21,7 +21,7 @@ function describe(value: unknown): string {
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
-    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'passwordValidators', 'userValidators',
+    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
     // swaps, validated by the module itself
     'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
     'errorDescriber', 'clock', 'extraProviders',
@@ -202,6 +202,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     denyLocalLogin: root.bool('denyLocalLogin', false),
     publicUrl: root.url('publicUrl', 'http://localhost:3000', ['http:', 'https:']),
     audit: root.bool('audit', true),
+    maintenanceIntervalMinutes: root.number('maintenanceIntervalMinutes', 60, 0, 60 * 24 * 7),
     passwordValidators: root.array('passwordValidators', hasValidate, 'must be an array of objects with a validate() method'),
     userValidators: root.array('userValidators', hasValidate, 'must be an array of objects with a validate() method'),
   };

@@ -1,0 +1,65 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import type { BackOfficeClock } from '../common/clock.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+
+const DAY_MS = 86_400_000;
+
+/** Rows removed by one {@link BackOfficeMaintenanceService.prune} run, per table. */
+export interface PruneResult {
+  loginAttempts: number;
+  twoFactorChallenges: number;
+  sessions: number;
+  tokens: number;
+}
+
+/**
+ * Deletes rows that can no longer matter, so tables that unauthenticated callers can grow stay small:
+ * unknown-username counters a day after their last failure (unless still locked), pending 2FA sign-ins and
+ * sessions a week after they ended, single-use tokens 30 days after they expired. The audit trail is kept.
+ * Runs every `maintenanceIntervalMinutes` (0: never; call `prune()` from your own scheduler instead).
+ */
+@Injectable()
+export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('BackOfficeMaintenance');
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const minutes = this.options.maintenanceIntervalMinutes;
+    if (minutes <= 0) return;
+    this.timer = setInterval(() => void this.prune().catch((e: Error) => this.logger.error(`Pruning failed: ${e.message}`)), minutes * 60_000);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  async prune(): Promise<PruneResult> {
+    const now = this.clock.now().getTime();
+    const dayAgo = new Date(now - DAY_MS);
+    const weekAgo = new Date(now - 7 * DAY_MS);
+    const monthAgo = new Date(now - 30 * DAY_MS);
+    const count = async (sql: string, params: unknown[]) => {
+      const result = await this.dataSource.query(`WITH gone AS (${sql} RETURNING 1) SELECT count(*)::int AS n FROM gone`, params);
+      return Number(result[0]?.n ?? 0);
+    };
+    return {
+      loginAttempts: await count(
+        `DELETE FROM backoffice_login_attempt WHERE updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)`,
+        [dayAgo, new Date(now)],
+      ),
+      twoFactorChallenges: await count(`DELETE FROM backoffice_two_factor_challenge WHERE expires_at < $1`, [weekAgo]),
+      sessions: await count(`DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]),
+      tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
+    };
+  }
+}

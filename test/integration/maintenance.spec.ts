@@ -1,0 +1,52 @@
+import { DataSource } from 'typeorm';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { BackOfficeMaintenanceService } from '../../src/backoffice-identity/index.js';
+
+describe('Maintenance: expired rows are pruned, live ones kept', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const newUser = userFactory(() => ctx, 'prune');
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, maintenanceIntervalMinutes: 0 } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('deletes ended sessions, stale unknown-username counters and expired tokens after their grace periods', async () => {
+    const sql = ctx.app.get(DataSource);
+    const count = async (table: string) => (await sql.query(`SELECT count(*)::int AS n FROM ${table}`))[0].n as number;
+    const user = await newUser();
+    const ended = new HttpClient(ctx.url);
+    await ended.login(user.email, TEST_PASSWORD);
+    await ended.post('/auth/logout');
+    await new HttpClient(ctx.url).login('ghost-prune@example.com', 'wrong password entirely');
+    await ctx.userManager.generatePasswordResetToken(user);
+    const maintenance = ctx.app.get(BackOfficeMaintenanceService);
+
+    expect(await maintenance.prune()).toEqual({ loginAttempts: 0, twoFactorChallenges: 0, sessions: 0, tokens: 0 });
+
+    ctx.clock.advance(31 * 86_400_000);
+    const live = new HttpClient(ctx.url);
+    expect((await live.login(user.email, TEST_PASSWORD)).status).toBe(200); // a session made "now" survives
+    const sessionsBefore = await count('backoffice_session');
+    const result = await maintenance.prune();
+    expect(result).toMatchObject({ loginAttempts: 1, sessions: 1, tokens: 1 });
+    expect(await count('backoffice_session')).toBe(sessionsBefore - 1);
+    expect(await count('backoffice_login_attempt')).toBe(0);
+    expect((await live.get('/auth/me')).status).toBe(200);
+    ctx.clock.advance(-31 * 86_400_000);
+  });
+
+  it('keeps the counter of a username that is still locked', async () => {
+    for (let i = 0; i < 5; i++) await new HttpClient(ctx.url).login('locked-ghost@example.com', 'wrong password entirely');
+    const sql = ctx.app.get(DataSource);
+    await sql.query(`UPDATE backoffice_login_attempt SET updated_at = now() - interval '2 days', lockout_end = now() + interval '1 hour'`);
+    expect((await ctx.app.get(BackOfficeMaintenanceService).prune()).loginAttempts).toBe(0);
+    expect((await new HttpClient(ctx.url).login('locked-ghost@example.com', 'wrong password entirely')).status).toBe(423);
+  });
+});
