@@ -57,6 +57,3 @@ export function createSwappableProviders(swaps: BackOfficeIdentitySwaps): Provid
   if (!Array.isArray(extra)) throw new BackOfficeIdentityOptionsError('extraProviders', 'must be an array of providers', extra);
   return [...(Object.keys(SWAPPABLE) as SwapKey[]).map((key) => toProvider(key, swaps[key])), ...extra];
 }
-
-/** The tokens the module exports. */
-export const SWAPPABLE_TOKENS = Object.values(SWAPPABLE).map((s) => s.token);

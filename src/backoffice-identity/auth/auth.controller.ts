@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseFilters, UseGuards, UsePipes } from '@nestjs/common';
+import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -18,11 +18,9 @@ import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js'
 import { ChangePasswordDto, ErrorResponse, LoginDto, LoginResponse, LogoutResponse, SessionResponse, UserResponse } from './auth.dto.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 
+/** The documented error responses of a route. */
 const errors = (...list: Array<[number, string]>) =>
-  list.map(([status, description]) => ApiResponse({ status, description, type: ErrorResponse }));
-const apply = (...decorators: MethodDecorator[]): MethodDecorator => (target, key, descriptor) => {
-  for (const d of decorators) d(target, key, descriptor);
-};
+  applyDecorators(...list.map(([status, description]) => ApiResponse({ status, description, type: ErrorResponse })));
 
 /** Sign-in, sign-out and the signed-in user's own account and sessions. */
 @ApiTags('auth')
@@ -43,15 +41,13 @@ export class AuthController {
   @UseGuards(JsonBodyGuard, BackOfficeLoginGuard)
   @ApiBody({ type: LoginDto })
   @ApiOkResponse({ type: LoginResponse, description: 'Signed in (session and XSRF cookies set), or a second factor is required' })
-  @apply(
-    ...errors(
-      [400, 'validation_failed / malformed_json'],
-      [401, 'invalid_credentials: unknown user and wrong password alike'],
-      [403, 'not_allowed (disabled / invited) or local_login_disabled'],
-      [423, 'locked_out, with retryAfterSeconds'],
-      [415, 'unsupported_media_type: the body must be application/json (no login CSRF through HTML forms)'],
-      [429, 'too_many_requests, with Retry-After'],
-    ),
+  @errors(
+    [400, 'validation_failed / malformed_json'],
+    [401, 'invalid_credentials: unknown user and wrong password alike'],
+    [403, 'not_allowed (disabled / invited) or local_login_disabled'],
+    [423, 'locked_out, with retryAfterSeconds'],
+    [415, 'unsupported_media_type: the body must be application/json (no login CSRF through HTML forms)'],
+    [429, 'too_many_requests, with Retry-After'],
   )
   async login(@Req() request: BackOfficeLoginRequest, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
     const result = request.backOfficeSignIn;
@@ -66,7 +62,7 @@ export class AuthController {
   @HttpCode(200)
   @BackOfficeAuthorize()
   @ApiOkResponse({ type: LogoutResponse })
-  @apply(...errors([401, 'unauthenticated'], [403, 'xsrf_failed']))
+  @errors([401, 'unauthenticated'], [403, 'xsrf_failed'])
   async logout(@Req() request: BackOfficeAuthenticatedRequest, @Res({ passthrough: true }) response: Response): Promise<LogoutResponse> {
     const { user, session } = request.backOffice;
     await this.sessions.revoke(user.id, session.id);
@@ -79,7 +75,7 @@ export class AuthController {
   @Get('me')
   @BackOfficeAuthorize()
   @ApiOkResponse({ type: UserResponse })
-  @apply(...errors([401, 'unauthenticated']))
+  @errors([401, 'unauthenticated'])
   me(@Req() request: BackOfficeAuthenticatedRequest): BackOfficeUserDto {
     return toBackOfficeUserDto(request.backOffice.user, this.clock.now());
   }
@@ -88,7 +84,7 @@ export class AuthController {
   @HttpCode(200)
   @BackOfficeAuthorize()
   @ApiOkResponse({ description: 'Changed; the user\'s other sessions are revoked' })
-  @apply(...errors([400, 'validation_failed / invalid_password with errors'], [401, 'invalid_credentials: wrong current password'], [403, 'xsrf_failed']))
+  @errors([400, 'validation_failed / invalid_password with errors'], [401, 'invalid_credentials: wrong current password'], [403, 'xsrf_failed'])
   async changePassword(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ChangePasswordDto): Promise<{ status: 'success' }> {
     const { user, session } = request.backOffice;
     const result = await this.userManager.changePassword(user, body.currentPassword, body.newPassword);
@@ -107,7 +103,7 @@ export class AuthController {
   @Get('sessions')
   @BackOfficeAuthorize()
   @ApiOkResponse({ type: [SessionResponse] })
-  @apply(...errors([401, 'unauthenticated']))
+  @errors([401, 'unauthenticated'])
   listSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<BackOfficeSessionDto[]> {
     return this.sessions.list(request.backOffice.user.id, request.backOffice.session.id);
   }
@@ -116,7 +112,7 @@ export class AuthController {
   @HttpCode(204)
   @BackOfficeAuthorize()
   @ApiResponse({ status: 204, description: 'Revoked' })
-  @apply(...errors([401, 'unauthenticated'], [403, 'xsrf_failed'], [404, 'not_found: no such session of yours']))
+  @errors([401, 'unauthenticated'], [403, 'xsrf_failed'], [404, 'not_found: no such session of yours'])
   async revokeSession(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
     if (!(await this.sessions.revoke(request.backOffice.user.id, id))) throw BackOfficeHttpError.notFound('No such session.');
   }

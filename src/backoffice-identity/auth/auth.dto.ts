@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
 import type { BackOfficeUserDto } from '../users/backoffice-user.js';
 
 /** Longest accepted password input; longer bodies are refused before any hashing. */
@@ -101,17 +101,4 @@ export class ErrorResponse {
   @ApiPropertyOptional({ type: 'array', items: { type: 'object', properties: { code: { type: 'string' }, description: { type: 'string' }, field: { type: 'string' } } } })
   errors?: unknown[];
   @ApiPropertyOptional({ description: 'Seconds until a lockout or rate limit ends' }) retryAfterSeconds?: number;
-}
-
-export class UuidParam {
-  @IsString()
-  @MaxLength(64)
-  id!: string;
-}
-
-export const TWO_FACTOR_PROVIDERS = ['totp', 'recovery'] as const;
-export class TwoFactorProviderDto {
-  @ApiProperty({ enum: ['totp'] })
-  @IsIn(['totp'])
-  provider!: 'totp';
 }

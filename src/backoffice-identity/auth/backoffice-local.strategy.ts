@@ -41,7 +41,7 @@ export function signInError(result: SignInResult, now: Date): BackOfficeHttpErro
         ? BackOfficeHttpError.localLoginDisabled()
         : new BackOfficeHttpError(403, 'not_allowed', 'This account may not sign in.');
     default:
-      return new BackOfficeHttpError(401, 'invalid_credentials', 'The username or password is incorrect.');
+      return BackOfficeHttpError.invalidCredentials();
   }
 }
 

@@ -49,7 +49,7 @@ export class BackOfficeLoginGuard implements CanActivate {
     return new Promise((resolve, reject) => {
       passport.authenticate(this.strategy.name, { session: false }, (error: unknown, result: SignInResult | false) => {
         if (error) return reject(error);
-        if (!result) return reject(new BackOfficeHttpError(401, 'invalid_credentials', 'The username or password is incorrect.'));
+        if (!result) return reject(BackOfficeHttpError.invalidCredentials());
         resolve(result);
       })(request, response, (error: unknown) => (error ? reject(error) : undefined));
     });

@@ -25,6 +25,10 @@ export class BackOfficeHttpError extends HttpException {
   static unauthenticated(): BackOfficeHttpError {
     return new BackOfficeHttpError(401, 'unauthenticated', 'Sign in first.');
   }
+  /** The login refusal: the same bytes for an unknown user and a wrong password. */
+  static invalidCredentials(): BackOfficeHttpError {
+    return new BackOfficeHttpError(401, 'invalid_credentials', 'The username or password is incorrect.');
+  }
   static forbidden(): BackOfficeHttpError {
     return new BackOfficeHttpError(403, 'forbidden', 'You may not do this.');
   }

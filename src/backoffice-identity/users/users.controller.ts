@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, UsePipes } from '@nestjs/common';
+import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, UsePipes } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse, UserResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -17,13 +17,12 @@ import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUserQueryStore } from './stores/user-store.interface.js';
 import { InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
 
-const ADMIN_ERRORS = [
-  ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' }),
-  ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden (not in admin) or xsrf_failed' }),
-];
-const adminErrors = (): MethodDecorator => (target, key, descriptor) => {
-  for (const d of ADMIN_ERRORS) d(target, key, descriptor);
-};
+/** The error responses every admin route documents. */
+const adminErrors = () =>
+  applyDecorators(
+    ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' }),
+    ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden (not in admin) or xsrf_failed' }),
+  );
 
 /** User management for the `admin` group. */
 @ApiTags('users')
