@@ -1,8 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import * as bcrypt from 'bcrypt';
-import { createHmac } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../../options/backoffice-identity-options.interface.js';
+import { isImportedHash, verifyImportedHash } from './foreign-password-hashes.js';
 
 /** Outcome of a hash check, as ASP.NET Identity's `PasswordVerificationResult`. */
 export type PasswordVerificationResult = 'failed' | 'success' | 'successRehashNeeded';
@@ -24,10 +25,16 @@ const PREHASH_KEY = 'backoffice-identity/bcrypt-sha256/v1';
  * password is first reduced with HMAC-SHA256 and base64-encoded (44 bytes, no NUL), then given to bcrypt.
  * Hashes carry a version prefix (`$bo-bcrypt-sha256$v1$`) so other algorithms can be added; plain `$2a$/$2b$`
  * hashes (e.g. imported from another system) still verify and are re-hashed on the next successful login.
+ *
+ * Hashes imported from ASP.NET Identity (V2, V3) and Umbraco 7/8 (`HMACSHA256`, `SHA1`) are stored as
+ * `$bo-import$<format>$<hash>` and take the same path: verified here, re-hashed to bcrypt on the first success.
+ * A failed check of such a hash also spends one bcrypt comparison, so a fast legacy hash answers a wrong password
+ * in the time of a bcrypt one (no timing oracle for imported accounts).
  */
 @Injectable()
 export class BcryptPasswordHasher implements BackOfficePasswordHasher {
   private readonly cost: number;
+  private timingHash?: Promise<string>;
 
   constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
     this.cost = options.password.hashCost;
@@ -42,6 +49,12 @@ export class BcryptPasswordHasher implements BackOfficePasswordHasher {
     let inner: string;
     let input: string;
     let legacy = false;
+    if (isImportedHash(hashedPassword)) {
+      if (await verifyImportedHash(hashedPassword, providedPassword)) return 'successRehashNeeded';
+      this.timingHash ??= bcrypt.hash(randomBytes(24).toString('base64'), this.cost);
+      await BcryptPasswordHasher.compare(BcryptPasswordHasher.prehash(providedPassword), await this.timingHash);
+      return 'failed';
+    }
     if (hashedPassword.startsWith(BCRYPT_SHA256_PREFIX)) {
       inner = hashedPassword.slice(BCRYPT_SHA256_PREFIX.length);
       input = BcryptPasswordHasher.prehash(providedPassword);
