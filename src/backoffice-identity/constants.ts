@@ -46,6 +46,7 @@ export const BackOfficeEvents = {
   TwoFactorEnabled: 'backoffice.user.two-factor.enabled',
   TwoFactorDisabled: 'backoffice.user.two-factor.disabled',
   SendEmail: 'backoffice.email.send',
+  UsersImported: 'backoffice.users.imported',
 } as const;
 
 export type BackOfficeEventName = (typeof BackOfficeEvents)[keyof typeof BackOfficeEvents];

@@ -1,21 +1,9 @@
-import type { LoggerService } from '@nestjs/common';
+import { CapturingLogger } from '../support/capturing-logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { linkParams, TestSmtpServer } from '../support/smtp.js';
 import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
-
-/** Keeps every line the app logs, at every level. */
-class CapturingLogger implements LoggerService {
-  readonly lines: string[] = [];
-  private keep = (...args: unknown[]) => this.lines.push(args.map((a) => (a instanceof Error ? `${a.message} ${a.stack}` : typeof a === 'string' ? a : JSON.stringify(a))).join(' '));
-  log = this.keep;
-  error = this.keep;
-  warn = this.keep;
-  debug = this.keep;
-  verbose = this.keep;
-  fatal = this.keep;
-}
 
 describe('ASVS 7.1.1: secrets never reach the logs', () => {
   let db: TestDatabase;

@@ -67,6 +67,18 @@ export class BackOfficeErrorDescriber {
   lastAdmin(): IdentityError {
     return { code: 'last_admin', description: 'The last enabled administrator cannot be disabled or removed from the admin group.' };
   }
+  importRecordInvalid(): IdentityError {
+    return { code: 'invalid_record', description: 'Each imported user must be a JSON object.' };
+  }
+  importUnknownField(field: string): IdentityError {
+    return { code: 'unknown_field', description: `Imported users have no field "${field.slice(0, 64)}".` };
+  }
+  importInvalidField(field: string, expectation: string): IdentityError {
+    return { code: `invalid_${field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`, description: `${field} ${expectation}.` };
+  }
+  duplicateInImport(field: 'email' | 'username'): IdentityError {
+    return { code: `duplicate_${field}`, description: `Another record of this import has the same ${field}.` };
+  }
   concurrencyFailure(): IdentityError {
     return { code: 'concurrency_failure', description: 'The user was changed by someone else; try again.' };
   }

@@ -131,6 +131,37 @@ export class UserSessionsRevokedNotification extends BackOfficeNotification {
   }
 }
 
+/** One import of users (API, CLI or code) finished: the counts, never a record or a hash. */
+export class UsersImportedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.UsersImported;
+  readonly total: number;
+  readonly created: number;
+  readonly updated: number;
+  readonly skipped: number;
+  readonly invalid: number;
+  readonly dryRun: boolean;
+  readonly onConflict: string;
+  /** Where the import came from: `api`, `cli` or `code`. */
+  readonly source: string;
+  constructor(
+    init: BackOfficeNotificationInit & { total: number; created: number; updated: number; skipped: number; invalid: number; dryRun: boolean; onConflict: string; source?: string },
+  ) {
+    super(init);
+    this.total = init.total;
+    this.created = init.created;
+    this.updated = init.updated;
+    this.skipped = init.skipped;
+    this.invalid = init.invalid;
+    this.dryRun = init.dryRun;
+    this.onConflict = init.onConflict;
+    this.source = init.source ?? 'code';
+  }
+  override auditDetails() {
+    const { total, created, updated, skipped, invalid, dryRun, onConflict, source } = this;
+    return { total, created, updated, skipped, invalid, dryRun, onConflict, source };
+  }
+}
+
 export class UserTwoFactorEnabledNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.TwoFactorEnabled;
 }

@@ -18,6 +18,7 @@ import {
   UserResetAccessFailedCountNotification,
   UserTwoFactorDisabledNotification,
   UserUnlockedNotification,
+  UsersImportedNotification,
 } from '../notifications/notifications.js';
 import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
 import { newRecoveryCode, normalizeRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
@@ -48,6 +49,8 @@ import {
   type UserPasswordStore,
   type UserTokenStore,
 } from './stores/user-store.interface.js';
+import { BackOfficeUserImporter } from './import/backoffice-user-importer.js';
+import { type ImportUserResult, type ImportUsersOptions, summarizeImport } from './import/user-import.js';
 import { DefaultUserValidator } from './user-validators.js';
 import type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './validators.interface.js';
 
@@ -175,12 +178,15 @@ export class BackOfficeUserManager {
 
   // ---- create and validate ------------------------------------------------------------------------
 
-  async createUser(input: CreateBackOfficeUserInput): Promise<IdentityResult<BackOfficeUser>> {
+  /**
+   * The trimmed, NFC-normalised email, username (the email when `usernameIsEmail`) and name of a new user,
+   * with the errors of every user validator and of the stored lookup forms.
+   */
+  async prepareUserCandidate(input: { email?: unknown; username?: unknown; name?: unknown }): Promise<{ candidate: BackOfficeUserCandidate; errors: IdentityError[] }> {
     const d = this.errorDescriber;
-    const email = typeof input?.email === 'string' ? input.email.normalize('NFC').trim() : input?.email;
-    const username = this.options.usernameIsEmail ? email : typeof input?.username === 'string' ? input.username.normalize('NFC').trim() : input?.username;
-    const name = typeof input?.name === 'string' ? input.name.normalize('NFC').trim() : input?.name;
-    const candidate = { email, username, name } as BackOfficeUserCandidate;
+    const clean = (value: unknown) => (typeof value === 'string' ? value.normalize('NFC').trim() : value);
+    const email = clean(input?.email);
+    const candidate = { email, username: this.options.usernameIsEmail ? email : clean(input?.username), name: clean(input?.name) } as BackOfficeUserCandidate;
     const errors = await this.collectUserErrors(candidate);
     // The lookup forms are what the database keeps (<= 256): NFKC and lower case can make a string longer.
     if (!errors.some((e) => e.code === 'invalid_email') && this.normalizeKey(String(candidate.email)).length > MAX_LOOKUP_LENGTH) {
@@ -189,6 +195,12 @@ export class BackOfficeUserManager {
     if (!this.options.usernameIsEmail && !errors.some((e) => e.code === 'invalid_username') && this.normalizeKey(String(candidate.username)).length > MAX_LOOKUP_LENGTH) {
       errors.push(d.invalidUserName());
     }
+    return { candidate, errors };
+  }
+
+  async createUser(input: CreateBackOfficeUserInput): Promise<IdentityResult<BackOfficeUser>> {
+    const d = this.errorDescriber;
+    const { candidate, errors } = await this.prepareUserCandidate(input);
     if (input.password !== undefined) errors.push(...(await this.collectPasswordErrors(input.password, null)));
     const groups = input.groups ?? [];
     if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) errors.push(d.unknownGroup(String(groups)));
@@ -222,10 +234,48 @@ export class BackOfficeUserManager {
     }
   }
 
+  // ---- import -------------------------------------------------------------------------------------
+
+  /**
+   * Imports users from another system (Umbraco, ASP.NET Identity, ...) with their password hashes, which verify
+   * at sign-in and are re-hashed to the module's format on the first success. Batches of 1,000 records, each one
+   * transaction; an invalid record is reported and nothing of it is written. Answers one result per record, in
+   * order, and writes one `UsersImportedNotification` (audit entry) with the counts.
+   *
+   * @throws TypeError when `records` is not an array or an option is wrong.
+   */
+  async importUsers(records: readonly unknown[], options: ImportUsersOptions & { source?: string } = {}): Promise<ImportUserResult[]> {
+    const results = await this.createUserImporter().importUsers(records, options);
+    await this.notifyImported(results, options);
+    return results;
+  }
+
+  /** The importer behind {@link importUsers}, for callers that stream batches (the CLI) and notify once at the end. */
+  createUserImporter(): BackOfficeUserImporter {
+    return new BackOfficeUserImporter(this);
+  }
+
+  /** Publishes the one `UsersImportedNotification` of an import. */
+  async notifyImported(results: readonly ImportUserResult[] | ReturnType<typeof summarizeImport>, options: ImportUsersOptions & { source?: string }): Promise<void> {
+    const summary = Array.isArray(results) ? summarizeImport(results) : (results as ReturnType<typeof summarizeImport>);
+    await this.notify(UsersImportedNotification, null, {
+      ...summary,
+      dryRun: options.dryRun ?? false,
+      onConflict: options.onConflict ?? 'skip',
+      source: options.source ?? 'code',
+    });
+  }
+
   private async unknownGroupErrors(groups: string[]): Promise<IdentityError[]> {
     if (!this.supportsUserGroups) return [this.errorDescriber.notSupported('groups')];
-    const known = new Set((await (this.store as unknown as UserGroupStore).listGroups()).map((g) => g.alias));
+    const known = await this.knownGroupAliases();
     return groups.filter((g) => !known.has(g)).map((g) => this.errorDescriber.unknownGroup(g));
+  }
+
+  /** The aliases of every group in the store (empty when the store has no groups). */
+  async knownGroupAliases(): Promise<Set<string>> {
+    if (!isUserGroupStore(this.store)) return new Set();
+    return new Set((await this.store.listGroups()).map((g) => g.alias));
   }
 
   async validateUser(user: BackOfficeUserCandidate): Promise<IdentityResult> {

@@ -15,7 +15,9 @@ import { BackOfficeSessionService } from '../sessions/backoffice-session.service
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUserQueryStore } from './stores/user-store.interface.js';
-import { InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
+import { BackOfficeUserImporter } from './import/backoffice-user-importer.js';
+import { MAX_IMPORT_BATCH, summarizeImport, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
+import { ImportUsersDto, ImportUsersResponse, InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
 
 /** The error responses every admin route documents. */
 const adminErrors = () =>
@@ -64,6 +66,26 @@ export class UsersController {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The invite is not valid.', { errors: [...result.errors] });
     }
     return this.deliveryResponse(result.value!);
+  }
+
+  @Post('import')
+  @HttpCode(200)
+  @ApiOkResponse({ type: ImportUsersResponse, description: 'One result per record, in order; invalid records are reported and not written' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (users not an array, bad onConflict or groupMap)' })
+  @ApiResponse({ status: 413, type: ErrorResponse, description: `too_many_records (more than ${MAX_IMPORT_BATCH}) or payload_too_large` })
+  @adminErrors()
+  async importUsers(@Body() body: ImportUsersDto): Promise<{ results: ImportUserResult[]; summary: ImportUsersSummary }> {
+    if (body.users.length > MAX_IMPORT_BATCH) {
+      throw new BackOfficeHttpError(413, 'too_many_records', `Import at most ${MAX_IMPORT_BATCH} users per request (the CLI takes any number).`);
+    }
+    const options = { dryRun: body.dryRun, onConflict: body.onConflict, groupMap: body.groupMap };
+    try {
+      BackOfficeUserImporter.resolveOptions(options);
+    } catch (error) {
+      throw new BackOfficeHttpError(400, 'validation_failed', (error as Error).message.replace(/^importUsers: /, ''));
+    }
+    const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' });
+    return { results, summary: summarizeImport(results) };
   }
 
   @Post(':id/resend-invite')

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import { UserResponse } from '../auth/auth.dto.js';
 
 export class ListUsersQuery {
@@ -48,4 +48,60 @@ export class UserPageResponse {
 
 export class InviteResponse {
   @ApiProperty({ type: UserResponse }) user!: UserResponse;
+}
+
+/** Body of `POST /users/import`. Records are checked one by one and reported, not refused as a whole. */
+export class ImportUsersDto {
+  @ApiProperty({
+    description: 'At most 1,000 records: { email, name, username?, groups, isApproved?, createdAt?, lastLoginAt?, passwordHash?, passwordFormat? }',
+    type: 'array',
+    items: { type: 'object', additionalProperties: true },
+    example: [{ email: 'ed@example.com', name: 'Ed', groups: ['editor'], passwordFormat: 'aspnet-identity', passwordHash: 'AQAAAAIAAYag...' }],
+  })
+  @IsArray()
+  users!: unknown[];
+
+  @ApiPropertyOptional({ default: false, description: 'Check and report, write nothing' })
+  @IsOptional()
+  @IsBoolean()
+  dryRun?: boolean;
+
+  @ApiPropertyOptional({ enum: ['skip', 'update', 'fail'], default: 'skip', description: 'When the email (or username) is taken' })
+  @IsOptional()
+  @IsIn(['skip', 'update', 'fail'])
+  onConflict?: 'skip' | 'update' | 'fail';
+
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string', nullable: true },
+    description: "Other systems' group aliases to this module's; null drops a group",
+    example: { administrators: 'admin' },
+  })
+  @IsOptional()
+  @IsObject()
+  groupMap?: Record<string, string | null>;
+}
+
+export class ImportErrorResponse {
+  @ApiProperty() code!: string;
+  @ApiProperty() description!: string;
+}
+
+export class ImportUserResultResponse {
+  @ApiProperty({ type: String, nullable: true }) email!: string | null;
+  @ApiProperty({ enum: ['created', 'updated', 'skipped', 'invalid'] }) outcome!: string;
+  @ApiPropertyOptional({ type: [ImportErrorResponse] }) errors?: ImportErrorResponse[];
+}
+
+export class ImportSummaryResponse {
+  @ApiProperty() total!: number;
+  @ApiProperty() created!: number;
+  @ApiProperty() updated!: number;
+  @ApiProperty() skipped!: number;
+  @ApiProperty() invalid!: number;
+}
+
+export class ImportUsersResponse {
+  @ApiProperty({ type: [ImportUserResultResponse] }) results!: ImportUserResultResponse[];
+  @ApiProperty({ type: ImportSummaryResponse }) summary!: ImportSummaryResponse;
 }

@@ -6,6 +6,8 @@ import type { BackOfficeUser } from '../backoffice-user.js';
 import { BackOfficeGroupEntity } from '../entities/backoffice-group.entity.js';
 import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
 import { BackOfficeUserEntity } from '../entities/backoffice-user.entity.js';
+import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../import/user-import.js';
+import { writeImportedUsers } from './typeorm-user-import.js';
 import {
   BackOfficeDuplicateUserError,
   type BackOfficeGroup,
@@ -29,6 +31,13 @@ import {
   type UserAuthenticatorKeyStore,
   type UserRecoveryCodeStore,
 } from './user-store.interface.js';
+
+/** Thrown to roll back a dry-run import after its outcomes are known. */
+class DryRunRollback extends Error {
+  constructor(readonly outcomes: ImportRowOutcome[]) {
+    super('dry run');
+  }
+}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -127,6 +136,7 @@ export class TypeOrmBackOfficeUserStore
     UserQueryStore,
     UserAuthenticatorKeyStore,
     UserRecoveryCodeStore,
+    UserImportStore,
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
   private readonly manager: EntityManager;
@@ -177,6 +187,24 @@ export class TypeOrmBackOfficeUserStore
       }
     }
     return error;
+  }
+
+  async importUsers(
+    rows: ImportedUserRow[],
+    options: { onConflict: ImportConflictMode; dryRun: boolean; protectedGroup: string },
+    now: Date,
+  ): Promise<ImportRowOutcome[]> {
+    if (rows.length === 0) return [];
+    try {
+      return await this.transaction(async (store) => {
+        const outcomes = await writeImportedUsers(store.manager, rows, options, now);
+        if (options.dryRun) throw new DryRunRollback(outcomes);
+        return outcomes;
+      });
+    } catch (error) {
+      if (error instanceof DryRunRollback) return error.outcomes;
+      throw error;
+    }
   }
 
   async findById(id: string): Promise<BackOfficeUser | null> {

@@ -1,0 +1,191 @@
+import { randomToken } from '../../common/crypto.js';
+import type { IdentityError } from '../../common/identity-result.js';
+import { CONTROL_CHARACTERS } from '../../common/lookup-normalizer.js';
+import type { BackOfficeUserManager } from '../backoffice-user-manager.js';
+import { toStoredImportedHash } from '../passwords/foreign-password-hashes.js';
+import {
+  type ImportConflictMode,
+  type ImportedUserRow,
+  type ImportRowOutcome,
+  type ImportUserResult,
+  type ImportUsersOptions,
+  isUserImportStore,
+  MAX_IMPORT_BATCH,
+} from './user-import.js';
+
+const RECORD_FIELDS = new Set(['email', 'name', 'username', 'groups', 'isApproved', 'createdAt', 'lastLoginAt', 'passwordHash', 'passwordFormat']);
+const CONFLICT_MODES: readonly ImportConflictMode[] = ['skip', 'update', 'fail'];
+const MAX_GROUPS = 20;
+/** Imported dates may lie at most this far ahead (clock skew between systems). */
+const FUTURE_SLACK_MS = 24 * 3_600_000;
+
+/** Options after checking, with defaults. */
+export interface ResolvedImportOptions {
+  dryRun: boolean;
+  onConflict: ImportConflictMode;
+  groupMap: ReadonlyMap<string, string | null>;
+}
+
+/** A record that passed every check, and where its report line goes. */
+interface PreparedRecord {
+  index: number;
+  row: ImportedUserRow;
+}
+
+/**
+ * Checks imported records and hands the valid ones to the store's `importUsers`, one transaction per batch of at
+ * most {@link MAX_IMPORT_BATCH}. An invalid record is reported with its errors and nothing of it is written.
+ * Password hashes are never part of a report, an error description or a log line.
+ */
+export class BackOfficeUserImporter {
+  constructor(private readonly manager: BackOfficeUserManager) {}
+
+  /** Checks the options; throws a `TypeError` naming the option when one is wrong. */
+  static resolveOptions(options: ImportUsersOptions = {}): ResolvedImportOptions {
+    const onConflict = options.onConflict ?? 'skip';
+    if (!CONFLICT_MODES.includes(onConflict)) throw new TypeError(`importUsers: option "onConflict" must be one of ${CONFLICT_MODES.join(', ')}`);
+    if (options.dryRun !== undefined && typeof options.dryRun !== 'boolean') throw new TypeError('importUsers: option "dryRun" must be a boolean');
+    const map = options.groupMap ?? {};
+    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new TypeError('importUsers: option "groupMap" must be an object of alias to alias (or null)');
+    const groupMap = new Map<string, string | null>();
+    for (const [from, to] of Object.entries(map)) {
+      if (to !== null && typeof to !== 'string') throw new TypeError(`importUsers: option "groupMap.${from}" must be a group alias or null`);
+      groupMap.set(from, to);
+    }
+    return { dryRun: options.dryRun ?? false, onConflict, groupMap };
+  }
+
+  /** Imports every record, in batches of {@link MAX_IMPORT_BATCH} (each its own transaction). */
+  async importUsers(records: readonly unknown[], options: ImportUsersOptions = {}): Promise<ImportUserResult[]> {
+    if (!Array.isArray(records)) throw new TypeError('importUsers: records must be an array');
+    const resolved = BackOfficeUserImporter.resolveOptions(options);
+    const results: ImportUserResult[] = [];
+    for (let start = 0; start < records.length; start += MAX_IMPORT_BATCH) {
+      results.push(...(await this.importBatch(records.slice(start, start + MAX_IMPORT_BATCH), resolved)));
+    }
+    return results;
+  }
+
+  /** Imports one batch (at most {@link MAX_IMPORT_BATCH} records) in one transaction. */
+  async importBatch(records: readonly unknown[], options: ResolvedImportOptions): Promise<ImportUserResult[]> {
+    if (records.length > MAX_IMPORT_BATCH) throw new RangeError(`importBatch takes at most ${MAX_IMPORT_BATCH} records`);
+    const store = this.manager.store;
+    const knownGroups = await this.manager.knownGroupAliases();
+    const results: ImportUserResult[] = [];
+    const prepared: PreparedRecord[] = [];
+    const seenEmails = new Set<string>();
+    const seenUsernames = new Set<string>();
+    for (const [index, record] of records.entries()) {
+      const { email, row, errors } = await this.prepare(record, knownGroups, options.groupMap);
+      if (row && seenEmails.has(row.normalizedEmail)) errors.push(this.manager.errorDescriber.duplicateInImport('email'));
+      else if (row && seenUsernames.has(row.normalizedUsername)) errors.push(this.manager.errorDescriber.duplicateInImport('username'));
+      if (row && errors.length === 0) {
+        seenEmails.add(row.normalizedEmail);
+        seenUsernames.add(row.normalizedUsername);
+        prepared.push({ index, row });
+      }
+      results.push(errors.length ? { email, outcome: 'invalid', errors } : { email, outcome: 'skipped' });
+    }
+    if (prepared.length === 0) return results;
+    if (!isUserImportStore(store)) {
+      const notSupported = this.manager.errorDescriber.notSupported('importing users');
+      for (const { index } of prepared) results[index] = { email: results[index].email, outcome: 'invalid', errors: [notSupported] };
+      return results;
+    }
+    const outcomes = await store.importUsers(
+      prepared.map((p) => p.row),
+      { onConflict: options.onConflict, dryRun: options.dryRun, protectedGroup: 'admin' },
+      this.manager.now(),
+    );
+    prepared.forEach(({ index }, i) => (results[index] = this.toResult(results[index].email, outcomes[i])));
+    return results;
+  }
+
+  private toResult(email: string | null, outcome: ImportRowOutcome): ImportUserResult {
+    const d = this.manager.errorDescriber;
+    switch (outcome) {
+      case 'created':
+      case 'updated':
+      case 'skipped':
+        return { email, outcome };
+      case 'duplicate_email':
+        return { email, outcome: 'invalid', errors: [d.duplicateEmail()] };
+      case 'duplicate_username':
+        return { email, outcome: 'invalid', errors: [d.duplicateUserName()] };
+      case 'last_admin':
+        return { email, outcome: 'invalid', errors: [d.lastAdmin()] };
+    }
+  }
+
+  /** Checks one record; `row` is set when it is well-formed enough to compare with others. */
+  private async prepare(
+    record: unknown,
+    knownGroups: ReadonlySet<string>,
+    groupMap: ReadonlyMap<string, string | null>,
+  ): Promise<{ email: string | null; row?: ImportedUserRow; errors: IdentityError[] }> {
+    const d = this.manager.errorDescriber;
+    if (typeof record !== 'object' || record === null || Array.isArray(record)) return { email: null, errors: [d.importRecordInvalid()] };
+    const input = record as Record<string, unknown>;
+    const email = typeof input.email === 'string' && !CONTROL_CHARACTERS.test(input.email) ? input.email.trim().slice(0, 256) : null;
+    const errors: IdentityError[] = Object.keys(input)
+      .filter((key) => !RECORD_FIELDS.has(key))
+      .slice(0, 5)
+      .map((key) => d.importUnknownField(key));
+    const username = input.username === undefined || input.username === null ? input.email : input.username;
+    const { candidate, errors: userErrors } = await this.manager.prepareUserCandidate({ email: input.email, username, name: input.name });
+    errors.push(...userErrors);
+    const groups = this.mapGroups(input.groups, knownGroups, groupMap, errors);
+    if (input.isApproved !== undefined && typeof input.isApproved !== 'boolean') errors.push(d.importInvalidField('isApproved', 'must be true or false'));
+    const createdAt = this.date(input.createdAt, 'createdAt', errors);
+    const lastLoginAt = this.date(input.lastLoginAt, 'lastLoginAt', errors);
+    let passwordHash: string | null = null;
+    if (input.passwordHash !== undefined || input.passwordFormat !== undefined) {
+      const stored = toStoredImportedHash(input.passwordFormat, input.passwordHash);
+      if ('error' in stored) errors.push({ ...stored.error });
+      else passwordHash = stored.stored;
+    }
+    if (userErrors.length > 0) return { email, errors };
+    const row: ImportedUserRow = {
+      username: candidate.username,
+      normalizedUsername: this.manager.normalizeKey(candidate.username),
+      email: candidate.email,
+      normalizedEmail: this.manager.normalizeKey(candidate.email),
+      name: candidate.name,
+      passwordHash,
+      securityStamp: randomToken(24),
+      isApproved: input.isApproved !== false,
+      groups,
+      createdAt: createdAt ?? this.manager.now(),
+      lastLoginAt: lastLoginAt ?? null,
+    };
+    return { email, row, errors };
+  }
+
+  private mapGroups(value: unknown, known: ReadonlySet<string>, groupMap: ReadonlyMap<string, string | null>, errors: IdentityError[]): string[] {
+    const d = this.manager.errorDescriber;
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value) || value.length > MAX_GROUPS || !value.every((g) => typeof g === 'string' && g.length > 0 && g.length <= 256)) {
+      errors.push(d.importInvalidField('groups', `must be a list of at most ${MAX_GROUPS} group aliases`));
+      return [];
+    }
+    const aliases = new Set<string>();
+    for (const original of value as string[]) {
+      const alias = groupMap.has(original) ? groupMap.get(original)! : original;
+      if (alias === null) continue;
+      if (!known.has(alias)) errors.push(d.unknownGroup(alias));
+      else aliases.add(alias);
+    }
+    return [...aliases];
+  }
+
+  private date(value: unknown, field: 'createdAt' | 'lastLoginAt', errors: IdentityError[]): Date | undefined {
+    if (value === undefined || value === null) return undefined;
+    const date = value instanceof Date ? value : typeof value === 'string' && value.length <= 64 ? new Date(value) : new Date(NaN);
+    const time = date.getTime();
+    if (Number.isNaN(time) || time < Date.UTC(1970, 0, 1) || time > this.manager.now().getTime() + FUTURE_SLACK_MS) {
+      errors.push(this.manager.errorDescriber.importInvalidField(field, 'must be an ISO 8601 date, not in the future'));
+      return undefined;
+    }
+    return date;
+  }
+}

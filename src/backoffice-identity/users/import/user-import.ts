@@ -1,0 +1,98 @@
+import type { IdentityError } from '../../common/identity-result.js';
+import type { ImportedPasswordFormat } from '../passwords/foreign-password-hashes.js';
+
+/** Most records one import request (and one transaction) takes. */
+export const MAX_IMPORT_BATCH = 1000;
+
+/** One user from another system (section 9 of the contract). */
+export interface ImportUserRecord {
+  email: string;
+  name: string;
+  /** Ignored when `usernameIsEmail` (the default); otherwise defaults to the email. */
+  username?: string;
+  /** Group aliases; mapped through `groupMap` first. */
+  groups: string[];
+  /** Default true. */
+  isApproved?: boolean;
+  /** ISO 8601; default: the time of the import. */
+  createdAt?: string | Date;
+  lastLoginAt?: string | Date | null;
+  /** The hash as the other system stores it; omit for a user without a password. */
+  passwordHash?: string;
+  passwordFormat?: ImportedPasswordFormat | 'PBKDF2.ASPNETCORE.V3' | 'PBKDF2.ASPNETCORE.V2' | 'HMACSHA256' | 'SHA1';
+}
+
+/** What happens to a record whose email (or username) is taken: leave it, overwrite it, or report it invalid. */
+export type ImportConflictMode = 'skip' | 'update' | 'fail';
+
+/** Options of {@link BackOfficeUserManager.importUsers}. */
+export interface ImportUsersOptions {
+  /** Check and report everything, write nothing. Default false. */
+  dryRun?: boolean;
+  /** Default `skip`, so an interrupted import can simply be run again. */
+  onConflict?: ImportConflictMode;
+  /**
+   * Other systems' group aliases to this module's: `{ administrators: 'admin', designers: 'editor' }`; `null`
+   * drops a group. Aliases not in the map are used as they are (Umbraco's defaults are the seeded groups).
+   */
+  groupMap?: Record<string, string | null>;
+}
+
+export type ImportUserOutcome = 'created' | 'updated' | 'skipped' | 'invalid';
+
+/** The report line of one record, in the order of the input. */
+export interface ImportUserResult {
+  /** The record's email, or null when it had none. */
+  email: string | null;
+  outcome: ImportUserOutcome;
+  errors?: IdentityError[];
+}
+
+/** Counts of one import. */
+export interface ImportUsersSummary {
+  total: number;
+  created: number;
+  updated: number;
+  skipped: number;
+  invalid: number;
+}
+
+/** A checked record as the store writes it. `passwordHash` is already in the stored form. */
+export interface ImportedUserRow {
+  username: string;
+  normalizedUsername: string;
+  email: string;
+  normalizedEmail: string;
+  name: string;
+  passwordHash: string | null;
+  securityStamp: string;
+  isApproved: boolean;
+  groups: string[];
+  createdAt: Date;
+  lastLoginAt: Date | null;
+}
+
+/** The store's answer per row: written, left alone, or why not. */
+export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_email' | 'duplicate_username' | 'last_admin';
+
+/** Optional store capability: writes one batch of imported users in one transaction. */
+export interface UserImportStore {
+  /**
+   * Writes `rows` in one transaction (rolled back when `dryRun`), new users inserted in bulk, and answers one
+   * outcome per row in order. `protectedGroup` (the admin group) keeps at least one approved member.
+   */
+  importUsers(
+    rows: ImportedUserRow[],
+    options: { onConflict: ImportConflictMode; dryRun: boolean; protectedGroup: string },
+    now: Date,
+  ): Promise<ImportRowOutcome[]>;
+}
+
+export const isUserImportStore = (s: object): s is UserImportStore => typeof (s as Record<string, unknown>).importUsers === 'function';
+
+/** Counts of a list of results. */
+export function summarizeImport(results: readonly ImportUserResult[]): ImportUsersSummary {
+  const summary: ImportUsersSummary = { total: results.length, created: 0, updated: 0, skipped: 0, invalid: 0 };
+  for (const r of results) summary[r.outcome]++;
+  return summary;
+}

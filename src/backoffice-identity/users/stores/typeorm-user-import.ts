@@ -1,0 +1,155 @@
+import type { EntityManager } from 'typeorm';
+import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome } from '../import/user-import.js';
+
+interface ExistingUser {
+  id: string;
+  normalized_email: string;
+  normalized_username: string;
+  demotable: boolean;
+}
+
+interface ImportWriteOptions {
+  onConflict: ImportConflictMode;
+  protectedGroup: string;
+}
+
+const rowsOf = <T>(result: unknown): T[] => (Array.isArray((result as unknown[])[0]) ? (result as T[][])[0] : (result as T[]));
+
+/**
+ * Writes one batch of imported users with a handful of statements whatever its size: one lookup of the
+ * existing users, one bulk insert (`unnest`), one bulk group insert, and one update per overwritten user.
+ * Runs inside the caller's transaction.
+ */
+export async function writeImportedUsers(manager: EntityManager, rows: ImportedUserRow[], options: ImportWriteOptions, now: Date): Promise<ImportRowOutcome[]> {
+  const outcomes: ImportRowOutcome[] = new Array(rows.length);
+  const existing = await findExisting(manager, rows, options.protectedGroup);
+  const byEmail = new Map(existing.map((u) => [u.normalized_email, u]));
+  const byUsername = new Map(existing.map((u) => [u.normalized_username, u]));
+  const inserts: number[] = [];
+  const updates: Array<{ index: number; target: ExistingUser }> = [];
+  rows.forEach((row, index) => {
+    const sameEmail = byEmail.get(row.normalizedEmail);
+    const sameUsername = byUsername.get(row.normalizedUsername);
+    if (!sameEmail && !sameUsername) inserts.push(index);
+    else if (options.onConflict === 'skip') outcomes[index] = 'skipped';
+    else if (options.onConflict === 'update' && sameEmail && (!sameUsername || sameUsername.id === sameEmail.id)) updates.push({ index, target: sameEmail });
+    else outcomes[index] = sameEmail ? 'duplicate_email' : 'duplicate_username';
+  });
+
+  const groupPairs: Array<[string, string]> = [];
+  const insertedIds = await insertUsers(manager, inserts.map((i) => rows[i]), now);
+  for (const index of inserts) {
+    const id = insertedIds.get(rows[index].normalizedEmail);
+    // Taken by a concurrent writer between the lookup and the insert.
+    if (!id) outcomes[index] = options.onConflict === 'skip' ? 'skipped' : 'duplicate_email';
+    else {
+      outcomes[index] = 'created';
+      for (const alias of rows[index].groups) groupPairs.push([id, alias]);
+    }
+  }
+
+  const allowed = await withoutLastProtectedMember(manager, updates, rows, options.protectedGroup, outcomes);
+  for (const { index, target } of allowed) {
+    await updateUser(manager, target.id, rows[index], now);
+    outcomes[index] = 'updated';
+    for (const alias of rows[index].groups) groupPairs.push([target.id, alias]);
+  }
+  if (allowed.length > 0) {
+    await manager.query(`DELETE FROM backoffice_user_group WHERE user_id = ANY($1::uuid[])`, [allowed.map((u) => u.target.id)]);
+  }
+  if (groupPairs.length > 0) {
+    await manager.query(
+      `INSERT INTO backoffice_user_group (user_id, group_id)
+       SELECT x.u, g.id FROM unnest($1::uuid[], $2::varchar[]) AS x(u, a) JOIN backoffice_group g ON g.alias = x.a
+       ON CONFLICT DO NOTHING`,
+      [groupPairs.map((p) => p[0]), groupPairs.map((p) => p[1])],
+    );
+  }
+  return outcomes;
+}
+
+async function findExisting(manager: EntityManager, rows: ImportedUserRow[], protectedGroup: string): Promise<ExistingUser[]> {
+  const result = await manager.query(
+    `SELECT u.id, u.normalized_email, u.normalized_username,
+            u.is_approved AND EXISTS (SELECT 1 FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
+                                      WHERE ug.user_id = u.id AND g.alias = $3) AS demotable
+     FROM backoffice_user u WHERE u.normalized_email = ANY($1::varchar[]) OR u.normalized_username = ANY($2::varchar[])`,
+    [rows.map((r) => r.normalizedEmail), rows.map((r) => r.normalizedUsername), protectedGroup],
+  );
+  return rowsOf<ExistingUser>(result);
+}
+
+/** Inserts in one statement; answers normalized email -> id of the rows actually inserted. */
+async function insertUsers(manager: EntityManager, rows: ImportedUserRow[], now: Date): Promise<Map<string, string>> {
+  if (rows.length === 0) return new Map();
+  const column = <K extends keyof ImportedUserRow>(key: K) => rows.map((r) => r[key]);
+  const result = await manager.query(
+    `INSERT INTO backoffice_user (username, normalized_username, email, normalized_email, name, password_hash, security_stamp,
+                                  is_approved, created_at, last_login_at, updated_at)
+     SELECT x.*, $11::timestamptz FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::varchar[], $5::varchar[], $6::text[],
+                                              $7::varchar[], $8::boolean[], $9::timestamptz[], $10::timestamptz[])
+       AS x(username, normalized_username, email, normalized_email, name, password_hash, security_stamp, is_approved, created_at, last_login_at)
+     ON CONFLICT DO NOTHING
+     RETURNING id, normalized_email`,
+    [
+      column('username'),
+      column('normalizedUsername'),
+      column('email'),
+      column('normalizedEmail'),
+      column('name'),
+      column('passwordHash'),
+      column('securityStamp'),
+      column('isApproved'),
+      column('createdAt'),
+      column('lastLoginAt'),
+      now,
+    ],
+  );
+  return new Map(rowsOf<{ id: string; normalized_email: string }>(result).map((r) => [r.normalized_email, r.id]));
+}
+
+/**
+ * The updates that may run: one that takes an approved member out of `protectedGroup` (disables them or drops
+ * the group) only while another approved member remains, counted under the group's advisory lock (the same
+ * lock as the manager's last-admin check). The others are marked `last_admin`.
+ */
+async function withoutLastProtectedMember(
+  manager: EntityManager,
+  updates: Array<{ index: number; target: ExistingUser }>,
+  rows: ImportedUserRow[],
+  protectedGroup: string,
+  outcomes: ImportRowOutcome[],
+): Promise<Array<{ index: number; target: ExistingUser }>> {
+  const demotes = (u: { index: number; target: ExistingUser }) =>
+    u.target.demotable && !(rows[u.index].isApproved && rows[u.index].groups.includes(protectedGroup));
+  if (!updates.some(demotes)) return updates;
+  await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_group:${protectedGroup}`]);
+  const counted = rowsOf<{ n: number }>(
+    await manager.query(
+      `SELECT count(*)::int AS n FROM backoffice_user u JOIN backoffice_user_group ug ON ug.user_id = u.id
+       JOIN backoffice_group g ON g.id = ug.group_id WHERE g.alias = $1 AND u.is_approved`,
+      [protectedGroup],
+    ),
+  );
+  let remaining = Number(counted[0]?.n ?? 0);
+  return updates.filter((update) => {
+    if (!demotes(update)) return true;
+    if (remaining > 1) {
+      remaining--;
+      return true;
+    }
+    outcomes[update.index] = 'last_admin';
+    return false;
+  });
+}
+
+/** Overwrites an existing user's profile (and its hash when the record has one); a new security stamp ends its sessions. */
+async function updateUser(manager: EntityManager, id: string, row: ImportedUserRow, now: Date): Promise<void> {
+  await manager.query(
+    `UPDATE backoffice_user SET username = $2, normalized_username = $3, email = $4, name = $5,
+       password_hash = COALESCE($6, password_hash), security_stamp = $7, is_approved = $8,
+       last_login_at = COALESCE($9, last_login_at), updated_at = $10
+     WHERE id = $1`,
+    [id, row.username, row.normalizedUsername, row.email, row.name, row.passwordHash, row.securityStamp, row.isApproved, row.lastLoginAt, now],
+  );
+}
