@@ -1,0 +1,144 @@
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { BackOfficeIdentityModule } from '../backoffice-identity.module.js';
+import { BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { backOfficeIdentityMigrations } from '../migrations/index.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { BackOfficeUserImporter, type ResolvedImportOptions } from '../users/import/backoffice-user-importer.js';
+import { type ImportConflictMode, type ImportUsersSummary, MAX_IMPORT_BATCH } from '../users/import/user-import.js';
+import { type ImportFileFormat, type ImportSourceItem, readImportFile } from './record-readers.js';
+
+/** Settings of one `import-users` run. */
+export interface ImportUsersCommandOptions {
+  file: string;
+  format: ImportFileFormat;
+  databaseUrl: string;
+  reportPath: string;
+  batchSize: number;
+  onConflict: ImportConflictMode;
+  dryRun: boolean;
+  groupMap: Record<string, string | null>;
+  usernameIsEmail: boolean;
+  /** Where progress lines go (stderr). */
+  progress: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+@Module({})
+class ImportUsersCliModule {
+  static forRoot(options: ImportUsersCommandOptions): DynamicModule {
+    return {
+      module: ImportUsersCliModule,
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: options.databaseUrl,
+          migrations: backOfficeIdentityMigrations,
+          migrationsRun: true,
+          autoLoadEntities: true,
+          extra: { max: 2 },
+          retryAttempts: 0,
+          logging: false,
+        }),
+        EventEmitterModule.forRoot({ wildcard: true }),
+        BackOfficeIdentityModule.forRoot({ usernameIsEmail: options.usernameIsEmail, maintenanceIntervalMinutes: 0 }),
+      ],
+    };
+  }
+}
+
+/** Writes the per-record report (JSON lines), waiting when the disk is slower than the import. */
+class ReportWriter {
+  private readonly stream: WriteStream;
+  constructor(path: string) {
+    this.stream = createWriteStream(path, { encoding: 'utf8', mode: 0o600 });
+  }
+  async write(line: object): Promise<void> {
+    if (!this.stream.write(`${JSON.stringify(line)}\n`)) await once(this.stream, 'drain');
+  }
+  async close(): Promise<void> {
+    this.stream.end();
+    await once(this.stream, 'finish');
+  }
+}
+
+/** Progress with the rate: a rewritten line on a terminal, a line every few seconds otherwise. */
+class Progress {
+  private readonly started = Date.now();
+  private lastLine = 0;
+  constructor(private readonly out: ImportUsersCommandOptions['progress']) {}
+  update(summary: ImportUsersSummary, final = false): void {
+    const now = Date.now();
+    if (!final && !this.out.isTTY && now - this.lastLine < 5000) return;
+    this.lastLine = now;
+    const seconds = Math.max((now - this.started) / 1000, 0.001);
+    const rate = Math.round(summary.total / seconds);
+    const text =
+      `${summary.total.toLocaleString('en')} records, ${rate.toLocaleString('en')}/s ` +
+      `(created ${summary.created}, updated ${summary.updated}, skipped ${summary.skipped}, invalid ${summary.invalid})`;
+    this.out.write(this.out.isTTY ? `\r\x1b[K${text}${final ? '\n' : ''}` : `${text}\n`);
+  }
+  get elapsedSeconds(): number {
+    return (Date.now() - this.started) / 1000;
+  }
+}
+
+/**
+ * `backoffice-identity import-users`: streams the file, imports in batches (each one transaction), writes one
+ * report line per record and publishes one audit entry with the counts. Never holds the whole file in memory.
+ */
+export async function runImportUsers(options: ImportUsersCommandOptions): Promise<{ summary: ImportUsersSummary; seconds: number }> {
+  const app: INestApplicationContext = await NestFactory.createApplicationContext(ImportUsersCliModule.forRoot(options), { logger: ['error', 'warn'] });
+  const report = new ReportWriter(options.reportPath);
+  const progress = new Progress(options.progress);
+  const summary: ImportUsersSummary = { total: 0, created: 0, updated: 0, skipped: 0, invalid: 0 };
+  try {
+    const manager = app.get<BackOfficeUserManager>(BACKOFFICE_USER_MANAGER);
+    const importer = manager.createUserImporter();
+    const resolved = BackOfficeUserImporter.resolveOptions({ dryRun: options.dryRun, onConflict: options.onConflict, groupMap: options.groupMap });
+    let batch: ImportSourceItem[] = [];
+    const flush = async () => {
+      await importBatch(importer, batch, resolved, report, summary);
+      batch = [];
+      progress.update(summary);
+    };
+    for await (const item of readImportFile(options.file, options.format)) {
+      batch.push(item);
+      if (batch.length >= options.batchSize) await flush();
+    }
+    if (batch.length > 0) await flush();
+    progress.update(summary, true);
+    await manager.notifyImported(summary, { dryRun: options.dryRun, onConflict: options.onConflict, source: 'cli' });
+  } finally {
+    await report.close();
+    await app.close();
+  }
+  return { summary, seconds: progress.elapsedSeconds };
+}
+
+async function importBatch(
+  importer: BackOfficeUserImporter,
+  items: ImportSourceItem[],
+  options: ResolvedImportOptions,
+  report: ReportWriter,
+  summary: ImportUsersSummary,
+): Promise<void> {
+  const readable = items.filter((item): item is { position: number; record: unknown } => 'record' in item);
+  const results = await importer.importBatch(
+    readable.map((item) => item.record),
+    options,
+  );
+  const byPosition = new Map(readable.map((item, i) => [item.position, results[i]]));
+  for (const item of items) {
+    const result =
+      byPosition.get(item.position) ?? { email: null, outcome: 'invalid' as const, errors: [{ code: 'malformed_record', description: 'error' in item ? item.error : 'unreadable' }] };
+    summary.total++;
+    summary[result.outcome]++;
+    await report.write({ record: item.position, ...result });
+  }
+}
+
+export const DEFAULT_BATCH_SIZE = MAX_IMPORT_BATCH;

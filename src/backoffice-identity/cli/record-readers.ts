@@ -1,0 +1,153 @@
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import { parse as parseCsv } from 'csv-parse';
+
+/** One item of an import file: a record, or why its text could not be read. `position` counts from 1. */
+export type ImportSourceItem = { position: number; record: unknown } | { position: number; error: string };
+
+export type ImportFileFormat = 'json' | 'jsonl' | 'csv';
+
+/** The largest single record read from a file; a bigger one is reported, not held in memory. */
+export const MAX_RECORD_TEXT = 1024 * 1024;
+
+/** Thrown when a file cannot be read at all (not a JSON array, truncated, ...). */
+export class ImportFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImportFileError';
+  }
+}
+
+/** The format from the file name: `.json`, `.jsonl`/`.ndjson`, `.csv`. */
+export function formatFromFileName(path: string): ImportFileFormat | null {
+  const lower = path.toLowerCase();
+  if (lower.endsWith('.jsonl') || lower.endsWith('.ndjson')) return 'jsonl';
+  if (lower.endsWith('.json')) return 'json';
+  if (lower.endsWith('.csv')) return 'csv';
+  return null;
+}
+
+/** Reads the records of `path` one at a time, never the whole file at once. */
+export function readImportFile(path: string, format: ImportFileFormat): AsyncGenerator<ImportSourceItem> {
+  const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 256 * 1024 });
+  if (format === 'jsonl') return readJsonLines(stream);
+  if (format === 'csv') return readCsv(stream);
+  return readJsonArray(stream);
+}
+
+function parseRecord(position: number, text: string): ImportSourceItem {
+  try {
+    return { position, record: JSON.parse(text) };
+  } catch (error) {
+    return { position, error: `not valid JSON (${(error as Error).message.slice(0, 120)})` };
+  }
+}
+
+/**
+ * An incremental reader of one JSON array (`[ {...}, {...} ]`): it tracks strings and nesting across chunks and
+ * hands each top-level element to `JSON.parse` on its own, so memory holds one record, not the file.
+ */
+export async function* readJsonArray(input: AsyncIterable<string | Buffer>): AsyncGenerator<ImportSourceItem> {
+  let state = 'start' as 'start' | 'beforeValue' | 'inValue' | 'afterComma' | 'end';
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  let parts: string[] = [];
+  let partsLength = 0;
+  let position = 0;
+  let oversized = false;
+  for await (const raw of input) {
+    const chunk = typeof raw === 'string' ? raw : raw.toString('utf8');
+    let valueStart = state === 'inValue' ? 0 : -1;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i];
+      if (state === 'inValue') {
+        if (inString) {
+          if (escaped) escaped = false;
+          else if (c === '\\') escaped = true;
+          else if (c === '"') inString = false;
+          continue;
+        }
+        if (c === '"') inString = true;
+        else if (c === '{' || c === '[') depth++;
+        else if ((c === '}' || c === ']') && depth > 0) depth--;
+        else if ((c === ',' || c === ']') && depth === 0) {
+          const text = parts.join('') + chunk.slice(valueStart, i);
+          position++;
+          yield oversized ? { position, error: `larger than ${MAX_RECORD_TEXT} characters` } : parseRecord(position, text);
+          parts = [];
+          partsLength = 0;
+          oversized = false;
+          state = c === ']' ? 'end' : 'afterComma';
+        }
+        continue;
+      }
+      if (c === ' ' || c === '\n' || c === '\r' || c === '\t' || c === '\uFEFF') continue;
+      if (state === 'start') {
+        if (c !== '[') throw new ImportFileError('a .json file must hold one JSON array of users ([{...}, ...]); use .jsonl for one user per line');
+        state = 'beforeValue';
+      } else if (state === 'beforeValue' && c === ']') {
+        state = 'end';
+      } else if (state === 'beforeValue' || state === 'afterComma') {
+        if (c === ']' || c === ',') throw new ImportFileError(`unexpected "${c}" after record ${position}`);
+        state = 'inValue';
+        valueStart = i;
+        depth = 0;
+        i--; // read this character as part of the value
+      } else {
+        throw new ImportFileError('unexpected text after the end of the JSON array');
+      }
+    }
+    if (state === 'inValue') {
+      if (!oversized) {
+        const rest = chunk.slice(valueStart);
+        partsLength += rest.length;
+        if (partsLength > MAX_RECORD_TEXT) {
+          oversized = true;
+          parts = [];
+        } else parts.push(rest);
+      }
+    }
+  }
+  if (state !== 'end') throw new ImportFileError(`the JSON array is not closed (truncated file?) after record ${position}`);
+}
+
+/** JSON lines: one record per line; blank lines are skipped, a bad line is reported and the rest still read. */
+export async function* readJsonLines(input: Readable): AsyncGenerator<ImportSourceItem> {
+  const lines = createInterface({ input, crlfDelay: Infinity });
+  let position = 0;
+  for await (const line of lines) {
+    const text = line.replace(/^\uFEFF/, '').trim();
+    if (text.length === 0) continue;
+    position++;
+    yield text.length > MAX_RECORD_TEXT ? { position, error: `larger than ${MAX_RECORD_TEXT} characters` } : parseRecord(position, text);
+  }
+}
+
+const CSV_BOOLEAN: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false };
+
+/**
+ * CSV with a header row naming the record fields (`email,name,groups,passwordFormat,passwordHash,...`). `groups`
+ * holds aliases separated by `;` or `|`; `isApproved` is true/false (1/0, yes/no); empty cells are left out.
+ */
+export async function* readCsv(input: Readable): AsyncGenerator<ImportSourceItem> {
+  const parser = input.pipe(parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: true, max_record_size: MAX_RECORD_TEXT }));
+  let position = 0;
+  try {
+    for await (const row of parser as AsyncIterable<Record<string, string>>) {
+      position++;
+      const record: Record<string, unknown> = {};
+      for (const [key, value] of Object.entries(row)) {
+        if (value === '') continue;
+        if (key === 'groups') record.groups = value.split(/[;|]/).map((g) => g.trim()).filter(Boolean);
+        else if (key === 'isApproved') record.isApproved = CSV_BOOLEAN[value.toLowerCase()] ?? value;
+        else record[key] = value;
+      }
+      if (!('groups' in record)) record.groups = [];
+      yield { position, record };
+    }
+  } catch (error) {
+    throw new ImportFileError(`CSV after record ${position}: ${(error as Error).message.slice(0, 200)}`);
+  }
+}
