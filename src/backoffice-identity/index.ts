@@ -51,9 +51,37 @@ export {
 } from './users/passwords/password-hasher.js';
 export {
   FallbackPasswordChecker,
+  type BackOfficeExternalUserProfile,
   type BackOfficePasswordChecker,
   type BackOfficePasswordCheckerResult,
+  type BackOfficeUnknownUserCheckResult,
 } from './users/passwords/password-checker.js';
+export {
+  IMPORTED_HASH_PREFIX,
+  IMPORTED_PASSWORD_FORMATS,
+  MAX_IMPORTED_PBKDF2_ITERATIONS,
+  toStoredImportedHash,
+  verifyImportedHash,
+  type ImportedHashError,
+  type ImportedPasswordFormat,
+} from './users/passwords/foreign-password-hashes.js';
+export { BackOfficeUserImporter, type ResolvedImportOptions } from './users/import/backoffice-user-importer.js';
+export {
+  isUserImportStore,
+  MAX_IMPORT_BATCH,
+  summarizeImport,
+  type ImportConflictMode,
+  type ImportedUserRow,
+  type ImportRowOutcome,
+  type ImportUserOutcome,
+  type ImportUserRecord,
+  type ImportUserResult,
+  type ImportUsersOptions,
+  type ImportUsersSummary,
+  type UserImportStore,
+} from './users/import/user-import.js';
+export { LdapPasswordChecker, type LdapPasswordCheckerOptions } from './ldap/ldap-password-checker.js';
+export { escapeLdapDnValue, escapeLdapFilterValue } from './ldap/ldap-escape.js';
 export { CommonPasswordValidator, PolicyPasswordValidator } from './users/passwords/password-validators.js';
 export { DefaultUserValidator } from './users/user-validators.js';
 export type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './users/validators.interface.js';

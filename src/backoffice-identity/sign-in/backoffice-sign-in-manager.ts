@@ -57,7 +57,7 @@ export class BackOfficeSignInManager {
       return this.fail(null, 'invalid_credentials');
     }
     const user = await manager.findByName(username);
-    if (!user) return this.unknownUserSignIn(key, password);
+    if (!user) return this.unknownUserSignIn(key, username, password);
 
     if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd, password);
     if (!(await manager.checkPassword(user, password))) {
@@ -74,6 +74,12 @@ export class BackOfficeSignInManager {
     if (!current) return this.fail(null, 'invalid_credentials');
     if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
     Object.assign(user, current, { passwordHash: user.passwordHash });
+    return this.passwordVerified(user);
+  }
+
+  /** The steps after a right password: approval, second factor, then success. */
+  protected async passwordVerified(user: BackOfficeUser): Promise<SignInResult> {
+    const manager = this.userManager;
     if (!(await this.canSignIn(user))) {
       await manager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
       return { status: 'notAllowed', user, reason: 'not_allowed' };
@@ -110,11 +116,16 @@ export class BackOfficeSignInManager {
     return this.succeed(user);
   }
 
-  private async unknownUserSignIn(key: string, password: string): Promise<SignInResult> {
+  /**
+   * A username with no local user: counted and locked like a real one. The password checker may still vouch for
+   * it (e.g. a directory user's first sign-in with `createUsers`): the user is then created and signed in.
+   */
+  private async unknownUserSignIn(key: string, username: string, password: string): Promise<SignInResult> {
     const manager = this.userManager;
     const lockedUntil = await manager.unknownUserLockoutEnd(key);
     if (lockedUntil) return this.lockedOut(null, lockedUntil, password);
-    await manager.verifyAgainstDummyHash(password);
+    const created = await manager.checkUnknownUserPassword(username, password);
+    if (created) return this.passwordVerified(created);
     const counted = await manager.accessFailedForUnknownUser(key);
     if (counted.alreadyLocked) return this.lockedOut(null, await manager.unknownUserLockoutEnd(key));
     if (counted.lockedNow) return this.lockedOut(null, counted.lockoutEnd);

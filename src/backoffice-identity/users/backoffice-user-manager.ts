@@ -320,8 +320,11 @@ export class BackOfficeUserManager {
       return false;
     }
     const external = await this.passwordChecker.checkPassword(user, password);
-    if (external === 'valid') return true;
-    if (external === 'invalid') return false;
+    if (external !== 'fallback') {
+      // The checker decided without the local hash: spend one hash check anyway, as unknown usernames do.
+      await this.verifyAgainstDummyHash(password);
+      return external === 'valid';
+    }
     if (!user.passwordHash) {
       await this.verifyAgainstDummyHash(password);
       return false;
@@ -333,6 +336,25 @@ export class BackOfficeUserManager {
       user.passwordHash = rehashed;
     }
     return result !== 'failed';
+  }
+
+  /**
+   * For a username that matches no local user: asks the password checker's optional `checkUnknownUser`
+   * (e.g. LDAP with `createUsers`) and creates the user it vouches for. Spends the time of one hash check
+   * whatever the answer. Returns the new user, or null (the sign-in fails as for any unknown username).
+   */
+  async checkUnknownUserPassword(username: string, password: string): Promise<BackOfficeUser | null> {
+    const checker = this.passwordChecker;
+    const plausible = typeof password === 'string' && password.length > 0 && password.length <= this.options.password.maxLength * 4;
+    const answer = plausible && typeof checker.checkUnknownUser === 'function' ? await checker.checkUnknownUser(username, password) : null;
+    await this.verifyAgainstDummyHash(password);
+    if (answer?.result !== 'valid' || !answer.user) return null;
+    const profile = answer.user;
+    const created = await this.createUser({ email: profile.email, name: profile.name, username: profile.username ?? username, groups: profile.groups });
+    if (created.succeeded) return created.value!;
+    if (created.errors.some((e) => e.code === 'duplicate_email' || e.code === 'duplicate_username')) return null;
+    this.logger.warn(`A user vouched for by the password checker could not be created: ${created.errors.map((e) => e.code).join(', ')}`);
+    return null;
   }
 
   /** Spends the time of one hash check, for users that do not exist (no timing oracle). */

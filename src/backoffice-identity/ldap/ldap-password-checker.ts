@@ -1,0 +1,234 @@
+import { isIP } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
+import { Logger } from '@nestjs/common';
+import { Client, InvalidCredentialsError, SizeLimitExceededError, type Entry } from 'ldapts';
+import { CONTROL_CHARACTERS } from '../common/lookup-normalizer.js';
+import { BackOfficeIdentityOptionsError } from '../options/resolve-options.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type {
+  BackOfficePasswordChecker,
+  BackOfficePasswordCheckerResult,
+  BackOfficeUnknownUserCheckResult,
+} from '../users/passwords/password-checker.js';
+import { escapeLdapDnValue, escapeLdapFilterValue } from './ldap-escape.js';
+
+/** Options of {@link LdapPasswordChecker}. */
+export interface LdapPasswordCheckerOptions {
+  /** `ldap://host:389` or `ldaps://host:636`. */
+  url: string;
+  /** Service account for search-then-bind (omit both for an anonymous search). */
+  bindDn?: string;
+  bindPassword?: string;
+  /** Where users are searched (search-then-bind), e.g. `ou=people,dc=example,dc=org`. */
+  searchBase?: string;
+  /** `{username}` is replaced by the escaped username (RFC 4515). Default `(mail={username})`. */
+  searchFilter?: string;
+  /**
+   * Bind directly as this DN instead of searching, `{username}` replaced by the escaped username (RFC 4514),
+   * e.g. `uid={username},ou=people,dc=example,dc=org`. Every username is then a directory user: a failed bind
+   * is `invalid`, never a fall-back to the local hash.
+   */
+  userDnTemplate?: string;
+  /** Upgrade an `ldap://` connection with StartTLS before any bind. Default false. */
+  startTls?: boolean;
+  /** TLS options for `ldaps://` and StartTLS (e.g. `ca`, `servername`). Certificates are verified by default. */
+  tlsOptions?: ConnectionOptions;
+  /** Default 5000. */
+  connectTimeoutMs?: number;
+  /** Timeout of each LDAP operation. Default 5000. */
+  timeoutMs?: number;
+  /** Create a local user at the first directory sign-in of an unknown username. Default false. */
+  createUsers?: boolean;
+  /** Groups of users created from the directory. Default `['editor']`. */
+  defaultGroups?: string[];
+  /** Attributes that hold the name and email. Defaults `cn` and `mail`. */
+  attributes?: { name?: string; email?: string };
+  /**
+   * When the directory cannot be reached (or the service bind fails): `fallback` checks the local hash,
+   * `deny` refuses the sign-in (401). Default `deny`. Never a 500 either way.
+   */
+  onDirectoryDown?: 'fallback' | 'deny';
+}
+
+type Resolved = Required<Omit<LdapPasswordCheckerOptions, 'bindDn' | 'bindPassword' | 'searchBase' | 'userDnTemplate' | 'tlsOptions' | 'attributes'>> &
+  Pick<LdapPasswordCheckerOptions, 'bindDn' | 'bindPassword' | 'searchBase' | 'userDnTemplate' | 'tlsOptions'> & { attributes: { name: string; email: string } };
+
+/** What the directory said about a username and password. */
+interface DirectoryAnswer {
+  result: BackOfficePasswordCheckerResult;
+  entry?: Entry;
+}
+
+const MAX_USERNAME = 256;
+const MAX_PASSWORD = 1024;
+
+function resolve(options: LdapPasswordCheckerOptions): Resolved {
+  const fail = (option: string, expectation: string, value: unknown): never => {
+    throw new BackOfficeIdentityOptionsError(`ldap.${option}`, expectation, option.toLowerCase().includes('password') ? '***' : value);
+  };
+  if (typeof options !== 'object' || options === null) fail('options', 'must be an object', options);
+  if (typeof options.url !== 'string' || !/^ldaps?:\/\/[^/]+\/?$/.test(options.url)) fail('url', 'must be an ldap:// or ldaps:// URL (host and port only)', options.url);
+  const optionalString = (key: 'bindDn' | 'bindPassword' | 'searchBase' | 'searchFilter' | 'userDnTemplate') => {
+    const value = options[key];
+    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) fail(key, 'must be a non-empty string', value);
+  };
+  (['bindDn', 'bindPassword', 'searchBase', 'searchFilter', 'userDnTemplate'] as const).forEach(optionalString);
+  if ((options.bindDn === undefined) !== (options.bindPassword === undefined)) fail('bindPassword', 'must be set together with bindDn', options.bindPassword);
+  if (options.userDnTemplate === undefined && options.searchBase === undefined) fail('searchBase', 'must be set (or userDnTemplate)', options.searchBase);
+  if (options.userDnTemplate !== undefined && !options.userDnTemplate.includes('{username}')) fail('userDnTemplate', 'must contain {username}', options.userDnTemplate);
+  const searchFilter = options.searchFilter ?? '(mail={username})';
+  if (!searchFilter.includes('{username}') || !/^\(.*\)$/.test(searchFilter)) fail('searchFilter', 'must be a parenthesised filter containing {username}', searchFilter);
+  const timeout = (key: 'connectTimeoutMs' | 'timeoutMs') => {
+    const value = options[key] ?? 5000;
+    if (!Number.isInteger(value) || value < 100 || value > 120_000) fail(key, 'must be an integer from 100 to 120000', value);
+    return value;
+  };
+  const groups = options.defaultGroups ?? ['editor'];
+  if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string' && g.length > 0)) fail('defaultGroups', 'must be a list of group aliases', groups);
+  const onDirectoryDown = options.onDirectoryDown ?? 'deny';
+  if (onDirectoryDown !== 'fallback' && onDirectoryDown !== 'deny') fail('onDirectoryDown', 'must be "fallback" or "deny"', onDirectoryDown);
+  if (options.startTls !== undefined && typeof options.startTls !== 'boolean') fail('startTls', 'must be a boolean', options.startTls);
+  if (options.startTls && options.url.startsWith('ldaps:')) fail('startTls', 'is for ldap:// URLs (ldaps:// is TLS already)', options.startTls);
+  if (options.createUsers !== undefined && typeof options.createUsers !== 'boolean') fail('createUsers', 'must be a boolean', options.createUsers);
+  return {
+    url: options.url,
+    bindDn: options.bindDn,
+    bindPassword: options.bindPassword,
+    searchBase: options.searchBase,
+    searchFilter,
+    userDnTemplate: options.userDnTemplate,
+    startTls: options.startTls ?? false,
+    tlsOptions: options.tlsOptions,
+    connectTimeoutMs: timeout('connectTimeoutMs'),
+    timeoutMs: timeout('timeoutMs'),
+    createUsers: options.createUsers ?? false,
+    defaultGroups: [...groups],
+    attributes: { name: options.attributes?.name ?? 'cn', email: options.attributes?.email ?? 'mail' },
+    onDirectoryDown,
+  };
+}
+
+/**
+ * A {@link BackOfficePasswordChecker} against an LDAP directory (OpenLDAP, Active Directory), on `ldapts`:
+ * search-then-bind with a service account (or a direct bind through a DN template), over LDAPS or StartTLS,
+ * with connect and operation timeouts. Usernames are escaped for filters (RFC 4515) and DNs (RFC 4514).
+ *
+ * Answers: `valid` / `invalid` from the user's bind; `fallback` (the local hash decides) when the directory has
+ * no such user; when the directory is unreachable, `fallback` or `invalid` as `onDirectoryDown` says. It never
+ * throws, so a directory outage is never a 500. Lockout, rate limits and unknown-user timing stay the module's.
+ *
+ * ```ts
+ * BackOfficeIdentityModule.forRoot({
+ *   passwordChecker: { useValue: new LdapPasswordChecker({ url: 'ldaps://ldap.example.com', bindDn, bindPassword,
+ *     searchBase: 'ou=people,dc=example,dc=com', createUsers: true, defaultGroups: ['editor'] }) },
+ * });
+ * ```
+ */
+export class LdapPasswordChecker implements BackOfficePasswordChecker {
+  private readonly logger = new Logger('BackOfficeLdap');
+  private readonly options: Resolved;
+  private lastOutageLog = 0;
+
+  constructor(options: LdapPasswordCheckerOptions) {
+    this.options = resolve(options);
+  }
+
+  async checkPassword(user: BackOfficeUser, password: string): Promise<BackOfficePasswordCheckerResult> {
+    return (await this.authenticate(user.username, password)).result;
+  }
+
+  /** Asks the directory for a username with no local user; with `createUsers`, a `valid` answer carries the profile. */
+  async checkUnknownUser(username: string, password: string): Promise<BackOfficeUnknownUserCheckResult> {
+    const answer = await this.authenticate(username, password);
+    if (answer.result !== 'valid' || !this.options.createUsers || !answer.entry) return { result: answer.result === 'valid' ? 'invalid' : answer.result };
+    const email = LdapPasswordChecker.firstValue(answer.entry, this.options.attributes.email);
+    const name = LdapPasswordChecker.firstValue(answer.entry, this.options.attributes.name) ?? email;
+    if (!email || !name) {
+      this.logger.warn(`A directory user has no "${this.options.attributes.email}" attribute: not created`);
+      return { result: 'invalid' };
+    }
+    return { result: 'valid', user: { email, name, username: username.trim(), groups: [...this.options.defaultGroups] } };
+  }
+
+  /** One directory conversation: connect, (StartTLS), find the user's DN, bind as the user. Never throws. */
+  protected async authenticate(username: string, password: string): Promise<DirectoryAnswer> {
+    const login = typeof username === 'string' ? username.trim() : '';
+    // An empty password would be an "unauthenticated bind" (RFC 4513 5.1.2), which many servers accept.
+    if (!login || login.length > MAX_USERNAME || CONTROL_CHARACTERS.test(login)) return { result: 'invalid' };
+    if (typeof password !== 'string' || password.length === 0 || password.length > MAX_PASSWORD || password.includes('\u0000')) return { result: 'invalid' };
+    const o = this.options;
+    // ldapts opens TLS at once whenever `tlsOptions` is set: give them only to ldaps:// (StartTLS takes its own).
+    const tlsOptions = o.url.startsWith('ldaps:') ? { ...o.tlsOptions } : undefined;
+    const client = new Client({ url: o.url, timeout: o.timeoutMs, connectTimeout: o.connectTimeoutMs, tlsOptions });
+    let stage: 'connect' | 'user' = 'connect';
+    try {
+      if (o.startTls) await client.startTLS(this.startTlsOptions());
+      const dn = o.userDnTemplate ? o.userDnTemplate.split('{username}').join(escapeLdapDnValue(login)) : await this.findUserDn(client, login);
+      if (dn === null) return { result: 'fallback' };
+      if (dn === undefined) return { result: 'invalid' };
+      stage = 'user';
+      await client.bind(dn, password);
+      const entry = o.createUsers ? await this.readEntry(client, dn) : undefined;
+      return { result: 'valid', entry };
+    } catch (error) {
+      if (error instanceof InvalidCredentialsError && stage === 'user') return { result: 'invalid' };
+      return this.directoryDown(error);
+    } finally {
+      await client.unbind().catch(() => undefined);
+    }
+  }
+
+  /**
+   * A fresh object each time (ldapts writes the socket into it), with the URL's host to check the certificate
+   * against: on an upgraded socket Node would otherwise check it against "localhost".
+   */
+  private startTlsOptions(): ConnectionOptions {
+    const host = new URL(this.options.url).hostname.replace(/^\[|\]$/g, '');
+    return { host, ...(isIP(host) ? {} : { servername: host }), ...this.options.tlsOptions };
+  }
+
+  /** The DN of the one entry matching the filter: null when none, undefined when ambiguous. */
+  private async findUserDn(client: Client, login: string): Promise<string | null | undefined> {
+    const o = this.options;
+    if (o.bindDn !== undefined) await client.bind(o.bindDn, o.bindPassword);
+    const filter = o.searchFilter.split('{username}').join(escapeLdapFilterValue(login));
+    const entries = await client
+      .search(o.searchBase!, { scope: 'sub', filter, attributes: ['dn'], sizeLimit: 2, timeLimit: Math.ceil(o.timeoutMs / 1000) })
+      .then(
+        (result) => result.searchEntries,
+        (error: unknown) => {
+          if (error instanceof SizeLimitExceededError) return null; // more than one match
+          throw error;
+        },
+      );
+    if (entries !== null && entries.length === 0) return null;
+    if (entries === null || entries.length > 1) {
+      this.logger.warn('The LDAP search filter matched more than one entry: sign-in refused');
+      return undefined;
+    }
+    return entries[0].dn;
+  }
+
+  private async readEntry(client: Client, dn: string): Promise<Entry | undefined> {
+    const { name, email } = this.options.attributes;
+    const { searchEntries } = await client.search(dn, { scope: 'base', attributes: [name, email], sizeLimit: 1 });
+    return searchEntries[0];
+  }
+
+  private directoryDown(error: unknown): DirectoryAnswer {
+    const now = Date.now();
+    if (now - this.lastOutageLog > 60_000) {
+      this.lastOutageLog = now;
+      const kind = error instanceof Error ? `${error.name}${(error as { code?: unknown }).code ? ` ${(error as { code?: unknown }).code}` : ''}` : 'error';
+      this.logger.warn(`LDAP directory unavailable (${kind}): answering ${this.options.onDirectoryDown === 'fallback' ? 'fallback to the local hash' : 'invalid'}`);
+    }
+    return { result: this.options.onDirectoryDown === 'fallback' ? 'fallback' : 'invalid' };
+  }
+
+  private static firstValue(entry: Entry, attribute: string): string | undefined {
+    const value = entry[attribute];
+    const first = Array.isArray(value) ? value[0] : value;
+    const text = Buffer.isBuffer(first) ? first.toString('utf8') : first;
+    return typeof text === 'string' && text.trim().length > 0 ? text.trim() : undefined;
+  }
+}

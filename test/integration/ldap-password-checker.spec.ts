@@ -1,0 +1,214 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { LdapPasswordChecker, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
+import { expectClientError } from '../support/bad-input.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { HttpClient } from '../support/http-client.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { LDAP_PEOPLE, LDAP_READER, TestSlapd } from '../support/slapd.js';
+
+const localPassword = 'correct horse battery staple';
+const alice = { uid: 'alice', cn: 'Alice Liddell', mail: 'alice@ldap.example', password: 'alice in the directory 1' };
+const bob = { uid: 'bob', cn: 'Bob Builder', mail: 'bob@ldap.example', password: 'bob in the directory 22' };
+const dora = { uid: 'dora', cn: 'Dora Explorer', mail: 'dora@ldap.example', password: 'dora in the directory 3' };
+const comma = { uid: 'comma,user', cn: 'Comma User', mail: 'comma@ldap.example', password: 'comma in the directory 4' };
+const noMail = { uid: 'nomail', cn: 'No Mail', password: 'no mail in the directory 5' };
+
+const describeIfSlapd = TestSlapd.available() ? describe : describe.skip;
+
+describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)', () => {
+  let slapd: TestSlapd;
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const options = (extra: Partial<LdapPasswordCheckerOptions> = {}): LdapPasswordCheckerOptions => ({
+    url: slapd.url,
+    bindDn: LDAP_READER.dn,
+    bindPassword: LDAP_READER.password,
+    searchBase: LDAP_PEOPLE,
+    connectTimeoutMs: 1000,
+    timeoutMs: 2000,
+    ...extra,
+  });
+  const asUser = (username: string) => ({ username }) as BackOfficeUser;
+  const login = (username: string, password: string) => new HttpClient(ctx.url).login(username, password);
+
+  beforeAll(async () => {
+    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail]);
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      identity: {
+        rateLimits: { enabled: false },
+        lockout: { maxFailedAccessAttempts: 3 },
+        passwordChecker: { useValue: new LdapPasswordChecker(options({ createUsers: true, defaultGroups: ['writer'], onDirectoryDown: 'fallback' })) },
+      },
+    });
+    // Alice exists locally (e.g. imported) with a different local password; the directory decides for her.
+    await ctx.userManager.createUser({ email: alice.mail, name: 'Alice (local)', password: localPassword, groups: ['editor'] });
+    await ctx.userManager.createUser({ email: dora.mail, name: 'Dora', groups: ['editor'] });
+    await ctx.userManager.createUser({ email: 'local-only@example.com', name: 'Local', password: localPassword, groups: ['admin'] });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+    await slapd?.stop();
+  });
+
+  it('valid: a directory user signs in with the directory password (search-then-bind with the service account)', async () => {
+    const response = await login(alice.mail, alice.password);
+    expect(response.status, response.text).toBe(200);
+    expect(response.body.user.email).toBe(alice.mail);
+    expect(response.body.user.groups).toEqual(['editor']);
+  });
+
+  it('wrong: a wrong directory password is 401, and the local password does not bypass the directory', async () => {
+    expectClientError(await login(alice.mail, 'not the directory password'), 401);
+    expectClientError(await login(alice.mail, localPassword), 401);
+    expect((await login(alice.mail, alice.password)).status).toBe(200);
+  });
+
+  it('lockout still holds for directory users (ASVS 2.2.1): the right password is refused while locked', async () => {
+    for (let i = 0; i < 3; i++) await login(dora.mail, `wrong ${i}`);
+    expectClientError(await login(dora.mail, dora.password), 423);
+    const user = (await ctx.userManager.findByEmail(dora.mail))!;
+    expect(ctx.userManager.isLockedOut(user)).toBe(true);
+    await ctx.userManager.setLockoutEnd(user, null);
+    expect((await login(dora.mail, dora.password)).status).toBe(200);
+  });
+
+  it('unknown: a username in neither the directory nor the database is 401, counted like any unknown username', async () => {
+    expectClientError(await login('nobody@ldap.example', 'whatever password 1'), 401);
+    for (let i = 0; i < 3; i++) await login('ghost@ldap.example', `whatever ${i}`);
+    expectClientError(await login('ghost@ldap.example', 'whatever'), 423);
+  });
+
+  it('a user only in the local database signs in with the local hash (the directory answers fallback)', async () => {
+    expect((await login('local-only@example.com', localPassword)).status).toBe(200);
+    expectClientError(await login('local-only@example.com', 'wrong password'), 401);
+  });
+
+  it('auto-create: the first directory sign-in of an unknown user creates them with name, email and defaultGroups', async () => {
+    expect(await ctx.userManager.findByEmail(bob.mail)).toBeNull();
+    expectClientError(await login(bob.mail, 'wrong bob password'), 401);
+    expect(await ctx.userManager.findByEmail(bob.mail)).toBeNull();
+    const first = await login(bob.mail, bob.password);
+    expect(first.status, first.text).toBe(200);
+    const created = (await ctx.userManager.findByEmail(bob.mail))!;
+    expect(created).toMatchObject({ email: bob.mail, name: bob.cn, groups: ['writer'], passwordHash: null });
+    expect((await login(bob.mail, bob.password)).status).toBe(200);
+    expect((await ctx.userManager.findByEmail(bob.mail))!.id).toBe(created.id);
+  });
+
+  it('without createUsers a directory-only user is not created; a directory entry without mail is not created either', async () => {
+    const checker = new LdapPasswordChecker(options({ createUsers: false }));
+    expect(await checker.checkUnknownUser(bob.mail, bob.password)).toEqual({ result: 'invalid' });
+    const byUid = new LdapPasswordChecker(options({ createUsers: true, searchFilter: '(uid={username})' }));
+    expect(await byUid.checkUnknownUser('nomail', noMail.password)).toEqual({ result: 'invalid' });
+    const made = await byUid.checkUnknownUser('bob', bob.password);
+    expect(made).toEqual({ result: 'valid', user: { email: bob.mail, name: bob.cn, username: 'bob', groups: ['editor'] } });
+  });
+
+  it('injection strings find nobody: *)(uid=*, *, \\, NUL, 10 kB give a 4xx, never a 200 or 5xx (RFC 4515 escaping)', async () => {
+    const attacks = ['*)(uid=*', '*', `${alice.mail})(|(mail=*`, '*)(|(objectClass=*', '\\', '\\2a', 'a\u0000b', 'x'.repeat(10_000), `${'é'.repeat(5000)}@x.org`];
+    for (const username of attacks) {
+      for (const password of [alice.password, '*', 'x'.repeat(10_000)]) {
+        const response = await login(username, password);
+        expectClientError(response);
+        expect([400, 401, 423]).toContain(response.status);
+      }
+    }
+    const checker = new LdapPasswordChecker(options({ createUsers: true }));
+    for (const username of ['*', '*)(uid=*', '*)(mail=*)(|(mail=*']) {
+      expect(await checker.checkPassword(asUser(username), alice.password)).toBe('fallback');
+      expect((await checker.checkUnknownUser(username, alice.password)).result).not.toBe('valid');
+    }
+    expect(await checker.checkPassword(asUser(alice.mail), '')).toBe('invalid');
+    expect(await checker.checkPassword(asUser(alice.mail), 'a\u0000b')).toBe('invalid');
+    const unescaped = new LdapPasswordChecker(options({ searchFilter: '(|(mail={username})(uid=nobody))' }));
+    expect(await unescaped.checkPassword(asUser('*'), alice.password)).toBe('fallback');
+  });
+
+  it('DN template (direct bind) escapes the username as an RFC 4514 DN value', async () => {
+    const checker = new LdapPasswordChecker({ url: slapd.url, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 2000 });
+    expect(await checker.checkPassword(asUser('comma,user'), comma.password)).toBe('valid');
+    expect(await checker.checkPassword(asUser('comma,user'), alice.password)).toBe('invalid');
+    expect(await checker.checkPassword(asUser('alice'), alice.password)).toBe('valid');
+    expect(await checker.checkPassword(asUser(`alice,${LDAP_PEOPLE}`), alice.password)).toBe('invalid');
+    expect(await checker.checkPassword(asUser('*'), alice.password)).toBe('invalid');
+    expect(await checker.checkPassword(asUser(' alice'), alice.password)).toBe('valid');
+  });
+
+  it('LDAPS and StartTLS verify the server certificate', async () => {
+    const tlsOptions = { ca: [slapd.certificate] };
+    expect(await new LdapPasswordChecker(options({ url: slapd.ldapsUrl, tlsOptions })).checkPassword(asUser(alice.mail), alice.password)).toBe('valid');
+    expect(await new LdapPasswordChecker(options({ startTls: true, tlsOptions })).checkPassword(asUser(alice.mail), alice.password)).toBe('valid');
+    expect(await new LdapPasswordChecker(options({ startTls: true, tlsOptions })).checkPassword(asUser(alice.mail), 'wrong')).toBe('invalid');
+    // An untrusted certificate is a directory that cannot be used: deny (or fallback), never "valid".
+    expect(await new LdapPasswordChecker(options({ url: slapd.ldapsUrl, onDirectoryDown: 'deny' })).checkPassword(asUser(alice.mail), alice.password)).toBe('invalid');
+    expect(await new LdapPasswordChecker(options({ startTls: true, onDirectoryDown: 'fallback' })).checkPassword(asUser(alice.mail), alice.password)).toBe('fallback');
+  });
+
+  it('a wrong service account password is treated as a directory outage (onDirectoryDown), not as a user failure', async () => {
+    const checker = new LdapPasswordChecker(options({ bindPassword: 'wrong', onDirectoryDown: 'fallback' }));
+    expect(await checker.checkPassword(asUser(alice.mail), alice.password)).toBe('fallback');
+  });
+
+  it('connect and operation timeouts: a server that never answers costs at most the timeout', async () => {
+    const sockets: Socket[] = [];
+    const blackhole: Server = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blackhole.address() as { port: number }).port;
+      const checker = new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${port}`, timeoutMs: 300, connectTimeoutMs: 300, onDirectoryDown: 'deny' }));
+      const started = Date.now();
+      expect(await checker.checkPassword(asUser(alice.mail), alice.password)).toBe('invalid');
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => blackhole.close(resolve));
+    }
+  });
+
+  it('directory stopped mid-test: never a 500; fallback lets local hashes work, deny refuses; back when it returns', async () => {
+    await slapd.pause();
+    try {
+      const down = await login(alice.mail, alice.password);
+      expectClientError(down, 401);
+      expect((await login('local-only@example.com', localPassword)).status).toBe(200);
+      expect(await ctx.userManager.findByEmail('new-while-down@ldap.example')).toBeNull();
+      expectClientError(await login('new-while-down@ldap.example', 'any password at all'), 401);
+      const deny = new LdapPasswordChecker(options({ onDirectoryDown: 'deny' }));
+      expect(await deny.checkPassword(asUser('local-only@example.com'), localPassword)).toBe('invalid');
+      const fallback = new LdapPasswordChecker(options({ onDirectoryDown: 'fallback' }));
+      expect(await fallback.checkPassword(asUser(alice.mail), alice.password)).toBe('fallback');
+    } finally {
+      await slapd.resume();
+    }
+    expect((await login(alice.mail, alice.password)).status).toBe(200);
+  });
+});
+
+describe('LdapPasswordChecker options', () => {
+  const base = { url: 'ldap://127.0.0.1:389', searchBase: 'dc=example,dc=org' };
+  it('refuses wrong options with a message naming the option', () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{ ...base, url: 'http://x' }, /ldap\.url/],
+      [{ ...base, url: 'ldap://host/dc=x' }, /ldap\.url/],
+      [{ url: base.url }, /ldap\.searchBase/],
+      [{ ...base, bindDn: 'cn=x' }, /ldap\.bindPassword/],
+      [{ ...base, searchFilter: 'mail={username}' }, /ldap\.searchFilter/],
+      [{ ...base, searchFilter: '(mail=x)' }, /ldap\.searchFilter/],
+      [{ url: base.url, userDnTemplate: 'uid=x' }, /ldap\.userDnTemplate/],
+      [{ ...base, timeoutMs: 0 }, /ldap\.timeoutMs/],
+      [{ ...base, connectTimeoutMs: 'x' }, /ldap\.connectTimeoutMs/],
+      [{ ...base, onDirectoryDown: 'maybe' }, /ldap\.onDirectoryDown/],
+      [{ ...base, defaultGroups: 'editor' }, /ldap\.defaultGroups/],
+      [{ ...base, startTls: true, url: 'ldaps://h' }, /ldap\.startTls/],
+    ];
+    for (const [value, message] of cases) expect(() => new LdapPasswordChecker(value as never), JSON.stringify(value)).toThrow(message);
+    expect(() => new LdapPasswordChecker({ ...base, bindDn: 'cn=x', bindPassword: 'very secret' } as never)).not.toThrow();
+    try {
+      new LdapPasswordChecker({ ...base, bindDn: 'cn=x', bindPassword: '' });
+    } catch (error) {
+      expect((error as Error).message).toMatch(/ldap\.bindPassword/);
+    }
+  });
+});
