@@ -39,7 +39,7 @@ class ImportUsersCliModule {
           migrations: backOfficeIdentityMigrations,
           migrationsRun: true,
           autoLoadEntities: true,
-          extra: { max: 2 },
+          extra: { max: 1 },
           retryAttempts: 0,
           logging: false,
         }),

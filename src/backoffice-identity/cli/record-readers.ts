@@ -73,9 +73,10 @@ export async function* readJsonArray(input: AsyncIterable<string | Buffer>): Asy
         else if (c === '{' || c === '[') depth++;
         else if ((c === '}' || c === ']') && depth > 0) depth--;
         else if ((c === ',' || c === ']') && depth === 0) {
-          const text = parts.join('') + chunk.slice(valueStart, i);
           position++;
-          yield oversized ? { position, error: `larger than ${MAX_RECORD_TEXT} characters` } : parseRecord(position, text);
+          yield oversized || partsLength + (i - valueStart) > MAX_RECORD_TEXT
+            ? { position, error: `larger than ${MAX_RECORD_TEXT} characters` }
+            : parseRecord(position, parts.join('') + chunk.slice(valueStart, i));
           parts = [];
           partsLength = 0;
           oversized = false;

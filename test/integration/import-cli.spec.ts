@@ -1,0 +1,110 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import pg from 'pg';
+import { runImportUsers, type ImportUsersCommandOptions } from '../../src/backoffice-identity/cli/import-users.command.js';
+import { BCRYPT_SHA256_PREFIX, BackOfficeEvents } from '../../src/backoffice-identity/index.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { TOO_SHORT_VECTOR, VALID_VECTORS } from '../support/hash-vectors.js';
+import { HttpClient } from '../support/http-client.js';
+import { createIdentityApp } from '../support/identity-app.js';
+
+describe('CLI import-users (streamed file, batches, report, then sign-in over HTTP)', () => {
+  let db: TestDatabase;
+  let dir: string;
+  let progressText = '';
+  const run = (file: string, extra: Partial<ImportUsersCommandOptions> = {}) => {
+    const progress = new PassThrough();
+    progress.on('data', (d) => (progressText += d));
+    return runImportUsers({
+      file,
+      format: file.endsWith('.csv') ? 'csv' : file.endsWith('.jsonl') ? 'jsonl' : 'json',
+      databaseUrl: db.url,
+      reportPath: `${file}.report.jsonl`,
+      batchSize: 2,
+      onConflict: 'skip',
+      dryRun: false,
+      groupMap: {},
+      usernameIsEmail: true,
+      progress,
+      ...extra,
+    });
+  };
+  const report = (file: string) => readFileSync(`${file}.report.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dir = mkdtempSync(join(tmpdir(), 'bo-cli-'));
+  });
+  afterAll(async () => {
+    await db?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('imports every vector user from a JSON array in batches; each signs in with its old password afterwards', async () => {
+    const file = join(dir, 'users.json');
+    const users = [
+      ...VALID_VECTORS.map((v, i) => ({ email: `cli-vector${i}@example.com`, name: v.name, groups: ['Administrators'], passwordFormat: v.format, passwordHash: v.hash })),
+      { email: 'cli-short@example.com', name: 'Short', groups: [], passwordFormat: 'aspnet-identity', passwordHash: TOO_SHORT_VECTOR },
+      { email: 'not an email', name: 'Bad', groups: [] },
+    ];
+    writeFileSync(file, JSON.stringify(users, null, 2).replace('[', '[ ').replace(/\n/g, '\r\n'));
+    const { summary } = await run(file, { groupMap: { Administrators: 'editor' } });
+    expect(summary).toEqual({ total: 7, created: 5, updated: 0, skipped: 0, invalid: 2 });
+    const lines = report(file);
+    expect(lines.map((l) => [l.record, l.outcome])).toEqual([[1, 'created'], [2, 'created'], [3, 'created'], [4, 'created'], [5, 'created'], [6, 'invalid'], [7, 'invalid']]);
+    expect(lines[5].errors[0].code).toBe('invalid_password_hash');
+    const reportText = readFileSync(`${file}.report.jsonl`, 'utf8');
+    for (const v of VALID_VECTORS) expect(reportText + progressText).not.toContain(v.hash.slice(4, 30));
+    expect(progressText).toMatch(/7 records, [\d,]+\/s \(created 5, updated 0, skipped 0, invalid 2\)/);
+
+    const ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    try {
+      for (const [i, v] of VALID_VECTORS.entries()) {
+        const response = await new HttpClient(ctx.url).login(`cli-vector${i}@example.com`, v.password);
+        expect(response.status, `${v.name}: ${response.text}`).toBe(200);
+        expect(response.body.user.groups).toEqual(['editor']);
+        expect((await ctx.userManager.findByEmail(`cli-vector${i}@example.com`))!.passwordHash!.startsWith(BCRYPT_SHA256_PREFIX)).toBe(true);
+      }
+    } finally {
+      await ctx.close();
+    }
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const audit = await client.query(`SELECT details FROM backoffice_audit_entry WHERE event = $1`, [BackOfficeEvents.UsersImported]);
+      expect(audit.rows.map((r) => r.details)).toEqual([{ total: 7, created: 5, updated: 0, skipped: 0, invalid: 2, dryRun: false, onConflict: 'skip', source: 'cli' }]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('JSON lines and CSV; a second run skips (or with --on-conflict update, updates); --dry-run writes nothing', async () => {
+    const jsonl = join(dir, 'users.jsonl');
+    writeFileSync(jsonl, '{"email":"cli-l1@example.com","name":"L1","groups":["writer"]}\n\nnot json\n{"email":"cli-l2@example.com","name":"L2","groups":[]}\n');
+    expect((await run(jsonl)).summary).toEqual({ total: 3, created: 2, updated: 0, skipped: 0, invalid: 1 });
+    expect(report(jsonl)[1]).toMatchObject({ record: 2, outcome: 'invalid', errors: [{ code: 'malformed_record' }] });
+    expect((await run(jsonl)).summary).toMatchObject({ created: 0, skipped: 2, invalid: 1 });
+
+    const csv = join(dir, 'users.csv');
+    writeFileSync(csv, `email,name,groups,passwordFormat,passwordHash\ncli-l1@example.com,"Renamed, L1",editor;writer,${VALID_VECTORS[3].format},${VALID_VECTORS[3].hash}\ncli-c1@example.com,C1,,,\n`);
+    expect((await run(csv, { dryRun: true, onConflict: 'update' })).summary).toEqual({ total: 2, created: 1, updated: 1, skipped: 0, invalid: 0 });
+    expect((await run(csv, { onConflict: 'update' })).summary).toEqual({ total: 2, created: 1, updated: 1, skipped: 0, invalid: 0 });
+    const ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    try {
+      const updated = (await ctx.userManager.findByEmail('cli-l1@example.com'))!;
+      expect(updated.name).toBe('Renamed, L1');
+      expect(updated.groups.sort()).toEqual(['editor', 'writer']);
+      expect((await new HttpClient(ctx.url).login('cli-l1@example.com', VALID_VECTORS[3].password)).status).toBe(200);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a file that is not a JSON array fails with a clear error', async () => {
+    const file = join(dir, 'object.json');
+    writeFileSync(file, '{"users":[]}');
+    await expect(run(file)).rejects.toThrow(/one JSON array/);
+  });
+});
