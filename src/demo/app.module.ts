@@ -2,7 +2,7 @@ import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { BackOfficeIdentityModule, backOfficeIdentityMigrations } from '../backoffice-identity/index.js';
-import { type DemoConfig, identityOptionsFrom } from './demo.config.js';
+import { type DemoConfig, identityOptionsFrom, passwordCheckerFrom } from './demo.config.js';
 import { DEMO_DATABASE, type DemoDatabase, DemoDatabaseShutdown } from './demo-database.js';
 import { HealthController } from './health.controller.js';
 
@@ -53,6 +53,7 @@ export class AppModule {
           imports: [configModule],
           inject: [DEMO_CONFIG],
           useFactory: identityOptionsFrom,
+          passwordChecker: { useFactory: passwordCheckerFrom, inject: [DEMO_CONFIG] },
         }),
       ],
       controllers: [HealthController],

@@ -1,6 +1,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackOfficeIdentityOptions } from '../backoffice-identity/index.js';
+import {
+  type BackOfficeIdentityOptions,
+  type BackOfficePasswordChecker,
+  FallbackPasswordChecker,
+  LdapPasswordChecker,
+  type LdapPasswordCheckerOptions,
+} from '../backoffice-identity/index.js';
 
 /** Where the demo keeps its data. */
 export type DemoDatabaseConfig =
@@ -28,6 +34,8 @@ export interface DemoConfig {
   secureCookies: boolean;
   /** Reserved for 2FA secrets at rest; not passed to the module yet. */
   encryptionKey?: string;
+  /** LDAP sign-in through the password checker, when `LDAP_URL` is set (section 9 of the contract). */
+  ldap?: LdapPasswordCheckerOptions;
 }
 
 /** A bad environment: one message per wrong variable, each naming the variable. */
@@ -140,6 +148,8 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     encryptionKey,
   };
 
+  config.ldap = readLdapConfig(read, url, onOff, fail);
+
   if (production) {
     if (adminPassword !== undefined && isPlaceholderSecret(adminPassword)) {
       problems.push('BACKOFFICE_ADMIN_PASSWORD is a placeholder: NODE_ENV=production refuses it (unset it to get a generated password printed once)');
@@ -161,6 +171,39 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
   return config;
 }
 
+const GROUP_ALIAS = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** `LDAP_*`: the LDAP password checker's options, or undefined when `LDAP_URL` is unset. */
+function readLdapConfig(
+  read: (name: string) => string | undefined,
+  url: (name: string, protocols: string[]) => string | undefined,
+  onOff: (name: string, fallback: boolean) => boolean,
+  fail: <T>(name: string, expectation: string, value: string, fallback: T) => T,
+): LdapPasswordCheckerOptions | undefined {
+  const ldapUrl = url('LDAP_URL', ['ldap:', 'ldaps:']);
+  if (!ldapUrl) return undefined;
+  const bindDn = read('LDAP_BIND_DN');
+  const bindPassword = read('LDAP_BIND_PASSWORD');
+  if ((bindDn === undefined) !== (bindPassword === undefined)) fail('LDAP_BIND_PASSWORD', 'must be set together with LDAP_BIND_DN', '***', undefined);
+  const searchBase = read('LDAP_SEARCH_BASE') ?? fail('LDAP_SEARCH_BASE', 'must be set when LDAP_URL is set', '', 'dc=invalid');
+  const searchFilter = read('LDAP_SEARCH_FILTER') ?? '(mail={username})';
+  if (!/^\(.*\{username\}.*\)$/.test(searchFilter)) fail('LDAP_SEARCH_FILTER', 'must be a parenthesised filter containing {username}', searchFilter, undefined);
+  const groups = (read('LDAP_DEFAULT_GROUPS') ?? 'editor').split(',').map((g) => g.trim()).filter(Boolean);
+  if (!groups.every((g) => GROUP_ALIAS.test(g))) fail('LDAP_DEFAULT_GROUPS', 'must be comma-separated group aliases', groups.join(','), undefined);
+  const down = read('LDAP_ON_DIRECTORY_DOWN') ?? 'deny';
+  if (down !== 'deny' && down !== 'fallback') fail('LDAP_ON_DIRECTORY_DOWN', 'must be "deny" or "fallback"', down, undefined);
+  return {
+    url: ldapUrl.replace(/\/+$/, ''),
+    ...(bindDn !== undefined && bindPassword !== undefined ? { bindDn, bindPassword } : {}),
+    searchBase,
+    searchFilter,
+    startTls: onOff('LDAP_START_TLS', false),
+    createUsers: onOff('LDAP_CREATE_USERS', false),
+    defaultGroups: groups,
+    onDirectoryDown: down === 'fallback' ? 'fallback' : 'deny',
+  };
+}
+
 /** Maps the demo's environment to the module's options. */
 export function identityOptionsFrom(config: DemoConfig): BackOfficeIdentityOptions {
   return {
@@ -172,6 +215,11 @@ export function identityOptionsFrom(config: DemoConfig): BackOfficeIdentityOptio
     rateLimits: { enabled: config.rateLimitsEnabled, redisUrl: config.redisUrl },
     twoFactor: { encryptionKey: config.encryptionKey, issuer: 'backoffice-identity demo' },
   };
+}
+
+/** The password checker of the demo: LDAP when `LDAP_URL` is set, else the local hash only. */
+export function passwordCheckerFrom(config: DemoConfig): BackOfficePasswordChecker {
+  return config.ldap ? new LdapPasswordChecker(config.ldap) : new FallbackPasswordChecker();
 }
 
 /** One-line description of the database for the start line; never shows a password. */

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { type INestApplication, ShutdownSignal } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { BACKOFFICE_USER_MANAGER, type BackOfficeUserManager, setupBackOfficeOpenApi } from '../backoffice-identity/index.js';
 import { AppModule } from './app.module.js';
 import { DemoConfigError, loadDemoConfig, readDotEnvFile } from './demo.config.js';
@@ -32,7 +33,9 @@ async function bootstrap(): Promise<void> {
   const database = await openDemoDatabase(config.database);
   let app: INestApplication | undefined;
   try {
-    app = await NestFactory.create(AppModule.forRoot(config, database), { logger: ['error', 'warn'], abortOnError: false });
+    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, database), { logger: ['error', 'warn'], abortOnError: false });
+    // POST /backoffice/users/import takes up to 1,000 users (with hashes ~300 kB): above Express's 100 kB default.
+    (app as NestExpressApplication).useBodyParser('json', { limit: '2mb' });
     // SIGTERM / SIGINT: close the app (and, through DemoDatabaseShutdown, the embedded PGlite), then exit 0.
     app.enableShutdownHooks(SHUTDOWN_SIGNALS, { useProcessExit: true });
     for (const signal of SHUTDOWN_SIGNALS) {

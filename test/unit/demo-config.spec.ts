@@ -1,5 +1,6 @@
 import { resolveBackOfficeIdentityOptions } from '../../src/backoffice-identity/options/resolve-options.js';
-import { DemoConfigError, describeDatabase, identityOptionsFrom, isPlaceholderSecret, loadDemoConfig } from '../../src/demo/demo.config.js';
+import { FallbackPasswordChecker, LdapPasswordChecker } from '../../src/backoffice-identity/index.js';
+import { DemoConfigError, describeDatabase, identityOptionsFrom, isPlaceholderSecret, loadDemoConfig, passwordCheckerFrom } from '../../src/demo/demo.config.js';
 import { HealthController } from '../../src/demo/health.controller.js';
 import type { DataSource } from 'typeorm';
 
@@ -34,7 +35,43 @@ describe('demo config (env of contract section 5)', () => {
       rateLimitsEnabled: true,
       secureCookies: false,
       encryptionKey: undefined,
+      ldap: undefined,
     });
+  });
+
+  it('LDAP_*: the LDAP password checker of section 9, with its defaults; wrong values are named', () => {
+    const config = loadDemoConfig({
+      LDAP_URL: 'ldap://127.0.0.1:3890/',
+      LDAP_BIND_DN: 'cn=reader,dc=example,dc=org',
+      LDAP_BIND_PASSWORD: 'reader secret',
+      LDAP_SEARCH_BASE: 'ou=people,dc=example,dc=org',
+    });
+    expect(config.ldap).toEqual({
+      url: 'ldap://127.0.0.1:3890',
+      bindDn: 'cn=reader,dc=example,dc=org',
+      bindPassword: 'reader secret',
+      searchBase: 'ou=people,dc=example,dc=org',
+      searchFilter: '(mail={username})',
+      startTls: false,
+      createUsers: false,
+      defaultGroups: ['editor'],
+      onDirectoryDown: 'deny',
+    });
+    expect(passwordCheckerFrom(config)).toBeInstanceOf(LdapPasswordChecker);
+    expect(passwordCheckerFrom(loadDemoConfig({}))).toBeInstanceOf(FallbackPasswordChecker);
+    const custom = loadDemoConfig({ LDAP_URL: 'ldaps://ldap.example.com', LDAP_SEARCH_BASE: 'dc=x', LDAP_CREATE_USERS: 'on', LDAP_DEFAULT_GROUPS: 'writer, translator', LDAP_SEARCH_FILTER: '(uid={username})' });
+    expect(custom.ldap).toMatchObject({ createUsers: true, defaultGroups: ['writer', 'translator'], searchFilter: '(uid={username})' });
+    expect(() => loadDemoConfig({ LDAP_URL: 'http://x', LDAP_SEARCH_BASE: 'dc=x' })).toThrow(/LDAP_URL/);
+    expect(() => loadDemoConfig({ LDAP_URL: 'ldap://x' })).toThrow(/LDAP_SEARCH_BASE/);
+    expect(() => loadDemoConfig({ LDAP_URL: 'ldap://x', LDAP_SEARCH_BASE: 'dc=x', LDAP_BIND_DN: 'cn=a' })).toThrow(/LDAP_BIND_PASSWORD/);
+    expect(() => loadDemoConfig({ LDAP_URL: 'ldap://x', LDAP_SEARCH_BASE: 'dc=x', LDAP_SEARCH_FILTER: 'mail=x' })).toThrow(/LDAP_SEARCH_FILTER/);
+    expect(() => loadDemoConfig({ LDAP_URL: 'ldap://x', LDAP_SEARCH_BASE: 'dc=x', LDAP_CREATE_USERS: 'maybe' })).toThrow(/LDAP_CREATE_USERS/);
+    expect(() => loadDemoConfig({ LDAP_URL: 'ldap://x', LDAP_SEARCH_BASE: 'dc=x', LDAP_ON_DIRECTORY_DOWN: 'x' })).toThrow(/LDAP_ON_DIRECTORY_DOWN/);
+    try {
+      loadDemoConfig({ LDAP_URL: 'ldap://x', LDAP_SEARCH_BASE: 'dc=x', LDAP_BIND_PASSWORD: 'hunter2 secret' });
+    } catch (error) {
+      expect((error as Error).message).not.toContain('hunter2');
+    }
   });
 
   it('reads every variable, and the mapped options pass the module\'s own validation', () => {
