@@ -13,7 +13,8 @@ const dora = { uid: 'dora', cn: 'Dora Explorer', mail: 'dora@ldap.example', pass
 const comma = { uid: 'comma,user', cn: 'Comma User', mail: 'comma@ldap.example', password: 'comma in the directory 4' };
 const noMail = { uid: 'nomail', cn: 'No Mail', password: 'no mail in the directory 5' };
 
-const describeIfSlapd = TestSlapd.available() ? describe : describe.skip;
+/** Only an explicit opt-out skips the real directory; a machine without slapd fails the suite (see .ci/run). */
+const describeIfSlapd = process.env.SKIP_SLAPD_TESTS === '1' ? describe.skip : describe;
 
 describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)', () => {
   let slapd: TestSlapd;

@@ -361,6 +361,24 @@ async function main() {
   const after = await browser.get('/dashboard');
   check('after logout the host route answers 401', after.status === 401, String(after.status));
 
+  section('the CLI from the tarball: import-users, then sign in with the imported hashes');
+  const bin = join(app, 'node_modules', '.bin', 'backoffice-identity');
+  check('the package bin is linked (node_modules/.bin/backoffice-identity)', existsSync(bin));
+  const help = await run(bin, ['--help'], { cwd: app });
+  check('backoffice-identity --help prints the usage', help.code === 0 && /import-users <file>/.test(help.stdout), `exit ${help.code} ${tail(help.stderr, 5)}`);
+  const usersFile = join(work, 'imported-users.jsonl');
+  const vectors = [
+    ['aspnet-identity', 'AQAAAAIAAAAyAAAAEOMwvh3+FZxqkdMBz2ekgGhwQ4B6pZWND6zgESBuWiHw', 'my password'],
+    ['umbraco-hmacsha256', 'uB/pLEhhe1W7EtWMv/pSgg==1y8+aso9+h3AKRtJXlVYeg2TZKJUr64hccj82ZZ7Ksk=', 'Umbraco9Rocks!'],
+  ];
+  writeFileSync(usersFile, vectors.map(([passwordFormat, passwordHash], i) => JSON.stringify({ email: `imported${i}@host.example`, name: `Imported ${i}`, groups: ['editor'], passwordFormat, passwordHash })).join('\n'));
+  const imported = await run(bin, ['import-users', usersFile, '--database-url', database.url], { cwd: app });
+  check('backoffice-identity import-users imports the file', imported.code === 0 && /created 2, updated 0, skipped 0, invalid 0/.test(imported.stdout), `exit ${imported.code} ${tail(`${imported.stdout}\n${imported.stderr}`, 8)}`);
+  for (const [i, [, , oldPassword]] of vectors.entries()) {
+    const signIn = await new Browser(url).post('/backoffice/auth/login', { username: `imported${i}@host.example`, password: oldPassword });
+    check(`imported user ${i} signs in with the old password`, signIn.status === 200, `${signIn.status} ${short(signIn.body)}`);
+  }
+
   section('shut down');
   host.child.kill('SIGTERM');
   const exit = await Promise.race([host.exited, sleep(15_000).then(() => ({ code: 'timeout' }))]);

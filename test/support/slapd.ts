@@ -66,6 +66,7 @@ export class TestSlapd {
   }
 
   async start(users: SeedUser[]): Promise<this> {
+    if (!TestSlapd.available()) throw new Error('Debian slapd is not installed: apt-get install slapd ldap-utils (or SKIP_SLAPD_TESTS=1)');
     const data = join(this.dir, 'data');
     mkdirSync(data);
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(this.dir, 'key.pem'), '-out', join(this.dir, 'cert.pem'),
