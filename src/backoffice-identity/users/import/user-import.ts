@@ -1,4 +1,5 @@
 import type { IdentityError } from '../../common/identity-result.js';
+import type { BackOfficeUser } from '../backoffice-user.js';
 import type { ImportedPasswordFormat } from '../passwords/foreign-password-hashes.js';
 
 /** Most records one import request (and one transaction) takes. */
@@ -58,19 +59,10 @@ export interface ImportUsersSummary {
 }
 
 /** A checked record as the store writes it. `passwordHash` is already in the stored form. */
-export interface ImportedUserRow {
-  username: string;
-  normalizedUsername: string;
-  email: string;
-  normalizedEmail: string;
-  name: string;
-  passwordHash: string | null;
-  securityStamp: string;
-  isApproved: boolean;
-  groups: string[];
-  createdAt: Date;
-  lastLoginAt: Date | null;
-}
+export type ImportedUserRow = Pick<
+  BackOfficeUser,
+  'username' | 'normalizedUsername' | 'email' | 'normalizedEmail' | 'name' | 'passwordHash' | 'securityStamp' | 'isApproved' | 'groups' | 'createdAt' | 'lastLoginAt'
+>;
 
 /** The store's answer per row: written, left alone, or why not. */
 export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_email' | 'duplicate_username' | 'last_admin';
