@@ -69,11 +69,14 @@ class ReportWriter {
 class Progress {
   private readonly started = Date.now();
   private lastLine = 0;
+  private lastTotal = -1;
   constructor(private readonly out: ImportUsersCommandOptions['progress']) {}
   update(summary: ImportUsersSummary, final = false): void {
     const now = Date.now();
     if (!final && !this.out.isTTY && now - this.lastLine < 5000) return;
+    if (final && !this.out.isTTY && summary.total === this.lastTotal) return;
     this.lastLine = now;
+    this.lastTotal = summary.total;
     const seconds = Math.max((now - this.started) / 1000, 0.001);
     const rate = Math.round(summary.total / seconds);
     const text =
