@@ -172,7 +172,7 @@ describe('Importing users with their password hashes (POST /users/import, import
       expect(response.text).not.toContain(VALID_VECTORS[0].hash.slice(0, 40));
     });
 
-    it('duplicate emails inside one batch: the first is created, the later ones are invalid', async () => {
+    it('duplicate emails inside one batch: the first is created, the later ones are invalid (duplicate_in_import)', async () => {
       const address = email('dup');
       const response = await importUsers([
         { email: address, name: 'First', groups: [] },
@@ -180,7 +180,8 @@ describe('Importing users with their password hashes (POST /users/import, import
         { email: ` ${address} `, name: 'Third', groups: [] },
       ]);
       expect(response.body.results.map((r: { outcome: string }) => r.outcome)).toEqual(['created', 'invalid', 'invalid']);
-      expect(response.body.results[1].errors[0].code).toBe('duplicate_email');
+      expect(response.body.results[1].errors[0].code).toBe('duplicate_in_import');
+      expect(response.body.results[2].errors[0].code).toBe('duplicate_in_import');
       expect((await ctx.userManager.findByEmail(address))!.name).toBe('First');
     });
 

@@ -73,11 +73,20 @@ export class BackOfficeErrorDescriber {
   importUnknownField(field: string): IdentityError {
     return { code: 'unknown_field', description: `Imported users have no field "${field.slice(0, 64)}".` };
   }
-  importInvalidField(field: string, expectation: string): IdentityError {
-    return { code: `invalid_${field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`, description: `${field} ${expectation}.` };
+  importInvalidGroups(max: number): IdentityError {
+    return { code: 'invalid_groups', description: `groups must be a list of at most ${max} group aliases.` };
+  }
+  importInvalidApproval(): IdentityError {
+    return { code: 'invalid_is_approved', description: 'isApproved must be true or false.' };
+  }
+  importInvalidCreatedAt(): IdentityError {
+    return { code: 'invalid_created_at', description: 'createdAt must be an ISO 8601 date, not in the future.' };
+  }
+  importInvalidLastLoginAt(): IdentityError {
+    return { code: 'invalid_last_login_at', description: 'lastLoginAt must be an ISO 8601 date, not in the future.' };
   }
   duplicateInImport(field: 'email' | 'username'): IdentityError {
-    return { code: `duplicate_${field}`, description: `Another record of this import has the same ${field}.` };
+    return { code: 'duplicate_in_import', description: `Another record of this import has the same ${field === 'username' ? 'username' : 'email'}.` };
   }
   concurrencyFailure(): IdentityError {
     return { code: 'concurrency_failure', description: 'The user was changed by someone else; try again.' };

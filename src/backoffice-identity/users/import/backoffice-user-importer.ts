@@ -135,7 +135,7 @@ export class BackOfficeUserImporter {
     const { candidate, errors: userErrors } = await this.manager.prepareUserCandidate({ email: input.email, username, name: input.name });
     errors.push(...userErrors);
     const groups = this.mapGroups(input.groups, knownGroups, groupMap, errors);
-    if (input.isApproved !== undefined && typeof input.isApproved !== 'boolean') errors.push(d.importInvalidField('isApproved', 'must be true or false'));
+    if (input.isApproved !== undefined && typeof input.isApproved !== 'boolean') errors.push(d.importInvalidApproval());
     const createdAt = this.date(input.createdAt, 'createdAt', errors);
     const lastLoginAt = this.date(input.lastLoginAt, 'lastLoginAt', errors);
     let passwordHash: string | null = null;
@@ -165,7 +165,7 @@ export class BackOfficeUserImporter {
     const d = this.manager.errorDescriber;
     if (value === undefined || value === null) return [];
     if (!Array.isArray(value) || value.length > MAX_GROUPS || !value.every((g) => typeof g === 'string' && g.length > 0 && g.length <= 256)) {
-      errors.push(d.importInvalidField('groups', `must be a list of at most ${MAX_GROUPS} group aliases`));
+      errors.push(d.importInvalidGroups(MAX_GROUPS));
       return [];
     }
     const aliases = new Set<string>();
@@ -183,7 +183,8 @@ export class BackOfficeUserImporter {
     const date = value instanceof Date ? value : typeof value === 'string' && value.length <= 64 ? new Date(value) : new Date(NaN);
     const time = date.getTime();
     if (Number.isNaN(time) || time < Date.UTC(1970, 0, 1) || time > this.manager.now().getTime() + FUTURE_SLACK_MS) {
-      errors.push(this.manager.errorDescriber.importInvalidField(field, 'must be an ISO 8601 date, not in the future'));
+      const d = this.manager.errorDescriber;
+      errors.push(field === 'createdAt' ? d.importInvalidCreatedAt() : d.importInvalidLastLoginAt());
       return undefined;
     }
     return date;
