@@ -40,7 +40,10 @@ describe('no user enumeration through timing, with imported hashes and LDAP', ()
   const compare = async (label: string, known: string) => {
     const http = new HttpClient(ctx.url);
     const statuses = new Set<number>();
-    for (let i = 0; i < 5; i++) await http.login(`warmup${i}@example.com`, 'warm up');
+    for (let i = 0; i < 5; i++) {
+      await http.login(`warmup${i}@example.com`, 'warm up');
+      await http.login(known, 'warm up'); // the hasher's own padding hash is made on first use
+    }
     const result = await compareMedians(
       40,
       async (i) => statuses.add((await http.login(`ghost${i}@example.com`, `wrong password ${i}`)).status),
