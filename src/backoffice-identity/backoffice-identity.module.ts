@@ -21,6 +21,8 @@ import { BackOfficeMaintenanceService } from './maintenance/backoffice-maintenan
 import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
 import { createSwappableProviders } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
+import { BackOfficeSecurityHeadersMiddleware } from './http/security-headers.middleware.js';
+import { BackOfficeDatabaseTimeouts } from './common/database-timeouts.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
@@ -127,12 +129,12 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficeIdentityHttpModule,
         RouterModule.register([{ path: routePrefix, module: BackOfficeIdentityHttpModule }]),
       ],
-      providers: [...shared, BackOfficeIdentityStartupCheck, BackOfficeAuditListener, BackOfficeMaintenanceService, { provide: APP_FILTER, useClass: BackOfficeExceptionFilter }],
+      providers: [...shared, BackOfficeIdentityStartupCheck, BackOfficeDatabaseTimeouts, BackOfficeAuditListener, BackOfficeMaintenanceService, { provide: APP_FILTER, useClass: BackOfficeExceptionFilter }],
       exports: shared.map((provider) => (typeof provider === 'function' ? provider : provider.provide)),
     };
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(BackOfficeRequestContextMiddleware).forRoutes('*');
+    consumer.apply(BackOfficeRequestContextMiddleware, BackOfficeSecurityHeadersMiddleware).forRoutes('*');
   }
 }

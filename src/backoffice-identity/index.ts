@@ -2,6 +2,7 @@
 export * from './constants.js';
 export { BackOfficeIdentityModule } from './backoffice-identity.module.js';
 export type {
+  BackOfficeDatabaseOptions,
   BackOfficeEmailOptions,
   BackOfficeIdentityModuleAsyncOptions,
   BackOfficeIdentityModuleOptions,

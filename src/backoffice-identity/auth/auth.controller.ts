@@ -2,20 +2,33 @@ import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param
 import { ApiBody, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
-import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
+import { UserLogoutSuccessNotification, UserSessionsRevokedNotification } from '../notifications/notifications.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
-import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { ChangePasswordDto, ErrorResponse, LoginDto, LoginResponse, LogoutResponse, SessionResponse, UserResponse } from './auth.dto.js';
+import {
+  ChangePasswordDto,
+  ErrorResponse,
+  LoginDto,
+  LoginResponse,
+  LogoutResponse,
+  ReauthenticateDto,
+  ReauthenticateResponse,
+  RevokedSessionsResponse,
+  SessionResponse,
+  UserResponse,
+} from './auth.dto.js';
+import { signInError } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 
 /** The documented error responses of a route. */
@@ -34,6 +47,7 @@ export class AuthController {
     @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
     @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}
 
   @Post('login')
@@ -100,12 +114,54 @@ export class AuthController {
     return { status: 'success' };
   }
 
+  @Post('reauthenticate')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ type: ReauthenticateResponse, description: 'Password confirmed: sensitive routes accept this session for the next minutes' })
+  @errors(
+    [400, 'validation_failed / malformed_json'],
+    [401, 'unauthenticated, or invalid_credentials: wrong password (counts toward lockout)'],
+    [403, 'xsrf_failed'],
+    [409, 'no_local_password: re-authenticate through your external login provider'],
+    [423, 'locked_out: the password is not checked while the account is locked'],
+  )
+  async reauthenticate(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ReauthenticateDto): Promise<ReauthenticateResponse> {
+    const { user, session } = request.backOffice;
+    const manager = this.userManager;
+    if (!manager.hasPassword(user)) {
+      throw new BackOfficeHttpError(409, 'no_local_password', 'This account has no password; re-authenticate through your external login provider.');
+    }
+    if (manager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
+    if (!(await manager.checkPassword(user, body.password))) {
+      const counted = await manager.accessFailed(user);
+      if (counted.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
+      throw new BackOfficeHttpError(401, 'invalid_credentials', 'The password is incorrect.');
+    }
+    await manager.resetAccessFailedCount(user);
+    await this.sessions.markReauthenticated(session);
+    const until = new Date(session.reauthenticatedAt!.getTime() + this.options.session.reauthenticationMinutes * 60_000);
+    return { reauthenticatedUntil: until.toISOString() };
+  }
+
   @Get('sessions')
   @BackOfficeAuthorize()
   @ApiOkResponse({ type: [SessionResponse] })
   @errors([401, 'unauthenticated'])
   listSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<BackOfficeSessionDto[]> {
-    return this.sessions.list(request.backOffice.user.id, request.backOffice.session.id);
+    return this.sessions.list(request.backOffice.user, request.backOffice.session.id);
+  }
+
+  @Delete('sessions')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
+  @ApiOkResponse({ type: RevokedSessionsResponse, description: 'Signed out everywhere else: every other session of the user ended' })
+  @errors([401, 'unauthenticated or reauthentication_required'], [403, 'xsrf_failed'])
+  async revokeOtherSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<RevokedSessionsResponse> {
+    const { user, session } = request.backOffice;
+    const revoked = await this.sessions.revokeAll(user.id, session.id);
+    await this.userManager.notify(UserSessionsRevokedNotification, user, { count: revoked });
+    return { revoked };
   }
 
   @Delete('sessions/:id')

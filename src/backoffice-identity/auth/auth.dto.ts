@@ -48,6 +48,23 @@ export class UserTokenDto {
   token!: string;
 }
 
+export class ReauthenticateDto {
+  @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(MAX_PASSWORD_INPUT)
+  password!: string;
+}
+
+export class ReauthenticateResponse {
+  @ApiProperty({ format: 'date-time', description: 'Sensitive routes accept this session until then' })
+  reauthenticatedUntil!: string;
+}
+
+export class RevokedSessionsResponse {
+  @ApiProperty({ description: 'How many other sessions ended' }) revoked!: number;
+}
+
 export class ChangePasswordDto {
   @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
   @IsString()

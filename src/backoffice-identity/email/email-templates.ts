@@ -45,14 +45,28 @@ export class BackOfficeEmailTemplates {
   passwordReset(user: BackOfficeUser, token: string): BackOfficeEmailMessage {
     const link = this.link('reset-password', user.id, token);
     const minutes = Math.round(this.options.tokens.passwordResetLifespanHours * 60);
+    const twoFactor = user.twoFactorEnabled ? this.twoFactorResetNote() : '';
     return {
       to: user.email,
       subject: 'Reset your back-office password',
-      text: `Hello ${user.name},\n\nSomeone (hopefully you) asked to reset your back-office password. Choose a new one here:\n${link}\n\nThe link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.\n`,
+      text: `Hello ${user.name},\n\nSomeone (hopefully you) asked to reset your back-office password. Choose a new one here:\n${link}\n\nThe link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.\n${twoFactor ? `\n${twoFactor}\n` : ''}`,
       html:
         `<p>Hello ${escapeHtml(user.name)},</p><p>Someone (hopefully you) asked to reset your back-office password.</p>` +
         `<p><a href="${escapeHtml(link)}">Choose a new password</a></p>` +
-        `<p>The link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.</p>`,
+        `<p>The link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.</p>` +
+        (twoFactor ? `<p><strong>${escapeHtml(twoFactor)}</strong></p>` : ''),
     };
+  }
+
+  /**
+   * Told to users with two-factor authentication on: a new password does not turn it off, and who can.
+   * Override to name your own help desk.
+   */
+  protected twoFactorResetNote(): string {
+    return (
+      'Two-factor authentication is on for your account: a new password does not turn it off, so you will still ' +
+      'need a code from your authenticator app or one of your recovery codes to sign in. If you have lost both, ' +
+      'ask a back-office administrator to reset two-factor authentication for your account.'
+    );
   }
 }

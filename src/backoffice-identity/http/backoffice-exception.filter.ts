@@ -3,6 +3,7 @@ import { BaseExceptionFilter } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { isDatabaseUnavailableError } from '../common/database-errors.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http-error.js';
 
 const CODES: Record<number, string> = {
@@ -22,8 +23,10 @@ const CODES: Record<number, string> = {
 
 /**
  * Formats every error under the module's route prefix as `{ statusCode, code, message, errors? }`:
- * body-parser failures (malformed JSON, too large, bad charset) included. Unknown errors become a 500 with
- * no detail (logged server-side). Errors on the host app's other routes keep the host's default handling.
+ * body-parser failures (malformed JSON: 400 `malformed_json`; too large, bad charset) included. A database
+ * that is unreachable, restarting or past its statement timeout gives 503 `database_unavailable` with
+ * `Retry-After`. Unknown errors become a 500 with no detail (logged server-side). Errors on the host app's
+ * other routes keep the host's default handling.
  */
 @Catch()
 export class BackOfficeExceptionFilter extends BaseExceptionFilter {
@@ -43,12 +46,17 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
     const path = (request.originalUrl ?? request.url ?? '').split('?')[0];
     if (!`${path}/`.includes(this.prefix) && !(exception instanceof BackOfficeHttpError)) return super.catch(exception, host);
     if (response.headersSent) return;
-    const body = this.toBody(exception);
-    if (exception instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(exception.headers)) response.setHeader(k, v);
+    const error = isDatabaseUnavailableError(exception) ? BackOfficeHttpError.databaseUnavailable() : exception;
+    if (error !== exception) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
+    const body = this.toBody(error);
+    if (error instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(error.headers)) response.setHeader(k, v);
     response.status(body.statusCode).json(body);
   }
 
   private toBody(exception: unknown): BackOfficeErrorBody {
+    if (BackOfficeExceptionFilter.isMalformedJson(exception)) {
+      return { statusCode: 400, code: 'malformed_json', message: 'The request body is not valid JSON.' };
+    }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const payload = exception.getResponse();
@@ -61,12 +69,21 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
     const status = BackOfficeExceptionFilter.clientErrorStatus(exception);
     if (status) {
       // body-parser and other middleware errors that carry a 4xx status
-      const type = (exception as { type?: string }).type;
-      const message = type === 'entity.parse.failed' ? 'The request body is not valid JSON.' : (exception as Error).message;
-      return { statusCode: status, code: type === 'entity.parse.failed' ? 'malformed_json' : (CODES[status] ?? 'bad_request'), message };
+      return { statusCode: status, code: CODES[status] ?? 'bad_request', message: (exception as Error).message };
     }
     this.logger.error(`Unhandled error: ${exception instanceof Error ? `${exception.name}: ${exception.message}` : String(exception)}`);
     return { statusCode: 500, code: 'internal_error', message: 'Internal server error.' };
+  }
+
+  /**
+   * A body that is not JSON: body-parser's `entity.parse.failed` (Nest's Express adapter wraps it in a
+   * `BadRequestException` whose `cause` is the parser's `SyntaxError`), or a parser `SyntaxError` itself.
+   */
+  private static isMalformedJson(exception: unknown): boolean {
+    const parserError = (e: unknown) =>
+      typeof e === 'object' && e !== null && ((e as { type?: unknown }).type === 'entity.parse.failed' || e instanceof SyntaxError);
+    if (exception instanceof HttpException) return exception.getStatus() === 400 && parserError(exception.cause);
+    return parserError(exception) && BackOfficeExceptionFilter.clientErrorStatus(exception) === 400;
   }
 
   private static clientErrorStatus(exception: unknown): number | undefined {

@@ -29,6 +29,14 @@ export class BackOfficeHttpError extends HttpException {
   static invalidCredentials(): BackOfficeHttpError {
     return new BackOfficeHttpError(401, 'invalid_credentials', 'The username or password is incorrect.');
   }
+  /** 401 from `@RequiresRecentSignIn()` routes: `POST /auth/reauthenticate` first. */
+  static reauthenticationRequired(): BackOfficeHttpError {
+    return new BackOfficeHttpError(401, 'reauthentication_required', 'Confirm your password first (POST /auth/reauthenticate).');
+  }
+  /** 503 while the database is unreachable or too slow; the client may retry shortly. */
+  static databaseUnavailable(): BackOfficeHttpError {
+    return new BackOfficeHttpError(503, 'database_unavailable', 'The service is temporarily unavailable; try again shortly.', {}, { 'Retry-After': '1' });
+  }
   static forbidden(): BackOfficeHttpError {
     return new BackOfficeHttpError(403, 'forbidden', 'You may not do this.');
   }

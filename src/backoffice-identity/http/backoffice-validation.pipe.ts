@@ -23,9 +23,28 @@ function unstorableStringPaths(value: unknown, path = '', depth = 0): string[] {
   return Object.entries(value).flatMap(([key, v]) => unstorableStringPaths(v, path ? `${path}.${key}` : key, depth + 1));
 }
 
+/** Deepest nesting a body may have; the module's DTOs need 2. */
+export const MAX_BODY_DEPTH = 16;
+
+/**
+ * True when `value` nests objects or arrays deeper than `max`. Iterative (an explicit stack), so a body
+ * nested thousands deep is refused without any recursion (class-transformer would overflow the call stack).
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (typeof current !== 'object' || current === null) continue;
+    if (depth >= max) return true;
+    for (const child of Object.values(current)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /**
  * Validates bodies, queries and params; unknown fields and wrong types give 400 `validation_failed`,
- * and so do strings that were not valid UTF-8 (decoded to U+FFFD) or hold NUL.
+ * and so do strings that were not valid UTF-8 (decoded to U+FFFD) or hold NUL, and bodies nested deeper
+ * than {@link MAX_BODY_DEPTH} (checked first, without recursion).
  */
 @Injectable()
 export class BackOfficeValidationPipe extends ValidationPipe {
@@ -42,6 +61,11 @@ export class BackOfficeValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type !== 'custom' && nestedDeeperThan(value, MAX_BODY_DEPTH)) {
+      throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
+        errors: [{ field: '(body)', code: 'too_deep', description: `The body nests deeper than ${MAX_BODY_DEPTH} levels.` }],
+      });
+    }
     const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
     if (invalid.length > 0) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {

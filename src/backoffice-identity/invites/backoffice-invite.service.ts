@@ -37,11 +37,12 @@ export class BackOfficeInviteService {
   ) {}
 
   async invite(input: BackOfficeInviteInput, inviter: BackOfficeUser | null): Promise<IdentityResult<BackOfficeInviteOutcome>> {
-    const created = await this.userManager.createUser({ email: input.email, name: input.name, groups: input.groups, invited: true });
+    // The user and the invite token are written in one transaction: never an invited user without a token.
+    const created = await this.userManager.createInvitedUser({ email: input.email, name: input.name, groups: input.groups });
     if (!created.succeeded) return IdentityResult.failed(...created.errors);
-    const user = created.value!;
+    const { user, token } = created.value!;
     await this.userManager.notify(UserInvitedNotification, user);
-    return IdentityResult.success({ user, delivery: await this.send(user, inviter, input.message) });
+    return IdentityResult.success({ user, delivery: await this.send(user, inviter, input.message, token) });
   }
 
   /** Issues a new invite token (the old one stops working) and sends the email again. */
@@ -55,8 +56,8 @@ export class BackOfficeInviteService {
     return deriveUserState(user, this.clock.now()) === 'invited';
   }
 
-  private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string): Promise<BackOfficeInviteOutcome['delivery']> {
-    const token = await this.userManager.generateInviteToken(user);
+  private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery']> {
+    const token = issued ?? (await this.userManager.generateInviteToken(user));
     try {
       return await this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user);
     } catch (error) {

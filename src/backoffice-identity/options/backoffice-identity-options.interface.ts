@@ -41,6 +41,28 @@ export interface BackOfficeSessionOptions {
   secureCookies?: boolean;
   /** `false`: a new login revokes the user's other sessions. Default true. */
   allowConcurrentLogins?: boolean;
+  /**
+   * Minutes a sign-in (or `POST /auth/reauthenticate`) counts as recent for routes marked
+   * `@RequiresRecentSignIn()` (2FA changes, signing out everywhere, ...); older sessions get 401
+   * `reauthentication_required`. Default 5.
+   */
+  reauthenticationMinutes?: number;
+}
+
+/** How the module protects itself from a slow or unreachable database. */
+export interface BackOfficeDatabaseOptions {
+  /**
+   * Server-side `statement_timeout` (ms) set on each connection of the DataSource's pool, unless the pool
+   * already sets one (`extra.statement_timeout`). A stuck query then fails and the request answers 503
+   * `database_unavailable` instead of hanging. `0` leaves the connections alone. Default 5000.
+   */
+  statementTimeoutMs?: number;
+  /**
+   * How long (ms) to wait for a pooled connection (pg's `connectionTimeoutMillis`), unless the pool already
+   * sets one: during an outage requests answer 503 within this time instead of waiting forever. `0` leaves it
+   * alone. Default 1000.
+   */
+  connectionTimeoutMs?: number;
 }
 
 /** Lifetimes of single-use tokens. */
@@ -118,6 +140,8 @@ export interface BackOfficeIdentityOptions {
    */
   email?: BackOfficeEmailOptions;
   twoFactor?: BackOfficeTwoFactorOptions;
+  /** Statement and connection timeouts. Defaults: 5 s and 1 s. */
+  database?: BackOfficeDatabaseOptions;
   /**
    * Minutes between runs that delete expired sessions, pending 2FA sign-ins, unknown-username counters and
    * old single-use tokens. Default 60; `0` turns the timer off.
@@ -133,8 +157,9 @@ export interface BackOfficeIdentityOptions {
 
 /** Options with every default filled in. */
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database'>
 > & {
+  database: Required<BackOfficeDatabaseOptions>;
   password: Required<BackOfficePasswordOptions>;
   lockout: Required<BackOfficeLockoutOptions>;
   session: Required<BackOfficeSessionOptions>;

@@ -21,14 +21,15 @@ function describe(value: unknown): string {
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
-    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
+    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
     // swaps, validated by the module itself
     'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
     'errorDescriber', 'clock', 'extraProviders',
   ],
   password: ['requiredLength', 'maxLength', 'rejectCommon', 'requireDigit', 'requireLowercase', 'requireUppercase', 'requireNonLetterOrDigit', 'hashCost'],
   lockout: ['maxFailedAccessAttempts', 'durationMinutes'],
-  session: ['idleTimeoutMinutes', 'absoluteTimeoutHours', 'cookieName', 'secureCookies', 'allowConcurrentLogins'],
+  session: ['idleTimeoutMinutes', 'absoluteTimeoutHours', 'cookieName', 'secureCookies', 'allowConcurrentLogins', 'reauthenticationMinutes'],
+  database: ['statementTimeoutMs', 'connectionTimeoutMs'],
   tokens: ['inviteLifespanHours', 'passwordResetLifespanHours'],
   email: ['from', 'smtpUrl', 'pickupDirectory'],
   twoFactor: ['encryptionKey', 'issuer', 'providers', 'pendingMinutes'],
@@ -150,6 +151,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   const rateLimits = root.section('rateLimits');
   const email = root.section('email');
   const twoFactor = root.section('twoFactor');
+  const database = root.section('database');
 
   const requiredLength = password.int('requiredLength', 12, 1, 1024);
   const resolved: ResolvedBackOfficeIdentityOptions = {
@@ -175,6 +177,11 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       cookieName: session.string('cookieName', 'backoffice_session', /^[A-Za-z0-9_.-]{1,64}$/, 'must be a cookie name of letters, digits, "_", "-" or "."'),
       secureCookies: session.bool('secureCookies', true),
       allowConcurrentLogins: session.bool('allowConcurrentLogins', true),
+      reauthenticationMinutes: session.number('reauthenticationMinutes', 5, 0.1, 60 * 24),
+    },
+    database: {
+      statementTimeoutMs: database.int('statementTimeoutMs', 5000, 0, 3_600_000),
+      connectionTimeoutMs: database.int('connectionTimeoutMs', 1000, 0, 600_000),
     },
     tokens: {
       inviteLifespanHours: tokens.number('inviteLifespanHours', 72, 0.01, 24 * 365),

@@ -8,6 +8,13 @@ import { BackOfficeSessionService, type BackOfficeAuthentication } from './backo
 import { BackOfficeSessionCookies } from './session-cookies.js';
 
 export const BACKOFFICE_AUTHORIZE_METADATA = 'backoffice:authorize';
+export const BACKOFFICE_RECENT_SIGN_IN_METADATA = 'backoffice:recent-sign-in';
+
+/** Options of `@RequiresRecentSignIn()`. */
+export interface RequiresRecentSignInOptions {
+  /** Minutes a sign-in or re-authentication counts as recent here. Default: `session.reauthenticationMinutes` (5). */
+  withinMinutes?: number;
+}
 
 /** Options of `@BackOfficeAuthorize()`. */
 export interface BackOfficeAuthorizeOptions {
@@ -22,7 +29,9 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
  * Authenticates the session cookie; on state-changing methods also checks the XSRF double submit
- * (403 `xsrf_failed`), then the groups of `@BackOfficeAuthorize({ groups })` (403 `forbidden`).
+ * (403 `xsrf_failed`), then the groups of `@BackOfficeAuthorize({ groups })` (403 `forbidden`), then the
+ * step-up rule of `@RequiresRecentSignIn()` (401 `reauthentication_required`). Runs once per request even
+ * when both decorators add it: a second run reuses the first one's authentication.
  */
 @Injectable()
 export class BackOfficeAuthGuard implements CanActivate {
@@ -34,20 +43,27 @@ export class BackOfficeAuthGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
+    const auth = request.backOffice ?? (await this.authenticate(request));
+    const targets = [context.getHandler(), context.getClass()];
+    const options = this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, targets);
+    if (options?.groups?.length && !BackOfficeAuthGuard.inAnyGroup(auth.user, options.groups)) throw BackOfficeHttpError.forbidden();
+    const stepUp = this.reflector.getAllAndOverride<RequiresRecentSignInOptions | undefined>(BACKOFFICE_RECENT_SIGN_IN_METADATA, targets);
+    if (stepUp && !this.sessions.isRecentlyAuthenticated(auth.session, stepUp.withinMinutes)) {
+      throw BackOfficeHttpError.reauthenticationRequired();
+    }
+    return true;
+  }
+
+  private async authenticate(request: BackOfficeAuthenticatedRequest): Promise<BackOfficeAuthenticatedRequest['backOffice']> {
     const token = this.cookies.readToken(request);
     const auth = await this.sessions.authenticate(token);
     if (!auth || !token) throw BackOfficeHttpError.unauthenticated();
     if (!SAFE_METHODS.has(request.method ?? 'GET') && !this.cookies.checkXsrf(request, token)) {
       throw new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.');
     }
-    const options = this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
-    if (options?.groups?.length && !BackOfficeAuthGuard.inAnyGroup(auth.user, options.groups)) throw BackOfficeHttpError.forbidden();
     request.backOffice = { ...auth, token };
     BackOfficeRequestContextStore.current().performingUserId = auth.user.id;
-    return true;
+    return request.backOffice;
   }
 
   private static inAnyGroup(user: BackOfficeUser, groups: string[]): boolean {

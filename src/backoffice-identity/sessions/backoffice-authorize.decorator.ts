@@ -1,11 +1,14 @@
 import { applyDecorators, createParamDecorator, type ExecutionContext, SetMetadata, UseGuards } from '@nestjs/common';
-import { ApiCookieAuth } from '@nestjs/swagger';
+import { ApiCookieAuth, ApiResponse } from '@nestjs/swagger';
+import { ErrorResponse } from '../auth/auth.dto.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import {
   BACKOFFICE_AUTHORIZE_METADATA,
+  BACKOFFICE_RECENT_SIGN_IN_METADATA,
   BackOfficeAuthGuard,
   type BackOfficeAuthenticatedRequest,
   type BackOfficeAuthorizeOptions,
+  type RequiresRecentSignInOptions,
 } from './backoffice-auth.guard.js';
 
 /**
@@ -19,6 +22,30 @@ import {
  */
 export const BackOfficeAuthorize = (options: BackOfficeAuthorizeOptions = {}) =>
   applyDecorators(SetMetadata(BACKOFFICE_AUTHORIZE_METADATA, options), UseGuards(BackOfficeAuthGuard), ApiCookieAuth('backoffice_session'));
+
+/**
+ * Step-up re-authentication for a sensitive route (ASVS 4.0 3.7.1): the session must have signed in or
+ * re-authenticated (`POST /auth/reauthenticate { password }`) within `session.reauthenticationMinutes`
+ * (default 5), else 401 `reauthentication_required`. Implies `@BackOfficeAuthorize()` (session, XSRF);
+ * combine with it for groups. Applies to a route or a whole controller.
+ *
+ * ```ts
+ * @BackOfficeAuthorize({ groups: ['admin'] })
+ * @RequiresRecentSignIn()
+ * @Delete('api-keys/:id') revokeKey(...) { ... }
+ * ```
+ */
+export const RequiresRecentSignIn = (options: RequiresRecentSignInOptions = {}) =>
+  applyDecorators(
+    SetMetadata(BACKOFFICE_RECENT_SIGN_IN_METADATA, options),
+    UseGuards(BackOfficeAuthGuard),
+    ApiCookieAuth('backoffice_session'),
+    ApiResponse({
+      status: 401,
+      type: ErrorResponse,
+      description: 'unauthenticated, or reauthentication_required: no sign-in or POST /auth/reauthenticate within the last minutes',
+    }),
+  );
 
 /** The signed-in user (public shape) of a route protected by `@BackOfficeAuthorize()`. */
 export const CurrentBackOfficeUser = createParamDecorator((_data: unknown, context: ExecutionContext): BackOfficeUserDto | undefined => {

@@ -32,7 +32,9 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 /**
  * Server-side sessions in PostgreSQL. The cookie carries a 256-bit random token; only its SHA-256 is stored.
  * A session ends on logout or revocation, after the idle timeout (sliding) or the absolute timeout (never
- * extended), and as soon as the user's security stamp changes or the user is disabled or locked out.
+ * extended), and as soon as the user's security stamp changes or the user is disabled. A lockout blocks new
+ * sign-ins only (as in ASP.NET Core Identity): sessions that already exist keep working, so failed guesses
+ * at an admin's password cannot keep that admin out.
  */
 @Injectable()
 export class BackOfficeSessionService {
@@ -40,6 +42,7 @@ export class BackOfficeSessionService {
   private readonly absoluteMs: number;
   /** Last-seen writes are throttled to one per this interval per session. */
   private readonly touchIntervalMs: number;
+  private readonly reauthenticationMs: number;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -50,6 +53,7 @@ export class BackOfficeSessionService {
     this.idleMs = options.session.idleTimeoutMinutes * 60_000;
     this.absoluteMs = options.session.absoluteTimeoutHours * 3_600_000;
     this.touchIntervalMs = Math.min(60_000, this.idleMs / 4);
+    this.reauthenticationMs = options.session.reauthenticationMinutes * 60_000;
   }
 
   private get sessions() {
@@ -67,6 +71,7 @@ export class BackOfficeSessionService {
       createdAt: now,
       lastSeenAt: now,
       expiresAt: new Date(now.getTime() + this.absoluteMs),
+      reauthenticatedAt: now,
       revokedAt: null,
       ip: context.ip?.slice(0, 64) ?? null,
       userAgent: context.userAgent?.slice(0, 512) ?? null,
@@ -82,7 +87,7 @@ export class BackOfficeSessionService {
     const now = this.clock.now();
     if (!session || !this.isLive(session, now)) return null;
     const user = await this.userManager.findById(session.userId);
-    if (!user || !user.isApproved || this.userManager.isLockedOut(user) || user.securityStamp !== session.securityStamp) return null;
+    if (!user || !user.isApproved || user.securityStamp !== session.securityStamp) return null;
     if (now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
       await this.sessions.update({ id: session.id, revokedAt: IsNull() }, { lastSeenAt: now });
       session.lastSeenAt = now;
@@ -95,7 +100,7 @@ export class BackOfficeSessionService {
     const rows = await preparedQuery<Record<string, any>>(
       this.dataSource,
       'backoffice_find_session_by_token_hash',
-      `SELECT id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, revoked_at, ip, user_agent
+      `SELECT id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, revoked_at, ip, user_agent
        FROM backoffice_session WHERE token_hash = $1`,
       [tokenHash],
     );
@@ -109,6 +114,7 @@ export class BackOfficeSessionService {
       createdAt: row.created_at,
       lastSeenAt: row.last_seen_at,
       expiresAt: row.expires_at,
+      reauthenticatedAt: row.reauthenticated_at,
       revokedAt: row.revoked_at,
       ip: row.ip,
       userAgent: row.user_agent,
@@ -123,11 +129,20 @@ export class BackOfficeSessionService {
     );
   }
 
-  /** The user's live sessions, most recently seen first. */
-  async list(userId: string, currentSessionId?: string): Promise<BackOfficeSessionDto[]> {
+  /**
+   * The user's live sessions, most recently seen first: only those made under the user's current security
+   * stamp (the others no longer authenticate).
+   */
+  async list(user: Pick<BackOfficeUser, 'id' | 'securityStamp'>, currentSessionId?: string): Promise<BackOfficeSessionDto[]> {
     const now = this.clock.now();
     const rows = await this.sessions.find({
-      where: { userId, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(new Date(now.getTime() - this.idleMs)) },
+      where: {
+        userId: user.id,
+        securityStamp: user.securityStamp,
+        revokedAt: IsNull(),
+        expiresAt: MoreThan(now),
+        lastSeenAt: MoreThan(new Date(now.getTime() - this.idleMs)),
+      },
       order: { lastSeenAt: 'DESC' },
     });
     return rows.map((s) => ({
@@ -154,6 +169,23 @@ export class BackOfficeSessionService {
       : { userId, revokedAt: IsNull() };
     const result = await this.sessions.update(where, { revokedAt: this.clock.now() });
     return result.affected ?? 0;
+  }
+
+  /** True while the session's last sign-in or re-authentication lies within `session.reauthenticationMinutes`. */
+  isRecentlyAuthenticated(session: Pick<BackOfficeSessionEntity, 'reauthenticatedAt'>, withinMinutes?: number): boolean {
+    const windowMs = withinMinutes === undefined ? this.reauthenticationMs : withinMinutes * 60_000;
+    const at = session.reauthenticatedAt;
+    return at !== null && this.clock.now().getTime() - new Date(at).getTime() < windowMs;
+  }
+
+  /**
+   * Records that the session's user has just proved who they are (password, or an external provider's
+   * round trip): `@RequiresRecentSignIn()` routes accept the session for the next few minutes.
+   */
+  async markReauthenticated(session: BackOfficeSessionEntity): Promise<void> {
+    const now = this.clock.now();
+    await this.sessions.update({ id: session.id, revokedAt: IsNull() }, { reauthenticatedAt: now });
+    session.reauthenticatedAt = now;
   }
 
   /** Keeps `sessionId` alive across a security-stamp change made by its own user (e.g. password change). */

@@ -13,7 +13,7 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
-import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
@@ -74,6 +74,7 @@ export class TwoFactorController {
   @Post('setup')
   @HttpCode(200)
   @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
   @ApiOkResponse({ type: TwoFactorSetupResponse })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'unknown_provider, validation_failed' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
@@ -88,6 +89,7 @@ export class TwoFactorController {
   @Post('enable')
   @HttpCode(200)
   @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
   @ApiOkResponse({ type: RecoveryCodesResponse, description: 'On; the user\'s other sessions end; 10 recovery codes, shown once' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_code, unknown_provider' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
@@ -107,10 +109,11 @@ export class TwoFactorController {
   }
 
   @Post('disable')
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_credentials: wrong password; unauthenticated; reauthentication_required' })
   @HttpCode(200)
   @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
   @ApiOkResponse({ description: 'Off; the user\'s other sessions end' })
-  @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_credentials: wrong password' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled' })
   async disable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorDisableDto): Promise<{ status: 'success' }> {

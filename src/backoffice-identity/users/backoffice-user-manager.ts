@@ -21,7 +21,8 @@ import {
   UsersImportedNotification,
 } from '../notifications/notifications.js';
 import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
-import { newRecoveryCode, normalizeRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
+import { hashRecoveryCode, legacyRecoveryCodeHash, newRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
+import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from './backoffice-user.js';
 import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
@@ -33,6 +34,7 @@ import {
   BackOfficeDuplicateUserError,
   type BackOfficeUserStore,
   type FailedAccessResult,
+  type NewBackOfficeUser,
   isTransactionalUserStore,
   isUnknownUserLockoutStore,
   isUserGroupStore,
@@ -199,6 +201,28 @@ export class BackOfficeUserManager {
   }
 
   async createUser(input: CreateBackOfficeUserInput): Promise<IdentityResult<BackOfficeUser>> {
+    return this.createUserRecord(input);
+  }
+
+  /**
+   * Creates an invited user (no password) together with a live invite token, in one transaction of the store:
+   * a failure half-way (e.g. the database going away) never leaves an invited user without a token.
+   */
+  async createInvitedUser(input: Omit<CreateBackOfficeUserInput, 'password' | 'invited'>): Promise<IdentityResult<{ user: BackOfficeUser; token: string }>> {
+    if (!this.supportsUserTokens) return IdentityResult.failed(this.errorDescriber.notSupported('tokens'));
+    const token = randomToken(32);
+    const now = this.now();
+    const initialToken = {
+      purpose: 'invite' as const,
+      tokenHash: sha256Hex(token),
+      expiresAt: new Date(now.getTime() + this.options.tokens.inviteLifespanHours * 3_600_000),
+    };
+    const created = await this.createUserRecord({ ...input, password: undefined, invited: true }, initialToken);
+    if (!created.succeeded) return IdentityResult.failed(...created.errors);
+    return IdentityResult.success({ user: created.value!, token });
+  }
+
+  private async createUserRecord(input: CreateBackOfficeUserInput, initialToken?: NewBackOfficeUser['initialToken']): Promise<IdentityResult<BackOfficeUser>> {
     const d = this.errorDescriber;
     const { candidate, errors } = await this.prepareUserCandidate(input);
     if (input.password !== undefined) errors.push(...(await this.collectPasswordErrors(input.password, null)));
@@ -221,6 +245,7 @@ export class BackOfficeUserManager {
           isApproved: input.isApproved ?? true,
           invitedAt: input.invited ? now : null,
           groups: [...new Set(groups)],
+          ...(initialToken ? { initialToken } : {}),
         },
         now,
       );
@@ -497,13 +522,21 @@ export class BackOfficeUserManager {
   /** Counts one failed login for a username that matches no user (same lockout rules, no notification of a user). */
   async accessFailedForUnknownUser(normalizedUsername: string): Promise<FailedAccessResult> {
     if (!isUnknownUserLockoutStore(this.store)) return { alreadyLocked: false, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
-    return (this.store as UnknownUserLockoutStore).recordFailedAccessForUnknownUser(normalizedUsername, this.lockoutPolicy(), this.now());
+    return (this.store as UnknownUserLockoutStore).recordFailedAccessForUnknownUser(this.attemptedUsernameKey(normalizedUsername), this.lockoutPolicy(), this.now());
   }
 
   /** The lockout end of a username that matches no user, or null when it is not locked. */
   async unknownUserLockoutEnd(normalizedUsername: string): Promise<Date | null> {
     if (!isUnknownUserLockoutStore(this.store)) return null;
-    return this.store.getUnknownUserLockoutEnd(normalizedUsername, this.now());
+    return this.store.getUnknownUserLockoutEnd(this.attemptedUsernameKey(normalizedUsername), this.now());
+  }
+
+  /**
+   * What is stored for a username that matches no user: a keyed HMAC (the key derived from
+   * `twoFactor.encryptionKey`), never the text, since people type passwords into the username field.
+   */
+  attemptedUsernameKey(normalizedUsername: string): string {
+    return keyedHash(this.options, 'login-attempt', normalizedUsername);
   }
 
   protected lockoutPolicy() {
@@ -577,17 +610,22 @@ export class BackOfficeUserManager {
     return found ? found.verify(user, code) : false;
   }
 
-  /** New recovery codes (the old ones stop working); only their SHA-256 is stored. */
+  /**
+   * New recovery codes of 80 random bits (the old ones stop working); only a keyed, per-user HMAC of each is
+   * stored (see `hashRecoveryCode`).
+   */
   async generateNewRecoveryCodes(user: BackOfficeUser, count = 10): Promise<string[]> {
     if (!isUserRecoveryCodeStore(this.store)) throw new Error('The user store does not support recovery codes.');
     const codes = Array.from({ length: count }, () => newRecoveryCode());
-    await this.store.replaceRecoveryCodes(user.id, codes.map((c) => sha256Hex(normalizeRecoveryCode(c))), this.now());
+    await this.store.replaceRecoveryCodes(user.id, codes.map((c) => hashRecoveryCode(this.options, user.id, c)), this.now());
     return codes;
   }
 
+  /** Uses up a recovery code: a current one, or one issued before 0.2 (kept working once; see the README). */
   async redeemRecoveryCode(user: BackOfficeUser, code: string): Promise<boolean> {
     if (!isUserRecoveryCodeStore(this.store) || typeof code !== 'string' || code.length > 64) return false;
-    return this.store.redeemRecoveryCode(user.id, sha256Hex(normalizeRecoveryCode(code)), this.now());
+    const hashes = [hashRecoveryCode(this.options, user.id, code), legacyRecoveryCodeHash(user.id, code)];
+    return this.store.redeemRecoveryCode(user.id, hashes, this.now());
   }
 
   /** Turns 2FA off: every enrolment and recovery code removed, the flag off, a new security stamp. */
@@ -603,10 +641,16 @@ export class BackOfficeUserManager {
   /** Enables or disables (Umbraco's `IsApproved`) a user. Disabling renews the stamp, ending sessions. */
   async setApproved(user: BackOfficeUser, isApproved: boolean): Promise<IdentityResult> {
     const removesAdmin = !isApproved && user.isApproved && user.groups.includes('admin');
-    const written = await this.writeUnlessLastAdmin(removesAdmin, (store) => store.updateProfile(user.id, { isApproved }, this.now()));
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => store.updateProfile(user.id, { isApproved }, this.now()));
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     user.isApproved = isApproved;
-    if (!isApproved) await this.updateSecurityStamp(user);
+    if (!isApproved) {
+      await this.updateSecurityStamp(user);
+      // A link mailed before the disable must not work once the user is enabled again.
+      if (isUserTokenStore(this.store)) {
+        for (const purpose of ['password_reset', 'invite'] as const) await this.store.voidTokens(user.id, purpose, this.now());
+      }
+    }
     if (isApproved) await this.notify(UserEnabledNotification, user);
     else await this.notify(UserDisabledNotification, user);
     return IdentityResult.success();
@@ -619,7 +663,7 @@ export class BackOfficeUserManager {
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
     const removesAdmin = user.isApproved && user.groups.includes('admin') && !aliases.includes('admin');
-    const written = await this.writeUnlessLastAdmin(removesAdmin, (store) => (store as unknown as UserGroupStore).setGroups(user.id, aliases));
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => (store as unknown as UserGroupStore).setGroups(user.id, aliases));
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     user.groups = aliases;
     await this.updateSecurityStamp(user);
@@ -628,16 +672,18 @@ export class BackOfficeUserManager {
   }
 
   /**
-   * Runs `write`; when it takes an enabled admin away, only while another enabled admin remains, checked and
-   * written under the store's `admin` group lock so two admins cannot remove each other at once.
+   * Runs `write`; when it takes an admin away, only while another admin who can sign in now remains (enabled,
+   * invite accepted, not locked out), checked and written under the store's `admin` group lock so two admins
+   * cannot remove each other at once.
    */
-  private async writeUnlessLastAdmin(removesAdmin: boolean, write: (store: BackOfficeUserStore) => Promise<void>): Promise<boolean> {
+  private async writeUnlessLastAdmin(removesAdmin: boolean, userId: string, write: (store: BackOfficeUserStore) => Promise<void>): Promise<boolean> {
     if (!removesAdmin || !isUserGroupStore(this.store)) {
       await write(this.store);
       return true;
     }
     return this.store.withGroupLock('admin', async (store) => {
-      if ((await (store as unknown as UserGroupStore).countApprovedInGroup('admin')) <= 1) return false;
+      const others = await (store as unknown as UserGroupStore).countApprovedInGroup('admin', { now: this.now(), exceptUserId: userId });
+      if (others < 1) return false;
       await write(store);
       return true;
     });

@@ -10,7 +10,7 @@ import { BackOfficeInviteService, type BackOfficeInviteOutcome } from '../invite
 import { InviteUserDto } from '../invites/invite.dto.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
-import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
@@ -162,6 +162,7 @@ export class UsersController {
 
   @Post(':id/2fa/reset')
   @HttpCode(200)
+  @RequiresRecentSignIn()
   @ApiOkResponse({ type: UserResponse, description: 'The user\'s 2FA is off, enrolments and recovery codes removed, sessions ended' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @adminErrors()

@@ -155,7 +155,7 @@ export class TypeOrmBackOfficeUserStore
   }
 
   async create(user: NewBackOfficeUser, now: Date): Promise<BackOfficeUser> {
-    const { groups, ...fields } = user;
+    const { groups, initialToken, ...fields } = user;
     return this.transaction(async (store) => {
       const groupEntities = await store.groupsByAlias(groups);
       const entity = store.users.create({ ...fields, createdAt: now, updatedAt: now, groups: groupEntities });
@@ -164,6 +164,7 @@ export class TypeOrmBackOfficeUserStore
       } catch (error) {
         throw TypeOrmBackOfficeUserStore.translateUniqueViolation(error);
       }
+      if (initialToken) await store.replaceToken(entity.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now);
       return toUser(entity);
     });
   }
@@ -296,22 +297,22 @@ export class TypeOrmBackOfficeUserStore
     await this.users.update({ id: userId }, { lockoutEnd, updatedAt: now });
   }
 
-  async getUnknownUserLockoutEnd(normalizedUsername: string, now: Date): Promise<Date | null> {
+  async getUnknownUserLockoutEnd(usernameKey: string, now: Date): Promise<Date | null> {
     const rows: Array<{ lockout_end: Date }> = await this.manager.query(
-      `SELECT lockout_end FROM backoffice_login_attempt WHERE normalized_username = $1 AND lockout_end > $2::timestamptz`,
-      [normalizedUsername, now],
+      `SELECT lockout_end FROM backoffice_login_attempt WHERE username_hash = $1 AND lockout_end > $2::timestamptz`,
+      [usernameKey, now],
     );
     return rows[0] ? new Date(rows[0].lockout_end) : null;
   }
 
-  async recordFailedAccessForUnknownUser(normalizedUsername: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult> {
+  async recordFailedAccessForUnknownUser(usernameKey: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult> {
     const rows = await this.manager.query(
-      `INSERT INTO backoffice_login_attempt AS a (normalized_username, access_failed_count, lockout_end, updated_at)
+      `INSERT INTO backoffice_login_attempt AS a (username_hash, access_failed_count, lockout_end, updated_at)
        VALUES ($1, CASE WHEN 1 >= $2::int THEN 0 ELSE 1 END, CASE WHEN 1 >= $2::int THEN $3::timestamptz END, $4::timestamptz)
-       ON CONFLICT (normalized_username) DO UPDATE SET ${countFailure('a')}
+       ON CONFLICT (username_hash) DO UPDATE SET ${countFailure('a')}
        WHERE a.lockout_end IS NULL OR a.lockout_end <= $4::timestamptz
        RETURNING access_failed_count, lockout_end`,
-      [normalizedUsername, policy.maxFailedAccessAttempts, policy.lockoutEnd, now],
+      [usernameKey, policy.maxFailedAccessAttempts, policy.lockoutEnd, now],
     );
     return TypeOrmBackOfficeUserStore.failedAccessResult(rows, now);
   }
@@ -414,12 +415,14 @@ export class TypeOrmBackOfficeUserStore
     });
   }
 
-  async redeemRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean> {
+  async redeemRecoveryCode(userId: string, codeHashes: string | readonly string[], now: Date): Promise<boolean> {
+    const hashes = typeof codeHashes === 'string' ? [codeHashes] : [...codeHashes];
     const rows = await this.manager.query(
-      `UPDATE backoffice_user_recovery_code SET used_at = $3 WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL RETURNING id`,
-      [userId, codeHash, now],
+      `UPDATE backoffice_user_recovery_code SET used_at = $3
+       WHERE user_id = $1 AND code_hash = ANY($2::text[]) AND used_at IS NULL RETURNING id`,
+      [userId, hashes, now],
     );
-    return (Array.isArray(rows[0]) ? rows[0] : rows).length === 1;
+    return (Array.isArray(rows[0]) ? rows[0] : rows).length >= 1;
   }
 
   async countRecoveryCodes(userId: string): Promise<number> {
@@ -450,12 +453,18 @@ export class TypeOrmBackOfficeUserStore
     });
   }
 
-  async countApprovedInGroup(alias: string): Promise<number> {
-    return this.users
+  async countApprovedInGroup(alias: string, options: { now?: Date; exceptUserId?: string } = {}): Promise<number> {
+    const qb = this.users
       .createQueryBuilder('u')
       .innerJoin('u.groups', 'g', 'g.alias = :alias', { alias })
-      .where('u.isApproved = true')
-      .getCount();
+      .where('u.isApproved = true');
+    if (options.now) {
+      qb.andWhere('(u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now: options.now }).andWhere(
+        'NOT (u.invitedAt IS NOT NULL AND u.passwordHash IS NULL AND u.lastLoginAt IS NULL)',
+      );
+    }
+    if (isUuid(options.exceptUserId)) qb.andWhere('u.id <> :exceptUserId', { exceptUserId: options.exceptUserId });
+    return qb.getCount();
   }
 
   async list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }> {

@@ -5,7 +5,13 @@ import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.e
 export type NewBackOfficeUser = Pick<
   BackOfficeUser,
   'username' | 'normalizedUsername' | 'email' | 'normalizedEmail' | 'name' | 'passwordHash' | 'securityStamp' | 'isApproved' | 'invitedAt' | 'groups'
->;
+> & {
+  /**
+   * A single-use token (e.g. the invite) to store with the user. A store that implements `UserTokenStore`
+   * must write it in the same transaction as the user, so neither exists without the other.
+   */
+  initialToken?: { purpose: BackOfficeTokenPurpose; tokenHash: string; expiresAt: Date };
+};
 
 /** Profile fields a store can update in place. */
 export type BackOfficeUserProfileChanges = Partial<
@@ -70,8 +76,9 @@ export interface UserLockoutStore {
 
 /** Counts failed logins for usernames that match no user, so lockout is no account oracle. */
 export interface UnknownUserLockoutStore {
-  getUnknownUserLockoutEnd(normalizedUsername: string, now: Date): Promise<Date | null>;
-  recordFailedAccessForUnknownUser(normalizedUsername: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult>;
+  /** `usernameKey` is a keyed hash of the attempted username (the text is never stored). */
+  getUnknownUserLockoutEnd(usernameKey: string, now: Date): Promise<Date | null>;
+  recordFailedAccessForUnknownUser(usernameKey: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult>;
 }
 
 export interface UserTwoFactorStore {
@@ -109,11 +116,11 @@ export interface UserAuthenticatorKeyStore {
   removeAuthenticatorKey(userId: string, provider: string): Promise<void>;
 }
 
-/** Single-use recovery codes, stored as SHA-256 (like `IUserTwoFactorRecoveryCodeStore`). */
+/** Single-use recovery codes, stored as keyed hashes (like `IUserTwoFactorRecoveryCodeStore`). */
 export interface UserRecoveryCodeStore {
   replaceRecoveryCodes(userId: string, codeHashes: string[], now: Date): Promise<void>;
-  /** Uses the code up; true for exactly one caller. */
-  redeemRecoveryCode(userId: string, codeHash: string, now: Date): Promise<boolean>;
+  /** Uses up the unused code whose stored hash is any of `codeHashes`; true for exactly one caller. */
+  redeemRecoveryCode(userId: string, codeHashes: string | readonly string[], now: Date): Promise<boolean>;
   countRecoveryCodes(userId: string): Promise<number>;
 }
 
@@ -126,8 +133,11 @@ export interface UserGroupStore {
   listGroups(): Promise<BackOfficeGroup[]>;
   /** Replaces the user's groups. */
   setGroups(userId: string, aliases: string[]): Promise<void>;
-  /** Users in a group who are approved. */
-  countApprovedInGroup(alias: string): Promise<number>;
+  /**
+   * Users of a group who are approved. With `now`: only those who can sign in at that time (approved, not
+   * waiting for an invite to be accepted, not locked out); `exceptUserId` leaves one user out of the count.
+   */
+  countApprovedInGroup(alias: string, options?: { now?: Date; exceptUserId?: string }): Promise<number>;
   /** Runs `work` in a transaction holding an exclusive lock on the group (serialises "last admin" checks). */
   withGroupLock<T>(alias: string, work: (store: BackOfficeUserStore & UserGroupStore) => Promise<T>): Promise<T>;
 }

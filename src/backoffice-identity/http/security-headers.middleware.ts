@@ -1,0 +1,30 @@
+import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+
+/**
+ * On every answer under the route prefix (errors included): `Cache-Control: no-store` (answers carry
+ * secrets such as a TOTP secret or recovery codes, and personal data; ASVS 4.0 8.2.1), `Pragma: no-cache`
+ * for HTTP/1.0 caches, `X-Content-Type-Options: nosniff`, and no `X-Powered-By` naming the stack.
+ * The host app's other routes are left alone.
+ */
+@Injectable()
+export class BackOfficeSecurityHeadersMiddleware implements NestMiddleware {
+  private readonly prefix: string;
+
+  constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
+    this.prefix = `/${options.routePrefix}`;
+  }
+
+  use(request: IncomingMessage, response: ServerResponse, next: () => void): void {
+    const path = ((request as { originalUrl?: string }).originalUrl ?? request.url ?? '').split('?')[0];
+    if (path === this.prefix || path.startsWith(`${this.prefix}/`)) {
+      response.setHeader('Cache-Control', 'no-store');
+      response.setHeader('Pragma', 'no-cache');
+      response.setHeader('X-Content-Type-Options', 'nosniff');
+      response.removeHeader('X-Powered-By');
+    }
+    next();
+  }
+}
