@@ -101,12 +101,14 @@ export * from './decorators.js';
 
 export { BackOfficeHttpError, type BackOfficeErrorBody } from './http/backoffice-http-error.js';
 export { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
-export { BackOfficeAuthorize, CurrentBackOfficeUser } from './sessions/backoffice-authorize.decorator.js';
+export { BackOfficeAuthorize, CurrentBackOfficeUser, RequiresRecentSignIn } from './sessions/backoffice-authorize.decorator.js';
 export {
   BackOfficeAuthGuard,
   type BackOfficeAuthenticatedRequest,
   type BackOfficeAuthorizeOptions,
+  type RequiresRecentSignInOptions,
 } from './sessions/backoffice-auth.guard.js';
+export { isDatabaseUnavailableError } from './common/database-errors.js';
 export {
   BackOfficeSessionService,
   type BackOfficeAuthentication,

