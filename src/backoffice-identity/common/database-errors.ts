@@ -13,6 +13,12 @@ const UNAVAILABLE_SQLSTATES = new Set([
 /** Node socket errors of a server that went away. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
+/**
+ * TypeORM errors of a transaction whose connection was lost: TypeORM releases the query runner when its
+ * client emits an error, and every later query of that transaction then throws one of these.
+ */
+const RELEASED_RUNNER_ERRORS = new Set(['QueryRunnerAlreadyReleasedError', 'QueryRunnerProviderAlreadyReleasedError', 'ConnectionIsNotSetError']);
+
 /** Messages of `pg` / `pg-pool` for a lost or unobtainable connection (they carry no code). */
 const MESSAGES = [
   /Connection terminated/i,
@@ -35,7 +41,8 @@ export function isDatabaseUnavailableError(error: unknown): boolean {
   let current: unknown = error;
   while (typeof current === 'object' && current !== null && !seen.has(current)) {
     seen.add(current);
-    const { code, message } = current as { code?: unknown; message?: unknown };
+    const { code, message, name } = current as { code?: unknown; message?: unknown; name?: unknown };
+    if (typeof name === 'string' && RELEASED_RUNNER_ERRORS.has(name)) return true;
     if (typeof code === 'string' && (UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08') || NETWORK_CODES.has(code))) return true;
     if (typeof message === 'string' && MESSAGES.some((m) => m.test(message))) return true;
     const next = current as { driverError?: unknown; cause?: unknown; errors?: unknown };
