@@ -31,7 +31,8 @@ describe('OpenAPI document', () => {
       ['delete', '/backoffice/auth/sessions/{id}'], ['post', '/backoffice/users/invite'], ['post', '/backoffice/users/{id}/resend-invite'],
       ['get', '/backoffice/users'], ['post', '/backoffice/users/{id}/disable'], ['post', '/backoffice/users/{id}/enable'],
       ['post', '/backoffice/users/{id}/unlock'], ['put', '/backoffice/users/{id}/groups'], ['delete', '/backoffice/users/{id}/sessions'],
-      ['post', '/backoffice/users/{id}/2fa/reset'], ['get', '/backoffice/audit'],
+      ['post', '/backoffice/users/{id}/2fa/reset'], ['get', '/backoffice/audit'], ['post', '/backoffice/auth/reauthenticate'],
+      ['delete', '/backoffice/auth/sessions'],
     ];
     for (const [method, path] of expected) {
       expect(paths, path).toContain(path);
@@ -41,9 +42,16 @@ describe('OpenAPI document', () => {
       const errorCodes = Object.keys(operation.responses).filter((code) => Number(code) >= 400);
       expect(errorCodes.length, `${method} ${path}`).toBeGreaterThan(0);
       expect(operation.responses[errorCodes[0]].content['application/json'].schema.$ref).toMatch(/ErrorResponse/);
+      // every route can meet a database outage
+      expect(operation.responses['503']?.description, `${method} ${path}`).toMatch(/database_unavailable/);
+      if (operation.requestBody) expect(operation.responses['400'].description, `${method} ${path}`).toMatch(/malformed_json/);
+    }
+    // step-up routes document reauthentication_required
+    for (const [method, path] of [['post', '/backoffice/auth/2fa/setup'], ['post', '/backoffice/auth/2fa/enable'], ['post', '/backoffice/auth/2fa/disable'], ['delete', '/backoffice/auth/sessions'], ['post', '/backoffice/users/{id}/2fa/reset']]) {
+      expect(document.paths[path][method].responses['401'].description, `${method} ${path}`).toMatch(/reauthentication_required/);
     }
     const login = document.paths['/backoffice/auth/login'].post;
-    expect(Object.keys(login.responses).sort()).toEqual(['200', '400', '401', '403', '415', '423', '429']);
+    expect(Object.keys(login.responses).sort()).toEqual(['200', '400', '401', '403', '415', '423', '429', '503']);
     expect(login.requestBody.content['application/json'].schema.$ref).toMatch(/LoginDto/);
     expect(document.components.schemas.LoginDto.required).toEqual(['username', 'password']);
   });

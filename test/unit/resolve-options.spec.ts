@@ -36,6 +36,9 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['session.cookieName', 'backoffice_session'],
       ['session.allowConcurrentLogins', true],
       ['session.secureCookies', true],
+      ['session.reauthenticationMinutes', 5],
+      ['database.statementTimeoutMs', 5000],
+      ['database.connectionTimeoutMs', 1000],
       ['tokens.inviteLifespanHours', 72],
       ['tokens.passwordResetLifespanHours', 1],
       ['allowPasswordReset', true],
@@ -68,8 +71,9 @@ describe('resolveBackOfficeIdentityOptions', () => {
         usernameIsEmail: false,
         password: { requiredLength: 8, maxLength: 64, rejectCommon: false, requireDigit: true, hashCost: 4 },
         lockout: { maxFailedAccessAttempts: 3, durationMinutes: 0 },
-        session: { idleTimeoutMinutes: 30, cookieName: 'my.session-id', allowConcurrentLogins: false },
+        session: { idleTimeoutMinutes: 30, cookieName: 'my.session-id', allowConcurrentLogins: false, reauthenticationMinutes: 2.5 },
         tokens: { inviteLifespanHours: 24 },
+        database: { statementTimeoutMs: 0 },
         allowPasswordReset: false,
         denyLocalLogin: true,
         publicUrl: 'https://backoffice.example.com',
@@ -93,7 +97,9 @@ describe('resolveBackOfficeIdentityOptions', () => {
         cookieName: 'my.session-id',
         secureCookies: true,
         allowConcurrentLogins: false,
+        reauthenticationMinutes: 2.5,
       });
+      expect(resolved.database).toEqual({ statementTimeoutMs: 0, connectionTimeoutMs: 1000 });
       expect(resolved.tokens).toEqual({ inviteLifespanHours: 24, passwordResetLifespanHours: 1 });
       expect(resolved.allowPasswordReset).toBe(false);
       expect(resolved.denyLocalLogin).toBe(true);
@@ -189,6 +195,13 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['routePrefix with an empty segment', { routePrefix: 'admin//api' }, 'routePrefix'],
       ['routePrefix empty', { routePrefix: '' }, 'routePrefix'],
       ['routePrefix as a boolean', { routePrefix: true }, 'routePrefix'],
+      // step-up window and database timeouts
+      ['session.reauthenticationMinutes 0', { session: { reauthenticationMinutes: 0 } }, 'session.reauthenticationMinutes'],
+      ['session.reauthenticationMinutes as a string', { session: { reauthenticationMinutes: '5' } }, 'session.reauthenticationMinutes'],
+      ['database.statementTimeoutMs negative', { database: { statementTimeoutMs: -1 } }, 'database.statementTimeoutMs'],
+      ['database.statementTimeoutMs not an integer', { database: { statementTimeoutMs: 1.5 } }, 'database.statementTimeoutMs'],
+      ['database.connectionTimeoutMs as a string', { database: { connectionTimeoutMs: '1s' } }, 'database.connectionTimeoutMs'],
+      ['an unknown key in database', { database: { timeout: 5 } }, 'database.timeout'],
     ];
 
     it.each(cases)('%s -> "%s"', (_title, options, path) => {

@@ -11,6 +11,31 @@ export interface BackOfficeOpenApiOptions {
   swaggerUi?: boolean;
 }
 
+const ERROR_SCHEMA = { $ref: '#/components/schemas/ErrorResponse' };
+
+/**
+ * Adds the answers every route of the module can give: 503 `database_unavailable` (database unreachable,
+ * restarting or past its statement timeout; `Retry-After: 1`), and on routes with a JSON body 400
+ * `malformed_json` and `validation_failed` for bodies nested too deep.
+ */
+function addCommonErrors(document: OpenAPIObject, routePrefix: string): OpenAPIObject {
+  for (const [path, item] of Object.entries(document.paths)) {
+    if (!path.startsWith(`/${routePrefix}/`)) continue;
+    for (const operation of Object.values(item as Record<string, { responses?: Record<string, any>; requestBody?: unknown }>)) {
+      if (!operation?.responses) continue;
+      operation.responses['503'] ??= {
+        description: 'database_unavailable: the database is unreachable, restarting or too slow; retry after Retry-After seconds',
+        content: { 'application/json': { schema: ERROR_SCHEMA } },
+      };
+      if (!operation.requestBody) continue;
+      const badRequest = (operation.responses['400'] ??= { description: 'validation_failed', content: { 'application/json': { schema: ERROR_SCHEMA } } });
+      if (!/malformed_json/.test(badRequest.description)) badRequest.description += ' / malformed_json: the body is not valid JSON';
+      badRequest.description += ' (a body nested deeper than 16 levels: validation_failed with code too_deep)';
+    }
+  }
+  return document;
+}
+
 /**
  * Builds the OpenAPI document of the app (the module's routes and the host's) and serves it at
  * `/<routePrefix>/openapi.json`, with Swagger UI at `/<routePrefix>/docs`. Call before `app.listen()`.
@@ -26,7 +51,7 @@ export function setupBackOfficeOpenApi(app: INestApplication, options: BackOffic
     .setVersion(options.version ?? '0.1.0')
     .addCookieAuth(resolved.session.cookieName, { type: 'apiKey', in: 'cookie', name: resolved.session.cookieName }, 'backoffice_session')
     .build();
-  const document = SwaggerModule.createDocument(app, config);
+  const document = addCommonErrors(SwaggerModule.createDocument(app, config), resolved.routePrefix);
   SwaggerModule.setup(`${resolved.routePrefix}/docs`, app, document, {
     jsonDocumentUrl: `${resolved.routePrefix}/openapi.json`,
     swaggerUiEnabled: options.swaggerUi ?? true,
