@@ -64,8 +64,11 @@ for (const [name, file, find, replace, testFile, filter] of MUTATIONS) {
   let caught = false;
   try {
     execFileSync('npx', ['vitest', 'run', '--project', project, testFile, '-t', filter], { stdio: 'pipe', timeout: 300_000 });
-  } catch {
-    caught = true;
+  } catch (error) {
+    // caught only when a test ran and failed an assertion (not when the mutated file failed to load)
+    const output = `${error.stdout ?? ''}${error.stderr ?? ''}`.replace(/\x1b\[[0-9;]*m/g, '');
+    caught = /Tests\s+\d+ failed/.test(output);
+    if (!caught) console.log(output.split('\n').slice(-15).join('\n'));
   } finally {
     restore();
   }
