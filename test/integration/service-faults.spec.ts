@@ -1,20 +1,9 @@
-import { createServer } from 'node:net';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { TestSmtpServer } from '../support/smtp.js';
+import { freePort as closedPort } from '../support/private-postgres.js';
 import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** SMTP and Redis going away (the database faults are in database-faults.spec.ts). */
 describe('Faults of the other services: SMTP down, Redis down', () => {

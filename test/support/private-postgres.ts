@@ -11,7 +11,8 @@ const BIN = process.env.PG_BIN_DIR ?? '/usr/lib/postgresql/15/bin';
 /** True when a private server can be started here (PostgreSQL 15 binaries installed). */
 export const privatePostgresAvailable = () => existsSync(join(BIN, 'initdb')) && existsSync(join(BIN, 'pg_ctl'));
 
-async function freePort(): Promise<number> {
+/** A loopback port that was free a moment ago (nothing listens on it now). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
