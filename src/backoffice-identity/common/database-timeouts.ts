@@ -6,21 +6,23 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 
 /** The parts of a `pg` Pool (and its clients) this service touches. */
 interface PgPoolLike {
-  options: { connectionTimeoutMillis?: number; statement_timeout?: number; options?: string };
-  on(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
+  options: { connectionTimeoutMillis?: number; statement_timeout?: number; options?: string; onConnect?: (client: PgClientLike) => unknown };
+  readonly idleCount: number;
+  connect(): Promise<PgClientLike & { release(error?: Error | boolean): void }>;
 }
 interface PgClientLike {
   query(text: string): Promise<unknown>;
 }
 
 const isPgPool = (value: unknown): value is PgPoolLike =>
-  typeof value === 'object' && value !== null && typeof (value as PgPoolLike).on === 'function' && typeof (value as PgPoolLike).options === 'object';
+  typeof value === 'object' && value !== null && typeof (value as PgPoolLike).connect === 'function' && typeof (value as PgPoolLike).options === 'object';
 
 /**
  * Keeps requests from hanging on a slow or unreachable database (`database` options): on the DataSource's
  * `pg` pool it sets the wait for a connection (`connectionTimeoutMillis`) and a server-side
- * `statement_timeout` on every connection, unless the host configured either itself. Connections opened
- * before start-up get the timeout on their next checkout (a `SET` queued ahead of the caller's query).
+ * `statement_timeout` on every connection, unless the host configured either itself. New connections run
+ * the `SET` in pg-pool's `onConnect` hook (before anyone uses them); connections already open at start-up
+ * get it once, at initialisation.
  */
 @Injectable()
 export class BackOfficeDatabaseTimeouts implements OnModuleInit {
@@ -31,7 +33,7 @@ export class BackOfficeDatabaseTimeouts implements OnModuleInit {
     private readonly moduleRef: ModuleRef,
   ) {}
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
     let dataSource: DataSource | undefined;
     try {
       dataSource = this.moduleRef.get(DataSource, { strict: false });
@@ -43,18 +45,25 @@ export class BackOfficeDatabaseTimeouts implements OnModuleInit {
     const { statementTimeoutMs, connectionTimeoutMs } = this.options.database;
     if (connectionTimeoutMs > 0 && !pool.options.connectionTimeoutMillis) pool.options.connectionTimeoutMillis = connectionTimeoutMs;
     const hostSetsTimeout = pool.options.statement_timeout !== undefined || /statement_timeout/.test(pool.options.options ?? '');
-    if (statementTimeoutMs > 0 && !hostSetsTimeout) this.applyStatementTimeout(pool, statementTimeoutMs);
+    if (statementTimeoutMs > 0 && !hostSetsTimeout) await this.applyStatementTimeout(pool, `SET statement_timeout = ${Math.floor(statementTimeoutMs)}`);
   }
 
-  private applyStatementTimeout(pool: PgPoolLike, ms: number): void {
-    const configured = new WeakSet<PgClientLike>();
-    pool.on('acquire', (client) => {
-      if (configured.has(client)) return;
-      configured.add(client);
-      // Queued before the caller's first query on this connection; a failure only means no timeout there.
-      client.query(`SET statement_timeout = ${Math.floor(ms)}`).catch((error: Error) => {
-        this.logger.warn(`Could not set statement_timeout on a database connection: ${error.message}`);
-      });
-    });
+  private async applyStatementTimeout(pool: PgPoolLike, sql: string): Promise<void> {
+    const hostHook = pool.options.onConnect;
+    pool.options.onConnect = async (client) => {
+      await client.query(sql);
+      await hostHook?.(client);
+    };
+    // Connections opened before (migrations, start-up checks) sit idle in the pool: check them out and set it.
+    const open = await Promise.all(Array.from({ length: pool.idleCount }, () => pool.connect()));
+    for (const client of open) {
+      try {
+        await client.query(sql);
+        client.release();
+      } catch (error) {
+        this.logger.warn(`Could not set statement_timeout on a database connection: ${(error as Error).message}`);
+        client.release(true);
+      }
+    }
   }
 }
