@@ -32,6 +32,7 @@ const MUTATIONS = [
   // issue items 1-8 and 10: each fix undone
   ['1 no depth limit', `${SRC}/http/backoffice-validation.pipe.ts`, "if (metadata.type !== 'custom' && nestedDeeperThan(value, MAX_BODY_DEPTH))", 'if (false)', HARDENING, 'nested 1,500 deep'],
   ['2 last admin counts every approved admin', `${SRC}/users/stores/typeorm-user-store.ts`, '    if (options.now) {', '    if (options.now && false) {', HARDENING, 'only admins who can sign in now count'],
+  ['2 import counts every approved admin', `${SRC}/users/stores/typeorm-user-import.ts`, "WHERE g.alias = $1 AND ${canSignInNow('u', '$2')}`", "WHERE g.alias = $1 AND u.is_approved AND $2::timestamptz IS NOT NULL`", HARDENING, 'only admins who can sign in now count'],
   ['3 lockout suspends sessions', `${SRC}/sessions/backoffice-session.service.ts`, 'if (!user || !user.isApproved || user.securityStamp', 'if (!user || !user.isApproved || this.userManager.isLockedOut(user) || user.securityStamp', HARDENING, 'do not keep that admin out'],
   ['4 no step-up on 2FA setup', `${SRC}/two-factor/two-factor.controller.ts`, "  @Post('setup')\n  @HttpCode(200)\n  @BackOfficeAuthorize()\n  @RequiresRecentSignIn()\n", "  @Post('setup')\n  @HttpCode(200)\n  @BackOfficeAuthorize()\n", HARDENING, 'stolen cookie cannot enrol'],
   ['4 reset email silent about 2FA', `${SRC}/email/email-templates.ts`, 'const twoFactor = user.twoFactorEnabled ? this.twoFactorResetNote() :', 'const twoFactor = false ? this.twoFactorResetNote() :', HARDENING, 'password reset email tells'],

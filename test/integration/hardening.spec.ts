@@ -139,6 +139,10 @@ describe('Hardening: what an attacker found (issue #14)', () => {
       expect(demoteSelf.body.code).toBe('last_admin');
       const disableSelf = await admin.post(`/users/${root.id}/disable`);
       expectClientError(disableSelf, 409);
+      // the import route (onConflict: update) applies the same rule
+      const imported = await admin.post('/users/import', { users: [{ email: root.email, name: 'Root', groups: ['editor'] }], onConflict: 'update' });
+      expect(imported.status, imported.text).toBe(200);
+      expect(imported.body.results[0]).toMatchObject({ outcome: 'invalid', errors: [{ code: 'last_admin' }] });
 
       const locked = await newUser({ groups: ['admin'] });
       await ctx.userManager.setLockoutEnd(locked, new Date(ctx.clock.now().getTime() + 60 * MINUTE));

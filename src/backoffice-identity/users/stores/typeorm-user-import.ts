@@ -13,6 +13,14 @@ interface ImportWriteOptions {
   protectedGroup: string;
 }
 
+/**
+ * SQL of "this user can sign in now" (approved, not locked out, not waiting for an invite to be accepted): only
+ * such admins keep the back office administrable, as in the manager's last-admin rule.
+ */
+const canSignInNow = (u: string, now: string) =>
+  `${u}.is_approved AND (${u}.lockout_end IS NULL OR ${u}.lockout_end <= ${now}::timestamptz)
+   AND NOT (${u}.invited_at IS NOT NULL AND ${u}.password_hash IS NULL AND ${u}.last_login_at IS NULL)`;
+
 const rowsOf = <T>(result: unknown): T[] => (Array.isArray((result as unknown[])[0]) ? (result as T[][])[0] : (result as T[]));
 
 /**
@@ -22,7 +30,7 @@ const rowsOf = <T>(result: unknown): T[] => (Array.isArray((result as unknown[])
  */
 export async function writeImportedUsers(manager: EntityManager, rows: ImportedUserRow[], options: ImportWriteOptions, now: Date): Promise<ImportRowOutcome[]> {
   const outcomes: ImportRowOutcome[] = new Array(rows.length);
-  const existing = await findExisting(manager, rows, options.protectedGroup);
+  const existing = await findExisting(manager, rows, options.protectedGroup, now);
   const byEmail = new Map(existing.map((u) => [u.normalized_email, u]));
   const byUsername = new Map(existing.map((u) => [u.normalized_username, u]));
   const inserts: number[] = [];
@@ -48,7 +56,7 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     }
   }
 
-  const allowed = await withoutLastProtectedMember(manager, updates, rows, options.protectedGroup, outcomes);
+  const allowed = await withoutLastProtectedMember(manager, updates, rows, options.protectedGroup, outcomes, now);
   for (const { index, target } of allowed) {
     await updateUser(manager, target.id, rows[index], now);
     outcomes[index] = 'updated';
@@ -68,13 +76,13 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   return outcomes;
 }
 
-async function findExisting(manager: EntityManager, rows: ImportedUserRow[], protectedGroup: string): Promise<ExistingUser[]> {
+async function findExisting(manager: EntityManager, rows: ImportedUserRow[], protectedGroup: string, now: Date): Promise<ExistingUser[]> {
   const result = await manager.query(
     `SELECT u.id, u.normalized_email, u.normalized_username,
-            u.is_approved AND EXISTS (SELECT 1 FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
+            ${canSignInNow('u', '$4')} AND EXISTS (SELECT 1 FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
                                       WHERE ug.user_id = u.id AND g.alias = $3) AS demotable
      FROM backoffice_user u WHERE u.normalized_email = ANY($1::varchar[]) OR u.normalized_username = ANY($2::varchar[])`,
-    [rows.map((r) => r.normalizedEmail), rows.map((r) => r.normalizedUsername), protectedGroup],
+    [rows.map((r) => r.normalizedEmail), rows.map((r) => r.normalizedUsername), protectedGroup, now],
   );
   return rowsOf<ExistingUser>(result);
 }
@@ -109,8 +117,8 @@ async function insertUsers(manager: EntityManager, rows: ImportedUserRow[], now:
 }
 
 /**
- * The updates that may run: one that takes an approved member out of `protectedGroup` (disables them or drops
- * the group) only while another approved member remains, counted under the group's advisory lock (the same
+ * The updates that may run: one that takes a member who can sign in now out of `protectedGroup` (disables them
+ * or drops the group) only while another such member remains, counted under the group's advisory lock (the same
  * lock as the manager's last-admin check). The others are marked `last_admin`.
  */
 async function withoutLastProtectedMember(
@@ -119,6 +127,7 @@ async function withoutLastProtectedMember(
   rows: ImportedUserRow[],
   protectedGroup: string,
   outcomes: ImportRowOutcome[],
+  now: Date,
 ): Promise<Array<{ index: number; target: ExistingUser }>> {
   const demotes = (u: { index: number; target: ExistingUser }) =>
     u.target.demotable && !(rows[u.index].isApproved && rows[u.index].groups.includes(protectedGroup));
@@ -127,8 +136,8 @@ async function withoutLastProtectedMember(
   const counted = rowsOf<{ n: number }>(
     await manager.query(
       `SELECT count(*)::int AS n FROM backoffice_user u JOIN backoffice_user_group ug ON ug.user_id = u.id
-       JOIN backoffice_group g ON g.id = ug.group_id WHERE g.alias = $1 AND u.is_approved`,
-      [protectedGroup],
+       JOIN backoffice_group g ON g.id = ug.group_id WHERE g.alias = $1 AND ${canSignInNow('u', '$2')}`,
+      [protectedGroup, now],
     ),
   );
   let remaining = Number(counted[0]?.n ?? 0);
