@@ -38,7 +38,7 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['session.secureCookies', true],
       ['session.reauthenticationMinutes', 5],
       ['database.statementTimeoutMs', 5000],
-      ['database.connectionTimeoutMs', 1000],
+      ['database.connectionTimeoutMs', 5000],
       ['tokens.inviteLifespanHours', 72],
       ['tokens.passwordResetLifespanHours', 1],
       ['allowPasswordReset', true],
@@ -99,7 +99,7 @@ describe('resolveBackOfficeIdentityOptions', () => {
         allowConcurrentLogins: false,
         reauthenticationMinutes: 2.5,
       });
-      expect(resolved.database).toEqual({ statementTimeoutMs: 0, connectionTimeoutMs: 1000 });
+      expect(resolved.database).toEqual({ statementTimeoutMs: 0, connectionTimeoutMs: 5000 });
       expect(resolved.tokens).toEqual({ inviteLifespanHours: 24, passwordResetLifespanHours: 1 });
       expect(resolved.allowPasswordReset).toBe(false);
       expect(resolved.denyLocalLogin).toBe(true);

@@ -59,8 +59,10 @@ export interface BackOfficeDatabaseOptions {
   statementTimeoutMs?: number;
   /**
    * How long (ms) to wait for a pooled connection (pg's `connectionTimeoutMillis`), unless the pool already
-   * sets one: during an outage requests answer 503 within this time instead of waiting forever. `0` leaves it
-   * alone. Default 1000.
+   * sets one: a server that does not answer the connection attempt then gives 503 within this time instead of a
+   * request that waits forever (a server that is down refuses at once and answers 503 sooner). pg-pool also
+   * applies it to the wait for a free connection of a busy pool, so a small value sheds load in bursts: keep it
+   * at least as long as `statementTimeoutMs`. `0` leaves it alone. Default 5000.
    */
   connectionTimeoutMs?: number;
 }
@@ -140,7 +142,7 @@ export interface BackOfficeIdentityOptions {
    */
   email?: BackOfficeEmailOptions;
   twoFactor?: BackOfficeTwoFactorOptions;
-  /** Statement and connection timeouts. Defaults: 5 s and 1 s. */
+  /** Statement and connection timeouts. Defaults: 5 s and 5 s. */
   database?: BackOfficeDatabaseOptions;
   /**
    * Minutes between runs that delete expired sessions, pending 2FA sign-ins, unknown-username counters and

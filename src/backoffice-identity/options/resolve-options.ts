@@ -181,7 +181,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     },
     database: {
       statementTimeoutMs: database.int('statementTimeoutMs', 5000, 0, 3_600_000),
-      connectionTimeoutMs: database.int('connectionTimeoutMs', 1000, 0, 600_000),
+      connectionTimeoutMs: database.int('connectionTimeoutMs', 5000, 0, 600_000),
     },
     tokens: {
       inviteLifespanHours: tokens.number('inviteLifespanHours', 72, 0.01, 24 * 365),
