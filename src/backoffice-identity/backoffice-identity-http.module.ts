@@ -5,7 +5,10 @@ import { PasswordResetController } from './auth/password-reset.controller.js';
 import { InviteAcceptController } from './invites/invite-accept.controller.js';
 import { UsersController } from './users/users.controller.js';
 import { TwoFactorController } from './two-factor/two-factor.controller.js';
+import { BackOfficeUiController } from './ui/ui.controller.js';
 
-/** The REST controllers; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
-@Module({ controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, UsersController, AuditController] })
+/** The REST controllers and the sign-in screens; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
+@Module({
+  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, UsersController, AuditController, BackOfficeUiController],
+})
 export class BackOfficeIdentityHttpModule {}

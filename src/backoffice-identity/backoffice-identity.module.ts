@@ -24,6 +24,7 @@ import { BackOfficeRequestContextMiddleware } from './common/request-context.mid
 import { BackOfficeSecurityHeadersMiddleware } from './http/security-headers.middleware.js';
 import { BackOfficeDatabaseTimeouts } from './common/database-timeouts.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
+import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
@@ -52,6 +53,7 @@ const SHARED_SERVICES = [
   BackOfficeInviteService,
   BackOfficePasswordResetService,
   BackOfficeTwoFactorChallengeService,
+  BackOfficeUiAssets,
 ];
 
 const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;

@@ -1,5 +1,5 @@
 import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
-import { ApiBody, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
@@ -8,9 +8,9 @@ import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js'
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { UserLogoutSuccessNotification, UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { SESSION_PEEK_HEADER, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
-import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
+import { BackOfficeSessionService, type BackOfficeSessionDeadlines, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
@@ -22,11 +22,11 @@ import {
   LoginDto,
   LoginResponse,
   LogoutResponse,
+  MeResponse,
   ReauthenticateDto,
   ReauthenticateResponse,
   RevokedSessionsResponse,
   SessionResponse,
-  UserResponse,
 } from './auth.dto.js';
 import { signInError } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
@@ -88,10 +88,12 @@ export class AuthController {
 
   @Get('me')
   @BackOfficeAuthorize()
-  @ApiOkResponse({ type: UserResponse })
+  @ApiHeader({ name: SESSION_PEEK_HEADER, required: false, description: '`1`: answer without sliding the idle deadline' })
+  @ApiOkResponse({ type: MeResponse, description: 'The signed-in user, with the session\'s idle and absolute deadlines' })
   @errors([401, 'unauthenticated'])
-  me(@Req() request: BackOfficeAuthenticatedRequest): BackOfficeUserDto {
-    return toBackOfficeUserDto(request.backOffice.user, this.clock.now());
+  me(@Req() request: BackOfficeAuthenticatedRequest): BackOfficeUserDto & { session: BackOfficeSessionDeadlines } {
+    const { user, session } = request.backOffice;
+    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(session) };
   }
 
   @Post('change-password')

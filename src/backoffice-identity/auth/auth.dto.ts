@@ -91,6 +91,16 @@ export class UserResponse implements BackOfficeUserDto {
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
 }
 
+export class SessionDeadlinesResponse {
+  @ApiProperty({ format: 'date-time', description: 'The server clock, to correct for client clock skew' }) now!: string;
+  @ApiProperty({ format: 'date-time', description: 'Sliding: moved by every authenticated request except peeks' }) idleExpiresAt!: string;
+  @ApiProperty({ format: 'date-time', description: 'Never extended' }) absoluteExpiresAt!: string;
+}
+
+export class MeResponse extends UserResponse {
+  @ApiProperty({ type: SessionDeadlinesResponse }) session!: SessionDeadlinesResponse;
+}
+
 export class LoginResponse {
   @ApiProperty({ enum: ['success', 'requiresTwoFactor'] }) status!: 'success' | 'requiresTwoFactor';
   @ApiPropertyOptional({ type: UserResponse }) user?: UserResponse;

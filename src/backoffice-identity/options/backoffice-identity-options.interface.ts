@@ -114,6 +114,32 @@ export interface BackOfficeTwoFactorOptions {
   pendingMinutes?: number;
 }
 
+/** Look of the sign-in screens, as Umbraco's login screen allows. Validated at start-up: no HTML or CSS can be injected. */
+export interface BackOfficeUiBranding {
+  /** Product name in page titles and headings (plain text, up to 80 characters). Default `Back office`. */
+  productName?: string;
+  /** Logo: an `https:` URL or a same-origin path such as `/static/logo.svg`. Default: none. */
+  logoUrl?: string;
+  /** Accent colour of buttons and links: `#rgb` or `#rrggbb`. Default `#1b6ac9`. */
+  accentColor?: string;
+  /** Background image of the sign-in pages: an `https:` URL or a same-origin path. Default: none. */
+  backgroundImageUrl?: string;
+}
+
+/** The sign-in screens below the route prefix (`/backoffice/`, `/backoffice/account`, ...). */
+export interface BackOfficeUiOptions {
+  /** Serve the pages and `assets/session.js`. Default true (`ui: false` is the same as `{ enabled: false }`). */
+  enabled?: boolean;
+  /** Overrides of the message catalogue (see `BACKOFFICE_UI_MESSAGES` for every key and its English text). */
+  messages?: Partial<import('../ui/ui-messages.js').BackOfficeUiMessages>;
+  /** Product name, logo, accent colour, background image. */
+  branding?: BackOfficeUiBranding;
+  /** Where the pages go after sign-in when there is no `returnUrl`: a same-origin path. Default: the account page. */
+  defaultReturnUrl?: string;
+  /** Seconds before the idle deadline at which the pages and `session.js` warn. Default 120 (at most half the idle timeout). */
+  idleWarningSeconds?: number;
+}
+
 /** Options of {@link BackOfficeIdentityModule}. Every field is optional. */
 export interface BackOfficeIdentityOptions {
   /** Prefix of every route. Default `backoffice`. */
@@ -155,13 +181,16 @@ export interface BackOfficeIdentityOptions {
   passwordValidators?: PasswordValidator[];
   /** Extra user validators, run after the built-in ones. */
   userValidators?: UserValidator[];
+  /** The sign-in screens; on by default, `false` turns them off. */
+  ui?: false | BackOfficeUiOptions;
 }
 
 /** Options with every default filled in. */
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui'>
 > & {
   database: Required<BackOfficeDatabaseOptions>;
+  ui: ResolvedBackOfficeUiOptions;
   password: Required<BackOfficePasswordOptions>;
   lockout: Required<BackOfficeLockoutOptions>;
   session: Required<BackOfficeSessionOptions>;
@@ -175,6 +204,15 @@ export type ResolvedBackOfficeIdentityOptions = Required<
   };
   rateLimits: Required<Omit<BackOfficeRateLimitOptions, 'redisUrl'>> & { redisUrl?: string };
 };
+
+/** The sign-in screens' options with every default filled in. */
+export interface ResolvedBackOfficeUiOptions {
+  enabled: boolean;
+  messages: import('../ui/ui-messages.js').BackOfficeUiMessages;
+  branding: Required<Pick<BackOfficeUiBranding, 'productName' | 'accentColor'>> & Pick<BackOfficeUiBranding, 'logoUrl' | 'backgroundImageUrl'>;
+  defaultReturnUrl?: string;
+  idleWarningSeconds: number;
+}
 
 /** A class, or a full provider definition without `provide`. */
 export type BackOfficeProviderSpec<T> =

@@ -1,4 +1,9 @@
-import type { BackOfficeIdentityOptions, ResolvedBackOfficeIdentityOptions } from './backoffice-identity-options.interface.js';
+import { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from '../ui/ui-messages.js';
+import type {
+  BackOfficeIdentityOptions,
+  ResolvedBackOfficeIdentityOptions,
+  ResolvedBackOfficeUiOptions,
+} from './backoffice-identity-options.interface.js';
 
 /** Thrown at start-up when an option is wrong; the message names the option. */
 export class BackOfficeIdentityOptionsError extends Error {
@@ -24,7 +29,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
     'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
     // swaps, validated by the module itself
     'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
-    'errorDescriber', 'clock', 'extraProviders',
+    'errorDescriber', 'clock', 'extraProviders', 'ui',
   ],
   password: ['requiredLength', 'maxLength', 'rejectCommon', 'requireDigit', 'requireLowercase', 'requireUppercase', 'requireNonLetterOrDigit', 'hashCost'],
   lockout: ['maxFailedAccessAttempts', 'durationMinutes'],
@@ -33,6 +38,9 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   tokens: ['inviteLifespanHours', 'passwordResetLifespanHours'],
   email: ['from', 'smtpUrl', 'pickupDirectory'],
   twoFactor: ['encryptionKey', 'issuer', 'providers', 'pendingMinutes'],
+  ui: ['enabled', 'messages', 'branding', 'defaultReturnUrl', 'idleWarningSeconds'],
+  'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
+  'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
   rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'redisUrl'],
 };
 
@@ -117,13 +125,80 @@ class OptionReader {
     return [...value] as T[];
   }
 
-  section(key: string): OptionReader {
-    const value = this.source[key] ?? {};
+  /** An optional `https:` URL or same-origin path (for images the pages load). No quotes, brackets or spaces. */
+  optionalAssetUrl(key: string): string | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null || value === '') return undefined;
+    const expectation = 'must be an https: URL or a same-origin path such as "/static/logo.svg" (no quotes, spaces, brackets or backslashes)';
+    if (typeof value !== 'string' || value.length > 2048 || !SAFE_URL_CHARS.test(value)) throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
+    if (isSameOriginPath(value)) return value;
+    try {
+      if (new URL(value).protocol === 'https:') return value;
+    } catch {
+      // reported below
+    }
+    throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
+  }
+
+  /** An optional same-origin path (`/...`, not `//host`). */
+  optionalPath(key: string): string | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null || value === '') return undefined;
+    if (typeof value !== 'string' || value.length > 2048 || !isSameOriginPath(value)) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), 'must be a same-origin path such as "/admin" (starting with one "/")', value);
+    }
+    return value;
+  }
+
+  /** Every entry a plain-text string of at most `maxLength` characters. */
+  strings(maxLength: number): Record<string, string> {
+    const result: Record<string, string> = {};
+    for (const [key, value] of Object.entries(this.source)) {
+      if (typeof value !== 'string' || value.length > maxLength || /[\0-\x08\x0b\x0c\x0e-\x1f]/.test(value)) {
+        throw new BackOfficeIdentityOptionsError(this.name(key), `must be a string of at most ${maxLength} characters without control characters`, value);
+      }
+      result[key] = value;
+    }
+    return result;
+  }
+
+  section(key: string, given?: unknown): OptionReader {
+    const value = given ?? this.source[key] ?? {};
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new BackOfficeIdentityOptionsError(this.name(key), 'must be an object', value);
     }
     return new OptionReader(value as Record<string, unknown>, this.name(key));
   }
+}
+
+/** Characters allowed in branding URLs: nothing that could end a CSS `url()` or an HTML attribute. */
+const SAFE_URL_CHARS = /^[A-Za-z0-9\-._~:/?#@!$&*+,;=%]+$/;
+
+/** `/path` but not `//host` or `/\\host`: a path on this origin. */
+export function isSameOriginPath(value: string): boolean {
+  return value.startsWith('/') && !value.startsWith('//') && !value.startsWith('/\\') && !/[\0-\x1f\\]/.test(value);
+}
+
+function resolveUi(root: OptionReader, raw: unknown, idleTimeoutMinutes: number): ResolvedBackOfficeUiOptions {
+  const source = raw === false ? { enabled: false } : raw;
+  if (source !== undefined && (typeof source !== 'object' || source === null || Array.isArray(source))) {
+    throw new BackOfficeIdentityOptionsError('ui', 'must be false or an object', source);
+  }
+  const ui = root.section('ui', source ?? {});
+  const branding = ui.section('branding');
+  const messages = { ...BACKOFFICE_UI_MESSAGES, ...ui.section('messages').strings(2000) } as BackOfficeUiMessages;
+  return {
+    enabled: ui.bool('enabled', true),
+    messages,
+    branding: {
+      productName: branding.string('productName', 'Back office', /^[^\0-\x1f<>]{1,80}$/, 'must be 1 to 80 characters of plain text (no "<", ">" or control characters)'),
+      logoUrl: branding.optionalAssetUrl('logoUrl'),
+      accentColor: branding.string('accentColor', '#1b6ac9', /^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/, 'must be a colour such as "#1b6ac9" or "#36c"'),
+      backgroundImageUrl: branding.optionalAssetUrl('backgroundImageUrl'),
+    },
+    defaultReturnUrl: ui.optionalPath('defaultReturnUrl'),
+    idleWarningSeconds: ui.int('idleWarningSeconds', Math.min(120, Math.floor(idleTimeoutMinutes * 30)), 5, Math.max(5, Math.floor(idleTimeoutMinutes * 30))),
+  };
 }
 
 const isTwoFactorProvider = (item: unknown) =>
@@ -212,6 +287,8 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     maintenanceIntervalMinutes: root.number('maintenanceIntervalMinutes', 60, 0, 60 * 24 * 7),
     passwordValidators: root.array('passwordValidators', hasValidate, 'must be an array of objects with a validate() method'),
     userValidators: root.array('userValidators', hasValidate, 'must be an array of objects with a validate() method'),
+    ui: undefined as never,
   };
+  resolved.ui = resolveUi(root, (options as { ui?: unknown }).ui, resolved.session.idleTimeoutMinutes);
   return resolved;
 }

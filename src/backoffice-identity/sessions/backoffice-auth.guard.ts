@@ -28,6 +28,12 @@ export type BackOfficeAuthenticatedRequest = IncomingMessage & { backOffice: Bac
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
+ * A safe request with this header set to `1` checks the session without sliding its idle deadline: the
+ * sign-in pages and `assets/session.js` use it to see how long a session has left without extending it.
+ */
+export const SESSION_PEEK_HEADER = 'x-backoffice-session-peek';
+
+/**
  * Authenticates the session cookie; on state-changing methods also checks the XSRF double submit
  * (403 `xsrf_failed`), then the groups of `@BackOfficeAuthorize({ groups })` (403 `forbidden`), then the
  * step-up rule of `@RequiresRecentSignIn()` (401 `reauthentication_required`). Runs once per request even
@@ -56,9 +62,10 @@ export class BackOfficeAuthGuard implements CanActivate {
 
   private async authenticate(request: BackOfficeAuthenticatedRequest): Promise<BackOfficeAuthenticatedRequest['backOffice']> {
     const token = this.cookies.readToken(request);
-    const auth = await this.sessions.authenticate(token);
+    const safe = SAFE_METHODS.has(request.method ?? 'GET');
+    const auth = await this.sessions.authenticate(token, { touch: !(safe && request.headers[SESSION_PEEK_HEADER] === '1') });
     if (!auth || !token) throw BackOfficeHttpError.unauthenticated();
-    if (!SAFE_METHODS.has(request.method ?? 'GET') && !this.cookies.checkXsrf(request, token)) {
+    if (!safe && !this.cookies.checkXsrf(request, token)) {
       throw new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.');
     }
     request.backOffice = { ...auth, token };

@@ -21,6 +21,16 @@ export interface BackOfficeSessionDto {
   current: boolean;
 }
 
+/** When a session ends unless it is used again (idle), and when it ends whatever happens (absolute). */
+export interface BackOfficeSessionDeadlines {
+  /** The server's clock when this was computed, so clients can correct for their own clock's skew. */
+  now: string;
+  /** Sliding: every authenticated request (except peeks) moves it. */
+  idleExpiresAt: string;
+  /** Never extended. */
+  absoluteExpiresAt: string;
+}
+
 /** An authenticated request's session and user. */
 export interface BackOfficeAuthentication {
   session: BackOfficeSessionEntity;
@@ -80,15 +90,18 @@ export class BackOfficeSessionService {
     return { token, session };
   }
 
-  /** The live session and user for a cookie token, or null. Slides the idle timeout (throttled). */
-  async authenticate(token: unknown): Promise<BackOfficeAuthentication | null> {
+  /**
+   * The live session and user for a cookie token, or null. Slides the idle timeout (throttled) unless
+   * `touch` is false (a peek, e.g. a page checking how long the session has left).
+   */
+  async authenticate(token: unknown, options: { touch?: boolean } = {}): Promise<BackOfficeAuthentication | null> {
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null;
     const session = await this.findByTokenHash(sha256Hex(token));
     const now = this.clock.now();
     if (!session || !this.isLive(session, now)) return null;
     const user = await this.userManager.findById(session.userId);
     if (!user || !user.isApproved || user.securityStamp !== session.securityStamp) return null;
-    if (now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
+    if (options.touch !== false && now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
       await this.sessions.update({ id: session.id, revokedAt: IsNull() }, { lastSeenAt: now });
       session.lastSeenAt = now;
     }
@@ -127,6 +140,17 @@ export class BackOfficeSessionService {
       session.expiresAt.getTime() > now.getTime() &&
       now.getTime() - session.lastSeenAt.getTime() < this.idleMs
     );
+  }
+
+  /** The idle and absolute deadlines of a live session. */
+  deadlines(session: BackOfficeSessionEntity): BackOfficeSessionDeadlines {
+    const idle = session.lastSeenAt.getTime() + this.idleMs;
+    const absolute = session.expiresAt.getTime();
+    return {
+      now: this.clock.now().toISOString(),
+      idleExpiresAt: new Date(Math.min(idle, absolute)).toISOString(),
+      absoluteExpiresAt: new Date(absolute).toISOString(),
+    };
   }
 
   /**

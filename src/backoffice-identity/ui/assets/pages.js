@@ -1,0 +1,484 @@
+/*
+ * backoffice-identity sign-in screens: the behaviour of the server-rendered pages (<prefix>/assets/pages.js).
+ * Needs session.js (loaded before it). Every form posts JSON to the API with the XSRF header; errors are
+ * announced through the page's aria-live regions.
+ */
+(function () {
+  'use strict';
+  var S = window.BackOfficeSession;
+  var configNode = document.getElementById('bo-config');
+  if (!S || !configNode) return;
+  var page = JSON.parse(configNode.textContent || '{}');
+  var t = S.t;
+  var el = S.el;
+  var alertBox = document.getElementById('bo-alert');
+  var statusBox = document.getElementById('bo-status');
+
+  function $(id) {
+    return document.getElementById(id);
+  }
+
+  /** Announces an error (and optional details) in the alert region; marks `fields` invalid. */
+  function showError(message, details, fields) {
+    statusBox.textContent = '';
+    alertBox.textContent = '';
+    alertBox.appendChild(el('span', { text: message }));
+    if (details && details.length) {
+      alertBox.appendChild(el('ul', null, details.map(function (d) {
+        return el('li', { text: d });
+      })));
+    }
+    document.querySelectorAll('[aria-invalid="true"]').forEach(function (input) {
+      input.removeAttribute('aria-invalid');
+    });
+    (fields || []).forEach(function (input) {
+      input.setAttribute('aria-invalid', 'true');
+    });
+    if (fields && fields[0]) fields[0].focus();
+  }
+
+  function showStatus(message) {
+    alertBox.textContent = '';
+    statusBox.textContent = message;
+  }
+
+  function clearMessages() {
+    alertBox.textContent = '';
+  }
+
+  /** Wires a form: checks required fields, runs `submit(values)` (a promise) with the button disabled. */
+  function handleForm(form, submit) {
+    if (!form) return;
+    form.addEventListener('submit', function (event) {
+      event.preventDefault();
+      var values = {};
+      var missing = null;
+      Array.prototype.forEach.call(form.elements, function (input) {
+        if (!input.name || input.type === 'submit' || input.type === 'button') return;
+        if (input.type === 'radio') {
+          if (input.checked) values[input.name] = input.value;
+          return;
+        }
+        if (input.type === 'checkbox') return;
+        values[input.name] = input.value;
+        if (!missing && input.required && !input.value.trim()) missing = input;
+      });
+      if (missing) {
+        showError(t('fieldRequired', { field: missing.labels[0].textContent }), null, [missing]);
+        return;
+      }
+      var buttons = form.querySelectorAll('button');
+      buttons.forEach(function (b) {
+        b.disabled = true;
+      });
+      form.setAttribute('aria-busy', 'true');
+      clearMessages();
+      Promise.resolve(submit(values, form)).then(function () {
+        buttons.forEach(function (b) {
+          b.disabled = false;
+        });
+        form.removeAttribute('aria-busy');
+      });
+    });
+  }
+
+  /** A same-origin path to go to after sign-in. */
+  function returnUrl() {
+    var url = page.returnUrl;
+    return typeof url === 'string' && url.charAt(0) === '/' && url.charAt(1) !== '/' && url.charAt(1) !== '\\' ? url : page.defaultReturnUrl;
+  }
+
+  /** "Show password" checkboxes: data-toggles names the input. */
+  document.querySelectorAll('input[data-toggles]').forEach(function (box) {
+    box.addEventListener('change', function () {
+      var target = $(box.getAttribute('data-toggles'));
+      if (target) target.type = box.checked ? 'text' : 'password';
+    });
+  });
+
+  /** Fields that the API rejected: the password ones for invalid_password, else the given fallback. */
+  function failedFields(res, passwordInput, fallback) {
+    var code = res.body && res.body.code;
+    if ((code === 'invalid_password' || code === 'validation_failed') && passwordInput) return [passwordInput];
+    return fallback;
+  }
+
+  // ---- sign-in ----------------------------------------------------------------------------------------
+
+  function providerUrl(provider) {
+    return S.base + '/auth/external/' + encodeURIComponent(provider.name) + '/challenge?returnUrl=' + encodeURIComponent(returnUrl());
+  }
+
+  function loadProviders() {
+    var box = $('bo-providers');
+    if (!box) return;
+    S.request('GET', '/auth/external/providers', undefined, { retry: false }).then(function (res) {
+      if (res.status !== 200 || !Array.isArray(res.body) || res.body.length === 0) return;
+      var list = box.querySelector('ul');
+      res.body.forEach(function (provider) {
+        var name = provider.displayName || provider.name;
+        list.appendChild(el('li', null, [el('a', { className: 'bo-button bo-secondary', href: providerUrl(provider), text: t('providerButton', { provider: name }) })]));
+      });
+      box.hidden = false;
+      var auto = res.body.filter(function (p) {
+        return p.autoRedirect;
+      })[0];
+      if (auto && !page.error) {
+        showStatus(t('redirectingToProvider', { provider: auto.displayName || auto.name }));
+        window.location.assign(providerUrl(auto));
+      }
+    });
+  }
+
+  function signIn() {
+    // Already signed in: straight on.
+    S.request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
+      if (res.status === 200) window.location.replace(returnUrl());
+    });
+    loadProviders();
+    var username = $('bo-username');
+    var password = $('bo-password');
+    handleForm($('bo-sign-in-form'), function (values) {
+      showStatus(t('signingIn'));
+      return S.request('POST', '/auth/login', { username: values.username, password: values.password }, { retry: false }).then(function (res) {
+        if (res.status === 200 && res.body.status === 'requiresTwoFactor') {
+          window.location.assign(S.base + '/two-factor' + (page.returnUrl ? '?returnUrl=' + encodeURIComponent(page.returnUrl) : ''));
+          return;
+        }
+        if (res.status === 200) {
+          window.location.assign(returnUrl());
+          return;
+        }
+        statusBox.textContent = '';
+        password.value = '';
+        showError(S.errorText(res), null, res.body && res.body.code === 'invalid_credentials' ? [username, password] : [password]);
+      });
+    });
+  }
+
+  // ---- second factor ----------------------------------------------------------------------------------
+
+  function twoFactor() {
+    var code = $('bo-code');
+    var hint = $('bo-code-hint');
+    document.querySelectorAll('input[name="provider"]').forEach(function (radio) {
+      radio.addEventListener('change', function () {
+        var recovery = radio.value === 'recovery' && radio.checked;
+        hint.textContent = t(recovery ? 'twoFactorRecoveryIntro' : 'twoFactorIntro');
+        code.setAttribute('inputmode', recovery ? 'text' : 'numeric');
+        code.setAttribute('autocomplete', recovery ? 'off' : 'one-time-code');
+      });
+    });
+    handleForm($('bo-two-factor-form'), function (values) {
+      var body = { provider: values.provider || 'totp', code: values.code.replace(/\s+/g, '') };
+      return S.request('POST', '/auth/2fa', body, { retry: false }).then(function (res) {
+        if (res.status === 200) {
+          window.location.assign(returnUrl());
+          return;
+        }
+        code.value = '';
+        var expired = res.body && (res.body.code === 'two_factor_expired' || res.body.code === 'locked_out');
+        showError(S.errorText(res), null, [code]);
+        if (expired) $('bo-back-link').focus();
+      });
+    });
+  }
+
+  // ---- forgot / reset / invite ------------------------------------------------------------------------
+
+  function forgot() {
+    handleForm($('bo-forgot-form'), function (values) {
+      return S.request('POST', '/auth/forgot-password', { email: values.email.trim() }, { retry: false }).then(function (res) {
+        if (res.status === 202 || res.status === 200) showStatus(t('resetLinkSent', { email: values.email.trim() }));
+        else showError(S.errorText(res), null, [$('bo-email')]);
+      });
+    });
+  }
+
+  /**
+   * Reads userId and token from the URL fragment (never sent to the server or in Referer), then drops
+   * them from the address bar and history.
+   */
+  function readLinkFragment() {
+    var params = new URLSearchParams(window.location.hash.replace(/^#/, ''));
+    var link = { userId: params.get('userId'), token: params.get('token') };
+    if (window.location.hash) history.replaceState(null, '', window.location.pathname + window.location.search);
+    return link.userId && link.token ? link : null;
+  }
+
+  function tokenPage(formId, endpoint, passwordField, onSuccess, invalidKey) {
+    var form = $(formId);
+    var password = $('bo-new-password');
+    var link = readLinkFragment();
+    if (!link) {
+      form.hidden = true;
+      showError(t('linkIncomplete'));
+      return;
+    }
+    handleForm(form, function (values) {
+      var body = { userId: link.userId, token: link.token };
+      body[passwordField] = values.newPassword;
+      return S.request('POST', endpoint, body, { retry: false }).then(function (res) {
+        if (res.status === 200) return onSuccess(res);
+        if (res.body && res.body.code === 'invalid_token') {
+          form.hidden = true;
+          showError(t(invalidKey));
+          var again = $('bo-request-new-link');
+          if (again) again.hidden = false;
+          return;
+        }
+        showError(S.errorText(res), S.errorList(res), failedFields(res, password, [password]));
+      });
+    });
+  }
+
+  function reset() {
+    tokenPage('bo-reset-form', '/auth/reset-password', 'newPassword', function () {
+      window.location.assign(S.base + '/?notice=password-reset');
+    }, 'linkInvalid');
+  }
+
+  function invite() {
+    tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function () {
+      window.location.assign(page.defaultReturnUrl);
+    }, 'inviteLinkInvalid');
+  }
+
+  // ---- account ----------------------------------------------------------------------------------------
+
+  function when(iso) {
+    var date = new Date(iso);
+    return isNaN(date.getTime()) ? iso : date.toLocaleString(document.documentElement.lang || undefined);
+  }
+
+  /** A short device name from a User-Agent string. */
+  function device(userAgent) {
+    if (!userAgent) return t('unknownDevice');
+    var browser = /Edg\//.test(userAgent) ? 'Edge' : /Firefox\//.test(userAgent) ? 'Firefox' : /Chrom(e|ium)\//.test(userAgent) ? 'Chrome' : /Safari\//.test(userAgent) ? 'Safari' : null;
+    var os = /Windows/.test(userAgent) ? 'Windows' : /Mac OS X/.test(userAgent) ? 'macOS' : /Android/.test(userAgent) ? 'Android' : /iPhone|iPad/.test(userAgent) ? 'iOS' : /Linux/.test(userAgent) ? 'Linux' : null;
+    return browser && os ? browser + ' on ' + os : userAgent.slice(0, 60);
+  }
+
+  function renderSessions() {
+    var list = $('bo-sessions');
+    return S.request('GET', '/auth/sessions').then(function (res) {
+      if (res.status !== 200) return;
+      list.textContent = '';
+      res.body.forEach(function (session) {
+        var details = el('span', {
+          id: 'bo-session-' + session.id,
+          text: t('sessionDetails', { device: device(session.userAgent), ip: session.ip || t('unknownIp'), lastSeen: when(session.lastSeenAt), created: when(session.createdAt) }),
+        });
+        var item = el('li', { className: 'bo-session' }, [details]);
+        if (session.current) {
+          item.insertBefore(el('strong', { className: 'bo-badge', text: t('thisSession') }), details);
+        } else {
+          var button = el('button', { type: 'button', className: 'bo-secondary', text: t('signOutSessionButton'), 'aria-describedby': details.id });
+          button.addEventListener('click', function () {
+            button.disabled = true;
+            S.request('DELETE', '/auth/sessions/' + encodeURIComponent(session.id)).then(function (r) {
+              if (r.status === 204 || r.status === 404) {
+                showStatus(t('sessionSignedOut'));
+                renderSessions().then(function () {
+                  $('bo-sessions-heading').focus();
+                });
+              } else {
+                button.disabled = false;
+                showError(S.errorText(r));
+              }
+            });
+          });
+          item.appendChild(button);
+        }
+        list.appendChild(item);
+      });
+      $('bo-no-other-sessions').hidden = res.body.length > 1;
+    });
+  }
+
+  function renderLogins(me) {
+    var section = $('bo-logins-section');
+    if (!Array.isArray(me.logins)) return;
+    S.request('GET', '/auth/external/providers', undefined, { retry: false }).then(function (res) {
+      var providers = res.status === 200 && Array.isArray(res.body) ? res.body : [];
+      var list = $('bo-logins');
+      list.textContent = '';
+      $('bo-no-logins').hidden = me.logins.length > 0;
+      me.logins.forEach(function (login) {
+        var name = login.displayName || login.provider;
+        var button = el('button', { type: 'button', className: 'bo-secondary', text: t('unlinkButton', { provider: name }) });
+        button.addEventListener('click', function () {
+          button.disabled = true;
+          S.request('DELETE', '/auth/external/logins/' + encodeURIComponent(login.provider)).then(function (r) {
+            if (r.status === 204 || r.status === 200) {
+              showStatus(t('loginUnlinked', { provider: name }));
+              refreshMe();
+            } else {
+              button.disabled = false;
+              showError(S.errorText(r));
+            }
+          });
+        });
+        list.appendChild(el('li', null, [el('span', { text: name }), button]));
+      });
+      var linked = me.logins.map(function (l) {
+        return l.provider;
+      });
+      providers
+        .filter(function (p) {
+          return linked.indexOf(p.name) < 0;
+        })
+        .forEach(function (provider) {
+          var name = provider.displayName || provider.name;
+          var button = el('button', { type: 'button', className: 'bo-secondary', text: t('linkButton', { provider: name }) });
+          button.addEventListener('click', function () {
+            button.disabled = true;
+            S.request('POST', '/auth/external/' + encodeURIComponent(provider.name) + '/link', {}).then(function (r) {
+              if (r.status === 200 && r.body && typeof r.body.redirectUrl === 'string') window.location.assign(r.body.redirectUrl);
+              else {
+                button.disabled = false;
+                showError(S.errorText(r));
+              }
+            });
+          });
+          list.appendChild(el('li', null, [button]));
+        });
+      section.hidden = false;
+    });
+  }
+
+  function renderTwoFactor(me) {
+    var on = !!me.twoFactorEnabled;
+    $('bo-2fa-state').textContent = t(page.twoFactorAvailable ? (on ? 'twoFactorOn' : 'twoFactorOff') : 'twoFactorUnavailable');
+    $('bo-2fa-start').hidden = on || !page.twoFactorAvailable;
+    $('bo-2fa-disable-form').hidden = !on;
+  }
+
+  var current = null;
+  function refreshMe() {
+    return S.request('GET', '/auth/me', undefined, { peek: true }).then(function (res) {
+      if (res.status !== 200) {
+        window.location.replace(S.base + '/?returnUrl=' + encodeURIComponent(window.location.pathname));
+        return;
+      }
+      current = res.body;
+      $('bo-signed-in-as').textContent = t('signedInAs', { name: current.name, email: current.email });
+      renderTwoFactor(current);
+      renderLogins(current);
+    });
+  }
+
+  function showRecoveryCodes(codes) {
+    var box = $('bo-recovery');
+    var list = $('bo-recovery-codes');
+    list.textContent = '';
+    codes.forEach(function (code) {
+      list.appendChild(el('li', null, [el('code', { text: code })]));
+    });
+    var text = codes.join('\n') + '\n';
+    $('bo-copy-codes').onclick = function () {
+      var done = function () {
+        showStatus(t('codesCopied'));
+      };
+      if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).then(done, function () {
+        showError(t('copyFailed'));
+      });
+      else showError(t('copyFailed'));
+    };
+    $('bo-download-codes').onclick = function () {
+      var url = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
+      var a = el('a', { href: url, download: 'recovery-codes.txt' });
+      document.body.appendChild(a);
+      a.click();
+      document.body.removeChild(a);
+      setTimeout(function () {
+        URL.revokeObjectURL(url);
+      }, 1000);
+    };
+    $('bo-saved-codes').onclick = function () {
+      list.textContent = '';
+      box.hidden = true;
+      $('bo-2fa-heading').focus();
+    };
+    box.hidden = false;
+    $('bo-recovery-heading').focus();
+  }
+
+  function account() {
+    refreshMe().then(function () {
+      $('bo-account-content').hidden = false;
+      return renderSessions();
+    });
+    S.onChange(function (me) {
+      if (me) current = me;
+    });
+
+    var currentPassword = $('bo-current-password');
+    var newPassword = $('bo-new-password');
+    handleForm($('bo-change-password-form'), function (values, form) {
+      return S.request('POST', '/auth/change-password', { currentPassword: values.currentPassword, newPassword: values.newPassword }).then(function (res) {
+        if (res.status === 200) {
+          form.reset();
+          showStatus(t('passwordChanged'));
+          return renderSessions();
+        }
+        var wrongCurrent = res.body && res.body.code === 'invalid_credentials';
+        showError(wrongCurrent ? t('wrongPassword') : S.errorText(res), S.errorList(res), wrongCurrent ? [currentPassword] : failedFields(res, newPassword, []));
+      });
+    });
+
+    $('bo-2fa-start').addEventListener('click', function () {
+      var button = $('bo-2fa-start');
+      button.disabled = true;
+      S.request('POST', '/auth/2fa/setup', { provider: 'totp' }).then(function (res) {
+        button.disabled = false;
+        if (res.status !== 200) {
+          showError(S.errorText(res));
+          return;
+        }
+        $('bo-qr').src = res.body.qrCodeDataUrl;
+        $('bo-secret').textContent = res.body.secret;
+        button.hidden = true;
+        $('bo-2fa-setup').hidden = false;
+        $('bo-totp-code').focus();
+      });
+    });
+
+    var totpCode = $('bo-totp-code');
+    handleForm($('bo-2fa-enable-form'), function (values, form) {
+      return S.request('POST', '/auth/2fa/enable', { provider: 'totp', code: values.code.replace(/\s+/g, '') }).then(function (res) {
+        if (res.status === 200) {
+          form.reset();
+          $('bo-2fa-setup').hidden = true;
+          $('bo-secret').textContent = '';
+          $('bo-qr').removeAttribute('src');
+          showStatus(t('twoFactorEnabled'));
+          showRecoveryCodes(res.body.recoveryCodes);
+          current.twoFactorEnabled = true;
+          renderTwoFactor(current);
+          return renderSessions();
+        }
+        totpCode.value = '';
+        showError(S.errorText(res), null, [totpCode]);
+      });
+    });
+
+    var disablePassword = $('bo-2fa-password');
+    handleForm($('bo-2fa-disable-form'), function (values, form) {
+      return S.request('POST', '/auth/2fa/disable', { password: values.password }).then(function (res) {
+        if (res.status === 200) {
+          form.reset();
+          showStatus(t('twoFactorDisabled'));
+          current.twoFactorEnabled = false;
+          renderTwoFactor(current);
+          return renderSessions();
+        }
+        disablePassword.value = '';
+        showError(res.body && res.body.code === 'invalid_credentials' ? t('wrongPassword') : S.errorText(res), null, [disablePassword]);
+      });
+    });
+  }
+
+  var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, account: account };
+  if (pages[page.page]) pages[page.page]();
+})();

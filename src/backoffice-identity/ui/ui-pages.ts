@@ -1,0 +1,260 @@
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { html, jsonScript, type SafeHtml } from './ui-html.js';
+import type { BackOfficeUiMessages } from './ui-messages.js';
+
+/** The pages of the sign-in screens, by path segment below the route prefix. */
+export type BackOfficeUiPage = 'sign-in' | 'two-factor' | 'forgot-password' | 'reset-password' | 'accept-invite' | 'account';
+
+/** Per-request facts a page needs. */
+export interface BackOfficeUiPageContext {
+  /** A same-origin path to go to after sign-in (already checked). */
+  returnUrl?: string;
+  /** A message to announce on load (already mapped from a known code). */
+  error?: string;
+  notice?: string;
+  twoFactorAvailable: boolean;
+  /** `?v=` of each asset, for long-lived caching. */
+  assetVersion: (file: string) => string;
+}
+
+/** Renders the server-side HTML of the sign-in screens. Every dynamic value is escaped. */
+export class BackOfficeUiRenderer {
+  private readonly m: BackOfficeUiMessages;
+  private readonly base: string;
+
+  constructor(private readonly options: ResolvedBackOfficeIdentityOptions) {
+    this.m = options.ui.messages;
+    this.base = `/${options.routePrefix}`;
+  }
+
+  /** Where the pages go after sign-in when no `returnUrl` was given. */
+  get defaultReturnUrl(): string {
+    return this.options.ui.defaultReturnUrl ?? `${this.base}/account`;
+  }
+
+  render(page: BackOfficeUiPage, context: BackOfficeUiPageContext): string {
+    const { title, body, wide } = this.pages[page].call(this, context);
+    return this.layout(page, title, body, context, wide === true).value;
+  }
+
+  private readonly pages: Record<BackOfficeUiPage, (context: BackOfficeUiPageContext) => { title: string; body: SafeHtml; wide?: boolean }> = {
+    'sign-in': this.signIn,
+    'two-factor': this.twoFactor,
+    'forgot-password': this.forgot,
+    'reset-password': this.reset,
+    'accept-invite': this.invite,
+    account: this.account,
+  };
+
+  private fill(text: string, values: Record<string, string | number>): string {
+    return text.replace(/\{(\w+)\}/g, (match, name: string) => (name in values ? String(values[name]) : match));
+  }
+
+  private asset(file: string, context: BackOfficeUiPageContext): string {
+    return `${this.base}/assets/${file}?v=${context.assetVersion(file)}`;
+  }
+
+  private layout(page: BackOfficeUiPage, title: string, body: SafeHtml, context: BackOfficeUiPageContext, wide: boolean): SafeHtml {
+    const { branding } = this.options.ui;
+    const config = {
+      page,
+      returnUrl: context.returnUrl ?? null,
+      defaultReturnUrl: this.defaultReturnUrl,
+      error: Boolean(context.error),
+      twoFactorAvailable: context.twoFactorAvailable,
+    };
+    return html`<!doctype html>
+<html lang="${this.m.lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>${title} – ${branding.productName}</title>
+<link rel="stylesheet" href="${this.asset('ui.css', context)}">
+<link rel="stylesheet" href="${this.asset('session.css', context)}">
+<link rel="stylesheet" href="${this.asset('theme.css', context)}">
+<script src="${this.asset('session.js', context)}" data-monitor="${page === 'account' ? 'on' : 'off'}" defer></script>
+<script src="${this.asset('pages.js', context)}" defer></script>
+${jsonScript('bo-config', config)}
+</head>
+<body class="bo-page">
+<a class="bo-skip" href="#bo-main">${this.m.skipToContent}</a>
+<main id="bo-main" class="bo-card${wide ? ' bo-wide' : ''}">
+<header class="bo-brand">${branding.logoUrl ? html`<img src="${branding.logoUrl}" alt="">` : ''}<p class="bo-product">${branding.productName}</p></header>
+${body}
+</main>
+</body>
+</html>
+`;
+  }
+
+  /** The error and status live regions; server-side messages are in them from the first paint. */
+  private messages(context: BackOfficeUiPageContext): SafeHtml {
+    return html`<div id="bo-alert" class="bo-alert" role="alert" aria-live="assertive">${context.error ?? ''}</div>
+<div id="bo-status" class="bo-status" role="status" aria-live="polite">${context.notice ?? ''}</div>`;
+  }
+
+  private field(id: string, name: string, label: string, type: string, autocomplete: string, extra: { hint?: string; inputmode?: string } = {}): SafeHtml {
+    const hintId = extra.hint ? `${id}-hint` : undefined;
+    return html`<p class="bo-field"><label for="${id}">${label}</label><input id="${id}" name="${name}" type="${type}" autocomplete="${autocomplete}" required${
+      type === 'email' || name === 'username' ? html` autocapitalize="none" spellcheck="false"` : ''
+    }${extra.inputmode ? html` inputmode="${extra.inputmode}"` : ''}${hintId ? html` aria-describedby="${hintId}"` : ''}>${
+      extra.hint ? html`<span id="${hintId}" class="bo-hint">${extra.hint}</span>` : ''
+    }</p>`;
+  }
+
+  private showPassword(target: string): SafeHtml {
+    return html`<p class="bo-check"><input type="checkbox" id="${target}-show" data-toggles="${target}"><label for="${target}-show">${this.m.showPassword}</label></p>`;
+  }
+
+  private newPasswordField(): SafeHtml {
+    const hint = this.fill(this.m.passwordHint, { min: this.options.password.requiredLength });
+    return html`${this.field('bo-new-password', 'newPassword', this.m.newPasswordLabel, 'password', 'new-password', { hint })}${this.showPassword('bo-new-password')}`;
+  }
+
+  private backToSignIn(id?: string): SafeHtml {
+    return html`<p class="bo-links"><a${id ? html` id="${id}"` : ''} href="${this.base}/">${this.m.backToSignIn}</a></p>`;
+  }
+
+  private signIn(context: BackOfficeUiPageContext) {
+    const m = this.m;
+    const emailLike = this.options.usernameIsEmail;
+    const form = this.options.denyLocalLogin
+      ? html`<p>${m.localLoginDisabled}</p>`
+      : html`<form id="bo-sign-in-form" novalidate>
+${this.field('bo-username', 'username', emailLike ? m.emailLabel : m.usernameLabel, emailLike ? 'email' : 'text', 'username')}
+${this.field('bo-password', 'password', m.passwordLabel, 'password', 'current-password')}
+${this.showPassword('bo-password')}
+<button type="submit">${m.signInButton}</button>
+</form>
+${this.options.allowPasswordReset ? html`<p class="bo-links"><a href="${this.base}/forgot-password">${m.forgotPasswordLink}</a></p>` : ''}`;
+    return {
+      title: m.signInTitle,
+      body: html`<h1>${m.signInTitle}</h1>
+<p class="bo-intro">${this.fill(m.signInIntro, { product: this.options.ui.branding.productName })}</p>
+${this.messages(context)}
+${form}
+<div id="bo-providers" class="bo-providers" hidden><p>${m.orUseProvider}</p><ul></ul></div>`,
+    };
+  }
+
+  private twoFactor(context: BackOfficeUiPageContext) {
+    const m = this.m;
+    return {
+      title: m.twoFactorTitle,
+      body: html`<h1>${m.twoFactorTitle}</h1>
+${this.messages(context)}
+<form id="bo-two-factor-form" novalidate>
+<fieldset><legend>${m.methodLegend}</legend>
+<label><input type="radio" name="provider" value="totp" checked> ${m.methodTotp}</label>
+<label><input type="radio" name="provider" value="recovery"> ${m.methodRecovery}</label>
+</fieldset>
+${this.field('bo-code', 'code', m.codeLabel, 'text', 'one-time-code', { hint: m.twoFactorIntro, inputmode: 'numeric' })}
+<button type="submit">${m.verifyButton}</button>
+</form>
+${this.backToSignIn('bo-back-link')}`,
+    };
+  }
+
+  private forgot(context: BackOfficeUiPageContext) {
+    const m = this.m;
+    return {
+      title: m.forgotTitle,
+      body: html`<h1>${m.forgotTitle}</h1>
+<p class="bo-intro">${m.forgotIntro}</p>
+${this.messages(context)}
+<form id="bo-forgot-form" novalidate>
+${this.field('bo-email', 'email', m.emailLabel, 'email', 'email')}
+<button type="submit">${m.sendResetLinkButton}</button>
+</form>
+${this.backToSignIn()}`,
+    };
+  }
+
+  private reset(context: BackOfficeUiPageContext) {
+    const m = this.m;
+    return {
+      title: m.resetTitle,
+      body: html`<h1>${m.resetTitle}</h1>
+<p class="bo-intro">${m.resetIntro}</p>
+${this.messages(context)}
+<form id="bo-reset-form" novalidate>
+${this.newPasswordField()}
+<button type="submit">${m.setPasswordButton}</button>
+</form>
+<p class="bo-links" id="bo-request-new-link" hidden><a href="${this.base}/forgot-password">${m.requestNewLink}</a></p>
+${this.backToSignIn()}`,
+    };
+  }
+
+  private invite(context: BackOfficeUiPageContext) {
+    const m = this.m;
+    return {
+      title: m.inviteTitle,
+      body: html`<h1>${m.inviteTitle}</h1>
+<p class="bo-intro">${m.inviteIntro}</p>
+${this.messages(context)}
+<form id="bo-invite-form" novalidate>
+${this.newPasswordField()}
+<button type="submit">${m.setPasswordButton}</button>
+</form>`,
+    };
+  }
+
+  private account(context: BackOfficeUiPageContext) {
+    const m = this.m;
+    return {
+      title: m.accountTitle,
+      wide: true,
+      body: html`<h1>${m.accountTitle}</h1>
+<div class="bo-account-head"><p id="bo-signed-in-as">${m.loading}</p><button type="button" class="bo-secondary" data-backoffice-sign-out>${m.signOutButton}</button></div>
+${this.messages(context)}
+<div id="bo-account-content" hidden>
+<section class="bo-section" aria-labelledby="bo-password-heading">
+<h2 id="bo-password-heading">${m.changePasswordHeading}</h2>
+<form id="bo-change-password-form" novalidate>
+${this.field('bo-current-password', 'currentPassword', m.currentPasswordLabel, 'password', 'current-password')}
+${this.newPasswordField()}
+<button type="submit">${m.changePasswordButton}</button>
+</form>
+</section>
+<section class="bo-section" aria-labelledby="bo-2fa-heading">
+<h2 id="bo-2fa-heading" tabindex="-1">${m.twoFactorHeading}</h2>
+<p id="bo-2fa-state"></p>
+<button type="button" id="bo-2fa-start" class="bo-secondary" hidden>${m.setUpTwoFactorButton}</button>
+<div id="bo-2fa-setup" hidden>
+<p>${m.scanQrCode}</p>
+<img id="bo-qr" class="bo-qr" alt="${m.qrCodeAlt}">
+<p>${m.setupKeyLabel}: <code id="bo-secret" class="bo-secret"></code></p>
+<form id="bo-2fa-enable-form" novalidate>
+${this.field('bo-totp-code', 'code', m.codeLabel, 'text', 'one-time-code', { inputmode: 'numeric' })}
+<button type="submit">${m.verifyButton}</button>
+</form>
+</div>
+<div id="bo-recovery" hidden>
+<h3 id="bo-recovery-heading" tabindex="-1">${m.recoveryCodesHeading}</h3>
+<p>${m.recoveryCodesIntro}</p>
+<ul id="bo-recovery-codes" class="bo-codes"></ul>
+<p class="bo-actions"><button type="button" id="bo-copy-codes" class="bo-secondary">${m.copyCodesButton}</button><button type="button" id="bo-download-codes" class="bo-secondary">${m.downloadCodesButton}</button><button type="button" id="bo-saved-codes">${m.savedCodesButton}</button></p>
+</div>
+<form id="bo-2fa-disable-form" novalidate hidden>
+${this.field('bo-2fa-password', 'password', m.passwordLabel, 'password', 'current-password')}
+<button type="submit" class="bo-danger">${m.turnOffTwoFactorButton}</button>
+</form>
+</section>
+<section class="bo-section" aria-labelledby="bo-sessions-heading">
+<h2 id="bo-sessions-heading" tabindex="-1">${m.sessionsHeading}</h2>
+<p>${m.sessionsIntro}</p>
+<ul id="bo-sessions" class="bo-list"></ul>
+<p id="bo-no-other-sessions" hidden>${m.noOtherSessions}</p>
+</section>
+<section class="bo-section" id="bo-logins-section" aria-labelledby="bo-logins-heading" hidden>
+<h2 id="bo-logins-heading">${m.loginsHeading}</h2>
+<p>${m.loginsIntro}</p>
+<p id="bo-no-logins" hidden>${m.noLogins}</p>
+<ul id="bo-logins" class="bo-list"></ul>
+</section>
+</div>`,
+    };
+  }
+}

@@ -1,0 +1,133 @@
+import { Controller, Get, Inject, Param, Query, Req, Res, StreamableFile } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { IncomingMessage } from 'node:http';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { isSameOriginPath } from '../options/resolve-options.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { BackOfficeUiAssets } from './ui-assets.service.js';
+import { UI_ERROR_MESSAGES } from './ui-messages.js';
+import { BackOfficeUiRenderer, type BackOfficeUiPage } from './ui-pages.js';
+
+/** Express (`res.header`) and Fastify (`reply.header`) both have `header(name, value)`. */
+interface HeaderTarget {
+  header(name: string, value: string): unknown;
+}
+
+const NOTICES: Record<string, 'passwordResetDone'> = { 'password-reset': 'passwordResetDone' };
+
+/** A `returnUrl` query value when it is a same-origin path; anything else is ignored. */
+function sameOriginPath(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length <= 2048 && isSameOriginPath(value) ? value : undefined;
+}
+
+/**
+ * The sign-in screens below the route prefix (`ui: false` turns them off): server-rendered HTML with a strict
+ * Content-Security-Policy (no inline script, no third-party host, no framing), plus their assets.
+ */
+@ApiExcludeController()
+@Controller()
+export class BackOfficeUiController {
+  private readonly renderer: BackOfficeUiRenderer;
+  private readonly csp: string;
+
+  constructor(
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeUiAssets) private readonly assets: BackOfficeUiAssets,
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+  ) {
+    this.renderer = new BackOfficeUiRenderer(options);
+    const images = ["'self'", 'data:', ...assets.imageOrigins()].join(' ');
+    this.csp = [
+      "default-src 'none'",
+      "script-src 'self'",
+      "style-src 'self'",
+      `img-src ${images}`,
+      "connect-src 'self'",
+      "form-action 'self'",
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+    ].join('; ');
+  }
+
+  @Get()
+  signIn(@Query('returnUrl') returnUrl: unknown, @Query('error') error: unknown, @Query('notice') notice: unknown, @Res({ passthrough: true }) response: HeaderTarget): string {
+    const errorKey = typeof error === 'string' && error ? (UI_ERROR_MESSAGES[error] ?? 'externalLoginFailed') : undefined;
+    const noticeKey = typeof notice === 'string' ? NOTICES[notice] : undefined;
+    return this.page('sign-in', response, {
+      returnUrl: sameOriginPath(returnUrl),
+      error: errorKey && this.options.ui.messages[errorKey],
+      notice: noticeKey && this.options.ui.messages[noticeKey],
+    });
+  }
+
+  @Get('two-factor')
+  twoFactor(@Query('returnUrl') returnUrl: unknown, @Res({ passthrough: true }) response: HeaderTarget): string {
+    return this.page('two-factor', response, { returnUrl: sameOriginPath(returnUrl) });
+  }
+
+  @Get('forgot-password')
+  forgot(@Res({ passthrough: true }) response: HeaderTarget): string {
+    if (!this.options.allowPasswordReset || this.options.denyLocalLogin) throw BackOfficeHttpError.notFound();
+    return this.page('forgot-password', response);
+  }
+
+  @Get('reset-password')
+  reset(@Res({ passthrough: true }) response: HeaderTarget): string {
+    if (!this.options.allowPasswordReset || this.options.denyLocalLogin) throw BackOfficeHttpError.notFound();
+    return this.page('reset-password', response);
+  }
+
+  @Get('accept-invite')
+  acceptInvite(@Res({ passthrough: true }) response: HeaderTarget): string {
+    return this.page('accept-invite', response);
+  }
+
+  @Get('account')
+  account(@Res({ passthrough: true }) response: HeaderTarget): string {
+    return this.page('account', response);
+  }
+
+  @Get('assets/:file')
+  asset(@Param('file') file: string, @Query('v') version: unknown, @Req() request: IncomingMessage, @Res({ passthrough: true }) response: HeaderTarget): StreamableFile {
+    this.requireUi();
+    const asset = this.assets.get(file);
+    if (!asset) throw BackOfficeHttpError.notFound();
+    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+    response.header('Content-Type', asset.contentType);
+    response.header('X-Content-Type-Options', 'nosniff');
+    response.header('Vary', 'Accept-Encoding');
+    response.header('Cache-Control', version === asset.hash ? 'public, max-age=31536000, immutable' : 'no-cache');
+    response.header('ETag', `"${asset.hash}${gzip ? '-gz' : ''}"`);
+    if (gzip) response.header('Content-Encoding', 'gzip');
+    return new StreamableFile(gzip ? asset.gzip : asset.body, { type: asset.contentType, length: (gzip ? asset.gzip : asset.body).length });
+  }
+
+  private requireUi(): void {
+    if (!this.options.ui.enabled) throw BackOfficeHttpError.notFound();
+  }
+
+  private page(page: BackOfficeUiPage, response: HeaderTarget, context: { returnUrl?: string; error?: string; notice?: string } = {}): string {
+    this.requireUi();
+    for (const [name, value] of Object.entries(this.pageHeaders())) response.header(name, value);
+    return this.renderer.render(page, {
+      ...context,
+      twoFactorAvailable: this.userManager.supportsUserTwoFactor && Boolean(this.userManager.getTwoFactorProvider('totp')),
+      assetVersion: (file) => this.assets.version(file),
+    });
+  }
+
+  /** Every page: no framing, no inline script, no referrer (pages read tokens from the URL fragment), no caching. */
+  private pageHeaders(): Record<string, string> {
+    return {
+      'Content-Type': 'text/html; charset=utf-8',
+      'Content-Security-Policy': this.csp,
+      'Referrer-Policy': 'no-referrer',
+      'X-Frame-Options': 'DENY',
+      'X-Content-Type-Options': 'nosniff',
+      'Cross-Origin-Opener-Policy': 'same-origin',
+      'Cache-Control': 'no-store',
+    };
+  }
+}

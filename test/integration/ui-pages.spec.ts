@@ -1,0 +1,160 @@
+import { gunzipSync } from 'node:zlib';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+
+const PAGES = ['/', '/two-factor', '/forgot-password', '/reset-password', '/accept-invite', '/account'];
+
+describe('sign-in screens over HTTP (the pages, their headers and assets)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const newUser = userFactory(() => ctx, 'ui');
+  const client = () => new HttpClient(ctx.url);
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      identity: {
+        rateLimits: { enabled: false },
+        session: { idleTimeoutMinutes: 20, absoluteTimeoutHours: 12 },
+        ui: { branding: { productName: 'Acme "Admin" & Co', logoUrl: 'https://cdn.example.com/logo.svg', accentColor: '#aa3300' }, messages: { signInButton: 'Log in' } },
+      },
+    });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it.each(PAGES)('serves %s as HTML with a strict CSP (ASVS 14.4.3), no framing, no referrer and no caching', async (path) => {
+    const result = await client().get(path);
+    expect(result.status).toBe(200);
+    expect(result.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    const csp = result.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).not.toContain('unsafe-eval');
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain('img-src \'self\' data: https://cdn.example.com');
+    expect(result.headers.get('referrer-policy')).toBe('no-referrer');
+    expect(result.headers.get('x-frame-options')).toBe('DENY');
+    expect(result.headers.get('cache-control')).toBe('no-store');
+    // no inline script: every <script> either has a src on this origin or is a JSON data block
+    for (const tag of result.text.match(/<script[^>]*>/g) ?? []) {
+      expect(tag).toMatch(/src="\/backoffice\/assets\/|type="application\/json"/);
+    }
+    expect(result.text).not.toMatch(/\sstyle=|\son[a-z]+=/i);
+    expect(result.text).not.toMatch(/https?:\/\/(?!cdn\.example\.com)/);
+  });
+
+  it('escapes the branding and uses the message overrides', async () => {
+    const page = await client().get('/');
+    expect(page.text).toContain('Acme &quot;Admin&quot; &amp; Co');
+    expect(page.text).not.toContain('"Admin"');
+    expect(page.text).toContain('>Log in</button>');
+    expect(page.text).toContain('<label for="bo-username">Email</label>');
+    const theme = await client().get('/assets/theme.css');
+    expect(theme.text).toContain('--bo-accent: #aa3300');
+  });
+
+  it('keeps only same-origin returnUrl paths and maps ?error= codes to catalogue messages, never echoing input', async () => {
+    const config = (text: string) => JSON.parse(/<script type="application\/json" id="bo-config">(.*?)<\/script>/.exec(text)![1]);
+    expect(config((await client().get('/?returnUrl=%2Fbackoffice%2Faccount')).text).returnUrl).toBe('/backoffice/account');
+    for (const bad of ['https://evil.example/', '//evil.example/x', '/\\evil.example', 'javascript:alert(1)']) {
+      expect(config((await client().get(`/?returnUrl=${encodeURIComponent(bad)}`)).text).returnUrl, bad).toBeNull();
+    }
+    const locked = await client().get('/?error=external_email_unverified');
+    expect(locked.text).toContain('The external provider has not verified your email address.');
+    const injected = await client().get(`/?error=${encodeURIComponent('<img src=x onerror=alert(1)>')}`);
+    expect(injected.text).not.toContain('<img src=x');
+    expect(injected.text).toContain('Signing in with the external provider failed.');
+    const xssReturn = await client().get(`/?returnUrl=${encodeURIComponent('/"></script><script>alert(1)</script>')}`);
+    expect(xssReturn.text).not.toContain('<script>alert(1)');
+    expect(config(xssReturn.text).returnUrl).toBe('/"></script><script>alert(1)</script>');
+  });
+
+  it('serves assets gzipped when asked, long-cached only under their content hash', async () => {
+    const page = await client().get('/');
+    const src = /<script src="(\/backoffice\/assets\/pages\.js\?v=([0-9a-f]+))"/.exec(page.text)!;
+    const response = await fetch(`${ctx.url}${src[1]}`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(response.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(response.headers.get('cache-control')).toContain('immutable');
+    const plain = await client().get('/assets/pages.js');
+    expect(plain.headers.get('cache-control')).toBe('no-cache');
+    expect(plain.text).toContain('BackOfficeSession');
+    // fetch decodes gzip itself: compare with a raw request
+    const raw = await new Promise<{ encoding?: string; body: Buffer }>((resolve, reject) => {
+      import('node:http').then(({ get }) =>
+        get(`${ctx.url}/backoffice/assets/pages.js`, { headers: { 'accept-encoding': 'gzip' } }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ encoding: res.headers['content-encoding'], body: Buffer.concat(chunks) }));
+        }).on('error', reject),
+      );
+    });
+    expect(raw.encoding).toBe('gzip');
+    expect(gunzipSync(raw.body).toString('utf8')).toBe(plain.text);
+    expect(raw.body.length).toBeLessThan(plain.text.length / 2);
+    expect((await client().get('/assets/..%2Fui.controller.ts')).status).toBe(404);
+    expect((await client().get('/assets/nope.js')).status).toBe(404);
+  });
+
+  it('fills session.js with the route prefix, the idle warning and the message catalogue', async () => {
+    const script = await client().get('/assets/session.js');
+    expect(script.text).not.toContain('__BACKOFFICE_SESSION_CONFIG__');
+    expect(script.text).toContain('"base":"/backoffice"');
+    expect(script.text).toContain('"idleWarningSeconds":120');
+    expect(script.text).toContain('"signInButton":"Log in"');
+    expect(script.text).toContain('"staySignedInButton":"Stay signed in"');
+  });
+
+  it('GET /auth/me tells the idle and absolute deadlines; a peek does not slide the idle deadline', async () => {
+    const user = await newUser();
+    const http = client();
+    expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    const first = await http.get('/auth/me');
+    const { now, idleExpiresAt, absoluteExpiresAt } = first.body.session;
+    expect(Date.parse(idleExpiresAt) - Date.parse(now)).toBeGreaterThan(19 * 60_000);
+    expect(Date.parse(idleExpiresAt) - Date.parse(now)).toBeLessThanOrEqual(20 * 60_000);
+    expect(Date.parse(absoluteExpiresAt) - Date.parse(now)).toBeGreaterThan(11.9 * 3_600_000);
+
+    ctx.clock.advance(10 * 60_000);
+    const peek = await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } });
+    expect(peek.status).toBe(200);
+    expect(peek.body.session.idleExpiresAt).toBe(idleExpiresAt);
+    expect(Date.parse(peek.body.session.idleExpiresAt) - Date.parse(peek.body.session.now)).toBeLessThanOrEqual(10 * 60_000);
+
+    const touched = await http.get('/auth/me');
+    expect(Date.parse(touched.body.session.idleExpiresAt)).toBeGreaterThan(Date.parse(idleExpiresAt) + 9 * 60_000);
+    expect(touched.body.session.absoluteExpiresAt).toBe(absoluteExpiresAt);
+
+    // a peek cannot keep a session alive past its idle deadline
+    ctx.clock.advance(19 * 60_000);
+    expect((await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } })).status).toBe(200);
+    ctx.clock.advance(2 * 60_000);
+    expect((await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } })).status).toBe(401);
+  });
+});
+
+describe('sign-in screens turned off', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { ui: false } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('answers 404 JSON for every page and asset with ui: false, and the API still works', async () => {
+    for (const path of [...PAGES, '/assets/session.js', '/assets/ui.css']) {
+      const result = await new HttpClient(ctx.url).get(path);
+      expect(result.status, path).toBe(404);
+      expect(result.body.code, path).toBe('not_found');
+    }
+    expect((await new HttpClient(ctx.url).post('/auth/login', { username: 'nobody@example.com', password: 'wrong password here' })).status).toBe(401);
+  });
+});
