@@ -45,6 +45,20 @@ export default defineConfig(async () => {
         { plugins, test: { name: 'unit', globals: true, include: ['test/unit/**/*.spec.ts'], testTimeout: 30_000, sequence: { groupOrder: 0 } } },
         ...(pgUrl ? [integration('postgres', { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl })] : []),
         integration('pglite', { TEST_DB_KIND: 'pglite' }),
+        // Real browser (Debian chromium via playwright-core): after the other suites, one file at a time.
+        {
+          plugins,
+          test: {
+            name: 'browser',
+            globals: true,
+            include: ['test/browser/**/*.spec.ts'],
+            env: pgUrl ? { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl } : { TEST_DB_KIND: 'pglite' },
+            fileParallelism: false,
+            sequence: { groupOrder: 1 },
+            testTimeout: 120_000,
+            hookTimeout: 120_000,
+          },
+        },
         // Timing comparisons run last, one file at a time, so parallel suites do not add noise.
         {
           plugins,
@@ -54,7 +68,7 @@ export default defineConfig(async () => {
             include: ['test/timing/**/*.spec.ts'],
             env: pgUrl ? { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl } : { TEST_DB_KIND: 'pglite' },
             fileParallelism: false,
-            sequence: { groupOrder: 1 },
+            sequence: { groupOrder: 2 },
             testTimeout: 120_000,
             hookTimeout: 60_000,
           },

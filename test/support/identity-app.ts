@@ -38,6 +38,8 @@ export interface IdentityAppOptions {
   clock?: TestClock;
   /** A logger for the app (default: errors and warnings to the console). */
   logger?: LoggerService;
+  /** Port to listen on (default: any free one). */
+  port?: number;
   /** Called after the app is created, before it listens (e.g. to set up OpenAPI). */
   beforeListen?: (app: INestApplication) => void | Promise<void>;
 }
@@ -92,7 +94,7 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
   const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication({ logger: options.logger ?? ['error', 'warn'] });
   await options.beforeListen?.(app);
-  await app.listen(0, '127.0.0.1');
+  await app.listen(options.port ?? 0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
   return {
     app,

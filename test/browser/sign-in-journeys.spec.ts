@@ -1,0 +1,317 @@
+import { readFile } from 'node:fs/promises';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { TEST_PASSWORD } from '../support/identity-app.js';
+import { chromiumPath, latestMailTo, launchBrowser, totpCode, transferredBytes } from './support/browser.js';
+import { SignOutRedirectListener, startBrowserApp, type BrowserApp } from './support/browser-app.js';
+
+const executable = chromiumPath();
+const suite = executable ? describe : describe.skip;
+
+const ADMIN = { email: 'admin@example.com', password: 'admin passphrase for the browser' };
+const COLLEAGUE = { email: 'colleague@example.com', password: 'a colleague chose this passphrase' };
+
+suite('sign-in screens in a real browser (Debian chromium, playwright-core)', () => {
+  let app: BrowserApp;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    app = await startBrowserApp();
+    browser = await launchBrowser(executable!);
+    const admin = await app.userManager.createUser({ email: ADMIN.email, name: 'Ada Admin', password: ADMIN.password, groups: ['admin'] });
+    expect(admin.succeeded).toBe(true);
+  });
+  afterAll(async () => {
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close();
+    await app?.shutdown();
+  });
+
+  async function newPage(options: Parameters<Browser['newContext']>[0] = {}): Promise<Page> {
+    const context = await browser.newContext({ baseURL: app.origin, ...options });
+    contexts.push(context);
+    return context.newPage();
+  }
+
+  const url = (path: string) => `${app.origin}/backoffice${path}`;
+  const alert = (page: Page) => page.getByRole('alert').first();
+
+  async function signIn(page: Page, email: string, password: string): Promise<void> {
+    await page.goto(url('/'));
+    await page.getByLabel('Email', { exact: true }).fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+
+  async function expectSignedInAccount(page: Page, email: string): Promise<void> {
+    await page.waitForURL(url('/account'));
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain(email);
+  }
+
+  it('first paint of the sign-in page is under 50 kB transferred', async () => {
+    const context = await browser.newContext();
+    contexts.push(context);
+    const { total, requests } = await transferredBytes(context, url('/'));
+    console.log(`sign-in page: ${total} bytes transferred in ${requests.length} requests: ${requests.map((r) => `${r.url.replace(app.origin, '')} ${r.bytes}`).join(', ')}`);
+    expect(requests.length).toBeGreaterThanOrEqual(6);
+    expect(total).toBeLessThan(50_000);
+  });
+
+  it('admin signs in and invites a colleague; the colleague opens the emailed link, sets a password and lands signed in', async () => {
+    const adminPage = await newPage();
+    await signIn(adminPage, ADMIN.email, ADMIN.password);
+    await expectSignedInAccount(adminPage, ADMIN.email);
+    // The admin invites through the API from the signed-in page (session cookie + XSRF header).
+    const invited = await adminPage.evaluate(() =>
+      (window as any).BackOfficeSession.request('POST', '/users/invite', { email: 'colleague@example.com', name: 'Colin Colleague', groups: ['editor'] }),
+    );
+    expect(invited.status).toBe(201);
+
+    const mail = await latestMailTo(app.mailDir, COLLEAGUE.email);
+    expect(mail.link.startsWith(`${app.origin}/backoffice/accept-invite#userId=`)).toBe(true);
+    const page = await newPage();
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
+    await page.goto(mail.link);
+    await expect.poll(() => page.evaluate(() => location.hash)).toBe(''); // the token left the address bar
+    await page.getByLabel('New password', { exact: true }).fill(COLLEAGUE.password);
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await expectSignedInAccount(page, COLLEAGUE.email);
+    const token = new URL(mail.link).hash.match(/token=([^&]+)/)![1];
+    expect(requested.some((r) => r.includes(token) || r.includes(decodeURIComponent(token)))).toBe(false); // never in a URL sent
+  });
+
+  let recoveryCodes: string[] = [];
+  let secret = '';
+
+  it('the colleague sets up two-factor on the account page (QR code, code, recovery codes copied and downloaded)', async () => {
+    const page = await newPage({ acceptDownloads: true, permissions: ['clipboard-read', 'clipboard-write'] });
+    await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
+    await expectSignedInAccount(page, COLLEAGUE.email);
+    await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+    await expect.poll(() => page.locator('#bo-secret').textContent()).toMatch(/^[A-Z2-7]{32}$/);
+    secret = (await page.locator('#bo-secret').textContent())!;
+    const qr = page.getByRole('img', { name: 'QR code for your authenticator app' });
+    expect(await qr.getAttribute('src')).toMatch(/^data:image\/png;base64,/);
+    expect(await qr.evaluate((img: HTMLImageElement) => img.naturalWidth)).toBeGreaterThan(100);
+
+    await page.getByLabel('Code', { exact: true }).fill('000000');
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => alert(page).textContent()).toContain('That code is not valid');
+
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    const codes = page.locator('#bo-recovery-codes li');
+    await expect.poll(() => codes.count()).toBe(10);
+    recoveryCodes = await codes.allTextContents();
+    await page.getByRole('button', { name: 'Copy codes' }).click();
+    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(`${recoveryCodes.join('\n')}\n`);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download codes' }).click()]);
+    expect(download.suggestedFilename()).toBe('recovery-codes.txt');
+    expect(await readFile((await download.path())!, 'utf8')).toBe(`${recoveryCodes.join('\n')}\n`);
+    await page.getByRole('button', { name: 'I have saved my codes' }).click();
+    expect(await page.locator('#bo-recovery-codes li').count()).toBe(0); // shown once
+    await expect.poll(() => page.locator('#bo-2fa-state').textContent()).toBe('Two-factor authentication is on.');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(url('/'));
+  });
+
+  it('the colleague signs in with a code from the authenticator, then with a recovery code', async () => {
+    const page = await newPage();
+    await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
+    await page.waitForURL(url('/two-factor'));
+    app.clock.advance(30_000); // the enrolment code's time step cannot be used twice
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expectSignedInAccount(page, COLLEAGUE.email);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(url('/'));
+
+    await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
+    await page.waitForURL(url('/two-factor'));
+    await page.getByLabel('Recovery code', { exact: true }).check();
+    await page.getByLabel('Code', { exact: true }).fill('not-a-real-code');
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => alert(page).textContent()).toContain('That code is not valid');
+    await page.getByLabel('Code', { exact: true }).fill(recoveryCodes[0]);
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expectSignedInAccount(page, COLLEAGUE.email);
+  });
+
+  it('forgot password from the sign-in page, emailed link, new password, sign in; the used link then shows a clear error', async () => {
+    const created = await app.userManager.createUser({ email: 'forgetful@example.com', name: 'Fay Forgetful', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await page.waitForURL(url('/forgot-password'));
+    await page.getByLabel('Email', { exact: true }).fill('forgetful@example.com');
+    await page.getByRole('button', { name: 'Send reset link' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('we have sent it a link');
+
+    const mail = await latestMailTo(app.mailDir, 'forgetful@example.com');
+    await page.goto(mail.link);
+    expect(await page.evaluate(() => location.href)).toBe(url('/reset-password'));
+    await page.getByLabel('New password', { exact: true }).fill('short');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await expect.poll(() => alert(page).textContent()).toContain('Choose a different password');
+    expect(await page.getByLabel('New password', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+    await page.getByLabel('New password', { exact: true }).fill('my brand new reset passphrase');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await page.waitForURL(url('/?notice=password-reset'));
+    expect(await page.getByRole('status').textContent()).toContain('Your password has been changed');
+    await page.getByLabel('Email', { exact: true }).fill('forgetful@example.com');
+    await page.getByLabel('Password', { exact: true }).fill('my brand new reset passphrase');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expectSignedInAccount(page, 'forgetful@example.com');
+
+    const again = await newPage();
+    await again.goto(mail.link);
+    await again.getByLabel('New password', { exact: true }).fill('yet another new passphrase');
+    await again.getByRole('button', { name: 'Set password' }).click();
+    await expect.poll(() => alert(again).textContent()).toContain('invalid, has expired or has already been used');
+    expect(await again.getByRole('link', { name: 'Ask for a new link' }).isVisible()).toBe(true);
+
+    const incomplete = await newPage();
+    await incomplete.goto(url('/reset-password'));
+    await expect.poll(() => alert(incomplete).textContent()).toContain('This link is incomplete');
+  });
+
+  it('revokes another session from the account page; that browser is then asked to sign in again', async () => {
+    const created = await app.userManager.createUser({ email: 'twodevices@example.com', name: 'Tia Twodevices', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const laptop = await newPage({ userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36' });
+    const phone = await newPage({ userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36' });
+    await signIn(phone, 'twodevices@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(phone, 'twodevices@example.com');
+    await signIn(laptop, 'twodevices@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(laptop, 'twodevices@example.com');
+
+    const rows = laptop.locator('#bo-sessions li');
+    await expect.poll(() => rows.count()).toBe(2);
+    const phoneRow = rows.filter({ hasText: 'Chrome on Android' });
+    expect(await rows.filter({ has: laptop.locator('.bo-badge') }).textContent()).toContain('Chrome on Linux');
+    await phoneRow.getByRole('button', { name: 'Sign out this session' }).click();
+    await expect.poll(() => laptop.getByRole('status').textContent()).toContain('The session has been signed out');
+    await expect.poll(() => rows.count()).toBe(1);
+
+    const status = await phone.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status));
+    expect(status).toBe(401);
+    await phone.evaluate(() => (window as any).BackOfficeSession.check());
+    await expect.poll(() => phone.getByRole('alertdialog').getByRole('heading').textContent()).toBe('Your session has ended');
+  });
+
+  it('shows the lock message with the time left after five wrong passwords', async () => {
+    const created = await app.userManager.createUser({ email: 'locked@example.com', name: 'Lou Locked', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await page.goto(url('/'));
+    for (let attempt = 1; attempt <= 5; attempt++) {
+      await page.getByLabel('Email', { exact: true }).fill('locked@example.com');
+      await page.getByLabel('Password', { exact: true }).fill(`wrong password ${attempt}`);
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await expect.poll(() => alert(page).textContent()).toMatch(attempt < 5 ? /email or password is incorrect/ : /locked/);
+      if (attempt < 5) await page.evaluate(() => (document.getElementById('bo-alert')!.textContent = ''));
+    }
+    await page.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => alert(page).textContent()).toBe('Your account is locked after too many failed attempts. Try again in 5 min.');
+    expect(page.url()).toBe(url('/'));
+  });
+
+  it('signs in with the keyboard alone, with a visible focus indicator', async () => {
+    const created = await app.userManager.createUser({ email: 'keys@example.com', name: 'Kim Keys', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Skip to content');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('bo-username');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    expect(outline).toBe('solid');
+    await page.keyboard.type('keys@example.com');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('bo-password');
+    await page.keyboard.type(TEST_PASSWORD);
+    await page.keyboard.press('Enter');
+    await expectSignedInAccount(page, 'keys@example.com');
+  });
+
+  it('Sign out lands on the signOutRedirectUrl a UserLogoutSuccessNotification listener set; without one on the sign-in page', async () => {
+    const created = await app.userManager.createUser({ email: 'leaver@example.com', name: 'Lee Leaver', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    SignOutRedirectListener.url = `${app.origin}/host/signed-out`;
+    try {
+      await signIn(page, 'leaver@example.com', TEST_PASSWORD);
+      await expectSignedInAccount(page, 'leaver@example.com');
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL(`${app.origin}/host/signed-out`);
+      expect(await page.getByRole('heading').textContent()).toBe('You left the host app');
+    } finally {
+      SignOutRedirectListener.url = null;
+    }
+    expect(await page.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status))).toBe(401);
+
+    // The same from a host page that loads session.js: a data-backoffice-sign-out button, no listener URL.
+    await signIn(page, 'leaver@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(page, 'leaver@example.com');
+    await page.goto(`${app.origin}/host/editor`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(url('/'));
+  });
+
+  it('on a host page, warns before the idle deadline; "Stay signed in" extends the session; after the deadline it signs in again in a dialog without reloading', async () => {
+    const created = await app.userManager.createUser({ email: 'idle@example.com', name: 'Ida Idle', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await page.clock.install();
+    await signIn(page, 'idle@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(page, 'idle@example.com');
+    await page.goto(`${app.origin}/host/editor`);
+    await page.getByLabel('Document').fill('unsaved work');
+    await page.evaluate(() => ((window as any).pageMarker = 'same page'));
+    const peek = () => page.evaluate(() => fetch('/backoffice/auth/me', { headers: { 'X-Backoffice-Session-Peek': '1' } }).then((r) => r.json()));
+    await expect.poll(() => page.evaluate(() => Boolean((window as any).BackOfficeSession))).toBe(true);
+    const before = (await peek()).session;
+
+    // 20 min idle timeout, warning 2 min before: move server and browser clocks 18.5 min on.
+    app.clock.advance(18.5 * 60_000);
+    await page.clock.fastForward(18.5 * 60_000);
+    const warning = page.getByRole('alertdialog');
+    await expect.poll(() => warning.getByRole('heading').textContent()).toBe('Are you still there?');
+    expect(await warning.textContent()).toMatch(/signed out in (9\d|1[01]\d) s/);
+    await warning.getByRole('button', { name: 'Stay signed in' }).click();
+    await expect.poll(() => page.getByRole('alertdialog').count()).toBe(0);
+    const after = (await peek()).session;
+    expect(Date.parse(after.idleExpiresAt)).toBeGreaterThan(Date.parse(before.idleExpiresAt) + 18 * 60_000);
+
+    // Now let it lapse: the session ends, the dialog asks to sign in again, the page is not reloaded.
+    app.clock.advance(21 * 60_000);
+    await page.clock.fastForward(21 * 60_000);
+    const ended = page.getByRole('alertdialog');
+    await expect.poll(() => ended.getByRole('heading').textContent()).toBe('Your session has ended');
+    expect(await ended.getByLabel('Email', { exact: true }).inputValue()).toBe('idle@example.com');
+    await ended.getByLabel('Password', { exact: true }).fill('not my password');
+    await ended.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => ended.getByRole('alert').textContent()).toContain('email or password is incorrect');
+    await ended.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await ended.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alertdialog').count()).toBe(0);
+    expect(await page.evaluate(() => (window as any).pageMarker)).toBe('same page');
+    expect(await page.getByLabel('Document').inputValue()).toBe('unsaved work');
+    expect((await peek()).email).toBe('idle@example.com');
+  });
+
+  it('shows provider errors from ?error= and no provider buttons when GET /auth/external/providers is absent', async () => {
+    const page = await newPage();
+    await page.goto(url('/?error=external_email_in_use'));
+    expect(await alert(page).textContent()).toContain('An account with your email address already exists');
+    await page.waitForLoadState('networkidle');
+    expect(await page.locator('#bo-providers').isHidden()).toBe(true);
+    await page.goto(url('/?error=no_linked_account'));
+    expect(await alert(page).textContent()).toContain('No account is linked');
+  });
+});
