@@ -15,7 +15,10 @@ export type {
   BackOfficeSessionOptions,
   BackOfficeTokenOptions,
   BackOfficeTwoFactorOptions,
+  BackOfficeUiBranding,
+  BackOfficeUiOptions,
   ResolvedBackOfficeIdentityOptions,
+  ResolvedBackOfficeUiOptions,
 } from './options/backoffice-identity-options.interface.js';
 export { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 export { backOfficeIdentityMigrations } from './migrations/index.js';
@@ -104,6 +107,7 @@ export { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js
 export { BackOfficeAuthorize, CurrentBackOfficeUser, RequiresRecentSignIn } from './sessions/backoffice-authorize.decorator.js';
 export {
   BackOfficeAuthGuard,
+  SESSION_PEEK_HEADER,
   type BackOfficeAuthenticatedRequest,
   type BackOfficeAuthorizeOptions,
   type RequiresRecentSignInOptions,
@@ -112,6 +116,7 @@ export { isDatabaseUnavailableError } from './common/database-errors.js';
 export {
   BackOfficeSessionService,
   type BackOfficeAuthentication,
+  type BackOfficeSessionDeadlines,
   type BackOfficeSessionDto,
 } from './sessions/backoffice-session.service.js';
 export { BackOfficeSessionCookies, XSRF_COOKIE, XSRF_HEADER } from './sessions/session-cookies.js';
@@ -130,3 +135,5 @@ export { SecretCipher } from './two-factor/secret-cipher.js';
 export { RECOVERY_PROVIDER } from './two-factor/recovery-codes.js';
 export { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor/two-factor-challenge.service.js';
 export { BackOfficeMaintenanceService, type PruneResult } from './maintenance/backoffice-maintenance.service.js';
+export { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from './ui/ui-messages.js';
+export { BackOfficeUiAssets } from './ui/ui-assets.service.js';
