@@ -74,6 +74,15 @@ describe('sign-in screens over HTTP (the pages, their headers and assets)', () =
     expect(config(xssReturn.text).returnUrl).toBe('/"></script><script>alert(1)</script>');
   });
 
+  it('shows the second-factor page for ?status=requiresTwoFactor (external sign-in) and ?error= on the account page', async () => {
+    const pending = await client().get('/?status=requiresTwoFactor&providers=totp&returnUrl=%2Fbackoffice%2Faccount');
+    expect(pending.status).toBe(200);
+    expect(pending.text).toContain('<label for="bo-code">Code</label>');
+    expect(pending.text).toContain('"page":"two-factor"');
+    const account = await client().get('/account?error=login_already_linked');
+    expect(account.text).toContain('That external login is already linked to an account.');
+  });
+
   it('serves assets gzipped when asked, long-cached only under their content hash', async () => {
     const page = await client().get('/');
     const src = /<script src="(\/backoffice\/assets\/pages\.js\?v=([0-9a-f]+))"/.exec(page.text)!;

@@ -51,15 +51,22 @@ export class BackOfficeUiController {
     ].join('; ');
   }
 
+  /**
+   * The sign-in page. `?error=<code>` (from an external provider's callback) shows the catalogue's message for
+   * that code; `?status=requiresTwoFactor` (an external sign-in that still needs the second factor) shows the
+   * second-factor page.
+   */
   @Get()
-  signIn(@Query('returnUrl') returnUrl: unknown, @Query('error') error: unknown, @Query('notice') notice: unknown, @Res({ passthrough: true }) response: HeaderTarget): string {
-    const errorKey = typeof error === 'string' && error ? (UI_ERROR_MESSAGES[error] ?? 'externalLoginFailed') : undefined;
+  signIn(
+    @Query('returnUrl') returnUrl: unknown,
+    @Query('error') error: unknown,
+    @Query('notice') notice: unknown,
+    @Query('status') status: unknown,
+    @Res({ passthrough: true }) response: HeaderTarget,
+  ): string {
     const noticeKey = typeof notice === 'string' ? NOTICES[notice] : undefined;
-    return this.page('sign-in', response, {
-      returnUrl: sameOriginPath(returnUrl),
-      error: errorKey && this.options.ui.messages[errorKey],
-      notice: noticeKey && this.options.ui.messages[noticeKey],
-    });
+    const context = { returnUrl: sameOriginPath(returnUrl), error: this.errorMessage(error), notice: noticeKey && this.options.ui.messages[noticeKey] };
+    return this.page(status === 'requiresTwoFactor' ? 'two-factor' : 'sign-in', response, context);
   }
 
   @Get('two-factor')
@@ -84,9 +91,16 @@ export class BackOfficeUiController {
     return this.page('accept-invite', response);
   }
 
+  /** The account page; `?error=<code>` comes back from linking an external login. */
   @Get('account')
-  account(@Res({ passthrough: true }) response: HeaderTarget): string {
-    return this.page('account', response);
+  account(@Query('error') error: unknown, @Res({ passthrough: true }) response: HeaderTarget): string {
+    return this.page('account', response, { error: this.errorMessage(error) });
+  }
+
+  /** The catalogue's message for an `?error=` code; unknown codes get the generic provider message, never the input. */
+  private errorMessage(code: unknown): string | undefined {
+    if (typeof code !== 'string' || !code) return undefined;
+    return this.options.ui.messages[UI_ERROR_MESSAGES[code] ?? 'externalLoginFailed'];
   }
 
   @Get('assets/:file')
