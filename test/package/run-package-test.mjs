@@ -326,6 +326,16 @@ async function main() {
     dashboard.status === 200 && dashboard.body?.email === admin.email && dashboard.body?.groups?.includes('admin'),
     `${dashboard.status} ${short(dashboard.body)}`,
   );
+  const signInPage = await fetch(`${url}/backoffice/`);
+  const signInHtml = await signInPage.text();
+  const sessionJs = await fetch(`${url}/backoffice/assets/session.js`);
+  check(
+    'the sign-in page and its assets are served from the tarball (strict CSP)',
+    signInPage.status === 200 && /<button type="submit">Sign in<\/button>/.test(signInHtml) &&
+      /frame-ancestors 'none'/.test(signInPage.headers.get('content-security-policy') ?? '') &&
+      sessionJs.status === 200 && /BackOfficeSession/.test(await sessionJs.text()),
+    `${signInPage.status} ${sessionJs.status}`,
+  );
   const openapi = await browser.get('/backoffice/openapi.json');
   check('OpenAPI document lists the module and the host routes', openapi.status === 200 && openapi.body?.paths?.['/backoffice/auth/login'] && openapi.body?.paths?.['/dashboard']);
 
