@@ -1,5 +1,5 @@
 /**
- * Every string of the sign-in screens and of `assets/session.js`, in English. Override any of them with
+ * Every string of the sign-in screens and of `assets/session.js`, in English. Override each of them with
  * `ui.messages` (e.g. to translate). `{name}`-style placeholders are filled in by the pages; text is always
  * inserted as text, never as HTML.
  */
@@ -76,7 +76,7 @@ export const BACKOFFICE_UI_MESSAGES = {
   turnOffTwoFactorButton: 'Turn off two-factor authentication',
   twoFactorDisabled: 'Two-factor authentication is now off.',
   sessionsHeading: 'Active sessions',
-  sessionsIntro: 'Devices signed in to your account. Sign out any you do not recognise.',
+  sessionsIntro: 'Devices signed in to your account. Sign out the ones you do not recognise.',
   thisSession: 'This session',
   sessionDetails: '{device} · {ip} · last active {lastSeen} · signed in {created}',
   unknownDevice: 'Unknown device',
