@@ -39,6 +39,19 @@ export default defineConfig(async () => {
       hookTimeout: 60_000,
     },
   });
+  const oneFileAtATime = (name: string, include: string, groupOrder: number, hookTimeout: number) => ({
+    plugins,
+    test: {
+      name,
+      globals: true,
+      include: [include],
+      env: pgUrl ? { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl } : { TEST_DB_KIND: 'pglite' },
+      fileParallelism: false,
+      sequence: { groupOrder },
+      testTimeout: 120_000,
+      hookTimeout,
+    },
+  });
   return {
     test: {
       projects: [
@@ -46,33 +59,9 @@ export default defineConfig(async () => {
         ...(pgUrl ? [integration('postgres', { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl })] : []),
         integration('pglite', { TEST_DB_KIND: 'pglite' }),
         // Real browser (Debian chromium via playwright-core): after the other suites, one file at a time.
-        {
-          plugins,
-          test: {
-            name: 'browser',
-            globals: true,
-            include: ['test/browser/**/*.spec.ts'],
-            env: pgUrl ? { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl } : { TEST_DB_KIND: 'pglite' },
-            fileParallelism: false,
-            sequence: { groupOrder: 1 },
-            testTimeout: 120_000,
-            hookTimeout: 120_000,
-          },
-        },
+        oneFileAtATime('browser', 'test/browser/**/*.spec.ts', 1, 120_000),
         // Timing comparisons run last, one file at a time, so parallel suites do not add noise.
-        {
-          plugins,
-          test: {
-            name: 'timing',
-            globals: true,
-            include: ['test/timing/**/*.spec.ts'],
-            env: pgUrl ? { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl } : { TEST_DB_KIND: 'pglite' },
-            fileParallelism: false,
-            sequence: { groupOrder: 2 },
-            testTimeout: 120_000,
-            hookTimeout: 60_000,
-          },
-        },
+        oneFileAtATime('timing', 'test/timing/**/*.spec.ts', 2, 60_000),
       ],
     },
   };

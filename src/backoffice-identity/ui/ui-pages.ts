@@ -171,34 +171,30 @@ ${this.backToSignIn()}`,
     };
   }
 
-  private reset(context: BackOfficeUiPageContext) {
-    const m = this.m;
+  /** A page that sets a password with a token from the email link (reset, invite). */
+  private passwordFromLink(context: BackOfficeUiPageContext, title: string, intro: string, formId: string, after: SafeHtml) {
     return {
-      title: m.resetTitle,
-      body: html`<h1>${m.resetTitle}</h1>
-<p class="bo-intro">${m.resetIntro}</p>
+      title,
+      body: html`<h1>${title}</h1>
+<p class="bo-intro">${intro}</p>
 ${this.messages(context)}
-<form id="bo-reset-form" novalidate>
+<form id="${formId}" novalidate>
 ${this.newPasswordField()}
-<button type="submit">${m.setPasswordButton}</button>
+<button type="submit">${this.m.setPasswordButton}</button>
 </form>
-<p class="bo-links" id="bo-request-new-link" hidden><a href="${this.base}/forgot-password">${m.requestNewLink}</a></p>
-${this.backToSignIn()}`,
+${after}`,
     };
   }
 
-  private invite(context: BackOfficeUiPageContext) {
+  private reset(context: BackOfficeUiPageContext) {
     const m = this.m;
-    return {
-      title: m.inviteTitle,
-      body: html`<h1>${m.inviteTitle}</h1>
-<p class="bo-intro">${m.inviteIntro}</p>
-${this.messages(context)}
-<form id="bo-invite-form" novalidate>
-${this.newPasswordField()}
-<button type="submit">${m.setPasswordButton}</button>
-</form>`,
-    };
+    const after = html`<p class="bo-links" id="bo-request-new-link" hidden><a href="${this.base}/forgot-password">${m.requestNewLink}</a></p>
+${this.backToSignIn()}`;
+    return this.passwordFromLink(context, m.resetTitle, m.resetIntro, 'bo-reset-form', after);
+  }
+
+  private invite(context: BackOfficeUiPageContext) {
+    return this.passwordFromLink(context, this.m.inviteTitle, this.m.inviteIntro, 'bo-invite-form', html``);
   }
 
   private account(context: BackOfficeUiPageContext) {
