@@ -139,6 +139,29 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await expectSignedInAccount(page, COLLEAGUE.email);
   });
 
+  it('says so when the second step took too long, and when forgot-password is rate limited (429)', async () => {
+    const page = await newPage();
+    await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
+    await page.waitForURL(url('/two-factor'));
+    app.clock.advance(6 * 60_000); // the pending sign-in lasts 5 minutes
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => alert(page).textContent()).toBe('Your sign-in took too long. Sign in with your password again.');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Back to sign in');
+
+    await page.goto(url('/forgot-password'));
+    const answers: string[] = [];
+    for (let attempt = 1; attempt <= 6; attempt++) {
+      await page.getByLabel('Email', { exact: true }).fill('someone.else@example.com');
+      await page.getByRole('button', { name: 'Send reset link' }).click();
+      await expect.poll(() => page.evaluate(() => (document.getElementById('bo-alert')!.textContent || '') + (document.getElementById('bo-status')!.textContent || ''))).not.toBe('');
+      answers.push((await page.locator('#bo-alert').textContent()) || (await page.locator('#bo-status').textContent())!);
+      await page.evaluate(() => ['bo-alert', 'bo-status'].forEach((id) => (document.getElementById(id)!.textContent = '')));
+    }
+    expect(answers.slice(0, 5).every((a) => a.includes('we have sent it a link'))).toBe(true);
+    expect(answers[5]).toMatch(/^Too many attempts\. Wait \d+ (min|s) and try again\.$/);
+  });
+
   it('forgot password from the sign-in page, emailed link, new password, sign in; the used link then shows a clear error', async () => {
     const created = await app.userManager.createUser({ email: 'forgetful@example.com', name: 'Fay Forgetful', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
