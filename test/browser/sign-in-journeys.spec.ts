@@ -113,7 +113,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect(await page.locator('#bo-recovery-codes li').count()).toBe(0); // shown once
     await expect.poll(() => page.locator('#bo-2fa-state').textContent()).toBe('Two-factor authentication is on.');
 
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
     await page.waitForURL(url('/'));
   });
 
@@ -125,7 +125,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
     await page.getByRole('button', { name: 'Verify' }).click();
     await expectSignedInAccount(page, COLLEAGUE.email);
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
     await page.waitForURL(url('/'));
 
     await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
@@ -270,7 +270,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     try {
       await signIn(page, 'leaver@example.com', TEST_PASSWORD);
       await expectSignedInAccount(page, 'leaver@example.com');
-      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('button', { name: 'Sign out', exact: true }).click();
       await page.waitForURL(`${app.origin}/host/signed-out`);
       expect(await page.getByRole('heading').textContent()).toBe('You left the host app');
     } finally {
@@ -282,7 +282,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await signIn(page, 'leaver@example.com', TEST_PASSWORD);
     await expectSignedInAccount(page, 'leaver@example.com');
     await page.goto(`${app.origin}/host/editor`);
-    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
     await page.waitForURL(url('/'));
   });
 
@@ -326,6 +326,34 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect(await page.evaluate(() => (window as any).pageMarker)).toBe('same page');
     expect(await page.getByLabel('Document').inputValue()).toBe('unsaved work');
     expect((await peek()).email).toBe('idle@example.com');
+  });
+
+  it('tells before the absolute deadline that the session cannot be extended', async () => {
+    const created = await app.userManager.createUser({ email: 'longday@example.com', name: 'Lon Longday', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await page.clock.install();
+    await signIn(page, 'longday@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(page, 'longday@example.com');
+    await page.goto(`${app.origin}/host/editor`);
+    // A busy day: the session is used every 15 minutes for 11 h 50 min (12 h absolute timeout).
+    for (let step = 0; step < 47; step++) {
+      app.clock.advance(15 * 60_000);
+      expect(await page.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status))).toBe(200);
+    }
+    app.clock.advance(5 * 60_000);
+    const me = await page.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.json()));
+    expect(me.session.idleExpiresAt).toBe(me.session.absoluteExpiresAt); // capped by the absolute deadline
+    await page.evaluate(() => (window as any).BackOfficeSession.check());
+    expect(await page.getByRole('alertdialog').count()).toBe(0); // 10 minutes left: no warning yet
+    app.clock.advance(8.5 * 60_000);
+    await page.clock.fastForward(8.5 * 60_000);
+    const notice = page.getByRole('alertdialog');
+    await expect.poll(() => notice.textContent()).toContain('Your session ends in');
+    expect(await notice.textContent()).toMatch(/ends in (8\d|9\d) s and cannot be extended/);
+    expect(await notice.getByRole('button', { name: 'Stay signed in' }).count()).toBe(0);
+    await notice.getByRole('button', { name: 'Dismiss' }).click();
+    expect(await page.getByRole('alertdialog').count()).toBe(0);
   });
 
   it('shows provider errors from ?error= and no provider buttons when GET /auth/external/providers is absent', async () => {
