@@ -139,6 +139,33 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await expectSignedInAccount(page, COLLEAGUE.email);
   });
 
+  it('re-signs in a two-factor user in the session dialog (password, then code) without leaving the host page', async () => {
+    const page = await newPage();
+    await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
+    await page.waitForURL(url('/two-factor'));
+    app.clock.advance(30_000);
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expectSignedInAccount(page, COLLEAGUE.email);
+    await page.goto(`${app.origin}/host/editor`);
+    await expect.poll(() => page.evaluate(() => Boolean((window as any).BackOfficeSession))).toBe(true);
+    await page.getByLabel('Document').fill('draft that must survive');
+    // The session ends elsewhere (e.g. signed out in another tab); the next check notices.
+    const loggedOut = await page.evaluate(() => (window as any).BackOfficeSession.request('POST', '/auth/logout', undefined, { retry: false }));
+    expect(loggedOut.status).toBe(200);
+    await page.evaluate(() => (window as any).BackOfficeSession.check());
+    const dialog = page.getByRole('alertdialog');
+    await dialog.getByLabel('Password', { exact: true }).fill(COLLEAGUE.password);
+    await dialog.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alertdialog').getByRole('heading').textContent()).toBe('Two-factor authentication');
+    app.clock.advance(30_000);
+    await page.getByRole('alertdialog').getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('alertdialog').getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => page.getByRole('alertdialog').count()).toBe(0);
+    expect(await page.getByLabel('Document').inputValue()).toBe('draft that must survive');
+    expect(await page.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status))).toBe(200);
+  });
+
   it('says so when the second step took too long, and when forgot-password is rate limited (429)', async () => {
     const page = await newPage();
     await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
