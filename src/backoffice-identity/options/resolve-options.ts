@@ -229,6 +229,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   const database = root.section('database');
 
   const requiredLength = password.int('requiredLength', 12, 1, 1024);
+  const idleTimeoutMinutes = session.number('idleTimeoutMinutes', 20, 1, 60 * 24 * 30);
   const resolved: ResolvedBackOfficeIdentityOptions = {
     routePrefix: root.string('routePrefix', 'backoffice', /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'must be a path such as "backoffice" or "admin/api" (no leading or trailing slash)'),
     usernameIsEmail: root.bool('usernameIsEmail', true),
@@ -247,7 +248,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       durationMinutes: lockout.number('durationMinutes', 5, 0, 60 * 24 * 365),
     },
     session: {
-      idleTimeoutMinutes: session.number('idleTimeoutMinutes', 20, 1, 60 * 24 * 30),
+      idleTimeoutMinutes,
       absoluteTimeoutHours: session.number('absoluteTimeoutHours', 12, 0.1, 24 * 365),
       cookieName: session.string('cookieName', 'backoffice_session', /^[A-Za-z0-9_.-]{1,64}$/, 'must be a cookie name of letters, digits, "_", "-" or "."'),
       secureCookies: session.bool('secureCookies', true),
@@ -287,8 +288,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     maintenanceIntervalMinutes: root.number('maintenanceIntervalMinutes', 60, 0, 60 * 24 * 7),
     passwordValidators: root.array('passwordValidators', hasValidate, 'must be an array of objects with a validate() method'),
     userValidators: root.array('userValidators', hasValidate, 'must be an array of objects with a validate() method'),
-    ui: undefined as never,
+    ui: resolveUi(root, options.ui, idleTimeoutMinutes),
   };
-  resolved.ui = resolveUi(root, (options as { ui?: unknown }).ui, resolved.session.idleTimeoutMinutes);
   return resolved;
 }
