@@ -72,7 +72,7 @@ suite('the demo app (npm start) in a real browser', () => {
     await colleague.waitForURL(`${origin}/backoffice/account`);
     await expect.poll(() => colleague.locator('#bo-signed-in-as').textContent()).toContain('editor@example.com');
     await colleague.getByRole('button', { name: 'Sign out', exact: true }).click();
-    await colleague.waitForURL(`${origin}/backoffice/`);
+    await colleague.waitForURL(`${origin}/backoffice`);
     await adminContext.close();
     await colleagueContext.close();
   });

@@ -114,7 +114,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await expect.poll(() => page.locator('#bo-2fa-state').textContent()).toBe('Two-factor authentication is on.');
 
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
-    await page.waitForURL(url('/'));
+    await page.waitForURL(url(''));
   });
 
   it('the colleague signs in with a code from the authenticator, then with a recovery code', async () => {
@@ -126,7 +126,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.getByRole('button', { name: 'Verify' }).click();
     await expectSignedInAccount(page, COLLEAGUE.email);
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
-    await page.waitForURL(url('/'));
+    await page.waitForURL(url(''));
 
     await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
     await page.waitForURL(url('/two-factor'));
@@ -209,7 +209,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect(await page.getByLabel('New password', { exact: true }).getAttribute('aria-invalid')).toBe('true');
     await page.getByLabel('New password', { exact: true }).fill('my brand new reset passphrase');
     await page.getByRole('button', { name: 'Set password' }).click();
-    await page.waitForURL(url('/?notice=password-reset'));
+    await page.waitForURL(url('?notice=password-reset'));
     expect(await page.getByRole('status').textContent()).toContain('Your password has been changed');
     await page.getByLabel('Email', { exact: true }).fill('forgetful@example.com');
     await page.getByLabel('Password', { exact: true }).fill('my brand new reset passphrase');
@@ -310,7 +310,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await expectSignedInAccount(page, 'leaver@example.com');
     await page.goto(`${app.origin}/host/editor`);
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
-    await page.waitForURL(url('/'));
+    await page.waitForURL(url(''));
   });
 
   it('on a host page, warns before the idle deadline; "Stay signed in" extends the session; after the deadline it signs in again in a dialog without reloading', async () => {

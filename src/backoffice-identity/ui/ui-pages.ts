@@ -113,7 +113,7 @@ ${body}
   }
 
   private backToSignIn(id?: string): SafeHtml {
-    return html`<p class="bo-links"><a${id ? html` id="${id}"` : ''} href="${this.base}/">${this.m.backToSignIn}</a></p>`;
+    return html`<p class="bo-links"><a${id ? html` id="${id}"` : ''} href="${this.base}">${this.m.backToSignIn}</a></p>`;
   }
 
   private signIn(context: BackOfficeUiPageContext) {

@@ -234,7 +234,7 @@
 
   function reset() {
     tokenPage('bo-reset-form', '/auth/reset-password', 'newPassword', function () {
-      window.location.assign(S.base + '/?notice=password-reset');
+      window.location.assign(S.base + '?notice=password-reset');
     }, 'linkInvalid');
   }
 
@@ -358,7 +358,7 @@
   function refreshMe() {
     return S.request('GET', '/auth/me', undefined, { peek: true }).then(function (res) {
       if (res.status !== 200) {
-        window.location.replace(S.base + '/?returnUrl=' + encodeURIComponent(window.location.pathname));
+        window.location.replace(S.base + '?returnUrl=' + encodeURIComponent(window.location.pathname));
         return;
       }
       current = res.body;

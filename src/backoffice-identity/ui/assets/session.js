@@ -456,7 +456,7 @@
     clearTimers();
     return request('POST', '/auth/logout', undefined, { retry: false }).then(function (res) {
       var target = res.status === 200 && res.body && res.body.signOutRedirectUrl;
-      window.location.assign(target || BASE + '/');
+      window.location.assign(target || BASE);
       return res;
     });
   }
