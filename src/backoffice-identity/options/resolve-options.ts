@@ -117,14 +117,6 @@ class OptionReader {
     return value;
   }
 
-  array<T>(key: string, check: (item: unknown) => boolean, expectation: string): T[] {
-    const value = this.source[key] ?? [];
-    if (!Array.isArray(value) || !value.every(check)) {
-      throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
-    }
-    return [...value] as T[];
-  }
-
   /** An optional `https:` URL or same-origin path (for images the pages load). No quotes, brackets or spaces. */
   optionalAssetUrl(key: string): string | undefined {
     const value = this.source[key];
@@ -162,8 +154,16 @@ class OptionReader {
     return result;
   }
 
-  section(key: string, given?: unknown): OptionReader {
-    const value = given ?? this.source[key] ?? {};
+  array<T>(key: string, check: (item: unknown) => boolean, expectation: string): T[] {
+    const value = this.source[key] ?? [];
+    if (!Array.isArray(value) || !value.every(check)) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
+    }
+    return [...value] as T[];
+  }
+
+  section(key: string): OptionReader {
+    const value = this.source[key] ?? {};
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new BackOfficeIdentityOptionsError(this.name(key), 'must be an object', value);
     }
@@ -180,11 +180,10 @@ export function isSameOriginPath(value: string): boolean {
 }
 
 function resolveUi(root: OptionReader, raw: unknown, idleTimeoutMinutes: number): ResolvedBackOfficeUiOptions {
-  const source = raw === false ? { enabled: false } : raw;
-  if (source !== undefined && (typeof source !== 'object' || source === null || Array.isArray(source))) {
-    throw new BackOfficeIdentityOptionsError('ui', 'must be false or an object', source);
+  if (raw !== undefined && raw !== false && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {
+    throw new BackOfficeIdentityOptionsError('ui', 'must be false or an object', raw);
   }
-  const ui = root.section('ui', source ?? {});
+  const ui = raw === false ? new OptionReader({ enabled: false }, 'ui') : root.section('ui');
   const branding = ui.section('branding');
   const messages = { ...BACKOFFICE_UI_MESSAGES, ...ui.section('messages').strings(2000) } as BackOfficeUiMessages;
   return {
