@@ -301,6 +301,10 @@
     if (!Array.isArray(me.logins)) return;
     S.request('GET', '/auth/external/providers', undefined, { retry: false }).then(function (res) {
       var providers = res.status === 200 && Array.isArray(res.body) ? res.body : [];
+      if (me.logins.length === 0 && providers.length === 0) {
+        section.hidden = true; // no provider configured: nothing to show
+        return;
+      }
       var list = $('bo-logins');
       list.textContent = '';
       $('bo-no-logins').hidden = me.logins.length > 0;
