@@ -184,7 +184,7 @@ describe.runIf(dbKind() === 'pglite')('demo app: environment and start-up checks
       status: 200,
       body: { status: 'success', user: { email: 'admin@example.com', groups: ['admin'], state: 'active' } },
     });
-    const signInPage = await fetch(`${url}/backoffice/`);
+    const signInPage = await fetch(`${url}/backoffice`);
     expect(signInPage.status).toBe(200);
     expect(signInPage.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
     expect(await signInPage.text()).toContain('<button type="submit">Sign in</button>');
