@@ -25,6 +25,7 @@ import { BackOfficeSecurityHeadersMiddleware } from './http/security-headers.mid
 import { BackOfficeDatabaseTimeouts } from './common/database-timeouts.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
 import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
+import { BackOfficeUiTrailingSlash } from './ui/ui-trailing-slash.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
@@ -131,7 +132,15 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficeIdentityHttpModule,
         RouterModule.register([{ path: routePrefix, module: BackOfficeIdentityHttpModule }]),
       ],
-      providers: [...shared, BackOfficeIdentityStartupCheck, BackOfficeDatabaseTimeouts, BackOfficeAuditListener, BackOfficeMaintenanceService, { provide: APP_FILTER, useClass: BackOfficeExceptionFilter }],
+      providers: [
+        ...shared,
+        BackOfficeIdentityStartupCheck,
+        BackOfficeDatabaseTimeouts,
+        BackOfficeUiTrailingSlash,
+        BackOfficeAuditListener,
+        BackOfficeMaintenanceService,
+        { provide: APP_FILTER, useClass: BackOfficeExceptionFilter },
+      ],
       exports: shared.map((provider) => (typeof provider === 'function' ? provider : provider.provide)),
     };
   }

@@ -1,6 +1,11 @@
 import { gunzipSync } from 'node:zlib';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { BackOfficeIdentityModule } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, TEST_IDENTITY_DEFAULTS, TEST_PASSWORD, typeOrmOptionsFor, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 
 const PAGES = ['/', '/two-factor', '/forgot-password', '/reset-password', '/accept-invite', '/account'];
@@ -165,5 +170,32 @@ describe('sign-in screens turned off', () => {
       expect(result.body.code, path).toBe('not_found');
     }
     expect((await new HttpClient(ctx.url).post('/auth/login', { username: 'nobody@example.com', password: 'wrong password here' })).status).toBe(401);
+  });
+});
+
+describe('sign-in screens on Fastify', () => {
+  it('serves /backoffice and redirects /backoffice/ (which Fastify routes apart) to it, keeping the query', async () => {
+    const db = await createTestDatabase();
+    const moduleRef = await Test.createTestingModule({
+      imports: [TypeOrmModule.forRoot(typeOrmOptionsFor(db)), EventEmitterModule.forRoot(), BackOfficeIdentityModule.forRoot(TEST_IDENTITY_DEFAULTS)],
+    }).compile();
+    const app = moduleRef.createNestApplication(new FastifyAdapter(), { logger: ['error'] });
+    try {
+      await app.listen(0, '127.0.0.1');
+      const { port } = app.getHttpServer().address() as { port: number };
+      const base = `http://127.0.0.1:${port}/backoffice`;
+      const page = await fetch(base);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<button type="submit">Sign in</button>');
+      const slash = await fetch(`${base}/?returnUrl=%2Fbackoffice%2Faccount`, { redirect: 'manual' });
+      expect(slash.status).toBe(302);
+      expect(slash.headers.get('location')).toBe('/backoffice?returnUrl=%2Fbackoffice%2Faccount');
+      const asset = await fetch(`${base}/assets/session.js`);
+      expect(asset.status).toBe(200);
+      expect(await asset.text()).toContain('"base":"/backoffice"');
+    } finally {
+      await app.close();
+      await db.drop();
+    }
   });
 });
