@@ -383,6 +383,36 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect(await page.getByRole('alertdialog').count()).toBe(0);
   });
 
+  it('asks for the password again in a dialog (step-up) when a sensitive change comes more than 5 minutes after sign-in, then carries on', async () => {
+    const created = await app.userManager.createUser({ email: 'stepup@example.com', name: 'Stu Stepup', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, 'stepup@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(page, 'stepup@example.com');
+    app.clock.advance(6 * 60_000);
+    await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+    const dialog = page.getByRole('dialog');
+    await expect.poll(() => dialog.getByRole('heading').textContent()).toBe('Confirm it’s you');
+    await dialog.getByLabel('Password', { exact: true }).fill('not my password');
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('The password is incorrect.');
+    await dialog.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await expect.poll(() => page.locator('#bo-secret').textContent()).toMatch(/^[A-Z2-7]{32}$/); // the call was retried
+    expect(await page.getByRole('dialog').count()).toBe(0);
+
+    // "Sign out everywhere else" (DELETE /auth/sessions) is sensitive too: recent now, so no prompt.
+    const other = await newPage();
+    await signIn(other, 'stepup@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(other, 'stepup@example.com');
+    await page.reload();
+    await expect.poll(() => page.locator('#bo-sessions li').count()).toBe(2);
+    await page.getByRole('button', { name: 'Sign out all other sessions' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Your other sessions have been signed out');
+    await expect.poll(() => page.locator('#bo-sessions li').count()).toBe(1);
+    expect(await other.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status))).toBe(401);
+  });
+
   it('shows provider errors from ?error= and no provider buttons when GET /auth/external/providers is absent', async () => {
     const page = await newPage();
     await page.goto(url('/?error=external_email_in_use'));

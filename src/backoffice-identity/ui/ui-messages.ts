@@ -84,6 +84,8 @@ export const BACKOFFICE_UI_MESSAGES = {
   signOutSessionButton: 'Sign out this session',
   sessionSignedOut: 'The session has been signed out.',
   noOtherSessions: 'No other sessions.',
+  signOutOthersButton: 'Sign out all other sessions',
+  othersSignedOut: 'Your other sessions have been signed out.',
   loginsHeading: 'Linked logins',
   loginsIntro: 'External accounts you can sign in with.',
   noLogins: 'No external logins are linked.',

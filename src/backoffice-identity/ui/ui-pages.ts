@@ -243,6 +243,7 @@ ${this.field('bo-2fa-password', 'password', m.passwordLabel, 'password', 'curren
 <p>${m.sessionsIntro}</p>
 <ul id="bo-sessions" class="bo-list"></ul>
 <p id="bo-no-other-sessions" hidden>${m.noOtherSessions}</p>
+<p><button type="button" id="bo-sign-out-others" class="bo-danger" hidden>${m.signOutOthersButton}</button></p>
 </section>
 <section class="bo-section" id="bo-logins-section" aria-labelledby="bo-logins-heading" hidden>
 <h2 id="bo-logins-heading">${m.loginsHeading}</h2>

@@ -293,6 +293,7 @@
         list.appendChild(item);
       });
       $('bo-no-other-sessions').hidden = res.body.length > 1;
+      $('bo-sign-out-others').hidden = res.body.length < 2;
     });
   }
 
@@ -428,6 +429,20 @@
         }
         var wrongCurrent = res.body && res.body.code === 'invalid_credentials';
         showError(wrongCurrent ? t('wrongPassword') : S.errorText(res), S.errorList(res), wrongCurrent ? [currentPassword] : failedFields(res, newPassword, []));
+      });
+    });
+
+    $('bo-sign-out-others').addEventListener('click', function () {
+      var button = $('bo-sign-out-others');
+      button.disabled = true;
+      S.request('DELETE', '/auth/sessions').then(function (res) {
+        button.disabled = false;
+        if (res.status === 200 || res.status === 204) {
+          showStatus(t('othersSignedOut'));
+          renderSessions().then(function () {
+            $('bo-sessions-heading').focus();
+          });
+        } else showError(S.errorText(res));
       });
     });
 
