@@ -186,7 +186,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
       await page.evaluate(() => ['bo-alert', 'bo-status'].forEach((id) => (document.getElementById(id)!.textContent = '')));
     }
     expect(answers.slice(0, 5).every((a) => a.includes('we have sent it a link'))).toBe(true);
-    expect(answers[5]).toMatch(/^Too many attempts\. Wait \d+ (min|s) and try again\.$/);
+    expect(answers[5]).toMatch(/^Too many attempts\. Wait \d+\s(min|s) and try again\.$/);
   });
 
   it('forgot password from the sign-in page, emailed link, new password, sign in; the used link then shows a clear error', async () => {
@@ -266,7 +266,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     }
     await page.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect.poll(() => alert(page).textContent()).toBe('Your account is locked after too many failed attempts. Try again in 5 min.');
+    await expect.poll(() => alert(page).textContent()).toBe('Your account is locked after too many failed attempts. Try again in 5\u00a0min.');
     expect(page.url()).toBe(url('/'));
   });
 
@@ -332,7 +332,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.clock.fastForward(18.5 * 60_000);
     const warning = page.getByRole('alertdialog');
     await expect.poll(() => warning.getByRole('heading').textContent()).toBe('Are you still there?');
-    expect(await warning.textContent()).toMatch(/signed out in (9\d|1[01]\d) s/);
+    expect(await warning.textContent()).toMatch(/signed out in (9\d|1[01]\d)\ss/);
     await warning.getByRole('button', { name: 'Stay signed in' }).click();
     await expect.poll(() => page.getByRole('alertdialog').count()).toBe(0);
     const after = (await peek()).session;
@@ -377,7 +377,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.clock.fastForward(8.5 * 60_000);
     const notice = page.getByRole('alertdialog');
     await expect.poll(() => notice.textContent()).toContain('Your session ends in');
-    expect(await notice.textContent()).toMatch(/ends in (8\d|9\d) s and cannot be extended/);
+    expect(await notice.textContent()).toMatch(/ends in (8\d|9\d)\ss and cannot be extended/);
     expect(await notice.getByRole('button', { name: 'Stay signed in' }).count()).toBe(0);
     await notice.getByRole('button', { name: 'Dismiss' }).click();
     expect(await page.getByRole('alertdialog').count()).toBe(0);

@@ -124,9 +124,9 @@ export const BACKOFFICE_UI_MESSAGES = {
   loginAlreadyLinked: 'That external login is already linked to an account.',
   lastLoginMethod: 'You cannot unlink your only way to sign in. Set a password or link another login first.',
   // time
-  seconds: '{n} s',
-  minutes: '{n} min',
-  hours: '{n} h',
+  seconds: '{n}\u00a0s',
+  minutes: '{n}\u00a0min',
+  hours: '{n}\u00a0h',
 } as const;
 
 /** The message catalogue: every key of {@link BACKOFFICE_UI_MESSAGES}. */
