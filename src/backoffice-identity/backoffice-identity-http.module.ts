@@ -6,9 +6,11 @@ import { InviteAcceptController } from './invites/invite-accept.controller.js';
 import { UsersController } from './users/users.controller.js';
 import { TwoFactorController } from './two-factor/two-factor.controller.js';
 import { BackOfficeUiController } from './ui/ui.controller.js';
+import { PasskeySignInController } from './passkeys/passkey-sign-in.controller.js';
+import { PasskeysController } from './passkeys/passkeys.controller.js';
 
 /** The REST controllers and the sign-in screens; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
 @Module({
-  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, UsersController, AuditController, BackOfficeUiController],
+  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, PasskeySignInController, PasskeysController, UsersController, AuditController, BackOfficeUiController],
 })
 export class BackOfficeIdentityHttpModule {}

@@ -27,6 +27,7 @@ import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './co
 import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
 import { BackOfficeUiTrailingSlash } from './ui/ui-trailing-slash.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
+import { BackOfficePasskeyCeremonies } from './passkeys/passkey-ceremonies.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
 import { NotificationPublisher } from './notifications/notification-publisher.service.js';
@@ -55,6 +56,7 @@ const SHARED_SERVICES = [
   BackOfficePasswordResetService,
   BackOfficeTwoFactorChallengeService,
   BackOfficeUiAssets,
+  BackOfficePasskeyCeremonies,
 ];
 
 const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;

@@ -45,6 +45,10 @@ export const BackOfficeEvents = {
   SessionsRevoked: 'backoffice.user.sessions.revoked',
   TwoFactorEnabled: 'backoffice.user.two-factor.enabled',
   TwoFactorDisabled: 'backoffice.user.two-factor.disabled',
+  PasskeyAdded: 'backoffice.user.passkey.added',
+  PasskeyRemoved: 'backoffice.user.passkey.removed',
+  PasskeyUsed: 'backoffice.user.passkey.used',
+  PasskeyCounterRegressed: 'backoffice.user.passkey.counter-regressed',
   SendEmail: 'backoffice.email.send',
   UsersImported: 'backoffice.users.imported',
 } as const;

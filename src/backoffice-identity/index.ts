@@ -9,6 +9,7 @@ export type {
   BackOfficeIdentityOptions,
   BackOfficeIdentitySwaps,
   BackOfficeLockoutOptions,
+  BackOfficePasskeyOptions,
   BackOfficePasswordOptions,
   BackOfficeProviderSpec,
   BackOfficeRateLimitOptions,
@@ -137,3 +138,9 @@ export { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from
 export { BackOfficeMaintenanceService, type PruneResult } from './maintenance/backoffice-maintenance.service.js';
 export { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from './ui/ui-messages.js';
 export { BackOfficeUiAssets } from './ui/ui-assets.service.js';
+export {
+  BackOfficePasskeyCeremonies,
+  passkeyUserHandle,
+  type PasskeyAssertionResult,
+} from './passkeys/passkey-ceremonies.service.js';
+export { PasskeyTwoFactorProvider, PASSKEY_PROVIDER } from './passkeys/passkey-two-factor.provider.js';

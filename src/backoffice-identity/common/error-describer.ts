@@ -61,6 +61,18 @@ export class BackOfficeErrorDescriber {
   userLockoutNotEnabled(): IdentityError {
     return { code: 'user_lockout_not_enabled', description: 'Lockout is not enabled for this user.' };
   }
+  notFound(what: string): IdentityError {
+    return { code: 'not_found', description: `No such ${what}.` };
+  }
+  duplicatePasskey(): IdentityError {
+    return { code: 'passkey_already_registered', description: 'This passkey is registered already.' };
+  }
+  tooManyPasskeys(max: number): IdentityError {
+    return { code: 'too_many_passkeys', description: `An account can have at most ${max} passkeys; remove one first.` };
+  }
+  invalidPasskeyName(): IdentityError {
+    return { code: 'invalid_passkey_name', description: 'Name the passkey with 1 to 64 characters.' };
+  }
   notSupported(capability: string): IdentityError {
     return { code: 'not_supported', description: `The user store does not support ${capability}.` };
   }

@@ -11,6 +11,8 @@ const DAY_MS = 86_400_000;
 export interface PruneResult {
   loginAttempts: number;
   twoFactorChallenges: number;
+  /** Passkey ceremony challenges a day after they expired. */
+  passkeyChallenges: number;
   sessions: number;
   tokens: number;
 }
@@ -58,6 +60,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
         [dayAgo, new Date(now)],
       ),
       twoFactorChallenges: await count(`DELETE FROM backoffice_two_factor_challenge WHERE expires_at < $1`, [weekAgo]),
+      passkeyChallenges: await count(`DELETE FROM backoffice_passkey_challenge WHERE expires_at < $1`, [dayAgo]),
       sessions: await count(`DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]),
       tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
     };

@@ -170,6 +170,68 @@ export class UserTwoFactorDisabledNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.TwoFactorDisabled;
 }
 
+/** Fields of a passkey notification: which passkey (never its key material). */
+export interface PasskeyNotificationInit extends BackOfficeNotificationInit {
+  passkeyId: string;
+  passkeyName: string;
+}
+
+abstract class PasskeyNotification extends BackOfficeNotification {
+  readonly passkeyId: string;
+  readonly passkeyName: string;
+  constructor(init: PasskeyNotificationInit) {
+    super(init);
+    this.passkeyId = init.passkeyId;
+    this.passkeyName = init.passkeyName;
+  }
+  override auditDetails(): Record<string, unknown> {
+    return { passkeyId: this.passkeyId, passkeyName: this.passkeyName };
+  }
+}
+
+/** A passkey was registered. */
+export class UserPasskeyAddedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyAdded;
+}
+
+/** A passkey was removed. */
+export class UserPasskeyRemovedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyRemoved;
+}
+
+/** A passkey signed in (`usage` `signIn`) or answered the second-factor step (`secondFactor`). */
+export class UserPasskeyUsedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyUsed;
+  readonly usage: 'signIn' | 'secondFactor';
+  readonly userVerified: boolean;
+  constructor(init: PasskeyNotificationInit & { usage: 'signIn' | 'secondFactor'; userVerified: boolean }) {
+    super(init);
+    this.usage = init.usage;
+    this.userVerified = init.userVerified;
+  }
+  override auditDetails() {
+    return { ...super.auditDetails(), usage: this.usage, userVerified: this.userVerified };
+  }
+}
+
+/**
+ * A passkey's signature counter did not move forward: the authenticator may have been cloned. The assertion
+ * was refused.
+ */
+export class UserPasskeyCounterRegressedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyCounterRegressed;
+  readonly storedCounter: number;
+  readonly receivedCounter: number;
+  constructor(init: PasskeyNotificationInit & { storedCounter: number; receivedCounter: number }) {
+    super(init);
+    this.storedCounter = init.storedCounter;
+    this.receivedCounter = init.receivedCounter;
+  }
+  override auditDetails() {
+    return { ...super.auditDetails(), storedCounter: this.storedCounter, receivedCounter: this.receivedCounter };
+  }
+}
+
 /** Emitted after logout; a listener may set {@link signOutRedirectUrl} ("log out everywhere"). */
 export class UserLogoutSuccessNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LogoutSuccess;

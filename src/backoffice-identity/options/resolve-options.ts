@@ -26,7 +26,7 @@ function describe(value: unknown): string {
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
-    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
+    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'passkeys', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
     // swaps, validated by the module itself
     'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
     'errorDescriber', 'clock', 'extraProviders', 'ui',
@@ -41,6 +41,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   ui: ['enabled', 'messages', 'branding', 'defaultReturnUrl', 'idleWarningSeconds'],
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
+  passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
   rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'redisUrl'],
 };
 
@@ -162,6 +163,11 @@ class OptionReader {
     return [...value] as T[];
   }
 
+  /** True when the option is present (not undefined or null). */
+  has(key: string): boolean {
+    return this.source[key] !== undefined && this.source[key] !== null;
+  }
+
   section(key: string): OptionReader {
     const value = this.source[key] ?? {};
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -206,6 +212,37 @@ const isTwoFactorProvider = (item: unknown) =>
   typeof (item as { name?: unknown }).name === 'string' &&
   ['isSetUp', 'generateSetup', 'verify', 'reset'].every((m) => typeof (item as Record<string, unknown>)[m] === 'function');
 
+/** A DNS name usable as a WebAuthn relying-party id: letters, digits and hyphens in dot-separated labels, not an IP. */
+const RP_ID = /^(?=.{1,253}$)(?!\d+(\.\d+){3}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** An origin allowed for WebAuthn under `rpId`: https (http only on localhost), host equal to or inside `rpId`, nothing after the port. */
+function isPasskeyOrigin(value: unknown, rpId: string): boolean {
+  if (typeof value !== 'string') return false;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.origin !== value) return false;
+  const host = url.hostname;
+  const local = host === 'localhost' || host.endsWith('.localhost');
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) return false;
+  return host === rpId || host.endsWith(`.${rpId}`);
+}
+
+function resolvePasskeys(root: OptionReader): ResolvedBackOfficeIdentityOptions['passkeys'] {
+  if (!root.has('passkeys')) return null;
+  const passkeys = root.section('passkeys');
+  const rpId = passkeys.string('rpId', '', RP_ID, 'must be a lower-case domain name such as "example.com" or "localhost" (not an IP address, no port)');
+  return {
+    rpId,
+    rpName: passkeys.string('rpName', 'Back office', /^[^\r\n\0]{1,64}$/, 'must be 1 to 64 characters on one line'),
+    origins: passkeys.array<string>('origins', (o) => isPasskeyOrigin(o, rpId), `must be origins such as "https://admin.${rpId}" (https, or http on localhost; no path or trailing slash) inside rpId "${rpId}"`),
+    challengeMinutes: passkeys.number('challengeMinutes', 5, 1, 60),
+  };
+}
+
 const hasValidate = (item: unknown) =>
   typeof item === 'object' && item !== null && typeof (item as { validate?: unknown }).validate === 'function';
 
@@ -227,6 +264,10 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   const twoFactor = root.section('twoFactor');
   const database = root.section('database');
 
+  const passkeys = resolvePasskeys(root);
+  if (passkeys && passkeys.origins.length === 0) {
+    throw new BackOfficeIdentityOptionsError('passkeys.origins', 'must list at least one origin', []);
+  }
   const requiredLength = password.int('requiredLength', 12, 1, 1024);
   const idleTimeoutMinutes = session.number('idleTimeoutMinutes', 20, 1, 60 * 24 * 30);
   const resolved: ResolvedBackOfficeIdentityOptions = {
@@ -280,6 +321,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       providers: twoFactor.array('providers', isTwoFactorProvider, 'must be an array of two-factor providers ({ name, isSetUp, generateSetup, verify, reset })'),
       pendingMinutes: twoFactor.number('pendingMinutes', 5, 1, 60),
     },
+    passkeys,
     allowPasswordReset: root.bool('allowPasswordReset', true),
     denyLocalLogin: root.bool('denyLocalLogin', false),
     publicUrl: root.url('publicUrl', 'http://localhost:3000', ['http:', 'https:']),

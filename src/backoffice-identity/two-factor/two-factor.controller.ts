@@ -18,8 +18,13 @@ import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.j
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { BackOfficeTwoFactorChallengeService } from './two-factor-challenge.service.js';
 import type { TwoFactorProvider, TwoFactorSetup } from './two-factor-provider.interface.js';
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { BackOfficePasskeyCeremonies } from '../passkeys/passkey-ceremonies.service.js';
+import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
+import { PasskeyOptionsResponse, PasskeyVerifyDto } from '../passkeys/passkey.dto.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor-challenge.service.js';
 import { RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
 
 const expired = () => new BackOfficeHttpError(401, 'two_factor_expired', 'The sign-in expired; sign in with your password again.');
@@ -38,6 +43,7 @@ export class TwoFactorController {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficePasskeyCeremonies) private readonly passkeys: BackOfficePasskeyCeremonies,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -54,13 +60,60 @@ export class TwoFactorController {
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
   async verify(@Req() request: Request, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+    return this.completeSignIn(request, response, body.provider, body.code);
+  }
+
+  @Post('passkey/options')
+  @HttpCode(200)
+  @UseGuards(JsonBodyGuard)
+  @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialRequestOptionsJSON for startAuthentication(), limited to the pending user\'s passkeys' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'two_factor_expired: no pending sign-in' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: passkeys are not enabled' })
+  @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP)' })
+  async passkeyOptions(@Req() request: Request): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
+    await this.limitPerIp();
+    const { user, pending } = await this.pendingUser(request);
+    if (pending.firstFactor === 'passkey') throw expired();
+    return this.passkeys.authenticationOptions('second_factor', user.id, await this.userManager.getPasskeys(user));
+  }
+
+  @Post('passkey')
+  @HttpCode(200)
+  @UseGuards(JsonBodyGuard)
+  @ApiOkResponse({ type: LoginResponse, description: 'Signed in (session cookies set)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_code (the passkey was refused; counts as a failed attempt) or two_factor_expired' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'not_allowed' })
+  @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
+  @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  async verifyPasskey(@Req() request: Request, @Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+    return this.completeSignIn(request, response, PASSKEY_PROVIDER, JSON.stringify(body.credential));
+  }
+
+  private async limitPerIp(): Promise<void> {
     const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
     await this.rateLimiter.enforce([{ name: 'two-factor-ip', key: ip, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 }]);
+  }
+
+  /** The live pending sign-in of the request and its user, or 401 `two_factor_expired`. */
+  private async pendingUser(request: Request): Promise<{ user: BackOfficeUser; pending: PendingTwoFactorSignIn }> {
     const pending = await this.challenges.find(request);
     if (!pending) throw expired();
     const user = await this.userManager.findById(pending.userId);
     if (!user || user.securityStamp !== pending.securityStamp) throw expired();
-    const result = await this.signInManager.twoFactorSignIn(user, body.provider, body.code);
+    return { user, pending };
+  }
+
+  /** The second step: checks the answer of `provider`, then issues the session (once per pending sign-in). */
+  private async completeSignIn(request: Request, response: Response, provider: string, code: string): Promise<LoginResponse> {
+    await this.limitPerIp();
+    const { user, pending } = await this.pendingUser(request);
+    // A passkey that passed the first step (without user verification) is not also the second factor.
+    const sameFactor = pending.firstFactor === 'passkey' && provider === PASSKEY_PROVIDER;
+    const result = await this.signInManager.twoFactorSignIn(user, provider, sameFactor ? '' : code);
     if (result.status === 'failed') throw invalidCode();
     if (result.status !== 'success') {
       this.challenges.clear(response);

@@ -12,6 +12,8 @@ import {
   UserDisabledNotification,
   UserEnabledNotification,
   UserGroupsChangedNotification,
+  UserPasskeyAddedNotification,
+  UserPasskeyRemovedNotification,
   UserLockedNotification,
   UserPasswordChangedNotification,
   UserPasswordResetNotification,
@@ -45,6 +47,11 @@ import {
   isUserSecurityStampStore,
   isUserTokenStore,
   isUserTwoFactorStore,
+  isUserPasskeyStore,
+  BackOfficeDuplicatePasskeyError,
+  type NewStoredPasskey,
+  type StoredPasskey,
+  type UserPasskeyStore,
   type UnknownUserLockoutStore,
   type UserGroupStore,
   type UserLockoutStore,
@@ -141,6 +148,10 @@ export class BackOfficeUserManager {
   }
   get supportsUserGroups(): boolean {
     return isUserGroupStore(this.store);
+  }
+  /** True when the `passkeys` option is set and the store keeps passkeys (`UserPasskeyStore`). */
+  get supportsUserPasskeys(): boolean {
+    return this.options.passkeys !== null && isUserPasskeyStore(this.store);
   }
 
   // ---- lookup -------------------------------------------------------------------------------------
@@ -604,10 +615,11 @@ export class BackOfficeUserManager {
 
   /** Checks a second-factor code: `recovery` redeems a recovery code, any other name asks that provider. */
   async verifyTwoFactorCode(user: BackOfficeUser, provider: string, code: string): Promise<boolean> {
-    if (!this.supportsUserTwoFactor || typeof code !== 'string' || code.length > 64) return false;
+    if (!this.supportsUserTwoFactor || typeof code !== 'string') return false;
     if (provider === RECOVERY_PROVIDER) return this.redeemRecoveryCode(user, code);
     const found = this.getTwoFactorProvider(provider);
-    return found ? found.verify(user, code) : false;
+    if (!found || code.length > (found.maxCodeLength ?? 64)) return false;
+    return found.verify(user, code);
   }
 
   /**
@@ -626,6 +638,66 @@ export class BackOfficeUserManager {
     if (!isUserRecoveryCodeStore(this.store) || typeof code !== 'string' || code.length > 64) return false;
     const hashes = [hashRecoveryCode(this.options, user.id, code), legacyRecoveryCodeHash(user.id, code)];
     return this.store.redeemRecoveryCode(user.id, hashes, this.now());
+  }
+
+  // ---- passkeys ----------------------------------------------------------------------------------
+
+  /** Most passkeys one account may have. */
+  readonly maxPasskeysPerUser = 25;
+
+  private passkeyStore(): UserPasskeyStore {
+    if (!isUserPasskeyStore(this.store)) throw new Error('The user store does not support passkeys (UserPasskeyStore).');
+    return this.store;
+  }
+
+  /** The user's passkeys, oldest first; none when passkeys are off. */
+  async getPasskeys(user: BackOfficeUser): Promise<StoredPasskey[]> {
+    return this.supportsUserPasskeys ? this.passkeyStore().listPasskeys(user.id) : [];
+  }
+
+  /** Trimmed NFC name of 1 to 64 characters without control characters, or null. */
+  normalizePasskeyName(name: unknown): string | null {
+    if (typeof name !== 'string') return null;
+    const trimmed = name.normalize('NFC').trim();
+    return trimmed.length >= 1 && [...trimmed].length <= 64 && !CONTROL_CHARACTERS.test(trimmed) ? trimmed : null;
+  }
+
+  /** Registers a verified passkey (`UserPasskeyAddedNotification`); fails on a duplicate credential, a bad name or too many passkeys. */
+  async addPasskey(user: BackOfficeUser, passkey: NewStoredPasskey): Promise<IdentityResult<StoredPasskey>> {
+    const d = this.errorDescriber;
+    if (!this.supportsUserPasskeys) return IdentityResult.failed(d.notSupported('passkeys'));
+    const name = this.normalizePasskeyName(passkey.name);
+    if (name === null) return IdentityResult.failed(d.invalidPasskeyName());
+    const store = this.passkeyStore();
+    if ((await store.listPasskeys(user.id)).length >= this.maxPasskeysPerUser) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
+    try {
+      const added = await store.addPasskey(user.id, { ...passkey, name }, this.now());
+      await this.notify(UserPasskeyAddedNotification, user, { passkeyId: added.id, passkeyName: added.name });
+      return IdentityResult.success(added);
+    } catch (error) {
+      if (error instanceof BackOfficeDuplicatePasskeyError) return IdentityResult.failed(d.duplicatePasskey());
+      throw error;
+    }
+  }
+
+  /** Renames one of the user's passkeys; false when the user has no such passkey. */
+  async renamePasskey(user: BackOfficeUser, passkeyId: string, name: string): Promise<IdentityResult> {
+    const d = this.errorDescriber;
+    if (!this.supportsUserPasskeys) return IdentityResult.failed(d.notSupported('passkeys'));
+    const normalized = this.normalizePasskeyName(name);
+    if (normalized === null) return IdentityResult.failed(d.invalidPasskeyName());
+    if (!(await this.passkeyStore().renamePasskey(user.id, passkeyId, normalized, this.now()))) return IdentityResult.failed(d.notFound('passkey'));
+    return IdentityResult.success();
+  }
+
+  /** Removes one of the user's passkeys (`UserPasskeyRemovedNotification`); false when the user has no such passkey. */
+  async removePasskey(user: BackOfficeUser, passkeyId: string): Promise<boolean> {
+    if (!this.supportsUserPasskeys) return false;
+    const store = this.passkeyStore();
+    const passkey = (await store.listPasskeys(user.id)).find((p) => p.id === passkeyId);
+    if (!passkey || !(await store.removePasskey(user.id, passkeyId))) return false;
+    await this.notify(UserPasskeyRemovedNotification, user, { passkeyId: passkey.id, passkeyName: passkey.name });
+    return true;
   }
 
   /** Turns 2FA off: every enrolment and recovery code removed, the flag off, a new security stamp. */
