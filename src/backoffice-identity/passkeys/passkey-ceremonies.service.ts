@@ -111,7 +111,7 @@ export class BackOfficePasskeyCeremonies {
         expectedRPID: rpId,
         requireUserVerification: false,
       });
-      if (!result.verified) return null;
+      if (!result.verified) throw new Error('not verified');
       const { credential, credentialDeviceType, credentialBackedUp } = result.registrationInfo;
       return {
         credentialId: credential.id,
@@ -124,6 +124,7 @@ export class BackOfficePasskeyCeremonies {
       };
     } catch (error) {
       this.logger.debug(`Registration refused: ${(error as Error).message}`);
+      await this.discardChallenge(response, 'registration', user.id);
       return null;
     }
   }
@@ -154,13 +155,13 @@ export class BackOfficePasskeyCeremonies {
    * Uses up the challenge of an assertion that will not be verified (unknown credential, locked account), so
    * such an attempt leaves the same trace as a wrong signature: the challenge is gone either way.
    */
-  async discardChallenge(response: AuthenticationResponseJSON, purpose: PasskeyChallengePurpose, userId: string | null): Promise<void> {
+  async discardChallenge(response: AuthenticationResponseJSON | RegistrationResponseJSON, purpose: PasskeyChallengePurpose, userId: string | null): Promise<void> {
     const challenge = BackOfficePasskeyCeremonies.challengeOf(response);
     if (challenge) await this.consumer(purpose, userId)(challenge);
   }
 
   /** The challenge in clientDataJSON (plain JSON, base64url), or null. */
-  private static challengeOf(response: AuthenticationResponseJSON): string | null {
+  private static challengeOf(response: AuthenticationResponseJSON | RegistrationResponseJSON): string | null {
     try {
       const json = JSON.parse(Buffer.from(String(response?.response?.clientDataJSON ?? ''), 'base64url').toString('utf8'));
       return typeof json?.challenge === 'string' ? json.challenge : null;
@@ -193,10 +194,12 @@ export class BackOfficePasskeyCeremonies {
         credential: { id: passkey.credentialId, publicKey: new Uint8Array(passkey.publicKey), counter: 0, transports: passkey.transports },
         requireUserVerification: false,
       });
-      if (!result.verified) return { verified: false, passkey, reason: 'invalid_passkey' };
+      if (!result.verified) throw new Error('not verified');
       ({ newCounter, userVerified } = result.authenticationInfo);
     } catch (error) {
       this.logger.debug(`Assertion refused: ${(error as Error).message}`);
+      // The library may refuse before it reaches the challenge (e.g. a wrong type): use it up anyway.
+      await this.discardChallenge(response, purpose, userId);
       return { verified: false, passkey, reason: 'invalid_passkey' };
     }
     const handle = response.response.userHandle;
