@@ -204,9 +204,23 @@ function readLdapConfig(
   };
 }
 
+/**
+ * Passkeys from `PUBLIC_URL`: the rp id is its host name and the one allowed origin is its origin. An IP
+ * address cannot be a WebAuthn rp id, and browsers allow plain http only on localhost: then passkeys are off.
+ */
+export function passkeyOptionsFrom(publicUrl: string): BackOfficeIdentityOptions['passkeys'] {
+  const url = new URL(publicUrl);
+  const host = url.hostname;
+  const isIp = /^\d+(\.\d+){3}$/.test(host) || host.startsWith('[');
+  const local = host === 'localhost' || host.endsWith('.localhost');
+  if (isIp || (url.protocol !== 'https:' && !local)) return undefined;
+  return { rpId: host, rpName: 'backoffice-identity demo', origins: [url.origin] };
+}
+
 /** Maps the demo's environment to the module's options. */
 export function identityOptionsFrom(config: DemoConfig): BackOfficeIdentityOptions {
   return {
+    passkeys: passkeyOptionsFrom(config.publicUrl),
     publicUrl: config.publicUrl,
     password: { hashCost: config.bcryptCost },
     lockout: { maxFailedAccessAttempts: config.lockoutMaxAttempts },

@@ -104,7 +104,18 @@ describe('demo config (env of contract section 5)', () => {
       session: { secureCookies: false },
       email: { smtpUrl: 'smtp://mailpit:1025', pickupDirectory: '/var/mail/bo' },
       rateLimits: { enabled: false, redisUrl: 'redis://redis:6379' },
+      passkeys: { rpId: 'bo.example.com', origins: ['https://bo.example.com'] },
     });
+  });
+
+  it('takes the passkey rp id and origin from PUBLIC_URL; off for IP addresses and plain http off localhost', () => {
+    const passkeysOf = (PUBLIC_URL?: string) => resolveBackOfficeIdentityOptions(identityOptionsFrom(loadDemoConfig({ PUBLIC_URL }))).passkeys;
+    expect(passkeysOf()).toMatchObject({ rpId: 'localhost', origins: ['http://localhost:3000'] });
+    expect(passkeysOf('http://localhost:8080/')).toMatchObject({ rpId: 'localhost', origins: ['http://localhost:8080'] });
+    expect(passkeysOf('https://admin.example.com/backoffice')).toMatchObject({ rpId: 'admin.example.com', origins: ['https://admin.example.com'] });
+    expect(passkeysOf('http://127.0.0.1:3000')).toBeNull();
+    expect(passkeysOf('http://[::1]:3000')).toBeNull();
+    expect(passkeysOf('http://bo.example.com')).toBeNull();
   });
 
   it('DATABASE_URL=memory:// is a throwaway PGlite; BACKOFFICE_DATA_DIR moves the embedded one and the mail folder', () => {
