@@ -8,9 +8,10 @@ import { TwoFactorController } from './two-factor/two-factor.controller.js';
 import { BackOfficeUiController } from './ui/ui.controller.js';
 import { PasskeySignInController } from './passkeys/passkey-sign-in.controller.js';
 import { PasskeysController } from './passkeys/passkeys.controller.js';
+import { PasskeysAdminController } from './passkeys/passkeys-admin.controller.js';
 
 /** The REST controllers and the sign-in screens; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
 @Module({
-  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, PasskeySignInController, PasskeysController, UsersController, AuditController, BackOfficeUiController],
+  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, PasskeySignInController, PasskeysController, PasskeysAdminController, UsersController, AuditController, BackOfficeUiController],
 })
 export class BackOfficeIdentityHttpModule {}

@@ -36,6 +36,7 @@ describe('OpenAPI document', () => {
       ['post', '/backoffice/auth/passkey/options'], ['post', '/backoffice/auth/passkey/verify'], ['get', '/backoffice/auth/passkeys'],
       ['post', '/backoffice/auth/passkeys/options'], ['post', '/backoffice/auth/passkeys'], ['patch', '/backoffice/auth/passkeys/{id}'],
       ['delete', '/backoffice/auth/passkeys/{id}'], ['post', '/backoffice/auth/2fa/passkey/options'], ['post', '/backoffice/auth/2fa/passkey'],
+      ['get', '/backoffice/users/{id}/passkeys'], ['delete', '/backoffice/users/{id}/passkeys/{passkeyId}'],
     ];
     for (const [method, path] of expected) {
       expect(paths, path).toContain(path);

@@ -344,6 +344,20 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     expect((await http.get('/auth/passkeys')).body).toHaveLength(1);
   });
 
+  it('admins list and remove a user\'s passkeys (removed is notified with the admin as performer); others get 403', async () => {
+    const { user, http, authenticator, passkey } = await userWithPasskey();
+    const admin = await newUser({ groups: ['admin'] });
+    const adminHttp = await signedIn(admin);
+    expectClientError(await http.get(`/users/${user.id}/passkeys`), 403);
+    const list = await adminHttp.get(`/users/${user.id}/passkeys`);
+    expect(list.body.map((p: { id: string }) => p.id)).toEqual([passkey.id]);
+    expectClientError(await adminHttp.delete(`/users/${admin.id}/passkeys/${passkey.id}`), 404);
+    expectClientError(await adminHttp.get('/users/00000000-0000-4000-8000-000000000000/passkeys'), 404);
+    expect((await adminHttp.delete(`/users/${user.id}/passkeys/${passkey.id}`)).status).toBe(204);
+    expect(events.named(BackOfficeEvents.PasskeyRemoved, user.id).at(-1)).toMatchObject({ performingUserId: admin.id, passkeyId: passkey.id });
+    expectRefused((await passkeySignIn(authenticator)).result);
+  });
+
   it('account routes need a session and the XSRF header', async () => {
     const anonymous = new HttpClient(ctx.url);
     expectClientError(await anonymous.get('/auth/passkeys'), 401);
