@@ -258,7 +258,9 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expect(result.status, result.text).toBe(200);
       expect(result.body).toEqual({ status: 'requiresTwoFactor', providers: ['totp', 'recovery'] });
       expect((await http.get('/auth/me')).status).toBe(401);
-      expectClientError(await http.post('/auth/2fa/passkey/options', {}), 401);
+      const noPasskeyOptions = await http.post('/auth/2fa/passkey/options', {});
+      expectClientError(noPasskeyOptions, 400);
+      expect(noPasskeyOptions.body.code).toBe('unknown_provider');
       const again = await http.post('/auth/2fa/passkey', { credential: authenticator.assert({ challenge: Buffer.alloc(32).toString('base64url') }) });
       expectClientError(again, 401);
       const done = await http.post('/auth/2fa', { provider: 'totp', code: totp.codeAt(secret, ctx.clock.now()) });

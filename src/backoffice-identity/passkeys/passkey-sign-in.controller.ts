@@ -1,8 +1,8 @@
 import { Body, Controller, HttpCode, Inject, Post, Res, UseGuards, UsePipes } from '@nestjs/common';
-import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import type { ServerResponse } from 'node:http';
-import { ErrorResponse, LoginResponse } from '../auth/auth.dto.js';
+import { LoginResponse } from '../auth/auth.dto.js';
 import { signInError } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
@@ -16,9 +16,7 @@ import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.j
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
-import { PasskeyOptionsResponse, PasskeyVerifyDto } from './passkey.dto.js';
-
-const documented = (status: number, description: string) => ApiResponse({ status, description, type: ErrorResponse });
+import { PasskeyOptionsResponse, PasskeyVerifyDto, documented } from './passkey.dto.js';
 
 /** The one answer for every refused passkey: unknown credential, wrong signature, foreign or used challenge, wrong origin. */
 export const invalidPasskey = () => new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');

@@ -1,10 +1,14 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
+import { ErrorResponse } from '../auth/auth.dto.js';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsIn, IsInt, IsNotEmpty, IsObject, IsOptional, IsString, Matches, MaxLength, ValidateNested } from 'class-validator';
 import type { StoredPasskey } from '../users/stores/user-store.interface.js';
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/** Documents one error response of a passkey route (the module's error body). */
+export const documented = (status: number, description: string) => ApiResponse({ status, description, type: ErrorResponse });
 /** A required base64url string field of at most `max` characters. */
 const base64url = (max: number, description: string) =>
   applyDecorators(

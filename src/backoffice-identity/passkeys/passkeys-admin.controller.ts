@@ -1,15 +1,12 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, UsePipes } from '@nestjs/common';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { ErrorResponse } from '../auth/auth.dto.js';
 import { BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { PasskeyResponse, toPasskeyResponse } from './passkey.dto.js';
-
-const documented = (status: number, description: string) => ApiResponse({ status, description, type: ErrorResponse });
+import { PasskeyResponse, toPasskeyResponse, documented } from './passkey.dto.js';
 
 /** Admins see and remove a user's passkeys (e.g. a lost device). */
 @ApiTags('passkeys')

@@ -1,7 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Req, UsePipes } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import { ErrorResponse } from '../auth/auth.dto.js';
 import { BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
@@ -10,9 +9,7 @@ import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { IdentityResult } from '../common/identity-result.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
-import { PasskeyOptionsResponse, PasskeyRegisterDto, PasskeyRenameDto, PasskeyResponse, toPasskeyResponse } from './passkey.dto.js';
-
-const documented = (status: number, description: string) => ApiResponse({ status, description, type: ErrorResponse });
+import { PasskeyOptionsResponse, PasskeyRegisterDto, PasskeyRenameDto, PasskeyResponse, toPasskeyResponse, documented } from './passkey.dto.js';
 
 /** Maps a refused passkey change to its HTTP error. */
 function passkeyChangeError(result: IdentityResult<unknown>): BackOfficeHttpError {

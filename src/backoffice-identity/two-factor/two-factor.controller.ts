@@ -67,6 +67,7 @@ export class TwoFactorController {
   @HttpCode(200)
   @UseGuards(JsonBodyGuard)
   @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialRequestOptionsJSON for startAuthentication(), limited to the pending user\'s passkeys' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'unknown_provider: a passkey started this sign-in, so the second factor cannot be one' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'two_factor_expired: no pending sign-in' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: passkeys are not enabled' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
@@ -75,7 +76,7 @@ export class TwoFactorController {
     if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
     await this.limitPerIp();
     const { user, pending } = await this.pendingUser(request);
-    if (pending.firstFactor === 'passkey') throw expired();
+    if (pending.firstFactor === 'passkey') throw new BackOfficeHttpError(400, 'unknown_provider', 'A passkey started this sign-in; finish it with another factor.');
     return this.passkeys.authenticationOptions('second_factor', user.id, await this.userManager.getPasskeys(user));
   }
 
