@@ -289,6 +289,18 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expectClientError(await http.post('/auth/2fa/passkey/options', {}), 401);
     });
 
+    it('a 2FA user without a passkey gets 400 unknown_provider for passkey options', async () => {
+      const user = await newUser();
+      const http = await signedIn(user);
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) });
+      const pending = new HttpClient(ctx.url);
+      expect((await pending.login(user.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactor', providers: ['totp', 'recovery'] });
+      const options = await pending.post('/auth/2fa/passkey/options', {});
+      expectClientError(options, 400);
+      expect(options.body.code).toBe('unknown_provider');
+    });
+
     it('another user\'s passkey does not answer my second factor', async () => {
       const { user } = await twoFactorUser();
       const { authenticator: strangers } = await userWithPasskey();

@@ -67,7 +67,7 @@ export class TwoFactorController {
   @HttpCode(200)
   @UseGuards(JsonBodyGuard)
   @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialRequestOptionsJSON for startAuthentication(), limited to the pending user\'s passkeys' })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'unknown_provider: a passkey started this sign-in, so the second factor cannot be one' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'unknown_provider: the account has no passkey, or a passkey started this sign-in (then the second factor cannot be one)' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'two_factor_expired: no pending sign-in' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: passkeys are not enabled' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
@@ -77,7 +77,9 @@ export class TwoFactorController {
     await this.limitPerIp();
     const { user, pending } = await this.pendingUser(request);
     if (pending.firstFactor === 'passkey') throw new BackOfficeHttpError(400, 'unknown_provider', 'A passkey started this sign-in; finish it with another factor.');
-    return this.passkeys.authenticationOptions('second_factor', user.id, await this.userManager.getPasskeys(user));
+    const passkeys = await this.userManager.getPasskeys(user);
+    if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
+    return this.passkeys.authenticationOptions('second_factor', user.id, passkeys);
   }
 
   @Post('passkey')
