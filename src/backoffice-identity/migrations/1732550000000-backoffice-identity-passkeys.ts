@@ -31,7 +31,7 @@ export class BackOfficeIdentityPasskeys1732550000000 implements MigrationInterfa
         used_at timestamptz NULL,
         created_at timestamptz NOT NULL,
         CONSTRAINT uq_backoffice_passkey_challenge_hash UNIQUE (challenge_hash),
-        CONSTRAINT ck_backoffice_passkey_challenge_purpose CHECK (purpose IN ('registration', 'authentication', 'second_factor'))
+        CONSTRAINT ck_backoffice_passkey_challenge_purpose CHECK (purpose IN ('registration', 'authentication', 'second_factor', 'reauthentication'))
       )`);
     await queryRunner.query(`CREATE INDEX ix_backoffice_passkey_challenge_expires ON backoffice_passkey_challenge (expires_at)`);
     // How a pending two-factor sign-in passed its first step: a passkey cannot then also be its second factor.

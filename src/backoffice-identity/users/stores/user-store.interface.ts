@@ -148,7 +148,7 @@ export interface StoredPasskey {
 export type NewStoredPasskey = Pick<StoredPasskey, 'credentialId' | 'publicKey' | 'counter' | 'transports' | 'name' | 'deviceType' | 'backedUp'>;
 
 /** What a WebAuthn challenge was issued for. */
-export type PasskeyChallengePurpose = 'registration' | 'authentication' | 'second_factor';
+export type PasskeyChallengePurpose = 'registration' | 'authentication' | 'second_factor' | 'reauthentication';
 
 /** Thrown by {@link UserPasskeyStore.addPasskey} when the credential id is registered already. */
 export class BackOfficeDuplicatePasskeyError extends Error {
