@@ -5,7 +5,19 @@ import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
-import { BACKOFFICE_TWO_FACTOR_PROVIDERS, BackOfficeEvents, TotpTwoFactorProvider, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { Injectable } from '@nestjs/common';
+import {
+  BACKOFFICE_TWO_FACTOR_PROVIDERS,
+  BackOfficeEvents,
+  TotpTwoFactorProvider,
+  TypeOrmBackOfficeUserStore,
+  type BackOfficeUser,
+} from '../../src/backoffice-identity/index.js';
+
+/** A store without the passkey capability. */
+@Injectable()
+class StoreWithoutPasskeys extends TypeOrmBackOfficeUserStore {}
+Object.defineProperty(StoreWithoutPasskeys.prototype, 'addPasskey', { value: undefined });
 
 const ORIGIN = 'http://localhost:3000';
 const RP_ID = 'localhost';
@@ -453,6 +465,22 @@ describe('Passkeys: configuration, rate limits and local login', () => {
       expectClientError(await http.post('/auth/passkey/options', {}), 404);
       expect(ctx.userManager.supportsUserPasskeys).toBe(false);
       expect(ctx.userManager.twoFactorProviders.map((p) => p.name)).toEqual(['totp']);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a store without UserPasskeyStore turns passkeys off even with the option set', async () => {
+    const ctx = await createIdentityApp(db, { identity: { passkeys: PASSKEYS, userStore: StoreWithoutPasskeys } });
+    try {
+      expect(ctx.userManager.supportsUserPasskeys).toBe(false);
+      expect(ctx.userManager.twoFactorProviders.map((p) => p.name)).toEqual(['totp']);
+      const http = new HttpClient(ctx.url);
+      expectClientError(await http.post('/auth/passkey/options', {}), 404);
+      const user = (await ctx.userManager.createUser({ email: 'nostore@example.com', name: 'No store', password: TEST_PASSWORD })).value!;
+      expect((await ctx.userManager.addPasskey(user, { credentialId: 'AAAA', publicKey: new Uint8Array(1), counter: 0, transports: [], name: 'x', deviceType: 'singleDevice', backedUp: false })).errors[0].code).toBe('not_supported');
+      await http.login(user.email, TEST_PASSWORD);
+      expectClientError(await http.get('/auth/passkeys'), 404);
     } finally {
       await ctx.close();
     }
