@@ -9,9 +9,10 @@ import { BackOfficeUiController } from './ui/ui.controller.js';
 import { PasskeySignInController } from './passkeys/passkey-sign-in.controller.js';
 import { PasskeysController } from './passkeys/passkeys.controller.js';
 import { PasskeysAdminController } from './passkeys/passkeys-admin.controller.js';
+import { PasskeyReauthenticationController } from './passkeys/passkey-reauthentication.controller.js';
 
 /** The REST controllers and the sign-in screens; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
 @Module({
-  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, PasskeySignInController, PasskeysController, PasskeysAdminController, UsersController, AuditController, BackOfficeUiController],
+  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, PasskeySignInController, PasskeysController, PasskeysAdminController, PasskeyReauthenticationController, UsersController, AuditController, BackOfficeUiController],
 })
 export class BackOfficeIdentityHttpModule {}

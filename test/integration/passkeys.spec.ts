@@ -384,6 +384,39 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     expectRefused((await passkeySignIn(authenticator)).result);
   });
 
+  it('ASVS 3.7.1: adding and removing passkeys need a recent sign-in; a passkey (or the password) re-authenticates', async () => {
+    const { user, http, authenticator, passkey } = await userWithPasskey();
+    ctx.clock.advance(6 * 60_000);
+    try {
+      for (const result of [await http.post('/auth/passkeys/options', {}), await http.delete(`/auth/passkeys/${passkey.id}`)]) {
+        expectClientError(result, 401);
+        expect(result.body.code).toBe('reauthentication_required');
+      }
+      expect((await http.get('/auth/passkeys')).status).toBe(200);
+      // a wrong assertion: refused, counted
+      const wrongOptions = await http.post('/auth/reauthenticate/passkey/options', {});
+      expect(wrongOptions.body.allowCredentials).toEqual([{ id: authenticator.id, type: 'public-key', transports: ['internal'] }]);
+      const wrong = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(wrongOptions.body, { signWith: SoftwareAuthenticator.otherKey() }) });
+      expectClientError(wrong, 401);
+      expect(wrong.body.code).toBe('invalid_passkey');
+      expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(1);
+      // a sign-in challenge is not a re-authentication one
+      const signInChallenge = await signInOptions(new HttpClient(ctx.url));
+      expectClientError(await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(signInChallenge) }), 401);
+      const options = await http.post('/auth/reauthenticate/passkey/options', {});
+      const done = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) });
+      expect(done.status, done.text).toBe(200);
+      expect(Date.parse(done.body.reauthenticatedUntil)).toBeGreaterThan(ctx.clock.now().getTime());
+      expect(events.named(BackOfficeEvents.PasskeyUsed, user.id).at(-1)).toMatchObject({ usage: 'reauthentication' });
+      expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(0);
+      expect((await http.delete(`/auth/passkeys/${passkey.id}`)).status).toBe(204);
+      // without a passkey left, passkey re-authentication has nothing to offer
+      expectClientError(await http.post('/auth/reauthenticate/passkey/options', {}), 400);
+    } finally {
+      ctx.clock.advance(-6 * 60_000);
+    }
+  });
+
   it('account routes need a session and the XSRF header', async () => {
     const anonymous = new HttpClient(ctx.url);
     expectClientError(await anonymous.get('/auth/passkeys'), 401);

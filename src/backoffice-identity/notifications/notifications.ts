@@ -199,12 +199,12 @@ export class UserPasskeyRemovedNotification extends PasskeyNotification {
   readonly eventName = BackOfficeEvents.PasskeyRemoved;
 }
 
-/** A passkey signed in (`usage` `signIn`) or answered the second-factor step (`secondFactor`). */
+/** A passkey signed in (`usage` `signIn`), answered the second-factor step (`secondFactor`) or confirmed a step-up (`reauthentication`). */
 export class UserPasskeyUsedNotification extends PasskeyNotification {
   readonly eventName = BackOfficeEvents.PasskeyUsed;
-  readonly usage: 'signIn' | 'secondFactor';
+  readonly usage: 'signIn' | 'secondFactor' | 'reauthentication';
   readonly userVerified: boolean;
-  constructor(init: PasskeyNotificationInit & { usage: 'signIn' | 'secondFactor'; userVerified: boolean }) {
+  constructor(init: PasskeyNotificationInit & { usage: 'signIn' | 'secondFactor' | 'reauthentication'; userVerified: boolean }) {
     super(init);
     this.usage = init.usage;
     this.userVerified = init.userVerified;

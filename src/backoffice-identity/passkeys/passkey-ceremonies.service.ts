@@ -214,7 +214,7 @@ export class BackOfficePasskeyCeremonies {
   }
 
   /** Publishes `UserPasskeyUsedNotification` for a passkey that signed in or answered the second step. */
-  notifyUsed(passkey: StoredPasskey, usage: 'signIn' | 'secondFactor', userVerified: boolean): Promise<unknown> {
+  notifyUsed(passkey: StoredPasskey, usage: 'signIn' | 'secondFactor' | 'reauthentication', userVerified: boolean): Promise<unknown> {
     return this.publish(UserPasskeyUsedNotification, passkey, { usage, userVerified });
   }
 

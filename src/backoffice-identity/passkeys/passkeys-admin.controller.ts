@@ -3,7 +3,7 @@ import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
-import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { PasskeyResponse, toPasskeyResponse, documented } from './passkey.dto.js';
@@ -34,8 +34,8 @@ export class PasskeysAdminController {
 
   @Delete(':passkeyId')
   @HttpCode(204)
+  @RequiresRecentSignIn()
   @ApiResponse({ status: 204, description: 'Removed (backoffice.user.passkey.removed, performed by the admin)' })
-  @documented(401, 'unauthenticated')
   @documented(403, 'forbidden (not an admin) or xsrf_failed')
   @documented(404, 'not_found: no such user or passkey')
   async remove(@Param('id') id: string, @Param('passkeyId') passkeyId: string): Promise<void> {

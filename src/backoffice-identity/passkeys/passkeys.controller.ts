@@ -5,7 +5,7 @@ import { BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
-import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { IdentityResult } from '../common/identity-result.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
@@ -51,8 +51,8 @@ export class PasskeysController {
 
   @Post('options')
   @HttpCode(200)
+  @RequiresRecentSignIn()
   @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialCreationOptionsJSON for startRegistration(); the challenge is single use' })
-  @documented(401, 'unauthenticated')
   @documented(403, 'xsrf_failed')
   @documented(404, 'not_found: passkeys are not enabled')
   async registrationOptions(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialCreationOptionsJSON> {
@@ -63,9 +63,9 @@ export class PasskeysController {
 
   @Post()
   @HttpCode(201)
+  @RequiresRecentSignIn()
   @ApiCreatedResponse({ type: PasskeyResponse, description: 'Registered (backoffice.user.passkey.added)' })
   @documented(400, 'validation_failed, invalid_passkey (attestation refused: challenge, origin, rp id, signature), invalid_passkey_name')
-  @documented(401, 'unauthenticated')
   @documented(403, 'xsrf_failed')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(409, 'passkey_already_registered, too_many_passkeys')
@@ -102,8 +102,8 @@ export class PasskeysController {
 
   @Delete(':id')
   @HttpCode(204)
+  @RequiresRecentSignIn()
   @ApiResponse({ status: 204, description: 'Removed (backoffice.user.passkey.removed)' })
-  @documented(401, 'unauthenticated')
   @documented(403, 'xsrf_failed')
   @documented(404, 'not_found: no such passkey of yours')
   async remove(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
