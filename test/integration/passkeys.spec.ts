@@ -133,9 +133,11 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     expectRefused(await http.fresh().post('/auth/passkey/verify', { credential: authenticator.assert(options) }));
   });
 
-  it('ASVS 2.9.x: one assertion sent 6 times at once signs in exactly once (challenge used up atomically)', async () => {
+  it('ASVS 2.9.2: challenges are 256-bit and single use: one assertion sent 6 times at once signs in exactly once', async () => {
     const { authenticator } = await userWithPasskey();
     const options = await signInOptions(new HttpClient(ctx.url));
+    expect(Buffer.from(options.challenge, 'base64url')).toHaveLength(32);
+    expect((await signInOptions(new HttpClient(ctx.url))).challenge).not.toBe(options.challenge);
     const assertion = authenticator.assert(options);
     const results = await Promise.all(Array.from({ length: 6 }, () => new HttpClient(ctx.url).post('/auth/passkey/verify', { credential: assertion })));
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
