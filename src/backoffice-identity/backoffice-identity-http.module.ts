@@ -6,9 +6,19 @@ import { InviteAcceptController } from './invites/invite-accept.controller.js';
 import { UsersController } from './users/users.controller.js';
 import { TwoFactorController } from './two-factor/two-factor.controller.js';
 import { BackOfficeUiController } from './ui/ui.controller.js';
+import { ExternalLoginController } from './external-logins/external-login.controller.js';
 
 /** The REST controllers and the sign-in screens; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
 @Module({
-  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, UsersController, AuditController, BackOfficeUiController],
+  controllers: [
+    AuthController,
+    PasswordResetController,
+    InviteAcceptController,
+    TwoFactorController,
+    UsersController,
+    AuditController,
+    ExternalLoginController,
+    BackOfficeUiController,
+  ],
 })
 export class BackOfficeIdentityHttpModule {}

@@ -30,6 +30,10 @@ import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-cha
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
 import { NotificationPublisher } from './notifications/notification-publisher.service.js';
+import { BackOfficeExternalLoginProviders } from './external-logins/external-login-providers.service.js';
+import { BackOfficeExternalLoginService } from './external-logins/external-login.service.js';
+import { BackOfficeExternalLoginSessions } from './external-logins/external-login-sessions.service.js';
+import { BackOfficeExternalLoginStateService } from './external-logins/external-login-state.service.js';
 import type {
   BackOfficeIdentityModuleAsyncOptions,
   BackOfficeIdentityModuleOptions,
@@ -55,6 +59,10 @@ const SHARED_SERVICES = [
   BackOfficePasswordResetService,
   BackOfficeTwoFactorChallengeService,
   BackOfficeUiAssets,
+  BackOfficeExternalLoginProviders,
+  BackOfficeExternalLoginStateService,
+  BackOfficeExternalLoginSessions,
+  BackOfficeExternalLoginService,
 ];
 
 const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;

@@ -45,6 +45,10 @@ export const BackOfficeEvents = {
   SessionsRevoked: 'backoffice.user.sessions.revoked',
   TwoFactorEnabled: 'backoffice.user.two-factor.enabled',
   TwoFactorDisabled: 'backoffice.user.two-factor.disabled',
+  ExternalLoginSuccess: 'backoffice.user.external-login.success',
+  LoginLinked: 'backoffice.user.login.linked',
+  LoginUnlinked: 'backoffice.user.login.unlinked',
+  AutoLinked: 'backoffice.user.auto-linked',
   SendEmail: 'backoffice.email.send',
   UsersImported: 'backoffice.users.imported',
 } as const;

@@ -15,6 +15,8 @@ import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
+import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
+import { BackOfficeExternalLoginProviders } from '../external-logins/external-login-providers.service.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import {
   ChangePasswordDto,
@@ -48,6 +50,8 @@ export class AuthController {
     @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
+    @Inject(BackOfficeExternalLoginProviders) private readonly externalProviders: BackOfficeExternalLoginProviders,
   ) {}
 
   @Post('login')
@@ -83,17 +87,23 @@ export class AuthController {
     this.cookies.clear(response);
     const notification = await this.userManager.notify(UserLogoutSuccessNotification, user);
     const url = notification.signOutRedirectUrl;
-    return { signOutRedirectUrl: typeof url === 'string' && url.length > 0 ? url : null };
+    if (typeof url === 'string' && url.length > 0) return { signOutRedirectUrl: url };
+    // A session that came through a provider with an end_session_endpoint: RP-initiated logout. Set after the
+    // notification, so the ID token in the URL never reaches the audit trail.
+    return { signOutRedirectUrl: await this.externalSessions.signOutUrl(session.id) };
   }
 
   @Get('me')
   @BackOfficeAuthorize()
   @ApiHeader({ name: SESSION_PEEK_HEADER, required: false, description: '`1`: answer without sliding the idle deadline' })
-  @ApiOkResponse({ type: MeResponse, description: 'The signed-in user, with the session\'s idle and absolute deadlines' })
+  @ApiOkResponse({ type: MeResponse, description: 'The signed-in user with their external logins, and the session\'s idle and absolute deadlines' })
   @errors([401, 'unauthenticated'])
-  me(@Req() request: BackOfficeAuthenticatedRequest): BackOfficeUserDto & { session: BackOfficeSessionDeadlines } {
+  async me(
+    @Req() request: BackOfficeAuthenticatedRequest,
+  ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }> }> {
     const { user, session } = request.backOffice;
-    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(session) };
+    const logins = (await this.userManager.getLogins(user)).map((l) => ({ provider: l.provider, displayName: this.externalProviders.displayName(l.provider) }));
+    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(session), logins };
   }
 
   @Post('change-password')

@@ -26,11 +26,13 @@ export interface CookieAttributes {
   secure: boolean;
   maxAgeSeconds?: number;
   path?: string;
+  /** Default `Strict`; `Lax` only for cookies that must come back on a top-level navigation from another site. */
+  sameSite?: 'Strict' | 'Lax';
 }
 
-/** A Set-Cookie value with SameSite=Strict. */
+/** A Set-Cookie value (SameSite=Strict unless `sameSite` says otherwise). */
 export function serializeCookie(name: string, value: string, attrs: CookieAttributes): string {
-  const parts = [`${name}=${encodeURIComponent(value)}`, `Path=${attrs.path ?? '/'}`, 'SameSite=Strict'];
+  const parts = [`${name}=${encodeURIComponent(value)}`, `Path=${attrs.path ?? '/'}`, `SameSite=${attrs.sameSite ?? 'Strict'}`];
   if (attrs.maxAgeSeconds !== undefined) parts.push(`Max-Age=${Math.max(0, Math.floor(attrs.maxAgeSeconds))}`);
   if (attrs.maxAgeSeconds === 0) parts.push('Expires=Thu, 01 Jan 1970 00:00:00 GMT');
   if (attrs.httpOnly) parts.push('HttpOnly');

@@ -13,6 +13,7 @@ export interface PruneResult {
   twoFactorChallenges: number;
   sessions: number;
   tokens: number;
+  externalLoginStates: number;
 }
 
 /**
@@ -60,6 +61,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
       twoFactorChallenges: await count(`DELETE FROM backoffice_two_factor_challenge WHERE expires_at < $1`, [weekAgo]),
       sessions: await count(`DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]),
       tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
+      externalLoginStates: await count(`DELETE FROM backoffice_external_login_state WHERE expires_at < $1`, [dayAgo]),
     };
   }
 }

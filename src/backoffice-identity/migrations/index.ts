@@ -1,10 +1,12 @@
 import { BackOfficeIdentityInitial1732300000000 } from './1732300000000-backoffice-identity-initial.js';
 import { BackOfficeIdentityTwoFactor1732400000000 } from './1732400000000-backoffice-identity-two-factor.js';
 import { BackOfficeIdentityHardening1732500000000 } from './1732500000000-backoffice-identity-hardening.js';
+import { BackOfficeIdentityExternalLogins1732510000000 } from './1732510000000-backoffice-identity-external-logins.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
   BackOfficeIdentityInitial1732300000000,
   BackOfficeIdentityTwoFactor1732400000000,
   BackOfficeIdentityHardening1732500000000,
+  BackOfficeIdentityExternalLogins1732510000000,
 ];

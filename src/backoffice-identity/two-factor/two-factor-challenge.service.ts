@@ -15,6 +15,8 @@ export interface PendingTwoFactorSignIn {
   id: string;
   userId: string;
   securityStamp: string;
+  /** Set when the first factor was an external provider: sealed provider and ID token, for the session. */
+  externalLogin: string | null;
 }
 
 /**
@@ -38,12 +40,13 @@ export class BackOfficeTwoFactorChallengeService {
     this.secure = options.session.secureCookies;
   }
 
-  async start(user: BackOfficeUser, response: ServerResponse): Promise<void> {
+  /** `externalLogin`: the first factor was an external provider (sealed by `BackOfficeExternalLoginSessions`). */
+  async start(user: BackOfficeUser, response: ServerResponse, externalLogin: string | null = null): Promise<void> {
     const token = randomToken(32);
     const now = this.clock.now();
     await this.dataSource.query(
-      `INSERT INTO backoffice_two_factor_challenge (user_id, token_hash, security_stamp, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
-      [user.id, sha256Hex(token), user.securityStamp, new Date(now.getTime() + this.lifetimeMs), now],
+      `INSERT INTO backoffice_two_factor_challenge (user_id, token_hash, security_stamp, expires_at, created_at, external_login) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [user.id, sha256Hex(token), user.securityStamp, new Date(now.getTime() + this.lifetimeMs), now, externalLogin],
     );
     this.cookies.append(response, [
       serializeCookie(this.cookieName, token, { httpOnly: true, secure: this.secure, maxAgeSeconds: this.lifetimeMs / 1000 }),
@@ -55,11 +58,12 @@ export class BackOfficeTwoFactorChallengeService {
     const token = readCookies(request)[this.cookieName];
     if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
     const rows = await this.dataSource.query(
-      `SELECT id, user_id, security_stamp FROM backoffice_two_factor_challenge
+      `SELECT id, user_id, security_stamp, external_login FROM backoffice_two_factor_challenge
        WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2`,
       [sha256Hex(token), this.clock.now()],
     );
-    return rows[0] ? { id: rows[0].id, userId: rows[0].user_id, securityStamp: rows[0].security_stamp } : null;
+    const row = rows[0];
+    return row ? { id: row.id, userId: row.user_id, securityStamp: row.security_stamp, externalLogin: row.external_login ?? null } : null;
   }
 
   /** Uses the pending sign-in up; true for exactly one caller. */

@@ -68,7 +68,7 @@ export class TwoFactorController {
     }
     if (!(await this.challenges.complete(pending.id))) throw expired();
     this.challenges.clear(response);
-    return { status: 'success', user: await this.issuer.issue(user, response) };
+    return { status: 'success', user: await this.issuer.issue(user, response, { externalLogin: pending.externalLogin }) };
   }
 
   @Post('setup')

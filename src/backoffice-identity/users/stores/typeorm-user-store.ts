@@ -30,6 +30,9 @@ import {
   type StoredAuthenticatorKey,
   type UserAuthenticatorKeyStore,
   type UserRecoveryCodeStore,
+  type BackOfficeUserLogin,
+  BackOfficeDuplicateLoginError,
+  type UserLoginStore,
 } from './user-store.interface.js';
 
 /** Thrown to roll back a dry-run import after its outcomes are known. */
@@ -137,6 +140,7 @@ export class TypeOrmBackOfficeUserStore
     UserAuthenticatorKeyStore,
     UserRecoveryCodeStore,
     UserImportStore,
+    UserLoginStore,
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
   private readonly manager: EntityManager;
@@ -431,6 +435,43 @@ export class TypeOrmBackOfficeUserStore
       [userId],
     );
     return Number(rows[0]?.n ?? 0);
+  }
+
+  async addLogin(userId: string, login: Omit<BackOfficeUserLogin, 'createdAt'>, now: Date): Promise<void> {
+    try {
+      await this.manager.query(
+        `INSERT INTO backoffice_user_login (user_id, provider, provider_key, display_name, created_at) VALUES ($1, $2, $3, $4, $5)`,
+        [userId, login.provider, login.providerKey, login.displayName, now],
+      );
+    } catch (error) {
+      const code = (error as { driverError?: { code?: string } }).driverError?.code;
+      if (error instanceof QueryFailedError && code === '23505') throw new BackOfficeDuplicateLoginError();
+      throw error;
+    }
+  }
+
+  async removeLogin(userId: string, provider: string, keepAtLeast = 0): Promise<boolean> {
+    // The user's logins are locked first, so two concurrent removals cannot both pass the count.
+    const rows = await this.manager.query(
+      `WITH locked AS (SELECT id FROM backoffice_user_login WHERE user_id = $1 FOR UPDATE)
+       DELETE FROM backoffice_user_login WHERE user_id = $1 AND provider = $2 AND (SELECT count(*) FROM locked) > $3::int RETURNING id`,
+      [userId, provider, keepAtLeast],
+    );
+    return (Array.isArray(rows[0]) ? rows[0] : rows).length > 0;
+  }
+
+  async getLogins(userId: string): Promise<BackOfficeUserLogin[]> {
+    if (!isUuid(userId)) return [];
+    const rows: Array<{ provider: string; provider_key: string; display_name: string; created_at: Date }> = await this.manager.query(
+      `SELECT provider, provider_key, display_name, created_at FROM backoffice_user_login WHERE user_id = $1 ORDER BY created_at, provider`,
+      [userId],
+    );
+    return rows.map((r) => ({ provider: r.provider, providerKey: r.provider_key, displayName: r.display_name, createdAt: r.created_at }));
+  }
+
+  async findUserIdByLogin(provider: string, providerKey: string): Promise<string | null> {
+    const rows = await this.manager.query(`SELECT user_id FROM backoffice_user_login WHERE provider = $1 AND provider_key = $2`, [provider, providerKey]);
+    return rows[0]?.user_id ?? null;
   }
 
   async listGroups(): Promise<BackOfficeGroup[]> {

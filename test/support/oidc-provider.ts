@@ -1,0 +1,171 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Provider from 'oidc-provider';
+
+/** Claims of an account at the test identity provider. */
+export interface TestAccountClaims {
+  email?: string;
+  email_verified?: boolean;
+  name?: string;
+  groups?: string[];
+  [claim: string]: unknown;
+}
+
+export interface TestOidcClient {
+  client_id: string;
+  client_secret: string;
+  redirect_uris: string[];
+  post_logout_redirect_uris?: string[];
+}
+
+/**
+ * A real OpenID provider (`oidc-provider`, the certified Node implementation) on a loopback port. Its
+ * development interactions accept any login; the accounts' claims come from {@link accounts}, so tests decide
+ * what the provider says (email, email_verified, groups). It can be stopped and started again on the same port.
+ */
+export class TestOidcProvider {
+  readonly accounts = new Map<string, TestAccountClaims>();
+  /** `amr` values put in ID tokens (e.g. `['pwd', 'mfa']`). */
+  amr: string[] | undefined;
+  private server?: Server;
+  private provider!: Provider;
+  port = 0;
+
+  private constructor(private readonly clients: TestOidcClient[]) {}
+
+  get issuer(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Starts on a free loopback port (or `port`). */
+  static async start(clients: TestOidcClient[], port = 0): Promise<TestOidcProvider> {
+    const idp = new TestOidcProvider(clients);
+    await idp.listen(port);
+    return idp;
+  }
+
+  /** Reserves a free port without listening: a provider that is down until {@link listen} is called. */
+  static async reservePort(): Promise<number> {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    return port;
+  }
+
+  static create(clients: TestOidcClient[], port: number): TestOidcProvider {
+    const idp = new TestOidcProvider(clients);
+    idp.port = port;
+    return idp;
+  }
+
+  async listen(port = this.port): Promise<void> {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.provider ??= this.build();
+    server.on('request', this.provider.callback());
+    this.server = server;
+  }
+
+  private build(): Provider {
+    const accounts = this.accounts;
+    const provider = new Provider(this.issuer, {
+      clients: this.clients.map((c) => ({ ...c, grant_types: ['authorization_code'], response_types: ['code'] })),
+      pkce: { required: () => true },
+      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
+      scopes: ['openid', 'email', 'profile', 'groups'],
+      features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+      findAccount: async (_ctx, sub) => ({
+        accountId: sub,
+        claims: async () => ({ sub, ...(accounts.get(sub) ?? {}) }),
+      }),
+      extraTokenClaims: undefined,
+      ttl: { Session: 3600, Interaction: 600, Grant: 3600, IdToken: 3600, AccessToken: 3600, AuthorizationCode: 60 },
+      cookies: { keys: ['test-cookie-key-0123456789'] },
+      loadExistingGrant: undefined,
+    });
+    provider.on('server_error', (_ctx: unknown, error: Error) => console.error('oidc-provider server_error', error));
+    const self = this;
+    // amr in the ID token, as a real provider does after multi-factor sign-in.
+    (provider as unknown as { IdToken: { prototype: { set: (k: string, v: unknown) => void } } }).IdToken.prototype;
+    provider.use(async (ctx, next) => {
+      await next();
+      void self;
+    });
+    return provider;
+  }
+
+  /** Stops listening (the provider is "down"); {@link listen} brings it back on the same port. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** A cookie jar for one browser at the identity provider. */
+export class IdpBrowser {
+  private readonly cookies = new Map<string, string>();
+
+  private header(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  private keep(response: Response): void {
+    for (const cookie of response.headers.getSetCookie()) {
+      const [pair, ...attrs] = cookie.split(';');
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq).trim();
+      const value = pair.slice(eq + 1).trim();
+      if (attrs.some((a) => /expires=Thu, 01 Jan 1970/i.test(a)) || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  async request(url: string, init: { method?: string; form?: Record<string, string> } = {}): Promise<Response> {
+    const response = await fetch(url, {
+      method: init.method ?? (init.form ? 'POST' : 'GET'),
+      redirect: 'manual',
+      headers: { cookie: this.header(), ...(init.form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      body: init.form ? new URLSearchParams(init.form).toString() : undefined,
+    });
+    this.keep(response);
+    return response;
+  }
+
+  /**
+   * Follows the provider's pages from an authorization URL, signing in as `login` and consenting, until the
+   * provider redirects outside itself (to the client's redirect URI). Returns that URL.
+   */
+  async authorize(authorizationUrl: string, login: string): Promise<string> {
+    const origin = new URL(authorizationUrl).origin;
+    let url = authorizationUrl;
+    for (let step = 0; step < 20; step++) {
+      const response = await this.request(url);
+      if (response.status >= 300 && response.status < 400) {
+        const next = new URL(response.headers.get('location')!, url).toString();
+        if (new URL(next).origin !== origin) return next;
+        url = next;
+        continue;
+      }
+      const html = await response.text();
+      if (response.status !== 200) throw new Error(`identity provider answered ${response.status}: ${html.slice(0, 300)}`);
+      const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
+      const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1];
+      if (!action || !prompt) throw new Error(`no interaction form at ${url}: ${html.slice(0, 300)}`);
+      const form: Record<string, string> = prompt === 'login' ? { prompt, login, password: 'any' } : { prompt };
+      const posted = await this.request(new URL(action, url).toString(), { form });
+      if (posted.status < 300 || posted.status >= 400) throw new Error(`interaction ${prompt} answered ${posted.status}`);
+      const next = new URL(posted.headers.get('location')!, url).toString();
+      if (new URL(next).origin !== origin) return next;
+      url = next;
+    }
+    throw new Error('too many steps at the identity provider');
+  }
+}
