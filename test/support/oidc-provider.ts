@@ -1,5 +1,7 @@
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import Provider from 'oidc-provider';
 
 /** Claims of an account at the test identity provider. */
@@ -25,13 +27,23 @@ export interface TestOidcClient {
  */
 export class TestOidcProvider {
   readonly accounts = new Map<string, TestAccountClaims>();
-  /** `amr` values put in ID tokens (e.g. `['pwd', 'mfa']`). */
-  amr: string[] | undefined;
+  /**
+   * Changes the ID token of the next token responses, as a broken or hostile provider (or a network attacker)
+   * would: `signature` flips its signature, `expired` re-signs it (with the provider's own key) an hour in the
+   * past, `amr` re-signs it with these authentication methods. `undefined`: tokens as issued.
+   */
+  idTokenChange: { kind: 'signature' } | { kind: 'expired' } | { kind: 'amr'; amr: string[] } | undefined;
   private server?: Server;
+  private readonly signingKey: KeyObject;
+  private readonly jwk: Record<string, unknown>;
   private provider!: Provider;
   port = 0;
 
-  private constructor(private readonly clients: TestOidcClient[]) {}
+  private constructor(private readonly clients: TestOidcClient[]) {
+    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    this.signingKey = privateKey;
+    this.jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
+  }
 
   get issuer(): string {
     return `http://127.0.0.1:${this.port}`;
@@ -75,6 +87,7 @@ export class TestOidcProvider {
     const accounts = this.accounts;
     const provider = new Provider(this.issuer, {
       clients: this.clients.map((c) => ({ ...c, grant_types: ['authorization_code'], response_types: ['code'] })),
+      jwks: { keys: [this.jwk as never] },
       pkce: { required: () => true },
       claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
       scopes: ['openid', 'email', 'profile', 'groups'],
@@ -83,20 +96,30 @@ export class TestOidcProvider {
         accountId: sub,
         claims: async () => ({ sub, ...(accounts.get(sub) ?? {}) }),
       }),
-      extraTokenClaims: undefined,
       ttl: { Session: 3600, Interaction: 600, Grant: 3600, IdToken: 3600, AccessToken: 3600, AuthorizationCode: 60 },
       cookies: { keys: ['test-cookie-key-0123456789'] },
-      loadExistingGrant: undefined,
     });
-    provider.on('server_error', (_ctx: unknown, error: Error) => console.error('oidc-provider server_error', error));
-    const self = this;
-    // amr in the ID token, as a real provider does after multi-factor sign-in.
-    (provider as unknown as { IdToken: { prototype: { set: (k: string, v: unknown) => void } } }).IdToken.prototype;
     provider.use(async (ctx, next) => {
       await next();
-      void self;
+      const body = ctx.body as { id_token?: string } | undefined;
+      if (ctx.path === '/token' && this.idTokenChange && body && typeof body.id_token === 'string') {
+        ctx.body = { ...body, id_token: await this.changeIdToken(body.id_token) };
+      }
     });
     return provider;
+  }
+
+  private async changeIdToken(idToken: string): Promise<string> {
+    const change = this.idTokenChange!;
+    if (change.kind === 'signature') {
+      const [header, payload, signature] = idToken.split('.');
+      const flipped = (signature[0] === 'A' ? 'B' : 'A') + signature.slice(1);
+      return [header, payload, flipped].join('.');
+    }
+    const claims = decodeJwt(idToken);
+    const now = Math.floor(Date.now() / 1000);
+    const changed = change.kind === 'expired' ? { ...claims, iat: now - 7200, exp: now - 3600 } : { ...claims, amr: change.amr };
+    return new SignJWT(changed).setProtectedHeader(decodeProtectedHeader(idToken) as { alg: string }).sign(this.signingKey);
   }
 
   /** Stops listening (the provider is "down"); {@link listen} brings it back on the same port. */
