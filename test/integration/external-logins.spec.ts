@@ -654,8 +654,9 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         const person = new Person(app.url);
         expect((await person.app.get('/auth/external/providers')).body).toEqual([{ name: 'oidc', displayName: 'Single sign-on', autoRedirect: false, available: false }]);
         const refused = await person.challenge('oidc');
-        expectClientError(refused, 503);
-        expect(refused.body.code).toBe('provider_unavailable');
+        expect(refused.status).toBe(503);
+        expect(refused.headers.get('retry-after')).toBe('30');
+        expect(refused.body).toEqual({ statusCode: 503, code: 'provider_unavailable', message: expect.any(String) });
         expect((await person.app.get('/auth/me')).status).toBe(401);
 
         await late.listen();

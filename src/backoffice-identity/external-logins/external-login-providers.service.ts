@@ -100,6 +100,9 @@ export class BackOfficeExternalLoginProviders implements OnApplicationBootstrap,
         { timeout: PROVIDER_TIMEOUT_SECONDS, ...(new URL(provider.issuer).protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : {}) },
       );
       configuration.timeout = PROVIDER_TIMEOUT_SECONDS;
+      // Also check the ID token's signature against the provider's JWKS (openid-client skips it by default for
+      // tokens from the token endpoint): a tampered ID token is refused even behind a broken TLS setup.
+      oidc.enableNonRepudiationChecks(configuration);
       if (this.stopped) return;
       this.providers.get(provider.name)!.configuration = configuration;
       this.logger.log(`Provider "${provider.name}" ready (${provider.issuer}).`);

@@ -289,7 +289,8 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
       onAutoLinking: p.optionalFunction('onAutoLinking'),
       onExternalLogin: p.optionalFunction('onExternalLogin'),
       trustProviderTwoFactor: p.bool('trustProviderTwoFactor', false),
-      postLogoutRedirectUrl: p.url('postLogoutRedirectUrl', `${publicUrl}/${routePrefix}/`, ['http:', 'https:']),
+      // Kept exactly as given: it must equal the URL registered at the provider.
+      postLogoutRedirectUrl: p.optionalUrl('postLogoutRedirectUrl', ['http:', 'https:']) ? String((item as Record<string, unknown>).postLogoutRedirectUrl) : `${publicUrl}/${routePrefix}/`,
       callbackUrl: `${publicUrl}/${routePrefix}/auth/external/${name}/callback`,
     };
   });
