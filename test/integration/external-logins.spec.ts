@@ -14,7 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
-import { IdpBrowser, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
+import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
 
 // Contract section 6 against a real OpenID provider (oidc-provider, in-process on a loopback port), driven through
 // its own sign-in and consent pages over HTTP. Runs on PostgreSQL and on PGlite (vitest projects).
@@ -69,40 +69,6 @@ function providersFor(issuer: string, extra: Partial<BackOfficeExternalLoginProv
       },
     },
   ];
-}
-
-/** One person with a browser: a cookie jar at the app and one at the provider. */
-class Person {
-  readonly app: HttpClient;
-  readonly idp = new IdpBrowser();
-  constructor(baseUrl: string) {
-    this.app = new HttpClient(baseUrl);
-  }
-
-  /** GET /auth/external/:name/challenge; the 302 (or error) as it is. */
-  challenge(name: string, query: Record<string, string> = {}): Promise<HttpResult> {
-    const qs = new URLSearchParams(query).toString();
-    return this.app.get(`/auth/external/${name}/challenge${qs ? `?${qs}` : ''}`, { redirect: 'manual' });
-  }
-
-  /** Challenge, then the provider's pages as `login`: the callback URL the provider redirects to. */
-  async toCallback(name: string, login: string, query: Record<string, string> = {}, changeAuthorizationUrl?: (url: URL) => void): Promise<string> {
-    const challenge = await this.challenge(name, query);
-    expect(challenge.status, challenge.text).toBe(302);
-    const authorizationUrl = new URL(challenge.headers.get('location')!);
-    changeAuthorizationUrl?.(authorizationUrl);
-    return this.idp.authorize(authorizationUrl.toString(), login);
-  }
-
-  /** Delivers the provider's redirect to the app (optionally to another instance of it). */
-  deliver(callbackUrl: string, baseUrl?: string): Promise<HttpResult> {
-    const url = new URL(callbackUrl);
-    return this.app.get(`${baseUrl ?? url.origin}${url.pathname}${url.search}`, { redirect: 'manual' });
-  }
-
-  async signIn(name: string, login: string, query: Record<string, string> = {}): Promise<HttpResult> {
-    return this.deliver(await this.toCallback(name, login, query));
-  }
 }
 
 /** A callback that must end as a redirect to the sign-in page with `code`, without a session. */

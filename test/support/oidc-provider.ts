@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import Provider from 'oidc-provider';
+import { HttpClient, type HttpResult } from './http-client.js';
 
 /** Claims of an account at the test identity provider. */
 export interface TestAccountClaims {
@@ -192,3 +193,38 @@ export class IdpBrowser {
     throw new Error('too many steps at the identity provider');
   }
 }
+
+/** One person with a browser: a cookie jar at the app and one at the provider. */
+export class ExternalLoginPerson {
+  readonly app: HttpClient;
+  readonly idp = new IdpBrowser();
+  constructor(baseUrl: string) {
+    this.app = new HttpClient(baseUrl);
+  }
+
+  /** GET /auth/external/:name/challenge; the 302 (or error) as it is. */
+  challenge(name: string, query: Record<string, string> = {}): Promise<HttpResult> {
+    const qs = new URLSearchParams(query).toString();
+    return this.app.get(`/auth/external/${name}/challenge${qs ? `?${qs}` : ''}`, { redirect: 'manual' });
+  }
+
+  /** Challenge, then the provider's pages as `login`: the callback URL the provider redirects to. */
+  async toCallback(name: string, login: string, query: Record<string, string> = {}, changeAuthorizationUrl?: (url: URL) => void): Promise<string> {
+    const challenge = await this.challenge(name, query);
+    expect(challenge.status, challenge.text).toBe(302);
+    const authorizationUrl = new URL(challenge.headers.get('location')!);
+    changeAuthorizationUrl?.(authorizationUrl);
+    return this.idp.authorize(authorizationUrl.toString(), login);
+  }
+
+  /** Delivers the provider's redirect to the app (optionally to another instance of it). */
+  deliver(callbackUrl: string, baseUrl?: string): Promise<HttpResult> {
+    const url = new URL(callbackUrl);
+    return this.app.get(`${baseUrl ?? url.origin}${url.pathname}${url.search}`, { redirect: 'manual' });
+  }
+
+  async signIn(name: string, login: string, query: Record<string, string> = {}): Promise<HttpResult> {
+    return this.deliver(await this.toCallback(name, login, query));
+  }
+}
+
