@@ -52,6 +52,12 @@ function providersFor(issuer: string, extra: Partial<BackOfficeExternalLoginProv
       clientId: 'backoffice-a',
       clientSecret: SECRET_A,
       autoLink: { enabled: true, defaultGroups: ['editor'] },
+      // Umbraco's OnAutoLinking / OnExternalLogin, driven by claims the tests control.
+      onAutoLinking: (candidate, claims) => {
+        if (claims.department === 'contractors') return false;
+        if (claims.department === 'translation') candidate.groups.push('translator');
+      },
+      onExternalLogin: (_user, claims) => (claims.suspended === true ? false : { name: typeof claims.name === 'string' ? claims.name : undefined }),
       ...extra,
     },
     {
@@ -257,6 +263,25 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       } finally {
         await other.close();
       }
+    });
+
+    it('onAutoLinking may change the new user, or refuse it (not_allowed)', async () => {
+      const { login, email } = account('translator', { department: 'translation' });
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      expect((await ctx.userManager.findByEmail(email))!.groups.sort()).toEqual(['editor', 'translator']);
+      const refused = account('contractor', { department: 'contractors' });
+      expectRefused(await new Person(ctx.url).signIn('oidc', refused.login), 'not_allowed');
+      expect(await ctx.userManager.findByEmail(refused.email)).toBeNull();
+    });
+
+    it('onExternalLogin runs on every sign-in: keeps the name in sync, or refuses (not_allowed)', async () => {
+      const { login, email } = account('sync');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      idp.accounts.set(login, { ...idp.accounts.get(login), name: 'Renamed At The Provider' });
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      expect((await ctx.userManager.findByEmail(email))!.name).toBe('Renamed At The Provider');
+      idp.accounts.set(login, { ...idp.accounts.get(login), suspended: true });
+      expectRefused(await new Person(ctx.url).signIn('oidc', login), 'not_allowed');
     });
 
     it('a disabled user is refused: not_allowed', async () => {

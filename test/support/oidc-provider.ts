@@ -90,7 +90,7 @@ export class TestOidcProvider {
       clients: this.clients.map((c) => ({ ...c, grant_types: ['authorization_code'], response_types: ['code'] })),
       jwks: { keys: [this.jwk as never] },
       pkce: { required: () => true },
-      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
+      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'department', 'suspended'], groups: ['groups'] },
       scopes: ['openid', 'email', 'profile', 'groups'],
       features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
       findAccount: async (_ctx, sub) => ({
