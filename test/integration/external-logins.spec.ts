@@ -573,8 +573,10 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);
       expect((await again.app.get('/auth/me')).status).toBe(401);
 
+      events.clear();
       const verified = await again.app.post('/auth/2fa', { provider: 'totp', code: totp.generate({ timestamp: Date.now() + 30_000 }) });
       expect(verified.status, verified.text).toBe(200);
+      expect(events.named(BackOfficeEvents.ExternalLoginSuccess, verified.body.user.id)).toHaveLength(1);
       expect((await again.app.get('/auth/me')).body.logins).toEqual([{ provider: 'oidc', displayName: 'Single sign-on' }]);
       expect((await again.app.post('/auth/logout')).body.signOutRedirectUrl).toMatch(new RegExp(`^${idp.issuer}/session/end\\?`));
     });

@@ -35,6 +35,11 @@ export class BackOfficeExternalLoginSessions {
     return JSON.stringify({ provider, encryptedIdToken });
   }
 
+  /** The provider name of a sealed sign-in. */
+  providerOf(sealed: SealedExternalLogin): string {
+    return (JSON.parse(sealed) as { provider: string }).provider;
+  }
+
   /** Records that session `sessionId` came through the sealed sign-in. */
   async attach(sessionId: string, sealed: SealedExternalLogin): Promise<void> {
     const { provider, encryptedIdToken } = JSON.parse(sealed) as { provider: string; encryptedIdToken: string | null };

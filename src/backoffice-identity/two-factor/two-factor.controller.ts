@@ -11,7 +11,8 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
-import { UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
+import { UserExternalLoginSuccessNotification, UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
+import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
@@ -38,6 +39,7 @@ export class TwoFactorController {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -68,6 +70,9 @@ export class TwoFactorController {
     }
     if (!(await this.challenges.complete(pending.id))) throw expired();
     this.challenges.clear(response);
+    if (pending.externalLogin) {
+      await this.userManager.notify(UserExternalLoginSuccessNotification, user, { provider: this.externalSessions.providerOf(pending.externalLogin) });
+    }
     return { status: 'success', user: await this.issuer.issue(user, response, { externalLogin: pending.externalLogin }) };
   }
 
