@@ -1,4 +1,4 @@
-import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -18,9 +18,9 @@ import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-ch
 import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
 import { BackOfficeExternalLoginProviders } from '../external-logins/external-login-providers.service.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { ApiErrors } from '../openapi/api-errors.decorator.js';
 import {
   ChangePasswordDto,
-  ErrorResponse,
   LoginDto,
   LoginResponse,
   LogoutResponse,
@@ -33,9 +33,7 @@ import {
 import { signInError } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 
-/** The documented error responses of a route. */
-const errors = (...list: Array<[number, string]>) =>
-  applyDecorators(...list.map(([status, description]) => ApiResponse({ status, description, type: ErrorResponse })));
+const errors = ApiErrors;
 
 /** Sign-in, sign-out and the signed-in user's own account and sessions. */
 @ApiTags('auth')

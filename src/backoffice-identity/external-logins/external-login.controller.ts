@@ -1,7 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Redirect, Req, Res, UsePipes } from '@nestjs/common';
-import { ApiFoundResponse, ApiNoContentResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiFoundResponse, ApiNoContentResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ErrorResponse } from '../auth/auth.dto.js';
+import { ApiErrors } from '../openapi/api-errors.decorator.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -37,10 +37,12 @@ export class ExternalLoginController {
   @Get(':provider/challenge')
   @Redirect()
   @ApiFoundResponse({ description: "302 to the provider's authorization endpoint (code flow, PKCE S256, state, nonce)" })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_return_url (only same-origin paths), invalid_token (malformed invite), validation_failed' })
-  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: unknown provider' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
-  @ApiResponse({ status: 503, type: ErrorResponse, description: 'provider_unavailable: discovery has not succeeded yet (retried with back-off)' })
+  @ApiErrors(
+    [400, 'invalid_return_url (only same-origin paths), invalid_token (malformed invite), validation_failed'],
+    [404, 'not_found: unknown provider'],
+    [429, 'too_many_requests (per IP, as login)'],
+    [503, 'provider_unavailable: discovery has not succeeded yet (retried with back-off)'],
+  )
   async challenge(
     @Param('provider') provider: string,
     @Query() query: ChallengeQuery,
@@ -68,12 +70,14 @@ export class ExternalLoginController {
   @HttpCode(200)
   @BackOfficeAuthorize()
   @ApiOkResponse({ type: LinkExternalLoginResponse, description: 'Send the browser to redirectUrl; the callback adds the login to this user' })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_return_url, validation_failed' })
-  @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' })
-  @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
-  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: unknown provider' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'login_already_linked: you have a login of this provider' })
-  @ApiResponse({ status: 503, type: ErrorResponse, description: 'provider_unavailable' })
+  @ApiErrors(
+    [400, 'invalid_return_url, validation_failed'],
+    [401, 'unauthenticated'],
+    [403, 'xsrf_failed'],
+    [404, 'not_found: unknown provider'],
+    [409, 'login_already_linked: you have a login of this provider'],
+    [503, 'provider_unavailable'],
+  )
   async link(
     @Param('provider') provider: string,
     @Body() body: LinkExternalLoginDto,
@@ -93,10 +97,12 @@ export class ExternalLoginController {
   @HttpCode(204)
   @BackOfficeAuthorize()
   @ApiNoContentResponse({ description: 'Unlinked' })
-  @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' })
-  @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
-  @ApiResponse({ status: 404, type: ErrorResponse, description: 'login_not_found: no login of this provider' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_login_method: no usable password and no other login' })
+  @ApiErrors(
+    [401, 'unauthenticated'],
+    [403, 'xsrf_failed'],
+    [404, 'login_not_found: no login of this provider'],
+    [409, 'last_login_method: no usable password and no other login'],
+  )
   async unlink(@Param('provider') provider: string, @Req() request: BackOfficeAuthenticatedRequest): Promise<void> {
     const result = await this.userManager.removeLogin(request.backOffice.user, provider);
     if (result.succeeded) return;
