@@ -105,6 +105,17 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
   let ports: number[];
   let events: NotificationRecorder;
   let counter = 0;
+  /** Every line the app logged. */
+  const logLines: string[] = [];
+  const logger = {
+    log: (m: unknown) => void logLines.push(String(m)),
+    warn: (m: unknown) => void logLines.push(String(m)),
+    error: (m: unknown) => void logLines.push(String(m)),
+    debug: () => undefined,
+    verbose: () => undefined,
+  };
+  /** Codes, states and ID tokens the provider handed out in these tests. */
+  const handedOut = new Set<string>();
   const newUser = userFactory(() => ctx, 'ext-local');
   const sub = (label: string) => `${label}-${++counter}-${Date.now()}`;
 
@@ -114,6 +125,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     idp = await TestOidcProvider.start(clientsFor(ports));
     ctx = await createIdentityApp(db, {
       port: ports[0],
+      logger,
       identity: {
         publicUrl: `http://127.0.0.1:${ports[0]}`,
         session: { secureCookies: false },
@@ -207,6 +219,22 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       const duplicate = await person.app.get('/auth/external/oidc/challenge?returnUrl=/a&returnUrl=/b', { redirect: 'manual' });
       expectClientError(duplicate, 400);
     });
+  });
+
+  // Nest's Logger is process-wide and the next app created takes it over: this runs before any other app starts.
+  it('no authorization code, state or token ever reaches a log line, though failures are logged (ASVS 4.0 7.1.1)', async () => {
+    const person = new Person(ctx.url);
+    const { login } = account('logs');
+    const url = new URL(await person.toCallback('oidc', login));
+    handedOut.add(url.searchParams.get('code')!);
+    handedOut.add(url.searchParams.get('state')!);
+    expectSignedIn(await person.deliver(url.toString()));
+    expectRefused(await person.deliver(url.toString()), 'external_login_failed');
+    const logout = await person.app.post('/auth/logout');
+    handedOut.add(new URL(logout.body.signOutRedirectUrl).searchParams.get('id_token_hint')!);
+    expect(logLines.some((l) => /refused: missing, unknown, expired or replayed state/.test(l))).toBe(true);
+    for (const secret of handedOut) expect(logLines.filter((l) => l.includes(secret))).toEqual([]);
+    expect(logLines.filter((l) => /eyJ[A-Za-z0-9_-]{10,}\./.test(l))).toEqual([]);
   });
 
   describe('sign-in and auto-linking', () => {

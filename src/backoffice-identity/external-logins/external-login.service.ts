@@ -167,7 +167,7 @@ export class BackOfficeExternalLoginService {
       return await this.completeSignIn(provider.options, pending, claims, response);
     } catch (error) {
       const failure = error instanceof ExternalLoginError ? error : new ExternalLoginError('external_login_failed', describeError(error));
-      this.logger.warn(`External sign-in through "${String(name).slice(0, 64)}" refused: ${failure.reason}`);
+      this.logger.warn(`External sign-in through "${String(name).replace(/[^\w-]/g, '?').slice(0, 64)}" refused: ${failure.reason}`);
       if (!(error instanceof ExternalLoginError)) this.logger.error(`Unexpected external login failure: ${describeError(error)}`);
       await this.userManager.notify(UserLoginFailedNotification, null, { reason: failure.code });
       const target = pending?.link ? pending.returnUrl : this.signInPage;
