@@ -34,6 +34,8 @@ export class TestOidcProvider {
    * past, `amr` re-signs it with these authentication methods. `undefined`: tokens as issued.
    */
   idTokenChange: { kind: 'signature' } | { kind: 'expired' } | { kind: 'amr'; amr: string[] } | undefined;
+  /** While true every connection is reset before an answer (the provider is "down" but keeps its port). */
+  down = false;
   private server?: Server;
   private readonly signingKey: KeyObject;
   private readonly jwk: Record<string, unknown>;
@@ -66,12 +68,6 @@ export class TestOidcProvider {
     return port;
   }
 
-  static create(clients: TestOidcClient[], port: number): TestOidcProvider {
-    const idp = new TestOidcProvider(clients);
-    idp.port = port;
-    return idp;
-  }
-
   async listen(port = this.port): Promise<void> {
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
@@ -80,7 +76,11 @@ export class TestOidcProvider {
     });
     this.port = (server.address() as AddressInfo).port;
     this.provider ??= this.build();
-    server.on('request', this.provider.callback());
+    const handle = this.provider.callback();
+    server.on('request', (request, response) => {
+      if (this.down) request.socket.destroy();
+      else void handle(request, response);
+    });
     this.server = server;
   }
 
