@@ -348,6 +348,18 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expectRefused(await person.deliver(url), 'external_login_failed');
     });
 
+    it('a pending sign-in older than 10 minutes is refused', async () => {
+      const { login } = account('slow');
+      const person = new Person(ctx.url);
+      const url = await person.toCallback('oidc', login);
+      ctx.clock.advance(11 * 60_000);
+      try {
+        expectRefused(await person.deliver(url), 'external_login_failed');
+      } finally {
+        ctx.clock.advance(-11 * 60_000);
+      }
+    });
+
     it('an ID token with another nonce is refused', async () => {
       const { login } = account('nonce');
       const person = new Person(ctx.url);
