@@ -1,3 +1,4 @@
+import type { LoggerService } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import * as OTPAuth from 'otpauth';
 import { DataSource } from 'typeorm';
@@ -5,6 +6,7 @@ import {
   BackOfficeEvents,
   BackOfficeInviteService,
   type BackOfficeExternalLoginProviderOptions,
+  type BackOfficeIdentityModuleOptions,
   type SendEmailNotification,
   type UserGroupsChangedNotification,
   type UserLogoutSuccessNotification,
@@ -150,6 +152,22 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     return { login, email };
   }
 
+  /**
+   * A second app on the same database (and port `ports[1]`, registered at the provider), with `identity` over the
+   * test defaults; waits until its first provider is available unless `waitForProvider` is false.
+   */
+  async function secondApp(identity: BackOfficeIdentityModuleOptions, options: { waitForProvider?: boolean; logger?: LoggerService } = {}): Promise<IdentityApp> {
+    const app = await createIdentityApp(db, {
+      port: ports[1],
+      logger: options.logger,
+      identity: { publicUrl: `http://127.0.0.1:${ports[1]}`, session: { secureCookies: false }, ...identity },
+    });
+    if (options.waitForProvider !== false) {
+      await waitFor(async () => (await new HttpClient(app.url).get('/auth/external/providers')).body[0]?.available === true);
+    }
+    return app;
+  }
+
   async function adminClient(): Promise<HttpClient> {
     const admin = await newUser({ groups: ['admin'] });
     const http = new HttpClient(ctx.url);
@@ -275,17 +293,8 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     });
 
     it('a provider without auto-linking refuses unknown accounts: no_linked_account', async () => {
-      const app2Port = ports[1];
-      const other = await createIdentityApp(db, {
-        port: app2Port,
-        identity: {
-          publicUrl: `http://127.0.0.1:${app2Port}`,
-          session: { secureCookies: false },
-          externalLogins: providersFor(idp.issuer, { autoLink: { enabled: false } }).slice(0, 1),
-        },
-      });
+      const other = await secondApp({ externalLogins: providersFor(idp.issuer, { autoLink: { enabled: false } }).slice(0, 1) });
       try {
-        await waitFor(async () => (await new HttpClient(other.url).get('/auth/external/providers')).body[0]?.available === true);
         const { login } = account('nolink');
         expectRefused(await new Person(other.url).signIn('oidc', login), 'no_linked_account');
       } finally {
@@ -625,17 +634,8 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     });
 
     it('with trustProviderTwoFactor, an ID token whose amr says mfa skips the local second factor', async () => {
-      const port = ports[1];
-      const trusting = await createIdentityApp(db, {
-        port,
-        identity: {
-          publicUrl: `http://127.0.0.1:${port}`,
-          session: { secureCookies: false },
-          externalLogins: providersFor(idp.issuer, { trustProviderTwoFactor: true }).slice(0, 1),
-        },
-      });
+      const trusting = await secondApp({ externalLogins: providersFor(idp.issuer, { trustProviderTwoFactor: true }).slice(0, 1) });
       try {
-        await waitFor(async () => (await new HttpClient(trusting.url).get('/auth/external/providers')).body[0]?.available === true);
         const { login, email } = account('amr');
         expectSignedIn(await new Person(trusting.url).signIn('oidc', login));
         const user = (await trusting.userManager.findByEmail(email))!;
@@ -657,14 +657,9 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
 
   describe('two app instances on one database', () => {
     it('a flow started on one instance completes on the other, and cannot be replayed on the first', async () => {
-      const port = ports[1];
       // Behind one load balancer both instances share the public URL (and so the redirect URI).
-      const second = await createIdentityApp(db, {
-        port,
-        identity: { publicUrl: `http://127.0.0.1:${ports[0]}`, session: { secureCookies: false }, externalLogins: providersFor(idp.issuer) },
-      });
+      const second = await secondApp({ publicUrl: `http://127.0.0.1:${ports[0]}`, externalLogins: providersFor(idp.issuer) });
       try {
-        await waitFor(async () => (await new HttpClient(second.url).get('/auth/external/providers')).body[0]?.available === true);
         const { login } = account('instances');
         const person = new Person(ctx.url);
         const url = await person.toCallback('oidc', login);
@@ -679,13 +674,9 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
 
   describe('start-up', () => {
     it('a provider that is down at start-up does not stop the app: 503 provider_unavailable until it comes back', async () => {
-      const port = ports[1];
-      const late = await TestOidcProvider.start(clientsFor([port]));
+      const late = await TestOidcProvider.start(clientsFor([ports[1]]));
       late.down = true;
-      const app = await createIdentityApp(db, {
-        port,
-        identity: { publicUrl: `http://127.0.0.1:${port}`, session: { secureCookies: false }, externalLogins: providersFor(late.issuer).slice(0, 1) },
-      });
+      const app = await secondApp({ externalLogins: providersFor(late.issuer).slice(0, 1) }, { waitForProvider: false });
       try {
         const person = new Person(app.url);
         expect((await person.app.get('/auth/external/providers')).body).toEqual([{ name: 'oidc', displayName: 'Single sign-on', autoRedirect: false, available: false }]);
@@ -712,11 +703,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
       const messages: string[] = [];
       const logger = { log: () => undefined, warn: (m: string) => messages.push(m), error: (m: string) => messages.push(m), debug: () => undefined, verbose: () => undefined };
-      const app = await createIdentityApp(db, {
-        port: ports[1],
-        logger,
-        identity: { userStore: StoreWithoutLogins, publicUrl: `http://127.0.0.1:${ports[1]}`, externalLogins: providersFor(idp.issuer) },
-      });
+      const app = await secondApp({ userStore: StoreWithoutLogins, externalLogins: providersFor(idp.issuer) }, { waitForProvider: false, logger });
       try {
         expect(app.userManager.supportsUserLogin).toBe(false);
         expect(messages.join('\n')).toMatch(/External logins are OFF: the user store does not implement UserLoginStore/);
@@ -730,15 +717,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
 
   describe('invites with denyLocalLogin', () => {
     it('the invite email leads to the provider; the callback links the login to the invited user and uses the invite up', async () => {
-      const port = ports[1];
-      const app = await createIdentityApp(db, {
-        port,
-        identity: {
-          publicUrl: `http://127.0.0.1:${port}`,
-          session: { secureCookies: false },
-          externalLogins: providersFor(idp.issuer, { denyLocalLogin: true, autoLink: { enabled: false } }).slice(0, 1),
-        },
-      });
+      const app = await secondApp({ externalLogins: providersFor(idp.issuer, { denyLocalLogin: true, autoLink: { enabled: false } }).slice(0, 1) });
       const emitter = app.app.get(EventEmitter2);
       const sent: SendEmailNotification[] = [];
       // A take-over listener (the seed's pattern): it handles the invite email itself.
@@ -748,7 +727,6 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       };
       emitter.on(BackOfficeEvents.SendEmail, listener);
       try {
-        await waitFor(async () => (await new HttpClient(app.url).get('/auth/external/providers')).body[0]?.available === true);
         const email = `invitee-${Date.now()}@corp.example.com`;
         const invited = await app.app.get(BackOfficeInviteService).invite({ email, name: 'Invitee', groups: ['writer'] }, null);
         expect(invited.succeeded).toBe(true);
