@@ -502,6 +502,36 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(last.body.code).toBe('last_login_method');
     });
 
+    it('link and unlink are sensitive: 401 reauthentication_required after 5 minutes; a provider round trip is a fresh sign-in', async () => {
+      const { login } = account('stepup', { groups: [] });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      ctx.clock.advance(6 * 60_000);
+      try {
+        for (const result of [await person.app.post('/auth/external/corp/link', {}), await person.app.delete('/auth/external/logins/oidc')]) {
+          expectClientError(result, 401);
+          expect(result.body.code).toBe('reauthentication_required');
+        }
+        // No password to confirm: step up through the linked provider instead.
+        expectClientError(await person.app.post('/auth/external/corp/reauthenticate', {}), 404);
+        const other = account('stepup-other');
+        const wrong = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+        const refused = await person.deliver(await person.idp.authorize(wrong.body.redirectUrl, other.login));
+        expect(refused.headers.get('location')).toBe('/backoffice/account?error=not_allowed');
+        expect((await person.app.post('/auth/external/corp/link', {})).body.code).toBe('reauthentication_required');
+
+        const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+        expect(step.status, step.text).toBe(200);
+        expect(new URL(step.body.redirectUrl).searchParams.get('prompt')).toBe('login');
+        const back = await person.deliver(await person.idp.authorize(step.body.redirectUrl, login));
+        expect(back.headers.get('location')).toBe('/backoffice/account');
+        const link = await person.app.post('/auth/external/corp/link', {});
+        expect(link.status, link.text).toBe(200);
+      } finally {
+        ctx.clock.advance(-6 * 60_000);
+      }
+    });
+
     it('two concurrent unlinks of a user with two logins and no password leave one login (race-safe)', async () => {
       const { login } = account('race', { groups: [] });
       const person = new Person(ctx.url);

@@ -181,9 +181,13 @@ export class IdpBrowser {
       const html = await response.text();
       if (response.status !== 200) throw new Error(`identity provider answered ${response.status}: ${html.slice(0, 300)}`);
       const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
-      const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1];
-      if (!action || !prompt) throw new Error(`no interaction form at ${url}: ${html.slice(0, 300)}`);
-      const form: Record<string, string> = prompt === 'login' ? { prompt, login, password: 'any' } : { prompt };
+      if (!action) throw new Error(`no interaction form at ${url}: ${html.slice(0, 300)}`);
+      // Hidden fields as the page has them (prompt, or the provider's own auto-submitted forms such as the
+      // logout of the previous account when another one signs in), plus the credentials on the login page.
+      const form: Record<string, string> = {};
+      for (const [, name, value] of html.matchAll(/<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g)) form[name] = value;
+      const prompt = form.prompt ?? 'auto-submit';
+      if (prompt === 'login') Object.assign(form, { login, password: 'any' });
       const posted = await this.request(new URL(action, url).toString(), { form });
       if (posted.status < 300 || posted.status >= 400) throw new Error(`interaction ${prompt} answered ${posted.status}`);
       const next = new URL(posted.headers.get('location')!, url).toString();

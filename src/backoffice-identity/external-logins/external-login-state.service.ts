@@ -25,6 +25,8 @@ export interface PendingExternalLogin {
   invite?: { userId: string; tokenHash: string };
   /** A manual link started by this signed-in user and session. */
   link?: { userId: string; sessionId: string };
+  /** A step-up re-authentication of this signed-in user and session through a provider they have linked. */
+  reauthenticate?: { userId: string; sessionId: string };
 }
 
 /**

@@ -9,7 +9,7 @@ import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js'
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
-import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeExternalLoginProviders, type BackOfficeExternalLoginProviderDto } from './external-login-providers.service.js';
 import { BackOfficeExternalLoginService } from './external-login.service.js';
@@ -68,11 +68,10 @@ export class ExternalLoginController {
 
   @Post(':provider/link')
   @HttpCode(200)
-  @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
   @ApiOkResponse({ type: LinkExternalLoginResponse, description: 'Send the browser to redirectUrl; the callback adds the login to this user' })
   @ApiErrors(
     [400, 'invalid_return_url, validation_failed'],
-    [401, 'unauthenticated'],
     [403, 'xsrf_failed'],
     [404, 'not_found: unknown provider'],
     [409, 'login_already_linked: you have a login of this provider'],
@@ -93,12 +92,43 @@ export class ExternalLoginController {
     return { redirectUrl };
   }
 
+  @Post(':provider/reauthenticate')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({
+    type: LinkExternalLoginResponse,
+    description:
+      'Step-up through a linked provider (for users without a password): send the browser to redirectUrl; the callback marks this ' +
+      'session re-authenticated (as POST /auth/reauthenticate does) and lands on returnUrl, or on returnUrl?error=not_allowed when ' +
+      'the provider account is not the one linked to you',
+  })
+  @ApiErrors(
+    [400, 'invalid_return_url, validation_failed'],
+    [401, 'unauthenticated'],
+    [403, 'xsrf_failed'],
+    [404, 'not_found: unknown provider, or no login of this provider'],
+    [503, 'provider_unavailable'],
+  )
+  async reauthenticate(
+    @Param('provider') provider: string,
+    @Body() body: LinkExternalLoginDto,
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Res({ passthrough: true }) response: ServerResponse,
+  ): Promise<LinkExternalLoginResponse> {
+    const { user, session } = request.backOffice;
+    this.externalLogins.provider(provider);
+    if (!(await this.userManager.getLogins(user)).some((l) => l.provider === provider)) {
+      throw BackOfficeHttpError.notFound('You have no login of this provider.');
+    }
+    const redirectUrl = await this.externalLogins.challenge(provider, { returnUrl: body?.returnUrl, reauthenticate: { userId: user.id, sessionId: session.id } }, request, response);
+    return { redirectUrl };
+  }
+
   @Delete('logins/:provider')
   @HttpCode(204)
-  @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
   @ApiNoContentResponse({ description: 'Unlinked' })
   @ApiErrors(
-    [401, 'unauthenticated'],
     [403, 'xsrf_failed'],
     [404, 'login_not_found: no login of this provider'],
     [409, 'last_login_method: no usable password and no other login'],

@@ -17,6 +17,7 @@ import {
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
+import type { BackOfficeSessionEntity } from '../sessions/backoffice-session.entity.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -110,12 +111,13 @@ export class BackOfficeExternalLoginService {
   /** Starts a sign-in (or, with `link`, a manual link): stores the pending state and returns the provider's URL. */
   async challenge(
     name: string,
-    input: { returnUrl?: unknown; invite?: unknown; link?: PendingExternalLogin['link'] },
+    input: { returnUrl?: unknown; invite?: unknown; link?: PendingExternalLogin['link']; reauthenticate?: PendingExternalLogin['reauthenticate'] },
     request: IncomingMessage,
     response: ServerResponse,
   ): Promise<string> {
     const provider = this.provider(name);
-    const returnUrl = this.checkReturnUrl(input.returnUrl, input.link ? `/${this.options.routePrefix}/account` : `/${this.options.routePrefix}/`);
+    const signedIn = input.link ?? input.reauthenticate;
+    const returnUrl = this.checkReturnUrl(input.returnUrl, signedIn ? `/${this.options.routePrefix}/account` : `/${this.options.routePrefix}/`);
     const invite = this.parseInvite(input.invite);
     const configuration = provider.configuration;
     if (!configuration) {
@@ -124,7 +126,15 @@ export class BackOfficeExternalLoginService {
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const nonce = oidc.randomNonce();
     const state = await this.states.start(
-      { provider: provider.options.name, nonce, codeVerifier, returnUrl, ...(invite ? { invite } : {}), ...(input.link ? { link: input.link } : {}) },
+      {
+        provider: provider.options.name,
+        nonce,
+        codeVerifier,
+        returnUrl,
+        ...(invite ? { invite } : {}),
+        ...(input.link ? { link: input.link } : {}),
+        ...(input.reauthenticate ? { reauthenticate: input.reauthenticate } : {}),
+      },
       request,
       response,
     );
@@ -137,7 +147,8 @@ export class BackOfficeExternalLoginService {
         code_challenge_method: 'S256',
         state,
         nonce,
-        ...(input.link ? { prompt: 'login' } : {}),
+        // Linking and step-up must prove the person now, not reuse a provider session someone left open.
+        ...(signedIn ? { prompt: 'login' } : {}),
       })
       .toString();
   }
@@ -164,13 +175,14 @@ export class BackOfficeExternalLoginService {
       if (!pending) throw new ExternalLoginError('external_login_failed', 'missing, unknown, expired or replayed state');
       const claims = await this.exchange(provider, pending, request);
       if (pending.link) return await this.completeLink(provider.options, pending, claims);
+      if (pending.reauthenticate) return await this.completeReauthentication(provider.options, pending, claims);
       return await this.completeSignIn(provider.options, pending, claims, response);
     } catch (error) {
       const failure = error instanceof ExternalLoginError ? error : new ExternalLoginError('external_login_failed', describeError(error));
       this.logger.warn(`External sign-in through "${String(name).replace(/[^\w-]/g, '?').slice(0, 64)}" refused: ${failure.reason}`);
       if (!(error instanceof ExternalLoginError)) this.logger.error(`Unexpected external login failure: ${describeError(error)}`);
       await this.userManager.notify(UserLoginFailedNotification, null, { reason: failure.code });
-      const target = pending?.link ? pending.returnUrl : this.signInPage;
+      const target = pending?.link || pending?.reauthenticate ? pending.returnUrl : this.signInPage;
       return `${target}${target.includes('?') ? '&' : '?'}error=${failure.code}`;
     }
   }
@@ -213,6 +225,20 @@ export class BackOfficeExternalLoginService {
     }
     const result = await this.userManager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
     if (!result.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
+    // The provider round trip (with prompt=login) is a fresh sign-in for @RequiresRecentSignIn() routes.
+    await this.sessions.markReauthenticated({ id: pending.link!.sessionId } as BackOfficeSessionEntity);
+    return pending.returnUrl;
+  }
+
+  /** Step-up through a provider: the provider account must be the one linked to the session's user. */
+  private async completeReauthentication(provider: ResolvedExternalLoginProvider, pending: PendingExternalLogin, { claims }: { claims: BackOfficeExternalLoginClaims }): Promise<string> {
+    const { userId, sessionId } = pending.reauthenticate!;
+    const user = await this.userManager.findById(userId);
+    const owner = await this.userManager.findByLogin(provider.name, claims.sub);
+    if (!user || owner?.id !== user.id || !(await this.sessions.isLiveSessionOf(sessionId, user))) {
+      throw new ExternalLoginError('not_allowed', 'the provider account is not the one linked to this session\'s user');
+    }
+    await this.sessions.markReauthenticated({ id: sessionId } as BackOfficeSessionEntity);
     return pending.returnUrl;
   }
 
