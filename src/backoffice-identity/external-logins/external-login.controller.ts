@@ -83,13 +83,7 @@ export class ExternalLoginController {
     @Req() request: BackOfficeAuthenticatedRequest,
     @Res({ passthrough: true }) response: ServerResponse,
   ): Promise<LinkExternalLoginResponse> {
-    const { user, session } = request.backOffice;
-    this.externalLogins.provider(provider);
-    if ((await this.userManager.getLogins(user)).some((l) => l.provider === provider)) {
-      throw new BackOfficeHttpError(409, 'login_already_linked', this.userManager.errorDescriber.loginAlreadyLinked().description);
-    }
-    const redirectUrl = await this.externalLogins.challenge(provider, { returnUrl: body?.returnUrl, link: { userId: user.id, sessionId: session.id } }, request, response);
-    return { redirectUrl };
+    return this.startSignedInFlow('link', provider, body, request, response);
   }
 
   @Post(':provider/reauthenticate')
@@ -115,12 +109,26 @@ export class ExternalLoginController {
     @Req() request: BackOfficeAuthenticatedRequest,
     @Res({ passthrough: true }) response: ServerResponse,
   ): Promise<LinkExternalLoginResponse> {
+    return this.startSignedInFlow('reauthenticate', provider, body, request, response);
+  }
+
+  /** A provider round trip for the signed-in user: `link` needs no login of it yet, `reauthenticate` needs one. */
+  private async startSignedInFlow(
+    kind: 'link' | 'reauthenticate',
+    provider: string,
+    body: LinkExternalLoginDto | undefined,
+    request: BackOfficeAuthenticatedRequest,
+    response: ServerResponse,
+  ): Promise<LinkExternalLoginResponse> {
     const { user, session } = request.backOffice;
     this.externalLogins.provider(provider);
-    if (!(await this.userManager.getLogins(user)).some((l) => l.provider === provider)) {
-      throw BackOfficeHttpError.notFound('You have no login of this provider.');
+    const linked = (await this.userManager.getLogins(user)).some((l) => l.provider === provider);
+    if (kind === 'link' && linked) {
+      throw new BackOfficeHttpError(409, 'login_already_linked', this.userManager.errorDescriber.loginAlreadyLinked().description);
     }
-    const redirectUrl = await this.externalLogins.challenge(provider, { returnUrl: body?.returnUrl, reauthenticate: { userId: user.id, sessionId: session.id } }, request, response);
+    if (kind === 'reauthenticate' && !linked) throw BackOfficeHttpError.notFound('You have no login of this provider.');
+    const flow = { userId: user.id, sessionId: session.id };
+    const redirectUrl = await this.externalLogins.challenge(provider, { returnUrl: body?.returnUrl, [kind]: flow }, request, response);
     return { redirectUrl };
   }
 
