@@ -14,7 +14,7 @@ import { createTestDatabase, dbKind, type TestDatabase } from '../support/databa
 const ROOT = join(__dirname, '..', '..');
 /** Every variable the demo reads: cleared from the inherited env so each spawn sets exactly what it means. */
 const DEMO_ENV = [
-  'PORT', 'DATABASE_URL', 'SMTP_URL', 'MAIL_PICKUP_DIR', 'PUBLIC_URL', 'REDIS_URL', 'NODE_ENV', 'BACKOFFICE_DATA_DIR',
+  'PORT', 'HTTP_PLATFORM', 'DATABASE_URL', 'SMTP_URL', 'MAIL_PICKUP_DIR', 'PUBLIC_URL', 'REDIS_URL', 'NODE_ENV', 'BACKOFFICE_DATA_DIR',
   'BACKOFFICE_ADMIN_EMAIL', 'BACKOFFICE_ADMIN_PASSWORD', 'BACKOFFICE_BCRYPT_COST', 'BACKOFFICE_LOCKOUT_MAX_ATTEMPTS',
   'BACKOFFICE_RATE_LIMITS', 'BACKOFFICE_SECURE_COOKIES', 'BACKOFFICE_ENCRYPTION_KEY',
 ];
@@ -61,7 +61,7 @@ async function spawnDemo(env: Record<string, string | undefined>): Promise<DemoR
   const cwd = await tempDir('bo-demo-cwd-');
   const child = spawn(process.execPath, [mainJs], {
     cwd,
-    env: { ...inherited, PORT: String(await freePort()), BACKOFFICE_BCRYPT_COST: '4', BACKOFFICE_DATA_DIR: join(cwd, '.data'), ...env },
+    env: { ...inherited, PORT: String(await freePort()), HTTP_PLATFORM: httpPlatform(), BACKOFFICE_BCRYPT_COST: '4', BACKOFFICE_DATA_DIR: join(cwd, '.data'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

@@ -1,5 +1,6 @@
-import type { DynamicModule, INestApplication, LoggerService, Provider, Type } from '@nestjs/common';
+import type { DynamicModule, INestApplication, LoggerService, NestApplicationOptions, Provider, Type } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
@@ -15,6 +16,11 @@ import {
   type CreateBackOfficeUserInput,
 } from '../../src/backoffice-identity/index.js';
 import type { TestDatabase } from './database.js';
+
+export type TestHttpPlatform = 'express' | 'fastify';
+
+/** The Nest HTTP platform of the suites: `TEST_HTTP_PLATFORM` of the Vitest project (default Express). */
+export const httpPlatform = (): TestHttpPlatform => (process.env.TEST_HTTP_PLATFORM === 'fastify' ? 'fastify' : 'express');
 
 /** A clock tests can move. */
 export class TestClock {
@@ -92,7 +98,9 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
   });
   if (options.override) builder = options.override(builder);
   const moduleRef = await builder.compile();
-  const app = moduleRef.createNestApplication({ logger: options.logger ?? ['error', 'warn'] });
+  const appOptions: NestApplicationOptions = { logger: options.logger ?? ['error', 'warn'] };
+  const app: INestApplication =
+    httpPlatform() === 'fastify' ? moduleRef.createNestApplication(new FastifyAdapter(), appOptions) : moduleRef.createNestApplication(appOptions);
   await options.beforeListen?.(app);
   await app.listen(options.port ?? 0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };
