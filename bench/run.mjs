@@ -338,7 +338,9 @@ async function main() {
    * same load as /auth/me (50 connections, warm-up, then P.routeS), with its CPU per request.
    */
   async function measurePeer() {
-    const version = JSON.parse(readFileSync(createRequire(join(ROOT, 'package.json')).resolve('better-auth/package.json'), 'utf8')).version;
+    // better-auth's "exports" do not list package.json: found through its main entry instead.
+    const entry = createRequire(join(ROOT, 'package.json')).resolve('better-auth');
+    const version = JSON.parse(readFileSync(join(entry.slice(0, entry.lastIndexOf('/node_modules/better-auth/') + 26), 'package.json'), 'utf8')).version;
     const peerDb = await createBenchDatabase(adminDbUrl);
     extraDatabases.push(peerDb);
     log(`2c. peer: Better Auth ${version}, its own server on database ${peerDb.name}`);
@@ -350,7 +352,8 @@ async function main() {
     const cookies = await mapLimit(Array.from({ length: Math.min(64, Math.max(8, sessions.length)) }, (_, i) => i), CORES, async (i) => {
       const response = await fetch(`${url}/api/auth/sign-up/email`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        // Its CSRF check wants an Origin of its baseURL (http://127.0.0.1) on state-changing requests.
+        headers: { 'content-type': 'application/json', origin: 'http://127.0.0.1' },
         body: JSON.stringify({ email: `peer-${i}@example.com`, password: password(), name: `Peer ${i}` }),
       });
       if (!response.ok) throw new Error(`Better Auth sign-up answered ${response.status}: ${await response.text()}`);
