@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BackOfficeErrorDescriber } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
+import { httpPlatform } from '../support/identity-app.js';
 
 // The demo app as users run it: compiled by tsc, started with `node .../demo/main.js`, driven by env only.
 // Each run of this file compiles into its own temp folder: the postgres and pglite projects run it at the
