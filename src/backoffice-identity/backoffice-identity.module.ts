@@ -5,6 +5,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
 import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
+import { BackOfficeHttpPlatform } from './http/http-platform.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
 import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
@@ -45,6 +46,7 @@ import { BackOfficeUserManagerDependencies } from './users/backoffice-user-manag
 
 /** The module's own services, shared with the host app. */
 const SHARED_SERVICES = [
+  BackOfficeHttpPlatform,
   BackOfficeUserManagerDependencies,
   NotificationPublisher,
   BackOfficeSessionService,

@@ -18,6 +18,8 @@ export type DemoDatabaseConfig =
 /** Every setting of the demo app, read from the environment once at start (see `.env.example`). */
 export interface DemoConfig {
   port: number;
+  /** The Nest HTTP platform: Express (default) or Fastify. */
+  httpPlatform: 'express' | 'fastify';
   production: boolean;
   /** Folder for the embedded database and the mail pickup folder. */
   dataDir: string;
@@ -129,6 +131,8 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
   }
   const production = nodeEnv === 'production';
   const port = int('PORT', 3000, 0, 65535);
+  const platform = (read('HTTP_PLATFORM') ?? 'express').toLowerCase();
+  const httpPlatform = platform === 'express' || platform === 'fastify' ? platform : fail('HTTP_PLATFORM', 'must be "express" or "fastify"', platform, 'express' as const);
   const dataDir = read('BACKOFFICE_DATA_DIR') ?? '.data';
 
   let database: DemoDatabaseConfig = { kind: 'embedded', dataDir: join(dataDir, 'pglite') };
@@ -167,6 +171,7 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
 
   const config: DemoConfig = {
     port,
+    httpPlatform,
     production,
     dataDir,
     database,

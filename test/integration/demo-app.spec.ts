@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { BackOfficeErrorDescriber } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
+import { httpPlatform } from '../support/identity-app.js';
 
 // The demo app as users run it: compiled by tsc, started with `node .../demo/main.js`, driven by env only.
 // Each run of this file compiles into its own temp folder: the postgres and pglite projects run it at the
@@ -15,7 +16,7 @@ import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.
 const ROOT = join(__dirname, '..', '..');
 /** Every variable the demo reads: cleared from the inherited env so each spawn sets exactly what it means. */
 const DEMO_ENV = [
-  'PORT', 'DATABASE_URL', 'SMTP_URL', 'MAIL_PICKUP_DIR', 'PUBLIC_URL', 'REDIS_URL', 'NODE_ENV', 'BACKOFFICE_DATA_DIR',
+  'PORT', 'HTTP_PLATFORM', 'DATABASE_URL', 'SMTP_URL', 'MAIL_PICKUP_DIR', 'PUBLIC_URL', 'REDIS_URL', 'NODE_ENV', 'BACKOFFICE_DATA_DIR',
   'BACKOFFICE_ADMIN_EMAIL', 'BACKOFFICE_ADMIN_PASSWORD', 'BACKOFFICE_BCRYPT_COST', 'BACKOFFICE_LOCKOUT_MAX_ATTEMPTS',
   'BACKOFFICE_RATE_LIMITS', 'BACKOFFICE_SECURE_COOKIES', 'BACKOFFICE_ENCRYPTION_KEY',
   'OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_DISPLAY_NAME', 'OIDC_AUTO_LINK', 'OIDC_DEFAULT_GROUPS',
@@ -64,7 +65,7 @@ async function spawnDemo(env: Record<string, string | undefined>): Promise<DemoR
   const cwd = await tempDir('bo-demo-cwd-');
   const child = spawn(process.execPath, [mainJs], {
     cwd,
-    env: { ...inherited, PORT: String(await freePort()), BACKOFFICE_BCRYPT_COST: '4', BACKOFFICE_DATA_DIR: join(cwd, '.data'), ...env },
+    env: { ...inherited, PORT: String(await freePort()), HTTP_PLATFORM: httpPlatform(), BACKOFFICE_BCRYPT_COST: '4', BACKOFFICE_DATA_DIR: join(cwd, '.data'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);

@@ -21,6 +21,7 @@ describe('demo config (env of contract section 5)', () => {
     const config = loadDemoConfig({ PORT: '', DATABASE_URL: '', BACKOFFICE_RATE_LIMITS: '' });
     expect(config).toEqual({
       port: 3000,
+      httpPlatform: 'express',
       production: false,
       dataDir: '.data',
       database: { kind: 'embedded', dataDir: '.data/pglite' },
@@ -72,6 +73,11 @@ describe('demo config (env of contract section 5)', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('hunter2');
     }
+  });
+
+  it('HTTP_PLATFORM: express (default) or fastify, anything else names the variable', () => {
+    expect(loadDemoConfig({ HTTP_PLATFORM: 'Fastify' }).httpPlatform).toBe('fastify');
+    expect(() => loadDemoConfig({ HTTP_PLATFORM: 'koa' })).toThrow(/HTTP_PLATFORM must be "express" or "fastify" \(got "koa"\)/);
   });
 
   it('reads every variable, and the mapped options pass the module\'s own validation', () => {

@@ -1,9 +1,9 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { UserLogoutSuccessNotification, UserSessionsRevokedNotification } from '../notifications/notifications.js';
@@ -65,7 +65,7 @@ export class AuthController {
     [415, 'unsupported_media_type: the body must be application/json (no login CSRF through HTML forms)'],
     [429, 'too_many_requests, with Retry-After'],
   )
-  async login(@Req() request: BackOfficeLoginRequest, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+  async login(@Req() request: BackOfficeLoginRequest, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     const result = request.backOfficeSignIn;
     if (result.status === 'requiresTwoFactor') {
       await this.challenges.start(result.user!, response);
@@ -79,7 +79,7 @@ export class AuthController {
   @BackOfficeAuthorize()
   @ApiOkResponse({ type: LogoutResponse })
   @errors([401, 'unauthenticated'], [403, 'xsrf_failed'])
-  async logout(@Req() request: BackOfficeAuthenticatedRequest, @Res({ passthrough: true }) response: Response): Promise<LogoutResponse> {
+  async logout(@Req() request: BackOfficeAuthenticatedRequest, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LogoutResponse> {
     const { user, session } = request.backOffice;
     await this.sessions.revoke(user.id, session.id);
     this.cookies.clear(response);

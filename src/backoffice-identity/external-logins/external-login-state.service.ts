@@ -1,11 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
-import { readCookies, serializeCookie } from '../http/cookies.js';
+import { requestCookies, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { SecretCipher } from '../two-factor/secret-cipher.js';
@@ -40,7 +39,6 @@ export interface PendingExternalLogin {
 export class BackOfficeExternalLoginStateService {
   readonly cookieName: string;
   private readonly cookiePath: string;
-  private readonly secure: boolean;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -50,12 +48,11 @@ export class BackOfficeExternalLoginStateService {
   ) {
     this.cookieName = `${options.session.cookieName}_ext`;
     this.cookiePath = `/${options.routePrefix}/auth/external`;
-    this.secure = options.session.secureCookies;
   }
 
   /** Stores a pending sign-in; returns the `state` to send to the provider and sets the browser cookie. */
-  async start(pending: PendingExternalLogin, request: IncomingMessage, response: ServerResponse): Promise<string> {
-    const existing = readCookies(request)[this.cookieName];
+  async start(pending: PendingExternalLogin, request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): Promise<string> {
+    const existing = requestCookies(request)[this.cookieName];
     const browserToken = typeof existing === 'string' && TOKEN_SHAPE.test(existing) ? existing : randomToken(32);
     const state = randomToken(32);
     const now = this.clock.now();
@@ -65,15 +62,12 @@ export class BackOfficeExternalLoginStateService {
        VALUES ($1, $2, $3, $4, $5, $6)`,
       [sha256Hex(state), sha256Hex(browserToken), provider, this.cipher(browserToken).encrypt(JSON.stringify(secret)), new Date(now.getTime() + PENDING_MINUTES * 60_000), now],
     );
-    this.cookies.append(response, [
-      serializeCookie(this.cookieName, browserToken, {
-        httpOnly: true,
-        secure: this.secure,
-        sameSite: 'Lax',
-        path: this.cookiePath,
-        maxAgeSeconds: PENDING_MINUTES * 60,
-      }),
-    ]);
+    this.cookies.setCookie(response, this.cookieName, browserToken, {
+      httpOnly: true,
+      sameSite: 'lax',
+      path: this.cookiePath,
+      maxAgeSeconds: PENDING_MINUTES * 60,
+    });
     return state;
   }
 
@@ -81,8 +75,8 @@ export class BackOfficeExternalLoginStateService {
    * Uses up the pending sign-in of `state` for `provider`, if this browser started it, it is unexpired and
    * not used yet; true for exactly one caller. Null otherwise (missing, forged, replayed, expired, other browser).
    */
-  async consume(provider: string, state: unknown, request: IncomingMessage): Promise<PendingExternalLogin | null> {
-    const browserToken = readCookies(request)[this.cookieName];
+  async consume(provider: string, state: unknown, request: BackOfficeHttpRequest): Promise<PendingExternalLogin | null> {
+    const browserToken = requestCookies(request)[this.cookieName];
     if (typeof state !== 'string' || !TOKEN_SHAPE.test(state) || typeof browserToken !== 'string' || !TOKEN_SHAPE.test(browserToken)) return null;
     const result = await this.dataSource.query(
       `UPDATE backoffice_external_login_state SET used_at = $4

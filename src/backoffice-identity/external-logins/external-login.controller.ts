@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Redirect, Req, Res, UsePipes } from '@nestjs/common';
+import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { ApiFoundResponse, ApiNoContentResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiErrors } from '../openapi/api-errors.decorator.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
@@ -46,8 +46,8 @@ export class ExternalLoginController {
   async challenge(
     @Param('provider') provider: string,
     @Query() query: ChallengeQuery,
-    @Req() request: IncomingMessage,
-    @Res({ passthrough: true }) response: ServerResponse,
+    @Req() request: BackOfficeHttpRequest,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
   ): Promise<{ url: string; statusCode: number }> {
     await this.limitPerIp();
     const url = await this.externalLogins.challenge(provider, { returnUrl: query.returnUrl, invite: query.invite }, request, response);
@@ -62,7 +62,7 @@ export class ExternalLoginController {
       'with ?error=external_login_failed | external_email_unverified | external_email_in_use | not_allowed | no_linked_account | ' +
       'login_already_linked | invalid_token. Never a 5xx.',
   })
-  async callback(@Param('provider') provider: string, @Req() request: IncomingMessage, @Res({ passthrough: true }) response: ServerResponse): Promise<{ url: string; statusCode: number }> {
+  async callback(@Param('provider') provider: string, @Req() request: BackOfficeHttpRequest, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<{ url: string; statusCode: number }> {
     return { url: await this.externalLogins.callback(provider, request, response), statusCode: 302 };
   }
 
@@ -81,7 +81,7 @@ export class ExternalLoginController {
     @Param('provider') provider: string,
     @Body() body: LinkExternalLoginDto,
     @Req() request: BackOfficeAuthenticatedRequest,
-    @Res({ passthrough: true }) response: ServerResponse,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
   ): Promise<LinkExternalLoginResponse> {
     return this.startSignedInFlow('link', provider, body, request, response);
   }
@@ -107,7 +107,7 @@ export class ExternalLoginController {
     @Param('provider') provider: string,
     @Body() body: LinkExternalLoginDto,
     @Req() request: BackOfficeAuthenticatedRequest,
-    @Res({ passthrough: true }) response: ServerResponse,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
   ): Promise<LinkExternalLoginResponse> {
     return this.startSignedInFlow('reauthenticate', provider, body, request, response);
   }
@@ -118,7 +118,7 @@ export class ExternalLoginController {
     provider: string,
     body: LinkExternalLoginDto | undefined,
     request: BackOfficeAuthenticatedRequest,
-    response: ServerResponse,
+    response: BackOfficeHttpResponse,
   ): Promise<LinkExternalLoginResponse> {
     const { user, session } = request.backOffice;
     this.externalLogins.provider(provider);

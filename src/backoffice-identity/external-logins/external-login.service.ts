@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../common/crypto.js';
 import type { IdentityError } from '../common/identity-result.js';
@@ -112,8 +112,8 @@ export class BackOfficeExternalLoginService {
   async challenge(
     name: string,
     input: { returnUrl?: unknown; invite?: unknown; link?: PendingExternalLogin['link']; reauthenticate?: PendingExternalLogin['reauthenticate'] },
-    request: IncomingMessage,
-    response: ServerResponse,
+    request: BackOfficeHttpRequest,
+    response: BackOfficeHttpResponse,
   ): Promise<string> {
     const provider = this.provider(name);
     const signedIn = input.link ?? input.reauthenticate;
@@ -165,7 +165,7 @@ export class BackOfficeExternalLoginService {
    * Completes the provider's redirect: returns where to send the browser. Every failure is a redirect to the
    * sign-in page with `?error=<code>` (logged, audited as a failed login), never an exception.
    */
-  async callback(name: string, request: IncomingMessage, response: ServerResponse): Promise<string> {
+  async callback(name: string, request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): Promise<string> {
     const provider = this.providers.get(name);
     const query = new URL(request.url ?? '/', 'http://callback.invalid').searchParams;
     let pending: PendingExternalLogin | null = null;
@@ -188,7 +188,7 @@ export class BackOfficeExternalLoginService {
   }
 
   /** Code exchange (PKCE, state, nonce and ID token checked by openid-client), then userinfo. */
-  private async exchange(provider: BackOfficeExternalLoginProvider, pending: PendingExternalLogin, request: IncomingMessage): Promise<{ claims: BackOfficeExternalLoginClaims; idToken?: string }> {
+  private async exchange(provider: BackOfficeExternalLoginProvider, pending: PendingExternalLogin, request: BackOfficeHttpRequest): Promise<{ claims: BackOfficeExternalLoginClaims; idToken?: string }> {
     const configuration = provider.configuration;
     if (!configuration) throw new ExternalLoginError('external_login_failed', 'provider unavailable');
     const current = new URL(provider.options.callbackUrl);
@@ -246,7 +246,7 @@ export class BackOfficeExternalLoginService {
     provider: ResolvedExternalLoginProvider,
     pending: PendingExternalLogin,
     { claims, idToken }: { claims: BackOfficeExternalLoginClaims; idToken?: string },
-    response: ServerResponse,
+    response: BackOfficeHttpResponse,
   ): Promise<string> {
     const manager = this.userManager;
     let user = pending.invite ? await this.acceptInvite(provider, pending.invite, claims) : await manager.findByLogin(provider.name, claims.sub);

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { ServerResponse } from 'node:http';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionService } from './backoffice-session.service.js';
@@ -21,7 +21,7 @@ export class BackOfficeSessionIssuer {
   ) {}
 
   /** `externalLogin`: the sign-in came through an external provider (kept for RP-initiated logout). */
-  async issue(user: BackOfficeUser, response: ServerResponse, options: { externalLogin?: SealedExternalLogin | null } = {}): Promise<BackOfficeUserDto> {
+  async issue(user: BackOfficeUser, response: BackOfficeHttpResponse, options: { externalLogin?: SealedExternalLogin | null } = {}): Promise<BackOfficeUserDto> {
     const context = BackOfficeRequestContextStore.current();
     const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent });
     if (options.externalLogin) await this.externalSessions.attach(session.id, options.externalLogin);

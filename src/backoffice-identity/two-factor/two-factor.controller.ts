@@ -1,7 +1,6 @@
 import { Body, Controller, HttpCode, Inject, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
 import { ErrorResponse, LoginResponse, TwoFactorCodeDto } from '../auth/auth.dto.js';
 import { signInError } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -10,6 +9,7 @@ import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { UserExternalLoginSuccessNotification, UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
 import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
@@ -55,7 +55,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'not_allowed' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
-  async verify(@Req() request: Request, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+  async verify(@Req() request: BackOfficeHttpRequest, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
     await this.rateLimiter.enforce([{ name: 'two-factor-ip', key: ip, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 }]);
     const pending = await this.challenges.find(request);

@@ -52,7 +52,8 @@ function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
   return { ...fields, groups: (groups ?? []).map((g) => g.alias) };
 }
 
-interface UserRow {
+/** A `backoffice_user` row (`u.*`) with its group aliases, as {@link USER_COLUMNS} selects it. */
+export interface UserRow {
   id: string;
   username: string;
   normalized_username: string;
@@ -83,7 +84,12 @@ function aliases(value: string[] | string): string[] {
   return inner ? inner.split(',').map((a) => a.replace(/^"|"$/g, '')) : [];
 }
 
-function fromRow(row: UserRow): BackOfficeUser {
+/** The select list of a user with its group aliases (`u` is `backoffice_user`), mapped by {@link userFromRow}. */
+export const USER_COLUMNS = `u.*, ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
+                          WHERE ug.user_id = u.id ORDER BY g.alias) AS group_aliases`;
+
+/** Maps a row of {@link USER_COLUMNS} by hand (no entity hydration on the hot paths). */
+export function userFromRow(row: UserRow): BackOfficeUser {
   return {
     id: row.id,
     username: row.username,
@@ -232,15 +238,23 @@ export class TypeOrmBackOfficeUserStore
     const rows = await preparedQuery<UserRow>(
       this.manager,
       `backoffice_find_user_by_${column}`,
-      `SELECT u.*, ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
-                          WHERE ug.user_id = u.id ORDER BY g.alias) AS group_aliases
-       FROM backoffice_user u WHERE u.${column} = $1`,
+      `SELECT ${USER_COLUMNS} FROM backoffice_user u WHERE u.${column} = $1`,
       [value],
     );
-    return rows[0] ? fromRow(rows[0]) : null;
+    return rows[0] ? userFromRow(rows[0]) : null;
   }
 
   async updateProfile(userId: string, changes: BackOfficeUserProfileChanges, now: Date): Promise<void> {
+    const keys = Object.keys(changes);
+    if (keys.length === 1 && keys[0] === 'lastLoginAt') {
+      // Every successful sign-in: a prepared statement instead of the query builder.
+      await preparedQuery(this.manager, 'backoffice_record_login', `UPDATE backoffice_user SET last_login_at = $2, updated_at = $3 WHERE id = $1`, [
+        userId,
+        changes.lastLoginAt,
+        now,
+      ]);
+      return;
+    }
     try {
       await this.users.update({ id: userId }, { ...changes, updatedAt: now });
     } catch (error) {
