@@ -4,6 +4,12 @@ import pg from 'pg';
 
 const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 
+/** Suites that drive the module through a listening Nest app: they run on both HTTP platforms. */
+const HTTP_SUITES = [
+  'admin-and-audit', 'auth-bad-input', 'auth-http', 'demo-app', 'external-logins', 'hardening', 'http-platform', 'invites-and-reset', 'logout-and-host-guard',
+  'maintenance', 'openapi', 'passkeys', 'rate-limits-and-instances', 'round-trips', 'secrets-in-logs', 'two-factor', 'ui-pages', 'user-import',
+].map((name) => `test/integration/${name}.spec.ts`);
+
 /** Which PostgreSQL the integration suites run against, besides PGlite. */
 async function realPostgresUrl(): Promise<string | undefined> {
   const explicit = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL;
@@ -27,12 +33,12 @@ async function realPostgresUrl(): Promise<string | undefined> {
 export default defineConfig(async () => {
   const pgUrl = await realPostgresUrl();
   const plugins = [swc.vite({ module: { type: 'es6' } })];
-  const integration = (name: string, env: Record<string, string>) => ({
+  const integration = (name: string, env: Record<string, string>, include = ['test/integration/**/*.spec.ts']) => ({
     plugins,
     test: {
       name,
       globals: true,
-      include: ['test/integration/**/*.spec.ts'],
+      include,
       env,
       sequence: { groupOrder: 0 },
       testTimeout: 60_000,
@@ -56,8 +62,15 @@ export default defineConfig(async () => {
     test: {
       projects: [
         { plugins, test: { name: 'unit', globals: true, include: ['test/unit/**/*.spec.ts'], testTimeout: 30_000, sequence: { groupOrder: 0 } } },
-        ...(pgUrl ? [integration('postgres', { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl })] : []),
-        integration('pglite', { TEST_DB_KIND: 'pglite' }),
+        // The HTTP platform matrix: every suite on Express (PostgreSQL and PGlite), and the suites that drive
+        // the module over HTTP once more on Fastify (PostgreSQL; PGlite when PostgreSQL is not reachable).
+        ...(pgUrl ? [integration('postgres', { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl, TEST_HTTP_PLATFORM: 'express' })] : []),
+        integration('pglite', { TEST_DB_KIND: 'pglite', TEST_HTTP_PLATFORM: 'express' }),
+        integration(
+          'fastify',
+          pgUrl ? { TEST_DB_KIND: 'postgres', TEST_PG_URL: pgUrl, TEST_HTTP_PLATFORM: 'fastify' } : { TEST_DB_KIND: 'pglite', TEST_HTTP_PLATFORM: 'fastify' },
+          HTTP_SUITES,
+        ),
         // Real browser (Debian chromium via playwright-core): after the other suites, one file at a time.
         oneFileAtATime('browser', 'test/browser/**/*.spec.ts', 1, 120_000),
         // Timing comparisons run last, one file at a time, so parallel suites do not add noise.

@@ -11,12 +11,18 @@
 //          --cpu-prof (apps write .cpuprofile files into the kept run directory), --strict (exit 1 on a missed
 //          target), --keep (keep the run directory with the app logs), --memory-requests=N (exactly N requests in
 //          the memory run; by default 100k, fewer when the 5-minute budget does not leave time for them),
-//          --from-results (re-render the table and docs/benchmarks.md from bench/results.json, no measuring).
+//          --from-results (re-render the table and docs/benchmarks.md from bench/results.json, no measuring),
+//          --cost=N (bcrypt cost of the seeded users and of the raw bcrypt ceiling; default 12, or BACKOFFICE_BCRYPT_COST),
+//          --platforms=express,fastify (the login storm and /health vs /auth/me on each Nest HTTP platform; default
+//          both, Fastify needs DATABASE_URL: a second app on the same database),
+//          --peer=better-auth (Better Auth, a devDependency, as its own server on the same PostgreSQL server in its own
+//          database, email + password; its getSession rps and CPU beside /auth/me in the same run; needs DATABASE_URL).
 // Env: DATABASE_URL, REDIS_URL (default redis://127.0.0.1:6379 when it answers; with PostgreSQL only),
 //      BACKOFFICE_BCRYPT_COST (default 12), UV_THREADPOOL_SIZE (passed to the apps and the bcrypt ceiling alike).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,6 +43,9 @@ const { values: flags } = parseArgs({
     keep: { type: 'boolean', default: false },
     'memory-requests': { type: 'string' },
     'from-results': { type: 'boolean', default: false },
+    cost: { type: 'string' },
+    platforms: { type: 'string', default: 'express,fastify' },
+    peer: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -70,7 +79,13 @@ const P = QUICK
   : { ceilingS: 8, loginS: 10, warmupS: 1, routeS: 10, singleS: 1, memoryRequests: 100_000, memoryMaxS: 75, timingEach: 200, scaleLoginS: 8, scaleRouteS: 6, scaleWarmupS: 3, loginUsers: 8, wrongUsers: 4, budgetS: 300 };
 const LOGIN_CONNECTIONS = 2 * CORES;
 const ROUTE_CONNECTIONS = 50;
-const COST = Number(process.env.BACKOFFICE_BCRYPT_COST || 12);
+const COST = Number(flags.cost ?? (process.env.BACKOFFICE_BCRYPT_COST || 12));
+if (!Number.isInteger(COST) || COST < 4 || COST > 20) throw new Error(`--cost must be an integer from 4 to 20 (got ${flags.cost ?? process.env.BACKOFFICE_BCRYPT_COST})`);
+const PLATFORMS = flags.platforms.split(',').map((p) => p.trim()).filter(Boolean);
+if (!PLATFORMS.includes('express') || PLATFORMS.some((p) => !['express', 'fastify'].includes(p))) {
+  throw new Error(`--platforms must list express, and may add fastify (got ${flags.platforms})`);
+}
+if (flags.peer !== undefined && flags.peer !== 'better-auth') throw new Error(`--peer knows only better-auth (got ${flags.peer})`);
 const LOCKOUT_MAX = 5;
 const THREADPOOL = process.env.UV_THREADPOOL_SIZE || null;
 const PREFIX = '/backoffice';
@@ -87,6 +102,9 @@ const runDir = mkdtempSync(join(os.tmpdir(), 'bo-bench-'));
 const mailDir = join(runDir, 'mail');
 mkdirSync(mailDir);
 const apps = [];
+/** The peer's server process and database (`--peer`), stopped and dropped by cleanup() too. */
+const peerProcesses = [];
+const extraDatabases = [];
 let database = null;
 let cleaning = null;
 let keepRunDir = flags.keep || flags['cpu-prof'];
@@ -94,7 +112,9 @@ let keepRunDir = flags.keep || flags['cpu-prof'];
 function cleanup() {
   return (cleaning ??= (async () => {
     for (const app of apps) await app.stop().catch(() => undefined);
+    for (const child of peerProcesses) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     closeTimingAgent();
+    for (const extra of extraDatabases) await extra.drop().catch((error) => log(`could not drop database ${extra.name}: ${error.message}`));
     if (database) {
       await database.drop().then(
         () => log(`dropped database ${database.name}`),
@@ -177,6 +197,40 @@ const loginBody = (user) => JSON.stringify({ username: user.email, password: use
 function rotation(values) {
   let i = Math.floor(Math.random() * values.length);
   return () => values[i++ % values.length];
+}
+
+/** App + PostgreSQL CPU per /auth/me over the same per /health (target ≤ 1.5×). */
+function cpuRatio(routes) {
+  const total = ({ appMs, postgresMs }) => (appMs === null ? null : appMs + (postgresMs ?? 0));
+  const me = total(routes.me.cpuMsPerRequest);
+  const health = total(routes.health.cpuMsPerRequest);
+  return me === null || !health ? null : round(me / health, 3);
+}
+
+/** Starts `node <script>` with `env`; resolves with the child and the port of its `listening <port>` line. */
+function startPeerServer(script, env, logFile) {
+  const child = spawn(process.execPath, [script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  peerProcesses.push(child);
+  const logStream = createWriteStream(logFile);
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const timer = setTimeout(() => reject(new Error(`${script} did not start within 60 s:\n${output}`)), 60_000);
+    const onData = (chunk) => {
+      output += chunk;
+      logStream.write(chunk);
+      const match = /listening (\d+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, url: `http://127.0.0.1:${match[1]}` });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited (${code}):\n${output}`));
+    });
+  });
 }
 
 /** CPU milliseconds per successful request, of the app(s) and of PostgreSQL. */
@@ -267,6 +321,8 @@ async function main() {
     loginConnections: LOGIN_CONNECTIONS,
     routeConnections: ROUTE_CONNECTIONS,
     appPoolSize: database ? 10 : 1,
+    httpPlatforms: PLATFORMS,
+    peer: flags.peer ?? null,
     profile: P,
   };
 
@@ -275,6 +331,48 @@ async function main() {
   const appA = await startApp({ name: 'app A', env, cwd: runDir, logFile: join(runDir, 'app-a.log'), nodeArgs });
   apps.push(appA);
   log(`app A: pid ${appA.pid}, ${appA.url}, RSS ${rssMiB(appA.pid)?.toFixed(0)} MiB`);
+
+  /**
+   * Section 2c: Better Auth (email + password, sessions in PostgreSQL) as its own Node server on the same
+   * PostgreSQL server, in its own database; users signed up through its API; then its getSession route under the
+   * same load as /auth/me (50 connections, warm-up, then P.routeS), with its CPU per request.
+   */
+  async function measurePeer() {
+    // better-auth's "exports" do not list package.json: found through its main entry instead.
+    const entry = createRequire(join(ROOT, 'package.json')).resolve('better-auth');
+    const version = JSON.parse(readFileSync(join(entry.slice(0, entry.lastIndexOf('/node_modules/better-auth/') + 26), 'package.json'), 'utf8')).version;
+    const peerDb = await createBenchDatabase(adminDbUrl);
+    extraDatabases.push(peerDb);
+    log(`2c. peer: Better Auth ${version}, its own server on database ${peerDb.name}`);
+    const { child, url } = await startPeerServer(
+      join(ROOT, 'bench/peers/better-auth-server.mjs'),
+      { ...process.env, DATABASE_URL: peerDb.url, BETTER_AUTH_SECRET: randomBytes(32).toString('hex'), NODE_ENV: 'production' },
+      join(runDir, 'peer.log'),
+    );
+    const cookies = await mapLimit(Array.from({ length: Math.min(64, Math.max(8, sessions.length)) }, (_, i) => i), CORES, async (i) => {
+      const response = await fetch(`${url}/api/auth/sign-up/email`, {
+        method: 'POST',
+        // Its CSRF check wants an Origin of its baseURL (http://127.0.0.1) on state-changing requests.
+        headers: { 'content-type': 'application/json', origin: 'http://127.0.0.1' },
+        body: JSON.stringify({ email: `peer-${i}@example.com`, password: password(), name: `Peer ${i}` }),
+      });
+      if (!response.ok) throw new Error(`Better Auth sign-up answered ${response.status}: ${await response.text()}`);
+      return response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+    });
+    const nextPeerCookie = rotation(cookies);
+    const getSession = { path: '/api/auth/get-session', rotate: (req) => ((req.headers.cookie = nextPeerCookie()), req) };
+    await runLoad({ url, ...getSession, connections: ROUTE_CONNECTIONS, durationS: P.warmupS });
+    const cpu = startCpuReading([child.pid], { postgres: true });
+    const run = summarize(await runLoad({ url, ...getSession, connections: ROUTE_CONNECTIONS, durationS: P.routeS }));
+    const peerCpu = cpu();
+    child.kill('SIGTERM');
+    const peer = { name: 'better-auth', version, users: cookies.length, getSession: { ...run, cpu: peerCpu, cpuMsPerRequest: cpuPerRequest(peerCpu, run.ok) } };
+    log(`   Better Auth getSession ${run.okPerSecond} rps (p50 ${run.latencyMs.p50} ms, p99 ${run.latencyMs.p99} ms); CPU per request app ${peer.getSession.cpuMsPerRequest.appMs} ms + PostgreSQL ${peer.getSession.cpuMsPerRequest.postgresMs} ms`);
+    for (const [platform, phase] of Object.entries(results.phases.platforms)) {
+      if (phase.routes) log(`   /auth/me on ${platform}: ${round(phase.routes.me.okPerSecond / run.okPerSecond, 2)}× Better Auth getSession`);
+    }
+    return peer;
+  }
 
   // ---- seed: admin signs in, invites users, each accepts (a real bcrypt hash at the configured cost) -----
   const admin = new CookieClient(appA.url);
@@ -310,7 +408,6 @@ async function main() {
   log(`   ${ceiling.perSecond.toFixed(2)} compares/s (${ceiling.completed} in ${ceiling.elapsedS.toFixed(2)} s, p50 ${ceiling.p50Ms.toFixed(0)} ms)`);
 
   const loginAmount = Math.max(2 * LOGIN_CONNECTIONS, Math.round(ceiling.perSecond * P.loginS));
-  log(`   login storm: ${loginAmount} logins of ${loginUsers.length} users at ${LOGIN_CONNECTIONS} connections`);
   const nextLoginBody = rotation(loginUsers.map(loginBody));
   const loginRequest = {
     path: `${PREFIX}/auth/login`,
@@ -322,32 +419,40 @@ async function main() {
       return req;
     },
   };
-  await appA.stats({ reset: true });
-  let cpu = startCpuReading([appA.pid], { postgres: Boolean(database) });
-  const loginRun = await runLoad({
-    url: appA.url,
-    ...loginRequest,
-    connections: LOGIN_CONNECTIONS,
-    amount: loginAmount,
-    hardStopS: 3 * P.loginS + 30,
-    onResponse: (status, _body, headers) => {
-      if (status !== 200 || sessions.length >= 2000) return;
-      const cookie = sessionCookieHeader(headers['Set-Cookie'] ?? headers['set-cookie']);
-      if (cookie) sessions.push(cookie);
-    },
-  });
-  const loginCpu = cpu();
-  const stormStats = await appA.stats({ reset: true });
-  const login = summarize(loginRun);
-  results.phases.login = {
-    ceiling: { ...ceiling, perSecond: round(ceiling.perSecond), elapsedS: round(ceiling.elapsedS), p50Ms: round(ceiling.p50Ms) },
-    login: { ...login, connections: LOGIN_CONNECTIONS, users: loginUsers.length },
-    ratio: round(login.okPerSecond / ceiling.perSecond, 3),
-    cpu: loginCpu,
-    eventLoop: stormStats.loop,
-  };
-  log(`   ${login.okPerSecond} logins/s (${login.ok} ok of ${login.requests}, p50 ${login.latencyMs.p50} ms, p99 ${login.latencyMs.p99} ms) = ${results.phases.login.ratio}× raw bcrypt`);
-  log(`4. event-loop delay during the storm: p50 ${stormStats.loop.p50Ms.toFixed(2)} ms, p99 ${stormStats.loop.p99Ms.toFixed(2)} ms, max ${stormStats.loop.maxMs.toFixed(2)} ms`);
+  /** Section 1 on one app: successful logins against the raw bcrypt ceiling (and the event loop meanwhile). */
+  async function loginStorm(app) {
+    log(`   login storm on ${app.name}: ${loginAmount} logins of ${loginUsers.length} users at ${LOGIN_CONNECTIONS} connections`);
+    await app.stats({ reset: true });
+    const cpu = startCpuReading([app.pid], { postgres: Boolean(database) });
+    const loginRun = await runLoad({
+      url: app.url,
+      ...loginRequest,
+      connections: LOGIN_CONNECTIONS,
+      amount: loginAmount,
+      hardStopS: 3 * P.loginS + 30,
+      onResponse: (status, _body, headers) => {
+        if (status !== 200 || sessions.length >= 2000) return;
+        const cookie = sessionCookieHeader(headers['Set-Cookie'] ?? headers['set-cookie']);
+        if (cookie) sessions.push(cookie);
+      },
+    });
+    const loginCpu = cpu();
+    const stormStats = await app.stats({ reset: true });
+    const login = summarize(loginRun);
+    const phase = {
+      ceiling: { ...ceiling, perSecond: round(ceiling.perSecond), elapsedS: round(ceiling.elapsedS), p50Ms: round(ceiling.p50Ms) },
+      login: { ...login, connections: LOGIN_CONNECTIONS, users: loginUsers.length },
+      ratio: round(login.okPerSecond / ceiling.perSecond, 3),
+      cpu: loginCpu,
+      eventLoop: stormStats.loop,
+    };
+    log(`   ${login.okPerSecond} logins/s (${login.ok} ok of ${login.requests}, p50 ${login.latencyMs.p50} ms, p99 ${login.latencyMs.p99} ms) = ${phase.ratio}× raw bcrypt`);
+    log(`   event-loop delay during the storm: p50 ${stormStats.loop.p50Ms.toFixed(2)} ms, p99 ${stormStats.loop.p99Ms.toFixed(2)} ms, max ${stormStats.loop.maxMs.toFixed(2)} ms`);
+    return phase;
+  }
+  results.phases.login = await loginStorm(appA);
+  const login = results.phases.login.login;
+  const loginCpu = results.phases.login.cpu;
   if (sessions.length === 0) throw new Error('no session cookie came back from the logins');
 
   // ---- 2. session check (/auth/me) vs the bare /health route -----------------------------------------------
@@ -359,32 +464,62 @@ async function main() {
   const me = { path: `${PREFIX}/auth/me`, rotate: withCookie };
   // /health gets the same rotating cookie header (ignored there), so the load generator does the same work.
   const health = { path: '/health', rotate: withCookie };
-  log(`2. /health vs /auth/me: ${ROUTE_CONNECTIONS} connections, ${P.warmupS} s warm-up each, then ${P.routeS} s each; ${sessions.length} sessions rotated`);
-  await runLoad({ url: appA.url, ...health, connections: ROUTE_CONNECTIONS, durationS: P.warmupS });
-  await runLoad({ url: appA.url, ...me, connections: ROUTE_CONNECTIONS, durationS: P.warmupS });
-  cpu = startCpuReading([appA.pid], { postgres: Boolean(database) });
-  const healthRun = summarize(await runLoad({ url: appA.url, ...health, connections: ROUTE_CONNECTIONS, durationS: P.routeS }));
-  const healthCpu = cpu();
-  await appA.stats({ reset: true });
-  cpu = startCpuReading([appA.pid], { postgres: Boolean(database) });
-  const meRun = summarize(await runLoad({ url: appA.url, ...me, connections: ROUTE_CONNECTIONS, durationS: P.routeS }));
-  const meCpu = cpu();
-  const meLoop = (await appA.stats({ reset: true })).loop;
-  // Service time without queueing: the same routes at one connection (information, no target).
-  const single = {};
-  for (const [name, route] of [['health', health], ['me', me]]) {
-    single[name] = summarize(await runLoad({ url: appA.url, ...route, connections: 1, durationS: P.singleS }));
+  /** Section 2 on one app: /health then /auth/me at 50 connections (after a warm-up), with CPU per request. */
+  async function routeComparison(app) {
+    log(`2. /health vs /auth/me on ${app.name}: ${ROUTE_CONNECTIONS} connections, ${P.warmupS} s warm-up each, then ${P.routeS} s each; ${sessions.length} sessions rotated`);
+    await runLoad({ url: app.url, ...health, connections: ROUTE_CONNECTIONS, durationS: P.warmupS });
+    await runLoad({ url: app.url, ...me, connections: ROUTE_CONNECTIONS, durationS: P.warmupS });
+    let cpu = startCpuReading([app.pid], { postgres: Boolean(database) });
+    const healthRun = summarize(await runLoad({ url: app.url, ...health, connections: ROUTE_CONNECTIONS, durationS: P.routeS }));
+    const healthCpu = cpu();
+    await app.stats({ reset: true });
+    cpu = startCpuReading([app.pid], { postgres: Boolean(database) });
+    const meRun = summarize(await runLoad({ url: app.url, ...me, connections: ROUTE_CONNECTIONS, durationS: P.routeS }));
+    const meCpu = cpu();
+    const meLoop = (await app.stats({ reset: true })).loop;
+    // Service time without queueing: the same routes at one connection (information, no target).
+    const single = {};
+    for (const [name, route] of [['health', health], ['me', me]]) {
+      single[name] = summarize(await runLoad({ url: app.url, ...route, connections: 1, durationS: P.singleS }));
+    }
+    const routes = {
+      health: { ...healthRun, cpu: healthCpu, cpuMsPerRequest: cpuPerRequest(healthCpu, healthRun.ok) },
+      me: { ...meRun, cpu: meCpu, cpuMsPerRequest: cpuPerRequest(meCpu, meRun.ok), eventLoop: meLoop },
+      ratio: round(meRun.okPerSecond / healthRun.okPerSecond, 3),
+      oneConnection: single,
+    };
+    routes.cpuRatio = cpuRatio(routes);
+    log(`   /health ${healthRun.okPerSecond} rps (p50 ${healthRun.latencyMs.p50} ms, p99 ${healthRun.latencyMs.p99} ms)`);
+    log(`   /me     ${meRun.okPerSecond} rps (p50 ${meRun.latencyMs.p50} ms, p99 ${meRun.latencyMs.p99} ms) = ${routes.ratio}× /health`);
+    log(`   CPU per request: /health app ${routes.health.cpuMsPerRequest.appMs} ms + PostgreSQL ${routes.health.cpuMsPerRequest.postgresMs} ms; /me app ${routes.me.cpuMsPerRequest.appMs} ms + PostgreSQL ${routes.me.cpuMsPerRequest.postgresMs} ms (${routes.cpuRatio}×)`);
+    log(`   at 1 connection: /health p50 ${single.health.latencyMs.p50} ms p99 ${single.health.latencyMs.p99} ms; /me p50 ${single.me.latencyMs.p50} ms p99 ${single.me.latencyMs.p99} ms`);
+    return routes;
   }
-  results.phases.routes = {
-    health: { ...healthRun, cpu: healthCpu, cpuMsPerRequest: cpuPerRequest(healthCpu, healthRun.ok) },
-    me: { ...meRun, cpu: meCpu, cpuMsPerRequest: cpuPerRequest(meCpu, meRun.ok), eventLoop: meLoop },
-    ratio: round(meRun.okPerSecond / healthRun.okPerSecond, 3),
-    oneConnection: single,
-  };
-  log(`   /health ${healthRun.okPerSecond} rps (p50 ${healthRun.latencyMs.p50} ms, p99 ${healthRun.latencyMs.p99} ms)`);
-  log(`   /me     ${meRun.okPerSecond} rps (p50 ${meRun.latencyMs.p50} ms, p99 ${meRun.latencyMs.p99} ms) = ${results.phases.routes.ratio}× /health`);
-  log(`   CPU per request: /health app ${results.phases.routes.health.cpuMsPerRequest.appMs} ms + PostgreSQL ${results.phases.routes.health.cpuMsPerRequest.postgresMs} ms; /me app ${results.phases.routes.me.cpuMsPerRequest.appMs} ms + PostgreSQL ${results.phases.routes.me.cpuMsPerRequest.postgresMs} ms`);
-  log(`   at 1 connection: /health p50 ${single.health.latencyMs.p50} ms p99 ${single.health.latencyMs.p99} ms; /me p50 ${single.me.latencyMs.p50} ms p99 ${single.me.latencyMs.p99} ms`);
+  results.phases.routes = await routeComparison(appA);
+  const meRun = results.phases.routes.me;
+  const meCpu = results.phases.routes.me.cpu;
+  let cpu;
+
+  // ---- 2b. the same on Fastify: a second app (HTTP_PLATFORM=fastify) on the same database ------------------------
+  results.phases.platforms = { express: { login: results.phases.login, routes: results.phases.routes } };
+  if (PLATFORMS.includes('fastify')) {
+    if (!database) {
+      results.phases.platforms.fastify = { skipped: 'in-memory PGlite lives inside app A: a Fastify app cannot share it. Set DATABASE_URL.' };
+      log('2b. Fastify skipped: needs DATABASE_URL (PostgreSQL)');
+    } else {
+      log('2b. Fastify: app F (the same demo, HTTP_PLATFORM=fastify) on the same database');
+      const appF = await startApp({ name: 'app F (Fastify)', env: { ...env, HTTP_PLATFORM: 'fastify' }, cwd: runDir, logFile: join(runDir, 'app-f.log'), nodeArgs });
+      apps.push(appF);
+      const fastifyLogin = await loginStorm(appF);
+      const fastifyRoutes = await routeComparison(appF);
+      results.phases.platforms.fastify = { login: fastifyLogin, routes: fastifyRoutes };
+      await appF.stop();
+      apps.splice(apps.indexOf(appF), 1);
+    }
+  }
+
+  // ---- 2c. the peer: Better Auth's getSession on the same PostgreSQL server --------------------------------------
+  if (flags.peer) results.phases.peer = database ? await measurePeer() : { skipped: 'needs DATABASE_URL (PostgreSQL)' };
 
   // ---- 5. memory: RSS before and after N authenticated requests ---------------------------------------------
   // Bounded in time: the memory run gets what is left of the budget once the timing phase (3 × N sequential

@@ -10,20 +10,58 @@ const pctOff = (ratio) => `${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed
 export function evaluateTargets(r) {
   const { login, routes, timing, memory, scaleOut } = r.phases;
   const t = [];
-  t.push({
-    id: 'login-vs-bcrypt',
-    name: '1. Successful logins/s vs raw bcrypt.compare/s',
-    figure: `${fmt(login.login.okPerSecond, 2)} vs ${fmt(login.ceiling.perSecond, 2)} /s = ${fmt(login.ratio, 3)}×`,
-    target: '≥ 0.85×',
-    pass: login.ratio >= 0.85,
-  });
-  t.push({
-    id: 'me-throughput',
-    name: '2. GET /auth/me rps vs GET /health rps',
-    figure: `${fmt(routes.me.okPerSecond, 0)} vs ${fmt(routes.health.okPerSecond, 0)} rps = ${fmt(routes.ratio, 3)}×`,
-    target: '≥ 0.5×',
-    pass: routes.ratio >= 0.5,
-  });
+  const loginTarget = r.settings.bcryptCost >= 12 ? 0.97 : 0.9;
+  const peer = r.phases.peer && !r.phases.peer.skipped ? r.phases.peer : null;
+  for (const [platform, phase] of Object.entries(r.phases.platforms ?? { express: { login, routes } })) {
+    const on = `(${platform})`;
+    const suffix = platform === 'express' ? '' : `-${platform}`;
+    if (phase.skipped) {
+      t.push({ id: `platform${suffix}`, name: `1./2. ${platform}`, figure: `skipped: ${phase.skipped}`, target: 'report', pass: null });
+      continue;
+    }
+    const { login: l, routes: rt } = phase;
+    t.push({
+      id: `login-vs-bcrypt${suffix}`,
+      name: `1. Successful logins/s vs raw bcrypt.compare/s ${on}`,
+      figure: `${fmt(l.login.okPerSecond, 2)} vs ${fmt(l.ceiling.perSecond, 2)} /s = ${fmt(l.ratio, 3)}×`,
+      target: `≥ ${loginTarget}× (cost ${r.settings.bcryptCost})`,
+      pass: l.ratio >= loginTarget,
+    });
+    t.push({
+      id: `me-throughput${suffix}`,
+      name: `2. GET /auth/me rps vs GET /health rps ${on}`,
+      figure: `${fmt(rt.me.okPerSecond, 0)} vs ${fmt(rt.health.okPerSecond, 0)} rps = ${fmt(rt.ratio, 3)}×`,
+      target: '≥ 0.8×',
+      pass: rt.ratio >= 0.8,
+    });
+    const cpu = (x) => `${fmt(x.cpuMsPerRequest.appMs, 3)} + ${fmt(x.cpuMsPerRequest.postgresMs, 3)} ms`;
+    t.push({
+      id: `me-cpu${suffix}`,
+      name: `2. App + PostgreSQL CPU per /auth/me vs per /health ${on}`,
+      figure: `${cpu(rt.me)} vs ${cpu(rt.health)} = ${fmt(rt.cpuRatio, 2)}×`,
+      target: '≤ 1.5×',
+      pass: rt.cpuRatio === null || rt.cpuRatio === undefined ? null : rt.cpuRatio <= 1.5,
+    });
+    if (peer) {
+      const ratio = rt.me.okPerSecond / peer.getSession.okPerSecond;
+      t.push({
+        id: `me-vs-peer${suffix}`,
+        name: `2c. GET /auth/me rps vs Better Auth ${peer.version} getSession rps ${on}`,
+        figure: `${fmt(rt.me.okPerSecond, 0)} vs ${fmt(peer.getSession.okPerSecond, 0)} rps = ${fmt(ratio, 2)}×`,
+        target: '≥ 2×',
+        pass: ratio >= 2,
+      });
+    }
+  }
+  if (peer) {
+    t.push({
+      id: 'peer-cpu',
+      name: `2c. Better Auth getSession: CPU per request (app + PostgreSQL)`,
+      figure: `${fmt(peer.getSession.cpuMsPerRequest.appMs, 3)} + ${fmt(peer.getSession.cpuMsPerRequest.postgresMs, 3)} ms (p50 ${fmt(peer.getSession.latencyMs.p50, 1)} ms)`,
+      target: 'report',
+      pass: null,
+    });
+  }
   t.push({
     id: 'me-p99',
     name: '2. GET /auth/me p99 latency (50 connections)',
@@ -91,6 +129,13 @@ export function validity(r) {
   check('login storm', r.phases.login.login);
   check('/health', r.phases.routes.health);
   check('/auth/me', r.phases.routes.me);
+  for (const [platform, phase] of Object.entries(r.phases.platforms ?? {})) {
+    if (platform === 'express' || phase.skipped) continue;
+    check(`login storm (${platform})`, phase.login.login);
+    check(`/health (${platform})`, phase.routes.health);
+    check(`/auth/me (${platform})`, phase.routes.me);
+  }
+  if (r.phases.peer?.getSession) check('Better Auth getSession', r.phases.peer.getSession);
   check('memory run', r.phases.memory);
   if (!r.phases.scaleOut.skipped) {
     check('2-instance login', r.phases.scaleOut.twoInstances.login);
@@ -99,6 +144,29 @@ export function validity(r) {
   const unexpected = r.phases.timing.unexpectedStatuses;
   if (Object.keys(unexpected).length) problems.push(`timing: unexpected statuses ${JSON.stringify(unexpected)}`);
   return problems;
+}
+
+/** One row per Nest HTTP platform (the same demo app and database), and the Better Auth peer when measured. */
+export function platformTable(r) {
+  const cpu = (x) => `${fmt(x.cpuMsPerRequest.appMs, 3)} + ${fmt(x.cpuMsPerRequest.postgresMs, 3)} ms`;
+  const rows = Object.entries(r.phases.platforms ?? {}).map(([platform, phase]) =>
+    phase.skipped
+      ? [platform, phase.skipped, '', '', '', '', '']
+      : [
+          platform,
+          `${fmt(phase.login.login.okPerSecond, 2)}/s = ${fmt(phase.login.ratio, 3)}× bcrypt`,
+          fmt(phase.routes.health.okPerSecond, 0),
+          `${fmt(phase.routes.me.okPerSecond, 0)} (${fmt(phase.routes.ratio, 3)}×)`,
+          cpu(phase.routes.health),
+          `${cpu(phase.routes.me)} (${fmt(phase.routes.cpuRatio, 2)}×)`,
+          `p50 ${fmt(phase.routes.me.latencyMs.p50, 1)} / p99 ${fmt(phase.routes.me.latencyMs.p99, 1)} ms`,
+        ],
+  );
+  const peer = r.phases.peer;
+  if (peer?.getSession) {
+    rows.push([`Better Auth ${peer.version} (getSession)`, '', '', fmt(peer.getSession.okPerSecond, 0), '', cpu(peer.getSession), `p50 ${fmt(peer.getSession.latencyMs.p50, 1)} / p99 ${fmt(peer.getSession.latencyMs.p99, 1)} ms`]);
+  } else if (peer?.skipped) rows.push(['Better Auth', `skipped: ${peer.skipped}`, '', '', '', '', '']);
+  return table(['platform', 'logins (cost ' + r.settings.bcryptCost + ')', '/health rps', '/auth/me rps (× /health)', 'CPU per /health (app + PG)', 'CPU per /auth/me (× /health)', '/auth/me latency'], rows);
 }
 
 export function printTable(r, out) {
@@ -188,6 +256,10 @@ export function writeMarkdown(r, path) {
   md.push(table(['measure', 'figure', 'target', 'result'], r.targets.map((t) => [t.name, t.figure, t.target, t.pass === null ? 'info' : t.pass ? '✅ pass' : '❌ falls short'])));
   const problems = validity(r);
   if (problems.length) md.push('', ...problems.map((p) => `- ⚠️ ${p}`));
+  md.push('');
+  md.push('## Both HTTP platforms and the peer');
+  md.push('');
+  md.push(platformTable(r));
   md.push('');
   md.push('## Machine and settings');
   md.push('');

@@ -11,8 +11,23 @@ import { PasskeysController } from './passkeys/passkeys.controller.js';
 import { PasskeysAdminController } from './passkeys/passkeys-admin.controller.js';
 import { PasskeyReauthenticationController } from './passkeys/passkey-reauthentication.controller.js';
 
+import { ExternalLoginController } from './external-logins/external-login.controller.js';
+
 /** The REST controllers and the sign-in screens; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
 @Module({
-  controllers: [AuthController, PasswordResetController, InviteAcceptController, TwoFactorController, PasskeySignInController, PasskeysController, PasskeysAdminController, PasskeyReauthenticationController, UsersController, AuditController, BackOfficeUiController],
+  controllers: [
+    AuthController,
+    PasswordResetController,
+    InviteAcceptController,
+    TwoFactorController,
+    PasskeySignInController,
+    PasskeysController,
+    PasskeysAdminController,
+    PasskeyReauthenticationController,
+    UsersController,
+    AuditController,
+    ExternalLoginController,
+    BackOfficeUiController,
+  ],
 })
 export class BackOfficeIdentityHttpModule {}

@@ -5,6 +5,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
 import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
+import { BackOfficeHttpPlatform } from './http/http-platform.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
 import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
@@ -31,6 +32,10 @@ import { BackOfficePasskeyCeremonies } from './passkeys/passkey-ceremonies.servi
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
 import { NotificationPublisher } from './notifications/notification-publisher.service.js';
+import { BackOfficeExternalLoginProviders } from './external-logins/external-login-providers.service.js';
+import { BackOfficeExternalLoginService } from './external-logins/external-login.service.js';
+import { BackOfficeExternalLoginSessions } from './external-logins/external-login-sessions.service.js';
+import { BackOfficeExternalLoginStateService } from './external-logins/external-login-state.service.js';
 import type {
   BackOfficeIdentityModuleAsyncOptions,
   BackOfficeIdentityModuleOptions,
@@ -42,6 +47,7 @@ import { BackOfficeUserManagerDependencies } from './users/backoffice-user-manag
 
 /** The module's own services, shared with the host app. */
 const SHARED_SERVICES = [
+  BackOfficeHttpPlatform,
   BackOfficeUserManagerDependencies,
   NotificationPublisher,
   BackOfficeSessionService,
@@ -57,6 +63,10 @@ const SHARED_SERVICES = [
   BackOfficeTwoFactorChallengeService,
   BackOfficeUiAssets,
   BackOfficePasskeyCeremonies,
+  BackOfficeExternalLoginProviders,
+  BackOfficeExternalLoginStateService,
+  BackOfficeExternalLoginSessions,
+  BackOfficeExternalLoginService,
 ];
 
 const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;

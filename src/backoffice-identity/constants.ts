@@ -49,6 +49,10 @@ export const BackOfficeEvents = {
   PasskeyRemoved: 'backoffice.user.passkey.removed',
   PasskeyUsed: 'backoffice.user.passkey.used',
   PasskeyCounterRegressed: 'backoffice.user.passkey.counter-regressed',
+  ExternalLoginSuccess: 'backoffice.user.external-login.success',
+  LoginLinked: 'backoffice.user.login.linked',
+  LoginUnlinked: 'backoffice.user.login.unlinked',
+  AutoLinked: 'backoffice.user.auto-linked',
   SendEmail: 'backoffice.email.send',
   UsersImported: 'backoffice.users.imported',
 } as const;

@@ -1,5 +1,5 @@
 import 'reflect-metadata';
-import { type INestApplication, ShutdownSignal } from '@nestjs/common';
+import { type INestApplication, type NestApplicationOptions, ShutdownSignal } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { BACKOFFICE_USER_MANAGER, type BackOfficeUserManager, setupBackOfficeOpenApi } from '../backoffice-identity/index.js';
@@ -26,6 +26,21 @@ function exitWith(error: unknown): never {
   process.exit(1);
 }
 
+/** POST /backoffice/users/import takes up to 1,000 users (with hashes ~300 kB): above Express's 100 kB default. */
+const JSON_BODY_LIMIT_BYTES = 2 * 1024 * 1024;
+
+/** The app on Express (Nest's default) or Fastify; Fastify's adapter is loaded only when asked for. */
+async function createApp(platform: 'express' | 'fastify', module: Parameters<typeof NestFactory.create>[0], options: NestApplicationOptions): Promise<INestApplication> {
+  if (platform === 'express') {
+    const app = await NestFactory.create<NestExpressApplication>(module, options);
+    app.useBodyParser('json', { limit: JSON_BODY_LIMIT_BYTES });
+    return app;
+  }
+  const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+  // Behind a proxy, pass { trustProxy: ... } here (the module reads the client IP from request.ip).
+  return NestFactory.create(module, new FastifyAdapter({ bodyLimit: JSON_BODY_LIMIT_BYTES }), options);
+}
+
 async function bootstrap(): Promise<void> {
   readDotEnvFile();
   const loaded = loadDemoConfig();
@@ -33,9 +48,7 @@ async function bootstrap(): Promise<void> {
   const database = await openDemoDatabase(config.database);
   let app: INestApplication | undefined;
   try {
-    app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, database), { logger: ['error', 'warn'], abortOnError: false });
-    // POST /backoffice/users/import takes up to 1,000 users (with hashes ~300 kB): above Express's 100 kB default.
-    (app as NestExpressApplication).useBodyParser('json', { limit: '2mb' });
+    app = await createApp(config.httpPlatform, AppModule.forRoot(config, database), { logger: ['error', 'warn'], abortOnError: false });
     // SIGTERM / SIGINT: close the app (and, through DemoDatabaseShutdown, the embedded PGlite), then exit 0.
     app.enableShutdownHooks(SHUTDOWN_SIGNALS, { useProcessExit: true });
     for (const signal of SHUTDOWN_SIGNALS) {
@@ -60,7 +73,8 @@ async function bootstrap(): Promise<void> {
     // OpenAPI document at /backoffice/openapi.json, Swagger UI at /backoffice/docs.
     setupBackOfficeOpenApi(app, { title: 'backoffice-identity demo' });
 
-    await app.listen(config.port);
+    // Fastify listens on localhost only unless told otherwise; Express on every interface (e.g. in Docker).
+    await (config.httpPlatform === 'fastify' ? app.listen(config.port, '0.0.0.0') : app.listen(config.port));
   } catch (error) {
     await app?.close().catch(() => undefined);
     await database.close().catch(() => undefined);

@@ -1,7 +1,7 @@
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
-import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
+import { expectBadBodiesRefused, expectClientError, expectOverlongIdRefused } from '../support/bad-input.js';
 
 describe('Bad input on the auth routes: a 4xx with a code, never a 500', () => {
   let db: TestDatabase;
@@ -65,7 +65,7 @@ describe('Bad input on the auth routes: a 4xx with a code, never a 500', () => {
     const odd = new HttpClient(ctx.url);
     expectClientError(await odd.get('/auth/me', { headers: { cookie: 'backoffice_session=%E0%A4%A; XSRF-TOKEN=' } }), 401);
     expectClientError(await odd.get('/auth/me', { headers: { cookie: `backoffice_session=${'x'.repeat(8000)}` } }), 401);
-    expectClientError(await http.delete(`/auth/sessions/${'9'.repeat(5000)}`), 404);
+    expectOverlongIdRefused(await http.delete(`/auth/sessions/${'9'.repeat(5000)}`));
     expectClientError(await http.delete('/auth/sessions/%00'), 400);
     expectClientError(await http.delete('/auth/sessions/%07'), 404);
     expectClientError(await odd.get('/does-not-exist'), 404);

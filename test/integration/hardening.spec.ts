@@ -469,8 +469,11 @@ describe('Hardening: what an attacker found (issue #14)', () => {
     it('last-seen writes are throttled: at most one per minute per session', async () => {
       const user = await newUser();
       const http = await signedIn(user);
-      const lastSeen = async () =>
-        new Date((await dataSource().query(`SELECT last_seen_at FROM backoffice_session WHERE user_id = $1`, [user.id]))[0].last_seen_at).getTime();
+      // The write runs after the response (#15): wait for the app's background work before reading the row.
+      const lastSeen = async () => {
+        await ctx.app.get(BackOfficeBackgroundTasks).drain();
+        return new Date((await dataSource().query(`SELECT last_seen_at FROM backoffice_session WHERE user_id = $1`, [user.id]))[0].last_seen_at).getTime();
+      };
       const start = await lastSeen();
       ctx.clock.advance(20_000);
       expect((await http.get('/auth/me')).status).toBe(200);

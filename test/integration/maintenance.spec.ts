@@ -28,7 +28,7 @@ describe('Maintenance: expired rows are pruned, live ones kept', () => {
     await ctx.userManager.generatePasswordResetToken(user);
     const maintenance = ctx.app.get(BackOfficeMaintenanceService);
 
-    expect(await maintenance.prune()).toEqual({ loginAttempts: 0, twoFactorChallenges: 0, passkeyChallenges: 0, sessions: 0, tokens: 0 });
+    expect(await maintenance.prune()).toEqual({ loginAttempts: 0, twoFactorChallenges: 0, passkeyChallenges: 0, sessions: 0, tokens: 0, externalLoginStates: 0 });
 
     ctx.clock.advance(31 * 86_400_000);
     const live = new HttpClient(ctx.url);

@@ -1,6 +1,6 @@
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, httpPlatform, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { setupBackOfficeOpenApi } from '../../src/backoffice-identity/index.js';
 
@@ -64,9 +64,14 @@ describe('OpenAPI document', () => {
     expect(document.components.schemas.PasskeyAssertionDto.required).toEqual(expect.arrayContaining(['id', 'rawId', 'type', 'response', 'clientExtensionResults']));
   });
 
-  it('serves Swagger UI at /backoffice/docs', async () => {
+  it.skipIf(httpPlatform() === 'fastify')('serves Swagger UI at /backoffice/docs', async () => {
     const result = await new HttpClient(ctx.url).get('/backoffice/docs');
     expect(result.status).toBe(200);
     expect(result.text).toMatch(/swagger-ui/i);
+  });
+
+  it.runIf(httpPlatform() === 'fastify')('on Fastify without @fastify/static: the document is served, Swagger UI is not (404), and asking for it is a clear error', async () => {
+    expect((await new HttpClient(ctx.url).get('/backoffice/docs')).status).toBe(404);
+    expect(() => setupBackOfficeOpenApi(ctx.app, { swaggerUi: true })).toThrow(/@fastify\/static/);
   });
 });

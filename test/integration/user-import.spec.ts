@@ -1,4 +1,3 @@
-import type { NestExpressApplication } from '@nestjs/platform-express';
 import * as bcrypt from 'bcrypt';
 import { DataSource } from 'typeorm';
 import { BackOfficeEvents, BCRYPT_SHA256_PREFIX } from '../../src/backoffice-identity/index.js';
@@ -39,7 +38,7 @@ describe('Importing users with their password hashes (POST /users/import, import
       logger,
       identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 50 } },
       // 1,000 records with hashes are ~300 kB: above Express's default 100 kB JSON limit (see the README).
-      beforeListen: (app) => void (app as NestExpressApplication).useBodyParser('json', { limit: '2mb' }),
+      jsonBodyLimitBytes: 2 * 1024 * 1024,
     });
     await ctx.userManager.createUser({ email: 'import-boss@example.com', name: 'Boss', password, groups: ['admin'] });
     admin = new HttpClient(ctx.url);

@@ -142,10 +142,10 @@ function startHostApp(cwd, env) {
     const timer = setTimeout(() => reject(new Error('no "listening" line within 60 s')), 60_000);
     const onData = (data) => {
       output += data;
-      const match = /host-app listening on (http:\/\/\S+)/.exec(output);
+      const match = /host-app listening on (http:\/\/\S+) \((\w+)\)/.exec(output);
       if (match) {
         clearTimeout(timer);
-        resolve(match[1].replace('localhost', '127.0.0.1'));
+        resolve({ url: match[1].replace('localhost', '127.0.0.1'), platform: match[2] });
       }
     };
     child.stdout.on('data', onData);
@@ -169,7 +169,7 @@ class Browser {
     if (this.cookies.size) headers.cookie = [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     if (method !== 'GET' && this.cookies.has('XSRF-TOKEN')) headers['x-xsrf-token'] = decodeURIComponent(this.cookies.get('XSRF-TOKEN'));
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const response = await fetch(`${this.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const response = await fetch(`${this.baseUrl}${path}`, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
     for (const cookie of response.headers.getSetCookie()) {
       const [pair, ...attributes] = cookie.split(';');
       const name = pair.slice(0, pair.indexOf('=')).trim();
@@ -292,7 +292,7 @@ async function main() {
   const pickupDir = join(work, 'mail-pickup');
   const admin = { email: 'admin@host.example', password: 'correct horse battery staple' };
   const endSessionUrl = 'https://login.example.com/oidc/logout';
-  host = startHostApp(app, {
+  const hostEnv = {
     PORT: '0',
     DATABASE_URL: database.url,
     DATABASE_POOL_SIZE: String(database.poolSize),
@@ -304,15 +304,10 @@ async function main() {
     BACKOFFICE_ADMIN_EMAIL: admin.email,
     BACKOFFICE_ADMIN_PASSWORD: admin.password,
     BACKOFFICE_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
-  });
-  let url;
-  try {
-    url = await host.ready;
-  } catch (error) {
-    console.log(tail(host.output(), 60));
-    must(`host app starts (${error.message})`, false);
-  }
-  check('host app starts, runs the migrations and creates the first admin', /first admin created/.test(host.output()), url);
+  };
+  host = startHostApp(app, hostEnv);
+  const url = await hostUrl('express');
+  check('host app starts on Express, runs the migrations and creates the first admin', /first admin created/.test(host.output()), url);
 
   section('drive it over HTTP');
   const browser = new Browser(url);
@@ -389,11 +384,46 @@ async function main() {
     check(`imported user ${i} signs in with the old password`, signIn.status === 200, `${signIn.status} ${short(signIn.body)}`);
   }
 
-  section('shut down');
+  await stopHost('Express');
+
+  section('the same host app on Fastify (HTTP_PLATFORM=fastify), same database');
+  host = startHostApp(app, { ...hostEnv, HTTP_PLATFORM: 'fastify' });
+  const fastifyUrl = await hostUrl('fastify');
+  const onFastify = new Browser(fastifyUrl);
+  const fastifyAnonymous = await new Browser(fastifyUrl).get('/dashboard');
+  check('Fastify: host route without a session: 401 unauthenticated', fastifyAnonymous.status === 401 && fastifyAnonymous.body?.code === 'unauthenticated', `${fastifyAnonymous.status} ${short(fastifyAnonymous.body)}`);
+  const fastifyLogin = await onFastify.post('/backoffice/auth/login', { username: admin.email, password: admin.password });
+  must('Fastify: login (passport-local) sets the session and XSRF cookies', fastifyLogin.status === 200 && onFastify.cookies.has('backoffice_session') && onFastify.cookies.has('XSRF-TOKEN'), `${fastifyLogin.status} ${short(fastifyLogin.body)}`);
+  const fastifyDashboard = await onFastify.get('/dashboard');
+  check('Fastify: protected host route with @CurrentBackOfficeUser()', fastifyDashboard.status === 200 && fastifyDashboard.body?.email === admin.email, `${fastifyDashboard.status} ${short(fastifyDashboard.body)}`);
+  const badJson = await onFastify.request('POST', '/backoffice/auth/change-password', '{"currentPassword":');
+  check('Fastify: a malformed body gets the module\'s error shape (400 malformed_json)', badJson.status === 400 && badJson.body?.code === 'malformed_json', `${badJson.status} ${short(badJson.body)}`);
+  const fastifyLogout = await onFastify.post('/backoffice/auth/logout');
+  check("Fastify: logout (XSRF header) returns the host listener's signOutRedirectUrl", fastifyLogout.status === 200 && fastifyLogout.body?.signOutRedirectUrl === expected, `${fastifyLogout.status} ${short(fastifyLogout.body)}`);
+  const fastifyAfter = await onFastify.get('/dashboard');
+  check('Fastify: after logout the host route answers 401', fastifyAfter.status === 401, String(fastifyAfter.status));
+  await stopHost('Fastify');
+}
+
+/** The URL of the starting host app, once it says it listens on `platform`. */
+async function hostUrl(platform) {
+  try {
+    const started = await host.ready;
+    must(`host app listens on ${platform}`, started.platform === platform, started.platform);
+    return started.url;
+  } catch (error) {
+    if (error instanceof Abort) throw error;
+    console.log(tail(host.output(), 60));
+    must(`host app starts on ${platform} (${error.message})`, false);
+  }
+}
+
+async function stopHost(platform) {
+  section(`shut down (${platform})`);
   host.child.kill('SIGTERM');
   const exit = await Promise.race([host.exited, sleep(15_000).then(() => ({ code: 'timeout' }))]);
   // Nest's enableShutdownHooks() closes the app, then re-raises the signal: exit 0 or "killed by SIGTERM" both are clean.
-  check('host app shuts down on SIGTERM', exit.code === 0 || exit.signal === 'SIGTERM', JSON.stringify(exit));
+  check(`host app on ${platform} shuts down on SIGTERM`, exit.code === 0 || exit.signal === 'SIGTERM', JSON.stringify(exit));
   host = undefined;
 }
 

@@ -1,5 +1,7 @@
-import type { DynamicModule, INestApplication, LoggerService, Provider, Type } from '@nestjs/common';
+import type { DynamicModule, INestApplication, LoggerService, NestApplicationOptions, Provider, Type } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Test, type TestingModuleBuilder } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
@@ -15,6 +17,11 @@ import {
   type CreateBackOfficeUserInput,
 } from '../../src/backoffice-identity/index.js';
 import type { TestDatabase } from './database.js';
+
+export type TestHttpPlatform = 'express' | 'fastify';
+
+/** The Nest HTTP platform of the suites: `TEST_HTTP_PLATFORM` of the Vitest project (default Express). */
+export const httpPlatform = (): TestHttpPlatform => (process.env.TEST_HTTP_PLATFORM === 'fastify' ? 'fastify' : 'express');
 
 /** A clock tests can move. */
 export class TestClock {
@@ -40,6 +47,8 @@ export interface IdentityAppOptions {
   logger?: LoggerService;
   /** Port to listen on (default: any free one). */
   port?: number;
+  /** The JSON body limit of the platform (Express's JSON parser `limit`, Fastify's `bodyLimit`); default theirs. */
+  jsonBodyLimitBytes?: number;
   /** Called after the app is created, before it listens (e.g. to set up OpenAPI). */
   beforeListen?: (app: INestApplication) => void | Promise<void>;
 }
@@ -92,7 +101,15 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
   });
   if (options.override) builder = options.override(builder);
   const moduleRef = await builder.compile();
-  const app = moduleRef.createNestApplication({ logger: options.logger ?? ['error', 'warn'] });
+  const appOptions: NestApplicationOptions = { logger: options.logger ?? ['error', 'warn'] };
+  const limit = options.jsonBodyLimitBytes;
+  let app: INestApplication;
+  if (httpPlatform() === 'fastify') {
+    app = moduleRef.createNestApplication(new FastifyAdapter(limit === undefined ? {} : { bodyLimit: limit }), appOptions);
+  } else {
+    app = moduleRef.createNestApplication<NestExpressApplication>(appOptions);
+    if (limit !== undefined) (app as NestExpressApplication).useBodyParser('json', { limit });
+  }
   await options.beforeListen?.(app);
   await app.listen(options.port ?? 0, '127.0.0.1');
   const address = app.getHttpServer().address() as { port: number };

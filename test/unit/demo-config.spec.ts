@@ -21,6 +21,7 @@ describe('demo config (env of contract section 5)', () => {
     const config = loadDemoConfig({ PORT: '', DATABASE_URL: '', BACKOFFICE_RATE_LIMITS: '' });
     expect(config).toEqual({
       port: 3000,
+      httpPlatform: 'express',
       production: false,
       dataDir: '.data',
       database: { kind: 'embedded', dataDir: '.data/pglite' },
@@ -72,6 +73,11 @@ describe('demo config (env of contract section 5)', () => {
     } catch (error) {
       expect((error as Error).message).not.toContain('hunter2');
     }
+  });
+
+  it('HTTP_PLATFORM: express (default) or fastify, anything else names the variable', () => {
+    expect(loadDemoConfig({ HTTP_PLATFORM: 'Fastify' }).httpPlatform).toBe('fastify');
+    expect(() => loadDemoConfig({ HTTP_PLATFORM: 'koa' })).toThrow(/HTTP_PLATFORM must be "express" or "fastify" \(got "koa"\)/);
   });
 
   it('reads every variable, and the mapped options pass the module\'s own validation', () => {
@@ -207,5 +213,50 @@ describe('HealthController', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('demo OIDC_* (contract section 6)', () => {
+  it('OIDC_ISSUER + client make the provider `oidc` with the documented defaults', () => {
+    const config = loadDemoConfig({ OIDC_ISSUER: 'https://login.example.com/realms/acme', OIDC_CLIENT_ID: 'backoffice', OIDC_CLIENT_SECRET: 's3cret-value' });
+    expect(config.oidc).toEqual({
+      issuer: 'https://login.example.com/realms/acme',
+      clientId: 'backoffice',
+      clientSecret: 's3cret-value',
+      displayName: 'Single sign-on',
+      autoLink: true,
+      defaultGroups: ['editor'],
+      groupsClaim: undefined,
+      denyLocalLogin: false,
+      autoRedirect: false,
+    });
+    const [provider] = identityOptionsFrom(config).externalLogins!;
+    expect(provider).toMatchObject({ name: 'oidc', issuer: config.oidc!.issuer, autoLink: { enabled: true, defaultGroups: ['editor'] }, denyLocalLogin: false });
+  });
+
+  it('reads every OIDC_* variable', () => {
+    const config = loadDemoConfig({
+      OIDC_ISSUER: 'http://localhost:8080/realms/backoffice',
+      OIDC_CLIENT_ID: 'bo',
+      OIDC_DISPLAY_NAME: 'Keycloak',
+      OIDC_AUTO_LINK: 'off',
+      OIDC_DEFAULT_GROUPS: 'writer, translator',
+      OIDC_GROUPS_CLAIM: 'groups',
+      OIDC_DENY_LOCAL_LOGIN: 'on',
+      OIDC_AUTO_REDIRECT: 'on',
+    });
+    expect(config.oidc).toMatchObject({ displayName: 'Keycloak', autoLink: false, defaultGroups: ['writer', 'translator'], groupsClaim: 'groups', denyLocalLogin: true, autoRedirect: true });
+    expect(identityOptionsFrom(config).externalLogins![0].scopes).toContain('groups');
+  });
+
+  it('no OIDC_ISSUER: no provider', () => {
+    expect(loadDemoConfig({}).oidc).toBeUndefined();
+    expect(identityOptionsFrom(loadDemoConfig({})).externalLogins).toEqual([]);
+  });
+
+  it('refuses a bad issuer, a missing client id and a bad on/off, naming each variable', () => {
+    expect(() => loadDemoConfig({ OIDC_ISSUER: 'login.example.com' })).toThrow(/OIDC_ISSUER must be a URL/);
+    expect(() => loadDemoConfig({ OIDC_ISSUER: 'https://login.example.com' })).toThrow(/OIDC_CLIENT_ID must be set/);
+    expect(() => loadDemoConfig({ OIDC_ISSUER: 'https://login.example.com', OIDC_CLIENT_ID: 'x', OIDC_AUTO_LINK: 'maybe' })).toThrow(/OIDC_AUTO_LINK must be "on" or "off"/);
   });
 });

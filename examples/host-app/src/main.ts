@@ -1,6 +1,7 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import { type INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { BACKOFFICE_USER_MANAGER, setupBackOfficeOpenApi, type BackOfficeUserManager } from 'backoffice-identity';
 import { AppModule } from './app.module.js';
 import { HostConfig } from './host-config.js';
@@ -21,14 +22,19 @@ async function ensureFirstAdmin(users: BackOfficeUserManager, config: HostConfig
 
 async function bootstrap(): Promise<void> {
   const logger = new Logger('host-app');
-  const app = await NestFactory.create(AppModule, { logger: ['error', 'warn', 'log'] });
+  const options = { logger: ['error', 'warn', 'log'] as Array<'error' | 'warn' | 'log'> };
+  // The module works on both Nest HTTP platforms: Express (Nest's default) or Fastify (HTTP_PLATFORM=fastify).
+  const app: INestApplication =
+    process.env.HTTP_PLATFORM === 'fastify'
+      ? await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter(), options)
+      : await NestFactory.create(AppModule, options);
   app.enableShutdownHooks();
   const config = app.get(HostConfig);
   await ensureFirstAdmin(app.get<BackOfficeUserManager>(BACKOFFICE_USER_MANAGER), config, logger);
   setupBackOfficeOpenApi(app, { title: 'Host app', swaggerUi: false });
   await app.listen(config.port);
   const { port } = app.getHttpServer().address() as { port: number };
-  process.stdout.write(`host-app listening on http://localhost:${port}\n`);
+  process.stdout.write(`host-app listening on http://localhost:${port} (${app.getHttpAdapter().getType()})\n`);
 }
 
 bootstrap().catch((error: unknown) => {

@@ -3,7 +3,6 @@ import { PassportStrategy } from '@nestjs/passport';
 import { randomUUID } from 'node:crypto';
 import passport from 'passport';
 import { Strategy } from 'passport-local';
-import type { Request } from 'express';
 import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeSignInManager, SignInResult } from '../sign-in/backoffice-sign-in-manager.js';
@@ -58,7 +57,7 @@ export const backOfficeLocalStrategyProvider: Provider = {
       constructor() {
         super({ usernameField: 'username', passwordField: 'password', passReqToCallback: true, session: false });
       }
-      async validate(request: Request, username: string, password: string): Promise<SignInResult> {
+      async validate(_request: unknown, username: string, password: string): Promise<SignInResult> {
         const result = await signInManager.passwordSignIn(username, password);
         if (result.status === 'success' || result.status === 'requiresTwoFactor') return result;
         throw signInError(result, clock.now());

@@ -1,9 +1,9 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
-import type { Request, Response } from 'express';
 import passport from 'passport';
 import { normalizeLookupKey } from '../common/lookup-normalizer.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
@@ -13,7 +13,7 @@ import { LoginDto } from './auth.dto.js';
 import { BACKOFFICE_LOCAL_STRATEGY, type BackOfficeLocalStrategyHandle } from './backoffice-local.strategy.js';
 
 /** The login request after the guard: the sign-in result from the passport-local strategy. */
-export type BackOfficeLoginRequest = Request & { backOfficeSignIn: SignInResult };
+export type BackOfficeLoginRequest = BackOfficeHttpRequest & { backOfficeSignIn: SignInResult };
 
 /**
  * Guards `POST /auth/login`: validates the body (400), refuses when local login is off (403), applies the
@@ -32,7 +32,7 @@ export class BackOfficeLoginGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
     const request = http.getRequest<BackOfficeLoginRequest>();
-    const body = (await this.validation.transform(request.body ?? {}, { type: 'body', metatype: LoginDto })) as LoginDto;
+    const body = (await this.validation.transform(request.body === undefined ? {} : request.body, { type: 'body', metatype: LoginDto })) as LoginDto;
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
     const limits = this.options.rateLimits;
@@ -41,11 +41,15 @@ export class BackOfficeLoginGuard implements CanActivate {
       { name: 'login-ip', key: ip, limit: limits.loginPerIp, windowSeconds: 60 },
     ]);
     request.body = body;
-    request.backOfficeSignIn = await this.authenticate(request, http.getResponse<Response>());
+    request.backOfficeSignIn = await this.authenticate(request, http.getResponse<BackOfficeHttpResponse>());
     return true;
   }
 
-  private authenticate(request: Request, response: Response): Promise<SignInResult> {
+  /**
+   * Runs the passport-local strategy. Passport reads only `request.body` (and `request.query`) and, with a
+   * callback, never writes the response: the same call works with Express's and Fastify's request objects.
+   */
+  private authenticate(request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): Promise<SignInResult> {
     return new Promise((resolve, reject) => {
       passport.authenticate(this.strategy.name, { session: false }, (error: unknown, result: SignInResult | false) => {
         if (error) return reject(error);

@@ -1,6 +1,6 @@
 import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
+import type { BackOfficeHttpRequest } from '../http/http-platform.js';
 import type { BackOfficeIpResolver } from './ip-resolver.js';
 import { BackOfficeRequestContextStore } from './request-context.js';
 
@@ -9,7 +9,7 @@ import { BackOfficeRequestContextStore } from './request-context.js';
 export class BackOfficeRequestContextMiddleware implements NestMiddleware {
   constructor(@Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver) {}
 
-  use(request: IncomingMessage, _response: ServerResponse, next: () => void): void {
+  use(request: BackOfficeHttpRequest, _response: unknown, next: () => void): void {
     const userAgent = request.headers['user-agent'];
     BackOfficeRequestContextStore.run(
       {

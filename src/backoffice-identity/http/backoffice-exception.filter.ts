@@ -1,10 +1,10 @@
 import { type ArgumentsHost, Catch, HttpException, Inject, Logger } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
-import type { Request, Response } from 'express';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { isDatabaseUnavailableError } from '../common/database-errors.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http-error.js';
+import { BackOfficeHttpPlatform, requestPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
 
 const CODES: Record<number, string> = {
   400: 'bad_request',
@@ -33,7 +33,10 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
   private readonly logger = new Logger('BackOfficeIdentity');
   private readonly prefix: string;
 
-  constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
+  constructor(
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
+  ) {
     super();
     this.prefix = `/${options.routePrefix}/`;
   }
@@ -41,22 +44,21 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
   override catch(exception: unknown, host: ArgumentsHost): void {
     if (host.getType() !== 'http') return super.catch(exception, host);
     const http = host.switchToHttp();
-    const request = http.getRequest<Request>();
-    const response = http.getResponse<Response>();
-    const path = (request.originalUrl ?? request.url ?? '').split('?')[0];
+    const request = http.getRequest<BackOfficeHttpRequest>();
+    const response = http.getResponse<BackOfficeHttpResponse>();
+    const path = requestPath(request);
     if (!`${path}/`.includes(this.prefix) && !(exception instanceof BackOfficeHttpError)) return super.catch(exception, host);
-    if (response.headersSent) return;
+    if (this.platform.headersSent(response)) return;
     const error = isDatabaseUnavailableError(exception) ? BackOfficeHttpError.databaseUnavailable() : exception;
     if (error !== exception) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
     const body = this.toBody(error);
-    if (error instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(error.headers)) response.setHeader(k, v);
-    response.status(body.statusCode).json(body);
+    if (error instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(error.headers)) this.platform.setHeader(response, k, v);
+    this.platform.sendJson(response, body.statusCode, body);
   }
 
   private toBody(exception: unknown): BackOfficeErrorBody {
-    if (BackOfficeExceptionFilter.isMalformedJson(exception)) {
-      return { statusCode: 400, code: 'malformed_json', message: 'The request body is not valid JSON.' };
-    }
+    const bodyError = BackOfficeExceptionFilter.bodyParserError(exception);
+    if (bodyError) return bodyError.getResponse() as BackOfficeErrorBody;
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const payload = exception.getResponse();
@@ -68,7 +70,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
     }
     const status = BackOfficeExceptionFilter.clientErrorStatus(exception);
     if (status) {
-      // body-parser and other middleware errors that carry a 4xx status
+      // other middleware errors that carry a 4xx status
       return { statusCode: status, code: CODES[status] ?? 'bad_request', message: (exception as Error).message };
     }
     this.logger.error(`Unhandled error: ${exception instanceof Error ? `${exception.name}: ${exception.message}` : String(exception)}`);
@@ -76,14 +78,25 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
   }
 
   /**
-   * A body that is not JSON: body-parser's `entity.parse.failed` (Nest's Express adapter wraps it in a
-   * `BadRequestException` whose `cause` is the parser's `SyntaxError`), or a parser `SyntaxError` itself.
+   * The body errors of either platform's parser (Express's body-parser, Fastify's content-type parsers), which
+   * Nest's adapters hand over as an `HttpException` caused by the parser's error (or, unmapped, as that error
+   * itself), as the same answer: 400 `malformed_json`, 413 `payload_too_large`, 415 `unsupported_media_type`.
    */
-  private static isMalformedJson(exception: unknown): boolean {
-    const parserError = (e: unknown) =>
-      typeof e === 'object' && e !== null && ((e as { type?: unknown }).type === 'entity.parse.failed' || e instanceof SyntaxError);
-    if (exception instanceof HttpException) return exception.getStatus() === 400 && parserError(exception.cause);
-    return parserError(exception) && BackOfficeExceptionFilter.clientErrorStatus(exception) === 400;
+  private static bodyParserError(exception: unknown): BackOfficeHttpError | undefined {
+    // An HttpException of our own (or of a host route) is not a parser error: only what it wraps may be.
+    const error = (exception instanceof HttpException ? exception.cause : exception) as {
+      status?: unknown;
+      statusCode?: unknown;
+      type?: unknown;
+      code?: unknown;
+    } | null;
+    if (typeof error !== 'object' || error === null) return undefined;
+    const status = error.statusCode ?? error.status;
+    if (status === 413) return BackOfficeHttpError.payloadTooLarge();
+    if (status === 415) return BackOfficeHttpError.unsupportedMediaType();
+    const fastifyJson = error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY';
+    if (status === 400 && (error instanceof SyntaxError || error.type === 'entity.parse.failed' || fastifyJson)) return BackOfficeHttpError.malformedJson();
+    return undefined;
   }
 
   private static clientErrorStatus(exception: unknown): number | undefined {

@@ -46,6 +46,17 @@ export class BackOfficeHttpError extends HttpException {
   static invalidToken(): BackOfficeHttpError {
     return new BackOfficeHttpError(400, 'invalid_token', 'The link or token is invalid, expired or already used.');
   }
+  /** 415: the body must be JSON (the JSON-only guard, and the platform's own refusal of a type it cannot parse). */
+  static unsupportedMediaType(): BackOfficeHttpError {
+    return new BackOfficeHttpError(415, 'unsupported_media_type', 'Send the body as application/json.');
+  }
+  /** 400: the body is not a JSON object (either platform's JSON parser refused it, or it is `null`, an array, ...). */
+  static malformedJson(): BackOfficeHttpError {
+    return new BackOfficeHttpError(400, 'malformed_json', 'The request body must be a JSON object.');
+  }
+  static payloadTooLarge(): BackOfficeHttpError {
+    return new BackOfficeHttpError(413, 'payload_too_large', 'The request body is too large.');
+  }
   static localLoginDisabled(): BackOfficeHttpError {
     return new BackOfficeHttpError(403, 'local_login_disabled', 'Local sign-in is disabled; use your external login provider.');
   }

@@ -66,6 +66,9 @@ export class BackOfficeValidationPipe extends ValidationPipe {
         errors: [{ field: '(body)', code: 'too_deep', description: `The body nests deeper than ${MAX_BODY_DEPTH} levels.` }],
       });
     }
+    // Express's JSON parser refuses a body that is not an object or array; Fastify's parses `null` or `"text"`.
+    // Both answer 400 `malformed_json` for any body that is not an object.
+    if (metadata.type === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) throw BackOfficeHttpError.malformedJson();
     const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
     if (invalid.length > 0) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {

@@ -1,6 +1,6 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
 import { BackOfficeHttpError } from './backoffice-http-error.js';
+import { requestHeader, type BackOfficeHttpRequest } from './http-platform.js';
 
 /**
  * Unauthenticated state-changing routes (login, second factor, reset, invite acceptance) take JSON only:
@@ -10,10 +10,10 @@ import { BackOfficeHttpError } from './backoffice-http-error.js';
 @Injectable()
 export class JsonBodyGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
-    const request = context.switchToHttp().getRequest<IncomingMessage>();
-    const type = String(request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    const request = context.switchToHttp().getRequest<BackOfficeHttpRequest>();
+    const type = (requestHeader(request, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
     if (type !== 'application/json') {
-      throw new BackOfficeHttpError(415, 'unsupported_media_type', 'Send the body as application/json.');
+      throw BackOfficeHttpError.unsupportedMediaType();
     }
     return true;
   }

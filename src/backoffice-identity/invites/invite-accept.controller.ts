@@ -1,7 +1,7 @@
 import { Body, Controller, HttpCode, Inject, Post, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { ErrorResponse, LoginResponse } from '../auth/auth.dto.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -29,7 +29,7 @@ export class InviteAcceptController {
   @ApiOkResponse({ type: LoginResponse, description: 'Password set, user active and signed in (cookies set)' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token, invalid_password, validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
-  async accept(@Body() body: AcceptInviteDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+  async accept(@Body() body: AcceptInviteDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     const user = await this.signInManager.userManager.findById(body.userId);
     if (!user) throw BackOfficeHttpError.invalidToken();

@@ -15,6 +15,7 @@ export interface PruneResult {
   passkeyChallenges: number;
   sessions: number;
   tokens: number;
+  externalLoginStates: number;
 }
 
 /**
@@ -63,6 +64,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
       passkeyChallenges: await count(`DELETE FROM backoffice_passkey_challenge WHERE expires_at < $1`, [dayAgo]),
       sessions: await count(`DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]),
       tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
+      externalLoginStates: await count(`DELETE FROM backoffice_external_login_state WHERE expires_at < $1`, [dayAgo]),
     };
   }
 }

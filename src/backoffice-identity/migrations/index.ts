@@ -2,6 +2,7 @@ import { BackOfficeIdentityInitial1732300000000 } from './1732300000000-backoffi
 import { BackOfficeIdentityTwoFactor1732400000000 } from './1732400000000-backoffice-identity-two-factor.js';
 import { BackOfficeIdentityHardening1732500000000 } from './1732500000000-backoffice-identity-hardening.js';
 import { BackOfficeIdentityPasskeys1732550000000 } from './1732550000000-backoffice-identity-passkeys.js';
+import { BackOfficeIdentityExternalLogins1732510000000 } from './1732510000000-backoffice-identity-external-logins.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -9,4 +10,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityTwoFactor1732400000000,
   BackOfficeIdentityHardening1732500000000,
   BackOfficeIdentityPasskeys1732550000000,
+  BackOfficeIdentityExternalLogins1732510000000,
 ];

@@ -109,13 +109,54 @@ export class UserEnabledNotification extends BackOfficeNotification {
 export class UserGroupsChangedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.GroupsChanged;
   readonly groups: string[];
-  constructor(init: BackOfficeNotificationInit & { groups: string[] }) {
+  /** Aliases the change added and removed (the diff). */
+  readonly added: string[];
+  readonly removed: string[];
+  /** Who decided: `local` (an admin or the host) or `provider:<name>` (groups managed by an external provider). */
+  readonly source: string;
+  constructor(init: BackOfficeNotificationInit & { groups: string[]; added?: string[]; removed?: string[]; source?: string }) {
     super(init);
     this.groups = init.groups;
+    this.added = init.added ?? [];
+    this.removed = init.removed ?? [];
+    this.source = init.source ?? 'local';
   }
   override auditDetails() {
-    return { groups: this.groups };
+    return { groups: this.groups, added: this.added, removed: this.removed, source: this.source };
   }
+}
+
+/** Base of the notifications about one external login provider. */
+abstract class ExternalLoginNotification extends BackOfficeNotification {
+  /** The provider's `name`. */
+  readonly provider: string;
+  constructor(init: BackOfficeNotificationInit & { provider: string }) {
+    super(init);
+    this.provider = init.provider;
+  }
+  override auditDetails(): Record<string, unknown> {
+    return { provider: this.provider };
+  }
+}
+
+/** A user signed in through an external provider (emitted beside `UserLoginSuccessNotification`). */
+export class UserExternalLoginSuccessNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.ExternalLoginSuccess;
+}
+
+/** An external login was added to a user (manual link, invite, or auto-link). */
+export class UserLoginLinkedNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.LoginLinked;
+}
+
+/** An external login was removed from a user. */
+export class UserLoginUnlinkedNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.LoginUnlinked;
+}
+
+/** A user was created by auto-linking on a first external sign-in. */
+export class UserAutoLinkedNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.AutoLinked;
 }
 
 /** A user's sessions were ended by an admin (or by a security event). */

@@ -1,4 +1,6 @@
-import type { INestApplication } from '@nestjs/common';
+import { type INestApplication, Logger } from '@nestjs/common';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
@@ -7,7 +9,11 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 export interface BackOfficeOpenApiOptions {
   title?: string;
   version?: string;
-  /** Also serve Swagger UI at `/<routePrefix>/docs`. Default true. */
+  /**
+   * Also serve Swagger UI at `/<routePrefix>/docs`. Default true; on Fastify only when `@fastify/static` is
+   * installed (Swagger UI needs it there): without it the JSON document is still served, and a warning says why
+   * the UI is not.
+   */
   swaggerUi?: boolean;
 }
 
@@ -54,8 +60,22 @@ export function setupBackOfficeOpenApi(app: INestApplication, options: BackOffic
   const document = addCommonErrors(SwaggerModule.createDocument(app, config), resolved.routePrefix);
   SwaggerModule.setup(`${resolved.routePrefix}/docs`, app, document, {
     jsonDocumentUrl: `${resolved.routePrefix}/openapi.json`,
-    swaggerUiEnabled: options.swaggerUi ?? true,
+    swaggerUiEnabled: swaggerUiEnabled(app, options.swaggerUi),
     raw: ['json'],
   });
   return document;
+}
+
+/** Swagger UI on Fastify needs `@fastify/static`, which SwaggerModule would otherwise demand by exiting the process. */
+function swaggerUiEnabled(app: INestApplication, requested: boolean | undefined): boolean {
+  if (requested === false || app.getHttpAdapter().getType() !== 'fastify') return requested ?? true;
+  try {
+    createRequire(join(process.cwd(), 'package.json')).resolve('@fastify/static');
+    return true;
+  } catch {
+    const reason = 'Swagger UI on Fastify needs the "@fastify/static" package';
+    if (requested) throw new Error(`setupBackOfficeOpenApi: ${reason}: install it, or pass { swaggerUi: false }`);
+    new Logger('BackOfficeIdentity').warn(`${reason}: not installed, so only the JSON document is served`);
+    return false;
+  }
 }

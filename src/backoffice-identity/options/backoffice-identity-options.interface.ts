@@ -200,16 +200,22 @@ export interface BackOfficeIdentityOptions {
   userValidators?: UserValidator[];
   /** The sign-in screens; on by default, `false` turns them off. */
   ui?: false | BackOfficeUiOptions;
+  /**
+   * OpenID Connect providers people can sign in with (contract section 6). Each is discovered at start-up; a
+   * provider that cannot be reached is retried with back-off and answers 503 `provider_unavailable` meanwhile.
+   */
+  externalLogins?: import('../external-logins/external-login-options.js').BackOfficeExternalLoginProviderOptions[];
 }
 
 /** Options with every default filled in. */
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'passkeys'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys'>
 > & {
   database: Required<BackOfficeDatabaseOptions>;
   ui: ResolvedBackOfficeUiOptions;
   /** `null` when passkeys are off. */
   passkeys: Required<BackOfficePasskeyOptions> | null;
+  externalLogins: import('../external-logins/external-login-options.js').ResolvedExternalLoginProvider[];
   password: Required<BackOfficePasswordOptions>;
   lockout: Required<BackOfficeLockoutOptions>;
   session: Required<BackOfficeSessionOptions>;

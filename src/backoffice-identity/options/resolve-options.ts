@@ -1,3 +1,4 @@
+import type { ResolvedExternalLoginProvider } from '../external-logins/external-login-options.js';
 import { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from '../ui/ui-messages.js';
 import type {
   BackOfficeIdentityOptions,
@@ -26,7 +27,8 @@ function describe(value: unknown): string {
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
-    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'passkeys', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
+    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
+    'externalLogins', 'passkeys',
     // swaps, validated by the module itself
     'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
     'errorDescriber', 'clock', 'extraProviders', 'ui',
@@ -43,11 +45,19 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
   passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
   rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'redisUrl'],
+  externalLogin: [
+    'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
+    'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
+  ],
+  autoLink: ['enabled', 'defaultGroups', 'groupsClaim', 'groupMapping', 'groupsManagedByProvider', 'requireVerifiedEmail'],
 };
 
 class OptionReader {
-  constructor(private readonly source: Record<string, unknown>, private readonly path: string) {
-    const known = KNOWN_KEYS[path] ?? [];
+  constructor(
+    private readonly source: Record<string, unknown>,
+    private readonly path: string,
+    known: readonly string[] = KNOWN_KEYS[path] ?? [],
+  ) {
     for (const key of Object.keys(source)) {
       if (!known.includes(key)) {
         throw new BackOfficeIdentityOptionsError(this.name(key), `is not a known option (known: ${known.join(', ')})`, source[key]);
@@ -168,12 +178,36 @@ class OptionReader {
     return this.source[key] !== undefined && this.source[key] !== null;
   }
 
-  section(key: string): OptionReader {
+  section(key: string, known?: readonly string[]): OptionReader {
     const value = this.source[key] ?? {};
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new BackOfficeIdentityOptionsError(this.name(key), 'must be an object', value);
     }
-    return new OptionReader(value as Record<string, unknown>, this.name(key));
+    return new OptionReader(value as Record<string, unknown>, this.name(key), known);
+  }
+
+  optionalString(key: string, pattern: RegExp, expectation: string): string | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'string' || !pattern.test(value)) throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
+    return value;
+  }
+
+  optionalFunction<F>(key: string): F | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'function') throw new BackOfficeIdentityOptionsError(this.name(key), 'must be a function', value);
+    return value as F;
+  }
+
+  /** A `Record<string, string | string[]>` with non-empty strings, values as arrays. */
+  stringMap(key: string): Record<string, string[]> {
+    const value = this.source[key] ?? {};
+    const ok =
+      typeof value === 'object' && value !== null && !Array.isArray(value) &&
+      Object.entries(value).every(([k, v]) => k.length > 0 && (isName(v) || (Array.isArray(v) && v.every(isName))));
+    if (!ok) throw new BackOfficeIdentityOptionsError(this.name(key), 'must map provider group names to group aliases (string or string[])', value);
+    return Object.fromEntries(Object.entries(value as Record<string, string | string[]>).map(([k, v]) => [k, Array.isArray(v) ? [...v] : [v]]));
   }
 }
 
@@ -241,6 +275,62 @@ function resolvePasskeys(root: OptionReader): ResolvedBackOfficeIdentityOptions[
     origins: passkeys.array<string>('origins', (o) => isPasskeyOrigin(o, rpId), `must be origins such as "https://admin.${rpId}" (https, or http on localhost; no path or trailing slash) inside rpId "${rpId}"`),
     challengeMinutes: passkeys.number('challengeMinutes', 5, 1, 60),
   };
+}
+
+const isName = (item: unknown): item is string => typeof item === 'string' && item.length > 0 && item.length <= 256;
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** `issuer` must be https://, except on loopback hosts (local development and tests). */
+function checkIssuer(reader: OptionReader, path: string, value: unknown): string {
+  const issuer = reader.url('issuer', '', ['http:', 'https:']);
+  const url = new URL(issuer);
+  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname)) {
+    throw new BackOfficeIdentityOptionsError(`${path}.issuer`, 'must be an https:// URL (plain http only on localhost)', value);
+  }
+  return issuer;
+}
+
+/** Validates `externalLogins` (contract section 6). */
+function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: string): ResolvedExternalLoginProvider[] {
+  const list = raw ?? [];
+  if (!Array.isArray(list)) throw new BackOfficeIdentityOptionsError('externalLogins', 'must be an array of providers', list);
+  const names = new Set<string>();
+  return list.map((item, index) => {
+    const path = `externalLogins[${index}]`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new BackOfficeIdentityOptionsError(path, 'must be an object', item);
+    const p = new OptionReader(item as Record<string, unknown>, path, KNOWN_KEYS.externalLogin);
+    const name = p.string('name', '', /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be 1 to 64 letters, digits, "_" or "-" (it is part of the callback URL)');
+    if (names.has(name)) throw new BackOfficeIdentityOptionsError(`${path}.name`, 'must be unique among externalLogins', name);
+    names.add(name);
+    const autoLink = p.section('autoLink', KNOWN_KEYS.autoLink);
+    const scopes = p.array<string>('scopes', (s) => typeof s === 'string' && /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/.test(s), 'must be an array of scope names (no spaces)');
+    const groupsClaim = autoLink.optionalString('groupsClaim', /^[^\s]{1,128}$/, 'must be a claim name such as "groups"');
+    return {
+      name,
+      displayName: p.string('displayName', '', /^[^\r\n]{1,64}$/, 'must be 1 to 64 characters'),
+      issuer: checkIssuer(p, path, (item as Record<string, unknown>).issuer),
+      clientId: p.string('clientId', '', /^[^\s]{1,256}$/, 'must be the client id registered at the provider'),
+      clientSecret: p.optionalString('clientSecret', /^[^\r\n]{1,1024}$/, 'must be a string (omit it for a public client)'),
+      scopes: [...new Set(['openid', ...(scopes.length ? scopes : ['email', 'profile'])])],
+      denyLocalLogin: p.bool('denyLocalLogin', false),
+      autoRedirect: p.bool('autoRedirect', false),
+      autoLink: {
+        enabled: autoLink.bool('enabled', false),
+        defaultGroups: autoLink.array<string>('defaultGroups', isName, 'must be an array of group aliases'),
+        groupsClaim,
+        groupMapping: autoLink.stringMap('groupMapping'),
+        groupsManagedByProvider: autoLink.bool('groupsManagedByProvider', false),
+        requireVerifiedEmail: autoLink.bool('requireVerifiedEmail', true),
+      },
+      onAutoLinking: p.optionalFunction('onAutoLinking'),
+      onExternalLogin: p.optionalFunction('onExternalLogin'),
+      trustProviderTwoFactor: p.bool('trustProviderTwoFactor', false),
+      // Kept exactly as given: it must equal the URL registered at the provider.
+      postLogoutRedirectUrl: p.optionalUrl('postLogoutRedirectUrl', ['http:', 'https:']) ? String((item as Record<string, unknown>).postLogoutRedirectUrl) : `${publicUrl}/${routePrefix}/`,
+      callbackUrl: `${publicUrl}/${routePrefix}/auth/external/${name}/callback`,
+    };
+  });
 }
 
 const hasValidate = (item: unknown) =>
@@ -325,11 +415,15 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     allowPasswordReset: root.bool('allowPasswordReset', true),
     denyLocalLogin: root.bool('denyLocalLogin', false),
     publicUrl: root.url('publicUrl', 'http://localhost:3000', ['http:', 'https:']),
+    externalLogins: [],
     audit: root.bool('audit', true),
     maintenanceIntervalMinutes: root.number('maintenanceIntervalMinutes', 60, 0, 60 * 24 * 7),
     passwordValidators: root.array('passwordValidators', hasValidate, 'must be an array of objects with a validate() method'),
     userValidators: root.array('userValidators', hasValidate, 'must be an array of objects with a validate() method'),
     ui: resolveUi(root, options.ui, idleTimeoutMinutes),
   };
+  resolved.externalLogins = resolveExternalLogins((options as Record<string, unknown>).externalLogins, resolved.publicUrl, resolved.routePrefix);
+  // A provider with `denyLocalLogin` turns password sign-in off for everyone, as in Umbraco.
+  if (resolved.externalLogins.some((p) => p.denyLocalLogin)) resolved.denyLocalLogin = true;
   return resolved;
 }

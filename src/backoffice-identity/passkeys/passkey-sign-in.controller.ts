@@ -1,7 +1,7 @@
 import { Body, Controller, HttpCode, Inject, Post, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
-import type { ServerResponse } from 'node:http';
+import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { LoginResponse } from '../auth/auth.dto.js';
 import { signInError } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -70,7 +70,7 @@ export class PasskeySignInController {
   @documented(415, 'unsupported_media_type')
   @documented(423, 'locked_out, with retryAfterSeconds')
   @documented(429, 'too_many_requests, with Retry-After')
-  async verify(@Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: ServerResponse): Promise<LoginResponse> {
+  async verify(@Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     this.requireSupport();
     const ip = this.ip();
     const limits = this.identityOptions.rateLimits;
@@ -80,7 +80,7 @@ export class PasskeySignInController {
     ]);
     const result = await this.signInManager.passkeySignIn(body.credential as unknown as AuthenticationResponseJSON);
     if (result.status === 'requiresTwoFactor') {
-      await this.challenges.start(result.user!, response, 'passkey');
+      await this.challenges.start(result.user!, response, null, 'passkey');
       return { status: 'requiresTwoFactor', providers: result.providers ?? [] };
     }
     if (result.status === 'success') return { status: 'success', user: await this.issuer.issue(result.user!, response) };

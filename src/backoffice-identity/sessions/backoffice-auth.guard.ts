@@ -1,8 +1,8 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { IncomingMessage } from 'node:http';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { BackOfficeHttpRequest } from '../http/http-platform.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeSessionService, type BackOfficeAuthentication } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
@@ -22,8 +22,8 @@ export interface BackOfficeAuthorizeOptions {
   groups?: string[];
 }
 
-/** A request that passed the guard. */
-export type BackOfficeAuthenticatedRequest = IncomingMessage & { backOffice: BackOfficeAuthentication & { token: string } };
+/** A request (Express or Fastify) that passed the guard. */
+export type BackOfficeAuthenticatedRequest = BackOfficeHttpRequest & { backOffice: BackOfficeAuthentication & { token: string } };
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 

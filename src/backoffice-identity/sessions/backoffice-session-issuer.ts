@@ -1,12 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { ServerResponse } from 'node:http';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionService } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
+import { BackOfficeExternalLoginSessions, type SealedExternalLogin } from '../external-logins/external-login-sessions.service.js';
 
 /** Starts a session for a user who has just signed in: row, cookies, and the concurrent-login rule. */
 @Injectable()
@@ -16,11 +17,14 @@ export class BackOfficeSessionIssuer {
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
   ) {}
 
-  async issue(user: BackOfficeUser, response: ServerResponse): Promise<BackOfficeUserDto> {
+  /** `externalLogin`: the sign-in came through an external provider (kept for RP-initiated logout). */
+  async issue(user: BackOfficeUser, response: BackOfficeHttpResponse, options: { externalLogin?: SealedExternalLogin | null } = {}): Promise<BackOfficeUserDto> {
     const context = BackOfficeRequestContextStore.current();
     const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent });
+    if (options.externalLogin) await this.externalSessions.attach(session.id, options.externalLogin);
     if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeAll(user.id, session.id);
     this.cookies.set(response, token);
     return toBackOfficeUserDto(user, this.clock.now());

@@ -1,14 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
+import { BackOfficeBackgroundTasks } from '../common/background-tasks.js';
 import type { BackOfficeClock } from '../common/clock.js';
+import { randomUUID } from 'node:crypto';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import { preparedQuery } from '../common/prepared-query.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
-import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { isUuid } from '../users/stores/typeorm-user-store.js';
+import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { isUuid, TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from '../users/stores/typeorm-user-store.js';
 import { BackOfficeSessionEntity } from './backoffice-session.entity.js';
 
 /** A session as its owner sees it. */
@@ -39,6 +41,26 @@ export interface BackOfficeAuthentication {
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
+/** The session columns, aliased so they can sit beside the user's in one row. */
+const SESSION_COLUMNS = `s.id AS s_id, s.user_id AS s_user_id, s.token_hash AS s_token_hash, s.security_stamp AS s_security_stamp,
+  s.created_at AS s_created_at, s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at,
+  s.reauthenticated_at AS s_reauthenticated_at, s.revoked_at AS s_revoked_at,
+  s.ip AS s_ip, s.user_agent AS s_user_agent`;
+
+interface SessionRow {
+  s_id: string;
+  s_user_id: string;
+  s_token_hash: string;
+  s_security_stamp: string;
+  s_created_at: Date;
+  s_last_seen_at: Date;
+  s_expires_at: Date;
+  s_reauthenticated_at: Date | null;
+  s_revoked_at: Date | null;
+  s_ip: string | null;
+  s_user_agent: string | null;
+}
+
 /**
  * Server-side sessions in PostgreSQL. The cookie carries a 256-bit random token; only its SHA-256 is stored.
  * A session ends on logout or revocation, after the idle timeout (sliding) or the absolute timeout (never
@@ -53,13 +75,23 @@ export class BackOfficeSessionService {
   /** Last-seen writes are throttled to one per this interval per session. */
   private readonly touchIntervalMs: number;
   private readonly reauthenticationMs: number;
+  /** Last-seen writes sent but maybe not yet committed, so this process never reads an older value meanwhile. */
+  private readonly pendingTouches = new Map<string, Date>();
+  /** Whether users come from the built-in store through the built-in `findById`: then one query reads both. */
+  private readonly joinsUser: boolean;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeBackgroundTasks) private readonly background: BackOfficeBackgroundTasks,
   ) {
+    const store = userManager.store;
+    this.joinsUser =
+      userManager.findById === BackOfficeUserManager.prototype.findById &&
+      store instanceof TypeOrmBackOfficeUserStore &&
+      store.findById === TypeOrmBackOfficeUserStore.prototype.findById;
     this.idleMs = options.session.idleTimeoutMinutes * 60_000;
     this.absoluteMs = options.session.absoluteTimeoutHours * 3_600_000;
     this.touchIntervalMs = Math.min(60_000, this.idleMs / 4);
@@ -74,7 +106,8 @@ export class BackOfficeSessionService {
   async create(user: BackOfficeUser, context: { ip?: string | null; userAgent?: string | null }): Promise<{ token: string; session: BackOfficeSessionEntity }> {
     const token = randomToken(32);
     const now = this.clock.now();
-    const session = this.sessions.create({
+    const session = Object.assign(new BackOfficeSessionEntity(), {
+      id: randomUUID(),
       userId: user.id,
       tokenHash: sha256Hex(token),
       securityStamp: user.securityStamp,
@@ -86,52 +119,100 @@ export class BackOfficeSessionService {
       ip: context.ip?.slice(0, 64) ?? null,
       userAgent: context.userAgent?.slice(0, 512) ?? null,
     });
-    await this.sessions.save(session);
+    // One prepared statement (no entity save: that is a transaction of three round trips).
+    await preparedQuery(
+      this.dataSource,
+      'backoffice_insert_session',
+      `INSERT INTO backoffice_session (id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, ip, user_agent)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [session.id, session.userId, session.tokenHash, session.securityStamp, now, now, session.expiresAt, now, session.ip, session.userAgent],
+    );
     return { token, session };
   }
 
   /**
-   * The live session and user for a cookie token, or null. Slides the idle timeout (throttled) unless
-   * `touch` is false (a peek, e.g. a page checking how long the session has left).
+   * The live session and user for a cookie token, or null. One database round trip: a prepared statement reads
+   * the session with its user and groups (two lookups only when the user store or `findById` is swapped). Nothing
+   * is cached, so a revoked session, a changed security stamp or a disabled user fails at once. Slides
+   * the idle timeout with a throttled last-seen write that the request does not wait for, unless `touch` is
+   * false (a peek, e.g. a page checking how long the session has left).
    */
   async authenticate(token: unknown, options: { touch?: boolean } = {}): Promise<BackOfficeAuthentication | null> {
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null;
-    const session = await this.findByTokenHash(sha256Hex(token));
+    const found = await this.findByTokenHash(sha256Hex(token));
+    if (!found) return null;
+    const { session } = found;
+    const pending = this.pendingTouches.get(session.id);
+    if (pending && pending > session.lastSeenAt) session.lastSeenAt = pending;
+    else if (pending) this.pendingTouches.delete(session.id); // the write is visible now
     const now = this.clock.now();
-    if (!session || !this.isLive(session, now)) return null;
-    const user = await this.userManager.findById(session.userId);
+    if (!this.isLive(session, now)) return null;
+    const user = found.user === undefined ? await this.userManager.findById(session.userId) : found.user;
     if (!user || !user.isApproved || user.securityStamp !== session.securityStamp) return null;
-    if (options.touch !== false && now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) {
-      await this.sessions.update({ id: session.id, revokedAt: IsNull() }, { lastSeenAt: now });
-      session.lastSeenAt = now;
-    }
+    if (options.touch !== false && now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) this.touch(session, now);
     return { session, user };
   }
 
-  /** One indexed lookup, mapped by hand (it runs on every authenticated request). */
-  private async findByTokenHash(tokenHash: string): Promise<BackOfficeSessionEntity | null> {
-    const rows = await preparedQuery<Record<string, any>>(
-      this.dataSource,
-      'backoffice_find_session_by_token_hash',
-      `SELECT id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, revoked_at, ip, user_agent
-       FROM backoffice_session WHERE token_hash = $1`,
-      [tokenHash],
+  /**
+   * Slides the idle timeout after the response; never revives a revoked session. Until a later read of the
+   * session sees the write, this process remembers it: a request whose read raced the write still slides.
+   */
+  private touch(session: BackOfficeSessionEntity, now: Date): void {
+    session.lastSeenAt = now;
+    if (this.pendingTouches.size >= 10_000) this.forgetTouchesBefore(new Date(now.getTime() - this.idleMs));
+    this.pendingTouches.set(session.id, now);
+    this.background.run('session last-seen update', () =>
+      preparedQuery(
+        this.dataSource,
+        'backoffice_touch_session',
+        `UPDATE backoffice_session SET last_seen_at = $2 WHERE id = $1 AND revoked_at IS NULL AND last_seen_at < $2`,
+        [session.id, now],
+      ),
     );
+  }
+
+  /** Drops remembered writes too old to keep any session alive (sessions that were not seen again). */
+  private forgetTouchesBefore(cutoff: Date): void {
+    for (const [id, at] of this.pendingTouches) if (at <= cutoff) this.pendingTouches.delete(id);
+  }
+
+  /**
+   * One indexed lookup, mapped by hand (it runs on every authenticated request). `user` is the session's user
+   * (null when gone) when the query could read it too, else undefined.
+   */
+  private async findByTokenHash(tokenHash: string): Promise<{ session: BackOfficeSessionEntity; user?: BackOfficeUser | null } | null> {
+    const rows = this.joinsUser
+      ? await preparedQuery<SessionRow & Partial<UserRow>>(
+          this.dataSource,
+          'backoffice_find_session_with_user',
+          `SELECT ${SESSION_COLUMNS}, ${USER_COLUMNS}
+           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = $1`,
+          [tokenHash],
+        )
+      : await preparedQuery<SessionRow>(
+          this.dataSource,
+          'backoffice_find_session_by_token_hash',
+          `SELECT ${SESSION_COLUMNS} FROM backoffice_session s WHERE s.token_hash = $1`,
+          [tokenHash],
+        );
     const row = rows[0];
     if (!row) return null;
-    return this.sessions.create({
-      id: row.id,
-      userId: row.user_id,
-      tokenHash: row.token_hash,
-      securityStamp: row.security_stamp,
-      createdAt: row.created_at,
-      lastSeenAt: row.last_seen_at,
-      expiresAt: row.expires_at,
-      reauthenticatedAt: row.reauthenticated_at,
-      revokedAt: row.revoked_at,
-      ip: row.ip,
-      userAgent: row.user_agent,
+    const session = Object.assign(new BackOfficeSessionEntity(), {
+      id: row.s_id,
+      userId: row.s_user_id,
+      tokenHash: row.s_token_hash,
+      securityStamp: row.s_security_stamp,
+      createdAt: row.s_created_at,
+      lastSeenAt: row.s_last_seen_at,
+      expiresAt: row.s_expires_at,
+      reauthenticatedAt: row.s_reauthenticated_at,
+      revokedAt: row.s_revoked_at,
+      ip: row.s_ip,
+      userAgent: row.s_user_agent,
     });
+    if (!this.joinsUser) return { session };
+    const userRow = row as SessionRow & Partial<UserRow>;
+    return { session, user: userRow.id ? userFromRow(userRow as UserRow) : null };
   }
 
   private isLive(session: BackOfficeSessionEntity, now: Date): boolean {
@@ -151,6 +232,13 @@ export class BackOfficeSessionService {
       idleExpiresAt: new Date(Math.min(idle, absolute)).toISOString(),
       absoluteExpiresAt: new Date(absolute).toISOString(),
     };
+  }
+
+  /** True while session `sessionId` of `user` is live (not revoked, not timed out, same security stamp). */
+  async isLiveSessionOf(sessionId: string, user: BackOfficeUser): Promise<boolean> {
+    if (!isUuid(sessionId)) return false;
+    const session = await this.sessions.findOneBy({ id: sessionId, userId: user.id });
+    return !!session && this.isLive(session, this.clock.now()) && session.securityStamp === user.securityStamp;
   }
 
   /**

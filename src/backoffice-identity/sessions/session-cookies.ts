@@ -1,9 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHmac } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constantTimeEquals } from '../common/crypto.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
-import { readCookies, serializeCookie } from '../http/cookies.js';
+import {
+  BackOfficeHttpPlatform,
+  requestCookies,
+  requestHeader,
+  type BackOfficeCookieAttributes,
+  type BackOfficeHttpRequest,
+  type BackOfficeHttpResponse,
+} from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 
 /** Name of the readable XSRF cookie; clients echo it in the `X-XSRF-TOKEN` header. */
@@ -11,8 +17,9 @@ export const XSRF_COOKIE = 'XSRF-TOKEN';
 export const XSRF_HEADER = 'x-xsrf-token';
 
 /**
- * Session and XSRF cookies. The XSRF token is an HMAC of the session token, so it is bound to the session
- * and needs no storage; a request must send it as header and cookie alike (double submit).
+ * Session and XSRF cookies, on Express and Fastify alike. The XSRF token is an HMAC of the session token, so
+ * it is bound to the session and needs no storage; a request must send it as header and cookie alike (double
+ * submit).
  */
 @Injectable()
 export class BackOfficeSessionCookies {
@@ -20,7 +27,10 @@ export class BackOfficeSessionCookies {
   private readonly secure: boolean;
   private readonly maxAgeSeconds: number;
 
-  constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
+  constructor(
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
+  ) {
     this.name = options.session.cookieName;
     this.secure = options.session.secureCookies;
     this.maxAgeSeconds = options.session.absoluteTimeoutHours * 3600;
@@ -30,37 +40,31 @@ export class BackOfficeSessionCookies {
     return createHmac('sha256', sessionToken).update('backoffice-xsrf').digest('base64url');
   }
 
-  readToken(request: IncomingMessage): string | undefined {
-    return readCookies(request)[this.name];
+  readToken(request: BackOfficeHttpRequest): string | undefined {
+    return requestCookies(request)[this.name];
   }
 
   /** True when header and cookie both carry the XSRF token derived from the session token. */
-  checkXsrf(request: IncomingMessage, sessionToken: string): boolean {
-    const header = request.headers[XSRF_HEADER];
-    const cookie = readCookies(request)[XSRF_COOKIE];
-    if (typeof header !== 'string' || typeof cookie !== 'string') return false;
+  checkXsrf(request: BackOfficeHttpRequest, sessionToken: string): boolean {
+    const header = requestHeader(request, XSRF_HEADER);
+    const cookie = requestCookies(request)[XSRF_COOKIE];
+    if (header === undefined || typeof cookie !== 'string') return false;
     const expected = BackOfficeSessionCookies.xsrfTokenFor(sessionToken);
     return constantTimeEquals(header, expected) && constantTimeEquals(cookie, expected);
   }
 
-  set(response: ServerResponse, sessionToken: string): void {
-    this.append(response, [
-      serializeCookie(this.name, sessionToken, { httpOnly: true, secure: this.secure, maxAgeSeconds: this.maxAgeSeconds }),
-      serializeCookie(XSRF_COOKIE, BackOfficeSessionCookies.xsrfTokenFor(sessionToken), { httpOnly: false, secure: this.secure, maxAgeSeconds: this.maxAgeSeconds }),
-    ]);
+  set(response: BackOfficeHttpResponse, sessionToken: string): void {
+    this.setCookie(response, this.name, sessionToken, { httpOnly: true, maxAgeSeconds: this.maxAgeSeconds });
+    this.setCookie(response, XSRF_COOKIE, BackOfficeSessionCookies.xsrfTokenFor(sessionToken), { httpOnly: false, maxAgeSeconds: this.maxAgeSeconds });
   }
 
-  clear(response: ServerResponse): void {
-    this.append(response, [
-      serializeCookie(this.name, '', { httpOnly: true, secure: this.secure, maxAgeSeconds: 0 }),
-      serializeCookie(XSRF_COOKIE, '', { httpOnly: false, secure: this.secure, maxAgeSeconds: 0 }),
-    ]);
+  clear(response: BackOfficeHttpResponse): void {
+    this.setCookie(response, this.name, '', { httpOnly: true, maxAgeSeconds: 0 });
+    this.setCookie(response, XSRF_COOKIE, '', { httpOnly: false, maxAgeSeconds: 0 });
   }
 
-  /** Adds Set-Cookie values without dropping ones already set. */
-  append(response: ServerResponse, cookies: string[]): void {
-    const existing = response.getHeader('Set-Cookie');
-    const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
-    response.setHeader('Set-Cookie', [...list, ...cookies]);
+  /** Adds one cookie (`SameSite=Strict` unless `attrs.sameSite` says otherwise; Secure when the module's cookies are) without dropping ones already set. */
+  setCookie(response: BackOfficeHttpResponse, name: string, value: string, attrs: Omit<BackOfficeCookieAttributes, 'secure'>): void {
+    this.platform.setCookie(response, name, value, { ...attrs, secure: this.secure });
   }
 }

@@ -1,11 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
-import { readCookies, serializeCookie } from '../http/cookies.js';
+import { requestCookies, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -17,6 +16,8 @@ export interface PendingTwoFactorSignIn {
   securityStamp: string;
   /** How the first step was passed: `password`, or `passkey` (then a passkey is not accepted as the second factor). */
   firstFactor: 'password' | 'passkey';
+  /** Set when the first factor was an external provider: sealed provider and ID token, for the session. */
+  externalLogin: string | null;
 }
 
 /**
@@ -27,7 +28,6 @@ export interface PendingTwoFactorSignIn {
 export class BackOfficeTwoFactorChallengeService {
   readonly cookieName: string;
   private readonly lifetimeMs: number;
-  private readonly secure: boolean;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -37,32 +37,46 @@ export class BackOfficeTwoFactorChallengeService {
   ) {
     this.cookieName = `${options.session.cookieName}_2fa`;
     this.lifetimeMs = options.twoFactor.pendingMinutes * 60_000;
-    this.secure = options.session.secureCookies;
   }
 
-  async start(user: BackOfficeUser, response: ServerResponse, firstFactor: PendingTwoFactorSignIn['firstFactor'] = 'password'): Promise<void> {
+  /**
+   * `externalLogin`: the first factor was an external provider (sealed by `BackOfficeExternalLoginSessions`);
+   * `firstFactor`: how the first step was passed (`passkey`: a passkey is then not accepted as the second factor).
+   */
+  async start(
+    user: BackOfficeUser,
+    response: BackOfficeHttpResponse,
+    externalLogin: string | null = null,
+    firstFactor: PendingTwoFactorSignIn['firstFactor'] = 'password',
+  ): Promise<void> {
     const token = randomToken(32);
     const now = this.clock.now();
     await this.dataSource.query(
-      `INSERT INTO backoffice_two_factor_challenge (user_id, token_hash, security_stamp, expires_at, created_at, first_factor) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [user.id, sha256Hex(token), user.securityStamp, new Date(now.getTime() + this.lifetimeMs), now, firstFactor],
+      `INSERT INTO backoffice_two_factor_challenge (user_id, token_hash, security_stamp, expires_at, created_at, external_login, first_factor) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [user.id, sha256Hex(token), user.securityStamp, new Date(now.getTime() + this.lifetimeMs), now, externalLogin, firstFactor],
     );
-    this.cookies.append(response, [
-      serializeCookie(this.cookieName, token, { httpOnly: true, secure: this.secure, maxAgeSeconds: this.lifetimeMs / 1000 }),
-    ]);
+    this.cookies.setCookie(response, this.cookieName, token, { httpOnly: true, maxAgeSeconds: this.lifetimeMs / 1000 });
   }
 
   /** The live pending sign-in of the request's cookie, or null (missing, unknown, expired, used). */
-  async find(request: IncomingMessage): Promise<PendingTwoFactorSignIn | null> {
-    const token = readCookies(request)[this.cookieName];
+  async find(request: BackOfficeHttpRequest): Promise<PendingTwoFactorSignIn | null> {
+    const token = requestCookies(request)[this.cookieName];
     if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
     const rows = await this.dataSource.query(
-      `SELECT id, user_id, security_stamp, first_factor FROM backoffice_two_factor_challenge
+      `SELECT id, user_id, security_stamp, external_login, first_factor FROM backoffice_two_factor_challenge
        WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2`,
       [sha256Hex(token), this.clock.now()],
     );
     const row = rows[0];
-    return row ? { id: row.id, userId: row.user_id, securityStamp: row.security_stamp, firstFactor: row.first_factor === 'passkey' ? 'passkey' : 'password' } : null;
+    return row
+      ? {
+          id: row.id,
+          userId: row.user_id,
+          securityStamp: row.security_stamp,
+          externalLogin: row.external_login ?? null,
+          firstFactor: row.first_factor === 'passkey' ? 'passkey' : 'password',
+        }
+      : null;
   }
 
   /** Uses the pending sign-in up; true for exactly one caller. */
@@ -74,7 +88,7 @@ export class BackOfficeTwoFactorChallengeService {
     return (Array.isArray(rows[0]) ? rows[0] : rows).length === 1;
   }
 
-  clear(response: ServerResponse): void {
-    this.cookies.append(response, [serializeCookie(this.cookieName, '', { httpOnly: true, secure: this.secure, maxAgeSeconds: 0 })]);
+  clear(response: BackOfficeHttpResponse): void {
+    this.cookies.setCookie(response, this.cookieName, '', { httpOnly: true, maxAgeSeconds: 0 });
   }
 }

@@ -1,7 +1,6 @@
 import { Body, Controller, HttpCode, Inject, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
 import { ErrorResponse, LoginResponse, TwoFactorCodeDto } from '../auth/auth.dto.js';
 import { signInError } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -10,8 +9,10 @@ import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
-import { UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
+import { UserExternalLoginSuccessNotification, UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
+import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
@@ -44,6 +45,7 @@ export class TwoFactorController {
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BackOfficePasskeyCeremonies) private readonly passkeys: BackOfficePasskeyCeremonies,
+    @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -59,7 +61,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'not_allowed' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
-  async verify(@Req() request: Request, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+  async verify(@Req() request: BackOfficeHttpRequest, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     return this.completeSignIn(request, response, body.provider, body.code);
   }
 
@@ -72,7 +74,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: passkeys are not enabled' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP)' })
-  async passkeyOptions(@Req() request: Request): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  async passkeyOptions(@Req() request: BackOfficeHttpRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
     if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
     await this.limitPerIp();
     const { user, pending } = await this.pendingUser(request);
@@ -92,7 +94,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
-  async verifyPasskey(@Req() request: Request, @Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: Response): Promise<LoginResponse> {
+  async verifyPasskey(@Req() request: BackOfficeHttpRequest, @Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     return this.completeSignIn(request, response, PASSKEY_PROVIDER, JSON.stringify(body.credential));
   }
 
@@ -102,7 +104,7 @@ export class TwoFactorController {
   }
 
   /** The live pending sign-in of the request and its user, or 401 `two_factor_expired`. */
-  private async pendingUser(request: Request): Promise<{ user: BackOfficeUser; pending: PendingTwoFactorSignIn }> {
+  private async pendingUser(request: BackOfficeHttpRequest): Promise<{ user: BackOfficeUser; pending: PendingTwoFactorSignIn }> {
     const pending = await this.challenges.find(request);
     if (!pending) throw expired();
     const user = await this.userManager.findById(pending.userId);
@@ -111,7 +113,7 @@ export class TwoFactorController {
   }
 
   /** The second step: checks the answer of `provider`, then issues the session (once per pending sign-in). */
-  private async completeSignIn(request: Request, response: Response, provider: string, code: string): Promise<LoginResponse> {
+  private async completeSignIn(request: BackOfficeHttpRequest, response: BackOfficeHttpResponse, provider: string, code: string): Promise<LoginResponse> {
     await this.limitPerIp();
     const { user, pending } = await this.pendingUser(request);
     // A passkey that passed the first step (without user verification) is not also the second factor.
@@ -124,7 +126,10 @@ export class TwoFactorController {
     }
     if (!(await this.challenges.complete(pending.id))) throw expired();
     this.challenges.clear(response);
-    return { status: 'success', user: await this.issuer.issue(user, response) };
+    if (pending.externalLogin) {
+      await this.userManager.notify(UserExternalLoginSuccessNotification, user, { provider: this.externalSessions.providerOf(pending.externalLogin) });
+    }
+    return { status: 'success', user: await this.issuer.issue(user, response, { externalLogin: pending.externalLogin }) };
   }
 
   @Post('setup')

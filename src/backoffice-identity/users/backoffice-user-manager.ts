@@ -15,6 +15,8 @@ import {
   UserPasskeyAddedNotification,
   UserPasskeyRemovedNotification,
   UserLockedNotification,
+  UserLoginLinkedNotification,
+  UserLoginUnlinkedNotification,
   UserPasswordChangedNotification,
   UserPasswordResetNotification,
   UserResetAccessFailedCountNotification,
@@ -33,7 +35,9 @@ import type { BackOfficePasswordChecker } from './passwords/password-checker.js'
 import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
 import { CommonPasswordValidator, PolicyPasswordValidator } from './passwords/password-validators.js';
 import {
+  BackOfficeDuplicateLoginError,
   BackOfficeDuplicateUserError,
+  type BackOfficeUserLogin,
   type BackOfficeUserStore,
   type FailedAccessResult,
   type NewBackOfficeUser,
@@ -41,6 +45,7 @@ import {
   isUnknownUserLockoutStore,
   isUserGroupStore,
   isUserLockoutStore,
+  isUserLoginStore,
   isUserPasswordStore,
   isUserPhoneNumberStore,
   isUserRecoveryCodeStore,
@@ -152,6 +157,11 @@ export class BackOfficeUserManager {
   /** True when the `passkeys` option is set and the store keeps passkeys (`UserPasskeyStore`). */
   get supportsUserPasskeys(): boolean {
     return this.options.passkeys !== null && isUserPasskeyStore(this.store);
+  }
+
+  /** True when the store keeps external logins (`UserLoginStore`); without it external providers are off. */
+  get supportsUserLogin(): boolean {
+    return isUserLoginStore(this.store);
   }
 
   // ---- lookup -------------------------------------------------------------------------------------
@@ -728,9 +738,18 @@ export class BackOfficeUserManager {
     return IdentityResult.success();
   }
 
-  /** Replaces the user's groups; refuses to remove the last enabled admin from `admin`. */
-  async setGroups(user: BackOfficeUser, groups: string[]): Promise<IdentityResult> {
+  /**
+   * Replaces the user's groups; refuses to remove the last enabled admin from `admin`, and refuses local edits
+   * (`groups_managed_by_provider`) of a user whose groups an external provider manages, unless `byProvider`
+   * names that provider (the external sign-in applying the provider's groups).
+   */
+  async setGroups(user: BackOfficeUser, groups: string[], options: { byProvider?: string } = {}): Promise<IdentityResult> {
     if (!isUserGroupStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('groups'));
+    const managedBy = await this.groupsManagedBy(user);
+    if (managedBy.length > 0 && !(options.byProvider && managedBy.includes(options.byProvider))) {
+      return IdentityResult.failed(this.errorDescriber.groupsManagedByProvider());
+    }
+    const before = [...user.groups];
     const unknown = await this.unknownGroupErrors(groups);
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
@@ -739,7 +758,64 @@ export class BackOfficeUserManager {
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     user.groups = aliases;
     await this.updateSecurityStamp(user);
-    await this.notify(UserGroupsChangedNotification, user, { groups: user.groups });
+    await this.notify(UserGroupsChangedNotification, user, {
+      groups: user.groups,
+      added: aliases.filter((g) => !before.includes(g)).sort(),
+      removed: before.filter((g) => !aliases.includes(g)).sort(),
+      source: options.byProvider ? `provider:${options.byProvider}` : 'local',
+    });
+    return IdentityResult.success();
+  }
+
+  /** Names of the user's linked providers that manage groups (`autoLink.groupsManagedByProvider`). */
+  async groupsManagedBy(user: BackOfficeUser): Promise<string[]> {
+    const managing = this.options.externalLogins.filter((p) => p.autoLink.groupsManagedByProvider).map((p) => p.name);
+    if (managing.length === 0 || !this.supportsUserLogin) return [];
+    return (await this.getLogins(user)).map((l) => l.provider).filter((p) => managing.includes(p));
+  }
+
+  // ---- external logins (ASP.NET Identity's IUserLoginStore) ---------------------------------------
+
+  /** The user's external logins, oldest first (empty when the store has no `UserLoginStore`). */
+  async getLogins(user: Pick<BackOfficeUser, 'id'>): Promise<BackOfficeUserLogin[]> {
+    return isUserLoginStore(this.store) ? this.store.getLogins(user.id) : [];
+  }
+
+  /** The user who owns this provider key, or null. */
+  async findByLogin(provider: string, providerKey: string): Promise<BackOfficeUser | null> {
+    if (!isUserLoginStore(this.store) || typeof provider !== 'string' || typeof providerKey !== 'string') return null;
+    const userId = await this.store.findUserIdByLogin(provider, providerKey);
+    return userId ? this.store.findById(userId) : null;
+  }
+
+  /** Links an external login; `login_already_linked` when the key is someone's or the user has one of that provider. */
+  async addLogin(user: BackOfficeUser, login: Omit<BackOfficeUserLogin, 'createdAt'>): Promise<IdentityResult> {
+    if (!isUserLoginStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('external logins'));
+    try {
+      await this.store.addLogin(user.id, login, this.now());
+    } catch (error) {
+      if (error instanceof BackOfficeDuplicateLoginError) return IdentityResult.failed(this.errorDescriber.loginAlreadyLinked());
+      throw error;
+    }
+    await this.notify(UserLoginLinkedNotification, user, { provider: login.provider });
+    return IdentityResult.success();
+  }
+
+  /**
+   * Removes the user's login of `provider`, but never the last way in: without a usable password (none, or
+   * `denyLocalLogin`) and without another login it answers `last_login_method`.
+   */
+  async removeLogin(user: BackOfficeUser, provider: string): Promise<IdentityResult> {
+    if (!isUserLoginStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('external logins'));
+    const logins = await this.store.getLogins(user.id);
+    if (!logins.some((l) => l.provider === provider)) return IdentityResult.failed(this.errorDescriber.loginNotFound());
+    const passwordWorks = this.hasPassword(user) && !this.options.denyLocalLogin;
+    if (!passwordWorks && logins.length <= 1) return IdentityResult.failed(this.errorDescriber.lastLoginMethod());
+    if (!(await this.store.removeLogin(user.id, provider, passwordWorks ? 0 : 1))) {
+      const left = await this.store.getLogins(user.id);
+      return IdentityResult.failed(left.some((l) => l.provider === provider) ? this.errorDescriber.lastLoginMethod() : this.errorDescriber.loginNotFound());
+    }
+    await this.notify(UserLoginUnlinkedNotification, user, { provider });
     return IdentityResult.success();
   }
 

@@ -35,6 +35,9 @@ import {
   type PasskeyChallengePurpose,
   type StoredPasskey,
   type UserPasskeyStore,
+  type BackOfficeUserLogin,
+  BackOfficeDuplicateLoginError,
+  type UserLoginStore,
 } from './user-store.interface.js';
 
 /** Thrown to roll back a dry-run import after its outcomes are known. */
@@ -54,7 +57,8 @@ function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
   return { ...fields, groups: (groups ?? []).map((g) => g.alias) };
 }
 
-interface UserRow {
+/** A `backoffice_user` row (`u.*`) with its group aliases, as {@link USER_COLUMNS} selects it. */
+export interface UserRow {
   id: string;
   username: string;
   normalized_username: string;
@@ -85,7 +89,12 @@ function aliases(value: string[] | string): string[] {
   return inner ? inner.split(',').map((a) => a.replace(/^"|"$/g, '')) : [];
 }
 
-function fromRow(row: UserRow): BackOfficeUser {
+/** The select list of a user with its group aliases (`u` is `backoffice_user`), mapped by {@link userFromRow}. */
+export const USER_COLUMNS = `u.*, ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
+                          WHERE ug.user_id = u.id ORDER BY g.alias) AS group_aliases`;
+
+/** Maps a row of {@link USER_COLUMNS} by hand (no entity hydration on the hot paths). */
+export function userFromRow(row: UserRow): BackOfficeUser {
   return {
     id: row.id,
     username: row.username,
@@ -176,6 +185,7 @@ export class TypeOrmBackOfficeUserStore
     UserRecoveryCodeStore,
     UserImportStore,
     UserPasskeyStore,
+    UserLoginStore,
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
   private readonly manager: EntityManager;
@@ -267,15 +277,23 @@ export class TypeOrmBackOfficeUserStore
     const rows = await preparedQuery<UserRow>(
       this.manager,
       `backoffice_find_user_by_${column}`,
-      `SELECT u.*, ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
-                          WHERE ug.user_id = u.id ORDER BY g.alias) AS group_aliases
-       FROM backoffice_user u WHERE u.${column} = $1`,
+      `SELECT ${USER_COLUMNS} FROM backoffice_user u WHERE u.${column} = $1`,
       [value],
     );
-    return rows[0] ? fromRow(rows[0]) : null;
+    return rows[0] ? userFromRow(rows[0]) : null;
   }
 
   async updateProfile(userId: string, changes: BackOfficeUserProfileChanges, now: Date): Promise<void> {
+    const keys = Object.keys(changes);
+    if (keys.length === 1 && keys[0] === 'lastLoginAt') {
+      // Every successful sign-in: a prepared statement instead of the query builder.
+      await preparedQuery(this.manager, 'backoffice_record_login', `UPDATE backoffice_user SET last_login_at = $2, updated_at = $3 WHERE id = $1`, [
+        userId,
+        changes.lastLoginAt,
+        now,
+      ]);
+      return;
+    }
     try {
       await this.users.update({ id: userId }, { ...changes, updatedAt: now });
     } catch (error) {
@@ -541,6 +559,43 @@ export class TypeOrmBackOfficeUserStore
       [challengeHash, purpose, userId, now],
     );
     return returned(rows).length === 1;
+  }
+
+  async addLogin(userId: string, login: Omit<BackOfficeUserLogin, 'createdAt'>, now: Date): Promise<void> {
+    try {
+      await this.manager.query(
+        `INSERT INTO backoffice_user_login (user_id, provider, provider_key, display_name, created_at) VALUES ($1, $2, $3, $4, $5)`,
+        [userId, login.provider, login.providerKey, login.displayName, now],
+      );
+    } catch (error) {
+      const code = (error as { driverError?: { code?: string } }).driverError?.code;
+      if (error instanceof QueryFailedError && code === '23505') throw new BackOfficeDuplicateLoginError();
+      throw error;
+    }
+  }
+
+  async removeLogin(userId: string, provider: string, keepAtLeast = 0): Promise<boolean> {
+    // The user's logins are locked first, so two concurrent removals cannot both pass the count.
+    const rows = await this.manager.query(
+      `WITH locked AS (SELECT id FROM backoffice_user_login WHERE user_id = $1 FOR UPDATE)
+       DELETE FROM backoffice_user_login WHERE user_id = $1 AND provider = $2 AND (SELECT count(*) FROM locked) > $3::int RETURNING id`,
+      [userId, provider, keepAtLeast],
+    );
+    return (Array.isArray(rows[0]) ? rows[0] : rows).length > 0;
+  }
+
+  async getLogins(userId: string): Promise<BackOfficeUserLogin[]> {
+    if (!isUuid(userId)) return [];
+    const rows: Array<{ provider: string; provider_key: string; display_name: string; created_at: Date }> = await this.manager.query(
+      `SELECT provider, provider_key, display_name, created_at FROM backoffice_user_login WHERE user_id = $1 ORDER BY created_at, provider`,
+      [userId],
+    );
+    return rows.map((r) => ({ provider: r.provider, providerKey: r.provider_key, displayName: r.display_name, createdAt: r.created_at }));
+  }
+
+  async findUserIdByLogin(provider: string, providerKey: string): Promise<string | null> {
+    const rows = await this.manager.query(`SELECT user_id FROM backoffice_user_login WHERE provider = $1 AND provider_key = $2`, [provider, providerKey]);
+    return rows[0]?.user_id ?? null;
   }
 
   async listGroups(): Promise<BackOfficeGroup[]> {

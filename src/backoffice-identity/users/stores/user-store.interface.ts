@@ -202,6 +202,40 @@ export interface UserGroupStore {
   withGroupLock<T>(alias: string, work: (store: BackOfficeUserStore & UserGroupStore) => Promise<T>): Promise<T>;
 }
 
+/** One external login of a user (ASP.NET Identity's `UserLoginInfo`). */
+export interface BackOfficeUserLogin {
+  /** The provider's `name` in `externalLogins`, e.g. `oidc`. */
+  provider: string;
+  /** The user's stable key at the provider (the OpenID Connect `sub`). */
+  providerKey: string;
+  /** The provider's display name when the login was added. */
+  displayName: string;
+  createdAt: Date;
+}
+
+/** Thrown by {@link UserLoginStore.addLogin} when the provider key (or the user's login of that provider) exists. */
+export class BackOfficeDuplicateLoginError extends Error {
+  constructor() {
+    super('duplicate login');
+    this.name = 'BackOfficeDuplicateLoginError';
+  }
+}
+
+/** External logins (like ASP.NET Identity's `IUserLoginStore`): provider + key, unique; one login per provider and user. */
+export interface UserLoginStore {
+  /** @throws BackOfficeDuplicateLoginError when provider + key is linked already, or the user has a login of that provider. */
+  addLogin(userId: string, login: Omit<BackOfficeUserLogin, 'createdAt'>, now: Date): Promise<void>;
+  /**
+   * Removes the user's login of `provider`, only while the user keeps more than `keepAtLeast` logins before the
+   * removal (checked atomically); true when one was removed.
+   */
+  removeLogin(userId: string, provider: string, keepAtLeast?: number): Promise<boolean>;
+  /** The user's logins, oldest first. */
+  getLogins(userId: string): Promise<BackOfficeUserLogin[]>;
+  /** The user id that owns provider + key, or null. */
+  findUserIdByLogin(provider: string, providerKey: string): Promise<string | null>;
+}
+
 export interface BackOfficeUserQuery {
   skip: number;
   take: number;
@@ -240,5 +274,6 @@ export const isUserRecoveryCodeStore = (s: object): s is UserRecoveryCodeStore =
 export const isUserPasskeyStore = (s: object): s is UserPasskeyStore =>
   has(s, 'listPasskeys', 'findPasskeyByCredentialId', 'addPasskey', 'renamePasskey', 'removePasskey', 'recordPasskeyUse', 'createPasskeyChallenge', 'consumePasskeyChallenge');
 export const isUserGroupStore = (s: object): s is UserGroupStore => has(s, 'listGroups', 'setGroups', 'countApprovedInGroup', 'withGroupLock');
+export const isUserLoginStore = (s: object): s is UserLoginStore => has(s, 'addLogin', 'removeLogin', 'getLogins', 'findUserIdByLogin');
 export const isUserQueryStore = (s: object): s is UserQueryStore => has(s, 'list');
 export const isTransactionalUserStore = (s: object): s is TransactionalUserStore => has(s, 'transaction');

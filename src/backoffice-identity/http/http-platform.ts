@@ -1,0 +1,121 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { parseCookie, stringifySetCookie } from 'cookie';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+
+/**
+ * The request of either Nest HTTP platform: Express's `Request` (a Node `IncomingMessage`) or Fastify's
+ * `FastifyRequest` (which wraps one as `raw`). Both carry these fields, so the module reads only these.
+ */
+export interface BackOfficeHttpRequest {
+  headers: IncomingHttpHeaders;
+  method?: string;
+  body?: unknown;
+  /** The client address as the platform resolves it (honours Express `trust proxy` / Fastify `trustProxy`). */
+  ip?: string;
+  url?: string;
+  /** Fastify only: the Node request. */
+  raw?: IncomingMessage;
+  /** Express (and middleware under Fastify): the URL before routing rewrote it. */
+  originalUrl?: string;
+  socket?: { remoteAddress?: string };
+}
+
+/** The response of either platform (Express `Response`, Fastify `FastifyReply`): opaque, written through {@link BackOfficeHttpPlatform}. */
+export type BackOfficeHttpResponse = object;
+
+/** Attributes of the module's cookies (always `SameSite=Strict`, path `/`). */
+export interface BackOfficeCookieAttributes {
+  httpOnly: boolean;
+  secure: boolean;
+  /** Lifetime in seconds; 0 expires the cookie now; omitted: a browser-session cookie. */
+  maxAgeSeconds?: number;
+  /** Default `/`. */
+  path?: string;
+  /** Default `strict`; `lax` only for a cookie that must come back on a top-level navigation from another site. */
+  sameSite?: 'strict' | 'lax';
+}
+
+/** Cookie headers longer than this are not parsed (no cookie of ours is anywhere near it). */
+const MAX_COOKIE_HEADER = 16_384;
+const parsedCookies = new WeakMap<object, Record<string, string | undefined>>();
+
+/** RFC 6265 allows a cookie value in double quotes; a value that is not valid percent-encoding is dropped. */
+function decodeCookieValue(value: string): string | undefined {
+  const unquoted = value.length > 1 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+  try {
+    return decodeURIComponent(unquoted);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The value of a request header, or undefined (a repeated header that Node keeps as a list counts as absent). */
+export function requestHeader(request: BackOfficeHttpRequest, name: string): string | undefined {
+  const value = request.headers[name.toLowerCase()];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The cookies of a request, parsed once (with the `cookie` package; the first value of a name wins). */
+export function requestCookies(request: BackOfficeHttpRequest): Record<string, string | undefined> {
+  const cached = parsedCookies.get(request);
+  if (cached) return cached;
+  const header = requestHeader(request, 'cookie');
+  const cookies = header !== undefined && header.length <= MAX_COOKIE_HEADER ? parseCookie(header, { decode: decodeCookieValue }) : {};
+  parsedCookies.set(request, cookies);
+  return cookies;
+}
+
+/** The request path without the query string, as the client sent it. */
+export function requestPath(request: BackOfficeHttpRequest): string {
+  const node = request.raw ?? request;
+  const url = (node as BackOfficeHttpRequest).originalUrl ?? node.url ?? '';
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/** A `Set-Cookie` value (`SameSite=Strict` and `Path=/` unless the attributes say otherwise). */
+export function serializeCookie(name: string, value: string, attrs: BackOfficeCookieAttributes): string {
+  return stringifySetCookie(name, value, {
+    path: attrs.path ?? '/',
+    sameSite: attrs.sameSite ?? 'strict',
+    httpOnly: attrs.httpOnly,
+    secure: attrs.secure,
+    ...(attrs.maxAgeSeconds === undefined ? {} : { maxAge: Math.max(0, Math.floor(attrs.maxAgeSeconds)) }),
+    ...(attrs.maxAgeSeconds === 0 ? { expires: new Date(0) } : {}),
+  });
+}
+
+/**
+ * The one place that knows there is more than one HTTP platform: writes responses (status, headers, cookies,
+ * JSON bodies) through the application's Nest HTTP adapter, so Express and Fastify behave alike. Requests
+ * are read through their common fields (see {@link BackOfficeHttpRequest}).
+ */
+@Injectable()
+export class BackOfficeHttpPlatform {
+  constructor(@Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost) {}
+
+  private get adapter() {
+    const adapter = this.adapterHost.httpAdapter;
+    if (!adapter) throw new Error('BackOfficeHttpPlatform: the application has no HTTP adapter');
+    return adapter;
+  }
+
+  /** Adds a `Set-Cookie` header, keeping the ones already set. */
+  setCookie(response: BackOfficeHttpResponse, name: string, value: string, attrs: BackOfficeCookieAttributes): void {
+    this.adapter.appendHeader(response, 'Set-Cookie', serializeCookie(name, value, attrs));
+  }
+
+  setHeader(response: BackOfficeHttpResponse, name: string, value: string): void {
+    this.adapter.setHeader(response, name, value);
+  }
+
+  headersSent(response: BackOfficeHttpResponse): boolean {
+    return Boolean(this.adapter.isHeadersSent(response));
+  }
+
+  /** Sends `body` as JSON with `status`. */
+  sendJson(response: BackOfficeHttpResponse, status: number, body: object): void {
+    this.adapter.reply(response, body, status);
+  }
+}

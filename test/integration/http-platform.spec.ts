@@ -1,0 +1,135 @@
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { expectClientError } from '../support/bad-input.js';
+import { createIdentityApp, httpPlatform, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
+
+/** `name=value; A; B=c` → name, value and the attributes in a canonical order (for exact comparisons). */
+function parseSetCookie(header: string): { name: string; value: string; attributes: string[] } {
+  const [pair, ...attributes] = header.split(';').map((part) => part.trim());
+  const eq = pair.indexOf('=');
+  return { name: pair.slice(0, eq), value: pair.slice(eq + 1), attributes: attributes.map((a) => a.replace(/=.*/, (v) => (/^=\d+$/.test(v) ? '=<n>' : v))).sort() };
+}
+
+const cookieNamed = (result: HttpResult, name: string) => {
+  const header = result.setCookies.find((c) => c.startsWith(`${name}=`));
+  expect(header, `Set-Cookie ${name}`).toBeDefined();
+  return parseSetCookie(header!);
+};
+
+/**
+ * The same expectations on both platforms (the Vitest projects `postgres` / `pglite` run Express, `fastify`
+ * runs Fastify): the answers of the module do not depend on the platform the host picked.
+ */
+describe(`HTTP platform: ${httpPlatform()}`, () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const newUser = userFactory(() => ctx, 'platform-');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 2, durationMinutes: 5 } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('the app really runs on the platform of the project', () => {
+    expect(ctx.app.getHttpAdapter().getType()).toBe(httpPlatform());
+  });
+
+  it('login sets the session and XSRF cookies with the same attributes; logout expires both', async () => {
+    const user = await newUser();
+    const http = new HttpClient(ctx.url);
+    const login = await http.login(user.email, TEST_PASSWORD);
+    expect(login.status).toBe(200);
+    expect(login.setCookies).toHaveLength(2);
+    const session = cookieNamed(login, 'backoffice_session');
+    const xsrf = cookieNamed(login, 'XSRF-TOKEN');
+    expect(session.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(session.attributes).toEqual(['HttpOnly', 'Max-Age=<n>', 'Path=/', 'SameSite=Strict', 'Secure']);
+    expect(xsrf.attributes).toEqual(['Max-Age=<n>', 'Path=/', 'SameSite=Strict', 'Secure']);
+    expect(login.headers.get('content-type')).toMatch(/^application\/json/);
+
+    const logout = await http.post('/auth/logout');
+    expect(logout.status).toBe(200);
+    for (const name of ['backoffice_session', 'XSRF-TOKEN']) {
+      const cleared = cookieNamed(logout, name);
+      expect(cleared.value).toBe('');
+      expect(cleared.attributes).toContain('Max-Age=<n>');
+      expect(logout.setCookies.find((c) => c.startsWith(`${name}=`))).toMatch(/Max-Age=0; .*Expires=Thu, 01 Jan 1970 00:00:00 GMT/);
+    }
+    expectClientError(await http.get('/auth/me'), 401);
+  });
+
+  it('the session cookie is read with the `cookie` parser: quoted values, other cookies, first value wins', async () => {
+    const user = await newUser();
+    const http = new HttpClient(ctx.url);
+    await http.login(user.email, TEST_PASSWORD);
+    const token = http.cookies.get('backoffice_session')!;
+    const me = (cookie: string) => new HttpClient(ctx.url).get('/auth/me', { headers: { cookie } });
+    expect((await me(`a=1; backoffice_session="${token}"; b=%20`)).status).toBe(200);
+    expect((await me(`backoffice_session=${token}; backoffice_session=other`)).status).toBe(200);
+    expect((await me(`backoffice_session=other; backoffice_session=${token}`)).status).toBe(401);
+  });
+
+  it('ASVS 4.2.2: the XSRF double submit is checked the same way (header and cookie both required)', async () => {
+    const user = await newUser();
+    const http = new HttpClient(ctx.url);
+    await http.login(user.email, TEST_PASSWORD);
+    const xsrf = http.cookies.get('XSRF-TOKEN')!;
+    const withoutHeader = await http.post('/auth/logout', undefined, { xsrf: false });
+    expectClientError(withoutHeader, 403);
+    expect(withoutHeader.body.code).toBe('xsrf_failed');
+    const headerOnly = await http.post('/auth/logout', undefined, {
+      headers: { cookie: `backoffice_session=${http.cookies.get('backoffice_session')}`, 'x-xsrf-token': xsrf },
+    });
+    expect(headerOnly.body.code).toBe('xsrf_failed');
+    expect((await http.post('/auth/logout')).status).toBe(200);
+  });
+
+  it('body rules give the same status, code and message on both platforms', async () => {
+    const login = (raw: string | Buffer, contentType = 'application/json') =>
+      new HttpClient(ctx.url).request('POST', '/auth/login', { raw, contentType });
+    const cases: Array<[string, HttpResult, number, string]> = [
+      ['malformed JSON', await login('{"username":'), 400, 'malformed_json'],
+      ['JSON null', await login('null'), 400, 'malformed_json'],
+      ['JSON array', await login('[1]'), 400, 'malformed_json'],
+      ['JSON string', await login('"text"'), 400, 'malformed_json'],
+      ['1 MB body', await login(JSON.stringify({ username: 'x'.repeat(1024 * 1024), password: 'p' })), 413, 'payload_too_large'],
+      ['form post', await login('username=a&password=b', 'application/x-www-form-urlencoded'), 415, 'unsupported_media_type'],
+      ['text/plain', await login('{"username":"a","password":"b"}', 'text/plain'), 415, 'unsupported_media_type'],
+      ['invalid UTF-8', await login(Buffer.concat([Buffer.from('{"username":"'), Buffer.from([0xff, 0xfe]), Buffer.from('","password":"p"}')])), 400, 'validation_failed'],
+    ];
+    for (const [name, result, status, code] of cases) {
+      expectClientError(result, status);
+      expect(result.body.code, name).toBe(code);
+    }
+    expect(cases.find(([name]) => name === 'malformed JSON')![1].body.message).toBe('The request body must be a JSON object.');
+    expect(cases.find(([name]) => name === 'text/plain')![1].body.message).toBe('Send the body as application/json.');
+    expect(cases.find(([name]) => name === 'invalid UTF-8')![1].body.errors[0]).toMatchObject({ field: 'username', code: 'invalid_characters' });
+  });
+
+  it('a locked account: 423 with the Retry-After header set through the platform', async () => {
+    const user = await newUser();
+    for (let i = 0; i < 2; i++) await new HttpClient(ctx.url).login(user.email, 'wrong password');
+    const locked = await new HttpClient(ctx.url).login(user.email, TEST_PASSWORD);
+    expectClientError(locked, 423);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+
+  it('the request context (IP, user agent) survives body parsing: the login session records both', async () => {
+    const user = await newUser();
+    const http = new HttpClient(ctx.url);
+    const login = await http.request('POST', '/auth/login', { body: { username: user.email, password: TEST_PASSWORD }, headers: { 'user-agent': 'platform-agent/1.0' } });
+    expect(login.status).toBe(200);
+    const sessions = await http.get('/auth/sessions');
+    expect(sessions.body).toEqual([expect.objectContaining({ ip: '127.0.0.1', userAgent: 'platform-agent/1.0', current: true })]);
+  });
+
+  it('unknown routes under the prefix: the module\'s 404 shape', async () => {
+    const result = await new HttpClient(ctx.url).get('/backoffice/nothing-here');
+    expectClientError(result, 404);
+    expect(result.body.code).toBe('not_found');
+  });
+});

@@ -1,0 +1,150 @@
+import { Injectable } from '@nestjs/common';
+import pg from 'pg';
+import { BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
+
+/** Every SQL statement any `pg` client of this process sends while `work` runs (the app's pool included). */
+async function statementsDuring(work: () => Promise<unknown>): Promise<string[]> {
+  const statements: string[] = [];
+  const original = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const config = args[0] as string | { text?: string };
+    statements.push((typeof config === 'string' ? config : (config?.text ?? '')).replace(/\s+/g, ' ').trim());
+    return (original as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof original;
+  try {
+    await work();
+  } finally {
+    pg.Client.prototype.query = original;
+  }
+  return statements;
+}
+
+const verb = (sql: string) => sql.split(' ').slice(0, 3).join(' ');
+
+describe('Database round trips of an authenticated request and of a login', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const newUser = userFactory(() => ctx, 'trips-');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  const drain = () => ctx.app.get(BackOfficeBackgroundTasks).drain();
+
+  it('GET /auth/me is one prepared statement that reads session, user and groups together', async () => {
+    const user = await newUser({ groups: ['editor'] });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    await drain();
+    let me: HttpResult | undefined;
+    const statements = await statementsDuring(async () => {
+      me = await http.get('/auth/me');
+    });
+    expect(me?.status).toBe(200);
+    expect(me?.body.groups).toEqual(['editor']);
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatch(/FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = \$1/);
+  });
+
+  it('the throttled last-seen write runs after the response, and sliding still works', async () => {
+    const user = await newUser();
+    const http = new HttpClient(ctx.url);
+    await http.login(user.email, TEST_PASSWORD);
+    await drain();
+    ctx.clock.advance(2 * 60_000);
+    let status = 0;
+    const before = await statementsDuring(async () => {
+      status = (await http.get('/auth/me')).status;
+    });
+    const after = await statementsDuring(drain);
+    expect(status).toBe(200);
+    expect(before.filter((s) => s.startsWith('UPDATE')).length + after.filter((s) => s.startsWith('UPDATE')).length).toBe(1);
+    expect([...before, ...after].filter((s) => s.startsWith('SELECT'))).toHaveLength(1);
+    // the idle window (20 min by default) slid: 19 more minutes are fine
+    ctx.clock.advance(19 * 60_000);
+    expect((await http.get('/auth/me')).status).toBe(200);
+    ctx.clock.advance(-21 * 60_000);
+  });
+
+  it('ASVS 3.3.1: no cache: a revoked session, a new security stamp and a disabled user fail on the very next request', async () => {
+    const user = await newUser();
+    const a = new HttpClient(ctx.url);
+    const b = new HttpClient(ctx.url);
+    await a.login(user.email, TEST_PASSWORD);
+    await b.login(user.email, TEST_PASSWORD);
+    expect((await a.get('/auth/me')).status).toBe(200);
+    const sessionOfB = (await b.get('/auth/sessions')).body.find((s: { current: boolean }) => s.current).id;
+    expect((await a.delete(`/auth/sessions/${sessionOfB}`)).status).toBe(204);
+    expect((await b.get('/auth/me')).status).toBe(401);
+
+    expect((await a.get('/auth/me')).status).toBe(200);
+    await ctx.userManager.updateSecurityStamp((await ctx.userManager.findById(user.id))!);
+    expect((await a.get('/auth/me')).status).toBe(401);
+
+    const c = new HttpClient(ctx.url);
+    await c.login(user.email, TEST_PASSWORD);
+    expect((await c.get('/auth/me')).status).toBe(200);
+    await ctx.userManager.setApproved((await ctx.userManager.findById(user.id))!, false);
+    expect((await c.get('/auth/me')).status).toBe(401);
+  });
+
+  it('a successful login: prepared statements only (no transaction, no query builder), audit entry written before the answer', async () => {
+    const user = await newUser();
+    let status = 0;
+    const statements = await statementsDuring(async () => {
+      status = (await new HttpClient(ctx.url).login(user.email, TEST_PASSWORD)).status;
+    });
+    expect(status).toBe(200);
+    expect(statements.map(verb)).toEqual([
+      'SELECT u.*, ARRAY(SELECT', // the user by name
+      'SELECT u.*, ARRAY(SELECT', // again after the hash check: a lock that began meanwhile still refuses
+      'UPDATE backoffice_user SET', // last login
+      'INSERT INTO backoffice_audit_entry', // backoffice.user.login.success, before the response
+      'INSERT INTO backoffice_session', // the session
+    ]);
+    expect(statements.join('\n')).not.toMatch(/START TRANSACTION|BEGIN|COMMIT/);
+  });
+});
+
+@Injectable()
+class CountingManager extends BackOfficeUserManager {
+  static lookups = 0;
+  override async findById(id: string): Promise<BackOfficeUser | null> {
+    CountingManager.lookups++;
+    return super.findById(id);
+  }
+}
+
+describe('A user manager that overrides findById', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, userManager: CountingManager } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('is still asked for the user of every authenticated request (the session query then reads the session only)', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'counted@example.com', name: 'C', password: TEST_PASSWORD })).value!;
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    const before = CountingManager.lookups;
+    const statements = await statementsDuring(async () => expect((await http.get('/auth/me')).status).toBe(200));
+    expect(CountingManager.lookups).toBe(before + 1);
+    expect(statements).toHaveLength(2);
+    expect(statements[0]).not.toMatch(/JOIN backoffice_user/);
+  });
+});
