@@ -13,6 +13,8 @@ export interface PruneResult {
   twoFactorChallenges: number;
   sessions: number;
   tokens: number;
+  /** API bearer tokens expired for more than a day. */
+  accessTokens: number;
 }
 
 /**
@@ -60,6 +62,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
       twoFactorChallenges: await count(`DELETE FROM backoffice_two_factor_challenge WHERE expires_at < $1`, [weekAgo]),
       sessions: await count(`DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]),
       tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
+      accessTokens: await count(`DELETE FROM backoffice_access_token WHERE expires_at < $1`, [dayAgo]),
     };
   }
 }

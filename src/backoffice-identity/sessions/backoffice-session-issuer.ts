@@ -18,9 +18,9 @@ export class BackOfficeSessionIssuer {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
 
-  async issue(user: BackOfficeUser, response: BackOfficeHttpResponse): Promise<BackOfficeUserDto> {
+  async issue(user: BackOfficeUser, response: BackOfficeHttpResponse, kind: { twoFactorSetupOnly?: boolean } = {}): Promise<BackOfficeUserDto> {
     const context = BackOfficeRequestContextStore.current();
-    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent });
+    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, kind);
     if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeAll(user.id, session.id);
     this.cookies.set(response, token);
     return toBackOfficeUserDto(user, this.clock.now());
