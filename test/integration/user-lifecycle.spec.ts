@@ -54,8 +54,12 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
     const user = await make({ groups: ['editor'] });
     const http = await signIn(user.email);
     const newEmail = `changed-${user.id.slice(0, 8)}@example.com`;
-    expectClientError(await http.post('/auth/me/email', { newEmail, password: 'wrong password entirely' }), 401);
-    const res = await http.post('/auth/me/email', { newEmail, password: TEST_PASSWORD });
+    ctx.clock.advance(6 * 60_000); // step-up: the sign-in is no longer recent (OWASP ASVS 4.0 3.7.1)
+    const stale = await http.post('/auth/me/email', { newEmail });
+    expectClientError(stale, 401);
+    expect(stale.body.code).toBe('reauthentication_required');
+    expect((await http.post('/auth/reauthenticate', { password: TEST_PASSWORD })).status).toBe(200);
+    const res = await http.post('/auth/me/email', { newEmail });
     expect(res.status, res.text).toBe(202);
     const confirm = await smtp.waitFor(newEmail);
     const notice = await smtp.waitFor(user.email);
@@ -83,16 +87,16 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
     const other = await make({ groups: ['editor'] });
     const http = await signIn(user.email);
     const before = smtp.messages.length;
-    expect((await http.post('/auth/me/email', { newEmail: other.email.toUpperCase(), password: TEST_PASSWORD })).status).toBe(202);
+    expect((await http.post('/auth/me/email', { newEmail: other.email.toUpperCase() })).status).toBe(202);
     await new Promise((r) => setTimeout(r, 200));
     expect(smtp.messages.length).toBe(before);
     for (const newEmail of ['not-an-email', '', 'a'.repeat(300) + '@example.com', user.email]) {
-      expectClientError(await http.post('/auth/me/email', { newEmail, password: TEST_PASSWORD }), 400);
+      expectClientError(await http.post('/auth/me/email', { newEmail }), 400);
     }
-    await expectBadBodiesRefused(http, 'POST', '/auth/me/email', ['newEmail', 'password']);
+    await expectBadBodiesRefused(http, 'POST', '/auth/me/email', ['newEmail']);
     await expectBadBodiesRefused(new HttpClient(ctx.url), 'POST', '/auth/me/email/confirm', ['userId', 'token']);
     const target = `late-${user.id.slice(0, 8)}@example.com`;
-    expect((await http.post('/auth/me/email', { newEmail: target, password: TEST_PASSWORD })).status).toBe(202);
+    expect((await http.post('/auth/me/email', { newEmail: target })).status).toBe(202);
     const { userId, token } = linkParams((await smtp.waitFor(target)).text!, 'confirm-email');
     ctx.clock.advance(25 * 3_600_000);
     expectClientError(await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId, token }), 400);
@@ -122,6 +126,12 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
   it('force password reset: the password stops working, sessions end, the emailed link sets a new one', async () => {
     const user = await make({ groups: ['editor'] });
     const http = await signIn(user.email);
+    ctx.clock.advance(6 * 60_000);
+    const stale = await admin.post(`/users/${user.id}/force-password-reset`);
+    expectClientError(stale, 401);
+    expect(stale.body.code).toBe('reauthentication_required');
+    expect((await admin.post('/auth/reauthenticate', { password: TEST_PASSWORD })).status).toBe(200);
+    expect((await http.get('/auth/me')).status).toBe(200);
     const res = await admin.post(`/users/${user.id}/force-password-reset`);
     expect(res.status, res.text).toBe(200);
     expectClientError(await http.get('/auth/me'), 401);
@@ -159,6 +169,7 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
   it('delete: not oneself, not the last admin; sessions end; the audit trail keeps the id', async () => {
     const user = await make({ groups: ['editor'] });
     const http = await signIn(user.email);
+    expect((await admin.post('/auth/reauthenticate', { password: TEST_PASSWORD })).status).toBe(200);
     const res = await admin.delete(`/users/${user.id}`);
     expect(res.status, res.text).toBe(204);
     expect(await ctx.userManager.findById(user.id)).toBeNull();

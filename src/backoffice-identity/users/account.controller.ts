@@ -2,15 +2,13 @@ import { Body, Controller, HttpCode, Inject, Post, Put, Req, UseGuards, UsePipes
 import { ApiAcceptedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse, UserResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
-import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BACKOFFICE_CLOCK } from '../constants.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
-import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { ConfirmEmailChangeDto, RequestEmailChangeDto, UpdateOwnProfileDto } from './account.dto.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from './backoffice-user.js';
-import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.service.js';
 
 /** The signed-in user's own profile: name, and email change with confirmation. */
@@ -20,7 +18,6 @@ import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.serv
 export class AccountController {
   constructor(
     @Inject(BackOfficeUserLifecycleService) private readonly lifecycle: BackOfficeUserLifecycleService,
-    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
 
@@ -40,17 +37,13 @@ export class AccountController {
   @Post('email')
   @HttpCode(202)
   @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
   @ApiAcceptedResponse({ description: 'A confirmation link went to the new address and a notice to the old one (the same answer when the address is taken)' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad or unchanged email)' })
-  @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated, or invalid_credentials (wrong password, counts toward lockout)' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated, or reauthentication_required (POST /auth/reauthenticate first)' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
   async requestEmailChange(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: RequestEmailChangeDto): Promise<{ status: 'pending' }> {
-    const { user } = request.backOffice;
-    if (!(await this.userManager.checkPassword(user, body.password))) {
-      await this.userManager.accessFailed(user);
-      throw new BackOfficeHttpError(401, 'invalid_credentials', 'The password is incorrect.');
-    }
-    await this.lifecycle.requestEmailChange(user, body.newEmail);
+    await this.lifecycle.requestEmailChange(request.backOffice.user, body.newEmail);
     return { status: 'pending' };
   }
 

@@ -14,11 +14,6 @@ export class RequestEmailChangeDto {
   @IsString()
   @MaxLength(256)
   newEmail!: string;
-
-  @ApiProperty({ description: 'The current password (re-authentication)', maxLength: 1024 })
-  @IsString()
-  @MaxLength(1024)
-  password!: string;
 }
 
 export class ConfirmEmailChangeDto {

@@ -198,6 +198,7 @@ export class UsersController {
 
   @Delete(':id')
   @HttpCode(204)
+  @RequiresRecentSignIn()
   @ApiNoContentResponse({ description: 'Deleted; sessions, tokens and memberships went with it; the audit trail keeps the id' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'cannot_delete_self or last_admin' })
@@ -209,6 +210,7 @@ export class UsersController {
 
   @Post(':id/force-password-reset')
   @HttpCode(200)
+  @RequiresRecentSignIn()
   @ApiOkResponse({ type: UserResponse, description: 'The password no longer works, every session ended, a reset link was emailed' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_applicable: API users and invited users have no password' })
