@@ -16,7 +16,7 @@ import {
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { isUuid } from '../users/stores/typeorm-user-store.js';
+import { aliases, isUuid } from '../users/stores/typeorm-user-store.js';
 
 /** Client ids: `boc_` + 144 random bits. Secrets: `bocs_` + 256 random bits. Tokens: `boat_` + 256 random bits. */
 const CLIENT_ID_SHAPE = /^boc_[A-Za-z0-9_-]{24}$/;
@@ -116,7 +116,7 @@ export class BackOfficeApiUserService {
       id: r.id,
       name: r.name,
       clientId: r.client_id,
-      groups: Array.isArray(r.groups) ? r.groups : String(r.groups).replace(/^\{|\}$/g, '').split(',').filter(Boolean),
+      groups: aliases(r.groups),
       disabled: !r.is_approved,
       createdAt: new Date(r.created_at).toISOString(),
       secretRotatedAt: r.rotated_at ? new Date(r.rotated_at).toISOString() : null,

@@ -16,6 +16,7 @@ import {
 import { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import { ADMIN_GROUP_ALIAS, BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { aliases } from '../users/stores/typeorm-user-store.js';
 
 /** A group as the API shows it. */
 export interface BackOfficeGroupView {
@@ -44,9 +45,7 @@ interface GroupRow {
 const SELECT_GROUP = `SELECT g.id, g.alias, g.name, g.permissions, g.require_two_factor, g.created_at, g.updated_at,
   (SELECT count(*) FROM backoffice_user_group ug WHERE ug.group_id = g.id) AS member_count FROM backoffice_group g`;
 
-/** `pg` parses text[]; other drivers may hand back `{a,b}`. */
-const textArray = (value: string[] | string): string[] =>
-  Array.isArray(value) ? value : value.replace(/^\{|\}$/g, '').split(',').filter(Boolean).map((v) => v.replace(/^"|"$/g, ''));
+const textArray = aliases;
 
 type Change = BackOfficeGroupChange['changes'];
 

@@ -83,7 +83,7 @@ export interface UserRow {
 }
 
 /** Postgres arrays arrive parsed from `pg`; a driver that hands back `{a,b}` text is parsed here. */
-function aliases(value: string[] | string): string[] {
+export function aliases(value: string[] | string): string[] {
   if (Array.isArray(value)) return value;
   const inner = value.replace(/^\{|\}$/g, '');
   return inner ? inner.split(',').map((a) => a.replace(/^"|"$/g, '')) : [];
