@@ -19,6 +19,9 @@ export class CreateApiUserDto {
 }
 
 export class RotateSecretDto {
+  /** The body may be left out (no overlap). */
+  static readonly optionalBody = true;
+
   @ApiPropertyOptional({ default: 0, minimum: 0, description: 'Minutes the previous secret keeps working (0: it stops now)' })
   @IsOptional()
   @Type(() => Number)

@@ -84,6 +84,8 @@ export class BackOfficeValidationPipe extends ValidationPipe {
     }
     // Express's JSON parser refuses a body that is not an object or array; Fastify's parses `null` or `"text"`.
     // Both answer 400 `malformed_json` for any body that is not an object.
+    // A body whose fields are all optional (e.g. disable's `{ reason?, until? }`) may be left out entirely.
+    if (metadata.type === 'body' && value === undefined && (metadata.metatype as { optionalBody?: boolean } | undefined)?.optionalBody) value = {};
     if (metadata.type === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) throw BackOfficeHttpError.malformedJson();
     const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
     if (invalid.length > 0) {

@@ -44,6 +44,9 @@ export class AdminUpdateUserDto {
 }
 
 export class DisableUserDto {
+  /** The body may be left out (no reason, no end). */
+  static readonly optionalBody = true;
+
   @ApiPropertyOptional({ maxLength: 500, description: 'Why (kept for admins, in the audit trail)' })
   @IsOptional()
   @IsString()
