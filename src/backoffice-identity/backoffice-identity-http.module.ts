@@ -10,6 +10,12 @@ import { TokenController } from './api-users/token.controller.js';
 import { AccountController } from './users/account.controller.js';
 import { TwoFactorController } from './two-factor/two-factor.controller.js';
 import { BackOfficeUiController } from './ui/ui.controller.js';
+import { PasskeySignInController } from './passkeys/passkey-sign-in.controller.js';
+import { PasskeysController } from './passkeys/passkeys.controller.js';
+import { PasskeysAdminController } from './passkeys/passkeys-admin.controller.js';
+import { PasskeyReauthenticationController } from './passkeys/passkey-reauthentication.controller.js';
+
+import { ExternalLoginController } from './external-logins/external-login.controller.js';
 
 /** The REST controllers and the sign-in screens; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
 @Module({
@@ -19,11 +25,16 @@ import { BackOfficeUiController } from './ui/ui.controller.js';
     InviteAcceptController,
     TwoFactorController,
     ApiUsersController,
+    PasskeySignInController,
+    PasskeysController,
+    PasskeysAdminController,
+    PasskeyReauthenticationController,
     UsersController,
     GroupsController,
     AuditController,
     TokenController,
     AccountController,
+    ExternalLoginController,
     BackOfficeUiController,
   ],
 })

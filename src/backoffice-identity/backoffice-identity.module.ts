@@ -28,9 +28,14 @@ import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './co
 import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
 import { BackOfficeUiTrailingSlash } from './ui/ui-trailing-slash.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
+import { BackOfficePasskeyCeremonies } from './passkeys/passkey-ceremonies.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
 import { NotificationPublisher } from './notifications/notification-publisher.service.js';
+import { BackOfficeExternalLoginProviders } from './external-logins/external-login-providers.service.js';
+import { BackOfficeExternalLoginService } from './external-logins/external-login.service.js';
+import { BackOfficeExternalLoginSessions } from './external-logins/external-login-sessions.service.js';
+import { BackOfficeExternalLoginStateService } from './external-logins/external-login-state.service.js';
 import type {
   BackOfficeIdentityModuleAsyncOptions,
   BackOfficeIdentityModuleOptions,
@@ -66,6 +71,11 @@ const SHARED_SERVICES = [
   BackOfficeGroupService,
   BackOfficeApiUserService,
   BackOfficeUserLifecycleService,
+  BackOfficePasskeyCeremonies,
+  BackOfficeExternalLoginProviders,
+  BackOfficeExternalLoginStateService,
+  BackOfficeExternalLoginSessions,
+  BackOfficeExternalLoginService,
 ];
 
 const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;

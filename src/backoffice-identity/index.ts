@@ -9,6 +9,7 @@ export type {
   BackOfficeIdentityOptions,
   BackOfficeIdentitySwaps,
   BackOfficeLockoutOptions,
+  BackOfficePasskeyOptions,
   BackOfficePasswordOptions,
   BackOfficeProviderSpec,
   BackOfficeRateLimitOptions,
@@ -152,3 +153,26 @@ export { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from
 export { BackOfficeMaintenanceService, type PruneResult } from './maintenance/backoffice-maintenance.service.js';
 export { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from './ui/ui-messages.js';
 export { BackOfficeUiAssets } from './ui/ui-assets.service.js';
+export {
+  BackOfficePasskeyCeremonies,
+  passkeyUserHandle,
+  type PasskeyAssertionResult,
+} from './passkeys/passkey-ceremonies.service.js';
+export { PasskeyTwoFactorProvider, PASSKEY_PROVIDER } from './passkeys/passkey-two-factor.provider.js';
+
+export type {
+  BackOfficeAutoLinkCandidate,
+  BackOfficeExternalLoginChanges,
+  BackOfficeExternalLoginClaims,
+  BackOfficeExternalLoginProviderOptions,
+  ExternalSignInAutoLinkOptions,
+  ResolvedExternalLoginProvider,
+} from './external-logins/external-login-options.js';
+export {
+  BackOfficeExternalLoginProviders,
+  type BackOfficeExternalLoginProvider,
+  type BackOfficeExternalLoginProviderDto,
+} from './external-logins/external-login-providers.service.js';
+export { BackOfficeExternalLoginService, ExternalLoginError, type ExternalLoginErrorCode } from './external-logins/external-login.service.js';
+export { BackOfficeExternalLoginSessions, type SealedExternalLogin } from './external-logins/external-login-sessions.service.js';
+export { BackOfficeExternalLoginStateService, type PendingExternalLogin } from './external-logins/external-login-state.service.js';

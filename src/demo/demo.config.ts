@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  type BackOfficeExternalLoginProviderOptions,
   type BackOfficeIdentityOptions,
   type BackOfficePasswordChecker,
   FallbackPasswordChecker,
@@ -34,10 +35,25 @@ export interface DemoConfig {
   lockoutMaxAttempts: number;
   rateLimitsEnabled: boolean;
   secureCookies: boolean;
-  /** Reserved for 2FA secrets at rest; not passed to the module yet. */
+  /** Encrypts 2FA secrets and kept ID tokens at rest. */
   encryptionKey?: string;
   /** LDAP sign-in through the password checker, when `LDAP_URL` is set (section 9 of the contract). */
   ldap?: LdapPasswordCheckerOptions;
+  /** The OpenID Connect provider `oidc` (contract section 6), when `OIDC_ISSUER` is set. */
+  oidc?: DemoOidcConfig;
+}
+
+/** `OIDC_*`: one OpenID Connect provider, named `oidc`. */
+export interface DemoOidcConfig {
+  issuer: string;
+  clientId: string;
+  clientSecret?: string;
+  displayName: string;
+  autoLink: boolean;
+  defaultGroups: string[];
+  groupsClaim?: string;
+  denyLocalLogin: boolean;
+  autoRedirect: boolean;
 }
 
 /** A bad environment: one message per wrong variable, each naming the variable. */
@@ -134,6 +150,25 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     fail('BACKOFFICE_ENCRYPTION_KEY', 'must be at least 32 characters (e.g. `openssl rand -base64 32`)', '***', undefined);
   }
 
+  let oidc: DemoOidcConfig | undefined;
+  const oidcIssuer = url('OIDC_ISSUER', ['http:', 'https:']);
+  if (oidcIssuer) {
+    const clientId = read('OIDC_CLIENT_ID');
+    if (!clientId) fail('OIDC_CLIENT_ID', 'must be set when OIDC_ISSUER is set (the client id registered at the provider)', '', undefined);
+    const groups = read('OIDC_DEFAULT_GROUPS') ?? 'editor';
+    oidc = {
+      issuer: oidcIssuer,
+      clientId: clientId ?? '',
+      clientSecret: env.OIDC_CLIENT_SECRET || undefined,
+      displayName: read('OIDC_DISPLAY_NAME') ?? 'Single sign-on',
+      autoLink: onOff('OIDC_AUTO_LINK', true),
+      defaultGroups: groups.split(',').map((g) => g.trim()).filter(Boolean),
+      groupsClaim: read('OIDC_GROUPS_CLAIM'),
+      denyLocalLogin: onOff('OIDC_DENY_LOCAL_LOGIN', false),
+      autoRedirect: onOff('OIDC_AUTO_REDIRECT', false),
+    };
+  }
+
   const config: DemoConfig = {
     port,
     httpPlatform,
@@ -151,11 +186,15 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     rateLimitsEnabled: onOff('BACKOFFICE_RATE_LIMITS', true),
     secureCookies: onOff('BACKOFFICE_SECURE_COOKIES', production),
     encryptionKey,
+    oidc,
   };
 
   config.ldap = readLdapConfig(read, url, onOff, fail);
 
   if (production) {
+    if (oidc?.clientSecret !== undefined && isPlaceholderSecret(oidc.clientSecret)) {
+      problems.push('OIDC_CLIENT_SECRET is a placeholder: NODE_ENV=production refuses it');
+    }
     if (adminPassword !== undefined && isPlaceholderSecret(adminPassword)) {
       problems.push('BACKOFFICE_ADMIN_PASSWORD is a placeholder: NODE_ENV=production refuses it (unset it to get a generated password printed once)');
     }
@@ -209,9 +248,23 @@ function readLdapConfig(
   };
 }
 
+/**
+ * Passkeys from `PUBLIC_URL`: the rp id is its host name and the one allowed origin is its origin. An IP
+ * address cannot be a WebAuthn rp id, and browsers allow plain http only on localhost: then passkeys are off.
+ */
+export function passkeyOptionsFrom(publicUrl: string): BackOfficeIdentityOptions['passkeys'] {
+  const url = new URL(publicUrl);
+  const host = url.hostname;
+  const isIp = /^\d+(\.\d+){3}$/.test(host) || host.startsWith('[');
+  const local = host === 'localhost' || host.endsWith('.localhost');
+  if (isIp || (url.protocol !== 'https:' && !local)) return undefined;
+  return { rpId: host, rpName: 'backoffice-identity demo', origins: [url.origin] };
+}
+
 /** Maps the demo's environment to the module's options. */
 export function identityOptionsFrom(config: DemoConfig): BackOfficeIdentityOptions {
   return {
+    passkeys: passkeyOptionsFrom(config.publicUrl),
     publicUrl: config.publicUrl,
     password: { hashCost: config.bcryptCost },
     lockout: { maxFailedAccessAttempts: config.lockoutMaxAttempts },
@@ -219,6 +272,22 @@ export function identityOptionsFrom(config: DemoConfig): BackOfficeIdentityOptio
     email: { smtpUrl: config.smtpUrl, pickupDirectory: config.mailPickupDir },
     rateLimits: { enabled: config.rateLimitsEnabled, redisUrl: config.redisUrl },
     twoFactor: { encryptionKey: config.encryptionKey, issuer: 'backoffice-identity demo' },
+    externalLogins: config.oidc ? [oidcProviderFrom(config.oidc)] : [],
+  };
+}
+
+/** The demo's provider `oidc`; its callback URL is `<PUBLIC_URL>/backoffice/auth/external/oidc/callback`. */
+function oidcProviderFrom(oidc: DemoOidcConfig): BackOfficeExternalLoginProviderOptions {
+  return {
+    name: 'oidc',
+    displayName: oidc.displayName,
+    issuer: oidc.issuer,
+    clientId: oidc.clientId,
+    clientSecret: oidc.clientSecret,
+    scopes: ['openid', 'email', 'profile', ...(oidc.groupsClaim ? [oidc.groupsClaim] : [])],
+    denyLocalLogin: oidc.denyLocalLogin,
+    autoRedirect: oidc.autoRedirect,
+    autoLink: { enabled: oidc.autoLink, defaultGroups: oidc.defaultGroups, groupsClaim: oidc.groupsClaim },
   };
 }
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { BackOfficeErrorDescriber } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
+import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
 import { httpPlatform } from '../support/identity-app.js';
 
 // The demo app as users run it: compiled by tsc, started with `node .../demo/main.js`, driven by env only.
@@ -18,6 +19,8 @@ const DEMO_ENV = [
   'PORT', 'HTTP_PLATFORM', 'DATABASE_URL', 'SMTP_URL', 'MAIL_PICKUP_DIR', 'PUBLIC_URL', 'REDIS_URL', 'NODE_ENV', 'BACKOFFICE_DATA_DIR',
   'BACKOFFICE_ADMIN_EMAIL', 'BACKOFFICE_ADMIN_PASSWORD', 'BACKOFFICE_BCRYPT_COST', 'BACKOFFICE_LOCKOUT_MAX_ATTEMPTS',
   'BACKOFFICE_RATE_LIMITS', 'BACKOFFICE_SECURE_COOKIES', 'BACKOFFICE_ENCRYPTION_KEY',
+  'OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_DISPLAY_NAME', 'OIDC_AUTO_LINK', 'OIDC_DEFAULT_GROUPS',
+  'OIDC_GROUPS_CLAIM', 'OIDC_DENY_LOCAL_LOGIN', 'OIDC_AUTO_REDIRECT',
 ];
 const START_LINE = /^backoffice-identity demo listening on (http:\/\/localhost:(\d+)) \(database: (.+)\)$/m;
 const PASSWORD_LINE = /^==== FIRST ADMIN CREATED: (\S+)  PASSWORD: (\S+) .*====$/gm;
@@ -283,5 +286,51 @@ describe(`demo app on a persistent ${dbKind() === 'pglite' ? 'embedded PGlite (D
     expect(await login(url, generated.email, generated.password)).toMatchObject({ status: 200, body: { status: 'success', user: { groups: ['admin'] } } });
     expect(await login(url, generated.email, `${generated.password}x`)).toMatchObject({ status: 401 });
     expect(await terminate(run)).toMatchObject({ code: 0, signal: null });
+  }, SPAWN_TIMEOUT);
+});
+
+describe(`demo app with OIDC_* on ${dbKind() === 'pglite' ? 'in-memory PGlite' : 'PostgreSQL'} (contract section 6)`, () => {
+  it('npm start with OIDC_* pointing at a local oidc-provider: a new person signs in through it and lands in editor', async () => {
+    const port = await freePort();
+    const secret = 'demo-client-secret-0123456789';
+    const idp = await TestOidcProvider.start([
+      {
+        client_id: 'backoffice-demo',
+        client_secret: secret,
+        redirect_uris: [`http://localhost:${port}/backoffice/auth/external/oidc/callback`],
+        post_logout_redirect_uris: [`http://localhost:${port}/backoffice/`],
+      },
+    ]);
+    const db = dbKind() === 'postgres' ? await createTestDatabase() : undefined;
+    try {
+      const run = await spawnDemo({
+        PORT: String(port),
+        DATABASE_URL: db?.url ?? 'memory://',
+        OIDC_ISSUER: idp.issuer,
+        OIDC_CLIENT_ID: 'backoffice-demo',
+        OIDC_CLIENT_SECRET: secret,
+      });
+      const { url } = await waitForStart(run);
+      const person = new ExternalLoginPerson(url);
+      let providers: Array<{ name: string; displayName: string; available: boolean }> = [];
+      for (let i = 0; i < 100 && !providers[0]?.available; i++) {
+        providers = (await person.app.get('/auth/external/providers')).body;
+        if (!providers[0]?.available) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(providers).toEqual([{ name: 'oidc', displayName: 'Single sign-on', autoRedirect: false, available: true }]);
+
+      idp.accounts.set('new-person', { email: 'new.person@example.com', email_verified: true, name: 'New Person' });
+      const signedIn = await person.signIn('oidc', 'new-person');
+      expect(signedIn.status).toBe(302);
+      expect(signedIn.headers.get('location')).toBe('/backoffice/');
+      const me = await person.app.get('/auth/me');
+      expect(me.body).toMatchObject({ email: 'new.person@example.com', name: 'New Person', groups: ['editor'], logins: [{ provider: 'oidc', displayName: 'Single sign-on' }] });
+      const logout = await person.app.post('/auth/logout');
+      expect(logout.body.signOutRedirectUrl).toMatch(new RegExp(`^${idp.issuer}/session/end\\?.*id_token_hint=`));
+      expect(await terminate(run)).toMatchObject({ code: 0 });
+    } finally {
+      await idp.stop();
+      await db?.drop();
+    }
   }, SPAWN_TIMEOUT);
 });

@@ -33,6 +33,11 @@ describe('OpenAPI document', () => {
       ['post', '/backoffice/users/{id}/unlock'], ['put', '/backoffice/users/{id}/groups'], ['delete', '/backoffice/users/{id}/sessions'],
       ['post', '/backoffice/users/{id}/2fa/reset'], ['get', '/backoffice/audit'], ['post', '/backoffice/auth/reauthenticate'],
       ['delete', '/backoffice/auth/sessions'],
+      ['post', '/backoffice/auth/passkey/options'], ['post', '/backoffice/auth/passkey/verify'], ['get', '/backoffice/auth/passkeys'],
+      ['post', '/backoffice/auth/passkeys/options'], ['post', '/backoffice/auth/passkeys'], ['patch', '/backoffice/auth/passkeys/{id}'],
+      ['delete', '/backoffice/auth/passkeys/{id}'], ['post', '/backoffice/auth/2fa/passkey/options'], ['post', '/backoffice/auth/2fa/passkey'],
+      ['post', '/backoffice/auth/reauthenticate/passkey/options'], ['post', '/backoffice/auth/reauthenticate/passkey'],
+      ['get', '/backoffice/users/{id}/passkeys'], ['delete', '/backoffice/users/{id}/passkeys/{passkeyId}'],
     ];
     for (const [method, path] of expected) {
       expect(paths, path).toContain(path);
@@ -54,6 +59,9 @@ describe('OpenAPI document', () => {
     expect(Object.keys(login.responses).sort()).toEqual(['200', '400', '401', '403', '415', '423', '429', '503']);
     expect(login.requestBody.content['application/json'].schema.$ref).toMatch(/LoginDto/);
     expect(document.components.schemas.LoginDto.required).toEqual(['username', 'password']);
+    const passkeyVerify = document.paths['/backoffice/auth/passkey/verify'].post;
+    expect(Object.keys(passkeyVerify.responses).sort()).toEqual(['200', '400', '401', '403', '404', '415', '423', '429', '503']);
+    expect(document.components.schemas.PasskeyAssertionDto.required).toEqual(expect.arrayContaining(['id', 'rawId', 'type', 'response', 'clientExtensionResults']));
   });
 
   it.skipIf(httpPlatform() === 'fastify')('serves Swagger UI at /backoffice/docs', async () => {

@@ -15,6 +15,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Add the X-XSRF-TOKEN header from the XSRF-TOKEN cookie (default true). */
   xsrf?: boolean;
+  /** `manual`: answer redirects as they are (default: follow them). */
+  redirect?: 'manual' | 'follow';
 }
 
 export class HttpClient {
@@ -45,7 +47,7 @@ export class HttpClient {
     const xsrf = this.cookies.get('XSRF-TOKEN');
     if (options.xsrf !== false && xsrf && !('x-xsrf-token' in headers)) headers['x-xsrf-token'] = xsrf;
     const url = path.startsWith('http') ? path : `${this.baseUrl}${path.startsWith('/') && !path.startsWith(this.prefix) && !path.startsWith('/health') ? this.prefix : ''}${path}`;
-    const response = await fetch(url, { method, headers, body });
+    const response = await fetch(url, { method, headers, body, redirect: options.redirect ?? 'follow' });
     const setCookies = response.headers.getSetCookie();
     for (const cookie of setCookies) {
       const [pair, ...attrs] = cookie.split(';');

@@ -110,7 +110,18 @@ describe('demo config (env of contract section 5)', () => {
       session: { secureCookies: false },
       email: { smtpUrl: 'smtp://mailpit:1025', pickupDirectory: '/var/mail/bo' },
       rateLimits: { enabled: false, redisUrl: 'redis://redis:6379' },
+      passkeys: { rpId: 'bo.example.com', origins: ['https://bo.example.com'] },
     });
+  });
+
+  it('takes the passkey rp id and origin from PUBLIC_URL; off for IP addresses and plain http off localhost', () => {
+    const passkeysOf = (PUBLIC_URL?: string) => resolveBackOfficeIdentityOptions(identityOptionsFrom(loadDemoConfig({ PUBLIC_URL }))).passkeys;
+    expect(passkeysOf()).toMatchObject({ rpId: 'localhost', origins: ['http://localhost:3000'] });
+    expect(passkeysOf('http://localhost:8080/')).toMatchObject({ rpId: 'localhost', origins: ['http://localhost:8080'] });
+    expect(passkeysOf('https://admin.example.com/backoffice')).toMatchObject({ rpId: 'admin.example.com', origins: ['https://admin.example.com'] });
+    expect(passkeysOf('http://127.0.0.1:3000')).toBeNull();
+    expect(passkeysOf('http://[::1]:3000')).toBeNull();
+    expect(passkeysOf('http://bo.example.com')).toBeNull();
   });
 
   it('DATABASE_URL=memory:// is a throwaway PGlite; BACKOFFICE_DATA_DIR moves the embedded one and the mail folder', () => {
@@ -202,5 +213,50 @@ describe('HealthController', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+});
+
+describe('demo OIDC_* (contract section 6)', () => {
+  it('OIDC_ISSUER + client make the provider `oidc` with the documented defaults', () => {
+    const config = loadDemoConfig({ OIDC_ISSUER: 'https://login.example.com/realms/acme', OIDC_CLIENT_ID: 'backoffice', OIDC_CLIENT_SECRET: 's3cret-value' });
+    expect(config.oidc).toEqual({
+      issuer: 'https://login.example.com/realms/acme',
+      clientId: 'backoffice',
+      clientSecret: 's3cret-value',
+      displayName: 'Single sign-on',
+      autoLink: true,
+      defaultGroups: ['editor'],
+      groupsClaim: undefined,
+      denyLocalLogin: false,
+      autoRedirect: false,
+    });
+    const [provider] = identityOptionsFrom(config).externalLogins!;
+    expect(provider).toMatchObject({ name: 'oidc', issuer: config.oidc!.issuer, autoLink: { enabled: true, defaultGroups: ['editor'] }, denyLocalLogin: false });
+  });
+
+  it('reads every OIDC_* variable', () => {
+    const config = loadDemoConfig({
+      OIDC_ISSUER: 'http://localhost:8080/realms/backoffice',
+      OIDC_CLIENT_ID: 'bo',
+      OIDC_DISPLAY_NAME: 'Keycloak',
+      OIDC_AUTO_LINK: 'off',
+      OIDC_DEFAULT_GROUPS: 'writer, translator',
+      OIDC_GROUPS_CLAIM: 'groups',
+      OIDC_DENY_LOCAL_LOGIN: 'on',
+      OIDC_AUTO_REDIRECT: 'on',
+    });
+    expect(config.oidc).toMatchObject({ displayName: 'Keycloak', autoLink: false, defaultGroups: ['writer', 'translator'], groupsClaim: 'groups', denyLocalLogin: true, autoRedirect: true });
+    expect(identityOptionsFrom(config).externalLogins![0].scopes).toContain('groups');
+  });
+
+  it('no OIDC_ISSUER: no provider', () => {
+    expect(loadDemoConfig({}).oidc).toBeUndefined();
+    expect(identityOptionsFrom(loadDemoConfig({})).externalLogins).toEqual([]);
+  });
+
+  it('refuses a bad issuer, a missing client id and a bad on/off, naming each variable', () => {
+    expect(() => loadDemoConfig({ OIDC_ISSUER: 'login.example.com' })).toThrow(/OIDC_ISSUER must be a URL/);
+    expect(() => loadDemoConfig({ OIDC_ISSUER: 'https://login.example.com' })).toThrow(/OIDC_CLIENT_ID must be set/);
+    expect(() => loadDemoConfig({ OIDC_ISSUER: 'https://login.example.com', OIDC_CLIENT_ID: 'x', OIDC_AUTO_LINK: 'maybe' })).toThrow(/OIDC_AUTO_LINK must be "on" or "off"/);
   });
 });

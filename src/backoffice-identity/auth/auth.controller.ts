@@ -1,4 +1,4 @@
-import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_TWO_FACTOR_PROVIDERS, BACKOFFICE_USER_MANAGER } from '../constants.js';
@@ -16,10 +16,12 @@ import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
+import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
+import { BackOfficeExternalLoginProviders } from '../external-logins/external-login-providers.service.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { ApiErrors } from '../openapi/api-errors.decorator.js';
 import {
   ChangePasswordDto,
-  ErrorResponse,
   LoginDto,
   LoginResponse,
   LogoutResponse,
@@ -32,9 +34,7 @@ import {
 import { signInError } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 
-/** The documented error responses of a route. */
-const errors = (...list: Array<[number, string]>) =>
-  applyDecorators(...list.map(([status, description]) => ApiResponse({ status, description, type: ErrorResponse })));
+const errors = ApiErrors;
 
 /** Sign-in, sign-out and the signed-in user's own account and sessions. */
 @ApiTags('auth')
@@ -50,6 +50,8 @@ export class AuthController {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) private readonly twoFactorProviders: TwoFactorProvider[],
+    @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
+    @Inject(BackOfficeExternalLoginProviders) private readonly externalProviders: BackOfficeExternalLoginProviders,
   ) {}
 
   @Post('login')
@@ -93,17 +95,24 @@ export class AuthController {
     this.cookies.clear(response);
     const notification = await this.userManager.notify(UserLogoutSuccessNotification, user);
     const url = notification.signOutRedirectUrl;
-    return { signOutRedirectUrl: typeof url === 'string' && url.length > 0 ? url : null };
+    if (typeof url === 'string' && url.length > 0) return { signOutRedirectUrl: url };
+    // A session that came through a provider with an end_session_endpoint: RP-initiated logout. Set after the
+    // notification, so the ID token in the URL never reaches the audit trail.
+    return { signOutRedirectUrl: await this.externalSessions.signOutUrl(session.id) };
   }
 
   @Get('me')
   @AllowTwoFactorSetupSession()
   @BackOfficeAuthorize()
   @ApiHeader({ name: SESSION_PEEK_HEADER, required: false, description: '`1`: answer without sliding the idle deadline' })
-  @ApiOkResponse({ type: MeResponse, description: 'The signed-in user, with the session\'s idle and absolute deadlines' })
+  @ApiOkResponse({ type: MeResponse, description: 'The signed-in user with their external logins, and the session\'s idle and absolute deadlines' })
   @errors([401, 'unauthenticated'])
-  me(@Req() request: BackOfficeAuthenticatedRequest): BackOfficeUserDto & { session: BackOfficeSessionDeadlines } {
-    return { ...toBackOfficeUserDto(request.backOffice.user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)) };
+  async me(
+    @Req() request: BackOfficeAuthenticatedRequest,
+  ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }> }> {
+    const { user } = request.backOffice;
+    const logins = (await this.userManager.getLogins(user)).map((l) => ({ provider: l.provider, displayName: this.externalProviders.displayName(l.provider) }));
+    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins };
   }
 
   @Post('change-password')

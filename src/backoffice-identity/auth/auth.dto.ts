@@ -94,6 +94,11 @@ export class UserResponse implements BackOfficeUserDto {
   disabledUntil?: string | null;
 }
 
+export class UserLoginSummary {
+  @ApiProperty({ example: 'oidc' }) provider!: string;
+  @ApiProperty({ example: 'Single sign-on' }) displayName!: string;
+}
+
 export class SessionDeadlinesResponse {
   @ApiProperty({ format: 'date-time', description: 'The server clock, to correct for client clock skew' }) now!: string;
   @ApiProperty({ format: 'date-time', description: 'Sliding: moved by every authenticated request except peeks' }) idleExpiresAt!: string;
@@ -102,6 +107,7 @@ export class SessionDeadlinesResponse {
 
 export class MeResponse extends UserResponse {
   @ApiProperty({ type: SessionDeadlinesResponse }) session!: SessionDeadlinesResponse;
+  @ApiProperty({ type: [UserLoginSummary] }) logins!: UserLoginSummary[];
 }
 
 export class LoginResponse {

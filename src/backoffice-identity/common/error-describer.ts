@@ -61,6 +61,18 @@ export class BackOfficeErrorDescriber {
   userLockoutNotEnabled(): IdentityError {
     return { code: 'user_lockout_not_enabled', description: 'Lockout is not enabled for this user.' };
   }
+  notFound(what: string): IdentityError {
+    return { code: 'not_found', description: `No such ${what}.` };
+  }
+  duplicatePasskey(): IdentityError {
+    return { code: 'passkey_already_registered', description: 'This passkey is registered already.' };
+  }
+  tooManyPasskeys(max: number): IdentityError {
+    return { code: 'too_many_passkeys', description: `An account can have at most ${max} passkeys; remove one first.` };
+  }
+  invalidPasskeyName(): IdentityError {
+    return { code: 'invalid_passkey_name', description: 'Name the passkey with 1 to 64 characters.' };
+  }
   notSupported(capability: string): IdentityError {
     return { code: 'not_supported', description: `The user store does not support ${capability}.` };
   }
@@ -87,6 +99,18 @@ export class BackOfficeErrorDescriber {
   }
   duplicateInImport(field: 'email' | 'username'): IdentityError {
     return { code: 'duplicate_in_import', description: `Another record of this import has the same ${field === 'username' ? 'username' : 'email'}.` };
+  }
+  loginAlreadyLinked(): IdentityError {
+    return { code: 'login_already_linked', description: 'This external login is already linked to a user.' };
+  }
+  loginNotFound(): IdentityError {
+    return { code: 'login_not_found', description: 'The user has no login of this provider.' };
+  }
+  lastLoginMethod(): IdentityError {
+    return { code: 'last_login_method', description: 'This is the last way to sign in: set a password or link another provider first.' };
+  }
+  groupsManagedByProvider(): IdentityError {
+    return { code: 'groups_managed_by_provider', description: "This user's groups are managed by their external login provider." };
   }
   concurrencyFailure(): IdentityError {
     return { code: 'concurrency_failure', description: 'The user was changed by someone else; try again.' };

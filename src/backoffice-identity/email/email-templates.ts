@@ -25,19 +25,34 @@ export class BackOfficeEmailTemplates {
     return `${this.options.publicUrl}/${this.options.routePrefix}/${page}#${fragment}`;
   }
 
+  /**
+   * With `denyLocalLogin` and an external provider, the invite leads to the provider: its challenge with
+   * `invite=<userId>.<token>`, and the callback links the provider login to the invited user.
+   */
+  inviteLink(userId: string, token: string): { url: string; action: string } {
+    const providers = this.options.externalLogins;
+    const provider = this.options.denyLocalLogin ? (providers.find((p) => p.denyLocalLogin) ?? providers[0]) : undefined;
+    if (!provider) return { url: this.link('accept-invite', userId, token), action: 'Accept the invitation and choose a password' };
+    const query = new URLSearchParams({ invite: `${userId}.${token}` }).toString();
+    return {
+      url: `${this.options.publicUrl}/${this.options.routePrefix}/auth/external/${provider.name}/challenge?${query}`,
+      action: `Accept the invitation and sign in with ${provider.displayName}`,
+    };
+  }
+
   invite(user: BackOfficeUser, token: string, inviter: { name: string } | null, message?: string): BackOfficeEmailMessage {
-    const link = this.link('accept-invite', user.id, token);
+    const { url: link, action } = this.inviteLink(user.id, token);
     const hours = this.options.tokens.inviteLifespanHours;
     const from = inviter ? `${inviter.name} has invited you` : 'You have been invited';
     const note = message?.trim() ? `\n\n${message.trim()}\n` : '';
     return {
       to: user.email,
       subject: oneLine(`${from} to the back office`),
-      text: `Hello ${user.name},\n\n${from} to the back office.${note}\n\nAccept the invitation and choose a password:\n${link}\n\nThe link works once and expires in ${hours} hours.\n`,
+      text: `Hello ${user.name},\n\n${from} to the back office.${note}\n\n${action}:\n${link}\n\nThe link works once and expires in ${hours} hours.\n`,
       html:
         `<p>Hello ${escapeHtml(user.name)},</p><p>${escapeHtml(from)} to the back office.</p>` +
         (note ? `<blockquote>${escapeHtml(message!.trim()).replace(/\n/g, '<br>')}</blockquote>` : '') +
-        `<p><a href="${escapeHtml(link)}">Accept the invitation and choose a password</a></p>` +
+        `<p><a href="${escapeHtml(link)}">${escapeHtml(action)}</a></p>` +
         `<p>The link works once and expires in ${hours} hours.</p>`,
     };
   }

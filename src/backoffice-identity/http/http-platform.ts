@@ -30,6 +30,10 @@ export interface BackOfficeCookieAttributes {
   secure: boolean;
   /** Lifetime in seconds; 0 expires the cookie now; omitted: a browser-session cookie. */
   maxAgeSeconds?: number;
+  /** Default `/`. */
+  path?: string;
+  /** Default `strict`; `lax` only for a cookie that must come back on a top-level navigation from another site. */
+  sameSite?: 'strict' | 'lax';
 }
 
 /** Cookie headers longer than this are not parsed (no cookie of ours is anywhere near it). */
@@ -70,11 +74,11 @@ export function requestPath(request: BackOfficeHttpRequest): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
-/** A `Set-Cookie` value with `SameSite=Strict` and `Path=/`. */
+/** A `Set-Cookie` value (`SameSite=Strict` and `Path=/` unless the attributes say otherwise). */
 export function serializeCookie(name: string, value: string, attrs: BackOfficeCookieAttributes): string {
   return stringifySetCookie(name, value, {
-    path: '/',
-    sameSite: 'strict',
+    path: attrs.path ?? '/',
+    sameSite: attrs.sameSite ?? 'strict',
     httpOnly: attrs.httpOnly,
     secure: attrs.secure,
     ...(attrs.maxAgeSeconds === undefined ? {} : { maxAge: Math.max(0, Math.floor(attrs.maxAgeSeconds)) }),

@@ -11,10 +11,14 @@ const DAY_MS = 86_400_000;
 export interface PruneResult {
   loginAttempts: number;
   twoFactorChallenges: number;
+  /** Passkey ceremony challenges a day after they expired. */
+  passkeyChallenges: number;
   sessions: number;
   tokens: number;
   /** API bearer tokens expired for more than a day. */
   accessTokens: number;
+  /** Pending external sign-ins expired for more than a day. */
+  externalLoginStates: number;
 }
 
 /**
@@ -60,9 +64,11 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
         [dayAgo, new Date(now)],
       ),
       twoFactorChallenges: await count(`DELETE FROM backoffice_two_factor_challenge WHERE expires_at < $1`, [weekAgo]),
+      passkeyChallenges: await count(`DELETE FROM backoffice_passkey_challenge WHERE expires_at < $1`, [dayAgo]),
       sessions: await count(`DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]),
       tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
       accessTokens: await count(`DELETE FROM backoffice_access_token WHERE expires_at < $1`, [dayAgo]),
+      externalLoginStates: await count(`DELETE FROM backoffice_external_login_state WHERE expires_at < $1`, [dayAgo]),
     };
   }
 }

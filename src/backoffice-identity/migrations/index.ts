@@ -1,6 +1,8 @@
 import { BackOfficeIdentityInitial1732300000000 } from './1732300000000-backoffice-identity-initial.js';
 import { BackOfficeIdentityTwoFactor1732400000000 } from './1732400000000-backoffice-identity-two-factor.js';
 import { BackOfficeIdentityHardening1732500000000 } from './1732500000000-backoffice-identity-hardening.js';
+import { BackOfficeIdentityPasskeys1732550000000 } from './1732550000000-backoffice-identity-passkeys.js';
+import { BackOfficeIdentityExternalLogins1732510000000 } from './1732510000000-backoffice-identity-external-logins.js';
 import { BackOfficeIdentityGroupPermissions1732560000000 } from './1732560000000-backoffice-identity-group-permissions.js';
 import { BackOfficeIdentityApiUsers1732560000001 } from './1732560000001-backoffice-identity-api-users.js';
 import { BackOfficeIdentityEnforcedTwoFactor1732560000002 } from './1732560000002-backoffice-identity-enforced-two-factor.js';
@@ -11,6 +13,8 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityInitial1732300000000,
   BackOfficeIdentityTwoFactor1732400000000,
   BackOfficeIdentityHardening1732500000000,
+  BackOfficeIdentityPasskeys1732550000000,
+  BackOfficeIdentityExternalLogins1732510000000,
   BackOfficeIdentityGroupPermissions1732560000000,
   BackOfficeIdentityApiUsers1732560000001,
   BackOfficeIdentityEnforcedTwoFactor1732560000002,

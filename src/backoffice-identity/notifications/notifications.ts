@@ -126,13 +126,54 @@ export class UserEnabledNotification extends BackOfficeNotification {
 export class UserGroupsChangedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.GroupsChanged;
   readonly groups: string[];
-  constructor(init: BackOfficeNotificationInit & { groups: string[] }) {
+  /** Aliases the change added and removed (the diff). */
+  readonly added: string[];
+  readonly removed: string[];
+  /** Who decided: `local` (an admin or the host) or `provider:<name>` (groups managed by an external provider). */
+  readonly source: string;
+  constructor(init: BackOfficeNotificationInit & { groups: string[]; added?: string[]; removed?: string[]; source?: string }) {
     super(init);
     this.groups = init.groups;
+    this.added = init.added ?? [];
+    this.removed = init.removed ?? [];
+    this.source = init.source ?? 'local';
   }
   override auditDetails() {
-    return { groups: this.groups };
+    return { groups: this.groups, added: this.added, removed: this.removed, source: this.source };
   }
+}
+
+/** Base of the notifications about one external login provider. */
+abstract class ExternalLoginNotification extends BackOfficeNotification {
+  /** The provider's `name`. */
+  readonly provider: string;
+  constructor(init: BackOfficeNotificationInit & { provider: string }) {
+    super(init);
+    this.provider = init.provider;
+  }
+  override auditDetails(): Record<string, unknown> {
+    return { provider: this.provider };
+  }
+}
+
+/** A user signed in through an external provider (emitted beside `UserLoginSuccessNotification`). */
+export class UserExternalLoginSuccessNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.ExternalLoginSuccess;
+}
+
+/** An external login was added to a user (manual link, invite, or auto-link). */
+export class UserLoginLinkedNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.LoginLinked;
+}
+
+/** An external login was removed from a user. */
+export class UserLoginUnlinkedNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.LoginUnlinked;
+}
+
+/** A user was created by auto-linking on a first external sign-in. */
+export class UserAutoLinkedNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.AutoLinked;
 }
 
 /** A user's sessions were ended by an admin (or by a security event). */
@@ -185,6 +226,68 @@ export class UserTwoFactorEnabledNotification extends BackOfficeNotification {
 
 export class UserTwoFactorDisabledNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.TwoFactorDisabled;
+}
+
+/** Fields of a passkey notification: which passkey (never its key material). */
+export interface PasskeyNotificationInit extends BackOfficeNotificationInit {
+  passkeyId: string;
+  passkeyName: string;
+}
+
+abstract class PasskeyNotification extends BackOfficeNotification {
+  readonly passkeyId: string;
+  readonly passkeyName: string;
+  constructor(init: PasskeyNotificationInit) {
+    super(init);
+    this.passkeyId = init.passkeyId;
+    this.passkeyName = init.passkeyName;
+  }
+  override auditDetails(): Record<string, unknown> {
+    return { passkeyId: this.passkeyId, passkeyName: this.passkeyName };
+  }
+}
+
+/** A passkey was registered. */
+export class UserPasskeyAddedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyAdded;
+}
+
+/** A passkey was removed. */
+export class UserPasskeyRemovedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyRemoved;
+}
+
+/** A passkey signed in (`usage` `signIn`), answered the second-factor step (`secondFactor`) or confirmed a step-up (`reauthentication`). */
+export class UserPasskeyUsedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyUsed;
+  readonly usage: 'signIn' | 'secondFactor' | 'reauthentication';
+  readonly userVerified: boolean;
+  constructor(init: PasskeyNotificationInit & { usage: 'signIn' | 'secondFactor' | 'reauthentication'; userVerified: boolean }) {
+    super(init);
+    this.usage = init.usage;
+    this.userVerified = init.userVerified;
+  }
+  override auditDetails() {
+    return { ...super.auditDetails(), usage: this.usage, userVerified: this.userVerified };
+  }
+}
+
+/**
+ * A passkey's signature counter did not move forward: the authenticator may have been cloned. The assertion
+ * was refused.
+ */
+export class UserPasskeyCounterRegressedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyCounterRegressed;
+  readonly storedCounter: number;
+  readonly receivedCounter: number;
+  constructor(init: PasskeyNotificationInit & { storedCounter: number; receivedCounter: number }) {
+    super(init);
+    this.storedCounter = init.storedCounter;
+    this.receivedCounter = init.receivedCounter;
+  }
+  override auditDetails() {
+    return { ...super.auditDetails(), storedCounter: this.storedCounter, receivedCounter: this.receivedCounter };
+  }
 }
 
 /** Emitted after logout; a listener may set {@link signOutRedirectUrl} ("log out everywhere"). */

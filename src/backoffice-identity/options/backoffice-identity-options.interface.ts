@@ -147,6 +147,21 @@ export interface BackOfficeUiOptions {
   idleWarningSeconds?: number;
 }
 
+/**
+ * Passkeys (WebAuthn). Off unless set. The relying-party id is the registrable domain the passkeys belong to
+ * (`example.com` covers `admin.example.com`); `origins` are the exact origins the browser pages are served from.
+ */
+export interface BackOfficePasskeyOptions {
+  /** Relying-party id: a domain name (not an IP address), e.g. `example.com` or `localhost`. */
+  rpId: string;
+  /** Name shown by the browser and the authenticator. Default `Back office`. */
+  rpName?: string;
+  /** Allowed origins, e.g. `['https://admin.example.com']`: https, or http only on localhost; each inside `rpId`. */
+  origins: string[];
+  /** Minutes a ceremony challenge stays valid. Default 5. */
+  challengeMinutes?: number;
+}
+
 /** Options of {@link BackOfficeIdentityModule}. Every field is optional. */
 export interface BackOfficeIdentityOptions {
   /** Prefix of every route. Default `backoffice`. */
@@ -177,6 +192,8 @@ export interface BackOfficeIdentityOptions {
   twoFactor?: BackOfficeTwoFactorOptions;
   /** Statement and connection timeouts. Defaults: 5 s and 5 s. */
   database?: BackOfficeDatabaseOptions;
+  /** Passkeys (WebAuthn) as a first factor and as a second factor. Off when unset. */
+  passkeys?: BackOfficePasskeyOptions;
   /**
    * Minutes between runs that delete expired sessions, pending 2FA sign-ins, unknown-username counters and
    * old single-use tokens. Default 60; `0` turns the timer off.
@@ -198,6 +215,11 @@ export interface BackOfficeIdentityOptions {
   permissions?: import('../permissions/backoffice-permissions.js').BackOfficePermissionDefinition[];
   /** API users (machines, client credentials). */
   apiUsers?: BackOfficeApiUserOptions;
+  /**
+   * OpenID Connect providers people can sign in with (contract section 6). Each is discovered at start-up; a
+   * provider that cannot be reached is retried with back-off and answers 503 `provider_unavailable` meanwhile.
+   */
+  externalLogins?: import('../external-logins/external-login-options.js').BackOfficeExternalLoginProviderOptions[];
 }
 
 /** API users: bearer token lifetime and the longest overlap a secret rotation may grant. */
@@ -210,11 +232,14 @@ export interface BackOfficeApiUserOptions {
 
 /** Options with every default filled in. */
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'apiUsers'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys' | 'apiUsers'>
 > & {
   database: Required<BackOfficeDatabaseOptions>;
   ui: ResolvedBackOfficeUiOptions;
   apiUsers: Required<BackOfficeApiUserOptions>;
+  /** `null` when passkeys are off. */
+  passkeys: Required<BackOfficePasskeyOptions> | null;
+  externalLogins: import('../external-logins/external-login-options.js').ResolvedExternalLoginProvider[];
   password: Required<BackOfficePasswordOptions>;
   lockout: Required<BackOfficeLockoutOptions>;
   session: Required<BackOfficeSessionOptions>;

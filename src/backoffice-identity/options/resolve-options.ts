@@ -1,4 +1,5 @@
 import { BUILT_IN_PERMISSIONS, PERMISSION_KEY_PATTERN, type BackOfficePermissionDefinition } from '../permissions/backoffice-permissions.js';
+import type { ResolvedExternalLoginProvider } from '../external-logins/external-login-options.js';
 import { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from '../ui/ui-messages.js';
 import type {
   BackOfficeIdentityOptions,
@@ -28,7 +29,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
     'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
-    'permissions', 'apiUsers',
+    'permissions', 'apiUsers', 'externalLogins', 'passkeys',
     // swaps, validated by the module itself
     'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
     'errorDescriber', 'clock', 'extraProviders', 'ui',
@@ -44,12 +45,21 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   ui: ['enabled', 'messages', 'branding', 'defaultReturnUrl', 'idleWarningSeconds'],
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
+  passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
   rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'tokenPerIpAndClient', 'redisUrl'],
+  externalLogin: [
+    'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
+    'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
+  ],
+  autoLink: ['enabled', 'defaultGroups', 'groupsClaim', 'groupMapping', 'groupsManagedByProvider', 'requireVerifiedEmail'],
 };
 
 class OptionReader {
-  constructor(private readonly source: Record<string, unknown>, private readonly path: string) {
-    const known = KNOWN_KEYS[path] ?? [];
+  constructor(
+    private readonly source: Record<string, unknown>,
+    private readonly path: string,
+    known: readonly string[] = KNOWN_KEYS[path] ?? [],
+  ) {
     for (const key of Object.keys(source)) {
       if (!known.includes(key)) {
         throw new BackOfficeIdentityOptionsError(this.name(key), `is not a known option (known: ${known.join(', ')})`, source[key]);
@@ -165,12 +175,41 @@ class OptionReader {
     return [...value] as T[];
   }
 
-  section(key: string): OptionReader {
+  /** True when the option is present (not undefined or null). */
+  has(key: string): boolean {
+    return this.source[key] !== undefined && this.source[key] !== null;
+  }
+
+  section(key: string, known?: readonly string[]): OptionReader {
     const value = this.source[key] ?? {};
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       throw new BackOfficeIdentityOptionsError(this.name(key), 'must be an object', value);
     }
-    return new OptionReader(value as Record<string, unknown>, this.name(key));
+    return new OptionReader(value as Record<string, unknown>, this.name(key), known);
+  }
+
+  optionalString(key: string, pattern: RegExp, expectation: string): string | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'string' || !pattern.test(value)) throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
+    return value;
+  }
+
+  optionalFunction<F>(key: string): F | undefined {
+    const value = this.source[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'function') throw new BackOfficeIdentityOptionsError(this.name(key), 'must be a function', value);
+    return value as F;
+  }
+
+  /** A `Record<string, string | string[]>` with non-empty strings, values as arrays. */
+  stringMap(key: string): Record<string, string[]> {
+    const value = this.source[key] ?? {};
+    const ok =
+      typeof value === 'object' && value !== null && !Array.isArray(value) &&
+      Object.entries(value).every(([k, v]) => k.length > 0 && (isName(v) || (Array.isArray(v) && v.every(isName))));
+    if (!ok) throw new BackOfficeIdentityOptionsError(this.name(key), 'must map provider group names to group aliases (string or string[])', value);
+    return Object.fromEntries(Object.entries(value as Record<string, string | string[]>).map(([k, v]) => [k, Array.isArray(v) ? [...v] : [v]]));
   }
 }
 
@@ -208,6 +247,93 @@ const isTwoFactorProvider = (item: unknown) =>
   item !== null &&
   typeof (item as { name?: unknown }).name === 'string' &&
   ['isSetUp', 'generateSetup', 'verify', 'reset'].every((m) => typeof (item as Record<string, unknown>)[m] === 'function');
+
+/** A DNS name usable as a WebAuthn relying-party id: letters, digits and hyphens in dot-separated labels, not an IP. */
+const RP_ID = /^(?=.{1,253}$)(?!\d+(\.\d+){3}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** An origin allowed for WebAuthn under `rpId`: https (http only on localhost), host equal to or inside `rpId`, nothing after the port. */
+function isPasskeyOrigin(value: unknown, rpId: string): boolean {
+  if (typeof value !== 'string') return false;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.origin !== value) return false;
+  const host = url.hostname;
+  const local = host === 'localhost' || host.endsWith('.localhost');
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) return false;
+  return host === rpId || host.endsWith(`.${rpId}`);
+}
+
+function resolvePasskeys(root: OptionReader): ResolvedBackOfficeIdentityOptions['passkeys'] {
+  if (!root.has('passkeys')) return null;
+  const passkeys = root.section('passkeys');
+  const rpId = passkeys.string('rpId', '', RP_ID, 'must be a lower-case domain name such as "example.com" or "localhost" (not an IP address, no port)');
+  return {
+    rpId,
+    rpName: passkeys.string('rpName', 'Back office', /^[^\r\n\0]{1,64}$/, 'must be 1 to 64 characters on one line'),
+    origins: passkeys.array<string>('origins', (o) => isPasskeyOrigin(o, rpId), `must be origins such as "https://admin.${rpId}" (https, or http on localhost; no path or trailing slash) inside rpId "${rpId}"`),
+    challengeMinutes: passkeys.number('challengeMinutes', 5, 1, 60),
+  };
+}
+
+const isName = (item: unknown): item is string => typeof item === 'string' && item.length > 0 && item.length <= 256;
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** `issuer` must be https://, except on loopback hosts (local development and tests). */
+function checkIssuer(reader: OptionReader, path: string, value: unknown): string {
+  const issuer = reader.url('issuer', '', ['http:', 'https:']);
+  const url = new URL(issuer);
+  if (url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname)) {
+    throw new BackOfficeIdentityOptionsError(`${path}.issuer`, 'must be an https:// URL (plain http only on localhost)', value);
+  }
+  return issuer;
+}
+
+/** Validates `externalLogins` (contract section 6). */
+function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: string): ResolvedExternalLoginProvider[] {
+  const list = raw ?? [];
+  if (!Array.isArray(list)) throw new BackOfficeIdentityOptionsError('externalLogins', 'must be an array of providers', list);
+  const names = new Set<string>();
+  return list.map((item, index) => {
+    const path = `externalLogins[${index}]`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new BackOfficeIdentityOptionsError(path, 'must be an object', item);
+    const p = new OptionReader(item as Record<string, unknown>, path, KNOWN_KEYS.externalLogin);
+    const name = p.string('name', '', /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'must be 1 to 64 letters, digits, "_" or "-" (it is part of the callback URL)');
+    if (names.has(name)) throw new BackOfficeIdentityOptionsError(`${path}.name`, 'must be unique among externalLogins', name);
+    names.add(name);
+    const autoLink = p.section('autoLink', KNOWN_KEYS.autoLink);
+    const scopes = p.array<string>('scopes', (s) => typeof s === 'string' && /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/.test(s), 'must be an array of scope names (no spaces)');
+    const groupsClaim = autoLink.optionalString('groupsClaim', /^[^\s]{1,128}$/, 'must be a claim name such as "groups"');
+    return {
+      name,
+      displayName: p.string('displayName', '', /^[^\r\n]{1,64}$/, 'must be 1 to 64 characters'),
+      issuer: checkIssuer(p, path, (item as Record<string, unknown>).issuer),
+      clientId: p.string('clientId', '', /^[^\s]{1,256}$/, 'must be the client id registered at the provider'),
+      clientSecret: p.optionalString('clientSecret', /^[^\r\n]{1,1024}$/, 'must be a string (omit it for a public client)'),
+      scopes: [...new Set(['openid', ...(scopes.length ? scopes : ['email', 'profile'])])],
+      denyLocalLogin: p.bool('denyLocalLogin', false),
+      autoRedirect: p.bool('autoRedirect', false),
+      autoLink: {
+        enabled: autoLink.bool('enabled', false),
+        defaultGroups: autoLink.array<string>('defaultGroups', isName, 'must be an array of group aliases'),
+        groupsClaim,
+        groupMapping: autoLink.stringMap('groupMapping'),
+        groupsManagedByProvider: autoLink.bool('groupsManagedByProvider', false),
+        requireVerifiedEmail: autoLink.bool('requireVerifiedEmail', true),
+      },
+      onAutoLinking: p.optionalFunction('onAutoLinking'),
+      onExternalLogin: p.optionalFunction('onExternalLogin'),
+      trustProviderTwoFactor: p.bool('trustProviderTwoFactor', false),
+      // Kept exactly as given: it must equal the URL registered at the provider.
+      postLogoutRedirectUrl: p.optionalUrl('postLogoutRedirectUrl', ['http:', 'https:']) ? String((item as Record<string, unknown>).postLogoutRedirectUrl) : `${publicUrl}/${routePrefix}/`,
+      callbackUrl: `${publicUrl}/${routePrefix}/auth/external/${name}/callback`,
+    };
+  });
+}
 
 const hasValidate = (item: unknown) =>
   typeof item === 'object' && item !== null && typeof (item as { validate?: unknown }).validate === 'function';
@@ -252,6 +378,10 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   const database = root.section('database');
   const apiUsers = root.section('apiUsers');
 
+  const passkeys = resolvePasskeys(root);
+  if (passkeys && passkeys.origins.length === 0) {
+    throw new BackOfficeIdentityOptionsError('passkeys.origins', 'must list at least one origin', []);
+  }
   const requiredLength = password.int('requiredLength', 12, 1, 1024);
   const idleTimeoutMinutes = session.number('idleTimeoutMinutes', 20, 1, 60 * 24 * 30);
   const resolved: ResolvedBackOfficeIdentityOptions = {
@@ -311,9 +441,11 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       tokenLifetimeMinutes: apiUsers.number('tokenLifetimeMinutes', 10, 1, 24 * 60),
       maxSecretOverlapMinutes: apiUsers.number('maxSecretOverlapMinutes', 7 * 24 * 60, 0, 90 * 24 * 60),
     },
+    passkeys,
     allowPasswordReset: root.bool('allowPasswordReset', true),
     denyLocalLogin: root.bool('denyLocalLogin', false),
     publicUrl: root.url('publicUrl', 'http://localhost:3000', ['http:', 'https:']),
+    externalLogins: [],
     audit: root.bool('audit', true),
     maintenanceIntervalMinutes: root.number('maintenanceIntervalMinutes', 60, 0, 60 * 24 * 7),
     passwordValidators: root.array('passwordValidators', hasValidate, 'must be an array of objects with a validate() method'),
@@ -321,5 +453,8 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     ui: resolveUi(root, options.ui, idleTimeoutMinutes),
     permissions: resolvePermissions(options.permissions),
   };
+  resolved.externalLogins = resolveExternalLogins((options as Record<string, unknown>).externalLogins, resolved.publicUrl, resolved.routePrefix);
+  // A provider with `denyLocalLogin` turns password sign-in off for everyone, as in Umbraco.
+  if (resolved.externalLogins.some((p) => p.denyLocalLogin)) resolved.denyLocalLogin = true;
   return resolved;
 }

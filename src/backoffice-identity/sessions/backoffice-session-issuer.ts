@@ -7,6 +7,7 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionService } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
+import { BackOfficeExternalLoginSessions, type SealedExternalLogin } from '../external-logins/external-login-sessions.service.js';
 
 /** Starts a session for a user who has just signed in: row, cookies, and the concurrent-login rule. */
 @Injectable()
@@ -16,11 +17,21 @@ export class BackOfficeSessionIssuer {
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
   ) {}
 
-  async issue(user: BackOfficeUser, response: BackOfficeHttpResponse, kind: { twoFactorSetupOnly?: boolean } = {}): Promise<BackOfficeUserDto> {
+  /**
+   * `externalLogin`: the sign-in came through an external provider (kept for RP-initiated logout);
+   * `twoFactorSetupOnly`: a session that reaches only the two-factor setup routes (group-enforced 2FA).
+   */
+  async issue(
+    user: BackOfficeUser,
+    response: BackOfficeHttpResponse,
+    options: { externalLogin?: SealedExternalLogin | null; twoFactorSetupOnly?: boolean } = {},
+  ): Promise<BackOfficeUserDto> {
     const context = BackOfficeRequestContextStore.current();
-    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, kind);
+    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, { twoFactorSetupOnly: options.twoFactorSetupOnly });
+    if (options.externalLogin) await this.externalSessions.attach(session.id, options.externalLogin);
     if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeAll(user.id, session.id);
     this.cookies.set(response, token);
     return toBackOfficeUserDto(user, this.clock.now());

@@ -247,6 +247,13 @@ export class BackOfficeSessionService {
     };
   }
 
+  /** True while session `sessionId` of `user` is live (not revoked, not timed out, same security stamp). */
+  async isLiveSessionOf(sessionId: string, user: BackOfficeUser): Promise<boolean> {
+    if (!isUuid(sessionId)) return false;
+    const session = await this.sessions.findOneBy({ id: sessionId, userId: user.id });
+    return !!session && this.isLive(session, this.clock.now()) && session.securityStamp === user.securityStamp;
+  }
+
   /**
    * The user's live sessions, most recently seen first: only those made under the user's current security
    * stamp (the others no longer authenticate).

@@ -63,7 +63,7 @@ export class BackOfficeSessionCookies {
     this.setCookie(response, XSRF_COOKIE, '', { httpOnly: false, maxAgeSeconds: 0 });
   }
 
-  /** Adds one `SameSite=Strict` cookie (Secure when the module's cookies are) without dropping ones already set. */
+  /** Adds one cookie (`SameSite=Strict` unless `attrs.sameSite` says otherwise; Secure when the module's cookies are) without dropping ones already set. */
   setCookie(response: BackOfficeHttpResponse, name: string, value: string, attrs: Omit<BackOfficeCookieAttributes, 'secure'>): void {
     this.platform.setCookie(response, name, value, { ...attrs, secure: this.secure });
   }

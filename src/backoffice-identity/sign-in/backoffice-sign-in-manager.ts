@@ -1,5 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficePasskeyCeremonies } from '../passkeys/passkey-ceremonies.service.js';
+import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import {
   UserLoginFailedNotification,
@@ -26,6 +29,8 @@ export interface SignInResult {
   providers?: string[];
   /** For `success` of a member of a `requireTwoFactor` group without 2FA, in the grace period: its end. */
   twoFactorSetupDeadline?: Date;
+  /** For a passkey sign-in: the passkey was user-verified (PIN, biometrics). */
+  userVerified?: boolean;
 }
 
 /** Who signs in from where; taken from the current request when omitted. */
@@ -41,7 +46,10 @@ export interface SignInContext {
  */
 @Injectable()
 export class BackOfficeSignInManager {
-  constructor(@Inject(BACKOFFICE_USER_MANAGER) readonly userManager: BackOfficeUserManager) {}
+  constructor(
+    @Inject(BACKOFFICE_USER_MANAGER) readonly userManager: BackOfficeUserManager,
+    @Optional() @Inject(BackOfficePasskeyCeremonies) protected readonly passkeys?: BackOfficePasskeyCeremonies,
+  ) {}
 
   async passwordSignIn(username: string, password: string, context?: SignInContext): Promise<SignInResult> {
     if (context) {
@@ -126,6 +134,68 @@ export class BackOfficeSignInManager {
   }
 
   /**
+   * Sign-in with a passkey instead of a password (the browser's assertion for a challenge from
+   * `POST /auth/passkey/options`). The password rules apply: `denyLocalLogin`, lockout (a locked account's
+   * assertion is not checked), failed attempts counted, `not_allowed` only after a valid passkey. A user with
+   * 2FA on signs in at once after a user-verified passkey; without user verification the second factor is
+   * still asked (and cannot be a passkey). Unknown credentials and wrong signatures fail alike (`invalid_passkey`).
+   */
+  async passkeySignIn(response: AuthenticationResponseJSON, context?: SignInContext): Promise<SignInResult> {
+    if (context) {
+      const current = BackOfficeRequestContextStore.current();
+      return BackOfficeRequestContextStore.run({ ...current, ...context }, () => this.signInWithPasskey(response));
+    }
+    return this.signInWithPasskey(response);
+  }
+
+  protected async signInWithPasskey(response: AuthenticationResponseJSON): Promise<SignInResult> {
+    const manager = this.userManager;
+    const ceremonies = this.passkeys;
+    if (manager.options.denyLocalLogin) return { status: 'notAllowed', reason: 'local_login_disabled' };
+    if (!ceremonies || !manager.supportsUserPasskeys) return this.fail(null, 'invalid_passkey');
+    const passkey = await ceremonies.findPasskey(response);
+    const user = passkey ? await manager.findById(passkey.userId) : null;
+    if (!passkey || !user) {
+      await ceremonies.discardChallenge(response, 'authentication', null);
+      return this.fail(null, 'invalid_passkey');
+    }
+    if (manager.isLockedOut(user)) {
+      await ceremonies.discardChallenge(response, 'authentication', null);
+      return this.lockedOut(user, user.lockoutEnd);
+    }
+    const verification = await ceremonies.verifyAssertion(response, passkey, 'authentication', null);
+    if (!verification.verified) return this.countFailure(user, verification.reason);
+    const current = await manager.findById(user.id);
+    if (!current) return this.fail(null, 'invalid_passkey');
+    if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
+    if (!(await this.canSignIn(current))) {
+      await manager.notify(UserLoginFailedNotification, current, { reason: 'not_allowed' });
+      return { status: 'notAllowed', user: current, reason: 'not_allowed' };
+    }
+    const { userVerified } = verification;
+    if (!userVerified && (await this.isTwoFactorRequired(current))) {
+      const providers = (await manager.getValidTwoFactorProviders(current)).filter((p) => p !== PASSKEY_PROVIDER);
+      await manager.notify(UserLoginRequiresVerificationNotification, current);
+      await manager.notify(UserTwoFactorRequestedNotification, current, { provider: providers[0] ?? 'none' });
+      return { status: 'requiresTwoFactor', user: current, providers, userVerified };
+    }
+    await manager.resetAccessFailedCount(current);
+    await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
+    return { ...(await this.succeed(current)), userVerified };
+  }
+
+  /** Counts a failed attempt of a known user; locked now (or already) gives `lockedOut`, else `failed` with `reason`. */
+  private async countFailure(user: BackOfficeUser, reason: string): Promise<SignInResult> {
+    const manager = this.userManager;
+    const counted = await manager.accessFailed(user);
+    if (counted.lockedNow) return this.lockedOut(user, counted.lockoutEnd);
+    if (counted.alreadyLocked && manager.supportsUserLockout && user.lockoutEnabled) {
+      return this.lockedOut(user, (await manager.findById(user.id))?.lockoutEnd ?? null);
+    }
+    return this.fail(user, reason);
+  }
+
+  /**
    * Second step of a sign-in that returned `requiresTwoFactor`: checks the code (or a recovery code with
    * provider `recovery`). A wrong code counts as a failed access and can lock the account.
    */
@@ -134,12 +204,7 @@ export class BackOfficeSignInManager {
     if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd);
     if (!(await this.canSignIn(user))) return { status: 'notAllowed', user, reason: 'not_allowed' };
     if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code))) {
-      const counted = await manager.accessFailed(user);
-      if (counted.lockedNow) return this.lockedOut(user, counted.lockoutEnd);
-      if (counted.alreadyLocked && manager.supportsUserLockout && user.lockoutEnabled) {
-        return this.lockedOut(user, (await manager.findById(user.id))?.lockoutEnd ?? null);
-      }
-      return this.fail(user, 'invalid_code');
+      return this.countFailure(user, 'invalid_code');
     }
     await manager.resetAccessFailedCount(user);
     return this.succeed(user);

@@ -4,8 +4,9 @@ import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:cr
 export class SecretCipher {
   private readonly key: Buffer;
 
-  constructor(secret: string) {
-    this.key = Buffer.from(hkdfSync('sha256', secret, 'backoffice-identity', 'two-factor-secret/v1', 32));
+  /** `purpose` separates keys derived from one secret for different uses. */
+  constructor(secret: string, purpose = 'two-factor-secret/v1') {
+    this.key = Buffer.from(hkdfSync('sha256', secret, 'backoffice-identity', purpose, 32));
   }
 
   encrypt(plaintext: string): string {

@@ -14,6 +14,10 @@ export interface PendingTwoFactorSignIn {
   id: string;
   userId: string;
   securityStamp: string;
+  /** How the first step was passed: `password`, or `passkey` (then a passkey is not accepted as the second factor). */
+  firstFactor: 'password' | 'passkey';
+  /** Set when the first factor was an external provider: sealed provider and ID token, for the session. */
+  externalLogin: string | null;
 }
 
 /**
@@ -35,12 +39,21 @@ export class BackOfficeTwoFactorChallengeService {
     this.lifetimeMs = options.twoFactor.pendingMinutes * 60_000;
   }
 
-  async start(user: BackOfficeUser, response: BackOfficeHttpResponse): Promise<void> {
+  /**
+   * `externalLogin`: the first factor was an external provider (sealed by `BackOfficeExternalLoginSessions`);
+   * `firstFactor`: how the first step was passed (`passkey`: a passkey is then not accepted as the second factor).
+   */
+  async start(
+    user: BackOfficeUser,
+    response: BackOfficeHttpResponse,
+    externalLogin: string | null = null,
+    firstFactor: PendingTwoFactorSignIn['firstFactor'] = 'password',
+  ): Promise<void> {
     const token = randomToken(32);
     const now = this.clock.now();
     await this.dataSource.query(
-      `INSERT INTO backoffice_two_factor_challenge (user_id, token_hash, security_stamp, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
-      [user.id, sha256Hex(token), user.securityStamp, new Date(now.getTime() + this.lifetimeMs), now],
+      `INSERT INTO backoffice_two_factor_challenge (user_id, token_hash, security_stamp, expires_at, created_at, external_login, first_factor) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [user.id, sha256Hex(token), user.securityStamp, new Date(now.getTime() + this.lifetimeMs), now, externalLogin, firstFactor],
     );
     this.cookies.setCookie(response, this.cookieName, token, { httpOnly: true, maxAgeSeconds: this.lifetimeMs / 1000 });
   }
@@ -50,11 +63,20 @@ export class BackOfficeTwoFactorChallengeService {
     const token = requestCookies(request)[this.cookieName];
     if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
     const rows = await this.dataSource.query(
-      `SELECT id, user_id, security_stamp FROM backoffice_two_factor_challenge
+      `SELECT id, user_id, security_stamp, external_login, first_factor FROM backoffice_two_factor_challenge
        WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2`,
       [sha256Hex(token), this.clock.now()],
     );
-    return rows[0] ? { id: rows[0].id, userId: rows[0].user_id, securityStamp: rows[0].security_stamp } : null;
+    const row = rows[0];
+    return row
+      ? {
+          id: row.id,
+          userId: row.user_id,
+          securityStamp: row.security_stamp,
+          externalLogin: row.external_login ?? null,
+          firstFactor: row.first_factor === 'passkey' ? 'passkey' : 'password',
+        }
+      : null;
   }
 
   /** Uses the pending sign-in up; true for exactly one caller. */

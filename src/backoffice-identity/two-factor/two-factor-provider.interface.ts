@@ -14,6 +14,8 @@ export interface TwoFactorSetup {
 export interface TwoFactorProvider {
   /** Stable name clients send as `provider` (e.g. `totp`). `recovery` is reserved. */
   readonly name: string;
+  /** Longest code accepted (default 64); longer codes are refused without asking the provider. */
+  readonly maxCodeLength?: number;
   /** True when the user has a confirmed enrolment with this provider. */
   isSetUp(user: BackOfficeUser): Promise<boolean>;
   /** Starts (or restarts) an unconfirmed enrolment. */

@@ -11,15 +11,21 @@ import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js'
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
-import { UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
+import { UserExternalLoginSuccessNotification, UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
+import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
 import { AllowTwoFactorSetupSession, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { BackOfficeTwoFactorChallengeService } from './two-factor-challenge.service.js';
 import type { TwoFactorProvider, TwoFactorSetup } from './two-factor-provider.interface.js';
+import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { BackOfficePasskeyCeremonies } from '../passkeys/passkey-ceremonies.service.js';
+import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
+import { PasskeyOptionsResponse, PasskeyVerifyDto } from '../passkeys/passkey.dto.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor-challenge.service.js';
 import { RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
 
 const expired = () => new BackOfficeHttpError(401, 'two_factor_expired', 'The sign-in expired; sign in with your password again.');
@@ -38,6 +44,8 @@ export class TwoFactorController {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficePasskeyCeremonies) private readonly passkeys: BackOfficePasskeyCeremonies,
+    @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -54,13 +62,63 @@ export class TwoFactorController {
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
   async verify(@Req() request: BackOfficeHttpRequest, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
+    return this.completeSignIn(request, response, body.provider, body.code);
+  }
+
+  @Post('passkey/options')
+  @HttpCode(200)
+  @UseGuards(JsonBodyGuard)
+  @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialRequestOptionsJSON for startAuthentication(), limited to the pending user\'s passkeys' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'unknown_provider: the account has no passkey, or a passkey started this sign-in (then the second factor cannot be one)' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'two_factor_expired: no pending sign-in' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: passkeys are not enabled' })
+  @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP)' })
+  async passkeyOptions(@Req() request: BackOfficeHttpRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
+    await this.limitPerIp();
+    const { user, pending } = await this.pendingUser(request);
+    if (pending.firstFactor === 'passkey') throw new BackOfficeHttpError(400, 'unknown_provider', 'A passkey started this sign-in; finish it with another factor.');
+    const passkeys = await this.userManager.getPasskeys(user);
+    if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
+    return this.passkeys.authenticationOptions('second_factor', user.id, passkeys);
+  }
+
+  @Post('passkey')
+  @HttpCode(200)
+  @UseGuards(JsonBodyGuard)
+  @ApiOkResponse({ type: LoginResponse, description: 'Signed in (session cookies set)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_code (the passkey was refused; counts as a failed attempt) or two_factor_expired' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'not_allowed' })
+  @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
+  @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  async verifyPasskey(@Req() request: BackOfficeHttpRequest, @Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
+    return this.completeSignIn(request, response, PASSKEY_PROVIDER, JSON.stringify(body.credential));
+  }
+
+  private async limitPerIp(): Promise<void> {
     const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
     await this.rateLimiter.enforce([{ name: 'two-factor-ip', key: ip, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 }]);
+  }
+
+  /** The live pending sign-in of the request and its user, or 401 `two_factor_expired`. */
+  private async pendingUser(request: BackOfficeHttpRequest): Promise<{ user: BackOfficeUser; pending: PendingTwoFactorSignIn }> {
     const pending = await this.challenges.find(request);
     if (!pending) throw expired();
     const user = await this.userManager.findById(pending.userId);
     if (!user || user.securityStamp !== pending.securityStamp) throw expired();
-    const result = await this.signInManager.twoFactorSignIn(user, body.provider, body.code);
+    return { user, pending };
+  }
+
+  /** The second step: checks the answer of `provider`, then issues the session (once per pending sign-in). */
+  private async completeSignIn(request: BackOfficeHttpRequest, response: BackOfficeHttpResponse, provider: string, code: string): Promise<LoginResponse> {
+    await this.limitPerIp();
+    const { user, pending } = await this.pendingUser(request);
+    // A passkey that passed the first step (without user verification) is not also the second factor.
+    const sameFactor = pending.firstFactor === 'passkey' && provider === PASSKEY_PROVIDER;
+    const result = await this.signInManager.twoFactorSignIn(user, provider, sameFactor ? '' : code);
     if (result.status === 'failed') throw invalidCode();
     if (result.status !== 'success') {
       this.challenges.clear(response);
@@ -68,7 +126,10 @@ export class TwoFactorController {
     }
     if (!(await this.challenges.complete(pending.id))) throw expired();
     this.challenges.clear(response);
-    return { status: 'success', user: await this.issuer.issue(user, response) };
+    if (pending.externalLogin) {
+      await this.userManager.notify(UserExternalLoginSuccessNotification, user, { provider: this.externalSessions.providerOf(pending.externalLogin) });
+    }
+    return { status: 'success', user: await this.issuer.issue(user, response, { externalLogin: pending.externalLogin }) };
   }
 
   @Post('setup')

@@ -12,7 +12,11 @@ import {
   UserDisabledNotification,
   UserEnabledNotification,
   UserGroupsChangedNotification,
+  UserPasskeyAddedNotification,
+  UserPasskeyRemovedNotification,
   UserLockedNotification,
+  UserLoginLinkedNotification,
+  UserLoginUnlinkedNotification,
   UserPasswordChangedNotification,
   UserPasswordResetNotification,
   UserResetAccessFailedCountNotification,
@@ -31,7 +35,9 @@ import type { BackOfficePasswordChecker } from './passwords/password-checker.js'
 import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
 import { CommonPasswordValidator, PolicyPasswordValidator } from './passwords/password-validators.js';
 import {
+  BackOfficeDuplicateLoginError,
   BackOfficeDuplicateUserError,
+  type BackOfficeUserLogin,
   type BackOfficeUserStore,
   type FailedAccessResult,
   type NewBackOfficeUser,
@@ -39,12 +45,18 @@ import {
   isUnknownUserLockoutStore,
   isUserGroupStore,
   isUserLockoutStore,
+  isUserLoginStore,
   isUserPasswordStore,
   isUserPhoneNumberStore,
   isUserRecoveryCodeStore,
   isUserSecurityStampStore,
   isUserTokenStore,
   isUserTwoFactorStore,
+  isUserPasskeyStore,
+  BackOfficeDuplicatePasskeyError,
+  type NewStoredPasskey,
+  type StoredPasskey,
+  type UserPasskeyStore,
   type UnknownUserLockoutStore,
   type UserGroupStore,
   type UserLockoutStore,
@@ -143,6 +155,15 @@ export class BackOfficeUserManager {
   }
   get supportsUserGroups(): boolean {
     return isUserGroupStore(this.store);
+  }
+  /** True when the `passkeys` option is set and the store keeps passkeys (`UserPasskeyStore`). */
+  get supportsUserPasskeys(): boolean {
+    return this.options.passkeys !== null && isUserPasskeyStore(this.store);
+  }
+
+  /** True when the store keeps external logins (`UserLoginStore`); without it external providers are off. */
+  get supportsUserLogin(): boolean {
+    return isUserLoginStore(this.store);
   }
 
   // ---- lookup -------------------------------------------------------------------------------------
@@ -619,10 +640,11 @@ export class BackOfficeUserManager {
 
   /** Checks a second-factor code: `recovery` redeems a recovery code, any other name asks that provider. */
   async verifyTwoFactorCode(user: BackOfficeUser, provider: string, code: string): Promise<boolean> {
-    if (!this.supportsUserTwoFactor || typeof code !== 'string' || code.length > 64) return false;
+    if (!this.supportsUserTwoFactor || typeof code !== 'string') return false;
     if (provider === RECOVERY_PROVIDER) return this.redeemRecoveryCode(user, code);
     const found = this.getTwoFactorProvider(provider);
-    return found ? found.verify(user, code) : false;
+    if (!found || code.length > (found.maxCodeLength ?? 64)) return false;
+    return found.verify(user, code);
   }
 
   /**
@@ -641,6 +663,66 @@ export class BackOfficeUserManager {
     if (!isUserRecoveryCodeStore(this.store) || typeof code !== 'string' || code.length > 64) return false;
     const hashes = [hashRecoveryCode(this.options, user.id, code), legacyRecoveryCodeHash(user.id, code)];
     return this.store.redeemRecoveryCode(user.id, hashes, this.now());
+  }
+
+  // ---- passkeys ----------------------------------------------------------------------------------
+
+  /** Most passkeys one account may have. */
+  readonly maxPasskeysPerUser = 25;
+
+  private passkeyStore(): UserPasskeyStore {
+    if (!isUserPasskeyStore(this.store)) throw new Error('The user store does not support passkeys (UserPasskeyStore).');
+    return this.store;
+  }
+
+  /** The user's passkeys, oldest first; none when passkeys are off. */
+  async getPasskeys(user: BackOfficeUser): Promise<StoredPasskey[]> {
+    return this.supportsUserPasskeys ? this.passkeyStore().listPasskeys(user.id) : [];
+  }
+
+  /** Trimmed NFC name of 1 to 64 characters without control characters, or null. */
+  normalizePasskeyName(name: unknown): string | null {
+    if (typeof name !== 'string') return null;
+    const trimmed = name.normalize('NFC').trim();
+    return trimmed.length >= 1 && [...trimmed].length <= 64 && !CONTROL_CHARACTERS.test(trimmed) ? trimmed : null;
+  }
+
+  /** Registers a verified passkey (`UserPasskeyAddedNotification`); fails on a duplicate credential, a bad name or too many passkeys. */
+  async addPasskey(user: BackOfficeUser, passkey: NewStoredPasskey): Promise<IdentityResult<StoredPasskey>> {
+    const d = this.errorDescriber;
+    if (!this.supportsUserPasskeys) return IdentityResult.failed(d.notSupported('passkeys'));
+    const name = this.normalizePasskeyName(passkey.name);
+    if (name === null) return IdentityResult.failed(d.invalidPasskeyName());
+    const store = this.passkeyStore();
+    if ((await store.listPasskeys(user.id)).length >= this.maxPasskeysPerUser) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
+    try {
+      const added = await store.addPasskey(user.id, { ...passkey, name }, this.now());
+      await this.notify(UserPasskeyAddedNotification, user, { passkeyId: added.id, passkeyName: added.name });
+      return IdentityResult.success(added);
+    } catch (error) {
+      if (error instanceof BackOfficeDuplicatePasskeyError) return IdentityResult.failed(d.duplicatePasskey());
+      throw error;
+    }
+  }
+
+  /** Renames one of the user's passkeys; false when the user has no such passkey. */
+  async renamePasskey(user: BackOfficeUser, passkeyId: string, name: string): Promise<IdentityResult> {
+    const d = this.errorDescriber;
+    if (!this.supportsUserPasskeys) return IdentityResult.failed(d.notSupported('passkeys'));
+    const normalized = this.normalizePasskeyName(name);
+    if (normalized === null) return IdentityResult.failed(d.invalidPasskeyName());
+    if (!(await this.passkeyStore().renamePasskey(user.id, passkeyId, normalized, this.now()))) return IdentityResult.failed(d.notFound('passkey'));
+    return IdentityResult.success();
+  }
+
+  /** Removes one of the user's passkeys (`UserPasskeyRemovedNotification`); false when the user has no such passkey. */
+  async removePasskey(user: BackOfficeUser, passkeyId: string): Promise<boolean> {
+    if (!this.supportsUserPasskeys) return false;
+    const store = this.passkeyStore();
+    const passkey = (await store.listPasskeys(user.id)).find((p) => p.id === passkeyId);
+    if (!passkey || !(await store.removePasskey(user.id, passkeyId))) return false;
+    await this.notify(UserPasskeyRemovedNotification, user, { passkeyId: passkey.id, passkeyName: passkey.name });
+    return true;
   }
 
   /** Turns 2FA off: every enrolment and recovery code removed, the flag off, a new security stamp. */
@@ -703,9 +785,18 @@ export class BackOfficeUserManager {
     return true;
   }
 
-  /** Replaces the user's groups; refuses to remove the last enabled admin from `admin`. */
-  async setGroups(user: BackOfficeUser, groups: string[]): Promise<IdentityResult> {
+  /**
+   * Replaces the user's groups; refuses to remove the last enabled admin from `admin`, and refuses local edits
+   * (`groups_managed_by_provider`) of a user whose groups an external provider manages, unless `byProvider`
+   * names that provider (the external sign-in applying the provider's groups).
+   */
+  async setGroups(user: BackOfficeUser, groups: string[], options: { byProvider?: string } = {}): Promise<IdentityResult> {
     if (!isUserGroupStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('groups'));
+    const managedBy = await this.groupsManagedBy(user);
+    if (managedBy.length > 0 && !(options.byProvider && managedBy.includes(options.byProvider))) {
+      return IdentityResult.failed(this.errorDescriber.groupsManagedByProvider());
+    }
+    const before = [...user.groups];
     const unknown = await this.unknownGroupErrors(groups);
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
@@ -714,7 +805,64 @@ export class BackOfficeUserManager {
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     user.groups = aliases;
     await this.updateSecurityStamp(user);
-    await this.notify(UserGroupsChangedNotification, user, { groups: user.groups });
+    await this.notify(UserGroupsChangedNotification, user, {
+      groups: user.groups,
+      added: aliases.filter((g) => !before.includes(g)).sort(),
+      removed: before.filter((g) => !aliases.includes(g)).sort(),
+      source: options.byProvider ? `provider:${options.byProvider}` : 'local',
+    });
+    return IdentityResult.success();
+  }
+
+  /** Names of the user's linked providers that manage groups (`autoLink.groupsManagedByProvider`). */
+  async groupsManagedBy(user: BackOfficeUser): Promise<string[]> {
+    const managing = this.options.externalLogins.filter((p) => p.autoLink.groupsManagedByProvider).map((p) => p.name);
+    if (managing.length === 0 || !this.supportsUserLogin) return [];
+    return (await this.getLogins(user)).map((l) => l.provider).filter((p) => managing.includes(p));
+  }
+
+  // ---- external logins (ASP.NET Identity's IUserLoginStore) ---------------------------------------
+
+  /** The user's external logins, oldest first (empty when the store has no `UserLoginStore`). */
+  async getLogins(user: Pick<BackOfficeUser, 'id'>): Promise<BackOfficeUserLogin[]> {
+    return isUserLoginStore(this.store) ? this.store.getLogins(user.id) : [];
+  }
+
+  /** The user who owns this provider key, or null. */
+  async findByLogin(provider: string, providerKey: string): Promise<BackOfficeUser | null> {
+    if (!isUserLoginStore(this.store) || typeof provider !== 'string' || typeof providerKey !== 'string') return null;
+    const userId = await this.store.findUserIdByLogin(provider, providerKey);
+    return userId ? this.store.findById(userId) : null;
+  }
+
+  /** Links an external login; `login_already_linked` when the key is someone's or the user has one of that provider. */
+  async addLogin(user: BackOfficeUser, login: Omit<BackOfficeUserLogin, 'createdAt'>): Promise<IdentityResult> {
+    if (!isUserLoginStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('external logins'));
+    try {
+      await this.store.addLogin(user.id, login, this.now());
+    } catch (error) {
+      if (error instanceof BackOfficeDuplicateLoginError) return IdentityResult.failed(this.errorDescriber.loginAlreadyLinked());
+      throw error;
+    }
+    await this.notify(UserLoginLinkedNotification, user, { provider: login.provider });
+    return IdentityResult.success();
+  }
+
+  /**
+   * Removes the user's login of `provider`, but never the last way in: without a usable password (none, or
+   * `denyLocalLogin`) and without another login it answers `last_login_method`.
+   */
+  async removeLogin(user: BackOfficeUser, provider: string): Promise<IdentityResult> {
+    if (!isUserLoginStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('external logins'));
+    const logins = await this.store.getLogins(user.id);
+    if (!logins.some((l) => l.provider === provider)) return IdentityResult.failed(this.errorDescriber.loginNotFound());
+    const passwordWorks = this.hasPassword(user) && !this.options.denyLocalLogin;
+    if (!passwordWorks && logins.length <= 1) return IdentityResult.failed(this.errorDescriber.lastLoginMethod());
+    if (!(await this.store.removeLogin(user.id, provider, passwordWorks ? 0 : 1))) {
+      const left = await this.store.getLogins(user.id);
+      return IdentityResult.failed(left.some((l) => l.provider === provider) ? this.errorDescriber.lastLoginMethod() : this.errorDescriber.loginNotFound());
+    }
+    await this.notify(UserLoginUnlinkedNotification, user, { provider });
     return IdentityResult.success();
   }
 

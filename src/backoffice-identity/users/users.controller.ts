@@ -160,7 +160,7 @@ export class UsersController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (unknown group)' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden: adds or removes a group holding permissions the caller lacks (or admin)' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin, or groups_managed_by_provider (an external provider owns this user\'s groups)' })
   @requirePermissions('users.manage')
   async setGroups(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
     const user = await this.findOr404(id);
@@ -245,7 +245,7 @@ export class UsersController {
   private throwIfFailed(result: IdentityResult): void {
     if (result.succeeded) return;
     const error = result.errors[0];
-    if (error.code === 'last_admin') throw new BackOfficeHttpError(409, 'last_admin', error.description);
+    if (error.code === 'last_admin' || error.code === 'groups_managed_by_provider') throw new BackOfficeHttpError(409, error.code, error.description);
     throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', { errors: [...result.errors] });
   }
 }

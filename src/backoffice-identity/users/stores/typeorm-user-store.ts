@@ -30,6 +30,14 @@ import {
   type StoredAuthenticatorKey,
   type UserAuthenticatorKeyStore,
   type UserRecoveryCodeStore,
+  BackOfficeDuplicatePasskeyError,
+  type NewStoredPasskey,
+  type PasskeyChallengePurpose,
+  type StoredPasskey,
+  type UserPasskeyStore,
+  type BackOfficeUserLogin,
+  BackOfficeDuplicateLoginError,
+  type UserLoginStore,
 } from './user-store.interface.js';
 
 /** Thrown to roll back a dry-run import after its outcomes are known. */
@@ -130,6 +138,39 @@ export function userFromRow(row: UserRow): BackOfficeUser {
   };
 }
 
+interface PasskeyRow {
+  id: string;
+  user_id: string;
+  credential_id: string;
+  public_key: Buffer;
+  counter: string | number;
+  transports: string[] | string;
+  name: string;
+  device_type: string;
+  backed_up: boolean;
+  created_at: Date;
+  last_used_at: Date | null;
+}
+
+function fromPasskeyRow(row: PasskeyRow): StoredPasskey {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    credentialId: row.credential_id,
+    publicKey: new Uint8Array(row.public_key),
+    counter: Number(row.counter),
+    transports: aliases(row.transports),
+    name: row.name,
+    deviceType: row.device_type,
+    backedUp: row.backed_up,
+    createdAt: new Date(row.created_at),
+    lastUsedAt: row.last_used_at ? new Date(row.last_used_at) : null,
+  };
+}
+
+/** Rows of an `UPDATE/DELETE ... RETURNING` (TypeORM hands back `[rows, count]` for those). */
+const returned = (rows: unknown[]): unknown[] => (Array.isArray(rows[0]) ? (rows[0] as unknown[]) : rows);
+
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
@@ -161,6 +202,8 @@ export class TypeOrmBackOfficeUserStore
     UserAuthenticatorKeyStore,
     UserRecoveryCodeStore,
     UserImportStore,
+    UserPasskeyStore,
+    UserLoginStore,
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
   private readonly manager: EntityManager;
@@ -469,6 +512,114 @@ export class TypeOrmBackOfficeUserStore
       [userId],
     );
     return Number(rows[0]?.n ?? 0);
+  }
+
+  async listPasskeys(userId: string): Promise<StoredPasskey[]> {
+    if (!isUuid(userId)) return [];
+    const rows: PasskeyRow[] = await this.manager.query(
+      `SELECT * FROM backoffice_user_passkey WHERE user_id = $1 ORDER BY created_at, id`,
+      [userId],
+    );
+    return rows.map(fromPasskeyRow);
+  }
+
+  async findPasskeyByCredentialId(credentialId: string): Promise<StoredPasskey | null> {
+    const rows: PasskeyRow[] = await this.manager.query(`SELECT * FROM backoffice_user_passkey WHERE credential_id = $1`, [credentialId]);
+    return rows[0] ? fromPasskeyRow(rows[0]) : null;
+  }
+
+  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date): Promise<StoredPasskey> {
+    try {
+      const rows: PasskeyRow[] = await this.manager.query(
+        `INSERT INTO backoffice_user_passkey (user_id, credential_id, public_key, counter, transports, name, device_type, backed_up, created_at)
+         VALUES ($1, $2, $3, $4, $5::varchar[], $6, $7, $8, $9) RETURNING *`,
+        [userId, passkey.credentialId, Buffer.from(passkey.publicKey), passkey.counter, passkey.transports, passkey.name, passkey.deviceType, passkey.backedUp, now],
+      );
+      return fromPasskeyRow(rows[0]);
+    } catch (error) {
+      const code = (error as { driverError?: { code?: string } }).driverError?.code;
+      if (error instanceof QueryFailedError && code === '23505') throw new BackOfficeDuplicatePasskeyError();
+      throw error;
+    }
+  }
+
+  async renamePasskey(userId: string, passkeyId: string, name: string, _now: Date): Promise<boolean> {
+    if (!isUuid(userId) || !isUuid(passkeyId)) return false;
+    const rows = await this.manager.query(
+      `UPDATE backoffice_user_passkey SET name = $3 WHERE id = $2 AND user_id = $1 RETURNING id`,
+      [userId, passkeyId, name],
+    );
+    return returned(rows).length === 1;
+  }
+
+  async removePasskey(userId: string, passkeyId: string): Promise<boolean> {
+    if (!isUuid(userId) || !isUuid(passkeyId)) return false;
+    const rows = await this.manager.query(`DELETE FROM backoffice_user_passkey WHERE id = $2 AND user_id = $1 RETURNING id`, [userId, passkeyId]);
+    return returned(rows).length === 1;
+  }
+
+  async recordPasskeyUse(passkeyId: string, newCounter: number, now: Date): Promise<boolean> {
+    const rows = await this.manager.query(
+      `UPDATE backoffice_user_passkey SET counter = $2, last_used_at = $3
+       WHERE id = $1 AND (counter < $2 OR (counter = 0 AND $2 = 0)) RETURNING id`,
+      [passkeyId, newCounter, now],
+    );
+    return returned(rows).length === 1;
+  }
+
+  async createPasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, expiresAt: Date, now: Date): Promise<void> {
+    await this.manager.query(
+      `INSERT INTO backoffice_passkey_challenge (challenge_hash, purpose, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
+      [challengeHash, purpose, userId, expiresAt, now],
+    );
+  }
+
+  async consumePasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, now: Date): Promise<boolean> {
+    if (userId !== null && !isUuid(userId)) return false;
+    const rows = await this.manager.query(
+      `UPDATE backoffice_passkey_challenge SET used_at = $4
+       WHERE challenge_hash = $1 AND purpose = $2 AND user_id IS NOT DISTINCT FROM $3::uuid AND used_at IS NULL AND expires_at > $4
+       RETURNING id`,
+      [challengeHash, purpose, userId, now],
+    );
+    return returned(rows).length === 1;
+  }
+
+  async addLogin(userId: string, login: Omit<BackOfficeUserLogin, 'createdAt'>, now: Date): Promise<void> {
+    try {
+      await this.manager.query(
+        `INSERT INTO backoffice_user_login (user_id, provider, provider_key, display_name, created_at) VALUES ($1, $2, $3, $4, $5)`,
+        [userId, login.provider, login.providerKey, login.displayName, now],
+      );
+    } catch (error) {
+      const code = (error as { driverError?: { code?: string } }).driverError?.code;
+      if (error instanceof QueryFailedError && code === '23505') throw new BackOfficeDuplicateLoginError();
+      throw error;
+    }
+  }
+
+  async removeLogin(userId: string, provider: string, keepAtLeast = 0): Promise<boolean> {
+    // The user's logins are locked first, so two concurrent removals cannot both pass the count.
+    const rows = await this.manager.query(
+      `WITH locked AS (SELECT id FROM backoffice_user_login WHERE user_id = $1 FOR UPDATE)
+       DELETE FROM backoffice_user_login WHERE user_id = $1 AND provider = $2 AND (SELECT count(*) FROM locked) > $3::int RETURNING id`,
+      [userId, provider, keepAtLeast],
+    );
+    return (Array.isArray(rows[0]) ? rows[0] : rows).length > 0;
+  }
+
+  async getLogins(userId: string): Promise<BackOfficeUserLogin[]> {
+    if (!isUuid(userId)) return [];
+    const rows: Array<{ provider: string; provider_key: string; display_name: string; created_at: Date }> = await this.manager.query(
+      `SELECT provider, provider_key, display_name, created_at FROM backoffice_user_login WHERE user_id = $1 ORDER BY created_at, provider`,
+      [userId],
+    );
+    return rows.map((r) => ({ provider: r.provider, providerKey: r.provider_key, displayName: r.display_name, createdAt: r.created_at }));
+  }
+
+  async findUserIdByLogin(provider: string, providerKey: string): Promise<string | null> {
+    const rows = await this.manager.query(`SELECT user_id FROM backoffice_user_login WHERE provider = $1 AND provider_key = $2`, [provider, providerKey]);
+    return rows[0]?.user_id ?? null;
   }
 
   async listGroups(): Promise<BackOfficeGroup[]> {

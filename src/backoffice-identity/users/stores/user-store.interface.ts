@@ -124,6 +124,66 @@ export interface UserRecoveryCodeStore {
   countRecoveryCodes(userId: string): Promise<number>;
 }
 
+/** A registered WebAuthn credential (passkey) as stored. The public key is COSE-encoded, as the authenticator sent it. */
+export interface StoredPasskey {
+  /** Row id (uuid); what clients use to rename or remove it. */
+  id: string;
+  userId: string;
+  /** Base64url credential id, unique across all users. */
+  credentialId: string;
+  publicKey: Uint8Array;
+  /** Last signature counter seen (0 for authenticators without counters). */
+  counter: number;
+  /** Transports the authenticator reported (`internal`, `hybrid`, `usb`, ...). */
+  transports: string[];
+  name: string;
+  /** `singleDevice` or `multiDevice` (synced passkey). */
+  deviceType: string;
+  backedUp: boolean;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
+/** Fields of a new passkey; the store assigns id and timestamps. */
+export type NewStoredPasskey = Pick<StoredPasskey, 'credentialId' | 'publicKey' | 'counter' | 'transports' | 'name' | 'deviceType' | 'backedUp'>;
+
+/** What a WebAuthn challenge was issued for. */
+export type PasskeyChallengePurpose = 'registration' | 'authentication' | 'second_factor' | 'reauthentication';
+
+/** Thrown by {@link UserPasskeyStore.addPasskey} when the credential id is registered already. */
+export class BackOfficeDuplicatePasskeyError extends Error {
+  constructor() {
+    super('duplicate passkey credential id');
+    this.name = 'BackOfficeDuplicatePasskeyError';
+  }
+}
+
+/**
+ * Passkeys (WebAuthn credentials) and their server-side ceremony challenges. Challenges are stored as SHA-256
+ * only, expire, and are used up atomically (true for exactly one caller). A store without this capability
+ * turns passkeys off.
+ */
+export interface UserPasskeyStore {
+  listPasskeys(userId: string): Promise<StoredPasskey[]>;
+  findPasskeyByCredentialId(credentialId: string): Promise<StoredPasskey | null>;
+  /** @throws BackOfficeDuplicatePasskeyError when the credential id is taken. */
+  addPasskey(userId: string, passkey: NewStoredPasskey, now: Date): Promise<StoredPasskey>;
+  /** False when the user has no passkey with that id. */
+  renamePasskey(userId: string, passkeyId: string, name: string, now: Date): Promise<boolean>;
+  /** False when the user has no passkey with that id. */
+  removePasskey(userId: string, passkeyId: string): Promise<boolean>;
+  /**
+   * Records a use with the authenticator's new signature counter, atomically: written only while the stored
+   * counter is lower (or both are 0, for authenticators without counters). False means the counter did not
+   * move forward: a cloned authenticator, or a concurrent use.
+   */
+  recordPasskeyUse(passkeyId: string, newCounter: number, now: Date): Promise<boolean>;
+  /** Stores a new challenge (its SHA-256), bound to a purpose and, except for username-less sign-in, to a user. */
+  createPasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, expiresAt: Date, now: Date): Promise<void>;
+  /** Uses the challenge up; true for exactly one caller while it is live and matches purpose and user. */
+  consumePasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, now: Date): Promise<boolean>;
+}
+
 export interface BackOfficeGroup {
   alias: string;
   name: string;
@@ -140,6 +200,40 @@ export interface UserGroupStore {
   countApprovedInGroup(alias: string, options?: { now?: Date; exceptUserId?: string }): Promise<number>;
   /** Runs `work` in a transaction holding an exclusive lock on the group (serialises "last admin" checks). */
   withGroupLock<T>(alias: string, work: (store: BackOfficeUserStore & UserGroupStore) => Promise<T>): Promise<T>;
+}
+
+/** One external login of a user (ASP.NET Identity's `UserLoginInfo`). */
+export interface BackOfficeUserLogin {
+  /** The provider's `name` in `externalLogins`, e.g. `oidc`. */
+  provider: string;
+  /** The user's stable key at the provider (the OpenID Connect `sub`). */
+  providerKey: string;
+  /** The provider's display name when the login was added. */
+  displayName: string;
+  createdAt: Date;
+}
+
+/** Thrown by {@link UserLoginStore.addLogin} when the provider key (or the user's login of that provider) exists. */
+export class BackOfficeDuplicateLoginError extends Error {
+  constructor() {
+    super('duplicate login');
+    this.name = 'BackOfficeDuplicateLoginError';
+  }
+}
+
+/** External logins (like ASP.NET Identity's `IUserLoginStore`): provider + key, unique; one login per provider and user. */
+export interface UserLoginStore {
+  /** @throws BackOfficeDuplicateLoginError when provider + key is linked already, or the user has a login of that provider. */
+  addLogin(userId: string, login: Omit<BackOfficeUserLogin, 'createdAt'>, now: Date): Promise<void>;
+  /**
+   * Removes the user's login of `provider`, only while the user keeps more than `keepAtLeast` logins before the
+   * removal (checked atomically); true when one was removed.
+   */
+  removeLogin(userId: string, provider: string, keepAtLeast?: number): Promise<boolean>;
+  /** The user's logins, oldest first. */
+  getLogins(userId: string): Promise<BackOfficeUserLogin[]>;
+  /** The user id that owns provider + key, or null. */
+  findUserIdByLogin(provider: string, providerKey: string): Promise<string | null>;
 }
 
 export interface BackOfficeUserQuery {
@@ -177,6 +271,9 @@ export const isUserAuthenticatorKeyStore = (s: object): s is UserAuthenticatorKe
   has(s, 'getAuthenticatorKey', 'setAuthenticatorKey', 'useAuthenticatorStep', 'removeAuthenticatorKey');
 export const isUserRecoveryCodeStore = (s: object): s is UserRecoveryCodeStore =>
   has(s, 'replaceRecoveryCodes', 'redeemRecoveryCode', 'countRecoveryCodes');
+export const isUserPasskeyStore = (s: object): s is UserPasskeyStore =>
+  has(s, 'listPasskeys', 'findPasskeyByCredentialId', 'addPasskey', 'renamePasskey', 'removePasskey', 'recordPasskeyUse', 'createPasskeyChallenge', 'consumePasskeyChallenge');
 export const isUserGroupStore = (s: object): s is UserGroupStore => has(s, 'listGroups', 'setGroups', 'countApprovedInGroup', 'withGroupLock');
+export const isUserLoginStore = (s: object): s is UserLoginStore => has(s, 'addLogin', 'removeLogin', 'getLogins', 'findUserIdByLogin');
 export const isUserQueryStore = (s: object): s is UserQueryStore => has(s, 'list');
 export const isTransactionalUserStore = (s: object): s is TransactionalUserStore => has(s, 'transaction');

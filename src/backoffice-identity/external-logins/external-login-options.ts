@@ -1,0 +1,99 @@
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+
+/** What the provider says about the person: ID token claims merged with the userinfo response. */
+export interface BackOfficeExternalLoginClaims {
+  /** The stable subject identifier at the provider: the login's provider key. */
+  sub: string;
+  email?: string;
+  email_verified?: boolean;
+  name?: string;
+  /** Authentication methods (RFC 8176), when the provider sends them (e.g. `['pwd', 'mfa']`). */
+  amr?: string[];
+  [claim: string]: unknown;
+}
+
+/** The user an auto-link is about to create; `onAutoLinking` may change it. */
+export interface BackOfficeAutoLinkCandidate {
+  email: string;
+  name: string;
+  /** Group aliases: `defaultGroups` plus the mapped groups claim. */
+  groups: string[];
+}
+
+/** Changes `onExternalLogin` asks for on every external sign-in (e.g. keep the name in sync). */
+export interface BackOfficeExternalLoginChanges {
+  name?: string;
+  /** Replaces the user's groups (refused by the last-admin rule like any other change). */
+  groups?: string[];
+}
+
+/**
+ * Creating users on their first external sign-in (Umbraco's `ExternalSignInAutoLinkOptions`). An email that
+ * already belongs to a user is never linked automatically (no account take-over through a provider): that
+ * user links the provider from their own session instead.
+ */
+export interface ExternalSignInAutoLinkOptions {
+  /** Create a user on the first sign-in of an unknown provider account. Default false. */
+  enabled?: boolean;
+  /** Group aliases every auto-linked user gets. Default `[]`. */
+  defaultGroups?: string[];
+  /** Claim with the person's groups at the provider (ID token or userinfo), e.g. `groups`. */
+  groupsClaim?: string;
+  /**
+   * Provider group -> back-office group alias(es). Without it, provider groups that are back-office aliases are
+   * used as they are; with it, only mapped groups count.
+   */
+  groupMapping?: Record<string, string | string[]>;
+  /**
+   * The provider owns the groups of its users: on every sign-in they are set to `defaultGroups` plus the mapped
+   * claim, and local edits answer 409 `groups_managed_by_provider`. Default false (groups set once, then local).
+   */
+  groupsManagedByProvider?: boolean;
+  /** Only create a user when the provider says the email is verified (`email_verified: true`). Default true. */
+  requireVerifiedEmail?: boolean;
+}
+
+/** One OpenID Connect provider (Umbraco's `BackOfficeExternalLoginProviderOptions`). */
+export interface BackOfficeExternalLoginProviderOptions {
+  /** Route name: `/auth/external/<name>/...`. Letters, digits, `_` and `-`. */
+  name: string;
+  /** Shown on the sign-in page, e.g. `Single sign-on`. */
+  displayName: string;
+  /** Issuer URL; its `/.well-known/openid-configuration` is discovered at start-up. */
+  issuer: string;
+  clientId: string;
+  /** Omit for a public client (PKCE only). */
+  clientSecret?: string;
+  /** Scopes; `openid` is always added. Default `['openid', 'email', 'profile']`. */
+  scopes?: string[];
+  /** Refuse password sign-in for everyone (as the module option `denyLocalLogin`). Default false. */
+  denyLocalLogin?: boolean;
+  /** The sign-in page sends people straight to this provider. Default false. */
+  autoRedirect?: boolean;
+  /** Auto-linking: off unless `autoLink.enabled`. */
+  autoLink?: ExternalSignInAutoLinkOptions;
+  /** Runs before an auto-linked user is created: change `candidate`, or return false to refuse (`not_allowed`). */
+  onAutoLinking?: (candidate: BackOfficeAutoLinkCandidate, claims: BackOfficeExternalLoginClaims) => boolean | void | Promise<boolean | void>;
+  /** Runs on every external sign-in: return changes to apply, or false to refuse (`not_allowed`). */
+  onExternalLogin?: (
+    user: BackOfficeUser,
+    claims: BackOfficeExternalLoginClaims,
+  ) => boolean | void | BackOfficeExternalLoginChanges | Promise<boolean | void | BackOfficeExternalLoginChanges>;
+  /**
+   * Skip the local second factor when the ID token's `amr` says the provider did multi-factor authentication
+   * (`mfa`, `otp`, `hwk`, `swk`, `sms`, `face`, `fpt`). Default false: local two-factor always applies.
+   */
+  trustProviderTwoFactor?: boolean;
+  /** Where the provider sends people after RP-initiated logout. Default `<publicUrl>/<routePrefix>/`. */
+  postLogoutRedirectUrl?: string;
+}
+
+/** A provider with every default filled in. */
+export interface ResolvedExternalLoginProvider extends Required<Omit<BackOfficeExternalLoginProviderOptions, 'clientSecret' | 'onAutoLinking' | 'onExternalLogin' | 'autoLink'>> {
+  clientSecret?: string;
+  onAutoLinking?: BackOfficeExternalLoginProviderOptions['onAutoLinking'];
+  onExternalLogin?: BackOfficeExternalLoginProviderOptions['onExternalLogin'];
+  autoLink: Required<Omit<ExternalSignInAutoLinkOptions, 'groupsClaim'>> & { groupsClaim?: string; groupMapping: Record<string, string[]> };
+  /** `<publicUrl>/<routePrefix>/auth/external/<name>/callback`: register it at the provider. */
+  callbackUrl: string;
+}

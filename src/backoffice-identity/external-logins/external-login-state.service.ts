@@ -1,0 +1,99 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import type { BackOfficeClock } from '../common/clock.js';
+import { randomToken, sha256Hex } from '../common/crypto.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { requestCookies, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
+import { SecretCipher } from '../two-factor/secret-cipher.js';
+
+/** How long a person may take at the provider between challenge and callback. */
+const PENDING_MINUTES = 10;
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/** What the callback needs from its challenge. */
+export interface PendingExternalLogin {
+  provider: string;
+  nonce: string;
+  codeVerifier: string;
+  /** Same-origin path to land on. */
+  returnUrl: string;
+  /** An invite carried through the challenge (`invite=`): the token only as SHA-256. */
+  invite?: { userId: string; tokenHash: string };
+  /** A manual link started by this signed-in user and session. */
+  link?: { userId: string; sessionId: string };
+  /** A step-up re-authentication of this signed-in user and session through a provider they have linked. */
+  reauthenticate?: { userId: string; sessionId: string };
+}
+
+/**
+ * Pending external sign-ins, server-side and single use. The `state` sent to the provider is random; the row
+ * stores its SHA-256, bound to a random browser token in a short-lived HttpOnly cookie (SameSite=Lax, so it
+ * comes back on the provider's redirect, and only under `/<prefix>/auth/external`). Nonce, PKCE verifier,
+ * return URL, invite and link are encrypted with a key derived from that browser token: the database alone
+ * cannot complete a flow, another browser cannot, and a callback is accepted at most once (replays refused).
+ */
+@Injectable()
+export class BackOfficeExternalLoginStateService {
+  readonly cookieName: string;
+  private readonly cookiePath: string;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
+  ) {
+    this.cookieName = `${options.session.cookieName}_ext`;
+    this.cookiePath = `/${options.routePrefix}/auth/external`;
+  }
+
+  /** Stores a pending sign-in; returns the `state` to send to the provider and sets the browser cookie. */
+  async start(pending: PendingExternalLogin, request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): Promise<string> {
+    const existing = requestCookies(request)[this.cookieName];
+    const browserToken = typeof existing === 'string' && TOKEN_SHAPE.test(existing) ? existing : randomToken(32);
+    const state = randomToken(32);
+    const now = this.clock.now();
+    const { provider, ...secret } = pending;
+    await this.dataSource.query(
+      `INSERT INTO backoffice_external_login_state (state_hash, browser_hash, provider, payload, expires_at, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [sha256Hex(state), sha256Hex(browserToken), provider, this.cipher(browserToken).encrypt(JSON.stringify(secret)), new Date(now.getTime() + PENDING_MINUTES * 60_000), now],
+    );
+    this.cookies.setCookie(response, this.cookieName, browserToken, {
+      httpOnly: true,
+      sameSite: 'lax',
+      path: this.cookiePath,
+      maxAgeSeconds: PENDING_MINUTES * 60,
+    });
+    return state;
+  }
+
+  /**
+   * Uses up the pending sign-in of `state` for `provider`, if this browser started it, it is unexpired and
+   * not used yet; true for exactly one caller. Null otherwise (missing, forged, replayed, expired, other browser).
+   */
+  async consume(provider: string, state: unknown, request: BackOfficeHttpRequest): Promise<PendingExternalLogin | null> {
+    const browserToken = requestCookies(request)[this.cookieName];
+    if (typeof state !== 'string' || !TOKEN_SHAPE.test(state) || typeof browserToken !== 'string' || !TOKEN_SHAPE.test(browserToken)) return null;
+    const result = await this.dataSource.query(
+      `UPDATE backoffice_external_login_state SET used_at = $4
+       WHERE state_hash = $1 AND browser_hash = $2 AND provider = $3 AND used_at IS NULL AND expires_at > $4
+       RETURNING payload`,
+      [sha256Hex(state), sha256Hex(browserToken), provider, this.clock.now()],
+    );
+    const row = (Array.isArray(result[0]) ? result[0] : result)[0] as { payload: string } | undefined;
+    if (!row) return null;
+    try {
+      return { provider, ...(JSON.parse(this.cipher(browserToken).decrypt(row.payload)) as Omit<PendingExternalLogin, 'provider'>) };
+    } catch {
+      return null;
+    }
+  }
+
+  private cipher(browserToken: string): SecretCipher {
+    return new SecretCipher(browserToken, 'external-login-state/v1');
+  }
+}

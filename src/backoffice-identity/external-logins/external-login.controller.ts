@@ -1,0 +1,158 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Redirect, Req, Res, UsePipes } from '@nestjs/common';
+import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
+import { ApiFoundResponse, ApiNoContentResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import { ApiErrors } from '../openapi/api-errors.decorator.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
+import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { BackOfficeExternalLoginProviders, type BackOfficeExternalLoginProviderDto } from './external-login-providers.service.js';
+import { BackOfficeExternalLoginService } from './external-login.service.js';
+import { ChallengeQuery, ExternalLoginProviderResponse, LinkExternalLoginDto, LinkExternalLoginResponse } from './external-login.dto.js';
+
+/** External login providers (OpenID Connect): contract section 6. */
+@ApiTags('external-logins')
+@Controller('auth/external')
+@UsePipes(BackOfficeValidationPipe)
+export class ExternalLoginController {
+  constructor(
+    @Inject(BackOfficeExternalLoginService) private readonly externalLogins: BackOfficeExternalLoginService,
+    @Inject(BackOfficeExternalLoginProviders) private readonly providers: BackOfficeExternalLoginProviders,
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+  ) {}
+
+  @Get('providers')
+  @ApiOkResponse({ type: [ExternalLoginProviderResponse], description: 'The configured providers (public)' })
+  listProviders(): BackOfficeExternalLoginProviderDto[] {
+    return this.providers.list();
+  }
+
+  @Get(':provider/challenge')
+  @Redirect()
+  @ApiFoundResponse({ description: "302 to the provider's authorization endpoint (code flow, PKCE S256, state, nonce)" })
+  @ApiErrors(
+    [400, 'invalid_return_url (only same-origin paths), invalid_token (malformed invite), validation_failed'],
+    [404, 'not_found: unknown provider'],
+    [429, 'too_many_requests (per IP, as login)'],
+    [503, 'provider_unavailable: discovery has not succeeded yet (retried with back-off)'],
+  )
+  async challenge(
+    @Param('provider') provider: string,
+    @Query() query: ChallengeQuery,
+    @Req() request: BackOfficeHttpRequest,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<{ url: string; statusCode: number }> {
+    await this.limitPerIp();
+    const url = await this.externalLogins.challenge(provider, { returnUrl: query.returnUrl, invite: query.invite }, request, response);
+    return { url, statusCode: 302 };
+  }
+
+  @Get(':provider/callback')
+  @Redirect()
+  @ApiFoundResponse({
+    description:
+      '302 to returnUrl (signed in, session cookies set), to the sign-in page with ?status=requiresTwoFactor, or to the sign-in page ' +
+      'with ?error=external_login_failed | external_email_unverified | external_email_in_use | not_allowed | no_linked_account | ' +
+      'login_already_linked | invalid_token. Never a 5xx.',
+  })
+  async callback(@Param('provider') provider: string, @Req() request: BackOfficeHttpRequest, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<{ url: string; statusCode: number }> {
+    return { url: await this.externalLogins.callback(provider, request, response), statusCode: 302 };
+  }
+
+  @Post(':provider/link')
+  @HttpCode(200)
+  @RequiresRecentSignIn()
+  @ApiOkResponse({ type: LinkExternalLoginResponse, description: 'Send the browser to redirectUrl; the callback adds the login to this user' })
+  @ApiErrors(
+    [400, 'invalid_return_url, validation_failed'],
+    [403, 'xsrf_failed'],
+    [404, 'not_found: unknown provider'],
+    [409, 'login_already_linked: you have a login of this provider'],
+    [503, 'provider_unavailable'],
+  )
+  async link(
+    @Param('provider') provider: string,
+    @Body() body: LinkExternalLoginDto,
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<LinkExternalLoginResponse> {
+    return this.startSignedInFlow('link', provider, body, request, response);
+  }
+
+  @Post(':provider/reauthenticate')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({
+    type: LinkExternalLoginResponse,
+    description:
+      'Step-up through a linked provider (for users without a password): send the browser to redirectUrl; the callback marks this ' +
+      'session re-authenticated (as POST /auth/reauthenticate does) and lands on returnUrl, or on returnUrl?error=not_allowed when ' +
+      'the provider account is not the one linked to you',
+  })
+  @ApiErrors(
+    [400, 'invalid_return_url, validation_failed'],
+    [401, 'unauthenticated'],
+    [403, 'xsrf_failed'],
+    [404, 'not_found: unknown provider, or no login of this provider'],
+    [503, 'provider_unavailable'],
+  )
+  async reauthenticate(
+    @Param('provider') provider: string,
+    @Body() body: LinkExternalLoginDto,
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<LinkExternalLoginResponse> {
+    return this.startSignedInFlow('reauthenticate', provider, body, request, response);
+  }
+
+  /** A provider round trip for the signed-in user: `link` needs no login of it yet, `reauthenticate` needs one. */
+  private async startSignedInFlow(
+    kind: 'link' | 'reauthenticate',
+    provider: string,
+    body: LinkExternalLoginDto | undefined,
+    request: BackOfficeAuthenticatedRequest,
+    response: BackOfficeHttpResponse,
+  ): Promise<LinkExternalLoginResponse> {
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
+    this.externalLogins.provider(provider);
+    const linked = (await this.userManager.getLogins(user)).some((l) => l.provider === provider);
+    if (kind === 'link' && linked) {
+      throw new BackOfficeHttpError(409, 'login_already_linked', this.userManager.errorDescriber.loginAlreadyLinked().description);
+    }
+    if (kind === 'reauthenticate' && !linked) throw BackOfficeHttpError.notFound('You have no login of this provider.');
+    const flow = { userId: user.id, sessionId: session.id };
+    const redirectUrl = await this.externalLogins.challenge(provider, { returnUrl: body?.returnUrl, [kind]: flow }, request, response);
+    return { redirectUrl };
+  }
+
+  @Delete('logins/:provider')
+  @HttpCode(204)
+  @RequiresRecentSignIn()
+  @ApiNoContentResponse({ description: 'Unlinked' })
+  @ApiErrors(
+    [403, 'xsrf_failed'],
+    [404, 'login_not_found: no login of this provider'],
+    [409, 'last_login_method: no usable password and no other login'],
+  )
+  async unlink(@Param('provider') provider: string, @Req() request: BackOfficeAuthenticatedRequest): Promise<void> {
+    const result = await this.userManager.removeLogin(request.backOffice.user, provider);
+    if (result.succeeded) return;
+    const error = result.errors[0];
+    if (error.code === 'last_login_method') throw new BackOfficeHttpError(409, error.code, error.description);
+    if (error.code === 'login_not_found') throw new BackOfficeHttpError(404, error.code, error.description);
+    throw new BackOfficeHttpError(501, 'not_supported', error.description);
+  }
+
+  private async limitPerIp(): Promise<void> {
+    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
+    await this.rateLimiter.enforce([{ name: 'external-challenge-ip', key: ip, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 }]);
+  }
+}

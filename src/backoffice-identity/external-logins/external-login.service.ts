@@ -1,0 +1,363 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
+import * as oidc from 'openid-client';
+import { sha256Hex } from '../common/crypto.js';
+import type { IdentityError } from '../common/identity-result.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeInviteService } from '../invites/backoffice-invite.service.js';
+import {
+  UserAutoLinkedNotification,
+  UserExternalLoginSuccessNotification,
+  UserInviteAcceptedNotification,
+  UserLoginFailedNotification,
+  UserLoginRequiresVerificationNotification,
+  UserTwoFactorRequestedNotification,
+} from '../notifications/notifications.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
+import type { BackOfficeSessionEntity } from '../sessions/backoffice-session.entity.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
+import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { isUserTokenStore } from '../users/stores/user-store.interface.js';
+import type { BackOfficeAutoLinkCandidate, BackOfficeExternalLoginClaims, ResolvedExternalLoginProvider } from './external-login-options.js';
+import { BackOfficeExternalLoginProviders, describeError, type BackOfficeExternalLoginProvider } from './external-login-providers.service.js';
+import { BackOfficeExternalLoginSessions } from './external-login-sessions.service.js';
+import { BackOfficeExternalLoginStateService, type PendingExternalLogin } from './external-login-state.service.js';
+
+/** Codes of a failed callback, sent to the sign-in page as `?error=<code>`. */
+export type ExternalLoginErrorCode =
+  | 'external_login_failed'
+  | 'external_email_unverified'
+  | 'external_email_in_use'
+  | 'not_allowed'
+  | 'no_linked_account'
+  | 'login_already_linked'
+  | 'invalid_token';
+
+/** A refused external sign-in; ends as a redirect to the sign-in page, never as a 5xx. */
+export class ExternalLoginError extends Error {
+  constructor(
+    readonly code: ExternalLoginErrorCode,
+    readonly reason: string,
+  ) {
+    super(`${code}: ${reason}`);
+  }
+}
+
+/** Authentication methods (RFC 8176) that mean the provider did more than one factor. */
+const MULTI_FACTOR_AMR = ['mfa', 'otp', 'hwk', 'swk', 'sms', 'face', 'fpt', 'iris', 'retina', 'vbm'];
+const MAX_RETURN_URL = 2048;
+const INVITE_SHAPE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{20,128})$/i;
+
+/**
+ * OpenID Connect sign-in (authorization code flow with PKCE S256, `state` and `nonce`, through openid-client),
+ * auto-linking, manual linking, invites carried through the provider, provider-managed groups, and the
+ * second factor after an external sign-in.
+ */
+@Injectable()
+export class BackOfficeExternalLoginService {
+  private readonly logger = new Logger('BackOfficeExternalLogins');
+
+  constructor(
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
+    @Inject(BackOfficeExternalLoginProviders) private readonly providers: BackOfficeExternalLoginProviders,
+    @Inject(BackOfficeExternalLoginStateService) private readonly states: BackOfficeExternalLoginStateService,
+    @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
+    @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
+    @Inject(BackOfficeInviteService) private readonly invites: BackOfficeInviteService,
+  ) {}
+
+  private get userManager(): BackOfficeUserManager {
+    return this.signInManager.userManager;
+  }
+
+  /** The sign-in page: where failures and two-factor prompts land. */
+  get signInPage(): string {
+    return `/${this.options.routePrefix}/`;
+  }
+
+  /** The provider, or 404 `not_found`. */
+  provider(name: string): BackOfficeExternalLoginProvider {
+    const provider = this.providers.get(name);
+    if (!provider) throw BackOfficeHttpError.notFound('No such external login provider.');
+    return provider;
+  }
+
+  /** A same-origin path (`/...`), or 400 `invalid_return_url`: no scheme, no host, no `//`, no backslash or control characters. */
+  checkReturnUrl(value: unknown, fallback: string): string {
+    if (value === undefined || value === '') return fallback;
+    const invalid = () => new BackOfficeHttpError(400, 'invalid_return_url', 'returnUrl must be a path on this site, such as /backoffice/.');
+    if (typeof value !== 'string' || value.length > MAX_RETURN_URL || !value.startsWith('/') || value.startsWith('//')) throw invalid();
+    // Browsers drop tabs and newlines and read "\" as "/", which would turn "/\t/evil" or "/\evil" into "//evil".
+    if (/[\\\u0000-\u0020\u007f-\u009f\u2028\u2029]/.test(value)) throw invalid();
+    const base = 'http://return-url.invalid';
+    let parsed: URL;
+    try {
+      parsed = new URL(value, base);
+    } catch {
+      throw invalid();
+    }
+    if (parsed.origin !== base) throw invalid();
+    return value;
+  }
+
+  /** Starts a sign-in (or, with `link`, a manual link): stores the pending state and returns the provider's URL. */
+  async challenge(
+    name: string,
+    input: { returnUrl?: unknown; invite?: unknown; link?: PendingExternalLogin['link']; reauthenticate?: PendingExternalLogin['reauthenticate'] },
+    request: BackOfficeHttpRequest,
+    response: BackOfficeHttpResponse,
+  ): Promise<string> {
+    const provider = this.provider(name);
+    const signedIn = input.link ?? input.reauthenticate;
+    const returnUrl = this.checkReturnUrl(input.returnUrl, signedIn ? `/${this.options.routePrefix}/account` : `/${this.options.routePrefix}/`);
+    const invite = this.parseInvite(input.invite);
+    const configuration = provider.configuration;
+    if (!configuration) {
+      throw new BackOfficeHttpError(503, 'provider_unavailable', `The provider "${provider.options.name}" cannot be reached right now; try again later.`, {}, { 'Retry-After': '30' });
+    }
+    const codeVerifier = oidc.randomPKCECodeVerifier();
+    const nonce = oidc.randomNonce();
+    const state = await this.states.start(
+      {
+        provider: provider.options.name,
+        nonce,
+        codeVerifier,
+        returnUrl,
+        ...(invite ? { invite } : {}),
+        ...(input.link ? { link: input.link } : {}),
+        ...(input.reauthenticate ? { reauthenticate: input.reauthenticate } : {}),
+      },
+      request,
+      response,
+    );
+    return oidc
+      .buildAuthorizationUrl(configuration, {
+        redirect_uri: provider.options.callbackUrl,
+        scope: provider.options.scopes.join(' '),
+        response_type: 'code',
+        code_challenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+        code_challenge_method: 'S256',
+        state,
+        nonce,
+        // Linking and step-up must prove the person now, not reuse a provider session someone left open.
+        ...(signedIn ? { prompt: 'login' } : {}),
+      })
+      .toString();
+  }
+
+  /** `invite=<userId>.<token>` from the invite email; malformed invites are refused (400 `invalid_token`). */
+  private parseInvite(value: unknown): PendingExternalLogin['invite'] | undefined {
+    if (value === undefined || value === '') return undefined;
+    const match = typeof value === 'string' ? INVITE_SHAPE.exec(value) : null;
+    if (!match) throw BackOfficeHttpError.invalidToken();
+    return { userId: match[1].toLowerCase(), tokenHash: sha256Hex(match[2]) };
+  }
+
+  /**
+   * Completes the provider's redirect: returns where to send the browser. Every failure is a redirect to the
+   * sign-in page with `?error=<code>` (logged, audited as a failed login), never an exception.
+   */
+  async callback(name: string, request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): Promise<string> {
+    const provider = this.providers.get(name);
+    const query = new URL(request.url ?? '/', 'http://callback.invalid').searchParams;
+    let pending: PendingExternalLogin | null = null;
+    try {
+      if (!provider) throw new ExternalLoginError('external_login_failed', 'unknown provider');
+      pending = await this.states.consume(provider.options.name, query.get('state'), request);
+      if (!pending) throw new ExternalLoginError('external_login_failed', 'missing, unknown, expired or replayed state');
+      const claims = await this.exchange(provider, pending, request);
+      if (pending.link) return await this.completeLink(provider.options, pending, claims);
+      if (pending.reauthenticate) return await this.completeReauthentication(provider.options, pending, claims);
+      return await this.completeSignIn(provider.options, pending, claims, response);
+    } catch (error) {
+      const failure = error instanceof ExternalLoginError ? error : new ExternalLoginError('external_login_failed', describeError(error));
+      this.logger.warn(`External sign-in through "${String(name).replace(/[^\w-]/g, '?').slice(0, 64)}" refused: ${failure.reason}`);
+      if (!(error instanceof ExternalLoginError)) this.logger.error(`Unexpected external login failure: ${describeError(error)}`);
+      await this.userManager.notify(UserLoginFailedNotification, null, { reason: failure.code });
+      const target = pending?.link || pending?.reauthenticate ? pending.returnUrl : this.signInPage;
+      return `${target}${target.includes('?') ? '&' : '?'}error=${failure.code}`;
+    }
+  }
+
+  /** Code exchange (PKCE, state, nonce and ID token checked by openid-client), then userinfo. */
+  private async exchange(provider: BackOfficeExternalLoginProvider, pending: PendingExternalLogin, request: BackOfficeHttpRequest): Promise<{ claims: BackOfficeExternalLoginClaims; idToken?: string }> {
+    const configuration = provider.configuration;
+    if (!configuration) throw new ExternalLoginError('external_login_failed', 'provider unavailable');
+    const current = new URL(provider.options.callbackUrl);
+    current.search = new URL(request.url ?? '/', 'http://callback.invalid').search;
+    let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
+    try {
+      tokens = await oidc.authorizationCodeGrant(configuration, current, {
+        pkceCodeVerifier: pending.codeVerifier,
+        expectedState: current.searchParams.get('state') ?? undefined,
+        expectedNonce: pending.nonce,
+        idTokenExpected: true,
+      });
+    } catch (error) {
+      throw new ExternalLoginError('external_login_failed', `authorization or token response refused: ${describeError(error)}`);
+    }
+    const idClaims = tokens.claims();
+    if (!idClaims) throw new ExternalLoginError('external_login_failed', 'no ID token');
+    let userInfo: Record<string, unknown> = {};
+    if (configuration.serverMetadata().userinfo_endpoint) {
+      try {
+        userInfo = await oidc.fetchUserInfo(configuration, tokens.access_token, idClaims.sub);
+      } catch (error) {
+        throw new ExternalLoginError('external_login_failed', `userinfo refused: ${describeError(error)}`);
+      }
+    }
+    const claims = { ...idClaims, ...userInfo, sub: idClaims.sub, amr: idClaims.amr } as BackOfficeExternalLoginClaims;
+    return { claims, idToken: tokens.id_token };
+  }
+
+  private async completeLink(provider: ResolvedExternalLoginProvider, pending: PendingExternalLogin, { claims }: { claims: BackOfficeExternalLoginClaims }): Promise<string> {
+    const user = await this.userManager.findById(pending.link!.userId);
+    if (!user || !(await this.sessions.isLiveSessionOf(pending.link!.sessionId, user))) {
+      throw new ExternalLoginError('not_allowed', 'the session that started the link has ended');
+    }
+    const result = await this.userManager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
+    if (!result.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
+    // The provider round trip (with prompt=login) is a fresh sign-in for @RequiresRecentSignIn() routes.
+    await this.sessions.markReauthenticated({ id: pending.link!.sessionId } as BackOfficeSessionEntity);
+    return pending.returnUrl;
+  }
+
+  /** Step-up through a provider: the provider account must be the one linked to the session's user. */
+  private async completeReauthentication(provider: ResolvedExternalLoginProvider, pending: PendingExternalLogin, { claims }: { claims: BackOfficeExternalLoginClaims }): Promise<string> {
+    const { userId, sessionId } = pending.reauthenticate!;
+    const user = await this.userManager.findById(userId);
+    const owner = await this.userManager.findByLogin(provider.name, claims.sub);
+    if (!user || owner?.id !== user.id || !(await this.sessions.isLiveSessionOf(sessionId, user))) {
+      throw new ExternalLoginError('not_allowed', 'the provider account is not the one linked to this session\'s user');
+    }
+    await this.sessions.markReauthenticated({ id: sessionId } as BackOfficeSessionEntity);
+    return pending.returnUrl;
+  }
+
+  private async completeSignIn(
+    provider: ResolvedExternalLoginProvider,
+    pending: PendingExternalLogin,
+    { claims, idToken }: { claims: BackOfficeExternalLoginClaims; idToken?: string },
+    response: BackOfficeHttpResponse,
+  ): Promise<string> {
+    const manager = this.userManager;
+    let user = pending.invite ? await this.acceptInvite(provider, pending.invite, claims) : await manager.findByLogin(provider.name, claims.sub);
+    if (!user) user = await this.autoLink(provider, claims);
+    if (!(await this.signInManager.canSignIn(user)) || manager.isLockedOut(user)) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
+    await this.applyProviderChanges(provider, user, claims);
+    const sealed = this.externalSessions.seal(provider.name, idToken);
+    if ((await this.signInManager.isTwoFactorRequired(user)) && !this.providerDidMultiFactor(provider, claims)) {
+      const providers = await manager.getValidTwoFactorProviders(user);
+      await manager.notify(UserLoginRequiresVerificationNotification, user);
+      await manager.notify(UserTwoFactorRequestedNotification, user, { provider: providers[0] ?? 'none' });
+      await this.challenges.start(user, response, sealed);
+      const query = new URLSearchParams({ status: 'requiresTwoFactor', providers: providers.join(','), returnUrl: pending.returnUrl });
+      return `${this.signInPage}?${query}`;
+    }
+    await manager.resetAccessFailedCount(user);
+    await this.signInManager.succeed(user);
+    await manager.notify(UserExternalLoginSuccessNotification, user, { provider: provider.name });
+    await this.issuer.issue(user, response, { externalLogin: sealed });
+    return pending.returnUrl;
+  }
+
+  private providerDidMultiFactor(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): boolean {
+    return provider.trustProviderTwoFactor && Array.isArray(claims.amr) && claims.amr.some((m) => MULTI_FACTOR_AMR.includes(m));
+  }
+
+  /** Links the provider login to the invited user and uses the invite up (the invite token proves the invitee). */
+  private async acceptInvite(provider: ResolvedExternalLoginProvider, invite: NonNullable<PendingExternalLogin['invite']>, claims: BackOfficeExternalLoginClaims): Promise<BackOfficeUser> {
+    const manager = this.userManager;
+    const user = await manager.findById(invite.userId);
+    const store = manager.store;
+    if (!user || !this.invites.isInvited(user) || !isUserTokenStore(store)) throw new ExternalLoginError('invalid_token', 'no such pending invite');
+    const owner = await manager.findByLogin(provider.name, claims.sub);
+    if (owner) throw new ExternalLoginError('login_already_linked', 'the provider account belongs to another user');
+    if (!(await store.consumeToken(user.id, 'invite', invite.tokenHash, manager.now()))) throw new ExternalLoginError('invalid_token', 'the invite is wrong, used or expired');
+    const linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
+    if (!linked.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
+    await manager.notify(UserInviteAcceptedNotification, user);
+    return user;
+  }
+
+  /** First sign-in of an unknown provider account: creates the user, or refuses (never links an existing email). */
+  private async autoLink(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): Promise<BackOfficeUser> {
+    const manager = this.userManager;
+    const options = provider.autoLink;
+    if (!options.enabled) throw new ExternalLoginError('no_linked_account', 'no user has this login and auto-linking is off');
+    const email = typeof claims.email === 'string' ? claims.email : '';
+    if (!email || (options.requireVerifiedEmail && claims.email_verified !== true)) {
+      throw new ExternalLoginError('external_email_unverified', 'the provider did not say the email is verified');
+    }
+    if (await manager.findByEmail(email)) throw new ExternalLoginError('external_email_in_use', 'the email belongs to an existing user; link the provider from that account');
+    const candidate: BackOfficeAutoLinkCandidate = {
+      email,
+      name: typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 256) : email,
+      groups: await this.providerGroups(provider, claims),
+    };
+    if ((await provider.onAutoLinking?.(candidate, claims)) === false) throw new ExternalLoginError('not_allowed', 'onAutoLinking refused');
+    const created = await manager.createUser({ email: candidate.email, name: candidate.name, groups: candidate.groups });
+    if (!created.succeeded) throw this.creationError(created.errors);
+    const user = created.value!;
+    const linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
+    if (!linked.succeeded) {
+      // Two first sign-ins of one account at once: the other won; this user must not stay behind.
+      await manager.store.delete(user.id);
+      const winner = await manager.findByLogin(provider.name, claims.sub);
+      if (!winner) throw new ExternalLoginError('external_login_failed', 'the login could not be linked');
+      return winner;
+    }
+    await manager.notify(UserAutoLinkedNotification, user, { provider: provider.name });
+    return user;
+  }
+
+  private creationError(errors: readonly IdentityError[]): ExternalLoginError {
+    if (errors.some((e) => e.code === 'duplicate_email' || e.code === 'duplicate_username')) {
+      return new ExternalLoginError('external_email_in_use', 'the email belongs to an existing user');
+    }
+    return new ExternalLoginError('external_login_failed', `the user could not be created: ${errors.map((e) => e.code).join(', ')}`);
+  }
+
+  /** `defaultGroups` plus the groups claim mapped through `groupMapping` (unknown aliases dropped). */
+  private async providerGroups(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): Promise<string[]> {
+    const { groupsClaim, groupMapping, defaultGroups } = provider.autoLink;
+    const raw = groupsClaim ? claims[groupsClaim] : undefined;
+    const fromClaim = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
+    const mapped = Object.keys(groupMapping).length > 0 ? fromClaim.flatMap((g) => groupMapping[g] ?? []) : fromClaim;
+    const store = this.userManager.store as Partial<import('../users/stores/user-store.interface.js').UserGroupStore>;
+    const known = new Set(typeof store.listGroups === 'function' ? (await store.listGroups()).map((g) => g.alias) : []);
+    return [...new Set([...defaultGroups, ...mapped])].filter((g) => known.has(g));
+  }
+
+  /** `onExternalLogin` changes, then (with `groupsManagedByProvider`) the provider's groups, audited as a diff. */
+  private async applyProviderChanges(provider: ResolvedExternalLoginProvider, user: BackOfficeUser, claims: BackOfficeExternalLoginClaims): Promise<void> {
+    const manager = this.userManager;
+    const changes = await provider.onExternalLogin?.(user, claims);
+    if (changes === false) throw new ExternalLoginError('not_allowed', 'onExternalLogin refused');
+    if (changes && typeof changes === 'object') {
+      if (typeof changes.name === 'string' && changes.name.trim() && changes.name !== user.name) {
+        await manager.store.updateProfile(user.id, { name: changes.name.trim().slice(0, 256) }, manager.now());
+        user.name = changes.name.trim().slice(0, 256);
+      }
+      if (Array.isArray(changes.groups)) await this.syncGroups(provider, user, changes.groups);
+    }
+    if (provider.autoLink.groupsManagedByProvider) await this.syncGroups(provider, user, await this.providerGroups(provider, claims));
+  }
+
+  private async syncGroups(provider: ResolvedExternalLoginProvider, user: BackOfficeUser, groups: string[]): Promise<void> {
+    const wanted = [...new Set(groups)].sort();
+    if (wanted.join('\n') === [...user.groups].sort().join('\n')) return;
+    const result = await this.userManager.setGroups(user, wanted, { byProvider: provider.name });
+    if (!result.succeeded) {
+      this.logger.warn(`Groups of user ${user.id} from provider "${provider.name}" not applied: ${result.errors.map((e) => e.code).join(', ')}`);
+    }
+  }
+}

@@ -1,0 +1,85 @@
+import { Body, Controller, HttpCode, Inject, Post, Req, UsePipes } from '@nestjs/common';
+import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
+import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { ReauthenticateResponse } from '../auth/auth.dto.js';
+import { signInError } from '../auth/backoffice-local.strategy.js';
+import type { BackOfficeClock } from '../common/clock.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
+import { documented, PasskeyOptionsResponse, PasskeyVerifyDto } from './passkey.dto.js';
+
+/**
+ * Step-up re-authentication with a passkey instead of the password (`POST /auth/reauthenticate`): what lets a
+ * passwordless user reach `@RequiresRecentSignIn()` routes. Same rules: failures count toward lockout, a locked
+ * account's assertion is not checked (423).
+ */
+@ApiTags('passkeys')
+@Controller('auth/reauthenticate/passkey')
+@UsePipes(BackOfficeValidationPipe)
+@BackOfficeAuthorize()
+export class PasskeyReauthenticationController {
+  constructor(
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficePasskeyCeremonies) private readonly ceremonies: BackOfficePasskeyCeremonies,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly identityOptions: ResolvedBackOfficeIdentityOptions,
+  ) {}
+
+  private requireSupport(user: BackOfficeUser): void {
+    if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
+    if (this.userManager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
+  }
+
+  @Post('options')
+  @HttpCode(200)
+  @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialRequestOptionsJSON for startAuthentication(), limited to your passkeys' })
+  @documented(400, 'unknown_provider: the account has no passkey')
+  @documented(401, 'unauthenticated')
+  @documented(403, 'xsrf_failed')
+  @documented(404, 'not_found: passkeys are not enabled')
+  @documented(423, 'locked_out')
+  async options(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const { user } = request.backOffice;
+    this.requireSupport(user);
+    const passkeys = await this.userManager.getPasskeys(user);
+    if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
+    return this.ceremonies.authenticationOptions('reauthentication', user.id, passkeys);
+  }
+
+  @Post()
+  @HttpCode(200)
+  @ApiOkResponse({ type: ReauthenticateResponse, description: 'Passkey confirmed: sensitive routes accept this session for the next minutes' })
+  @documented(400, 'validation_failed')
+  @documented(401, 'unauthenticated, or invalid_passkey (counts toward lockout)')
+  @documented(403, 'xsrf_failed')
+  @documented(404, 'not_found: passkeys are not enabled')
+  @documented(423, 'locked_out: the assertion is not checked while the account is locked')
+  async reauthenticate(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: PasskeyVerifyDto): Promise<ReauthenticateResponse> {
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
+    this.requireSupport(user);
+    const response = body.credential as unknown as AuthenticationResponseJSON;
+    const passkey = await this.ceremonies.findPasskey(response);
+    const result = passkey && passkey.userId === user.id ? await this.ceremonies.verifyAssertion(response, passkey, 'reauthentication', user.id) : null;
+    if (!result?.verified) {
+      if (!result) await this.ceremonies.discardChallenge(response, 'reauthentication', user.id);
+      const counted = await this.userManager.accessFailed(user);
+      if (counted.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
+      throw new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');
+    }
+    await this.userManager.resetAccessFailedCount(user);
+    await this.ceremonies.notifyUsed(result.passkey, 'reauthentication', result.userVerified);
+    await this.sessions.markReauthenticated(session);
+    const until = new Date(session.reauthenticatedAt!.getTime() + this.identityOptions.session.reauthenticationMinutes * 60_000);
+    return { reauthenticatedUntil: until.toISOString() };
+  }
+}

@@ -1,0 +1,59 @@
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { UserPasskeyStore } from '../users/stores/user-store.interface.js';
+import type { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
+
+/** Provider name of passkeys at the second-factor step. */
+export const PASSKEY_PROVIDER = 'passkey';
+
+/** Longest accepted assertion JSON (the credential of `POST /auth/2fa/passkey`). */
+export const MAX_ASSERTION_JSON = 16_384;
+
+/**
+ * A passkey as the second factor: offered to users with 2FA on who have a passkey. The "code" is the JSON of
+ * the browser's assertion for a challenge from `POST /auth/2fa/passkey/options`. Passkeys are added through
+ * the account routes (`POST /auth/passkeys`), not through two-factor setup, and turning 2FA off keeps them
+ * (they are sign-in credentials in their own right).
+ */
+export class PasskeyTwoFactorProvider implements TwoFactorProvider {
+  readonly name = PASSKEY_PROVIDER;
+  readonly maxCodeLength = MAX_ASSERTION_JSON;
+
+  constructor(
+    private readonly store: UserPasskeyStore,
+    private readonly ceremonies: BackOfficePasskeyCeremonies,
+  ) {}
+
+  async isSetUp(user: BackOfficeUser): Promise<boolean> {
+    return (await this.store.listPasskeys(user.id)).length > 0;
+  }
+
+  async generateSetup(): Promise<TwoFactorSetup> {
+    throw new BackOfficeHttpError(400, 'unknown_provider', 'Passkeys are added with POST /auth/passkeys, not through two-factor setup.');
+  }
+
+  async verify(user: BackOfficeUser, code: string, options: { enrolling?: boolean } = {}): Promise<boolean> {
+    if (options.enrolling || typeof code !== 'string' || code.length > MAX_ASSERTION_JSON) return false;
+    let response: AuthenticationResponseJSON;
+    try {
+      response = JSON.parse(code);
+    } catch {
+      return false;
+    }
+    if (typeof response !== 'object' || response === null) return false;
+    const passkey = await this.ceremonies.findPasskey(response);
+    if (!passkey || passkey.userId !== user.id) {
+      await this.ceremonies.discardChallenge(response, 'second_factor', user.id);
+      return false;
+    }
+    const result = await this.ceremonies.verifyAssertion(response, passkey, 'second_factor', user.id);
+    if (!result.verified) return false;
+    await this.ceremonies.notifyUsed(result.passkey, 'secondFactor', result.userVerified);
+    return true;
+  }
+
+  /** Turning 2FA off keeps the user's passkeys (they still sign in without a password). */
+  async reset(): Promise<void> {}
+}

@@ -1,0 +1,113 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Req, UsePipes } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
+import { BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import type { IdentityResult } from '../common/identity-result.js';
+import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
+import { PasskeyOptionsResponse, PasskeyRegisterDto, PasskeyRenameDto, PasskeyResponse, toPasskeyResponse, documented } from './passkey.dto.js';
+
+/** Maps a refused passkey change to its HTTP error. */
+function passkeyChangeError(result: IdentityResult<unknown>): BackOfficeHttpError {
+  const error = result.errors[0];
+  switch (error?.code) {
+    case 'not_found':
+      return BackOfficeHttpError.notFound('No such passkey.');
+    case 'passkey_already_registered':
+    case 'too_many_passkeys':
+      return new BackOfficeHttpError(409, error.code, error.description);
+    default:
+      return new BackOfficeHttpError(400, error?.code ?? 'validation_failed', error?.description ?? 'The request is not valid.');
+  }
+}
+
+/** The signed-in user's own passkeys: register, list, rename, remove. */
+@ApiTags('passkeys')
+@Controller('auth/passkeys')
+@UsePipes(BackOfficeValidationPipe)
+@BackOfficeAuthorize()
+export class PasskeysController {
+  constructor(
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficePasskeyCeremonies) private readonly ceremonies: BackOfficePasskeyCeremonies,
+  ) {}
+
+  private requireSupport(): void {
+    if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
+  }
+
+  @Get()
+  @ApiOkResponse({ type: [PasskeyResponse] })
+  @documented(401, 'unauthenticated')
+  @documented(404, 'not_found: passkeys are not enabled')
+  async list(@Req() request: BackOfficeAuthenticatedRequest): Promise<PasskeyResponse[]> {
+    this.requireSupport();
+    return (await this.userManager.getPasskeys(request.backOffice.user)).map(toPasskeyResponse);
+  }
+
+  @Post('options')
+  @HttpCode(200)
+  @RequiresRecentSignIn()
+  @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialCreationOptionsJSON for startRegistration(); the challenge is single use' })
+  @documented(403, 'xsrf_failed')
+  @documented(404, 'not_found: passkeys are not enabled')
+  async registrationOptions(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    this.requireSupport();
+    const user = request.backOffice.user;
+    return this.ceremonies.registrationOptions(user, await this.userManager.getPasskeys(user));
+  }
+
+  @Post()
+  @HttpCode(201)
+  @RequiresRecentSignIn()
+  @ApiCreatedResponse({ type: PasskeyResponse, description: 'Registered (backoffice.user.passkey.added)' })
+  @documented(400, 'validation_failed, invalid_passkey (attestation refused: challenge, origin, rp id, signature), invalid_passkey_name')
+  @documented(403, 'xsrf_failed')
+  @documented(404, 'not_found: passkeys are not enabled')
+  @documented(409, 'passkey_already_registered, too_many_passkeys')
+  async register(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: PasskeyRegisterDto): Promise<PasskeyResponse> {
+    this.requireSupport();
+    const user = request.backOffice.user;
+    const name = this.userManager.normalizePasskeyName(body.name);
+    if (name === null) {
+      const { code, description } = this.userManager.errorDescriber.invalidPasskeyName();
+      throw new BackOfficeHttpError(400, code, description);
+    }
+    const verified = await this.ceremonies.verifyRegistration(user, body.credential as unknown as RegistrationResponseJSON, name);
+    if (!verified) throw new BackOfficeHttpError(400, 'invalid_passkey', 'The passkey could not be verified; start again.');
+    const result = await this.userManager.addPasskey(user, verified);
+    if (!result.succeeded) throw passkeyChangeError(result);
+    return toPasskeyResponse(result.value!);
+  }
+
+  @Patch(':id')
+  @ApiOkResponse({ type: PasskeyResponse })
+  @documented(400, 'validation_failed, invalid_passkey_name')
+  @documented(401, 'unauthenticated')
+  @documented(403, 'xsrf_failed')
+  @documented(404, 'not_found: no such passkey of yours')
+  async rename(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: PasskeyRenameDto): Promise<PasskeyResponse> {
+    this.requireSupport();
+    const user = request.backOffice.user;
+    const result = await this.userManager.renamePasskey(user, id, body.name);
+    if (!result.succeeded) throw passkeyChangeError(result);
+    const renamed = (await this.userManager.getPasskeys(user)).find((p) => p.id === id);
+    if (!renamed) throw BackOfficeHttpError.notFound('No such passkey.');
+    return toPasskeyResponse(renamed);
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @RequiresRecentSignIn()
+  @ApiResponse({ status: 204, description: 'Removed (backoffice.user.passkey.removed)' })
+  @documented(403, 'xsrf_failed')
+  @documented(404, 'not_found: no such passkey of yours')
+  async remove(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
+    this.requireSupport();
+    if (!(await this.userManager.removePasskey(request.backOffice.user, id))) throw BackOfficeHttpError.notFound('No such passkey.');
+  }
+}

@@ -1,0 +1,798 @@
+import type { LoggerService } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
+import * as OTPAuth from 'otpauth';
+import { DataSource } from 'typeorm';
+import {
+  BackOfficeEvents,
+  BackOfficeInviteService,
+  type BackOfficeExternalLoginProviderOptions,
+  type BackOfficeIdentityModuleOptions,
+  type SendEmailNotification,
+  type UserGroupsChangedNotification,
+  type UserLogoutSuccessNotification,
+} from '../../src/backoffice-identity/index.js';
+import { expectClientError } from '../support/bad-input.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { createIdentityApp, httpPlatform, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
+import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
+
+// Contract section 6 against a real OpenID provider (oidc-provider, in-process on a loopback port), driven through
+// its own sign-in and consent pages over HTTP. Runs on PostgreSQL and on PGlite (vitest projects).
+
+const SECRET_A = 'client-a-secret-0123456789abcdef';
+const SECRET_B = 'client-b-secret-0123456789abcdef';
+const SESSION_COOKIE = 'backoffice_session';
+
+const callback = (port: number, name: string) => `http://127.0.0.1:${port}/backoffice/auth/external/${name}/callback`;
+
+/** Two clients at the provider: `oidc` (auto-linking into editor) and `corp` (groups managed by the provider). */
+function clientsFor(ports: number[]): TestOidcClient[] {
+  return [
+    {
+      client_id: 'backoffice-a',
+      client_secret: SECRET_A,
+      redirect_uris: ports.map((p) => callback(p, 'oidc')),
+      post_logout_redirect_uris: ports.map((p) => `http://127.0.0.1:${p}/backoffice/`),
+    },
+    {
+      client_id: 'backoffice-b',
+      client_secret: SECRET_B,
+      redirect_uris: ports.map((p) => callback(p, 'corp')),
+      post_logout_redirect_uris: ports.map((p) => `http://127.0.0.1:${p}/backoffice/`),
+    },
+  ];
+}
+
+function providersFor(issuer: string, extra: Partial<BackOfficeExternalLoginProviderOptions> = {}): BackOfficeExternalLoginProviderOptions[] {
+  return [
+    {
+      name: 'oidc',
+      displayName: 'Single sign-on',
+      issuer,
+      clientId: 'backoffice-a',
+      clientSecret: SECRET_A,
+      autoLink: { enabled: true, defaultGroups: ['editor'] },
+      // Umbraco's OnAutoLinking / OnExternalLogin, driven by claims the tests control.
+      onAutoLinking: (candidate, claims) => {
+        if (claims.department === 'contractors') return false;
+        if (claims.department === 'translation') candidate.groups.push('translator');
+      },
+      onExternalLogin: (_user, claims) => (claims.suspended === true ? false : { name: typeof claims.name === 'string' ? claims.name : undefined }),
+      ...extra,
+    },
+    {
+      name: 'corp',
+      displayName: 'Corporate directory',
+      issuer,
+      clientId: 'backoffice-b',
+      clientSecret: SECRET_B,
+      scopes: ['openid', 'email', 'profile', 'groups'],
+      autoLink: {
+        enabled: true,
+        groupsClaim: 'groups',
+        groupMapping: { 'bo-admins': 'admin', 'bo-editors': 'editor', 'bo-writers': 'writer' },
+        groupsManagedByProvider: true,
+      },
+    },
+  ];
+}
+
+/** A callback that must end as a redirect to the sign-in page with `code`, without a session. */
+function expectRefused(result: HttpResult, code: string): void {
+  expect(result.status, result.text).toBe(302);
+  expect(result.headers.get('location')).toBe(`/backoffice/?error=${code}`);
+  expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(false);
+}
+
+function expectSignedIn(result: HttpResult, returnUrl = '/backoffice/'): void {
+  expect(result.status, result.text).toBe(302);
+  expect(result.headers.get('location')).toBe(returnUrl);
+  expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(true);
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('External login providers (OpenID Connect, contract section 6)', () => {
+  let db: TestDatabase;
+  let idp: TestOidcProvider;
+  let ctx: IdentityApp;
+  let ports: number[];
+  let events: NotificationRecorder;
+  let counter = 0;
+  /** Every line the app logged. */
+  const logLines: string[] = [];
+  const logger = {
+    log: (m: unknown) => void logLines.push(String(m)),
+    warn: (m: unknown) => void logLines.push(String(m)),
+    error: (m: unknown) => void logLines.push(String(m)),
+    debug: () => undefined,
+    verbose: () => undefined,
+  };
+  /** Codes, states and ID tokens the provider handed out in these tests. */
+  const handedOut = new Set<string>();
+  const newUser = userFactory(() => ctx, 'ext-local');
+  const sub = (label: string) => `${label}-${++counter}-${Date.now()}`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ports = [await TestOidcProvider.reservePort(), await TestOidcProvider.reservePort()];
+    idp = await TestOidcProvider.start(clientsFor(ports));
+    ctx = await createIdentityApp(db, {
+      port: ports[0],
+      logger,
+      identity: {
+        publicUrl: `http://127.0.0.1:${ports[0]}`,
+        session: { secureCookies: false },
+        rateLimits: { enabled: false },
+        externalLogins: providersFor(idp.issuer),
+      },
+    });
+    events = NotificationRecorder.attach(ctx.app);
+    await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await idp?.stop();
+    await db?.drop();
+  });
+
+  /** A person known to the provider with a verified email. */
+  function account(label: string, claims: Record<string, unknown> = {}): { login: string; email: string } {
+    const login = sub(label);
+    const email = `${login}@idp.example.com`;
+    idp.accounts.set(login, { email, email_verified: true, name: `Person ${login}`, ...claims });
+    return { login, email };
+  }
+
+  /**
+   * A second app on the same database (and port `ports[1]`, registered at the provider), with `identity` over the
+   * test defaults; waits until its first provider is available unless `waitForProvider` is false.
+   */
+  async function secondApp(identity: BackOfficeIdentityModuleOptions, options: { waitForProvider?: boolean; logger?: LoggerService } = {}): Promise<IdentityApp> {
+    const app = await createIdentityApp(db, {
+      port: ports[1],
+      logger: options.logger,
+      identity: { publicUrl: `http://127.0.0.1:${ports[1]}`, session: { secureCookies: false }, ...identity },
+    });
+    if (options.waitForProvider !== false) {
+      await waitFor(async () => (await new HttpClient(app.url).get('/auth/external/providers')).body[0]?.available === true);
+    }
+    return app;
+  }
+
+  async function adminClient(): Promise<HttpClient> {
+    const admin = await newUser({ groups: ['admin'] });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(admin.email, TEST_PASSWORD)).status).toBe(200);
+    return http;
+  }
+
+  describe('providers and challenge', () => {
+    it('GET /auth/external/providers lists the providers (public)', async () => {
+      const result = await new HttpClient(ctx.url).get('/auth/external/providers');
+      expect(result.status).toBe(200);
+      expect(result.body).toEqual([
+        { name: 'oidc', displayName: 'Single sign-on', autoRedirect: false, available: true },
+        { name: 'corp', displayName: 'Corporate directory', autoRedirect: false, available: true },
+      ]);
+    });
+
+    it('the challenge redirects to the provider with the code flow, PKCE S256, state and nonce (ASVS 5.0 10.1.1)', async () => {
+      const person = new Person(ctx.url);
+      const result = await person.challenge('oidc', { returnUrl: '/backoffice/account?tab=logins' });
+      expect(result.status).toBe(302);
+      const url = new URL(result.headers.get('location')!);
+      expect(url.origin).toBe(idp.issuer);
+      expect(url.searchParams.get('response_type')).toBe('code');
+      expect(url.searchParams.get('client_id')).toBe('backoffice-a');
+      expect(url.searchParams.get('redirect_uri')).toBe(callback(ports[0], 'oidc'));
+      expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+      expect(url.searchParams.get('code_challenge')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(url.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(url.searchParams.get('nonce')).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(url.searchParams.get('scope')!.split(' ')).toContain('openid');
+      const cookie = result.setCookies.find((c) => c.startsWith('backoffice_session_ext='))!;
+      expect(cookie).toMatch(/HttpOnly/);
+      expect(cookie).toMatch(/SameSite=Lax/);
+      expect(cookie).toMatch(/Path=\/backoffice\/auth\/external/);
+      // Two challenges never share a state or a nonce.
+      const again = new URL((await person.challenge('oidc')).headers.get('location')!);
+      expect(again.searchParams.get('state')).not.toBe(url.searchParams.get('state'));
+      expect(again.searchParams.get('nonce')).not.toBe(url.searchParams.get('nonce'));
+    });
+
+    it('an unknown provider is 404', async () => {
+      expectClientError(await new Person(ctx.url).challenge('nope'), 404);
+      // Fastify refuses route parameters over 100 characters itself (414) before any Nest code runs (README: Fastify).
+      const long = await new Person(ctx.url).challenge('x'.repeat(300));
+      if (httpPlatform() === 'fastify') expect(long.status).toBe(414);
+      else expectClientError(long, 404);
+    });
+
+    it.each([
+      'https://evil.example/',
+      '//evil.example/',
+      '/\\evil.example',
+      '/\t/evil.example',
+      '/\n/evil.example',
+      'javascript:alert(1)',
+      'backoffice/',
+      ' /backoffice/',
+      `/${'a'.repeat(3000)}`,
+    ])('open redirects are refused: returnUrl %j is 400 invalid_return_url (ASVS 5.0 3.7.2)', async (returnUrl) => {
+      const result = await new Person(ctx.url).challenge('oidc', { returnUrl });
+      expectClientError(result);
+      expect(['invalid_return_url', 'validation_failed']).toContain(result.body.code);
+      expect(result.headers.get('location')).toBeNull();
+    });
+
+    it('a malformed invite is 400 invalid_token, and query parameters of the wrong shape are 400', async () => {
+      expectClientError(await new Person(ctx.url).challenge('oidc', { invite: 'not-an-invite' }), 400);
+      const person = new Person(ctx.url);
+      const duplicate = await person.app.get('/auth/external/oidc/challenge?returnUrl=/a&returnUrl=/b', { redirect: 'manual' });
+      expectClientError(duplicate, 400);
+    });
+  });
+
+  // Nest's Logger is process-wide and the next app created takes it over: this runs before any other app starts.
+  it('no authorization code, state or token ever reaches a log line, though failures are logged (ASVS 4.0 7.1.1)', async () => {
+    const person = new Person(ctx.url);
+    const { login } = account('logs');
+    const url = new URL(await person.toCallback('oidc', login));
+    handedOut.add(url.searchParams.get('code')!);
+    handedOut.add(url.searchParams.get('state')!);
+    expectSignedIn(await person.deliver(url.toString()));
+    expectRefused(await person.deliver(url.toString()), 'external_login_failed');
+    const logout = await person.app.post('/auth/logout');
+    handedOut.add(new URL(logout.body.signOutRedirectUrl).searchParams.get('id_token_hint')!);
+    expect(logLines.some((l) => /refused: missing, unknown, expired or replayed state/.test(l))).toBe(true);
+    for (const secret of handedOut) expect(logLines.filter((l) => l.includes(secret))).toEqual([]);
+    expect(logLines.filter((l) => /eyJ[A-Za-z0-9_-]{10,}\./.test(l))).toEqual([]);
+  });
+
+  describe('sign-in and auto-linking', () => {
+    it('a new person signs in through the provider, lands on returnUrl in `editor`, and /auth/me lists the login', async () => {
+      const { login, email } = account('new');
+      const person = new Person(ctx.url);
+      events.clear();
+      const result = await person.signIn('oidc', login, { returnUrl: '/backoffice/account' });
+      expectSignedIn(result, '/backoffice/account');
+      const me = await person.app.get('/auth/me');
+      expect(me.status).toBe(200);
+      expect(me.body).toMatchObject({ email, name: `Person ${login}`, groups: ['editor'], state: 'active', logins: [{ provider: 'oidc', displayName: 'Single sign-on' }] });
+      const userId = me.body.id;
+      for (const name of [BackOfficeEvents.AutoLinked, BackOfficeEvents.LoginLinked, BackOfficeEvents.ExternalLoginSuccess, BackOfficeEvents.LoginSuccess]) {
+        expect(events.named(name, userId), name).toHaveLength(1);
+      }
+      // The second sign-in finds the same user by provider + key; nobody new is created.
+      const again = new Person(ctx.url);
+      expectSignedIn(await again.signIn('oidc', login));
+      expect((await again.app.get('/auth/me')).body.id).toBe(userId);
+      expect(events.named(BackOfficeEvents.AutoLinked, userId)).toHaveLength(1);
+      const audit = await ctx.app.get(DataSource).query(`SELECT event FROM backoffice_audit_entry WHERE affected_user_id = $1`, [userId]);
+      expect(audit.map((r: { event: string }) => r.event)).toEqual(expect.arrayContaining(['backoffice.user.auto-linked', 'backoffice.user.external-login.success']));
+    });
+
+    it('an email the provider has not verified creates nobody: external_email_unverified', async () => {
+      const { login, email } = account('unverified', { email_verified: false });
+      expectRefused(await new Person(ctx.url).signIn('oidc', login), 'external_email_unverified');
+      expect(await ctx.userManager.findByEmail(email)).toBeNull();
+    });
+
+    it('an email of an existing local user is never linked automatically (no take-over): external_email_in_use', async () => {
+      const local = await newUser();
+      const login = sub('takeover');
+      idp.accounts.set(login, { email: local.email.toUpperCase(), email_verified: true });
+      expectRefused(await new Person(ctx.url).signIn('oidc', login), 'external_email_in_use');
+      expect(await ctx.userManager.getLogins(local)).toEqual([]);
+    });
+
+    it('a provider without auto-linking refuses unknown accounts: no_linked_account', async () => {
+      const other = await secondApp({ externalLogins: providersFor(idp.issuer, { autoLink: { enabled: false } }).slice(0, 1) });
+      try {
+        const { login } = account('nolink');
+        expectRefused(await new Person(other.url).signIn('oidc', login), 'no_linked_account');
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('onAutoLinking may change the new user, or refuse it (not_allowed)', async () => {
+      const { login, email } = account('translator', { department: 'translation' });
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      expect((await ctx.userManager.findByEmail(email))!.groups.sort()).toEqual(['editor', 'translator']);
+      const refused = account('contractor', { department: 'contractors' });
+      expectRefused(await new Person(ctx.url).signIn('oidc', refused.login), 'not_allowed');
+      expect(await ctx.userManager.findByEmail(refused.email)).toBeNull();
+    });
+
+    it('onExternalLogin runs on every sign-in: keeps the name in sync, or refuses (not_allowed)', async () => {
+      const { login, email } = account('sync');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      idp.accounts.set(login, { ...idp.accounts.get(login), name: 'Renamed At The Provider' });
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      expect((await ctx.userManager.findByEmail(email))!.name).toBe('Renamed At The Provider');
+      idp.accounts.set(login, { ...idp.accounts.get(login), suspended: true });
+      expectRefused(await new Person(ctx.url).signIn('oidc', login), 'not_allowed');
+    });
+
+    it('a disabled user is refused: not_allowed', async () => {
+      const { login, email } = account('disabled');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      const user = (await ctx.userManager.findByEmail(email))!;
+      await ctx.userManager.setApproved(user, false);
+      expectRefused(await new Person(ctx.url).signIn('oidc', login), 'not_allowed');
+    });
+  });
+
+  describe('every callback failure is a redirect with an error code: never a 5xx, never a session', () => {
+    it('missing state', async () => {
+      const person = new Person(ctx.url);
+      await person.challenge('oidc');
+      expectRefused(await person.app.get('/auth/external/oidc/callback?code=abc', { redirect: 'manual' }), 'external_login_failed');
+      expectRefused(await person.app.get('/auth/external/oidc/callback', { redirect: 'manual' }), 'external_login_failed');
+    });
+
+    it('a forged state, and a state from another browser (no cookie), are refused (ASVS 5.0 10.2.1)', async () => {
+      const { login } = account('forged');
+      const person = new Person(ctx.url);
+      const url = new URL(await person.toCallback('oidc', login));
+      const forged = new URL(url);
+      forged.searchParams.set('state', 'A'.repeat(43));
+      expectRefused(await person.deliver(forged.toString()), 'external_login_failed');
+      // The provider's redirect delivered in another browser (login CSRF): that browser has no state cookie.
+      expectRefused(await new Person(ctx.url).deliver(url.toString()), 'external_login_failed');
+    });
+
+    it('a replayed callback is refused; the first one signed in', async () => {
+      const { login } = account('replay');
+      const person = new Person(ctx.url);
+      const url = await person.toCallback('oidc', login);
+      expectSignedIn(await person.deliver(url));
+      expectRefused(await person.deliver(url), 'external_login_failed');
+    });
+
+    it('a pending sign-in older than 10 minutes is refused', async () => {
+      const { login } = account('slow');
+      const person = new Person(ctx.url);
+      const url = await person.toCallback('oidc', login);
+      ctx.clock.advance(11 * 60_000);
+      try {
+        expectRefused(await person.deliver(url), 'external_login_failed');
+      } finally {
+        ctx.clock.advance(-11 * 60_000);
+      }
+    });
+
+    it('an ID token with another nonce is refused', async () => {
+      const { login } = account('nonce');
+      const person = new Person(ctx.url);
+      const url = await person.toCallback('oidc', login, {}, (authorization) => authorization.searchParams.set('nonce', 'attacker-chosen-nonce-0123456789'));
+      expectRefused(await person.deliver(url), 'external_login_failed');
+    });
+
+    it('an error from the provider (error=login_required)', async () => {
+      const person = new Person(ctx.url);
+      const url = await person.toCallback('oidc', 'whoever', {}, (authorization) => authorization.searchParams.set('prompt', 'none'));
+      expect(new URL(url).searchParams.get('error')).toBe('login_required');
+      expectRefused(await person.deliver(url), 'external_login_failed');
+    });
+
+    it('a code the provider refuses to exchange (invalid_grant)', async () => {
+      const { login } = account('badcode');
+      const person = new Person(ctx.url);
+      const url = new URL(await person.toCallback('oidc', login));
+      url.searchParams.set('code', `${url.searchParams.get('code')}x`);
+      expectRefused(await person.deliver(url.toString()), 'external_login_failed');
+    });
+
+    it.each(['signature', 'expired'] as const)('an ID token with a %s problem is refused', async (kind) => {
+      const { login, email } = account(`token-${kind}`);
+      const person = new Person(ctx.url);
+      const url = await person.toCallback('oidc', login);
+      idp.idTokenChange = { kind };
+      try {
+        expectRefused(await person.deliver(url), 'external_login_failed');
+      } finally {
+        idp.idTokenChange = undefined;
+      }
+      expect(await ctx.userManager.findByEmail(email)).toBeNull();
+    });
+
+    it('the provider going down mid-flow', async () => {
+      const { login } = account('down');
+      const person = new Person(ctx.url);
+      const url = await person.toCallback('oidc', login);
+      idp.down = true;
+      try {
+        expectRefused(await person.deliver(url), 'external_login_failed');
+      } finally {
+        idp.down = false;
+      }
+    });
+
+    it('refusals are audited as failed logins with the code', async () => {
+      events.clear();
+      await new Person(ctx.url).app.get('/auth/external/oidc/callback?state=x', { redirect: 'manual' });
+      expect(events.named(BackOfficeEvents.LoginFailed).map((e) => (e as unknown as { reason: string }).reason)).toEqual(['external_login_failed']);
+    });
+  });
+
+  describe('manual linking and unlinking', () => {
+    it('a local user links the provider from their own session, then signs in through it', async () => {
+      const local = await newUser();
+      const login = sub('link');
+      idp.accounts.set(login, { email: local.email, email_verified: true });
+      const person = new Person(ctx.url);
+      expect((await person.app.login(local.email, TEST_PASSWORD)).status).toBe(200);
+      const link = await person.app.post('/auth/external/oidc/link', { returnUrl: '/backoffice/account' });
+      expect(link.status, link.text).toBe(200);
+      const url = await person.idp.authorize(link.body.redirectUrl, login);
+      const linked = await person.deliver(url);
+      expect(linked.status).toBe(302);
+      expect(linked.headers.get('location')).toBe('/backoffice/account');
+      expect((await person.app.get('/auth/me')).body.logins).toEqual([{ provider: 'oidc', displayName: 'Single sign-on' }]);
+      expect(events.named(BackOfficeEvents.LoginLinked, local.id)).toHaveLength(1);
+
+      const other = new Person(ctx.url);
+      expectSignedIn(await other.signIn('oidc', login));
+      expect((await other.app.get('/auth/me')).body.id).toBe(local.id);
+    });
+
+    it('linking needs a session and the XSRF header; a second login of one provider is 409 login_already_linked', async () => {
+      expectClientError(await new HttpClient(ctx.url).post('/auth/external/oidc/link', {}), 401);
+      const { login } = account('twice');
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      expectClientError(await person.app.post('/auth/external/oidc/link', {}, { xsrf: false }), 403);
+      const again = await person.app.post('/auth/external/oidc/link', {});
+      expectClientError(again, 409);
+      expect(again.body.code).toBe('login_already_linked');
+      expectClientError(await person.app.post('/auth/external/nope/link', {}), 404);
+    });
+
+    it('a provider account linked to someone else cannot be linked again (callback ?error=login_already_linked)', async () => {
+      const { login } = account('owned');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      const local = await newUser();
+      const person = new Person(ctx.url);
+      await person.app.login(local.email, TEST_PASSWORD);
+      const link = await person.app.post('/auth/external/oidc/link', {});
+      const result = await person.deliver(await person.idp.authorize(link.body.redirectUrl, login));
+      expect(result.status).toBe(302);
+      expect(result.headers.get('location')).toBe('/backoffice/account?error=login_already_linked');
+      expect(await ctx.userManager.getLogins(local)).toEqual([]);
+    });
+
+    it('bad link bodies are clean 400s', async () => {
+      const { login } = account('badbody');
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('corp', login));
+      for (const body of [{ returnUrl: 42 }, { returnUrl: { $gt: '' } }, { returnUrl: ['/a'] }, { returnUrl: 'x'.repeat(10_000) }, { other: 1 }, { returnUrl: '//evil.example' }]) {
+        expectClientError(await person.app.post('/auth/external/oidc/link', body), 400);
+      }
+      expectClientError(await person.app.request('POST', '/auth/external/oidc/link', { raw: '{"returnUrl":' }), 400);
+      const unicode = await person.app.post('/auth/external/oidc/link', { returnUrl: '/backoffice/über?q=✓' });
+      expect(unicode.status).toBe(200);
+    });
+
+    it('unlink: 204 with a password; 409 last_login_method without one; 404 without such a login', async () => {
+      const local = await newUser();
+      const login = sub('unlink');
+      idp.accounts.set(login, { email: `x-${login}@example.com`, email_verified: true });
+      const person = new Person(ctx.url);
+      await person.app.login(local.email, TEST_PASSWORD);
+      const link = await person.app.post('/auth/external/oidc/link', {});
+      await person.deliver(await person.idp.authorize(link.body.redirectUrl, login));
+      expectClientError(await person.app.delete('/auth/external/logins/oidc', { xsrf: false }), 403);
+      expect((await person.app.delete('/auth/external/logins/oidc')).status).toBe(204);
+      expect(events.named(BackOfficeEvents.LoginUnlinked, local.id)).toHaveLength(1);
+      expectClientError(await person.app.delete('/auth/external/logins/oidc'), 404);
+
+      const { login: only } = account('only');
+      const external = new Person(ctx.url);
+      expectSignedIn(await external.signIn('oidc', only));
+      const last = await external.app.delete('/auth/external/logins/oidc');
+      expectClientError(last, 409);
+      expect(last.body.code).toBe('last_login_method');
+    });
+
+    it('link and unlink are sensitive: 401 reauthentication_required after 5 minutes; a provider round trip is a fresh sign-in', async () => {
+      const { login } = account('stepup', { groups: [] });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      ctx.clock.advance(6 * 60_000);
+      try {
+        for (const result of [await person.app.post('/auth/external/corp/link', {}), await person.app.delete('/auth/external/logins/oidc')]) {
+          expectClientError(result, 401);
+          expect(result.body.code).toBe('reauthentication_required');
+        }
+        // No password to confirm: step up through the linked provider instead.
+        expectClientError(await person.app.post('/auth/external/corp/reauthenticate', {}), 404);
+        const other = account('stepup-other');
+        const wrong = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+        const refused = await person.deliver(await person.idp.authorize(wrong.body.redirectUrl, other.login));
+        expect(refused.headers.get('location')).toBe('/backoffice/account?error=not_allowed');
+        expect((await person.app.post('/auth/external/corp/link', {})).body.code).toBe('reauthentication_required');
+
+        const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+        expect(step.status, step.text).toBe(200);
+        expect(new URL(step.body.redirectUrl).searchParams.get('prompt')).toBe('login');
+        const back = await person.deliver(await person.idp.authorize(step.body.redirectUrl, login));
+        expect(back.headers.get('location')).toBe('/backoffice/account');
+        const link = await person.app.post('/auth/external/corp/link', {});
+        expect(link.status, link.text).toBe(200);
+      } finally {
+        ctx.clock.advance(-6 * 60_000);
+      }
+    });
+
+    it('two concurrent unlinks of a user with two logins and no password leave one login (race-safe)', async () => {
+      const { login } = account('race', { groups: [] });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      const link = await person.app.post('/auth/external/corp/link', {});
+      await person.deliver(await person.idp.authorize(link.body.redirectUrl, login));
+      expect((await person.app.get('/auth/me')).body.logins).toHaveLength(2);
+      const results = await Promise.all([person.app.delete('/auth/external/logins/oidc'), person.app.delete('/auth/external/logins/corp')]);
+      expect(results.map((r) => r.status).sort()).toEqual([204, 409]);
+      expect((await person.app.get('/auth/me')).body.logins).toHaveLength(1);
+    });
+  });
+
+  describe('groups managed by the provider (the provider wins)', () => {
+    it('groups follow the mapped claim on every sign-in, each change audited as a diff; local edits are 409', async () => {
+      const { login } = account('managed', { groups: ['bo-editors', 'bo-writers', 'unmapped'] });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('corp', login));
+      const me = await person.app.get('/auth/me');
+      expect(me.body.groups).toEqual(['editor', 'writer']);
+
+      const admin = await adminClient();
+      const edit = await admin.request('PUT', `/users/${me.body.id}/groups`, { body: { groups: ['admin'] } });
+      expectClientError(edit, 409);
+      expect(edit.body.code).toBe('groups_managed_by_provider');
+
+      events.clear();
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: ['bo-editors', 'bo-admins'] });
+      expectSignedIn(await new Person(ctx.url).signIn('corp', login));
+      expect((await ctx.userManager.findById(me.body.id))!.groups.sort()).toEqual(['admin', 'editor']);
+      const [change] = events.named(BackOfficeEvents.GroupsChanged, me.body.id) as UserGroupsChangedNotification[];
+      expect({ added: change.added, removed: change.removed, source: change.source }).toEqual({ added: ['admin'], removed: ['writer'], source: 'provider:corp' });
+      const audit = await ctx.app.get(DataSource).query(
+        `SELECT details FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = 'backoffice.user.groups.changed' ORDER BY created_at DESC LIMIT 1`,
+        [me.body.id],
+      );
+      expect(audit[0].details).toMatchObject({ added: ['admin'], removed: ['writer'], source: 'provider:corp' });
+
+      // A group removed at the provider is removed here at the next sign-in (it does not come back).
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: [] });
+      expectSignedIn(await new Person(ctx.url).signIn('corp', login));
+      expect((await ctx.userManager.findById(me.body.id))!.groups).toEqual([]);
+    });
+
+    it('without groupsManagedByProvider the local side wins after the first sign-in', async () => {
+      const { login } = account('local-wins', { groups: ['bo-admins'] });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      const id = (await person.app.get('/auth/me')).body.id;
+      const admin = await adminClient();
+      expect((await admin.request('PUT', `/users/${id}/groups`, { body: { groups: ['writer'] } })).status).toBe(200);
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      expect((await ctx.userManager.findById(id))!.groups).toEqual(['writer']);
+    });
+  });
+
+  describe('log out everywhere (RP-initiated logout)', () => {
+    it('logout of a provider session answers the end-session URL with the ID token (encrypted at rest) and post_logout_redirect_uri', async () => {
+      const { login } = account('logout');
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      const rows = await ctx.app.get(DataSource).query(`SELECT encrypted_id_token FROM backoffice_session_external_login`);
+      expect(rows.length).toBeGreaterThan(0);
+      for (const row of rows) expect(row.encrypted_id_token).toMatch(/^v1\./);
+
+      events.clear();
+      const logout = await person.app.post('/auth/logout');
+      expect(logout.status).toBe(200);
+      const url = new URL(logout.body.signOutRedirectUrl);
+      expect(`${url.origin}${url.pathname}`).toBe(`${idp.issuer}/session/end`);
+      expect(url.searchParams.get('post_logout_redirect_uri')).toBe(`http://127.0.0.1:${ports[0]}/backoffice/`);
+      const idToken = url.searchParams.get('id_token_hint')!;
+      expect(idToken).toMatch(/^eyJ/);
+      // Not at rest in clear: no row holds the token or its payload.
+      const stored = JSON.stringify(await ctx.app.get(DataSource).query(`SELECT * FROM backoffice_session_external_login`));
+      expect(stored).not.toContain(idToken.split('.')[1]);
+      // The provider accepts it (its logout confirmation page), and the ID token never reaches the audit trail.
+      expect((await person.idp.request(url.toString())).status).toBe(200);
+      const [notification] = events.named(BackOfficeEvents.LogoutSuccess) as UserLogoutSuccessNotification[];
+      expect(notification.signOutRedirectUrl).toBeNull();
+    });
+
+    it('a listener that sets its own signOutRedirectUrl wins; a password session gets null', async () => {
+      const emitter = ctx.app.get(EventEmitter2);
+      const listener = (n: UserLogoutSuccessNotification) => {
+        n.signOutRedirectUrl = 'https://example.com/bye';
+      };
+      const { login } = account('listener');
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      emitter.on(BackOfficeEvents.LogoutSuccess, listener);
+      try {
+        expect((await person.app.post('/auth/logout')).body.signOutRedirectUrl).toBe('https://example.com/bye');
+      } finally {
+        emitter.off(BackOfficeEvents.LogoutSuccess, listener);
+      }
+      const local = await newUser();
+      const http = new HttpClient(ctx.url);
+      await http.login(local.email, TEST_PASSWORD);
+      expect((await http.post('/auth/logout')).body.signOutRedirectUrl).toBeNull();
+    });
+  });
+
+  describe('two-factor still applies after an external sign-in', () => {
+    it('a user with TOTP on is asked for the code; the session (and its RP logout) starts only after it', async () => {
+      const { login } = account('tfa');
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      const setup = await person.app.post('/auth/2fa/setup', { provider: 'totp' });
+      const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret) });
+      expect((await person.app.post('/auth/2fa/enable', { provider: 'totp', code: totp.generate() })).status).toBe(200);
+
+      const again = new Person(ctx.url);
+      const result = await again.signIn('oidc', login, { returnUrl: '/backoffice/account' });
+      expect(result.status).toBe(302);
+      const location = new URL(result.headers.get('location')!, ctx.url);
+      expect(location.pathname).toBe('/backoffice/');
+      expect(location.searchParams.get('status')).toBe('requiresTwoFactor');
+      expect(location.searchParams.get('providers')!.split(',')).toContain('totp');
+      expect(location.searchParams.get('returnUrl')).toBe('/backoffice/account');
+      expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);
+      expect((await again.app.get('/auth/me')).status).toBe(401);
+
+      events.clear();
+      const verified = await again.app.post('/auth/2fa', { provider: 'totp', code: totp.generate({ timestamp: Date.now() + 30_000 }) });
+      expect(verified.status, verified.text).toBe(200);
+      expect(events.named(BackOfficeEvents.ExternalLoginSuccess, verified.body.user.id)).toHaveLength(1);
+      expect((await again.app.get('/auth/me')).body.logins).toEqual([{ provider: 'oidc', displayName: 'Single sign-on' }]);
+      expect((await again.app.post('/auth/logout')).body.signOutRedirectUrl).toMatch(new RegExp(`^${idp.issuer}/session/end\\?`));
+    });
+
+    it('with trustProviderTwoFactor, an ID token whose amr says mfa skips the local second factor', async () => {
+      const trusting = await secondApp({ externalLogins: providersFor(idp.issuer, { trustProviderTwoFactor: true }).slice(0, 1) });
+      try {
+        const { login, email } = account('amr');
+        expectSignedIn(await new Person(trusting.url).signIn('oidc', login));
+        const user = (await trusting.userManager.findByEmail(email))!;
+        await trusting.userManager.setTwoFactorEnabled(user, true);
+        // Without mfa in amr: the local second factor is asked for.
+        const plain = await new Person(trusting.url).signIn('oidc', login);
+        expect(plain.headers.get('location')).toMatch(/status=requiresTwoFactor/);
+        idp.idTokenChange = { kind: 'amr', amr: ['pwd', 'mfa'] };
+        try {
+          expectSignedIn(await new Person(trusting.url).signIn('oidc', login));
+        } finally {
+          idp.idTokenChange = undefined;
+        }
+      } finally {
+        await trusting.close();
+      }
+    });
+  });
+
+  describe('two app instances on one database', () => {
+    it('a flow started on one instance completes on the other, and cannot be replayed on the first', async () => {
+      // Behind one load balancer both instances share the public URL (and so the redirect URI).
+      const second = await secondApp({ publicUrl: `http://127.0.0.1:${ports[0]}`, externalLogins: providersFor(idp.issuer) });
+      try {
+        const { login } = account('instances');
+        const person = new Person(ctx.url);
+        const url = await person.toCallback('oidc', login);
+        expectSignedIn(await person.deliver(url, second.url));
+        expectRefused(await person.deliver(url, ctx.url), 'external_login_failed');
+        expect((await person.app.get('/auth/me')).status).toBe(200);
+      } finally {
+        await second.close();
+      }
+    });
+  });
+
+  describe('start-up', () => {
+    it('a provider that is down at start-up does not stop the app: 503 provider_unavailable until it comes back', async () => {
+      const late = await TestOidcProvider.start(clientsFor([ports[1]]));
+      late.down = true;
+      const app = await secondApp({ externalLogins: providersFor(late.issuer).slice(0, 1) }, { waitForProvider: false });
+      try {
+        const person = new Person(app.url);
+        expect((await person.app.get('/auth/external/providers')).body).toEqual([{ name: 'oidc', displayName: 'Single sign-on', autoRedirect: false, available: false }]);
+        const refused = await person.challenge('oidc');
+        expect(refused.status).toBe(503);
+        expect(refused.headers.get('retry-after')).toBe('30');
+        expect(refused.body).toEqual({ statusCode: 503, code: 'provider_unavailable', message: expect.any(String) });
+        expect((await person.app.get('/auth/me')).status).toBe(401);
+
+        late.down = false;
+        await waitFor(async () => (await person.app.get('/auth/external/providers')).body[0].available === true);
+        late.accounts.set('late-person', { email: `late-${Date.now()}@example.com`, email_verified: true });
+        expectSignedIn(await person.signIn('oidc', 'late-person'));
+      } finally {
+        await app.close();
+        await late.stop();
+      }
+    });
+
+    it('a user store without UserLoginStore turns external logins off with a clear message', async () => {
+      const { TypeOrmBackOfficeUserStore } = await import('../../src/backoffice-identity/index.js');
+      class StoreWithoutLogins extends TypeOrmBackOfficeUserStore {
+        addLogin = undefined as never;
+      }
+      const messages: string[] = [];
+      const logger = { log: () => undefined, warn: (m: string) => messages.push(m), error: (m: string) => messages.push(m), debug: () => undefined, verbose: () => undefined };
+      const app = await secondApp({ userStore: StoreWithoutLogins, externalLogins: providersFor(idp.issuer) }, { waitForProvider: false, logger });
+      try {
+        expect(app.userManager.supportsUserLogin).toBe(false);
+        expect(messages.join('\n')).toMatch(/External logins are OFF: the user store does not implement UserLoginStore/);
+        expect((await new HttpClient(app.url).get('/auth/external/providers')).body).toEqual([]);
+        expectClientError(await new Person(app.url).challenge('oidc'), 404);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+
+  describe('invites with denyLocalLogin', () => {
+    it('the invite email leads to the provider; the callback links the login to the invited user and uses the invite up', async () => {
+      const app = await secondApp({ externalLogins: providersFor(idp.issuer, { denyLocalLogin: true, autoLink: { enabled: false } }).slice(0, 1) });
+      const emitter = app.app.get(EventEmitter2);
+      const sent: SendEmailNotification[] = [];
+      // A take-over listener (the seed's pattern): it handles the invite email itself.
+      const listener = (n: SendEmailNotification) => {
+        sent.push(n);
+        n.handleEmail();
+      };
+      emitter.on(BackOfficeEvents.SendEmail, listener);
+      try {
+        const email = `invitee-${Date.now()}@corp.example.com`;
+        const invited = await app.app.get(BackOfficeInviteService).invite({ email, name: 'Invitee', groups: ['writer'] }, null);
+        expect(invited.succeeded).toBe(true);
+        expect(sent).toHaveLength(1);
+        expect(sent[0].isHandled).toBe(true);
+        const link = /https?:\/\/\S+\/auth\/external\/oidc\/challenge\?invite=\S+/.exec(sent[0].message.text)![0];
+        expect(sent[0].message.html).toContain('sign in with Single sign-on');
+
+        // The person's account at the provider has another email: the invite token is what proves the invitee.
+        const login = sub('invitee');
+        idp.accounts.set(login, { email: `${login}@personal.example.com`, email_verified: true });
+        const person = new Person(app.url);
+        const challenge = await person.app.get(link, { redirect: 'manual' });
+        expect(challenge.status).toBe(302);
+        const result = await person.deliver(await person.idp.authorize(challenge.headers.get('location')!, login));
+        expectSignedIn(result);
+        const me = await person.app.get('/auth/me');
+        expect(me.body).toMatchObject({ id: invited.value!.user.id, email, state: 'active', groups: ['writer'], logins: [{ provider: 'oidc' }] });
+
+        // Used up: the same link again fails at the callback; password sign-in stays off.
+        const again = new Person(app.url);
+        const second = await again.app.get(link, { redirect: 'manual' });
+        expectRefused(await again.deliver(await again.idp.authorize(second.headers.get('location')!, sub('intruder'))), 'invalid_token');
+        const password = await again.app.login(email, TEST_PASSWORD);
+        expectClientError(password, 403);
+        expect(password.body.code).toBe('local_login_disabled');
+        // With denyLocalLogin a password is no way in: the only login cannot be removed.
+        const unlink = await person.app.delete('/auth/external/logins/oidc');
+        expect(unlink.body.code).toBe('last_login_method');
+      } finally {
+        emitter.off(BackOfficeEvents.SendEmail, listener);
+        await app.close();
+      }
+    });
+  });
+});

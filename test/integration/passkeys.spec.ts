@@ -1,0 +1,554 @@
+import { DataSource } from 'typeorm';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
+import { SoftwareAuthenticator } from '../support/software-authenticator.js';
+import { Injectable } from '@nestjs/common';
+import {
+  BACKOFFICE_TWO_FACTOR_PROVIDERS,
+  BackOfficeEvents,
+  TotpTwoFactorProvider,
+  TypeOrmBackOfficeUserStore,
+  type BackOfficeUser,
+} from '../../src/backoffice-identity/index.js';
+
+/** A store without the passkey capability. */
+@Injectable()
+class StoreWithoutPasskeys extends TypeOrmBackOfficeUserStore {}
+Object.defineProperty(StoreWithoutPasskeys.prototype, 'addPasskey', { value: undefined });
+
+const ORIGIN = 'http://localhost:3000';
+const RP_ID = 'localhost';
+const MAX_FAILED = 8;
+const PASSKEYS = { rpId: RP_ID, rpName: 'Acme back office', origins: [ORIGIN] };
+
+describe('Passkeys (WebAuthn) with a software authenticator', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let events: NotificationRecorder;
+  let newUser: ReturnType<typeof userFactory>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: MAX_FAILED }, passkeys: PASSKEYS } });
+    events = NotificationRecorder.attach(ctx.app);
+    newUser = userFactory(() => ctx, 'passkey');
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  async function signedIn(user: BackOfficeUser): Promise<HttpClient> {
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
+    return http;
+  }
+
+  /** Registers a new authenticator for a signed-in client through the HTTP routes. */
+  async function register(http: HttpClient, name = 'Laptop', authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID)) {
+    const options = await http.post('/auth/passkeys/options', {});
+    expect(options.status, options.text).toBe(200);
+    const created = await http.post('/auth/passkeys', { name, credential: authenticator.register(options.body) });
+    expect(created.status, created.text).toBe(201);
+    return { authenticator, passkey: created.body, options: options.body };
+  }
+
+  async function userWithPasskey(overrides = {}) {
+    const user = await newUser(overrides);
+    const http = await signedIn(user);
+    return { user, http, ...(await register(http)) };
+  }
+
+  async function signInOptions(http: HttpClient) {
+    const options = await http.post('/auth/passkey/options', {});
+    expect(options.status, options.text).toBe(200);
+    return options.body;
+  }
+
+  async function passkeySignIn(authenticator: SoftwareAuthenticator, overrides = {}, http = new HttpClient(ctx.url)) {
+    const options = await signInOptions(http);
+    const result = await http.post('/auth/passkey/verify', { credential: authenticator.assert(options, overrides) });
+    return { http, result, options };
+  }
+
+  const expectRefused = (result: HttpResult) => {
+    expectClientError(result, 401);
+    expect(result.body.code).toBe('invalid_passkey');
+  };
+
+  it('registers a passkey: creation options ask for a discoverable credential and exclude registered ones; added is notified and audited', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const first = await register(http, '  Work laptop  ');
+    expect(first.options.rp).toEqual({ id: RP_ID, name: 'Acme back office' });
+    expect(first.options.authenticatorSelection).toMatchObject({ residentKey: 'required', userVerification: 'preferred' });
+    expect(first.options.attestation).toBe('none');
+    expect(Buffer.from(first.options.user.id, 'base64url').toString()).toBe(user.id);
+    expect(first.passkey).toMatchObject({ name: 'Work laptop', credentialId: first.authenticator.id, transports: ['internal'], deviceType: 'multiDevice', backedUp: true, lastUsedAt: null });
+    expect(first.passkey).not.toHaveProperty('publicKey');
+
+    const second = await http.post('/auth/passkeys/options', {});
+    expect(second.body.excludeCredentials).toEqual([{ id: first.authenticator.id, type: 'public-key', transports: ['internal'] }]);
+    const list = await http.get('/auth/passkeys');
+    expect(list.body.map((p: { id: string }) => p.id)).toEqual([first.passkey.id]);
+    expect(events.named(BackOfficeEvents.PasskeyAdded, user.id)).toHaveLength(1);
+    const audit = await ctx.app.get(DataSource).query(`SELECT details FROM backoffice_audit_entry WHERE event = $1 AND affected_user_id = $2`, [BackOfficeEvents.PasskeyAdded, user.id]);
+    expect(audit[0].details).toEqual({ passkeyId: first.passkey.id, passkeyName: 'Work laptop' });
+  });
+
+  it('signs in without a password (username-less: no allowCredentials), updates counter and last use, notifies used', async () => {
+    const { user, authenticator, passkey } = await userWithPasskey();
+    const { http, result, options } = await passkeySignIn(authenticator);
+    expect(options.allowCredentials).toEqual([]);
+    expect(options.rpId).toBe(RP_ID);
+    expect(options.userVerification).toBe('preferred');
+    expect(result.status, result.text).toBe(200);
+    expect(result.body).toMatchObject({ status: 'success', user: { id: user.id, email: user.email } });
+    expect((await http.get('/auth/me')).body.id).toBe(user.id);
+    const [stored] = await ctx.userManager.getPasskeys(user);
+    expect(stored.counter).toBe(1);
+    expect(stored.lastUsedAt).not.toBeNull();
+    const used = events.named(BackOfficeEvents.PasskeyUsed, user.id);
+    expect(used.at(-1)).toMatchObject({ passkeyId: passkey.id, usage: 'signIn', userVerified: true });
+    expect(events.named(BackOfficeEvents.LoginSuccess, user.id).length).toBeGreaterThan(0);
+  });
+
+  it('an authenticator without a signature counter (always 0) signs in again and again', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const { authenticator } = await register(http, 'Synced', new SoftwareAuthenticator(ORIGIN, RP_ID, 0));
+    for (let i = 0; i < 2; i++) expect((await passkeySignIn(authenticator)).result.status).toBe(200);
+  });
+
+  it('a replayed assertion (used challenge) is refused; so is a fresh signature over a used challenge', async () => {
+    const { authenticator } = await userWithPasskey();
+    const http = new HttpClient(ctx.url);
+    const options = await signInOptions(http);
+    const assertion = authenticator.assert(options);
+    expect((await http.post('/auth/passkey/verify', { credential: assertion })).status).toBe(200);
+    expectRefused(await http.fresh().post('/auth/passkey/verify', { credential: assertion }));
+    expectRefused(await http.fresh().post('/auth/passkey/verify', { credential: authenticator.assert(options) }));
+  });
+
+  it('ASVS 2.9.2: challenges are 256-bit and single use: one assertion sent 6 times at once signs in exactly once', async () => {
+    const { authenticator } = await userWithPasskey();
+    const options = await signInOptions(new HttpClient(ctx.url));
+    expect(Buffer.from(options.challenge, 'base64url')).toHaveLength(32);
+    expect((await signInOptions(new HttpClient(ctx.url))).challenge).not.toBe(options.challenge);
+    const assertion = authenticator.assert(options);
+    const results = await Promise.all(Array.from({ length: 6 }, () => new HttpClient(ctx.url).post('/auth/passkey/verify', { credential: assertion })));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    for (const r of results.filter((r) => r.status !== 200)) expectRefused(r);
+  });
+
+  it('foreign challenges are refused: made up, a registration challenge, another user\'s second-factor challenge, an expired one', async () => {
+    const { http: owner, authenticator } = await userWithPasskey();
+    expectRefused((await passkeySignIn(authenticator, { challenge: Buffer.alloc(32, 7).toString('base64url') })).result);
+    const registration = await owner.post('/auth/passkeys/options', {});
+    expectRefused((await passkeySignIn(authenticator, { challenge: registration.body.challenge })).result);
+
+    const other = await newUser();
+    const otherAuth = (await register(await signedIn(other))).authenticator;
+    await ctx.userManager.setTwoFactorEnabled(other, true);
+    const pending = new HttpClient(ctx.url);
+    expect((await pending.login(other.email, TEST_PASSWORD)).body.status).toBe('requiresTwoFactor');
+    const secondFactor = await pending.post('/auth/2fa/passkey/options', {});
+    expect(secondFactor.status, secondFactor.text).toBe(200);
+    expectRefused((await passkeySignIn(authenticator, { challenge: secondFactor.body.challenge })).result);
+    // ... and the other user's own passkey cannot use its 2FA challenge for a first-factor sign-in either.
+    expectRefused((await passkeySignIn(otherAuth, { challenge: secondFactor.body.challenge })).result);
+
+    const http = new HttpClient(ctx.url);
+    const options = await signInOptions(http);
+    ctx.clock.advance(5 * 60_000 + 1000);
+    try {
+      expectRefused(await http.post('/auth/passkey/verify', { credential: authenticator.assert(options) }));
+    } finally {
+      ctx.clock.advance(-(5 * 60_000 + 1000));
+    }
+  });
+
+  it('a wrong origin, a wrong rp id, a wrong type, a wrong signature or user handle are refused; the challenge is used up by each', async () => {
+    const other = await newUser();
+    for (const overrides of [
+      { origin: 'https://evil.example' },
+      { origin: 'http://localhost:3001' },
+      { rpId: 'example.com' },
+      { type: 'webauthn.create' },
+      { signWith: SoftwareAuthenticator.otherKey() },
+      { userHandle: Buffer.from(other.id).toString('base64url') },
+    ]) {
+      const { authenticator } = await userWithPasskey();
+      const http = new HttpClient(ctx.url);
+      const options = await signInOptions(http);
+      const forged = await http.post("/auth/passkey/verify", { credential: authenticator.assert(options, overrides) });
+      expect(forged.status, JSON.stringify(overrides)).toBe(401);
+      expectRefused(forged);
+      // the challenge is gone: the right assertion over it fails too
+      expectRefused(await http.post('/auth/passkey/verify', { credential: authenticator.assert(options) }));
+    }
+  });
+
+  it('an unknown credential id gets the same answer as a wrong signature (status and body)', async () => {
+    const { authenticator } = await userWithPasskey();
+    const wrongSignature = (await passkeySignIn(authenticator, { signWith: SoftwareAuthenticator.otherKey() })).result;
+    const stranger = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const unknown = (await passkeySignIn(stranger)).result;
+    expectRefused(unknown);
+    expect(unknown.status).toBe(wrongSignature.status);
+    expect(unknown.text).toBe(wrongSignature.text);
+  });
+
+  it('a signature counter that goes backwards (cloned authenticator) is refused and notified, and audited', async () => {
+    const { user, authenticator, passkey } = await userWithPasskey();
+    authenticator.counter = 41;
+    expect((await passkeySignIn(authenticator)).result.status).toBe(200);
+    for (const counter of [42, 7]) {
+      expectRefused((await passkeySignIn(authenticator, { counter })).result);
+    }
+    const regressed = events.named(BackOfficeEvents.PasskeyCounterRegressed, user.id);
+    expect(regressed).toHaveLength(2);
+    expect(regressed[1]).toMatchObject({ passkeyId: passkey.id, storedCounter: 42, receivedCounter: 7 });
+    const [stored] = await ctx.userManager.getPasskeys(user);
+    expect(stored.counter).toBe(42);
+    const audit = await ctx.app.get(DataSource).query(`SELECT details FROM backoffice_audit_entry WHERE event = $1 AND affected_user_id = $2`, [BackOfficeEvents.PasskeyCounterRegressed, user.id]);
+    expect(audit).toHaveLength(2);
+    expect((await passkeySignIn(authenticator, { counter: 43 })).result.status).toBe(200);
+  });
+
+  it('ASVS 2.2.1: failed passkey sign-ins count toward lockout; while locked even a valid passkey gets 423', async () => {
+    const { user, authenticator } = await userWithPasskey();
+    const wrong = SoftwareAuthenticator.otherKey();
+    for (let i = 0; i < MAX_FAILED - 1; i++) expectRefused((await passkeySignIn(authenticator, { signWith: wrong })).result);
+    const locking = (await passkeySignIn(authenticator, { signWith: wrong })).result;
+    expectClientError(locking, 423);
+    expect(locking.body.code).toBe('locked_out');
+    const valid = (await passkeySignIn(authenticator)).result;
+    expectClientError(valid, 423);
+    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(0);
+    expect(events.named(BackOfficeEvents.Locked, user.id)).toHaveLength(1);
+  });
+
+  it('a disabled user with a valid passkey gets 403 not_allowed; a good sign-in resets the failed count', async () => {
+    const { user, authenticator } = await userWithPasskey();
+    expectRefused((await passkeySignIn(authenticator, { signWith: SoftwareAuthenticator.otherKey() })).result);
+    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(1);
+    expect((await passkeySignIn(authenticator)).result.status).toBe(200);
+    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(0);
+    await ctx.userManager.setApproved((await ctx.userManager.findById(user.id))!, false);
+    const refused = (await passkeySignIn(authenticator)).result;
+    expectClientError(refused, 403);
+    expect(refused.body.code).toBe('not_allowed');
+  });
+
+  describe('with two-factor authentication on', () => {
+    let totp: TotpTwoFactorProvider;
+    beforeAll(() => {
+      totp = ctx.app.get<TotpTwoFactorProvider[]>(BACKOFFICE_TWO_FACTOR_PROVIDERS).find((p) => p.name === 'totp') as TotpTwoFactorProvider;
+    });
+
+    /** A user with TOTP 2FA on and a passkey. */
+    async function twoFactorUser() {
+      const { user, http, authenticator } = await userWithPasskey();
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) });
+      expect(enable.status, enable.text).toBe(200);
+      ctx.clock.advance(30_000);
+      return { user, authenticator, secret: setup.body.secret as string };
+    }
+
+    it('a user-verified passkey signs a 2FA user in at once (it is already two factors)', async () => {
+      const { user, authenticator } = await twoFactorUser();
+      const { result } = await passkeySignIn(authenticator);
+      expect(result.body).toMatchObject({ status: 'success', user: { id: user.id, twoFactorEnabled: true } });
+    });
+
+    it('a passkey without user verification still needs the second factor, and that cannot be a passkey', async () => {
+      const { user, authenticator, secret } = await twoFactorUser();
+      const { http, result } = await passkeySignIn(authenticator, { userVerified: false });
+      expect(result.status, result.text).toBe(200);
+      expect(result.body).toEqual({ status: 'requiresTwoFactor', providers: ['totp', 'recovery'] });
+      expect((await http.get('/auth/me')).status).toBe(401);
+      const noPasskeyOptions = await http.post('/auth/2fa/passkey/options', {});
+      expectClientError(noPasskeyOptions, 400);
+      expect(noPasskeyOptions.body.code).toBe('unknown_provider');
+      const again = await http.post('/auth/2fa/passkey', { credential: authenticator.assert({ challenge: Buffer.alloc(32).toString('base64url') }) });
+      expectClientError(again, 401);
+      const done = await http.post('/auth/2fa', { provider: 'totp', code: totp.codeAt(secret, ctx.clock.now()) });
+      expect(done.body).toMatchObject({ status: 'success', user: { id: user.id } });
+    });
+
+    it('a passkey answers the second-factor step after the password (allowCredentials = the user\'s passkeys)', async () => {
+      const { user, authenticator } = await twoFactorUser();
+      const http = new HttpClient(ctx.url);
+      const login = await http.login(user.email, TEST_PASSWORD);
+      expect(login.body).toEqual({ status: 'requiresTwoFactor', providers: ['totp', 'passkey', 'recovery'] });
+      const options = await http.post('/auth/2fa/passkey/options', {});
+      expect(options.status, options.text).toBe(200);
+      expect(options.body.allowCredentials).toEqual([{ id: authenticator.id, type: 'public-key', transports: ['internal'] }]);
+      // a first-factor challenge is not a second-factor one
+      const firstFactorOptions = await signInOptions(new HttpClient(ctx.url));
+      expectClientError(await http.post('/auth/2fa/passkey', { credential: authenticator.assert(firstFactorOptions) }), 401);
+      // a wrong answer counted; a fresh challenge and a right one sign in
+      const retry = await http.post('/auth/2fa/passkey/options', {});
+      const done = await http.post('/auth/2fa/passkey', { credential: authenticator.assert(retry.body) });
+      expect(done.status, done.text).toBe(200);
+      expect(done.body).toMatchObject({ status: 'success', user: { id: user.id } });
+      expect((await http.get('/auth/me')).body.id).toBe(user.id);
+      expect(events.named(BackOfficeEvents.PasskeyUsed, user.id).at(-1)).toMatchObject({ usage: 'secondFactor' });
+      // the pending sign-in is used up
+      expectClientError(await http.post('/auth/2fa/passkey/options', {}), 401);
+    });
+
+    it('a 2FA user without a passkey gets 400 unknown_provider for passkey options', async () => {
+      const user = await newUser();
+      const http = await signedIn(user);
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) });
+      const pending = new HttpClient(ctx.url);
+      expect((await pending.login(user.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactor', providers: ['totp', 'recovery'] });
+      const options = await pending.post('/auth/2fa/passkey/options', {});
+      expectClientError(options, 400);
+      expect(options.body.code).toBe('unknown_provider');
+    });
+
+    it('another user\'s passkey does not answer my second factor', async () => {
+      const { user } = await twoFactorUser();
+      const { authenticator: strangers } = await userWithPasskey();
+      const http = new HttpClient(ctx.url);
+      await http.login(user.email, TEST_PASSWORD);
+      const options = await http.post('/auth/2fa/passkey/options', {});
+      const refused = await http.post('/auth/2fa/passkey', { credential: strangers.assert(options.body) });
+      expectClientError(refused, 401);
+      expect(refused.body.code).toBe('invalid_code');
+    });
+  });
+
+  it('rename and remove: own passkeys only; removed passkeys no longer sign in; removed is notified', async () => {
+    const { user, http, authenticator, passkey } = await userWithPasskey();
+    const renamed = await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: 'Phone ☎ 📱' } });
+    expect(renamed.status, renamed.text).toBe(200);
+    expect(renamed.body.name).toBe('Phone ☎ 📱');
+    for (const name of ['   ', 'a\u0007b', 'x'.repeat(65)]) {
+      expectClientError(await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name } }), 400);
+    }
+    const { http: intruder } = await userWithPasskey();
+    expectClientError(await intruder.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: 'mine' } }), 404);
+    expectClientError(await intruder.delete(`/auth/passkeys/${passkey.id}`), 404);
+    expectClientError(await http.delete('/auth/passkeys/not-a-uuid'), 404);
+    expect((await http.delete(`/auth/passkeys/${passkey.id}`)).status).toBe(204);
+    expectClientError(await http.delete(`/auth/passkeys/${passkey.id}`), 404);
+    expect(events.named(BackOfficeEvents.PasskeyRemoved, user.id).at(-1)).toMatchObject({ passkeyId: passkey.id, passkeyName: 'Phone ☎ 📱' });
+    expectRefused((await passkeySignIn(authenticator)).result);
+    expect((await http.get('/auth/passkeys')).body).toEqual([]);
+  });
+
+  it('registration is refused for a wrong origin, rp id, challenge (replayed or another user\'s) and for a credential registered already', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    for (const overrides of [{ origin: 'https://evil.example' }, { rpId: 'example.com' }, { type: 'webauthn.get' }]) {
+      const options = await http.post('/auth/passkeys/options', {});
+      const refused = await http.post('/auth/passkeys', { name: 'Bad', credential: authenticator.register(options.body, overrides) });
+      expectClientError(refused, 400);
+      expect(refused.body.code).toBe('invalid_passkey');
+    }
+    const options = await http.post('/auth/passkeys/options', {});
+    const attestation = authenticator.register(options.body);
+    expect((await http.post('/auth/passkeys', { name: 'Good', credential: attestation })).status).toBe(201);
+    expect((await http.post('/auth/passkeys', { name: 'Again', credential: attestation })).body.code).toBe('invalid_passkey');
+    const again = await http.post('/auth/passkeys/options', {});
+    const duplicate = await http.post('/auth/passkeys', { name: 'Again', credential: authenticator.register(again.body) });
+    expectClientError(duplicate, 409);
+    expect(duplicate.body.code).toBe('passkey_already_registered');
+
+    const other = await signedIn(await newUser());
+    const othersOptions = await other.post('/auth/passkeys/options', {});
+    const stolen = await http.post('/auth/passkeys', { name: 'Stolen', credential: new SoftwareAuthenticator(ORIGIN, RP_ID).register(othersOptions.body) });
+    expect(stolen.body.code).toBe('invalid_passkey');
+    expect((await http.get('/auth/passkeys')).body).toHaveLength(1);
+  });
+
+  it('admins list and remove a user\'s passkeys (removed is notified with the admin as performer); others get 403', async () => {
+    const { user, http, authenticator, passkey } = await userWithPasskey();
+    const admin = await newUser({ groups: ['admin'] });
+    const adminHttp = await signedIn(admin);
+    expectClientError(await http.get(`/users/${user.id}/passkeys`), 403);
+    const list = await adminHttp.get(`/users/${user.id}/passkeys`);
+    expect(list.body.map((p: { id: string }) => p.id)).toEqual([passkey.id]);
+    expectClientError(await adminHttp.delete(`/users/${admin.id}/passkeys/${passkey.id}`), 404);
+    expectClientError(await adminHttp.get('/users/00000000-0000-4000-8000-000000000000/passkeys'), 404);
+    expect((await adminHttp.delete(`/users/${user.id}/passkeys/${passkey.id}`)).status).toBe(204);
+    expect(events.named(BackOfficeEvents.PasskeyRemoved, user.id).at(-1)).toMatchObject({ performingUserId: admin.id, passkeyId: passkey.id });
+    expectRefused((await passkeySignIn(authenticator)).result);
+  });
+
+  it('ASVS 3.7.1: adding and removing passkeys need a recent sign-in; a passkey (or the password) re-authenticates', async () => {
+    const { user, http, authenticator, passkey } = await userWithPasskey();
+    ctx.clock.advance(6 * 60_000);
+    try {
+      for (const result of [await http.post('/auth/passkeys/options', {}), await http.delete(`/auth/passkeys/${passkey.id}`)]) {
+        expectClientError(result, 401);
+        expect(result.body.code).toBe('reauthentication_required');
+      }
+      expect((await http.get('/auth/passkeys')).status).toBe(200);
+      // a wrong assertion: refused, counted
+      const wrongOptions = await http.post('/auth/reauthenticate/passkey/options', {});
+      expect(wrongOptions.body.allowCredentials).toEqual([{ id: authenticator.id, type: 'public-key', transports: ['internal'] }]);
+      const wrong = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(wrongOptions.body, { signWith: SoftwareAuthenticator.otherKey() }) });
+      expectClientError(wrong, 401);
+      expect(wrong.body.code).toBe('invalid_passkey');
+      expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(1);
+      // a sign-in challenge is not a re-authentication one
+      const signInChallenge = await signInOptions(new HttpClient(ctx.url));
+      expectClientError(await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(signInChallenge) }), 401);
+      const options = await http.post('/auth/reauthenticate/passkey/options', {});
+      const done = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) });
+      expect(done.status, done.text).toBe(200);
+      expect(Date.parse(done.body.reauthenticatedUntil)).toBeGreaterThan(ctx.clock.now().getTime());
+      expect(events.named(BackOfficeEvents.PasskeyUsed, user.id).at(-1)).toMatchObject({ usage: 'reauthentication' });
+      expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(0);
+      expect((await http.delete(`/auth/passkeys/${passkey.id}`)).status).toBe(204);
+      // without a passkey left, passkey re-authentication has nothing to offer
+      expectClientError(await http.post('/auth/reauthenticate/passkey/options', {}), 400);
+    } finally {
+      ctx.clock.advance(-6 * 60_000);
+    }
+  });
+
+  it('account routes need a session and the XSRF header', async () => {
+    const anonymous = new HttpClient(ctx.url);
+    expectClientError(await anonymous.get('/auth/passkeys'), 401);
+    expectClientError(await anonymous.post('/auth/passkeys/options', {}), 401);
+    const http = await signedIn(await newUser());
+    expectClientError(await http.post('/auth/passkeys/options', {}, { xsrf: false }), 403);
+  });
+
+  it('malformed bodies get a clean 4xx on every passkey route, never a 500', async () => {
+    const anonymous = new HttpClient(ctx.url);
+    await expectBadBodiesRefused(anonymous, 'POST', '/auth/passkey/verify', ['credential']);
+    const http = await signedIn(await newUser());
+    await expectBadBodiesRefused(http, 'POST', '/auth/passkeys', ['name', 'credential']);
+    const { passkey } = await userWithPasskey();
+    await expectBadBodiesRefused(http, 'PATCH', `/auth/passkeys/${passkey.id}`, ['name']);
+    const pending = new HttpClient(ctx.url);
+    await expectBadBodiesRefused(pending, 'POST', '/auth/2fa/passkey', ['credential']);
+  });
+
+  it('malformed credentials (shapes, encodings, garbage CBOR and authenticator data) are refused with 4xx', async () => {
+    const { authenticator } = await userWithPasskey();
+    const http = new HttpClient(ctx.url);
+    const options = await signInOptions(http);
+    const good = authenticator.assert(options);
+    const variants: unknown[] = [
+      { ...good, id: 'not base64url!' },
+      { ...good, rawId: 'AAAA' },
+      { ...good, type: 'password' },
+      { ...good, response: { ...good.response, signature: 'AA' } },
+      { ...good, response: { ...good.response, authenticatorData: 'AAAA' } },
+      { ...good, response: { ...good.response, clientDataJSON: Buffer.from('{not json').toString('base64url') } },
+      { ...good, response: { ...good.response, clientDataJSON: Buffer.from('[]').toString('base64url') } },
+      { ...good, response: { clientDataJSON: good.response.clientDataJSON } },
+      { ...good, response: 'x' },
+      { ...good, clientExtensionResults: [] },
+      { ...good, id: 'A'.repeat(1401), rawId: 'A'.repeat(1401) },
+      { ...good, response: { ...good.response, signature: 'A'.repeat(100_000) } },
+    ];
+    for (const credential of variants) {
+      const result = await http.post('/auth/passkey/verify', { credential });
+      expectClientError(result);
+      expect([400, 401]).toContain(result.status);
+    }
+    const signedInClient = await signedIn(await newUser());
+    const creation = await signedInClient.post('/auth/passkeys/options', {});
+    const attestation = new SoftwareAuthenticator(ORIGIN, RP_ID).register(creation.body);
+    for (const attestationObject of [Buffer.from([0xa1, 0x63]).toString('base64url'), Buffer.from('garbage').toString('base64url'), 'AA']) {
+      const result = await signedInClient.post('/auth/passkeys', { name: 'x', credential: { ...attestation, response: { ...attestation.response, attestationObject } } });
+      expectClientError(result, 400);
+    }
+  });
+
+  it('the maintenance run deletes expired passkey challenges', async () => {
+    const { BackOfficeMaintenanceService } = await import('../../src/backoffice-identity/index.js');
+    await signInOptions(new HttpClient(ctx.url));
+    ctx.clock.advance(2 * 86_400_000);
+    try {
+      const pruned = await ctx.app.get(BackOfficeMaintenanceService).prune();
+      expect(pruned.passkeyChallenges).toBeGreaterThan(0);
+    } finally {
+      ctx.clock.advance(-2 * 86_400_000);
+    }
+  });
+});
+
+describe('Passkeys: configuration, rate limits and local login', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('without the passkeys option every passkey route is 404 and 2FA offers no passkey', async () => {
+    const ctx = await createIdentityApp(db);
+    try {
+      const http = new HttpClient(ctx.url);
+      expectClientError(await http.post('/auth/passkey/options', {}), 404);
+      expect(ctx.userManager.supportsUserPasskeys).toBe(false);
+      expect(ctx.userManager.twoFactorProviders.map((p) => p.name)).toEqual(['totp']);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('a store without UserPasskeyStore turns passkeys off even with the option set', async () => {
+    const ctx = await createIdentityApp(db, { identity: { passkeys: PASSKEYS, userStore: StoreWithoutPasskeys } });
+    try {
+      expect(ctx.userManager.supportsUserPasskeys).toBe(false);
+      expect(ctx.userManager.twoFactorProviders.map((p) => p.name)).toEqual(['totp']);
+      const http = new HttpClient(ctx.url);
+      expectClientError(await http.post('/auth/passkey/options', {}), 404);
+      const user = (await ctx.userManager.createUser({ email: 'nostore@example.com', name: 'No store', password: TEST_PASSWORD })).value!;
+      expect((await ctx.userManager.addPasskey(user, { credentialId: 'AAAA', publicKey: new Uint8Array(1), counter: 0, transports: [], name: 'x', deviceType: 'singleDevice', backedUp: false })).errors[0].code).toBe('not_supported');
+      await http.login(user.email, TEST_PASSWORD);
+      expectClientError(await http.get('/auth/passkeys'), 404);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('rate limits: options and verify per IP (429 with Retry-After)', async () => {
+    const ctx = await createIdentityApp(db, { identity: { passkeys: PASSKEYS, rateLimits: { loginPerIp: 3, loginPerIpAndUsername: 2 } } });
+    try {
+      const http = new HttpClient(ctx.url);
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) statuses.push((await http.post('/auth/passkey/options', {})).status);
+      expect(statuses).toEqual([200, 200, 200, 429]);
+      const stranger = new SoftwareAuthenticator(ORIGIN, RP_ID);
+      const verifies: HttpResult[] = [];
+      for (let i = 0; i < 3; i++) verifies.push(await http.post('/auth/passkey/verify', { credential: stranger.assert({ challenge: 'AAAA' }) }));
+      expect(verifies.map((r) => r.status)).toEqual([401, 401, 429]);
+      expect(verifies[2].headers.get('retry-after')).toMatch(/^\d+$/);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('denyLocalLogin refuses passkey sign-in with 403 local_login_disabled', async () => {
+    const ctx = await createIdentityApp(db, { identity: { passkeys: PASSKEYS, denyLocalLogin: true } });
+    try {
+      const http = new HttpClient(ctx.url);
+      const options = await http.post('/auth/passkey/options', {});
+      expectClientError(options, 403);
+      expect(options.body.code).toBe('local_login_disabled');
+      const verify = await http.post('/auth/passkey/verify', { credential: new SoftwareAuthenticator(ORIGIN, RP_ID).assert({ challenge: 'AAAA' }) });
+      expect(verify.body.code).toBe('local_login_disabled');
+    } finally {
+      await ctx.close();
+    }
+  });
+});
