@@ -111,7 +111,10 @@ export class AuthController {
     @Req() request: BackOfficeAuthenticatedRequest,
   ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }> }> {
     const { user } = request.backOffice;
-    const logins = (await this.userManager.getLogins(user)).map((l) => ({ provider: l.provider, displayName: this.externalProviders.displayName(l.provider) }));
+    // Linked logins cost one more query: asked only when external providers are configured, so GET /auth/me
+    // stays one database round trip otherwise.
+    const linked = this.externalProviders.enabled ? await this.userManager.getLogins(user) : [];
+    const logins = linked.map((l) => ({ provider: l.provider, displayName: this.externalProviders.displayName(l.provider) }));
     return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins };
   }
 
