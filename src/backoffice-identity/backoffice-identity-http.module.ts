@@ -4,6 +4,10 @@ import { AuthController } from './auth/auth.controller.js';
 import { PasswordResetController } from './auth/password-reset.controller.js';
 import { InviteAcceptController } from './invites/invite-accept.controller.js';
 import { UsersController } from './users/users.controller.js';
+import { GroupsController } from './groups/groups.controller.js';
+import { ApiUsersController } from './api-users/api-users.controller.js';
+import { TokenController } from './api-users/token.controller.js';
+import { AccountController } from './users/account.controller.js';
 import { TwoFactorController } from './two-factor/two-factor.controller.js';
 import { BackOfficeUiController } from './ui/ui.controller.js';
 import { PasskeySignInController } from './passkeys/passkey-sign-in.controller.js';
@@ -20,12 +24,16 @@ import { ExternalLoginController } from './external-logins/external-login.contro
     PasswordResetController,
     InviteAcceptController,
     TwoFactorController,
+    ApiUsersController,
     PasskeySignInController,
     PasskeysController,
     PasskeysAdminController,
     PasskeyReauthenticationController,
     UsersController,
+    GroupsController,
     AuditController,
+    TokenController,
+    AccountController,
     ExternalLoginController,
     BackOfficeUiController,
   ],

@@ -1,5 +1,5 @@
 import { type DynamicModule, Global, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
-import { APP_FILTER, RouterModule } from '@nestjs/core';
+import { APP_FILTER, DiscoveryModule, RouterModule } from '@nestjs/core';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
@@ -43,6 +43,11 @@ import type {
   ResolvedBackOfficeIdentityOptions,
 } from './options/backoffice-identity-options.interface.js';
 import { resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
+import { BackOfficePermissionRegistry } from './permissions/backoffice-permissions.js';
+import { BackOfficePermissionsStartupCheck } from './permissions/permissions-startup-check.js';
+import { BackOfficeGroupService } from './groups/backoffice-group.service.js';
+import { BackOfficeApiUserService } from './api-users/backoffice-api-user.service.js';
+import { BackOfficeUserLifecycleService } from './users/backoffice-user-lifecycle.service.js';
 import { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
 
 /** The module's own services, shared with the host app. */
@@ -62,6 +67,10 @@ const SHARED_SERVICES = [
   BackOfficePasswordResetService,
   BackOfficeTwoFactorChallengeService,
   BackOfficeUiAssets,
+  BackOfficePermissionRegistry,
+  BackOfficeGroupService,
+  BackOfficeApiUserService,
+  BackOfficeUserLifecycleService,
   BackOfficePasskeyCeremonies,
   BackOfficeExternalLoginProviders,
   BackOfficeExternalLoginStateService,
@@ -140,6 +149,7 @@ export class BackOfficeIdentityModule implements NestModule {
       global: true,
       imports: [
         ...imports,
+        DiscoveryModule,
         TypeOrmModule.forFeature(backOfficeIdentityEntities),
         BackOfficeIdentityHttpModule,
         RouterModule.register([{ path: routePrefix, module: BackOfficeIdentityHttpModule }]),
@@ -147,6 +157,7 @@ export class BackOfficeIdentityModule implements NestModule {
       providers: [
         ...shared,
         BackOfficeIdentityStartupCheck,
+        BackOfficePermissionsStartupCheck,
         BackOfficeDatabaseTimeouts,
         BackOfficeUiTrailingSlash,
         BackOfficeAuditListener,

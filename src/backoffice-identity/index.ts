@@ -18,6 +18,7 @@ export type {
   BackOfficeTwoFactorOptions,
   BackOfficeUiBranding,
   BackOfficeUiOptions,
+  BackOfficeApiUserOptions,
   ResolvedBackOfficeIdentityOptions,
   ResolvedBackOfficeUiOptions,
 } from './options/backoffice-identity-options.interface.js';
@@ -39,6 +40,7 @@ export {
   type BackOfficeUser,
   type BackOfficeUserDto,
   type BackOfficeUserState,
+  type BackOfficeUserKind,
 } from './users/backoffice-user.js';
 export * from './users/stores/user-store.interface.js';
 export { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
@@ -107,11 +109,24 @@ export { BackOfficeHttpError, type BackOfficeErrorBody } from './http/backoffice
 export { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 export { BackOfficeAuthorize, CurrentBackOfficeUser, RequiresRecentSignIn } from './sessions/backoffice-authorize.decorator.js';
 export {
+  ADMIN_GROUP_ALIAS,
+  BUILT_IN_PERMISSIONS,
+  BackOfficePermissionRegistry,
+  type BackOfficePermissionDefinition,
+} from './permissions/backoffice-permissions.js';
+export { BackOfficeGroupService, type BackOfficeGroupView } from './groups/backoffice-group.service.js';
+export {
+  BackOfficeApiUserService,
+  type BackOfficeAccessTokenResponse,
+  type BackOfficeApiUserView,
+} from './api-users/backoffice-api-user.service.js';
+export {
   BackOfficeAuthGuard,
   SESSION_PEEK_HEADER,
   type BackOfficeAuthenticatedRequest,
   type BackOfficeAuthorizeOptions,
   type RequiresRecentSignInOptions,
+  type BackOfficeRequestAuthentication,
 } from './sessions/backoffice-auth.guard.js';
 export { isDatabaseUnavailableError } from './common/database-errors.js';
 export {

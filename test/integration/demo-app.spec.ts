@@ -149,6 +149,55 @@ afterAll(async () => {
 });
 
 describe.runIf(dbKind() === 'pglite')('demo app: environment and start-up checks', () => {
+  it('groups and API users with curl-style requests: auditors read /audit and get 403 on /users; a token with users.read reads /users', async () => {
+    const run = await spawnDemo({ DATABASE_URL: 'memory://' });
+    const { url } = await waitForStart(run);
+    const [adminLogin] = printedPasswords(run.stdout() + run.stderr());
+    const res = await fetch(`${url}/backoffice/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: adminLogin.email, password: adminLogin.password }),
+    });
+    expect(res.status).toBe(200);
+    const cookies = Object.fromEntries(res.headers.getSetCookie().map((c) => c.split(';')[0].split('=')).map(([k, v]) => [k, decodeURIComponent(v)]));
+    const asAdmin = async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(`${url}/backoffice${path}`, {
+        method,
+        headers: {
+          'content-type': 'application/json',
+          cookie: Object.entries(cookies).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('; '),
+          'x-xsrf-token': cookies['XSRF-TOKEN'],
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: r.status, body: await r.json().catch(() => undefined) };
+    };
+    expect((await asAdmin('POST', '/groups', { alias: 'auditors', name: 'Auditors', permissions: ['audit.read'] })).status).toBe(201);
+    const robot = await asAdmin('POST', '/users/api', { name: 'Robot', groups: ['editor'] });
+    expect(robot.status).toBe(201);
+    expect((await asAdmin('PUT', `/users/${robot.body.user.id}/groups`, { groups: ['auditors'] })).status).toBe(200);
+    // curl -u "$ID:$SECRET" -d grant_type=client_credentials $URL/backoffice/auth/token
+    const token = async () => {
+      const r = await fetch(`${url}/backoffice/auth/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${robot.body.clientId}:${robot.body.clientSecret}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: 'grant_type=client_credentials',
+      });
+      expect(r.status).toBe(200);
+      return ((await r.json()) as { access_token: string }).access_token;
+    };
+    const asRobot = async (path: string, accessToken: string) => (await fetch(`${url}/backoffice${path}`, { headers: { authorization: `Bearer ${accessToken}` } })).status;
+    const auditorToken = await token();
+    expect(await asRobot('/audit', auditorToken)).toBe(200);
+    expect(await asRobot('/users', auditorToken)).toBe(403);
+    expect((await asAdmin('PUT', '/groups/auditors', { permissions: ['audit.read', 'users.read'] })).status).toBe(200);
+    expect(await asRobot('/users', await token())).toBe(200);
+    await terminate(run);
+  }, SPAWN_TIMEOUT);
+
   it('refuses an invalid env value with exit 1 and a message naming the variable, without a stack trace', async () => {
     const result = await runToExit({ DATABASE_URL: 'memory://', BACKOFFICE_BCRYPT_COST: 'abc' });
     expect(result.code).toBe(1);

@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, typeOrmOptionsFor } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
-import { backOfficeIdentityEntities } from '../../src/backoffice-identity/index.js';
+import { backOfficeIdentityEntities, backOfficeIdentityMigrations } from '../../src/backoffice-identity/index.js';
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
 

@@ -2,7 +2,7 @@ import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
-import { BackOfficeMaintenanceService } from '../../src/backoffice-identity/index.js';
+import { BackOfficeApiUserService, BackOfficeMaintenanceService } from '../../src/backoffice-identity/index.js';
 
 describe('Maintenance: expired rows are pruned, live ones kept', () => {
   let db: TestDatabase;
@@ -27,15 +27,19 @@ describe('Maintenance: expired rows are pruned, live ones kept', () => {
     await new HttpClient(ctx.url).login('ghost-prune@example.com', 'wrong password entirely');
     await ctx.userManager.generatePasswordResetToken(user);
     const maintenance = ctx.app.get(BackOfficeMaintenanceService);
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const robot = await apiUsers.create({ name: 'Prune robot', groups: [] });
+    await apiUsers.issueToken(robot.clientId, robot.clientSecret);
 
-    expect(await maintenance.prune()).toEqual({ loginAttempts: 0, twoFactorChallenges: 0, passkeyChallenges: 0, sessions: 0, tokens: 0, externalLoginStates: 0 });
+    expect(await maintenance.prune()).toEqual({ loginAttempts: 0, twoFactorChallenges: 0, passkeyChallenges: 0, sessions: 0, tokens: 0, externalLoginStates: 0, accessTokens: 0 });
 
     ctx.clock.advance(31 * 86_400_000);
     const live = new HttpClient(ctx.url);
     expect((await live.login(user.email, TEST_PASSWORD)).status).toBe(200); // a session made "now" survives
     const sessionsBefore = await count('backoffice_session');
     const result = await maintenance.prune();
-    expect(result).toMatchObject({ loginAttempts: 1, sessions: 1, tokens: 1 });
+    expect(result).toMatchObject({ loginAttempts: 1, sessions: 1, tokens: 1, accessTokens: 1 });
+    expect(await count('backoffice_access_token')).toBe(0);
     expect(await count('backoffice_session')).toBe(sessionsBefore - 1);
     expect(await count('backoffice_login_attempt')).toBe(0);
     expect((await live.get('/auth/me')).status).toBe(200);

@@ -1,3 +1,4 @@
+import { independentCode } from '../support/oathtool.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,15 +20,8 @@ import {
 
 const password = 'correct horse battery staple';
 const KEY = 'test-encryption-key-0123456789abcdef';
-const OATHTOOL = ['/usr/bin/oathtool', '/usr/local/bin/oathtool'].find((p) => existsSync(p));
 const ZBARIMG = ['/usr/bin/zbarimg', '/usr/local/bin/zbarimg'].find((p) => existsSync(p));
 
-/** A TOTP code from an independent implementation (Debian's oathtool), at the app clock's time. */
-function independentCode(secret: string, clock: TestClock, stepOffset = 0): string {
-  if (!OATHTOOL) throw new Error('oathtool is not installed (apt-get install oathtool); .ci/run installs it');
-  const epoch = Math.floor(clock.now().getTime() / 1000) + stepOffset * 30;
-  return execFileSync(OATHTOOL, ['--totp', '-b', secret, '-N', `@${epoch}`], { encoding: 'utf8' }).trim();
-}
 
 describe('Two-factor authentication (TOTP and recovery codes)', () => {
   let db: TestDatabase;

@@ -54,7 +54,7 @@ export class TestSmtpServer {
 }
 
 /** Reads `userId` and `token` from an email's link fragment. */
-export function linkParams(text: string, page: 'accept-invite' | 'reset-password'): { userId: string; token: string; url: string } {
+export function linkParams(text: string, page: 'accept-invite' | 'reset-password' | 'confirm-email'): { userId: string; token: string; url: string } {
   const match = new RegExp(`(https?://\\S+/${page}#\\S+)`).exec(text);
   if (!match) throw new Error(`no ${page} link in: ${text}`);
   const url = match[1];

@@ -234,5 +234,24 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(error.message).toContain('"publicUrl"');
       expect(error.message.length).toBeLessThan(200);
     });
-  });
+      it('validates the host permissions: shape, description, duplicates and built-in clashes, naming the entry', () => {
+      const ok = resolveBackOfficeIdentityOptions({ permissions: [{ key: 'reports.export', description: 'Export reports' }] });
+      expect(ok.permissions).toEqual([{ key: 'reports.export', description: 'Export reports' }]);
+      expect(resolveBackOfficeIdentityOptions({}).permissions).toEqual([]);
+      const cases: Array<[unknown, RegExp]> = [
+        ['reports.export', /"permissions" must be an array/],
+        [[null], /"permissions\[0\]" must be/],
+        [[{ key: 'Reports', description: 'x' }], /"permissions\[0\]\.key" must be a dotted/],
+        [[{ key: 'reports', description: 'x' }], /"permissions\[0\]\.key"/],
+        [[{ key: 'a.b', description: 'x' }, { key: 'c.d', description: '' }], /"permissions\[1\]\.description"/],
+        [[{ key: 'a.b', description: 'x'.repeat(257) }], /"permissions\[0\]\.description"/],
+        [[{ key: 'a.b', description: 'x' }, { key: 'a.b', description: 'y' }], /"permissions\[1\]\.key" is already registered/],
+        [[{ key: 'users.read', description: 'mine' }], /"permissions\[0\]\.key" is already registered/],
+        [[{ key: `a.${'b'.repeat(100)}`, description: 'x' }], /"permissions\[0\]\.key"/],
+      ];
+      for (const [permissions, message] of cases) {
+        expect(() => resolveBackOfficeIdentityOptions({ permissions } as unknown as BackOfficeIdentityOptions)).toThrow(message);
+      }
+    });
+});
 });

@@ -47,18 +47,18 @@ export class AuditPageResponse {
   @ApiProperty() total!: number;
 }
 
-/** The audit trail, newest first, for the `admin` group. */
+/** The audit trail, newest first, for holders of `audit.read`. */
 @ApiTags('audit')
 @Controller('audit')
 @UsePipes(BackOfficeValidationPipe)
-@BackOfficeAuthorize({ groups: ['admin'] })
+@BackOfficeAuthorize({ permissions: ['audit.read'] })
 export class AuditController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   @Get()
   @ApiOkResponse({ type: AuditPageResponse })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' })
-  @ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden (needs audit.read)' })
   async list(@Query() query: AuditQuery): Promise<AuditPageResponse> {
     const qb = this.dataSource.getRepository(BackOfficeAuditEntryEntity).createQueryBuilder('a');
     if (query.userId) qb.where('(a.affectedUserId = :id OR a.performingUserId = :id)', { id: query.userId });

@@ -1,14 +1,15 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_TWO_FACTOR_PROVIDERS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { UserLogoutSuccessNotification, UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { SESSION_PEEK_HEADER, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { AllowTwoFactorSetupSession, SESSION_PEEK_HEADER, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionService, type BackOfficeSessionDeadlines, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
@@ -48,6 +49,7 @@ export class AuthController {
     @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) private readonly twoFactorProviders: TwoFactorProvider[],
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
     @Inject(BackOfficeExternalLoginProviders) private readonly externalProviders: BackOfficeExternalLoginProviders,
   ) {}
@@ -71,16 +73,24 @@ export class AuthController {
       await this.challenges.start(result.user!, response);
       return { status: 'requiresTwoFactor', providers: result.providers ?? [] };
     }
-    return { status: 'success', user: await this.issuer.issue(result.user!, response) };
+    if (result.status === 'requiresTwoFactorSetup') {
+      // A setup-only session: it reaches the 2FA setup routes (and me/logout) until enrolment is confirmed.
+      await this.issuer.issue(result.user!, response, { twoFactorSetupOnly: true });
+      return { status: 'requiresTwoFactorSetup', providers: this.twoFactorProviders.map((p) => p.name) };
+    }
+    const user = await this.issuer.issue(result.user!, response);
+    return result.twoFactorSetupDeadline ? { status: 'success', user, twoFactorSetupDeadline: result.twoFactorSetupDeadline.toISOString() } : { status: 'success', user };
   }
 
   @Post('logout')
+  @AllowTwoFactorSetupSession()
   @HttpCode(200)
   @BackOfficeAuthorize()
   @ApiOkResponse({ type: LogoutResponse })
   @errors([401, 'unauthenticated'], [403, 'xsrf_failed'])
   async logout(@Req() request: BackOfficeAuthenticatedRequest, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LogoutResponse> {
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
     await this.sessions.revoke(user.id, session.id);
     this.cookies.clear(response);
     const notification = await this.userManager.notify(UserLogoutSuccessNotification, user);
@@ -92,6 +102,7 @@ export class AuthController {
   }
 
   @Get('me')
+  @AllowTwoFactorSetupSession()
   @BackOfficeAuthorize()
   @ApiHeader({ name: SESSION_PEEK_HEADER, required: false, description: '`1`: answer without sliding the idle deadline' })
   @ApiOkResponse({ type: MeResponse, description: 'The signed-in user with their external logins, and the session\'s idle and absolute deadlines' })
@@ -99,12 +110,12 @@ export class AuthController {
   async me(
     @Req() request: BackOfficeAuthenticatedRequest,
   ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }> }> {
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
     // Linked logins cost one more query: asked only when external providers are configured, so GET /auth/me
     // stays one database round trip otherwise.
     const linked = this.externalProviders.enabled ? await this.userManager.getLogins(user) : [];
     const logins = linked.map((l) => ({ provider: l.provider, displayName: this.externalProviders.displayName(l.provider) }));
-    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(session), logins };
+    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins };
   }
 
   @Post('change-password')
@@ -113,7 +124,8 @@ export class AuthController {
   @ApiOkResponse({ description: 'Changed; the user\'s other sessions are revoked' })
   @errors([400, 'validation_failed / invalid_password with errors'], [401, 'invalid_credentials: wrong current password'], [403, 'xsrf_failed'])
   async changePassword(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ChangePasswordDto): Promise<{ status: 'success' }> {
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
     const result = await this.userManager.changePassword(user, body.currentPassword, body.newPassword);
     if (!result.succeeded) {
       if (result.errors.some((e) => e.code === 'password_mismatch')) {
@@ -139,7 +151,8 @@ export class AuthController {
     [423, 'locked_out: the password is not checked while the account is locked'],
   )
   async reauthenticate(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ReauthenticateDto): Promise<ReauthenticateResponse> {
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
     const manager = this.userManager;
     if (!manager.hasPassword(user)) {
       throw new BackOfficeHttpError(409, 'no_local_password', 'This account has no password; re-authenticate through your external login provider.');
@@ -161,7 +174,7 @@ export class AuthController {
   @ApiOkResponse({ type: [SessionResponse] })
   @errors([401, 'unauthenticated'])
   listSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<BackOfficeSessionDto[]> {
-    return this.sessions.list(request.backOffice.user, request.backOffice.session.id);
+    return this.sessions.list(request.backOffice.user, sessionOf(request).id);
   }
 
   @Delete('sessions')
@@ -171,7 +184,8 @@ export class AuthController {
   @ApiOkResponse({ type: RevokedSessionsResponse, description: 'Signed out everywhere else: every other session of the user ended' })
   @errors([401, 'unauthenticated or reauthentication_required'], [403, 'xsrf_failed'])
   async revokeOtherSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<RevokedSessionsResponse> {
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
     const revoked = await this.sessions.revokeAll(user.id, session.id);
     await this.userManager.notify(UserSessionsRevokedNotification, user, { count: revoked });
     return { revoked };

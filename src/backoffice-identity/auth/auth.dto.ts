@@ -89,6 +89,9 @@ export class UserResponse implements BackOfficeUserDto {
   @ApiProperty() twoFactorEnabled!: boolean;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) lastLoginAt!: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'Disabled users only: why' }) disabledReason?: string | null;
+  @ApiPropertyOptional({ type: String, format: 'date-time', nullable: true, description: 'Disabled users only: when it ends by itself' })
+  disabledUntil?: string | null;
 }
 
 export class UserLoginSummary {
@@ -108,9 +111,12 @@ export class MeResponse extends UserResponse {
 }
 
 export class LoginResponse {
-  @ApiProperty({ enum: ['success', 'requiresTwoFactor'] }) status!: 'success' | 'requiresTwoFactor';
+  @ApiProperty({ enum: ['success', 'requiresTwoFactor', 'requiresTwoFactorSetup'] }) status!: 'success' | 'requiresTwoFactor' | 'requiresTwoFactorSetup';
   @ApiPropertyOptional({ type: UserResponse }) user?: UserResponse;
-  @ApiPropertyOptional({ type: [String], example: ['totp', 'recovery'] }) providers?: string[];
+  @ApiPropertyOptional({ type: [String], example: ['totp', 'recovery'], description: 'requiresTwoFactor: providers to answer with; requiresTwoFactorSetup: providers to enrol in' })
+  providers?: string[];
+  @ApiPropertyOptional({ format: 'date-time', description: 'A group requires 2FA: enrol before this time (grace period)' })
+  twoFactorSetupDeadline?: string;
 }
 
 export class LogoutResponse {

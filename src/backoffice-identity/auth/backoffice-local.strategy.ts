@@ -59,7 +59,7 @@ export const backOfficeLocalStrategyProvider: Provider = {
       }
       async validate(_request: unknown, username: string, password: string): Promise<SignInResult> {
         const result = await signInManager.passwordSignIn(username, password);
-        if (result.status === 'success' || result.status === 'requiresTwoFactor') return result;
+        if (result.status === 'success' || result.status === 'requiresTwoFactor' || result.status === 'requiresTwoFactorSetup') return result;
         throw signInError(result, clock.now());
       }
     }

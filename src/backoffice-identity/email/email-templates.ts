@@ -20,7 +20,7 @@ export class BackOfficeEmailTemplates {
   constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) protected readonly options: ResolvedBackOfficeIdentityOptions) {}
 
   /** The link of an email: `<publicUrl>/<routePrefix>/<page>#userId=...&token=...`. */
-  link(page: 'accept-invite' | 'reset-password', userId: string, token: string): string {
+  link(page: 'accept-invite' | 'reset-password' | 'confirm-email', userId: string, token: string): string {
     const fragment = new URLSearchParams({ userId, token }).toString();
     return `${this.options.publicUrl}/${this.options.routePrefix}/${page}#${fragment}`;
   }
@@ -54,6 +54,30 @@ export class BackOfficeEmailTemplates {
         (note ? `<blockquote>${escapeHtml(message!.trim()).replace(/\n/g, '<br>')}</blockquote>` : '') +
         `<p><a href="${escapeHtml(link)}">${escapeHtml(action)}</a></p>` +
         `<p>The link works once and expires in ${hours} hours.</p>`,
+    };
+  }
+
+  /** To the new address of an email change: the confirmation link. */
+  emailChangeConfirm(user: BackOfficeUser, newEmail: string, token: string, lifespanHours: number): BackOfficeEmailMessage {
+    const link = this.link('confirm-email', user.id, token);
+    return {
+      to: newEmail,
+      subject: 'Confirm your new back-office email address',
+      text: `Hello ${user.name},\n\nConfirm that this is your new back-office email address:\n${link}\n\nThe link works once and expires in ${lifespanHours} hours. If you did not ask for this, ignore this email.\n`,
+      html:
+        `<p>Hello ${escapeHtml(user.name)},</p><p><a href="${escapeHtml(link)}">Confirm that this is your new back-office email address</a></p>` +
+        `<p>The link works once and expires in ${lifespanHours} hours. If you did not ask for this, ignore this email.</p>`,
+    };
+  }
+
+  /** To the old address of an email change: a notice, no link. */
+  emailChangeNotice(user: BackOfficeUser, newEmail: string): BackOfficeEmailMessage {
+    const text = `Someone signed in as you asked to change your back-office email address to ${newEmail}. It changes only when the link sent there is opened. If this was not you, change your password and tell an administrator.`;
+    return {
+      to: user.email,
+      subject: 'Your back-office email address is being changed',
+      text: `Hello ${user.name},\n\n${text}\n`,
+      html: `<p>Hello ${escapeHtml(user.name)},</p><p>${escapeHtml(text)}</p>`,
     };
   }
 

@@ -8,7 +8,7 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
-import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeExternalLoginProviders, type BackOfficeExternalLoginProviderDto } from './external-login-providers.service.js';
@@ -120,7 +120,8 @@ export class ExternalLoginController {
     request: BackOfficeAuthenticatedRequest,
     response: BackOfficeHttpResponse,
   ): Promise<LinkExternalLoginResponse> {
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
     this.externalLogins.provider(provider);
     const linked = (await this.userManager.getLogins(user)).some((l) => l.provider === provider);
     if (kind === 'link' && linked) {

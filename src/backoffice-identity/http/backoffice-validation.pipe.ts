@@ -41,6 +41,16 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
+/** Paths of own `__proto__` / `constructor` / `prototype` keys (JSON.parse makes them own properties). */
+function pollutingKeyPaths(value: unknown, path = '', depth = 0): string[] {
+  if (depth > 8 || typeof value !== 'object' || value === null) return [];
+  return Object.keys(value).flatMap((key) => {
+    const here = path ? `${path}.${key}` : key;
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') return [here];
+    return pollutingKeyPaths((value as Record<string, unknown>)[key], here, depth + 1);
+  });
+}
+
 /**
  * Validates bodies, queries and params; unknown fields and wrong types give 400 `validation_failed`,
  * and so do strings that were not valid UTF-8 (decoded to U+FFFD) or hold NUL, and bodies nested deeper
@@ -61,6 +71,12 @@ export class BackOfficeValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const polluting = metadata.type === 'custom' ? [] : pollutingKeyPaths(value);
+    if (polluting.length > 0) {
+      throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
+        errors: polluting.map((field) => ({ field, code: 'unknown_field', description: `${field} is not allowed.` })),
+      });
+    }
     if (metadata.type !== 'custom' && nestedDeeperThan(value, MAX_BODY_DEPTH)) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
         errors: [{ field: '(body)', code: 'too_deep', description: `The body nests deeper than ${MAX_BODY_DEPTH} levels.` }],
@@ -68,6 +84,8 @@ export class BackOfficeValidationPipe extends ValidationPipe {
     }
     // Express's JSON parser refuses a body that is not an object or array; Fastify's parses `null` or `"text"`.
     // Both answer 400 `malformed_json` for any body that is not an object.
+    // A body whose fields are all optional (e.g. disable's `{ reason?, until? }`) may be left out entirely.
+    if (metadata.type === 'body' && value === undefined && (metadata.metatype as { optionalBody?: boolean } | undefined)?.optionalBody) value = {};
     if (metadata.type === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) throw BackOfficeHttpError.malformedJson();
     const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
     if (invalid.length > 0) {

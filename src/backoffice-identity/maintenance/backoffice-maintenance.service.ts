@@ -15,6 +15,9 @@ export interface PruneResult {
   passkeyChallenges: number;
   sessions: number;
   tokens: number;
+  /** API bearer tokens expired for more than a day. */
+  accessTokens: number;
+  /** Pending external sign-ins expired for more than a day. */
   externalLoginStates: number;
 }
 
@@ -64,6 +67,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
       passkeyChallenges: await count(`DELETE FROM backoffice_passkey_challenge WHERE expires_at < $1`, [dayAgo]),
       sessions: await count(`DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]),
       tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
+      accessTokens: await count(`DELETE FROM backoffice_access_token WHERE expires_at < $1`, [dayAgo]),
       externalLoginStates: await count(`DELETE FROM backoffice_external_login_state WHERE expires_at < $1`, [dayAgo]),
     };
   }

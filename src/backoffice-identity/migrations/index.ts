@@ -3,6 +3,10 @@ import { BackOfficeIdentityTwoFactor1732400000000 } from './1732400000000-backof
 import { BackOfficeIdentityHardening1732500000000 } from './1732500000000-backoffice-identity-hardening.js';
 import { BackOfficeIdentityPasskeys1732550000000 } from './1732550000000-backoffice-identity-passkeys.js';
 import { BackOfficeIdentityExternalLogins1732510000000 } from './1732510000000-backoffice-identity-external-logins.js';
+import { BackOfficeIdentityGroupPermissions1732560000000 } from './1732560000000-backoffice-identity-group-permissions.js';
+import { BackOfficeIdentityApiUsers1732560000001 } from './1732560000001-backoffice-identity-api-users.js';
+import { BackOfficeIdentityEnforcedTwoFactor1732560000002 } from './1732560000002-backoffice-identity-enforced-two-factor.js';
+import { BackOfficeIdentityUserLifecycle1732560000003 } from './1732560000003-backoffice-identity-user-lifecycle.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -11,4 +15,8 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityHardening1732500000000,
   BackOfficeIdentityPasskeys1732550000000,
   BackOfficeIdentityExternalLogins1732510000000,
+  BackOfficeIdentityGroupPermissions1732560000000,
+  BackOfficeIdentityApiUsers1732560000001,
+  BackOfficeIdentityEnforcedTwoFactor1732560000002,
+  BackOfficeIdentityUserLifecycle1732560000003,
 ];

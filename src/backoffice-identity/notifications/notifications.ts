@@ -50,6 +50,11 @@ export class UserLoginRequiresVerificationNotification extends BackOfficeNotific
   readonly eventName = BackOfficeEvents.LoginRequiresVerification;
 }
 
+/** A member of a `requireTwoFactor` group without 2FA signed in with the right password: enrolment comes first. */
+export class UserLoginRequiresTwoFactorSetupNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.LoginRequiresTwoFactorSetup;
+}
+
 export class UserTwoFactorRequestedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.TwoFactorRequested;
   readonly provider: string;
@@ -100,6 +105,18 @@ export class UserInviteAcceptedNotification extends BackOfficeNotification {
 
 export class UserDisabledNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.Disabled;
+  /** The admin's reason, if given. */
+  readonly reason: string | null;
+  /** When the disable ends by itself, if set. */
+  readonly until: Date | null;
+  constructor(init: BackOfficeNotificationInit & { reason?: string | null; until?: Date | null }) {
+    super(init);
+    this.reason = init.reason ?? null;
+    this.until = init.until ?? null;
+  }
+  override auditDetails() {
+    return this.reason === null && this.until === null ? {} : { reason: this.reason, until: this.until?.toISOString() ?? null };
+  }
 }
 
 export class UserEnabledNotification extends BackOfficeNotification {
@@ -317,5 +334,162 @@ export class SendEmailNotification extends BackOfficeNotification {
   }
   override auditDetails() {
     return { emailType: this.emailType, handled: this.handled };
+  }
+}
+
+/** What a group change records: the group, and per changed field its value before and after. */
+export interface BackOfficeGroupChange {
+  alias: string;
+  /** `{ field: { from, to } }`; on create `from` is null, on delete `to` is null. */
+  changes: Record<string, { from: unknown; to: unknown }>;
+  /** On delete: where the members went and how many they were. */
+  movedMembersTo?: string | null;
+  movedMembers?: number;
+}
+
+/** Base of the group notifications: no affected user, the group and the diff in the audit details. */
+export abstract class BackOfficeGroupNotification extends BackOfficeNotification {
+  readonly alias: string;
+  readonly changes: BackOfficeGroupChange['changes'];
+  readonly movedMembersTo?: string | null;
+  readonly movedMembers?: number;
+  constructor(init: BackOfficeNotificationInit & BackOfficeGroupChange) {
+    super({ ...init, affectedUserId: null });
+    this.alias = init.alias;
+    this.changes = init.changes;
+    this.movedMembersTo = init.movedMembersTo;
+    this.movedMembers = init.movedMembers;
+  }
+  override auditDetails(): Record<string, unknown> {
+    const details: Record<string, unknown> = { group: this.alias, changes: this.changes };
+    if (this.movedMembers !== undefined) Object.assign(details, { movedMembersTo: this.movedMembersTo ?? null, movedMembers: this.movedMembers });
+    return details;
+  }
+}
+
+/** A group was created (`changes` holds every field with `from: null`). */
+export class GroupCreatedNotification extends BackOfficeGroupNotification {
+  readonly eventName = BackOfficeEvents.GroupCreated;
+}
+
+/** A group's name or permissions changed (`changes` holds only what changed). */
+export class GroupUpdatedNotification extends BackOfficeGroupNotification {
+  readonly eventName = BackOfficeEvents.GroupUpdated;
+}
+
+/** A group was deleted, its members moved to `movedMembersTo` first when it had any. */
+export class GroupDeletedNotification extends BackOfficeGroupNotification {
+  readonly eventName = BackOfficeEvents.GroupDeleted;
+}
+
+/** An API user (machine) was created; the secret is never part of a notification. */
+export class ApiUserCreatedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.ApiUserCreated;
+  readonly clientId: string;
+  readonly groups: string[];
+  constructor(init: BackOfficeNotificationInit & { clientId: string; groups: string[] }) {
+    super(init);
+    this.clientId = init.clientId;
+    this.groups = init.groups;
+  }
+  override auditDetails() {
+    return { clientId: this.clientId, groups: this.groups };
+  }
+}
+
+/** An API user's secret was replaced; the previous one works until `previousSecretExpiresAt` (or not at all). */
+export class ApiSecretRotatedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.ApiSecretRotated;
+  readonly clientId: string;
+  readonly previousSecretExpiresAt: Date | null;
+  constructor(init: BackOfficeNotificationInit & { clientId: string; previousSecretExpiresAt: Date | null }) {
+    super(init);
+    this.clientId = init.clientId;
+    this.previousSecretExpiresAt = init.previousSecretExpiresAt;
+  }
+  override auditDetails() {
+    return { clientId: this.clientId, previousSecretExpiresAt: this.previousSecretExpiresAt?.toISOString() ?? null };
+  }
+}
+
+/** A bearer token was issued to an API user (client credentials grant). */
+export class ApiTokenIssuedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.ApiTokenIssued;
+  readonly clientId: string;
+  /** True when the secret that worked is the previous one, still in its rotation overlap. */
+  readonly usedPreviousSecret: boolean;
+  constructor(init: BackOfficeNotificationInit & { clientId: string; usedPreviousSecret: boolean }) {
+    super(init);
+    this.clientId = init.clientId;
+    this.usedPreviousSecret = init.usedPreviousSecret;
+  }
+  override auditDetails() {
+    return { clientId: this.clientId, usedPreviousSecret: this.usedPreviousSecret };
+  }
+}
+
+/** A token request of a known client was refused: `invalid_secret`, `locked_out` or `not_allowed` (disabled). */
+export class ApiTokenRefusedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.ApiTokenRefused;
+  readonly clientId: string;
+  readonly reason: string;
+  constructor(init: BackOfficeNotificationInit & { clientId: string; reason: string }) {
+    super(init);
+    this.clientId = init.clientId;
+    this.reason = init.reason;
+  }
+  override auditDetails() {
+    return { clientId: this.clientId, reason: this.reason };
+  }
+}
+
+/** Profile fields changed (own name, or an admin's edit): `changes` is `{ field: { from, to } }`. */
+export class UserProfileUpdatedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.ProfileUpdated;
+  readonly changes: Record<string, { from: unknown; to: unknown }>;
+  constructor(init: BackOfficeNotificationInit & { changes: Record<string, { from: unknown; to: unknown }> }) {
+    super(init);
+    this.changes = init.changes;
+  }
+  override auditDetails() {
+    return { changes: this.changes };
+  }
+}
+
+/** A user asked to change their email: a link went to the new address and a notice to the old one. */
+export class UserEmailChangeRequestedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.EmailChangeRequested;
+}
+
+/** The email changed (confirmed link, or an admin's edit). */
+export class UserEmailChangedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.EmailChanged;
+  readonly from: string;
+  readonly to: string;
+  constructor(init: BackOfficeNotificationInit & { from: string; to: string }) {
+    super(init);
+    this.from = init.from;
+    this.to = init.to;
+  }
+  override auditDetails() {
+    return { from: this.from, to: this.to };
+  }
+}
+
+/** An admin forced a password reset: the password no longer works, sessions ended, a reset link was sent. */
+export class UserPasswordResetForcedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.PasswordResetForced;
+}
+
+/** A user was deleted; the audit trail keeps the id (and the username, for people reading it). */
+export class UserDeletedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.Deleted;
+  readonly username: string;
+  constructor(init: BackOfficeNotificationInit & { username: string }) {
+    super(init);
+    this.username = init.username;
+  }
+  override auditDetails() {
+    return { username: this.username };
   }
 }

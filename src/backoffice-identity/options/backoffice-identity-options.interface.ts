@@ -85,6 +85,8 @@ export interface BackOfficeRateLimitOptions {
   loginPerIp?: number;
   /** Forgot-password requests per hour for one email. Default 5. */
   forgotPasswordPerEmail?: number;
+  /** Token requests (`POST /auth/token`) per minute for one IP + client id. Default 60. */
+  tokenPerIpAndClient?: number;
   /** Redis URL: share the counters between app instances. Default: in-process memory. */
   redisUrl?: string;
 }
@@ -112,6 +114,11 @@ export interface BackOfficeTwoFactorOptions {
   providers?: import('../two-factor/two-factor-provider.interface.js').TwoFactorProvider[];
   /** Minutes a password-verified sign-in may wait for its second factor. Default 5. */
   pendingMinutes?: number;
+  /**
+   * Hours a member of a `requireTwoFactor` group without 2FA may still sign in normally, counted from the first
+   * sign-in after the requirement applied. Default 0: enrolment is required at once.
+   */
+  enforcementGraceHours?: number;
 }
 
 /** Look of the sign-in screens, as Umbraco's login screen allows. Validated at start-up: no HTML or CSS can be injected. */
@@ -201,18 +208,35 @@ export interface BackOfficeIdentityOptions {
   /** The sign-in screens; on by default, `false` turns them off. */
   ui?: false | BackOfficeUiOptions;
   /**
+   * The host's own permission keys (beside the built-in `users.read`, `users.manage`, ...), each
+   * `{ key, description }` with a dotted lower-case key such as `reports.export`. Groups can then hold them and
+   * routes require them with `@BackOfficeAuthorize({ permissions: ['reports.export'] })`. Default none.
+   */
+  permissions?: import('../permissions/backoffice-permissions.js').BackOfficePermissionDefinition[];
+  /** API users (machines, client credentials). */
+  apiUsers?: BackOfficeApiUserOptions;
+  /**
    * OpenID Connect providers people can sign in with (contract section 6). Each is discovered at start-up; a
    * provider that cannot be reached is retried with back-off and answers 503 `provider_unavailable` meanwhile.
    */
   externalLogins?: import('../external-logins/external-login-options.js').BackOfficeExternalLoginProviderOptions[];
 }
 
+/** API users: bearer token lifetime and the longest overlap a secret rotation may grant. */
+export interface BackOfficeApiUserOptions {
+  /** Lifetime of a bearer token from `POST /auth/token`. Default 10. */
+  tokenLifetimeMinutes?: number;
+  /** Upper bound of `overlapMinutes` when rotating a secret. Default 10080 (7 days). */
+  maxSecretOverlapMinutes?: number;
+}
+
 /** Options with every default filled in. */
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys' | 'apiUsers'>
 > & {
   database: Required<BackOfficeDatabaseOptions>;
   ui: ResolvedBackOfficeUiOptions;
+  apiUsers: Required<BackOfficeApiUserOptions>;
   /** `null` when passkeys are off. */
   passkeys: Required<BackOfficePasskeyOptions> | null;
   externalLogins: import('../external-logins/external-login-options.js').ResolvedExternalLoginProvider[];
@@ -226,6 +250,7 @@ export type ResolvedBackOfficeIdentityOptions = Required<
     issuer: string;
     providers: import('../two-factor/two-factor-provider.interface.js').TwoFactorProvider[];
     pendingMinutes: number;
+    enforcementGraceHours: number;
   };
   rateLimits: Required<Omit<BackOfficeRateLimitOptions, 'redisUrl'>> & { redisUrl?: string };
 };

@@ -1,3 +1,4 @@
+import { BUILT_IN_PERMISSIONS, PERMISSION_KEY_PATTERN, type BackOfficePermissionDefinition } from '../permissions/backoffice-permissions.js';
 import type { ResolvedExternalLoginProvider } from '../external-logins/external-login-options.js';
 import { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from '../ui/ui-messages.js';
 import type {
@@ -28,7 +29,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
     'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
-    'externalLogins', 'passkeys',
+    'permissions', 'apiUsers', 'externalLogins', 'passkeys',
     // swaps, validated by the module itself
     'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
     'errorDescriber', 'clock', 'extraProviders', 'ui',
@@ -39,12 +40,13 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   database: ['statementTimeoutMs', 'connectionTimeoutMs'],
   tokens: ['inviteLifespanHours', 'passwordResetLifespanHours'],
   email: ['from', 'smtpUrl', 'pickupDirectory'],
-  twoFactor: ['encryptionKey', 'issuer', 'providers', 'pendingMinutes'],
+  twoFactor: ['encryptionKey', 'issuer', 'providers', 'pendingMinutes', 'enforcementGraceHours'],
+  apiUsers: ['tokenLifetimeMinutes', 'maxSecretOverlapMinutes'],
   ui: ['enabled', 'messages', 'branding', 'defaultReturnUrl', 'idleWarningSeconds'],
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
   passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
-  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'redisUrl'],
+  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'tokenPerIpAndClient', 'redisUrl'],
   externalLogin: [
     'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
     'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
@@ -336,6 +338,27 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
 const hasValidate = (item: unknown) =>
   typeof item === 'object' && item !== null && typeof (item as { validate?: unknown }).validate === 'function';
 
+/** Validates the host's permission keys: shape, description, no duplicates, no clash with a built-in key. */
+function resolvePermissions(value: unknown): BackOfficePermissionDefinition[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new BackOfficeIdentityOptionsError('permissions', 'must be an array of { key, description }', value);
+  const seen = new Set(BUILT_IN_PERMISSIONS.map((p) => p.key));
+  return value.map((item: unknown, index) => {
+    const name = `permissions[${index}]`;
+    if (typeof item !== 'object' || item === null) throw new BackOfficeIdentityOptionsError(name, 'must be { key, description }', item);
+    const { key, description } = item as Record<string, unknown>;
+    if (typeof key !== 'string' || !PERMISSION_KEY_PATTERN.test(key)) {
+      throw new BackOfficeIdentityOptionsError(`${name}.key`, 'must be a dotted lower-case key such as "reports.export"', key);
+    }
+    if (seen.has(key)) throw new BackOfficeIdentityOptionsError(`${name}.key`, 'is already registered (built-in or listed twice)', key);
+    if (typeof description !== 'string' || description.trim().length === 0 || description.length > 256) {
+      throw new BackOfficeIdentityOptionsError(`${name}.description`, 'must be text of 1 to 256 characters', description);
+    }
+    seen.add(key);
+    return Object.freeze({ key, description });
+  });
+}
+
 /**
  * Validates the options and fills in the documented defaults.
  * @throws BackOfficeIdentityOptionsError naming the first wrong option.
@@ -353,6 +376,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   const email = root.section('email');
   const twoFactor = root.section('twoFactor');
   const database = root.section('database');
+  const apiUsers = root.section('apiUsers');
 
   const passkeys = resolvePasskeys(root);
   if (passkeys && passkeys.origins.length === 0) {
@@ -398,6 +422,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       loginPerIpAndUsername: rateLimits.int('loginPerIpAndUsername', 10, 1, 1_000_000),
       loginPerIp: rateLimits.int('loginPerIp', 100, 1, 1_000_000),
       forgotPasswordPerEmail: rateLimits.int('forgotPasswordPerEmail', 5, 1, 1_000_000),
+      tokenPerIpAndClient: rateLimits.int('tokenPerIpAndClient', 60, 1, 1_000_000),
       redisUrl: rateLimits.optionalUrl('redisUrl', ['redis:', 'rediss:']),
     },
     email: {
@@ -410,6 +435,11 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       issuer: twoFactor.string('issuer', 'Back office', /^[^:\r\n]{1,64}$/, 'must be 1 to 64 characters without ":"'),
       providers: twoFactor.array('providers', isTwoFactorProvider, 'must be an array of two-factor providers ({ name, isSetUp, generateSetup, verify, reset })'),
       pendingMinutes: twoFactor.number('pendingMinutes', 5, 1, 60),
+      enforcementGraceHours: twoFactor.number('enforcementGraceHours', 0, 0, 24 * 90),
+    },
+    apiUsers: {
+      tokenLifetimeMinutes: apiUsers.number('tokenLifetimeMinutes', 10, 1, 24 * 60),
+      maxSecretOverlapMinutes: apiUsers.number('maxSecretOverlapMinutes', 7 * 24 * 60, 0, 90 * 24 * 60),
     },
     passkeys,
     allowPasswordReset: root.bool('allowPasswordReset', true),
@@ -421,6 +451,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     passwordValidators: root.array('passwordValidators', hasValidate, 'must be an array of objects with a validate() method'),
     userValidators: root.array('userValidators', hasValidate, 'must be an array of objects with a validate() method'),
     ui: resolveUi(root, options.ui, idleTimeoutMinutes),
+    permissions: resolvePermissions(options.permissions),
   };
   resolved.externalLogins = resolveExternalLogins((options as Record<string, unknown>).externalLogins, resolved.publicUrl, resolved.routePrefix);
   // A provider with `denyLocalLogin` turns password sign-in off for everyone, as in Umbraco.

@@ -8,7 +8,7 @@ import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER 
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -64,7 +64,8 @@ export class PasskeyReauthenticationController {
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(423, 'locked_out: the assertion is not checked while the account is locked')
   async reauthenticate(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: PasskeyVerifyDto): Promise<ReauthenticateResponse> {
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
     this.requireSupport(user);
     const response = body.credential as unknown as AuthenticationResponseJSON;
     const passkey = await this.ceremonies.findPasskey(response);

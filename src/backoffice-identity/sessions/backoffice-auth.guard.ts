@@ -1,8 +1,10 @@
-import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpRequest } from '../http/http-platform.js';
+import { BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
+import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.service.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeSessionService, type BackOfficeAuthentication } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
@@ -16,16 +18,49 @@ export interface RequiresRecentSignInOptions {
   withinMinutes?: number;
 }
 
+const TWO_FACTOR_SETUP_ROUTE_METADATA = 'backoffice:two-factor-setup-route';
+
+/**
+ * Marks a route that a setup-only session (a member of a `requireTwoFactor` group who has not enrolled yet) may
+ * reach: the 2FA setup and confirmation, `GET /auth/me` and logout. Every other route answers 403
+ * `two_factor_setup_required` to such a session.
+ */
+export const AllowTwoFactorSetupSession = () => SetMetadata(TWO_FACTOR_SETUP_ROUTE_METADATA, true);
+
 /** Options of `@BackOfficeAuthorize()`. */
 export interface BackOfficeAuthorizeOptions {
   /** The user must be in at least one of these groups (aliases), else 403 `forbidden`. */
   groups?: string[];
+  /**
+   * The user must hold every one of these permission keys through their groups (`admin` holds all), else 403
+   * `forbidden`. Keys must be built-in or registered with the `permissions` option (checked at start-up).
+   */
+  permissions?: string[];
+  /**
+   * Accept `Authorization: Bearer <token>` of API users (from `POST /auth/token`): no cookie and no XSRF header
+   * for such requests. Default: true when `groups` or `permissions` are given (a machine is authorised by its
+   * groups), false on routes that only need a signed-in person (own account, sessions, 2FA).
+   */
+  bearer?: boolean;
 }
 
+/** How a request that passed the guard was authenticated: a person's session cookie, or an API user's bearer token. */
+export type BackOfficeRequestAuthentication =
+  | (BackOfficeAuthentication & { token: string; scheme: 'cookie' })
+  | { user: BackOfficeUser; token: string; scheme: 'bearer'; session?: undefined };
+
 /** A request (Express or Fastify) that passed the guard. */
-export type BackOfficeAuthenticatedRequest = BackOfficeHttpRequest & { backOffice: BackOfficeAuthentication & { token: string } };
+export type BackOfficeAuthenticatedRequest = BackOfficeHttpRequest & { backOffice: BackOfficeRequestAuthentication };
+
+/** Session of a cookie-authenticated request (routes that refuse bearer tokens). */
+export function sessionOf(request: BackOfficeAuthenticatedRequest): BackOfficeAuthentication['session'] {
+  if (request.backOffice.scheme !== 'cookie') throw BackOfficeHttpError.unauthenticated();
+  return request.backOffice.session;
+}
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+/** An access token (or client secret) in the query string. */
+const TOKEN_IN_QUERY = /[?&](access_token|client_secret)=/i;
 
 /**
  * A safe request with this header set to `1` checks the session without sliding its idle deadline: the
@@ -34,10 +69,12 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export const SESSION_PEEK_HEADER = 'x-backoffice-session-peek';
 
 /**
- * Authenticates the session cookie; on state-changing methods also checks the XSRF double submit
- * (403 `xsrf_failed`), then the groups of `@BackOfficeAuthorize({ groups })` (403 `forbidden`), then the
- * step-up rule of `@RequiresRecentSignIn()` (401 `reauthentication_required`). Runs once per request even
- * when both decorators add it: a second run reuses the first one's authentication.
+ * Authenticates an API user's `Authorization: Bearer` token (routes with groups or permissions; no XSRF), or
+ * else the session cookie; on state-changing cookie requests also checks the XSRF double submit
+ * (403 `xsrf_failed`), then the groups and permissions of `@BackOfficeAuthorize({ groups, permissions })`
+ * (403 `forbidden`), then the step-up rule of `@RequiresRecentSignIn()` (401 `reauthentication_required`;
+ * bearer requests have no sign-in to renew and are refused there). Runs once per request even when both
+ * decorators add it: a second run reuses the first one's authentication.
  */
 @Injectable()
 export class BackOfficeAuthGuard implements CanActivate {
@@ -45,22 +82,46 @@ export class BackOfficeAuthGuard implements CanActivate {
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
     @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(BackOfficePermissionRegistry) private readonly permissions: BackOfficePermissionRegistry,
+    @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
-    const auth = request.backOffice ?? (await this.authenticate(request));
-    const targets = [context.getHandler(), context.getClass()];
+    const targets: [ReturnType<ExecutionContext['getHandler']>, ReturnType<ExecutionContext['getClass']>] = [context.getHandler(), context.getClass()];
     const options = this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, targets);
-    if (options?.groups?.length && !BackOfficeAuthGuard.inAnyGroup(auth.user, options.groups)) throw BackOfficeHttpError.forbidden();
+    const auth = request.backOffice ?? (await this.authenticate(request, options, targets));
+    this.authorize(auth.user, options);
     const stepUp = this.reflector.getAllAndOverride<RequiresRecentSignInOptions | undefined>(BACKOFFICE_RECENT_SIGN_IN_METADATA, targets);
-    if (stepUp && !this.sessions.isRecentlyAuthenticated(auth.session, stepUp.withinMinutes)) {
+    if (stepUp && (auth.scheme !== 'cookie' || !this.sessions.isRecentlyAuthenticated(auth.session, stepUp.withinMinutes))) {
       throw BackOfficeHttpError.reauthenticationRequired();
     }
     return true;
   }
 
-  private async authenticate(request: BackOfficeAuthenticatedRequest): Promise<BackOfficeAuthenticatedRequest['backOffice']> {
+  private async authenticate(
+    request: BackOfficeAuthenticatedRequest,
+    options: BackOfficeAuthorizeOptions | undefined,
+    targets: [ReturnType<ExecutionContext['getHandler']>, ReturnType<ExecutionContext['getClass']>],
+  ): Promise<BackOfficeAuthenticatedRequest['backOffice']> {
+    if (TOKEN_IN_QUERY.test(request.url ?? '')) {
+      // RFC 6750 2.3 allows it, but URLs end up in logs, history and Referer headers (OWASP ASVS 4.0 3.1.1).
+      throw new BackOfficeHttpError(400, 'token_in_query', 'Send the access token in the Authorization header, never in the URL.');
+    }
+    const bearer = BackOfficeAuthGuard.bearerToken(request.headers.authorization);
+    if (bearer !== null) {
+      const acceptsBearer = options?.bearer ?? Boolean(options?.groups?.length || options?.permissions?.length);
+      if (!acceptsBearer) throw new BackOfficeHttpError(401, 'unauthenticated', 'This route needs a signed-in person (session cookie).');
+      const user = await this.apiUsers.authenticateBearer(bearer);
+      if (!user) {
+        throw new BackOfficeHttpError(401, 'invalid_token', 'The access token is invalid, expired or revoked.', {}, {
+          'WWW-Authenticate': 'Bearer realm="backoffice", error="invalid_token"',
+        });
+      }
+      request.backOffice = { user, token: bearer, scheme: 'bearer' };
+      BackOfficeRequestContextStore.current().performingUserId = user.id;
+      return request.backOffice;
+    }
     const token = this.cookies.readToken(request);
     const safe = SAFE_METHODS.has(request.method ?? 'GET');
     const auth = await this.sessions.authenticate(token, { touch: !(safe && request.headers[SESSION_PEEK_HEADER] === '1') });
@@ -68,9 +129,23 @@ export class BackOfficeAuthGuard implements CanActivate {
     if (!safe && !this.cookies.checkXsrf(request, token)) {
       throw new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.');
     }
-    request.backOffice = { ...auth, token };
+    if (auth.session.twoFactorSetupOnly && !this.reflector.getAllAndOverride<boolean>(TWO_FACTOR_SETUP_ROUTE_METADATA, targets)) {
+      throw new BackOfficeHttpError(403, 'two_factor_setup_required', 'Set up two-factor authentication first (POST /auth/2fa/setup, then /auth/2fa/enable).');
+    }
+    request.backOffice = { ...auth, token, scheme: 'cookie' };
     BackOfficeRequestContextStore.current().performingUserId = auth.user.id;
     return request.backOffice;
+  }
+
+  private authorize(user: BackOfficeUser, options: BackOfficeAuthorizeOptions | undefined): void {
+    if (options?.groups?.length && !BackOfficeAuthGuard.inAnyGroup(user, options.groups)) throw BackOfficeHttpError.forbidden();
+    if (options?.permissions?.length && !this.permissions.holdsAll(user, options.permissions)) throw BackOfficeHttpError.forbidden();
+  }
+
+  /** The token of `Authorization: Bearer <token>`, '' for a malformed bearer header, null without one. */
+  private static bearerToken(header: string | undefined): string | null {
+    if (!header || !/^bearer(\s|$)/i.test(header)) return null;
+    return header.slice(6).trim();
   }
 
   private static inAnyGroup(user: BackOfficeUser, groups: string[]): boolean {

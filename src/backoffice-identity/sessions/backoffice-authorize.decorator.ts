@@ -13,12 +13,14 @@ import {
 
 /**
  * Protects a controller or route with the back-office session: 401 without a live session, 403 `xsrf_failed`
- * on a state-changing request without the XSRF header, 403 `forbidden` outside `groups`.
+ * on a state-changing request without the XSRF header, 403 `forbidden` outside `groups` or without every one
+ * of `permissions` (held through the user's groups; `admin` holds all).
  *
  * ```ts
- * @BackOfficeAuthorize({ groups: ['admin'] })
+ * @BackOfficeAuthorize({ permissions: ['reports.export'] })
  * @Get('reports') reports(@CurrentBackOfficeUser() user: BackOfficeUserDto) { ... }
  * ```
+ * On a controller and one of its routes, the route's options replace the controller's.
  */
 export const BackOfficeAuthorize = (options: BackOfficeAuthorizeOptions = {}) =>
   applyDecorators(SetMetadata(BACKOFFICE_AUTHORIZE_METADATA, options), UseGuards(BackOfficeAuthGuard), ApiCookieAuth('backoffice_session'));

@@ -20,10 +20,17 @@ export class BackOfficeSessionIssuer {
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
   ) {}
 
-  /** `externalLogin`: the sign-in came through an external provider (kept for RP-initiated logout). */
-  async issue(user: BackOfficeUser, response: BackOfficeHttpResponse, options: { externalLogin?: SealedExternalLogin | null } = {}): Promise<BackOfficeUserDto> {
+  /**
+   * `externalLogin`: the sign-in came through an external provider (kept for RP-initiated logout);
+   * `twoFactorSetupOnly`: a session that reaches only the two-factor setup routes (group-enforced 2FA).
+   */
+  async issue(
+    user: BackOfficeUser,
+    response: BackOfficeHttpResponse,
+    options: { externalLogin?: SealedExternalLogin | null; twoFactorSetupOnly?: boolean } = {},
+  ): Promise<BackOfficeUserDto> {
     const context = BackOfficeRequestContextStore.current();
-    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent });
+    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, { twoFactorSetupOnly: options.twoFactorSetupOnly });
     if (options.externalLogin) await this.externalSessions.attach(session.id, options.externalLogin);
     if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeAll(user.id, session.id);
     this.cookies.set(response, token);

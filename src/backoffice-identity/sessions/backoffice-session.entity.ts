@@ -36,6 +36,10 @@ export class BackOfficeSessionEntity {
   @Column({ type: 'varchar', length: 64, nullable: true })
   ip!: string | null;
 
+  /** A session that reaches only the two-factor setup routes (a member of a `requireTwoFactor` group without 2FA). */
+  @Column({ name: 'two_factor_setup_only', type: 'boolean', default: false })
+  twoFactorSetupOnly!: boolean;
+
   @Column({ name: 'user_agent', type: 'varchar', length: 512, nullable: true })
   userAgent!: string | null;
 }

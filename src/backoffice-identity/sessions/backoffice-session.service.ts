@@ -40,12 +40,14 @@ export interface BackOfficeAuthentication {
 }
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+/** Longest life of a setup-only session (a member who must enrol in 2FA first). */
+export const SETUP_ONLY_SESSION_MINUTES = 15;
 
 /** The session columns, aliased so they can sit beside the user's in one row. */
 const SESSION_COLUMNS = `s.id AS s_id, s.user_id AS s_user_id, s.token_hash AS s_token_hash, s.security_stamp AS s_security_stamp,
   s.created_at AS s_created_at, s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at,
   s.reauthenticated_at AS s_reauthenticated_at, s.revoked_at AS s_revoked_at,
-  s.ip AS s_ip, s.user_agent AS s_user_agent`;
+  s.ip AS s_ip, s.user_agent AS s_user_agent, s.two_factor_setup_only AS s_two_factor_setup_only`;
 
 interface SessionRow {
   s_id: string;
@@ -59,6 +61,7 @@ interface SessionRow {
   s_revoked_at: Date | null;
   s_ip: string | null;
   s_user_agent: string | null;
+  s_two_factor_setup_only: boolean;
 }
 
 /**
@@ -102,10 +105,18 @@ export class BackOfficeSessionService {
     return this.dataSource.getRepository(BackOfficeSessionEntity);
   }
 
-  /** Starts a session; returns the cookie token (shown once, never stored). */
-  async create(user: BackOfficeUser, context: { ip?: string | null; userAgent?: string | null }): Promise<{ token: string; session: BackOfficeSessionEntity }> {
+  /**
+   * Starts a session; returns the cookie token (shown once, never stored). A `twoFactorSetupOnly` session reaches
+   * only the two-factor setup routes and lasts at most {@link SETUP_ONLY_SESSION_MINUTES} minutes.
+   */
+  async create(
+    user: BackOfficeUser,
+    context: { ip?: string | null; userAgent?: string | null },
+    kind: { twoFactorSetupOnly?: boolean } = {},
+  ): Promise<{ token: string; session: BackOfficeSessionEntity }> {
     const token = randomToken(32);
     const now = this.clock.now();
+    const lifetimeMs = kind.twoFactorSetupOnly ? Math.min(this.absoluteMs, SETUP_ONLY_SESSION_MINUTES * 60_000) : this.absoluteMs;
     const session = Object.assign(new BackOfficeSessionEntity(), {
       id: randomUUID(),
       userId: user.id,
@@ -113,8 +124,9 @@ export class BackOfficeSessionService {
       securityStamp: user.securityStamp,
       createdAt: now,
       lastSeenAt: now,
-      expiresAt: new Date(now.getTime() + this.absoluteMs),
+      expiresAt: new Date(now.getTime() + lifetimeMs),
       reauthenticatedAt: now,
+      twoFactorSetupOnly: kind.twoFactorSetupOnly === true,
       revokedAt: null,
       ip: context.ip?.slice(0, 64) ?? null,
       userAgent: context.userAgent?.slice(0, 512) ?? null,
@@ -123,9 +135,9 @@ export class BackOfficeSessionService {
     await preparedQuery(
       this.dataSource,
       'backoffice_insert_session',
-      `INSERT INTO backoffice_session (id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, ip, user_agent)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-      [session.id, session.userId, session.tokenHash, session.securityStamp, now, now, session.expiresAt, now, session.ip, session.userAgent],
+      `INSERT INTO backoffice_session (id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, ip, user_agent, two_factor_setup_only)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [session.id, session.userId, session.tokenHash, session.securityStamp, now, now, session.expiresAt, now, session.ip, session.userAgent, session.twoFactorSetupOnly],
     );
     return { token, session };
   }
@@ -209,6 +221,7 @@ export class BackOfficeSessionService {
       revokedAt: row.s_revoked_at,
       ip: row.s_ip,
       userAgent: row.s_user_agent,
+      twoFactorSetupOnly: row.s_two_factor_setup_only === true,
     });
     if (!this.joinsUser) return { session };
     const userRow = row as SessionRow & Partial<UserRow>;
@@ -303,5 +316,13 @@ export class BackOfficeSessionService {
   /** Keeps `sessionId` alive across a security-stamp change made by its own user (e.g. password change). */
   async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<void> {
     await this.sessions.update({ id: sessionId }, { securityStamp });
+  }
+
+  /** Turns a setup-only session into a full one once two-factor enrolment is confirmed (normal lifetime). */
+  async completeTwoFactorSetup(session: BackOfficeSessionEntity): Promise<void> {
+    if (!session.twoFactorSetupOnly) return;
+    const expiresAt = new Date(session.createdAt.getTime() + this.absoluteMs);
+    await this.sessions.update({ id: session.id }, { twoFactorSetupOnly: false, expiresAt });
+    Object.assign(session, { twoFactorSetupOnly: false, expiresAt });
   }
 }

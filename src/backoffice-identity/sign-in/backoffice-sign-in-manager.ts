@@ -6,6 +6,7 @@ import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import {
   UserLoginFailedNotification,
+  UserLoginRequiresTwoFactorSetupNotification,
   UserLoginRequiresVerificationNotification,
   UserLoginSuccessNotification,
   UserTwoFactorRequestedNotification,
@@ -14,7 +15,7 @@ import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
 /** Outcome of a sign-in attempt. */
-export type SignInStatus = 'success' | 'failed' | 'lockedOut' | 'notAllowed' | 'requiresTwoFactor';
+export type SignInStatus = 'success' | 'failed' | 'lockedOut' | 'notAllowed' | 'requiresTwoFactor' | 'requiresTwoFactorSetup';
 
 export interface SignInResult {
   status: SignInStatus;
@@ -26,6 +27,8 @@ export interface SignInResult {
   reason?: string;
   /** For `requiresTwoFactor`: the providers the user can answer with (e.g. `totp`, `recovery`). */
   providers?: string[];
+  /** For `success` of a member of a `requireTwoFactor` group without 2FA, in the grace period: its end. */
+  twoFactorSetupDeadline?: Date;
   /** For a passkey sign-in: the passkey was user-verified (PIN, biometrics). */
   userVerified?: boolean;
 }
@@ -88,6 +91,7 @@ export class BackOfficeSignInManager {
   /** The steps after a right password: approval, second factor, then success. */
   protected async passwordVerified(user: BackOfficeUser): Promise<SignInResult> {
     const manager = this.userManager;
+    await manager.liftExpiredDisable(user);
     if (!(await this.canSignIn(user))) {
       await manager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
       return { status: 'notAllowed', user, reason: 'not_allowed' };
@@ -101,7 +105,32 @@ export class BackOfficeSignInManager {
       return { status: 'requiresTwoFactor', user, providers };
     }
     await manager.resetAccessFailedCount(user);
-    return this.succeed(user);
+    const enrolment = await this.twoFactorEnrolment(user);
+    if (enrolment === 'required') {
+      await manager.notify(UserLoginRequiresTwoFactorSetupNotification, user);
+      return { status: 'requiresTwoFactorSetup', user };
+    }
+    const result = await this.succeed(user);
+    return enrolment instanceof Date ? { ...result, twoFactorSetupDeadline: enrolment } : result;
+  }
+
+  /**
+   * Whether a user without 2FA must enrol first because one of their groups has `requireTwoFactor`:
+   * `'none'` (not required), `'required'`, or the end of the grace period (`twoFactor.enforcementGraceHours`),
+   * which starts at the first sign-in after the requirement applied.
+   */
+  async twoFactorEnrolment(user: BackOfficeUser): Promise<'none' | 'required' | Date> {
+    const manager = this.userManager;
+    if (!user.twoFactorRequiredByGroup || user.twoFactorEnabled || user.kind === 'api' || !manager.supportsUserTwoFactor) return 'none';
+    const graceMs = manager.options.twoFactor.enforcementGraceHours * 3_600_000;
+    if (graceMs <= 0) return 'required';
+    const now = manager.now();
+    let deadline = user.twoFactorSetupDeadline ?? null;
+    if (deadline === null) {
+      deadline = new Date(now.getTime() + graceMs);
+      await manager.setTwoFactorSetupDeadline(user, deadline);
+    }
+    return deadline.getTime() > now.getTime() ? deadline : 'required';
   }
 
   /**

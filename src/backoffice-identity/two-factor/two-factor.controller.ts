@@ -13,7 +13,7 @@ import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { UserExternalLoginSuccessNotification, UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
 import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
-import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { AllowTwoFactorSetupSession, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
@@ -133,6 +133,7 @@ export class TwoFactorController {
   }
 
   @Post('setup')
+  @AllowTwoFactorSetupSession()
   @HttpCode(200)
   @BackOfficeAuthorize()
   @RequiresRecentSignIn()
@@ -148,6 +149,7 @@ export class TwoFactorController {
   }
 
   @Post('enable')
+  @AllowTwoFactorSetupSession()
   @HttpCode(200)
   @BackOfficeAuthorize()
   @RequiresRecentSignIn()
@@ -157,13 +159,16 @@ export class TwoFactorController {
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled' })
   async enable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorCodeDto): Promise<{ recoveryCodes: string[] }> {
     const provider = this.providerOrThrow(body.provider);
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
     if (user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_already_enabled', 'Two-factor authentication is already on.');
     if (!(await provider.verify(user, body.code, { enrolling: true }))) {
       throw new BackOfficeHttpError(400, 'invalid_code', 'The code is not valid; check the time on your device and try the next code.');
     }
     await this.userManager.setTwoFactorEnabled(user, true);
     await this.keepOnlyThisSession(user.id, session.id, user.securityStamp);
+    await this.sessions.completeTwoFactorSetup(session);
+    if (user.twoFactorSetupDeadline) await this.userManager.setTwoFactorSetupDeadline(user, null);
     const recoveryCodes = await this.userManager.generateNewRecoveryCodes(user);
     await this.userManager.notify(UserTwoFactorEnabledNotification, user);
     return { recoveryCodes };
@@ -179,8 +184,12 @@ export class TwoFactorController {
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled' })
   async disable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorDisableDto): Promise<{ status: 'success' }> {
     this.requireSupport();
-    const { user, session } = request.backOffice;
+    const { user } = request.backOffice;
+    const session = sessionOf(request);
     if (!user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_not_enabled', 'Two-factor authentication is not on.');
+    if (user.twoFactorRequiredByGroup) {
+      throw new BackOfficeHttpError(403, 'two_factor_required', 'One of your groups requires two-factor authentication; it cannot be turned off.');
+    }
     if (!(await this.userManager.checkPassword(user, body.password))) {
       await this.userManager.accessFailed(user);
       throw new BackOfficeHttpError(401, 'invalid_credentials', 'The password is incorrect.');

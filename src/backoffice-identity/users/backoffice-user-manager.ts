@@ -28,7 +28,7 @@ import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interf
 import { hashRecoveryCode, legacyRecoveryCodeHash, newRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
 import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import type { BackOfficeUser } from './backoffice-user.js';
+import type { BackOfficeUser, BackOfficeUserKind } from './backoffice-user.js';
 import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
 import type { BackOfficeTokenPurpose } from './entities/backoffice-user-token.entity.js';
 import type { BackOfficePasswordChecker } from './passwords/password-checker.js';
@@ -80,6 +80,8 @@ export interface CreateBackOfficeUserInput {
   isApproved?: boolean;
   /** Marks the user as invited (state `invited` until the invite is accepted). */
   invited?: boolean;
+  /** `api` for a machine user (see `BackOfficeApiUserService`); default `person`. */
+  kind?: BackOfficeUserKind;
 }
 
 /** Far-future lockout end used for "locked until an admin unlocks" (`lockout.durationMinutes: 0`). */
@@ -267,6 +269,7 @@ export class BackOfficeUserManager {
           invitedAt: input.invited ? now : null,
           groups: [...new Set(groups)],
           ...(initialToken ? { initialToken } : {}),
+          ...(input.kind === 'api' ? { kind: 'api' as const, passwordHash: null } : {}),
         },
         now,
       );
@@ -363,6 +366,11 @@ export class BackOfficeUserManager {
   async checkPassword(user: BackOfficeUser, password: string): Promise<boolean> {
     if (typeof password !== 'string' || password.length === 0 || password.length > this.options.password.maxLength * 4) {
       await this.verifyAgainstDummyHash('');
+      return false;
+    }
+    if (user.kind === 'api') {
+      // API users sign in with client credentials only; the same hash work keeps the timing of a wrong password.
+      await this.verifyAgainstDummyHash(password);
       return false;
     }
     const external = await this.passwordChecker.checkPassword(user, password);
@@ -610,6 +618,13 @@ export class BackOfficeUserManager {
     return IdentityResult.success();
   }
 
+  /** Starts (or with null clears) the grace period for enrolling in 2FA; a no-op on stores without the column. */
+  async setTwoFactorSetupDeadline(user: BackOfficeUser, deadline: Date | null): Promise<void> {
+    const store = this.store as Partial<{ setTwoFactorSetupDeadline(userId: string, deadline: Date | null): Promise<void> }>;
+    if (typeof store.setTwoFactorSetupDeadline === 'function') await store.setTwoFactorSetupDeadline(user.id, deadline);
+    user.twoFactorSetupDeadline = deadline;
+  }
+
   /** The provider called `name`, if registered. */
   getTwoFactorProvider(name: string): TwoFactorProvider | undefined {
     return this.twoFactorProviders.find((p) => p.name === name);
@@ -720,12 +735,18 @@ export class BackOfficeUserManager {
     return result;
   }
 
-  /** Enables or disables (Umbraco's `IsApproved`) a user. Disabling renews the stamp, ending sessions. */
-  async setApproved(user: BackOfficeUser, isApproved: boolean): Promise<IdentityResult> {
-    const removesAdmin = !isApproved && user.isApproved && user.groups.includes('admin');
-    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => store.updateProfile(user.id, { isApproved }, this.now()));
+  /**
+   * Enables or disables (Umbraco's `IsApproved`) a user. Disabling renews the stamp, ending sessions; it may
+   * carry a reason and an end (`until`), after which the next sign-in enables the user again.
+   */
+  async setApproved(user: BackOfficeUser, isApproved: boolean, disable: { reason?: string | null; until?: Date | null } = {}): Promise<IdentityResult> {
+    const removesAdmin = !isApproved && user.isApproved && user.kind !== 'api' && user.groups.includes('admin');
+    const changes = isApproved
+      ? { isApproved, disabledReason: null, disabledUntil: null }
+      : { isApproved, disabledReason: disable.reason ?? null, disabledUntil: disable.until ?? null };
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => store.updateProfile(user.id, changes, this.now()));
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
-    user.isApproved = isApproved;
+    Object.assign(user, changes);
     if (!isApproved) {
       await this.updateSecurityStamp(user);
       // A link mailed before the disable must not work once the user is enabled again.
@@ -734,8 +755,34 @@ export class BackOfficeUserManager {
       }
     }
     if (isApproved) await this.notify(UserEnabledNotification, user);
-    else await this.notify(UserDisabledNotification, user);
+    else await this.notify(UserDisabledNotification, user, { reason: changes.disabledReason, until: changes.disabledUntil });
     return IdentityResult.success();
+  }
+
+  /**
+   * Removes the password (it stops working) and renews the security stamp, so every session ends: the first
+   * step of an admin's forced reset.
+   */
+  async removePassword(user: BackOfficeUser): Promise<IdentityResult> {
+    if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
+    const stamp = this.newSecurityStamp();
+    await (this.store as unknown as UserPasswordStore).setPasswordHash(user.id, null, stamp, this.now());
+    Object.assign(user, { passwordHash: null, securityStamp: stamp });
+    return IdentityResult.success();
+  }
+
+  /** Deletes the user (sessions and tokens go with it); refuses to delete the last enabled admin. */
+  async deleteUser(user: BackOfficeUser): Promise<IdentityResult> {
+    const removesAdmin = user.isApproved && user.kind !== 'api' && user.groups.includes('admin');
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => store.delete(user.id));
+    return written ? IdentityResult.success() : IdentityResult.failed(this.errorDescriber.lastAdmin());
+  }
+
+  /** Enables a user whose timed disable has ended; true when it did. */
+  async liftExpiredDisable(user: BackOfficeUser): Promise<boolean> {
+    if (user.isApproved || !user.disabledUntil || user.disabledUntil.getTime() > this.now().getTime()) return false;
+    await this.setApproved(user, true);
+    return true;
   }
 
   /**
@@ -753,7 +800,7 @@ export class BackOfficeUserManager {
     const unknown = await this.unknownGroupErrors(groups);
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
-    const removesAdmin = user.isApproved && user.groups.includes('admin') && !aliases.includes('admin');
+    const removesAdmin = user.isApproved && user.kind !== 'api' && user.groups.includes('admin') && !aliases.includes('admin');
     const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => (store as unknown as UserGroupStore).setGroups(user.id, aliases));
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     user.groups = aliases;

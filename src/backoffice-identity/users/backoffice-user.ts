@@ -22,7 +22,28 @@ export interface BackOfficeUser {
   updatedAt: Date;
   /** Group aliases. */
   groups: string[];
+  /**
+   * The stored permissions of the user's groups (union), as the built-in store reads them with the user. Members
+   * of `admin` hold every permission whatever is stored; a custom store may leave this out (no permissions).
+   */
+  permissions?: string[];
+  /**
+   * `person` (default when absent) or `api`: an API user (machine) signs in only with client credentials, never
+   * with a password, and is not counted as a person (last-admin rule, user counts, `GET /users`).
+   */
+  kind?: BackOfficeUserKind;
+  /** True when one of the user's groups has `requireTwoFactor` (read with the user by the built-in store). */
+  twoFactorRequiredByGroup?: boolean;
+  /** End of the grace period for enrolling in 2FA (`twoFactor.enforcementGraceHours`), once it started. */
+  twoFactorSetupDeadline?: Date | null;
+  /** Why an admin disabled the user. */
+  disabledReason?: string | null;
+  /** When a disable ends by itself. */
+  disabledUntil?: Date | null;
 }
+
+/** What kind of user: a person, or a machine using client credentials. */
+export type BackOfficeUserKind = 'person' | 'api';
 
 /** States as clients see them, derived as Umbraco does. */
 export type BackOfficeUserState = 'active' | 'inactive' | 'disabled' | 'invited' | 'lockedOut';
@@ -38,11 +59,14 @@ export interface BackOfficeUserDto {
   twoFactorEnabled: boolean;
   lastLoginAt: string | null;
   createdAt: string;
+  /** Only for disabled users: the admin's reason and when the disable ends (null: until enabled). */
+  disabledReason?: string | null;
+  disabledUntil?: string | null;
 }
 
 /** Derives the client-visible state of a user at `now`. */
 export function deriveUserState(user: BackOfficeUser, now: Date): BackOfficeUserState {
-  if (!user.isApproved) return 'disabled';
+  if (!user.isApproved && !(user.disabledUntil && user.disabledUntil.getTime() <= now.getTime())) return 'disabled';
   if (user.lockoutEnd && user.lockoutEnd.getTime() > now.getTime()) return 'lockedOut';
   if (user.lastLoginAt === null && user.invitedAt !== null && user.passwordHash === null) return 'invited';
   if (user.lastLoginAt === null) return 'inactive';
@@ -61,5 +85,6 @@ export function toBackOfficeUserDto(user: BackOfficeUser, now: Date): BackOffice
     twoFactorEnabled: user.twoFactorEnabled,
     lastLoginAt: user.lastLoginAt ? user.lastLoginAt.toISOString() : null,
     createdAt: user.createdAt.toISOString(),
+    ...(user.isApproved ? {} : { disabledReason: user.disabledReason ?? null, disabledUntil: user.disabledUntil?.toISOString() ?? null }),
   };
 }

@@ -1,4 +1,4 @@
-import { applyDecorators, Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, UsePipes } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse, UserResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -11,6 +11,11 @@ import { InviteUserDto } from '../invites/invite.dto.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
+import { AdminUpdateUserDto, DisableUserDto } from './account.dto.js';
+import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.service.js';
+import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.service.js';
+import { requirePermissions } from '../permissions/permission-errors.decorator.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
@@ -19,29 +24,25 @@ import { BackOfficeUserImporter } from './import/backoffice-user-importer.js';
 import { MAX_IMPORT_BATCH, summarizeImport, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
 import { ImportUsersDto, ImportUsersResponse, InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
 
-/** The error responses every admin route documents. */
-const adminErrors = () =>
-  applyDecorators(
-    ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' }),
-    ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden (not in admin) or xsrf_failed' }),
-  );
-
-/** User management for the `admin` group. */
+/** User management, each route behind its permission (`users.read`, `users.invite`, `users.manage`, `sessions.manage`). */
 @ApiTags('users')
 @Controller('users')
 @UsePipes(BackOfficeValidationPipe)
-@BackOfficeAuthorize({ groups: ['admin'] })
+@BackOfficeAuthorize({ permissions: ['users.manage'] })
 export class UsersController {
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficeInviteService) private readonly invites: BackOfficeInviteService,
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeGroupService) private readonly groups: BackOfficeGroupService,
+    @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
+    @Inject(BackOfficeUserLifecycleService) private readonly lifecycle: BackOfficeUserLifecycleService,
   ) {}
 
   @Get()
   @ApiOkResponse({ type: UserPageResponse })
-  @adminErrors()
+  @requirePermissions('users.read')
   async list(@Query() query: ListUsersQuery): Promise<{ items: BackOfficeUserDto[]; total: number }> {
     const store = this.userManager.store;
     if (!isUserQueryStore(store)) throw new BackOfficeHttpError(501, 'not_supported', 'The user store cannot list users.');
@@ -56,8 +57,9 @@ export class UsersController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad email, unknown group, ...)' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email' })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed: the user exists, resend the invite' })
-  @adminErrors()
+  @requirePermissions('users.invite')
   async invite(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: InviteUserDto): Promise<{ user: BackOfficeUserDto }> {
+    await this.groups.assertMayAssign(request.backOffice.user, Array.isArray(body.groups) ? body.groups : []);
     const result = await this.invites.invite(body, request.backOffice.user);
     if (!result.succeeded) {
       if (result.errors.some((e) => e.code === 'duplicate_email')) {
@@ -73,7 +75,7 @@ export class UsersController {
   @ApiOkResponse({ type: ImportUsersResponse, description: 'One result per record, in order; invalid records are reported and not written' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (users not an array, bad onConflict or groupMap)' })
   @ApiResponse({ status: 413, type: ErrorResponse, description: `too_many_records (more than ${MAX_IMPORT_BATCH}) or payload_too_large` })
-  @adminErrors()
+  @requirePermissions('users.manage')
   async importUsers(@Body() body: ImportUsersDto): Promise<{ results: ImportUserResult[]; summary: ImportUsersSummary }> {
     if (body.users.length > MAX_IMPORT_BATCH) {
       throw new BackOfficeHttpError(413, 'too_many_records', `Import at most ${MAX_IMPORT_BATCH} users per request (the CLI takes any number).`);
@@ -94,7 +96,7 @@ export class UsersController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_invited' })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed' })
-  @adminErrors()
+  @requirePermissions('users.invite')
   async resendInvite(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<{ user: BackOfficeUserDto }> {
     const user = await this.findOr404(id);
     if (!this.invites.isInvited(user)) throw new BackOfficeHttpError(409, 'not_invited', 'This user is not waiting for an invite.');
@@ -117,11 +119,16 @@ export class UsersController {
   @ApiOkResponse({ type: UserResponse, description: 'Disabled; the user\'s sessions end' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin' })
-  @adminErrors()
-  async disable(@Param('id') id: string): Promise<BackOfficeUserDto> {
+  @requirePermissions('users.manage')
+  async disable(@Param('id') id: string, @Body() body: DisableUserDto): Promise<BackOfficeUserDto> {
+    const until = body.until === undefined ? null : new Date(body.until);
+    if (until && until.getTime() <= this.clock.now().getTime()) {
+      throw new BackOfficeHttpError(400, 'validation_failed', 'until must be in the future.', { errors: [{ field: 'until', code: 'in_the_past', description: 'until must be in the future' }] });
+    }
     const user = await this.findOr404(id);
-    this.throwIfFailed(await this.userManager.setApproved(user, false));
+    this.throwIfFailed(await this.userManager.setApproved(user, false, { reason: body.reason?.trim() || null, until }));
     await this.sessions.revokeAll(user.id);
+    if (user.kind === 'api') await this.apiUsers.revokeTokens(user.id);
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
@@ -129,7 +136,7 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
-  @adminErrors()
+  @requirePermissions('users.manage')
   async enable(@Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findOr404(id);
     this.throwIfFailed(await this.userManager.setApproved(user, true));
@@ -140,7 +147,7 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
-  @adminErrors()
+  @requirePermissions('users.manage')
   async unlock(@Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findOr404(id);
     this.throwIfFailed(await this.userManager.setLockoutEnd(user, null));
@@ -151,11 +158,14 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (unknown group)' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden: adds or removes a group holding permissions the caller lacks (or admin)' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin, or groups_managed_by_provider (an external provider owns this user\'s groups)' })
-  @adminErrors()
-  async setGroups(@Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
+  @requirePermissions('users.manage')
+  async setGroups(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
     const user = await this.findOr404(id);
+    const changed = [...body.groups.filter((g) => !user.groups.includes(g)), ...user.groups.filter((g) => !body.groups.includes(g))];
+    await this.groups.assertMayAssign(request.backOffice.user, changed);
     this.throwIfFailed(await this.userManager.setGroups(user, body.groups));
     return toBackOfficeUserDto(user, this.clock.now());
   }
@@ -165,7 +175,7 @@ export class UsersController {
   @RequiresRecentSignIn()
   @ApiOkResponse({ type: UserResponse, description: 'The user\'s 2FA is off, enrolments and recovery codes removed, sessions ended' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
-  @adminErrors()
+  @requirePermissions('users.manage')
   async resetTwoFactor(@Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findOr404(id);
     this.throwIfFailed(await this.userManager.resetTwoFactor(user));
@@ -173,11 +183,53 @@ export class UsersController {
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
+  @Put(':id')
+  @HttpCode(200)
+  @ApiOkResponse({ type: UserResponse, description: 'Name and/or email changed (the username follows the email when usernameIsEmail); audited with a diff' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email' })
+  @requirePermissions('users.manage')
+  async update(@Param('id') id: string, @Body() body: AdminUpdateUserDto): Promise<BackOfficeUserDto> {
+    const user = await this.findOr404(id);
+    await this.lifecycle.updateProfile(user, body);
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @RequiresRecentSignIn()
+  @ApiNoContentResponse({ description: 'Deleted; sessions, tokens and memberships went with it; the audit trail keeps the id' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'cannot_delete_self or last_admin' })
+  @requirePermissions('users.manage')
+  async remove(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
+    const user = await this.findOr404(id);
+    await this.lifecycle.delete(user, request.backOffice.user);
+  }
+
+  @Post(':id/force-password-reset')
+  @HttpCode(200)
+  @RequiresRecentSignIn()
+  @ApiOkResponse({ type: UserResponse, description: 'The password no longer works, every session ended, a reset link was emailed' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_applicable: API users and invited users have no password' })
+  @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed (the reset happened; try again)' })
+  @requirePermissions('users.manage')
+  async forcePasswordReset(@Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findOr404(id);
+    if (user.kind === 'api' || this.invites.isInvited(user)) {
+      throw new BackOfficeHttpError(409, 'not_applicable', 'This user has no password to reset (API user or pending invite).');
+    }
+    await this.lifecycle.forcePasswordReset(user);
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
   @Delete(':id/sessions')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Every session of the user ended' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
-  @adminErrors()
+  @requirePermissions('sessions.manage')
   async revokeSessions(@Param('id') id: string): Promise<void> {
     const user = await this.findOr404(id);
     const count = await this.sessions.revokeAll(user.id);

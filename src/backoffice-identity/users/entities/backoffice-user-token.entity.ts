@@ -1,7 +1,7 @@
 import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 /** Purposes of single-use user tokens. */
-export type BackOfficeTokenPurpose = 'invite' | 'password_reset';
+export type BackOfficeTokenPurpose = 'invite' | 'password_reset' | 'change_email';
 
 /** A single-use token (invite, password reset), kept only as its SHA-256. */
 @Entity({ name: 'backoffice_user_token' })
@@ -27,4 +27,8 @@ export class BackOfficeUserTokenEntity {
 
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
+
+  /** For `change_email`: the address that becomes the user's email once the link is opened. */
+  @Column({ name: 'new_email', type: 'varchar', length: 256, nullable: true })
+  newEmail!: string | null;
 }

@@ -61,6 +61,22 @@ export class BackOfficeUserEntity {
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 
+  /** End of the grace period in which a member of a `requireTwoFactor` group may still sign in without 2FA. */
+  @Column({ name: 'two_factor_setup_deadline', type: 'timestamptz', nullable: true })
+  twoFactorSetupDeadline!: Date | null;
+
+  /** Why an admin disabled the user (shown to admins, never to the user). */
+  @Column({ name: 'disabled_reason', type: 'varchar', length: 500, nullable: true })
+  disabledReason!: string | null;
+
+  /** When a disable ends by itself (the user is enabled again at the next sign-in or maintenance run). */
+  @Column({ name: 'disabled_until', type: 'timestamptz', nullable: true })
+  disabledUntil!: Date | null;
+
+  /** `person` or `api` (a machine that signs in with client credentials only). */
+  @Column({ type: 'varchar', length: 16, default: 'person' })
+  kind!: 'person' | 'api';
+
   @Column({ name: 'updated_at', type: 'timestamptz' })
   updatedAt!: Date;
 

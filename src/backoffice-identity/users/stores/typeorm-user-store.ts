@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { preparedQuery } from '../../common/prepared-query.js';
-import type { BackOfficeUser } from '../backoffice-user.js';
+import type { BackOfficeUser, BackOfficeUserKind } from '../backoffice-user.js';
 import { BackOfficeGroupEntity } from '../entities/backoffice-group.entity.js';
 import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
 import { BackOfficeUserEntity } from '../entities/backoffice-user.entity.js';
@@ -54,7 +54,9 @@ export const isUuid = (value: unknown): value is string => typeof value === 'str
 
 function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
   const { groups, ...fields } = entity;
-  return { ...fields, groups: (groups ?? []).map((g) => g.alias) };
+  const permissions = [...new Set((groups ?? []).flatMap((g) => g.permissions ?? []))].sort();
+  const twoFactorRequiredByGroup = (groups ?? []).some((g) => g.requireTwoFactor);
+  return { ...fields, groups: (groups ?? []).map((g) => g.alias), permissions, twoFactorRequiredByGroup };
 }
 
 /** A `backoffice_user` row (`u.*`) with its group aliases, as {@link USER_COLUMNS} selects it. */
@@ -80,10 +82,16 @@ export interface UserRow {
   created_at: Date;
   updated_at: Date;
   group_aliases: string[] | string;
+  group_permissions: string[] | string;
+  kind: BackOfficeUserKind;
+  two_factor_required: boolean;
+  two_factor_setup_deadline: Date | null;
+  disabled_reason: string | null;
+  disabled_until: Date | null;
 }
 
 /** Postgres arrays arrive parsed from `pg`; a driver that hands back `{a,b}` text is parsed here. */
-function aliases(value: string[] | string): string[] {
+export function aliases(value: string[] | string): string[] {
   if (Array.isArray(value)) return value;
   const inner = value.replace(/^\{|\}$/g, '');
   return inner ? inner.split(',').map((a) => a.replace(/^"|"$/g, '')) : [];
@@ -91,7 +99,11 @@ function aliases(value: string[] | string): string[] {
 
 /** The select list of a user with its group aliases (`u` is `backoffice_user`), mapped by {@link userFromRow}. */
 export const USER_COLUMNS = `u.*, ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
-                          WHERE ug.user_id = u.id ORDER BY g.alias) AS group_aliases`;
+                          WHERE ug.user_id = u.id ORDER BY g.alias) AS group_aliases,
+  ARRAY(SELECT DISTINCT p FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id,
+        unnest(g.permissions) AS p WHERE ug.user_id = u.id ORDER BY p) AS group_permissions,
+  EXISTS(SELECT 1 FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
+         WHERE ug.user_id = u.id AND g.require_two_factor) AS two_factor_required`;
 
 /** Maps a row of {@link USER_COLUMNS} by hand (no entity hydration on the hot paths). */
 export function userFromRow(row: UserRow): BackOfficeUser {
@@ -117,6 +129,12 @@ export function userFromRow(row: UserRow): BackOfficeUser {
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     groups: aliases(row.group_aliases),
+    permissions: aliases(row.group_permissions),
+    kind: row.kind ?? 'person',
+    twoFactorRequiredByGroup: row.two_factor_required === true,
+    twoFactorSetupDeadline: row.two_factor_setup_deadline ?? null,
+    disabledReason: row.disabled_reason ?? null,
+    disabledUntil: row.disabled_until ?? null,
   };
 }
 
@@ -305,8 +323,14 @@ export class TypeOrmBackOfficeUserStore
     if (isUuid(userId)) await this.users.delete({ id: userId });
   }
 
+  /** The end of the user's grace period for enrolling in 2FA (null clears it). */
+  async setTwoFactorSetupDeadline(userId: string, deadline: Date | null): Promise<void> {
+    if (isUuid(userId)) await this.users.update({ id: userId }, { twoFactorSetupDeadline: deadline });
+  }
+
+  /** People only: API users are not counted. */
   count(): Promise<number> {
-    return this.users.count();
+    return this.users.count({ where: { kind: 'person' } });
   }
 
   async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options: { rehashOf?: string } = {}): Promise<void> {
@@ -622,7 +646,8 @@ export class TypeOrmBackOfficeUserStore
     const qb = this.users
       .createQueryBuilder('u')
       .innerJoin('u.groups', 'g', 'g.alias = :alias', { alias })
-      .where('u.isApproved = true');
+      .where('u.isApproved = true')
+      .andWhere(`u.kind = 'person'`);
     if (options.now) {
       qb.andWhere('(u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now: options.now }).andWhere(
         'NOT (u.invitedAt IS NOT NULL AND u.passwordHash IS NULL AND u.lastLoginAt IS NULL)',
@@ -633,7 +658,7 @@ export class TypeOrmBackOfficeUserStore
   }
 
   async list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }> {
-    const qb = this.users.createQueryBuilder('u').leftJoinAndSelect('u.groups', 'g');
+    const qb = this.users.createQueryBuilder('u').leftJoinAndSelect('u.groups', 'g').where(`u.kind = 'person'`);
     if (query.filter) {
       qb.andWhere(`(u.username ILIKE :f ESCAPE '\\' OR u.email ILIKE :f ESCAPE '\\' OR u.name ILIKE :f ESCAPE '\\')`, {
         f: `%${escapeLike(query.filter)}%`,

@@ -10,12 +10,12 @@ export type NewBackOfficeUser = Pick<
    * A single-use token (e.g. the invite) to store with the user. A store that implements `UserTokenStore`
    * must write it in the same transaction as the user, so neither exists without the other.
    */
-  initialToken?: { purpose: BackOfficeTokenPurpose; tokenHash: string; expiresAt: Date };
-};
+  initialToken?: { purpose: BackOfficeTokenPurpose; tokenHash: string; expiresAt: Date } & Pick<BackOfficeUser, 'kind'>;
+} & Pick<BackOfficeUser, 'kind'>;
 
 /** Profile fields a store can update in place. */
 export type BackOfficeUserProfileChanges = Partial<
-  Pick<BackOfficeUser, 'username' | 'normalizedUsername' | 'email' | 'normalizedEmail' | 'name' | 'isApproved' | 'invitedAt' | 'lastLoginAt'>
+  Pick<BackOfficeUser, 'username' | 'normalizedUsername' | 'email' | 'normalizedEmail' | 'name' | 'isApproved' | 'invitedAt' | 'lastLoginAt' | 'disabledReason' | 'disabledUntil'>
 >;
 
 /** Thrown by {@link BackOfficeUserStore.create} / `updateProfile` when email or username is taken. */

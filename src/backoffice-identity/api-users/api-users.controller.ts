@@ -1,0 +1,58 @@
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req, UsePipes } from '@nestjs/common';
+import { ApiCreatedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ErrorResponse } from '../auth/auth.dto.js';
+import type { BackOfficeClock } from '../common/clock.js';
+import { BACKOFFICE_CLOCK } from '../constants.js';
+import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { permissionErrors } from '../permissions/permission-errors.decorator.js';
+import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
+import { ApiUserCreatedResponse, ApiUserListResponse, CreateApiUserDto, RotateSecretDto, SecretRotatedResponse } from './api-users.dto.js';
+import { BackOfficeApiUserService, type BackOfficeApiUserView } from './backoffice-api-user.service.js';
+
+/** API users (machines): create, list, rotate secrets. `users.manage`. Disable/enable/groups go through `/users/:id/...`. */
+@ApiTags('users')
+@Controller('users/api')
+@UsePipes(BackOfficeValidationPipe)
+@BackOfficeAuthorize({ permissions: ['users.manage'] })
+export class ApiUsersController {
+  constructor(
+    @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
+    @Inject(BackOfficeGroupService) private readonly groups: BackOfficeGroupService,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  @Post()
+  @HttpCode(201)
+  @ApiCreatedResponse({ type: ApiUserCreatedResponse, description: 'The secret is shown this once' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (unknown group, blank or long name)' })
+  @permissionErrors('users.manage')
+  async create(
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Body() body: CreateApiUserDto,
+  ): Promise<{ user: BackOfficeUserDto; clientId: string; clientSecret: string }> {
+    await this.groups.assertMayAssign(request.backOffice.user, body.groups);
+    const name = body.name.trim();
+    const created = await this.apiUsers.create({ name: name || body.name, groups: body.groups });
+    return { user: toBackOfficeUserDto(created.user, this.clock.now()), clientId: created.clientId, clientSecret: created.clientSecret };
+  }
+
+  @Get()
+  @ApiOkResponse({ type: ApiUserListResponse })
+  @permissionErrors('users.manage')
+  async list(): Promise<{ items: BackOfficeApiUserView[] }> {
+    return { items: await this.apiUsers.list() };
+  }
+
+  @Post(':id/rotate-secret')
+  @HttpCode(200)
+  @ApiOkResponse({ type: SecretRotatedResponse, description: 'A new secret (shown once); the previous one works for overlapMinutes' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (overlapMinutes)' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found (no such API user)' })
+  @permissionErrors('users.manage')
+  rotate(@Param('id') id: string, @Body() body: RotateSecretDto): Promise<SecretRotatedResponse> {
+    return this.apiUsers.rotateSecret(id, body.overlapMinutes);
+  }
+}

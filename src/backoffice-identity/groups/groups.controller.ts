@@ -1,0 +1,71 @@
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, UsePipes } from '@nestjs/common';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ErrorResponse } from '../auth/auth.dto.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { BackOfficePermissionRegistry, BUILT_IN_PERMISSIONS } from '../permissions/backoffice-permissions.js';
+import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeGroupService, type BackOfficeGroupView } from './backoffice-group.service.js';
+import { CreateGroupDto, DeleteGroupQuery, GROUP_ALIAS_PATTERN, GroupListResponse, GroupResponse, UpdateGroupDto } from './groups.dto.js';
+import { permissionErrors } from '../permissions/permission-errors.decorator.js';
+
+/** Groups and their permissions, for holders of `groups.manage`. */
+@ApiTags('groups')
+@Controller('groups')
+@UsePipes(BackOfficeValidationPipe)
+@BackOfficeAuthorize({ permissions: ['groups.manage'] })
+export class GroupsController {
+  constructor(
+    @Inject(BackOfficeGroupService) private readonly groups: BackOfficeGroupService,
+    @Inject(BackOfficePermissionRegistry) private readonly registry: BackOfficePermissionRegistry,
+  ) {}
+
+  @Get()
+  @ApiOkResponse({ type: GroupListResponse, description: 'Every group, and every permission a group can hold' })
+  @permissionErrors('groups.manage')
+  async list(): Promise<GroupListResponse> {
+    const builtIn = new Set(BUILT_IN_PERMISSIONS.map((p) => p.key));
+    return {
+      items: await this.groups.list(),
+      permissions: this.registry.all().map((p) => ({ key: p.key, description: p.description, builtIn: builtIn.has(p.key) })),
+    };
+  }
+
+  @Post()
+  @HttpCode(201)
+  @ApiCreatedResponse({ type: GroupResponse })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad alias, blank or long name, unknown_permission)' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_group (aliases are unique ignoring case)' })
+  @permissionErrors('groups.manage')
+  create(@Body() body: CreateGroupDto): Promise<BackOfficeGroupView> {
+    return this.groups.create(body);
+  }
+
+  @Put(':alias')
+  @HttpCode(200)
+  @ApiOkResponse({ type: GroupResponse, description: 'Renamed and/or permissions replaced; audited with a diff' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (blank or long name, unknown_permission)' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'admin_group_permissions: admin always holds every permission' })
+  @permissionErrors('groups.manage')
+  update(@Param('alias') alias: string, @Body() body: UpdateGroupDto): Promise<BackOfficeGroupView> {
+    return this.groups.update(GroupsController.checkAlias(alias), body);
+  }
+
+  @Delete(':alias')
+  @HttpCode(204)
+  @ApiNoContentResponse({ description: 'Deleted; its members (if any) were added to `moveMembersTo` first' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (moveMembersTo unknown or the same group)' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'builtin_group (admin) or group_has_members (with memberCount)' })
+  @permissionErrors('groups.manage')
+  async delete(@Param('alias') alias: string, @Query() query: DeleteGroupQuery): Promise<void> {
+    await this.groups.delete(GroupsController.checkAlias(alias), query.moveMembersTo);
+  }
+
+  /** A path segment that cannot be an alias is simply not a group. */
+  private static checkAlias(alias: string): string {
+    if (!GROUP_ALIAS_PATTERN.test(alias)) throw BackOfficeHttpError.notFound('No such group.');
+    return alias;
+  }
+}

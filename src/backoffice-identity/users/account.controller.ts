@@ -1,0 +1,60 @@
+import { Body, Controller, HttpCode, Inject, Post, Put, Req, UseGuards, UsePipes } from '@nestjs/common';
+import { ApiAcceptedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ErrorResponse, UserResponse } from '../auth/auth.dto.js';
+import type { BackOfficeClock } from '../common/clock.js';
+import { BACKOFFICE_CLOCK } from '../constants.js';
+import { JsonBodyGuard } from '../http/json-body.guard.js';
+import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
+import { ConfirmEmailChangeDto, RequestEmailChangeDto, UpdateOwnProfileDto } from './account.dto.js';
+import { toBackOfficeUserDto, type BackOfficeUserDto } from './backoffice-user.js';
+import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.service.js';
+
+/** The signed-in user's own profile: name, and email change with confirmation. */
+@ApiTags('auth')
+@Controller('auth/me')
+@UsePipes(BackOfficeValidationPipe)
+export class AccountController {
+  constructor(
+    @Inject(BackOfficeUserLifecycleService) private readonly lifecycle: BackOfficeUserLifecycleService,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  @Put()
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @ApiOkResponse({ type: UserResponse, description: 'The name changed (audited with a diff)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
+  async updateName(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: UpdateOwnProfileDto): Promise<BackOfficeUserDto> {
+    const { user } = request.backOffice;
+    await this.lifecycle.updateProfile(user, { name: body.name });
+    return toBackOfficeUserDto(user, this.clock.now());
+  }
+
+  @Post('email')
+  @HttpCode(202)
+  @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
+  @ApiAcceptedResponse({ description: 'A confirmation link went to the new address and a notice to the old one (the same answer when the address is taken)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad or unchanged email)' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated, or reauthentication_required (POST /auth/reauthenticate first)' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
+  async requestEmailChange(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: RequestEmailChangeDto): Promise<{ status: 'pending' }> {
+    await this.lifecycle.requestEmailChange(request.backOffice.user, body.newEmail);
+    return { status: 'pending' };
+  }
+
+  @Post('email/confirm')
+  @HttpCode(200)
+  @UseGuards(JsonBodyGuard)
+  @ApiOkResponse({ type: UserResponse, description: 'The email changed; every session ended (sign in with the new address)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired), validation_failed' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email: the address was taken meanwhile' })
+  @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
+  async confirmEmailChange(@Body() body: ConfirmEmailChangeDto): Promise<BackOfficeUserDto> {
+    return toBackOfficeUserDto(await this.lifecycle.confirmEmailChange(body.userId, body.token), this.clock.now());
+  }
+}

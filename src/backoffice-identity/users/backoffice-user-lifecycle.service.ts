@@ -1,0 +1,155 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import type { BackOfficeClock } from '../common/clock.js';
+import { randomToken, sha256Hex } from '../common/crypto.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BackOfficeEmailDispatcher } from '../email/email-dispatcher.service.js';
+import { BackOfficeEmailTemplates } from '../email/email-templates.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
+import {
+  UserDeletedNotification,
+  UserEmailChangedNotification,
+  UserEmailChangeRequestedNotification,
+  UserPasswordResetForcedNotification,
+  UserProfileUpdatedNotification,
+} from '../notifications/notifications.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
+import type { BackOfficeUser } from './backoffice-user.js';
+import type { BackOfficeUserManager } from './backoffice-user-manager.js';
+import { isUuid } from './stores/typeorm-user-store.js';
+import { BackOfficeDuplicateUserError } from './stores/user-store.interface.js';
+
+/** Hours an email-change link stays valid. */
+export const EMAIL_CHANGE_LIFESPAN_HOURS = 24;
+
+/**
+ * The user lifecycle beyond sign-in: own name, email change with confirmation, admin edits, forced password
+ * reset, deletion. Every step is audited through a notification.
+ */
+@Injectable()
+export class BackOfficeUserLifecycleService {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BackOfficeEmailDispatcher) private readonly emails: BackOfficeEmailDispatcher,
+    @Inject(BackOfficeEmailTemplates) private readonly templates: BackOfficeEmailTemplates,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+  ) {}
+
+  /**
+   * Changes name and/or email (an admin's edit, or the user's own name). The email is validated like a new
+   * user's, must be free, and moves the username along when `usernameIsEmail`. Audited with a diff.
+   */
+  async updateProfile(user: BackOfficeUser, input: { name?: string; email?: string }): Promise<void> {
+    const candidate = await this.validated({ name: input.name ?? user.name, email: input.email ?? user.email });
+    const changes: Record<string, { from: unknown; to: unknown }> = {};
+    if (candidate.name !== user.name) changes.name = { from: user.name, to: candidate.name };
+    const emailChanged = this.userManager.normalizeKey(candidate.email) !== user.normalizedEmail || candidate.email !== user.email;
+    if (emailChanged) changes.email = { from: user.email, to: candidate.email };
+    if (Object.keys(changes).length === 0) return;
+    const oldEmail = user.email;
+    await this.write(user, { name: candidate.name, ...(emailChanged ? this.emailFields(candidate.email) : {}) });
+    await this.userManager.notify(UserProfileUpdatedNotification, user, { changes });
+    if (emailChanged) await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: user.email });
+  }
+
+  /**
+   * Starts an email change: a link to the new address (24 hours, single use, stored as SHA-256) and a notice to
+   * the old one. An address that is taken gets nothing and the answer is the same, so no account is revealed.
+   */
+  async requestEmailChange(user: BackOfficeUser, newEmail: string): Promise<void> {
+    const candidate = await this.validated({ name: user.name, email: newEmail });
+    if (this.userManager.normalizeKey(candidate.email) === user.normalizedEmail) {
+      throw new BackOfficeHttpError(400, 'validation_failed', 'This is already your email address.');
+    }
+    if (await this.userManager.findByEmail(candidate.email)) return;
+    const token = randomToken(32);
+    const now = this.clock.now();
+    await this.dataSource.transaction(async (manager) => {
+      await manager.query(`UPDATE backoffice_user_token SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`, [user.id, 'change_email', now]);
+      await manager.query(
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [user.id, 'change_email', sha256Hex(token), new Date(now.getTime() + EMAIL_CHANGE_LIFESPAN_HOURS * 3_600_000), now, candidate.email],
+      );
+    });
+    await this.userManager.notify(UserEmailChangeRequestedNotification, user);
+    await this.emails.dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, candidate.email, token, EMAIL_CHANGE_LIFESPAN_HOURS), user);
+    await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, candidate.email), user);
+  }
+
+  /**
+   * Confirms an email change with the emailed link: the token is used up atomically, the email (and username
+   * when `usernameIsEmail`) changes, the security stamp is renewed and every session ends.
+   */
+  async confirmEmailChange(userId: string, token: string): Promise<BackOfficeUser> {
+    const user = isUuid(userId) && typeof token === 'string' && token.length <= 512 ? await this.userManager.findById(userId) : null;
+    if (!user || !user.isApproved) throw BackOfficeHttpError.invalidToken();
+    const rows = await this.dataSource.query(
+      `UPDATE backoffice_user_token SET used_at = $4
+        WHERE user_id = $1 AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
+      [user.id, 'change_email', sha256Hex(token), this.clock.now()],
+    );
+    const newEmail: string | undefined = (Array.isArray(rows[0]) ? rows[0][0] : rows[0])?.new_email;
+    if (!newEmail) throw BackOfficeHttpError.invalidToken();
+    const oldEmail = user.email;
+    await this.write(user, this.emailFields(newEmail));
+    await this.userManager.updateSecurityStamp(user);
+    await this.sessions.revokeAll(user.id);
+    await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: newEmail });
+    return user;
+  }
+
+  /**
+   * An admin forces a password reset: the password stops working (no hash, new stamp), every session ends and
+   * a reset link goes to the user. Delivery failures surface as 502 `email_failed` (the reset still happened).
+   */
+  async forcePasswordReset(user: BackOfficeUser): Promise<void> {
+    const removed = await this.userManager.removePassword(user);
+    if (!removed.succeeded) throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
+    await this.sessions.revokeAll(user.id);
+    await this.userManager.notify(UserPasswordResetForcedNotification, user);
+    const token = await this.userManager.generatePasswordResetToken(user);
+    try {
+      await this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user);
+    } catch {
+      throw new BackOfficeHttpError(502, 'email_failed', 'The password was reset and sessions ended, but the email could not be sent; try again.');
+    }
+  }
+
+  /**
+   * Deletes a user: never oneself, never the last enabled admin (checked under the admin lock); sessions,
+   * tokens and memberships go with the row, the audit trail keeps the id.
+   */
+  async delete(user: BackOfficeUser, actor: BackOfficeUser): Promise<void> {
+    if (user.id === actor.id) throw new BackOfficeHttpError(409, 'cannot_delete_self', 'You cannot delete yourself.');
+    const result = await this.userManager.deleteUser(user);
+    if (!result.succeeded) throw new BackOfficeHttpError(409, 'last_admin', result.errors[0].description);
+    await this.userManager.notify(UserDeletedNotification, user, { username: user.username });
+  }
+
+  private async validated(input: { name: string; email: string }): Promise<{ name: string; email: string }> {
+    const { candidate, errors } = await this.userManager.prepareUserCandidate({ ...input, username: input.email });
+    const relevant = errors.filter((e) => !/user_?name/i.test(e.code) || this.userManager.options.usernameIsEmail);
+    if (relevant.length > 0) throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', { errors: relevant });
+    return { name: candidate.name, email: candidate.email };
+  }
+
+  private emailFields(email: string) {
+    const normalized = this.userManager.normalizeKey(email);
+    return this.userManager.options.usernameIsEmail
+      ? { email, normalizedEmail: normalized, username: email, normalizedUsername: normalized }
+      : { email, normalizedEmail: normalized };
+  }
+
+  private async write(user: BackOfficeUser, changes: Partial<BackOfficeUser>): Promise<void> {
+    try {
+      await this.userManager.store.updateProfile(user.id, changes, this.clock.now());
+    } catch (error) {
+      if (error instanceof BackOfficeDuplicateUserError) throw new BackOfficeHttpError(409, 'duplicate_email', 'A user with this email already exists.');
+      throw error;
+    }
+    Object.assign(user, changes);
+  }
+}
