@@ -78,7 +78,7 @@ const SHARED_SERVICES = [
   BackOfficeExternalLoginService,
 ];
 
-const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
+const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'auditStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
 
 function splitSwaps<T extends object>(options: T): { swaps: Partial<BackOfficeIdentityModuleOptions>; rest: Omit<T, (typeof SWAP_KEYS)[number]> } {
   const swaps: Record<string, unknown> = {};

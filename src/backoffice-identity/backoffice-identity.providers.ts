@@ -3,6 +3,7 @@ import { SystemClock } from './common/clock.js';
 import { BackOfficeErrorDescriber } from './common/error-describer.js';
 import { DefaultIpResolver } from './common/ip-resolver.js';
 import {
+  BACKOFFICE_AUDIT_STORE,
   BACKOFFICE_CLOCK,
   BACKOFFICE_EMAIL_SENDER,
   BACKOFFICE_ERROR_DESCRIBER,
@@ -21,6 +22,7 @@ import { BackOfficeUserManager } from './users/backoffice-user-manager.js';
 import { FallbackPasswordChecker } from './users/passwords/password-checker.js';
 import { BcryptPasswordHasher } from './users/passwords/password-hasher.js';
 import { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
+import { TypeOrmBackOfficeAuditStore } from './persistence/typeorm/typeorm-audit-store.js';
 
 type SwapKey = Exclude<keyof BackOfficeIdentitySwaps, 'extraProviders'>;
 
@@ -29,6 +31,7 @@ const SWAPPABLE: Record<SwapKey, { token: string; default: Type<unknown> }> = {
   userManager: { token: BACKOFFICE_USER_MANAGER, default: BackOfficeUserManager },
   signInManager: { token: BACKOFFICE_SIGN_IN_MANAGER, default: BackOfficeSignInManager },
   userStore: { token: BACKOFFICE_USER_STORE, default: TypeOrmBackOfficeUserStore },
+  auditStore: { token: BACKOFFICE_AUDIT_STORE, default: TypeOrmBackOfficeAuditStore },
   passwordHasher: { token: BACKOFFICE_PASSWORD_HASHER, default: BcryptPasswordHasher },
   passwordChecker: { token: BACKOFFICE_PASSWORD_CHECKER, default: FallbackPasswordChecker },
   emailSender: { token: BACKOFFICE_EMAIL_SENDER, default: NodemailerEmailSender },

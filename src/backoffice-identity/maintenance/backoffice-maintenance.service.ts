@@ -2,7 +2,8 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { BackOfficeAuditStore } from '../audit/backoffice-audit-store.interface.js';
+import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 
 const DAY_MS = 86_400_000;
@@ -19,12 +20,15 @@ export interface PruneResult {
   accessTokens: number;
   /** Pending external sign-ins expired for more than a day. */
   externalLoginStates: number;
+  /** Audit entries older than `audit.retentionDays` (0 when retention is off). */
+  auditEntries: number;
 }
 
 /**
  * Deletes rows that can no longer matter, so tables that unauthenticated callers can grow stay small:
  * unknown-username counters a day after their last failure (unless still locked), pending 2FA sign-ins and
- * sessions a week after they ended, single-use tokens 30 days after they expired. The audit trail is kept.
+ * sessions a week after they ended, single-use tokens 30 days after they expired; audit entries older than
+ * `audit.retentionDays` when set (by default the audit trail is kept).
  * Runs every `maintenanceIntervalMinutes` (0: never; call `prune()` from your own scheduler instead).
  */
 @Injectable()
@@ -36,6 +40,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BACKOFFICE_AUDIT_STORE) private readonly auditStore: BackOfficeAuditStore,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -69,6 +74,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
       tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
       accessTokens: await count(`DELETE FROM backoffice_access_token WHERE expires_at < $1`, [dayAgo]),
       externalLoginStates: await count(`DELETE FROM backoffice_external_login_state WHERE expires_at < $1`, [dayAgo]),
+      auditEntries: this.options.audit.retentionDays > 0 ? await this.auditStore.prune(new Date(now - this.options.audit.retentionDays * DAY_MS)) : 0,
     };
   }
 }

@@ -1,0 +1,150 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import type {
+  BackOfficeAuditEntry,
+  BackOfficeAuditPage,
+  BackOfficeAuditQuery,
+  BackOfficeAuditStore,
+  NewBackOfficeAuditEntry,
+} from '../../audit/backoffice-audit-store.interface.js';
+import { preparedQuery } from '../../common/prepared-query.js';
+
+/** Matches counted exactly by `count: 'estimate'`; beyond it the planner's estimate is given. */
+export const AUDIT_EXACT_COUNT_CAP = 10_000;
+
+interface AuditRow {
+  id: string;
+  event: string;
+  performing_user_id: string | null;
+  affected_user_id: string | null;
+  ip_address: string | null;
+  created_at: Date;
+  created_us: string;
+  details: Record<string, unknown>;
+}
+
+const COLUMNS = `id, event, performing_user_id, affected_user_id, ip_address, created_at,
+  (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us, details`;
+const ORDER = `ORDER BY created_at DESC, id DESC`;
+
+/** SQL conditions and their parameters, numbered from $1. */
+class Conditions {
+  readonly params: unknown[] = [];
+  readonly parts: string[] = [];
+
+  param(value: unknown): string {
+    this.params.push(value);
+    return `$${this.params.length}`;
+  }
+
+  where(extra: string[] = []): string {
+    const all = [...this.parts, ...extra];
+    return all.length ? `WHERE ${all.join(' AND ')}` : '';
+  }
+}
+
+/**
+ * The audit trail in `backoffice_audit_entry` (PostgreSQL and PGlite). Keyset pages walk the indexes
+ * `(created_at, id)`, `(affected_user_id, created_at, id)`, `(performing_user_id, created_at, id)` and
+ * `(event, created_at, id)`; a per-user listing is a UNION of the two user indexes, each read newest first.
+ */
+@Injectable()
+export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async append(entry: NewBackOfficeAuditEntry): Promise<void> {
+    // A prepared statement: this runs on every sign-in.
+    await preparedQuery(
+      this.dataSource,
+      'backoffice_insert_audit_entry',
+      `INSERT INTO backoffice_audit_entry (event, performing_user_id, affected_user_id, ip_address, created_at, details)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb)`,
+      [entry.event, entry.performingUserId, entry.affectedUserId, entry.ipAddress, entry.createdAt, JSON.stringify(entry.details ?? {})],
+    );
+  }
+
+  async list(query: BackOfficeAuditQuery): Promise<BackOfficeAuditPage> {
+    const skip = query.before ? 0 : (query.skip ?? 0);
+    const limit = query.take + 1;
+    const c = new Conditions();
+    if (query.event) c.parts.push(`event = ${c.param(query.event)}`);
+    const keyset: string[] = [];
+    if (query.before) {
+      const at = c.param(query.before.createdAtMicros);
+      const id = c.param(query.before.id);
+      keyset.push(`(created_at, id) < (timestamptz 'epoch' + ${at}::bigint * interval '1 microsecond', ${id}::bigint)`);
+    }
+    let sql: string;
+    if (query.userId) {
+      const user = c.param(query.userId);
+      const branch = (column: string) =>
+        `(SELECT ${COLUMNS} FROM backoffice_audit_entry ${c.where([`${column} = ${user}::uuid`, ...keyset])} ${ORDER} LIMIT ${skip + limit})`;
+      // UNION (not OR): each branch reads its own index newest first and stops early; UNION drops the
+      // entries where the user both acted and was affected from appearing twice.
+      sql = `SELECT * FROM (${branch('affected_user_id')} UNION ${branch('performing_user_id')}) a ${ORDER} OFFSET ${skip} LIMIT ${limit}`;
+    } else {
+      sql = `SELECT ${COLUMNS} FROM backoffice_audit_entry ${c.where(keyset)} ${ORDER} OFFSET ${skip} LIMIT ${limit}`;
+    }
+    const rows: AuditRow[] = await this.dataSource.query(sql, c.params);
+    const items = rows.slice(0, query.take).map(toEntry);
+    const count = query.count ?? 'none';
+    return {
+      items,
+      next: rows.length > query.take ? items.at(-1)!.position : null,
+      ...(count === 'none' ? {} : { total: await this.count(query, count === 'exact') }),
+    };
+  }
+
+  async prune(olderThan: Date): Promise<number> {
+    const result = await this.dataSource.query(
+      `WITH gone AS (DELETE FROM backoffice_audit_entry WHERE created_at < $1 RETURNING 1) SELECT count(*)::int AS n FROM gone`,
+      [olderThan],
+    );
+    return Number(result[0]?.n ?? 0);
+  }
+
+  /** Exact, or exact up to the cap and the planner's row estimate beyond it. */
+  private async count(query: BackOfficeAuditQuery, exact: boolean): Promise<{ value: number; exact: boolean }> {
+    const c = new Conditions();
+    if (query.event) c.parts.push(`event = ${c.param(query.event)}`);
+    if (query.userId) {
+      const user = c.param(query.userId);
+      c.parts.push(`(affected_user_id = ${user}::uuid OR performing_user_id = ${user}::uuid)`);
+    }
+    const from = `FROM backoffice_audit_entry ${c.where()}`;
+    if (exact) {
+      const rows = await this.dataSource.query(`SELECT count(*)::bigint::text AS n ${from}`, c.params);
+      return { value: Number(rows[0].n), exact: true };
+    }
+    const capped = await this.dataSource.query(`SELECT count(*)::int AS n FROM (SELECT 1 ${from} LIMIT ${AUDIT_EXACT_COUNT_CAP + 1}) m`, c.params);
+    const n = Number(capped[0].n);
+    if (n <= AUDIT_EXACT_COUNT_CAP) return { value: n, exact: true };
+    return { value: Math.max(n, await this.plannerRows(`SELECT 1 ${from}`, c.params)), exact: false };
+  }
+
+  /** The planner's row estimate of a query (from table statistics; 0 when unavailable). */
+  private async plannerRows(sql: string, params: unknown[]): Promise<number> {
+    try {
+      const rows: Array<{ 'QUERY PLAN': unknown }> = await this.dataSource.query(`EXPLAIN (FORMAT JSON) ${sql}`, params);
+      const raw = rows[0]?.['QUERY PLAN'];
+      const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan?: { 'Plan Rows'?: number } }>;
+      return Math.round(Number(plan[0]?.Plan?.['Plan Rows'] ?? 0));
+    } catch {
+      return 0;
+    }
+  }
+}
+
+function toEntry(row: AuditRow): BackOfficeAuditEntry {
+  return {
+    id: String(row.id),
+    event: row.event,
+    performingUserId: row.performing_user_id,
+    affectedUserId: row.affected_user_id,
+    ipAddress: row.ip_address,
+    createdAt: new Date(row.created_at),
+    details: row.details ?? {},
+    position: { createdAtMicros: String(row.created_us), id: String(row.id) },
+  };
+}
