@@ -52,7 +52,8 @@ export { BackOfficeSessionEntity } from './sessions/backoffice-session.entity.js
 export { BackOfficeAuditEntryEntity } from './audit/backoffice-audit-entry.entity.js';
 export * from './audit/backoffice-audit-store.interface.js';
 export { encodeAuditCursor, decodeAuditCursor, compareAuditPositions } from './audit/audit-cursor.js';
-export { TypeOrmBackOfficeAuditStore, AUDIT_EXACT_COUNT_CAP } from './persistence/typeorm/typeorm-audit-store.js';
+export { EXACT_COUNT_CAP } from './common/capped-count.js';
+export { TypeOrmBackOfficeAuditStore } from './persistence/typeorm/typeorm-audit-store.js';
 export { InMemoryBackOfficeAuditStore } from './persistence/in-memory/in-memory-audit-store.js';
 export { defineAuditStoreContract, type ContractTestApi, type AuditStoreFactory } from './testing/audit-store.contract.js';
 export {

@@ -8,10 +8,9 @@ import type {
   BackOfficeAuditStore,
   NewBackOfficeAuditEntry,
 } from '../../audit/backoffice-audit-store.interface.js';
+import { cappedCount, type ListingTotal } from '../../common/capped-count.js';
 import { preparedQuery } from '../../common/prepared-query.js';
 
-/** Matches counted exactly by `count: 'estimate'`; beyond it the planner's estimate is given. */
-export const AUDIT_EXACT_COUNT_CAP = 10_000;
 
 interface AuditRow {
   id: string;
@@ -105,34 +104,14 @@ export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
   }
 
   /** Exact, or exact up to the cap and the planner's row estimate beyond it. */
-  private async count(query: BackOfficeAuditQuery, exact: boolean): Promise<{ value: number; exact: boolean }> {
+  private count(query: BackOfficeAuditQuery, exact: boolean): Promise<ListingTotal> {
     const c = new Conditions();
     if (query.event) c.parts.push(`event = ${c.param(query.event)}`);
     if (query.userId) {
       const user = c.param(query.userId);
       c.parts.push(`(affected_user_id = ${user}::uuid OR performing_user_id = ${user}::uuid)`);
     }
-    const from = `FROM backoffice_audit_entry ${c.where()}`;
-    if (exact) {
-      const rows = await this.dataSource.query(`SELECT count(*)::bigint::text AS n ${from}`, c.params);
-      return { value: Number(rows[0].n), exact: true };
-    }
-    const capped = await this.dataSource.query(`SELECT count(*)::int AS n FROM (SELECT 1 ${from} LIMIT ${AUDIT_EXACT_COUNT_CAP + 1}) m`, c.params);
-    const n = Number(capped[0].n);
-    if (n <= AUDIT_EXACT_COUNT_CAP) return { value: n, exact: true };
-    return { value: Math.max(n, await this.plannerRows(`SELECT 1 ${from}`, c.params)), exact: false };
-  }
-
-  /** The planner's row estimate of a query (from table statistics; 0 when unavailable). */
-  private async plannerRows(sql: string, params: unknown[]): Promise<number> {
-    try {
-      const rows: Array<{ 'QUERY PLAN': unknown }> = await this.dataSource.query(`EXPLAIN (FORMAT JSON) ${sql}`, params);
-      const raw = rows[0]?.['QUERY PLAN'];
-      const plan = (typeof raw === 'string' ? JSON.parse(raw) : raw) as Array<{ Plan?: { 'Plan Rows'?: number } }>;
-      return Math.round(Number(plan[0]?.Plan?.['Plan Rows'] ?? 0));
-    } catch {
-      return 0;
-    }
+    return cappedCount(this.dataSource, `SELECT 1 FROM backoffice_audit_entry ${c.where()}`, c.params, exact);
   }
 }
 

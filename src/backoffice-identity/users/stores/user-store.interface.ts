@@ -246,7 +246,8 @@ export interface BackOfficeUserQuery {
 }
 
 export interface UserQueryStore {
-  list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }>;
+  /** `totalExact: false` when `total` is an estimate (stores may estimate beyond 10,000 matches). */
+  list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number; totalExact?: boolean }>;
 }
 
 export interface TransactionalUserStore<S = BackOfficeUserStore> {
