@@ -6,7 +6,8 @@
 //   the per-user audit (`userId`), GET /users?take=20, with a rare and a common `filter`, and /auth/me rps.
 // Latency rows: one connection for --seconds (median and p90 ms); /auth/me: 50 connections.
 // Prints a table and writes bench/scale-results.json (or --out=FILE). The database is dropped afterwards
-// unless --keep (then its name is printed, for EXPLAIN ANALYZE by hand).
+// unless --keep (then its name is printed, for EXPLAIN ANALYZE by hand); --database=NAME measures such a kept,
+// already seeded database again without seeding (it is not dropped).
 //
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:scale
 //   node bench/scale.mjs --users=100000 --sessions=1000000 --audit=2000000 --seconds=5 --keep
@@ -32,6 +33,7 @@ const { values: flags } = parseArgs({
     out: { type: 'string', default: join(ROOT, 'bench/scale-results.json') },
     label: { type: 'string', default: '' },
     keep: { type: 'boolean', default: false },
+    database: { type: 'string' },
   },
 });
 const USERS = Number(flags.users);
@@ -43,7 +45,7 @@ const log = (m) => process.stdout.write(`[scale] ${m}\n`);
 
 const adminUrl = process.env.DATABASE_URL?.trim() || 'postgres://postgres@127.0.0.1:5432/postgres';
 buildIfStale(log);
-const database = await createBenchDatabase(adminUrl);
+const database = flags.database ? await existingDatabase(adminUrl, flags.database) : await createBenchDatabase(adminUrl);
 log(`database ${database.name} (PostgreSQL ${database.serverVersion})`);
 const runDir = mkdtempSync(join(os.tmpdir(), 'bo-scale-'));
 const adminEmail = 'bench-admin@example.com';
@@ -71,7 +73,12 @@ try {
   });
   const db = new pg.Client({ connectionString: database.url });
   await db.connect();
-  const seeded = await seed(db);
+  if (flags.database) {
+    // The admin of the earlier run: give it this run's password.
+    const bcrypt = (await import('bcrypt')).default;
+    await db.query('UPDATE backoffice_user SET password_hash = $1 WHERE email = $2', [await bcrypt.hash(adminPassword, 10), adminEmail]);
+  }
+  const seeded = flags.database ? await counts(db, 0) : await seed(db);
   const admin = new CookieClient(app.url);
   const login = await admin.expect(200, 'POST', `${PREFIX}/auth/login`, { username: adminEmail, password: adminPassword });
   const cookie = sessionCookieHeader(login.setCookies);
@@ -120,7 +127,7 @@ try {
   log(`wrote ${flags.out}`);
 } finally {
   await app?.stop?.();
-  if (flags.keep) log(`kept database ${database.name}`);
+  if (flags.keep || flags.database) log(`kept database ${database.name}`);
   else await database.drop();
 }
 
@@ -159,11 +166,27 @@ async function seed(db) {
   await db.query('VACUUM ANALYZE backoffice_session');
   await db.query('VACUUM ANALYZE backoffice_audit_entry');
   log(`vacuum analyze: ${Math.round(performance.now() - t3)} ms`);
+  return counts(db, performance.now() - t0);
+}
+
+async function counts(db, ms) {
   const count = async (table) => Number((await db.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n);
   return {
     users: await count('backoffice_user'),
     sessions: await count('backoffice_session'),
     auditEntries: await count('backoffice_audit_entry'),
-    seconds: Math.round((performance.now() - t0) / 100) / 10,
+    seconds: Math.round(ms / 100) / 10,
   };
+}
+
+/** A database seeded by an earlier run with --keep. */
+async function existingDatabase(adminUrl, name) {
+  if (!/^bo_bench_[0-9a-f]+$/.test(name)) throw new Error(`--database must name a kept bo_bench_<hex> database, not ${name}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  const serverVersion = (await client.query(`SELECT current_setting('server_version') AS v`)).rows[0].v;
+  await client.end();
+  return { name, url: url.toString(), serverVersion, drop: async () => {} };
 }

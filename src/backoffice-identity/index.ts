@@ -55,7 +55,7 @@ export { encodeAuditCursor, decodeAuditCursor, compareAuditPositions } from './a
 export { EXACT_COUNT_CAP } from './common/capped-count.js';
 export { TypeOrmBackOfficeAuditStore } from './persistence/typeorm/typeorm-audit-store.js';
 export { InMemoryBackOfficeAuditStore } from './persistence/in-memory/in-memory-audit-store.js';
-export { defineAuditStoreContract, type ContractTestApi, type AuditStoreFactory } from './testing/audit-store.contract.js';
+export { defineAuditStoreContract, type ContractTestApi, type ContractMatchers, type AuditStoreFactory } from './testing/audit-store.contract.js';
 export {
   BcryptPasswordHasher,
   BCRYPT_SHA256_PREFIX,

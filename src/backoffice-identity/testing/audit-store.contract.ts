@@ -1,12 +1,23 @@
 import { randomUUID } from 'node:crypto';
 import type { BackOfficeAuditEntry, BackOfficeAuditStore, NewBackOfficeAuditEntry } from '../audit/backoffice-audit-store.interface.js';
 
-/** The test functions of the runner that hosts the contract (vitest, jest, node:test with an expect). */
+/** The matchers the contract uses (a subset of vitest's and jest's `expect`). */
+export interface ContractMatchers {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toMatch(expected: RegExp): void;
+  toMatchObject(expected: object): void;
+  toHaveLength(length: number): void;
+  toBeNull(): void;
+  toBeUndefined(): void;
+  readonly not: ContractMatchers;
+}
+
+/** The test functions of the runner that hosts the contract (vitest or jest). */
 export interface ContractTestApi {
   describe(name: string, body: () => void): void;
   it(name: string, body: () => Promise<void>, timeout?: number): void;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  expect(actual: unknown): any;
+  expect(actual: unknown): ContractMatchers;
 }
 
 /** Makes an empty store for one test (e.g. truncates the table); `dispose` runs after it, when given. */
