@@ -82,8 +82,13 @@ export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
       // UNION (not OR): each branch reads its own index newest first and stops early; UNION drops the
       // entries where the user both acted and was affected from appearing twice.
       sql = `SELECT * FROM (${branch('affected_user_id')} UNION ${branch('performing_user_id')}) a ${ORDER} OFFSET ${skip} LIMIT ${limit}`;
+    } else if (skip > 0) {
+      // The deprecated offset: found on the index alone (no row is read or projected while skipping), then
+      // the page is a keyset range from there. No row at that offset: the comparison with NULL selects none.
+      const start = `(SELECT created_at, id FROM backoffice_audit_entry ${c.where()} ${ORDER} OFFSET ${skip} LIMIT 1)`;
+      sql = `SELECT ${COLUMNS} FROM backoffice_audit_entry ${c.where([`(created_at, id) <= ${start}`])} ${ORDER} LIMIT ${limit}`;
     } else {
-      sql = `SELECT ${COLUMNS} FROM backoffice_audit_entry ${c.where(keyset)} ${ORDER} OFFSET ${skip} LIMIT ${limit}`;
+      sql = `SELECT ${COLUMNS} FROM backoffice_audit_entry ${c.where(keyset)} ${ORDER} LIMIT ${limit}`;
     }
     const rows: AuditRow[] = await this.dataSource.query(sql, c.params);
     const items = rows.slice(0, query.take).map(toEntry);
