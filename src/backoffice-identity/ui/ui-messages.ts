@@ -119,6 +119,7 @@ export const BACKOFFICE_UI_MESSAGES = {
   passkeyAlreadyRegistered: 'This passkey is registered already.',
   tooManyPasskeys: 'You have the most passkeys an account can have. Remove one first.',
   invalidPasskeyName: 'Name the passkey with 1 to 64 characters.',
+  reauthTextPasskey: 'Enter your password or use a passkey to continue.',
   // session keeper (pages and assets/session.js)
   idleWarningTitle: 'Are you still there?',
   idleWarningText: 'For your security you will be signed out in {time} unless you continue.',

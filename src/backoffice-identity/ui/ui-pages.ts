@@ -164,7 +164,7 @@ ${this.messages(context)}
 ${this.field('bo-code', 'code', m.codeLabel, 'text', 'one-time-code', { hint: m.twoFactorIntro, inputmode: 'numeric' })}
 <button type="submit">${m.verifyButton}</button>
 </form>
-${context.passkeysAvailable ? html`<div class="bo-passkey"><p>${m.orPasskey}</p><button type="button" id="bo-passkey-2fa" class="bo-secondary">${m.usePasskeyButton}</button></div>` : ''}
+${context.passkeysAvailable ? html`<div class="bo-passkey" id="bo-passkey-2fa-box" hidden><p>${m.orPasskey}</p><button type="button" id="bo-passkey-2fa" class="bo-secondary">${m.usePasskeyButton}</button></div>` : ''}
 ${this.backToSignIn('bo-back-link')}`,
     };
   }

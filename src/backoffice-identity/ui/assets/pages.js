@@ -130,6 +130,23 @@
     });
   }
 
+  /**
+   * Follows a sign-in answer (password or passkey): to the second-factor page or to returnUrl. False when the
+   * answer was not a sign-in. With passkeys on, the second-factor URL names the providers the account can answer
+   * with (as an external sign-in's redirect does), so that page offers "Use a passkey" only to accounts with one.
+   */
+  function afterSignIn(res) {
+    if (res.status !== 200 || !res.body) return false;
+    if (res.body.status === 'requiresTwoFactor') {
+      var query = new URLSearchParams();
+      if (page.returnUrl) query.set('returnUrl', page.returnUrl);
+      if (page.passkeys && Array.isArray(res.body.providers)) query.set('providers', res.body.providers.join(','));
+      var search = query.toString();
+      window.location.assign(S.base + '/two-factor' + (search ? '?' + search : ''));
+    } else window.location.assign(returnUrl());
+    return true;
+  }
+
   function signIn() {
     // Already signed in: straight on.
     S.request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
@@ -141,14 +158,7 @@
     handleForm($('bo-sign-in-form'), function (values) {
       showStatus(t('signingIn'));
       return S.request('POST', '/auth/login', { username: values.username, password: values.password }, { retry: false }).then(function (res) {
-        if (res.status === 200 && res.body.status === 'requiresTwoFactor') {
-          window.location.assign(S.base + '/two-factor' + (page.returnUrl ? '?returnUrl=' + encodeURIComponent(page.returnUrl) : ''));
-          return;
-        }
-        if (res.status === 200) {
-          window.location.assign(returnUrl());
-          return;
-        }
+        if (afterSignIn(res)) return;
         statusBox.textContent = '';
         password.value = '';
         showError(S.errorText(res), null, res.body && res.body.code === 'invalid_credentials' ? [username, password] : [password]);
@@ -497,6 +507,9 @@
       });
     });
   }
+
+  /** For passkeys.js (loaded after this file on the same pages). */
+  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn };
 
   var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, account: account };
   if (pages[page.page]) pages[page.page]();

@@ -1,6 +1,6 @@
 /*
- * backoffice-identity sign-in screens: passkeys (<prefix>/assets/passkeys.js). Needs session.js and webauthn.js
- * (@simplewebauthn/browser's UMD bundle, global SimpleWebAuthnBrowser), both loaded before it.
+ * backoffice-identity sign-in screens: passkeys (<prefix>/assets/passkeys.js). Needs session.js,
+ * pages.js and webauthn.js (@simplewebauthn/browser's UMD bundle, global SimpleWebAuthnBrowser), loaded before it.
  * Sign-in page: "Sign in with a passkey" and, where the browser supports it, passkeys in the username field's
  * autofill (conditional UI). Second-factor page: "Use a passkey". Account page: list, add (with a name),
  * rename and remove passkeys.
@@ -8,10 +8,10 @@
 (function () {
   'use strict';
   var S = window.BackOfficeSession;
+  var P = window.BackOfficePages;
   var W = window.SimpleWebAuthnBrowser;
-  var configNode = document.getElementById('bo-config');
-  if (!S || !configNode) return;
-  var page = JSON.parse(configNode.textContent || '{}');
+  if (!S || !P) return;
+  var page = P.page;
   if (!page.passkeys) return;
   var t = S.t;
   var el = S.el;
@@ -46,42 +46,25 @@
     return t(error && error.name === 'NotAllowedError' ? 'passkeyCancelled' : 'passkeyUnsupported');
   }
 
-  function returnUrl() {
-    var url = page.returnUrl;
-    return typeof url === 'string' && url.charAt(0) === '/' && url.charAt(1) !== '/' && url.charAt(1) !== '\\' ? url : page.defaultReturnUrl;
-  }
-
-  function afterSignIn(res) {
-    if (res.status === 200 && res.body && res.body.status === 'requiresTwoFactor') {
-      window.location.assign(S.base + '/two-factor' + (page.returnUrl ? '?returnUrl=' + encodeURIComponent(page.returnUrl) : ''));
-      return true;
-    }
-    if (res.status === 200) {
-      window.location.assign(returnUrl());
-      return true;
-    }
-    return false;
-  }
-
   /**
    * Gets options from `optionsPath`, runs the browser ceremony, posts the credential to `verifyPath`.
-   * Resolves the API answer, or null when the browser ceremony did not finish (the message is shown).
+   * Resolves the API answer, or null when no assertion was posted (the message went to `how.report`, by default
+   * the page's alert; nothing is said for an autofill request). how: { autofill, report, status }.
    */
-  function authenticate(optionsPath, verifyPath, autofill) {
+  function authenticate(optionsPath, verifyPath, how) {
+    var fail = function (message) {
+      if (message && !how.autofill) (how.report || showError)(message);
+      return null;
+    };
     return S.request('POST', optionsPath, {}, { retry: false }).then(function (options) {
-      if (options.status !== 200) {
-        if (!autofill) showError(S.errorText(options));
-        return null;
-      }
-      return W.startAuthentication({ optionsJSON: options.body, useBrowserAutofill: !!autofill }).then(
+      if (options.status !== 200) return fail(S.errorText(options));
+      return W.startAuthentication({ optionsJSON: options.body, useBrowserAutofill: !!how.autofill }).then(
         function (credential) {
-          showStatus(t('signingIn'));
+          if (how.status) showStatus(how.status);
           return S.request('POST', verifyPath, { credential: credential }, { retry: false });
         },
         function (error) {
-          var message = ceremonyError(error);
-          if (message && !autofill) showError(message);
-          return null;
+          return fail(ceremonyError(error));
         },
       );
     });
@@ -109,16 +92,16 @@
     var button = $('bo-passkey-sign-in');
     if (!button) return;
     var finish = function (res) {
-      if (!res || afterSignIn(res)) return;
+      if (!res || P.afterSignIn(res)) return;
       showError(S.errorText(res));
     };
     runButton(button, function () {
-      return authenticate('/auth/passkey/options', '/auth/passkey/verify', false).then(finish);
+      return authenticate('/auth/passkey/options', '/auth/passkey/verify', { status: t('signingIn') }).then(finish);
     });
     // Conditional UI: passkeys offered in the username field's autofill, where the browser supports it.
     if (W && W.browserSupportsWebAuthnAutofill) {
       W.browserSupportsWebAuthnAutofill().then(function (yes) {
-        if (yes) authenticate('/auth/passkey/options', '/auth/passkey/verify', true).then(finish);
+        if (yes) authenticate('/auth/passkey/options', '/auth/passkey/verify', { autofill: true, status: t('signingIn') }).then(finish);
       });
     }
   }
@@ -128,9 +111,14 @@
   function twoFactor() {
     var button = $('bo-passkey-2fa');
     if (!button) return;
+    // The sign-in answer named the providers this account can answer with: offer the passkey only when it has
+    // one (and not when a passkey was the first factor). Without that list (an older link), offer it.
+    var providers = new URLSearchParams(window.location.search).get('providers');
+    if (providers !== null && providers.split(',').indexOf('passkey') < 0) return;
+    $('bo-passkey-2fa-box').hidden = false;
     runButton(button, function () {
-      return authenticate('/auth/2fa/passkey/options', '/auth/2fa/passkey', false).then(function (res) {
-        if (!res || afterSignIn(res)) return;
+      return authenticate('/auth/2fa/passkey/options', '/auth/2fa/passkey', { status: t('signingIn') }).then(function (res) {
+        if (!res || P.afterSignIn(res)) return;
         showError(S.errorText(res));
         if (res.body && (res.body.code === 'two_factor_expired' || res.body.code === 'locked_out')) $('bo-back-link').focus();
       });
@@ -138,6 +126,22 @@
   }
 
   // ---- account ----------------------------------------------------------------------------------------
+
+  /** "Use a passkey" in the step-up dialog (POST /auth/reauthenticate/passkey), offered while the account has one. */
+  var reauthAlternative = {
+    label: t('usePasskeyButton'),
+    text: t('reauthTextPasskey'),
+    run: function () {
+      var message = null;
+      var report = function (text) {
+        message = text;
+      };
+      return authenticate('/auth/reauthenticate/passkey/options', '/auth/reauthenticate/passkey', { report: report }).then(function (res) {
+        if (!res) return message;
+        return res.status === 200 ? true : S.errorText(res);
+      });
+    },
+  };
 
   function when(iso) {
     var date = new Date(iso);
@@ -221,6 +225,7 @@
         list.appendChild(item);
       });
       $('bo-no-passkeys').hidden = res.body.length > 0;
+      S.setReauthenticationAlternative(res.body.length > 0 && supported() ? reauthAlternative : null);
     });
   }
 
