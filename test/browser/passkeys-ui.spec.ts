@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
@@ -136,6 +136,7 @@ const DOCS_DIR = join(__dirname, '..', '..', 'docs', 'screenshots');
       await scanContext.clearCookies();
       await scanPage.goto(url('/'));
       await scanPage.screenshot({ path: join(outDir, 'sign-in-passkey.png'), fullPage: true });
+      if (!UPDATE) await rm(outDir, { recursive: true, force: true });
     }
     // The sign-in page ("Sign in with a passkey") and the second step ("Use a passkey") pass axe-core too.
     await scanContext.clearCookies();
