@@ -269,6 +269,27 @@
     return browser && os ? browser + ' on ' + os : userAgent.slice(0, 60);
   }
 
+  /**
+   * A list item's remove button: DELETE `path` (404: gone already), announce `message`, render the list again
+   * with `rerender()` and move focus to its heading; an error is announced and the button comes back.
+   */
+  function deleteOnClick(button, path, message, rerender, headingId) {
+    button.addEventListener('click', function () {
+      button.disabled = true;
+      S.request('DELETE', path).then(function (r) {
+        if (r.status === 204 || r.status === 404) {
+          showStatus(message);
+          rerender().then(function () {
+            $(headingId).focus();
+          });
+        } else {
+          button.disabled = false;
+          showError(S.errorText(r));
+        }
+      });
+    });
+  }
+
   function renderSessions() {
     var list = $('bo-sessions');
     return S.request('GET', '/auth/sessions').then(function (res) {
@@ -284,20 +305,7 @@
           item.insertBefore(el('strong', { className: 'bo-badge', text: t('thisSession') }), details);
         } else {
           var button = el('button', { type: 'button', className: 'bo-secondary', text: t('signOutSessionButton'), 'aria-describedby': details.id });
-          button.addEventListener('click', function () {
-            button.disabled = true;
-            S.request('DELETE', '/auth/sessions/' + encodeURIComponent(session.id)).then(function (r) {
-              if (r.status === 204 || r.status === 404) {
-                showStatus(t('sessionSignedOut'));
-                renderSessions().then(function () {
-                  $('bo-sessions-heading').focus();
-                });
-              } else {
-                button.disabled = false;
-                showError(S.errorText(r));
-              }
-            });
-          });
+          deleteOnClick(button, '/auth/sessions/' + encodeURIComponent(session.id), t('sessionSignedOut'), renderSessions, 'bo-sessions-heading');
           item.appendChild(button);
         }
         list.appendChild(item);
@@ -509,7 +517,7 @@
   }
 
   /** For passkeys.js (loaded after this file on the same pages). */
-  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn };
+  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn, showError: showError, showStatus: showStatus, when: when, deleteOnClick: deleteOnClick };
 
   var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, account: account };
   if (pages[page.page]) pages[page.page]();

@@ -15,25 +15,15 @@
   if (!page.passkeys) return;
   var t = S.t;
   var el = S.el;
-  var alertBox = document.getElementById('bo-alert');
-  var statusBox = document.getElementById('bo-status');
+  var showStatus = P.showStatus;
+  var when = P.when;
 
   function $(id) {
     return document.getElementById(id);
   }
 
   function showError(message, field) {
-    statusBox.textContent = '';
-    alertBox.textContent = message;
-    if (field) {
-      field.setAttribute('aria-invalid', 'true');
-      field.focus();
-    }
-  }
-
-  function showStatus(message) {
-    alertBox.textContent = '';
-    statusBox.textContent = message;
+    P.showError(message, null, field ? [field] : []);
   }
 
   function supported() {
@@ -143,11 +133,6 @@
     },
   };
 
-  function when(iso) {
-    var date = new Date(iso);
-    return isNaN(date.getTime()) ? iso : date.toLocaleString(document.documentElement.lang || undefined);
-  }
-
   function renameForm(passkey, item, nameNode) {
     var inputId = 'bo-passkey-rename-' + passkey.id;
     var input = el('input', { id: inputId, type: 'text', name: 'name', autocomplete: 'off', required: 'required', maxlength: '64' });
@@ -208,20 +193,7 @@
           editor.input.focus();
           editor.input.select();
         });
-        remove.addEventListener('click', function () {
-          remove.disabled = true;
-          S.request('DELETE', '/auth/passkeys/' + encodeURIComponent(passkey.id)).then(function (r) {
-            if (r.status === 204 || r.status === 404) {
-              showStatus(t('passkeyRemoved', { name: passkey.name }));
-              renderPasskeys().then(function () {
-                $('bo-passkeys-heading').focus();
-              });
-            } else {
-              remove.disabled = false;
-              showError(S.errorText(r));
-            }
-          });
-        });
+        P.deleteOnClick(remove, '/auth/passkeys/' + encodeURIComponent(passkey.id), t('passkeyRemoved', { name: passkey.name }), renderPasskeys, 'bo-passkeys-heading');
         list.appendChild(item);
       });
       $('bo-no-passkeys').hidden = res.body.length > 0;
