@@ -11,7 +11,8 @@ import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
 /**
  * The passkey screens in Debian's chromium with the DevTools WebAuthn virtual authenticator (CTAP2, internal
  * transport, resident keys, user verification, automatic presence), on http://localhost:<port>: add a passkey from
- * the account page, sign out, sign in with it and no password, use it as the second factor, remove it.
+ * the account page, sign out, sign in with it and no password, use it as the second factor, remove it; the
+ * step-up dialog with the password and with the passkey; axe-core on the three pages; first paint with passkeys.
  * On PostgreSQL and on PGlite. `UPDATE_SCREENSHOTS=1` writes docs/screenshots/account-passkeys.png.
  */
 const executable = chromiumPath();
@@ -99,7 +100,7 @@ const DOCS_DIR = join(__dirname, '..', '..', 'docs', 'screenshots');
     return dialog;
   }
 
-  it('adds a passkey from the account page, signs out, signs in with it without a password, renames it, uses it as the second factor and removes it', async () => {
+  it('adds a passkey from the account page, renames it, signs out and in with it without a password, uses it as the second factor, removes it (step-up: password, then passkey); ASVS 3.7.1', async () => {
     const email = `passkey-${kind}@example.com`;
     const user = (await app.userManager.createUser({ email, name: 'Pat Passkey', password: TEST_PASSWORD })).value!;
     const { page, cdp, authenticatorId } = await pageWithAuthenticator(false);
