@@ -43,10 +43,10 @@ export interface BrowserApp extends IdentityApp {
 }
 
 /** The module in a Nest app on PostgreSQL (or PGlite), on localhost, with `.eml` pickup mail and host pages. */
-export async function startBrowserApp(identity: BackOfficeIdentityModuleOptions = {}): Promise<BrowserApp> {
+export async function startBrowserApp(identity: BackOfficeIdentityModuleOptions = {}, port?: number): Promise<BrowserApp> {
   const db: TestDatabase = await createTestDatabase();
   const mail = await mailFolder();
-  const port = await freePort();
+  port ??= await freePort();
   const origin = `http://localhost:${port}`;
   const app = await createIdentityApp(db, {
     port,

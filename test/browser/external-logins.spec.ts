@@ -1,0 +1,129 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { TEST_PASSWORD } from '../support/identity-app.js';
+import { TestOidcProvider } from '../support/oidc-provider.js';
+import { chromiumPath, freePort, launchBrowser } from './support/browser.js';
+import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
+
+const executable = chromiumPath();
+const suite = executable ? describe : describe.skip;
+const SECRET = 'browser-test-client-secret-0123456789abcdef';
+
+// External providers on the sign-in screens, against a real OpenID provider (oidc-provider, in-process).
+suite('sign-in screens with an external login provider (real OpenID provider)', () => {
+  let idp: TestOidcProvider;
+  let app: BrowserApp;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const callback = `http://localhost:${port}/backoffice/auth/external/oidc/callback`;
+    idp = await TestOidcProvider.start([{ client_id: 'backoffice-ui', client_secret: SECRET, redirect_uris: [callback], post_logout_redirect_uris: [`http://localhost:${port}/backoffice`] }]);
+    app = await startBrowserApp(
+      {
+        externalLogins: [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'backoffice-ui', clientSecret: SECRET, autoLink: { enabled: true, defaultGroups: ['editor'] } }],
+      },
+      port,
+    );
+    browser = await launchBrowser(executable!);
+  });
+  afterAll(async () => {
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close();
+    await app?.shutdown();
+    await idp?.stop();
+  });
+
+  async function newPage(): Promise<Page> {
+    const context = await browser.newContext();
+    contexts.push(context);
+    return context.newPage();
+  }
+  const url = (path: string) => `${app.origin}/backoffice${path}`;
+
+  /** The provider's own (development) sign-in and consent pages. */
+  async function signInAtProvider(page: Page, login: string): Promise<void> {
+    await page.waitForURL((u) => u.origin === idp.issuer);
+    await page.locator('input[name="login"]').fill(login);
+    await page.locator('input[name="password"]').fill('any');
+    await page.locator('button[type="submit"]').click();
+    await page.waitForLoadState();
+    if (new URL(page.url()).origin === idp.issuer) await page.locator('button[type="submit"]').click();
+  }
+
+  it('signs in with the provider button and lands signed in; the only login cannot be unlinked', async () => {
+    idp.accounts.set('sso-ann', { email: 'ann.sso@example.com', email_verified: true, name: 'Ann Sso' });
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.getByRole('link', { name: 'Sign in with Single sign-on' }).click();
+    await signInAtProvider(page, 'sso-ann');
+    await page.waitForURL(url('/account'));
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain('ann.sso@example.com');
+    const logins = page.locator('#bo-logins-section');
+    await expect.poll(() => logins.isVisible()).toBe(true);
+    await logins.getByRole('button', { name: 'Unlink Single sign-on' }).click();
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('You cannot unlink your only way to sign in');
+  });
+
+  it('a local user links the provider from the account page, then unlinks it', async () => {
+    expect((await app.userManager.createUser({ email: 'bo.local@example.com', name: 'Bo Local', password: TEST_PASSWORD })).succeeded).toBe(true);
+    idp.accounts.set('sso-bo', { email: 'bo.local@example.com', email_verified: true, name: 'Bo Local' });
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.getByLabel('Email', { exact: true }).fill('bo.local@example.com');
+    await page.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL(url('/account'));
+    await expect.poll(() => page.locator('#bo-no-logins').isVisible()).toBe(true);
+    await page.getByRole('button', { name: 'Link Single sign-on' }).click();
+    await signInAtProvider(page, 'sso-bo');
+    await page.waitForURL((u) => u.pathname === '/backoffice/account');
+    await expect.poll(() => page.getByRole('button', { name: 'Unlink Single sign-on' }).count()).toBe(1);
+    await page.getByRole('button', { name: 'Unlink Single sign-on' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toBe('Single sign-on has been unlinked.');
+    await expect.poll(() => page.getByRole('button', { name: 'Link Single sign-on' }).count()).toBe(1);
+  });
+
+  it('shows the provider error the callback sends back (?error=external_email_unverified)', async () => {
+    idp.accounts.set('sso-unverified', { email: 'unverified@example.com', email_verified: false, name: 'Una Verified' });
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.getByRole('link', { name: 'Sign in with Single sign-on' }).click();
+    await signInAtProvider(page, 'sso-unverified');
+    await page.waitForURL((u) => u.pathname.startsWith('/backoffice') && u.searchParams.get('error') === 'external_email_unverified');
+    expect(await page.getByRole('alert').first().textContent()).toBe('The external provider has not verified your email address.');
+  });
+});
+
+suite('a provider that asks for auto-redirect', () => {
+  let idp: TestOidcProvider;
+  let app: BrowserApp;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    idp = await TestOidcProvider.start([{ client_id: 'backoffice-ui', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/backoffice/auth/external/oidc/callback`] }]);
+    app = await startBrowserApp(
+      { externalLogins: [{ name: 'oidc', displayName: 'Company login', issuer: idp.issuer, clientId: 'backoffice-ui', clientSecret: SECRET, autoRedirect: true }] },
+      port,
+    );
+    browser = await launchBrowser(executable!);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.shutdown();
+    await idp?.stop();
+  });
+
+  it('goes straight to the provider from the sign-in page, but not when the page shows a provider error', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${app.origin}/backoffice/`);
+    await page.waitForURL((u) => u.origin === idp.issuer);
+    await page.goto(`${app.origin}/backoffice/?error=external_login_failed`);
+    await page.waitForLoadState('networkidle');
+    expect(page.url()).toBe(`${app.origin}/backoffice/?error=external_login_failed`);
+    expect(await page.getByRole('link', { name: 'Sign in with Company login' }).isVisible()).toBe(true);
+    await context.close();
+  });
+});
