@@ -1,7 +1,8 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { TEST_PASSWORD } from '../support/identity-app.js';
 import { TestOidcProvider } from '../support/oidc-provider.js';
-import { chromiumPath, freePort, launchBrowser } from './support/browser.js';
+import { BackOfficeInviteService } from '../../src/backoffice-identity/index.js';
+import { axeScan, chromiumPath, freePort, latestMailTo, launchBrowser } from './support/browser.js';
 import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
 
 const executable = chromiumPath();
@@ -34,8 +35,8 @@ suite('sign-in screens with an external login provider (real OpenID provider)', 
     await idp?.stop();
   });
 
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext();
+  async function newPage(options: Parameters<Browser['newContext']>[0] = {}): Promise<Page> {
+    const context = await browser.newContext(options);
     contexts.push(context);
     return context.newPage();
   }
@@ -82,6 +83,38 @@ suite('sign-in screens with an external login provider (real OpenID provider)', 
     await page.getByRole('button', { name: 'Unlink Single sign-on' }).click();
     await expect.poll(() => page.getByRole('status').textContent()).toBe('Single sign-on has been unlinked.');
     await expect.poll(() => page.getByRole('button', { name: 'Link Single sign-on' }).count()).toBe(1);
+  });
+
+  it('an invitee opens the emailed link and continues with the provider instead of a password; the token is never in a URL sent', async () => {
+    const invited = await app.app.get(BackOfficeInviteService).invite({ email: 'cat.invitee@example.com', name: 'Cat Invitee', groups: ['editor'] }, null);
+    expect(invited.succeeded).toBe(true);
+    const mail = await latestMailTo(app.mailDir, 'cat.invitee@example.com');
+    expect(mail.link.startsWith(`${app.origin}/backoffice/accept-invite#userId=`)).toBe(true);
+    // The provider knows Cat under a personal address: the invite token is what proves the invitee.
+    idp.accounts.set('sso-cat', { email: 'cat@personal.example.com', email_verified: true, name: 'Cat Invitee' });
+    const page = await newPage({ bypassCSP: true }); // bypassCSP: only so that axe-core can be injected
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
+    await page.goto(mail.link);
+    await expect.poll(() => page.evaluate(() => location.hash)).toBe('');
+    const button = page.getByRole('button', { name: 'Continue with Single sign-on' });
+    await expect.poll(() => button.isVisible()).toBe(true);
+    expect(await page.getByLabel('New password', { exact: true }).isVisible()).toBe(true);
+    expect((await axeScan(page)).violations).toEqual([]);
+    await button.click();
+    await signInAtProvider(page, 'sso-cat');
+    await page.waitForURL((u) => u.origin === app.origin && u.pathname.startsWith('/backoffice'));
+    await page.goto(url('/account'));
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain('cat.invitee@example.com');
+    await expect.poll(() => page.getByRole('button', { name: 'Unlink Single sign-on' }).count()).toBe(1);
+    const token = new URL(mail.link).hash.match(/token=([^&]+)/)![1];
+    expect(requested.some((r) => r.includes(token) || r.includes(decodeURIComponent(token)))).toBe(false);
+
+    // The link works once: opened again, the button answers with the catalogue's message.
+    const again = await newPage();
+    await again.goto(mail.link);
+    await again.getByRole('button', { name: 'Continue with Single sign-on' }).click();
+    await expect.poll(() => again.getByRole('alert').textContent()).toContain('This invitation link is invalid');
   });
 
   it('shows the provider error the callback sends back (?error=external_email_unverified)', async () => {

@@ -145,6 +145,11 @@
           window.location.assign(S.base + '/two-factor' + (page.returnUrl ? '?returnUrl=' + encodeURIComponent(page.returnUrl) : ''));
           return;
         }
+        if (res.status === 200 && res.body.status === 'requiresTwoFactorSetup') {
+          // A setup-only session (a group requires two-factor): the setup is on the account page.
+          window.location.assign(S.base + '/account?status=requiresTwoFactorSetup');
+          return;
+        }
         if (res.status === 200) {
           window.location.assign(returnUrl());
           return;
@@ -211,9 +216,9 @@
     var password = $('bo-new-password');
     var link = readLinkFragment();
     if (!link) {
-      form.hidden = true;
+      if (form) form.hidden = true;
       showError(t('linkIncomplete'));
-      return;
+      return null;
     }
     handleForm(form, function (values) {
       var body = { userId: link.userId, token: link.token };
@@ -230,6 +235,7 @@
         showError(S.errorText(res), S.errorList(res), failedFields(res, password, [password]));
       });
     });
+    return link;
   }
 
   function reset() {
@@ -239,9 +245,49 @@
   }
 
   function invite() {
-    tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function () {
+    var link = tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function () {
       window.location.assign(page.defaultReturnUrl);
     }, 'inviteLinkInvalid');
+    if (link) inviteProviders(link);
+  }
+
+  /**
+   * "Continue with <provider>" on the accept-invite page: posts the link's user id and token as JSON (never in a
+   * URL) to the provider's challenge, then goes to the provider; the callback links the login to the invitee.
+   */
+  function inviteProviders(link) {
+    var box = $('bo-providers');
+    if (!box) return;
+    S.request('GET', '/auth/external/providers', undefined, { retry: false }).then(function (res) {
+      if (res.status !== 200 || !Array.isArray(res.body) || res.body.length === 0) return;
+      var list = box.querySelector('ul');
+      res.body.forEach(function (provider) {
+        var name = provider.displayName || provider.name;
+        var button = el('button', { type: 'button', className: 'bo-secondary', text: t('inviteProviderButton', { provider: name }) });
+        button.addEventListener('click', function () {
+          button.disabled = true;
+          showStatus(t('redirectingToProvider', { provider: name }));
+          var body = { userId: link.userId, token: link.token, returnUrl: page.defaultReturnUrl };
+          S.request('POST', '/auth/external/' + encodeURIComponent(provider.name) + '/challenge', body, { retry: false }).then(function (r) {
+            if (r.status === 200 && r.body && typeof r.body.redirectUrl === 'string') {
+              window.location.assign(r.body.redirectUrl);
+              return;
+            }
+            button.disabled = false;
+            if (r.body && r.body.code === 'invalid_token') {
+              var form = $('bo-invite-form');
+              if (form) form.hidden = true;
+              box.hidden = true;
+              showError(t('inviteLinkInvalid'));
+              return;
+            }
+            showError(S.errorText(r));
+          });
+        });
+        list.appendChild(el('li', null, [button]));
+      });
+      box.hidden = false;
+    });
   }
 
   // ---- account ----------------------------------------------------------------------------------------
