@@ -90,7 +90,8 @@ export class ExternalLoginController {
   @Redirect()
   @ApiFoundResponse({
     description:
-      '302 to returnUrl (signed in, session cookies set), to the sign-in page with ?status=requiresTwoFactor, or to the sign-in page ' +
+      '302 to returnUrl (signed in, session cookies set), to the sign-in page with ?status=requiresTwoFactor, to the account page with ' +
+      '?status=requiresTwoFactorSetup (a setup-only session: a group requires two-factor), or to the sign-in page ' +
       'with ?error=external_login_failed | external_email_unverified | external_email_in_use | not_allowed | no_linked_account | ' +
       'login_already_linked | invalid_token. Never a 5xx.',
   })
