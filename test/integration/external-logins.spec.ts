@@ -168,6 +168,30 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     return app;
   }
 
+  /** Invites on `app` with a take-over listener (the seed's `handleEmail()` pattern); returns the link's user id and token. */
+  async function inviteWithTakeOver(app: IdentityApp, groups: string[] = ['writer']): Promise<{ userId: string; token: string; email: string; message: SendEmailNotification['message'] }> {
+    const emitter = app.app.get(EventEmitter2);
+    const sent: SendEmailNotification[] = [];
+    const listener = (n: SendEmailNotification) => {
+      sent.push(n);
+      n.handleEmail();
+    };
+    emitter.on(BackOfficeEvents.SendEmail, listener);
+    try {
+      const email = `invitee-${sub('i')}@corp.example.com`;
+      const invited = await app.app.get(BackOfficeInviteService).invite({ email, name: 'Invitee', groups }, null);
+      expect(invited.succeeded).toBe(true);
+      expect(sent).toHaveLength(1);
+      expect(sent[0].isHandled).toBe(true);
+      const link = new URL(/https?:\/\/\S+\/accept-invite#\S+/.exec(sent[0].message.text)![0]);
+      const fragment = new URLSearchParams(link.hash.slice(1));
+      expect(fragment.get('userId')).toBe(invited.value!.user.id);
+      return { userId: fragment.get('userId')!, token: fragment.get('token')!, email, message: sent[0].message };
+    } finally {
+      emitter.off(BackOfficeEvents.SendEmail, listener);
+    }
+  }
+
   async function adminClient(): Promise<HttpClient> {
     const admin = await newUser({ groups: ['admin'] });
     const http = new HttpClient(ctx.url);
@@ -759,6 +783,19 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
     });
 
+    it('an invitee who accepts through the provider into such a group gets the setup-only session and is no longer invited', async () => {
+      const admin = await adminClient();
+      const alias = await requiringGroup(admin);
+      const invite = await inviteWithTakeOver(ctx, [alias]);
+      const person = new Person(ctx.url);
+      const result = await person.acceptInvite('oidc', invite, account('enforced-invitee').login);
+      expect(result.headers.get('location')).toBe('/backoffice/account?status=requiresTwoFactorSetup');
+      expect((await person.app.get('/audit')).body.code).toBe('two_factor_setup_required');
+      const after = (await ctx.userManager.findById(invite.userId))!;
+      expect(ctx.app.get(BackOfficeInviteService).isInvited(after)).toBe(false);
+      expect((await person.app.get('/auth/me')).body).toMatchObject({ id: invite.userId, state: 'active' });
+    });
+
     it('with a grace period: full sessions until it ends (counted from the first sign-in), then the setup-only session', async () => {
       const admin = await adminClient();
       const alias = await requiringGroup(admin);
@@ -847,30 +884,6 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
   });
 
   describe('accepting an invite through a provider (the token only in a JSON body, never a URL)', () => {
-    /** Invites on `app` with a take-over listener (the seed's `handleEmail()` pattern); returns the link's user id and token. */
-    async function inviteWithTakeOver(app: IdentityApp, groups: string[] = ['writer']): Promise<{ userId: string; token: string; email: string; message: SendEmailNotification['message'] }> {
-      const emitter = app.app.get(EventEmitter2);
-      const sent: SendEmailNotification[] = [];
-      const listener = (n: SendEmailNotification) => {
-        sent.push(n);
-        n.handleEmail();
-      };
-      emitter.on(BackOfficeEvents.SendEmail, listener);
-      try {
-        const email = `invitee-${sub('i')}@corp.example.com`;
-        const invited = await app.app.get(BackOfficeInviteService).invite({ email, name: 'Invitee', groups }, null);
-        expect(invited.succeeded).toBe(true);
-        expect(sent).toHaveLength(1);
-        expect(sent[0].isHandled).toBe(true);
-        const link = new URL(/https?:\/\/\S+\/accept-invite#\S+/.exec(sent[0].message.text)![0]);
-        const fragment = new URLSearchParams(link.hash.slice(1));
-        expect(fragment.get('userId')).toBe(invited.value!.user.id);
-        return { userId: fragment.get('userId')!, token: fragment.get('token')!, email, message: sent[0].message };
-      } finally {
-        emitter.off(BackOfficeEvents.SendEmail, listener);
-      }
-    }
-
     it('with denyLocalLogin: the email links the accept-invite page (token in the fragment); the provider login is linked to the invitee and the invite used up', async () => {
       const app = await secondApp({ externalLogins: providersFor(idp.issuer, { denyLocalLogin: true, autoLink: { enabled: false } }).slice(0, 1) });
       try {

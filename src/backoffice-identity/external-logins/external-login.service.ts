@@ -299,6 +299,9 @@ export class BackOfficeExternalLoginService {
     if (!(await store.consumeToken(user.id, 'invite', invite.tokenHash, manager.now()))) throw new ExternalLoginError('invalid_token', 'the invite is wrong, used or expired');
     const linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
     if (!linked.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
+    // The invitee has authenticated at the provider: no longer "invited" (no resend, counted as a person who can
+    // sign in), even when a second-factor step (enforced by a group) comes before the full session.
+    await manager.recordLogin(user);
     await manager.notify(UserInviteAcceptedNotification, user);
     return user;
   }
