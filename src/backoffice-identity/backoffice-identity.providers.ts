@@ -20,7 +20,7 @@ import { BackOfficeSignInManager } from './sign-in/backoffice-sign-in-manager.js
 import { BackOfficeUserManager } from './users/backoffice-user-manager.js';
 import { FallbackPasswordChecker } from './users/passwords/password-checker.js';
 import { BcryptPasswordHasher } from './users/passwords/password-hasher.js';
-import { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
+import { TypeOrmBackOfficeUserStore } from './persistence/typeorm/typeorm-user-store.js';
 
 type SwapKey = Exclude<keyof BackOfficeIdentitySwaps, 'extraProviders'>;
 

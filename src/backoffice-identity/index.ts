@@ -23,8 +23,8 @@ export type {
   ResolvedBackOfficeUiOptions,
 } from './options/backoffice-identity-options.interface.js';
 export { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
-export { backOfficeIdentityMigrations } from './migrations/index.js';
-export { backOfficeIdentityEntities } from './entities.js';
+export { backOfficeIdentityMigrations } from './persistence/typeorm/migrations/index.js';
+export { backOfficeIdentityEntities } from './persistence/typeorm/entities.js';
 
 export { IdentityResult, type IdentityError } from './common/identity-result.js';
 export { BackOfficeErrorDescriber } from './common/error-describer.js';
@@ -43,12 +43,12 @@ export {
   type BackOfficeUserKind,
 } from './users/backoffice-user.js';
 export * from './users/stores/user-store.interface.js';
-export { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
-export { BackOfficeUserEntity } from './users/entities/backoffice-user.entity.js';
-export { BackOfficeGroupEntity } from './users/entities/backoffice-group.entity.js';
-export { BackOfficeUserTokenEntity, type BackOfficeTokenPurpose } from './users/entities/backoffice-user-token.entity.js';
-export { BackOfficeLoginAttemptEntity } from './users/entities/backoffice-login-attempt.entity.js';
-export { BackOfficeSessionEntity } from './sessions/backoffice-session.entity.js';
+export { TypeOrmBackOfficeUserStore } from './persistence/typeorm/typeorm-user-store.js';
+export { BackOfficeUserEntity } from './persistence/typeorm/entities/backoffice-user.entity.js';
+export { BackOfficeGroupEntity } from './persistence/typeorm/entities/backoffice-group.entity.js';
+export { BackOfficeUserTokenEntity, type BackOfficeTokenPurpose } from './persistence/typeorm/entities/backoffice-user-token.entity.js';
+export { BackOfficeLoginAttemptEntity } from './persistence/typeorm/entities/backoffice-login-attempt.entity.js';
+export { BackOfficeSessionEntity } from './persistence/typeorm/entities/backoffice-session.entity.js';
 export { BackOfficeAuditEntryEntity } from './audit/backoffice-audit-entry.entity.js';
 export {
   BcryptPasswordHasher,

@@ -4,7 +4,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
-import { preparedQuery } from '../common/prepared-query.js';
+import { preparedQuery } from '../persistence/typeorm/prepared-query.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import {
@@ -16,7 +16,7 @@ import {
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { aliases, isUuid } from '../users/stores/typeorm-user-store.js';
+import { aliases, isUuid } from '../persistence/typeorm/typeorm-user-store.js';
 
 /** Client ids: `boc_` + 144 random bits. Secrets: `bocs_` + 256 random bits. Tokens: `boat_` + 256 random bits. */
 const CLIENT_ID_SHAPE = /^boc_[A-Za-z0-9_-]{24}$/;

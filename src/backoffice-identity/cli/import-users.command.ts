@@ -6,7 +6,7 @@ import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { BackOfficeIdentityModule } from '../backoffice-identity.module.js';
 import { BACKOFFICE_USER_MANAGER } from '../constants.js';
-import { backOfficeIdentityMigrations } from '../migrations/index.js';
+import { backOfficeIdentityMigrations } from '../persistence/typeorm/migrations/index.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeUserImporter, type ResolvedImportOptions } from '../users/import/backoffice-user-importer.js';
 import { type ImportConflictMode, type ImportUsersSummary, MAX_IMPORT_BATCH } from '../users/import/user-import.js';

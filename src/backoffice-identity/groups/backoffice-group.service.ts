@@ -16,7 +16,7 @@ import {
 import { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import { ADMIN_GROUP_ALIAS, BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
-import { aliases } from '../users/stores/typeorm-user-store.js';
+import { aliases } from '../persistence/typeorm/typeorm-user-store.js';
 
 /** A group as the API shows it. */
 export interface BackOfficeGroupView {

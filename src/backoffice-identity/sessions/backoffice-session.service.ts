@@ -5,13 +5,13 @@ import { BackOfficeBackgroundTasks } from '../common/background-tasks.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomUUID } from 'node:crypto';
 import { randomToken, sha256Hex } from '../common/crypto.js';
-import { preparedQuery } from '../common/prepared-query.js';
+import { preparedQuery } from '../persistence/typeorm/prepared-query.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { isUuid, TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from '../users/stores/typeorm-user-store.js';
-import { BackOfficeSessionEntity } from './backoffice-session.entity.js';
+import { isUuid, TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from '../persistence/typeorm/typeorm-user-store.js';
+import { BackOfficeSessionEntity } from '../persistence/typeorm/entities/backoffice-session.entity.js';
 
 /** A session as its owner sees it. */
 export interface BackOfficeSessionDto {

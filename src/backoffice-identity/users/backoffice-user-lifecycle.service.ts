@@ -17,7 +17,7 @@ import {
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeUser } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
-import { isUuid } from './stores/typeorm-user-store.js';
+import { isUuid } from '../persistence/typeorm/typeorm-user-store.js';
 import { BackOfficeDuplicateUserError } from './stores/user-store.interface.js';
 
 /** Hours an email-change link stays valid. */

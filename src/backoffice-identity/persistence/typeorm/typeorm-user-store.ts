@@ -1,12 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
-import { preparedQuery } from '../../common/prepared-query.js';
-import type { BackOfficeUser, BackOfficeUserKind } from '../backoffice-user.js';
-import { BackOfficeGroupEntity } from '../entities/backoffice-group.entity.js';
-import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
-import { BackOfficeUserEntity } from '../entities/backoffice-user.entity.js';
-import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../import/user-import.js';
+import { preparedQuery } from './prepared-query.js';
+import type { BackOfficeUser, BackOfficeUserKind } from '../../users/backoffice-user.js';
+import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
+import type { BackOfficeTokenPurpose } from './entities/backoffice-user-token.entity.js';
+import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
+import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../../users/import/user-import.js';
 import { writeImportedUsers } from './typeorm-user-import.js';
 import {
   BackOfficeDuplicateUserError,
@@ -38,7 +38,7 @@ import {
   type BackOfficeUserLogin,
   BackOfficeDuplicateLoginError,
   type UserLoginStore,
-} from './user-store.interface.js';
+} from '../../users/stores/user-store.interface.js';
 
 /** Thrown to roll back a dry-run import after its outcomes are known. */
 class DryRunRollback extends Error {

@@ -1,5 +1,5 @@
 import type { BackOfficeUser, BackOfficeUserState } from '../backoffice-user.js';
-import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
+import type { BackOfficeTokenPurpose } from '../../persistence/typeorm/entities/backoffice-user-token.entity.js';
 
 /** Fields of a new user; the store assigns id and timestamps. */
 export type NewBackOfficeUser = Pick<
