@@ -44,9 +44,30 @@ export {
 } from './users/backoffice-user.js';
 export * from './users/stores/user-store.interface.js';
 export { TypeOrmBackOfficeUserStore } from './persistence/typeorm/typeorm-user-store.js';
+export type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './sessions/session-store.interface.js';
+export type {
+  BackOfficePendingSignIn,
+  BackOfficePendingSignInKind,
+  BackOfficePendingSignInMatch,
+  BackOfficePendingSignInStore,
+} from './sign-in/pending-sign-in-store.interface.js';
+export { BackOfficeDuplicateGroupError, type BackOfficeGroupFields, type BackOfficeGroupRecord, type BackOfficeGroupStore } from './groups/group-store.interface.js';
+export type {
+  BackOfficeAccessTokenRecord,
+  BackOfficeApiClient,
+  BackOfficeApiClientListing,
+  BackOfficeApiClientStore,
+} from './api-users/api-client-store.interface.js';
+export type { BackOfficeExternalLoginSessionRecord, BackOfficeExternalLoginSessionStore } from './external-logins/external-login-session-store.interface.js';
+export { BACKOFFICE_STORE_KEYS, type BackOfficeStores } from './persistence/backoffice-stores.interface.js';
+export { TypeOrmBackOfficeSessionStore } from './persistence/typeorm/typeorm-session-store.js';
+export { TypeOrmBackOfficePendingSignInStore } from './persistence/typeorm/typeorm-pending-sign-in-store.js';
+export { TypeOrmBackOfficeGroupStore } from './persistence/typeorm/typeorm-group-store.js';
+export { TypeOrmBackOfficeApiClientStore } from './persistence/typeorm/typeorm-api-client-store.js';
+export { TypeOrmBackOfficeExternalLoginSessionStore } from './persistence/typeorm/typeorm-external-login-session-store.js';
 export { BackOfficeUserEntity } from './persistence/typeorm/entities/backoffice-user.entity.js';
 export { BackOfficeGroupEntity } from './persistence/typeorm/entities/backoffice-group.entity.js';
-export { BackOfficeUserTokenEntity, type BackOfficeTokenPurpose } from './persistence/typeorm/entities/backoffice-user-token.entity.js';
+export { BackOfficeUserTokenEntity } from './persistence/typeorm/entities/backoffice-user-token.entity.js';
 export { BackOfficeLoginAttemptEntity } from './persistence/typeorm/entities/backoffice-login-attempt.entity.js';
 export { BackOfficeSessionEntity } from './persistence/typeorm/entities/backoffice-session.entity.js';
 export { BackOfficeAuditEntryEntity } from './audit/backoffice-audit-entry.entity.js';
