@@ -65,6 +65,14 @@ export { TypeOrmBackOfficePendingSignInStore } from './persistence/typeorm/typeo
 export { TypeOrmBackOfficeGroupStore } from './persistence/typeorm/typeorm-group-store.js';
 export { TypeOrmBackOfficeApiClientStore } from './persistence/typeorm/typeorm-api-client-store.js';
 export { TypeOrmBackOfficeExternalLoginSessionStore } from './persistence/typeorm/typeorm-external-login-session-store.js';
+export { InMemoryBackOfficeStores, type InMemoryBackOfficeStoreSet } from './persistence/in-memory/in-memory-backoffice-stores.js';
+export { InMemoryBackOfficeState } from './persistence/in-memory/in-memory-state.js';
+export { InMemoryBackOfficeUserStore } from './persistence/in-memory/in-memory-user-store.js';
+export { InMemoryBackOfficeSessionStore } from './persistence/in-memory/in-memory-session-store.js';
+export { InMemoryBackOfficePendingSignInStore } from './persistence/in-memory/in-memory-pending-sign-in-store.js';
+export { InMemoryBackOfficeGroupStore } from './persistence/in-memory/in-memory-group-store.js';
+export { InMemoryBackOfficeApiClientStore } from './persistence/in-memory/in-memory-api-client-store.js';
+export { InMemoryBackOfficeExternalLoginSessionStore } from './persistence/in-memory/in-memory-external-login-session-store.js';
 export { BackOfficeUserEntity } from './persistence/typeorm/entities/backoffice-user.entity.js';
 export { BackOfficeGroupEntity } from './persistence/typeorm/entities/backoffice-group.entity.js';
 export { BackOfficeUserTokenEntity } from './persistence/typeorm/entities/backoffice-user-token.entity.js';
