@@ -10,7 +10,8 @@ import type {
 import { isUuid } from '../../common/ids.js';
 import type { FailedAccessResult, LockoutPolicy } from '../../users/stores/user-store.interface.js';
 import { preparedQuery } from './prepared-query.js';
-import { aliases, deleteCounting } from './typeorm-user-store.js';
+import { deleteCounting, failedAccessResult, returned } from './sql-results.js';
+import { aliases } from './typeorm-user-store.js';
 
 interface ClientRow {
   user_id: string;
@@ -40,8 +41,6 @@ function clientFromRow(row: ClientRow): BackOfficeApiClient {
   };
 }
 
-/** Rows of an `UPDATE ... RETURNING` (TypeORM hands back `[rows, count]` for those). */
-const returned = <T>(rows: unknown[]): T[] => (Array.isArray(rows[0]) ? (rows[0] as T[]) : (rows as T[]));
 
 /** API clients (`backoffice_api_client`) and bearer tokens (`backoffice_access_token`) in PostgreSQL. */
 @Injectable()
@@ -92,15 +91,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
        WHERE user_id = $1 AND (lockout_end IS NULL OR lockout_end <= $4::timestamptz) RETURNING access_failed_count, lockout_end`,
       [userId, policy.maxFailedAccessAttempts, policy.lockoutEnd, now],
     );
-    const row = returned<{ access_failed_count: number; lockout_end: Date | null }>(rows)[0];
-    if (!row) return { alreadyLocked: true, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
-    const lockoutEnd = date(row.lockout_end);
-    return {
-      alreadyLocked: false,
-      lockedNow: lockoutEnd !== null && lockoutEnd.getTime() > now.getTime(),
-      accessFailedCount: Number(row.access_failed_count),
-      lockoutEnd,
-    };
+    return failedAccessResult(rows, now);
   }
 
   async resetAccessFailedCount(userId: string): Promise<void> {

@@ -2,13 +2,13 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
+import { deleteCounting, returned } from './sql-results.js';
 import type {
   BackOfficePendingSignIn,
   BackOfficePendingSignInKind,
   BackOfficePendingSignInMatch,
   BackOfficePendingSignInStore,
 } from '../../sign-in/pending-sign-in-store.interface.js';
-import { deleteCounting } from './typeorm-user-store.js';
 
 const DAY_MS = 86_400_000;
 
@@ -61,8 +61,6 @@ function selectList(t: KindTable): string {
   return [`${t.key} AS "keyHash"`, ...FIELDS.map(column), `expires_at AS "expiresAt"`].join(', ');
 }
 
-/** Rows of an `UPDATE ... RETURNING` (TypeORM hands back `[rows, count]` for those). */
-const returned = (rows: unknown[]): unknown[] => (Array.isArray(rows[0]) ? (rows[0] as unknown[]) : rows);
 
 /**
  * Pending sign-in steps in PostgreSQL: one table per kind (`backoffice_two_factor_challenge`,

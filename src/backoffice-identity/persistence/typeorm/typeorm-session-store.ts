@@ -7,7 +7,8 @@ import type { BackOfficeUser } from '../../users/backoffice-user.js';
 import type { BackOfficeUserStore } from '../../users/stores/user-store.interface.js';
 import { BackOfficeSessionEntity } from './entities/backoffice-session.entity.js';
 import { preparedQuery } from './prepared-query.js';
-import { deleteCounting, TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from './typeorm-user-store.js';
+import { deleteCounting } from './sql-results.js';
+import { TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from './typeorm-user-store.js';
 
 const WEEK_MS = 7 * 86_400_000;
 

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
+import { deleteCounting } from './sql-results.js';
 import type { BackOfficeUser, BackOfficeUserKind } from '../../users/backoffice-user.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
@@ -170,12 +171,6 @@ function fromPasskeyRow(row: PasskeyRow): StoredPasskey {
 const returned = (rows: unknown[]): unknown[] => (Array.isArray(rows[0]) ? (rows[0] as unknown[]) : rows);
 
 const DAY_MS = 86_400_000;
-
-/** Runs a `DELETE` and returns how many rows it removed. */
-export async function deleteCounting(manager: Pick<EntityManager, 'query'>, sql: string, params: unknown[]): Promise<number> {
-  const result = await manager.query(`WITH gone AS (${sql} RETURNING 1) SELECT count(*)::int AS n FROM gone`, params);
-  return Number(result[0]?.n ?? 0);
-}
 
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
