@@ -128,6 +128,7 @@ export class BackOfficeUiController {
     return this.renderer.render(page, {
       ...context,
       twoFactorAvailable: this.userManager.supportsUserTwoFactor && Boolean(this.userManager.getTwoFactorProvider('totp')),
+      passkeysAvailable: this.userManager.supportsUserPasskeys && !this.options.denyLocalLogin,
       assetVersion: (file) => this.assets.version(file),
     });
   }

@@ -130,6 +130,23 @@
     });
   }
 
+  /**
+   * Follows a sign-in answer (password or passkey): to the second-factor page or to returnUrl. False when the
+   * answer was not a sign-in. With passkeys on, the second-factor URL names the providers the account can answer
+   * with (as an external sign-in's redirect does), so that page offers "Use a passkey" only to accounts with one.
+   */
+  function afterSignIn(res) {
+    if (res.status !== 200 || !res.body) return false;
+    if (res.body.status === 'requiresTwoFactor') {
+      var query = new URLSearchParams();
+      if (page.returnUrl) query.set('returnUrl', page.returnUrl);
+      if (page.passkeys && Array.isArray(res.body.providers)) query.set('providers', res.body.providers.join(','));
+      var search = query.toString();
+      window.location.assign(S.base + '/two-factor' + (search ? '?' + search : ''));
+    } else window.location.assign(returnUrl());
+    return true;
+  }
+
   function signIn() {
     // Already signed in: straight on.
     S.request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
@@ -141,14 +158,7 @@
     handleForm($('bo-sign-in-form'), function (values) {
       showStatus(t('signingIn'));
       return S.request('POST', '/auth/login', { username: values.username, password: values.password }, { retry: false }).then(function (res) {
-        if (res.status === 200 && res.body.status === 'requiresTwoFactor') {
-          window.location.assign(S.base + '/two-factor' + (page.returnUrl ? '?returnUrl=' + encodeURIComponent(page.returnUrl) : ''));
-          return;
-        }
-        if (res.status === 200) {
-          window.location.assign(returnUrl());
-          return;
-        }
+        if (afterSignIn(res)) return;
         statusBox.textContent = '';
         password.value = '';
         showError(S.errorText(res), null, res.body && res.body.code === 'invalid_credentials' ? [username, password] : [password]);
@@ -259,6 +269,27 @@
     return browser && os ? browser + ' on ' + os : userAgent.slice(0, 60);
   }
 
+  /**
+   * A list item's remove button: DELETE `path` (404: gone already), announce `message`, render the list again
+   * with `rerender()` and move focus to its heading; an error is announced and the button comes back.
+   */
+  function deleteOnClick(button, path, message, rerender, headingId) {
+    button.addEventListener('click', function () {
+      button.disabled = true;
+      S.request('DELETE', path).then(function (r) {
+        if (r.status === 204 || r.status === 404) {
+          showStatus(message);
+          rerender().then(function () {
+            $(headingId).focus();
+          });
+        } else {
+          button.disabled = false;
+          showError(S.errorText(r));
+        }
+      });
+    });
+  }
+
   function renderSessions() {
     var list = $('bo-sessions');
     return S.request('GET', '/auth/sessions').then(function (res) {
@@ -274,20 +305,7 @@
           item.insertBefore(el('strong', { className: 'bo-badge', text: t('thisSession') }), details);
         } else {
           var button = el('button', { type: 'button', className: 'bo-secondary', text: t('signOutSessionButton'), 'aria-describedby': details.id });
-          button.addEventListener('click', function () {
-            button.disabled = true;
-            S.request('DELETE', '/auth/sessions/' + encodeURIComponent(session.id)).then(function (r) {
-              if (r.status === 204 || r.status === 404) {
-                showStatus(t('sessionSignedOut'));
-                renderSessions().then(function () {
-                  $('bo-sessions-heading').focus();
-                });
-              } else {
-                button.disabled = false;
-                showError(S.errorText(r));
-              }
-            });
-          });
+          deleteOnClick(button, '/auth/sessions/' + encodeURIComponent(session.id), t('sessionSignedOut'), renderSessions, 'bo-sessions-heading');
           item.appendChild(button);
         }
         list.appendChild(item);
@@ -497,6 +515,9 @@
       });
     });
   }
+
+  /** For passkeys.js (loaded after this file on the same pages). */
+  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn, showError: showError, showStatus: showStatus, when: when, deleteOnClick: deleteOnClick };
 
   var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, account: account };
   if (pages[page.page]) pages[page.page]();
