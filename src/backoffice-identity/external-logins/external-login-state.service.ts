@@ -19,7 +19,7 @@ export interface PendingExternalLogin {
   codeVerifier: string;
   /** Same-origin path to land on. */
   returnUrl: string;
-  /** An invite carried through the challenge (`invite=`): the token only as SHA-256. */
+  /** An invite checked by `POST .../challenge` (the accept-invite page): the token only as SHA-256. */
   invite?: { userId: string; tokenHash: string };
   /** A manual link started by this signed-in user and session. */
   link?: { userId: string; sessionId: string };

@@ -47,6 +47,9 @@ export const BACKOFFICE_UI_MESSAGES = {
   linkIncomplete: 'This link is incomplete. Open the link from the email again, or copy the whole address into the browser.',
   linkInvalid: 'This link is invalid, has expired or has already been used.',
   requestNewLink: 'Ask for a new link',
+  inviteProviderIntro: 'Finish setting up your account by signing in with your organisation’s account.',
+  orContinueWithProvider: 'Or continue with',
+  inviteProviderButton: 'Continue with {provider}',
   inviteLinkInvalid: 'This invitation link is invalid, has expired or has already been used. Ask an administrator to send you a new invitation.',
   // account
   accountTitle: 'Your account',
@@ -150,6 +153,7 @@ export const BACKOFFICE_UI_MESSAGES = {
   externalEmailInUse: 'An account with your email address already exists. Sign in with your password and link the provider from your account page.',
   noLinkedAccount: 'No account is linked to that external login. Ask an administrator for an invitation.',
   loginAlreadyLinked: 'That external login is already linked to an account.',
+  twoFactorSetupRequired: 'Your group requires two-factor authentication. Set it up below to continue.',
   lastLoginMethod: 'You cannot unlink your only way to sign in. Set a password or link another login first.',
   // time
   seconds: '{n}\u00a0s',

@@ -206,8 +206,15 @@ ${this.backToSignIn()}`;
     return this.passwordFromLink(context, m.resetTitle, m.resetIntro, 'bo-reset-form', after);
   }
 
+  /** Accept an invite: choose a password, or continue with an external provider (only that with `denyLocalLogin`). */
   private invite(context: BackOfficeUiPageContext) {
-    return this.passwordFromLink(context, this.m.inviteTitle, this.m.inviteIntro, 'bo-invite-form', html``);
+    const m = this.m;
+    const deny = this.options.denyLocalLogin;
+    const providers = html`<div id="bo-providers" class="bo-providers" hidden><p>${deny ? m.inviteProviderIntro : m.orContinueWithProvider}</p><ul></ul></div>`;
+    if (!deny) return this.passwordFromLink(context, m.inviteTitle, m.inviteIntro, 'bo-invite-form', providers);
+    return { title: m.inviteTitle, body: html`<h1>${m.inviteTitle}</h1>
+${this.messages(context)}
+${providers}` };
   }
 
   /** The account page's passkeys: list (rename, remove) and "Add a passkey" with a name. */
