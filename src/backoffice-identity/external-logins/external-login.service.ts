@@ -18,7 +18,7 @@ import {
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
-import type { BackOfficeSessionEntity } from '../sessions/backoffice-session.entity.js';
+import type { BackOfficeSessionEntity } from '../persistence/typeorm/entities/backoffice-session.entity.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';

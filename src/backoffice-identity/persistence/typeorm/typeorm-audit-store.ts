@@ -8,8 +8,8 @@ import type {
   BackOfficeAuditStore,
   NewBackOfficeAuditEntry,
 } from '../../audit/backoffice-audit-store.interface.js';
-import { cappedCount, type ListingTotal } from '../../common/capped-count.js';
-import { preparedQuery } from '../../common/prepared-query.js';
+import { cappedCount, type ListingTotal } from './capped-count.js';
+import { preparedQuery } from './prepared-query.js';
 
 
 interface AuditRow {
