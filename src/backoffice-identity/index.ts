@@ -78,7 +78,7 @@ export { BackOfficeGroupEntity } from './persistence/typeorm/entities/backoffice
 export { BackOfficeUserTokenEntity } from './persistence/typeorm/entities/backoffice-user-token.entity.js';
 export { BackOfficeLoginAttemptEntity } from './persistence/typeorm/entities/backoffice-login-attempt.entity.js';
 export { BackOfficeSessionEntity } from './persistence/typeorm/entities/backoffice-session.entity.js';
-export { BackOfficeAuditEntryEntity } from './audit/backoffice-audit-entry.entity.js';
+export { BackOfficeAuditEntryEntity } from './persistence/typeorm/entities/backoffice-audit-entry.entity.js';
 export * from './audit/backoffice-audit-store.interface.js';
 export { encodeAuditCursor, decodeAuditCursor, compareAuditPositions } from './audit/audit-cursor.js';
 export { EXACT_COUNT_CAP } from './persistence/typeorm/capped-count.js';
