@@ -286,6 +286,11 @@ async function main() {
   must('tsc --noEmit', (await step('tsc --noEmit (strict)', process.execPath, [tsc, '--noEmit', '-p', 'tsconfig.json', ...incremental], { cwd: app })).code === 0);
   must('host build', (await step('npm run build', 'npm', ['run', 'build', '--silent', '--', ...incremental], { cwd: app })).code === 0);
 
+  section('the host app\'s own test on the in-memory stores (no database)');
+  const hostTestEnv = childEnv();
+  delete hostTestEnv.DATABASE_URL;
+  await step('host test on InMemoryBackOfficeStores, no database (npm test: node:test)', 'npm', ['test', '--silent'], { cwd: app, env: hostTestEnv });
+
   section('start the host app');
   database = await openDatabase();
   console.log(`  database: ${database.kind}`);
