@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { typeOrmOptionsFor } from '../support/identity-app.js';
-import { backOfficeIdentityEntities, defineAuditStoreContract, TypeOrmBackOfficeAuditStore } from '../../src/backoffice-identity/index.js';
+import { backOfficeIdentityEntities, TypeOrmBackOfficeAuditStore } from '../../src/backoffice-identity/index.js';
 
 let db: TestDatabase;
 let source: DataSource;
@@ -15,14 +15,9 @@ afterAll(async () => {
   await db?.drop();
 });
 
+// The audit store contract itself runs in store-contract.spec.ts (runBackOfficeStoreContract covers every port);
+// this file checks what only the TypeORM store has: its query plans and count modes at size.
 describe(`TypeOrmBackOfficeAuditStore (${process.env.TEST_DB_KIND ?? 'pglite'})`, () => {
-  defineAuditStoreContract(
-    async () => {
-      await source.query('TRUNCATE backoffice_audit_entry RESTART IDENTITY');
-      return new TypeOrmBackOfficeAuditStore(source);
-    },
-    { describe, it, expect },
-  );
 
   describe('at size (60k entries): the listings walk their indexes', () => {
     const user = '00000000-0000-4000-8000-000000004242';

@@ -1,14 +1,10 @@
 import {
   compareAuditPositions,
   decodeAuditCursor,
-  defineAuditStoreContract,
   encodeAuditCursor,
-  InMemoryBackOfficeAuditStore,
 } from '../../src/backoffice-identity/index.js';
 
-describe('InMemoryBackOfficeAuditStore', () => {
-  defineAuditStoreContract(async () => new InMemoryBackOfficeAuditStore(), { describe, it, expect });
-});
+// The in-memory audit store's contract runs in store-contract.spec.ts, as part of InMemoryBackOfficeStores.
 
 describe('audit cursors', () => {
   it('round-trip a position, microseconds and big ids included', () => {

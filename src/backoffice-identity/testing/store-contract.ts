@@ -16,6 +16,7 @@ import {
   type UserGroupStore,
 } from '../users/stores/user-store.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { defineAuditStoreContract, type ContractMatchers } from './audit-store.contract.js';
 
 /**
  * The test functions of the runner that hosts the contract: vitest's or jest's `describe`, `it` and `expect`
@@ -27,23 +28,21 @@ export interface StoreContractTestApi {
   expect(actual: unknown): StoreContractExpectation;
 }
 
-/** The matchers the suite uses (vitest and jest both have them). */
-export interface StoreContractExpectation {
-  toBe(expected: unknown): void;
-  toEqual(expected: unknown): void;
-  toBeNull(): void;
+/** The matchers the suite uses (vitest and jest both have them), the audit contract's included. */
+export interface StoreContractExpectation extends ContractMatchers {
   toBeGreaterThanOrEqual(expected: number): void;
-  toHaveLength(expected: number): void;
   toBeInstanceOf(expected: abstract new (...args: never[]) => unknown): void;
   rejects: { toThrow(expected?: unknown): Promise<void> };
-  not: { toBe(expected: unknown): void; toBeNull(): void };
 }
 
 /**
  * Makes the stores under test. Called once per test; may hand back the same stores each time (the suite uses
  * fresh ids and group aliases, so it needs no empty database), with a `dispose` run after each test.
+ * The audit part lists the whole trail, so it needs an empty `auditStore`: a factory that hands back stores on a
+ * shared database gives `clearAuditTrail` (e.g. a `TRUNCATE`), called before each audit test; one that makes
+ * fresh stores on every call (as `InMemoryBackOfficeStores.create()`) needs none.
  */
-export type BackOfficeStoreFactory = () => Promise<BackOfficeStores & { dispose?: () => Promise<void> }>;
+export type BackOfficeStoreFactory = () => Promise<BackOfficeStores & { dispose?: () => Promise<void>; clearAuditTrail?: () => Promise<void> }>;
 
 const PARALLEL = 20;
 const HOUR = 3_600_000;
@@ -113,7 +112,8 @@ const concurrently = <T>(n: number, work: (i: number) => Promise<T>): Promise<T[
  * The behaviour every set of stores must have, like ASP.NET Identity's `UserManagerSpecificationTests`: atomic
  * counters (parallel failed logins), single-use tokens and pending sign-ins under concurrency, lockout, the
  * security stamp, group writes under the last-admin rule, sessions (ending the others keeps the current one),
- * API client lockout, and pruning. Run it in your test file against your own stores:
+ * API client lockout, pruning, and the audit trail ({@link defineAuditStoreContract} on the set's `auditStore`).
+ * Run it in your test file against your own stores:
  *
  *     runBackOfficeStoreContract('my stores', async () => myStores, { describe, it, expect });
  */
@@ -403,6 +403,17 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
           expect((await userStore.prune(at(40 * DAY))).tokens).toBeGreaterThanOrEqual(1);
         }
       });
+    });
+
+    describe('audit trail', () => {
+      defineAuditStoreContract(
+        async () => {
+          const made = await factory();
+          await made.clearAuditTrail?.();
+          return { store: made.auditStore, dispose: made.dispose };
+        },
+        { describe, it, expect },
+      );
     });
   });
 }
