@@ -66,6 +66,7 @@ import {
 import { BackOfficeUserImporter } from './import/backoffice-user-importer.js';
 import { type ImportUserResult, type ImportUsersOptions, summarizeImport } from './import/user-import.js';
 import { DefaultUserValidator } from './user-validators.js';
+import { toStorableText } from '../common/storable-text.js';
 import type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './validators.interface.js';
 
 /** Input of {@link BackOfficeUserManager.createUser}. */
@@ -737,13 +738,14 @@ export class BackOfficeUserManager {
 
   /**
    * Enables or disables (Umbraco's `IsApproved`) a user. Disabling renews the stamp, ending sessions; it may
-   * carry a reason and an end (`until`), after which the next sign-in enables the user again.
+   * carry a reason and an end (`until`), after which the next sign-in enables the user again. A NUL or lone
+   * surrogate in the reason (free text no database column holds) is stored as U+FFFD.
    */
   async setApproved(user: BackOfficeUser, isApproved: boolean, disable: { reason?: string | null; until?: Date | null } = {}): Promise<IdentityResult> {
     const removesAdmin = !isApproved && user.isApproved && user.kind !== 'api' && user.groups.includes('admin');
     const changes = isApproved
       ? { isApproved, disabledReason: null, disabledUntil: null }
-      : { isApproved, disabledReason: disable.reason ?? null, disabledUntil: disable.until ?? null };
+      : { isApproved, disabledReason: disable.reason == null ? null : toStorableText(disable.reason), disabledUntil: disable.until ?? null };
     const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => store.updateProfile(user.id, changes, this.now()));
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     Object.assign(user, changes);

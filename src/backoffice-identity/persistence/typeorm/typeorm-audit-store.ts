@@ -10,6 +10,7 @@ import type {
 } from '../../audit/backoffice-audit-store.interface.js';
 import { cappedCount, type ListingTotal } from './capped-count.js';
 import { preparedQuery } from './prepared-query.js';
+import { toStorableJson } from '../../common/storable-text.js';
 
 
 interface AuditRow {
@@ -59,7 +60,7 @@ export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
       'backoffice_insert_audit_entry',
       `INSERT INTO backoffice_audit_entry (event, performing_user_id, affected_user_id, ip_address, created_at, details)
        VALUES ($1, $2, $3, $4, $5, $6::jsonb)`,
-      [entry.event, entry.performingUserId, entry.affectedUserId, entry.ipAddress, entry.createdAt, JSON.stringify(entry.details ?? {})],
+      [entry.event, entry.performingUserId, entry.affectedUserId, entry.ipAddress, entry.createdAt, toStorableJson(entry.details ?? {})],
     );
   }
 

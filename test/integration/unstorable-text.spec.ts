@@ -1,0 +1,104 @@
+import { DataSource } from 'typeorm';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { BackOfficeEvents, TypeOrmBackOfficeAuditStore } from '../../src/backoffice-identity/index.js';
+
+// PostgreSQL's text refuses NUL and its json/jsonb refuse `\u0000` and unpaired surrogates ("invalid input syntax
+// for type json"): strings carrying them must be refused at the edge (400) or stored with U+FFFD, never lost.
+const password = 'correct horse battery staple';
+const NUL = '\u0000';
+const LONE_HIGH = '\ud800';
+const LONE_LOW = '\udc00';
+
+describe('text PostgreSQL cannot hold (NUL, lone surrogates): refused with 400 or stored with U+FFFD, never lost', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+  let logged: string[];
+  const auditOf = async (userId: string) => {
+    const page = await admin.get(`/audit?userId=${userId}&take=50`);
+    expect(page.status).toBe(200);
+    return page.body.items as Array<{ event: string; details: Record<string, unknown> }>;
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    await ctx.userManager.createUser({ email: 'boss@example.com', name: 'Boss', password, groups: ['admin'] });
+    admin = new HttpClient(ctx.url);
+    expect((await admin.login('boss@example.com', password)).status).toBe(200);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+  // The audit listener logs a failed write and carries on: a lost entry shows only in the log.
+  beforeEach(() => {
+    logged = [];
+    const write = process.stderr.write.bind(process.stderr);
+    vi.spyOn(process.stderr, 'write').mockImplementation(((chunk: string | Uint8Array, ...rest: never[]) => {
+      logged.push(String(chunk));
+      return write(chunk, ...rest);
+    }) as typeof process.stderr.write);
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+    expect(logged.join('')).not.toMatch(/Could not write the audit entry|invalid input syntax|invalid byte sequence/);
+  });
+
+  it('the audit store keeps entries whose details hold NUL and lone surrogates (values and keys), with U+FFFD', async () => {
+    const store = new TypeOrmBackOfficeAuditStore(ctx.app.get(DataSource));
+    const userId = (await ctx.userManager.createUser({ email: 'store@example.com', name: 'Store', password })).value!.id;
+    await store.append({
+      event: 'test.unstorable',
+      performingUserId: null,
+      affectedUserId: userId,
+      ipAddress: null,
+      createdAt: new Date(),
+      details: { username: `a${NUL}b${LONE_HIGH}c`, [`k${NUL}${LONE_LOW}`]: [`x${LONE_LOW}y`, `pair 🎉 ok`], nested: { n: `${LONE_HIGH}` } },
+    });
+    const [entry] = (await store.list({ take: 5, userId })).items;
+    expect(entry!.event).toBe('test.unstorable');
+    expect(entry!.details).toEqual({ username: 'a\uFFFDb\uFFFDc', 'k\uFFFD\uFFFD': ['x\uFFFDy', 'pair 🎉 ok'], nested: { n: '\uFFFD' } });
+  });
+
+  it('a disable reason with lone surrogates is stored on the user and in the audit trail (GET /audit), with U+FFFD', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'lone@example.com', name: 'Lone', password })).value!;
+    const res = await admin.post(`/users/${user.id}/disable`, { reason: `left ${LONE_HIGH} and ${LONE_LOW} here` });
+    expect(res.status).toBeLessThan(300);
+    expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(false);
+    const disabled = (await auditOf(user.id)).find((e) => e.event === BackOfficeEvents.Disabled);
+    expect(disabled?.details.reason).toBe('left \uFFFD and \uFFFD here');
+  });
+
+  it('a disable reason with NUL is refused with 400 validation_failed and nothing is written', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'nul@example.com', name: 'Nul', password })).value!;
+    const res = await admin.post(`/users/${user.id}/disable`, { reason: `a${NUL}b` });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+    expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(true);
+    expect((await auditOf(user.id)).some((e) => e.event === BackOfficeEvents.Disabled)).toBe(false);
+  });
+
+  it('a login attempt with NUL and a lone surrogate in the username answers 400 or 401 (never 500), audited when it gets that far', async () => {
+    const before = (await admin.get(`/audit?event=${BackOfficeEvents.LoginFailed}&take=100`)).body.items.length;
+    const withNul = await new HttpClient(ctx.url).login(`boss${NUL}${LONE_HIGH}@example.com`, password);
+    expect(withNul.status).toBe(400);
+    const lone = await new HttpClient(ctx.url).login(`boss${LONE_HIGH}@example.com`, password);
+    expect(lone.status).toBe(401);
+    const after = (await admin.get(`/audit?event=${BackOfficeEvents.LoginFailed}&take=100`)).body.items.length;
+    expect(after).toBe(before + 1);
+  });
+
+  it('the manager API stores a disable reason with NUL and lone surrogates (U+FFFD) and audits it', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'api@example.com', name: 'Api', password })).value!;
+    const result = await ctx.userManager.setApproved(user, false, { reason: `x${NUL}y${LONE_LOW}` });
+    expect(result.succeeded).toBe(true);
+    const stored = (await ctx.userManager.findById(user.id))!;
+    expect(stored.isApproved).toBe(false);
+    expect(stored.disabledReason).toBe('x\uFFFDy\uFFFD');
+    const disabled = (await auditOf(user.id)).find((e) => e.event === BackOfficeEvents.Disabled);
+    expect(disabled?.details.reason).toBe('x\uFFFDy\uFFFD');
+  });
+});
