@@ -2,7 +2,7 @@ import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
-import { BackOfficeEvents, TypeOrmBackOfficeAuditStore } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, BackOfficeGroupService, TypeOrmBackOfficeAuditStore } from '../../src/backoffice-identity/index.js';
 
 // PostgreSQL's text refuses NUL and its json/jsonb refuse `\u0000` and unpaired surrogates ("invalid input syntax
 // for type json"): strings carrying them must be refused at the edge (400) or stored with U+FFFD, never lost.
@@ -100,5 +100,26 @@ describe('text PostgreSQL cannot hold (NUL, lone surrogates): refused with 400 o
     expect(stored.disabledReason).toBe('x\uFFFDy\uFFFD');
     const disabled = (await auditOf(user.id)).find((e) => e.event === BackOfficeEvents.Disabled);
     expect(disabled?.details.reason).toBe('x\uFFFDy\uFFFD');
+  });
+
+  it('a group name with a lone surrogate is created (201) and stored, listed and audited with U+FFFD; NUL over HTTP is 400', async () => {
+    const created = await admin.post('/groups', { alias: 'lone-surrogate', name: `Team ${LONE_LOW}${LONE_HIGH}x ${LONE_LOW}`, permissions: [] });
+    expect(created.status).toBe(201);
+    expect(created.body.name).toBe('Team \uFFFD\uFFFDx \uFFFD');
+    const listed = (await admin.get('/groups')).body.items as Array<{ alias: string; name: string }>;
+    expect(listed.find((g) => g.alias === 'lone-surrogate')?.name).toBe('Team \uFFFD\uFFFDx \uFFFD');
+    const audit = await admin.get(`/audit?event=${BackOfficeEvents.GroupCreated}&take=50`);
+    const entry = (audit.body.items as Array<{ details: { group: string; changes: { name: { to: string } } } }>).find((e) => e.details.group === 'lone-surrogate');
+    expect(entry?.details.changes.name.to).toBe('Team \uFFFD\uFFFDx \uFFFD');
+    const nul = await admin.post('/groups', { alias: 'nul-group', name: `a${NUL}b`, permissions: [] });
+    expect(nul.status).toBe(400);
+    expect((await admin.get('/groups')).body.items.some((g: { alias: string }) => g.alias === 'nul-group')).toBe(false);
+  });
+
+  it('the group service API stores a name with NUL as U+FFFD instead of failing the write', async () => {
+    const groups = ctx.app.get(BackOfficeGroupService);
+    const group = await groups.create({ alias: 'nul-service', name: `Ops${NUL}Team`, permissions: [] });
+    expect(group.name).toBe('Ops\uFFFDTeam');
+    expect((await admin.get('/groups')).body.items.find((g: { alias: string }) => g.alias === 'nul-service')?.name).toBe('Ops\uFFFDTeam');
   });
 });

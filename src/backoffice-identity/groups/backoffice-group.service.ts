@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { toStorableText } from '../common/storable-text.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_GROUP_STORE } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import {
@@ -184,8 +185,9 @@ export class BackOfficeGroupService {
     return this.registry.allKeys().filter((k) => keys.includes(k));
   }
 
+  /** The trimmed name, NUL and lone surrogates as U+FFFD (no text column holds them); blank: 400. */
   private static checkName(name: string): string {
-    const trimmed = name.trim();
+    const trimmed = toStorableText(name.trim());
     if (trimmed.length === 0) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
         errors: [{ field: 'name', code: 'isNotEmpty', description: 'name must not be blank' }],
