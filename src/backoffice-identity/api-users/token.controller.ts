@@ -1,7 +1,6 @@
 import { Body, Controller, Header, HttpCode, Inject, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { IncomingMessage } from 'node:http';
-import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
@@ -76,11 +75,11 @@ export class TokenController {
     }
     const credentials = basic ?? { clientId: bodyId, clientSecret: bodySecret };
     if (!credentials.clientId || !credentials.clientSecret) throw oauthError(400, 'invalid_request', 'client_id and client_secret are required.');
-    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
-    await this.rateLimiter.enforce([
-      { name: 'token-ip-client', key: `${ip}|${credentials.clientId.slice(0, 64)}`, limit: this.options.rateLimits.tokenPerIpAndClient, windowSeconds: 60 },
-      { name: 'token-ip', key: `token|${ip}`, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 },
-    ]);
+    await this.rateLimiter.enforceSignInPerIp(
+      'token-ip',
+      { name: 'token-ip-client', key: credentials.clientId.slice(0, 64), limit: this.options.rateLimits.tokenPerIpAndClient },
+      { ipKeyPrefix: 'token|' },
+    );
     return this.apiUsers.issueToken(credentials.clientId, credentials.clientSecret);
   }
 }

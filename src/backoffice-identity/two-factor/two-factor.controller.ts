@@ -5,7 +5,6 @@ import { ErrorResponse, LoginResponse, TwoFactorCodeDto } from '../auth/auth.dto
 import { signInError } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
-import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -98,9 +97,8 @@ export class TwoFactorController {
     return this.completeSignIn(request, response, PASSKEY_PROVIDER, JSON.stringify(body.credential));
   }
 
-  private async limitPerIp(): Promise<void> {
-    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
-    await this.rateLimiter.enforce([{ name: 'two-factor-ip', key: ip, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 }]);
+  private limitPerIp(): Promise<void> {
+    return this.rateLimiter.enforceSignInPerIp('two-factor-ip');
   }
 
   /** The live pending sign-in of the request and its user, or 401 `two_factor_expired`. */
