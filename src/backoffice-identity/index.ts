@@ -106,6 +106,7 @@ export { NodemailerEmailSender, BackOfficeEmailDeliveryError, type BackOfficeEma
 export * from './decorators.js';
 
 export { BackOfficeHttpError, type BackOfficeErrorBody } from './http/backoffice-http-error.js';
+export { BACKOFFICE_ERROR_CODES, backOfficeErrorCode, renderBackOfficeErrorCodeTable, type BackOfficeErrorCode, type BackOfficeErrorCodeInfo } from './http/error-codes.js';
 export { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 export { BackOfficeAuthorize, CurrentBackOfficeUser, RequiresRecentSignIn } from './sessions/backoffice-authorize.decorator.js';
 export {

@@ -130,7 +130,7 @@ export class AuthController {
     if (!result.succeeded) {
       if (result.errors.some((e) => e.code === 'password_mismatch')) {
         await this.userManager.accessFailed(user);
-        throw new BackOfficeHttpError(401, 'invalid_credentials', 'The current password is incorrect.');
+        throw BackOfficeHttpError.invalidCredentials();
       }
       throw BackOfficeHttpError.invalidPassword(result.errors);
     }
@@ -161,7 +161,7 @@ export class AuthController {
     if (!(await manager.checkPassword(user, body.password))) {
       const counted = await manager.accessFailed(user);
       if (counted.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
-      throw new BackOfficeHttpError(401, 'invalid_credentials', 'The password is incorrect.');
+      throw BackOfficeHttpError.invalidCredentials();
     }
     await manager.resetAccessFailedCount(user);
     await this.sessions.markReauthenticated(session);

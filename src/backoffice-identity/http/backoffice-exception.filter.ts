@@ -4,22 +4,9 @@ import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { isDatabaseUnavailableError } from '../common/database-errors.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http-error.js';
+import { backOfficeErrorCodeForStatus } from './error-codes.js';
 import { BackOfficeHttpPlatform, requestPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
 
-const CODES: Record<number, string> = {
-  400: 'bad_request',
-  401: 'unauthenticated',
-  403: 'forbidden',
-  404: 'not_found',
-  405: 'method_not_allowed',
-  406: 'not_acceptable',
-  408: 'request_timeout',
-  409: 'conflict',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  422: 'unprocessable_entity',
-  429: 'too_many_requests',
-};
 
 /**
  * Formats every error under the module's route prefix as `{ statusCode, code, message, errors? }`:
@@ -66,12 +53,12 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
         return payload as BackOfficeErrorBody;
       }
       const message = status >= 500 ? 'Internal server error.' : BackOfficeExceptionFilter.messageOf(payload, exception.message);
-      return { statusCode: status, code: CODES[status] ?? (status >= 500 ? 'internal_error' : 'bad_request'), message };
+      return { statusCode: status, code: backOfficeErrorCodeForStatus(status), message };
     }
     const status = BackOfficeExceptionFilter.clientErrorStatus(exception);
     if (status) {
       // other middleware errors that carry a 4xx status
-      return { statusCode: status, code: CODES[status] ?? 'bad_request', message: (exception as Error).message };
+      return { statusCode: status, code: backOfficeErrorCodeForStatus(status), message: (exception as Error).message };
     }
     this.logger.error(`Unhandled error: ${exception instanceof Error ? `${exception.name}: ${exception.message}` : String(exception)}`);
     return { statusCode: 500, code: 'internal_error', message: 'Internal server error.' };

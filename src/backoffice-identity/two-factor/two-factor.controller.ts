@@ -190,7 +190,7 @@ export class TwoFactorController {
     }
     if (!(await this.userManager.checkPassword(user, body.password))) {
       await this.userManager.accessFailed(user);
-      throw new BackOfficeHttpError(401, 'invalid_credentials', 'The password is incorrect.');
+      throw BackOfficeHttpError.invalidCredentials();
     }
     await this.userManager.resetTwoFactor(user);
     await this.keepOnlyThisSession(user.id, session.id, user.securityStamp);
