@@ -49,6 +49,7 @@ import { BackOfficeGroupService } from './groups/backoffice-group.service.js';
 import { BackOfficeApiUserService } from './api-users/backoffice-api-user.service.js';
 import { BackOfficeUserLifecycleService } from './users/backoffice-user-lifecycle.service.js';
 import { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
+import { BackOfficeAccountService } from './account/backoffice-account.service.js';
 
 /** The module's own services, shared with the host app. */
 const SHARED_SERVICES = [
@@ -76,6 +77,7 @@ const SHARED_SERVICES = [
   BackOfficeExternalLoginStateService,
   BackOfficeExternalLoginSessions,
   BackOfficeExternalLoginService,
+  BackOfficeAccountService,
 ];
 
 const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;

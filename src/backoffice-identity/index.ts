@@ -99,6 +99,7 @@ export {
   type SignInResult,
   type SignInStatus,
 } from './sign-in/backoffice-sign-in-manager.js';
+export { BackOfficeAccountService, type BackOfficeAccountSession } from './account/backoffice-account.service.js';
 
 export * from './notifications/notifications.js';
 export { NotificationPublisher } from './notifications/notification-publisher.service.js';

@@ -7,7 +7,8 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
-import { UserLogoutSuccessNotification, UserSessionsRevokedNotification } from '../notifications/notifications.js';
+import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
+import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { AllowTwoFactorSetupSession, SESSION_PEEK_HEADER, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
@@ -52,6 +53,7 @@ export class AuthController {
     @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) private readonly twoFactorProviders: TwoFactorProvider[],
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
     @Inject(BackOfficeExternalLoginProviders) private readonly externalProviders: BackOfficeExternalLoginProviders,
+    @Inject(BackOfficeAccountService) private readonly account: BackOfficeAccountService,
   ) {}
 
   @Post('login')
@@ -124,18 +126,8 @@ export class AuthController {
   @ApiOkResponse({ description: 'Changed; the user\'s other sessions are revoked' })
   @errors([400, 'validation_failed / invalid_password with errors'], [401, 'invalid_credentials: wrong current password'], [403, 'xsrf_failed'])
   async changePassword(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ChangePasswordDto): Promise<{ status: 'success' }> {
-    const { user } = request.backOffice;
-    const session = sessionOf(request);
-    const result = await this.userManager.changePassword(user, body.currentPassword, body.newPassword);
-    if (!result.succeeded) {
-      if (result.errors.some((e) => e.code === 'password_mismatch')) {
-        await this.userManager.accessFailed(user);
-        throw BackOfficeHttpError.invalidCredentials();
-      }
-      throw BackOfficeHttpError.invalidPassword(result.errors);
-    }
-    await this.sessions.adoptSecurityStamp(session.id, user.securityStamp);
-    await this.sessions.revokeAll(user.id, session.id);
+    const result = await this.account.changePassword(request.backOffice.user, sessionOf(request), body.currentPassword, body.newPassword);
+    if (!result.succeeded) throw result.errors.some((e) => e.code === 'invalid_credentials') ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.invalidPassword(result.errors);
     return { status: 'success' };
   }
 
@@ -174,7 +166,7 @@ export class AuthController {
   @ApiOkResponse({ type: [SessionResponse] })
   @errors([401, 'unauthenticated'])
   listSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<BackOfficeSessionDto[]> {
-    return this.sessions.list(request.backOffice.user, sessionOf(request).id);
+    return this.account.listSessions(request.backOffice.user, sessionOf(request));
   }
 
   @Delete('sessions')
@@ -184,11 +176,7 @@ export class AuthController {
   @ApiOkResponse({ type: RevokedSessionsResponse, description: 'Signed out everywhere else: every other session of the user ended' })
   @errors([401, 'unauthenticated or reauthentication_required'], [403, 'xsrf_failed'])
   async revokeOtherSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<RevokedSessionsResponse> {
-    const { user } = request.backOffice;
-    const session = sessionOf(request);
-    const revoked = await this.sessions.revokeAll(user.id, session.id);
-    await this.userManager.notify(UserSessionsRevokedNotification, user, { count: revoked });
-    return { revoked };
+    return { revoked: await this.account.revokeOtherSessions(request.backOffice.user, sessionOf(request)) };
   }
 
   @Delete('sessions/:id')
@@ -197,6 +185,6 @@ export class AuthController {
   @ApiResponse({ status: 204, description: 'Revoked' })
   @errors([401, 'unauthenticated'], [403, 'xsrf_failed'], [404, 'not_found: no such session of yours'])
   async revokeSession(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
-    if (!(await this.sessions.revoke(request.backOffice.user.id, id))) throw BackOfficeHttpError.notFound('No such session.');
+    if (!(await this.account.revokeSession(request.backOffice.user, id))) throw BackOfficeHttpError.notFound('No such session.');
   }
 }

@@ -1,6 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import type { IdentityError, IdentityResult } from '../common/identity-result.js';
-import { BACKOFFICE_ERROR_CODES, type BackOfficeErrorCode, type BackOfficeErrorCodeInfo } from './error-codes.js';
+import { BACKOFFICE_ERROR_CODES, backOfficeErrorCode, type BackOfficeErrorCode, type BackOfficeErrorCodeInfo } from './error-codes.js';
 
 /** The JSON body of every error: a stable machine-readable `code`. */
 export interface BackOfficeErrorBody {
@@ -39,6 +39,21 @@ export class BackOfficeHttpError extends HttpException {
       throw new Error(`Error code ${code} is not registered with status ${status}`);
     }
     return new BackOfficeHttpError(status ?? info.status, code, message ?? info.message ?? info.description, extra, headers);
+  }
+
+  /**
+   * The HTTP error of a failed `IdentityResult`: its first error's registry code with that code's status
+   * (`statuses` picks one of the code's other documented statuses) and the error's description as message.
+   * A code outside the registry (a validator's own) answers 400 `validation_failed` with every error listed.
+   */
+  static fromResult(result: IdentityResult<unknown>, statuses: Partial<Record<BackOfficeErrorCode, number>> = {}): BackOfficeHttpError {
+    const error = result.errors[0];
+    if (error?.code === 'invalid_credentials') return BackOfficeHttpError.invalidCredentials();
+    if (error && backOfficeErrorCode(error.code)) {
+      const code = error.code as BackOfficeErrorCode;
+      return BackOfficeHttpError.of(code, error.description, {}, {}, statuses[code]);
+    }
+    return BackOfficeHttpError.of('validation_failed', error?.description ?? 'The request is not valid.', { errors: [...result.errors] });
   }
 
   static unauthenticated(): BackOfficeHttpError {

@@ -4,6 +4,7 @@ import { BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficePasskeyCeremonies } from '../passkeys/passkey-ceremonies.service.js';
 import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import {
   UserLoginFailedNotification,
   UserLoginRequiresTwoFactorSetupNotification,
@@ -49,7 +50,20 @@ export class BackOfficeSignInManager {
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) readonly userManager: BackOfficeUserManager,
     @Optional() @Inject(BackOfficePasskeyCeremonies) protected readonly passkeys?: BackOfficePasskeyCeremonies,
+    @Optional() @Inject(BackOfficeSessionService) protected readonly sessions?: BackOfficeSessionService,
   ) {}
+
+  /**
+   * The user's security stamp has just changed (password, two-factor, groups, disable, ...): the session
+   * `keepSessionId` (the one that made the change, if any) adopts the new stamp and stays signed in; every
+   * other session of the user ends. Without `keepSessionId` every session ends. Answers how many ended.
+   */
+  async refreshSignIn(user: Pick<BackOfficeUser, 'id' | 'securityStamp'>, keepSessionId?: string | null): Promise<number> {
+    const sessions = this.sessions;
+    if (!sessions) throw new Error('BackOfficeSignInManager.refreshSignIn needs the BackOfficeSessionService (construct the manager through the module)');
+    if (keepSessionId) await sessions.adoptSecurityStamp(keepSessionId, user.securityStamp);
+    return sessions.revokeAll(user.id, keepSessionId ?? undefined);
+  }
 
   async passwordSignIn(username: string, password: string, context?: SignInContext): Promise<SignInResult> {
     if (context) {

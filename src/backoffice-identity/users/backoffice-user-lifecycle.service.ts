@@ -3,7 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeEmailDispatcher } from '../email/email-dispatcher.service.js';
 import { BackOfficeEmailTemplates } from '../email/email-templates.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -14,7 +15,6 @@ import {
   UserPasswordResetForcedNotification,
   UserProfileUpdatedNotification,
 } from '../notifications/notifications.js';
-import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeUser } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUuid } from './stores/typeorm-user-store.js';
@@ -32,7 +32,7 @@ export class BackOfficeUserLifecycleService {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
-    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
     @Inject(BackOfficeEmailDispatcher) private readonly emails: BackOfficeEmailDispatcher,
     @Inject(BackOfficeEmailTemplates) private readonly templates: BackOfficeEmailTemplates,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
@@ -96,7 +96,7 @@ export class BackOfficeUserLifecycleService {
     const oldEmail = user.email;
     await this.write(user, this.emailFields(newEmail));
     await this.userManager.updateSecurityStamp(user);
-    await this.sessions.revokeAll(user.id);
+    await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: newEmail });
     return user;
   }
@@ -108,7 +108,7 @@ export class BackOfficeUserLifecycleService {
   async forcePasswordReset(user: BackOfficeUser): Promise<void> {
     const removed = await this.userManager.removePassword(user);
     if (!removed.succeeded) throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
-    await this.sessions.revokeAll(user.id);
+    await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserPasswordResetForcedNotification, user);
     const token = await this.userManager.generatePasswordResetToken(user);
     try {

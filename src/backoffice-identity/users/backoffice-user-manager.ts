@@ -21,6 +21,7 @@ import {
   UserPasswordResetNotification,
   UserResetAccessFailedCountNotification,
   UserTwoFactorDisabledNotification,
+  UserTwoFactorEnabledNotification,
   UserUnlockedNotification,
   UsersImportedNotification,
 } from '../notifications/notifications.js';
@@ -610,11 +611,18 @@ export class BackOfficeUserManager {
     await this.store.setSecurityStamp(user.id, user.securityStamp, this.now());
   }
 
+  /**
+   * Turns the 2FA flag on or off with a new security stamp, and raises `UserTwoFactorEnabledNotification` or
+   * `UserTwoFactorDisabledNotification`: the one place either is raised, so a host calling the manager sees
+   * what the REST routes do.
+   */
   async setTwoFactorEnabled(user: BackOfficeUser, enabled: boolean): Promise<IdentityResult> {
     if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
     const stamp = this.newSecurityStamp();
     await this.store.setTwoFactorEnabled(user.id, enabled, stamp, this.now());
     Object.assign(user, { twoFactorEnabled: enabled, securityStamp: stamp });
+    if (enabled) await this.notify(UserTwoFactorEnabledNotification, user);
+    else await this.notify(UserTwoFactorDisabledNotification, user);
     return IdentityResult.success();
   }
 
@@ -730,9 +738,7 @@ export class BackOfficeUserManager {
     for (const provider of this.twoFactorProviders) await provider.reset(user);
     if (isUserRecoveryCodeStore(this.store)) await this.store.replaceRecoveryCodes(user.id, [], this.now());
     if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
-    const result = await this.setTwoFactorEnabled(user, false);
-    if (result.succeeded) await this.notify(UserTwoFactorDisabledNotification, user);
-    return result;
+    return this.setTwoFactorEnabled(user, false);
   }
 
   /**
