@@ -24,7 +24,7 @@ import { createSwappableProviders } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
 import { BackOfficeSecurityHeadersMiddleware } from './http/security-headers.middleware.js';
 import { BackOfficeDatabaseTimeouts } from './common/database-timeouts.js';
-import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE, BACKOFFICE_SWAP_KEYS, type BackOfficeSwapKey } from './constants.js';
 import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
 import { BackOfficeUiTrailingSlash } from './ui/ui-trailing-slash.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
@@ -36,13 +36,9 @@ import { BackOfficeExternalLoginProviders } from './external-logins/external-log
 import { BackOfficeExternalLoginService } from './external-logins/external-login.service.js';
 import { BackOfficeExternalLoginSessions } from './external-logins/external-login-sessions.service.js';
 import { BackOfficeExternalLoginStateService } from './external-logins/external-login-state.service.js';
-import type {
-  BackOfficeIdentityModuleAsyncOptions,
-  BackOfficeIdentityModuleOptions,
-  BackOfficeIdentityOptions,
-  ResolvedBackOfficeIdentityOptions,
-} from './options/backoffice-identity-options.interface.js';
-import { resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
+import type { BackOfficeIdentityOptions, ResolvedBackOfficeIdentityOptions } from './options/backoffice-identity-options.interface.js';
+import type { BackOfficeIdentityModuleAsyncOptions, BackOfficeIdentityModuleOptions, BackOfficeIdentitySwaps } from './backoffice-identity-module-options.interface.js';
+import { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 import { BackOfficePermissionRegistry } from './permissions/backoffice-permissions.js';
 import { BackOfficePermissionsStartupCheck } from './permissions/permissions-startup-check.js';
 import { BackOfficeGroupService } from './groups/backoffice-group.service.js';
@@ -80,13 +76,12 @@ const SHARED_SERVICES = [
   BackOfficeAccountService,
 ];
 
-const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
-
-function splitSwaps<T extends object>(options: T): { swaps: Partial<BackOfficeIdentityModuleOptions>; rest: Omit<T, (typeof SWAP_KEYS)[number]> } {
+/** Splits module options into the swaps (`BACKOFFICE_SWAP_KEYS`) and the plain options. */
+function splitSwaps<T extends object>(options: T): { swaps: BackOfficeIdentitySwaps; rest: Omit<T, BackOfficeSwapKey> } {
   const swaps: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options ?? {})) {
-    if ((SWAP_KEYS as readonly string[]).includes(key)) swaps[key] = value;
+    if ((BACKOFFICE_SWAP_KEYS as readonly string[]).includes(key)) swaps[key] = value;
     else rest[key] = value;
   }
   return { swaps, rest } as never;
@@ -112,22 +107,29 @@ export class BackOfficeIdentityModule implements NestModule {
       throw new Error('BackOfficeIdentityModule.forRootAsync: option "useFactory" must be a function');
     }
     const { swaps } = splitSwaps(options);
+    // Routes are mounted before the factory runs, so the prefix is static: the factory may repeat it, not change it.
+    const routePrefix = resolveBackOfficeIdentityOptions({ routePrefix: options.routePrefix }).routePrefix;
     const optionsProvider: Provider = {
       provide: BACKOFFICE_IDENTITY_OPTIONS,
       inject: options.inject ?? [],
       useFactory: async (...args: unknown[]) => {
         const produced: BackOfficeIdentityOptions = (await options.useFactory(...args)) ?? {};
-        const routePrefix = options.routePrefix ?? produced.routePrefix;
-        return resolveBackOfficeIdentityOptions({ ...produced, ...(routePrefix ? { routePrefix } : {}) });
+        if (produced.routePrefix !== undefined && resolveBackOfficeIdentityOptions({ routePrefix: produced.routePrefix }).routePrefix !== routePrefix) {
+          throw new BackOfficeIdentityOptionsError(
+            'routePrefix',
+            `is mounted at "/${routePrefix}" before useFactory runs; pass it beside useFactory (forRootAsync({ routePrefix, useFactory })) instead of returning it`,
+            produced.routePrefix,
+          );
+        }
+        return resolveBackOfficeIdentityOptions({ ...produced, routePrefix });
       },
     };
-    const routePrefix = resolveBackOfficeIdentityOptions({ routePrefix: options.routePrefix }).routePrefix;
     return this.create([optionsProvider], swaps, options.imports ?? [], routePrefix);
   }
 
   private static create(
     optionsProviders: Provider[],
-    swaps: Partial<BackOfficeIdentityModuleOptions>,
+    swaps: BackOfficeIdentitySwaps,
     imports: NonNullable<DynamicModule['imports']>,
     routePrefix: string,
   ): DynamicModule {

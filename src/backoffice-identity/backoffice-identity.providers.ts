@@ -12,9 +12,10 @@ import {
   BACKOFFICE_SIGN_IN_MANAGER,
   BACKOFFICE_USER_MANAGER,
   BACKOFFICE_USER_STORE,
+  type BackOfficeSwapKey,
 } from './constants.js';
 import { NodemailerEmailSender } from './email/email-sender.js';
-import type { BackOfficeIdentitySwaps, BackOfficeProviderSpec } from './options/backoffice-identity-options.interface.js';
+import type { BackOfficeIdentitySwaps, BackOfficeProviderSpec } from './backoffice-identity-module-options.interface.js';
 import { BackOfficeIdentityOptionsError } from './options/resolve-options.js';
 import { BackOfficeSignInManager } from './sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeUserManager } from './users/backoffice-user-manager.js';
@@ -22,9 +23,9 @@ import { FallbackPasswordChecker } from './users/passwords/password-checker.js';
 import { BcryptPasswordHasher } from './users/passwords/password-hasher.js';
 import { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
 
-type SwapKey = Exclude<keyof BackOfficeIdentitySwaps, 'extraProviders'>;
+type SwapKey = Exclude<BackOfficeSwapKey, 'extraProviders'>;
 
-/** Each swappable part: its token and its default class. */
+/** Each swappable part of `BACKOFFICE_SWAP_KEYS`: its token and its default class (the compiler checks none is missing). */
 const SWAPPABLE: Record<SwapKey, { token: string; default: Type<unknown> }> = {
   userManager: { token: BACKOFFICE_USER_MANAGER, default: BackOfficeUserManager },
   signInManager: { token: BACKOFFICE_SIGN_IN_MANAGER, default: BackOfficeSignInManager },

@@ -2,16 +2,18 @@
 export * from './constants.js';
 export { BackOfficeIdentityModule } from './backoffice-identity.module.js';
 export type {
-  BackOfficeDatabaseOptions,
-  BackOfficeEmailOptions,
   BackOfficeIdentityModuleAsyncOptions,
   BackOfficeIdentityModuleOptions,
-  BackOfficeIdentityOptions,
   BackOfficeIdentitySwaps,
+  BackOfficeProviderSpec,
+} from './backoffice-identity-module-options.interface.js';
+export type {
+  BackOfficeDatabaseOptions,
+  BackOfficeEmailOptions,
+  BackOfficeIdentityOptions,
   BackOfficeLockoutOptions,
   BackOfficePasskeyOptions,
   BackOfficePasswordOptions,
-  BackOfficeProviderSpec,
   BackOfficeRateLimitOptions,
   BackOfficeSessionOptions,
   BackOfficeTokenOptions,
