@@ -3,7 +3,7 @@ import { APP_FILTER, DiscoveryModule, RouterModule } from '@nestjs/core';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
-import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
+import { BACKOFFICE_HTTP_CONTROLLERS, BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 import { BackOfficeHttpPlatform } from './http/http-platform.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
@@ -173,6 +173,9 @@ export class BackOfficeIdentityModule implements NestModule {
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(BackOfficeRequestContextMiddleware, BackOfficeSecurityHeadersMiddleware).forRoutes('*');
+    // The request context on the module's own routes only (host routes guarded by the module get it from the
+    // guard); the security headers check the path themselves (they also cover the prefix's 404s).
+    consumer.apply(BackOfficeRequestContextMiddleware).forRoutes(...BACKOFFICE_HTTP_CONTROLLERS);
+    consumer.apply(BackOfficeSecurityHeadersMiddleware).forRoutes('*');
   }
 }

@@ -102,6 +102,7 @@ export {
   type SignInStatus,
 } from './sign-in/backoffice-sign-in-manager.js';
 export { BackOfficeAccountService, type BackOfficeAccountSession } from './account/backoffice-account.service.js';
+export { BackOfficeNotSupportedError } from './users/not-supported.error.js';
 
 export * from './notifications/notifications.js';
 export { NotificationPublisher } from './notifications/notification-publisher.service.js';

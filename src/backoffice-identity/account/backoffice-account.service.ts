@@ -40,7 +40,7 @@ export class BackOfficeAccountService {
     const result = await this.userManager.changePassword(user, currentPassword, newPassword);
     if (!result.succeeded) {
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
-      await this.userManager.accessFailed(user);
+      if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
       return failure('invalid_credentials', 'The username or password is incorrect.');
     }
     await this.signInManager.refreshSignIn(user, session.id);
@@ -85,7 +85,7 @@ export class BackOfficeAccountService {
       return failure('two_factor_required', 'One of your groups requires two-factor authentication; it cannot be turned off.');
     }
     if (!(await this.userManager.checkPassword(user, password))) {
-      await this.userManager.accessFailed(user);
+      if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
       return failure('invalid_credentials', 'The username or password is incorrect.');
     }
     const result = await this.userManager.resetTwoFactor(user);

@@ -151,11 +151,11 @@ export class AuthController {
     }
     if (manager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
     if (!(await manager.checkPassword(user, body.password))) {
-      const counted = await manager.accessFailed(user);
-      if (counted.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
+      const counted = manager.supportsUserLockout ? await manager.accessFailed(user) : null;
+      if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
       throw BackOfficeHttpError.invalidCredentials();
     }
-    await manager.resetAccessFailedCount(user);
+    if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);
     await this.sessions.markReauthenticated(session);
     const until = new Date(session.reauthenticatedAt!.getTime() + this.options.session.reauthenticationMinutes * 60_000);
     return { reauthenticatedUntil: until.toISOString() };

@@ -262,7 +262,7 @@ export class BackOfficeExternalLoginService {
       const query = new URLSearchParams({ status: 'requiresTwoFactor', providers: providers.join(','), returnUrl: pending.returnUrl });
       return `${this.signInPage}?${query}`;
     }
-    await manager.resetAccessFailedCount(user);
+    if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);
     await this.signInManager.succeed(user);
     await manager.notify(UserExternalLoginSuccessNotification, user, { provider: provider.name });
     await this.issuer.issue(user, response, { externalLogin: sealed });

@@ -1,6 +1,9 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { backOfficeRequestContextOf } from '../common/request-context.middleware.js';
+import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpRequest } from '../http/http-platform.js';
 import { BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
@@ -84,10 +87,18 @@ export class BackOfficeAuthGuard implements CanActivate {
     @Inject(Reflector) private readonly reflector: Reflector,
     @Inject(BackOfficePermissionRegistry) private readonly permissions: BackOfficePermissionRegistry,
     @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
+    @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
+    // A host route: the module's middleware did not run, so the guard gives it the request context (before any
+    // await, so the route's handler runs in it too).
+    if (!BackOfficeRequestContextStore.active()) BackOfficeRequestContextStore.enter(backOfficeRequestContextOf(request, this.ipResolver));
+    return this.check(context, request);
+  }
+
+  private async check(context: ExecutionContext, request: BackOfficeAuthenticatedRequest): Promise<boolean> {
     const targets: [ReturnType<ExecutionContext['getHandler']>, ReturnType<ExecutionContext['getClass']>] = [context.getHandler(), context.getClass()];
     const options = this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, targets);
     const auth = request.backOffice ?? (await this.authenticate(request, options, targets));

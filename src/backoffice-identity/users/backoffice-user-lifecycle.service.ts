@@ -95,7 +95,7 @@ export class BackOfficeUserLifecycleService {
     if (!newEmail) throw BackOfficeHttpError.invalidToken();
     const oldEmail = user.email;
     await this.write(user, this.emailFields(newEmail));
-    await this.userManager.updateSecurityStamp(user);
+    if (this.userManager.supportsUserSecurityStamp) await this.userManager.updateSecurityStamp(user);
     await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: newEmail });
     return user;
