@@ -3,7 +3,7 @@ import { IdentityResult, type IdentityError } from '../common/identity-result.js
 import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
-import type { BackOfficeSessionEntity } from '../sessions/backoffice-session.entity.js';
+import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/session-store.interface.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';

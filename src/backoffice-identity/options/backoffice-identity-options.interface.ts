@@ -51,7 +51,7 @@ export interface BackOfficeSessionOptions {
 /** How the module protects itself from a slow or unreachable database. */
 export interface BackOfficeDatabaseOptions {
   /**
-   * Server-side `statement_timeout` (ms) set on each connection of the DataSource's pool, unless the pool
+   * Server-side `statement_timeout` (ms) set on each connection of the TypeORM data source's pool, unless the pool
    * already sets one (`extra.statement_timeout`). A stuck query then fails and the request answers 503
    * `database_unavailable` instead of hanging. `0` leaves the connections alone. Default 5000.
    */
@@ -198,8 +198,11 @@ export interface BackOfficeIdentityOptions {
    * old single-use tokens. Default 60; `0` turns the timer off.
    */
   maintenanceIntervalMinutes?: number;
-  /** Write every notification to `backoffice_audit_entry`. Default true. */
-  audit?: boolean;
+  /**
+   * The audit trail: `true` (default) writes every notification through the audit store
+   * (`backoffice_audit_entry`), `false` writes none; an object sets `enabled` and `retentionDays`.
+   */
+  audit?: boolean | BackOfficeAuditOptions;
   /** Extra password validators, run after the built-in ones. */
   passwordValidators?: PasswordValidator[];
   /** Extra user validators, run after the built-in ones. */
@@ -230,9 +233,21 @@ export interface BackOfficeApiUserOptions {
 }
 
 /** Options with every default filled in. */
+/** The audit trail's options. */
+export interface BackOfficeAuditOptions {
+  /** Write every notification to the audit store. Default true. */
+  enabled?: boolean;
+  /**
+   * Days an entry is kept: maintenance deletes older entries on each run. Default 0: kept forever.
+   * An integer from 0 to 36500.
+   */
+  retentionDays?: number;
+}
+
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys' | 'apiUsers'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys' | 'apiUsers' | 'audit'>
 > & {
+  audit: Required<BackOfficeAuditOptions>;
   database: Required<BackOfficeDatabaseOptions>;
   ui: ResolvedBackOfficeUiOptions;
   apiUsers: Required<BackOfficeApiUserOptions>;

@@ -1,12 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
-import { preparedQuery } from '../../common/prepared-query.js';
-import type { BackOfficeUser, BackOfficeUserKind } from '../backoffice-user.js';
-import { BackOfficeGroupEntity } from '../entities/backoffice-group.entity.js';
-import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
-import { BackOfficeUserEntity } from '../entities/backoffice-user.entity.js';
-import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../import/user-import.js';
+import { cappedCount } from './capped-count.js';
+import { isUuid } from '../../common/ids.js';
+import { preparedQuery } from './prepared-query.js';
+import { deleteCounting } from './sql-results.js';
+import type { BackOfficeUser, BackOfficeUserKind } from '../../users/backoffice-user.js';
+import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
+import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
+import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../../users/import/user-import.js';
 import { writeImportedUsers } from './typeorm-user-import.js';
 import {
   BackOfficeDuplicateUserError,
@@ -32,13 +34,15 @@ import {
   type UserRecoveryCodeStore,
   BackOfficeDuplicatePasskeyError,
   type NewStoredPasskey,
-  type PasskeyChallengePurpose,
   type StoredPasskey,
   type UserPasskeyStore,
   type BackOfficeUserLogin,
   BackOfficeDuplicateLoginError,
   type UserLoginStore,
-} from './user-store.interface.js';
+  type BackOfficeTokenPurpose,
+  type PrunableUserStore,
+  type UserEmailChangeStore,
+} from '../../users/stores/user-store.interface.js';
 
 /** Thrown to roll back a dry-run import after its outcomes are known. */
 class DryRunRollback extends Error {
@@ -47,10 +51,6 @@ class DryRunRollback extends Error {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** True for a syntactically valid UUID; ids from clients are checked before they reach SQL. */
-export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
 
 function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
   const { groups, ...fields } = entity;
@@ -171,6 +171,8 @@ function fromPasskeyRow(row: PasskeyRow): StoredPasskey {
 /** Rows of an `UPDATE/DELETE ... RETURNING` (TypeORM hands back `[rows, count]` for those). */
 const returned = (rows: unknown[]): unknown[] => (Array.isArray(rows[0]) ? (rows[0] as unknown[]) : rows);
 
+const DAY_MS = 86_400_000;
+
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
@@ -204,6 +206,8 @@ export class TypeOrmBackOfficeUserStore
     UserImportStore,
     UserPasskeyStore,
     UserLoginStore,
+    UserEmailChangeStore,
+    PrunableUserStore,
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
   private readonly manager: EntityManager;
@@ -445,6 +449,40 @@ export class TypeOrmBackOfficeUserStore
     );
   }
 
+  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
+    await this.transaction(async (store) => {
+      await store.voidTokens(userId, 'change_email', now);
+      await store.manager.query(
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [userId, 'change_email', tokenHash, expiresAt, now, newEmail],
+      );
+    });
+  }
+
+  async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {
+    if (!isUuid(userId)) return null;
+    const rows = await this.manager.query(
+      `UPDATE backoffice_user_token SET used_at = $4
+        WHERE user_id = $1 AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
+      [userId, 'change_email', tokenHash, now],
+    );
+    const row = returned(rows)[0] as { new_email: string | null } | undefined;
+    return row?.new_email ?? null;
+  }
+
+  async prune(now: Date): Promise<{ loginAttempts: number; tokens: number }> {
+    const dayAgo = new Date(now.getTime() - DAY_MS);
+    const monthAgo = new Date(now.getTime() - 30 * DAY_MS);
+    return {
+      loginAttempts: await deleteCounting(
+        this.manager,
+        `DELETE FROM backoffice_login_attempt WHERE updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)`,
+        [dayAgo, now],
+      ),
+      tokens: await deleteCounting(this.manager, `DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
+    };
+  }
+
   async getAuthenticatorKey(userId: string, provider: string): Promise<StoredAuthenticatorKey | null> {
     const rows = await this.manager.query(
       `SELECT encrypted_secret, confirmed_at, last_used_step FROM backoffice_user_authenticator WHERE user_id = $1 AND provider = $2`,
@@ -567,24 +605,6 @@ export class TypeOrmBackOfficeUserStore
     return returned(rows).length === 1;
   }
 
-  async createPasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, expiresAt: Date, now: Date): Promise<void> {
-    await this.manager.query(
-      `INSERT INTO backoffice_passkey_challenge (challenge_hash, purpose, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
-      [challengeHash, purpose, userId, expiresAt, now],
-    );
-  }
-
-  async consumePasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, now: Date): Promise<boolean> {
-    if (userId !== null && !isUuid(userId)) return false;
-    const rows = await this.manager.query(
-      `UPDATE backoffice_passkey_challenge SET used_at = $4
-       WHERE challenge_hash = $1 AND purpose = $2 AND user_id IS NOT DISTINCT FROM $3::uuid AND used_at IS NULL AND expires_at > $4
-       RETURNING id`,
-      [challengeHash, purpose, userId, now],
-    );
-    return returned(rows).length === 1;
-  }
-
   async addLogin(userId: string, login: Omit<BackOfficeUserLogin, 'createdAt'>, now: Date): Promise<void> {
     try {
       await this.manager.query(
@@ -657,12 +677,16 @@ export class TypeOrmBackOfficeUserStore
     return qb.getCount();
   }
 
-  async list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }> {
-    const qb = this.users.createQueryBuilder('u').leftJoinAndSelect('u.groups', 'g').where(`u.kind = 'person'`);
+  /**
+   * A page of people, newest first. The page's ids come from the `(created_at DESC, id)` index, then one query
+   * loads those users with their groups; the text filter is a `LIKE` on the stored `search_text` column
+   * (lower-cased username, email and name; trigram-indexed where `pg_trgm` is installed). `total` is exact
+   * up to 10,000 matches and the planner's estimate beyond (`totalExact: false`).
+   */
+  async list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number; totalExact: boolean }> {
+    const qb = this.users.createQueryBuilder('u').select('u.id', 'id').where(`u.kind = 'person'`);
     if (query.filter) {
-      qb.andWhere(`(u.username ILIKE :f ESCAPE '\\' OR u.email ILIKE :f ESCAPE '\\' OR u.name ILIKE :f ESCAPE '\\')`, {
-        f: `%${escapeLike(query.filter)}%`,
-      });
+      qb.andWhere(`u.search_text LIKE lower(:f) ESCAPE '\\'`, { f: `%${escapeLike(query.filter)}%` });
     }
     const now = query.now;
     switch (query.state) {
@@ -688,7 +712,12 @@ export class TypeOrmBackOfficeUserStore
         );
         break;
     }
-    const [entities, total] = await qb.orderBy('u.createdAt', 'DESC').addOrderBy('u.id').skip(query.skip).take(query.take).getManyAndCount();
-    return { items: entities.map(toUser), total };
+    const [countSql, countParams] = qb.getQueryAndParameters();
+    const ids: string[] = (await qb.orderBy('u.createdAt', 'DESC').addOrderBy('u.id').offset(query.skip).limit(query.take).getRawMany()).map((r) => r.id);
+    const entities = ids.length ? await this.users.find({ where: { id: In(ids) }, relations: { groups: true } }) : [];
+    const order = new Map(ids.map((id, i) => [id, i]));
+    entities.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    const total = await cappedCount(this.manager, countSql, countParams);
+    return { items: entities.map(toUser), total: total.value, totalExact: total.exact };
   }
 }
