@@ -1,4 +1,4 @@
-import { type DynamicModule, Global, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
+import { type DynamicModule, Global, Inject, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
 import { APP_FILTER, DiscoveryModule, RouterModule } from '@nestjs/core';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -6,6 +6,7 @@ import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strateg
 import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 import { BackOfficeHttpPlatform } from './http/http-platform.js';
+import { BackOfficeFastifyRouteFallback } from './http/fastify-route-fallback.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
 import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
@@ -97,6 +98,8 @@ function splitSwaps<T extends object>(options: T): { swaps: Partial<BackOfficeId
 @Global()
 @Module({})
 export class BackOfficeIdentityModule implements NestModule {
+  constructor(@Inject(BackOfficeFastifyRouteFallback) private readonly routeFallback: BackOfficeFastifyRouteFallback) {}
+
   /** Registers the module with static options. */
   static forRoot(options: BackOfficeIdentityModuleOptions = {}): DynamicModule {
     const { swaps, rest } = splitSwaps(options);
@@ -160,6 +163,7 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficePermissionsStartupCheck,
         BackOfficeDatabaseTimeouts,
         BackOfficeUiTrailingSlash,
+        BackOfficeFastifyRouteFallback,
         BackOfficeAuditListener,
         BackOfficeMaintenanceService,
         { provide: APP_FILTER, useClass: BackOfficeExceptionFilter },
@@ -170,5 +174,7 @@ export class BackOfficeIdentityModule implements NestModule {
 
   configure(consumer: MiddlewareConsumer): void {
     consumer.apply(BackOfficeRequestContextMiddleware, BackOfficeSecurityHeadersMiddleware).forRoutes('*');
+    // Nest configures middleware before it registers routes: the route fallback learns the module's paths.
+    this.routeFallback.watchRoutes();
   }
 }

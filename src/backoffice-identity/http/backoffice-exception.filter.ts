@@ -4,6 +4,7 @@ import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { isDatabaseUnavailableError } from '../common/database-errors.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http-error.js';
+import { asTokenEndpointError } from '../api-users/oauth-error-body.js';
 import { BackOfficeHttpPlatform, requestPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
 
 const CODES: Record<number, string> = {
@@ -32,6 +33,7 @@ const CODES: Record<number, string> = {
 export class BackOfficeExceptionFilter extends BaseExceptionFilter {
   private readonly logger = new Logger('BackOfficeIdentity');
   private readonly prefix: string;
+  private readonly tokenPath: string;
 
   constructor(
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
@@ -39,6 +41,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
   ) {
     super();
     this.prefix = `/${options.routePrefix}/`;
+    this.tokenPath = `/${options.routePrefix}/auth/token`;
   }
 
   override catch(exception: unknown, host: ArgumentsHost): void {
@@ -51,8 +54,12 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
     if (this.platform.headersSent(response)) return;
     const error = isDatabaseUnavailableError(exception) ? BackOfficeHttpError.databaseUnavailable() : exception;
     if (error !== exception) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
-    const body = this.toBody(error);
+    let body = this.toBody(error);
     if (error instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(error.headers)) this.platform.setHeader(response, k, v);
+    if (path.endsWith(this.tokenPath) && typeof body.error !== 'string' && body.statusCode < 500) {
+      body = asTokenEndpointError(body);
+      this.platform.setHeader(response, 'Cache-Control', 'no-store');
+    }
     this.platform.sendJson(response, body.statusCode, body);
   }
 
