@@ -10,7 +10,7 @@ import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER 
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { isUuid, TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from '../users/stores/typeorm-user-store.js';
+import { aliases, isUuid, TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from '../users/stores/typeorm-user-store.js';
 import { BackOfficeSessionEntity } from './backoffice-session.entity.js';
 
 /** A session as its owner sees it. */
@@ -37,11 +37,20 @@ export interface BackOfficeSessionDeadlines {
 export interface BackOfficeAuthentication {
   session: BackOfficeSessionEntity;
   user: BackOfficeUser;
+  /**
+   * The providers of the user's linked external logins (oldest link first), read by the same statement as the
+   * session when external logins are configured and the built-in store serves users; else undefined.
+   */
+  loginProviders?: string[];
 }
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 /** Longest life of a setup-only session (a member who must enrol in 2FA first). */
 export const SETUP_ONLY_SESSION_MINUTES = 15;
+
+/** The providers of the user's linked external logins, as `GET /auth/me` lists them (oldest link first). */
+const LOGIN_PROVIDERS_COLUMN = `ARRAY(SELECT l.provider FROM backoffice_user_login l WHERE l.user_id = u.id
+  ORDER BY l.created_at, l.provider) AS login_providers`;
 
 /** The session columns, aliased so they can sit beside the user's in one row. */
 const SESSION_COLUMNS = `s.id AS s_id, s.user_id AS s_user_id, s.token_hash AS s_token_hash, s.security_stamp AS s_security_stamp,
@@ -62,6 +71,7 @@ interface SessionRow {
   s_ip: string | null;
   s_user_agent: string | null;
   s_two_factor_setup_only: boolean;
+  login_providers?: string[] | string;
 }
 
 /**
@@ -82,6 +92,8 @@ export class BackOfficeSessionService {
   private readonly pendingTouches = new Map<string, Date>();
   /** Whether users come from the built-in store through the built-in `findById`: then one query reads both. */
   private readonly joinsUser: boolean;
+  /** Whether that query also reads the user's linked logins (external providers are configured). */
+  private readonly readsLogins: boolean;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -95,6 +107,7 @@ export class BackOfficeSessionService {
       userManager.findById === BackOfficeUserManager.prototype.findById &&
       store instanceof TypeOrmBackOfficeUserStore &&
       store.findById === TypeOrmBackOfficeUserStore.prototype.findById;
+    this.readsLogins = this.joinsUser && options.externalLogins.length > 0;
     this.idleMs = options.session.idleTimeoutMinutes * 60_000;
     this.absoluteMs = options.session.absoluteTimeoutHours * 3_600_000;
     this.touchIntervalMs = Math.min(60_000, this.idleMs / 4);
@@ -162,7 +175,7 @@ export class BackOfficeSessionService {
     const user = found.user === undefined ? await this.userManager.findById(session.userId) : found.user;
     if (!user || !user.isApproved || user.securityStamp !== session.securityStamp) return null;
     if (options.touch !== false && now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) this.touch(session, now);
-    return { session, user };
+    return found.loginProviders ? { session, user, loginProviders: found.loginProviders } : { session, user };
   }
 
   /**
@@ -190,10 +203,20 @@ export class BackOfficeSessionService {
 
   /**
    * One indexed lookup, mapped by hand (it runs on every authenticated request). `user` is the session's user
-   * (null when gone) when the query could read it too, else undefined.
+   * (null when gone) when the query could read it too, else undefined; `loginProviders` likewise.
    */
-  private async findByTokenHash(tokenHash: string): Promise<{ session: BackOfficeSessionEntity; user?: BackOfficeUser | null } | null> {
-    const rows = this.joinsUser
+  private async findByTokenHash(
+    tokenHash: string,
+  ): Promise<{ session: BackOfficeSessionEntity; user?: BackOfficeUser | null; loginProviders?: string[] } | null> {
+    const rows = this.readsLogins
+      ? await preparedQuery<SessionRow & Partial<UserRow>>(
+          this.dataSource,
+          'backoffice_find_session_with_user_and_logins',
+          `SELECT ${SESSION_COLUMNS}, ${USER_COLUMNS}, ${LOGIN_PROVIDERS_COLUMN}
+           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = $1`,
+          [tokenHash],
+        )
+      : this.joinsUser
       ? await preparedQuery<SessionRow & Partial<UserRow>>(
           this.dataSource,
           'backoffice_find_session_with_user',
@@ -225,7 +248,9 @@ export class BackOfficeSessionService {
     });
     if (!this.joinsUser) return { session };
     const userRow = row as SessionRow & Partial<UserRow>;
-    return { session, user: userRow.id ? userFromRow(userRow as UserRow) : null };
+    if (!userRow.id) return { session, user: null };
+    const user = userFromRow(userRow as UserRow);
+    return this.readsLogins ? { session, user, loginProviders: aliases(row.login_providers ?? []) } : { session, user };
   }
 
   private isLive(session: BackOfficeSessionEntity, now: Date): boolean {
