@@ -52,7 +52,7 @@ describe('Database round trips of an authenticated request and of a login', () =
     expect(me?.status).toBe(200);
     expect(me?.body.groups).toEqual(['editor']);
     expect(statements).toHaveLength(1);
-    expect(statements[0]).toMatch(/FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = \$1/);
+    expect(statements[0]).toMatch(/FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id LEFT JOIN LATERAL \(.* FROM backoffice_user_group m JOIN backoffice_group g .*\) ug ON true WHERE s.token_hash = \$1/);
   });
 
   it('the throttled last-seen write runs after the response, and sliding still works', async () => {
@@ -105,8 +105,8 @@ describe('Database round trips of an authenticated request and of a login', () =
     });
     expect(status).toBe(200);
     expect(statements.map(verb)).toEqual([
-      'SELECT u.*, ARRAY(SELECT', // the user by name
-      'SELECT u.*, ARRAY(SELECT', // again after the hash check: a lock that began meanwhile still refuses
+      'SELECT u.*, ug.group_aliases,', // the user by name, with its groups
+      'SELECT u.*, ug.group_aliases,', // again after the hash check: a lock that began meanwhile still refuses
       'UPDATE backoffice_user SET', // last login
       'INSERT INTO backoffice_audit_entry', // backoffice.user.login.success, before the response
       'INSERT INTO backoffice_session', // the session
@@ -146,7 +146,7 @@ describe('With external login providers configured', () => {
       });
       expect(me?.status).toBe(200);
       expect(statements).toHaveLength(1);
-      expect(statements[0]).toMatch(/FROM backoffice_user_login l WHERE l.user_id = u.id .*FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = \$1/);
+      expect(statements[0]).toMatch(/FROM backoffice_user_login l WHERE l.user_id = u.id .*FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id LEFT JOIN LATERAL .* WHERE s.token_hash = \$1/);
       return me!.body;
     };
     expect((await ask()).logins).toEqual([]);

@@ -10,7 +10,7 @@ import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER 
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { aliases, isUuid, TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from '../users/stores/typeorm-user-store.js';
+import { aliases, isUuid, TypeOrmBackOfficeUserStore, USER_COLUMNS, USER_GROUPS_JOIN, userFromRow, type UserRow } from '../users/stores/typeorm-user-store.js';
 import { BackOfficeSessionEntity } from './backoffice-session.entity.js';
 
 /** A session as its owner sees it. */
@@ -213,7 +213,7 @@ export class BackOfficeSessionService {
           this.dataSource,
           'backoffice_find_session_with_user_and_logins',
           `SELECT ${SESSION_COLUMNS}, ${USER_COLUMNS}, ${LOGIN_PROVIDERS_COLUMN}
-           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = $1`,
+           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
           [tokenHash],
         )
       : this.joinsUser
@@ -221,7 +221,7 @@ export class BackOfficeSessionService {
           this.dataSource,
           'backoffice_find_session_with_user',
           `SELECT ${SESSION_COLUMNS}, ${USER_COLUMNS}
-           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = $1`,
+           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
           [tokenHash],
         )
       : await preparedQuery<SessionRow>(
