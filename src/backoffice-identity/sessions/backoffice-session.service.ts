@@ -10,7 +10,7 @@ import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER 
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { aliases, isUuid, TypeOrmBackOfficeUserStore, USER_COLUMNS, USER_GROUPS_JOIN, userFromRow, type UserRow } from '../users/stores/typeorm-user-store.js';
+import { aliases, isUuid, jsonDate, TypeOrmBackOfficeUserStore, USER_COLUMNS, USER_GROUPS_JOIN, userFromRow, type UserJson, type UserRow } from '../users/stores/typeorm-user-store.js';
 import { BackOfficeSessionEntity } from './backoffice-session.entity.js';
 
 /** A session as its owner sees it. */
@@ -52,25 +52,24 @@ export const SETUP_ONLY_SESSION_MINUTES = 15;
 const LOGIN_PROVIDERS_COLUMN = `ARRAY(SELECT l.provider FROM backoffice_user_login l WHERE l.user_id = u.id
   ORDER BY l.created_at, l.provider) AS login_providers`;
 
-/** The session columns, aliased so they can sit beside the user's in one row. */
-const SESSION_COLUMNS = `s.id AS s_id, s.user_id AS s_user_id, s.token_hash AS s_token_hash, s.security_stamp AS s_security_stamp,
-  s.created_at AS s_created_at, s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at,
-  s.reauthenticated_at AS s_reauthenticated_at, s.revoked_at AS s_revoked_at,
-  s.ip AS s_ip, s.user_agent AS s_user_agent, s.two_factor_setup_only AS s_two_factor_setup_only`;
+/** `backoffice_session` as `row_to_json(s)` gives it (one field for the driver to parse; timestamps as ISO text). */
+interface SessionJson {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  security_stamp: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  reauthenticated_at: string | null;
+  revoked_at: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  two_factor_setup_only: boolean;
+}
 
 interface SessionRow {
-  s_id: string;
-  s_user_id: string;
-  s_token_hash: string;
-  s_security_stamp: string;
-  s_created_at: Date;
-  s_last_seen_at: Date;
-  s_expires_at: Date;
-  s_reauthenticated_at: Date | null;
-  s_revoked_at: Date | null;
-  s_ip: string | null;
-  s_user_agent: string | null;
-  s_two_factor_setup_only: boolean;
+  s: SessionJson;
   login_providers?: string[] | string;
 }
 
@@ -209,47 +208,48 @@ export class BackOfficeSessionService {
     tokenHash: string,
   ): Promise<{ session: BackOfficeSessionEntity; user?: BackOfficeUser | null; loginProviders?: string[] } | null> {
     const rows = this.readsLogins
-      ? await preparedQuery<SessionRow & Partial<UserRow>>(
+      ? await preparedQuery<SessionRow & UserRow>(
           this.dataSource,
           'backoffice_find_session_with_user_and_logins',
-          `SELECT ${SESSION_COLUMNS}, ${USER_COLUMNS}, ${LOGIN_PROVIDERS_COLUMN}
+          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}, ${LOGIN_PROVIDERS_COLUMN}
            FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
           [tokenHash],
         )
       : this.joinsUser
-      ? await preparedQuery<SessionRow & Partial<UserRow>>(
+      ? await preparedQuery<SessionRow & UserRow>(
           this.dataSource,
           'backoffice_find_session_with_user',
-          `SELECT ${SESSION_COLUMNS}, ${USER_COLUMNS}
+          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}
            FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
           [tokenHash],
         )
       : await preparedQuery<SessionRow>(
           this.dataSource,
           'backoffice_find_session_by_token_hash',
-          `SELECT ${SESSION_COLUMNS} FROM backoffice_session s WHERE s.token_hash = $1`,
+          `SELECT row_to_json(s) AS s FROM backoffice_session s WHERE s.token_hash = $1`,
           [tokenHash],
         );
     const row = rows[0];
     if (!row) return null;
+    const s = row.s;
     const session = Object.assign(new BackOfficeSessionEntity(), {
-      id: row.s_id,
-      userId: row.s_user_id,
-      tokenHash: row.s_token_hash,
-      securityStamp: row.s_security_stamp,
-      createdAt: row.s_created_at,
-      lastSeenAt: row.s_last_seen_at,
-      expiresAt: row.s_expires_at,
-      reauthenticatedAt: row.s_reauthenticated_at,
-      revokedAt: row.s_revoked_at,
-      ip: row.s_ip,
-      userAgent: row.s_user_agent,
-      twoFactorSetupOnly: row.s_two_factor_setup_only === true,
+      id: s.id,
+      userId: s.user_id,
+      tokenHash: s.token_hash,
+      securityStamp: s.security_stamp,
+      createdAt: new Date(s.created_at),
+      lastSeenAt: new Date(s.last_seen_at),
+      expiresAt: new Date(s.expires_at),
+      reauthenticatedAt: jsonDate(s.reauthenticated_at),
+      revokedAt: jsonDate(s.revoked_at),
+      ip: s.ip,
+      userAgent: s.user_agent,
+      twoFactorSetupOnly: s.two_factor_setup_only === true,
     });
     if (!this.joinsUser) return { session };
-    const userRow = row as SessionRow & Partial<UserRow>;
-    if (!userRow.id) return { session, user: null };
-    const user = userFromRow(userRow as UserRow);
+    const userRow = row as SessionRow & UserRow;
+    if (!userRow.u) return { session, user: null };
+    const user = userFromRow(userRow as UserRow & { u: UserJson });
     return this.readsLogins ? { session, user, loginProviders: aliases(row.login_providers ?? []) } : { session, user };
   }
 
