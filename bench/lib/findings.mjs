@@ -22,7 +22,7 @@ const FINDINGS = [
           'adds a `SELECT DISTINCT ... LIMIT 1` pre-query), then two ORM-built ones whose long SQL PostgreSQL re-parsed and re-planned on ' +
           'every request, with about a sixth of the app\'s CPU in TypeORM query building and entity hydration. The session lookup by ' +
           'token hash and the user lookup (with its group aliases) are now one hand-mapped query each, sent as named prepared ' +
-          'statements on the pool under the DataSource (`src/backoffice-identity/common/prepared-query.ts`): /auth/me went from 588 to ' +
+          'statements on the pool under the DataSource (`src/backoffice-identity/persistence/typeorm/prepared-query.ts`): /auth/me went from 588 to ' +
           '959 rps, then to about 2,000 rps (from 0.23× to 0.70× /health) in runs like this one.',
       ].join('\n');
     },

@@ -1,7 +1,6 @@
 import { type DynamicModule, Global, Inject, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
 import { APP_FILTER, DiscoveryModule, RouterModule } from '@nestjs/core';
 import { ThrottlerStorageService } from '@nestjs/throttler';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
 import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
@@ -20,18 +19,16 @@ import { BackOfficeInviteService } from './invites/backoffice-invite.service.js'
 import { BackOfficePasswordResetService } from './auth/backoffice-password-reset.service.js';
 import { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';
 import { BackOfficeMaintenanceService } from './maintenance/backoffice-maintenance.service.js';
-import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
-import { createSwappableProviders } from './backoffice-identity.providers.js';
+import { createSwappableProviders, usesTypeOrmStores } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
 import { BackOfficeSecurityHeadersMiddleware } from './http/security-headers.middleware.js';
-import { BackOfficeDatabaseTimeouts } from './common/database-timeouts.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
 import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
 import { BackOfficeUiTrailingSlash } from './ui/ui-trailing-slash.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
 import { BackOfficePasskeyCeremonies } from './passkeys/passkey-ceremonies.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
-import { backOfficeIdentityEntities } from './entities.js';
+import { typeOrmPersistence } from './persistence/typeorm/typeorm-persistence.js';
 import { NotificationPublisher } from './notifications/notification-publisher.service.js';
 import { BackOfficeExternalLoginProviders } from './external-logins/external-login-providers.service.js';
 import { BackOfficeExternalLoginService } from './external-logins/external-login.service.js';
@@ -79,7 +76,7 @@ const SHARED_SERVICES = [
   BackOfficeExternalLoginService,
 ];
 
-const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
+const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'sessionStore', 'pendingSignInStore', 'groupStore', 'apiClientStore', 'externalLoginSessionStore', 'stores', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
 
 function splitSwaps<T extends object>(options: T): { swaps: Partial<BackOfficeIdentityModuleOptions>; rest: Omit<T, (typeof SWAP_KEYS)[number]> } {
   const swaps: Record<string, unknown> = {};
@@ -147,21 +144,22 @@ export class BackOfficeIdentityModule implements NestModule {
       backOfficeLocalStrategyProvider,
       rateLimitStorage,
     ];
+    // The TypeORM repositories, start-up check and database timeouts only while a default store is in use.
+    const persistence = usesTypeOrmStores(swaps) ? typeOrmPersistence() : { imports: [], providers: [] };
     return {
       module: BackOfficeIdentityModule,
       global: true,
       imports: [
         ...imports,
         DiscoveryModule,
-        TypeOrmModule.forFeature(backOfficeIdentityEntities),
+        ...persistence.imports,
         BackOfficeIdentityHttpModule,
         RouterModule.register([{ path: routePrefix, module: BackOfficeIdentityHttpModule }]),
       ],
       providers: [
         ...shared,
-        BackOfficeIdentityStartupCheck,
+        ...persistence.providers,
         BackOfficePermissionsStartupCheck,
-        BackOfficeDatabaseTimeouts,
         BackOfficeUiTrailingSlash,
         BackOfficeFastifyRouteFallback,
         BackOfficeAuditListener,

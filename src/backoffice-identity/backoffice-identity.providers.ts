@@ -12,6 +12,11 @@ import {
   BACKOFFICE_SIGN_IN_MANAGER,
   BACKOFFICE_USER_MANAGER,
   BACKOFFICE_USER_STORE,
+  BACKOFFICE_SESSION_STORE,
+  BACKOFFICE_PENDING_SIGN_IN_STORE,
+  BACKOFFICE_GROUP_STORE,
+  BACKOFFICE_API_CLIENT_STORE,
+  BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE,
 } from './constants.js';
 import { NodemailerEmailSender } from './email/email-sender.js';
 import type { BackOfficeIdentitySwaps, BackOfficeProviderSpec } from './options/backoffice-identity-options.interface.js';
@@ -20,15 +25,21 @@ import { BackOfficeSignInManager } from './sign-in/backoffice-sign-in-manager.js
 import { BackOfficeUserManager } from './users/backoffice-user-manager.js';
 import { FallbackPasswordChecker } from './users/passwords/password-checker.js';
 import { BcryptPasswordHasher } from './users/passwords/password-hasher.js';
-import { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
+import { BACKOFFICE_STORE_KEYS, type BackOfficeStores } from './persistence/backoffice-stores.interface.js';
+import { TYPEORM_DEFAULT_STORES } from './persistence/typeorm/typeorm-persistence.js';
 
-type SwapKey = Exclude<keyof BackOfficeIdentitySwaps, 'extraProviders'>;
+type SwapKey = Exclude<keyof BackOfficeIdentitySwaps, 'extraProviders' | 'stores'>;
 
 /** Each swappable part: its token and its default class. */
 const SWAPPABLE: Record<SwapKey, { token: string; default: Type<unknown> }> = {
   userManager: { token: BACKOFFICE_USER_MANAGER, default: BackOfficeUserManager },
   signInManager: { token: BACKOFFICE_SIGN_IN_MANAGER, default: BackOfficeSignInManager },
-  userStore: { token: BACKOFFICE_USER_STORE, default: TypeOrmBackOfficeUserStore },
+  userStore: { token: BACKOFFICE_USER_STORE, default: TYPEORM_DEFAULT_STORES.userStore },
+  sessionStore: { token: BACKOFFICE_SESSION_STORE, default: TYPEORM_DEFAULT_STORES.sessionStore },
+  pendingSignInStore: { token: BACKOFFICE_PENDING_SIGN_IN_STORE, default: TYPEORM_DEFAULT_STORES.pendingSignInStore },
+  groupStore: { token: BACKOFFICE_GROUP_STORE, default: TYPEORM_DEFAULT_STORES.groupStore },
+  apiClientStore: { token: BACKOFFICE_API_CLIENT_STORE, default: TYPEORM_DEFAULT_STORES.apiClientStore },
+  externalLoginSessionStore: { token: BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE, default: TYPEORM_DEFAULT_STORES.externalLoginSessionStore },
   passwordHasher: { token: BACKOFFICE_PASSWORD_HASHER, default: BcryptPasswordHasher },
   passwordChecker: { token: BACKOFFICE_PASSWORD_CHECKER, default: FallbackPasswordChecker },
   emailSender: { token: BACKOFFICE_EMAIL_SENDER, default: NodemailerEmailSender },
@@ -51,9 +62,25 @@ function toProvider(key: SwapKey, spec: BackOfficeProviderSpec<unknown> | undefi
   throw new BackOfficeIdentityOptionsError(key, 'must be a class or { useClass | useValue | useFactory }', spec);
 }
 
+/** The swap of `key`: its own option, else the store of that key in `stores`. */
+function specOf(swaps: BackOfficeIdentitySwaps, key: SwapKey): BackOfficeProviderSpec<unknown> | undefined {
+  const own = swaps[key] as BackOfficeProviderSpec<unknown> | undefined;
+  if (own !== undefined && own !== null) return own;
+  const fromSet = (BACKOFFICE_STORE_KEYS as readonly string[]).includes(key) ? swaps.stores?.[key as keyof BackOfficeStores] : undefined;
+  return fromSet === undefined || fromSet === null ? undefined : { useValue: fromSet };
+}
+
+/** True while any store is the default TypeORM one (then the module needs the host's TypeORM data source). */
+export function usesTypeOrmStores(swaps: BackOfficeIdentitySwaps): boolean {
+  if (swaps.stores !== undefined && (typeof swaps.stores !== 'object' || swaps.stores === null)) {
+    throw new BackOfficeIdentityOptionsError('stores', 'must be an object of stores (e.g. InMemoryBackOfficeStores.create())', swaps.stores);
+  }
+  return BACKOFFICE_STORE_KEYS.some((key) => specOf(swaps, key) === undefined);
+}
+
 /** The providers of every swappable part, each under its exported token. */
 export function createSwappableProviders(swaps: BackOfficeIdentitySwaps): Provider<unknown>[] {
   const extra = swaps.extraProviders ?? [];
   if (!Array.isArray(extra)) throw new BackOfficeIdentityOptionsError('extraProviders', 'must be an array of providers', extra);
-  return [...(Object.keys(SWAPPABLE) as SwapKey[]).map((key) => toProvider(key, swaps[key])), ...extra];
+  return [...(Object.keys(SWAPPABLE) as SwapKey[]).map((key) => toProvider(key, specOf(swaps, key))), ...extra];
 }

@@ -6,6 +6,16 @@ export const BACKOFFICE_USER_MANAGER = 'BACKOFFICE_USER_MANAGER';
 export const BACKOFFICE_SIGN_IN_MANAGER = 'BACKOFFICE_SIGN_IN_MANAGER';
 /** DI token of the {@link BackOfficeUserStore} port. */
 export const BACKOFFICE_USER_STORE = 'BACKOFFICE_USER_STORE';
+/** DI token of the {@link BackOfficeSessionStore} port. */
+export const BACKOFFICE_SESSION_STORE = 'BACKOFFICE_SESSION_STORE';
+/** DI token of the {@link BackOfficePendingSignInStore} port (two-factor steps, OIDC states, passkey challenges). */
+export const BACKOFFICE_PENDING_SIGN_IN_STORE = 'BACKOFFICE_PENDING_SIGN_IN_STORE';
+/** DI token of the {@link BackOfficeGroupStore} port. */
+export const BACKOFFICE_GROUP_STORE = 'BACKOFFICE_GROUP_STORE';
+/** DI token of the {@link BackOfficeApiClientStore} port. */
+export const BACKOFFICE_API_CLIENT_STORE = 'BACKOFFICE_API_CLIENT_STORE';
+/** DI token of the {@link BackOfficeExternalLoginSessionStore} port. */
+export const BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE = 'BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE';
 /** DI token of the {@link BackOfficePasswordHasher}. */
 export const BACKOFFICE_PASSWORD_HASHER = 'BACKOFFICE_PASSWORD_HASHER';
 /** DI token of the optional {@link BackOfficePasswordChecker} (e.g. LDAP first). */

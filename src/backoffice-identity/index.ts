@@ -23,8 +23,8 @@ export type {
   ResolvedBackOfficeUiOptions,
 } from './options/backoffice-identity-options.interface.js';
 export { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
-export { backOfficeIdentityMigrations } from './migrations/index.js';
-export { backOfficeIdentityEntities } from './entities.js';
+export { backOfficeIdentityMigrations } from './persistence/typeorm/migrations/index.js';
+export { backOfficeIdentityEntities } from './persistence/typeorm/entities.js';
 
 export { IdentityResult, type IdentityError } from './common/identity-result.js';
 export { BackOfficeErrorDescriber } from './common/error-describer.js';
@@ -43,12 +43,41 @@ export {
   type BackOfficeUserKind,
 } from './users/backoffice-user.js';
 export * from './users/stores/user-store.interface.js';
-export { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
-export { BackOfficeUserEntity } from './users/entities/backoffice-user.entity.js';
-export { BackOfficeGroupEntity } from './users/entities/backoffice-group.entity.js';
-export { BackOfficeUserTokenEntity, type BackOfficeTokenPurpose } from './users/entities/backoffice-user-token.entity.js';
-export { BackOfficeLoginAttemptEntity } from './users/entities/backoffice-login-attempt.entity.js';
-export { BackOfficeSessionEntity } from './sessions/backoffice-session.entity.js';
+export { TypeOrmBackOfficeUserStore } from './persistence/typeorm/typeorm-user-store.js';
+export type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './sessions/session-store.interface.js';
+export type {
+  BackOfficePendingSignIn,
+  BackOfficePendingSignInKind,
+  BackOfficePendingSignInMatch,
+  BackOfficePendingSignInStore,
+} from './sign-in/pending-sign-in-store.interface.js';
+export { BackOfficeDuplicateGroupError, type BackOfficeGroupFields, type BackOfficeGroupRecord, type BackOfficeGroupStore } from './groups/group-store.interface.js';
+export type {
+  BackOfficeAccessTokenRecord,
+  BackOfficeApiClient,
+  BackOfficeApiClientListing,
+  BackOfficeApiClientStore,
+} from './api-users/api-client-store.interface.js';
+export type { BackOfficeExternalLoginSessionRecord, BackOfficeExternalLoginSessionStore } from './external-logins/external-login-session-store.interface.js';
+export { BACKOFFICE_STORE_KEYS, type BackOfficeStores } from './persistence/backoffice-stores.interface.js';
+export { TypeOrmBackOfficeSessionStore } from './persistence/typeorm/typeorm-session-store.js';
+export { TypeOrmBackOfficePendingSignInStore } from './persistence/typeorm/typeorm-pending-sign-in-store.js';
+export { TypeOrmBackOfficeGroupStore } from './persistence/typeorm/typeorm-group-store.js';
+export { TypeOrmBackOfficeApiClientStore } from './persistence/typeorm/typeorm-api-client-store.js';
+export { TypeOrmBackOfficeExternalLoginSessionStore } from './persistence/typeorm/typeorm-external-login-session-store.js';
+export { InMemoryBackOfficeStores, type InMemoryBackOfficeStoreSet } from './persistence/in-memory/in-memory-backoffice-stores.js';
+export { InMemoryBackOfficeState } from './persistence/in-memory/in-memory-state.js';
+export { InMemoryBackOfficeUserStore } from './persistence/in-memory/in-memory-user-store.js';
+export { InMemoryBackOfficeSessionStore } from './persistence/in-memory/in-memory-session-store.js';
+export { InMemoryBackOfficePendingSignInStore } from './persistence/in-memory/in-memory-pending-sign-in-store.js';
+export { InMemoryBackOfficeGroupStore } from './persistence/in-memory/in-memory-group-store.js';
+export { InMemoryBackOfficeApiClientStore } from './persistence/in-memory/in-memory-api-client-store.js';
+export { InMemoryBackOfficeExternalLoginSessionStore } from './persistence/in-memory/in-memory-external-login-session-store.js';
+export { BackOfficeUserEntity } from './persistence/typeorm/entities/backoffice-user.entity.js';
+export { BackOfficeGroupEntity } from './persistence/typeorm/entities/backoffice-group.entity.js';
+export { BackOfficeUserTokenEntity } from './persistence/typeorm/entities/backoffice-user-token.entity.js';
+export { BackOfficeLoginAttemptEntity } from './persistence/typeorm/entities/backoffice-login-attempt.entity.js';
+export { BackOfficeSessionEntity } from './persistence/typeorm/entities/backoffice-session.entity.js';
 export { BackOfficeAuditEntryEntity } from './audit/backoffice-audit-entry.entity.js';
 export {
   BcryptPasswordHasher,

@@ -54,7 +54,9 @@ suite('the demo app (npm start) in a real browser', () => {
     await page.goto(`${origin}/backoffice/`);
     await page.getByLabel('Email', { exact: true }).fill(admin.email);
     await page.getByLabel('Password', { exact: true }).fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    // The demo runs on localhost, so passkeys are on: the page also has "Sign in with a passkey".
+    expect(await page.getByRole('button', { name: 'Sign in with a passkey' }).isVisible()).toBe(true);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.waitForURL(`${origin}/backoffice/account`);
     await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain(admin.email);
     const invited = await page.evaluate(() =>

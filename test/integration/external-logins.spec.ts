@@ -11,7 +11,7 @@ import {
   type UserGroupsChangedNotification,
   type UserLogoutSuccessNotification,
 } from '../../src/backoffice-identity/index.js';
-import { expectClientError } from '../support/bad-input.js';
+import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
@@ -168,6 +168,30 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     return app;
   }
 
+  /** Invites on `app` with a take-over listener (the seed's `handleEmail()` pattern); returns the link's user id and token. */
+  async function inviteWithTakeOver(app: IdentityApp, groups: string[] = ['writer']): Promise<{ userId: string; token: string; email: string; message: SendEmailNotification['message'] }> {
+    const emitter = app.app.get(EventEmitter2);
+    const sent: SendEmailNotification[] = [];
+    const listener = (n: SendEmailNotification) => {
+      sent.push(n);
+      n.handleEmail();
+    };
+    emitter.on(BackOfficeEvents.SendEmail, listener);
+    try {
+      const email = `invitee-${sub('i')}@corp.example.com`;
+      const invited = await app.app.get(BackOfficeInviteService).invite({ email, name: 'Invitee', groups }, null);
+      expect(invited.succeeded).toBe(true);
+      expect(sent).toHaveLength(1);
+      expect(sent[0].isHandled).toBe(true);
+      const link = new URL(/https?:\/\/\S+\/accept-invite#\S+/.exec(sent[0].message.text)![0]);
+      const fragment = new URLSearchParams(link.hash.slice(1));
+      expect(fragment.get('userId')).toBe(invited.value!.user.id);
+      return { userId: fragment.get('userId')!, token: fragment.get('token')!, email, message: sent[0].message };
+    } finally {
+      emitter.off(BackOfficeEvents.SendEmail, listener);
+    }
+  }
+
   async function adminClient(): Promise<HttpClient> {
     const admin = await newUser({ groups: ['admin'] });
     const http = new HttpClient(ctx.url);
@@ -232,8 +256,14 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(result.headers.get('location')).toBeNull();
     });
 
-    it('a malformed invite is 400 invalid_token, and query parameters of the wrong shape are 400', async () => {
-      expectClientError(await new Person(ctx.url).challenge('oidc', { invite: 'not-an-invite' }), 400);
+    it('an invite token in the query string is 400 token_in_query and starts nothing (ASVS 5.0 14.2.1); wrong-shaped queries are 400', async () => {
+      for (const invite of ['not-an-invite', `${crypto.randomUUID()}.${'a'.repeat(43)}`, '']) {
+        const refused = await new Person(ctx.url).challenge('oidc', { invite });
+        expectClientError(refused, 400);
+        expect(refused.body.code).toBe('token_in_query');
+        expect(refused.headers.get('location')).toBeNull();
+        expect(refused.setCookies.some((c) => c.startsWith('backoffice_session_ext='))).toBe(false);
+      }
       const person = new Person(ctx.url);
       const duplicate = await person.app.get('/auth/external/oidc/challenge?returnUrl=/a&returnUrl=/b', { redirect: 'manual' });
       expectClientError(duplicate, 400);
@@ -686,6 +716,111 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     });
   });
 
+  describe('two-factor enforced by a group (requireTwoFactor) applies after an external sign-in too', () => {
+    /** A group that requires two-factor; returns its alias. */
+    async function requiringGroup(admin: HttpClient): Promise<string> {
+      const alias = `extEnforced${++counter}`;
+      const created = await admin.post('/groups', { alias, name: `Enforced ${counter}`, permissions: ['audit.read'], requireTwoFactor: true });
+      expect(created.status, created.text).toBe(201);
+      return alias;
+    }
+
+    it('a member without 2FA gets a setup-only session on the account page, reaching nothing but setup until enrolled (ASVS 4.0 2.8)', async () => {
+      const admin = await adminClient();
+      const alias = await requiringGroup(admin);
+      const { login, email } = account('enforced');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      const user = (await ctx.userManager.findByEmail(email))!;
+      expect((await ctx.userManager.setGroups(user, [alias])).succeeded).toBe(true);
+
+      events.clear();
+      const person = new Person(ctx.url);
+      const result = await person.signIn('oidc', login, { returnUrl: '/backoffice/elsewhere' });
+      expect(result.status, result.text).toBe(302);
+      expect(result.headers.get('location')).toBe('/backoffice/account?status=requiresTwoFactorSetup');
+      expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(true);
+      expect(events.named(BackOfficeEvents.LoginRequiresTwoFactorSetup, user.id)).toHaveLength(1);
+      expect(events.named(BackOfficeEvents.ExternalLoginSuccess, user.id)).toHaveLength(0);
+      expect((await person.app.get('/auth/me')).body).toMatchObject({ id: user.id, twoFactorEnabled: false });
+      for (const path of ['/audit', '/auth/sessions']) {
+        const refused = await person.app.get(path);
+        expectClientError(refused, 403);
+        expect(refused.body.code).toBe('two_factor_setup_required');
+      }
+      const page = await person.app.request('GET', '/account?status=requiresTwoFactorSetup');
+      expect(page.text).toContain('Your group requires two-factor authentication.');
+
+      const setup = await person.app.post('/auth/2fa/setup', { provider: 'totp' });
+      expect(setup.status, setup.text).toBe(200);
+      const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret) });
+      const enable = await person.app.post('/auth/2fa/enable', { provider: 'totp', code: totp.generate({ timestamp: ctx.clock.now().getTime() }) });
+      expect(enable.status, enable.text).toBe(200);
+      expect((await person.app.get('/audit')).status).toBe(200);
+      // The session kept its provider: logout still ends the provider session (RP-initiated logout).
+      expect((await person.app.post('/auth/logout')).body.signOutRedirectUrl).toMatch(new RegExp(`^${idp.issuer}/session/end\\?`));
+      // From now on the provider sign-in asks for the code, like a password sign-in.
+      const next = await new Person(ctx.url).signIn('oidc', login);
+      expect(new URL(next.headers.get('location')!, ctx.url).searchParams.get('status')).toBe('requiresTwoFactor');
+    });
+
+    it('a first sign-in that auto-links straight into such a group gets the setup-only session too; a wrong provider login gets none', async () => {
+      const admin = await adminClient();
+      const alias = await requiringGroup(admin);
+      const app = await secondApp({ externalLogins: providersFor(idp.issuer, { autoLink: { enabled: true, defaultGroups: [alias] } }).slice(0, 1) });
+      try {
+        const { login } = account('enforced-new');
+        const person = new Person(app.url);
+        const result = await person.signIn('oidc', login);
+        expect(result.headers.get('location')).toBe('/backoffice/account?status=requiresTwoFactorSetup');
+        const refused = await person.app.get('/audit');
+        expectClientError(refused, 403);
+        expect(refused.body.code).toBe('two_factor_setup_required');
+        expectRefused(await new Person(app.url).signIn('oidc', account('enforced-unverified', { email_verified: false }).login), 'external_email_unverified');
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('an invitee who accepts through the provider into such a group gets the setup-only session and is no longer invited', async () => {
+      const admin = await adminClient();
+      const alias = await requiringGroup(admin);
+      const invite = await inviteWithTakeOver(ctx, [alias]);
+      const person = new Person(ctx.url);
+      const result = await person.acceptInvite('oidc', invite, account('enforced-invitee').login);
+      expect(result.headers.get('location')).toBe('/backoffice/account?status=requiresTwoFactorSetup');
+      expect((await person.app.get('/audit')).body.code).toBe('two_factor_setup_required');
+      const after = (await ctx.userManager.findById(invite.userId))!;
+      expect(ctx.app.get(BackOfficeInviteService).isInvited(after)).toBe(false);
+      expect((await person.app.get('/auth/me')).body).toMatchObject({ id: invite.userId, state: 'active' });
+    });
+
+    it('with a grace period: full sessions until it ends (counted from the first sign-in), then the setup-only session', async () => {
+      const admin = await adminClient();
+      const alias = await requiringGroup(admin);
+      const app = await secondApp({
+        twoFactor: { encryptionKey: 'test-encryption-key-0123456789abcdef', enforcementGraceHours: 48 },
+        externalLogins: providersFor(idp.issuer, { autoLink: { enabled: true, defaultGroups: [alias] } }).slice(0, 1),
+      });
+      try {
+        const { login, email } = account('grace');
+        const first = new Person(app.url);
+        expectSignedIn(await first.signIn('oidc', login));
+        expect((await first.app.get('/audit')).status).toBe(200);
+        const user = (await app.userManager.findByEmail(email))!;
+        expect(user.twoFactorSetupDeadline!.getTime() - app.clock.now().getTime()).toBeGreaterThan(47 * 3_600_000);
+        app.clock.advance(24 * 3_600_000);
+        expectSignedIn(await new Person(app.url).signIn('oidc', login));
+        expect((await app.userManager.findById(user.id))!.twoFactorSetupDeadline).toEqual(user.twoFactorSetupDeadline);
+        app.clock.advance(25 * 3_600_000);
+        const late = new Person(app.url);
+        expect((await late.signIn('oidc', login)).headers.get('location')).toBe('/backoffice/account?status=requiresTwoFactorSetup');
+        expect((await late.app.get('/audit')).body.code).toBe('two_factor_setup_required');
+      } finally {
+        await app.close();
+      }
+    });
+  });
+
   describe('two app instances on one database', () => {
     it('a flow started on one instance completes on the other, and cannot be replayed on the first', async () => {
       // Behind one load balancer both instances share the public URL (and so the redirect URI).
@@ -746,51 +881,126 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     });
   });
 
-  describe('invites with denyLocalLogin', () => {
-    it('the invite email leads to the provider; the callback links the login to the invited user and uses the invite up', async () => {
+  describe('accepting an invite through a provider (the token only in a JSON body, never a URL)', () => {
+    it('with denyLocalLogin: the email links the accept-invite page (token in the fragment); the provider login is linked to the invitee and the invite used up', async () => {
       const app = await secondApp({ externalLogins: providersFor(idp.issuer, { denyLocalLogin: true, autoLink: { enabled: false } }).slice(0, 1) });
-      const emitter = app.app.get(EventEmitter2);
-      const sent: SendEmailNotification[] = [];
-      // A take-over listener (the seed's pattern): it handles the invite email itself.
-      const listener = (n: SendEmailNotification) => {
-        sent.push(n);
-        n.handleEmail();
-      };
-      emitter.on(BackOfficeEvents.SendEmail, listener);
       try {
-        const email = `invitee-${Date.now()}@corp.example.com`;
-        const invited = await app.app.get(BackOfficeInviteService).invite({ email, name: 'Invitee', groups: ['writer'] }, null);
-        expect(invited.succeeded).toBe(true);
-        expect(sent).toHaveLength(1);
-        expect(sent[0].isHandled).toBe(true);
-        const link = /https?:\/\/\S+\/auth\/external\/oidc\/challenge\?invite=\S+/.exec(sent[0].message.text)![0];
-        expect(sent[0].message.html).toContain('sign in with Single sign-on');
+        const invite = await inviteWithTakeOver(app);
+        expect(invite.message.text).toContain('Accept the invitation and sign in with Single sign-on');
+        // No query string anywhere in the email carries the token.
+        expect(invite.message.text).not.toMatch(/[?&]invite=/);
+        expect(invite.message.html).not.toContain(`?invite=`);
+        const page = await new HttpClient(app.url).request('GET', '/accept-invite');
+        expect(page.text).toContain('id="bo-providers"');
+        expect(page.text).not.toContain('bo-invite-form');
 
         // The person's account at the provider has another email: the invite token is what proves the invitee.
         const login = sub('invitee');
         idp.accounts.set(login, { email: `${login}@personal.example.com`, email_verified: true });
         const person = new Person(app.url);
-        const challenge = await person.app.get(link, { redirect: 'manual' });
-        expect(challenge.status).toBe(302);
-        const result = await person.deliver(await person.idp.authorize(challenge.headers.get('location')!, login));
-        expectSignedIn(result);
+        const challenge = await person.inviteChallenge('oidc', { userId: invite.userId, token: invite.token, returnUrl: '/backoffice/account' });
+        expect(challenge.status, challenge.text).toBe(200);
+        expect(new URL(challenge.body.redirectUrl).origin).toBe(idp.issuer);
+        expect(challenge.body.redirectUrl).not.toContain(invite.token);
+        const result = await person.deliver(await person.idp.authorize(challenge.body.redirectUrl, login));
+        expectSignedIn(result, '/backoffice/account');
         const me = await person.app.get('/auth/me');
-        expect(me.body).toMatchObject({ id: invited.value!.user.id, email, state: 'active', groups: ['writer'], logins: [{ provider: 'oidc' }] });
+        expect(me.body).toMatchObject({ id: invite.userId, email: invite.email, state: 'active', groups: ['writer'], logins: [{ provider: 'oidc' }] });
+        // The pending state holds the invite only as a hash.
+        const rows = await app.app.get(DataSource).query(`SELECT payload FROM backoffice_external_login_state`);
+        expect(JSON.stringify(rows)).not.toContain(invite.token);
 
-        // Used up: the same link again fails at the callback; password sign-in stays off.
-        const again = new Person(app.url);
-        const second = await again.app.get(link, { redirect: 'manual' });
-        expectRefused(await again.deliver(await again.idp.authorize(second.headers.get('location')!, sub('intruder'))), 'invalid_token');
-        const password = await again.app.login(email, TEST_PASSWORD);
+        // Used up: the same link is refused at once; password sign-in stays off; the only login cannot go.
+        const again = await new Person(app.url).inviteChallenge('oidc', { userId: invite.userId, token: invite.token });
+        expectClientError(again, 400);
+        expect(again.body.code).toBe('invalid_token');
+        const password = await new Person(app.url).app.login(invite.email, TEST_PASSWORD);
         expectClientError(password, 403);
         expect(password.body.code).toBe('local_login_disabled');
-        // With denyLocalLogin a password is no way in: the only login cannot be removed.
-        const unlink = await person.app.delete('/auth/external/logins/oidc');
-        expect(unlink.body.code).toBe('last_login_method');
+        expect((await person.app.delete('/auth/external/logins/oidc')).body.code).toBe('last_login_method');
       } finally {
-        emitter.off(BackOfficeEvents.SendEmail, listener);
         await app.close();
       }
+    });
+
+    it('without denyLocalLogin any invitee may continue with a provider instead of a password; the password form is still offered', async () => {
+      const invite = await inviteWithTakeOver(ctx, ['editor']);
+      expect(invite.message.text).toContain('Accept the invitation and choose a password');
+      const page = await new HttpClient(ctx.url).request('GET', '/accept-invite');
+      expect(page.text).toContain('bo-invite-form');
+      expect(page.text).toContain('id="bo-providers"');
+      const { login } = account('invitee-any');
+      events.clear();
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.acceptInvite('oidc', invite, login));
+      expect(events.named(BackOfficeEvents.InviteAccepted, invite.userId)).toHaveLength(1);
+      expect((await person.app.get('/auth/me')).body).toMatchObject({ id: invite.userId, state: 'active', groups: ['editor'], logins: [{ provider: 'oidc' }] });
+      // The password route refuses the used invite too.
+      const accept = await new HttpClient(ctx.url).post('/auth/invite/accept', { userId: invite.userId, token: invite.token, password: 'a long enough passphrase 123' });
+      expect(accept.body.code).toBe('invalid_token');
+    });
+
+    it('wrong, expired and foreign tokens and unknown user ids get one answer, 400 invalid_token, and start nothing (ASVS 5.0 7.2.1)', async () => {
+      const invite = await inviteWithTakeOver(ctx, ['editor']);
+      const other = await inviteWithTakeOver(ctx, ['editor']);
+      const local = await newUser();
+      const cases: Array<[string, { userId: string; token: string }]> = [
+        ['wrong token', { userId: invite.userId, token: invite.token.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')) }],
+        ["another invitee's token", { userId: invite.userId, token: other.token }],
+        ['an active user id', { userId: local.id, token: invite.token }],
+        ['an unknown user id', { userId: crypto.randomUUID(), token: invite.token }],
+        ['not a uuid', { userId: 'x'.repeat(60), token: invite.token }],
+        ['a unicode token', { userId: invite.userId, token: '🔑ünï'.repeat(50) }],
+      ];
+      for (const [name, body] of cases) {
+        const result = await new Person(ctx.url).inviteChallenge('oidc', body);
+        expectClientError(result, 400);
+        expect(result.body.code, name).toBe('invalid_token');
+        expect(result.setCookies.some((c) => c.startsWith('backoffice_session_ext=')), name).toBe(false);
+      }
+      // Expired: past inviteLifespanHours (72 by default) the same token is refused; the invitee stays invited.
+      ctx.clock.advance(73 * 3_600_000);
+      try {
+        const expired = await new Person(ctx.url).inviteChallenge('oidc', { userId: invite.userId, token: invite.token });
+        expectClientError(expired, 400);
+        expect(expired.body.code).toBe('invalid_token');
+      } finally {
+        ctx.clock.advance(-73 * 3_600_000);
+      }
+      // Still usable before that: nothing above used it up.
+      const { login } = account('invitee-late');
+      expectSignedIn(await new Person(ctx.url).acceptInvite('oidc', invite, login));
+    });
+
+    it('two challenges of one invite: the first callback uses it up, the second ends at ?error=invalid_token without a session', async () => {
+      const invite = await inviteWithTakeOver(ctx, ['editor']);
+      const first = new Person(ctx.url);
+      const second = new Person(ctx.url);
+      const a = await first.inviteChallenge('oidc', { userId: invite.userId, token: invite.token });
+      const b = await second.inviteChallenge('oidc', { userId: invite.userId, token: invite.token });
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expectSignedIn(await first.deliver(await first.idp.authorize(a.body.redirectUrl, account('race-a').login)));
+      expectRefused(await second.deliver(await second.idp.authorize(b.body.redirectUrl, account('race-b').login)), 'invalid_token');
+      expect((await ctx.userManager.getLogins((await ctx.userManager.findById(invite.userId))!)).map((l) => l.provider)).toEqual(['oidc']);
+    });
+
+    it('a provider account linked to someone else is refused (login_already_linked) and the invite stays usable', async () => {
+      const { login } = account('taken');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      const invite = await inviteWithTakeOver(ctx, ['editor']);
+      expectRefused(await new Person(ctx.url).acceptInvite('oidc', invite, login), 'login_already_linked');
+      expect(ctx.app.get(BackOfficeInviteService).isInvited((await ctx.userManager.findById(invite.userId))!)).toBe(true);
+      expectSignedIn(await new Person(ctx.url).acceptInvite('oidc', invite, account('fresh').login));
+    });
+
+    it('malformed, huge and wrongly typed bodies are clean 4xx; an unknown provider is 404', async () => {
+      const statuses = await expectBadBodiesRefused(new HttpClient(ctx.url), 'POST', '/auth/external/oidc/challenge', ['userId', 'token']);
+      expect(statuses['1 MB body']).toBe(413);
+      expect(statuses['wrong content type']).toBe(415);
+      const invite = { userId: crypto.randomUUID(), token: 'a'.repeat(43) };
+      expectClientError(await new Person(ctx.url).inviteChallenge('nope', invite), 404);
+      const badReturn = await new Person(ctx.url).inviteChallenge('oidc', { ...invite, returnUrl: '//evil.example/' });
+      expectClientError(badReturn, 400);
     });
   });
 });

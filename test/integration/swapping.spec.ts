@@ -1,11 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import pg from 'pg';
 import {
   BACKOFFICE_PASSWORD_CHECKER,
   BACKOFFICE_PASSWORD_HASHER,
   BACKOFFICE_USER_MANAGER,
   BACKOFFICE_USER_STORE,
+  BACKOFFICE_SESSION_STORE,
+  BACKOFFICE_PENDING_SIGN_IN_STORE,
+  InMemoryBackOfficeSessionStore,
+  InMemoryBackOfficeStores,
+  TypeOrmBackOfficePendingSignInStore,
   BackOfficeUserManager,
   BackOfficeUserManagerDependencies,
   BcryptPasswordHasher,
@@ -184,5 +191,42 @@ describe('Swapping the user manager and its parts', () => {
   it('a wrong option fails start-up with a message naming it', async () => {
     await expect(createIdentityApp(db, { identity: { lockout: { maxFailedAccessAttempts: 0 } } })).rejects.toThrow(/lockout\.maxFailedAccessAttempts/);
     await expect(createIdentityApp(db, { async: true, identity: { password: { hashCost: 99 } } })).rejects.toThrow(/password\.hashCost/);
+  });
+
+  it('sessionStore: sessions live in the swapped store (none in backoffice_session); the others stay TypeORM', async () => {
+    const sessions = new InMemoryBackOfficeSessionStore();
+    const ctx = await createIdentityApp(db, { identity: { sessionStore: { useValue: sessions } } });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      expect(ctx.app.get(BACKOFFICE_SESSION_STORE)).toBe(sessions);
+      expect(ctx.app.get(BACKOFFICE_PENDING_SIGN_IN_STORE)).toBeInstanceOf(TypeOrmBackOfficePendingSignInStore);
+      const created = (await ctx.userManager.createUser({ email: `sessions${++counter}@example.com`, name: 'S', password })).value!;
+      const before = Number((await client.query('SELECT count(*) AS n FROM backoffice_session')).rows[0].n);
+      const http = new HttpClient(ctx.url);
+      expect((await http.login(created.email, password)).status).toBe(200);
+      expect((await http.get('/auth/me')).status).toBe(200);
+      expect((await sessions.listLive(created.id, created.securityStamp, new Date(), new Date(0))).length).toBe(1);
+      expect(Number((await client.query('SELECT count(*) AS n FROM backoffice_session')).rows[0].n)).toBe(before);
+      expect((await http.post('/auth/logout')).status).toBe(200);
+      expect((await http.get('/auth/me')).status).toBe(401);
+    } finally {
+      await client.end();
+      await ctx.close();
+    }
+  });
+
+  it('stores: a whole set swaps every store; a single swap beside it wins; a non-object is refused at start-up', async () => {
+    const set = InMemoryBackOfficeStores.create();
+    const own = new InMemoryBackOfficeSessionStore(set.userStore.state);
+    const ctx = await createIdentityApp(db, { identity: { stores: { ...set, userStore: undefined }, sessionStore: { useValue: own } } });
+    try {
+      expect(ctx.app.get(BACKOFFICE_SESSION_STORE)).toBe(own);
+      expect(ctx.app.get(BACKOFFICE_PENDING_SIGN_IN_STORE)).toBe(set.pendingSignInStore);
+      expect(ctx.app.get(BACKOFFICE_USER_STORE)).toBeInstanceOf(TypeOrmBackOfficeUserStore);
+    } finally {
+      await ctx.close();
+    }
+    await expect(createIdentityApp(db, { identity: { stores: 'memory' as never } })).rejects.toThrow(/stores/);
   });
 });

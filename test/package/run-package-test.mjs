@@ -244,8 +244,8 @@ async function main() {
   const missingDts = js.filter((f) => !files.includes(f.replace(/\.js$/, '.d.ts')));
   const missingMap = js.filter((f) => !files.includes(`${f}.map`));
   check(`every .js has its .d.ts and .js.map (${js.length} modules)`, js.length > 0 && !missingDts.length && !missingMap.length, [...missingDts, ...missingMap].slice(0, 5).join(', '));
-  const sourceMigrations = readdirSync(join(ROOT, 'src/backoffice-identity/migrations')).filter((f) => /^\d+-.*\.ts$/.test(f));
-  const packedMigrations = files.filter((f) => /^dist-lib\/migrations\/\d+-.*\.js$/.test(f));
+  const sourceMigrations = readdirSync(join(ROOT, 'src/backoffice-identity/persistence/typeorm/migrations')).filter((f) => /^\d+-.*\.ts$/.test(f));
+  const packedMigrations = files.filter((f) => /^dist-lib\/persistence\/typeorm\/migrations\/\d+-.*\.js$/.test(f));
   check(`has the compiled migrations (${packedMigrations.length} of ${sourceMigrations.length})`, sourceMigrations.length > 0 && packedMigrations.length === sourceMigrations.length);
   const indexMap = JSON.parse(readFileSync(join(ROOT, 'dist-lib/index.js.map'), 'utf8'));
   check('source maps carry their sources (inlineSources)', Array.isArray(indexMap.sourcesContent) && indexMap.sourcesContent.every(Boolean));

@@ -212,6 +212,18 @@ export class ExternalLoginPerson {
     return this.app.get(`/auth/external/${name}/challenge${qs ? `?${qs}` : ''}`, { redirect: 'manual' });
   }
 
+  /** POST /auth/external/:name/challenge with an invite in the JSON body, as the accept-invite page does. */
+  inviteChallenge(name: string, body: unknown): Promise<HttpResult> {
+    return this.app.post(`/auth/external/${name}/challenge`, body);
+  }
+
+  /** Accepts an invite through the provider as `login`: POST challenge, the provider's pages, then the callback. */
+  async acceptInvite(name: string, invite: { userId: string; token: string }, login: string): Promise<HttpResult> {
+    const challenge = await this.inviteChallenge(name, { userId: invite.userId, token: invite.token });
+    expect(challenge.status, challenge.text).toBe(200);
+    return this.deliver(await this.idp.authorize(challenge.body.redirectUrl, login));
+  }
+
   /** Challenge, then the provider's pages as `login`: the callback URL the provider redirects to. */
   async toCallback(name: string, login: string, query: Record<string, string> = {}, changeAuthorizationUrl?: (url: URL) => void): Promise<string> {
     const challenge = await this.challenge(name, query);

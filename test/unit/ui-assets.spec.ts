@@ -11,11 +11,11 @@ describe('sign-in screen assets and HTML helpers', () => {
     expect(() => execFileSync(process.execPath, [join(ROOT, 'tools', 'build-ui-assets.mjs'), '--check'], { stdio: 'pipe' })).not.toThrow();
     const source = readFileSync(join(ROOT, 'src', 'backoffice-identity', 'ui', 'assets', 'pages.js'), 'utf8');
     expect(UI_ASSET_FILES['pages.js'].body).toBe(source);
-    expect(Object.keys(UI_ASSET_FILES).sort()).toEqual(['pages.js', 'session.css', 'session.js', 'ui.css']);
+    expect(Object.keys(UI_ASSET_FILES).sort()).toEqual(['pages.js', 'passkeys.js', 'session.css', 'session.js', 'ui.css']);
   });
 
   it('ships browser scripts that parse, use no eval-like constructs and load nothing from other hosts', () => {
-    for (const file of ['pages.js', 'session.js']) {
+    for (const file of ['pages.js', 'passkeys.js', 'session.js']) {
       const body = UI_ASSET_FILES[file].body;
       expect(() => new Function(body), file).not.toThrow();
       expect(body, file).not.toMatch(/\beval\(|new Function|innerHTML|outerHTML|insertAdjacentHTML|document\.write/);

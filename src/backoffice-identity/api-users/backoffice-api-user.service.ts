@@ -1,11 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import { timingSafeEqual } from 'node:crypto';
-import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
-import { preparedQuery } from '../common/prepared-query.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_API_CLIENT_STORE, BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { isUuid } from '../common/ids.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import {
   ApiSecretRotatedNotification,
@@ -16,7 +14,7 @@ import {
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { aliases, isUuid } from '../users/stores/typeorm-user-store.js';
+import type { BackOfficeApiClient, BackOfficeApiClientStore } from './api-client-store.interface.js';
 
 /** Client ids: `boc_` + 144 random bits. Secrets: `bocs_` + 256 random bits. Tokens: `boat_` + 256 random bits. */
 const CLIENT_ID_SHAPE = /^boc_[A-Za-z0-9_-]{24}$/;
@@ -44,18 +42,6 @@ export interface BackOfficeApiUserView {
   previousSecretExpiresAt: string | null;
 }
 
-interface ClientRow {
-  user_id: string;
-  client_id: string;
-  secret_hash: string;
-  previous_secret_hash: string | null;
-  previous_secret_expires_at: Date | null;
-  access_failed_count: number;
-  lockout_end: Date | null;
-  created_at: Date;
-  rotated_at: Date | null;
-}
-
 /** RFC 6749 5.2 error with the module's `code` beside `error`. */
 export function oauthError(status: number, error: string, description: string, code = error, headers: Record<string, string> = {}): BackOfficeHttpError {
   return new BackOfficeHttpError(status, code, description, { error, error_description: description }, { 'Cache-Control': 'no-store', Pragma: 'no-cache', ...headers });
@@ -72,7 +58,7 @@ const hashEquals = (a: string, b: string) => a.length === b.length && timingSafe
 @Injectable()
 export class BackOfficeApiUserService {
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_API_CLIENT_STORE) private readonly store: BackOfficeApiClientStore,
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
@@ -93,10 +79,7 @@ export class BackOfficeApiUserService {
     }
     const user = result.value!;
     try {
-      await this.dataSource.query(
-        `INSERT INTO backoffice_api_client (user_id, client_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)`,
-        [user.id, clientId, sha256Hex(clientSecret), this.clock.now()],
-      );
+      await this.store.createClient(user.id, clientId, sha256Hex(clientSecret), this.clock.now());
     } catch (error) {
       await this.userManager.store.delete(user.id);
       throw error;
@@ -106,21 +89,17 @@ export class BackOfficeApiUserService {
   }
 
   async list(): Promise<BackOfficeApiUserView[]> {
-    const rows = await this.dataSource.query(
-      `SELECT u.id, u.name, u.is_approved, c.client_id, c.created_at, c.rotated_at, c.previous_secret_expires_at,
-              ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id WHERE ug.user_id = u.id ORDER BY g.alias) AS groups
-         FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id ORDER BY c.created_at, u.id`,
-    );
     const now = this.clock.now().getTime();
-    return rows.map((r: Record<string, any>) => ({
-      id: r.id,
-      name: r.name,
-      clientId: r.client_id,
-      groups: aliases(r.groups),
-      disabled: !r.is_approved,
-      createdAt: new Date(r.created_at).toISOString(),
-      secretRotatedAt: r.rotated_at ? new Date(r.rotated_at).toISOString() : null,
-      previousSecretExpiresAt: r.previous_secret_expires_at && new Date(r.previous_secret_expires_at).getTime() > now ? new Date(r.previous_secret_expires_at).toISOString() : null,
+    return (await this.store.listClients()).map(({ client, name, isApproved, groups }) => ({
+      id: client.userId,
+      name,
+      clientId: client.clientId,
+      groups,
+      disabled: !isApproved,
+      createdAt: client.createdAt.toISOString(),
+      secretRotatedAt: client.rotatedAt?.toISOString() ?? null,
+      previousSecretExpiresAt:
+        client.previousSecretExpiresAt && client.previousSecretExpiresAt.getTime() > now ? client.previousSecretExpiresAt.toISOString() : null,
     }));
   }
 
@@ -135,17 +114,7 @@ export class BackOfficeApiUserService {
     const clientSecret = `bocs_${randomToken(32)}`;
     const now = this.clock.now();
     const previousExpires = overlapMinutes > 0 ? new Date(now.getTime() + overlapMinutes * 60_000) : null;
-    const rows = isUuid(userId)
-      ? await this.dataSource.query(
-          `UPDATE backoffice_api_client
-              SET previous_secret_hash = CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE secret_hash END,
-                  previous_secret_expires_at = $3::timestamptz, secret_hash = $2, rotated_at = $4,
-                  access_failed_count = 0, lockout_end = NULL
-            WHERE user_id = $1 RETURNING client_id`,
-          [userId, sha256Hex(clientSecret), previousExpires, now],
-        )
-      : [];
-    const clientId: string | undefined = (Array.isArray(rows[0]) ? rows[0][0] : rows[0])?.client_id;
+    const clientId = isUuid(userId) ? await this.store.rotateSecret(userId, sha256Hex(clientSecret), previousExpires, now) : null;
     if (!clientId) throw BackOfficeHttpError.notFound('No such API user.');
     await this.userManager.notify(ApiSecretRotatedNotification, { id: userId }, { clientId, previousSecretExpiresAt: previousExpires });
     return { clientId, clientSecret, previousSecretExpiresAt: previousExpires?.toISOString() ?? null };
@@ -158,59 +127,48 @@ export class BackOfficeApiUserService {
    */
   async issueToken(clientId: string, clientSecret: string): Promise<BackOfficeAccessTokenResponse> {
     const secretHash = sha256Hex(clientSecret);
-    const client = CLIENT_ID_SHAPE.test(clientId) && SECRET_SHAPE.test(clientSecret) ? await this.findClient(clientId) : null;
+    const client = CLIENT_ID_SHAPE.test(clientId) && SECRET_SHAPE.test(clientSecret) ? await this.store.findClient(clientId) : null;
     const now = this.clock.now();
     if (!client) {
       hashEquals(secretHash, DUMMY_HASH);
       throw BackOfficeApiUserService.invalidClient();
     }
-    if (client.lockout_end && client.lockout_end.getTime() > now.getTime()) {
+    if (client.lockoutEnd && client.lockoutEnd.getTime() > now.getTime()) {
       // While locked the secret is not checked, so the lockout is no oracle.
       await this.refused(client, 'locked_out');
       throw BackOfficeApiUserService.invalidClient();
     }
-    const current = hashEquals(secretHash, client.secret_hash);
+    const current = hashEquals(secretHash, client.secretHash);
     const previous =
       !current &&
-      client.previous_secret_hash !== null &&
-      client.previous_secret_expires_at !== null &&
-      client.previous_secret_expires_at.getTime() > now.getTime() &&
-      hashEquals(secretHash, client.previous_secret_hash);
+      client.previousSecretHash !== null &&
+      client.previousSecretExpiresAt !== null &&
+      client.previousSecretExpiresAt.getTime() > now.getTime() &&
+      hashEquals(secretHash, client.previousSecretHash);
     if (!current && !previous) {
       await this.countFailure(client, now);
       throw BackOfficeApiUserService.invalidClient();
     }
-    const user = await this.userManager.findById(client.user_id);
+    const user = await this.userManager.findById(client.userId);
     if (!user || !user.isApproved || user.kind !== 'api') {
       await this.refused(client, 'not_allowed');
       throw BackOfficeApiUserService.invalidClient();
     }
-    if (client.access_failed_count > 0) {
-      await this.dataSource.query(`UPDATE backoffice_api_client SET access_failed_count = 0 WHERE user_id = $1`, [client.user_id]);
-    }
+    if (client.accessFailedCount > 0) await this.store.resetAccessFailedCount(client.userId);
     const token = `boat_${randomToken(32)}`;
     const lifetimeSeconds = Math.round(this.options.apiUsers.tokenLifetimeMinutes * 60);
-    await this.dataSource.query(
-      `INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`,
-      [user.id, sha256Hex(token), now, new Date(now.getTime() + lifetimeSeconds * 1000)],
-    );
-    await this.userManager.notify(ApiTokenIssuedNotification, user, { clientId: client.client_id, usedPreviousSecret: previous });
+    await this.store.createAccessToken(user.id, sha256Hex(token), now, new Date(now.getTime() + lifetimeSeconds * 1000));
+    await this.userManager.notify(ApiTokenIssuedNotification, user, { clientId: client.clientId, usedPreviousSecret: previous });
     return { access_token: token, token_type: 'Bearer', expires_in: lifetimeSeconds };
   }
 
   /** The API user of a live bearer token, or null (unknown, expired, revoked, user disabled or locked). */
   async authenticateBearer(token: string): Promise<BackOfficeUser | null> {
     if (!TOKEN_SHAPE.test(token)) return null;
-    const rows = await preparedQuery<{ user_id: string; expires_at: Date; revoked_at: Date | null }>(
-      this.dataSource,
-      'backoffice_find_access_token',
-      `SELECT user_id, expires_at, revoked_at FROM backoffice_access_token WHERE token_hash = $1`,
-      [sha256Hex(token)],
-    );
-    const row = rows[0];
+    const row = await this.store.findAccessToken(sha256Hex(token));
     const now = this.clock.now();
-    if (!row || row.revoked_at !== null || new Date(row.expires_at).getTime() <= now.getTime()) return null;
-    const user = await this.userManager.findById(row.user_id);
+    if (!row || row.revokedAt !== null || row.expiresAt.getTime() <= now.getTime()) return null;
+    const user = await this.userManager.findById(row.userId);
     if (!user || !user.isApproved || user.kind !== 'api' || this.userManager.isLockedOut(user)) return null;
     return user;
   }
@@ -218,45 +176,23 @@ export class BackOfficeApiUserService {
   /** Ends every bearer token of the API user (e.g. on disable or delete). Returns how many. */
   async revokeTokens(userId: string): Promise<number> {
     if (!isUuid(userId)) return 0;
-    const rows = await this.dataSource.query(
-      `UPDATE backoffice_access_token SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id`,
-      [userId, this.clock.now()],
-    );
-    return (Array.isArray(rows[0]) ? rows[0] : rows).length;
+    return this.store.revokeAccessTokens(userId, this.clock.now());
   }
 
   static invalidClient(): BackOfficeHttpError {
     return oauthError(401, 'invalid_client', 'Client authentication failed.', 'invalid_client', { 'WWW-Authenticate': 'Basic realm="backoffice", charset="UTF-8"' });
   }
 
-  private async findClient(clientId: string): Promise<ClientRow | null> {
-    const rows: ClientRow[] = await this.dataSource.query(`SELECT * FROM backoffice_api_client WHERE client_id = $1`, [clientId]);
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      ...row,
-      lockout_end: row.lockout_end ? new Date(row.lockout_end) : null,
-      previous_secret_expires_at: row.previous_secret_expires_at ? new Date(row.previous_secret_expires_at) : null,
-    };
-  }
-
-  /** One atomic statement: concurrent wrong secrets each count; the last allowed one sets the lockout. */
-  private async countFailure(client: ClientRow, now: Date): Promise<void> {
+  /** One atomic write: concurrent wrong secrets each count; the last allowed one sets the lockout. */
+  private async countFailure(client: BackOfficeApiClient, now: Date): Promise<void> {
     const { maxFailedAccessAttempts, durationMinutes } = this.options.lockout;
     const lockoutEnd = durationMinutes === 0 ? new Date('9999-12-31T00:00:00.000Z') : new Date(now.getTime() + durationMinutes * 60_000);
-    const rows = await this.dataSource.query(
-      `UPDATE backoffice_api_client SET
-         access_failed_count = CASE WHEN access_failed_count + 1 >= $2::int THEN 0 ELSE access_failed_count + 1 END,
-         lockout_end = CASE WHEN access_failed_count + 1 >= $2::int THEN $3::timestamptz ELSE lockout_end END
-       WHERE user_id = $1 AND (lockout_end IS NULL OR lockout_end <= $4::timestamptz) RETURNING lockout_end`,
-      [client.user_id, maxFailedAccessAttempts, lockoutEnd, now],
-    );
-    const row = (Array.isArray(rows[0]) ? rows[0][0] : rows[0]) as { lockout_end: Date | null } | undefined;
-    const locked = row?.lockout_end != null && new Date(row.lockout_end).getTime() > now.getTime();
+    const result = await this.store.recordFailedAccess(client.userId, { maxFailedAccessAttempts, lockoutEnd }, now);
+    const locked = result.lockoutEnd !== null && result.lockoutEnd.getTime() > now.getTime();
     await this.refused(client, locked ? 'locked_out' : 'invalid_secret');
   }
 
-  private async refused(client: ClientRow, reason: string): Promise<void> {
-    await this.userManager.notify(ApiTokenRefusedNotification, { id: client.user_id }, { clientId: client.client_id, reason, performingUserId: null });
+  private async refused(client: BackOfficeApiClient, reason: string): Promise<void> {
+    await this.userManager.notify(ApiTokenRefusedNotification, { id: client.userId }, { clientId: client.clientId, reason, performingUserId: null });
   }
 }

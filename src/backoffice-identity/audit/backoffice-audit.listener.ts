@@ -5,7 +5,7 @@ import { DataSource } from 'typeorm';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import { BackOfficeNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { preparedQuery } from '../common/prepared-query.js';
+import { preparedQuery } from '../persistence/typeorm/prepared-query.js';
 
 /**
  * The built-in audit listener: writes every back-office notification to `backoffice_audit_entry`

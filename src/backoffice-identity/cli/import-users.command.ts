@@ -3,10 +3,9 @@ import { once } from 'node:events';
 import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { BackOfficeIdentityModule } from '../backoffice-identity.module.js';
 import { BACKOFFICE_USER_MANAGER } from '../constants.js';
-import { backOfficeIdentityMigrations } from '../migrations/index.js';
+import { standaloneTypeOrmRoot } from '../persistence/typeorm/typeorm-persistence.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeUserImporter, type ResolvedImportOptions } from '../users/import/backoffice-user-importer.js';
 import { type ImportConflictMode, type ImportUsersSummary, MAX_IMPORT_BATCH } from '../users/import/user-import.js';
@@ -33,16 +32,7 @@ class ImportUsersCliModule {
     return {
       module: ImportUsersCliModule,
       imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: options.databaseUrl,
-          migrations: backOfficeIdentityMigrations,
-          migrationsRun: true,
-          autoLoadEntities: true,
-          extra: { max: 1 },
-          retryAttempts: 0,
-          logging: false,
-        }),
+        standaloneTypeOrmRoot(options.databaseUrl),
         EventEmitterModule.forRoot({ wildcard: true }),
         BackOfficeIdentityModule.forRoot({ usernameIsEmail: options.usernameIsEmail, maintenanceIntervalMinutes: 0 }),
       ],

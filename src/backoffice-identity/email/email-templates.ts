@@ -26,18 +26,16 @@ export class BackOfficeEmailTemplates {
   }
 
   /**
-   * With `denyLocalLogin` and an external provider, the invite leads to the provider: its challenge with
-   * `invite=<userId>.<token>`, and the callback links the provider login to the invited user.
+   * The invite link: the accept-invite page, with user id and token in the fragment. With `denyLocalLogin` and an
+   * external provider the page offers only the provider ("Continue with ..."), which posts the token to the
+   * provider's challenge; the callback links the provider login to the invited user. The token never goes in a
+   * query string.
    */
   inviteLink(userId: string, token: string): { url: string; action: string } {
     const providers = this.options.externalLogins;
     const provider = this.options.denyLocalLogin ? (providers.find((p) => p.denyLocalLogin) ?? providers[0]) : undefined;
-    if (!provider) return { url: this.link('accept-invite', userId, token), action: 'Accept the invitation and choose a password' };
-    const query = new URLSearchParams({ invite: `${userId}.${token}` }).toString();
-    return {
-      url: `${this.options.publicUrl}/${this.options.routePrefix}/auth/external/${provider.name}/challenge?${query}`,
-      action: `Accept the invitation and sign in with ${provider.displayName}`,
-    };
+    const url = this.link('accept-invite', userId, token);
+    return { url, action: provider ? `Accept the invitation and sign in with ${provider.displayName}` : 'Accept the invitation and choose a password' };
   }
 
   invite(user: BackOfficeUser, token: string, inviter: { name: string } | null, message?: string): BackOfficeEmailMessage {

@@ -1,8 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
 import * as oidc from 'openid-client';
-import { DataSource } from 'typeorm';
-import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { BackOfficeExternalLoginSessionStore } from './external-login-session-store.interface.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { SecretCipher } from '../two-factor/secret-cipher.js';
 import { BackOfficeExternalLoginProviders, describeError } from './external-login-providers.service.js';
@@ -21,7 +20,7 @@ export class BackOfficeExternalLoginSessions {
   private readonly cipher?: SecretCipher;
 
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE) private readonly store: BackOfficeExternalLoginSessionStore,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
     @Inject(BackOfficeExternalLoginProviders) private readonly providers: BackOfficeExternalLoginProviders,
   ) {
@@ -43,10 +42,7 @@ export class BackOfficeExternalLoginSessions {
   /** Records that session `sessionId` came through the sealed sign-in. */
   async attach(sessionId: string, sealed: SealedExternalLogin): Promise<void> {
     const { provider, encryptedIdToken } = JSON.parse(sealed) as { provider: string; encryptedIdToken: string | null };
-    await this.dataSource.query(
-      `INSERT INTO backoffice_session_external_login (session_id, provider, encrypted_id_token) VALUES ($1, $2, $3)`,
-      [sessionId, provider, encryptedIdToken],
-    );
+    await this.store.attach(sessionId, { provider, encryptedIdToken });
   }
 
   /**
@@ -54,15 +50,11 @@ export class BackOfficeExternalLoginSessions {
    * (with `id_token_hint` or `client_id`, and `post_logout_redirect_uri`), else null.
    */
   async signOutUrl(sessionId: string): Promise<string | null> {
-    const rows: Array<{ provider: string; encrypted_id_token: string | null }> = await this.dataSource.query(
-      `SELECT provider, encrypted_id_token FROM backoffice_session_external_login WHERE session_id = $1`,
-      [sessionId],
-    );
-    const row = rows[0];
+    const row = await this.store.find(sessionId);
     const provider = row ? this.providers.get(row.provider) : undefined;
     if (!row || !provider?.configuration?.serverMetadata().end_session_endpoint) return null;
     const parameters: Record<string, string> = { post_logout_redirect_uri: provider.options.postLogoutRedirectUrl };
-    const idToken = this.openIdToken(row.encrypted_id_token);
+    const idToken = this.openIdToken(row.encryptedIdToken);
     if (idToken) parameters.id_token_hint = idToken;
     else parameters.client_id = provider.options.clientId;
     try {

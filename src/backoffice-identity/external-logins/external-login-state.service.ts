@@ -1,9 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_PENDING_SIGN_IN_STORE } from '../constants.js';
+import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
 import { requestCookies, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
@@ -20,7 +19,7 @@ export interface PendingExternalLogin {
   codeVerifier: string;
   /** Same-origin path to land on. */
   returnUrl: string;
-  /** An invite carried through the challenge (`invite=`): the token only as SHA-256. */
+  /** An invite checked by `POST .../challenge` (the accept-invite page): the token only as SHA-256. */
   invite?: { userId: string; tokenHash: string };
   /** A manual link started by this signed-in user and session. */
   link?: { userId: string; sessionId: string };
@@ -29,8 +28,8 @@ export interface PendingExternalLogin {
 }
 
 /**
- * Pending external sign-ins, server-side and single use. The `state` sent to the provider is random; the row
- * stores its SHA-256, bound to a random browser token in a short-lived HttpOnly cookie (SameSite=Lax, so it
+ * Pending external sign-ins, server-side and single use (the pending sign-in store). The `state` sent to the
+ * provider is random; the store keeps its SHA-256, bound to a random browser token in a short-lived HttpOnly cookie (SameSite=Lax, so it
  * comes back on the provider's redirect, and only under `/<prefix>/auth/external`). Nonce, PKCE verifier,
  * return URL, invite and link are encrypted with a key derived from that browser token: the database alone
  * cannot complete a flow, another browser cannot, and a callback is accepted at most once (replays refused).
@@ -41,7 +40,7 @@ export class BackOfficeExternalLoginStateService {
   private readonly cookiePath: string;
 
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_PENDING_SIGN_IN_STORE) private readonly store: BackOfficePendingSignInStore,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
@@ -57,10 +56,18 @@ export class BackOfficeExternalLoginStateService {
     const state = randomToken(32);
     const now = this.clock.now();
     const { provider, ...secret } = pending;
-    await this.dataSource.query(
-      `INSERT INTO backoffice_external_login_state (state_hash, browser_hash, provider, payload, expires_at, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6)`,
-      [sha256Hex(state), sha256Hex(browserToken), provider, this.cipher(browserToken).encrypt(JSON.stringify(secret)), new Date(now.getTime() + PENDING_MINUTES * 60_000), now],
+    await this.store.create(
+      {
+        kind: 'external_login',
+        keyHash: sha256Hex(state),
+        browserHash: sha256Hex(browserToken),
+        purpose: provider,
+        userId: null,
+        securityStamp: null,
+        payload: this.cipher(browserToken).encrypt(JSON.stringify(secret)),
+        expiresAt: new Date(now.getTime() + PENDING_MINUTES * 60_000),
+      },
+      now,
     );
     this.cookies.setCookie(response, this.cookieName, browserToken, {
       httpOnly: true,
@@ -78,14 +85,8 @@ export class BackOfficeExternalLoginStateService {
   async consume(provider: string, state: unknown, request: BackOfficeHttpRequest): Promise<PendingExternalLogin | null> {
     const browserToken = requestCookies(request)[this.cookieName];
     if (typeof state !== 'string' || !TOKEN_SHAPE.test(state) || typeof browserToken !== 'string' || !TOKEN_SHAPE.test(browserToken)) return null;
-    const result = await this.dataSource.query(
-      `UPDATE backoffice_external_login_state SET used_at = $4
-       WHERE state_hash = $1 AND browser_hash = $2 AND provider = $3 AND used_at IS NULL AND expires_at > $4
-       RETURNING payload`,
-      [sha256Hex(state), sha256Hex(browserToken), provider, this.clock.now()],
-    );
-    const row = (Array.isArray(result[0]) ? result[0] : result)[0] as { payload: string } | undefined;
-    if (!row) return null;
+    const row = await this.store.consume('external_login', sha256Hex(state), this.clock.now(), { browserHash: sha256Hex(browserToken), purpose: provider });
+    if (!row?.payload) return null;
     try {
       return { provider, ...(JSON.parse(this.cipher(browserToken).decrypt(row.payload)) as Omit<PendingExternalLogin, 'provider'>) };
     } catch {

@@ -1,4 +1,5 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Redirect, Req, Res, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Query, Redirect, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { JsonBodyGuard } from '../http/json-body.guard.js';
 import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { ApiFoundResponse, ApiNoContentResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../openapi/api-errors.decorator.js';
@@ -13,7 +14,7 @@ import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffic
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeExternalLoginProviders, type BackOfficeExternalLoginProviderDto } from './external-login-providers.service.js';
 import { BackOfficeExternalLoginService } from './external-login.service.js';
-import { ChallengeQuery, ExternalLoginProviderResponse, LinkExternalLoginDto, LinkExternalLoginResponse } from './external-login.dto.js';
+import { ChallengeQuery, ExternalLoginProviderResponse, InviteChallengeDto, LinkExternalLoginDto, LinkExternalLoginResponse } from './external-login.dto.js';
 
 /** External login providers (OpenID Connect): contract section 6. */
 @ApiTags('external-logins')
@@ -38,7 +39,7 @@ export class ExternalLoginController {
   @Redirect()
   @ApiFoundResponse({ description: "302 to the provider's authorization endpoint (code flow, PKCE S256, state, nonce)" })
   @ApiErrors(
-    [400, 'invalid_return_url (only same-origin paths), invalid_token (malformed invite), validation_failed'],
+    [400, 'invalid_return_url (only same-origin paths), token_in_query (an invite in the URL: use POST), validation_failed'],
     [404, 'not_found: unknown provider'],
     [429, 'too_many_requests (per IP, as login)'],
     [503, 'provider_unavailable: discovery has not succeeded yet (retried with back-off)'],
@@ -49,16 +50,48 @@ export class ExternalLoginController {
     @Req() request: BackOfficeHttpRequest,
     @Res({ passthrough: true }) response: BackOfficeHttpResponse,
   ): Promise<{ url: string; statusCode: number }> {
+    // Query strings end up in proxy logs and browser history: an invite token never travels in one.
+    if (query.invite !== undefined) {
+      throw new BackOfficeHttpError(400, 'token_in_query', 'Send the invite in the body of POST /auth/external/{provider}/challenge, never in the URL.');
+    }
     await this.limitPerIp();
-    const url = await this.externalLogins.challenge(provider, { returnUrl: query.returnUrl, invite: query.invite }, request, response);
+    const url = await this.externalLogins.challenge(provider, { returnUrl: query.returnUrl }, request, response);
     return { url, statusCode: 302 };
+  }
+
+  @Post(':provider/challenge')
+  @HttpCode(200)
+  @UseGuards(JsonBodyGuard)
+  @ApiOkResponse({
+    type: LinkExternalLoginResponse,
+    description:
+      'Accept an invite through the provider: the accept-invite page posts the userId and token from its link; send the browser to ' +
+      'redirectUrl. The callback links the provider login to the invited user, uses the invite up and signs them in.',
+  })
+  @ApiErrors(
+    [400, 'invalid_token (unknown user, not invited, wrong, used or expired token: one answer), invalid_return_url, validation_failed'],
+    [404, 'not_found: unknown provider'],
+    [415, 'unsupported_media_type: the body must be application/json'],
+    [429, 'too_many_requests (per IP, as login)'],
+    [503, 'provider_unavailable'],
+  )
+  async inviteChallenge(
+    @Param('provider') provider: string,
+    @Body() body: InviteChallengeDto,
+    @Req() request: BackOfficeHttpRequest,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<LinkExternalLoginResponse> {
+    await this.limitPerIp();
+    const invite = { userId: body.userId, token: body.token };
+    return { redirectUrl: await this.externalLogins.challenge(provider, { returnUrl: body.returnUrl, invite }, request, response) };
   }
 
   @Get(':provider/callback')
   @Redirect()
   @ApiFoundResponse({
     description:
-      '302 to returnUrl (signed in, session cookies set), to the sign-in page with ?status=requiresTwoFactor, or to the sign-in page ' +
+      '302 to returnUrl (signed in, session cookies set), to the sign-in page with ?status=requiresTwoFactor, to the account page with ' +
+      '?status=requiresTwoFactorSetup (a setup-only session: a group requires two-factor), or to the sign-in page ' +
       'with ?error=external_login_failed | external_email_unverified | external_email_in_use | not_allowed | no_linked_account | ' +
       'login_already_linked | invalid_token. Never a 5xx.',
   })

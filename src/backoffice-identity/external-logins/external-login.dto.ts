@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { UserTokenDto } from '../auth/auth.dto.js';
 
 export class ExternalLoginProviderResponse {
   @ApiProperty({ example: 'oidc' }) name!: string;
@@ -15,11 +16,19 @@ export class ChallengeQuery {
   @MaxLength(2048)
   returnUrl?: string;
 
-  @ApiPropertyOptional({ description: '`<userId>.<token>` from an invite email: the provider login is linked to the invited user' })
+  /** Refused with 400 `token_in_query`: an invite goes in the body of `POST .../challenge`, never in a URL. */
+  @ApiPropertyOptional({ deprecated: true, description: 'Refused (400 token_in_query): send an invite to POST /auth/external/{provider}/challenge' })
+  @IsOptional()
+  invite?: unknown;
+}
+
+/** An invite accepted through a provider: `userId` and `token` from the invite link's fragment. */
+export class InviteChallengeDto extends UserTokenDto {
+  @ApiPropertyOptional({ description: 'Same-origin path to land on after sign-in', example: '/backoffice/' })
   @IsOptional()
   @IsString()
-  @MaxLength(256)
-  invite?: string;
+  @MaxLength(2048)
+  returnUrl?: string;
 }
 
 export class LinkExternalLoginDto {

@@ -11,13 +11,14 @@ import {
   UserExternalLoginSuccessNotification,
   UserInviteAcceptedNotification,
   UserLoginFailedNotification,
+  UserLoginRequiresTwoFactorSetupNotification,
   UserLoginRequiresVerificationNotification,
   UserTwoFactorRequestedNotification,
 } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
-import type { BackOfficeSessionEntity } from '../sessions/backoffice-session.entity.js';
+import type { BackOfficeSessionEntity } from '../persistence/typeorm/entities/backoffice-session.entity.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -51,7 +52,6 @@ export class ExternalLoginError extends Error {
 /** Authentication methods (RFC 8176) that mean the provider did more than one factor. */
 const MULTI_FACTOR_AMR = ['mfa', 'otp', 'hwk', 'swk', 'sms', 'face', 'fpt', 'iris', 'retina', 'vbm'];
 const MAX_RETURN_URL = 2048;
-const INVITE_SHAPE = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{20,128})$/i;
 
 /**
  * OpenID Connect sign-in (authorization code flow with PKCE S256, `state` and `nonce`, through openid-client),
@@ -111,14 +111,14 @@ export class BackOfficeExternalLoginService {
   /** Starts a sign-in (or, with `link`, a manual link): stores the pending state and returns the provider's URL. */
   async challenge(
     name: string,
-    input: { returnUrl?: unknown; invite?: unknown; link?: PendingExternalLogin['link']; reauthenticate?: PendingExternalLogin['reauthenticate'] },
+    input: { returnUrl?: unknown; invite?: { userId: string; token: string }; link?: PendingExternalLogin['link']; reauthenticate?: PendingExternalLogin['reauthenticate'] },
     request: BackOfficeHttpRequest,
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const provider = this.provider(name);
     const signedIn = input.link ?? input.reauthenticate;
     const returnUrl = this.checkReturnUrl(input.returnUrl, signedIn ? `/${this.options.routePrefix}/account` : `/${this.options.routePrefix}/`);
-    const invite = this.parseInvite(input.invite);
+    const invite = input.invite ? await this.checkInvite(input.invite) : undefined;
     const configuration = provider.configuration;
     if (!configuration) {
       throw new BackOfficeHttpError(503, 'provider_unavailable', `The provider "${provider.options.name}" cannot be reached right now; try again later.`, {}, { 'Retry-After': '30' });
@@ -153,12 +153,20 @@ export class BackOfficeExternalLoginService {
       .toString();
   }
 
-  /** `invite=<userId>.<token>` from the invite email; malformed invites are refused (400 `invalid_token`). */
-  private parseInvite(value: unknown): PendingExternalLogin['invite'] | undefined {
-    if (value === undefined || value === '') return undefined;
-    const match = typeof value === 'string' ? INVITE_SHAPE.exec(value) : null;
-    if (!match) throw BackOfficeHttpError.invalidToken();
-    return { userId: match[1].toLowerCase(), tokenHash: sha256Hex(match[2]) };
+  /**
+   * An invite from the accept-invite page (`{ userId, token }` in a JSON body, never a query string): it must be a
+   * live invite of a user still invited, else 400 `invalid_token` (a wrong, used or expired token, an unknown or
+   * foreign user id alike). It is only checked here; the callback uses it up, so it works once. The pending
+   * state keeps just its SHA-256.
+   */
+  private async checkInvite(invite: { userId: string; token: string }): Promise<NonNullable<PendingExternalLogin['invite']>> {
+    const manager = this.userManager;
+    const store = manager.store;
+    const tokenHash = sha256Hex(invite.token);
+    const user = await manager.findById(invite.userId);
+    const live = Boolean(user) && this.invites.isInvited(user!) && isUserTokenStore(store) && (await store.isTokenLive(user!.id, 'invite', tokenHash, manager.now()));
+    if (!live) throw BackOfficeHttpError.invalidToken();
+    return { userId: user!.id, tokenHash };
   }
 
   /**
@@ -263,6 +271,13 @@ export class BackOfficeExternalLoginService {
       return `${this.signInPage}?${query}`;
     }
     await manager.resetAccessFailedCount(user);
+    // A group with requireTwoFactor (past its grace period): as after a password, a session that reaches only the
+    // two-factor setup routes, on the account page where the setup is.
+    if ((await this.signInManager.twoFactorEnrolment(user)) === 'required') {
+      await manager.notify(UserLoginRequiresTwoFactorSetupNotification, user);
+      await this.issuer.issue(user, response, { externalLogin: sealed, twoFactorSetupOnly: true });
+      return `/${this.options.routePrefix}/account?status=requiresTwoFactorSetup`;
+    }
     await this.signInManager.succeed(user);
     await manager.notify(UserExternalLoginSuccessNotification, user, { provider: provider.name });
     await this.issuer.issue(user, response, { externalLogin: sealed });
@@ -284,6 +299,9 @@ export class BackOfficeExternalLoginService {
     if (!(await store.consumeToken(user.id, 'invite', invite.tokenHash, manager.now()))) throw new ExternalLoginError('invalid_token', 'the invite is wrong, used or expired');
     const linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
     if (!linked.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
+    // The invitee has authenticated at the provider: no longer "invited" (no resend, counted as a person who can
+    // sign in), even when a second-factor step (enforced by a group) comes before the full session.
+    await manager.recordLogin(user);
     await manager.notify(UserInviteAcceptedNotification, user);
     return user;
   }

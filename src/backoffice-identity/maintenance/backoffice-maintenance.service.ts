@@ -1,11 +1,18 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import type { BackOfficeApiClientStore } from '../api-users/api-client-store.interface.js';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import {
+  BACKOFFICE_API_CLIENT_STORE,
+  BACKOFFICE_CLOCK,
+  BACKOFFICE_IDENTITY_OPTIONS,
+  BACKOFFICE_PENDING_SIGN_IN_STORE,
+  BACKOFFICE_SESSION_STORE,
+  BACKOFFICE_USER_STORE,
+} from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-
-const DAY_MS = 86_400_000;
+import type { BackOfficeSessionStore } from '../sessions/session-store.interface.js';
+import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
+import { type BackOfficeUserStore, isPrunableUserStore } from '../users/stores/user-store.interface.js';
 
 /** Rows removed by one {@link BackOfficeMaintenanceService.prune} run, per table. */
 export interface PruneResult {
@@ -22,7 +29,7 @@ export interface PruneResult {
 }
 
 /**
- * Deletes rows that can no longer matter, so tables that unauthenticated callers can grow stay small:
+ * Asks every store to delete rows that can no longer matter (each store's `prune(now)`), so tables that unauthenticated callers can grow stay small:
  * unknown-username counters a day after their last failure (unless still locked), pending 2FA sign-ins and
  * sessions a week after they ended, single-use tokens 30 days after they expired. The audit trail is kept.
  * Runs every `maintenanceIntervalMinutes` (0: never; call `prune()` from your own scheduler instead).
@@ -33,7 +40,10 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
   private timer?: NodeJS.Timeout;
 
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_USER_STORE) private readonly userStore: BackOfficeUserStore,
+    @Inject(BACKOFFICE_SESSION_STORE) private readonly sessionStore: BackOfficeSessionStore,
+    @Inject(BACKOFFICE_PENDING_SIGN_IN_STORE) private readonly pendingSignInStore: BackOfficePendingSignInStore,
+    @Inject(BACKOFFICE_API_CLIENT_STORE) private readonly apiClientStore: BackOfficeApiClientStore,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
@@ -50,25 +60,17 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
   }
 
   async prune(): Promise<PruneResult> {
-    const now = this.clock.now().getTime();
-    const dayAgo = new Date(now - DAY_MS);
-    const weekAgo = new Date(now - 7 * DAY_MS);
-    const monthAgo = new Date(now - 30 * DAY_MS);
-    const count = async (sql: string, params: unknown[]) => {
-      const result = await this.dataSource.query(`WITH gone AS (${sql} RETURNING 1) SELECT count(*)::int AS n FROM gone`, params);
-      return Number(result[0]?.n ?? 0);
-    };
+    const now = this.clock.now();
+    const users = isPrunableUserStore(this.userStore) ? await this.userStore.prune(now) : { loginAttempts: 0, tokens: 0 };
+    const pending = await this.pendingSignInStore.prune(now);
     return {
-      loginAttempts: await count(
-        `DELETE FROM backoffice_login_attempt WHERE updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)`,
-        [dayAgo, new Date(now)],
-      ),
-      twoFactorChallenges: await count(`DELETE FROM backoffice_two_factor_challenge WHERE expires_at < $1`, [weekAgo]),
-      passkeyChallenges: await count(`DELETE FROM backoffice_passkey_challenge WHERE expires_at < $1`, [dayAgo]),
-      sessions: await count(`DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]),
-      tokens: await count(`DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
-      accessTokens: await count(`DELETE FROM backoffice_access_token WHERE expires_at < $1`, [dayAgo]),
-      externalLoginStates: await count(`DELETE FROM backoffice_external_login_state WHERE expires_at < $1`, [dayAgo]),
+      loginAttempts: users.loginAttempts,
+      twoFactorChallenges: pending.twoFactorChallenges,
+      passkeyChallenges: pending.passkeyChallenges,
+      ...(await this.sessionStore.prune(now)),
+      tokens: users.tokens,
+      ...(await this.apiClientStore.prune(now)),
+      externalLoginStates: pending.externalLoginStates,
     };
   }
 }

@@ -52,7 +52,7 @@ export interface BackOfficeSessionOptions {
 /** How the module protects itself from a slow or unreachable database. */
 export interface BackOfficeDatabaseOptions {
   /**
-   * Server-side `statement_timeout` (ms) set on each connection of the DataSource's pool, unless the pool
+   * Server-side `statement_timeout` (ms) set on each connection of the TypeORM data source's pool, unless the pool
    * already sets one (`extra.statement_timeout`). A stuck query then fails and the request answers 503
    * `database_unavailable` instead of hanging. `0` leaves the connections alone. Default 5000.
    */
@@ -287,6 +287,21 @@ export interface BackOfficeIdentitySwaps {
   signInManager?: BackOfficeProviderSpec<import('../sign-in/backoffice-sign-in-manager.js').BackOfficeSignInManager>;
   /** The user store port; default: the TypeORM store. Token `BACKOFFICE_USER_STORE`. */
   userStore?: BackOfficeProviderSpec<import('../users/stores/user-store.interface.js').BackOfficeUserStore>;
+  /** Sessions; default: the TypeORM store. Token `BACKOFFICE_SESSION_STORE`. */
+  sessionStore?: BackOfficeProviderSpec<import('../sessions/session-store.interface.js').BackOfficeSessionStore>;
+  /** Pending sign-in steps (2FA, OIDC state, passkey challenges); default: the TypeORM store. Token `BACKOFFICE_PENDING_SIGN_IN_STORE`. */
+  pendingSignInStore?: BackOfficeProviderSpec<import('../sign-in/pending-sign-in-store.interface.js').BackOfficePendingSignInStore>;
+  /** Groups and their permissions; default: the TypeORM store. Token `BACKOFFICE_GROUP_STORE`. */
+  groupStore?: BackOfficeProviderSpec<import('../groups/group-store.interface.js').BackOfficeGroupStore>;
+  /** API clients and bearer tokens; default: the TypeORM store. Token `BACKOFFICE_API_CLIENT_STORE`. */
+  apiClientStore?: BackOfficeProviderSpec<import('../api-users/api-client-store.interface.js').BackOfficeApiClientStore>;
+  /** Sessions' external-login data (RP-initiated logout); default: the TypeORM store. Token `BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE`. */
+  externalLoginSessionStore?: BackOfficeProviderSpec<import('../external-logins/external-login-session-store.interface.js').BackOfficeExternalLoginSessionStore>;
+  /**
+   * A whole set of stores (e.g. `InMemoryBackOfficeStores.create()` for tests without a database). A single
+   * store swap beside it wins. When no TypeORM store is left in use, the module needs no TypeORM data source.
+   */
+  stores?: Partial<import('../persistence/backoffice-stores.interface.js').BackOfficeStores>;
   /** Default: bcrypt. Token `BACKOFFICE_PASSWORD_HASHER`. */
   passwordHasher?: BackOfficeProviderSpec<import('../users/passwords/password-hasher.js').BackOfficePasswordHasher>;
   /** Checks passwords before the local hash (e.g. LDAP); `fallback` means "use the local hash". Token `BACKOFFICE_PASSWORD_CHECKER`. */

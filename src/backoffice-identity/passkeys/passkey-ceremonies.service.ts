@@ -12,7 +12,8 @@ import {
 import type { BackOfficeClock } from '../common/clock.js';
 import { sha256Hex } from '../common/crypto.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_STORE } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_PENDING_SIGN_IN_STORE, BACKOFFICE_USER_STORE } from '../constants.js';
+import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
 import { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import { UserPasskeyCounterRegressedNotification, UserPasskeyUsedNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
@@ -51,6 +52,7 @@ export class BackOfficePasskeyCeremonies {
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(NotificationPublisher) private readonly notifications: NotificationPublisher,
+    @Inject(BACKOFFICE_PENDING_SIGN_IN_STORE) private readonly pending: BackOfficePendingSignInStore,
   ) {}
 
   /** True when passkeys are configured and the store keeps them. */
@@ -71,14 +73,17 @@ export class BackOfficePasskeyCeremonies {
   private async remember(challenge: string, purpose: PasskeyChallengePurpose, userId: string | null): Promise<void> {
     const now = this.clock.now();
     const expiresAt = new Date(now.getTime() + this.config.challengeMinutes * 60_000);
-    await this.store.createPasskeyChallenge(sha256Hex(challenge), purpose, userId, expiresAt, now);
+    await this.pending.create(
+      { kind: 'passkey', keyHash: sha256Hex(challenge), purpose, userId, browserHash: null, securityStamp: null, payload: null, expiresAt },
+      now,
+    );
   }
 
   /** A verifier for the library that uses the challenge up: it passes once, for the purpose and user it was issued to. */
   private consumer(purpose: PasskeyChallengePurpose, userId: string | null) {
     return (challenge: string) =>
       typeof challenge === 'string' && BASE64URL.test(challenge)
-        ? this.store.consumePasskeyChallenge(sha256Hex(challenge), purpose, userId, this.clock.now())
+        ? this.pending.consume('passkey', sha256Hex(challenge), this.clock.now(), { purpose, userId }).then((used) => used !== null)
         : Promise.resolve(false);
   }
 

@@ -1,16 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_PENDING_SIGN_IN_STORE } from '../constants.js';
 import { requestCookies, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
+import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 
 /** A sign-in that passed the password and waits for its second factor. */
 export interface PendingTwoFactorSignIn {
+  /** Identifies the pending sign-in (the SHA-256 of its cookie token); {@link BackOfficeTwoFactorChallengeService.complete} takes it. */
   id: string;
   userId: string;
   securityStamp: string;
@@ -22,7 +22,8 @@ export interface PendingTwoFactorSignIn {
 
 /**
  * The pending state between password and second factor: a random token in a short-lived HttpOnly cookie
- * (`<session cookie>_2fa`), stored as SHA-256 with its expiry; no session exists until the code is right.
+ * (`<session cookie>_2fa`), kept by the pending sign-in store as SHA-256 with its expiry; no session exists until
+ * the code is right.
  */
 @Injectable()
 export class BackOfficeTwoFactorChallengeService {
@@ -30,7 +31,7 @@ export class BackOfficeTwoFactorChallengeService {
   private readonly lifetimeMs: number;
 
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
+    @Inject(BACKOFFICE_PENDING_SIGN_IN_STORE) private readonly store: BackOfficePendingSignInStore,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
@@ -51,9 +52,18 @@ export class BackOfficeTwoFactorChallengeService {
   ): Promise<void> {
     const token = randomToken(32);
     const now = this.clock.now();
-    await this.dataSource.query(
-      `INSERT INTO backoffice_two_factor_challenge (user_id, token_hash, security_stamp, expires_at, created_at, external_login, first_factor) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-      [user.id, sha256Hex(token), user.securityStamp, new Date(now.getTime() + this.lifetimeMs), now, externalLogin, firstFactor],
+    await this.store.create(
+      {
+        kind: 'two_factor',
+        keyHash: sha256Hex(token),
+        purpose: firstFactor,
+        userId: user.id,
+        securityStamp: user.securityStamp,
+        browserHash: null,
+        payload: externalLogin,
+        expiresAt: new Date(now.getTime() + this.lifetimeMs),
+      },
+      now,
     );
     this.cookies.setCookie(response, this.cookieName, token, { httpOnly: true, maxAgeSeconds: this.lifetimeMs / 1000 });
   }
@@ -62,30 +72,21 @@ export class BackOfficeTwoFactorChallengeService {
   async find(request: BackOfficeHttpRequest): Promise<PendingTwoFactorSignIn | null> {
     const token = requestCookies(request)[this.cookieName];
     if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
-    const rows = await this.dataSource.query(
-      `SELECT id, user_id, security_stamp, external_login, first_factor FROM backoffice_two_factor_challenge
-       WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2`,
-      [sha256Hex(token), this.clock.now()],
-    );
-    const row = rows[0];
-    return row
+    const pending = await this.store.find('two_factor', sha256Hex(token), this.clock.now());
+    return pending?.userId
       ? {
-          id: row.id,
-          userId: row.user_id,
-          securityStamp: row.security_stamp,
-          externalLogin: row.external_login ?? null,
-          firstFactor: row.first_factor === 'passkey' ? 'passkey' : 'password',
+          id: pending.keyHash,
+          userId: pending.userId,
+          securityStamp: pending.securityStamp ?? '',
+          externalLogin: pending.payload,
+          firstFactor: pending.purpose === 'passkey' ? 'passkey' : 'password',
         }
       : null;
   }
 
   /** Uses the pending sign-in up; true for exactly one caller. */
   async complete(id: string): Promise<boolean> {
-    const rows = await this.dataSource.query(
-      `UPDATE backoffice_two_factor_challenge SET used_at = $2 WHERE id = $1 AND used_at IS NULL RETURNING id`,
-      [id, this.clock.now()],
-    );
-    return (Array.isArray(rows[0]) ? rows[0] : rows).length === 1;
+    return (await this.store.consume('two_factor', id, this.clock.now())) !== null;
   }
 
   clear(response: BackOfficeHttpResponse): void {

@@ -1,5 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
@@ -30,6 +33,17 @@ export class BackOfficeUiAssets {
       this.add(file, file === 'session.js' ? this.withSessionConfig(body) : body);
     }
     this.add('theme.css', this.themeCss());
+    if (options.passkeys) this.add('webauthn.js', BackOfficeUiAssets.webAuthnBrowserBundle());
+  }
+
+  /**
+   * `@simplewebauthn/browser`'s UMD bundle (global `SimpleWebAuthnBrowser`), served from this origin as
+   * `assets/webauthn.js`: no CDN, and the CSP stays `script-src 'self'`. Read from the installed package.
+   */
+  static webAuthnBrowserBundle(): string {
+    const requireHere = createRequire(__filename);
+    const entry = requireHere.resolve('@simplewebauthn/browser');
+    return readFileSync(join(dirname(entry), '..', 'dist', 'bundle', 'index.umd.min.js'), 'utf8');
   }
 
   get(file: string): BackOfficeUiAsset | undefined {

@@ -5,6 +5,9 @@ import type { BackOfficeUiMessages } from './ui-messages.js';
 /** The pages of the sign-in screens, by path segment below the route prefix. */
 export type BackOfficeUiPage = 'sign-in' | 'two-factor' | 'forgot-password' | 'reset-password' | 'accept-invite' | 'account';
 
+/** The pages that offer passkeys (and load `webauthn.js` + `passkeys.js`). */
+const PASSKEY_PAGES: readonly BackOfficeUiPage[] = ['sign-in', 'two-factor', 'account'];
+
 /** Per-request facts a page needs. */
 export interface BackOfficeUiPageContext {
   /** A same-origin path to go to after sign-in (already checked). */
@@ -13,6 +16,8 @@ export interface BackOfficeUiPageContext {
   error?: string;
   notice?: string;
   twoFactorAvailable: boolean;
+  /** Passkeys are configured and the store keeps them: the pages offer them. */
+  passkeysAvailable?: boolean;
   /** `?v=` of each asset, for long-lived caching. */
   assetVersion: (file: string) => string;
 }
@@ -62,7 +67,13 @@ export class BackOfficeUiRenderer {
       defaultReturnUrl: this.defaultReturnUrl,
       error: Boolean(context.error),
       twoFactorAvailable: context.twoFactorAvailable,
+      passkeys: Boolean(context.passkeysAvailable),
     };
+    const passkeyScripts = context.passkeysAvailable && PASSKEY_PAGES.includes(page)
+      ? html`<script src="${this.asset('webauthn.js', context)}" defer></script>
+<script src="${this.asset('passkeys.js', context)}" defer></script>
+`
+      : '';
     return html`<!doctype html>
 <html lang="${this.m.lang}">
 <head>
@@ -75,7 +86,7 @@ export class BackOfficeUiRenderer {
 <link rel="stylesheet" href="${this.asset('theme.css', context)}">
 <script src="${this.asset('session.js', context)}" data-monitor="${page === 'account' ? 'on' : 'off'}" defer></script>
 <script src="${this.asset('pages.js', context)}" defer></script>
-${jsonScript('bo-config', config)}
+${passkeyScripts}${jsonScript('bo-config', config)}
 </head>
 <body class="bo-page">
 <a class="bo-skip" href="#bo-main">${this.m.skipToContent}</a>
@@ -122,11 +133,12 @@ ${body}
     const form = this.options.denyLocalLogin
       ? html`<p>${m.localLoginDisabled}</p>`
       : html`<form id="bo-sign-in-form" novalidate>
-${this.field('bo-username', 'username', emailLike ? m.emailLabel : m.usernameLabel, emailLike ? 'email' : 'text', 'username')}
+${this.field('bo-username', 'username', emailLike ? m.emailLabel : m.usernameLabel, emailLike ? 'email' : 'text', context.passkeysAvailable ? 'username webauthn' : 'username')}
 ${this.field('bo-password', 'password', m.passwordLabel, 'password', 'current-password')}
 ${this.showPassword('bo-password')}
 <button type="submit">${m.signInButton}</button>
 </form>
+${context.passkeysAvailable ? html`<div class="bo-passkey"><p>${m.orPasskey}</p><button type="button" id="bo-passkey-sign-in" class="bo-secondary">${m.signInWithPasskeyButton}</button></div>` : ''}
 ${this.options.allowPasswordReset ? html`<p class="bo-links"><a href="${this.base}/forgot-password">${m.forgotPasswordLink}</a></p>` : ''}`;
     return {
       title: m.signInTitle,
@@ -152,6 +164,7 @@ ${this.messages(context)}
 ${this.field('bo-code', 'code', m.codeLabel, 'text', 'one-time-code', { hint: m.twoFactorIntro, inputmode: 'numeric' })}
 <button type="submit">${m.verifyButton}</button>
 </form>
+${context.passkeysAvailable ? html`<div class="bo-passkey" id="bo-passkey-2fa-box" hidden><p>${m.orPasskey}</p><button type="button" id="bo-passkey-2fa" class="bo-secondary">${m.usePasskeyButton}</button></div>` : ''}
 ${this.backToSignIn('bo-back-link')}`,
     };
   }
@@ -193,8 +206,30 @@ ${this.backToSignIn()}`;
     return this.passwordFromLink(context, m.resetTitle, m.resetIntro, 'bo-reset-form', after);
   }
 
+  /** Accept an invite: choose a password, or continue with an external provider (only that with `denyLocalLogin`). */
   private invite(context: BackOfficeUiPageContext) {
-    return this.passwordFromLink(context, this.m.inviteTitle, this.m.inviteIntro, 'bo-invite-form', html``);
+    const m = this.m;
+    const deny = this.options.denyLocalLogin;
+    const providers = html`<div id="bo-providers" class="bo-providers" hidden><p>${deny ? m.inviteProviderIntro : m.orContinueWithProvider}</p><ul></ul></div>`;
+    if (!deny) return this.passwordFromLink(context, m.inviteTitle, m.inviteIntro, 'bo-invite-form', providers);
+    return { title: m.inviteTitle, body: html`<h1>${m.inviteTitle}</h1>
+${this.messages(context)}
+${providers}` };
+  }
+
+  /** The account page's passkeys: list (rename, remove) and "Add a passkey" with a name. */
+  private passkeysSection(): SafeHtml {
+    const m = this.m;
+    return html`<section class="bo-section" id="bo-passkeys-section" aria-labelledby="bo-passkeys-heading">
+<h2 id="bo-passkeys-heading" tabindex="-1">${m.passkeysHeading}</h2>
+<p>${m.passkeysIntro}</p>
+<ul id="bo-passkeys" class="bo-list"></ul>
+<p id="bo-no-passkeys" hidden>${m.noPasskeys}</p>
+<form id="bo-passkey-add-form" novalidate>
+${this.field('bo-passkey-name', 'name', m.passkeyNameLabel, 'text', 'off', { hint: m.passkeyNameHint })}
+<button type="submit">${m.addPasskeyButton}</button>
+</form>
+</section>`;
   }
 
   private account(context: BackOfficeUiPageContext) {
@@ -238,6 +273,7 @@ ${this.field('bo-2fa-password', 'password', m.passwordLabel, 'password', 'curren
 <button type="submit" class="bo-danger">${m.turnOffTwoFactorButton}</button>
 </form>
 </section>
+${context.passkeysAvailable ? this.passkeysSection() : ''}
 <section class="bo-section" aria-labelledby="bo-sessions-heading">
 <h2 id="bo-sessions-heading" tabindex="-1">${m.sessionsHeading}</h2>
 <p>${m.sessionsIntro}</p>

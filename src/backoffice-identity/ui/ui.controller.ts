@@ -91,10 +91,14 @@ export class BackOfficeUiController {
     return this.page('accept-invite', response);
   }
 
-  /** The account page; `?error=<code>` comes back from linking an external login. */
+  /**
+   * The account page; `?error=<code>` comes back from linking an external login, `?status=requiresTwoFactorSetup`
+   * from an external sign-in of a member of a group that requires two-factor (a setup-only session).
+   */
   @Get('account')
-  account(@Query('error') error: unknown, @Res({ passthrough: true }) response: HeaderTarget): string {
-    return this.page('account', response, { error: this.errorMessage(error) });
+  account(@Query('error') error: unknown, @Query('status') status: unknown, @Res({ passthrough: true }) response: HeaderTarget): string {
+    const notice = status === 'requiresTwoFactorSetup' ? this.options.ui.messages.twoFactorSetupRequired : undefined;
+    return this.page('account', response, { error: this.errorMessage(error), notice });
   }
 
   /** The catalogue's message for an `?error=` code; unknown codes get the generic provider message, never the input. */
@@ -128,6 +132,7 @@ export class BackOfficeUiController {
     return this.renderer.render(page, {
       ...context,
       twoFactorAvailable: this.userManager.supportsUserTwoFactor && Boolean(this.userManager.getTwoFactorProvider('totp')),
+      passkeysAvailable: this.userManager.supportsUserPasskeys && !this.options.denyLocalLogin,
       assetVersion: (file) => this.assets.version(file),
     });
   }

@@ -1,6 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
@@ -17,8 +15,8 @@ import {
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeUser } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
-import { isUuid } from './stores/typeorm-user-store.js';
-import { BackOfficeDuplicateUserError } from './stores/user-store.interface.js';
+import { isUuid } from '../common/ids.js';
+import { BackOfficeDuplicateUserError, isUserEmailChangeStore, type UserEmailChangeStore } from './stores/user-store.interface.js';
 
 /** Hours an email-change link stays valid. */
 export const EMAIL_CHANGE_LIFESPAN_HOURS = 24;
@@ -30,7 +28,6 @@ export const EMAIL_CHANGE_LIFESPAN_HOURS = 24;
 @Injectable()
 export class BackOfficeUserLifecycleService {
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BackOfficeEmailDispatcher) private readonly emails: BackOfficeEmailDispatcher,
@@ -67,13 +64,8 @@ export class BackOfficeUserLifecycleService {
     if (await this.userManager.findByEmail(candidate.email)) return;
     const token = randomToken(32);
     const now = this.clock.now();
-    await this.dataSource.transaction(async (manager) => {
-      await manager.query(`UPDATE backoffice_user_token SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`, [user.id, 'change_email', now]);
-      await manager.query(
-        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [user.id, 'change_email', sha256Hex(token), new Date(now.getTime() + EMAIL_CHANGE_LIFESPAN_HOURS * 3_600_000), now, candidate.email],
-      );
-    });
+    const expiresAt = new Date(now.getTime() + EMAIL_CHANGE_LIFESPAN_HOURS * 3_600_000);
+    await this.emailChangeStore().replaceEmailChangeToken(user.id, sha256Hex(token), candidate.email, expiresAt, now);
     await this.userManager.notify(UserEmailChangeRequestedNotification, user);
     await this.emails.dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, candidate.email, token, EMAIL_CHANGE_LIFESPAN_HOURS), user);
     await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, candidate.email), user);
@@ -86,12 +78,7 @@ export class BackOfficeUserLifecycleService {
   async confirmEmailChange(userId: string, token: string): Promise<BackOfficeUser> {
     const user = isUuid(userId) && typeof token === 'string' && token.length <= 512 ? await this.userManager.findById(userId) : null;
     if (!user || !user.isApproved) throw BackOfficeHttpError.invalidToken();
-    const rows = await this.dataSource.query(
-      `UPDATE backoffice_user_token SET used_at = $4
-        WHERE user_id = $1 AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
-      [user.id, 'change_email', sha256Hex(token), this.clock.now()],
-    );
-    const newEmail: string | undefined = (Array.isArray(rows[0]) ? rows[0][0] : rows[0])?.new_email;
+    const newEmail = await this.emailChangeStore().consumeEmailChangeToken(user.id, sha256Hex(token), this.clock.now());
     if (!newEmail) throw BackOfficeHttpError.invalidToken();
     const oldEmail = user.email;
     await this.write(user, this.emailFields(newEmail));
@@ -127,6 +114,13 @@ export class BackOfficeUserLifecycleService {
     const result = await this.userManager.deleteUser(user);
     if (!result.succeeded) throw new BackOfficeHttpError(409, 'last_admin', result.errors[0].description);
     await this.userManager.notify(UserDeletedNotification, user, { username: user.username });
+  }
+
+  /** The user store's email-change capability; without it, email changes answer 501 `not_supported`. */
+  private emailChangeStore(): UserEmailChangeStore {
+    const store = this.userManager.store;
+    if (!isUserEmailChangeStore(store)) throw new BackOfficeHttpError(501, 'not_supported', 'The user store does not support email changes (UserEmailChangeStore).');
+    return store;
   }
 
   private async validated(input: { name: string; email: string }): Promise<{ name: string; email: string }> {

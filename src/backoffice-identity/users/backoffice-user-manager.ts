@@ -30,7 +30,6 @@ import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser, BackOfficeUserKind } from './backoffice-user.js';
 import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
-import type { BackOfficeTokenPurpose } from './entities/backoffice-user-token.entity.js';
 import type { BackOfficePasswordChecker } from './passwords/password-checker.js';
 import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
 import { CommonPasswordValidator, PolicyPasswordValidator } from './passwords/password-validators.js';
@@ -53,6 +52,7 @@ import {
   isUserTokenStore,
   isUserTwoFactorStore,
   isUserPasskeyStore,
+  type BackOfficeTokenPurpose,
   BackOfficeDuplicatePasskeyError,
   type NewStoredPasskey,
   type StoredPasskey,

@@ -42,15 +42,21 @@ export interface BrowserApp extends IdentityApp {
   shutdown(): Promise<void>;
 }
 
-/** The module in a Nest app on PostgreSQL (or PGlite), on localhost, with `.eml` pickup mail and host pages. */
-export async function startBrowserApp(identity: BackOfficeIdentityModuleOptions = {}): Promise<BrowserApp> {
+/**
+ * The module in a Nest app on PostgreSQL (or PGlite), on localhost, with `.eml` pickup mail and host pages; on
+ * `port` when given (e.g. one registered at a test OpenID provider beforehand).
+ */
+export async function startBrowserApp(
+  identity: BackOfficeIdentityModuleOptions | ((origin: string) => BackOfficeIdentityModuleOptions) = {},
+  port?: number,
+): Promise<BrowserApp> {
   const db: TestDatabase = await createTestDatabase();
   const mail = await mailFolder();
-  const port = await freePort();
+  port ??= await freePort();
   const origin = `http://localhost:${port}`;
   const app = await createIdentityApp(db, {
     port,
-    identity: { publicUrl: origin, email: { pickupDirectory: mail.dir }, ...identity },
+    identity: { publicUrl: origin, email: { pickupDirectory: mail.dir }, ...(typeof identity === 'function' ? identity(origin) : identity) },
     controllers: [HostPagesController],
     providers: [SignOutRedirectListener],
   });

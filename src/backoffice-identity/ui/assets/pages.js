@@ -109,18 +109,29 @@
     return S.base + '/auth/external/' + encodeURIComponent(provider.name) + '/challenge?returnUrl=' + encodeURIComponent(returnUrl());
   }
 
+  /**
+   * Lists the configured providers in `box` (shown once there is one), each item made by `item(provider, name)`;
+   * resolves to the providers.
+   */
+  function listProviders(box, item) {
+    return S.request('GET', '/auth/external/providers', undefined, { retry: false }).then(function (res) {
+      var providers = res.status === 200 && Array.isArray(res.body) ? res.body : [];
+      var list = box.querySelector('ul');
+      providers.forEach(function (provider) {
+        list.appendChild(el('li', null, [item(provider, provider.displayName || provider.name)]));
+      });
+      if (providers.length > 0) box.hidden = false;
+      return providers;
+    });
+  }
+
   function loadProviders() {
     var box = $('bo-providers');
     if (!box) return;
-    S.request('GET', '/auth/external/providers', undefined, { retry: false }).then(function (res) {
-      if (res.status !== 200 || !Array.isArray(res.body) || res.body.length === 0) return;
-      var list = box.querySelector('ul');
-      res.body.forEach(function (provider) {
-        var name = provider.displayName || provider.name;
-        list.appendChild(el('li', null, [el('a', { className: 'bo-button bo-secondary', href: providerUrl(provider), text: t('providerButton', { provider: name }) })]));
-      });
-      box.hidden = false;
-      var auto = res.body.filter(function (p) {
+    listProviders(box, function (provider, name) {
+      return el('a', { className: 'bo-button bo-secondary', href: providerUrl(provider), text: t('providerButton', { provider: name }) });
+    }).then(function (providers) {
+      var auto = providers.filter(function (p) {
         return p.autoRedirect;
       })[0];
       if (auto && !page.error) {
@@ -128,6 +139,26 @@
         window.location.assign(providerUrl(auto));
       }
     });
+  }
+
+  /**
+   * Follows a sign-in answer (password or passkey): to the second-factor page or to returnUrl. False when the
+   * answer was not a sign-in. With passkeys on, the second-factor URL names the providers the account can answer
+   * with (as an external sign-in's redirect does), so that page offers "Use a passkey" only to accounts with one.
+   */
+  function afterSignIn(res) {
+    if (res.status !== 200 || !res.body) return false;
+    if (res.body.status === 'requiresTwoFactor') {
+      var query = new URLSearchParams();
+      if (page.returnUrl) query.set('returnUrl', page.returnUrl);
+      if (page.passkeys && Array.isArray(res.body.providers)) query.set('providers', res.body.providers.join(','));
+      var search = query.toString();
+      window.location.assign(S.base + '/two-factor' + (search ? '?' + search : ''));
+    } else if (res.body.status === 'requiresTwoFactorSetup') {
+      // A setup-only session (a group requires two-factor): the setup is on the account page.
+      window.location.assign(S.base + '/account?status=requiresTwoFactorSetup');
+    } else window.location.assign(returnUrl());
+    return true;
   }
 
   function signIn() {
@@ -141,14 +172,7 @@
     handleForm($('bo-sign-in-form'), function (values) {
       showStatus(t('signingIn'));
       return S.request('POST', '/auth/login', { username: values.username, password: values.password }, { retry: false }).then(function (res) {
-        if (res.status === 200 && res.body.status === 'requiresTwoFactor') {
-          window.location.assign(S.base + '/two-factor' + (page.returnUrl ? '?returnUrl=' + encodeURIComponent(page.returnUrl) : ''));
-          return;
-        }
-        if (res.status === 200) {
-          window.location.assign(returnUrl());
-          return;
-        }
+        if (afterSignIn(res)) return;
         statusBox.textContent = '';
         password.value = '';
         showError(S.errorText(res), null, res.body && res.body.code === 'invalid_credentials' ? [username, password] : [password]);
@@ -211,9 +235,9 @@
     var password = $('bo-new-password');
     var link = readLinkFragment();
     if (!link) {
-      form.hidden = true;
+      if (form) form.hidden = true;
       showError(t('linkIncomplete'));
-      return;
+      return null;
     }
     handleForm(form, function (values) {
       var body = { userId: link.userId, token: link.token };
@@ -230,6 +254,7 @@
         showError(S.errorText(res), S.errorList(res), failedFields(res, password, [password]));
       });
     });
+    return link;
   }
 
   function reset() {
@@ -239,9 +264,43 @@
   }
 
   function invite() {
-    tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function () {
+    var link = tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function () {
       window.location.assign(page.defaultReturnUrl);
     }, 'inviteLinkInvalid');
+    if (link) inviteProviders(link);
+  }
+
+  /**
+   * "Continue with <provider>" on the accept-invite page: posts the link's user id and token as JSON (never in a
+   * URL) to the provider's challenge, then goes to the provider; the callback links the login to the invitee.
+   */
+  function inviteProviders(link) {
+    var box = $('bo-providers');
+    if (!box) return;
+    listProviders(box, function (provider, name) {
+      var button = el('button', { type: 'button', className: 'bo-secondary', text: t('inviteProviderButton', { provider: name }) });
+      button.addEventListener('click', function () {
+        button.disabled = true;
+        showStatus(t('redirectingToProvider', { provider: name }));
+        var body = { userId: link.userId, token: link.token, returnUrl: page.defaultReturnUrl };
+        S.request('POST', '/auth/external/' + encodeURIComponent(provider.name) + '/challenge', body, { retry: false }).then(function (r) {
+          if (r.status === 200 && r.body && typeof r.body.redirectUrl === 'string') {
+            window.location.assign(r.body.redirectUrl);
+            return;
+          }
+          button.disabled = false;
+          if (r.body && r.body.code === 'invalid_token') {
+            var form = $('bo-invite-form');
+            if (form) form.hidden = true;
+            box.hidden = true;
+            showError(t('inviteLinkInvalid'));
+            return;
+          }
+          showError(S.errorText(r));
+        });
+      });
+      return button;
+    });
   }
 
   // ---- account ----------------------------------------------------------------------------------------
@@ -259,6 +318,27 @@
     return browser && os ? browser + ' on ' + os : userAgent.slice(0, 60);
   }
 
+  /**
+   * A list item's remove button: DELETE `path` (404: gone already), announce `message`, render the list again
+   * with `rerender()` and move focus to its heading; an error is announced and the button comes back.
+   */
+  function deleteOnClick(button, path, message, rerender, headingId) {
+    button.addEventListener('click', function () {
+      button.disabled = true;
+      S.request('DELETE', path).then(function (r) {
+        if (r.status === 204 || r.status === 404) {
+          showStatus(message);
+          rerender().then(function () {
+            $(headingId).focus();
+          });
+        } else {
+          button.disabled = false;
+          showError(S.errorText(r));
+        }
+      });
+    });
+  }
+
   function renderSessions() {
     var list = $('bo-sessions');
     return S.request('GET', '/auth/sessions').then(function (res) {
@@ -274,20 +354,7 @@
           item.insertBefore(el('strong', { className: 'bo-badge', text: t('thisSession') }), details);
         } else {
           var button = el('button', { type: 'button', className: 'bo-secondary', text: t('signOutSessionButton'), 'aria-describedby': details.id });
-          button.addEventListener('click', function () {
-            button.disabled = true;
-            S.request('DELETE', '/auth/sessions/' + encodeURIComponent(session.id)).then(function (r) {
-              if (r.status === 204 || r.status === 404) {
-                showStatus(t('sessionSignedOut'));
-                renderSessions().then(function () {
-                  $('bo-sessions-heading').focus();
-                });
-              } else {
-                button.disabled = false;
-                showError(S.errorText(r));
-              }
-            });
-          });
+          deleteOnClick(button, '/auth/sessions/' + encodeURIComponent(session.id), t('sessionSignedOut'), renderSessions, 'bo-sessions-heading');
           item.appendChild(button);
         }
         list.appendChild(item);
@@ -497,6 +564,9 @@
       });
     });
   }
+
+  /** For passkeys.js (loaded after this file on the same pages). */
+  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn, showError: showError, showStatus: showStatus, when: when, deleteOnClick: deleteOnClick };
 
   var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, account: account };
   if (pages[page.page]) pages[page.page]();

@@ -155,7 +155,8 @@
   var dialogCount = 0;
   /**
    * A modal dialog: heading, text, a form of fields and buttons, and a live error region.
-   * fields: [{ name, label, type, autocomplete, value }]; onSubmit(values, dialogApi) runs on submit.
+   * fields: [{ name, label, type, autocomplete, value }]; onSubmit(values, dialogApi) runs on submit;
+   * extra: { label, onClick(dialogApi) } adds a second way to answer (a button beside submit).
    */
   function openDialog(spec) {
     ensureStylesheet();
@@ -178,8 +179,9 @@
     });
     var submit = el('button', { type: 'submit', className: 'bo-dialog-primary', text: spec.submitLabel });
     var cancel = spec.cancelLabel ? el('button', { type: 'button', className: 'bo-dialog-secondary', text: spec.cancelLabel }) : null;
+    var extra = spec.extra ? el('button', { type: 'button', className: 'bo-dialog-secondary', text: spec.extra.label }) : null;
     var text = el('p', { id: id + '-text', text: spec.text });
-    var form = el('form', { novalidate: 'novalidate' }, fields.concat([el('p', { className: 'bo-dialog-actions' }, [submit, cancel])]));
+    var form = el('form', { novalidate: 'novalidate' }, fields.concat([el('p', { className: 'bo-dialog-actions' }, [submit, extra, cancel])]));
     var dialog = el('dialog', { className: 'bo-dialog', role: spec.alert ? 'alertdialog' : 'dialog', 'aria-labelledby': id + '-title', 'aria-describedby': id + '-text' }, [
       el('h2', { id: id + '-title', text: spec.title }),
       text,
@@ -195,6 +197,7 @@
       },
       busy: function (on) {
         submit.disabled = !!on;
+        if (extra) extra.disabled = !!on;
         dialog.setAttribute('aria-busy', on ? 'true' : 'false');
       },
       close: function () {
@@ -221,6 +224,12 @@
       if (spec.onCancel) spec.onCancel();
     };
     if (cancel) cancel.addEventListener('click', onCancel);
+    if (extra) {
+      extra.addEventListener('click', function () {
+        api.error('');
+        spec.extra.onClick(api);
+      });
+    }
     dialog.addEventListener('cancel', function (event) {
       event.preventDefault();
       if (cancel) onCancel();
@@ -233,18 +242,42 @@
     return api;
   }
 
-  /** Step-up: asks for the password, POSTs /auth/reauthenticate. Resolves true when it worked. */
+  /**
+   * Another way to confirm it's you in the step-up dialog, beside the password: { label, text, run() } where run()
+   * resolves true when it worked, else the message to show (or null to say nothing). passkeys.js sets
+   * "Use a passkey" on the account page.
+   */
+  var reauthAlternative = null;
+  function setReauthenticationAlternative(alternative) {
+    reauthAlternative = alternative || null;
+  }
+
+  /** Step-up: asks for the password (or the alternative), POSTs /auth/reauthenticate. Resolves true when it worked. */
   function reauthenticate() {
     if (pendingReauth) return pendingReauth;
     pendingReauth = new Promise(function (resolve) {
+      var alternative = reauthAlternative;
       openDialog({
         title: t('reauthTitle'),
-        text: t('reauthText'),
+        text: (alternative && alternative.text) || t('reauthText'),
         fields: [{ name: 'password', label: t('passwordLabel'), type: 'password', autocomplete: 'current-password' }],
         submitLabel: t('confirmButton'),
         cancelLabel: t('cancelButton'),
         onCancel: function () {
           resolve(false);
+        },
+        extra: alternative && {
+          label: alternative.label,
+          onClick: function (dialog) {
+            dialog.busy(true);
+            Promise.resolve(alternative.run()).then(function (result) {
+              dialog.busy(false);
+              if (result === true) {
+                dialog.close();
+                resolve(true);
+              } else if (result) dialog.error(result);
+            });
+          },
         },
         onSubmit: function (values, dialog) {
           dialog.busy(true);
@@ -474,6 +507,7 @@
     signOut: signOut,
     check: check,
     reauthenticate: reauthenticate,
+    setReauthenticationAlternative: setReauthenticationAlternative,
     errorText: errorText,
     errorList: errorList,
     duration: duration,

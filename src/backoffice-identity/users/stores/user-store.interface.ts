@@ -1,5 +1,7 @@
 import type { BackOfficeUser, BackOfficeUserState } from '../backoffice-user.js';
-import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
+
+/** Purposes of single-use user tokens. */
+export type BackOfficeTokenPurpose = 'invite' | 'password_reset' | 'change_email';
 
 /** Fields of a new user; the store assigns id and timestamps. */
 export type NewBackOfficeUser = Pick<
@@ -159,9 +161,8 @@ export class BackOfficeDuplicatePasskeyError extends Error {
 }
 
 /**
- * Passkeys (WebAuthn credentials) and their server-side ceremony challenges. Challenges are stored as SHA-256
- * only, expire, and are used up atomically (true for exactly one caller). A store without this capability
- * turns passkeys off.
+ * Passkeys (WebAuthn credentials). Their ceremony challenges are pending sign-in steps (`BackOfficePendingSignInStore`,
+ * kind `passkey`). A store without this capability turns passkeys off.
  */
 export interface UserPasskeyStore {
   listPasskeys(userId: string): Promise<StoredPasskey[]>;
@@ -178,10 +179,6 @@ export interface UserPasskeyStore {
    * move forward: a cloned authenticator, or a concurrent use.
    */
   recordPasskeyUse(passkeyId: string, newCounter: number, now: Date): Promise<boolean>;
-  /** Stores a new challenge (its SHA-256), bound to a purpose and, except for username-less sign-in, to a user. */
-  createPasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, expiresAt: Date, now: Date): Promise<void>;
-  /** Uses the challenge up; true for exactly one caller while it is live and matches purpose and user. */
-  consumePasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, now: Date): Promise<boolean>;
 }
 
 export interface BackOfficeGroup {
@@ -249,6 +246,20 @@ export interface UserQueryStore {
   list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }>;
 }
 
+/** The email-change link: a single-use token (SHA-256) that carries the new address. */
+export interface UserEmailChangeStore {
+  /** Stores the token with the address it confirms, voiding the user's earlier email-change tokens, in one transaction. */
+  replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void>;
+  /** Uses the live token up and returns its new address; exactly one caller gets it, the others null. */
+  consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null>;
+}
+
+/** Rows of the user store that can expire (maintenance calls this). */
+export interface PrunableUserStore {
+  /** Deletes unknown-username counters a day after their last failure (unless locked) and tokens 30 days after they expired. */
+  prune(now: Date): Promise<{ loginAttempts: number; tokens: number }>;
+}
+
 export interface TransactionalUserStore<S = BackOfficeUserStore> {
   /** Runs `work` with a store bound to one database transaction. */
   transaction<T>(work: (store: S) => Promise<T>): Promise<T>;
@@ -272,8 +283,10 @@ export const isUserAuthenticatorKeyStore = (s: object): s is UserAuthenticatorKe
 export const isUserRecoveryCodeStore = (s: object): s is UserRecoveryCodeStore =>
   has(s, 'replaceRecoveryCodes', 'redeemRecoveryCode', 'countRecoveryCodes');
 export const isUserPasskeyStore = (s: object): s is UserPasskeyStore =>
-  has(s, 'listPasskeys', 'findPasskeyByCredentialId', 'addPasskey', 'renamePasskey', 'removePasskey', 'recordPasskeyUse', 'createPasskeyChallenge', 'consumePasskeyChallenge');
+  has(s, 'listPasskeys', 'findPasskeyByCredentialId', 'addPasskey', 'renamePasskey', 'removePasskey', 'recordPasskeyUse');
 export const isUserGroupStore = (s: object): s is UserGroupStore => has(s, 'listGroups', 'setGroups', 'countApprovedInGroup', 'withGroupLock');
 export const isUserLoginStore = (s: object): s is UserLoginStore => has(s, 'addLogin', 'removeLogin', 'getLogins', 'findUserIdByLogin');
 export const isUserQueryStore = (s: object): s is UserQueryStore => has(s, 'list');
+export const isUserEmailChangeStore = (s: object): s is UserEmailChangeStore => has(s, 'replaceEmailChangeToken', 'consumeEmailChangeToken');
+export const isPrunableUserStore = (s: object): s is PrunableUserStore => has(s, 'prune');
 export const isTransactionalUserStore = (s: object): s is TransactionalUserStore => has(s, 'transaction');

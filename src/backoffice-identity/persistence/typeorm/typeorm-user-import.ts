@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome } from '../import/user-import.js';
+import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome } from '../../users/import/user-import.js';
 
 interface ExistingUser {
   id: string;

@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { DataSource } from 'typeorm';
-import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
-import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BACKOFFICE_IDENTITY_OPTIONS } from '../../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../../options/backoffice-identity-options.interface.js';
 
 /** The parts of a `pg` Pool (and its clients) this service touches. */
 interface PgPoolLike {

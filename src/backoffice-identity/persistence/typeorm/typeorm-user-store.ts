@@ -1,12 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
-import { preparedQuery } from '../../common/prepared-query.js';
-import type { BackOfficeUser, BackOfficeUserKind } from '../backoffice-user.js';
-import { BackOfficeGroupEntity } from '../entities/backoffice-group.entity.js';
-import type { BackOfficeTokenPurpose } from '../entities/backoffice-user-token.entity.js';
-import { BackOfficeUserEntity } from '../entities/backoffice-user.entity.js';
-import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../import/user-import.js';
+import { isUuid } from '../../common/ids.js';
+import { preparedQuery } from './prepared-query.js';
+import { deleteCounting } from './sql-results.js';
+import type { BackOfficeUser, BackOfficeUserKind } from '../../users/backoffice-user.js';
+import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
+import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
+import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../../users/import/user-import.js';
 import { writeImportedUsers } from './typeorm-user-import.js';
 import {
   BackOfficeDuplicateUserError,
@@ -32,13 +33,15 @@ import {
   type UserRecoveryCodeStore,
   BackOfficeDuplicatePasskeyError,
   type NewStoredPasskey,
-  type PasskeyChallengePurpose,
   type StoredPasskey,
   type UserPasskeyStore,
   type BackOfficeUserLogin,
   BackOfficeDuplicateLoginError,
   type UserLoginStore,
-} from './user-store.interface.js';
+  type BackOfficeTokenPurpose,
+  type PrunableUserStore,
+  type UserEmailChangeStore,
+} from '../../users/stores/user-store.interface.js';
 
 /** Thrown to roll back a dry-run import after its outcomes are known. */
 class DryRunRollback extends Error {
@@ -47,10 +50,6 @@ class DryRunRollback extends Error {
   }
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** True for a syntactically valid UUID; ids from clients are checked before they reach SQL. */
-export const isUuid = (value: unknown): value is string => typeof value === 'string' && UUID.test(value);
 
 function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
   const { groups, ...fields } = entity;
@@ -204,6 +203,8 @@ function fromPasskeyRow(row: PasskeyRow): StoredPasskey {
 /** Rows of an `UPDATE/DELETE ... RETURNING` (TypeORM hands back `[rows, count]` for those). */
 const returned = (rows: unknown[]): unknown[] => (Array.isArray(rows[0]) ? (rows[0] as unknown[]) : rows);
 
+const DAY_MS = 86_400_000;
+
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
@@ -237,6 +238,8 @@ export class TypeOrmBackOfficeUserStore
     UserImportStore,
     UserPasskeyStore,
     UserLoginStore,
+    UserEmailChangeStore,
+    PrunableUserStore,
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
   private readonly manager: EntityManager;
@@ -479,6 +482,40 @@ export class TypeOrmBackOfficeUserStore
     );
   }
 
+  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
+    await this.transaction(async (store) => {
+      await store.voidTokens(userId, 'change_email', now);
+      await store.manager.query(
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [userId, 'change_email', tokenHash, expiresAt, now, newEmail],
+      );
+    });
+  }
+
+  async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {
+    if (!isUuid(userId)) return null;
+    const rows = await this.manager.query(
+      `UPDATE backoffice_user_token SET used_at = $4
+        WHERE user_id = $1 AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
+      [userId, 'change_email', tokenHash, now],
+    );
+    const row = returned(rows)[0] as { new_email: string | null } | undefined;
+    return row?.new_email ?? null;
+  }
+
+  async prune(now: Date): Promise<{ loginAttempts: number; tokens: number }> {
+    const dayAgo = new Date(now.getTime() - DAY_MS);
+    const monthAgo = new Date(now.getTime() - 30 * DAY_MS);
+    return {
+      loginAttempts: await deleteCounting(
+        this.manager,
+        `DELETE FROM backoffice_login_attempt WHERE updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)`,
+        [dayAgo, now],
+      ),
+      tokens: await deleteCounting(this.manager, `DELETE FROM backoffice_user_token WHERE expires_at < $1`, [monthAgo]),
+    };
+  }
+
   async getAuthenticatorKey(userId: string, provider: string): Promise<StoredAuthenticatorKey | null> {
     const rows = await this.manager.query(
       `SELECT encrypted_secret, confirmed_at, last_used_step FROM backoffice_user_authenticator WHERE user_id = $1 AND provider = $2`,
@@ -597,24 +634,6 @@ export class TypeOrmBackOfficeUserStore
       `UPDATE backoffice_user_passkey SET counter = $2, last_used_at = $3
        WHERE id = $1 AND (counter < $2 OR (counter = 0 AND $2 = 0)) RETURNING id`,
       [passkeyId, newCounter, now],
-    );
-    return returned(rows).length === 1;
-  }
-
-  async createPasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, expiresAt: Date, now: Date): Promise<void> {
-    await this.manager.query(
-      `INSERT INTO backoffice_passkey_challenge (challenge_hash, purpose, user_id, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
-      [challengeHash, purpose, userId, expiresAt, now],
-    );
-  }
-
-  async consumePasskeyChallenge(challengeHash: string, purpose: PasskeyChallengePurpose, userId: string | null, now: Date): Promise<boolean> {
-    if (userId !== null && !isUuid(userId)) return false;
-    const rows = await this.manager.query(
-      `UPDATE backoffice_passkey_challenge SET used_at = $4
-       WHERE challenge_hash = $1 AND purpose = $2 AND user_id IS NOT DISTINCT FROM $3::uuid AND used_at IS NULL AND expires_at > $4
-       RETURNING id`,
-      [challengeHash, purpose, userId, now],
     );
     return returned(rows).length === 1;
   }

@@ -1,7 +1,6 @@
 import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
-/** Purposes of single-use user tokens. */
-export type BackOfficeTokenPurpose = 'invite' | 'password_reset' | 'change_email';
+import type { BackOfficeTokenPurpose } from '../../../users/stores/user-store.interface.js';
 
 /** A single-use token (invite, password reset), kept only as its SHA-256. */
 @Entity({ name: 'backoffice_user_token' })

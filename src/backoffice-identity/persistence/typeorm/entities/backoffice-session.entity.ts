@@ -1,9 +1,10 @@
 import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
+import type { BackOfficeSession } from '../../../sessions/session-store.interface.js';
 
 /** A server-side session. The cookie holds a random token; only its SHA-256 is stored here. */
 @Entity({ name: 'backoffice_session' })
 @Index(['userId'])
-export class BackOfficeSessionEntity {
+export class BackOfficeSessionEntity implements BackOfficeSession {
   @PrimaryGeneratedColumn('uuid')
   id!: string;
 

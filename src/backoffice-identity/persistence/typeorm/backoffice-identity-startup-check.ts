@@ -1,9 +1,9 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { DataSource } from 'typeorm';
-import { BACKOFFICE_USER_STORE } from './constants.js';
+import { BACKOFFICE_USER_STORE } from '../../constants.js';
 import { backOfficeIdentityEntities } from './entities.js';
-import { TypeOrmBackOfficeUserStore } from './users/stores/typeorm-user-store.js';
+import { TypeOrmBackOfficeUserStore } from './typeorm-user-store.js';
 
 /** Fails start-up with a clear message when the host's DataSource lacks the module's entities or tables. */
 @Injectable()

@@ -1,0 +1,55 @@
+import type { FailedAccessResult, LockoutPolicy } from '../users/stores/user-store.interface.js';
+
+/** The OAuth client of an API user, as stored: secrets as SHA-256 only. */
+export interface BackOfficeApiClient {
+  userId: string;
+  clientId: string;
+  secretHash: string;
+  /** The secret before the last rotation, accepted until `previousSecretExpiresAt`. */
+  previousSecretHash: string | null;
+  previousSecretExpiresAt: Date | null;
+  accessFailedCount: number;
+  lockoutEnd: Date | null;
+  createdAt: Date;
+  rotatedAt: Date | null;
+}
+
+/** An API client with what the listing shows of its user. */
+export interface BackOfficeApiClientListing {
+  client: BackOfficeApiClient;
+  name: string;
+  isApproved: boolean;
+  groups: string[];
+}
+
+/** A bearer token as stored (SHA-256 only). */
+export interface BackOfficeAccessTokenRecord {
+  userId: string;
+  expiresAt: Date;
+  revokedAt: Date | null;
+}
+
+/**
+ * API clients and their bearer tokens. Failed secrets are counted atomically (like the user lockout), a
+ * rotation is one write, tokens are revoked in one statement.
+ */
+export interface BackOfficeApiClientStore {
+  createClient(userId: string, clientId: string, secretHash: string, now: Date): Promise<void>;
+  findClient(clientId: string): Promise<BackOfficeApiClient | null>;
+  /** Every client with its user, oldest first. */
+  listClients(): Promise<BackOfficeApiClientListing[]>;
+  /**
+   * Sets a new secret; the current one becomes the previous one until `previousSecretExpiresAt` (null: it
+   * stops at once). Clears the lockout. The client id, or null when the user has no client.
+   */
+  rotateSecret(userId: string, secretHash: string, previousSecretExpiresAt: Date | null, now: Date): Promise<string | null>;
+  /** Atomically counts one wrong secret; locks at the maximum. Not counted while locked. */
+  recordFailedAccess(userId: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult>;
+  resetAccessFailedCount(userId: string): Promise<void>;
+  createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date): Promise<void>;
+  findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null>;
+  /** Revokes every live token of the user; how many. */
+  revokeAccessTokens(userId: string, now: Date): Promise<number>;
+  /** Deletes tokens expired for more than a day. */
+  prune(now: Date): Promise<{ accessTokens: number }>;
+}

@@ -1,0 +1,56 @@
+import type {
+  BackOfficePendingSignIn,
+  BackOfficePendingSignInKind,
+  BackOfficePendingSignInMatch,
+  BackOfficePendingSignInStore,
+} from '../../sign-in/pending-sign-in-store.interface.js';
+
+const DAY_MS = 86_400_000;
+
+type Row = BackOfficePendingSignIn & { usedAt: Date | null };
+
+const copy = ({ usedAt: _usedAt, ...p }: Row): BackOfficePendingSignIn => ({ ...p, expiresAt: new Date(p.expiresAt) });
+
+/** Pending sign-in steps in memory; `consume` checks and marks in one synchronous step, so one caller wins. */
+export class InMemoryBackOfficePendingSignInStore implements BackOfficePendingSignInStore {
+  private readonly rows = new Map<string, Row>();
+
+  async create(pending: BackOfficePendingSignIn): Promise<void> {
+    const key = `${pending.kind}:${pending.keyHash}`;
+    if (this.rows.has(key)) throw new Error('duplicate pending sign-in key');
+    this.rows.set(key, { ...pending, expiresAt: new Date(pending.expiresAt), usedAt: null });
+  }
+
+  private live(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Row | undefined {
+    const row = this.rows.get(`${kind}:${keyHash}`);
+    return row && row.usedAt === null && row.expiresAt > now ? row : undefined;
+  }
+
+  async find(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Promise<BackOfficePendingSignIn | null> {
+    const row = this.live(kind, keyHash, now);
+    return row ? copy(row) : null;
+  }
+
+  async consume(kind: BackOfficePendingSignInKind, keyHash: string, now: Date, match: BackOfficePendingSignInMatch = {}): Promise<BackOfficePendingSignIn | null> {
+    const row = this.live(kind, keyHash, now);
+    if (!row) return null;
+    if (match.purpose !== undefined && row.purpose !== match.purpose) return null;
+    if (match.browserHash !== undefined && row.browserHash !== match.browserHash) return null;
+    if (match.userId !== undefined && row.userId !== match.userId) return null;
+    row.usedAt = now;
+    return copy(row);
+  }
+
+  async prune(now: Date): Promise<{ twoFactorChallenges: number; passkeyChallenges: number; externalLoginStates: number }> {
+    const result = { twoFactorChallenges: 0, passkeyChallenges: 0, externalLoginStates: 0 };
+    const counter = { two_factor: 'twoFactorChallenges', passkey: 'passkeyChallenges', external_login: 'externalLoginStates' } as const;
+    for (const [key, row] of this.rows) {
+      const keepMs = row.kind === 'two_factor' ? 7 * DAY_MS : DAY_MS;
+      if (row.expiresAt.getTime() < now.getTime() - keepMs) {
+        this.rows.delete(key);
+        result[counter[row.kind]]++;
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,485 @@
+import { randomUUID } from 'node:crypto';
+import { isUuid } from '../../common/ids.js';
+import type { BackOfficeUser, BackOfficeUserState } from '../../users/backoffice-user.js';
+import {
+  BackOfficeDuplicateLoginError,
+  BackOfficeDuplicatePasskeyError,
+  BackOfficeDuplicateUserError,
+  type BackOfficeGroup,
+  type BackOfficeTokenPurpose,
+  type BackOfficeUserLogin,
+  type BackOfficeUserProfileChanges,
+  type BackOfficeUserQuery,
+  type BackOfficeUserStore,
+  type FailedAccessResult,
+  type LockoutPolicy,
+  type NewBackOfficeUser,
+  type NewStoredPasskey,
+  type PrunableUserStore,
+  type StoredAuthenticatorKey,
+  type StoredPasskey,
+  type TransactionalUserStore,
+  type UnknownUserLockoutStore,
+  type UserAuthenticatorKeyStore,
+  type UserEmailChangeStore,
+  type UserGroupStore,
+  type UserLockoutStore,
+  type UserLoginStore,
+  type UserPasskeyStore,
+  type UserPasswordStore,
+  type UserPhoneNumberStore,
+  type UserQueryStore,
+  type UserRecoveryCodeStore,
+  type UserSecurityStampStore,
+  type UserTokenStore,
+  type UserTwoFactorStore,
+} from '../../users/stores/user-store.interface.js';
+import { copyDate, InMemoryBackOfficeState, KeyedMutex, type InMemoryUser } from './in-memory-state.js';
+
+const DAY_MS = 86_400_000;
+
+interface TokenRow {
+  userId: string;
+  purpose: BackOfficeTokenPurpose;
+  tokenHash: string;
+  expiresAt: Date;
+  usedAt: Date | null;
+  newEmail: string | null;
+}
+
+interface Counter {
+  accessFailedCount: number;
+  lockoutEnd: Date | null;
+  updatedAt: Date;
+}
+
+/** One atomic failed-access count on a counter (the same rule as the SQL of the TypeORM store). */
+function countFailure(counter: Counter, policy: LockoutPolicy, now: Date): FailedAccessResult {
+  const next = counter.accessFailedCount + 1;
+  if (next >= policy.maxFailedAccessAttempts) {
+    counter.accessFailedCount = 0;
+    counter.lockoutEnd = new Date(policy.lockoutEnd.getTime());
+  } else {
+    counter.accessFailedCount = next;
+  }
+  counter.updatedAt = now;
+  const lockoutEnd = copyDate(counter.lockoutEnd);
+  return { alreadyLocked: false, lockedNow: lockoutEnd !== null && lockoutEnd > now, accessFailedCount: counter.accessFailedCount, lockoutEnd };
+}
+
+/** The state filter of the user list, as the TypeORM store's SQL has it. */
+function inState(u: BackOfficeUser, state: BackOfficeUserState, now: Date): boolean {
+  const unlocked = u.isApproved && (u.lockoutEnd === null || u.lockoutEnd <= now);
+  const invitedPending = u.invitedAt !== null && u.passwordHash === null;
+  switch (state) {
+    case 'disabled':
+      return !u.isApproved;
+    case 'lockedOut':
+      return u.isApproved && u.lockoutEnd !== null && u.lockoutEnd > now;
+    case 'invited':
+      return unlocked && u.lastLoginAt === null && invitedPending;
+    case 'inactive':
+      return unlocked && u.lastLoginAt === null && !invitedPending;
+    case 'active':
+      return unlocked && u.lastLoginAt !== null;
+  }
+}
+
+const ALREADY_LOCKED: FailedAccessResult = { alreadyLocked: true, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
+
+/**
+ * The user store in memory, with every capability of the TypeORM store (except bulk import): for host apps'
+ * tests and demos without a database. Each method is atomic (no await between read and write), so the same
+ * race rules hold: counters never lose an increment, tokens are used once. `transaction` runs the work
+ * directly (no rollback); `withGroupLock` serialises the work per group.
+ */
+export class InMemoryBackOfficeUserStore
+  implements
+    BackOfficeUserStore,
+    UserPasswordStore,
+    UserSecurityStampStore,
+    UserLockoutStore,
+    UnknownUserLockoutStore,
+    UserTwoFactorStore,
+    UserPhoneNumberStore,
+    UserTokenStore,
+    UserGroupStore,
+    UserQueryStore,
+    UserAuthenticatorKeyStore,
+    UserRecoveryCodeStore,
+    UserPasskeyStore,
+    UserLoginStore,
+    UserEmailChangeStore,
+    PrunableUserStore,
+    TransactionalUserStore<InMemoryBackOfficeUserStore>
+{
+  private readonly tokens: TokenRow[] = [];
+  private readonly unknownUsers = new Map<string, Counter>();
+  private readonly authenticators = new Map<string, StoredAuthenticatorKey & { userId: string }>();
+  private readonly recoveryCodes: Array<{ userId: string; codeHash: string; used: boolean }> = [];
+  private readonly passkeys = new Map<string, StoredPasskey>();
+  private readonly logins: Array<BackOfficeUserLogin & { userId: string }> = [];
+  private readonly groupLocks = new KeyedMutex();
+
+  constructor(readonly state: InMemoryBackOfficeState = new InMemoryBackOfficeState()) {}
+
+  transaction<T>(work: (store: InMemoryBackOfficeUserStore) => Promise<T>): Promise<T> {
+    return work(this);
+  }
+
+  async create(user: NewBackOfficeUser, now: Date): Promise<BackOfficeUser> {
+    const { initialToken, ...fields } = user;
+    this.assertFree(fields.normalizedEmail, fields.normalizedUsername);
+    this.assertGroups(fields.groups);
+    const stored: InMemoryUser = {
+      id: randomUUID(),
+      username: fields.username,
+      normalizedUsername: fields.normalizedUsername,
+      email: fields.email,
+      normalizedEmail: fields.normalizedEmail,
+      name: fields.name,
+      passwordHash: fields.passwordHash,
+      securityStamp: fields.securityStamp,
+      accessFailedCount: 0,
+      lockoutEnabled: true,
+      lockoutEnd: null,
+      isApproved: fields.isApproved,
+      twoFactorEnabled: false,
+      phoneNumber: null,
+      phoneNumberConfirmed: false,
+      invitedAt: copyDate(fields.invitedAt),
+      lastLoginAt: null,
+      lastPasswordChangeAt: null,
+      createdAt: new Date(now.getTime()),
+      updatedAt: new Date(now.getTime()),
+      groups: [...new Set(fields.groups)],
+      kind: fields.kind ?? 'person',
+      twoFactorSetupDeadline: null,
+      disabledReason: null,
+      disabledUntil: null,
+    };
+    this.state.users.set(stored.id, stored);
+    if (initialToken) this.insertToken(stored.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now, null);
+    return this.state.toUser(stored);
+  }
+
+  private assertFree(normalizedEmail: string | undefined, normalizedUsername: string | undefined, exceptId?: string): void {
+    for (const other of this.state.users.values()) {
+      if (other.id === exceptId) continue;
+      if (normalizedEmail !== undefined && other.normalizedEmail === normalizedEmail) throw new BackOfficeDuplicateUserError('email');
+      if (normalizedUsername !== undefined && other.normalizedUsername === normalizedUsername) throw new BackOfficeDuplicateUserError('username');
+    }
+  }
+
+  private assertGroups(aliases: readonly string[]): void {
+    const missing = aliases.find((alias) => !this.state.groups.has(alias));
+    if (missing !== undefined) throw new Error(`Unknown group "${missing}"`);
+  }
+
+  private row(userId: string): InMemoryUser | undefined {
+    return isUuid(userId) ? this.state.users.get(userId) : undefined;
+  }
+
+  async findById(id: string): Promise<BackOfficeUser | null> {
+    const stored = this.row(id);
+    return stored ? this.state.toUser(stored) : null;
+  }
+
+  async findByNormalizedUsername(normalizedUsername: string): Promise<BackOfficeUser | null> {
+    for (const u of this.state.users.values()) if (u.normalizedUsername === normalizedUsername) return this.state.toUser(u);
+    return null;
+  }
+
+  async findByNormalizedEmail(normalizedEmail: string): Promise<BackOfficeUser | null> {
+    for (const u of this.state.users.values()) if (u.normalizedEmail === normalizedEmail) return this.state.toUser(u);
+    return null;
+  }
+
+  async updateProfile(userId: string, changes: BackOfficeUserProfileChanges, now: Date): Promise<void> {
+    const stored = this.row(userId);
+    if (!stored) return;
+    this.assertFree(changes.normalizedEmail, changes.normalizedUsername, userId);
+    Object.assign(stored, structuredClone(changes), { updatedAt: now });
+  }
+
+  async delete(userId: string): Promise<void> {
+    if (!this.state.users.delete(userId)) return;
+    const keep = <T extends { userId: string }>(rows: T[]) => rows.splice(0, rows.length, ...rows.filter((r) => r.userId !== userId));
+    keep(this.tokens);
+    keep(this.recoveryCodes);
+    keep(this.logins);
+    for (const [id, p] of this.passkeys) if (p.userId === userId) this.passkeys.delete(id);
+    for (const [key, a] of this.authenticators) if (a.userId === userId) this.authenticators.delete(key);
+  }
+
+  /** The end of the user's grace period for enrolling in 2FA (null clears it). */
+  async setTwoFactorSetupDeadline(userId: string, deadline: Date | null): Promise<void> {
+    const stored = this.row(userId);
+    if (stored) stored.twoFactorSetupDeadline = copyDate(deadline);
+  }
+
+  /** People only: API users are not counted. */
+  async count(): Promise<number> {
+    return [...this.state.users.values()].filter((u) => u.kind !== 'api').length;
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options: { rehashOf?: string } = {}): Promise<void> {
+    const stored = this.row(userId);
+    if (!stored) return;
+    if (options.rehashOf !== undefined) {
+      if (stored.passwordHash === options.rehashOf) Object.assign(stored, { passwordHash, updatedAt: now });
+      return;
+    }
+    Object.assign(stored, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
+  }
+
+  async setSecurityStamp(userId: string, securityStamp: string, now: Date): Promise<void> {
+    const stored = this.row(userId);
+    if (stored) Object.assign(stored, { securityStamp, updatedAt: now });
+  }
+
+  async recordFailedAccess(userId: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult> {
+    const stored = this.row(userId);
+    if (!stored || !stored.lockoutEnabled || (stored.lockoutEnd !== null && stored.lockoutEnd > now)) return { ...ALREADY_LOCKED };
+    return countFailure(stored, policy, now);
+  }
+
+  async resetAccessFailedCount(userId: string, now: Date): Promise<void> {
+    const stored = this.row(userId);
+    if (stored) Object.assign(stored, { accessFailedCount: 0, updatedAt: now });
+  }
+
+  async setLockoutEnd(userId: string, lockoutEnd: Date | null, now: Date): Promise<void> {
+    const stored = this.row(userId);
+    if (stored) Object.assign(stored, { lockoutEnd: copyDate(lockoutEnd), updatedAt: now });
+  }
+
+  async getUnknownUserLockoutEnd(usernameKey: string, now: Date): Promise<Date | null> {
+    const counter = this.unknownUsers.get(usernameKey);
+    return counter?.lockoutEnd && counter.lockoutEnd > now ? copyDate(counter.lockoutEnd) : null;
+  }
+
+  async recordFailedAccessForUnknownUser(usernameKey: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult> {
+    let counter = this.unknownUsers.get(usernameKey);
+    if (!counter) {
+      counter = { accessFailedCount: 0, lockoutEnd: null, updatedAt: now };
+      this.unknownUsers.set(usernameKey, counter);
+    } else if (counter.lockoutEnd !== null && counter.lockoutEnd > now) {
+      return { ...ALREADY_LOCKED };
+    }
+    return countFailure(counter, policy, now);
+  }
+
+  async setTwoFactorEnabled(userId: string, enabled: boolean, securityStamp: string, now: Date): Promise<void> {
+    const stored = this.row(userId);
+    if (stored) Object.assign(stored, { twoFactorEnabled: enabled, securityStamp, updatedAt: now });
+  }
+
+  async setPhoneNumber(userId: string, phoneNumber: string | null, confirmed: boolean, now: Date): Promise<void> {
+    const stored = this.row(userId);
+    if (stored) Object.assign(stored, { phoneNumber, phoneNumberConfirmed: confirmed, updatedAt: now });
+  }
+
+  private insertToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): void {
+    this.voidTokensNow(userId, purpose, now);
+    this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail });
+  }
+
+  private voidTokensNow(userId: string, purpose: BackOfficeTokenPurpose, now: Date): void {
+    for (const t of this.tokens) if (t.userId === userId && t.purpose === purpose && t.usedAt === null) t.usedAt = now;
+  }
+
+  private liveToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): TokenRow | undefined {
+    return this.tokens.find((t) => t.userId === userId && t.purpose === purpose && t.tokenHash === tokenHash && t.usedAt === null && t.expiresAt > now);
+  }
+
+  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
+    if (this.row(userId)) this.insertToken(userId, purpose, tokenHash, expiresAt, now, null);
+  }
+
+  async consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
+    const token = this.liveToken(userId, purpose, tokenHash, now);
+    if (!token) return false;
+    token.usedAt = now;
+    return true;
+  }
+
+  async isTokenLive(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
+    return this.liveToken(userId, purpose, tokenHash, now) !== undefined;
+  }
+
+  async voidTokens(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<void> {
+    this.voidTokensNow(userId, purpose, now);
+  }
+
+  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
+    if (this.row(userId)) this.insertToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  }
+
+  async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {
+    const token = this.liveToken(userId, 'change_email', tokenHash, now);
+    if (!token) return null;
+    token.usedAt = now;
+    return token.newEmail;
+  }
+
+  async prune(now: Date): Promise<{ loginAttempts: number; tokens: number }> {
+    const dayAgo = new Date(now.getTime() - DAY_MS);
+    const monthAgo = new Date(now.getTime() - 30 * DAY_MS);
+    let loginAttempts = 0;
+    for (const [key, c] of this.unknownUsers) {
+      if (c.updatedAt < dayAgo && (c.lockoutEnd === null || c.lockoutEnd < now)) {
+        this.unknownUsers.delete(key);
+        loginAttempts++;
+      }
+    }
+    const before = this.tokens.length;
+    this.tokens.splice(0, this.tokens.length, ...this.tokens.filter((t) => !(t.expiresAt < monthAgo)));
+    return { loginAttempts, tokens: before - this.tokens.length };
+  }
+
+  async getAuthenticatorKey(userId: string, provider: string): Promise<StoredAuthenticatorKey | null> {
+    const key = this.authenticators.get(`${userId}\u0000${provider}`);
+    return key ? { encryptedSecret: key.encryptedSecret, confirmed: key.confirmed, lastUsedStep: key.lastUsedStep } : null;
+  }
+
+  async setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string): Promise<void> {
+    if (this.row(userId)) this.authenticators.set(`${userId}\u0000${provider}`, { userId, encryptedSecret, confirmed: false, lastUsedStep: null });
+  }
+
+  async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean): Promise<boolean> {
+    const key = this.authenticators.get(`${userId}\u0000${provider}`);
+    if (!key || (key.lastUsedStep !== null && key.lastUsedStep >= step) || (!key.confirmed && !confirm)) return false;
+    key.lastUsedStep = step;
+    if (confirm) key.confirmed = true;
+    return true;
+  }
+
+  async removeAuthenticatorKey(userId: string, provider: string): Promise<void> {
+    this.authenticators.delete(`${userId}\u0000${provider}`);
+  }
+
+  async replaceRecoveryCodes(userId: string, codeHashes: string[]): Promise<void> {
+    this.recoveryCodes.splice(0, this.recoveryCodes.length, ...this.recoveryCodes.filter((c) => c.userId !== userId));
+    for (const codeHash of codeHashes) this.recoveryCodes.push({ userId, codeHash, used: false });
+  }
+
+  async redeemRecoveryCode(userId: string, codeHashes: string | readonly string[]): Promise<boolean> {
+    const hashes = typeof codeHashes === 'string' ? [codeHashes] : codeHashes;
+    const matching = this.recoveryCodes.filter((c) => c.userId === userId && !c.used && hashes.includes(c.codeHash));
+    for (const code of matching) code.used = true;
+    return matching.length >= 1;
+  }
+
+  async countRecoveryCodes(userId: string): Promise<number> {
+    return this.recoveryCodes.filter((c) => c.userId === userId && !c.used).length;
+  }
+
+  private static copyPasskey(p: StoredPasskey): StoredPasskey {
+    return { ...p, publicKey: new Uint8Array(p.publicKey), transports: [...p.transports], createdAt: new Date(p.createdAt), lastUsedAt: copyDate(p.lastUsedAt) };
+  }
+
+  async listPasskeys(userId: string): Promise<StoredPasskey[]> {
+    return [...this.passkeys.values()]
+      .filter((p) => p.userId === userId)
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id))
+      .map(InMemoryBackOfficeUserStore.copyPasskey);
+  }
+
+  async findPasskeyByCredentialId(credentialId: string): Promise<StoredPasskey | null> {
+    for (const p of this.passkeys.values()) if (p.credentialId === credentialId) return InMemoryBackOfficeUserStore.copyPasskey(p);
+    return null;
+  }
+
+  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date): Promise<StoredPasskey> {
+    for (const p of this.passkeys.values()) if (p.credentialId === passkey.credentialId) throw new BackOfficeDuplicatePasskeyError();
+    if (!this.row(userId)) throw new Error(`Unknown user "${userId}"`);
+    const stored: StoredPasskey = { ...passkey, id: randomUUID(), userId, publicKey: new Uint8Array(passkey.publicKey), transports: [...passkey.transports], createdAt: now, lastUsedAt: null };
+    this.passkeys.set(stored.id, stored);
+    return InMemoryBackOfficeUserStore.copyPasskey(stored);
+  }
+
+  async renamePasskey(userId: string, passkeyId: string, name: string): Promise<boolean> {
+    const p = this.passkeys.get(passkeyId);
+    if (!p || p.userId !== userId) return false;
+    p.name = name;
+    return true;
+  }
+
+  async removePasskey(userId: string, passkeyId: string): Promise<boolean> {
+    const p = this.passkeys.get(passkeyId);
+    return !!p && p.userId === userId && this.passkeys.delete(passkeyId);
+  }
+
+  async recordPasskeyUse(passkeyId: string, newCounter: number, now: Date): Promise<boolean> {
+    const p = this.passkeys.get(passkeyId);
+    if (!p || !(p.counter < newCounter || (p.counter === 0 && newCounter === 0))) return false;
+    Object.assign(p, { counter: newCounter, lastUsedAt: now });
+    return true;
+  }
+
+  async addLogin(userId: string, login: Omit<BackOfficeUserLogin, 'createdAt'>, now: Date): Promise<void> {
+    const taken = this.logins.some(
+      (l) => (l.provider === login.provider && l.providerKey === login.providerKey) || (l.userId === userId && l.provider === login.provider),
+    );
+    if (taken) throw new BackOfficeDuplicateLoginError();
+    this.logins.push({ userId, provider: login.provider, providerKey: login.providerKey, displayName: login.displayName, createdAt: now });
+  }
+
+  async removeLogin(userId: string, provider: string, keepAtLeast = 0): Promise<boolean> {
+    const mine = this.logins.filter((l) => l.userId === userId);
+    const index = this.logins.findIndex((l) => l.userId === userId && l.provider === provider);
+    if (index < 0 || mine.length <= keepAtLeast) return false;
+    this.logins.splice(index, 1);
+    return true;
+  }
+
+  async getLogins(userId: string): Promise<BackOfficeUserLogin[]> {
+    return this.logins
+      .filter((l) => l.userId === userId)
+      .sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.provider.localeCompare(b.provider))
+      .map(({ provider, providerKey, displayName, createdAt }) => ({ provider, providerKey, displayName, createdAt: new Date(createdAt) }));
+  }
+
+  async findUserIdByLogin(provider: string, providerKey: string): Promise<string | null> {
+    return this.logins.find((l) => l.provider === provider && l.providerKey === providerKey)?.userId ?? null;
+  }
+
+  async listGroups(): Promise<BackOfficeGroup[]> {
+    return [...this.state.groups.values()].map(({ alias, name }) => ({ alias, name })).sort((a, b) => (a.alias < b.alias ? -1 : a.alias > b.alias ? 1 : 0));
+  }
+
+  async setGroups(userId: string, aliases: string[]): Promise<void> {
+    const stored = this.row(userId);
+    if (!stored) throw new Error(`Unknown user "${userId}"`);
+    this.assertGroups(aliases);
+    stored.groups = [...new Set(aliases)];
+  }
+
+  async countApprovedInGroup(alias: string, options: { now?: Date; exceptUserId?: string } = {}): Promise<number> {
+    const { now, exceptUserId } = options;
+    return [...this.state.users.values()].filter(
+      (u) =>
+        u.groups.includes(alias) &&
+        u.isApproved &&
+        u.kind !== 'api' &&
+        u.id !== exceptUserId &&
+        (!now || ((u.lockoutEnd === null || u.lockoutEnd <= now) && !(u.invitedAt !== null && u.passwordHash === null && u.lastLoginAt === null))),
+    ).length;
+  }
+
+  withGroupLock<T>(alias: string, work: (store: InMemoryBackOfficeUserStore) => Promise<T>): Promise<T> {
+    return this.groupLocks.run(alias, () => work(this));
+  }
+
+  async list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }> {
+    const filter = query.filter?.toLowerCase();
+    const matching = [...this.state.users.values()]
+      .filter((u) => u.kind !== 'api')
+      .filter((u) => !filter || [u.username, u.email, u.name].some((text) => text.toLowerCase().includes(filter)))
+      .map((u) => this.state.toUser(u))
+      .filter((u) => !query.state || inState(u, query.state, query.now))
+      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return { items: matching.slice(query.skip, query.skip + query.take), total: matching.length };
+  }
+}

@@ -1,0 +1,144 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { isUuid } from '../../common/ids.js';
+import { deleteCounting, returned } from './sql-results.js';
+import type {
+  BackOfficePendingSignIn,
+  BackOfficePendingSignInKind,
+  BackOfficePendingSignInMatch,
+  BackOfficePendingSignInStore,
+} from '../../sign-in/pending-sign-in-store.interface.js';
+
+const DAY_MS = 86_400_000;
+
+/** How one kind of pending step maps onto its table (the tables predate the port; the columns differ). */
+interface KindTable {
+  table: string;
+  key: string;
+  purpose: string | null;
+  browserHash: string | null;
+  userId: string | null;
+  securityStamp: string | null;
+  payload: string | null;
+}
+
+const TABLES: Record<BackOfficePendingSignInKind, KindTable> = {
+  two_factor: {
+    table: 'backoffice_two_factor_challenge',
+    key: 'token_hash',
+    purpose: 'first_factor',
+    browserHash: null,
+    userId: 'user_id',
+    securityStamp: 'security_stamp',
+    payload: 'external_login',
+  },
+  external_login: {
+    table: 'backoffice_external_login_state',
+    key: 'state_hash',
+    purpose: 'provider',
+    browserHash: 'browser_hash',
+    userId: null,
+    securityStamp: null,
+    payload: 'payload',
+  },
+  passkey: {
+    table: 'backoffice_passkey_challenge',
+    key: 'challenge_hash',
+    purpose: 'purpose',
+    browserHash: null,
+    userId: 'user_id',
+    securityStamp: null,
+    payload: null,
+  },
+};
+
+const FIELDS = ['purpose', 'browserHash', 'userId', 'securityStamp', 'payload'] as const;
+
+/** The select list of a kind, aliased to the port's field names. */
+function selectList(t: KindTable): string {
+  const column = (field: (typeof FIELDS)[number]) => (t[field] ? `${t[field]} AS "${field}"` : `NULL AS "${field}"`);
+  return [`${t.key} AS "keyHash"`, ...FIELDS.map(column), `expires_at AS "expiresAt"`].join(', ');
+}
+
+
+/**
+ * Pending sign-in steps in PostgreSQL: one table per kind (`backoffice_two_factor_challenge`,
+ * `backoffice_external_login_state`, `backoffice_passkey_challenge`), used up with one conditional `UPDATE`
+ * each, so exactly one concurrent caller wins.
+ */
+@Injectable()
+export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSignInStore {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
+    const t = TABLES[pending.kind];
+    const columns = [t.key, ...FIELDS.filter((f) => t[f]).map((f) => t[f]!), 'expires_at', 'created_at'];
+    const values = [pending.keyHash, ...FIELDS.filter((f) => t[f]).map((f) => pending[f]), pending.expiresAt, now];
+    await this.dataSource.query(
+      `INSERT INTO ${t.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
+      values,
+    );
+  }
+
+  async find(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Promise<BackOfficePendingSignIn | null> {
+    const t = TABLES[kind];
+    const rows = await this.dataSource.query(
+      `SELECT ${selectList(t)} FROM ${t.table} WHERE ${t.key} = $1 AND used_at IS NULL AND expires_at > $2`,
+      [keyHash, now],
+    );
+    return rows[0] ? this.toPending(kind, rows[0]) : null;
+  }
+
+  async consume(
+    kind: BackOfficePendingSignInKind,
+    keyHash: string,
+    now: Date,
+    match: BackOfficePendingSignInMatch = {},
+  ): Promise<BackOfficePendingSignIn | null> {
+    const t = TABLES[kind];
+    const params: unknown[] = [keyHash, now];
+    const conditions = [`${t.key} = $1`, 'used_at IS NULL', 'expires_at > $2'];
+    for (const field of ['purpose', 'browserHash'] as const) {
+      if (match[field] === undefined) continue;
+      if (!t[field]) return null;
+      params.push(match[field]);
+      conditions.push(`${t[field]} = $${params.length}`);
+    }
+    if (match.userId !== undefined) {
+      if (match.userId !== null && !isUuid(match.userId)) return null;
+      if (!t.userId) return null;
+      params.push(match.userId);
+      conditions.push(`${t.userId} IS NOT DISTINCT FROM $${params.length}::uuid`);
+    }
+    const rows = await this.dataSource.query(
+      `UPDATE ${t.table} SET used_at = $2 WHERE ${conditions.join(' AND ')} RETURNING ${selectList(t)}`,
+      params,
+    );
+    const row = returned(rows)[0] as Record<string, unknown> | undefined;
+    return row ? this.toPending(kind, row) : null;
+  }
+
+  async prune(now: Date): Promise<{ twoFactorChallenges: number; passkeyChallenges: number; externalLoginStates: number }> {
+    const dayAgo = new Date(now.getTime() - DAY_MS);
+    const weekAgo = new Date(now.getTime() - 7 * DAY_MS);
+    return {
+      twoFactorChallenges: await deleteCounting(this.dataSource, `DELETE FROM backoffice_two_factor_challenge WHERE expires_at < $1`, [weekAgo]),
+      passkeyChallenges: await deleteCounting(this.dataSource, `DELETE FROM backoffice_passkey_challenge WHERE expires_at < $1`, [dayAgo]),
+      externalLoginStates: await deleteCounting(this.dataSource, `DELETE FROM backoffice_external_login_state WHERE expires_at < $1`, [dayAgo]),
+    };
+  }
+
+  private toPending(kind: BackOfficePendingSignInKind, row: Record<string, unknown>): BackOfficePendingSignIn {
+    return {
+      kind,
+      keyHash: String(row.keyHash).trim(),
+      purpose: (row.purpose as string | null) ?? '',
+      browserHash: (row.browserHash as string | null) ?? null,
+      userId: (row.userId as string | null) ?? null,
+      securityStamp: (row.securityStamp as string | null) ?? null,
+      payload: (row.payload as string | null) ?? null,
+      expiresAt: new Date(row.expiresAt as Date),
+    };
+  }
+}

@@ -1,0 +1,51 @@
+import type { DynamicModule, Provider, Type } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { BackOfficeStores } from '../backoffice-stores.interface.js';
+import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
+import { BackOfficeDatabaseTimeouts } from './database-timeouts.js';
+import { backOfficeIdentityEntities } from './entities.js';
+import { backOfficeIdentityMigrations } from './migrations/index.js';
+import { TypeOrmBackOfficeApiClientStore } from './typeorm-api-client-store.js';
+import { TypeOrmBackOfficeExternalLoginSessionStore } from './typeorm-external-login-session-store.js';
+import { TypeOrmBackOfficeGroupStore } from './typeorm-group-store.js';
+import { TypeOrmBackOfficePendingSignInStore } from './typeorm-pending-sign-in-store.js';
+import { TypeOrmBackOfficeSessionStore } from './typeorm-session-store.js';
+import { TypeOrmBackOfficeUserStore } from './typeorm-user-store.js';
+
+/** The default store of each port: TypeORM on PostgreSQL (or PGlite). */
+export const TYPEORM_DEFAULT_STORES: Record<keyof BackOfficeStores, Type<unknown>> = {
+  userStore: TypeOrmBackOfficeUserStore,
+  sessionStore: TypeOrmBackOfficeSessionStore,
+  pendingSignInStore: TypeOrmBackOfficePendingSignInStore,
+  groupStore: TypeOrmBackOfficeGroupStore,
+  apiClientStore: TypeOrmBackOfficeApiClientStore,
+  externalLoginSessionStore: TypeOrmBackOfficeExternalLoginSessionStore,
+};
+
+/**
+ * What the module adds while any default (TypeORM) store is in use: the entities' repositories on the host's
+ * data source, the start-up check (entities and tables present) and the database timeouts.
+ */
+export function typeOrmPersistence(): { imports: DynamicModule[]; providers: Provider[] } {
+  return {
+    imports: [TypeOrmModule.forFeature(backOfficeIdentityEntities)],
+    providers: [BackOfficeIdentityStartupCheck, BackOfficeDatabaseTimeouts],
+  };
+}
+
+/**
+ * A TypeORM data source of its own on `databaseUrl` (PostgreSQL), with the module's entities and migrations run
+ * at start-up: for the command-line tools, which have no host app.
+ */
+export function standaloneTypeOrmRoot(databaseUrl: string): DynamicModule {
+  return TypeOrmModule.forRoot({
+    type: 'postgres',
+    url: databaseUrl,
+    migrations: backOfficeIdentityMigrations,
+    migrationsRun: true,
+    autoLoadEntities: true,
+    extra: { max: 1 },
+    retryAttempts: 0,
+    logging: false,
+  });
+}

@@ -1,0 +1,176 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
+import { isUuid } from '../../common/ids.js';
+import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from '../../sessions/session-store.interface.js';
+import type { BackOfficeUser } from '../../users/backoffice-user.js';
+import type { BackOfficeUserStore } from '../../users/stores/user-store.interface.js';
+import { BackOfficeSessionEntity } from './entities/backoffice-session.entity.js';
+import { preparedQuery } from './prepared-query.js';
+import { deleteCounting } from './sql-results.js';
+import { aliases, jsonDate, TypeOrmBackOfficeUserStore, USER_COLUMNS, USER_GROUPS_JOIN, userFromRow, type UserJson, type UserRow } from './typeorm-user-store.js';
+
+const WEEK_MS = 7 * 86_400_000;
+
+/** `backoffice_session` as `row_to_json(s)` gives it (one field for the driver to parse; timestamps as ISO text). */
+interface SessionJson {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  security_stamp: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  reauthenticated_at: string | null;
+  revoked_at: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  two_factor_setup_only: boolean;
+}
+
+interface SessionRow {
+  s: SessionJson;
+  login_providers?: string[] | string;
+}
+
+/** The providers of the user's linked external logins, as `GET /auth/me` lists them (oldest link first). */
+const LOGIN_PROVIDERS_COLUMN = `ARRAY(SELECT l.provider FROM backoffice_user_login l WHERE l.user_id = u.id
+  ORDER BY l.created_at, l.provider) AS login_providers`;
+
+function sessionFromRow({ s }: SessionRow): BackOfficeSession {
+  return Object.assign(new BackOfficeSessionEntity(), {
+    id: s.id,
+    userId: s.user_id,
+    tokenHash: s.token_hash,
+    securityStamp: s.security_stamp,
+    createdAt: new Date(s.created_at),
+    lastSeenAt: new Date(s.last_seen_at),
+    expiresAt: new Date(s.expires_at),
+    reauthenticatedAt: jsonDate(s.reauthenticated_at),
+    revokedAt: jsonDate(s.revoked_at),
+    ip: s.ip,
+    userAgent: s.user_agent,
+    twoFactorSetupOnly: s.two_factor_setup_only === true,
+  });
+}
+
+/**
+ * Sessions in PostgreSQL (`backoffice_session`). The lookups that run on every request are prepared statements
+ * mapped by hand; with the built-in user store the session and its user come back in one round trip.
+ */
+@Injectable()
+export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  private get sessions() {
+    return this.dataSource.getRepository(BackOfficeSessionEntity);
+  }
+
+  async create(session: BackOfficeSession): Promise<void> {
+    // One prepared statement (no entity save: that is a transaction of three round trips).
+    await preparedQuery(
+      this.dataSource,
+      'backoffice_insert_session',
+      `INSERT INTO backoffice_session (id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, ip, user_agent, two_factor_setup_only)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      [
+        session.id,
+        session.userId,
+        session.tokenHash,
+        session.securityStamp,
+        session.createdAt,
+        session.lastSeenAt,
+        session.expiresAt,
+        session.reauthenticatedAt,
+        session.ip,
+        session.userAgent,
+        session.twoFactorSetupOnly,
+      ],
+    );
+  }
+
+  async findByTokenHash(tokenHash: string): Promise<BackOfficeSession | null> {
+    const rows = await preparedQuery<SessionRow>(
+      this.dataSource,
+      'backoffice_find_session_by_token_hash',
+      `SELECT row_to_json(s) AS s FROM backoffice_session s WHERE s.token_hash = $1`,
+      [tokenHash],
+    );
+    return rows[0] ? sessionFromRow(rows[0]) : null;
+  }
+
+  /** Users of the built-in store read through its own `findById` live in the same database. */
+  readsUsersOf(userStore: BackOfficeUserStore): boolean {
+    return userStore instanceof TypeOrmBackOfficeUserStore && userStore.findById === TypeOrmBackOfficeUserStore.prototype.findById;
+  }
+
+  async findByTokenHashWithUser(
+    tokenHash: string,
+    options: { logins?: boolean } = {},
+  ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[] } | null> {
+    const rows = options.logins
+      ? await preparedQuery<SessionRow & UserRow>(
+          this.dataSource,
+          'backoffice_find_session_with_user_and_logins',
+          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}, ${LOGIN_PROVIDERS_COLUMN}
+           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
+          [tokenHash],
+        )
+      : await preparedQuery<SessionRow & UserRow>(
+          this.dataSource,
+          'backoffice_find_session_with_user',
+          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}
+           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
+          [tokenHash],
+        );
+    const row = rows[0];
+    if (!row) return null;
+    const session = sessionFromRow(row);
+    if (!row.u) return { session, user: null };
+    const user = userFromRow(row as UserRow & { u: UserJson });
+    return options.logins ? { session, user, loginProviders: aliases(row.login_providers ?? []) } : { session, user };
+  }
+
+  async findById(userId: string, sessionId: string): Promise<BackOfficeSession | null> {
+    if (!isUuid(sessionId) || !isUuid(userId)) return null;
+    return this.sessions.findOneBy({ id: sessionId, userId });
+  }
+
+  listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]> {
+    return this.sessions.find({
+      where: { userId, securityStamp, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(seenAfter) },
+      order: { lastSeenAt: 'DESC' },
+    });
+  }
+
+  async touch(sessionId: string, at: Date): Promise<void> {
+    await preparedQuery(
+      this.dataSource,
+      'backoffice_touch_session',
+      `UPDATE backoffice_session SET last_seen_at = $2 WHERE id = $1 AND revoked_at IS NULL AND last_seen_at < $2`,
+      [sessionId, at],
+    );
+  }
+
+  async update(sessionId: string, changes: BackOfficeSessionChanges, options: { onlyIfLive?: boolean } = {}): Promise<void> {
+    if (!isUuid(sessionId)) return;
+    await this.sessions.update(options.onlyIfLive ? { id: sessionId, revokedAt: IsNull() } : { id: sessionId }, changes);
+  }
+
+  async revoke(userId: string, sessionId: string, now: Date): Promise<boolean> {
+    if (!isUuid(sessionId)) return false;
+    const result = await this.sessions.update({ id: sessionId, userId, revokedAt: IsNull() }, { revokedAt: now });
+    return (result.affected ?? 0) > 0;
+  }
+
+  async revokeAll(userId: string, now: Date, exceptSessionId?: string): Promise<number> {
+    const where = exceptSessionId ? { userId, revokedAt: IsNull(), id: Not(exceptSessionId) } : { userId, revokedAt: IsNull() };
+    const result = await this.sessions.update(where, { revokedAt: now });
+    return result.affected ?? 0;
+  }
+
+  async prune(now: Date): Promise<{ sessions: number }> {
+    const weekAgo = new Date(now.getTime() - WEEK_MS);
+    return { sessions: await deleteCounting(this.dataSource, `DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]) };
+  }
+}

@@ -1,0 +1,65 @@
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUserStore } from '../users/stores/user-store.interface.js';
+
+/** A server-side session as stored. The cookie holds a random token; only its SHA-256 is stored. */
+export interface BackOfficeSession {
+  id: string;
+  userId: string;
+  /** SHA-256 (hex) of the cookie token. */
+  tokenHash: string;
+  /** The user's security stamp when the session was made: a new stamp ends the session. */
+  securityStamp: string;
+  createdAt: Date;
+  lastSeenAt: Date;
+  /** The absolute end (never extended). */
+  expiresAt: Date;
+  /** When the user last proved who they are in this session (sign-in or re-authentication). */
+  reauthenticatedAt: Date | null;
+  revokedAt: Date | null;
+  ip: string | null;
+  userAgent: string | null;
+  /** A session that reaches only the two-factor setup routes. */
+  twoFactorSetupOnly: boolean;
+}
+
+/** Fields a session may change after it was made. */
+export type BackOfficeSessionChanges = Partial<Pick<BackOfficeSession, 'securityStamp' | 'reauthenticatedAt' | 'twoFactorSetupOnly' | 'expiresAt'>>;
+
+/**
+ * Sessions port (like ASP.NET Core's `ITicketStore`). The session service keeps the rules (idle and absolute
+ * timeouts, security stamp, throttled last-seen writes); the store keeps the rows. Every write that ends
+ * sessions is one atomic statement, so a revoked session never comes back.
+ */
+export interface BackOfficeSessionStore {
+  create(session: BackOfficeSession): Promise<void>;
+  /** The session whose token hash this is (live or not), or null. */
+  findByTokenHash(tokenHash: string): Promise<BackOfficeSession | null>;
+  /**
+   * True when {@link findByTokenHashWithUser} can read users of `userStore` (e.g. both live in one database):
+   * then the auth guard reads session and user in one round trip.
+   */
+  readsUsersOf?(userStore: BackOfficeUserStore): boolean;
+  /**
+   * The session with its user (null when the user is gone), in one round trip. With `logins`, also the providers
+   * of the user's linked external logins, oldest link first (`GET /auth/me` lists them); a store that leaves
+   * `loginProviders` out makes the caller ask the user store.
+   */
+  findByTokenHashWithUser?(
+    tokenHash: string,
+    options?: { logins?: boolean },
+  ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[] } | null>;
+  /** Session `sessionId` of `userId`, or null. */
+  findById(userId: string, sessionId: string): Promise<BackOfficeSession | null>;
+  /** Sessions of the user made under `securityStamp`, not revoked, ending after `now`, seen after `seenAfter`; most recently seen first. */
+  listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]>;
+  /** Moves last-seen forward to `at` (never back, never on a revoked session). */
+  touch(sessionId: string, at: Date): Promise<void>;
+  /** Applies `changes`; with `onlyIfLive`, not to a revoked session. */
+  update(sessionId: string, changes: BackOfficeSessionChanges, options?: { onlyIfLive?: boolean }): Promise<void>;
+  /** Revokes one session of the user; false when it is not theirs or already revoked. */
+  revoke(userId: string, sessionId: string, now: Date): Promise<boolean>;
+  /** Revokes every unrevoked session of the user except `exceptSessionId`; how many ended. */
+  revokeAll(userId: string, now: Date, exceptSessionId?: string): Promise<number>;
+  /** Deletes sessions that ended (expired or revoked) more than a week before `now`. */
+  prune(now: Date): Promise<{ sessions: number }>;
+}

@@ -1,0 +1,49 @@
+/**
+ * The single-use steps of a sign-in that is under way: `two_factor` (password passed, second factor due),
+ * `external_login` (a round trip to an OpenID Connect provider: the `state`) and `passkey` (a WebAuthn
+ * ceremony's challenge).
+ */
+export type BackOfficePendingSignInKind = 'two_factor' | 'external_login' | 'passkey';
+
+/** A pending sign-in step as stored. Its secret (cookie token, OIDC state, WebAuthn challenge) is kept as SHA-256 only. */
+export interface BackOfficePendingSignIn {
+  kind: BackOfficePendingSignInKind;
+  /** SHA-256 (hex) of the secret the browser holds; the lookup key, unique per kind. */
+  keyHash: string;
+  /**
+   * What else the step is bound to and must match when it is used: the first factor (`password`, `passkey`) of
+   * a two-factor step, the provider of an external login, the ceremony of a passkey challenge.
+   */
+  purpose: string;
+  /** External logins: SHA-256 of the browser token that binds the flow to one browser. */
+  browserHash: string | null;
+  /** The user the step belongs to (null: not known yet, e.g. a username-less passkey sign-in or an OIDC sign-in). */
+  userId: string | null;
+  /** Two-factor steps: the user's security stamp at the first step. */
+  securityStamp: string | null;
+  /** Opaque data of the flow (e.g. an encrypted OIDC payload, a sealed external login). */
+  payload: string | null;
+  expiresAt: Date;
+}
+
+/** What must match, beside the key, for a step to be used. Undefined fields are not checked. */
+export interface BackOfficePendingSignInMatch {
+  purpose?: string;
+  browserHash?: string;
+  /** `null` matches only a step without a user. */
+  userId?: string | null;
+}
+
+/**
+ * One port for every single-use pending sign-in step: create, peek, use up atomically (true for exactly one
+ * of any number of concurrent callers), expire.
+ */
+export interface BackOfficePendingSignInStore {
+  create(pending: BackOfficePendingSignIn, now: Date): Promise<void>;
+  /** The live (unused, unexpired) step of `kind` with this key, without using it up. */
+  find(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Promise<BackOfficePendingSignIn | null>;
+  /** Uses the live step up when it matches: exactly one concurrent caller gets it, the others null. */
+  consume(kind: BackOfficePendingSignInKind, keyHash: string, now: Date, match?: BackOfficePendingSignInMatch): Promise<BackOfficePendingSignIn | null>;
+  /** Deletes steps that expired a while before `now` (a day; two-factor steps a week). */
+  prune(now: Date): Promise<{ twoFactorChallenges: number; passkeyChallenges: number; externalLoginStates: number }>;
+}

@@ -1,0 +1,408 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { BackOfficeStores } from '../persistence/backoffice-stores.interface.js';
+import type { BackOfficeSession } from '../sessions/session-store.interface.js';
+import type { BackOfficePendingSignIn } from '../sign-in/pending-sign-in-store.interface.js';
+import { BackOfficeDuplicateGroupError } from '../groups/group-store.interface.js';
+import {
+  BackOfficeDuplicateUserError,
+  isUserGroupStore,
+  isUserLockoutStore,
+  isUserPasswordStore,
+  isUserSecurityStampStore,
+  isUserTokenStore,
+  isUnknownUserLockoutStore,
+  isPrunableUserStore,
+  type BackOfficeUserStore,
+  type UserGroupStore,
+} from '../users/stores/user-store.interface.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+
+/**
+ * The test functions of the runner that hosts the contract: vitest's or jest's `describe`, `it` and `expect`
+ * (or any with the same shape). The suite imports no test runner itself.
+ */
+export interface StoreContractTestApi {
+  describe(name: string, body: () => void): void;
+  it(name: string, body: () => Promise<void>, timeout?: number): void;
+  expect(actual: unknown): StoreContractExpectation;
+}
+
+/** The matchers the suite uses (vitest and jest both have them). */
+export interface StoreContractExpectation {
+  toBe(expected: unknown): void;
+  toEqual(expected: unknown): void;
+  toBeNull(): void;
+  toBeGreaterThanOrEqual(expected: number): void;
+  toHaveLength(expected: number): void;
+  toBeInstanceOf(expected: abstract new (...args: never[]) => unknown): void;
+  rejects: { toThrow(expected?: unknown): Promise<void> };
+  not: { toBe(expected: unknown): void; toBeNull(): void };
+}
+
+/**
+ * Makes the stores under test. Called once per test; may hand back the same stores each time (the suite uses
+ * fresh ids and group aliases, so it needs no empty database), with a `dispose` run after each test.
+ */
+export type BackOfficeStoreFactory = () => Promise<BackOfficeStores & { dispose?: () => Promise<void> }>;
+
+const PARALLEL = 20;
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** Far enough in the future that no store's clock is involved: every time the suite passes is its own. */
+const T0 = Date.parse('2031-06-01T12:00:00.000Z');
+const at = (offsetMs: number) => new Date(T0 + offsetMs);
+const hash = (text: string) => createHash('sha256').update(text).digest('hex');
+const unique = (prefix: string) => `${prefix}${randomBytes(5).toString('hex')}`;
+
+async function newUser(store: BackOfficeUserStore, groups: string[] = [], overrides: Partial<BackOfficeUser> = {}): Promise<BackOfficeUser> {
+  const name = unique('contract-');
+  return store.create(
+    {
+      username: `${name}@example.test`,
+      normalizedUsername: `${name}@EXAMPLE.TEST`,
+      email: `${name}@example.test`,
+      normalizedEmail: `${name}@EXAMPLE.TEST`,
+      name: 'Zoë Ünïcode',
+      passwordHash: overrides.passwordHash ?? 'hash-1',
+      securityStamp: 'stamp-1',
+      isApproved: overrides.isApproved ?? true,
+      invitedAt: null,
+      groups,
+      kind: 'person',
+    },
+    at(0),
+  );
+}
+
+function newSession(userId: string, securityStamp: string, overrides: Partial<BackOfficeSession> = {}): BackOfficeSession {
+  return {
+    id: randomUUID(),
+    userId,
+    tokenHash: hash(randomUUID()),
+    securityStamp,
+    createdAt: at(0),
+    lastSeenAt: at(0),
+    expiresAt: at(8 * HOUR),
+    reauthenticatedAt: at(0),
+    revokedAt: null,
+    ip: '203.0.113.7',
+    userAgent: 'contract',
+    twoFactorSetupOnly: false,
+    ...overrides,
+  };
+}
+
+function pending(overrides: Partial<BackOfficePendingSignIn> = {}): BackOfficePendingSignIn {
+  return {
+    kind: 'passkey',
+    keyHash: hash(randomUUID()),
+    purpose: 'authentication',
+    browserHash: null,
+    userId: null,
+    securityStamp: null,
+    payload: null,
+    expiresAt: at(5 * 60_000),
+    ...overrides,
+  };
+}
+
+/** Runs `work` `n` times at once and returns the results. */
+const concurrently = <T>(n: number, work: (i: number) => Promise<T>): Promise<T[]> => Promise.all(Array.from({ length: n }, (_, i) => work(i)));
+
+/**
+ * The behaviour every set of stores must have, like ASP.NET Identity's `UserManagerSpecificationTests`: atomic
+ * counters (parallel failed logins), single-use tokens and pending sign-ins under concurrency, lockout, the
+ * security stamp, group writes under the last-admin rule, sessions (ending the others keeps the current one),
+ * API client lockout, and pruning. Run it in your test file against your own stores:
+ *
+ *     runBackOfficeStoreContract('my stores', async () => myStores, { describe, it, expect });
+ */
+export function runBackOfficeStoreContract(name: string, factory: BackOfficeStoreFactory, { describe, it, expect }: StoreContractTestApi): void {
+  const test = (title: string, body: (stores: BackOfficeStores) => Promise<void>) =>
+    it(
+      title,
+      async () => {
+        const made = await factory();
+        try {
+          await body(made);
+        } finally {
+          await made.dispose?.();
+        }
+      },
+      60_000,
+    );
+
+  describe(`BackOfficeStores contract: ${name}`, () => {
+    describe('users', () => {
+      test('creates and finds users; duplicates of email or username are refused', async ({ userStore }) => {
+        const user = await newUser(userStore);
+        expect((await userStore.findById(user.id))?.email).toBe(user.email);
+        expect((await userStore.findByNormalizedEmail(user.normalizedEmail))?.id).toBe(user.id);
+        expect((await userStore.findByNormalizedUsername(user.normalizedUsername))?.name).toBe('Zoë Ünïcode');
+        expect(await userStore.findById('not-a-uuid')).toBeNull();
+        expect(await userStore.findById(randomUUID())).toBeNull();
+        const { username, normalizedUsername, email, normalizedEmail, passwordHash, securityStamp } = user;
+        const fields = { username, normalizedUsername, email, normalizedEmail, name: 'Twin', passwordHash, securityStamp, isApproved: true, invitedAt: null, groups: [], kind: 'person' as const };
+        await expect(userStore.create(fields, at(0))).rejects.toThrow(BackOfficeDuplicateUserError);
+        await expect(userStore.create({ ...fields, username: 'other', normalizedUsername: 'OTHER' }, at(0))).rejects.toThrow(BackOfficeDuplicateUserError);
+      });
+
+      test('ASVS 2.2.1: 20 parallel failed logins are all counted; exactly one of them locks the account', async ({ userStore }) => {
+        if (!isUserLockoutStore(userStore)) return;
+        const user = await newUser(userStore);
+        const counted = await concurrently(PARALLEL, () => userStore.recordFailedAccess(user.id, { maxFailedAccessAttempts: 100, lockoutEnd: at(HOUR) }, at(1)));
+        expect(Math.max(...counted.map((r) => r.accessFailedCount))).toBe(PARALLEL);
+        expect((await userStore.findById(user.id))?.accessFailedCount).toBe(PARALLEL);
+
+        const other = await newUser(userStore);
+        const results = await concurrently(PARALLEL, () => userStore.recordFailedAccess(other.id, { maxFailedAccessAttempts: 5, lockoutEnd: at(HOUR) }, at(1)));
+        expect(results.filter((r) => r.lockedNow)).toHaveLength(1);
+        expect(results.filter((r) => r.alreadyLocked)).toHaveLength(PARALLEL - 5);
+        const locked = await userStore.findById(other.id);
+        expect(locked?.lockoutEnd?.getTime()).toBe(at(HOUR).getTime());
+        expect(locked?.accessFailedCount).toBe(0);
+      });
+
+      test('lockout: not counted while locked, counted again once the lock ended; reset clears the count', async ({ userStore }) => {
+        if (!isUserLockoutStore(userStore)) return;
+        const user = await newUser(userStore);
+        const policy = { maxFailedAccessAttempts: 2, lockoutEnd: at(HOUR) };
+        expect((await userStore.recordFailedAccess(user.id, policy, at(1))).lockedNow).toBe(false);
+        expect((await userStore.recordFailedAccess(user.id, policy, at(2))).lockedNow).toBe(true);
+        expect((await userStore.recordFailedAccess(user.id, policy, at(3))).alreadyLocked).toBe(true);
+        const after = await userStore.recordFailedAccess(user.id, { maxFailedAccessAttempts: 2, lockoutEnd: at(3 * HOUR) }, at(2 * HOUR));
+        expect(after.alreadyLocked).toBe(false);
+        expect(after.accessFailedCount).toBe(1);
+        await userStore.resetAccessFailedCount(user.id, at(2 * HOUR));
+        expect((await userStore.findById(user.id))?.accessFailedCount).toBe(0);
+        await userStore.setLockoutEnd(user.id, null, at(2 * HOUR));
+        expect((await userStore.findById(user.id))?.lockoutEnd).toBeNull();
+      });
+
+      test('unknown usernames are counted atomically too (lockout is no account oracle)', async ({ userStore }) => {
+        if (!isUnknownUserLockoutStore(userStore)) return;
+        const key = hash(unique('nobody-'));
+        const results = await concurrently(PARALLEL, () => userStore.recordFailedAccessForUnknownUser(key, { maxFailedAccessAttempts: 5, lockoutEnd: at(HOUR) }, at(1)));
+        expect(results.filter((r) => r.lockedNow)).toHaveLength(1);
+        expect((await userStore.getUnknownUserLockoutEnd(key, at(2)))?.getTime()).toBe(at(HOUR).getTime());
+        expect(await userStore.getUnknownUserLockoutEnd(key, at(2 * HOUR))).toBeNull();
+      });
+
+      test('security stamp: a password change writes hash and stamp; a rehash never undoes a change made meanwhile', async ({ userStore }) => {
+        if (!isUserPasswordStore(userStore) || !isUserSecurityStampStore(userStore)) return;
+        const user = await newUser(userStore);
+        await userStore.setSecurityStamp(user.id, 'stamp-2', at(1));
+        expect((await userStore.findById(user.id))?.securityStamp).toBe('stamp-2');
+        await userStore.setPasswordHash(user.id, 'hash-2', 'stamp-3', at(2));
+        let found = await userStore.findById(user.id);
+        expect([found?.passwordHash, found?.securityStamp]).toEqual(['hash-2', 'stamp-3']);
+        await userStore.setPasswordHash(user.id, 'hash-1-stronger', 'ignored', at(3), { rehashOf: 'hash-1' });
+        found = await userStore.findById(user.id);
+        expect([found?.passwordHash, found?.securityStamp]).toEqual(['hash-2', 'stamp-3']);
+        await userStore.setPasswordHash(user.id, 'hash-2-stronger', 'ignored', at(4), { rehashOf: 'hash-2' });
+        found = await userStore.findById(user.id);
+        expect([found?.passwordHash, found?.securityStamp]).toEqual(['hash-2-stronger', 'stamp-3']);
+      });
+
+      test('ASVS 2.5.1: a single-use token is used by exactly one of 20 parallel callers; a new one voids the old', async ({ userStore }) => {
+        if (!isUserTokenStore(userStore)) return;
+        const user = await newUser(userStore);
+        await userStore.replaceToken(user.id, 'password_reset', hash('first'), at(HOUR), at(0));
+        await userStore.replaceToken(user.id, 'password_reset', hash('second'), at(HOUR), at(1));
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('first'), at(2))).toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('second'), at(2))).toBe(true);
+        expect(await userStore.consumeToken(user.id, 'invite', hash('second'), at(2))).toBe(false);
+        const uses = await concurrently(PARALLEL, () => userStore.consumeToken(user.id, 'password_reset', hash('second'), at(2)));
+        expect(uses.filter(Boolean)).toHaveLength(1);
+        await userStore.replaceToken(user.id, 'invite', hash('late'), at(HOUR), at(0));
+        expect(await userStore.consumeToken(user.id, 'invite', hash('late'), at(HOUR))).toBe(false);
+      });
+    });
+
+    describe('groups', () => {
+      test('the last-admin rule holds under concurrency: of two admins removing each other at once, one stays', async ({ userStore, groupStore }) => {
+        if (!isUserGroupStore(userStore)) return;
+        const alias = unique('admins');
+        await groupStore.create(alias, { name: 'Contract admins', permissions: [], requireTwoFactor: false }, at(0));
+        const first = await newUser(userStore, [alias]);
+        const second = await newUser(userStore, [alias]);
+        const removeUnlessLast = (userId: string) =>
+          userStore.withGroupLock(alias, async (store: BackOfficeUserStore & UserGroupStore) => {
+            if ((await store.countApprovedInGroup(alias, { now: at(1), exceptUserId: userId })) < 1) return false;
+            await store.setGroups(userId, []);
+            return true;
+          });
+        const outcomes = await Promise.all([removeUnlessLast(first.id), removeUnlessLast(second.id)]);
+        expect(outcomes.filter(Boolean)).toHaveLength(1);
+        expect(await userStore.countApprovedInGroup(alias)).toBe(1);
+        expect((await groupStore.find(alias))?.memberCount).toBe(1);
+      });
+
+      test('groups: aliases unique ignoring case under concurrency; a refused plan writes nothing; delete moves members', async ({ userStore, groupStore }) => {
+        const alias = unique('Editors');
+        const made = await Promise.allSettled(
+          [alias, alias.toLowerCase(), alias.toUpperCase()].map((a) => groupStore.create(a, { name: 'Ed', permissions: ['users.read'], requireTwoFactor: false }, at(0))),
+        );
+        expect(made.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        const refused = made.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+        expect(refused.reason).toBeInstanceOf(BackOfficeDuplicateGroupError);
+        const created = (made.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<{ alias: string }>).value.alias;
+
+        await expect(
+          groupStore.update(created, () => {
+            throw new Error('refused by the caller');
+          }, at(1)),
+        ).rejects.toThrow('refused by the caller');
+        expect((await groupStore.find(created))?.name).toBe('Ed');
+        const updated = await groupStore.update(created, (g) => ({ ...g, name: 'Éditeurs', requireTwoFactor: true }), at(2));
+        expect(updated?.after.name).toBe('Éditeurs');
+        expect(updated?.before.name).toBe('Ed');
+        expect(await groupStore.update(unique('missing'), () => null, at(2))).toBeNull();
+
+        const target = unique('target');
+        await groupStore.create(target, { name: 'Target', permissions: [], requireTwoFactor: false }, at(0));
+        const member = await newUser(userStore, [created]);
+        expect((await userStore.findById(member.id))?.twoFactorRequiredByGroup).toBe(true);
+        const deleted = await groupStore.delete(created, target, (group, to) => {
+          expect(group.memberCount).toBe(1);
+          expect(to?.alias).toBe(target);
+        });
+        expect(deleted?.group.alias).toBe(created);
+        expect(await groupStore.find(created)).toBeNull();
+        expect((await userStore.findById(member.id))?.groups).toEqual([target]);
+        expect((await groupStore.findMany([target, created])).map((g) => g.alias)).toEqual([target]);
+      });
+    });
+
+    describe('sessions', () => {
+      test('ending the others keeps the current session; revoke is per user; touch never goes back', async ({ userStore, sessionStore }) => {
+        const user = await newUser(userStore);
+        const current = newSession(user.id, user.securityStamp);
+        const others = [newSession(user.id, user.securityStamp), newSession(user.id, user.securityStamp, { lastSeenAt: at(60_000) })];
+        for (const s of [current, ...others]) await sessionStore.create(s);
+        expect((await sessionStore.findByTokenHash(current.tokenHash))?.id).toBe(current.id);
+        expect((await sessionStore.listLive(user.id, user.securityStamp, at(1), at(-HOUR)))[0]?.id).toBe(others[1].id);
+
+        const stranger = await newUser(userStore);
+        expect(await sessionStore.revoke(stranger.id, current.id, at(1))).toBe(false);
+        const ended = await concurrently(3, () => sessionStore.revokeAll(user.id, at(2), current.id));
+        expect(ended.reduce((a, b) => a + b, 0)).toBe(2);
+        const live = await sessionStore.listLive(user.id, user.securityStamp, at(3), at(-HOUR));
+        expect(live.map((s) => s.id)).toEqual([current.id]);
+        expect((await sessionStore.findById(user.id, others[0].id))?.revokedAt?.getTime()).toBe(at(2).getTime());
+
+        await sessionStore.touch(current.id, at(120_000));
+        await sessionStore.touch(current.id, at(60_000));
+        expect((await sessionStore.findById(user.id, current.id))?.lastSeenAt.getTime()).toBe(at(120_000).getTime());
+        await sessionStore.update(current.id, { securityStamp: 'stamp-2' });
+        expect(await sessionStore.listLive(user.id, user.securityStamp, at(3), at(-HOUR))).toHaveLength(0);
+        expect(await sessionStore.revoke(user.id, current.id, at(4))).toBe(true);
+        expect(await sessionStore.revoke(user.id, current.id, at(5))).toBe(false);
+        await sessionStore.touch(current.id, at(HOUR));
+        await sessionStore.update(current.id, { reauthenticatedAt: at(HOUR) }, { onlyIfLive: true });
+        const revoked = await sessionStore.findById(user.id, current.id);
+        expect(revoked?.lastSeenAt.getTime()).toBe(at(120_000).getTime());
+        expect(revoked?.reauthenticatedAt?.getTime()).toBe(at(0).getTime());
+      });
+
+      test('the one-round-trip lookup reads the session with its user, when the store offers it', async ({ userStore, sessionStore }) => {
+        if (!sessionStore.findByTokenHashWithUser || !sessionStore.readsUsersOf?.(userStore)) return;
+        const user = await newUser(userStore);
+        const session = newSession(user.id, user.securityStamp);
+        await sessionStore.create(session);
+        const found = await sessionStore.findByTokenHashWithUser(session.tokenHash);
+        expect(found?.session.id).toBe(session.id);
+        expect(found?.user?.email).toBe(user.email);
+        expect(await sessionStore.findByTokenHashWithUser(hash('unknown'))).toBeNull();
+      });
+    });
+
+    describe('pending sign-ins', () => {
+      test('of 20 parallel consumes of one pending sign-in exactly one wins (each kind)', async ({ userStore, pendingSignInStore }) => {
+        const user = await newUser(userStore);
+        for (const kind of ['two_factor', 'external_login', 'passkey'] as const) {
+          const step = pending({
+            kind,
+            purpose: kind === 'two_factor' ? 'password' : kind === 'external_login' ? 'oidc' : 'authentication',
+            browserHash: kind === 'external_login' ? hash('browser') : null,
+            userId: kind === 'two_factor' ? user.id : null,
+            payload: kind === 'passkey' ? null : 'payload ✓',
+            securityStamp: kind === 'two_factor' ? 'stamp' : null,
+          });
+          await pendingSignInStore.create(step, at(0));
+          const winners = (await concurrently(PARALLEL, () => pendingSignInStore.consume(kind, step.keyHash, at(1)))).filter((r) => r !== null);
+          expect(winners).toHaveLength(1);
+          expect(winners[0]!.payload).toBe(step.payload);
+          expect(await pendingSignInStore.find(kind, step.keyHash, at(1))).toBeNull();
+        }
+      });
+
+      test('a pending sign-in must match purpose, browser and user; a mismatch does not use it up; it expires', async ({ userStore, pendingSignInStore }) => {
+        const user = await newUser(userStore);
+        const twoFactor = pending({ kind: 'two_factor', purpose: 'passkey', userId: user.id, securityStamp: user.securityStamp, payload: null });
+        await pendingSignInStore.create(twoFactor, at(0));
+        const peeked = await pendingSignInStore.find('two_factor', twoFactor.keyHash, at(1));
+        expect([peeked?.userId, peeked?.securityStamp, peeked?.purpose]).toEqual([user.id, user.securityStamp, 'passkey']);
+        expect(await pendingSignInStore.find('passkey', twoFactor.keyHash, at(1))).toBeNull();
+
+        const challenge = pending({ kind: 'passkey', purpose: 'reauthentication', userId: user.id });
+        await pendingSignInStore.create(challenge, at(0));
+        expect(await pendingSignInStore.consume('passkey', challenge.keyHash, at(1), { purpose: 'registration', userId: user.id })).toBeNull();
+        expect(await pendingSignInStore.consume('passkey', challenge.keyHash, at(1), { purpose: 'reauthentication', userId: null })).toBeNull();
+        expect(await pendingSignInStore.consume('passkey', challenge.keyHash, at(1), { purpose: 'reauthentication', userId: user.id })).not.toBeNull();
+
+        const state = pending({ kind: 'external_login', purpose: 'oidc', browserHash: hash('browser-a'), payload: 'sealed' });
+        await pendingSignInStore.create(state, at(0));
+        expect(await pendingSignInStore.consume('external_login', state.keyHash, at(1), { purpose: 'oidc', browserHash: hash('browser-b') })).toBeNull();
+        expect(await pendingSignInStore.consume('external_login', state.keyHash, at(10 * 60_000), { purpose: 'oidc', browserHash: hash('browser-a') })).toBeNull();
+      });
+    });
+
+    describe('API clients', () => {
+      test('20 parallel wrong secrets lock the client once; a rotation keeps the previous secret and clears the lock', async ({ userStore, apiClientStore }) => {
+        const user = await newUser(userStore);
+        const clientId = unique('boc_');
+        await apiClientStore.createClient(user.id, clientId, hash('secret-1'), at(0));
+        const results = await concurrently(PARALLEL, () => apiClientStore.recordFailedAccess(user.id, { maxFailedAccessAttempts: 5, lockoutEnd: at(HOUR) }, at(1)));
+        expect(results.filter((r) => r.lockedNow)).toHaveLength(1);
+        expect((await apiClientStore.findClient(clientId))?.lockoutEnd?.getTime()).toBe(at(HOUR).getTime());
+        expect(await apiClientStore.rotateSecret(user.id, hash('secret-2'), at(2 * HOUR), at(2))).toBe(clientId);
+        const rotated = await apiClientStore.findClient(clientId);
+        expect([rotated?.secretHash, rotated?.previousSecretHash, rotated?.lockoutEnd]).toEqual([hash('secret-2'), hash('secret-1'), null]);
+        expect((await apiClientStore.listClients()).some((c) => c.client.clientId === clientId && c.name === 'Zoë Ünïcode')).toBe(true);
+
+        await apiClientStore.createAccessToken(user.id, hash('token-1'), at(0), at(HOUR));
+        await apiClientStore.createAccessToken(user.id, hash('token-2'), at(0), at(HOUR));
+        expect((await apiClientStore.findAccessToken(hash('token-1')))?.userId).toBe(user.id);
+        expect(await apiClientStore.revokeAccessTokens(user.id, at(3))).toBe(2);
+        expect((await apiClientStore.findAccessToken(hash('token-2')))?.revokedAt?.getTime()).toBe(at(3).getTime());
+      });
+    });
+
+    describe('prune', () => {
+      test('each store deletes what can no longer matter and keeps the rest', async ({ userStore, sessionStore, pendingSignInStore, apiClientStore }) => {
+        const user = await newUser(userStore);
+        const old = newSession(user.id, user.securityStamp, { expiresAt: at(HOUR) });
+        const live = newSession(user.id, user.securityStamp, { expiresAt: at(30 * DAY) });
+        await sessionStore.create(old);
+        await sessionStore.create(live);
+        const step = pending({ kind: 'passkey', expiresAt: at(HOUR) });
+        await pendingSignInStore.create(step, at(0));
+        await apiClientStore.createClient(user.id, unique('boc_'), hash('s'), at(0));
+        await apiClientStore.createAccessToken(user.id, hash(unique('t')), at(0), at(HOUR));
+        if (isUserTokenStore(userStore)) await userStore.replaceToken(user.id, 'invite', hash(unique('i')), at(HOUR), at(0));
+
+        const later = at(20 * DAY);
+        expect((await sessionStore.prune(later)).sessions).toBeGreaterThanOrEqual(1);
+        expect(await sessionStore.findById(user.id, old.id)).toBeNull();
+        expect((await sessionStore.findById(user.id, live.id))?.id).toBe(live.id);
+        expect((await pendingSignInStore.prune(later)).passkeyChallenges).toBeGreaterThanOrEqual(1);
+        expect((await apiClientStore.prune(later)).accessTokens).toBeGreaterThanOrEqual(1);
+        if (isPrunableUserStore(userStore)) {
+          expect((await userStore.prune(at(20 * DAY))).tokens).toBe(0);
+          expect((await userStore.prune(at(40 * DAY))).tokens).toBeGreaterThanOrEqual(1);
+        }
+      });
+    });
+  });
+}

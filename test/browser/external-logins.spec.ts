@@ -1,0 +1,214 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { TEST_PASSWORD } from '../support/identity-app.js';
+import { TestOidcProvider } from '../support/oidc-provider.js';
+import { BackOfficeInviteService } from '../../src/backoffice-identity/index.js';
+import { DataSource } from 'typeorm';
+import { axeScan, chromiumPath, freePort, latestMailTo, launchBrowser, totpCode } from './support/browser.js';
+import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
+
+const executable = chromiumPath();
+const suite = executable ? describe : describe.skip;
+const SECRET = 'browser-test-client-secret-0123456789abcdef';
+
+/** The provider's own (development) sign-in and consent pages. */
+async function signInAtProvider(page: Page, idp: TestOidcProvider, login: string): Promise<void> {
+  await page.waitForURL((u) => u.origin === idp.issuer);
+  await page.locator('input[name="login"]').fill(login);
+  await page.locator('input[name="password"]').fill('any');
+  await page.locator('button[type="submit"]').click();
+  await page.waitForLoadState();
+  if (new URL(page.url()).origin === idp.issuer) await page.locator('button[type="submit"]').click();
+}
+
+// External providers on the sign-in screens, against a real OpenID provider (oidc-provider, in-process).
+suite('sign-in screens with an external login provider (real OpenID provider)', () => {
+  let idp: TestOidcProvider;
+  let app: BrowserApp;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    const callback = `http://localhost:${port}/backoffice/auth/external/oidc/callback`;
+    idp = await TestOidcProvider.start([{ client_id: 'backoffice-ui', client_secret: SECRET, redirect_uris: [callback], post_logout_redirect_uris: [`http://localhost:${port}/backoffice`] }]);
+    app = await startBrowserApp(
+      {
+        externalLogins: [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'backoffice-ui', clientSecret: SECRET, autoLink: { enabled: true, defaultGroups: ['editor'] } }],
+      },
+      port,
+    );
+    browser = await launchBrowser(executable!);
+  });
+  afterAll(async () => {
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close();
+    await app?.shutdown();
+    await idp?.stop();
+  });
+
+  async function newPage(options: Parameters<Browser['newContext']>[0] = {}): Promise<Page> {
+    const context = await browser.newContext(options);
+    contexts.push(context);
+    return context.newPage();
+  }
+  const url = (path: string) => `${app.origin}/backoffice${path}`;
+
+  it('signs in with the provider button and lands signed in; the only login cannot be unlinked', async () => {
+    idp.accounts.set('sso-ann', { email: 'ann.sso@example.com', email_verified: true, name: 'Ann Sso' });
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.getByRole('link', { name: 'Sign in with Single sign-on' }).click();
+    await signInAtProvider(page, idp, 'sso-ann');
+    await page.waitForURL(url('/account'));
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain('ann.sso@example.com');
+    const logins = page.locator('#bo-logins-section');
+    await expect.poll(() => logins.isVisible()).toBe(true);
+    await logins.getByRole('button', { name: 'Unlink Single sign-on' }).click();
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('You cannot unlink your only way to sign in');
+  });
+
+  it('a local user links the provider from the account page, then unlinks it', async () => {
+    expect((await app.userManager.createUser({ email: 'bo.local@example.com', name: 'Bo Local', password: TEST_PASSWORD })).succeeded).toBe(true);
+    idp.accounts.set('sso-bo', { email: 'bo.local@example.com', email_verified: true, name: 'Bo Local' });
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.getByLabel('Email', { exact: true }).fill('bo.local@example.com');
+    await page.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL(url('/account'));
+    await expect.poll(() => page.locator('#bo-no-logins').isVisible()).toBe(true);
+    await page.getByRole('button', { name: 'Link Single sign-on' }).click();
+    await signInAtProvider(page, idp, 'sso-bo');
+    await page.waitForURL((u) => u.pathname === '/backoffice/account');
+    await expect.poll(() => page.getByRole('button', { name: 'Unlink Single sign-on' }).count()).toBe(1);
+    await page.getByRole('button', { name: 'Unlink Single sign-on' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toBe('Single sign-on has been unlinked.');
+    await expect.poll(() => page.getByRole('button', { name: 'Link Single sign-on' }).count()).toBe(1);
+  });
+
+  it('an invitee opens the emailed link and continues with the provider instead of a password; the token is never in a URL sent', async () => {
+    const invited = await app.app.get(BackOfficeInviteService).invite({ email: 'cat.invitee@example.com', name: 'Cat Invitee', groups: ['editor'] }, null);
+    expect(invited.succeeded).toBe(true);
+    const mail = await latestMailTo(app.mailDir, 'cat.invitee@example.com');
+    expect(mail.link.startsWith(`${app.origin}/backoffice/accept-invite#userId=`)).toBe(true);
+    // The provider knows Cat under a personal address: the invite token is what proves the invitee.
+    idp.accounts.set('sso-cat', { email: 'cat@personal.example.com', email_verified: true, name: 'Cat Invitee' });
+    const page = await newPage({ bypassCSP: true }); // bypassCSP: only so that axe-core can be injected
+    const requested: string[] = [];
+    page.on('request', (request) => requested.push(request.url()));
+    await page.goto(mail.link);
+    await expect.poll(() => page.evaluate(() => location.hash)).toBe('');
+    const button = page.getByRole('button', { name: 'Continue with Single sign-on' });
+    await expect.poll(() => button.isVisible()).toBe(true);
+    expect(await page.getByLabel('New password', { exact: true }).isVisible()).toBe(true);
+    expect((await axeScan(page)).violations).toEqual([]);
+    await button.click();
+    await signInAtProvider(page, idp, 'sso-cat');
+    await page.waitForURL((u) => u.origin === app.origin && u.pathname.startsWith('/backoffice'));
+    await page.goto(url('/account'));
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain('cat.invitee@example.com');
+    await expect.poll(() => page.getByRole('button', { name: 'Unlink Single sign-on' }).count()).toBe(1);
+    const token = new URL(mail.link).hash.match(/token=([^&]+)/)![1];
+    expect(requested.some((r) => r.includes(token) || r.includes(decodeURIComponent(token)))).toBe(false);
+
+    // The link works once: opened again, the button answers with the catalogue's message.
+    const again = await newPage();
+    await again.goto(mail.link);
+    await again.getByRole('button', { name: 'Continue with Single sign-on' }).click();
+    await expect.poll(() => again.getByRole('alert').textContent()).toContain('This invitation link is invalid');
+  });
+
+  it('shows the provider error the callback sends back (?error=external_email_unverified)', async () => {
+    idp.accounts.set('sso-unverified', { email: 'unverified@example.com', email_verified: false, name: 'Una Verified' });
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.getByRole('link', { name: 'Sign in with Single sign-on' }).click();
+    await signInAtProvider(page, idp, 'sso-unverified');
+    await page.waitForURL((u) => u.pathname.startsWith('/backoffice') && u.searchParams.get('error') === 'external_email_unverified');
+    expect(await page.getByRole('alert').first().textContent()).toBe('The external provider has not verified your email address.');
+  });
+});
+
+suite('a provider that asks for auto-redirect', () => {
+  let idp: TestOidcProvider;
+  let app: BrowserApp;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    idp = await TestOidcProvider.start([{ client_id: 'backoffice-ui', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/backoffice/auth/external/oidc/callback`] }]);
+    app = await startBrowserApp(
+      { externalLogins: [{ name: 'oidc', displayName: 'Company login', issuer: idp.issuer, clientId: 'backoffice-ui', clientSecret: SECRET, autoRedirect: true }] },
+      port,
+    );
+    browser = await launchBrowser(executable!);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.shutdown();
+    await idp?.stop();
+  });
+
+  it('goes straight to the provider from the sign-in page, but not when the page shows a provider error', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${app.origin}/backoffice/`);
+    await page.waitForURL((u) => u.origin === idp.issuer);
+    await page.goto(`${app.origin}/backoffice/?error=external_login_failed`);
+    await page.waitForLoadState('networkidle');
+    expect(page.url()).toBe(`${app.origin}/backoffice/?error=external_login_failed`);
+    expect(await page.getByRole('link', { name: 'Sign in with Company login' }).isVisible()).toBe(true);
+    await context.close();
+  });
+});
+
+suite('denyLocalLogin: invites accepted only through the provider, into a group that requires two-factor', () => {
+  let idp: TestOidcProvider;
+  let app: BrowserApp;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    idp = await TestOidcProvider.start([{ client_id: 'backoffice-ui', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/backoffice/auth/external/oidc/callback`] }]);
+    app = await startBrowserApp(
+      { denyLocalLogin: true, externalLogins: [{ name: 'oidc', displayName: 'Company login', issuer: idp.issuer, clientId: 'backoffice-ui', clientSecret: SECRET }] },
+      port,
+    );
+    await app.app.get(DataSource).query(`UPDATE backoffice_group SET require_two_factor = true WHERE alias = 'sensitiveData'`);
+    browser = await launchBrowser(executable!);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await app?.shutdown();
+    await idp?.stop();
+  });
+
+  it('the emailed link offers only "Continue with Company login"; the invitee lands on the account page to set up two-factor', async () => {
+    const invited = await app.app.get(BackOfficeInviteService).invite({ email: 'dee.invitee@example.com', name: 'Dee Invitee', groups: ['sensitiveData'] }, null);
+    expect(invited.succeeded).toBe(true);
+    const mail = await latestMailTo(app.mailDir, 'dee.invitee@example.com');
+    expect(mail.text).toContain('Accept the invitation and sign in with Company login');
+    expect(mail.link.startsWith(`${app.origin}/backoffice/accept-invite#userId=`)).toBe(true);
+    idp.accounts.set('sso-dee', { email: 'dee.invitee@example.com', email_verified: true, name: 'Dee Invitee' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(mail.link);
+    const button = page.getByRole('button', { name: 'Continue with Company login' });
+    await expect.poll(() => button.isVisible()).toBe(true);
+    expect(await page.getByLabel('New password', { exact: true }).count()).toBe(0);
+    await button.click();
+    await signInAtProvider(page, idp, 'sso-dee');
+    await page.waitForURL(`${app.origin}/backoffice/account?status=requiresTwoFactorSetup`);
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Your group requires two-factor authentication.');
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain('dee.invitee@example.com');
+    await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+    await expect.poll(() => page.locator('#bo-secret').textContent()).toMatch(/^[A-Z2-7]{32}$/);
+    const secret = (await page.locator('#bo-secret').textContent())!;
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => page.locator('#bo-recovery-codes li').count()).toBe(10);
+    // The session is a full one now.
+    expect(await page.evaluate(async () => (await (window as any).BackOfficeSession.request('GET', '/auth/sessions')).status)).toBe(200);
+    await context.close();
+  });
+});
