@@ -76,7 +76,7 @@ const SHARED_SERVICES = [
   BackOfficeExternalLoginService,
 ];
 
-const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'sessionStore', 'pendingSignInStore', 'groupStore', 'apiClientStore', 'externalLoginSessionStore', 'stores', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
+const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'sessionStore', 'pendingSignInStore', 'groupStore', 'apiClientStore', 'externalLoginSessionStore', 'auditStore', 'stores', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
 
 function splitSwaps<T extends object>(options: T): { swaps: Partial<BackOfficeIdentityModuleOptions>; rest: Omit<T, (typeof SWAP_KEYS)[number]> } {
   const swaps: Record<string, unknown> = {};

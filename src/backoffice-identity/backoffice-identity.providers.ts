@@ -3,6 +3,7 @@ import { SystemClock } from './common/clock.js';
 import { BackOfficeErrorDescriber } from './common/error-describer.js';
 import { DefaultIpResolver } from './common/ip-resolver.js';
 import {
+  BACKOFFICE_AUDIT_STORE,
   BACKOFFICE_CLOCK,
   BACKOFFICE_EMAIL_SENDER,
   BACKOFFICE_ERROR_DESCRIBER,
@@ -40,6 +41,7 @@ const SWAPPABLE: Record<SwapKey, { token: string; default: Type<unknown> }> = {
   groupStore: { token: BACKOFFICE_GROUP_STORE, default: TYPEORM_DEFAULT_STORES.groupStore },
   apiClientStore: { token: BACKOFFICE_API_CLIENT_STORE, default: TYPEORM_DEFAULT_STORES.apiClientStore },
   externalLoginSessionStore: { token: BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE, default: TYPEORM_DEFAULT_STORES.externalLoginSessionStore },
+  auditStore: { token: BACKOFFICE_AUDIT_STORE, default: TYPEORM_DEFAULT_STORES.auditStore },
   passwordHasher: { token: BACKOFFICE_PASSWORD_HASHER, default: BcryptPasswordHasher },
   passwordChecker: { token: BACKOFFICE_PASSWORD_CHECKER, default: FallbackPasswordChecker },
   emailSender: { token: BACKOFFICE_EMAIL_SENDER, default: NodemailerEmailSender },

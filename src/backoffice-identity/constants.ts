@@ -6,6 +6,8 @@ export const BACKOFFICE_USER_MANAGER = 'BACKOFFICE_USER_MANAGER';
 export const BACKOFFICE_SIGN_IN_MANAGER = 'BACKOFFICE_SIGN_IN_MANAGER';
 /** DI token of the {@link BackOfficeUserStore} port. */
 export const BACKOFFICE_USER_STORE = 'BACKOFFICE_USER_STORE';
+/** DI token of the {@link BackOfficeAuditStore} port (default: the TypeORM store; swap key `auditStore`). */
+export const BACKOFFICE_AUDIT_STORE = 'BACKOFFICE_AUDIT_STORE';
 /** DI token of the {@link BackOfficeSessionStore} port. */
 export const BACKOFFICE_SESSION_STORE = 'BACKOFFICE_SESSION_STORE';
 /** DI token of the {@link BackOfficePendingSignInStore} port (two-factor steps, OIDC states, passkey challenges). */

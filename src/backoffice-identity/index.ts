@@ -78,7 +78,13 @@ export { BackOfficeGroupEntity } from './persistence/typeorm/entities/backoffice
 export { BackOfficeUserTokenEntity } from './persistence/typeorm/entities/backoffice-user-token.entity.js';
 export { BackOfficeLoginAttemptEntity } from './persistence/typeorm/entities/backoffice-login-attempt.entity.js';
 export { BackOfficeSessionEntity } from './persistence/typeorm/entities/backoffice-session.entity.js';
-export { BackOfficeAuditEntryEntity } from './audit/backoffice-audit-entry.entity.js';
+export { BackOfficeAuditEntryEntity } from './persistence/typeorm/entities/backoffice-audit-entry.entity.js';
+export * from './audit/backoffice-audit-store.interface.js';
+export { encodeAuditCursor, decodeAuditCursor, compareAuditPositions } from './audit/audit-cursor.js';
+export { EXACT_COUNT_CAP } from './persistence/typeorm/capped-count.js';
+export { TypeOrmBackOfficeAuditStore } from './persistence/typeorm/typeorm-audit-store.js';
+export { InMemoryBackOfficeAuditStore } from './persistence/in-memory/in-memory-audit-store.js';
+export { defineAuditStoreContract, type ContractTestApi, type ContractMatchers, type AuditStoreFactory } from './testing/audit-store.contract.js';
 export {
   BcryptPasswordHasher,
   BCRYPT_SHA256_PREFIX,

@@ -31,7 +31,7 @@ describe('Maintenance: expired rows are pruned, live ones kept', () => {
     const robot = await apiUsers.create({ name: 'Prune robot', groups: [] });
     await apiUsers.issueToken(robot.clientId, robot.clientSecret);
 
-    expect(await maintenance.prune()).toEqual({ loginAttempts: 0, twoFactorChallenges: 0, passkeyChallenges: 0, sessions: 0, tokens: 0, externalLoginStates: 0, accessTokens: 0 });
+    expect(await maintenance.prune()).toEqual({ loginAttempts: 0, twoFactorChallenges: 0, passkeyChallenges: 0, sessions: 0, tokens: 0, externalLoginStates: 0, accessTokens: 0, auditEntries: 0 });
 
     ctx.clock.advance(31 * 86_400_000);
     const live = new HttpClient(ctx.url);

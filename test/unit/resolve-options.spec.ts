@@ -44,6 +44,8 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['allowPasswordReset', true],
       ['denyLocalLogin', false],
       ['publicUrl', 'http://localhost:3000'],
+      ['audit.enabled', true],
+      ['audit.retentionDays', 0],
     ] as const)('%s defaults to %j', (path, expected) => {
       const value = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], defaults);
       expect(value).toStrictEqual(expected);
@@ -124,10 +126,16 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(resolved.passwordValidators).not.toBe(passwordValidators);
     });
 
+    it('takes audit as a boolean or as { enabled, retentionDays }', () => {
+      expect(resolveBackOfficeIdentityOptions({ audit: false }).audit).toEqual({ enabled: false, retentionDays: 0 });
+      expect(resolveBackOfficeIdentityOptions({ audit: { retentionDays: 90 } }).audit).toEqual({ enabled: true, retentionDays: 90 });
+      expect(resolveBackOfficeIdentityOptions({ audit: { enabled: false, retentionDays: 0 } }).audit).toEqual({ enabled: false, retentionDays: 0 });
+    });
+
     it('accepts the swap keys of forRoot() at the top level without complaining', () => {
       class Anything {}
       expect(() =>
-        resolveBackOfficeIdentityOptions({ userManager: Anything, passwordHasher: { useValue: {} } } as unknown as BackOfficeIdentityOptions),
+        resolveBackOfficeIdentityOptions({ userManager: Anything, auditStore: { useValue: {} }, passwordHasher: { useValue: {} } } as unknown as BackOfficeIdentityOptions),
       ).not.toThrow();
     });
   });
@@ -147,6 +155,13 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['lockout.durationMinutes as a string', { lockout: { durationMinutes: '5' } }, 'lockout.durationMinutes'],
       ['lockout.durationMinutes Infinity', { lockout: { durationMinutes: Number.POSITIVE_INFINITY } }, 'lockout.durationMinutes'],
       ['a section that is a string', { password: 'strong' }, 'password'],
+      ['audit as a string', { audit: 'yes' }, 'audit'],
+      ['audit.retentionDays negative', { audit: { retentionDays: -1 } }, 'audit.retentionDays'],
+      ['audit.retentionDays fractional', { audit: { retentionDays: 1.5 } }, 'audit.retentionDays'],
+      ['audit.retentionDays as a string', { audit: { retentionDays: '30' } }, 'audit.retentionDays'],
+      ['audit.retentionDays beyond 100 years', { audit: { retentionDays: 36_501 } }, 'audit.retentionDays'],
+      ['audit.enabled as a string', { audit: { enabled: 'on' } }, 'audit.enabled'],
+      ['an unknown audit key', { audit: { keepDays: 3 } }, 'audit.keepDays'],
       ['a section that is an array', { lockout: [5, 5] }, 'lockout'],
       ['passwordValidators not an array', { passwordValidators: { validate: () => [] } }, 'passwordValidators'],
       ['passwordValidators with an item lacking validate()', { passwordValidators: [{}] }, 'passwordValidators'],

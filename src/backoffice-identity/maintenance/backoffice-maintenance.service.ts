@@ -1,8 +1,10 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { BackOfficeApiClientStore } from '../api-users/api-client-store.interface.js';
+import type { BackOfficeAuditStore } from '../audit/backoffice-audit-store.interface.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import {
   BACKOFFICE_API_CLIENT_STORE,
+  BACKOFFICE_AUDIT_STORE,
   BACKOFFICE_CLOCK,
   BACKOFFICE_IDENTITY_OPTIONS,
   BACKOFFICE_PENDING_SIGN_IN_STORE,
@@ -26,14 +28,19 @@ export interface PruneResult {
   accessTokens: number;
   /** Pending external sign-ins expired for more than a day. */
   externalLoginStates: number;
+  /** Audit entries older than `audit.retentionDays` (0 when retention is off). */
+  auditEntries: number;
 }
 
 /**
  * Asks every store to delete rows that can no longer matter (each store's `prune(now)`), so tables that unauthenticated callers can grow stay small:
  * unknown-username counters a day after their last failure (unless still locked), pending 2FA sign-ins and
- * sessions a week after they ended, single-use tokens 30 days after they expired. The audit trail is kept.
+ * sessions a week after they ended, single-use tokens 30 days after they expired; audit entries older than
+ * `audit.retentionDays` when set (by default the audit trail is kept).
  * Runs every `maintenanceIntervalMinutes` (0: never; call `prune()` from your own scheduler instead).
  */
+const DAY_MS = 86_400_000;
+
 @Injectable()
 export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('BackOfficeMaintenance');
@@ -46,6 +53,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
     @Inject(BACKOFFICE_API_CLIENT_STORE) private readonly apiClientStore: BackOfficeApiClientStore,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BACKOFFICE_AUDIT_STORE) private readonly auditStore: BackOfficeAuditStore,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -71,6 +79,7 @@ export class BackOfficeMaintenanceService implements OnApplicationBootstrap, OnA
       tokens: users.tokens,
       ...(await this.apiClientStore.prune(now)),
       externalLoginStates: pending.externalLoginStates,
+      auditEntries: this.options.audit.retentionDays > 0 ? await this.auditStore.prune(new Date(now.getTime() - this.options.audit.retentionDays * DAY_MS)) : 0,
     };
   }
 }

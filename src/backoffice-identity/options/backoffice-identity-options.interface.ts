@@ -199,8 +199,11 @@ export interface BackOfficeIdentityOptions {
    * old single-use tokens. Default 60; `0` turns the timer off.
    */
   maintenanceIntervalMinutes?: number;
-  /** Write every notification to `backoffice_audit_entry`. Default true. */
-  audit?: boolean;
+  /**
+   * The audit trail: `true` (default) writes every notification through the audit store
+   * (`backoffice_audit_entry`), `false` writes none; an object sets `enabled` and `retentionDays`.
+   */
+  audit?: boolean | BackOfficeAuditOptions;
   /** Extra password validators, run after the built-in ones. */
   passwordValidators?: PasswordValidator[];
   /** Extra user validators, run after the built-in ones. */
@@ -231,9 +234,21 @@ export interface BackOfficeApiUserOptions {
 }
 
 /** Options with every default filled in. */
+/** The audit trail's options. */
+export interface BackOfficeAuditOptions {
+  /** Write every notification to the audit store. Default true. */
+  enabled?: boolean;
+  /**
+   * Days an entry is kept: maintenance deletes older entries on each run. Default 0: kept forever.
+   * An integer from 0 to 36500.
+   */
+  retentionDays?: number;
+}
+
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys' | 'apiUsers'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys' | 'apiUsers' | 'audit'>
 > & {
+  audit: Required<BackOfficeAuditOptions>;
   database: Required<BackOfficeDatabaseOptions>;
   ui: ResolvedBackOfficeUiOptions;
   apiUsers: Required<BackOfficeApiUserOptions>;
@@ -297,6 +312,8 @@ export interface BackOfficeIdentitySwaps {
   apiClientStore?: BackOfficeProviderSpec<import('../api-users/api-client-store.interface.js').BackOfficeApiClientStore>;
   /** Sessions' external-login data (RP-initiated logout); default: the TypeORM store. Token `BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE`. */
   externalLoginSessionStore?: BackOfficeProviderSpec<import('../external-logins/external-login-session-store.interface.js').BackOfficeExternalLoginSessionStore>;
+  /** The audit trail's store port; default: the TypeORM store. Token `BACKOFFICE_AUDIT_STORE`. */
+  auditStore?: BackOfficeProviderSpec<import('../audit/backoffice-audit-store.interface.js').BackOfficeAuditStore>;
   /**
    * A whole set of stores (e.g. `InMemoryBackOfficeStores.create()` for tests without a database). A single
    * store swap beside it wins. When no TypeORM store is left in use, the module needs no TypeORM data source.

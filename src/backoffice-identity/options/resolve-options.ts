@@ -31,7 +31,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
     'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
     'permissions', 'apiUsers', 'externalLogins', 'passkeys',
     // swaps, validated by the module itself
-    'userManager', 'signInManager', 'userStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
+    'userManager', 'signInManager', 'userStore', 'auditStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
     'errorDescriber', 'clock', 'extraProviders', 'ui',
   ],
   password: ['requiredLength', 'maxLength', 'rejectCommon', 'requireDigit', 'requireLowercase', 'requireUppercase', 'requireNonLetterOrDigit', 'hashCost'],
@@ -42,6 +42,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   email: ['from', 'smtpUrl', 'pickupDirectory'],
   twoFactor: ['encryptionKey', 'issuer', 'providers', 'pendingMinutes', 'enforcementGraceHours'],
   apiUsers: ['tokenLifetimeMinutes', 'maxSecretOverlapMinutes'],
+  audit: ['enabled', 'retentionDays'],
   ui: ['enabled', 'messages', 'branding', 'defaultReturnUrl', 'idleWarningSeconds'],
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
@@ -335,6 +336,13 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
   });
 }
 
+/** `audit`: a boolean (on or off, kept forever) or `{ enabled, retentionDays }`. */
+function resolveAudit(root: OptionReader, value: unknown): ResolvedBackOfficeIdentityOptions['audit'] {
+  if (value === undefined || typeof value === 'boolean') return { enabled: root.bool('audit', true), retentionDays: 0 };
+  const audit = root.section('audit');
+  return { enabled: audit.bool('enabled', true), retentionDays: audit.int('retentionDays', 0, 0, 36_500) };
+}
+
 const hasValidate = (item: unknown) =>
   typeof item === 'object' && item !== null && typeof (item as { validate?: unknown }).validate === 'function';
 
@@ -446,7 +454,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     denyLocalLogin: root.bool('denyLocalLogin', false),
     publicUrl: root.url('publicUrl', 'http://localhost:3000', ['http:', 'https:']),
     externalLogins: [],
-    audit: root.bool('audit', true),
+    audit: resolveAudit(root, options.audit),
     maintenanceIntervalMinutes: root.number('maintenanceIntervalMinutes', 60, 0, 60 * 24 * 7),
     passwordValidators: root.array('passwordValidators', hasValidate, 'must be an array of objects with a validate() method'),
     userValidators: root.array('userValidators', hasValidate, 'must be an array of objects with a validate() method'),

@@ -1,4 +1,5 @@
 import type { BackOfficeApiClientStore } from '../api-users/api-client-store.interface.js';
+import type { BackOfficeAuditStore } from '../audit/backoffice-audit-store.interface.js';
 import type { BackOfficeExternalLoginSessionStore } from '../external-logins/external-login-session-store.interface.js';
 import type { BackOfficeGroupStore } from '../groups/group-store.interface.js';
 import type { BackOfficeSessionStore } from '../sessions/session-store.interface.js';
@@ -16,6 +17,7 @@ export interface BackOfficeStores {
   groupStore: BackOfficeGroupStore;
   apiClientStore: BackOfficeApiClientStore;
   externalLoginSessionStore: BackOfficeExternalLoginSessionStore;
+  auditStore: BackOfficeAuditStore;
 }
 
 /** The swap keys of the stores, in the order they are documented. */
@@ -26,4 +28,5 @@ export const BACKOFFICE_STORE_KEYS = [
   'groupStore',
   'apiClientStore',
   'externalLoginSessionStore',
+  'auditStore',
 ] as const satisfies ReadonlyArray<keyof BackOfficeStores>;

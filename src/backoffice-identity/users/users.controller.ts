@@ -43,12 +43,12 @@ export class UsersController {
   @Get()
   @ApiOkResponse({ type: UserPageResponse })
   @requirePermissions('users.read')
-  async list(@Query() query: ListUsersQuery): Promise<{ items: BackOfficeUserDto[]; total: number }> {
+  async list(@Query() query: ListUsersQuery): Promise<{ items: BackOfficeUserDto[]; total: number; totalExact: boolean }> {
     const store = this.userManager.store;
     if (!isUserQueryStore(store)) throw new BackOfficeHttpError(501, 'not_supported', 'The user store cannot list users.');
     const now = this.clock.now();
     const page = await store.list({ skip: query.skip, take: query.take, state: query.state, filter: query.filter, now });
-    return { items: page.items.map((u) => toBackOfficeUserDto(u, now)), total: page.total };
+    return { items: page.items.map((u) => toBackOfficeUserDto(u, now)), total: page.total, totalExact: page.totalExact ?? true };
   }
 
   @Post('invite')

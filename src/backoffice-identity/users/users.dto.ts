@@ -43,7 +43,8 @@ export class SetGroupsDto {
 
 export class UserPageResponse {
   @ApiProperty({ type: [UserResponse] }) items!: UserResponse[];
-  @ApiProperty() total!: number;
+  @ApiProperty({ description: 'Matches: exact up to 10,000, the planner\'s estimate beyond (then `totalExact` is false)' }) total!: number;
+  @ApiProperty() totalExact!: boolean;
 }
 
 export class InviteResponse {

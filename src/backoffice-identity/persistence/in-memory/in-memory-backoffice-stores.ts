@@ -1,3 +1,4 @@
+import { InMemoryBackOfficeAuditStore } from './in-memory-audit-store.js';
 import type { BackOfficeStores } from '../backoffice-stores.interface.js';
 import { InMemoryBackOfficeApiClientStore } from './in-memory-api-client-store.js';
 import { InMemoryBackOfficeExternalLoginSessionStore } from './in-memory-external-login-session-store.js';
@@ -36,6 +37,7 @@ export class InMemoryBackOfficeStores {
       groupStore: new InMemoryBackOfficeGroupStore(state),
       apiClientStore: new InMemoryBackOfficeApiClientStore(state),
       externalLoginSessionStore: new InMemoryBackOfficeExternalLoginSessionStore(),
+      auditStore: new InMemoryBackOfficeAuditStore(),
     };
   }
 }

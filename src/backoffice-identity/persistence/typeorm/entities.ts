@@ -1,4 +1,4 @@
-import { BackOfficeAuditEntryEntity } from '../../audit/backoffice-audit-entry.entity.js';
+import { BackOfficeAuditEntryEntity } from './entities/backoffice-audit-entry.entity.js';
 import { BackOfficeSessionEntity } from './entities/backoffice-session.entity.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeLoginAttemptEntity } from './entities/backoffice-login-attempt.entity.js';

@@ -6,6 +6,7 @@ import { BackOfficeDatabaseTimeouts } from './database-timeouts.js';
 import { backOfficeIdentityEntities } from './entities.js';
 import { backOfficeIdentityMigrations } from './migrations/index.js';
 import { TypeOrmBackOfficeApiClientStore } from './typeorm-api-client-store.js';
+import { TypeOrmBackOfficeAuditStore } from './typeorm-audit-store.js';
 import { TypeOrmBackOfficeExternalLoginSessionStore } from './typeorm-external-login-session-store.js';
 import { TypeOrmBackOfficeGroupStore } from './typeorm-group-store.js';
 import { TypeOrmBackOfficePendingSignInStore } from './typeorm-pending-sign-in-store.js';
@@ -20,6 +21,7 @@ export const TYPEORM_DEFAULT_STORES: Record<keyof BackOfficeStores, Type<unknown
   groupStore: TypeOrmBackOfficeGroupStore,
   apiClientStore: TypeOrmBackOfficeApiClientStore,
   externalLoginSessionStore: TypeOrmBackOfficeExternalLoginSessionStore,
+  auditStore: TypeOrmBackOfficeAuditStore,
 };
 
 /**

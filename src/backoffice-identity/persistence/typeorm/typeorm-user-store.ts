@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
+import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
 import { deleteCounting } from './sql-results.js';
@@ -710,12 +711,16 @@ export class TypeOrmBackOfficeUserStore
     return qb.getCount();
   }
 
-  async list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }> {
-    const qb = this.users.createQueryBuilder('u').leftJoinAndSelect('u.groups', 'g').where(`u.kind = 'person'`);
+  /**
+   * A page of people, newest first. The page's ids come from the `(created_at DESC, id)` index, then one query
+   * loads those users with their groups; the text filter is a `LIKE` on the stored `search_text` column
+   * (lower-cased username, email and name; trigram-indexed where `pg_trgm` is installed). `total` is exact
+   * up to 10,000 matches and the planner's estimate beyond (`totalExact: false`).
+   */
+  async list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number; totalExact: boolean }> {
+    const qb = this.users.createQueryBuilder('u').select('u.id', 'id').where(`u.kind = 'person'`);
     if (query.filter) {
-      qb.andWhere(`(u.username ILIKE :f ESCAPE '\\' OR u.email ILIKE :f ESCAPE '\\' OR u.name ILIKE :f ESCAPE '\\')`, {
-        f: `%${escapeLike(query.filter)}%`,
-      });
+      qb.andWhere(`u.search_text LIKE lower(:f) ESCAPE '\\'`, { f: `%${escapeLike(query.filter)}%` });
     }
     const now = query.now;
     switch (query.state) {
@@ -741,7 +746,12 @@ export class TypeOrmBackOfficeUserStore
         );
         break;
     }
-    const [entities, total] = await qb.orderBy('u.createdAt', 'DESC').addOrderBy('u.id').skip(query.skip).take(query.take).getManyAndCount();
-    return { items: entities.map(toUser), total };
+    const [countSql, countParams] = qb.getQueryAndParameters();
+    const ids: string[] = (await qb.orderBy('u.createdAt', 'DESC').addOrderBy('u.id').offset(query.skip).limit(query.take).getRawMany()).map((r) => r.id);
+    const entities = ids.length ? await this.users.find({ where: { id: In(ids) }, relations: { groups: true } }) : [];
+    const order = new Map(ids.map((id, i) => [id, i]));
+    entities.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    const total = await cappedCount(this.manager, countSql, countParams);
+    return { items: entities.map(toUser), total: total.value, totalExact: total.exact };
   }
 }

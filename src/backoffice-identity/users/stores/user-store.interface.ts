@@ -243,7 +243,8 @@ export interface BackOfficeUserQuery {
 }
 
 export interface UserQueryStore {
-  list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number }>;
+  /** `totalExact: false` when `total` is an estimate (stores may estimate beyond 10,000 matches). */
+  list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number; totalExact?: boolean }>;
 }
 
 /** The email-change link: a single-use token (SHA-256) that carries the new address. */

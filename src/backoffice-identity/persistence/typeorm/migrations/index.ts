@@ -7,6 +7,7 @@ import { BackOfficeIdentityGroupPermissions1732560000000 } from './1732560000000
 import { BackOfficeIdentityApiUsers1732560000001 } from './1732560000001-backoffice-identity-api-users.js';
 import { BackOfficeIdentityEnforcedTwoFactor1732560000002 } from './1732560000002-backoffice-identity-enforced-two-factor.js';
 import { BackOfficeIdentityUserLifecycle1732560000003 } from './1732560000003-backoffice-identity-user-lifecycle.js';
+import { BackOfficeIdentityAuditAndListIndexes1732570000000 } from './1732570000000-backoffice-identity-audit-and-list-indexes.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -19,4 +20,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityApiUsers1732560000001,
   BackOfficeIdentityEnforcedTwoFactor1732560000002,
   BackOfficeIdentityUserLifecycle1732560000003,
+  BackOfficeIdentityAuditAndListIndexes1732570000000,
 ];

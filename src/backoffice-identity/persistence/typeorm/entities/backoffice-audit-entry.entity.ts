@@ -2,7 +2,10 @@ import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 /** One notification, as written by the built-in audit listener. */
 @Entity({ name: 'backoffice_audit_entry' })
-@Index(['affectedUserId', 'createdAt'])
+@Index('ix_backoffice_audit_entry_created', ['createdAt', 'id'])
+@Index('ix_backoffice_audit_entry_affected', ['affectedUserId', 'createdAt', 'id'])
+@Index('ix_backoffice_audit_entry_performing', ['performingUserId', 'createdAt', 'id'])
+@Index('ix_backoffice_audit_entry_event', ['event', 'createdAt', 'id'])
 export class BackOfficeAuditEntryEntity {
   @PrimaryGeneratedColumn('increment', { type: 'bigint' })
   id!: string;
@@ -19,7 +22,6 @@ export class BackOfficeAuditEntryEntity {
   @Column({ name: 'ip_address', type: 'varchar', length: 64, nullable: true })
   ipAddress!: string | null;
 
-  @Index()
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 
