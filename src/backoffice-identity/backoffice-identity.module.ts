@@ -1,10 +1,11 @@
-import { type DynamicModule, Global, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
+import { type DynamicModule, Global, Inject, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
 import { APP_FILTER, DiscoveryModule, RouterModule } from '@nestjs/core';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
 import { BACKOFFICE_HTTP_CONTROLLERS, BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 import { BackOfficeHttpPlatform } from './http/http-platform.js';
+import { BackOfficeFastifyRouteFallback } from './http/fastify-route-fallback.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
 import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
@@ -91,6 +92,8 @@ function splitSwaps<T extends object>(options: T): { swaps: BackOfficeIdentitySw
 @Global()
 @Module({})
 export class BackOfficeIdentityModule implements NestModule {
+  constructor(@Inject(BackOfficeFastifyRouteFallback) private readonly routeFallback: BackOfficeFastifyRouteFallback) {}
+
   /** Registers the module with static options. */
   static forRoot(options: BackOfficeIdentityModuleOptions = {}): DynamicModule {
     const { swaps, rest } = splitSwaps(options);
@@ -162,6 +165,7 @@ export class BackOfficeIdentityModule implements NestModule {
         ...persistence.providers,
         BackOfficePermissionsStartupCheck,
         BackOfficeUiTrailingSlash,
+        BackOfficeFastifyRouteFallback,
         BackOfficeAuditListener,
         BackOfficeMaintenanceService,
         { provide: APP_FILTER, useClass: BackOfficeExceptionFilter },
@@ -175,5 +179,7 @@ export class BackOfficeIdentityModule implements NestModule {
     // guard); the security headers check the path themselves (they also cover the prefix's 404s).
     consumer.apply(BackOfficeRequestContextMiddleware).forRoutes(...BACKOFFICE_HTTP_CONTROLLERS);
     consumer.apply(BackOfficeSecurityHeadersMiddleware).forRoutes('*');
+    // Nest configures middleware before it registers routes: the route fallback learns the module's paths.
+    this.routeFallback.watchRoutes();
   }
 }

@@ -6,6 +6,7 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { ErrorResponse } from '../auth/auth.dto.js';
 import { BackOfficeApiUserService, oauthError, type BackOfficeAccessTokenResponse } from './backoffice-api-user.service.js';
+import { TOKEN_ENDPOINT_MEDIA_MESSAGE } from './oauth-error-body.js';
 import { OAuthErrorResponse, TokenRequestDto, TokenResponse } from './api-users.dto.js';
 
 const MAX_FIELD = 512;
@@ -54,9 +55,12 @@ export class TokenController {
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests + Retry-After' })
   async token(@Req() request: IncomingMessage & { body?: unknown }, @Body() rawBody: unknown): Promise<BackOfficeAccessTokenResponse> {
-    const type = String(request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== 'application/x-www-form-urlencoded' && type !== 'application/json') {
-      throw oauthError(415, 'invalid_request', 'Send the body as application/x-www-form-urlencoded or application/json.', 'unsupported_media_type');
+    const [mediaType, ...parameters] = String(request.headers['content-type'] ?? '').split(';');
+    const type = mediaType.trim().toLowerCase();
+    // RFC 6749 Appendix B: UTF-8 only (Express's parsers refuse other charsets before this runs; Fastify's do not).
+    const charset = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='))?.slice(8).replace(/"/g, '');
+    if ((type !== 'application/x-www-form-urlencoded' && type !== 'application/json') || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
+      throw oauthError(415, 'invalid_request', TOKEN_ENDPOINT_MEDIA_MESSAGE, 'unsupported_media_type');
     }
     if (/[?&](client_secret|client_id|access_token|grant_type)=/.test(request.url ?? '')) {
       throw oauthError(400, 'invalid_request', 'Parameters in the query string are refused: send them in the body.', 'credentials_in_query');

@@ -112,11 +112,14 @@ export class AuthController {
   async me(
     @Req() request: BackOfficeAuthenticatedRequest,
   ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }> }> {
-    const { user } = request.backOffice;
-    // Linked logins cost one more query: asked only when external providers are configured, so GET /auth/me
-    // stays one database round trip otherwise.
-    const linked = this.externalProviders.enabled ? await this.userManager.getLogins(user) : [];
-    const logins = linked.map((l) => ({ provider: l.provider, displayName: this.externalProviders.displayName(l.provider) }));
+    const auth = request.backOffice;
+    const { user } = auth;
+    // With external providers configured, the session lookup read the linked logins too (one round trip in
+    // every configuration); a swapped user store or manager is asked separately.
+    const providers = !this.externalProviders.enabled
+      ? []
+      : ((auth.scheme === 'cookie' ? auth.loginProviders : undefined) ?? (await this.userManager.getLogins(user)).map((l) => l.provider));
+    const logins = providers.map((provider) => ({ provider, displayName: this.externalProviders.displayName(provider) }));
     return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins };
   }
 

@@ -7,6 +7,7 @@ import { isDatabaseUnavailableError } from '../common/database-errors.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http-error.js';
 import { backOfficeErrorCodeForStatus } from './error-codes.js';
 import { BackOfficeNotSupportedError } from '../users/not-supported.error.js';
+import { asTokenEndpointError } from '../api-users/oauth-error-body.js';
 import { BackOfficeHttpPlatform, requestPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
 
 
@@ -24,6 +25,7 @@ import { BackOfficeHttpPlatform, requestPath, type BackOfficeHttpRequest, type B
 export class BackOfficeExceptionFilter extends BaseExceptionFilter implements OnModuleInit {
   private readonly logger = new Logger('BackOfficeIdentity');
   private readonly prefix: string;
+  private readonly tokenPath: string;
 
   constructor(
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
@@ -32,6 +34,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
   ) {
     super();
     this.prefix = `/${options.routePrefix}/`;
+    this.tokenPath = `/${options.routePrefix}/auth/token`;
   }
 
   /**
@@ -51,7 +54,8 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const http = host.switchToHttp();
     const request = http.getRequest<BackOfficeHttpRequest>();
     const response = http.getResponse<BackOfficeHttpResponse>();
-    if (!`${requestPath(request)}/`.startsWith(this.prefix)) {
+    const path = requestPath(request);
+    if (!`${path}/`.startsWith(this.modulePathPrefix())) {
       const hostFilter = this.hostFilterFor(exception);
       if (hostFilter) return hostFilter.catch(exception, host);
       if (!(exception instanceof BackOfficeHttpError)) return super.catch(exception, host);
@@ -59,9 +63,19 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     if (this.platform.headersSent(response)) return;
     const error = isDatabaseUnavailableError(exception) ? BackOfficeHttpError.databaseUnavailable() : exception;
     if (error !== exception) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
-    const body = this.toBody(error);
+    let body = this.toBody(error);
     if (error instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(error.headers)) this.platform.setHeader(response, k, v);
+    if (path.endsWith(this.tokenPath) && typeof body.error !== 'string' && body.statusCode < 500) {
+      body = asTokenEndpointError(body);
+      this.platform.setHeader(response, 'Cache-Control', 'no-store');
+    }
     this.platform.sendJson(response, body.statusCode, body);
+  }
+
+  /** `/<global prefix>/<routePrefix>/`: where the module's routes start (Nest's global prefix included). */
+  private modulePathPrefix(): string {
+    const global = (this.appConfig?.getGlobalPrefix() ?? '').replace(/^\/+|\/+$/g, '');
+    return global ? `/${global}${this.prefix}` : this.prefix;
   }
 
   /**
