@@ -1,4 +1,5 @@
-import { Module } from '@nestjs/common';
+import { Module, type Type, UseFilters } from '@nestjs/common';
+import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 import { AuditController } from './audit/audit.controller.js';
 import { AuthController } from './auth/auth.controller.js';
 import { PasswordResetController } from './auth/password-reset.controller.js';
@@ -17,25 +18,29 @@ import { PasskeyReauthenticationController } from './passkeys/passkey-reauthenti
 
 import { ExternalLoginController } from './external-logins/external-login.controller.js';
 
+/** The module's controllers: the REST routes and the sign-in screens. */
+export const BACKOFFICE_HTTP_CONTROLLERS: Type<unknown>[] = [
+  AuthController,
+  PasswordResetController,
+  InviteAcceptController,
+  TwoFactorController,
+  ApiUsersController,
+  PasskeySignInController,
+  PasskeysController,
+  PasskeysAdminController,
+  PasskeyReauthenticationController,
+  UsersController,
+  GroupsController,
+  AuditController,
+  TokenController,
+  AccountController,
+  ExternalLoginController,
+  BackOfficeUiController,
+];
+
+// The module's error shape applies to its own controllers (whatever global filters the host app has).
+for (const controller of BACKOFFICE_HTTP_CONTROLLERS) UseFilters(BackOfficeExceptionFilter)(controller);
+
 /** The REST controllers and the sign-in screens; mounted under `routePrefix` by `BackOfficeIdentityModule`. */
-@Module({
-  controllers: [
-    AuthController,
-    PasswordResetController,
-    InviteAcceptController,
-    TwoFactorController,
-    ApiUsersController,
-    PasskeySignInController,
-    PasskeysController,
-    PasskeysAdminController,
-    PasskeyReauthenticationController,
-    UsersController,
-    GroupsController,
-    AuditController,
-    TokenController,
-    AccountController,
-    ExternalLoginController,
-    BackOfficeUiController,
-  ],
-})
+@Module({ controllers: BACKOFFICE_HTTP_CONTROLLERS })
 export class BackOfficeIdentityHttpModule {}

@@ -1,10 +1,11 @@
-import { type DynamicModule, Global, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
+import { type DynamicModule, Global, Inject, type MiddlewareConsumer, Module, type NestModule, type Provider } from '@nestjs/common';
 import { APP_FILTER, DiscoveryModule, RouterModule } from '@nestjs/core';
 import { ThrottlerStorageService } from '@nestjs/throttler';
 import { backOfficeLocalStrategyProvider } from './auth/backoffice-local.strategy.js';
-import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
+import { BACKOFFICE_HTTP_CONTROLLERS, BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.js';
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 import { BackOfficeHttpPlatform } from './http/http-platform.js';
+import { BackOfficeFastifyRouteFallback } from './http/fastify-route-fallback.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
 import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
@@ -21,7 +22,7 @@ import { BackOfficeMaintenanceService } from './maintenance/backoffice-maintenan
 import { createSwappableProviders, usesTypeOrmStores } from './backoffice-identity.providers.js';
 import { BackOfficeRequestContextMiddleware } from './common/request-context.middleware.js';
 import { BackOfficeSecurityHeadersMiddleware } from './http/security-headers.middleware.js';
-import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from './constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE, BACKOFFICE_SWAP_KEYS, type BackOfficeSwapKey } from './constants.js';
 import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
 import { BackOfficeUiTrailingSlash } from './ui/ui-trailing-slash.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
@@ -33,19 +34,16 @@ import { BackOfficeExternalLoginProviders } from './external-logins/external-log
 import { BackOfficeExternalLoginService } from './external-logins/external-login.service.js';
 import { BackOfficeExternalLoginSessions } from './external-logins/external-login-sessions.service.js';
 import { BackOfficeExternalLoginStateService } from './external-logins/external-login-state.service.js';
-import type {
-  BackOfficeIdentityModuleAsyncOptions,
-  BackOfficeIdentityModuleOptions,
-  BackOfficeIdentityOptions,
-  ResolvedBackOfficeIdentityOptions,
-} from './options/backoffice-identity-options.interface.js';
-import { resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
+import type { BackOfficeIdentityOptions, ResolvedBackOfficeIdentityOptions } from './options/backoffice-identity-options.interface.js';
+import type { BackOfficeIdentityModuleAsyncOptions, BackOfficeIdentityModuleOptions, BackOfficeIdentitySwaps } from './backoffice-identity-module-options.interface.js';
+import { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 import { BackOfficePermissionRegistry } from './permissions/backoffice-permissions.js';
 import { BackOfficePermissionsStartupCheck } from './permissions/permissions-startup-check.js';
 import { BackOfficeGroupService } from './groups/backoffice-group.service.js';
 import { BackOfficeApiUserService } from './api-users/backoffice-api-user.service.js';
 import { BackOfficeUserLifecycleService } from './users/backoffice-user-lifecycle.service.js';
 import { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
+import { BackOfficeAccountService } from './account/backoffice-account.service.js';
 
 /** The module's own services, shared with the host app. */
 const SHARED_SERVICES = [
@@ -73,15 +71,15 @@ const SHARED_SERVICES = [
   BackOfficeExternalLoginStateService,
   BackOfficeExternalLoginSessions,
   BackOfficeExternalLoginService,
+  BackOfficeAccountService,
 ];
 
-const SWAP_KEYS = ['userManager', 'signInManager', 'userStore', 'sessionStore', 'pendingSignInStore', 'groupStore', 'apiClientStore', 'externalLoginSessionStore', 'auditStore', 'stores', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders'] as const;
-
-function splitSwaps<T extends object>(options: T): { swaps: Partial<BackOfficeIdentityModuleOptions>; rest: Omit<T, (typeof SWAP_KEYS)[number]> } {
+/** Splits module options into the swaps (`BACKOFFICE_SWAP_KEYS`) and the plain options. */
+function splitSwaps<T extends object>(options: T): { swaps: BackOfficeIdentitySwaps; rest: Omit<T, BackOfficeSwapKey> } {
   const swaps: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options ?? {})) {
-    if ((SWAP_KEYS as readonly string[]).includes(key)) swaps[key] = value;
+    if ((BACKOFFICE_SWAP_KEYS as readonly string[]).includes(key)) swaps[key] = value;
     else rest[key] = value;
   }
   return { swaps, rest } as never;
@@ -94,6 +92,8 @@ function splitSwaps<T extends object>(options: T): { swaps: Partial<BackOfficeId
 @Global()
 @Module({})
 export class BackOfficeIdentityModule implements NestModule {
+  constructor(@Inject(BackOfficeFastifyRouteFallback) private readonly routeFallback: BackOfficeFastifyRouteFallback) {}
+
   /** Registers the module with static options. */
   static forRoot(options: BackOfficeIdentityModuleOptions = {}): DynamicModule {
     const { swaps, rest } = splitSwaps(options);
@@ -107,22 +107,29 @@ export class BackOfficeIdentityModule implements NestModule {
       throw new Error('BackOfficeIdentityModule.forRootAsync: option "useFactory" must be a function');
     }
     const { swaps } = splitSwaps(options);
+    // Routes are mounted before the factory runs, so the prefix is static: the factory may repeat it, not change it.
+    const routePrefix = resolveBackOfficeIdentityOptions({ routePrefix: options.routePrefix }).routePrefix;
     const optionsProvider: Provider = {
       provide: BACKOFFICE_IDENTITY_OPTIONS,
       inject: options.inject ?? [],
       useFactory: async (...args: unknown[]) => {
         const produced: BackOfficeIdentityOptions = (await options.useFactory(...args)) ?? {};
-        const routePrefix = options.routePrefix ?? produced.routePrefix;
-        return resolveBackOfficeIdentityOptions({ ...produced, ...(routePrefix ? { routePrefix } : {}) });
+        if (produced.routePrefix !== undefined && resolveBackOfficeIdentityOptions({ routePrefix: produced.routePrefix }).routePrefix !== routePrefix) {
+          throw new BackOfficeIdentityOptionsError(
+            'routePrefix',
+            `is mounted at "/${routePrefix}" before useFactory runs; pass it beside useFactory (forRootAsync({ routePrefix, useFactory })) instead of returning it`,
+            produced.routePrefix,
+          );
+        }
+        return resolveBackOfficeIdentityOptions({ ...produced, routePrefix });
       },
     };
-    const routePrefix = resolveBackOfficeIdentityOptions({ routePrefix: options.routePrefix }).routePrefix;
     return this.create([optionsProvider], swaps, options.imports ?? [], routePrefix);
   }
 
   private static create(
     optionsProviders: Provider[],
-    swaps: Partial<BackOfficeIdentityModuleOptions>,
+    swaps: BackOfficeIdentitySwaps,
     imports: NonNullable<DynamicModule['imports']>,
     routePrefix: string,
   ): DynamicModule {
@@ -158,6 +165,7 @@ export class BackOfficeIdentityModule implements NestModule {
         ...persistence.providers,
         BackOfficePermissionsStartupCheck,
         BackOfficeUiTrailingSlash,
+        BackOfficeFastifyRouteFallback,
         BackOfficeAuditListener,
         BackOfficeMaintenanceService,
         { provide: APP_FILTER, useClass: BackOfficeExceptionFilter },
@@ -167,6 +175,11 @@ export class BackOfficeIdentityModule implements NestModule {
   }
 
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(BackOfficeRequestContextMiddleware, BackOfficeSecurityHeadersMiddleware).forRoutes('*');
+    // The request context on the module's own routes only (host routes guarded by the module get it from the
+    // guard); the security headers check the path themselves (they also cover the prefix's 404s).
+    consumer.apply(BackOfficeRequestContextMiddleware).forRoutes(...BACKOFFICE_HTTP_CONTROLLERS);
+    consumer.apply(BackOfficeSecurityHeadersMiddleware).forRoutes('*');
+    // Nest configures middleware before it registers routes: the route fallback learns the module's paths.
+    this.routeFallback.watchRoutes();
   }
 }

@@ -13,6 +13,7 @@ import {
   BACKOFFICE_SIGN_IN_MANAGER,
   BACKOFFICE_USER_MANAGER,
   BACKOFFICE_USER_STORE,
+  type BackOfficeSwapKey,
   BACKOFFICE_SESSION_STORE,
   BACKOFFICE_PENDING_SIGN_IN_STORE,
   BACKOFFICE_GROUP_STORE,
@@ -20,7 +21,7 @@ import {
   BACKOFFICE_EXTERNAL_LOGIN_SESSION_STORE,
 } from './constants.js';
 import { NodemailerEmailSender } from './email/email-sender.js';
-import type { BackOfficeIdentitySwaps, BackOfficeProviderSpec } from './options/backoffice-identity-options.interface.js';
+import type { BackOfficeIdentitySwaps, BackOfficeProviderSpec } from './backoffice-identity-module-options.interface.js';
 import { BackOfficeIdentityOptionsError } from './options/resolve-options.js';
 import { BackOfficeSignInManager } from './sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeUserManager } from './users/backoffice-user-manager.js';
@@ -29,9 +30,9 @@ import { BcryptPasswordHasher } from './users/passwords/password-hasher.js';
 import { BACKOFFICE_STORE_KEYS, type BackOfficeStores } from './persistence/backoffice-stores.interface.js';
 import { TYPEORM_DEFAULT_STORES } from './persistence/typeorm/typeorm-persistence.js';
 
-type SwapKey = Exclude<keyof BackOfficeIdentitySwaps, 'extraProviders' | 'stores'>;
+type SwapKey = Exclude<BackOfficeSwapKey, 'extraProviders' | 'stores'>;
 
-/** Each swappable part: its token and its default class. */
+/** Each swappable part of `BACKOFFICE_SWAP_KEYS`: its token and its default class (the compiler checks none is missing). */
 const SWAPPABLE: Record<SwapKey, { token: string; default: Type<unknown> }> = {
   userManager: { token: BACKOFFICE_USER_MANAGER, default: BackOfficeUserManager },
   signInManager: { token: BACKOFFICE_SIGN_IN_MANAGER, default: BackOfficeSignInManager },

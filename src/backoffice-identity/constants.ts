@@ -83,3 +83,16 @@ export const BackOfficeEvents = {
 } as const;
 
 export type BackOfficeEventName = (typeof BackOfficeEvents)[keyof typeof BackOfficeEvents];
+
+/**
+ * The swappable parts, one table: the keys of `forRoot` / `forRootAsync` that replace a part (each resolves
+ * through its token, e.g. `userManager` -> `BACKOFFICE_USER_MANAGER`) rather than configure it. The module's
+ * option split, the options check and the providers all derive from it.
+ */
+export const BACKOFFICE_SWAP_KEYS = [
+  'userManager', 'signInManager', 'userStore', 'sessionStore', 'pendingSignInStore', 'groupStore', 'apiClientStore', 'externalLoginSessionStore',
+  'auditStore', 'stores', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver', 'errorDescriber', 'clock', 'extraProviders',
+] as const;
+
+/** A key of {@link BACKOFFICE_SWAP_KEYS}. */
+export type BackOfficeSwapKey = (typeof BACKOFFICE_SWAP_KEYS)[number];

@@ -2,16 +2,18 @@
 export * from './constants.js';
 export { BackOfficeIdentityModule } from './backoffice-identity.module.js';
 export type {
-  BackOfficeDatabaseOptions,
-  BackOfficeEmailOptions,
   BackOfficeIdentityModuleAsyncOptions,
   BackOfficeIdentityModuleOptions,
-  BackOfficeIdentityOptions,
   BackOfficeIdentitySwaps,
+  BackOfficeProviderSpec,
+} from './backoffice-identity-module-options.interface.js';
+export type {
+  BackOfficeDatabaseOptions,
+  BackOfficeEmailOptions,
+  BackOfficeIdentityOptions,
   BackOfficeLockoutOptions,
   BackOfficePasskeyOptions,
   BackOfficePasswordOptions,
-  BackOfficeProviderSpec,
   BackOfficeRateLimitOptions,
   BackOfficeSessionOptions,
   BackOfficeTokenOptions,
@@ -134,6 +136,8 @@ export {
   type SignInResult,
   type SignInStatus,
 } from './sign-in/backoffice-sign-in-manager.js';
+export { BackOfficeAccountService, type BackOfficeAccountSession } from './account/backoffice-account.service.js';
+export { BackOfficeNotSupportedError } from './users/not-supported.error.js';
 
 export * from './notifications/notifications.js';
 export { NotificationPublisher } from './notifications/notification-publisher.service.js';
@@ -141,6 +145,7 @@ export { NodemailerEmailSender, BackOfficeEmailDeliveryError, type BackOfficeEma
 export * from './decorators.js';
 
 export { BackOfficeHttpError, type BackOfficeErrorBody } from './http/backoffice-http-error.js';
+export { BACKOFFICE_ERROR_CODES, backOfficeErrorCode, renderBackOfficeErrorCodeTable, type BackOfficeErrorCode, type BackOfficeErrorCodeInfo } from './http/error-codes.js';
 export { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 export { BackOfficeAuthorize, CurrentBackOfficeUser, RequiresRecentSignIn } from './sessions/backoffice-authorize.decorator.js';
 export {

@@ -132,4 +132,84 @@ describe(`HTTP platform: ${httpPlatform()}`, () => {
     expectClientError(result, 404);
     expect(result.body.code).toBe('not_found');
   });
+
+  it('a route parameter longer than Fastify\'s maxParamLength (100): the module\'s 404 on both platforms, no router 414', async () => {
+    const admin = new HttpClient(ctx.url);
+    await admin.login((await newUser({ groups: ['admin'] })).email, TEST_PASSWORD);
+    const long = 'x'.repeat(3000);
+    for (const result of [
+      await admin.get(`/users/${long}/passkeys`),
+      await admin.post(`/users/${long}/disable`),
+      await admin.delete(`/auth/sessions/${long}`),
+      await admin.request('PUT', `/groups/${long}`, { body: { name: 'x' } }),
+      await new HttpClient(ctx.url).get(`/auth/external/${long}/challenge`),
+    ]) {
+      expectClientError(result, 404);
+      expect(result.body.code).toBe('not_found');
+    }
+    // Routes of the same shape with a short parameter still reach their controllers.
+    expect((await admin.post(`/users/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}/disable`)).body.message).toBe('No such user.');
+  });
+
+  it('under a host\'s global prefix too: long parameters and unknown paths get the module\'s 404', async () => {
+    const prefixed = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false } },
+      beforeListen: async (app) => void app.setGlobalPrefix('api'),
+    });
+    try {
+      const http = new HttpClient(prefixed.url, '/api/backoffice');
+      await http.login((await newUser()).email, TEST_PASSWORD);
+      expect((await http.get('/auth/me')).status).toBe(200);
+      for (const path of [`/auth/sessions/${'9'.repeat(500)}`, '/nothing-here']) {
+        const result = await http.delete(path);
+        expectClientError(result, 404);
+        expect(result.body.code).toBe('not_found');
+      }
+    } finally {
+      await prefixed.close();
+    }
+  });
+
+  it('RFC 6749 4.4.2 / 5.2: POST /auth/token reads a form body and answers refused bodies alike on both platforms', async () => {
+    const token = (raw: string | Buffer, contentType: string) => new HttpClient(ctx.url).request('POST', '/auth/token', { raw, contentType });
+    const form = 'application/x-www-form-urlencoded';
+    const unknownClient = await token('grant_type=client_credentials&client_id=nobody&client_secret=wrong', form);
+    expect(unknownClient.status).toBe(401);
+    expect(unknownClient.body).toMatchObject({ code: 'invalid_client', error: 'invalid_client' });
+    const cases: Array<[string, Awaited<ReturnType<typeof token>>, number, string]> = [
+      ['form with a Latin-1 charset', await token('grant_type=client_credentials&client_id=a&client_secret=b', `${form}; charset=latin1`), 415, 'unsupported_media_type'],
+      ['text/plain', await token('grant_type=client_credentials', 'text/plain'), 415, 'unsupported_media_type'],
+      ['octet-stream', await token('grant_type=client_credentials', 'application/octet-stream'), 415, 'unsupported_media_type'],
+      ['form of 2 MB', await token(`grant_type=${'x'.repeat(2 * 1024 * 1024)}`, form), 413, 'payload_too_large'],
+      ['malformed JSON', await token('{"grant_type":', 'application/json'), 400, 'malformed_json'],
+      ['form without grant_type', await token('client_id=a&client_secret=b', form), 400, 'invalid_request'],
+    ];
+    for (const [name, result, status, code] of cases) {
+      expectClientError(result, status);
+      expect(result.body.code, name).toBe(code);
+      expect(result.body.error, name).toBe('invalid_request');
+      expect(result.body.error_description, name).toBe(result.body.message);
+      expect(result.headers.get('cache-control'), name).toBe('no-store');
+    }
+    expect(cases[1][1].body.message).toBe('Send the body as application/x-www-form-urlencoded or application/json.');
+    expect(cases[2][1].body.message).toBe(cases[1][1].body.message);
+    // A prototype key in the form is a malformed request on both platforms (Fastify's parser refuses it).
+    const proto = await token('grant_type=client_credentials&__proto__=x&client_secret=b', form);
+    expectClientError(proto, 400);
+    expect(proto.body.error).toBe('invalid_request');
+  });
+
+  it('a form body elsewhere: 415 on the JSON-only routes, read as fields on the others, the same on both platforms', async () => {
+    const http = new HttpClient(ctx.url);
+    await http.login((await newUser()).email, TEST_PASSWORD);
+    const formLogin = await new HttpClient(ctx.url).request('POST', '/auth/login', { raw: 'username=a&password=b', contentType: 'application/x-www-form-urlencoded' });
+    expectClientError(formLogin, 415);
+    expect(formLogin.body.code).toBe('unsupported_media_type');
+    const rename = await http.request('PUT', '/auth/me', { raw: 'name=Form%20Name', contentType: 'application/x-www-form-urlencoded' });
+    expect(rename.status).toBe(200);
+    expect(rename.body.name).toBe('Form Name');
+    const textBody = await http.request('PUT', '/auth/me', { raw: '{"name":"x"}', contentType: 'text/plain' });
+    expectClientError(textBody, 400);
+    expect(textBody.body.code).toBe('malformed_json');
+  });
 });

@@ -2,7 +2,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, httpPlatform, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
-import { setupBackOfficeOpenApi } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_ERROR_CODES, setupBackOfficeOpenApi } from '../../src/backoffice-identity/index.js';
 
 describe('OpenAPI document', () => {
   let db: TestDatabase;
@@ -73,5 +73,28 @@ describe('OpenAPI document', () => {
   it.runIf(httpPlatform() === 'fastify')('on Fastify without @fastify/static: the document is served, Swagger UI is not (404), and asking for it is a clear error', async () => {
     expect((await new HttpClient(ctx.url).get('/backoffice/docs')).status).toBe(404);
     expect(() => setupBackOfficeOpenApi(ctx.app, { swaggerUi: true })).toThrow(/@fastify\/static/);
+  });
+
+  it('error responses name registry codes only, each with a status the registry gives it', async () => {
+    const document = (await new HttpClient(ctx.url).get('/backoffice/openapi.json')).body;
+    const registry = BACKOFFICE_ERROR_CODES as Record<string, { status: number; alsoStatuses?: readonly number[] }>;
+    let checked = 0;
+    const unknown: string[] = [];
+    for (const [path, item] of Object.entries<Record<string, { responses: Record<string, { description?: string }> }>>(document.paths)) {
+      for (const [method, operation] of Object.entries(item)) {
+        for (const [status, response] of Object.entries(operation.responses)) {
+          if (Number(status) < 400) continue;
+          // a code is a snake_case word; words in backticks or after "e.g." are field names, not codes
+          const codes = (response.description ?? '').replace(/`[^`]*`/g, '').match(/\b[a-z]+(?:_[a-z]+)+\b/g) ?? [];
+          for (const code of codes) {
+            checked++;
+            const info = registry[code];
+            if (!info || ![info.status, ...(info.alsoStatuses ?? [])].includes(Number(status))) unknown.push(`${method} ${path} ${status}: ${code}`);
+          }
+        }
+      }
+    }
+    expect(unknown).toEqual([]);
+    expect(checked).toBeGreaterThan(100);
   });
 });

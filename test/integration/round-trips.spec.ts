@@ -52,7 +52,7 @@ describe('Database round trips of an authenticated request and of a login', () =
     expect(me?.status).toBe(200);
     expect(me?.body.groups).toEqual(['editor']);
     expect(statements).toHaveLength(1);
-    expect(statements[0]).toMatch(/FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = \$1/);
+    expect(statements[0]).toMatch(/FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id LEFT JOIN LATERAL \(.* FROM backoffice_user_group m JOIN backoffice_group g .*\) ug ON true WHERE s.token_hash = \$1/);
   });
 
   it('the throttled last-seen write runs after the response, and sliding still works', async () => {
@@ -105,8 +105,8 @@ describe('Database round trips of an authenticated request and of a login', () =
     });
     expect(status).toBe(200);
     expect(statements.map(verb)).toEqual([
-      'SELECT u.*, ARRAY(SELECT', // the user by name
-      'SELECT u.*, ARRAY(SELECT', // again after the hash check: a lock that began meanwhile still refuses
+      'SELECT row_to_json(u) AS', // the user by name, with its groups
+      'SELECT row_to_json(u) AS', // again after the hash check: a lock that began meanwhile still refuses
       'UPDATE backoffice_user SET', // last login
       'INSERT INTO backoffice_audit_entry', // backoffice.user.login.success, before the response
       'INSERT INTO backoffice_session', // the session
@@ -114,6 +114,59 @@ describe('Database round trips of an authenticated request and of a login', () =
     expect(statements.join('\n')).not.toMatch(/START TRANSACTION|BEGIN|COMMIT/);
   });
 });
+
+describe('With external login providers configured', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const newUser = userFactory(() => ctx, 'trips-ext-');
+  // The provider need not answer: GET /auth/me lists linked logins whether or not discovery succeeded.
+  const provider = (name: string, displayName: string) => ({ name, displayName, issuer: 'http://127.0.0.1:9/', clientId: 'c', clientSecret: 's'.repeat(32) });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      logger: false,
+      identity: { rateLimits: { enabled: false }, externalLogins: [provider('oidc', 'Single sign-on'), provider('corp', 'Corporate directory')] },
+    });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('GET /auth/me is still one prepared statement: the session lookup reads the linked logins too', async () => {
+    const user = await newUser({ groups: ['editor'] });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    await drain(ctx);
+    const ask = async () => {
+      let me: HttpResult | undefined;
+      const statements = await statementsDuring(async () => {
+        me = await http.get('/auth/me');
+      });
+      expect(me?.status).toBe(200);
+      expect(statements).toHaveLength(1);
+      expect(statements[0]).toMatch(/FROM backoffice_user_login l WHERE l.user_id = u.id .*FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id LEFT JOIN LATERAL .* WHERE s.token_hash = \$1/);
+      return me!.body;
+    };
+    expect((await ask()).logins).toEqual([]);
+    const linked = (await ctx.userManager.findById(user.id))!;
+    expect((await ctx.userManager.addLogin(linked, { provider: 'corp', providerKey: 'k-corp', displayName: 'Corporate directory' })).succeeded).toBe(true);
+    ctx.clock.advance(1000);
+    expect((await ctx.userManager.addLogin(linked, { provider: 'oidc', providerKey: 'k-oidc', displayName: 'Single sign-on' })).succeeded).toBe(true);
+    const me = await ask();
+    expect(me.logins).toEqual([
+      { provider: 'corp', displayName: 'Corporate directory' },
+      { provider: 'oidc', displayName: 'Single sign-on' },
+    ]);
+    expect(me.groups).toEqual(['editor']);
+    // Unlinked: gone on the very next request (nothing cached).
+    expect(await ctx.userManager.removeLogin(linked, 'corp')).toMatchObject({ succeeded: true });
+    expect((await ask()).logins).toEqual([{ provider: 'oidc', displayName: 'Single sign-on' }]);
+  });
+});
+
+const drain = (ctx: IdentityApp) => ctx.app.get(BackOfficeBackgroundTasks).drain();
 
 @Injectable()
 class CountingManager extends BackOfficeUserManager {

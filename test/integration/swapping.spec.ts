@@ -1,9 +1,14 @@
 import { Injectable } from '@nestjs/common';
+import { EventEmitterModule } from '@nestjs/event-emitter';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, typeOrmOptionsFor } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import pg from 'pg';
 import {
+  BACKOFFICE_IDENTITY_OPTIONS,
+  BackOfficeIdentityModule,
   BACKOFFICE_PASSWORD_CHECKER,
   BACKOFFICE_PASSWORD_HASHER,
   BACKOFFICE_USER_MANAGER,
@@ -126,6 +131,30 @@ describe('Swapping the user manager and its parts', () => {
     } finally {
       await ctx.close();
     }
+  });
+
+  it('forRootAsync: a routePrefix given beside useFactory mounts the routes there, and the errors and links follow it', async () => {
+    const ctx = await createIdentityApp(db, { async: true, identity: { routePrefix: 'admin-area', publicUrl: 'http://localhost:1' } });
+    try {
+      const http = new HttpClient(ctx.url, '/admin-area');
+      const created = await ctx.userManager.createUser({ email: `prefix${++counter}@example.com`, name: 'Prefix', password });
+      expect((await http.post('/auth/login', { username: created.value!.email, password })).status).toBe(200);
+      // the module's error shape on its own prefix, Nest's default on the old one (nothing mounted there)
+      const refused = await http.fresh().post('/auth/login', { username: created.value!.email, password: 'wrong' });
+      expect(refused.body).toMatchObject({ statusCode: 401, code: 'invalid_credentials' });
+      const old = await new HttpClient(ctx.url, '/backoffice').post('/auth/login', { username: created.value!.email, password });
+      expect(old.status).toBe(404);
+      expect(old.body.code).toBeUndefined();
+      expect(ctx.app.get(BACKOFFICE_IDENTITY_OPTIONS).routePrefix).toBe('admin-area');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('forRootAsync: a routePrefix returned only by the factory is refused at start-up with a clear error', async () => {
+    const module = BackOfficeIdentityModule.forRootAsync({ useFactory: async () => ({ routePrefix: 'elsewhere' }) });
+    const builder = Test.createTestingModule({ imports: [TypeOrmModule.forRoot({ ...typeOrmOptionsFor(db), manualInitialization: true }), EventEmitterModule.forRoot({ wildcard: true }), module] });
+    await expect(builder.compile()).rejects.toThrow(/option "routePrefix" is mounted at "\/backoffice" before useFactory runs; pass it beside useFactory/);
   });
 
   it('a custom manager with its own constructor dependencies is built by DI', async () => {

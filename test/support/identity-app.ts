@@ -9,6 +9,7 @@ import {
   BACKOFFICE_SIGN_IN_MANAGER,
   BACKOFFICE_USER_MANAGER,
   BackOfficeIdentityModule,
+  BACKOFFICE_SWAP_KEYS,
   backOfficeIdentityMigrations,
   type BackOfficeIdentityModuleOptions,
   type BackOfficeSignInManager,
@@ -89,10 +90,10 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
     password: { ...TEST_IDENTITY_DEFAULTS.password, ...options.identity?.password },
     clock: options.identity?.clock ?? { useValue: clock },
   };
-  const { userManager, signInManager, userStore, passwordHasher, passwordChecker, emailSender, ipResolver, errorDescriber, clock: clockSwap, extraProviders, ...plain } = identity;
-  const swaps = { userManager, signInManager, userStore, passwordHasher, passwordChecker, emailSender, ipResolver, errorDescriber, clock: clockSwap, extraProviders };
+  const swaps = Object.fromEntries(Object.entries(identity).filter(([key]) => (BACKOFFICE_SWAP_KEYS as readonly string[]).includes(key)));
+  const plain = Object.fromEntries(Object.entries(identity).filter(([key]) => !(BACKOFFICE_SWAP_KEYS as readonly string[]).includes(key)));
   const identityModule = options.async
-    ? BackOfficeIdentityModule.forRootAsync({ ...swaps, useFactory: async () => plain })
+    ? BackOfficeIdentityModule.forRootAsync({ ...swaps, routePrefix: identity.routePrefix, useFactory: async () => plain })
     : BackOfficeIdentityModule.forRoot(identity);
   let builder = Test.createTestingModule({
     imports: [TypeOrmModule.forRoot(typeOrmOptionsFor(db)), EventEmitterModule.forRoot({ wildcard: true }), identityModule, ...(options.imports ?? [])],

@@ -1,12 +1,12 @@
 import { Body, Controller, Header, HttpCode, Inject, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { IncomingMessage } from 'node:http';
-import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { ErrorResponse } from '../auth/auth.dto.js';
 import { BackOfficeApiUserService, oauthError, type BackOfficeAccessTokenResponse } from './backoffice-api-user.service.js';
+import { TOKEN_ENDPOINT_MEDIA_MESSAGE } from './oauth-error-body.js';
 import { OAuthErrorResponse, TokenRequestDto, TokenResponse } from './api-users.dto.js';
 
 const MAX_FIELD = 512;
@@ -55,9 +55,12 @@ export class TokenController {
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests + Retry-After' })
   async token(@Req() request: IncomingMessage & { body?: unknown }, @Body() rawBody: unknown): Promise<BackOfficeAccessTokenResponse> {
-    const type = String(request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (type !== 'application/x-www-form-urlencoded' && type !== 'application/json') {
-      throw oauthError(415, 'invalid_request', 'Send the body as application/x-www-form-urlencoded or application/json.', 'unsupported_media_type');
+    const [mediaType, ...parameters] = String(request.headers['content-type'] ?? '').split(';');
+    const type = mediaType.trim().toLowerCase();
+    // RFC 6749 Appendix B: UTF-8 only (Express's parsers refuse other charsets before this runs; Fastify's do not).
+    const charset = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='))?.slice(8).replace(/"/g, '');
+    if ((type !== 'application/x-www-form-urlencoded' && type !== 'application/json') || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
+      throw oauthError(415, 'invalid_request', TOKEN_ENDPOINT_MEDIA_MESSAGE, 'unsupported_media_type');
     }
     if (/[?&](client_secret|client_id|access_token|grant_type)=/.test(request.url ?? '')) {
       throw oauthError(400, 'invalid_request', 'Parameters in the query string are refused: send them in the body.', 'credentials_in_query');
@@ -76,11 +79,11 @@ export class TokenController {
     }
     const credentials = basic ?? { clientId: bodyId, clientSecret: bodySecret };
     if (!credentials.clientId || !credentials.clientSecret) throw oauthError(400, 'invalid_request', 'client_id and client_secret are required.');
-    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
-    await this.rateLimiter.enforce([
-      { name: 'token-ip-client', key: `${ip}|${credentials.clientId.slice(0, 64)}`, limit: this.options.rateLimits.tokenPerIpAndClient, windowSeconds: 60 },
-      { name: 'token-ip', key: `token|${ip}`, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 },
-    ]);
+    await this.rateLimiter.enforceSignInPerIp(
+      'token-ip',
+      { name: 'token-ip-client', key: credentials.clientId.slice(0, 64), limit: this.options.rateLimits.tokenPerIpAndClient },
+      { ipKeyPrefix: 'token|' },
+    );
     return this.apiUsers.issueToken(credentials.clientId, credentials.clientSecret);
   }
 }

@@ -7,7 +7,8 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
-import { UserLogoutSuccessNotification, UserSessionsRevokedNotification } from '../notifications/notifications.js';
+import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
+import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { AllowTwoFactorSetupSession, SESSION_PEEK_HEADER, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
@@ -52,6 +53,7 @@ export class AuthController {
     @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) private readonly twoFactorProviders: TwoFactorProvider[],
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
     @Inject(BackOfficeExternalLoginProviders) private readonly externalProviders: BackOfficeExternalLoginProviders,
+    @Inject(BackOfficeAccountService) private readonly account: BackOfficeAccountService,
   ) {}
 
   @Post('login')
@@ -110,11 +112,14 @@ export class AuthController {
   async me(
     @Req() request: BackOfficeAuthenticatedRequest,
   ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }> }> {
-    const { user } = request.backOffice;
-    // Linked logins cost one more query: asked only when external providers are configured, so GET /auth/me
-    // stays one database round trip otherwise.
-    const linked = this.externalProviders.enabled ? await this.userManager.getLogins(user) : [];
-    const logins = linked.map((l) => ({ provider: l.provider, displayName: this.externalProviders.displayName(l.provider) }));
+    const auth = request.backOffice;
+    const { user } = auth;
+    // With external providers configured, the session lookup read the linked logins too (one round trip in
+    // every configuration); a swapped user store or manager is asked separately.
+    const providers = !this.externalProviders.enabled
+      ? []
+      : ((auth.scheme === 'cookie' ? auth.loginProviders : undefined) ?? (await this.userManager.getLogins(user)).map((l) => l.provider));
+    const logins = providers.map((provider) => ({ provider, displayName: this.externalProviders.displayName(provider) }));
     return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins };
   }
 
@@ -124,18 +129,8 @@ export class AuthController {
   @ApiOkResponse({ description: 'Changed; the user\'s other sessions are revoked' })
   @errors([400, 'validation_failed / invalid_password with errors'], [401, 'invalid_credentials: wrong current password'], [403, 'xsrf_failed'])
   async changePassword(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ChangePasswordDto): Promise<{ status: 'success' }> {
-    const { user } = request.backOffice;
-    const session = sessionOf(request);
-    const result = await this.userManager.changePassword(user, body.currentPassword, body.newPassword);
-    if (!result.succeeded) {
-      if (result.errors.some((e) => e.code === 'password_mismatch')) {
-        await this.userManager.accessFailed(user);
-        throw new BackOfficeHttpError(401, 'invalid_credentials', 'The current password is incorrect.');
-      }
-      throw BackOfficeHttpError.invalidPassword(result.errors);
-    }
-    await this.sessions.adoptSecurityStamp(session.id, user.securityStamp);
-    await this.sessions.revokeAll(user.id, session.id);
+    const result = await this.account.changePassword(request.backOffice.user, sessionOf(request), body.currentPassword, body.newPassword);
+    if (!result.succeeded) throw result.errors.some((e) => e.code === 'invalid_credentials') ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.invalidPassword(result.errors);
     return { status: 'success' };
   }
 
@@ -159,11 +154,11 @@ export class AuthController {
     }
     if (manager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
     if (!(await manager.checkPassword(user, body.password))) {
-      const counted = await manager.accessFailed(user);
-      if (counted.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
-      throw new BackOfficeHttpError(401, 'invalid_credentials', 'The password is incorrect.');
+      const counted = manager.supportsUserLockout ? await manager.accessFailed(user) : null;
+      if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
+      throw BackOfficeHttpError.invalidCredentials();
     }
-    await manager.resetAccessFailedCount(user);
+    if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);
     await this.sessions.markReauthenticated(session);
     const until = new Date(session.reauthenticatedAt!.getTime() + this.options.session.reauthenticationMinutes * 60_000);
     return { reauthenticatedUntil: until.toISOString() };
@@ -174,7 +169,7 @@ export class AuthController {
   @ApiOkResponse({ type: [SessionResponse] })
   @errors([401, 'unauthenticated'])
   listSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<BackOfficeSessionDto[]> {
-    return this.sessions.list(request.backOffice.user, sessionOf(request).id);
+    return this.account.listSessions(request.backOffice.user, sessionOf(request));
   }
 
   @Delete('sessions')
@@ -184,11 +179,7 @@ export class AuthController {
   @ApiOkResponse({ type: RevokedSessionsResponse, description: 'Signed out everywhere else: every other session of the user ended' })
   @errors([401, 'unauthenticated or reauthentication_required'], [403, 'xsrf_failed'])
   async revokeOtherSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<RevokedSessionsResponse> {
-    const { user } = request.backOffice;
-    const session = sessionOf(request);
-    const revoked = await this.sessions.revokeAll(user.id, session.id);
-    await this.userManager.notify(UserSessionsRevokedNotification, user, { count: revoked });
-    return { revoked };
+    return { revoked: await this.account.revokeOtherSessions(request.backOffice.user, sessionOf(request)) };
   }
 
   @Delete('sessions/:id')
@@ -197,6 +188,6 @@ export class AuthController {
   @ApiResponse({ status: 204, description: 'Revoked' })
   @errors([401, 'unauthenticated'], [403, 'xsrf_failed'], [404, 'not_found: no such session of yours'])
   async revokeSession(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
-    if (!(await this.sessions.revoke(request.backOffice.user.id, id))) throw BackOfficeHttpError.notFound('No such session.');
+    if (!(await this.account.revokeSession(request.backOffice.user, id))) throw BackOfficeHttpError.notFound('No such session.');
   }
 }

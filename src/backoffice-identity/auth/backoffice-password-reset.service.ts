@@ -2,11 +2,11 @@ import { Inject, Injectable } from '@nestjs/common';
 import { BackOfficeBackgroundTasks } from '../common/background-tasks.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { IdentityResult } from '../common/identity-result.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeEmailDispatcher } from '../email/email-dispatcher.service.js';
 import { BackOfficeEmailTemplates } from '../email/email-templates.js';
 import { UserForgotPasswordChangedNotification, UserForgotPasswordRequestedNotification } from '../notifications/notifications.js';
-import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import { deriveUserState } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
@@ -20,7 +20,7 @@ export class BackOfficePasswordResetService {
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficeEmailDispatcher) private readonly emails: BackOfficeEmailDispatcher,
     @Inject(BackOfficeEmailTemplates) private readonly templates: BackOfficeEmailTemplates,
-    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
     @Inject(BackOfficeBackgroundTasks) private readonly background: BackOfficeBackgroundTasks,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
@@ -46,7 +46,7 @@ export class BackOfficePasswordResetService {
     if (!user || !user.isApproved) return IdentityResult.failed(this.userManager.errorDescriber.invalidToken());
     const result = await this.userManager.resetPassword(user, token, newPassword);
     if (!result.succeeded) return result;
-    await this.sessions.revokeAll(user.id);
+    await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserForgotPasswordChangedNotification, user);
     return result;
   }

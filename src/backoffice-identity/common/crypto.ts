@@ -1,13 +1,13 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** A URL-safe random token of `bytes` random bytes (default 32 = 256 bits). */
 export function randomToken(bytes = 32): string {
   return randomBytes(bytes).toString('base64url');
 }
 
-/** Hex SHA-256 of a string: how tokens are kept at rest. */
+/** Hex SHA-256 of a string: how tokens are kept at rest (one-shot `crypto.hash`: no Hash object per call). */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex');
+  return hash('sha256', value, 'hex');
 }
 
 /** Constant-time string equality (compares SHA-256 digests so lengths leak nothing). */

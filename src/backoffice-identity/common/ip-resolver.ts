@@ -1,10 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { BackOfficeHttpRequest } from '../http/http-platform.js';
 
-/** Resolves the client IP of a request (used for notifications, audit, sessions and rate limits). */
-export interface BackOfficeIpResolver {
-  resolveIp(request: BackOfficeHttpRequest): string;
-}
+export type { BackOfficeIpResolver } from './ip-resolver.interface.js';
+import type { BackOfficeIpResolver } from './ip-resolver.interface.js';
 
 /**
  * Default resolver: the platform's `req.ip`, which honours Express's `trust proxy` / Fastify's `trustProxy`,

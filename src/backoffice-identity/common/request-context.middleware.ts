@@ -1,23 +1,28 @@
 import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
 import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
 import type { BackOfficeHttpRequest } from '../http/http-platform.js';
-import type { BackOfficeIpResolver } from './ip-resolver.js';
-import { BackOfficeRequestContextStore } from './request-context.js';
+import type { BackOfficeIpResolver } from './ip-resolver.interface.js';
+import { BackOfficeRequestContextStore, type BackOfficeRequestContext } from './request-context.js';
 
-/** Puts the client IP and user agent of each request into the async request context. */
+/** The request context of a request: client IP (from the IP resolver) and user agent, no performing user yet. */
+export function backOfficeRequestContextOf(request: BackOfficeHttpRequest, ipResolver: BackOfficeIpResolver): BackOfficeRequestContext {
+  const userAgent = request.headers['user-agent'];
+  return {
+    ipAddress: ipResolver.resolveIp(request).slice(0, 64),
+    userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : undefined,
+    performingUserId: null,
+  };
+}
+
+/**
+ * Puts the client IP and user agent of each request into the async request context. Applied to the module's
+ * own routes; host routes guarded by `BackOfficeAuthGuard` get the same context from the guard.
+ */
 @Injectable()
 export class BackOfficeRequestContextMiddleware implements NestMiddleware {
   constructor(@Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver) {}
 
   use(request: BackOfficeHttpRequest, _response: unknown, next: () => void): void {
-    const userAgent = request.headers['user-agent'];
-    BackOfficeRequestContextStore.run(
-      {
-        ipAddress: this.ipResolver.resolveIp(request).slice(0, 64),
-        userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : undefined,
-        performingUserId: null,
-      },
-      next,
-    );
+    BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver), next);
   }
 }

@@ -17,4 +17,15 @@ export const BackOfficeRequestContextStore = {
   current(): BackOfficeRequestContext {
     return storage.getStore() ?? {};
   },
+  /** True inside a request context (the module's routes, or a host route the module's guard has entered). */
+  active(): boolean {
+    return storage.getStore() !== undefined;
+  },
+  /**
+   * Enters `context` for the rest of the current execution and what it awaits: how the module's guard gives a
+   * host route (which the module's middleware does not run on) the request context of its own routes.
+   */
+  enter(context: BackOfficeRequestContext): void {
+    storage.enterWith(context);
+  },
 };

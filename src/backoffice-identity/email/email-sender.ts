@@ -7,11 +7,8 @@ import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { BackOfficeEmailMessage, BackOfficeEmailType } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 
-/** Delivers an email that no `SendEmailNotification` listener handled. Swap it through `BACKOFFICE_EMAIL_SENDER`. */
-export interface BackOfficeEmailSender {
-  /** Sends the message; rejects when delivery failed. Resolves to a message id. */
-  send(message: BackOfficeEmailMessage, emailType: BackOfficeEmailType): Promise<string>;
-}
+export type { BackOfficeEmailSender } from './email-sender.interface.js';
+import type { BackOfficeEmailSender } from './email-sender.interface.js';
 
 /**
  * Default sender (nodemailer): SMTP when `email.smtpUrl` is set, else one `.eml` file per message in

@@ -3,7 +3,6 @@ import { JsonBodyGuard } from '../http/json-body.guard.js';
 import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { ApiFoundResponse, ApiNoContentResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../openapi/api-errors.decorator.js';
-import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
@@ -184,8 +183,7 @@ export class ExternalLoginController {
     throw new BackOfficeHttpError(501, 'not_supported', error.description);
   }
 
-  private async limitPerIp(): Promise<void> {
-    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
-    await this.rateLimiter.enforce([{ name: 'external-challenge-ip', key: ip, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 }]);
+  private limitPerIp(): Promise<void> {
+    return this.rateLimiter.enforceSignInPerIp('external-challenge-ip');
   }
 }

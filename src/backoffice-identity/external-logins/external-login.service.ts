@@ -270,7 +270,7 @@ export class BackOfficeExternalLoginService {
       const query = new URLSearchParams({ status: 'requiresTwoFactor', providers: providers.join(','), returnUrl: pending.returnUrl });
       return `${this.signInPage}?${query}`;
     }
-    await manager.resetAccessFailedCount(user);
+    if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);
     // A group with requireTwoFactor (past its grace period): as after a password, a session that reaches only the
     // two-factor setup routes, on the account page where the setup is.
     if ((await this.signInManager.twoFactorEnrolment(user)) === 'required') {

@@ -34,7 +34,7 @@ export class GroupsController {
   @Post()
   @HttpCode(201)
   @ApiCreatedResponse({ type: GroupResponse })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad alias, blank or long name, unknown_permission)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad alias, blank or long name, field code `unknown_permission`)' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_group (aliases are unique ignoring case)' })
   @permissionErrors('groups.manage')
   create(@Body() body: CreateGroupDto): Promise<BackOfficeGroupView> {
@@ -44,7 +44,7 @@ export class GroupsController {
   @Put(':alias')
   @HttpCode(200)
   @ApiOkResponse({ type: GroupResponse, description: 'Renamed and/or permissions replaced; audited with a diff' })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (blank or long name, unknown_permission)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (blank or long name, field code `unknown_permission`)' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'admin_group_permissions: admin always holds every permission' })
   @permissionErrors('groups.manage')

@@ -1,62 +1,98 @@
-import { type ArgumentsHost, Catch, HttpException, Inject, Logger } from '@nestjs/common';
-import { BaseExceptionFilter } from '@nestjs/core';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, Inject, Logger, type OnModuleInit, Optional } from '@nestjs/common';
+import { FILTER_CATCH_EXCEPTIONS } from '@nestjs/common/constants.js';
+import { ApplicationConfig, BaseExceptionFilter } from '@nestjs/core';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { isDatabaseUnavailableError } from '../common/database-errors.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http-error.js';
+import { backOfficeErrorCodeForStatus } from './error-codes.js';
+import { BackOfficeNotSupportedError } from '../users/not-supported.error.js';
+import { asTokenEndpointError } from '../api-users/oauth-error-body.js';
 import { BackOfficeHttpPlatform, requestPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
 
-const CODES: Record<number, string> = {
-  400: 'bad_request',
-  401: 'unauthenticated',
-  403: 'forbidden',
-  404: 'not_found',
-  405: 'method_not_allowed',
-  406: 'not_acceptable',
-  408: 'request_timeout',
-  409: 'conflict',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  422: 'unprocessable_entity',
-  429: 'too_many_requests',
-};
 
 /**
- * Formats every error under the module's route prefix as `{ statusCode, code, message, errors? }`:
- * body-parser failures (malformed JSON: 400 `malformed_json`; too large, bad charset) included. A database
- * that is unreachable, restarting or past its statement timeout gives 503 `database_unavailable` with
- * `Retry-After`. Unknown errors become a 500 with no detail (logged server-side). Errors on the host app's
- * other routes keep the host's default handling.
+ * Formats the module's errors as `{ statusCode, code, message, errors? }`. Bound to the module's own
+ * controllers, and app-wide only for what happens before a controller is chosen on a path under the route
+ * prefix (body-parser failures: malformed JSON 400 `malformed_json`, too large, bad charset; an unknown route).
+ * A database that is unreachable, restarting or past its statement timeout gives 503 `database_unavailable`
+ * with `Retry-After`. Unknown errors become a 500 with no detail (logged server-side). Errors of the host
+ * app's other routes (a path merely containing the prefix, such as `/api/backoffice/x`, included) go to the
+ * host's own global filters, else to Nest's default handling; a `BackOfficeHttpError` (e.g. from the
+ * module's guard on a host route) that no host filter takes keeps the module's shape.
  */
 @Catch()
-export class BackOfficeExceptionFilter extends BaseExceptionFilter {
+export class BackOfficeExceptionFilter extends BaseExceptionFilter implements OnModuleInit {
   private readonly logger = new Logger('BackOfficeIdentity');
   private readonly prefix: string;
+  private readonly tokenPath: string;
 
   constructor(
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
     @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
+    @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
   ) {
     super();
     this.prefix = `/${options.routePrefix}/`;
+    this.tokenPath = `/${options.routePrefix}/auth/token`;
   }
 
-  override catch(exception: unknown, host: ArgumentsHost): void {
+  /**
+   * As the app-wide filter: moves itself behind the host app's global filters, so that it is the one Nest asks
+   * first about errors before routing (it hands those of host paths on to the host's filters, see
+   * {@link hostFilterFor}). Runs after the routes are registered and before the not-found and body-error
+   * handlers are, so the host's own routes keep the precedence the host gave its filters.
+   */
+  onModuleInit(): void {
+    const filters = this.appConfig?.getGlobalFilters();
+    const index = filters?.indexOf(this) ?? -1;
+    if (filters && index >= 0 && index < filters.length - 1) filters.push(...filters.splice(index, 1));
+  }
+
+  override catch(exception: unknown, host: ArgumentsHost): unknown {
     if (host.getType() !== 'http') return super.catch(exception, host);
     const http = host.switchToHttp();
     const request = http.getRequest<BackOfficeHttpRequest>();
     const response = http.getResponse<BackOfficeHttpResponse>();
     const path = requestPath(request);
-    if (!`${path}/`.includes(this.prefix) && !(exception instanceof BackOfficeHttpError)) return super.catch(exception, host);
+    if (!`${path}/`.startsWith(this.modulePathPrefix())) {
+      const hostFilter = this.hostFilterFor(exception);
+      if (hostFilter) return hostFilter.catch(exception, host);
+      if (!(exception instanceof BackOfficeHttpError)) return super.catch(exception, host);
+    }
     if (this.platform.headersSent(response)) return;
     const error = isDatabaseUnavailableError(exception) ? BackOfficeHttpError.databaseUnavailable() : exception;
     if (error !== exception) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
-    const body = this.toBody(error);
+    let body = this.toBody(error);
     if (error instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(error.headers)) this.platform.setHeader(response, k, v);
+    if (path.endsWith(this.tokenPath) && typeof body.error !== 'string' && body.statusCode < 500) {
+      body = asTokenEndpointError(body);
+      this.platform.setHeader(response, 'Cache-Control', 'no-store');
+    }
     this.platform.sendJson(response, body.statusCode, body);
   }
 
+  /** `/<global prefix>/<routePrefix>/`: where the module's routes start (Nest's global prefix included). */
+  private modulePathPrefix(): string {
+    const global = (this.appConfig?.getGlobalPrefix() ?? '').replace(/^\/+|\/+$/g, '');
+    return global ? `/${global}${this.prefix}` : this.prefix;
+  }
+
+  /**
+   * The host app's own global filter that Nest would pick for `exception` if this one were not there: the
+   * last registered whose `@Catch()` matches. A module controller's errors never get here (the filter is bound
+   * to them), so only host routes, host 404s and errors before routing do.
+   */
+  private hostFilterFor(exception: unknown): ExceptionFilter | undefined {
+    const others = (this.appConfig?.getGlobalFilters() ?? []).filter((filter) => !(filter instanceof BackOfficeExceptionFilter));
+    return others.reverse().find((filter) => {
+      const types: Array<abstract new (...args: never[]) => unknown> = Reflect.getMetadata(FILTER_CATCH_EXCEPTIONS, filter.constructor) ?? [];
+      return types.length === 0 || types.some((type) => exception instanceof type);
+    });
+  }
+
   private toBody(exception: unknown): BackOfficeErrorBody {
+    if (exception instanceof BackOfficeNotSupportedError) return BackOfficeHttpError.of('not_supported', exception.message).getResponse() as BackOfficeErrorBody;
     const bodyError = BackOfficeExceptionFilter.bodyParserError(exception);
     if (bodyError) return bodyError.getResponse() as BackOfficeErrorBody;
     if (exception instanceof HttpException) {
@@ -66,12 +102,12 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter {
         return payload as BackOfficeErrorBody;
       }
       const message = status >= 500 ? 'Internal server error.' : BackOfficeExceptionFilter.messageOf(payload, exception.message);
-      return { statusCode: status, code: CODES[status] ?? (status >= 500 ? 'internal_error' : 'bad_request'), message };
+      return { statusCode: status, code: backOfficeErrorCodeForStatus(status), message };
     }
     const status = BackOfficeExceptionFilter.clientErrorStatus(exception);
     if (status) {
       // other middleware errors that carry a 4xx status
-      return { statusCode: status, code: CODES[status] ?? 'bad_request', message: (exception as Error).message };
+      return { statusCode: status, code: backOfficeErrorCodeForStatus(status), message: (exception as Error).message };
     }
     this.logger.error(`Unhandled error: ${exception instanceof Error ? `${exception.name}: ${exception.message}` : String(exception)}`);
     return { statusCode: 500, code: 'internal_error', message: 'Internal server error.' };

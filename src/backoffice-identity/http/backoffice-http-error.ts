@@ -1,5 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import type { IdentityError, IdentityResult } from '../common/identity-result.js';
+import { BACKOFFICE_ERROR_CODES, backOfficeErrorCode, type BackOfficeErrorCode, type BackOfficeErrorCodeInfo } from './error-codes.js';
 
 /** The JSON body of every error: a stable machine-readable `code`. */
 export interface BackOfficeErrorBody {
@@ -22,12 +23,48 @@ export class BackOfficeHttpError extends HttpException {
     super({ statusCode: status, code, message, ...extra } satisfies BackOfficeErrorBody, status);
   }
 
+  /**
+   * The error of a registry code (`BACKOFFICE_ERROR_CODES`): its status and default message unless given.
+   * `status` picks one of the code's other documented statuses.
+   */
+  static of(
+    code: BackOfficeErrorCode,
+    message?: string,
+    extra: Partial<Omit<BackOfficeErrorBody, 'statusCode' | 'code' | 'message'>> = {},
+    headers: Record<string, string> = {},
+    status?: number,
+  ): BackOfficeHttpError {
+    const info: BackOfficeErrorCodeInfo = BACKOFFICE_ERROR_CODES[code];
+    if (status !== undefined && status !== info.status && !info.alsoStatuses?.includes(status)) {
+      throw new Error(`Error code ${code} is not registered with status ${status}`);
+    }
+    return new BackOfficeHttpError(status ?? info.status, code, message ?? info.message ?? info.description, extra, headers);
+  }
+
+  /**
+   * The HTTP error of a failed `IdentityResult`: its first error's registry code with that code's status
+   * (`statuses` picks one of the code's other documented statuses) and the error's description as message.
+   * A code outside the registry (a validator's own) answers 400 `validation_failed` with every error listed.
+   */
+  static fromResult(result: IdentityResult<unknown>, statuses: Partial<Record<BackOfficeErrorCode, number>> = {}): BackOfficeHttpError {
+    const error = result.errors[0];
+    if (error?.code === 'invalid_credentials') return BackOfficeHttpError.invalidCredentials();
+    if (error && backOfficeErrorCode(error.code)) {
+      const code = error.code as BackOfficeErrorCode;
+      return BackOfficeHttpError.of(code, error.description, {}, {}, statuses[code]);
+    }
+    return BackOfficeHttpError.of('validation_failed', error?.description ?? 'The request is not valid.', { errors: [...result.errors] });
+  }
+
   static unauthenticated(): BackOfficeHttpError {
     return new BackOfficeHttpError(401, 'unauthenticated', 'Sign in first.');
   }
-  /** The login refusal: the same bytes for an unknown user and a wrong password. */
+  /**
+   * 401 `invalid_credentials`, the one answer to a wrong password anywhere (login, change password,
+   * re-authenticate, turning 2FA off): the same bytes for an unknown user and a wrong password.
+   */
   static invalidCredentials(): BackOfficeHttpError {
-    return new BackOfficeHttpError(401, 'invalid_credentials', 'The username or password is incorrect.');
+    return BackOfficeHttpError.of('invalid_credentials');
   }
   /** 401 from `@RequiresRecentSignIn()` routes: `POST /auth/reauthenticate` first. */
   static reauthenticationRequired(): BackOfficeHttpError {

@@ -42,6 +42,7 @@ const parsedCookies = new WeakMap<object, Record<string, string | undefined>>();
 
 /** RFC 6265 allows a cookie value in double quotes; a value that is not valid percent-encoding is dropped. */
 function decodeCookieValue(value: string): string | undefined {
+  if (value.indexOf('%') === -1 && value.charCodeAt(0) !== 34 /* " */) return value; // nothing to decode (our tokens)
   const unquoted = value.length > 1 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
   try {
     return decodeURIComponent(unquoted);

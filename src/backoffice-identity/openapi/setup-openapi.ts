@@ -36,7 +36,7 @@ function addCommonErrors(document: OpenAPIObject, routePrefix: string): OpenAPIO
       if (!operation.requestBody) continue;
       const badRequest = (operation.responses['400'] ??= { description: 'validation_failed', content: { 'application/json': { schema: ERROR_SCHEMA } } });
       if (!/malformed_json/.test(badRequest.description)) badRequest.description += ' / malformed_json: the body is not valid JSON';
-      badRequest.description += ' (a body nested deeper than 16 levels: validation_failed with code too_deep)';
+      badRequest.description += ' (a body nested deeper than 16 levels: validation_failed with the field code `too_deep`)';
     }
   }
   return document;

@@ -1,6 +1,7 @@
 import { BUILT_IN_PERMISSIONS, PERMISSION_KEY_PATTERN, type BackOfficePermissionDefinition } from '../permissions/backoffice-permissions.js';
 import type { ResolvedExternalLoginProvider } from '../external-logins/external-login-options.js';
 import { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from '../ui/ui-messages.js';
+import { BACKOFFICE_SWAP_KEYS } from '../constants.js';
 import type {
   BackOfficeIdentityOptions,
   ResolvedBackOfficeIdentityOptions,
@@ -30,9 +31,9 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
     'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
     'permissions', 'apiUsers', 'externalLogins', 'passkeys',
+    'ui',
     // swaps, validated by the module itself
-    'userManager', 'signInManager', 'userStore', 'auditStore', 'passwordHasher', 'passwordChecker', 'emailSender', 'ipResolver',
-    'errorDescriber', 'clock', 'extraProviders', 'ui',
+    ...BACKOFFICE_SWAP_KEYS,
   ],
   password: ['requiredLength', 'maxLength', 'rejectCommon', 'requireDigit', 'requireLowercase', 'requireUppercase', 'requireNonLetterOrDigit', 'hashCost'],
   lockout: ['maxFailedAccessAttempts', 'durationMinutes'],

@@ -72,11 +72,11 @@ export class PasskeyReauthenticationController {
     const result = passkey && passkey.userId === user.id ? await this.ceremonies.verifyAssertion(response, passkey, 'reauthentication', user.id) : null;
     if (!result?.verified) {
       if (!result) await this.ceremonies.discardChallenge(response, 'reauthentication', user.id);
-      const counted = await this.userManager.accessFailed(user);
-      if (counted.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
+      const counted = this.userManager.supportsUserLockout ? await this.userManager.accessFailed(user) : null;
+      if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
       throw new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');
     }
-    await this.userManager.resetAccessFailedCount(user);
+    if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
     await this.ceremonies.notifyUsed(result.passkey, 'reauthentication', result.userVerified);
     await this.sessions.markReauthenticated(session);
     const until = new Date(session.reauthenticatedAt!.getTime() + this.identityOptions.session.reauthenticationMinutes * 60_000);

@@ -5,7 +5,6 @@ import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { LoginResponse } from '../auth/auth.dto.js';
 import { signInError } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
@@ -41,10 +40,6 @@ export class PasskeySignInController {
     if (this.identityOptions.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
   }
 
-  private ip(): string {
-    return BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
-  }
-
   @Post('options')
   @HttpCode(200)
   @UseGuards(JsonBodyGuard)
@@ -55,7 +50,7 @@ export class PasskeySignInController {
   @documented(429, 'too_many_requests (per IP, as login)')
   async options(): Promise<PublicKeyCredentialRequestOptionsJSON> {
     this.requireSupport();
-    await this.rateLimiter.enforce([{ name: 'passkey-options-ip', key: this.ip(), limit: this.identityOptions.rateLimits.loginPerIp, windowSeconds: 60 }]);
+    await this.rateLimiter.enforceSignInPerIp('passkey-options-ip');
     return this.ceremonies.authenticationOptions('authentication', null);
   }
 
@@ -72,12 +67,7 @@ export class PasskeySignInController {
   @documented(429, 'too_many_requests, with Retry-After')
   async verify(@Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     this.requireSupport();
-    const ip = this.ip();
-    const limits = this.identityOptions.rateLimits;
-    await this.rateLimiter.enforce([
-      { name: 'passkey-ip-credential', key: `${ip}|${body.credential.id}`, limit: limits.loginPerIpAndUsername, windowSeconds: 60 },
-      { name: 'passkey-ip', key: ip, limit: limits.loginPerIp, windowSeconds: 60 },
-    ]);
+    await this.rateLimiter.enforceSignInPerIp('passkey-ip', { name: 'passkey-ip-credential', key: body.credential.id });
     const result = await this.signInManager.passkeySignIn(body.credential as unknown as AuthenticationResponseJSON);
     if (result.status === 'requiresTwoFactor') {
       await this.challenges.start(result.user!, response, null, 'passkey');

@@ -3,11 +3,8 @@ import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 
-/** A permission a group can hold: a dotted key such as `reports.export` and what it allows. */
-export interface BackOfficePermissionDefinition {
-  key: string;
-  description: string;
-}
+export type { BackOfficePermissionDefinition } from './permission-definition.interface.js';
+import type { BackOfficePermissionDefinition } from './permission-definition.interface.js';
 
 /** The permissions of the module's own routes. */
 export const BUILT_IN_PERMISSIONS: readonly BackOfficePermissionDefinition[] = Object.freeze([

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ThrottlerStorage } from '@nestjs/throttler';
 import { sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from '../constants.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 
@@ -26,6 +27,22 @@ export class BackOfficeRateLimiter {
     @Inject(BACKOFFICE_RATE_LIMIT_STORAGE) private readonly storage: ThrottlerStorage,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}
+
+  /**
+   * The sign-in rate rule, one place for every way in (password, second factor, passkey, external challenge,
+   * client credentials): at most `rateLimits.loginPerIp` attempts per minute from the request's IP, counted
+   * under `name`; with `subject` (a username, credential id or client id) also at most `subjectLimit`
+   * (default `rateLimits.loginPerIpAndUsername`) per minute for that IP and subject, under `subject.name`.
+   * Throws 429 `too_many_requests` with `Retry-After` when one is over.
+   */
+  async enforceSignInPerIp(name: string, subject?: { name: string; key: string; limit?: number }, options: { ipKeyPrefix?: string } = {}): Promise<void> {
+    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
+    const limits = this.options.rateLimits;
+    const rules: RateLimitRule[] = [];
+    if (subject) rules.push({ name: subject.name, key: `${ip}|${subject.key}`, limit: subject.limit ?? limits.loginPerIpAndUsername, windowSeconds: 60 });
+    rules.push({ name, key: `${options.ipKeyPrefix ?? ''}${ip}`, limit: limits.loginPerIp, windowSeconds: 60 });
+    await this.enforce(rules);
+  }
 
   /** Counts a hit on every rule; throws 429 `too_many_requests` with `Retry-After` when one is over. */
   async enforce(rules: RateLimitRule[]): Promise<void> {

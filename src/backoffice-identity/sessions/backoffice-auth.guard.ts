@@ -1,6 +1,9 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
+import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { backOfficeRequestContextOf } from '../common/request-context.middleware.js';
+import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpRequest } from '../http/http-platform.js';
 import { BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
@@ -59,6 +62,14 @@ export function sessionOf(request: BackOfficeAuthenticatedRequest): BackOfficeAu
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** The guard's metadata of one route: read with the reflector once, then kept (route metadata never changes). */
+interface RouteRules {
+  options: BackOfficeAuthorizeOptions | undefined;
+  stepUp: RequiresRecentSignInOptions | undefined;
+  allowsSetupOnly: boolean;
+}
+type Targets = [ReturnType<ExecutionContext['getHandler']>, ReturnType<ExecutionContext['getClass']>];
 /** An access token (or client secret) in the query string. */
 const TOKEN_IN_QUERY = /[?&](access_token|client_secret)=/i;
 
@@ -78,32 +89,55 @@ export const SESSION_PEEK_HEADER = 'x-backoffice-session-peek';
  */
 @Injectable()
 export class BackOfficeAuthGuard implements CanActivate {
+  /** Per handler, per controller class (a handler inherited by two controllers may carry different class metadata). */
+  private readonly rules = new WeakMap<object, WeakMap<object, RouteRules>>();
+
   constructor(
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
     @Inject(Reflector) private readonly reflector: Reflector,
     @Inject(BackOfficePermissionRegistry) private readonly permissions: BackOfficePermissionRegistry,
     @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
+    @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
   ) {}
 
-  async canActivate(context: ExecutionContext): Promise<boolean> {
+  canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
-    const targets: [ReturnType<ExecutionContext['getHandler']>, ReturnType<ExecutionContext['getClass']>] = [context.getHandler(), context.getClass()];
-    const options = this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, targets);
-    const auth = request.backOffice ?? (await this.authenticate(request, options, targets));
+    // A host route: the module's middleware did not run, so the guard gives it the request context (before any
+    // await, so the route's handler runs in it too).
+    if (!BackOfficeRequestContextStore.active()) BackOfficeRequestContextStore.enter(backOfficeRequestContextOf(request, this.ipResolver));
+    return this.check(context, request);
+  }
+
+  private async check(context: ExecutionContext, request: BackOfficeAuthenticatedRequest): Promise<boolean> {
+    const rules = this.rulesOf([context.getHandler(), context.getClass()]);
+    const { options, stepUp } = rules;
+    const auth = request.backOffice ?? (await this.authenticate(request, rules));
     this.authorize(auth.user, options);
-    const stepUp = this.reflector.getAllAndOverride<RequiresRecentSignInOptions | undefined>(BACKOFFICE_RECENT_SIGN_IN_METADATA, targets);
     if (stepUp && (auth.scheme !== 'cookie' || !this.sessions.isRecentlyAuthenticated(auth.session, stepUp.withinMinutes))) {
       throw BackOfficeHttpError.reauthenticationRequired();
     }
     return true;
   }
 
-  private async authenticate(
-    request: BackOfficeAuthenticatedRequest,
-    options: BackOfficeAuthorizeOptions | undefined,
-    targets: [ReturnType<ExecutionContext['getHandler']>, ReturnType<ExecutionContext['getClass']>],
-  ): Promise<BackOfficeAuthenticatedRequest['backOffice']> {
+  private rulesOf(targets: Targets): RouteRules {
+    const [handler, controller] = targets;
+    let byClass = this.rules.get(handler);
+    if (!byClass) this.rules.set(handler, (byClass = new WeakMap()));
+    let rules = byClass.get(controller);
+    if (!rules) {
+      rules = {
+        options: this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, targets),
+        stepUp: this.reflector.getAllAndOverride<RequiresRecentSignInOptions | undefined>(BACKOFFICE_RECENT_SIGN_IN_METADATA, targets),
+        allowsSetupOnly: this.reflector.getAllAndOverride<boolean>(TWO_FACTOR_SETUP_ROUTE_METADATA, targets) === true,
+      };
+      byClass.set(controller, rules);
+    }
+    return rules;
+  }
+
+  private async authenticate(request: BackOfficeAuthenticatedRequest, rules: RouteRules): Promise<BackOfficeAuthenticatedRequest['backOffice']> {
+    const { options } = rules;
     if (TOKEN_IN_QUERY.test(request.url ?? '')) {
       // RFC 6750 2.3 allows it, but URLs end up in logs, history and Referer headers (OWASP ASVS 4.0 3.1.1).
       throw new BackOfficeHttpError(400, 'token_in_query', 'Send the access token in the Authorization header, never in the URL.');
@@ -129,7 +163,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     if (!safe && !this.cookies.checkXsrf(request, token)) {
       throw new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.');
     }
-    if (auth.session.twoFactorSetupOnly && !this.reflector.getAllAndOverride<boolean>(TWO_FACTOR_SETUP_ROUTE_METADATA, targets)) {
+    if (auth.session.twoFactorSetupOnly && !rules.allowsSetupOnly) {
       throw new BackOfficeHttpError(403, 'two_factor_setup_required', 'Set up two-factor authentication first (POST /auth/2fa/setup, then /auth/2fa/enable).');
     }
     request.backOffice = { ...auth, token, scheme: 'cookie' };

@@ -34,6 +34,11 @@ export interface BackOfficeSessionDeadlines {
 export interface BackOfficeAuthentication {
   session: BackOfficeSession;
   user: BackOfficeUser;
+  /**
+   * The providers of the user's linked external logins (oldest link first), read by the same statement as the
+   * session when external logins are configured and the session store reads users too; else undefined.
+   */
+  loginProviders?: string[];
 }
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
@@ -58,6 +63,8 @@ export class BackOfficeSessionService {
   private readonly pendingTouches = new Map<string, Date>();
   /** Whether users come from the built-in store through the built-in `findById`: then one query reads both. */
   private readonly joinsUser: boolean;
+  /** Whether that lookup also reads the user's linked logins (external providers are configured). */
+  private readonly readsLogins: boolean;
 
   constructor(
     @Inject(BACKOFFICE_SESSION_STORE) private readonly store: BackOfficeSessionStore,
@@ -70,6 +77,7 @@ export class BackOfficeSessionService {
       userManager.findById === BackOfficeUserManager.prototype.findById &&
       typeof store.findByTokenHashWithUser === 'function' &&
       store.readsUsersOf?.(userManager.store) === true;
+    this.readsLogins = this.joinsUser && options.externalLogins.length > 0;
     this.idleMs = options.session.idleTimeoutMinutes * 60_000;
     this.absoluteMs = options.session.absoluteTimeoutHours * 3_600_000;
     this.touchIntervalMs = Math.min(60_000, this.idleMs / 4);
@@ -126,7 +134,7 @@ export class BackOfficeSessionService {
     const user = found.user === undefined ? await this.userManager.findById(session.userId) : found.user;
     if (!user || !user.isApproved || user.securityStamp !== session.securityStamp) return null;
     if (options.touch !== false && now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) this.touch(session, now);
-    return { session, user };
+    return found.loginProviders ? { session, user, loginProviders: found.loginProviders } : { session, user };
   }
 
   /**
@@ -149,8 +157,10 @@ export class BackOfficeSessionService {
    * One indexed lookup, mapped by hand (it runs on every authenticated request). `user` is the session's user
    * (null when gone) when the query could read it too, else undefined.
    */
-  private async findByTokenHash(tokenHash: string): Promise<{ session: BackOfficeSession; user?: BackOfficeUser | null } | null> {
-    if (this.joinsUser) return this.store.findByTokenHashWithUser!(tokenHash);
+  private async findByTokenHash(
+    tokenHash: string,
+  ): Promise<{ session: BackOfficeSession; user?: BackOfficeUser | null; loginProviders?: string[] } | null> {
+    if (this.joinsUser) return this.store.findByTokenHashWithUser!(tokenHash, this.readsLogins ? { logins: true } : {});
     const session = await this.store.findByTokenHash(tokenHash);
     return session ? { session } : null;
   }

@@ -39,8 +39,15 @@ export interface BackOfficeSessionStore {
    * then the auth guard reads session and user in one round trip.
    */
   readsUsersOf?(userStore: BackOfficeUserStore): boolean;
-  /** The session with its user (null when the user is gone), in one round trip. */
-  findByTokenHashWithUser?(tokenHash: string): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null } | null>;
+  /**
+   * The session with its user (null when the user is gone), in one round trip. With `logins`, also the providers
+   * of the user's linked external logins, oldest link first (`GET /auth/me` lists them); a store that leaves
+   * `loginProviders` out makes the caller ask the user store.
+   */
+  findByTokenHashWithUser?(
+    tokenHash: string,
+    options?: { logins?: boolean },
+  ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[] } | null>;
   /** Session `sessionId` of `userId`, or null. */
   findById(userId: string, sessionId: string): Promise<BackOfficeSession | null>;
   /** Sessions of the user made under `securityStamp`, not revoked, ending after `now`, seen after `seenAfter`; most recently seen first. */

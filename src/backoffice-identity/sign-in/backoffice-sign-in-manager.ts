@@ -4,6 +4,7 @@ import { BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficePasskeyCeremonies } from '../passkeys/passkey-ceremonies.service.js';
 import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import {
   UserLoginFailedNotification,
   UserLoginRequiresTwoFactorSetupNotification,
@@ -13,6 +14,7 @@ import {
 } from '../notifications/notifications.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import type { FailedAccessResult } from '../users/stores/user-store.interface.js';
 
 /** Outcome of a sign-in attempt. */
 export type SignInStatus = 'success' | 'failed' | 'lockedOut' | 'notAllowed' | 'requiresTwoFactor' | 'requiresTwoFactorSetup';
@@ -49,7 +51,20 @@ export class BackOfficeSignInManager {
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) readonly userManager: BackOfficeUserManager,
     @Optional() @Inject(BackOfficePasskeyCeremonies) protected readonly passkeys?: BackOfficePasskeyCeremonies,
+    @Optional() @Inject(BackOfficeSessionService) protected readonly sessions?: BackOfficeSessionService,
   ) {}
+
+  /**
+   * The user's security stamp has just changed (password, two-factor, groups, disable, ...): the session
+   * `keepSessionId` (the one that made the change, if any) adopts the new stamp and stays signed in; every
+   * other session of the user ends. Without `keepSessionId` every session ends. Answers how many ended.
+   */
+  async refreshSignIn(user: Pick<BackOfficeUser, 'id' | 'securityStamp'>, keepSessionId?: string | null): Promise<number> {
+    const sessions = this.sessions;
+    if (!sessions) throw new Error('BackOfficeSignInManager.refreshSignIn needs the BackOfficeSessionService (construct the manager through the module)');
+    if (keepSessionId) await sessions.adoptSecurityStamp(keepSessionId, user.securityStamp);
+    return sessions.revokeAll(user.id, keepSessionId ?? undefined);
+  }
 
   async passwordSignIn(username: string, password: string, context?: SignInContext): Promise<SignInResult> {
     if (context) {
@@ -72,7 +87,7 @@ export class BackOfficeSignInManager {
 
     if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd, password);
     if (!(await manager.checkPassword(user, password))) {
-      const counted = await manager.accessFailed(user);
+      const counted = await this.recordFailedAccess(user);
       if (counted.alreadyLocked && manager.supportsUserLockout && user.lockoutEnabled) {
         const fresh = await manager.findById(user.id);
         return this.lockedOut(user, fresh?.lockoutEnd ?? null);
@@ -104,7 +119,7 @@ export class BackOfficeSignInManager {
       await manager.notify(UserTwoFactorRequestedNotification, user, { provider: providers[0] ?? 'none' });
       return { status: 'requiresTwoFactor', user, providers };
     }
-    await manager.resetAccessFailedCount(user);
+    await this.resetFailedAccess(user);
     const enrolment = await this.twoFactorEnrolment(user);
     if (enrolment === 'required') {
       await manager.notify(UserLoginRequiresTwoFactorSetupNotification, user);
@@ -179,7 +194,7 @@ export class BackOfficeSignInManager {
       await manager.notify(UserTwoFactorRequestedNotification, current, { provider: providers[0] ?? 'none' });
       return { status: 'requiresTwoFactor', user: current, providers, userVerified };
     }
-    await manager.resetAccessFailedCount(current);
+    await this.resetFailedAccess(current);
     await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
     return { ...(await this.succeed(current)), userVerified };
   }
@@ -187,7 +202,7 @@ export class BackOfficeSignInManager {
   /** Counts a failed attempt of a known user; locked now (or already) gives `lockedOut`, else `failed` with `reason`. */
   private async countFailure(user: BackOfficeUser, reason: string): Promise<SignInResult> {
     const manager = this.userManager;
-    const counted = await manager.accessFailed(user);
+    const counted = await this.recordFailedAccess(user);
     if (counted.lockedNow) return this.lockedOut(user, counted.lockoutEnd);
     if (counted.alreadyLocked && manager.supportsUserLockout && user.lockoutEnabled) {
       return this.lockedOut(user, (await manager.findById(user.id))?.lockoutEnd ?? null);
@@ -206,7 +221,7 @@ export class BackOfficeSignInManager {
     if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code))) {
       return this.countFailure(user, 'invalid_code');
     }
-    await manager.resetAccessFailedCount(user);
+    await this.resetFailedAccess(user);
     return this.succeed(user);
   }
 
@@ -220,10 +235,25 @@ export class BackOfficeSignInManager {
     if (lockedUntil) return this.lockedOut(null, lockedUntil, password);
     const created = await manager.checkUnknownUserPassword(username, password);
     if (created) return this.passwordVerified(created);
+    if (!manager.supportsUnknownUserLockout) return this.fail(null, 'invalid_credentials');
     const counted = await manager.accessFailedForUnknownUser(key);
     if (counted.alreadyLocked) return this.lockedOut(null, await manager.unknownUserLockoutEnd(key));
     if (counted.lockedNow) return this.lockedOut(null, counted.lockoutEnd);
     return this.fail(null, 'invalid_credentials');
+  }
+
+  /**
+   * Counts a failed access when the store keeps lockout (`supportsUserLockout`; as ASP.NET's SignInManager
+   * checks `SupportsUserLockout`); otherwise nothing is counted.
+   */
+  protected async recordFailedAccess(user: BackOfficeUser): Promise<FailedAccessResult> {
+    const manager = this.userManager;
+    return manager.supportsUserLockout ? manager.accessFailed(user) : { alreadyLocked: false, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
+  }
+
+  /** Resets the failed count after a success, when the store keeps lockout. */
+  protected async resetFailedAccess(user: BackOfficeUser): Promise<void> {
+    if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
   }
 
   /** Approved users may sign in; disabled and invited (no password accepted yet) may not. */

@@ -5,13 +5,13 @@ import { ErrorResponse, LoginResponse, TwoFactorCodeDto } from '../auth/auth.dto
 import { signInError } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
-import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
-import { UserExternalLoginSuccessNotification, UserTwoFactorEnabledNotification } from '../notifications/notifications.js';
+import { UserExternalLoginSuccessNotification } from '../notifications/notifications.js';
+import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
 import { AllowTwoFactorSetupSession, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
@@ -46,6 +46,7 @@ export class TwoFactorController {
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BackOfficePasskeyCeremonies) private readonly passkeys: BackOfficePasskeyCeremonies,
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
+    @Inject(BackOfficeAccountService) private readonly account: BackOfficeAccountService,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -98,9 +99,8 @@ export class TwoFactorController {
     return this.completeSignIn(request, response, PASSKEY_PROVIDER, JSON.stringify(body.credential));
   }
 
-  private async limitPerIp(): Promise<void> {
-    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
-    await this.rateLimiter.enforce([{ name: 'two-factor-ip', key: ip, limit: this.options.rateLimits.loginPerIp, windowSeconds: 60 }]);
+  private limitPerIp(): Promise<void> {
+    return this.rateLimiter.enforceSignInPerIp('two-factor-ip');
   }
 
   /** The live pending sign-in of the request and its user, or 401 `two_factor_expired`. */
@@ -142,10 +142,9 @@ export class TwoFactorController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled' })
   async setup(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorSetupDto): Promise<TwoFactorSetup> {
-    const provider = this.providerOrThrow(body.provider);
-    const user = request.backOffice.user;
-    if (user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_already_enabled', 'Two-factor authentication is already on.');
-    return provider.generateSetup(user);
+    const result = await this.account.startTwoFactorSetup(request.backOffice.user, body.provider);
+    if (!result.succeeded) throw BackOfficeHttpError.fromResult(result);
+    return result.value!;
   }
 
   @Post('enable')
@@ -158,20 +157,9 @@ export class TwoFactorController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled' })
   async enable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorCodeDto): Promise<{ recoveryCodes: string[] }> {
-    const provider = this.providerOrThrow(body.provider);
-    const { user } = request.backOffice;
-    const session = sessionOf(request);
-    if (user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_already_enabled', 'Two-factor authentication is already on.');
-    if (!(await provider.verify(user, body.code, { enrolling: true }))) {
-      throw new BackOfficeHttpError(400, 'invalid_code', 'The code is not valid; check the time on your device and try the next code.');
-    }
-    await this.userManager.setTwoFactorEnabled(user, true);
-    await this.keepOnlyThisSession(user.id, session.id, user.securityStamp);
-    await this.sessions.completeTwoFactorSetup(session);
-    if (user.twoFactorSetupDeadline) await this.userManager.setTwoFactorSetupDeadline(user, null);
-    const recoveryCodes = await this.userManager.generateNewRecoveryCodes(user);
-    await this.userManager.notify(UserTwoFactorEnabledNotification, user);
-    return { recoveryCodes };
+    const result = await this.account.enableTwoFactor(request.backOffice.user, sessionOf(request), body.provider, body.code);
+    if (!result.succeeded) throw BackOfficeHttpError.fromResult(result, { invalid_code: 400 });
+    return result.value!;
   }
 
   @Post('disable')
@@ -180,39 +168,12 @@ export class TwoFactorController {
   @BackOfficeAuthorize()
   @RequiresRecentSignIn()
   @ApiOkResponse({ description: 'Off; the user\'s other sessions end' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'two_factor_required: a group of the user requires it' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled' })
   async disable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorDisableDto): Promise<{ status: 'success' }> {
-    this.requireSupport();
-    const { user } = request.backOffice;
-    const session = sessionOf(request);
-    if (!user.twoFactorEnabled) throw new BackOfficeHttpError(409, 'two_factor_not_enabled', 'Two-factor authentication is not on.');
-    if (user.twoFactorRequiredByGroup) {
-      throw new BackOfficeHttpError(403, 'two_factor_required', 'One of your groups requires two-factor authentication; it cannot be turned off.');
-    }
-    if (!(await this.userManager.checkPassword(user, body.password))) {
-      await this.userManager.accessFailed(user);
-      throw new BackOfficeHttpError(401, 'invalid_credentials', 'The password is incorrect.');
-    }
-    await this.userManager.resetTwoFactor(user);
-    await this.keepOnlyThisSession(user.id, session.id, user.securityStamp);
+    const result = await this.account.disableTwoFactor(request.backOffice.user, sessionOf(request), body.password);
+    if (!result.succeeded) throw BackOfficeHttpError.fromResult(result);
     return { status: 'success' };
-  }
-
-  /** The security stamp changed: this session adopts it, every other one ends. */
-  private async keepOnlyThisSession(userId: string, sessionId: string, stamp: string): Promise<void> {
-    await this.sessions.adoptSecurityStamp(sessionId, stamp);
-    await this.sessions.revokeAll(userId, sessionId);
-  }
-
-  private requireSupport(): void {
-    if (!this.userManager.supportsUserTwoFactor) throw BackOfficeHttpError.notFound('Two-factor authentication is not enabled.');
-  }
-
-  private providerOrThrow(name: string): TwoFactorProvider {
-    this.requireSupport();
-    const provider = this.userManager.getTwoFactorProvider(name);
-    if (!provider) throw new BackOfficeHttpError(400, 'unknown_provider', 'No such two-factor provider.');
-    return provider;
   }
 }

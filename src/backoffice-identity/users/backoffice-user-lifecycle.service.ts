@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeEmailDispatcher } from '../email/email-dispatcher.service.js';
 import { BackOfficeEmailTemplates } from '../email/email-templates.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -12,7 +13,6 @@ import {
   UserPasswordResetForcedNotification,
   UserProfileUpdatedNotification,
 } from '../notifications/notifications.js';
-import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeUser } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUuid } from '../common/ids.js';
@@ -29,7 +29,7 @@ export const EMAIL_CHANGE_LIFESPAN_HOURS = 24;
 export class BackOfficeUserLifecycleService {
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
-    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
     @Inject(BackOfficeEmailDispatcher) private readonly emails: BackOfficeEmailDispatcher,
     @Inject(BackOfficeEmailTemplates) private readonly templates: BackOfficeEmailTemplates,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
@@ -82,8 +82,8 @@ export class BackOfficeUserLifecycleService {
     if (!newEmail) throw BackOfficeHttpError.invalidToken();
     const oldEmail = user.email;
     await this.write(user, this.emailFields(newEmail));
-    await this.userManager.updateSecurityStamp(user);
-    await this.sessions.revokeAll(user.id);
+    if (this.userManager.supportsUserSecurityStamp) await this.userManager.updateSecurityStamp(user);
+    await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: newEmail });
     return user;
   }
@@ -95,7 +95,7 @@ export class BackOfficeUserLifecycleService {
   async forcePasswordReset(user: BackOfficeUser): Promise<void> {
     const removed = await this.userManager.removePassword(user);
     if (!removed.succeeded) throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
-    await this.sessions.revokeAll(user.id);
+    await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserPasswordResetForcedNotification, user);
     const token = await this.userManager.generatePasswordResetToken(user);
     try {

@@ -21,6 +21,7 @@ import {
   UserPasswordResetNotification,
   UserResetAccessFailedCountNotification,
   UserTwoFactorDisabledNotification,
+  UserTwoFactorEnabledNotification,
   UserUnlockedNotification,
   UsersImportedNotification,
 } from '../notifications/notifications.js';
@@ -60,12 +61,18 @@ import {
   type UnknownUserLockoutStore,
   type UserGroupStore,
   type UserLockoutStore,
+  type UserLoginStore,
   type UserPasswordStore,
+  type UserPhoneNumberStore,
+  type UserRecoveryCodeStore,
+  type UserSecurityStampStore,
   type UserTokenStore,
+  type UserTwoFactorStore,
 } from './stores/user-store.interface.js';
 import { BackOfficeUserImporter } from './import/backoffice-user-importer.js';
 import { type ImportUserResult, type ImportUsersOptions, summarizeImport } from './import/user-import.js';
 import { DefaultUserValidator } from './user-validators.js';
+import { BackOfficeNotSupportedError } from './not-supported.error.js';
 import { toStorableText } from '../common/storable-text.js';
 import type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './validators.interface.js';
 
@@ -165,6 +172,64 @@ export class BackOfficeUserManager {
   /** True when the store keeps external logins (`UserLoginStore`); without it external providers are off. */
   get supportsUserLogin(): boolean {
     return isUserLoginStore(this.store);
+  }
+
+  /** True when the store counts and locks usernames that match no user (`UnknownUserLockoutStore`). */
+  get supportsUnknownUserLockout(): boolean {
+    return isUnknownUserLockoutStore(this.store);
+  }
+
+  // ---- typed capability accessors (ASP.NET Identity's GetPasswordStore() and friends) ----------------
+  // Each returns the store as the capability interface, or throws BackOfficeNotSupportedError (`not_supported`).
+
+  /** The store as a `UserPasswordStore`. @throws BackOfficeNotSupportedError */
+  getPasswordStore(): UserPasswordStore {
+    return this.capability(isUserPasswordStore, 'UserPasswordStore');
+  }
+  /** The store as a `UserLockoutStore`. @throws BackOfficeNotSupportedError */
+  getLockoutStore(): UserLockoutStore {
+    return this.capability(isUserLockoutStore, 'UserLockoutStore');
+  }
+  /** The store as an `UnknownUserLockoutStore`. @throws BackOfficeNotSupportedError */
+  getUnknownUserLockoutStore(): UnknownUserLockoutStore {
+    return this.capability(isUnknownUserLockoutStore, 'UnknownUserLockoutStore');
+  }
+  /** The store as a `UserSecurityStampStore`. @throws BackOfficeNotSupportedError */
+  getSecurityStampStore(): UserSecurityStampStore {
+    return this.capability(isUserSecurityStampStore, 'UserSecurityStampStore');
+  }
+  /** The store as a `UserTwoFactorStore`. @throws BackOfficeNotSupportedError */
+  getTwoFactorStore(): UserTwoFactorStore {
+    return this.capability(isUserTwoFactorStore, 'UserTwoFactorStore');
+  }
+  /** The store as a `UserRecoveryCodeStore`. @throws BackOfficeNotSupportedError */
+  getRecoveryCodeStore(): UserRecoveryCodeStore {
+    return this.capability(isUserRecoveryCodeStore, 'UserRecoveryCodeStore');
+  }
+  /** The store as a `UserTokenStore`. @throws BackOfficeNotSupportedError */
+  getTokenStore(): UserTokenStore {
+    return this.capability(isUserTokenStore, 'UserTokenStore');
+  }
+  /** The store as a `UserGroupStore`. @throws BackOfficeNotSupportedError */
+  getGroupStore(): UserGroupStore {
+    return this.capability(isUserGroupStore, 'UserGroupStore');
+  }
+  /** The store as a `UserLoginStore` (external logins). @throws BackOfficeNotSupportedError */
+  getLoginStore(): UserLoginStore {
+    return this.capability(isUserLoginStore, 'UserLoginStore');
+  }
+  /** The store as a `UserPasskeyStore`. @throws BackOfficeNotSupportedError */
+  getPasskeyStore(): UserPasskeyStore {
+    return this.capability(isUserPasskeyStore, 'UserPasskeyStore');
+  }
+  /** The store as a `UserPhoneNumberStore`. @throws BackOfficeNotSupportedError */
+  getPhoneNumberStore(): UserPhoneNumberStore {
+    return this.capability(isUserPhoneNumberStore, 'UserPhoneNumberStore');
+  }
+
+  private capability<T extends object>(is: (store: object) => store is T, name: string, store: object = this.store): T {
+    if (!is(store)) throw new BackOfficeNotSupportedError(name);
+    return store;
   }
 
   // ---- lookup -------------------------------------------------------------------------------------
@@ -387,7 +452,7 @@ export class BackOfficeUserManager {
     const result = await this.passwordHasher.verifyHashedPassword(user.passwordHash, password);
     if (result === 'successRehashNeeded' && this.supportsUserPassword) {
       const rehashed = await this.passwordHasher.hashPassword(password);
-      await (this.store as unknown as UserPasswordStore).setPasswordHash(user.id, rehashed, user.securityStamp, this.now(), { rehashOf: user.passwordHash });
+      await this.getPasswordStore().setPasswordHash(user.id, rehashed, user.securityStamp, this.now(), { rehashOf: user.passwordHash });
       user.passwordHash = rehashed;
     }
     return result !== 'failed';
@@ -439,7 +504,7 @@ export class BackOfficeUserManager {
     const stamp = this.newSecurityStamp();
     const now = this.now();
     await this.inTransaction(async (store) => {
-      await (store as unknown as UserPasswordStore).setPasswordHash(user.id, hash, stamp, now);
+      await this.capability(isUserPasswordStore, 'UserPasswordStore', store).setPasswordHash(user.id, hash, stamp, now);
       if (isUserTokenStore(store)) await store.voidTokens(user.id, 'password_reset', now);
     });
     Object.assign(user, { passwordHash: hash, securityStamp: stamp, lastPasswordChangeAt: now });
@@ -459,7 +524,7 @@ export class BackOfficeUserManager {
   }
 
   protected async generateUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number): Promise<string> {
-    const store = this.tokenStore();
+    const store = this.getTokenStore();
     const token = randomToken(32);
     const now = this.now();
     await store.replaceToken(user.id, purpose, sha256Hex(token), new Date(now.getTime() + lifespanHours * 3_600_000), now);
@@ -469,7 +534,7 @@ export class BackOfficeUserManager {
   /** True while the token is live (right user, purpose, unexpired, unused). Does not use it up. */
   async verifyUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, token: string): Promise<boolean> {
     if (!this.supportsUserTokens || !BackOfficeUserManager.plausibleToken(token)) return false;
-    return this.tokenStore().isTokenLive(user.id, purpose, sha256Hex(token), this.now());
+    return this.getTokenStore().isTokenLive(user.id, purpose, sha256Hex(token), this.now());
   }
 
   private static plausibleToken(token: unknown): token is string {
@@ -506,9 +571,9 @@ export class BackOfficeUserManager {
     const stamp = this.newSecurityStamp();
     const now = this.now();
     const consumed = await this.inTransaction(async (store) => {
-      const tokens = store as unknown as UserTokenStore;
+      const tokens = this.capability(isUserTokenStore, 'UserTokenStore', store);
       if (!(await tokens.consumeToken(user.id, purpose, sha256Hex(token), now))) return false;
-      await (store as unknown as UserPasswordStore).setPasswordHash(user.id, hash, stamp, now);
+      await this.capability(isUserPasswordStore, 'UserPasswordStore', store).setPasswordHash(user.id, hash, stamp, now);
       await tokens.voidTokens(user.id, 'password_reset', now);
       if (isUserLockoutStore(store)) {
         await store.setLockoutEnd(user.id, null, now);
@@ -519,11 +584,6 @@ export class BackOfficeUserManager {
     if (!consumed) return IdentityResult.failed(d.invalidToken());
     Object.assign(user, { passwordHash: hash, securityStamp: stamp, lockoutEnd: null, accessFailedCount: 0, lastPasswordChangeAt: now });
     return IdentityResult.success();
-  }
-
-  private tokenStore(): UserTokenStore {
-    if (!isUserTokenStore(this.store)) throw new Error('The user store does not support tokens (UserTokenStore).');
-    return this.store;
   }
 
   // ---- lockout ------------------------------------------------------------------------------------
@@ -539,20 +599,24 @@ export class BackOfficeUserManager {
     return minutes === 0 ? LOCKED_UNTIL_UNLOCKED : new Date(this.now().getTime() + minutes * 60_000);
   }
 
-  /** Counts one failed access atomically; locks (and notifies once) when the maximum is reached. */
+  /**
+   * Counts one failed access atomically; locks (and notifies once) when the maximum is reached.
+   * @throws BackOfficeNotSupportedError without `UserLockoutStore` (check `supportsUserLockout`).
+   */
   async accessFailed(user: BackOfficeUser): Promise<FailedAccessResult> {
-    if (!isUserLockoutStore(this.store)) return { alreadyLocked: false, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
-    const result = await this.store.recordFailedAccess(user.id, this.lockoutPolicy(), this.now());
+    const result = await this.getLockoutStore().recordFailedAccess(user.id, this.lockoutPolicy(), this.now());
     user.accessFailedCount = result.accessFailedCount;
     if (result.lockoutEnd) user.lockoutEnd = result.lockoutEnd;
     if (result.lockedNow) await this.notify(UserLockedNotification, user);
     return result;
   }
 
-  /** Counts one failed login for a username that matches no user (same lockout rules, no notification of a user). */
+  /**
+   * Counts one failed login for a username that matches no user (same lockout rules, no notification of a user).
+   * @throws BackOfficeNotSupportedError without `UnknownUserLockoutStore` (check `supportsUnknownUserLockout`).
+   */
   async accessFailedForUnknownUser(normalizedUsername: string): Promise<FailedAccessResult> {
-    if (!isUnknownUserLockoutStore(this.store)) return { alreadyLocked: false, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
-    return (this.store as UnknownUserLockoutStore).recordFailedAccessForUnknownUser(this.attemptedUsernameKey(normalizedUsername), this.lockoutPolicy(), this.now());
+    return this.getUnknownUserLockoutStore().recordFailedAccessForUnknownUser(this.attemptedUsernameKey(normalizedUsername), this.lockoutPolicy(), this.now());
   }
 
   /** The lockout end of a username that matches no user, or null when it is not locked. */
@@ -573,9 +637,11 @@ export class BackOfficeUserManager {
     return { maxFailedAccessAttempts: this.options.lockout.maxFailedAccessAttempts, lockoutEnd: this.lockoutEndFromNow() };
   }
 
+  /** Resets the failed count after a success. @throws BackOfficeNotSupportedError without `UserLockoutStore`. */
   async resetAccessFailedCount(user: BackOfficeUser): Promise<void> {
-    if (!isUserLockoutStore(this.store) || user.accessFailedCount === 0) return;
-    await this.store.resetAccessFailedCount(user.id, this.now());
+    const store = this.getLockoutStore();
+    if (user.accessFailedCount === 0) return;
+    await store.resetAccessFailedCount(user.id, this.now());
     user.accessFailedCount = 0;
     await this.notify(UserResetAccessFailedCountNotification, user);
   }
@@ -604,18 +670,28 @@ export class BackOfficeUserManager {
     return randomToken(24);
   }
 
-  /** Renews the security stamp: every session made before ends. */
+  /**
+   * Renews the security stamp: every session made before ends.
+   * @throws BackOfficeNotSupportedError without `UserSecurityStampStore` (check `supportsUserSecurityStamp`).
+   */
   async updateSecurityStamp(user: BackOfficeUser): Promise<void> {
-    if (!isUserSecurityStampStore(this.store)) return;
+    const store = this.getSecurityStampStore();
     user.securityStamp = this.newSecurityStamp();
-    await this.store.setSecurityStamp(user.id, user.securityStamp, this.now());
+    await store.setSecurityStamp(user.id, user.securityStamp, this.now());
   }
 
+  /**
+   * Turns the 2FA flag on or off with a new security stamp, and raises `UserTwoFactorEnabledNotification` or
+   * `UserTwoFactorDisabledNotification`: the one place either is raised, so a host calling the manager sees
+   * what the REST routes do.
+   */
   async setTwoFactorEnabled(user: BackOfficeUser, enabled: boolean): Promise<IdentityResult> {
     if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
     const stamp = this.newSecurityStamp();
     await this.store.setTwoFactorEnabled(user.id, enabled, stamp, this.now());
     Object.assign(user, { twoFactorEnabled: enabled, securityStamp: stamp });
+    if (enabled) await this.notify(UserTwoFactorEnabledNotification, user);
+    else await this.notify(UserTwoFactorDisabledNotification, user);
     return IdentityResult.success();
   }
 
@@ -653,9 +729,9 @@ export class BackOfficeUserManager {
    * stored (see `hashRecoveryCode`).
    */
   async generateNewRecoveryCodes(user: BackOfficeUser, count = 10): Promise<string[]> {
-    if (!isUserRecoveryCodeStore(this.store)) throw new Error('The user store does not support recovery codes.');
+    const store = this.getRecoveryCodeStore();
     const codes = Array.from({ length: count }, () => newRecoveryCode());
-    await this.store.replaceRecoveryCodes(user.id, codes.map((c) => hashRecoveryCode(this.options, user.id, c)), this.now());
+    await store.replaceRecoveryCodes(user.id, codes.map((c) => hashRecoveryCode(this.options, user.id, c)), this.now());
     return codes;
   }
 
@@ -671,14 +747,9 @@ export class BackOfficeUserManager {
   /** Most passkeys one account may have. */
   readonly maxPasskeysPerUser = 25;
 
-  private passkeyStore(): UserPasskeyStore {
-    if (!isUserPasskeyStore(this.store)) throw new Error('The user store does not support passkeys (UserPasskeyStore).');
-    return this.store;
-  }
-
   /** The user's passkeys, oldest first; none when passkeys are off. */
   async getPasskeys(user: BackOfficeUser): Promise<StoredPasskey[]> {
-    return this.supportsUserPasskeys ? this.passkeyStore().listPasskeys(user.id) : [];
+    return this.supportsUserPasskeys ? this.getPasskeyStore().listPasskeys(user.id) : [];
   }
 
   /** Trimmed NFC name of 1 to 64 characters without control characters, or null. */
@@ -694,7 +765,7 @@ export class BackOfficeUserManager {
     if (!this.supportsUserPasskeys) return IdentityResult.failed(d.notSupported('passkeys'));
     const name = this.normalizePasskeyName(passkey.name);
     if (name === null) return IdentityResult.failed(d.invalidPasskeyName());
-    const store = this.passkeyStore();
+    const store = this.getPasskeyStore();
     if ((await store.listPasskeys(user.id)).length >= this.maxPasskeysPerUser) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
     try {
       const added = await store.addPasskey(user.id, { ...passkey, name }, this.now());
@@ -712,14 +783,14 @@ export class BackOfficeUserManager {
     if (!this.supportsUserPasskeys) return IdentityResult.failed(d.notSupported('passkeys'));
     const normalized = this.normalizePasskeyName(name);
     if (normalized === null) return IdentityResult.failed(d.invalidPasskeyName());
-    if (!(await this.passkeyStore().renamePasskey(user.id, passkeyId, normalized, this.now()))) return IdentityResult.failed(d.notFound('passkey'));
+    if (!(await this.getPasskeyStore().renamePasskey(user.id, passkeyId, normalized, this.now()))) return IdentityResult.failed(d.notFound('passkey'));
     return IdentityResult.success();
   }
 
   /** Removes one of the user's passkeys (`UserPasskeyRemovedNotification`); false when the user has no such passkey. */
   async removePasskey(user: BackOfficeUser, passkeyId: string): Promise<boolean> {
     if (!this.supportsUserPasskeys) return false;
-    const store = this.passkeyStore();
+    const store = this.getPasskeyStore();
     const passkey = (await store.listPasskeys(user.id)).find((p) => p.id === passkeyId);
     if (!passkey || !(await store.removePasskey(user.id, passkeyId))) return false;
     await this.notify(UserPasskeyRemovedNotification, user, { passkeyId: passkey.id, passkeyName: passkey.name });
@@ -731,9 +802,7 @@ export class BackOfficeUserManager {
     for (const provider of this.twoFactorProviders) await provider.reset(user);
     if (isUserRecoveryCodeStore(this.store)) await this.store.replaceRecoveryCodes(user.id, [], this.now());
     if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
-    const result = await this.setTwoFactorEnabled(user, false);
-    if (result.succeeded) await this.notify(UserTwoFactorDisabledNotification, user);
-    return result;
+    return this.setTwoFactorEnabled(user, false);
   }
 
   /**
@@ -750,7 +819,7 @@ export class BackOfficeUserManager {
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     Object.assign(user, changes);
     if (!isApproved) {
-      await this.updateSecurityStamp(user);
+      if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
       // A link mailed before the disable must not work once the user is enabled again.
       if (isUserTokenStore(this.store)) {
         for (const purpose of ['password_reset', 'invite'] as const) await this.store.voidTokens(user.id, purpose, this.now());
@@ -768,7 +837,7 @@ export class BackOfficeUserManager {
   async removePassword(user: BackOfficeUser): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
     const stamp = this.newSecurityStamp();
-    await (this.store as unknown as UserPasswordStore).setPasswordHash(user.id, null, stamp, this.now());
+    await this.getPasswordStore().setPasswordHash(user.id, null, stamp, this.now());
     Object.assign(user, { passwordHash: null, securityStamp: stamp });
     return IdentityResult.success();
   }
@@ -803,10 +872,10 @@ export class BackOfficeUserManager {
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
     const removesAdmin = user.isApproved && user.kind !== 'api' && user.groups.includes('admin') && !aliases.includes('admin');
-    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => (store as unknown as UserGroupStore).setGroups(user.id, aliases));
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => this.capability(isUserGroupStore, 'UserGroupStore', store).setGroups(user.id, aliases));
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
     user.groups = aliases;
-    await this.updateSecurityStamp(user);
+    if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
     await this.notify(UserGroupsChangedNotification, user, {
       groups: user.groups,
       added: aliases.filter((g) => !before.includes(g)).sort(),
@@ -879,7 +948,7 @@ export class BackOfficeUserManager {
       return true;
     }
     return this.store.withGroupLock('admin', async (store) => {
-      const others = await (store as unknown as UserGroupStore).countApprovedInGroup('admin', { now: this.now(), exceptUserId: userId });
+      const others = await this.capability(isUserGroupStore, 'UserGroupStore', store).countApprovedInGroup('admin', { now: this.now(), exceptUserId: userId });
       if (others < 1) return false;
       await write(store);
       return true;

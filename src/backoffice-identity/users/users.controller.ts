@@ -3,7 +3,8 @@ import { ApiAcceptedResponse, ApiCreatedResponse, ApiNoContentResponse, ApiOkRes
 import { ErrorResponse, UserResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import type { IdentityResult } from '../common/identity-result.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { BackOfficeInviteService, type BackOfficeInviteOutcome } from '../invites/backoffice-invite.service.js';
@@ -38,6 +39,7 @@ export class UsersController {
     @Inject(BackOfficeGroupService) private readonly groups: BackOfficeGroupService,
     @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
     @Inject(BackOfficeUserLifecycleService) private readonly lifecycle: BackOfficeUserLifecycleService,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
   ) {}
 
   @Get()
@@ -127,7 +129,7 @@ export class UsersController {
     }
     const user = await this.findOr404(id);
     this.throwIfFailed(await this.userManager.setApproved(user, false, { reason: body.reason?.trim() || null, until }));
-    await this.sessions.revokeAll(user.id);
+    await this.signInManager.refreshSignIn(user);
     if (user.kind === 'api') await this.apiUsers.revokeTokens(user.id);
     return toBackOfficeUserDto(user, this.clock.now());
   }
@@ -179,7 +181,7 @@ export class UsersController {
   async resetTwoFactor(@Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findOr404(id);
     this.throwIfFailed(await this.userManager.resetTwoFactor(user));
-    await this.sessions.revokeAll(user.id);
+    await this.signInManager.refreshSignIn(user);
     return toBackOfficeUserDto(user, this.clock.now());
   }
 

@@ -8,45 +8,49 @@ import type { BackOfficeUserStore } from '../../users/stores/user-store.interfac
 import { BackOfficeSessionEntity } from './entities/backoffice-session.entity.js';
 import { preparedQuery } from './prepared-query.js';
 import { deleteCounting } from './sql-results.js';
-import { TypeOrmBackOfficeUserStore, USER_COLUMNS, userFromRow, type UserRow } from './typeorm-user-store.js';
+import { aliases, jsonDate, TypeOrmBackOfficeUserStore, USER_COLUMNS, USER_GROUPS_JOIN, userFromRow, type UserJson, type UserRow } from './typeorm-user-store.js';
 
 const WEEK_MS = 7 * 86_400_000;
 
-/** The session columns, aliased so they can sit beside the user's in one row. */
-const SESSION_COLUMNS = `s.id AS s_id, s.user_id AS s_user_id, s.token_hash AS s_token_hash, s.security_stamp AS s_security_stamp,
-  s.created_at AS s_created_at, s.last_seen_at AS s_last_seen_at, s.expires_at AS s_expires_at,
-  s.reauthenticated_at AS s_reauthenticated_at, s.revoked_at AS s_revoked_at,
-  s.ip AS s_ip, s.user_agent AS s_user_agent, s.two_factor_setup_only AS s_two_factor_setup_only`;
-
-interface SessionRow {
-  s_id: string;
-  s_user_id: string;
-  s_token_hash: string;
-  s_security_stamp: string;
-  s_created_at: Date;
-  s_last_seen_at: Date;
-  s_expires_at: Date;
-  s_reauthenticated_at: Date | null;
-  s_revoked_at: Date | null;
-  s_ip: string | null;
-  s_user_agent: string | null;
-  s_two_factor_setup_only: boolean;
+/** `backoffice_session` as `row_to_json(s)` gives it (one field for the driver to parse; timestamps as ISO text). */
+interface SessionJson {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  security_stamp: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  reauthenticated_at: string | null;
+  revoked_at: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  two_factor_setup_only: boolean;
 }
 
-function sessionFromRow(row: SessionRow): BackOfficeSession {
+interface SessionRow {
+  s: SessionJson;
+  login_providers?: string[] | string;
+}
+
+/** The providers of the user's linked external logins, as `GET /auth/me` lists them (oldest link first). */
+const LOGIN_PROVIDERS_COLUMN = `ARRAY(SELECT l.provider FROM backoffice_user_login l WHERE l.user_id = u.id
+  ORDER BY l.created_at, l.provider) AS login_providers`;
+
+function sessionFromRow({ s }: SessionRow): BackOfficeSession {
   return Object.assign(new BackOfficeSessionEntity(), {
-    id: row.s_id,
-    userId: row.s_user_id,
-    tokenHash: row.s_token_hash,
-    securityStamp: row.s_security_stamp,
-    createdAt: row.s_created_at,
-    lastSeenAt: row.s_last_seen_at,
-    expiresAt: row.s_expires_at,
-    reauthenticatedAt: row.s_reauthenticated_at,
-    revokedAt: row.s_revoked_at,
-    ip: row.s_ip,
-    userAgent: row.s_user_agent,
-    twoFactorSetupOnly: row.s_two_factor_setup_only === true,
+    id: s.id,
+    userId: s.user_id,
+    tokenHash: s.token_hash,
+    securityStamp: s.security_stamp,
+    createdAt: new Date(s.created_at),
+    lastSeenAt: new Date(s.last_seen_at),
+    expiresAt: new Date(s.expires_at),
+    reauthenticatedAt: jsonDate(s.reauthenticated_at),
+    revokedAt: jsonDate(s.revoked_at),
+    ip: s.ip,
+    userAgent: s.user_agent,
+    twoFactorSetupOnly: s.two_factor_setup_only === true,
   });
 }
 
@@ -89,7 +93,7 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     const rows = await preparedQuery<SessionRow>(
       this.dataSource,
       'backoffice_find_session_by_token_hash',
-      `SELECT ${SESSION_COLUMNS} FROM backoffice_session s WHERE s.token_hash = $1`,
+      `SELECT row_to_json(s) AS s FROM backoffice_session s WHERE s.token_hash = $1`,
       [tokenHash],
     );
     return rows[0] ? sessionFromRow(rows[0]) : null;
@@ -100,17 +104,31 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     return userStore instanceof TypeOrmBackOfficeUserStore && userStore.findById === TypeOrmBackOfficeUserStore.prototype.findById;
   }
 
-  async findByTokenHashWithUser(tokenHash: string): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null } | null> {
-    const rows = await preparedQuery<SessionRow & Partial<UserRow>>(
-      this.dataSource,
-      'backoffice_find_session_with_user',
-      `SELECT ${SESSION_COLUMNS}, ${USER_COLUMNS}
-       FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id WHERE s.token_hash = $1`,
-      [tokenHash],
-    );
+  async findByTokenHashWithUser(
+    tokenHash: string,
+    options: { logins?: boolean } = {},
+  ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[] } | null> {
+    const rows = options.logins
+      ? await preparedQuery<SessionRow & UserRow>(
+          this.dataSource,
+          'backoffice_find_session_with_user_and_logins',
+          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}, ${LOGIN_PROVIDERS_COLUMN}
+           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
+          [tokenHash],
+        )
+      : await preparedQuery<SessionRow & UserRow>(
+          this.dataSource,
+          'backoffice_find_session_with_user',
+          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}
+           FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
+          [tokenHash],
+        );
     const row = rows[0];
     if (!row) return null;
-    return { session: sessionFromRow(row), user: row.id ? userFromRow(row as UserRow) : null };
+    const session = sessionFromRow(row);
+    if (!row.u) return { session, user: null };
+    const user = userFromRow(row as UserRow & { u: UserJson });
+    return options.logins ? { session, user, loginProviders: aliases(row.login_providers ?? []) } : { session, user };
   }
 
   async findById(userId: string, sessionId: string): Promise<BackOfficeSession | null> {

@@ -1,7 +1,9 @@
 import { randomToken } from '../../common/crypto.js';
 import type { IdentityError } from '../../common/identity-result.js';
 import { CONTROL_CHARACTERS } from '../../common/lookup-normalizer.js';
-import type { BackOfficeUserManager } from '../backoffice-user-manager.js';
+import type { BackOfficeErrorDescriber } from '../../common/error-describer.js';
+import type { BackOfficeUserStore } from '../stores/user-store.interface.js';
+import type { BackOfficeUserCandidate } from '../validators.interface.js';
 import { toStoredImportedHash } from '../passwords/foreign-password-hashes.js';
 import {
   type ImportConflictMode,
@@ -37,8 +39,21 @@ interface PreparedRecord {
  * most {@link MAX_IMPORT_BATCH}. An invalid record is reported with its errors and nothing of it is written.
  * Password hashes are never part of a report, an error description or a log line.
  */
+/**
+ * What the importer needs of the user manager (`BackOfficeUserManager` is one): declared here so the importer
+ * does not import the manager that creates it.
+ */
+export interface BackOfficeUserImportHost {
+  readonly store: BackOfficeUserStore;
+  readonly errorDescriber: BackOfficeErrorDescriber;
+  normalizeKey(value: string): string;
+  now(): Date;
+  knownGroupAliases(): Promise<Set<string>>;
+  prepareUserCandidate(input: { email?: unknown; username?: unknown; name?: unknown }): Promise<{ candidate: BackOfficeUserCandidate; errors: IdentityError[] }>;
+}
+
 export class BackOfficeUserImporter {
-  constructor(private readonly manager: BackOfficeUserManager) {}
+  constructor(private readonly manager: BackOfficeUserImportHost) {}
 
   /** Checks the options; throws a `TypeError` naming the option when one is wrong. */
   static resolveOptions(options: ImportUsersOptions = {}): ResolvedImportOptions {

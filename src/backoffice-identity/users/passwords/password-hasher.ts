@@ -5,14 +5,8 @@ import { BACKOFFICE_IDENTITY_OPTIONS } from '../../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../../options/backoffice-identity-options.interface.js';
 import { isImportedHash, verifyImportedHash } from './foreign-password-hashes.js';
 
-/** Outcome of a hash check, as ASP.NET Identity's `PasswordVerificationResult`. */
-export type PasswordVerificationResult = 'failed' | 'success' | 'successRehashNeeded';
-
-/** Hashes and verifies passwords. Swap it through `BACKOFFICE_PASSWORD_HASHER`. */
-export interface BackOfficePasswordHasher {
-  hashPassword(password: string): Promise<string>;
-  verifyHashedPassword(hashedPassword: string, providedPassword: string): Promise<PasswordVerificationResult>;
-}
+export type { BackOfficePasswordHasher, PasswordVerificationResult } from './password-hasher.interface.js';
+import type { BackOfficePasswordHasher, PasswordVerificationResult } from './password-hasher.interface.js';
 
 /** Prefix of the current format: bcrypt over an HMAC-SHA256 pre-hash of the whole password. */
 export const BCRYPT_SHA256_PREFIX = '$bo-bcrypt-sha256$v1$';

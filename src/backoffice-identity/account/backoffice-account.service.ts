@@ -1,0 +1,119 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { IdentityResult, type IdentityError } from '../common/identity-result.js';
+import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
+import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
+import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/session-store.interface.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
+import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+
+/** The session an account change is made from: it stays signed in, the user's other sessions end. */
+export type BackOfficeAccountSession = Pick<BackOfficeSessionEntity, 'id' | 'twoFactorSetupOnly' | 'createdAt' | 'expiresAt'>;
+
+const failure = (code: string, description: string): IdentityResult<never> => IdentityResult.failed({ code, description } satisfies IdentityError);
+
+/**
+ * The signed-in user's own account flows, for the REST routes and for host code alike: change password, turn
+ * two-factor authentication on and off, list and end sessions. Each flow renews the security stamp through the
+ * user manager (which raises the notification) and then keeps the calling session while ending the others
+ * (`signInManager.refreshSignIn`). Refusals are `IdentityResult` failures with the registry's codes
+ * (`invalid_credentials`, `two_factor_already_enabled`, ...); the controllers only map them to HTTP.
+ */
+@Injectable()
+export class BackOfficeAccountService {
+  constructor(
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+  ) {}
+
+  private get userManager(): BackOfficeUserManager {
+    return this.signInManager.userManager;
+  }
+
+  /**
+   * Changes the password after checking the current one; a wrong current password counts toward lockout and
+   * fails with `invalid_credentials`, a weak new one with the policy's errors. On success only `session` stays.
+   */
+  async changePassword(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, currentPassword: string, newPassword: string): Promise<IdentityResult> {
+    const result = await this.userManager.changePassword(user, currentPassword, newPassword);
+    if (!result.succeeded) {
+      if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
+      if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
+      return failure('invalid_credentials', 'The username or password is incorrect.');
+    }
+    await this.signInManager.refreshSignIn(user, session.id);
+    return result;
+  }
+
+  /** Starts enrolling with `providerName` (a secret and QR code to confirm with `enableTwoFactor`). */
+  async startTwoFactorSetup(user: BackOfficeUser, providerName: string): Promise<IdentityResult<TwoFactorSetup>> {
+    const provider = this.twoFactorProvider(providerName);
+    if (!provider.succeeded) return provider as IdentityResult<never>;
+    if (user.twoFactorEnabled) return failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
+    return IdentityResult.success(await provider.value!.generateSetup(user));
+  }
+
+  /**
+   * Confirms the enrolment with a code and turns 2FA on (`UserTwoFactorEnabledNotification`): a setup-only
+   * session becomes a full one, the user's other sessions end, and 10 new recovery codes are answered (shown once).
+   */
+  async enableTwoFactor(user: BackOfficeUser, session: BackOfficeAccountSession, providerName: string, code: string): Promise<IdentityResult<{ recoveryCodes: string[] }>> {
+    const provider = this.twoFactorProvider(providerName);
+    if (!provider.succeeded) return provider as IdentityResult<never>;
+    if (user.twoFactorEnabled) return failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
+    if (!(await provider.value!.verify(user, code, { enrolling: true }))) {
+      return failure('invalid_code', 'The code is not valid; check the time on your device and try the next code.');
+    }
+    const enabled = await this.userManager.setTwoFactorEnabled(user, true);
+    if (!enabled.succeeded) return enabled as IdentityResult<never>;
+    await this.signInManager.refreshSignIn(user, session.id);
+    await this.sessions.completeTwoFactorSetup(session as BackOfficeSessionEntity);
+    if (user.twoFactorSetupDeadline) await this.userManager.setTwoFactorSetupDeadline(user, null);
+    return IdentityResult.success({ recoveryCodes: await this.userManager.generateNewRecoveryCodes(user) });
+  }
+
+  /**
+   * Turns 2FA off after checking the password (a wrong one counts toward lockout: `invalid_credentials`);
+   * refused while a group of the user requires it (`two_factor_required`). Only `session` stays signed in.
+   */
+  async disableTwoFactor(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, password: string): Promise<IdentityResult> {
+    if (!this.userManager.supportsUserTwoFactor) return failure('not_found', 'Two-factor authentication is not enabled.');
+    if (!user.twoFactorEnabled) return failure('two_factor_not_enabled', 'Two-factor authentication is not on.');
+    if (user.twoFactorRequiredByGroup) {
+      return failure('two_factor_required', 'One of your groups requires two-factor authentication; it cannot be turned off.');
+    }
+    if (!(await this.userManager.checkPassword(user, password))) {
+      if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
+      return failure('invalid_credentials', 'The username or password is incorrect.');
+    }
+    const result = await this.userManager.resetTwoFactor(user);
+    if (!result.succeeded) return result;
+    await this.signInManager.refreshSignIn(user, session.id);
+    return result;
+  }
+
+  /** The user's live sessions, `current` marking `session`. */
+  listSessions(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>): Promise<BackOfficeSessionDto[]> {
+    return this.sessions.list(user, session.id);
+  }
+
+  /** Ends one of the user's own sessions; false when it is not theirs (or not live). */
+  revokeSession(user: Pick<BackOfficeUser, 'id'>, sessionId: string): Promise<boolean> {
+    return this.sessions.revoke(user.id, sessionId);
+  }
+
+  /** Signs out everywhere else: every other session ends (`UserSessionsRevokedNotification`). Answers how many. */
+  async revokeOtherSessions(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>): Promise<number> {
+    const revoked = await this.sessions.revokeAll(user.id, session.id);
+    await this.userManager.notify(UserSessionsRevokedNotification, user, { count: revoked });
+    return revoked;
+  }
+
+  private twoFactorProvider(name: string): IdentityResult<TwoFactorProvider> {
+    if (!this.userManager.supportsUserTwoFactor) return failure('not_found', 'Two-factor authentication is not enabled.');
+    const provider = this.userManager.getTwoFactorProvider(name);
+    return provider ? IdentityResult.success(provider) : failure('unknown_provider', 'No such two-factor provider.');
+  }
+}

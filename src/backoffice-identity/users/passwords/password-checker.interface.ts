@@ -1,0 +1,35 @@
+import type { BackOfficeUser } from '../backoffice-user.js';
+
+/** Answer of a {@link BackOfficePasswordChecker}. `fallback`: check the local password hash instead. */
+export type BackOfficePasswordCheckerResult = 'valid' | 'invalid' | 'fallback';
+
+/** Profile of a user the checker vouches for but the module does not know yet (e.g. from directory attributes). */
+export interface BackOfficeExternalUserProfile {
+  email: string;
+  name: string;
+  /** Defaults to the email when `usernameIsEmail`, else to the username signed in with. */
+  username?: string;
+  groups: string[];
+}
+
+/** Answer of {@link BackOfficePasswordChecker.checkUnknownUser}: `valid` with `user` creates that user. */
+export interface BackOfficeUnknownUserCheckResult {
+  result: BackOfficePasswordCheckerResult;
+  /** Set with `valid` when the user should be created. */
+  user?: BackOfficeExternalUserProfile;
+}
+
+/**
+ * Optional external password check, asked before the local hash (like Umbraco's
+ * `IBackOfficeUserPasswordChecker`, e.g. LDAP first). Register it through `BACKOFFICE_PASSWORD_CHECKER`.
+ * Implementations must not throw: answer `fallback` or `invalid` when the external system is unavailable.
+ */
+export interface BackOfficePasswordChecker {
+  checkPassword(user: BackOfficeUser, password: string): Promise<BackOfficePasswordCheckerResult>;
+  /**
+   * Optional: asked when the username matches no local user. Answer `valid` with a profile to create the user
+   * and sign them in (e.g. a directory user's first sign-in). Do the same work whatever the answer, so
+   * response times do not tell which usernames exist.
+   */
+  checkUnknownUser?(username: string, password: string): Promise<BackOfficeUnknownUserCheckResult>;
+}

@@ -1,0 +1,97 @@
+import { type ArgumentsHost, BadRequestException, Catch, Controller, type ExceptionFilter, Get, HttpException } from '@nestjs/common';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { BackOfficeAuthorize, BackOfficeRequestContextStore } from '../../src/backoffice-identity/index.js';
+
+/** The host app's own error shape, from its own global filter: `{ host: true, status, what }`. */
+@Catch()
+class HostErrorFilter implements ExceptionFilter {
+  catch(exception: unknown, host: ArgumentsHost) {
+    const response = host.switchToHttp().getResponse();
+    const status = exception instanceof HttpException ? exception.getStatus() : 500;
+    const body = { host: true, status, what: exception instanceof Error ? exception.message : 'unknown' };
+    // Express and Fastify replies both take status + send through Nest's adapter helpers; use the raw ones
+    if (typeof response.status === 'function' && typeof response.json === 'function') response.status(status).json(body);
+    else response.code(status).send(body);
+  }
+}
+
+/** Host routes: one whose path merely contains the module's prefix, one open and one guarded that report the request context. */
+@Controller()
+class HostController {
+  @Get('api/backoffice/x')
+  refuse() {
+    throw new BadRequestException('host says no');
+  }
+
+  @Get('host/context')
+  open() {
+    return { active: BackOfficeRequestContextStore.active() };
+  }
+
+  @Get('host/guarded-context')
+  @BackOfficeAuthorize()
+  guarded() {
+    const context = BackOfficeRequestContextStore.current();
+    return { active: BackOfficeRequestContextStore.active(), ip: context.ipAddress, performingUserId: context.performingUserId };
+  }
+}
+
+describe('Scope: the module formats its own errors and sets its request context on its own routes only', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let host: HttpClient;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false } },
+      controllers: [HostController],
+      beforeListen: (app) => void app.useGlobalFilters(new HostErrorFilter()),
+    });
+    host = new HttpClient(ctx.url, '');
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('a host route whose path contains /backoffice/ keeps the host filter\'s error shape', async () => {
+    const result = await host.get('/api/backoffice/x');
+    expect(result.status).toBe(400);
+    expect(result.body).toEqual({ host: true, status: 400, what: 'host says no' });
+  });
+
+  it('a host 404 keeps the host filter\'s error shape', async () => {
+    const result = await host.get('/nowhere/at/all');
+    expect(result.status).toBe(404);
+    expect(result.body).toMatchObject({ host: true, status: 404 });
+  });
+
+  it('the module\'s routes keep the module\'s shape whatever global filter the host has: controller errors, malformed JSON, unknown routes', async () => {
+    const me = await new HttpClient(ctx.url).get('/auth/me');
+    expect(me.status).toBe(401);
+    expect(me.body).toEqual({ statusCode: 401, code: 'unauthenticated', message: 'Sign in first.' });
+    const malformed = await new HttpClient(ctx.url).request('POST', '/auth/login', { raw: '{"username": ', contentType: 'application/json' });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatchObject({ statusCode: 400, code: 'malformed_json' });
+    const unknown = await new HttpClient(ctx.url).get('/no-such-route');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ statusCode: 404, code: 'not_found' });
+  });
+
+  it('the request context is set on guarded host routes (IP, performing user) and not on the host\'s other routes', async () => {
+    expect((await host.get('/host/context')).body).toEqual({ active: false });
+    const user = (await ctx.userManager.createUser({ email: 'scope@example.com', name: 'Scope', password: TEST_PASSWORD })).value!;
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    const guarded = await new HttpClient(ctx.url, '').request('GET', '/host/guarded-context', { headers: { cookie: http.cookieHeader() } });
+    expect(guarded.status).toBe(200);
+    expect(guarded.body).toEqual({ active: true, ip: '127.0.0.1', performingUserId: user.id });
+    // an unauthenticated call to a guarded host route: the module's guard refused it, the host's filter shaped it
+    const refused = await host.get('/host/guarded-context');
+    expect(refused.status).toBe(401);
+    expect(refused.body).toMatchObject({ host: true, status: 401 });
+  });
+});
