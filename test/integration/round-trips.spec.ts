@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import pg from 'pg';
+import { DataSource } from 'typeorm';
 import { BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
@@ -97,7 +98,7 @@ describe('Database round trips of an authenticated request and of a login', () =
     expect((await c.get('/auth/me')).status).toBe(401);
   });
 
-  it('a successful login: prepared statements only (no transaction, no query builder), audit entry written before the answer', async () => {
+  it('a successful login: three prepared statements (no transaction, no query builder); last login, audit entry and session in one, before the answer', async () => {
     const user = await newUser();
     let status = 0;
     const statements = await statementsDuring(async () => {
@@ -107,11 +108,35 @@ describe('Database round trips of an authenticated request and of a login', () =
     expect(statements.map(verb)).toEqual([
       'SELECT row_to_json(u) AS', // the user by name, with its groups
       'SELECT row_to_json(u) AS', // again after the hash check: a lock that began meanwhile still refuses
-      'UPDATE backoffice_user SET', // last login
-      'INSERT INTO backoffice_audit_entry', // backoffice.user.login.success, before the response
-      'INSERT INTO backoffice_session', // the session
+      'WITH l AS', // last login, backoffice.user.login.success and the session: one statement
     ]);
+    expect(statements[2]).toMatch(/^WITH l AS \(UPDATE backoffice_user SET last_login_at = .*\), a1 AS \(INSERT INTO backoffice_audit_entry .*\) INSERT INTO backoffice_session /);
     expect(statements.join('\n')).not.toMatch(/START TRANSACTION|BEGIN|COMMIT/);
+    // all three were written before the answer
+    const before = ctx.clock.now().getTime();
+    const stored = (await ctx.userManager.findById(user.id))!;
+    expect(stored.lastLoginAt).not.toBeNull();
+    expect(Math.abs(stored.lastLoginAt!.getTime() - before)).toBeLessThan(5_000);
+    const trail = await ctx.app.get(DataSource).query(`SELECT event FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = 'backoffice.user.login.success'`, [user.id]);
+    expect(trail).toHaveLength(1);
+    const rows = await ctx.app.get(DataSource).query(`SELECT count(*)::int AS n FROM backoffice_session WHERE user_id = $1`, [user.id]);
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('a refused login (locked, wrong password, not allowed) writes its audit entry at once, with no session', async () => {
+    const user = await newUser();
+    expect((await ctx.userManager.setApproved((await ctx.userManager.findById(user.id))!, false)).succeeded).toBe(true);
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(403);
+    expect((await http.login(user.email, 'wrong password entirely')).status).toBe(401);
+    const trail = await ctx.app.get(DataSource).query(
+      `SELECT details->>'reason' AS reason FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = 'backoffice.user.login.failed' ORDER BY id`,
+      [user.id],
+    );
+    expect(trail.map((r: { reason: string }) => r.reason)).toEqual(['not_allowed', 'invalid_credentials']);
+    const rows = await ctx.app.get(DataSource).query(`SELECT count(*)::int AS n FROM backoffice_session WHERE user_id = $1`, [user.id]);
+    expect(rows[0].n).toBe(0);
+    expect((await ctx.userManager.findById(user.id))!.lastLoginAt).toBeNull();
   });
 });
 

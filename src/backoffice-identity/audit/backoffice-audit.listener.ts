@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
-import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_IDENTITY_OPTIONS, BackOfficeEvents } from '../constants.js';
 import { BackOfficeNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeAuditStore } from './backoffice-audit-store.interface.js';
@@ -32,14 +33,22 @@ export class BackOfficeAuditListener implements OnModuleInit, OnModuleDestroy {
   async write(payload: unknown): Promise<void> {
     if (!(payload instanceof BackOfficeNotification)) return;
     try {
-      await this.store.append({
+      const entry = {
         event: payload.eventName,
         performingUserId: payload.performingUserId,
         affectedUserId: payload.affectedUserId,
         ipAddress: payload.ipAddress?.slice(0, 64) ?? null,
         createdAt: payload.dateTimeUtc,
         details: payload.auditDetails() ?? {},
-      });
+      };
+      // POST /auth/login with the built-in stores: the entry is written in the same statement as the session,
+      // before the response (the session service writes it; a sign-in that issues no session writes it at once).
+      const deferred = payload.eventName === BackOfficeEvents.LoginSuccess ? BackOfficeRequestContextStore.current().signInWrites : undefined;
+      if (deferred?.audit) {
+        deferred.auditEntries.push(entry);
+        return;
+      }
+      await this.store.append(entry);
     } catch (error) {
       this.logger.error(`Could not write the audit entry of ${payload.eventName}: ${(error as Error).message}`);
     }

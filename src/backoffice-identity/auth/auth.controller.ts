@@ -80,7 +80,13 @@ export class AuthController {
       await this.issuer.issue(result.user!, response, { twoFactorSetupOnly: true });
       return { status: 'requiresTwoFactorSetup', providers: this.twoFactorProviders.map((p) => p.name) };
     }
-    const user = await this.issuer.issue(result.user!, response);
+    let user: BackOfficeUserDto;
+    try {
+      user = await this.issuer.issue(result.user!, response);
+    } finally {
+      // The guard held the last-login write and audit entry for the session row; written now if it was not.
+      await this.sessions.flushSignInWrites();
+    }
     return result.twoFactorSetupDeadline ? { status: 'success', user, twoFactorSetupDeadline: result.twoFactorSetupDeadline.toISOString() } : { status: 'success', user };
   }
 

@@ -7,6 +7,7 @@ import type { BackOfficeHttpRequest } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { SignInResult } from '../sign-in/backoffice-sign-in-manager.js';
 import { LoginDto } from './auth.dto.js';
 import { BACKOFFICE_LOCAL_STRATEGY, type BackOfficeLocalStrategyHandle } from './backoffice-local.strategy.js';
@@ -32,6 +33,7 @@ export class BackOfficeLoginGuard extends AuthGuard() {
     @Inject(BACKOFFICE_LOCAL_STRATEGY) strategy: BackOfficeLocalStrategyHandle,
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly identityOptions: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
   ) {
     // The strategy's name is unique to this module instance, so it is the guard's default strategy.
     super({ defaultStrategy: strategy.name, property: BACKOFFICE_SIGN_IN_PROPERTY, session: false } satisfies IAuthModuleOptions);
@@ -43,7 +45,17 @@ export class BackOfficeLoginGuard extends AuthGuard() {
     if (this.identityOptions.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     await this.rateLimiter.enforceSignInPerIp('login-ip', { name: 'login-ip-user', key: normalizeLookupKey(body.username) });
     request.body = body;
-    return (await super.canActivate(context)) as boolean;
+    // A success's last-login write and audit entry go with the session row the route writes (one statement);
+    // any other outcome writes what it held back before the answer.
+    this.sessions.deferSignInWrites();
+    let signedIn = false;
+    try {
+      const allowed = (await super.canActivate(context)) as boolean;
+      signedIn = (request as Partial<BackOfficeLoginRequest>)[BACKOFFICE_SIGN_IN_PROPERTY]?.status === 'success';
+      return allowed;
+    } finally {
+      if (!signedIn) await this.sessions.flushSignInWrites();
+    }
   }
 
   /** A refusal from the strategy keeps its error (401 / 423 / 403); no result at all is `invalid_credentials`. */

@@ -1,10 +1,27 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { NewBackOfficeAuditEntry } from '../audit/backoffice-audit-store.interface.js';
+
+/**
+ * The writes of a successful password sign-in that wait for the session row, so that last login, audit entry and
+ * session are one statement (`POST /auth/login` with the built-in stores). Internal: set by the login guard only
+ * when the session store can write them (see `BackOfficeSessionService.deferSignInWrites`).
+ */
+export interface BackOfficeDeferredSignInWrites {
+  /** The user manager's last-login write may wait for the session row. */
+  readonly lastLogin: boolean;
+  /** The audit listener's `backoffice.user.login.success` entry may wait for the session row. */
+  readonly audit: boolean;
+  lastLoginAt?: { userId: string; at: Date };
+  auditEntries: NewBackOfficeAuditEntry[];
+}
 
 /** What the current request tells the managers: who and where from. */
 export interface BackOfficeRequestContext {
   ipAddress?: string;
   userAgent?: string;
   performingUserId?: string | null;
+  /** @internal Writes of a successful sign-in held for the session row (see {@link BackOfficeDeferredSignInWrites}). */
+  signInWrites?: BackOfficeDeferredSignInWrites;
 }
 
 const storage = new AsyncLocalStorage<BackOfficeRequestContext>();

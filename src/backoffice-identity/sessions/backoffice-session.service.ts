@@ -1,9 +1,11 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { BackOfficeAuditStore } from '../audit/backoffice-audit-store.interface.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeBackgroundTasks } from '../common/background-tasks.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomUUID } from 'node:crypto';
 import { randomToken, sha256Hex } from '../common/crypto.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SESSION_STORE, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SESSION_STORE, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { isUuid } from '../common/ids.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -65,6 +67,8 @@ export class BackOfficeSessionService {
   private readonly joinsUser: boolean;
   /** Whether that lookup also reads the user's linked logins (external providers are configured). */
   private readonly readsLogins: boolean;
+  /** Which writes of a sign-in the store can make together with the session row (null: none). */
+  private readonly signInFold: { lastLogin: boolean; audit: boolean } | null;
 
   constructor(
     @Inject(BACKOFFICE_SESSION_STORE) private readonly store: BackOfficeSessionStore,
@@ -72,7 +76,10 @@ export class BackOfficeSessionService {
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeBackgroundTasks) private readonly background: BackOfficeBackgroundTasks,
+    @Optional() @Inject(BACKOFFICE_AUDIT_STORE) private readonly auditStore: BackOfficeAuditStore | null = null,
   ) {
+    const fold = store.signInWritesFor && store.createWithSignIn ? store.signInWritesFor(userManager.store, auditStore ?? null) : null;
+    this.signInFold = fold && (fold.lastLogin || fold.audit) ? fold : null;
     this.joinsUser =
       userManager.findById === BackOfficeUserManager.prototype.findById &&
       typeof store.findByTokenHashWithUser === 'function' &&
@@ -110,8 +117,35 @@ export class BackOfficeSessionService {
       ip: context.ip?.slice(0, 64) ?? null,
       userAgent: context.userAgent?.slice(0, 512) ?? null,
     };
-    await this.store.create(session);
+    const request = BackOfficeRequestContextStore.current();
+    const writes = request.signInWrites;
+    if (writes && (writes.lastLoginAt || writes.auditEntries.length > 0)) {
+      request.signInWrites = undefined;
+      await this.store.createWithSignIn!(session, { lastLoginAt: writes.lastLoginAt, auditEntries: writes.auditEntries });
+    } else {
+      await this.store.create(session);
+    }
     return { token, session };
+  }
+
+  /**
+   * Lets the last-login write and the `login.success` audit entry of a sign-in in the current request wait for
+   * the session row, so {@link create} writes all three in one statement. Does nothing when the stores cannot.
+   * Call {@link flushSignInWrites} when the sign-in ends without a session (or fails).
+   */
+  deferSignInWrites(): void {
+    if (!this.signInFold || !BackOfficeRequestContextStore.active()) return;
+    BackOfficeRequestContextStore.current().signInWrites = { ...this.signInFold, auditEntries: [] };
+  }
+
+  /** Writes what {@link deferSignInWrites} held back and no session took with it; stops deferring. */
+  async flushSignInWrites(): Promise<void> {
+    const context = BackOfficeRequestContextStore.current();
+    const writes = context.signInWrites;
+    if (!writes) return;
+    context.signInWrites = undefined;
+    if (writes.lastLoginAt) await this.userManager.store.updateProfile(writes.lastLoginAt.userId, { lastLoginAt: writes.lastLoginAt.at }, writes.lastLoginAt.at);
+    for (const entry of writes.auditEntries) await this.auditStore!.append(entry);
   }
 
   /**

@@ -1,5 +1,14 @@
+import type { BackOfficeAuditStore, NewBackOfficeAuditEntry } from '../audit/backoffice-audit-store.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserStore } from '../users/stores/user-store.interface.js';
+
+/** Writes of a successful sign-in that go with the new session row (see {@link BackOfficeSessionStore.createWithSignIn}). */
+export interface BackOfficeSignInWrites {
+  /** The user's last-login time (as `UserStore.updateProfile(userId, { lastLoginAt: at }, at)` writes it). */
+  lastLoginAt?: { userId: string; at: Date };
+  /** Audit entries (as `BackOfficeAuditStore.append` writes them). */
+  auditEntries?: NewBackOfficeAuditEntry[];
+}
 
 /** A server-side session as stored. The cookie holds a random token; only its SHA-256 is stored. */
 export interface BackOfficeSession {
@@ -32,6 +41,16 @@ export type BackOfficeSessionChanges = Partial<Pick<BackOfficeSession, 'security
  */
 export interface BackOfficeSessionStore {
   create(session: BackOfficeSession): Promise<void>;
+  /**
+   * Optional: which writes of a successful sign-in {@link createWithSignIn} can make for these stores (e.g. all
+   * tables live in one database): the user's last login (of `userStore`) and audit entries (of `auditStore`).
+   */
+  signInWritesFor?(userStore: BackOfficeUserStore, auditStore: BackOfficeAuditStore | null): { lastLogin: boolean; audit: boolean };
+  /**
+   * Optional: {@link create} together with the writes of the sign-in, atomically (one statement in the built-in
+   * store), only for the kinds {@link signInWritesFor} allowed.
+   */
+  createWithSignIn?(session: BackOfficeSession, writes: BackOfficeSignInWrites): Promise<void>;
   /** The session whose token hash this is (live or not), or null. */
   findByTokenHash(tokenHash: string): Promise<BackOfficeSession | null>;
   /**

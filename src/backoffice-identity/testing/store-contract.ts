@@ -315,6 +315,22 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(found?.user?.email).toBe(user.email);
         expect(await sessionStore.findByTokenHashWithUser(hash('unknown'))).toBeNull();
       });
+
+      test('a session with the writes of its sign-in (last login, audit entry), when the store offers it', async ({ userStore, sessionStore, auditStore }) => {
+        const can = sessionStore.createWithSignIn && sessionStore.signInWritesFor?.(userStore, auditStore ?? null);
+        if (!can || !(can.lastLogin || can.audit)) return;
+        const user = await newUser(userStore);
+        const session = newSession(user.id, user.securityStamp);
+        const loginAt = at(5_000);
+        const entry = { event: 'backoffice.user.login.success', performingUserId: user.id, affectedUserId: user.id, ipAddress: '203.0.113.9', createdAt: loginAt, details: {} };
+        await sessionStore.createWithSignIn!(session, { lastLoginAt: can.lastLogin ? { userId: user.id, at: loginAt } : undefined, auditEntries: can.audit ? [entry] : [] });
+        expect((await sessionStore.findByTokenHash(session.tokenHash))?.id).toBe(session.id);
+        if (can.lastLogin) expect((await userStore.findById(user.id))?.lastLoginAt?.getTime()).toBe(loginAt.getTime());
+        if (can.audit) {
+          const page = await auditStore!.list({ userId: user.id, take: 10 });
+          expect(page.items.map((e) => [e.event, e.ipAddress, e.createdAt.getTime()])).toEqual([[entry.event, entry.ipAddress, loginAt.getTime()]]);
+        }
+      });
     });
 
     describe('pending sign-ins', () => {

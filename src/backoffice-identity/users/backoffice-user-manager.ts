@@ -955,10 +955,15 @@ export class BackOfficeUserManager {
     });
   }
 
-  /** Records a successful sign-in time. */
+  /**
+   * Records a successful sign-in time. During `POST /auth/login` with the built-in stores the write goes with the
+   * session row, in the same statement (the login guard arranges it); otherwise it is written here.
+   */
   async recordLogin(user: BackOfficeUser): Promise<void> {
     const now = this.now();
-    await this.store.updateProfile(user.id, { lastLoginAt: now }, now);
+    const deferred = BackOfficeRequestContextStore.current().signInWrites;
+    if (deferred?.lastLogin && !deferred.lastLoginAt) deferred.lastLoginAt = { userId: user.id, at: now };
+    else await this.store.updateProfile(user.id, { lastLoginAt: now }, now);
     user.lastLoginAt = now;
   }
 

@@ -28,6 +28,12 @@ const COLUMNS = `id, event, performing_user_id, affected_user_id, ip_address, cr
   (extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us, details`;
 const ORDER = `ORDER BY created_at DESC, id DESC`;
 
+/** The columns an appended entry sets. */
+export const AUDIT_INSERT_COLUMNS = `(event, performing_user_id, affected_user_id, ip_address, created_at, details)`;
+/** One row of {@link AUDIT_INSERT_COLUMNS}, its parameters numbered from `$first`. */
+export const auditInsertValues = (first: number) =>
+  `($${first}, $${first + 1}, $${first + 2}, $${first + 3}, $${first + 4}, $${first + 5}::jsonb)`;
+
 /** SQL conditions and their parameters, numbered from $1. */
 class Conditions {
   readonly params: unknown[] = [];
@@ -53,14 +59,23 @@ class Conditions {
 export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
+  /** True when entries are appended by this class's own SQL on `dataSource` (so another store may write them too). */
+  writesWith(dataSource: DataSource): boolean {
+    return this.dataSource === dataSource && this.append === TypeOrmBackOfficeAuditStore.prototype.append;
+  }
+
+  /** The parameters of one entry, in the column order of {@link AUDIT_INSERT_COLUMNS}. */
+  static values(entry: NewBackOfficeAuditEntry): unknown[] {
+    return [entry.event, entry.performingUserId, entry.affectedUserId, entry.ipAddress, entry.createdAt, toStorableJson(entry.details ?? {})];
+  }
+
   async append(entry: NewBackOfficeAuditEntry): Promise<void> {
     // A prepared statement: this runs on every sign-in.
     await preparedQuery(
       this.dataSource,
       'backoffice_insert_audit_entry',
-      `INSERT INTO backoffice_audit_entry (event, performing_user_id, affected_user_id, ip_address, created_at, details)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb)`,
-      [entry.event, entry.performingUserId, entry.affectedUserId, entry.ipAddress, entry.createdAt, toStorableJson(entry.details ?? {})],
+      `INSERT INTO backoffice_audit_entry ${AUDIT_INSERT_COLUMNS} VALUES ${auditInsertValues(1)}`,
+      TypeOrmBackOfficeAuditStore.values(entry),
     );
   }
 

@@ -2,11 +2,13 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
-import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from '../../sessions/session-store.interface.js';
+import type { BackOfficeAuditStore } from '../../audit/backoffice-audit-store.interface.js';
+import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore, BackOfficeSignInWrites } from '../../sessions/session-store.interface.js';
 import type { BackOfficeUser } from '../../users/backoffice-user.js';
 import type { BackOfficeUserStore } from '../../users/stores/user-store.interface.js';
 import { BackOfficeSessionEntity } from './entities/backoffice-session.entity.js';
 import { preparedQuery } from './prepared-query.js';
+import { AUDIT_INSERT_COLUMNS, auditInsertValues, TypeOrmBackOfficeAuditStore } from './typeorm-audit-store.js';
 import { deleteCounting } from './sql-results.js';
 import { aliases, jsonDate, TypeOrmBackOfficeUserStore, USER_COLUMNS, USER_GROUPS_JOIN, userFromRow, type UserJson, type UserRow } from './typeorm-user-store.js';
 
@@ -36,6 +38,26 @@ interface SessionRow {
 /** The providers of the user's linked external logins, as `GET /auth/me` lists them (oldest link first). */
 const LOGIN_PROVIDERS_COLUMN = `ARRAY(SELECT l.provider FROM backoffice_user_login l WHERE l.user_id = u.id
   ORDER BY l.created_at, l.provider) AS login_providers`;
+
+/** The columns and parameters ($1-$11) of a new session row, filled by {@link sessionValues}. */
+const SESSION_INSERT = `(id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, ip, user_agent, two_factor_setup_only)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`;
+
+function sessionValues(session: BackOfficeSession): unknown[] {
+  return [
+    session.id,
+    session.userId,
+    session.tokenHash,
+    session.securityStamp,
+    session.createdAt,
+    session.lastSeenAt,
+    session.expiresAt,
+    session.reauthenticatedAt,
+    session.ip,
+    session.userAgent,
+    session.twoFactorSetupOnly,
+  ];
+}
 
 function sessionFromRow({ s }: SessionRow): BackOfficeSession {
   return Object.assign(new BackOfficeSessionEntity(), {
@@ -68,24 +90,41 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
 
   async create(session: BackOfficeSession): Promise<void> {
     // One prepared statement (no entity save: that is a transaction of three round trips).
+    await preparedQuery(this.dataSource, 'backoffice_insert_session', `INSERT INTO backoffice_session ${SESSION_INSERT}`, sessionValues(session));
+  }
+
+  /** Last logins of the built-in user store and entries of the built-in audit store on this database. */
+  signInWritesFor(userStore: BackOfficeUserStore, auditStore: BackOfficeAuditStore | null): { lastLogin: boolean; audit: boolean } {
+    return {
+      lastLogin: this.readsUsersOf(userStore) && userStore.updateProfile === TypeOrmBackOfficeUserStore.prototype.updateProfile,
+      audit: auditStore instanceof TypeOrmBackOfficeAuditStore && auditStore.writesWith(this.dataSource),
+    };
+  }
+
+  /**
+   * The session row, the user's last login and the audit entries in one prepared statement (data-modifying
+   * CTEs): one round trip and one commit for a sign-in instead of three, all written or none.
+   */
+  async createWithSignIn(session: BackOfficeSession, writes: BackOfficeSignInWrites): Promise<void> {
+    const values = sessionValues(session);
+    const ctes: string[] = [];
+    const last = writes.lastLoginAt;
+    if (last) {
+      values.push(last.userId, last.at);
+      ctes.push(`l AS (UPDATE backoffice_user SET last_login_at = $${values.length}, updated_at = $${values.length} WHERE id = $${values.length - 1})`);
+    }
+    const entries = writes.auditEntries ?? [];
+    for (const entry of entries) {
+      const first = values.length + 1;
+      values.push(...TypeOrmBackOfficeAuditStore.values(entry));
+      ctes.push(`a${ctes.length} AS (INSERT INTO backoffice_audit_entry ${AUDIT_INSERT_COLUMNS} VALUES ${auditInsertValues(first)})`);
+    }
+    if (ctes.length === 0) return this.create(session);
     await preparedQuery(
       this.dataSource,
-      'backoffice_insert_session',
-      `INSERT INTO backoffice_session (id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, ip, user_agent, two_factor_setup_only)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      [
-        session.id,
-        session.userId,
-        session.tokenHash,
-        session.securityStamp,
-        session.createdAt,
-        session.lastSeenAt,
-        session.expiresAt,
-        session.reauthenticatedAt,
-        session.ip,
-        session.userAgent,
-        session.twoFactorSetupOnly,
-      ],
+      `backoffice_insert_session_sign_in_${last ? 'l' : ''}${entries.length}`,
+      `WITH ${ctes.join(', ')} INSERT INTO backoffice_session ${SESSION_INSERT}`,
+      values,
     );
   }
 
