@@ -4,7 +4,7 @@ import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
-import { deleteCounting } from './sql-results.js';
+import { deleteCounting, failedAccessResult } from './sql-results.js';
 import type { BackOfficeUser, BackOfficeUserKind } from '../../users/backoffice-user.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
@@ -390,23 +390,10 @@ export class TypeOrmBackOfficeUserStore
        RETURNING access_failed_count, lockout_end`,
       [userId, policy.maxFailedAccessAttempts, policy.lockoutEnd, now],
     );
-    return TypeOrmBackOfficeUserStore.failedAccessResult(rows, now);
+    return failedAccessResult(rows, now);
   }
 
-  private static failedAccessResult(
-    rows: Array<{ access_failed_count: number; lockout_end: Date | null }>,
-    now: Date,
-  ): FailedAccessResult {
-    const row = (Array.isArray(rows[0]) ? rows[0] : rows)[0] as (typeof rows)[number] | undefined;
-    if (!row) return { alreadyLocked: true, lockedNow: false, accessFailedCount: 0, lockoutEnd: null };
-    const lockoutEnd = row.lockout_end ? new Date(row.lockout_end) : null;
-    return {
-      alreadyLocked: false,
-      lockedNow: lockoutEnd !== null && lockoutEnd.getTime() > now.getTime(),
-      accessFailedCount: Number(row.access_failed_count),
-      lockoutEnd,
-    };
-  }
+
 
   async resetAccessFailedCount(userId: string, now: Date): Promise<void> {
     await this.users.update({ id: userId }, { accessFailedCount: 0, updatedAt: now });
@@ -433,7 +420,7 @@ export class TypeOrmBackOfficeUserStore
        RETURNING access_failed_count, lockout_end`,
       [usernameKey, policy.maxFailedAccessAttempts, policy.lockoutEnd, now],
     );
-    return TypeOrmBackOfficeUserStore.failedAccessResult(rows, now);
+    return failedAccessResult(rows, now);
   }
 
   async setTwoFactorEnabled(userId: string, enabled: boolean, securityStamp: string, now: Date): Promise<void> {
