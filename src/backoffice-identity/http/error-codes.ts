@@ -25,7 +25,7 @@ export const BACKOFFICE_ERROR_CODES = {
   invalid_passkey: { status: 401, alsoStatuses: [400], description: 'The passkey was refused (401 at sign-in; 400 at registration).' },
   invalid_passkey_name: { status: 400, description: 'A passkey name must be 1 to 64 characters without control characters.' },
   invalid_return_url: { status: 400, description: 'returnUrl must be a same-origin path.' },
-  token_in_query: { status: 400, description: 'An access token was sent in the URL; send it in the Authorization header.' },
+  token_in_query: { status: 400, description: 'A token (an access token or an invite) was sent in the URL; send it in the Authorization header or the request body.' },
   unknown_provider: { status: 400, description: 'No such (or no usable) two-factor provider.' },
   invalid_request: { status: 400, alsoStatuses: [415], description: 'OAuth 2.0 (RFC 6749 5.2): the token request is malformed.' },
   credentials_in_query: { status: 400, description: 'OAuth 2.0: token request parameters in the query string are refused; send them in the body.' },
