@@ -6,13 +6,18 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 
+/** Names of the prepared statements among the last {@link statementsDuring} call's statements (null: unnamed). */
+let statementNames: (string | null)[] = [];
+
 /** Every SQL statement any `pg` client of this process sends while `work` runs (the app's pool included). */
 async function statementsDuring(work: () => Promise<unknown>): Promise<string[]> {
   const statements: string[] = [];
+  statementNames = [];
   const original = pg.Client.prototype.query;
   pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const config = args[0] as string | { text?: string };
+    const config = args[0] as string | { text?: string; name?: string };
     statements.push((typeof config === 'string' ? config : (config?.text ?? '')).replace(/\s+/g, ' ').trim());
+    statementNames.push(typeof config === 'string' ? null : (config?.name ?? null));
     return (original as (...a: unknown[]) => unknown).apply(this, args);
   } as typeof original;
   try {
@@ -53,6 +58,8 @@ describe('Database round trips of an authenticated request and of a login', () =
     expect(me?.status).toBe(200);
     expect(me?.body.groups).toEqual(['editor']);
     expect(statements).toHaveLength(1);
+    // a named statement: parsed and planned once per connection
+    expect(statementNames).toEqual(['backoffice_find_session_with_user']);
     expect(statements[0]).toMatch(/FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id LEFT JOIN LATERAL \(.* FROM backoffice_user_group m JOIN backoffice_group g .*\) ug ON true WHERE s.token_hash = \$1/);
   });
 
