@@ -1,7 +1,7 @@
 // Targets, the stdout table and docs/benchmarks.md, all from the results object of one run.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { findingsFor } from './findings.mjs';
+import { dbFloor, findingsFor } from './findings.mjs';
 
 const fmt = (v, d = 1) => (v === null || v === undefined ? 'n/a' : Number(v).toFixed(d));
 const pctOff = (ratio) => `${ratio >= 1 ? '+' : ''}${((ratio - 1) * 100).toFixed(1)}%`;
@@ -42,6 +42,16 @@ export function evaluateTargets(r) {
       target: '≤ 1.5×',
       pass: rt.cpuRatio === null || rt.cpuRatio === undefined ? null : rt.cpuRatio <= 1.5,
     });
+    const floor = dbFloor(rt);
+    if (floor) {
+      t.push({
+        id: `me-db-floor${suffix}`,
+        name: `2. /health app CPU + the lookup's PostgreSQL CPU, vs /health ${on}`,
+        figure: `${fmt(floor.ratio, 2)}×; app CPU beyond /health: ${fmt(floor.usedMs * 1000, 0)} µs used, ${fmt(floor.leftMs * 1000, 0)} µs left by 1.5×`,
+        target: 'report',
+        pass: null,
+      });
+    }
     if (peer) {
       const ratio = rt.me.okPerSecond / peer.getSession.okPerSecond;
       t.push({
