@@ -274,6 +274,37 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
       });
     });
 
+    describe('a user\'s groups', () => {
+      test('read with the user: aliases in code point order, permissions distinct and sorted, the 2FA rule of any group', async ({ userStore, groupStore, sessionStore }) => {
+        const base = unique('g');
+        // Code point order puts upper case first and "-" before "_" (a collation would not).
+        const aliases = [`${base}_b`, `${base}-b`, `Z${base}`, `${base}a`];
+        await groupStore.create(aliases[0], { name: 'One', permissions: ['users.read', 'audit.read'], requireTwoFactor: false }, at(0));
+        await groupStore.create(aliases[1], { name: 'Two', permissions: ['audit.read'], requireTwoFactor: true }, at(0));
+        await groupStore.create(aliases[2], { name: 'Three', permissions: [], requireTwoFactor: false }, at(0));
+        await groupStore.create(aliases[3], { name: 'Four', permissions: ['groups.manage'], requireTwoFactor: false }, at(0));
+        const member = await newUser(userStore, aliases);
+        const sorted = [...aliases].sort();
+        const read = await userStore.findById(member.id);
+        expect(read?.groups).toEqual(sorted);
+        expect(read?.permissions ?? []).toEqual(['audit.read', 'groups.manage', 'users.read']);
+        expect(read?.twoFactorRequiredByGroup === true).toBe(true);
+        const session = newSession(member.id, member.securityStamp);
+        await sessionStore.create(session);
+        const joined = await sessionStore.findByTokenHashWithUser?.(session.tokenHash);
+        if (joined) {
+          expect(joined.user?.groups).toEqual(sorted);
+          expect(joined.user?.permissions ?? []).toEqual(['audit.read', 'groups.manage', 'users.read']);
+          expect(joined.user?.twoFactorRequiredByGroup === true).toBe(true);
+        }
+        const loner = await newUser(userStore);
+        const alone = await userStore.findById(loner.id);
+        expect(alone?.groups).toEqual([]);
+        expect(alone?.permissions ?? []).toEqual([]);
+        expect(alone?.twoFactorRequiredByGroup === true).toBe(false);
+      });
+    });
+
     describe('sessions', () => {
       test('ending the others keeps the current session; revoke is per user; touch never goes back', async ({ userStore, sessionStore }) => {
         const user = await newUser(userStore);
