@@ -332,7 +332,8 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.clock.fastForward(18.5 * 60_000);
     const warning = page.getByRole('alertdialog');
     await expect.poll(() => warning.getByRole('heading').textContent()).toBe('Are you still there?');
-    expect(await warning.textContent()).toMatch(/signed out in (9\d|1[01]\d)\ss/);
+    // 90 s were left at the fast-forward; the countdown then runs in real time, and a slow machine spends seconds here.
+    expect(await warning.textContent()).toMatch(/signed out in ([6-9]\d|1[01]\d)\ss/);
     await warning.getByRole('button', { name: 'Stay signed in' }).click();
     await expect.poll(() => page.getByRole('alertdialog').count()).toBe(0);
     const after = (await peek()).session;
@@ -377,7 +378,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.clock.fastForward(8.5 * 60_000);
     const notice = page.getByRole('alertdialog');
     await expect.poll(() => notice.textContent()).toContain('Your session ends in');
-    expect(await notice.textContent()).toMatch(/ends in (8\d|9\d)\ss and cannot be extended/);
+    expect(await notice.textContent()).toMatch(/ends in ([6-9]\d)\ss and cannot be extended/);
     expect(await notice.getByRole('button', { name: 'Stay signed in' }).count()).toBe(0);
     await notice.getByRole('button', { name: 'Dismiss' }).click();
     expect(await page.getByRole('alertdialog').count()).toBe(0);
