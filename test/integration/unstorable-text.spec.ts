@@ -5,13 +5,15 @@ import { HttpClient } from '../support/http-client.js';
 import { BackOfficeEvents, BackOfficeGroupService, TypeOrmBackOfficeAuditStore } from '../../src/backoffice-identity/index.js';
 
 // PostgreSQL's text refuses NUL and its json/jsonb refuse `\u0000` and unpaired surrogates ("invalid input syntax
-// for type json"): strings carrying them must be refused at the edge (400) or stored with U+FFFD, never lost.
+// for type json"); UTF-8 cannot hold an unpaired surrogate at all. Over HTTP such strings are refused at the edge
+// (400 validation_failed, code invalid_characters, nothing written: never silently changed); through the programmatic
+// API (manager, stores, services) they are stored with U+FFFD instead of failing the write. Never lost.
 const password = 'correct horse battery staple';
 const NUL = '\u0000';
 const LONE_HIGH = '\ud800';
 const LONE_LOW = '\udc00';
 
-describe('text PostgreSQL cannot hold (NUL, lone surrogates): refused with 400 or stored with U+FFFD, never lost', () => {
+describe('text PostgreSQL cannot hold (NUL, lone surrogates): refused with 400 over HTTP, stored with U+FFFD through the API, never lost', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
   let admin: HttpClient;
@@ -63,13 +65,28 @@ describe('text PostgreSQL cannot hold (NUL, lone surrogates): refused with 400 o
     expect(entry!.details).toEqual({ username: 'a\uFFFDb\uFFFDc', 'k\uFFFD\uFFFD': ['x\uFFFDy', 'pair 🎉 ok'], nested: { n: '\uFFFD' } });
   });
 
-  it('a disable reason with lone surrogates is stored on the user and in the audit trail (GET /audit), with U+FFFD', async () => {
+  it('OWASP ASVS 4.0 5.1.4: a disable reason with a lone surrogate over HTTP is refused with 400 invalid_characters and nothing is written; a surrogate pair passes', async () => {
     const user = (await ctx.userManager.createUser({ email: 'lone@example.com', name: 'Lone', password })).value!;
-    const res = await admin.post(`/users/${user.id}/disable`, { reason: `left ${LONE_HIGH} and ${LONE_LOW} here` });
-    expect(res.status).toBeLessThan(300);
-    expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(false);
+    for (const reason of [`left ${LONE_HIGH} here`, `right ${LONE_LOW}`, `swapped ${LONE_LOW}${LONE_HIGH}`, `${LONE_HIGH}`]) {
+      const res = await admin.post(`/users/${user.id}/disable`, { reason });
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ statusCode: 400, code: 'validation_failed', errors: [{ field: 'reason', code: 'invalid_characters' }] });
+    }
+    expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(true);
+    expect((await auditOf(user.id)).some((e) => e.event === BackOfficeEvents.Disabled)).toBe(false);
+    // A well-formed pair (U+1F389, two UTF-16 units) is ordinary text.
+    const paired = await admin.post(`/users/${user.id}/disable`, { reason: 'party \ud83c\udf89 over' });
+    expect(paired.status).toBeLessThan(300);
     const disabled = (await auditOf(user.id)).find((e) => e.event === BackOfficeEvents.Disabled);
-    expect(disabled?.details.reason).toBe('left \uFFFD and \uFFFD here');
+    expect(disabled?.details.reason).toBe('party 🎉 over');
+  });
+
+  it('a lone surrogate in a JSON key is refused like one in a value (400, the key named in errors)', async () => {
+    const res = await admin.post('/groups', { alias: 'key-surrogate', name: 'Keys', permissions: [], [`x${LONE_HIGH}`]: 1 });
+    expect(res.status).toBe(400);
+    expect(res.body.code).toBe('validation_failed');
+    expect(res.body.errors).toContainEqual(expect.objectContaining({ field: `x${LONE_HIGH}`, code: 'invalid_characters' }));
+    expect((await admin.get('/groups')).body.items.some((g: { alias: string }) => g.alias === 'key-surrogate')).toBe(false);
   });
 
   it('a disable reason with NUL is refused with 400 validation_failed and nothing is written', async () => {
@@ -81,14 +98,19 @@ describe('text PostgreSQL cannot hold (NUL, lone surrogates): refused with 400 o
     expect((await auditOf(user.id)).some((e) => e.event === BackOfficeEvents.Disabled)).toBe(false);
   });
 
-  it('a login attempt with NUL and a lone surrogate in the username answers 400 or 401 (never 500), audited when it gets that far', async () => {
+  it('a login attempt with NUL or a lone surrogate in the username or password answers 400 (never 500, never a 401 for text no account can hold)', async () => {
     const before = (await admin.get(`/audit?event=${BackOfficeEvents.LoginFailed}&take=100`)).body.items.length;
-    const withNul = await new HttpClient(ctx.url).login(`boss${NUL}${LONE_HIGH}@example.com`, password);
-    expect(withNul.status).toBe(400);
-    const lone = await new HttpClient(ctx.url).login(`boss${LONE_HIGH}@example.com`, password);
-    expect(lone.status).toBe(401);
+    for (const [username, pass] of [
+      [`boss${NUL}${LONE_HIGH}@example.com`, password],
+      [`boss${LONE_HIGH}@example.com`, password],
+      ['boss@example.com', `${password}${LONE_LOW}`],
+    ]) {
+      const res = await new HttpClient(ctx.url).login(username!, pass!);
+      expect(res.status).toBe(400);
+      expect(res.body.code).toBe('validation_failed');
+    }
     const after = (await admin.get(`/audit?event=${BackOfficeEvents.LoginFailed}&take=100`)).body.items.length;
-    expect(after).toBe(before + 1);
+    expect(after).toBe(before);
   });
 
   it('the manager API stores a disable reason with NUL and lone surrogates (U+FFFD) and audits it', async () => {
@@ -102,15 +124,15 @@ describe('text PostgreSQL cannot hold (NUL, lone surrogates): refused with 400 o
     expect(disabled?.details.reason).toBe('x\uFFFDy\uFFFD');
   });
 
-  it('a group name with a lone surrogate is created (201) and stored, listed and audited with U+FFFD; NUL over HTTP is 400', async () => {
-    const created = await admin.post('/groups', { alias: 'lone-surrogate', name: `Team ${LONE_LOW}${LONE_HIGH}x ${LONE_LOW}`, permissions: [] });
-    expect(created.status).toBe(201);
-    expect(created.body.name).toBe('Team \uFFFD\uFFFDx \uFFFD');
+  it('a group name with a lone surrogate or NUL over HTTP is 400 and no group is made; the group service API stores a lone surrogate as U+FFFD', async () => {
+    const lone = await admin.post('/groups', { alias: 'lone-surrogate', name: `Team ${LONE_LOW}${LONE_HIGH}x ${LONE_LOW}`, permissions: [] });
+    expect(lone.status).toBe(400);
+    expect(lone.body.errors).toEqual([expect.objectContaining({ field: 'name', code: 'invalid_characters' })]);
+    expect((await admin.get('/groups')).body.items.some((g: { alias: string }) => g.alias === 'lone-surrogate')).toBe(false);
+    const created = await ctx.app.get(BackOfficeGroupService).create({ alias: 'lone-service', name: `Team ${LONE_LOW}${LONE_HIGH}x ${LONE_LOW}`, permissions: [] });
+    expect(created.name).toBe('Team \uFFFD\uFFFDx \uFFFD');
     const listed = (await admin.get('/groups')).body.items as Array<{ alias: string; name: string }>;
-    expect(listed.find((g) => g.alias === 'lone-surrogate')?.name).toBe('Team \uFFFD\uFFFDx \uFFFD');
-    const audit = await admin.get(`/audit?event=${BackOfficeEvents.GroupCreated}&take=50`);
-    const entry = (audit.body.items as Array<{ details: { group: string; changes: { name: { to: string } } } }>).find((e) => e.details.group === 'lone-surrogate');
-    expect(entry?.details.changes.name.to).toBe('Team \uFFFD\uFFFDx \uFFFD');
+    expect(listed.find((g) => g.alias === 'lone-service')?.name).toBe('Team \uFFFD\uFFFDx \uFFFD');
     const nul = await admin.post('/groups', { alias: 'nul-group', name: `a${NUL}b`, permissions: [] });
     expect(nul.status).toBe(400);
     expect((await admin.get('/groups')).body.items.some((g: { alias: string }) => g.alias === 'nul-group')).toBe(false);

@@ -14,13 +14,22 @@ function flatten(errors: ValidationError[], parent = ''): Array<{ field: string;
 }
 
 /**
- * Paths of string values that no text column can hold: U+FFFD (what invalid UTF-8 in a body decodes to)
- * and NUL (PostgreSQL refuses it in text).
+ * U+FFFD (what invalid UTF-8 in a body decodes to), NUL (PostgreSQL refuses it in text) and a UTF-16 surrogate
+ * without its pair (a JSON escape such as `"\ud800"`: no UTF-8 text can hold it, the driver would write U+FFFD).
+ */
+const UNSTORABLE_TEXT = /[\uFFFD\u0000]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Paths of string values (and object keys) that no text column can hold: refused at the edge, so nothing a
+ * client sent is silently changed on the way into the database.
  */
 function unstorableStringPaths(value: unknown, path = '', depth = 0): string[] {
-  if (typeof value === 'string') return /[\uFFFD\u0000]/.test(value) ? [path || '(value)'] : [];
+  if (typeof value === 'string') return UNSTORABLE_TEXT.test(value) ? [path || '(value)'] : [];
   if (depth > 8 || typeof value !== 'object' || value === null) return [];
-  return Object.entries(value).flatMap(([key, v]) => unstorableStringPaths(v, path ? `${path}.${key}` : key, depth + 1));
+  return Object.entries(value).flatMap(([key, v]) => {
+    const here = path ? `${path}.${key}` : key;
+    return UNSTORABLE_TEXT.test(key) ? [here] : unstorableStringPaths(v, here, depth + 1);
+  });
 }
 
 /** Deepest nesting a body may have; the module's DTOs need 2. */
@@ -53,7 +62,7 @@ function pollutingKeyPaths(value: unknown, path = '', depth = 0): string[] {
 
 /**
  * Validates bodies, queries and params; unknown fields and wrong types give 400 `validation_failed`,
- * and so do strings that were not valid UTF-8 (decoded to U+FFFD) or hold NUL, and bodies nested deeper
+ * and so do strings that were not valid UTF-8 (decoded to U+FFFD), hold NUL or an unpaired surrogate, and bodies nested deeper
  * than {@link MAX_BODY_DEPTH} (checked first, without recursion).
  */
 @Injectable()
@@ -90,7 +99,7 @@ export class BackOfficeValidationPipe extends ValidationPipe {
     const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
     if (invalid.length > 0) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
-        errors: invalid.map((field) => ({ field, code: 'invalid_characters', description: `${field} is not valid UTF-8 text or holds a NUL character.` })),
+        errors: invalid.map((field) => ({ field, code: 'invalid_characters', description: `${field} is not valid Unicode text (invalid UTF-8, an unpaired surrogate) or holds a NUL character.` })),
       });
     }
     return super.transform(value, metadata);
