@@ -3,6 +3,13 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { independentCode } from '../support/oathtool.js';
+import { Injectable, type LoggerService } from '@nestjs/common';
+import { BackOfficeNotSupportedError, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
+
+/** A store that keeps users, groups and 2FA, but not the enrolment deadline. */
+@Injectable()
+class StoreWithoutSetupDeadline extends TypeOrmBackOfficeUserStore {}
+Object.defineProperty(StoreWithoutSetupDeadline.prototype, 'setTwoFactorSetupDeadline', { value: undefined });
 
 describe('Two-factor enforced per group (requireTwoFactor)', () => {
   let db: TestDatabase;
@@ -141,5 +148,41 @@ describe('Two-factor enforced per group with a grace period', () => {
     expect((await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) })).status).toBe(200);
     expect((await ctx.userManager.findById(user.id))!.twoFactorSetupDeadline).toBeNull();
     ctx.clock.advance(-49 * 3_600_000);
+  });
+});
+
+describe('Two-factor enforced per group, grace period set, on a store that cannot keep the deadline', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const warnings: string[] = [];
+  const logger: LoggerService = { log() {}, error() {}, warn: (message: unknown) => void warnings.push(String(message)) };
+  const make = userFactory(() => ctx, 'nodeadline');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      logger,
+      identity: { userStore: StoreWithoutSetupDeadline, rateLimits: { enabled: false }, twoFactor: { encryptionKey: 'test-encryption-key-0123456789abcdef', enforcementGraceHours: 48 } },
+    });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('fails closed: no grace period that would restart at every sign-in; setup is required at once, a warning is logged once, setTwoFactorSetupDeadline throws not_supported', async () => {
+    expect(ctx.userManager.supportsUserTwoFactor).toBe(true);
+    expect(ctx.userManager.supportsTwoFactorSetupDeadline).toBe(false);
+    const user = await make({ groups: ['sensitiveData'] });
+    await ctx.app.get((await import('typeorm')).DataSource).query(`UPDATE backoffice_group SET require_two_factor = true WHERE alias = 'sensitiveData'`);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const answer = await new HttpClient(ctx.url).login(user.email, TEST_PASSWORD);
+      expect(answer.status).toBe(200);
+      expect(answer.body.status).toBe('requiresTwoFactorSetup');
+      expect(answer.body.twoFactorSetupDeadline).toBeUndefined();
+    }
+    expect(warnings.filter((w) => w.includes('enforcementGraceHours'))).toHaveLength(1);
+    await expect(ctx.userManager.setTwoFactorSetupDeadline(user, new Date())).rejects.toBeInstanceOf(BackOfficeNotSupportedError);
+    await expect(ctx.userManager.setTwoFactorSetupDeadline(user, new Date())).rejects.toThrow(/UserTwoFactorSetupDeadlineStore/);
   });
 });

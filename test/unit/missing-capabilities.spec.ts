@@ -72,7 +72,7 @@ describe('Missing capabilities: one rule (README "Missing capabilities")', () =>
 
   it('supportsX getters tell what the store can do', () => {
     expect(manager.supportsUserPassword).toBe(true);
-    for (const missing of ['supportsUserLockout', 'supportsUnknownUserLockout', 'supportsUserSecurityStamp', 'supportsUserTwoFactor', 'supportsUserTokens', 'supportsUserGroups', 'supportsUserLogin', 'supportsUserPasskeys', 'supportsUserPhoneNumber'] as const) {
+    for (const missing of ['supportsUserLockout', 'supportsUnknownUserLockout', 'supportsUserSecurityStamp', 'supportsUserTwoFactor', 'supportsUserTokens', 'supportsUserGroups', 'supportsUserLogin', 'supportsUserPasskeys', 'supportsUserPhoneNumber', 'supportsTwoFactorSetupDeadline'] as const) {
       expect(manager[missing], missing).toBe(false);
     }
   });
@@ -113,6 +113,8 @@ describe('Missing capabilities: one rule (README "Missing capabilities")', () =>
     await expect(manager.accessFailedForUnknownUser('nobody')).rejects.toThrow(/UnknownUserLockoutStore/);
     await expect(manager.generatePasswordResetToken(user)).rejects.toThrow(/UserTokenStore/);
     await expect(manager.generateNewRecoveryCodes(user)).rejects.toThrow(/UserRecoveryCodeStore/);
+    await expect(manager.setTwoFactorSetupDeadline(user, new Date())).rejects.toThrow(/UserTwoFactorSetupDeadlineStore/);
+    expect(user.twoFactorSetupDeadline ?? null).toBeNull();
   });
 
   it('a query answers "none": there is nothing of that kind to read', async () => {

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficePasskeyCeremonies } from '../passkeys/passkey-ceremonies.service.js';
@@ -48,6 +48,9 @@ export interface SignInContext {
  */
 @Injectable()
 export class BackOfficeSignInManager {
+  private readonly logger = new Logger('BackOfficeSignInManager');
+  private warnedNoGracePeriod = false;
+
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) readonly userManager: BackOfficeUserManager,
     @Optional() @Inject(BackOfficePasskeyCeremonies) protected readonly passkeys?: BackOfficePasskeyCeremonies,
@@ -132,13 +135,25 @@ export class BackOfficeSignInManager {
   /**
    * Whether a user without 2FA must enrol first because one of their groups has `requireTwoFactor`:
    * `'none'` (not required), `'required'`, or the end of the grace period (`twoFactor.enforcementGraceHours`),
-   * which starts at the first sign-in after the requirement applied.
+   * which starts at the first sign-in after the requirement applied. A store that cannot keep that deadline
+   * (no `UserTwoFactorSetupDeadlineStore`) gets no grace period: a deadline nobody remembers would start again
+   * at every sign-in and never end, so the requirement applies at once (and a warning is logged once).
    */
   async twoFactorEnrolment(user: BackOfficeUser): Promise<'none' | 'required' | Date> {
     const manager = this.userManager;
     if (!user.twoFactorRequiredByGroup || user.twoFactorEnabled || user.kind === 'api' || !manager.supportsUserTwoFactor) return 'none';
     const graceMs = manager.options.twoFactor.enforcementGraceHours * 3_600_000;
     if (graceMs <= 0) return 'required';
+    if (!manager.supportsTwoFactorSetupDeadline) {
+      if (!this.warnedNoGracePeriod) {
+        this.warnedNoGracePeriod = true;
+        this.logger.warn(
+          'twoFactor.enforcementGraceHours is set, but the user store cannot keep the enrolment deadline (no setTwoFactorSetupDeadline, ' +
+            'UserTwoFactorSetupDeadlineStore): members of groups that require 2FA must set it up at their next sign-in, without a grace period.',
+        );
+      }
+      return 'required';
+    }
     const now = manager.now();
     let deadline = user.twoFactorSetupDeadline ?? null;
     if (deadline === null) {

@@ -52,6 +52,7 @@ import {
   isUserSecurityStampStore,
   isUserTokenStore,
   isUserTwoFactorStore,
+  isUserTwoFactorSetupDeadlineStore,
   isUserPasskeyStore,
   type BackOfficeTokenPurpose,
   BackOfficeDuplicatePasskeyError,
@@ -154,6 +155,13 @@ export class BackOfficeUserManager {
   /** True when the store keeps the 2FA flag and at least one provider is registered. */
   get supportsUserTwoFactor(): boolean {
     return isUserTwoFactorStore(this.store) && this.twoFactorProviders.length > 0;
+  }
+  /**
+   * True when the store keeps the 2FA enrolment deadline (`UserTwoFactorSetupDeadlineStore`): without it a group's
+   * `requireTwoFactor` applies at once, with no `twoFactor.enforcementGraceHours` grace period.
+   */
+  get supportsTwoFactorSetupDeadline(): boolean {
+    return isUserTwoFactorSetupDeadlineStore(this.store);
   }
   get supportsUserPhoneNumber(): boolean {
     return isUserPhoneNumberStore(this.store);
@@ -695,10 +703,13 @@ export class BackOfficeUserManager {
     return IdentityResult.success();
   }
 
-  /** Starts (or with null clears) the grace period for enrolling in 2FA; a no-op on stores without the column. */
+  /**
+   * Starts (or with null clears) the grace period for enrolling in 2FA.
+   * @throws BackOfficeNotSupportedError when the store is no `UserTwoFactorSetupDeadlineStore`
+   * (check {@link supportsTwoFactorSetupDeadline}).
+   */
   async setTwoFactorSetupDeadline(user: BackOfficeUser, deadline: Date | null): Promise<void> {
-    const store = this.store as Partial<{ setTwoFactorSetupDeadline(userId: string, deadline: Date | null): Promise<void> }>;
-    if (typeof store.setTwoFactorSetupDeadline === 'function') await store.setTwoFactorSetupDeadline(user.id, deadline);
+    await this.capability(isUserTwoFactorSetupDeadlineStore, 'UserTwoFactorSetupDeadlineStore').setTwoFactorSetupDeadline(user.id, deadline);
     user.twoFactorSetupDeadline = deadline;
   }
 

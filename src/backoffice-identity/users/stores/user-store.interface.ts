@@ -87,6 +87,15 @@ export interface UserTwoFactorStore {
   setTwoFactorEnabled(userId: string, enabled: boolean, securityStamp: string, now: Date): Promise<void>;
 }
 
+/**
+ * Keeps the end of a user's grace period for enrolling in 2FA when a group requires it
+ * (`twoFactor.enforcementGraceHours`). Without it there is no grace period: the requirement applies at once.
+ */
+export interface UserTwoFactorSetupDeadlineStore {
+  /** Sets (or with null clears) `twoFactorSetupDeadline`, which the store's user reads then return. */
+  setTwoFactorSetupDeadline(userId: string, deadline: Date | null): Promise<void>;
+}
+
 export interface UserPhoneNumberStore {
   setPhoneNumber(userId: string, phoneNumber: string | null, confirmed: boolean, now: Date): Promise<void>;
 }
@@ -276,6 +285,7 @@ export const isUserLockoutStore = (s: object): s is UserLockoutStore =>
 export const isUnknownUserLockoutStore = (s: object): s is UnknownUserLockoutStore =>
   has(s, 'getUnknownUserLockoutEnd', 'recordFailedAccessForUnknownUser');
 export const isUserTwoFactorStore = (s: object): s is UserTwoFactorStore => has(s, 'setTwoFactorEnabled');
+export const isUserTwoFactorSetupDeadlineStore = (s: object): s is UserTwoFactorSetupDeadlineStore => has(s, 'setTwoFactorSetupDeadline');
 export const isUserPhoneNumberStore = (s: object): s is UserPhoneNumberStore => has(s, 'setPhoneNumber');
 export const isUserTokenStore = (s: object): s is UserTokenStore =>
   has(s, 'replaceToken', 'consumeToken', 'isTokenLive', 'voidTokens');
