@@ -4,8 +4,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { UI_ASSET_FILES } from './ui-assets.generated.js';
 import { UI_ERROR_MESSAGES } from './ui-messages.js';
 
@@ -27,13 +28,23 @@ const SESSION_CONFIG_MARKER = /\/\*__BACKOFFICE_SESSION_CONFIG__\*\/ \{[^\n]*\};
 @Injectable()
 export class BackOfficeUiAssets {
   private readonly assets = new Map<string, BackOfficeUiAsset>();
+  /**
+   * Passkeys are configured, the store keeps them and local sign-in is allowed: the sign-in screens and
+   * session.js's "Your session has ended" dialog offer them.
+   */
+  readonly passkeysAvailable: boolean;
 
-  constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions) {
+  constructor(
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_USER_MANAGER) userManager: BackOfficeUserManager,
+  ) {
+    this.passkeysAvailable = userManager.supportsUserPasskeys && !options.denyLocalLogin;
+    // webauthn.js first: session.js names its versioned URL.
+    if (options.passkeys) this.add('webauthn.js', BackOfficeUiAssets.webAuthnBrowserBundle());
     for (const [file, { body }] of Object.entries(UI_ASSET_FILES)) {
       this.add(file, file === 'session.js' ? this.withSessionConfig(body) : body);
     }
     this.add('theme.css', this.themeCss());
-    if (options.passkeys) this.add('webauthn.js', BackOfficeUiAssets.webAuthnBrowserBundle());
   }
 
   /**
@@ -81,6 +92,8 @@ export class BackOfficeUiAssets {
       usernameIsEmail,
       messages: ui.messages,
       errorMessages: UI_ERROR_MESSAGES,
+      // With passkeys on, the dialog loads @simplewebauthn/browser from here when "Sign in with a passkey" is used.
+      webAuthnScript: this.passkeysAvailable ? `/${routePrefix}/assets/webauthn.js?v=${this.version('webauthn.js')}` : null,
     };
     const json = JSON.stringify(config).replace(/[\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
     if (!SESSION_CONFIG_MARKER.test(source)) throw new Error('session.js: configuration marker not found');

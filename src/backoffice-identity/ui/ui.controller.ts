@@ -132,7 +132,7 @@ export class BackOfficeUiController {
     return this.renderer.render(page, {
       ...context,
       twoFactorAvailable: this.userManager.supportsUserTwoFactor && Boolean(this.userManager.getTwoFactorProvider('totp')),
-      passkeysAvailable: this.userManager.supportsUserPasskeys && !this.options.denyLocalLogin,
+      passkeysAvailable: this.assets.passkeysAvailable,
       assetVersion: (file) => this.assets.version(file),
     });
   }

@@ -30,33 +30,20 @@
     return !!(W && W.browserSupportsWebAuthn && W.browserSupportsWebAuthn());
   }
 
-  /** The browser refused or the person cancelled (NotAllowedError, AbortError): not a server error. */
-  function ceremonyError(error) {
-    if (error && error.name === 'AbortError') return null;
-    return t(error && error.name === 'NotAllowedError' ? 'passkeyCancelled' : 'passkeyUnsupported');
-  }
-
   /**
-   * Gets options from `optionsPath`, runs the browser ceremony, posts the credential to `verifyPath`.
-   * Resolves the API answer, or null when no assertion was posted (the message went to `how.report`, by default
-   * the page's alert; nothing is said for an autofill request). how: { autofill, report, status }.
+   * session.js's passkey assertion (options, browser ceremony, verify). Resolves the API answer, or null when no
+   * assertion was posted (the message went to `how.report`, by default the page's alert; nothing is said for an
+   * autofill request). how: { autofill, report, status }.
    */
   function authenticate(optionsPath, verifyPath, how) {
-    var fail = function (message) {
-      if (message && !how.autofill) (how.report || showError)(message);
-      return null;
-    };
-    return S.request('POST', optionsPath, {}, { retry: false }).then(function (options) {
-      if (options.status !== 200) return fail(S.errorText(options));
-      return W.startAuthentication({ optionsJSON: options.body, useBrowserAutofill: !!how.autofill }).then(
-        function (credential) {
-          if (how.status) showStatus(how.status);
-          return S.request('POST', verifyPath, { credential: credential }, { retry: false });
-        },
-        function (error) {
-          return fail(ceremonyError(error));
-        },
-      );
+    return S.passkeyAuthentication(optionsPath, verifyPath, {
+      autofill: how.autofill,
+      report: how.report || showError,
+      asserted: how.status
+        ? function () {
+            showStatus(how.status);
+          }
+        : null,
     });
   }
 
@@ -244,7 +231,7 @@
               });
             },
             function (error) {
-              var message = error && error.name === 'InvalidStateError' ? t('passkeyAlreadyRegistered') : ceremonyError(error);
+              var message = error && error.name === 'InvalidStateError' ? t('passkeyAlreadyRegistered') : S.passkeyCeremonyError(error);
               if (message) showError(message);
             },
           );

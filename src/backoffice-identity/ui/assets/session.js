@@ -7,6 +7,8 @@
  * and when the session has ended (or an API call answers 401) it signs the person in again in a dialog, so
  * the page (and unsaved work on it) is never reloaded. API calls made through BackOfficeSession.request()
  * send the XSRF header and are retried after a re-authentication ("reauthentication_required").
+ * With passkeys on, that dialog offers "Sign in with a passkey" too (webauthn.js is loaded from the module's
+ * assets when it is used).
  * Elements with a data-backoffice-sign-out attribute sign out when clicked.
  * data-monitor="off" on the script tag turns the idle monitor off (the sign-in pages do this).
  */
@@ -156,7 +158,8 @@
   /**
    * A modal dialog: heading, text, a form of fields and buttons, and a live error region.
    * fields: [{ name, label, type, autocomplete, value }]; onSubmit(values, dialogApi) runs on submit;
-   * extra: { label, onClick(dialogApi) } adds a second way to answer (a button beside submit).
+   * extra: { label, onClick(dialogApi) } adds a second way to answer (a button beside submit); the dialog is busy
+   * until the promise onClick returns settles.
    */
   function openDialog(spec) {
     ensureStylesheet();
@@ -227,7 +230,12 @@
     if (extra) {
       extra.addEventListener('click', function () {
         api.error('');
-        spec.extra.onClick(api);
+        api.busy(true);
+        Promise.resolve(spec.extra.onClick(api)).then(function () {
+          api.busy(false);
+          // The disabled button lost the focus: give it back while the dialog stays (an error was shown).
+          if (dialog.open && !dialog.contains(doc.activeElement)) extra.focus();
+        });
       });
     }
     dialog.addEventListener('cancel', function (event) {
@@ -269,9 +277,7 @@
         extra: alternative && {
           label: alternative.label,
           onClick: function (dialog) {
-            dialog.busy(true);
-            Promise.resolve(alternative.run()).then(function (result) {
-              dialog.busy(false);
+            return Promise.resolve(alternative.run()).then(function (result) {
               if (result === true) {
                 dialog.close();
                 resolve(true);
@@ -300,7 +306,68 @@
     return pendingReauth;
   }
 
-  /** The session has ended: sign in again in a dialog (password, then a code when two-factor is on). */
+  // ---- passkeys -----------------------------------------------------------------------------------------
+
+  var webAuthnLoading = null;
+  /**
+   * @simplewebauthn/browser (global SimpleWebAuthnBrowser). The passkey pages load it; elsewhere (host pages) it is
+   * loaded from the module's assets (CONFIG.webAuthnScript, set only with passkeys on) on first use. Resolves null
+   * when it is not available.
+   */
+  function webAuthnBrowser() {
+    if (window.SimpleWebAuthnBrowser) return Promise.resolve(window.SimpleWebAuthnBrowser);
+    if (!CONFIG.webAuthnScript) return Promise.resolve(null);
+    if (!webAuthnLoading) {
+      webAuthnLoading = new Promise(function (resolve) {
+        var tag = el('script', { src: CONFIG.webAuthnScript });
+        tag.addEventListener('load', function () {
+          resolve(window.SimpleWebAuthnBrowser || null);
+        });
+        tag.addEventListener('error', function () {
+          if (tag.parentNode) tag.parentNode.removeChild(tag);
+          webAuthnLoading = null; // try again at the next click
+          resolve(null);
+        });
+        doc.head.appendChild(tag);
+      });
+    }
+    return webAuthnLoading;
+  }
+
+  /** The message for a failed browser ceremony; null when it was aborted on purpose (AbortError: nothing to say). */
+  function passkeyCeremonyError(error) {
+    if (error && error.name === 'AbortError') return null;
+    return t(error && error.name === 'NotAllowedError' ? 'passkeyCancelled' : 'passkeyUnsupported');
+  }
+
+  /**
+   * A passkey assertion: POSTs `optionsPath`, runs the browser's startAuthentication(), POSTs the credential to
+   * `verifyPath`. Resolves the API answer, or null when no assertion was posted (the message, if any, went to
+   * `how.report`; an autofill request reports nothing). how: { report(message), autofill, asserted() }.
+   */
+  function passkeyAuthentication(optionsPath, verifyPath, how) {
+    var fail = function (message) {
+      if (message && !how.autofill && how.report) how.report(message);
+      return null;
+    };
+    return webAuthnBrowser().then(function (W) {
+      if (!W) return fail(t('passkeyUnsupported'));
+      return request('POST', optionsPath, {}, { retry: false }).then(function (options) {
+        if (options.status !== 200) return fail(errorText(options));
+        return W.startAuthentication({ optionsJSON: options.body, useBrowserAutofill: !!how.autofill }).then(
+          function (credential) {
+            if (how.asserted) how.asserted();
+            return request('POST', verifyPath, { credential: credential }, { retry: false });
+          },
+          function (error) {
+            return fail(passkeyCeremonyError(error));
+          },
+        );
+      });
+    });
+  }
+
+  /** The session has ended: sign in again in a dialog (password or passkey, then a code when two-factor asks for one). */
   function signInAgain() {
     if (pendingSignIn) return pendingSignIn;
     hideWarning();
@@ -336,6 +403,14 @@
           },
         });
       };
+      /** The answer of POST /auth/login or /auth/passkey/verify (null: the passkey ceremony said why already). */
+      var signedIn = function (dialog, res) {
+        if (!res) return;
+        if (res.status === 200 && res.body.status === 'requiresTwoFactor') return askCode(dialog);
+        if (res.status === 200) return finish(dialog, res.body.user);
+        dialog.error(errorText(res));
+      };
+      var passkeys = CONFIG.webAuthnScript && window.PublicKeyCredential;
       openDialog({
         title: t('sessionEndedTitle'),
         text: t('sessionEndedText'),
@@ -349,10 +424,16 @@
           dialog.busy(true);
           request('POST', '/auth/login', { username: values.username, password: values.password }, { retry: false }).then(function (res) {
             dialog.busy(false);
-            if (res.status === 200 && res.body.status === 'requiresTwoFactor') return askCode(dialog);
-            if (res.status === 200) return finish(dialog, res.body.user);
-            dialog.error(errorText(res));
+            signedIn(dialog, res);
           });
+        },
+        extra: passkeys && {
+          label: t('signInWithPasskeyButton'),
+          onClick: function (dialog) {
+            return passkeyAuthentication('/auth/passkey/options', '/auth/passkey/verify', { report: dialog.error }).then(function (res) {
+              signedIn(dialog, res);
+            });
+          },
         },
       });
     }).then(function (ok) {
@@ -508,6 +589,8 @@
     check: check,
     reauthenticate: reauthenticate,
     setReauthenticationAlternative: setReauthenticationAlternative,
+    passkeyAuthentication: passkeyAuthentication,
+    passkeyCeremonyError: passkeyCeremonyError,
     errorText: errorText,
     errorList: errorList,
     duration: duration,
