@@ -213,6 +213,111 @@ const DOCS_DIR = join(__dirname, '..', '..', 'docs', 'screenshots');
     expect(await page.getByRole('button', { name: 'Use a passkey' }).count()).toBe(0);
   });
 
+  /** Adds a passkey from the account page (right after a sign-in: no step-up). */
+  async function addPasskey(page: Page, name: string): Promise<void> {
+    await page.getByLabel('Passkey name', { exact: true }).fill(name);
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await expect.poll(() => passkeyNames(page)).toContain(name);
+  }
+
+  /**
+   * On the host page (session.js only), with unsaved input and a window marker: the server's idle timeout passes
+   * and a call through BackOfficeSession.request() answers 401, which opens "Your session has ended"; the call
+   * waits (window.pendingCall) and is retried after the sign-in.
+   */
+  async function endSessionOnHostPage(page: Page) {
+    await page.goto(`${app.origin}/host/editor`);
+    await page.getByLabel('Document').fill('unsaved work');
+    await page.evaluate(() => ((window as any).pageMarker = 'same page'));
+    await expect.poll(() => page.evaluate(() => Boolean((window as any).BackOfficeSession))).toBe(true);
+    await page.evaluate(() => (window as any).BackOfficeSession.check());
+    app.clock.advance(21 * 60_000); // idle timeout 20 min
+    await page.evaluate(() => {
+      (window as any).pendingCall = (window as any).BackOfficeSession.request('GET', '/auth/me').then((r: any) => `${r.status} ${r.body && r.body.email}`);
+    });
+    const dialog = page.getByRole('alertdialog');
+    await expect.poll(() => dialog.getByRole('heading').textContent()).toBe('Your session has ended');
+    return dialog;
+  }
+
+  async function expectCarriedOn(page: Page, email: string): Promise<void> {
+    await expect.poll(() => page.getByRole('alertdialog').count()).toBe(0);
+    expect(await page.evaluate(() => (window as any).pendingCall)).toBe(`200 ${email}`); // the waiting call was retried
+    expect(await page.evaluate(() => (window as any).pageMarker)).toBe('same page'); // not reloaded
+    expect(await page.getByLabel('Document').inputValue()).toBe('unsaved work');
+    const me = await page.evaluate(() => fetch('/backoffice/auth/me', { headers: { 'X-Backoffice-Session-Peek': '1' } }).then((r) => r.json()));
+    expect(me.email).toBe(email);
+  }
+
+  it('on a host page, "Your session has ended" signs in again with a passkey: no reload, unsaved input kept, the waiting call retried; webauthn.js loaded only then; axe-core clean', async () => {
+    const email = `dialog-${kind}@example.com`;
+    const user = (await app.userManager.createUser({ email, name: 'Dina Dialog', password: TEST_PASSWORD })).value!;
+    const { page } = await pageWithAuthenticator(false);
+    await passwordSignIn(page, email);
+    await expectAccount(page, email);
+    await addPasskey(page, 'Dialog laptop');
+
+    const requests: string[] = [];
+    page.on('request', (request) => requests.push(request.url()));
+    const dialog = await endSessionOnHostPage(page);
+    const button = dialog.getByRole('button', { name: 'Sign in with a passkey' });
+    expect(await button.isVisible()).toBe(true);
+    // Focus order: email, password, Sign in, Sign in with a passkey.
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('type'))).toBe('password');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Sign in with a passkey');
+    await expectAccessible(page); // the host page has no CSP: axe can be injected
+    // The host page loads session.js only; @simplewebauthn/browser waits for the button.
+    expect(requests.some((r) => r.includes('/assets/webauthn.js'))).toBe(false);
+    expect(await page.evaluate(() => typeof (window as any).SimpleWebAuthnBrowser)).toBe('undefined');
+
+    await page.keyboard.press('Enter');
+    await expectCarriedOn(page, email);
+    expect(events.named(BackOfficeEvents.PasskeyUsed, user.id).at(-1)).toMatchObject({ usage: 'signIn', userVerified: true });
+    const loaded = requests.filter((r) => r.includes('/assets/webauthn.js'));
+    expect(loaded).toHaveLength(1);
+    expect(loaded[0]).toMatch(new RegExp(`^${app.origin}/backoffice/assets/webauthn\\.js\\?v=[0-9a-f]{12}$`));
+  });
+
+  it('"Your session has ended": a refused passkey is said in the dialog\'s alert, the dialog stays and the password still signs in', async () => {
+    const email = `dialog-refused-${kind}@example.com`;
+    const user = (await app.userManager.createUser({ email, name: 'Rita Refused', password: TEST_PASSWORD })).value!;
+    const { page } = await pageWithAuthenticator(false);
+    await passwordSignIn(page, email);
+    await expectAccount(page, email);
+    await addPasskey(page, 'Old phone');
+    // The passkey is removed meanwhile (from another device): the authenticator still offers it, the server refuses it.
+    for (const passkey of await app.userManager.getPasskeys(user)) await app.userManager.removePasskey(user, passkey.id);
+
+    const dialog = await endSessionOnHostPage(page);
+    const button = dialog.getByRole('button', { name: 'Sign in with a passkey' });
+    await button.click();
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('That passkey was not accepted. Try again, or sign in with your password.');
+    expect(await button.isEnabled()).toBe(true);
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Sign in with a passkey');
+    expect(await page.getByRole('alertdialog').getByRole('heading').textContent()).toBe('Your session has ended');
+    await dialog.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await dialog.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await expectCarriedOn(page, email);
+  });
+
+  it('"Your session has ended" offers no passkey where the browser has no WebAuthn', async () => {
+    const email = `dialog-nowebauthn-${kind}@example.com`;
+    await app.userManager.createUser({ email, name: 'Nora Nowebauthn', password: TEST_PASSWORD });
+    const context = await browser.newContext({ baseURL: app.origin });
+    contexts.push(context);
+    await context.addInitScript(() => {
+      delete (window as any).PublicKeyCredential;
+    });
+    const page = await context.newPage();
+    await passwordSignIn(page, email);
+    await expectAccount(page, email);
+    const dialog = await endSessionOnHostPage(page);
+    expect(await dialog.getByRole('button', { name: 'Sign in', exact: true }).isVisible()).toBe(true);
+    expect(await dialog.getByRole('button', { name: 'Sign in with a passkey' }).count()).toBe(0);
+  });
+
   it('first paint of the sign-in page with passkeys (webauthn.js and passkeys.js included) is under 50 kB transferred', async () => {
     const context = await browser.newContext();
     contexts.push(context);

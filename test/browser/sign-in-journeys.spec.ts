@@ -345,6 +345,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     const ended = page.getByRole('alertdialog');
     await expect.poll(() => ended.getByRole('heading').textContent()).toBe('Your session has ended');
     expect(await ended.getByLabel('Email', { exact: true }).inputValue()).toBe('idle@example.com');
+    expect(await ended.getByRole('button', { name: 'Sign in with a passkey' }).count()).toBe(0); // passkeys are off here
     await ended.getByLabel('Password', { exact: true }).fill('not my password');
     await ended.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => ended.getByRole('alert').textContent()).toContain('email or password is incorrect');

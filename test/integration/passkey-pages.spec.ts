@@ -60,6 +60,12 @@ describe('passkeys on the sign-in screens (HTML and assets)', () => {
     expect(asset.text).toContain('@simplewebauthn/browser@14');
   });
 
+  it('session.js names the same versioned webauthn.js, for "Sign in with a passkey" in its "Your session has ended" dialog on host pages', async () => {
+    const http = new HttpClient(on.url);
+    const version = /webauthn\.js\?v=([0-9a-f]{12})/.exec((await http.get('/')).text)![1];
+    expect((await http.get('/assets/session.js')).text).toContain(`"webAuthnScript":"/backoffice/assets/webauthn.js?v=${version}"`);
+  });
+
   it('without passkeys: no passkey button, section or script, and no webauthn.js', async () => {
     const http = new HttpClient(off.url);
     for (const path of ['/', '/two-factor', '/account']) {
@@ -69,5 +75,6 @@ describe('passkeys on the sign-in screens (HTML and assets)', () => {
       expect(text).toContain('"passkeys":false');
     }
     expect((await http.get('/assets/webauthn.js')).status).toBe(404);
+    expect((await http.get('/assets/session.js')).text).toContain('"webAuthnScript":null');
   });
 });
