@@ -65,6 +65,40 @@ describe('Rate limits and several app instances', () => {
     }
   });
 
+  it('ASVS 2.2.1: a blocked per-IP limit of another way in (2FA) does not switch off the per-IP login limit (each rule its own record)', async () => {
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 4 } }) });
+    try {
+      const http = new HttpClient(ctx.url);
+      const twoFactor = [];
+      // Cheap to send: no pending sign-in, so each answers 401 until the 2FA per-IP limit blocks.
+      for (let i = 0; i < 5; i++) twoFactor.push((await http.post('/auth/2fa', { provider: 'totp', code: '123456' })).status);
+      expect(twoFactor).toEqual([401, 401, 401, 401, 429]);
+      const statuses = [];
+      for (let i = 0; i < 8; i++) statuses.push((await http.login(email(), 'wrong password entirely')).status);
+      expect(statuses).toEqual([401, 401, 401, 401, 429, 429, 429, 429]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('ASVS 2.2.1: forgot-password for the "email" "<ip>|<username>" does not block the login limit per IP + username', async () => {
+    const ip = uniqueIp();
+    const ctx = await createIdentityApp(db, { identity: withIp(ip, { rateLimits: { loginPerIpAndUsername: 3, loginPerIp: 1000 }, lockout: { maxFailedAccessAttempts: 1000 } }) });
+    try {
+      const victim = email();
+      const http = new HttpClient(ctx.url);
+      const forgot = [];
+      // The forgot-password rule's key is the email; the login rule's key is `${ip}|${username}`: the same text.
+      for (let i = 0; i < 6; i++) forgot.push((await http.post('/auth/forgot-password', { email: `${ip}|${victim}` })).status);
+      expect(forgot.at(-1)).toBe(429);
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await http.login(victim, 'wrong password entirely')).status);
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('rateLimits.enabled: false turns the limits off', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { enabled: false, loginPerIp: 1 } }) });
     try {

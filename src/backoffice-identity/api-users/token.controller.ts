@@ -79,11 +79,11 @@ export class TokenController {
     }
     const credentials = basic ?? { clientId: bodyId, clientSecret: bodySecret };
     if (!credentials.clientId || !credentials.clientSecret) throw oauthError(400, 'invalid_request', 'client_id and client_secret are required.');
-    await this.rateLimiter.enforceSignInPerIp(
-      'token-ip',
-      { name: 'token-ip-client', key: credentials.clientId.slice(0, 64), limit: this.options.rateLimits.tokenPerIpAndClient },
-      { ipKeyPrefix: 'token|' },
-    );
+    await this.rateLimiter.enforceSignInPerIp('token-ip', {
+      name: 'token-ip-client',
+      key: credentials.clientId.slice(0, 64),
+      limit: this.options.rateLimits.tokenPerIpAndClient,
+    });
     return this.apiUsers.issueToken(credentials.clientId, credentials.clientSecret);
   }
 }

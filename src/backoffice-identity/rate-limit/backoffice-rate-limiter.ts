@@ -16,7 +16,8 @@ export interface RateLimitRule {
 
 /**
  * Applies fixed-window limits through a `@nestjs/throttler` storage (in-process by default, Redis when
- * configured). Keys are hashed, so no username or email is kept in the store. When the storage fails the
+ * configured). Keys are hashed with the rule's name ({@link storageKey}), so no username or email is kept in the
+ * store and no two rules share a record. When the storage fails the
  * request goes through (lockout still protects accounts) and the failure is logged.
  */
 @Injectable()
@@ -35,12 +36,12 @@ export class BackOfficeRateLimiter {
    * (default `rateLimits.loginPerIpAndUsername`) per minute for that IP and subject, under `subject.name`.
    * Throws 429 `too_many_requests` with `Retry-After` when one is over.
    */
-  async enforceSignInPerIp(name: string, subject?: { name: string; key: string; limit?: number }, options: { ipKeyPrefix?: string } = {}): Promise<void> {
+  async enforceSignInPerIp(name: string, subject?: { name: string; key: string; limit?: number }): Promise<void> {
     const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
     const limits = this.options.rateLimits;
     const rules: RateLimitRule[] = [];
     if (subject) rules.push({ name: subject.name, key: `${ip}|${subject.key}`, limit: subject.limit ?? limits.loginPerIpAndUsername, windowSeconds: 60 });
-    rules.push({ name, key: `${options.ipKeyPrefix ?? ''}${ip}`, limit: limits.loginPerIp, windowSeconds: 60 });
+    rules.push({ name, key: ip, limit: limits.loginPerIp, windowSeconds: 60 });
     await this.enforce(rules);
   }
 
@@ -50,7 +51,7 @@ export class BackOfficeRateLimiter {
     let retryAfter = 0;
     for (const rule of rules) {
       try {
-        const record = await this.storage.increment(sha256Hex(rule.key), rule.windowSeconds * 1000, rule.limit, rule.windowSeconds * 1000, rule.name);
+        const record = await this.storage.increment(BackOfficeRateLimiter.storageKey(rule), rule.windowSeconds * 1000, rule.limit, rule.windowSeconds * 1000, rule.name);
         if (record.totalHits > rule.limit) retryAfter = Math.max(retryAfter, record.timeToExpire);
       } catch (error) {
         this.logger.error(`Rate-limit storage failed for ${rule.name}: ${(error as Error).message}`);
@@ -59,5 +60,15 @@ export class BackOfficeRateLimiter {
     if (retryAfter > 0) {
       throw new BackOfficeHttpError(429, 'too_many_requests', 'Too many requests; try again later.', { retryAfterSeconds: retryAfter }, { 'Retry-After': String(retryAfter) });
     }
+  }
+
+  /**
+   * The storage key of a rule's counter: SHA-256 of the rule's name and key. Each rule gets a record of its own: a
+   * `@nestjs/throttler` storage keeps one block flag per key, so two rules on one key (e.g. two per-IP limits, or
+   * the forgot-password email `"<ip>|<user>"` beside the login's IP + username) would let a blocked cheap rule
+   * switch off the counting of the other.
+   */
+  static storageKey(rule: Pick<RateLimitRule, 'name' | 'key'>): string {
+    return sha256Hex(`${rule.name}\u0000${rule.key}`);
   }
 }
