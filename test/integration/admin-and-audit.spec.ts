@@ -229,6 +229,29 @@ describe('External-provider setup: denyLocalLogin + a listener that handles User
     }
   });
 
+  it('OWASP ASVS 4.0 3.7.1: a password left from before single sign-on neither satisfies step-up (POST /auth/reauthenticate) nor can be changed: 403 local_login_disabled', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'pre-sso@example.com', name: 'P', password })).value!;
+    const { BackOfficeSessionService, BackOfficeSessionCookies } = await import('../../src/backoffice-identity/index.js');
+    const { token } = await ctx.app.get(BackOfficeSessionService).create(user, {});
+    const http = new HttpClient(ctx.url);
+    http.cookies.set('backoffice_session', token);
+    http.cookies.set('XSRF-TOKEN', BackOfficeSessionCookies.xsrfTokenFor(token));
+    ctx.clock.advance(10 * 60_000); // past session.reauthenticationMinutes
+    try {
+      expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
+      const stepUp = await http.post('/auth/reauthenticate', { password });
+      expectClientError(stepUp, 403);
+      expect(stepUp.body.code).toBe('local_login_disabled');
+      expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
+      const change = await http.post('/auth/change-password', { currentPassword: password, newPassword: 'another long passphrase 42' });
+      expectClientError(change, 403);
+      expect(change.body.code).toBe('local_login_disabled');
+      expect(await ctx.userManager.checkPassword((await ctx.userManager.findById(user.id))!, password)).toBe(true);
+    } finally {
+      ctx.clock.advance(-10 * 60_000);
+    }
+  });
+
   it('an admin (signed in through the host\'s provider) invites through the listener: no default email is sent', async () => {
     const adminUser = (await ctx.userManager.createUser({ email: 'ext-admin@example.com', name: 'A', password, groups: ['admin'] })).value!;
     // the host's external login would create the session; here we issue one directly

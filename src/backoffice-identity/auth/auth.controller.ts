@@ -133,8 +133,14 @@ export class AuthController {
   @HttpCode(200)
   @BackOfficeAuthorize()
   @ApiOkResponse({ description: 'Changed; the user\'s other sessions are revoked' })
-  @errors([400, 'validation_failed / invalid_password with errors'], [401, 'invalid_credentials: wrong current password'], [403, 'xsrf_failed'])
+  @errors(
+    [400, 'validation_failed / invalid_password with errors'],
+    [401, 'invalid_credentials: wrong current password'],
+    [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin)'],
+  )
   async changePassword(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ChangePasswordDto): Promise<{ status: 'success' }> {
+    // With denyLocalLogin a password signs nobody in: it may neither be set here nor stand in for a sign-in below.
+    if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     const result = await this.account.changePassword(request.backOffice.user, sessionOf(request), body.currentPassword, body.newPassword);
     if (!result.succeeded) throw result.errors.some((e) => e.code === 'invalid_credentials') ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.invalidPassword(result.errors);
     return { status: 'success' };
@@ -147,7 +153,7 @@ export class AuthController {
   @errors(
     [400, 'validation_failed / malformed_json'],
     [401, 'unauthenticated, or invalid_credentials: wrong password (counts toward lockout)'],
-    [403, 'xsrf_failed'],
+    [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin); step up through your external login provider'],
     [409, 'no_local_password: re-authenticate through your external login provider'],
     [423, 'locked_out: the password is not checked while the account is locked'],
   )
@@ -155,6 +161,7 @@ export class AuthController {
     const { user } = request.backOffice;
     const session = sessionOf(request);
     const manager = this.userManager;
+    if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     if (!manager.hasPassword(user)) {
       throw new BackOfficeHttpError(409, 'no_local_password', 'This account has no password; re-authenticate through your external login provider.');
     }
