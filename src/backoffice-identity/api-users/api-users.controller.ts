@@ -2,13 +2,15 @@ import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req, UsePipes } f
 import { ApiCreatedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
-import { permissionErrors } from '../permissions/permission-errors.decorator.js';
+import { mayManageTargetErrors, permissionErrors } from '../permissions/permission-errors.decorator.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { ApiUserCreatedResponse, ApiUserListResponse, CreateApiUserDto, RotateSecretDto, SecretRotatedResponse } from './api-users.dto.js';
 import { BackOfficeApiUserService, type BackOfficeApiUserView } from './backoffice-api-user.service.js';
 
@@ -22,6 +24,7 @@ export class ApiUsersController {
     @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
     @Inject(BackOfficeGroupService) private readonly groups: BackOfficeGroupService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
   ) {}
 
   @Post()
@@ -50,9 +53,14 @@ export class ApiUsersController {
   @HttpCode(200)
   @ApiOkResponse({ type: SecretRotatedResponse, description: 'A new secret (shown once); the previous one works for overlapMinutes' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (overlapMinutes)' })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found (no such API user)' })
   @permissionErrors('users.manage')
-  rotate(@Param('id') id: string, @Body() body: RotateSecretDto): Promise<SecretRotatedResponse> {
+  async rotate(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: RotateSecretDto): Promise<SecretRotatedResponse> {
+    // A secret is the API user's sign-in: only a caller who may manage that user (assertMayManage) gets a new one.
+    const user = await this.userManager.findById(id);
+    if (!user || user.kind !== 'api') throw BackOfficeHttpError.notFound('No such API user.');
+    this.groups.assertMayManage(request.backOffice.user, user);
     return this.apiUsers.rotateSecret(id, body.overlapMinutes);
   }
 }

@@ -141,12 +141,35 @@ export class BackOfficeGroupService {
    * they hold themselves. Unknown aliases are left to the caller's validation.
    */
   async assertMayAssign(actor: Pick<BackOfficeUser, 'groups' | 'permissions'>, aliases: readonly string[]): Promise<void> {
-    if (actor.groups.includes(ADMIN_GROUP_ALIAS) || aliases.length === 0) return;
+    if (this.mayActOnAnyone(actor) || aliases.length === 0) return;
     if (aliases.includes(ADMIN_GROUP_ALIAS)) throw BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS);
     const held = this.registry.effective(actor);
     const groups = await this.store.findMany(aliases);
     const beyond = groups.find((group) => this.registry.groupPermissions(group.alias, group.permissions).some((k) => !held.has(k)));
     if (beyond) throw BackOfficeGroupService.mayNotAssign(beyond.alias);
+  }
+
+  /**
+   * Refuses (403 `forbidden`) an action of `actor` on another user (`target`) that would let the actor reach
+   * beyond what they hold (OWASP ASVS 4.0 4.1.3 least privilege, 4.2.1 IDOR): members of `admin` may act on
+   * anyone; anyone else only on a target outside `admin` whose every effective permission they hold themselves.
+   * Call it before anything is written; the last-admin rules still apply on top of it.
+   */
+  assertMayManage(actor: Pick<BackOfficeUser, 'groups' | 'permissions'>, target: Pick<BackOfficeUser, 'groups' | 'permissions'>): void {
+    if (this.mayActOnAnyone(actor)) return;
+    if (target.groups.includes(ADMIN_GROUP_ALIAS)) {
+      throw new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they are in "${ADMIN_GROUP_ALIAS}", and only its members may.`);
+    }
+    const held = this.registry.effective(actor);
+    const beyond = [...this.registry.effective(target)].filter((key) => !held.has(key));
+    if (beyond.length > 0) {
+      throw new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they hold permissions you do not have (${beyond.join(', ')}).`);
+    }
+  }
+
+  /** True for members of `admin`: {@link assertMayAssign} and {@link assertMayManage} never refuse them. */
+  mayActOnAnyone(actor: Pick<BackOfficeUser, 'groups'>): boolean {
+    return actor.groups.includes(ADMIN_GROUP_ALIAS);
   }
 
   private static mayNotAssign(alias: string): BackOfficeHttpError {

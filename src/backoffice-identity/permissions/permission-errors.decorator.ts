@@ -16,3 +16,14 @@ export const permissionErrors = (...permissions: string[]) =>
  */
 export const requirePermissions = (...permissions: string[]) =>
   applyDecorators(SetMetadata(BACKOFFICE_AUTHORIZE_METADATA, { permissions }), permissionErrors(...permissions));
+
+/**
+ * The 403 of a route that acts on another user (`BackOfficeGroupService.assertMayManage`), for the OpenAPI
+ * document; it adds to the 403 of {@link requirePermissions}.
+ */
+export const mayManageTargetErrors = () =>
+  ApiResponse({
+    status: 403,
+    type: ErrorResponse,
+    description: 'forbidden: the user is in admin, or holds a permission the caller lacks (only admins act on such users)',
+  });

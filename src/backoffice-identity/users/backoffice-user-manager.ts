@@ -70,7 +70,7 @@ import {
   type UserTokenStore,
   type UserTwoFactorStore,
 } from './stores/user-store.interface.js';
-import { BackOfficeUserImporter } from './import/backoffice-user-importer.js';
+import { BackOfficeUserImporter, type ImportAuthorizer } from './import/backoffice-user-importer.js';
 import { type ImportUserResult, type ImportUsersOptions, summarizeImport } from './import/user-import.js';
 import { DefaultUserValidator } from './user-validators.js';
 import { BackOfficeNotSupportedError } from './not-supported.error.js';
@@ -363,12 +363,18 @@ export class BackOfficeUserManager {
    * Imports users from another system (Umbraco, ASP.NET Identity, ...) with their password hashes, which verify
    * at sign-in and are re-hashed to the module's format on the first success. Batches of 1,000 records, each one
    * transaction; an invalid record is reported and nothing of it is written. Answers one result per record, in
-   * order, and writes one `UsersImportedNotification` (audit entry) with the counts.
+   * order, and writes one `UsersImportedNotification` (audit entry) with the counts. `authorize` (the HTTP
+   * import's check of the caller) sees every record before anything is written and throws to refuse them all;
+   * it needs the records to fit in one batch.
    *
    * @throws TypeError when `records` is not an array or an option is wrong.
    */
-  async importUsers(records: readonly unknown[], options: ImportUsersOptions & { source?: string } = {}): Promise<ImportUserResult[]> {
-    const results = await this.createUserImporter().importUsers(records, options);
+  async importUsers(
+    records: readonly unknown[],
+    options: ImportUsersOptions & { source?: string } = {},
+    authorize?: ImportAuthorizer,
+  ): Promise<ImportUserResult[]> {
+    const results = await this.createUserImporter().importUsers(records, options, authorize);
     await this.notifyImported(results, options);
     return results;
   }

@@ -16,16 +16,20 @@ import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
 import { AdminUpdateUserDto, DisableUserDto } from './account.dto.js';
 import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.service.js';
 import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.service.js';
-import { requirePermissions } from '../permissions/permission-errors.decorator.js';
+import { mayManageTargetErrors, requirePermissions } from '../permissions/permission-errors.decorator.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUserQueryStore } from './stores/user-store.interface.js';
-import { BackOfficeUserImporter } from './import/backoffice-user-importer.js';
-import { MAX_IMPORT_BATCH, summarizeImport, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
+import { BackOfficeUserImporter, type ImportRecordToAuthorize } from './import/backoffice-user-importer.js';
+import { MAX_IMPORT_BATCH, summarizeImport, type ImportConflictMode, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
 import { ImportUsersDto, ImportUsersResponse, InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
 
-/** User management, each route behind its permission (`users.read`, `users.invite`, `users.manage`, `sessions.manage`). */
+/**
+ * User management, each route behind its permission (`users.read`, `users.invite`, `users.manage`, `sessions.manage`).
+ * Every route that acts on another user also checks the target before writing anything
+ * (`BackOfficeGroupService.assertMayManage`): outside `admin`, only users holding no more than the caller.
+ */
 @ApiTags('users')
 @Controller('users')
 @UsePipes(BackOfficeValidationPipe)
@@ -76,9 +80,16 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ type: ImportUsersResponse, description: 'One result per record, in order; invalid records are reported and not written' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (users not an array, bad onConflict or groupMap)' })
+  @ApiResponse({
+    status: 403,
+    type: ErrorResponse,
+    description:
+      'forbidden: a record names a group holding permissions the caller lacks (or admin), or matches an existing user the caller may not manage ' +
+      '(onConflict update or skip); the whole request is refused, dry run included, nothing is written, and errors[0].field names the first such record',
+  })
   @ApiResponse({ status: 413, type: ErrorResponse, description: `too_many_records (more than ${MAX_IMPORT_BATCH}) or payload_too_large` })
   @requirePermissions('users.manage')
-  async importUsers(@Body() body: ImportUsersDto): Promise<{ results: ImportUserResult[]; summary: ImportUsersSummary }> {
+  async importUsers(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ImportUsersDto): Promise<{ results: ImportUserResult[]; summary: ImportUsersSummary }> {
     if (body.users.length > MAX_IMPORT_BATCH) {
       throw new BackOfficeHttpError(413, 'too_many_records', `Import at most ${MAX_IMPORT_BATCH} users per request (the CLI takes any number).`);
     }
@@ -88,19 +99,68 @@ export class UsersController {
     } catch (error) {
       throw new BackOfficeHttpError(400, 'validation_failed', (error as Error).message.replace(/^importUsers: /, ''));
     }
-    const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' });
+    const actor = request.backOffice.user;
+    const onConflict = BackOfficeUserImporter.resolveOptions(options).onConflict;
+    const authorize = this.groups.mayActOnAnyone(actor) ? undefined : (records: readonly ImportRecordToAuthorize[]) => this.authorizeImport(actor, onConflict, records);
+    const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);
     return { results, summary: summarizeImport(results) };
+  }
+
+  /**
+   * The import of a caller outside `admin`, checked before anything is written (dry runs too): every record's
+   * groups (after `groupMap`) must be ones the caller may assign, and with `onConflict` `update` or `skip` every
+   * existing user a record matches (by email or username) one the caller may manage. The first record that fails
+   * refuses the whole request (403 `forbidden`, `errors[0].field` = `users[<index>]`). The CLI does not check:
+   * its operator has the database anyway.
+   */
+  private async authorizeImport(actor: BackOfficeUser, onConflict: ImportConflictMode, records: readonly ImportRecordToAuthorize[]): Promise<void> {
+    const refusedGroups = new Map<string, BackOfficeHttpError>();
+    for (const alias of new Set(records.flatMap((r) => r.groups))) {
+      try {
+        await this.groups.assertMayAssign(actor, [alias]);
+      } catch (error) {
+        if (!(error instanceof BackOfficeHttpError)) throw error;
+        refusedGroups.set(alias, error);
+      }
+    }
+    const store = this.userManager.store;
+    for (const record of records) {
+      const refusedGroup = record.groups.find((alias) => refusedGroups.has(alias));
+      if (refusedGroup !== undefined) throw UsersController.importRefused(record.index, refusedGroups.get(refusedGroup)!);
+      if (onConflict === 'fail' || record.normalizedEmail === undefined) continue;
+      const matches = [
+        await store.findByNormalizedEmail(record.normalizedEmail),
+        record.normalizedUsername === undefined || record.normalizedUsername === record.normalizedEmail ? null : await store.findByNormalizedUsername(record.normalizedUsername),
+      ];
+      for (const existing of matches) {
+        if (!existing) continue;
+        try {
+          this.groups.assertMayManage(actor, existing);
+        } catch (error) {
+          if (!(error instanceof BackOfficeHttpError)) throw error;
+          throw UsersController.importRefused(record.index, error);
+        }
+      }
+    }
+  }
+
+  private static importRefused(index: number, cause: BackOfficeHttpError): BackOfficeHttpError {
+    const reason = (cause.getResponse() as { message: string }).message;
+    return new BackOfficeHttpError(403, 'forbidden', `users[${index}]: ${reason} Nothing was imported.`, {
+      errors: [{ field: `users[${index}]`, code: 'forbidden', description: reason }],
+    });
   }
 
   @Post(':id/resend-invite')
   @HttpCode(202)
   @ApiAcceptedResponse({ description: 'A new invite link was sent; the previous one no longer works' })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_invited' })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed' })
   @requirePermissions('users.invite')
   async resendInvite(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<{ user: BackOfficeUserDto }> {
-    const user = await this.findOr404(id);
+    const user = await this.findManageable(request, id);
     if (!this.invites.isInvited(user)) throw new BackOfficeHttpError(409, 'not_invited', 'This user is not waiting for an invite.');
     return this.deliveryResponse(await this.invites.resend(user, request.backOffice.user));
   }
@@ -119,15 +179,16 @@ export class UsersController {
   @Post(':id/disable')
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse, description: 'Disabled; the user\'s sessions end' })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin' })
   @requirePermissions('users.manage')
-  async disable(@Param('id') id: string, @Body() body: DisableUserDto): Promise<BackOfficeUserDto> {
+  async disable(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: DisableUserDto): Promise<BackOfficeUserDto> {
     const until = body.until === undefined ? null : new Date(body.until);
     if (until && until.getTime() <= this.clock.now().getTime()) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'until must be in the future.', { errors: [{ field: 'until', code: 'in_the_past', description: 'until must be in the future' }] });
     }
-    const user = await this.findOr404(id);
+    const user = await this.findManageable(request, id);
     this.throwIfFailed(await this.userManager.setApproved(user, false, { reason: body.reason?.trim() || null, until }));
     await this.signInManager.refreshSignIn(user);
     if (user.kind === 'api') await this.apiUsers.revokeTokens(user.id);
@@ -137,10 +198,11 @@ export class UsersController {
   @Post(':id/enable')
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @requirePermissions('users.manage')
-  async enable(@Param('id') id: string): Promise<BackOfficeUserDto> {
-    const user = await this.findOr404(id);
+  async enable(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findManageable(request, id);
     this.throwIfFailed(await this.userManager.setApproved(user, true));
     return toBackOfficeUserDto(user, this.clock.now());
   }
@@ -148,10 +210,11 @@ export class UsersController {
   @Post(':id/unlock')
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @requirePermissions('users.manage')
-  async unlock(@Param('id') id: string): Promise<BackOfficeUserDto> {
-    const user = await this.findOr404(id);
+  async unlock(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findManageable(request, id);
     this.throwIfFailed(await this.userManager.setLockoutEnd(user, null));
     return toBackOfficeUserDto(user, this.clock.now());
   }
@@ -160,12 +223,16 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (unknown group)' })
-  @ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden: adds or removes a group holding permissions the caller lacks (or admin)' })
+  @ApiResponse({
+    status: 403,
+    type: ErrorResponse,
+    description: 'forbidden: adds or removes a group holding permissions the caller lacks (or admin), or the user is one the caller may not manage',
+  })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin, or groups_managed_by_provider (an external provider owns this user\'s groups)' })
   @requirePermissions('users.manage')
   async setGroups(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
-    const user = await this.findOr404(id);
+    const user = await this.findManageable(request, id);
     const changed = [...body.groups.filter((g) => !user.groups.includes(g)), ...user.groups.filter((g) => !body.groups.includes(g))];
     await this.groups.assertMayAssign(request.backOffice.user, changed);
     this.throwIfFailed(await this.userManager.setGroups(user, body.groups));
@@ -176,10 +243,11 @@ export class UsersController {
   @HttpCode(200)
   @RequiresRecentSignIn()
   @ApiOkResponse({ type: UserResponse, description: 'The user\'s 2FA is off, enrolments and recovery codes removed, sessions ended' })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @requirePermissions('users.manage')
-  async resetTwoFactor(@Param('id') id: string): Promise<BackOfficeUserDto> {
-    const user = await this.findOr404(id);
+  async resetTwoFactor(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findManageable(request, id);
     this.throwIfFailed(await this.userManager.resetTwoFactor(user));
     await this.signInManager.refreshSignIn(user);
     return toBackOfficeUserDto(user, this.clock.now());
@@ -189,11 +257,12 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse, description: 'Name and/or email changed (the username follows the email when usernameIsEmail); audited with a diff' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email' })
   @requirePermissions('users.manage')
-  async update(@Param('id') id: string, @Body() body: AdminUpdateUserDto): Promise<BackOfficeUserDto> {
-    const user = await this.findOr404(id);
+  async update(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: AdminUpdateUserDto): Promise<BackOfficeUserDto> {
+    const user = await this.findManageable(request, id);
     await this.lifecycle.updateProfile(user, body);
     return toBackOfficeUserDto(user, this.clock.now());
   }
@@ -202,11 +271,12 @@ export class UsersController {
   @HttpCode(204)
   @RequiresRecentSignIn()
   @ApiNoContentResponse({ description: 'Deleted; sessions, tokens and memberships went with it; the audit trail keeps the id' })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'cannot_delete_self or last_admin' })
   @requirePermissions('users.manage')
   async remove(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
-    const user = await this.findOr404(id);
+    const user = await this.findManageable(request, id);
     await this.lifecycle.delete(user, request.backOffice.user);
   }
 
@@ -214,12 +284,13 @@ export class UsersController {
   @HttpCode(200)
   @RequiresRecentSignIn()
   @ApiOkResponse({ type: UserResponse, description: 'The password no longer works, every session ended, a reset link was emailed' })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_applicable: API users and invited users have no password' })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed (the reset happened; try again)' })
   @requirePermissions('users.manage')
-  async forcePasswordReset(@Param('id') id: string): Promise<BackOfficeUserDto> {
-    const user = await this.findOr404(id);
+  async forcePasswordReset(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
+    const user = await this.findManageable(request, id);
     if (user.kind === 'api' || this.invites.isInvited(user)) {
       throw new BackOfficeHttpError(409, 'not_applicable', 'This user has no password to reset (API user or pending invite).');
     }
@@ -230,12 +301,20 @@ export class UsersController {
   @Delete(':id/sessions')
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Every session of the user ended' })
+  @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @requirePermissions('sessions.manage')
-  async revokeSessions(@Param('id') id: string): Promise<void> {
-    const user = await this.findOr404(id);
+  async revokeSessions(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
+    const user = await this.findManageable(request, id);
     const count = await this.sessions.revokeAll(user.id);
     await this.userManager.notify(UserSessionsRevokedNotification, user, { count });
+  }
+
+  /** The user (404 when none) once the caller may act on them (403 `forbidden`: see `assertMayManage`). */
+  private async findManageable(request: BackOfficeAuthenticatedRequest, id: string): Promise<BackOfficeUser> {
+    const user = await this.findOr404(id);
+    this.groups.assertMayManage(request.backOffice.user, user);
+    return user;
   }
 
   private async findOr404(id: string): Promise<BackOfficeUser> {

@@ -28,6 +28,23 @@ export interface ResolvedImportOptions {
   groupMap: ReadonlyMap<string, string | null>;
 }
 
+/**
+ * One record of a batch as an {@link ImportAuthorizer} sees it: its position, its groups after `groupMap`
+ * (known aliases only) and, when it is well-formed enough to match an existing user, its normalised keys.
+ */
+export interface ImportRecordToAuthorize {
+  index: number;
+  groups: readonly string[];
+  normalizedEmail?: string;
+  normalizedUsername?: string;
+}
+
+/**
+ * Checks a whole batch before anything of it is written (dry runs too) and throws to refuse it. The HTTP import
+ * passes one that applies the caller's permissions; the CLI (an operator with database access) passes none.
+ */
+export type ImportAuthorizer = (records: readonly ImportRecordToAuthorize[]) => Promise<void>;
+
 /** A record that passed every check, and where its report line goes. */
 interface PreparedRecord {
   index: number;
@@ -70,19 +87,26 @@ export class BackOfficeUserImporter {
     return { dryRun: options.dryRun ?? false, onConflict, groupMap };
   }
 
-  /** Imports every record, in batches of {@link MAX_IMPORT_BATCH} (each its own transaction). */
-  async importUsers(records: readonly unknown[], options: ImportUsersOptions = {}): Promise<ImportUserResult[]> {
+  /**
+   * Imports every record, in batches of {@link MAX_IMPORT_BATCH} (each its own transaction). With `authorize`,
+   * the records must fit in one batch, so that a refusal leaves everything unwritten.
+   */
+  async importUsers(records: readonly unknown[], options: ImportUsersOptions = {}, authorize?: ImportAuthorizer): Promise<ImportUserResult[]> {
     if (!Array.isArray(records)) throw new TypeError('importUsers: records must be an array');
     const resolved = BackOfficeUserImporter.resolveOptions(options);
+    if (authorize && records.length > MAX_IMPORT_BATCH) throw new RangeError(`importUsers with authorize takes at most ${MAX_IMPORT_BATCH} records`);
     const results: ImportUserResult[] = [];
     for (let start = 0; start < records.length; start += MAX_IMPORT_BATCH) {
-      results.push(...(await this.importBatch(records.slice(start, start + MAX_IMPORT_BATCH), resolved)));
+      results.push(...(await this.importBatch(records.slice(start, start + MAX_IMPORT_BATCH), resolved, authorize)));
     }
     return results;
   }
 
-  /** Imports one batch (at most {@link MAX_IMPORT_BATCH} records) in one transaction. */
-  async importBatch(records: readonly unknown[], options: ResolvedImportOptions): Promise<ImportUserResult[]> {
+  /**
+   * Imports one batch (at most {@link MAX_IMPORT_BATCH} records) in one transaction. `authorize` sees every
+   * record once checked and before the store is called (also on a dry run); when it throws, nothing is written.
+   */
+  async importBatch(records: readonly unknown[], options: ResolvedImportOptions, authorize?: ImportAuthorizer): Promise<ImportUserResult[]> {
     if (records.length > MAX_IMPORT_BATCH) throw new RangeError(`importBatch takes at most ${MAX_IMPORT_BATCH} records`);
     const store = this.manager.store;
     const knownGroups = await this.manager.knownGroupAliases();
@@ -90,8 +114,10 @@ export class BackOfficeUserImporter {
     const prepared: PreparedRecord[] = [];
     const seenEmails = new Set<string>();
     const seenUsernames = new Set<string>();
+    const toAuthorize: ImportRecordToAuthorize[] = [];
     for (const [index, record] of records.entries()) {
-      const { email, row, errors } = await this.prepare(record, knownGroups, options.groupMap);
+      const { email, row, groups, errors } = await this.prepare(record, knownGroups, options.groupMap);
+      toAuthorize.push(row ? { index, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername } : { index, groups });
       if (row && seenEmails.has(row.normalizedEmail)) errors.push(this.manager.errorDescriber.duplicateInImport('email'));
       else if (row && seenUsernames.has(row.normalizedUsername)) errors.push(this.manager.errorDescriber.duplicateInImport('username'));
       if (row && errors.length === 0) {
@@ -101,6 +127,7 @@ export class BackOfficeUserImporter {
       }
       results.push(errors.length ? { email, outcome: 'invalid', errors } : { email, outcome: 'skipped' });
     }
+    if (authorize) await authorize(toAuthorize);
     if (prepared.length === 0) return results;
     if (!isUserImportStore(store)) {
       const notSupported = this.manager.errorDescriber.notSupported('importing users');
@@ -137,9 +164,9 @@ export class BackOfficeUserImporter {
     record: unknown,
     knownGroups: ReadonlySet<string>,
     groupMap: ReadonlyMap<string, string | null>,
-  ): Promise<{ email: string | null; row?: ImportedUserRow; errors: IdentityError[] }> {
+  ): Promise<{ email: string | null; row?: ImportedUserRow; groups: string[]; errors: IdentityError[] }> {
     const d = this.manager.errorDescriber;
-    if (typeof record !== 'object' || record === null || Array.isArray(record)) return { email: null, errors: [d.importRecordInvalid()] };
+    if (typeof record !== 'object' || record === null || Array.isArray(record)) return { email: null, groups: [], errors: [d.importRecordInvalid()] };
     const input = record as Record<string, unknown>;
     const email = typeof input.email === 'string' && !CONTROL_CHARACTERS.test(input.email) ? input.email.trim().slice(0, 256) : null;
     const errors: IdentityError[] = Object.keys(input)
@@ -159,7 +186,7 @@ export class BackOfficeUserImporter {
       if ('error' in stored) errors.push({ ...stored.error });
       else passwordHash = stored.stored;
     }
-    if (userErrors.length > 0) return { email, errors };
+    if (userErrors.length > 0) return { email, groups, errors };
     const row: ImportedUserRow = {
       username: candidate.username,
       normalizedUsername: this.manager.normalizeKey(candidate.username),
@@ -173,7 +200,7 @@ export class BackOfficeUserImporter {
       createdAt: createdAt ?? this.manager.now(),
       lastLoginAt: lastLoginAt ?? null,
     };
-    return { email, row, errors };
+    return { email, row, groups, errors };
   }
 
   private mapGroups(value: unknown, known: ReadonlySet<string>, groupMap: ReadonlyMap<string, string | null>, errors: IdentityError[]): string[] {
