@@ -55,6 +55,18 @@ describe('OpenAPI document', () => {
     for (const [method, path] of [['post', '/backoffice/auth/2fa/setup'], ['post', '/backoffice/auth/2fa/enable'], ['post', '/backoffice/auth/2fa/disable'], ['delete', '/backoffice/auth/sessions'], ['post', '/backoffice/users/{id}/2fa/reset']]) {
       expect(document.paths[path][method].responses['401'].description, `${method} ${path}`).toMatch(/reauthentication_required/);
     }
+    // routes acting on another user document the target check's 403 beside the permission's (OWASP ASVS 4.0 4.2.1)
+    for (const [method, path] of [
+      ['put', '/backoffice/users/{id}'], ['post', '/backoffice/users/{id}/disable'], ['post', '/backoffice/users/{id}/enable'],
+      ['post', '/backoffice/users/{id}/unlock'], ['post', '/backoffice/users/{id}/2fa/reset'], ['post', '/backoffice/users/{id}/force-password-reset'],
+      ['delete', '/backoffice/users/{id}'], ['delete', '/backoffice/users/{id}/sessions'], ['post', '/backoffice/users/{id}/resend-invite'],
+      ['put', '/backoffice/users/{id}/groups'], ['post', '/backoffice/users/api/{id}/rotate-secret'], ['post', '/backoffice/users/import'],
+    ]) {
+      const forbidden = document.paths[path][method].responses['403'].description;
+      expect(forbidden, `${method} ${path}`).toMatch(/forbidden \(needs /);
+      expect(forbidden, `${method} ${path}`).toMatch(/admin/);
+      expect(forbidden, `${method} ${path}`).toMatch(/(lacks|may not manage)/);
+    }
     const login = document.paths['/backoffice/auth/login'].post;
     expect(Object.keys(login.responses).sort()).toEqual(['200', '400', '401', '403', '415', '423', '429', '503']);
     expect(login.requestBody.content['application/json'].schema.$ref).toMatch(/LoginDto/);
