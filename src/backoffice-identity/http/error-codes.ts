@@ -39,7 +39,7 @@ export const BACKOFFICE_ERROR_CODES = {
   invalid_client: { status: 401, description: 'OAuth 2.0: client authentication failed.' },
   reauthentication_required: { status: 401, description: 'A step-up route: confirm the password first (POST /auth/reauthenticate).', message: 'Confirm your password first (POST /auth/reauthenticate).' },
   two_factor_expired: { status: 401, description: 'No pending two-factor sign-in (expired, used or never started): sign in with the password again.', message: 'The sign-in expired; sign in with your password again.' },
-  forbidden: { status: 403, description: 'The signed-in user lacks a permission for this.', message: 'You may not do this.' },
+  forbidden: { status: 403, description: 'The signed-in user lacks a permission for this, or acts on a user holding more than they do (admin, or a permission they lack).', message: 'You may not do this.' },
   xsrf_failed: { status: 403, description: 'The X-XSRF-TOKEN header does not match the XSRF cookie.' },
   not_allowed: { status: 403, description: 'The account may not sign in (disabled, or invited and not yet accepted).', message: 'This account may not sign in.' },
   local_login_disabled: { status: 403, description: 'Password sign-in is off (denyLocalLogin): use an external login.', message: 'Local sign-in is disabled; use your external login provider.' },
