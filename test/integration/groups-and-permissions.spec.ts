@@ -290,6 +290,41 @@ describe('Permissions on groups, group CRUD', () => {
     expect((await put(desk, `/users/${plain.id}/groups`, { groups: ['editor', 'helpdesk'] })).status).toBe(200);
   });
 
+  it('OWASP ASVS 4.0 4.1.3: groups.manage without admin cannot escalate: no granting permissions one lacks, no changing or deleting richer groups, no moving members into them', async () => {
+    expect((await admin.post('/groups', { alias: 'groupkeepers', name: 'Group keepers', permissions: ['groups.manage', 'users.read'] })).status).toBe(201);
+    expect((await admin.post('/groups', { alias: 'watchers', name: 'Watchers', permissions: ['audit.read'] })).status).toBe(201);
+    expect((await admin.post('/groups', { alias: 'readers', name: 'Readers', permissions: ['users.read'] })).status).toBe(201);
+    const keeper = await make({ groups: ['groupkeepers'] });
+    const client = await signIn(keeper.email);
+    const refusals = [
+      await client.post('/groups', { alias: 'sneaky', name: 'Sneaky', permissions: ['users.read', 'users.manage'] }),
+      await put(client, '/groups/groupkeepers', { permissions: ['groups.manage', 'users.read', 'audit.read'] }),
+      await put(client, '/groups/readers', { permissions: ['users.read', 'users.invite'] }),
+      await put(client, '/groups/watchers', { name: 'Renamed', permissions: [] }),
+      await put(client, '/groups/watchers', { requireTwoFactor: true }),
+      await put(client, '/groups/admin', { name: 'Not admin' }),
+      await client.request('DELETE', '/groups/watchers'),
+      await client.request('DELETE', '/groups/readers?moveMembersTo=watchers'),
+    ];
+    for (const refused of refusals) {
+      expectClientError(refused, 403);
+      expect(refused.body.code).toBe('forbidden');
+    }
+    expect(refusals[0]!.body.message).toMatch(/users\.manage/);
+    const groups = (await admin.get('/groups')).body.items as Array<{ alias: string; name: string; permissions: string[]; requireTwoFactor: boolean }>;
+    const byAlias = new Map(groups.map((g) => [g.alias, g]));
+    expect(byAlias.has('sneaky')).toBe(false);
+    expect(byAlias.get('groupkeepers')!.permissions.sort()).toEqual(['groups.manage', 'users.read']);
+    expect(byAlias.get('readers')!.permissions).toEqual(['users.read']);
+    expect(byAlias.get('watchers')).toMatchObject({ name: 'Watchers', permissions: ['audit.read'], requireTwoFactor: false });
+    // Within what the keeper holds, group work goes on: create, change, delete.
+    expect((await client.post('/groups', { alias: 'listers', name: 'Listers', permissions: ['users.read'] })).status).toBe(201);
+    expect((await put(client, '/groups/listers', { name: 'User listers', permissions: [] })).status).toBe(200);
+    expect((await client.request('DELETE', '/groups/listers')).status).toBe(204);
+    // An admin may do all of the refused changes.
+    expect((await put(admin, '/groups/readers', { permissions: ['users.read', 'users.invite'] })).status).toBe(200);
+  });
+
   it('a permission change applies on the next request (nothing cached)', async () => {
     expect((await admin.post('/groups', { alias: 'flip', name: 'Flip', permissions: [] })).status).toBe(201);
     const member = await signIn((await make({ groups: ['flip'] })).email);

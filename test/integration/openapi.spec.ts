@@ -67,6 +67,12 @@ describe('OpenAPI document', () => {
       expect(forbidden, `${method} ${path}`).toMatch(/admin/);
       expect(forbidden, `${method} ${path}`).toMatch(/(lacks|may not manage)/);
     }
+    // routes changing groups document the group rule's 403 beside the permission's
+    for (const [method, path] of [['post', '/backoffice/groups'], ['put', '/backoffice/groups/{alias}'], ['delete', '/backoffice/groups/{alias}']]) {
+      const forbidden = document.paths[path][method].responses['403'].description;
+      expect(forbidden, `${method} ${path}`).toMatch(/forbidden \(needs groups\.manage/);
+      expect(forbidden, `${method} ${path}`).toMatch(/no permission the caller lacks can be granted/);
+    }
     const login = document.paths['/backoffice/auth/login'].post;
     expect(Object.keys(login.responses).sort()).toEqual(['200', '400', '401', '403', '415', '423', '429', '503']);
     expect(login.requestBody.content['application/json'].schema.$ref).toMatch(/LoginDto/);

@@ -36,6 +36,9 @@ type Change = BackOfficeGroupChange['changes'];
  * Group CRUD with permissions. Every change runs with the group locked by the group store, so two admins
  * editing one group are serialised and each audit entry's diff starts from what the other one wrote.
  */
+/** Who changes groups (the signed-in user of the HTTP routes): their groups and permissions. */
+export type GroupActor = Pick<BackOfficeUser, 'groups' | 'permissions'>;
+
 @Injectable()
 export class BackOfficeGroupService {
   constructor(
@@ -55,9 +58,17 @@ export class BackOfficeGroupService {
     return this.view(group);
   }
 
-  async create(input: { alias: string; name: string; permissions: string[]; requireTwoFactor?: boolean }): Promise<BackOfficeGroupView> {
+  /**
+   * Creates a group. With `actor` (the HTTP routes pass the signed-in user) someone outside `admin` may give it only
+   * permissions they hold themselves (403 `forbidden` otherwise): `groups.manage` is no way to more permissions.
+   */
+  async create(
+    input: { alias: string; name: string; permissions: string[]; requireTwoFactor?: boolean },
+    actor?: GroupActor,
+  ): Promise<BackOfficeGroupView> {
     const permissions = this.checkPermissions(input.permissions);
     const name = BackOfficeGroupService.checkName(input.name);
+    if (actor) this.assertMayGrant(actor, permissions);
     let row: BackOfficeGroupRecord;
     try {
       // Aliases are unique case-insensitively: `Admin` beside `admin` would only confuse.
@@ -77,7 +88,11 @@ export class BackOfficeGroupService {
     return view;
   }
 
-  async update(alias: string, input: { name?: string; permissions?: string[]; requireTwoFactor?: boolean }): Promise<BackOfficeGroupView> {
+  /**
+   * Renames a group, replaces its permissions or its 2FA rule. With `actor`, someone outside `admin` may change only a
+   * group whose permissions they all hold, and grant only permissions they hold (403 `forbidden`, nothing written).
+   */
+  async update(alias: string, input: { name?: string; permissions?: string[]; requireTwoFactor?: boolean }, actor?: GroupActor): Promise<BackOfficeGroupView> {
     const permissions = input.permissions === undefined ? undefined : this.checkPermissions(input.permissions);
     const name = input.name === undefined ? undefined : BackOfficeGroupService.checkName(input.name);
     let changes: Change = {};
@@ -93,6 +108,10 @@ export class BackOfficeGroupService {
         }
         changes = {};
         const oldPermissions = this.registry.groupPermissions(before.alias, before.permissions);
+        if (actor) {
+          this.assertMayChangeGroup(actor, before.alias, oldPermissions);
+          if (permissions !== undefined) this.assertMayGrant(actor, permissions);
+        }
         if (name !== undefined && name !== before.name) changes.name = { from: before.name, to: name };
         if (permissions !== undefined && !this.sameSet(permissions, oldPermissions)) changes.permissions = { from: oldPermissions, to: permissions };
         const requireTwoFactor = input.requireTwoFactor ?? before.requireTwoFactor;
@@ -112,9 +131,14 @@ export class BackOfficeGroupService {
    * Deletes a group. `admin` cannot go; a group with members needs `moveMembersTo`, and its members are added
    * to that group in the same transaction.
    */
-  async delete(alias: string, moveMembersTo?: string): Promise<void> {
+  async delete(alias: string, moveMembersTo?: string, actor?: GroupActor): Promise<void> {
     const result = await this.store.delete(alias, moveMembersTo, (group, target) => {
       if (group.alias === ADMIN_GROUP_ALIAS) throw new BackOfficeHttpError(409, 'builtin_group', 'The built-in admin group cannot be deleted.');
+      if (actor) {
+        // Outside admin: only a group within the actor's permissions goes, and its members move only into such a group.
+        this.assertMayChangeGroup(actor, group.alias, this.registry.groupPermissions(group.alias, group.permissions));
+        if (target) this.assertMayChangeGroup(actor, target.alias, this.registry.groupPermissions(target.alias, target.permissions));
+      }
       if (moveMembersTo !== undefined) {
         if (moveMembersTo === group.alias) throw new BackOfficeHttpError(400, 'validation_failed', 'moveMembersTo must be another group.');
         if (!target) throw new BackOfficeHttpError(400, 'validation_failed', `moveMembersTo: unknown group "${moveMembersTo}".`);
@@ -164,6 +188,25 @@ export class BackOfficeGroupService {
     const beyond = [...this.registry.effective(target)].filter((key) => !held.has(key));
     if (beyond.length > 0) {
       throw new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they hold permissions you do not have (${beyond.join(', ')}).`);
+    }
+  }
+
+  /** Refuses (403) granting a permission the actor does not hold, unless the actor is in `admin`. */
+  private assertMayGrant(actor: GroupActor, permissions: readonly string[]): void {
+    if (this.mayActOnAnyone(actor)) return;
+    const held = this.registry.effective(actor);
+    const beyond = permissions.filter((key) => !held.has(key));
+    if (beyond.length > 0) {
+      throw new BackOfficeHttpError(403, 'forbidden', `You may not grant permissions you do not hold (${beyond.join(', ')}).`);
+    }
+  }
+
+  /** Refuses (403) a change to a group holding a permission the actor does not hold, unless the actor is in `admin`. */
+  private assertMayChangeGroup(actor: GroupActor, alias: string, permissions: readonly string[]): void {
+    if (this.mayActOnAnyone(actor)) return;
+    const held = this.registry.effective(actor);
+    if (alias === ADMIN_GROUP_ALIAS || permissions.some((key) => !held.has(key))) {
+      throw new BackOfficeHttpError(403, 'forbidden', `You may not change "${alias}": it holds permissions you do not have.`);
     }
   }
 

@@ -1,13 +1,14 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, UsePipes } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse } from '../auth/auth.dto.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { BackOfficePermissionRegistry, BUILT_IN_PERMISSIONS } from '../permissions/backoffice-permissions.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeGroupService, type BackOfficeGroupView } from './backoffice-group.service.js';
 import { CreateGroupDto, DeleteGroupQuery, GROUP_ALIAS_PATTERN, GroupListResponse, GroupResponse, UpdateGroupDto } from './groups.dto.js';
-import { permissionErrors } from '../permissions/permission-errors.decorator.js';
+import { groupChangeErrors, permissionErrors } from '../permissions/permission-errors.decorator.js';
 
 /** Groups and their permissions, for holders of `groups.manage`. */
 @ApiTags('groups')
@@ -37,8 +38,9 @@ export class GroupsController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad alias, blank or long name, field code `unknown_permission`)' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_group (aliases are unique ignoring case)' })
   @permissionErrors('groups.manage')
-  create(@Body() body: CreateGroupDto): Promise<BackOfficeGroupView> {
-    return this.groups.create(body);
+  @groupChangeErrors()
+  create(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: CreateGroupDto): Promise<BackOfficeGroupView> {
+    return this.groups.create(body, request.backOffice.user);
   }
 
   @Put(':alias')
@@ -48,8 +50,9 @@ export class GroupsController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'admin_group_permissions: admin always holds every permission' })
   @permissionErrors('groups.manage')
-  update(@Param('alias') alias: string, @Body() body: UpdateGroupDto): Promise<BackOfficeGroupView> {
-    return this.groups.update(GroupsController.checkAlias(alias), body);
+  @groupChangeErrors()
+  update(@Req() request: BackOfficeAuthenticatedRequest, @Param('alias') alias: string, @Body() body: UpdateGroupDto): Promise<BackOfficeGroupView> {
+    return this.groups.update(GroupsController.checkAlias(alias), body, request.backOffice.user);
   }
 
   @Delete(':alias')
@@ -59,8 +62,9 @@ export class GroupsController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'builtin_group (admin) or group_has_members (with memberCount)' })
   @permissionErrors('groups.manage')
-  async delete(@Param('alias') alias: string, @Query() query: DeleteGroupQuery): Promise<void> {
-    await this.groups.delete(GroupsController.checkAlias(alias), query.moveMembersTo);
+  @groupChangeErrors()
+  async delete(@Req() request: BackOfficeAuthenticatedRequest, @Param('alias') alias: string, @Query() query: DeleteGroupQuery): Promise<void> {
+    await this.groups.delete(GroupsController.checkAlias(alias), query.moveMembersTo, request.backOffice.user);
   }
 
   /** A path segment that cannot be an alias is simply not a group. */

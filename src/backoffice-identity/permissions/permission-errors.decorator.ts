@@ -27,3 +27,14 @@ export const mayManageTargetErrors = () =>
     type: ErrorResponse,
     description: 'forbidden: the user is in admin, or holds a permission the caller lacks (only admins act on such users)',
   });
+
+/**
+ * The 403 of a route that changes groups (`BackOfficeGroupService` with an actor), for the OpenAPI document; it adds
+ * to the 403 of {@link permissionErrors}.
+ */
+export const groupChangeErrors = () =>
+  ApiResponse({
+    status: 403,
+    type: ErrorResponse,
+    description: 'forbidden: outside admin, a group holding a permission the caller lacks cannot change, and no permission the caller lacks can be granted',
+  });
