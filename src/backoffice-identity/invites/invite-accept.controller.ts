@@ -26,7 +26,12 @@ export class InviteAcceptController {
   @Post('accept')
   @UseGuards(JsonBodyGuard)
   @HttpCode(200)
-  @ApiOkResponse({ type: LoginResponse, description: 'Password set, user active and signed in (cookies set)' })
+  @ApiOkResponse({
+    type: LoginResponse,
+    description:
+      'Password set, user active and signed in (cookies set); as after a password sign-in, a member of a group that requires ' +
+      'two-factor gets requiresTwoFactorSetup and a setup-only session (or success with twoFactorSetupDeadline in the grace period)',
+  })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token, invalid_password, validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
   async accept(@Body() body: AcceptInviteDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
@@ -34,7 +39,7 @@ export class InviteAcceptController {
     const user = await this.signInManager.userManager.findById(body.userId);
     if (!user) throw BackOfficeHttpError.invalidToken();
     BackOfficeHttpError.throwIfTokenFlowFailed(await this.invites.accept(user, body.token, body.password));
-    await this.signInManager.succeed(user);
-    return { status: 'success', user: await this.issuer.issue(user, response) };
+    // The same rule as a password sign-in: a group's requireTwoFactor (past any grace period) gets a setup-only session.
+    return this.issuer.issueSignIn(await this.signInManager.finishSignIn(user), response);
   }
 }

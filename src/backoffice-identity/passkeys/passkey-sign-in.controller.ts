@@ -57,7 +57,12 @@ export class PasskeySignInController {
   @Post('verify')
   @HttpCode(200)
   @UseGuards(JsonBodyGuard)
-  @ApiOkResponse({ type: LoginResponse, description: 'Signed in (session and XSRF cookies set); or requiresTwoFactor when the passkey did not verify the user and 2FA is on' })
+  @ApiOkResponse({
+    type: LoginResponse,
+    description:
+      'Signed in (session and XSRF cookies set); or requiresTwoFactor when the passkey did not verify the user and 2FA is on; ' +
+      'or requiresTwoFactorSetup with a setup-only session when a group requires two-factor and the user has none',
+  })
   @documented(400, 'validation_failed / malformed_json')
   @documented(401, 'invalid_passkey: unknown credential, wrong signature, used or foreign challenge, wrong origin or rp id, counter gone backwards: one answer')
   @documented(403, 'not_allowed (disabled / invited) or local_login_disabled')
@@ -73,7 +78,7 @@ export class PasskeySignInController {
       await this.challenges.start(result.user!, response, null, 'passkey');
       return { status: 'requiresTwoFactor', providers: result.providers ?? [] };
     }
-    if (result.status === 'success') return { status: 'success', user: await this.issuer.issue(result.user!, response) };
+    if (result.status === 'success' || result.status === 'requiresTwoFactorSetup') return this.issuer.issueSignIn({ ...result, status: result.status }, response);
     if (result.status === 'failed') throw invalidPasskey();
     throw signInError(result, this.clock.now());
   }

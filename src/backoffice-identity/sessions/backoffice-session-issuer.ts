@@ -1,9 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_TWO_FACTOR_PROVIDERS } from '../constants.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import type { SignInResult } from '../sign-in/backoffice-sign-in-manager.js';
+import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionService } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
@@ -18,7 +20,26 @@ export class BackOfficeSessionIssuer {
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
+    @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) private readonly twoFactorProviders: TwoFactorProvider[],
   ) {}
+
+  /**
+   * The session and answer for a sign-in manager's `success` or `requiresTwoFactorSetup` (a passkey, an accepted
+   * invite; `POST /auth/login` answers the same): a full session, with `twoFactorSetupDeadline` during a group's
+   * grace period, or a setup-only session and the providers to enrol in.
+   */
+  async issueSignIn(
+    result: SignInResult & { status: 'success' | 'requiresTwoFactorSetup' },
+    response: BackOfficeHttpResponse,
+  ): Promise<{ status: 'success'; user: BackOfficeUserDto; twoFactorSetupDeadline?: string } | { status: 'requiresTwoFactorSetup'; providers: string[] }> {
+    if (result.status === 'requiresTwoFactorSetup') {
+      // A setup-only session: it reaches the 2FA setup routes (and me/logout) until enrolment is confirmed.
+      await this.issue(result.user!, response, { twoFactorSetupOnly: true });
+      return { status: 'requiresTwoFactorSetup', providers: this.twoFactorProviders.map((p) => p.name) };
+    }
+    const user = await this.issue(result.user!, response);
+    return result.twoFactorSetupDeadline ? { status: 'success', user, twoFactorSetupDeadline: result.twoFactorSetupDeadline.toISOString() } : { status: 'success', user };
+  }
 
   /**
    * `externalLogin`: the sign-in came through an external provider (kept for RP-initiated logout);

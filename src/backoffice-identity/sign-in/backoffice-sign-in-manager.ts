@@ -21,7 +21,7 @@ export type SignInStatus = 'success' | 'failed' | 'lockedOut' | 'notAllowed' | '
 
 export interface SignInResult {
   status: SignInStatus;
-  /** Set for `success`, `requiresTwoFactor` and `notAllowed`. */
+  /** Set for `success`, `requiresTwoFactor`, `requiresTwoFactorSetup` and `notAllowed`. */
   user?: BackOfficeUser;
   /** Set for `lockedOut`. */
   lockoutEnd?: Date | null;
@@ -123,12 +123,22 @@ export class BackOfficeSignInManager {
       return { status: 'requiresTwoFactor', user, providers };
     }
     await this.resetFailedAccess(user);
+    return this.finishSignIn(user);
+  }
+
+  /**
+   * The last step of every sign-in whose factors are verified (password, passkey, accepted invite): a member of a
+   * `requireTwoFactor` group without 2FA gets `requiresTwoFactorSetup` (the caller issues a setup-only session)
+   * once any grace period has ended, and `success` with `twoFactorSetupDeadline` during it; everyone else
+   * `success`. No way in skips the group's requirement (OWASP ASVS 4.0 2.2.x / 3.x).
+   */
+  async finishSignIn(user: BackOfficeUser): Promise<SignInResult & { status: 'success' | 'requiresTwoFactorSetup' }> {
     const enrolment = await this.twoFactorEnrolment(user);
     if (enrolment === 'required') {
-      await manager.notify(UserLoginRequiresTwoFactorSetupNotification, user);
+      await this.userManager.notify(UserLoginRequiresTwoFactorSetupNotification, user);
       return { status: 'requiresTwoFactorSetup', user };
     }
-    const result = await this.succeed(user);
+    const result = { ...(await this.succeed(user)), status: 'success' as const };
     return enrolment instanceof Date ? { ...result, twoFactorSetupDeadline: enrolment } : result;
   }
 
@@ -168,7 +178,8 @@ export class BackOfficeSignInManager {
    * `POST /auth/passkey/options`). The password rules apply: `denyLocalLogin`, lockout (a locked account's
    * assertion is not checked), failed attempts counted, `not_allowed` only after a valid passkey. A user with
    * 2FA on signs in at once after a user-verified passkey; without user verification the second factor is
-   * still asked (and cannot be a passkey). Unknown credentials and wrong signatures fail alike (`invalid_passkey`).
+   * still asked (and cannot be a passkey). A member of a `requireTwoFactor` group without 2FA gets
+   * `requiresTwoFactorSetup` as after a password. Unknown credentials and wrong signatures fail alike (`invalid_passkey`).
    */
   async passkeySignIn(response: AuthenticationResponseJSON, context?: SignInContext): Promise<SignInResult> {
     if (context) {
@@ -211,7 +222,8 @@ export class BackOfficeSignInManager {
     }
     await this.resetFailedAccess(current);
     await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
-    return { ...(await this.succeed(current)), userVerified };
+    // A group's requireTwoFactor applies as after a password: a passkey is not the TOTP enrolment it asks for.
+    return { ...(await this.finishSignIn(current)), userVerified };
   }
 
   /** Counts a failed attempt of a known user; locked now (or already) gives `lockedOut`, else `failed` with `reason`. */

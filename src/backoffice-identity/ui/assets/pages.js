@@ -264,8 +264,10 @@
   }
 
   function invite() {
-    var link = tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function () {
-      window.location.assign(page.defaultReturnUrl);
+    var link = tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function (res) {
+      // A group that requires two-factor: a setup-only session, as after a password sign-in.
+      if (res.body && res.body.status === 'requiresTwoFactorSetup') window.location.assign(S.base + '/account?status=requiresTwoFactorSetup');
+      else window.location.assign(page.defaultReturnUrl);
     }, 'inviteLinkInvalid');
     if (link) inviteProviders(link);
   }
