@@ -16,7 +16,7 @@ import {
 import type { BackOfficeUser } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUuid } from '../common/ids.js';
-import { BackOfficeDuplicateUserError, isUserEmailChangeStore, type UserEmailChangeStore } from './stores/user-store.interface.js';
+import { BackOfficeDuplicateUserError, isUserEmailChangeStore, type BackOfficeUserProfileChanges, type UserEmailChangeStore } from './stores/user-store.interface.js';
 
 /** Hours an email-change link stays valid. */
 export const EMAIL_CHANGE_LIFESPAN_HOURS = 24;
@@ -37,7 +37,9 @@ export class BackOfficeUserLifecycleService {
 
   /**
    * Changes name and/or email (an admin's edit, or the user's own name). The email is validated like a new
-   * user's, must be free, and moves the username along when `usernameIsEmail`. Audited with a diff.
+   * user's, must be free, and moves the username along when `usernameIsEmail`. Audited with a diff. A new
+   * email renews the security stamp (the user's sessions end) and voids outstanding password-reset and invite
+   * links, as a confirmed self-service change does.
    */
   async updateProfile(user: BackOfficeUser, input: { name?: string; email?: string }): Promise<void> {
     const candidate = await this.validated({ name: input.name ?? user.name, email: input.email ?? user.email });
@@ -47,7 +49,12 @@ export class BackOfficeUserLifecycleService {
     if (emailChanged) changes.email = { from: user.email, to: candidate.email };
     if (Object.keys(changes).length === 0) return;
     const oldEmail = user.email;
-    await this.write(user, { name: candidate.name, ...(emailChanged ? this.emailFields(candidate.email) : {}) });
+    if (emailChanged) {
+      await this.writeEmail(user, { name: candidate.name, ...this.emailFields(candidate.email) });
+      await this.signInManager.refreshSignIn(user);
+    } else {
+      await this.write(user, { name: candidate.name });
+    }
     await this.userManager.notify(UserProfileUpdatedNotification, user, { changes });
     if (emailChanged) await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: user.email });
   }
@@ -73,7 +80,8 @@ export class BackOfficeUserLifecycleService {
 
   /**
    * Confirms an email change with the emailed link: the token is used up atomically, the email (and username
-   * when `usernameIsEmail`) changes, the security stamp is renewed and every session ends.
+   * when `usernameIsEmail`) changes, the security stamp is renewed, outstanding password-reset and invite links
+   * (mailed to the old address) are void, and every session ends.
    */
   async confirmEmailChange(userId: string, token: string): Promise<BackOfficeUser> {
     const user = isUuid(userId) && typeof token === 'string' && token.length <= 512 ? await this.userManager.findById(userId) : null;
@@ -81,8 +89,7 @@ export class BackOfficeUserLifecycleService {
     const newEmail = await this.emailChangeStore().consumeEmailChangeToken(user.id, sha256Hex(token), this.clock.now());
     if (!newEmail) throw BackOfficeHttpError.invalidToken();
     const oldEmail = user.email;
-    await this.write(user, this.emailFields(newEmail));
-    if (this.userManager.supportsUserSecurityStamp) await this.userManager.updateSecurityStamp(user);
+    await this.writeEmail(user, this.emailFields(newEmail));
     await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: newEmail });
     return user;
@@ -137,13 +144,22 @@ export class BackOfficeUserLifecycleService {
       : { email, normalizedEmail: normalized };
   }
 
-  private async write(user: BackOfficeUser, changes: Partial<BackOfficeUser>): Promise<void> {
+  private async write(user: BackOfficeUser, changes: BackOfficeUserProfileChanges): Promise<void> {
+    await this.duplicateAs409(() => this.userManager.store.updateProfile(user.id, changes, this.clock.now()));
+    Object.assign(user, changes);
+  }
+
+  /** A write that moves the email: with a new security stamp and the old address's reset and invite links void, in one transaction. */
+  private async writeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges): Promise<void> {
+    await this.duplicateAs409(() => this.userManager.changeEmail(user, changes));
+  }
+
+  private async duplicateAs409(write: () => Promise<void>): Promise<void> {
     try {
-      await this.userManager.store.updateProfile(user.id, changes, this.clock.now());
+      await write();
     } catch (error) {
       if (error instanceof BackOfficeDuplicateUserError) throw new BackOfficeHttpError(409, 'duplicate_email', 'A user with this email already exists.');
       throw error;
     }
-    Object.assign(user, changes);
   }
 }
