@@ -3,6 +3,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { TEST_PASSWORD } from '../support/identity-app.js';
 import { chromiumPath, latestMailTo, launchBrowser, totpCode, transferredBytes } from './support/browser.js';
 import { SignOutRedirectListener, startBrowserApp, type BrowserApp } from './support/browser-app.js';
+import { BackOfficeGroupService } from '../../src/backoffice-identity/index.js';
 
 const executable = chromiumPath();
 const suite = executable ? describe : describe.skip;
@@ -355,6 +356,26 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect(await page.evaluate(() => (window as any).pageMarker)).toBe('same page');
     expect(await page.getByLabel('Document').inputValue()).toBe('unsaved work');
     expect((await peek()).email).toBe('idle@example.com');
+  });
+
+  it('the session-ended dialog sends a member of a group that now requires two-factor to the account page to set it up', async () => {
+    await app.app.get(BackOfficeGroupService).create({ alias: 'vault', name: 'Vault', permissions: [], requireTwoFactor: false });
+    const created = await app.userManager.createUser({ email: 'vault@example.com', name: 'Val Vault', password: TEST_PASSWORD, groups: ['vault'] });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, 'vault@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(page, 'vault@example.com');
+    await page.goto(`${app.origin}/host/editor`);
+    await expect.poll(() => page.evaluate(() => Boolean((window as any).BackOfficeSession))).toBe(true);
+    // The group starts to require two-factor, and the person's sessions end (e.g. an admin signed them out).
+    await app.app.get(BackOfficeGroupService).update('vault', { requireTwoFactor: true });
+    await app.signInManager.refreshSignIn(created.value!);
+    await page.evaluate(() => (window as any).BackOfficeSession.check());
+    const ended = page.getByRole('alertdialog');
+    await expect.poll(() => ended.getByRole('heading').textContent()).toBe('Your session has ended');
+    await ended.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await ended.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(url('/account?status=requiresTwoFactorSetup'));
   });
 
   it('tells before the absolute deadline that the session cannot be extended', async () => {

@@ -407,6 +407,11 @@
       var signedIn = function (dialog, res) {
         if (!res) return;
         if (res.status === 200 && res.body.status === 'requiresTwoFactor') return askCode(dialog);
+        if (res.status === 200 && res.body.status === 'requiresTwoFactorSetup') {
+          // A group now requires two-factor: the new session reaches only the setup, which is on the account page.
+          window.location.assign(BASE + '/account?status=requiresTwoFactorSetup');
+          return;
+        }
         if (res.status === 200) return finish(dialog, res.body.user);
         dialog.error(errorText(res));
       };
