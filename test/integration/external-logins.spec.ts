@@ -1,10 +1,12 @@
 import type { LoggerService } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import * as OTPAuth from 'otpauth';
 import { DataSource } from 'typeorm';
 import {
   BackOfficeEvents,
   BackOfficeInviteService,
+  TypeOrmBackOfficeUserStore,
   type BackOfficeExternalLoginProviderOptions,
   type BackOfficeIdentityModuleOptions,
   type SendEmailNotification,
@@ -1001,6 +1003,244 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expectClientError(await new Person(ctx.url).inviteChallenge('nope', invite), 404);
       const badReturn = await new Person(ctx.url).inviteChallenge('oidc', { ...invite, returnUrl: '//evil.example/' });
       expectClientError(badReturn, 400);
+    });
+  });
+
+  describe('invites taken over by the host, accepted by signing in at the provider (denyLocalLogin + autoLink, no invite link)', () => {
+    const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
+    /** Spy for `onAutoLinking`: it is for users being created, so an invitee's sign-in never calls it. */
+    const onAutoLinking = vi.fn();
+
+    /**
+     * The app of the seeds' scenario: every user at the provider, password sign-in off, and the provider's
+     * `defaultGroups` (`writer`) different from what admins choose, to show they are not added to an invitee.
+     */
+    async function takeOverApp(
+      autoLink: BackOfficeExternalLoginProviderOptions['autoLink'] = { enabled: true, defaultGroups: ['writer'] },
+      more: BackOfficeExternalLoginProviderOptions[] = [],
+      identity: BackOfficeIdentityModuleOptions = {},
+    ) {
+      onAutoLinking.mockReset();
+      const app = await secondApp({
+        ...identity,
+        denyLocalLogin: true,
+        externalLogins: [...providersFor(idp.issuer, { denyLocalLogin: true, autoLink, onAutoLinking }).slice(0, 1), ...more],
+      });
+      return { app, events: NotificationRecorder.attach(app.app) };
+    }
+
+    /**
+     * An admin's invite, taken over like Umbraco's `SendEmailNotification` + `HandleEmail()`: the listener
+     * invites the person at the provider (here: creates their provider account with the invite's email, as the
+     * provider's own invite would) and the module sends nothing. Returns the invitee and the module's unused token.
+     */
+    async function inviteAtProvider(app: IdentityApp, groups: string[], claims: Record<string, unknown> = {}) {
+      const emitter = app.app.get(EventEmitter2);
+      const login = sub('takeover-invitee');
+      const sent: SendEmailNotification[] = [];
+      const listener = (n: SendEmailNotification) => {
+        if (n.emailType !== 'UserInvite') return;
+        sent.push(n);
+        idp.accounts.set(login, { email: n.message.to, email_verified: true, name: `Provider name ${login}`, ...claims });
+        n.handleEmail();
+      };
+      emitter.on(BackOfficeEvents.SendEmail, listener);
+      try {
+        const email = `${login}@corp.example.com`;
+        const invited = await app.app.get(BackOfficeInviteService).invite({ email, name: 'Invited By Admin', groups }, null);
+        expect(invited.succeeded).toBe(true);
+        expect(invited.value!.delivery).toEqual({ handledByListener: true });
+        expect(sent).toHaveLength(1);
+        const token = new URLSearchParams(new URL(/https?:\/\/\S+\/accept-invite#\S+/.exec(sent[0].message.text)![0]).hash.slice(1)).get('token')!;
+        return { user: invited.value!.user, userId: invited.value!.user.id, email, login, token };
+      } finally {
+        emitter.off(BackOfficeEvents.SendEmail, listener);
+      }
+    }
+
+    /** Nothing was written: still an invitee (maybe disabled or locked), never signed in, no login, the invite token as it was. */
+    async function expectStillInvited(app: IdentityApp, invitee: { userId: string; token: string }, tokenLive = true): Promise<void> {
+      const user = (await app.userManager.findById(invitee.userId))!;
+      expect(user.invitedAt).not.toBeNull();
+      expect(app.userManager.hasPassword(user)).toBe(false);
+      expect(user.lastLoginAt).toBeNull();
+      expect(await app.userManager.getLogins(user)).toEqual([]);
+      expect(await app.userManager.getTokenStore().isTokenLive(user.id, 'invite', sha256(invitee.token), app.clock.now())).toBe(tokenLive);
+    }
+
+    it('the invitee signs in at the provider with the invited, verified email: linked, invite accepted, admin-chosen groups kept, old link dead', async () => {
+      const { app, events } = await takeOverApp();
+      try {
+        const invitee = await inviteAtProvider(app, ['editor']);
+        const person = new Person(app.url);
+        const result = await person.signIn('oidc', invitee.login, { returnUrl: '/backoffice/account' });
+        expectSignedIn(result, '/backoffice/account');
+        const me = await person.app.get('/auth/me');
+        expect(me.status).toBe(200);
+        // The admin's groups, not the provider's defaultGroups; the admin's name (onExternalLogin may sync it).
+        expect(me.body).toMatchObject({ id: invitee.userId, email: invitee.email, groups: ['editor'], state: 'active', logins: [{ provider: 'oidc', displayName: 'Single sign-on' }] });
+        expect(onAutoLinking).not.toHaveBeenCalled();
+        for (const name of [BackOfficeEvents.InviteAccepted, BackOfficeEvents.AutoLinked, BackOfficeEvents.LoginLinked, BackOfficeEvents.ExternalLoginSuccess, BackOfficeEvents.LoginSuccess]) {
+          expect(events.named(name, invitee.userId), name).toHaveLength(1);
+        }
+        const audit = await app.app.get(DataSource).query(`SELECT event FROM backoffice_audit_entry WHERE affected_user_id = $1`, [invitee.userId]);
+        expect(audit.map((r: { event: string }) => r.event)).toEqual(
+          expect.arrayContaining(['backoffice.user.invite.accepted', 'backoffice.user.auto-linked', 'backoffice.user.login.linked', 'backoffice.user.external-login.success']),
+        );
+
+        // The module's invite token (never sent) is void: the accept-invite challenge refuses it, and it is used up.
+        expect(await app.userManager.getTokenStore().isTokenLive(invitee.userId, 'invite', sha256(invitee.token), app.clock.now())).toBe(false);
+        const old = await new Person(app.url).inviteChallenge('oidc', { userId: invitee.userId, token: invitee.token });
+        expectClientError(old, 400);
+        expect(old.body.code).toBe('invalid_token');
+
+        // Later sign-ins find the user by the login; nobody new, no second acceptance; password sign-in stays off.
+        const again = new Person(app.url);
+        expectSignedIn(await again.signIn('oidc', invitee.login));
+        expect((await again.app.get('/auth/me')).body.id).toBe(invitee.userId);
+        expect(events.named(BackOfficeEvents.InviteAccepted, invitee.userId)).toHaveLength(1);
+        expect(events.named(BackOfficeEvents.AutoLinked, invitee.userId)).toHaveLength(1);
+        expect((await new HttpClient(app.url).login(invitee.email, TEST_PASSWORD)).body.code).toBe('local_login_disabled');
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('an email the provider has not verified is refused (external_email_unverified); the invitee stays invited', async () => {
+      const { app } = await takeOverApp();
+      try {
+        const invitee = await inviteAtProvider(app, ['editor'], { email_verified: false });
+        expectRefused(await new Person(app.url).signIn('oidc', invitee.login), 'external_email_unverified');
+        await expectStillInvited(app, invitee);
+        // No email_verified claim at all counts as unverified too.
+        idp.accounts.set(invitee.login, { email: invitee.email });
+        expectRefused(await new Person(app.url).signIn('oidc', invitee.login), 'external_email_unverified');
+        await expectStillInvited(app, invitee);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('users who are not invitees are never taken over (external_email_in_use); a disabled invitee is not_allowed; nothing is written', async () => {
+      const { app } = await takeOverApp();
+      const login = (email: string) => {
+        const key = sub('not-invitee');
+        idp.accounts.set(key, { email, email_verified: true });
+        return key;
+      };
+      try {
+        const manager = app.userManager;
+        // Active, with a password.
+        const active = await newUser();
+        expectRefused(await new Person(app.url).signIn('oidc', login(active.email.toUpperCase())), 'external_email_in_use');
+        expect(await manager.getLogins(active)).toEqual([]);
+
+        // Invited, but has a password now (inactive).
+        const withPassword = await inviteAtProvider(app, ['editor']);
+        expect((await manager.addPassword((await manager.findById(withPassword.userId))!, 'a long enough passphrase 123')).succeeded).toBe(true);
+        expectRefused(await new Person(app.url).signIn('oidc', withPassword.login), 'external_email_in_use');
+        expect(await manager.getLogins({ id: withPassword.userId })).toEqual([]);
+
+        // Invited, but already has another login.
+        const withLogin = await inviteAtProvider(app, ['editor']);
+        expect((await manager.addLogin((await manager.findById(withLogin.userId))!, { provider: 'corp', providerKey: sub('other'), displayName: 'Corporate directory' })).succeeded).toBe(true);
+        expectRefused(await new Person(app.url).signIn('oidc', withLogin.login), 'external_email_in_use');
+        expect((await manager.getLogins({ id: withLogin.userId })).map((l) => l.provider)).toEqual(['corp']);
+
+        // Invited and then signed in once (active): the invite is over.
+        const signedInBefore = await inviteAtProvider(app, ['editor']);
+        await manager.recordLogin((await manager.findById(signedInBefore.userId))!);
+        expectRefused(await new Person(app.url).signIn('oidc', signedInBefore.login), 'external_email_in_use');
+        expect(await manager.getLogins({ id: signedInBefore.userId })).toEqual([]);
+
+        // A disabled invitee: refused before anything is linked (disabling voided the module's link itself). Enabled
+        // again by an admin, the user is an invitee again and the provider sign-in accepts the invite.
+        const disabled = await inviteAtProvider(app, ['editor']);
+        expect((await manager.setApproved((await manager.findById(disabled.userId))!, false)).succeeded).toBe(true);
+        expectRefused(await new Person(app.url).signIn('oidc', disabled.login), 'not_allowed');
+        await expectStillInvited(app, disabled, false);
+        expect((await manager.setApproved((await manager.findById(disabled.userId))!, true)).succeeded).toBe(true);
+        expectSignedIn(await new Person(app.url).signIn('oidc', disabled.login));
+
+        // A locked-out invitee: not_allowed too, nothing written.
+        const locked = await inviteAtProvider(app, ['editor']);
+        expect((await manager.setLockoutEnd((await manager.findById(locked.userId))!, new Date(app.clock.now().getTime() + 3_600_000))).succeeded).toBe(true);
+        expectRefused(await new Person(app.url).signIn('oidc', locked.login), 'not_allowed');
+        await expectStillInvited(app, locked);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('with auto-linking off the invitee is refused as any unknown account (no_linked_account)', async () => {
+      const { app } = await takeOverApp({ enabled: false, defaultGroups: ['writer'] });
+      try {
+        const invitee = await inviteAtProvider(app, ['editor']);
+        expectRefused(await new Person(app.url).signIn('oidc', invitee.login), 'no_linked_account');
+        await expectStillInvited(app, invitee);
+      } finally {
+        await app.close();
+      }
+    });
+
+    /** While armed, holds each user-store transaction until a second one starts (or 2 s pass): two callbacks meet there. */
+    const meeting = { armed: false, waiting: [] as Array<() => void> };
+    class MeetingStore extends TypeOrmBackOfficeUserStore {
+      override async transaction<T>(work: (store: TypeOrmBackOfficeUserStore) => Promise<T>): Promise<T> {
+        if (meeting.armed) {
+          await new Promise<void>((resolve) => {
+            meeting.waiting.push(resolve);
+            if (meeting.waiting.length >= 2) {
+              meeting.armed = false;
+              for (const go of meeting.waiting.splice(0)) go();
+            } else setTimeout(resolve, 2_000);
+          });
+        }
+        return super.transaction(work);
+      }
+    }
+
+    it('two first sign-ins at once, with two provider accounts of the invited email, link exactly one', async () => {
+      // A second provider with auto-linking, so the two accounts differ by provider as well as by key.
+      const corp: BackOfficeExternalLoginProviderOptions = {
+        name: 'corp',
+        displayName: 'Corporate directory',
+        issuer: idp.issuer,
+        clientId: 'backoffice-b',
+        clientSecret: SECRET_B,
+        denyLocalLogin: true,
+        autoLink: { enabled: true },
+      };
+      const { app, events } = await takeOverApp(undefined, [corp], { userStore: MeetingStore });
+      try {
+        for (const second of ['oidc', 'corp']) {
+          const invitee = await inviteAtProvider(app, ['editor']);
+          const twin = sub('twin');
+          idp.accounts.set(twin, { ...idp.accounts.get(invitee.login) });
+          const a = new Person(app.url);
+          const b = new Person(app.url);
+          const urls = [await a.toCallback('oidc', invitee.login), await b.toCallback(second, twin)];
+          meeting.armed = true;
+          const results = await Promise.all([a.deliver(urls[0]), b.deliver(urls[1])]);
+          meeting.armed = false;
+          meeting.waiting.length = 0;
+          const won = results.filter((r) => r.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c)));
+          expect(won, second).toHaveLength(1);
+          const lost = results.find((r) => !won.includes(r))!;
+          expect(lost.status).toBe(302);
+          expect(['/backoffice/?error=login_already_linked', '/backoffice/?error=external_email_in_use']).toContain(lost.headers.get('location'));
+          expect(await app.userManager.getLogins({ id: invitee.userId }), second).toHaveLength(1);
+          expect(events.named(BackOfficeEvents.InviteAccepted, invitee.userId)).toHaveLength(1);
+          expect(events.named(BackOfficeEvents.LoginLinked, invitee.userId)).toHaveLength(1);
+          // The loser's account is linked to nobody; the winner's signs in again.
+          const [winner, loser] = won[0] === results[0] ? [invitee.login, twin] : [twin, invitee.login];
+          const winnerProvider = winner === invitee.login ? 'oidc' : second;
+          expect(await app.userManager.findByLogin(winner === invitee.login ? second : 'oidc', loser)).toBeNull();
+          expectSignedIn(await new Person(app.url).signIn(winnerProvider, winner));
+        }
+      } finally {
+        await app.close();
+      }
     });
   });
 });

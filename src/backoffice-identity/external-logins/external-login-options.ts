@@ -30,7 +30,10 @@ export interface BackOfficeExternalLoginChanges {
 /**
  * Creating users on their first external sign-in (Umbraco's `ExternalSignInAutoLinkOptions`). An email that
  * already belongs to a user is never linked automatically (no account take-over through a provider): that
- * user links the provider from their own session instead.
+ * user links the provider from their own session instead. The one exception is a user still invited (invited,
+ * never signed in, no password, no external login): the first sign-in with that (verified) email links the
+ * provider to them and accepts the invite, keeping the groups the admin chose; this is how an invite that the
+ * host took over (`SendEmailNotification` + `handleEmail()`) and sent through the provider is completed.
  */
 export interface ExternalSignInAutoLinkOptions {
   /** Create a user on the first sign-in of an unknown provider account. Default false. */
@@ -49,7 +52,10 @@ export interface ExternalSignInAutoLinkOptions {
    * claim, and local edits answer 409 `groups_managed_by_provider`. Default false (groups set once, then local).
    */
   groupsManagedByProvider?: boolean;
-  /** Only create a user when the provider says the email is verified (`email_verified: true`). Default true. */
+  /**
+   * Only create a user, or link an invitee, when the provider says the email is verified (`email_verified: true`).
+   * Default true.
+   */
   requireVerifiedEmail?: boolean;
 }
 
@@ -72,7 +78,10 @@ export interface BackOfficeExternalLoginProviderOptions {
   autoRedirect?: boolean;
   /** Auto-linking: off unless `autoLink.enabled`. */
   autoLink?: ExternalSignInAutoLinkOptions;
-  /** Runs before an auto-linked user is created: change `candidate`, or return false to refuse (`not_allowed`). */
+  /**
+   * Runs before an auto-linked user is created: change `candidate`, or return false to refuse (`not_allowed`).
+   * Not called when the sign-in accepts an invite (nobody is created); `onExternalLogin` runs then as always.
+   */
   onAutoLinking?: (candidate: BackOfficeAutoLinkCandidate, claims: BackOfficeExternalLoginClaims) => boolean | void | Promise<boolean | void>;
   /** Runs on every external sign-in: return changes to apply, or false to refuse (`not_allowed`). */
   onExternalLogin?: (

@@ -11,6 +11,7 @@ import {
   UserExternalLoginSuccessNotification,
   UserInviteAcceptedNotification,
   UserLoginFailedNotification,
+  UserLoginLinkedNotification,
   UserLoginRequiresTwoFactorSetupNotification,
   UserLoginRequiresVerificationNotification,
   UserTwoFactorRequestedNotification,
@@ -23,7 +24,13 @@ import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-mana
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { isUserTokenStore } from '../users/stores/user-store.interface.js';
+import {
+  BackOfficeDuplicateLoginError,
+  isTransactionalUserStore,
+  isUserTokenStore,
+  type BackOfficeUserStore,
+  type UserLoginStore,
+} from '../users/stores/user-store.interface.js';
 import type { BackOfficeAutoLinkCandidate, BackOfficeExternalLoginClaims, ResolvedExternalLoginProvider } from './external-login-options.js';
 import { BackOfficeExternalLoginProviders, describeError, type BackOfficeExternalLoginProvider } from './external-login-providers.service.js';
 import { BackOfficeExternalLoginSessions } from './external-login-sessions.service.js';
@@ -306,7 +313,11 @@ export class BackOfficeExternalLoginService {
     return user;
   }
 
-  /** First sign-in of an unknown provider account: creates the user, or refuses (never links an existing email). */
+  /**
+   * First sign-in of an unknown provider account: links it to the user still invited with that email (an invite
+   * the host took over and sent through the provider), or creates the user; any other user with that email is
+   * refused (`external_email_in_use`: no account take-over through a provider).
+   */
   private async autoLink(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): Promise<BackOfficeUser> {
     const manager = this.userManager;
     const options = provider.autoLink;
@@ -315,7 +326,8 @@ export class BackOfficeExternalLoginService {
     if (!email || (options.requireVerifiedEmail && claims.email_verified !== true)) {
       throw new ExternalLoginError('external_email_unverified', 'the provider did not say the email is verified');
     }
-    if (await manager.findByEmail(email)) throw new ExternalLoginError('external_email_in_use', 'the email belongs to an existing user; link the provider from that account');
+    const existing = await manager.findByEmail(email);
+    if (existing) return this.linkInvitee(provider, existing, claims);
     const candidate: BackOfficeAutoLinkCandidate = {
       email,
       name: typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 256) : email,
@@ -335,6 +347,80 @@ export class BackOfficeExternalLoginService {
     }
     await manager.notify(UserAutoLinkedNotification, user, { provider: provider.name });
     return user;
+  }
+
+  /**
+   * The verified email of a first provider sign-in belongs to `user`. Linked only while `user` is an invitee
+   * who has never signed in (invited, no password, no login, never signed in): the invite the host sent through
+   * the provider (`SendEmailNotification` + `handleEmail()`), accepted without the module's link. The provider's
+   * verified email is the proof here, as the token is on the accept-invite page. Everybody else is refused
+   * (`external_email_in_use`); a disabled or locked-out invitee is refused (`not_allowed`) before anything is
+   * written. The admin's groups stay (the provider's groups come in only through `groupsManagedByProvider`);
+   * `onAutoLinking` is not called: it shapes users being created, and nobody is created here.
+   *
+   * Race-safe: the check and the link run in one transaction that first writes the user's row (a row lock on
+   * SQL stores), so a concurrent first sign-in waits and then finds the login; the login store allows one login
+   * per provider and user and per provider key. After the link the user's logins are read back: if another
+   * provider account got linked at the same time (a store without row locks), this one is removed again and
+   * refused (`login_already_linked`), so at most one provider account is linked and the invite accepted once.
+   */
+  private async linkInvitee(provider: ResolvedExternalLoginProvider, user: BackOfficeUser, claims: BackOfficeExternalLoginClaims): Promise<BackOfficeUser> {
+    const manager = this.userManager;
+    const inUse = () => new ExternalLoginError('external_email_in_use', 'the email belongs to an existing user; link the provider from that account');
+    const raced = () => new ExternalLoginError('login_already_linked', 'another provider account was linked to the invitee at the same time');
+    if (!(await this.isPendingInvitee(user))) throw inUse();
+    if (!this.invites.isInvited(user) || !(await this.signInManager.canSignIn(user))) {
+      throw new ExternalLoginError('not_allowed', 'the invited user is disabled or locked out');
+    }
+    const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
+    const link = async (store: BackOfficeUserStore): Promise<'linked' | 'in_use' | 'raced'> => {
+      const now = manager.now();
+      // An empty profile write: it locks the user's row until the transaction ends (SQL stores).
+      await store.updateProfile(user.id, {}, now);
+      const current = await store.findById(user.id);
+      if (!current || !this.isInviteeState(current) || !this.invites.isInvited(current)) return 'in_use';
+      const logins = store as BackOfficeUserStore & UserLoginStore;
+      if ((await logins.getLogins(user.id)).length > 0) return 'raced';
+      try {
+        await logins.addLogin(user.id, login, now);
+      } catch (error) {
+        if (error instanceof BackOfficeDuplicateLoginError) return 'raced';
+        throw error;
+      }
+      return 'linked';
+    };
+    const store = manager.store;
+    const outcome = isTransactionalUserStore(store) ? await store.transaction(link) : await link(store);
+    if (outcome === 'in_use') throw inUse();
+    if (outcome === 'raced') throw raced();
+    const logins = manager.getLoginStore();
+    try {
+      const linked = await logins.getLogins(user.id);
+      if (linked.length !== 1 || linked[0].provider !== login.provider || linked[0].providerKey !== login.providerKey) {
+        await logins.removeLogin(user.id, login.provider, 0);
+        throw raced();
+      }
+      // The module's invite (its link was never sent, or is not needed any more) is used up, as on the accept page.
+      await manager.getTokenStore().voidTokens(user.id, 'invite', manager.now());
+      await manager.recordLogin(user);
+    } catch (error) {
+      if (!(error instanceof ExternalLoginError)) await logins.removeLogin(user.id, login.provider, 0).catch(() => undefined);
+      throw error;
+    }
+    await manager.notify(UserLoginLinkedNotification, user, { provider: provider.name });
+    await manager.notify(UserInviteAcceptedNotification, user);
+    await manager.notify(UserAutoLinkedNotification, user, { provider: provider.name });
+    return user;
+  }
+
+  /** An invitee who has not accepted in any way: invited, never signed in, no password, no external login (of any state). */
+  private async isPendingInvitee(user: BackOfficeUser): Promise<boolean> {
+    const manager = this.userManager;
+    return this.isInviteeState(user) && manager.supportsUserTokens && (await manager.getLogins(user)).length === 0;
+  }
+
+  private isInviteeState(user: BackOfficeUser): boolean {
+    return user.kind !== 'api' && user.invitedAt !== null && user.lastLoginAt === null && !this.userManager.hasPassword(user);
   }
 
   private creationError(errors: readonly IdentityError[]): ExternalLoginError {
