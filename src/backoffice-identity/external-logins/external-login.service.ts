@@ -373,12 +373,13 @@ export class BackOfficeExternalLoginService {
       throw new ExternalLoginError('not_allowed', 'the invited user is disabled or locked out');
     }
     const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
-    const link = async (store: BackOfficeUserStore): Promise<'linked' | 'in_use' | 'raced'> => {
+    const link = async (store: BackOfficeUserStore): Promise<'linked' | 'in_use' | 'not_allowed' | 'raced'> => {
       const now = manager.now();
       // An empty profile write: it locks the user's row until the transaction ends (SQL stores).
       await store.updateProfile(user.id, {}, now);
       const current = await store.findById(user.id);
-      if (!current || !this.isInviteeState(current) || !this.invites.isInvited(current)) return 'in_use';
+      if (!current || !this.isInviteeState(current)) return 'in_use';
+      if (!this.invites.isInvited(current)) return 'not_allowed';
       const logins = store as BackOfficeUserStore & UserLoginStore;
       if ((await logins.getLogins(user.id)).length > 0) return 'raced';
       try {
@@ -392,6 +393,7 @@ export class BackOfficeExternalLoginService {
     const store = manager.store;
     const outcome = isTransactionalUserStore(store) ? await store.transaction(link) : await link(store);
     if (outcome === 'in_use') throw inUse();
+    if (outcome === 'not_allowed') throw new ExternalLoginError('not_allowed', 'the invited user was disabled or locked out meanwhile');
     if (outcome === 'raced') throw raced();
     const logins = manager.getLoginStore();
     try {
