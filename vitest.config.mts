@@ -8,7 +8,7 @@ const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 const HTTP_SUITES = [
   'email-change-no-enumeration', 'email-change-voids-tokens', 'invite-two-factor-enforcement',
   'admin-and-audit', 'api-users', 'audit-pagination', 'auth-bad-input', 'auth-http', 'demo-app', 'external-logins', 'hardening', 'http-platform', 'invites-and-reset', 'logout-and-host-guard',
-  'maintenance', 'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'rate-limits-and-instances', 'round-trips', 'secrets-in-logs', 'two-factor', 'ui-pages', 'unstorable-text', 'user-import', 'users-manage-limits',
+  'maintenance', 'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'rate-limits-and-instances', 'round-trips', 'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import', 'users-manage-limits',
 ].map((name) => `test/integration/${name}.spec.ts`);
 
 /** Which PostgreSQL the integration suites run against, besides PGlite. */

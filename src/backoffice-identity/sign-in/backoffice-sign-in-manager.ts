@@ -248,6 +248,11 @@ export class BackOfficeSignInManager {
     if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code))) {
       return this.countFailure(user, 'invalid_code');
     }
+    // As after a right password: requests in flight when wrong codes locked the account must not get in with a
+    // right code (a burst of parallel guesses is capped by the lockout), so look again before succeeding.
+    const current = await manager.findById(user.id);
+    if (!current) return this.fail(null, 'invalid_code');
+    if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
     await this.resetFailedAccess(user);
     return this.succeed(user);
   }
