@@ -14,11 +14,13 @@ export class BackOfficeSecurityHeadersMiddleware implements NestMiddleware {
   private readonly prefix: string;
 
   constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
-    this.prefix = `/${options.routePrefix}`;
+    // Express routes paths case-insensitively by default (`/BackOffice/auth/...` reaches the module's routes), so
+    // the prefix is compared in lower case: a differently cased path must not lose the headers.
+    this.prefix = `/${options.routePrefix}`.toLowerCase();
   }
 
   use(request: IncomingMessage, response: ServerResponse, next: () => void): void {
-    const path = ((request as { originalUrl?: string }).originalUrl ?? request.url ?? '').split('?')[0];
+    const path = ((request as { originalUrl?: string }).originalUrl ?? request.url ?? '').split('?')[0].toLowerCase();
     if (path === this.prefix || path.startsWith(`${this.prefix}/`)) {
       response.setHeader('Cache-Control', 'no-store');
       response.setHeader('Pragma', 'no-cache');
