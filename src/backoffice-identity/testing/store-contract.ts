@@ -9,6 +9,7 @@ import {
   isUserLockoutStore,
   isUserPasswordStore,
   isUserSecurityStampStore,
+  isUserEmailChangeStore,
   isUserTokenStore,
   isUnknownUserLockoutStore,
   isPrunableUserStore,
@@ -216,6 +217,17 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(uses.filter(Boolean)).toHaveLength(1);
         await userStore.replaceToken(user.id, 'invite', hash('late'), at(HOUR), at(0));
         expect(await userStore.consumeToken(user.id, 'invite', hash('late'), at(HOUR))).toBe(false);
+      });
+
+      test("ASVS 4.0 V2.5: voidTokens(user, 'change_email') voids a pending email-change link (a password change does this)", async ({ userStore }) => {
+        if (!isUserTokenStore(userStore) || !isUserEmailChangeStore(userStore)) return;
+        const user = await newUser(userStore);
+        const other = await newUser(userStore);
+        await userStore.replaceEmailChangeToken(user.id, hash('move-me'), 'elsewhere@example.com', at(HOUR), at(0));
+        await userStore.replaceEmailChangeToken(other.id, hash('keep-me'), 'kept@example.com', at(HOUR), at(0));
+        await userStore.voidTokens(user.id, 'change_email', at(1));
+        expect(await userStore.consumeEmailChangeToken(user.id, hash('move-me'), at(2))).toBeNull();
+        expect(await userStore.consumeEmailChangeToken(other.id, hash('keep-me'), at(2))).toBe('kept@example.com');
       });
     });
 

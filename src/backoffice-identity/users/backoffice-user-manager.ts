@@ -97,6 +97,8 @@ export interface CreateBackOfficeUserInput {
 /** Far-future lockout end used for "locked until an admin unlocks" (`lockout.durationMinutes: 0`). */
 export const LOCKED_UNTIL_UNLOCKED = new Date('9999-12-31T00:00:00.000Z');
 const MAX_LOOKUP_LENGTH = 256;
+/** The emailed links a password change voids (see `voidPasswordBoundTokens`). */
+const PASSWORD_BOUND_TOKEN_PURPOSES: readonly BackOfficeTokenPurpose[] = ['password_reset', 'invite', 'change_email'];
 
 /**
  * The back-office user manager, modelled on ASP.NET Core Identity's `UserManager` as Umbraco uses it.
@@ -520,10 +522,22 @@ export class BackOfficeUserManager {
     const now = this.now();
     await this.inTransaction(async (store) => {
       await this.capability(isUserPasswordStore, 'UserPasswordStore', store).setPasswordHash(user.id, hash, stamp, now);
-      if (isUserTokenStore(store)) await store.voidTokens(user.id, 'password_reset', now);
+      await this.voidPasswordBoundTokens(store, user.id, now);
     });
     Object.assign(user, { passwordHash: hash, securityStamp: stamp, lastPasswordChangeAt: now });
     return IdentityResult.success();
+  }
+
+  /**
+   * Voids the user's outstanding password-reset, invite and email-change links: every password change (change,
+   * reset, invite acceptance, an admin's forced reset) runs this in the same transaction, so a link requested by
+   * someone who knew (or had reset) the old password, e.g. an email change to their own mailbox, dies with it
+   * (OWASP ASVS 4.0 V2.5 credential recovery, 3.3.3: a password change ends what the old credential started). Email-change
+   * links are `change_email` tokens of the `UserTokenStore` (`voidTokens` voids them; see the store contract).
+   */
+  protected async voidPasswordBoundTokens(store: BackOfficeUserStore, userId: string, now: Date): Promise<void> {
+    if (!isUserTokenStore(store)) return;
+    for (const purpose of PASSWORD_BOUND_TOKEN_PURPOSES) await store.voidTokens(userId, purpose, now);
   }
 
   // ---- single-use tokens --------------------------------------------------------------------------
@@ -589,7 +603,7 @@ export class BackOfficeUserManager {
       const tokens = this.capability(isUserTokenStore, 'UserTokenStore', store);
       if (!(await tokens.consumeToken(user.id, purpose, sha256Hex(token), now))) return false;
       await this.capability(isUserPasswordStore, 'UserPasswordStore', store).setPasswordHash(user.id, hash, stamp, now);
-      await tokens.voidTokens(user.id, 'password_reset', now);
+      await this.voidPasswordBoundTokens(store, user.id, now);
       if (isUserLockoutStore(store)) {
         await store.setLockoutEnd(user.id, null, now);
         await store.resetAccessFailedCount(user.id, now);
@@ -860,7 +874,7 @@ export class BackOfficeUserManager {
       if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
       // A link mailed before the disable must not work once the user is enabled again.
       if (isUserTokenStore(this.store)) {
-        for (const purpose of ['password_reset', 'invite'] as const) await this.store.voidTokens(user.id, purpose, this.now());
+        for (const purpose of PASSWORD_BOUND_TOKEN_PURPOSES) await this.store.voidTokens(user.id, purpose, this.now());
       }
     }
     if (isApproved) await this.notify(UserEnabledNotification, user);
@@ -875,8 +889,12 @@ export class BackOfficeUserManager {
   async removePassword(user: BackOfficeUser): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
     const stamp = this.newSecurityStamp();
-    await this.getPasswordStore().setPasswordHash(user.id, null, stamp, this.now());
-    Object.assign(user, { passwordHash: null, securityStamp: stamp });
+    const now = this.now();
+    await this.inTransaction(async (store) => {
+      await this.capability(isUserPasswordStore, 'UserPasswordStore', store).setPasswordHash(user.id, null, stamp, now);
+      await this.voidPasswordBoundTokens(store, user.id, now);
+    });
+    Object.assign(user, { passwordHash: null, securityStamp: stamp, lastPasswordChangeAt: now });
     return IdentityResult.success();
   }
 

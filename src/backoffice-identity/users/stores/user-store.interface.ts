@@ -107,6 +107,10 @@ export interface UserTokenStore {
   /** Uses the token up; true for exactly one caller while it is live. */
   consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
   isTokenLive(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
+  /**
+   * Voids the user's live tokens of that purpose; `change_email` voids the email-change links of
+   * {@link UserEmailChangeStore} too (every password change voids them: see the store contract).
+   */
   voidTokens(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<void>;
 }
 
@@ -256,7 +260,10 @@ export interface UserQueryStore {
   list(query: BackOfficeUserQuery): Promise<{ items: BackOfficeUser[]; total: number; totalExact?: boolean }>;
 }
 
-/** The email-change link: a single-use token (SHA-256) that carries the new address. */
+/**
+ * The email-change link: a single-use token (SHA-256) that carries the new address, kept as a `change_email`
+ * token so that `UserTokenStore.voidTokens(userId, 'change_email')` voids it (a password change does).
+ */
 export interface UserEmailChangeStore {
   /** Stores the token with the address it confirms, voiding the user's earlier email-change tokens, in one transaction. */
   replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void>;
