@@ -195,7 +195,7 @@ export class BackOfficeUserImporter {
       name: candidate.name,
       passwordHash,
       securityStamp: randomToken(24),
-      isApproved: input.isApproved !== false,
+      isApproved: typeof input.isApproved === 'boolean' ? input.isApproved : null, // null: new users approved, updated ones keep theirs
       groups,
       createdAt: createdAt ?? this.manager.now(),
       lastLoginAt: lastLoginAt ?? null,

@@ -13,7 +13,7 @@ export interface ImportUserRecord {
   username?: string;
   /** Group aliases; mapped through `groupMap` first. */
   groups: string[];
-  /** Default true. */
+  /** Default true for a new user; an updated user (`onConflict: 'update'`) keeps its current value when absent. */
   isApproved?: boolean;
   /** ISO 8601; default: the time of the import. */
   createdAt?: string | Date;
@@ -61,8 +61,14 @@ export interface ImportUsersSummary {
 /** A checked record as the store writes it. `passwordHash` is already in the stored form. */
 export type ImportedUserRow = Pick<
   BackOfficeUser,
-  'username' | 'normalizedUsername' | 'email' | 'normalizedEmail' | 'name' | 'passwordHash' | 'securityStamp' | 'isApproved' | 'groups' | 'createdAt' | 'lastLoginAt'
->;
+  'username' | 'normalizedUsername' | 'email' | 'normalizedEmail' | 'name' | 'passwordHash' | 'securityStamp' | 'groups' | 'createdAt' | 'lastLoginAt'
+> & {
+  /**
+   * The record's `isApproved`, or null when it has none: a new user is then approved, an updated one keeps its
+   * current value (as a missing `passwordHash` or `lastLoginAt` does), so a re-import never enables a disabled user.
+   */
+  isApproved: boolean | null;
+};
 
 /** The store's answer per row: written, left alone, or why not. */
 export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_email' | 'duplicate_username' | 'last_admin';
@@ -71,7 +77,10 @@ export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_em
 export interface UserImportStore {
   /**
    * Writes `rows` in one transaction (rolled back when `dryRun`), new users inserted in bulk, and answers one
-   * outcome per row in order. `protectedGroup` (the admin group) keeps at least one approved member.
+   * outcome per row in order. `protectedGroup` (the admin group) keeps at least one approved member. An updated
+   * user keeps its `isApproved` when the row's is null; when its password hash changes, its outstanding
+   * password-reset, invite and email-change tokens are voided in the same transaction; when it is disabled, its
+   * API bearer tokens are revoked.
    */
   importUsers(
     rows: ImportedUserRow[],

@@ -1,0 +1,68 @@
+import * as bcrypt from 'bcrypt';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { HttpClient } from '../support/http-client.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+
+const password = 'correct horse battery staple';
+const expectLoginStatus = (res: { status: number }, status: number) => expect(res.status).toBe(status);
+
+describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    await ctx.userManager.createUser({ email: 'impupd-import-boss@example.com', name: 'Boss', password, groups: ['admin'] });
+    admin = new HttpClient(ctx.url);
+    expect((await admin.login('impupd-import-boss@example.com', password)).status).toBe(200);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('voids a password-reset link issued before the import replaced the password hash', async () => {
+    const email = 'impupd-victim@example.com';
+    const user = (await ctx.userManager.createUser({ email, name: 'Victim', password, groups: ['editor'] })).value!;
+    // A reset link was mailed (or leaked) before the migration import.
+    const staleToken = await ctx.userManager.generatePasswordResetToken(user);
+    const importedPassword = 'imported password from the old system';
+    const imported = await admin.post('/users/import', {
+      users: [{ email, name: 'Victim', groups: ['editor'], passwordFormat: 'bcrypt', passwordHash: await bcrypt.hash(importedPassword, 4) }],
+      onConflict: 'update',
+    });
+    expect(imported.status, imported.text).toBe(200);
+    expect(imported.body.results[0].outcome).toBe('updated');
+    // The import set a new password (and security stamp): earlier reset links must not work any more,
+    // as after setPassword / change-password / email change (voidTokens 'password_reset').
+    const reset = await new HttpClient(ctx.url).post('/auth/reset-password', { userId: user.id, token: staleToken, newPassword: 'attacker chosen password 123' });
+    expect(reset.status).toBe(400);
+  });
+
+  it('ends the sessions of a user whose password hash an import replaced', async () => {
+    const email = 'impupd-victim2@example.com';
+    await ctx.userManager.createUser({ email, name: 'Victim', password, groups: ['editor'] });
+    const victim = new HttpClient(ctx.url);
+    expect((await victim.login(email, password)).status).toBe(200);
+    const imported = await admin.post('/users/import', {
+      users: [{ email, name: 'Victim', groups: ['editor'], passwordFormat: 'bcrypt', passwordHash: await bcrypt.hash('another password entirely', 4) }],
+      onConflict: 'update',
+    });
+    expect(imported.body.results[0].outcome).toBe('updated');
+    expect((await victim.get('/auth/me')).status).toBe(401);
+  });
+
+  it('keeps a disabled user disabled when the record says nothing about isApproved (absent fields keep their value, as passwordHash does)', async () => {
+    const email = 'impupd-offboarded@example.com';
+    const user = (await ctx.userManager.createUser({ email, name: 'Leaver', password, groups: ['editor'] })).value!;
+    expect((await admin.post(`/users/${user.id}/disable`, { reason: 'left the company' })).status).toBe(200);
+    expectLoginStatus(await new HttpClient(ctx.url).login(email, password), 403);
+    // A routine re-import (e.g. to refresh names) of the old system's export, without isApproved:
+    const imported = await admin.post('/users/import', { users: [{ email, name: 'Leaver (renamed)', groups: ['editor'] }], onConflict: 'update' });
+    expect(imported.body.results[0].outcome).toBe('updated');
+    expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(false);
+    expectLoginStatus(await new HttpClient(ctx.url).login(email, password), 403);
+  });
+});
