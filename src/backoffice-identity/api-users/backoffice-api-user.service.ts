@@ -106,6 +106,9 @@ export class BackOfficeApiUserService {
   /**
    * Replaces the secret. The previous one keeps working for `overlapMinutes` (0: it stops at once) so running
    * clients can switch without downtime; a second rotation ends the first one's overlap. Clears the lockout.
+   * Every bearer token issued so far is revoked (a rotation answers a leaked secret, and a token is what a leaked
+   * secret was used for: OWASP ASVS 4.0 3.3.1, 3.5.2); during the overlap the previous secret still gets tokens,
+   * which end no later than the overlap does (see {@link issueToken}).
    */
   async rotateSecret(userId: string, overlapMinutes: number): Promise<{ clientId: string; clientSecret: string; previousSecretExpiresAt: string | null }> {
     if (overlapMinutes > this.options.apiUsers.maxSecretOverlapMinutes) {
@@ -116,6 +119,7 @@ export class BackOfficeApiUserService {
     const previousExpires = overlapMinutes > 0 ? new Date(now.getTime() + overlapMinutes * 60_000) : null;
     const clientId = isUuid(userId) ? await this.store.rotateSecret(userId, sha256Hex(clientSecret), previousExpires, now) : null;
     if (!clientId) throw BackOfficeHttpError.notFound('No such API user.');
+    await this.store.revokeAccessTokens(userId, now);
     await this.userManager.notify(ApiSecretRotatedNotification, { id: userId }, { clientId, previousSecretExpiresAt: previousExpires });
     return { clientId, clientSecret, previousSecretExpiresAt: previousExpires?.toISOString() ?? null };
   }
@@ -150,14 +154,19 @@ export class BackOfficeApiUserService {
       throw BackOfficeApiUserService.invalidClient();
     }
     const user = await this.userManager.findById(client.userId);
+    // The client credentials grant is the API user's sign-in: a timed disable whose `until` passed ends here too.
+    if (user && user.kind === 'api') await this.userManager.liftExpiredDisable(user);
     if (!user || !user.isApproved || user.kind !== 'api') {
       await this.refused(client, 'not_allowed');
       throw BackOfficeApiUserService.invalidClient();
     }
     if (client.accessFailedCount > 0) await this.store.resetAccessFailedCount(client.userId);
     const token = `boat_${randomToken(32)}`;
-    const lifetimeSeconds = Math.round(this.options.apiUsers.tokenLifetimeMinutes * 60);
-    await this.store.createAccessToken(user.id, sha256Hex(token), now, new Date(now.getTime() + lifetimeSeconds * 1000));
+    // A token from the previous secret (during a rotation's overlap) ends no later than that secret does.
+    const fullEnd = now.getTime() + Math.round(this.options.apiUsers.tokenLifetimeMinutes * 60) * 1000;
+    const expiresAt = new Date(previous ? Math.min(fullEnd, client.previousSecretExpiresAt!.getTime()) : fullEnd);
+    const lifetimeSeconds = Math.max(1, Math.floor((expiresAt.getTime() - now.getTime()) / 1000));
+    await this.store.createAccessToken(user.id, sha256Hex(token), now, expiresAt);
     await this.userManager.notify(ApiTokenIssuedNotification, user, { clientId: client.clientId, usedPreviousSecret: previous });
     return { access_token: token, token_type: 'Bearer', expires_in: lifetimeSeconds };
   }

@@ -1,7 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { BackOfficeApiClientStore } from '../api-users/api-client-store.interface.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
 import {
+  BACKOFFICE_API_CLIENT_STORE,
   BACKOFFICE_CLOCK,
   BACKOFFICE_ERROR_DESCRIBER,
   BACKOFFICE_IDENTITY_OPTIONS,
@@ -32,5 +34,7 @@ export class BackOfficeUserManagerDependencies {
     @Inject(BACKOFFICE_CLOCK) readonly clock: BackOfficeClock,
     @Inject(NotificationPublisher) readonly notifications: NotificationPublisher,
     @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) readonly twoFactorProviders: TwoFactorProvider[],
+    /** API users' bearer tokens: a disable revokes them ({@link BackOfficeUserManager.setApproved}). */
+    @Optional() @Inject(BACKOFFICE_API_CLIENT_STORE) readonly apiClientStore: BackOfficeApiClientStore | null = null,
   ) {}
 }

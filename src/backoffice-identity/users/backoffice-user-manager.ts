@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { BackOfficeApiClientStore } from '../api-users/api-client-store.interface.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
@@ -127,6 +128,8 @@ export class BackOfficeUserManager {
   protected readonly notifications: NotificationPublisher;
   /** Registered second factors; `supportsUserTwoFactor` is false without any. */
   readonly twoFactorProviders: TwoFactorProvider[];
+  /** API clients and bearer tokens, when registered: {@link setApproved} revokes an API user's tokens on disable. */
+  protected readonly apiClientStore: BackOfficeApiClientStore | null;
   private dummyHash?: Promise<string>;
 
   constructor(@Inject(BackOfficeUserManagerDependencies) deps: BackOfficeUserManagerDependencies) {
@@ -138,6 +141,7 @@ export class BackOfficeUserManager {
     this.clock = deps.clock;
     this.notifications = deps.notifications;
     this.twoFactorProviders = [...deps.twoFactorProviders];
+    this.apiClientStore = deps.apiClientStore ?? null;
     this.passwordValidators = [new PolicyPasswordValidator(deps.options.password, deps.errorDescriber)];
     if (deps.options.password.rejectCommon) this.passwordValidators.push(new CommonPasswordValidator(deps.errorDescriber));
     this.passwordValidators.push(...deps.options.passwordValidators);
@@ -876,6 +880,9 @@ export class BackOfficeUserManager {
       if (isUserTokenStore(this.store)) {
         for (const purpose of PASSWORD_BOUND_TOKEN_PURPOSES) await this.store.voidTokens(user.id, purpose, this.now());
       }
+      // Every disable (the HTTP API, the manager API, a timed one) ends an API user's bearer tokens here, so enabling
+      // it again never revives a token issued before (OWASP ASVS 4.0 3.3.1, 3.5.2). Imports revoke in their own SQL.
+      if (user.kind === 'api' && this.apiClientStore) await this.apiClientStore.revokeAccessTokens(user.id, this.now());
     }
     if (isApproved) await this.notify(UserEnabledNotification, user);
     else await this.notify(UserDisabledNotification, user, { reason: changes.disabledReason, until: changes.disabledUntil });

@@ -190,8 +190,7 @@ export class UsersController {
     }
     const user = await this.findManageable(request, id);
     this.throwIfFailed(await this.userManager.setApproved(user, false, { reason: body.reason?.trim() || null, until }));
-    await this.signInManager.refreshSignIn(user);
-    if (user.kind === 'api') await this.apiUsers.revokeTokens(user.id);
+    await this.signInManager.refreshSignIn(user); // setApproved revoked an API user's bearer tokens
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
