@@ -32,7 +32,9 @@ export class BackOfficePasswordResetService {
 
   private async sendResetEmail(email: string): Promise<void> {
     const user = await this.userManager.findByEmail(email);
-    if (!user || !this.userManager.hasPassword(user)) return;
+    // Users with a local password get a link, and so do users whose password an admin's forced reset removed
+    // (`lastPasswordChangeAt` records the removal); users who never had one (external logins only) do not.
+    if (!user || (!this.userManager.hasPassword(user) && user.lastPasswordChangeAt === null)) return;
     const state = deriveUserState(user, this.clock.now());
     if (state === 'disabled' || state === 'invited') return;
     await this.userManager.notify(UserForgotPasswordRequestedNotification, user);
@@ -40,10 +42,16 @@ export class BackOfficePasswordResetService {
     await this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user);
   }
 
-  /** Resets with the emailed token: all sessions end, the lockout is cleared. Unknown users: `invalid_token`. */
+  /**
+   * Resets with the emailed token: all sessions end, the lockout is cleared. Unknown and disabled users:
+   * `invalid_token`; a user whose timed disable has ended is enabled again first.
+   */
   async reset(userId: string, token: string, newPassword: string): Promise<IdentityResult> {
     const user = await this.userManager.findById(userId);
-    if (!user || !user.isApproved) return IdentityResult.failed(this.userManager.errorDescriber.invalidToken());
+    if (!user) return IdentityResult.failed(this.userManager.errorDescriber.invalidToken());
+    // A timed disable whose `until` passed ends with a live token, as it does with a right password at sign-in.
+    if (!user.isApproved && (await this.userManager.verifyUserToken(user, 'password_reset', token))) await this.userManager.liftExpiredDisable(user);
+    if (!user.isApproved) return IdentityResult.failed(this.userManager.errorDescriber.invalidToken());
     const result = await this.userManager.resetPassword(user, token, newPassword);
     if (!result.succeeded) return result;
     await this.signInManager.refreshSignIn(user);
