@@ -1,21 +1,9 @@
-import { Injectable } from '@nestjs/common';
-import { OnEvent } from '@nestjs/event-emitter';
-import { BackOfficeBackgroundTasks, BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
+import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
+import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { linkParams } from '../support/smtp.js';
-
-/** Takes every module email over (nothing is delivered) and keeps it for the test to read the links. */
-@Injectable()
-class Mailbox {
-  static messages: Array<{ to: string; text: string; type: string }> = [];
-  @OnEvent(BackOfficeEvents.SendEmail)
-  handle(notification: SendEmailNotification) {
-    notification.handleEmail();
-    Mailbox.messages.push({ to: notification.message.to, text: notification.message.text, type: notification.emailType });
-  }
-}
 
 /**
  * An email change moves the account away from a mailbox that may no longer be the owner's: links already mailed

@@ -1,19 +1,8 @@
-import { Injectable } from '@nestjs/common';
-import { OnEvent } from '@nestjs/event-emitter';
-import { BackOfficeBackgroundTasks, BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
+import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
+import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
-
-@Injectable()
-class Mailbox {
-  static messages: Array<{ to: string; text: string; type: string }> = [];
-  @OnEvent(BackOfficeEvents.SendEmail)
-  handle(notification: SendEmailNotification) {
-    notification.handleEmail();
-    Mailbox.messages.push({ to: notification.message.to, text: notification.message.text, type: notification.emailType });
-  }
-}
 
 describe('forgot-password after an admin forced a password reset (OWASP ASVS 4.0 V2.5)', () => {
   let db: TestDatabase;

@@ -1,13 +1,11 @@
-import { Injectable } from '@nestjs/common';
-import { OnEvent } from '@nestjs/event-emitter';
 import {
   BACKOFFICE_TWO_FACTOR_PROVIDERS,
   BackOfficeEvents,
-  SendEmailNotification,
   TotpTwoFactorProvider,
   type BackOfficeIdentityModuleOptions,
   type BackOfficeUser,
 } from '../../src/backoffice-identity/index.js';
+import { Mailbox } from '../support/mailbox.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -15,17 +13,6 @@ import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from 
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { linkParams } from '../support/smtp.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
-
-/** Takes every module email over (nothing is delivered) and keeps it for the test to read the links. */
-@Injectable()
-class Mailbox {
-  static messages: Array<{ to: string; text: string }> = [];
-  @OnEvent(BackOfficeEvents.SendEmail)
-  handle(notification: SendEmailNotification) {
-    notification.handleEmail();
-    Mailbox.messages.push({ to: notification.message.to, text: notification.message.text });
-  }
-}
 
 const ORIGIN = 'http://localhost:3000';
 const RP_ID = 'localhost';

@@ -1,20 +1,9 @@
-import { Injectable } from '@nestjs/common';
-import { OnEvent } from '@nestjs/event-emitter';
-import { BackOfficeBackgroundTasks, BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
+import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
+import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { linkParams } from '../support/smtp.js';
-
-@Injectable()
-class Mailbox {
-  static messages: Array<{ to: string; text: string; type: string }> = [];
-  @OnEvent(BackOfficeEvents.SendEmail)
-  handle(notification: SendEmailNotification) {
-    notification.handleEmail();
-    Mailbox.messages.push({ to: notification.message.to, text: notification.message.text, type: notification.emailType });
-  }
-}
 
 describe('OWASP ASVS 4.0 V2.5 / 3.3.3: a password change or reset voids a pending email-change link', () => {
   let db: TestDatabase;

@@ -1,22 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
-import { OnEvent } from '@nestjs/event-emitter';
-import { BackOfficeBackgroundTasks, BackOfficeEvents, SendEmailNotification, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BackOfficeBackgroundTasks, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { linkParams } from '../support/smtp.js';
-
-/** Keeps every email in memory instead of sending it. */
-@Injectable()
-class Mailbox {
-  static messages: Array<{ to: string; text: string }> = [];
-  @OnEvent(BackOfficeEvents.SendEmail)
-  handle(notification: SendEmailNotification) {
-    notification.handleEmail();
-    Mailbox.messages.push({ to: notification.message.to, text: notification.message.text });
-  }
-}
 
 /** What a refused request must leave exactly as it was. */
 const snapshot = (user: BackOfficeUser | null) =>
