@@ -32,13 +32,13 @@ export interface BackOfficeGroupView {
 
 type Change = BackOfficeGroupChange['changes'];
 
+/** Who changes groups (the signed-in user of the HTTP routes): their groups and permissions. */
+export type GroupActor = Pick<BackOfficeUser, 'groups' | 'permissions'>;
+
 /**
  * Group CRUD with permissions. Every change runs with the group locked by the group store, so two admins
  * editing one group are serialised and each audit entry's diff starts from what the other one wrote.
  */
-/** Who changes groups (the signed-in user of the HTTP routes): their groups and permissions. */
-export type GroupActor = Pick<BackOfficeUser, 'groups' | 'permissions'>;
-
 @Injectable()
 export class BackOfficeGroupService {
   constructor(
@@ -164,12 +164,11 @@ export class BackOfficeGroupService {
    * members of `admin` add or remove `admin`, and anyone else may only add or remove groups whose permissions
    * they hold themselves. Unknown aliases are left to the caller's validation.
    */
-  async assertMayAssign(actor: Pick<BackOfficeUser, 'groups' | 'permissions'>, aliases: readonly string[]): Promise<void> {
+  async assertMayAssign(actor: GroupActor, aliases: readonly string[]): Promise<void> {
     if (this.mayActOnAnyone(actor) || aliases.length === 0) return;
     if (aliases.includes(ADMIN_GROUP_ALIAS)) throw BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS);
-    const held = this.registry.effective(actor);
     const groups = await this.store.findMany(aliases);
-    const beyond = groups.find((group) => this.registry.groupPermissions(group.alias, group.permissions).some((k) => !held.has(k)));
+    const beyond = groups.find((group) => this.notHeldBy(actor, this.registry.groupPermissions(group.alias, group.permissions)).length > 0);
     if (beyond) throw BackOfficeGroupService.mayNotAssign(beyond.alias);
   }
 
@@ -179,13 +178,12 @@ export class BackOfficeGroupService {
    * anyone; anyone else only on a target outside `admin` whose every effective permission they hold themselves.
    * Call it before anything is written; the last-admin rules still apply on top of it.
    */
-  assertMayManage(actor: Pick<BackOfficeUser, 'groups' | 'permissions'>, target: Pick<BackOfficeUser, 'groups' | 'permissions'>): void {
+  assertMayManage(actor: GroupActor, target: GroupActor): void {
     if (this.mayActOnAnyone(actor)) return;
     if (target.groups.includes(ADMIN_GROUP_ALIAS)) {
       throw new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they are in "${ADMIN_GROUP_ALIAS}", and only its members may.`);
     }
-    const held = this.registry.effective(actor);
-    const beyond = [...this.registry.effective(target)].filter((key) => !held.has(key));
+    const beyond = this.notHeldBy(actor, this.registry.effective(target));
     if (beyond.length > 0) {
       throw new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they hold permissions you do not have (${beyond.join(', ')}).`);
     }
@@ -194,8 +192,7 @@ export class BackOfficeGroupService {
   /** Refuses (403) granting a permission the actor does not hold, unless the actor is in `admin`. */
   private assertMayGrant(actor: GroupActor, permissions: readonly string[]): void {
     if (this.mayActOnAnyone(actor)) return;
-    const held = this.registry.effective(actor);
-    const beyond = permissions.filter((key) => !held.has(key));
+    const beyond = this.notHeldBy(actor, permissions);
     if (beyond.length > 0) {
       throw new BackOfficeHttpError(403, 'forbidden', `You may not grant permissions you do not hold (${beyond.join(', ')}).`);
     }
@@ -204,10 +201,15 @@ export class BackOfficeGroupService {
   /** Refuses (403) a change to a group holding a permission the actor does not hold, unless the actor is in `admin`. */
   private assertMayChangeGroup(actor: GroupActor, alias: string, permissions: readonly string[]): void {
     if (this.mayActOnAnyone(actor)) return;
-    const held = this.registry.effective(actor);
-    if (alias === ADMIN_GROUP_ALIAS || permissions.some((key) => !held.has(key))) {
+    if (alias === ADMIN_GROUP_ALIAS || this.notHeldBy(actor, permissions).length > 0) {
       throw new BackOfficeHttpError(403, 'forbidden', `You may not change "${alias}": it holds permissions you do not have.`);
     }
+  }
+
+  /** The permission keys of `keys` that `actor` does not hold. */
+  private notHeldBy(actor: GroupActor, keys: Iterable<string>): string[] {
+    const held = this.registry.effective(actor);
+    return [...keys].filter((key) => !held.has(key));
   }
 
   /** True for members of `admin`: {@link assertMayAssign} and {@link assertMayManage} never refuse them. */
