@@ -39,6 +39,7 @@ import type { BackOfficeIdentityModuleAsyncOptions, BackOfficeIdentityModuleOpti
 import { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 import { BackOfficePermissionRegistry } from './permissions/backoffice-permissions.js';
 import { BackOfficePermissionsStartupCheck } from './permissions/permissions-startup-check.js';
+import { BackOfficeAccessDenials } from './permissions/backoffice-access-denials.service.js';
 import { BackOfficeGroupService } from './groups/backoffice-group.service.js';
 import { BackOfficeApiUserService } from './api-users/backoffice-api-user.service.js';
 import { BackOfficeUserLifecycleService } from './users/backoffice-user-lifecycle.service.js';
@@ -63,6 +64,7 @@ const SHARED_SERVICES = [
   BackOfficeTwoFactorChallengeService,
   BackOfficeUiAssets,
   BackOfficePermissionRegistry,
+  BackOfficeAccessDenials,
   BackOfficeGroupService,
   BackOfficeApiUserService,
   BackOfficeUserLifecycleService,

@@ -80,6 +80,7 @@ export const BackOfficeEvents = {
   ApiTokenIssued: 'backoffice.api-user.token.issued',
   ApiTokenRefused: 'backoffice.api-user.token.refused',
   UsersImported: 'backoffice.users.imported',
+  AccessDenied: 'backoffice.user.access-denied',
 } as const;
 
 export type BackOfficeEventName = (typeof BackOfficeEvents)[keyof typeof BackOfficeEvents];

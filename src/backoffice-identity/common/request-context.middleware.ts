@@ -1,16 +1,18 @@
 import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
 import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
-import type { BackOfficeHttpRequest } from '../http/http-platform.js';
+import { requestPath, type BackOfficeHttpRequest } from '../http/http-platform.js';
 import type { BackOfficeIpResolver } from './ip-resolver.interface.js';
 import { BackOfficeRequestContextStore, type BackOfficeRequestContext } from './request-context.js';
 
-/** The request context of a request: client IP (from the IP resolver) and user agent, no performing user yet. */
+/** The request context of a request: client IP (from the IP resolver), user agent, method and path, no performing user yet. */
 export function backOfficeRequestContextOf(request: BackOfficeHttpRequest, ipResolver: BackOfficeIpResolver): BackOfficeRequestContext {
   const userAgent = request.headers['user-agent'];
   return {
     ipAddress: ipResolver.resolveIp(request).slice(0, 64),
     userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 512) : undefined,
     performingUserId: null,
+    method: request.method,
+    path: requestPath(request).slice(0, 512),
   };
 }
 

@@ -20,6 +20,9 @@ export interface BackOfficeRequestContext {
   ipAddress?: string;
   userAgent?: string;
   performingUserId?: string | null;
+  /** The request's method and path (no query string, at most 512 characters), for the audit of refusals. */
+  method?: string;
+  path?: string;
   /** @internal Writes of a successful sign-in held for the session row (see {@link BackOfficeDeferredSignInWrites}). */
   signInWrites?: BackOfficeDeferredSignInWrites;
 }

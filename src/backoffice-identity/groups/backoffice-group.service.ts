@@ -13,6 +13,7 @@ import {
   GroupUpdatedNotification,
 } from '../notifications/notifications.js';
 import { NotificationPublisher } from '../notifications/notification-publisher.service.js';
+import { BackOfficeAccessDenials } from '../permissions/backoffice-access-denials.service.js';
 import { ADMIN_GROUP_ALIAS, BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeDuplicateGroupError, type BackOfficeGroupRecord, type BackOfficeGroupStore } from './group-store.interface.js';
@@ -46,6 +47,7 @@ export class BackOfficeGroupService {
     @Inject(BackOfficePermissionRegistry) private readonly registry: BackOfficePermissionRegistry,
     @Inject(NotificationPublisher) private readonly notifications: NotificationPublisher,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeAccessDenials) private readonly denials: BackOfficeAccessDenials,
   ) {}
 
   async list(): Promise<BackOfficeGroupView[]> {
@@ -166,10 +168,10 @@ export class BackOfficeGroupService {
    */
   async assertMayAssign(actor: GroupActor, aliases: readonly string[]): Promise<void> {
     if (this.mayActOnAnyone(actor) || aliases.length === 0) return;
-    if (aliases.includes(ADMIN_GROUP_ALIAS)) throw BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS);
+    if (aliases.includes(ADMIN_GROUP_ALIAS)) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS));
     const groups = await this.store.findMany(aliases);
     const beyond = groups.find((group) => this.notHeldBy(actor, this.registry.groupPermissions(group.alias, group.permissions)).length > 0);
-    if (beyond) throw BackOfficeGroupService.mayNotAssign(beyond.alias);
+    if (beyond) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(beyond.alias));
   }
 
   /**
@@ -178,14 +180,15 @@ export class BackOfficeGroupService {
    * anyone; anyone else only on a target outside `admin` whose every effective permission they hold themselves.
    * Call it before anything is written; the last-admin rules still apply on top of it.
    */
-  assertMayManage(actor: GroupActor, target: GroupActor): void {
+  assertMayManage(actor: GroupActor, target: GroupActor & { id?: string }): void {
     if (this.mayActOnAnyone(actor)) return;
+    const refuse = (message: string) => this.denials.refuse(new BackOfficeHttpError(403, 'forbidden', message), target.id ?? null);
     if (target.groups.includes(ADMIN_GROUP_ALIAS)) {
-      throw new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they are in "${ADMIN_GROUP_ALIAS}", and only its members may.`);
+      throw refuse(`You may not act on this user: they are in "${ADMIN_GROUP_ALIAS}", and only its members may.`);
     }
     const beyond = this.notHeldBy(actor, this.registry.effective(target));
     if (beyond.length > 0) {
-      throw new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they hold permissions you do not have (${beyond.join(', ')}).`);
+      throw refuse(`You may not act on this user: they hold permissions you do not have (${beyond.join(', ')}).`);
     }
   }
 
@@ -194,7 +197,7 @@ export class BackOfficeGroupService {
     if (this.mayActOnAnyone(actor)) return;
     const beyond = this.notHeldBy(actor, permissions);
     if (beyond.length > 0) {
-      throw new BackOfficeHttpError(403, 'forbidden', `You may not grant permissions you do not hold (${beyond.join(', ')}).`);
+      throw this.denials.refuse(new BackOfficeHttpError(403, 'forbidden', `You may not grant permissions you do not hold (${beyond.join(', ')}).`));
     }
   }
 
@@ -202,7 +205,7 @@ export class BackOfficeGroupService {
   private assertMayChangeGroup(actor: GroupActor, alias: string, permissions: readonly string[]): void {
     if (this.mayActOnAnyone(actor)) return;
     if (alias === ADMIN_GROUP_ALIAS || this.notHeldBy(actor, permissions).length > 0) {
-      throw new BackOfficeHttpError(403, 'forbidden', `You may not change "${alias}": it holds permissions you do not have.`);
+      throw this.denials.refuse(new BackOfficeHttpError(403, 'forbidden', `You may not change "${alias}": it holds permissions you do not have.`));
     }
   }
 

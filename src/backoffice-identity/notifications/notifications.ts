@@ -493,3 +493,30 @@ export class UserDeletedNotification extends BackOfficeNotification {
     return { username: this.username };
   }
 }
+
+/**
+ * A signed-in user (or API user) was refused: 403 `forbidden` (a group or permission they lack, or a user or
+ * group beyond what they hold) or `xsrf_failed` (a state-changing cookie request without the XSRF header).
+ * Written to the audit trail (OWASP ASVS 4.0 7.2.2: every failed access control decision is logged).
+ * `affectedUserId` is the user acted on, when there is one.
+ */
+export class UserAccessDeniedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.AccessDenied;
+  /** The error code answered: `forbidden` or `xsrf_failed`. */
+  readonly reason: string;
+  /** The request's method and path (no query string), when known. */
+  readonly method: string | null;
+  readonly path: string | null;
+  /** The error message answered (which names what was missing; never a secret). */
+  readonly message: string;
+  constructor(init: BackOfficeNotificationInit & { reason: string; method?: string | null; path?: string | null; message: string }) {
+    super(init);
+    this.reason = init.reason;
+    this.method = init.method ?? null;
+    this.path = init.path ?? null;
+    this.message = init.message;
+  }
+  override auditDetails() {
+    return { reason: this.reason, method: this.method, path: this.path, message: this.message };
+  }
+}

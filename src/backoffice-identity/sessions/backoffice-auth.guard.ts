@@ -6,6 +6,7 @@ import { backOfficeRequestContextOf } from '../common/request-context.middleware
 import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpRequest } from '../http/http-platform.js';
+import { BackOfficeAccessDenials } from '../permissions/backoffice-access-denials.service.js';
 import { BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
 import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.service.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -99,6 +100,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     @Inject(BackOfficePermissionRegistry) private readonly permissions: BackOfficePermissionRegistry,
     @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
     @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
+    @Inject(BackOfficeAccessDenials) private readonly denials: BackOfficeAccessDenials,
   ) {}
 
   canActivate(context: ExecutionContext): Promise<boolean> {
@@ -160,20 +162,22 @@ export class BackOfficeAuthGuard implements CanActivate {
     const safe = SAFE_METHODS.has(request.method ?? 'GET');
     const auth = await this.sessions.authenticate(token, { touch: !(safe && request.headers[SESSION_PEEK_HEADER] === '1') });
     if (!auth || !token) throw BackOfficeHttpError.unauthenticated();
+    BackOfficeRequestContextStore.current().performingUserId = auth.user.id;
     if (!safe && !this.cookies.checkXsrf(request, token)) {
-      throw new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.');
+      throw this.denials.refuse(new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.'));
     }
     if (auth.session.twoFactorSetupOnly && !rules.allowsSetupOnly) {
       throw new BackOfficeHttpError(403, 'two_factor_setup_required', 'Set up two-factor authentication first (POST /auth/2fa/setup, then /auth/2fa/enable).');
     }
     request.backOffice = { ...auth, token, scheme: 'cookie' };
-    BackOfficeRequestContextStore.current().performingUserId = auth.user.id;
     return request.backOffice;
   }
 
   private authorize(user: BackOfficeUser, options: BackOfficeAuthorizeOptions | undefined): void {
-    if (options?.groups?.length && !BackOfficeAuthGuard.inAnyGroup(user, options.groups)) throw BackOfficeHttpError.forbidden();
-    if (options?.permissions?.length && !this.permissions.holdsAll(user, options.permissions)) throw BackOfficeHttpError.forbidden();
+    const refused =
+      (options?.groups?.length && !BackOfficeAuthGuard.inAnyGroup(user, options.groups)) ||
+      (options?.permissions?.length && !this.permissions.holdsAll(user, options.permissions));
+    if (refused) throw this.denials.refuse(BackOfficeHttpError.forbidden());
   }
 
   /** The token of `Authorization: Bearer <token>`, '' for a malformed bearer header, null without one. */
