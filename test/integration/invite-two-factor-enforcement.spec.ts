@@ -101,13 +101,25 @@ describe('Group-enforced two-factor on invite accept and passkey sign-in (no gra
   it('baseline: a member without 2FA who signs in with the password gets requiresTwoFactorSetup and a setup-only session', async () => {
     const member = await env.make({ groups: ['secure'] });
     const http = new HttpClient(env.ctx.url);
-    expect((await http.login(member.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactorSetup', providers: ['totp', 'passkey'] });
+    expect((await http.login(member.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactorSetup', providers: ['totp'] });
     await expectSetupOnlySession(http, member.id);
+  });
+
+  it('offers in requiresTwoFactorSetup only providers the setup-only session can enrol in (passkeys are added on the account, not through 2FA setup)', async () => {
+    const member = await env.make({ groups: ['secure'] });
+    const http = new HttpClient(env.ctx.url);
+    const login = await http.login(member.email, TEST_PASSWORD);
+    expect(login.body.status).toBe('requiresTwoFactorSetup');
+    expect(login.body.providers.length).toBeGreaterThan(0);
+    for (const provider of login.body.providers) {
+      const setup = await http.post('/auth/2fa/setup', { provider });
+      expect(setup.status, `${provider}: ${setup.text}`).toBe(200);
+    }
   });
 
   it('accepting an invite into a requireTwoFactor group answers requiresTwoFactorSetup with a setup-only session; enrolling makes it a full one', async () => {
     const { userId, token, invitee, accepted } = await env.acceptInvite('invitee-secure@example.com', ['secure']);
-    expect(accepted.body).toEqual({ status: 'requiresTwoFactorSetup', providers: ['totp', 'passkey'] });
+    expect(accepted.body).toEqual({ status: 'requiresTwoFactorSetup', providers: ['totp'] });
     await expectSetupOnlySession(invitee, userId);
     // The invite is used up and the user active, as for any accepted invite.
     expect((await env.ctx.userManager.findById(userId))!.isApproved).toBe(true);
@@ -136,7 +148,7 @@ describe('Group-enforced two-factor on invite accept and passkey sign-in (no gra
     const { user, authenticator } = await env.passkeyMemberOfSecure();
     for (const userVerified of [true, false]) {
       const { http, result } = await env.passkeySignIn(authenticator, { userVerified });
-      expect(result.body).toEqual({ status: 'requiresTwoFactorSetup', providers: ['totp', 'passkey'] });
+      expect(result.body).toEqual({ status: 'requiresTwoFactorSetup', providers: ['totp'] });
       await expectSetupOnlySession(http, user.id);
     }
     expect(events.named(BackOfficeEvents.PasskeyUsed, user.id).at(-1)).toMatchObject({ usage: 'signIn' });

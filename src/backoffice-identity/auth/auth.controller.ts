@@ -1,8 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_TWO_FACTOR_PROVIDERS, BACKOFFICE_USER_MANAGER } from '../constants.js';
-import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
@@ -50,7 +49,6 @@ export class AuthController {
     @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
-    @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) private readonly twoFactorProviders: TwoFactorProvider[],
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
     @Inject(BackOfficeExternalLoginProviders) private readonly externalProviders: BackOfficeExternalLoginProviders,
     @Inject(BackOfficeAccountService) private readonly account: BackOfficeAccountService,
@@ -75,11 +73,7 @@ export class AuthController {
       await this.challenges.start(result.user!, response);
       return { status: 'requiresTwoFactor', providers: result.providers ?? [] };
     }
-    if (result.status === 'requiresTwoFactorSetup') {
-      // A setup-only session: it reaches the 2FA setup routes (and me/logout) until enrolment is confirmed.
-      await this.issuer.issue(result.user!, response, { twoFactorSetupOnly: true });
-      return { status: 'requiresTwoFactorSetup', providers: this.twoFactorProviders.map((p) => p.name) };
-    }
+    if (result.status === 'requiresTwoFactorSetup') return this.issuer.issueSignIn({ ...result, status: result.status }, response);
     let user: BackOfficeUserDto;
     try {
       user = await this.issuer.issue(result.user!, response);

@@ -20,6 +20,7 @@ export const MAX_ASSERTION_JSON = 16_384;
 export class PasskeyTwoFactorProvider implements TwoFactorProvider {
   readonly name = PASSKEY_PROVIDER;
   readonly maxCodeLength = MAX_ASSERTION_JSON;
+  readonly enrolsThroughSetup = false;
 
   constructor(
     private readonly store: UserPasskeyStore,

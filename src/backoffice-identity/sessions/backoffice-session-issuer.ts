@@ -35,7 +35,7 @@ export class BackOfficeSessionIssuer {
     if (result.status === 'requiresTwoFactorSetup') {
       // A setup-only session: it reaches the 2FA setup routes (and me/logout) until enrolment is confirmed.
       await this.issue(result.user!, response, { twoFactorSetupOnly: true });
-      return { status: 'requiresTwoFactorSetup', providers: this.twoFactorProviders.map((p) => p.name) };
+      return { status: 'requiresTwoFactorSetup', providers: this.twoFactorProviders.filter((p) => p.enrolsThroughSetup !== false).map((p) => p.name) };
     }
     const user = await this.issue(result.user!, response);
     return result.twoFactorSetupDeadline ? { status: 'success', user, twoFactorSetupDeadline: result.twoFactorSetupDeadline.toISOString() } : { status: 'success', user };

@@ -16,6 +16,12 @@ export interface TwoFactorProvider {
   readonly name: string;
   /** Longest code accepted (default 64); longer codes are refused without asking the provider. */
   readonly maxCodeLength?: number;
+  /**
+   * False for a factor enrolled elsewhere (passkeys: `POST /auth/passkeys`), which `POST /auth/2fa/setup` cannot
+   * start: such a provider is not offered to a sign-in that must first set up two-factor (`requiresTwoFactorSetup`),
+   * whose setup-only session reaches only the 2FA setup routes. Default true.
+   */
+  readonly enrolsThroughSetup?: boolean;
   /** True when the user has a confirmed enrolment with this provider. */
   isSetUp(user: BackOfficeUser): Promise<boolean>;
   /** Starts (or restarts) an unconfirmed enrolment. */
