@@ -565,6 +565,39 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
     });
 
+    it('V3.7.1 a step-up through the provider needs a fresh authentication there: an ID token with an old auth_time (a provider session reused, prompt=login stripped from the URL) or none is refused', async () => {
+      const { login } = account('stale-stepup', { groups: [] });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      ctx.clock.advance(6 * 60_000);
+      try {
+        for (const change of [{ kind: 'authTime', secondsAgo: 3600 }, { kind: 'authTime', secondsAgo: null }] as const) {
+          const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+          expect(step.status, step.text).toBe(200);
+          // The provider is asked to authenticate again, within the re-authentication window (5 minutes)...
+          const url = new URL(step.body.redirectUrl);
+          expect(url.searchParams.get('prompt')).toBe('login');
+          expect(url.searchParams.get('max_age')).toBe('300');
+          // ...but whoever holds the browser can drop that from the URL, and the provider's open session answers.
+          url.searchParams.delete('prompt');
+          url.searchParams.delete('max_age');
+          const callbackUrl = await person.idp.authorize(url.toString(), login);
+          idp.idTokenChange = change;
+          try {
+            const back = await person.deliver(callbackUrl);
+            expect(back.headers.get('location'), String(change.secondsAgo)).toBe('/backoffice/account?error=external_login_failed');
+          } finally {
+            idp.idTokenChange = undefined;
+          }
+          const link = await person.app.post('/auth/external/corp/link', {});
+          expectClientError(link, 401);
+          expect(link.body.code).toBe('reauthentication_required');
+        }
+      } finally {
+        ctx.clock.advance(-6 * 60_000);
+      }
+    });
+
     it('two concurrent unlinks of a user with two logins and no password leave one login (race-safe)', async () => {
       const { login } = account('race', { groups: [] });
       const person = new Person(ctx.url);

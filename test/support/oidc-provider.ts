@@ -31,9 +31,10 @@ export class TestOidcProvider {
   /**
    * Changes the ID token of the next token responses, as a broken or hostile provider (or a network attacker)
    * would: `signature` flips its signature, `expired` re-signs it (with the provider's own key) an hour in the
-   * past, `amr` re-signs it with these authentication methods. `undefined`: tokens as issued.
+   * past, `amr` re-signs it with these authentication methods, `authTime` re-signs it with an `auth_time` that many
+   * seconds ago (null: without `auth_time`), as a provider that reused an old session would. `undefined`: tokens as issued.
    */
-  idTokenChange: { kind: 'signature' } | { kind: 'expired' } | { kind: 'amr'; amr: string[] } | undefined;
+  idTokenChange: { kind: 'signature' } | { kind: 'expired' } | { kind: 'amr'; amr: string[] } | { kind: 'authTime'; secondsAgo: number | null } | undefined;
   /** While true every connection is reset before an answer (the provider is "down" but keeps its port). */
   down = false;
   private server?: Server;
@@ -119,7 +120,11 @@ export class TestOidcProvider {
     }
     const claims = decodeJwt(idToken);
     const now = Math.floor(Date.now() / 1000);
-    const changed = change.kind === 'expired' ? { ...claims, iat: now - 7200, exp: now - 3600 } : { ...claims, amr: change.amr };
+    const changed = { ...claims };
+    if (change.kind === 'expired') Object.assign(changed, { iat: now - 7200, exp: now - 3600 });
+    else if (change.kind === 'amr') changed.amr = change.amr;
+    else if (change.secondsAgo === null) delete changed.auth_time;
+    else changed.auth_time = now - change.secondsAgo;
     return new SignJWT(changed).setProtectedHeader(decodeProtectedHeader(idToken) as { alg: string }).sign(this.signingKey);
   }
 

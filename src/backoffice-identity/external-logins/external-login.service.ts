@@ -90,6 +90,14 @@ export class BackOfficeExternalLoginService {
     return `/${this.options.routePrefix}/`;
   }
 
+  /**
+   * Seconds an authentication at the provider counts as fresh for a link or step-up (`max_age`, then checked
+   * against the ID token's `auth_time`): the re-authentication window, `session.reauthenticationMinutes`.
+   */
+  private get freshAuthenticationSeconds(): number {
+    return Math.ceil(this.options.session.reauthenticationMinutes * 60);
+  }
+
   /** The provider, or 404 `not_found`. */
   provider(name: string): BackOfficeExternalLoginProvider {
     const provider = this.providers.get(name);
@@ -154,8 +162,9 @@ export class BackOfficeExternalLoginService {
         code_challenge_method: 'S256',
         state,
         nonce,
-        // Linking and step-up must prove the person now, not reuse a provider session someone left open.
-        ...(signedIn ? { prompt: 'login' } : {}),
+        // Linking and step-up must prove the person now, not reuse a provider session someone left open (the
+        // callback checks the ID token's auth_time: these parameters can be dropped from the URL).
+        ...(signedIn ? { prompt: 'login', max_age: String(this.freshAuthenticationSeconds) } : {}),
       })
       .toString();
   }
@@ -215,6 +224,8 @@ export class BackOfficeExternalLoginService {
         expectedState: current.searchParams.get('state') ?? undefined,
         expectedNonce: pending.nonce,
         idTokenExpected: true,
+        // A link or step-up counts as a fresh sign-in: the provider must have authenticated the person just now.
+        ...(pending.link || pending.reauthenticate ? { maxAge: this.freshAuthenticationSeconds } : {}),
       });
     } catch (error) {
       throw new ExternalLoginError('external_login_failed', `authorization or token response refused: ${describeError(error)}`);
