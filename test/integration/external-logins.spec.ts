@@ -361,6 +361,26 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       await ctx.userManager.setApproved(user, false);
       expectRefused(await new Person(ctx.url).signIn('oidc', login), 'not_allowed');
     });
+
+    it('a disable whose `until` has passed is lifted by the next external sign-in, as by a password sign-in (README: POST /users/:id/disable)', async () => {
+      const { login, email } = account('disabled-until');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      const admin = await adminClient();
+      const user = (await ctx.userManager.findByEmail(email))!;
+      const until = new Date(ctx.clock.now().getTime() + 3_600_000).toISOString();
+      const disabled = await admin.post(`/users/${user.id}/disable`, { reason: 'holiday', until });
+      expect(disabled.status, disabled.text).toBe(200);
+      expectRefused(await new Person(ctx.url).signIn('oidc', login), 'not_allowed');
+      ctx.clock.advance(2 * 3_600_000);
+      try {
+        const person = new Person(ctx.url);
+        expectSignedIn(await person.signIn('oidc', login));
+        expect((await person.app.get('/auth/me')).body).toMatchObject({ id: user.id, state: 'active' });
+        expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(true);
+      } finally {
+        ctx.clock.advance(-2 * 3_600_000);
+      }
+    });
   });
 
   describe('every callback failure is a redirect with an error code: never a 5xx, never a session', () => {
@@ -1200,6 +1220,23 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         expect((await manager.setLockoutEnd((await manager.findById(locked.userId))!, new Date(app.clock.now().getTime() + 3_600_000))).succeeded).toBe(true);
         expectRefused(await new Person(app.url).signIn('oidc', locked.login), 'not_allowed');
         await expectStillInvited(app, locked);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('an invitee whose timed disable has passed is accepted by the provider sign-in (the disable is lifted, as by any sign-in)', async () => {
+      const { app } = await takeOverApp();
+      try {
+        const invitee = await inviteAtProvider(app, ['editor']);
+        const until = new Date(app.clock.now().getTime() + 3_600_000);
+        expect((await app.userManager.setApproved((await app.userManager.findById(invitee.userId))!, false, { reason: 'not yet', until })).succeeded).toBe(true);
+        expectRefused(await new Person(app.url).signIn('oidc', invitee.login), 'not_allowed');
+        await expectStillInvited(app, invitee, false);
+        app.clock.advance(2 * 3_600_000);
+        const person = new Person(app.url);
+        expectSignedIn(await person.signIn('oidc', invitee.login));
+        expect((await person.app.get('/auth/me')).body).toMatchObject({ id: invitee.userId, state: 'active', logins: [{ provider: 'oidc' }] });
       } finally {
         await app.close();
       }

@@ -277,7 +277,7 @@ export class BackOfficeExternalLoginService {
     const manager = this.userManager;
     let user = pending.invite ? await this.acceptInvite(provider, pending.invite, claims) : await manager.findByLogin(provider.name, claims.sub);
     if (!user) user = await this.autoLink(provider, claims);
-    if (!(await this.signInManager.canSignIn(user)) || manager.isLockedOut(user)) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
+    if (!(await this.maySignIn(user))) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
     await this.applyProviderChanges(provider, user, claims);
     const sealed = this.externalSessions.seal(provider.name, idToken);
     if ((await this.signInManager.isTwoFactorRequired(user)) && !this.providerDidMultiFactor(provider, claims)) {
@@ -300,6 +300,15 @@ export class BackOfficeExternalLoginService {
     await manager.notify(UserExternalLoginSuccessNotification, user, { provider: provider.name });
     await this.issuer.issue(user, response, { externalLogin: sealed });
     return pending.returnUrl;
+  }
+
+  /**
+   * Whether the user the provider vouched for may sign in: as after a right password, a disable whose `until` has
+   * passed is lifted first; then the sign-in manager's `canSignIn`, and no lockout.
+   */
+  private async maySignIn(user: BackOfficeUser): Promise<boolean> {
+    await this.userManager.liftExpiredDisable(user);
+    return (await this.signInManager.canSignIn(user)) && !this.userManager.isLockedOut(user);
   }
 
   private providerDidMultiFactor(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): boolean {
@@ -380,7 +389,7 @@ export class BackOfficeExternalLoginService {
     const inUse = () => new ExternalLoginError('external_email_in_use', 'the email belongs to an existing user; link the provider from that account');
     const raced = () => new ExternalLoginError('login_already_linked', 'another provider account was linked to the invitee at the same time');
     if (!(await this.isPendingInvitee(user))) throw inUse();
-    if (!this.invites.isInvited(user) || !(await this.signInManager.canSignIn(user))) {
+    if (!this.invites.isInvited(user) || !(await this.maySignIn(user))) {
       throw new ExternalLoginError('not_allowed', 'the invited user is disabled or locked out');
     }
     const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
