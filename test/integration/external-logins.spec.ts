@@ -555,6 +555,25 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(last.body.code).toBe('last_login_method');
     });
 
+    it('V3.3.3 unlinking a provider ends the sessions signed in through it (the user\'s other sessions); the session that unlinked stays', async () => {
+      const local = await newUser();
+      const login = sub('unlink-sessions');
+      idp.accounts.set(login, { email: `x-${login}@example.com`, email_verified: true });
+      const person = new Person(ctx.url);
+      expect((await person.app.login(local.email, TEST_PASSWORD)).status).toBe(200);
+      const link = await person.app.post('/auth/external/oidc/link', {});
+      expect((await person.deliver(await person.idp.authorize(link.body.redirectUrl, login))).headers.get('location')).toBe('/backoffice/account');
+      // Whoever holds the provider account (the user elsewhere, or someone who took it over) signs in through it.
+      const elsewhere = new Person(ctx.url);
+      expectSignedIn(await elsewhere.signIn('oidc', login));
+      expect((await elsewhere.app.get('/auth/me')).body.id).toBe(local.id);
+
+      expect((await person.app.delete('/auth/external/logins/oidc')).status).toBe(204);
+      expectClientError(await elsewhere.app.get('/auth/me'), 401);
+      expect((await person.app.get('/auth/me')).status).toBe(200);
+      expect((await person.app.get('/auth/sessions')).body).toHaveLength(1);
+    });
+
     it('link and unlink are sensitive: 401 reauthentication_required after 5 minutes; a provider round trip is a fresh sign-in', async () => {
       const { login } = account('stepup', { groups: [] });
       const person = new Person(ctx.url);

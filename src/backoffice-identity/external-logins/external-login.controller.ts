@@ -3,13 +3,14 @@ import { JsonBodyGuard } from '../http/json-body.guard.js';
 import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import { ApiFoundResponse, ApiNoContentResponse, ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import { ApiErrors } from '../openapi/api-errors.decorator.js';
-import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeExternalLoginProviders, type BackOfficeExternalLoginProviderDto } from './external-login-providers.service.js';
 import { BackOfficeExternalLoginService } from './external-login.service.js';
@@ -24,6 +25,7 @@ export class ExternalLoginController {
     @Inject(BackOfficeExternalLoginService) private readonly externalLogins: BackOfficeExternalLoginService,
     @Inject(BackOfficeExternalLoginProviders) private readonly providers: BackOfficeExternalLoginProviders,
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}
@@ -168,15 +170,22 @@ export class ExternalLoginController {
   @Delete('logins/:provider')
   @HttpCode(204)
   @RequiresRecentSignIn()
-  @ApiNoContentResponse({ description: 'Unlinked' })
+  @ApiNoContentResponse({ description: "Unlinked; the user's other sessions end (those signed in through the provider among them)" })
   @ApiErrors(
     [403, 'xsrf_failed'],
     [404, 'login_not_found: no login of this provider'],
     [409, 'last_login_method: no usable password and no other login'],
   )
   async unlink(@Param('provider') provider: string, @Req() request: BackOfficeAuthenticatedRequest): Promise<void> {
-    const result = await this.userManager.removeLogin(request.backOffice.user, provider);
-    if (result.succeeded) return;
+    const { user } = request.backOffice;
+    const result = await this.userManager.removeLogin(user, provider);
+    if (result.succeeded) {
+      // A way in is gone (as after a password change): the sessions and pending second steps it opened end with a
+      // new security stamp; this session stays.
+      if (this.userManager.supportsUserSecurityStamp) await this.userManager.updateSecurityStamp(user);
+      await this.signInManager.refreshSignIn(user, sessionOf(request).id);
+      return;
+    }
     const error = result.errors[0];
     if (error.code === 'last_login_method') throw new BackOfficeHttpError(409, error.code, error.description);
     if (error.code === 'login_not_found') throw new BackOfficeHttpError(404, error.code, error.description);
