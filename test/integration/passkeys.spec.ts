@@ -244,6 +244,25 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     expect(refused.body.code).toBe('not_allowed');
   });
 
+  it('a timed disable whose `until` has passed is lifted by a passkey sign-in, as by a password (README: "the next sign-in enables the user again")', async () => {
+    const { user, authenticator } = await userWithPasskey();
+    const until = new Date(ctx.clock.now().getTime() + 3_600_000);
+    expect((await ctx.userManager.setApproved((await ctx.userManager.findById(user.id))!, false, { reason: 'holiday', until })).succeeded).toBe(true);
+    const during = (await passkeySignIn(authenticator)).result;
+    expectClientError(during, 403);
+    expect(during.body.code).toBe('not_allowed');
+    ctx.clock.advance(2 * 3_600_000);
+    try {
+      const { http, result } = await passkeySignIn(authenticator);
+      expect(result.status, result.text).toBe(200);
+      expect(result.body).toMatchObject({ status: 'success', user: { id: user.id, state: 'active' } });
+      expect((await http.get('/auth/me')).body.id).toBe(user.id);
+      expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(true);
+    } finally {
+      ctx.clock.advance(-2 * 3_600_000);
+    }
+  });
+
   describe('with two-factor authentication on', () => {
     let totp: TotpTwoFactorProvider;
     beforeAll(() => {

@@ -109,11 +109,8 @@ export class BackOfficeSignInManager {
   /** The steps after a right password: approval, second factor, then success. */
   protected async passwordVerified(user: BackOfficeUser): Promise<SignInResult> {
     const manager = this.userManager;
-    await manager.liftExpiredDisable(user);
-    if (!(await this.canSignIn(user))) {
-      await manager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
-      return { status: 'notAllowed', user, reason: 'not_allowed' };
-    }
+    const refused = await this.refuseUnlessAllowed(user);
+    if (refused) return refused;
     if (await this.isTwoFactorRequired(user)) {
       // The failed count is not reset yet: wrong second-factor codes keep counting toward lockout across
       // password sign-ins; it is reset when the second factor succeeds.
@@ -176,7 +173,8 @@ export class BackOfficeSignInManager {
   /**
    * Sign-in with a passkey instead of a password (the browser's assertion for a challenge from
    * `POST /auth/passkey/options`). The password rules apply: `denyLocalLogin`, lockout (a locked account's
-   * assertion is not checked), failed attempts counted, `not_allowed` only after a valid passkey. A user with
+   * assertion is not checked), failed attempts counted, `not_allowed` only after a valid passkey, a timed disable
+   * that has ended lifted. A user with
    * 2FA on signs in at once after a user-verified passkey; without user verification the second factor is
    * still asked (and cannot be a passkey). A member of a `requireTwoFactor` group without 2FA gets
    * `requiresTwoFactorSetup` as after a password. Unknown credentials and wrong signatures fail alike (`invalid_passkey`).
@@ -209,10 +207,8 @@ export class BackOfficeSignInManager {
     const current = await manager.findById(user.id);
     if (!current) return this.fail(null, 'invalid_passkey');
     if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
-    if (!(await this.canSignIn(current))) {
-      await manager.notify(UserLoginFailedNotification, current, { reason: 'not_allowed' });
-      return { status: 'notAllowed', user: current, reason: 'not_allowed' };
-    }
+    const refused = await this.refuseUnlessAllowed(current);
+    if (refused) return refused;
     const { userVerified } = verification;
     if (!userVerified && (await this.isTwoFactorRequired(current))) {
       const providers = (await manager.getValidTwoFactorProviders(current)).filter((p) => p !== PASSKEY_PROVIDER);
@@ -224,6 +220,18 @@ export class BackOfficeSignInManager {
     await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
     // A group's requireTwoFactor applies as after a password: a passkey is not the TOTP enrolment it asks for.
     return { ...(await this.finishSignIn(current)), userVerified };
+  }
+
+  /**
+   * After a verified first factor (password or passkey): lifts a timed disable whose `until` has passed (the next
+   * sign-in enables the user again), then asks {@link canSignIn}. Null when the user may go on; else the
+   * notified `notAllowed` answer.
+   */
+  private async refuseUnlessAllowed(user: BackOfficeUser): Promise<SignInResult | null> {
+    await this.userManager.liftExpiredDisable(user);
+    if (await this.canSignIn(user)) return null;
+    await this.userManager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
+    return { status: 'notAllowed', user, reason: 'not_allowed' };
   }
 
   /** Counts a failed attempt of a known user; locked now (or already) gives `lockedOut`, else `failed` with `reason`. */
