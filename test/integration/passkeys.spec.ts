@@ -271,12 +271,12 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
 
     /** A user with TOTP 2FA on and a passkey. */
     async function twoFactorUser() {
-      const { user, http, authenticator } = await userWithPasskey();
+      const { user, http, authenticator, passkey } = await userWithPasskey();
       const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
       const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) });
       expect(enable.status, enable.text).toBe(200);
       ctx.clock.advance(30_000);
-      return { user, authenticator, secret: setup.body.secret as string };
+      return { user, authenticator, passkey, secret: setup.body.secret as string };
     }
 
     it('a user-verified passkey signs a 2FA user in at once (it is already two factors)', async () => {
@@ -298,6 +298,18 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expectClientError(again, 401);
       const done = await http.post('/auth/2fa', { provider: 'totp', code: totp.codeAt(secret, ctx.clock.now()) });
       expect(done.body).toMatchObject({ status: 'success', user: { id: user.id } });
+    });
+
+    it('V7.2.1: a passkey that passed the first step is notified and audited as used (signIn, not user-verified) even though a second factor follows', async () => {
+      const { user, authenticator, passkey } = await twoFactorUser();
+      const before = events.named(BackOfficeEvents.PasskeyUsed, user.id).length;
+      const { result } = await passkeySignIn(authenticator, { userVerified: false });
+      expect(result.body.status).toBe('requiresTwoFactor');
+      const used = events.named(BackOfficeEvents.PasskeyUsed, user.id);
+      expect(used).toHaveLength(before + 1);
+      expect(used.at(-1)).toMatchObject({ passkeyId: passkey.id, usage: 'signIn', userVerified: false });
+      const audit = await ctx.app.get(DataSource).query(`SELECT details FROM backoffice_audit_entry WHERE event = $1 AND affected_user_id = $2`, [BackOfficeEvents.PasskeyUsed, user.id]);
+      expect(audit.at(-1).details).toMatchObject({ passkeyId: passkey.id, usage: 'signIn', userVerified: false });
     });
 
     it('a passkey answers the second-factor step after the password (allowCredentials = the user\'s passkeys)', async () => {

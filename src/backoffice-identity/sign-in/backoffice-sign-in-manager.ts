@@ -174,9 +174,8 @@ export class BackOfficeSignInManager {
    * Sign-in with a passkey instead of a password (the browser's assertion for a challenge from
    * `POST /auth/passkey/options`). The password rules apply: `denyLocalLogin`, lockout (a locked account's
    * assertion is not checked), failed attempts counted, `not_allowed` only after a valid passkey, a timed disable
-   * that has ended lifted. A user with
-   * 2FA on signs in at once after a user-verified passkey; without user verification the second factor is
-   * still asked (and cannot be a passkey). A member of a `requireTwoFactor` group without 2FA gets
+   * that has ended lifted. A user with 2FA on signs in at once after a user-verified passkey; without user
+   * verification the second factor is still asked (and cannot be a passkey). A member of a `requireTwoFactor` group without 2FA gets
    * `requiresTwoFactorSetup` as after a password. Unknown credentials and wrong signatures fail alike (`invalid_passkey`).
    */
   async passkeySignIn(response: AuthenticationResponseJSON, context?: SignInContext): Promise<SignInResult> {
@@ -210,6 +209,8 @@ export class BackOfficeSignInManager {
     const refused = await this.refuseUnlessAllowed(current);
     if (refused) return refused;
     const { userVerified } = verification;
+    // The passkey did its step whatever follows (a second factor, an enrolment): its use is on record (ASVS 4.0 7.2.1).
+    await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
     if (!userVerified && (await this.isTwoFactorRequired(current))) {
       const providers = (await manager.getValidTwoFactorProviders(current)).filter((p) => p !== PASSKEY_PROVIDER);
       await manager.notify(UserLoginRequiresVerificationNotification, current);
@@ -217,7 +218,6 @@ export class BackOfficeSignInManager {
       return { status: 'requiresTwoFactor', user: current, providers, userVerified };
     }
     await this.resetFailedAccess(current);
-    await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
     // A group's requireTwoFactor applies as after a password: a passkey is not the TOTP enrolment it asks for.
     return { ...(await this.finishSignIn(current)), userVerified };
   }
