@@ -86,7 +86,9 @@ export class BackOfficeSignInManager {
       return this.fail(null, 'invalid_credentials');
     }
     const user = await manager.findByName(username);
-    if (!user) return this.unknownUserSignIn(key, username, password);
+    // An API user has no interactive sign-in: its name counts and locks like an unknown one, so wrong passwords
+    // never lock the API user itself (which would end its bearer tokens).
+    if (!user || user.kind === 'api') return this.unknownUserSignIn(key, username, password);
 
     if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd, password);
     if (!(await manager.checkPassword(user, password))) {
