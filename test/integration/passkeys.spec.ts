@@ -8,6 +8,8 @@ import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 import { Injectable } from '@nestjs/common';
 import {
   BACKOFFICE_TWO_FACTOR_PROVIDERS,
+  BackOfficeSessionCookies,
+  BackOfficeSessionService,
   BackOfficeEvents,
   TotpTwoFactorProvider,
   TypeOrmBackOfficeUserStore,
@@ -511,6 +513,28 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expect(pruned.passkeyChallenges).toBeGreaterThan(0);
     } finally {
       ctx.clock.advance(-2 * 86_400_000);
+    }
+  });
+
+  it('OWASP ASVS 4.0 3.7.1: with denyLocalLogin a passkey no more satisfies step-up than a leftover password does: 403 local_login_disabled (step up through the provider)', async () => {
+    const { user, authenticator } = await userWithPasskey();
+    const strict = await createIdentityApp(db, { identity: { passkeys: PASSKEYS, denyLocalLogin: true } });
+    try {
+      const { token } = await strict.app.get(BackOfficeSessionService).create(user, {});
+      const http = new HttpClient(strict.url);
+      http.cookies.set('backoffice_session', token);
+      http.cookies.set('XSRF-TOKEN', BackOfficeSessionCookies.xsrfTokenFor(token));
+      const options = await http.post('/auth/reauthenticate/passkey/options', {});
+      expectClientError(options, 403);
+      expect(options.body.code).toBe('local_login_disabled');
+      // Even an assertion for a challenge got before the option was on does not count.
+      const earlier = await (await signedIn(user)).post('/auth/reauthenticate/passkey/options', {});
+      expect(earlier.status, earlier.text).toBe(200);
+      const verify = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(earlier.body) });
+      expectClientError(verify, 403);
+      expect(verify.body.code).toBe('local_login_disabled');
+    } finally {
+      await strict.close();
     }
   });
 });

@@ -19,7 +19,8 @@ import { documented, PasskeyOptionsResponse, PasskeyVerifyDto } from './passkey.
 /**
  * Step-up re-authentication with a passkey instead of the password (`POST /auth/reauthenticate`): what lets a
  * passwordless user reach `@RequiresRecentSignIn()` routes. Same rules: failures count toward lockout, a locked
- * account's assertion is not checked (423).
+ * account's assertion is not checked (423). With `denyLocalLogin`, 403 `local_login_disabled` (as the password step-up):
+ * the step-up then goes through the provider.
  */
 @ApiTags('passkeys')
 @Controller('auth/reauthenticate/passkey')
@@ -36,6 +37,8 @@ export class PasskeyReauthenticationController {
 
   private requireSupport(user: BackOfficeUser): void {
     if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
+    // A passkey is a local credential, like the password: with denyLocalLogin, step-up goes through the provider.
+    if (this.identityOptions.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     if (this.userManager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
   }
 
@@ -44,7 +47,7 @@ export class PasskeyReauthenticationController {
   @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialRequestOptionsJSON for startAuthentication(), limited to your passkeys' })
   @documented(400, 'unknown_provider: the account has no passkey')
   @documented(401, 'unauthenticated')
-  @documented(403, 'xsrf_failed')
+  @documented(403, 'xsrf_failed, or local_login_disabled (denyLocalLogin)')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(423, 'locked_out')
   async options(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
@@ -60,7 +63,7 @@ export class PasskeyReauthenticationController {
   @ApiOkResponse({ type: ReauthenticateResponse, description: 'Passkey confirmed: sensitive routes accept this session for the next minutes' })
   @documented(400, 'validation_failed')
   @documented(401, 'unauthenticated, or invalid_passkey (counts toward lockout)')
-  @documented(403, 'xsrf_failed')
+  @documented(403, 'xsrf_failed, or local_login_disabled (denyLocalLogin)')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(423, 'locked_out: the assertion is not checked while the account is locked')
   async reauthenticate(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: PasskeyVerifyDto): Promise<ReauthenticateResponse> {
