@@ -15,6 +15,13 @@ export type BackOfficeAccountSession = Pick<BackOfficeSessionEntity, 'id' | 'two
 const failure = (code: string, description: string): IdentityResult<never> => IdentityResult.failed({ code, description } satisfies IdentityError);
 
 /**
+ * While a lockout lasts the flows that check the password refuse without checking it, as sign-in and
+ * re-authentication do: the lockout leaves live sessions working, and a session must not guess past it
+ * (OWASP ASVS 4.0 2.2.1).
+ */
+const lockedOut = (): IdentityResult<never> => failure('locked_out', 'The account is locked after too many failed attempts.');
+
+/**
  * The signed-in user's own account flows, for the REST routes and for host code alike: change password, turn
  * two-factor authentication on and off, list and end sessions. Each flow renews the security stamp through the
  * user manager (which raises the notification) and then keeps the calling session while ending the others
@@ -34,9 +41,11 @@ export class BackOfficeAccountService {
 
   /**
    * Changes the password after checking the current one; a wrong current password counts toward lockout and
-   * fails with `invalid_credentials`, a weak new one with the policy's errors. On success only `session` stays.
+   * fails with `invalid_credentials`, a weak new one with the policy's errors. While the user is locked out the
+   * password is not checked (`locked_out`). On success only `session` stays.
    */
   async changePassword(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, currentPassword: string, newPassword: string): Promise<IdentityResult> {
+    if (this.userManager.isLockedOut(user)) return lockedOut();
     const result = await this.userManager.changePassword(user, currentPassword, newPassword);
     if (!result.succeeded) {
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
@@ -76,7 +85,8 @@ export class BackOfficeAccountService {
 
   /**
    * Turns 2FA off after checking the password (a wrong one counts toward lockout: `invalid_credentials`);
-   * refused while a group of the user requires it (`two_factor_required`). Only `session` stays signed in.
+   * refused while a group of the user requires it (`two_factor_required`), and while the user is locked out
+   * (`locked_out`, the password not checked). Only `session` stays signed in.
    */
   async disableTwoFactor(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, password: string): Promise<IdentityResult> {
     if (!this.userManager.supportsUserTwoFactor) return failure('not_found', 'Two-factor authentication is not enabled.');
@@ -84,6 +94,7 @@ export class BackOfficeAccountService {
     if (user.twoFactorRequiredByGroup) {
       return failure('two_factor_required', 'One of your groups requires two-factor authentication; it cannot be turned off.');
     }
+    if (this.userManager.isLockedOut(user)) return lockedOut();
     if (!(await this.userManager.checkPassword(user, password))) {
       if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
       return failure('invalid_credentials', 'The username or password is incorrect.');

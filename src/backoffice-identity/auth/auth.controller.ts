@@ -31,7 +31,7 @@ import {
   RevokedSessionsResponse,
   SessionResponse,
 } from './auth.dto.js';
-import { signInError } from './backoffice-local.strategy.js';
+import { signInError, throwIfLockedOut } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 
 const errors = ApiErrors;
@@ -131,11 +131,14 @@ export class AuthController {
     [400, 'validation_failed / invalid_password with errors'],
     [401, 'invalid_credentials: wrong current password'],
     [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin)'],
+    [423, 'locked_out: the password is not checked while the account is locked'],
   )
   async changePassword(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ChangePasswordDto): Promise<{ status: 'success' }> {
     // With denyLocalLogin a password signs nobody in: it may neither be set here nor stand in for a sign-in below.
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
-    const result = await this.account.changePassword(request.backOffice.user, sessionOf(request), body.currentPassword, body.newPassword);
+    const { user } = request.backOffice;
+    const result = await this.account.changePassword(user, sessionOf(request), body.currentPassword, body.newPassword);
+    throwIfLockedOut(result, user, this.clock.now());
     if (!result.succeeded) throw result.errors.some((e) => e.code === 'invalid_credentials') ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.invalidPassword(result.errors);
     return { status: 'success' };
   }

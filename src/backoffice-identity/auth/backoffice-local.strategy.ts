@@ -7,6 +7,8 @@ import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeSignInManager, SignInResult } from '../sign-in/backoffice-sign-in-manager.js';
 import type { BackOfficeClock } from '../common/clock.js';
+import type { IdentityResult } from '../common/identity-result.js';
+import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BACKOFFICE_CLOCK } from '../constants.js';
 import { LOCKED_UNTIL_UNLOCKED } from '../users/backoffice-user-manager.js';
 
@@ -42,6 +44,14 @@ export function signInError(result: SignInResult, now: Date): BackOfficeHttpErro
     default:
       return BackOfficeHttpError.invalidCredentials();
   }
+}
+
+/**
+ * Throws 423 `locked_out` (with `retryAfterSeconds`, as at sign-in) when an account flow (change password,
+ * turning 2FA off) refused because `user` is locked out; otherwise does nothing.
+ */
+export function throwIfLockedOut(result: IdentityResult<unknown>, user: Pick<BackOfficeUser, 'lockoutEnd'>, now: Date): void {
+  if (result.errors[0]?.code === 'locked_out') throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, now);
 }
 
 /**

@@ -2,7 +2,7 @@ import { Body, Controller, HttpCode, Inject, Post, Req, Res, UseGuards, UsePipes
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse, LoginResponse, TwoFactorCodeDto } from '../auth/auth.dto.js';
-import { signInError } from '../auth/backoffice-local.strategy.js';
+import { signInError, throwIfLockedOut } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
@@ -171,8 +171,11 @@ export class TwoFactorController {
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'two_factor_required: a group of the user requires it' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled' })
+  @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out: the password is not checked while the account is locked' })
   async disable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorDisableDto): Promise<{ status: 'success' }> {
-    const result = await this.account.disableTwoFactor(request.backOffice.user, sessionOf(request), body.password);
+    const { user } = request.backOffice;
+    const result = await this.account.disableTwoFactor(user, sessionOf(request), body.password);
+    throwIfLockedOut(result, user, this.clock.now());
     if (!result.succeeded) throw BackOfficeHttpError.fromResult(result);
     return { status: 'success' };
   }

@@ -1,0 +1,79 @@
+import { independentCode } from '../support/oathtool.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { expectClientError } from '../support/bad-input.js';
+import { BackOfficeAccountService } from '../../src/backoffice-identity/index.js';
+
+const password = 'correct horse battery staple';
+
+/**
+ * A lockout set by wrong passwords (here: someone guessing at the sign-in form) leaves the user's live sessions
+ * working. The signed-in routes that check the password (change password, turning 2FA off) must then not check it
+ * either, as sign-in and re-authentication do: else a stolen session guesses the password without limit past the
+ * lockout, and a right guess changes it (account takeover).
+ */
+describe('a locked account: the signed-in routes that check the password refuse while the lock lasts', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let counter = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  async function signedIn() {
+    const email = `locked${++counter}@example.com`;
+    const user = (await ctx.userManager.createUser({ email, name: 'Locked', password })).value!;
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(email, password)).body.status).toBe('success');
+    return { email, user, http };
+  }
+
+  async function lockOut(email: string) {
+    for (let i = 0; i < 5; i++) await new HttpClient(ctx.url).login(email, 'a wrong password guess');
+    expect(ctx.userManager.isLockedOut((await ctx.userManager.findByEmail(email))!)).toBe(true);
+  }
+
+  it('OWASP ASVS 4.0 2.2.1: POST /auth/change-password answers 423 locked_out while locked, without checking the password; the password stays', async () => {
+    const { email, http } = await signedIn();
+    await lockOut(email);
+    const refused = await http.post('/auth/change-password', { currentPassword: password, newPassword: 'a takeover passphrase 42' });
+    expectClientError(refused, 423);
+    expect(refused.body.code).toBe('locked_out');
+    expect(refused.body.retryAfterSeconds).toBeGreaterThan(0);
+    const stored = (await ctx.userManager.findByEmail(email))!;
+    expect(await ctx.userManager.checkPassword(stored, password)).toBe(true);
+    expect(await ctx.userManager.checkPassword(stored, 'a takeover passphrase 42')).toBe(false);
+    // Once the lock is lifted the same request works.
+    await ctx.userManager.setLockoutEnd(stored, null);
+    expect((await http.post('/auth/change-password', { currentPassword: password, newPassword: 'a takeover passphrase 42' })).status).toBe(200);
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: POST /auth/2fa/disable answers 423 locked_out while locked, without checking the password; 2FA stays on', async () => {
+    const { email, user, http } = await signedIn();
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect((await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) })).status).toBe(200);
+    await lockOut(email);
+    const refused = await http.post('/auth/2fa/disable', { password });
+    expectClientError(refused, 423);
+    expect(refused.body.code).toBe('locked_out');
+    expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: the account service refuses both with locked_out for host code too', async () => {
+    const { email, user, http } = await signedIn();
+    const sessionId = (await http.get('/auth/sessions')).body.find((s: { current: boolean }) => s.current).id as string;
+    await lockOut(email);
+    const locked = (await ctx.userManager.findById(user.id))!;
+    const account = ctx.app.get(BackOfficeAccountService);
+    expect((await account.changePassword(locked, { id: sessionId }, password, 'a takeover passphrase 42')).errors.map((e) => e.code)).toEqual(['locked_out']);
+    await ctx.userManager.setTwoFactorEnabled(locked, true);
+    expect((await account.disableTwoFactor(locked, { id: sessionId }, password)).errors.map((e) => e.code)).toEqual(['locked_out']);
+  });
+});
