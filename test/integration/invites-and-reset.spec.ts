@@ -215,6 +215,17 @@ describe('Invites, email and password reset', () => {
     });
   }
 
+  for (const mode of ['sync', 'async'] as const) {
+    it(`OWASP ASVS 4.0 7.1.4: the audit entry of an email a ${mode} listener took over records handled: true`, async () => {
+      ExternalInviteListener.mode = mode;
+      const created = await invite(email(`audit${mode}`));
+      expect(created.status).toBe(201);
+      const audit = await admin.get(`/audit?event=${BackOfficeEvents.SendEmail}&userId=${created.body.user.id}`);
+      expect(audit.status).toBe(200);
+      expect(audit.body.items.map((e: { details: unknown }) => e.details)).toEqual([{ emailType: 'UserInvite', handled: true }]);
+    });
+  }
+
   it('a throwing listener does not lose the email', async () => {
     ExternalInviteListener.mode = 'throw';
     const to = email('throw');

@@ -152,6 +152,23 @@ describe('NotificationPublisher', () => {
       expect(errorLog).toHaveBeenCalledTimes(1);
     });
 
+    it('OWASP ASVS 4.0 7.1.4: runs onAny listeners (the audit) after the event\'s listeners settled, so they see a decision made after an await', async () => {
+      emitter.on(BackOfficeEvents.LogoutSuccess, async (n: UserLogoutSuccessNotification) => {
+        await sleep(20);
+        n.signOutRedirectUrl = 'https://idp.example.com/logout';
+      });
+      emitter.on(BackOfficeEvents.SendEmail, async (n: SendEmailNotification) => {
+        await sleep(20);
+        n.handleEmail();
+      });
+      const recorded: Array<Record<string, unknown>> = [];
+      emitter.onAny((_event: string | string[], n: UserLogoutSuccessNotification | SendEmailNotification) => void recorded.push(n.auditDetails()));
+      await publisher.publish(logout());
+      const message = { to: 'jane@example.com', subject: 'Invite', text: 'hi', html: '<p>hi</p>' };
+      await publisher.publish(new SendEmailNotification({ emailType: 'UserInvite', message }));
+      expect(recorded).toEqual([{ signOutRedirectUrl: 'https://idp.example.com/logout' }, { emailType: 'UserInvite', handled: true }]);
+    });
+
     it('lets a listener take over an email (SendEmailNotification.handleEmail) after an await', async () => {
       emitter.on(BackOfficeEvents.SendEmail, async (n: SendEmailNotification) => {
         await sleep(5);

@@ -6,6 +6,8 @@ import type { BackOfficeNotification } from './notifications.js';
  * Emits notifications through EventEmitter2 and awaits every listener, like `emitAsync`, but with each
  * listener isolated: one that throws (sync or async) is logged and neither breaks the operation that
  * notified nor cuts short the listeners that run beside it (`emitAsync` rejects on the first failure).
+ * The event's own listeners run first; `onAny` listeners (the audit listener) run once they have all settled,
+ * so they see what those decided, also after an await (`handleEmail()`, `signOutRedirectUrl`).
  */
 @Injectable()
 export class NotificationPublisher {
@@ -15,15 +17,16 @@ export class NotificationPublisher {
 
   async publish<T extends BackOfficeNotification>(notification: T): Promise<T> {
     const name = notification.eventName;
-    const runs = [
-      ...this.emitter.listeners(name).map((listener) => this.invoke(listener, [notification])),
-      ...this.emitter.listenersAny().map((listener) => this.invoke(listener, [name, notification])),
-    ];
-    const results = await Promise.allSettled(runs);
-    for (const result of results) {
+    await this.settle(notification, this.emitter.listeners(name).map((listener) => this.invoke(listener, [notification])));
+    await this.settle(notification, this.emitter.listenersAny().map((listener) => this.invoke(listener, [name, notification])));
+    return notification;
+  }
+
+  /** Waits for every run, logging the ones that failed. */
+  private async settle(notification: BackOfficeNotification, runs: Promise<unknown>[]): Promise<void> {
+    for (const result of await Promise.allSettled(runs)) {
       if (result.status === 'rejected') this.logFailure(notification, result.reason);
     }
-    return notification;
   }
 
   private async invoke(listener: (...args: any[]) => unknown, args: unknown[]): Promise<unknown> {
