@@ -132,6 +132,19 @@ describe('GET /audit: keyset pages, filters, counts over HTTP', () => {
     }
   });
 
+  it('OWASP ASVS 4.0 5.1.3: a cursor tampered to a time past any Date (e.g. the bigint maximum) is 400 validation_failed, not a 500 from the database', async () => {
+    for (const userId of [undefined, '00000000-0000-4000-8000-000000000000']) {
+      for (const micros of ['9223372036854775807', '9223000000000000000', '8640000000000000001']) {
+        const cursor = Buffer.from(`${micros}.1`).toString('base64url');
+        const result = await admin.get(`/audit?before=${cursor}${userId ? `&userId=${userId}` : ''}`);
+        expectClientError(result, 400);
+        expect(result.body.errors.map((e: { field: string }) => e.field), micros).toContain('before');
+      }
+    }
+    // The latest time a Date holds is still a cursor (nothing is newer, so everything is older).
+    expect((await admin.get(`/audit?take=1&before=${Buffer.from('8640000000000000000.1').toString('base64url')}`)).status).toBe(200);
+  });
+
   it('needs audit.read: anonymous 401', async () => {
     expectClientError(await new HttpClient(ctx.url).get('/audit?take=1'), 401);
   });

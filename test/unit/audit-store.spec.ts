@@ -20,6 +20,7 @@ describe('audit cursors', () => {
     ['no dot', Buffer.from('12345').toString('base64url')],
     ['negative', Buffer.from('-1.5').toString('base64url')],
     ['beyond bigint', Buffer.from('9223372036854775808.1').toString('base64url')],
+    ['a time past any Date', Buffer.from('8640000000000000001.1').toString('base64url')],
     ['letters', Buffer.from('12.3a').toString('base64url')],
     ['unicode', Buffer.from('١٢.٣').toString('base64url')],
     ['too long', 'A'.repeat(65)],

@@ -4,6 +4,11 @@ import type { BackOfficeAuditPosition } from './backoffice-audit-store.interface
 const MAX_CURSOR_LENGTH = 64;
 const POSITION = /^(\d{1,19})\.(\d{1,19})$/;
 const MAX_BIGINT = 9223372036854775807n;
+/**
+ * The latest time a `Date` holds (8.64e15 ms), in microseconds: no entry is newer. A position past it is no cursor
+ * this module issued, and PostgreSQL's timestamp arithmetic overflows on it (an error, not an empty page).
+ */
+const MAX_MICROS = 8_640_000_000_000_000_000n;
 
 /** The opaque `before` / `nextCursor` of `GET /audit`: base64url of `<microseconds>.<id>`. */
 export function encodeAuditCursor(position: BackOfficeAuditPosition): string {
@@ -16,7 +21,7 @@ export function decodeAuditCursor(cursor: string): BackOfficeAuditPosition | nul
   const match = POSITION.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
   if (!match) return null;
   const [, micros, id] = match;
-  if (BigInt(micros!) > MAX_BIGINT || BigInt(id!) > MAX_BIGINT) return null;
+  if (BigInt(micros!) > MAX_MICROS || BigInt(id!) > MAX_BIGINT) return null;
   return { createdAtMicros: BigInt(micros!).toString(), id: BigInt(id!).toString() };
 }
 
