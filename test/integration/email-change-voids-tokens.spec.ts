@@ -85,6 +85,23 @@ describe('An email change voids the reset and invite links mailed to the old add
     expect((await new HttpClient(ctx.url).login('admin-moved-me@example.com', TEST_PASSWORD)).status).toBe(200);
   });
 
+  it('OWASP ASVS 4.0 3.3.x: an admin email change (PUT /users/:id) voids a pending self-service email-change link, which would undo it', async () => {
+    const user = await make({ email: 'pending-change@example.com' });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await http.post('/auth/me/email', { newEmail: 'someone-elses-mailbox@example.com' })).status).toBe(202);
+    await drain();
+    const pending = linkParams(lastMail('someone-elses-mailbox@example.com', 'EmailChangeConfirm').text, 'confirm-email');
+
+    const moved = await admin.request('PUT', `/users/${user.id}`, { body: { email: 'admin-chosen@example.com' } });
+    expect(moved.status, moved.text).toBe(200);
+
+    const confirm = await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId: pending.userId, token: pending.token });
+    expect(confirm.status, confirm.text).toBe(400);
+    expect(confirm.body.code).toBe('invalid_token');
+    expect((await ctx.userManager.findById(user.id))!.email).toBe('admin-chosen@example.com');
+  });
+
   it('an admin name-only edit keeps the reset link, the stamp and the sessions', async () => {
     const user = await make({ email: 'rename-only@example.com' });
     const link = await resetLinkFor('rename-only@example.com');

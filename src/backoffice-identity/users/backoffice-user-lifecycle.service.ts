@@ -41,7 +41,7 @@ export class BackOfficeUserLifecycleService {
    * Changes name and/or email (an admin's edit, or the user's own name). The email is validated like a new
    * user's, must be free, and moves the username along when `usernameIsEmail`. Audited with a diff. A new
    * email renews the security stamp (the user's sessions end) and voids outstanding password-reset and invite
-   * links, as a confirmed self-service change does.
+   * links, as a confirmed self-service change does, and the user's pending email-change link (it would undo the edit).
    */
   async updateProfile(user: BackOfficeUser, input: { name?: string; email?: string }): Promise<void> {
     const candidate = await this.validated({ name: input.name ?? user.name, email: input.email ?? user.email });

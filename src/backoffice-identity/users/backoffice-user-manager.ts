@@ -716,8 +716,9 @@ export class BackOfficeUserManager {
   /**
    * Writes profile `changes` that move the user to another email address (an admin's edit, a confirmed email
    * change) together with what an address change must end, in one transaction when the store has them: a new
-   * security stamp (sessions made before end; call `signInManager.refreshSignIn` to remove their rows) and every
-   * outstanding password-reset and invite link, which went to the old address (OWASP ASVS 4.0 2.5.x, 3.3.x).
+   * security stamp (sessions made before end; call `signInManager.refreshSignIn` to remove their rows), every
+   * outstanding password-reset and invite link, which went to the old address, and a pending email-change link,
+   * which would undo this change (OWASP ASVS 4.0 2.5.x, 3.3.x).
    * @throws BackOfficeDuplicateUserError when the email or username is taken (nothing is written then).
    */
   async changeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges): Promise<void> {
@@ -726,9 +727,7 @@ export class BackOfficeUserManager {
     await this.inTransaction(async (store) => {
       await store.updateProfile(user.id, changes, now);
       if (stamp !== null) await this.capability(isUserSecurityStampStore, 'UserSecurityStampStore', store).setSecurityStamp(user.id, stamp, now);
-      if (isUserTokenStore(store)) {
-        for (const purpose of ['password_reset', 'invite'] as const) await store.voidTokens(user.id, purpose, now);
-      }
+      await this.voidPasswordBoundTokens(store, user.id, now);
     });
     Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
   }
