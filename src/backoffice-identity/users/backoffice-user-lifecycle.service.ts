@@ -109,8 +109,11 @@ export class BackOfficeUserLifecycleService {
   /**
    * An admin forces a password reset: the password stops working (no hash, new stamp), every session ends and
    * a reset link goes to the user. Delivery failures surface as 502 `email_failed` (the reset still happened).
+   * With `allowPasswordReset: false` it is refused first (404 `not_found`, as the reset routes answer): the link
+   * could not be used and the user would be left without a password.
    */
   async forcePasswordReset(user: BackOfficeUser): Promise<void> {
+    if (!this.userManager.options.allowPasswordReset) throw BackOfficeHttpError.notFound('Password reset is not enabled.');
     const removed = await this.userManager.removePassword(user);
     if (!removed.succeeded) throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
     await this.signInManager.refreshSignIn(user);

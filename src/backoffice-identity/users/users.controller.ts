@@ -284,7 +284,7 @@ export class UsersController {
   @RequiresRecentSignIn()
   @ApiOkResponse({ type: UserResponse, description: 'The password no longer works, every session ended, a reset link was emailed' })
   @mayManageTargetErrors()
-  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found (also when allowPasswordReset is false)' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_applicable: API users and invited users have no password' })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed (the reset happened; try again)' })
   @requirePermissions('users.manage')
