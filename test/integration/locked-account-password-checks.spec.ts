@@ -76,4 +76,21 @@ describe('a locked account: the signed-in routes that check the password refuse 
     await ctx.userManager.setTwoFactorEnabled(locked, true);
     expect((await account.disableTwoFactor(locked, { id: sessionId }, password)).errors.map((e) => e.code)).toEqual(['locked_out']);
   });
+
+  it('OWASP ASVS 4.0 2.2.1: a right password in a request already in flight when wrong ones locked the account changes nothing (as sign-in looks again)', async () => {
+    const { email, user, http } = await signedIn();
+    const sessionId = (await http.get('/auth/sessions')).body.find((s: { current: boolean }) => s.current).id as string;
+    const account = ctx.app.get(BackOfficeAccountService);
+    // Requests load the user (unlocked) before the lock, as the auth guard does at their start.
+    const inFlight = (await ctx.userManager.findById(user.id))!;
+    await ctx.userManager.setTwoFactorEnabled(inFlight, true);
+    await ctx.signInManager.refreshSignIn(inFlight, sessionId);
+    const inFlightToo = (await ctx.userManager.findById(user.id))!;
+    await lockOut(email);
+    expect((await account.changePassword(inFlight, { id: sessionId }, password, 'a takeover passphrase 42')).errors.map((e) => e.code)).toEqual(['locked_out']);
+    expect((await account.disableTwoFactor(inFlightToo, { id: sessionId }, password)).errors.map((e) => e.code)).toEqual(['locked_out']);
+    const stored = (await ctx.userManager.findById(user.id))!;
+    expect(await ctx.userManager.checkPassword(stored, password)).toBe(true);
+    expect(stored.twoFactorEnabled).toBe(true);
+  });
 });

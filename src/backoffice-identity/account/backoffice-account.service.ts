@@ -42,7 +42,8 @@ export class BackOfficeAccountService {
   /**
    * Changes the password after checking the current one; a wrong current password counts toward lockout and
    * fails with `invalid_credentials`, a weak new one with the policy's errors. While the user is locked out the
-   * password is not checked (`locked_out`). On success only `session` stays.
+   * password is not checked, and a right one in a request already in flight when the lock came changes nothing
+   * (`locked_out`). On success only `session` stays.
    */
   async changePassword(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, currentPassword: string, newPassword: string): Promise<IdentityResult> {
     if (this.userManager.isLockedOut(user)) return lockedOut();
@@ -99,6 +100,7 @@ export class BackOfficeAccountService {
       if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
       return failure('invalid_credentials', 'The username or password is incorrect.');
     }
+    if (await this.userManager.isLockedOutNow(user)) return lockedOut();
     const result = await this.userManager.resetTwoFactor(user);
     if (!result.succeeded) return result;
     await this.signInManager.refreshSignIn(user, session.id);

@@ -37,6 +37,9 @@ export class BackOfficeErrorDescriber {
   userAlreadyHasPassword(): IdentityError {
     return { code: 'user_already_has_password', description: 'User already has a password set.' };
   }
+  lockedOut(): IdentityError {
+    return { code: 'locked_out', description: 'The account is locked after too many failed attempts.' };
+  }
   invalidToken(): IdentityError {
     return { code: 'invalid_token', description: 'The token is invalid, expired or already used.' };
   }

@@ -504,9 +504,14 @@ export class BackOfficeUserManager {
     await this.passwordHasher.verifyHashedPassword(await this.dummyHash, typeof password === 'string' ? password : '');
   }
 
+  /**
+   * Sets a new password after checking the current one (`password_mismatch`); `locked_out` when the account was
+   * locked meanwhile ({@link isLockedOutNow}). Voids the user's emailed links and renews the security stamp.
+   */
   async changePassword(user: BackOfficeUser, currentPassword: string, newPassword: string): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
     if (!(await this.checkPassword(user, currentPassword))) return IdentityResult.failed(this.errorDescriber.passwordMismatch());
+    if (await this.isLockedOutNow(user)) return IdentityResult.failed(this.errorDescriber.lockedOut());
     const result = await this.setNewPassword(user, newPassword);
     if (result.succeeded) await this.notify(UserPasswordChangedNotification, user);
     return result;
@@ -624,6 +629,19 @@ export class BackOfficeUserManager {
   /** True while `lockoutEnd` lies in the future. */
   isLockedOut(user: BackOfficeUser): boolean {
     return this.supportsUserLockout && user.lockoutEnabled && user.lockoutEnd !== null && user.lockoutEnd.getTime() > this.now().getTime();
+  }
+
+  /**
+   * True when the stored user is locked out now (read again; `user.lockoutEnd` is updated then): asked after a right
+   * password, so a request that loaded the user before wrong attempts in flight locked the account does not get
+   * through with a right guess, as sign-in looks again (OWASP ASVS 4.0 2.2.1).
+   */
+  async isLockedOutNow(user: Pick<BackOfficeUser, 'id' | 'lockoutEnd'>): Promise<boolean> {
+    if (!this.supportsUserLockout) return false;
+    const current = await this.findById(user.id);
+    if (!current || !this.isLockedOut(current)) return false;
+    user.lockoutEnd = current.lockoutEnd;
+    return true;
   }
 
   /** When a lock starting now would end. */
