@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { TEST_PASSWORD } from '../support/identity-app.js';
 import { TestOidcProvider } from '../support/oidc-provider.js';
-import { BackOfficeInviteService } from '../../src/backoffice-identity/index.js';
+import { BackOfficeInviteService, BackOfficeSessionService } from '../../src/backoffice-identity/index.js';
 import { DataSource } from 'typeorm';
 import { axeScan, chromiumPath, freePort, latestMailTo, launchBrowser, totpCode } from './support/browser.js';
 import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
@@ -209,6 +209,45 @@ suite('denyLocalLogin: invites accepted only through the provider, into a group 
     await expect.poll(() => page.locator('#bo-recovery-codes li').count()).toBe(10);
     // The session is a full one now.
     expect(await page.evaluate(async () => (await (window as any).BackOfficeSession.request('GET', '/auth/sessions')).status)).toBe(200);
+    await context.close();
+  });
+
+  it('OWASP ASVS 4.0 3.7.1: a provider-only user confirms a sensitive action through the provider; the step-up dialog asks for no password', async () => {
+    const created = await app.userManager.createUser({ email: 'eve.sso@example.com', name: 'Eve Sso' });
+    expect(created.succeeded).toBe(true);
+    const eve = created.value!;
+    expect((await app.userManager.addLogin(eve, { provider: 'oidc', providerKey: 'sso-eve', displayName: 'Company login' })).succeeded).toBe(true);
+    idp.accounts.set('sso-eve', { email: 'eve.sso@example.com', email_verified: true, name: 'Eve Sso' });
+    const sessions = app.app.get(BackOfficeSessionService);
+    await sessions.create(eve, {}); // another device: "Sign out all other sessions" shows
+    const context = await browser.newContext({ bypassCSP: true });
+    const page = await context.newPage();
+    await page.goto(`${app.origin}/backoffice/`);
+    await page.getByRole('link', { name: 'Sign in with Company login' }).click();
+    await signInAtProvider(page, idp, 'sso-eve');
+    await page.waitForURL(`${app.origin}/backoffice/account`);
+    const signOutOthers = page.getByRole('button', { name: 'Sign out all other sessions' });
+    await expect.poll(() => signOutOthers.isVisible()).toBe(true);
+
+    app.clock.advance(6 * 60_000); // past session.reauthenticationMinutes
+    await signOutOthers.click();
+    const dialog = page.getByRole('dialog', { name: 'Confirm it’s you' });
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    expect(await dialog.getByLabel('Password').count()).toBe(0);
+    expect(await dialog.textContent()).toContain('Confirm it’s you with your sign-in provider to continue.');
+    const viaProvider = dialog.getByRole('button', { name: 'Continue with Company login' });
+    expect(await viaProvider.evaluate((button) => button === document.activeElement)).toBe(true);
+    expect((await axeScan(page)).violations).toEqual([]);
+    expect((await sessions.list(eve)).length).toBe(2);
+
+    await page.keyboard.press('Enter');
+    await signInAtProvider(page, idp, 'sso-eve'); // the provider asks again (prompt=login, max_age)
+    await page.waitForURL(`${app.origin}/backoffice/account`);
+    await expect.poll(() => signOutOthers.isVisible()).toBe(true);
+    await signOutOthers.click();
+    await expect.poll(() => page.getByRole('status').textContent()).toBe('Your other sessions have been signed out.');
+    expect(await page.getByRole('dialog').count()).toBe(0);
+    expect((await sessions.list(eve)).length).toBe(1);
     await context.close();
   });
 });

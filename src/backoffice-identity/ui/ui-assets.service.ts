@@ -92,6 +92,8 @@ export class BackOfficeUiAssets {
       usernameIsEmail,
       messages: ui.messages,
       errorMessages: UI_ERROR_MESSAGES,
+      // denyLocalLogin: the step-up dialog asks for no password (linked providers only).
+      localLogin: !this.options.denyLocalLogin,
       // With passkeys on, the dialog loads @simplewebauthn/browser from here when "Sign in with a passkey" is used.
       webAuthnScript: this.passkeysAvailable ? `/${routePrefix}/assets/webauthn.js?v=${this.version('webauthn.js')}` : null,
     };

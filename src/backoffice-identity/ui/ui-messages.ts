@@ -133,6 +133,8 @@ export const BACKOFFICE_UI_MESSAGES = {
   sessionEndedText: 'Sign in again to continue where you left off. Nothing on this page has been lost.',
   reauthTitle: 'Confirm it’s you',
   reauthText: 'Enter your password to continue.',
+  reauthTextProvider: 'Confirm it’s you with your sign-in provider to continue.',
+  reauthProviderButton: 'Continue with {provider}',
   confirmButton: 'Confirm',
   cancelButton: 'Cancel',
   // errors

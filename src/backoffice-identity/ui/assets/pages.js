@@ -439,6 +439,7 @@
       $('bo-signed-in-as').textContent = t('signedInAs', { name: current.name, email: current.email });
       renderTwoFactor(current);
       renderLogins(current);
+      S.setReauthenticationProviders(current.logins);
     });
   }
 

@@ -158,8 +158,8 @@
   /**
    * A modal dialog: heading, text, a form of fields and buttons, and a live error region.
    * fields: [{ name, label, type, autocomplete, value }]; onSubmit(values, dialogApi) runs on submit;
-   * extra: { label, onClick(dialogApi) } adds a second way to answer (a button beside submit); the dialog is busy
-   * until the promise onClick returns settles.
+   * extras: [{ label, onClick(dialogApi) }] add other ways to answer (buttons beside submit); the dialog is busy
+   * until the promise onClick returns settles. Without submitLabel there is no submit button (only the extras).
    */
   function openDialog(spec) {
     ensureStylesheet();
@@ -180,11 +180,16 @@
       inputs[field.name] = input;
       return el('p', { className: 'bo-dialog-field' }, [el('label', { for: input.id, text: field.label }), input]);
     });
-    var submit = el('button', { type: 'submit', className: 'bo-dialog-primary', text: spec.submitLabel });
+    var submit = spec.submitLabel ? el('button', { type: 'submit', className: 'bo-dialog-primary', text: spec.submitLabel }) : null;
     var cancel = spec.cancelLabel ? el('button', { type: 'button', className: 'bo-dialog-secondary', text: spec.cancelLabel }) : null;
-    var extra = spec.extra ? el('button', { type: 'button', className: 'bo-dialog-secondary', text: spec.extra.label }) : null;
+    var extras = (spec.extras || []).map(function (extra) {
+      return { spec: extra, button: el('button', { type: 'button', className: submit ? 'bo-dialog-secondary' : 'bo-dialog-primary', text: extra.label }) };
+    });
+    var buttons = extras.map(function (extra) {
+      return extra.button;
+    });
     var text = el('p', { id: id + '-text', text: spec.text });
-    var form = el('form', { novalidate: 'novalidate' }, fields.concat([el('p', { className: 'bo-dialog-actions' }, [submit, extra, cancel])]));
+    var form = el('form', { novalidate: 'novalidate' }, fields.concat([el('p', { className: 'bo-dialog-actions' }, [submit].concat(buttons, [cancel]))]));
     var dialog = el('dialog', { className: 'bo-dialog', role: spec.alert ? 'alertdialog' : 'dialog', 'aria-labelledby': id + '-title', 'aria-describedby': id + '-text' }, [
       el('h2', { id: id + '-title', text: spec.title }),
       text,
@@ -199,8 +204,10 @@
         error.textContent = message || '';
       },
       busy: function (on) {
-        submit.disabled = !!on;
-        if (extra) extra.disabled = !!on;
+        if (submit) submit.disabled = !!on;
+        buttons.forEach(function (button) {
+          button.disabled = !!on;
+        });
         dialog.setAttribute('aria-busy', on ? 'true' : 'false');
       },
       close: function () {
@@ -227,17 +234,17 @@
       if (spec.onCancel) spec.onCancel();
     };
     if (cancel) cancel.addEventListener('click', onCancel);
-    if (extra) {
-      extra.addEventListener('click', function () {
+    extras.forEach(function (extra) {
+      extra.button.addEventListener('click', function () {
         api.error('');
         api.busy(true);
-        Promise.resolve(spec.extra.onClick(api)).then(function () {
+        Promise.resolve(extra.spec.onClick(api)).then(function () {
           api.busy(false);
           // The disabled button lost the focus: give it back while the dialog stays (an error was shown).
-          if (dialog.open && !dialog.contains(doc.activeElement)) extra.focus();
+          if (dialog.open && !dialog.contains(doc.activeElement)) extra.button.focus();
         });
       });
-    }
+    });
     dialog.addEventListener('cancel', function (event) {
       event.preventDefault();
       if (cancel) onCancel();
@@ -245,7 +252,7 @@
     doc.body.appendChild(dialog);
     if (typeof dialog.showModal === 'function') dialog.showModal();
     else dialog.setAttribute('open', '');
-    var first = fields.length ? inputs[spec.fields[0].value ? spec.fields[fields.length - 1].name : spec.fields[0].name] : submit;
+    var first = fields.length ? inputs[spec.fields[0].value ? spec.fields[fields.length - 1].name : spec.fields[0].name] : submit || buttons[0] || cancel;
     first.focus();
     return api;
   }
@@ -260,21 +267,49 @@
     reauthAlternative = alternative || null;
   }
 
-  /** Step-up: asks for the password (or the alternative), POSTs /auth/reauthenticate. Resolves true when it worked. */
+  /**
+   * The external providers the signed-in user has linked ([{ provider, displayName }], as GET /auth/me's logins):
+   * the step-up dialog offers "Continue with <provider>" for each (POST /auth/external/:name/reauthenticate, a
+   * round trip through the provider that comes back to this page). By default the logins of the last
+   * GET /auth/me; the account page sets them after a link or unlink.
+   */
+  var reauthProviders = null;
+  function setReauthenticationProviders(logins) {
+    reauthProviders = Array.isArray(logins) ? logins : null;
+  }
+
+  /** "Continue with <provider>": asks for the provider's step-up URL and goes there (back to this page after). */
+  function providerStepUp(login) {
+    var name = login.displayName || login.provider;
+    return {
+      label: t('reauthProviderButton', { provider: name }),
+      onClick: function (dialog) {
+        var path = window.location.pathname + window.location.search;
+        return request('POST', '/auth/external/' + encodeURIComponent(login.provider) + '/reauthenticate', { returnUrl: path }, { retry: false }).then(function (res) {
+          if (res.status === 200 && res.body && typeof res.body.redirectUrl === 'string') {
+            dialog.text.textContent = t('redirectingToProvider', { provider: name });
+            window.location.assign(res.body.redirectUrl);
+            return new Promise(function () {}); // the page is leaving: stay busy
+          }
+          dialog.error(errorText(res));
+        });
+      },
+    };
+  }
+
+  /**
+   * Step-up: asks for the password (none with CONFIG.localLogin false, i.e. denyLocalLogin), or one of the
+   * alternatives (a passkey, a linked provider); POSTs /auth/reauthenticate. Resolves true when it worked; a
+   * provider step-up leaves the page and comes back to it.
+   */
   function reauthenticate() {
     if (pendingReauth) return pendingReauth;
     pendingReauth = new Promise(function (resolve) {
-      var alternative = reauthAlternative;
-      openDialog({
-        title: t('reauthTitle'),
-        text: (alternative && alternative.text) || t('reauthText'),
-        fields: [{ name: 'password', label: t('passwordLabel'), type: 'password', autocomplete: 'current-password' }],
-        submitLabel: t('confirmButton'),
-        cancelLabel: t('cancelButton'),
-        onCancel: function () {
-          resolve(false);
-        },
-        extra: alternative && {
+      var alternative = CONFIG.localLogin === false ? null : reauthAlternative;
+      var password = CONFIG.localLogin !== false;
+      var extras = (reauthProviders || (knownUser && Array.isArray(knownUser.logins) && knownUser.logins) || []).map(providerStepUp);
+      if (alternative) {
+        extras.unshift({
           label: alternative.label,
           onClick: function (dialog) {
             return Promise.resolve(alternative.run()).then(function (result) {
@@ -284,7 +319,18 @@
               } else if (result) dialog.error(result);
             });
           },
+        });
+      }
+      openDialog({
+        title: t('reauthTitle'),
+        text: !password ? t('reauthTextProvider') : (alternative && alternative.text) || t('reauthText'),
+        fields: password ? [{ name: 'password', label: t('passwordLabel'), type: 'password', autocomplete: 'current-password' }] : [],
+        submitLabel: password ? t('confirmButton') : null,
+        cancelLabel: t('cancelButton'),
+        onCancel: function () {
+          resolve(false);
         },
+        extras: extras,
         onSubmit: function (values, dialog) {
           dialog.busy(true);
           request('POST', '/auth/reauthenticate', { password: values.password }, { retry: false }).then(function (res) {
@@ -432,14 +478,18 @@
             signedIn(dialog, res);
           });
         },
-        extra: passkeys && {
-          label: t('signInWithPasskeyButton'),
-          onClick: function (dialog) {
-            return passkeyAuthentication('/auth/passkey/options', '/auth/passkey/verify', { report: dialog.error }).then(function (res) {
-              signedIn(dialog, res);
-            });
-          },
-        },
+        extras: passkeys
+          ? [
+              {
+                label: t('signInWithPasskeyButton'),
+                onClick: function (dialog) {
+                  return passkeyAuthentication('/auth/passkey/options', '/auth/passkey/verify', { report: dialog.error }).then(function (res) {
+                    signedIn(dialog, res);
+                  });
+                },
+              },
+            ]
+          : [],
       });
     }).then(function (ok) {
       pendingSignIn = null;
@@ -594,6 +644,7 @@
     check: check,
     reauthenticate: reauthenticate,
     setReauthenticationAlternative: setReauthenticationAlternative,
+    setReauthenticationProviders: setReauthenticationProviders,
     passkeyAuthentication: passkeyAuthentication,
     passkeyCeremonyError: passkeyCeremonyError,
     errorText: errorText,
