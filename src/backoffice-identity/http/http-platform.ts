@@ -75,6 +75,27 @@ export function requestPath(request: BackOfficeHttpRequest): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
+/**
+ * The path of a request URL as some router may match it against the module's routes: without the query, with its
+ * percent-escapes decoded (Fastify's router decodes `/%62ackoffice` to `/backoffice` before matching) and in lower
+ * case (Express matches routes case-insensitively by default). Tells whether an answer belongs to the module, so
+ * that every spelling of a path that reaches one of its routes gets the module's headers and error shape.
+ */
+export function routedPath(url: string): string {
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, decodeEscapes).toLowerCase();
+}
+
+/** Decodes a run of percent-escapes; one that is not valid UTF-8 stays as it is (the routers refuse it). */
+function decodeEscapes(escapes: string): string {
+  try {
+    return decodeURIComponent(escapes);
+  } catch {
+    return escapes;
+  }
+}
+
 /** A `Set-Cookie` value (`SameSite=Strict` and `Path=/` unless the attributes say otherwise). */
 export function serializeCookie(name: string, value: string, attrs: BackOfficeCookieAttributes): string {
   return stringifySetCookie(name, value, {

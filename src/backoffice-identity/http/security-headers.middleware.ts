@@ -2,6 +2,7 @@ import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { routedPath } from './http-platform.js';
 
 /**
  * On every answer under the route prefix (errors included): `Cache-Control: no-store` (answers carry
@@ -14,13 +15,13 @@ export class BackOfficeSecurityHeadersMiddleware implements NestMiddleware {
   private readonly prefix: string;
 
   constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
-    // Express routes paths case-insensitively by default (`/BackOffice/auth/...` reaches the module's routes), so
-    // the prefix is compared in lower case: a differently cased path must not lose the headers.
+    // Express routes paths case-insensitively by default (`/BackOffice/auth/...`) and Fastify decodes escapes
+    // (`/%62ackoffice/auth/...`): both reach the module's routes, so the prefix is compared with the routed path.
     this.prefix = `/${options.routePrefix}`.toLowerCase();
   }
 
   use(request: IncomingMessage, response: ServerResponse, next: () => void): void {
-    const path = ((request as { originalUrl?: string }).originalUrl ?? request.url ?? '').split('?')[0].toLowerCase();
+    const path = routedPath((request as { originalUrl?: string }).originalUrl ?? request.url ?? '');
     if (path === this.prefix || path.startsWith(`${this.prefix}/`)) {
       response.setHeader('Cache-Control', 'no-store');
       response.setHeader('Pragma', 'no-cache');
