@@ -2,6 +2,7 @@ import { type ArgumentsHost, BadRequestException, Catch, Controller, type Except
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
+import { expectClientError } from '../support/bad-input.js';
 import { BackOfficeAuthorize, BackOfficeRequestContextStore } from '../../src/backoffice-identity/index.js';
 
 /** The host app's own error shape, from its own global filter: `{ host: true, status, what }`. */
@@ -79,6 +80,22 @@ describe('Scope: the module formats its own errors and sets its request context 
     const unknown = await new HttpClient(ctx.url).get('/no-such-route');
     expect(unknown.status).toBe(404);
     expect(unknown.body).toMatchObject({ statusCode: 404, code: 'not_found' });
+  });
+
+  it('the module\'s routes reached through another spelling of the prefix (Express: another case; Fastify: a percent-escape) keep the module\'s shape, not the host filter\'s', async () => {
+    const routed: Array<[string, Awaited<ReturnType<HttpClient['get']>>, string]> = [];
+    for (const prefix of ['/BackOffice', '/%62ackoffice']) {
+      const me = await host.get(`${prefix}/auth/me`);
+      const malformed = await host.request('POST', `${prefix}/auth/login`, { raw: '{"username": ', contentType: 'application/json' });
+      // Each platform routes one of the spellings to the module (the other one is a 404).
+      if (me.status !== 404) routed.push([prefix, me, 'unauthenticated'], [prefix, malformed, 'malformed_json']);
+    }
+    expect(routed).toHaveLength(2);
+    for (const [prefix, answer, code] of routed) {
+      expect(answer.body.host, `${prefix}: ${answer.text}`).toBeUndefined();
+      expectClientError(answer);
+      expect(answer.body.code, `${prefix}: ${answer.text}`).toBe(code);
+    }
   });
 
   it('the request context is set on guarded host routes (IP, performing user) and not on the host\'s other routes', async () => {

@@ -8,13 +8,15 @@ import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http
 import { backOfficeErrorCodeForStatus } from './error-codes.js';
 import { BackOfficeNotSupportedError } from '../users/not-supported.error.js';
 import { asTokenEndpointError } from '../api-users/oauth-error-body.js';
-import { BackOfficeHttpPlatform, requestPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
+import { BackOfficeHttpPlatform, requestPath, routedPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
 
 
 /**
  * Formats the module's errors as `{ statusCode, code, message, errors? }`. Bound to the module's own
  * controllers, and app-wide only for what happens before a controller is chosen on a path under the route
  * prefix (body-parser failures: malformed JSON 400 `malformed_json`, too large, bad charset; an unknown route).
+ * A path is compared as the routers match it ({@link routedPath}: in any case, escapes decoded), so every spelling
+ * that reaches the module's routes gets the module's shape.
  * A database that is unreachable, restarting or past its statement timeout gives 503 `database_unavailable`
  * with `Retry-After`. Unknown errors become a 500 with no detail (logged server-side). Errors of the host
  * app's other routes (a path merely containing the prefix, such as `/api/backoffice/x`, included) go to the
@@ -33,8 +35,8 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
   ) {
     super();
-    this.prefix = `/${options.routePrefix}/`;
-    this.tokenPath = `/${options.routePrefix}/auth/token`;
+    this.prefix = `/${options.routePrefix}/`.toLowerCase();
+    this.tokenPath = `/${options.routePrefix}/auth/token`.toLowerCase();
   }
 
   /**
@@ -54,7 +56,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const http = host.switchToHttp();
     const request = http.getRequest<BackOfficeHttpRequest>();
     const response = http.getResponse<BackOfficeHttpResponse>();
-    const path = requestPath(request);
+    const path = routedPath(requestPath(request));
     if (!`${path}/`.startsWith(this.modulePathPrefix())) {
       const hostFilter = this.hostFilterFor(exception);
       if (hostFilter) return hostFilter.catch(exception, host);
@@ -72,9 +74,9 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     this.platform.sendJson(response, body.statusCode, body);
   }
 
-  /** `/<global prefix>/<routePrefix>/`: where the module's routes start (Nest's global prefix included). */
+  /** `/<global prefix>/<routePrefix>/` in lower case: where the module's routes start (Nest's global prefix included). */
   private modulePathPrefix(): string {
-    const global = (this.appConfig?.getGlobalPrefix() ?? '').replace(/^\/+|\/+$/g, '');
+    const global = (this.appConfig?.getGlobalPrefix() ?? '').replace(/^\/+|\/+$/g, '').toLowerCase();
     return global ? `/${global}${this.prefix}` : this.prefix;
   }
 
