@@ -320,6 +320,22 @@ describe('Hardening: what an attacker found (issue #14)', () => {
       expect(host.headers.get('cache-control')).toBeNull();
     });
 
+    it('ASVS 4.0 8.2.1 / 14.3.3: answers of the platform\'s body parser under the prefix (malformed JSON, too large, wrong charset) carry the headers too, without X-Powered-By', async () => {
+      const login = (raw: string, contentType = 'application/json') => client().request('POST', '/auth/login', { raw, contentType });
+      const answers = [
+        await login('{"username": "a@b.c", "password": '),
+        await login(JSON.stringify({ username: 'x'.repeat(2 * 1024 * 1024), password: 'p' })),
+        await login('{"username":"a@b.c","password":"p"}', 'application/json; charset=latin1'),
+      ];
+      for (const answer of answers) {
+        expectClientError(answer);
+        expect(answer.headers.get('cache-control'), answer.text).toBe('no-store');
+        expect(answer.headers.get('pragma')).toBe('no-cache');
+        expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(answer.headers.get('x-powered-by')).toBeNull();
+      }
+    });
+
     it('ASVS 4.0 8.2.1: a differently cased prefix that the router still matches (Express) keeps the headers on the TOTP secret', async () => {
       const http = await signedIn(await newUser());
       const cased = await http.request('POST', `${ctx.url}/BackOffice/auth/2fa/setup`, { body: { provider: 'totp' } });

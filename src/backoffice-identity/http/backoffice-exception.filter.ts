@@ -9,6 +9,7 @@ import { backOfficeErrorCodeForStatus } from './error-codes.js';
 import { BackOfficeNotSupportedError } from '../users/not-supported.error.js';
 import { asTokenEndpointError } from '../api-users/oauth-error-body.js';
 import { BackOfficeHttpPlatform, requestPath, routedPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
+import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.middleware.js';
 
 
 /**
@@ -57,12 +58,14 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const request = http.getRequest<BackOfficeHttpRequest>();
     const response = http.getResponse<BackOfficeHttpResponse>();
     const path = routedPath(requestPath(request));
-    if (!`${path}/`.startsWith(this.modulePathPrefix())) {
+    const modulePath = `${path}/`.startsWith(this.modulePathPrefix());
+    if (!modulePath) {
       const hostFilter = this.hostFilterFor(exception);
       if (hostFilter) return hostFilter.catch(exception, host);
       if (!(exception instanceof BackOfficeHttpError)) return super.catch(exception, host);
     }
     if (this.platform.headersSent(response)) return;
+    if (modulePath) this.setSecurityHeaders(response);
     const error = isDatabaseUnavailableError(exception) ? BackOfficeHttpError.databaseUnavailable() : exception;
     if (error !== exception) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
     let body = this.toBody(error);
@@ -72,6 +75,15 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
       this.platform.setHeader(response, 'Cache-Control', 'no-store');
     }
     this.platform.sendJson(response, body.statusCode, body);
+  }
+
+  /**
+   * The security-headers middleware's headers: Express's body parser fails before any middleware runs, so its
+   * errors (malformed JSON, too large, wrong charset) would go without them.
+   */
+  private setSecurityHeaders(response: BackOfficeHttpResponse): void {
+    for (const [name, value] of Object.entries(BACKOFFICE_SECURITY_HEADERS)) this.platform.setHeader(response, name, value);
+    this.platform.removeHeader(response, 'X-Powered-By');
   }
 
   /** `/<global prefix>/<routePrefix>/` in lower case: where the module's routes start (Nest's global prefix included). */

@@ -132,6 +132,11 @@ export class BackOfficeHttpPlatform {
     this.adapter.setHeader(response, name, value);
   }
 
+  /** Removes a header set earlier (Express's response and Fastify's reply both have `removeHeader`). */
+  removeHeader(response: BackOfficeHttpResponse, name: string): void {
+    (response as { removeHeader?: (name: string) => unknown }).removeHeader?.(name);
+  }
+
   headersSent(response: BackOfficeHttpResponse): boolean {
     return Boolean(this.adapter.isHeadersSent(response));
   }

@@ -4,11 +4,19 @@ import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { routedPath } from './http-platform.js';
 
+/** The headers of every answer under the route prefix (see {@link BackOfficeSecurityHeadersMiddleware}). */
+export const BACKOFFICE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'Cache-Control': 'no-store',
+  Pragma: 'no-cache',
+  'X-Content-Type-Options': 'nosniff',
+};
+
 /**
  * On every answer under the route prefix (errors included): `Cache-Control: no-store` (answers carry
  * secrets such as a TOTP secret or recovery codes, and personal data; ASVS 4.0 8.2.1), `Pragma: no-cache`
  * for HTTP/1.0 caches, `X-Content-Type-Options: nosniff`, and no `X-Powered-By` naming the stack.
- * The host app's other routes are left alone.
+ * The host app's other routes are left alone. Express parses bodies before any middleware runs: the exception
+ * filter sets the same headers on its parser's errors.
  */
 @Injectable()
 export class BackOfficeSecurityHeadersMiddleware implements NestMiddleware {
@@ -23,9 +31,7 @@ export class BackOfficeSecurityHeadersMiddleware implements NestMiddleware {
   use(request: IncomingMessage, response: ServerResponse, next: () => void): void {
     const path = routedPath((request as { originalUrl?: string }).originalUrl ?? request.url ?? '');
     if (path === this.prefix || path.startsWith(`${this.prefix}/`)) {
-      response.setHeader('Cache-Control', 'no-store');
-      response.setHeader('Pragma', 'no-cache');
-      response.setHeader('X-Content-Type-Options', 'nosniff');
+      for (const [name, value] of Object.entries(BACKOFFICE_SECURITY_HEADERS)) response.setHeader(name, value);
       response.removeHeader('X-Powered-By');
     }
     next();
