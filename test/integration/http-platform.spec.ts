@@ -170,6 +170,28 @@ describe(`HTTP platform: ${httpPlatform()}`, () => {
     }
   });
 
+  it('ASVS 4.0 8.2.1: under a host\'s global prefix, the module\'s answers (a sign-in, the TOTP secret, errors) keep the security headers', async () => {
+    const prefixed = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false } },
+      beforeListen: async (app) => void app.setGlobalPrefix('api'),
+    });
+    try {
+      const http = new HttpClient(prefixed.url, '/api/backoffice');
+      const login = await http.login((await newUser()).email, TEST_PASSWORD);
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expect(setup.body.secret).toMatch(/^[A-Z2-7]{32}$/);
+      const malformed = await new HttpClient(prefixed.url, '/api/backoffice').request('POST', '/auth/login', { raw: '{"username":', contentType: 'application/json' });
+      for (const answer of [login, setup, malformed, await new HttpClient(prefixed.url, '/api/backoffice').get('/auth/me')]) {
+        expect(answer.headers.get('cache-control'), answer.text).toBe('no-store');
+        expect(answer.headers.get('pragma')).toBe('no-cache');
+        expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(answer.headers.get('x-powered-by')).toBeNull();
+      }
+    } finally {
+      await prefixed.close();
+    }
+  });
+
   it('RFC 6749 4.4.2 / 5.2: POST /auth/token reads a form body and answers refused bodies alike on both platforms', async () => {
     const token = (raw: string | Buffer, contentType: string) => new HttpClient(ctx.url).request('POST', '/auth/token', { raw, contentType });
     const form = 'application/x-www-form-urlencoded';

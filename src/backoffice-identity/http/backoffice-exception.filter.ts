@@ -8,7 +8,15 @@ import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http
 import { backOfficeErrorCodeForStatus } from './error-codes.js';
 import { BackOfficeNotSupportedError } from '../users/not-supported.error.js';
 import { asTokenEndpointError } from '../api-users/oauth-error-body.js';
-import { BackOfficeHttpPlatform, requestPath, routedPath, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from './http-platform.js';
+import {
+  BackOfficeHttpPlatform,
+  isUnderBasePath,
+  moduleBasePath,
+  requestPath,
+  routedPath,
+  type BackOfficeHttpRequest,
+  type BackOfficeHttpResponse,
+} from './http-platform.js';
 import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.middleware.js';
 
 
@@ -27,7 +35,7 @@ import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.middleware.js';
 @Catch()
 export class BackOfficeExceptionFilter extends BaseExceptionFilter implements OnModuleInit {
   private readonly logger = new Logger('BackOfficeIdentity');
-  private readonly prefix: string;
+  private readonly routePrefix: string;
   private readonly tokenPath: string;
 
   constructor(
@@ -36,7 +44,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
   ) {
     super();
-    this.prefix = `/${options.routePrefix}/`.toLowerCase();
+    this.routePrefix = options.routePrefix;
     this.tokenPath = `/${options.routePrefix}/auth/token`.toLowerCase();
   }
 
@@ -57,8 +65,8 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const http = host.switchToHttp();
     const request = http.getRequest<BackOfficeHttpRequest>();
     const response = http.getResponse<BackOfficeHttpResponse>();
-    const path = routedPath(requestPath(request));
-    const modulePath = `${path}/`.startsWith(this.modulePathPrefix());
+    const path = requestPath(request);
+    const modulePath = isUnderBasePath(path, moduleBasePath(this.routePrefix, this.appConfig?.getGlobalPrefix()));
     if (!modulePath) {
       const hostFilter = this.hostFilterFor(exception);
       if (hostFilter) return hostFilter.catch(exception, host);
@@ -70,7 +78,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     if (error !== exception) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
     let body = this.toBody(error);
     if (error instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(error.headers)) this.platform.setHeader(response, k, v);
-    if (path.endsWith(this.tokenPath) && typeof body.error !== 'string' && body.statusCode < 500) {
+    if (routedPath(path).endsWith(this.tokenPath) && typeof body.error !== 'string' && body.statusCode < 500) {
       body = asTokenEndpointError(body);
       this.platform.setHeader(response, 'Cache-Control', 'no-store');
     }
@@ -84,12 +92,6 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
   private setSecurityHeaders(response: BackOfficeHttpResponse): void {
     for (const [name, value] of Object.entries(BACKOFFICE_SECURITY_HEADERS)) this.platform.setHeader(response, name, value);
     this.platform.removeHeader(response, 'X-Powered-By');
-  }
-
-  /** `/<global prefix>/<routePrefix>/` in lower case: where the module's routes start (Nest's global prefix included). */
-  private modulePathPrefix(): string {
-    const global = (this.appConfig?.getGlobalPrefix() ?? '').replace(/^\/+|\/+$/g, '').toLowerCase();
-    return global ? `/${global}${this.prefix}` : this.prefix;
   }
 
   /**

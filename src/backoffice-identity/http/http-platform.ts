@@ -87,6 +87,21 @@ export function routedPath(url: string): string {
   return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, decodeEscapes).toLowerCase();
 }
 
+/**
+ * Where the module's routes start: `/<global prefix>/<routePrefix>` (Nest's global prefix, when the host set one),
+ * in lower case, to compare with {@link routedPath}.
+ */
+export function moduleBasePath(routePrefix: string, globalPrefix = ''): string {
+  const global = globalPrefix.replace(/^\/+|\/+$/g, '');
+  return `${global ? `/${global}` : ''}/${routePrefix}`.toLowerCase();
+}
+
+/** True when `url`, as the routers match it ({@link routedPath}), is `base` (from {@link moduleBasePath}) or below it. */
+export function isUnderBasePath(url: string, base: string): boolean {
+  const path = routedPath(url);
+  return path === base || path.startsWith(`${base}/`);
+}
+
 /** Decodes a run of percent-escapes; one that is not valid UTF-8 stays as it is (the routers refuse it). */
 function decodeEscapes(escapes: string): string {
   try {
