@@ -114,6 +114,27 @@ describe('sign-in screens over HTTP (the pages, their headers and assets)', () =
     expect((await client().get('/assets/nope.js')).status).toBe(404);
   });
 
+  it('RFC 9110 12.5.3: an Accept-Encoding that refuses gzip (q=0) gets the asset uncompressed; one that accepts it still gets gzip', async () => {
+    const raw = (acceptEncoding: string) =>
+      new Promise<{ encoding?: string; etag?: string; body: Buffer }>((resolve, reject) => {
+        import('node:http').then(({ get }) =>
+          get(`${ctx.url}/backoffice/assets/pages.js`, { headers: { 'accept-encoding': acceptEncoding } }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ encoding: res.headers['content-encoding'], etag: res.headers.etag, body: Buffer.concat(chunks) }));
+          }).on('error', reject),
+        );
+      });
+    const plain = (await client().get('/assets/pages.js')).text;
+    for (const refused of ['gzip;q=0', 'identity, gzip; q=0.0', 'br;q=1, GZIP ; Q=0']) {
+      const answer = await raw(refused);
+      expect(answer.encoding, refused).toBeUndefined();
+      expect(answer.etag, refused).not.toMatch(/-gz"$/);
+      expect(answer.body.toString('utf8'), refused).toBe(plain);
+    }
+    for (const accepted of ['gzip;q=0.5', 'deflate, gzip', 'x-gzip']) expect((await raw(accepted)).encoding, accepted).toBe('gzip');
+  });
+
   it('fills session.js with the route prefix, the idle warning and the message catalogue', async () => {
     const script = await client().get('/assets/session.js');
     expect(script.text).not.toContain('__BACKOFFICE_SESSION_CONFIG__');

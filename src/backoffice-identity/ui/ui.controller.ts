@@ -23,6 +23,20 @@ function sameOriginPath(value: unknown): string | undefined {
 }
 
 /**
+ * True when an `Accept-Encoding` value names gzip (or `x-gzip`) with a weight above 0: `gzip;q=0` refuses it
+ * (RFC 9110 12.5.3).
+ */
+function acceptsGzip(header: unknown): boolean {
+  return String(header ?? '')
+    .split(',')
+    .some((entry) => {
+      const [coding, ...params] = entry.toLowerCase().split(';').map((part) => part.trim());
+      const weight = params.find((param) => /^q\s*=/.test(param));
+      return (coding === 'gzip' || coding === 'x-gzip') && (weight === undefined || Number(weight.replace(/^q\s*=\s*/, '')) > 0);
+    });
+}
+
+/**
  * The sign-in screens below the route prefix (`ui: false` turns them off): server-rendered HTML with a strict
  * Content-Security-Policy (no inline script, no third-party host, no framing), plus their assets.
  */
@@ -112,7 +126,7 @@ export class BackOfficeUiController {
     this.requireUi();
     const asset = this.assets.get(file);
     if (!asset) throw BackOfficeHttpError.notFound();
-    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
+    const gzip = acceptsGzip(request.headers['accept-encoding']);
     response.header('Content-Type', asset.contentType);
     response.header('X-Content-Type-Options', 'nosniff');
     response.header('Vary', 'Accept-Encoding');
