@@ -1,4 +1,5 @@
-import { type ArgumentsHost, BadRequestException, Catch, Controller, type ExceptionFilter, Get, HttpException } from '@nestjs/common';
+import http from 'node:http';
+import { type ArgumentsHost, BadRequestException, Catch, Controller, type ExceptionFilter, Get, HttpCode, HttpException, Post } from '@nestjs/common';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
@@ -36,6 +37,14 @@ class HostController {
   guarded() {
     const context = BackOfficeRequestContextStore.current();
     return { active: BackOfficeRequestContextStore.active(), ip: context.ipAddress, performingUserId: context.performingUserId };
+  }
+
+  /** The same after a body was read (Fastify parses it after the middleware ran). */
+  @Post('host/guarded-context')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  guardedPost() {
+    return this.guarded();
   }
 }
 
@@ -110,5 +119,40 @@ describe('Scope: the module formats its own errors and sets its request context 
     const refused = await host.get('/host/guarded-context');
     expect(refused.status).toBe(401);
     expect(refused.body).toMatchObject({ host: true, status: 401 });
+  });
+
+  it('ASVS 4.0 7.1.4: the request context of a guarded host request never reaches the next request on the same keep-alive connection', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'scope-keepalive@example.com', name: 'Scope', password: TEST_PASSWORD })).value!;
+    const signedIn = new HttpClient(ctx.url);
+    expect((await signedIn.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    // One connection for every request, as a reverse proxy keeps to the app.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (method: string, path: string, headers: Record<string, string> = {}, body?: string) =>
+      new Promise<{ status?: number; body: any }>((resolve, reject) => {
+        const request = http.request(`${ctx.url}${path}`, { method, agent, headers }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => (text += chunk));
+          res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+        });
+        request.on('error', reject);
+        request.end(body);
+      });
+    const get = (path: string, headers: Record<string, string> = {}) => send('GET', path, headers);
+    try {
+      const guarded = await get('/host/guarded-context', { cookie: signedIn.cookieHeader() });
+      expect(guarded.body).toEqual({ active: true, ip: '127.0.0.1', performingUserId: user.id });
+      // The next (anonymous) request on that connection: no context, so nothing it does is put on the user's name.
+      expect((await get('/host/context')).body).toEqual({ active: false });
+      expect((await get('/host/guarded-context')).status).toBe(401);
+      const posted = await send('POST', '/host/guarded-context', {
+        cookie: signedIn.cookieHeader(),
+        'x-xsrf-token': signedIn.cookies.get('XSRF-TOKEN')!,
+        'content-type': 'application/json',
+      }, JSON.stringify({ some: 'body' }));
+      expect(posted.body).toEqual({ active: true, ip: '127.0.0.1', performingUserId: user.id });
+      expect((await get('/host/context')).body).toEqual({ active: false });
+    } finally {
+      agent.destroy();
+    }
   });
 });

@@ -1,6 +1,8 @@
-import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
-import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
-import { requestPath, type BackOfficeHttpRequest } from '../http/http-platform.js';
+import { Inject, Injectable, type NestMiddleware, Optional } from '@nestjs/common';
+import { ApplicationConfig } from '@nestjs/core';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_IP_RESOLVER } from '../constants.js';
+import { isUnderBasePath, moduleBasePath, requestPath, type BackOfficeHttpRequest } from '../http/http-platform.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeIpResolver } from './ip-resolver.interface.js';
 import { BackOfficeRequestContextStore, type BackOfficeRequestContext } from './request-context.js';
 
@@ -17,14 +19,28 @@ export function backOfficeRequestContextOf(request: BackOfficeHttpRequest, ipRes
 }
 
 /**
- * Puts the client IP and user agent of each request into the async request context. Applied to the module's
- * own routes; host routes guarded by `BackOfficeAuthGuard` get the same context from the guard.
+ * Puts the client IP and user agent of each request under the module's prefix (as the routers match it: any case,
+ * escapes decoded, below Nest's global prefix) into the async request context. Every other request runs with an
+ * empty store of its own (`isolate`): host routes guarded by `BackOfficeAuthGuard` get the same context from the
+ * guard, and the context of one request never reaches the next one on the same connection.
  */
 @Injectable()
 export class BackOfficeRequestContextMiddleware implements NestMiddleware {
-  constructor(@Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver) {}
+  private readonly routePrefix: string;
+  /** The module's base path, Nest's global prefix included (read at the first request: hosts set it after the module is built). */
+  private base?: string;
+
+  constructor(
+    @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
+    @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
+  ) {
+    this.routePrefix = options.routePrefix;
+  }
 
   use(request: BackOfficeHttpRequest, _response: unknown, next: () => void): void {
-    BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver), next);
+    this.base ??= moduleBasePath(this.routePrefix, this.appConfig?.getGlobalPrefix());
+    if (isUnderBasePath(requestPath(request), this.base)) BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver), next);
+    else BackOfficeRequestContextStore.isolate(next);
   }
 }

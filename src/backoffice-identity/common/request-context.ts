@@ -28,24 +28,40 @@ export interface BackOfficeRequestContext {
 }
 
 const storage = new AsyncLocalStorage<BackOfficeRequestContext>();
+/** The empty stores of {@link BackOfficeRequestContextStore.isolate}: a request's own, not active until entered. */
+const unentered = new WeakSet<BackOfficeRequestContext>();
 
 /** Request context carried through async calls (set by the module's middleware for each request). */
 export const BackOfficeRequestContextStore = {
   run<T>(context: BackOfficeRequestContext, fn: () => T): T {
     return storage.run(context, fn);
   },
+  /**
+   * Runs `fn` (a host request) with an empty store of its own that is not active: the module's guard fills it
+   * ({@link enter}), so a context entered for one request never reaches another one that the same connection
+   * (and so the same async resource) carries next.
+   */
+  isolate<T>(fn: () => T): T {
+    const store: BackOfficeRequestContext = {};
+    unentered.add(store);
+    return storage.run(store, fn);
+  },
   current(): BackOfficeRequestContext {
     return storage.getStore() ?? {};
   },
   /** True inside a request context (the module's routes, or a host route the module's guard has entered). */
   active(): boolean {
-    return storage.getStore() !== undefined;
+    const store = storage.getStore();
+    return store !== undefined && !unentered.has(store);
   },
   /**
-   * Enters `context` for the rest of the current execution and what it awaits: how the module's guard gives a
-   * host route (which the module's middleware does not run on) the request context of its own routes.
+   * Gives the current request `context`: fills the request's own store (see {@link isolate}), else enters it for
+   * the rest of the current execution and what it awaits. How the module's guard gives a host route the request
+   * context of the module's own routes.
    */
   enter(context: BackOfficeRequestContext): void {
-    storage.enterWith(context);
+    const store = storage.getStore();
+    if (store !== undefined && unentered.delete(store)) Object.assign(store, context);
+    else storage.enterWith(context);
   },
 };

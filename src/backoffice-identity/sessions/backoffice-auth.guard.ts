@@ -105,8 +105,8 @@ export class BackOfficeAuthGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
-    // A host route: the module's middleware did not run, so the guard gives it the request context (before any
-    // await, so the route's handler runs in it too).
+    // A host route: the module's middleware gave it an empty store of its own, which the guard fills with the
+    // request context (before any await, so the route's handler runs in it too).
     if (!BackOfficeRequestContextStore.active()) BackOfficeRequestContextStore.enter(backOfficeRequestContextOf(request, this.ipResolver));
     return this.check(context, request);
   }
