@@ -1,6 +1,7 @@
 import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -362,6 +363,39 @@ describe('Hardening: what an attacker found (issue #14)', () => {
       }
       if (setup.status === 200) expect(setup.body.secret).toMatch(/^[A-Z2-7]{32}$/);
       if (login.status === 200) expect(login.body.status).toBe('success');
+    });
+
+    it('ASVS 4.0 8.2.1: an absolute-form request target (RFC 9112 3.2.2), which both platforms route to the module, keeps the headers and the request context', async () => {
+      const user = await newUser();
+      const { port } = new URL(ctx.url);
+      /** One request over a raw socket, with `http://127.0.0.1:<port>/backoffice/...` as its target: the head and body of the answer. */
+      const absolute = (method: string, path: string, headers: Record<string, string>, body = '') =>
+        new Promise<{ head: string; body: string }>((resolve, reject) => {
+          const socket = connect(Number(port), '127.0.0.1', () => {
+            const lines = Object.entries({ ...headers, host: `127.0.0.1:${port}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), connection: 'close' })
+              .map(([name, value]) => `${name}: ${value}\r\n`);
+            socket.write(`${method} http://127.0.0.1:${port}/backoffice${path} HTTP/1.1\r\n${lines.join('')}\r\n${body}`);
+          });
+          let text = '';
+          socket.on('data', (chunk) => (text += chunk));
+          socket.on('end', () => resolve({ head: text.slice(0, text.indexOf('\r\n\r\n')), body: text.slice(text.indexOf('\r\n\r\n') + 4) }));
+          socket.on('error', reject);
+        });
+      const login = await absolute('POST', '/auth/login', { 'user-agent': 'absolute-form/1.0' }, JSON.stringify({ username: user.email, password }));
+      expect(login.head).toMatch(/^HTTP\/1\.1 200/);
+      const token = /set-cookie: backoffice_session=([^;]+)/i.exec(login.head)![1];
+      const xsrf = /set-cookie: XSRF-TOKEN=([^;]+)/i.exec(login.head)![1];
+      const cookie = `backoffice_session=${token}; XSRF-TOKEN=${xsrf}`;
+      const setup = await absolute('POST', '/auth/2fa/setup', { cookie, 'x-xsrf-token': xsrf }, JSON.stringify({ provider: 'totp' }));
+      expect(setup.body).toContain('"secret"');
+      for (const answer of [login, setup]) {
+        expect(answer.head.toLowerCase()).toContain('cache-control: no-store');
+        expect(answer.head.toLowerCase()).toContain('x-content-type-options: nosniff');
+        expect(answer.head.toLowerCase()).not.toContain('x-powered-by');
+      }
+      // The sign-in ran in the module's request context: the session has the client's IP and user agent.
+      const sessions = await client().get('/auth/sessions', { headers: { cookie } });
+      expect(sessions.body).toEqual([expect.objectContaining({ ip: '127.0.0.1', userAgent: 'absolute-form/1.0' })]);
     });
   });
 

@@ -75,15 +75,20 @@ export function requestPath(request: BackOfficeHttpRequest): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
+/** The scheme and authority of an absolute-form request target (`GET http://host/backoffice/... HTTP/1.1`). */
+const ABSOLUTE_FORM_ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
 /**
- * The path of a request URL as some router may match it against the module's routes: without the query, with its
+ * The path of a request URL as some router may match it against the module's routes: without the scheme and host
+ * of an absolute-form target (RFC 9112 3.2.2, which both platforms route by its path) and the query, with its
  * percent-escapes decoded (Fastify's router decodes `/%62ackoffice` to `/backoffice` before matching) and in lower
  * case (Express matches routes case-insensitively by default). Tells whether an answer belongs to the module, so
  * that every spelling of a path that reaches one of its routes gets the module's headers and error shape.
  */
 export function routedPath(url: string): string {
-  const query = url.indexOf('?');
-  const path = query === -1 ? url : url.slice(0, query);
+  const target = url.replace(ABSOLUTE_FORM_ORIGIN, '');
+  const query = target.indexOf('?');
+  const path = query === -1 ? target : target.slice(0, query);
   return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, decodeEscapes).toLowerCase();
 }
 
