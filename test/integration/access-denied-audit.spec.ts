@@ -2,7 +2,7 @@ import { Controller, Get } from '@nestjs/common';
 import { BackOfficeAuthorize, BackOfficeBackgroundTasks, BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 
 @Controller('reports')
@@ -32,11 +32,7 @@ describe('Refused access decisions are audited (OWASP ASVS 4.0 7.2.2)', () => {
   let ctx: IdentityApp;
   let admin: HttpClient;
   const make = userFactory(() => ctx, 'denied');
-  const signIn = async (email: string) => {
-    const client = new HttpClient(ctx.url);
-    expect((await client.login(email, TEST_PASSWORD)).status).toBe(200);
-    return client;
-  };
+  const signIn = (email: string, password?: string) => signedInClient(ctx, email, password);
   /** The access-denied entries the audit holds for `userId` (as performer or affected), after the background writes. */
   const denials = async (userId: string): Promise<AuditItem[]> => {
     await ctx.app.get(BackOfficeBackgroundTasks).drain();

@@ -4,7 +4,7 @@ import { BackOfficeAuthorize } from '../../src/backoffice-identity/index.js';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 
 const BUILT_IN = ['users.read', 'users.manage', 'users.invite', 'groups.manage', 'audit.read', 'sessions.manage'];
 
@@ -31,11 +31,7 @@ describe('Permissions on groups, group CRUD', () => {
   let ctx: IdentityApp;
   let admin: HttpClient;
   const make = userFactory(() => ctx, 'perm');
-  const signIn = async (email: string) => {
-    const client = new HttpClient(ctx.url);
-    expect((await client.login(email, TEST_PASSWORD)).status).toBe(200);
-    return client;
-  };
+  const signIn = (email: string, password?: string) => signedInClient(ctx, email, password);
   const put = (client: HttpClient, path: string, body: unknown) => client.request('PUT', path, { body });
   const auditOf = async (event: string) => (await admin.get(`/audit?take=200`)).body.items.filter((e: { event: string }) => e.event === event);
 

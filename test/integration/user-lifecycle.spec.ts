@@ -2,7 +2,7 @@ import { DataSource } from 'typeorm';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { linkParams, TestSmtpServer } from '../support/smtp.js';
 
 describe('User lifecycle: profile, email change, admin edit, forced reset, timed disable, delete', () => {
@@ -12,12 +12,7 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
   let admin: HttpClient;
   let adminId: string;
   const make = userFactory(() => ctx, 'life');
-  const signIn = async (email: string, password = TEST_PASSWORD) => {
-    const client = new HttpClient(ctx.url);
-    const res = await client.login(email, password);
-    expect(res.status, res.text).toBe(200);
-    return client;
-  };
+  const signIn = (email: string, password?: string) => signedInClient(ctx, email, password);
   const events = async (userId: string) => (await admin.get(`/audit?userId=${userId}&take=100`)).body.items as Array<{ event: string; details: any; performingUserId: string | null }>;
 
   beforeAll(async () => {

@@ -3,7 +3,7 @@ import { BackOfficeBackgroundTasks, type BackOfficeUser } from '../../src/backof
 import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { linkParams } from '../support/smtp.js';
 
 /** What a refused request must leave exactly as it was. */
@@ -60,12 +60,7 @@ describe('users.manage outside admin: only users holding no more than the caller
   let deskUser: BackOfficeUser;
   let counter = 0;
   const make = userFactory(() => ctx, 'limit');
-  const signIn = async (email: string, password = TEST_PASSWORD) => {
-    const client = new HttpClient(ctx.url);
-    const res = await client.login(email, password);
-    expect(res.status, res.text).toBe(200);
-    return client;
-  };
+  const signIn = (email: string, password?: string) => signedInClient(ctx, email, password);
   const send = (client: HttpClient, route: TargetRoute, target: BackOfficeUser) =>
     client.request(route.method, route.path(target.id), route.body === undefined ? {} : { body: typeof route.body === 'function' ? route.body(target) : route.body });
   const expectForbidden = (res: HttpResult) => {

@@ -18,6 +18,7 @@ import {
   type CreateBackOfficeUserInput,
 } from '../../src/backoffice-identity/index.js';
 import type { TestDatabase } from './database.js';
+import { HttpClient } from './http-client.js';
 
 export type TestHttpPlatform = 'express' | 'fastify';
 
@@ -126,6 +127,14 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
 
 /** The password every test user gets unless a test says otherwise. */
 export const TEST_PASSWORD = 'correct horse battery staple';
+
+/** A client signed in as `email` through `POST /auth/login` (expects 200: a user without 2FA). */
+export async function signedInClient(ctx: Pick<IdentityApp, 'url'>, email: string, password = TEST_PASSWORD): Promise<HttpClient> {
+  const client = new HttpClient(ctx.url);
+  const res = await client.login(email, password);
+  expect(res.status, res.text).toBe(200);
+  return client;
+}
 
 /** Creates users with unique emails (`<prefix><n>@example.com`) and the test password; fails the test on errors. */
 export function userFactory(getApp: () => IdentityApp, prefix: string) {
