@@ -13,10 +13,11 @@ import {
   isUserTokenStore,
   isUnknownUserLockoutStore,
   isPrunableUserStore,
+  isUserQueryStore,
   type BackOfficeUserStore,
   type UserGroupStore,
 } from '../users/stores/user-store.interface.js';
-import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { deriveUserState, type BackOfficeUser, type BackOfficeUserState } from '../users/backoffice-user.js';
 import { defineAuditStoreContract, type ContractMatchers } from './audit-store.contract.js';
 
 /**
@@ -228,6 +229,33 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         await userStore.voidTokens(user.id, 'change_email', at(1));
         expect(await userStore.consumeEmailChangeToken(user.id, hash('move-me'), at(2))).toBeNull();
         expect(await userStore.consumeEmailChangeToken(other.id, hash('keep-me'), at(2))).toBe('kept@example.com');
+      });
+    });
+
+    describe('user list', () => {
+      test('a state filter lists exactly the users clients see in that state (a timed disable that ended is not "disabled")', async ({ userStore }) => {
+        if (!isUserQueryStore(userStore) || !isUserLockoutStore(userStore)) return;
+        const tag = unique('listed-');
+        const make = async (changes: Parameters<BackOfficeUserStore['updateProfile']>[1], lockoutEnd: Date | null = null) => {
+          const user = await newUser(userStore);
+          await userStore.updateProfile(user.id, { name: tag, lastLoginAt: at(0), ...changes }, at(0));
+          if (lockoutEnd) await userStore.setLockoutEnd(user.id, lockoutEnd, at(0));
+          return user.id;
+        };
+        await make({});
+        await make({ isApproved: false });
+        await make({ isApproved: false, disabledUntil: at(HOUR) });
+        await make({ isApproved: false, disabledUntil: at(HOUR) }, at(3 * HOUR));
+        await make({ isApproved: false, disabledUntil: at(HOUR), lastLoginAt: null });
+        const states: BackOfficeUserState[] = ['active', 'inactive', 'disabled', 'invited', 'lockedOut'];
+        for (const now of [at(1), at(2 * HOUR)]) {
+          const all = (await userStore.list({ skip: 0, take: 100, filter: tag, now })).items;
+          expect(all).toHaveLength(5);
+          for (const state of states) {
+            const listed = (await userStore.list({ skip: 0, take: 100, filter: tag, state, now })).items.map((u) => u.id).sort();
+            expect([state, listed]).toEqual([state, all.filter((u) => deriveUserState(u, now) === state).map((u) => u.id).sort()]);
+          }
+        }
       });
     });
 

@@ -69,13 +69,15 @@ function countFailure(counter: Counter, policy: LockoutPolicy, now: Date): Faile
 
 /** The state filter of the user list, as the TypeORM store's SQL has it. */
 function inState(u: BackOfficeUser, state: BackOfficeUserState, now: Date): boolean {
-  const unlocked = u.isApproved && (u.lockoutEnd === null || u.lockoutEnd <= now);
+  // As `deriveUserState`: a timed disable whose `until` has passed no longer counts as disabled.
+  const enabled = u.isApproved || (!!u.disabledUntil && u.disabledUntil <= now);
+  const unlocked = enabled && (u.lockoutEnd === null || u.lockoutEnd <= now);
   const invitedPending = u.invitedAt !== null && u.passwordHash === null;
   switch (state) {
     case 'disabled':
-      return !u.isApproved;
+      return !enabled;
     case 'lockedOut':
-      return u.isApproved && u.lockoutEnd !== null && u.lockoutEnd > now;
+      return enabled && u.lockoutEnd !== null && u.lockoutEnd > now;
     case 'invited':
       return unlocked && u.lastLoginAt === null && invitedPending;
     case 'inactive':

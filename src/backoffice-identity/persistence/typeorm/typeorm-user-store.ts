@@ -717,27 +717,24 @@ export class TypeOrmBackOfficeUserStore
       qb.andWhere(`u.search_text LIKE lower(:f) ESCAPE '\\'`, { f: `%${escapeLike(query.filter)}%` });
     }
     const now = query.now;
+    // As `deriveUserState`: a timed disable whose `until` has passed no longer counts as disabled.
+    const enabled = `(u.isApproved OR COALESCE(u.disabledUntil <= :now, false))`;
+    const unlocked = `${enabled} AND (u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)`;
     switch (query.state) {
       case 'disabled':
-        qb.andWhere('u.isApproved = false');
+        qb.andWhere(`NOT ${enabled}`, { now });
         break;
       case 'lockedOut':
-        qb.andWhere('u.isApproved = true AND u.lockoutEnd > :now', { now });
+        qb.andWhere(`${enabled} AND u.lockoutEnd > :now`, { now });
         break;
       case 'invited':
-        qb.andWhere('u.isApproved = true AND (u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now }).andWhere(
-          'u.lastLoginAt IS NULL AND u.invitedAt IS NOT NULL AND u.passwordHash IS NULL',
-        );
+        qb.andWhere(unlocked, { now }).andWhere('u.lastLoginAt IS NULL AND u.invitedAt IS NOT NULL AND u.passwordHash IS NULL');
         break;
       case 'inactive':
-        qb.andWhere('u.isApproved = true AND (u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now }).andWhere(
-          'u.lastLoginAt IS NULL AND NOT (u.invitedAt IS NOT NULL AND u.passwordHash IS NULL)',
-        );
+        qb.andWhere(unlocked, { now }).andWhere('u.lastLoginAt IS NULL AND NOT (u.invitedAt IS NOT NULL AND u.passwordHash IS NULL)');
         break;
       case 'active':
-        qb.andWhere('u.isApproved = true AND (u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now }).andWhere(
-          'u.lastLoginAt IS NOT NULL',
-        );
+        qb.andWhere(unlocked, { now }).andWhere('u.lastLoginAt IS NOT NULL');
         break;
     }
     const [countSql, countParams] = qb.getQueryAndParameters();
