@@ -1,3 +1,4 @@
+import * as bcrypt from 'bcrypt';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
@@ -18,6 +19,9 @@ describe('no user enumeration through login timing', () => {
     await ctx.userManager.createUser({ email: 'timing@example.com', name: 'T', password: 'correct horse battery staple' });
     const locked = (await ctx.userManager.createUser({ email: 'locked-timing@example.com', name: 'L', password: 'correct horse battery staple' })).value!;
     await ctx.userManager.setLockoutEnd(locked, new Date(Date.now() + 3_600_000));
+    // A bcrypt hash from another system, of a lower cost than the module's (re-hashed only at the first sign-in).
+    const weaker = await bcrypt.hash('correct horse battery staple', 5);
+    await ctx.userManager.importUsers([{ email: 'weaker-timing@example.com', name: 'W', groups: [], passwordFormat: 'bcrypt', passwordHash: weaker }]);
   });
   afterAll(async () => {
     await ctx?.close();
@@ -36,6 +40,22 @@ describe('no user enumeration through login timing', () => {
     const result = await compareMedians(40, (i) => login(`ghost${i}@example.com`, i), (i) => login('timing@example.com', i), { tolerance: 0.1 });
     console.log(`login 401 medians: unknown ${result.medianA.toFixed(1)} ms, wrong password ${result.medianB.toFixed(1)} ms, ratio ${result.ratio.toFixed(3)} (round ${result.round})`);
     expect(bodies.size).toBe(1);
+    expect(result.ratio).toBeGreaterThan(0.9);
+    expect(result.ratio).toBeLessThan(1.1);
+  });
+
+  it('V2.2.1 / V3.2: a wrong password against an imported bcrypt hash of a lower cost takes as long as an unknown username (40 each)', async () => {
+    const http = new HttpClient(ctx.url);
+    const statuses = new Set<number>();
+    for (let i = 0; i < 5; i++) await http.login('weaker-timing@example.com', `warm up ${i}`);
+    const result = await compareMedians(
+      40,
+      async (i) => statuses.add((await http.login(`ghost-weaker${i}@example.com`, `wrong password ${i}`)).status),
+      async (i) => statuses.add((await http.login('weaker-timing@example.com', `wrong password ${i}`)).status),
+      { tolerance: 0.1 },
+    );
+    console.log(`weaker bcrypt: unknown ${result.medianA.toFixed(1)} ms vs wrong password ${result.medianB.toFixed(1)} ms, ratio ${result.ratio.toFixed(3)} (round ${result.round})`);
+    expect([...statuses]).toEqual([401]);
     expect(result.ratio).toBeGreaterThan(0.9);
     expect(result.ratio).toBeLessThan(1.1);
   });

@@ -29,6 +29,8 @@ const PREHASH_KEY = 'backoffice-identity/bcrypt-sha256/v1';
 export class BcryptPasswordHasher implements BackOfficePasswordHasher {
   private readonly cost: number;
   private timingHash?: Promise<string>;
+  /** Hashes of a random password per bcrypt cost, compared against by {@link padToCost}. */
+  private readonly paddingHashes = new Map<number, Promise<string>>();
 
   constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
     this.cost = options.password.hashCost;
@@ -64,8 +66,35 @@ export class BcryptPasswordHasher implements BackOfficePasswordHasher {
     if (!ok && legacy && providedPassword.normalize('NFKC') !== providedPassword) {
       ok = await BcryptPasswordHasher.compare(providedPassword.normalize('NFKC'), inner);
     }
-    if (!ok) return 'failed';
-    return legacy || bcrypt.getRounds(inner) < this.cost ? 'successRehashNeeded' : 'success';
+    const rounds = BcryptPasswordHasher.rounds(inner);
+    if (!ok) {
+      await this.padToCost(rounds, input);
+      return 'failed';
+    }
+    return legacy || rounds < this.cost ? 'successRehashNeeded' : 'success';
+  }
+
+  /**
+   * After a failed check of a hash weaker than the configured cost (imported, or made before the cost was raised):
+   * one more comparison at each cost from `rounds` to `cost - 1` (2^r + ... + 2^(c-1) = 2^c - 2^r), so the wrong
+   * password takes as long as one check at the configured cost, the time an unknown username takes (no timing
+   * oracle for accounts that have not signed in since).
+   */
+  private async padToCost(rounds: number, input: string): Promise<void> {
+    for (let cost = rounds; cost < this.cost; cost++) {
+      let hash = this.paddingHashes.get(cost);
+      if (!hash) this.paddingHashes.set(cost, (hash = bcrypt.hash(randomBytes(24).toString('base64'), cost)));
+      await BcryptPasswordHasher.compare(input, await hash);
+    }
+  }
+
+  /** The cost of a bcrypt hash (at least 4, bcrypt's minimum); `Infinity` (nothing to pad or upgrade) when unreadable. */
+  private static rounds(hash: string): number {
+    try {
+      return Math.max(4, bcrypt.getRounds(hash));
+    } catch {
+      return Infinity;
+    }
   }
 
   private static async compare(input: string, hash: string): Promise<boolean> {
