@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { expectClientError } from '../support/bad-input.js';
+import { BackOfficeApiUserService, TypeOrmBackOfficeApiClientStore } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
@@ -308,5 +309,64 @@ describe('API users: token rate limit', () => {
     const limited = await send(clientSecret);
     expectClientError(limited, 429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+});
+
+/** Holds the next token write until released: a token request caught between its secret check and its write. */
+class GatedApiClientStore extends TypeOrmBackOfficeApiClientStore {
+  static gate: { entered: () => void; release: Promise<void> } | null = null;
+
+  override async createAccessToken(...args: Parameters<TypeOrmBackOfficeApiClientStore['createAccessToken']>) {
+    const gate = GatedApiClientStore.gate;
+    GatedApiClientStore.gate = null;
+    if (gate) {
+      gate.entered();
+      await gate.release;
+    }
+    return super.createAccessToken(...args);
+  }
+}
+
+describe('API users: revocation races with the client credentials grant', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, apiClientStore: GatedApiClientStore } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  /** Runs `revoke` while a token request with the right secret waits between its checks and its write; answers that request's token, if any. */
+  const tokenIssuedDuring = async (clientId: string, clientSecret: string, revoke: () => Promise<unknown>): Promise<string | null> => {
+    let entered!: () => void;
+    let release!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    GatedApiClientStore.gate = { entered, release: new Promise<void>((resolve) => (release = resolve)) };
+    const request = new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret });
+    await inside;
+    await revoke();
+    release();
+    const res = await request;
+    expect([200, 401], res.text).toContain(res.status);
+    return res.status === 200 ? res.body.access_token : null;
+  };
+
+  it('V3.3.1: a secret rotation (no overlap) leaves no working token, even one whose request checked the old secret just before', async () => {
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const { user, clientId, clientSecret } = await apiUsers.create({ name: 'Raced', groups: [] });
+    const token = await tokenIssuedDuring(clientId, clientSecret, () => apiUsers.rotateSecret(user.id, 0));
+    if (token) expect(await apiUsers.authenticateBearer(token)).toBeNull();
+  });
+
+  it('V3.3.1: a disable leaves no token that enabling again revives, even one whose request checked the user just before', async () => {
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const { user, clientId, clientSecret } = await apiUsers.create({ name: 'Raced', groups: [] });
+    const token = await tokenIssuedDuring(clientId, clientSecret, () => ctx.userManager.setApproved(user, false));
+    expect((await ctx.userManager.setApproved(user, true)).succeeded).toBe(true);
+    if (token) expect(await apiUsers.authenticateBearer(token)).toBeNull();
   });
 });

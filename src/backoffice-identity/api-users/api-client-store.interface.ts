@@ -46,7 +46,12 @@ export interface BackOfficeApiClientStore {
   /** Atomically counts one wrong secret; locks at the maximum. Not counted while locked. */
   recordFailedAccess(userId: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult>;
   resetAccessFailedCount(userId: string): Promise<void>;
-  createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date): Promise<void>;
+  /**
+   * Stores a bearer token. With `issuedFor`, only while the client still has that secret (the current one, or the
+   * previous one within its overlap) and its user is enabled, checked by the write itself, so a rotation or disable
+   * that revoked the user's tokens after the secret was checked leaves no token behind: false when nothing was written.
+   */
+  createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean | void>;
   findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null>;
   /** Revokes every live token of the user; how many. */
   revokeAccessTokens(userId: string, now: Date): Promise<number>;

@@ -166,7 +166,12 @@ export class BackOfficeApiUserService {
     const fullEnd = now.getTime() + Math.round(this.options.apiUsers.tokenLifetimeMinutes * 60) * 1000;
     const expiresAt = new Date(previous ? Math.min(fullEnd, client.previousSecretExpiresAt!.getTime()) : fullEnd);
     const lifetimeSeconds = Math.max(1, Math.floor((expiresAt.getTime() - now.getTime()) / 1000));
-    await this.store.createAccessToken(user.id, sha256Hex(token), now, expiresAt);
+    // Written only while the secret still holds and the user is enabled: a rotation or disable that revoked the
+    // user's tokens since the checks above leaves no token behind (OWASP ASVS 4.0 3.3.1).
+    if ((await this.store.createAccessToken(user.id, sha256Hex(token), now, expiresAt, { secretHash })) === false) {
+      await this.refused(client, 'not_allowed');
+      throw BackOfficeApiUserService.invalidClient();
+    }
     await this.userManager.notify(ApiTokenIssuedNotification, user, { clientId: client.clientId, usedPreviousSecret: previous });
     return { access_token: token, token_type: 'Bearer', expires_in: lifetimeSeconds };
   }

@@ -463,6 +463,18 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect((await apiClientStore.findAccessToken(hash('token-1')))?.userId).toBe(user.id);
         expect(await apiClientStore.revokeAccessTokens(user.id, at(3))).toBe(2);
         expect((await apiClientStore.findAccessToken(hash('token-2')))?.revokedAt?.getTime()).toBe(at(3).getTime());
+
+        // ASVS 4.0 3.3.1: a token is written only while the secret it was issued for holds and the user is enabled.
+        const issue = (name: string, secret: string, now: Date) => apiClientStore.createAccessToken(user.id, hash(name), now, at(4 * HOUR), { secretHash: hash(secret) });
+        expect(await issue('token-3', 'secret-2', at(4))).toBe(true);
+        expect(await issue('token-4', 'secret-1', at(4))).toBe(true);
+        expect(await issue('token-5', 'secret-1', at(3 * HOUR))).toBe(false);
+        expect(await issue('token-6', 'secret-0', at(4))).toBe(false);
+        await userStore.updateProfile(user.id, { isApproved: false }, at(5));
+        expect(await issue('token-7', 'secret-2', at(5))).toBe(false);
+        for (const [name, written] of [['token-3', true], ['token-4', true], ['token-5', false], ['token-6', false], ['token-7', false]] as const) {
+          expect([name, (await apiClientStore.findAccessToken(hash(name))) !== null]).toEqual([name, written]);
+        }
       });
     });
 

@@ -88,9 +88,18 @@ export class InMemoryBackOfficeApiClientStore implements BackOfficeApiClientStor
     if (c) c.accessFailedCount = 0;
   }
 
-  async createAccessToken(userId: string, tokenHash: string, _now: Date, expiresAt: Date): Promise<void> {
+  async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean> {
     if (this.tokens.has(tokenHash)) throw new Error('duplicate access token');
+    if (issuedFor && !this.stillIssuable(userId, issuedFor.secretHash, now)) return false;
     this.tokens.set(tokenHash, { userId, expiresAt: new Date(expiresAt), revokedAt: null });
+    return true;
+  }
+
+  /** The client still has this secret (current, or previous within its overlap) and its user is enabled. */
+  private stillIssuable(userId: string, secretHash: string, now: Date): boolean {
+    const c = this.byUser(userId);
+    const previous = c?.previousSecretHash === secretHash && c.previousSecretExpiresAt !== null && c.previousSecretExpiresAt > now;
+    return !!c && this.state.users.get(userId)?.isApproved === true && (c.secretHash === secretHash || previous);
   }
 
   async findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null> {

@@ -98,13 +98,27 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
     await this.dataSource.query(`UPDATE backoffice_api_client SET access_failed_count = 0 WHERE user_id = $1`, [userId]);
   }
 
-  async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date): Promise<void> {
-    await this.dataSource.query(`INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`, [
-      userId,
-      tokenHash,
-      now,
-      expiresAt,
-    ]);
+  async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean> {
+    if (!issuedFor) {
+      await this.dataSource.query(`INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`, [
+        userId,
+        tokenHash,
+        now,
+        expiresAt,
+      ]);
+      return true;
+    }
+    // The rows are share-locked: a rotation or disable under way finishes first (and its revocation runs after this insert).
+    const rows = await this.dataSource.query(
+      `INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at)
+       SELECT c.user_id, $2, $3, $4 FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id
+        WHERE c.user_id = $1 AND u.is_approved
+          AND (c.secret_hash = $5 OR (c.previous_secret_hash = $5 AND c.previous_secret_expires_at > $3))
+        FOR SHARE OF c, u
+       RETURNING id`,
+      [userId, tokenHash, now, expiresAt, issuedFor.secretHash],
+    );
+    return returned(rows).length === 1;
   }
 
   async findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null> {
