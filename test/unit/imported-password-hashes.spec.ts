@@ -61,6 +61,18 @@ describe('Imported password hashes (published test vectors)', () => {
     expect(Date.now() - started).toBeLessThan(500);
   });
 
+  it('refuses a bcrypt hash of a cost above 16 at import (a cost-31 check pins a thread for hours), and a stored one never runs', async () => {
+    const bcryptOfCost = (cost: number) => `$2b$${String(cost).padStart(2, '0')}$${'N9qo8uLOickgx2ZMRZoMye'}${'IjZAgcfl7p92ldGxad68LJZdL17lhWy'}`;
+    for (const cost of [17, 20, 31]) {
+      const result = toStoredImportedHash('bcrypt', bcryptOfCost(cost));
+      expect([cost, 'error' in result && result.error.code]).toEqual([cost, 'iteration_count_too_high']);
+    }
+    expect(toStoredImportedHash('bcrypt', bcryptOfCost(16))).toEqual({ stored: bcryptOfCost(16) });
+    const started = Date.now();
+    expect(await hasher.verifyHashedPassword(bcryptOfCost(31), 'x')).toBe('failed');
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
   it('refuses malformed hashes with a stable code', () => {
     const cases: Array<[unknown, unknown, string]> = [
       ['md5', 'abc', 'unknown_password_format'],

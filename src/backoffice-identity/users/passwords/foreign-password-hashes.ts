@@ -25,6 +25,12 @@ export const IMPORTED_HASH_PREFIX = '$bo-import$';
 /** Imported PBKDF2 iteration counts above this are refused, so imported data cannot pin the CPU at sign-in. */
 export const MAX_IMPORTED_PBKDF2_ITERATIONS = 10_000_000;
 
+/**
+ * Imported bcrypt hashes of a higher cost are refused (one check of cost 16 is about the work of the PBKDF2 limit;
+ * each step doubles it, so a cost-31 check would run for hours): imported data cannot pin the CPU at sign-in.
+ */
+export const MAX_IMPORTED_BCRYPT_COST = 16;
+
 /** Longest hash text accepted at import (a V3 hash with 256-byte salt and subkey is about 700 characters). */
 export const MAX_IMPORTED_HASH_LENGTH = 1024;
 
@@ -103,7 +109,11 @@ function parse(format: ImportedPasswordFormat, hash: string): Parsed | ImportedH
     case 'umbraco-sha1':
       return parseUmbracoLegacy(hash, 'sha1');
     case 'bcrypt':
-      return BCRYPT.test(hash) ? { kind: 'bcrypt', hash } : invalid('A bcrypt hash looks like $2b$10$ followed by 53 characters.');
+      if (!BCRYPT.test(hash)) return invalid('A bcrypt hash looks like $2b$10$ followed by 53 characters.');
+      if (Number(hash.slice(4, 6)) > MAX_IMPORTED_BCRYPT_COST) {
+        return { code: 'iteration_count_too_high', description: `Imported bcrypt hashes may use a cost of at most ${MAX_IMPORTED_BCRYPT_COST}.` };
+      }
+      return { kind: 'bcrypt', hash };
   }
 }
 

@@ -3,7 +3,7 @@ import * as bcrypt from 'bcrypt';
 import { createHmac, randomBytes } from 'node:crypto';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../../options/backoffice-identity-options.interface.js';
-import { isImportedHash, verifyImportedHash } from './foreign-password-hashes.js';
+import { isImportedHash, MAX_IMPORTED_BCRYPT_COST, verifyImportedHash } from './foreign-password-hashes.js';
 
 export type { BackOfficePasswordHasher, PasswordVerificationResult } from './password-hasher.interface.js';
 import type { BackOfficePasswordHasher, PasswordVerificationResult } from './password-hasher.interface.js';
@@ -47,9 +47,7 @@ export class BcryptPasswordHasher implements BackOfficePasswordHasher {
     let legacy = false;
     if (isImportedHash(hashedPassword)) {
       if (await verifyImportedHash(hashedPassword, providedPassword)) return 'successRehashNeeded';
-      this.timingHash ??= bcrypt.hash(randomBytes(24).toString('base64'), this.cost);
-      await BcryptPasswordHasher.compare(BcryptPasswordHasher.prehash(providedPassword), await this.timingHash);
-      return 'failed';
+      return this.failAtCost(BcryptPasswordHasher.prehash(providedPassword));
     }
     if (hashedPassword.startsWith(BCRYPT_SHA256_PREFIX)) {
       inner = hashedPassword.slice(BCRYPT_SHA256_PREFIX.length);
@@ -59,6 +57,8 @@ export class BcryptPasswordHasher implements BackOfficePasswordHasher {
       inner = hashedPassword.replace(/^\$2y\$/, '$2b$');
       input = providedPassword;
       legacy = true;
+      // One stored before imports refused such costs never runs (it would hold a thread for up to hours).
+      if (BcryptPasswordHasher.rounds(inner) > MAX_IMPORTED_BCRYPT_COST) return this.failAtCost(input);
     } else {
       return 'failed';
     }
@@ -72,6 +72,13 @@ export class BcryptPasswordHasher implements BackOfficePasswordHasher {
       return 'failed';
     }
     return legacy || rounds < this.cost ? 'successRehashNeeded' : 'success';
+  }
+
+  /** Spends one comparison at the configured cost (a failed check's time) and answers `failed`. */
+  private async failAtCost(input: string): Promise<PasswordVerificationResult> {
+    this.timingHash ??= bcrypt.hash(randomBytes(24).toString('base64'), this.cost);
+    await BcryptPasswordHasher.compare(input, await this.timingHash);
+    return 'failed';
   }
 
   /**
