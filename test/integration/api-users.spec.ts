@@ -265,6 +265,17 @@ describe('API users: client credentials and bearer tokens', () => {
     expect((await admin.request('PUT', `/users/${robot.user.id}/groups`, { body: { groups: ['readers'] } })).status).toBe(200);
   });
 
+  it('an API user locked by its host (userManager.setLockoutEnd) gets 401 invalid_client, not a token that every request refuses', async () => {
+    const { clientId, clientSecret, user } = await createApiUser(['readers']);
+    const stored = (await ctx.userManager.findById(user.id))!;
+    expect((await ctx.userManager.setLockoutEnd(stored, new Date(ctx.clock.now().getTime() + 3_600_000))).succeeded).toBe(true);
+    const res = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) });
+    if (res.status === 200) expect((await anon().get('/users?take=1', bearer(res.body.access_token))).status).toBe(200);
+    expectOAuthError(res, 401, 'invalid_client');
+    expect((await ctx.userManager.setLockoutEnd((await ctx.userManager.findById(user.id))!, null)).succeeded).toBe(true);
+    expect((await anon().get('/users?take=1', bearer(await tokenFor(clientId, clientSecret)))).status).toBe(200);
+  });
+
   it('POST /users/api refuses bad input and non-holders of users.manage, and cannot grant more than the caller holds', async () => {
     for (const body of [{}, { name: 'x' }, { groups: [] }, { name: '', groups: [] }, { name: 'x'.repeat(257), groups: [] }, { name: 'x', groups: ['nope'] }, { name: 'x', groups: 'admin' }, { name: 5, groups: [] }, { name: 'x', groups: [], extra: 1 }]) {
       expectClientError(await admin.post('/users/api', body), 400);

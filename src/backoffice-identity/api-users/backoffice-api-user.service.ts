@@ -160,6 +160,11 @@ export class BackOfficeApiUserService {
       await this.refused(client, 'not_allowed');
       throw BackOfficeApiUserService.invalidClient();
     }
+    // A locked user's bearer tokens are refused (see authenticateBearer): issuing one would hand out a dead token.
+    if (this.userManager.isLockedOut(user)) {
+      await this.refused(client, 'locked_out');
+      throw BackOfficeApiUserService.invalidClient();
+    }
     if (client.accessFailedCount > 0) await this.store.resetAccessFailedCount(client.userId);
     const token = `boat_${randomToken(32)}`;
     // A token from the previous secret (during a rotation's overlap) ends no later than that secret does.
