@@ -57,8 +57,9 @@ export class BcryptPasswordHasher implements BackOfficePasswordHasher {
       inner = hashedPassword.replace(/^\$2y\$/, '$2b$');
       input = providedPassword;
       legacy = true;
-      // One stored before imports refused such costs never runs (it would hold a thread for up to hours).
-      if (BcryptPasswordHasher.rounds(inner) > MAX_IMPORTED_BCRYPT_COST) return this.failAtCost(input);
+      // One stored before imports refused such costs never runs (it would hold a thread for up to hours), unless
+      // the configured cost is as high (a host that chose hashCost 17 to 20 made such hashes itself).
+      if (BcryptPasswordHasher.rounds(inner) > Math.max(MAX_IMPORTED_BCRYPT_COST, this.cost)) return this.failAtCost(input);
     } else {
       return 'failed';
     }
