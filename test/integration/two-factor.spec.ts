@@ -15,8 +15,12 @@ import {
   BackOfficeUserManager,
   SecretCipher,
   TotpTwoFactorProvider,
-  type TypeOrmBackOfficeUserStore,
+  TypeOrmBackOfficeUserStore,
 } from '../../src/backoffice-identity/index.js';
+
+/** A store that keeps TOTP keys but no recovery codes (no `UserRecoveryCodeStore`). */
+class StoreWithoutRecoveryCodes extends TypeOrmBackOfficeUserStore {}
+Object.defineProperty(StoreWithoutRecoveryCodes.prototype, 'replaceRecoveryCodes', { value: undefined });
 
 const password = 'correct horse battery staple';
 const KEY = 'test-encryption-key-0123456789abcdef';
@@ -272,6 +276,24 @@ describe('A custom manager with supportsUserTwoFactor = false turns the whole 2F
       expectClientError(await new HttpClient(off.url).post('/auth/2fa', { provider: 'totp', code: '123456' }), 401);
     } finally {
       await off.close();
+    }
+  });
+
+  it('a store without recovery codes: turning 2FA on succeeds with no codes (not a 501 after 2FA was already on), and sign-in offers no recovery', async () => {
+    const ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, userStore: StoreWithoutRecoveryCodes } });
+    try {
+      expect(ctx.userManager.supportsUserRecoveryCodes).toBe(false);
+      const user = (await ctx.userManager.createUser({ email: 'no-recovery@example.com', name: 'N', password })).value!;
+      const http = new HttpClient(ctx.url);
+      await http.login(user.email, password);
+      const secret = (await http.post('/auth/2fa/setup', { provider: 'totp' })).body.secret;
+      const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(secret, ctx.clock) });
+      expect(enable.status, enable.text).toBe(200);
+      expect(enable.body).toEqual({ recoveryCodes: [] });
+      expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
+      expect((await new HttpClient(ctx.url).login(user.email, password)).body).toEqual({ status: 'requiresTwoFactor', providers: ['totp'] });
+    } finally {
+      await ctx.close();
     }
   });
 

@@ -67,7 +67,8 @@ export class BackOfficeAccountService {
 
   /**
    * Confirms the enrolment with a code and turns 2FA on (`UserTwoFactorEnabledNotification`): a setup-only
-   * session becomes a full one, the user's other sessions end, and 10 new recovery codes are answered (shown once).
+   * session becomes a full one, the user's other sessions end, and 10 new recovery codes are answered (shown once;
+   * none when the store keeps no recovery codes).
    */
   async enableTwoFactor(user: BackOfficeUser, session: BackOfficeAccountSession, providerName: string, code: string): Promise<IdentityResult<{ recoveryCodes: string[] }>> {
     const provider = this.twoFactorProvider(providerName);
@@ -81,7 +82,9 @@ export class BackOfficeAccountService {
     await this.signInManager.refreshSignIn(user, session.id);
     await this.sessions.completeTwoFactorSetup(session as BackOfficeSessionEntity);
     if (user.twoFactorSetupDeadline) await this.userManager.setTwoFactorSetupDeadline(user, null);
-    return IdentityResult.success({ recoveryCodes: await this.userManager.generateNewRecoveryCodes(user) });
+    // A store without recovery codes (no UserRecoveryCodeStore) still gets 2FA, with no codes to show.
+    const recoveryCodes = this.userManager.supportsUserRecoveryCodes ? await this.userManager.generateNewRecoveryCodes(user) : [];
+    return IdentityResult.success({ recoveryCodes });
   }
 
   /**

@@ -189,6 +189,11 @@ export class BackOfficeUserManager {
     return isUserLoginStore(this.store);
   }
 
+  /** True when the store keeps single-use recovery codes (`UserRecoveryCodeStore`); without it 2FA has none. */
+  get supportsUserRecoveryCodes(): boolean {
+    return isUserRecoveryCodeStore(this.store);
+  }
+
   /** True when the store counts and locks usernames that match no user (`UnknownUserLockoutStore`). */
   get supportsUnknownUserLockout(): boolean {
     return isUnknownUserLockoutStore(this.store);

@@ -542,7 +542,7 @@
           $('bo-secret').textContent = '';
           $('bo-qr').removeAttribute('src');
           showStatus(t('twoFactorEnabled'));
-          showRecoveryCodes(res.body.recoveryCodes);
+          if (res.body.recoveryCodes && res.body.recoveryCodes.length) showRecoveryCodes(res.body.recoveryCodes); // none without a recovery-code store
           current.twoFactorEnabled = true;
           renderTwoFactor(current);
           return renderSessions();
