@@ -252,6 +252,25 @@ describe('External-provider setup: denyLocalLogin + a listener that handles User
     }
   });
 
+  it('OWASP ASVS 4.0 3.7.1: a provider-only user turns two-factor off with a recent (provider) sign-in alone; no password is asked, and an old sign-in still needs the step-up', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'sso-2fa@example.com', name: 'S' })).value!;
+    expect((await ctx.userManager.setTwoFactorEnabled(user, true)).succeeded).toBe(true);
+    const { BackOfficeSessionService, BackOfficeSessionCookies } = await import('../../src/backoffice-identity/index.js');
+    const { token } = await ctx.app.get(BackOfficeSessionService).create(user, {});
+    const http = new HttpClient(ctx.url);
+    http.cookies.set('backoffice_session', token);
+    http.cookies.set('XSRF-TOKEN', BackOfficeSessionCookies.xsrfTokenFor(token));
+    ctx.clock.advance(10 * 60_000);
+    try {
+      expect((await http.post('/auth/2fa/disable', {})).body.code).toBe('reauthentication_required');
+    } finally {
+      ctx.clock.advance(-10 * 60_000);
+    }
+    const off = await http.post('/auth/2fa/disable', {});
+    expect(off.status, off.text).toBe(200);
+    expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(false);
+  });
+
   it('an admin (signed in through the host\'s provider) invites through the listener: no default email is sent', async () => {
     const adminUser = (await ctx.userManager.createUser({ email: 'ext-admin@example.com', name: 'A', password, groups: ['admin'] })).value!;
     // the host's external login would create the session; here we issue one directly

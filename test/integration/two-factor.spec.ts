@@ -209,8 +209,12 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
   it('disable needs the password and ends other sessions; admin reset turns it off and ends all sessions', async () => {
     const { email, http, user } = await enrolled();
     nextStep();
+    const missing = await http.post('/auth/2fa/disable', {});
+    expectClientError(missing, 400);
+    expect(missing.body).toMatchObject({ code: 'validation_failed', errors: [{ field: 'password' }] });
     const wrong = await http.post('/auth/2fa/disable', { password: 'not the password' });
     expectClientError(wrong, 401);
+    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(1); // the missing one did not count
     expect((await http.post('/auth/2fa/disable', { password })).status).toBe(200);
     expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(false);
     expect((await new HttpClient(ctx.url).login(email, password)).body.status).toBe('success');

@@ -88,22 +88,25 @@ export class BackOfficeAccountService {
   }
 
   /**
-   * Turns 2FA off after checking the password (a wrong one counts toward lockout: `invalid_credentials`);
+   * Turns 2FA off after checking the password (a wrong or missing one counts toward lockout: `invalid_credentials`);
    * refused while a group of the user requires it (`two_factor_required`), and while the user is locked out
-   * (`locked_out`, the password not checked). Only `session` stays signed in.
+   * (`locked_out`, the password not checked). With `denyLocalLogin` no password is asked (none is accepted
+   * anywhere): the route's recent sign-in, through the provider, is the proof. Only `session` stays signed in.
    */
-  async disableTwoFactor(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, password: string): Promise<IdentityResult> {
+  async disableTwoFactor(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, password: string | undefined): Promise<IdentityResult> {
     if (!this.userManager.supportsUserTwoFactor) return failure('not_found', 'Two-factor authentication is not enabled.');
     if (!user.twoFactorEnabled) return failure('two_factor_not_enabled', 'Two-factor authentication is not on.');
     if (user.twoFactorRequiredByGroup) {
       return failure('two_factor_required', 'One of your groups requires two-factor authentication; it cannot be turned off.');
     }
     if (this.userManager.isLockedOut(user)) return lockedOut();
-    if (!(await this.userManager.checkPassword(user, password))) {
-      if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
-      return failure('invalid_credentials', 'The username or password is incorrect.');
+    if (!this.userManager.options.denyLocalLogin) {
+      if (password === undefined || !(await this.userManager.checkPassword(user, password))) {
+        if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
+        return failure('invalid_credentials', 'The username or password is incorrect.');
+      }
+      if (await this.userManager.isLockedOutNow(user)) return lockedOut();
     }
-    if (await this.userManager.isLockedOutNow(user)) return lockedOut();
     const result = await this.userManager.resetTwoFactor(user);
     if (!result.succeeded) return result;
     await this.signInManager.refreshSignIn(user, session.id);

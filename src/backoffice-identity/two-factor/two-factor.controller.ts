@@ -174,6 +174,11 @@ export class TwoFactorController {
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out: the password is not checked while the account is locked' })
   async disable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorDisableDto): Promise<{ status: 'success' }> {
     const { user } = request.backOffice;
+    if (body.password === undefined && !this.options.denyLocalLogin) {
+      throw BackOfficeHttpError.of('validation_failed', 'The request is not valid.', {
+        errors: [{ field: 'password', code: 'isNotEmpty', description: 'password should not be empty' }],
+      });
+    }
     const result = await this.account.disableTwoFactor(user, sessionOf(request), body.password);
     throwIfLockedOut(result, user, this.clock.now());
     if (!result.succeeded) throw BackOfficeHttpError.fromResult(result);

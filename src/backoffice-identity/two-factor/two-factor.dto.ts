@@ -1,5 +1,5 @@
-import { ApiProperty } from '@nestjs/swagger';
-import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsNotEmpty, IsOptional, IsString, MaxLength } from 'class-validator';
 import { MAX_PASSWORD_INPUT } from '../auth/auth.dto.js';
 
 export class TwoFactorSetupDto {
@@ -11,11 +11,12 @@ export class TwoFactorSetupDto {
 }
 
 export class TwoFactorDisableDto {
-  @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
+  @ApiPropertyOptional({ maxLength: MAX_PASSWORD_INPUT, description: 'Required, except with denyLocalLogin (the recent provider sign-in is the proof)' })
+  @IsOptional()
   @IsString()
   @IsNotEmpty()
   @MaxLength(MAX_PASSWORD_INPUT)
-  password!: string;
+  password?: string;
 }
 
 export class TwoFactorSetupResponse {

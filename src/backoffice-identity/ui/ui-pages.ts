@@ -269,7 +269,7 @@ ${this.field('bo-totp-code', 'code', m.codeLabel, 'text', 'one-time-code', { inp
 <p class="bo-actions"><button type="button" id="bo-copy-codes" class="bo-secondary">${m.copyCodesButton}</button><button type="button" id="bo-download-codes" class="bo-secondary">${m.downloadCodesButton}</button><button type="button" id="bo-saved-codes">${m.savedCodesButton}</button></p>
 </div>
 <form id="bo-2fa-disable-form" novalidate hidden>
-${this.field('bo-2fa-password', 'password', m.passwordLabel, 'password', 'current-password')}
+${this.options.denyLocalLogin ? '' : this.field('bo-2fa-password', 'password', m.passwordLabel, 'password', 'current-password')}
 <button type="submit" class="bo-danger">${m.turnOffTwoFactorButton}</button>
 </form>
 </section>

@@ -554,7 +554,8 @@
 
     var disablePassword = $('bo-2fa-password');
     handleForm($('bo-2fa-disable-form'), function (values, form) {
-      return S.request('POST', '/auth/2fa/disable', { password: values.password }).then(function (res) {
+      // With denyLocalLogin the form has no password field: the recent (provider) sign-in is the proof.
+      return S.request('POST', '/auth/2fa/disable', values.password === undefined ? {} : { password: values.password }).then(function (res) {
         if (res.status === 200) {
           form.reset();
           showStatus(t('twoFactorDisabled'));
@@ -562,8 +563,8 @@
           renderTwoFactor(current);
           return renderSessions();
         }
-        disablePassword.value = '';
-        showError(res.body && res.body.code === 'invalid_credentials' ? t('wrongPassword') : S.errorText(res), null, [disablePassword]);
+        if (disablePassword) disablePassword.value = '';
+        showError(res.body && res.body.code === 'invalid_credentials' ? t('wrongPassword') : S.errorText(res), null, disablePassword ? [disablePassword] : []);
       });
     });
   }
