@@ -231,6 +231,17 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
     expect(events.named(BackOfficeEvents.TwoFactorDisabled, again.user.id)).toHaveLength(1);
   });
 
+  it('OWASP ASVS 4.0 2.2.1: disable with password null is a 400 validation_failed that does not count toward lockout, as a missing one', async () => {
+    const { http, user } = await enrolled();
+    nextStep();
+    const nullPassword = await http.post('/auth/2fa/disable', { password: null });
+    expectClientError(nullPassword, 400);
+    expect(nullPassword.body.code).toBe('validation_failed');
+    expect(nullPassword.body.errors.map((e: { field: string }) => e.field)).toContain('password');
+    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(0);
+    expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
+  });
+
   it('bad input on the 2FA routes: 4xx with a code, never 500', async () => {
     const { email, http } = await enrolled();
     await expectBadBodiesRefused(http, 'POST', '/auth/2fa/setup', ['provider']);

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsNotEmpty, IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsNotEmpty, IsString, MaxLength, ValidateIf } from 'class-validator';
 import { MAX_PASSWORD_INPUT } from '../auth/auth.dto.js';
 
 export class TwoFactorSetupDto {
@@ -12,7 +12,8 @@ export class TwoFactorSetupDto {
 
 export class TwoFactorDisableDto {
   @ApiPropertyOptional({ maxLength: MAX_PASSWORD_INPUT, description: 'Required, except with denyLocalLogin (the recent provider sign-in is the proof)' })
-  @IsOptional()
+  // Only a missing password is optional: null stays a 400 (IsOptional would let it through to count toward lockout).
+  @ValidateIf((_, value) => value !== undefined)
   @IsString()
   @IsNotEmpty()
   @MaxLength(MAX_PASSWORD_INPUT)
