@@ -113,6 +113,22 @@ describe('Refused access decisions are audited (OWASP ASVS 4.0 7.2.2)', () => {
     ]);
   });
 
+  it('records a refused group change of a user (PUT /users/:id/groups adding admin) with that user as the affected user', async () => {
+    const desk = await make({ groups: ['helpdesk'] });
+    const target = await make();
+    const client = await signIn(desk.email);
+    const refused = await client.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['admin'] } });
+    expect(refused.status, refused.text).toBe(403);
+    expect((await ctx.userManager.findById(target.id))?.groups).toEqual([]);
+    expect(await denials(desk.id)).toEqual([
+      expect.objectContaining({
+        performingUserId: desk.id,
+        affectedUserId: target.id,
+        details: expect.objectContaining({ reason: 'forbidden', method: 'PUT', path: `/backoffice/users/${target.id}/groups` }),
+      }),
+    ]);
+  });
+
   it('records a refused grant of a permission the caller lacks (groups.manage outside admin)', async () => {
     expect((await admin.post('/groups', { alias: 'group-editors', name: 'Group editors', permissions: ['groups.manage'] })).status).toBe(201);
     const editor = await make({ groups: ['group-editors'] });

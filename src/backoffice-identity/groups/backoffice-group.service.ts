@@ -164,14 +164,16 @@ export class BackOfficeGroupService {
   /**
    * Refuses (403 `forbidden`) a change of membership that would let the actor grant more than they hold: only
    * members of `admin` add or remove `admin`, and anyone else may only add or remove groups whose permissions
-   * they hold themselves. Unknown aliases are left to the caller's validation.
+   * they hold themselves. Unknown aliases are left to the caller's validation. `target` is the user whose groups
+   * change, when there is one yet (the refusal's affected user in the audit).
    */
-  async assertMayAssign(actor: GroupActor, aliases: readonly string[]): Promise<void> {
+  async assertMayAssign(actor: GroupActor, aliases: readonly string[], target?: { id: string }): Promise<void> {
     if (this.mayActOnAnyone(actor) || aliases.length === 0) return;
-    if (aliases.includes(ADMIN_GROUP_ALIAS)) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS));
+    const affectedUserId = target?.id ?? null;
+    if (aliases.includes(ADMIN_GROUP_ALIAS)) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS), affectedUserId);
     const groups = await this.store.findMany(aliases);
     const beyond = groups.find((group) => this.notHeldBy(actor, this.registry.groupPermissions(group.alias, group.permissions)).length > 0);
-    if (beyond) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(beyond.alias));
+    if (beyond) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(beyond.alias), affectedUserId);
   }
 
   /**

@@ -233,7 +233,7 @@ export class UsersController {
   async setGroups(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
     const changed = [...body.groups.filter((g) => !user.groups.includes(g)), ...user.groups.filter((g) => !body.groups.includes(g))];
-    await this.groups.assertMayAssign(request.backOffice.user, changed);
+    await this.groups.assertMayAssign(request.backOffice.user, changed, user);
     this.throwIfFailed(await this.userManager.setGroups(user, body.groups));
     return toBackOfficeUserDto(user, this.clock.now());
   }
