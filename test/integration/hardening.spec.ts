@@ -396,6 +396,12 @@ describe('Hardening: what an attacker found (issue #14)', () => {
       // The sign-in ran in the module's request context: the session has the client's IP and user agent.
       const sessions = await client().get('/auth/sessions', { headers: { cookie } });
       expect(sessions.body).toEqual([expect.objectContaining({ ip: '127.0.0.1', userAgent: 'absolute-form/1.0' })]);
+      // A refusal's audit entry names the path, not the scheme and host of the target (OWASP ASVS 4.0 7.2.2).
+      const forged = await absolute('POST', '/auth/2fa/setup', { cookie }, JSON.stringify({ provider: 'totp' }));
+      expect(forged.head).toMatch(/^HTTP\/1\.1 403/);
+      await ctx.app.get(BackOfficeBackgroundTasks).drain();
+      const audit = await admin.get(`/audit?userId=${user.id}&event=${BackOfficeEvents.AccessDenied}`);
+      expect(audit.body.items.map((e: { details: unknown }) => e.details)).toEqual([expect.objectContaining({ reason: 'xsrf_failed', path: '/backoffice/auth/2fa/setup' })]);
     });
   });
 

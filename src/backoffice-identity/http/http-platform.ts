@@ -67,16 +67,16 @@ export function requestCookies(request: BackOfficeHttpRequest): Record<string, s
   return cookies;
 }
 
-/** The request path without the query string, as the client sent it. */
+/** The scheme and authority of an absolute-form request target (`GET http://host/backoffice/... HTTP/1.1`). */
+const ABSOLUTE_FORM_ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
+
+/** The request path as the client sent it, without the query string (nor an absolute-form target's scheme and host). */
 export function requestPath(request: BackOfficeHttpRequest): string {
   const node = request.raw ?? request;
-  const url = (node as BackOfficeHttpRequest).originalUrl ?? node.url ?? '';
+  const url = ((node as BackOfficeHttpRequest).originalUrl ?? node.url ?? '').replace(ABSOLUTE_FORM_ORIGIN, '');
   const query = url.indexOf('?');
   return query === -1 ? url : url.slice(0, query);
 }
-
-/** The scheme and authority of an absolute-form request target (`GET http://host/backoffice/... HTTP/1.1`). */
-const ABSOLUTE_FORM_ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 
 /**
  * The path of a request URL as some router may match it against the module's routes: without the scheme and host
