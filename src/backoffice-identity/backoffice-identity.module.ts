@@ -25,6 +25,7 @@ import { BackOfficeSecurityHeadersMiddleware } from './http/security-headers.mid
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE, BACKOFFICE_SWAP_KEYS, type BackOfficeSwapKey } from './constants.js';
 import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
 import { BackOfficeUiTrailingSlash } from './ui/ui-trailing-slash.js';
+import { BackOfficeGlobalPrefixCheck } from './http/global-prefix-check.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
 import { BackOfficePasskeyCeremonies } from './passkeys/passkey-ceremonies.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
@@ -167,6 +168,7 @@ export class BackOfficeIdentityModule implements NestModule {
         ...persistence.providers,
         BackOfficePermissionsStartupCheck,
         BackOfficeUiTrailingSlash,
+        BackOfficeGlobalPrefixCheck,
         BackOfficeFastifyRouteFallback,
         BackOfficeAuditListener,
         BackOfficeMaintenanceService,

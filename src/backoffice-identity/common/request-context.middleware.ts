@@ -1,7 +1,7 @@
 import { Inject, Injectable, type NestMiddleware, Optional } from '@nestjs/common';
 import { ApplicationConfig } from '@nestjs/core';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_IP_RESOLVER } from '../constants.js';
-import { isUnderBasePath, moduleBasePath, requestPath, type BackOfficeHttpRequest } from '../http/http-platform.js';
+import { isUnderBasePath, moduleBasePath, moduleGlobalPrefix, requestPath, type BackOfficeHttpRequest } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeIpResolver } from './ip-resolver.interface.js';
 import { BackOfficeRequestContextStore, type BackOfficeRequestContext } from './request-context.js';
@@ -39,7 +39,7 @@ export class BackOfficeRequestContextMiddleware implements NestMiddleware {
   }
 
   use(request: BackOfficeHttpRequest, _response: unknown, next: () => void): void {
-    this.base ??= moduleBasePath(this.routePrefix, this.appConfig?.getGlobalPrefix());
+    this.base ??= moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix);
     if (isUnderBasePath(requestPath(request), this.base)) BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver), next);
     else BackOfficeRequestContextStore.isolate(next);
   }

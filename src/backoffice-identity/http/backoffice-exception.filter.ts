@@ -12,6 +12,7 @@ import {
   BackOfficeHttpPlatform,
   isUnderBasePath,
   moduleBasePath,
+  moduleGlobalPrefix,
   requestPath,
   routedPath,
   type BackOfficeHttpRequest,
@@ -66,7 +67,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const request = http.getRequest<BackOfficeHttpRequest>();
     const response = http.getResponse<BackOfficeHttpResponse>();
     const path = requestPath(request);
-    const modulePath = isUnderBasePath(path, moduleBasePath(this.routePrefix, this.appConfig?.getGlobalPrefix()));
+    const modulePath = isUnderBasePath(path, moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix));
     if (!modulePath) {
       const hostFilter = this.hostFilterFor(exception);
       if (hostFilter) return hostFilter.catch(exception, host);

@@ -1,5 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
+import { Inject, Injectable, RequestMethod } from '@nestjs/common';
+import { type ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
+import { isRouteExcluded } from '@nestjs/core/router/utils/index.js';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
@@ -99,6 +100,36 @@ export function routedPath(url: string): string {
 export function moduleBasePath(routePrefix: string, globalPrefix = ''): string {
   const global = globalPrefix.replace(/^\/+|\/+$/g, '');
   return `${global ? `/${global}` : ''}/${routePrefix}`.toLowerCase();
+}
+
+/**
+ * Paths that stand for the module's routes (pages, assets, JSON routes, OIDC callbacks) when telling whether the
+ * host's `setGlobalPrefix(prefix, { exclude })` leaves them out of the prefix.
+ */
+const MODULE_ROUTE_SAMPLES: ReadonlyArray<[RequestMethod, string]> = [
+  [RequestMethod.GET, ''],
+  [RequestMethod.GET, '/account'],
+  [RequestMethod.GET, '/assets/session.js'],
+  [RequestMethod.POST, '/auth/login'],
+  [RequestMethod.GET, '/auth/me'],
+  [RequestMethod.GET, '/auth/external/provider/callback'],
+  [RequestMethod.GET, '/users'],
+];
+
+/**
+ * How Nest's global prefix applies to the module's routes: `prefix` is the one they are served under (`''` without
+ * a global prefix, or when the host excluded all of them with `setGlobalPrefix(prefix, { exclude:
+ * ['<routePrefix>{/*path}'] })`); `partly` is true when the exclusion covers only some of them. Read it once the
+ * host set its prefix (at a request or at `onApplicationBootstrap`), not in a constructor.
+ */
+export function moduleGlobalPrefix(appConfig: ApplicationConfig | undefined, routePrefix: string): { prefix: string; partly: boolean } {
+  const global = (appConfig?.getGlobalPrefix() ?? '').replace(/^\/+|\/+$/g, '');
+  if (!global) return { prefix: '', partly: false };
+  const exclude = appConfig?.getGlobalPrefixOptions().exclude;
+  if (!Array.isArray(exclude) || exclude.length === 0) return { prefix: global, partly: false };
+  const excluded = MODULE_ROUTE_SAMPLES.filter(([method, path]) => isRouteExcluded(exclude, `/${routePrefix}${path}`, method)).length;
+  if (excluded === MODULE_ROUTE_SAMPLES.length) return { prefix: '', partly: false };
+  return { prefix: global, partly: excluded > 0 };
 }
 
 /** True when `url`, as the routers match it ({@link routedPath}), is `base` (from {@link moduleBasePath}) or below it. */

@@ -3,7 +3,7 @@ import { ApplicationConfig } from '@nestjs/core';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { isUnderBasePath, moduleBasePath } from './http-platform.js';
+import { isUnderBasePath, moduleBasePath, moduleGlobalPrefix } from './http-platform.js';
 
 /** The headers of every answer under the route prefix (see {@link BackOfficeSecurityHeadersMiddleware}). */
 export const BACKOFFICE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -36,7 +36,7 @@ export class BackOfficeSecurityHeadersMiddleware implements NestMiddleware {
   use(request: IncomingMessage, response: ServerResponse, next: () => void): void {
     // Express routes paths case-insensitively by default (`/BackOffice/auth/...`) and Fastify decodes escapes
     // (`/%62ackoffice/auth/...`): both reach the module's routes, so the path is compared as the routers match it.
-    this.base ??= moduleBasePath(this.routePrefix, this.appConfig?.getGlobalPrefix());
+    this.base ??= moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix);
     if (isUnderBasePath((request as { originalUrl?: string }).originalUrl ?? request.url ?? '', this.base)) {
       for (const [name, value] of Object.entries(BACKOFFICE_SECURITY_HEADERS)) response.setHeader(name, value);
       response.removeHeader('X-Powered-By');

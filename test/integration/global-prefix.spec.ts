@@ -1,0 +1,130 @@
+import { Controller, Get, type LoggerService } from '@nestjs/common';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { expectClientError } from '../support/bad-input.js';
+import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { linkParams, TestSmtpServer } from '../support/smtp.js';
+import { setupBackOfficeOpenApi } from '../../src/backoffice-identity/index.js';
+
+@Controller('ping')
+class HostPingController {
+  @Get()
+  ping() {
+    return { ok: true };
+  }
+}
+
+/**
+ * A host's global prefix (`app.setGlobalPrefix('api')`): the sign-in screens, email links and OIDC callbacks name
+ * `/backoffice/...`, so the module warns at start-up unless the host keeps it out of the prefix, and with
+ * `exclude: ['backoffice{/*path}']` everything the pages name answers under `/backoffice` (security headers,
+ * request context and error shape included) while the host's own routes keep `/api`.
+ */
+describe('A host global prefix', () => {
+  let db: TestDatabase;
+  let smtp: TestSmtpServer;
+  let counter = 0;
+  const warnings: string[] = [];
+  const logger: LoggerService = { log() {}, error() {}, warn: (message: unknown) => void warnings.push(String(message)) };
+  const prefixWarnings = () => warnings.filter((w) => w.includes('global prefix'));
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    smtp = await new TestSmtpServer().start();
+  });
+  afterAll(async () => {
+    await smtp?.stop();
+    await db?.drop();
+  });
+  beforeEach(() => void (warnings.length = 0));
+
+  async function appWith(setPrefix: (app: IdentityApp['app']) => void): Promise<IdentityApp> {
+    return createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false }, email: { smtpUrl: smtp.url }, publicUrl: 'https://cms.example.com' },
+      controllers: [HostPingController],
+      logger,
+      beforeListen: (app) => void setPrefix(app),
+    });
+  }
+
+  it('applied to the module\'s routes: a start-up warning names the exclude pattern', async () => {
+    const ctx = await appWith((app) => app.setGlobalPrefix('api'));
+    try {
+      expect(prefixWarnings()).toHaveLength(1);
+      expect(prefixWarnings()[0]).toContain("app.setGlobalPrefix('api', { exclude: ['backoffice{/*path}'] })");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('excluding only part of the module (backoffice/{*path} leaves out /backoffice itself): warned too', async () => {
+    const ctx = await appWith((app) => app.setGlobalPrefix('api', { exclude: ['backoffice/{*path}'] }));
+    try {
+      expect(prefixWarnings()).toHaveLength(1);
+      expect(prefixWarnings()[0]).toContain('some of');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('exclude: [\'backoffice{/*path}\']: no warning; the page, its assets, session.js\'s base, sign-in, errors and an invite link work under /backoffice', async () => {
+    const ctx = await appWith((app) => {
+      app.setGlobalPrefix('api', { exclude: ['backoffice{/*path}'] });
+      setupBackOfficeOpenApi(app);
+    });
+    try {
+      expect(prefixWarnings()).toEqual([]);
+      // The host's own routes keep the prefix.
+      expect((await fetch(`${ctx.url}/api/ping`)).status).toBe(200);
+      expect((await fetch(`${ctx.url}/ping`)).status).toBe(404);
+
+      const page = await fetch(`${ctx.url}/backoffice`);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      const named = [...html.matchAll(/(?:src|href)="(\/[^"]*)"/g)].map((m) => m[1].replace(/&amp;/g, '&'));
+      expect(named.length).toBeGreaterThan(1);
+      for (const path of named) {
+        expect(path.startsWith('/backoffice/'), path).toBe(true);
+        expect((await fetch(`${ctx.url}${path}`)).status, path).toBe(200);
+      }
+      const sessionJs = await (await fetch(`${ctx.url}/backoffice/assets/session.js`)).text();
+      const base = /var CONFIG = (\{.*?\});/.exec(sessionJs);
+      expect(base).not.toBeNull();
+      const config = JSON.parse(base![1]) as { base: string };
+      expect(config.base).toBe('/backoffice');
+
+      // Through the base the page's script names: sign-in and /auth/me, with the module's headers.
+      const created = await ctx.userManager.createUser({ email: `prefix${++counter}@example.com`, name: 'Prefixed', password: TEST_PASSWORD, groups: ['admin'] });
+      const user = created.value!;
+      const http = new HttpClient(ctx.url, config.base);
+      const login = await http.login(user.email, TEST_PASSWORD);
+      expect(login.status, login.text).toBe(200);
+      const me = await http.get('/auth/me');
+      expect(me.status).toBe(200);
+      expect(me.body.email).toBe(user.email);
+      for (const answer of [login, me]) {
+        expect(answer.headers.get('cache-control')).toBe('no-store');
+        expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+        expect(answer.headers.get('x-powered-by')).toBeNull();
+      }
+      const unknown = await http.get('/nothing-here');
+      expectClientError(unknown, 404);
+      expect(unknown.body.code).toBe('not_found');
+
+      // The OpenAPI document names the paths the routes answer at (with the module's common errors).
+      const openapi = (await http.get('/openapi.json')).body as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+      expect(openapi.paths['/backoffice/auth/me']?.get?.responses['503']).toBeDefined();
+      expect(Object.keys(openapi.paths).filter((path) => path.startsWith('/api/backoffice'))).toEqual([]);
+
+      // An invite email's link names a page that answers.
+      const to = `invitee${++counter}@example.com`;
+      expect((await http.post('/users/invite', { email: to, name: 'Invitee', groups: [] })).status).toBe(201);
+      const { url } = linkParams((await smtp.waitFor(to)).text!, 'accept-invite');
+      const link = new URL(url);
+      expect(link.pathname).toBe('/backoffice/accept-invite');
+      expect((await fetch(`${ctx.url}${link.pathname}`)).status).toBe(200);
+    } finally {
+      await ctx.close();
+    }
+  });
+});
