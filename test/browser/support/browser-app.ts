@@ -2,7 +2,7 @@ import { Controller, Get, Header, Injectable } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { BackOfficeEvents, type BackOfficeIdentityModuleOptions, type UserLogoutSuccessNotification } from '../../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
-import { createIdentityApp, type IdentityApp } from '../../support/identity-app.js';
+import { createIdentityApp, type IdentityApp, type IdentityAppOptions } from '../../support/identity-app.js';
 import { freePort, mailFolder } from './browser.js';
 
 /** A host page of the app's own back office that loads the module's session keeper. */
@@ -49,6 +49,7 @@ export interface BrowserApp extends IdentityApp {
 export async function startBrowserApp(
   identity: BackOfficeIdentityModuleOptions | ((origin: string) => BackOfficeIdentityModuleOptions) = {},
   port?: number,
+  options: Pick<IdentityAppOptions, 'beforeListen'> = {},
 ): Promise<BrowserApp> {
   const db: TestDatabase = await createTestDatabase();
   const mail = await mailFolder();
@@ -59,6 +60,7 @@ export async function startBrowserApp(
     identity: { publicUrl: origin, email: { pickupDirectory: mail.dir }, ...(typeof identity === 'function' ? identity(origin) : identity) },
     controllers: [HostPagesController],
     providers: [SignOutRedirectListener],
+    beforeListen: options.beforeListen,
   });
   return {
     ...app,
