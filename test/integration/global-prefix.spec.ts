@@ -67,7 +67,7 @@ describe('A host global prefix', () => {
     }
   });
 
-  it('exclude: [\'backoffice{/*path}\']: no warning; the page, its assets, session.js\'s base, sign-in, errors and an invite link work under /backoffice', async () => {
+  it('exclude: [\'backoffice{/*path}\']: no warning; the page, its assets, session.js\'s base, sign-in, errors, the request context, OpenAPI and an invite link work under /backoffice', async () => {
     const ctx = await appWith((app) => {
       app.setGlobalPrefix('api', { exclude: ['backoffice{/*path}'] });
       setupBackOfficeOpenApi(app);
@@ -97,6 +97,7 @@ describe('A host global prefix', () => {
       const created = await ctx.userManager.createUser({ email: `prefix${++counter}@example.com`, name: 'Prefixed', password: TEST_PASSWORD, groups: ['admin'] });
       const user = created.value!;
       const http = new HttpClient(ctx.url, config.base);
+      expect((await new HttpClient(ctx.url, config.base).login(user.email, 'a wrong password')).status).toBe(401);
       const login = await http.login(user.email, TEST_PASSWORD);
       expect(login.status, login.text).toBe(200);
       const me = await http.get('/auth/me');
@@ -118,7 +119,14 @@ describe('A host global prefix', () => {
 
       // An invite email's link names a page that answers.
       const to = `invitee${++counter}@example.com`;
-      expect((await http.post('/users/invite', { email: to, name: 'Invitee', groups: [] })).status).toBe(201);
+      const invited = await http.post('/users/invite', { email: to, name: 'Invitee', groups: [] });
+      expect(invited.status).toBe(201);
+      // The request context (performing user, IP) reached the audit trail, for the anonymous failed sign-in too.
+      const audit = await http.get(`/audit?userId=${invited.body.user.id}`);
+      expect(audit.body.items.length).toBeGreaterThan(0);
+      for (const entry of audit.body.items) expect(entry).toMatchObject({ performingUserId: user.id, ipAddress: '127.0.0.1' });
+      const own = (await http.get(`/audit?userId=${user.id}`)).body.items as Array<{ event: string; ipAddress: string | null }>;
+      expect(own.find((entry) => entry.event === 'backoffice.user.login.failed')).toMatchObject({ ipAddress: '127.0.0.1' });
       const { url } = linkParams((await smtp.waitFor(to)).text!, 'accept-invite');
       const link = new URL(url);
       expect(link.pathname).toBe('/backoffice/accept-invite');
