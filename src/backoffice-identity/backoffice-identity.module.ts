@@ -6,6 +6,7 @@ import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 import { BackOfficeHttpPlatform } from './http/http-platform.js';
 import { BackOfficeFastifyRouteFallback } from './http/fastify-route-fallback.js';
+import { BackOfficeModulePaths } from './http/module-paths.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
 import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
@@ -50,6 +51,7 @@ import { BackOfficeAccountService } from './account/backoffice-account.service.j
 /** The module's own services, shared with the host app. */
 const SHARED_SERVICES = [
   BackOfficeHttpPlatform,
+  BackOfficeModulePaths,
   BackOfficeUserManagerDependencies,
   NotificationPublisher,
   BackOfficeSessionService,

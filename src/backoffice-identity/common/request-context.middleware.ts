@@ -1,8 +1,7 @@
-import { Inject, Injectable, type NestMiddleware, Optional } from '@nestjs/common';
-import { ApplicationConfig } from '@nestjs/core';
-import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_IP_RESOLVER } from '../constants.js';
-import { isUnderBasePath, moduleBasePath, moduleGlobalPrefix, requestPath, type BackOfficeHttpRequest } from '../http/http-platform.js';
-import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
+import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
+import { requestPath, type BackOfficeHttpRequest } from '../http/http-platform.js';
+import { BackOfficeModulePaths } from '../http/module-paths.js';
 import type { BackOfficeIpResolver } from './ip-resolver.interface.js';
 import { BackOfficeRequestContextStore, type BackOfficeRequestContext } from './request-context.js';
 
@@ -26,21 +25,13 @@ export function backOfficeRequestContextOf(request: BackOfficeHttpRequest, ipRes
  */
 @Injectable()
 export class BackOfficeRequestContextMiddleware implements NestMiddleware {
-  private readonly routePrefix: string;
-  /** The module's base path, Nest's global prefix included (read at the first request: hosts set it after the module is built). */
-  private base?: string;
-
   constructor(
     @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
-    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
-    @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
-  ) {
-    this.routePrefix = options.routePrefix;
-  }
+    @Inject(BackOfficeModulePaths) private readonly modulePaths: BackOfficeModulePaths,
+  ) {}
 
   use(request: BackOfficeHttpRequest, _response: unknown, next: () => void): void {
-    this.base ??= moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix);
-    if (isUnderBasePath(requestPath(request), this.base)) BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver), next);
+    if (this.modulePaths.contains(requestPath(request))) BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver), next);
     else BackOfficeRequestContextStore.isolate(next);
   }
 }

@@ -10,15 +10,13 @@ import { BackOfficeNotSupportedError } from '../users/not-supported.error.js';
 import { asTokenEndpointError } from '../api-users/oauth-error-body.js';
 import {
   BackOfficeHttpPlatform,
-  isUnderBasePath,
-  moduleBasePath,
-  moduleGlobalPrefix,
   requestPath,
   routedPath,
   type BackOfficeHttpRequest,
   type BackOfficeHttpResponse,
 } from './http-platform.js';
 import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.middleware.js';
+import { BackOfficeModulePaths } from './module-paths.js';
 
 
 /**
@@ -36,16 +34,15 @@ import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.middleware.js';
 @Catch()
 export class BackOfficeExceptionFilter extends BaseExceptionFilter implements OnModuleInit {
   private readonly logger = new Logger('BackOfficeIdentity');
-  private readonly routePrefix: string;
   private readonly tokenPath: string;
 
   constructor(
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
     @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
+    @Inject(BackOfficeModulePaths) private readonly modulePaths: BackOfficeModulePaths,
     @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
   ) {
     super();
-    this.routePrefix = options.routePrefix;
     this.tokenPath = `/${options.routePrefix}/auth/token`.toLowerCase();
   }
 
@@ -67,7 +64,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const request = http.getRequest<BackOfficeHttpRequest>();
     const response = http.getResponse<BackOfficeHttpResponse>();
     const path = requestPath(request);
-    const modulePath = isUnderBasePath(path, moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix));
+    const modulePath = this.modulePaths.contains(path);
     if (!modulePath) {
       const hostFilter = this.hostFilterFor(exception);
       if (hostFilter) return hostFilter.catch(exception, host);

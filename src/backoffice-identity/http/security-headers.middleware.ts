@@ -1,9 +1,6 @@
-import { Inject, Injectable, type NestMiddleware, Optional } from '@nestjs/common';
-import { ApplicationConfig } from '@nestjs/core';
+import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
-import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { isUnderBasePath, moduleBasePath, moduleGlobalPrefix } from './http-platform.js';
+import { BackOfficeModulePaths } from './module-paths.js';
 
 /** The headers of every answer under the route prefix (see {@link BackOfficeSecurityHeadersMiddleware}). */
 export const BACKOFFICE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -22,22 +19,12 @@ export const BACKOFFICE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
  */
 @Injectable()
 export class BackOfficeSecurityHeadersMiddleware implements NestMiddleware {
-  private readonly routePrefix: string;
-  /** The module's base path, Nest's global prefix included (read at the first request: hosts set it after the module is built). */
-  private base?: string;
-
-  constructor(
-    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
-    @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
-  ) {
-    this.routePrefix = options.routePrefix;
-  }
+  constructor(@Inject(BackOfficeModulePaths) private readonly modulePaths: BackOfficeModulePaths) {}
 
   use(request: IncomingMessage, response: ServerResponse, next: () => void): void {
     // Express routes paths case-insensitively by default (`/BackOffice/auth/...`) and Fastify decodes escapes
     // (`/%62ackoffice/auth/...`): both reach the module's routes, so the path is compared as the routers match it.
-    this.base ??= moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix);
-    if (isUnderBasePath((request as { originalUrl?: string }).originalUrl ?? request.url ?? '', this.base)) {
+    if (this.modulePaths.contains((request as { originalUrl?: string }).originalUrl ?? request.url ?? '')) {
       for (const [name, value] of Object.entries(BACKOFFICE_SECURITY_HEADERS)) response.setHeader(name, value);
       response.removeHeader('X-Powered-By');
     }

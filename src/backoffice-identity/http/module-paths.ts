@@ -1,0 +1,30 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { ApplicationConfig } from '@nestjs/core';
+import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { isUnderBasePath, moduleBasePath, moduleGlobalPrefix } from './http-platform.js';
+
+/**
+ * Tells whether a request URL reaches the module's routes, as the routers match it ({@link isUnderBasePath}: any
+ * case, escapes decoded, below Nest's global prefix unless the host excluded the module from it). The one answer
+ * the request-context and security-headers middleware and the exception filter share. The base path is read at
+ * the first call: hosts set their global prefix after the module is built.
+ */
+@Injectable()
+export class BackOfficeModulePaths {
+  private readonly routePrefix: string;
+  private base?: string;
+
+  constructor(
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
+    @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
+  ) {
+    this.routePrefix = options.routePrefix;
+  }
+
+  /** True when `url` (a request target; its query is ignored) is the module's base path or below it. */
+  contains(url: string): boolean {
+    this.base ??= moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix);
+    return isUnderBasePath(url, this.base);
+  }
+}
