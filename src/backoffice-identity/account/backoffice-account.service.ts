@@ -47,7 +47,7 @@ export class BackOfficeAccountService {
    */
   async changePassword(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, currentPassword: string, newPassword: string): Promise<IdentityResult> {
     if (this.userManager.isLockedOut(user)) return lockedOut();
-    const result = await this.userManager.changePassword(user, currentPassword, newPassword);
+    const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword));
     if (!result.succeeded) {
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
       if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
@@ -77,7 +77,7 @@ export class BackOfficeAccountService {
     if (!(await provider.value!.verify(user, code, { enrolling: true }))) {
       return failure('invalid_code', 'The code is not valid; check the time on your device and try the next code.');
     }
-    const enabled = await this.userManager.setTwoFactorEnabled(user, true);
+    const enabled = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.setTwoFactorEnabled(user, true));
     if (!enabled.succeeded) return enabled as IdentityResult<never>;
     await this.signInManager.refreshSignIn(user, session.id);
     await this.sessions.completeTwoFactorSetup(session as BackOfficeSessionEntity);
@@ -107,7 +107,7 @@ export class BackOfficeAccountService {
       }
       if (await this.userManager.isLockedOutNow(user)) return lockedOut();
     }
-    const result = await this.userManager.resetTwoFactor(user);
+    const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.resetTwoFactor(user));
     if (!result.succeeded) return result;
     await this.signInManager.refreshSignIn(user, session.id);
     return result;

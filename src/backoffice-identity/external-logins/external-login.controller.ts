@@ -178,12 +178,16 @@ export class ExternalLoginController {
   )
   async unlink(@Param('provider') provider: string, @Req() request: BackOfficeAuthenticatedRequest): Promise<void> {
     const { user } = request.backOffice;
-    const result = await this.userManager.removeLogin(user, provider);
+    const sessionId = sessionOf(request).id;
+    // A way in is gone (as after a password change): the sessions and pending second steps it opened end with a
+    // new security stamp; this session stays, also for its requests in flight meanwhile.
+    const result = await this.signInManager.keepSignedInThrough(sessionId, async () => {
+      const removed = await this.userManager.removeLogin(user, provider);
+      if (removed.succeeded && this.userManager.supportsUserSecurityStamp) await this.userManager.updateSecurityStamp(user);
+      return removed;
+    });
     if (result.succeeded) {
-      // A way in is gone (as after a password change): the sessions and pending second steps it opened end with a
-      // new security stamp; this session stays.
-      if (this.userManager.supportsUserSecurityStamp) await this.userManager.updateSecurityStamp(user);
-      await this.signInManager.refreshSignIn(user, sessionOf(request).id);
+      await this.signInManager.refreshSignIn(user, sessionId);
       return;
     }
     const error = result.errors[0];

@@ -47,6 +47,11 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 /** Longest life of a setup-only session (a member who must enrol in 2FA first). */
 export const SETUP_ONLY_SESSION_MINUTES = 15;
 
+/** True when the session is signed in under the user's `securityStamp`: its own, or one it announced. */
+function holdsStamp(session: BackOfficeSession, securityStamp: string): boolean {
+  return session.securityStamp === securityStamp || (!!session.nextSecurityStamp && session.nextSecurityStamp === securityStamp);
+}
+
 /**
  * Server-side sessions, kept by the {@link BackOfficeSessionStore} (PostgreSQL by default). The cookie carries a 256-bit random token; only its SHA-256 is stored.
  * A session ends on logout or revocation, after the idle timeout (sliding) or the absolute timeout (never
@@ -166,7 +171,7 @@ export class BackOfficeSessionService {
     const now = this.clock.now();
     if (!this.isLive(session, now)) return null;
     const user = found.user === undefined ? await this.userManager.findById(session.userId) : found.user;
-    if (!user || !user.isApproved || user.securityStamp !== session.securityStamp) return null;
+    if (!user || !user.isApproved || !holdsStamp(session, user.securityStamp)) return null;
     if (options.touch !== false && now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) this.touch(session, now);
     return found.loginProviders ? { session, user, loginProviders: found.loginProviders } : { session, user };
   }
@@ -222,7 +227,7 @@ export class BackOfficeSessionService {
   async isLiveSessionOf(sessionId: string, user: BackOfficeUser): Promise<boolean> {
     if (!isUuid(sessionId)) return false;
     const session = await this.store.findById(user.id, sessionId);
-    return !!session && this.isLive(session, this.clock.now()) && session.securityStamp === user.securityStamp;
+    return !!session && this.isLive(session, this.clock.now()) && holdsStamp(session, user.securityStamp);
   }
 
   /**
@@ -270,9 +275,18 @@ export class BackOfficeSessionService {
     session.reauthenticatedAt = now;
   }
 
+  /**
+   * Announces the stamp an account change made in `sessionId` is about to give its user: from now on the session
+   * is signed in under that stamp as well as its own, so its requests in flight pass while the change is written.
+   * {@link adoptSecurityStamp} ends the announcement. The stamp is random and never leaves the server.
+   */
+  async announceSecurityStamp(sessionId: string, nextSecurityStamp: string): Promise<void> {
+    await this.store.update(sessionId, { nextSecurityStamp }, { onlyIfLive: true });
+  }
+
   /** Keeps `sessionId` alive across a security-stamp change made by its own user (e.g. password change). */
   async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<void> {
-    await this.store.update(sessionId, { securityStamp });
+    await this.store.update(sessionId, { securityStamp, nextSecurityStamp: null });
   }
 
   /** Turns a setup-only session into a full one once two-factor enrolment is confirmed (normal lifetime). */

@@ -18,6 +18,12 @@ export interface BackOfficeSession {
   tokenHash: string;
   /** The user's security stamp when the session was made: a new stamp ends the session. */
   securityStamp: string;
+  /**
+   * A stamp the user's row is about to get from an account change made in this session: the session stays
+   * signed in under it too until it adopts it (so its own requests in flight never see a stamp mismatch). A
+   * store without it (undefined) keeps the session signed out for the instant between the two writes.
+   */
+  nextSecurityStamp?: string | null;
   createdAt: Date;
   lastSeenAt: Date;
   /** The absolute end (never extended). */
@@ -32,7 +38,7 @@ export interface BackOfficeSession {
 }
 
 /** Fields a session may change after it was made. */
-export type BackOfficeSessionChanges = Partial<Pick<BackOfficeSession, 'securityStamp' | 'reauthenticatedAt' | 'twoFactorSetupOnly' | 'expiresAt'>>;
+export type BackOfficeSessionChanges = Partial<Pick<BackOfficeSession, 'securityStamp' | 'nextSecurityStamp' | 'reauthenticatedAt' | 'twoFactorSetupOnly' | 'expiresAt'>>;
 
 /**
  * Sessions port (like ASP.NET Core's `ITicketStore`). The session service keeps the rules (idle and absolute
@@ -69,7 +75,10 @@ export interface BackOfficeSessionStore {
   ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[] } | null>;
   /** Session `sessionId` of `userId`, or null. */
   findById(userId: string, sessionId: string): Promise<BackOfficeSession | null>;
-  /** Sessions of the user made under `securityStamp`, not revoked, ending after `now`, seen after `seenAfter`; most recently seen first. */
+  /**
+   * Sessions of the user made under `securityStamp` (or about to adopt it: `nextSecurityStamp`), not revoked,
+   * ending after `now`, seen after `seenAfter`; most recently seen first.
+   */
   listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]>;
   /** Moves last-seen forward to `at` (never back, never on a revoked session). */
   touch(sessionId: string, at: Date): Promise<void>;

@@ -58,6 +58,21 @@ export class BackOfficeSignInManager {
   ) {}
 
   /**
+   * Runs `work`, an account change made in session `keepSessionId` that may renew the user's security stamp
+   * (change password, two-factor on or off, unlink a login), so that the session stays signed in throughout: the
+   * session first announces the stamp the change will write (`BackOfficeUserManager.withSecurityStamp`), so its
+   * other requests in flight pass the stamp check while the user's row already holds the new stamp and the
+   * session does not yet. Call {@link refreshSignIn} with the same session when the change succeeded.
+   */
+  async keepSignedInThrough<T>(keepSessionId: string, work: () => Promise<T>): Promise<T> {
+    const sessions = this.sessions;
+    if (!sessions) return work();
+    const stamp = this.userManager.createSecurityStamp();
+    await sessions.announceSecurityStamp(keepSessionId, stamp);
+    return this.userManager.withSecurityStamp(stamp, work);
+  }
+
+  /**
    * The user's security stamp has just changed (password, two-factor, groups, disable, ...): the session
    * `keepSessionId` (the one that made the change, if any) adopts the new stamp and stays signed in; every
    * other session of the user ends. Without `keepSessionId` every session ends. Answers how many ended.

@@ -376,6 +376,30 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(revoked?.reauthenticatedAt?.getTime()).toBe(at(0).getTime());
       });
 
+      test('an announced next security stamp: read back by every lookup, listed under it, ended by adopting (when the store keeps it)', async ({ userStore, sessionStore }) => {
+        const user = await newUser(userStore);
+        const session = newSession(user.id, user.securityStamp);
+        await sessionStore.create(session);
+        await sessionStore.update(session.id, { nextSecurityStamp: 'stamp-next' }, { onlyIfLive: true });
+        const announced = await sessionStore.findById(user.id, session.id);
+        if (announced?.nextSecurityStamp === undefined) return; // an optional field: this store keeps no announcement
+        expect(announced.nextSecurityStamp).toBe('stamp-next');
+        expect((await sessionStore.findByTokenHash(session.tokenHash))?.nextSecurityStamp).toBe('stamp-next');
+        if (sessionStore.findByTokenHashWithUser && sessionStore.readsUsersOf?.(userStore)) {
+          expect((await sessionStore.findByTokenHashWithUser(session.tokenHash))?.session.nextSecurityStamp).toBe('stamp-next');
+        }
+        expect((await sessionStore.listLive(user.id, 'stamp-next', at(1), at(-HOUR))).map((s) => s.id)).toEqual([session.id]);
+        expect((await sessionStore.listLive(user.id, user.securityStamp, at(1), at(-HOUR))).map((s) => s.id)).toEqual([session.id]);
+        await sessionStore.update(session.id, { securityStamp: 'stamp-next', nextSecurityStamp: null });
+        const adopted = await sessionStore.findById(user.id, session.id);
+        expect([adopted?.securityStamp, adopted?.nextSecurityStamp]).toEqual(['stamp-next', null]);
+        expect(await sessionStore.listLive(user.id, user.securityStamp, at(1), at(-HOUR))).toHaveLength(0);
+        // A revoked session takes no announcement (onlyIfLive).
+        await sessionStore.revoke(user.id, session.id, at(2));
+        await sessionStore.update(session.id, { nextSecurityStamp: 'stamp-later' }, { onlyIfLive: true });
+        expect((await sessionStore.findById(user.id, session.id))?.nextSecurityStamp).toBeNull();
+      });
+
       test('the one-round-trip lookup reads the session with its user, when the store offers it', async ({ userStore, sessionStore }) => {
         if (!sessionStore.findByTokenHashWithUser || !sessionStore.readsUsersOf?.(userStore)) return;
         const user = await newUser(userStore);

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { BackOfficeApiClientStore } from '../api-users/api-client-store.interface.js';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -131,6 +132,8 @@ export class BackOfficeUserManager {
   /** API clients and bearer tokens, when registered: {@link setApproved} revokes an API user's tokens on disable. */
   protected readonly apiClientStore: BackOfficeApiClientStore | null;
   private dummyHash?: Promise<string>;
+  /** The stamp {@link withSecurityStamp} announced for the calls it runs. */
+  private readonly announcedSecurityStamp = new AsyncLocalStorage<string>();
 
   constructor(@Inject(BackOfficeUserManagerDependencies) deps: BackOfficeUserManagerDependencies) {
     this.store = deps.store;
@@ -722,8 +725,26 @@ export class BackOfficeUserManager {
 
   // ---- security stamp, 2FA, approval, groups ------------------------------------------------------
 
+  /**
+   * A new security stamp: a random one, or the stamp announced by {@link withSecurityStamp} around the current
+   * call, so a session that announced it keeps working the moment the user's row gets it.
+   */
   protected newSecurityStamp(): string {
+    return this.announcedSecurityStamp.getStore() ?? this.createSecurityStamp();
+  }
+
+  /** A new random security stamp (24 random bytes, base64url), not written anywhere. */
+  createSecurityStamp(): string {
     return randomToken(24);
+  }
+
+  /**
+   * Runs `work` with `stamp` as the stamp of every security-stamp renewal it makes (password change, 2FA on or off,
+   * `updateSecurityStamp`, ...), instead of a random one. The sign-in manager uses it to keep the session that makes
+   * an account change signed in throughout the change (`BackOfficeSignInManager.keepSignedInThrough`).
+   */
+  withSecurityStamp<T>(stamp: string, work: () => Promise<T>): Promise<T> {
+    return this.announcedSecurityStamp.run(stamp, work);
   }
 
   /**

@@ -54,7 +54,7 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
 
   async listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]> {
     return [...this.sessions.values()]
-      .filter((s) => s.userId === userId && s.securityStamp === securityStamp && s.revokedAt === null && s.expiresAt > now && s.lastSeenAt > seenAfter)
+      .filter((s) => s.userId === userId && (s.securityStamp === securityStamp || s.nextSecurityStamp === securityStamp) && s.revokedAt === null && s.expiresAt > now && s.lastSeenAt > seenAfter)
       .sort((a, b) => b.lastSeenAt.getTime() - a.lastSeenAt.getTime())
       .map(copy);
   }

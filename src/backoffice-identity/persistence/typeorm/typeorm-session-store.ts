@@ -20,6 +20,7 @@ interface SessionJson {
   user_id: string;
   token_hash: string;
   security_stamp: string;
+  next_security_stamp?: string | null;
   created_at: string;
   last_seen_at: string;
   expires_at: string;
@@ -65,6 +66,7 @@ function sessionFromRow({ s }: SessionRow): BackOfficeSession {
     userId: s.user_id,
     tokenHash: s.token_hash,
     securityStamp: s.security_stamp,
+    nextSecurityStamp: s.next_security_stamp ?? null,
     createdAt: new Date(s.created_at),
     lastSeenAt: new Date(s.last_seen_at),
     expiresAt: new Date(s.expires_at),
@@ -176,8 +178,12 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
   }
 
   listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]> {
+    const live = { userId, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(seenAfter) };
     return this.sessions.find({
-      where: { userId, securityStamp, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(seenAfter) },
+      where: [
+        { ...live, securityStamp },
+        { ...live, nextSecurityStamp: securityStamp },
+      ],
       order: { lastSeenAt: 'DESC' },
     });
   }

@@ -18,6 +18,10 @@ export class BackOfficeSessionEntity implements BackOfficeSession {
   @Column({ name: 'security_stamp', type: 'varchar', length: 64 })
   securityStamp!: string;
 
+  /** The stamp an account change made in this session is about to give the user; the session adopts it after. */
+  @Column({ name: 'next_security_stamp', type: 'varchar', length: 64, nullable: true })
+  nextSecurityStamp!: string | null;
+
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

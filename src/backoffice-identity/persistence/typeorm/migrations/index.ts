@@ -8,6 +8,7 @@ import { BackOfficeIdentityApiUsers1732560000001 } from './1732560000001-backoff
 import { BackOfficeIdentityEnforcedTwoFactor1732560000002 } from './1732560000002-backoffice-identity-enforced-two-factor.js';
 import { BackOfficeIdentityUserLifecycle1732560000003 } from './1732560000003-backoffice-identity-user-lifecycle.js';
 import { BackOfficeIdentityAuditAndListIndexes1732570000000 } from './1732570000000-backoffice-identity-audit-and-list-indexes.js';
+import { BackOfficeIdentitySessionNextStamp1732580000000 } from './1732580000000-backoffice-identity-session-next-stamp.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -21,4 +22,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityEnforcedTwoFactor1732560000002,
   BackOfficeIdentityUserLifecycle1732560000003,
   BackOfficeIdentityAuditAndListIndexes1732570000000,
+  BackOfficeIdentitySessionNextStamp1732580000000,
 ];
