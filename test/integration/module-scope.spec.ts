@@ -125,6 +125,9 @@ describe('Scope: the module formats its own errors and sets its request context 
     const user = (await ctx.userManager.createUser({ email: 'scope-keepalive@example.com', name: 'Scope', password: TEST_PASSWORD })).value!;
     const signedIn = new HttpClient(ctx.url);
     expect((await signedIn.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    const otherUser = (await ctx.userManager.createUser({ email: 'scope-keepalive-2@example.com', name: 'Other', password: TEST_PASSWORD })).value!;
+    const other = new HttpClient(ctx.url);
+    expect((await other.login(otherUser.email, TEST_PASSWORD)).status).toBe(200);
     // One connection for every request, as a reverse proxy keeps to the app.
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const send = (method: string, path: string, headers: Record<string, string> = {}, body?: string) =>
@@ -150,6 +153,9 @@ describe('Scope: the module formats its own errors and sets its request context 
         'content-type': 'application/json',
       }, JSON.stringify({ some: 'body' }));
       expect(posted.body).toEqual({ active: true, ip: '127.0.0.1', performingUserId: user.id });
+      expect((await get('/host/context')).body).toEqual({ active: false });
+      // Another person's guarded request on the same connection runs as that person, and only that request.
+      expect((await get('/host/guarded-context', { cookie: other.cookieHeader() })).body).toEqual({ active: true, ip: '127.0.0.1', performingUserId: otherUser.id });
       expect((await get('/host/context')).body).toEqual({ active: false });
     } finally {
       agent.destroy();

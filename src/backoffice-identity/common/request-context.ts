@@ -37,11 +37,15 @@ export const BackOfficeRequestContextStore = {
     return storage.run(context, fn);
   },
   /**
-   * Runs `fn` (a host request) with an empty store of its own that is not active: the module's guard fills it
-   * ({@link enter}), so a context entered for one request never reaches another one that the same connection
-   * (and so the same async resource) carries next.
+   * Runs `fn` (a host request) so that no context entered for an earlier request on the same connection (and so the
+   * same async resource) reaches it: with an empty store of its own that is not active, which the module's guard
+   * fills ({@link enter}); or, when no context is current at all, as it is.
    */
   isolate<T>(fn: () => T): T {
+    // Nothing to isolate from (no request on this connection entered a context): the guard's `enter` then gives this
+    // request its own, and every request without one pays nothing (an active store makes every promise of the
+    // request carry it: measured, 12 % of a bare host route's throughput on Fastify).
+    if (storage.getStore() === undefined) return fn();
     const store: BackOfficeRequestContext = {};
     unentered.add(store);
     return storage.run(store, fn);

@@ -15,7 +15,7 @@ import {
   type BackOfficeHttpRequest,
   type BackOfficeHttpResponse,
 } from './http-platform.js';
-import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.middleware.js';
+import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.js';
 import { BackOfficeModulePaths } from './module-paths.js';
 
 
@@ -84,7 +84,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
   }
 
   /**
-   * The security-headers middleware's headers: Express's body parser fails before any middleware runs, so its
+   * The module middleware's security headers: Express's body parser fails before any middleware runs, so its
    * errors (malformed JSON, too large, wrong charset) would go without them.
    */
   private setSecurityHeaders(response: BackOfficeHttpResponse): void {

@@ -7,7 +7,7 @@ import { isUnderBasePath, moduleBasePath, moduleGlobalPrefix } from './http-plat
 /**
  * Tells whether a request URL reaches the module's routes, as the routers match it ({@link isUnderBasePath}: any
  * case, escapes decoded, below Nest's global prefix unless the host excluded the module from it). The one answer
- * the request-context and security-headers middleware and the exception filter share. The base path is read at
+ * the module's middleware (security headers, request context) and the exception filter share. The base path is read at
  * the first call: hosts set their global prefix after the module is built.
  */
 @Injectable()

@@ -2,7 +2,7 @@ import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadat
 import { Reflector } from '@nestjs/core';
 import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
-import { backOfficeRequestContextOf } from '../common/request-context.middleware.js';
+import { backOfficeRequestContextOf } from '../common/request-context-of.js';
 import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpRequest } from '../http/http-platform.js';

@@ -1,0 +1,36 @@
+import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
+import type { ServerResponse } from 'node:http';
+import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
+import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
+import { backOfficeRequestContextOf } from '../common/request-context-of.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { requestPath, type BackOfficeHttpRequest } from './http-platform.js';
+import { BackOfficeModulePaths } from './module-paths.js';
+import { setBackOfficeSecurityHeaders } from './security-headers.js';
+
+/**
+ * The module's one middleware, on every path of the host (a single pattern: see the module's `configure`). It asks
+ * once whether the request reaches the module's routes, as the routers match the path (any case, escapes decoded,
+ * below Nest's global prefix unless excluded). If so, the answer gets the module's security headers (errors and the
+ * prefix's 404s included) and the request runs in its request context: client IP (from the IP resolver), user
+ * agent, method and path. Every other request runs with an empty context of its own (`isolate`): host routes
+ * guarded by `BackOfficeAuthGuard` get the same context from the guard, and the context of one request never
+ * reaches the next one on the same connection.
+ */
+@Injectable()
+export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
+  constructor(
+    @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
+    @Inject(BackOfficeModulePaths) private readonly modulePaths: BackOfficeModulePaths,
+  ) {}
+
+  use(request: BackOfficeHttpRequest, response: ServerResponse, next: () => void): void {
+    const path = requestPath(request);
+    if (!this.modulePaths.contains(path)) {
+      BackOfficeRequestContextStore.isolate(next);
+      return;
+    }
+    setBackOfficeSecurityHeaders(response);
+    BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver, path), next);
+  }
+}
