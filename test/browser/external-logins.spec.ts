@@ -201,6 +201,9 @@ suite('denyLocalLogin: invites accepted only through the provider, into a group 
     await page.waitForURL(`${app.origin}/backoffice/account?status=requiresTwoFactorSetup`);
     await expect.poll(() => page.getByRole('status').textContent()).toContain('Your group requires two-factor authentication.');
     await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain('dee.invitee@example.com');
+    // No password anywhere: no "Change password" form that the server would refuse (403 local_login_disabled).
+    expect(await page.getByRole('heading', { name: 'Change password' }).count()).toBe(0);
+    expect(await page.getByLabel('Current password').count()).toBe(0);
     await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
     await expect.poll(() => page.locator('#bo-secret').textContent()).toMatch(/^[A-Z2-7]{32}$/);
     const secret = (await page.locator('#bo-secret').textContent())!;

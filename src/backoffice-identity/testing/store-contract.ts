@@ -220,6 +220,24 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.consumeToken(user.id, 'invite', hash('late'), at(HOUR))).toBe(false);
       });
 
+      test('ASVS 4.0 2.5.x: of 20 parallel replaceToken calls exactly one token stays live (two clicks never leave two live links)', async ({ userStore }) => {
+        if (!isUserTokenStore(userStore)) return;
+        const user = await newUser(userStore);
+        const hashes = Array.from({ length: PARALLEL }, (_, i) => hash(`parallel-${i}`));
+        let next = 0;
+        await concurrently(PARALLEL, () => userStore.replaceToken(user.id, 'password_reset', hashes[next++], at(HOUR), at(0)));
+        const live = [];
+        for (const h of hashes) if (await userStore.isTokenLive(user.id, 'password_reset', h, at(1))) live.push(h);
+        expect(live).toHaveLength(1);
+        if (!isUserEmailChangeStore(userStore)) return;
+        const changeHashes = Array.from({ length: PARALLEL }, (_, i) => hash(`parallel-change-${i}`));
+        next = 0;
+        await concurrently(PARALLEL, () => userStore.replaceEmailChangeToken(user.id, changeHashes[next], `parallel${next++}@example.com`, at(HOUR), at(0)));
+        const changes = [];
+        for (const h of changeHashes) if (await userStore.isTokenLive(user.id, 'change_email', h, at(1))) changes.push(h);
+        expect(changes).toHaveLength(1);
+      });
+
       test("ASVS 4.0 V2.5: voidTokens(user, 'change_email') voids a pending email-change link (a password change does this)", async ({ userStore }) => {
         if (!isUserTokenStore(userStore) || !isUserEmailChangeStore(userStore)) return;
         const user = await newUser(userStore);

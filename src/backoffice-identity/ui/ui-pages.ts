@@ -232,6 +232,19 @@ ${this.field('bo-passkey-name', 'name', m.passkeyNameLabel, 'text', 'off', { hin
 </section>`;
   }
 
+  /** "Change password" on the account page; none with `denyLocalLogin` (the server refuses every password then). */
+  private changePasswordSection() {
+    const m = this.m;
+    return html`<section class="bo-section" aria-labelledby="bo-password-heading">
+<h2 id="bo-password-heading">${m.changePasswordHeading}</h2>
+<form id="bo-change-password-form" novalidate>
+${this.field('bo-current-password', 'currentPassword', m.currentPasswordLabel, 'password', 'current-password')}
+${this.newPasswordField()}
+<button type="submit">${m.changePasswordButton}</button>
+</form>
+</section>`;
+  }
+
   private account(context: BackOfficeUiPageContext) {
     const m = this.m;
     return {
@@ -241,14 +254,7 @@ ${this.field('bo-passkey-name', 'name', m.passkeyNameLabel, 'text', 'off', { hin
 <div class="bo-account-head"><p id="bo-signed-in-as">${m.loading}</p><button type="button" class="bo-secondary" data-backoffice-sign-out>${m.signOutButton}</button></div>
 ${this.messages(context)}
 <div id="bo-account-content" hidden>
-<section class="bo-section" aria-labelledby="bo-password-heading">
-<h2 id="bo-password-heading">${m.changePasswordHeading}</h2>
-<form id="bo-change-password-form" novalidate>
-${this.field('bo-current-password', 'currentPassword', m.currentPasswordLabel, 'password', 'current-password')}
-${this.newPasswordField()}
-<button type="submit">${m.changePasswordButton}</button>
-</form>
-</section>
+${this.options.denyLocalLogin ? '' : this.changePasswordSection()}
 <section class="bo-section" aria-labelledby="bo-2fa-heading">
 <h2 id="bo-2fa-heading" tabindex="-1">${m.twoFactorHeading}</h2>
 <p id="bo-2fa-state"></p>

@@ -439,11 +439,22 @@ export class TypeOrmBackOfficeUserStore
   }
 
   async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
+    await this.insertOnlyLiveToken(userId, purpose, tokenHash, expiresAt, now, null);
+  }
+
+  /**
+   * Voids the user's live tokens of `purpose` and stores the new one, in one transaction under an advisory lock of
+   * the user and purpose: two concurrent requests (two "forgot password" clicks, two resends of an invite) would
+   * each void what was committed before and both insert, leaving two live links (OWASP ASVS 4.0 2.5.x: one live link).
+   * The lock is taken first and no other writer takes it, so it adds no lock-order cycle with the token and user rows.
+   */
+  private async insertOnlyLiveToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<void> {
     await this.transaction(async (store) => {
+      await store.manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_user_token:${userId}:${purpose}`]);
       await store.voidTokens(userId, purpose, now);
       await store.manager.query(
-        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)`,
-        [userId, purpose, tokenHash, expiresAt, now],
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [userId, purpose, tokenHash, expiresAt, now, newEmail],
       );
     });
   }
@@ -478,13 +489,7 @@ export class TypeOrmBackOfficeUserStore
   }
 
   async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
-    await this.transaction(async (store) => {
-      await store.voidTokens(userId, 'change_email', now);
-      await store.manager.query(
-        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [userId, 'change_email', tokenHash, expiresAt, now, newEmail],
-      );
-    });
+    await this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
   }
 
   async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {
