@@ -65,6 +65,34 @@ describe('Rate limits and several app instances', () => {
     }
   });
 
+  it('ASVS 2.2.1: a limit reached late in its window still holds after the first attempts age out (in memory: no uncounted attempts while blocked; Retry-After is when one is allowed again)', async () => {
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 3 } }) });
+    const realNow = Date.now.bind(Date);
+    let offsetMs = 0;
+    const clock = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offsetMs);
+    try {
+      const http = new HttpClient(ctx.url);
+      const first = [];
+      for (let i = 0; i < 3; i++) first.push((await http.login(email(), 'wrong password entirely')).status);
+      expect(first).toEqual([401, 401, 401]);
+      offsetMs = 50_000; // late in the minute: the fourth attempt is over the limit
+      const blocked = await http.login(email(), 'wrong password entirely');
+      expectClientError(blocked, 429);
+      const retryAfter = Number(blocked.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(11);
+      offsetMs += retryAfter * 1000 + 1000; // the first three attempts are a minute old now
+      const statuses = [];
+      for (let i = 0; i < 8; i++) statuses.push((await http.login(email(), 'wrong password entirely')).status);
+      // At most 3 per minute, as before: the attempts after the block are counted again.
+      expect(statuses.filter((s) => s !== 429).length).toBeLessThanOrEqual(3);
+      expect(statuses.slice(3)).toEqual([429, 429, 429, 429, 429]);
+    } finally {
+      clock.mockRestore();
+      await ctx.close();
+    }
+  });
+
   it('ASVS 2.2.1: a blocked per-IP limit of another way in (2FA) does not switch off the per-IP login limit (each rule its own record)', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 4 } }) });
     try {

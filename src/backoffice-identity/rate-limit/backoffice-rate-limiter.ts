@@ -51,8 +51,11 @@ export class BackOfficeRateLimiter {
     let retryAfter = 0;
     for (const rule of rules) {
       try {
-        const record = await this.storage.increment(BackOfficeRateLimiter.storageKey(rule), rule.windowSeconds * 1000, rule.limit, rule.windowSeconds * 1000, rule.name);
-        if (record.totalHits > rule.limit) retryAfter = Math.max(retryAfter, record.timeToExpire);
+        // No block duration: with one, the in-memory storage stops counting while blocked, and its block outlives
+        // the hits that set it, so once those aged out every attempt went through uncounted until the block ended.
+        // Without, it keeps a sliding log of the allowed hits and names when the oldest one ages out.
+        const record = await this.storage.increment(BackOfficeRateLimiter.storageKey(rule), rule.windowSeconds * 1000, rule.limit, 0, rule.name);
+        if (record.totalHits > rule.limit) retryAfter = Math.max(retryAfter, record.timeToBlockExpire > 0 ? record.timeToBlockExpire : record.timeToExpire);
       } catch (error) {
         this.logger.error(`Rate-limit storage failed for ${rule.name}: ${(error as Error).message}`);
       }
