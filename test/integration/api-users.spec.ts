@@ -373,6 +373,18 @@ describe('API users: revocation races with the client credentials grant', () => 
     if (token) expect(await apiUsers.authenticateBearer(token)).toBeNull();
   });
 
+  it('V2.2.1: a client lockout that begins while a request with the right secret is under way refuses that request too (as a password sign-in re-checks the lock after the hash)', async () => {
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const { clientId, clientSecret } = await apiUsers.create({ name: 'Raced', groups: [] });
+    const token = await tokenIssuedDuring(clientId, clientSecret, async () => {
+      for (let i = 0; i < 5; i++) {
+        const wrong = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: clientId, client_secret: `bocs_${'E'.repeat(43)}` });
+        expect(wrong.status).toBe(401);
+      }
+    });
+    expect(token).toBeNull();
+  });
+
   it('V3.3.1: a disable leaves no token that enabling again revives, even one whose request checked the user just before', async () => {
     const apiUsers = ctx.app.get(BackOfficeApiUserService);
     const { user, clientId, clientSecret } = await apiUsers.create({ name: 'Raced', groups: [] });

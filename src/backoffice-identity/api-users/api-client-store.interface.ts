@@ -48,8 +48,9 @@ export interface BackOfficeApiClientStore {
   resetAccessFailedCount(userId: string): Promise<void>;
   /**
    * Stores a bearer token. With `issuedFor`, only while the client still has that secret (the current one, or the
-   * previous one within its overlap) and its user is enabled, checked by the write itself, so a rotation or disable
-   * that revoked the user's tokens after the secret was checked leaves no token behind: false when nothing was written.
+   * previous one within its overlap), the client is not locked and its user is enabled, checked by the write itself, so
+   * a rotation, disable or lockout that came after the secret was checked leaves no token behind: false when nothing
+   * was written.
    */
   createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean | void>;
   findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null>;

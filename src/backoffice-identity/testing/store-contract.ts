@@ -512,9 +512,13 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await issue('token-4', 'secret-1', at(4))).toBe(true);
         expect(await issue('token-5', 'secret-1', at(3 * HOUR))).toBe(false);
         expect(await issue('token-6', 'secret-0', at(4))).toBe(false);
+        // ASVS 4.0 2.2.1: nor while the client is locked (a lockout that began after the secret was checked).
+        await apiClientStore.recordFailedAccess(user.id, { maxFailedAccessAttempts: 1, lockoutEnd: at(HOUR) }, at(4));
+        expect(await issue('token-8', 'secret-2', at(5))).toBe(false);
+        expect(await issue('token-9', 'secret-2', at(HOUR + 1))).toBe(true);
         await userStore.updateProfile(user.id, { isApproved: false }, at(5));
         expect(await issue('token-7', 'secret-2', at(5))).toBe(false);
-        for (const [name, written] of [['token-3', true], ['token-4', true], ['token-5', false], ['token-6', false], ['token-7', false]] as const) {
+        for (const [name, written] of [['token-3', true], ['token-4', true], ['token-5', false], ['token-6', false], ['token-7', false], ['token-8', false], ['token-9', true]] as const) {
           expect([name, (await apiClientStore.findAccessToken(hash(name))) !== null]).toEqual([name, written]);
         }
       });

@@ -95,11 +95,12 @@ export class InMemoryBackOfficeApiClientStore implements BackOfficeApiClientStor
     return true;
   }
 
-  /** The client still has this secret (current, or previous within its overlap) and its user is enabled. */
+  /** The client still has this secret (current, or previous within its overlap), is not locked, and its user is enabled. */
   private stillIssuable(userId: string, secretHash: string, now: Date): boolean {
     const c = this.byUser(userId);
     const previous = c?.previousSecretHash === secretHash && c.previousSecretExpiresAt !== null && c.previousSecretExpiresAt > now;
-    return !!c && this.state.users.get(userId)?.isApproved === true && (c.secretHash === secretHash || previous);
+    const locked = c?.lockoutEnd != null && c.lockoutEnd > now;
+    return !!c && !locked && this.state.users.get(userId)?.isApproved === true && (c.secretHash === secretHash || previous);
   }
 
   async findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null> {

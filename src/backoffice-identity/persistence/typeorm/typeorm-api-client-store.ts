@@ -112,7 +112,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
     const rows = await this.dataSource.query(
       `INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at)
        SELECT c.user_id, $2, $3, $4 FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id
-        WHERE c.user_id = $1 AND u.is_approved
+        WHERE c.user_id = $1 AND u.is_approved AND (c.lockout_end IS NULL OR c.lockout_end <= $3)
           AND (c.secret_hash = $5 OR (c.previous_secret_hash = $5 AND c.previous_secret_expires_at > $3))
         FOR SHARE OF c, u
        RETURNING id`,
