@@ -200,6 +200,17 @@ describe('API users: client credentials and bearer tokens', () => {
     expect((await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) })).status).toBe(200);
   });
 
+  it('V2.2.1: an admin\'s unlock (POST /users/:id/unlock) ends a client lockout: the API user gets tokens again with its secret, no rotation needed', async () => {
+    const { clientId, clientSecret, user } = await createApiUser(['readers']);
+    for (let i = 0; i < 5; i++) expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, `bocs_${'F'.repeat(43)}`) }), 401, 'invalid_client');
+    expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) }), 401, 'invalid_client');
+    const unlocked = await admin.post(`/users/${user.id}/unlock`);
+    expect(unlocked.status, unlocked.text).toBe(200);
+    const res = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) });
+    expect(res.status, res.text).toBe(200);
+    expect((await anon().get('/users?take=1', bearer(res.body.access_token))).status).toBe(200);
+  });
+
   it('secret rotation: the previous secret works during the overlap only; overlap 0 ends it at once', async () => {
     const { clientId, clientSecret, user } = await createApiUser(['readers']);
     const rotated = await admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: 5 });

@@ -716,6 +716,8 @@ export class BackOfficeUserManager {
     if (lockoutEnd === null) {
       await store.resetAccessFailedCount(user.id, now);
       user.accessFailedCount = 0;
+      // An API user's wrong secrets lock its client, not its user row: the unlock ends that lockout too.
+      if (user.kind === 'api' && this.apiClientStore) await this.apiClientStore.clearLockout(user.id);
       await this.notify(UserUnlockedNotification, user);
     } else {
       await this.notify(UserLockedNotification, user);

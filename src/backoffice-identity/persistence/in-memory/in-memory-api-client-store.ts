@@ -88,6 +88,11 @@ export class InMemoryBackOfficeApiClientStore implements BackOfficeApiClientStor
     if (c) c.accessFailedCount = 0;
   }
 
+  async clearLockout(userId: string): Promise<void> {
+    const c = this.byUser(userId);
+    if (c) Object.assign(c, { accessFailedCount: 0, lockoutEnd: null });
+  }
+
   async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean> {
     if (this.tokens.has(tokenHash)) throw new Error('duplicate access token');
     if (issuedFor && !this.stillIssuable(userId, issuedFor.secretHash, now)) return false;

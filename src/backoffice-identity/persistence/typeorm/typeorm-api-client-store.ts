@@ -98,6 +98,11 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
     await this.dataSource.query(`UPDATE backoffice_api_client SET access_failed_count = 0 WHERE user_id = $1`, [userId]);
   }
 
+  async clearLockout(userId: string): Promise<void> {
+    if (!isUuid(userId)) return;
+    await this.dataSource.query(`UPDATE backoffice_api_client SET access_failed_count = 0, lockout_end = NULL WHERE user_id = $1`, [userId]);
+  }
+
   async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean> {
     if (!issuedFor) {
       await this.dataSource.query(`INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`, [
