@@ -185,6 +185,12 @@ export class UsersController {
   @requirePermissions('users.manage')
   async disable(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: DisableUserDto): Promise<BackOfficeUserDto> {
     const until = body.until === undefined ? null : new Date(body.until);
+    // The strict ISO 8601 rule also passes forms Date cannot read (2099-W50, 20991201T000000Z): no date to store.
+    if (until && Number.isNaN(until.getTime())) {
+      throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
+        errors: [{ field: 'until', code: 'isDateString', description: 'until must be a date-time such as 2030-01-31T17:00:00Z' }],
+      });
+    }
     if (until && until.getTime() <= this.clock.now().getTime()) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'until must be in the future.', { errors: [{ field: 'until', code: 'in_the_past', description: 'until must be in the future' }] });
     }
