@@ -101,6 +101,12 @@ export class BackOfficeGroupService {
     const result = await this.store.update(
       alias,
       (before) => {
+        const oldPermissions = this.registry.groupPermissions(before.alias, before.permissions);
+        // The caller first: an attempt on a group beyond them (admin included) is a refusal (403, audited), not a 409.
+        if (actor) {
+          this.assertMayChangeGroup(actor, before.alias, oldPermissions);
+          if (permissions !== undefined) this.assertMayGrant(actor, permissions);
+        }
         if (permissions !== undefined && before.alias === ADMIN_GROUP_ALIAS && !this.sameSet(permissions, this.registry.allKeys())) {
           throw new BackOfficeHttpError(
             409,
@@ -109,11 +115,6 @@ export class BackOfficeGroupService {
           );
         }
         changes = {};
-        const oldPermissions = this.registry.groupPermissions(before.alias, before.permissions);
-        if (actor) {
-          this.assertMayChangeGroup(actor, before.alias, oldPermissions);
-          if (permissions !== undefined) this.assertMayGrant(actor, permissions);
-        }
         if (name !== undefined && name !== before.name) changes.name = { from: before.name, to: name };
         if (permissions !== undefined && !this.sameSet(permissions, oldPermissions)) changes.permissions = { from: oldPermissions, to: permissions };
         const requireTwoFactor = input.requireTwoFactor ?? before.requireTwoFactor;
@@ -135,12 +136,13 @@ export class BackOfficeGroupService {
    */
   async delete(alias: string, moveMembersTo?: string, actor?: GroupActor): Promise<void> {
     const result = await this.store.delete(alias, moveMembersTo, (group, target) => {
-      if (group.alias === ADMIN_GROUP_ALIAS) throw new BackOfficeHttpError(409, 'builtin_group', 'The built-in admin group cannot be deleted.');
       if (actor) {
         // Outside admin: only a group within the actor's permissions goes, and its members move only into such a group.
+        // Checked first, so an attempt on admin is a refusal (403, audited) rather than a 409.
         this.assertMayChangeGroup(actor, group.alias, this.registry.groupPermissions(group.alias, group.permissions));
         if (target) this.assertMayChangeGroup(actor, target.alias, this.registry.groupPermissions(target.alias, target.permissions));
       }
+      if (group.alias === ADMIN_GROUP_ALIAS) throw new BackOfficeHttpError(409, 'builtin_group', 'The built-in admin group cannot be deleted.');
       if (moveMembersTo !== undefined) {
         if (moveMembersTo === group.alias) throw new BackOfficeHttpError(400, 'validation_failed', 'moveMembersTo must be another group.');
         if (!target) throw new BackOfficeHttpError(400, 'validation_failed', `moveMembersTo: unknown group "${moveMembersTo}".`);
