@@ -14,11 +14,11 @@ interface ImportWriteOptions {
 }
 
 /**
- * SQL of "this user can sign in now" (approved, not locked out, not waiting for an invite to be accepted): only
- * such admins keep the back office administrable, as in the manager's last-admin rule.
+ * SQL of "this person can sign in now" (a person, not an API user; approved, not locked out, not waiting for an
+ * invite to be accepted): only such admins keep the back office administrable, as in the manager's last-admin rule.
  */
 const canSignInNow = (u: string, now: string) =>
-  `${u}.is_approved AND (${u}.lockout_end IS NULL OR ${u}.lockout_end <= ${now}::timestamptz)
+  `${u}.kind = 'person' AND ${u}.is_approved AND (${u}.lockout_end IS NULL OR ${u}.lockout_end <= ${now}::timestamptz)
    AND NOT (${u}.invited_at IS NOT NULL AND ${u}.password_hash IS NULL AND ${u}.last_login_at IS NULL)`;
 
 const rowsOf = <T>(result: unknown): T[] => (Array.isArray((result as unknown[])[0]) ? (result as T[][])[0] : (result as T[]));
