@@ -211,6 +211,23 @@ describe('API users: client credentials and bearer tokens', () => {
     expect((await anon().get('/users?take=1', bearer(res.body.access_token))).status).toBe(200);
   });
 
+  it('OWASP ASVS 4.0 3.3.4: an admin\'s "sign out everywhere" (DELETE /users/:id/sessions) of an API user ends its bearer tokens; its secret still gets new ones', async () => {
+    const { clientId, clientSecret, user } = await createApiUser(['readers']);
+    const tokens = [await tokenFor(clientId, clientSecret), await tokenFor(clientId, clientSecret)];
+    for (const token of tokens) expect((await anon().get('/users?take=1', bearer(token))).status).toBe(200);
+    const other = await createApiUser(['readers'], 'Other robot');
+    const otherToken = await tokenFor(other.clientId, other.clientSecret);
+    const revoked = await admin.delete(`/users/${user.id}/sessions`);
+    expect(revoked.status, revoked.text).toBe(204);
+    for (const token of tokens) expectClientError(await anon().get('/users?take=1', bearer(token)), 401);
+    // Only that API user's tokens; the client itself keeps working (rotate the secret to end that too).
+    expect((await anon().get('/users?take=1', bearer(otherToken))).status).toBe(200);
+    expect((await anon().get('/users?take=1', bearer(await tokenFor(clientId, clientSecret)))).status).toBe(200);
+    const audit = await admin.get(`/audit?userId=${user.id}&event=backoffice.user.sessions.revoked`);
+    expect(audit.status, audit.text).toBe(200);
+    expect(audit.body.items[0]?.details?.count).toBe(2);
+  });
+
   it('secret rotation: the previous secret works during the overlap only; overlap 0 ends it at once', async () => {
     const { clientId, clientSecret, user } = await createApiUser(['readers']);
     const rotated = await admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: 5 });

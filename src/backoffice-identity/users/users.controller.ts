@@ -305,13 +305,14 @@ export class UsersController {
 
   @Delete(':id/sessions')
   @HttpCode(204)
-  @ApiNoContentResponse({ description: 'Every session of the user ended' })
+  @ApiNoContentResponse({ description: "Every session of the user ended (an API user's bearer tokens)" })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @requirePermissions('sessions.manage')
   async revokeSessions(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
     const user = await this.findManageable(request, id);
-    const count = await this.sessions.revokeAll(user.id);
+    // An API user's "sessions" are its bearer tokens: signing it out everywhere ends them (its secret still works).
+    const count = user.kind === 'api' ? await this.apiUsers.revokeTokens(user.id) : await this.sessions.revokeAll(user.id);
     await this.userManager.notify(UserSessionsRevokedNotification, user, { count });
   }
 
