@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { type ArgumentsHost, BadRequestException, Catch, Controller, type ExceptionFilter, Get, HttpCode, HttpException, Post } from '@nestjs/common';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, httpPlatform, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { BackOfficeAuthorize, BackOfficeRequestContextStore } from '../../src/backoffice-identity/index.js';
@@ -48,17 +48,48 @@ class HostController {
   }
 }
 
+/** One keep-alive connection to `url` for every request, as a reverse proxy keeps to the app. */
+function keepAliveConnection(url: string) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const get = (path: string, headers: Record<string, string> = {}) =>
+    new Promise<{ status?: number; body: any }>((resolve, reject) => {
+      const request = http.request(`${url}${path}`, { agent, headers }, (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+      });
+      request.on('error', reject);
+      request.end();
+    });
+  return { get, close: () => agent.destroy() };
+}
+
 describe('Scope: the module formats its own errors and sets its request context on its own routes only', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
   let host: HttpClient;
+  /** What the host's app-level middleware (Express) or `onRequest` hook (Fastify), which runs before any route, saw of the request context. */
+  const beforeRouting: Array<{ path: string; active: boolean; performingUserId: string | null }> = [];
 
   beforeAll(async () => {
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, {
       identity: { rateLimits: { enabled: false } },
       controllers: [HostController],
-      beforeListen: (app) => void app.useGlobalFilters(new HostErrorFilter()),
+      beforeListen: (app) => {
+        app.useGlobalFilters(new HostErrorFilter());
+        const record = (path: string) => {
+          if (!path.startsWith('/host/')) return;
+          const active = BackOfficeRequestContextStore.active();
+          beforeRouting.push({ path, active, performingUserId: BackOfficeRequestContextStore.current().performingUserId ?? null });
+        };
+        if (httpPlatform() === 'fastify') {
+          const fastify = app.getHttpAdapter().getInstance() as { addHook(name: 'onRequest', hook: (request: { url: string }, reply: unknown, done: () => void) => void): void };
+          fastify.addHook('onRequest', (request, _reply, done) => (record(request.url), done()));
+        } else {
+          app.use((request: { url: string }, _response: unknown, next: () => void) => (record(request.url), next()));
+        }
+      },
     });
     host = new HttpClient(ctx.url, '');
   });
@@ -159,6 +190,27 @@ describe('Scope: the module formats its own errors and sets its request context 
       expect((await get('/host/context')).body).toEqual({ active: false });
     } finally {
       agent.destroy();
+    }
+  });
+
+  it('ASVS 4.0 7.1.4: host code that runs before the routes (an app-level middleware, a Fastify hook) never sees the request context of the previous request on the connection', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'scope-before-routing@example.com', name: 'Scope', password: TEST_PASSWORD })).value!;
+    const signedIn = new HttpClient(ctx.url);
+    expect((await signedIn.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    const connection = keepAliveConnection(ctx.url);
+    try {
+      beforeRouting.length = 0;
+      expect((await connection.get('/host/guarded-context', { cookie: signedIn.cookieHeader() })).body).toMatchObject({ active: true, performingUserId: user.id });
+      // The next (anonymous) request on that connection, and one more after it.
+      expect((await connection.get('/host/context')).body).toEqual({ active: false });
+      expect((await connection.get('/host/context')).body).toEqual({ active: false });
+      expect(beforeRouting).toEqual([
+        { path: '/host/guarded-context', active: false, performingUserId: null },
+        { path: '/host/context', active: false, performingUserId: null },
+        { path: '/host/context', active: false, performingUserId: null },
+      ]);
+    } finally {
+      connection.close();
     }
   });
 });
