@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { independentCode } from '../support/oathtool.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, signedInClient, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
-import { TypeOrmBackOfficeSessionStore, type BackOfficeSessionChanges } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, TypeOrmBackOfficeSessionStore, type BackOfficeNotification, type BackOfficeSessionChanges } from '../../src/backoffice-identity/index.js';
 
 /**
  * A session store that, once armed, holds the adoption of a new security stamp (the write that follows the
@@ -121,6 +122,23 @@ describe('a session stays signed in throughout an account change it makes (no 40
     hold.release();
     expect((await pending).status).toBe(200);
     // The session adopted the stamp it announced, which the user no longer has.
+    expect((await mine.get('/auth/me')).status).toBe(401);
+  });
+
+  it('OWASP ASVS 4.0 3.3.3: a stamp renewal by a listener of the change (the host ends every session when a password changes) ends the changing session too: the announced stamp is the change\'s own, not its listeners\'', async () => {
+    const { user, mine, other } = await twoSessions();
+    const emitter = ctx.app.get(EventEmitter2);
+    const signOutEverywhere = async (n: BackOfficeNotification) => {
+      if (n.affectedUserId === user.id) await ctx.userManager.updateSecurityStamp((await ctx.userManager.findById(user.id))!);
+    };
+    emitter.on(BackOfficeEvents.PasswordChanged, signOutEverywhere);
+    try {
+      const changed = await mine.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'a brand new passphrase 44' });
+      expect(changed.status, changed.text).toBe(200);
+    } finally {
+      emitter.off(BackOfficeEvents.PasswordChanged, signOutEverywhere);
+    }
+    expect((await other.get('/auth/me')).status).toBe(401);
     expect((await mine.get('/auth/me')).status).toBe(401);
   });
 });

@@ -1096,6 +1096,8 @@ export class BackOfficeUserManager {
       dateTimeUtc: this.now(),
       ...extra,
     });
-    return this.notifications.publish(notification);
+    // Listeners run outside {@link withSecurityStamp}: the announced stamp is the change's own, and a renewal a
+    // listener makes (e.g. a host ending every session after a password change) must be a new stamp.
+    return this.announcedSecurityStamp.exit(() => this.notifications.publish(notification));
   }
 }
