@@ -447,10 +447,14 @@ export class TypeOrmBackOfficeUserStore
    * the user and purpose: two concurrent requests (two "forgot password" clicks, two resends of an invite) would
    * each void what was committed before and both insert, leaving two live links (OWASP ASVS 4.0 2.5.x: one live link).
    * The lock is taken first and no other writer takes it, so it adds no lock-order cycle with the token and user rows.
+   * Then the user's row, as the insert's foreign key would (FOR KEY SHARE), before any token row: an email change or
+   * an import's update locks the user's row and then voids the user's links, so voiding first and waiting for the row
+   * at the insert was a deadlock.
    */
   private async insertOnlyLiveToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<void> {
     await this.transaction(async (store) => {
       await store.manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_user_token:${userId}:${purpose}`]);
+      await store.manager.query(`SELECT 1 FROM backoffice_user WHERE id = $1 FOR KEY SHARE`, [userId]);
       await store.voidTokens(userId, purpose, now);
       await store.manager.query(
         `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
