@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { LdapPasswordChecker, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
+import { deriveUserState, LdapPasswordChecker, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -12,6 +12,7 @@ const bob = { uid: 'bob', cn: 'Bob Builder', mail: 'bob@ldap.example', password:
 const dora = { uid: 'dora', cn: 'Dora Explorer', mail: 'dora@ldap.example', password: 'dora in the directory 3' };
 const comma = { uid: 'comma,user', cn: 'Comma User', mail: 'comma@ldap.example', password: 'comma in the directory 4' };
 const noMail = { uid: 'nomail', cn: 'No Mail', password: 'no mail in the directory 5' };
+const erin = { uid: 'erin', cn: 'Erin Invited', mail: 'erin@ldap.example', password: 'erin in the directory 6' };
 
 /** Only an explicit opt-out skips the real directory; a machine without slapd fails the suite (see .ci/run). */
 const describeIfSlapd = process.env.SKIP_SLAPD_TESTS === '1' ? describe.skip : describe;
@@ -33,7 +34,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   const login = (username: string, password: string) => new HttpClient(ctx.url).login(username, password);
 
   beforeAll(async () => {
-    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail]);
+    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail, erin]);
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, {
       identity: {
@@ -73,6 +74,20 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     expect(ctx.userManager.isLockedOut(user)).toBe(true);
     await ctx.userManager.setLockoutEnd(user, null);
     expect((await login(dora.mail, dora.password)).status).toBe(200);
+  });
+
+  it('an invited user (invite not accepted) who is in the directory gets 403 not_allowed, stays invited, keeps the invite (OWASP ASVS 4.0 V2.3: activation through the invite only)', async () => {
+    const invited = await ctx.userManager.createInvitedUser({ email: erin.mail, name: 'Erin', groups: ['editor'] });
+    expect(invited.succeeded).toBe(true);
+    const { user, token } = invited.value!;
+    const response = await login(erin.mail, erin.password);
+    expectClientError(response, 403);
+    expect(response.body.code).toBe('not_allowed');
+    const after = (await ctx.userManager.findById(user.id))!;
+    expect(after.lastLoginAt).toBeNull();
+    expect(deriveUserState(after, new Date())).toBe('invited');
+    expect(await ctx.userManager.verifyUserToken(after, 'invite', token)).toBe(true);
+    expectClientError(await login(erin.mail, 'not the directory password'), 401);
   });
 
   it('unknown: a username in neither the directory nor the database is 401, counted like any unknown username', async () => {

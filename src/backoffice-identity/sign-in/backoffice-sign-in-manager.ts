@@ -12,7 +12,7 @@ import {
   UserLoginSuccessNotification,
   UserTwoFactorRequestedNotification,
 } from '../notifications/notifications.js';
-import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { deriveUserState, type BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { FailedAccessResult } from '../users/stores/user-store.interface.js';
 
@@ -241,12 +241,13 @@ export class BackOfficeSignInManager {
 
   /**
    * After a verified first factor (password or passkey): lifts a timed disable whose `until` has passed (the next
-   * sign-in enables the user again), then asks {@link canSignIn}. Null when the user may go on; else the
-   * notified `notAllowed` answer.
+   * sign-in enables the user again), then asks {@link canSignIn}. An invitee who has not accepted the invite is
+   * refused too: a password checker (LDAP) can vouch for a user without a local password. Null when the user may
+   * go on; else the notified `notAllowed` answer.
    */
   private async refuseUnlessAllowed(user: BackOfficeUser): Promise<SignInResult | null> {
     await this.userManager.liftExpiredDisable(user);
-    if (await this.canSignIn(user)) return null;
+    if ((await this.canSignIn(user)) && deriveUserState(user, this.userManager.now()) !== 'invited') return null;
     await this.userManager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
     return { status: 'notAllowed', user, reason: 'not_allowed' };
   }
