@@ -61,6 +61,19 @@ describe('Imported password hashes (published test vectors)', () => {
     expect(Date.now() - started).toBeLessThan(500);
   });
 
+  it('counts every PRF block of the subkey against the iteration limit (PBKDF2 runs all iterations once per block), and a stored one over it never runs', async () => {
+    // SHA-1 with a 256-byte subkey is 13 blocks: 1,000,000 iterations are 13,000,000 HMAC rounds, about 2.5 s of one thread.
+    for (const [prf, iterations, subkeyLength] of [[0, 1_000_000, 256], [1, 5_000_001, 64], [2, 2_500_001, 256]]) {
+      const result = toStoredImportedHash('aspnet-identity', v3(prf, iterations, 16, subkeyLength));
+      expect([prf, iterations, subkeyLength, 'error' in result && result.error.code]).toEqual([prf, iterations, subkeyLength, 'iteration_count_too_high']);
+    }
+    expect('stored' in toStoredImportedHash('aspnet-identity', v3(1, 5_000_000, 16, 64))).toBe(true);
+    expect('stored' in toStoredImportedHash('aspnet-identity', v3(0, 1_000_000, 16, 32))).toBe(true);
+    const started = Date.now();
+    expect(await verifyImportedHash(`${IMPORTED_HASH_PREFIX}aspnet-identity$${v3(0, 1_000_000, 16, 256)}`, 'x')).toBe(false);
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+
   it('refuses a bcrypt hash of a cost above 16 at import (a cost-31 check pins a thread for hours), and a stored one never runs', async () => {
     const bcryptOfCost = (cost: number) => `$2b$${String(cost).padStart(2, '0')}$${'N9qo8uLOickgx2ZMRZoMye'}${'IjZAgcfl7p92ldGxad68LJZdL17lhWy'}`;
     for (const cost of [17, 20, 31]) {

@@ -22,7 +22,10 @@ const FORMAT_ALIASES: Record<string, ImportedPasswordFormat> = {
 /** Prefix of an imported hash as stored: `$bo-import$<format>$<hash as given>`, so the hasher knows what it is. */
 export const IMPORTED_HASH_PREFIX = '$bo-import$';
 
-/** Imported PBKDF2 iteration counts above this are refused, so imported data cannot pin the CPU at sign-in. */
+/**
+ * Imported PBKDF2 iteration counts above this are refused, so imported data cannot pin the CPU at sign-in. PBKDF2
+ * runs every iteration once per output block of the PRF, so the limit applies to iterations times blocks.
+ */
 export const MAX_IMPORTED_PBKDF2_ITERATIONS = 10_000_000;
 
 /**
@@ -37,6 +40,8 @@ export const MAX_IMPORTED_HASH_LENGTH = 1024;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const BCRYPT = /^\$2[aby]\$(0[4-9]|[12]\d|3[01])\$[./A-Za-z0-9]{53}$/;
 const PRF = ['sha1', 'sha256', 'sha512'] as const;
+/** Output bytes of each PRF: a subkey longer than this takes ceil(length / output) runs of every iteration. */
+const PRF_OUTPUT_BYTES = [20, 32, 64] as const;
 /** ASP.NET Identity requires salts and subkeys of at least 128 bits; above 256 bytes no real system writes. */
 const MIN_PART = 16;
 const MAX_PART = 256;
@@ -86,6 +91,12 @@ function parseAspNetIdentity(hash: string): Parsed | ImportedHashError {
   if (saltLength < MIN_PART || saltLength > MAX_PART) return invalid(`The salt must be ${MIN_PART} to ${MAX_PART} bytes.`);
   const subkeyLength = bytes.length - 13 - saltLength;
   if (subkeyLength < MIN_PART || subkeyLength > MAX_PART) return invalid(`The subkey must be ${MIN_PART} to ${MAX_PART} bytes (truncated or oversized hash).`);
+  if (iterations * Math.ceil(subkeyLength / PRF_OUTPUT_BYTES[prf]) > MAX_IMPORTED_PBKDF2_ITERATIONS) {
+    return {
+      code: 'iteration_count_too_high',
+      description: `Imported hashes may use at most ${MAX_IMPORTED_PBKDF2_ITERATIONS} iterations, counted once per block of the subkey.`,
+    };
+  }
   return { kind: 'pbkdf2', digest: PRF[prf], iterations, salt: bytes.subarray(13, 13 + saltLength), subkey: bytes.subarray(13 + saltLength) };
 }
 
