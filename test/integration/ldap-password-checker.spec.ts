@@ -183,6 +183,33 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
+  it('StartTLS timeout: a server that accepts StartTLS and then never completes the TLS handshake costs at most the timeout', async () => {
+    const sockets: Socket[] = [];
+    // Answers the StartTLS extended request (whatever its message ID) with success, then reads and says nothing.
+    const stalling: Server = createServer((socket) => {
+      sockets.push(socket);
+      socket.once('data', (request: Buffer) => {
+        const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
+        const idAt = 2 + lengthBytes;
+        const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
+        const op = Buffer.from([0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]);
+        socket.write(Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]));
+      });
+    });
+    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (stalling.address() as { port: number }).port;
+      const checker = new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${port}`, startTls: true, timeoutMs: 300, connectTimeoutMs: 300, onDirectoryDown: 'deny' }));
+      const started = Date.now();
+      const answer = await Promise.race([checker.checkPassword(asUser(alice.mail), alice.password), new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000))]);
+      expect(answer).toBe('invalid');
+      expect(Date.now() - started).toBeLessThan(3000);
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => stalling.close(resolve));
+    }
+  });
+
   it('directory stopped mid-test: never a 500; fallback lets local hashes work, deny refuses; back when it returns', async () => {
     await slapd.pause();
     try {

@@ -35,7 +35,7 @@ export interface LdapPasswordCheckerOptions {
   tlsOptions?: ConnectionOptions;
   /** Default 5000. */
   connectTimeoutMs?: number;
-  /** Timeout of each LDAP operation. Default 5000. */
+  /** Timeout of each LDAP operation (and of the TLS handshake after StartTLS). Default 5000. */
   timeoutMs?: number;
   /** Create a local user at the first directory sign-in of an unknown username. Default false. */
   createUsers?: boolean;
@@ -162,7 +162,7 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     const client = new Client({ url: o.url, timeout: o.timeoutMs, connectTimeout: o.connectTimeoutMs, tlsOptions });
     let stage: 'connect' | 'user' = 'connect';
     try {
-      if (o.startTls) await client.startTLS(this.startTlsOptions());
+      if (o.startTls) await this.withinTimeout(client.startTLS(this.startTlsOptions()), 'StartTLS');
       const dn = o.userDnTemplate ? o.userDnTemplate.split('{username}').join(escapeLdapDnValue(login)) : await this.findUserDn(client, login);
       if (dn === null) return { result: 'fallback' };
       if (dn === undefined) return { result: 'invalid' };
@@ -175,6 +175,24 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
       return this.directoryDown(error);
     } finally {
       await client.unbind().catch(() => undefined);
+    }
+  }
+
+  /**
+   * `work` or a `TimeoutError` after `timeoutMs`. ldapts times out each LDAP message but not the TLS handshake that
+   * follows StartTLS: a server that stalls there would otherwise hold the sign-in forever. The `finally` of
+   * {@link authenticate} then closes the socket, which ends `work` (its late rejection is ignored).
+   */
+  private async withinTimeout<T>(work: Promise<T>, step: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`${step} timed out`), { name: 'TimeoutError' })), this.options.timeoutMs);
+    });
+    work.catch(() => undefined);
+    try {
+      return await Promise.race([work, timedOut]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
