@@ -8,6 +8,7 @@ import {
   MAX_RECORD_TEXT,
   readImportFile,
   readJsonArray,
+  readJsonLines,
   type ImportSourceItem,
 } from '../../src/backoffice-identity/cli/record-readers.js';
 
@@ -96,6 +97,26 @@ describe('Import file readers (streamed, one record at a time)', () => {
     let n = 0;
     for await (const item of readJsonArray(stream)) if ('record' in item) n++;
     expect(n).toBe(count);
+  });
+
+  it('JSON lines: a line without end (e.g. a whole array on one line) is reported once over the limit, not read into memory first', async () => {
+    const total = 32 * 1024 * 1024;
+    let pulled = 0;
+    const stream = Readable.from((function* () {
+      const chunk = 'x'.repeat(64 * 1024);
+      yield '{"email":"big@x.org","name":"';
+      for (; pulled < total; pulled += chunk.length) yield chunk;
+      yield '"}\n{"email":"ok@x.org"}\r\n\r\n{"email":"last@x.org"}';
+    })());
+    const items: ImportSourceItem[] = [];
+    let pulledAtFirstItem = -1;
+    for await (const item of readJsonLines(stream)) {
+      if (pulledAtFirstItem < 0) pulledAtFirstItem = pulled;
+      items.push(item);
+    }
+    expect(pulledAtFirstItem).toBeLessThan(4 * MAX_RECORD_TEXT);
+    expect(items.map((i) => ('record' in i ? i.record : i.error))).toEqual([`larger than ${MAX_RECORD_TEXT} characters`, { email: 'ok@x.org' }, { email: 'last@x.org' }]);
+    expect(items.map((i) => i.position)).toEqual([1, 2, 3]);
   });
 
   it('knows formats by extension', () => {

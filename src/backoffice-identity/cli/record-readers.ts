@@ -1,5 +1,4 @@
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { parse as parseCsv } from 'csv-parse';
 
@@ -114,16 +113,52 @@ export async function* readJsonArray(input: AsyncIterable<string | Buffer>): Asy
   if (state !== 'end') throw new ImportFileError(`the JSON array is not closed (truncated file?) after record ${position}`);
 }
 
-/** JSON lines: one record per line; blank lines are skipped, a bad line is reported and the rest still read. */
-export async function* readJsonLines(input: Readable): AsyncGenerator<ImportSourceItem> {
-  const lines = createInterface({ input, crlfDelay: Infinity });
+/**
+ * JSON lines: one record per line; blank lines are skipped, a bad line is reported and the rest still read. Lines
+ * end at `\n`, `\r\n` or `\r`. A line longer than {@link MAX_RECORD_TEXT} is reported as soon as it is, and the
+ * rest of it skipped unread into memory (a file without line breaks, such as a whole array on one line, is never held).
+ */
+export async function* readJsonLines(input: AsyncIterable<string | Buffer>): AsyncGenerator<ImportSourceItem> {
   let position = 0;
-  for await (const line of lines) {
-    const text = line.replace(/^\uFEFF/, '').trim();
-    if (text.length === 0) continue;
-    position++;
-    yield text.length > MAX_RECORD_TEXT ? { position, error: `larger than ${MAX_RECORD_TEXT} characters` } : parseRecord(position, text);
+  let parts: string[] = [];
+  let length = 0;
+  let skipping = false;
+  /** Adds text to the current line; answers the error item when the line has just become too long. */
+  const keep = (text: string): ImportSourceItem | null => {
+    if (skipping) return null;
+    length += text.length;
+    if (length <= MAX_RECORD_TEXT) {
+      parts.push(text);
+      return null;
+    }
+    parts = [];
+    skipping = true;
+    return { position: ++position, error: `larger than ${MAX_RECORD_TEXT} characters` };
+  };
+  const endLine = (): ImportSourceItem | null => {
+    const text = parts.join('').replace(/^\uFEFF/, '').trim();
+    const wasSkipping = skipping;
+    parts = [];
+    length = 0;
+    skipping = false;
+    return wasSkipping || text.length === 0 ? null : parseRecord(++position, text);
+  };
+  for await (const raw of input) {
+    const chunk = typeof raw === 'string' ? raw : raw.toString('utf8');
+    const lineBreaks = /\r\n?|\n/g;
+    let start = 0;
+    for (let found = lineBreaks.exec(chunk); found; found = lineBreaks.exec(chunk)) {
+      const tooLong = keep(chunk.slice(start, found.index));
+      if (tooLong) yield tooLong;
+      start = found.index + found[0].length;
+      const item = endLine();
+      if (item) yield item;
+    }
+    const tooLong = keep(chunk.slice(start));
+    if (tooLong) yield tooLong;
   }
+  const last = endLine();
+  if (last) yield last;
 }
 
 const CSV_BOOLEAN: Record<string, boolean> = { true: true, false: false, '1': true, '0': false, yes: true, no: false };
