@@ -41,6 +41,22 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     expect(reset.status).toBe(400);
   });
 
+  it('voids the reset and invite links of the old address when an import moves the email to a variant of the same key (ASVS 4.0 V2.5, as an admin email change does)', async () => {
+    const email = 'impupd-mover@example.com';
+    const moved = 'impupd-mover@\uff45xample.com'; // fullwidth "e": the same lookup key (NFKC), another address to a mail server
+    const user = (await ctx.userManager.createUser({ email, name: 'Mover', password, groups: ['editor'] })).value!;
+    const staleToken = await ctx.userManager.generatePasswordResetToken(user);
+    const imported = await admin.post('/users/import', { users: [{ email: moved, name: 'Mover', groups: ['editor'] }], onConflict: 'update' });
+    expect(imported.body.results[0].outcome, imported.text).toBe('updated');
+    const after = (await ctx.userManager.findById(user.id))!;
+    expect(after.email).toBe(moved);
+    expect(await ctx.userManager.verifyUserToken(after, 'password_reset', staleToken)).toBe(false);
+    // A record that leaves the email as it is keeps the links (nothing moved).
+    const fresh = await ctx.userManager.generatePasswordResetToken(after);
+    expect((await admin.post('/users/import', { users: [{ email: moved, name: 'Mover again', groups: ['editor'] }], onConflict: 'update' })).body.results[0].outcome).toBe('updated');
+    expect(await ctx.userManager.verifyUserToken((await ctx.userManager.findById(user.id))!, 'password_reset', fresh)).toBe(true);
+  });
+
   it('ends the sessions of a user whose password hash an import replaced', async () => {
     const email = 'impupd-victim2@example.com';
     await ctx.userManager.createUser({ email, name: 'Victim', password, groups: ['editor'] });

@@ -154,25 +154,26 @@ async function withoutLastProtectedMember(
 
 /**
  * Overwrites an existing user's profile (and its hash when the record has one; its `isApproved` when the record
- * has one, else it keeps its own); a new security stamp ends its sessions. When the hash changed or the user was
- * disabled, its outstanding password-reset, invite and email-change links are voided, as the manager's password
- * change and disable do (OWASP ASVS 4.0 V2.5, 3.3.3); a disabled user's API bearer tokens are revoked (3.3.1), so
+ * has one, else it keeps its own); a new security stamp ends its sessions. When the hash or the email (a variant
+ * of the same lookup key) changed or the user was disabled, its outstanding password-reset, invite and email-change links are voided, as the manager's password
+ * change, email change and disable do (OWASP ASVS 4.0 V2.5, 3.3.3); a disabled user's API bearer tokens are revoked (3.3.1), so
  * enabling it again never revives them. All in the caller's transaction.
  */
 async function updateUser(manager: EntityManager, id: string, row: ImportedUserRow, now: Date): Promise<void> {
   const result = await manager.query(
-    `WITH old AS (SELECT password_hash, is_approved FROM backoffice_user WHERE id = $1 FOR UPDATE)
+    `WITH old AS (SELECT password_hash, is_approved, email FROM backoffice_user WHERE id = $1 FOR UPDATE)
      UPDATE backoffice_user u SET username = $2, normalized_username = $3, email = $4, name = $5,
        password_hash = COALESCE($6, u.password_hash), security_stamp = $7, is_approved = COALESCE($8, u.is_approved),
        last_password_change_at = CASE WHEN $6::text IS NOT NULL AND $6::text IS DISTINCT FROM old.password_hash THEN $10 ELSE u.last_password_change_at END,
        last_login_at = COALESCE($9, u.last_login_at), updated_at = $10
      FROM old WHERE u.id = $1
-     RETURNING (u.password_hash IS DISTINCT FROM old.password_hash) AS hash_changed, old.is_approved AS was_approved, u.is_approved AS approved`,
+     RETURNING (u.password_hash IS DISTINCT FROM old.password_hash) AS hash_changed, (u.email IS DISTINCT FROM old.email) AS email_changed,
+               old.is_approved AS was_approved, u.is_approved AS approved`,
     [id, row.username, row.normalizedUsername, row.email, row.name, row.passwordHash, row.securityStamp, row.isApproved, row.lastLoginAt, now],
   );
-  const written = rowsOf<{ hash_changed: boolean; was_approved: boolean; approved: boolean }>(result)[0];
+  const written = rowsOf<{ hash_changed: boolean; email_changed: boolean; was_approved: boolean; approved: boolean }>(result)[0];
   if (!written) return;
-  if (written.hash_changed || (written.was_approved && !written.approved)) {
+  if (written.hash_changed || written.email_changed || (written.was_approved && !written.approved)) {
     await manager.query(
       `UPDATE backoffice_user_token SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('password_reset', 'invite', 'change_email')`,
       [id, now],

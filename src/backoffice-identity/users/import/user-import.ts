@@ -78,7 +78,7 @@ export interface UserImportStore {
   /**
    * Writes `rows` in one transaction (rolled back when `dryRun`), new users inserted in bulk, and answers one
    * outcome per row in order. `protectedGroup` (the admin group) keeps at least one approved member. An updated
-   * user keeps its `isApproved` when the row's is null; when its password hash changes, its outstanding
+   * user keeps its `isApproved` when the row's is null; when its password hash or its email changes, its outstanding
    * password-reset, invite and email-change tokens are voided in the same transaction; when it is disabled, its
    * API bearer tokens are revoked.
    */
