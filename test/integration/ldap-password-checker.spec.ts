@@ -210,6 +210,40 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
+  it('a user bind the directory refuses with another result code (389-DS answers 53 for a locked account) is invalid, never a fall-back to the local hash', async () => {
+    const sockets: Socket[] = [];
+    let resultCode = 53;
+    // Answers every bind request (application tag 0x60) with a BindResponse carrying `resultCode`.
+    const refusing: Server = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('data', (request: Buffer) => {
+        const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
+        const idAt = 2 + lengthBytes;
+        const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
+        if (request[idAt + id.length] !== 0x60) return;
+        const op = Buffer.from([0x61, 0x07, 0x0a, 0x01, resultCode, 0x04, 0x00, 0x04, 0x00]);
+        socket.write(Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]));
+      });
+    });
+    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `ldap://127.0.0.1:${(refusing.address() as { port: number }).port}`;
+      const checker = new LdapPasswordChecker({ url, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 1000, onDirectoryDown: 'fallback' });
+      for (const code of [53, 50, 32]) {
+        resultCode = code;
+        expect([code, await checker.checkPassword(asUser('alice'), alice.password)]).toEqual([code, 'invalid']);
+      }
+      // busy (51) and unavailable (52) are the directory saying it cannot answer now: an outage (onDirectoryDown).
+      for (const code of [51, 52]) {
+        resultCode = code;
+        expect([code, await checker.checkPassword(asUser('alice'), alice.password)]).toEqual([code, 'fallback']);
+      }
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => refusing.close(resolve));
+    }
+  });
+
   it('directory stopped mid-test: never a 500; fallback lets local hashes work, deny refuses; back when it returns', async () => {
     await slapd.pause();
     try {

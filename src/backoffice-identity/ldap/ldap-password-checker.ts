@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { Logger } from '@nestjs/common';
-import { Client, InvalidCredentialsError, SizeLimitExceededError, type Entry } from 'ldapts';
+import { Client, ResultCodeError, SizeLimitExceededError, type Entry } from 'ldapts';
 import { CONTROL_CHARACTERS } from '../common/lookup-normalizer.js';
 import { BackOfficeIdentityOptionsError } from '../options/resolve-options.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
@@ -58,6 +58,9 @@ interface DirectoryAnswer {
   result: BackOfficePasswordCheckerResult;
   entry?: Entry;
 }
+
+/** LDAP result codes `busy` (51) and `unavailable` (52): the directory cannot answer now, an outage. */
+const OUTAGE_RESULT_CODES = new Set([51, 52]);
 
 const MAX_USERNAME = 256;
 const MAX_PASSWORD = 1024;
@@ -171,7 +174,9 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
       const entry = o.createUsers ? await this.readEntry(client, dn) : undefined;
       return { result: 'valid', entry };
     } catch (error) {
-      if (error instanceof InvalidCredentialsError && stage === 'user') return { result: 'invalid' };
+      // The directory answered the user's bind and did not accept it: invalid credentials (49), but also e.g. 53 for
+      // a locked or inactivated account (389-DS). Never a fall-back to the local hash; only busy/unavailable is an outage.
+      if (stage === 'user' && error instanceof ResultCodeError && !OUTAGE_RESULT_CODES.has(error.code)) return { result: 'invalid' };
       return this.directoryDown(error);
     } finally {
       await client.unbind().catch(() => undefined);
