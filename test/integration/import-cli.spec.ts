@@ -102,6 +102,20 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     }
   });
 
+  it('a report path that cannot be written fails with a clear error before anything is imported', async () => {
+    const file = join(dir, 'report-unwritable.json');
+    writeFileSync(file, JSON.stringify([{ email: 'report-unwritable@example.com', name: 'R', groups: [] }]));
+    await expect(run(file, { reportPath: join(dir, 'no-such-folder', 'report.jsonl') })).rejects.toThrow(/report.*no-such-folder|no-such-folder.*report/i);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT 1 FROM backoffice_user WHERE normalized_email = 'report-unwritable@example.com'`);
+      expect(rows).toHaveLength(0);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('a file that is not a JSON array fails with a clear error', async () => {
     const file = join(dir, 'object.json');
     writeFileSync(file, '{"users":[]}');

@@ -42,14 +42,26 @@ class ImportUsersCliModule {
 
 /** Writes the per-record report (JSON lines), waiting when the disk is slower than the import. */
 class ReportWriter {
-  private readonly stream: WriteStream;
-  constructor(path: string) {
-    this.stream = createWriteStream(path, { encoding: 'utf8', mode: 0o600 });
+  private error?: Error;
+  private constructor(private readonly stream: WriteStream) {
+    stream.on('error', (error) => (this.error ??= error));
+  }
+  /** Creates the report file first, so a path that cannot be written fails with a clear error before anything is imported. */
+  static async open(path: string): Promise<ReportWriter> {
+    const stream = createWriteStream(path, { encoding: 'utf8', mode: 0o600 });
+    try {
+      await once(stream, 'open');
+    } catch (error) {
+      throw new Error(`cannot write the report ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    return new ReportWriter(stream);
   }
   async write(line: object): Promise<void> {
+    if (this.error) throw this.error;
     if (!this.stream.write(`${JSON.stringify(line)}\n`)) await once(this.stream, 'drain');
   }
   async close(): Promise<void> {
+    if (this.error) return void this.stream.destroy();
     this.stream.end();
     await once(this.stream, 'finish');
   }
@@ -84,8 +96,14 @@ class Progress {
  * report line per record and publishes one audit entry with the counts. Never holds the whole file in memory.
  */
 export async function runImportUsers(options: ImportUsersCommandOptions): Promise<{ summary: ImportUsersSummary; seconds: number }> {
-  const app: INestApplicationContext = await NestFactory.createApplicationContext(ImportUsersCliModule.forRoot(options), { logger: ['error', 'warn'] });
-  const report = new ReportWriter(options.reportPath);
+  const report = await ReportWriter.open(options.reportPath);
+  let app: INestApplicationContext;
+  try {
+    app = await NestFactory.createApplicationContext(ImportUsersCliModule.forRoot(options), { logger: ['error', 'warn'] });
+  } catch (error) {
+    await report.close();
+    throw error;
+  }
   const progress = new Progress(options.progress);
   const summary: ImportUsersSummary = { total: 0, created: 0, updated: 0, skipped: 0, invalid: 0 };
   try {
