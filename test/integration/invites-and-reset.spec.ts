@@ -184,6 +184,25 @@ describe('Invites, email and password reset', () => {
     expectClientError(conflict, 409);
   });
 
+  it('OWASP ASVS 4.0 2.2.1: failed sign-ins on an invitee\'s address (a lockout attack) neither void the invite link nor block its resend', async () => {
+    const to = email('lockinv');
+    const created = await invite(to);
+    expect(created.status).toBe(201);
+    const first = linkParams((await smtp.waitFor(to)).text!, 'accept-invite');
+    for (let i = 0; i < 5; i++) await new HttpClient(ctx.url).login(to, 'an attacker guessing away');
+    expect((await new HttpClient(ctx.url).login(to, 'an attacker guessing away')).status).toBe(423);
+    const resent = await admin.post(`/users/${created.body.user.id}/resend-invite`);
+    expect(resent.status, resent.text).toBe(202);
+    await vi.waitUntil(() => smtp.countTo(to) === 2, { timeout: 5000 });
+    const second = linkParams(smtp.messages.filter((m) => JSON.stringify(m.to).includes(to))[1].text!, 'accept-invite');
+    expect(second.token).not.toBe(first.token);
+    const invitee = new HttpClient(ctx.url);
+    const accepted = await invitee.post('/auth/invite/accept', { userId: second.userId, token: second.token, password: 'the invitee own passphrase' });
+    expect(accepted.status, accepted.text).toBe(200);
+    expect(accepted.body).toMatchObject({ status: 'success', user: { id: created.body.user.id, state: 'active' } });
+    expect((await new HttpClient(ctx.url).login(to, 'the invitee own passphrase')).status).toBe(200);
+  });
+
   it('duplicate email gives 409 duplicate_email; unknown group gives 400', async () => {
     const to = email();
     expect((await invite(to)).status).toBe(201);

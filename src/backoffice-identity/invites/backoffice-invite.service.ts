@@ -52,8 +52,13 @@ export class BackOfficeInviteService {
     return { user, delivery: await this.send(user, inviter) };
   }
 
+  /**
+   * Waiting for an invite: never signed in, no password, an invite sent, not disabled. A lockout does not end it:
+   * failed sign-ins on the address (anyone can make them) must not void the link or block its resend, and
+   * accepting clears the lockout, as a password reset does (OWASP ASVS 4.0 2.2.1).
+   */
   isInvited(user: BackOfficeUser): boolean {
-    return deriveUserState(user, this.clock.now()) === 'invited';
+    return deriveUserState({ ...user, lockoutEnd: null }, this.clock.now()) === 'invited';
   }
 
   private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery']> {
