@@ -75,9 +75,10 @@ describe('An email change request does not reveal whether the address is taken',
     expect(Math.abs(freeMs - takenMs), `medians: taken ${takenMs} ms, free ${freeMs} ms`).toBeLessThan(100);
     expect(freeMs).toBeLessThan(300);
 
-    // The work still happens after the answer: each free address gets its link, the old one the notices; the taken one nothing.
+    // The work still happens after the answer: each free address gets its link, the old one a notice for every
+    // request (taken or free); the taken one nothing.
     expect(sender.sent.filter((m) => m.to === 'nobody-has-this-0@example.com').map((m) => m.type)).toEqual(['EmailChangeConfirm']);
-    expect(sender.sent.filter((m) => m.type === 'EmailChangeNotice')).toHaveLength(5);
+    expect(sender.sent.filter((m) => m.type === 'EmailChangeNotice')).toHaveLength(10);
     expect(sender.sent.filter((m) => m.to === 'existing-victim@example.com')).toEqual([]);
     expect(events.named(BackOfficeEvents.EmailChangeRequested, selfId)).toHaveLength(5);
   });
@@ -96,6 +97,22 @@ describe('An email change request does not reveal whether the address is taken',
     } finally {
       sender.failing = false;
     }
+  });
+
+  it('OWASP ASVS 5.0 6.3.8: the requester\'s own (old) mailbox gets the same notice whether the new address is taken or free', async () => {
+    await drain();
+    const noticesTo = (to: string) => sender.sent.filter((m) => m.type === 'EmailChangeNotice' && m.to === to).length;
+    const self = await make();
+    const client = new HttpClient(ctx.url);
+    expect((await client.login(self.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await client.post('/auth/me/email', { newEmail: 'existing-victim@example.com' })).status).toBe(202);
+    await drain();
+    const afterTaken = noticesTo(self.email);
+    expect((await client.post('/auth/me/email', { newEmail: 'nobody-has-this-notice@example.com' })).status).toBe(202);
+    await drain();
+    const afterFree = noticesTo(self.email) - afterTaken;
+    expect({ taken: afterTaken, free: afterFree }).toEqual({ taken: 1, free: 1 });
+    expect(sender.sent.filter((m) => m.to === 'existing-victim@example.com')).toEqual([]);
   });
 
   it('bad input is still refused at once with 400 (checked before the answer)', async () => {

@@ -77,14 +77,16 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
     expect(kinds).toEqual(expect.arrayContaining(['backoffice.user.email-change.requested', 'backoffice.user.email.changed']));
   });
 
-  it('email change to a taken address answers the same and sends nothing; bad input is refused; links expire', async () => {
+  it('email change to a taken address answers the same and sends it nothing (the old address its usual notice); bad input is refused; links expire', async () => {
     const user = await make({ groups: ['editor'] });
     const other = await make({ groups: ['editor'] });
     const http = await signIn(user.email);
     const before = smtp.messages.length;
     expect((await http.post('/auth/me/email', { newEmail: other.email.toUpperCase() })).status).toBe(202);
+    expect((await smtp.waitFor(user.email)).subject).toBe('Your back-office email address is being changed');
     await new Promise((r) => setTimeout(r, 200));
-    expect(smtp.messages.length).toBe(before);
+    expect(smtp.messages.length).toBe(before + 1);
+    expect(smtp.countTo(other.email)).toBe(0);
     for (const newEmail of ['not-an-email', '', 'a'.repeat(300) + '@example.com', user.email]) {
       expectClientError(await http.post('/auth/me/email', { newEmail }), 400);
     }

@@ -77,9 +77,16 @@ export class BackOfficeUserLifecycleService {
     this.background.run('email-change', () => this.startEmailChange(user, candidate.email, store));
   }
 
-  /** The background half of {@link requestEmailChange}: nothing for a taken address, else the link and both emails. */
+  /**
+   * The background half of {@link requestEmailChange}: the notice to the old address either way (the requester
+   * reads that mailbox, so a notice only for free addresses would tell a taken one: OWASP ASVS 5.0 6.3.8), and
+   * for a free address the link to it; a taken address gets nothing.
+   */
   private async startEmailChange(user: BackOfficeUser, newEmail: string, store: UserEmailChangeStore): Promise<void> {
-    if (await this.userManager.findByEmail(newEmail)) return;
+    if (await this.userManager.findByEmail(newEmail)) {
+      await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, newEmail), user);
+      return;
+    }
     const token = randomToken(32);
     const now = this.clock.now();
     const expiresAt = new Date(now.getTime() + EMAIL_CHANGE_LIFESPAN_HOURS * 3_600_000);
