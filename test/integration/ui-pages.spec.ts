@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_IDENTITY_DEFAULTS, TEST_PASSWORD, typeOrmOptionsFor, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 
-const PAGES = ['/', '/two-factor', '/forgot-password', '/reset-password', '/accept-invite', '/account'];
+const PAGES = ['/', '/two-factor', '/forgot-password', '/reset-password', '/accept-invite', '/confirm-email', '/account'];
 
 describe('sign-in screens over HTTP (the pages, their headers and assets)', () => {
   let db: TestDatabase;
@@ -51,6 +51,16 @@ describe('sign-in screens over HTTP (the pages, their headers and assets)', () =
     }
     expect(result.text).not.toMatch(/\sstyle=|\son[a-z]+=/i);
     expect(result.text).not.toMatch(/https?:\/\/(?!cdn\.example\.com)/);
+  });
+
+  it('the email-change link of the confirmation email (/confirm-email#userId=...&token=...) has a page that confirms it', async () => {
+    const page = await client().get('/confirm-email');
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('<form id="bo-confirm-email-form" novalidate>');
+    expect(page.text).toContain('>Confirm email address</button>');
+    const pagesJs = await client().get('/assets/pages.js');
+    expect(pagesJs.text).toContain("'/auth/me/email/confirm'");
+    expect((await client().get('/?notice=email-changed')).text).toContain('Your email address has been changed.');
   });
 
   it('escapes the branding and uses the message overrides', async () => {

@@ -51,6 +51,11 @@ export const BACKOFFICE_UI_MESSAGES = {
   orContinueWithProvider: 'Or continue with',
   inviteProviderButton: 'Continue with {provider}',
   inviteLinkInvalid: 'This invitation link is invalid, has expired or has already been used. Ask an administrator to send you a new invitation.',
+  // email change (the link mailed to the new address)
+  confirmEmailTitle: 'Confirm your new email address',
+  confirmEmailIntro: 'Confirm that this is the new email address of your account. You will be signed out everywhere; sign in again with the new address.',
+  confirmEmailButton: 'Confirm email address',
+  emailChangeDone: 'Your email address has been changed. Sign in with your new address.',
   // account
   accountTitle: 'Your account',
   signedInAs: 'Signed in as {name} ({email})',

@@ -3,7 +3,7 @@ import { html, jsonScript, type SafeHtml } from './ui-html.js';
 import type { BackOfficeUiMessages } from './ui-messages.js';
 
 /** The pages of the sign-in screens, by path segment below the route prefix. */
-export type BackOfficeUiPage = 'sign-in' | 'two-factor' | 'forgot-password' | 'reset-password' | 'accept-invite' | 'account';
+export type BackOfficeUiPage = 'sign-in' | 'two-factor' | 'forgot-password' | 'reset-password' | 'accept-invite' | 'confirm-email' | 'account';
 
 /** The pages that offer passkeys (and load `webauthn.js` + `passkeys.js`). */
 const PASSKEY_PAGES: readonly BackOfficeUiPage[] = ['sign-in', 'two-factor', 'account'];
@@ -48,6 +48,7 @@ export class BackOfficeUiRenderer {
     'forgot-password': this.forgot,
     'reset-password': this.reset,
     'accept-invite': this.invite,
+    'confirm-email': this.confirmEmail,
     account: this.account,
   };
 
@@ -215,6 +216,21 @@ ${this.backToSignIn()}`;
     return { title: m.inviteTitle, body: html`<h1>${m.inviteTitle}</h1>
 ${this.messages(context)}
 ${providers}` };
+  }
+
+  /** Confirm an email change with the token of the link mailed to the new address (no password asked). */
+  private confirmEmail(context: BackOfficeUiPageContext) {
+    const m = this.m;
+    return {
+      title: m.confirmEmailTitle,
+      body: html`<h1>${m.confirmEmailTitle}</h1>
+<p class="bo-intro">${m.confirmEmailIntro}</p>
+${this.messages(context)}
+<form id="bo-confirm-email-form" novalidate>
+<button type="submit">${m.confirmEmailButton}</button>
+</form>
+${this.backToSignIn()}`,
+    };
   }
 
   /** The account page's passkeys: list (rename, remove) and "Add a passkey" with a name. */

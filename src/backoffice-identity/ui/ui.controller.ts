@@ -15,7 +15,7 @@ interface HeaderTarget {
   header(name: string, value: string): unknown;
 }
 
-const NOTICES: Record<string, 'passwordResetDone'> = { 'password-reset': 'passwordResetDone' };
+const NOTICES: Record<string, 'passwordResetDone' | 'emailChangeDone'> = { 'password-reset': 'passwordResetDone', 'email-changed': 'emailChangeDone' };
 
 /** A `returnUrl` query value when it is a same-origin path; anything else is ignored. */
 function sameOriginPath(value: unknown): string | undefined {
@@ -103,6 +103,12 @@ export class BackOfficeUiController {
   @Get('accept-invite')
   acceptInvite(@Res({ passthrough: true }) response: HeaderTarget): string {
     return this.page('accept-invite', response);
+  }
+
+  /** The link of the email-change confirmation (`BackOfficeEmailTemplates.emailChangeConfirm`). */
+  @Get('confirm-email')
+  confirmEmail(@Res({ passthrough: true }) response: HeaderTarget): string {
+    return this.page('confirm-email', response);
   }
 
   /**

@@ -272,6 +272,27 @@
     if (link) inviteProviders(link);
   }
 
+  /** The email-change link: posts the fragment's user id and token, then the sign-in page (every session ended). */
+  function confirmEmail() {
+    var form = $('bo-confirm-email-form');
+    var link = readLinkFragment();
+    if (!link) {
+      if (form) form.hidden = true;
+      showError(t('linkIncomplete'));
+      return;
+    }
+    handleForm(form, function () {
+      return S.request('POST', '/auth/me/email/confirm', { userId: link.userId, token: link.token }, { retry: false }).then(function (res) {
+        if (res.status === 200) {
+          window.location.assign(S.base + '?notice=email-changed');
+          return;
+        }
+        if (res.body && res.body.code === 'invalid_token') form.hidden = true;
+        showError(res.body && res.body.code === 'invalid_token' ? t('linkInvalid') : S.errorText(res));
+      });
+    });
+  }
+
   /**
    * "Continue with <provider>" on the accept-invite page: posts the link's user id and token as JSON (never in a
    * URL) to the provider's challenge, then goes to the provider; the callback links the login to the invitee.
@@ -572,6 +593,6 @@
   /** For passkeys.js (loaded after this file on the same pages). */
   window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn, showError: showError, showStatus: showStatus, when: when, deleteOnClick: deleteOnClick };
 
-  var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, account: account };
+  var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, 'confirm-email': confirmEmail, account: account };
   if (pages[page.page]) pages[page.page]();
 })();
