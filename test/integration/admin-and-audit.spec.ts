@@ -271,6 +271,25 @@ describe('External-provider setup: denyLocalLogin + a listener that handles User
     expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(false);
   });
 
+  it('OWASP ASVS 4.0 V2.5: an admin\'s force password reset is refused (403 local_login_disabled, as forgot/reset answer) and changes nothing: its link would lead to the closed reset route', async () => {
+    const adminUser = (await ctx.userManager.createUser({ email: 'ext-forcer@example.com', name: 'F', groups: ['admin'] })).value!;
+    const user = (await ctx.userManager.createUser({ email: 'pre-sso-forced@example.com', name: 'P', password })).value!;
+    const { BackOfficeSessionService, BackOfficeSessionCookies } = await import('../../src/backoffice-identity/index.js');
+    const sessions = ctx.app.get(BackOfficeSessionService);
+    const { token } = await sessions.create(adminUser, {});
+    const admin = new HttpClient(ctx.url);
+    admin.cookies.set('backoffice_session', token);
+    admin.cookies.set('XSRF-TOKEN', BackOfficeSessionCookies.xsrfTokenFor(token));
+    const own = await sessions.create(user, {});
+    const session = new HttpClient(ctx.url);
+    session.cookies.set('backoffice_session', own.token);
+    const refused = await admin.post(`/users/${user.id}/force-password-reset`);
+    expectClientError(refused, 403);
+    expect(refused.body.code).toBe('local_login_disabled');
+    expect((await session.get('/auth/me')).status).toBe(200);
+    expect(await ctx.userManager.checkPassword((await ctx.userManager.findById(user.id))!, password)).toBe(true);
+  });
+
   it('an admin (signed in through the host\'s provider) invites through the listener: no default email is sent', async () => {
     const adminUser = (await ctx.userManager.createUser({ email: 'ext-admin@example.com', name: 'A', password, groups: ['admin'] })).value!;
     // the host's external login would create the session; here we issue one directly

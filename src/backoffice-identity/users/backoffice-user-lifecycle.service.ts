@@ -117,10 +117,12 @@ export class BackOfficeUserLifecycleService {
    * An admin forces a password reset: the password stops working (no hash, new stamp), every session ends and
    * a reset link goes to the user. Delivery failures surface as 502 `email_failed` (the reset still happened).
    * With `allowPasswordReset: false` it is refused first (404 `not_found`, as the reset routes answer): the link
-   * could not be used and the user would be left without a password.
+   * could not be used and the user would be left without a password. So with `denyLocalLogin` (403
+   * `local_login_disabled`, as the reset routes answer then).
    */
   async forcePasswordReset(user: BackOfficeUser): Promise<void> {
     if (!this.userManager.options.allowPasswordReset) throw BackOfficeHttpError.notFound('Password reset is not enabled.');
+    if (this.userManager.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     const removed = await this.userManager.removePassword(user);
     if (!removed.succeeded) throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
     await this.signInManager.refreshSignIn(user);

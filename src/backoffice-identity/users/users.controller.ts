@@ -289,7 +289,11 @@ export class UsersController {
   @HttpCode(200)
   @RequiresRecentSignIn()
   @ApiOkResponse({ type: UserResponse, description: 'The password no longer works, every session ended, a reset link was emailed' })
-  @mayManageTargetErrors()
+  @ApiResponse({
+    status: 403,
+    type: ErrorResponse,
+    description: 'forbidden: the user is in admin, or holds a permission the caller lacks; local_login_disabled: denyLocalLogin is on (the reset link could not be used)',
+  })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found (also when allowPasswordReset is false)' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_applicable: API users and invited users have no password' })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed (the reset happened; try again)' })
