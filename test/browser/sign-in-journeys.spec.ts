@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { TEST_PASSWORD } from '../support/identity-app.js';
-import { chromiumPath, latestMailTo, launchBrowser, totpCode, transferredBytes } from './support/browser.js';
+import { axeScan, chromiumPath, latestMailTo, launchBrowser, totpCode, transferredBytes } from './support/browser.js';
 import { SignOutRedirectListener, startBrowserApp, type BrowserApp } from './support/browser-app.js';
 import { BackOfficeGroupService } from '../../src/backoffice-identity/index.js';
 
@@ -226,6 +226,41 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
 
     const incomplete = await newPage();
     await incomplete.goto(url('/reset-password'));
+    await expect.poll(() => alert(incomplete).textContent()).toContain('This link is incomplete');
+  });
+
+  it('confirms an email change from the emailed link: the page posts the fragment, lands on sign-in with a notice; the new address signs in', async () => {
+    const created = await app.userManager.createUser({ email: 'mover@example.com', name: 'Mo Mover', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, 'mover@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(page, 'mover@example.com');
+    const requested = await page.evaluate(async () => (await (window as any).BackOfficeSession.request('POST', '/auth/me/email', { newEmail: 'moved@example.com' })).status);
+    expect(requested).toBe(202);
+
+    const mail = await latestMailTo(app.mailDir, 'moved@example.com');
+    expect(mail.link.startsWith(url('/confirm-email#'))).toBe(true);
+    const confirm = await newPage({ bypassCSP: true }); // axe-core is injected as a script
+    await confirm.goto(mail.link);
+    // The token leaves the address bar (and history) before anything else happens.
+    expect(await confirm.evaluate(() => location.href)).toBe(url('/confirm-email'));
+    expect(await confirm.getByRole('heading', { name: 'Confirm your new email address' }).isVisible()).toBe(true);
+    expect((await axeScan(confirm)).violations).toEqual([]);
+    await confirm.getByRole('button', { name: 'Confirm email address' }).click();
+    await confirm.waitForURL(url('?notice=email-changed'));
+    expect(await confirm.getByRole('status').textContent()).toContain('Your email address has been changed');
+    await confirm.getByLabel('Email', { exact: true }).fill('moved@example.com');
+    await confirm.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await confirm.getByRole('button', { name: 'Sign in' }).click();
+    await expectSignedInAccount(confirm, 'moved@example.com');
+
+    // The used link then says so, and the link without its fragment is incomplete.
+    const again = await newPage();
+    await again.goto(mail.link);
+    await again.getByRole('button', { name: 'Confirm email address' }).click();
+    await expect.poll(() => alert(again).textContent()).toContain('invalid, has expired or has already been used');
+    const incomplete = await newPage();
+    await incomplete.goto(url('/confirm-email'));
     await expect.poll(() => alert(incomplete).textContent()).toContain('This link is incomplete');
   });
 
