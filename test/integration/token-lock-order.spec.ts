@@ -33,13 +33,47 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
   /** Resolves once another backend of this database waits for a lock (the new-link write, blocked). */
   async function someoneWaitsForALock(observer: pg.Client): Promise<void> {
     for (;;) {
-      const { rows } = await observer.query(
-        `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-      );
-      if (rows[0].n > 0) return;
+      if (await lockWaits(observer)) return;
       await new Promise((resolve) => setImmediate(resolve));
     }
   }
+
+  async function lockWaits(observer: pg.Client): Promise<boolean> {
+    const { rows } = await observer.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+    );
+    return rows[0].n > 0;
+  }
+
+  /** A promise the test resolves: holds a transaction of the store open at a chosen statement. */
+  function gate(): { open: () => void; opened: Promise<void> } {
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    return { open, opened };
+  }
+
+  async function newUser(name: string): Promise<{ id: string; email: string }> {
+    const email = `${name}@example.test`;
+    return store.create(
+      {
+        username: email,
+        normalizedUsername: email.toUpperCase(),
+        email,
+        normalizedEmail: email.toUpperCase(),
+        name,
+        passwordHash: 'hash-1',
+        securityStamp: 'stamp-1',
+        isApproved: true,
+        invitedAt: null,
+        groups: [],
+        kind: 'person',
+      },
+      new Date(),
+    );
+  }
+
+  /** What a password reset (or an invite acceptance) writes, as the manager's `setPasswordWithToken` does. */
+  const PASSWORD_BOUND = ['password_reset', 'invite', 'change_email'] as const;
 
   it('OWASP ASVS 4.0 1.11.3: a new password-reset link requested while an email change is being written is no deadlock: both finish, the new link stays live', async () => {
     const now = new Date();
@@ -92,5 +126,117 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
       await change.end();
       await observer.end();
     }
+  });
+  /**
+   * A password reset (or invite acceptance) uses its link up (the link's row) and then writes the user's row; an
+   * email change or an import's update writes the user's row and then voids the user's links. The reset is held
+   * open right after using its link; the other transaction starts; then the reset goes on. Both must finish.
+   */
+  async function resetAgainst(name: string, other: (user: { id: string; email: string }, now: Date) => Promise<Error | null>) {
+    const now = new Date();
+    const user = await newUser(name);
+    await store.replaceToken(user.id, 'password_reset', hash(`${name}-link`), new Date(now.getTime() + HOUR), now);
+    const consumed = gate();
+    const proceed = gate();
+    const resetting = store
+      .transaction(async (tx) => {
+        const used = await tx.consumeToken(user.id, 'password_reset', hash(`${name}-link`), now);
+        consumed.open();
+        await proceed.opened;
+        await tx.setPasswordHash(user.id, 'hash-reset', 'stamp-reset', now);
+        for (const purpose of PASSWORD_BOUND) await tx.voidTokens(user.id, purpose, now);
+        return used;
+      })
+      .then(
+        (used) => ({ used, error: null }),
+        (error: Error) => ({ used: false, error }),
+      );
+    await consumed.opened;
+    const observer = new pg.Client({ connectionString: db.url });
+    await observer.connect();
+    try {
+      const otherDone = other(user, now);
+      // The other transaction waits for a lock the reset holds (its link's row, or the user's row).
+      await someoneWaitsForALock(observer);
+      proceed.open();
+      const otherError = await otherDone;
+      const reset = await resetting;
+      return { user, otherError, reset };
+    } finally {
+      await observer.end();
+    }
+  }
+
+  it('OWASP ASVS 4.0 1.11.3: a password reset (link used, then the password written) and an email change of the same user at once are no deadlock: both finish', async () => {
+    const change = new pg.Client({ connectionString: db.url });
+    await change.connect();
+    try {
+      const { user, otherError, reset } = await resetAgainst('reset-vs-email', async (target, now) => {
+        await change.query('BEGIN');
+        // The email change: the user's row (FOR UPDATE: email is unique), then the links mailed to the old address.
+        const error = await change
+          .query(`UPDATE backoffice_user SET email = $2, normalized_email = $3, security_stamp = 'stamp-2' WHERE id = $1`, [
+            target.id,
+            'moved-reset@example.test',
+            'MOVED-RESET@EXAMPLE.TEST',
+          ])
+          .then(() =>
+            change.query(`UPDATE backoffice_user_token SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('password_reset', 'invite', 'change_email')`, [
+              target.id,
+              now,
+            ]),
+          )
+          .then(
+            () => null,
+            (e: Error) => e,
+          );
+        await change.query(error ? 'ROLLBACK' : 'COMMIT');
+        return error;
+      });
+      expect(otherError?.message ?? null).toBeNull();
+      expect(reset.error?.message ?? null).toBeNull();
+      expect(reset.used).toBe(true);
+      const after = (await store.findById(user.id))!;
+      expect([after.email, after.passwordHash]).toEqual(['moved-reset@example.test', 'hash-reset']);
+    } finally {
+      await change.end();
+    }
+  });
+
+  it("OWASP ASVS 4.0 1.11.3: a password reset and an import's update of the same user at once are no deadlock: both finish", async () => {
+    const { user, otherError, reset } = await resetAgainst('reset-vs-import', async (target, now) => {
+      const email = target.email;
+      return store
+        .importUsers(
+          [
+            {
+              username: email,
+              normalizedUsername: email.toUpperCase(),
+              email,
+              normalizedEmail: email.toUpperCase(),
+              name: 'Imported',
+              passwordHash: 'hash-imported',
+              securityStamp: 'stamp-imported',
+              groups: [],
+              createdAt: now,
+              lastLoginAt: null,
+              isApproved: null,
+            },
+          ],
+          { onConflict: 'update', dryRun: false, protectedGroup: 'admin' },
+          now,
+        )
+        .then(
+          (outcomes) => {
+            expect(outcomes).toEqual(['updated']);
+            return null;
+          },
+          (e: Error) => e,
+        );
+    });
+    expect(otherError?.message ?? null).toBeNull();
+    expect(reset.error?.message ?? null).toBeNull();
+    expect(reset.used).toBe(true);
+    expect((await store.findById(user.id))!.name).toBe('Imported');
   });
 });

@@ -217,6 +217,17 @@ function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/**
+ * The lock order of a user's links (`backoffice_user_token`): every transaction that writes them takes the user's
+ * row first, then the link rows. A password change, reset, admin's forced reset and invite acceptance hold the row
+ * FOR NO KEY UPDATE (they write it), an email change and an import's update FOR UPDATE (email and username are
+ * unique), a new link (`insertOnlyLiveToken`) FOR KEY SHARE before voiding the older ones, and a statement that
+ * uses a link up without having written the row locks it with this uncorrelated
+ * sub-select (an InitPlan: run before the scan hands back any link row, so before any link row is locked). With one
+ * order no two of them wait on each other in a cycle (PostgreSQL aborts one of such a pair: `deadlock detected`).
+ */
+const USER_ROW_FIRST = (userIdParam: string) => `(SELECT id FROM backoffice_user WHERE id = ${userIdParam} FOR NO KEY UPDATE)`;
+
 /** SQL of one atomic failed-access count: the row is only counted while not locked. */
 const countFailure = (table: string) => `
   access_failed_count = CASE WHEN ${table}.access_failed_count + 1 >= $2::int THEN 0 ELSE ${table}.access_failed_count + 1 END,
@@ -463,11 +474,16 @@ export class TypeOrmBackOfficeUserStore
     });
   }
 
+  /**
+   * Uses the link up. The user's row is locked first ({@link USER_ROW_FIRST}): a password reset or invite
+   * acceptance goes on to write the user's row, and an email change or import update that had locked the row
+   * between the two and then voided the user's links deadlocked with it (OWASP ASVS 4.0 1.11.3).
+   */
   async consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
     if (!isUuid(userId)) return false;
     const rows = await this.manager.query(
       `UPDATE backoffice_user_token SET used_at = $4
-       WHERE user_id = $1 AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4
+       WHERE user_id = ${USER_ROW_FIRST('$1')} AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4
        RETURNING id`,
       [userId, purpose, tokenHash, now],
     );
@@ -500,7 +516,7 @@ export class TypeOrmBackOfficeUserStore
     if (!isUuid(userId)) return null;
     const rows = await this.manager.query(
       `UPDATE backoffice_user_token SET used_at = $4
-        WHERE user_id = $1 AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
+        WHERE user_id = ${USER_ROW_FIRST('$1')} AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
       [userId, 'change_email', tokenHash, now],
     );
     const row = returned(rows)[0] as { new_email: string | null } | undefined;
