@@ -239,4 +239,60 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
     expect(reset.used).toBe(true);
     expect((await store.findById(user.id))!.name).toBe('Imported');
   });
+  /**
+   * A password change (the manager's `setNewPassword`: the hash, then every outstanding link voided) is held open
+   * after its void statements; meanwhile a new link is requested (an email change from a session, a "forgot
+   * password"). The change commits: no link that was committed before it may be live after it. The new link may
+   * only be written after the change (then it is a link requested after the change) or be voided by it.
+   */
+  it.each([
+    ['an email-change link', 'change_email', (userId: string, tokenHash: string, now: Date) => store.replaceEmailChangeToken(userId, tokenHash, 'elsewhere@example.test', new Date(now.getTime() + HOUR), now)],
+    ['a password-reset link', 'password_reset', (userId: string, tokenHash: string, now: Date) => store.replaceToken(userId, 'password_reset', tokenHash, new Date(now.getTime() + HOUR), now)],
+  ] as const)(
+    'OWASP ASVS 4.0 1.11.3, 2.5.x: %s requested while a password change is being written is not left live by it (it waits for the change)',
+    async (_kind, purpose, request) => {
+      const now = new Date();
+      const user = await newUser(`race-${purpose}`);
+      const voided = gate();
+      const finish = gate();
+      const changing = store.transaction(async (tx) => {
+        await tx.setPasswordHash(user.id, 'hash-2', 'stamp-2', now);
+        for (const p of PASSWORD_BOUND) await tx.voidTokens(user.id, p, now);
+        voided.open();
+        await finish.opened;
+      });
+      await voided.opened;
+      const observer = new pg.Client({ connectionString: db.url });
+      await observer.connect();
+      try {
+        const replacing = request(user.id, hash(`race-${purpose}`), now);
+        let settled = false;
+        const done = replacing.then(
+          () => (settled = true),
+          () => (settled = true),
+        );
+        // Either the new link is committed (the write settles) or it waits for a lock the change holds.
+        while (!settled && !(await lockWaits(observer))) await new Promise((resolve) => setImmediate(resolve));
+        const liveDuringChange: string[] = (
+          await observer.query(`SELECT token_hash FROM backoffice_user_token WHERE user_id = $1 AND used_at IS NULL`, [user.id])
+        ).rows.map((r: { token_hash: string }) => r.token_hash);
+        finish.open();
+        await changing;
+        await done;
+        await replacing;
+        const stillLive = (
+          await observer.query(`SELECT token_hash FROM backoffice_user_token WHERE user_id = $1 AND used_at IS NULL AND token_hash = ANY($2::text[])`, [
+            user.id,
+            liveDuringChange,
+          ])
+        ).rows;
+        // A link committed while the change was being written, left live by it: the change did not void every link.
+        expect(stillLive).toEqual([]);
+        // The new link was written after the change: the one live link of its purpose.
+        expect(await store.isTokenLive(user.id, purpose, hash(`race-${purpose}`), new Date(now.getTime() + 1))).toBe(true);
+      } finally {
+        await observer.end();
+      }
+    },
+  );
 });

@@ -221,10 +221,10 @@ function escapeLike(value: string): string {
  * The lock order of a user's links (`backoffice_user_token`): every transaction that writes them takes the user's
  * row first, then the link rows. A password change, reset, admin's forced reset and invite acceptance hold the row
  * FOR NO KEY UPDATE (they write it), an email change and an import's update FOR UPDATE (email and username are
- * unique), a new link (`insertOnlyLiveToken`) FOR KEY SHARE before voiding the older ones, and a statement that
- * uses a link up without having written the row locks it with this uncorrelated
- * sub-select (an InitPlan: run before the scan hands back any link row, so before any link row is locked). With one
- * order no two of them wait on each other in a cycle (PostgreSQL aborts one of such a pair: `deadlock detected`).
+ * unique), and a statement that writes links (a new link, a void, a link used up) without having written the row
+ * locks it FOR NO KEY UPDATE with this uncorrelated sub-select (an InitPlan: run before the scan hands back any link
+ * row, so before any link row is locked). With one order no two of them wait on each other in a cycle (PostgreSQL
+ * aborts one of such a pair: `deadlock detected`), and no writer takes a weaker lock on the row and upgrades it later.
  */
 const USER_ROW_FIRST = (userIdParam: string) => `(SELECT id FROM backoffice_user WHERE id = ${userIdParam} FOR NO KEY UPDATE)`;
 
@@ -454,18 +454,18 @@ export class TypeOrmBackOfficeUserStore
   }
 
   /**
-   * Voids the user's live tokens of `purpose` and stores the new one, in one transaction under an advisory lock of
-   * the user and purpose: two concurrent requests (two "forgot password" clicks, two resends of an invite) would
-   * each void what was committed before and both insert, leaving two live links (OWASP ASVS 4.0 2.5.x: one live link).
-   * The lock is taken first and no other writer takes it, so it adds no lock-order cycle with the token and user rows.
-   * Then the user's row, as the insert's foreign key would (FOR KEY SHARE), before any token row: an email change or
-   * an import's update locks the user's row and then voids the user's links, so voiding first and waiting for the row
-   * at the insert was a deadlock.
+   * Voids the user's live tokens of `purpose` and stores the new one, in one transaction that first locks the user's
+   * row FOR NO KEY UPDATE ({@link USER_ROW_FIRST}: the user's row before any link row, the order of every writer of
+   * links). The mode conflicts with every transaction that voids the user's links (a password change, reset or
+   * invite acceptance writes the row FOR NO KEY UPDATE, an email change or import update FOR UPDATE), so a new link
+   * is written either before such a transaction (and voided by it) or after it commits, never committed while it is
+   * open and left live by it (OWASP ASVS 4.0 1.11.3, 2.5.x; FOR KEY SHARE, as before, let a new link through during a
+   * password change). It also serialises concurrent requests (two "forgot password" clicks, two resends of an
+   * invite), which would otherwise each void what was committed before and both insert, leaving two live links.
    */
   private async insertOnlyLiveToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<void> {
     await this.transaction(async (store) => {
-      await store.manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_user_token:${userId}:${purpose}`]);
-      await store.manager.query(`SELECT 1 FROM backoffice_user WHERE id = $1 FOR KEY SHARE`, [userId]);
+      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
       await store.voidTokens(userId, purpose, now);
       await store.manager.query(
         `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -501,9 +501,10 @@ export class TypeOrmBackOfficeUserStore
     return rows.length === 1;
   }
 
+  /** The user's row is locked first ({@link USER_ROW_FIRST}; a no-op in the transactions that wrote it already). */
   async voidTokens(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<void> {
     await this.manager.query(
-      `UPDATE backoffice_user_token SET used_at = $3 WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL`,
+      `UPDATE backoffice_user_token SET used_at = $3 WHERE user_id = ${USER_ROW_FIRST('$1')} AND purpose = $2 AND used_at IS NULL`,
       [userId, purpose, now],
     );
   }
