@@ -295,4 +295,60 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
       }
     },
   );
+  /**
+   * Maintenance's prune deletes the links that expired a month ago, of every user, in one statement; a password
+   * change voids the user's links one purpose after another. Held open after its first void (an expired reset link),
+   * the change then voids the invites, among them an expired one the prune had deleted first. Both must finish.
+   */
+  it('OWASP ASVS 4.0 1.11.3: pruning expired links while a password change voids them is no deadlock: both finish, the rest is pruned next time', async () => {
+    const now = new Date();
+    const user = await newUser('prune-vs-void');
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    const insertExpired = (purpose: string, daysAgo: number) =>
+      admin.query(`INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at) VALUES ($1, $2, $3, $4, $4)`, [
+        user.id,
+        purpose,
+        hash(`prune-${purpose}`),
+        new Date(now.getTime() - daysAgo * 24 * HOUR),
+      ]);
+    try {
+      // The invite first: the prune meets it before the reset link (in the heap and by expiry).
+      await insertExpired('invite', 50);
+      await insertExpired('password_reset', 40);
+      const firstVoid = gate();
+      const finish = gate();
+      const changing = store
+        .transaction(async (tx) => {
+          await tx.setPasswordHash(user.id, 'hash-2', 'stamp-2', now);
+          await tx.voidTokens(user.id, 'password_reset', now);
+          firstVoid.open();
+          await finish.opened;
+          await tx.voidTokens(user.id, 'invite', now);
+          await tx.voidTokens(user.id, 'change_email', now);
+        })
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      await firstVoid.opened;
+      let settled = false;
+      const pruning = store.prune(now).then(
+        (r) => ((settled = true), r),
+        (e: Error) => ((settled = true), e),
+      );
+      // The prune either finishes or waits for the reset link the change holds.
+      while (!settled && !(await lockWaits(admin))) await new Promise((resolve) => setImmediate(resolve));
+      finish.open();
+      const changeError = await changing;
+      const pruned = await pruning;
+      expect(changeError?.message ?? null).toBeNull();
+      expect(pruned instanceof Error ? pruned.message : null).toBeNull();
+      expect((await store.findById(user.id))!.passwordHash).toBe('hash-2');
+      await store.prune(now);
+      expect((await admin.query(`SELECT count(*)::int AS n FROM backoffice_user_token WHERE user_id = $1`, [user.id])).rows[0].n).toBe(0);
+    } finally {
+      await admin.end();
+    }
+  });
 });
