@@ -45,6 +45,16 @@ class ThrowingListener {
   }
 }
 
+/** A listener that sets whatever `url` holds (a value a host might build from untrusted data). */
+@Injectable()
+class AnyRedirectListener {
+  static url: string | undefined;
+  @OnEvent(BackOfficeEvents.LogoutSuccess)
+  handle(notification: UserLogoutSuccessNotification) {
+    if (AnyRedirectListener.url !== undefined) notification.signOutRedirectUrl = AnyRedirectListener.url;
+  }
+}
+
 /** A host app's own back-office controller. */
 @Controller('reports')
 class HostReportsController {
@@ -73,12 +83,13 @@ describe('Logout redirect and the host-app guard', () => {
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, {
       identity: { rateLimits: { enabled: false } },
-      providers: [SyncRedirectListener, AsyncRedirectListener, ThrowingListener],
+      providers: [SyncRedirectListener, AsyncRedirectListener, ThrowingListener, AnyRedirectListener],
       controllers: [HostReportsController],
     });
   });
   afterEach(() => {
     SyncRedirectListener.enabled = AsyncRedirectListener.enabled = ThrowingListener.enabled = false;
+    AnyRedirectListener.url = undefined;
   });
   afterAll(async () => {
     await ctx?.close();
@@ -117,6 +128,22 @@ describe('Logout redirect and the host-app guard', () => {
     expect(logout.status).toBe(200);
     expect(logout.body.signOutRedirectUrl).toBe('https://idp.example.com/end-session?async=1');
     expect((await http.get('/auth/me')).status).toBe(401);
+  });
+
+  it('ASVS 4.0 5.1.5: a signOutRedirectUrl that is no http(s) URL nor a same-origin path is not handed to the client (javascript:, data:, //host, control characters)', async () => {
+    for (const url of ['javascript:alert(document.cookie)', ' JavaScript:alert(1)', 'data:text/html,<script>alert(1)</script>', '//evil.example/logout', '/\\evil.example', 'https://idp.example.com/logout\r\nSet-Cookie: a=b', 'vbscript:x']) {
+      AnyRedirectListener.url = url;
+      const { http } = await signedIn();
+      const logout = await http.post('/auth/logout');
+      expect(logout.status, url).toBe(200);
+      expect(logout.body, url).toEqual({ signOutRedirectUrl: null });
+      expect((await http.get('/auth/me')).status).toBe(401); // signed out all the same
+    }
+    for (const url of ['https://idp.example.com/logout?post_logout_redirect_uri=https%3A%2F%2Fapp.example.com%2F', 'http://localhost:8080/end-session', '/backoffice/?notice=signed-out']) {
+      AnyRedirectListener.url = url;
+      const { http } = await signedIn();
+      expect((await http.post('/auth/logout')).body, url).toEqual({ signOutRedirectUrl: url });
+    }
   });
 
   it('@BackOfficeAuthorize protects host routes; groups give 403 forbidden; XSRF applies', async () => {

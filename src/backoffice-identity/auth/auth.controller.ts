@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
@@ -9,6 +9,7 @@ import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
 import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { isSameOriginPath } from '../options/resolve-options.js';
 import { AllowTwoFactorSetupSession, SESSION_PEEK_HEADER, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionService, type BackOfficeSessionDeadlines, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
@@ -36,11 +37,29 @@ import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-
 
 const errors = ApiErrors;
 
+/**
+ * True for a place a browser may be sent after logout: an absolute `http(s):` URL or a same-origin path, without
+ * whitespace or control characters. Anything else a listener set (`javascript:`, `data:`, `//host`, ...) is not
+ * a sign-out page and is never handed to the client (OWASP ASVS 4.0 5.1.5).
+ */
+function isSignOutRedirectUrl(url: string): boolean {
+  if (/[\0-\x20\x7f]/.test(url)) return false;
+  if (url.startsWith('/')) return isSameOriginPath(url);
+  try {
+    const { protocol } = new URL(url);
+    return protocol === 'https:' || protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
 /** Sign-in, sign-out and the signed-in user's own account and sessions. */
 @ApiTags('auth')
 @Controller('auth')
 @UsePipes(BackOfficeValidationPipe)
 export class AuthController {
+  private readonly logger = new Logger('BackOfficeAuth');
+
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
@@ -97,7 +116,10 @@ export class AuthController {
     this.cookies.clear(response);
     const notification = await this.userManager.notify(UserLogoutSuccessNotification, user);
     const url = notification.signOutRedirectUrl;
-    if (typeof url === 'string' && url.length > 0) return { signOutRedirectUrl: url };
+    if (typeof url === 'string' && url.length > 0) {
+      if (isSignOutRedirectUrl(url)) return { signOutRedirectUrl: url };
+      this.logger.warn('A listener of backoffice.user.logout.success set a signOutRedirectUrl that is no http(s) URL or same-origin path; it was ignored.');
+    }
     // A session that came through a provider with an end_session_endpoint: RP-initiated logout. Set after the
     // notification, so the ID token in the URL never reaches the audit trail.
     return { signOutRedirectUrl: await this.externalSessions.signOutUrl(session.id) };
