@@ -325,6 +325,31 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(await ctx.userManager.getLogins(local)).toEqual([]);
     });
 
+    it('ASVS 4.0 3.4.4: with a "__Host-" session cookie name, every cookie of an external sign-in keeps the prefix rules (Secure, Path=/, no Domain), so browsers accept the state cookie', async () => {
+      const app = await secondApp({ session: { cookieName: '__Host-bo_session', secureCookies: true }, externalLogins: providersFor(idp.issuer).slice(0, 1) });
+      try {
+        const { login } = account('hostprefix');
+        const person = new Person(app.url);
+        const challenge = await person.challenge('oidc');
+        expect(challenge.status, challenge.text).toBe(302);
+        const callbackUrl = await person.idp.authorize(challenge.headers.get('location')!, login);
+        const signedIn = await person.deliver(callbackUrl);
+        expect(signedIn.status, signedIn.text).toBe(302);
+        expect(signedIn.headers.get('location')).toBe('/backoffice/');
+        const cookies = [...challenge.setCookies, ...signedIn.setCookies].filter((c) => /^__Host-/i.test(c));
+        expect(cookies.map((c) => c.slice(0, c.indexOf('=')))).toEqual(expect.arrayContaining(['__Host-bo_session_ext', '__Host-bo_session']));
+        // RFC 6265bis 4.1.3.2: a user agent drops a "__Host-" cookie unless it is Secure, has Path=/ and no Domain.
+        for (const cookie of cookies) {
+          const attributes = cookie.split(';').slice(1).map((a) => a.trim());
+          expect(attributes, cookie).toContain('Secure');
+          expect(attributes, cookie).toContain('Path=/');
+          expect(attributes.some((a) => /^domain=/i.test(a)), cookie).toBe(false);
+        }
+      } finally {
+        await app.close();
+      }
+    });
+
     it('a provider without auto-linking refuses unknown accounts: no_linked_account', async () => {
       const other = await secondApp({ externalLogins: providersFor(idp.issuer, { autoLink: { enabled: false } }).slice(0, 1) });
       try {

@@ -30,7 +30,7 @@ export interface PendingExternalLogin {
 /**
  * Pending external sign-ins, server-side and single use (the pending sign-in store). The `state` sent to the
  * provider is random; the store keeps its SHA-256, bound to a random browser token in a short-lived HttpOnly cookie (SameSite=Lax, so it
- * comes back on the provider's redirect, and only under `/<prefix>/auth/external`). Nonce, PKCE verifier,
+ * comes back on the provider's redirect, and only under `/<prefix>/auth/external`, or under `/` for a `__Host-` name). Nonce, PKCE verifier,
  * return URL, invite and link are encrypted with a key derived from that browser token: the database alone
  * cannot complete a flow, another browser cannot, and a callback is accepted at most once (replays refused).
  */
@@ -46,7 +46,8 @@ export class BackOfficeExternalLoginStateService {
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
   ) {
     this.cookieName = `${options.session.cookieName}_ext`;
-    this.cookiePath = `/${options.routePrefix}/auth/external`;
+    // A "__Host-" cookie must have Path=/ (RFC 6265bis 4.1.3.2): browsers drop it with any other path.
+    this.cookiePath = /^__host-/i.test(this.cookieName) ? '/' : `/${options.routePrefix}/auth/external`;
   }
 
   /** Stores a pending sign-in; returns the `state` to send to the provider and sets the browser cookie. */
