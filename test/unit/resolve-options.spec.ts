@@ -202,6 +202,11 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['session.cookieName empty', { session: { cookieName: '' } }, 'session.cookieName'],
       ['session.cookieName too long', { session: { cookieName: 'c'.repeat(65) } }, 'session.cookieName'],
       ['session.cookieName as a number', { session: { cookieName: 42 } }, 'session.cookieName'],
+      // ASVS 4.0 3.4.4: names a browser never keeps as the session cookie
+      ['session.cookieName "__Host-" without Secure', { session: { cookieName: '__Host-sid', secureCookies: false } }, 'session.cookieName'],
+      ['session.cookieName "__Secure-" without Secure', { session: { cookieName: '__Secure-sid', secureCookies: false } }, 'session.cookieName'],
+      ['session.cookieName "__host-" (browsers match the prefix in any case) without Secure', { session: { cookieName: '__host-sid', secureCookies: false } }, 'session.cookieName'],
+      ['session.cookieName the XSRF cookie\'s name', { session: { cookieName: 'XSRF-TOKEN' } }, 'session.cookieName'],
       // route prefix
       ['routePrefix with a leading slash', { routePrefix: '/backoffice' }, 'routePrefix'],
       ['routePrefix with a trailing slash', { routePrefix: 'backoffice/' }, 'routePrefix'],

@@ -215,6 +215,17 @@ class OptionReader {
   }
 }
 
+/**
+ * A session cookie name a browser keeps: not the XSRF cookie's (`XSRF-TOKEN`: the readable cookie set beside it
+ * would overwrite it), and a `__Host-` / `__Secure-` prefix (any case, as browsers match it) only with Secure cookies.
+ */
+function checkCookieName({ cookieName, secureCookies }: ResolvedBackOfficeIdentityOptions['session']): void {
+  if (cookieName === 'XSRF-TOKEN') throw new BackOfficeIdentityOptionsError('session.cookieName', 'must differ from the XSRF cookie\'s name "XSRF-TOKEN"', cookieName);
+  if (!secureCookies && /^__(host|secure)-/i.test(cookieName)) {
+    throw new BackOfficeIdentityOptionsError('session.cookieName', 'must not start with "__Host-" or "__Secure-" while session.secureCookies is false (browsers refuse such cookies without Secure)', cookieName);
+  }
+}
+
 /** Characters allowed in branding URLs: nothing that could end a CSS `url()` or an HTML attribute. */
 const SAFE_URL_CHARS = /^[A-Za-z0-9\-._~:/?#@!$&*+,;=%]+$/;
 
@@ -462,6 +473,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     ui: resolveUi(root, options.ui, idleTimeoutMinutes),
     permissions: resolvePermissions(options.permissions),
   };
+  checkCookieName(resolved.session);
   resolved.externalLogins = resolveExternalLogins((options as Record<string, unknown>).externalLogins, resolved.publicUrl, resolved.routePrefix);
   // A provider with `denyLocalLogin` turns password sign-in off for everyone, as in Umbraco.
   if (resolved.externalLogins.some((p) => p.denyLocalLogin)) resolved.denyLocalLogin = true;
