@@ -350,6 +350,17 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
     });
 
+    it('a returnUrl with characters outside ASCII lands percent-encoded (302, session set) on both platforms, never a 500 (contract section 6)', async () => {
+      for (const [returnUrl, location] of [
+        ['/backoffice/\u2713?q=\u00e9t\u00e9', '/backoffice/%E2%9C%93?q=%C3%A9t%C3%A9'],
+        ['/backoffice/?a="<b>', '/backoffice/?a=%22%3Cb%3E'],
+        ['/backoffice/account?tab=logins', '/backoffice/account?tab=logins'],
+      ]) {
+        const { login } = account('unicode-return');
+        expectSignedIn(await new Person(ctx.url).signIn('oidc', login, { returnUrl }), location);
+      }
+    });
+
     it('a provider without auto-linking refuses unknown accounts: no_linked_account', async () => {
       const other = await secondApp({ externalLogins: providersFor(idp.issuer, { autoLink: { enabled: false } }).slice(0, 1) });
       try {

@@ -105,7 +105,7 @@ export class BackOfficeExternalLoginService {
     return provider;
   }
 
-  /** A same-origin path (`/...`), or 400 `invalid_return_url`: no scheme, no host, no `//`, no backslash or control characters. */
+  /** A same-origin path (`/...`, percent-encoded), or 400 `invalid_return_url`: no scheme, no host, no `//`, no backslash or control characters. */
   checkReturnUrl(value: unknown, fallback: string): string {
     if (value === undefined || value === '') return fallback;
     const invalid = () => new BackOfficeHttpError(400, 'invalid_return_url', 'returnUrl must be a path on this site, such as /backoffice/.');
@@ -120,7 +120,9 @@ export class BackOfficeExternalLoginService {
       throw invalid();
     }
     if (parsed.origin !== base) throw invalid();
-    return value;
+    // As the URL parser serialises it: percent-encoded ASCII, which every platform can put in a Location header
+    // (Fastify sends the header as given, and Node refuses characters outside Latin-1 there: a 500).
+    return `${parsed.pathname}${parsed.search}${parsed.hash}`;
   }
 
   /** Starts a sign-in (or, with `link`, a manual link): stores the pending state and returns the provider's URL. */
