@@ -4,7 +4,34 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
-import { BackOfficeEvents, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, TypeOrmBackOfficeSessionStore, type BackOfficeSession, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+
+/**
+ * The built-in session store, but a new session row is handed back only once `SignInBarrierStore.expected` sign-ins
+ * have written theirs (or after 5 s): sign-ins that run at once then reach their next step together.
+ */
+class SignInBarrierStore extends TypeOrmBackOfficeSessionStore {
+  static expected = 0;
+  private static waiting: Array<() => void> = [];
+  private static async barrier(): Promise<void> {
+    if (SignInBarrierStore.expected <= 1) return;
+    await new Promise<void>((resolve) => {
+      SignInBarrierStore.waiting.push(resolve);
+      if (SignInBarrierStore.waiting.length >= SignInBarrierStore.expected) {
+        SignInBarrierStore.waiting.splice(0).forEach((release) => release());
+      }
+      setTimeout(resolve, 5_000).unref();
+    });
+  }
+  override async create(session: BackOfficeSession): Promise<void> {
+    await super.create(session);
+    await SignInBarrierStore.barrier();
+  }
+  override async createWithSignIn(...args: Parameters<TypeOrmBackOfficeSessionStore['createWithSignIn']>): Promise<void> {
+    await super.createWithSignIn(...args);
+    await SignInBarrierStore.barrier();
+  }
+}
 
 describe('REST auth: login, me, change-password, logout, sessions', () => {
   let db: TestDatabase;
@@ -196,6 +223,27 @@ describe('REST auth: login, me, change-password, logout, sessions', () => {
       expect((await first.get('/auth/me')).status).toBe(401);
       expect((await second.get('/auth/me')).status).toBe(200);
     } finally {
+      await single.close();
+    }
+  });
+
+  it('ASVS 5.0 7.1.2: allowConcurrentLogins false, two sign-ins at once leave exactly one of them signed in (never none)', async () => {
+    const single = await createIdentityApp(db, { identity: { session: { allowConcurrentLogins: false }, rateLimits: { enabled: false }, sessionStore: SignInBarrierStore } });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const created = await single.userManager.createUser({ email: `single-race-${round}-${Date.now()}@example.com`, name: 'S', password });
+        const clients = [new HttpClient(single.url), new HttpClient(single.url)];
+        SignInBarrierStore.expected = 2;
+        const logins = await Promise.all(clients.map((c) => c.login(created.value!.email, password)));
+        SignInBarrierStore.expected = 0;
+        expect(logins.map((l) => l.status)).toEqual([200, 200]);
+        const alive = (await Promise.all(clients.map((c) => c.get('/auth/me')))).filter((me) => me.status === 200);
+        expect(alive).toHaveLength(1);
+        const rows: Array<{ live: number }> = await single.app.get(DataSource).query('SELECT count(*)::int AS live FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL', [created.value!.id]);
+        expect(rows[0].live).toBe(1);
+      }
+    } finally {
+      SignInBarrierStore.expected = 0;
       await single.close();
     }
   });

@@ -53,7 +53,7 @@ export class BackOfficeSessionIssuer {
     const context = BackOfficeRequestContextStore.current();
     const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, { twoFactorSetupOnly: options.twoFactorSetupOnly });
     if (options.externalLogin) await this.externalSessions.attach(session.id, options.externalLogin);
-    if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeAll(user.id, session.id);
+    if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeOthersAtSignIn(user.id, session.id);
     this.cookies.set(response, token);
     return toBackOfficeUserDto(user, this.clock.now());
   }

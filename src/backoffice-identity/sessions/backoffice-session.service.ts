@@ -258,6 +258,15 @@ export class BackOfficeSessionService {
     return this.store.revokeAll(userId, this.clock.now(), exceptSessionId);
   }
 
+  /**
+   * Ends the user's other sessions for a sign-in that made `sessionId` (`allowConcurrentLogins: false`): with a store
+   * that has `revokeOthersIfLive`, only while `sessionId` is live, so of two sign-ins at once exactly one stays.
+   */
+  async revokeOthersAtSignIn(userId: string, sessionId: string): Promise<number> {
+    const now = this.clock.now();
+    return this.store.revokeOthersIfLive ? this.store.revokeOthersIfLive(userId, sessionId, now) : this.store.revokeAll(userId, now, sessionId);
+  }
+
   /** True while the session's last sign-in or re-authentication lies within `session.reauthenticationMinutes`. */
   isRecentlyAuthenticated(session: Pick<BackOfficeSession, 'reauthenticatedAt'>, withinMinutes?: number): boolean {
     const windowMs = withinMinutes === undefined ? this.reauthenticationMs : withinMinutes * 60_000;

@@ -88,6 +88,12 @@ export interface BackOfficeSessionStore {
   revoke(userId: string, sessionId: string, now: Date): Promise<boolean>;
   /** Revokes every unrevoked session of the user except `exceptSessionId`; how many ended. */
   revokeAll(userId: string, now: Date, exceptSessionId?: string): Promise<number>;
+  /**
+   * Optional: {@link revokeAll} for a sign-in with `allowConcurrentLogins: false`, only while `keepSessionId` itself is
+   * unrevoked, and atomic with other calls for the same user: two sign-ins at once leave exactly one of them
+   * signed in (with `revokeAll` each may end the other, leaving none). Stores without it get `revokeAll`.
+   */
+  revokeOthersIfLive?(userId: string, keepSessionId: string, now: Date): Promise<number>;
   /** Deletes sessions that ended (expired or revoked) more than a week before `now`. */
   prune(now: Date): Promise<{ sessions: number }>;
 }

@@ -87,6 +87,12 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
     return count;
   }
 
+  async revokeOthersIfLive(userId: string, keepSessionId: string, now: Date): Promise<number> {
+    const keep = this.sessions.get(keepSessionId);
+    if (!keep || keep.userId !== userId || keep.revokedAt !== null) return 0;
+    return this.revokeAll(userId, now, keepSessionId);
+  }
+
   async prune(now: Date): Promise<{ sessions: number }> {
     const weekAgo = new Date(now.getTime() - WEEK_MS);
     let sessions = 0;

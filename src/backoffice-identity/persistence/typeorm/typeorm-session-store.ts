@@ -9,7 +9,7 @@ import type { BackOfficeUserStore } from '../../users/stores/user-store.interfac
 import { BackOfficeSessionEntity } from './entities/backoffice-session.entity.js';
 import { preparedQuery } from './prepared-query.js';
 import { AUDIT_INSERT_COLUMNS, auditInsertValues, TypeOrmBackOfficeAuditStore } from './typeorm-audit-store.js';
-import { deleteCounting } from './sql-results.js';
+import { deleteCounting, returned } from './sql-results.js';
 import { aliases, jsonDate, TypeOrmBackOfficeUserStore, USER_COLUMNS, USER_GROUPS_JOIN, userFromRow, type UserJson, type UserRow } from './typeorm-user-store.js';
 
 const WEEK_MS = 7 * 86_400_000;
@@ -212,6 +212,21 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     const where = exceptSessionId ? { userId, revokedAt: IsNull(), id: Not(exceptSessionId) } : { userId, revokedAt: IsNull() };
     const result = await this.sessions.update(where, { revokedAt: now });
     return result.affected ?? 0;
+  }
+
+  /**
+   * Locks the user's unrevoked sessions (in id order, so two calls never deadlock), then ends all but `keepSessionId`
+   * if that one is among them: the second of two calls at once waits for the first and finds its own session ended.
+   */
+  async revokeOthersIfLive(userId: string, keepSessionId: string, now: Date): Promise<number> {
+    if (!isUuid(keepSessionId) || !isUuid(userId)) return 0;
+    const rows = await this.dataSource.query(
+      `WITH locked AS (SELECT id FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id FOR UPDATE)
+       UPDATE backoffice_session s SET revoked_at = $3 FROM locked l
+       WHERE s.id = l.id AND s.id <> $2 AND EXISTS (SELECT 1 FROM locked k WHERE k.id = $2) RETURNING s.id`,
+      [userId, keepSessionId, now],
+    );
+    return returned(rows).length;
   }
 
   async prune(now: Date): Promise<{ sessions: number }> {
