@@ -196,6 +196,27 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
     expect((await new HttpClient(ctx.url).login(email, password)).status).toBe(423);
   });
 
+  it('OWASP ASVS 4.0 2.2.1: the lock that wrong codes set ends that pending sign-in on the server: its kept cookie gets no session after an unlock', async () => {
+    const { email, setup, user } = await enrolled();
+    const { http } = await passwordStep(email);
+    const token = http.cookies.get('backoffice_session_2fa')!;
+    const replaying = () => {
+      const client = new HttpClient(ctx.url);
+      client.cookies.set('backoffice_session_2fa', token);
+      return client;
+    };
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await replaying().post('/auth/2fa', { provider: 'totp', code: '123456' })).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 423]);
+    // An admin unlocks the account (or the lockout runs out); the guesser kept the pending cookie the 423 cleared.
+    await ctx.userManager.setLockoutEnd((await ctx.userManager.findById(user.id))!, null);
+    nextStep();
+    const resumed = await replaying().post('/auth/2fa', { provider: 'totp', code: independentCode(setup.secret, ctx.clock) });
+    expectClientError(resumed, 401);
+    expect(resumed.body.code).toBe('two_factor_expired');
+    expect(resumed.setCookies.some((c) => c.startsWith('backoffice_session='))).toBe(false);
+  });
+
   it('the pending state expires after 5 minutes (401 two_factor_expired)', async () => {
     const { email, setup } = await enrolled();
     const { http } = await passwordStep(email);

@@ -121,6 +121,9 @@ export class TwoFactorController {
     const result = await this.signInManager.twoFactorSignIn(user, provider, sameFactor ? '' : code);
     if (result.status === 'failed') throw invalidCode();
     if (result.status !== 'success') {
+      // Locked out or not allowed: the pending sign-in ends on the server too (a kept cookie must not resume it
+      // after an unlock without the password).
+      await this.challenges.complete(pending.id);
       this.challenges.clear(response);
       throw signInError(result, this.clock.now());
     }
