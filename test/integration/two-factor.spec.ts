@@ -87,6 +87,33 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
     }
   });
 
+  it('OWASP ASVS 4.0 1.11.3: an enrolment is confirmed once: two enables that both read the unconfirmed key, with right codes of neighbouring steps, do not both turn 2FA on (a second set of live recovery codes)', async () => {
+    const store = ctx.app.get<TypeOrmBackOfficeUserStore>(BACKOFFICE_USER_STORE);
+    const user = (await ctx.userManager.createUser({ email: `race${++counter}@example.com`, name: 'Race', password })).value!;
+    const secret = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+    await store.setAuthenticatorKey(user.id, 'totp', new SecretCipher(KEY).encrypt(secret), new Date());
+    // Both requests read the key before either records its step, as two enables in flight do.
+    let reads = 0;
+    let release!: () => void;
+    const bothRead = new Promise<void>((resolve) => (release = resolve));
+    const racing = Object.create(store, {
+      getAuthenticatorKey: {
+        value: async (userId: string, provider: string) => {
+          const key = await store.getAuthenticatorKey(userId, provider);
+          if (++reads === 2) release();
+          await bothRead;
+          return key;
+        },
+      },
+    });
+    const provider = new TotpTwoFactorProvider(racing, KEY, ctx.clock, 'Race');
+    const results = await Promise.all([
+      provider.verify(user, independentCode(secret, ctx.clock), { enrolling: true }),
+      provider.verify(user, independentCode(secret, ctx.clock, 1), { enrolling: true }),
+    ]);
+    expect(results.filter(Boolean)).toHaveLength(1);
+  });
+
   it('setup returns a base32 secret, an otpauth URI with issuer and account, and a QR code that decodes to it', async () => {
     const email = `qr${++counter}@example.com`;
     await ctx.userManager.createUser({ email, name: 'QR', password });

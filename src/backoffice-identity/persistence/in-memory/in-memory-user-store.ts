@@ -351,7 +351,7 @@ export class InMemoryBackOfficeUserStore
 
   async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean): Promise<boolean> {
     const key = this.authenticators.get(`${userId}\u0000${provider}`);
-    if (!key || (key.lastUsedStep !== null && key.lastUsedStep >= step) || (!key.confirmed && !confirm)) return false;
+    if (!key || (key.lastUsedStep !== null && key.lastUsedStep >= step) || key.confirmed === confirm) return false;
     key.lastUsedStep = step;
     if (confirm) key.confirmed = true;
     return true;

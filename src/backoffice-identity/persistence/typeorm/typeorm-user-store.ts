@@ -570,9 +570,9 @@ export class TypeOrmBackOfficeUserStore
   async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date): Promise<boolean> {
     const rows = await this.manager.query(
       `UPDATE backoffice_user_authenticator
-       SET last_used_step = $3, confirmed_at = CASE WHEN $4::boolean THEN COALESCE(confirmed_at, $5::timestamptz) ELSE confirmed_at END
+       SET last_used_step = $3, confirmed_at = CASE WHEN $4::boolean THEN $5::timestamptz ELSE confirmed_at END
        WHERE user_id = $1 AND provider = $2 AND (last_used_step IS NULL OR last_used_step < $3)
-         AND (confirmed_at IS NOT NULL OR $4::boolean)
+         AND (confirmed_at IS NULL) = $4::boolean
        RETURNING user_id`,
       [userId, provider, step, confirm, now],
     );

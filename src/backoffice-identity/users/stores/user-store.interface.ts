@@ -126,7 +126,11 @@ export interface UserAuthenticatorKeyStore {
   getAuthenticatorKey(userId: string, provider: string): Promise<StoredAuthenticatorKey | null>;
   /** Stores an unconfirmed key, replacing any earlier one of that provider. */
   setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string, now: Date): Promise<void>;
-  /** Records `step` as used (and confirms the key); false when `step` is not newer than the last used one. */
+  /**
+   * Records `step` as used; false when `step` is not newer than the last used one. With `confirm` it confirms an
+   * unconfirmed key (false when the key is confirmed already: an enrolment is confirmed once, also by concurrent
+   * callers); without it only a confirmed key is used.
+   */
   useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date): Promise<boolean>;
   removeAuthenticatorKey(userId: string, provider: string): Promise<void>;
 }
