@@ -1,4 +1,5 @@
 import { constantTimeEquals, randomToken, sha256Hex } from '../../src/backoffice-identity/common/crypto.js';
+import { SecretCipher } from '../../src/backoffice-identity/two-factor/secret-cipher.js';
 
 describe('randomToken', () => {
   it('makes 32 random bytes into 43 base64url characters (256 bits >= 128)', () => {
@@ -86,5 +87,18 @@ describe('constantTimeEquals', () => {
 
   it('compares code units exactly (NFC and NFD are different strings here)', () => {
     expect(constantTimeEquals('é'.normalize('NFC'), 'é'.normalize('NFD'))).toBe(false);
+  });
+});
+
+describe('SecretCipher (AES-256-GCM, 2FA secrets at rest)', () => {
+  const cipher = new SecretCipher('test-encryption-key-0123456789abcdef');
+
+  it('OWASP ASVS 4.0 6.2.1: refuses a value whose authentication tag was cut short (GCM would check only the bytes left: 4 bytes are 2^32 tries to forge)', () => {
+    const [version, iv, tag, data] = cipher.encrypt('JBSWY3DPEHPK3PXP').split('.');
+    for (const bytes of [4, 8, 12, 15]) {
+      const short = Buffer.from(tag, 'base64url').subarray(0, bytes).toString('base64url');
+      expect(() => cipher.decrypt([version, iv, short, data].join('.'))).toThrow();
+    }
+    expect(cipher.decrypt([version, iv, tag, data].join('.'))).toBe('JBSWY3DPEHPK3PXP');
   });
 });

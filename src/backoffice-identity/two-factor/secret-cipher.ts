@@ -20,7 +20,8 @@ export class SecretCipher {
   decrypt(value: string): string {
     const [version, iv, tag, data] = value.split('.');
     if (version !== 'v1' || !iv || !tag || data === undefined) throw new Error('Unknown secret format');
-    const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
+    // The full 16-byte tag: without authTagLength, Node accepts a tag cut to 4 bytes and checks only those.
+    const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     return Buffer.concat([decipher.update(Buffer.from(data, 'base64url')), decipher.final()]).toString('utf8');
   }
