@@ -77,6 +77,28 @@ describe('Two-factor enforced per group (requireTwoFactor)', () => {
     expect(events).toContain('backoffice.user.two-factor.enabled');
   });
 
+  it('OWASP ASVS 4.0 3.7.1: a setup-only session older than the step-up window can re-authenticate and finish enrolling (its 15 minutes are usable), and still reaches nothing else', async () => {
+    const user = await make({ groups: ['finance'] });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).body.status).toBe('requiresTwoFactorSetup');
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect(setup.status, setup.text).toBe(200);
+    ctx.clock.advance(6 * 60_000); // scanning the QR code took longer than session.reauthenticationMinutes (5)
+    const stale = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) });
+    expectClientError(stale, 401);
+    expect(stale.body.code).toBe('reauthentication_required');
+    const wrong = await http.post('/auth/reauthenticate', { password: 'not the password at all' });
+    expectClientError(wrong, 401);
+    expect(wrong.body.code).toBe('invalid_credentials');
+    const reauth = await http.post('/auth/reauthenticate', { password: TEST_PASSWORD });
+    expect(reauth.status, reauth.text).toBe(200);
+    expect((await http.get('/auth/sessions')).body.code).toBe('two_factor_setup_required');
+    ctx.clock.advance(30_000);
+    const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) });
+    expect(enable.status, enable.text).toBe(200);
+    expect((await http.get('/auth/sessions')).status).toBe(200);
+  });
+
   it('a setup-only session expires after 15 minutes and a wrong password never gets one', async () => {
     const user = await make({ groups: ['finance'] });
     const wrong = new HttpClient(ctx.url);

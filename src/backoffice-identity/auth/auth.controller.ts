@@ -166,6 +166,8 @@ export class AuthController {
   }
 
   @Post('reauthenticate')
+  // A setup-only session must step up too: the 2FA setup routes need a recent sign-in and it lasts 15 minutes.
+  @AllowTwoFactorSetupSession()
   @HttpCode(200)
   @BackOfficeAuthorize()
   @ApiOkResponse({ type: ReauthenticateResponse, description: 'Password confirmed: sensitive routes accept this session for the next minutes' })
