@@ -394,6 +394,28 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(revoked?.reauthenticatedAt?.getTime()).toBe(at(0).getTime());
       });
 
+      test('revokeOthersIfLive (when the store offers it): ends the others only while the kept session is live; of two at once exactly one stays', async ({ userStore, sessionStore }) => {
+        if (!sessionStore.revokeOthersIfLive) return;
+        const user = await newUser(userStore);
+        const [kept, ...others] = [0, 1, 2].map(() => newSession(user.id, user.securityStamp));
+        for (const s of [kept, ...others]) await sessionStore.create(s);
+        expect(await sessionStore.revokeOthersIfLive(user.id, kept.id, at(1))).toBe(2);
+        expect((await sessionStore.listLive(user.id, user.securityStamp, at(2), at(-HOUR))).map((s) => s.id)).toEqual([kept.id]);
+        // A kept session that is no longer live ends nobody.
+        const later = newSession(user.id, user.securityStamp);
+        await sessionStore.create(later);
+        await sessionStore.revoke(user.id, kept.id, at(3));
+        expect(await sessionStore.revokeOthersIfLive(user.id, kept.id, at(4))).toBe(0);
+        expect((await sessionStore.findById(user.id, later.id))?.revokedAt).toBeNull();
+        // Two sign-ins that each keep their own: exactly one of them stays live (never none).
+        const rival = newSession(user.id, user.securityStamp);
+        await sessionStore.create(rival);
+        await concurrently(2, (i) => sessionStore.revokeOthersIfLive!(user.id, i === 0 ? later.id : rival.id, at(5)));
+        const live = await sessionStore.listLive(user.id, user.securityStamp, at(6), at(-HOUR));
+        expect(live).toHaveLength(1);
+        expect([later.id, rival.id].includes(live[0].id)).toBe(true);
+      });
+
       test('an announced next security stamp: read back by every lookup, listed under it, ended by adopting (when the store keeps it)', async ({ userStore, sessionStore }) => {
         const user = await newUser(userStore);
         const session = newSession(user.id, user.securityStamp);
