@@ -1,3 +1,4 @@
+import type { LoggerService } from '@nestjs/common';
 import { independentCode } from '../support/oathtool.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -66,6 +67,28 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
   }
 
   const nextStep = () => ctx.clock.advance(30_000);
+
+  it('OWASP ASVS 4.0 1.4.x, 2.1: a user who turned 2FA on is refused (403 not_allowed), never signed in on the password alone, when the app runs without a second factor (encryption key missing); the log says why', async () => {
+    const { email, user } = await enrolled();
+    const errors: string[] = [];
+    const logger: LoggerService = { log() {}, warn() {}, error: (message: unknown) => void errors.push(String(message)) };
+    const keyless = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, twoFactor: {} }, logger });
+    try {
+      expect(keyless.userManager.supportsUserTwoFactor).toBe(false);
+      const refused = await new HttpClient(keyless.url).login(email, password);
+      expectClientError(refused, 403);
+      expect(refused.body.code).toBe('not_allowed');
+      expect(refused.headers.get('set-cookie') ?? '').not.toContain('backoffice_session=');
+      expect(errors.some((e) => e.includes('twoFactor.encryptionKey'))).toBe(true);
+      // A user without 2FA signs in there as before, and the enrolled user again once the key is back.
+      const plain = (await keyless.userManager.createUser({ email: `plain${++counter}@example.com`, name: 'Plain', password })).value!;
+      expect((await new HttpClient(keyless.url).login(plain.email, password)).body.status).toBe('success');
+      expect((await new HttpClient(ctx.url).login(email, password)).body.status).toBe('requiresTwoFactor');
+      expect((await keyless.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
+    } finally {
+      await keyless.close();
+    }
+  });
 
   it('RFC 6238 Appendix B SHA-1 vectors through our provider, with an injectable clock (verify path included)', async () => {
     const store = ctx.app.get<TypeOrmBackOfficeUserStore>(BACKOFFICE_USER_STORE);

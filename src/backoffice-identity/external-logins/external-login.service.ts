@@ -283,6 +283,7 @@ export class BackOfficeExternalLoginService {
     await this.applyProviderChanges(provider, user, claims);
     const sealed = this.externalSessions.seal(provider.name, idToken);
     if ((await this.signInManager.isTwoFactorRequired(user)) && !this.providerDidMultiFactor(provider, claims)) {
+      if (this.signInManager.twoFactorUnavailable(user)) throw new ExternalLoginError('not_allowed', 'two-factor authentication is on, but no second factor is configured');
       const providers = await manager.getValidTwoFactorProviders(user);
       await manager.notify(UserLoginRequiresVerificationNotification, user);
       await manager.notify(UserTwoFactorRequestedNotification, user, { provider: providers[0] ?? 'none' });

@@ -14,7 +14,7 @@ import {
 } from '../notifications/notifications.js';
 import { deriveUserState, type BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import type { FailedAccessResult } from '../users/stores/user-store.interface.js';
+import { isUserTwoFactorStore, type FailedAccessResult } from '../users/stores/user-store.interface.js';
 
 /** Outcome of a sign-in attempt. */
 export type SignInStatus = 'success' | 'failed' | 'lockedOut' | 'notAllowed' | 'requiresTwoFactor' | 'requiresTwoFactorSetup';
@@ -50,6 +50,7 @@ export interface SignInContext {
 export class BackOfficeSignInManager {
   private readonly logger = new Logger('BackOfficeSignInManager');
   private warnedNoGracePeriod = false;
+  private warnedTwoFactorUnavailable = false;
 
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) readonly userManager: BackOfficeUserManager,
@@ -129,6 +130,8 @@ export class BackOfficeSignInManager {
     const refused = await this.refuseUnlessAllowed(user);
     if (refused) return refused;
     if (await this.isTwoFactorRequired(user)) {
+      const unavailable = this.twoFactorUnavailable(user);
+      if (unavailable) return unavailable;
       // The failed count is not reset yet: wrong second-factor codes keep counting toward lockout across
       // password sign-ins; it is reset when the second factor succeeds.
       const providers = await manager.getValidTwoFactorProviders(user);
@@ -229,6 +232,8 @@ export class BackOfficeSignInManager {
     // The passkey did its step whatever follows (a second factor, an enrolment): its use is on record (ASVS 4.0 7.2.1).
     await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
     if (!userVerified && (await this.isTwoFactorRequired(current))) {
+      const unavailable = this.twoFactorUnavailable(current);
+      if (unavailable) return { ...unavailable, userVerified };
       const providers = (await manager.getValidTwoFactorProviders(current)).filter((p) => p !== PASSKEY_PROVIDER);
       await manager.notify(UserLoginRequiresVerificationNotification, current);
       await manager.notify(UserTwoFactorRequestedNotification, current, { provider: providers[0] ?? 'none' });
@@ -321,7 +326,31 @@ export class BackOfficeSignInManager {
 
   /** Two-factor is required when the manager supports it and the user turned it on. */
   async isTwoFactorRequired(user: BackOfficeUser): Promise<boolean> {
-    return this.userManager.supportsUserTwoFactor && user.twoFactorEnabled;
+    if (!user.twoFactorEnabled) return false;
+    return this.userManager.supportsUserTwoFactor || this.noTwoFactorProvider();
+  }
+
+  /**
+   * The refusal of a sign-in that needs a second factor while none is configured (the store keeps 2FA, but no
+   * provider is registered: `twoFactor.encryptionKey` missing after a deploy, say), or null. Such a sign-in fails
+   * closed (403 `not_allowed`) instead of passing on the password alone (OWASP ASVS 4.0 2.1.x, 1.4.x: fail
+   * securely); the log says why, once per process.
+   */
+  twoFactorUnavailable(user: BackOfficeUser): SignInResult | null {
+    if (!user.twoFactorEnabled || !this.noTwoFactorProvider()) return null;
+    if (!this.warnedTwoFactorUnavailable) {
+      this.warnedTwoFactorUnavailable = true;
+      this.logger.error(
+        'A user with two-factor authentication on cannot sign in: no two-factor provider is configured (set twoFactor.encryptionKey ' +
+          'for TOTP, or register a provider). Their sign-ins are refused (not_allowed) until one is.',
+      );
+    }
+    return { status: 'notAllowed', user, reason: 'not_allowed' };
+  }
+
+  /** The store keeps two-factor enrolment, but no provider is registered to answer a second step. */
+  private noTwoFactorProvider(): boolean {
+    return isUserTwoFactorStore(this.userManager.store) && this.userManager.twoFactorProviders.length === 0;
   }
 
   /** Completes a sign-in: last-login time and `UserLoginSuccessNotification`. */
