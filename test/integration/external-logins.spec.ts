@@ -251,6 +251,11 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       'backoffice/',
       ' /backoffice/',
       `/${'a'.repeat(3000)}`,
+      // Dot segments the URL parser resolves into "//evil.example" (a protocol-relative Location).
+      '/.//evil.example',
+      '/a/..//evil.example',
+      '/%2e//evil.example',
+      '/backoffice/../..//evil.example/x?y#z',
     ])('open redirects are refused: returnUrl %j is 400 invalid_return_url (ASVS 5.0 3.7.2)', async (returnUrl) => {
       const result = await new Person(ctx.url).challenge('oidc', { returnUrl });
       expectClientError(result);

@@ -17,6 +17,7 @@ import {
   UserTwoFactorRequestedNotification,
 } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { isSameOriginPath } from '../options/resolve-options.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeSessionEntity } from '../persistence/typeorm/entities/backoffice-session.entity.js';
@@ -121,8 +122,11 @@ export class BackOfficeExternalLoginService {
     }
     if (parsed.origin !== base) throw invalid();
     // As the URL parser serialises it: percent-encoded ASCII, which every platform can put in a Location header
-    // (Fastify sends the header as given, and Node refuses characters outside Latin-1 there: a 500).
-    return `${parsed.pathname}${parsed.search}${parsed.hash}`;
+    // (Fastify sends the header as given, and Node refuses characters outside Latin-1 there: a 500). The parser also
+    // resolves dot segments ("/.//evil", "/a/..//evil" become "//evil"), so the result is checked again.
+    const path = `${parsed.pathname}${parsed.search}${parsed.hash}`;
+    if (!isSameOriginPath(path)) throw invalid();
+    return path;
   }
 
   /** Starts a sign-in (or, with `link`, a manual link): stores the pending state and returns the provider's URL. */
