@@ -1055,6 +1055,18 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(accept.body.code).toBe('invalid_token');
     });
 
+    it('OWASP ASVS 4.0 2.2.1: an invitee locked by failed sign-ins on their address (anyone can cause it) still accepts through the provider; accepting clears the lock', async () => {
+      const invite = await inviteWithTakeOver(ctx, ['editor']);
+      const invitee = (await ctx.userManager.findById(invite.userId))!;
+      await ctx.userManager.setLockoutEnd(invitee, new Date(ctx.clock.now().getTime() + 3_600_000));
+      const { login } = account('invitee-locked');
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.acceptInvite('oidc', invite, login));
+      expect((await person.app.get('/auth/me')).body).toMatchObject({ id: invite.userId, state: 'active', logins: [{ provider: 'oidc' }] });
+      const stored = (await ctx.userManager.findById(invite.userId))!;
+      expect([stored.lockoutEnd, stored.accessFailedCount]).toEqual([null, 0]);
+    });
+
     it('wrong, expired and foreign tokens and unknown user ids get one answer, 400 invalid_token, and start nothing (ASVS 5.0 7.2.1)', async () => {
       const invite = await inviteWithTakeOver(ctx, ['editor']);
       const other = await inviteWithTakeOver(ctx, ['editor']);

@@ -28,6 +28,7 @@ import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js'
 import {
   BackOfficeDuplicateLoginError,
   isTransactionalUserStore,
+  isUserLockoutStore,
   isUserTokenStore,
   type BackOfficeUserStore,
   type UserLoginStore,
@@ -330,7 +331,15 @@ export class BackOfficeExternalLoginService {
     if (!user || !this.invites.isInvited(user) || !isUserTokenStore(store)) throw new ExternalLoginError('invalid_token', 'no such pending invite');
     const owner = await manager.findByLogin(provider.name, claims.sub);
     if (owner) throw new ExternalLoginError('login_already_linked', 'the provider account belongs to another user');
-    if (!(await store.consumeToken(user.id, 'invite', invite.tokenHash, manager.now()))) throw new ExternalLoginError('invalid_token', 'the invite is wrong, used or expired');
+    const now = manager.now();
+    if (!(await store.consumeToken(user.id, 'invite', invite.tokenHash, now))) throw new ExternalLoginError('invalid_token', 'the invite is wrong, used or expired');
+    // As accepting with a password: the invite proves the mailbox, so a lock that failed sign-ins on the invitee's
+    // address set (anyone can cause one) ends with it.
+    if (isUserLockoutStore(store) && (user.lockoutEnd !== null || user.accessFailedCount > 0)) {
+      await store.setLockoutEnd(user.id, null, now);
+      await store.resetAccessFailedCount(user.id, now);
+      Object.assign(user, { lockoutEnd: null, accessFailedCount: 0 });
+    }
     const linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
     if (!linked.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
     // The invitee has authenticated at the provider: no longer "invited" (no resend, counted as a person who can
