@@ -46,8 +46,11 @@ export interface BackOfficeApiClientStore {
   /** Atomically counts one wrong secret; locks at the maximum. Not counted while locked. */
   recordFailedAccess(userId: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult>;
   resetAccessFailedCount(userId: string): Promise<void>;
-  /** Ends the client's lockout and clears its failed count (an admin's unlock of the API user). */
-  clearLockout(userId: string): Promise<void>;
+  /**
+   * Optional: ends the client's lockout and clears its failed count (an admin's unlock of the API user). A store
+   * without it leaves a client lockout to run out (the unlock logs a warning).
+   */
+  clearLockout?(userId: string): Promise<void>;
   /**
    * Stores a bearer token. With `issuedFor`, only while the client still has that secret (the current one, or the
    * previous one within its overlap), the client is not locked and its user is enabled, checked by the write itself, so

@@ -652,6 +652,12 @@ export class BackOfficeUserManager {
     return true;
   }
 
+  /** Ends an API client's lockout when its store can (`clearLockout` is optional); else says so in the log. */
+  private async clearApiClientLockout(store: BackOfficeApiClientStore, userId: string): Promise<void> {
+    if (store.clearLockout) await store.clearLockout(userId);
+    else this.logger.warn(`API user ${userId} unlocked, but its API client store has no clearLockout: the client's own lockout runs out by itself.`);
+  }
+
   /** When a lock starting now would end. */
   protected lockoutEndFromNow(): Date {
     const minutes = this.options.lockout.durationMinutes;
@@ -717,7 +723,7 @@ export class BackOfficeUserManager {
       await store.resetAccessFailedCount(user.id, now);
       user.accessFailedCount = 0;
       // An API user's wrong secrets lock its client, not its user row: the unlock ends that lockout too.
-      if (user.kind === 'api' && this.apiClientStore) await this.apiClientStore.clearLockout(user.id);
+      if (user.kind === 'api' && this.apiClientStore) await this.clearApiClientLockout(this.apiClientStore, user.id);
       await this.notify(UserUnlockedNotification, user);
     } else {
       await this.notify(UserLockedNotification, user);
