@@ -88,6 +88,21 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
     } finally {
       await keyless.close();
     }
+    // With passkeys on (a registered second factor the user never set up) and still no key: refused too, not sent
+    // to a second step nobody can answer; with a recovery code left, that is the second step.
+    const withPasskeys = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false }, twoFactor: {}, passkeys: { rpId: 'localhost', rpName: 'Test', origins: ['http://localhost'] } },
+      logger,
+    });
+    try {
+      expect(withPasskeys.userManager.supportsUserTwoFactor).toBe(true);
+      await withPasskeys.app.get(DataSource).query(`DELETE FROM backoffice_user_recovery_code WHERE user_id = $1`, [user.id]);
+      const refused = await new HttpClient(withPasskeys.url).login(email, password);
+      expectClientError(refused, 403);
+      expect(refused.body.code).toBe('not_allowed');
+    } finally {
+      await withPasskeys.close();
+    }
   });
 
   it('RFC 6238 Appendix B SHA-1 vectors through our provider, with an injectable clock (verify path included)', async () => {

@@ -288,8 +288,10 @@ export class BackOfficeExternalLoginService {
     await this.applyProviderChanges(provider, user, claims);
     const sealed = this.externalSessions.seal(provider.name, idToken);
     if ((await this.signInManager.isTwoFactorRequired(user)) && !this.providerDidMultiFactor(provider, claims)) {
-      if (this.signInManager.twoFactorUnavailable(user)) throw new ExternalLoginError('not_allowed', 'two-factor authentication is on, but no second factor is configured');
-      const providers = await manager.getValidTwoFactorProviders(user);
+      const providers = await this.signInManager.usableTwoFactorProviders(user);
+      if (await this.signInManager.refuseWithoutSecondFactor(user, providers)) {
+        throw new ExternalLoginError('not_allowed', 'two-factor authentication is on, but the user has no second factor to answer with');
+      }
       await manager.notify(UserLoginRequiresVerificationNotification, user);
       await manager.notify(UserTwoFactorRequestedNotification, user, { provider: providers[0] ?? 'none' });
       await this.challenges.start(user, response, sealed);

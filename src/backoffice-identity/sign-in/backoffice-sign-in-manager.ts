@@ -130,11 +130,11 @@ export class BackOfficeSignInManager {
     const refused = await this.refuseUnlessAllowed(user);
     if (refused) return refused;
     if (await this.isTwoFactorRequired(user)) {
-      const unavailable = this.twoFactorUnavailable(user);
-      if (unavailable) return unavailable;
+      const providers = await this.usableTwoFactorProviders(user);
+      const refused = await this.refuseWithoutSecondFactor(user, providers);
+      if (refused) return refused;
       // The failed count is not reset yet: wrong second-factor codes keep counting toward lockout across
       // password sign-ins; it is reset when the second factor succeeds.
-      const providers = await manager.getValidTwoFactorProviders(user);
       await manager.notify(UserLoginRequiresVerificationNotification, user);
       await manager.notify(UserTwoFactorRequestedNotification, user, { provider: providers[0] ?? 'none' });
       return { status: 'requiresTwoFactor', user, providers };
@@ -232,9 +232,9 @@ export class BackOfficeSignInManager {
     // The passkey did its step whatever follows (a second factor, an enrolment): its use is on record (ASVS 4.0 7.2.1).
     await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
     if (!userVerified && (await this.isTwoFactorRequired(current))) {
-      const unavailable = this.twoFactorUnavailable(current);
-      if (unavailable) return { ...unavailable, userVerified };
-      const providers = (await manager.getValidTwoFactorProviders(current)).filter((p) => p !== PASSKEY_PROVIDER);
+      const providers = await this.usableTwoFactorProviders(current, PASSKEY_PROVIDER);
+      const refused = await this.refuseWithoutSecondFactor(current, providers);
+      if (refused) return { ...refused, userVerified };
       await manager.notify(UserLoginRequiresVerificationNotification, current);
       await manager.notify(UserTwoFactorRequestedNotification, current, { provider: providers[0] ?? 'none' });
       return { status: 'requiresTwoFactor', user: current, providers, userVerified };
@@ -331,13 +331,25 @@ export class BackOfficeSignInManager {
   }
 
   /**
-   * The refusal of a sign-in that needs a second factor while none is configured (the store keeps 2FA, but no
-   * provider is registered: `twoFactor.encryptionKey` missing after a deploy, say), or null. Such a sign-in fails
-   * closed (403 `not_allowed`) instead of passing on the password alone (OWASP ASVS 4.0 2.1.x, 1.4.x: fail
-   * securely); the log says why, once per process.
+   * The second factors `user` can answer with now: the registered providers the user has set up, and recovery
+   * codes; none while no provider is registered (`supportsUserTwoFactor` false). `exclude` drops one (a passkey
+   * that was the first factor cannot be the second).
    */
-  twoFactorUnavailable(user: BackOfficeUser): SignInResult | null {
-    if (!user.twoFactorEnabled || !this.noTwoFactorProvider()) return null;
+  async usableTwoFactorProviders(user: BackOfficeUser, exclude?: string): Promise<string[]> {
+    if (!this.userManager.supportsUserTwoFactor) return [];
+    return (await this.userManager.getValidTwoFactorProviders(user)).filter((p) => p !== exclude);
+  }
+
+  /**
+   * The refusal of a sign-in that needs a second factor while no second factor is configured that the user could
+   * have (no provider registered but passkeys: `twoFactor.encryptionKey` missing after a deploy, say) and the user
+   * has none to answer with (`providers` empty: no passkey, no recovery code). Such a sign-in fails closed, 403
+   * `not_allowed` and `UserLoginFailedNotification` (audited), instead of passing on the password alone or ending
+   * at a second step nobody can answer (OWASP ASVS 4.0 1.4.x, 2.1: fail securely); the log says why, once per
+   * process. Null otherwise.
+   */
+  async refuseWithoutSecondFactor(user: BackOfficeUser, providers: readonly string[]): Promise<SignInResult | null> {
+    if (providers.length > 0 || !this.noCodeProvider()) return null;
     if (!this.warnedTwoFactorUnavailable) {
       this.warnedTwoFactorUnavailable = true;
       this.logger.error(
@@ -345,7 +357,13 @@ export class BackOfficeSignInManager {
           'for TOTP, or register a provider). Their sign-ins are refused (not_allowed) until one is.',
       );
     }
+    await this.userManager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
     return { status: 'notAllowed', user, reason: 'not_allowed' };
+  }
+
+  /** The store keeps two-factor enrolment, but no provider is registered to take a code (passkeys at most). */
+  private noCodeProvider(): boolean {
+    return isUserTwoFactorStore(this.userManager.store) && !this.userManager.twoFactorProviders.some((p) => p.name !== PASSKEY_PROVIDER);
   }
 
   /** The store keeps two-factor enrolment, but no provider is registered to answer a second step. */
