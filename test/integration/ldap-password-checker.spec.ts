@@ -244,6 +244,32 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
+  it('OWASP ASVS 4.0 2.2.1: a right password whose entry the directory then refuses to read (createUsers) is an outage, never counted as a wrong password', async () => {
+    const sockets: Socket[] = [];
+    // Accepts every bind (BindResponse 0); answers every search (application tag 0x63) with SearchResultDone 50.
+    const readRefusing: Server = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('data', (request: Buffer) => {
+        const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
+        const idAt = 2 + lengthBytes;
+        const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
+        const tag = request[idAt + id.length];
+        if (tag !== 0x60 && tag !== 0x63) return;
+        const op = Buffer.from([tag === 0x60 ? 0x61 : 0x65, 0x07, 0x0a, 0x01, tag === 0x60 ? 0 : 50, 0x04, 0x00, 0x04, 0x00]);
+        socket.write(Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]));
+      });
+    });
+    await new Promise<void>((resolve) => readRefusing.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `ldap://127.0.0.1:${(readRefusing.address() as { port: number }).port}`;
+      const checker = new LdapPasswordChecker({ url, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 1000, onDirectoryDown: 'fallback', createUsers: true });
+      expect(await checker.checkPassword(asUser('alice'), alice.password)).toBe('fallback');
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => readRefusing.close(resolve));
+    }
+  });
+
   it('directory stopped mid-test: never a 500; fallback lets local hashes work, deny refuses; back when it returns', async () => {
     await slapd.pause();
     try {

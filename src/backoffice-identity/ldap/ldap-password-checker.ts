@@ -163,7 +163,7 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     // ldapts opens TLS at once whenever `tlsOptions` is set: give them only to ldaps:// (StartTLS takes its own).
     const tlsOptions = o.url.startsWith('ldaps:') ? { ...o.tlsOptions } : undefined;
     const client = new Client({ url: o.url, timeout: o.timeoutMs, connectTimeout: o.connectTimeoutMs, tlsOptions });
-    let stage: 'connect' | 'user' = 'connect';
+    let stage: 'connect' | 'user' | 'entry' = 'connect';
     try {
       if (o.startTls) await this.withinTimeout(client.startTLS(this.startTlsOptions()), 'StartTLS');
       const dn = o.userDnTemplate ? o.userDnTemplate.split('{username}').join(escapeLdapDnValue(login)) : await this.findUserDn(client, login);
@@ -171,6 +171,8 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
       if (dn === undefined) return { result: 'invalid' };
       stage = 'user';
       await client.bind(dn, password);
+      // The password is right: a directory that then fails to give the entry is an outage, not a wrong password.
+      stage = 'entry';
       const entry = o.createUsers ? await this.readEntry(client, dn) : undefined;
       return { result: 'valid', entry };
     } catch (error) {
