@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
+import { DataSource, IsNull, MoreThan } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
 import type { BackOfficeAuditStore } from '../../audit/backoffice-audit-store.interface.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore, BackOfficeSignInWrites } from '../../sessions/session-store.interface.js';
@@ -208,20 +208,31 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     return (result.affected ?? 0) > 0;
   }
 
+  /**
+   * Locks the user's unrevoked sessions in id order (as {@link revokeOthersIfLive} does, so the two never deadlock:
+   * a plain UPDATE would lock them in the index's order), then ends all but `exceptSessionId`.
+   */
   async revokeAll(userId: string, now: Date, exceptSessionId?: string): Promise<number> {
-    const where = exceptSessionId ? { userId, revokedAt: IsNull(), id: Not(exceptSessionId) } : { userId, revokedAt: IsNull() };
-    const result = await this.sessions.update(where, { revokedAt: now });
-    return result.affected ?? 0;
+    if (!isUuid(userId)) return 0;
+    const except = exceptSessionId !== undefined && isUuid(exceptSessionId) ? exceptSessionId : null;
+    const rows = await this.dataSource.query(
+      `WITH locked AS (SELECT id FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3::uuid)
+                       ORDER BY id FOR NO KEY UPDATE)
+       UPDATE backoffice_session s SET revoked_at = $2 FROM locked l WHERE s.id = l.id RETURNING s.id`,
+      [userId, now, except],
+    );
+    return returned(rows).length;
   }
 
   /**
-   * Locks the user's unrevoked sessions (in id order, so two calls never deadlock), then ends all but `keepSessionId`
-   * if that one is among them: the second of two calls at once waits for the first and finds its own session ended.
+   * Locks the user's unrevoked sessions (in id order, as {@link revokeAll}, so two calls never deadlock), then ends
+   * all but `keepSessionId` if that one is among them: the second of two calls at once waits for the first and finds
+   * its own session ended.
    */
   async revokeOthersIfLive(userId: string, keepSessionId: string, now: Date): Promise<number> {
     if (!isUuid(keepSessionId) || !isUuid(userId)) return 0;
     const rows = await this.dataSource.query(
-      `WITH locked AS (SELECT id FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id FOR UPDATE)
+      `WITH locked AS (SELECT id FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id FOR NO KEY UPDATE)
        UPDATE backoffice_session s SET revoked_at = $3 FROM locked l
        WHERE s.id = l.id AND s.id <> $2 AND EXISTS (SELECT 1 FROM locked k WHERE k.id = $2) RETURNING s.id`,
       [userId, keepSessionId, now],
@@ -231,6 +242,8 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
 
   async prune(now: Date): Promise<{ sessions: number }> {
     const weekAgo = new Date(now.getTime() - WEEK_MS);
-    return { sessions: await deleteCounting(this.dataSource, `DELETE FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1`, [weekAgo]) };
+    // Skips rows another transaction holds (a revokeAll locking them in id order): no deadlock, the next prune takes them.
+    const sql = `DELETE FROM backoffice_session WHERE id = ANY(ARRAY(SELECT id FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1 FOR UPDATE SKIP LOCKED))`;
+    return { sessions: await deleteCounting(this.dataSource, sql, [weekAgo]) };
   }
 }
