@@ -77,22 +77,7 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
 
   it('OWASP ASVS 4.0 1.11.3: a new password-reset link requested while an email change is being written is no deadlock: both finish, the new link stays live', async () => {
     const now = new Date();
-    const user = await store.create(
-      {
-        username: 'lock-order@example.test',
-        normalizedUsername: 'LOCK-ORDER@EXAMPLE.TEST',
-        email: 'lock-order@example.test',
-        normalizedEmail: 'LOCK-ORDER@EXAMPLE.TEST',
-        name: 'Lock Order',
-        passwordHash: 'hash-1',
-        securityStamp: 'stamp-1',
-        isApproved: true,
-        invitedAt: null,
-        groups: [],
-        kind: 'person',
-      },
-      now,
-    );
+    const user = await newUser('lock-order');
     await store.replaceToken(user.id, 'password_reset', hash('first'), new Date(now.getTime() + HOUR), now);
 
     const change = new pg.Client({ connectionString: db.url });
