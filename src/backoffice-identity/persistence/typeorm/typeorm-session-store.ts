@@ -208,34 +208,33 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     return (result.affected ?? 0) > 0;
   }
 
-  /**
-   * Locks the user's unrevoked sessions in id order (as {@link revokeOthersIfLive} does, so the two never deadlock:
-   * a plain UPDATE would lock them in the index's order), then ends all but `exceptSessionId`.
-   */
+  /** Revokes every unrevoked session of the user but `exceptSessionId`, locking them in id order ({@link revokeInIdOrder}). */
   async revokeAll(userId: string, now: Date, exceptSessionId?: string): Promise<number> {
     if (!isUuid(userId)) return 0;
-    const except = exceptSessionId !== undefined && isUuid(exceptSessionId) ? exceptSessionId : null;
-    const rows = await this.dataSource.query(
-      `WITH locked AS (SELECT id FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL AND ($3::uuid IS NULL OR id <> $3::uuid)
-                       ORDER BY id FOR NO KEY UPDATE)
-       UPDATE backoffice_session s SET revoked_at = $2 FROM locked l WHERE s.id = l.id RETURNING s.id`,
-      [userId, now, except],
-    );
-    return returned(rows).length;
+    return this.revokeInIdOrder(userId, now, exceptSessionId !== undefined && isUuid(exceptSessionId) ? exceptSessionId : null, false);
   }
 
   /**
-   * Locks the user's unrevoked sessions (in id order, as {@link revokeAll}, so two calls never deadlock), then ends
-   * all but `keepSessionId` if that one is among them: the second of two calls at once waits for the first and finds
-   * its own session ended.
+   * Ends all but `keepSessionId` if that one is among the user's unrevoked sessions: the second of two calls at once
+   * waits for the first and finds its own session ended.
    */
   async revokeOthersIfLive(userId: string, keepSessionId: string, now: Date): Promise<number> {
     if (!isUuid(keepSessionId) || !isUuid(userId)) return 0;
+    return this.revokeInIdOrder(userId, now, keepSessionId, true);
+  }
+
+  /**
+   * One statement for both: locks the user's unrevoked sessions in id order (a plain UPDATE would lock them in the
+   * index's order, and two such writes at once could deadlock), then ends all but `keep`; with `onlyIfKeptIsLive`,
+   * only when `keep` is among the locked ones.
+   */
+  private async revokeInIdOrder(userId: string, now: Date, keep: string | null, onlyIfKeptIsLive: boolean): Promise<number> {
     const rows = await this.dataSource.query(
       `WITH locked AS (SELECT id FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id FOR NO KEY UPDATE)
-       UPDATE backoffice_session s SET revoked_at = $3 FROM locked l
-       WHERE s.id = l.id AND s.id <> $2 AND EXISTS (SELECT 1 FROM locked k WHERE k.id = $2) RETURNING s.id`,
-      [userId, keepSessionId, now],
+       UPDATE backoffice_session s SET revoked_at = $2 FROM locked l
+       WHERE s.id = l.id AND s.id IS DISTINCT FROM $3::uuid AND (NOT $4::boolean OR EXISTS (SELECT 1 FROM locked k WHERE k.id = $3::uuid))
+       RETURNING s.id`,
+      [userId, now, keep, onlyIfKeptIsLive],
     );
     return returned(rows).length;
   }
