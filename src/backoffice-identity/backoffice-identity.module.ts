@@ -181,10 +181,11 @@ export class BackOfficeIdentityModule implements NestModule {
 
   configure(consumer: MiddlewareConsumer): void {
     // One middleware that checks the path itself: the security headers and the request context under the module's
-    // prefix (the headers also cover the prefix's 404s), an empty context of its own for every other request
-    // (which the guard fills on guarded host routes). One path pattern, not the controllers: Nest adds a matcher per
-    // route for those (some 100), and every request of the host, to any path, was tested against each of them
-    // (measured: /health on Fastify 12% faster). One middleware, not two: each costs every host request a step.
+    // prefix (the headers also cover the prefix's 404s); every other request is kept from a context an earlier
+    // request on its connection entered (see BackOfficeRequestContextStore.isolate). One path pattern, not the
+    // controllers: Nest adds a matcher per route for those (some 100), and every request of the host, to any path,
+    // was tested against each of them (measured: /health on Fastify 12% faster). One middleware, not two: each costs
+    // every host request a step.
     consumer.apply(BackOfficeModuleRequestMiddleware).forRoutes('*');
     // Nest configures middleware before it registers routes: the route fallback learns the module's paths.
     this.routeFallback.watchRoutes();

@@ -13,9 +13,9 @@ import { setBackOfficeSecurityHeaders } from './security-headers.js';
  * once whether the request reaches the module's routes, as the routers match the path (any case, escapes decoded,
  * below Nest's global prefix unless excluded). If so, the answer gets the module's security headers (errors and the
  * prefix's 404s included) and the request runs in its request context: client IP (from the IP resolver), user
- * agent, method and path. Every other request runs with an empty context of its own (`isolate`): host routes
- * guarded by `BackOfficeAuthGuard` get the same context from the guard, and the context of one request never
- * reaches the next one on the same connection.
+ * agent, method and path. Every other request is isolated (`isolate`): host routes guarded by
+ * `BackOfficeAuthGuard` get the same context from the guard, and the context of one request never reaches the next
+ * one on the same connection.
  */
 @Injectable()
 export class BackOfficeModuleRequestMiddleware implements NestMiddleware {

@@ -324,10 +324,13 @@ export class BackOfficeSignInManager {
     return user.isApproved;
   }
 
-  /** Two-factor is required when the manager supports it and the user turned it on. */
+  /**
+   * Two-factor is required when the user turned it on and the manager supports it, or when no provider is registered
+   * at all (the sign-in then fails closed: {@link refuseWithoutSecondFactor}).
+   */
   async isTwoFactorRequired(user: BackOfficeUser): Promise<boolean> {
     if (!user.twoFactorEnabled) return false;
-    return this.userManager.supportsUserTwoFactor || this.noTwoFactorProvider();
+    return this.userManager.supportsUserTwoFactor || this.noTwoFactorProviderBut();
   }
 
   /**
@@ -349,7 +352,7 @@ export class BackOfficeSignInManager {
    * process. Null otherwise.
    */
   async refuseWithoutSecondFactor(user: BackOfficeUser, providers: readonly string[]): Promise<SignInResult | null> {
-    if (providers.length > 0 || !this.noCodeProvider()) return null;
+    if (providers.length > 0 || !this.noTwoFactorProviderBut(PASSKEY_PROVIDER)) return null;
     if (!this.warnedTwoFactorUnavailable) {
       this.warnedTwoFactorUnavailable = true;
       this.logger.error(
@@ -361,14 +364,9 @@ export class BackOfficeSignInManager {
     return { status: 'notAllowed', user, reason: 'not_allowed' };
   }
 
-  /** The store keeps two-factor enrolment, but no provider is registered to take a code (passkeys at most). */
-  private noCodeProvider(): boolean {
-    return isUserTwoFactorStore(this.userManager.store) && !this.userManager.twoFactorProviders.some((p) => p.name !== PASSKEY_PROVIDER);
-  }
-
-  /** The store keeps two-factor enrolment, but no provider is registered to answer a second step. */
-  private noTwoFactorProvider(): boolean {
-    return isUserTwoFactorStore(this.userManager.store) && this.userManager.twoFactorProviders.length === 0;
+  /** The store keeps two-factor enrolment, but no provider is registered apart from `except` (if given). */
+  private noTwoFactorProviderBut(except?: string): boolean {
+    return isUserTwoFactorStore(this.userManager.store) && !this.userManager.twoFactorProviders.some((p) => p.name !== except);
   }
 
   /** Completes a sign-in: last-login time and `UserLoginSuccessNotification`. */
