@@ -1,9 +1,11 @@
-import { Controller, Delete, Get, HttpCode, Inject, Param, UsePipes } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Inject, Param, Req, UsePipes } from '@nestjs/common';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { PasskeyResponse, toPasskeyResponse, documented } from './passkey.dto.js';
@@ -14,7 +16,10 @@ import { PasskeyResponse, toPasskeyResponse, documented } from './passkey.dto.js
 @UsePipes(BackOfficeValidationPipe)
 @BackOfficeAuthorize({ groups: ['admin'] })
 export class PasskeysAdminController {
-  constructor(@Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager) {}
+  constructor(
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
+  ) {}
 
   private async userOr404(id: string): Promise<BackOfficeUser> {
     if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
@@ -35,11 +40,17 @@ export class PasskeysAdminController {
   @Delete(':passkeyId')
   @HttpCode(204)
   @RequiresRecentSignIn()
-  @ApiResponse({ status: 204, description: 'Removed (backoffice.user.passkey.removed, performed by the admin)' })
+  @ApiResponse({ status: 204, description: "Removed (backoffice.user.passkey.removed, performed by the admin); the user's sessions end" })
   @documented(403, 'forbidden (not an admin) or xsrf_failed')
   @documented(404, 'not_found: no such user or passkey')
-  async remove(@Param('id') id: string, @Param('passkeyId') passkeyId: string): Promise<void> {
+  async remove(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Param('passkeyId') passkeyId: string): Promise<void> {
     const user = await this.userOr404(id);
-    if (!(await this.userManager.removePasskey(user, passkeyId))) throw BackOfficeHttpError.notFound('No such passkey.');
+    // A lost or stolen device: the sessions it opened end with the passkey (a new security stamp). An admin who
+    // removes a passkey of their own here keeps the session they do it from, as on the account route.
+    const keep = user.id === request.backOffice.user.id ? sessionOf(request).id : null;
+    const work = () => this.userManager.removePasskey(user, passkeyId);
+    const removed = keep ? await this.signInManager.keepSignedInThrough(keep, work) : await work();
+    if (!removed) throw BackOfficeHttpError.notFound('No such passkey.');
+    await this.signInManager.refreshSignIn(user, keep);
   }
 }

@@ -1,10 +1,11 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Req, UsePipes } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { PublicKeyCredentialCreationOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import { BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
-import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { IdentityResult } from '../common/identity-result.js';
@@ -34,6 +35,7 @@ export class PasskeysController {
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficePasskeyCeremonies) private readonly ceremonies: BackOfficePasskeyCeremonies,
+    @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
   ) {}
 
   private requireSupport(): void {
@@ -103,11 +105,17 @@ export class PasskeysController {
   @Delete(':id')
   @HttpCode(204)
   @RequiresRecentSignIn()
-  @ApiResponse({ status: 204, description: 'Removed (backoffice.user.passkey.removed)' })
+  @ApiResponse({ status: 204, description: "Removed (backoffice.user.passkey.removed); the user's other sessions end, this one stays" })
   @documented(403, 'xsrf_failed')
   @documented(404, 'not_found: no such passkey of yours')
   async remove(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
     this.requireSupport();
-    if (!(await this.userManager.removePasskey(request.backOffice.user, id))) throw BackOfficeHttpError.notFound('No such passkey.');
+    const user = request.backOffice.user;
+    const sessionId = sessionOf(request).id;
+    // A way in is gone (as after a password change or an unlinked login): the sessions it may have opened end
+    // with a new security stamp; this session stays, also for its requests in flight meanwhile.
+    const removed = await this.signInManager.keepSignedInThrough(sessionId, () => this.userManager.removePasskey(user, id));
+    if (!removed) throw BackOfficeHttpError.notFound('No such passkey.');
+    await this.signInManager.refreshSignIn(user, sessionId);
   }
 }

@@ -894,12 +894,18 @@ export class BackOfficeUserManager {
     return IdentityResult.success();
   }
 
-  /** Removes one of the user's passkeys (`UserPasskeyRemovedNotification`); false when the user has no such passkey. */
+  /**
+   * Removes one of the user's passkeys (`UserPasskeyRemovedNotification`) and, as for a password change or an
+   * unlinked login, renews the security stamp: a way in is gone, so the sessions and pending second steps made
+   * before end (OWASP ASVS 4.0 3.3.3, ASVS 5.0 7.4.3). Call `signInManager.refreshSignIn` afterwards (and
+   * `keepSignedInThrough` around this call to keep the session that asked). False when the user has no such passkey.
+   */
   async removePasskey(user: BackOfficeUser, passkeyId: string): Promise<boolean> {
     if (!this.supportsUserPasskeys) return false;
     const store = this.getPasskeyStore();
     const passkey = (await store.listPasskeys(user.id)).find((p) => p.id === passkeyId);
     if (!passkey || !(await store.removePasskey(user.id, passkeyId))) return false;
+    if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
     await this.notify(UserPasskeyRemovedNotification, user, { passkeyId: passkey.id, passkeyName: passkey.name });
     return true;
   }

@@ -1,0 +1,84 @@
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { expectClientError } from '../support/bad-input.js';
+import { SoftwareAuthenticator } from '../support/software-authenticator.js';
+import type { BackOfficeUser } from '../../src/backoffice-identity/index.js';
+
+const ORIGIN = 'http://localhost:3000';
+const RP_ID = 'localhost';
+const PASSKEYS = { rpId: RP_ID, rpName: 'Acme back office', origins: [ORIGIN] };
+
+/** Review of the passkey area: each test here failed before the fix named in CHANGELOG.md. */
+describe('Passkeys: review findings', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let newUser: ReturnType<typeof userFactory>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, passkeys: PASSKEYS } });
+    newUser = userFactory(() => ctx, 'pkreview');
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  async function signedIn(user: BackOfficeUser): Promise<HttpClient> {
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
+    return http;
+  }
+
+  async function register(http: HttpClient, authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID)) {
+    const options = await http.post('/auth/passkeys/options', {});
+    expect(options.status, options.text).toBe(200);
+    const created = await http.post('/auth/passkeys', { name: 'Laptop', credential: authenticator.register(options.body) });
+    expect(created.status, created.text).toBe(201);
+    return { authenticator, passkey: created.body };
+  }
+
+  async function passkeySignIn(authenticator: SoftwareAuthenticator): Promise<HttpClient> {
+    const http = new HttpClient(ctx.url);
+    const options = await http.post('/auth/passkey/options', {});
+    const result = await http.post('/auth/passkey/verify', { credential: authenticator.assert(options.body) });
+    expect(result.status, result.text).toBe(200);
+    expect(result.body.status).toBe('success');
+    return http;
+  }
+
+  it('OWASP ASVS 4.0 3.3.3 / 5.0 7.4.3: removing a passkey ends the sessions it (or anyone) opened elsewhere; the session that removed it stays', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const { authenticator, passkey } = await register(http);
+    const elsewhere = await passkeySignIn(authenticator); // e.g. the lost or stolen device
+    expect((await elsewhere.get('/auth/me')).status).toBe(200);
+    expect((await http.delete(`/auth/passkeys/${passkey.id}`)).status).toBe(204);
+    expect((await http.get('/auth/me')).status).toBe(200);
+    expect((await http.get('/auth/passkeys')).body).toEqual([]);
+    expectClientError(await elsewhere.get('/auth/me'), 401);
+  });
+
+  it('OWASP ASVS 4.0 3.3.3 / 5.0 7.4.3: an admin removing a user\'s passkey (a lost device) ends every session of that user', async () => {
+    const user = await newUser();
+    const own = await signedIn(user);
+    const { authenticator, passkey } = await register(own);
+    const thief = await passkeySignIn(authenticator);
+    const admin = await signedIn(await newUser({ groups: ['admin'] }));
+    expect((await admin.delete(`/users/${user.id}/passkeys/${passkey.id}`)).status).toBe(204);
+    expectClientError(await thief.get('/auth/me'), 401);
+    expectClientError(await own.get('/auth/me'), 401);
+    expect((await admin.get('/auth/me')).status).toBe(200);
+  });
+
+  it('huge passkey bodies are refused with a 4xx, never a 500', async () => {
+    const http = await signedIn(await newUser());
+    const huge = 'A'.repeat(3_000_000);
+    for (const [path, client] of [['/auth/passkey/verify', new HttpClient(ctx.url)], ['/auth/passkeys', http], ['/auth/reauthenticate/passkey', http]] as const) {
+      const result = await client.post(path, { name: 'x', credential: { id: 'AAAA', rawId: 'AAAA', type: 'public-key', clientExtensionResults: {}, response: { clientDataJSON: huge, authenticatorData: 'AA', signature: 'AA', attestationObject: 'AA' } } });
+      expect(result.status, `${path}: ${result.text.slice(0, 200)}`).toBeGreaterThanOrEqual(400);
+      expect(result.status, path).toBeLessThan(500);
+    }
+  });
+});
