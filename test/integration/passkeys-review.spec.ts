@@ -72,6 +72,31 @@ describe('Passkeys: review findings', () => {
     expect((await admin.get('/auth/me')).status).toBe(200);
   });
 
+  it('WebAuthn L3 7.1 (credentialId at most 1023 bytes): an attested credential id that is too long is 400 invalid_passkey, not a 500', async () => {
+    const http = await signedIn(await newUser());
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    for (const bytes of [2000, 1024]) {
+      const options = await http.post('/auth/passkeys/options', {});
+      // The attestation names a short id (as the DTO allows) but attests a long one in authenticatorData.
+      const attestation = authenticator.register(options.body, { credentialId: Buffer.alloc(bytes, 9).toString('base64url') });
+      const refused = await http.post('/auth/passkeys', { name: 'Long', credential: { ...attestation, id: authenticator.id, rawId: authenticator.id } });
+      expectClientError(refused, 400);
+      expect(refused.body.code, refused.text).toBe('invalid_passkey');
+    }
+    expect((await http.get('/auth/passkeys')).body).toEqual([]);
+  });
+
+  it('an attestation whose id is not the credential id it attests is refused (400 invalid_passkey): the stored id is the one the browser reported', async () => {
+    const http = await signedIn(await newUser());
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const options = await http.post('/auth/passkeys/options', {});
+    const attestation = authenticator.register(options.body);
+    const other = new SoftwareAuthenticator(ORIGIN, RP_ID).id;
+    const refused = await http.post('/auth/passkeys', { name: 'Mismatch', credential: { ...attestation, id: other, rawId: other } });
+    expectClientError(refused, 400);
+    expect(refused.body.code).toBe('invalid_passkey');
+  });
+
   it('huge passkey bodies are refused with a 4xx, never a 500', async () => {
     const http = await signedIn(await newUser());
     const huge = 'A'.repeat(3_000_000);

@@ -37,6 +37,9 @@ export const passkeyUserHandle = (userId: string): Uint8Array<ArrayBuffer> => Ui
 
 const BASE64URL = /^[A-Za-z0-9_-]{1,1400}$/;
 
+/** Longest credential id WebAuthn allows (L3 7.1 step "credentialId ≤ 1023 bytes"): 1364 base64url characters. */
+const MAX_CREDENTIAL_ID_BYTES = 1023;
+
 /**
  * The WebAuthn ceremonies, on `@simplewebauthn/server` (which parses CBOR, COSE keys and attestations): options
  * with server-side challenges (stored as SHA-256, single use, expiring, bound to purpose and user), and
@@ -118,6 +121,10 @@ export class BackOfficePasskeyCeremonies {
       });
       if (!result.verified) throw new Error('not verified');
       const { credential, credentialDeviceType, credentialBackedUp } = result.registrationInfo;
+      // WebAuthn L3 7.1: the attested credential id is at most 1023 bytes (the library does not check it; a longer
+      // one was a 500 from the database), and it is the id the browser reported (the one the DTO bounded).
+      if (Buffer.from(credential.id, 'base64url').length > MAX_CREDENTIAL_ID_BYTES) throw new Error('credential id longer than 1023 bytes');
+      if (credential.id !== response.id) throw new Error('the attested credential id is not the reported one');
       return {
         credentialId: credential.id,
         publicKey: credential.publicKey,
