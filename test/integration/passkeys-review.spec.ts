@@ -106,4 +106,34 @@ describe('Passkeys: review findings', () => {
       expect(result.status, path).toBeLessThan(500);
     }
   });
+  it('race-safe counter: ten registrations finished at once by a user with 24 passkeys add exactly one (the limit is 25)', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const max = ctx.userManager.maxPasskeysPerUser;
+    for (let i = 1; i < max; i++) {
+      const filled = await ctx.userManager.addPasskey(user, {
+        credentialId: `filler-${user.id}-${i}`, publicKey: new Uint8Array([1, 2, 3]), counter: 0, transports: [], name: `Key ${i}`, deviceType: 'singleDevice', backedUp: false,
+      });
+      expect(filled.succeeded).toBe(true);
+    }
+    const ceremonies = [];
+    for (let i = 0; i < 10; i++) {
+      const options = await http.post('/auth/passkeys/options', {});
+      expect(options.status, options.text).toBe(200);
+      ceremonies.push({ name: `Race ${i}`, credential: new SoftwareAuthenticator(ORIGIN, RP_ID).register(options.body) });
+    }
+    const answers = await Promise.all(ceremonies.map((body) => http.post('/auth/passkeys', body)));
+    expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
+    for (const refused of answers.filter((a) => a.status !== 201)) expect(refused.body.code, refused.text).toBe('too_many_passkeys');
+    expect((await http.get('/auth/passkeys')).body).toHaveLength(max);
+  });
+  it('race-safe counter: ten passkeys added at once through the manager to a user with 24 add exactly one', async () => {
+    const user = await newUser();
+    const max = ctx.userManager.maxPasskeysPerUser;
+    const key = (i: number) => ({ credentialId: `m-${user.id}-${i}`, publicKey: new Uint8Array([1, 2, 3]), counter: 0, transports: [], name: `Key ${i}`, deviceType: 'singleDevice' as const, backedUp: false });
+    for (let i = 1; i < max; i++) expect((await ctx.userManager.addPasskey(user, key(i))).succeeded).toBe(true);
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => ctx.userManager.addPasskey(user, key(100 + i))));
+    expect(results.filter((r) => r.succeeded)).toHaveLength(1);
+    expect((await ctx.userManager.getPasskeys(user)).length).toBe(max);
+  });
 });

@@ -59,6 +59,7 @@ import {
   isUserPasskeyStore,
   type BackOfficeTokenPurpose,
   BackOfficeDuplicatePasskeyError,
+  BackOfficeTooManyPasskeysError,
   type NewStoredPasskey,
   type StoredPasskey,
   type UserPasskeyStore,
@@ -875,11 +876,12 @@ export class BackOfficeUserManager {
     const store = this.getPasskeyStore();
     if ((await store.listPasskeys(user.id)).length >= this.maxPasskeysPerUser) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
     try {
-      const added = await store.addPasskey(user.id, { ...passkey, name }, this.now());
+      const added = await store.addPasskey(user.id, { ...passkey, name }, this.now(), { maxPerUser: this.maxPasskeysPerUser });
       await this.notify(UserPasskeyAddedNotification, user, { passkeyId: added.id, passkeyName: added.name });
       return IdentityResult.success(added);
     } catch (error) {
       if (error instanceof BackOfficeDuplicatePasskeyError) return IdentityResult.failed(d.duplicatePasskey());
+      if (error instanceof BackOfficeTooManyPasskeysError) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
       throw error;
     }
   }

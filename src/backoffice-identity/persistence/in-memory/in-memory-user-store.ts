@@ -4,6 +4,7 @@ import type { BackOfficeUser, BackOfficeUserState } from '../../users/backoffice
 import {
   BackOfficeDuplicateLoginError,
   BackOfficeDuplicatePasskeyError,
+  BackOfficeTooManyPasskeysError,
   BackOfficeDuplicateUserError,
   type BackOfficeGroup,
   type BackOfficeTokenPurpose,
@@ -393,9 +394,12 @@ export class InMemoryBackOfficeUserStore
     return null;
   }
 
-  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date): Promise<StoredPasskey> {
+  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options: { maxPerUser?: number } = {}): Promise<StoredPasskey> {
     for (const p of this.passkeys.values()) if (p.credentialId === passkey.credentialId) throw new BackOfficeDuplicatePasskeyError();
     if (!this.row(userId)) throw new Error(`Unknown user "${userId}"`);
+    if (options.maxPerUser !== undefined && [...this.passkeys.values()].filter((p) => p.userId === userId).length >= options.maxPerUser) {
+      throw new BackOfficeTooManyPasskeysError();
+    }
     const stored: StoredPasskey = { ...passkey, id: randomUUID(), userId, publicKey: new Uint8Array(passkey.publicKey), transports: [...passkey.transports], createdAt: now, lastUsedAt: null };
     this.passkeys.set(stored.id, stored);
     return InMemoryBackOfficeUserStore.copyPasskey(stored);

@@ -33,6 +33,7 @@ import {
   type UserAuthenticatorKeyStore,
   type UserRecoveryCodeStore,
   BackOfficeDuplicatePasskeyError,
+  BackOfficeTooManyPasskeysError,
   type NewStoredPasskey,
   type StoredPasskey,
   type UserPasskeyStore,
@@ -627,13 +628,27 @@ export class TypeOrmBackOfficeUserStore
     return rows[0] ? fromPasskeyRow(rows[0]) : null;
   }
 
-  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date): Promise<StoredPasskey> {
+  /**
+   * With `maxPerUser`, the user's row is locked first ({@link USER_ROW_FIRST}, its own statement so that the count
+   * after it sees what a registration that held the lock committed), then the count and the insert are one statement.
+   */
+  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options: { maxPerUser?: number } = {}): Promise<StoredPasskey> {
+    const values = [userId, passkey.credentialId, Buffer.from(passkey.publicKey), passkey.counter, passkey.transports, passkey.name, passkey.deviceType, passkey.backedUp, now];
+    const insert = `INSERT INTO backoffice_user_passkey (user_id, credential_id, public_key, counter, transports, name, device_type, backed_up, created_at)`;
     try {
-      const rows: PasskeyRow[] = await this.manager.query(
-        `INSERT INTO backoffice_user_passkey (user_id, credential_id, public_key, counter, transports, name, device_type, backed_up, created_at)
-         VALUES ($1, $2, $3, $4, $5::varchar[], $6, $7, $8, $9) RETURNING *`,
-        [userId, passkey.credentialId, Buffer.from(passkey.publicKey), passkey.counter, passkey.transports, passkey.name, passkey.deviceType, passkey.backedUp, now],
-      );
+      const { maxPerUser } = options;
+      const rows: PasskeyRow[] =
+        maxPerUser === undefined
+          ? await this.manager.query(`${insert} VALUES ($1, $2, $3, $4, $5::varchar[], $6, $7, $8, $9) RETURNING *`, values)
+          : await this.transaction(async (store) => {
+              await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+              return store.manager.query(
+                `${insert} SELECT $1, $2, $3, $4, $5::varchar[], $6, $7, $8, $9
+                 WHERE (SELECT count(*) FROM backoffice_user_passkey WHERE user_id = $1) < $10::int RETURNING *`,
+                [...values, maxPerUser],
+              );
+            });
+      if (!rows[0]) throw new BackOfficeTooManyPasskeysError();
       return fromPasskeyRow(rows[0]);
     } catch (error) {
       const code = (error as { driverError?: { code?: string } }).driverError?.code;

@@ -177,6 +177,14 @@ export class BackOfficeDuplicatePasskeyError extends Error {
   }
 }
 
+/** Thrown by {@link UserPasskeyStore.addPasskey} when the user already holds `maxPerUser` passkeys. */
+export class BackOfficeTooManyPasskeysError extends Error {
+  constructor() {
+    super('too many passkeys');
+    this.name = 'BackOfficeTooManyPasskeysError';
+  }
+}
+
 /**
  * Passkeys (WebAuthn credentials). Their ceremony challenges are pending sign-in steps (`BackOfficePendingSignInStore`,
  * kind `passkey`). A store without this capability turns passkeys off.
@@ -184,8 +192,13 @@ export class BackOfficeDuplicatePasskeyError extends Error {
 export interface UserPasskeyStore {
   listPasskeys(userId: string): Promise<StoredPasskey[]>;
   findPasskeyByCredentialId(credentialId: string): Promise<StoredPasskey | null>;
-  /** @throws BackOfficeDuplicatePasskeyError when the credential id is taken. */
-  addPasskey(userId: string, passkey: NewStoredPasskey, now: Date): Promise<StoredPasskey>;
+  /**
+   * @throws BackOfficeDuplicatePasskeyError when the credential id is taken.
+   * @throws BackOfficeTooManyPasskeysError when `options.maxPerUser` is given and the user holds that many already:
+   * checked atomically with the insert (registrations finished at once must not pass the limit together). A store
+   * that ignores the option leaves only the manager's earlier count, which concurrent registrations can pass.
+   */
+  addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options?: { maxPerUser?: number }): Promise<StoredPasskey>;
   /** False when the user has no passkey with that id. */
   renamePasskey(userId: string, passkeyId: string, name: string, now: Date): Promise<boolean>;
   /** False when the user has no passkey with that id. */
