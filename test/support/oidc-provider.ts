@@ -32,9 +32,20 @@ export class TestOidcProvider {
    * Changes the ID token of the next token responses, as a broken or hostile provider (or a network attacker)
    * would: `signature` flips its signature, `expired` re-signs it (with the provider's own key) an hour in the
    * past, `amr` re-signs it with these authentication methods, `authTime` re-signs it with an `auth_time` that many
-   * seconds ago (null: without `auth_time`), as a provider that reused an old session would. `undefined`: tokens as issued.
+   * seconds ago (null: without `auth_time`), as a provider that reused an old session would; `claims` re-signs it with
+   * these claims merged in (`undefined` values removed: e.g. another `iss`, `aud` with more audiences, `azp`); `alg`
+   * re-signs it unsigned (`none`) or with HS256 and `secret` (the client secret, as a forger who knows it would).
+   * `undefined`: tokens as issued.
    */
-  idTokenChange: { kind: 'signature' } | { kind: 'expired' } | { kind: 'amr'; amr: string[] } | { kind: 'authTime'; secondsAgo: number | null } | undefined;
+  idTokenChange:
+    | { kind: 'signature' }
+    | { kind: 'expired' }
+    | { kind: 'amr'; amr: string[] }
+    | { kind: 'authTime'; secondsAgo: number | null }
+    | { kind: 'claims'; claims: Record<string, unknown> }
+    | { kind: 'alg'; alg: 'none' }
+    | { kind: 'alg'; alg: 'HS256'; secret: string }
+    | undefined;
   /** While true every connection is reset before an answer (the provider is "down" but keeps its port). */
   down = false;
   private server?: Server;
@@ -121,7 +132,21 @@ export class TestOidcProvider {
     const claims = decodeJwt(idToken);
     const now = Math.floor(Date.now() / 1000);
     const changed = { ...claims };
-    if (change.kind === 'expired') Object.assign(changed, { iat: now - 7200, exp: now - 3600 });
+    if (change.kind === 'alg') {
+      const header = { ...(decodeProtectedHeader(idToken) as Record<string, unknown>), alg: change.alg };
+      delete header.kid;
+      if (change.alg === 'none') {
+        const part = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+        return `${part(header)}.${part(claims)}.`;
+      }
+      return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(new TextEncoder().encode(change.secret));
+    }
+    if (change.kind === 'claims') {
+      for (const [key, value] of Object.entries(change.claims)) {
+        if (value === undefined) delete changed[key];
+        else changed[key] = value;
+      }
+    } else if (change.kind === 'expired') Object.assign(changed, { iat: now - 7200, exp: now - 3600 });
     else if (change.kind === 'amr') changed.amr = change.amr;
     else if (change.secondsAgo === null) delete changed.auth_time;
     else changed.auth_time = now - change.secondsAgo;

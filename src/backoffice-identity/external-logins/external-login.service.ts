@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../common/crypto.js';
+import { toStorableText } from '../common/storable-text.js';
 import type { IdentityError } from '../common/identity-result.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -56,6 +57,14 @@ export class ExternalLoginError extends Error {
   ) {
     super(`${code}: ${reason}`);
   }
+}
+
+/** OpenID Connect Core 2: `sub` is at most 255 ASCII characters. */
+const MAX_SUBJECT_LENGTH = 255;
+
+/** A subject that can be a login's provider key: 1-255 characters, none that PostgreSQL's text refuses. */
+function isProviderKey(sub: unknown): sub is string {
+  return typeof sub === 'string' && sub.length > 0 && sub.length <= MAX_SUBJECT_LENGTH && toStorableText(sub) === sub;
 }
 
 /** Authentication methods (RFC 8176) that mean the provider did more than one factor. */
@@ -239,6 +248,9 @@ export class BackOfficeExternalLoginService {
     }
     const idClaims = tokens.claims();
     if (!idClaims) throw new ExternalLoginError('external_login_failed', 'no ID token');
+    // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
+    // the store cannot keep would fail after an auto-linked user was created.
+    if (!isProviderKey(idClaims.sub)) throw new ExternalLoginError('external_login_failed', 'the ID token\'s subject is empty, longer than 255 characters or not storable');
     let userInfo: Record<string, unknown> = {};
     if (configuration.serverMetadata().userinfo_endpoint) {
       try {
@@ -375,7 +387,14 @@ export class BackOfficeExternalLoginService {
     const created = await manager.createUser({ email: candidate.email, name: candidate.name, groups: candidate.groups });
     if (!created.succeeded) throw this.creationError(created.errors);
     const user = created.value!;
-    const linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
+    let linked: Awaited<ReturnType<BackOfficeUserManager['addLogin']>>;
+    try {
+      linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
+    } catch (error) {
+      // The login could not be stored: a user without it must not stay behind (its email would be in use for good).
+      await manager.store.delete(user.id).catch(() => undefined);
+      throw error;
+    }
     if (!linked.succeeded) {
       // Two first sign-ins of one account at once: the other won; this user must not stay behind.
       await manager.store.delete(user.id);

@@ -1,0 +1,197 @@
+import { DataSource } from 'typeorm';
+import type { BackOfficeExternalLoginProviderOptions } from '../../src/backoffice-identity/index.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
+
+// Attacks on the OpenID Connect sign-in (contract section 6) against a real provider (oidc-provider in-process):
+// forged and mis-addressed ID tokens, mixed-up states, hostile callback parameters, provider accounts that do not
+// fit the store, and what a refusal leaves behind.
+
+const SECRET_A = 'client-a-secret-0123456789abcdef';
+const SECRET_B = 'client-b-secret-0123456789abcdef';
+const SESSION_COOKIE = 'backoffice_session';
+
+const callback = (port: number, name: string) => `http://127.0.0.1:${port}/backoffice/auth/external/${name}/callback`;
+
+function clientsFor(port: number): TestOidcClient[] {
+  return [
+    { client_id: 'backoffice-a', client_secret: SECRET_A, redirect_uris: [callback(port, 'oidc')], post_logout_redirect_uris: [`http://127.0.0.1:${port}/backoffice/`] },
+    { client_id: 'backoffice-b', client_secret: SECRET_B, redirect_uris: [callback(port, 'corp')], post_logout_redirect_uris: [`http://127.0.0.1:${port}/backoffice/`] },
+  ];
+}
+
+function providersFor(issuer: string): BackOfficeExternalLoginProviderOptions[] {
+  return [
+    { name: 'oidc', displayName: 'Single sign-on', issuer, clientId: 'backoffice-a', clientSecret: SECRET_A, autoLink: { enabled: true, defaultGroups: ['editor'] } },
+    {
+      name: 'corp',
+      displayName: 'Corporate directory',
+      issuer,
+      clientId: 'backoffice-b',
+      clientSecret: SECRET_B,
+      scopes: ['openid', 'email', 'profile', 'groups'],
+      autoLink: { enabled: true, groupsClaim: 'groups', groupMapping: { 'bo-admins': 'admin', 'bo-editors': 'editor' }, groupsManagedByProvider: true },
+    },
+  ];
+}
+
+function expectRefused(result: HttpResult, code: string): void {
+  expect(result.status, result.text).toBe(302);
+  expect(result.headers.get('location')).toBe(`/backoffice/?error=${code}`);
+  expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(false);
+}
+
+function expectSignedIn(result: HttpResult, returnUrl = '/backoffice/'): void {
+  expect(result.status, result.text).toBe(302);
+  expect(result.headers.get('location')).toBe(returnUrl);
+  expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(true);
+}
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe('External logins under attack (OpenID Connect, contract section 6)', () => {
+  let db: TestDatabase;
+  let idp: TestOidcProvider;
+  let ctx: IdentityApp;
+  let counter = 0;
+  const logLines: string[] = [];
+  const logger = {
+    log: (m: unknown) => void logLines.push(String(m)),
+    warn: (m: unknown) => void logLines.push(String(m)),
+    error: (m: unknown) => void logLines.push(String(m)),
+    debug: () => undefined,
+    verbose: () => undefined,
+  };
+  const sub = (label: string) => `${label}-${++counter}-${Date.now()}`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const port = await TestOidcProvider.reservePort();
+    idp = await TestOidcProvider.start(clientsFor(port));
+    ctx = await createIdentityApp(db, {
+      port,
+      logger,
+      identity: {
+        publicUrl: `http://127.0.0.1:${port}`,
+        session: { secureCookies: false },
+        rateLimits: { enabled: false },
+        externalLogins: providersFor(idp.issuer),
+      },
+    });
+    await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+  });
+  afterEach(() => {
+    idp.idTokenChange = undefined;
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await idp?.stop();
+    await db?.drop();
+  });
+
+  function account(label: string, claims: Record<string, unknown> = {}, login = sub(label)): { login: string; email: string } {
+    const email = `${label}-${++counter}-${Date.now()}@idp.example.com`;
+    idp.accounts.set(login, { email, email_verified: true, name: `Person ${label}`, ...claims });
+    return { login, email };
+  }
+
+  async function usersWithEmail(email: string): Promise<number> {
+    const rows = await ctx.app.get(DataSource).query(`SELECT count(*)::int AS n FROM backoffice_user WHERE lower(email) = lower($1)`, [email]);
+    return rows[0].n;
+  }
+
+  describe('ID tokens the client must refuse (OpenID Connect Core 3.1.3.7; ASVS 5.0 10.5.1)', () => {
+    const forged: Array<[string, TestOidcProvider['idTokenChange']]> = [
+      ['another issuer', { kind: 'claims', claims: { iss: 'https://evil.example.com' } }],
+      ['another audience', { kind: 'claims', claims: { aud: 'someone-else' } }],
+      ['several audiences without azp', { kind: 'claims', claims: { aud: ['backoffice-a', 'someone-else'], azp: undefined } }],
+      ['several audiences with another azp', { kind: 'claims', claims: { aud: ['backoffice-a', 'someone-else'], azp: 'someone-else' } }],
+      ['no nonce', { kind: 'claims', claims: { nonce: undefined } }],
+      ['expired', { kind: 'expired' }],
+      ['alg none (unsigned)', { kind: 'alg', alg: 'none' }],
+      ['HS256 signed with the client secret', { kind: 'alg', alg: 'HS256', secret: SECRET_A }],
+      ['a flipped signature', { kind: 'signature' }],
+    ];
+    it.each(forged)('%s: refused (external_login_failed), nobody created', async (_label, change) => {
+      const person = account('forged');
+      idp.idTokenChange = change;
+      const p = new Person(ctx.url);
+      const url = await p.toCallback('oidc', person.login);
+      expectRefused(await p.deliver(url), 'external_login_failed');
+      expect(await usersWithEmail(person.email)).toBe(0);
+    });
+  });
+
+  describe('states', () => {
+    it('a state started for one provider is refused at the callback of another (mix-up)', async () => {
+      const person = account('mixup');
+      const p = new Person(ctx.url);
+      const url = new URL(await p.toCallback('oidc', person.login));
+      url.pathname = url.pathname.replace('/oidc/', '/corp/');
+      expectRefused(await p.deliver(url.toString()), 'external_login_failed');
+      // The state was not used up by the wrong callback: the right one still completes.
+      url.pathname = url.pathname.replace('/corp/', '/oidc/');
+      expectSignedIn(await p.deliver(url.toString()));
+    });
+
+    it("the state cookie of another browser is refused (login CSRF): no session in the victim's browser", async () => {
+      const person = account('swap');
+      const attacker = new Person(ctx.url);
+      const victim = new Person(ctx.url);
+      await victim.challenge('oidc'); // the victim's own state cookie
+      const url = await attacker.toCallback('oidc', person.login);
+      expectRefused(await victim.deliver(url), 'external_login_failed');
+      expect((await victim.app.get('/auth/me')).status).toBe(401);
+    });
+  });
+
+  describe('error responses from the provider (RFC 6749 4.1.2.1)', () => {
+    it('error=access_denied with a huge, scripted error_description: a redirect with our own code, nothing of it echoed or logged', async () => {
+      const p = new Person(ctx.url);
+      const challenge = await p.challenge('oidc');
+      const state = new URL(challenge.headers.get('location')!).searchParams.get('state')!;
+      const description = `<script>alert(document.cookie)</script>${'x'.repeat(6000)}`;
+      const query = new URLSearchParams({ error: 'access_denied', error_description: description, state, iss: idp.issuer });
+      const before = logLines.length;
+      const result = await p.app.get(`/auth/external/oidc/callback?${query}`, { redirect: 'manual' });
+      expectRefused(result, 'external_login_failed');
+      const page = await p.app.get(result.headers.get('location')!);
+      expect(page.status).toBe(200);
+      expect(page.text).not.toContain('<script>alert');
+      expect(page.text).not.toContain('xxxxxxxxxx');
+      expect(logLines.slice(before).join('\n')).not.toContain('<script>');
+    });
+  });
+
+  describe('provider accounts that do not fit', () => {
+    it('a subject longer than the store keeps (OpenID Connect caps it at 255 ASCII characters) is refused before anybody is created', async () => {
+      const login = `long-${'s'.repeat(600)}`;
+      const person = account('long-sub', {}, login);
+      const before = logLines.length;
+      const result = await new Person(ctx.url).signIn('oidc', person.login);
+      expectRefused(result, 'external_login_failed');
+      // Nothing left behind: the email is still free, so the same person with a sane subject signs in.
+      expect(await usersWithEmail(person.email)).toBe(0);
+      expect(logLines.slice(before).some((l) => /Unexpected external login failure/.test(l))).toBe(false);
+      const fixed = sub('short');
+      idp.accounts.set(fixed, idp.accounts.get(login)!);
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', fixed));
+    });
+
+    it('a provider that changes the subject of a known email is never linked to the existing user (external_email_in_use)', async () => {
+      const person = account('resub');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', person.login));
+      const other = sub('resub-new');
+      idp.accounts.set(other, idp.accounts.get(person.login)!);
+      expectRefused(await new Person(ctx.url).signIn('oidc', other), 'external_email_in_use');
+    });
+  });
+});
