@@ -114,6 +114,8 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       ['another audience', { kind: 'claims', claims: { aud: 'someone-else' } }],
       ['several audiences without azp', { kind: 'claims', claims: { aud: ['backoffice-a', 'someone-else'], azp: undefined } }],
       ['several audiences with another azp', { kind: 'claims', claims: { aud: ['backoffice-a', 'someone-else'], azp: 'someone-else' } }],
+      // OpenID Connect Core 3.1.3.7 (5): an azp names the party the token was issued to; it must be this client, also with one audience.
+      ['one audience and the azp of another client', { kind: 'claims', claims: { azp: 'backoffice-b' } }],
       ['no nonce', { kind: 'claims', claims: { nonce: undefined } }],
       ['expired', { kind: 'expired' }],
       ['alg none (unsigned)', { kind: 'alg', alg: 'none' }],

@@ -250,6 +250,11 @@ export class BackOfficeExternalLoginService {
     if (!idClaims) throw new ExternalLoginError('external_login_failed', 'no ID token');
     // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
     // the store cannot keep would fail after an auto-linked user was created.
+    // OpenID Connect Core 3.1.3.7 (5): an `azp` names the party the token was issued to. openid-client checks it
+    // only when `aud` has several values; a token issued to another client of the provider is refused also with one.
+    if (idClaims.azp !== undefined && idClaims.azp !== provider.options.clientId) {
+      throw new ExternalLoginError('external_login_failed', 'the ID token was issued to another client (azp)');
+    }
     if (!isProviderKey(idClaims.sub)) throw new ExternalLoginError('external_login_failed', 'the ID token\'s subject is empty, longer than 255 characters or not storable');
     let userInfo: Record<string, unknown> = {};
     if (configuration.serverMetadata().userinfo_endpoint) {
