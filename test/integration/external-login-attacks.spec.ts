@@ -1,5 +1,11 @@
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
-import type { BackOfficeExternalLoginProviderOptions } from '../../src/backoffice-identity/index.js';
+import {
+  BackOfficeEvents,
+  BackOfficeInviteService,
+  type BackOfficeExternalLoginProviderOptions,
+  type SendEmailNotification,
+} from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
@@ -170,6 +176,43 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       expect(page.text).not.toContain('<script>alert');
       expect(page.text).not.toContain('xxxxxxxxxx');
       expect(logLines.slice(before).join('\n')).not.toContain('<script>');
+    });
+  });
+
+  /** An invite the host took over (`handleEmail()`: nothing sent), to be accepted by a provider sign-in with that email. */
+  async function takenOverInvite(email: string): Promise<string> {
+    const emitter = ctx.app.get(EventEmitter2);
+    const listener = (n: SendEmailNotification) => n.handleEmail();
+    emitter.on(BackOfficeEvents.SendEmail, listener);
+    try {
+      const invited = await ctx.app.get(BackOfficeInviteService).invite({ email, name: 'Invitee', groups: ['editor'] }, null);
+      expect(invited.succeeded).toBe(true);
+      return invited.value!.user.id;
+    } finally {
+      emitter.off(BackOfficeEvents.SendEmail, listener);
+    }
+  }
+
+  describe('invites taken over through the provider (auto-link by verified email)', () => {
+    it('a verified email that only matches the invitee\'s after Unicode compatibility folding (NFKC) is another mailbox: never linked to the invitee (external_email_in_use)', async () => {
+      const local = `finance-${++counter}-${Date.now()}`;
+      const inviteeId = await takenOverInvite(`${local}@corp.example.com`);
+      // U+FB01 LATIN SMALL LIGATURE FI, fullwidth letters, a trailing space: the lookup folds them into the invitee's address.
+      for (const lookalike of [`\ufb01${local.slice(2)}@corp.example.com`, `\uff46\uff49${local.slice(2)}@corp.example.com`, `${local}@corp.example.com `]) {
+        const login = sub('lookalike');
+        idp.accounts.set(login, { email: lookalike, email_verified: true, name: 'Someone else' });
+        const person = new Person(ctx.url);
+        expectRefused(await person.signIn('oidc', login), 'external_email_in_use');
+        const invitee = (await ctx.userManager.findById(inviteeId))!;
+        expect(invitee.lastLoginAt).toBeNull();
+        expect(await ctx.userManager.getLogins(invitee)).toEqual([]);
+      }
+      // The invitee's own address (any letter case) still accepts the invite.
+      const own = sub('own');
+      idp.accounts.set(own, { email: `${local.toUpperCase()}@CORP.example.com`, email_verified: true });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', own));
+      expect((await person.app.get('/auth/me')).body).toMatchObject({ id: inviteeId, state: 'active' });
     });
   });
 

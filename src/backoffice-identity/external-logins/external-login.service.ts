@@ -67,6 +67,16 @@ function isProviderKey(sub: unknown): sub is string {
   return typeof sub === 'string' && sub.length > 0 && sub.length <= MAX_SUBJECT_LENGTH && toStorableText(sub) === sub;
 }
 
+/**
+ * Whether two addresses name the same mailbox for an invite take-over: equal up to canonical equivalence (NFC) and
+ * ASCII letter case, nothing more. Not NFKC and not `toLowerCase()` on other letters: compatibility forms (ligatures,
+ * fullwidth letters) and letters that lower-case into ASCII (KELVIN SIGN into "k") are other addresses.
+ */
+function isSameMailbox(a: string, b: string): boolean {
+  const fold = (email: string) => email.normalize('NFC').replace(/[A-Z]/g, (c) => c.toLowerCase());
+  return fold(a) === fold(b);
+}
+
 /** Authentication methods (RFC 8176) that mean the provider did more than one factor. */
 const MULTI_FACTOR_AMR = ['mfa', 'otp', 'hwk', 'swk', 'sms', 'face', 'fpt', 'iris', 'retina', 'vbm'];
 const MAX_RETURN_URL = 2048;
@@ -430,6 +440,9 @@ export class BackOfficeExternalLoginService {
     const manager = this.userManager;
     const inUse = () => new ExternalLoginError('external_email_in_use', 'the email belongs to an existing user; link the provider from that account');
     const raced = () => new ExternalLoginError('login_already_linked', 'another provider account was linked to the invitee at the same time');
+    // The lookup folds emails (NFKC, trimmed, lower case) to keep them unique; a take-over needs the invitee's own
+    // address: "\ufb01nance@" or fullwidth letters fold into "finance@" but are other mailboxes.
+    if (typeof claims.email !== 'string' || !isSameMailbox(claims.email, user.email)) throw inUse();
     if (!(await this.isPendingInvitee(user))) throw inUse();
     if (!this.invites.isInvited(user) || !(await this.maySignIn(user))) {
       throw new ExternalLoginError('not_allowed', 'the invited user is disabled or locked out');
