@@ -216,6 +216,26 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
     });
   });
 
+  describe('unlinking', () => {
+    it('a login of a provider no longer configured is no way in: unlinking the last configured login of a user without a password is 409 last_login_method', async () => {
+      const person = account('stale');
+      const p = new Person(ctx.url);
+      expectSignedIn(await p.signIn('oidc', person.login));
+      const me = await p.app.get('/auth/me');
+      const user = (await ctx.userManager.findById(me.body.id))!;
+      expect(ctx.userManager.hasPassword(user)).toBe(false);
+      // A provider the app once had (removed from externalLogins since): its login stays in the store.
+      expect((await ctx.userManager.addLogin(user, { provider: 'retired', providerKey: sub('retired'), displayName: 'Retired directory' })).succeeded).toBe(true);
+      const last = await p.app.delete('/auth/external/logins/oidc');
+      expect(last.status, last.text).toBe(409);
+      expect(last.body.code).toBe('last_login_method');
+      expect((await ctx.userManager.getLogins(user)).map((l) => l.provider).sort()).toEqual(['oidc', 'retired']);
+      // The retired login itself may go: it was no way in.
+      expect((await p.app.delete('/auth/external/logins/retired')).status).toBe(204);
+      expect((await ctx.userManager.getLogins(user)).map((l) => l.provider)).toEqual(['oidc']);
+    });
+  });
+
   describe('provider accounts that do not fit', () => {
     it('a subject longer than the store keeps (OpenID Connect caps it at 255 ASCII characters) is refused before anybody is created', async () => {
       const login = `long-${'s'.repeat(600)}`;

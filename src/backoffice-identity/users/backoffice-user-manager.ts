@@ -1043,15 +1043,20 @@ export class BackOfficeUserManager {
 
   /**
    * Removes the user's login of `provider`, but never the last way in: without a usable password (none, or
-   * `denyLocalLogin`) and without another login it answers `last_login_method`.
+   * `denyLocalLogin`) and without another login of a configured provider it answers `last_login_method`. A login
+   * of a provider no longer in `externalLogins` is no way in: it never counts, and removing it is always allowed.
    */
   async removeLogin(user: BackOfficeUser, provider: string): Promise<IdentityResult> {
     if (!isUserLoginStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('external logins'));
     const logins = await this.store.getLogins(user.id);
     if (!logins.some((l) => l.provider === provider)) return IdentityResult.failed(this.errorDescriber.loginNotFound());
+    const configured = new Set(this.options.externalLogins.map((p) => p.name));
     const passwordWorks = this.hasPassword(user) && !this.options.denyLocalLogin;
-    if (!passwordWorks && logins.length <= 1) return IdentityResult.failed(this.errorDescriber.lastLoginMethod());
-    if (!(await this.store.removeLogin(user.id, provider, passwordWorks ? 0 : 1))) {
+    const guarded = !passwordWorks && configured.has(provider);
+    // The store counts every login under its lock: keep one more than the retired ones, so a configured one stays.
+    const retired = logins.filter((l) => !configured.has(l.provider)).length;
+    if (guarded && logins.length <= retired + 1) return IdentityResult.failed(this.errorDescriber.lastLoginMethod());
+    if (!(await this.store.removeLogin(user.id, provider, guarded ? retired + 1 : 0))) {
       const left = await this.store.getLogins(user.id);
       return IdentityResult.failed(left.some((l) => l.provider === provider) ? this.errorDescriber.lastLoginMethod() : this.errorDescriber.loginNotFound());
     }
