@@ -138,7 +138,34 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
     });
   });
 
+  describe('a provider that stops answering', () => {
+    it('a callback whose token request gets no answer ends at ?error=external_login_failed within the provider timeout (10 s), no hang', async () => {
+      const person = account('hang');
+      const p = new Person(ctx.url);
+      const url = await p.toCallback('oidc', person.login);
+      idp.hang = true;
+      try {
+        const started = Date.now();
+        expectRefused(await p.deliver(url), 'external_login_failed');
+        expect(Date.now() - started).toBeLessThan(20_000);
+      } finally {
+        idp.hang = false;
+      }
+      // The provider answers again: the next sign-in works.
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', person.login));
+    });
+  });
+
   describe('states', () => {
+    it('an authorization response with another issuer (RFC 9207 iss, mix-up) is refused', async () => {
+      const person = account('iss');
+      const p = new Person(ctx.url);
+      const url = new URL(await p.toCallback('oidc', person.login));
+      expect(url.searchParams.get('iss')).toBe(idp.issuer);
+      url.searchParams.set('iss', 'https://evil.example.com');
+      expectRefused(await p.deliver(url.toString()), 'external_login_failed');
+    });
+
     it('a state started for one provider is refused at the callback of another (mix-up)', async () => {
       const person = account('mixup');
       const p = new Person(ctx.url);

@@ -48,6 +48,8 @@ export class TestOidcProvider {
     | undefined;
   /** While true every connection is reset before an answer (the provider is "down" but keeps its port). */
   down = false;
+  /** While true requests get no answer at all (a provider that hangs); they are dropped when the provider stops. */
+  hang = false;
   private server?: Server;
   private readonly signingKey: KeyObject;
   private readonly jwk: Record<string, unknown>;
@@ -91,6 +93,7 @@ export class TestOidcProvider {
     const handle = this.provider.callback();
     server.on('request', (request, response) => {
       if (this.down) request.socket.destroy();
+      else if (this.hang) return;
       else void handle(request, response);
     });
     this.server = server;
