@@ -220,6 +220,21 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
     }
   }
 
+  describe('email_verified belongs to the email it came with', () => {
+    it('an ID token that verifies one address does not verify the other address userinfo answers (no email_verified there): external_email_unverified, nobody created', async () => {
+      const login = sub('split');
+      const unverified = `split-${counter}-${Date.now()}@corp.example.com`;
+      idp.accounts.set(login, { email: unverified, name: 'Split claims' });
+      idp.idTokenChange = { kind: 'claims', claims: { email: `verified-${counter}@idp.example.com`, email_verified: true } };
+      expectRefused(await new Person(ctx.url).signIn('oidc', login), 'external_email_unverified');
+      expect(await usersWithEmail(unverified)).toBe(0);
+      // The same pair from one source (userinfo verifies its own address) signs in.
+      idp.accounts.set(login, { email: unverified, email_verified: true, name: 'Split claims' });
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      expect(await usersWithEmail(unverified)).toBe(1);
+    });
+  });
+
   describe('invites taken over through the provider (auto-link by verified email)', () => {
     it('a verified email that only matches the invitee\'s after Unicode compatibility folding (NFKC) is another mailbox: never linked to the invitee (external_email_in_use)', async () => {
       const local = `finance-${++counter}-${Date.now()}`;

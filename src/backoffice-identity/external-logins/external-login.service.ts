@@ -275,6 +275,13 @@ export class BackOfficeExternalLoginService {
       }
     }
     const claims = { ...idClaims, ...userInfo, sub: idClaims.sub, amr: idClaims.amr } as BackOfficeExternalLoginClaims;
+    // `email_verified` is about the address it came with: both from userinfo when it names an address, else both from
+    // the ID token, never an ID token's "verified" on another address userinfo answers.
+    const emailSource: Record<string, unknown> = userInfo.email !== undefined ? userInfo : idClaims;
+    claims.email = emailSource.email as string | undefined;
+    claims.email_verified = emailSource.email_verified as boolean | undefined;
+    if (claims.email === undefined) delete claims.email;
+    if (claims.email_verified === undefined) delete claims.email_verified;
     return { claims, idToken: tokens.id_token };
   }
 
