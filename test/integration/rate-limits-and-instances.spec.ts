@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, signedInClient, type IdentityApp } from '../support/identity-app.js';
+import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import type { BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
@@ -30,6 +31,12 @@ describe('Rate limits and several app instances', () => {
     ipResolver: { useValue: { resolveIp: () => ip } },
     ...extra,
   });
+
+  /** An email sender that only records what it was asked to send. */
+  const recordingSender = () => {
+    const sent: Array<{ to: string; type: string }> = [];
+    return { sent, useValue: { async send(message: { to: string }, type: string) { sent.push({ to: message.to, type }); return 'message-id'; } } };
+  };
 
   it('ASVS 2.2.1: login is limited per IP + username (429 with Retry-After), in memory by default', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 3, loginPerIp: 1000 }, lockout: { maxFailedAccessAttempts: 100 } }) });
@@ -127,6 +134,47 @@ describe('Rate limits and several app instances', () => {
     }
   });
 
+  it('ASVS 4.0 11.1.4: POST /auth/me/email (a link mailed to an address the caller picks) is limited per user, 5 per hour by default, then 429 with Retry-After and no mail', async () => {
+    const mail = recordingSender();
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { emailSender: { useValue: mail.useValue } }) });
+    try {
+      const user = email();
+      await ctx.userManager.createUser({ email: user, name: 'R', password });
+      const http = await signedInClient(ctx, user, password);
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await http.post('/auth/me/email', { newEmail: `victim-${i}@example.net` })).status);
+      expect(statuses).toEqual([202, 202, 202, 202, 202]);
+      const limited = await http.post('/auth/me/email', { newEmail: 'victim-5@example.net' });
+      expectClientError(limited, 429);
+      expect(limited.body.code).toBe('too_many_requests');
+      const retryAfter = Number(limited.headers.get('retry-after'));
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(3600);
+      await ctx.app.get(BackOfficeBackgroundTasks).drain();
+      expect(mail.sent.filter((m) => m.type === 'EmailChangeConfirm').map((m) => m.to).sort()).toEqual([0, 1, 2, 3, 4].map((i) => `victim-${i}@example.net`));
+      // Another user is not limited by that one's counter.
+      const other = email();
+      await ctx.userManager.createUser({ email: other, name: 'R', password });
+      expect((await (await signedInClient(ctx, other, password)).post('/auth/me/email', { newEmail: 'victim-6@example.net' })).status).toBe(202);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('ASVS 4.0 11.1.4: rateLimits.emailChangePerUser sets the email-change limit', async () => {
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { emailSender: { useValue: recordingSender().useValue }, rateLimits: { emailChangePerUser: 2 } }) });
+    try {
+      const user = email();
+      await ctx.userManager.createUser({ email: user, name: 'R', password });
+      const http = await signedInClient(ctx, user, password);
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await http.post('/auth/me/email', { newEmail: `victim-${i}@example.net` })).status);
+      expect(statuses).toEqual([202, 202, 429]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('rateLimits.enabled: false turns the limits off', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { enabled: false, loginPerIp: 1 } }) });
     try {
@@ -155,7 +203,7 @@ describe('Rate limits and several app instances', () => {
     let b: IdentityApp;
     beforeAll(async () => {
       const ip = uniqueIp();
-      const options = withIp(ip, { rateLimits: { redisUrl: REDIS_URL, loginPerIpAndUsername: 6, loginPerIp: 1000 } });
+      const options = withIp(ip, { rateLimits: { redisUrl: REDIS_URL, loginPerIpAndUsername: 6, loginPerIp: 1000 }, emailSender: { useValue: recordingSender().useValue } });
       a = await createIdentityApp(db, { identity: options });
       b = await createIdentityApp(db, { identity: options });
     });
@@ -193,6 +241,17 @@ describe('Rate limits and several app instances', () => {
       expect(statuses.slice(0, 4)).toEqual([401, 401, 401, 401]);
       expect(statuses[4]).toBe(423); // unknown usernames lock like real ones
       expect(statuses.slice(6)).toEqual([429, 429]);
+    });
+
+    it('ASVS 4.0 11.1.4: email-change requests add up across instances through Redis (5 per user in total)', async () => {
+      const user = email();
+      await a.userManager.createUser({ email: user, name: 'Two', password });
+      const onA = await signedInClient(a, user, password);
+      const onB = new HttpClient(b.url);
+      for (const [k, v] of onA.cookies) onB.cookies.set(k, v);
+      const statuses = [];
+      for (let i = 0; i < 7; i++) statuses.push((await (i % 2 ? onB : onA).post('/auth/me/email', { newEmail: `victim-${i}@example.net` })).status);
+      expect(statuses).toEqual([202, 202, 202, 202, 202, 429, 429]);
     });
   });
 });

@@ -86,6 +86,11 @@ export interface BackOfficeRateLimitOptions {
   forgotPasswordPerEmail?: number;
   /** Token requests (`POST /auth/token`) per minute for one IP + client id. Default 60. */
   tokenPerIpAndClient?: number;
+  /**
+   * Email-change requests (`POST /auth/me/email`, each mails a link to an address the caller picks) per hour for
+   * one user. Default 5.
+   */
+  emailChangePerUser?: number;
   /** Redis URL: share the counters between app instances. Default: in-process memory. */
   redisUrl?: string;
 }
@@ -175,7 +180,7 @@ export interface BackOfficeIdentityOptions {
   session?: BackOfficeSessionOptions;
   /** Lifetimes of invite and password-reset tokens. Defaults: 72 hours and 1 hour. */
   tokens?: BackOfficeTokenOptions;
-  /** Rate limits of login and forgot-password, in memory or in Redis. On by default. */
+  /** Rate limits of sign-in, forgot-password, token and email-change requests, in memory or in Redis. On by default. */
   rateLimits?: BackOfficeRateLimitOptions;
   /** Offer forgot/reset password. Default true. */
   allowPasswordReset?: boolean;

@@ -2,8 +2,10 @@ import { Body, Controller, HttpCode, Inject, Post, Put, Req, UseGuards, UsePipes
 import { ApiAcceptedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse, UserResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
-import { BACKOFFICE_CLOCK } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
@@ -19,6 +21,8 @@ export class AccountController {
   constructor(
     @Inject(BackOfficeUserLifecycleService) private readonly lifecycle: BackOfficeUserLifecycleService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}
 
   @Put()
@@ -42,8 +46,13 @@ export class AccountController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad or unchanged email)' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated, or reauthentication_required (POST /auth/reauthenticate first)' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (rateLimits.emailChangePerUser, default 5 per hour per user)' })
   async requestEmailChange(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: RequestEmailChangeDto): Promise<{ status: 'pending' }> {
-    await this.lifecycle.requestEmailChange(request.backOffice.user, body.newEmail);
+    // Each request mails a link to an address the caller picks: limited per user, so a signed-in account cannot
+    // turn the app into a mail cannon (counted before the address is looked up, so a 429 tells nothing about it).
+    const { user } = request.backOffice;
+    await this.rateLimiter.enforce([{ name: 'email-change-user', key: user.id, limit: this.options.rateLimits.emailChangePerUser, windowSeconds: 3600 }]);
+    await this.lifecycle.requestEmailChange(user, body.newEmail);
     return { status: 'pending' };
   }
 
