@@ -175,6 +175,53 @@ describe('Rate limits and several app instances', () => {
     }
   });
 
+  it('ASVS 4.0 2.2.1: forgot-password is limited per IP across addresses too (20 per hour by default), beside the per-email limit', async () => {
+    const mail = recordingSender();
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { emailSender: { useValue: mail.useValue } }) });
+    try {
+      const http = new HttpClient(ctx.url);
+      const statuses = [];
+      for (let i = 0; i < 20; i++) statuses.push((await http.post('/auth/forgot-password', { email: email() })).status);
+      expect(statuses.every((s) => s === 202), String(statuses)).toBe(true);
+      const limited = await http.post('/auth/forgot-password', { email: email() });
+      expectClientError(limited, 429);
+      expect(limited.body.code).toBe('too_many_requests');
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(3600);
+      // Another IP is not limited by that one's counter.
+      const ctx2 = await createIdentityApp(db, { identity: withIp(uniqueIp(), { emailSender: { useValue: mail.useValue } }) });
+      try {
+        expect((await new HttpClient(ctx2.url).post('/auth/forgot-password', { email: email() })).status).toBe(202);
+      } finally {
+        await ctx2.close();
+      }
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('ASVS 4.0 2.2.1 / 5.0 6.3.8: once the per-IP forgot-password limit is reached, known and unknown addresses get the same 429 and no email goes out', async () => {
+    const mail = recordingSender();
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { emailSender: { useValue: mail.useValue }, rateLimits: { forgotPasswordPerIp: 3 } }) });
+    try {
+      const known = email();
+      await ctx.userManager.createUser({ email: known, name: 'R', password });
+      const http = new HttpClient(ctx.url);
+      for (let i = 0; i < 3; i++) expect((await http.post('/auth/forgot-password', { email: email() })).status).toBe(202);
+      const forKnown = await http.post('/auth/forgot-password', { email: known });
+      const forUnknown = await http.post('/auth/forgot-password', { email: email() });
+      expectClientError(forKnown, 429);
+      expectClientError(forUnknown, 429);
+      const shape = (r: typeof forKnown) => ({ status: r.status, body: { ...r.body, retryAfterSeconds: typeof r.body.retryAfterSeconds }, contentType: r.headers.get('content-type') });
+      expect(shape(forKnown)).toEqual(shape(forUnknown));
+      expect(Math.abs(Number(forKnown.headers.get('retry-after')) - Number(forUnknown.headers.get('retry-after')))).toBeLessThanOrEqual(1);
+      await ctx.app.get(BackOfficeBackgroundTasks).drain();
+      expect(mail.sent.filter((m) => m.to === known)).toEqual([]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('rateLimits.enabled: false turns the limits off', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { enabled: false, loginPerIp: 1 } }) });
     try {

@@ -56,10 +56,14 @@ export class PasswordResetController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (5 per hour per email)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (5 per hour per email, 20 per hour per IP), the same for known and unknown addresses' })
   async forgot(@Body() body: ForgotPasswordDto): Promise<{ status: 'accepted' }> {
+    // Both counted before the address is looked up: a 429 is the same for known and unknown addresses. The per-IP
+    // rule keeps one client from mailing resets to many addresses; the per-email one, many clients to one address.
+    const limits = this.options.rateLimits;
     await this.rateLimiter.enforce([
-      { name: 'forgot-email', key: normalizeLookupKey(body.email), limit: this.options.rateLimits.forgotPasswordPerEmail, windowSeconds: 3600 },
+      { name: 'forgot-email', key: normalizeLookupKey(body.email), limit: limits.forgotPasswordPerEmail, windowSeconds: 3600 },
+      { name: 'forgot-ip', key: BackOfficeRateLimiter.clientKey(), limit: limits.forgotPasswordPerIp, windowSeconds: 3600 },
     ]);
     this.resets.requestReset(body.email);
     return { status: 'accepted' };

@@ -84,6 +84,8 @@ export interface BackOfficeRateLimitOptions {
   loginPerIp?: number;
   /** Forgot-password requests per hour for one email. Default 5. */
   forgotPasswordPerEmail?: number;
+  /** Forgot-password requests per hour from one IP, whatever the addresses. Default 20. */
+  forgotPasswordPerIp?: number;
   /** Token requests (`POST /auth/token`) per minute for one IP + client id. Default 60. */
   tokenPerIpAndClient?: number;
   /**

@@ -48,7 +48,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
   passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
-  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'tokenPerIpAndClient', 'emailChangePerUser', 'redisUrl'],
+  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'redisUrl'],
   externalLogin: [
     'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
     'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
@@ -442,6 +442,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       loginPerIpAndUsername: rateLimits.int('loginPerIpAndUsername', 10, 1, 1_000_000),
       loginPerIp: rateLimits.int('loginPerIp', 100, 1, 1_000_000),
       forgotPasswordPerEmail: rateLimits.int('forgotPasswordPerEmail', 5, 1, 1_000_000),
+      forgotPasswordPerIp: rateLimits.int('forgotPasswordPerIp', 20, 1, 1_000_000),
       tokenPerIpAndClient: rateLimits.int('tokenPerIpAndClient', 60, 1, 1_000_000),
       emailChangePerUser: rateLimits.int('emailChangePerUser', 5, 1, 1_000_000),
       redisUrl: rateLimits.optionalUrl('redisUrl', ['redis:', 'rediss:']),

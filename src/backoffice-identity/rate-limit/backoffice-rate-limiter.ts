@@ -37,12 +37,17 @@ export class BackOfficeRateLimiter {
    * Throws 429 `too_many_requests` with `Retry-After` when one is over.
    */
   async enforceSignInPerIp(name: string, subject?: { name: string; key: string; limit?: number }): Promise<void> {
-    const ip = BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
+    const ip = BackOfficeRateLimiter.clientKey();
     const limits = this.options.rateLimits;
     const rules: RateLimitRule[] = [];
     if (subject) rules.push({ name: subject.name, key: `${ip}|${subject.key}`, limit: subject.limit ?? limits.loginPerIpAndUsername, windowSeconds: 60 });
     rules.push({ name, key: ip, limit: limits.loginPerIp, windowSeconds: 60 });
     await this.enforce(rules);
+  }
+
+  /** The key of per-IP rules for the current request: its client IP (`unknown` outside a request). */
+  static clientKey(): string {
+    return BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
   }
 
   /** Counts a hit on every rule; throws 429 `too_many_requests` with `Retry-After` when one is over. */
