@@ -222,6 +222,55 @@ describe('Rate limits and several app instances', () => {
     }
   });
 
+  describe('IPv6 clients: per-IP limits count a /64 as one client', () => {
+    /** The client address comes from the `x-test-ip` header, so one app serves several clients. */
+    const byHeader: BackOfficeIdentityModuleOptions = { ipResolver: { useValue: { resolveIp: (request: { headers: Record<string, unknown> }) => String(request.headers['x-test-ip']) } } };
+    const loginFrom = (http: HttpClient, ip: string) =>
+      http.request('POST', '/auth/login', { body: { username: email(), password: 'wrong password entirely' }, headers: { 'x-test-ip': ip } }).then((r) => r.status);
+    const prefix = () => `2001:db8:${randomBytes(2).toString('hex')}:${randomBytes(2).toString('hex')}`;
+
+    it('ASVS 4.0 2.2.1: addresses of one /64 (which one client controls) share the per-IP login limit; another /64 does not', async () => {
+      const ctx = await createIdentityApp(db, { identity: { ...byHeader, rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 4 } } });
+      try {
+        const http = new HttpClient(ctx.url);
+        const p = prefix();
+        const same = [`${p}::1`, `${p}:0:0:0:2`, `${p}:ffff:ffff:ffff:ffff`, `${p.toUpperCase()}::abcd`, `${p}::5`, `${p}:1::6`];
+        const statuses = [];
+        for (const ip of same) statuses.push(await loginFrom(http, ip));
+        expect(statuses).toEqual([401, 401, 401, 401, 429, 429]);
+        expect(await loginFrom(http, `${prefix()}::1`)).toBe(401);
+      } finally {
+        await ctx.close();
+      }
+    });
+
+    it('ASVS 4.0 2.2.1: the /64 also holds for forgot-password per IP, and an IPv4-mapped address counts as its IPv4 address', async () => {
+      const ctx = await createIdentityApp(db, { identity: { ...byHeader, emailSender: { useValue: recordingSender().useValue }, rateLimits: { forgotPasswordPerIp: 2 } } });
+      try {
+        const http = new HttpClient(ctx.url);
+        const forgotFrom = (ip: string) => http.request('POST', '/auth/forgot-password', { body: { email: email() }, headers: { 'x-test-ip': ip } }).then((r) => r.status);
+        const p = prefix();
+        expect([await forgotFrom(`${p}::1`), await forgotFrom(`${p}::2`), await forgotFrom(`${p}::3`)]).toEqual([202, 202, 429]);
+        const v4 = uniqueIp();
+        expect([await forgotFrom(v4), await forgotFrom(`::ffff:${v4}`), await forgotFrom(v4)]).toEqual([202, 202, 429]);
+      } finally {
+        await ctx.close();
+      }
+    });
+
+    it('rateLimits.ipv6Subnet sets the prefix length (128: each address on its own)', async () => {
+      const ctx = await createIdentityApp(db, { identity: { ...byHeader, rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 2, ipv6Subnet: 128 } } });
+      try {
+        const http = new HttpClient(ctx.url);
+        const p = prefix();
+        expect([await loginFrom(http, `${p}::1`), await loginFrom(http, `${p}::2`), await loginFrom(http, `${p}::3`)]).toEqual([401, 401, 401]);
+        expect([await loginFrom(http, `${p}::1`), await loginFrom(http, `${p}:0::1`)]).toEqual([401, 429]);
+      } finally {
+        await ctx.close();
+      }
+    });
+  });
+
   it('rateLimits.enabled: false turns the limits off', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { enabled: false, loginPerIp: 1 } }) });
     try {

@@ -63,7 +63,7 @@ export class PasswordResetController {
     const limits = this.options.rateLimits;
     await this.rateLimiter.enforce([
       { name: 'forgot-email', key: normalizeLookupKey(body.email), limit: limits.forgotPasswordPerEmail, windowSeconds: 3600 },
-      { name: 'forgot-ip', key: BackOfficeRateLimiter.clientKey(), limit: limits.forgotPasswordPerIp, windowSeconds: 3600 },
+      { name: 'forgot-ip', key: this.rateLimiter.clientKey(), limit: limits.forgotPasswordPerIp, windowSeconds: 3600 },
     ]);
     this.resets.requestReset(body.email);
     return { status: 'accepted' };

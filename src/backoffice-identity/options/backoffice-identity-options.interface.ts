@@ -93,6 +93,11 @@ export interface BackOfficeRateLimitOptions {
    * one user. Default 5.
    */
   emailChangePerUser?: number;
+  /**
+   * Per-IP limits count an IPv6 client by the first this-many bits of its address: a client usually holds a whole
+   * /64 and can rotate through it. 16 to 128 (128: each address on its own). Default 64. IPv4 addresses count one by one.
+   */
+  ipv6Subnet?: number;
   /** Redis URL: share the counters between app instances. Default: in-process memory. */
   redisUrl?: string;
 }

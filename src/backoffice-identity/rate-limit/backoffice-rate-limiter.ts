@@ -5,6 +5,7 @@ import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from '../c
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { ipRateLimitKey } from './ip-rate-limit-key.js';
 
 /** One limit: at most `limit` hits per `windowSeconds` for `key`. */
 export interface RateLimitRule {
@@ -31,13 +32,13 @@ export class BackOfficeRateLimiter {
 
   /**
    * The sign-in rate rule, one place for every way in (password, second factor, passkey, external challenge,
-   * client credentials): at most `rateLimits.loginPerIp` attempts per minute from the request's IP, counted
+   * client credentials): at most `rateLimits.loginPerIp` attempts per minute from the request's IP ({@link clientKey}), counted
    * under `name`; with `subject` (a username, credential id or client id) also at most `subjectLimit`
    * (default `rateLimits.loginPerIpAndUsername`) per minute for that IP and subject, under `subject.name`.
    * Throws 429 `too_many_requests` with `Retry-After` when one is over.
    */
   async enforceSignInPerIp(name: string, subject?: { name: string; key: string; limit?: number }): Promise<void> {
-    const ip = BackOfficeRateLimiter.clientKey();
+    const ip = this.clientKey();
     const limits = this.options.rateLimits;
     const rules: RateLimitRule[] = [];
     if (subject) rules.push({ name: subject.name, key: `${ip}|${subject.key}`, limit: subject.limit ?? limits.loginPerIpAndUsername, windowSeconds: 60 });
@@ -45,9 +46,13 @@ export class BackOfficeRateLimiter {
     await this.enforce(rules);
   }
 
-  /** The key of per-IP rules for the current request: its client IP (`unknown` outside a request). */
-  static clientKey(): string {
-    return BackOfficeRequestContextStore.current().ipAddress ?? 'unknown';
+  /**
+   * The key of per-IP rules for the current request: its client IP, an IPv6 address as its `rateLimits.ipv6Subnet`
+   * prefix (a /64 by default: one client holds all of it), `unknown` outside a request.
+   */
+  clientKey(): string {
+    const ip = BackOfficeRequestContextStore.current().ipAddress;
+    return ip ? ipRateLimitKey(ip, this.options.rateLimits.ipv6Subnet) : 'unknown';
   }
 
   /** Counts a hit on every rule; throws 429 `too_many_requests` with `Retry-After` when one is over. */

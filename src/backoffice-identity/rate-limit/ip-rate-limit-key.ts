@@ -1,0 +1,37 @@
+import { isIPv4, isIPv6 } from 'node:net';
+
+/**
+ * The key under which per-IP rate limits count a client address. IPv4 addresses count one by one. An IPv6 client
+ * usually holds a whole /64 (SLAAC, privacy addresses; a host can rotate through 2^64 of them), so an IPv6
+ * address counts as its first `ipv6Subnet` bits (default 64): `2001:db8:1:2::/64`. An IPv4-mapped IPv6 address
+ * (`::ffff:192.0.2.1`) counts as its IPv4 address. Anything else (no address, a resolver's own label) is kept as is.
+ */
+export function ipRateLimitKey(ip: string, ipv6Subnet = 64): string {
+  const bare = ip.trim().replace(/^\[(.*)\]$/u, '$1').replace(/%.*$/u, '');
+  if (isIPv4(bare)) return bare;
+  if (!isIPv6(bare)) return ip;
+  const groups = ipv6Groups(bare);
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join('.');
+  }
+  const masked = groups.map((group, i) => {
+    const bits = Math.min(16, Math.max(0, ipv6Subnet - 16 * i));
+    return bits === 0 ? 0 : group & ((0xffff << (16 - bits)) & 0xffff);
+  });
+  return `${masked.map((g) => g.toString(16)).join(':')}/${ipv6Subnet}`;
+}
+
+/** The eight 16-bit groups of a valid IPv6 address (with `::` and a trailing dotted IPv4 part expanded). */
+function ipv6Groups(address: string): number[] {
+  let text = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/u.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number);
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.split('::');
+  const front = head ? head.split(':') : [];
+  const back = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : Array<string>(8 - front.length - back.length).fill('0');
+  return [...front, ...fill, ...back].map((g) => parseInt(g, 16));
+}

@@ -1,0 +1,27 @@
+import { ipRateLimitKey } from '../../src/backoffice-identity/rate-limit/ip-rate-limit-key.js';
+
+describe('ipRateLimitKey: the client key of per-IP rate limits', () => {
+  it('ASVS 4.0 2.2.1: every address of one IPv6 /64 gives one key, whatever its spelling', () => {
+    const key = '2001:db8:1:2:0:0:0:0/64';
+    for (const ip of ['2001:db8:1:2::1', '2001:DB8:1:2:ffff:ffff:ffff:ffff', '2001:0db8:0001:0002:0:0:0:7', '[2001:db8:1:2::9]', '2001:db8:1:2::1%eth0']) {
+      expect(ipRateLimitKey(ip), ip).toBe(key);
+    }
+    expect(ipRateLimitKey('2001:db8:1:3::1')).not.toBe(key);
+    expect(ipRateLimitKey('::1')).toBe('0:0:0:0:0:0:0:0/64');
+    expect(ipRateLimitKey('2001:db8::1.2.3.4')).toBe('2001:db8:0:0:0:0:0:0/64');
+  });
+
+  it('other prefix lengths mask the right bits; 128 keeps the whole address', () => {
+    expect(ipRateLimitKey('2001:db8:abcd:12ff::1', 56)).toBe('2001:db8:abcd:1200:0:0:0:0/56');
+    expect(ipRateLimitKey('2001:db8:abcd:12ff::1', 48)).toBe('2001:db8:abcd:0:0:0:0:0/48');
+    expect(ipRateLimitKey('2001:db8:abcd:12ff::1', 128)).toBe('2001:db8:abcd:12ff:0:0:0:1/128');
+  });
+
+  it('IPv4 counts one by one; an IPv4-mapped IPv6 address counts as its IPv4 address; other text is kept', () => {
+    expect(ipRateLimitKey('192.0.2.7')).toBe('192.0.2.7');
+    expect(ipRateLimitKey('::ffff:192.0.2.7')).toBe('192.0.2.7');
+    expect(ipRateLimitKey('::FFFF:c000:207')).toBe('192.0.2.7');
+    expect(ipRateLimitKey('unknown')).toBe('unknown');
+    expect(ipRateLimitKey('not:an:address')).toBe('not:an:address');
+  });
+});
