@@ -271,6 +271,33 @@ describe('Rate limits and several app instances', () => {
     });
   });
 
+  it('ASVS 4.0 2.2.1: the routes that take an emailed token without a session (reset-password, invite accept, email-change confirm) are limited per IP, each under its own counter', async () => {
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 3 } }) });
+    try {
+      const user = await ctx.userManager.createUser({ email: email(), name: 'R', password });
+      const userId = user.value!.id;
+      const http = new HttpClient(ctx.url);
+      const routes: Array<[string, Record<string, string>]> = [
+        ['/auth/reset-password', { userId, token: 'guessed-token', newPassword: 'a brand new passphrase 42' }],
+        ['/auth/invite/accept', { userId, token: 'guessed-token', password: 'a brand new passphrase 42' }],
+        ['/auth/me/email/confirm', { userId, token: 'guessed-token' }],
+      ];
+      for (const [path, body] of routes) {
+        const statuses = [];
+        for (let i = 0; i < 4; i++) statuses.push((await http.post(path, body)).status);
+        expect(statuses, path).toEqual([400, 400, 400, 429]);
+        const limited = await http.post(path, body);
+        expectClientError(limited, 429);
+        expect(limited.body.code).toBe('too_many_requests');
+        expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      }
+      // Their own counters: the sign-in limit per IP is untouched.
+      expect((await http.login(email(), 'wrong password entirely')).status).toBe(401);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('rateLimits.enabled: false turns the limits off', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { enabled: false, loginPerIp: 1 } }) });
     try {

@@ -75,7 +75,9 @@ export class PasswordResetController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired), invalid_password, validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
   async reset(@Body() body: ResetPasswordDto): Promise<{ status: 'success' }> {
+    await this.rateLimiter.enforceSignInPerIp('reset-password-ip');
     BackOfficeHttpError.throwIfTokenFlowFailed(await this.resets.reset(body.userId, body.token, body.newPassword));
     return { status: 'success' };
   }

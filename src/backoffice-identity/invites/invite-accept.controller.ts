@@ -7,6 +7,7 @@ import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../cons
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeInviteService } from './backoffice-invite.service.js';
@@ -21,6 +22,7 @@ export class InviteAcceptController {
     @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
     @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
   ) {}
 
   @Post('accept')
@@ -34,8 +36,10 @@ export class InviteAcceptController {
   })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token, invalid_password, validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
   async accept(@Body() body: AcceptInviteDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
+    await this.rateLimiter.enforceSignInPerIp('invite-accept-ip');
     const user = await this.signInManager.userManager.findById(body.userId);
     if (!user) throw BackOfficeHttpError.invalidToken();
     BackOfficeHttpError.throwIfTokenFlowFailed(await this.invites.accept(user, body.token, body.password));

@@ -32,7 +32,7 @@ export class BackOfficeRateLimiter {
 
   /**
    * The sign-in rate rule, one place for every way in (password, second factor, passkey, external challenge,
-   * client credentials): at most `rateLimits.loginPerIp` attempts per minute from the request's IP ({@link clientKey}), counted
+   * client credentials, and the emailed-token routes: reset-password, invite accept, email-change confirm): at most `rateLimits.loginPerIp` attempts per minute from the request's IP ({@link clientKey}), counted
    * under `name`; with `subject` (a username, credential id or client id) also at most `subjectLimit`
    * (default `rateLimits.loginPerIpAndUsername`) per minute for that IP and subject, under `subject.name`.
    * Throws 429 `too_many_requests` with `Retry-After` when one is over.

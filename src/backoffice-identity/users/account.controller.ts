@@ -63,7 +63,9 @@ export class AccountController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired), validation_failed' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email: the address was taken meanwhile' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
   async confirmEmailChange(@Body() body: ConfirmEmailChangeDto): Promise<BackOfficeUserDto> {
+    await this.rateLimiter.enforceSignInPerIp('email-confirm-ip');
     return toBackOfficeUserDto(await this.lifecycle.confirmEmailChange(body.userId, body.token), this.clock.now());
   }
 }
