@@ -298,6 +298,31 @@ describe('Rate limits and several app instances', () => {
     }
   });
 
+  it('ASVS 4.0 11.1.4: resend-invite is limited per invited user (5 per hour by default): an inviter cannot mail one address over and over', async () => {
+    const mail = recordingSender();
+    const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { emailSender: { useValue: mail.useValue } }) });
+    try {
+      const adminEmail = email();
+      await ctx.userManager.createUser({ email: adminEmail, name: 'Admin', password, groups: ['admin'] });
+      const admin = await signedInClient(ctx, adminEmail, password);
+      const invited = await admin.post('/users/invite', { email: email(), name: 'Invitee', groups: ['editor'] });
+      expect(invited.status, invited.text).toBe(201);
+      const resend = () => admin.post(`/users/${invited.body.user.id}/resend-invite`);
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await resend()).status);
+      expect(statuses).toEqual([202, 202, 202, 202, 202]);
+      const limited = await resend();
+      expectClientError(limited, 429);
+      expect(limited.body.code).toBe('too_many_requests');
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      // Another invitee is not limited by that one's counter.
+      const other = await admin.post('/users/invite', { email: email(), name: 'Invitee', groups: ['editor'] });
+      expect((await admin.post(`/users/${other.body.user.id}/resend-invite`)).status).toBe(202);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('rateLimits.enabled: false turns the limits off', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { enabled: false, loginPerIp: 1 } }) });
     try {

@@ -93,6 +93,8 @@ export interface BackOfficeRateLimitOptions {
    * one user. Default 5.
    */
   emailChangePerUser?: number;
+  /** Invite resends (`POST /users/:id/resend-invite`) per hour for one invited user. Default 5. */
+  inviteResendPerUser?: number;
   /**
    * Per-IP limits count an IPv6 client by the first this-many bits of its address: a client usually holds a whole
    * /64 and can rotate through it. 16 to 128 (128: each address on its own). Default 64. IPv4 addresses count one by one.

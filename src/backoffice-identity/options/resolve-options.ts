@@ -48,7 +48,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
   passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
-  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'ipv6Subnet', 'redisUrl'],
+  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'inviteResendPerUser', 'ipv6Subnet', 'redisUrl'],
   externalLogin: [
     'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
     'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
@@ -445,6 +445,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       forgotPasswordPerIp: rateLimits.int('forgotPasswordPerIp', 20, 1, 1_000_000),
       tokenPerIpAndClient: rateLimits.int('tokenPerIpAndClient', 60, 1, 1_000_000),
       emailChangePerUser: rateLimits.int('emailChangePerUser', 5, 1, 1_000_000),
+      inviteResendPerUser: rateLimits.int('inviteResendPerUser', 5, 1, 1_000_000),
       ipv6Subnet: rateLimits.int('ipv6Subnet', 64, 16, 128),
       redisUrl: rateLimits.optionalUrl('redisUrl', ['redis:', 'rediss:']),
     },

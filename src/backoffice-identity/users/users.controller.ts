@@ -3,7 +3,9 @@ import { ApiAcceptedResponse, ApiCreatedResponse, ApiNoContentResponse, ApiOkRes
 import { ErrorResponse, UserResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import type { IdentityResult } from '../common/identity-result.js';
-import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
@@ -44,6 +46,8 @@ export class UsersController {
     @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
     @Inject(BackOfficeUserLifecycleService) private readonly lifecycle: BackOfficeUserLifecycleService,
     @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}
 
   @Get()
@@ -157,11 +161,14 @@ export class UsersController {
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_invited' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (rateLimits.inviteResendPerUser, default 5 per hour per invited user)' })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed' })
   @requirePermissions('users.invite')
   async resendInvite(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<{ user: BackOfficeUserDto }> {
     const user = await this.findManageable(request, id);
     if (!this.invites.isInvited(user)) throw new BackOfficeHttpError(409, 'not_invited', 'This user is not waiting for an invite.');
+    // Each resend mails the invitee: limited per invitee, so no inviter (or stolen session) can flood one address.
+    await this.rateLimiter.enforce([{ name: 'invite-resend-user', key: user.id, limit: this.options.rateLimits.inviteResendPerUser, windowSeconds: 3600 }]);
     return this.deliveryResponse(await this.invites.resend(user, request.backOffice.user));
   }
 
