@@ -242,6 +242,7 @@ function readLdapConfig(
     searchBase,
     searchFilter,
     startTls: onOff('LDAP_START_TLS', false),
+    allowInsecureConnection: onOff('LDAP_ALLOW_INSECURE', false),
     createUsers: onOff('LDAP_CREATE_USERS', false),
     defaultGroups: groups,
     onDirectoryDown: down === 'fallback' ? 'fallback' : 'deny',

@@ -26,6 +26,8 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     bindDn: LDAP_READER.dn,
     bindPassword: LDAP_READER.password,
     searchBase: LDAP_PEOPLE,
+    // The test directory listens on loopback in cleartext (its TLS ports are tested with their own options).
+    allowInsecureConnection: true,
     connectTimeoutMs: 1000,
     timeoutMs: 2000,
     ...extra,
@@ -143,7 +145,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   });
 
   it('DN template (direct bind) escapes the username as an RFC 4514 DN value', async () => {
-    const checker = new LdapPasswordChecker({ url: slapd.url, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 2000 });
+    const checker = new LdapPasswordChecker({ url: slapd.url, allowInsecureConnection: true, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 2000 });
     expect(await checker.checkPassword(asUser('comma,user'), comma.password)).toBe('valid');
     expect(await checker.checkPassword(asUser('comma,user'), alice.password)).toBe('invalid');
     expect(await checker.checkPassword(asUser('alice'), alice.password)).toBe('valid');
@@ -228,7 +230,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
     try {
       const url = `ldap://127.0.0.1:${(refusing.address() as { port: number }).port}`;
-      const checker = new LdapPasswordChecker({ url, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 1000, onDirectoryDown: 'fallback' });
+      const checker = new LdapPasswordChecker({ url, allowInsecureConnection: true, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 1000, onDirectoryDown: 'fallback' });
       for (const code of [53, 50, 32]) {
         resultCode = code;
         expect([code, await checker.checkPassword(asUser('alice'), alice.password)]).toEqual([code, 'invalid']);
@@ -262,7 +264,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     await new Promise<void>((resolve) => readRefusing.listen(0, '127.0.0.1', resolve));
     try {
       const url = `ldap://127.0.0.1:${(readRefusing.address() as { port: number }).port}`;
-      const checker = new LdapPasswordChecker({ url, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 1000, onDirectoryDown: 'fallback', createUsers: true });
+      const checker = new LdapPasswordChecker({ url, allowInsecureConnection: true, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 1000, onDirectoryDown: 'fallback', createUsers: true });
       expect(await checker.checkPassword(asUser('alice'), alice.password)).toBe('fallback');
     } finally {
       sockets.forEach((s) => s.destroy());
@@ -290,7 +292,17 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
 });
 
 describe('LdapPasswordChecker options', () => {
-  const base = { url: 'ldap://127.0.0.1:389', searchBase: 'dc=example,dc=org' };
+  const base = { url: 'ldap://127.0.0.1:389', searchBase: 'dc=example,dc=org', allowInsecureConnection: true };
+  it('OWASP ASVS 4.0 9.2.2 / 2.8: cleartext ldap:// without StartTLS is refused at construction unless allowInsecureConnection opts in', () => {
+    const plain = { ...base, allowInsecureConnection: undefined };
+    expect(() => new LdapPasswordChecker(plain)).toThrow(/ldap\.url.*cleartext.*(startTls|ldaps).*allowInsecureConnection/s);
+    expect(() => new LdapPasswordChecker({ ...plain, allowInsecureConnection: false })).toThrow(/ldap\.url/);
+    expect(() => new LdapPasswordChecker({ ...plain, allowInsecureConnection: 'yes' } as never)).toThrow(/ldap\.allowInsecureConnection/);
+    expect(() => new LdapPasswordChecker({ ...plain, startTls: true })).not.toThrow();
+    expect(() => new LdapPasswordChecker({ ...plain, url: 'ldaps://ldap.example.org' })).not.toThrow();
+    expect(() => new LdapPasswordChecker({ ...plain, allowInsecureConnection: true })).not.toThrow();
+  });
+
   it('refuses wrong options with a message naming the option', () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ ...base, url: 'http://x' }, /ldap\.url/],

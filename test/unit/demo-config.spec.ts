@@ -41,12 +41,13 @@ describe('demo config (env of contract section 5)', () => {
   });
 
   it('LDAP_*: the LDAP password checker of section 9, with its defaults; wrong values are named', () => {
-    const config = loadDemoConfig({
+    const plainLdap = {
       LDAP_URL: 'ldap://127.0.0.1:3890/',
       LDAP_BIND_DN: 'cn=reader,dc=example,dc=org',
       LDAP_BIND_PASSWORD: 'reader secret',
       LDAP_SEARCH_BASE: 'ou=people,dc=example,dc=org',
-    });
+    };
+    const config = loadDemoConfig(plainLdap);
     expect(config.ldap).toEqual({
       url: 'ldap://127.0.0.1:3890',
       bindDn: 'cn=reader,dc=example,dc=org',
@@ -54,11 +55,16 @@ describe('demo config (env of contract section 5)', () => {
       searchBase: 'ou=people,dc=example,dc=org',
       searchFilter: '(mail={username})',
       startTls: false,
+      allowInsecureConnection: false,
       createUsers: false,
       defaultGroups: ['editor'],
       onDirectoryDown: 'deny',
     });
-    expect(passwordCheckerFrom(config)).toBeInstanceOf(LdapPasswordChecker);
+    // Cleartext ldap:// without StartTLS fails start-up unless LDAP_ALLOW_INSECURE opts in (ASVS 4.0 9.2.2).
+    expect(() => passwordCheckerFrom(config)).toThrow(/ldap\.url.*allowInsecureConnection/s);
+    expect(passwordCheckerFrom(loadDemoConfig({ ...plainLdap, LDAP_START_TLS: 'on' }))).toBeInstanceOf(LdapPasswordChecker);
+    expect(passwordCheckerFrom(loadDemoConfig({ ...plainLdap, LDAP_ALLOW_INSECURE: 'on' }))).toBeInstanceOf(LdapPasswordChecker);
+    expect(() => loadDemoConfig({ ...plainLdap, LDAP_ALLOW_INSECURE: 'maybe' })).toThrow(/LDAP_ALLOW_INSECURE/);
     expect(passwordCheckerFrom(loadDemoConfig({}))).toBeInstanceOf(FallbackPasswordChecker);
     const custom = loadDemoConfig({ LDAP_URL: 'ldaps://ldap.example.com', LDAP_SEARCH_BASE: 'dc=x', LDAP_CREATE_USERS: 'on', LDAP_DEFAULT_GROUPS: 'writer, translator', LDAP_SEARCH_FILTER: '(uid={username})' });
     expect(custom.ldap).toMatchObject({ createUsers: true, defaultGroups: ['writer', 'translator'], searchFilter: '(uid={username})' });

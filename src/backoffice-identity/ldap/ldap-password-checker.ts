@@ -31,6 +31,12 @@ export interface LdapPasswordCheckerOptions {
   userDnTemplate?: string;
   /** Upgrade an `ldap://` connection with StartTLS before any bind. Default false. */
   startTls?: boolean;
+  /**
+   * Allow a cleartext `ldap://` URL without `startTls`. Default false: such a URL fails construction, because every
+   * bind would send the service account's and the users' passwords in the clear (OWASP ASVS 4.0 9.2.2). Only for a
+   * directory on a trusted loopback or a test; a warning is logged once when it is used.
+   */
+  allowInsecureConnection?: boolean;
   /** TLS options for `ldaps://` and StartTLS (e.g. `ca`, `servername`). Certificates are verified by default. */
   tlsOptions?: ConnectionOptions;
   /** Default 5000. */
@@ -50,7 +56,7 @@ export interface LdapPasswordCheckerOptions {
   onDirectoryDown?: 'fallback' | 'deny';
 }
 
-type Resolved = Required<Omit<LdapPasswordCheckerOptions, 'bindDn' | 'bindPassword' | 'searchBase' | 'userDnTemplate' | 'tlsOptions' | 'attributes'>> &
+type Resolved = Required<Omit<LdapPasswordCheckerOptions, 'allowInsecureConnection' | 'bindDn' | 'bindPassword' | 'searchBase' | 'userDnTemplate' | 'tlsOptions' | 'attributes'>> &
   Pick<LdapPasswordCheckerOptions, 'bindDn' | 'bindPassword' | 'searchBase' | 'userDnTemplate' | 'tlsOptions'> & { attributes: { name: string; email: string } };
 
 /** What the directory said about a username and password. */
@@ -64,6 +70,11 @@ const OUTAGE_RESULT_CODES = new Set([51, 52]);
 
 const MAX_USERNAME = 256;
 const MAX_PASSWORD = 1024;
+
+/** An `ldap://` URL without StartTLS: every bind crosses the network in the clear. */
+function isCleartext(options: LdapPasswordCheckerOptions): boolean {
+  return options.url.startsWith('ldap:') && options.startTls !== true;
+}
 
 function resolve(options: LdapPasswordCheckerOptions): Resolved {
   const fail = (option: string, expectation: string, value: unknown): never => {
@@ -93,6 +104,17 @@ function resolve(options: LdapPasswordCheckerOptions): Resolved {
   if (options.startTls !== undefined && typeof options.startTls !== 'boolean') fail('startTls', 'must be a boolean', options.startTls);
   if (options.startTls && options.url.startsWith('ldaps:')) fail('startTls', 'is for ldap:// URLs (ldaps:// is TLS already)', options.startTls);
   if (options.createUsers !== undefined && typeof options.createUsers !== 'boolean') fail('createUsers', 'must be a boolean', options.createUsers);
+  if (options.allowInsecureConnection !== undefined && typeof options.allowInsecureConnection !== 'boolean') {
+    fail('allowInsecureConnection', 'must be a boolean', options.allowInsecureConnection);
+  }
+  if (isCleartext(options) && options.allowInsecureConnection !== true) {
+    fail(
+      'url',
+      'is a cleartext ldap:// URL: binds would send passwords unencrypted. Use ldaps://, or set startTls: true, ' +
+        '(only for a trusted loopback or test directory: allowInsecureConnection: true)',
+      options.url,
+    );
+  }
   return {
     url: options.url,
     bindDn: options.bindDn,
@@ -134,6 +156,9 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
 
   constructor(options: LdapPasswordCheckerOptions) {
     this.options = resolve(options);
+    if (isCleartext(this.options)) {
+      this.logger.warn('allowInsecureConnection: the LDAP connection is cleartext ldap:// without StartTLS; passwords cross it unencrypted');
+    }
   }
 
   async checkPassword(user: BackOfficeUser, password: string): Promise<BackOfficePasswordCheckerResult> {
