@@ -34,7 +34,7 @@ export { SystemClock, type BackOfficeClock } from './common/clock.js';
 export { DefaultIpResolver, type BackOfficeIpResolver } from './common/ip-resolver.js';
 export { BackOfficeRequestContextStore, type BackOfficeRequestContext } from './common/request-context.js';
 
-export { BackOfficeUserManager, LOCKED_UNTIL_UNLOCKED, type CreateBackOfficeUserInput } from './users/backoffice-user-manager.js';
+export { BackOfficeUserManager, LOCKED_UNTIL_UNLOCKED, type BackOfficePasswordCheckOutcome, type CreateBackOfficeUserInput } from './users/backoffice-user-manager.js';
 export { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
 export {
   deriveUserState,

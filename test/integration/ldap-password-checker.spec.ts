@@ -1,9 +1,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { deriveUserState, LdapPasswordChecker, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, deriveUserState, LdapPasswordChecker, UserLoginFailedNotification, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
 import { LDAP_PEOPLE, LDAP_READER, TestSlapd } from '../support/slapd.js';
 
 const localPassword = 'correct horse battery staple';
@@ -159,8 +160,8 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     expect(await new LdapPasswordChecker(options({ url: slapd.ldapsUrl, tlsOptions })).checkPassword(asUser(alice.mail), alice.password)).toBe('valid');
     expect(await new LdapPasswordChecker(options({ startTls: true, tlsOptions })).checkPassword(asUser(alice.mail), alice.password)).toBe('valid');
     expect(await new LdapPasswordChecker(options({ startTls: true, tlsOptions })).checkPassword(asUser(alice.mail), 'wrong')).toBe('invalid');
-    // An untrusted certificate is a directory that cannot be used: deny (or fallback), never "valid".
-    expect(await new LdapPasswordChecker(options({ url: slapd.ldapsUrl, onDirectoryDown: 'deny' })).checkPassword(asUser(alice.mail), alice.password)).toBe('invalid');
+    // An untrusted certificate is a directory that cannot be used: unavailable (deny) or fallback, never "valid".
+    expect(await new LdapPasswordChecker(options({ url: slapd.ldapsUrl, onDirectoryDown: 'deny' })).checkPassword(asUser(alice.mail), alice.password)).toBe('unavailable');
     expect(await new LdapPasswordChecker(options({ startTls: true, onDirectoryDown: 'fallback' })).checkPassword(asUser(alice.mail), alice.password)).toBe('fallback');
   });
 
@@ -177,7 +178,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
       const port = (blackhole.address() as { port: number }).port;
       const checker = new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${port}`, timeoutMs: 300, connectTimeoutMs: 300, onDirectoryDown: 'deny' }));
       const started = Date.now();
-      expect(await checker.checkPassword(asUser(alice.mail), alice.password)).toBe('invalid');
+      expect(await checker.checkPassword(asUser(alice.mail), alice.password)).toBe('unavailable');
       expect(Date.now() - started).toBeLessThan(3000);
     } finally {
       sockets.forEach((s) => s.destroy());
@@ -204,7 +205,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
       const checker = new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${port}`, startTls: true, timeoutMs: 300, connectTimeoutMs: 300, onDirectoryDown: 'deny' }));
       const started = Date.now();
       const answer = await Promise.race([checker.checkPassword(asUser(alice.mail), alice.password), new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000))]);
-      expect(answer).toBe('invalid');
+      expect(answer).toBe('unavailable');
       expect(Date.now() - started).toBeLessThan(3000);
     } finally {
       sockets.forEach((s) => s.destroy());
@@ -272,6 +273,48 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
+  it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown deny, an outage refuses every sign-in (401 invalid_credentials, audited) but counts toward no lockout', async () => {
+    const denyDb = await createTestDatabase();
+    const deny = await createIdentityApp(denyDb, {
+      identity: {
+        rateLimits: { enabled: false },
+        lockout: { maxFailedAccessAttempts: 3 },
+        passwordChecker: { useValue: new LdapPasswordChecker(options({ onDirectoryDown: 'deny' })) },
+      },
+    });
+    try {
+      const user = await deny.userManager.createUser({ email: alice.mail, name: 'Alice', password: localPassword, groups: ['editor'] });
+      const client = new HttpClient(deny.url);
+      const wrong = await client.login(alice.mail, 'not the directory password');
+      expectClientError(wrong, 401);
+      const recorder = NotificationRecorder.attach(deny.app);
+      await slapd.pause();
+      try {
+        // Five times the lockout threshold, for a known user and for an unknown username alike (no enumeration).
+        for (let i = 0; i < 5; i++) {
+          for (const username of [alice.mail, 'ghost-in-the-outage@ldap.example']) {
+            const down = await client.login(username, alice.password);
+            expectClientError(down, 401);
+            expect({ ...down.body, requestId: undefined }).toEqual({ ...wrong.body, requestId: undefined });
+          }
+        }
+      } finally {
+        await slapd.resume();
+      }
+      const after = (await deny.userManager.findById(user.value!.id))!;
+      expect([after.accessFailedCount, after.lockoutEnd]).toEqual([1, null]);
+      const failed = recorder.named(BackOfficeEvents.LoginFailed) as UserLoginFailedNotification[];
+      expect(failed).toHaveLength(10);
+      expect(new Set(failed.map((e) => e.reason))).toEqual(new Set(['password_check_unavailable']));
+      expect((await client.login('ghost-in-the-outage@ldap.example', 'a wrong password')).status).toBe(401);
+      const back = await client.login(alice.mail, alice.password);
+      expect(back.status, back.text).toBe(200);
+    } finally {
+      await deny.close();
+      await denyDb.drop();
+    }
+  });
+
   it('directory stopped mid-test: never a 500; fallback lets local hashes work, deny refuses; back when it returns', async () => {
     await slapd.pause();
     try {
@@ -281,7 +324,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
       expect(await ctx.userManager.findByEmail('new-while-down@ldap.example')).toBeNull();
       expectClientError(await login('new-while-down@ldap.example', 'any password at all'), 401);
       const deny = new LdapPasswordChecker(options({ onDirectoryDown: 'deny' }));
-      expect(await deny.checkPassword(asUser('local-only@example.com'), localPassword)).toBe('invalid');
+      expect(await deny.checkPassword(asUser('local-only@example.com'), localPassword)).toBe('unavailable');
       const fallback = new LdapPasswordChecker(options({ onDirectoryDown: 'fallback' }));
       expect(await fallback.checkPassword(asUser(alice.mail), alice.password)).toBe('fallback');
     } finally {

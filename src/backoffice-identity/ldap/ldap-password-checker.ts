@@ -51,7 +51,8 @@ export interface LdapPasswordCheckerOptions {
   attributes?: { name?: string; email?: string };
   /**
    * When the directory cannot be reached (or the service bind fails): `fallback` checks the local hash,
-   * `deny` refuses the sign-in (401). Default `deny`. Never a 500 either way.
+   * `deny` answers `unavailable`: the sign-in is refused (401 `invalid_credentials`, audited as
+   * `password_check_unavailable`) and counted toward no lockout. Default `deny`. Never a 500 either way.
    */
   onDirectoryDown?: 'fallback' | 'deny';
 }
@@ -139,7 +140,7 @@ function resolve(options: LdapPasswordCheckerOptions): Resolved {
  * with connect and operation timeouts. Usernames are escaped for filters (RFC 4515) and DNs (RFC 4514).
  *
  * Answers: `valid` / `invalid` from the user's bind; `fallback` (the local hash decides) when the directory has
- * no such user; when the directory is unreachable, `fallback` or `invalid` as `onDirectoryDown` says. It never
+ * no such user; when the directory is unreachable, `fallback` or `unavailable` as `onDirectoryDown` says. It never
  * throws, so a directory outage is never a 500. Lockout, rate limits and unknown-user timing stay the module's.
  *
  * ```ts
@@ -270,9 +271,10 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     if (now - this.lastOutageLog > 60_000) {
       this.lastOutageLog = now;
       const kind = error instanceof Error ? `${error.name}${(error as { code?: unknown }).code ? ` ${(error as { code?: unknown }).code}` : ''}` : 'error';
-      this.logger.warn(`LDAP directory unavailable (${kind}): answering ${this.options.onDirectoryDown === 'fallback' ? 'fallback to the local hash' : 'invalid'}`);
+      this.logger.warn(`LDAP directory unavailable (${kind}): answering ${this.options.onDirectoryDown === 'fallback' ? 'fallback to the local hash' : 'unavailable (sign-ins refused, not counted)'}`);
     }
-    return { result: this.options.onDirectoryDown === 'fallback' ? 'fallback' : 'invalid' };
+    // `deny`: `unavailable`, refused like a wrong password but counted toward no lockout (an outage is not a guess).
+    return { result: this.options.onDirectoryDown === 'fallback' ? 'fallback' : 'unavailable' };
   }
 
   private static firstValue(entry: Entry, attribute: string): string | undefined {

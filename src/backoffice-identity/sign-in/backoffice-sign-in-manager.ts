@@ -13,8 +13,14 @@ import {
   UserTwoFactorRequestedNotification,
 } from '../notifications/notifications.js';
 import { deriveUserState, type BackOfficeUser } from '../users/backoffice-user.js';
-import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { isUserTwoFactorStore, type FailedAccessResult } from '../users/stores/user-store.interface.js';
+
+/**
+ * Audit reason of a sign-in the password checker could not decide (`unavailable`, e.g. an LDAP outage): the client
+ * gets 401 `invalid_credentials` as for a wrong password; no failed attempt is counted.
+ */
+const PASSWORD_CHECK_UNAVAILABLE = 'password_check_unavailable';
 
 /** Outcome of a sign-in attempt. */
 export type SignInStatus = 'success' | 'failed' | 'lockedOut' | 'notAllowed' | 'requiresTwoFactor' | 'requiresTwoFactorSetup';
@@ -107,7 +113,10 @@ export class BackOfficeSignInManager {
     if (!user || user.kind === 'api') return this.unknownUserSignIn(key, username, password);
 
     if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd, password);
-    if (!(await manager.checkPassword(user, password))) {
+    const outcome: BackOfficePasswordCheckOutcome = {};
+    if (!(await manager.checkPassword(user, password, outcome))) {
+      // The password checker could not decide (a directory outage): refused, audited, but not a wrong password.
+      if (outcome.unavailable) return this.fail(user, PASSWORD_CHECK_UNAVAILABLE);
       const counted = await this.recordFailedAccess(user);
       if (counted.alreadyLocked && manager.supportsUserLockout && user.lockoutEnabled) {
         const fresh = await manager.findById(user.id);
@@ -296,8 +305,11 @@ export class BackOfficeSignInManager {
     const manager = this.userManager;
     const lockedUntil = await manager.unknownUserLockoutEnd(key);
     if (lockedUntil) return this.lockedOut(null, lockedUntil, password);
-    const created = await manager.checkUnknownUserPassword(username, password);
+    const outcome: BackOfficePasswordCheckOutcome = {};
+    const created = await manager.checkUnknownUserPassword(username, password, outcome);
     if (created) return this.passwordVerified(created);
+    // As for a known user: an outage is refused without counting, so 423 tells no more during one than before it.
+    if (outcome.unavailable) return this.fail(null, PASSWORD_CHECK_UNAVAILABLE);
     if (!manager.supportsUnknownUserLockout) return this.fail(null, 'invalid_credentials');
     const counted = await manager.accessFailedForUnknownUser(key);
     if (counted.alreadyLocked) return this.lockedOut(null, await manager.unknownUserLockoutEnd(key));

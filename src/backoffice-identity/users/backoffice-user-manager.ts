@@ -81,6 +81,14 @@ import { BackOfficeNotSupportedError } from './not-supported.error.js';
 import { toStorableText } from '../common/storable-text.js';
 import type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './validators.interface.js';
 
+/**
+ * Filled in by {@link BackOfficeUserManager.checkPassword} and `checkUnknownUserPassword`: `unavailable` is true
+ * when the password checker could not decide (its `unavailable` answer, e.g. a directory outage).
+ */
+export interface BackOfficePasswordCheckOutcome {
+  unavailable?: boolean;
+}
+
 /** Input of {@link BackOfficeUserManager.createUser}. */
 export interface CreateBackOfficeUserInput {
   email: string;
@@ -457,9 +465,12 @@ export class BackOfficeUserManager {
 
   /**
    * True when the password is right: the `BackOfficePasswordChecker` is asked first; on `fallback` the local
-   * hash decides, and a hash weaker than the configured cost is upgraded. Never throws on bad input.
+   * hash decides, and a hash weaker than the configured cost is upgraded. Never throws on bad input. When the checker
+   * answers `unavailable` (it could not decide: a directory outage) the answer is false and `outcome.unavailable` is
+   * set, so a caller that counts failed attempts can leave this one out.
    */
-  async checkPassword(user: BackOfficeUser, password: string): Promise<boolean> {
+  async checkPassword(user: BackOfficeUser, password: string, outcome?: BackOfficePasswordCheckOutcome): Promise<boolean> {
+    if (outcome) outcome.unavailable = false;
     if (typeof password !== 'string' || password.length === 0 || password.length > this.options.password.maxLength * 4) {
       await this.verifyAgainstDummyHash('');
       return false;
@@ -473,6 +484,7 @@ export class BackOfficeUserManager {
     if (external !== 'fallback') {
       // The checker decided without the local hash: spend one hash check anyway, as unknown usernames do.
       await this.verifyAgainstDummyHash(password);
+      if (external === 'unavailable' && outcome) outcome.unavailable = true;
       return external === 'valid';
     }
     if (!user.passwordHash) {
@@ -491,13 +503,16 @@ export class BackOfficeUserManager {
   /**
    * For a username that matches no local user: asks the password checker's optional `checkUnknownUser`
    * (e.g. LDAP with `createUsers`) and creates the user it vouches for. Spends the time of one hash check
-   * whatever the answer. Returns the new user, or null (the sign-in fails as for any unknown username).
+   * whatever the answer. Returns the new user, or null (the sign-in fails as for any unknown username); with a null,
+   * `outcome.unavailable` says the checker could not decide (`unavailable`).
    */
-  async checkUnknownUserPassword(username: string, password: string): Promise<BackOfficeUser | null> {
+  async checkUnknownUserPassword(username: string, password: string, outcome?: BackOfficePasswordCheckOutcome): Promise<BackOfficeUser | null> {
+    if (outcome) outcome.unavailable = false;
     const checker = this.passwordChecker;
     const plausible = typeof password === 'string' && password.length > 0 && password.length <= this.options.password.maxLength * 4;
     const answer = plausible && typeof checker.checkUnknownUser === 'function' ? await checker.checkUnknownUser(username, password) : null;
     await this.verifyAgainstDummyHash(password);
+    if (answer?.result === 'unavailable' && outcome) outcome.unavailable = true;
     if (answer?.result !== 'valid' || !answer.user) return null;
     const profile = answer.user;
     const created = await this.createUser({ email: profile.email, name: profile.name, username: profile.username ?? username, groups: profile.groups });

@@ -1,7 +1,12 @@
 import type { BackOfficeUser } from '../backoffice-user.js';
 
-/** Answer of a {@link BackOfficePasswordChecker}. `fallback`: check the local password hash instead. */
-export type BackOfficePasswordCheckerResult = 'valid' | 'invalid' | 'fallback';
+/**
+ * Answer of a {@link BackOfficePasswordChecker}. `fallback`: check the local password hash instead. `unavailable`:
+ * the external system could not decide (a directory outage); the sign-in is refused like a wrong password (401
+ * `invalid_credentials`, audited with reason `password_check_unavailable`) but is counted toward no lockout, for a
+ * known and an unknown username alike: an outage is not a wrong password (OWASP ASVS 4.0 2.2.1).
+ */
+export type BackOfficePasswordCheckerResult = 'valid' | 'invalid' | 'fallback' | 'unavailable';
 
 /** Profile of a user the checker vouches for but the module does not know yet (e.g. from directory attributes). */
 export interface BackOfficeExternalUserProfile {
@@ -22,7 +27,7 @@ export interface BackOfficeUnknownUserCheckResult {
 /**
  * Optional external password check, asked before the local hash (like Umbraco's
  * `IBackOfficeUserPasswordChecker`, e.g. LDAP first). Register it through `BACKOFFICE_PASSWORD_CHECKER`.
- * Implementations must not throw: answer `fallback` or `invalid` when the external system is unavailable.
+ * Implementations must not throw: answer `unavailable` (or `fallback`) when the external system cannot answer.
  */
 export interface BackOfficePasswordChecker {
   checkPassword(user: BackOfficeUser, password: string): Promise<BackOfficePasswordCheckerResult>;
