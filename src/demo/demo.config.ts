@@ -243,6 +243,7 @@ function readLdapConfig(
     searchFilter,
     startTls: onOff('LDAP_START_TLS', false),
     allowInsecureConnection: onOff('LDAP_ALLOW_INSECURE', false),
+    keepLocalPasswords: onOff('LDAP_KEEP_LOCAL_PASSWORDS', false),
     createUsers: onOff('LDAP_CREATE_USERS', false),
     defaultGroups: groups,
     onDirectoryDown: down === 'fallback' ? 'fallback' : 'deny',

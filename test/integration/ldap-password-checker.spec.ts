@@ -14,6 +14,8 @@ const dora = { uid: 'dora', cn: 'Dora Explorer', mail: 'dora@ldap.example', pass
 const comma = { uid: 'comma,user', cn: 'Comma User', mail: 'comma@ldap.example', password: 'comma in the directory 4' };
 const noMail = { uid: 'nomail', cn: 'No Mail', password: 'no mail in the directory 5' };
 const erin = { uid: 'erin', cn: 'Erin Invited', mail: 'erin@ldap.example', password: 'erin in the directory 6' };
+const frank = { uid: 'frank', cn: 'Frank Leaver', mail: 'frank@ldap.example', password: 'frank in the directory 7' };
+const gina = { uid: 'gina', cn: 'Gina Leaver', mail: 'gina@ldap.example', password: 'gina in the directory 8' };
 
 /** Only an explicit opt-out skips the real directory; a machine without slapd fails the suite (see .ci/run). */
 const describeIfSlapd = process.env.SKIP_SLAPD_TESTS === '1' ? describe.skip : describe;
@@ -37,7 +39,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   const login = (username: string, password: string) => new HttpClient(ctx.url).login(username, password);
 
   beforeAll(async () => {
-    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail, erin]);
+    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail, erin, frank, gina]);
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, {
       identity: {
@@ -91,6 +93,32 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     expect(deriveUserState(after, new Date())).toBe('invited');
     expect(await ctx.userManager.verifyUserToken(after, 'invite', token)).toBe(true);
     expectClientError(await login(erin.mail, 'not the directory password'), 401);
+  });
+
+  it('offboarding (OWASP ASVS 4.0 2.5.x, 5.0 6.3.x): a user the directory authenticated, then deleted from it, cannot sign in with a local password', async () => {
+    // Frank has a local password too (imported, or set before the directory was connected).
+    const oldLocal = 'frank local passphrase 1';
+    await ctx.userManager.createUser({ email: frank.mail, name: 'Frank', password: oldLocal, groups: ['editor'] });
+    const first = await login(frank.mail, frank.password);
+    expect(first.status, first.text).toBe(200);
+    // The directory owns Frank's password now: the stale local hash is gone, his sessions are not.
+    expect((await ctx.userManager.findByEmail(frank.mail))!.passwordHash).toBeNull();
+    await slapd.deleteUser(frank.uid);
+    expectClientError(await login(frank.mail, oldLocal), 401);
+    expectClientError(await login(frank.mail, frank.password), 401);
+    // A local password set through the back office while in the directory would be the same back door: refused.
+    await ctx.userManager.createUser({ email: gina.mail, name: 'Gina', password: 'gina local passphrase 2', groups: ['editor'] });
+    const signedIn = await login(gina.mail, gina.password);
+    expect(signedIn.status, signedIn.text).toBe(200);
+    const stored = (await ctx.userManager.findByEmail(gina.mail))!;
+    const changed = await ctx.userManager.changePassword(stored, gina.password, 'gina new local passphrase 3');
+    expect(changed.succeeded).toBe(false);
+    expect(changed.errors.map((e) => e.code)).toEqual(['not_supported']);
+    await slapd.deleteUser(gina.uid);
+    expectClientError(await login(gina.mail, 'gina new local passphrase 3'), 401);
+    expectClientError(await login(gina.mail, 'gina local passphrase 2'), 401);
+    // Local-only accounts (never vouched for by the directory) keep their local password.
+    expect((await login('local-only@example.com', localPassword)).status).toBe(200);
   });
 
   it('unknown: a username in neither the directory nor the database is 401, counted like any unknown username', async () => {

@@ -3,10 +3,13 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client } from 'ldapts';
 
 export const LDAP_SUFFIX = 'dc=example,dc=org';
 export const LDAP_PEOPLE = `ou=people,${LDAP_SUFFIX}`;
 export const LDAP_READER = { dn: `cn=reader,${LDAP_SUFFIX}`, password: 'reader secret 42' };
+/** The directory's root DN, to change entries while the server runs (offboarding tests). */
+export const LDAP_ADMIN = { dn: `cn=admin,${LDAP_SUFFIX}`, password: 'admin secret 42' };
 
 /** A directory user of the seed LDIF. */
 export interface SeedUser {
@@ -87,7 +90,8 @@ export class TestSlapd {
         'database mdb',
         'maxsize 10485760',
         `suffix "${LDAP_SUFFIX}"`,
-        `rootdn "cn=admin,${LDAP_SUFFIX}"`,
+        `rootdn "${LDAP_ADMIN.dn}"`,
+        `rootpw "${LDAP_ADMIN.password}"`,
         `directory ${data}`,
         'access to attrs=userPassword by self write by anonymous auth by * none',
         'access to * by users read by * none',
@@ -110,6 +114,17 @@ export class TestSlapd {
     this.ldapsPort = await freePort();
     await this.resume();
     return this;
+  }
+
+  /** Deletes a seed user's entry from the running directory (as the root DN): the user is offboarded. */
+  async deleteUser(uid: string): Promise<void> {
+    const client = new Client({ url: this.url, timeout: 5000, connectTimeout: 5000 });
+    try {
+      await client.bind(LDAP_ADMIN.dn, LDAP_ADMIN.password);
+      await client.del(`uid=${dnValue(uid)},${LDAP_PEOPLE}`);
+    } finally {
+      await client.unbind().catch(() => undefined);
+    }
   }
 
   /** Starts (again) the server on the same ports and data. */

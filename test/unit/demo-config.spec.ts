@@ -56,6 +56,7 @@ describe('demo config (env of contract section 5)', () => {
       searchFilter: '(mail={username})',
       startTls: false,
       allowInsecureConnection: false,
+      keepLocalPasswords: false,
       createUsers: false,
       defaultGroups: ['editor'],
       onDirectoryDown: 'deny',

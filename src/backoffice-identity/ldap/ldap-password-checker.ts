@@ -43,6 +43,13 @@ export interface LdapPasswordCheckerOptions {
   connectTimeoutMs?: number;
   /** Timeout of each LDAP operation (and of the TLS handshake after StartTLS). Default 5000. */
   timeoutMs?: number;
+  /**
+   * Keep the local password hash of users the directory authenticated. Default false: the directory owns their
+   * password, so at their first directory sign-in the local hash is removed and they may not set a local password;
+   * once removed from the directory (a "not found" answer falls back to the local hash) they cannot sign in.
+   * True brings back the old behaviour (an offboarded user signs in with a remaining local password).
+   */
+  keepLocalPasswords?: boolean;
   /** Create a local user at the first directory sign-in of an unknown username. Default false. */
   createUsers?: boolean;
   /** Groups of users created from the directory. Default `['editor']`. */
@@ -57,7 +64,7 @@ export interface LdapPasswordCheckerOptions {
   onDirectoryDown?: 'fallback' | 'deny';
 }
 
-type Resolved = Required<Omit<LdapPasswordCheckerOptions, 'allowInsecureConnection' | 'bindDn' | 'bindPassword' | 'searchBase' | 'userDnTemplate' | 'tlsOptions' | 'attributes'>> &
+type Resolved = Required<Omit<LdapPasswordCheckerOptions, 'allowInsecureConnection' | 'keepLocalPasswords' | 'bindDn' | 'bindPassword' | 'searchBase' | 'userDnTemplate' | 'tlsOptions' | 'attributes'>> &
   Pick<LdapPasswordCheckerOptions, 'bindDn' | 'bindPassword' | 'searchBase' | 'userDnTemplate' | 'tlsOptions'> & { attributes: { name: string; email: string } };
 
 /** What the directory said about a username and password. */
@@ -105,6 +112,7 @@ function resolve(options: LdapPasswordCheckerOptions): Resolved {
   if (options.startTls !== undefined && typeof options.startTls !== 'boolean') fail('startTls', 'must be a boolean', options.startTls);
   if (options.startTls && options.url.startsWith('ldaps:')) fail('startTls', 'is for ldap:// URLs (ldaps:// is TLS already)', options.startTls);
   if (options.createUsers !== undefined && typeof options.createUsers !== 'boolean') fail('createUsers', 'must be a boolean', options.createUsers);
+  if (options.keepLocalPasswords !== undefined && typeof options.keepLocalPasswords !== 'boolean') fail('keepLocalPasswords', 'must be a boolean', options.keepLocalPasswords);
   if (options.allowInsecureConnection !== undefined && typeof options.allowInsecureConnection !== 'boolean') {
     fail('allowInsecureConnection', 'must be a boolean', options.allowInsecureConnection);
   }
@@ -154,9 +162,12 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
   private readonly logger = new Logger('BackOfficeLdap');
   private readonly options: Resolved;
   private lastOutageLog = 0;
+  /** The directory owns the passwords of the users it authenticates (unless `keepLocalPasswords`). */
+  readonly retiresLocalPasswords: boolean;
 
   constructor(options: LdapPasswordCheckerOptions) {
     this.options = resolve(options);
+    this.retiresLocalPasswords = options.keepLocalPasswords !== true;
     if (isCleartext(this.options)) {
       this.logger.warn('allowInsecureConnection: the LDAP connection is cleartext ldap:// without StartTLS; passwords cross it unencrypted');
     }

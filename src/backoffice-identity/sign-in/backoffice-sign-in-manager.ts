@@ -130,7 +130,11 @@ export class BackOfficeSignInManager {
     if (!current) return this.fail(null, 'invalid_credentials');
     if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
     Object.assign(user, current, { passwordHash: user.passwordHash });
-    return this.passwordVerified(user);
+    const result = await this.passwordVerified(user);
+    // The directory (a checker that retires local passwords) accepted the password: the stale local hash goes, so a
+    // user removed from the directory later ('fallback') cannot sign in with it (offboarding).
+    if (outcome.vouched && result.status !== 'notAllowed') await manager.retireLocalPassword(user);
+    return result;
   }
 
   /** The steps after a right password: approval, second factor, then success. */

@@ -87,6 +87,8 @@ import type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from '
  */
 export interface BackOfficePasswordCheckOutcome {
   unavailable?: boolean;
+  /** The password checker answered `valid` (the external system, not the local hash, accepted the password). */
+  vouched?: boolean;
 }
 
 /** Input of {@link BackOfficeUserManager.createUser}. */
@@ -470,7 +472,7 @@ export class BackOfficeUserManager {
    * set, so a caller that counts failed attempts can leave this one out.
    */
   async checkPassword(user: BackOfficeUser, password: string, outcome?: BackOfficePasswordCheckOutcome): Promise<boolean> {
-    if (outcome) outcome.unavailable = false;
+    if (outcome) Object.assign(outcome, { unavailable: false, vouched: false });
     if (typeof password !== 'string' || password.length === 0 || password.length > this.options.password.maxLength * 4) {
       await this.verifyAgainstDummyHash('');
       return false;
@@ -484,7 +486,7 @@ export class BackOfficeUserManager {
     if (external !== 'fallback') {
       // The checker decided without the local hash: spend one hash check anyway, as unknown usernames do.
       await this.verifyAgainstDummyHash(password);
-      if (external === 'unavailable' && outcome) outcome.unavailable = true;
+      if (outcome) Object.assign(outcome, { unavailable: external === 'unavailable', vouched: external === 'valid' });
       return external === 'valid';
     }
     if (!user.passwordHash) {
@@ -522,6 +524,18 @@ export class BackOfficeUserManager {
     return null;
   }
 
+  /**
+   * After a sign-in the password checker vouched for (`outcome.vouched`): when the checker `retiresLocalPasswords`,
+   * removes the user's local password hash (compare-and-set: a hash changed meanwhile stays; the security stamp and
+   * sessions are kept). A user the external system later stops knowing (`fallback`) then has no local password to
+   * sign in with. Does nothing otherwise.
+   */
+  async retireLocalPassword(user: BackOfficeUser): Promise<void> {
+    if (!this.passwordChecker.retiresLocalPasswords || user.passwordHash === null || !this.supportsUserPassword) return;
+    await this.getPasswordStore().setPasswordHash(user.id, null, user.securityStamp, this.now(), { rehashOf: user.passwordHash });
+    user.passwordHash = null;
+  }
+
   /** Spends the time of one hash check, for users that do not exist (no timing oracle). */
   async verifyAgainstDummyHash(password: string): Promise<void> {
     this.dummyHash ??= this.passwordHasher.hashPassword(randomToken(24));
@@ -534,7 +548,12 @@ export class BackOfficeUserManager {
    */
   async changePassword(user: BackOfficeUser, currentPassword: string, newPassword: string): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
-    if (!(await this.checkPassword(user, currentPassword))) return IdentityResult.failed(this.errorDescriber.passwordMismatch());
+    const outcome: BackOfficePasswordCheckOutcome = {};
+    if (!(await this.checkPassword(user, currentPassword, outcome))) return IdentityResult.failed(this.errorDescriber.passwordMismatch());
+    // The external system (LDAP) owns this user's password: a local one would outlive the user's removal from it.
+    if (outcome.vouched && this.passwordChecker.retiresLocalPasswords) {
+      return IdentityResult.failed(this.errorDescriber.notSupported('local passwords of users whose password the directory checks (change it in the directory)'));
+    }
     if (await this.isLockedOutNow(user)) return IdentityResult.failed(this.errorDescriber.lockedOut());
     const result = await this.setNewPassword(user, newPassword);
     if (result.succeeded) await this.notify(UserPasswordChangedNotification, user);

@@ -37,4 +37,11 @@ export interface BackOfficePasswordChecker {
    * response times do not tell which usernames exist.
    */
   checkUnknownUser?(username: string, password: string): Promise<BackOfficeUnknownUserCheckResult>;
+  /**
+   * Optional, default false. True: the external system owns the passwords of the users it vouches for. A user it
+   * answered `valid` for loses the local password hash at that sign-in, and may not set a local password
+   * (`changePassword` answers `not_supported`), so once the external system no longer knows the user (offboarded:
+   * `fallback`), no stale local password signs them in.
+   */
+  readonly retiresLocalPasswords?: boolean;
 }
