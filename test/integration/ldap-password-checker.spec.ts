@@ -374,6 +374,13 @@ describe('LdapPasswordChecker options', () => {
     expect(() => new LdapPasswordChecker({ ...plain, allowInsecureConnection: true })).not.toThrow();
   });
 
+  it('OWASP ASVS 4.0 9.2.1: tlsOptions that turn certificate checks off (rejectUnauthorized: false) are refused unless allowInsecureConnection opts in', () => {
+    const tls = { url: 'ldaps://ldap.example.org', searchBase: 'dc=example,dc=org' };
+    expect(() => new LdapPasswordChecker({ ...tls, tlsOptions: { rejectUnauthorized: false } })).toThrow(/ldap\.tlsOptions.*rejectUnauthorized.*allowInsecureConnection/s);
+    expect(() => new LdapPasswordChecker({ ...tls, url: 'ldap://ldap.example.org', startTls: true, tlsOptions: { rejectUnauthorized: false } })).toThrow(/ldap\.tlsOptions/);
+    expect(() => new LdapPasswordChecker({ ...tls, tlsOptions: { rejectUnauthorized: true, ca: ['x'] } })).not.toThrow();
+    expect(() => new LdapPasswordChecker({ ...tls, tlsOptions: { rejectUnauthorized: false }, allowInsecureConnection: true })).not.toThrow();
+  });
   it('refuses wrong options with a message naming the option', () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ ...base, url: 'http://x' }, /ldap\.url/],

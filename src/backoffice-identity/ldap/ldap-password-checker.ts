@@ -32,12 +32,16 @@ export interface LdapPasswordCheckerOptions {
   /** Upgrade an `ldap://` connection with StartTLS before any bind. Default false. */
   startTls?: boolean;
   /**
-   * Allow a cleartext `ldap://` URL without `startTls`. Default false: such a URL fails construction, because every
-   * bind would send the service account's and the users' passwords in the clear (OWASP ASVS 4.0 9.2.2). Only for a
-   * directory on a trusted loopback or a test; a warning is logged once when it is used.
+   * Allow a cleartext `ldap://` URL without `startTls`, or `tlsOptions.rejectUnauthorized: false`. Default false:
+   * either fails construction, because every bind would send the service account's and the users' passwords in the
+   * clear, or to whoever presents a certificate (OWASP ASVS 4.0 9.2.1, 9.2.2). Only for a directory on a trusted
+   * loopback or a test; a warning is logged when it is used.
    */
   allowInsecureConnection?: boolean;
-  /** TLS options for `ldaps://` and StartTLS (e.g. `ca`, `servername`). Certificates are verified by default. */
+  /**
+   * TLS options for `ldaps://` and StartTLS (e.g. `ca`, `servername`). Certificates are verified; `rejectUnauthorized:
+   * false` fails construction unless `allowInsecureConnection` is set.
+   */
   tlsOptions?: ConnectionOptions;
   /** Default 5000. */
   connectTimeoutMs?: number;
@@ -116,6 +120,14 @@ function resolve(options: LdapPasswordCheckerOptions): Resolved {
   if (options.allowInsecureConnection !== undefined && typeof options.allowInsecureConnection !== 'boolean') {
     fail('allowInsecureConnection', 'must be a boolean', options.allowInsecureConnection);
   }
+  if (options.tlsOptions?.rejectUnauthorized === false && options.allowInsecureConnection !== true) {
+    fail(
+      'tlsOptions',
+      'turns certificate checks off (rejectUnauthorized: false): anyone in the path could take the passwords. Pass the CA ' +
+        '(tlsOptions.ca) instead (only for a trusted loopback or test directory: allowInsecureConnection: true)',
+      { rejectUnauthorized: false },
+    );
+  }
   if (isCleartext(options) && options.allowInsecureConnection !== true) {
     fail(
       'url',
@@ -170,6 +182,9 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     this.retiresLocalPasswords = options.keepLocalPasswords !== true;
     if (isCleartext(this.options)) {
       this.logger.warn('allowInsecureConnection: the LDAP connection is cleartext ldap:// without StartTLS; passwords cross it unencrypted');
+    }
+    if (this.options.tlsOptions?.rejectUnauthorized === false) {
+      this.logger.warn('allowInsecureConnection: the LDAP server certificate is not checked (rejectUnauthorized: false)');
     }
   }
 
