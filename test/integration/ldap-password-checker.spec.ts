@@ -16,6 +16,7 @@ const noMail = { uid: 'nomail', cn: 'No Mail', password: 'no mail in the directo
 const erin = { uid: 'erin', cn: 'Erin Invited', mail: 'erin@ldap.example', password: 'erin in the directory 6' };
 const frank = { uid: 'frank', cn: 'Frank Leaver', mail: 'frank@ldap.example', password: 'frank in the directory 7' };
 const gina = { uid: 'gina', cn: 'Gina Leaver', mail: 'gina@ldap.example', password: 'gina in the directory 8' };
+const hana = { uid: 'hana', cn: 'Hana Stepup', mail: 'hana@ldap.example', password: 'hana in the directory 9' };
 
 /** Only an explicit opt-out skips the real directory; a machine without slapd fails the suite (see .ci/run). */
 const describeIfSlapd = process.env.SKIP_SLAPD_TESTS === '1' ? describe.skip : describe;
@@ -39,7 +40,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   const login = (username: string, password: string) => new HttpClient(ctx.url).login(username, password);
 
   beforeAll(async () => {
-    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail, erin, frank, gina]);
+    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail, erin, frank, gina, hana]);
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, {
       identity: {
@@ -142,6 +143,22 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     expect(created).toMatchObject({ email: bob.mail, name: bob.cn, groups: ['writer'], passwordHash: null });
     expect((await login(bob.mail, bob.password)).status).toBe(200);
     expect((await ctx.userManager.findByEmail(bob.mail))!.id).toBe(created.id);
+  });
+
+  it('step-up (POST /auth/reauthenticate) of a directory user checks the directory password, also without a local hash (created by the directory, or retired)', async () => {
+    await ctx.userManager.createUser({ email: hana.mail, name: 'Hana', password: 'hana local passphrase 1', groups: ['editor'] });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(hana.mail, hana.password)).status).toBe(200);
+    expect((await ctx.userManager.findByEmail(hana.mail))!.passwordHash).toBeNull();
+    const wrong = await http.post('/auth/reauthenticate', { password: 'not the directory password' });
+    expectClientError(wrong, 401);
+    const stepUp = await http.post('/auth/reauthenticate', { password: hana.password });
+    expect(stepUp.status, stepUp.text).toBe(200);
+    // Bob was created by the directory (no local hash ever): the same.
+    const bobHttp = new HttpClient(ctx.url);
+    expect((await bobHttp.login(bob.mail, bob.password)).status).toBe(200);
+    const bobStepUp = await bobHttp.post('/auth/reauthenticate', { password: bob.password });
+    expect(bobStepUp.status, bobStepUp.text).toBe(200);
   });
 
   it('without createUsers a directory-only user is not created; a directory entry without mail is not created either', async () => {

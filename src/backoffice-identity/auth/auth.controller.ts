@@ -19,7 +19,7 @@ import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.j
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
 import { BackOfficeExternalLoginProviders } from '../external-logins/external-login-providers.service.js';
-import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { ApiErrors } from '../openapi/api-errors.decorator.js';
 import {
   ChangePasswordDto,
@@ -183,11 +183,15 @@ export class AuthController {
     const session = sessionOf(request);
     const manager = this.userManager;
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
-    if (!manager.hasPassword(user)) {
+    // A directory user has no local hash (created by the directory, or retired by it): the password checker decides.
+    if (!manager.hasPassword(user) && !manager.hasExternalPasswordChecker) {
       throw new BackOfficeHttpError(409, 'no_local_password', 'This account has no password; re-authenticate through your external login provider.');
     }
     if (manager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
-    if (!(await manager.checkPassword(user, body.password))) {
+    const outcome: BackOfficePasswordCheckOutcome = {};
+    if (!(await manager.checkPassword(user, body.password, outcome))) {
+      // A directory outage is refused as at sign-in, but is no wrong password: not counted toward lockout.
+      if (outcome.unavailable) throw BackOfficeHttpError.invalidCredentials();
       const counted = manager.supportsUserLockout ? await manager.accessFailed(user) : null;
       if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
       throw BackOfficeHttpError.invalidCredentials();

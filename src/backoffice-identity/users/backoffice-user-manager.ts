@@ -33,7 +33,7 @@ import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser, BackOfficeUserKind } from './backoffice-user.js';
 import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
-import type { BackOfficePasswordChecker } from './passwords/password-checker.js';
+import { FallbackPasswordChecker, type BackOfficePasswordChecker } from './passwords/password-checker.js';
 import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
 import { CommonPasswordValidator, PolicyPasswordValidator } from './passwords/password-validators.js';
 import {
@@ -463,6 +463,15 @@ export class BackOfficeUserManager {
 
   hasPassword(user: BackOfficeUser): boolean {
     return user.passwordHash !== null;
+  }
+
+  /**
+   * True when a password checker other than the default is registered (e.g. LDAP): it may accept the password of a
+   * user without a local hash (created by the directory, or whose local hash it retired), so such a user's password
+   * can still be checked (step-up).
+   */
+  get hasExternalPasswordChecker(): boolean {
+    return !(this.passwordChecker instanceof FallbackPasswordChecker);
   }
 
   /**
