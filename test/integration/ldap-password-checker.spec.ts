@@ -398,6 +398,18 @@ describe('LdapPasswordChecker options', () => {
     expect(() => new LdapPasswordChecker({ ...tls, tlsOptions: { rejectUnauthorized: true, ca: ['x'] } })).not.toThrow();
     expect(() => new LdapPasswordChecker({ ...tls, tlsOptions: { rejectUnauthorized: false }, allowInsecureConnection: true })).not.toThrow();
   });
+  it('OWASP ASVS 4.0 7.1.1: credentials written into the URL are refused and never repeated in the error message', () => {
+    for (const url of ['ldaps://cn=admin:hunter2@ldap.example.org', 'ldap://admin:hunter2@ldap.example.org', 'ldaps://admin:hunter2@ldap.example.org/dc=x', 'ldap://admin:hunter2/x@ldap.example.org']) {
+      let message = '';
+      try {
+        new LdapPasswordChecker({ url, searchBase: 'dc=example,dc=org', startTls: url.startsWith('ldap:') });
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message, url).toMatch(/ldap\.url/);
+      expect(message, url).not.toContain('hunter2');
+    }
+  });
   it('refuses wrong options with a message naming the option', () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ ...base, url: 'http://x' }, /ldap\.url/],

@@ -93,7 +93,11 @@ function resolve(options: LdapPasswordCheckerOptions): Resolved {
     throw new BackOfficeIdentityOptionsError(`ldap.${option}`, expectation, option.toLowerCase().includes('password') ? '***' : value);
   };
   if (typeof options !== 'object' || options === null) fail('options', 'must be an object', options);
-  if (typeof options.url !== 'string' || !/^ldaps?:\/\/[^/]+\/?$/.test(options.url)) fail('url', 'must be an ldap:// or ldaps:// URL (host and port only)', options.url);
+  // Credentials in the URL (ldap://user:password@host) are never used by the client and never repeated in a message.
+  const shownUrl = typeof options.url === 'string' ? options.url.replace(/^([a-z]+:\/\/).*@/i, '$1***@') : options.url;
+  if (typeof options.url !== 'string' || !/^ldaps?:\/\/[^/@]+\/?$/.test(options.url)) {
+    fail('url', 'must be an ldap:// or ldaps:// URL (host and port only; the service account goes in bindDn and bindPassword)', shownUrl);
+  }
   const optionalString = (key: 'bindDn' | 'bindPassword' | 'searchBase' | 'searchFilter' | 'userDnTemplate') => {
     const value = options[key];
     if (value !== undefined && (typeof value !== 'string' || value.length === 0)) fail(key, 'must be a non-empty string', value);
@@ -133,7 +137,7 @@ function resolve(options: LdapPasswordCheckerOptions): Resolved {
       'url',
       'is a cleartext ldap:// URL: binds would send passwords unencrypted. Use ldaps://, or set startTls: true, ' +
         '(only for a trusted loopback or test directory: allowInsecureConnection: true)',
-      options.url,
+      shownUrl,
     );
   }
   return {
