@@ -35,7 +35,7 @@ export class UserLoginSuccessNotification extends BackOfficeNotification {
 
 export class UserLoginFailedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LoginFailed;
-  /** Why: `invalid_credentials`, `locked_out`, `not_allowed`, `invalid_code`, ... */
+  /** Why: `invalid_credentials`, `locked_out`, `not_allowed`, `invalid_code`, `password_check_unavailable` (a directory outage, not counted), ... */
   readonly reason: string;
   constructor(init: BackOfficeNotificationInit & { reason: string }) {
     super(init);
