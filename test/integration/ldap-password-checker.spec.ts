@@ -360,6 +360,37 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
+  it('OWASP ASVS 4.0 2.2.1: a password change (POST /auth/change-password) during an outage with deny is refused 401 and counts toward no lockout', async () => {
+    const denyDb = await createTestDatabase();
+    const deny = await createIdentityApp(denyDb, {
+      identity: {
+        rateLimits: { enabled: false },
+        lockout: { maxFailedAccessAttempts: 3 },
+        passwordChecker: { useValue: new LdapPasswordChecker(options({ onDirectoryDown: 'deny', keepLocalPasswords: true })) },
+      },
+    });
+    try {
+      const user = await deny.userManager.createUser({ email: 'local-changer@example.com', name: 'Local', password: localPassword, groups: ['editor'] });
+      const http = new HttpClient(deny.url);
+      expect((await http.login('local-changer@example.com', localPassword)).status).toBe(200);
+      await slapd.pause();
+      try {
+        for (let i = 0; i < 5; i++) {
+          const change = await http.post('/auth/change-password', { currentPassword: localPassword, newPassword: `a new long passphrase ${i}` });
+          expectClientError(change, 401);
+          expect(change.body.code).toBe('invalid_credentials');
+        }
+      } finally {
+        await slapd.resume();
+      }
+      const after = (await deny.userManager.findById(user.value!.id))!;
+      expect([after.accessFailedCount, after.lockoutEnd]).toEqual([0, null]);
+    } finally {
+      await deny.close();
+      await denyDb.drop();
+    }
+  });
+
   it('directory stopped mid-test: never a 500; fallback lets local hashes work, deny refuses; back when it returns', async () => {
     await slapd.pause();
     try {

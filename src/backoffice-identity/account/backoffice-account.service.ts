@@ -7,7 +7,7 @@ import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/s
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
-import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
 /** The session an account change is made from: it stays signed in, the user's other sessions end. */
 export type BackOfficeAccountSession = Pick<BackOfficeSessionEntity, 'id' | 'twoFactorSetupOnly' | 'createdAt' | 'expiresAt'>;
@@ -101,8 +101,10 @@ export class BackOfficeAccountService {
     }
     if (this.userManager.isLockedOut(user)) return lockedOut();
     if (!this.userManager.options.denyLocalLogin) {
-      if (password === undefined || !(await this.userManager.checkPassword(user, password))) {
-        if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
+      const outcome: BackOfficePasswordCheckOutcome = {};
+      if (password === undefined || !(await this.userManager.checkPassword(user, password, outcome))) {
+        // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout.
+        if (this.userManager.supportsUserLockout && !outcome.unavailable) await this.userManager.accessFailed(user);
         return failure('invalid_credentials', 'The username or password is incorrect.');
       }
       if (await this.userManager.isLockedOutNow(user)) return lockedOut();

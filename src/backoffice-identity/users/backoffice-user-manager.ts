@@ -558,7 +558,11 @@ export class BackOfficeUserManager {
   async changePassword(user: BackOfficeUser, currentPassword: string, newPassword: string): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
     const outcome: BackOfficePasswordCheckOutcome = {};
-    if (!(await this.checkPassword(user, currentPassword, outcome))) return IdentityResult.failed(this.errorDescriber.passwordMismatch());
+    if (!(await this.checkPassword(user, currentPassword, outcome))) {
+      // The password checker could not decide (a directory outage): refused, but not a wrong password to count.
+      if (outcome.unavailable) return IdentityResult.failed({ code: 'invalid_credentials', description: 'The password could not be checked now.' });
+      return IdentityResult.failed(this.errorDescriber.passwordMismatch());
+    }
     // The external system (LDAP) owns this user's password: a local one would outlive the user's removal from it.
     if (outcome.vouched && this.passwordChecker.retiresLocalPasswords) {
       return IdentityResult.failed(this.errorDescriber.notSupported('local passwords of users whose password the directory checks (change it in the directory)'));
