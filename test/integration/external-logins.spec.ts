@@ -19,6 +19,7 @@ import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
+import { SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-vectors.js';
 
 // Contract section 6 against a real OpenID provider (oidc-provider, in-process on a loopback port), driven through
 // its own sign-in and consent pages over HTTP. Runs on PostgreSQL and on PGlite (vitest projects).
@@ -364,6 +365,17 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         const { login } = account('unicode-return');
         expectSignedIn(await new Person(ctx.url).signIn('oidc', login, { returnUrl }), location);
       }
+    });
+
+    it.each(SAME_ORIGIN_PATH_VECTORS)('returnUrl $input ($why): challenged and signed in to exactly the final path, or 400 invalid_return_url', async ({ input, path }) => {
+      if (path === null) {
+        const refused = await new Person(ctx.url).challenge('oidc', { returnUrl: input });
+        expectClientError(refused, 400);
+        expect(refused.headers.get('location')).toBeNull();
+        return;
+      }
+      const { login } = account('return-vector');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login, { returnUrl: input }), path);
     });
 
     it('a provider without auto-linking refuses unknown accounts: no_linked_account', async () => {

@@ -3,6 +3,7 @@ import { OnEvent } from '@nestjs/event-emitter';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
+import { landsOn, SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-vectors.js';
 import {
   BackOfficeAuthorize,
   BackOfficeEvents,
@@ -144,6 +145,16 @@ describe('Logout redirect and the host-app guard', () => {
       const { http } = await signedIn();
       expect((await http.post('/auth/logout')).body, url).toEqual({ signOutRedirectUrl: url });
     }
+  });
+
+  // Paths only: an absolute http(s) URL is the other kind of sign-out page a listener may set (the test above).
+  it.each(SAME_ORIGIN_PATH_VECTORS.filter((v) => v.input.startsWith('/')))('a listener\'s signOutRedirectUrl $input ($why) reaches the client only as a same-origin path', async ({ input, path }) => {
+    AnyRedirectListener.url = input;
+    const { http } = await signedIn();
+    const logout = await http.post('/auth/logout');
+    expect(logout.status).toBe(200);
+    // Where the browser goes with it (session.js: window.location.assign(signOutRedirectUrl)).
+    expect(landsOn(logout.body.signOutRedirectUrl)).toBe(landsOn(path));
   });
 
   it('@BackOfficeAuthorize protects host routes; groups give 403 forbidden; XSRF applies', async () => {

@@ -7,6 +7,7 @@ import { BackOfficeIdentityModule } from '../../src/backoffice-identity/index.js
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_IDENTITY_DEFAULTS, TEST_PASSWORD, typeOrmOptionsFor, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
+import { landsOn, SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-vectors.js';
 
 const PAGES = ['/', '/two-factor', '/forgot-password', '/reset-password', '/accept-invite', '/confirm-email', '/account'];
 
@@ -86,7 +87,17 @@ describe('sign-in screens over HTTP (the pages, their headers and assets)', () =
     expect(injected.text).toContain('Signing in with the external provider failed.');
     const xssReturn = await client().get(`/?returnUrl=${encodeURIComponent('/"></script><script>alert(1)</script>')}`);
     expect(xssReturn.text).not.toContain('<script>alert(1)');
-    expect(config(xssReturn.text).returnUrl).toBe('/"></script><script>alert(1)</script>');
+    // Handed to the script as the final path, as the URL parser writes it (where the browser would go with the input).
+    expect(config(xssReturn.text).returnUrl).toBe('/%22%3E%3C/script%3E%3Cscript%3Ealert(1)%3C/script%3E');
+  });
+
+  it.each(SAME_ORIGIN_PATH_VECTORS)('the sign-in and second-factor pages hand the script returnUrl $input ($why) only as a same-origin path', async ({ input, path }) => {
+    const config = (text: string) => JSON.parse(/<script type="application\/json" id="bo-config">(.*?)<\/script>/.exec(text)![1]);
+    for (const page of ['/', '/two-factor']) {
+      const handedOut: string | null = config((await client().get(`${page}?returnUrl=${encodeURIComponent(input)}`)).text).returnUrl;
+      // Where the browser goes with it (pages.js: window.location.assign(returnUrl)).
+      expect(landsOn(handedOut), page).toBe(landsOn(path));
+    }
   });
 
   it('shows the second-factor page for ?status=requiresTwoFactor (external sign-in) and ?error= on the account page', async () => {

@@ -1,6 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeClock } from '../common/clock.js';
+import { toSameOriginPath } from '../common/same-origin-path.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
@@ -9,7 +10,6 @@ import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
 import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { isSameOriginPath } from '../options/resolve-options.js';
 import { AllowTwoFactorSetupSession, SESSION_PEEK_HEADER, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeSessionService, type BackOfficeSessionDeadlines, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
@@ -38,18 +38,19 @@ import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-
 const errors = ApiErrors;
 
 /**
- * True for a place a browser may be sent after logout: an absolute `http(s):` URL or a same-origin path, without
- * whitespace or control characters. Anything else a listener set (`javascript:`, `data:`, `//host`, ...) is not
- * a sign-out page and is never handed to the client (OWASP ASVS 4.0 5.1.5).
+ * The place a browser may be sent after logout, or undefined: an absolute `http(s):` URL without whitespace or
+ * control characters, as given, or a same-origin path as {@link toSameOriginPath} writes it (the final string).
+ * Anything else a listener set (`javascript:`, `data:`, `//host`, `/.//host`, ...) is not a sign-out page and is
+ * never handed to the client (OWASP ASVS 4.0 5.1.5).
  */
-function isSignOutRedirectUrl(url: string): boolean {
-  if (/[\0-\x20\x7f]/.test(url)) return false;
-  if (url.startsWith('/')) return isSameOriginPath(url);
+function signOutRedirectUrl(url: string): string | undefined {
+  if (url.startsWith('/')) return toSameOriginPath(url);
+  if (/[\0-\x20\x7f]/.test(url)) return undefined;
   try {
     const { protocol } = new URL(url);
-    return protocol === 'https:' || protocol === 'http:';
+    return protocol === 'https:' || protocol === 'http:' ? url : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -117,7 +118,8 @@ export class AuthController {
     const notification = await this.userManager.notify(UserLogoutSuccessNotification, user);
     const url = notification.signOutRedirectUrl;
     if (typeof url === 'string' && url.length > 0) {
-      if (isSignOutRedirectUrl(url)) return { signOutRedirectUrl: url };
+      const target = signOutRedirectUrl(url);
+      if (target !== undefined) return { signOutRedirectUrl: target };
       this.logger.warn('A listener of backoffice.user.logout.success set a signOutRedirectUrl that is no http(s) URL or same-origin path; it was ignored.');
     }
     // A session that came through a provider with an end_session_endpoint: RP-initiated logout. Set after the

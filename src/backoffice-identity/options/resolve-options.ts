@@ -2,6 +2,7 @@ import { BUILT_IN_PERMISSIONS, PERMISSION_KEY_PATTERN, type BackOfficePermission
 import type { ResolvedExternalLoginProvider } from '../external-logins/external-login-options.js';
 import { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from '../ui/ui-messages.js';
 import { BACKOFFICE_SWAP_KEYS } from '../constants.js';
+import { MAX_SAME_ORIGIN_PATH_LENGTH, toSameOriginPath } from '../common/same-origin-path.js';
 import type {
   BackOfficeIdentityOptions,
   ResolvedBackOfficeIdentityOptions,
@@ -137,8 +138,9 @@ class OptionReader {
     const value = this.source[key];
     if (value === undefined || value === null || value === '') return undefined;
     const expectation = 'must be an https: URL or a same-origin path such as "/static/logo.svg" (no quotes, spaces, brackets or backslashes)';
-    if (typeof value !== 'string' || value.length > 2048 || !SAFE_URL_CHARS.test(value)) throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
-    if (isSameOriginPath(value)) return value;
+    if (typeof value !== 'string' || value.length > MAX_SAME_ORIGIN_PATH_LENGTH || !SAFE_URL_CHARS.test(value)) throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
+    const path = toSameOriginPath(value);
+    if (path !== undefined) return path;
     try {
       if (new URL(value).protocol === 'https:') return value;
     } catch {
@@ -147,14 +149,15 @@ class OptionReader {
     throw new BackOfficeIdentityOptionsError(this.name(key), expectation, value);
   }
 
-  /** An optional same-origin path (`/...`, not `//host`). */
+  /** An optional same-origin path (`/...`, not `//host`), as {@link toSameOriginPath} writes it. */
   optionalPath(key: string): string | undefined {
     const value = this.source[key];
     if (value === undefined || value === null || value === '') return undefined;
-    if (typeof value !== 'string' || value.length > 2048 || !isSameOriginPath(value)) {
-      throw new BackOfficeIdentityOptionsError(this.name(key), 'must be a same-origin path such as "/admin" (starting with one "/")', value);
+    const path = toSameOriginPath(value);
+    if (path === undefined) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), 'must be a same-origin path such as "/admin" (starting with one "/", no "//", backslashes, spaces or control characters, also once dot segments are resolved)', value);
     }
-    return value;
+    return path;
   }
 
   /** Every entry a plain-text string of at most `maxLength` characters. */
@@ -228,11 +231,6 @@ function checkCookieName({ cookieName, secureCookies }: ResolvedBackOfficeIdenti
 
 /** Characters allowed in branding URLs: nothing that could end a CSS `url()` or an HTML attribute. */
 const SAFE_URL_CHARS = /^[A-Za-z0-9\-._~:/?#@!$&*+,;=%]+$/;
-
-/** `/path` but not `//host` or `/\\host`: a path on this origin. */
-export function isSameOriginPath(value: string): boolean {
-  return value.startsWith('/') && !value.startsWith('//') && !value.startsWith('/\\') && !/[\0-\x1f\\]/.test(value);
-}
 
 function resolveUi(root: OptionReader, raw: unknown, idleTimeoutMinutes: number): ResolvedBackOfficeUiOptions {
   if (raw !== undefined && raw !== false && (typeof raw !== 'object' || raw === null || Array.isArray(raw))) {

@@ -1,10 +1,10 @@
 import { Controller, Get, Inject, Param, Query, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { IncomingMessage } from 'node:http';
+import { toSameOriginPath } from '../common/same-origin-path.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { isSameOriginPath } from '../options/resolve-options.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeUiAssets } from './ui-assets.service.js';
 import { UI_ERROR_MESSAGES } from './ui-messages.js';
@@ -16,11 +16,6 @@ interface HeaderTarget {
 }
 
 const NOTICES: Record<string, 'passwordResetDone' | 'emailChangeDone'> = { 'password-reset': 'passwordResetDone', 'email-changed': 'emailChangeDone' };
-
-/** A `returnUrl` query value when it is a same-origin path; anything else is ignored. */
-function sameOriginPath(value: unknown): string | undefined {
-  return typeof value === 'string' && value.length <= 2048 && isSameOriginPath(value) ? value : undefined;
-}
 
 /**
  * True when an `Accept-Encoding` value names gzip (or `x-gzip`) with a weight above 0: `gzip;q=0` refuses it
@@ -79,13 +74,13 @@ export class BackOfficeUiController {
     @Res({ passthrough: true }) response: HeaderTarget,
   ): string {
     const noticeKey = typeof notice === 'string' ? NOTICES[notice] : undefined;
-    const context = { returnUrl: sameOriginPath(returnUrl), error: this.errorMessage(error), notice: noticeKey && this.options.ui.messages[noticeKey] };
+    const context = { returnUrl: toSameOriginPath(returnUrl), error: this.errorMessage(error), notice: noticeKey && this.options.ui.messages[noticeKey] };
     return this.page(status === 'requiresTwoFactor' ? 'two-factor' : 'sign-in', response, context);
   }
 
   @Get('two-factor')
   twoFactor(@Query('returnUrl') returnUrl: unknown, @Res({ passthrough: true }) response: HeaderTarget): string {
-    return this.page('two-factor', response, { returnUrl: sameOriginPath(returnUrl) });
+    return this.page('two-factor', response, { returnUrl: toSameOriginPath(returnUrl) });
   }
 
   @Get('forgot-password')
