@@ -1,6 +1,8 @@
+import { runInNewContext } from 'node:vm';
 import { toSameOriginPath } from '../../src/backoffice-identity/common/same-origin-path.js';
 import { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from '../../src/backoffice-identity/index.js';
-import { landsOn, SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-vectors.js';
+import { UI_ASSET_FILES } from '../../src/backoffice-identity/ui/ui-assets.generated.js';
+import { landsOn, PAGE_URL, SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-vectors.js';
 
 // The one same-origin path rule and its callers that do not need an app (the HTTP callers: external-logins,
 // ui-pages and logout-and-host-guard specs), against the shared vectors.
@@ -23,5 +25,33 @@ describe('same-origin paths (returnUrl, signOutRedirectUrl, path options)', () =
     } else {
       expect(landsOn(resolve())).toBe(landsOn(path));
     }
+  });
+});
+
+/**
+ * Runs the shipped pages.js (no page function: `page: 'none'`) in a bare context with `window.location` on
+ * {@link PAGE_URL}, and returns its `BackOfficePages.returnUrl()` for a page config `returnUrl` of `value`.
+ */
+function pagesJsReturnUrl(value: unknown): string {
+  const window: Record<string, unknown> = {
+    location: new URL(PAGE_URL),
+    BackOfficeSession: { t: (key: string) => key, el: () => ({}) },
+  };
+  const config = JSON.stringify({ page: 'none', returnUrl: value, defaultReturnUrl: '/backoffice/default' });
+  const document = {
+    getElementById: (id: string) => (id === 'bo-config' ? { textContent: config } : null),
+    querySelectorAll: () => [],
+  };
+  runInNewContext(UI_ASSET_FILES['pages.js'].body, { window, document, URL, URLSearchParams });
+  return (window.BackOfficePages as { returnUrl(): string }).returnUrl();
+}
+
+describe('the copy of the rule in the browser (ui/assets/pages.js)', () => {
+  it.each(SAME_ORIGIN_PATH_VECTORS)('returnUrl $input ($why): the page goes to the same place as the server rule says, else to the default', ({ input, path }) => {
+    expect(landsOn(pagesJsReturnUrl(input))).toBe(landsOn(path ?? '/backoffice/default'));
+  });
+
+  it('goes to the default for no returnUrl or one that is no string', () => {
+    for (const value of [null, '', 42, ['/a']]) expect(pagesJsReturnUrl(value)).toBe('/backoffice/default');
   });
 });
