@@ -123,6 +123,22 @@ describe('BackOfficeSignInManager.passwordSignIn', () => {
     expect((await signIn(user.email, password)).status).toBe('failed');
   });
 
+  it('an invitee a password checker vouches for is refused whatever its lockout says (one "pending invitee" rule, as the invite service\'s)', async () => {
+    // A manager with lockout off (supportsUserLockout overridden) and an invitee whose row still has a lockoutEnd:
+    // the lock does not stop the sign-in, and it must not hide that the invite was never accepted.
+    const user = await newUser({ password: undefined, invited: true });
+    await ctx.userManager.getLockoutStore().setLockoutEnd(user.id, new Date(Date.now() + 3_600_000), new Date());
+    const lockout = vi.spyOn(ctx.userManager, 'supportsUserLockout', 'get').mockReturnValue(false);
+    const checker = vi.spyOn(ctx.userManager, 'checkPassword').mockResolvedValue(true); // e.g. LDAP says "valid"
+    try {
+      expect(await signIn(user.email, password)).toMatchObject({ status: 'notAllowed', reason: 'not_allowed' });
+      expect((await ctx.userManager.findById(user.id))!.lastLoginAt).toBeNull();
+    } finally {
+      checker.mockRestore();
+      lockout.mockRestore();
+    }
+  });
+
   it('denyLocalLogin refuses password sign-in outright', async () => {
     const strict = await createIdentityApp(db, { identity: { denyLocalLogin: true } });
     try {

@@ -24,7 +24,7 @@ import { BackOfficeSessionService } from '../sessions/backoffice-session.service
 import type { BackOfficeSessionEntity } from '../persistence/typeorm/entities/backoffice-session.entity.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
-import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import {
   BackOfficeDuplicateLoginError,
@@ -491,7 +491,7 @@ export class BackOfficeExternalLoginService {
   }
 
   private isInviteeState(user: BackOfficeUser): boolean {
-    return user.kind !== 'api' && user.invitedAt !== null && user.lastLoginAt === null && !this.userManager.hasPassword(user);
+    return user.kind !== 'api' && isPendingInvitee(user);
   }
 
   private creationError(errors: readonly IdentityError[]): ExternalLoginError {

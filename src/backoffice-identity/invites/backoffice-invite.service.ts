@@ -5,7 +5,7 @@ import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeEmailDispatcher, type EmailDispatchResult } from '../email/email-dispatcher.service.js';
 import { BackOfficeEmailTemplates } from '../email/email-templates.js';
 import { UserInviteAcceptedNotification, UserInvitedNotification } from '../notifications/notifications.js';
-import { deriveUserState, type BackOfficeUser } from '../users/backoffice-user.js';
+import { deriveUserState, isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
 /** What an admin sends to invite someone. */
@@ -58,7 +58,7 @@ export class BackOfficeInviteService {
    * accepting clears the lockout, as a password reset does (OWASP ASVS 4.0 2.2.1).
    */
   isInvited(user: BackOfficeUser): boolean {
-    return deriveUserState({ ...user, lockoutEnd: null }, this.clock.now()) === 'invited';
+    return isPendingInvitee(user) && deriveUserState(user, this.clock.now()) !== 'disabled';
   }
 
   private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery']> {

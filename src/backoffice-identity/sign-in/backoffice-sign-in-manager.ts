@@ -12,7 +12,7 @@ import {
   UserLoginSuccessNotification,
   UserTwoFactorRequestedNotification,
 } from '../notifications/notifications.js';
-import { deriveUserState, type BackOfficeUser } from '../users/backoffice-user.js';
+import { isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { isUserTwoFactorStore, type FailedAccessResult } from '../users/stores/user-store.interface.js';
 
@@ -260,12 +260,13 @@ export class BackOfficeSignInManager {
   /**
    * After a verified first factor (password or passkey): lifts a timed disable whose `until` has passed (the next
    * sign-in enables the user again), then asks {@link canSignIn}. An invitee who has not accepted the invite is
-   * refused too: a password checker (LDAP) can vouch for a user without a local password. Null when the user may
-   * go on; else the notified `notAllowed` answer.
+   * refused too (whatever its lockout says: a manager without lockouts gets here with a stored `lockoutEnd`): a
+   * password checker (LDAP) can vouch for a user without a local password. Null when the user may go on; else the
+   * notified `notAllowed` answer.
    */
   private async refuseUnlessAllowed(user: BackOfficeUser): Promise<SignInResult | null> {
     await this.userManager.liftExpiredDisable(user);
-    if ((await this.canSignIn(user)) && deriveUserState(user, this.userManager.now()) !== 'invited') return null;
+    if ((await this.canSignIn(user)) && !isPendingInvitee(user)) return null;
     await this.userManager.notify(UserLoginFailedNotification, user, { reason: 'not_allowed' });
     return { status: 'notAllowed', user, reason: 'not_allowed' };
   }

@@ -64,11 +64,24 @@ export interface BackOfficeUserDto {
   disabledUntil?: string | null;
 }
 
+/**
+ * A pending invitee: invited, and the invite not accepted in any way (no password set, never signed in), whatever
+ * the user's lockout or disable. The one definition: the `invited` state ({@link deriveUserState}, which shows a
+ * lockout or disable first), the invite service, the sign-in refusal, the external-login invitee link and the
+ * stores' filters ({@link PENDING_INVITEE_SQL}) all use it.
+ */
+export function isPendingInvitee(user: Pick<BackOfficeUser, 'invitedAt' | 'passwordHash' | 'lastLoginAt'>): boolean {
+  return user.invitedAt !== null && user.passwordHash === null && user.lastLoginAt === null;
+}
+
+/** {@link isPendingInvitee} in SQL, for the user table under alias `u` (column names). */
+export const PENDING_INVITEE_SQL = (u: string): string => `(${u}.invited_at IS NOT NULL AND ${u}.password_hash IS NULL AND ${u}.last_login_at IS NULL)`;
+
 /** Derives the client-visible state of a user at `now`. */
 export function deriveUserState(user: BackOfficeUser, now: Date): BackOfficeUserState {
   if (!user.isApproved && !(user.disabledUntil && user.disabledUntil.getTime() <= now.getTime())) return 'disabled';
   if (user.lockoutEnd && user.lockoutEnd.getTime() > now.getTime()) return 'lockedOut';
-  if (user.lastLoginAt === null && user.invitedAt !== null && user.passwordHash === null) return 'invited';
+  if (isPendingInvitee(user)) return 'invited';
   if (user.lastLoginAt === null) return 'inactive';
   return 'active';
 }

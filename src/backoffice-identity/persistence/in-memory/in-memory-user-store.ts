@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isUuid } from '../../common/ids.js';
-import type { BackOfficeUser, BackOfficeUserState } from '../../users/backoffice-user.js';
+import { isPendingInvitee, type BackOfficeUser, type BackOfficeUserState } from '../../users/backoffice-user.js';
 import {
   BackOfficeDuplicateLoginError,
   BackOfficeDuplicatePasskeyError,
@@ -73,16 +73,15 @@ function inState(u: BackOfficeUser, state: BackOfficeUserState, now: Date): bool
   // As `deriveUserState`: a timed disable whose `until` has passed no longer counts as disabled.
   const enabled = u.isApproved || (!!u.disabledUntil && u.disabledUntil <= now);
   const unlocked = enabled && (u.lockoutEnd === null || u.lockoutEnd <= now);
-  const invitedPending = u.invitedAt !== null && u.passwordHash === null;
   switch (state) {
     case 'disabled':
       return !enabled;
     case 'lockedOut':
       return enabled && u.lockoutEnd !== null && u.lockoutEnd > now;
     case 'invited':
-      return unlocked && u.lastLoginAt === null && invitedPending;
+      return unlocked && isPendingInvitee(u);
     case 'inactive':
-      return unlocked && u.lastLoginAt === null && !invitedPending;
+      return unlocked && u.lastLoginAt === null && !isPendingInvitee(u);
     case 'active':
       return unlocked && u.lastLoginAt !== null;
   }
@@ -470,7 +469,7 @@ export class InMemoryBackOfficeUserStore
         u.isApproved &&
         u.kind !== 'api' &&
         u.id !== exceptUserId &&
-        (!now || ((u.lockoutEnd === null || u.lockoutEnd <= now) && !(u.invitedAt !== null && u.passwordHash === null && u.lastLoginAt === null))),
+        (!now || ((u.lockoutEnd === null || u.lockoutEnd <= now) && !isPendingInvitee(u))),
     ).length;
   }
 

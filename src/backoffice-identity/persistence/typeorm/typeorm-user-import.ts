@@ -1,4 +1,5 @@
 import type { EntityManager } from 'typeorm';
+import { PENDING_INVITEE_SQL } from '../../users/backoffice-user.js';
 import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome } from '../../users/import/user-import.js';
 
 interface ExistingUser {
@@ -19,7 +20,7 @@ interface ImportWriteOptions {
  */
 const canSignInNow = (u: string, now: string) =>
   `${u}.kind = 'person' AND ${u}.is_approved AND (${u}.lockout_end IS NULL OR ${u}.lockout_end <= ${now}::timestamptz)
-   AND NOT (${u}.invited_at IS NOT NULL AND ${u}.password_hash IS NULL AND ${u}.last_login_at IS NULL)`;
+   AND NOT ${PENDING_INVITEE_SQL(u)}`;
 
 const rowsOf = <T>(result: unknown): T[] => (Array.isArray((result as unknown[])[0]) ? (result as T[][])[0] : (result as T[]));
 

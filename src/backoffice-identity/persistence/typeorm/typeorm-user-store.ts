@@ -5,7 +5,7 @@ import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
 import { deleteCounting, failedAccessResult } from './sql-results.js';
-import type { BackOfficeUser, BackOfficeUserKind } from '../../users/backoffice-user.js';
+import { PENDING_INVITEE_SQL, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
 import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../../users/import/user-import.js';
@@ -746,7 +746,7 @@ export class TypeOrmBackOfficeUserStore
       .andWhere(`u.kind = 'person'`);
     if (options.now) {
       qb.andWhere('(u.lockoutEnd IS NULL OR u.lockoutEnd <= :now)', { now: options.now }).andWhere(
-        'NOT (u.invitedAt IS NOT NULL AND u.passwordHash IS NULL AND u.lastLoginAt IS NULL)',
+        `NOT ${PENDING_INVITEE_SQL('u')}`,
       );
     }
     if (isUuid(options.exceptUserId)) qb.andWhere('u.id <> :exceptUserId', { exceptUserId: options.exceptUserId });
@@ -776,10 +776,10 @@ export class TypeOrmBackOfficeUserStore
         qb.andWhere(`${enabled} AND u.lockoutEnd > :now`, { now });
         break;
       case 'invited':
-        qb.andWhere(unlocked, { now }).andWhere('u.lastLoginAt IS NULL AND u.invitedAt IS NOT NULL AND u.passwordHash IS NULL');
+        qb.andWhere(unlocked, { now }).andWhere(PENDING_INVITEE_SQL('u'));
         break;
       case 'inactive':
-        qb.andWhere(unlocked, { now }).andWhere('u.lastLoginAt IS NULL AND NOT (u.invitedAt IS NOT NULL AND u.passwordHash IS NULL)');
+        qb.andWhere(unlocked, { now }).andWhere(`u.lastLoginAt IS NULL AND NOT ${PENDING_INVITEE_SQL('u')}`);
         break;
       case 'active':
         qb.andWhere(unlocked, { now }).andWhere('u.lastLoginAt IS NOT NULL');
