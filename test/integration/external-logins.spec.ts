@@ -1073,7 +1073,10 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       await ctx.userManager.setLockoutEnd(invitee, new Date(ctx.clock.now().getTime() + 3_600_000));
       const { login } = account('invitee-locked');
       const person = new Person(ctx.url);
+      events.clear();
       expectSignedIn(await person.acceptInvite('oidc', invite, login));
+      // Cleared quietly, as a password reset or a password accept does: no admin unlock to notify (or audit).
+      expect(events.named(BackOfficeEvents.Unlocked, invite.userId)).toEqual([]);
       expect((await person.app.get('/auth/me')).body).toMatchObject({ id: invite.userId, state: 'active', logins: [{ provider: 'oidc' }] });
       const stored = (await ctx.userManager.findById(invite.userId))!;
       expect([stored.lockoutEnd, stored.accessFailedCount]).toEqual([null, 0]);

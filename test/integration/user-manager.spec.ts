@@ -1,6 +1,7 @@
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { BCRYPT_SHA256_PREFIX, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, BCRYPT_SHA256_PREFIX, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
 
 // A port of the relevant ASP.NET Core Identity UserManager specification tests, against a real database.
 describe('BackOfficeUserManager (UserManager specification)', () => {
@@ -204,5 +205,29 @@ describe('BackOfficeUserManager (UserManager specification)', () => {
     const weird = await m.createUser({ email: 123 as unknown as string, name: null as unknown as string, password: 5 as unknown as string });
     expect(weird.succeeded).toBe(false);
     expect((await m.resetPassword(user, 'x'.repeat(10_000), password)).errors.map((e) => e.code)).toEqual(['invalid_token']);
+  });
+  it('accepting an invite and resetting a password end the lockout quietly (clearLockout): no UserUnlockedNotification, so no audit entry', async () => {
+    const events = NotificationRecorder.attach(ctx.app);
+    try {
+      const manager = ctx.userManager;
+      const later = () => new Date(manager.now().getTime() + 3_600_000);
+      const invited = (await manager.createInvitedUser({ email: `quiet-unlock-${Date.now()}@example.com`, name: 'Quiet', groups: [] })).value!;
+      const member = await newUser();
+      for (const user of [invited.user, member]) {
+        expect((await manager.setLockoutEnd(user, later())).succeeded).toBe(true);
+      }
+      const resetToken = await manager.generatePasswordResetToken(member);
+      events.clear();
+      expect((await manager.acceptInvite(invited.user, invited.token, 'an invitee passphrase 1')).succeeded).toBe(true);
+      expect((await manager.resetPassword(member, resetToken, 'a reset passphrase 22')).succeeded).toBe(true);
+      for (const user of [invited.user, member]) {
+        const stored = (await manager.findById(user.id))!;
+        expect([stored.lockoutEnd, stored.accessFailedCount]).toEqual([null, 0]);
+        expect([user.lockoutEnd, user.accessFailedCount]).toEqual([null, 0]);
+        expect(events.named(BackOfficeEvents.Unlocked, user.id)).toEqual([]);
+      }
+    } finally {
+      events.detach();
+    }
   });
 });

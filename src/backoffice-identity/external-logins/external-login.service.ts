@@ -359,8 +359,7 @@ export class BackOfficeExternalLoginService {
     // As accepting with a password: the invite proves the mailbox, so a lock that failed sign-ins on the invitee's
     // address set (anyone can cause one) ends with it.
     if (isUserLockoutStore(store) && (user.lockoutEnd !== null || user.accessFailedCount > 0)) {
-      await store.setLockoutEnd(user.id, null, now);
-      await store.resetAccessFailedCount(user.id, now);
+      await manager.clearLockout(user, store, now);
       Object.assign(user, { lockoutEnd: null, accessFailedCount: 0 });
     }
     const linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });

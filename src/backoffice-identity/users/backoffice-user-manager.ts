@@ -669,10 +669,7 @@ export class BackOfficeUserManager {
       if (!(await tokens.consumeToken(user.id, purpose, sha256Hex(token), now))) return false;
       await this.capability(isUserPasswordStore, 'UserPasswordStore', store).setPasswordHash(user.id, hash, stamp, now);
       await this.voidPasswordBoundTokens(store, user.id, now);
-      if (isUserLockoutStore(store)) {
-        await store.setLockoutEnd(user.id, null, now);
-        await store.resetAccessFailedCount(user.id, now);
-      }
+      await this.clearLockout(user, store, now);
       return true;
     });
     if (!consumed) return IdentityResult.failed(d.invalidToken());
@@ -748,6 +745,20 @@ export class BackOfficeUserManager {
 
   protected lockoutPolicy() {
     return { maxFailedAccessAttempts: this.options.lockout.maxFailedAccessAttempts, lockoutEnd: this.lockoutEndFromNow() };
+  }
+
+  /**
+   * Ends the lockout and resets the failed count in `store` (the manager's, or the one of a running transaction),
+   * with no notification (so no `UserUnlockedNotification` and no audit entry) and without touching `user` (the
+   * caller updates it once the write holds): a token that proves the mailbox (password reset, invite accepted with
+   * a password or through a provider) ends a lock that failed sign-ins on the address set (anyone can cause one,
+   * OWASP ASVS 4.0 2.2.1). An admin's unlock is `setLockoutEnd(user, null)`, which notifies. Nothing on a store
+   * without `UserLockoutStore`.
+   */
+  async clearLockout(user: BackOfficeUser, store: BackOfficeUserStore = this.store, now: Date = this.now()): Promise<void> {
+    if (!isUserLockoutStore(store)) return;
+    await store.setLockoutEnd(user.id, null, now);
+    await store.resetAccessFailedCount(user.id, now);
   }
 
   /** Resets the failed count after a success. @throws BackOfficeNotSupportedError without `UserLockoutStore`. */
