@@ -46,6 +46,8 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   });
 
   const groupPairs: Array<[string, string]> = [];
+  // In one order (the lookup key): two imports inserting the same new users wait for each other, never in a cycle.
+  inserts.sort((a, b) => (rows[a].normalizedEmail < rows[b].normalizedEmail ? -1 : rows[a].normalizedEmail > rows[b].normalizedEmail ? 1 : 0));
   const insertedIds = await insertUsers(manager, inserts.map((i) => rows[i]), now);
   for (const index of inserts) {
     const id = insertedIds.get(rows[index].normalizedEmail);
@@ -58,6 +60,13 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   }
 
   const allowed = await withoutLastProtectedMember(manager, updates, rows, options.protectedGroup, outcomes, now);
+  // The rows of the users to overwrite, locked in id order before any is written (USER_ROW_FIRST: the user's row
+  // before its links; FOR UPDATE: email and username are unique). Taken in the records' order, two imports listing
+  // the same users in different orders waited on each other in a cycle: PostgreSQL aborted one (40P01).
+  allowed.sort((a, b) => (a.target.id < b.target.id ? -1 : a.target.id > b.target.id ? 1 : 0));
+  if (allowed.length > 0) {
+    await manager.query(`SELECT id FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [allowed.map((u) => u.target.id)]);
+  }
   for (const { index, target } of allowed) {
     await updateUser(manager, target.id, rows[index], now);
     outcomes[index] = 'updated';
