@@ -14,7 +14,7 @@ import {
   type UserLogoutSuccessNotification,
 } from '../../src/backoffice-identity/index.js';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
@@ -1339,6 +1339,50 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         await app.close();
       }
     });
+
+    it.skipIf(dbKind() !== 'postgres')(
+      'OWASP ASVS 4.0 1.11.3: linking the invitee, using up its invite and recording the sign-in are one transaction: held before the invite is voided, nobody sees a linked login next to a live invite',
+      async () => {
+        const { app } = await takeOverApp();
+        const gate = () => {
+          let resolve!: () => void;
+          const promise = new Promise<void>((r) => (resolve = r));
+          return { resolve, promise };
+        };
+        const reached = gate();
+        const proceed = gate();
+        const original = TypeOrmBackOfficeUserStore.prototype.voidTokens;
+        let armed = false;
+        const hold = vi.spyOn(TypeOrmBackOfficeUserStore.prototype, 'voidTokens').mockImplementation(async function (this: TypeOrmBackOfficeUserStore, userId, purpose, now) {
+          if (armed && purpose === 'invite') {
+            armed = false;
+            reached.resolve();
+            await proceed.promise;
+          }
+          return original.call(this, userId, purpose, now);
+        });
+        try {
+          const invitee = await inviteAtProvider(app, ['editor']);
+          armed = true;
+          const signingIn = new Person(app.url).signIn('oidc', invitee.login);
+          await reached.promise;
+          // What another connection sees in between: the link and the invite must change together.
+          const source = app.app.get(DataSource);
+          const logins = await source.query(`SELECT count(*)::int AS n FROM backoffice_user_login WHERE user_id = $1`, [invitee.userId]);
+          const inviteLive = await app.userManager.getTokenStore().isTokenLive(invitee.userId, 'invite', sha256(invitee.token), app.clock.now());
+          proceed.resolve();
+          expectSignedIn(await signingIn);
+          expect({ linked: logins[0].n, inviteLive }).toEqual({ linked: 0, inviteLive: true });
+          const stored = (await app.userManager.findById(invitee.userId))!;
+          expect(stored.lastLoginAt).not.toBeNull();
+          expect(await app.userManager.getTokenStore().isTokenLive(invitee.userId, 'invite', sha256(invitee.token), app.clock.now())).toBe(false);
+        } finally {
+          proceed.resolve();
+          hold.mockRestore();
+          await app.close();
+        }
+      },
+    );
 
     /** While armed, holds each user-store transaction until a second one starts (or 2 s pass): two callbacks meet there. */
     const meeting = { armed: false, waiting: [] as Array<() => void> };

@@ -456,6 +456,12 @@ export class BackOfficeExternalLoginService {
         if (error instanceof BackOfficeDuplicateLoginError) return 'raced';
         throw error;
       }
+      // In the same transaction, after the user's row (the store's lock order): the module's invite (its link was
+      // never sent, or is not needed any more) is used up, as on the accept page, and the sign-in recorded (no longer
+      // "invited"). Done after the commit, a failure or crash in between left a linked login next to a live invite.
+      if (isUserTokenStore(store)) await store.voidTokens(user.id, 'invite', now);
+      await store.updateProfile(user.id, { lastLoginAt: now }, now);
+      user.lastLoginAt = now;
       return 'linked';
     };
     const store = manager.store;
@@ -470,9 +476,6 @@ export class BackOfficeExternalLoginService {
         await logins.removeLogin(user.id, login.provider, 0);
         throw raced();
       }
-      // The module's invite (its link was never sent, or is not needed any more) is used up, as on the accept page.
-      await manager.getTokenStore().voidTokens(user.id, 'invite', manager.now());
-      await manager.recordLogin(user);
     } catch (error) {
       if (!(error instanceof ExternalLoginError)) await logins.removeLogin(user.id, login.provider, 0).catch(() => undefined);
       throw error;

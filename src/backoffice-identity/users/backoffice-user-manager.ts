@@ -988,15 +988,20 @@ export class BackOfficeUserManager {
     const changes = isApproved
       ? { isApproved, disabledReason: null, disabledUntil: null }
       : { isApproved, disabledReason: disable.reason == null ? null : toStorableText(disable.reason), disabledUntil: disable.until ?? null };
-    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => store.updateProfile(user.id, changes, this.now()));
+    const stamp = !isApproved && this.supportsUserSecurityStamp ? this.newSecurityStamp() : null;
+    const now = this.now();
+    // The row (not approved, a new stamp: sessions end) and the links mailed before the disable (they must not work
+    // once the user is enabled again) in one transaction: the user's row first, then its links (the store's lock
+    // order), so a failure or crash between them cannot leave a disabled user with live links.
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, async (store) => {
+      await store.updateProfile(user.id, changes, now);
+      if (isApproved) return;
+      if (stamp !== null) await this.capability(isUserSecurityStampStore, 'UserSecurityStampStore', store).setSecurityStamp(user.id, stamp, now);
+      if (isUserTokenStore(store)) await this.voidPasswordBoundTokens(store, user.id, now);
+    });
     if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
-    Object.assign(user, changes);
+    Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
     if (!isApproved) {
-      if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
-      // A link mailed before the disable must not work once the user is enabled again.
-      if (isUserTokenStore(this.store)) {
-        for (const purpose of PASSWORD_BOUND_TOKEN_PURPOSES) await this.store.voidTokens(user.id, purpose, this.now());
-      }
       // Every disable (the HTTP API, the manager API, a timed one) ends an API user's bearer tokens here, so enabling
       // it again never revives a token issued before (OWASP ASVS 4.0 3.3.1, 3.5.2). Imports revoke in their own SQL.
       if (user.kind === 'api' && this.apiClientStore) await this.apiClientStore.revokeAccessTokens(user.id, this.now());
@@ -1129,7 +1134,7 @@ export class BackOfficeUserManager {
    */
   private async writeUnlessLastAdmin(removesAdmin: boolean, userId: string, write: (store: BackOfficeUserStore) => Promise<void>): Promise<boolean> {
     if (!removesAdmin || !isUserGroupStore(this.store)) {
-      await write(this.store);
+      await this.inTransaction(write);
       return true;
     }
     return this.store.withGroupLock('admin', async (store) => {
