@@ -1301,12 +1301,35 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         await expectStillInvited(app, disabled, false);
         expect((await manager.setApproved((await manager.findById(disabled.userId))!, true)).succeeded).toBe(true);
         expectSignedIn(await new Person(app.url).signIn('oidc', disabled.login));
+      } finally {
+        await app.close();
+      }
+    });
 
-        // A locked-out invitee: not_allowed too, nothing written.
-        const locked = await inviteAtProvider(app, ['editor']);
-        expect((await manager.setLockoutEnd((await manager.findById(locked.userId))!, new Date(app.clock.now().getTime() + 3_600_000))).succeeded).toBe(true);
-        expectRefused(await new Person(app.url).signIn('oidc', locked.login), 'not_allowed');
-        await expectStillInvited(app, locked);
+    it('OWASP ASVS 4.0 2.2.1: an invitee locked by failed sign-ins on the unaccepted invite (anyone can cause them) is accepted by the provider sign-in with the invited, verified email, as through the invite link; the lock ends with it', async () => {
+      const { app } = await takeOverApp();
+      try {
+        const manager = app.userManager;
+        const invitee = await inviteAtProvider(app, ['editor']);
+        // Wrong passwords against an invite nobody accepted: every attempt fails (there is no password) until locked.
+        for (let i = 0; i < manager.options.lockout.maxFailedAccessAttempts; i++) await manager.accessFailed((await manager.findById(invitee.userId))!);
+        expect(manager.isLockedOut((await manager.findById(invitee.userId))!)).toBe(true);
+        const person = new Person(app.url);
+        expectSignedIn(await person.signIn('oidc', invitee.login));
+        expect((await person.app.get('/auth/me')).body).toMatchObject({ id: invitee.userId, state: 'active', logins: [{ provider: 'oidc' }] });
+        const stored = (await manager.findById(invitee.userId))!;
+        expect([stored.lockoutEnd, stored.accessFailedCount]).toEqual([null, 0]);
+        expect(await manager.getTokenStore().isTokenLive(invitee.userId, 'invite', sha256(invitee.token), app.clock.now())).toBe(false);
+
+        // Still locked after the acceptance (a user with a login, no longer an invitee): refused as any locked user.
+        await manager.setLockoutEnd(stored, new Date(app.clock.now().getTime() + 3_600_000));
+        expectRefused(await new Person(app.url).signIn('oidc', invitee.login), 'not_allowed');
+        // A locked and disabled invitee stays refused, and nothing is written.
+        const disabled = await inviteAtProvider(app, ['editor']);
+        for (let i = 0; i < manager.options.lockout.maxFailedAccessAttempts; i++) await manager.accessFailed((await manager.findById(disabled.userId))!);
+        expect((await manager.setApproved((await manager.findById(disabled.userId))!, false)).succeeded).toBe(true);
+        expectRefused(await new Person(app.url).signIn('oidc', disabled.login), 'not_allowed');
+        await expectStillInvited(app, disabled, false);
       } finally {
         await app.close();
       }

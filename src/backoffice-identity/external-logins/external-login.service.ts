@@ -419,8 +419,9 @@ export class BackOfficeExternalLoginService {
    * who has never signed in (invited, no password, no login, never signed in): the invite the host sent through
    * the provider (`SendEmailNotification` + `handleEmail()`), accepted without the module's link. The provider's
    * verified email is the proof here, as the token is on the accept-invite page. Everybody else is refused
-   * (`external_email_in_use`); a disabled or locked-out invitee is refused (`not_allowed`) before anything is
-   * written. The admin's groups stay (the provider's groups come in only through `groupsManagedByProvider`);
+   * (`external_email_in_use`); a disabled invitee is refused (`not_allowed`) before anything is written. A locked-out
+   * invitee is accepted and the lock cleared, as accepting by the invite link does (the lock can only come from
+   * failed sign-ins against an invite nobody accepted). The admin's groups stay (the provider's groups come in only through `groupsManagedByProvider`);
    * `onAutoLinking` is not called: it shapes users being created, and nobody is created here.
    *
    * Race-safe: the check and the link run in one transaction that first writes the user's row (a row lock on
@@ -437,8 +438,12 @@ export class BackOfficeExternalLoginService {
     // address: "\ufb01nance@" or fullwidth letters fold into "finance@" but are other mailboxes.
     if (typeof claims.email !== 'string' || !isSameMailbox(claims.email, user.email)) throw inUse();
     if (!(await this.isPendingInvitee(user))) throw inUse();
-    if (!this.invites.isInvited(user) || !(await this.maySignIn(user))) {
-      throw new ExternalLoginError('not_allowed', 'the invited user is disabled or locked out');
+    // A lockout is no refusal here: the invitee has no password, so every failed sign-in on the address (anyone can
+    // cause them) failed against an invite nobody accepted. The verified email proves the mailbox as the invite
+    // token does, and accepting through the invite link (with a password or a provider) ends the lock too.
+    await this.userManager.liftExpiredDisable(user);
+    if (!this.invites.isInvited(user) || !(await this.signInManager.canSignIn(user))) {
+      throw new ExternalLoginError('not_allowed', 'the invited user is disabled');
     }
     const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
     const link = async (store: BackOfficeUserStore): Promise<'linked' | 'in_use' | 'not_allowed' | 'raced'> => {
@@ -462,12 +467,18 @@ export class BackOfficeExternalLoginService {
       if (isUserTokenStore(store)) await store.voidTokens(user.id, 'invite', now);
       await store.updateProfile(user.id, { lastLoginAt: now }, now);
       user.lastLoginAt = now;
+      // As accepting the invite by its link: a lock that failed sign-ins on the invitee's address set ends with it.
+      if (isUserLockoutStore(store) && (current.lockoutEnd !== null || current.accessFailedCount > 0)) {
+        await store.setLockoutEnd(user.id, null, now);
+        await store.resetAccessFailedCount(user.id, now);
+        Object.assign(user, { lockoutEnd: null, accessFailedCount: 0 });
+      }
       return 'linked';
     };
     const store = manager.store;
     const outcome = isTransactionalUserStore(store) ? await store.transaction(link) : await link(store);
     if (outcome === 'in_use') throw inUse();
-    if (outcome === 'not_allowed') throw new ExternalLoginError('not_allowed', 'the invited user was disabled or locked out meanwhile');
+    if (outcome === 'not_allowed') throw new ExternalLoginError('not_allowed', 'the invited user was disabled meanwhile');
     if (outcome === 'raced') throw raced();
     const logins = manager.getLoginStore();
     try {
