@@ -107,6 +107,9 @@ export interface CreateBackOfficeUserInput {
   kind?: BackOfficeUserKind;
 }
 
+/** An enabled person in `admin` (what the last-admin rule keeps at least one of, with the sign-in checks of the count). */
+const isEnabledAdmin = (user: BackOfficeUser): boolean => user.isApproved && user.kind !== 'api' && user.groups.includes('admin');
+
 /** Far-future lockout end used for "locked until an admin unlocks" (`lockout.durationMinutes: 0`). */
 export const LOCKED_UNTIL_UNLOCKED = new Date('9999-12-31T00:00:00.000Z');
 const MAX_LOOKUP_LENGTH = 256;
@@ -984,7 +987,7 @@ export class BackOfficeUserManager {
    * surrogate in the reason (free text no database column holds) is stored as U+FFFD.
    */
   async setApproved(user: BackOfficeUser, isApproved: boolean, disable: { reason?: string | null; until?: Date | null } = {}): Promise<IdentityResult> {
-    const removesAdmin = !isApproved && user.isApproved && user.kind !== 'api' && user.groups.includes('admin');
+    const removesAdmin = (current: BackOfficeUser) => !isApproved && isEnabledAdmin(current);
     const changes = isApproved
       ? { isApproved, disabledReason: null, disabledUntil: null }
       : { isApproved, disabledReason: disable.reason == null ? null : toStorableText(disable.reason), disabledUntil: disable.until ?? null };
@@ -999,7 +1002,7 @@ export class BackOfficeUserManager {
       if (stamp !== null) await this.capability(isUserSecurityStampStore, 'UserSecurityStampStore', store).setSecurityStamp(user.id, stamp, now);
       if (isUserTokenStore(store)) await this.voidPasswordBoundTokens(store, user.id, now);
     });
-    if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
+    if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
     if (!isApproved) {
       // Every disable (the HTTP API, the manager API, a timed one) ends an API user's bearer tokens here, so enabling
@@ -1029,9 +1032,9 @@ export class BackOfficeUserManager {
 
   /** Deletes the user (sessions and tokens go with it); refuses to delete the last enabled admin. */
   async deleteUser(user: BackOfficeUser): Promise<IdentityResult> {
-    const removesAdmin = user.isApproved && user.kind !== 'api' && user.groups.includes('admin');
-    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => store.delete(user.id));
-    return written ? IdentityResult.success() : IdentityResult.failed(this.errorDescriber.lastAdmin());
+    const written = await this.writeUnlessLastAdmin(isEnabledAdmin, user.id, (store) => store.delete(user.id));
+    // A user deleted meanwhile is gone either way.
+    return written !== 'last_admin' ? IdentityResult.success() : IdentityResult.failed(this.errorDescriber.lastAdmin());
   }
 
   /** Enables a user whose timed disable has ended; true when it did. */
@@ -1056,9 +1059,9 @@ export class BackOfficeUserManager {
     const unknown = await this.unknownGroupErrors(groups);
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
-    const removesAdmin = user.isApproved && user.kind !== 'api' && user.groups.includes('admin') && !aliases.includes('admin');
+    const removesAdmin = (current: BackOfficeUser) => isEnabledAdmin(current) && !aliases.includes('admin');
     const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => this.capability(isUserGroupStore, 'UserGroupStore', store).setGroups(user.id, aliases));
-    if (!written) return IdentityResult.failed(this.errorDescriber.lastAdmin());
+    if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     user.groups = aliases;
     if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
     await this.notify(UserGroupsChangedNotification, user, {
@@ -1128,20 +1131,32 @@ export class BackOfficeUserManager {
   }
 
   /**
-   * Runs `write`; when it takes an admin away, only while another admin who can sign in now remains (enabled,
-   * invite accepted, not locked out), checked and written under the store's `admin` group lock so two admins
-   * cannot remove each other at once.
+   * Runs `write` (a disable or enable, a deletion, new groups) under the store's `admin` group lock, in one
+   * transaction. `removesAdmin` is asked about the user as stored now, read under the lock, not as the caller loaded
+   * it: when the write takes an enabled admin away, it runs only while another admin who can sign in now remains
+   * (enabled, invite accepted, not locked out). Every such write takes the lock, whether the caller's copy of the
+   * user was an admin or not: checked on a copy read before a concurrent promotion or enable, a removal skipped the
+   * check while two admins removed each other counting that user, and left no admin. Answers `not_found` when the
+   * user is gone.
    */
-  private async writeUnlessLastAdmin(removesAdmin: boolean, userId: string, write: (store: BackOfficeUserStore) => Promise<void>): Promise<boolean> {
-    if (!removesAdmin || !isUserGroupStore(this.store)) {
+  private async writeUnlessLastAdmin(
+    removesAdmin: (current: BackOfficeUser) => boolean,
+    userId: string,
+    write: (store: BackOfficeUserStore) => Promise<void>,
+  ): Promise<'written' | 'last_admin' | 'not_found'> {
+    if (!isUserGroupStore(this.store)) {
       await this.inTransaction(write);
-      return true;
+      return 'written';
     }
     return this.store.withGroupLock('admin', async (store) => {
-      const others = await this.capability(isUserGroupStore, 'UserGroupStore', store).countApprovedInGroup('admin', { now: this.now(), exceptUserId: userId });
-      if (others < 1) return false;
+      const current = await store.findById(userId);
+      if (!current) return 'not_found';
+      if (removesAdmin(current)) {
+        const others = await this.capability(isUserGroupStore, 'UserGroupStore', store).countApprovedInGroup('admin', { now: this.now(), exceptUserId: userId });
+        if (others < 1) return 'last_admin';
+      }
       await write(store);
-      return true;
+      return 'written';
     });
   }
 

@@ -344,6 +344,8 @@ export class UsersController {
     if (result.succeeded) return;
     const error = result.errors[0];
     if (error.code === 'last_admin' || error.code === 'groups_managed_by_provider') throw new BackOfficeHttpError(409, error.code, error.description);
+    // Deleted by a concurrent request after it was looked up.
+    if (error.code === 'not_found') throw BackOfficeHttpError.notFound('No such user.');
     throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', { errors: [...result.errors] });
   }
 }
