@@ -8,6 +8,8 @@ export class TestSmtpServer {
   port = 0;
   /** When set, the server rejects messages (to test delivery failures). */
   rejectAll = false;
+  /** When set, asked for each message: true rejects it. */
+  rejectIf: (() => boolean) | null = null;
 
   async start(): Promise<this> {
     this.server = new SMTPServer({
@@ -18,7 +20,7 @@ export class TestSmtpServer {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', async () => {
-          if (this.rejectAll) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
+          if (this.rejectAll || this.rejectIf?.()) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
           this.messages.push(await simpleParser(Buffer.concat(chunks)));
           callback();
         });

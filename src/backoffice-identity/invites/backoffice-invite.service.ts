@@ -45,11 +45,16 @@ export class BackOfficeInviteService {
     return IdentityResult.success({ user, delivery: await this.send(user, inviter, input.message, token) });
   }
 
-  /** Issues a new invite token (the old one stops working) and sends the email again. */
+  /**
+   * Issues a new invite token and sends the email again. The old link stops working only once the new email was
+   * accepted (by the mail relay or a listener that called `handleEmail()`): when delivery fails the answer says so
+   * and the old link still works (OWASP ASVS 4.0 2.5.x: a failed resend must not leave the invitee without a link).
+   */
   async resend(user: BackOfficeUser, inviter: BackOfficeUser | null): Promise<BackOfficeInviteOutcome> {
-    await this.userManager.store.updateProfile(user.id, { invitedAt: this.clock.now() }, this.clock.now());
     await this.userManager.notify(UserInvitedNotification, user);
-    return { user, delivery: await this.send(user, inviter) };
+    const delivery = await this.send(user, inviter);
+    if (!('failed' in delivery)) await this.userManager.store.updateProfile(user.id, { invitedAt: this.clock.now() }, this.clock.now());
+    return { user, delivery };
   }
 
   /**
@@ -61,10 +66,11 @@ export class BackOfficeInviteService {
     return isPendingInvitee(user) && deriveUserState(user, this.clock.now()) !== 'disabled';
   }
 
+  /** Sends the invite with `issued` (a new user's token) or with a new token that replaces the live one once sent. */
   private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery']> {
-    const token = issued ?? (await this.userManager.generateInviteToken(user));
+    const dispatch = (token: string) => this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user);
     try {
-      return await this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user);
+      return await (issued === undefined ? this.userManager.deliverNewInviteToken(user, dispatch) : dispatch(issued));
     } catch (error) {
       return { failed: true, messageId: (error as { messageId?: string }).messageId };
     }

@@ -11,6 +11,7 @@ import {
   isUserSecurityStampStore,
   isUserEmailChangeStore,
   isUserTokenStore,
+  isUserTokenHandoverStore,
   isUnknownUserLockoutStore,
   isPrunableUserStore,
   isUserQueryStore,
@@ -236,6 +237,26 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         const changes = [];
         for (const h of changeHashes) if (await userStore.isTokenLive(user.id, 'change_email', h, at(1))) changes.push(h);
         expect(changes).toHaveLength(1);
+      });
+
+      test('ASVS 4.0 2.5.x: addToken leaves the live link alone; keepOnlyToken hands over atomically (20 in parallel leave one live link)', async ({ userStore }) => {
+        if (!isUserTokenStore(userStore) || !isUserTokenHandoverStore(userStore)) return;
+        const user = await newUser(userStore);
+        await userStore.replaceToken(user.id, 'invite', hash('old'), at(HOUR), at(0));
+        await userStore.addToken(user.id, 'invite', hash('failed'), at(HOUR), at(1));
+        expect(await userStore.isTokenLive(user.id, 'invite', hash('old'), at(2))).toBe(true);
+        expect(await userStore.consumeToken(user.id, 'invite', hash('failed'), at(2))).toBe(true); // its email failed: dropped
+        expect(await userStore.keepOnlyToken(user.id, 'invite', hash('failed'), at(3))).toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'invite', hash('old'), at(3))).toBe(true);
+        const hashes = Array.from({ length: PARALLEL }, (_, i) => hash(`handover-${i}`));
+        for (const h of hashes) await userStore.addToken(user.id, 'invite', h, at(HOUR), at(4));
+        let next = 0;
+        const kept = await concurrently(PARALLEL, () => userStore.keepOnlyToken(user.id, 'invite', hashes[next++], at(5)));
+        expect(kept.filter(Boolean).length).toBeGreaterThanOrEqual(1);
+        const live = [];
+        for (const h of [hash('old'), ...hashes]) if (await userStore.isTokenLive(user.id, 'invite', h, at(6))) live.push(h);
+        expect(live).toHaveLength(1);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', live[0], at(6))).toBe(false);
       });
 
       test("ASVS 4.0 V2.5: voidTokens(user, 'change_email') voids a pending email-change link (a password change does this)", async ({ userStore }) => {

@@ -54,6 +54,7 @@ import {
   isUserRecoveryCodeStore,
   isUserSecurityStampStore,
   isUserTokenStore,
+  isUserTokenHandoverStore,
   isUserTwoFactorStore,
   isUserTwoFactorSetupDeadlineStore,
   isUserPasskeyStore,
@@ -618,6 +619,35 @@ export class BackOfficeUserManager {
   /** A new invite token (valid `tokens.inviteLifespanHours`); earlier ones are void. */
   generateInviteToken(user: BackOfficeUser): Promise<string> {
     return this.generateUserToken(user, 'invite', this.options.tokens.inviteLifespanHours);
+  }
+
+  /**
+   * A new invite token, handed to `deliver` (which emails it), that takes over from the live invite link only once
+   * `deliver` resolved: when it rejects (the mail relay refused, timed out, ...) the new token is dropped and the
+   * previous link keeps working, so a failed resend never leaves the invitee without a link (OWASP ASVS 4.0 2.5.x).
+   * Concurrent resends leave exactly one live link: the one of the last delivery to finish. A store without
+   * {@link UserTokenHandoverStore} falls back to {@link generateInviteToken} before `deliver`.
+   */
+  deliverNewInviteToken<T>(user: BackOfficeUser, deliver: (token: string) => Promise<T>): Promise<T> {
+    return this.deliverNewUserToken(user, 'invite', this.options.tokens.inviteLifespanHours, deliver);
+  }
+
+  protected async deliverNewUserToken<T>(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T> {
+    const store = this.getTokenStore();
+    if (!isUserTokenHandoverStore(store)) return deliver(await this.generateUserToken(user, purpose, lifespanHours));
+    const token = randomToken(32);
+    const hash = sha256Hex(token);
+    const now = this.now();
+    await store.addToken(user.id, purpose, hash, new Date(now.getTime() + lifespanHours * 3_600_000), now);
+    let delivered: T;
+    try {
+      delivered = await deliver(token);
+    } catch (error) {
+      await store.consumeToken(user.id, purpose, hash, this.now()).catch(() => undefined); // unknown to anyone, it expires anyway
+      throw error;
+    }
+    await store.keepOnlyToken(user.id, purpose, hash, this.now());
+    return delivered;
   }
 
   protected async generateUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number): Promise<string> {

@@ -162,7 +162,7 @@ export class UsersController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_invited' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (rateLimits.inviteResendPerUser, default 5 per hour per invited user)' })
-  @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed' })
+  @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed: the new email could not be sent; the previous invite link still works' })
   @requirePermissions('users.invite')
   async resendInvite(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<{ user: BackOfficeUserDto }> {
     const user = await this.findManageable(request, id);

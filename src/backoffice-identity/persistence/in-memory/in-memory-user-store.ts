@@ -33,6 +33,7 @@ import {
   type UserRecoveryCodeStore,
   type UserSecurityStampStore,
   type UserTokenStore,
+  type UserTokenHandoverStore,
   type UserTwoFactorStore,
 } from '../../users/stores/user-store.interface.js';
 import { copyDate, InMemoryBackOfficeState, KeyedMutex, type InMemoryUser } from './in-memory-state.js';
@@ -105,6 +106,7 @@ export class InMemoryBackOfficeUserStore
     UserTwoFactorStore,
     UserPhoneNumberStore,
     UserTokenStore,
+    UserTokenHandoverStore,
     UserGroupStore,
     UserQueryStore,
     UserAuthenticatorKeyStore,
@@ -308,6 +310,16 @@ export class InMemoryBackOfficeUserStore
 
   async isTokenLive(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
     return this.liveToken(userId, purpose, tokenHash, now) !== undefined;
+  }
+
+  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
+    if (this.row(userId)) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail: null });
+  }
+
+  async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
+    if (!this.liveToken(userId, purpose, tokenHash, now)) return false;
+    for (const t of this.tokens) if (t.userId === userId && t.purpose === purpose && t.tokenHash !== tokenHash && t.usedAt === null) t.usedAt = now;
+    return true;
   }
 
   async voidTokens(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<void> {

@@ -28,6 +28,7 @@ import {
   type UserQueryStore,
   type UserSecurityStampStore,
   type UserTokenStore,
+  type UserTokenHandoverStore,
   type UserTwoFactorStore,
   type StoredAuthenticatorKey,
   type UserAuthenticatorKeyStore,
@@ -251,6 +252,7 @@ export class TypeOrmBackOfficeUserStore
     UserTwoFactorStore,
     UserPhoneNumberStore,
     UserTokenStore,
+    UserTokenHandoverStore,
     UserGroupStore,
     UserQueryStore,
     UserAuthenticatorKeyStore,
@@ -500,6 +502,34 @@ export class TypeOrmBackOfficeUserStore
       [userId, purpose, tokenHash, now],
     );
     return rows.length === 1;
+  }
+
+  /** Stores a token beside the user's live ones (the user's row locked first, as {@link insertOnlyLiveToken} does). */
+  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
+    await this.transaction(async (store) => {
+      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+      await store.manager.query(
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, NULL)`,
+        [userId, purpose, tokenHash, expiresAt, now],
+      );
+    });
+  }
+
+  /**
+   * Voids the user's other live tokens of `purpose` while this one is live, in one transaction under the user's row
+   * lock ({@link USER_ROW_FIRST}), so concurrent hand-overs run one after the other and leave exactly one live link.
+   */
+  async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    return this.transaction(async (store) => {
+      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+      if (!(await store.isTokenLive(userId, purpose, tokenHash, now))) return false;
+      await store.manager.query(
+        `UPDATE backoffice_user_token SET used_at = $4 WHERE user_id = $1 AND purpose = $2 AND token_hash <> $3 AND used_at IS NULL`,
+        [userId, purpose, tokenHash, now],
+      );
+      return true;
+    });
   }
 
   /** The user's row is locked first ({@link USER_ROW_FIRST}; a no-op in the transactions that wrote it already). */

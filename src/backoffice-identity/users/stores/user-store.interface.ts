@@ -114,6 +114,18 @@ export interface UserTokenStore {
   voidTokens(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<void>;
 }
 
+/**
+ * Optional beside {@link UserTokenStore}: a new link that takes over from the live one only once it was delivered.
+ * `addToken` stores a token and leaves the user's other live tokens of that purpose alone; `keepOnlyToken` then
+ * voids those others, but only while the new one is still live (true), atomically: of concurrent hand-overs the
+ * last one to finish wins and exactly one link stays live. A token whose email failed is dropped with
+ * `consumeToken`. Without this capability the manager voids the old link before the email goes out.
+ */
+export interface UserTokenHandoverStore {
+  addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void>;
+  keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
+}
+
 /** An authenticator secret as stored: encrypted, with the last time step used (replay protection). */
 export interface StoredAuthenticatorKey {
   encryptedSecret: string;
@@ -313,6 +325,7 @@ export const isUserTwoFactorSetupDeadlineStore = (s: object): s is UserTwoFactor
 export const isUserPhoneNumberStore = (s: object): s is UserPhoneNumberStore => has(s, 'setPhoneNumber');
 export const isUserTokenStore = (s: object): s is UserTokenStore =>
   has(s, 'replaceToken', 'consumeToken', 'isTokenLive', 'voidTokens');
+export const isUserTokenHandoverStore = (s: object): s is UserTokenHandoverStore => has(s, 'addToken', 'keepOnlyToken');
 export const isUserAuthenticatorKeyStore = (s: object): s is UserAuthenticatorKeyStore =>
   has(s, 'getAuthenticatorKey', 'setAuthenticatorKey', 'useAuthenticatorStep', 'removeAuthenticatorKey');
 export const isUserRecoveryCodeStore = (s: object): s is UserRecoveryCodeStore =>

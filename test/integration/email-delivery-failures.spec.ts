@@ -1,0 +1,106 @@
+import { Injectable } from '@nestjs/common';
+import { OnEvent } from '@nestjs/event-emitter';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { linkParams, TestSmtpServer } from '../support/smtp.js';
+import { BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
+
+const password = 'correct horse battery staple';
+
+/** A listener whose behaviour a test picks: off, or hang (never settles unless released). */
+@Injectable()
+class EmailListener {
+  static mode: 'off' | 'hang' | 'late-handle' = 'off';
+  static release: (() => void) | null = null;
+  @OnEvent(BackOfficeEvents.SendEmail)
+  async handle(notification: SendEmailNotification) {
+    if (EmailListener.mode === 'hang') await new Promise<void>((resolve) => (EmailListener.release = resolve));
+    if (EmailListener.mode === 'late-handle') {
+      await new Promise<void>((resolve) => (EmailListener.release = resolve));
+      notification.handleEmail();
+    }
+  }
+}
+
+describe('Email delivery failures: invites, resets and email changes keep an honest state', () => {
+  let db: TestDatabase;
+  let smtp: TestSmtpServer;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+  let counter = 0;
+  const email = (tag = 'dlv') => `${tag}${++counter}@example.com`;
+  const mailsTo = (to: string) => smtp.messages.filter((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase()));
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    smtp = await new TestSmtpServer().start();
+    ctx = await createIdentityApp(db, {
+      identity: { email: { smtpUrl: smtp.url }, rateLimits: { enabled: false }, publicUrl: 'https://cms.example.com' },
+      providers: [EmailListener],
+    });
+    await ctx.userManager.createUser({ email: 'root@example.com', name: 'Root Admin', password, groups: ['admin'] });
+    admin = new HttpClient(ctx.url);
+    expect((await admin.login('root@example.com', password)).status).toBe(200);
+  });
+  afterEach(() => {
+    EmailListener.mode = 'off';
+    EmailListener.release?.();
+    EmailListener.release = null;
+    smtp.rejectAll = false;
+    smtp.rejectIf = null;
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await smtp?.stop();
+    await db?.drop();
+  });
+
+  async function invite(to: string) {
+    const created = await admin.post('/users/invite', { email: to, name: 'New Editor', groups: ['editor'] });
+    expect(created.status, created.text).toBe(201);
+    return { id: created.body.user.id as string, link: linkParams((await smtp.waitFor(to)).text!, 'accept-invite') };
+  }
+
+  const accept = (link: { userId: string; token: string }) =>
+    new HttpClient(ctx.url).post('/auth/invite/accept', { userId: link.userId, token: link.token, password: 'the invitee own passphrase' });
+
+  it('OWASP ASVS 4.0 2.5.x: a resend-invite whose email the SMTP server refuses answers 502 and leaves the previous link working', async () => {
+    const to = email('resendfail');
+    const { id, link } = await invite(to);
+    smtp.rejectAll = true;
+    const resent = await admin.post(`/users/${id}/resend-invite`);
+    smtp.rejectAll = false;
+    expect(resent.status, resent.text).toBe(502);
+    expect(resent.body).toMatchObject({ code: 'email_failed', user: { id, state: 'invited' } });
+    const accepted = await accept(link);
+    expect(accepted.status, accepted.text).toBe(200);
+  });
+
+  it('a resend whose email went out voids the previous link (exactly one live link)', async () => {
+    const to = email('resendok');
+    const { id, link: first } = await invite(to);
+    expect((await admin.post(`/users/${id}/resend-invite`)).status).toBe(202);
+    await vi.waitUntil(() => mailsTo(to).length === 2, { timeout: 5000 });
+    const second = linkParams(mailsTo(to)[1].text!, 'accept-invite');
+    expect((await accept(first)).body.code).toBe('invalid_token');
+    expect((await accept(second)).status).toBe(200);
+  });
+
+  it('OWASP ASVS 4.0 2.5.x: 8 concurrent resends, some refused by the SMTP server: exactly one of the delivered links works', async () => {
+    const to = email('resendrace');
+    const { id, link: first } = await invite(to);
+    let seen = 0;
+    smtp.rejectIf = () => ++seen % 2 === 0;
+    const results = await Promise.all(Array.from({ length: 8 }, () => admin.post(`/users/${id}/resend-invite`)));
+    smtp.rejectIf = null;
+    expect(results.filter((r) => r.status === 202)).toHaveLength(4);
+    expect(results.filter((r) => r.status === 502)).toHaveLength(4);
+    await vi.waitUntil(() => mailsTo(to).length === 5, { timeout: 5000 });
+    const links = [first, ...mailsTo(to).slice(1).map((m) => linkParams(m.text!, 'accept-invite'))];
+    const live: string[] = [];
+    for (const l of links) if (await ctx.userManager.verifyUserToken((await ctx.userManager.findById(id))!, 'invite', l.token)) live.push(l.token);
+    expect(live).toHaveLength(1);
+    expect(live[0]).not.toBe(first.token);
+  });
+});
