@@ -2,9 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { CapturingLogger } from '../support/capturing-logger.js';
 import { HttpClient } from '../support/http-client.js';
 import { linkParams, TestSmtpServer } from '../support/smtp.js';
-import { BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
+import { BackOfficeBackgroundTasks, BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 
@@ -20,6 +21,17 @@ class EmailListener {
       await new Promise<void>((resolve) => (EmailListener.release = resolve));
       notification.handleEmail();
     }
+  }
+}
+
+/** Resolves to the outcome, or to 'still pending' when `promise` has not settled within `ms`. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'still pending'>((resolve) => (timer = setTimeout(() => resolve('still pending'), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -102,5 +114,98 @@ describe('Email delivery failures: invites, resets and email changes keep an hon
     for (const l of links) if (await ctx.userManager.verifyUserToken((await ctx.userManager.findById(id))!, 'invite', l.token)) live.push(l.token);
     expect(live).toHaveLength(1);
     expect(live[0]).not.toBe(first.token);
+  });
+});
+
+describe('Email time limits: a hanging mail relay or SendEmailNotification listener never hangs a request', () => {
+  let db: TestDatabase;
+  let smtp: TestSmtpServer;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+  const logger = new CapturingLogger();
+  let counter = 0;
+  const email = (tag = 'lim') => `${tag}${++counter}@example.com`;
+  const tokensIn = (text: string) => [...text.matchAll(/token=([^&\s]+)/g)].map((m) => decodeURIComponent(m[1]));
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    smtp = await new TestSmtpServer().start();
+    ctx = await createIdentityApp(db, {
+      identity: { email: { smtpUrl: smtp.url, sendTimeoutMs: 1000, listenerTimeoutMs: 1000 }, rateLimits: { enabled: false }, publicUrl: 'https://cms.example.com' },
+      providers: [EmailListener],
+      logger,
+    });
+    await ctx.userManager.createUser({ email: 'root@example.com', name: 'Root Admin', password, groups: ['admin'] });
+    admin = new HttpClient(ctx.url);
+    expect((await admin.login('root@example.com', password)).status).toBe(200);
+  });
+  afterEach(() => {
+    EmailListener.mode = 'off';
+    EmailListener.release?.();
+    EmailListener.release = null;
+    smtp.hang = false;
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await smtp?.stop();
+    await db?.drop();
+  });
+
+  it('a mail relay that never answers DATA: the invite answers 502 email_failed within the time limit, the log says so and holds no token', async () => {
+    const to = email('hang');
+    smtp.hang = true;
+    const started = Date.now();
+    const created = await within(admin.post('/users/invite', { email: to, name: 'Hung Relay', groups: ['editor'] }), 8000);
+    expect(created, 'the invite request is still pending after 8 s').not.toBe('still pending');
+    if (created === 'still pending') return;
+    expect(created.status, created.text).toBe(502);
+    expect(created.body).toMatchObject({ code: 'email_failed', user: { email: to, state: 'invited' } });
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(logger.lines.join('\n')).toMatch(/timed out after 1000 ms/);
+    const user = (await ctx.userManager.findByEmail(to))!;
+    smtp.hang = false;
+    expect((await admin.post(`/users/${user.id}/resend-invite`)).status).toBe(202);
+    const { token } = linkParams((await smtp.waitFor(to)).text!, 'accept-invite');
+    expect(logger.lines.join('\n')).not.toContain(token);
+  });
+
+  it('OWASP ASVS 4.0 2.5.x: a resend through a relay that never answers answers 502 and the previous link still works', async () => {
+    const to = email('hangresend');
+    const created = await admin.post('/users/invite', { email: to, name: 'Hung Resend', groups: ['editor'] });
+    expect(created.status).toBe(201);
+    const first = linkParams((await smtp.waitFor(to)).text!, 'accept-invite');
+    smtp.hang = true;
+    const resent = await within(admin.post(`/users/${created.body.user.id}/resend-invite`), 8000);
+    expect(resent, 'the resend is still pending after 8 s').not.toBe('still pending');
+    if (resent === 'still pending') return;
+    expect(resent.status).toBe(502);
+    smtp.hang = false;
+    const accepted = await new HttpClient(ctx.url).post('/auth/invite/accept', { userId: first.userId, token: first.token, password: 'the invitee own passphrase' });
+    expect(accepted.status, accepted.text).toBe(200);
+  });
+
+  it('forgot-password through a relay that never answers: the background task ends (shutdown is not blocked)', async () => {
+    const to = email('hangreset');
+    await ctx.userManager.createUser({ email: to, name: 'Reset Me', password, groups: ['editor'] });
+    smtp.hang = true;
+    expect((await new HttpClient(ctx.url).post('/auth/forgot-password', { email: to })).status).toBe(202);
+    expect(await within(ctx.app.get(BackOfficeBackgroundTasks).drain(), 8000)).not.toBe('still pending');
+  });
+
+  it('a SendEmailNotification listener that never settles: the invite is sent by the default sender within the time limit, and a late handleEmail() changes nothing', async () => {
+    const to = email('hanglistener');
+    EmailListener.mode = 'late-handle';
+    const created = await within(admin.post('/users/invite', { email: to, name: 'Hung Listener', groups: ['editor'] }), 8000);
+    expect(created, 'the invite request is still pending after 8 s').not.toBe('still pending');
+    if (created === 'still pending') return;
+    expect(created.status, created.text).toBe(201);
+    const mail = await smtp.waitFor(to);
+    EmailListener.release?.(); // the listener now calls handleEmail(), too late
+    await new Promise((r) => setTimeout(r, 100));
+    const log = logger.lines.join('\n');
+    expect(log).toMatch(/did not finish within 1000 ms/);
+    for (const token of tokensIn(mail.text!)) expect(log).not.toContain(token);
+    const audit = await admin.get(`/audit?event=${BackOfficeEvents.SendEmail}&userId=${created.body.user.id}`);
+    expect(audit.body.items.map((e: { details: unknown }) => e.details)).toEqual([{ emailType: 'UserInvite', handled: false }]);
   });
 });

@@ -10,6 +10,8 @@ export class TestSmtpServer {
   rejectAll = false;
   /** When set, asked for each message: true rejects it. */
   rejectIf: (() => boolean) | null = null;
+  /** When set, the server takes each message and never answers (a relay that hangs after DATA). */
+  hang = false;
 
   async start(): Promise<this> {
     this.server = new SMTPServer({
@@ -20,6 +22,7 @@ export class TestSmtpServer {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', async () => {
+          if (this.hang) return;
           if (this.rejectAll || this.rejectIf?.()) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
           this.messages.push(await simpleParser(Buffer.concat(chunks)));
           callback();

@@ -1,9 +1,10 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { BACKOFFICE_EMAIL_SENDER, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { BACKOFFICE_EMAIL_SENDER, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { SendEmailNotification, type BackOfficeEmailMessage, type BackOfficeEmailType } from '../notifications/notifications.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import type { BackOfficeEmailSender } from './email-sender.js';
+import { BackOfficeEmailTimeoutError, type BackOfficeEmailSender } from './email-sender.js';
 
 /** How an email went out. */
 export type EmailDispatchResult = { handledByListener: true } | { handledByListener: false; messageId: string };
@@ -11,20 +12,46 @@ export type EmailDispatchResult = { handledByListener: true } | { handledByListe
 /**
  * Sends module emails the Umbraco way: first a `SendEmailNotification`; if a listener called
  * `handleEmail()` it took over (e.g. invites through an external identity provider), otherwise the
- * `BACKOFFICE_EMAIL_SENDER` delivers it. A throwing listener never loses the email.
+ * `BACKOFFICE_EMAIL_SENDER` delivers it. A throwing listener never loses the email, and neither does one that is
+ * still running after `email.listenerTimeoutMs` (its later `handleEmail()` is refused). The sender gets
+ * `email.sendTimeoutMs`: a request that sends mail never hangs on the mail relay.
  */
 @Injectable()
 export class BackOfficeEmailDispatcher {
+  private readonly logger = new Logger('BackOfficeEmailSender');
+
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BACKOFFICE_EMAIL_SENDER) private readonly sender: BackOfficeEmailSender,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}
 
-  /** @throws BackOfficeEmailDeliveryError (or the sender's error) when delivery fails. */
+  /** @throws BackOfficeEmailDeliveryError, BackOfficeEmailTimeoutError (or the sender's error) when delivery fails. */
   async dispatch(emailType: BackOfficeEmailType, message: BackOfficeEmailMessage, user: BackOfficeUser): Promise<EmailDispatchResult> {
-    const notification = await this.userManager.notify(SendEmailNotification, user, { emailType, message });
+    const { listenerTimeoutMs, sendTimeoutMs } = this.options.email;
+    const notification = await this.userManager.notify(SendEmailNotification, user, { emailType, message, listenerTimeoutMs });
     if (notification.isHandled) return { handledByListener: true };
-    const messageId = await this.sender.send(message, emailType);
+    const messageId = await this.withinTimeLimit(this.sender.send(message, emailType), emailType, sendTimeoutMs);
     return { handledByListener: false, messageId };
+  }
+
+  /** The sender's answer, or a {@link BackOfficeEmailTimeoutError} (logged: type and limit, never the message) after `ms`. */
+  private withinTimeLimit(sending: Promise<string>, emailType: BackOfficeEmailType, ms: number): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        late = true;
+        const error = new BackOfficeEmailTimeoutError(emailType, ms);
+        this.logger.error(error.message);
+        reject(error);
+      }, ms);
+    });
+    // A sender that fails after the limit was already reported: its rejection must not go unhandled.
+    const guarded = sending.catch((error: unknown) => {
+      if (!late) throw error;
+      return '';
+    });
+    return Promise.race([guarded, timeout]).finally(() => clearTimeout(timer));
   }
 }

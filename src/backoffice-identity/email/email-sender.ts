@@ -22,7 +22,9 @@ export class NodemailerEmailSender implements BackOfficeEmailSender {
 
   constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions) {
     if (options.email.smtpUrl) {
-      this.transport = createTransport(options.email.smtpUrl);
+      // nodemailer's own limits (2 min to connect, 10 min of socket silence) would outlast any request.
+      const limit = options.email.sendTimeoutMs;
+      this.transport = createTransport({ url: options.email.smtpUrl, connectionTimeout: limit, greetingTimeout: limit, socketTimeout: limit, dnsTimeout: limit });
     } else {
       this.pickupDirectory = options.email.pickupDirectory;
       this.transport = createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
@@ -46,6 +48,14 @@ export class NodemailerEmailSender implements BackOfficeEmailSender {
       this.logger.error(`Could not send ${emailType} email ${messageId} to a recipient at ${domain}: ${reason}`);
       throw new BackOfficeEmailDeliveryError(messageId, reason);
     }
+  }
+}
+
+/** The sender or the `SendEmailNotification` listeners did not finish within the configured time limit. */
+export class BackOfficeEmailTimeoutError extends Error {
+  constructor(readonly emailType: string, readonly timeoutMs: number, readonly messageId?: string) {
+    super(`Sending the ${emailType} email timed out after ${timeoutMs} ms (email.sendTimeoutMs)`);
+    this.name = 'BackOfficeEmailTimeoutError';
   }
 }
 

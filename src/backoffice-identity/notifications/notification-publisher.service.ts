@@ -7,7 +7,10 @@ import type { BackOfficeNotification } from './notifications.js';
  * listener isolated: one that throws (sync or async) is logged and neither breaks the operation that
  * notified nor cuts short the listeners that run beside it (`emitAsync` rejects on the first failure).
  * The event's own listeners run first; `onAny` listeners (the audit listener) run once they have all settled,
- * so they see what those decided, also after an await (`handleEmail()`, `signOutRedirectUrl`).
+ * so they see what those decided, also after an await (`handleEmail()`, `signOutRedirectUrl`). A notification with a
+ * `listenerTimeoutMs` (`SendEmailNotification`: `email.listenerTimeoutMs`) waits that long for each of its own
+ * listeners: one still running then is logged and left behind (a later failure of it is logged too), so a hanging
+ * listener never hangs the request.
  */
 @Injectable()
 export class NotificationPublisher {
@@ -17,7 +20,10 @@ export class NotificationPublisher {
 
   async publish<T extends BackOfficeNotification>(notification: T): Promise<T> {
     const name = notification.eventName;
-    await this.settle(notification, this.emitter.listeners(name).map((listener) => this.invoke(listener, [notification])));
+    const limit = notification.listenerTimeoutMs;
+    const runs = this.emitter.listeners(name).map((listener) => this.invoke(listener, [notification]));
+    await this.settle(notification, limit === undefined ? runs : runs.map((run) => this.limited(notification, run, limit)));
+    notification.listenersSettled();
     await this.settle(notification, this.emitter.listenersAny().map((listener) => this.invoke(listener, [name, notification])));
     return notification;
   }
@@ -27,6 +33,27 @@ export class NotificationPublisher {
     for (const result of await Promise.allSettled(runs)) {
       if (result.status === 'rejected') this.logFailure(notification, result.reason);
     }
+  }
+
+  /** `run`, or a resolved promise once `ms` passed (logged); a later failure of `run` is logged, never unhandled. */
+  private limited(notification: BackOfficeNotification, run: Promise<unknown>, ms: number): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    let late = false;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        late = true;
+        this.logger.error(`A listener of ${notification.eventName} did not finish within ${ms} ms; the operation goes on without it`);
+        resolve();
+      }, ms);
+    });
+    const guarded = run.then(
+      (value) => value,
+      (error: unknown) => {
+        if (!late) throw error;
+        this.logFailure(notification, error);
+      },
+    );
+    return Promise.race([guarded, timeout]).finally(() => clearTimeout(timer));
   }
 
   private async invoke(listener: (...args: any[]) => unknown, args: unknown[]): Promise<unknown> {

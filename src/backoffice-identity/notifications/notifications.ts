@@ -27,6 +27,17 @@ export abstract class BackOfficeNotification {
   auditDetails(): Record<string, unknown> {
     return {};
   }
+
+  /**
+   * How long the publisher waits for each of this notification's own listeners (milliseconds); `undefined`: no
+   * limit. A listener still running then is logged and left behind, and {@link listenersTimedOut} is called.
+   */
+  get listenerTimeoutMs(): number | undefined {
+    return undefined;
+  }
+
+  /** Called once the publisher stopped waiting for the listeners (all settled, or the time limit passed). */
+  listenersSettled(): void {}
 }
 
 export class UserLoginSuccessNotification extends BackOfficeNotification {
@@ -320,14 +331,29 @@ export class SendEmailNotification extends BackOfficeNotification {
   readonly emailType: BackOfficeEmailType;
   readonly message: BackOfficeEmailMessage;
   private handled = false;
-  constructor(init: BackOfficeNotificationInit & { emailType: BackOfficeEmailType; message: BackOfficeEmailMessage }) {
+  private closed = false;
+  private readonly timeoutMs: number | undefined;
+  constructor(init: BackOfficeNotificationInit & { emailType: BackOfficeEmailType; message: BackOfficeEmailMessage; listenerTimeoutMs?: number }) {
     super(init);
     this.emailType = init.emailType;
     this.message = init.message;
+    this.timeoutMs = init.listenerTimeoutMs;
   }
-  /** Tell the module that this email was taken care of: the default sender will not send it. */
+  /**
+   * Tell the module that this email was taken care of: the default sender will not send it. Call it before the
+   * listener's promise settles and within `email.listenerTimeoutMs`: later the module has already decided, and
+   * this throws.
+   */
   handleEmail(): void {
+    if (this.closed) throw new Error(`handleEmail() on a ${this.emailType} email came after its listeners' time limit: the default sender had already taken it`);
     this.handled = true;
+  }
+  override get listenerTimeoutMs(): number | undefined {
+    return this.timeoutMs;
+  }
+  /** From now on `handleEmail()` is refused: the module decided who delivers. */
+  override listenersSettled(): void {
+    this.closed = true;
   }
   get isHandled(): boolean {
     return this.handled;

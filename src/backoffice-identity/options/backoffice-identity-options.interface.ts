@@ -112,6 +112,18 @@ export interface BackOfficeEmailOptions {
   smtpUrl?: string;
   /** Folder for `.eml` files when no SMTP URL is set. Default `.data/mail`. */
   pickupDirectory?: string;
+  /**
+   * Time limit of one delivery by the `BACKOFFICE_EMAIL_SENDER` (the default sender's SMTP connection, greeting and
+   * socket too), in milliseconds: past it the email counts as failed (502 `email_failed` where a request sends it).
+   * Default 20000.
+   */
+  sendTimeoutMs?: number;
+  /**
+   * How long the `SendEmailNotification` listeners may take, in milliseconds: past it a listener that has not
+   * called `handleEmail()` is logged and left behind, the default sender delivers the email, and a later
+   * `handleEmail()` is refused. Default 10000.
+   */
+  listenerTimeoutMs?: number;
 }
 
 /** Two-factor authentication. TOTP is built in and on when `encryptionKey` is set. */
@@ -272,7 +284,7 @@ export type ResolvedBackOfficeIdentityOptions = Required<
   lockout: Required<BackOfficeLockoutOptions>;
   session: Required<BackOfficeSessionOptions>;
   tokens: Required<BackOfficeTokenOptions>;
-  email: { from: string; smtpUrl?: string; pickupDirectory: string };
+  email: { from: string; smtpUrl?: string; pickupDirectory: string; sendTimeoutMs: number; listenerTimeoutMs: number };
   twoFactor: {
     encryptionKey?: string;
     issuer: string;

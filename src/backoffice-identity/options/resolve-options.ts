@@ -41,7 +41,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   session: ['idleTimeoutMinutes', 'absoluteTimeoutHours', 'cookieName', 'secureCookies', 'allowConcurrentLogins', 'reauthenticationMinutes'],
   database: ['statementTimeoutMs', 'connectionTimeoutMs'],
   tokens: ['inviteLifespanHours', 'passwordResetLifespanHours'],
-  email: ['from', 'smtpUrl', 'pickupDirectory'],
+  email: ['from', 'smtpUrl', 'pickupDirectory', 'sendTimeoutMs', 'listenerTimeoutMs'],
   twoFactor: ['encryptionKey', 'issuer', 'providers', 'pendingMinutes', 'enforcementGraceHours'],
   apiUsers: ['tokenLifetimeMinutes', 'maxSecretOverlapMinutes'],
   audit: ['enabled', 'retentionDays'],
@@ -451,6 +451,8 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       from: email.string('from', 'Back office <noreply@localhost>', /^[^\r\n]{3,256}$/, 'must be an address such as "Back office <noreply@example.com>"'),
       smtpUrl: email.optionalUrl('smtpUrl', ['smtp:', 'smtps:']),
       pickupDirectory: email.string('pickupDirectory', '.data/mail', /^[^\0]{1,1024}$/, 'must be a folder path'),
+      sendTimeoutMs: email.int('sendTimeoutMs', 20_000, 100, 600_000),
+      listenerTimeoutMs: email.int('listenerTimeoutMs', 10_000, 100, 600_000),
     },
     twoFactor: {
       encryptionKey: twoFactor.optionalSecret('encryptionKey', 32),
