@@ -115,6 +115,19 @@ describe('Email delivery failures: invites, resets and email changes keep an hon
     expect(live).toHaveLength(1);
     expect(live[0]).not.toBe(first.token);
   });
+
+  it('OWASP ASVS 4.0 2.2.3: when the new address refuses the confirmation link, the old address still gets the email-change notice', async () => {
+    const old = email('chg');
+    await ctx.userManager.createUser({ email: old, name: 'Changing Address', password, groups: ['editor'] });
+    const me = new HttpClient(ctx.url);
+    expect((await me.login(old, password)).status).toBe(200);
+    const target = email('refusing');
+    smtp.rejectIf = (recipients) => recipients.includes(target);
+    expect((await me.post('/auth/me/email', { newEmail: target })).status).toBe(202);
+    await ctx.app.get(BackOfficeBackgroundTasks).drain();
+    expect(mailsTo(target)).toHaveLength(0);
+    expect(mailsTo(old).map((m) => m.subject)).toEqual(['Your back-office email address is being changed']);
+  });
 });
 
 describe('Email time limits: a hanging mail relay or SendEmailNotification listener never hangs a request', () => {

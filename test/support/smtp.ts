@@ -8,8 +8,8 @@ export class TestSmtpServer {
   port = 0;
   /** When set, the server rejects messages (to test delivery failures). */
   rejectAll = false;
-  /** When set, asked for each message: true rejects it. */
-  rejectIf: (() => boolean) | null = null;
+  /** When set, asked for each message (with its envelope recipients): true rejects it. */
+  rejectIf: ((recipients: string[]) => boolean) | null = null;
   /** When set, the server takes each message and never answers (a relay that hangs after DATA). */
   hang = false;
 
@@ -18,12 +18,12 @@ export class TestSmtpServer {
       authOptional: true,
       disabledCommands: ['STARTTLS', 'AUTH'],
       logger: false,
-      onData: (stream, _session, callback) => {
+      onData: (stream, session, callback) => {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', async () => {
           if (this.hang) return;
-          if (this.rejectAll || this.rejectIf?.()) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
+          if (this.rejectAll || this.rejectIf?.(session.envelope.rcptTo.map((r) => r.address))) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
           this.messages.push(await simpleParser(Buffer.concat(chunks)));
           callback();
         });

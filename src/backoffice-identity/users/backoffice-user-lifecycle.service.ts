@@ -92,8 +92,13 @@ export class BackOfficeUserLifecycleService {
     const expiresAt = new Date(now.getTime() + EMAIL_CHANGE_LIFESPAN_HOURS * 3_600_000);
     await store.replaceEmailChangeToken(user.id, sha256Hex(token), newEmail, expiresAt, now);
     await this.userManager.notify(UserEmailChangeRequestedNotification, user);
-    await this.emails.dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, newEmail, token, EMAIL_CHANGE_LIFESPAN_HOURS), user);
+    // The notice goes out even when the link could not be sent (a refusing or typo'd new address, a relay time-out):
+    // the owner of the old address must hear of every change attempt (OWASP ASVS 4.0 2.2.3). Then the failure is logged.
+    const confirm = await this.emails
+      .dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, newEmail, token, EMAIL_CHANGE_LIFESPAN_HOURS), user)
+      .then(() => null, (error: unknown) => ({ error }));
     await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, newEmail), user);
+    if (confirm) throw confirm.error;
   }
 
   /**
