@@ -9,14 +9,18 @@ import { BackOfficeBackgroundTasks, BackOfficeEvents, SendEmailNotification } fr
 
 const password = 'correct horse battery staple';
 
-/** A listener whose behaviour a test picks: off, or hang (never settles unless released). */
+/**
+ * A listener whose behaviour a test picks. `suppressErrors: false`: its failures reach the module's publisher (with
+ * Nest's default, `@nestjs/event-emitter` logs `error.message` itself, outside the module's reach).
+ */
 @Injectable()
 class EmailListener {
-  static mode: 'off' | 'hang' | 'late-handle' = 'off';
+  static mode: 'off' | 'hang' | 'late-handle' | 'throw-with-link' = 'off';
   static release: (() => void) | null = null;
-  @OnEvent(BackOfficeEvents.SendEmail)
+  @OnEvent(BackOfficeEvents.SendEmail, { suppressErrors: false })
   async handle(notification: SendEmailNotification) {
     if (EmailListener.mode === 'hang') await new Promise<void>((resolve) => (EmailListener.release = resolve));
+    if (EmailListener.mode === 'throw-with-link') throw new Error(`identity provider refused the invite: ${notification.message.text}`);
     if (EmailListener.mode === 'late-handle') {
       await new Promise<void>((resolve) => (EmailListener.release = resolve));
       notification.handleEmail();
@@ -218,7 +222,21 @@ describe('Email time limits: a hanging mail relay or SendEmailNotification liste
     const log = logger.lines.join('\n');
     expect(log).toMatch(/did not finish within 1000 ms/);
     for (const token of tokensIn(mail.text!)) expect(log).not.toContain(token);
+    expect(log).toMatch(/handleEmail\(\) on a UserInvite email came after/);
     const audit = await admin.get(`/audit?event=${BackOfficeEvents.SendEmail}&userId=${created.body.user.id}`);
     expect(audit.body.items.map((e: { details: unknown }) => e.details)).toEqual([{ emailType: 'UserInvite', handled: false }]);
+  });
+
+  it('OWASP ASVS 4.0 7.1.1: a listener that fails with the email (and its link) in its error message: the log keeps the failure, not the token', async () => {
+    const to = email('throwlink');
+    EmailListener.mode = 'throw-with-link';
+    const created = await admin.post('/users/invite', { email: to, name: 'Leaky Listener', groups: ['editor'] });
+    expect(created.status, created.text).toBe(201);
+    const mail = await smtp.waitFor(to);
+    const log = logger.lines.join('\n');
+    expect(log).toMatch(/A listener of backoffice.email.send failed: identity provider refused the invite/);
+    const tokens = tokensIn(mail.text!);
+    expect(tokens).toHaveLength(1);
+    expect(log).not.toContain(tokens[0]);
   });
 });

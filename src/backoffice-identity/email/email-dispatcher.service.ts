@@ -31,7 +31,12 @@ export class BackOfficeEmailDispatcher {
     const { listenerTimeoutMs, sendTimeoutMs } = this.options.email;
     const notification = await this.userManager.notify(SendEmailNotification, user, { emailType, message, listenerTimeoutMs });
     if (notification.isHandled) return { handledByListener: true };
-    const messageId = await this.withinTimeLimit(this.sender.send(message, emailType), emailType, sendTimeoutMs);
+    // A sender's error that quotes the message (its link) is logged up the stack: it goes on without the token.
+    const sending = this.sender.send(message, emailType).catch((error: unknown) => {
+      if (error instanceof Error) error.message = notification.redact(error.message);
+      throw error;
+    });
+    const messageId = await this.withinTimeLimit(sending, emailType, sendTimeoutMs);
     return { handledByListener: false, messageId };
   }
 

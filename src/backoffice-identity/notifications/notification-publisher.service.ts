@@ -62,6 +62,6 @@ export class NotificationPublisher {
 
   private logFailure(notification: BackOfficeNotification, error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
-    this.logger.error(`A listener of ${notification.eventName} failed: ${message}`);
+    this.logger.error(`A listener of ${notification.eventName} failed: ${notification.redact(message)}`);
   }
 }
