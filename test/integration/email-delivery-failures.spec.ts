@@ -120,6 +120,21 @@ describe('Email delivery failures: invites, resets and email changes keep an hon
     expect(live[0]).not.toBe(first.token);
   });
 
+  it('OWASP ASVS 4.0 2.5.x: a forgot-password email the relay refuses leaves the previous reset link working', async () => {
+    const to = email('reset');
+    await ctx.userManager.createUser({ email: to, name: 'Forgetful', password, groups: ['editor'] });
+    const drain = () => ctx.app.get(BackOfficeBackgroundTasks).drain();
+    expect((await new HttpClient(ctx.url).post('/auth/forgot-password', { email: to })).status).toBe(202);
+    await drain();
+    const first = linkParams((await smtp.waitFor(to)).text!, 'reset-password');
+    smtp.rejectAll = true;
+    expect((await new HttpClient(ctx.url).post('/auth/forgot-password', { email: to })).status).toBe(202);
+    await drain();
+    smtp.rejectAll = false;
+    const reset = await new HttpClient(ctx.url).post('/auth/reset-password', { userId: first.userId, token: first.token, newPassword: 'a brand new passphrase' });
+    expect(reset.status, reset.text).toBe(200);
+  });
+
   it('OWASP ASVS 4.0 2.2.3: when the new address refuses the confirmation link, the old address still gets the email-change notice', async () => {
     const old = email('chg');
     await ctx.userManager.createUser({ email: old, name: 'Changing Address', password, groups: ['editor'] });

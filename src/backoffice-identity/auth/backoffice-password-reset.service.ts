@@ -38,8 +38,8 @@ export class BackOfficePasswordResetService {
     const state = deriveUserState(user, this.clock.now());
     if (state === 'disabled' || state === 'invited') return;
     await this.userManager.notify(UserForgotPasswordRequestedNotification, user);
-    const token = await this.userManager.generatePasswordResetToken(user);
-    await this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user);
+    // The new link replaces the previous one only once its email went out: a failed send leaves that one working.
+    await this.userManager.deliverNewPasswordResetToken(user, (token) => this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user));
   }
 
   /**

@@ -632,6 +632,11 @@ export class BackOfficeUserManager {
     return this.deliverNewUserToken(user, 'invite', this.options.tokens.inviteLifespanHours, deliver);
   }
 
+  /** {@link deliverNewInviteToken} for password-reset links: a reset email that failed leaves the previous link working. */
+  deliverNewPasswordResetToken<T>(user: BackOfficeUser, deliver: (token: string) => Promise<T>): Promise<T> {
+    return this.deliverNewUserToken(user, 'password_reset', this.options.tokens.passwordResetLifespanHours, deliver);
+  }
+
   protected async deliverNewUserToken<T>(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T> {
     const store = this.getTokenStore();
     if (!isUserTokenHandoverStore(store)) return deliver(await this.generateUserToken(user, purpose, lifespanHours));
