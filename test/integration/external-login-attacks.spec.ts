@@ -7,7 +7,8 @@ import {
   type SendEmailNotification,
 } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { HttpClient } from '../support/http-client.js';
+import { expectRefused, expectSignedIn, waitFor } from '../support/external-login-results.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
 
@@ -17,7 +18,6 @@ import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } 
 
 const SECRET_A = 'client-a-secret-0123456789abcdef';
 const SECRET_B = 'client-b-secret-0123456789abcdef';
-const SESSION_COOKIE = 'backoffice_session';
 
 const callback = (port: number, name: string) => `http://127.0.0.1:${port}/backoffice/auth/external/${name}/callback`;
 
@@ -41,26 +41,6 @@ function providersFor(issuer: string): BackOfficeExternalLoginProviderOptions[] 
       autoLink: { enabled: true, groupsClaim: 'groups', groupMapping: { 'bo-admins': 'admin', 'bo-editors': 'editor' }, groupsManagedByProvider: true },
     },
   ];
-}
-
-function expectRefused(result: HttpResult, code: string): void {
-  expect(result.status, result.text).toBe(302);
-  expect(result.headers.get('location')).toBe(`/backoffice/?error=${code}`);
-  expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(false);
-}
-
-function expectSignedIn(result: HttpResult, returnUrl = '/backoffice/'): void {
-  expect(result.status, result.text).toBe(302);
-  expect(result.headers.get('location')).toBe(returnUrl);
-  expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(true);
-}
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 describe('External logins under attack (OpenID Connect, contract section 6)', () => {

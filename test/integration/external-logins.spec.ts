@@ -15,7 +15,8 @@ import {
 } from '../../src/backoffice-identity/index.js';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
-import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { HttpClient } from '../support/http-client.js';
+import { expectRefused, expectSignedIn, waitFor } from '../support/external-login-results.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
@@ -80,27 +81,6 @@ function providersFor(issuer: string, extra: Partial<BackOfficeExternalLoginProv
       },
     },
   ];
-}
-
-/** A callback that must end as a redirect to the sign-in page with `code`, without a session. */
-function expectRefused(result: HttpResult, code: string): void {
-  expect(result.status, result.text).toBe(302);
-  expect(result.headers.get('location')).toBe(`/backoffice/?error=${code}`);
-  expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(false);
-}
-
-function expectSignedIn(result: HttpResult, returnUrl = '/backoffice/'): void {
-  expect(result.status, result.text).toBe(302);
-  expect(result.headers.get('location')).toBe(returnUrl);
-  expect(result.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c))).toBe(true);
-}
-
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 describe('External login providers (OpenID Connect, contract section 6)', () => {
