@@ -144,6 +144,9 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const status = error.statusCode ?? error.status;
     if (status === 413) return BackOfficeHttpError.payloadTooLarge();
     if (status === 415) return BackOfficeHttpError.unsupportedMediaType();
+    // Express's parser inflating a body that is not what its Content-Encoding says (zlib's Z_DATA_ERROR, ...): a content
+    // coding, which the module refuses anyway (see `readable-body.ts`), as Fastify, which never inflates, does.
+    if (typeof error.code === 'string' && error.code.startsWith('Z_')) return BackOfficeHttpError.unsupportedMediaType();
     const fastifyJson = error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY';
     if (status === 400 && (error instanceof SyntaxError || error.type === 'entity.parse.failed' || fastifyJson)) return BackOfficeHttpError.malformedJson();
     return undefined;

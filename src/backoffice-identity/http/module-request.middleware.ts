@@ -6,6 +6,7 @@ import { backOfficeRequestContextOf } from '../common/request-context-of.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { requestPath, type BackOfficeHttpRequest } from './http-platform.js';
 import { BackOfficeModulePaths } from './module-paths.js';
+import { assertReadableBody } from './readable-body.js';
 import { setBackOfficeSecurityHeaders } from './security-headers.js';
 
 /**
@@ -15,7 +16,7 @@ import { setBackOfficeSecurityHeaders } from './security-headers.js';
  * prefix's 404s included) and the request runs in its request context: client IP (from the IP resolver), user
  * agent, method and path. Every other request is isolated (`isolate`): host routes guarded by
  * `BackOfficeAuthGuard` get the same context from the guard, and the context of one request never reaches the next
- * one on the same connection.
+ * one on the same connection. A body the module cannot read is refused here (415: {@link assertReadableBody}).
  */
 @Injectable()
 export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
@@ -31,6 +32,7 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
       return;
     }
     setBackOfficeSecurityHeaders(response);
+    assertReadableBody(request);
     BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver, path), next);
   }
 }

@@ -1,0 +1,33 @@
+import { BackOfficeHttpError } from './backoffice-http-error.js';
+import { requestHeader, type BackOfficeHttpRequest } from './http-platform.js';
+
+/** The media types the module's routes read (JSON everywhere, a form on the routes that take one). */
+const READABLE_MEDIA_TYPES = new Set(['application/json', 'application/x-www-form-urlencoded']);
+const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/**
+ * Refuses, with 415 `unsupported_media_type`, a request body under the route prefix that the module cannot read as
+ * it reads bodies: a media type other than JSON or a form (or none), a charset other than UTF-8 (RFC 8259 8.1), or
+ * a content coding (`Content-Encoding` other than `identity`). The platforms' parsers disagree on exactly these:
+ * Express's refuse a Latin-1 charset and an unknown coding, decode UTF-16 and gzip, and skip a multipart, text or
+ * untyped body (the route then runs as if no body had come); Fastify's refuse multipart and untyped bodies and read
+ * the rest as UTF-8 JSON whatever the charset or coding says. So one request was refused on one platform and carried
+ * out on the other without the fields the client sent (a timed disable became a permanent one). Checked in the
+ * module's middleware: on Fastify before its parsers run, on Express after (a body its parsers refused never gets here).
+ */
+export function assertReadableBody(request: BackOfficeHttpRequest): void {
+  if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase())) return;
+  const length = requestHeader(request, 'content-length');
+  const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0');
+  if (!hasBody) return;
+  const coding = request.headers['content-encoding'];
+  if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'identity')) throw BackOfficeHttpError.unsupportedMediaType();
+  const [mediaType, ...parameters] = (requestHeader(request, 'content-type') ?? '').split(';');
+  if (!READABLE_MEDIA_TYPES.has(mediaType.trim().toLowerCase())) throw BackOfficeHttpError.unsupportedMediaType();
+  for (const parameter of parameters) {
+    const eq = parameter.indexOf('=');
+    if (eq === -1 || parameter.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+    const charset = parameter.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+    if (charset !== 'utf-8') throw BackOfficeHttpError.unsupportedMediaType();
+  }
+}

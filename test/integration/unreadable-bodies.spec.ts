@@ -1,0 +1,124 @@
+import { request as httpRequest } from 'node:http';
+import { gzipSync } from 'node:zlib';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { expectClientError } from '../support/bad-input.js';
+
+/**
+ * Bodies the module cannot read as it reads bodies (UTF-8 JSON, or a UTF-8 form on the routes that take one): another
+ * charset, a content coding, a media type no parser of the module reads, no media type at all. Express's parsers
+ * refuse some (a Latin-1 charset, an unknown coding), skip others (multipart, text/plain, none: no body); Fastify's
+ * refuse others (multipart, none) and read the rest as UTF-8 JSON whatever the charset or coding says. So the same
+ * request was refused on one platform and carried out on the other, without the fields the client sent (a timed
+ * disable became a permanent one). Both platforms answer 415 `unsupported_media_type` and change nothing.
+ */
+describe('Bodies the module cannot read: 415 on both platforms, nothing done', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+  let newUser: ReturnType<typeof userFactory>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    newUser = userFactory(() => ctx, 'unreadable');
+    const boss = await newUser({ groups: ['admin'] });
+    admin = await signedInClient(ctx, boss.email);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  /** A request with exactly these headers (fetch adds a content type to a string body; this does not). */
+  function rawRequest(method: string, path: string, headers: Record<string, string>, body: Buffer): Promise<HttpResult> {
+    const url = new URL(`/backoffice${path}`, ctx.url);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(url, { method, headers: { ...headers, 'content-length': String(body.length) } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            parsed = undefined;
+          }
+          const responseHeaders = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') responseHeaders.set(k, v);
+          resolve({ status: res.statusCode!, headers: responseHeaders, text, body: parsed, setCookies: [] });
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  const json = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
+  /** The unreadable variants of a JSON body `value`. */
+  const unreadable = (value: unknown): Array<[string, Record<string, string>, Buffer]> => [
+    ['JSON in Latin-1', { 'content-type': 'application/json; charset=latin1' }, Buffer.from(JSON.stringify(value), 'latin1')],
+    ['JSON in UTF-16', { 'content-type': 'application/json; charset=utf-16' }, Buffer.from(JSON.stringify(value), 'utf16le')],
+    ['gzip-coded JSON', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(json(value))],
+    ['plain JSON said to be gzip-coded', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, json(value)],
+    ['JSON in an unknown coding', { 'content-type': 'application/json', 'content-encoding': 'x-unknown' }, json(value)],
+    ['multipart form', { 'content-type': 'multipart/form-data; boundary=b' }, Buffer.from(`--b\r\nContent-Disposition: form-data; name="reason"\r\n\r\nx\r\n--b--\r\n`)],
+    ['text/plain', { 'content-type': 'text/plain' }, json(value)],
+    ['a JSON-like type', { 'content-type': 'application/merge-patch+json' }, json(value)],
+    ['no content type', {}, json(value)],
+  ];
+  const auth = (http: HttpClient) => ({ cookie: http.cookieHeader(), 'x-xsrf-token': http.cookies.get('XSRF-TOKEN')! });
+
+  it('POST /users/:id/disable (whose body is optional): the user stays enabled', async () => {
+    const user = await newUser();
+    const until = new Date(Date.now() + 3_600_000).toISOString();
+    const failures: string[] = [];
+    for (const [name, headers, body] of unreadable({ reason: 'timed', until })) {
+      const result = await rawRequest('POST', `/users/${user.id}/disable`, { ...auth(admin), ...headers }, body);
+      if (result.status !== 415 || result.body?.code !== 'unsupported_media_type') failures.push(`${name}: ${result.status} ${result.text.slice(0, 120)}`);
+      else expectClientError(result, 415);
+    }
+    expect(failures).toEqual([]);
+    expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(true);
+  });
+
+  it('PUT /auth/me: the name stays as it was', async () => {
+    const user = await newUser({ name: 'Before' });
+    const http = await signedInClient(ctx, user.email);
+    const failures: string[] = [];
+    for (const [name, headers, body] of unreadable({ name: 'After' })) {
+      const result = await rawRequest('PUT', '/auth/me', { ...auth(http), ...headers }, body);
+      if (result.status !== 415 || result.body?.code !== 'unsupported_media_type') failures.push(`${name}: ${result.status} ${result.text.slice(0, 120)}`);
+      else expectClientError(result, 415);
+    }
+    expect(failures).toEqual([]);
+    expect((await ctx.userManager.findById(user.id))!.name).toBe('Before');
+  });
+
+  it('POST /auth/login (JSON only): 415 for every variant, no session', async () => {
+    const user = await newUser();
+    const failures: string[] = [];
+    for (const [name, headers, body] of unreadable({ username: user.email, password: TEST_PASSWORD })) {
+      const result = await rawRequest('POST', '/auth/login', headers, body);
+      if (result.status !== 415 || result.body?.code !== 'unsupported_media_type') failures.push(`${name}: ${result.status} ${result.text.slice(0, 120)}`);
+      expect(result.headers.get('set-cookie')).toBeNull();
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('what the module reads still works: UTF-8 JSON with or without a charset (any case, quoted), a form where forms are read', async () => {
+    const user = await newUser();
+    const http = await signedInClient(ctx, user.email);
+    for (const contentType of ['application/json', 'application/json; charset=utf-8', 'application/json;charset="UTF-8"', 'Application/JSON; Charset=UTF-8']) {
+      const result = await rawRequest('PUT', '/auth/me', { ...auth(http), 'content-type': contentType }, json({ name: 'Renamed' }));
+      expect(result.status, `${contentType}: ${result.text}`).toBe(200);
+    }
+    const form = await rawRequest('PUT', '/auth/me', { ...auth(http), 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' }, Buffer.from('name=Form%20Name'));
+    expect(form.status, form.text).toBe(200);
+    expect(form.body.name).toBe('Form Name');
+    const enable = await rawRequest('POST', `/users/${user.id}/enable`, auth(admin), Buffer.alloc(0));
+    expect(enable.status, enable.text).toBe(200);
+  });
+});
