@@ -204,6 +204,10 @@ describe(`HTTP platform: ${httpPlatform()}`, () => {
       ['octet-stream', await token('grant_type=client_credentials', 'application/octet-stream'), 415, 'unsupported_media_type'],
       ['form of 2 MB', await token(`grant_type=${'x'.repeat(2 * 1024 * 1024)}`, form), 413, 'payload_too_large'],
       ['malformed JSON', await token('{"grant_type":', 'application/json'), 400, 'malformed_json'],
+      // JSON that is not an object: Express's parser refuses it, Fastify's reads it and the controller did.
+      ['JSON null', await token('null', 'application/json'), 400, 'malformed_json'],
+      ['JSON string', await token('"grant_type=client_credentials"', 'application/json'), 400, 'malformed_json'],
+      ['JSON array', await token('[{"grant_type":"client_credentials"}]', 'application/json'), 400, 'malformed_json'],
       ['form without grant_type', await token('client_id=a&client_secret=b', form), 400, 'invalid_request'],
     ];
     for (const [name, result, status, code] of cases) {

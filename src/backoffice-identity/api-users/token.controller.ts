@@ -7,6 +7,7 @@ import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js'
 import { ErrorResponse } from '../auth/auth.dto.js';
 import { BackOfficeApiUserService, oauthError, type BackOfficeAccessTokenResponse } from './backoffice-api-user.service.js';
 import { TOKEN_ENDPOINT_MEDIA_MESSAGE } from './oauth-error-body.js';
+import { BackOfficeHttpError, type BackOfficeErrorBody } from '../http/backoffice-http-error.js';
 import { OAuthErrorResponse, TokenRequestDto, TokenResponse } from './api-users.dto.js';
 
 const MAX_FIELD = 512;
@@ -50,7 +51,7 @@ export class TokenController {
   @ApiConsumes('application/x-www-form-urlencoded', 'application/json')
   @ApiBody({ type: TokenRequestDto })
   @ApiOkResponse({ type: TokenResponse, description: 'An opaque bearer token (RFC 6749 4.4.3); no refresh token' })
-  @ApiResponse({ status: 400, type: OAuthErrorResponse, description: 'invalid_request (missing or repeated parameters, credentials in the query string, two client authentication methods) or unsupported_grant_type' })
+  @ApiResponse({ status: 400, type: OAuthErrorResponse, description: 'invalid_request (missing or repeated parameters, credentials in the query string, two client authentication methods; code malformed_json: JSON that is not an object) or unsupported_grant_type' })
   @ApiResponse({ status: 401, type: OAuthErrorResponse, description: 'invalid_client: unknown client, wrong secret, locked or disabled (one answer for all)' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests + Retry-After' })
@@ -65,7 +66,11 @@ export class TokenController {
     if (/[?&](client_secret|client_id|access_token|grant_type)=/.test(request.url ?? '')) {
       throw oauthError(400, 'invalid_request', 'Parameters in the query string are refused: send them in the body.', 'credentials_in_query');
     }
-    if (typeof rawBody !== 'object' || rawBody === null || Array.isArray(rawBody)) throw oauthError(400, 'invalid_request', 'The body must be an object.');
+    // JSON that is not an object (`null`, a string, an array): the answer Express's parser gives the first two before
+    // this runs (400 `malformed_json`), for all three on both platforms (Fastify's parser reads them).
+    if (typeof rawBody !== 'object' || rawBody === null || Array.isArray(rawBody)) {
+      throw oauthError(400, 'invalid_request', (BackOfficeHttpError.malformedJson().getResponse() as BackOfficeErrorBody).message, 'malformed_json');
+    }
     const body = rawBody as Record<string, unknown>;
     const grantType = field(body, 'grant_type');
     if (grantType === undefined) throw oauthError(400, 'invalid_request', 'grant_type is required.');
