@@ -23,6 +23,11 @@ export interface BackOfficeRequestContext {
   /** The request's method and path (no query string, at most 512 characters), for the audit of refusals. */
   method?: string;
   path?: string;
+  /**
+   * @internal The request's query string as the client sent it (without `?`, percent-escapes kept), so that query
+   * values are checked alike whatever the platform's query parser made of escapes that are not UTF-8.
+   */
+  rawQuery?: string;
   /** @internal Writes of a successful sign-in held for the session row (see {@link BackOfficeDeferredSignInWrites}). */
   signInWrites?: BackOfficeDeferredSignInWrites;
 }

@@ -1,4 +1,6 @@
 import { type ArgumentMetadata, Injectable, ValidationPipe, type ValidationError } from '@nestjs/common';
+import { parse as parseQueryString } from 'node:querystring';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from './backoffice-http-error.js';
 
 function flatten(errors: ValidationError[], parent = ''): Array<{ field: string; code: string; description: string }> {
@@ -30,6 +32,19 @@ function unstorableStringPaths(value: unknown, path = '', depth = 0): string[] {
     const here = path ? `${path}.${key}` : key;
     return UNSTORABLE_TEXT.test(key) ? [here] : unstorableStringPaths(v, here, depth + 1);
   });
+}
+
+/**
+ * Paths of query values that are not UTF-8 as the client sent them (`%FF`, an encoded surrogate `%ED%A0%80`): Node's
+ * `querystring` (Express's default parser) decodes such an escape to U+FFFD, which {@link unstorableStringPaths} refuses,
+ * while Fastify's parser (and Express's `qs`) keeps the escape as text, so the same URL passed there. Read from the
+ * raw query string of the request context (set by the module's middleware) and decoded as Node's parser does, so both
+ * platforms refuse the same values with the same paths.
+ */
+function unstorableQueryPaths(): string[] {
+  const raw = BackOfficeRequestContextStore.current().rawQuery;
+  if (!raw || raw.indexOf('%') === -1) return [];
+  return unstorableStringPaths(parseQueryString(raw.slice(0, 16_384)));
 }
 
 /** Deepest nesting a body may have; the module's DTOs need 2. */
@@ -97,6 +112,7 @@ export class BackOfficeValidationPipe extends ValidationPipe {
     if (metadata.type === 'body' && value === undefined && (metadata.metatype as { optionalBody?: boolean } | undefined)?.optionalBody) value = {};
     if (metadata.type === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) throw BackOfficeHttpError.malformedJson();
     const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
+    if (metadata.type === 'query') for (const path of unstorableQueryPaths()) if (!invalid.includes(path)) invalid.push(path);
     if (invalid.length > 0) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
         errors: invalid.map((field) => ({ field, code: 'invalid_characters', description: `${field} is not valid Unicode text (invalid UTF-8, an unpaired surrogate) or holds a NUL character.` })),

@@ -79,6 +79,14 @@ export function requestPath(request: BackOfficeHttpRequest): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
+/** The query string of the request as the client sent it (after `?`, percent-escapes kept), or undefined without one. */
+export function requestRawQuery(request: BackOfficeHttpRequest): string | undefined {
+  const node = request.raw ?? request;
+  const url = (node as BackOfficeHttpRequest).originalUrl ?? node.url ?? '';
+  const query = url.indexOf('?');
+  return query === -1 ? undefined : url.slice(query + 1);
+}
+
 /**
  * The path of a request URL as some router may match it against the module's routes: without the scheme and host
  * of an absolute-form target (RFC 9112 3.2.2, which both platforms route by its path) and the query, with its
