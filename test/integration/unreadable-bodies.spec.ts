@@ -61,6 +61,7 @@ describe('Bodies the module cannot read: 415 on both platforms, nothing done', (
   const unreadable = (value: unknown): Array<[string, Record<string, string>, Buffer]> => [
     ['JSON in Latin-1', { 'content-type': 'application/json; charset=latin1' }, Buffer.from(JSON.stringify(value), 'latin1')],
     ['JSON in UTF-16', { 'content-type': 'application/json; charset=utf-16' }, Buffer.from(JSON.stringify(value), 'utf16le')],
+    ['UTF-8 JSON labelled UTF-16', { 'content-type': 'application/json; charset=utf-16' }, json(value)],
     ['gzip-coded JSON', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(json(value))],
     ['plain JSON said to be gzip-coded', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, json(value)],
     ['JSON in an unknown coding', { 'content-type': 'application/json', 'content-encoding': 'x-unknown' }, json(value)],

@@ -17,6 +17,7 @@ import {
 } from './http-platform.js';
 import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.js';
 import { BackOfficeModulePaths } from './module-paths.js';
+import { isReadableBody } from './readable-body.js';
 
 
 /**
@@ -72,8 +73,11 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     }
     if (this.platform.headersSent(response)) return;
     if (modulePath) this.setSecurityHeaders(response);
-    const error = isDatabaseUnavailableError(exception) ? BackOfficeHttpError.databaseUnavailable() : exception;
-    if (error !== exception) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
+    // A parser error on a body the module does not read at all: the 415 its middleware gives that body on Fastify.
+    const unreadable = modulePath && BackOfficeExceptionFilter.bodyParserError(exception) !== undefined && !isReadableBody(request);
+    const databaseDown = isDatabaseUnavailableError(exception);
+    const error = databaseDown ? BackOfficeHttpError.databaseUnavailable() : unreadable ? BackOfficeHttpError.unsupportedMediaType() : exception;
+    if (databaseDown) this.logger.warn(`Database unavailable: ${(exception as Error)?.message ?? String(exception)}`);
     let body = this.toBody(error);
     if (error instanceof BackOfficeHttpError) for (const [k, v] of Object.entries(error.headers)) this.platform.setHeader(response, k, v);
     if (routedPath(path).endsWith(this.tokenPath) && typeof body.error !== 'string' && body.statusCode < 500) {

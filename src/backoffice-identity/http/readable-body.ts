@@ -16,18 +16,28 @@ const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  * module's middleware: on Fastify before its parsers run, on Express after (a body its parsers refused never gets here).
  */
 export function assertReadableBody(request: BackOfficeHttpRequest): void {
-  if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase())) return;
+  if (!isReadableBody(request)) throw BackOfficeHttpError.unsupportedMediaType();
+}
+
+/**
+ * False for a request body that {@link assertReadableBody} refuses. Express's parsers run before the module's
+ * middleware: the exception filter answers their errors on such a body (UTF-8 bytes labelled UTF-16, a gzip body too
+ * large once inflated) with the same 415 as Fastify, where the middleware refuses the body before any parser reads it.
+ */
+export function isReadableBody(request: BackOfficeHttpRequest): boolean {
+  if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase())) return true;
   const length = requestHeader(request, 'content-length');
   const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0');
-  if (!hasBody) return;
+  if (!hasBody) return true;
   const coding = request.headers['content-encoding'];
-  if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'identity')) throw BackOfficeHttpError.unsupportedMediaType();
+  if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'identity')) return false;
   const [mediaType, ...parameters] = (requestHeader(request, 'content-type') ?? '').split(';');
-  if (!READABLE_MEDIA_TYPES.has(mediaType.trim().toLowerCase())) throw BackOfficeHttpError.unsupportedMediaType();
+  if (!READABLE_MEDIA_TYPES.has(mediaType.trim().toLowerCase())) return false;
   for (const parameter of parameters) {
     const eq = parameter.indexOf('=');
     if (eq === -1 || parameter.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
     const charset = parameter.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
-    if (charset !== 'utf-8') throw BackOfficeHttpError.unsupportedMediaType();
+    if (charset !== 'utf-8') return false;
   }
+  return true;
 }
