@@ -1,5 +1,5 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { BackOfficeEvents, deriveUserState, LdapPasswordChecker, UserLoginFailedNotification, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, BackOfficeSessionCookies, BackOfficeSessionService, deriveUserState, LdapPasswordChecker, UserLoginFailedNotification, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -14,6 +14,7 @@ const dora = { uid: 'dora', cn: 'Dora Explorer', mail: 'dora@ldap.example', pass
 const comma = { uid: 'comma,user', cn: 'Comma User', mail: 'comma@ldap.example', password: 'comma in the directory 4' };
 const noMail = { uid: 'nomail', cn: 'No Mail', password: 'no mail in the directory 5' };
 const erin = { uid: 'erin', cn: 'Erin Invited', mail: 'erin@ldap.example', password: 'erin in the directory 6' };
+const ivy = { uid: 'ivy', cn: 'Ivy Retired', mail: 'ivy@ldap.example', password: 'ivy in the directory 9' };
 const frank = { uid: 'frank', cn: 'Frank Leaver', mail: 'frank@ldap.example', password: 'frank in the directory 7' };
 const gina = { uid: 'gina', cn: 'Gina Leaver', mail: 'gina@ldap.example', password: 'gina in the directory 8' };
 const hana = { uid: 'hana', cn: 'Hana Stepup', mail: 'hana@ldap.example', password: 'hana in the directory 9' };
@@ -36,11 +37,12 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     timeoutMs: 2000,
     ...extra,
   });
-  const asUser = (username: string) => ({ username }) as BackOfficeUser;
+  /** A user with a local password hash (what `fallback` falls back to), unless `passwordHash` is null. */
+  const asUser = (username: string, passwordHash: string | null = '$2b$12$a.local.hash') => ({ username, passwordHash }) as BackOfficeUser;
   const login = (username: string, password: string) => new HttpClient(ctx.url).login(username, password);
 
   beforeAll(async () => {
-    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail, erin, frank, gina, hana]);
+    slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail, erin, frank, gina, hana, ivy]);
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, {
       identity: {
@@ -213,6 +215,8 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   it('a wrong service account password is treated as a directory outage (onDirectoryDown), not as a user failure', async () => {
     const checker = new LdapPasswordChecker(options({ bindPassword: 'wrong', onDirectoryDown: 'fallback' }));
     expect(await checker.checkPassword(asUser(alice.mail), alice.password)).toBe('fallback');
+    // No local hash to fall back to (retired by the directory): the outage is an outage, not a wrong password.
+    expect(await checker.checkPassword(asUser(alice.mail, null), alice.password)).toBe('unavailable');
   });
 
   it('connect and operation timeouts: a server that never answers costs at most the timeout', async () => {
@@ -316,6 +320,40 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
       sockets.forEach((s) => s.destroy());
       await new Promise((resolve) => readRefusing.close(resolve));
     }
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown fallback, an outage refuses a user whose local password the directory retired (no hash to fall back to) without counting toward lockout', async () => {
+    await ctx.userManager.createUser({ email: ivy.mail, name: 'Ivy', password: 'ivy local passphrase 1', groups: ['editor'] });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(ivy.mail, ivy.password)).status).toBe(200);
+    expect((await ctx.userManager.findByEmail(ivy.mail))!.passwordHash).toBeNull();
+    await slapd.pause();
+    try {
+      // Twice the lockout threshold (3): the directory cannot answer and there is no local hash to fall back to.
+      for (let i = 0; i < 6; i++) expectClientError(await login(ivy.mail, ivy.password), 401);
+      expectClientError(await http.post('/auth/reauthenticate', { password: ivy.password }), 401);
+    } finally {
+      await slapd.resume();
+    }
+    const after = (await ctx.userManager.findByEmail(ivy.mail))!;
+    expect([after.accessFailedCount, after.lockoutEnd]).toEqual([0, null]);
+    expect((await login(ivy.mail, ivy.password)).status).toBe(200);
+  });
+
+  it('step-up of a user the directory does not know and who has no local password (signs in through an external provider) is 409 no_local_password, counted toward no lockout', async () => {
+    const sso = (await ctx.userManager.createUser({ email: 'sso-only@example.com', name: 'SSO only', groups: ['editor'] })).value!;
+    // Signed in through a provider: a session issued by the module, as the external callback issues it.
+    const { token } = await ctx.app.get(BackOfficeSessionService).create(sso, {});
+    const http = new HttpClient(ctx.url);
+    http.cookies.set('backoffice_session', token);
+    http.cookies.set('XSRF-TOKEN', BackOfficeSessionCookies.xsrfTokenFor(token));
+    for (let i = 0; i < 4; i++) {
+      const refused = await http.post('/auth/reauthenticate', { password: `an identity provider password ${i}` });
+      expectClientError(refused, 409);
+      expect(refused.body.code).toBe('no_local_password');
+    }
+    const after = (await ctx.userManager.findById(sso.id))!;
+    expect([after.accessFailedCount, after.lockoutEnd]).toEqual([0, null]);
   });
 
   it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown deny, an outage refuses every sign-in (401 invalid_credentials, audited) but counts toward no lockout', async () => {

@@ -186,14 +186,15 @@ export class AuthController {
     const manager = this.userManager;
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     // A directory user has no local hash (created by the directory, or retired by it): the password checker decides.
-    if (!manager.hasPassword(user) && !manager.hasExternalPasswordChecker) {
-      throw new BackOfficeHttpError(409, 'no_local_password', 'This account has no password; re-authenticate through your external login provider.');
-    }
+    if (!manager.hasPassword(user) && !manager.hasExternalPasswordChecker) throw BackOfficeHttpError.noLocalPassword();
     if (manager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
     const outcome: BackOfficePasswordCheckOutcome = {};
     if (!(await manager.checkPassword(user, body.password, outcome))) {
       // A directory outage is refused as at sign-in, but is no wrong password: not counted toward lockout.
       if (outcome.unavailable) throw BackOfficeHttpError.invalidCredentials();
+      // The checker does not know the user and there is no local hash (an external provider's user): nothing was
+      // guessed, so nothing is counted; the answer is the one a user without a password got before any checker.
+      if (outcome.noPasswordToCheck) throw BackOfficeHttpError.noLocalPassword();
       const counted = manager.supportsUserLockout ? await manager.accessFailed(user) : null;
       if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
       throw BackOfficeHttpError.invalidCredentials();

@@ -75,6 +75,8 @@ type Resolved = Required<Omit<LdapPasswordCheckerOptions, 'allowInsecureConnecti
 interface DirectoryAnswer {
   result: BackOfficePasswordCheckerResult;
   entry?: Entry;
+  /** The directory could not answer (`result` is what `onDirectoryDown` says). */
+  outage?: boolean;
 }
 
 /** LDAP result codes `busy` (51) and `unavailable` (52): the directory cannot answer now, an outage. */
@@ -192,8 +194,14 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     }
   }
 
+  /**
+   * An outage under `onDirectoryDown: 'fallback'` answers `unavailable` for a user with no local hash to fall back
+   * to (one whose password the directory retired, or created by it): an outage is no wrong password, and counting it
+   * locked out every such user who retried (OWASP ASVS 4.0 2.2.1).
+   */
   async checkPassword(user: BackOfficeUser, password: string): Promise<BackOfficePasswordCheckerResult> {
-    return (await this.authenticate(user.username, password)).result;
+    const answer = await this.authenticate(user.username, password);
+    return answer.outage && answer.result === 'fallback' && !user.passwordHash ? 'unavailable' : answer.result;
   }
 
   /** Asks the directory for a username with no local user; with `createUsers`, a `valid` answer carries the profile. */
@@ -304,7 +312,7 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
       this.logger.warn(`LDAP directory unavailable (${kind}): answering ${this.options.onDirectoryDown === 'fallback' ? 'fallback to the local hash' : 'unavailable (sign-ins refused, not counted)'}`);
     }
     // `deny`: `unavailable`, refused like a wrong password but counted toward no lockout (an outage is not a guess).
-    return { result: this.options.onDirectoryDown === 'fallback' ? 'fallback' : 'unavailable' };
+    return { result: this.options.onDirectoryDown === 'fallback' ? 'fallback' : 'unavailable', outage: true };
   }
 
   private static firstValue(entry: Entry, attribute: string): string | undefined {

@@ -90,6 +90,11 @@ export interface BackOfficePasswordCheckOutcome {
   unavailable?: boolean;
   /** The password checker answered `valid` (the external system, not the local hash, accepted the password). */
   vouched?: boolean;
+  /**
+   * The password checker does not know the user (`fallback`) and the user has no local password hash (signs in
+   * through an external provider): no password of this user can be checked here.
+   */
+  noPasswordToCheck?: boolean;
 }
 
 /** Input of {@link BackOfficeUserManager.createUser}. */
@@ -485,7 +490,7 @@ export class BackOfficeUserManager {
    * set, so a caller that counts failed attempts can leave this one out.
    */
   async checkPassword(user: BackOfficeUser, password: string, outcome?: BackOfficePasswordCheckOutcome): Promise<boolean> {
-    if (outcome) Object.assign(outcome, { unavailable: false, vouched: false });
+    if (outcome) Object.assign(outcome, { unavailable: false, vouched: false, noPasswordToCheck: false });
     if (typeof password !== 'string' || password.length === 0 || password.length > this.options.password.maxLength * 4) {
       await this.verifyAgainstDummyHash('');
       return false;
@@ -504,6 +509,7 @@ export class BackOfficeUserManager {
     }
     if (!user.passwordHash) {
       await this.verifyAgainstDummyHash(password);
+      if (outcome) outcome.noPasswordToCheck = true;
       return false;
     }
     const result = await this.passwordHasher.verifyHashedPassword(user.passwordHash, password);
