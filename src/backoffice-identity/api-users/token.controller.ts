@@ -56,11 +56,10 @@ export class TokenController {
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests + Retry-After' })
   async token(@Req() request: IncomingMessage & { body?: unknown }, @Body() rawBody: unknown): Promise<BackOfficeAccessTokenResponse> {
-    const [mediaType, ...parameters] = String(request.headers['content-type'] ?? '').split(';');
-    const type = mediaType.trim().toLowerCase();
-    // RFC 6749 Appendix B: UTF-8 only (Express's parsers refuse other charsets before this runs; Fastify's do not).
-    const charset = parameters.map((p) => p.trim().toLowerCase()).find((p) => p.startsWith('charset='))?.slice(8).replace(/"/g, '');
-    if ((type !== 'application/x-www-form-urlencoded' && type !== 'application/json') || (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8')) {
+    // A body in another charset or coding was refused by the module's middleware (RFC 6749 Appendix B: UTF-8 only, see
+    // `readable-body.ts`); this refuses a request without a body or without either media type.
+    const type = String(request.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded' && type !== 'application/json') {
       throw oauthError(415, 'invalid_request', TOKEN_ENDPOINT_MEDIA_MESSAGE, 'unsupported_media_type');
     }
     if (/[?&](client_secret|client_id|access_token|grant_type)=/.test(request.url ?? '')) {

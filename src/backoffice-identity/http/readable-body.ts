@@ -4,16 +4,24 @@ import { requestHeader, type BackOfficeHttpRequest } from './http-platform.js';
 /** The media types the module's routes read (JSON everywhere, a form on the routes that take one). */
 const READABLE_MEDIA_TYPES = new Set(['application/json', 'application/x-www-form-urlencoded']);
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** UTF-8 under its IANA name and its WHATWG label `utf8` (which OAuth and HTTP client libraries send). */
+const UTF8_LABELS = new Set(['utf-8', 'utf8']);
 
 /**
  * Refuses, with 415 `unsupported_media_type`, a request body under the route prefix that the module cannot read as
- * it reads bodies: a media type other than JSON or a form (or none), a charset other than UTF-8 (RFC 8259 8.1), or
+ * it reads bodies: a media type other than JSON or a form (or none), a charset other than UTF-8 (RFC 8259 8.1; `utf-8`
+ * or `utf8`, any case, quoted or not), or
  * a content coding (`Content-Encoding` other than `identity`). The platforms' parsers disagree on exactly these:
  * Express's refuse a Latin-1 charset and an unknown coding, decode UTF-16 and gzip, and skip a multipart, text or
  * untyped body (the route then runs as if no body had come); Fastify's refuse multipart and untyped bodies and read
  * the rest as UTF-8 JSON whatever the charset or coding says. So one request was refused on one platform and carried
  * out on the other without the fields the client sent (a timed disable became a permanent one). Checked in the
- * module's middleware: on Fastify before its parsers run, on Express after (a body its parsers refused never gets here).
+ * module's middleware: on Fastify before its parsers run, on Express after (a body its parsers refused never gets here:
+ * Express's body-parser refuses `charset=utf8`, which only the host's parser configuration can change).
+ *
+ * A body framed by `Transfer-Encoding` without a `Content-Type` is refused even when it turns out empty: its length is
+ * not known before it is read, and Fastify refuses an untyped chunked body itself (its content-type parsers run on the
+ * empty type) whatever this says. A POST without a body sends no framing or `Content-Length: 0` and passes.
  */
 export function assertReadableBody(request: BackOfficeHttpRequest): void {
   if (!isReadableBody(request)) throw BackOfficeHttpError.unsupportedMediaType();
@@ -37,7 +45,7 @@ export function isReadableBody(request: BackOfficeHttpRequest): boolean {
     const eq = parameter.indexOf('=');
     if (eq === -1 || parameter.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
     const charset = parameter.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
-    if (charset !== 'utf-8') return false;
+    if (!UTF8_LABELS.has(charset)) return false;
   }
   return true;
 }
