@@ -5,7 +5,7 @@ import { createIdentityApp, type IdentityApp } from '../support/identity-app.js'
 import { CapturingLogger } from '../support/capturing-logger.js';
 import { HttpClient } from '../support/http-client.js';
 import { linkParams, TestSmtpServer } from '../support/smtp.js';
-import { BackOfficeBackgroundTasks, BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
+import { BackOfficeBackgroundTasks, BackOfficeEmailDispatcher, BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 
@@ -176,6 +176,7 @@ describe('Email time limits: a hanging mail relay or SendEmailNotification liste
     EmailListener.release?.();
     EmailListener.release = null;
     smtp.hang = false;
+    smtp.rejectQuoting = false;
   });
   afterAll(async () => {
     await ctx?.close();
@@ -253,5 +254,46 @@ describe('Email time limits: a hanging mail relay or SendEmailNotification liste
     const tokens = tokensIn(mail.text!);
     expect(tokens).toHaveLength(1);
     expect(log).not.toContain(tokens[0]);
+  });
+  it('OWASP ASVS 4.0 7.1.1: a relay that refuses the message quoting it (550 with its text): no log line holds the token', async () => {
+    const to = email('quote');
+    smtp.rejectQuoting = true;
+    const before = logger.lines.length;
+    const created = await admin.post('/users/invite', { email: to, name: 'Quoting Relay', groups: ['editor'] });
+    expect(created.status, created.text).toBe(502);
+    const quoted = smtp.quoted.at(-1)!;
+    const tokens = tokensIn(quoted);
+    expect(tokens).toHaveLength(1);
+    const log = logger.lines.slice(before).join('\n');
+    expect(log).toMatch(/UserInvite/);
+    expect(log).not.toContain(tokens[0]);
+  });
+
+  it('the error a refused message rejects with holds no token either (message, stack), nor does the log, wherever the token appears in the text', async () => {
+    smtp.rejectQuoting = true;
+    const dispatcher = ctx.app.get(BackOfficeEmailDispatcher);
+    const user = (await ctx.userManager.findByEmail('root@example.com'))!;
+    const secret = 'Zq3kLw9VbN2xR7tY5uPa8sDf4gHj6';
+    const message = {
+      to: 'root@example.com',
+      subject: 'Your code',
+      text: `Your one-time code is ${secret}. Or open https://cms.example.com/backoffice/confirm?code=${secret}`,
+      html: `<p>Your one-time code is <b>${secret}</b>.</p>`,
+    };
+    const linkToken = 'Lk8mN3bV6cX9zQ2wE5rT7yU4iO1pA';
+    const linked = { ...message, text: `Open https://cms.example.com/backoffice/reset-password#userId=${user.id}&token=${linkToken}`, html: '' };
+    const linkError = (await dispatcher.dispatch('Custom', linked, user).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(smtp.quoted.at(-1)).toContain(linkToken);
+    expect(linkError.message).not.toContain(linkToken);
+    expect(String(linkError.stack)).not.toContain(linkToken);
+    const before = logger.lines.length;
+    const error = (await dispatcher.dispatch('Custom', message, user, [secret]).then(() => undefined, (e: unknown) => e)) as Error;
+    expect(error).toBeInstanceOf(Error);
+    expect(smtp.quoted.at(-1)).toContain(secret);
+    expect(error.message).toMatch(/content rejected/);
+    expect(error.message).not.toContain(secret);
+    expect(String(error.stack)).not.toContain(secret);
+    expect(JSON.stringify(error)).not.toContain(secret);
+    expect(logger.lines.slice(before).join('\n')).not.toContain(secret);
   });
 });

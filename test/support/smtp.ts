@@ -12,6 +12,10 @@ export class TestSmtpServer {
   rejectIf: ((recipients: string[]) => boolean) | null = null;
   /** When set, the server takes each message and never answers (a relay that hangs after DATA). */
   hang = false;
+  /** When set, the server refuses each message with 550 and quotes its text (as some content filters do). */
+  rejectQuoting = false;
+  /** The texts the server quoted in its refusals. */
+  readonly quoted: string[] = [];
 
   async start(): Promise<this> {
     this.server = new SMTPServer({
@@ -24,6 +28,11 @@ export class TestSmtpServer {
         stream.on('end', async () => {
           if (this.hang) return;
           if (this.rejectAll || this.rejectIf?.(session.envelope.rcptTo.map((r) => r.address))) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
+          if (this.rejectQuoting) {
+            const text = ((await simpleParser(Buffer.concat(chunks))).text ?? '').replace(/\s+/g, ' ').trim();
+            this.quoted.push(text);
+            return callback(Object.assign(new Error(`content rejected: ${text}`), { responseCode: 550 }));
+          }
           this.messages.push(await simpleParser(Buffer.concat(chunks)));
           callback();
         });

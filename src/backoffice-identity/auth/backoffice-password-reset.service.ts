@@ -39,7 +39,7 @@ export class BackOfficePasswordResetService {
     if (state === 'disabled' || state === 'invited') return;
     await this.userManager.notify(UserForgotPasswordRequestedNotification, user);
     // The new link replaces the previous one only once its email went out: a failed send leaves that one working.
-    await this.userManager.deliverNewPasswordResetToken(user, (token) => this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user));
+    await this.userManager.deliverNewPasswordResetToken(user, (token) => this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user, [token]));
   }
 
   /**

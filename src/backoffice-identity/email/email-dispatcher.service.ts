@@ -4,6 +4,7 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 import { SendEmailNotification, type BackOfficeEmailMessage, type BackOfficeEmailType } from '../notifications/notifications.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { redactError } from '../common/redaction.js';
 import { BackOfficeEmailTimeoutError, type BackOfficeEmailSender } from './email-sender.js';
 
 /** How an email went out. */
@@ -26,14 +27,21 @@ export class BackOfficeEmailDispatcher {
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}
 
-  /** @throws BackOfficeEmailDeliveryError, BackOfficeEmailTimeoutError (or the sender's error) when delivery fails. */
-  async dispatch(emailType: BackOfficeEmailType, message: BackOfficeEmailMessage, user: BackOfficeUser): Promise<EmailDispatchResult> {
+  /**
+   * `secrets`: the values in the message that no log may show (the token it carries), wherever they appear in its
+   * text; the `token` values of its links are found without being named.
+   * @throws BackOfficeEmailDeliveryError, BackOfficeEmailTimeoutError (or the sender's error) when delivery fails.
+   */
+  async dispatch(emailType: BackOfficeEmailType, message: BackOfficeEmailMessage, user: BackOfficeUser, secrets: readonly string[] = []): Promise<EmailDispatchResult> {
     const { listenerTimeoutMs, sendTimeoutMs } = this.options.email;
-    const notification = await this.userManager.notify(SendEmailNotification, user, { emailType, message, listenerTimeoutMs });
+    const notification = await this.userManager.notify(SendEmailNotification, user, { emailType, message, listenerTimeoutMs, secrets });
     if (notification.isHandled) return { handledByListener: true };
-    // A sender's error that quotes the message (its link) is logged up the stack: it goes on without the token.
+    // A sender's error that quotes the message (a relay that refuses it with its text) is logged here and up the
+    // stack: it goes on without the secrets, in its message, its stack and its other properties.
     const sending = this.sender.send(message, emailType).catch((error: unknown) => {
-      if (error instanceof Error) error.message = notification.redact(error.message);
+      redactError(error, notification.secretForms());
+      const reason = error instanceof Error ? error.message : notification.redact(String(error));
+      this.logger.error(`Could not send the ${emailType} email: ${reason}`);
       throw error;
     });
     const messageId = await this.withinTimeLimit(sending, emailType, sendTimeoutMs);

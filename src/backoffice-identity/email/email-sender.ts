@@ -12,7 +12,8 @@ import type { BackOfficeEmailSender } from './email-sender.interface.js';
 
 /**
  * Default sender (nodemailer): SMTP when `email.smtpUrl` is set, else one `.eml` file per message in
- * `email.pickupDirectory`. Logs only the message id, type and recipient domain: never bodies (they hold tokens).
+ * `email.pickupDirectory`. Logs only the message id, type, recipient domain and the relay's status code: never bodies,
+ * nor the relay's text (they may hold tokens).
  */
 @Injectable()
 export class NodemailerEmailSender implements BackOfficeEmailSender {
@@ -44,8 +45,11 @@ export class NodemailerEmailSender implements BackOfficeEmailSender {
       this.logger.log(`Sent ${emailType} email ${messageId} to a recipient at ${domain}`);
       return messageId;
     } catch (error) {
+      // The relay's answer may quote the message and its token (a content filter's 550): it is not logged here, but
+      // carried in the error, which the dispatcher logs once the message's secrets are out of it.
       const reason = error instanceof Error ? error.message : String(error);
-      this.logger.error(`Could not send ${emailType} email ${messageId} to a recipient at ${domain}: ${reason}`);
+      const code = (error as { responseCode?: unknown; code?: unknown } | null)?.responseCode ?? (error as { code?: unknown } | null)?.code;
+      this.logger.error(`Could not send ${emailType} email ${messageId} to a recipient at ${domain}${typeof code === 'number' || typeof code === 'string' ? ` (${code})` : ''}`);
       throw new BackOfficeEmailDeliveryError(messageId, reason);
     }
   }

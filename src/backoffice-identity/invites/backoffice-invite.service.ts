@@ -68,7 +68,7 @@ export class BackOfficeInviteService {
 
   /** Sends the invite with `issued` (a new user's token) or with a new token that replaces the live one once sent. */
   private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery']> {
-    const dispatch = (token: string) => this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user);
+    const dispatch = (token: string) => this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user, [token]);
     try {
       return await (issued === undefined ? this.userManager.deliverNewInviteToken(user, dispatch) : dispatch(issued));
     } catch (error) {

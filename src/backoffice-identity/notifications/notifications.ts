@@ -1,4 +1,5 @@
 import { BackOfficeEvents, type BackOfficeEventName } from '../constants.js';
+import { redactText, secretForms } from '../common/redaction.js';
 
 /** Fields every notification carries. */
 export interface BackOfficeNotificationInit {
@@ -338,11 +339,17 @@ export class SendEmailNotification extends BackOfficeNotification {
   private handled = false;
   private closed = false;
   private readonly timeoutMs: number | undefined;
-  constructor(init: BackOfficeNotificationInit & { emailType: BackOfficeEmailType; message: BackOfficeEmailMessage; listenerTimeoutMs?: number }) {
+  private readonly secrets: readonly string[];
+  /**
+   * `secrets`: the values the message carries that must never be logged (its token), wherever they appear in its text;
+   * the `token` values of its links are found without being named.
+   */
+  constructor(init: BackOfficeNotificationInit & { emailType: BackOfficeEmailType; message: BackOfficeEmailMessage; listenerTimeoutMs?: number; secrets?: readonly string[] }) {
     super(init);
     this.emailType = init.emailType;
     this.message = init.message;
     this.timeoutMs = init.listenerTimeoutMs;
+    this.secrets = init.secrets ?? [];
   }
   /**
    * Tell the module that this email was taken care of: the default sender will not send it. Call it before the
@@ -357,30 +364,33 @@ export class SendEmailNotification extends BackOfficeNotification {
     return this.timeoutMs;
   }
   /**
-   * Removes the message's link tokens (and so its links) from `text`: a listener's error that quotes the email must
-   * not put a live token in the log (OWASP ASVS 4.0 7.1.1).
+   * Removes the message's secrets from `text`: the ones it was created with, wherever they appear, and the `token`
+   * values of its links. A listener's or a relay's error that quotes the email must not put a live token in the log
+   * (OWASP ASVS 4.0 7.1.1).
    */
   override redact(text: string): string {
-    let redacted = text;
-    for (const secret of SendEmailNotification.linkSecrets(this.message)) redacted = redacted.split(secret).join('[redacted]');
-    return redacted;
+    return redactText(text, this.secretForms());
   }
 
-  /** The `token` values of the links in a message (fragment or query), raw and percent-encoded, longest first. */
+  /** Every form (raw, percent-encoded, form-encoded) of the message's secrets, longest first. */
+  secretForms(): string[] {
+    return secretForms([...this.secrets, ...SendEmailNotification.linkSecrets(this.message)]);
+  }
+
+  /** The `token` values of the links in a message (fragment or query), as written and decoded. */
   private static linkSecrets(message: BackOfficeEmailMessage): string[] {
-    const secrets = new Set<string>();
+    const secrets: string[] = [];
     for (const body of [message.text, message.html]) {
       for (const match of String(body ?? '').matchAll(/[#?&](?:amp;)?token=([^&\s"'<>#]+)/g)) {
-        let value = match[1];
+        secrets.push(match[1]);
         try {
-          value = decodeURIComponent(value);
+          secrets.push(decodeURIComponent(match[1]));
         } catch {
           // kept as written
         }
-        if (value.length >= 8) for (const form of [value, encodeURIComponent(value), match[1]]) secrets.add(form);
       }
     }
-    return [...secrets].sort((a, b) => b.length - a.length);
+    return secrets;
   }
 
   /** From now on `handleEmail()` is refused: the module decided who delivers. */

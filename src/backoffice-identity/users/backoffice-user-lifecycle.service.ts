@@ -95,7 +95,7 @@ export class BackOfficeUserLifecycleService {
     // The notice goes out even when the link could not be sent (a refusing or typo'd new address, a relay time-out):
     // the owner of the old address must hear of every change attempt (OWASP ASVS 4.0 2.2.3). Then the failure is logged.
     const confirm = await this.emails
-      .dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, newEmail, token, EMAIL_CHANGE_LIFESPAN_HOURS), user)
+      .dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, newEmail, token, EMAIL_CHANGE_LIFESPAN_HOURS), user, [token])
       .then(() => null, (error: unknown) => ({ error }));
     await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, newEmail), user);
     if (confirm) throw confirm.error;
@@ -134,7 +134,7 @@ export class BackOfficeUserLifecycleService {
     await this.userManager.notify(UserPasswordResetForcedNotification, user);
     const token = await this.userManager.generatePasswordResetToken(user);
     try {
-      await this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user);
+      await this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user, [token]);
     } catch {
       throw new BackOfficeHttpError(502, 'email_failed', 'The password was reset and sessions ended, but the email could not be sent; try again.');
     }
