@@ -5,6 +5,7 @@ import { SendEmailNotification, type BackOfficeEmailMessage, type BackOfficeEmai
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { redactError } from '../common/redaction.js';
+import { withinTimeLimit } from '../common/time-limit.js';
 import { BackOfficeEmailTimeoutError, type BackOfficeEmailSender } from './email-sender.js';
 
 /** How an email went out. */
@@ -50,21 +51,11 @@ export class BackOfficeEmailDispatcher {
 
   /** The sender's answer, or a {@link BackOfficeEmailTimeoutError} (logged: type and limit, never the message) after `ms`. */
   private withinTimeLimit(sending: Promise<string>, emailType: BackOfficeEmailType, ms: number): Promise<string> {
-    let timer: NodeJS.Timeout | undefined;
-    let late = false;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        late = true;
-        const error = new BackOfficeEmailTimeoutError(emailType, ms);
-        this.logger.error(error.message);
-        reject(error);
-      }, ms);
-    });
     // A sender that fails after the limit was already reported: its rejection must not go unhandled.
-    const guarded = sending.catch((error: unknown) => {
-      if (!late) throw error;
-      return '';
+    return withinTimeLimit(sending, ms, () => {
+      const error = new BackOfficeEmailTimeoutError(emailType, ms);
+      this.logger.error(error.message);
+      throw error;
     });
-    return Promise.race([guarded, timeout]).finally(() => clearTimeout(timer));
   }
 }

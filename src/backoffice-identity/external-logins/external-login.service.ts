@@ -335,11 +335,12 @@ export class BackOfficeExternalLoginService {
 
   /**
    * Whether the user the provider vouched for may sign in: as after a right password, a disable whose `until` has
-   * passed is lifted first; then the sign-in manager's `canSignIn`, and no lockout.
+   * passed is lifted first; then the sign-in manager's `canSignIn`, and no lockout (unless `evenLockedOut`: an
+   * invitee's lock is no refusal, see {@link linkInvitee}).
    */
-  private async maySignIn(user: BackOfficeUser): Promise<boolean> {
+  private async maySignIn(user: BackOfficeUser, { evenLockedOut = false }: { evenLockedOut?: boolean } = {}): Promise<boolean> {
     await this.userManager.liftExpiredDisable(user);
-    return (await this.signInManager.canSignIn(user)) && !this.userManager.isLockedOut(user);
+    return (await this.signInManager.canSignIn(user)) && (evenLockedOut || !this.userManager.isLockedOut(user));
   }
 
   private providerDidMultiFactor(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): boolean {
@@ -441,8 +442,7 @@ export class BackOfficeExternalLoginService {
     // A lockout is no refusal here: the invitee has no password, so every failed sign-in on the address (anyone can
     // cause them) failed against an invite nobody accepted. The verified email proves the mailbox as the invite
     // token does, and accepting through the invite link (with a password or a provider) ends the lock too.
-    await this.userManager.liftExpiredDisable(user);
-    if (!this.invites.isInvited(user) || !(await this.signInManager.canSignIn(user))) {
+    if (!(await this.maySignIn(user, { evenLockedOut: true })) || !this.invites.isInvited(user)) {
       throw new ExternalLoginError('not_allowed', 'the invited user is disabled');
     }
     const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
@@ -469,8 +469,7 @@ export class BackOfficeExternalLoginService {
       user.lastLoginAt = now;
       // As accepting the invite by its link: a lock that failed sign-ins on the invitee's address set ends with it.
       if (isUserLockoutStore(store) && (current.lockoutEnd !== null || current.accessFailedCount > 0)) {
-        await store.setLockoutEnd(user.id, null, now);
-        await store.resetAccessFailedCount(user.id, now);
+        await manager.clearLockout(user, store, now);
         Object.assign(user, { lockoutEnd: null, accessFailedCount: 0 });
       }
       return 'linked';

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import type { BackOfficeNotification } from './notifications.js';
+import { withinTimeLimit } from '../common/time-limit.js';
 
 /**
  * Emits notifications through EventEmitter2 and awaits every listener, like `emitAsync`, but with each
@@ -37,23 +38,12 @@ export class NotificationPublisher {
 
   /** `run`, or a resolved promise once `ms` passed (logged); a later failure of `run` is logged, never unhandled. */
   private limited(notification: BackOfficeNotification, run: Promise<unknown>, ms: number): Promise<unknown> {
-    let timer: NodeJS.Timeout | undefined;
-    let late = false;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        late = true;
-        this.logger.error(`A listener of ${notification.eventName} did not finish within ${ms} ms; the operation goes on without it`);
-        resolve();
-      }, ms);
-    });
-    const guarded = run.then(
-      (value) => value,
-      (error: unknown) => {
-        if (!late) throw error;
-        this.logFailure(notification, error);
-      },
+    return withinTimeLimit(
+      run,
+      ms,
+      () => this.logger.error(`A listener of ${notification.eventName} did not finish within ${ms} ms; the operation goes on without it`),
+      (error) => this.logFailure(notification, error),
     );
-    return Promise.race([guarded, timeout]).finally(() => clearTimeout(timer));
   }
 
   private async invoke(listener: (...args: any[]) => unknown, args: unknown[]): Promise<unknown> {
