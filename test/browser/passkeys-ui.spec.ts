@@ -287,10 +287,10 @@ const DOCS_DIR = join(__dirname, '..', '..', 'docs', 'screenshots');
     await passwordSignIn(page, email);
     await expectAccount(page, email);
     await addPasskey(page, 'Old phone');
-    // The passkey is removed meanwhile (from another device): the authenticator still offers it, the server refuses it.
-    for (const passkey of await app.userManager.getPasskeys(user)) await app.userManager.removePasskey(user, passkey.id);
-
     const dialog = await endSessionOnHostPage(page);
+    // The passkey is removed meanwhile (from another device; that alone would end the session too): the authenticator
+    // still offers it, the server refuses it.
+    for (const passkey of await app.userManager.getPasskeys(user)) await app.userManager.removePasskey(user, passkey.id);
     const button = dialog.getByRole('button', { name: 'Sign in with a passkey' });
     await button.click();
     await expect.poll(() => dialog.getByRole('alert').textContent()).toBe('That passkey was not accepted. Try again, or sign in with your password.');
