@@ -1,9 +1,10 @@
+import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
-import type { BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 
 const ORIGIN = 'http://localhost:3000';
 const RP_ID = 'localhost';
@@ -106,6 +107,36 @@ describe('Passkeys: review findings', () => {
       expect(result.status, path).toBeLessThan(500);
     }
   });
+  it('WebAuthn L3 7.2 (username-less: "verify that response.userHandle is present"): a passkey sign-in without a userHandle is refused like any failed one (401 invalid_passkey, same body, counted, audited, challenge used up); step-up, where the user is known first, still takes one without', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const { authenticator } = await register(http);
+    const attempt = async (overrides: Parameters<SoftwareAuthenticator['assert']>[1]) => {
+      const client = new HttpClient(ctx.url);
+      const options = await client.post('/auth/passkey/options', {});
+      return { client, options: options.body, result: await client.post('/auth/passkey/verify', { credential: authenticator.assert(options.body, overrides) }) };
+    };
+    const wrongSignature = (await attempt({ signWith: SoftwareAuthenticator.otherKey() })).result;
+    expectClientError(wrongSignature, 401);
+    const { client, options, result: noHandle } = await attempt({ userHandle: null });
+    expectClientError(noHandle, 401);
+    expect(noHandle.body.code, noHandle.text).toBe('invalid_passkey');
+    expect(noHandle.text).toBe(wrongSignature.text);
+    expectClientError(await client.get('/auth/me'), 401);
+    // counted toward lockout and audited as a failed sign-in, as the wrong signature was
+    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(2);
+    const failed = await ctx.app.get(DataSource).query(`SELECT details FROM backoffice_audit_entry WHERE event = $1 AND affected_user_id = $2`, [BackOfficeEvents.LoginFailed, user.id]);
+    expect(failed.map((row: { details: unknown }) => row.details)).toEqual([{ reason: 'invalid_passkey' }, { reason: 'invalid_passkey' }]);
+    // the challenge is gone: the same assertion with its userHandle over it fails too
+    expectClientError(await client.post('/auth/passkey/verify', { credential: authenticator.assert(options) }), 401);
+    // step-up names the user before the ceremony: a missing userHandle stays allowed there (WebAuthn L3 7.2 step 6)
+    const stepUp = await http.post('/auth/reauthenticate/passkey/options', {});
+    const confirmed = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(stepUp.body, { userHandle: null }) });
+    expect(confirmed.status, confirmed.text).toBe(200);
+    // with its userHandle the passkey signs in
+    expect((await (await passkeySignIn(authenticator)).get('/auth/me')).body.id).toBe(user.id);
+  });
+
   it('race-safe counter: ten registrations finished at once by a user with 24 passkeys add exactly one (the limit is 25)', async () => {
     const user = await newUser();
     const http = await signedIn(user);

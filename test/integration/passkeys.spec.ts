@@ -336,6 +336,19 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expectClientError(await http.post('/auth/2fa/passkey/options', {}), 401);
     });
 
+    it('WebAuthn L3 7.2 step 6: the second step names the user before the ceremony, so an assertion without a userHandle answers it; a foreign userHandle does not', async () => {
+      const { user, authenticator } = await twoFactorUser();
+      const other = await newUser();
+      const http = new HttpClient(ctx.url);
+      expect((await http.login(user.email, TEST_PASSWORD)).body.status).toBe('requiresTwoFactor');
+      const foreign = await http.post('/auth/2fa/passkey/options', {});
+      expectClientError(await http.post('/auth/2fa/passkey', { credential: authenticator.assert(foreign.body, { userHandle: Buffer.from(other.id).toString('base64url') }) }), 401);
+      const options = await http.post('/auth/2fa/passkey/options', {});
+      const done = await http.post('/auth/2fa/passkey', { credential: authenticator.assert(options.body, { userHandle: null }) });
+      expect(done.status, done.text).toBe(200);
+      expect(done.body).toMatchObject({ status: 'success', user: { id: user.id } });
+    });
+
     it('a 2FA user without a passkey gets 400 unknown_provider for passkey options', async () => {
       const user = await newUser();
       const http = await signedIn(user);

@@ -184,7 +184,7 @@ export class BackOfficePasskeyCeremonies {
 
   /**
    * Verifies an assertion of `passkey`: the challenge (issued for `purpose` and `userId`, used up here), origin,
-   * rp id, signature, user handle, and a counter that moves forward (else refused and
+   * rp id, signature, user handle (the owner's; required when `userId` is null, i.e. username-less), and a counter that moves forward (else refused and
    * `UserPasskeyCounterRegressedNotification`).
    */
   async verifyAssertion(
@@ -214,8 +214,13 @@ export class BackOfficePasskeyCeremonies {
       await this.discardChallenge(response, purpose, userId);
       return { verified: false, passkey, reason: 'invalid_passkey' };
     }
+    // WebAuthn L3 7.2 step 6: the userHandle, when sent, must be the handle of the credential's owner; and when the
+    // user was not identified before the ceremony (username-less sign-in, `userId` null) it must be sent. A
+    // ceremony for a known user (second factor, step-up) may go without one. Refused as a wrong signature is.
     const handle = response.response.userHandle;
-    if (handle !== undefined && handle !== null && handle !== Buffer.from(passkeyUserHandle(passkey.userId)).toString('base64url')) {
+    const missing = handle === undefined || handle === null || handle === '';
+    if (missing ? userId === null : handle !== Buffer.from(passkeyUserHandle(passkey.userId)).toString('base64url')) {
+      this.logger.debug(`Assertion refused: ${missing ? 'no userHandle in a username-less sign-in' : 'the userHandle is not the passkey owner\'s'}`);
       return { verified: false, passkey, reason: 'invalid_passkey' };
     }
     if (!(await this.store.recordPasskeyUse(passkey.id, newCounter, this.clock.now()))) {
