@@ -60,6 +60,7 @@ export const BackOfficeEvents = {
   TwoFactorDisabled: 'backoffice.user.two-factor.disabled',
   PasskeyAdded: 'backoffice.user.passkey.added',
   PasskeyRemoved: 'backoffice.user.passkey.removed',
+  PasskeyRenamed: 'backoffice.user.passkey.renamed',
   PasskeyUsed: 'backoffice.user.passkey.used',
   PasskeyCounterRegressed: 'backoffice.user.passkey.counter-regressed',
   ExternalLoginSuccess: 'backoffice.user.external-login.success',

@@ -137,6 +137,23 @@ describe('Passkeys: review findings', () => {
     expect((await (await passkeySignIn(authenticator)).get('/auth/me')).body.id).toBe(user.id);
   });
 
+  it('OWASP ASVS 4.0 7.1.3: renaming a passkey is audited (backoffice.user.passkey.renamed, with the new and the previous name); a refused rename is not', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const { passkey } = await register(http);
+    const other = await signedIn(await newUser());
+    expectClientError(await other.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: 'Hijacked' } }), 404);
+    expectClientError(await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: '   ' } }), 400);
+    const renamed = await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: '  Phone  ' } });
+    expect(renamed.status, renamed.text).toBe(200);
+    const audit = await ctx.app.get(DataSource).query(
+      `SELECT performing_user_id, details FROM backoffice_audit_entry WHERE event = 'backoffice.user.passkey.renamed' AND affected_user_id = $1`,
+      [user.id],
+    );
+    expect(audit).toEqual([{ performing_user_id: user.id, details: { passkeyId: passkey.id, passkeyName: 'Phone', previousName: 'Laptop' } }]);
+    expect(BackOfficeEvents).toHaveProperty('PasskeyRenamed', 'backoffice.user.passkey.renamed');
+  });
+
   it('race-safe counter: ten registrations finished at once by a user with 24 passkeys add exactly one (the limit is 25)', async () => {
     const user = await newUser();
     const http = await signedIn(user);

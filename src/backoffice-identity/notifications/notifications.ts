@@ -274,6 +274,19 @@ export class UserPasskeyRemovedNotification extends PasskeyNotification {
   readonly eventName = BackOfficeEvents.PasskeyRemoved;
 }
 
+/** A passkey was renamed: `passkeyName` is the new name, `previousName` the one it replaced. */
+export class UserPasskeyRenamedNotification extends PasskeyNotification {
+  readonly eventName = BackOfficeEvents.PasskeyRenamed;
+  readonly previousName: string;
+  constructor(init: PasskeyNotificationInit & { previousName: string }) {
+    super(init);
+    this.previousName = init.previousName;
+  }
+  override auditDetails() {
+    return { ...super.auditDetails(), previousName: this.previousName };
+  }
+}
+
 /** A passkey signed in (`usage` `signIn`), answered the second-factor step (`secondFactor`) or confirmed a step-up (`reauthentication`). */
 export class UserPasskeyUsedNotification extends PasskeyNotification {
   readonly eventName = BackOfficeEvents.PasskeyUsed;

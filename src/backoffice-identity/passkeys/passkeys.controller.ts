@@ -87,7 +87,7 @@ export class PasskeysController {
   }
 
   @Patch(':id')
-  @ApiOkResponse({ type: PasskeyResponse })
+  @ApiOkResponse({ type: PasskeyResponse, description: 'Renamed (backoffice.user.passkey.renamed, with the previous name)' })
   @documented(400, 'validation_failed, invalid_passkey_name')
   @documented(401, 'unauthenticated')
   @documented(403, 'xsrf_failed')

@@ -16,6 +16,7 @@ import {
   UserGroupsChangedNotification,
   UserPasskeyAddedNotification,
   UserPasskeyRemovedNotification,
+  UserPasskeyRenamedNotification,
   UserLockedNotification,
   UserLoginLinkedNotification,
   UserLoginUnlinkedNotification,
@@ -988,13 +989,19 @@ export class BackOfficeUserManager {
     }
   }
 
-  /** Renames one of the user's passkeys; false when the user has no such passkey. */
+  /**
+   * Renames one of the user's passkeys (`UserPasskeyRenamedNotification`, with the previous name); fails with
+   * `not_found` when the user has no such passkey, `invalid_passkey_name` for a bad name.
+   */
   async renamePasskey(user: BackOfficeUser, passkeyId: string, name: string): Promise<IdentityResult> {
     const d = this.errorDescriber;
     if (!this.supportsUserPasskeys) return IdentityResult.failed(d.notSupported('passkeys'));
     const normalized = this.normalizePasskeyName(name);
     if (normalized === null) return IdentityResult.failed(d.invalidPasskeyName());
-    if (!(await this.getPasskeyStore().renamePasskey(user.id, passkeyId, normalized, this.now()))) return IdentityResult.failed(d.notFound('passkey'));
+    const store = this.getPasskeyStore();
+    const passkey = (await store.listPasskeys(user.id)).find((p) => p.id === passkeyId);
+    if (!passkey || !(await store.renamePasskey(user.id, passkeyId, normalized, this.now()))) return IdentityResult.failed(d.notFound('passkey'));
+    await this.notify(UserPasskeyRenamedNotification, user, { passkeyId: passkey.id, passkeyName: normalized, previousName: passkey.name });
     return IdentityResult.success();
   }
 
