@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import { independentCode } from '../support/oathtool.js';
+import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, signedInClient, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { BackOfficeEvents, TypeOrmBackOfficeSessionStore, type BackOfficeNotification, type BackOfficeSessionChanges } from '../../src/backoffice-identity/index.js';
@@ -47,7 +48,7 @@ describe('a session stays signed in throughout an account change it makes (no 40
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, sessionStore: AdoptionHoldingSessionStore } });
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, sessionStore: AdoptionHoldingSessionStore, passkeys: { rpId: 'localhost', origins: ['http://localhost:3000'] } } });
   });
   afterAll(async () => {
     AdoptionHoldingSessionStore.armed = null;
@@ -100,6 +101,29 @@ describe('a session stays signed in throughout an account change it makes (no 40
     expect(off.done.status, off.done.text).toBe(200);
     expect(off.meanwhile.status, off.meanwhile.text).toBe(200);
     expect((await mine.get('/auth/me')).body.twoFactorEnabled).toBe(false);
+  });
+
+  it('OWASP ASVS 5.0 7.4.3: adding a passkey, the adding session stays signed in throughout; the other session is already signed out', async () => {
+    const { mine, other } = await twoSessions();
+    const options = await mine.post('/auth/passkeys/options', {});
+    expect(options.status, options.text).toBe(200);
+    const credential = new SoftwareAuthenticator('http://localhost:3000', 'localhost').register(options.body);
+    const hold = holdNextAdoption();
+    const pending = mine.post('/auth/passkeys', { name: 'Laptop', credential });
+    try {
+      const adopted = await Promise.race([hold.reached.then(() => true), pending.then(() => false)]);
+      expect(adopted, 'the session adopts the new stamp the registration wrote').toBe(true);
+      const meanwhile = await mine.get('/auth/me');
+      expect(meanwhile.status, meanwhile.text).toBe(200);
+      expect((await other.get('/auth/me')).status).toBe(401);
+    } finally {
+      AdoptionHoldingSessionStore.armed = null;
+      hold.release();
+    }
+    const done = await pending;
+    expect(done.status, done.text).toBe(201);
+    expect((await mine.get('/auth/me')).status).toBe(200);
+    expect((await other.get('/auth/me')).status).toBe(401);
   });
 
   it('a failed change (wrong current password) announces a stamp the user never gets: the session keeps working, the other too', async () => {

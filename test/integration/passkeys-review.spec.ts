@@ -154,9 +154,31 @@ describe('Passkeys: review findings', () => {
     expect(BackOfficeEvents).toHaveProperty('PasskeyRenamed', 'backoffice.user.passkey.renamed');
   });
 
-  it('race-safe counter: ten registrations finished at once by a user with 24 passkeys add exactly one (the limit is 25)', async () => {
+  it('OWASP ASVS 5.0 7.4.3 / 4.0 3.3.3: adding a passkey (a new way in) ends the user\'s other sessions with a new security stamp, as turning 2FA on does; the session that added it stays signed in; a refused registration ends nothing', async () => {
     const user = await newUser();
     const http = await signedIn(user);
+    const elsewhere = await signedIn(user);
+    const stamp = (await ctx.userManager.findById(user.id))!.securityStamp;
+    // refused (the attested id is not the reported one): nothing changes
+    const options = await http.post('/auth/passkeys/options', {});
+    const attestation = new SoftwareAuthenticator(ORIGIN, RP_ID).register(options.body);
+    const otherId = new SoftwareAuthenticator(ORIGIN, RP_ID).id;
+    expectClientError(await http.post('/auth/passkeys', { name: 'Refused', credential: { ...attestation, id: otherId, rawId: otherId } }), 400);
+    expect((await elsewhere.get('/auth/me')).status).toBe(200);
+    expect((await ctx.userManager.findById(user.id))!.securityStamp).toBe(stamp);
+
+    const { authenticator, passkey } = await register(http);
+    expect((await ctx.userManager.findById(user.id))!.securityStamp).not.toBe(stamp);
+    expect((await http.get('/auth/me')).status).toBe(200);
+    expect((await http.get('/auth/passkeys')).body.map((p: { id: string }) => p.id)).toEqual([passkey.id]);
+    expectClientError(await elsewhere.get('/auth/me'), 401);
+    // the session that added it can go on changing its passkeys; the new passkey signs in
+    expect((await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: 'Renamed' } })).status).toBe(200);
+    expect((await (await passkeySignIn(authenticator)).get('/auth/me')).body.id).toBe(user.id);
+  });
+
+  it('race-safe counter: ten registrations finished at once by a user with 24 passkeys add exactly one (the limit is 25)', async () => {
+    const user = await newUser();
     const max = ctx.userManager.maxPasskeysPerUser;
     for (let i = 1; i < max; i++) {
       const filled = await ctx.userManager.addPasskey(user, {
@@ -164,6 +186,8 @@ describe('Passkeys: review findings', () => {
       });
       expect(filled.succeeded).toBe(true);
     }
+    // signed in after the fill: each passkey added renews the security stamp (sessions made before end)
+    const http = await signedIn(user);
     const ceremonies = [];
     for (let i = 0; i < 10; i++) {
       const options = await http.post('/auth/passkeys/options', {});

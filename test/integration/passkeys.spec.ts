@@ -533,7 +533,8 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     const { user, authenticator } = await userWithPasskey();
     const strict = await createIdentityApp(db, { identity: { passkeys: PASSKEYS, denyLocalLogin: true } });
     try {
-      const { token } = await strict.app.get(BackOfficeSessionService).create(user, {});
+      // the user as stored now: adding the passkey renewed the security stamp
+      const { token } = await strict.app.get(BackOfficeSessionService).create((await ctx.userManager.findById(user.id))!, {});
       const http = new HttpClient(strict.url);
       http.cookies.set('backoffice_session', token);
       http.cookies.set('XSRF-TOKEN', BackOfficeSessionCookies.xsrfTokenFor(token));

@@ -66,7 +66,7 @@ export class PasskeysController {
   @Post()
   @HttpCode(201)
   @RequiresRecentSignIn()
-  @ApiCreatedResponse({ type: PasskeyResponse, description: 'Registered (backoffice.user.passkey.added)' })
+  @ApiCreatedResponse({ type: PasskeyResponse, description: "Registered (backoffice.user.passkey.added); the user's other sessions end, this one stays" })
   @documented(400, 'validation_failed, invalid_passkey (attestation refused: challenge, origin, rp id, signature), invalid_passkey_name')
   @documented(403, 'xsrf_failed')
   @documented(404, 'not_found: passkeys are not enabled')
@@ -81,8 +81,12 @@ export class PasskeysController {
     }
     const verified = await this.ceremonies.verifyRegistration(user, body.credential as unknown as RegistrationResponseJSON, name);
     if (!verified) throw new BackOfficeHttpError(400, 'invalid_passkey', 'The passkey could not be verified; start again.');
-    const result = await this.userManager.addPasskey(user, verified);
+    // A new way in (as turning 2FA on): the user's other sessions end with a new security stamp; this session stays,
+    // also for its requests in flight meanwhile (OWASP ASVS 5.0 7.4.3).
+    const sessionId = sessionOf(request).id;
+    const result = await this.signInManager.keepSignedInThrough(sessionId, () => this.userManager.addPasskey(user, verified));
     if (!result.succeeded) throw passkeyChangeError(result);
+    await this.signInManager.refreshSignIn(user, sessionId);
     return toPasskeyResponse(result.value!);
   }
 

@@ -970,7 +970,12 @@ export class BackOfficeUserManager {
     return trimmed.length >= 1 && [...trimmed].length <= 64 && !CONTROL_CHARACTERS.test(trimmed) ? trimmed : null;
   }
 
-  /** Registers a verified passkey (`UserPasskeyAddedNotification`); fails on a duplicate credential, a bad name or too many passkeys. */
+  /**
+   * Registers a verified passkey (`UserPasskeyAddedNotification`) and, as turning two-factor on does, renews the
+   * security stamp: a new way in was added, so the sessions and pending second steps made before end (OWASP ASVS
+   * 5.0 7.4.3). Call `signInManager.refreshSignIn` afterwards (and `keepSignedInThrough` around this call to keep
+   * the session that asked). Fails on a duplicate credential, a bad name or too many passkeys (nothing renewed).
+   */
   async addPasskey(user: BackOfficeUser, passkey: NewStoredPasskey): Promise<IdentityResult<StoredPasskey>> {
     const d = this.errorDescriber;
     if (!this.supportsUserPasskeys) return IdentityResult.failed(d.notSupported('passkeys'));
@@ -980,6 +985,7 @@ export class BackOfficeUserManager {
     if ((await store.listPasskeys(user.id)).length >= this.maxPasskeysPerUser) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
     try {
       const added = await store.addPasskey(user.id, { ...passkey, name }, this.now(), { maxPerUser: this.maxPasskeysPerUser });
+      if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
       await this.notify(UserPasskeyAddedNotification, user, { passkeyId: added.id, passkeyName: added.name });
       return IdentityResult.success(added);
     } catch (error) {
