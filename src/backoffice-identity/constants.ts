@@ -67,6 +67,7 @@ export const BackOfficeEvents = {
   LoginLinked: 'backoffice.user.login.linked',
   LoginUnlinked: 'backoffice.user.login.unlinked',
   AutoLinked: 'backoffice.user.auto-linked',
+  ProviderGroupsRefused: 'backoffice.user.provider-groups.refused',
   SendEmail: 'backoffice.email.send',
   ProfileUpdated: 'backoffice.user.profile.updated',
   EmailChangeRequested: 'backoffice.user.email-change.requested',

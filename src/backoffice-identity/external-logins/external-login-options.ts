@@ -43,8 +43,10 @@ export interface ExternalSignInAutoLinkOptions {
   /** Claim with the person's groups at the provider (ID token or userinfo), e.g. `groups`. */
   groupsClaim?: string;
   /**
-   * Provider group -> back-office group alias(es). Without it, provider groups that are back-office aliases are
-   * used as they are; with it, only mapped groups count.
+   * Provider group -> back-office group alias(es). With it, only mapped groups count. Without it, provider groups
+   * that are back-office aliases are used as they are, except privileged ones: `admin` and groups that hold a
+   * permission are granted from the claim only through an explicit mapping (e.g. `{ admin: 'admin' }`); a provider
+   * group that names one without a mapping is not granted and audited (`backoffice.user.provider-groups.refused`).
    */
   groupMapping?: Record<string, string | string[]>;
   /**

@@ -5,7 +5,9 @@ import { sha256Hex } from '../common/crypto.js';
 import { toStorableText } from '../common/storable-text.js';
 import { toSameOriginPath } from '../common/same-origin-path.js';
 import type { IdentityError } from '../common/identity-result.js';
-import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import { BACKOFFICE_GROUP_STORE, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
+import type { BackOfficeGroupStore } from '../groups/group-store.interface.js';
+import { ADMIN_GROUP_ALIAS, BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeInviteService } from '../invites/backoffice-invite.service.js';
 import {
@@ -16,6 +18,7 @@ import {
   UserLoginLinkedNotification,
   UserLoginRequiresTwoFactorSetupNotification,
   UserLoginRequiresVerificationNotification,
+  UserProviderGroupsRefusedNotification,
   UserTwoFactorRequestedNotification,
 } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
@@ -99,6 +102,8 @@ export class BackOfficeExternalLoginService {
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
     @Inject(BackOfficeInviteService) private readonly invites: BackOfficeInviteService,
+    @Inject(BACKOFFICE_GROUP_STORE) private readonly groupStore: BackOfficeGroupStore,
+    @Inject(BackOfficePermissionRegistry) private readonly permissions: BackOfficePermissionRegistry,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -387,10 +392,11 @@ export class BackOfficeExternalLoginService {
     }
     const existing = await manager.findByEmail(email);
     if (existing) return this.linkInvitee(provider, existing, claims);
+    const fromProvider = await this.providerGroups(provider, claims);
     const candidate: BackOfficeAutoLinkCandidate = {
       email,
       name: typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 256) : email,
-      groups: await this.providerGroups(provider, claims),
+      groups: fromProvider.groups,
     };
     if ((await provider.onAutoLinking?.(candidate, claims)) === false) throw new ExternalLoginError('not_allowed', 'onAutoLinking refused');
     const created = await manager.createUser({ email: candidate.email, name: candidate.name, groups: candidate.groups });
@@ -412,6 +418,8 @@ export class BackOfficeExternalLoginService {
       return winner;
     }
     await manager.notify(UserAutoLinkedNotification, user, { provider: provider.name });
+    // With groupsManagedByProvider the groups are read (and a refusal audited) again right after, on every sign-in.
+    if (!options.groupsManagedByProvider) await this.auditRefusedGroups(provider, user, fromProvider.refused);
     return user;
   }
 
@@ -513,15 +521,46 @@ export class BackOfficeExternalLoginService {
     return new ExternalLoginError('external_login_failed', `the user could not be created: ${errors.map((e) => e.code).join(', ')}`);
   }
 
-  /** `defaultGroups` plus the groups claim mapped through `groupMapping` (unknown aliases dropped). */
-  private async providerGroups(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): Promise<string[]> {
+  /**
+   * `defaultGroups` plus the groups claim mapped through `groupMapping` (unknown aliases dropped). Without a
+   * mapping, provider group names are used as aliases, but never for a privileged group (`admin`, or a group that
+   * holds a permission): a provider group named `admin` must not make its members admins unless the host mapped it
+   * so (OWASP ASVS 4.0 4.1.3). Those are returned as `refused`, to be audited.
+   */
+  private async providerGroups(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): Promise<{ groups: string[]; refused: string[] }> {
     const { groupsClaim, groupMapping, defaultGroups } = provider.autoLink;
     const raw = groupsClaim ? claims[groupsClaim] : undefined;
     const fromClaim = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
-    const mapped = Object.keys(groupMapping).length > 0 ? fromClaim.flatMap((g) => groupMapping[g] ?? []) : fromClaim;
+    const mapped = Object.keys(groupMapping).length > 0;
     const store = this.userManager.store as Partial<import('../users/stores/user-store.interface.js').UserGroupStore>;
     const known = new Set(typeof store.listGroups === 'function' ? (await store.listGroups()).map((g) => g.alias) : []);
-    return [...new Set([...defaultGroups, ...mapped])].filter((g) => known.has(g));
+    let fromProvider = mapped ? fromClaim.flatMap((g) => groupMapping[g] ?? []) : [...new Set(fromClaim)].filter((g) => known.has(g));
+    let refused: string[] = [];
+    if (!mapped && fromProvider.length > 0) {
+      const privileged = await this.privilegedGroups(fromProvider);
+      refused = fromProvider.filter((g) => privileged.has(g) && !defaultGroups.includes(g));
+      fromProvider = fromProvider.filter((g) => !privileged.has(g));
+    }
+    return { groups: [...new Set([...defaultGroups, ...fromProvider])].filter((g) => known.has(g)), refused };
+  }
+
+  /** The aliases among `aliases` that are `admin` or hold at least one (registered) permission. */
+  private async privilegedGroups(aliases: readonly string[]): Promise<Set<string>> {
+    const privileged = new Set<string>(aliases.filter((a) => a === ADMIN_GROUP_ALIAS));
+    for (const group of await this.groupStore.findMany(aliases)) {
+      if (this.permissions.groupPermissions(group.alias, group.permissions).length > 0) privileged.add(group.alias);
+    }
+    return privileged;
+  }
+
+  /** Audits (and logs) the privileged groups a provider's claim named without a mapping: not granted. */
+  private async auditRefusedGroups(provider: ResolvedExternalLoginProvider, user: BackOfficeUser, refused: string[]): Promise<void> {
+    if (refused.length === 0) return;
+    this.logger.warn(
+      `Provider "${provider.name}" named the privileged group(s) ${refused.map((g) => `"${g}"`).join(', ')} for user ${user.id}: not granted ` +
+        `(map a provider group to them in autoLink.groupMapping to grant them).`,
+    );
+    await this.userManager.notify(UserProviderGroupsRefusedNotification, user, { provider: provider.name, groups: refused, reason: 'privileged_group_not_mapped' });
   }
 
   /** `onExternalLogin` changes, then (with `groupsManagedByProvider`) the provider's groups, audited as a diff. */
@@ -536,7 +575,11 @@ export class BackOfficeExternalLoginService {
       }
       if (Array.isArray(changes.groups)) await this.syncGroups(provider, user, changes.groups);
     }
-    if (provider.autoLink.groupsManagedByProvider) await this.syncGroups(provider, user, await this.providerGroups(provider, claims));
+    if (provider.autoLink.groupsManagedByProvider) {
+      const { groups, refused } = await this.providerGroups(provider, claims);
+      await this.auditRefusedGroups(provider, user, refused);
+      await this.syncGroups(provider, user, groups);
+    }
   }
 
   private async syncGroups(provider: ResolvedExternalLoginProvider, user: BackOfficeUser, groups: string[]): Promise<void> {

@@ -193,6 +193,26 @@ export class UserAutoLinkedNotification extends ExternalLoginNotification {
   readonly eventName = BackOfficeEvents.AutoLinked;
 }
 
+/**
+ * Groups an external provider's groups claim named were not granted (OpenID Connect; OWASP ASVS 4.0 4.1.3):
+ * `reason` `privileged_group_not_mapped` (without `autoLink.groupMapping` a provider group is used as the
+ * back-office group of that alias, but never `admin` or a group holding permissions: those need an explicit
+ * mapping). `groups` are the back-office aliases not granted.
+ */
+export class UserProviderGroupsRefusedNotification extends ExternalLoginNotification {
+  readonly eventName = BackOfficeEvents.ProviderGroupsRefused;
+  readonly groups: string[];
+  readonly reason: string;
+  constructor(init: BackOfficeNotificationInit & { provider: string; groups: string[]; reason: string }) {
+    super(init);
+    this.groups = init.groups;
+    this.reason = init.reason;
+  }
+  override auditDetails(): Record<string, unknown> {
+    return { provider: this.provider, groups: this.groups, reason: this.reason };
+  }
+}
+
 /** A user's sessions were ended by an admin (or by a security event). */
 export class UserSessionsRevokedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.SessionsRevoked;
