@@ -2,8 +2,8 @@ import { DataSource } from 'typeorm';
 import { BackOfficeGroupService, type BackOfficeExternalLoginProviderOptions } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { expectSignedIn, waitFor } from '../support/external-login-results.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { expectRefused, expectSignedIn, waitFor } from '../support/external-login-results.js';
+import { createIdentityApp, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
 
 // Groups that come from an OpenID provider's groups claim (contract section 6), against a real provider
@@ -12,8 +12,11 @@ import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } 
 const SECRET = 'client-secret-0123456789abcdef-groups';
 const GROUPS_SCOPES = ['openid', 'email', 'profile', 'groups'];
 
-/** `plain`: groups claim passed through once (no mapping); `managed`: the same, managed by the provider; `mapped`: admin mapped explicitly. */
-const PROVIDERS = ['plain', 'managed', 'mapped'] as const;
+/**
+ * `plain`: groups claim passed through once (no mapping); `managed`: the same, managed by the provider; `mapped`:
+ * admin mapped explicitly, managed by the provider; `lenient`: as `mapped`, with an absent claim read as "no groups".
+ */
+const PROVIDERS = ['plain', 'managed', 'mapped', 'lenient'] as const;
 
 const callback = (port: number, name: string) => `http://127.0.0.1:${port}/backoffice/auth/external/${name}/callback`;
 
@@ -27,6 +30,10 @@ function providersFor(issuer: string): BackOfficeExternalLoginProviderOptions[] 
     { ...base('plain'), autoLink: { enabled: true, groupsClaim: 'groups' } },
     { ...base('managed'), autoLink: { enabled: true, groupsClaim: 'groups', groupsManagedByProvider: true } },
     { ...base('mapped'), autoLink: { enabled: true, groupsClaim: 'groups', groupMapping: { admin: 'admin', writer: 'writer' }, groupsManagedByProvider: true } },
+    {
+      ...base('lenient'),
+      autoLink: { enabled: true, groupsClaim: 'groups', groupMapping: { admin: 'admin', writer: 'writer' }, groupsManagedByProvider: true, missingGroupsClaim: 'noGroups' },
+    },
   ];
 }
 
@@ -36,6 +43,16 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
   let ctx: IdentityApp;
   let counter = 0;
   const sub = (label: string) => `${label}-${++counter}-${Date.now()}`;
+  const newUser = userFactory(() => ctx, 'ext-groups');
+  /** Every line the app logged. */
+  const logLines: string[] = [];
+  const logger = {
+    log: (m: unknown) => void logLines.push(String(m)),
+    warn: (m: unknown) => void logLines.push(String(m)),
+    error: (m: unknown) => void logLines.push(String(m)),
+    debug: () => undefined,
+    verbose: () => undefined,
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -43,6 +60,7 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
     idp = await TestOidcProvider.start(clientsFor(port));
     ctx = await createIdentityApp(db, {
       port,
+      logger,
       identity: {
         publicUrl: `http://127.0.0.1:${port}`,
         session: { secureCookies: false },
@@ -52,6 +70,8 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
     });
     // A host group that carries a permission: privileged, though it is not `admin`.
     await ctx.app.get(BackOfficeGroupService).create({ alias: 'auditors', name: 'Auditors', permissions: ['audit.read'] });
+    // Another enabled admin: the last-admin rule never hides what a provider sign-in does to an admin's groups.
+    await newUser({ groups: ['admin'] });
     await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
   });
   afterAll(async () => {
@@ -112,6 +132,82 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
       const user = await signIn('mapped', login);
       expect(user.groups).toEqual(['admin', 'writer']);
       expect(await auditOf(user.id, 'backoffice.user.provider-groups.refused')).toEqual([]);
+    });
+  });
+
+  describe('groups managed by the provider when the claim cannot be read', () => {
+    /** Entra ID's groups overage: no `groups`, but `_claim_names` / `_claim_sources` pointing at Microsoft Graph. */
+    const overage = {
+      groups: undefined,
+      _claim_names: { groups: 'src1' },
+      _claim_sources: { src1: { endpoint: 'https://graph.microsoft.com/v1.0/users/00000000-0000-0000-0000-000000000000/getMemberObjects' } },
+    };
+
+    async function failedLoginReasons(since: Date): Promise<string[]> {
+      const rows = await ctx.app.get(DataSource).query(
+        `SELECT details FROM backoffice_audit_entry WHERE event = 'backoffice.user.login.failed' AND created_at >= $1 ORDER BY created_at`,
+        [since],
+      );
+      return rows.map((r: { details: { reason: string } }) => r.details.reason);
+    }
+
+    it('OWASP ASVS 4.0 4.1.5: a groups overage (Entra ID: _claim_names / _claim_sources instead of groups) does not strip the admin\'s groups: the sign-in is refused (external_groups_unavailable), groups unchanged, audited', async () => {
+      const { login } = account('overage', { groups: ['admin', 'writer'] });
+      const user = await signIn('mapped', login);
+      expect(user.groups).toEqual(['admin', 'writer']);
+      idp.accounts.set(login, { ...idp.accounts.get(login), ...overage });
+      const since = new Date(Date.now() - 1000);
+      const result = await new Person(ctx.url).signIn('mapped', login);
+      expect((await ctx.userManager.findById(user.id))!.groups.sort()).toEqual(['admin', 'writer']);
+      expectRefused(result, 'external_groups_unavailable');
+      expect(logLines.some((l) => l.includes('overage') && l.includes('_claim_names'))).toBe(true);
+      expect(await failedLoginReasons(since)).toContain('external_groups_unavailable');
+      expect(await auditOf(user.id, 'backoffice.user.groups.changed')).toHaveLength(0);
+    });
+
+    it('OWASP ASVS 4.0 4.1.5: a groups claim that is missing (scope not granted, claim not configured) does not strip the groups either: refused, groups unchanged', async () => {
+      const { login } = account('missing', { groups: ['writer'] });
+      const user = await signIn('mapped', login);
+      expect(user.groups).toEqual(['writer']);
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: undefined });
+      const result = await new Person(ctx.url).signIn('mapped', login);
+      expect((await ctx.userManager.findById(user.id))!.groups).toEqual(['writer']);
+      expectRefused(result, 'external_groups_unavailable');
+    });
+
+    it('a first sign-in with an overage creates nobody', async () => {
+      const { login, email } = account('overage-first', overage);
+      expectRefused(await new Person(ctx.url).signIn('mapped', login), 'external_groups_unavailable');
+      expect(await ctx.userManager.findByEmail(email)).toBeNull();
+    });
+
+    it('a groups claim that is not a list of names (a number) is refused the same way', async () => {
+      const { login } = account('garbled', { groups: ['writer'] });
+      const user = await signIn('mapped', login);
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: 42 });
+      expectRefused(await new Person(ctx.url).signIn('mapped', login), 'external_groups_unavailable');
+      expect((await ctx.userManager.findById(user.id))!.groups).toEqual(['writer']);
+    });
+
+    it('with missingGroupsClaim: "noGroups" (providers that leave an empty claim out) an absent claim means no groups; an overage is still refused', async () => {
+      const { login } = account('lenient', { groups: ['writer'] });
+      const user = await signIn('lenient', login);
+      expect(user.groups).toEqual(['writer']);
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: undefined });
+      expect((await signIn('lenient', login)).groups).toEqual([]);
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: ['writer'] });
+      expect((await signIn('lenient', login)).groups).toEqual(['writer']);
+      idp.accounts.set(login, { ...idp.accounts.get(login), ...overage });
+      expectRefused(await new Person(ctx.url).signIn('lenient', login), 'external_groups_unavailable');
+      expect((await ctx.userManager.findById(user.id))!.groups).toEqual(['writer']);
+    });
+
+    it('an explicitly empty groups claim still means "no groups": the provider removed them all', async () => {
+      const { login } = account('emptied', { groups: ['writer'] });
+      const user = await signIn('mapped', login);
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: [] });
+      expect((await signIn('mapped', login)).groups).toEqual([]);
+      expect((await ctx.userManager.findById(user.id))!.groups).toEqual([]);
     });
   });
 });

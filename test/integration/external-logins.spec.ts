@@ -556,7 +556,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
     });
 
     it('bad link bodies are clean 400s', async () => {
-      const { login } = account('badbody');
+      const { login } = account('badbody', { groups: [] });
       const person = new Person(ctx.url);
       expectSignedIn(await person.signIn('corp', login));
       for (const body of [{ returnUrl: 42 }, { returnUrl: { $gt: '' } }, { returnUrl: ['/a'] }, { returnUrl: 'x'.repeat(10_000) }, { other: 1 }, { returnUrl: '//evil.example' }]) {

@@ -22,7 +22,7 @@ describe('externalLogins options (contract section 6)', () => {
       denyLocalLogin: false,
       autoRedirect: false,
       trustProviderTwoFactor: false,
-      autoLink: { enabled: false, defaultGroups: [], groupMapping: {}, groupsManagedByProvider: false, requireVerifiedEmail: true },
+      autoLink: { enabled: false, defaultGroups: [], groupMapping: {}, groupsManagedByProvider: false, missingGroupsClaim: 'refuse', requireVerifiedEmail: true },
       callbackUrl: 'https://cms.example.com/admin/auth/external/oidc/callback',
       postLogoutRedirectUrl: 'https://cms.example.com/admin/',
     });
@@ -58,6 +58,7 @@ describe('externalLogins options (contract section 6)', () => {
     ['a missing displayName', [{ ...valid, displayName: undefined }], /option "externalLogins\[0\]\.displayName"/],
     ['an unknown key', [{ ...valid, clientSecrt: 'x' }], /option "externalLogins\[0\]\.clientSecrt" is not a known option/],
     ['a scope with a space', [{ ...valid, scopes: ['openid email'] }], /option "externalLogins\[0\]\.scopes"/],
+    ['an unknown missingGroupsClaim', [{ ...valid, autoLink: { missingGroupsClaim: 'keep' } }], /option "externalLogins\[0\]\.autoLink\.missingGroupsClaim" must be "refuse" or "noGroups"/],
     ['autoLink not an object', [{ ...valid, autoLink: true }], /option "externalLogins\[0\]\.autoLink" must be an object/],
     ['an unknown autoLink key', [{ ...valid, autoLink: { enable: true } }], /option "externalLogins\[0\]\.autoLink\.enable" is not a known option/],
     ['defaultGroups not strings', [{ ...valid, autoLink: { defaultGroups: [1] } }], /option "externalLogins\[0\]\.autoLink\.defaultGroups"/],

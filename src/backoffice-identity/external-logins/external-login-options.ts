@@ -55,6 +55,15 @@ export interface ExternalSignInAutoLinkOptions {
    */
   groupsManagedByProvider?: boolean;
   /**
+   * With `groupsManagedByProvider` and a `groupsClaim`: what a sign-in whose groups claim is absent (or `null`)
+   * means. `'refuse'` (default): the groups cannot be read (a scope not granted, a claim not configured), so the
+   * sign-in is refused (`?error=external_groups_unavailable`) and the user's groups stay as they are. `'noGroups'`:
+   * the user has no groups at the provider, for providers that leave an empty claim out (Okta with a groups filter,
+   * Entra ID for users in no group). An explicit empty array always means "no groups"; a groups overage (the
+   * claim named in `_claim_names`, as Entra ID sends for users in too many groups) is always refused.
+   */
+  missingGroupsClaim?: 'refuse' | 'noGroups';
+  /**
    * Only create a user, or link an invitee, when the provider says the email is verified (`email_verified: true`).
    * Default true.
    */

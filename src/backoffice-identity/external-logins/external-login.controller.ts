@@ -94,7 +94,7 @@ export class ExternalLoginController {
       '302 to returnUrl (signed in, session cookies set), to the sign-in page with ?status=requiresTwoFactor, to the account page with ' +
       '?status=requiresTwoFactorSetup (a setup-only session: a group requires two-factor), or to the sign-in page ' +
       'with ?error=external_login_failed | external_email_unverified | external_email_in_use | not_allowed | no_linked_account | ' +
-      'login_already_linked | invalid_token. Never a 5xx.',
+      'login_already_linked | invalid_token | external_groups_unavailable. Never a 5xx.',
   })
   async callback(@Param('provider') provider: string, @Req() request: BackOfficeHttpRequest, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<{ url: string; statusCode: number }> {
     return { url: await this.externalLogins.callback(provider, request, response), statusCode: 302 };

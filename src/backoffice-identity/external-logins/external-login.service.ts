@@ -50,7 +50,8 @@ export type ExternalLoginErrorCode =
   | 'not_allowed'
   | 'no_linked_account'
   | 'login_already_linked'
-  | 'invalid_token';
+  | 'invalid_token'
+  | 'external_groups_unavailable';
 
 /** A refused external sign-in; ends as a redirect to the sign-in page, never as a 5xx. */
 export class ExternalLoginError extends Error {
@@ -267,6 +268,10 @@ export class BackOfficeExternalLoginService {
       }
     }
     const claims = { ...idClaims, ...userInfo, sub: idClaims.sub, amr: idClaims.amr } as BackOfficeExternalLoginClaims;
+    // Distributed and aggregated claims (OpenID Connect Core 5.6.2) of both sources: an overage the ID token signals
+    // stays visible when userinfo names other claims of its own.
+    const claimNames = [idClaims._claim_names, userInfo._claim_names].filter((n): n is Record<string, unknown> => typeof n === 'object' && n !== null && !Array.isArray(n));
+    if (claimNames.length > 0) claims._claim_names = Object.assign({}, ...claimNames);
     // `email_verified` is about the address it came with: both from userinfo when it names an address, else both from
     // the ID token, never an ID token's "verified" on another address userinfo answers.
     const emailSource: Record<string, unknown> = userInfo.email !== undefined ? userInfo : idClaims;
@@ -308,6 +313,8 @@ export class BackOfficeExternalLoginService {
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const manager = this.userManager;
+    // Before anything is written (no invite used up, nobody created, no group changed).
+    this.assertGroupsReadable(provider, claims);
     let user = pending.invite ? await this.acceptInvite(provider, pending.invite, claims) : await manager.findByLogin(provider.name, claims.sub);
     if (!user) user = await this.autoLink(provider, claims);
     if (!(await this.maySignIn(user))) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
@@ -561,6 +568,39 @@ export class BackOfficeExternalLoginService {
         `(map a provider group to them in autoLink.groupMapping to grant them).`,
     );
     await this.userManager.notify(UserProviderGroupsRefusedNotification, user, { provider: provider.name, groups: refused, reason: 'privileged_group_not_mapped' });
+  }
+
+  /**
+   * With `groupsManagedByProvider` the groups claim must be readable, else the sign-in is refused
+   * (`external_groups_unavailable`) and the user's groups stay as they are (OWASP ASVS 4.0 4.1.5, fail securely):
+   * reading "no groups" into a claim that is not there strips an admin whose provider sent a groups overage (Entra ID:
+   * `_claim_names` instead of `groups`) or did not grant the scope; keeping the groups and signing in would let a
+   * user whose groups were removed at the provider keep them as long as the claim stays away. An absent claim means
+   * "no groups" only with `missingGroupsClaim: 'noGroups'`; an explicit empty array always does.
+   */
+  private assertGroupsReadable(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): void {
+    const { groupsClaim, groupsManagedByProvider, missingGroupsClaim } = provider.autoLink;
+    if (!groupsManagedByProvider || !groupsClaim) return;
+    const raw = claims[groupsClaim];
+    if (Array.isArray(raw) || typeof raw === 'string') return;
+    const names = claims._claim_names;
+    if (typeof names === 'object' && names !== null && Object.prototype.hasOwnProperty.call(names, groupsClaim)) {
+      throw new ExternalLoginError(
+        'external_groups_unavailable',
+        `groups overage: the provider sent no "${groupsClaim}" claim but names it in _claim_names (its groups are at another source, e.g. ` +
+          `Microsoft Graph); the user's groups were left as they are. Have the provider send only the groups the application needs ` +
+          `(Entra ID: "Groups assigned to the application", or app roles)`,
+      );
+    }
+    if (raw === undefined || raw === null) {
+      if (missingGroupsClaim === 'noGroups') return;
+      throw new ExternalLoginError(
+        'external_groups_unavailable',
+        `the provider sent no "${groupsClaim}" claim (scope not granted or claim not configured?); the user's groups were left as they are. ` +
+          `For a provider that leaves the claim out when a user has no groups, set autoLink.missingGroupsClaim: 'noGroups'`,
+      );
+    }
+    throw new ExternalLoginError('external_groups_unavailable', `the "${groupsClaim}" claim is not a list of group names; the user's groups were left as they are`);
   }
 
   /** `onExternalLogin` changes, then (with `groupsManagedByProvider`) the provider's groups, audited as a diff. */

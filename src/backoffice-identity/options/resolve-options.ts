@@ -54,7 +54,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
     'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
     'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
   ],
-  autoLink: ['enabled', 'defaultGroups', 'groupsClaim', 'groupMapping', 'groupsManagedByProvider', 'requireVerifiedEmail'],
+  autoLink: ['enabled', 'defaultGroups', 'groupsClaim', 'groupMapping', 'groupsManagedByProvider', 'missingGroupsClaim', 'requireVerifiedEmail'],
 };
 
 class OptionReader {
@@ -334,6 +334,7 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
         groupsClaim,
         groupMapping: autoLink.stringMap('groupMapping'),
         groupsManagedByProvider: autoLink.bool('groupsManagedByProvider', false),
+        missingGroupsClaim: autoLink.string('missingGroupsClaim', 'refuse', /^(refuse|noGroups)$/, 'must be "refuse" or "noGroups"') as 'refuse' | 'noGroups',
         requireVerifiedEmail: autoLink.bool('requireVerifiedEmail', true),
       },
       onAutoLinking: p.optionalFunction('onAutoLinking'),

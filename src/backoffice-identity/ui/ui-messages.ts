@@ -160,6 +160,7 @@ export const BACKOFFICE_UI_MESSAGES = {
   externalEmailInUse: 'An account with your email address already exists. Sign in with your password and link the provider from your account page.',
   noLinkedAccount: 'No account is linked to that external login. Ask an administrator for an invitation.',
   loginAlreadyLinked: 'That external login is already linked to an account.',
+  externalGroupsUnavailable: 'The external provider did not send your groups, so you cannot sign in with it right now. Ask an administrator.',
   twoFactorSetupRequired: 'Your group requires two-factor authentication. Set it up below to continue.',
   lastLoginMethod: 'You cannot unlink your only way to sign in. Set a password or link another login first.',
   // time
@@ -184,6 +185,7 @@ export const UI_ERROR_MESSAGES: Record<string, keyof BackOfficeUiMessages> = {
   external_email_in_use: 'externalEmailInUse',
   no_linked_account: 'noLinkedAccount',
   login_already_linked: 'loginAlreadyLinked',
+  external_groups_unavailable: 'externalGroupsUnavailable',
   last_login_method: 'lastLoginMethod',
   provider_unavailable: 'externalLoginFailed',
   invalid_passkey: 'invalidPasskey',
