@@ -73,6 +73,8 @@ export const BackOfficeEvents = {
   EmailChangeRequested: 'backoffice.user.email-change.requested',
   EmailChanged: 'backoffice.user.email.changed',
   PasswordResetForced: 'backoffice.user.password-reset.forced',
+  PasswordResetRefused: 'backoffice.user.password-reset.refused',
+  DirectoryManagedChanged: 'backoffice.user.directory-managed.changed',
   Deleted: 'backoffice.user.deleted',
   GroupCreated: 'backoffice.group.created',
   GroupUpdated: 'backoffice.group.updated',

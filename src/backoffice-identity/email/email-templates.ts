@@ -96,6 +96,22 @@ export class BackOfficeEmailTemplates {
   }
 
   /**
+   * Sent instead of a reset link when forgot-password is asked for a directory-managed user (LDAP): the password is
+   * the organisation directory's, so it is reset there. No link.
+   */
+  passwordManagedByDirectory(user: BackOfficeUser): BackOfficeEmailMessage {
+    const text =
+      'Someone (hopefully you) asked to reset your back-office password. Your password is managed by your organisation\'s ' +
+      'directory, so it cannot be reset here: change it in the directory, or ask your administrator. If you did not ask for this, ignore this email.';
+    return {
+      to: user.email,
+      subject: 'Your back-office password is managed by your organisation',
+      text: `Hello ${user.name},\n\n${text}\n`,
+      html: `<p>Hello ${escapeHtml(user.name)},</p><p>${escapeHtml(text)}</p>`,
+    };
+  }
+
+  /**
    * Told to users with two-factor authentication on: a new password does not turn it off, and who can.
    * Override to name your own help desk.
    */

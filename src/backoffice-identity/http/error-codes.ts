@@ -61,6 +61,7 @@ export const BACKOFFICE_ERROR_CODES = {
   cannot_delete_self: { status: 409, description: 'A user cannot delete themselves.' },
   not_invited: { status: 409, description: 'The user is not waiting for an invite.' },
   not_applicable: { status: 409, description: 'The action does not apply to this user (e.g. no password to reset).' },
+  directory_managed: { status: 409, description: 'The directory (LDAP) manages this user\'s password: reset it there.' },
   no_local_password: { status: 409, description: 'The account has no password: re-authenticate through the external provider.' },
   login_already_linked: { status: 409, description: 'The external login is linked to someone, or the user has one of this provider.' },
   last_login_method: { status: 409, description: 'Removing this login would leave no way to sign in.' },

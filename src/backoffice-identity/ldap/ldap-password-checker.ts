@@ -51,7 +51,9 @@ export interface LdapPasswordCheckerOptions {
    * Keep the local password hash of users the directory authenticated. Default false: the directory owns their
    * password, so at their first directory sign-in the local hash is removed and they may not set a local password;
    * once removed from the directory (a "not found" answer falls back to the local hash) they cannot sign in.
-   * True brings back the old behaviour (an offboarded user signs in with a remaining local password).
+   * True brings back the old behaviour (an offboarded user signs in with a remaining local password). Either way
+   * the directory is the authority: the users it authenticated are marked directory-managed and get no
+   * password-reset link by email (see `BackOfficePasswordChecker.marksDirectoryManaged`).
    */
   keepLocalPasswords?: boolean;
   /** Create a local user at the first directory sign-in of an unknown username. Default false. */
@@ -182,6 +184,11 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
   private lastOutageLog = 0;
   /** The directory owns the passwords of the users it authenticates (unless `keepLocalPasswords`). */
   readonly retiresLocalPasswords: boolean;
+  /**
+   * The directory is the authority for the passwords of the users it authenticates, also with `keepLocalPasswords`:
+   * they are marked directory-managed and get no password-reset link by email.
+   */
+  readonly marksDirectoryManaged = true;
 
   constructor(options: LdapPasswordCheckerOptions) {
     this.options = resolve(options);

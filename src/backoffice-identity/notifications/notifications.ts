@@ -582,6 +582,44 @@ export class UserPasswordResetForcedNotification extends BackOfficeNotification 
   readonly eventName = BackOfficeEvents.PasswordResetForced;
 }
 
+/** Where a password reset of a directory-managed user was refused. */
+export type BackOfficePasswordResetRefusedVia = 'forgot_password' | 'reset_password' | 'force_password_reset';
+
+/**
+ * A password reset was refused because the user's password is managed by the directory
+ * (`BackOfficeUser.directoryManagedAt`): forgot-password sent a notice instead of a link, a reset link was
+ * refused, or an admin's forced reset answered 409 `directory_managed`.
+ */
+export class UserPasswordResetRefusedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.PasswordResetRefused;
+  readonly reason: 'directory_managed';
+  readonly via: BackOfficePasswordResetRefusedVia;
+  constructor(init: BackOfficeNotificationInit & { via: BackOfficePasswordResetRefusedVia; reason?: 'directory_managed' }) {
+    super(init);
+    this.reason = init.reason ?? 'directory_managed';
+    this.via = init.via;
+  }
+  override auditDetails() {
+    return { reason: this.reason, via: this.via };
+  }
+}
+
+/**
+ * A user was marked directory-managed (`managed: true`: the password checker, e.g. LDAP, vouched for them the first
+ * time) or the mark was cleared (`managed: false`, `BackOfficeUserManager.clearDirectoryManaged`).
+ */
+export class UserDirectoryManagedChangedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.DirectoryManagedChanged;
+  readonly managed: boolean;
+  constructor(init: BackOfficeNotificationInit & { managed: boolean }) {
+    super(init);
+    this.managed = init.managed;
+  }
+  override auditDetails() {
+    return { managed: this.managed };
+  }
+}
+
 /** A user was deleted; the audit trail keeps the id (and the username, for people reading it). */
 export class UserDeletedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.Deleted;

@@ -132,8 +132,12 @@ export class BackOfficeSignInManager {
     Object.assign(user, current, { passwordHash: user.passwordHash });
     const result = await this.passwordVerified(user);
     // The directory (a checker that retires local passwords) accepted the password: the stale local hash goes, so a
-    // user removed from the directory later ('fallback') cannot sign in with it (offboarding).
-    if (outcome.vouched && result.status !== 'notAllowed') await manager.retireLocalPassword(user);
+    // user removed from the directory later ('fallback') cannot sign in with it, and the user is marked
+    // directory-managed, so no reset link by email gives them a local password either (offboarding).
+    if (outcome.vouched && result.status !== 'notAllowed') {
+      await manager.markDirectoryManaged(user);
+      await manager.retireLocalPassword(user);
+    }
     return result;
   }
 

@@ -9,6 +9,7 @@ import {
   isUserLockoutStore,
   isUserPasswordStore,
   isUserSecurityStampStore,
+  isUserDirectoryManagedStore,
   isUserEmailChangeStore,
   isUserTokenStore,
   isUserTokenHandoverStore,
@@ -205,6 +206,23 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         await userStore.setPasswordHash(user.id, 'hash-2-stronger', 'ignored', at(4), { rehashOf: 'hash-2' });
         found = await userStore.findById(user.id);
         expect([found?.passwordHash, found?.securityStamp]).toEqual(['hash-2-stronger', 'stamp-3']);
+      });
+
+      test('ASVS 4.0 V2.5: the directory-managed mark is set once (the first time stays, also of 20 parallel callers), read with the user, and cleared', async ({ userStore }) => {
+        if (!isUserDirectoryManagedStore(userStore)) return;
+        const user = await newUser(userStore);
+        expect((await userStore.findById(user.id))?.directoryManagedAt ?? null).toBeNull();
+        const marks = await concurrently(PARALLEL, () => userStore.markDirectoryManaged(user.id, at(1)));
+        expect(marks.filter(Boolean)).toHaveLength(1);
+        expect(await userStore.markDirectoryManaged(user.id, at(2))).toBe(false);
+        expect((await userStore.findById(user.id))?.directoryManagedAt?.getTime()).toBe(at(1).getTime());
+        expect((await userStore.findByNormalizedEmail(user.normalizedEmail))?.directoryManagedAt?.getTime()).toBe(at(1).getTime());
+        expect(await userStore.clearDirectoryManaged(user.id, at(3))).toBe(true);
+        expect(await userStore.clearDirectoryManaged(user.id, at(4))).toBe(false);
+        expect((await userStore.findById(user.id))?.directoryManagedAt ?? null).toBeNull();
+        expect(await userStore.markDirectoryManaged(user.id, at(5))).toBe(true);
+        expect((await userStore.findById(user.id))?.directoryManagedAt?.getTime()).toBe(at(5).getTime());
+        expect(await userStore.markDirectoryManaged(randomUUID(), at(6))).toBe(false);
       });
 
       test('ASVS 2.5.1: a single-use token is used by exactly one of 20 parallel callers; a new one voids the old', async ({ userStore }) => {

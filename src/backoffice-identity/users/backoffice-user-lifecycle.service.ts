@@ -12,6 +12,7 @@ import {
   UserEmailChangedNotification,
   UserEmailChangeRequestedNotification,
   UserPasswordResetForcedNotification,
+  UserPasswordResetRefusedNotification,
   UserProfileUpdatedNotification,
 } from '../notifications/notifications.js';
 import type { BackOfficeUser } from './backoffice-user.js';
@@ -123,11 +124,19 @@ export class BackOfficeUserLifecycleService {
    * a reset link goes to the user. Delivery failures surface as 502 `email_failed` (the reset still happened).
    * With `allowPasswordReset: false` it is refused first (404 `not_found`, as the reset routes answer): the link
    * could not be used and the user would be left without a password. So with `denyLocalLogin` (403
-   * `local_login_disabled`, as the reset routes answer then).
+   * `local_login_disabled`, as the reset routes answer then). A directory-managed user (LDAP, `directoryManagedAt`):
+   * 409 `directory_managed` and nothing changes, until the host clears the mark
+   * (`BackOfficeUserManager.clearDirectoryManaged`).
    */
   async forcePasswordReset(user: BackOfficeUser): Promise<void> {
     if (!this.userManager.options.allowPasswordReset) throw BackOfficeHttpError.notFound('Password reset is not enabled.');
     if (this.userManager.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
+    if (this.userManager.isDirectoryManaged(user)) {
+      // The link would give a local password to a user whose password the directory owns: refused, nothing changes
+      // (OWASP ASVS 4.0 V2.5). The host clears the mark first when the user's password is to be local again.
+      await this.userManager.notify(UserPasswordResetRefusedNotification, user, { via: 'force_password_reset' });
+      throw BackOfficeHttpError.of('directory_managed', "The organisation's directory manages this user's password: reset it there.");
+    }
     const removed = await this.userManager.removePassword(user);
     if (!removed.succeeded) throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
     await this.signInManager.refreshSignIn(user);

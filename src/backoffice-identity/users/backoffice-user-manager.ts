@@ -11,6 +11,7 @@ import type { NotificationPublisher } from '../notifications/notification-publis
 import {
   type BackOfficeNotification,
   type BackOfficeNotificationInit,
+  UserDirectoryManagedChangedNotification,
   UserDisabledNotification,
   UserEnabledNotification,
   UserGroupsChangedNotification,
@@ -50,6 +51,7 @@ import {
   isUserGroupStore,
   isUserLockoutStore,
   isUserLoginStore,
+  isUserDirectoryManagedStore,
   isUserPasswordStore,
   isUserPhoneNumberStore,
   isUserRecoveryCodeStore,
@@ -538,7 +540,11 @@ export class BackOfficeUserManager {
     if (answer?.result !== 'valid' || !answer.user) return null;
     const profile = answer.user;
     const created = await this.createUser({ email: profile.email, name: profile.name, username: profile.username ?? username, groups: profile.groups });
-    if (created.succeeded) return created.value!;
+    if (created.succeeded) {
+      // Created by the directory: its password was always the directory's.
+      await this.markDirectoryManaged(created.value!);
+      return created.value!;
+    }
     if (created.errors.some((e) => e.code === 'duplicate_email' || e.code === 'duplicate_username')) return null;
     this.logger.warn(`A user vouched for by the password checker could not be created: ${created.errors.map((e) => e.code).join(', ')}`);
     return null;
@@ -554,6 +560,79 @@ export class BackOfficeUserManager {
     if (!this.passwordChecker.retiresLocalPasswords || user.passwordHash === null || !this.supportsUserPassword) return;
     await this.getPasswordStore().setPasswordHash(user.id, null, user.securityStamp, this.now(), { rehashOf: user.passwordHash });
     user.passwordHash = null;
+  }
+
+  /**
+   * True when the password checker is the authority for the passwords of the users it vouches for
+   * (`marksDirectoryManaged`, which defaults to `retiresLocalPasswords`; LDAP) and the store keeps the mark
+   * (`UserDirectoryManagedStore`).
+   */
+  get marksDirectoryManagedUsers(): boolean {
+    return this.checkerMarksDirectoryManaged && isUserDirectoryManagedStore(this.store);
+  }
+
+  private get checkerMarksDirectoryManaged(): boolean {
+    const checker = this.passwordChecker;
+    return (checker.marksDirectoryManaged ?? checker.retiresLocalPasswords ?? false) === true;
+  }
+
+  private warnedNoDirectoryMark = false;
+
+  /**
+   * True when the user is marked directory-managed ({@link BackOfficeUser.directoryManagedAt}): their password
+   * belongs to the directory, so no password-reset link is issued or accepted for them (forgot-password, reset,
+   * an admin's forced reset).
+   */
+  isDirectoryManaged(user: Pick<BackOfficeUser, 'directoryManagedAt'>): boolean {
+    return user.directoryManagedAt instanceof Date;
+  }
+
+  /**
+   * After the password checker vouched for the user (a sign-in, or the user it created): marks them
+   * directory-managed when {@link marksDirectoryManagedUsers}, once, and voids their outstanding password-reset
+   * links in the same transaction (a link mailed before must not set a local password after the user left the
+   * directory; OWASP ASVS 4.0 V2.5). Audited as `UserDirectoryManagedChangedNotification` (`managed: true`).
+   * Does nothing for a user marked already or when the checker does not mark.
+   */
+  async markDirectoryManaged(user: BackOfficeUser): Promise<void> {
+    if (this.isDirectoryManaged(user) || !this.checkerMarksDirectoryManaged || user.kind === 'api') return;
+    if (!this.marksDirectoryManagedUsers) {
+      if (!this.warnedNoDirectoryMark) {
+        this.warnedNoDirectoryMark = true;
+        this.logger.warn(
+          'The password checker marks the users it vouches for as directory-managed, but the user store cannot keep the mark ' +
+            '(no markDirectoryManaged, UserDirectoryManagedStore): users removed from the directory can still set a local password by a reset email.',
+        );
+      }
+      return;
+    }
+    const now = this.now();
+    const marked = await this.inTransaction(async (store) => {
+      if (!(await this.capability(isUserDirectoryManagedStore, 'UserDirectoryManagedStore', store).markDirectoryManaged(user.id, now))) return false;
+      if (isUserTokenStore(store)) await store.voidTokens(user.id, 'password_reset', now);
+      return true;
+    });
+    if (!marked) {
+      user.directoryManagedAt = (await this.findById(user.id))?.directoryManagedAt ?? null;
+      return;
+    }
+    user.directoryManagedAt = now;
+    await this.notify(UserDirectoryManagedChangedNotification, user, { managed: true });
+  }
+
+  /**
+   * Clears the directory-managed mark: an explicit decision of the host (an admin tool, a script) that the user's
+   * password is local again, e.g. someone who left the directory but keeps back-office access. Password-reset links
+   * (forgot-password, an admin's forced reset) work for them again; the next sign-in the directory vouches for marks
+   * them again. Audited (`managed: false`). False when the user was not marked (or the store keeps no mark).
+   */
+  async clearDirectoryManaged(user: BackOfficeUser): Promise<boolean> {
+    const store = this.store;
+    if (!isUserDirectoryManagedStore(store)) return false;
+    const cleared = await store.clearDirectoryManaged(user.id, this.now());
+    user.directoryManagedAt = null;
+    if (cleared) await this.notify(UserDirectoryManagedChangedNotification, user, { managed: false });
+    return cleared;
   }
 
   /** Spends the time of one hash check, for users that do not exist (no timing oracle). */

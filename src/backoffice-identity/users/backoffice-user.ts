@@ -40,6 +40,13 @@ export interface BackOfficeUser {
   disabledReason?: string | null;
   /** When a disable ends by itself. */
   disabledUntil?: Date | null;
+  /**
+   * When a password checker that is the authority for the passwords of the users it vouches for (LDAP: see
+   * `BackOfficePasswordChecker.marksDirectoryManaged`) first accepted this user's password; null or absent: never.
+   * Such a user gets no password-reset link by email (forgot-password, an admin's forced reset), and a link issued
+   * before is refused, so a user removed from the directory cannot set a local password through their mailbox.
+   */
+  directoryManagedAt?: Date | null;
 }
 
 /** What kind of user: a person, or a machine using client credentials. */

@@ -302,7 +302,11 @@ export class UsersController {
     description: 'forbidden: the user is in admin, or holds a permission the caller lacks; local_login_disabled: denyLocalLogin is on (the reset link could not be used)',
   })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found (also when allowPasswordReset is false)' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_applicable: API users and invited users have no password' })
+  @ApiResponse({
+    status: 409,
+    type: ErrorResponse,
+    description: "not_applicable: API users and invited users have no password; directory_managed: the organisation's directory (LDAP) manages the user's password",
+  })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed (the reset happened; try again)' })
   @requirePermissions('users.manage')
   async forcePasswordReset(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {

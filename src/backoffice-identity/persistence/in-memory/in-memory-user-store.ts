@@ -28,6 +28,7 @@ import {
   type UserLoginStore,
   type UserPasskeyStore,
   type UserPasswordStore,
+  type UserDirectoryManagedStore,
   type UserPhoneNumberStore,
   type UserQueryStore,
   type UserRecoveryCodeStore,
@@ -100,6 +101,7 @@ export class InMemoryBackOfficeUserStore
   implements
     BackOfficeUserStore,
     UserPasswordStore,
+    UserDirectoryManagedStore,
     UserSecurityStampStore,
     UserLockoutStore,
     UnknownUserLockoutStore,
@@ -161,6 +163,7 @@ export class InMemoryBackOfficeUserStore
       twoFactorSetupDeadline: null,
       disabledReason: null,
       disabledUntil: null,
+      directoryManagedAt: null,
     };
     this.state.users.set(stored.id, stored);
     if (initialToken) this.insertToken(stored.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now, null);
@@ -225,6 +228,20 @@ export class InMemoryBackOfficeUserStore
   /** People only: API users are not counted. */
   async count(): Promise<number> {
     return [...this.state.users.values()].filter((u) => u.kind !== 'api').length;
+  }
+
+  async markDirectoryManaged(userId: string, now: Date): Promise<boolean> {
+    const stored = this.row(userId);
+    if (!stored || stored.directoryManagedAt) return false;
+    Object.assign(stored, { directoryManagedAt: new Date(now.getTime()), updatedAt: new Date(now.getTime()) });
+    return true;
+  }
+
+  async clearDirectoryManaged(userId: string, now: Date): Promise<boolean> {
+    const stored = this.row(userId);
+    if (!stored || !stored.directoryManagedAt) return false;
+    Object.assign(stored, { directoryManagedAt: null, updatedAt: new Date(now.getTime()) });
+    return true;
   }
 
   async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options: { rehashOf?: string } = {}): Promise<void> {

@@ -24,6 +24,7 @@ import {
   type UserGroupStore,
   type UserLockoutStore,
   type UserPasswordStore,
+  type UserDirectoryManagedStore,
   type UserPhoneNumberStore,
   type UserQueryStore,
   type UserSecurityStampStore,
@@ -90,6 +91,7 @@ export interface UserJson {
   two_factor_setup_deadline?: string | null;
   disabled_reason?: string | null;
   disabled_until?: string | null;
+  directory_managed_at?: string | null;
 }
 
 /** One group of a user as {@link USER_GROUPS_JOIN} lists it: alias, `require_two_factor`, permission keys. */
@@ -177,6 +179,7 @@ export function userFromRow(row: UserRow & { u: UserJson }): BackOfficeUser {
     twoFactorSetupDeadline: jsonDate(u.two_factor_setup_deadline),
     disabledReason: u.disabled_reason ?? null,
     disabledUntil: jsonDate(u.disabled_until),
+    directoryManagedAt: jsonDate(u.directory_managed_at),
   };
 }
 
@@ -246,6 +249,7 @@ export class TypeOrmBackOfficeUserStore
   implements
     BackOfficeUserStore,
     UserPasswordStore,
+    UserDirectoryManagedStore,
     UserSecurityStampStore,
     UserLockoutStore,
     UnknownUserLockoutStore,
@@ -398,6 +402,24 @@ export class TypeOrmBackOfficeUserStore
       return;
     }
     await this.users.update({ id: userId }, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
+  }
+
+  async markDirectoryManaged(userId: string, now: Date): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    const rows: unknown[] = await this.manager.query(
+      `UPDATE backoffice_user SET directory_managed_at = $2, updated_at = $2 WHERE id = $1 AND directory_managed_at IS NULL RETURNING id`,
+      [userId, now],
+    );
+    return returned(rows).length > 0;
+  }
+
+  async clearDirectoryManaged(userId: string, now: Date): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    const rows: unknown[] = await this.manager.query(
+      `UPDATE backoffice_user SET directory_managed_at = NULL, updated_at = $2 WHERE id = $1 AND directory_managed_at IS NOT NULL RETURNING id`,
+      [userId, now],
+    );
+    return returned(rows).length > 0;
   }
 
   async setSecurityStamp(userId: string, securityStamp: string, now: Date): Promise<void> {

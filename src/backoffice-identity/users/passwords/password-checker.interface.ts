@@ -44,4 +44,14 @@ export interface BackOfficePasswordChecker {
    * `fallback`), no stale local password signs them in.
    */
   readonly retiresLocalPasswords?: boolean;
+  /**
+   * Optional, defaults to {@link retiresLocalPasswords}. True: the external system is the authority for the
+   * passwords of the users it vouches for, even when their local hash is kept. A user it answered `valid` for at a
+   * sign-in (or created through {@link checkUnknownUser}) is marked directory-managed
+   * (`BackOfficeUser.directoryManagedAt`, through the store's `UserDirectoryManagedStore`): forgot-password sends
+   * them a notice instead of a reset link, a reset link issued before is refused (`invalid_token`), and an admin's
+   * forced reset answers 409 `directory_managed`, so once removed from the external system they cannot set a local
+   * password through their mailbox. `BackOfficeUserManager.clearDirectoryManaged` removes the mark.
+   */
+  readonly marksDirectoryManaged?: boolean;
 }

@@ -48,6 +48,17 @@ export interface UserPasswordStore {
   setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options?: { rehashOf?: string }): Promise<void>;
 }
 
+/**
+ * The directory-managed mark ({@link BackOfficeUser.directoryManagedAt}). Without it no user is marked, and
+ * password-reset links work for users the directory authenticated (the offboarding gap this mark closes).
+ */
+export interface UserDirectoryManagedStore {
+  /** Sets `directoryManagedAt` to `now` unless it is set already (the first time stays); true when this call set it. */
+  markDirectoryManaged(userId: string, now: Date): Promise<boolean>;
+  /** Clears `directoryManagedAt`; true when it was set. */
+  clearDirectoryManaged(userId: string, now: Date): Promise<boolean>;
+}
+
 export interface UserSecurityStampStore {
   setSecurityStamp(userId: string, securityStamp: string, now: Date): Promise<void>;
 }
@@ -315,6 +326,7 @@ const has = (store: object, ...methods: string[]) =>
   methods.every((m) => typeof (store as Record<string, unknown>)[m] === 'function');
 
 export const isUserPasswordStore = (s: object): s is UserPasswordStore => has(s, 'setPasswordHash');
+export const isUserDirectoryManagedStore = (s: object): s is UserDirectoryManagedStore => has(s, 'markDirectoryManaged', 'clearDirectoryManaged');
 export const isUserSecurityStampStore = (s: object): s is UserSecurityStampStore => has(s, 'setSecurityStamp');
 export const isUserLockoutStore = (s: object): s is UserLockoutStore =>
   has(s, 'recordFailedAccess', 'resetAccessFailedCount', 'setLockoutEnd');

@@ -73,6 +73,10 @@ export class BackOfficeUserEntity {
   @Column({ name: 'disabled_until', type: 'timestamptz', nullable: true })
   disabledUntil!: Date | null;
 
+  /** When a password checker that owns passwords (LDAP) first vouched for the user: no reset links by email. */
+  @Column({ name: 'directory_managed_at', type: 'timestamptz', nullable: true })
+  directoryManagedAt!: Date | null;
+
   /** `person` or `api` (a machine that signs in with client credentials only). */
   @Column({ type: 'varchar', length: 16, default: 'person' })
   kind!: 'person' | 'api';

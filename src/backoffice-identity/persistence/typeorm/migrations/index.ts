@@ -9,6 +9,7 @@ import { BackOfficeIdentityEnforcedTwoFactor1732560000002 } from './173256000000
 import { BackOfficeIdentityUserLifecycle1732560000003 } from './1732560000003-backoffice-identity-user-lifecycle.js';
 import { BackOfficeIdentityAuditAndListIndexes1732570000000 } from './1732570000000-backoffice-identity-audit-and-list-indexes.js';
 import { BackOfficeIdentitySessionNextStamp1732580000000 } from './1732580000000-backoffice-identity-session-next-stamp.js';
+import { BackOfficeIdentityDirectoryManaged1732590000000 } from './1732590000000-backoffice-identity-directory-managed.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -23,4 +24,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityUserLifecycle1732560000003,
   BackOfficeIdentityAuditAndListIndexes1732570000000,
   BackOfficeIdentitySessionNextStamp1732580000000,
+  BackOfficeIdentityDirectoryManaged1732590000000,
 ];

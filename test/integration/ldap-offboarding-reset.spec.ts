@@ -1,0 +1,160 @@
+import { BackOfficeBackgroundTasks, LdapPasswordChecker, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
+import { expectClientError } from '../support/bad-input.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { HttpClient } from '../support/http-client.js';
+import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
+import { Mailbox } from '../support/mailbox.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
+import { LDAP_PEOPLE, LDAP_READER, TestSlapd } from '../support/slapd.js';
+import { linkParams } from '../support/smtp.js';
+
+const kim = { uid: 'kim', cn: 'Kim Leaver', mail: 'kim@ldap.example', password: 'kim in the directory 1' };
+const lou = { uid: 'lou', cn: 'Lou Early Link', mail: 'lou@ldap.example', password: 'lou in the directory 2' };
+const max = { uid: 'max', cn: 'Max Created', mail: 'max@ldap.example', password: 'max in the directory 3' };
+const ned = { uid: 'ned', cn: 'Ned Kept', mail: 'ned@ldap.example', password: 'ned in the directory 4' };
+const oli = { uid: 'oli', cn: 'Oli Admin Reset', mail: 'oli@ldap.example', password: 'oli in the directory 5' };
+
+/** Only an explicit opt-out skips the real directory; a machine without slapd fails the suite (see .ci/run). */
+const describeIfSlapd = process.env.SKIP_SLAPD_TESTS === '1' ? describe.skip : describe;
+
+describeIfSlapd('LDAP offboarding: directory-managed users get no local password back by email (real OpenLDAP slapd)', () => {
+  let slapd: TestSlapd;
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+  const options = (extra: Partial<LdapPasswordCheckerOptions> = {}): LdapPasswordCheckerOptions => ({
+    url: slapd.url,
+    bindDn: LDAP_READER.dn,
+    bindPassword: LDAP_READER.password,
+    searchBase: LDAP_PEOPLE,
+    allowInsecureConnection: true, // the test directory listens on loopback in cleartext
+    connectTimeoutMs: 1000,
+    timeoutMs: 2000,
+    ...extra,
+  });
+  const drain = (app: IdentityApp = ctx) => app.app.get(BackOfficeBackgroundTasks).drain();
+  const mails = (to: string, type: string) => Mailbox.messages.filter((m) => m.to === to && m.type === type);
+  const forgot = (app: IdentityApp, email: string) => new HttpClient(app.url).post('/auth/forgot-password', { email });
+  const login = (app: IdentityApp, username: string, password: string) => new HttpClient(app.url).login(username, password);
+
+  beforeAll(async () => {
+    slapd = await new TestSlapd().start([kim, lou, max, ned, oli]);
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      identity: {
+        rateLimits: { enabled: false },
+        passwordChecker: { useValue: new LdapPasswordChecker(options({ createUsers: true, onDirectoryDown: 'fallback' })) },
+      },
+      providers: [Mailbox],
+    });
+    await ctx.userManager.createUser({ email: 'boss@example.com', name: 'Boss', password: TEST_PASSWORD, groups: ['admin'] });
+    admin = new HttpClient(ctx.url);
+    expect((await admin.login('boss@example.com', TEST_PASSWORD)).status).toBe(200);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+    await slapd?.stop();
+  });
+
+  it('OWASP ASVS 4.0 V2.5 (credential recovery) / 5.0 6.4: forgot-password of a user the directory authenticated, then removed, sends no reset link (202 as for anyone; a notice instead) and no local password gets them back in', async () => {
+    // Kim reset her local password once before the directory was connected (so she "had a local password").
+    await ctx.userManager.createUser({ email: kim.mail, name: 'Kim', password: 'kim local passphrase 1', groups: ['editor'] });
+    await ctx.userManager.createUser({ email: 'local-kept@example.com', name: 'Local', password: TEST_PASSWORD, groups: ['editor'] });
+    expect((await forgot(ctx, kim.mail)).status).toBe(202);
+    await drain();
+    const early = linkParams(mails(kim.mail, 'PasswordReset')[0].text, 'reset-password');
+    const earlyReset = await new HttpClient(ctx.url).post('/auth/reset-password', { userId: early.userId, token: early.token, newPassword: 'kim local passphrase 2' });
+    expect(earlyReset.status, earlyReset.text).toBe(200);
+    Mailbox.messages.length = 0;
+    expect((await login(ctx, kim.mail, kim.password)).status).toBe(200);
+    expect((await ctx.userManager.findByEmail(kim.mail))!.directoryManagedAt).toBeInstanceOf(Date);
+    await slapd.deleteUser(kim.uid);
+    const recorder = NotificationRecorder.attach(ctx.app);
+    try {
+      const unknown = await forgot(ctx, 'nobody-at-all@example.com');
+      const local = await forgot(ctx, 'local-kept@example.com');
+      const leaver = await forgot(ctx, kim.mail);
+      await drain();
+      // No enumeration: the same answer for the leaver, a local user and an unknown address.
+      expect([leaver.status, leaver.body]).toEqual([202, { status: 'accepted' }]);
+      expect([unknown.status, unknown.body]).toEqual([leaver.status, leaver.body]);
+      expect([local.status, local.body]).toEqual([leaver.status, leaver.body]);
+      // A local-only user still gets a link; the leaver gets none, only a notice without a link.
+      expect(mails('local-kept@example.com', 'PasswordReset')).toHaveLength(1);
+      expect(mails(kim.mail, 'PasswordReset')).toHaveLength(0);
+      const notice = mails(kim.mail, 'PasswordManagedByDirectory');
+      expect(notice).toHaveLength(1);
+      expect(notice[0].text).toMatch(/directory/i);
+      expect(notice[0].text).not.toMatch(/reset-password#|token=/);
+      const refused = recorder.named('backoffice.user.password-reset.refused');
+      expect(refused.map((e) => e.auditDetails())).toEqual([{ reason: 'directory_managed', via: 'forgot_password' }]);
+    } finally {
+      recorder.detach();
+    }
+    expectClientError(await login(ctx, kim.mail, 'kim local passphrase 2'), 401);
+    expectClientError(await login(ctx, kim.mail, kim.password), 401);
+  });
+
+  it('OWASP ASVS 4.0 V2.5: a reset link issued before the directory first authenticated the user is refused afterwards (400 invalid_token, as a used link)', async () => {
+    await ctx.userManager.createUser({ email: lou.mail, name: 'Lou', password: 'lou local passphrase 1', groups: ['editor'] });
+    expect((await forgot(ctx, lou.mail)).status).toBe(202);
+    await drain();
+    const { userId, token } = linkParams(mails(lou.mail, 'PasswordReset')[0].text, 'reset-password');
+    expect((await login(ctx, lou.mail, lou.password)).status).toBe(200); // the directory takes over
+    await slapd.deleteUser(lou.uid);
+    const reset = await new HttpClient(ctx.url).post('/auth/reset-password', { userId, token, newPassword: 'lou brand new local passphrase' });
+    expectClientError(reset, 400);
+    expect(reset.body.code).toBe('invalid_token');
+    const wrongToken = await new HttpClient(ctx.url).post('/auth/reset-password', { userId, token: `${token}x`, newPassword: 'lou brand new local passphrase' });
+    expect({ ...reset.body, requestId: undefined }).toEqual({ ...wrongToken.body, requestId: undefined });
+    expectClientError(await login(ctx, lou.mail, 'lou brand new local passphrase'), 401);
+    expect((await ctx.userManager.findByEmail(lou.mail))!.passwordHash).toBeNull();
+  });
+
+  it('OWASP ASVS 4.0 V2.5: an admin cannot force a password reset (a mailed link) for a directory-managed user (409 directory_managed) until the host clears the mark; re-invites stay refused (409 not_invited)', async () => {
+    // Max was created by the directory at his first sign-in (createUsers): marked from the start.
+    expect((await login(ctx, max.mail, max.password)).status).toBe(200);
+    const created = (await ctx.userManager.findByEmail(max.mail))!;
+    expect(created.directoryManagedAt).toBeInstanceOf(Date);
+    const refused = await admin.post(`/users/${created.id}/force-password-reset`);
+    expectClientError(refused, 409);
+    expect(refused.body.code).toBe('directory_managed');
+    expect(mails(max.mail, 'PasswordReset')).toHaveLength(0);
+    const reinvite = await admin.post(`/users/${created.id}/resend-invite`);
+    expectClientError(reinvite, 409);
+    expect(reinvite.body.code).toBe('not_invited');
+    // An explicit decision of the host (the person keeps working without the directory): the mark goes, and so does the refusal.
+    await ctx.userManager.createUser({ email: oli.mail, name: 'Oli', password: 'oli local passphrase 1', groups: ['editor'] });
+    expect((await login(ctx, oli.mail, oli.password)).status).toBe(200);
+    const oliUser = (await ctx.userManager.findByEmail(oli.mail))!;
+    expectClientError(await admin.post(`/users/${oliUser.id}/force-password-reset`), 409);
+    await ctx.userManager.clearDirectoryManaged(oliUser);
+    expect((await ctx.userManager.findById(oliUser.id))!.directoryManagedAt).toBeNull();
+    const forced = await admin.post(`/users/${oliUser.id}/force-password-reset`);
+    expect(forced.status, forced.text).toBe(200);
+    expect(mails(oli.mail, 'PasswordReset')).toHaveLength(1);
+  });
+
+  it('OWASP ASVS 4.0 V2.5: with keepLocalPasswords the local password stays usable by design, but the directory is the authority: forgot-password sends no link', async () => {
+    const keptDb = await createTestDatabase();
+    const kept = await createIdentityApp(keptDb, {
+      identity: { rateLimits: { enabled: false }, passwordChecker: { useValue: new LdapPasswordChecker(options({ keepLocalPasswords: true })) } },
+      providers: [Mailbox],
+    });
+    try {
+      await kept.userManager.createUser({ email: ned.mail, name: 'Ned', password: 'ned local passphrase 1', groups: ['editor'] });
+      expect((await login(kept, ned.mail, ned.password)).status).toBe(200);
+      const user = (await kept.userManager.findByEmail(ned.mail))!;
+      expect(user.passwordHash).not.toBeNull();
+      expect(user.directoryManagedAt).toBeInstanceOf(Date);
+      expect((await forgot(kept, ned.mail)).status).toBe(202);
+      await drain(kept);
+      expect(mails(ned.mail, 'PasswordReset')).toHaveLength(0);
+      expect(mails(ned.mail, 'PasswordManagedByDirectory')).toHaveLength(1);
+    } finally {
+      await kept.close();
+      await keptDb.drop();
+    }
+  });
+});
