@@ -3,6 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Logger } from '@nestjs/common';
 import { Client, ResultCodeError, SizeLimitExceededError, type Entry } from 'ldapts';
 import { CONTROL_CHARACTERS } from '../common/lookup-normalizer.js';
+import { withinTimeLimit } from '../common/time-limit.js';
 import { BackOfficeIdentityOptionsError } from '../options/resolve-options.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type {
@@ -261,17 +262,10 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
    * follows StartTLS: a server that stalls there would otherwise hold the sign-in forever. The `finally` of
    * {@link authenticate} then closes the socket, which ends `work` (its late rejection is ignored).
    */
-  private async withinTimeout<T>(work: Promise<T>, step: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`${step} timed out`), { name: 'TimeoutError' })), this.options.timeoutMs);
+  private withinTimeout<T>(work: Promise<T>, step: string): Promise<T> {
+    return withinTimeLimit(work, this.options.timeoutMs, (): never => {
+      throw Object.assign(new Error(`${step} timed out`), { name: 'TimeoutError' });
     });
-    work.catch(() => undefined);
-    try {
-      return await Promise.race([work, timedOut]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /**
