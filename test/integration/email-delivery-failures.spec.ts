@@ -147,6 +147,68 @@ describe('Email delivery failures: invites, resets and email changes keep an hon
     expect(mailsTo(target)).toHaveLength(0);
     expect(mailsTo(old).map((m) => m.subject)).toEqual(['Your back-office email address is being changed']);
   });
+
+  /** A signed-in user with a pending email change to a new address, whose link was delivered. */
+  async function pendingEmailChange(tag: string) {
+    const old = email(tag);
+    await ctx.userManager.createUser({ email: old, name: 'Moving House', password, groups: ['editor'] });
+    const me = new HttpClient(ctx.url);
+    expect((await me.login(old, password)).status).toBe(200);
+    const pending = email(`${tag}-pending`);
+    expect((await me.post('/auth/me/email', { newEmail: pending })).status).toBe(202);
+    await ctx.app.get(BackOfficeBackgroundTasks).drain();
+    const link = linkParams((await smtp.waitFor(pending)).text!, 'confirm-email');
+    return { id: link.userId, old, me, pending, link };
+  }
+  const liveEmailChangeLinks = async (id: string, links: Array<{ token: string }>) => {
+    const user = (await ctx.userManager.findById(id))!;
+    const live: string[] = [];
+    for (const l of links) if (await ctx.userManager.verifyUserToken(user, 'change_email', l.token)) live.push(l.token);
+    return live;
+  };
+
+  it('OWASP ASVS 4.0 2.5.x: a new email change whose confirmation the relay refuses leaves the pending link working', async () => {
+    const { id, old, me, pending, link } = await pendingEmailChange('chgkeep');
+    const refused = email('chgkeep-refused');
+    smtp.rejectIf = (recipients) => recipients.includes(refused);
+    expect((await me.post('/auth/me/email', { newEmail: refused })).status).toBe(202);
+    await ctx.app.get(BackOfficeBackgroundTasks).drain();
+    smtp.rejectIf = null;
+    expect(mailsTo(refused)).toHaveLength(0);
+    expect(mailsTo(old)).toHaveLength(2); // the notice of each attempt
+    const confirmed = await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId: link.userId, token: link.token });
+    expect(confirmed.status, confirmed.text).toBe(200);
+    expect((await ctx.userManager.findById(id))!.email).toBe(pending);
+  });
+
+  it('a new email change whose confirmation went out voids the pending link (exactly one live link: the new one)', async () => {
+    const { id, me, link } = await pendingEmailChange('chgswap');
+    const next = email('chgswap-next');
+    expect((await me.post('/auth/me/email', { newEmail: next })).status).toBe(202);
+    await ctx.app.get(BackOfficeBackgroundTasks).drain();
+    const second = linkParams((await smtp.waitFor(next)).text!, 'confirm-email');
+    expect(await liveEmailChangeLinks(id, [link, second])).toEqual([second.token]);
+    expect((await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId: link.userId, token: link.token })).body.code).toBe('invalid_token');
+    const confirmed = await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId: second.userId, token: second.token });
+    expect(confirmed.status, confirmed.text).toBe(200);
+    expect((await ctx.userManager.findById(id))!.email).toBe(next);
+  });
+
+  it('OWASP ASVS 4.0 2.5.x: 8 concurrent email changes, half refused by the relay: exactly one of the delivered links works', async () => {
+    const { id, me, link } = await pendingEmailChange('chgrace');
+    const targets = Array.from({ length: 8 }, () => email('chgrace-to'));
+    let seen = 0;
+    smtp.rejectIf = (recipients) => targets.some((t) => recipients.includes(t)) && ++seen % 2 === 0;
+    const answers = await Promise.all(targets.map((newEmail) => me.post('/auth/me/email', { newEmail })));
+    expect(answers.map((a) => a.status)).toEqual(Array(8).fill(202));
+    await ctx.app.get(BackOfficeBackgroundTasks).drain();
+    smtp.rejectIf = null;
+    const delivered = targets.flatMap((t) => mailsTo(t)).map((m) => linkParams(m.text!, 'confirm-email'));
+    expect(delivered).toHaveLength(4);
+    const live = await liveEmailChangeLinks(id, [link, ...delivered]);
+    expect(live).toHaveLength(1);
+    expect(live[0]).not.toBe(link.token);
+  });
 });
 
 describe('Email time limits: a hanging mail relay or SendEmailNotification listener never hangs a request', () => {

@@ -11,6 +11,7 @@ import {
   isUserSecurityStampStore,
   isUserDirectoryManagedStore,
   isUserEmailChangeStore,
+  isUserEmailChangeHandoverStore,
   isUserTokenStore,
   isUserTokenHandoverStore,
   isUnknownUserLockoutStore,
@@ -275,6 +276,19 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         for (const h of [hash('old'), ...hashes]) if (await userStore.isTokenLive(user.id, 'invite', h, at(6))) live.push(h);
         expect(live).toHaveLength(1);
         expect(await userStore.isTokenLive(user.id, 'password_reset', live[0], at(6))).toBe(false);
+      });
+
+      test('ASVS 4.0 2.5.x: addEmailChangeToken leaves the pending email-change link alone; keepOnlyToken hands over to the address of the kept one', async ({ userStore }) => {
+        if (!isUserEmailChangeHandoverStore(userStore)) return;
+        const user = await newUser(userStore);
+        await userStore.replaceEmailChangeToken(user.id, hash('pending'), 'pending@example.com', at(HOUR), at(0));
+        await userStore.addEmailChangeToken(user.id, hash('refused'), 'refused@example.com', at(HOUR), at(1));
+        expect(await userStore.consumeEmailChangeToken(user.id, hash('refused'), at(2))).toBe('refused@example.com'); // its email failed: dropped
+        expect(await userStore.keepOnlyToken(user.id, 'change_email', hash('refused'), at(3))).toBe(false);
+        await userStore.addEmailChangeToken(user.id, hash('delivered'), 'delivered@example.com', at(HOUR), at(4));
+        expect(await userStore.keepOnlyToken(user.id, 'change_email', hash('delivered'), at(5))).toBe(true);
+        expect(await userStore.consumeEmailChangeToken(user.id, hash('pending'), at(6))).toBeNull();
+        expect(await userStore.consumeEmailChangeToken(user.id, hash('delivered'), at(6))).toBe('delivered@example.com');
       });
 
       test("ASVS 4.0 V2.5: voidTokens(user, 'change_email') voids a pending email-change link (a password change does this)", async ({ userStore }) => {

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { BackOfficeBackgroundTasks } from '../common/background-tasks.js';
 import type { BackOfficeClock } from '../common/clock.js';
-import { randomToken, sha256Hex } from '../common/crypto.js';
+import { sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeEmailDispatcher } from '../email/email-dispatcher.service.js';
@@ -74,30 +74,33 @@ export class BackOfficeUserLifecycleService {
     if (this.userManager.normalizeKey(candidate.email) === user.normalizedEmail) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'This is already your email address.');
     }
-    const store = this.emailChangeStore(); // 501 not_supported at once, like the input checks
-    this.background.run('email-change', () => this.startEmailChange(user, candidate.email, store));
+    this.emailChangeStore(); // 501 not_supported at once, like the input checks
+    this.background.run('email-change', () => this.startEmailChange(user, candidate.email));
   }
 
   /**
    * The background half of {@link requestEmailChange}: the notice to the old address either way (the requester
    * reads that mailbox, so a notice only for free addresses would tell a taken one: OWASP ASVS 5.0 6.3.8), and
-   * for a free address the link to it; a taken address gets nothing.
+   * for a free address the link to it; a taken address gets nothing. The new link takes over from a pending one only
+   * once its email was accepted (`deliverNewEmailChangeToken`): a refused or timed-out confirmation leaves the pending
+   * link working (OWASP ASVS 4.0 2.5.x), as resend-invite and forgot-password do.
    */
-  private async startEmailChange(user: BackOfficeUser, newEmail: string, store: UserEmailChangeStore): Promise<void> {
+  private async startEmailChange(user: BackOfficeUser, newEmail: string): Promise<void> {
     if (await this.userManager.findByEmail(newEmail)) {
       await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, newEmail), user);
       return;
     }
-    const token = randomToken(32);
-    const now = this.clock.now();
-    const expiresAt = new Date(now.getTime() + EMAIL_CHANGE_LIFESPAN_HOURS * 3_600_000);
-    await store.replaceEmailChangeToken(user.id, sha256Hex(token), newEmail, expiresAt, now);
-    await this.userManager.notify(UserEmailChangeRequestedNotification, user);
+    let stored = false;
     // The notice goes out even when the link could not be sent (a refusing or typo'd new address, a relay time-out):
     // the owner of the old address must hear of every change attempt (OWASP ASVS 4.0 2.2.3). Then the failure is logged.
-    const confirm = await this.emails
-      .dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, newEmail, token, EMAIL_CHANGE_LIFESPAN_HOURS), user, [token])
+    const confirm = await this.userManager
+      .deliverNewEmailChangeToken(user, newEmail, EMAIL_CHANGE_LIFESPAN_HOURS, async (token) => {
+        stored = true;
+        await this.userManager.notify(UserEmailChangeRequestedNotification, user);
+        await this.emails.dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, newEmail, token, EMAIL_CHANGE_LIFESPAN_HOURS), user, [token]);
+      })
       .then(() => null, (error: unknown) => ({ error }));
+    if (confirm && !stored) throw confirm.error; // the link could not be stored: no attempt to tell of
     await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, newEmail), user);
     if (confirm) throw confirm.error;
   }

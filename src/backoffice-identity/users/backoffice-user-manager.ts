@@ -58,6 +58,8 @@ import {
   isUserSecurityStampStore,
   isUserTokenStore,
   isUserTokenHandoverStore,
+  isUserEmailChangeStore,
+  isUserEmailChangeHandoverStore,
   isUserTwoFactorStore,
   isUserTwoFactorSetupDeadlineStore,
   isUserPasskeyStore,
@@ -76,6 +78,8 @@ import {
   type UserRecoveryCodeStore,
   type UserSecurityStampStore,
   type UserTokenStore,
+  type UserTokenHandoverStore,
+  type UserEmailChangeHandoverStore,
   type UserTwoFactorStore,
 } from './stores/user-store.interface.js';
 import { BackOfficeUserImporter, type ImportAuthorizer } from './import/backoffice-user-importer.js';
@@ -723,18 +727,55 @@ export class BackOfficeUserManager {
     return this.deliverNewUserToken(user, 'password_reset', this.options.tokens.passwordResetLifespanHours, deliver);
   }
 
+  /**
+   * {@link deliverNewInviteToken} for the email-change link to `newEmail` (valid `lifespanHours`): a confirmation email
+   * that failed leaves the pending email-change link working. A store without {@link UserEmailChangeHandoverStore}
+   * voids the pending link before `deliver`. @throws BackOfficeNotSupportedError without a `UserEmailChangeStore`.
+   */
+  async deliverNewEmailChangeToken<T>(user: BackOfficeUser, newEmail: string, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T> {
+    const store = this.capability(isUserEmailChangeStore, 'UserEmailChangeStore');
+    if (isUserEmailChangeHandoverStore(store)) {
+      return this.handOverUserToken(store, user, 'change_email', lifespanHours, deliver, {
+        add: (hash, expiresAt, now) => store.addEmailChangeToken(user.id, hash, newEmail, expiresAt, now),
+        drop: (hash, now) => store.consumeEmailChangeToken(user.id, hash, now),
+      });
+    }
+    const token = randomToken(32);
+    const now = this.now();
+    await store.replaceEmailChangeToken(user.id, sha256Hex(token), newEmail, new Date(now.getTime() + lifespanHours * 3_600_000), now);
+    return deliver(token);
+  }
+
   protected async deliverNewUserToken<T>(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T> {
     const store = this.getTokenStore();
     if (!isUserTokenHandoverStore(store)) return deliver(await this.generateUserToken(user, purpose, lifespanHours));
-    const token = randomToken(32);
-    const hash = sha256Hex(token);
+    return this.handOverUserToken(store, user, purpose, lifespanHours, deliver, {
+      add: (hash, expiresAt, now) => store.addToken(user.id, purpose, hash, expiresAt, now),
+      drop: (hash, now) => store.consumeToken(user.id, purpose, hash, now),
+    });
+  }
+
+  /**
+   * The hand-over of {@link UserTokenHandoverStore}: a new token stored beside the live one (`add`), handed to `deliver`;
+   * when that rejects the new token is dropped (`drop`) and the live one kept, else it alone stays live (`keepOnlyToken`).
+   */
+  private async handOverUserToken<T>(
+    store: UserTokenHandoverStore,
+    user: BackOfficeUser,
+    purpose: BackOfficeTokenPurpose,
+    lifespanHours: number,
+    deliver: (token: string) => Promise<T>,
+    token: { add: (hash: string, expiresAt: Date, now: Date) => Promise<void>; drop: (hash: string, now: Date) => Promise<unknown> },
+  ): Promise<T> {
+    const secret = randomToken(32);
+    const hash = sha256Hex(secret);
     const now = this.now();
-    await store.addToken(user.id, purpose, hash, new Date(now.getTime() + lifespanHours * 3_600_000), now);
+    await token.add(hash, new Date(now.getTime() + lifespanHours * 3_600_000), now);
     let delivered: T;
     try {
-      delivered = await deliver(token);
+      delivered = await deliver(secret);
     } catch (error) {
-      await store.consumeToken(user.id, purpose, hash, this.now()).catch(() => undefined); // unknown to anyone, it expires anyway
+      await token.drop(hash, this.now()).catch(() => undefined); // unknown to anyone, it expires anyway
       throw error;
     }
     await store.keepOnlyToken(user.id, purpose, hash, this.now());

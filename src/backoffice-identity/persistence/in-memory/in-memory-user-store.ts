@@ -23,6 +23,7 @@ import {
   type UnknownUserLockoutStore,
   type UserAuthenticatorKeyStore,
   type UserEmailChangeStore,
+  type UserEmailChangeHandoverStore,
   type UserGroupStore,
   type UserLockoutStore,
   type UserLoginStore,
@@ -116,6 +117,7 @@ export class InMemoryBackOfficeUserStore
     UserPasskeyStore,
     UserLoginStore,
     UserEmailChangeStore,
+    UserEmailChangeHandoverStore,
     PrunableUserStore,
     TransactionalUserStore<InMemoryBackOfficeUserStore>
 {
@@ -330,7 +332,11 @@ export class InMemoryBackOfficeUserStore
   }
 
   async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
-    if (this.row(userId)) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail: null });
+    this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, null);
+  }
+
+  private insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, newEmail: string | null): void {
+    if (this.row(userId)) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail });
   }
 
   async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
@@ -345,6 +351,10 @@ export class InMemoryBackOfficeUserStore
 
   async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
     if (this.row(userId)) this.insertToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  }
+
+  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
+    this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, newEmail);
   }
 
   async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {

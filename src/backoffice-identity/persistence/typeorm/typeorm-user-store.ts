@@ -45,6 +45,7 @@ import {
   type BackOfficeTokenPurpose,
   type PrunableUserStore,
   type UserEmailChangeStore,
+  type UserEmailChangeHandoverStore,
 } from '../../users/stores/user-store.interface.js';
 
 /** Thrown to roll back a dry-run import after its outcomes are known. */
@@ -265,6 +266,7 @@ export class TypeOrmBackOfficeUserStore
     UserPasskeyStore,
     UserLoginStore,
     UserEmailChangeStore,
+    UserEmailChangeHandoverStore,
     PrunableUserStore,
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
@@ -526,13 +528,17 @@ export class TypeOrmBackOfficeUserStore
     return rows.length === 1;
   }
 
-  /** Stores a token beside the user's live ones (the user's row locked first, as {@link insertOnlyLiveToken} does). */
   async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
+    await this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, now, null);
+  }
+
+  /** Stores a token beside the user's live ones (the user's row locked first, as {@link insertOnlyLiveToken} does). */
+  private async insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<void> {
     await this.transaction(async (store) => {
       await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
       await store.manager.query(
-        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, NULL)`,
-        [userId, purpose, tokenHash, expiresAt, now],
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [userId, purpose, tokenHash, expiresAt, now, newEmail],
       );
     });
   }
@@ -564,6 +570,10 @@ export class TypeOrmBackOfficeUserStore
 
   async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
     await this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  }
+
+  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
+    await this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
   }
 
   async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {

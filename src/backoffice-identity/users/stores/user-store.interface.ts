@@ -311,6 +311,17 @@ export interface UserEmailChangeStore {
   consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null>;
 }
 
+/**
+ * Optional beside {@link UserEmailChangeStore}: the {@link UserTokenHandoverStore} hand-over for email-change links, so a
+ * new request takes over from the pending link only once its confirmation email was accepted. `addEmailChangeToken`
+ * stores the token with the address it confirms and leaves the user's other email-change links alone;
+ * `keepOnlyToken(userId, 'change_email', ...)` then hands over; a token whose email failed is dropped with
+ * `consumeEmailChangeToken`. Without this capability a new request voids the pending link before its email goes out.
+ */
+export interface UserEmailChangeHandoverStore extends UserEmailChangeStore, UserTokenHandoverStore {
+  addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void>;
+}
+
 /** Rows of the user store that can expire (maintenance calls this). */
 export interface PrunableUserStore {
   /** Deletes unknown-username counters a day after their last failure (unless locked) and tokens 30 days after they expired. */
@@ -348,5 +359,7 @@ export const isUserGroupStore = (s: object): s is UserGroupStore => has(s, 'list
 export const isUserLoginStore = (s: object): s is UserLoginStore => has(s, 'addLogin', 'removeLogin', 'getLogins', 'findUserIdByLogin');
 export const isUserQueryStore = (s: object): s is UserQueryStore => has(s, 'list');
 export const isUserEmailChangeStore = (s: object): s is UserEmailChangeStore => has(s, 'replaceEmailChangeToken', 'consumeEmailChangeToken');
+export const isUserEmailChangeHandoverStore = (s: object): s is UserEmailChangeHandoverStore =>
+  isUserEmailChangeStore(s) && has(s, 'addEmailChangeToken', 'keepOnlyToken');
 export const isPrunableUserStore = (s: object): s is PrunableUserStore => has(s, 'prune');
 export const isTransactionalUserStore = (s: object): s is TransactionalUserStore => has(s, 'transaction');
