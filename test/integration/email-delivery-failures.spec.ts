@@ -5,7 +5,13 @@ import { createIdentityApp, type IdentityApp } from '../support/identity-app.js'
 import { CapturingLogger } from '../support/capturing-logger.js';
 import { HttpClient } from '../support/http-client.js';
 import { linkParams, TestSmtpServer } from '../support/smtp.js';
-import { BackOfficeBackgroundTasks, BackOfficeEmailDispatcher, BackOfficeEvents, SendEmailNotification } from '../../src/backoffice-identity/index.js';
+import {
+  BackOfficeBackgroundTasks,
+  BackOfficeEmailDispatcher,
+  BackOfficeEvents,
+  SendEmailNotification,
+  type BackOfficeIdentityModuleOptions,
+} from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 
@@ -39,38 +45,51 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still pe
   }
 }
 
-describe('Email delivery failures: invites, resets and email changes keep an honest state', () => {
-  let db: TestDatabase;
-  let smtp: TestSmtpServer;
-  let ctx: IdentityApp;
-  let admin: HttpClient;
-  let counter = 0;
-  const email = (tag = 'dlv') => `${tag}${++counter}@example.com`;
-  const mailsTo = (to: string) => smtp.messages.filter((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase()));
-
+/**
+ * Registers the hooks of a suite's app: a real SMTP relay in this process, the {@link EmailListener}, the root admin
+ * signed in (handed to `started`); after each test the relay and the listener behave normally again.
+ */
+function emailApp(
+  started: (app: { smtp: TestSmtpServer; ctx: IdentityApp; admin: HttpClient }) => void,
+  { email, logger }: { email?: Omit<NonNullable<BackOfficeIdentityModuleOptions['email']>, 'smtpUrl'>; logger?: CapturingLogger } = {},
+): void {
+  let db: TestDatabase | undefined;
+  let smtp: TestSmtpServer | undefined;
+  let ctx: IdentityApp | undefined;
   beforeAll(async () => {
     db = await createTestDatabase();
     smtp = await new TestSmtpServer().start();
     ctx = await createIdentityApp(db, {
-      identity: { email: { smtpUrl: smtp.url }, rateLimits: { enabled: false }, publicUrl: 'https://cms.example.com' },
+      identity: { email: { smtpUrl: smtp.url, ...email }, rateLimits: { enabled: false }, publicUrl: 'https://cms.example.com' },
       providers: [EmailListener],
+      logger,
     });
     await ctx.userManager.createUser({ email: 'root@example.com', name: 'Root Admin', password, groups: ['admin'] });
-    admin = new HttpClient(ctx.url);
+    const admin = new HttpClient(ctx.url);
     expect((await admin.login('root@example.com', password)).status).toBe(200);
+    started({ smtp, ctx, admin });
   });
   afterEach(() => {
     EmailListener.mode = 'off';
     EmailListener.release?.();
     EmailListener.release = null;
-    smtp.rejectAll = false;
-    smtp.rejectIf = null;
+    Object.assign(smtp!, { rejectAll: false, rejectIf: null, hang: false, rejectQuoting: false });
   });
   afterAll(async () => {
     await ctx?.close();
     await smtp?.stop();
     await db?.drop();
   });
+}
+
+describe('Email delivery failures: invites, resets and email changes keep an honest state', () => {
+  let smtp: TestSmtpServer;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+  emailApp((app) => ({ smtp, ctx, admin } = app));
+  let counter = 0;
+  const email = (tag = 'dlv') => `${tag}${++counter}@example.com`;
+  const mailsTo = (to: string) => smtp.messages.filter((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase()));
 
   async function invite(to: string) {
     const created = await admin.post('/users/invite', { email: to, name: 'New Editor', groups: ['editor'] });
@@ -212,39 +231,14 @@ describe('Email delivery failures: invites, resets and email changes keep an hon
 });
 
 describe('Email time limits: a hanging mail relay or SendEmailNotification listener never hangs a request', () => {
-  let db: TestDatabase;
   let smtp: TestSmtpServer;
   let ctx: IdentityApp;
   let admin: HttpClient;
   const logger = new CapturingLogger();
+  emailApp((app) => ({ smtp, ctx, admin } = app), { email: { sendTimeoutMs: 1000, listenerTimeoutMs: 1000 }, logger });
   let counter = 0;
   const email = (tag = 'lim') => `${tag}${++counter}@example.com`;
   const tokensIn = (text: string) => [...text.matchAll(/token=([^&\s]+)/g)].map((m) => decodeURIComponent(m[1]));
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    smtp = await new TestSmtpServer().start();
-    ctx = await createIdentityApp(db, {
-      identity: { email: { smtpUrl: smtp.url, sendTimeoutMs: 1000, listenerTimeoutMs: 1000 }, rateLimits: { enabled: false }, publicUrl: 'https://cms.example.com' },
-      providers: [EmailListener],
-      logger,
-    });
-    await ctx.userManager.createUser({ email: 'root@example.com', name: 'Root Admin', password, groups: ['admin'] });
-    admin = new HttpClient(ctx.url);
-    expect((await admin.login('root@example.com', password)).status).toBe(200);
-  });
-  afterEach(() => {
-    EmailListener.mode = 'off';
-    EmailListener.release?.();
-    EmailListener.release = null;
-    smtp.hang = false;
-    smtp.rejectQuoting = false;
-  });
-  afterAll(async () => {
-    await ctx?.close();
-    await smtp?.stop();
-    await db?.drop();
-  });
 
   it('a mail relay that never answers DATA: the invite answers 502 email_failed within the time limit, the log says so and holds no token', async () => {
     const to = email('hang');
