@@ -6,6 +6,7 @@ import {
   type BackOfficeExternalLoginProviderOptions,
   type SendEmailNotification,
 } from '../../src/backoffice-identity/index.js';
+import { CapturingLogger } from '../support/capturing-logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectRefused, expectSignedIn, waitFor } from '../support/external-login-results.js';
@@ -48,14 +49,7 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
   let idp: TestOidcProvider;
   let ctx: IdentityApp;
   let counter = 0;
-  const logLines: string[] = [];
-  const logger = {
-    log: (m: unknown) => void logLines.push(String(m)),
-    warn: (m: unknown) => void logLines.push(String(m)),
-    error: (m: unknown) => void logLines.push(String(m)),
-    debug: () => undefined,
-    verbose: () => undefined,
-  };
+  const logger = new CapturingLogger();
   const sub = (label: string) => `${label}-${++counter}-${Date.now()}`;
 
   beforeAll(async () => {
@@ -175,14 +169,14 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       const state = new URL(challenge.headers.get('location')!).searchParams.get('state')!;
       const description = `<script>alert(document.cookie)</script>${'x'.repeat(6000)}`;
       const query = new URLSearchParams({ error: 'access_denied', error_description: description, state, iss: idp.issuer });
-      const before = logLines.length;
+      const before = logger.lines.length;
       const result = await p.app.get(`/auth/external/oidc/callback?${query}`, { redirect: 'manual' });
       expectRefused(result, 'external_login_failed');
       const page = await p.app.get(result.headers.get('location')!);
       expect(page.status).toBe(200);
       expect(page.text).not.toContain('<script>alert');
       expect(page.text).not.toContain('xxxxxxxxxx');
-      expect(logLines.slice(before).join('\n')).not.toContain('<script>');
+      expect(logger.lines.slice(before).join('\n')).not.toContain('<script>');
     });
   });
 
@@ -262,12 +256,12 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
     it('a subject longer than the store keeps (OpenID Connect caps it at 255 ASCII characters) is refused before anybody is created', async () => {
       const login = `long-${'s'.repeat(600)}`;
       const person = account('long-sub', {}, login);
-      const before = logLines.length;
+      const before = logger.lines.length;
       const result = await new Person(ctx.url).signIn('oidc', person.login);
       expectRefused(result, 'external_login_failed');
       // Nothing left behind: the email is still free, so the same person with a sane subject signs in.
       expect(await usersWithEmail(person.email)).toBe(0);
-      expect(logLines.slice(before).some((l) => /Unexpected external login failure/.test(l))).toBe(false);
+      expect(logger.lines.slice(before).some((l) => /Unexpected external login failure/.test(l))).toBe(false);
       const fixed = sub('short');
       idp.accounts.set(fixed, idp.accounts.get(login)!);
       expectSignedIn(await new Person(ctx.url).signIn('oidc', fixed));
