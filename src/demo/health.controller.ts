@@ -1,5 +1,6 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { withinTimeLimit } from '../backoffice-identity/common/time-limit.js';
 
 /** How long `/health` waits for the database before it reports it down. */
 const DATABASE_TIMEOUT_MS = 3000;
@@ -26,17 +27,12 @@ export class HealthController {
     return up ? { status: 'ok', database: 'up' } : { status: 'error', database: 'down' };
   }
 
+  /** False when `SELECT 1` fails or has not answered within {@link DATABASE_TIMEOUT_MS} (a later failure is ignored). */
   private async databaseUp(): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), DATABASE_TIMEOUT_MS);
-    });
     try {
-      return await Promise.race([this.dataSource.query('SELECT 1').then(() => true), timeout]);
+      return await withinTimeLimit(this.dataSource.query('SELECT 1').then(() => true), DATABASE_TIMEOUT_MS, () => false);
     } catch {
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   }
 }
