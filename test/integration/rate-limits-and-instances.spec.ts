@@ -222,6 +222,37 @@ describe('Rate limits and several app instances', () => {
     }
   });
 
+  it('ASVS 4.0 2.2.1 / 5.0 6.3.8: a forgot-password request refused by the per-IP limit does not count against the address (a client over its IP limit cannot use up a victim\'s per-email budget)', async () => {
+    const mail = recordingSender();
+    const byHeader: BackOfficeIdentityModuleOptions = { ipResolver: { useValue: { resolveIp: (request: { headers: Record<string, unknown> }) => String(request.headers['x-test-ip']) } } };
+    const ctx = await createIdentityApp(db, { identity: { ...byHeader, emailSender: { useValue: mail.useValue }, rateLimits: { forgotPasswordPerIp: 3, forgotPasswordPerEmail: 2 } } });
+    try {
+      const victim = email();
+      await ctx.userManager.createUser({ email: victim, name: 'Victim', password });
+      const http = new HttpClient(ctx.url);
+      const forgotFrom = (ip: string, address: string) => http.request('POST', '/auth/forgot-password', { body: { email: address }, headers: { 'x-test-ip': ip } });
+      const attacker = uniqueIp();
+      for (let i = 0; i < 3; i++) expect((await forgotFrom(attacker, email())).status).toBe(202);
+      // Over its IP limit: every request for the victim is refused by the per-IP rule, the same as for an unknown address.
+      for (let i = 0; i < 5; i++) {
+        const forVictim = await forgotFrom(attacker, victim);
+        const forUnknown = await forgotFrom(attacker, email());
+        expectClientError(forVictim, 429);
+        expect({ status: forVictim.status, code: forVictim.body.code }).toEqual({ status: forUnknown.status, code: forUnknown.body.code });
+      }
+      // The victim's per-email budget is untouched: the victim (another IP, within its own IP limit) still gets both links, then the
+      // per-email rule holds.
+      const owner = uniqueIp();
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await forgotFrom(owner, victim)).status);
+      expect(statuses).toEqual([202, 202, 429]);
+      await ctx.app.get(BackOfficeBackgroundTasks).drain();
+      expect(mail.sent.filter((m) => m.to === victim)).toHaveLength(2);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   describe('IPv6 clients: per-IP limits count a /64 as one client', () => {
     /** The client address comes from the `x-test-ip` header, so one app serves several clients. */
     const byHeader: BackOfficeIdentityModuleOptions = { ipResolver: { useValue: { resolveIp: (request: { headers: Record<string, unknown> }) => String(request.headers['x-test-ip']) } } };

@@ -58,12 +58,14 @@ export class PasswordResetController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (5 per hour per email, 20 per hour per IP), the same for known and unknown addresses' })
   async forgot(@Body() body: ForgotPasswordDto): Promise<{ status: 'accepted' }> {
-    // Both counted before the address is looked up: a 429 is the same for known and unknown addresses. The per-IP
-    // rule keeps one client from mailing resets to many addresses; the per-email one, many clients to one address.
+    // Both before the address is looked up: a 429 is the same for known and unknown addresses. The per-IP rule
+    // keeps one client from mailing resets to many addresses; the per-email one, many clients to one address. The
+    // per-IP rule comes first and the per-email one counts only the requests it let through: a client over its IP
+    // limit cannot use up an address's budget and so keep its owner from getting a link.
     const limits = this.options.rateLimits;
-    await this.rateLimiter.enforce([
-      { name: 'forgot-email', key: normalizeLookupKey(body.email), limit: limits.forgotPasswordPerEmail, windowSeconds: 3600 },
+    await this.rateLimiter.enforceInOrder([
       { name: 'forgot-ip', key: this.rateLimiter.clientKey(), limit: limits.forgotPasswordPerIp, windowSeconds: 3600 },
+      { name: 'forgot-email', key: normalizeLookupKey(body.email), limit: limits.forgotPasswordPerEmail, windowSeconds: 3600 },
     ]);
     this.resets.requestReset(body.email);
     return { status: 'accepted' };

@@ -59,17 +59,35 @@ export class BackOfficeRateLimiter {
   async enforce(rules: RateLimitRule[]): Promise<void> {
     if (!this.options.rateLimits.enabled) return;
     let retryAfter = 0;
-    for (const rule of rules) {
-      try {
-        // No block duration: with one, the in-memory storage stops counting while blocked, and its block outlives
-        // the hits that set it, so once those aged out every attempt went through uncounted until the block ended.
-        // Without, it keeps a sliding log of the allowed hits and names when the oldest one ages out.
-        const record = await this.storage.increment(BackOfficeRateLimiter.storageKey(rule), rule.windowSeconds * 1000, rule.limit, 0, rule.name);
-        if (record.totalHits > rule.limit) retryAfter = Math.max(retryAfter, record.timeToBlockExpire > 0 ? record.timeToBlockExpire : record.timeToExpire);
-      } catch (error) {
-        this.logger.error(`Rate-limit storage failed for ${rule.name}: ${(error as Error).message}`);
-      }
+    for (const rule of rules) retryAfter = Math.max(retryAfter, await this.count(rule));
+    BackOfficeRateLimiter.throwIfLimited(retryAfter);
+  }
+
+  /**
+   * Counts the rules in order and stops at the first one that is over: the later rules are not counted for a
+   * request an earlier one refused (a client over its per-IP limit cannot use up a per-address budget that other
+   * clients share). Throws 429 `too_many_requests` with `Retry-After` when one is over.
+   */
+  async enforceInOrder(rules: RateLimitRule[]): Promise<void> {
+    if (!this.options.rateLimits.enabled) return;
+    for (const rule of rules) BackOfficeRateLimiter.throwIfLimited(await this.count(rule));
+  }
+
+  /** Counts a hit on one rule: the seconds until it allows one again when it is over, else 0 (also when the storage fails). */
+  private async count(rule: RateLimitRule): Promise<number> {
+    try {
+      // No block duration: with one, the in-memory storage stops counting while blocked, and its block outlives
+      // the hits that set it, so once those aged out every attempt went through uncounted until the block ended.
+      // Without, it keeps a sliding log of the allowed hits and names when the oldest one ages out.
+      const record = await this.storage.increment(BackOfficeRateLimiter.storageKey(rule), rule.windowSeconds * 1000, rule.limit, 0, rule.name);
+      if (record.totalHits > rule.limit) return record.timeToBlockExpire > 0 ? record.timeToBlockExpire : record.timeToExpire;
+    } catch (error) {
+      this.logger.error(`Rate-limit storage failed for ${rule.name}: ${(error as Error).message}`);
     }
+    return 0;
+  }
+
+  private static throwIfLimited(retryAfter: number): void {
     if (retryAfter > 0) {
       throw new BackOfficeHttpError(429, 'too_many_requests', 'Too many requests; try again later.', { retryAfterSeconds: retryAfter }, { 'Retry-After': String(retryAfter) });
     }
