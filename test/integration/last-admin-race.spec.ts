@@ -92,4 +92,92 @@ describe.skipIf(dbKind() !== 'postgres')('the last-admin rule under concurrent a
       await observer.end();
     }
   });
+
+});
+
+/**
+ * The import's last-admin check (`POST /users/import` with `onConflict: 'update'`, the CLI) against an admin request:
+ * the import read its targets before it took the admin-group lock, so a target disabled at that read was not counted
+ * although it was enabled (and counted by the request taking the other admin out) before the import demoted it.
+ * A database of its own: no admin of another test may count.
+ */
+describe.skipIf(dbKind() !== 'postgres')('the import\'s last-admin rule under a concurrent admin request', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const make = userFactory(() => ctx, 'importadminrace');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  const waitsQuery = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`;
+
+  async function until(condition: () => Promise<boolean>): Promise<void> {
+    while (!(await condition())) await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  async function signedIn(email: string): Promise<HttpClient> {
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(email, TEST_PASSWORD)).status).toBe(200);
+    return http;
+  }
+
+  it('OWASP ASVS 4.0 4.1.3 (last admin): an import taking user A out of admin while A is enabled and the other admin B is taken out of admin never leaves zero active admins (the import reads A under the admin-group lock)', async () => {
+    // A: an admin, disabled (so not counted when the import first reads it); B: the only active admin, the caller.
+    const a = await make({ groups: ['admin'] });
+    const b = await make({ groups: ['admin'] });
+    expect((await ctx.userManager.setApproved((await ctx.userManager.findById(a.id))!, false)).succeeded).toBe(true);
+    const importing = await signedIn(b.email);
+    const enabling = await signedIn(b.email);
+    const removing = await signedIn(b.email);
+
+    const blocker = new pg.Client({ connectionString: db.url });
+    const observer = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    await observer.connect();
+    const waits = async () => (await observer.query(waitsQuery)).rows[0].n as number;
+    try {
+      await blocker.query('BEGIN');
+      // FOR KEY SHARE: holds the import's FOR UPDATE of A's row, lets A's row be updated and its memberships be written.
+      await blocker.query(`SELECT 1 FROM backoffice_user WHERE id = $1 FOR KEY SHARE`, [a.id]);
+
+      // 1. An import (onConflict update) takes A out of admin: held at A's row, after it has read A.
+      const imported = importing.post('/users/import', { onConflict: 'update', users: [{ email: a.email, name: 'Imported A', groups: ['editor'] }] });
+      await until(async () => (await waits()) >= 1);
+      // 2. B enables A: done (or waiting for the admin-group lock the import holds).
+      let enabled = false;
+      const enableA = enabling.post(`/users/${a.id}/enable`).then((r) => ((enabled = true), r));
+      await until(async () => enabled || (await waits()) >= 2);
+      // 3. B takes itself out of admin, counting A: done (or waiting for the admin-group lock).
+      let removed = false;
+      const removeB = removing.request('PUT', `/users/${b.id}/groups`, { body: { groups: ['editor'] } }).then((r) => ((removed = true), r));
+      await until(async () => removed || (await waits()) >= (enabled ? 2 : 3));
+      await blocker.query('COMMIT');
+      const results: HttpResult[] = [await imported, await enableA, await removeB];
+      expect(results.map((r) => r.status).filter((s) => s >= 500)).toEqual([]);
+
+      const active = await observer.query(
+        `SELECT u.email FROM backoffice_user u JOIN backoffice_user_group ug ON ug.user_id = u.id JOIN backoffice_group g ON g.id = ug.group_id
+         WHERE g.alias = 'admin' AND u.kind = 'person' AND u.is_approved AND (u.lockout_end IS NULL OR u.lockout_end <= now())`,
+      );
+      expect({
+        statuses: results.map((r) => `${r.status} ${r.body?.code ?? ''}`.trim()),
+        importOutcome: results[0].body?.results?.[0]?.outcome,
+        activeAdmins: active.rows.length,
+      }).toEqual({
+        // The import demoted A (disabled when it read A under the lock); the request taking B out then counted no other admin.
+        statuses: ['200', '200', '409 last_admin'],
+        importOutcome: 'updated',
+        activeAdmins: 1,
+      });
+    } finally {
+      await blocker.end().catch(() => undefined);
+      await observer.end();
+    }
+  });
 });

@@ -6,7 +6,6 @@ interface ExistingUser {
   id: string;
   normalized_email: string;
   normalized_username: string;
-  demotable: boolean;
 }
 
 interface ImportWriteOptions {
@@ -31,7 +30,7 @@ const rowsOf = <T>(result: unknown): T[] => (Array.isArray((result as unknown[])
  */
 export async function writeImportedUsers(manager: EntityManager, rows: ImportedUserRow[], options: ImportWriteOptions, now: Date): Promise<ImportRowOutcome[]> {
   const outcomes: ImportRowOutcome[] = new Array(rows.length);
-  const existing = await findExisting(manager, rows, options.protectedGroup, now);
+  const existing = await findExisting(manager, rows);
   const byEmail = new Map(existing.map((u) => [u.normalized_email, u]));
   const byUsername = new Map(existing.map((u) => [u.normalized_username, u]));
   const inserts: number[] = [];
@@ -86,13 +85,11 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   return outcomes;
 }
 
-async function findExisting(manager: EntityManager, rows: ImportedUserRow[], protectedGroup: string, now: Date): Promise<ExistingUser[]> {
+async function findExisting(manager: EntityManager, rows: ImportedUserRow[]): Promise<ExistingUser[]> {
   const result = await manager.query(
-    `SELECT u.id, u.normalized_email, u.normalized_username,
-            ${canSignInNow('u', '$4')} AND EXISTS (SELECT 1 FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
-                                      WHERE ug.user_id = u.id AND g.alias = $3) AS demotable
+    `SELECT u.id, u.normalized_email, u.normalized_username
      FROM backoffice_user u WHERE u.normalized_email = ANY($1::varchar[]) OR u.normalized_username = ANY($2::varchar[])`,
-    [rows.map((r) => r.normalizedEmail), rows.map((r) => r.normalizedUsername), protectedGroup, now],
+    [rows.map((r) => r.normalizedEmail), rows.map((r) => r.normalizedUsername)],
   );
   return rowsOf<ExistingUser>(result);
 }
@@ -129,7 +126,11 @@ async function insertUsers(manager: EntityManager, rows: ImportedUserRow[], now:
 /**
  * The updates that may run: one that takes a member who can sign in now out of `protectedGroup` (disables them
  * or drops the group) only while another such member remains, counted under the group's advisory lock (the same
- * lock as the manager's last-admin check). The others are marked `last_admin`.
+ * lock as the manager's last-admin check). The others are marked `last_admin`. Every batch with updates takes the
+ * lock and reads its targets again under it, whatever the first lookup said of them, as the manager re-reads the
+ * user it changes: judged on that lookup, a target that was disabled (or out of the group) then was not counted,
+ * so an import demoting it once it had been enabled, while a request took the other admin out counting it, left
+ * no admin.
  */
 async function withoutLastProtectedMember(
   manager: EntityManager,
@@ -139,10 +140,19 @@ async function withoutLastProtectedMember(
   outcomes: ImportRowOutcome[],
   now: Date,
 ): Promise<Array<{ index: number; target: ExistingUser }>> {
-  const demotes = (u: { index: number; target: ExistingUser }) =>
-    u.target.demotable && !(rows[u.index].isApproved !== false && rows[u.index].groups.includes(protectedGroup));
-  if (!updates.some(demotes)) return updates;
+  if (updates.length === 0) return updates;
   await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_group:${protectedGroup}`]);
+  const members = rowsOf<{ id: string }>(
+    await manager.query(
+      `SELECT u.id FROM backoffice_user u WHERE u.id = ANY($1::uuid[]) AND ${canSignInNow('u', '$3')}
+         AND EXISTS (SELECT 1 FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id WHERE ug.user_id = u.id AND g.alias = $2)`,
+      [updates.map((u) => u.target.id), protectedGroup, now],
+    ),
+  );
+  const demotableNow = new Set(members.map((m) => m.id));
+  const demotes = (u: { index: number; target: ExistingUser }) =>
+    demotableNow.has(u.target.id) && !(rows[u.index].isApproved !== false && rows[u.index].groups.includes(protectedGroup));
+  if (!updates.some(demotes)) return updates;
   const counted = rowsOf<{ n: number }>(
     await manager.query(
       `SELECT count(*)::int AS n FROM backoffice_user u JOIN backoffice_user_group ug ON ug.user_id = u.id
