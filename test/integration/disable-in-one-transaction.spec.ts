@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_API_CLIENT_STORE, BackOfficeApiUserService, TypeOrmBackOfficeApiClientStore, TypeOrmBackOfficeUserStore, type BackOfficeApiClientStore } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, userFactory, type IdentityApp } from '../support/identity-app.js';
 
@@ -45,5 +45,29 @@ describe('disabling a user is one transaction', () => {
     expect(disabled.isApproved).toBe(false);
     expect(disabled.securityStamp).not.toBe(before.securityStamp);
     expect(await ctx.userManager.getTokenStore().isTokenLive(user.id, 'password_reset', sha256(token), ctx.clock.now())).toBe(false);
+  });
+
+  it('OWASP ASVS 4.0 3.3.1, 3.5.2: a failure while revoking an API user\'s bearer tokens leaves the user as before (enabled, token live), never disabled with a live token', async () => {
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const tokens = ctx.app.get<BackOfficeApiClientStore>(BACKOFFICE_API_CLIENT_STORE);
+    const { user, clientId, clientSecret } = await apiUsers.create({ name: 'Disable robot', groups: [] });
+    const token = (await apiUsers.issueToken(clientId, clientSecret)).access_token;
+    const revoked = async () => (await tokens.findAccessToken(sha256(token)))!.revokedAt !== null;
+    expect(await revoked()).toBe(false);
+
+    const crash = vi.spyOn(TypeOrmBackOfficeApiClientStore.prototype, 'revokeAccessTokens').mockRejectedValueOnce(new Error('connection lost'));
+    try {
+      await expect(ctx.userManager.setApproved((await ctx.userManager.findById(user.id))!, false)).rejects.toThrow('connection lost');
+    } finally {
+      crash.mockRestore();
+    }
+    const after = (await ctx.userManager.findById(user.id))!;
+    expect({ isApproved: after.isApproved, tokenRevoked: await revoked() }).toEqual({ isApproved: true, tokenRevoked: false });
+
+    // Done again without the failure: disabled and the token revoked, so enabling the user again does not revive it.
+    expect((await ctx.userManager.setApproved(after, false)).succeeded).toBe(true);
+    expect({ isApproved: (await ctx.userManager.findById(user.id))!.isApproved, tokenRevoked: await revoked() }).toEqual({ isApproved: false, tokenRevoked: true });
+    expect((await ctx.userManager.setApproved((await ctx.userManager.findById(user.id))!, true)).succeeded).toBe(true);
+    expect(await apiUsers.authenticateBearer(token)).toBeNull();
   });
 });

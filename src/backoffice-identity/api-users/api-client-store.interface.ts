@@ -1,4 +1,4 @@
-import type { FailedAccessResult, LockoutPolicy } from '../users/stores/user-store.interface.js';
+import type { BackOfficeUserStore, FailedAccessResult, LockoutPolicy } from '../users/stores/user-store.interface.js';
 
 /** The OAuth client of an API user, as stored: secrets as SHA-256 only. */
 export interface BackOfficeApiClient {
@@ -61,6 +61,13 @@ export interface BackOfficeApiClientStore {
   findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null>;
   /** Revokes every live token of the user; how many. */
   revokeAccessTokens(userId: string, now: Date): Promise<number>;
+  /**
+   * Optional: this store writing inside the open transaction of `userStore` (the store a user store's
+   * `transaction` hands its work), or null when it cannot join it (another database, no transaction open). A
+   * disable revokes an API user's bearer tokens through it, so the revocation commits or rolls back with the disable
+   * (OWASP ASVS 4.0 3.3.1); without it the tokens are revoked right after the disable's commit.
+   */
+  inTransactionOf?(userStore: BackOfficeUserStore): BackOfficeApiClientStore | null;
   /** Deletes tokens expired for more than a day. */
   prune(now: Date): Promise<{ accessTokens: number }>;
 }

@@ -1170,19 +1170,27 @@ export class BackOfficeUserManager {
     // The row (not approved, a new stamp: sessions end) and the links mailed before the disable (they must not work
     // once the user is enabled again) in one transaction: the user's row first, then its links (the store's lock
     // order), so a failure or crash between them cannot leave a disabled user with live links.
+    // Every disable (the HTTP API, the manager API, a timed one) ends an API user's bearer tokens, so enabling it
+    // again never revives a token issued before (OWASP ASVS 4.0 3.3.1, 3.5.2). Imports revoke in their own SQL.
+    const apiClients = !isApproved && user.kind === 'api' ? this.apiClientStore : null;
+    let tokensRevoked = false;
     const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, async (store) => {
       await store.updateProfile(user.id, changes, now);
       if (isApproved) return;
       if (stamp !== null) await this.capability(isUserSecurityStampStore, 'UserSecurityStampStore', store).setSecurityStamp(user.id, stamp, now);
       if (isUserTokenStore(store)) await this.voidPasswordBoundTokens(store, user.id, now);
+      // In the same transaction when the API client store can join it: revoked after the commit, a failure or crash
+      // in between left a disabled user with live bearer tokens (that worked again once it was enabled).
+      const joined = apiClients?.inTransactionOf?.(store) ?? null;
+      if (joined) {
+        await joined.revokeAccessTokens(user.id, now);
+        tokensRevoked = true;
+      }
     });
     if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
-    if (!isApproved) {
-      // Every disable (the HTTP API, the manager API, a timed one) ends an API user's bearer tokens here, so enabling
-      // it again never revives a token issued before (OWASP ASVS 4.0 3.3.1, 3.5.2). Imports revoke in their own SQL.
-      if (user.kind === 'api' && this.apiClientStore) await this.apiClientStore.revokeAccessTokens(user.id, this.now());
-    }
+    // A store that cannot join the user store's transaction (another database, a host's own store) revokes after it.
+    if (apiClients && !tokensRevoked) await apiClients.revokeAccessTokens(user.id, this.now());
     if (isApproved) await this.notify(UserEnabledNotification, user);
     else await this.notify(UserDisabledNotification, user, { reason: changes.disabledReason, until: changes.disabledUntil });
     return IdentityResult.success();

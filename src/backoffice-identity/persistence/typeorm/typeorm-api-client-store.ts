@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import type {
   BackOfficeAccessTokenRecord,
   BackOfficeApiClient,
@@ -11,7 +11,8 @@ import { isUuid } from '../../common/ids.js';
 import type { FailedAccessResult, LockoutPolicy } from '../../users/stores/user-store.interface.js';
 import { preparedQuery } from './prepared-query.js';
 import { deleteCounting, failedAccessResult, returned } from './sql-results.js';
-import { aliases } from './typeorm-user-store.js';
+import type { BackOfficeUserStore } from '../../users/stores/user-store.interface.js';
+import { aliases, TypeOrmBackOfficeUserStore } from './typeorm-user-store.js';
 
 interface ClientRow {
   user_id: string;
@@ -45,10 +46,21 @@ function clientFromRow(row: ClientRow): BackOfficeApiClient {
 /** API clients (`backoffice_api_client`) and bearer tokens (`backoffice_access_token`) in PostgreSQL. */
 @Injectable()
 export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  private readonly manager: EntityManager;
+
+  constructor(@InjectDataSource() source: DataSource | EntityManager) {
+    this.manager = source instanceof DataSource ? source.manager : source;
+  }
+
+  /** This store on the built-in user store's open transaction (same database), so a disable revokes tokens in it. */
+  inTransactionOf(userStore: BackOfficeUserStore): TypeOrmBackOfficeApiClientStore | null {
+    if (!(userStore instanceof TypeOrmBackOfficeUserStore)) return null;
+    const manager = userStore.openTransaction();
+    return manager && manager.connection === this.manager.connection ? new TypeOrmBackOfficeApiClientStore(manager) : null;
+  }
 
   async createClient(userId: string, clientId: string, secretHash: string, now: Date): Promise<void> {
-    await this.dataSource.query(`INSERT INTO backoffice_api_client (user_id, client_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)`, [
+    await this.manager.query(`INSERT INTO backoffice_api_client (user_id, client_id, secret_hash, created_at) VALUES ($1, $2, $3, $4)`, [
       userId,
       clientId,
       secretHash,
@@ -57,12 +69,12 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
   }
 
   async findClient(clientId: string): Promise<BackOfficeApiClient | null> {
-    const rows: ClientRow[] = await this.dataSource.query(`SELECT * FROM backoffice_api_client WHERE client_id = $1`, [clientId]);
+    const rows: ClientRow[] = await this.manager.query(`SELECT * FROM backoffice_api_client WHERE client_id = $1`, [clientId]);
     return rows[0] ? clientFromRow(rows[0]) : null;
   }
 
   async listClients(): Promise<BackOfficeApiClientListing[]> {
-    const rows: Array<ClientRow & { name: string; is_approved: boolean; groups: string[] | string }> = await this.dataSource.query(
+    const rows: Array<ClientRow & { name: string; is_approved: boolean; groups: string[] | string }> = await this.manager.query(
       `SELECT c.*, u.name, u.is_approved,
               ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id WHERE ug.user_id = u.id ORDER BY g.alias) AS groups
          FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id ORDER BY c.created_at, u.id`,
@@ -72,7 +84,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
 
   async rotateSecret(userId: string, secretHash: string, previousSecretExpiresAt: Date | null, now: Date): Promise<string | null> {
     if (!isUuid(userId)) return null;
-    const rows = await this.dataSource.query(
+    const rows = await this.manager.query(
       `UPDATE backoffice_api_client
           SET previous_secret_hash = CASE WHEN $3::timestamptz IS NULL THEN NULL ELSE secret_hash END,
               previous_secret_expires_at = $3::timestamptz, secret_hash = $2, rotated_at = $4,
@@ -84,7 +96,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
   }
 
   async recordFailedAccess(userId: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult> {
-    const rows = await this.dataSource.query(
+    const rows = await this.manager.query(
       `UPDATE backoffice_api_client SET
          access_failed_count = CASE WHEN access_failed_count + 1 >= $2::int THEN 0 ELSE access_failed_count + 1 END,
          lockout_end = CASE WHEN access_failed_count + 1 >= $2::int THEN $3::timestamptz ELSE lockout_end END
@@ -95,17 +107,17 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
   }
 
   async resetAccessFailedCount(userId: string): Promise<void> {
-    await this.dataSource.query(`UPDATE backoffice_api_client SET access_failed_count = 0 WHERE user_id = $1`, [userId]);
+    await this.manager.query(`UPDATE backoffice_api_client SET access_failed_count = 0 WHERE user_id = $1`, [userId]);
   }
 
   async clearLockout(userId: string): Promise<void> {
     if (!isUuid(userId)) return;
-    await this.dataSource.query(`UPDATE backoffice_api_client SET access_failed_count = 0, lockout_end = NULL WHERE user_id = $1`, [userId]);
+    await this.manager.query(`UPDATE backoffice_api_client SET access_failed_count = 0, lockout_end = NULL WHERE user_id = $1`, [userId]);
   }
 
   async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean> {
     if (!issuedFor) {
-      await this.dataSource.query(`INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`, [
+      await this.manager.query(`INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`, [
         userId,
         tokenHash,
         now,
@@ -113,8 +125,9 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
       ]);
       return true;
     }
-    // The rows are share-locked: a rotation or disable under way finishes first (and its revocation runs after this insert).
-    const rows = await this.dataSource.query(
+    // The rows are share-locked: a rotation or disable under way finishes first (a disable revokes in its own
+    // transaction, so this insert then finds the user disabled and writes nothing).
+    const rows = await this.manager.query(
       `INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at)
        SELECT c.user_id, $2, $3, $4 FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id
         WHERE c.user_id = $1 AND u.is_approved AND (c.lockout_end IS NULL OR c.lockout_end <= $3)
@@ -128,7 +141,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
 
   async findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null> {
     const rows = await preparedQuery<{ user_id: string; expires_at: Date; revoked_at: Date | null }>(
-      this.dataSource,
+      this.manager,
       'backoffice_find_access_token',
       `SELECT user_id, expires_at, revoked_at FROM backoffice_access_token WHERE token_hash = $1`,
       [tokenHash],
@@ -139,7 +152,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
 
   async revokeAccessTokens(userId: string, now: Date): Promise<number> {
     if (!isUuid(userId)) return 0;
-    const rows = await this.dataSource.query(
+    const rows = await this.manager.query(
       `UPDATE backoffice_access_token SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id`,
       [userId, now],
     );
@@ -148,6 +161,6 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
 
   async prune(now: Date): Promise<{ accessTokens: number }> {
     const dayAgo = new Date(now.getTime() - 86_400_000);
-    return { accessTokens: await deleteCounting(this.dataSource, `DELETE FROM backoffice_access_token WHERE expires_at < $1`, [dayAgo]) };
+    return { accessTokens: await deleteCounting(this.manager, `DELETE FROM backoffice_access_token WHERE expires_at < $1`, [dayAgo]) };
   }
 }

@@ -280,6 +280,14 @@ export class TypeOrmBackOfficeUserStore
     return this.manager.getRepository(BackOfficeUserEntity);
   }
 
+  /**
+   * The entity manager of the transaction this store works in (the store `transaction` hands its work), or null
+   * outside one: other built-in stores of the same database join it (the API client store's revocation on disable).
+   */
+  openTransaction(): EntityManager | null {
+    return this.manager.queryRunner?.isTransactionActive ? this.manager : null;
+  }
+
   transaction<T>(work: (store: TypeOrmBackOfficeUserStore) => Promise<T>): Promise<T> {
     if (this.manager.queryRunner?.isTransactionActive) return work(this);
     return this.manager.transaction((em) => work(new TypeOrmBackOfficeUserStore(em)));
