@@ -70,7 +70,8 @@ export class BackOfficeInviteService {
   private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery']> {
     const dispatch = (token: string) => this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user, [token]);
     try {
-      return await (issued === undefined ? this.userManager.deliverNewInviteToken(user, dispatch) : dispatch(issued));
+      // null: the invitee was disabled since it was read; no link was stored and no email went out.
+      return (await (issued === undefined ? this.userManager.deliverNewInviteToken(user, dispatch) : dispatch(issued))) ?? { failed: true };
     } catch (error) {
       return { failed: true, messageId: (error as { messageId?: string }).messageId };
     }

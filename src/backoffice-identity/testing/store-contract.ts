@@ -291,6 +291,18 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.consumeEmailChangeToken(user.id, hash('delivered'), at(6))).toBe('delivered@example.com');
       });
 
+      test('ASVS 4.0 2.5.x, 3.3.1: addToken stores no link for a disabled or unknown user (false); a timed disable that has ended does not count', async ({ userStore }) => {
+        if (!isUserTokenStore(userStore) || !isUserTokenHandoverStore(userStore)) return;
+        const user = await newUser(userStore);
+        expect(await userStore.addToken(user.id, 'password_reset', hash('enabled'), at(HOUR), at(0))).not.toBe(false);
+        await userStore.updateProfile(user.id, { isApproved: false, disabledUntil: at(2 * HOUR) }, at(1));
+        expect(await userStore.addToken(user.id, 'password_reset', hash('disabled'), at(HOUR), at(1))).toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('disabled'), at(1))).toBe(false);
+        expect(await userStore.addToken(user.id, 'password_reset', hash('ended'), at(3 * HOUR), at(2 * HOUR + 1))).not.toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('ended'), at(2 * HOUR + 2))).toBe(true);
+        expect(await userStore.addToken('00000000-0000-4000-8000-000000000000', 'password_reset', hash('nobody'), at(HOUR), at(1))).toBe(false);
+      });
+
       test("ASVS 4.0 V2.5: voidTokens(user, 'change_email') voids a pending email-change link (a password change does this)", async ({ userStore }) => {
         if (!isUserTokenStore(userStore) || !isUserEmailChangeStore(userStore)) return;
         const user = await newUser(userStore);

@@ -715,15 +715,20 @@ export class BackOfficeUserManager {
    * A new invite token, handed to `deliver` (which emails it), that takes over from the live invite link only once
    * `deliver` resolved: when it rejects (the mail relay refused, timed out, ...) the new token is dropped and the
    * previous link keeps working, so a failed resend never leaves the invitee without a link (OWASP ASVS 4.0 2.5.x).
-   * Concurrent resends leave exactly one live link: the one of the last delivery to finish. A store without
+   * Concurrent resends leave exactly one live link: the one of the last delivery to finish. Null, with nothing
+   * stored and `deliver` not called, when the store finds the user disabled (or gone) under the lock it writes the
+   * link with: a disable that committed after the caller read the user. A store without
    * {@link UserTokenHandoverStore} falls back to {@link generateInviteToken} before `deliver`.
    */
-  deliverNewInviteToken<T>(user: BackOfficeUser, deliver: (token: string) => Promise<T>): Promise<T> {
+  deliverNewInviteToken<T>(user: BackOfficeUser, deliver: (token: string) => Promise<T>): Promise<T | null> {
     return this.deliverNewUserToken(user, 'invite', this.options.tokens.inviteLifespanHours, deliver);
   }
 
-  /** {@link deliverNewInviteToken} for password-reset links: a reset email that failed leaves the previous link working. */
-  deliverNewPasswordResetToken<T>(user: BackOfficeUser, deliver: (token: string) => Promise<T>): Promise<T> {
+  /**
+   * {@link deliverNewInviteToken} for password-reset links: a reset email that failed leaves the previous link
+   * working; null (no link, no email) for a user disabled since the caller read it.
+   */
+  deliverNewPasswordResetToken<T>(user: BackOfficeUser, deliver: (token: string) => Promise<T>): Promise<T | null> {
     return this.deliverNewUserToken(user, 'password_reset', this.options.tokens.passwordResetLifespanHours, deliver);
   }
 
@@ -732,7 +737,7 @@ export class BackOfficeUserManager {
    * that failed leaves the pending email-change link working. A store without {@link UserEmailChangeHandoverStore}
    * voids the pending link before `deliver`. @throws BackOfficeNotSupportedError without a `UserEmailChangeStore`.
    */
-  async deliverNewEmailChangeToken<T>(user: BackOfficeUser, newEmail: string, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T> {
+  async deliverNewEmailChangeToken<T>(user: BackOfficeUser, newEmail: string, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T | null> {
     const store = this.capability(isUserEmailChangeStore, 'UserEmailChangeStore');
     if (isUserEmailChangeHandoverStore(store)) {
       return this.handOverUserToken(store, user, 'change_email', lifespanHours, deliver, {
@@ -746,7 +751,7 @@ export class BackOfficeUserManager {
     return deliver(token);
   }
 
-  protected async deliverNewUserToken<T>(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T> {
+  protected async deliverNewUserToken<T>(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T | null> {
     const store = this.getTokenStore();
     if (!isUserTokenHandoverStore(store)) return deliver(await this.generateUserToken(user, purpose, lifespanHours));
     return this.handOverUserToken(store, user, purpose, lifespanHours, deliver, {
@@ -765,12 +770,14 @@ export class BackOfficeUserManager {
     purpose: BackOfficeTokenPurpose,
     lifespanHours: number,
     deliver: (token: string) => Promise<T>,
-    token: { add: (hash: string, expiresAt: Date, now: Date) => Promise<void>; drop: (hash: string, now: Date) => Promise<unknown> },
-  ): Promise<T> {
+    token: { add: (hash: string, expiresAt: Date, now: Date) => Promise<boolean | void>; drop: (hash: string, now: Date) => Promise<unknown> },
+  ): Promise<T | null> {
     const secret = randomToken(32);
     const hash = sha256Hex(secret);
     const now = this.now();
-    await token.add(hash, new Date(now.getTime() + lifespanHours * 3_600_000), now);
+    // The store checks under the user's row lock that the user may still get a link: the caller's check was on an
+    // earlier read, and a disable committed since then voided the links the user had, not this one.
+    if ((await token.add(hash, new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
     let delivered: T;
     try {
       delivered = await deliver(secret);

@@ -331,12 +331,16 @@ export class InMemoryBackOfficeUserStore
     return this.liveToken(userId, purpose, tokenHash, now) !== undefined;
   }
 
-  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
-    this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, null);
+  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
+    return this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, now, null);
   }
 
-  private insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, newEmail: string | null): void {
-    if (this.row(userId)) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail });
+  /** Stores a token beside the user's live ones, only while the user may get a link (not disabled, or a timed disable that has ended). */
+  private insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): boolean {
+    const user = this.row(userId);
+    const mayGetLink = user !== undefined && (user.isApproved || (user.disabledUntil != null && user.disabledUntil.getTime() <= now.getTime()));
+    if (mayGetLink) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail });
+    return mayGetLink;
   }
 
   async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
@@ -353,8 +357,8 @@ export class InMemoryBackOfficeUserStore
     if (this.row(userId)) this.insertToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
   }
 
-  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
-    this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, newEmail);
+  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
+    return this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
   }
 
   async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {

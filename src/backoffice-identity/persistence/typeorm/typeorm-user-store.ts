@@ -536,18 +536,31 @@ export class TypeOrmBackOfficeUserStore
     return rows.length === 1;
   }
 
-  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
-    await this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, now, null);
+  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
+    return this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, now, null);
   }
 
-  /** Stores a token beside the user's live ones (the user's row locked first, as {@link insertOnlyLiveToken} does). */
-  private async insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<void> {
-    await this.transaction(async (store) => {
-      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+  /**
+   * Stores a token beside the user's live ones (the user's row locked first, as {@link insertOnlyLiveToken} does),
+   * only while the user, read under that lock, may get a link (not disabled, or a timed disable that has ended): a
+   * disable (row and links in one transaction) is then either before it and seen here, or after it and voids the link.
+   * Checked on the caller's earlier read, a disable committed in between left the disabled user a live link.
+   */
+  private async insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    return this.transaction(async (store) => {
+      const rows = returned(
+        await store.manager.query(
+          `SELECT (is_approved OR COALESCE(disabled_until <= $2::timestamptz, false)) AS may FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE`,
+          [userId, now],
+        ),
+      ) as Array<{ may: boolean }>;
+      if (!rows[0]?.may) return false;
       await store.manager.query(
         `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
         [userId, purpose, tokenHash, expiresAt, now, newEmail],
       );
+      return true;
     });
   }
 
@@ -580,8 +593,8 @@ export class TypeOrmBackOfficeUserStore
     await this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
   }
 
-  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
-    await this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
+    return this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
   }
 
   async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {

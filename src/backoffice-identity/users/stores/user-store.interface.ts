@@ -133,7 +133,13 @@ export interface UserTokenStore {
  * `consumeToken`. Without this capability the manager voids the old link before the email goes out.
  */
 export interface UserTokenHandoverStore {
-  addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void>;
+  /**
+   * Stores the token only while the user may still get a link: it exists and is not disabled (a timed disable whose
+   * end has passed does not count), checked under the same lock as the write, the user's row (a disable writes that
+   * row and voids the links in one transaction), so a link issued while the user is being disabled is either voided
+   * by the disable or refused: false, nothing stored. A store that answers nothing (`void`) is taken to have stored it.
+   */
+  addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean | void>;
   keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
 }
 
@@ -319,7 +325,7 @@ export interface UserEmailChangeStore {
  * `consumeEmailChangeToken`. Without this capability a new request voids the pending link before its email goes out.
  */
 export interface UserEmailChangeHandoverStore extends UserEmailChangeStore, UserTokenHandoverStore {
-  addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void>;
+  addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean | void>;
 }
 
 /** Rows of the user store that can expire (maintenance calls this). */
