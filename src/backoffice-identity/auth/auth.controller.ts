@@ -172,15 +172,22 @@ export class AuthController {
   @AllowTwoFactorSetupSession()
   @HttpCode(200)
   @BackOfficeAuthorize()
-  @ApiOkResponse({ type: ReauthenticateResponse, description: 'Password confirmed: sensitive routes accept this session for the next minutes' })
+  @ApiOkResponse({
+    type: ReauthenticateResponse,
+    description: 'Password confirmed: sensitive routes accept this session for the next minutes. The session gets a new token: new session and XSRF cookies are set, the old token stops working',
+  })
   @errors(
     [400, 'validation_failed / malformed_json'],
-    [401, 'unauthenticated, or invalid_credentials: wrong password (counts toward lockout)'],
+    [401, 'unauthenticated (also when another step-up renewed the session token first), or invalid_credentials: wrong password (counts toward lockout)'],
     [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin); step up through your external login provider'],
     [409, 'no_local_password: re-authenticate through your external login provider'],
     [423, 'locked_out: the password is not checked while the account is locked'],
   )
-  async reauthenticate(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ReauthenticateDto): Promise<ReauthenticateResponse> {
+  async reauthenticate(
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Body() body: ReauthenticateDto,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<ReauthenticateResponse> {
     const { user } = request.backOffice;
     const session = sessionOf(request);
     const manager = this.userManager;
@@ -200,7 +207,8 @@ export class AuthController {
       throw BackOfficeHttpError.invalidCredentials();
     }
     if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);
-    await this.sessions.markReauthenticated(session);
+    // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
+    if (!(await this.issuer.renew(session, response))) throw BackOfficeHttpError.unauthenticated();
     const until = new Date(session.reauthenticatedAt!.getTime() + this.options.session.reauthenticationMinutes * 60_000);
     return { reauthenticatedUntil: until.toISOString() };
   }

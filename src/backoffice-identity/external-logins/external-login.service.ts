@@ -24,7 +24,6 @@ import {
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
-import type { BackOfficeSessionEntity } from '../persistence/typeorm/entities/backoffice-session.entity.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import { isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.js';
@@ -217,8 +216,8 @@ export class BackOfficeExternalLoginService {
       pending = await this.states.consume(provider.options.name, query.get('state'), request);
       if (!pending) throw new ExternalLoginError('external_login_failed', 'missing, unknown, expired or replayed state');
       const claims = await this.exchange(provider, pending, request);
-      if (pending.link) return await this.completeLink(provider.options, pending, claims);
-      if (pending.reauthenticate) return await this.completeReauthentication(provider.options, pending, claims);
+      if (pending.link) return await this.completeLink(provider.options, pending, claims, response);
+      if (pending.reauthenticate) return await this.completeReauthentication(provider.options, pending, claims, response);
       return await this.completeSignIn(provider.options, pending, claims, response);
     } catch (error) {
       const failure = error instanceof ExternalLoginError ? error : new ExternalLoginError('external_login_failed', describeError(error));
@@ -282,27 +281,39 @@ export class BackOfficeExternalLoginService {
     return { claims, idToken: tokens.id_token };
   }
 
-  private async completeLink(provider: ResolvedExternalLoginProvider, pending: PendingExternalLogin, { claims }: { claims: BackOfficeExternalLoginClaims }): Promise<string> {
+  private async completeLink(
+    provider: ResolvedExternalLoginProvider,
+    pending: PendingExternalLogin,
+    { claims }: { claims: BackOfficeExternalLoginClaims },
+    response: BackOfficeHttpResponse,
+  ): Promise<string> {
     const user = await this.userManager.findById(pending.link!.userId);
-    if (!user || !(await this.sessions.isLiveSessionOf(pending.link!.sessionId, user))) {
-      throw new ExternalLoginError('not_allowed', 'the session that started the link has ended');
-    }
+    const session = user ? await this.sessions.findLiveSessionOf(pending.link!.sessionId, user) : null;
+    if (!user || !session) throw new ExternalLoginError('not_allowed', 'the session that started the link has ended');
     const result = await this.userManager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
     if (!result.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
-    // The provider round trip (with prompt=login) is a fresh sign-in for @RequiresRecentSignIn() routes.
-    await this.sessions.markReauthenticated({ id: pending.link!.sessionId } as BackOfficeSessionEntity);
+    // The provider round trip (with prompt=login) is a fresh sign-in for @RequiresRecentSignIn() routes, and so a
+    // new session token (OWASP ASVS 5.0 7.2.4). The login is linked even if the session ended meanwhile.
+    await this.issuer.renew(session, response);
     return pending.returnUrl;
   }
 
-  /** Step-up through a provider: the provider account must be the one linked to the session's user. */
-  private async completeReauthentication(provider: ResolvedExternalLoginProvider, pending: PendingExternalLogin, { claims }: { claims: BackOfficeExternalLoginClaims }): Promise<string> {
+  /**
+   * Step-up through a provider: the provider account must be the one linked to the session's user. The session gets
+   * a new token (OWASP ASVS 5.0 7.2.4), set as the cookie of the callback's answer; the old one stops working.
+   */
+  private async completeReauthentication(
+    provider: ResolvedExternalLoginProvider,
+    pending: PendingExternalLogin,
+    { claims }: { claims: BackOfficeExternalLoginClaims },
+    response: BackOfficeHttpResponse,
+  ): Promise<string> {
     const { userId, sessionId } = pending.reauthenticate!;
     const user = await this.userManager.findById(userId);
     const owner = await this.userManager.findByLogin(provider.name, claims.sub);
-    if (!user || owner?.id !== user.id || !(await this.sessions.isLiveSessionOf(sessionId, user))) {
-      throw new ExternalLoginError('not_allowed', 'the provider account is not the one linked to this session\'s user');
-    }
-    await this.sessions.markReauthenticated({ id: sessionId } as BackOfficeSessionEntity);
+    const session = user && owner?.id === user.id ? await this.sessions.findLiveSessionOf(sessionId, user) : null;
+    if (!session) throw new ExternalLoginError('not_allowed', 'the provider account is not the one linked to this session\'s user');
+    if (!(await this.issuer.renew(session, response))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
     return pending.returnUrl;
   }
 

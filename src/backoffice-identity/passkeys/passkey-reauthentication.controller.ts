@@ -1,4 +1,4 @@
-import { Body, Controller, HttpCode, Inject, Post, Req, UsePipes } from '@nestjs/common';
+import { Body, Controller, HttpCode, Inject, Post, Req, Res, UsePipes } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { ReauthenticateResponse } from '../auth/auth.dto.js';
@@ -7,10 +7,11 @@ import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
-import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
+import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
@@ -30,7 +31,7 @@ export class PasskeyReauthenticationController {
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficePasskeyCeremonies) private readonly ceremonies: BackOfficePasskeyCeremonies,
-    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly identityOptions: ResolvedBackOfficeIdentityOptions,
   ) {}
@@ -60,13 +61,20 @@ export class PasskeyReauthenticationController {
 
   @Post()
   @HttpCode(200)
-  @ApiOkResponse({ type: ReauthenticateResponse, description: 'Passkey confirmed: sensitive routes accept this session for the next minutes' })
+  @ApiOkResponse({
+    type: ReauthenticateResponse,
+    description: 'Passkey confirmed: sensitive routes accept this session for the next minutes. The session gets a new token: new session and XSRF cookies are set, the old token stops working',
+  })
   @documented(400, 'validation_failed')
-  @documented(401, 'unauthenticated, or invalid_passkey (counts toward lockout)')
+  @documented(401, 'unauthenticated (also when another step-up renewed the session token first), or invalid_passkey (counts toward lockout)')
   @documented(403, 'xsrf_failed, or local_login_disabled (denyLocalLogin)')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(423, 'locked_out: the assertion is not checked while the account is locked')
-  async reauthenticate(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: PasskeyVerifyDto): Promise<ReauthenticateResponse> {
+  async reauthenticate(
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Body() body: PasskeyVerifyDto,
+    @Res({ passthrough: true }) httpResponse: BackOfficeHttpResponse,
+  ): Promise<ReauthenticateResponse> {
     const { user } = request.backOffice;
     const session = sessionOf(request);
     this.requireSupport(user);
@@ -81,7 +89,8 @@ export class PasskeyReauthenticationController {
     }
     if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
     await this.ceremonies.notifyUsed(result.passkey, 'reauthentication', result.userVerified);
-    await this.sessions.markReauthenticated(session);
+    // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
+    if (!(await this.issuer.renew(session, httpResponse))) throw BackOfficeHttpError.unauthenticated();
     const until = new Date(session.reauthenticatedAt!.getTime() + this.identityOptions.session.reauthenticationMinutes * 60_000);
     return { reauthenticatedUntil: until.toISOString() };
   }

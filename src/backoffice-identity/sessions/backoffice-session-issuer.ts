@@ -9,6 +9,7 @@ import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interf
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionService } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
+import type { BackOfficeSession } from './session-store.interface.js';
 import { BackOfficeExternalLoginSessions, type SealedExternalLogin } from '../external-logins/external-login-sessions.service.js';
 
 /** Starts a session for a user who has just signed in: row, cookies, and the concurrent-login rule. */
@@ -56,5 +57,18 @@ export class BackOfficeSessionIssuer {
     if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeOthersAtSignIn(user.id, session.id);
     this.cookies.set(response, token);
     return toBackOfficeUserDto(user, this.clock.now());
+  }
+
+  /**
+   * After a re-authentication (step-up) in `session`: records it and sets a new session token, and the XSRF token
+   * bound to it, as the cookies of `response` (OWASP ASVS 5.0 7.2.4); the old token stops authenticating at once.
+   * The session keeps its id, creation time and deadlines. False when `session` no longer holds the token it was
+   * read with (revoked, or renewed by another re-authentication meanwhile): nothing is set, answer 401.
+   */
+  async renew(session: BackOfficeSession, response: BackOfficeHttpResponse): Promise<boolean> {
+    const token = await this.sessions.renewToken(session);
+    if (token === null) return false;
+    this.cookies.set(response, token);
+    return true;
   }
 }

@@ -225,9 +225,14 @@ export class BackOfficeSessionService {
 
   /** True while session `sessionId` of `user` is live (not revoked, not timed out, same security stamp). */
   async isLiveSessionOf(sessionId: string, user: BackOfficeUser): Promise<boolean> {
-    if (!isUuid(sessionId)) return false;
+    return (await this.findLiveSessionOf(sessionId, user)) !== null;
+  }
+
+  /** Session `sessionId` of `user` while it is live (not revoked, not timed out, same security stamp), else null. */
+  async findLiveSessionOf(sessionId: string, user: BackOfficeUser): Promise<BackOfficeSession | null> {
+    if (!isUuid(sessionId)) return null;
     const session = await this.store.findById(user.id, sessionId);
-    return !!session && this.isLive(session, this.clock.now()) && holdsStamp(session, user.securityStamp);
+    return session && this.isLive(session, this.clock.now()) && holdsStamp(session, user.securityStamp) ? session : null;
   }
 
   /**
@@ -275,8 +280,31 @@ export class BackOfficeSessionService {
   }
 
   /**
-   * Records that the session's user has just proved who they are (password, or an external provider's
-   * round trip): `@RequiresRecentSignIn()` routes accept the session for the next few minutes.
+   * A re-authentication of the session's user (password, passkey, an external provider's round trip): records it
+   * (`@RequiresRecentSignIn()` routes accept the session for the next few minutes) and gives the session a new
+   * token (OWASP ASVS 5.0 7.2.4), in one write: from then on the token it had (`session.tokenHash`) authenticates
+   * nothing. The session stays the same session (id, creation, deadlines). Returns the new token for the cookie
+   * ({@link BackOfficeSessionIssuer.renew} sets it), or null when the session no longer has that token: revoked
+   * meanwhile, or renewed by another re-authentication first.
+   */
+  async renewToken(session: BackOfficeSession): Promise<string | null> {
+    const token = randomToken(32);
+    const tokenHash = sha256Hex(token);
+    const now = this.clock.now();
+    const changes = { reauthenticatedAt: now };
+    if (this.store.replaceTokenHash) {
+      if (!(await this.store.replaceTokenHash(session.id, session.tokenHash, tokenHash, changes))) return null;
+    } else {
+      await this.store.update(session.id, { ...changes, tokenHash }, { onlyIfLive: true });
+    }
+    Object.assign(session, changes, { tokenHash });
+    return token;
+  }
+
+  /**
+   * Records that the session's user has just proved who they are: `@RequiresRecentSignIn()` routes accept the
+   * session for the next few minutes. It keeps the session's token: a re-authentication should renew it,
+   * through {@link BackOfficeSessionIssuer.renew} (or {@link renewToken}), which records it too.
    */
   async markReauthenticated(session: BackOfficeSession): Promise<void> {
     const now = this.clock.now();

@@ -37,8 +37,11 @@ export interface BackOfficeSession {
   twoFactorSetupOnly: boolean;
 }
 
-/** Fields a session may change after it was made. */
-export type BackOfficeSessionChanges = Partial<Pick<BackOfficeSession, 'securityStamp' | 'nextSecurityStamp' | 'reauthenticatedAt' | 'twoFactorSetupOnly' | 'expiresAt'>>;
+/**
+ * Fields a session may change after it was made. `tokenHash` changes at a re-authentication (a new cookie token,
+ * OWASP ASVS 5.0 7.2.4): a store's `update` must write it like the others.
+ */
+export type BackOfficeSessionChanges = Partial<Pick<BackOfficeSession, 'tokenHash' | 'securityStamp' | 'nextSecurityStamp' | 'reauthenticatedAt' | 'twoFactorSetupOnly' | 'expiresAt'>>;
 
 /**
  * Sessions port (like ASP.NET Core's `ITicketStore`). The session service keeps the rules (idle and absolute
@@ -84,6 +87,14 @@ export interface BackOfficeSessionStore {
   touch(sessionId: string, at: Date): Promise<void>;
   /** Applies `changes`; with `onlyIfLive`, not to a revoked session. */
   update(sessionId: string, changes: BackOfficeSessionChanges, options?: { onlyIfLive?: boolean }): Promise<void>;
+  /**
+   * Optional: gives session `sessionId` the token hash `tokenHash` together with `changes` (a re-authentication
+   * renews the cookie token, and the old token must stop authenticating at once), only while the session is
+   * unrevoked and still has `previousTokenHash`; true when it did. One atomic write: of two re-authentications
+   * of one token at once exactly one succeeds, so the cookie the browser keeps is the one stored. Stores without
+   * it get `update(sessionId, { ...changes, tokenHash }, { onlyIfLive: true })` (the last of two such writes wins).
+   */
+  replaceTokenHash?(sessionId: string, previousTokenHash: string, tokenHash: string, changes: BackOfficeSessionChanges): Promise<boolean>;
   /** Revokes one session of the user; false when it is not theirs or already revoked. */
   revoke(userId: string, sessionId: string, now: Date): Promise<boolean>;
   /** Revokes every unrevoked session of the user except `exceptSessionId`; how many ended. */

@@ -459,6 +459,35 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(revoked?.reauthenticatedAt?.getTime()).toBe(at(0).getTime());
       });
 
+      test('a new token hash (a re-authentication): the old hash finds nothing, the new one the same session; replaceTokenHash (when offered) only from the current hash of an unrevoked session, of two at once exactly one', async ({ userStore, sessionStore }) => {
+        const user = await newUser(userStore);
+        const session = newSession(user.id, user.securityStamp);
+        await sessionStore.create(session);
+        const renewed = hash(randomUUID());
+        await sessionStore.update(session.id, { tokenHash: renewed, reauthenticatedAt: at(HOUR) }, { onlyIfLive: true });
+        expect(await sessionStore.findByTokenHash(session.tokenHash)).toBeNull();
+        const found = await sessionStore.findByTokenHash(renewed);
+        expect(found?.id).toBe(session.id);
+        expect(found?.createdAt.getTime()).toBe(at(0).getTime());
+        expect(found?.reauthenticatedAt?.getTime()).toBe(at(HOUR).getTime());
+        if (!sessionStore.replaceTokenHash) return;
+        // Only from the hash the session has now.
+        expect(await sessionStore.replaceTokenHash(session.id, session.tokenHash, hash(randomUUID()), {})).toBe(false);
+        expect((await sessionStore.findByTokenHash(renewed))?.id).toBe(session.id);
+        // Two renewals of one hash at once: exactly one wins, and its hash is the one stored.
+        const rivals = [hash(randomUUID()), hash(randomUUID())];
+        const won = await concurrently(2, (i) => sessionStore.replaceTokenHash!(session.id, renewed, rivals[i], { reauthenticatedAt: at(2 * HOUR) }));
+        expect(won.filter(Boolean)).toHaveLength(1);
+        const winner = rivals[won.indexOf(true)];
+        expect((await sessionStore.findByTokenHash(winner))?.reauthenticatedAt?.getTime()).toBe(at(2 * HOUR).getTime());
+        expect(await sessionStore.findByTokenHash(rivals[won.indexOf(false)])).toBeNull();
+        expect(await sessionStore.findByTokenHash(renewed)).toBeNull();
+        // A revoked session gets no new token.
+        expect(await sessionStore.revoke(user.id, session.id, at(3 * HOUR))).toBe(true);
+        expect(await sessionStore.replaceTokenHash(session.id, winner, hash(randomUUID()), {})).toBe(false);
+        expect((await sessionStore.findByTokenHash(winner))?.id).toBe(session.id);
+      });
+
       test('revokeOthersIfLive (when the store offers it): ends the others only while the kept session is live; of two at once exactly one stays', async ({ userStore, sessionStore }) => {
         if (!sessionStore.revokeOthersIfLive) return;
         const user = await newUser(userStore);

@@ -69,6 +69,14 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
     if (s && !(options.onlyIfLive && s.revokedAt !== null)) Object.assign(s, structuredClone(changes));
   }
 
+  async replaceTokenHash(sessionId: string, previousTokenHash: string, tokenHash: string, changes: BackOfficeSessionChanges): Promise<boolean> {
+    const s = this.sessions.get(sessionId);
+    if (!s || s.revokedAt !== null || s.tokenHash !== previousTokenHash) return false;
+    if (this.byTokenHash(tokenHash)) throw new Error('duplicate session token');
+    Object.assign(s, structuredClone(changes), { tokenHash });
+    return true;
+  }
+
   async revoke(userId: string, sessionId: string, now: Date): Promise<boolean> {
     const s = this.sessions.get(sessionId);
     if (!s || s.userId !== userId || s.revokedAt !== null) return false;

@@ -202,6 +202,13 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     await this.sessions.update(options.onlyIfLive ? { id: sessionId, revokedAt: IsNull() } : { id: sessionId }, changes);
   }
 
+  /** One conditional UPDATE: the row keeps its id, the old hash matches nothing from its commit on. */
+  async replaceTokenHash(sessionId: string, previousTokenHash: string, tokenHash: string, changes: BackOfficeSessionChanges): Promise<boolean> {
+    if (!isUuid(sessionId)) return false;
+    const result = await this.sessions.update({ id: sessionId, tokenHash: previousTokenHash, revokedAt: IsNull() }, { ...changes, tokenHash });
+    return (result.affected ?? 0) > 0;
+  }
+
   async revoke(userId: string, sessionId: string, now: Date): Promise<boolean> {
     if (!isUuid(sessionId)) return false;
     const result = await this.sessions.update({ id: sessionId, userId, revokedAt: IsNull() }, { revokedAt: now });

@@ -1,0 +1,279 @@
+import { createHmac } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { TypeOrmBackOfficeSessionStore } from '../../src/backoffice-identity/index.js';
+import { expectClientError } from '../support/bad-input.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { expectSignedIn, waitFor } from '../support/external-login-results.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
+import { SoftwareAuthenticator } from '../support/software-authenticator.js';
+
+const SESSION_COOKIE = 'backoffice_session';
+const XSRF_COOKIE = 'XSRF-TOKEN';
+const ORIGIN = 'http://localhost:3000';
+const RP_ID = 'localhost';
+const SECRET = 'rotation-client-secret-0123456789';
+const MINUTE = 60_000;
+
+/** A custom session store without the optional `replaceTokenHash`: the renewal goes through `update`. */
+@Injectable()
+class StoreWithoutReplaceTokenHash extends TypeOrmBackOfficeSessionStore {}
+Object.defineProperty(StoreWithoutReplaceTokenHash.prototype, 'replaceTokenHash', { value: undefined });
+
+/** The value a response set for cookie `name` (undefined: not set, or cleared). */
+function cookieSet(result: HttpResult, name: string): string | undefined {
+  const cookie = result.setCookies.find((c) => c.startsWith(`${name}=`) && !/Max-Age=0/i.test(c));
+  return cookie === undefined ? undefined : decodeURIComponent(cookie.slice(name.length + 1).split(';')[0]);
+}
+
+/** A second client with the same cookies as `client` now: the browser tab that still holds the old cookie. */
+function copyOf(client: HttpClient): HttpClient {
+  const copy = client.fresh();
+  for (const [name, value] of client.cookies) copy.cookies.set(name, value);
+  return copy;
+}
+
+/**
+ * OWASP ASVS 5.0 7.2.4: "the application generates a new session token on user authentication, including
+ * re-authentication, and terminates the current session token." Every step-up (password, passkey, a provider
+ * round trip) gives the session a new token (and the XSRF token bound to it); the old one stops at once. The session
+ * stays the same session (id, creation, deadlines) in `GET /auth/sessions`.
+ */
+describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7.2.4)', () => {
+  let db: TestDatabase;
+  let idp: TestOidcProvider;
+  let ctx: IdentityApp;
+  let port: number;
+  let counter = 0;
+  const newUser = userFactory(() => ctx, 'rotate');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    port = await TestOidcProvider.reservePort();
+    idp = await TestOidcProvider.start([
+      { client_id: 'rotation', client_secret: SECRET, redirect_uris: [`http://127.0.0.1:${port}/backoffice/auth/external/oidc/callback`] },
+    ]);
+    ctx = await createIdentityApp(db, {
+      port,
+      identity: {
+        publicUrl: `http://127.0.0.1:${port}`,
+        session: { secureCookies: false },
+        rateLimits: { enabled: false },
+        passkeys: { rpId: RP_ID, rpName: 'Acme', origins: [ORIGIN] },
+        externalLogins: [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'rotation', clientSecret: SECRET, autoLink: { enabled: true, defaultGroups: [] } }],
+      },
+    });
+    await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await idp?.stop();
+    await db?.drop();
+  });
+
+  async function signedIn(email: string): Promise<HttpClient> {
+    const http = new HttpClient(ctx.url);
+    const res = await http.login(email, TEST_PASSWORD);
+    expect(res.status, res.text).toBe(200);
+    return http;
+  }
+
+  /**
+   * Checks a successful step-up answer of `http` (which kept its cookies), given the cookies it held before: a new
+   * session token and the XSRF token of it were set; the old token no longer authenticates (safe or not), nor does
+   * the new token with the old XSRF token; the new one reaches a step-up route; the session list shows the same
+   * session, current.
+   */
+  async function expectRotated(stepUp: HttpResult, http: HttpClient, before: HttpClient, sessionsBefore: Array<{ id: string; createdAt: string }>) {
+    const oldToken = before.cookies.get(SESSION_COOKIE)!;
+    const oldXsrf = before.cookies.get(XSRF_COOKIE)!;
+    const token = cookieSet(stepUp, SESSION_COOKIE);
+    expect(token, 'a new session cookie').toBeDefined();
+    expect(token).not.toBe(oldToken);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const xsrf = cookieSet(stepUp, XSRF_COOKIE);
+    expect(xsrf).toBe(createHmac('sha256', token!).update('backoffice-xsrf').digest('base64url'));
+    expect(xsrf).not.toBe(oldXsrf);
+    const sessionCookie = stepUp.setCookies.find((c) => c.startsWith(`${SESSION_COOKIE}=`))!;
+    expect(sessionCookie).toMatch(/HttpOnly/i);
+    expect(sessionCookie).toMatch(/SameSite=Strict/i);
+
+    // The old token is terminated at once: a read, a write, a peek.
+    expectClientError(await before.get('/auth/me'), 401);
+    expectClientError(await before.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } }), 401);
+    expectClientError(await before.post('/auth/logout', {}), 401);
+    // The new session token with the old XSRF token: refused.
+    const mixed = await http.post('/auth/logout', {}, { headers: { 'x-xsrf-token': oldXsrf } });
+    expectClientError(mixed, 403);
+    expect(mixed.body.code).toBe('xsrf_failed');
+
+    // The same session: id, creation, still the current one; the step-up holds (a @RequiresRecentSignIn() route).
+    const me = await http.get('/auth/me');
+    expect(me.status, me.text).toBe(200);
+    const sessions = await http.get('/auth/sessions');
+    expect(sessions.status, sessions.text).toBe(200);
+    expect(sessions.body.map((s: { id: string }) => s.id).sort()).toEqual(sessionsBefore.map((s) => s.id).sort());
+    const current = sessions.body.filter((s: { current: boolean }) => s.current);
+    expect(current).toHaveLength(1);
+    expect(current[0].createdAt).toBe(sessionsBefore.find((s) => s.id === current[0].id)!.createdAt);
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect(setup.status, setup.text).toBe(200);
+  }
+
+  it('OWASP ASVS 5.0 7.2.4: a password step-up (POST /auth/reauthenticate) sets a new session token and XSRF token; the old token stops at once; GET /auth/sessions shows the same session', async () => {
+    const user = await newUser();
+    const http = await signedIn(user.email);
+    const elsewhere = await signedIn(user.email);
+    const sessionsBefore = (await http.get('/auth/sessions')).body;
+    ctx.clock.advance(6 * MINUTE);
+    try {
+      expect((await http.post('/auth/2fa/setup', { provider: 'totp' })).body.code).toBe('reauthentication_required');
+      // A wrong password renews nothing.
+      const wrong = await http.post('/auth/reauthenticate', { password: 'not the password at all' });
+      expectClientError(wrong, 401);
+      expect(cookieSet(wrong, SESSION_COOKIE)).toBeUndefined();
+      const before = copyOf(http);
+      const stepUp = await http.post('/auth/reauthenticate', { password: TEST_PASSWORD });
+      expect(stepUp.status, stepUp.text).toBe(200);
+      expect(Date.parse(stepUp.body.reauthenticatedUntil)).toBeGreaterThan(ctx.clock.now().getTime());
+      await expectRotated(stepUp, http, before, sessionsBefore);
+      // The user's other session is another session: untouched.
+      expect((await elsewhere.get('/auth/me')).status).toBe(200);
+    } finally {
+      ctx.clock.advance(-6 * MINUTE);
+    }
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: of two step-ups sent at once with the same token, one renews it (its cookie works), the other is refused 401 without a cookie', async () => {
+    const user = await newUser();
+    const http = await signedIn(user.email);
+    const tabs = [copyOf(http), copyOf(http)];
+    const results = await Promise.all(tabs.map((tab) => tab.post('/auth/reauthenticate', { password: TEST_PASSWORD })));
+    const won = results.filter((r) => r.status === 200);
+    expect(won, results.map((r) => r.text).join(' | ')).toHaveLength(1);
+    const lost = results.find((r) => r.status !== 200)!;
+    expectClientError(lost, 401);
+    expect(cookieSet(lost, SESSION_COOKIE)).toBeUndefined();
+    const winner = tabs[results.indexOf(won[0])];
+    expect((await winner.get('/auth/me')).status).toBe(200);
+    expectClientError(await http.get('/auth/me'), 401);
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: a passkey step-up (POST /auth/reauthenticate/passkey) sets a new session token; the old one stops at once', async () => {
+    const user = await newUser();
+    const http = await signedIn(user.email);
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const creation = await http.post('/auth/passkeys/options', {});
+    expect((await http.post('/auth/passkeys', { name: 'Laptop', credential: authenticator.register(creation.body) })).status).toBe(201);
+    const sessionsBefore = (await http.get('/auth/sessions')).body;
+    ctx.clock.advance(6 * MINUTE);
+    try {
+      const options = await http.post('/auth/reauthenticate/passkey/options', {});
+      expect(options.status, options.text).toBe(200);
+      const before = copyOf(http);
+      const stepUp = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) });
+      expect(stepUp.status, stepUp.text).toBe(200);
+      await expectRotated(stepUp, http, before, sessionsBefore);
+    } finally {
+      ctx.clock.advance(-6 * MINUTE);
+    }
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: a step-up through the linked provider (POST /auth/external/:name/reauthenticate, then the callback) sets a new session token; the old one stops at once', async () => {
+    const login = `rotation-${++counter}-${Date.now()}`;
+    idp.accounts.set(login, { email: `${login}@idp.example.com`, email_verified: true, name: 'Provider Person' });
+    const person = new ExternalLoginPerson(ctx.url);
+    const challenge = await person.challenge('oidc');
+    expectSignedIn(await person.deliver(await person.idp.authorize(challenge.headers.get('location')!, login)));
+    const sessionsBefore = (await person.app.get('/auth/sessions')).body;
+    ctx.clock.advance(6 * MINUTE);
+    try {
+      const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+      expect(step.status, step.text).toBe(200);
+      const callbackUrl = await person.idp.authorize(step.body.redirectUrl, login);
+      const before = copyOf(person.app);
+      const back = await person.deliver(callbackUrl);
+      expect(back.status, back.text).toBe(302);
+      expect(back.headers.get('location')).toBe('/backoffice/account');
+      await expectRotated(back, person.app, before, sessionsBefore);
+    } finally {
+      ctx.clock.advance(-6 * MINUTE);
+    }
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: linking a provider (a fresh sign-in there, which counts as a re-authentication) sets a new session token; the old one stops at once', async () => {
+    const user = await newUser();
+    const login = `rotation-link-${++counter}-${Date.now()}`;
+    idp.accounts.set(login, { email: `${login}@idp.example.com`, email_verified: true });
+    const person = new ExternalLoginPerson(ctx.url);
+    expect((await person.app.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    const sessionsBefore = (await person.app.get('/auth/sessions')).body;
+    const link = await person.app.post('/auth/external/oidc/link', { returnUrl: '/backoffice/account' });
+    expect(link.status, link.text).toBe(200);
+    const callbackUrl = await person.idp.authorize(link.body.redirectUrl, login);
+    const before = copyOf(person.app);
+    ctx.clock.advance(6 * MINUTE);
+    try {
+      const back = await person.deliver(callbackUrl);
+      expect(back.status, back.text).toBe(302);
+      expect(back.headers.get('location')).toBe('/backoffice/account');
+      await expectRotated(back, person.app, before, sessionsBefore);
+      expect((await person.app.get('/auth/me')).body.logins.map((l: { provider: string }) => l.provider)).toEqual(['oidc']);
+    } finally {
+      ctx.clock.advance(-6 * MINUTE);
+    }
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: a failed provider step-up (another provider account) renews nothing: the session keeps its token', async () => {
+    const login = `rotation-own-${++counter}-${Date.now()}`;
+    const other = `rotation-other-${counter}-${Date.now()}`;
+    idp.accounts.set(login, { email: `${login}@idp.example.com`, email_verified: true });
+    idp.accounts.set(other, { email: `${other}@idp.example.com`, email_verified: true });
+    const person = new ExternalLoginPerson(ctx.url);
+    const challenge = await person.challenge('oidc');
+    expectSignedIn(await person.deliver(await person.idp.authorize(challenge.headers.get('location')!, login)));
+    const token = person.app.cookies.get(SESSION_COOKIE);
+    const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+    const back = await person.deliver(await person.idp.authorize(step.body.redirectUrl, other));
+    expect(back.headers.get('location')).toBe('/backoffice/account?error=not_allowed');
+    expect(cookieSet(back, SESSION_COOKIE)).toBeUndefined();
+    expect(person.app.cookies.get(SESSION_COOKIE)).toBe(token);
+    expect((await person.app.get('/auth/me')).status).toBe(200);
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: with a custom session store without replaceTokenHash, a step-up renews the token through update', async () => {
+    const other = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, sessionStore: StoreWithoutReplaceTokenHash } });
+    try {
+      const user = await newUser();
+      const http = new HttpClient(other.url);
+      expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(200);
+      const sessionsBefore = (await http.get('/auth/sessions')).body;
+      const before = copyOf(http);
+      const stepUp = await http.post('/auth/reauthenticate', { password: TEST_PASSWORD });
+      expect(stepUp.status, stepUp.text).toBe(200);
+      await expectRotated(stepUp, http, before, sessionsBefore);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('API users are unaffected: a bearer token is refused at POST /auth/reauthenticate (no session to renew) and keeps working', async () => {
+    const admin = await signedIn((await newUser({ groups: ['admin'] })).email);
+    expect((await admin.post('/groups', { alias: 'readers', name: 'Readers', permissions: ['users.read'] })).status).toBe(201);
+    const created = await admin.post('/users/api', { name: 'Robot', groups: ['readers'] });
+    expect(created.status, created.text).toBe(201);
+    const basic = Buffer.from(`${encodeURIComponent(created.body.clientId)}:${encodeURIComponent(created.body.clientSecret)}`).toString('base64');
+    const issued = await new HttpClient(ctx.url).request('POST', '/auth/token', {
+      raw: 'grant_type=client_credentials',
+      contentType: 'application/x-www-form-urlencoded',
+      headers: { authorization: `Basic ${basic}` },
+    });
+    expect(issued.status, issued.text).toBe(200);
+    const bearer = { headers: { authorization: `Bearer ${issued.body.access_token}` } };
+    const refused = await new HttpClient(ctx.url).post('/auth/reauthenticate', { password: TEST_PASSWORD }, bearer);
+    expectClientError(refused, 401);
+    expect(refused.setCookies).toEqual([]);
+    expect((await new HttpClient(ctx.url).get('/users?take=1', bearer)).status).toBe(200);
+  });
+});
