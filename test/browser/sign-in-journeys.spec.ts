@@ -471,6 +471,104 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect(await other.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status))).toBe(401);
   });
 
+  it('OWASP ASVS 5.0 7.2.4: a step-up in one tab renews the session cookie; calls of another tab that left with the old cookie (401) or the old XSRF token (403) are retried, not "Your session has ended"', async () => {
+    const created = await app.userManager.createUser({ email: 'rotate-tabs@example.com', name: 'Rita Rotate', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const context = await browser.newContext({ baseURL: app.origin });
+    contexts.push(context);
+    const account = await context.newPage();
+    await signIn(account, 'rotate-tabs@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(account, 'rotate-tabs@example.com');
+    const editor = await context.newPage();
+    await editor.goto(`${app.origin}/host/editor`);
+    await expect.poll(() => editor.evaluate(() => Boolean((window as any).BackOfficeSession))).toBe(true);
+    await editor.getByLabel('Document').fill('unsaved work');
+    await editor.evaluate(() => ((window as any).pageMarker = 'same page'));
+    const cookieOf = async (name: string) => (await context.cookies()).find((c) => c.name === name)!.value;
+    const old = { session: await cookieOf('backoffice_session'), xsrf: await cookieOf('XSRF-TOKEN') };
+
+    // The account tab confirms it's the person (the step-up dialog): the session gets a new token.
+    const confirmed = account.evaluate(() => (window as any).BackOfficeSession.reauthenticate());
+    const dialog = account.getByRole('dialog');
+    await expect.poll(() => dialog.getByRole('heading').textContent()).toBe('Confirm it’s you');
+    await dialog.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    expect(await confirmed).toBe(true);
+    expect(await cookieOf('backoffice_session')).not.toBe(old.session);
+    expect(await cookieOf('XSRF-TOKEN')).not.toBe(old.xsrf);
+
+    // The editor tab's calls that left before the new cookies arrived: the first attempt of each carries the old
+    // session cookie and XSRF token (a read, a write, the idle check's peek), or the new cookie with the old XSRF
+    // token (read just before the step-up's answer came).
+    const sent: string[] = [];
+    const both = { cookie: `backoffice_session=${old.session}; XSRF-TOKEN=${old.xsrf}`, 'x-xsrf-token': old.xsrf };
+    let stale: { path: string; headers: Record<string, string> } | null = null;
+    await editor.route('**/backoffice/auth/**', async (route) => {
+      const request = route.request();
+      const path = new URL(request.url()).pathname;
+      const change = stale && stale.path === path ? stale.headers : null;
+      if (change) stale = null; // only the first attempt left early
+      sent.push(`${request.method()} ${path}${change ? ' (stale)' : ''}`);
+      if (!change) return route.continue();
+      if (!change.cookie) {
+        // The page read the old XSRF cookie; the step-up's new cookies arrived before the request left.
+        await context.addCookies([{ name: 'XSRF-TOKEN', value: change.xsrfCookie, url: app.origin, sameSite: 'Strict' }]);
+        return route.continue();
+      }
+      // Chromium attaches the cookies it holds when the request goes on: the one with the old cookie is sent from here.
+      const headers = Object.fromEntries(Object.entries(await request.allHeaders()).filter(([name]) => !/^(host|connection|content-length|cookie)$/i.test(name) && !name.startsWith(':')));
+      const answer = await fetch(request.url(), { method: request.method(), headers: { ...headers, ...change }, body: request.postDataBuffer() ?? undefined });
+      const answerHeaders = Object.fromEntries([...answer.headers].filter(([name]) => !/^(content-encoding|content-length|transfer-encoding|connection)$/i.test(name)));
+      await route.fulfill({ status: answer.status, headers: answerHeaders, body: Buffer.from(await answer.arrayBuffer()) });
+    });
+    /** Answers the call's result, or fails as soon as a dialog opens instead (it would wait for the person). */
+    const answered = async <T,>(pending: Promise<T>): Promise<T> => {
+      const dialogs = editor.getByRole('alertdialog');
+      const opened = dialogs.waitFor({ state: 'visible', timeout: 30_000 }).then(
+        async () => `a dialog opened: ${await dialogs.getByRole('heading').textContent()}`,
+        () => 'no dialog',
+      );
+      const first = await Promise.race([pending.then((value) => ({ value })), opened]);
+      if (typeof first === 'string') expect.fail(`${first} (${sent.join(', ')})`);
+      return (first as { value: T }).value;
+    };
+    const call = (method: string, path: string, headers: Record<string, string>) => {
+      stale = { path: `/backoffice${path}`, headers };
+      return answered(editor.evaluate(([m, p]) => (window as any).BackOfficeSession.request(m, p), [method, path]));
+    };
+    const read = await call('GET', '/auth/sessions', { cookie: both.cookie });
+    expect(read.status, sent.join(', ')).toBe(200);
+    expect(read.body.map((s: { current: boolean }) => s.current)).toEqual([true]);
+    const write = await call('DELETE', '/auth/sessions/00000000-0000-4000-8000-000000000000', both);
+    expect(write.status, sent.join(', ')).toBe(404); // it reached the route: no such session of yours
+    const renewedXsrf = await cookieOf('XSRF-TOKEN');
+    await context.addCookies([{ name: 'XSRF-TOKEN', value: old.xsrf, url: app.origin, sameSite: 'Strict' }]);
+    const racedXsrf = await call('DELETE', '/auth/sessions/00000000-0000-4000-8000-000000000001', { xsrfCookie: renewedXsrf });
+    expect(racedXsrf.status, sent.join(', ')).toBe(404);
+    stale = { path: '/backoffice/auth/me', headers: { cookie: both.cookie } };
+    const checked = await answered(editor.evaluate(() => (window as any).BackOfficeSession.check()));
+    expect(checked.status).toBe(401); // the idle check's peek was answered 401 ...
+    await editor.waitForTimeout(500);
+    expect(await editor.getByRole('alertdialog').count(), sent.join(', ')).toBe(0); // ... but the session went on: no dialog
+    // Each stale call was answered, then sent once more (after a peek that found the session live, for a 401).
+    const none = '/backoffice/auth/sessions/00000000-0000-4000-8000-00000000000';
+    expect(sent).toEqual([
+      'GET /backoffice/auth/sessions (stale)', 'GET /backoffice/auth/me', 'GET /backoffice/auth/sessions',
+      `DELETE ${none}0 (stale)`, 'GET /backoffice/auth/me', `DELETE ${none}0`,
+      `DELETE ${none}1 (stale)`, `DELETE ${none}1`,
+      'GET /backoffice/auth/me (stale)', 'GET /backoffice/auth/me',
+    ]);
+    expect(await editor.evaluate(() => (window as any).pageMarker)).toBe('same page');
+    expect(await editor.getByLabel('Document').inputValue()).toBe('unsaved work');
+    await editor.unroute('**/backoffice/auth/**');
+
+    // The old cookie itself is dead.
+    const oldContext = await browser.newContext({ baseURL: app.origin });
+    contexts.push(oldContext);
+    await oldContext.addCookies([{ name: 'backoffice_session', value: old.session, url: app.origin }]);
+    expect((await oldContext.request.get('/backoffice/auth/me')).status()).toBe(401);
+  });
+
   it('shows provider errors from ?error= and no provider buttons when GET /auth/external/providers is absent', async () => {
     const page = await newPage();
     await page.goto(url('/?error=external_email_in_use'));

@@ -101,6 +101,10 @@
    * Calls the JSON API below the route prefix: `request('POST', '/auth/change-password', body)`.
    * Resolves { status, body } (status 0 when the network failed); never rejects. A 401 first asks the
    * person to re-authenticate (password, or a full sign-in when the session has ended) and retries once.
+   * A step-up (here or in another tab) gives the session new cookies: a call that left with the old ones is
+   * answered 401 `unauthenticated` (old session cookie) or 403 `xsrf_failed` (old XSRF token) though the session
+   * goes on. Such a call is sent again once with the cookies the browser holds now: at once for `xsrf_failed` when
+   * the XSRF cookie changed meanwhile, and for a 401 when a peek says the session is live (signInAgain).
    */
   function request(method, path, body, options) {
     options = options || {};
@@ -132,10 +136,14 @@
         return { status: 0, body: null };
       })
       .then(function (res) {
-        if (res.status !== 401 || options.retry === false) return res;
         var code = res.body && res.body.code;
+        // Refused before anything was done: the XSRF token it carried was renewed meanwhile (a step-up).
+        if (res.status === 403 && code === 'xsrf_failed' && !options.resent && readCookie('XSRF-TOKEN') !== xsrf) {
+          return request(method, path, body, { peek: options.peek, retry: options.retry, resent: true });
+        }
+        if (res.status !== 401 || options.retry === false) return res;
         var again = function (ok) {
-          return ok ? request(method, path, body, { peek: options.peek, retry: false }) : res;
+          return ok ? request(method, path, body, { peek: options.peek, retry: false, resent: true }) : res;
         };
         if (code === 'reauthentication_required') return reauthenticate().then(again);
         if (code === 'unauthenticated' && knownUser) return signInAgain().then(again);
@@ -413,12 +421,49 @@
     });
   }
 
-  /** The session has ended: sign in again in a dialog (password or passkey, then a code when two-factor asks for one). */
+  /**
+   * The signed-in user (GET /auth/me, a peek) with the cookies the browser holds now, or null. A call answered 401
+   * may have left with a session cookie that a step-up (in this tab or another) has renewed since: the session
+   * goes on under the new one.
+   */
+  function liveSession() {
+    return request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
+      return res.status === 200 && res.body ? res.body : null;
+    });
+  }
+
+  /**
+   * A call was answered 401: unless the session turns out to be live with the current cookies (then it resolves
+   * true at once: the caller retries), the session has ended: sign in again in a dialog (password or passkey, then
+   * a code when two-factor asks for one).
+   */
   function signInAgain() {
     if (pendingSignIn) return pendingSignIn;
-    hideWarning();
     var previousUserId = knownUser && knownUser.id;
-    pendingSignIn = new Promise(function (resolve) {
+    pendingSignIn = liveSession()
+      .then(function (me) {
+        if (me && (!previousUserId || me.id === previousUserId)) {
+          schedule(me);
+          return true;
+        }
+        if (me) {
+          // Someone else signed in meanwhile (another tab): this page shows the previous person's data.
+          window.location.reload();
+          return new Promise(function () {});
+        }
+        return sessionEndedDialog(previousUserId);
+      })
+      .then(function (ok) {
+        pendingSignIn = null;
+        return ok;
+      });
+    return pendingSignIn;
+  }
+
+  /** The "Your session has ended" dialog; resolves true once signed in again. */
+  function sessionEndedDialog(previousUserId) {
+    hideWarning();
+    return new Promise(function (resolve) {
       var finish = function (dialog, user) {
         dialog.close();
         if (previousUserId && user && user.id !== previousUserId) {
@@ -491,11 +536,7 @@
             ]
           : [],
       });
-    }).then(function (ok) {
-      pendingSignIn = null;
-      return ok;
     });
-    return pendingSignIn;
   }
 
   // ---- idle and absolute deadlines --------------------------------------------------------------------
