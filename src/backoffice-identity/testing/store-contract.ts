@@ -303,6 +303,23 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.addToken('00000000-0000-4000-8000-000000000000', 'password_reset', hash('nobody'), at(HOUR), at(1))).toBe(false);
       });
 
+      test('ASVS 4.0 2.5.x, 3.3.1: replaceToken and replaceEmailChangeToken store no link for a disabled or unknown user (false, the live ones untouched); a timed disable that has ended does not count', async ({ userStore }) => {
+        if (!isUserTokenStore(userStore)) return;
+        const user = await newUser(userStore);
+        expect(await userStore.replaceToken(user.id, 'password_reset', hash('replace-enabled'), at(HOUR), at(0))).not.toBe(false);
+        await userStore.updateProfile(user.id, { isApproved: false, disabledUntil: at(2 * HOUR) }, at(1));
+        expect(await userStore.replaceToken(user.id, 'password_reset', hash('replace-disabled'), at(HOUR), at(1))).toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('replace-disabled'), at(1))).toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('replace-enabled'), at(1))).toBe(true);
+        if (isUserEmailChangeStore(userStore)) {
+          expect(await userStore.replaceEmailChangeToken(user.id, hash('replace-disabled-change'), 'elsewhere@example.com', at(HOUR), at(1))).toBe(false);
+          expect(await userStore.consumeEmailChangeToken(user.id, hash('replace-disabled-change'), at(2))).toBeNull();
+        }
+        expect(await userStore.replaceToken(user.id, 'password_reset', hash('replace-ended'), at(3 * HOUR), at(2 * HOUR + 1))).not.toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('replace-ended'), at(2 * HOUR + 2))).toBe(true);
+        expect(await userStore.replaceToken('00000000-0000-4000-8000-000000000000', 'password_reset', hash('replace-nobody'), at(HOUR), at(1))).toBe(false);
+      });
+
       test("ASVS 4.0 V2.5: voidTokens(user, 'change_email') voids a pending email-change link (a password change does this)", async ({ userStore }) => {
         if (!isUserTokenStore(userStore) || !isUserEmailChangeStore(userStore)) return;
         const user = await newUser(userStore);

@@ -124,7 +124,8 @@ export class BackOfficeUserLifecycleService {
 
   /**
    * An admin forces a password reset: the password stops working (no hash, new stamp), every session ends and
-   * a reset link goes to the user. Delivery failures surface as 502 `email_failed` (the reset still happened).
+   * a reset link goes to the user, unless the user is disabled (read again under its row lock as the link is
+   * written, so also a disable that raced this request): then no link and no email (a disabled user gets none). Delivery failures surface as 502 `email_failed` (the reset still happened).
    * With `allowPasswordReset: false` it is refused first (404 `not_found`, as the reset routes answer): the link
    * could not be used and the user would be left without a password. So with `denyLocalLogin` (403
    * `local_login_disabled`, as the reset routes answer then). A directory-managed user (LDAP, `directoryManagedAt`):
@@ -145,6 +146,14 @@ export class BackOfficeUserLifecycleService {
     await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserPasswordResetForcedNotification, user);
     const token = await this.userManager.generatePasswordResetToken(user);
+    // Null: the user was disabled after it was read (a disable that committed meanwhile). The password is gone and the
+    // sessions ended, as asked; a disabled user gets no link (it would work again once enabled): no email. Enabled
+    // again, the user asks for one through forgot-password.
+    if (token === null) {
+      const current = await this.userManager.findById(user.id);
+      if (current) Object.assign(user, { isApproved: current.isApproved, disabledUntil: current.disabledUntil });
+      return;
+    }
     try {
       await this.emails.dispatch('PasswordReset', this.templates.passwordReset(user, token), user, [token]);
     } catch {

@@ -701,13 +701,17 @@ export class BackOfficeUserManager {
 
   // ---- single-use tokens --------------------------------------------------------------------------
 
-  /** A new password-reset token (valid `tokens.passwordResetLifespanHours`); earlier ones are void. */
-  generatePasswordResetToken(user: BackOfficeUser): Promise<string> {
+  /**
+   * A new password-reset token (valid `tokens.passwordResetLifespanHours`); earlier ones are void. Null, nothing
+   * stored, when the store finds the user disabled (or gone) under the lock it writes the link with: a disabled user
+   * gets no link (OWASP ASVS 4.0 2.5.x, 3.3.1), also when the disable committed after the caller read the user.
+   */
+  generatePasswordResetToken(user: BackOfficeUser): Promise<string | null> {
     return this.generateUserToken(user, 'password_reset', this.options.tokens.passwordResetLifespanHours);
   }
 
-  /** A new invite token (valid `tokens.inviteLifespanHours`); earlier ones are void. */
-  generateInviteToken(user: BackOfficeUser): Promise<string> {
+  /** A new invite token (valid `tokens.inviteLifespanHours`); earlier ones are void. Null as {@link generatePasswordResetToken}. */
+  generateInviteToken(user: BackOfficeUser): Promise<string | null> {
     return this.generateUserToken(user, 'invite', this.options.tokens.inviteLifespanHours);
   }
 
@@ -747,13 +751,16 @@ export class BackOfficeUserManager {
     }
     const token = randomToken(32);
     const now = this.now();
-    await store.replaceEmailChangeToken(user.id, sha256Hex(token), newEmail, new Date(now.getTime() + lifespanHours * 3_600_000), now);
+    if ((await store.replaceEmailChangeToken(user.id, sha256Hex(token), newEmail, new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
     return deliver(token);
   }
 
   protected async deliverNewUserToken<T>(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T | null> {
     const store = this.getTokenStore();
-    if (!isUserTokenHandoverStore(store)) return deliver(await this.generateUserToken(user, purpose, lifespanHours));
+    if (!isUserTokenHandoverStore(store)) {
+      const token = await this.generateUserToken(user, purpose, lifespanHours);
+      return token === null ? null : deliver(token);
+    }
     return this.handOverUserToken(store, user, purpose, lifespanHours, deliver, {
       add: (hash, expiresAt, now) => store.addToken(user.id, purpose, hash, expiresAt, now),
       drop: (hash, now) => store.consumeToken(user.id, purpose, hash, now),
@@ -789,11 +796,12 @@ export class BackOfficeUserManager {
     return delivered;
   }
 
-  protected async generateUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number): Promise<string> {
+  /** A new token replacing the live ones of `purpose`; null when the store refused it (the user is disabled or gone, read under its row lock). */
+  protected async generateUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number): Promise<string | null> {
     const store = this.getTokenStore();
     const token = randomToken(32);
     const now = this.now();
-    await store.replaceToken(user.id, purpose, sha256Hex(token), new Date(now.getTime() + lifespanHours * 3_600_000), now);
+    if ((await store.replaceToken(user.id, purpose, sha256Hex(token), new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
     return token;
   }
 

@@ -316,8 +316,16 @@ export class InMemoryBackOfficeUserStore
     return this.tokens.find((t) => t.userId === userId && t.purpose === purpose && t.tokenHash === tokenHash && t.usedAt === null && t.expiresAt > now);
   }
 
-  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
-    if (this.row(userId)) this.insertToken(userId, purpose, tokenHash, expiresAt, now, null);
+  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
+    if (!this.mayGetLink(userId, now)) return false;
+    this.insertToken(userId, purpose, tokenHash, expiresAt, now, null);
+    return true;
+  }
+
+  /** The user exists and is not disabled (a timed disable whose end has passed does not count). */
+  private mayGetLink(userId: string, now: Date): boolean {
+    const user = this.row(userId);
+    return user !== undefined && (user.isApproved || (user.disabledUntil != null && user.disabledUntil.getTime() <= now.getTime()));
   }
 
   async consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
@@ -337,8 +345,7 @@ export class InMemoryBackOfficeUserStore
 
   /** Stores a token beside the user's live ones, only while the user may get a link (not disabled, or a timed disable that has ended). */
   private insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): boolean {
-    const user = this.row(userId);
-    const mayGetLink = user !== undefined && (user.isApproved || (user.disabledUntil != null && user.disabledUntil.getTime() <= now.getTime()));
+    const mayGetLink = this.mayGetLink(userId, now);
     if (mayGetLink) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail });
     return mayGetLink;
   }
@@ -353,8 +360,10 @@ export class InMemoryBackOfficeUserStore
     this.voidTokensNow(userId, purpose, now);
   }
 
-  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
-    if (this.row(userId)) this.insertToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
+    if (!this.mayGetLink(userId, now)) return false;
+    this.insertToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+    return true;
   }
 
   async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {

@@ -303,7 +303,8 @@ export class TypeOrmBackOfficeUserStore
       } catch (error) {
         throw TypeOrmBackOfficeUserStore.translateUniqueViolation(error);
       }
-      if (initialToken) await store.replaceToken(entity.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now);
+      // The row was written just now in this transaction, as the caller asked: its first link goes with it.
+      if (initialToken) await store.insertOnlyLiveToken(entity.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now, null, false);
       return toUser(entity);
     });
   }
@@ -484,8 +485,8 @@ export class TypeOrmBackOfficeUserStore
     await this.users.update({ id: userId }, { phoneNumber, phoneNumberConfirmed: confirmed, updatedAt: now });
   }
 
-  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void> {
-    await this.insertOnlyLiveToken(userId, purpose, tokenHash, expiresAt, now, null);
+  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
+    return this.insertOnlyLiveToken(userId, purpose, tokenHash, expiresAt, now, null);
   }
 
   /**
@@ -497,16 +498,49 @@ export class TypeOrmBackOfficeUserStore
    * open and left live by it (OWASP ASVS 4.0 1.11.3, 2.5.x; FOR KEY SHARE, as before, let a new link through during a
    * password change). It also serialises concurrent requests (two "forgot password" clicks, two resends of an
    * invite), which would otherwise each void what was committed before and both insert, leaving two live links.
+   * With `checked` (every caller but {@link create}), nothing is written unless the user, read under that lock, may
+   * get a link ({@link mayGetLinkLocked}): false. Checked on the caller's earlier read, a disable committed in between
+   * (an admin's forced reset racing it) left the disabled user a live link, which worked again once enabled.
    */
-  private async insertOnlyLiveToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<void> {
-    await this.transaction(async (store) => {
-      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+  private async insertOnlyLiveToken(
+    userId: string,
+    purpose: BackOfficeTokenPurpose,
+    tokenHash: string,
+    expiresAt: Date,
+    now: Date,
+    newEmail: string | null,
+    checked = true,
+  ): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    return this.transaction(async (store) => {
+      if (checked) {
+        if (!(await store.mayGetLinkLocked(userId, now))) return false;
+      } else {
+        await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+      }
       await store.voidTokens(userId, purpose, now);
       await store.manager.query(
         `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
         [userId, purpose, tokenHash, expiresAt, now, newEmail],
       );
+      return true;
     });
+  }
+
+  /**
+   * Locks the user's row FOR NO KEY UPDATE (as {@link USER_ROW_FIRST}) and answers whether the user, read under that
+   * lock, may get a link: it exists and is not disabled (a timed disable whose end has passed does not count). A
+   * disable writes that row and voids the links in one transaction, so a link is either written before it (and voided
+   * by it) or refused after it. Runs in the caller's transaction.
+   */
+  private async mayGetLinkLocked(userId: string, now: Date): Promise<boolean> {
+    const rows = returned(
+      await this.manager.query(
+        `SELECT (is_approved OR COALESCE(disabled_until <= $2::timestamptz, false)) AS may FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE`,
+        [userId, now],
+      ),
+    ) as Array<{ may: boolean }>;
+    return rows[0]?.may === true;
   }
 
   /**
@@ -549,13 +583,7 @@ export class TypeOrmBackOfficeUserStore
   private async insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<boolean> {
     if (!isUuid(userId)) return false;
     return this.transaction(async (store) => {
-      const rows = returned(
-        await store.manager.query(
-          `SELECT (is_approved OR COALESCE(disabled_until <= $2::timestamptz, false)) AS may FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE`,
-          [userId, now],
-        ),
-      ) as Array<{ may: boolean }>;
-      if (!rows[0]?.may) return false;
+      if (!(await store.mayGetLinkLocked(userId, now))) return false;
       await store.manager.query(
         `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
         [userId, purpose, tokenHash, expiresAt, now, newEmail],
@@ -589,8 +617,8 @@ export class TypeOrmBackOfficeUserStore
     );
   }
 
-  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void> {
-    await this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
+    return this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
   }
 
   async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {

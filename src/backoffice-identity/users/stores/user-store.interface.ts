@@ -113,8 +113,13 @@ export interface UserPhoneNumberStore {
 
 /** Single-use tokens, stored as SHA-256 only. */
 export interface UserTokenStore {
-  /** Stores a new token and voids the user's other live tokens of that purpose. */
-  replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<void>;
+  /**
+   * Stores a new token and voids the user's other live tokens of that purpose, only while the user may still get a
+   * link (as {@link UserTokenHandoverStore.addToken}: it exists and is not disabled, a timed disable whose end has
+   * passed not counting), checked under the lock of the write (the user's row): false, nothing written, when not.
+   * A store that answers nothing (`void`) is taken to have stored it.
+   */
+  replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean | void>;
   /** Uses the token up; true for exactly one caller while it is live. */
   consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
   isTokenLive(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
@@ -311,8 +316,11 @@ export interface UserQueryStore {
  * token so that `UserTokenStore.voidTokens(userId, 'change_email')` voids it (a password change does).
  */
 export interface UserEmailChangeStore {
-  /** Stores the token with the address it confirms, voiding the user's earlier email-change tokens, in one transaction. */
-  replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<void>;
+  /**
+   * Stores the token with the address it confirms, voiding the user's earlier email-change tokens, in one transaction;
+   * only while the user may still get a link (as {@link UserTokenStore.replaceToken}): false, nothing written, when not.
+   */
+  replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean | void>;
   /** Uses the live token up and returns its new address; exactly one caller gets it, the others null. */
   consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null>;
 }
