@@ -70,4 +70,17 @@ describe.skipIf(dbKind() !== 'postgres')('link-issuing admin routes racing a dis
     expect(response.body.state).toBe('disabled');
     expect((await ctx.userManager.findById(user.id))!.passwordHash).toBeNull();
   });
+
+  it('an invite resend racing a disable answers 409 not_invited (no email was attempted; not 502 email_failed) and leaves no live invite link', async () => {
+    const invited = await admin.post('/users/invite', { email: 'linkrace-invitee@example.com', name: 'Invitee', groups: ['editor'] });
+    expect(invited.status, invited.text).toBe(201);
+    const userId = invited.body.user.id as string;
+    const mailsBefore = Mailbox.messages.filter((m) => m.to === 'linkrace-invitee@example.com' && m.type === 'UserInvite').length;
+    const { response, liveLinks } = await raceWithDisable(userId, () => admin.post(`/users/${userId}/resend-invite`));
+    expect([response.status, response.body.code]).toEqual([409, 'not_invited']);
+    expect(response.body).toMatchObject({ statusCode: 409, code: 'not_invited' });
+    expect(typeof response.body.message).toBe('string');
+    expect(liveLinks).toEqual({});
+    expect(Mailbox.messages.filter((m) => m.to === 'linkrace-invitee@example.com' && m.type === 'UserInvite').length - mailsBefore).toBe(0);
+  });
 });

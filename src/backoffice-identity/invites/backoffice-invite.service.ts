@@ -4,6 +4,7 @@ import { IdentityResult } from '../common/identity-result.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeEmailDispatcher, type EmailDispatchResult } from '../email/email-dispatcher.service.js';
 import { BackOfficeEmailTemplates } from '../email/email-templates.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { UserInviteAcceptedNotification, UserInvitedNotification } from '../notifications/notifications.js';
 import { deriveUserState, isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
@@ -42,17 +43,22 @@ export class BackOfficeInviteService {
     if (!created.succeeded) return IdentityResult.failed(...created.errors);
     const { user, token } = created.value!;
     await this.userManager.notify(UserInvitedNotification, user);
-    return IdentityResult.success({ user, delivery: await this.send(user, inviter, input.message, token) });
+    // A new user's token was stored with it: `send` has no link to refuse.
+    return IdentityResult.success({ user, delivery: (await this.send(user, inviter, input.message, token)) ?? { failed: true } });
   }
 
   /**
    * Issues a new invite token and sends the email again. The old link stops working only once the new email was
    * accepted (by the mail relay or a listener that called `handleEmail()`): when delivery fails the answer says so
    * and the old link still works (OWASP ASVS 4.0 2.5.x: a failed resend must not leave the invitee without a link).
+   * When the store refuses the new link (the invitee was disabled since `user` was read: a disable that raced the
+   * resend), nothing was stored and no email attempted: 409 `not_invited`, as for a user no longer waiting for an
+   * invite (not 502 `email_failed`, which would invite a pointless retry).
    */
   async resend(user: BackOfficeUser, inviter: BackOfficeUser | null): Promise<BackOfficeInviteOutcome> {
     await this.userManager.notify(UserInvitedNotification, user);
     const delivery = await this.send(user, inviter);
+    if (delivery === null) throw BackOfficeHttpError.of('not_invited', 'This user is not waiting for an invite.');
     if (!('failed' in delivery)) await this.userManager.store.updateProfile(user.id, { invitedAt: this.clock.now() }, this.clock.now());
     return { user, delivery };
   }
@@ -66,12 +72,14 @@ export class BackOfficeInviteService {
     return isPendingInvitee(user) && deriveUserState(user, this.clock.now()) !== 'disabled';
   }
 
-  /** Sends the invite with `issued` (a new user's token) or with a new token that replaces the live one once sent. */
-  private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery']> {
+  /**
+   * Sends the invite with `issued` (a new user's token) or with a new token that replaces the live one once sent.
+   * Null when the store refused the new token (the invitee was disabled since it was read): no link, no email.
+   */
+  private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery'] | null> {
     const dispatch = (token: string) => this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user, [token]);
     try {
-      // null: the invitee was disabled since it was read; no link was stored and no email went out.
-      return (await (issued === undefined ? this.userManager.deliverNewInviteToken(user, dispatch) : dispatch(issued))) ?? { failed: true };
+      return await (issued === undefined ? this.userManager.deliverNewInviteToken(user, dispatch) : dispatch(issued));
     } catch (error) {
       return { failed: true, messageId: (error as { messageId?: string }).messageId };
     }

@@ -160,7 +160,7 @@ export class UsersController {
   @ApiAcceptedResponse({ description: 'A new invite link was sent; the previous one no longer works' })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_invited' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'not_invited (also when the invitee was disabled while the resend ran: no link stored, no email attempted)' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (rateLimits.inviteResendPerUser, default 5 per hour per invited user)' })
   @ApiResponse({ status: 502, type: ErrorResponse, description: 'email_failed: the new email could not be sent; the previous invite link still works' })
   @requirePermissions('users.invite')
