@@ -2,6 +2,7 @@ import * as bcrypt from 'bcrypt';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { isUserDirectoryManagedStore } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 const expectLoginStatus = (res: { status: number }, status: number) => expect(res.status).toBe(status);
@@ -80,5 +81,34 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     expect(imported.body.results[0].outcome).toBe('updated');
     expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(false);
     expectLoginStatus(await new HttpClient(ctx.url).login(email, password), 403);
+  });
+  it('OWASP ASVS 4.0 V2.5 (offboarding): an import with a passwordHash gives no local password to a directory-managed (LDAP) user: that record is invalid (directory_managed) and nothing of it is written, dry run alike; without a hash the record updates', async () => {
+    const email = 'impupd-directory@example.com';
+    const user = (await ctx.userManager.createUser({ email, name: 'Directory', groups: ['editor'] })).value!;
+    const store = ctx.userManager.store;
+    if (!isUserDirectoryManagedStore(store)) throw new Error('the TypeORM store keeps the directory-managed mark');
+    // The directory (LDAP) authenticated the user once: its password is the directory's from now on.
+    expect(await store.markDirectoryManaged(user.id, new Date())).toBe(true);
+    const before = (await ctx.userManager.findById(user.id))!;
+    const imported = 'a local password the directory never knew';
+    const record = { email, name: 'Directory (renamed)', groups: ['editor'], passwordFormat: 'bcrypt', passwordHash: await bcrypt.hash(imported, 4) };
+    for (const dryRun of [true, false]) {
+      const answer = await admin.post('/users/import', { users: [record], onConflict: 'update', dryRun });
+      expect(answer.status, answer.text).toBe(200);
+      expect(answer.body.results[0]).toMatchObject({ email, outcome: 'invalid', errors: [{ code: 'directory_managed' }] });
+      expect(answer.body.summary).toMatchObject({ total: 1, invalid: 1, updated: 0 });
+    }
+    const after = (await ctx.userManager.findById(user.id))!;
+    expect({ passwordHash: after.passwordHash, name: after.name, securityStamp: after.securityStamp }).toEqual({
+      passwordHash: before.passwordHash,
+      name: before.name,
+      securityStamp: before.securityStamp,
+    });
+    expectLoginStatus(await new HttpClient(ctx.url).login(email, imported), 401);
+    // The same record without a hash (a routine refresh of names and groups) still updates the user.
+    const { passwordHash: _hash, passwordFormat: _format, ...withoutHash } = record;
+    const refreshed = await admin.post('/users/import', { users: [withoutHash], onConflict: 'update' });
+    expect(refreshed.body.results[0].outcome, refreshed.text).toBe('updated');
+    expect((await ctx.userManager.findById(user.id))!.name).toBe('Directory (renamed)');
   });
 });

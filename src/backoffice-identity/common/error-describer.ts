@@ -100,6 +100,14 @@ export class BackOfficeErrorDescriber {
   importInvalidLastLoginAt(): IdentityError {
     return { code: 'invalid_last_login_at', description: 'lastLoginAt must be an ISO 8601 date, not in the future.' };
   }
+  /** An imported password hash for an existing user whose password the directory (LDAP) manages. */
+  importDirectoryManaged(): IdentityError {
+    return {
+      code: 'directory_managed',
+      description:
+        "The organisation's directory manages this user's password: an import cannot set a local one. Leave passwordHash out, or clear the mark first (userManager.clearDirectoryManaged).",
+    };
+  }
   duplicateInImport(field: 'email' | 'username'): IdentityError {
     return { code: 'duplicate_in_import', description: `Another record of this import has the same ${field === 'username' ? 'username' : 'email'}.` };
   }

@@ -58,14 +58,28 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     }
   }
 
-  const allowed = await withoutLastProtectedMember(manager, updates, rows, options.protectedGroup, outcomes, now);
+  const notLastAdmin = await withoutLastProtectedMember(manager, updates, rows, options.protectedGroup, outcomes, now);
   // The rows of the users to overwrite, locked in id order before any is written (USER_ROW_FIRST: the user's row
   // before its links; FOR UPDATE: email and username are unique). Taken in the records' order, two imports listing
   // the same users in different orders waited on each other in a cycle: PostgreSQL aborted one (40P01).
-  allowed.sort((a, b) => (a.target.id < b.target.id ? -1 : a.target.id > b.target.id ? 1 : 0));
-  if (allowed.length > 0) {
-    await manager.query(`SELECT id FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [allowed.map((u) => u.target.id)]);
+  notLastAdmin.sort((a, b) => (a.target.id < b.target.id ? -1 : a.target.id > b.target.id ? 1 : 0));
+  const directoryManaged = new Set<string>();
+  if (notLastAdmin.length > 0) {
+    const locked = rowsOf<{ id: string; managed: boolean }>(
+      await manager.query(`SELECT id, directory_managed_at IS NOT NULL AS managed FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [
+        notLastAdmin.map((u) => u.target.id),
+      ]),
+    );
+    for (const row of locked) if (row.managed) directoryManaged.add(row.id);
   }
+  // A record with a password hash for a directory-managed user (LDAP: `directory_managed_at`, read under the row lock
+  // that marking writes under) would give a user removed from the directory a local password: refused, nothing of
+  // it written (OWASP ASVS 4.0 V2.5). Without a hash the record updates the profile as for anyone.
+  const allowed = notLastAdmin.filter(({ index, target }) => {
+    if (rows[index].passwordHash === null || !directoryManaged.has(target.id)) return true;
+    outcomes[index] = 'directory_managed';
+    return false;
+  });
   for (const { index, target } of allowed) {
     await updateUser(manager, target.id, rows[index], now);
     outcomes[index] = 'updated';

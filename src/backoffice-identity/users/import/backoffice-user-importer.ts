@@ -156,6 +156,8 @@ export class BackOfficeUserImporter {
         return { email, outcome: 'invalid', errors: [d.duplicateUserName()] };
       case 'last_admin':
         return { email, outcome: 'invalid', errors: [d.lastAdmin()] };
+      case 'directory_managed':
+        return { email, outcome: 'invalid', errors: [d.importDirectoryManaged()] };
     }
   }
 

@@ -18,7 +18,10 @@ export interface ImportUserRecord {
   /** ISO 8601; default: the time of the import. */
   createdAt?: string | Date;
   lastLoginAt?: string | Date | null;
-  /** The hash as the other system stores it; omit for a user without a password. */
+  /**
+   * The hash as the other system stores it; omit for a user without a password. Refused (outcome `invalid`, error
+   * `directory_managed`) for an existing user whose password the directory (LDAP) manages.
+   */
   passwordHash?: string;
   passwordFormat?: ImportedPasswordFormat | 'PBKDF2.ASPNETCORE.V3' | 'PBKDF2.ASPNETCORE.V2' | 'HMACSHA256' | 'SHA1';
 }
@@ -71,7 +74,7 @@ export type ImportedUserRow = Pick<
 };
 
 /** The store's answer per row: written, left alone, or why not. */
-export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_email' | 'duplicate_username' | 'last_admin';
+export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_email' | 'duplicate_username' | 'last_admin' | 'directory_managed';
 
 /** Optional store capability: writes one batch of imported users in one transaction. */
 export interface UserImportStore {
@@ -80,7 +83,8 @@ export interface UserImportStore {
    * outcome per row in order. `protectedGroup` (the admin group) keeps at least one approved member. An updated
    * user keeps its `isApproved` when the row's is null; when its password hash or its email changes, its outstanding
    * password-reset, invite and email-change tokens are voided in the same transaction; when it is disabled, its
-   * API bearer tokens are revoked.
+   * API bearer tokens are revoked. A row with a `passwordHash` for a user marked directory-managed
+   * (`directoryManagedAt`, read under the lock the update writes under) is not written: `directory_managed`.
    */
   importUsers(
     rows: ImportedUserRow[],
