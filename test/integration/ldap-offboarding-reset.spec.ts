@@ -136,6 +136,25 @@ describeIfSlapd('LDAP offboarding: directory-managed users get no local password
     expect(mails(oli.mail, 'PasswordReset')).toHaveLength(1);
   });
 
+  it('OWASP ASVS 4.0 V2.5: an invite link gives no local password to a pending invitee the host marked directory-managed: accept answers 400 invalid_token, a resend 409 not_invited', async () => {
+    const email = 'pia-invitee@ldap.example';
+    const invited = await admin.post('/users/invite', { email, name: 'Pia', groups: ['editor'] });
+    expect(invited.status, invited.text).toBe(201);
+    const { userId, token } = linkParams(mails(email, 'UserInvite')[0].text, 'accept-invite');
+    // The host's directory sync marks the invitee (its password is the directory's from now on).
+    const user = (await ctx.userManager.findById(userId))!;
+    await ctx.userManager.markDirectoryManaged(user);
+    expect((await ctx.userManager.findById(userId))!.directoryManagedAt).toBeInstanceOf(Date);
+    const accepted = await new HttpClient(ctx.url).post('/auth/invite/accept', { userId, token, password: 'pia local passphrase 1' });
+    expectClientError(accepted, 400);
+    expect(accepted.body.code).toBe('invalid_token');
+    expect((await ctx.userManager.findById(userId))!.passwordHash).toBeNull();
+    const resent = await admin.post(`/users/${userId}/resend-invite`);
+    expectClientError(resent, 409);
+    expect(resent.body.code).toBe('not_invited');
+    expect(mails(email, 'UserInvite')).toHaveLength(1);
+  });
+
   it('OWASP ASVS 4.0 V2.5: with keepLocalPasswords the local password stays usable by design, but the directory is the authority: forgot-password sends no link', async () => {
     const keptDb = await createTestDatabase();
     const kept = await createIdentityApp(keptDb, {

@@ -66,10 +66,12 @@ export class BackOfficeInviteService {
   /**
    * Waiting for an invite: never signed in, no password, an invite sent, not disabled. A lockout does not end it:
    * failed sign-ins on the address (anyone can make them) must not void the link or block its resend, and
-   * accepting clears the lockout, as a password reset does (OWASP ASVS 4.0 2.2.1).
+   * accepting clears the lockout, as a password reset does (OWASP ASVS 4.0 2.2.1). Not a user marked
+   * directory-managed (`directoryManagedAt`): the invite would give them a local password the directory does not
+   * own, so accepting answers `invalid_token` (as for a used link) and a resend 409 `not_invited` (OWASP ASVS 4.0 V2.5).
    */
   isInvited(user: BackOfficeUser): boolean {
-    return isPendingInvitee(user) && deriveUserState(user, this.clock.now()) !== 'disabled';
+    return isPendingInvitee(user) && deriveUserState(user, this.clock.now()) !== 'disabled' && !this.userManager.isDirectoryManaged(user);
   }
 
   /**

@@ -594,7 +594,7 @@ export class BackOfficeUserManager {
   /**
    * After the password checker vouched for the user (a sign-in, or the user it created): marks them
    * directory-managed when {@link marksDirectoryManagedUsers}, once, and voids their outstanding password-reset
-   * links in the same transaction (a link mailed before must not set a local password after the user left the
+   * and invite links in the same transaction (a link mailed before must not set a local password after the user left the
    * directory; OWASP ASVS 4.0 V2.5). Audited as `UserDirectoryManagedChangedNotification` (`managed: true`).
    * Does nothing for a user marked already or when the checker does not mark.
    */
@@ -613,7 +613,11 @@ export class BackOfficeUserManager {
     const now = this.now();
     const marked = await this.inTransaction(async (store) => {
       if (!(await this.capability(isUserDirectoryManagedStore, 'UserDirectoryManagedStore', store).markDirectoryManaged(user.id, now))) return false;
-      if (isUserTokenStore(store)) await store.voidTokens(user.id, 'password_reset', now);
+      if (isUserTokenStore(store)) {
+        await store.voidTokens(user.id, 'password_reset', now);
+        // An invite link would set a first local password as well (a pending invitee the host marks).
+        await store.voidTokens(user.id, 'invite', now);
+      }
       return true;
     });
     if (!marked) {
