@@ -4,7 +4,7 @@ import { independentCode } from '../support/oathtool.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, signedInClient, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
-import { BackOfficeEvents, TypeOrmBackOfficeSessionStore, type BackOfficeNotification, type BackOfficeSessionChanges } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, TypeOrmBackOfficeSessionStore, type BackOfficeNotification } from '../../src/backoffice-identity/index.js';
 
 /**
  * A session store that, once armed, holds the adoption of a new security stamp (the write that follows the
@@ -15,14 +15,14 @@ import { BackOfficeEvents, TypeOrmBackOfficeSessionStore, type BackOfficeNotific
 class AdoptionHoldingSessionStore extends TypeOrmBackOfficeSessionStore {
   static armed: { reached: () => void; release: Promise<void> } | null = null;
 
-  override async update(sessionId: string, changes: BackOfficeSessionChanges, options?: { onlyIfLive?: boolean }): Promise<void> {
+  override async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<boolean> {
     const hold = AdoptionHoldingSessionStore.armed;
-    if (hold && changes.securityStamp !== undefined) {
+    if (hold) {
       AdoptionHoldingSessionStore.armed = null;
       hold.reached();
       await hold.release;
     }
-    return super.update(sessionId, changes, options);
+    return super.adoptSecurityStamp(sessionId, securityStamp);
   }
 }
 

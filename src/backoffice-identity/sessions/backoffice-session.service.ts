@@ -321,9 +321,27 @@ export class BackOfficeSessionService {
     await this.store.update(sessionId, { nextSecurityStamp }, { onlyIfLive: true });
   }
 
-  /** Keeps `sessionId` alive across a security-stamp change made by its own user (e.g. password change). */
-  async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<void> {
-    await this.store.update(sessionId, { securityStamp, nextSecurityStamp: null });
+  /**
+   * Keeps `sessionId` of user `userId` alive across a security-stamp change made by its own user (e.g. password
+   * change): the session adopts `securityStamp` only while the user's row holds it. Of two changes made at once
+   * from the session, the one whose stamp a later write replaced adopts nothing (the session keeps the later one,
+   * which it announced, and that change adopts it), so the session never ends up on a stamp the user no longer has;
+   * a stamp renewed by someone else is never adopted. The announcement ends.
+   * True when adopted. Without `userId` (the older call) and a store that cannot read users, the session adopts
+   * the stamp unconditionally.
+   */
+  async adoptSecurityStamp(sessionId: string, securityStamp: string, userId?: string): Promise<boolean> {
+    if (!isUuid(sessionId)) return false;
+    if (this.store.adoptSecurityStamp && this.store.readsUsersOf?.(this.userManager.store)) return this.store.adoptSecurityStamp(sessionId, securityStamp);
+    if (userId === undefined) {
+      await this.store.update(sessionId, { securityStamp, nextSecurityStamp: null });
+      return true;
+    }
+    // A store that cannot read the user with the session: read both, then write (a change in between can outrun it).
+    const session = await this.store.findById(userId, sessionId);
+    if (!session || session.revokedAt !== null || (await this.userManager.findById(session.userId))?.securityStamp !== securityStamp) return false;
+    await this.store.update(sessionId, { securityStamp, nextSecurityStamp: null }, { onlyIfLive: true });
+    return true;
   }
 
   /** Turns a setup-only session into a full one once two-factor enrolment is confirmed (normal lifetime). */

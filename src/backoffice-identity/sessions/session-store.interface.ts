@@ -95,6 +95,15 @@ export interface BackOfficeSessionStore {
    * it get `update(sessionId, { ...changes, tokenHash }, { onlyIfLive: true })` (the last of two such writes wins).
    */
   replaceTokenHash?(sessionId: string, previousTokenHash: string, tokenHash: string, changes: BackOfficeSessionChanges): Promise<boolean>;
+  /**
+   * Optional, for users this store reads ({@link readsUsersOf}): the unrevoked session `sessionId` adopts
+   * `securityStamp` only if its user's row holds that stamp now, atomically with that read (a stamp the user no
+   * longer has, because a later change wrote another, is never adopted); the session's announcement
+   * (`nextSecurityStamp`) ends.
+   * True when adopted. Stores without it get a read of the user and {@link update}, which a write in between can
+   * outrun.
+   */
+  adoptSecurityStamp?(sessionId: string, securityStamp: string): Promise<boolean>;
   /** Revokes one session of the user; false when it is not theirs or already revoked. */
   revoke(userId: string, sessionId: string, now: Date): Promise<boolean>;
   /** Revokes every unrevoked session of the user except `exceptSessionId`; how many ended. */

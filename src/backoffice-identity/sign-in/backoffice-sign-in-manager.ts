@@ -83,11 +83,14 @@ export class BackOfficeSignInManager {
    * The user's security stamp has just changed (password, two-factor, groups, disable, ...): the session
    * `keepSessionId` (the one that made the change, if any) adopts the new stamp and stays signed in; every
    * other session of the user ends. Without `keepSessionId` every session ends. Answers how many ended.
+   * The session adopts `user.securityStamp` only while the user's row still holds it: when another change of the
+   * same session (announced through {@link keepSignedInThrough}) wrote a later stamp meanwhile, the session keeps
+   * that one, which the other change adopts, instead of ending on a stamp the user no longer has.
    */
   async refreshSignIn(user: Pick<BackOfficeUser, 'id' | 'securityStamp'>, keepSessionId?: string | null): Promise<number> {
     const sessions = this.sessions;
     if (!sessions) throw new Error('BackOfficeSignInManager.refreshSignIn needs the BackOfficeSessionService (construct the manager through the module)');
-    if (keepSessionId) await sessions.adoptSecurityStamp(keepSessionId, user.securityStamp);
+    if (keepSessionId) await sessions.adoptSecurityStamp(keepSessionId, user.securityStamp, user.id);
     return sessions.revokeAll(user.id, keepSessionId ?? undefined);
   }
 

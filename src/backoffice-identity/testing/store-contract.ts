@@ -551,6 +551,34 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect((await sessionStore.findById(user.id, session.id))?.nextSecurityStamp).toBeNull();
       });
 
+      test('adopting a security stamp: only the one the user holds now, never by a revoked session (when the store offers it)', async ({ userStore, sessionStore }) => {
+        if (!sessionStore.adoptSecurityStamp || !sessionStore.readsUsersOf?.(userStore) || !isUserSecurityStampStore(userStore)) return;
+        const user = await newUser(userStore);
+        const session = newSession(user.id, user.securityStamp);
+        await sessionStore.create(session);
+        await sessionStore.update(session.id, { nextSecurityStamp: 'stamp-b' }, { onlyIfLive: true });
+        await userStore.setSecurityStamp(user.id, 'stamp-a', at(1));
+        await userStore.setSecurityStamp(user.id, 'stamp-b', at(2));
+        // A stamp the user had and no longer has (a later change wrote another): nothing changes.
+        expect(await sessionStore.adoptSecurityStamp(session.id, 'stamp-a')).toBe(false);
+        const unchanged = await sessionStore.findById(user.id, session.id);
+        expect(unchanged?.securityStamp).toBe(user.securityStamp);
+        if (unchanged?.nextSecurityStamp !== undefined) expect(unchanged.nextSecurityStamp).toBe('stamp-b');
+        // The user's stamp: adopted, and the announcement of it ends.
+        expect(await sessionStore.adoptSecurityStamp(session.id, 'stamp-b')).toBe(true);
+        const adopted = await sessionStore.findById(user.id, session.id);
+        expect(adopted?.securityStamp).toBe('stamp-b');
+        if (adopted?.nextSecurityStamp !== undefined) expect(adopted.nextSecurityStamp).toBeNull();
+        // A revoked session adopts nothing, not even the user's stamp.
+        const revoked = newSession(user.id, user.securityStamp);
+        await sessionStore.create(revoked);
+        await sessionStore.revoke(user.id, revoked.id, at(3));
+        expect(await sessionStore.adoptSecurityStamp(revoked.id, 'stamp-b')).toBe(false);
+        const still = await sessionStore.findById(user.id, revoked.id);
+        expect([still?.securityStamp, still?.revokedAt?.getTime()]).toEqual([user.securityStamp, at(3).getTime()]);
+        expect(await sessionStore.adoptSecurityStamp(randomUUID(), 'stamp-b')).toBe(false);
+      });
+
       test('the one-round-trip lookup reads the session with its user, when the store offers it', async ({ userStore, sessionStore }) => {
         if (!sessionStore.findByTokenHashWithUser || !sessionStore.readsUsersOf?.(userStore)) return;
         const user = await newUser(userStore);

@@ -77,6 +77,13 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
     return true;
   }
 
+  async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<boolean> {
+    const s = this.sessions.get(sessionId);
+    if (!s || s.revokedAt !== null || this.state.users.get(s.userId)?.securityStamp !== securityStamp) return false;
+    Object.assign(s, { securityStamp, nextSecurityStamp: null });
+    return true;
+  }
+
   async revoke(userId: string, sessionId: string, now: Date): Promise<boolean> {
     const s = this.sessions.get(sessionId);
     if (!s || s.userId !== userId || s.revokedAt !== null) return false;

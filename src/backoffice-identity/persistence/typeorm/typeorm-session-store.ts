@@ -209,6 +209,23 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     return (result.affected ?? 0) > 0;
   }
 
+  /**
+   * One statement: the session takes `securityStamp` if its user's row holds it, read under a share lock on that row
+   * so a stamp change of the user committed meanwhile is seen (not the statement's older snapshot) and waits for
+   * this adoption; it locks user then session, the order of every other write that touches both.
+   */
+  async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<boolean> {
+    if (!isUuid(sessionId)) return false;
+    const rows = await this.dataSource.query(
+      `UPDATE backoffice_session s SET security_stamp = $2, next_security_stamp = NULL
+       WHERE s.id = $1 AND s.revoked_at IS NULL
+         AND EXISTS (SELECT 1 FROM backoffice_user u WHERE u.id = s.user_id AND u.security_stamp = $2 FOR SHARE)
+       RETURNING s.id`,
+      [sessionId, securityStamp],
+    );
+    return returned(rows).length > 0;
+  }
+
   async revoke(userId: string, sessionId: string, now: Date): Promise<boolean> {
     if (!isUuid(sessionId)) return false;
     const result = await this.sessions.update({ id: sessionId, userId, revokedAt: IsNull() }, { revokedAt: now });
