@@ -121,4 +121,26 @@ describe.each(STORES)('two stamp-changing account changes at once from one sessi
     await sm.refreshSignIn(b, sessionId);
     await expectEnd(user, clients);
   });
+
+  it('OWASP ASVS 4.0 3.3.3: A writes, B announces, A adopts, B writes: the session is not signed out between B\'s write and its adoption', async () => {
+    const { user, sessionId, ...clients } = await threeSessions();
+    const sm = ctx.signInManager;
+    const a = await load(user);
+    const b = await load(user);
+    expect((await sm.keepSignedInThrough(sessionId, () => ctx.userManager.changePassword(a, TEST_PASSWORD, 'a brand new passphrase 44'))).succeeded).toBe(true);
+    const workB = gated(() => ctx.userManager.setTwoFactorEnabled(b, true));
+    const pendingB = sm.keepSignedInThrough(sessionId, workB.run);
+    await workB.entered; // B announced
+    try {
+      await sm.refreshSignIn(a, sessionId);
+    } finally {
+      workB.release();
+    }
+    expect((await pendingB).succeeded).toBe(true);
+    const meanwhile = await clients.mine.get('/auth/me');
+    expect(meanwhile.status, 'B wrote its stamp, which the session announced, and has not adopted it yet').toBe(200);
+    expect((await clients.other.get('/auth/me')).status).toBe(401);
+    await sm.refreshSignIn(b, sessionId);
+    await expectEnd(user, clients);
+  });
 });

@@ -326,7 +326,8 @@ export class BackOfficeSessionService {
    * change): the session adopts `securityStamp` only while the user's row holds it. Of two changes made at once
    * from the session, the one whose stamp a later write replaced adopts nothing (the session keeps the later one,
    * which it announced, and that change adopts it), so the session never ends up on a stamp the user no longer has;
-   * a stamp renewed by someone else is never adopted. The announcement ends.
+   * a stamp renewed by someone else is never adopted. Its own announcement ends; one another change of the session
+   * made meanwhile stays, so the session is not signed out between that change's write and its adoption.
    * True when adopted. Without `userId` (the older call) and a store that cannot read users, the session adopts
    * the stamp unconditionally.
    */
@@ -340,7 +341,9 @@ export class BackOfficeSessionService {
     // A store that cannot read the user with the session: read both, then write (a change in between can outrun it).
     const session = await this.store.findById(userId, sessionId);
     if (!session || session.revokedAt !== null || (await this.userManager.findById(session.userId))?.securityStamp !== securityStamp) return false;
-    await this.store.update(sessionId, { securityStamp, nextSecurityStamp: null }, { onlyIfLive: true });
+    // Only its own announcement ends: another change of the session may have announced its stamp meanwhile.
+    const changes = session.nextSecurityStamp === securityStamp ? { securityStamp, nextSecurityStamp: null } : { securityStamp };
+    await this.store.update(sessionId, changes, { onlyIfLive: true });
     return true;
   }
 

@@ -99,7 +99,8 @@ export interface BackOfficeSessionStore {
    * Optional, for users this store reads ({@link readsUsersOf}): the unrevoked session `sessionId` adopts
    * `securityStamp` only if its user's row holds that stamp now, atomically with that read (a stamp the user no
    * longer has, because a later change wrote another, is never adopted); the session's announcement
-   * (`nextSecurityStamp`) ends.
+   * (`nextSecurityStamp`) ends only if it was this stamp (another change of the session may have announced its own
+   * meanwhile).
    * True when adopted. Stores without it get a read of the user and {@link update}, which a write in between can
    * outrun.
    */

@@ -551,7 +551,7 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect((await sessionStore.findById(user.id, session.id))?.nextSecurityStamp).toBeNull();
       });
 
-      test('adopting a security stamp: only the one the user holds now, never by a revoked session (when the store offers it)', async ({ userStore, sessionStore }) => {
+      test('adopting a security stamp: only the one the user holds now, ending only its own announcement, never by a revoked session (when the store offers it)', async ({ userStore, sessionStore }) => {
         if (!sessionStore.adoptSecurityStamp || !sessionStore.readsUsersOf?.(userStore) || !isUserSecurityStampStore(userStore)) return;
         const user = await newUser(userStore);
         const session = newSession(user.id, user.securityStamp);
@@ -569,14 +569,21 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         const adopted = await sessionStore.findById(user.id, session.id);
         expect(adopted?.securityStamp).toBe('stamp-b');
         if (adopted?.nextSecurityStamp !== undefined) expect(adopted.nextSecurityStamp).toBeNull();
+        // Another change of the session announced meanwhile: adopting an earlier stamp leaves that announcement.
+        await sessionStore.update(session.id, { nextSecurityStamp: 'stamp-d' }, { onlyIfLive: true });
+        await userStore.setSecurityStamp(user.id, 'stamp-c', at(3));
+        expect(await sessionStore.adoptSecurityStamp(session.id, 'stamp-c')).toBe(true);
+        const kept = await sessionStore.findById(user.id, session.id);
+        expect(kept?.securityStamp).toBe('stamp-c');
+        if (kept?.nextSecurityStamp !== undefined) expect(kept.nextSecurityStamp).toBe('stamp-d');
         // A revoked session adopts nothing, not even the user's stamp.
         const revoked = newSession(user.id, user.securityStamp);
         await sessionStore.create(revoked);
-        await sessionStore.revoke(user.id, revoked.id, at(3));
-        expect(await sessionStore.adoptSecurityStamp(revoked.id, 'stamp-b')).toBe(false);
+        await sessionStore.revoke(user.id, revoked.id, at(4));
+        expect(await sessionStore.adoptSecurityStamp(revoked.id, 'stamp-c')).toBe(false);
         const still = await sessionStore.findById(user.id, revoked.id);
-        expect([still?.securityStamp, still?.revokedAt?.getTime()]).toEqual([user.securityStamp, at(3).getTime()]);
-        expect(await sessionStore.adoptSecurityStamp(randomUUID(), 'stamp-b')).toBe(false);
+        expect([still?.securityStamp, still?.revokedAt?.getTime()]).toEqual([user.securityStamp, at(4).getTime()]);
+        expect(await sessionStore.adoptSecurityStamp(randomUUID(), 'stamp-c')).toBe(false);
       });
 
       test('the one-round-trip lookup reads the session with its user, when the store offers it', async ({ userStore, sessionStore }) => {

@@ -80,7 +80,8 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
   async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<boolean> {
     const s = this.sessions.get(sessionId);
     if (!s || s.revokedAt !== null || this.state.users.get(s.userId)?.securityStamp !== securityStamp) return false;
-    Object.assign(s, { securityStamp, nextSecurityStamp: null });
+    s.securityStamp = securityStamp;
+    if (s.nextSecurityStamp === securityStamp) s.nextSecurityStamp = null;
     return true;
   }
 

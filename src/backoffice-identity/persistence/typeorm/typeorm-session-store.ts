@@ -217,7 +217,8 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
   async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<boolean> {
     if (!isUuid(sessionId)) return false;
     const rows = await this.dataSource.query(
-      `UPDATE backoffice_session s SET security_stamp = $2, next_security_stamp = NULL
+      `UPDATE backoffice_session s SET security_stamp = $2,
+         next_security_stamp = CASE WHEN s.next_security_stamp = $2 THEN NULL ELSE s.next_security_stamp END
        WHERE s.id = $1 AND s.revoked_at IS NULL
          AND EXISTS (SELECT 1 FROM backoffice_user u WHERE u.id = s.user_id AND u.security_stamp = $2 FOR SHARE)
        RETURNING s.id`,
