@@ -143,4 +143,27 @@ describe.each(STORES)('two stamp-changing account changes at once from one sessi
     await sm.refreshSignIn(b, sessionId);
     await expectEnd(user, clients);
   });
+
+  it('OWASP ASVS 4.0 3.3.3: A writes, then B announces before A adopts: the session is not signed out between B\'s announcement and A\'s adoption', async () => {
+    const { user, sessionId, ...clients } = await threeSessions();
+    const sm = ctx.signInManager;
+    const a = await load(user);
+    const b = await load(user);
+    expect((await sm.keepSignedInThrough(sessionId, () => ctx.userManager.changePassword(a, TEST_PASSWORD, 'a brand new passphrase 45'))).succeeded).toBe(true);
+    const workB = gated(() => ctx.userManager.setTwoFactorEnabled(b, true));
+    const pendingB = sm.keepSignedInThrough(sessionId, workB.run);
+    await workB.entered; // B announced; the user holds A's stamp, which the session announced and has not adopted yet
+    try {
+      const meanwhile = await clients.mine.get('/auth/me');
+      expect(meanwhile.status, meanwhile.text).toBe(200);
+      expect((await clients.other.get('/auth/me')).status).toBe(401);
+      await sm.refreshSignIn(a, sessionId);
+    } finally {
+      workB.release();
+    }
+    expect((await pendingB).succeeded).toBe(true);
+    expect((await clients.mine.get('/auth/me')).status).toBe(200);
+    await sm.refreshSignIn(b, sessionId);
+    await expectEnd(user, clients);
+  });
 });

@@ -315,9 +315,13 @@ export class BackOfficeSessionService {
   /**
    * Announces the stamp an account change made in `sessionId` is about to give its user: from now on the session
    * is signed in under that stamp as well as its own, so its requests in flight pass while the change is written.
-   * {@link adoptSecurityStamp} ends the announcement. The stamp is random and never leaves the server.
+   * {@link adoptSecurityStamp} ends the announcement. The stamp is random and never leaves the server. A session
+   * has one announcement: a stamp it announced before and the user's row holds now (another change of the session
+   * wrote it and has not adopted it yet) is adopted in the same write, when the store can read the user
+   * (`BackOfficeSessionStore.announceSecurityStamp`), so the session stays signed in under it.
    */
   async announceSecurityStamp(sessionId: string, nextSecurityStamp: string): Promise<void> {
+    if (this.store.announceSecurityStamp && this.store.readsUsersOf?.(this.userManager.store)) return this.store.announceSecurityStamp(sessionId, nextSecurityStamp);
     await this.store.update(sessionId, { nextSecurityStamp }, { onlyIfLive: true });
   }
 

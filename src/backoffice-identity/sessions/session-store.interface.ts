@@ -96,6 +96,14 @@ export interface BackOfficeSessionStore {
    */
   replaceTokenHash?(sessionId: string, previousTokenHash: string, tokenHash: string, changes: BackOfficeSessionChanges): Promise<boolean>;
   /**
+   * Optional, for users this store reads ({@link readsUsersOf}): the unrevoked session `sessionId` announces
+   * `nextSecurityStamp` (as `update(sessionId, { nextSecurityStamp }, { onlyIfLive: true })`), and in the same write
+   * adopts the stamp it announced before if its user's row holds that one now (a change of the session wrote it and
+   * has not adopted it yet): the new announcement does not push out a stamp the user already has. Stores without it
+   * get the plain `update`.
+   */
+  announceSecurityStamp?(sessionId: string, nextSecurityStamp: string): Promise<void>;
+  /**
    * Optional, for users this store reads ({@link readsUsersOf}): the unrevoked session `sessionId` adopts
    * `securityStamp` only if its user's row holds that stamp now, atomically with that read (a stamp the user no
    * longer has, because a later change wrote another, is never adopted); the session's announcement

@@ -551,6 +551,32 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect((await sessionStore.findById(user.id, session.id))?.nextSecurityStamp).toBeNull();
       });
 
+      test('announcing a security stamp: one the session announced before and the user holds now becomes its own; a revoked session announces nothing (when the store offers it)', async ({ userStore, sessionStore }) => {
+        if (!sessionStore.announceSecurityStamp || !sessionStore.readsUsersOf?.(userStore) || !isUserSecurityStampStore(userStore)) return;
+        const user = await newUser(userStore);
+        const session = newSession(user.id, user.securityStamp);
+        await sessionStore.create(session);
+        const stamps = async () => {
+          const found = await sessionStore.findById(user.id, session.id);
+          return [found?.securityStamp, found?.nextSecurityStamp];
+        };
+        await sessionStore.announceSecurityStamp(session.id, 'stamp-a');
+        expect(await stamps()).toEqual([user.securityStamp, 'stamp-a']);
+        // Not written yet: a new announcement replaces it, the session keeps its stamp.
+        await sessionStore.announceSecurityStamp(session.id, 'stamp-b');
+        expect(await stamps()).toEqual([user.securityStamp, 'stamp-b']);
+        // Written (the user holds it): it becomes the session's stamp, the new one is announced.
+        await userStore.setSecurityStamp(user.id, 'stamp-b', at(1));
+        await sessionStore.announceSecurityStamp(session.id, 'stamp-c');
+        expect(await stamps()).toEqual(['stamp-b', 'stamp-c']);
+        const revoked = newSession(user.id, 'stamp-b');
+        await sessionStore.create(revoked);
+        await sessionStore.revoke(user.id, revoked.id, at(2));
+        await sessionStore.announceSecurityStamp(revoked.id, 'stamp-d');
+        const still = await sessionStore.findById(user.id, revoked.id);
+        expect([still?.securityStamp, still?.nextSecurityStamp ?? null]).toEqual(['stamp-b', null]);
+      });
+
       test('adopting a security stamp: only the one the user holds now, ending only its own announcement, never by a revoked session (when the store offers it)', async ({ userStore, sessionStore }) => {
         if (!sessionStore.adoptSecurityStamp || !sessionStore.readsUsersOf?.(userStore) || !isUserSecurityStampStore(userStore)) return;
         const user = await newUser(userStore);

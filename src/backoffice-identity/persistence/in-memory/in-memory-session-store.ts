@@ -77,6 +77,14 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
     return true;
   }
 
+  async announceSecurityStamp(sessionId: string, nextSecurityStamp: string): Promise<void> {
+    const s = this.sessions.get(sessionId);
+    if (!s || s.revokedAt !== null) return;
+    const written = s.nextSecurityStamp && this.state.users.get(s.userId)?.securityStamp === s.nextSecurityStamp;
+    if (written) s.securityStamp = s.nextSecurityStamp!;
+    s.nextSecurityStamp = nextSecurityStamp;
+  }
+
   async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<boolean> {
     const s = this.sessions.get(sessionId);
     if (!s || s.revokedAt !== null || this.state.users.get(s.userId)?.securityStamp !== securityStamp) return false;

@@ -209,6 +209,18 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     return (result.affected ?? 0) > 0;
   }
 
+  /** One statement: a stamp announced before that the user's row holds now becomes the session's, then the new one is announced. */
+  async announceSecurityStamp(sessionId: string, nextSecurityStamp: string): Promise<void> {
+    if (!isUuid(sessionId)) return;
+    await this.dataSource.query(
+      `UPDATE backoffice_session s SET next_security_stamp = $2,
+         security_stamp = CASE WHEN EXISTS (SELECT 1 FROM backoffice_user u WHERE u.id = s.user_id AND u.security_stamp = s.next_security_stamp)
+           THEN s.next_security_stamp ELSE s.security_stamp END
+       WHERE s.id = $1 AND s.revoked_at IS NULL`,
+      [sessionId, nextSecurityStamp],
+    );
+  }
+
   /**
    * One statement: the session takes `securityStamp` if its user's row holds it, read under a share lock on that row
    * so a stamp change of the user committed meanwhile is seen (not the statement's older snapshot) and waits for
