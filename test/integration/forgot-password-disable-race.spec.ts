@@ -4,6 +4,7 @@ import { createTestDatabase, dbKind, type TestDatabase } from '../support/databa
 import { HttpClient } from '../support/http-client.js';
 import { Mailbox } from '../support/mailbox.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { lockWaiters, until } from '../support/lock-waits.js';
 
 /**
  * A forgot-password request reads the user (enabled: a link is due), then issues the link. A disable that commits in
@@ -27,11 +28,6 @@ describe.skipIf(dbKind() !== 'postgres')('a forgot-password request racing a dis
     await db?.drop();
   });
 
-  const waitsQuery = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`;
-
-  async function until(condition: () => Promise<boolean>): Promise<void> {
-    while (!(await condition())) await new Promise((resolve) => setImmediate(resolve));
-  }
 
   it('OWASP ASVS 4.0 2.5.x, 3.3.1: a reset link requested while the user is being disabled is never left live for the disabled user (nor emailed)', async () => {
     const boss = await make({ groups: ['admin'] });
@@ -43,7 +39,7 @@ describe.skipIf(dbKind() !== 'postgres')('a forgot-password request racing a dis
     const observer = new pg.Client({ connectionString: db.url });
     await blocker.connect();
     await observer.connect();
-    const waits = async () => (await observer.query(waitsQuery)).rows[0].n as number;
+    const waits = () => lockWaiters(observer);
     try {
       await blocker.query('BEGIN');
       await blocker.query('LOCK TABLE backoffice_audit_entry IN SHARE MODE');

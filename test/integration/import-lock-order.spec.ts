@@ -4,6 +4,7 @@ import { createTestDatabase, dbKind, type TestDatabase } from '../support/databa
 import { typeOrmOptionsFor } from '../support/identity-app.js';
 import { backOfficeIdentityEntities, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 import type { ImportedUserRow } from '../../src/backoffice-identity/users/import/user-import.js';
+import { lockWaitersReach } from '../support/lock-waits.js';
 
 /**
  * Two imports (the HTTP route, the CLI) that update the same users, listed in different orders. Each import's
@@ -25,18 +26,6 @@ describe.skipIf(dbKind() !== 'postgres')('two imports updating the same users in
     await source?.destroy();
     await db?.drop();
   });
-
-  async function lockWaits(observer: pg.Client): Promise<number> {
-    const { rows } = await observer.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-    );
-    return rows[0].n;
-  }
-
-  /** Resolves once `n` other backends of this database wait for a lock. */
-  async function waitersReach(observer: pg.Client, n: number): Promise<void> {
-    while ((await lockWaits(observer)) < n) await new Promise((resolve) => setImmediate(resolve));
-  }
 
   async function newUser(name: string): Promise<{ id: string; email: string }> {
     const email = `${name}@example.test`;
@@ -80,9 +69,9 @@ describe.skipIf(dbKind() !== 'postgres')('two imports updating the same users in
       await blocker.query('BEGIN');
       await blocker.query(`SELECT 1 FROM backoffice_user WHERE id = $1 FOR UPDATE`, [middle.id]);
       const forwards = run(users, 'forwards');
-      await waitersReach(observer, 1);
+      await lockWaitersReach(observer, 1);
       const backwards = run([...users].reverse(), 'backwards');
-      await waitersReach(observer, 2);
+      await lockWaitersReach(observer, 2);
       await blocker.query('COMMIT');
       const results = [await forwards, await backwards];
       expect(results.map((r) => r.error)).toEqual([null, null]);

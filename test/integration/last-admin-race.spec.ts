@@ -2,6 +2,7 @@ import pg from 'pg';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { lockWaiters, until } from '../support/lock-waits.js';
 
 /**
  * The last-admin rule (no change may leave no enabled admin who can sign in) against concurrent admin requests. Two
@@ -24,14 +25,9 @@ describe.skipIf(dbKind() !== 'postgres')('the last-admin rule under concurrent a
     await db?.drop();
   });
 
-  const waitsQuery = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`;
   /** Some backend waits for another backend that itself waits for the test's transaction (`blocker`): a queue behind it. */
   const queuedBehindQuery = `SELECT count(*)::int AS n FROM pg_stat_activity a
      WHERE a.datname = current_database() AND EXISTS (SELECT 1 FROM unnest(pg_blocking_pids(a.pid)) b WHERE b <> $1 AND $1 = ANY(pg_blocking_pids(b)))`;
-
-  async function until(condition: () => Promise<boolean>): Promise<void> {
-    while (!(await condition())) await new Promise((resolve) => setImmediate(resolve));
-  }
 
   async function signedIn(email: string): Promise<HttpClient> {
     const http = new HttpClient(ctx.url);
@@ -53,7 +49,7 @@ describe.skipIf(dbKind() !== 'postgres')('the last-admin rule under concurrent a
     await blocker.connect();
     await observer.connect();
     const blockerPid: number = (await blocker.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-    const waits = async () => (await observer.query(waitsQuery)).rows[0].n as number;
+    const waits = () => lockWaiters(observer);
     try {
       await blocker.query('BEGIN');
       // FOR KEY SHARE: holds a delete of C's row, lets C's row be updated and C's memberships be written.
@@ -115,11 +111,6 @@ describe.skipIf(dbKind() !== 'postgres')('the import\'s last-admin rule under a 
     await db?.drop();
   });
 
-  const waitsQuery = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`;
-
-  async function until(condition: () => Promise<boolean>): Promise<void> {
-    while (!(await condition())) await new Promise((resolve) => setImmediate(resolve));
-  }
 
   async function signedIn(email: string): Promise<HttpClient> {
     const http = new HttpClient(ctx.url);
@@ -140,7 +131,7 @@ describe.skipIf(dbKind() !== 'postgres')('the import\'s last-admin rule under a 
     const observer = new pg.Client({ connectionString: db.url });
     await blocker.connect();
     await observer.connect();
-    const waits = async () => (await observer.query(waitsQuery)).rows[0].n as number;
+    const waits = () => lockWaiters(observer);
     try {
       await blocker.query('BEGIN');
       // FOR KEY SHARE: holds the import's FOR UPDATE of A's row, lets A's row be updated and its memberships be written.

@@ -3,6 +3,7 @@ import { createTestDatabase, dbKind, type TestDatabase } from '../support/databa
 import { Mailbox } from '../support/mailbox.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 import type { HttpClient } from '../support/http-client.js';
+import { lockWaiters, until } from '../support/lock-waits.js';
 
 /**
  * Link-issuing admin routes racing a disable. Each route reads the user (enabled: a link is due), writes an audit
@@ -27,11 +28,6 @@ describe.skipIf(dbKind() !== 'postgres')('link-issuing admin routes racing a dis
     await db?.drop();
   });
 
-  const waitsQuery = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`;
-
-  async function until(condition: () => Promise<boolean>): Promise<void> {
-    while (!(await condition())) await new Promise((resolve) => setImmediate(resolve));
-  }
 
   /** Starts `request`, lets it block at its audit entry, commits a disable of `userId` meanwhile, then lets both finish. */
   async function raceWithDisable(userId: string, request: () => Promise<{ status: number; body: any; text: string }>) {
@@ -39,7 +35,7 @@ describe.skipIf(dbKind() !== 'postgres')('link-issuing admin routes racing a dis
     const observer = new pg.Client({ connectionString: db.url });
     await blocker.connect();
     await observer.connect();
-    const waits = async () => (await observer.query(waitsQuery)).rows[0].n as number;
+    const waits = () => lockWaiters(observer);
     try {
       await blocker.query('BEGIN');
       await blocker.query('LOCK TABLE backoffice_audit_entry IN SHARE MODE');

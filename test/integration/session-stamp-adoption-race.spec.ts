@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { typeOrmOptionsFor } from '../support/identity-app.js';
 import { backOfficeIdentityEntities, TypeOrmBackOfficeSessionStore, TypeOrmBackOfficeUserStore, type BackOfficeSession } from '../../src/backoffice-identity/index.js';
+import { lockWaiters } from '../support/lock-waits.js';
 
 const suite = dbKind() === 'postgres' ? describe : describe.skip;
 
@@ -33,14 +34,6 @@ suite("adopting a security stamp reads the user's current stamp, not the one of 
     await db?.drop();
   });
 
-  /** The number of other backends of this database waiting for a lock. */
-  async function lockWaits(): Promise<number> {
-    const { rows } = await observer.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-    );
-    return rows[0].n;
-  }
-
   async function untilLockWaits(n: number, orSettled?: Promise<unknown>): Promise<'waiting' | 'settled'> {
     let settled = false;
     void orSettled?.then(
@@ -49,7 +42,7 @@ suite("adopting a security stamp reads the user's current stamp, not the one of 
     );
     for (;;) {
       if (settled) return 'settled';
-      if ((await lockWaits()) >= n) return 'waiting';
+      if ((await lockWaiters(observer)) >= n) return 'waiting';
       await new Promise((resolve) => setImmediate(resolve));
     }
   }

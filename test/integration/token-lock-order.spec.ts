@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { typeOrmOptionsFor } from '../support/identity-app.js';
 import { backOfficeIdentityEntities, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
+import { lockWaiters, lockWaitersReach, until } from '../support/lock-waits.js';
 
 const hash = (text: string) => createHash('sha256').update(text).digest('hex');
 const HOUR = 3_600_000;
@@ -29,21 +30,6 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
     await source?.destroy();
     await db?.drop();
   });
-
-  /** Resolves once another backend of this database waits for a lock (the new-link write, blocked). */
-  async function someoneWaitsForALock(observer: pg.Client): Promise<void> {
-    for (;;) {
-      if (await lockWaits(observer)) return;
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  }
-
-  async function lockWaits(observer: pg.Client): Promise<boolean> {
-    const { rows } = await observer.query(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
-    );
-    return rows[0].n > 0;
-  }
 
   /** A promise the test resolves: holds a transaction of the store open at a chosen statement. */
   function gate(): { open: () => void; opened: Promise<void> } {
@@ -97,7 +83,7 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
         () => null,
         (error: Error) => error,
       );
-      await someoneWaitsForALock(observer);
+      await lockWaitersReach(observer, 1);
       // The email change then voids the links mailed to the old address, and commits.
       const voiding = await change
         .query(`UPDATE backoffice_user_token SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('password_reset', 'invite', 'change_email')`, [user.id, now])
@@ -142,7 +128,7 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
     try {
       const otherDone = other(user, now);
       // The other transaction waits for a lock the reset holds (its link's row, or the user's row).
-      await someoneWaitsForALock(observer);
+      await lockWaitersReach(observer, 1);
       proceed.open();
       const otherError = await otherDone;
       const reset = await resetting;
@@ -259,7 +245,7 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
           () => (settled = true),
         );
         // Either the new link is committed (the write settles) or it waits for a lock the change holds.
-        while (!settled && !(await lockWaits(observer))) await new Promise((resolve) => setImmediate(resolve));
+        await until(async () => settled || (await lockWaiters(observer)) > 0);
         const liveDuringChange: string[] = (
           await observer.query(`SELECT token_hash FROM backoffice_user_token WHERE user_id = $1 AND used_at IS NULL`, [user.id])
         ).rows.map((r: { token_hash: string }) => r.token_hash);
@@ -325,7 +311,7 @@ describe.skipIf(dbKind() !== 'postgres')('replaceToken and a transaction that wr
         (e: Error) => ((settled = true), e),
       );
       // The prune either finishes or waits for the reset link the change holds.
-      while (!settled && !(await lockWaits(admin))) await new Promise((resolve) => setImmediate(resolve));
+      await until(async () => settled || (await lockWaiters(admin)) > 0);
       finish.open();
       const changeError = await changing;
       const pruned = await pruning;
