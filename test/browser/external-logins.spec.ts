@@ -207,10 +207,13 @@ suite('denyLocalLogin: invites accepted only through the provider, into a group 
     await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
     await expect.poll(() => page.locator('#bo-secret').textContent()).toMatch(/^[A-Z2-7]{32}$/);
     const secret = (await page.locator('#bo-secret').textContent())!;
+    const sessionCookie = async () => (await context.cookies()).find((c) => c.name === 'backoffice_session')?.value;
+    const setupOnlyToken = await sessionCookie();
     await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
     await page.getByRole('button', { name: 'Verify' }).click();
     await expect.poll(() => page.locator('#bo-recovery-codes li').count()).toBe(10);
-    // The session is a full one now.
+    // The session is a full one now, under a new token (OWASP ASVS 5.0 7.2.4) that the page took by itself.
+    expect(await sessionCookie()).not.toBe(setupOnlyToken);
     expect(await page.evaluate(async () => (await (window as any).BackOfficeSession.request('GET', '/auth/sessions')).status)).toBe(200);
     await context.close();
   });

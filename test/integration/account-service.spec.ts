@@ -3,7 +3,7 @@ import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/i
 import { HttpClient } from '../support/http-client.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { independentCode } from '../support/oathtool.js';
-import { BackOfficeAccountService, BackOfficeEvents } from '../../src/backoffice-identity/index.js';
+import { BackOfficeAccountService, BackOfficeEvents, BackOfficeSessionService } from '../../src/backoffice-identity/index.js';
 
 const KEY = 'test-encryption-key-0123456789abcdef';
 
@@ -96,6 +96,21 @@ describe('Account service, refreshSignIn and the two-factor notifications', () =
     expect(events.named(BackOfficeEvents.TwoFactorDisabled, user.id)).toHaveLength(1);
     expect((await here.get('/auth/me')).status).toBe(200);
     expect((await account.disableTwoFactor(user, { id: sessionId }, TEST_PASSWORD)).errors.map((e) => e.code)).toEqual(['two_factor_not_enabled']);
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: enableTwoFactor from host code without a response to carry a new token ends a setup-only session instead of making its token a full one', async () => {
+    const email = `setup${++counter}@example.com`;
+    const user = (await ctx.userManager.createUser({ email, name: 'Setup', password: TEST_PASSWORD })).value!;
+    const { token, session } = await ctx.app.get(BackOfficeSessionService).create(user, {}, { twoFactorSetupOnly: true });
+    const http = new HttpClient(ctx.url);
+    http.cookies.set('backoffice_session', token);
+    expect((await http.get('/auth/sessions')).body.code).toBe('two_factor_setup_required');
+    const setup = await account.startTwoFactorSetup(user, 'totp');
+    const enabled = await account.enableTwoFactor(user, session, 'totp', independentCode(setup.value!.secret, ctx.clock));
+    expect(enabled.succeeded).toBe(true);
+    expect(enabled.value!.recoveryCodes).toHaveLength(10);
+    expect((await http.get('/auth/sessions')).status).toBe(401);
+    expect((await http.get('/auth/me')).status).toBe(401);
   });
 
   it('revokeOtherSessions signs out everywhere else and raises UserSessionsRevokedNotification with the count', async () => {

@@ -1,11 +1,12 @@
 import { createHmac } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { TypeOrmBackOfficeSessionStore } from '../../src/backoffice-identity/index.js';
+import { BackOfficeGroupService, BackOfficeSessionService, TypeOrmBackOfficeSessionStore } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { expectSignedIn, waitFor } from '../support/external-login-results.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { independentCode } from '../support/oathtool.js';
 import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 
@@ -65,6 +66,7 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
       },
     });
     await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+    await ctx.app.get(BackOfficeGroupService).create({ alias: 'vault', name: 'Vault', permissions: [], requireTwoFactor: true });
   });
   afterAll(async () => {
     await ctx?.close();
@@ -256,6 +258,91 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
     } finally {
       await other.close();
     }
+  });
+
+  /** A member of a group that requires 2FA, signed in with a password: a setup-only session, enrolment started. */
+  async function setupOnlySession(): Promise<{ http: HttpClient; secret: string; sessionId: string }> {
+    const user = await newUser({ groups: ['vault'] });
+    const http = new HttpClient(ctx.url);
+    const login = await http.login(user.email, TEST_PASSWORD);
+    expect(login.status, login.text).toBe(200);
+    expect(login.body.status).toBe('requiresTwoFactorSetup');
+    expect((await http.get('/auth/sessions')).body.code).toBe('two_factor_setup_required');
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect(setup.status, setup.text).toBe(200);
+    const sessionId = (await ctx.app.get(BackOfficeSessionService).list(user))[0].id;
+    return { http, secret: setup.body.secret, sessionId };
+  }
+
+  it('OWASP ASVS 5.0 7.2.4: completing enforced two-factor enrolment (POST /auth/2fa/enable in a setup-only session) sets a new session token and XSRF token; the old token stops at once and never reaches the full session', async () => {
+    const { http, secret, sessionId } = await setupOnlySession();
+    const before = copyOf(http);
+    const oldToken = before.cookies.get(SESSION_COOKIE)!;
+    const oldXsrf = before.cookies.get(XSRF_COOKIE)!;
+    // A wrong code renews nothing.
+    const wrong = await http.post('/auth/2fa/enable', { provider: 'totp', code: '000000' });
+    expectClientError(wrong, 400);
+    expect(cookieSet(wrong, SESSION_COOKIE)).toBeUndefined();
+    expect((await before.get('/auth/me')).status).toBe(200);
+
+    const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(secret, ctx.clock) });
+    expect(enable.status, enable.text).toBe(200);
+    expect(enable.body.recoveryCodes).toHaveLength(10);
+    const token = cookieSet(enable, SESSION_COOKIE);
+    expect(token, 'a new session cookie').toBeDefined();
+    expect(token).not.toBe(oldToken);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const xsrf = cookieSet(enable, XSRF_COOKIE);
+    expect(xsrf).toBe(createHmac('sha256', token!).update('backoffice-xsrf').digest('base64url'));
+    expect(xsrf).not.toBe(oldXsrf);
+    expect(enable.setCookies.find((c) => c.startsWith(`${SESSION_COOKIE}=`))).toMatch(/HttpOnly/i);
+
+    // The old token is terminated at once: neither the full session's routes nor the setup-only ones.
+    expectClientError(await before.get('/auth/sessions'), 401);
+    expectClientError(await before.get('/auth/me'), 401);
+    expectClientError(await before.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } }), 401);
+    expectClientError(await before.post('/auth/logout', {}), 401);
+    // The new session token with the old XSRF token: refused.
+    const mixed = await http.post('/auth/logout', {}, { headers: { 'x-xsrf-token': oldXsrf } });
+    expectClientError(mixed, 403);
+    expect(mixed.body.code).toBe('xsrf_failed');
+
+    // The new token holds the same session, now a full one.
+    const sessions = await http.get('/auth/sessions');
+    expect(sessions.status, sessions.text).toBe(200);
+    expect(sessions.body.map((s: { id: string; current: boolean }) => [s.id, s.current])).toEqual([[sessionId, true]]);
+    expect((await http.get('/auth/me')).body.twoFactorEnabled).toBe(true);
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: completing enforced two-factor enrolment renews the token without extending the step-up window of the sign-in', async () => {
+    const { http, secret } = await setupOnlySession();
+    ctx.clock.advance(4 * MINUTE);
+    try {
+      const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(secret, ctx.clock) });
+      expect(enable.status, enable.text).toBe(200);
+      expect(cookieSet(enable, SESSION_COOKIE)).toBeDefined();
+      ctx.clock.advance(2 * MINUTE); // 6 minutes after the password, 2 after the code
+      const sensitive = await http.request('DELETE', '/auth/sessions');
+      expectClientError(sensitive, 401);
+      expect(sensitive.body.code).toBe('reauthentication_required');
+    } finally {
+      ctx.clock.advance(-6 * MINUTE);
+    }
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: of two enrolment confirmations sent at once with one setup-only token, only one gets a new token; the old token ends', async () => {
+    const { http, secret } = await setupOnlySession();
+    const tabs = [copyOf(http), copyOf(http)];
+    const code = independentCode(secret, ctx.clock);
+    const results = await Promise.all(tabs.map((tab) => tab.post('/auth/2fa/enable', { provider: 'totp', code })));
+    const won = results.filter((r) => r.status === 200);
+    expect(won, results.map((r) => r.text).join(' | ')).toHaveLength(1);
+    const lost = results.find((r) => r.status !== 200)!;
+    expectClientError(lost, lost.status);
+    expect(cookieSet(lost, SESSION_COOKIE)).toBeUndefined();
+    expect(cookieSet(won[0], SESSION_COOKIE)).toBeDefined();
+    expect((await tabs[results.indexOf(won[0])].get('/auth/sessions')).status).toBe(200);
+    expectClientError(await http.get('/auth/me'), 401);
   });
 
   it('API users are unaffected: a bearer token is refused at POST /auth/reauthenticate (no session to renew) and keeps working', async () => {

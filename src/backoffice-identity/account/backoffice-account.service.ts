@@ -2,6 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
 import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
+import type { BackOfficeHttpResponse } from '../http/http-platform.js';
+import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/session-store.interface.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
@@ -9,8 +11,12 @@ import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
-/** The session an account change is made from: it stays signed in, the user's other sessions end. */
-export type BackOfficeAccountSession = Pick<BackOfficeSessionEntity, 'id' | 'twoFactorSetupOnly' | 'createdAt' | 'expiresAt'>;
+/**
+ * The session an account change is made from: it stays signed in, the user's other sessions end. `tokenHash` (the
+ * request's session, as the guard read it, has it) lets a setup-only session get a new token when enrolment ends.
+ */
+export type BackOfficeAccountSession = Pick<BackOfficeSessionEntity, 'id' | 'twoFactorSetupOnly' | 'createdAt' | 'expiresAt'> &
+  Partial<Pick<BackOfficeSessionEntity, 'tokenHash'>>;
 
 const failure = (code: string, description: string): IdentityResult<never> => IdentityResult.failed({ code, description } satisfies IdentityError);
 
@@ -33,6 +39,7 @@ export class BackOfficeAccountService {
   constructor(
     @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -69,18 +76,38 @@ export class BackOfficeAccountService {
    * Confirms the enrolment with a code and turns 2FA on (`UserTwoFactorEnabledNotification`): a setup-only
    * session becomes a full one, the user's other sessions end, and 10 new recovery codes are answered (shown once;
    * none when the store keeps no recovery codes).
+   *
+   * A setup-only session that becomes a full one gets a new token first (OWASP ASVS 5.0 7.2.4, a rise in
+   * privilege): with `response` (and the request's session, which carries its `tokenHash`) the new session and XSRF
+   * cookies are set on it and the old token stops at once; `unauthenticated` (nothing changed) when the session no
+   * longer holds that token. Without `response` there is no way to hand a new token over: the setup-only session
+   * ends once 2FA is on, and the user signs in again, with the second factor.
    */
-  async enableTwoFactor(user: BackOfficeUser, session: BackOfficeAccountSession, providerName: string, code: string): Promise<IdentityResult<{ recoveryCodes: string[] }>> {
+  async enableTwoFactor(
+    user: BackOfficeUser,
+    session: BackOfficeAccountSession,
+    providerName: string,
+    code: string,
+    response?: BackOfficeHttpResponse,
+  ): Promise<IdentityResult<{ recoveryCodes: string[] }>> {
     const provider = this.twoFactorProvider(providerName);
     if (!provider.succeeded) return provider as IdentityResult<never>;
     if (user.twoFactorEnabled) return failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
     if (!(await provider.value!.verify(user, code, { enrolling: true }))) {
       return failure('invalid_code', 'The code is not valid; check the time on your device and try the next code.');
     }
+    const setupOnly = session.twoFactorSetupOnly;
+    const renewable = setupOnly && response !== undefined && typeof session.tokenHash === 'string';
+    // The new token before 2FA is on: the setup-only session's token never reaches the full session, and of two
+    // confirmations sent at once with one token only one goes on. The step-up window is not extended.
+    if (renewable && !(await this.issuer.renew(session as BackOfficeSessionEntity, response, { reauthenticated: false }))) {
+      return failure('unauthenticated', 'The session ended; sign in again.');
+    }
     const enabled = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.setTwoFactorEnabled(user, true));
     if (!enabled.succeeded) return enabled as IdentityResult<never>;
     await this.signInManager.refreshSignIn(user, session.id);
-    await this.sessions.completeTwoFactorSetup(session as BackOfficeSessionEntity);
+    if (setupOnly && !renewable) await this.sessions.revoke(user.id, session.id);
+    else await this.sessions.completeTwoFactorSetup(session as BackOfficeSessionEntity);
     if (user.twoFactorSetupDeadline) await this.userManager.setTwoFactorSetupDeadline(user, null);
     // A store without recovery codes (no UserRecoveryCodeStore) still gets 2FA, with no codes to show.
     const recoveryCodes = this.userManager.supportsUserRecoveryCodes ? await this.userManager.generateNewRecoveryCodes(user) : [];

@@ -64,9 +64,11 @@ export class BackOfficeSessionIssuer {
    * bound to it, as the cookies of `response` (OWASP ASVS 5.0 7.2.4); the old token stops authenticating at once.
    * The session keeps its id, creation time and deadlines. False when `session` no longer holds the token it was
    * read with (revoked, or renewed by another re-authentication meanwhile): nothing is set, answer 401.
+   * `reauthenticated: false` sets the new token without recording a re-authentication: for a rise in privilege
+   * of the session, such as a setup-only session becoming a full one when two-factor enrolment is confirmed.
    */
-  async renew(session: BackOfficeSession, response: BackOfficeHttpResponse): Promise<boolean> {
-    const token = await this.sessions.renewToken(session);
+  async renew(session: BackOfficeSession, response: BackOfficeHttpResponse, options: { reauthenticated?: boolean } = {}): Promise<boolean> {
+    const token = await this.sessions.renewToken(session, options);
     if (token === null) return false;
     this.cookies.set(response, token);
     return true;

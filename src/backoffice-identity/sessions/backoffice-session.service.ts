@@ -10,7 +10,7 @@ import { isUuid } from '../common/ids.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import type { BackOfficeSession, BackOfficeSessionStore } from './session-store.interface.js';
+import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './session-store.interface.js';
 
 /** A session as its owner sees it. */
 export interface BackOfficeSessionDto {
@@ -285,13 +285,14 @@ export class BackOfficeSessionService {
    * token (OWASP ASVS 5.0 7.2.4), in one write: from then on the token it had (`session.tokenHash`) authenticates
    * nothing. The session stays the same session (id, creation, deadlines). Returns the new token for the cookie
    * ({@link BackOfficeSessionIssuer.renew} sets it), or null when the session no longer has that token: revoked
-   * meanwhile, or renewed by another re-authentication first.
+   * meanwhile, or renewed by another re-authentication first. `reauthenticated: false` renews the token without
+   * recording a re-authentication (the step-up window stays where it was): for a rise in privilege that proves no
+   * more than the session itself, such as confirming the enrolment of a setup-only session.
    */
-  async renewToken(session: BackOfficeSession): Promise<string | null> {
+  async renewToken(session: BackOfficeSession, options: { reauthenticated?: boolean } = {}): Promise<string | null> {
     const token = randomToken(32);
     const tokenHash = sha256Hex(token);
-    const now = this.clock.now();
-    const changes = { reauthenticatedAt: now };
+    const changes: BackOfficeSessionChanges = options.reauthenticated === false ? {} : { reauthenticatedAt: this.clock.now() };
     if (this.store.replaceTokenHash) {
       if (!(await this.store.replaceTokenHash(session.id, session.tokenHash, tokenHash, changes))) return null;
     } else {
@@ -351,7 +352,11 @@ export class BackOfficeSessionService {
     return true;
   }
 
-  /** Turns a setup-only session into a full one once two-factor enrolment is confirmed (normal lifetime). */
+  /**
+   * Turns a setup-only session into a full one once two-factor enrolment is confirmed (normal lifetime). It keeps
+   * the session's token: renew it first ({@link BackOfficeSessionIssuer.renew} with `reauthenticated: false`), as
+   * `BackOfficeAccountService.enableTwoFactor` does, so the token of the setup-only session never reaches more.
+   */
   async completeTwoFactorSetup(session: BackOfficeSession): Promise<void> {
     if (!session.twoFactorSetupOnly) return;
     const expiresAt = new Date(session.createdAt.getTime() + this.absoluteMs);

@@ -155,12 +155,21 @@ export class TwoFactorController {
   @HttpCode(200)
   @BackOfficeAuthorize()
   @RequiresRecentSignIn()
-  @ApiOkResponse({ type: RecoveryCodesResponse, description: 'On; the user\'s other sessions end; 10 recovery codes, shown once' })
+  @ApiOkResponse({
+    type: RecoveryCodesResponse,
+    description: 'On; the user\'s other sessions end; 10 recovery codes, shown once. A setup-only session becomes a full one with a new token: new session and XSRF cookies are set, the old token stops working',
+  })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_code, unknown_provider' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated (also when another request renewed the session token first), reauthentication_required' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled' })
-  async enable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorCodeDto): Promise<{ recoveryCodes: string[] }> {
-    const result = await this.account.enableTwoFactor(request.backOffice.user, sessionOf(request), body.provider, body.code);
+  async enable(
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Body() body: TwoFactorCodeDto,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<{ recoveryCodes: string[] }> {
+    // A setup-only session becomes a full one with a new token (new session and XSRF cookies; OWASP ASVS 5.0 7.2.4).
+    const result = await this.account.enableTwoFactor(request.backOffice.user, sessionOf(request), body.provider, body.code, response);
     if (!result.succeeded) throw BackOfficeHttpError.fromResult(result, { invalid_code: 400 });
     return result.value!;
   }
