@@ -189,6 +189,21 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
       expect((await ctx.userManager.findById(user.id))!.groups).toEqual(['writer']);
     });
 
+    it.each([
+      ['a list of objects ([{ id, name }])', [{ id: 'g-1', name: 'writer' }]],
+      ['a list of numbers', [123]],
+      ['a list mixing names and numbers', ['writer', 7]],
+    ])('OWASP ASVS 4.0 4.1.5: a groups claim that is %s is unreadable: refused (external_groups_unavailable), groups not stripped', async (_what, claim) => {
+      const { login } = account('non-strings', { groups: ['writer'] });
+      const user = await signIn('mapped', login);
+      expect(user.groups).toEqual(['writer']);
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: claim });
+      expectRefused(await new Person(ctx.url).signIn('mapped', login), 'external_groups_unavailable');
+      // missingGroupsClaim: 'noGroups' is about an absent claim only.
+      expectRefused(await new Person(ctx.url).signIn('lenient', login), 'external_groups_unavailable');
+      expect((await ctx.userManager.findById(user.id))!.groups).toEqual(['writer']);
+    });
+
     it('with missingGroupsClaim: "noGroups" (providers that leave an empty claim out) an absent claim means no groups; an overage is still refused', async () => {
       const { login } = account('lenient', { groups: ['writer'] });
       const user = await signIn('lenient', login);

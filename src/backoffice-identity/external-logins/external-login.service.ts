@@ -80,6 +80,16 @@ function isSameMailbox(a: string, b: string): boolean {
   return fold(a) === fold(b);
 }
 
+/**
+ * The group names a groups claim holds: one string, or an array whose every element is a string. Anything else (a
+ * number, an object, a list of objects such as `[{ id, name }]` or of numbers) cannot be read: undefined.
+ */
+function groupNamesOf(claim: unknown): string[] | undefined {
+  if (typeof claim === 'string') return [claim];
+  if (Array.isArray(claim) && claim.every((g) => typeof g === 'string')) return claim as string[];
+  return undefined;
+}
+
 /** Authentication methods (RFC 8176) that mean the provider did more than one factor. */
 const MULTI_FACTOR_AMR = ['mfa', 'otp', 'hwk', 'swk', 'sms', 'face', 'fpt', 'iris', 'retina', 'vbm'];
 
@@ -547,8 +557,7 @@ export class BackOfficeExternalLoginService {
    */
   private async providerGroups(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): Promise<{ groups: string[]; refused: string[] }> {
     const { groupsClaim, groupMapping, defaultGroups } = provider.autoLink;
-    const raw = groupsClaim ? claims[groupsClaim] : undefined;
-    const fromClaim = Array.isArray(raw) ? raw.filter((g): g is string => typeof g === 'string') : typeof raw === 'string' ? [raw] : [];
+    const fromClaim = (groupsClaim ? groupNamesOf(claims[groupsClaim]) : undefined) ?? [];
     const mapped = Object.keys(groupMapping).length > 0;
     const store = this.userManager.store as Partial<import('../users/stores/user-store.interface.js').UserGroupStore>;
     const known = new Set(typeof store.listGroups === 'function' ? (await store.listGroups()).map((g) => g.alias) : []);
@@ -593,7 +602,7 @@ export class BackOfficeExternalLoginService {
     const { groupsClaim, groupsManagedByProvider, missingGroupsClaim } = provider.autoLink;
     if (!groupsManagedByProvider || !groupsClaim) return;
     const raw = claims[groupsClaim];
-    if (Array.isArray(raw) || typeof raw === 'string') return;
+    if (groupNamesOf(raw) !== undefined) return;
     const names = claims._claim_names;
     if (typeof names === 'object' && names !== null && Object.prototype.hasOwnProperty.call(names, groupsClaim)) {
       throw new ExternalLoginError(
@@ -611,7 +620,10 @@ export class BackOfficeExternalLoginService {
           `For a provider that leaves the claim out when a user has no groups, set autoLink.missingGroupsClaim: 'noGroups'`,
       );
     }
-    throw new ExternalLoginError('external_groups_unavailable', `the "${groupsClaim}" claim is not a list of group names; the user's groups were left as they are`);
+    throw new ExternalLoginError(
+      'external_groups_unavailable',
+      `the "${groupsClaim}" claim is not a group name or a list of group names (strings); the user's groups were left as they are`,
+    );
   }
 
   /** `onExternalLogin` changes, then (with `groupsManagedByProvider`) the provider's groups, audited as a diff. */
