@@ -52,6 +52,8 @@ export interface DemoOidcConfig {
   autoLink: boolean;
   defaultGroups: string[];
   groupsClaim?: string;
+  /** `OIDC_GROUP_MAPPING`: provider group -> back-office aliases; the only way the groups claim grants a group. */
+  groupMapping: Record<string, string[]>;
   denyLocalLogin: boolean;
   autoRedirect: boolean;
 }
@@ -164,6 +166,7 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
       autoLink: onOff('OIDC_AUTO_LINK', true),
       defaultGroups: groups.split(',').map((g) => g.trim()).filter(Boolean),
       groupsClaim: read('OIDC_GROUPS_CLAIM'),
+      groupMapping: readGroupMapping(read('OIDC_GROUP_MAPPING'), fail),
       denyLocalLogin: onOff('OIDC_DENY_LOCAL_LOGIN', false),
       autoRedirect: onOff('OIDC_AUTO_REDIRECT', false),
     };
@@ -216,6 +219,23 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
 }
 
 const GROUP_ALIAS = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * `OIDC_GROUP_MAPPING`: comma-separated `providerGroup=alias` pairs (`editor=editor,writer=writer`); a provider group
+ * named twice grants both aliases. Unset: no mapping, so the groups claim grants nothing.
+ */
+function readGroupMapping(raw: string | undefined, fail: <T>(name: string, expectation: string, value: string, fallback: T) => T): Record<string, string[]> {
+  if (raw === undefined) return {};
+  const mapping: Record<string, string[]> = {};
+  for (const pair of raw.split(',')) {
+    const [providerGroup, alias, ...rest] = pair.split('=').map((part) => part.trim());
+    if (rest.length > 0 || !providerGroup || providerGroup.length > 256 || alias === undefined || !GROUP_ALIAS.test(alias)) {
+      return fail('OIDC_GROUP_MAPPING', 'must be comma-separated providerGroup=alias pairs, e.g. "editor=editor,writer=writer"', raw, {});
+    }
+    mapping[providerGroup] = [...new Set([...(mapping[providerGroup] ?? []), alias])];
+  }
+  return mapping;
+}
 
 /** `LDAP_*`: the LDAP password checker's options, or undefined when `LDAP_URL` is unset. */
 function readLdapConfig(
@@ -289,7 +309,7 @@ function oidcProviderFrom(oidc: DemoOidcConfig): BackOfficeExternalLoginProvider
     scopes: ['openid', 'email', 'profile', ...(oidc.groupsClaim ? [oidc.groupsClaim] : [])],
     denyLocalLogin: oidc.denyLocalLogin,
     autoRedirect: oidc.autoRedirect,
-    autoLink: { enabled: oidc.autoLink, defaultGroups: oidc.defaultGroups, groupsClaim: oidc.groupsClaim },
+    autoLink: { enabled: oidc.autoLink, defaultGroups: oidc.defaultGroups, groupsClaim: oidc.groupsClaim, groupMapping: oidc.groupMapping },
   };
 }
 

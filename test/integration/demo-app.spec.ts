@@ -20,7 +20,7 @@ const DEMO_ENV = [
   'BACKOFFICE_ADMIN_EMAIL', 'BACKOFFICE_ADMIN_PASSWORD', 'BACKOFFICE_BCRYPT_COST', 'BACKOFFICE_LOCKOUT_MAX_ATTEMPTS',
   'BACKOFFICE_RATE_LIMITS', 'BACKOFFICE_SECURE_COOKIES', 'BACKOFFICE_ENCRYPTION_KEY',
   'OIDC_ISSUER', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'OIDC_DISPLAY_NAME', 'OIDC_AUTO_LINK', 'OIDC_DEFAULT_GROUPS',
-  'OIDC_GROUPS_CLAIM', 'OIDC_DENY_LOCAL_LOGIN', 'OIDC_AUTO_REDIRECT',
+  'OIDC_GROUPS_CLAIM', 'OIDC_GROUP_MAPPING', 'OIDC_DENY_LOCAL_LOGIN', 'OIDC_AUTO_REDIRECT',
 ];
 const START_LINE = /^backoffice-identity demo listening on (http:\/\/localhost:(\d+)) \(database: (.+)\)$/m;
 const PASSWORD_LINE = /^==== FIRST ADMIN CREATED: (\S+)  PASSWORD: (\S+) .*====$/gm;
@@ -290,7 +290,7 @@ describe(`demo app on a persistent ${dbKind() === 'pglite' ? 'embedded PGlite (D
 });
 
 describe(`demo app with OIDC_* on ${dbKind() === 'pglite' ? 'in-memory PGlite' : 'PostgreSQL'} (contract section 6)`, () => {
-  it('npm start with OIDC_* pointing at a local oidc-provider: a new person signs in through it and lands in editor', async () => {
+  it('npm start with OIDC_* pointing at a local oidc-provider: a new person signs in through it and lands in editor, plus the groups OIDC_GROUP_MAPPING maps (OWASP ASVS 4.0 4.1.3: an unmapped provider group "admin" grants nothing)', async () => {
     const port = await freePort();
     const secret = 'demo-client-secret-0123456789';
     const idp = await TestOidcProvider.start([
@@ -309,6 +309,8 @@ describe(`demo app with OIDC_* on ${dbKind() === 'pglite' ? 'in-memory PGlite' :
         OIDC_ISSUER: idp.issuer,
         OIDC_CLIENT_ID: 'backoffice-demo',
         OIDC_CLIENT_SECRET: secret,
+        OIDC_GROUPS_CLAIM: 'groups',
+        OIDC_GROUP_MAPPING: 'staff=writer',
       });
       const { url } = await waitForStart(run);
       const person = new ExternalLoginPerson(url);
@@ -319,12 +321,13 @@ describe(`demo app with OIDC_* on ${dbKind() === 'pglite' ? 'in-memory PGlite' :
       }
       expect(providers).toEqual([{ name: 'oidc', displayName: 'Single sign-on', autoRedirect: false, available: true }]);
 
-      idp.accounts.set('new-person', { email: 'new.person@example.com', email_verified: true, name: 'New Person' });
+      idp.accounts.set('new-person', { email: 'new.person@example.com', email_verified: true, name: 'New Person', groups: ['staff', 'admin', 'translator'] });
       const signedIn = await person.signIn('oidc', 'new-person');
       expect(signedIn.status).toBe(302);
       expect(signedIn.headers.get('location')).toBe('/backoffice/');
       const me = await person.app.get('/auth/me');
-      expect(me.body).toMatchObject({ email: 'new.person@example.com', name: 'New Person', groups: ['editor'], logins: [{ provider: 'oidc', displayName: 'Single sign-on' }] });
+      expect(me.body).toMatchObject({ email: 'new.person@example.com', name: 'New Person', logins: [{ provider: 'oidc', displayName: 'Single sign-on' }] });
+      expect([...me.body.groups].sort()).toEqual(['editor', 'writer']);
       const logout = await person.app.post('/auth/logout');
       expect(logout.body.signOutRedirectUrl).toMatch(new RegExp(`^${idp.issuer}/session/end\\?.*id_token_hint=`));
       expect(await terminate(run)).toMatchObject({ code: 0 });

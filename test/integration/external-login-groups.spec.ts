@@ -1,5 +1,6 @@
+import { Controller, Get } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { BackOfficeGroupService, type BackOfficeExternalLoginProviderOptions } from '../../src/backoffice-identity/index.js';
+import { BackOfficeAuthorize, BackOfficeGroupService, type BackOfficeExternalLoginProviderOptions } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectRefused, expectSignedIn, waitFor } from '../support/external-login-results.js';
@@ -13,10 +14,21 @@ const SECRET = 'client-secret-0123456789abcdef-groups';
 const GROUPS_SCOPES = ['openid', 'email', 'profile', 'groups'];
 
 /**
- * `plain`: groups claim passed through once (no mapping); `managed`: the same, managed by the provider; `mapped`:
- * admin mapped explicitly, managed by the provider; `lenient`: as `mapped`, with an absent claim read as "no groups".
+ * `plain`: a groups claim without groupMapping (grants nothing); `mapped`: admin, writer and the provider's
+ * `fin-team` mapped explicitly, managed by the provider; `lenient`: as `mapped`, with an absent claim read as "no groups".
  */
-const PROVIDERS = ['plain', 'managed', 'mapped', 'lenient'] as const;
+const PROVIDERS = ['plain', 'mapped', 'lenient'] as const;
+const MAPPING = { admin: 'admin', writer: 'writer', 'fin-team': 'finance' };
+
+/** A host route guarded by group name alone: `finance` holds no module permission. */
+@Controller('finance-reports')
+class HostFinanceController {
+  @Get()
+  @BackOfficeAuthorize({ groups: ['finance'] })
+  list() {
+    return { reports: [] };
+  }
+}
 
 const callback = (port: number, name: string) => `http://127.0.0.1:${port}/backoffice/auth/external/${name}/callback`;
 
@@ -28,12 +40,8 @@ function providersFor(issuer: string): BackOfficeExternalLoginProviderOptions[] 
   const base = (name: (typeof PROVIDERS)[number]) => ({ name, displayName: name, issuer, clientId: `bo-${name}`, clientSecret: SECRET, scopes: GROUPS_SCOPES });
   return [
     { ...base('plain'), autoLink: { enabled: true, groupsClaim: 'groups' } },
-    { ...base('managed'), autoLink: { enabled: true, groupsClaim: 'groups', groupsManagedByProvider: true } },
-    { ...base('mapped'), autoLink: { enabled: true, groupsClaim: 'groups', groupMapping: { admin: 'admin', writer: 'writer' }, groupsManagedByProvider: true } },
-    {
-      ...base('lenient'),
-      autoLink: { enabled: true, groupsClaim: 'groups', groupMapping: { admin: 'admin', writer: 'writer' }, groupsManagedByProvider: true, missingGroupsClaim: 'noGroups' },
-    },
+    { ...base('mapped'), autoLink: { enabled: true, groupsClaim: 'groups', groupMapping: MAPPING, groupsManagedByProvider: true } },
+    { ...base('lenient'), autoLink: { enabled: true, groupsClaim: 'groups', groupMapping: MAPPING, groupsManagedByProvider: true, missingGroupsClaim: 'noGroups' } },
   ];
 }
 
@@ -61,6 +69,7 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
     ctx = await createIdentityApp(db, {
       port,
       logger,
+      controllers: [HostFinanceController],
       identity: {
         publicUrl: `http://127.0.0.1:${port}`,
         session: { secureCookies: false },
@@ -70,6 +79,8 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
     });
     // A host group that carries a permission: privileged, though it is not `admin`.
     await ctx.app.get(BackOfficeGroupService).create({ alias: 'auditors', name: 'Auditors', permissions: ['audit.read'] });
+    // A host group without any module permission, which the host's own routes check by name.
+    await ctx.app.get(BackOfficeGroupService).create({ alias: 'finance', name: 'Finance', permissions: [] });
     // Another enabled admin: the last-admin rule never hides what a provider sign-in does to an admin's groups.
     await newUser({ groups: ['admin'] });
     await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
@@ -88,12 +99,12 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
     return { login, email };
   }
 
-  async function signIn(provider: string, login: string): Promise<{ id: string; groups: string[] }> {
+  async function signIn(provider: string, login: string): Promise<{ id: string; groups: string[]; person: Person }> {
     const person = new Person(ctx.url);
     expectSignedIn(await person.signIn(provider, login));
     const me = await person.app.get('/auth/me');
     expect(me.status).toBe(200);
-    return { id: me.body.id, groups: [...me.body.groups].sort() };
+    return { id: me.body.id, groups: [...me.body.groups].sort(), person };
   }
 
   async function auditOf(userId: string, event: string): Promise<Array<Record<string, unknown>>> {
@@ -104,34 +115,37 @@ describe('Groups from an external provider\'s groups claim (OpenID Connect, cont
     return rows.map((r: { details: Record<string, unknown> }) => r.details);
   }
 
-  describe('privileged groups need an explicit groupMapping', () => {
-    it('OWASP ASVS 4.0 4.1.3: without groupMapping, a provider group named "admin" (or a group holding permissions) grants nothing on auto-link; groups without permissions still pass; the dropped grant is audited', async () => {
-      const { login } = account('plain', { groups: ['admin', 'auditors', 'writer', 'no-such-group'] });
+  describe('provider groups are granted only through an explicit groupMapping', () => {
+    it('OWASP ASVS 4.0 4.1.3: without groupMapping, the groups claim grants nothing, not even a group without permissions that a host route guards by name ("finance"); the names are audited (not_mapped)', async () => {
+      const { login } = account('plain', { groups: ['finance', 'admin', 'auditors', 'writer', 'no-such-group'] });
       const user = await signIn('plain', login);
-      expect(user.groups).toEqual(['writer']);
-      expect((await ctx.userManager.findById(user.id))!.groups).toEqual(['writer']);
+      expect(user.groups).toEqual([]);
+      expect((await ctx.userManager.findById(user.id))!.groups).toEqual([]);
+      expect((await user.person.app.get(`${ctx.url}/finance-reports`)).status).toBe(403);
       expect(await auditOf(user.id, 'backoffice.user.provider-groups.refused')).toEqual([
-        { provider: 'plain', groups: ['admin', 'auditors'], reason: 'privileged_group_not_mapped' },
+        { provider: 'plain', groups: ['finance', 'admin', 'auditors', 'writer'], reason: 'not_mapped' },
       ]);
     });
 
-    it('OWASP ASVS 4.0 4.1.3: with groupsManagedByProvider and no groupMapping, a later claim naming "admin" does not make the user an admin; the refusal is audited on each such sign-in', async () => {
-      const { login } = account('managed', { groups: ['writer'] });
-      const first = await signIn('managed', login);
-      expect(first.groups).toEqual(['writer']);
-      idp.accounts.set(login, { ...idp.accounts.get(login), groups: ['writer', 'admin', 'translator'] });
-      const second = await signIn('managed', login);
-      expect(second.groups).toEqual(['translator', 'writer']);
-      expect(await auditOf(first.id, 'backoffice.user.provider-groups.refused')).toEqual([
-        { provider: 'managed', groups: ['admin'], reason: 'privileged_group_not_mapped' },
-      ]);
+    it('OWASP ASVS 4.0 4.1.3: a groups claim without groupMapping is reported at start-up (it grants nothing)', () => {
+      expect(logLines.some((l) => l.includes('"plain"') && l.includes('autoLink.groupMapping') && l.includes('grants nothing'))).toBe(true);
+      expect(logLines.some((l) => l.includes('"mapped"') && l.includes('autoLink.groupMapping'))).toBe(false);
     });
 
-    it('a host that maps the provider group to "admin" explicitly (groupMapping: { admin: "admin" }) grants it, nothing refused', async () => {
-      const { login } = account('mapped', { groups: ['admin', 'writer', 'translator'] });
+    it('a host that maps provider groups explicitly grants them (admin, and "fin-team" to the host group finance), nothing refused; an unmapped alias ("translator") grants nothing', async () => {
+      const { login } = account('mapped', { groups: ['admin', 'writer', 'translator', 'fin-team'] });
       const user = await signIn('mapped', login);
-      expect(user.groups).toEqual(['admin', 'writer']);
+      expect(user.groups).toEqual(['admin', 'finance', 'writer']);
+      expect((await user.person.app.get(`${ctx.url}/finance-reports`)).status).toBe(200);
       expect(await auditOf(user.id, 'backoffice.user.provider-groups.refused')).toEqual([]);
+    });
+
+    it('with groupsManagedByProvider, a later claim naming an alias that is not mapped ("translator", "finance") does not add it', async () => {
+      const { login } = account('managed', { groups: ['writer'] });
+      const first = await signIn('mapped', login);
+      expect(first.groups).toEqual(['writer']);
+      idp.accounts.set(login, { ...idp.accounts.get(login), groups: ['writer', 'translator', 'finance'] });
+      expect((await signIn('mapped', login)).groups).toEqual(['writer']);
     });
   });
 

@@ -234,6 +234,7 @@ describe('demo OIDC_* (contract section 6)', () => {
       autoLink: true,
       defaultGroups: ['editor'],
       groupsClaim: undefined,
+      groupMapping: {},
       denyLocalLogin: false,
       autoRedirect: false,
     });
@@ -249,11 +250,26 @@ describe('demo OIDC_* (contract section 6)', () => {
       OIDC_AUTO_LINK: 'off',
       OIDC_DEFAULT_GROUPS: 'writer, translator',
       OIDC_GROUPS_CLAIM: 'groups',
+      OIDC_GROUP_MAPPING: 'cms-editors=editor, staff=writer,staff=translator',
       OIDC_DENY_LOCAL_LOGIN: 'on',
       OIDC_AUTO_REDIRECT: 'on',
     });
     expect(config.oidc).toMatchObject({ displayName: 'Keycloak', autoLink: false, defaultGroups: ['writer', 'translator'], groupsClaim: 'groups', denyLocalLogin: true, autoRedirect: true });
     expect(identityOptionsFrom(config).externalLogins![0].scopes).toContain('groups');
+    expect(config.oidc!.groupMapping).toEqual({ 'cms-editors': ['editor'], staff: ['writer', 'translator'] });
+    expect(identityOptionsFrom(config).externalLogins![0].autoLink!.groupMapping).toEqual({ 'cms-editors': ['editor'], staff: ['writer', 'translator'] });
+  });
+
+  it('OWASP ASVS 4.0 4.1.3: refuses a malformed OIDC_GROUP_MAPPING, naming the variable', () => {
+    const env = { OIDC_ISSUER: 'https://login.example.com', OIDC_CLIENT_ID: 'x', OIDC_GROUPS_CLAIM: 'groups' };
+    for (const value of ['editor', 'editor=', '=editor', 'a=b=c', 'editor=not an alias', 'editor=editor,,writer=writer']) {
+      expect(() => loadDemoConfig({ ...env, OIDC_GROUP_MAPPING: value }), value).toThrow(/OIDC_GROUP_MAPPING must be comma-separated providerGroup=alias pairs/);
+    }
+  });
+
+  it('the docker-compose default (editor=editor,writer=writer) resolves as module options', () => {
+    const config = loadDemoConfig({ OIDC_ISSUER: 'http://localhost:8080/realms/backoffice', OIDC_CLIENT_ID: 'backoffice', OIDC_GROUPS_CLAIM: 'groups', OIDC_GROUP_MAPPING: 'editor=editor,writer=writer' });
+    expect(resolveBackOfficeIdentityOptions(identityOptionsFrom(config)).externalLogins[0].autoLink.groupMapping).toEqual({ editor: ['editor'], writer: ['writer'] });
   });
 
   it('no OIDC_ISSUER: no provider', () => {

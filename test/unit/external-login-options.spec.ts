@@ -63,6 +63,16 @@ describe('externalLogins options (contract section 6)', () => {
     ['an unknown autoLink key', [{ ...valid, autoLink: { enable: true } }], /option "externalLogins\[0\]\.autoLink\.enable" is not a known option/],
     ['defaultGroups not strings', [{ ...valid, autoLink: { defaultGroups: [1] } }], /option "externalLogins\[0\]\.autoLink\.defaultGroups"/],
     ['a bad groupMapping', [{ ...valid, autoLink: { groupMapping: { a: 1 } } }], /option "externalLogins\[0\]\.autoLink\.groupMapping"/],
+    [
+      'OWASP ASVS 4.0 4.1.3: groupsManagedByProvider with a groupsClaim and no groupMapping (every sign-in would strip the groups)',
+      [{ ...valid, autoLink: { groupsClaim: 'groups', groupsManagedByProvider: true } }],
+      /option "externalLogins\[0\]\.autoLink\.groupMapping" must map the provider's groups to back-office groups .*groupMapping: \{ 'cms-editors': 'editor' \}/,
+    ],
+    [
+      'OWASP ASVS 4.0 4.1.3: groupsManagedByProvider with a groupsClaim and an empty groupMapping',
+      [{ ...valid, autoLink: { groupsClaim: 'groups', groupMapping: {}, groupsManagedByProvider: true } }],
+      /option "externalLogins\[0\]\.autoLink\.groupMapping" must map/,
+    ],
     ['requireVerifiedEmail not a boolean', [{ ...valid, autoLink: { requireVerifiedEmail: 'no' } }], /option "externalLogins\[0\]\.autoLink\.requireVerifiedEmail" must be true or false/],
     ['onAutoLinking not a function', [{ ...valid, onAutoLinking: 'x' }], /option "externalLogins\[0\]\.onAutoLinking" must be a function/],
     ['a bad postLogoutRedirectUrl', [{ ...valid, postLogoutRedirectUrl: 'nope' }], /option "externalLogins\[0\]\.postLogoutRedirectUrl"/],

@@ -40,18 +40,22 @@ export interface ExternalSignInAutoLinkOptions {
   enabled?: boolean;
   /** Group aliases every auto-linked user gets. Default `[]`. */
   defaultGroups?: string[];
-  /** Claim with the person's groups at the provider (ID token or userinfo), e.g. `groups`. */
+  /**
+   * Claim with the person's groups at the provider (ID token or userinfo), e.g. `groups`: a string or an array of
+   * strings. It grants groups only through `groupMapping`.
+   */
   groupsClaim?: string;
   /**
-   * Provider group -> back-office group alias(es). With it, only mapped groups count. Without it, provider groups
-   * that are back-office aliases are used as they are, except privileged ones: `admin` and groups that hold a
-   * permission are granted from the claim only through an explicit mapping (e.g. `{ admin: 'admin' }`); a provider
-   * group that names one without a mapping is not granted and audited (`backoffice.user.provider-groups.refused`).
+   * Provider group -> back-office group alias(es): the only way a provider group grants a back-office group, e.g.
+   * `{ 'cms-editors': 'editor' }` (or `{ editor: 'editor' }` to keep the provider's names). Unmapped provider groups
+   * grant nothing. Without a mapping the groups claim grants nothing at all (a warning at start-up); the back-office
+   * aliases it names are audited (`backoffice.user.provider-groups.refused`, reason `not_mapped`).
    */
   groupMapping?: Record<string, string | string[]>;
   /**
    * The provider owns the groups of its users: on every sign-in they are set to `defaultGroups` plus the mapped
    * claim, and local edits answer 409 `groups_managed_by_provider`. Default false (groups set once, then local).
+   * With a `groupsClaim` it needs a `groupMapping` (refused at start-up otherwise: every sign-in would strip the groups).
    */
   groupsManagedByProvider?: boolean;
   /**

@@ -55,6 +55,14 @@ export class BackOfficeExternalLoginProviders implements OnApplicationBootstrap,
       return;
     }
     for (const provider of configured) {
+      const { groupsClaim, groupMapping } = provider.autoLink;
+      if (groupsClaim !== undefined && Object.keys(groupMapping).length === 0) {
+        this.logger.warn(
+          `Provider "${provider.name}": autoLink.groupsClaim "${groupsClaim}" is set without autoLink.groupMapping, so the claim grants nothing ` +
+            `(provider groups are granted only through an explicit mapping, e.g. groupMapping: { 'cms-editors': 'editor' }); ` +
+            `the back-office groups it names are audited as backoffice.user.provider-groups.refused.`,
+        );
+      }
       this.providers.set(provider.name, { options: provider, configuration: null });
       void this.discover(provider, FIRST_RETRY_MS);
     }

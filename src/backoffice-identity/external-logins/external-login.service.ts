@@ -5,9 +5,7 @@ import { sha256Hex } from '../common/crypto.js';
 import { toStorableText } from '../common/storable-text.js';
 import { toSameOriginPath } from '../common/same-origin-path.js';
 import type { IdentityError } from '../common/identity-result.js';
-import { BACKOFFICE_GROUP_STORE, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
-import type { BackOfficeGroupStore } from '../groups/group-store.interface.js';
-import { ADMIN_GROUP_ALIAS, BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeInviteService } from '../invites/backoffice-invite.service.js';
 import {
@@ -112,8 +110,6 @@ export class BackOfficeExternalLoginService {
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BackOfficeTwoFactorChallengeService) private readonly challenges: BackOfficeTwoFactorChallengeService,
     @Inject(BackOfficeInviteService) private readonly invites: BackOfficeInviteService,
-    @Inject(BACKOFFICE_GROUP_STORE) private readonly groupStore: BackOfficeGroupStore,
-    @Inject(BackOfficePermissionRegistry) private readonly permissions: BackOfficePermissionRegistry,
   ) {}
 
   private get userManager(): BackOfficeUserManager {
@@ -550,44 +546,37 @@ export class BackOfficeExternalLoginService {
   }
 
   /**
-   * `defaultGroups` plus the groups claim mapped through `groupMapping` (unknown aliases dropped). Without a
-   * mapping, provider group names are used as aliases, but never for a privileged group (`admin`, or a group that
-   * holds a permission): a provider group named `admin` must not make its members admins unless the host mapped it
-   * so (OWASP ASVS 4.0 4.1.3). Those are returned as `refused`, to be audited.
+   * `defaultGroups` plus the groups claim mapped through `groupMapping` (unknown aliases dropped). A provider group
+   * grants a back-office group only through an explicit mapping (OWASP ASVS 4.0 4.1.3): whoever can name a group at
+   * the provider must not get a group here by naming it so, be it `admin`, a group holding permissions, or a group
+   * the host's own routes check by name (`@BackOfficeAuthorize({ groups: ['finance'] })`). Without a mapping the claim
+   * grants nothing; the back-office aliases it named are returned as `refused`, to be audited. A claim that is not
+   * a string or a list of strings grants nothing either (with `groupsManagedByProvider` it refuses the sign-in first).
    */
   private async providerGroups(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): Promise<{ groups: string[]; refused: string[] }> {
     const { groupsClaim, groupMapping, defaultGroups } = provider.autoLink;
     const fromClaim = (groupsClaim ? groupNamesOf(claims[groupsClaim]) : undefined) ?? [];
-    const mapped = Object.keys(groupMapping).length > 0;
     const store = this.userManager.store as Partial<import('../users/stores/user-store.interface.js').UserGroupStore>;
     const known = new Set(typeof store.listGroups === 'function' ? (await store.listGroups()).map((g) => g.alias) : []);
-    let fromProvider = mapped ? fromClaim.flatMap((g) => groupMapping[g] ?? []) : [...new Set(fromClaim)].filter((g) => known.has(g));
-    let refused: string[] = [];
-    if (!mapped && fromProvider.length > 0) {
-      const privileged = await this.privilegedGroups(fromProvider);
-      refused = fromProvider.filter((g) => privileged.has(g) && !defaultGroups.includes(g));
-      fromProvider = fromProvider.filter((g) => !privileged.has(g));
+    const granted = new Set(defaultGroups);
+    if (Object.keys(groupMapping).length === 0) {
+      const refused = [...new Set(fromClaim)].filter((g) => known.has(g) && !granted.has(g));
+      return { groups: [...granted].filter((g) => known.has(g)), refused };
     }
-    return { groups: [...new Set([...defaultGroups, ...fromProvider])].filter((g) => known.has(g)), refused };
+    for (const group of fromClaim) {
+      if (Object.prototype.hasOwnProperty.call(groupMapping, group)) for (const alias of groupMapping[group]) granted.add(alias);
+    }
+    return { groups: [...granted].filter((g) => known.has(g)), refused: [] };
   }
 
-  /** The aliases among `aliases` that are `admin` or hold at least one (registered) permission. */
-  private async privilegedGroups(aliases: readonly string[]): Promise<Set<string>> {
-    const privileged = new Set<string>(aliases.filter((a) => a === ADMIN_GROUP_ALIAS));
-    for (const group of await this.groupStore.findMany(aliases)) {
-      if (this.permissions.groupPermissions(group.alias, group.permissions).length > 0) privileged.add(group.alias);
-    }
-    return privileged;
-  }
-
-  /** Audits (and logs) the privileged groups a provider's claim named without a mapping: not granted. */
+  /** Audits (and logs) the back-office groups a provider's claim named without a `groupMapping`: not granted. */
   private async auditRefusedGroups(provider: ResolvedExternalLoginProvider, user: BackOfficeUser, refused: string[]): Promise<void> {
     if (refused.length === 0) return;
     this.logger.warn(
-      `Provider "${provider.name}" named the privileged group(s) ${refused.map((g) => `"${g}"`).join(', ')} for user ${user.id}: not granted ` +
-        `(map a provider group to them in autoLink.groupMapping to grant them).`,
+      `Provider "${provider.name}" named the group(s) ${refused.map((g) => `"${g}"`).join(', ')} for user ${user.id}: not granted ` +
+        `(provider groups are granted only through autoLink.groupMapping, e.g. { 'cms-editors': 'editor' }).`,
     );
-    await this.userManager.notify(UserProviderGroupsRefusedNotification, user, { provider: provider.name, groups: refused, reason: 'privileged_group_not_mapped' });
+    await this.userManager.notify(UserProviderGroupsRefusedNotification, user, { provider: provider.name, groups: refused, reason: 'not_mapped' });
   }
 
   /**

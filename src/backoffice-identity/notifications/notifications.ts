@@ -195,9 +195,8 @@ export class UserAutoLinkedNotification extends ExternalLoginNotification {
 
 /**
  * Groups an external provider's groups claim named were not granted (OpenID Connect; OWASP ASVS 4.0 4.1.3):
- * `reason` `privileged_group_not_mapped` (without `autoLink.groupMapping` a provider group is used as the
- * back-office group of that alias, but never `admin` or a group holding permissions: those need an explicit
- * mapping). `groups` are the back-office aliases not granted.
+ * `reason` `not_mapped` (a provider group grants a back-office group only through `autoLink.groupMapping`; without
+ * one the claim grants nothing). `groups` are the back-office aliases the claim named that were not granted.
  */
 export class UserProviderGroupsRefusedNotification extends ExternalLoginNotification {
   readonly eventName = BackOfficeEvents.ProviderGroupsRefused;

@@ -319,6 +319,19 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
     const autoLink = p.section('autoLink', KNOWN_KEYS.autoLink);
     const scopes = p.array<string>('scopes', (s) => typeof s === 'string' && /^[\x21\x23-\x5B\x5D-\x7E]{1,128}$/.test(s), 'must be an array of scope names (no spaces)');
     const groupsClaim = autoLink.optionalString('groupsClaim', /^[^\s]{1,128}$/, 'must be a claim name such as "groups"');
+    const groupMapping = autoLink.stringMap('groupMapping');
+    const groupsManagedByProvider = autoLink.bool('groupsManagedByProvider', false);
+    // A provider group is granted only through groupMapping (OWASP ASVS 4.0 4.1.3): a groups claim without one grants
+    // nothing, so with groupsManagedByProvider every sign-in would strip the user's groups. Logged at start-up otherwise.
+    if (groupsManagedByProvider && groupsClaim !== undefined && Object.keys(groupMapping).length === 0) {
+      throw new BackOfficeIdentityOptionsError(
+        `${path}.autoLink.groupMapping`,
+        `must map the provider's groups to back-office groups when groupsManagedByProvider is on with a groupsClaim (without a mapping the ` +
+          `claim grants nothing and every sign-in would strip the user's groups): e.g. groupMapping: { 'cms-editors': 'editor' }, or ` +
+          `{ editor: 'editor' } to keep the provider's names`,
+        (item as { autoLink?: { groupMapping?: unknown } }).autoLink?.groupMapping,
+      );
+    }
     return {
       name,
       displayName: p.string('displayName', '', /^[^\r\n]{1,64}$/, 'must be 1 to 64 characters'),
@@ -332,8 +345,8 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
         enabled: autoLink.bool('enabled', false),
         defaultGroups: autoLink.array<string>('defaultGroups', isName, 'must be an array of group aliases'),
         groupsClaim,
-        groupMapping: autoLink.stringMap('groupMapping'),
-        groupsManagedByProvider: autoLink.bool('groupsManagedByProvider', false),
+        groupMapping,
+        groupsManagedByProvider,
         missingGroupsClaim: autoLink.string('missingGroupsClaim', 'refuse', /^(refuse|noGroups)$/, 'must be "refuse" or "noGroups"') as 'refuse' | 'noGroups',
         requireVerifiedEmail: autoLink.bool('requireVerifiedEmail', true),
       },
