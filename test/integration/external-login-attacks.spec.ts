@@ -241,7 +241,11 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       const user = (await ctx.userManager.findById(me.body.id))!;
       expect(ctx.userManager.hasPassword(user)).toBe(false);
       // A provider the app once had (removed from externalLogins since): its login stays in the store.
-      expect((await ctx.userManager.addLogin(user, { provider: 'retired', providerKey: sub('retired'), displayName: 'Retired directory' })).succeeded).toBe(true);
+      // Linked as a host does from its own route: a link renews the security stamp, so the session that asked is kept.
+      const sessionId = (await p.app.get('/auth/sessions')).body.find((s: { current: boolean }) => s.current).id as string;
+      const retired = { provider: 'retired', providerKey: sub('retired'), displayName: 'Retired directory' };
+      expect((await ctx.signInManager.keepSignedInThrough(sessionId, () => ctx.userManager.addLogin(user, retired))).succeeded).toBe(true);
+      await ctx.signInManager.refreshSignIn(user, sessionId);
       const last = await p.app.delete('/auth/external/logins/oidc');
       expect(last.status, last.text).toBe(409);
       expect(last.body.code).toBe('last_login_method');

@@ -607,6 +607,39 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect((await person.app.get('/auth/sessions')).body).toHaveLength(1);
     });
 
+    it('OWASP ASVS 5.0 7.4.3 / 4.0 3.3.3: linking a provider (a new way in) ends the user\'s other sessions with a new security stamp, as adding a passkey does; the linking session stays signed in; a refused link ends nothing', async () => {
+      const local = await newUser();
+      const person = new Person(ctx.url);
+      expect((await person.app.login(local.email, TEST_PASSWORD)).status).toBe(200);
+      const elsewhere = new Person(ctx.url);
+      expect((await elsewhere.app.login(local.email, TEST_PASSWORD)).status).toBe(200);
+      const stamp = (await ctx.userManager.findById(local.id))!.securityStamp;
+
+      // refused (the provider account is someone else's): nothing changes
+      const { login: owned } = account('stamp-owned');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', owned));
+      const refused = await person.app.post('/auth/external/oidc/link', {});
+      expect((await person.deliver(await person.idp.authorize(refused.body.redirectUrl, owned))).headers.get('location')).toBe('/backoffice/account?error=login_already_linked');
+      expect((await elsewhere.app.get('/auth/me')).status).toBe(200);
+      expect((await ctx.userManager.findById(local.id))!.securityStamp).toBe(stamp);
+
+      const login = sub('link-stamp');
+      idp.accounts.set(login, { email: `x-${login}@example.com`, email_verified: true });
+      const link = await person.app.post('/auth/external/oidc/link', {});
+      expect((await person.deliver(await person.idp.authorize(link.body.redirectUrl, login))).headers.get('location')).toBe('/backoffice/account');
+      expect((await ctx.userManager.findById(local.id))!.securityStamp).not.toBe(stamp);
+      const me = await person.app.get('/auth/me');
+      expect(me.status, me.text).toBe(200);
+      expect(me.body.logins).toEqual([{ provider: 'oidc', displayName: 'Single sign-on' }]);
+      expectClientError(await elsewhere.app.get('/auth/me'), 401);
+      expect((await person.app.get('/auth/sessions')).body).toHaveLength(1);
+      // the linking session goes on with sensitive routes (the round trip was its step-up); the new login signs in
+      expect((await person.app.delete('/auth/sessions')).status).toBe(200);
+      const viaProvider = new Person(ctx.url);
+      expectSignedIn(await viaProvider.signIn('oidc', login));
+      expect((await viaProvider.app.get('/auth/me')).body.id).toBe(local.id);
+    });
+
     it('link and unlink are sensitive: 401 reauthentication_required after 5 minutes; a provider round trip is a fresh sign-in', async () => {
       const { login } = account('stepup', { groups: [] });
       const person = new Person(ctx.url);

@@ -103,7 +103,7 @@ export class ExternalLoginController {
   @Post(':provider/link')
   @HttpCode(200)
   @RequiresRecentSignIn()
-  @ApiOkResponse({ type: LinkExternalLoginResponse, description: 'Send the browser to redirectUrl; the callback adds the login to this user' })
+  @ApiOkResponse({ type: LinkExternalLoginResponse, description: "Send the browser to redirectUrl; the callback adds the login to this user, the user's other sessions end and this one stays" })
   @ApiErrors(
     [400, 'invalid_return_url, validation_failed'],
     [403, 'xsrf_failed'],

@@ -296,8 +296,12 @@ export class BackOfficeExternalLoginService {
     const user = await this.userManager.findById(pending.link!.userId);
     const session = user ? await this.sessions.findLiveSessionOf(pending.link!.sessionId, user) : null;
     if (!user || !session) throw new ExternalLoginError('not_allowed', 'the session that started the link has ended');
-    const result = await this.userManager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
+    // A new way in (as adding a passkey): the user's other sessions end with a new security stamp; the session that
+    // started the link stays, also for its requests in flight meanwhile (OWASP ASVS 5.0 7.4.3).
+    const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
+    const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.addLogin(user, login));
     if (!result.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
+    await this.signInManager.refreshSignIn(user, session.id);
     // The provider round trip (with prompt=login) is a fresh sign-in for @RequiresRecentSignIn() routes, and so a
     // new session token (OWASP ASVS 5.0 7.2.4). The login is linked even if the session ended meanwhile.
     await this.issuer.renew(session, response);

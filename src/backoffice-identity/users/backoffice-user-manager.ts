@@ -1295,7 +1295,13 @@ export class BackOfficeUserManager {
     return userId ? this.store.findById(userId) : null;
   }
 
-  /** Links an external login; `login_already_linked` when the key is someone's or the user has one of that provider. */
+  /**
+   * Links an external login (`UserLoginLinkedNotification`) and, as adding a passkey does, renews the security stamp:
+   * a new way in was added, so the sessions and pending second steps made before end (OWASP ASVS 5.0 7.4.3, 4.0
+   * 3.3.3). Call `signInManager.refreshSignIn` afterwards (and `keepSignedInThrough` around this call to keep the
+   * session that asked). `login_already_linked` when the key is someone's or the user has one of that provider
+   * (nothing renewed).
+   */
   async addLogin(user: BackOfficeUser, login: Omit<BackOfficeUserLogin, 'createdAt'>): Promise<IdentityResult> {
     if (!isUserLoginStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('external logins'));
     try {
@@ -1304,6 +1310,7 @@ export class BackOfficeUserManager {
       if (error instanceof BackOfficeDuplicateLoginError) return IdentityResult.failed(this.errorDescriber.loginAlreadyLinked());
       throw error;
     }
+    if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
     await this.notify(UserLoginLinkedNotification, user, { provider: login.provider });
     return IdentityResult.success();
   }
