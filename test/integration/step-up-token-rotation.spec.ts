@@ -147,6 +147,34 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
     }
   });
 
+  it('OWASP ASVS 4.0 3.3.1 / 5.0 7.3.2: the cookies a step-up renews live as long as the session has left (its absolute deadline is unchanged), not a whole new absolute timeout', async () => {
+    const user = await newUser();
+    const http = await signedIn(user.email);
+    const { session } = (await http.get('/auth/me')).body as { session: { absoluteExpiresAt: string } };
+    const deadline = Date.parse(session.absoluteExpiresAt);
+    ctx.clock.advance(10 * MINUTE);
+    try {
+      const stepUp = await http.post('/auth/reauthenticate', { password: TEST_PASSWORD });
+      expect(stepUp.status, stepUp.text).toBe(200);
+      const remaining = Math.floor((deadline - ctx.clock.now().getTime()) / 1000);
+      expect(remaining).toBeLessThanOrEqual(12 * 3600 - 10 * 60);
+      expect(remaining).toBeGreaterThan(12 * 3600 - 11 * 60);
+      for (const name of [SESSION_COOKIE, XSRF_COOKIE]) {
+        const cookie = stepUp.setCookies.find((c) => c.startsWith(`${name}=`))!;
+        expect(cookie, name).toBeDefined();
+        const maxAge = Number(/;\s*Max-Age=(\d+)/i.exec(cookie)?.[1]);
+        expect(maxAge, `${name}: ${cookie}`).toBeGreaterThanOrEqual(remaining - 1);
+        expect(maxAge, `${name}: ${cookie}`).toBeLessThanOrEqual(remaining + 1);
+        const expires = /;\s*Expires=([^;]+)/i.exec(cookie)?.[1];
+        if (expires !== undefined) expect(Date.parse(expires), `${name}: ${cookie}`).toBeLessThanOrEqual(deadline + 1000);
+      }
+      // The session's deadline is unchanged.
+      expect((await http.get('/auth/me')).body.session.absoluteExpiresAt).toBe(session.absoluteExpiresAt);
+    } finally {
+      ctx.clock.advance(-10 * MINUTE);
+    }
+  });
+
   it('OWASP ASVS 5.0 7.2.4: of two step-ups sent at once with the same token, one renews it (its cookie works), the other is refused 401 without a cookie', async () => {
     const user = await newUser();
     const http = await signedIn(user.email);

@@ -62,15 +62,28 @@ export class BackOfficeSessionIssuer {
   /**
    * After a re-authentication (step-up) in `session`: records it and sets a new session token, and the XSRF token
    * bound to it, as the cookies of `response` (OWASP ASVS 5.0 7.2.4); the old token stops authenticating at once.
-   * The session keeps its id, creation time and deadlines. False when `session` no longer holds the token it was
-   * read with (revoked, or renewed by another re-authentication meanwhile): nothing is set, answer 401.
-   * `reauthenticated: false` sets the new token without recording a re-authentication: for a rise in privilege
-   * of the session, such as a setup-only session becoming a full one when two-factor enrolment is confirmed.
+   * The session keeps its id, creation time and deadlines, and the new cookies live as long as the session has left
+   * (not a whole new absolute timeout: a cookie that outlives its session only invites a 401). False when `session`
+   * no longer holds the token it was read with (revoked, or renewed by another re-authentication meanwhile): nothing
+   * is set, answer 401. `reauthenticated: false` sets the new token without recording a re-authentication: for a
+   * rise in privilege of the session, such as a setup-only session becoming a full one when two-factor enrolment is
+   * confirmed.
    */
   async renew(session: BackOfficeSession, response: BackOfficeHttpResponse, options: { reauthenticated?: boolean } = {}): Promise<boolean> {
     const token = await this.sessions.renewToken(session, options);
     if (token === null) return false;
-    this.cookies.set(response, token);
+    this.cookies.set(response, token, this.remainingSeconds(session));
     return true;
+  }
+
+  /**
+   * Seconds until the session's absolute deadline (at least 1). A setup-only session may still become a full one
+   * (two-factor enrolment confirmed: its deadline moves to the absolute timeout from its creation, without new
+   * cookies), so its cookies live until that later deadline, as the cookies it was issued with do.
+   */
+  private remainingSeconds(session: BackOfficeSession): number {
+    const absolute = session.createdAt.getTime() + this.options.session.absoluteTimeoutHours * 3_600_000;
+    const deadline = session.twoFactorSetupOnly ? Math.max(session.expiresAt.getTime(), absolute) : session.expiresAt.getTime();
+    return Math.max(1, Math.ceil((deadline - this.clock.now().getTime()) / 1000));
   }
 }

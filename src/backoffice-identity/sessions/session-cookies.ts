@@ -53,9 +53,13 @@ export class BackOfficeSessionCookies {
     return constantTimeEquals(header, expected) && constantTimeEquals(cookie, expected);
   }
 
-  set(response: BackOfficeHttpResponse, sessionToken: string): void {
-    this.setCookie(response, this.name, sessionToken, { httpOnly: true, maxAgeSeconds: this.maxAgeSeconds });
-    this.setCookie(response, XSRF_COOKIE, BackOfficeSessionCookies.xsrfTokenFor(sessionToken), { httpOnly: false, maxAgeSeconds: this.maxAgeSeconds });
+  /**
+   * Sets the session cookie and the XSRF cookie bound to it. `maxAgeSeconds`: how long they live, by default the
+   * absolute timeout (a new session); a renewed token of an existing session passes what that session has left.
+   */
+  set(response: BackOfficeHttpResponse, sessionToken: string, maxAgeSeconds: number = this.maxAgeSeconds): void {
+    this.setCookie(response, this.name, sessionToken, { httpOnly: true, maxAgeSeconds });
+    this.setCookie(response, XSRF_COOKIE, BackOfficeSessionCookies.xsrfTokenFor(sessionToken), { httpOnly: false, maxAgeSeconds });
   }
 
   clear(response: BackOfficeHttpResponse): void {
