@@ -208,8 +208,8 @@ export class AuthController {
     }
     if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);
     // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
-    if (!(await this.issuer.renew(session, response))) throw BackOfficeHttpError.unauthenticated();
-    const until = new Date(session.reauthenticatedAt!.getTime() + this.options.session.reauthenticationMinutes * 60_000);
+    const until = await this.issuer.completeStepUp(session, response);
+    if (!until) throw BackOfficeHttpError.unauthenticated();
     return { reauthenticatedUntil: until.toISOString() };
   }
 

@@ -304,7 +304,7 @@ export class BackOfficeExternalLoginService {
     await this.signInManager.refreshSignIn(user, session.id);
     // The provider round trip (with prompt=login) is a fresh sign-in for @RequiresRecentSignIn() routes, and so a
     // new session token (OWASP ASVS 5.0 7.2.4). The login is linked even if the session ended meanwhile.
-    await this.issuer.renew(session, response);
+    await this.issuer.completeStepUp(session, response);
     return pending.returnUrl;
   }
 
@@ -323,7 +323,7 @@ export class BackOfficeExternalLoginService {
     const owner = await this.userManager.findByLogin(provider.name, claims.sub);
     const session = user && owner?.id === user.id ? await this.sessions.findLiveSessionOf(sessionId, user) : null;
     if (!session) throw new ExternalLoginError('not_allowed', 'the provider account is not the one linked to this session\'s user');
-    if (!(await this.issuer.renew(session, response))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
+    if (!(await this.issuer.completeStepUp(session, response))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
     return pending.returnUrl;
   }
 

@@ -90,8 +90,8 @@ export class PasskeyReauthenticationController {
     if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
     await this.ceremonies.notifyUsed(result.passkey, 'reauthentication', result.userVerified);
     // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
-    if (!(await this.issuer.renew(session, httpResponse))) throw BackOfficeHttpError.unauthenticated();
-    const until = new Date(session.reauthenticatedAt!.getTime() + this.identityOptions.session.reauthenticationMinutes * 60_000);
+    const until = await this.issuer.completeStepUp(session, httpResponse);
+    if (!until) throw BackOfficeHttpError.unauthenticated();
     return { reauthenticatedUntil: until.toISOString() };
   }
 }

@@ -77,6 +77,16 @@ export class BackOfficeSessionIssuer {
   }
 
   /**
+   * The end of every step-up (password, passkey, a provider round trip): {@link renew}s the session's token and
+   * answers until when `@RequiresRecentSignIn()` routes accept the session (`session.reauthenticationMinutes` from
+   * now). Null when the token could not be renewed (nothing set): the step-up is refused.
+   */
+  async completeStepUp(session: BackOfficeSession, response: BackOfficeHttpResponse): Promise<Date | null> {
+    if (!(await this.renew(session, response))) return null;
+    return new Date(session.reauthenticatedAt!.getTime() + this.options.session.reauthenticationMinutes * 60_000);
+  }
+
+  /**
    * Seconds until the session's absolute deadline (at least 1). A setup-only session may still become a full one
    * (two-factor enrolment confirmed: its deadline moves to the absolute timeout from its creation, without new
    * cookies), so its cookies live until that later deadline, as the cookies it was issued with do.
