@@ -1,4 +1,10 @@
-import { BackOfficeBackgroundTasks, LdapPasswordChecker, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
+import {
+  BackOfficeBackgroundTasks,
+  LdapPasswordChecker,
+  TypeOrmBackOfficeUserStore,
+  type BackOfficeUser,
+  type LdapPasswordCheckerOptions,
+} from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -13,6 +19,26 @@ const lou = { uid: 'lou', cn: 'Lou Early Link', mail: 'lou@ldap.example', passwo
 const max = { uid: 'max', cn: 'Max Created', mail: 'max@ldap.example', password: 'max in the directory 3' };
 const ned = { uid: 'ned', cn: 'Ned Kept', mail: 'ned@ldap.example', password: 'ned in the directory 4' };
 const oli = { uid: 'oli', cn: 'Oli Admin Reset', mail: 'oli@ldap.example', password: 'oli in the directory 5' };
+
+/**
+ * A custom user store that hands `directoryManagedAt` back as an ISO string, as JSON-backed or raw-SQL stores do
+ * (the built-in store turns it into a Date).
+ */
+class IsoDateUserStore extends TypeOrmBackOfficeUserStore {
+  private static iso(user: BackOfficeUser | null): BackOfficeUser | null {
+    if (user?.directoryManagedAt) (user as unknown as { directoryManagedAt: string }).directoryManagedAt = new Date(user.directoryManagedAt).toISOString();
+    return user;
+  }
+  override async findById(id: string) {
+    return IsoDateUserStore.iso(await super.findById(id));
+  }
+  override async findByNormalizedEmail(normalizedEmail: string) {
+    return IsoDateUserStore.iso(await super.findByNormalizedEmail(normalizedEmail));
+  }
+  override async findByNormalizedUsername(normalizedUsername: string) {
+    return IsoDateUserStore.iso(await super.findByNormalizedUsername(normalizedUsername));
+  }
+}
 
 /** Only an explicit opt-out skips the real directory; a machine without slapd fails the suite (see .ci/run). */
 const describeIfSlapd = process.env.SKIP_SLAPD_TESTS === '1' ? describe.skip : describe;
@@ -174,6 +200,35 @@ describeIfSlapd('LDAP offboarding: directory-managed users get no local password
     } finally {
       await kept.close();
       await keptDb.drop();
+    }
+  });
+
+  it('OWASP ASVS 4.0 V2.5: a user store that returns directoryManagedAt as an ISO string (JSON-backed, raw SQL) still marks the user: no reset link by forgot-password, forced reset 409 directory_managed', async () => {
+    const isoDb = await createTestDatabase();
+    const iso = await createIdentityApp(isoDb, { identity: { rateLimits: { enabled: false }, userStore: { useClass: IsoDateUserStore } }, providers: [Mailbox] });
+    try {
+      const email = 'iso-marked@example.com';
+      await iso.userManager.createUser({ email: 'iso-boss@example.com', name: 'Boss', password: TEST_PASSWORD, groups: ['admin'] });
+      const created = await iso.userManager.createUser({ email, name: 'Iso', password: 'iso local passphrase 1', groups: ['editor'] });
+      expect(iso.userManager.store).toBeInstanceOf(IsoDateUserStore);
+      // The host's directory sync marks the user through the store.
+      expect(await (iso.userManager.store as IsoDateUserStore).markDirectoryManaged(created.value!.id, new Date())).toBe(true);
+      const stored = (await iso.userManager.findById(created.value!.id))!;
+      expect(typeof stored.directoryManagedAt).toBe('string');
+      expect(iso.userManager.isDirectoryManaged(stored)).toBe(true);
+      expect((await forgot(iso, email)).status).toBe(202);
+      await drain(iso);
+      expect(mails(email, 'PasswordReset')).toHaveLength(0);
+      expect(mails(email, 'PasswordManagedByDirectory')).toHaveLength(1);
+      const boss = new HttpClient(iso.url);
+      expect((await boss.login('iso-boss@example.com', TEST_PASSWORD)).status).toBe(200);
+      const forced = await boss.post(`/users/${stored.id}/force-password-reset`);
+      expectClientError(forced, 409);
+      expect(forced.body.code).toBe('directory_managed');
+      expect((await iso.userManager.findById(stored.id))!.passwordHash).not.toBeNull();
+    } finally {
+      await iso.close();
+      await isoDb.drop();
     }
   });
 });

@@ -585,10 +585,11 @@ export class BackOfficeUserManager {
   /**
    * True when the user is marked directory-managed ({@link BackOfficeUser.directoryManagedAt}): their password
    * belongs to the directory, so no password-reset link is issued or accepted for them (forgot-password, reset,
-   * an admin's forced reset).
+   * an admin's forced reset). Any value but null or absent counts: a custom store may hand the date back as an ISO
+   * string (JSON-backed or raw-SQL stores), and such a user must not pass for unmarked.
    */
   isDirectoryManaged(user: Pick<BackOfficeUser, 'directoryManagedAt'>): boolean {
-    return user.directoryManagedAt instanceof Date;
+    return user.directoryManagedAt != null;
   }
 
   /**
