@@ -111,4 +111,37 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     expect(refreshed.body.results[0].outcome, refreshed.text).toBe('updated');
     expect((await ctx.userManager.findById(user.id))!.name).toBe('Directory (renamed)');
   });
+
+  it('OWASP ASVS 4.0 V2.5, 4.1.5: a record refused as directory_managed does not use up the last-admin budget: the other admin\'s demotion in the same import is written, not refused last_admin', async () => {
+    const ownDb = await createTestDatabase();
+    const own = await createIdentityApp(ownDb, { identity: { rateLimits: { enabled: false } } });
+    try {
+      const marked = (await own.userManager.createUser({ email: 'impupd-marked-admin@example.com', name: 'Marked', groups: ['admin'], password })).value!;
+      const other = (await own.userManager.createUser({ email: 'impupd-other-admin@example.com', name: 'Other', groups: ['admin'], password })).value!;
+      const store = own.userManager.store;
+      if (!isUserDirectoryManagedStore(store)) throw new Error('the TypeORM store keeps the directory-managed mark');
+      expect(await store.markDirectoryManaged(marked.id, new Date())).toBe(true);
+      const importer = new HttpClient(own.url);
+      expect((await importer.login(other.email, password)).status).toBe(200);
+      // One import demotes both admins; the marked one's record carries a password hash (refused: directory_managed).
+      const answer = await importer.post('/users/import', {
+        users: [
+          { email: marked.email, name: 'Marked', groups: ['editor'], passwordFormat: 'bcrypt', passwordHash: await bcrypt.hash('a local password', 4) },
+          { email: other.email, name: 'Other', groups: ['editor'] },
+        ],
+        onConflict: 'update',
+      });
+      expect(answer.status, answer.text).toBe(200);
+      expect(answer.body.results.map((r: { outcome: string; errors?: Array<{ code: string }> }) => [r.outcome, r.errors?.map((e) => e.code)])).toEqual([
+        ['invalid', ['directory_managed']],
+        ['updated', undefined],
+      ]);
+      // The marked admin stays an admin (nothing of its record was written): the back office keeps one.
+      expect((await own.userManager.findById(marked.id))!.groups).toEqual(['admin']);
+      expect((await own.userManager.findById(other.id))!.groups).toEqual(['editor']);
+    } finally {
+      await own.close();
+      await ownDb.drop();
+    }
+  });
 });

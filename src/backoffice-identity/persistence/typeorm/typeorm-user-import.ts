@@ -58,28 +58,31 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     }
   }
 
-  const notLastAdmin = await withoutLastProtectedMember(manager, updates, rows, options.protectedGroup, outcomes, now);
   // The rows of the users to overwrite, locked in id order before any is written (USER_ROW_FIRST: the user's row
-  // before its links; FOR UPDATE: email and username are unique). Taken in the records' order, two imports listing
-  // the same users in different orders waited on each other in a cycle: PostgreSQL aborted one (40P01).
-  notLastAdmin.sort((a, b) => (a.target.id < b.target.id ? -1 : a.target.id > b.target.id ? 1 : 0));
+  // before its links; FOR UPDATE: email and username are unique), after the protected group's lock (the manager's
+  // order: group lock, then user rows). Taken in the records' order, two imports listing the same users in different
+  // orders waited on each other in a cycle: PostgreSQL aborted one (40P01).
   const directoryManaged = new Set<string>();
-  if (notLastAdmin.length > 0) {
+  if (updates.length > 0) {
+    await lockProtectedGroup(manager, options.protectedGroup);
     const locked = rowsOf<{ id: string; managed: boolean }>(
       await manager.query(`SELECT id, directory_managed_at IS NOT NULL AS managed FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [
-        notLastAdmin.map((u) => u.target.id),
+        updates.map((u) => u.target.id),
       ]),
     );
     for (const row of locked) if (row.managed) directoryManaged.add(row.id);
   }
   // A record with a password hash for a directory-managed user (LDAP: `directory_managed_at`, read under the row lock
   // that marking writes under) would give a user removed from the directory a local password: refused, nothing of
-  // it written (OWASP ASVS 4.0 V2.5). Without a hash the record updates the profile as for anyone.
-  const allowed = notLastAdmin.filter(({ index, target }) => {
+  // it written (OWASP ASVS 4.0 V2.5). Without a hash the record updates the profile as for anyone. Refused before the
+  // last-admin count: a refused record demotes no one, so it must not use up another record's allowance.
+  const writable = updates.filter(({ index, target }) => {
     if (rows[index].passwordHash === null || !directoryManaged.has(target.id)) return true;
     outcomes[index] = 'directory_managed';
     return false;
   });
+  const allowed = await withoutLastProtectedMember(manager, writable, rows, options.protectedGroup, outcomes, now);
+  allowed.sort((a, b) => (a.target.id < b.target.id ? -1 : a.target.id > b.target.id ? 1 : 0));
   for (const { index, target } of allowed) {
     await updateUser(manager, target.id, rows[index], now);
     outcomes[index] = 'updated';
@@ -140,7 +143,7 @@ async function insertUsers(manager: EntityManager, rows: ImportedUserRow[], now:
 /**
  * The updates that may run: one that takes a member who can sign in now out of `protectedGroup` (disables them
  * or drops the group) only while another such member remains, counted under the group's advisory lock (the same
- * lock as the manager's last-admin check). The others are marked `last_admin`. Every batch with updates takes the
+ * lock as the manager's last-admin check; the caller holds it, {@link lockProtectedGroup}). The others are marked `last_admin`. Every batch with updates takes the
  * lock and reads its targets again under it, whatever the first lookup said of them, as the manager re-reads the
  * user it changes: judged on that lookup, a target that was disabled (or out of the group) then was not counted,
  * so an import demoting it once it had been enabled, while a request took the other admin out counting it, left
@@ -155,7 +158,6 @@ async function withoutLastProtectedMember(
   now: Date,
 ): Promise<Array<{ index: number; target: ExistingUser }>> {
   if (updates.length === 0) return updates;
-  await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_group:${protectedGroup}`]);
   const members = rowsOf<{ id: string }>(
     await manager.query(
       `SELECT u.id FROM backoffice_user u WHERE u.id = ANY($1::uuid[]) AND ${canSignInNow('u', '$3')}
@@ -184,6 +186,11 @@ async function withoutLastProtectedMember(
     outcomes[update.index] = 'last_admin';
     return false;
   });
+}
+
+/** The protected group's advisory lock (the manager's `withGroupLock`), held to the end of the caller's transaction. */
+async function lockProtectedGroup(manager: EntityManager, protectedGroup: string): Promise<void> {
+  await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_group:${protectedGroup}`]);
 }
 
 /**
