@@ -4,6 +4,7 @@ import { Mailbox } from '../support/mailbox.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 import type { HttpClient } from '../support/http-client.js';
 import { lockWaiters, until } from '../support/lock-waits.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
 
 /**
  * Link-issuing admin routes racing a disable. Each route reads the user (enabled: a link is due), writes an audit
@@ -67,16 +68,53 @@ describe.skipIf(dbKind() !== 'postgres')('link-issuing admin routes racing a dis
     expect((await ctx.userManager.findById(user.id))!.passwordHash).toBeNull();
   });
 
-  it('an invite resend racing a disable answers 409 not_invited (no email was attempted; not 502 email_failed) and leaves no live invite link', async () => {
+  /**
+   * Holds a disable of `userId` open after it wrote the user's row (its link voiding waits for the test's lock on the
+   * link table), starts `request`, which read the user before (enabled) and waits for the row at its link, then lets
+   * the disable commit first: the request's link is refused under the row lock.
+   */
+  async function raceWithOpenDisable(userId: string, request: () => Promise<{ status: number; body: any; text: string }>) {
+    const blocker = new pg.Client({ connectionString: db.url });
+    const observer = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    await observer.connect();
+    const waits = () => lockWaiters(observer);
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE backoffice_user_token IN SHARE MODE');
+      const disabled = admin.post(`/users/${userId}/disable`, {});
+      await until(async () => (await waits()) >= 1);
+      const answer = request();
+      await until(async () => (await waits()) >= 2);
+      await blocker.query('COMMIT');
+      expect((await disabled).status).toBe(200);
+      const response = await answer;
+      const live = await observer.query(`SELECT purpose, count(*)::int AS n FROM backoffice_user_token WHERE user_id = $1 AND used_at IS NULL GROUP BY purpose`, [userId]);
+      return { response, liveLinks: Object.fromEntries(live.rows.map((r) => [r.purpose, r.n])) };
+    } finally {
+      await blocker.end().catch(() => undefined);
+      await observer.end();
+    }
+  }
+
+  it('OWASP ASVS 4.0 2.5.x, 7.1.3: an invite resend racing a disable answers 409 not_invited (no email was attempted; not 502 email_failed), leaves no live invite link and audits no invite (backoffice.user.invited)', async () => {
     const invited = await admin.post('/users/invite', { email: 'linkrace-invitee@example.com', name: 'Invitee', groups: ['editor'] });
     expect(invited.status, invited.text).toBe(201);
     const userId = invited.body.user.id as string;
     const mailsBefore = Mailbox.messages.filter((m) => m.to === 'linkrace-invitee@example.com' && m.type === 'UserInvite').length;
-    const { response, liveLinks } = await raceWithDisable(userId, () => admin.post(`/users/${userId}/resend-invite`));
-    expect([response.status, response.body.code]).toEqual([409, 'not_invited']);
-    expect(response.body).toMatchObject({ statusCode: 409, code: 'not_invited' });
-    expect(typeof response.body.message).toBe('string');
-    expect(liveLinks).toEqual({});
-    expect(Mailbox.messages.filter((m) => m.to === 'linkrace-invitee@example.com' && m.type === 'UserInvite').length - mailsBefore).toBe(0);
+    const recorder = NotificationRecorder.attach(ctx.app);
+    try {
+      const { response, liveLinks } = await raceWithOpenDisable(userId, () => admin.post(`/users/${userId}/resend-invite`));
+      expect([response.status, response.body.code]).toEqual([409, 'not_invited']);
+      expect(response.body).toMatchObject({ statusCode: 409, code: 'not_invited' });
+      expect(typeof response.body.message).toBe('string');
+      expect(liveLinks).toEqual({});
+      expect(Mailbox.messages.filter((m) => m.to === 'linkrace-invitee@example.com' && m.type === 'UserInvite').length - mailsBefore).toBe(0);
+      // The audit trail must not say "invited" for a resend that stored no link and sent nothing.
+      expect(recorder.named('backoffice.user.invited', userId)).toHaveLength(0);
+      expect(recorder.named('backoffice.user.disabled', userId)).toHaveLength(1);
+    } finally {
+      recorder.detach();
+    }
   });
 });

@@ -9,6 +9,11 @@ import { UserInviteAcceptedNotification, UserInvitedNotification } from '../noti
 import { deriveUserState, isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
+/** A failure of the invite's announcement (its notification), told apart from a failed email. */
+class NotAnnounced {
+  constructor(readonly error: unknown) {}
+}
+
 /** What an admin sends to invite someone. */
 export interface BackOfficeInviteInput {
   email: string;
@@ -53,11 +58,11 @@ export class BackOfficeInviteService {
    * and the old link still works (OWASP ASVS 4.0 2.5.x: a failed resend must not leave the invitee without a link).
    * When the store refuses the new link (the invitee was disabled since `user` was read: a disable that raced the
    * resend), nothing was stored and no email attempted: 409 `not_invited`, as for a user no longer waiting for an
-   * invite (not 502 `email_failed`, which would invite a pointless retry).
+   * invite (not 502 `email_failed`, which would invite a pointless retry). `UserInvitedNotification` is published
+   * only once the new link was stored (before its email), so a refused resend is not audited as an invite.
    */
   async resend(user: BackOfficeUser, inviter: BackOfficeUser | null): Promise<BackOfficeInviteOutcome> {
-    await this.userManager.notify(UserInvitedNotification, user);
-    const delivery = await this.send(user, inviter);
+    const delivery = await this.send(user, inviter, undefined, undefined, () => this.userManager.notify(UserInvitedNotification, user));
     if (delivery === null) throw BackOfficeHttpError.of('not_invited', 'This user is not waiting for an invite.');
     if (!('failed' in delivery)) await this.userManager.store.updateProfile(user.id, { invitedAt: this.clock.now() }, this.clock.now());
     return { user, delivery };
@@ -77,12 +82,24 @@ export class BackOfficeInviteService {
   /**
    * Sends the invite with `issued` (a new user's token) or with a new token that replaces the live one once sent.
    * Null when the store refused the new token (the invitee was disabled since it was read): no link, no email.
+   * `announce` runs once the new token was stored, before its email; its failure is no delivery failure (rethrown).
    */
-  private async send(user: BackOfficeUser, inviter: BackOfficeUser | null, message?: string, issued?: string): Promise<BackOfficeInviteOutcome['delivery'] | null> {
-    const dispatch = (token: string) => this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user, [token]);
+  private async send(
+    user: BackOfficeUser,
+    inviter: BackOfficeUser | null,
+    message?: string,
+    issued?: string,
+    announce?: () => Promise<unknown>,
+  ): Promise<BackOfficeInviteOutcome['delivery'] | null> {
+    const dispatch = async (token: string) => {
+      if (announce) await announce().catch((error: unknown) => Promise.reject(new NotAnnounced(error)));
+      return this.emails.dispatch('UserInvite', this.templates.invite(user, token, inviter, message), user, [token]);
+    };
     try {
       return await (issued === undefined ? this.userManager.deliverNewInviteToken(user, dispatch) : dispatch(issued));
     } catch (error) {
+      // The announcement failed (the new token was dropped, as for a failed email): not an email failure.
+      if (error instanceof NotAnnounced) throw error.error;
       return { failed: true, messageId: (error as { messageId?: string }).messageId };
     }
   }
