@@ -5,12 +5,14 @@ import {
   type BackOfficeUser,
   type LdapPasswordCheckerOptions,
 } from '../../src/backoffice-identity/index.js';
+import pg from 'pg';
 import { expectClientError } from '../support/bad-input.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { Mailbox } from '../support/mailbox.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
+import { lockWaiters, until } from '../support/lock-waits.js';
 import { LDAP_PEOPLE, LDAP_READER, TestSlapd } from '../support/slapd.js';
 import { linkParams } from '../support/smtp.js';
 
@@ -19,6 +21,8 @@ const lou = { uid: 'lou', cn: 'Lou Early Link', mail: 'lou@ldap.example', passwo
 const max = { uid: 'max', cn: 'Max Created', mail: 'max@ldap.example', password: 'max in the directory 3' };
 const ned = { uid: 'ned', cn: 'Ned Kept', mail: 'ned@ldap.example', password: 'ned in the directory 4' };
 const oli = { uid: 'oli', cn: 'Oli Admin Reset', mail: 'oli@ldap.example', password: 'oli in the directory 5' };
+const quin = { uid: 'quin', cn: 'Quin Marked Between', mail: 'quin@ldap.example', password: 'quin in the directory 7' };
+const pat = { uid: 'pat', cn: 'Pat Marked Meanwhile', mail: 'pat@ldap.example', password: 'pat in the directory 6' };
 
 /**
  * A custom user store that hands `directoryManagedAt` back as an ISO string, as JSON-backed or raw-SQL stores do
@@ -64,7 +68,7 @@ describeIfSlapd('LDAP offboarding: directory-managed users get no local password
   const login = (app: IdentityApp, username: string, password: string) => new HttpClient(app.url).login(username, password);
 
   beforeAll(async () => {
-    slapd = await new TestSlapd().start([kim, lou, max, ned, oli]);
+    slapd = await new TestSlapd().start([kim, lou, max, ned, oli, pat, quin]);
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, {
       identity: {
@@ -229,6 +233,97 @@ describeIfSlapd('LDAP offboarding: directory-managed users get no local password
     } finally {
       await iso.close();
       await isoDb.drop();
+    }
+  });
+
+  it.skipIf(dbKind() !== 'postgres')('OWASP ASVS 4.0 V2.5, 1.11.3: a forced reset racing the directory\'s first sign-in (the mark commits after the admin\'s request read the user) answers 409 directory_managed: the kept local password stays (keepLocalPasswords), no reset link is stored or mailed', async () => {
+    const raceDb = await createTestDatabase();
+    const race = await createIdentityApp(raceDb, {
+      identity: { rateLimits: { enabled: false }, passwordChecker: { useValue: new LdapPasswordChecker(options({ keepLocalPasswords: true })) } },
+      providers: [Mailbox],
+    });
+    const blocker = new pg.Client({ connectionString: raceDb.url });
+    const observer = new pg.Client({ connectionString: raceDb.url });
+    await blocker.connect();
+    await observer.connect();
+    const waits = () => lockWaiters(observer);
+    try {
+      await race.userManager.createUser({ email: 'race-boss@example.com', name: 'Boss', password: TEST_PASSWORD, groups: ['admin'] });
+      const boss = new HttpClient(race.url);
+      expect((await boss.login('race-boss@example.com', TEST_PASSWORD)).status).toBe(200);
+      const user = (await race.userManager.createUser({ email: pat.mail, name: 'Pat', password: 'pat local passphrase 1', groups: ['editor'] })).value!;
+      const before = (await race.userManager.findById(user.id))!;
+      // The directory's first sign-in marks Pat; its transaction (row marked, links voided next) waits for the test's
+      // lock on the link table, holding Pat's row.
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE backoffice_user_token IN SHARE MODE');
+      const signIn = login(race, pat.mail, pat.password);
+      await until(async () => (await waits()) >= 1);
+      // The admin's forced reset reads Pat unmarked (the mark is not committed) and waits for the row to write.
+      const forced = boss.post(`/users/${user.id}/force-password-reset`);
+      await until(async () => (await waits()) >= 2);
+      await blocker.query('COMMIT');
+      expect((await signIn).status).toBe(200);
+      const answer = await forced;
+      await drain(race);
+      const after = (await race.userManager.findById(user.id))!;
+      const live = await observer.query(`SELECT count(*)::int AS n FROM backoffice_user_token WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL`, [user.id]);
+      expect({
+        status: answer.status,
+        code: answer.body.code,
+        marked: race.userManager.isDirectoryManaged(after),
+        localPasswordKept: after.passwordHash === before.passwordHash,
+        liveResetLinks: live.rows[0].n,
+        resetEmails: mails(pat.mail, 'PasswordReset').length,
+      }).toEqual({ status: 409, code: 'directory_managed', marked: true, localPasswordKept: true, liveResetLinks: 0, resetEmails: 0 });
+    } finally {
+      await blocker.end().catch(() => undefined);
+      await observer.end();
+      await race.close();
+      await raceDb.drop();
+    }
+  });
+
+  it.skipIf(dbKind() !== 'postgres')('OWASP ASVS 4.0 V2.5, 1.11.3: a forced reset whose password removal committed before the directory\'s first sign-in marked the user stores and mails no reset link after the mark (409 directory_managed), instead of a link reset refuses', async () => {
+    const raceDb = await createTestDatabase();
+    const race = await createIdentityApp(raceDb, {
+      identity: { rateLimits: { enabled: false }, passwordChecker: { useValue: new LdapPasswordChecker(options({ keepLocalPasswords: true })) } },
+      providers: [Mailbox],
+    });
+    const blocker = new pg.Client({ connectionString: raceDb.url });
+    const observer = new pg.Client({ connectionString: raceDb.url });
+    await blocker.connect();
+    await observer.connect();
+    try {
+      await race.userManager.createUser({ email: 'race2-boss@example.com', name: 'Boss', password: TEST_PASSWORD, groups: ['admin'] });
+      const boss = new HttpClient(race.url);
+      expect((await boss.login('race2-boss@example.com', TEST_PASSWORD)).status).toBe(200);
+      const user = (await race.userManager.createUser({ email: quin.mail, name: 'Quin', password: 'quin local passphrase 1', groups: ['editor'] })).value!;
+      // The forced reset removes the password, then waits at its audit entry (the test's lock) before it issues the link.
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE backoffice_audit_entry IN SHARE MODE');
+      const forced = boss.post(`/users/${user.id}/force-password-reset`);
+      await until(async () => (await lockWaiters(observer)) >= 1);
+      // Meanwhile the directory's first sign-in marks Quin (committed; its own audit entry waits too).
+      const signIn = login(race, quin.mail, quin.password);
+      const marked = async () => (await observer.query('SELECT directory_managed_at IS NOT NULL AS m FROM backoffice_user WHERE id = $1', [user.id])).rows[0].m === true;
+      await until(async () => (await marked()) && (await lockWaiters(observer)) >= 2);
+      await blocker.query('COMMIT');
+      expect((await signIn).status).toBe(200);
+      const answer = await forced;
+      await drain(race);
+      const live = await observer.query(`SELECT count(*)::int AS n FROM backoffice_user_token WHERE user_id = $1 AND purpose = 'password_reset' AND used_at IS NULL`, [user.id]);
+      expect({ status: answer.status, code: answer.body.code, liveResetLinks: live.rows[0].n, resetEmails: mails(quin.mail, 'PasswordReset').length }).toEqual({
+        status: 409,
+        code: 'directory_managed',
+        liveResetLinks: 0,
+        resetEmails: 0,
+      });
+    } finally {
+      await blocker.end().catch(() => undefined);
+      await observer.end();
+      await race.close();
+      await raceDb.drop();
     }
   });
 });

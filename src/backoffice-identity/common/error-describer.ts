@@ -100,6 +100,13 @@ export class BackOfficeErrorDescriber {
   importInvalidLastLoginAt(): IdentityError {
     return { code: 'invalid_last_login_at', description: 'lastLoginAt must be an ISO 8601 date, not in the future.' };
   }
+  /**
+   * A password write (an admin's forced reset, `removePassword` with `unlessDirectoryManaged`) for a user whose
+   * password the directory (LDAP) manages (the forced reset answers it as 409 `directory_managed`).
+   */
+  passwordManagedByDirectory(): IdentityError {
+    return { code: 'password_managed_by_directory', description: "The organisation's directory manages this user's password: reset it there." };
+  }
   /** An imported password hash for an existing user whose password the directory (LDAP) manages. */
   importDirectoryManaged(): IdentityError {
     return {

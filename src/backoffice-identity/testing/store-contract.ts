@@ -320,6 +320,33 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.replaceToken('00000000-0000-4000-8000-000000000000', 'password_reset', hash('replace-nobody'), at(HOUR), at(1))).toBe(false);
       });
 
+      test('ASVS 4.0 V2.5: a directory-managed user gets no password_reset or invite link (replaceToken, addToken: false) and keeps the password a setPasswordHash with unlessDirectoryManaged would remove (false); email-change links and other password writes are not refused', async ({ userStore }) => {
+        if (!isUserDirectoryManagedStore(userStore)) return;
+        const user = await newUser(userStore);
+        expect(await userStore.markDirectoryManaged(user.id, at(0))).toBe(true);
+        if (isUserTokenStore(userStore)) {
+          for (const purpose of ['password_reset', 'invite'] as const) {
+            expect(await userStore.replaceToken(user.id, purpose, hash(`marked-replace-${purpose}`), at(HOUR), at(1))).toBe(false);
+            expect(await userStore.isTokenLive(user.id, purpose, hash(`marked-replace-${purpose}`), at(1))).toBe(false);
+            if (isUserTokenHandoverStore(userStore)) {
+              expect(await userStore.addToken(user.id, purpose, hash(`marked-add-${purpose}`), at(HOUR), at(1))).toBe(false);
+              expect(await userStore.isTokenLive(user.id, purpose, hash(`marked-add-${purpose}`), at(1))).toBe(false);
+            }
+          }
+          expect(await userStore.replaceToken(user.id, 'change_email', hash('marked-change'), at(HOUR), at(1))).not.toBe(false);
+        }
+        if (isUserPasswordStore(userStore)) {
+          const kept = (await userStore.findById(user.id))!.passwordHash;
+          expect(await userStore.setPasswordHash(user.id, null, 'stamp-refused', at(2), { unlessDirectoryManaged: true })).toBe(false);
+          expect((await userStore.findById(user.id))!.passwordHash).toBe(kept);
+          expect(await userStore.setPasswordHash(user.id, 'hash-by-the-host', 'stamp-written', at(3))).not.toBe(false);
+          expect((await userStore.findById(user.id))!.passwordHash).toBe('hash-by-the-host');
+          expect(await userStore.clearDirectoryManaged(user.id, at(4))).toBe(true);
+          expect(await userStore.setPasswordHash(user.id, null, 'stamp-cleared', at(5), { unlessDirectoryManaged: true })).not.toBe(false);
+          expect((await userStore.findById(user.id))!.passwordHash).toBeNull();
+        }
+      });
+
       test("ASVS 4.0 V2.5: voidTokens(user, 'change_email') voids a pending email-change link (a password change does this)", async ({ userStore }) => {
         if (!isUserTokenStore(userStore) || !isUserEmailChangeStore(userStore)) return;
         const user = await newUser(userStore);

@@ -130,28 +130,34 @@ export class BackOfficeUserLifecycleService {
    * could not be used and the user would be left without a password. So with `denyLocalLogin` (403
    * `local_login_disabled`, as the reset routes answer then). A directory-managed user (LDAP, `directoryManagedAt`):
    * 409 `directory_managed` and nothing changes, until the host clears the mark
-   * (`BackOfficeUserManager.clearDirectoryManaged`).
+   * (`BackOfficeUserManager.clearDirectoryManaged`); the mark is read under the row lock of the removal and of the
+   * link, so a mark committed while this ran counts (after the removal: no link, no email, 409 as well).
    */
   async forcePasswordReset(user: BackOfficeUser): Promise<void> {
     if (!this.userManager.options.allowPasswordReset) throw BackOfficeHttpError.notFound('Password reset is not enabled.');
     if (this.userManager.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
-    if (this.userManager.isDirectoryManaged(user)) {
-      // The link would give a local password to a user whose password the directory owns: refused, nothing changes
-      // (OWASP ASVS 4.0 V2.5). The host clears the mark first when the user's password is to be local again.
-      await this.userManager.notify(UserPasswordResetRefusedNotification, user, { via: 'force_password_reset' });
-      throw BackOfficeHttpError.of('directory_managed', "The organisation's directory manages this user's password: reset it there.");
+    // The link would give a local password to a user whose password the directory owns: refused, nothing changes
+    // (OWASP ASVS 4.0 V2.5). The host clears the mark first when the user's password is to be local again. The mark
+    // is read again under the row lock of the removal: one committed since `user` was read (the directory's first
+    // sign-in) counts, and a kept local password (`keepLocalPasswords`) stays.
+    const removed = await this.userManager.removePassword(user, { unlessDirectoryManaged: true });
+    if (!removed.succeeded) {
+      if (removed.errors[0]?.code === 'password_managed_by_directory') await this.refuseDirectoryManaged(user);
+      if (removed.errors[0]?.code === 'not_found') throw BackOfficeHttpError.notFound('User not found.');
+      throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
     }
-    const removed = await this.userManager.removePassword(user);
-    if (!removed.succeeded) throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
     await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserPasswordResetForcedNotification, user);
     const token = await this.userManager.generatePasswordResetToken(user);
     // Null: the user was disabled after it was read (a disable that committed meanwhile). The password is gone and the
     // sessions ended, as asked; a disabled user gets no link (it would work again once enabled): no email. Enabled
     // again, the user asks for one through forgot-password.
+    // So when the directory marked the user after the removal (the link would be refused by reset): no email, and
+    // the answer says the directory manages the password now.
     if (token === null) {
       const current = await this.userManager.findById(user.id);
-      if (current) Object.assign(user, { isApproved: current.isApproved, disabledUntil: current.disabledUntil });
+      if (current) Object.assign(user, { isApproved: current.isApproved, disabledUntil: current.disabledUntil, directoryManagedAt: current.directoryManagedAt });
+      if (this.userManager.isDirectoryManaged(user)) await this.refuseDirectoryManaged(user);
       return;
     }
     try {
@@ -159,6 +165,12 @@ export class BackOfficeUserLifecycleService {
     } catch {
       throw new BackOfficeHttpError(502, 'email_failed', 'The password was reset and sessions ended, but the email could not be sent; try again.');
     }
+  }
+
+  /** Audits a forced reset refused for a directory-managed user and answers 409 `directory_managed`. */
+  private async refuseDirectoryManaged(user: BackOfficeUser): Promise<never> {
+    await this.userManager.notify(UserPasswordResetRefusedNotification, user, { via: 'force_password_reset' });
+    throw BackOfficeHttpError.of('directory_managed', "The organisation's directory manages this user's password: reset it there.");
   }
 
   /**

@@ -1218,16 +1218,26 @@ export class BackOfficeUserManager {
 
   /**
    * Removes the password (it stops working) and renews the security stamp, so every session ends: the first
-   * step of an admin's forced reset.
+   * step of an admin's forced reset. With `unlessDirectoryManaged` (the forced reset) nothing changes for a user
+   * marked directory-managed, read under the lock of the write (a mark committed after the caller read the user
+   * counts): `password_managed_by_directory`.
    */
-  async removePassword(user: BackOfficeUser): Promise<IdentityResult> {
+  async removePassword(user: BackOfficeUser, options: { unlessDirectoryManaged?: boolean } = {}): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
+    if (options.unlessDirectoryManaged && this.isDirectoryManaged(user)) return IdentityResult.failed(this.errorDescriber.passwordManagedByDirectory());
     const stamp = this.newSecurityStamp();
     const now = this.now();
-    await this.inTransaction(async (store) => {
-      await this.capability(isUserPasswordStore, 'UserPasswordStore', store).setPasswordHash(user.id, null, stamp, now);
+    const unlessDirectoryManaged = options.unlessDirectoryManaged === true;
+    const written = await this.inTransaction(async (store) => {
+      const passwords = this.capability(isUserPasswordStore, 'UserPasswordStore', store);
+      if ((await passwords.setPasswordHash(user.id, null, stamp, now, unlessDirectoryManaged ? { unlessDirectoryManaged } : {})) === false) return false;
       await this.voidPasswordBoundTokens(store, user.id, now);
+      return true;
     });
+    if (!written) {
+      user.directoryManagedAt = (await this.findById(user.id))?.directoryManagedAt ?? null;
+      return IdentityResult.failed(this.isDirectoryManaged(user) ? this.errorDescriber.passwordManagedByDirectory() : this.errorDescriber.notFound('user'));
+    }
     Object.assign(user, { passwordHash: null, securityStamp: stamp, lastPasswordChangeAt: now });
     return IdentityResult.success();
   }

@@ -246,14 +246,22 @@ export class InMemoryBackOfficeUserStore
     return true;
   }
 
-  async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options: { rehashOf?: string } = {}): Promise<void> {
+  async setPasswordHash(
+    userId: string,
+    passwordHash: string | null,
+    securityStamp: string,
+    now: Date,
+    options: { rehashOf?: string; unlessDirectoryManaged?: boolean } = {},
+  ): Promise<boolean> {
     const stored = this.row(userId);
-    if (!stored) return;
+    if (!stored) return false;
     if (options.rehashOf !== undefined) {
       if (stored.passwordHash === options.rehashOf) Object.assign(stored, { passwordHash, updatedAt: now });
-      return;
+      return true;
     }
+    if (options.unlessDirectoryManaged && stored.directoryManagedAt != null) return false;
     Object.assign(stored, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
+    return true;
   }
 
   async setSecurityStamp(userId: string, securityStamp: string, now: Date): Promise<void> {
@@ -317,15 +325,19 @@ export class InMemoryBackOfficeUserStore
   }
 
   async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
-    if (!this.mayGetLink(userId, now)) return false;
+    if (!this.mayGetLink(userId, purpose, now)) return false;
     this.insertToken(userId, purpose, tokenHash, expiresAt, now, null);
     return true;
   }
 
-  /** The user exists and is not disabled (a timed disable whose end has passed does not count). */
-  private mayGetLink(userId: string, now: Date): boolean {
+  /**
+   * The user exists and is not disabled (a timed disable whose end has passed does not count); for a link that sets
+   * a password (`password_reset`, `invite`), not marked directory-managed.
+   */
+  private mayGetLink(userId: string, purpose: BackOfficeTokenPurpose, now: Date): boolean {
     const user = this.row(userId);
-    return user !== undefined && (user.isApproved || (user.disabledUntil != null && user.disabledUntil.getTime() <= now.getTime()));
+    if (user === undefined || (purpose !== 'change_email' && user.directoryManagedAt != null)) return false;
+    return user.isApproved || (user.disabledUntil != null && user.disabledUntil.getTime() <= now.getTime());
   }
 
   async consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
@@ -345,7 +357,7 @@ export class InMemoryBackOfficeUserStore
 
   /** Stores a token beside the user's live ones, only while the user may get a link (not disabled, or a timed disable that has ended). */
   private insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): boolean {
-    const mayGetLink = this.mayGetLink(userId, now);
+    const mayGetLink = this.mayGetLink(userId, purpose, now);
     if (mayGetLink) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail });
     return mayGetLink;
   }
@@ -361,7 +373,7 @@ export class InMemoryBackOfficeUserStore
   }
 
   async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
-    if (!this.mayGetLink(userId, now)) return false;
+    if (!this.mayGetLink(userId, 'change_email', now)) return false;
     this.insertToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
     return true;
   }

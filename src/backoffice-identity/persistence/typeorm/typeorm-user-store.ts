@@ -407,12 +407,29 @@ export class TypeOrmBackOfficeUserStore
     return this.users.count({ where: { kind: 'person' } });
   }
 
-  async setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options: { rehashOf?: string } = {}): Promise<void> {
+  async setPasswordHash(
+    userId: string,
+    passwordHash: string | null,
+    securityStamp: string,
+    now: Date,
+    options: { rehashOf?: string; unlessDirectoryManaged?: boolean } = {},
+  ): Promise<boolean> {
     if (options.rehashOf !== undefined) {
       await this.users.update({ id: userId, passwordHash: options.rehashOf }, { passwordHash, updatedAt: now });
-      return;
+      return true;
+    }
+    if (options.unlessDirectoryManaged) {
+      // One statement: a mark committed while it waited for the row is seen by the re-check of its WHERE.
+      if (!isUuid(userId)) return false;
+      const rows: unknown[] = await this.manager.query(
+        `UPDATE backoffice_user SET password_hash = $2, security_stamp = $3, last_password_change_at = $4, updated_at = $4
+         WHERE id = $1 AND directory_managed_at IS NULL RETURNING id`,
+        [userId, passwordHash, securityStamp, now],
+      );
+      return returned(rows).length > 0;
     }
     await this.users.update({ id: userId }, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
+    return true;
   }
 
   async markDirectoryManaged(userId: string, now: Date): Promise<boolean> {
@@ -514,7 +531,7 @@ export class TypeOrmBackOfficeUserStore
     if (!isUuid(userId)) return false;
     return this.transaction(async (store) => {
       if (checked) {
-        if (!(await store.mayGetLinkLocked(userId, now))) return false;
+        if (!(await store.mayGetLinkLocked(userId, purpose, now))) return false;
       } else {
         await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
       }
@@ -529,15 +546,18 @@ export class TypeOrmBackOfficeUserStore
 
   /**
    * Locks the user's row FOR NO KEY UPDATE (as {@link USER_ROW_FIRST}) and answers whether the user, read under that
-   * lock, may get a link: it exists and is not disabled (a timed disable whose end has passed does not count). A
-   * disable writes that row and voids the links in one transaction, so a link is either written before it (and voided
-   * by it) or refused after it. Runs in the caller's transaction.
+   * lock, may get a link: it exists and is not disabled (a timed disable whose end has passed does not count), and for
+   * a link that sets a password (`password_reset`, `invite`) is not marked directory-managed. A disable, and a mark,
+   * writes that row and voids the links in one transaction, so a link is either written before it (and voided by it)
+   * or refused after it. Runs in the caller's transaction.
    */
-  private async mayGetLinkLocked(userId: string, now: Date): Promise<boolean> {
+  private async mayGetLinkLocked(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<boolean> {
     const rows = returned(
       await this.manager.query(
-        `SELECT (is_approved OR COALESCE(disabled_until <= $2::timestamptz, false)) AS may FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE`,
-        [userId, now],
+        `SELECT (is_approved OR COALESCE(disabled_until <= $2::timestamptz, false))
+                AND ($3::boolean OR directory_managed_at IS NULL) AS may
+           FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE`,
+        [userId, now, purpose === 'change_email'],
       ),
     ) as Array<{ may: boolean }>;
     return rows[0]?.may === true;
@@ -583,7 +603,7 @@ export class TypeOrmBackOfficeUserStore
   private async insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<boolean> {
     if (!isUuid(userId)) return false;
     return this.transaction(async (store) => {
-      if (!(await store.mayGetLinkLocked(userId, now))) return false;
+      if (!(await store.mayGetLinkLocked(userId, purpose, now))) return false;
       await store.manager.query(
         `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
         [userId, purpose, tokenHash, expiresAt, now, newEmail],

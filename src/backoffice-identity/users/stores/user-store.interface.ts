@@ -43,9 +43,19 @@ export interface UserPasswordStore {
   /**
    * Sets the hash (or removes it with `null`) and the security stamp in one write. `rehashOf` marks a silent
    * upgrade of the same password (stronger cost), which is not a password change: it is written only while the
-   * stored hash is still `rehashOf`, so it never undoes a password change made meanwhile.
+   * stored hash is still `rehashOf`, so it never undoes a password change made meanwhile. `unlessDirectoryManaged`
+   * (an admin's forced reset): written only while the user is not marked directory-managed
+   * ({@link UserDirectoryManagedStore}), checked under the lock of the write (the user's row), so a mark committed
+   * after the caller read the user is seen: false, nothing written. A store that answers nothing (`void`) is taken
+   * to have written it.
    */
-  setPasswordHash(userId: string, passwordHash: string | null, securityStamp: string, now: Date, options?: { rehashOf?: string }): Promise<void>;
+  setPasswordHash(
+    userId: string,
+    passwordHash: string | null,
+    securityStamp: string,
+    now: Date,
+    options?: { rehashOf?: string; unlessDirectoryManaged?: boolean },
+  ): Promise<boolean | void>;
 }
 
 /**
@@ -116,7 +126,8 @@ export interface UserTokenStore {
   /**
    * Stores a new token and voids the user's other live tokens of that purpose, only while the user may still get a
    * link (as {@link UserTokenHandoverStore.addToken}: it exists and is not disabled, a timed disable whose end has
-   * passed not counting), checked under the lock of the write (the user's row): false, nothing written, when not.
+   * passed not counting; for `password_reset` and `invite`, not marked directory-managed), checked under the lock
+   * of the write (the user's row): false, nothing written, when not.
    * A store that answers nothing (`void`) is taken to have stored it.
    */
   replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean | void>;
@@ -142,7 +153,9 @@ export interface UserTokenHandoverStore {
    * Stores the token only while the user may still get a link: it exists and is not disabled (a timed disable whose
    * end has passed does not count), checked under the same lock as the write, the user's row (a disable writes that
    * row and voids the links in one transaction), so a link issued while the user is being disabled is either voided
-   * by the disable or refused: false, nothing stored. A store that answers nothing (`void`) is taken to have stored it.
+   * by the disable or refused: false, nothing stored. A `password_reset` or `invite` token likewise only while the
+   * user is not marked directory-managed ({@link UserDirectoryManagedStore}: marking voids those links in one
+   * transaction), so a link issued while the directory takes the user over is voided or refused. A store that answers nothing (`void`) is taken to have stored it.
    */
   addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean | void>;
   keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
