@@ -196,7 +196,16 @@ describe('Passkeys: review findings', () => {
     }
     const answers = await Promise.all(ceremonies.map((body) => http.post('/auth/passkeys', body)));
     expect(answers.filter((a) => a.status === 201)).toHaveLength(1);
-    for (const refused of answers.filter((a) => a.status !== 201)) expect(refused.body.code, refused.text).toBe('too_many_passkeys');
+    // The others are refused by the counter (409), or, when their auth check ran after the winner wrote the user's new
+    // stamp and before its session adopted it while the session's one announcement held another request's stamp, 401:
+    // ten stamp-changing requests at once from one session (README, "one interleaving still answers ... 401 for a
+    // moment"). Neither adds a passkey; the counter itself is raced through the manager in the next test.
+    for (const refused of answers.filter((a) => a.status !== 201)) {
+      expect([refused.status, refused.body.code], refused.text).toSatisfy(
+        ([status, code]: [number, string]) => (status === 409 && code === 'too_many_passkeys') || (status === 401 && code === 'unauthenticated'),
+      );
+    }
+    // the session that made the changes is still signed in (on the winner's stamp), and exactly one was added
     expect((await http.get('/auth/passkeys')).body).toHaveLength(max);
   });
   it('race-safe counter: ten passkeys added at once through the manager to a user with 24 add exactly one', async () => {
