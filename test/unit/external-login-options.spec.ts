@@ -73,6 +73,11 @@ describe('externalLogins options (contract section 6)', () => {
       [{ ...valid, autoLink: { groupsClaim: 'groups', groupMapping: {}, groupsManagedByProvider: true } }],
       /option "externalLogins\[0\]\.autoLink\.groupMapping" must map/,
     ],
+    [
+      'groupsManagedByProvider without a groupsClaim (every sign-in would reset the groups to defaultGroups)',
+      [{ ...valid, autoLink: { groupMapping: { editors: 'editor' }, groupsManagedByProvider: true } }],
+      /option "externalLogins\[0\]\.autoLink\.groupsClaim" must name the provider's groups claim when groupsManagedByProvider is on .*defaultGroups.*groupsClaim: 'groups'/,
+    ],
     ['requireVerifiedEmail not a boolean', [{ ...valid, autoLink: { requireVerifiedEmail: 'no' } }], /option "externalLogins\[0\]\.autoLink\.requireVerifiedEmail" must be true or false/],
     ['onAutoLinking not a function', [{ ...valid, onAutoLinking: 'x' }], /option "externalLogins\[0\]\.onAutoLinking" must be a function/],
     ['a bad postLogoutRedirectUrl', [{ ...valid, postLogoutRedirectUrl: 'nope' }], /option "externalLogins\[0\]\.postLogoutRedirectUrl"/],

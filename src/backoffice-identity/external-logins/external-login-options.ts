@@ -55,7 +55,8 @@ export interface ExternalSignInAutoLinkOptions {
   /**
    * The provider owns the groups of its users: on every sign-in they are set to `defaultGroups` plus the mapped
    * claim, and local edits answer 409 `groups_managed_by_provider`. Default false (groups set once, then local).
-   * With a `groupsClaim` it needs a `groupMapping` (refused at start-up otherwise: every sign-in would strip the groups).
+   * It needs a `groupsClaim` and a `groupMapping` (refused at start-up otherwise: every sign-in would reset the groups
+   * to `defaultGroups`, or strip the groups).
    */
   groupsManagedByProvider?: boolean;
   /**

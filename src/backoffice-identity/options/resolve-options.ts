@@ -323,6 +323,15 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
     const groupsManagedByProvider = autoLink.bool('groupsManagedByProvider', false);
     // A provider group is granted only through groupMapping (OWASP ASVS 4.0 4.1.3): a groups claim without one grants
     // nothing, so with groupsManagedByProvider every sign-in would strip the user's groups. Logged at start-up otherwise.
+    // Without a groups claim the provider says nothing about groups: every sign-in would reset them to defaultGroups.
+    if (groupsManagedByProvider && groupsClaim === undefined) {
+      throw new BackOfficeIdentityOptionsError(
+        `${path}.autoLink.groupsClaim`,
+        `must name the provider's groups claim when groupsManagedByProvider is on (without one every sign-in would reset the ` +
+          `user's groups to defaultGroups): e.g. groupsClaim: 'groups' with a groupMapping, or turn groupsManagedByProvider off`,
+        (item as { autoLink?: { groupsClaim?: unknown } }).autoLink?.groupsClaim,
+      );
+    }
     if (groupsManagedByProvider && groupsClaim !== undefined && Object.keys(groupMapping).length === 0) {
       throw new BackOfficeIdentityOptionsError(
         `${path}.autoLink.groupMapping`,
