@@ -170,6 +170,13 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
       denyLocalLogin: onOff('OIDC_DENY_LOCAL_LOGIN', false),
       autoRedirect: onOff('OIDC_AUTO_REDIRECT', false),
     };
+    // The mapping only maps the groups claim: without one it does nothing (docker compose sets both by default).
+    if (oidc.groupsClaim === undefined && Object.keys(oidc.groupMapping).length > 0) {
+      problems.push(
+        'OIDC_GROUP_MAPPING is set without OIDC_GROUPS_CLAIM (the mapping maps the provider\'s groups claim and does nothing without one): ' +
+          'set the claim too, e.g. OIDC_GROUPS_CLAIM=groups, or unset OIDC_GROUP_MAPPING',
+      );
+    }
   }
 
   const config: DemoConfig = {

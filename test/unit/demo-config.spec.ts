@@ -267,6 +267,13 @@ describe('demo OIDC_* (contract section 6)', () => {
     }
   });
 
+  it('refuses OIDC_GROUP_MAPPING without OIDC_GROUPS_CLAIM (the mapping would do nothing), naming both variables', () => {
+    const env = { OIDC_ISSUER: 'https://login.example.com', OIDC_CLIENT_ID: 'x', OIDC_GROUP_MAPPING: 'editor=editor' };
+    expect(() => loadDemoConfig(env)).toThrow(/OIDC_GROUP_MAPPING is set without OIDC_GROUPS_CLAIM .*e\.g\. OIDC_GROUPS_CLAIM=groups/);
+    expect(() => loadDemoConfig({ ...env, OIDC_GROUPS_CLAIM: '' })).toThrow(/OIDC_GROUP_MAPPING is set without OIDC_GROUPS_CLAIM/);
+    expect(loadDemoConfig({ ...env, OIDC_GROUPS_CLAIM: 'groups' }).oidc!.groupMapping).toEqual({ editor: ['editor'] });
+  });
+
   it('the docker-compose default (editor=editor,writer=writer) resolves as module options', () => {
     const config = loadDemoConfig({ OIDC_ISSUER: 'http://localhost:8080/realms/backoffice', OIDC_CLIENT_ID: 'backoffice', OIDC_GROUPS_CLAIM: 'groups', OIDC_GROUP_MAPPING: 'editor=editor,writer=writer' });
     expect(resolveBackOfficeIdentityOptions(identityOptionsFrom(config)).externalLogins[0].autoLink.groupMapping).toEqual({ editor: ['editor'], writer: ['writer'] });
