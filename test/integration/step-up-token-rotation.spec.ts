@@ -272,6 +272,52 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
     expect((await person.app.get('/auth/me')).status).toBe(200);
   });
 
+  it('OWASP ASVS 5.0 7.2.4: changing the password (POST /auth/change-password, the current password checked) sets a new session token and XSRF token and records the re-authentication; the old token stops at once; a wrong current password renews nothing', async () => {
+    const user = await newUser();
+    const http = await signedIn(user.email);
+    const sessionsBefore = (await http.get('/auth/sessions')).body;
+    ctx.clock.advance(6 * MINUTE);
+    try {
+      const wrong = await http.post('/auth/change-password', { currentPassword: 'not the password at all', newPassword: 'A whole new passphrase 42!' });
+      expectClientError(wrong, 401);
+      expect(cookieSet(wrong, SESSION_COOKIE)).toBeUndefined();
+      const before = copyOf(http);
+      const changed = await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'A whole new passphrase 42!' });
+      expect(changed.status, changed.text).toBe(200);
+      // The password check counts as a re-authentication: the step-up route at the end of expectRotated passes.
+      await expectRotated(changed, http, before, sessionsBefore);
+    } finally {
+      ctx.clock.advance(-6 * MINUTE);
+    }
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: turning two-factor off (POST /auth/2fa/disable, the password checked) sets a new session token and XSRF token and records the re-authentication; the old token stops at once; a wrong password renews nothing', async () => {
+    const user = await newUser();
+    const http = await signedIn(user.email);
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect(setup.status, setup.text).toBe(200);
+    const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) });
+    expect(enable.status, enable.text).toBe(200);
+    const sessionsBefore = (await http.get('/auth/sessions')).body;
+    ctx.clock.advance(4 * MINUTE);
+    try {
+      const wrong = await http.post('/auth/2fa/disable', { password: 'not the password at all' });
+      expectClientError(wrong, 401);
+      expect(cookieSet(wrong, SESSION_COOKIE)).toBeUndefined();
+      const before = copyOf(http);
+      const disabled = await http.post('/auth/2fa/disable', { password: TEST_PASSWORD });
+      expect(disabled.status, disabled.text).toBe(200);
+      await expectRotated(disabled, http, before, sessionsBefore);
+      expect((await http.get('/auth/me')).body.twoFactorEnabled).toBe(false);
+      // 6 minutes after the sign-in, 2 after the password: the re-authentication was recorded.
+      ctx.clock.advance(2 * MINUTE);
+      const later = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expect(later.status, later.text).toBe(200);
+    } finally {
+      ctx.clock.advance(-6 * MINUTE);
+    }
+  });
+
   it('OWASP ASVS 5.0 7.2.4: with a custom session store without replaceTokenHash, a step-up renews the token through update', async () => {
     const other = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, sessionStore: StoreWithoutReplaceTokenHash } });
     try {

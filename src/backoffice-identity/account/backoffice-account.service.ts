@@ -51,8 +51,20 @@ export class BackOfficeAccountService {
    * fails with `invalid_credentials`, a weak new one with the policy's errors. While the user is locked out the
    * password is not checked, and a right one in a request already in flight when the lock came changes nothing
    * (`locked_out`). On success only `session` stays.
+   *
+   * The check of the current password is a re-authentication (OWASP ASVS 5.0 7.2.4): with `response` (and the
+   * request's session, which carries its `tokenHash`) the session gets a new token once the password is changed,
+   * as the cookies of `response`, and records the re-authentication; the old token stops at once. Should the
+   * session no longer hold the token it was read with (another request renewed it meanwhile, or it was revoked) the
+   * password is still changed and no cookie is set.
    */
-  async changePassword(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, currentPassword: string, newPassword: string): Promise<IdentityResult> {
+  async changePassword(
+    user: BackOfficeUser,
+    session: BackOfficeAccountSession,
+    currentPassword: string,
+    newPassword: string,
+    response?: BackOfficeHttpResponse,
+  ): Promise<IdentityResult> {
     if (this.userManager.isLockedOut(user)) return lockedOut();
     const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword));
     if (!result.succeeded) {
@@ -61,6 +73,7 @@ export class BackOfficeAccountService {
       return failure('invalid_credentials', 'The username or password is incorrect.');
     }
     await this.signInManager.refreshSignIn(user, session.id);
+    await this.renewAfterPasswordCheck(session, response, true);
     return result;
   }
 
@@ -119,8 +132,17 @@ export class BackOfficeAccountService {
    * refused while a group of the user requires it (`two_factor_required`), and while the user is locked out
    * (`locked_out`, the password not checked). With `denyLocalLogin` no password is asked (none is accepted
    * anywhere): the route's recent sign-in, through the provider, is the proof. Only `session` stays signed in.
+   *
+   * With `response` (and the request's session, with its `tokenHash`) the session gets a new token once 2FA is off,
+   * as `changePassword` does (OWASP ASVS 5.0 7.2.4); the password check is recorded as a re-authentication (with
+   * `denyLocalLogin`, where none is checked, the token is renewed without recording one).
    */
-  async disableTwoFactor(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>, password: string | undefined): Promise<IdentityResult> {
+  async disableTwoFactor(
+    user: BackOfficeUser,
+    session: BackOfficeAccountSession,
+    password: string | undefined,
+    response?: BackOfficeHttpResponse,
+  ): Promise<IdentityResult> {
     if (!this.userManager.supportsUserTwoFactor) return failure('not_found', 'Two-factor authentication is not enabled.');
     if (!user.twoFactorEnabled) return failure('two_factor_not_enabled', 'Two-factor authentication is not on.');
     if (user.twoFactorRequiredByGroup) {
@@ -139,7 +161,19 @@ export class BackOfficeAccountService {
     const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.resetTwoFactor(user));
     if (!result.succeeded) return result;
     await this.signInManager.refreshSignIn(user, session.id);
+    await this.renewAfterPasswordCheck(session, response, !this.userManager.options.denyLocalLogin);
     return result;
+  }
+
+  /**
+   * A new token for `session` after a change that checked the user's password (a re-authentication, OWASP ASVS 5.0
+   * 7.2.4), set as the cookies of `response`; `reauthenticated` records it for `@RequiresRecentSignIn()` routes.
+   * Nothing without `response` or the session's `tokenHash` (host code calling the service directly), nor when the
+   * session no longer holds that token: the change is made either way.
+   */
+  private async renewAfterPasswordCheck(session: BackOfficeAccountSession, response: BackOfficeHttpResponse | undefined, reauthenticated: boolean): Promise<void> {
+    if (response === undefined || typeof session.tokenHash !== 'string') return;
+    await this.issuer.renew(session as BackOfficeSessionEntity, response, { reauthenticated });
   }
 
   /** The user's live sessions, `current` marking `session`. */

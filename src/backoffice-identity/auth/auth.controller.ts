@@ -150,18 +150,22 @@ export class AuthController {
   @Post('change-password')
   @HttpCode(200)
   @BackOfficeAuthorize()
-  @ApiOkResponse({ description: 'Changed; the user\'s other sessions are revoked' })
+  @ApiOkResponse({ description: 'Changed; the user\'s other sessions are revoked. The current password was checked (a re-authentication): the session gets a new token, new session and XSRF cookies are set, the old token stops working' })
   @errors(
     [400, 'validation_failed / invalid_password with errors'],
     [401, 'invalid_credentials: wrong current password'],
     [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin)'],
     [423, 'locked_out: the password is not checked while the account is locked'],
   )
-  async changePassword(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: ChangePasswordDto): Promise<{ status: 'success' }> {
+  async changePassword(
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Body() body: ChangePasswordDto,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<{ status: 'success' }> {
     // With denyLocalLogin a password signs nobody in: it may neither be set here nor stand in for a sign-in below.
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     const { user } = request.backOffice;
-    const result = await this.account.changePassword(user, sessionOf(request), body.currentPassword, body.newPassword);
+    const result = await this.account.changePassword(user, sessionOf(request), body.currentPassword, body.newPassword, response);
     throwIfLockedOut(result, user, this.clock.now());
     if (!result.succeeded) throw result.errors.some((e) => e.code === 'invalid_credentials') ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.invalidPassword(result.errors);
     return { status: 'success' };

@@ -179,19 +179,23 @@ export class TwoFactorController {
   @HttpCode(200)
   @BackOfficeAuthorize()
   @RequiresRecentSignIn()
-  @ApiOkResponse({ description: 'Off; the user\'s other sessions end' })
+  @ApiOkResponse({ description: 'Off; the user\'s other sessions end. The session gets a new token: new session and XSRF cookies are set, the old token stops working' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'two_factor_required: a group of the user requires it' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out: the password is not checked while the account is locked' })
-  async disable(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: TwoFactorDisableDto): Promise<{ status: 'success' }> {
+  async disable(
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Body() body: TwoFactorDisableDto,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<{ status: 'success' }> {
     const { user } = request.backOffice;
     if (body.password === undefined && !this.options.denyLocalLogin) {
       throw BackOfficeHttpError.of('validation_failed', 'The request is not valid.', {
         errors: [{ field: 'password', code: 'isNotEmpty', description: 'password should not be empty' }],
       });
     }
-    const result = await this.account.disableTwoFactor(user, sessionOf(request), body.password);
+    const result = await this.account.disableTwoFactor(user, sessionOf(request), body.password, response);
     throwIfLockedOut(result, user, this.clock.now());
     if (!result.succeeded) throw BackOfficeHttpError.fromResult(result);
     return { status: 'success' };
