@@ -110,7 +110,7 @@ export class BackOfficeAccountService {
       return failure('invalid_code', 'The code is not valid; check the time on your device and try the next code.');
     }
     const setupOnly = session.twoFactorSetupOnly;
-    const renewable = setupOnly && response !== undefined && typeof session.tokenHash === 'string';
+    const renewable = setupOnly && this.canRenew(session, response);
     // The new token before 2FA is on: the setup-only session's token never reaches the full session, and of two
     // confirmations sent at once with one token only one goes on. The step-up window is not extended.
     if (renewable && !(await this.issuer.renew(session as BackOfficeSessionEntity, response, { reauthenticated: false }))) {
@@ -172,8 +172,12 @@ export class BackOfficeAccountService {
    * session no longer holds that token: the change is made either way.
    */
   private async renewAfterPasswordCheck(session: BackOfficeAccountSession, response: BackOfficeHttpResponse | undefined, reauthenticated: boolean): Promise<void> {
-    if (response === undefined || typeof session.tokenHash !== 'string') return;
-    await this.issuer.renew(session as BackOfficeSessionEntity, response, { reauthenticated });
+    if (this.canRenew(session, response)) await this.issuer.renew(session as BackOfficeSessionEntity, response, { reauthenticated });
+  }
+
+  /** True when `session` can get a new token here: a route's `response` to carry it, and the token hash it was read with. */
+  private canRenew(session: BackOfficeAccountSession, response: BackOfficeHttpResponse | undefined): response is BackOfficeHttpResponse {
+    return response !== undefined && typeof session.tokenHash === 'string';
   }
 
   /** The user's live sessions, `current` marking `session`. */
