@@ -10,6 +10,7 @@ export type {
 export type {
   BackOfficeDatabaseOptions,
   BackOfficeEmailOptions,
+  BackOfficeNotificationOptions,
   BackOfficeIdentityOptions,
   BackOfficeLockoutOptions,
   BackOfficePasskeyOptions,

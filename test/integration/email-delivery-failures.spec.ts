@@ -5,6 +5,7 @@ import { createIdentityApp, type IdentityApp } from '../support/identity-app.js'
 import { CapturingLogger } from '../support/capturing-logger.js';
 import { HttpClient } from '../support/http-client.js';
 import { linkParams, TestSmtpServer } from '../support/smtp.js';
+import { within } from '../support/within.js';
 import {
   BackOfficeBackgroundTasks,
   BackOfficeEmailDispatcher,
@@ -31,17 +32,6 @@ class EmailListener {
       await new Promise<void>((resolve) => (EmailListener.release = resolve));
       notification.handleEmail();
     }
-  }
-}
-
-/** Resolves to the outcome, or to 'still pending' when `promise` has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | 'still pending'> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'still pending'>((resolve) => (timer = setTimeout(() => resolve('still pending'), ms)));
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

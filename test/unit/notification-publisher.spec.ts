@@ -181,6 +181,33 @@ describe('NotificationPublisher', () => {
       expect(reset.isHandled).toBe(false);
     });
 
+    it('waits notifications.listenerTimeoutMs for each of an event\'s own listeners, never for the onAny ones (the audit), and refuses a late signOutRedirectUrl', async () => {
+      const limited = new NotificationPublisher(emitter, { notifications: { listenerTimeoutMs: 100 } });
+      const gate = deferred();
+      let lateSet: unknown;
+      emitter.on(BackOfficeEvents.LogoutSuccess, async (n: UserLogoutSuccessNotification) => {
+        await gate.promise;
+        try {
+          n.signOutRedirectUrl = 'https://late.example.com/logout';
+        } catch (error) {
+          lateSet = error;
+        }
+      });
+      const audited: unknown[] = [];
+      emitter.onAny(async (_event: string | string[], n: UserLogoutSuccessNotification) => {
+        await sleep(250);
+        audited.push(n.auditDetails());
+      });
+      const notification = await limited.publish(logout());
+      expect(audited).toEqual([{ signOutRedirectUrl: null }]);
+      expect(errorLog).toHaveBeenCalledTimes(1);
+      expect(String(errorLog.mock.calls[0][0])).toBe(`A listener of ${BackOfficeEvents.LogoutSuccess} did not finish within 100 ms; the operation goes on without it`);
+      gate.resolve();
+      await sleep(5);
+      expect(lateSet).toBeInstanceOf(Error);
+      expect(notification.signOutRedirectUrl).toBeNull();
+    });
+
     it('honours once(): a once listener runs for the first notification only', async () => {
       const once = vi.fn();
       emitter.once(BackOfficeEvents.LoginSuccess, once);

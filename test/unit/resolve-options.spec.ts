@@ -39,6 +39,7 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['session.reauthenticationMinutes', 5],
       ['database.statementTimeoutMs', 5000],
       ['database.connectionTimeoutMs', 5000],
+      ['notifications.listenerTimeoutMs', 10000],
       ['tokens.inviteLifespanHours', 72],
       ['tokens.passwordResetLifespanHours', 1],
       ['allowPasswordReset', true],
@@ -222,6 +223,9 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['database.statementTimeoutMs not an integer', { database: { statementTimeoutMs: 1.5 } }, 'database.statementTimeoutMs'],
       ['database.connectionTimeoutMs as a string', { database: { connectionTimeoutMs: '1s' } }, 'database.connectionTimeoutMs'],
       ['an unknown key in database', { database: { timeout: 5 } }, 'database.timeout'],
+      ['notifications.listenerTimeoutMs 0', { notifications: { listenerTimeoutMs: 0 } }, 'notifications.listenerTimeoutMs'],
+      ['notifications.listenerTimeoutMs as a string', { notifications: { listenerTimeoutMs: '200' } }, 'notifications.listenerTimeoutMs'],
+      ['an unknown key in notifications', { notifications: { timeoutMs: 200 } }, 'notifications.timeoutMs'],
     ];
 
     it.each(cases)('%s -> "%s"', (_title, options, path) => {

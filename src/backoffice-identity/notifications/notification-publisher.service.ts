@@ -1,29 +1,43 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EventEmitter2 } from '@nestjs/event-emitter';
 import type { BackOfficeNotification } from './notifications.js';
 import { withinTimeLimit } from '../common/time-limit.js';
+import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+
+/** What the publisher needs of the module's options. */
+export type NotificationPublisherOptions = Pick<ResolvedBackOfficeIdentityOptions, 'notifications'>;
+
+/** `notifications.listenerTimeoutMs` when the publisher is made without the module's options. */
+const DEFAULT_OPTIONS: NotificationPublisherOptions = { notifications: { listenerTimeoutMs: 10_000 } };
 
 /**
  * Emits notifications through EventEmitter2 and awaits every listener, like `emitAsync`, but with each
  * listener isolated: one that throws (sync or async) is logged and neither breaks the operation that
  * notified nor cuts short the listeners that run beside it (`emitAsync` rejects on the first failure).
  * The event's own listeners run first; `onAny` listeners (the audit listener) run once they have all settled,
- * so they see what those decided, also after an await (`handleEmail()`, `signOutRedirectUrl`). A notification with a
- * `listenerTimeoutMs` (`SendEmailNotification`: `email.listenerTimeoutMs`) waits that long for each of its own
- * listeners: one still running then is logged and left behind (a later failure of it is logged too), so a hanging
- * listener never hangs the request.
+ * so they see what those decided, also after an await (`handleEmail()`, `signOutRedirectUrl`). Each of the event's
+ * own listeners has a time limit: the notification's `listenerTimeoutMs` (`SendEmailNotification`:
+ * `email.listenerTimeoutMs`), else `notifications.listenerTimeoutMs`. One still running then is logged and left
+ * behind (a later failure of it is logged too), so a hanging host listener (a slow webhook) never hangs the request;
+ * what it sets on the notification afterwards is refused (`listenersSettled()`). The `onAny` listeners have no
+ * time limit: the audit trail is always written.
  */
 @Injectable()
 export class NotificationPublisher {
   private readonly logger = new Logger('BackOfficeNotifications');
 
-  constructor(private readonly emitter: EventEmitter2) {}
+  constructor(
+    private readonly emitter: EventEmitter2,
+    @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: NotificationPublisherOptions = DEFAULT_OPTIONS,
+  ) {}
 
+  /** Runs the event's own listeners (each within its time limit), then the `onAny` ones; resolves `notification`. */
   async publish<T extends BackOfficeNotification>(notification: T): Promise<T> {
     const name = notification.eventName;
-    const limit = notification.listenerTimeoutMs;
-    const runs = this.emitter.listeners(name).map((listener) => this.invoke(listener, [notification]));
-    await this.settle(notification, limit === undefined ? runs : runs.map((run) => this.limited(notification, run, limit)));
+    const limit = notification.listenerTimeoutMs ?? this.options.notifications.listenerTimeoutMs;
+    const runs = this.emitter.listeners(name).map((listener) => this.limited(notification, this.invoke(listener, [notification]), limit));
+    await this.settle(notification, runs);
     notification.listenersSettled();
     await this.settle(notification, this.emitter.listenersAny().map((listener) => this.invoke(listener, [name, notification])));
     return notification;

@@ -30,14 +30,17 @@ export abstract class BackOfficeNotification {
   }
 
   /**
-   * How long the publisher waits for each of this notification's own listeners (milliseconds); `undefined`: no
-   * limit. A listener still running then is logged and left behind, and {@link listenersTimedOut} is called.
+   * How long the publisher waits for each of this notification's own listeners (milliseconds); `undefined`: the
+   * module's `notifications.listenerTimeoutMs`. A listener still running then is logged and left behind.
    */
   get listenerTimeoutMs(): number | undefined {
     return undefined;
   }
 
-  /** Called once the publisher stopped waiting for the listeners (all settled, or the time limit passed). */
+  /**
+   * Called once the publisher stopped waiting for the listeners (all settled, or the time limit passed): a
+   * notification that carries a listener's decision refuses it from now on (the module has acted without it).
+   */
   listenersSettled(): void {}
 
   /** `text` (e.g. a failed listener's error message, about to be logged) without the secrets this notification carries. */
@@ -342,8 +345,23 @@ export class UserPasskeyCounterRegressedNotification extends PasskeyNotification
 /** Emitted after logout; a listener may set {@link signOutRedirectUrl} ("log out everywhere"). */
 export class UserLogoutSuccessNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LogoutSuccess;
-  /** Returned to the client by `POST /auth/logout`; `null` when no listener set it. */
-  signOutRedirectUrl: string | null = null;
+  private redirectUrl: string | null = null;
+  private closed = false;
+  /**
+   * Returned to the client by `POST /auth/logout`; `null` when no listener set it. Set it before the listener's
+   * promise settles and within `notifications.listenerTimeoutMs`: later the response has gone out, and setting it throws.
+   */
+  get signOutRedirectUrl(): string | null {
+    return this.redirectUrl;
+  }
+  set signOutRedirectUrl(url: string | null) {
+    if (this.closed) throw new Error(`signOutRedirectUrl set on ${this.eventName} came after its listeners' time limit: the logout had already answered without it`);
+    this.redirectUrl = url;
+  }
+  /** From now on `signOutRedirectUrl` is refused: the logout answers with what was set. */
+  override listenersSettled(): void {
+    this.closed = true;
+  }
   override auditDetails() {
     return { signOutRedirectUrl: this.signOutRedirectUrl };
   }

@@ -126,6 +126,17 @@ export interface BackOfficeEmailOptions {
   listenerTimeoutMs?: number;
 }
 
+/** The host's notification listeners (`@OnEvent(BackOfficeEvents.…)`). */
+export interface BackOfficeNotificationOptions {
+  /**
+   * How long the module waits for each listener of a notification, in milliseconds (`SendEmailNotification` has
+   * its own: `email.listenerTimeoutMs`): past it the listener is logged and left behind, the request goes on without
+   * it, and what it sets on the notification afterwards (e.g. `signOutRedirectUrl`) is refused. The `onAny` listeners
+   * (the audit trail) are always awaited. Default 10000.
+   */
+  listenerTimeoutMs?: number;
+}
+
 /** Two-factor authentication. TOTP is built in and on when `encryptionKey` is set. */
 export interface BackOfficeTwoFactorOptions {
   /**
@@ -214,6 +225,8 @@ export interface BackOfficeIdentityOptions {
    * listener called `handleEmail()`: SMTP when `smtpUrl` is set, else `.eml` files in `pickupDirectory`.
    */
   email?: BackOfficeEmailOptions;
+  /** How long the module waits for the host's notification listeners. */
+  notifications?: BackOfficeNotificationOptions;
   twoFactor?: BackOfficeTwoFactorOptions;
   /** Statement and connection timeouts. Defaults: 5 s and 5 s. */
   database?: BackOfficeDatabaseOptions;
@@ -271,7 +284,7 @@ export interface BackOfficeAuditOptions {
 }
 
 export type ResolvedBackOfficeIdentityOptions = Required<
-  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys' | 'apiUsers' | 'audit'>
+  Omit<BackOfficeIdentityOptions, 'password' | 'lockout' | 'session' | 'tokens' | 'rateLimits' | 'email' | 'notifications' | 'twoFactor' | 'database' | 'ui' | 'externalLogins' | 'passkeys' | 'apiUsers' | 'audit'>
 > & {
   audit: Required<BackOfficeAuditOptions>;
   database: Required<BackOfficeDatabaseOptions>;
@@ -285,6 +298,7 @@ export type ResolvedBackOfficeIdentityOptions = Required<
   session: Required<BackOfficeSessionOptions>;
   tokens: Required<BackOfficeTokenOptions>;
   email: { from: string; smtpUrl?: string; pickupDirectory: string; sendTimeoutMs: number; listenerTimeoutMs: number };
+  notifications: Required<BackOfficeNotificationOptions>;
   twoFactor: {
     encryptionKey?: string;
     issuer: string;

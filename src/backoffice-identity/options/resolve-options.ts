@@ -30,7 +30,7 @@ function describe(value: unknown): string {
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
-    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
+    'denyLocalLogin', 'publicUrl', 'audit', 'email', 'notifications', 'twoFactor', 'database', 'maintenanceIntervalMinutes', 'passwordValidators', 'userValidators',
     'permissions', 'apiUsers', 'externalLogins', 'passkeys',
     'ui',
     // swaps, validated by the module itself
@@ -42,6 +42,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   database: ['statementTimeoutMs', 'connectionTimeoutMs'],
   tokens: ['inviteLifespanHours', 'passwordResetLifespanHours'],
   email: ['from', 'smtpUrl', 'pickupDirectory', 'sendTimeoutMs', 'listenerTimeoutMs'],
+  notifications: ['listenerTimeoutMs'],
   twoFactor: ['encryptionKey', 'issuer', 'providers', 'pendingMinutes', 'enforcementGraceHours'],
   apiUsers: ['tokenLifetimeMinutes', 'maxSecretOverlapMinutes'],
   audit: ['enabled', 'retentionDays'],
@@ -415,6 +416,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   const tokens = root.section('tokens');
   const rateLimits = root.section('rateLimits');
   const email = root.section('email');
+  const notifications = root.section('notifications');
   const twoFactor = root.section('twoFactor');
   const database = root.section('database');
   const apiUsers = root.section('apiUsers');
@@ -476,6 +478,9 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       pickupDirectory: email.string('pickupDirectory', '.data/mail', /^[^\0]{1,1024}$/, 'must be a folder path'),
       sendTimeoutMs: email.int('sendTimeoutMs', 20_000, 100, 600_000),
       listenerTimeoutMs: email.int('listenerTimeoutMs', 10_000, 100, 600_000),
+    },
+    notifications: {
+      listenerTimeoutMs: notifications.int('listenerTimeoutMs', 10_000, 100, 600_000),
     },
     twoFactor: {
       encryptionKey: twoFactor.optionalSecret('encryptionKey', 32),
