@@ -6,6 +6,7 @@ import { BackOfficeIdentityHttpModule } from './backoffice-identity-http.module.
 import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js';
 import { BackOfficeHttpPlatform } from './http/http-platform.js';
 import { BackOfficeFastifyRouteFallback } from './http/fastify-route-fallback.js';
+import { BackOfficeExpressUtf8Label } from './http/express-utf8-label.js';
 import { BackOfficeModulePaths } from './http/module-paths.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
 import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
@@ -171,6 +172,7 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficeUiTrailingSlash,
         BackOfficeGlobalPrefixCheck,
         BackOfficeFastifyRouteFallback,
+        BackOfficeExpressUtf8Label,
         BackOfficeAuditListener,
         BackOfficeMaintenanceService,
         { provide: APP_FILTER, useClass: BackOfficeExceptionFilter },

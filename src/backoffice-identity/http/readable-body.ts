@@ -16,8 +16,8 @@ const UTF8_LABELS = new Set(['utf-8', 'utf8']);
  * untyped body (the route then runs as if no body had come); Fastify's refuse multipart and untyped bodies and read
  * the rest as UTF-8 JSON whatever the charset or coding says. So one request was refused on one platform and carried
  * out on the other without the fields the client sent (a timed disable became a permanent one). Checked in the
- * module's middleware: on Fastify before its parsers run, on Express after (a body its parsers refused never gets here:
- * Express's body-parser refuses `charset=utf8`, which only the host's parser configuration can change).
+ * module's middleware: on Fastify before its parsers run, on Express after (a body its parsers refused never gets here;
+ * `charset=utf8`, which Express's body-parser refuses, is renamed `utf-8` before them: `BackOfficeExpressUtf8Label`).
  *
  * A body framed by `Transfer-Encoding` without a `Content-Type` is refused even when it turns out empty: its length is
  * not known before it is read, and Fastify refuses an untyped chunked body itself (its content-type parsers run on the
@@ -41,11 +41,25 @@ export function isReadableBody(request: BackOfficeHttpRequest): boolean {
   if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'identity')) return false;
   const [mediaType, ...parameters] = (requestHeader(request, 'content-type') ?? '').split(';');
   if (!READABLE_MEDIA_TYPES.has(mediaType.trim().toLowerCase())) return false;
-  for (const parameter of parameters) {
-    const eq = parameter.indexOf('=');
-    if (eq === -1 || parameter.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
-    const charset = parameter.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
-    if (!UTF8_LABELS.has(charset)) return false;
-  }
-  return true;
+  return parameters.every((parameter) => {
+    const charset = charsetOf(parameter);
+    return charset === undefined || UTF8_LABELS.has(charset);
+  });
+}
+
+/**
+ * `contentType` with a `charset` parameter naming UTF-8 by its WHATWG label `utf8` (any case, quoted or not) renamed
+ * `utf-8`, the name Express's body-parser knows (it refuses `utf8` with 415); anything else as it was.
+ */
+export function withUtf8CharsetName(contentType: string): string {
+  const [mediaType, ...parameters] = contentType.split(';');
+  if (!parameters.some((parameter) => charsetOf(parameter) === 'utf8')) return contentType;
+  return [mediaType, ...parameters.map((parameter) => (charsetOf(parameter) === 'utf8' ? ' charset=utf-8' : parameter))].join(';');
+}
+
+/** The charset a `Content-Type` parameter names (unquoted, lower case), or `undefined` for another parameter. */
+function charsetOf(parameter: string): string | undefined {
+  const eq = parameter.indexOf('=');
+  if (eq === -1 || parameter.slice(0, eq).trim().toLowerCase() !== 'charset') return undefined;
+  return parameter.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
 }
