@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { expectClientError } from '../support/bad-input.js';
 import { BackOfficeApiUserService, TypeOrmBackOfficeApiClientStore } from '../../src/backoffice-identity/index.js';
@@ -182,6 +182,27 @@ describe('API users: client credentials and bearer tokens', () => {
     for (const header of ['Basic', 'Basic !!!', `Basic ${Buffer.from('no-colon').toString('base64')}`, `Basic ${Buffer.from('%E0%A4%A:x').toString('base64')}`]) {
       expectClientError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: header }));
     }
+  });
+
+  it('OWASP ASVS 5.0 16.3.1: a token request for an unknown client id is audited as refused (reason unknown_client), with the same 401 as a wrong secret', async () => {
+    const { clientSecret } = await createApiUser(['readers']);
+    const unknownId = `boc_${randomBytes(18).toString('base64url')}`;
+    const refusedFor = async (clientId: string | null) =>
+      (await admin.get('/audit?event=backoffice.api-user.token.refused&take=200')).body.items.filter(
+        (e: { details: { clientId: string | null } }) => e.details.clientId === clientId,
+      );
+    const before = (await refusedFor(null)).length;
+    expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(unknownId, clientSecret) }), 401, 'invalid_client');
+    const [entry] = await refusedFor(unknownId);
+    expect(entry, 'an unknown client id leaves an audit entry').toBeDefined();
+    expect(entry).toMatchObject({ affectedUserId: null, performingUserId: null, details: { clientId: unknownId, reason: 'unknown_client' } });
+    expect(JSON.stringify(entry)).not.toContain(clientSecret);
+    // Something that is no client id (e.g. a secret pasted into the wrong field) is not written into the trail.
+    expectOAuthError(await tokenRequest({ grant_type: 'client_credentials', client_id: clientSecret, client_secret: clientSecret }), 401, 'invalid_client');
+    const withoutId = await refusedFor(null);
+    expect(withoutId).toHaveLength(before + 1);
+    expect(withoutId[0].details.reason).toBe('unknown_client');
+    expect(JSON.stringify(withoutId)).not.toContain(clientSecret);
   });
 
   it('wrong secrets lock the client (race-safe count; the right secret is not checked while locked), audited', async () => {

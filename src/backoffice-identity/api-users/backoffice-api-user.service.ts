@@ -127,7 +127,8 @@ export class BackOfficeApiUserService {
   /**
    * The client credentials grant: checks the secret (current, or previous within its overlap) in constant time,
    * counts a wrong one atomically (lockout after `lockout.maxFailedAccessAttempts`), and issues an opaque token.
-   * Unknown client ids, wrong secrets and locked clients get the same 401 `invalid_client` body.
+   * Unknown client ids, wrong secrets and locked clients get the same 401 `invalid_client` body, and each is audited
+   * (`ApiTokenRefusedNotification`, reason `unknown_client`, `invalid_secret`, `locked_out` or `not_allowed`).
    */
   async issueToken(clientId: string, clientSecret: string): Promise<BackOfficeAccessTokenResponse> {
     const secretHash = sha256Hex(clientSecret);
@@ -135,6 +136,13 @@ export class BackOfficeApiUserService {
     const now = this.clock.now();
     if (!client) {
       hashEquals(secretHash, DUMMY_HASH);
+      // Audited like a wrong secret (OWASP ASVS 5.0 16.3.1): only a value shaped like a client id is recorded, never
+      // what may be a secret sent in the wrong field.
+      await this.userManager.notify(ApiTokenRefusedNotification, null, {
+        clientId: CLIENT_ID_SHAPE.test(clientId) ? clientId : null,
+        reason: 'unknown_client',
+        performingUserId: null,
+      });
       throw BackOfficeApiUserService.invalidClient();
     }
     if (client.lockoutEnd && client.lockoutEnd.getTime() > now.getTime()) {

@@ -546,12 +546,14 @@ export class ApiTokenIssuedNotification extends BackOfficeNotification {
   }
 }
 
-/** A token request of a known client was refused: `invalid_secret`, `locked_out` or `not_allowed` (disabled). */
+/** A token request was refused: `unknown_client`, or for a known client `invalid_secret`, `locked_out` or `not_allowed` (disabled). */
 export class ApiTokenRefusedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.ApiTokenRefused;
-  readonly clientId: string;
+  /** The client id asked for; null when the request named none shaped like a client id (reason `unknown_client`). */
+  readonly clientId: string | null;
+  /** `unknown_client` (no such client; no affected user), `invalid_secret`, `locked_out` or `not_allowed`. */
   readonly reason: string;
-  constructor(init: BackOfficeNotificationInit & { clientId: string; reason: string }) {
+  constructor(init: BackOfficeNotificationInit & { clientId: string | null; reason: string }) {
     super(init);
     this.clientId = init.clientId;
     this.reason = init.reason;
