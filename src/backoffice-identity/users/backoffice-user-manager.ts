@@ -1260,19 +1260,38 @@ export class BackOfficeUserManager {
    * Replaces the user's groups; refuses to remove the last enabled admin from `admin`, and refuses local edits
    * (`groups_managed_by_provider`) of a user whose groups an external provider manages, unless `byProvider`
    * names that provider (the external sign-in applying the provider's groups).
+   *
+   * `authorize` is called with the user as stored when the groups are written (read under the same lock as the
+   * write, after any concurrent membership change), so a caller's permission check cannot rest on a copy that a
+   * concurrent change made stale (OWASP ASVS 5.0 15.4.2); when it throws, nothing is written and the error goes on.
+   * It runs inside the write's transaction: it must not wait for another database connection (a pool of one would
+   * wait for ever), so it checks what it has in hand.
    */
-  async setGroups(user: BackOfficeUser, groups: string[], options: { byProvider?: string } = {}): Promise<IdentityResult> {
+  async setGroups(
+    user: BackOfficeUser,
+    groups: string[],
+    options: { byProvider?: string; authorize?: (current: BackOfficeUser) => void } = {},
+  ): Promise<IdentityResult> {
     if (!isUserGroupStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('groups'));
     const managedBy = await this.groupsManagedBy(user);
     if (managedBy.length > 0 && !(options.byProvider && managedBy.includes(options.byProvider))) {
       return IdentityResult.failed(this.errorDescriber.groupsManagedByProvider());
     }
-    const before = [...user.groups];
+    let before = [...user.groups];
     const unknown = await this.unknownGroupErrors(groups);
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
     const removesAdmin = (current: BackOfficeUser) => isEnabledAdmin(current) && !aliases.includes('admin');
-    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => this.capability(isUserGroupStore, 'UserGroupStore', store).setGroups(user.id, aliases));
+    const authorize = (current: BackOfficeUser) => {
+      before = [...current.groups]; // what the write replaces, for the notification's added / removed
+      options.authorize?.(current);
+    };
+    const written = await this.writeUnlessLastAdmin(
+      removesAdmin,
+      user.id,
+      (store) => this.capability(isUserGroupStore, 'UserGroupStore', store).setGroups(user.id, aliases),
+      authorize,
+    );
     if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     user.groups = aliases;
     if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
@@ -1356,12 +1375,14 @@ export class BackOfficeUserManager {
    * (enabled, invite accepted, not locked out). Every such write takes the lock, whether the caller's copy of the
    * user was an admin or not: checked on a copy read before a concurrent promotion or enable, a removal skipped the
    * check while two admins removed each other counting that user, and left no admin. Answers `not_found` when the
-   * user is gone.
+   * user is gone. `check`, when given, is asked about the same current user first (a throw aborts: nothing written);
+   * a store without groups has no such lock and no check.
    */
   private async writeUnlessLastAdmin(
     removesAdmin: (current: BackOfficeUser) => boolean,
     userId: string,
     write: (store: BackOfficeUserStore) => Promise<void>,
+    check?: (current: BackOfficeUser) => void,
   ): Promise<'written' | 'last_admin' | 'not_found'> {
     if (!isUserGroupStore(this.store)) {
       await this.inTransaction(write);
@@ -1370,6 +1391,7 @@ export class BackOfficeUserManager {
     return this.store.withGroupLock('admin', async (store) => {
       const current = await store.findById(userId);
       if (!current) return 'not_found';
+      check?.(current);
       if (removesAdmin(current)) {
         const others = await this.capability(isUserGroupStore, 'UserGroupStore', store).countApprovedInGroup('admin', { now: this.now(), exceptUserId: userId });
         if (others < 1) return 'last_admin';

@@ -244,10 +244,14 @@ export class UsersController {
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin, or groups_managed_by_provider (an external provider owns this user\'s groups)' })
   @requirePermissions('users.manage')
   async setGroups(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
+    const actor = request.backOffice.user;
     const user = await this.findManageable(request, id);
     const changed = [...body.groups.filter((g) => !user.groups.includes(g)), ...user.groups.filter((g) => !body.groups.includes(g))];
-    await this.groups.assertMayAssign(request.backOffice.user, changed, user);
-    this.throwIfFailed(await this.userManager.setGroups(user, body.groups));
+    await this.groups.assertMayAssign(actor, changed, user);
+    // Again on the user as stored when the groups are written: a group given to them meanwhile (admin, or permissions the
+    // caller lacks) is not the caller's to take away. The checks above cover what the caller adds or removes otherwise.
+    const authorize = (current: BackOfficeUser) => this.groups.assertMayManage(actor, current);
+    this.throwIfFailed(await this.userManager.setGroups(user, body.groups, { authorize }));
     return toBackOfficeUserDto(user, this.clock.now());
   }
 

@@ -1,0 +1,86 @@
+import pg from 'pg';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
+import type { HttpClient } from '../support/http-client.js';
+import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { lockWaitersReach } from '../support/lock-waits.js';
+
+/**
+ * PUT /users/:id/groups by a caller outside `admin` (users.manage) whose request read the target before a concurrent
+ * change made the target someone the caller may not manage. The interleaving is fixed with the admin group's lock,
+ * held by the test's transaction (the lock every membership write takes): the caller's request waits for it after
+ * its checks, and the test's transaction adds the target to a group beyond the caller, then commits.
+ */
+describe.skipIf(dbKind() !== 'postgres')('group changes checked against the user as stored when they are written', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let desk: HttpClient;
+  let observer: pg.Client;
+  const make = userFactory(() => ctx, 'setgroupsrace');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    const admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
+    for (const group of [
+      { alias: 'helpdesk', name: 'Helpdesk', permissions: ['users.manage', 'users.read'] },
+      { alias: 'readers', name: 'Readers', permissions: ['users.read'] },
+      { alias: 'auditors', name: 'Auditors', permissions: ['audit.read'] },
+    ]) {
+      expect((await admin.post('/groups', group)).status).toBe(201);
+    }
+    desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
+    observer = new pg.Client({ connectionString: db.url });
+    await observer.connect();
+  });
+  afterAll(async () => {
+    await observer?.end();
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  const groupsOf = async (userId: string) =>
+    (
+      await observer.query(
+        `SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id WHERE ug.user_id = $1 ORDER BY g.alias`,
+        [userId],
+      )
+    ).rows.map((r) => r.alias as string);
+
+  /** Runs the caller's PUT while the test holds the admin group's lock, adds the target to `added` in that transaction, commits. */
+  async function setGroupsWhileAdded(targetId: string, groups: string[], added: string) {
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
+      const put = desk.request('PUT', `/users/${targetId}/groups`, { body: { groups } });
+      await lockWaitersReach(observer, 1);
+      await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = $2`, [targetId, added]);
+      await blocker.query('COMMIT');
+      return await put;
+    } finally {
+      await blocker.end();
+    }
+  }
+
+  it.each([
+    ['admin', 'made an admin'],
+    ['auditors', 'given audit.read (which the caller lacks)'],
+  ])(
+    'OWASP ASVS 5.0 15.4.2 / 8.2.1: a users.manage caller outside admin cannot take away "%s" from a user %s while its request was under way: 403, the membership stays',
+    async (added) => {
+      const target = await make({ groups: ['editor'] });
+      const res = await setGroupsWhileAdded(target.id, ['editor', 'readers'], added);
+      expect(res.status, res.text).toBe(403);
+      expect(res.body.code).toBe('forbidden');
+      expect(await groupsOf(target.id)).toEqual([added, 'editor'].sort());
+    },
+  );
+
+  it('the same request without a concurrent change still writes (the check is no blanket refusal)', async () => {
+    const target = await make({ groups: ['editor'] });
+    const res = await desk.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['editor', 'readers'] } });
+    expect(res.status, res.text).toBe(200);
+    expect(await groupsOf(target.id)).toEqual(['editor', 'readers']);
+  });
+});
