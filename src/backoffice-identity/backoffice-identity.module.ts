@@ -187,8 +187,9 @@ export class BackOfficeIdentityModule implements NestModule {
     // request on its connection entered (see BackOfficeRequestContextStore.isolate). One path pattern, not the
     // controllers: Nest adds a matcher per route for those (some 100), and every request of the host, to any path,
     // was tested against each of them (measured: /health on Fastify 12% faster). One middleware, not two: each costs
-    // every host request a step.
-    consumer.apply(BackOfficeModuleRequestMiddleware).forRoutes('*');
+    // every host request a step. `{*path}`, path-to-regexp 8's spelling of "every path": Nest writes a bare `*` under
+    // a host's global prefix as `/api/*` and warns about that route, which the host never wrote.
+    consumer.apply(BackOfficeModuleRequestMiddleware).forRoutes('{*path}');
     // Nest configures middleware before it registers routes: the route fallback learns the module's paths.
     this.routeFallback.watchRoutes();
   }
