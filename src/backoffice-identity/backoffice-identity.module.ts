@@ -32,6 +32,7 @@ import { BackOfficePasskeyCeremonies } from './passkeys/passkey-ceremonies.servi
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
 import { typeOrmPersistence } from './persistence/typeorm/typeorm-persistence.js';
 import { NotificationPublisher } from './notifications/notification-publisher.service.js';
+import { backOfficeEventEmitterProvider } from './notifications/backoffice-event-emitter.provider.js';
 import { BackOfficeExternalLoginProviders } from './external-logins/external-login-providers.service.js';
 import { BackOfficeExternalLoginService } from './external-logins/external-login.service.js';
 import { BackOfficeExternalLoginSessions } from './external-logins/external-login-sessions.service.js';
@@ -168,6 +169,7 @@ export class BackOfficeIdentityModule implements NestModule {
       providers: [
         ...shared,
         ...persistence.providers,
+        backOfficeEventEmitterProvider,
         BackOfficePermissionsStartupCheck,
         BackOfficeUiTrailingSlash,
         BackOfficeGlobalPrefixCheck,

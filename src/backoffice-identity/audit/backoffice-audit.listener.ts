@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
+import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_IDENTITY_OPTIONS, BackOfficeEvents } from '../constants.js';
+import { BACKOFFICE_EVENT_EMITTER } from '../notifications/backoffice-event-emitter.provider.js';
 import { BackOfficeNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeAuditStore } from './backoffice-audit-store.interface.js';
@@ -17,7 +18,7 @@ export class BackOfficeAuditListener implements OnModuleInit, OnModuleDestroy {
   private readonly listener = (_event: string | string[], payload: unknown) => this.write(payload);
 
   constructor(
-    @Inject(EventEmitter2) private readonly emitter: EventEmitter2,
+    @Inject(BACKOFFICE_EVENT_EMITTER) private readonly emitter: EventEmitter2,
     @Inject(BACKOFFICE_AUDIT_STORE) private readonly store: BackOfficeAuditStore,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
   ) {}

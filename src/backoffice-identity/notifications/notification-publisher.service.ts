@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { EventEmitter2 } from '@nestjs/event-emitter';
+import type { EventEmitter2 } from '@nestjs/event-emitter';
 import type { BackOfficeNotification } from './notifications.js';
 import { withinTimeLimit } from '../common/time-limit.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BACKOFFICE_EVENT_EMITTER } from './backoffice-event-emitter.provider.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 
 /** What the publisher needs of the module's options. */
@@ -28,7 +29,7 @@ export class NotificationPublisher {
   private readonly logger = new Logger('BackOfficeNotifications');
 
   constructor(
-    private readonly emitter: EventEmitter2,
+    @Inject(BACKOFFICE_EVENT_EMITTER) private readonly emitter: EventEmitter2,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: NotificationPublisherOptions = DEFAULT_OPTIONS,
   ) {}
 
