@@ -1,0 +1,60 @@
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { TEST_PASSWORD } from '../support/identity-app.js';
+import { chromiumPath, latestMailTo, launchBrowser } from './support/browser.js';
+import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
+
+const executable = chromiumPath();
+const suite = executable ? describe : describe.skip;
+
+/** A real address a person may have: 93 characters without a space (RFC 5321 allows 254). */
+const LONG_EMAIL = 'firstname.middlename.lastname.department.team.longaddress@subdomain.example-corporation.com';
+
+suite('sign-in screens used as a person does: small screens, focus, errors, password managers', () => {
+  let app: BrowserApp;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    app = await startBrowserApp();
+    browser = await launchBrowser(executable!);
+    expect((await app.userManager.createUser({ email: LONG_EMAIL, name: 'Lou Longname', password: TEST_PASSWORD, groups: ['admin'] })).succeeded).toBe(true);
+  });
+  afterAll(async () => {
+    for (const context of contexts) await context.close().catch(() => undefined);
+    await browser?.close();
+    await app?.shutdown();
+  });
+
+  const url = (path: string) => `${app.origin}/backoffice${path}`;
+
+  /** A fresh profile; `width` 320 is a 1280 px window at 400% zoom (WCAG 1.4.10). */
+  async function newPage(width = 1024): Promise<Page> {
+    const context = await browser.newContext({ baseURL: app.origin, viewport: { width, height: 700 } });
+    contexts.push(context);
+    return context.newPage();
+  }
+
+  async function signIn(page: Page, email: string, password: string): Promise<void> {
+    await page.goto(url('/'));
+    await page.getByLabel('Email', { exact: true }).fill(email);
+    await page.getByLabel('Password', { exact: true }).fill(password);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+
+  /** CSS px the page scrolls sideways (0 when everything reflows). */
+  const sidewaysScroll = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+
+  it('WCAG 2.2 1.4.10 Reflow: at 320 CSS px a long email address in the forgot-password status and the account header wraps (no sideways scrolling)', async () => {
+    const page = await newPage(320);
+    await page.goto(url('/forgot-password'));
+    await page.getByLabel('Email', { exact: true }).fill(LONG_EMAIL);
+    await page.getByRole('button', { name: 'Send reset link' }).click();
+    await expect.poll(() => page.locator('#bo-status').textContent()).toContain(LONG_EMAIL);
+    expect(await sidewaysScroll(page), 'forgot-password status').toBe(0);
+
+    await signIn(page, LONG_EMAIL, TEST_PASSWORD);
+    await page.waitForURL(url('/account'));
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain(LONG_EMAIL);
+    expect(await sidewaysScroll(page), 'account header').toBe(0);
+  });
+});
