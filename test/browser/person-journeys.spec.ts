@@ -57,4 +57,33 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain(LONG_EMAIL);
     expect(await sidewaysScroll(page), 'account header').toBe(0);
   });
+
+  /** What has the keyboard focus: the element's id, text or tag ('BODY' when focus was lost). */
+  const focused = (page: Page) => page.evaluate(() => {
+    const active = document.activeElement;
+    return !active || active === document.body ? 'BODY' : active.id || active.textContent?.trim() || active.tagName;
+  });
+
+  it('WCAG 2.2 2.4.3 Focus Order: a keyboard submit keeps the focus on the page (not lost to <body>) after the answer, also when the link is refused and its form is hidden', async () => {
+    const page = await newPage();
+    await page.goto(url('/forgot-password'));
+    await page.getByLabel('Email', { exact: true }).fill('nobody@example.com');
+    await page.keyboard.press('Tab'); // to "Send reset link"
+    expect(await focused(page)).toBe('Send reset link');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#bo-status').textContent()).toContain('nobody@example.com');
+    expect(await focused(page)).toBe('Send reset link');
+    await page.keyboard.press('Tab');
+    expect(await focused(page)).toBe('Back to sign in'); // the next stop, not the skip link at the top
+
+    await page.getByLabel('Email', { exact: true }).fill(LONG_EMAIL);
+    await page.getByRole('button', { name: 'Send reset link' }).click();
+    const mail = await latestMailTo(app.mailDir, LONG_EMAIL);
+    await page.goto(mail.link.replace(/token=[^&]+/, 'token=not-the-token'));
+    await page.getByLabel('New password', { exact: true }).fill('a brand new passphrase for the test');
+    await page.getByRole('button', { name: 'Set password' }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('invalid');
+    expect(await focused(page)).toBe('Ask for a new link');
+  });
 });

@@ -46,6 +46,25 @@
     alertBox.textContent = '';
   }
 
+  /**
+   * A disabled (or hidden) control drops the keyboard focus to <body>, so the next Tab starts at the top of the
+   * page (WCAG 2.4.3). When that happened during a submit, the focus goes back to the form's submit button, or,
+   * when the form was hidden (a refused link), to the alert that says why.
+   */
+  function keepFocus(form) {
+    var active = document.activeElement;
+    if (active && active !== document.body && document.contains(active)) return;
+    var button = form.querySelector('button[type="submit"]');
+    if (button && !form.hidden && button.offsetParent !== null) {
+      button.focus();
+      return;
+    }
+    if (alertBox.textContent) {
+      alertBox.setAttribute('tabindex', '-1');
+      alertBox.focus();
+    }
+  }
+
   /** Wires a form: checks required fields, runs `submit(values)` (a promise) with the button disabled. */
   function handleForm(form, submit) {
     if (!form) return;
@@ -78,6 +97,7 @@
           b.disabled = false;
         });
         form.removeAttribute('aria-busy');
+        keepFocus(form);
       });
     });
   }
@@ -271,7 +291,10 @@
           form.hidden = true;
           showError(t(invalidKey));
           var again = $('bo-request-new-link');
-          if (again) again.hidden = false;
+          if (again) {
+            again.hidden = false;
+            again.querySelector('a').focus();
+          }
           return;
         }
         showError(S.errorText(res), S.errorList(res), failedFields(res, password, [password]));
