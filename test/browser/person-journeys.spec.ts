@@ -86,4 +86,50 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('invalid');
     expect(await focused(page)).toBe('Ask for a new link');
   });
+
+  /** The field's aria-invalid and its accessible description (the texts its aria-describedby names). */
+  const fieldState = (page: Page, id: string) => page.evaluate((fieldId) => {
+    const input = document.getElementById(fieldId)!;
+    const description = (input.getAttribute('aria-describedby') ?? '').split(/\s+/).filter(Boolean)
+      .map((ref) => document.getElementById(ref)?.textContent?.trim() ?? '').join(' ');
+    return { invalid: input.getAttribute('aria-invalid'), description };
+  }, id);
+
+  it('WCAG 2.2 3.3.1 Error Identification: a field marked aria-invalid is described by the error that names the problem (sign-in, new password), and a field no longer in error loses both', async () => {
+    const page = await newPage();
+    await page.goto(url('/'));
+    await page.getByLabel('Email', { exact: true }).fill(LONG_EMAIL);
+    await page.getByLabel('Password', { exact: true }).fill('not the password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('incorrect');
+    for (const id of ['bo-username', 'bo-password']) {
+      const state = await fieldState(page, id);
+      expect(state.invalid, id).toBe('true');
+      expect(state.description, id).toContain('incorrect');
+    }
+    // The password was cleared; sent again without one, only the password field is in error.
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('Password');
+    expect(await fieldState(page, 'bo-username')).toEqual({ invalid: null, description: '' });
+    expect((await fieldState(page, 'bo-password')).description).toContain((await page.getByRole('alert').textContent())!.trim());
+
+    await page.goto(url('/forgot-password'));
+    await page.getByLabel('Email', { exact: true }).fill(LONG_EMAIL);
+    await page.getByRole('button', { name: 'Send reset link' }).click();
+    const mail = await latestMailTo(app.mailDir, LONG_EMAIL, Date.now() - 1000);
+    await page.goto(mail.link);
+    await page.getByLabel('New password', { exact: true }).fill('short');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).not.toBe('');
+    const refused = await fieldState(page, 'bo-new-password');
+    expect(refused.invalid).toBe('true');
+    expect(refused.description).toContain((await page.getByRole('alert').textContent())!.trim());
+    expect(refused.description).toContain('At least'); // the hint stays
+
+    // Empty field: the required-field error describes it.
+    await page.getByLabel('New password', { exact: true }).fill('');
+    await page.getByRole('button', { name: 'Set password' }).click();
+    await expect.poll(() => fieldState(page, 'bo-new-password')).toMatchObject({ invalid: 'true' });
+    expect((await fieldState(page, 'bo-new-password')).description).toContain((await page.getByRole('alert').textContent())!.trim());
+  });
 });

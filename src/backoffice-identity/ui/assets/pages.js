@@ -18,6 +18,19 @@
     return document.getElementById(id);
   }
 
+  /**
+   * Adds the alert to (or removes it from) the field's aria-describedby, beside its hint: a field in error says
+   * what is wrong with it when it gets the focus again (WCAG 3.3.1).
+   */
+  function describedByAlert(input, on) {
+    var ids = (input.getAttribute('aria-describedby') || '').split(/\s+/).filter(function (id) {
+      return id && id !== 'bo-alert';
+    });
+    if (on) ids.push('bo-alert');
+    if (ids.length) input.setAttribute('aria-describedby', ids.join(' '));
+    else input.removeAttribute('aria-describedby');
+  }
+
   /** Announces an error (and optional details) in the alert region; marks `fields` invalid. */
   function showError(message, details, fields) {
     statusBox.textContent = '';
@@ -30,9 +43,11 @@
     }
     document.querySelectorAll('[aria-invalid="true"]').forEach(function (input) {
       input.removeAttribute('aria-invalid');
+      describedByAlert(input, false);
     });
     (fields || []).forEach(function (input) {
       input.setAttribute('aria-invalid', 'true');
+      describedByAlert(input, true);
     });
     if (fields && fields[0]) fields[0].focus();
   }
