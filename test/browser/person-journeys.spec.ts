@@ -132,4 +132,28 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     await expect.poll(() => fieldState(page, 'bo-new-password')).toMatchObject({ invalid: 'true' });
     expect((await fieldState(page, 'bo-new-password')).description).toContain((await page.getByRole('alert').textContent())!.trim());
   });
+
+  it('WCAG 2.2 3.3.8 Accessible Authentication: the account page\'s password forms carry the account\'s username (hidden) so a password manager saves the new password for the right account, also after a change', async () => {
+    const email = 'manager.user@example.com';
+    expect((await app.userManager.createUser({ email, name: 'Max Manager', password: TEST_PASSWORD })).succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, email, TEST_PASSWORD);
+    await page.waitForURL(url('/account'));
+    const usernameIn = (formId: string) => page.evaluate((id) => {
+      const input = document.querySelector<HTMLInputElement>(`#${id} input[autocomplete="username"]`);
+      return input ? { value: input.value, hidden: input.offsetParent === null, type: input.type } : null;
+    }, formId);
+    await expect.poll(() => usernameIn('bo-change-password-form')).toEqual({ value: email, hidden: true, type: 'text' });
+    expect(await page.locator('#bo-change-password-form input[type="password"]').evaluateAll((inputs) => inputs.map((i) => i.getAttribute('autocomplete'))))
+      .toEqual(['current-password', 'new-password']);
+
+    const sent: string[] = [];
+    page.on('request', (request) => { if (request.url().endsWith('/auth/change-password')) sent.push(request.postData() ?? ''); });
+    await page.getByLabel('Current password', { exact: true }).fill(TEST_PASSWORD);
+    await page.getByLabel('New password', { exact: true }).fill('a new passphrase the manager should keep');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('changed');
+    expect(Object.keys(JSON.parse(sent[0])).sort()).toEqual(['currentPassword', 'newPassword']); // the username is not sent
+    expect(await usernameIn('bo-change-password-form')).toEqual({ value: email, hidden: true, type: 'text' }); // kept by the form's reset
+  });
 });

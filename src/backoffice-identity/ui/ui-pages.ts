@@ -248,12 +248,21 @@ ${this.field('bo-passkey-name', 'name', m.passkeyNameLabel, 'text', 'off', { hin
 </section>`;
   }
 
+  /**
+   * The signed-in account's username in a password form of the account page (filled by pages.js, hidden, never
+   * sent): password managers save (and fill) the password for that account, not for a guess (WCAG 3.3.8).
+   */
+  private accountUsername(): SafeHtml {
+    return html`<input type="text" class="bo-account-username" autocomplete="username" tabindex="-1" aria-hidden="true" hidden>`;
+  }
+
   /** "Change password" on the account page; none with `denyLocalLogin` (the server refuses every password then). */
   private changePasswordSection() {
     const m = this.m;
     return html`<section class="bo-section" aria-labelledby="bo-password-heading">
 <h2 id="bo-password-heading">${m.changePasswordHeading}</h2>
 <form id="bo-change-password-form" novalidate>
+${this.accountUsername()}
 ${this.field('bo-current-password', 'currentPassword', m.currentPasswordLabel, 'password', 'current-password')}
 ${this.newPasswordField()}
 <button type="submit">${m.changePasswordButton}</button>
@@ -291,6 +300,7 @@ ${this.field('bo-totp-code', 'code', m.codeLabel, 'text', 'one-time-code', { inp
 <p class="bo-actions"><button type="button" id="bo-copy-codes" class="bo-secondary">${m.copyCodesButton}</button><button type="button" id="bo-download-codes" class="bo-secondary">${m.downloadCodesButton}</button><button type="button" id="bo-saved-codes">${m.savedCodesButton}</button></p>
 </div>
 <form id="bo-2fa-disable-form" novalidate hidden>
+${this.options.denyLocalLogin ? '' : this.accountUsername()}
 ${this.options.denyLocalLogin ? '' : this.field('bo-2fa-password', 'password', m.passwordLabel, 'password', 'current-password')}
 <button type="submit" class="bo-danger">${m.turnOffTwoFactorButton}</button>
 </form>

@@ -519,6 +519,10 @@
       }
       current = res.body;
       $('bo-signed-in-as').textContent = t('signedInAs', { name: current.name, email: current.email });
+      // The default value, so a form's reset() after a change keeps it.
+      document.querySelectorAll('input.bo-account-username').forEach(function (input) {
+        input.setAttribute('value', current.username || current.email);
+      });
       renderTwoFactor(current);
       renderLogins(current);
       S.setReauthenticationProviders(current.logins);
