@@ -156,4 +156,25 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     expect(Object.keys(JSON.parse(sent[0])).sort()).toEqual(['currentPassword', 'newPassword']); // the username is not sent
     expect(await usernameIn('bo-change-password-form')).toEqual({ value: email, hidden: true, type: 'text' }); // kept by the form's reset
   });
+
+  it('double submit: once the sign-in succeeded, "Sign in" stays disabled while the next page loads, and Enter again sends no second sign-in (no second session)', async () => {
+    const email = 'double.enter@example.com';
+    expect((await app.userManager.createUser({ email, name: 'Dee Double', password: TEST_PASSWORD })).succeeded).toBe(true);
+    const page = await newPage();
+    // The next page is slow to come: the navigation to it is held here (a 204 leaves the page where it is).
+    await page.route(url('/account'), (route) => route.fulfill({ status: 204 }));
+    const logins: string[] = [];
+    page.on('request', (request) => { if (request.method() === 'POST' && request.url().endsWith('/auth/login')) logins.push(request.url()); });
+    const answered = page.waitForResponse((response) => response.url().endsWith('/auth/login'));
+    await signIn(page, email, TEST_PASSWORD);
+    expect((await answered).status()).toBe(200);
+    await page.waitForTimeout(200); // the page has handled the answer
+    expect(await page.getByRole('button', { name: 'Sign in' }).isDisabled()).toBe(true);
+    await page.getByLabel('Password', { exact: true }).press('Enter'); // impatient
+    await page.waitForTimeout(300);
+    await page.unroute(url('/account'));
+    await page.goto(url('/account'));
+    expect(logins).toHaveLength(1);
+    await expect.poll(() => page.locator('#bo-sessions li').count()).toBe(1);
+  });
 });

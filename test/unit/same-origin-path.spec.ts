@@ -36,6 +36,7 @@ function pagesJsReturnUrl(value: unknown): string {
   const window: Record<string, unknown> = {
     location: new URL(PAGE_URL),
     BackOfficeSession: { t: (key: string) => key, el: () => ({}) },
+    addEventListener: () => undefined,
   };
   const config = JSON.stringify({ page: 'none', returnUrl: value, defaultReturnUrl: '/backoffice/default' });
   const document = {

@@ -80,7 +80,31 @@
     }
   }
 
-  /** Wires a form: checks required fields, runs `submit(values)` (a promise) with the button disabled. */
+  /**
+   * Goes to `url` and resolves LEAVING: a form whose submit resolves it stays busy (buttons disabled) while the
+   * next page loads, so a second click or Enter sends nothing more (a second sign-in, a used code).
+   */
+  var LEAVING = {};
+  function leave(url) {
+    window.location.assign(url);
+    return LEAVING;
+  }
+
+  // Back to a page kept in the back/forward cache: its forms are no longer busy.
+  window.addEventListener('pageshow', function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll('form[aria-busy="true"]').forEach(function (form) {
+      form.removeAttribute('aria-busy');
+      form.querySelectorAll('button').forEach(function (b) {
+        b.disabled = false;
+      });
+    });
+  });
+
+  /**
+   * Wires a form: checks required fields, runs `submit(values)` (a promise) with the buttons disabled until it
+   * settles, or for good when it resolves LEAVING (see leave()).
+   */
   function handleForm(form, submit) {
     if (!form) return;
     form.addEventListener('submit', function (event) {
@@ -107,7 +131,8 @@
       });
       form.setAttribute('aria-busy', 'true');
       clearMessages();
-      Promise.resolve(submit(values, form)).then(function () {
+      Promise.resolve(submit(values, form)).then(function (result) {
+        if (result === LEAVING) return;
         buttons.forEach(function (b) {
           b.disabled = false;
         });
@@ -211,12 +236,11 @@
       if (page.returnUrl) query.set('returnUrl', page.returnUrl);
       if (page.passkeys && Array.isArray(res.body.providers)) query.set('providers', res.body.providers.join(','));
       var search = query.toString();
-      window.location.assign(S.base + '/two-factor' + (search ? '?' + search : ''));
-    } else if (res.body.status === 'requiresTwoFactorSetup') {
-      // A setup-only session (a group requires two-factor): the setup is on the account page.
-      window.location.assign(S.base + '/account?status=requiresTwoFactorSetup');
-    } else window.location.assign(returnUrl());
-    return true;
+      return leave(S.base + '/two-factor' + (search ? '?' + search : ''));
+    }
+    // A setup-only session (a group requires two-factor): the setup is on the account page.
+    if (res.body.status === 'requiresTwoFactorSetup') return leave(S.base + '/account?status=requiresTwoFactorSetup');
+    return leave(returnUrl());
   }
 
   function signIn() {
@@ -230,7 +254,7 @@
     handleForm($('bo-sign-in-form'), function (values) {
       showStatus(t('signingIn'));
       return S.request('POST', '/auth/login', { username: values.username, password: values.password }, { retry: false }).then(function (res) {
-        if (afterSignIn(res)) return;
+        if (afterSignIn(res)) return LEAVING;
         statusBox.textContent = '';
         password.value = '';
         showError(S.errorText(res), null, res.body && res.body.code === 'invalid_credentials' ? [username, password] : [password]);
@@ -254,10 +278,7 @@
     handleForm($('bo-two-factor-form'), function (values) {
       var body = { provider: values.provider || 'totp', code: values.code.replace(/\s+/g, '') };
       return S.request('POST', '/auth/2fa', body, { retry: false }).then(function (res) {
-        if (res.status === 200) {
-          window.location.assign(returnUrl());
-          return;
-        }
+        if (res.status === 200) return leave(returnUrl());
         code.value = '';
         var expired = res.body && (res.body.code === 'two_factor_expired' || res.body.code === 'locked_out');
         showError(S.errorText(res), null, [code]);
@@ -320,15 +341,15 @@
 
   function reset() {
     tokenPage('bo-reset-form', '/auth/reset-password', 'newPassword', function () {
-      window.location.assign(S.base + '?notice=password-reset');
+      return leave(S.base + '?notice=password-reset');
     }, 'linkInvalid');
   }
 
   function invite() {
     var link = tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function (res) {
       // A group that requires two-factor: a setup-only session, as after a password sign-in.
-      if (res.body && res.body.status === 'requiresTwoFactorSetup') window.location.assign(S.base + '/account?status=requiresTwoFactorSetup');
-      else window.location.assign(page.defaultReturnUrl);
+      if (res.body && res.body.status === 'requiresTwoFactorSetup') return leave(S.base + '/account?status=requiresTwoFactorSetup');
+      return leave(page.defaultReturnUrl);
     }, 'inviteLinkInvalid');
     if (link) inviteProviders(link);
   }
@@ -344,10 +365,7 @@
     }
     handleForm(form, function () {
       return S.request('POST', '/auth/me/email/confirm', { userId: link.userId, token: link.token }, { retry: false }).then(function (res) {
-        if (res.status === 200) {
-          window.location.assign(S.base + '?notice=email-changed');
-          return;
-        }
+        if (res.status === 200) return leave(S.base + '?notice=email-changed');
         if (res.body && res.body.code === 'invalid_token') form.hidden = true;
         showError(res.body && res.body.code === 'invalid_token' ? t('linkInvalid') : S.errorText(res));
       });
