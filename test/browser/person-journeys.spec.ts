@@ -177,4 +177,19 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     expect(logins).toHaveLength(1);
     await expect.poll(() => page.locator('#bo-sessions li').count()).toBe(1);
   });
+
+  it('no console error and no script error on any page: a first visit (no cookies) to every screen, then signed in on the account page', async () => {
+    const page = await newPage();
+    const errors: string[] = [];
+    page.on('console', (message) => { if (message.type() === 'error') errors.push(`${page.url()}: ${message.text()} ${message.location().url}`); });
+    page.on('pageerror', (error) => errors.push(`${page.url()}: ${error.message}`));
+    for (const path of ['/', '/forgot-password', '/reset-password', '/accept-invite', '/confirm-email', '/two-factor']) {
+      await page.goto(url(path), { waitUntil: 'networkidle' });
+    }
+    await signIn(page, LONG_EMAIL, TEST_PASSWORD);
+    await page.waitForURL(url('/account'));
+    await page.waitForLoadState('networkidle');
+    await expect.poll(() => page.locator('#bo-sessions li').count()).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+  });
 });

@@ -82,6 +82,7 @@ export class BackOfficeUiRenderer {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>${title} – ${branding.productName}</title>
+<link rel="icon" href="${branding.logoUrl || 'data:,'}">
 <link rel="stylesheet" href="${this.asset('ui.css', context)}">
 <link rel="stylesheet" href="${this.asset('session.css', context)}">
 <link rel="stylesheet" href="${this.asset('theme.css', context)}">
