@@ -192,4 +192,23 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     await expect.poll(() => page.locator('#bo-sessions li').count()).toBeGreaterThan(0);
     expect(errors).toEqual([]);
   });
+
+  it('WCAG 2.2 3.3.1 Error Identification: once the corrected form succeeds, no field stays marked invalid (red border, "invalid entry") under the success status', async () => {
+    const email = 'fixes.typo@example.com';
+    expect((await app.userManager.createUser({ email, name: 'Fay Fixer', password: TEST_PASSWORD })).succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, email, TEST_PASSWORD);
+    await page.waitForURL(url('/account'));
+    await page.getByLabel('Current password', { exact: true }).fill('a typo in the password');
+    await page.getByLabel('New password', { exact: true }).fill('the new passphrase after a typo');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect.poll(() => fieldState(page, 'bo-current-password')).toMatchObject({ invalid: 'true' });
+
+    await page.getByLabel('Current password', { exact: true }).fill(TEST_PASSWORD);
+    await page.getByLabel('New password', { exact: true }).fill('the new passphrase after a typo');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('changed');
+    expect(await fieldState(page, 'bo-current-password')).toEqual({ invalid: null, description: '' });
+    expect(await page.locator('[aria-invalid="true"]').count()).toBe(0);
+  });
 });

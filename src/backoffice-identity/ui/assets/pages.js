@@ -31,6 +31,14 @@
     else input.removeAttribute('aria-describedby');
   }
 
+  /** No field is in error any more (a new error names its own; a success names none). */
+  function clearInvalid() {
+    document.querySelectorAll('[aria-invalid="true"]').forEach(function (input) {
+      input.removeAttribute('aria-invalid');
+      describedByAlert(input, false);
+    });
+  }
+
   /** Announces an error (and optional details) in the alert region; marks `fields` invalid. */
   function showError(message, details, fields) {
     statusBox.textContent = '';
@@ -41,10 +49,7 @@
         return el('li', { text: d });
       })));
     }
-    document.querySelectorAll('[aria-invalid="true"]').forEach(function (input) {
-      input.removeAttribute('aria-invalid');
-      describedByAlert(input, false);
-    });
+    clearInvalid();
     (fields || []).forEach(function (input) {
       input.setAttribute('aria-invalid', 'true');
       describedByAlert(input, true);
@@ -54,6 +59,7 @@
 
   function showStatus(message) {
     alertBox.textContent = '';
+    clearInvalid();
     statusBox.textContent = message;
   }
 
