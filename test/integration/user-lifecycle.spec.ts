@@ -11,6 +11,7 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
   let smtp: TestSmtpServer;
   let admin: HttpClient;
   let adminId: string;
+  let adminEmail: string;
   const make = userFactory(() => ctx, 'life');
   const signIn = (email: string, password?: string) => signedInClient(ctx, email, password);
   const events = async (userId: string) => (await admin.get(`/audit?userId=${userId}&take=100`)).body.items as Array<{ event: string; details: any; performingUserId: string | null }>;
@@ -21,6 +22,7 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
     ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, email: { smtpUrl: smtp.url } } });
     const boss = await make({ groups: ['admin'] });
     adminId = boss.id;
+    adminEmail = boss.email;
     admin = await signIn(boss.email);
   });
   afterAll(async () => {
@@ -103,6 +105,7 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
 
   it('an admin edits name and email (username follows); duplicates 409; audited with a diff', async () => {
     const user = await make({ groups: ['writer'], name: 'Before' });
+    expect((await admin.post('/auth/reauthenticate', { password: TEST_PASSWORD })).status).toBe(200); // a new email needs a recent sign-in
     const newEmail = `edited-${user.id.slice(0, 8)}@example.com`;
     const res = await admin.request('PUT', `/users/${user.id}`, { body: { name: 'After', email: newEmail } });
     expect(res.status, res.text).toBe(200);
@@ -118,6 +121,41 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
     }
     expectClientError(await admin.request('PUT', `/users/00000000-0000-4000-8000-000000000000`, { body: { name: 'x' } }), 404);
     await signIn(newEmail);
+  });
+
+  it('OWASP ASVS 5.0 7.5.1: an admin edit that moves another user\'s email needs a recent sign-in (no takeover through forgot-password with a stolen admin cookie); name-only and same-address edits do not', async () => {
+    const user = await make({ groups: ['writer'], name: 'Victim' });
+    const stolen = await signIn(adminEmail);
+    const attackerEmail = `attacker-${user.id.slice(0, 8)}@example.com`;
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+    const refused = await stolen.request('PUT', `/users/${user.id}`, { body: { name: 'Renamed', email: attackerEmail } });
+    expectClientError(refused, 401);
+    expect(refused.body).toEqual({ statusCode: 401, code: 'reauthentication_required', message: expect.any(String) });
+    const untouched = (await ctx.userManager.findById(user.id))!;
+    expect({ email: untouched.email, name: untouched.name, securityStamp: untouched.securityStamp }).toEqual({ email: user.email, name: 'Victim', securityStamp: user.securityStamp });
+    expect((await events(user.id)).filter((e) => e.event === 'backoffice.user.profile.updated')).toEqual([]);
+    // The same address (compared normalized, as sign-in and forgot-password look it up) and a name-only edit need no step-up.
+    for (const body of [{ name: 'Renamed' }, { name: 'Renamed again', email: ` ${user.email.toUpperCase()} ` }]) {
+      const res = await stolen.request('PUT', `/users/${user.id}`, { body });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.name).toBe(body.name);
+    }
+    expect(ctx.userManager.normalizeKey((await ctx.userManager.findById(user.id))!.email)).toBe(ctx.userManager.normalizeKey(user.email));
+    // An API user's bearer token has no sign-in to renew: refused like the other step-up routes.
+    expect((await stolen.post('/auth/reauthenticate', { password: TEST_PASSWORD })).status).toBe(200);
+    const robot = await stolen.post('/users/api', { name: 'Editor robot', groups: ['admin'] });
+    expect(robot.status, robot.text).toBe(201);
+    const token = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: robot.body.clientId, client_secret: robot.body.clientSecret });
+    const bearer = { headers: { authorization: `Bearer ${token.body.access_token}` } };
+    const byRobot = await new HttpClient(ctx.url).request('PUT', `/users/${user.id}`, { body: { email: attackerEmail }, ...bearer });
+    expectClientError(byRobot, 401);
+    expect(byRobot.body.code).toBe('reauthentication_required');
+    expect((await new HttpClient(ctx.url).request('PUT', `/users/${user.id}`, { body: { name: 'By robot' }, ...bearer })).status).toBe(200);
+    expect((await ctx.userManager.findById(user.id))!.normalizedEmail).toBe(ctx.userManager.normalizeKey(user.email));
+    // After POST /auth/reauthenticate the same request goes through.
+    const moved = await stolen.request('PUT', `/users/${user.id}`, { body: { email: attackerEmail } });
+    expect(moved.status, moved.text).toBe(200);
+    expect((await ctx.userManager.findById(user.id))!.email).toBe(attackerEmail);
   });
 
   it('force password reset: the password stops working, sessions end, the emailed link sets a new one', async () => {

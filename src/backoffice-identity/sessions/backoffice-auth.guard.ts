@@ -117,9 +117,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     const { options, stepUp } = rules;
     const auth = request.backOffice ?? (await this.authenticate(request, rules));
     this.authorize(auth.user, options);
-    if (stepUp && (auth.scheme !== 'cookie' || !this.sessions.isRecentlyAuthenticated(auth.session, stepUp.withinMinutes))) {
-      throw BackOfficeHttpError.reauthenticationRequired();
-    }
+    if (stepUp) this.sessions.assertRecentSignIn(auth, stepUp.withinMinutes);
     return true;
   }
 

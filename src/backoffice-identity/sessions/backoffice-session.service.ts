@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SESSION_STORE, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { isUuid } from '../common/ids.js';
+import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
@@ -277,6 +278,18 @@ export class BackOfficeSessionService {
     const windowMs = withinMinutes === undefined ? this.reauthenticationMs : withinMinutes * 60_000;
     const at = session.reauthenticatedAt;
     return at !== null && this.clock.now().getTime() - new Date(at).getTime() < windowMs;
+  }
+
+  /**
+   * The step-up rule (`@RequiresRecentSignIn()`, and routes where it depends on the request, such as an admin's edit
+   * that moves another user's email): throws 401 `reauthentication_required` unless the request came with a session
+   * cookie whose sign-in or re-authentication is recent ({@link isRecentlyAuthenticated}). An API user's bearer token
+   * has no sign-in to renew and is always refused.
+   */
+  assertRecentSignIn(auth: { scheme: 'cookie' | 'bearer'; session?: Pick<BackOfficeSession, 'reauthenticatedAt'> }, withinMinutes?: number): void {
+    if (auth.scheme !== 'cookie' || !auth.session || !this.isRecentlyAuthenticated(auth.session, withinMinutes)) {
+      throw BackOfficeHttpError.reauthenticationRequired();
+    }
   }
 
   /**

@@ -48,7 +48,7 @@ export class BackOfficeUserLifecycleService {
     const candidate = await this.validated({ name: input.name ?? user.name, email: input.email ?? user.email });
     const changes: Record<string, { from: unknown; to: unknown }> = {};
     if (candidate.name !== user.name) changes.name = { from: user.name, to: candidate.name };
-    const emailChanged = this.userManager.normalizeKey(candidate.email) !== user.normalizedEmail || candidate.email !== user.email;
+    const emailChanged = this.movesEmail(user, candidate.email) || candidate.email !== user.email;
     if (emailChanged) changes.email = { from: user.email, to: candidate.email };
     if (Object.keys(changes).length === 0) return;
     const oldEmail = user.email;
@@ -60,6 +60,15 @@ export class BackOfficeUserLifecycleService {
     }
     await this.userManager.notify(UserProfileUpdatedNotification, user, { changes });
     if (emailChanged) await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: user.email });
+  }
+
+  /**
+   * Whether `email` is another address than the user's, compared normalized as sign-in and forgot-password look
+   * it up (a change of case or surrounding spaces is not): such an edit can hand the account to whoever reads the
+   * new address, so an admin's edit of it needs a recent sign-in.
+   */
+  movesEmail(user: BackOfficeUser, email: string): boolean {
+    return this.userManager.normalizeKey(email) !== user.normalizedEmail;
   }
 
   /**

@@ -273,12 +273,20 @@ export class UsersController {
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse, description: 'Name and/or email changed (the username follows the email when usernameIsEmail); audited with a diff' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
+  @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: the email moves to another address and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); name-only edits need no step-up',
+  })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email' })
   @requirePermissions('users.manage')
   async update(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: AdminUpdateUserDto): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
+    // A new address plus forgot-password would take the account over: a stolen admin cookie must not be enough.
+    if (body.email !== undefined && this.lifecycle.movesEmail(user, body.email)) this.sessions.assertRecentSignIn(request.backOffice);
     await this.lifecycle.updateProfile(user, body);
     return toBackOfficeUserDto(user, this.clock.now());
   }
