@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, reauthenticate, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
@@ -18,7 +18,9 @@ describe('API bearer tokens end with the secret and the state that issued them (
     expect(res.status, res.text).toBe(200);
     return res.body.access_token as string;
   };
+  /** Creates an API user as the admin (a step-up first: tests move the clock past the admin's sign-in). */
   const createApiUser = async (groups: string[]) => {
+    await reauthenticate(admin);
     const res = await admin.post('/users/api', { name: 'Robot', groups });
     expect(res.status, res.text).toBe(201);
     return res.body as { user: { id: string; email: string; groups: string[] }; clientId: string; clientSecret: string };

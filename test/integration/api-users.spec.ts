@@ -4,7 +4,7 @@ import { expectClientError } from '../support/bad-input.js';
 import { BackOfficeApiUserService, TypeOrmBackOfficeApiClientStore } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, reauthenticate, signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex');
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -14,12 +14,15 @@ describe('API users: client credentials and bearer tokens', () => {
   let ctx: IdentityApp;
   let admin: HttpClient;
   let adminId: string;
+  let adminEmail: string;
   const make = userFactory(() => ctx, 'apiu');
   const anon = () => new HttpClient(ctx.url);
   /** A token request as a plain OAuth client sends it: form body, no cookies. */
   const tokenRequest = (form: Record<string, string>, headers: Record<string, string> = {}) =>
     anon().request('POST', '/auth/token', { raw: new URLSearchParams(form).toString(), contentType: 'application/x-www-form-urlencoded', headers });
+  /** Creates an API user as the admin (a step-up first: tests move the clock past the admin's sign-in). */
   const createApiUser = async (groups: string[], name = 'Robot') => {
+    await reauthenticate(admin);
     const res = await admin.post('/users/api', { name, groups });
     expect(res.status, res.text).toBe(201);
     return res.body as { user: { id: string; groups: string[] }; clientId: string; clientSecret: string };
@@ -42,6 +45,7 @@ describe('API users: client credentials and bearer tokens', () => {
     ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
     const boss = await make({ groups: ['admin'] });
     adminId = boss.id;
+    adminEmail = boss.email;
     admin = anon();
     expect((await admin.login(boss.email, TEST_PASSWORD)).status).toBe(200);
     expect((await admin.post('/groups', { alias: 'readers', name: 'Readers', permissions: ['users.read'] })).status).toBe(201);
@@ -66,6 +70,35 @@ describe('API users: client credentials and bearer tokens', () => {
     const listed = list.body.items.find((u: { clientId: string }) => u.clientId === created.clientId);
     expect(listed).toMatchObject({ id: created.user.id, name: 'Nightly export', groups: ['readers'], disabled: false });
     expect(JSON.stringify(list.body)).not.toContain(created.clientSecret);
+  });
+
+  it('OWASP ASVS 5.0 7.5.3: creating an API user and rotating its secret mint a lasting credential, so they need a recent sign-in; without one nothing is created or rotated', async () => {
+    const existing = await createApiUser(['readers']);
+    const managerRobot = await createApiUser(['managers'], 'Manager robot');
+    const dataSource = ctx.app.get(DataSource);
+    const clients = () => dataSource.query(`SELECT client_id, secret_hash, previous_secret_hash FROM backoffice_api_client ORDER BY client_id`);
+    const before = await clients();
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+    const robotToken = await tokenFor(managerRobot.clientId, managerRobot.clientSecret);
+    for (const refused of [
+      await stolen.post('/users/api', { name: 'Backdoor', groups: ['readers'] }),
+      await stolen.post(`/users/api/${existing.user.id}/rotate-secret`, {}),
+      await anon().post('/users/api', { name: 'Backdoor', groups: ['readers'] }, bearer(robotToken)),
+      await anon().post(`/users/api/${existing.user.id}/rotate-secret`, {}, bearer(robotToken)),
+    ]) {
+      expectClientError(refused, 401);
+      expect(refused.body).toEqual({ statusCode: 401, code: 'reauthentication_required', message: expect.any(String) });
+    }
+    expect(await clients()).toEqual(before);
+    expect(await tokenFor(existing.clientId, existing.clientSecret)).toMatch(/^boat_/); // the secret still works
+    await reauthenticate(stolen);
+    const created = await stolen.post('/users/api', { name: 'Backdoor', groups: ['readers'] });
+    expect(created.status, created.text).toBe(201);
+    expect(created.body.clientSecret).toMatch(/^bocs_/);
+    const rotated = await stolen.post(`/users/api/${existing.user.id}/rotate-secret`, {});
+    expect(rotated.status, rotated.text).toBe(200);
+    expect(rotated.body.clientSecret).not.toBe(existing.clientSecret);
   });
 
   it('issues a bearer token (form + Basic, form body credentials, JSON) that reads /users with the group\'s permissions and nothing more', async () => {
@@ -260,6 +293,7 @@ describe('API users: client credentials and bearer tokens', () => {
     expect((await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, rotated.body.clientSecret) })).status).toBe(200);
     ctx.clock.advance(5 * 60_000 + 1000);
     expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) }), 401, 'invalid_client');
+    await reauthenticate(admin); // the clock moved past the step-up window: rotating mints a credential
     const again = await admin.post(`/users/api/${user.id}/rotate-secret`, {});
     expect(again.body.previousSecretExpiresAt).toBeNull();
     expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, rotated.body.clientSecret) }), 401, 'invalid_client');

@@ -1,7 +1,7 @@
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, reauthenticate, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { independentCode } from '../support/oathtool.js';
 import { Injectable, type LoggerService } from '@nestjs/common';
 import { BackOfficeNotSupportedError, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
@@ -123,7 +123,9 @@ describe('Two-factor enforced per group (requireTwoFactor)', () => {
     expect((await new HttpClient(ctx.url).login(user.email, TEST_PASSWORD)).body.status).toBe('requiresTwoFactorSetup');
     const outsider = await make({ groups: ['editor'] });
     expect((await new HttpClient(ctx.url).login(outsider.email, TEST_PASSWORD)).body.status).toBe('success');
+    await reauthenticate(admin); // an earlier test moved the clock past the admin's sign-in
     const robot = await admin.post('/users/api', { name: 'Robot', groups: ['writer'] });
+    expect(robot.status, robot.text).toBe(201);
     const token = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: robot.body.clientId, client_secret: robot.body.clientSecret });
     expect(token.status).toBe(200);
     expect((await put(admin, '/groups/writer', { requireTwoFactor: false })).status).toBe(200);

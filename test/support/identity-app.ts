@@ -136,6 +136,15 @@ export async function signedInClient(ctx: Pick<IdentityApp, 'url'>, email: strin
   return client;
 }
 
+/**
+ * Step-up of a signed-in client: `POST /auth/reauthenticate` with the password (expects 200; the client takes the
+ * renewed cookies), for routes that need a recent sign-in once the test clock moved past the sign-in.
+ */
+export async function reauthenticate(client: HttpClient, password = TEST_PASSWORD): Promise<void> {
+  const res = await client.post('/auth/reauthenticate', { password });
+  expect(res.status, res.text).toBe(200);
+}
+
 /** Creates users with unique emails (`<prefix><n>@example.com`) and the test password; fails the test on errors. */
 export function userFactory(getApp: () => IdentityApp, prefix: string) {
   let counter = 0;

@@ -8,13 +8,17 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { mayManageTargetErrors, permissionErrors } from '../permissions/permission-errors.decorator.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
-import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
+import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { ApiUserCreatedResponse, ApiUserListResponse, CreateApiUserDto, RotateSecretDto, SecretRotatedResponse } from './api-users.dto.js';
 import { BackOfficeApiUserService, type BackOfficeApiUserView } from './backoffice-api-user.service.js';
 
-/** API users (machines): create, list, rotate secrets. `users.manage`. Disable/enable/groups go through `/users/:id/...`. */
+/**
+ * API users (machines): create, list, rotate secrets. `users.manage`. Disable/enable/groups go through `/users/:id/...`.
+ * Creating one and rotating a secret mint a lasting credential: they need a recent sign-in (`@RequiresRecentSignIn()`),
+ * so a stolen admin cookie is not enough, and a bearer token (no sign-in to renew) is refused there.
+ */
 @ApiTags('users')
 @Controller('users/api')
 @UsePipes(BackOfficeValidationPipe)
@@ -29,6 +33,7 @@ export class ApiUsersController {
 
   @Post()
   @HttpCode(201)
+  @RequiresRecentSignIn()
   @ApiCreatedResponse({ type: ApiUserCreatedResponse, description: 'The secret is shown this once' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (unknown group, blank or long name)' })
   @permissionErrors('users.manage')
@@ -51,6 +56,7 @@ export class ApiUsersController {
 
   @Post(':id/rotate-secret')
   @HttpCode(200)
+  @RequiresRecentSignIn()
   @ApiOkResponse({ type: SecretRotatedResponse, description: 'A new secret (shown once); the previous one works for overlapMinutes' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (overlapMinutes)' })
   @mayManageTargetErrors()
