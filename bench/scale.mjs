@@ -2,7 +2,7 @@
 // `npm run bench:scale` — the stores at scale (issue #17): seeds a fresh PostgreSQL database with 100k users,
 // 1M live sessions and 2M audit entries (set-based INSERT ... SELECT generate_series, about a minute), then
 // measures through the demo app over HTTP, as a client would see it:
-//   GET /audit?take=20, a deep page (by `before` cursor when the app has one, and by `skip=1500000`),
+//   GET /audit?take=20, a deep page (by `before` cursor when the app has one, and by `skip=10000`, the deepest offset allowed),
 //   the per-user audit (`userId`), GET /users?take=20, with a rare and a common `filter`, and /auth/me rps.
 // Latency rows: one connection for --seconds (median and p90 ms); /auth/me: 50 connections.
 // Prints a table and writes bench/scale-results.json (or --out=FILE). The database is dropped afterwards
@@ -98,7 +98,7 @@ try {
   const routes = {
     'GET /audit?take=20': `${PREFIX}/audit?take=20`,
     ...(hasCursor && deepCursor ? { 'GET /audit deep page (before cursor, 1.5M)': `${PREFIX}/audit?take=20&before=${deepCursor}` } : {}),
-    'GET /audit deep page (skip=1500000)': `${PREFIX}/audit?take=20&skip=1500000`,
+    'GET /audit deep page (skip=10000, the cap)': `${PREFIX}/audit?take=20&skip=10000`,
     'GET /audit?userId (per user)': `${PREFIX}/audit?take=20&userId=${someUser}`,
     'GET /users?take=20': `${PREFIX}/users?take=20`,
     'GET /users?filter=user4242 (rare)': `${PREFIX}/users?take=20&filter=user4242`,

@@ -145,6 +145,22 @@ describe('GET /audit: keyset pages, filters, counts over HTTP', () => {
     expect((await admin.get(`/audit?take=1&before=${Buffer.from('8640000000000000000.1').toString('base64url')}`)).status).toBe(200);
   });
 
+  it('OWASP ASVS 5.0 2.4.1 (4.0 11.1.4): skip is at most 10,000 (an offset costs work in proportion to it): deeper is 400 validation_failed naming skip and pointing to before, with or without filters; 10,000 still answers', async () => {
+    for (const filters of ['', `&userId=${subject}`, '&event=test.audit.odd']) {
+      for (const skip of ['10001', '10000000']) {
+        const result = await admin.get(`/audit?take=200&skip=${skip}${filters}`);
+        expectClientError(result, 400);
+        expect(result.body.code).toBe('validation_failed');
+        const error = result.body.errors.find((e: { field: string }) => e.field === 'skip');
+        expect(error, `${skip}${filters}`).toMatchObject({ code: 'max' });
+        expect(error.description).toMatch(/10,000.*before.*nextCursor/);
+      }
+      const deepest = await admin.get(`/audit?take=200&skip=10000${filters}`);
+      expect(deepest.status, deepest.text).toBe(200);
+      expect(deepest.body.items).toEqual([]);
+    }
+  });
+
   it('needs audit.read: anonymous 401', async () => {
     expectClientError(await new HttpClient(ctx.url).get('/audit?take=1'), 401);
   });

@@ -6,6 +6,7 @@ import { ErrorResponse } from '../auth/auth.dto.js';
 import { BACKOFFICE_AUDIT_STORE } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { MAX_LIST_SKIP, MaxListSkip } from '../http/list-offset.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import { decodeAuditCursor, encodeAuditCursor } from './audit-cursor.js';
 import type { BackOfficeAuditCount, BackOfficeAuditEntry, BackOfficeAuditStore } from './backoffice-audit-store.interface.js';
@@ -16,13 +17,15 @@ export class AuditQuery {
   @ApiPropertyOptional({
     default: 0,
     deprecated: true,
-    description: 'Entries to skip (OFFSET): slow on deep pages of large trails. Use `before` instead; not combined with it.',
+    minimum: 0,
+    maximum: MAX_LIST_SKIP,
+    description: 'Entries to skip (OFFSET, at most 10,000: its cost grows with it). Use `before` instead; not combined with it.',
   })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
   @Min(0)
-  @Max(10_000_000)
+  @MaxListSkip('deeper entries: page with before, the nextCursor of the previous page')
   skip: number = 0;
 
   @ApiPropertyOptional({ default: 50, maximum: 200 })
@@ -102,7 +105,7 @@ export class AuditController {
 
   @Get()
   @ApiOkResponse({ type: AuditPageResponse })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (e.g. a `before` that is not a cursor, or `before` with `skip`)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (e.g. a `before` that is not a cursor, `before` with `skip`, or `skip` over 10,000)' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden (needs audit.read)' })
   async list(@Query() query: AuditQuery): Promise<AuditPageResponse> {
