@@ -78,6 +78,22 @@ describe('Admin user management and the audit trail', () => {
     }
   });
 
+  it('OWASP ASVS 5.0 2.4.1 (4.0 11.1.4): GET /users skip is at most 10,000 (an offset costs work in proportion to it): deeper is 400 validation_failed naming skip and pointing to filter and state; 10,000 still answers', async () => {
+    for (const skip of ['10001', '1000000']) {
+      for (const narrowed of ['', '&state=active&filter=made']) {
+        const result = await admin.get(`/users?skip=${skip}${narrowed}`);
+        expectClientError(result, 400);
+        expect(result.body.code).toBe('validation_failed');
+        const error = result.body.errors.find((e: { field: string }) => e.field === 'skip');
+        expect(error, skip).toMatchObject({ code: 'max' });
+        expect(error.description).toMatch(/10,000.*filter.*state/);
+      }
+    }
+    const deepest = await admin.get('/users?skip=10000&take=100');
+    expect(deepest.status, deepest.text).toBe(200);
+    expect(deepest.body.items).toEqual([]);
+  });
+
   it('disable ends sessions and sign-in; enable restores; unlock clears a lockout; all notified and audited', async () => {
     const user = await make();
     const http = new HttpClient(ctx.url);

@@ -52,6 +52,7 @@ export class UsersController {
 
   @Get()
   @ApiOkResponse({ type: UserPageResponse })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (e.g. `skip` over 10,000, `take` over 100, a `filter` over 256 characters)' })
   @requirePermissions('users.read')
   async list(@Query() query: ListUsersQuery): Promise<{ items: BackOfficeUserDto[]; total: number; totalExact: boolean }> {
     const store = this.userManager.store;

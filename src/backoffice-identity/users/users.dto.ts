@@ -2,14 +2,20 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import { UserResponse } from '../auth/auth.dto.js';
+import { MAX_LIST_SKIP, MaxListSkip } from '../http/list-offset.js';
 
 export class ListUsersQuery {
-  @ApiPropertyOptional({ default: 0, minimum: 0 })
+  @ApiPropertyOptional({
+    default: 0,
+    minimum: 0,
+    maximum: MAX_LIST_SKIP,
+    description: 'Users to skip (OFFSET, at most 10,000: its cost grows with it); narrow deeper lists with `filter` or `state`',
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
   @Min(0)
-  @Max(1_000_000)
+  @MaxListSkip('narrow the list with filter or state to reach users deeper than that')
   skip: number = 0;
 
   @ApiPropertyOptional({ default: 20, minimum: 1, maximum: 100 })
