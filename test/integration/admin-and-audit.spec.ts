@@ -94,6 +94,33 @@ describe('Admin user management and the audit trail', () => {
     expect(deepest.body.items).toEqual([]);
   });
 
+  it('OWASP ASVS 5.0 1.2.4 (4.0 5.3.4): LIKE wildcards in GET /users filter match themselves: %, _ and \\ find only the users whose text holds them; a filter with a control character (the newline that joins username, email and name) is 400 validation_failed, never a match across them', async () => {
+    const tag = `wild${Date.now()}`;
+    const percent = (await ctx.userManager.createUser({ email: `${tag}.p@example.com`, name: `${tag} 100% Pat`, password })).value!;
+    const underscore = (await ctx.userManager.createUser({ email: `${tag}_u@example.com`, name: `${tag} Una`, password })).value!;
+    const backslash = (await ctx.userManager.createUser({ email: `${tag}.b@example.com`, name: `${tag} Back\\slash`, password })).value!;
+    await ctx.userManager.createUser({ email: `${tag}.plain@example.com`, name: `${tag} Plain`, password });
+    const found = async (filter: string) => {
+      const page = await admin.get(`/users?take=100&filter=${encodeURIComponent(filter)}`);
+      expect(page.status, page.text).toBe(200);
+      return page.body.items.map((u: { id: string }) => u.id).sort();
+    };
+    expect(await found(tag)).toHaveLength(4);
+    expect(await found(`${tag} 100%`)).toEqual([percent.id]);
+    expect(await found('100% pat')).toEqual([percent.id]);
+    expect(await found(`${tag}_`)).toEqual([underscore.id]);
+    expect(await found(`${tag} back\\slash`)).toEqual([backslash.id]);
+    expect(await found(`${tag} back%`)).toEqual([]);
+    expect(await found(`${tag}%`)).toEqual([]);
+    // The stored search text joins username, email and name with newlines: a filter holding one matched across them.
+    for (const control of ['\n', '\t', '\u007f']) {
+      const across = await admin.get(`/users?filter=${encodeURIComponent(`${tag}.p@example.com${control}${tag}`)}`);
+      expectClientError(across, 400);
+      expect(across.body.code).toBe('validation_failed');
+      expect(across.body.errors.map((e: { field: string }) => e.field)).toEqual(['filter']);
+    }
+  });
+
   it('disable ends sessions and sign-in; enable restores; unlock clears a lockout; all notified and audited', async () => {
     const user = await make();
     const http = new HttpClient(ctx.url);

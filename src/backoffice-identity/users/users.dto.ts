@@ -1,7 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, MaxLength, Min, ValidateBy } from 'class-validator';
 import { UserResponse } from '../auth/auth.dto.js';
+import { CONTROL_CHARACTERS } from '../common/lookup-normalizer.js';
 import { MAX_LIST_SKIP, MaxListSkip } from '../http/list-offset.js';
 
 export class ListUsersQuery {
@@ -31,10 +32,19 @@ export class ListUsersQuery {
   @IsIn(['active', 'inactive', 'disabled', 'invited', 'lockedOut'])
   state?: 'active' | 'inactive' | 'disabled' | 'invited' | 'lockedOut';
 
-  @ApiPropertyOptional({ description: 'Text in username, email or name', maxLength: 256 })
+  @ApiPropertyOptional({
+    description: 'Text in username, email or name, matched literally (`%`, `_` and `\\` are no wildcards); no control characters',
+    maxLength: 256,
+  })
   @IsOptional()
   @IsString()
   @MaxLength(256)
+  // The stored search text joins the three with newlines, and none of them holds a control character: a filter with
+  // one would only ever match across two of them.
+  @ValidateBy({
+    name: 'noControlCharacters',
+    validator: { validate: (value: unknown) => typeof value === 'string' && !CONTROL_CHARACTERS.test(value), defaultMessage: () => 'filter must not hold control characters' },
+  })
   filter?: string;
 }
 
