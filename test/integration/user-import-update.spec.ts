@@ -1,8 +1,10 @@
 import * as bcrypt from 'bcrypt';
+import { DataSource } from 'typeorm';
+import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
-import { isUserDirectoryManagedStore } from '../../src/backoffice-identity/index.js';
+import { createIdentityApp, reauthenticate, signedInClient, type IdentityApp } from '../support/identity-app.js';
+import { BackOfficeApiUserService, BackOfficeEvents, isUserDirectoryManagedStore } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 const expectLoginStatus = (res: { status: number }, status: number) => expect(res.status).toBe(status);
@@ -11,13 +13,14 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
   let admin: HttpClient;
+  const bossEmail = 'impupd-import-boss@example.com';
 
   beforeAll(async () => {
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
-    await ctx.userManager.createUser({ email: 'impupd-import-boss@example.com', name: 'Boss', password, groups: ['admin'] });
+    await ctx.userManager.createUser({ email: bossEmail, name: 'Boss', password, groups: ['admin'] });
     admin = new HttpClient(ctx.url);
-    expect((await admin.login('impupd-import-boss@example.com', password)).status).toBe(200);
+    expect((await admin.login(bossEmail, password)).status).toBe(200);
   });
   afterAll(async () => {
     await ctx?.close();
@@ -143,5 +146,60 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
       await own.close();
       await ownDb.drop();
     }
+  });
+
+  it('OWASP ASVS 5.0 7.5.1: a real import that would replace an existing user\'s password hash or move its email needs a recent sign-in (401 reauthentication_required, nothing written, as PUT /users/:id); dry runs, new users, skips and profile-only updates do not', async () => {
+    const hashVictim = (await ctx.userManager.createUser({ email: 'impupd-stepup-hash@example.com', name: 'Hash victim', password, groups: ['editor'] })).value!;
+    const mailVictim = (await ctx.userManager.createUser({ email: 'impupd-stepup-mail@example.com', name: 'Mail victim', password, groups: ['editor'] })).value!;
+    const dataSource = ctx.app.get(DataSource);
+    const written = async () => ({
+      users: await dataSource.query(`SELECT id, email, name, password_hash, security_stamp FROM backoffice_user WHERE normalized_email LIKE 'impupd-stepup%' ORDER BY id`),
+      imports: (await dataSource.query(`SELECT count(*)::int AS n FROM backoffice_audit_entry WHERE event = $1 AND details->>'dryRun' = 'false'`, [BackOfficeEvents.UsersImported]))[0].n,
+    });
+    const attackerPassword = 'the attacker chose this password';
+    const attackerHash = { passwordFormat: 'bcrypt', passwordHash: await bcrypt.hash(attackerPassword, 4) };
+    const takeOverHash = { email: hashVictim.email, name: 'Hash victim', groups: ['editor'], ...attackerHash };
+    const takeOverMail = { email: 'impupd-stepup-mail@\uff45xample.com', name: 'Mail victim', groups: ['editor'] }; // same lookup key, another domain
+    const stolen = await signedInClient(ctx, bossEmail, password);
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const robot = await apiUsers.create({ name: 'Import robot', groups: ['admin'] });
+    const robotAuth = { headers: { authorization: `Bearer ${(await apiUsers.issueToken(robot.clientId, robot.clientSecret)).access_token}` } };
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+    const before = await written();
+    for (const users of [[takeOverHash], [takeOverMail], [{ email: 'impupd-stepup-new@example.com', name: 'New', groups: [] }, takeOverHash]]) {
+      // A bearer token has no sign-in to renew: refused as on every step-up route.
+      for (const refused of [await stolen.post('/users/import', { users, onConflict: 'update' }), await new HttpClient(ctx.url).post('/users/import', { users, onConflict: 'update' }, robotAuth)]) {
+        expectClientError(refused, 401);
+        expect(refused.body).toEqual({ statusCode: 401, code: 'reauthentication_required', message: expect.any(String) });
+      }
+      // A dry run writes nothing: it reports what the import would do, without a step-up.
+      const dryRun = await stolen.post('/users/import', { users, onConflict: 'update', dryRun: true });
+      expect(dryRun.status, dryRun.text).toBe(200);
+      expect(dryRun.body.summary.updated).toBe(1);
+    }
+    expect(await written()).toEqual(before); // no user row changed, no import recorded
+    expect((await new HttpClient(ctx.url).login(hashVictim.email, attackerPassword)).status).toBe(401);
+
+    // Without a step-up: new users, skipped conflicts (hash or not), and updates of name, groups or the address's case.
+    const skipped = await stolen.post('/users/import', { users: [takeOverHash, takeOverMail], onConflict: 'skip' });
+    expect(skipped.body.summary, skipped.text).toMatchObject({ skipped: 2 });
+    const routine = await stolen.post('/users/import', {
+      users: [
+        { email: 'impupd-stepup-new@example.com', name: 'New', groups: [] },
+        { email: hashVictim.email, name: 'Hash victim (renamed)', groups: ['writer'] },
+        { email: 'IMPUPD-STEPUP-MAIL@EXAMPLE.COM', name: 'Mail victim', groups: ['editor'] },
+      ],
+      onConflict: 'update',
+    });
+    expect(routine.status, routine.text).toBe(200);
+    expect(routine.body.summary).toMatchObject({ created: 1, updated: 2 });
+    expect((await ctx.userManager.findById(hashVictim.id))!.passwordHash).toBe(before.users.find((u: { id: string }) => u.id === hashVictim.id).password_hash);
+
+    // After POST /auth/reauthenticate the same imports go through.
+    await reauthenticate(stolen, password);
+    const stepped = await stolen.post('/users/import', { users: [takeOverHash, takeOverMail], onConflict: 'update' });
+    expect(stepped.body.summary, stepped.text).toMatchObject({ updated: 2 });
+    expect((await new HttpClient(ctx.url).login(hashVictim.email, attackerPassword)).status).toBe(200);
+    expect((await ctx.userManager.findById(mailVictim.id))!.email).toBe(takeOverMail.email);
   });
 });

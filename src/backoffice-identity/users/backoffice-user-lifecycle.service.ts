@@ -72,6 +72,15 @@ export class BackOfficeUserLifecycleService {
   }
 
   /**
+   * Whether mail to `email` may reach another mailbox than mail to the user's address: any difference but letter
+   * case. Wider than {@link movesEmail}: a compatibility variant (a fullwidth letter) keeps the lookup key, yet is
+   * another domain to a mail server. An import matches users by that key, so this is how it can move an email.
+   */
+  changesEmailAddress(user: BackOfficeUser, email: string): boolean {
+    return email.trim().toLowerCase() !== user.email.toLowerCase();
+  }
+
+  /**
    * Starts an email change: a link to the new address (24 hours, single use, stored as SHA-256) and a notice to
    * the old one. Only the input is checked before this returns; the lookup, the link and both emails happen
    * afterwards in the background (as forgot-password does), so a taken address (which gets nothing) and a free

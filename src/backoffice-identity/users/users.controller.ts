@@ -86,6 +86,14 @@ export class UsersController {
   @ApiOkResponse({ type: ImportUsersResponse, description: 'One result per record, in order; invalid records are reported and not written' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (users not an array, bad onConflict or groupMap)' })
   @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: with onConflict update (not a dry run) a record would give an existing user another password hash ' +
+      'or another email address (beyond letter case) and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes ' +
+      '(always for a bearer token); the whole request is refused and nothing is written. New users, skipped conflicts and profile-only updates need no step-up',
+  })
+  @ApiResponse({
     status: 403,
     type: ErrorResponse,
     description:
@@ -105,10 +113,51 @@ export class UsersController {
       throw new BackOfficeHttpError(400, 'validation_failed', (error as Error).message.replace(/^importUsers: /, ''));
     }
     const actor = request.backOffice.user;
-    const onConflict = BackOfficeUserImporter.resolveOptions(options).onConflict;
-    const authorize = this.groups.mayActOnAnyone(actor) ? undefined : (records: readonly ImportRecordToAuthorize[]) => this.authorizeImport(actor, onConflict, records);
+    const { onConflict, dryRun } = BackOfficeUserImporter.resolveOptions(options);
+    const checksPermissions = !this.groups.mayActOnAnyone(actor);
+    // A dry run writes nothing, so it may report what an update would do without a step-up.
+    const checksStepUp = onConflict === 'update' && !dryRun;
+    const authorize = async (records: readonly ImportRecordToAuthorize[]): Promise<void> => {
+      if (checksPermissions) await this.authorizeImport(actor, onConflict, records);
+      if (checksStepUp) await this.assertStepUpForOverwrites(request.backOffice, records);
+    };
     const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);
     return { results, summary: summarizeImport(results) };
+  }
+
+  /**
+   * An import (`onConflict: 'update'`, not a dry run) whose records would give an existing user another password
+   * hash or another email address is an account takeover with a stolen admin cookie (the hash is the attacker's
+   * password; the address receives the forgot-password link): it needs a recent sign-in, as `PUT /users/:id` moving
+   * an email does ({@link BackOfficeSessionService.assertRecentSignIn}: 401 `reauthentication_required`, always for
+   * a bearer token). Checked before anything is written; one such record refuses the whole request.
+   */
+  private async assertStepUpForOverwrites(auth: BackOfficeAuthenticatedRequest['backOffice'], records: readonly ImportRecordToAuthorize[]): Promise<void> {
+    for (const record of records) {
+      for (const existing of await this.conflictingUsers(record)) {
+        if (this.overwritesCredentials(existing, record)) {
+          this.sessions.assertRecentSignIn(auth);
+          return;
+        }
+      }
+    }
+  }
+
+  /** Whether the record would replace the user's password hash or move its email to another address. */
+  private overwritesCredentials(existing: BackOfficeUser, record: ImportRecordToAuthorize): boolean {
+    const replacesHash = record.passwordHash != null && record.passwordHash !== existing.passwordHash;
+    return replacesHash || (record.email !== undefined && this.lifecycle.changesEmailAddress(existing, record.email));
+  }
+
+  /** The existing users a well-formed record conflicts with: by email, and by username when that is another key. */
+  private async conflictingUsers(record: ImportRecordToAuthorize): Promise<BackOfficeUser[]> {
+    if (record.normalizedEmail === undefined) return [];
+    const store = this.userManager.store;
+    const matches = [
+      await store.findByNormalizedEmail(record.normalizedEmail),
+      record.normalizedUsername === undefined || record.normalizedUsername === record.normalizedEmail ? null : await store.findByNormalizedUsername(record.normalizedUsername),
+    ];
+    return matches.filter((user): user is BackOfficeUser => user !== null);
   }
 
   /**
@@ -128,17 +177,11 @@ export class UsersController {
         refusedGroups.set(alias, error);
       }
     }
-    const store = this.userManager.store;
     for (const record of records) {
       const refusedGroup = record.groups.find((alias) => refusedGroups.has(alias));
       if (refusedGroup !== undefined) throw UsersController.importRefused(record.index, refusedGroups.get(refusedGroup)!);
-      if (onConflict === 'fail' || record.normalizedEmail === undefined) continue;
-      const matches = [
-        await store.findByNormalizedEmail(record.normalizedEmail),
-        record.normalizedUsername === undefined || record.normalizedUsername === record.normalizedEmail ? null : await store.findByNormalizedUsername(record.normalizedUsername),
-      ];
-      for (const existing of matches) {
-        if (!existing) continue;
+      if (onConflict === 'fail') continue;
+      for (const existing of await this.conflictingUsers(record)) {
         try {
           this.groups.assertMayManage(actor, existing);
         } catch (error) {

@@ -30,13 +30,17 @@ export interface ResolvedImportOptions {
 
 /**
  * One record of a batch as an {@link ImportAuthorizer} sees it: its position, its groups after `groupMap`
- * (known aliases only) and, when it is well-formed enough to match an existing user, its normalised keys.
+ * (known aliases only) and, when it is well-formed enough to match an existing user, its normalised keys, its
+ * address and its password hash in the stored form (null without one), to compare with the user it would update.
+ * The hash is for that comparison only: never report or log it.
  */
 export interface ImportRecordToAuthorize {
   index: number;
   groups: readonly string[];
   normalizedEmail?: string;
   normalizedUsername?: string;
+  email?: string;
+  passwordHash?: string | null;
 }
 
 /**
@@ -117,7 +121,11 @@ export class BackOfficeUserImporter {
     const toAuthorize: ImportRecordToAuthorize[] = [];
     for (const [index, record] of records.entries()) {
       const { email, row, groups, errors } = await this.prepare(record, knownGroups, options.groupMap);
-      toAuthorize.push(row ? { index, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername } : { index, groups });
+      toAuthorize.push(
+        row
+          ? { index, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername, email: row.email, passwordHash: row.passwordHash }
+          : { index, groups },
+      );
       if (row && seenEmails.has(row.normalizedEmail)) errors.push(this.manager.errorDescriber.duplicateInImport('email'));
       else if (row && seenUsernames.has(row.normalizedUsername)) errors.push(this.manager.errorDescriber.duplicateInImport('username'));
       if (row && errors.length === 0) {
