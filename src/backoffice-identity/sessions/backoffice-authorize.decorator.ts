@@ -26,9 +26,10 @@ export const BackOfficeAuthorize = (options: BackOfficeAuthorizeOptions = {}) =>
   applyDecorators(SetMetadata(BACKOFFICE_AUTHORIZE_METADATA, options), UseGuards(BackOfficeAuthGuard), ApiCookieAuth('backoffice_session'));
 
 /**
- * Step-up re-authentication for a sensitive route (ASVS 4.0 3.7.1): the session must have signed in or
- * re-authenticated (`POST /auth/reauthenticate { password }`) within `session.reauthenticationMinutes`
- * (default 5), else 401 `reauthentication_required`. Implies `@BackOfficeAuthorize()` (session, XSRF);
+ * Step-up re-authentication for a sensitive route (OWASP ASVS 5.0 7.5.1-7.5.3; ASVS 4.0 3.7.1): the session
+ * must have signed in or re-authenticated (`POST /auth/reauthenticate { password }`) within
+ * `session.reauthenticationMinutes` (default 5), else 401 `reauthentication_required`. Where the rule depends on
+ * the request, call `BackOfficeSessionService.assertRecentSignIn(request.backOffice)` (the same check) instead. Implies `@BackOfficeAuthorize()` (session, XSRF);
  * combine with it for groups. Applies to a route or a whole controller.
  *
  * ```ts
