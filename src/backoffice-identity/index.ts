@@ -38,7 +38,9 @@ export { BackOfficeRequestContextStore, type BackOfficeRequestContext } from './
 export { BackOfficeUserManager, LOCKED_UNTIL_UNLOCKED, type BackOfficePasswordCheckOutcome, type CreateBackOfficeUserInput } from './users/backoffice-user-manager.js';
 export { BackOfficeUserManagerDependencies } from './users/backoffice-user-manager-dependencies.js';
 export {
+  BACKOFFICE_USER_SECRET_FIELDS,
   deriveUserState,
+  redactSecretsWhenLogged,
   toBackOfficeUserDto,
   type BackOfficeUser,
   type BackOfficeUserDto,

@@ -3,7 +3,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { linkParams, TestSmtpServer } from '../support/smtp.js';
-import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
+import { inspect } from 'node:util';
+import { BackOfficeBackgroundTasks, BackOfficeSessionService, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 
 describe('ASVS 7.1.1: secrets never reach the logs', () => {
   let db: TestDatabase;
@@ -52,5 +53,26 @@ describe('ASVS 7.1.1: secrets never reach the logs', () => {
     const all = logger.lines.join('\n');
     expect(logger.lines.some((l) => /could not send/i.test(l))).toBe(true); // failures were logged...
     for (const secret of secrets) expect(all).not.toContain(secret); // ...without any secret
+  });
+
+  it('ASVS 5.0 16.2.5 / 4.0 7.1.1: a user the host gets from the manager or the session, logged or serialized, shows no password hash or security stamp', async () => {
+    const created = (await ctx.userManager.createUser({ email: 'logs-user@example.com', name: 'Logged', password })).value!;
+    const client = new HttpClient(ctx.url);
+    await client.login('logs-user@example.com', password);
+    const signedIn = await ctx.app.get(BackOfficeSessionService).authenticate(client.cookies.get('backoffice_session'), { touch: false });
+    const users: BackOfficeUser[] = [
+      created,
+      (await ctx.userManager.findById(created.id))!,
+      (await ctx.userManager.findByEmail('logs-user@example.com'))!,
+      signedIn!.user, // what request.backOffice.user holds
+    ];
+    for (const user of users) {
+      expect(user.passwordHash).toMatch(/\$2[aby]\$/); // property access still reads the bcrypt hash
+      for (const line of [JSON.stringify(user), inspect(user), JSON.stringify({ user }), inspect({ backOffice: { user } }, { depth: 4 })]) {
+        expect(line).toContain('logs-user@example.com');
+        expect(line).not.toContain(user.passwordHash!);
+        expect(line).not.toContain(user.securityStamp);
+      }
+    }
   });
 });

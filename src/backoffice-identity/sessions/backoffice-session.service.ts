@@ -9,7 +9,7 @@ import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, 
 import { isUuid } from '../common/ids.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import type { BackOfficeUser } from '../users/backoffice-user.js';
+import { redactSecretsWhenLogged, type BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './session-store.interface.js';
 
@@ -171,7 +171,8 @@ export class BackOfficeSessionService {
     else if (pending) this.pendingTouches.delete(session.id); // the write is visible now
     const now = this.clock.now();
     if (!this.isLive(session, now)) return null;
-    const user = found.user === undefined ? await this.userManager.findById(session.userId) : found.user;
+    // request.backOffice.user: redacted when logged, whatever store read it (see BackOfficeUser)
+    const user = redactSecretsWhenLogged(found.user === undefined ? await this.userManager.findById(session.userId) : found.user);
     if (!user || !user.isApproved || !holdsStamp(session, user.securityStamp)) return null;
     if (options.touch !== false && now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) this.touch(session, now);
     return found.loginProviders ? { session, user, loginProviders: found.loginProviders } : { session, user };

@@ -33,7 +33,7 @@ import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interf
 import { hashRecoveryCode, legacyRecoveryCodeHash, newRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
 import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import type { BackOfficeUser, BackOfficeUserKind } from './backoffice-user.js';
+import { redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from './backoffice-user.js';
 import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
 import { FallbackPasswordChecker, type BackOfficePasswordChecker } from './passwords/password-checker.js';
 import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
@@ -293,21 +293,23 @@ export class BackOfficeUserManager {
     return this.clock.now();
   }
 
+  /** The user, or null. Users the manager returns are redacted when logged (see {@link BackOfficeUser}). */
   findById(id: string): Promise<BackOfficeUser | null> {
     if (typeof id !== 'string') return Promise.resolve(null);
-    return this.store.findById(id);
+    return this.store.findById(id).then(redactSecretsWhenLogged);
   }
 
   /** Finds by username (by email when `usernameIsEmail`). Bad input finds nobody. */
   async findByName(username: string): Promise<BackOfficeUser | null> {
     const key = this.lookupKey(username);
     if (key === null) return null;
-    return this.options.usernameIsEmail ? this.store.findByNormalizedEmail(key) : this.store.findByNormalizedUsername(key);
+    return redactSecretsWhenLogged(await (this.options.usernameIsEmail ? this.store.findByNormalizedEmail(key) : this.store.findByNormalizedUsername(key)));
   }
 
+  /** Finds by email. Bad input finds nobody. */
   async findByEmail(email: string): Promise<BackOfficeUser | null> {
     const key = this.lookupKey(email);
-    return key === null ? null : this.store.findByNormalizedEmail(key);
+    return key === null ? null : redactSecretsWhenLogged(await this.store.findByNormalizedEmail(key));
   }
 
   /** The normalised key, or null for input that can match no user (not a string, empty, too long). */
@@ -389,7 +391,7 @@ export class BackOfficeUserManager {
         },
         now,
       );
-      return IdentityResult.success(user);
+      return IdentityResult.success(redactSecretsWhenLogged(user));
     } catch (error) {
       if (error instanceof BackOfficeDuplicateUserError) {
         const emailTaken = error.field === 'email' || this.options.usernameIsEmail;
@@ -1322,7 +1324,7 @@ export class BackOfficeUserManager {
   async findByLogin(provider: string, providerKey: string): Promise<BackOfficeUser | null> {
     if (!isUserLoginStore(this.store) || typeof provider !== 'string' || typeof providerKey !== 'string') return null;
     const userId = await this.store.findUserIdByLogin(provider, providerKey);
-    return userId ? this.store.findById(userId) : null;
+    return userId ? redactSecretsWhenLogged(await this.store.findById(userId)) : null;
   }
 
   /**

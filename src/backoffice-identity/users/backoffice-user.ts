@@ -1,4 +1,19 @@
-/** A back-office user as the managers see it. Hashes and stamps stay on the server. */
+import { inspect } from 'node:util';
+
+/**
+ * A back-office user as the managers see it. Hashes and stamps stay on the server.
+ *
+ * Secrets ({@link BACKOFFICE_USER_SECRET_FIELDS}: the password hash and the security stamp) are read as usual
+ * (`user.passwordHash`), but a user logged or serialized by the host (`JSON.stringify(user)`, `console.log(user)`,
+ * Nest's `Logger`, pino, `util.inspect`) shows them as `"[redacted]"` (OWASP ASVS 5.0 16.2.5). The one place that
+ * marks users so is {@link redactSecretsWhenLogged}, applied where users enter the module: by the built-in stores to
+ * every user they read or create, and by `BackOfficeUserManager` to what any store, a host's own included, hands
+ * back to `createUser`, `findById`, `findByName`, `findByEmail` and `findByLogin`; the session service applies it to
+ * the signed-in user too. The mark is two non-enumerable methods (`toJSON`, `util.inspect.custom`) that read the
+ * object as it is when logged, so later changes stay redacted; keys, spreading, `structuredClone` and equality
+ * see the plain fields. A copy (`{ ...user }`) carries the secrets but not the mark: pass it through
+ * {@link redactSecretsWhenLogged} before it may be logged.
+ */
 export interface BackOfficeUser {
   id: string;
   username: string;
@@ -107,4 +122,39 @@ export function toBackOfficeUserDto(user: BackOfficeUser, now: Date): BackOffice
     createdAt: user.createdAt.toISOString(),
     ...(user.isApproved ? {} : { disabledReason: user.disabledReason ?? null, disabledUntil: user.disabledUntil?.toISOString() ?? null }),
   };
+}
+
+/** The fields of a {@link BackOfficeUser} that {@link redactSecretsWhenLogged} hides from logs and JSON. */
+export const BACKOFFICE_USER_SECRET_FIELDS = ['passwordHash', 'securityStamp'] as const satisfies ReadonlyArray<keyof BackOfficeUser>;
+
+/** What a redacted secret reads as in logs and JSON. */
+const REDACTED = '[redacted]';
+
+/** A plain copy of the user, secrets (when set) replaced by {@link REDACTED}: what logs and JSON get. */
+function redactedView(user: BackOfficeUser): Record<string, unknown> {
+  const view: Record<string, unknown> = { ...user };
+  for (const field of BACKOFFICE_USER_SECRET_FIELDS) if (view[field] !== null && view[field] !== undefined) view[field] = REDACTED;
+  return view;
+}
+
+/** What logs and JSON get of a marked user (`util.inspect` formats it in turn with the caller's depth and colours). */
+function logSafeView(this: BackOfficeUser): Record<string, unknown> {
+  return redactedView(this);
+}
+
+/** The mark: non-enumerable, so keys, spreading, `structuredClone` and equality do not see it. */
+const LOG_SAFE_METHODS: PropertyDescriptorMap = {
+  toJSON: { value: logSafeView, enumerable: false, configurable: true, writable: true },
+  [inspect.custom]: { value: logSafeView, enumerable: false, configurable: true, writable: true },
+};
+
+/**
+ * Marks `user` so that `JSON.stringify` and `util.inspect` (hence `console.log` and Nest's `Logger`) show its
+ * {@link BACKOFFICE_USER_SECRET_FIELDS} as `"[redacted]"`; property access is unchanged. Returns the same object
+ * (idempotent; a copy only for an object that cannot be extended, e.g. frozen); null stays null.
+ */
+export function redactSecretsWhenLogged<T extends BackOfficeUser | null | undefined>(user: T): T {
+  if (!user || (user as unknown as Record<PropertyKey, unknown>)[inspect.custom] === logSafeView) return user;
+  const target = Object.isExtensible(user) ? user : { ...user };
+  return Object.defineProperties(target, LOG_SAFE_METHODS) as T;
 }

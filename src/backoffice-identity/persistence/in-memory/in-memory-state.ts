@@ -1,4 +1,4 @@
-import type { BackOfficeUser } from '../../users/backoffice-user.js';
+import { redactSecretsWhenLogged, type BackOfficeUser } from '../../users/backoffice-user.js';
 
 /** A group as the in-memory stores keep it. */
 export interface InMemoryGroup {
@@ -41,12 +41,12 @@ export class InMemoryBackOfficeState {
   toUser(stored: InMemoryUser): BackOfficeUser {
     const groups = stored.groups.filter((alias) => this.groups.has(alias)).sort();
     const records = groups.map((alias) => this.groups.get(alias)!);
-    return {
+    return redactSecretsWhenLogged({
       ...stored,
       groups,
       permissions: [...new Set(records.flatMap((g) => g.permissions))].sort(),
       twoFactorRequiredByGroup: records.some((g) => g.requireTwoFactor),
-    };
+    });
   }
 
   /** Deletes groups' memberships when a group goes (the foreign key's cascade). */

@@ -5,7 +5,7 @@ import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
 import { deleteCounting, failedAccessResult } from './sql-results.js';
-import { PENDING_INVITEE_SQL, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
+import { PENDING_INVITEE_SQL, redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
 import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../../users/import/user-import.js';
@@ -60,7 +60,7 @@ function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
   const { groups, ...fields } = entity;
   const permissions = [...new Set((groups ?? []).flatMap((g) => g.permissions ?? []))].sort();
   const twoFactorRequiredByGroup = (groups ?? []).some((g) => g.requireTwoFactor);
-  return { ...fields, groups: (groups ?? []).map((g) => g.alias), permissions, twoFactorRequiredByGroup };
+  return redactSecretsWhenLogged({ ...fields, groups: (groups ?? []).map((g) => g.alias), permissions, twoFactorRequiredByGroup });
 }
 
 /**
@@ -152,7 +152,7 @@ export function jsonDate(value: string | null | undefined): Date | null {
 export function userFromRow(row: UserRow & { u: UserJson }): BackOfficeUser {
   const u = row.u;
   const { groups, permissions, twoFactorRequiredByGroup } = groupsOf(row.groups);
-  return {
+  return redactSecretsWhenLogged({
     id: u.id,
     username: u.username,
     normalizedUsername: u.normalized_username,
@@ -181,7 +181,7 @@ export function userFromRow(row: UserRow & { u: UserJson }): BackOfficeUser {
     disabledReason: u.disabled_reason ?? null,
     disabledUntil: jsonDate(u.disabled_until),
     directoryManagedAt: jsonDate(u.directory_managed_at),
-  };
+  });
 }
 
 interface PasskeyRow {
