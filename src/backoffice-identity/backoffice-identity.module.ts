@@ -154,21 +154,20 @@ export class BackOfficeIdentityModule implements NestModule {
       backOfficeLocalStrategyProvider,
       rateLimitStorage,
     ];
-    // The TypeORM repositories, start-up check and database timeouts only while a default store is in use.
-    const persistence = usesTypeOrmStores(swaps) ? typeOrmPersistence() : { imports: [], providers: [] };
+    // The host's data source, start-up check and database timeouts only while a TypeORM store is in use.
+    const persistence = usesTypeOrmStores(swaps) ? typeOrmPersistence() : [];
     return {
       module: BackOfficeIdentityModule,
       global: true,
       imports: [
         ...imports,
         DiscoveryModule,
-        ...persistence.imports,
         BackOfficeIdentityHttpModule,
         RouterModule.register([{ path: routePrefix, module: BackOfficeIdentityHttpModule }]),
       ],
       providers: [
         ...shared,
-        ...persistence.providers,
+        ...persistence,
         backOfficeEventEmitterProvider,
         BackOfficePermissionsStartupCheck,
         BackOfficeUiTrailingSlash,

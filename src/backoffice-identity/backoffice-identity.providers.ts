@@ -73,12 +73,29 @@ function specOf(swaps: BackOfficeIdentitySwaps, key: SwapKey): BackOfficeProvide
   return fromSet === undefined || fromSet === null ? undefined : { useValue: fromSet };
 }
 
-/** True while any store is the default TypeORM one (then the module needs the host's TypeORM data source). */
+/** The class a swap makes Nest instantiate (a class, or `{ useClass }`); undefined for a value or a factory. */
+function classOf(spec: BackOfficeProviderSpec<unknown>): Type<unknown> | undefined {
+  if (typeof spec === 'function') return spec as Type<unknown>;
+  return typeof spec === 'object' && 'useClass' in spec && typeof spec.useClass === 'function' ? spec.useClass : undefined;
+}
+
+/** True for a default TypeORM store class or a host's subclass of one (both are built on the host's data source). */
+function isTypeOrmStoreClass(type: Type<unknown> | undefined): boolean {
+  return type !== undefined && Object.values(TYPEORM_DEFAULT_STORES).some((store) => type === store || type.prototype instanceof store);
+}
+
+/**
+ * True while any store is a TypeORM one, the default or a subclass swapped in (then the module needs the host's
+ * TypeORM data source).
+ */
 export function usesTypeOrmStores(swaps: BackOfficeIdentitySwaps): boolean {
   if (swaps.stores !== undefined && (typeof swaps.stores !== 'object' || swaps.stores === null)) {
     throw new BackOfficeIdentityOptionsError('stores', 'must be an object of stores (e.g. InMemoryBackOfficeStores.create())', swaps.stores);
   }
-  return BACKOFFICE_STORE_KEYS.some((key) => specOf(swaps, key) === undefined);
+  return BACKOFFICE_STORE_KEYS.some((key) => {
+    const spec = specOf(swaps, key);
+    return spec === undefined || isTypeOrmStoreClass(classOf(spec));
+  });
 }
 
 /** The providers of every swappable part, each under its exported token. */

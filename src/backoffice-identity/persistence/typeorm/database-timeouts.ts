@@ -1,8 +1,8 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
-import { DataSource } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../../options/backoffice-identity-options.interface.js';
+import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 
 /** The parts of a `pg` Pool (and its clients) this service touches. */
 interface PgPoolLike {
@@ -30,17 +30,11 @@ export class BackOfficeDatabaseTimeouts implements OnModuleInit {
 
   constructor(
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
-    private readonly moduleRef: ModuleRef,
+    @InjectBackOfficeDataSource() private readonly dataSource: DataSource,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    let dataSource: DataSource | undefined;
-    try {
-      dataSource = this.moduleRef.get(DataSource, { strict: false });
-    } catch {
-      return; // a custom store without TypeORM
-    }
-    const pool = (dataSource?.driver as { master?: unknown } | undefined)?.master;
+    const pool = (this.dataSource.driver as { master?: unknown } | undefined)?.master;
     if (!isPgPool(pool)) return;
     const { statementTimeoutMs, connectionTimeoutMs } = this.options.database;
     if (connectionTimeoutMs > 0 && !pool.options.connectionTimeoutMillis) pool.options.connectionTimeoutMillis = connectionTimeoutMs;

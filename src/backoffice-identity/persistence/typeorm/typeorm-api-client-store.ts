@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, type EntityManager } from 'typeorm';
 import type {
   BackOfficeAccessTokenRecord,
@@ -48,7 +48,7 @@ function clientFromRow(row: ClientRow): BackOfficeApiClient {
 export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore {
   private readonly manager: EntityManager;
 
-  constructor(@InjectDataSource() source: DataSource | EntityManager) {
+  constructor(@InjectBackOfficeDataSource() source: DataSource | EntityManager) {
     this.manager = source instanceof DataSource ? source.manager : source;
   }
 

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import type {
   BackOfficeAuditEntry,
@@ -57,7 +57,7 @@ class Conditions {
  */
 @Injectable()
 export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
 
   /** True when entries are appended by this class's own SQL on `dataSource` (so another store may write them too). */
   writesWith(dataSource: DataSource): boolean {

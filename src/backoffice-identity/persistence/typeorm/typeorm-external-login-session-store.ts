@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import type {
   BackOfficeExternalLoginSessionRecord,
@@ -9,7 +9,7 @@ import type {
 /** `backoffice_session_external_login` rows; they are deleted with their session (foreign key, cascade). */
 @Injectable()
 export class TypeOrmBackOfficeExternalLoginSessionStore implements BackOfficeExternalLoginSessionStore {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
 
   async attach(sessionId: string, record: BackOfficeExternalLoginSessionRecord): Promise<void> {
     await this.dataSource.query(

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, type EntityManager } from 'typeorm';
 import {
   BackOfficeDuplicateGroupError,
@@ -41,7 +41,7 @@ function groupFromRow(row: GroupRow): BackOfficeGroupRecord {
  */
 @Injectable()
 export class TypeOrmBackOfficeGroupStore implements BackOfficeGroupStore {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
 
   async list(): Promise<BackOfficeGroupRecord[]> {
     const rows: GroupRow[] = await this.dataSource.query(`${SELECT_GROUP} ORDER BY g.alias`);

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
 import { deleteCounting, returned } from './sql-results.js';
@@ -69,7 +69,7 @@ function selectList(t: KindTable): string {
  */
 @Injectable()
 export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSignInStore {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
 
   async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
     const t = TABLES[pending.kind];

@@ -1,6 +1,7 @@
 import type { DynamicModule, Provider, Type } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import type { BackOfficeStores } from '../backoffice-stores.interface.js';
+import { backOfficeDataSourceProvider } from './backoffice-data-source.provider.js';
 import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
 import { BackOfficeDatabaseTimeouts } from './database-timeouts.js';
 import { backOfficeIdentityEntities } from './entities.js';
@@ -25,14 +26,15 @@ export const TYPEORM_DEFAULT_STORES: Record<keyof BackOfficeStores, Type<unknown
 };
 
 /**
- * What the module adds while any default (TypeORM) store is in use: the entities' repositories on the host's
- * data source, the start-up check (entities and tables present) and the database timeouts.
+ * What the module adds while any TypeORM store is in use: the host's data source (resolved in one place, with a
+ * clear error when the host has none), the start-up check (entities and tables present) and the database timeouts.
+ * The entities are registered for the host's `autoLoadEntities: true` as `TypeOrmModule.forFeature()` does it, when
+ * called; its repository providers are not imported: the stores use the data source itself, and without one the
+ * repositories would stop start-up first, with Nest's "can't resolve dependencies" instead of the fix.
  */
-export function typeOrmPersistence(): { imports: DynamicModule[]; providers: Provider[] } {
-  return {
-    imports: [TypeOrmModule.forFeature(backOfficeIdentityEntities)],
-    providers: [BackOfficeIdentityStartupCheck, BackOfficeDatabaseTimeouts],
-  };
+export function typeOrmPersistence(): Provider[] {
+  TypeOrmModule.forFeature(backOfficeIdentityEntities); // registers the entities for autoLoadEntities
+  return [backOfficeDataSourceProvider, BackOfficeIdentityStartupCheck, BackOfficeDatabaseTimeouts];
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, IsNull, MoreThan } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
 import type { BackOfficeAuditStore } from '../../audit/backoffice-audit-store.interface.js';
@@ -84,7 +84,7 @@ function sessionFromRow({ s }: SessionRow): BackOfficeSession {
  */
 @Injectable()
 export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
 
   private get sessions() {
     return this.dataSource.getRepository(BackOfficeSessionEntity);

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
+import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
@@ -272,7 +272,7 @@ export class TypeOrmBackOfficeUserStore
 {
   private readonly manager: EntityManager;
 
-  constructor(@InjectDataSource() source: DataSource | EntityManager) {
+  constructor(@InjectBackOfficeDataSource() source: DataSource | EntityManager) {
     this.manager = source instanceof DataSource ? source.manager : source;
   }
 
