@@ -157,6 +157,70 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     expect(await usernameIn('bo-change-password-form')).toEqual({ value: email, hidden: true, type: 'text' }); // kept by the form's reset
   });
 
+  /**
+   * Every text put into the alert or status region, with the page's readyState then (an init script watches from
+   * the first byte, so the parser's insertion of a server-rendered message is seen as 'loading').
+   */
+  async function watchLiveRegions(page: Page): Promise<void> {
+    await page.addInitScript(() => {
+      const seen: Array<{ id: string; text: string; state: string }> = [];
+      (window as any).__liveInserts = seen;
+      new MutationObserver((records) => {
+        for (const record of records) {
+          const region = (record.target as Element).closest?.('#bo-alert, #bo-status') ?? (record.target.parentElement?.closest('#bo-alert, #bo-status'));
+          if (region && record.addedNodes.length && region.textContent?.trim()) seen.push({ id: region.id, text: region.textContent.trim(), state: document.readyState });
+        }
+      }).observe(document, { childList: true, subtree: true, characterData: true });
+    });
+  }
+  const insertsAfterLoad = (page: Page, id: string) =>
+    page.evaluate((regionId) => ((window as any).__liveInserts as Array<{ id: string; text: string; state: string }>).filter((i) => i.id === regionId && i.state === 'complete').map((i) => i.text), id);
+
+  /** Chromium's accessibility tree: the focused node's role and the text inside it. */
+  async function focusedAxNode(page: Page): Promise<{ role: string; text: string } | null> {
+    const cdp = await page.context().newCDPSession(page);
+    try {
+      const { nodes } = (await cdp.send('Accessibility.getFullAXTree')) as { nodes: Array<any> };
+      const byId = new Map(nodes.map((n) => [n.nodeId, n]));
+      // The document itself is marked focused too: the element is the focused node that is not the root.
+      const focused = nodes.find((n) => n.role?.value !== 'RootWebArea' && (n.properties ?? []).some((p: any) => p.name === 'focused' && p.value?.value === true));
+      if (!focused) return null;
+      const texts: string[] = [];
+      const walk = (n: any) => { if (n.role?.value === 'StaticText') texts.push(n.name?.value ?? ''); (n.childIds ?? []).forEach((id: string) => byId.get(id) && walk(byId.get(id))); };
+      walk(focused);
+      return { role: focused.role?.value, text: texts.join(' ').trim() };
+    } finally {
+      await cdp.detach();
+    }
+  }
+
+  it('WCAG 2.2 4.1.3 Status Messages / 3.3.1 Error Identification: an error already in the page when it loads (?error= on the sign-in and account pages, a link without its token) is put into the live region after the load and takes the focus; a notice (?notice=) is put into the status region after the load', async () => {
+    const groupsMissing = 'The external provider did not send your groups';
+    const page = await newPage();
+    await watchLiveRegions(page);
+    await page.goto(url('/?error=external_groups_unavailable'));
+    await expect.poll(() => insertsAfterLoad(page, 'bo-alert')).toEqual([expect.stringContaining(groupsMissing)]);
+    await expect.poll(() => focused(page)).toBe('bo-alert');
+    expect(await focusedAxNode(page)).toEqual({ role: 'alert', text: expect.stringContaining(groupsMissing) });
+    await page.screenshot({ path: '/tmp/ui2-shots/load-error-sign-in.png' });
+
+    await page.goto(url('/reset-password'));
+    await expect.poll(() => insertsAfterLoad(page, 'bo-alert')).toEqual([expect.stringContaining('incomplete')]);
+    await expect.poll(() => focused(page)).toBe('bo-alert');
+    expect(await focusedAxNode(page)).toMatchObject({ role: 'alert' });
+
+    await page.goto(url('/?notice=password-reset'));
+    await expect.poll(() => insertsAfterLoad(page, 'bo-status')).toHaveLength(1);
+    expect(await focused(page)).toBe('BODY'); // a notice does not move the focus
+
+    await signIn(page, LONG_EMAIL, TEST_PASSWORD);
+    await page.waitForURL(url('/account'));
+    await page.goto(url('/account?error=login_already_linked'));
+    await expect.poll(() => insertsAfterLoad(page, 'bo-alert')).toEqual([expect.stringContaining('already linked')]);
+    await expect.poll(() => focused(page)).toBe('bo-alert');
+    expect(await focusedAxNode(page)).toEqual({ role: 'alert', text: expect.stringContaining('already linked') });
+  });
+
   it('double submit: once the sign-in succeeded, "Sign in" stays disabled while the next page loads, and Enter again sends no second sign-in (no second session)', async () => {
     const email = 'double.enter@example.com';
     expect((await app.userManager.createUser({ email, name: 'Dee Double', password: TEST_PASSWORD })).succeeded).toBe(true);

@@ -687,4 +687,37 @@
 
   var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, 'confirm-email': confirmEmail, account: account };
   if (pages[page.page]) pages[page.page]();
+
+  /**
+   * A message that is in a live region when the page loads (a server-rendered `?error=` or `?notice=`, a refused
+   * link) is not announced by most screen readers (WCAG 4.1.3, 3.3.1). Once the page has loaded, into a region
+   * the screen reader already watches, the message is put in again (new nodes, same text, in one step: what is
+   * seen does not change). An error also takes the focus (tabindex=-1), so it is read where the live region is
+   * not, unless the person has already moved the focus.
+   */
+  function announceOnLoad(box, focus) {
+    var text = box.textContent;
+    if (!text.trim()) return;
+    function again() {
+      setTimeout(function () {
+        if (box.textContent !== text) return; // a newer message was announced
+        var fresh = Array.prototype.map.call(box.childNodes, function (node) {
+          return node.cloneNode(true);
+        });
+        box.textContent = '';
+        fresh.forEach(function (node) {
+          box.appendChild(node);
+        });
+        var active = document.activeElement;
+        if (focus && (!active || active === document.body)) {
+          box.setAttribute('tabindex', '-1');
+          box.focus();
+        }
+      }, 250);
+    }
+    if (document.readyState === 'complete') again();
+    else window.addEventListener('load', again);
+  }
+  announceOnLoad(alertBox, true);
+  announceOnLoad(statusBox, false);
 })();
