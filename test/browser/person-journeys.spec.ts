@@ -221,6 +221,43 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     expect(await focusedAxNode(page)).toEqual({ role: 'alert', text: expect.stringContaining('already linked') });
   });
 
+  /**
+   * Each checkbox and radio button on the page: the size of what a pointer can hit to toggle it (the label that
+   * holds it, or the input alone), and whether a click at that target's top-left corner (1 px in) reaches it.
+   */
+  const toggleTargets = (page: Page) => page.evaluate(() =>
+    Array.from(document.querySelectorAll<HTMLInputElement>('input[type="checkbox"], input[type="radio"]'))
+      .filter((input) => input.offsetParent !== null)
+      .map((input) => {
+        const target = input.closest('label') ?? input;
+        const box = target.getBoundingClientRect();
+        const hit = document.elementFromPoint(box.left + 1, box.top + 1);
+        return { name: input.labels?.[0]?.textContent?.trim() ?? input.id, width: Math.round(box.width), height: Math.round(box.height), cornerHits: Boolean(hit && (hit === input || hit.closest('label') === target)) };
+      }));
+
+  it('WCAG 2.2 2.5.8 Target Size (Minimum): "Show password" and the two-factor method radio buttons are targets of at least 24 x 24 CSS px (the label that holds the input), and a click on the label\'s edge toggles them', async () => {
+    const page = await newPage();
+    await page.goto(url('/'));
+    const signInTargets = await toggleTargets(page);
+    expect(signInTargets).toEqual([{ name: 'Show password', width: expect.any(Number), height: expect.any(Number), cornerHits: true }]);
+    for (const target of signInTargets) expect(Math.min(target.width, target.height), target.name).toBeGreaterThanOrEqual(24);
+    const box = (await page.getByLabel('Show password').evaluate((input) => input.closest('label')?.getBoundingClientRect().toJSON() ?? null)) as DOMRect | null;
+    expect(box).not.toBeNull();
+    await page.mouse.click(box!.left + 1, box!.top + 1);
+    expect(await page.getByLabel('Show password').isChecked()).toBe(true);
+    expect(await page.getByLabel('Password', { exact: true }).getAttribute('type')).toBe('text');
+    await page.screenshot({ path: '/tmp/ui2-shots/target-size-sign-in.png', clip: { x: 280, y: 300, width: 460, height: 160 } });
+
+    await page.goto(url('/two-factor'));
+    const twoFactorTargets = await toggleTargets(page);
+    expect(twoFactorTargets.length).toBeGreaterThanOrEqual(2);
+    for (const target of twoFactorTargets) {
+      expect(Math.min(target.width, target.height), target.name).toBeGreaterThanOrEqual(24);
+      expect(target.cornerHits, target.name).toBe(true);
+    }
+    await page.screenshot({ path: '/tmp/ui2-shots/target-size-two-factor.png' });
+  });
+
   it('double submit: once the sign-in succeeded, "Sign in" stays disabled while the next page loads, and Enter again sends no second sign-in (no second session)', async () => {
     const email = 'double.enter@example.com';
     expect((await app.userManager.createUser({ email, name: 'Dee Double', password: TEST_PASSWORD })).succeeded).toBe(true);

@@ -117,7 +117,7 @@ ${body}
   }
 
   private showPassword(target: string): SafeHtml {
-    return html`<p class="bo-check"><input type="checkbox" id="${target}-show" data-toggles="${target}"><label for="${target}-show">${this.m.showPassword}</label></p>`;
+    return html`<p class="bo-check"><label for="${target}-show"><input type="checkbox" id="${target}-show" data-toggles="${target}">${this.m.showPassword}</label></p>`;
   }
 
   private newPasswordField(): SafeHtml {

@@ -85,12 +85,12 @@ export interface AxeSummary {
   passes: number;
 }
 
-/** Runs axe-core (WCAG 2.0/2.1 A and AA rules) on the page; the context must have bypassCSP to inject it. */
+/** Runs axe-core (WCAG 2.0/2.1/2.2 A and AA rules, among them 2.2's target-size) on the page; the context must have bypassCSP to inject it. */
 export async function axeScan(page: Page): Promise<AxeSummary> {
   await page.addScriptTag({ path: AXE_SOURCE });
   return page.evaluate(async () => {
     const axe = (window as unknown as { axe: { run: (ctx: unknown, opts: unknown) => Promise<any> } }).axe;
-    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
+    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'] } });
     return {
       violations: result.violations.map((v: any) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help })),
       passes: result.passes.length,
