@@ -28,8 +28,8 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
   const url = (path: string) => `${app.origin}/backoffice${path}`;
 
   /** A fresh profile; `width` 320 is a 1280 px window at 400% zoom (WCAG 1.4.10). */
-  async function newPage(width = 1024): Promise<Page> {
-    const context = await browser.newContext({ baseURL: app.origin, viewport: { width, height: 700 } });
+  async function newPage(width = 1024, options: Parameters<Browser['newContext']>[0] = {}): Promise<Page> {
+    const context = await browser.newContext({ baseURL: app.origin, viewport: { width, height: 700 }, ...options });
     contexts.push(context);
     return context.newPage();
   }
@@ -256,6 +256,46 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
       expect(target.cornerHits, target.name).toBe(true);
     }
     await page.screenshot({ path: '/tmp/ui2-shots/target-size-two-factor.png' });
+  });
+
+  it('WCAG 2.2 2.4.7 Focus Visible / 1.4.11 Non-text Contrast in forced colors (Windows high contrast) at 400% zoom (320 CSS px): every control tabbed to shows an outline, buttons keep their borders, and the re-authentication dialog keeps its edge', async () => {
+    const page = await newPage(320, { forcedColors: 'active' });
+    const focusRing = () => page.evaluate(() => {
+      const active = document.activeElement as HTMLElement;
+      const style = getComputedStyle(active);
+      return { name: active.id || active.textContent?.trim() || active.tagName, outline: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2 };
+    });
+    const edges = (selector: string) => page.locator(selector).evaluateAll((nodes) => nodes
+      .filter((node) => (node as HTMLElement).offsetParent !== null || node.tagName === 'DIALOG')
+      .map((node) => {
+        const style = getComputedStyle(node);
+        return { name: node.textContent?.trim().slice(0, 30), border: style.borderTopStyle !== 'none' && parseFloat(style.borderTopWidth) >= 1 && style.borderTopColor !== style.backgroundColor };
+      }));
+    for (const path of ['/', '/forgot-password', '/two-factor']) {
+      await page.goto(url(path));
+      await page.waitForLoadState('networkidle');
+      expect(await page.evaluate(() => matchMedia('(forced-colors: active)').matches)).toBe(true);
+      const stops = await page.locator('a[href]:visible, button:visible, input:visible:not([type="radio"]), input[type="radio"]:checked:visible').count();
+      for (let i = 0; i < stops; i++) {
+        await page.keyboard.press('Tab');
+        const ring = await focusRing();
+        expect(ring, `${path}: ${ring.name}`).toMatchObject({ outline: true });
+      }
+      for (const edge of await edges('button, a.bo-button')) expect(edge, path).toMatchObject({ border: true });
+    }
+    await page.screenshot({ path: '/tmp/ui2-shots/forced-colors-two-factor-320.png', fullPage: true });
+
+    await signIn(page, LONG_EMAIL, TEST_PASSWORD);
+    await page.waitForURL(url('/account'));
+    await page.waitForLoadState('networkidle');
+    for (const edge of await edges('button, a.bo-button')) expect(edge, 'account').toMatchObject({ border: true });
+    void page.evaluate(() => (window as any).BackOfficeSession.reauthenticate());
+    await expect.poll(() => page.getByRole('dialog').count()).toBe(1);
+    expect(await edges('dialog[open]'), 're-authentication dialog').toEqual([expect.objectContaining({ border: true })]);
+    for (const edge of await edges('dialog[open] button')) expect(edge, 'dialog buttons').toMatchObject({ border: true });
+    await page.keyboard.press('Tab');
+    expect(await focusRing()).toMatchObject({ outline: true });
+    await page.screenshot({ path: '/tmp/ui2-shots/forced-colors-dialog-320.png' });
   });
 
   it('double submit: once the sign-in succeeded, "Sign in" stays disabled while the next page loads, and Enter again sends no second sign-in (no second session)', async () => {
