@@ -696,7 +696,7 @@
    * not, unless the person has already moved the focus.
    */
   function announceOnLoad(box, focus) {
-    var text = box.textContent;
+    var text = box ? box.textContent : '';
     if (!text.trim()) return;
     function again() {
       setTimeout(function () {
