@@ -238,6 +238,32 @@ describe('API users: client credentials and bearer tokens', () => {
     expect(JSON.stringify(withoutId)).not.toContain(clientSecret);
   });
 
+  it('OWASP ASVS 5.0 16.3.1, 2.2.1 (4.0): a malformed secret for a known client id is a wrong secret: audited invalid_secret against the API user, counted toward its lockout, same 401 as an unknown client', async () => {
+    const { clientId, clientSecret, user } = await createApiUser(['readers']);
+    const dataSource = ctx.app.get(DataSource);
+    const failedCount = async () => Number((await dataSource.query(`SELECT access_failed_count FROM backoffice_api_client WHERE client_id = $1`, [clientId]))[0].access_failed_count);
+    const unknown = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(`boc_${randomBytes(18).toString('base64url')}`, clientSecret) });
+    expectOAuthError(unknown, 401, 'invalid_client');
+    const malformed = [clientSecret.slice(0, -1), clientId, 'x'];
+    for (const secret of malformed) {
+      const res = await tokenRequest({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret });
+      expectOAuthError(res, 401, 'invalid_client');
+      expect(res.body, 'no answer tells a known client from an unknown one').toEqual(unknown.body);
+      expect(res.headers.get('www-authenticate')).toBe(unknown.headers.get('www-authenticate'));
+    }
+    expect(await failedCount(), 'each malformed secret counts toward the lockout').toBe(malformed.length);
+    const refused = (await admin.get(`/audit?userId=${user.id}&event=backoffice.api-user.token.refused&take=50`)).body.items;
+    expect(refused).toHaveLength(malformed.length);
+    for (const entry of refused) expect(entry).toMatchObject({ affectedUserId: user.id, details: { clientId, reason: 'invalid_secret' } });
+    const namingClient = (await admin.get('/audit?event=backoffice.api-user.token.refused&take=200')).body.items.filter(
+      (e: { details: { clientId: string | null; reason: string } }) => e.details.clientId === clientId && e.details.reason === 'unknown_client',
+    );
+    expect(namingClient, 'a known client is never audited as unknown').toHaveLength(0);
+    expect(JSON.stringify(refused)).not.toContain(clientSecret.slice(0, -1));
+    expect((await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) })).status, 'the right secret resets the count').toBe(200);
+    expect(await failedCount()).toBe(0);
+  });
+
   it('wrong secrets lock the client (race-safe count; the right secret is not checked while locked), audited', async () => {
     const { clientId, clientSecret, user } = await createApiUser(['readers']);
     const wrongSecret = `bocs_${'C'.repeat(43)}`;

@@ -129,10 +129,12 @@ export class BackOfficeApiUserService {
    * counts a wrong one atomically (lockout after `lockout.maxFailedAccessAttempts`), and issues an opaque token.
    * Unknown client ids, wrong secrets and locked clients get the same 401 `invalid_client` body, and each is audited
    * (`ApiTokenRefusedNotification`, reason `unknown_client`, `invalid_secret`, `locked_out` or `not_allowed`).
+   * A secret that is not shaped like one (truncated, the client id again) is a wrong secret of a known client:
+   * audited against its API user and counted toward its lockout.
    */
   async issueToken(clientId: string, clientSecret: string): Promise<BackOfficeAccessTokenResponse> {
     const secretHash = sha256Hex(clientSecret);
-    const client = CLIENT_ID_SHAPE.test(clientId) && SECRET_SHAPE.test(clientSecret) ? await this.store.findClient(clientId) : null;
+    const client = CLIENT_ID_SHAPE.test(clientId) ? await this.store.findClient(clientId) : null;
     const now = this.clock.now();
     if (!client) {
       hashEquals(secretHash, DUMMY_HASH);
@@ -150,9 +152,11 @@ export class BackOfficeApiUserService {
       await this.refused(client, 'locked_out');
       throw BackOfficeApiUserService.invalidClient();
     }
-    const current = hashEquals(secretHash, client.secretHash);
+    const wellFormed = SECRET_SHAPE.test(clientSecret);
+    const current = hashEquals(secretHash, client.secretHash) && wellFormed;
     const previous =
       !current &&
+      wellFormed &&
       client.previousSecretHash !== null &&
       client.previousSecretExpiresAt !== null &&
       client.previousSecretExpiresAt.getTime() > now.getTime() &&
