@@ -204,8 +204,35 @@ describe('NotificationPublisher', () => {
       expect(String(errorLog.mock.calls[0][0])).toBe(`A listener of ${BackOfficeEvents.LogoutSuccess} did not finish within 100 ms; the operation goes on without it`);
       gate.resolve();
       await sleep(5);
-      expect(lateSet).toBeInstanceOf(Error);
+      expect(lateSet, 'a late set is ignored, never thrown').toBeUndefined();
       expect(notification.signOutRedirectUrl).toBeNull();
+    });
+
+    it('OWASP ASVS 5.0 16.5.2: a late signOutRedirectUrl set from a detached promise (not the listener\'s own) is ignored with one warning, never an unhandled rejection', async () => {
+      const limited = new NotificationPublisher(emitter, { notifications: { listenerTimeoutMs: 50 } });
+      const warnLog = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+      const unhandled: unknown[] = [];
+      const onUnhandled = (reason: unknown) => void unhandled.push(reason);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        const gate = deferred();
+        emitter.on(BackOfficeEvents.LogoutSuccess, (n: UserLogoutSuccessNotification) => {
+          // fire and forget: the listener returns at once, its work goes on beside the publisher
+          void gate.promise.then(() => {
+            n.signOutRedirectUrl = 'https://late.example.com/logout';
+            n.signOutRedirectUrl = 'https://later.example.com/logout';
+          });
+        });
+        const notification = await limited.publish(logout());
+        gate.resolve();
+        await sleep(20);
+        expect(unhandled).toEqual([]);
+        expect(notification.signOutRedirectUrl).toBeNull();
+        expect(warnLog).toHaveBeenCalledTimes(1);
+        expect(String(warnLog.mock.calls[0][0])).toContain('signOutRedirectUrl');
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+      }
     });
 
     it('honours once(): a once listener runs for the first notification only', async () => {
@@ -274,6 +301,19 @@ describe('notifications', () => {
     const full = new UserLoginFailedNotification({ ipAddress: '198.51.100.1', performingUserId: 'p', affectedUserId: 'a', dateTimeUtc: when, reason: 'locked_out' });
     expect([full.ipAddress, full.performingUserId, full.affectedUserId, full.dateTimeUtc, full.reason]).toEqual(['198.51.100.1', 'p', 'a', when, 'locked_out']);
     expect(full.auditDetails()).toEqual({ reason: 'locked_out' });
+  });
+
+  it('UserLogoutSuccessNotification serialises and spreads with its signOutRedirectUrl and no internal state', () => {
+    const notification = logout();
+    notification.signOutRedirectUrl = 'https://idp.example.com/logout';
+    const json = JSON.parse(JSON.stringify(notification));
+    expect(json.signOutRedirectUrl).toBe('https://idp.example.com/logout');
+    expect(Object.keys(json).sort()).toEqual(['affectedUserId', 'dateTimeUtc', 'eventName', 'ipAddress', 'performingUserId', 'signOutRedirectUrl']);
+    const copy = { ...notification };
+    expect(copy.signOutRedirectUrl).toBe('https://idp.example.com/logout');
+    expect(Object.keys(copy).sort()).toEqual(Object.keys(json).sort());
+    expect(Object.keys(JSON.parse(JSON.stringify(logout())))).toContain('signOutRedirectUrl');
+    expect(JSON.parse(JSON.stringify(logout())).signOutRedirectUrl).toBeNull();
   });
 
   it('does not put the email body in the audit details of SendEmailNotification', () => {

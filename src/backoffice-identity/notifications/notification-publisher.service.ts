@@ -21,7 +21,8 @@ const DEFAULT_OPTIONS: NotificationPublisherOptions = { notifications: { listene
  * own listeners has a time limit: the notification's `listenerTimeoutMs` (`SendEmailNotification`:
  * `email.listenerTimeoutMs`), else `notifications.listenerTimeoutMs`. One still running then is logged and left
  * behind (a later failure of it is logged too), so a hanging host listener (a slow webhook) never hangs the request;
- * what it sets on the notification afterwards is refused (`listenersSettled()`). The `onAny` listeners have no
+ * what it sets on the notification afterwards is not used (`listenersSettled()`: a late `signOutRedirectUrl` is
+ * ignored and logged, a late `handleEmail()` throws). The `onAny` listeners have no
  * time limit: the audit trail is always written.
  */
 @Injectable()

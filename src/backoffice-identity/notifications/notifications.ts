@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { BackOfficeEvents, type BackOfficeEventName } from '../constants.js';
 import { redactText, secretForms } from '../common/redaction.js';
 
@@ -345,25 +346,45 @@ export class UserPasskeyCounterRegressedNotification extends PasskeyNotification
 /** Emitted after logout; a listener may set {@link signOutRedirectUrl} ("log out everywhere"). */
 export class UserLogoutSuccessNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LogoutSuccess;
-  private redirectUrl: string | null = null;
-  private closed = false;
   /**
    * Returned to the client by `POST /auth/logout`; `null` when no listener set it. Set it before the listener's
-   * promise settles and within `notifications.listenerTimeoutMs`: later the response has gone out, and setting it throws.
+   * promise settles and within `notifications.listenerTimeoutMs`: later the response has gone out, so a late value is
+   * ignored (logged once as a warning; it never throws, so a detached `.then()` that sets it cannot crash the process).
+   * An own enumerable property: `JSON.stringify` and `{ ...notification }` show it.
    */
-  get signOutRedirectUrl(): string | null {
-    return this.redirectUrl;
+  declare signOutRedirectUrl: string | null;
+  #redirectUrl: string | null = null;
+  #closed = false;
+  #lateSetLogged = false;
+
+  constructor(init: BackOfficeNotificationInit) {
+    super(init);
+    Object.defineProperty(this, 'signOutRedirectUrl', {
+      enumerable: true,
+      configurable: false,
+      get: (): string | null => this.#redirectUrl,
+      set: (url: string | null) => this.#setRedirectUrl(url),
+    });
   }
-  set signOutRedirectUrl(url: string | null) {
-    if (this.closed) throw new Error(`signOutRedirectUrl set on ${this.eventName} came after its listeners' time limit: the logout had already answered without it`);
-    this.redirectUrl = url;
-  }
-  /** From now on `signOutRedirectUrl` is refused: the logout answers with what was set. */
+
+  /** From now on a `signOutRedirectUrl` set is ignored: the logout answers with what was set. */
   override listenersSettled(): void {
-    this.closed = true;
+    this.#closed = true;
   }
   override auditDetails() {
     return { signOutRedirectUrl: this.signOutRedirectUrl };
+  }
+
+  #setRedirectUrl(url: string | null): void {
+    if (!this.#closed) {
+      this.#redirectUrl = url;
+      return;
+    }
+    if (this.#lateSetLogged) return;
+    this.#lateSetLogged = true;
+    new Logger('BackOfficeNotifications').warn(
+      `signOutRedirectUrl set on ${this.eventName} came after its listeners' time limit: the logout had already answered without it, the value is ignored`,
+    );
   }
 }
 
@@ -403,8 +424,11 @@ export class SendEmailNotification extends BackOfficeNotification {
   }
   /**
    * Tell the module that this email was taken care of: the default sender will not send it. Call it before the
-   * listener's promise settles and within `email.listenerTimeoutMs`: later the module has already decided, and
-   * this throws.
+   * listener's promise settles and within `email.listenerTimeoutMs`: later the default sender has already sent the
+   * email, and this throws, so that code written as `n.handleEmail(); await mySend(n.message)` stops instead of
+   * sending it a second time. Thrown in the listener's own promise chain, the error is logged by the module; a
+   * listener that detaches its work (a `.then()` it does not return or await) must catch it itself, or it becomes an
+   * unhandled rejection.
    */
   handleEmail(): void {
     if (this.closed) throw new Error(`handleEmail() on a ${this.emailType} email came after its listeners' time limit: the default sender had already taken it`);

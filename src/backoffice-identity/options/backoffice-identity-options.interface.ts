@@ -121,7 +121,7 @@ export interface BackOfficeEmailOptions {
   /**
    * How long the `SendEmailNotification` listeners may take, in milliseconds: past it a listener that has not
    * called `handleEmail()` is logged and left behind, the default sender delivers the email, and a later
-   * `handleEmail()` is refused. Default 10000.
+   * `handleEmail()` throws. Default 10000.
    */
   listenerTimeoutMs?: number;
 }
@@ -131,7 +131,8 @@ export interface BackOfficeNotificationOptions {
   /**
    * How long the module waits for each listener of a notification, in milliseconds (`SendEmailNotification` has
    * its own: `email.listenerTimeoutMs`): past it the listener is logged and left behind, the request goes on without
-   * it, and what it sets on the notification afterwards (e.g. `signOutRedirectUrl`) is refused. The `onAny` listeners
+   * it, and what it sets on the notification afterwards is not used (a late `signOutRedirectUrl` is ignored and
+   * logged once). The `onAny` listeners
    * (the audit trail) are always awaited. Default 10000.
    */
   listenerTimeoutMs?: number;
