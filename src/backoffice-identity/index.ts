@@ -143,7 +143,7 @@ export { BackOfficeAccountService, type BackOfficeAccountSession } from './accou
 export { BackOfficeNotSupportedError } from './users/not-supported.error.js';
 
 export * from './notifications/notifications.js';
-export { NotificationPublisher } from './notifications/notification-publisher.service.js';
+export { NotificationPublisher, type BackOfficeAnyListener } from './notifications/notification-publisher.service.js';
 export { NodemailerEmailSender, BackOfficeEmailDeliveryError, BackOfficeEmailTimeoutError, type BackOfficeEmailSender } from './email/email-sender.js';
 export * from './decorators.js';
 

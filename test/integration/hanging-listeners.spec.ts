@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { OnEvent } from '@nestjs/event-emitter';
+import { EventEmitter2, OnEvent } from '@nestjs/event-emitter';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { CapturingLogger } from '../support/capturing-logger.js';
@@ -111,5 +111,33 @@ describe('OWASP ASVS 5.0 16.5.2: a host notification listener that never settles
     expect(logger.lines.join('\n'), 'a late URL is no listener failure').not.toMatch(/A listener of backoffice\.user\.logout\.success failed/);
     expect((await second.post('/auth/logout')).body).toEqual({ signOutRedirectUrl: null });
     expect((await auditOf(BackOfficeEvents.LogoutSuccess, user.id)).map((entry) => entry.details)).toEqual([{ signOutRedirectUrl: null }, { signOutRedirectUrl: null }]);
+  });
+
+  it('a host onAny listener (e.g. a SIEM forwarder) that never settles has the same time limit: POST /auth/login answers, the audit row is written in full', async () => {
+    const user = await newUser();
+    const emitter = ctx.app.get(EventEmitter2);
+    const seen: string[] = [];
+    const forwarder = async (event: string | string[]) => {
+      seen.push(String(event));
+      await new Promise<void>(() => undefined); // a SIEM endpoint that never answers
+    };
+    emitter.onAny(forwarder);
+    const timeoutsBefore = timedOutLines(BackOfficeEvents.LoginSuccess).length;
+    try {
+      const http = new HttpClient(ctx.url);
+      const login = await within(http.login(user.email, password), 5000);
+      expect(login, 'POST /auth/login is still pending after 5 s').not.toBe('still pending');
+      if (login === 'still pending') return;
+      expect(login.status, login.text).toBe(200);
+      expect(seen).toContain(BackOfficeEvents.LoginSuccess);
+      expect((await http.get('/auth/me')).status).toBe(200);
+      expect(timedOutLines(BackOfficeEvents.LoginSuccess)).toHaveLength(timeoutsBefore + 1);
+      expect(await auditOf(BackOfficeEvents.LoginSuccess, user.id)).toHaveLength(1);
+      const logout = await within(http.post('/auth/logout'), 5000);
+      expect(logout, 'POST /auth/logout is still pending after 5 s').not.toBe('still pending');
+      expect(await auditOf(BackOfficeEvents.LogoutSuccess, user.id)).toHaveLength(1);
+    } finally {
+      emitter.offAny(forwarder);
+    }
   });
 });

@@ -3,6 +3,7 @@ import type { EventEmitter2 } from '@nestjs/event-emitter';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_IDENTITY_OPTIONS, BackOfficeEvents } from '../constants.js';
 import { BACKOFFICE_EVENT_EMITTER } from '../notifications/backoffice-event-emitter.provider.js';
+import { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import { BackOfficeNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeAuditStore } from './backoffice-audit-store.interface.js';
@@ -11,6 +12,8 @@ import type { BackOfficeAuditStore } from './backoffice-audit-store.interface.js
  * The built-in audit listener: appends every back-office notification to the audit store (by default
  * `backoffice_audit_entry`): event, performing and affected user, IP, time and the notification's
  * `auditDetails()`, which never holds secrets. Off with `audit: false`. A failed write is logged; it never breaks the operation.
+ * The publisher awaits it without the listeners' time limit ({@link NotificationPublisher.awaitInFull}): the entry is
+ * written before the request answers.
  */
 @Injectable()
 export class BackOfficeAuditListener implements OnModuleInit, OnModuleDestroy {
@@ -21,14 +24,18 @@ export class BackOfficeAuditListener implements OnModuleInit, OnModuleDestroy {
     @Inject(BACKOFFICE_EVENT_EMITTER) private readonly emitter: EventEmitter2,
     @Inject(BACKOFFICE_AUDIT_STORE) private readonly store: BackOfficeAuditStore,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(NotificationPublisher) private readonly publisher: NotificationPublisher,
   ) {}
 
   onModuleInit(): void {
-    if (this.options.audit.enabled) this.emitter.onAny(this.listener);
+    if (!this.options.audit.enabled) return;
+    this.publisher.awaitInFull(this.listener);
+    this.emitter.onAny(this.listener);
   }
 
   onModuleDestroy(): void {
     this.emitter.offAny(this.listener);
+    this.publisher.stopAwaitingInFull(this.listener);
   }
 
   async write(payload: unknown): Promise<void> {

@@ -12,36 +12,57 @@ export type NotificationPublisherOptions = Pick<ResolvedBackOfficeIdentityOption
 /** `notifications.listenerTimeoutMs` when the publisher is made without the module's options. */
 const DEFAULT_OPTIONS: NotificationPublisherOptions = { notifications: { listenerTimeoutMs: 10_000 } };
 
+/** A listener as EventEmitter2's `onAny` calls it: the event name, then the notification. */
+export type BackOfficeAnyListener = (event: string | string[], ...values: unknown[]) => unknown;
+
 /**
  * Emits notifications through EventEmitter2 and awaits every listener, like `emitAsync`, but with each
  * listener isolated: one that throws (sync or async) is logged and neither breaks the operation that
  * notified nor cuts short the listeners that run beside it (`emitAsync` rejects on the first failure).
- * The event's own listeners run first; `onAny` listeners (the audit listener) run once they have all settled,
- * so they see what those decided, also after an await (`handleEmail()`, `signOutRedirectUrl`). Each of the event's
- * own listeners has a time limit: the notification's `listenerTimeoutMs` (`SendEmailNotification`:
+ * The event's own listeners run first; `onAny` listeners (the audit listener, a host's forwarder) run once they have
+ * all settled, so they see what those decided, also after an await (`handleEmail()`, `signOutRedirectUrl`). Every
+ * listener has a time limit: the notification's `listenerTimeoutMs` (`SendEmailNotification`:
  * `email.listenerTimeoutMs`), else `notifications.listenerTimeoutMs`. One still running then is logged and left
- * behind (a later failure of it is logged too), so a hanging host listener (a slow webhook) never hangs the request;
- * what it sets on the notification afterwards is not used (`listenersSettled()`: a late `signOutRedirectUrl` is
- * ignored and logged, a late `handleEmail()` throws). The `onAny` listeners have no
- * time limit: the audit trail is always written.
+ * behind (a later failure of it is logged too), so a hanging host listener (a slow webhook, a SIEM forwarder on
+ * `onAny`) never hangs the request; what it sets on the notification afterwards is not used (`listenersSettled()`: a
+ * late `signOutRedirectUrl` is ignored and logged, a late `handleEmail()` throws). Only the `onAny` listeners given to
+ * {@link awaitInFull} (the module's audit listener) are awaited without a limit: the audit trail is always written.
  */
 @Injectable()
 export class NotificationPublisher {
   private readonly logger = new Logger('BackOfficeNotifications');
+  private readonly unlimited = new Set<BackOfficeAnyListener>();
 
   constructor(
     @Inject(BACKOFFICE_EVENT_EMITTER) private readonly emitter: EventEmitter2,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: NotificationPublisherOptions = DEFAULT_OPTIONS,
   ) {}
 
-  /** Runs the event's own listeners (each within its time limit), then the `onAny` ones; resolves `notification`. */
+  /**
+   * Exempts an `onAny` listener (the same function given to `emitter.onAny`) from the time limit: it is awaited until
+   * it settles. For the module's audit listener; a host's own `onAny` listener keeps the limit.
+   */
+  awaitInFull(listener: BackOfficeAnyListener): void {
+    this.unlimited.add(listener);
+  }
+
+  /** Ends {@link awaitInFull} for `listener`. */
+  stopAwaitingInFull(listener: BackOfficeAnyListener): void {
+    this.unlimited.delete(listener);
+  }
+
+  /** Runs the event's own listeners, then the `onAny` ones, each within its time limit; resolves `notification`. */
   async publish<T extends BackOfficeNotification>(notification: T): Promise<T> {
     const name = notification.eventName;
     const limit = notification.listenerTimeoutMs ?? this.options.notifications.listenerTimeoutMs;
     const runs = this.emitter.listeners(name).map((listener) => this.limited(notification, this.invoke(listener, [notification]), limit));
     await this.settle(notification, runs);
     notification.listenersSettled();
-    await this.settle(notification, this.emitter.listenersAny().map((listener) => this.invoke(listener, [name, notification])));
+    const anyRuns = this.emitter.listenersAny().map((listener) => {
+      const run = this.invoke(listener, [name, notification]);
+      return this.unlimited.has(listener as BackOfficeAnyListener) ? run : this.limited(notification, run, limit);
+    });
+    await this.settle(notification, anyRuns);
     return notification;
   }
 

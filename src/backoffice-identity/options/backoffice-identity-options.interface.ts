@@ -132,8 +132,8 @@ export interface BackOfficeNotificationOptions {
    * How long the module waits for each listener of a notification, in milliseconds (`SendEmailNotification` has
    * its own: `email.listenerTimeoutMs`): past it the listener is logged and left behind, the request goes on without
    * it, and what it sets on the notification afterwards is not used (a late `signOutRedirectUrl` is ignored and
-   * logged once). The `onAny` listeners
-   * (the audit trail) are always awaited. Default 10000.
+   * logged once). A host's `onAny` listeners have the same limit; only the module's audit listener is always
+   * awaited in full. Default 10000.
    */
   listenerTimeoutMs?: number;
 }
