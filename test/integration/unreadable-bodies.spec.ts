@@ -1,3 +1,5 @@
+import { Module, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
+import express from 'express';
 import { request as httpRequest } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -167,5 +169,56 @@ describe('Bodies the module cannot read: 415 on both platforms, nothing done', (
     const chunked = await rawRequest('POST', `/users/${user.id}/enable`, auth(admin), Buffer.alloc(0), true);
     expect(chunked.status, chunked.text).toBe(415);
     expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(false);
+  });
+});
+
+/** A host that applies its body parsers through Nest's MiddlewareConsumer, which wraps them (their names are lost). */
+@Module({})
+class ParsersThroughConsumerModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(express.json(), express.urlencoded({ extended: false })).forRoutes('{*path}');
+  }
+}
+
+describe.skipIf(process.env.TEST_HTTP_PLATFORM === 'fastify')('OWASP ASVS 4.0 13.1.5: charset=utf8 is read on Express whichever way the host registers its body parsers', () => {
+  let db: TestDatabase;
+  const apps: IdentityApp[] = [];
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await db?.drop();
+  });
+
+  it.each([
+    ['bodyParser: false, parsers applied through MiddlewareConsumer', { bodyParser: false as const, imports: [{ module: ParsersThroughConsumerModule }] }],
+    [
+      'bodyParser: false, parsers wrapped in the host\'s own middleware before init',
+      {
+        bodyParser: false as const,
+        beforeListen: (app: { use: (handler: express.RequestHandler) => unknown }) => {
+          const json = express.json();
+          app.use((request, response, next) => json(request, response, next));
+        },
+      },
+    ],
+  ])('%s: POST /auth/login with charset=utf8 signs in, latin1 is refused 415', async (_title, setup) => {
+    const ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } }, ...setup });
+    apps.push(ctx);
+    const newUser = userFactory(() => ctx, `parsers${apps.length}`);
+    const user = await newUser();
+    const login = (charset: string) =>
+      fetch(`${ctx.url}/backoffice/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': `application/json; charset=${charset}` },
+        body: JSON.stringify({ username: user.email, password: TEST_PASSWORD }),
+      });
+    const utf8 = await login('utf8');
+    const utf8Text = await utf8.text();
+    expect(utf8.status, utf8Text).toBe(200);
+    expect(JSON.parse(utf8Text).status).toBe('success');
+    const latin1 = await login('latin1');
+    expect(latin1.status).toBe(415);
   });
 });

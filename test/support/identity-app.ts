@@ -51,6 +51,8 @@ export interface IdentityAppOptions {
   port?: number;
   /** The JSON body limit of the platform (Express's JSON parser `limit`, Fastify's `bodyLimit`); default theirs. */
   jsonBodyLimitBytes?: number;
+  /** `false`: Nest registers no body parsers (its `bodyParser` option); the host registers its own. */
+  bodyParser?: false;
   /** Called after the app is created, before it listens (e.g. to set up OpenAPI). */
   beforeListen?: (app: INestApplication) => void | Promise<void>;
 }
@@ -103,7 +105,7 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
   });
   if (options.override) builder = options.override(builder);
   const moduleRef = await builder.compile();
-  const appOptions: NestApplicationOptions = { logger: options.logger ?? ['error', 'warn'] };
+  const appOptions: NestApplicationOptions = { logger: options.logger ?? ['error', 'warn'], ...(options.bodyParser === false ? { bodyParser: false } : {}) };
   const limit = options.jsonBodyLimitBytes;
   let app: INestApplication;
   if (httpPlatform() === 'fastify') {
