@@ -158,6 +158,29 @@ describe('User lifecycle: profile, email change, admin edit, forced reset, timed
     expect((await ctx.userManager.findById(user.id))!.email).toBe(attackerEmail);
   });
 
+  it('OWASP ASVS 5.0 7.5.1: an admin edit to an address that only looks the same (full-width letters, folded alike for sign-in) needs a recent sign-in too: it changes where email goes', async () => {
+    const user = await make({ groups: ['writer'], name: 'Lookalike' });
+    const stolen = await signIn(adminEmail);
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+    const [local, domain] = user.email.split('@');
+    const fullWidth = (text: string) => text.replace(/[a-z]/, (c) => String.fromCharCode(c.charCodeAt(0) - 0x61 + 0xff41));
+    const lookalikes = [`${fullWidth(local)}@${domain}`, `${local}@${fullWidth(domain)}`];
+    for (const email of lookalikes) {
+      expect(ctx.userManager.normalizeKey(email), 'sign-in folds it to the same key').toBe(user.normalizedEmail);
+      const refused = await stolen.request('PUT', `/users/${user.id}`, { body: { email } });
+      expectClientError(refused, 401);
+      expect(refused.body.code, email).toBe('reauthentication_required');
+    }
+    const untouched = (await ctx.userManager.findById(user.id))!;
+    expect({ email: untouched.email, securityStamp: untouched.securityStamp }).toEqual({ email: user.email, securityStamp: user.securityStamp });
+    // A change of ASCII case is the same address: no step-up; after one, the look-alike is stored as sent.
+    expect((await stolen.request('PUT', `/users/${user.id}`, { body: { email: user.email.toUpperCase() } })).status).toBe(200);
+    expect((await stolen.post('/auth/reauthenticate', { password: TEST_PASSWORD })).status).toBe(200);
+    const moved = await stolen.request('PUT', `/users/${user.id}`, { body: { email: lookalikes[0] } });
+    expect(moved.status, moved.text).toBe(200);
+    expect((await ctx.userManager.findById(user.id))!.email).toBe(lookalikes[0]);
+  });
+
   it('force password reset: the password stops working, sessions end, the emailed link sets a new one', async () => {
     const user = await make({ groups: ['editor'] });
     const http = await signIn(user.email);

@@ -48,7 +48,7 @@ export class BackOfficeUserLifecycleService {
     const candidate = await this.validated({ name: input.name ?? user.name, email: input.email ?? user.email });
     const changes: Record<string, { from: unknown; to: unknown }> = {};
     if (candidate.name !== user.name) changes.name = { from: user.name, to: candidate.name };
-    const emailChanged = this.movesEmail(user, candidate.email) || candidate.email !== user.email;
+    const emailChanged = candidate.email !== user.email || this.userManager.normalizeKey(candidate.email) !== user.normalizedEmail;
     if (emailChanged) changes.email = { from: user.email, to: candidate.email };
     if (Object.keys(changes).length === 0) return;
     const oldEmail = user.email;
@@ -63,12 +63,15 @@ export class BackOfficeUserLifecycleService {
   }
 
   /**
-   * Whether `email` is another address than the user's, compared normalized as sign-in and forgot-password look
-   * it up (a change of case or surrounding spaces is not): such an edit can hand the account to whoever reads the
-   * new address, so an admin's edit of it needs a recent sign-in.
+   * Whether an edit to `email` would store (and mail) another address than the user's: the address as an edit stores
+   * it (NFC, trimmed) compared with the stored one, a change of ASCII letter case aside. Such an edit can hand the
+   * account to whoever reads the new address, so an admin's edit of it needs a recent sign-in. Stricter than the
+   * sign-in lookup (NFKC, case-folded), which takes a look-alike (full-width letters) for the same address although
+   * mail would go elsewhere.
    */
-  movesEmail(user: BackOfficeUser, email: string): boolean {
-    return this.userManager.normalizeKey(email) !== user.normalizedEmail;
+  changesEmailAddress(user: BackOfficeUser, email: string): boolean {
+    const asciiLowerCase = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
+    return asciiLowerCase(email.normalize('NFC').trim()) !== asciiLowerCase(user.email);
   }
 
   /**

@@ -330,7 +330,7 @@ export class UsersController {
   async update(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: AdminUpdateUserDto): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
     // A new address plus forgot-password would take the account over: a stolen admin cookie must not be enough.
-    if (body.email !== undefined && this.lifecycle.movesEmail(user, body.email)) this.sessions.assertRecentSignIn(request.backOffice);
+    if (body.email !== undefined && this.lifecycle.changesEmailAddress(user, body.email)) this.sessions.assertRecentSignIn(request.backOffice);
     await this.lifecycle.updateProfile(user, body);
     return toBackOfficeUserDto(user, this.clock.now());
   }
