@@ -1268,6 +1268,10 @@ export class BackOfficeUserManager {
    * concurrent change made stale (OWASP ASVS 5.0 15.4.2); when it throws, nothing is written and the error goes on.
    * It runs inside the write's transaction: it must not wait for another database connection (a pool of one would
    * wait for ever), so it checks what it has in hand.
+   *
+   * A subclass that overrides this must pass `options` on to `super.setGroups` (or call `options.authorize` on the
+   * user as stored before its own write): `PUT /users/:id/groups` relies on it, and an override that drops `options`
+   * skips that re-check silently.
    */
   async setGroups(
     user: BackOfficeUser,
