@@ -276,6 +276,26 @@ describe('Invites, email and password reset', () => {
       JSON.stringify(await ctx.app.get(DataSource).query(`SELECT * FROM backoffice_audit_entry`));
     expect(dump).not.toContain(token);
   });
+
+  it('OWASP ASVS 5.0 7.5.3: an invite mints a lasting credential (whoever reads the address sets the password, with the groups given), so it needs a recent sign-in; without one nobody is invited', async () => {
+    const attacker = email('attacker');
+    const invitedBefore = events.named(BackOfficeEvents.Invited).length;
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5): a stolen admin cookie
+    try {
+      const refused = await admin.post('/users/invite', { email: attacker, name: 'Attacker', groups: ['admin'] });
+      expectClientError(refused, 401);
+      expect(refused.body).toEqual({ statusCode: 401, code: 'reauthentication_required', message: expect.any(String) });
+      expect(await ctx.userManager.findByEmail(attacker)).toBeNull();
+      expect(events.named(BackOfficeEvents.Invited)).toHaveLength(invitedBefore);
+      await ctx.app.get(BackOfficeBackgroundTasks).drain();
+      expect(smtp.messages.some((m) => JSON.stringify(m.to ?? '').includes(attacker)), 'no invite email').toBe(false);
+      expect((await admin.post('/auth/reauthenticate', { password })).status).toBe(200);
+      const invited = await admin.post('/users/invite', { email: attacker, name: 'Colleague', groups: ['editor'] });
+      expect(invited.status, invited.text).toBe(201);
+    } finally {
+      ctx.clock.advance(-6 * 60_000);
+    }
+  });
 });
 
 describe('The pickup directory (no SMTP_URL): one .eml per message', () => {

@@ -64,6 +64,9 @@ export class UsersController {
 
   @Post('invite')
   @HttpCode(201)
+  // An invite mints a lasting credential: whoever reads the address sets the password, with the groups given
+  // (OWASP ASVS 5.0 7.5.3). A resend goes to the same address and gives no one new access: no step-up there.
+  @RequiresRecentSignIn()
   @ApiCreatedResponse({ type: InviteResponse, description: 'Invited; the email went out (or a listener handled it)' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad email, unknown group, ...)' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email' })
