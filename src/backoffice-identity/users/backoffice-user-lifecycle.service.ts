@@ -65,22 +65,13 @@ export class BackOfficeUserLifecycleService {
   /**
    * Whether an edit to `email` would store (and mail) another address than the user's: the address as an edit stores
    * it (NFC, trimmed) compared with the stored one, a change of ASCII letter case aside. Such an edit can hand the
-   * account to whoever reads the new address, so an admin's edit of it needs a recent sign-in. Stricter than the
+   * account to whoever reads the new address, so an admin's edit of it (or an import's update) needs a recent sign-in. Stricter than the
    * sign-in lookup (NFKC, case-folded), which takes a look-alike (full-width letters) for the same address although
    * mail would go elsewhere.
    */
   changesEmailAddress(user: BackOfficeUser, email: string): boolean {
     const asciiLowerCase = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
     return asciiLowerCase(email.normalize('NFC').trim()) !== asciiLowerCase(user.email);
-  }
-
-  /**
-   * Whether mail to `email` may reach another mailbox than mail to the user's address: any difference but letter
-   * case. Wider than {@link movesEmail}: a compatibility variant (a fullwidth letter) keeps the lookup key, yet is
-   * another domain to a mail server. An import matches users by that key, so this is how it can move an email.
-   */
-  changesEmailAddress(user: BackOfficeUser, email: string): boolean {
-    return email.trim().toLowerCase() !== user.email.toLowerCase();
   }
 
   /**
