@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { TEST_PASSWORD } from '../support/identity-app.js';
-import { chromiumPath, latestMailTo, launchBrowser } from './support/browser.js';
+import { chromiumPath, latestMailTo, launchBrowser, totpCode } from './support/browser.js';
 import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
 
 const executable = chromiumPath();
@@ -351,5 +351,78 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     await expect.poll(() => page.getByRole('status').textContent()).toContain('changed');
     expect(await fieldState(page, 'bo-current-password')).toEqual({ invalid: null, description: '' });
     expect(await page.locator('[aria-invalid="true"]').count()).toBe(0);
+  });
+
+  it('WCAG 2.2 2.4.3 Focus Order: on the account page a keyboard submit leaves the focus on the section it was in (never <body>) after success and failure: change password, two-factor on (no recovery codes shown) and off, signing out sessions', async () => {
+    const email = 'keyboard.only@example.com';
+    expect((await app.userManager.createUser({ email, name: 'Kim Keyboard', password: TEST_PASSWORD })).succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, email, TEST_PASSWORD);
+    await page.waitForURL(url('/account'));
+    const press = async (name: string) => {
+      await page.getByRole('button', { name, exact: true }).focus();
+      await page.keyboard.press('Enter');
+    };
+
+    // Change password: refused, then done.
+    await page.getByLabel('Current password', { exact: true }).fill('not the password');
+    await page.getByLabel('New password', { exact: true }).fill('a keyboard user picked this passphrase');
+    await press('Change password');
+    await expect.poll(() => page.getByRole('alert').textContent()).not.toBe('');
+    expect(await focused(page)).toBe('bo-current-password');
+    await page.getByLabel('Current password', { exact: true }).fill(TEST_PASSWORD);
+    await page.getByLabel('New password', { exact: true }).fill('a keyboard user picked this passphrase');
+    await press('Change password');
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('changed');
+    await expect.poll(() => focused(page)).toBe('Change password');
+    const password = 'a keyboard user picked this passphrase';
+
+    // Two-factor on, from an app without recovery codes (the answer carries none): the set-up box is hidden.
+    await press('Set up two-factor authentication');
+    await expect.poll(() => page.locator('#bo-secret').textContent()).toMatch(/^[A-Z2-7]{32}$/);
+    expect(await focused(page)).toBe('bo-totp-code');
+    const secret = (await page.locator('#bo-secret').textContent())!;
+    await page.route(url('/auth/2fa/enable'), async (route) => {
+      const response = await route.fetch();
+      const body = await response.json();
+      await route.fulfill({ response, json: { ...body, recoveryCodes: [] } });
+    });
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await press('Verify');
+    await expect.poll(() => page.locator('#bo-2fa-state').textContent()).toBe('Two-factor authentication is on.');
+    await expect.poll(() => focused(page)).toBe('bo-2fa-heading');
+
+    // Two-factor off: refused, then done (the form is hidden; "Set up" comes back and takes the focus).
+    const disableButton = page.locator('#bo-2fa-disable-form button[type="submit"]');
+    await page.locator('#bo-2fa-password').fill('not the password');
+    await disableButton.focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByRole('alert').textContent()).not.toBe('');
+    expect(await focused(page)).toBe('bo-2fa-password');
+    await page.locator('#bo-2fa-password').fill(password);
+    await disableButton.focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#bo-2fa-state').textContent()).toContain('Two-factor authentication is off.');
+    await expect.poll(() => focused(page)).toBe('bo-2fa-start');
+
+    // Sessions (a second one, signed in after the changes that end the others): a refused sign-out keeps the focus on its button; a done one moves it to the heading.
+    const other = await newPage();
+    await signIn(other, email, password);
+    await other.waitForURL(url('/account'));
+    await page.reload();
+    await expect.poll(() => page.locator('#bo-sessions li').count()).toBe(2);
+    await page.route(url('/auth/sessions/*'), (route) => route.fulfill({ status: 500, json: { code: 'internal_error', message: 'Something went wrong.' } }));
+    await press('Sign out this session');
+    await expect.poll(() => page.getByRole('alert').textContent()).not.toBe('');
+    expect(await focused(page)).toBe('Sign out this session');
+    await page.unroute(url('/auth/sessions/*'));
+    await page.route(url('/auth/sessions'), (route) => route.request().method() === 'DELETE' ? route.fulfill({ status: 500, json: { code: 'internal_error', message: 'Something went wrong.' } }) : route.fallback());
+    await press('Sign out all other sessions');
+    await expect.poll(() => focused(page)).toBe('bo-sign-out-others'); // (the alert still holds the same error)
+    expect(await page.getByRole('alert').textContent()).not.toBe('');
+    await page.unroute(url('/auth/sessions'));
+    await press('Sign out this session');
+    await expect.poll(() => page.locator('#bo-sessions li').count()).toBe(1);
+    await expect.poll(() => focused(page)).toBe('bo-sessions-heading');
   });
 });

@@ -315,7 +315,7 @@ ${context.passkeysAvailable ? this.passkeysSection() : ''}
 <p><button type="button" id="bo-sign-out-others" class="bo-danger" hidden>${m.signOutOthersButton}</button></p>
 </section>
 <section class="bo-section" id="bo-logins-section" aria-labelledby="bo-logins-heading" hidden>
-<h2 id="bo-logins-heading">${m.loginsHeading}</h2>
+<h2 id="bo-logins-heading" tabindex="-1">${m.loginsHeading}</h2>
 <p>${m.loginsIntro}</p>
 <p id="bo-no-logins" hidden>${m.noLogins}</p>
 <ul id="bo-logins" class="bo-list"></ul>

@@ -67,14 +67,25 @@
     alertBox.textContent = '';
   }
 
+  /** The keyboard focus was dropped to <body> (its control was disabled, hidden or removed). */
+  function focusLost() {
+    var active = document.activeElement;
+    return !active || active === document.body || !document.contains(active);
+  }
+
+  /** Gives the focus back to `control` (a button that was disabled while it worked) when it was lost. */
+  function refocus(control) {
+    if (focusLost() && control && control.offsetParent !== null) control.focus();
+  }
+
   /**
    * A disabled (or hidden) control drops the keyboard focus to <body>, so the next Tab starts at the top of the
    * page (WCAG 2.4.3). When that happened during a submit, the focus goes back to the form's submit button, or,
-   * when the form was hidden (a refused link), to the alert that says why.
+   * when the form was hidden, to the alert that says why (a refused link), else to the heading of the form's
+   * section (tabindex=-1; e.g. two-factor turned on on the account page).
    */
   function keepFocus(form) {
-    var active = document.activeElement;
-    if (active && active !== document.body && document.contains(active)) return;
+    if (!focusLost()) return;
     var button = form.querySelector('button[type="submit"]');
     if (button && !form.hidden && button.offsetParent !== null) {
       button.focus();
@@ -83,6 +94,13 @@
     if (alertBox.textContent) {
       alertBox.setAttribute('tabindex', '-1');
       alertBox.focus();
+      return;
+    }
+    var section = form.closest('section');
+    var heading = section && section.querySelector('h2, h3');
+    if (heading && heading.offsetParent !== null) {
+      if (!heading.hasAttribute('tabindex')) heading.setAttribute('tabindex', '-1');
+      heading.focus();
     }
   }
 
@@ -445,6 +463,7 @@
         } else {
           button.disabled = false;
           showError(S.errorText(r));
+          refocus(button);
         }
       });
     });
@@ -495,10 +514,13 @@
           S.request('DELETE', '/auth/external/logins/' + encodeURIComponent(login.provider)).then(function (r) {
             if (r.status === 204 || r.status === 200) {
               showStatus(t('loginUnlinked', { provider: name }));
-              refreshMe();
+              refreshMe().then(function () {
+                if (!section.hidden) $('bo-logins-heading').focus();
+              });
             } else {
               button.disabled = false;
               showError(S.errorText(r));
+              refocus(button);
             }
           });
         });
@@ -521,6 +543,7 @@
               else {
                 button.disabled = false;
                 showError(S.errorText(r));
+                refocus(button);
               }
             });
           });
@@ -625,7 +648,10 @@
           renderSessions().then(function () {
             $('bo-sessions-heading').focus();
           });
-        } else showError(S.errorText(res));
+        } else {
+          showError(S.errorText(res));
+          refocus(button);
+        }
       });
     });
 
@@ -636,6 +662,7 @@
         button.disabled = false;
         if (res.status !== 200) {
           showError(S.errorText(res));
+          refocus(button);
           return;
         }
         $('bo-qr').src = res.body.qrCodeDataUrl;
@@ -674,6 +701,7 @@
           showStatus(t('twoFactorDisabled'));
           current.twoFactorEnabled = false;
           renderTwoFactor(current);
+          refocus($('bo-2fa-start')); // the button that replaces the hidden form (keepFocus: else the heading)
           return renderSessions();
         }
         if (disablePassword) disablePassword.value = '';
@@ -683,7 +711,7 @@
   }
 
   /** For passkeys.js (loaded after this file on the same pages). */
-  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn, showError: showError, showStatus: showStatus, when: when, deleteOnClick: deleteOnClick };
+  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn, showError: showError, showStatus: showStatus, when: when, deleteOnClick: deleteOnClick, keepFocus: keepFocus, refocus: refocus };
 
   var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, 'confirm-email': confirmEmail, account: account };
   if (pages[page.page]) pages[page.page]();

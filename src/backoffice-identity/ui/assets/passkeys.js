@@ -211,6 +211,7 @@
       var done = function () {
         button.disabled = false;
         form.removeAttribute('aria-busy');
+        P.keepFocus(form); // the focus was lost while the button was disabled (WCAG 2.4.3)
       };
       showStatus(t('passkeyWaiting'));
       S.request('POST', '/auth/passkeys/options', {})
