@@ -1,7 +1,7 @@
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { TEST_PASSWORD } from '../support/identity-app.js';
-import { chromiumPath, latestMailTo, launchBrowser, totpCode } from './support/browser.js';
-import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
+import { chromiumPath, latestMailTo, totpCode } from './support/browser.js';
+import { useBrowserApp } from './support/use-browser-app.js';
 
 const executable = chromiumPath();
 const suite = executable ? describe : describe.skip;
@@ -10,27 +10,15 @@ const suite = executable ? describe : describe.skip;
 const LONG_EMAIL = 'firstname.middlename.lastname.department.team.longaddress@subdomain.example-corporation.com';
 
 suite('sign-in screens used as a person does: small screens, focus, errors, password managers', () => {
-  let app: BrowserApp;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
-
-  beforeAll(async () => {
-    app = await startBrowserApp();
-    browser = await launchBrowser(executable!);
+  const shared = useBrowserApp(executable, async (app) => {
     expect((await app.userManager.createUser({ email: LONG_EMAIL, name: 'Lou Longname', password: TEST_PASSWORD, groups: ['admin'] })).succeeded).toBe(true);
   });
-  afterAll(async () => {
-    for (const context of contexts) await context.close().catch(() => undefined);
-    await browser?.close();
-    await app?.shutdown();
-  });
 
-  const url = (path: string) => `${app.origin}/backoffice${path}`;
+  const url = (path: string) => `${shared.app.origin}/backoffice${path}`;
 
   /** A fresh profile; `width` 320 is a 1280 px window at 400% zoom (WCAG 1.4.10). */
   async function newPage(width = 1024, options: Parameters<Browser['newContext']>[0] = {}): Promise<Page> {
-    const context = await browser.newContext({ baseURL: app.origin, viewport: { width, height: 700 }, ...options });
-    contexts.push(context);
+    const context = await shared.newContext({ baseURL: shared.app.origin, viewport: { width, height: 700 }, ...options });
     return context.newPage();
   }
 
@@ -78,7 +66,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
 
     await page.getByLabel('Email', { exact: true }).fill(LONG_EMAIL);
     await page.getByRole('button', { name: 'Send reset link' }).click();
-    const mail = await latestMailTo(app.mailDir, LONG_EMAIL);
+    const mail = await latestMailTo(shared.app.mailDir, LONG_EMAIL);
     await page.goto(mail.link.replace(/token=[^&]+/, 'token=not-the-token'));
     await page.getByLabel('New password', { exact: true }).fill('a brand new passphrase for the test');
     await page.getByRole('button', { name: 'Set password' }).focus();
@@ -116,7 +104,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     await page.goto(url('/forgot-password'));
     await page.getByLabel('Email', { exact: true }).fill(LONG_EMAIL);
     await page.getByRole('button', { name: 'Send reset link' }).click();
-    const mail = await latestMailTo(app.mailDir, LONG_EMAIL, Date.now() - 1000);
+    const mail = await latestMailTo(shared.app.mailDir, LONG_EMAIL, Date.now() - 1000);
     await page.goto(mail.link);
     await page.getByLabel('New password', { exact: true }).fill('short');
     await page.getByRole('button', { name: 'Set password' }).click();
@@ -135,7 +123,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
 
   it('WCAG 2.2 3.3.8 Accessible Authentication: the account page\'s password forms carry the account\'s username (hidden) so a password manager saves the new password for the right account, also after a change', async () => {
     const email = 'manager.user@example.com';
-    expect((await app.userManager.createUser({ email, name: 'Max Manager', password: TEST_PASSWORD })).succeeded).toBe(true);
+    expect((await shared.app.userManager.createUser({ email, name: 'Max Manager', password: TEST_PASSWORD })).succeeded).toBe(true);
     const page = await newPage();
     await signIn(page, email, TEST_PASSWORD);
     await page.waitForURL(url('/account'));
@@ -300,7 +288,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
 
   it('double submit: once the sign-in succeeded, "Sign in" stays disabled while the next page loads, and Enter again sends no second sign-in (no second session)', async () => {
     const email = 'double.enter@example.com';
-    expect((await app.userManager.createUser({ email, name: 'Dee Double', password: TEST_PASSWORD })).succeeded).toBe(true);
+    expect((await shared.app.userManager.createUser({ email, name: 'Dee Double', password: TEST_PASSWORD })).succeeded).toBe(true);
     const page = await newPage();
     // The next page is slow to come: the navigation to it is held here (a 204 leaves the page where it is).
     await page.route(url('/account'), (route) => route.fulfill({ status: 204 }));
@@ -336,7 +324,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
 
   it('WCAG 2.2 3.3.1 Error Identification: once the corrected form succeeds, no field stays marked invalid (red border, "invalid entry") under the success status', async () => {
     const email = 'fixes.typo@example.com';
-    expect((await app.userManager.createUser({ email, name: 'Fay Fixer', password: TEST_PASSWORD })).succeeded).toBe(true);
+    expect((await shared.app.userManager.createUser({ email, name: 'Fay Fixer', password: TEST_PASSWORD })).succeeded).toBe(true);
     const page = await newPage();
     await signIn(page, email, TEST_PASSWORD);
     await page.waitForURL(url('/account'));
@@ -355,7 +343,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
 
   it('WCAG 2.2 2.4.3 Focus Order: on the account page a keyboard submit leaves the focus on the section it was in (never <body>) after success and failure: change password, two-factor on (no recovery codes shown) and off, signing out sessions', async () => {
     const email = 'keyboard.only@example.com';
-    expect((await app.userManager.createUser({ email, name: 'Kim Keyboard', password: TEST_PASSWORD })).succeeded).toBe(true);
+    expect((await shared.app.userManager.createUser({ email, name: 'Kim Keyboard', password: TEST_PASSWORD })).succeeded).toBe(true);
     const page = await newPage();
     await signIn(page, email, TEST_PASSWORD);
     await page.waitForURL(url('/account'));
@@ -387,7 +375,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
       const body = await response.json();
       await route.fulfill({ response, json: { ...body, recoveryCodes: [] } });
     });
-    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, shared.app.clock.now()));
     await press('Verify');
     await expect.poll(() => page.locator('#bo-2fa-state').textContent()).toBe('Two-factor authentication is on.');
     await expect.poll(() => focused(page)).toBe('bo-2fa-heading');

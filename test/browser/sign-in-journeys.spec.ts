@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { TEST_PASSWORD } from '../support/identity-app.js';
-import { axeScan, chromiumPath, latestMailTo, launchBrowser, totpCode, transferredBytes } from './support/browser.js';
-import { SignOutRedirectListener, startBrowserApp, type BrowserApp } from './support/browser-app.js';
+import { axeScan, chromiumPath, latestMailTo, totpCode, transferredBytes } from './support/browser.js';
+import { SignOutRedirectListener } from './support/browser-app.js';
+import { useBrowserApp } from './support/use-browser-app.js';
 import { BackOfficeGroupService } from '../../src/backoffice-identity/index.js';
 
 const executable = chromiumPath();
@@ -12,29 +13,17 @@ const ADMIN = { email: 'admin@example.com', password: 'admin passphrase for the 
 const COLLEAGUE = { email: 'colleague@example.com', password: 'a colleague chose this passphrase' };
 
 suite('sign-in screens in a real browser (Debian chromium, playwright-core)', () => {
-  let app: BrowserApp;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
-
-  beforeAll(async () => {
-    app = await startBrowserApp();
-    browser = await launchBrowser(executable!);
+  const shared = useBrowserApp(executable, async (app) => {
     const admin = await app.userManager.createUser({ email: ADMIN.email, name: 'Ada Admin', password: ADMIN.password, groups: ['admin'] });
     expect(admin.succeeded).toBe(true);
   });
-  afterAll(async () => {
-    for (const context of contexts) await context.close().catch(() => undefined);
-    await browser?.close();
-    await app?.shutdown();
-  });
 
   async function newPage(options: Parameters<Browser['newContext']>[0] = {}): Promise<Page> {
-    const context = await browser.newContext({ baseURL: app.origin, ...options });
-    contexts.push(context);
+    const context = await shared.newContext({ baseURL: shared.app.origin, ...options });
     return context.newPage();
   }
 
-  const url = (path: string) => `${app.origin}/backoffice${path}`;
+  const url = (path: string) => `${shared.app.origin}/backoffice${path}`;
   const alert = (page: Page) => page.getByRole('alert').first();
 
   async function signIn(page: Page, email: string, password: string): Promise<void> {
@@ -50,10 +39,9 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   }
 
   it('first paint of the sign-in page is under 50 kB transferred', async () => {
-    const context = await browser.newContext();
-    contexts.push(context);
+    const context = await shared.newContext();
     const { total, requests } = await transferredBytes(context, url('/'));
-    console.log(`sign-in page: ${total} bytes transferred in ${requests.length} requests: ${requests.map((r) => `${r.url.replace(app.origin, '')} ${r.bytes}`).join(', ')}`);
+    console.log(`sign-in page: ${total} bytes transferred in ${requests.length} requests: ${requests.map((r) => `${r.url.replace(shared.app.origin, '')} ${r.bytes}`).join(', ')}`);
     expect(requests.length).toBeGreaterThanOrEqual(6);
     expect(total).toBeLessThan(50_000);
   });
@@ -68,8 +56,8 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     );
     expect(invited.status).toBe(201);
 
-    const mail = await latestMailTo(app.mailDir, COLLEAGUE.email);
-    expect(mail.link.startsWith(`${app.origin}/backoffice/accept-invite#userId=`)).toBe(true);
+    const mail = await latestMailTo(shared.app.mailDir, COLLEAGUE.email);
+    expect(mail.link.startsWith(`${shared.app.origin}/backoffice/accept-invite#userId=`)).toBe(true);
     const page = await newPage();
     const requested: string[] = [];
     page.on('request', (request) => requested.push(request.url()));
@@ -100,7 +88,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.getByRole('button', { name: 'Verify' }).click();
     await expect.poll(() => alert(page).textContent()).toContain('That code is not valid');
 
-    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, shared.app.clock.now()));
     await page.getByRole('button', { name: 'Verify' }).click();
     const codes = page.locator('#bo-recovery-codes li');
     await expect.poll(() => codes.count()).toBe(10);
@@ -122,8 +110,8 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     const page = await newPage();
     await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
     await page.waitForURL(url('/two-factor'));
-    app.clock.advance(30_000); // the enrolment code's time step cannot be used twice
-    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    shared.app.clock.advance(30_000); // the enrolment code's time step cannot be used twice
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, shared.app.clock.now()));
     await page.getByRole('button', { name: 'Verify' }).click();
     await expectSignedInAccount(page, COLLEAGUE.email);
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
@@ -144,11 +132,11 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     const page = await newPage();
     await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
     await page.waitForURL(url('/two-factor'));
-    app.clock.advance(30_000);
-    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    shared.app.clock.advance(30_000);
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, shared.app.clock.now()));
     await page.getByRole('button', { name: 'Verify' }).click();
     await expectSignedInAccount(page, COLLEAGUE.email);
-    await page.goto(`${app.origin}/host/editor`);
+    await page.goto(`${shared.app.origin}/host/editor`);
     await expect.poll(() => page.evaluate(() => Boolean((window as any).BackOfficeSession))).toBe(true);
     await page.getByLabel('Document').fill('draft that must survive');
     // The session ends elsewhere (e.g. signed out in another tab); the next check notices.
@@ -159,8 +147,8 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await dialog.getByLabel('Password', { exact: true }).fill(COLLEAGUE.password);
     await dialog.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByRole('alertdialog').getByRole('heading').textContent()).toBe('Two-factor authentication');
-    app.clock.advance(30_000);
-    await page.getByRole('alertdialog').getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    shared.app.clock.advance(30_000);
+    await page.getByRole('alertdialog').getByLabel('Code', { exact: true }).fill(totpCode(secret, shared.app.clock.now()));
     await page.getByRole('alertdialog').getByRole('button', { name: 'Verify' }).click();
     await expect.poll(() => page.getByRole('alertdialog').count()).toBe(0);
     expect(await page.getByLabel('Document').inputValue()).toBe('draft that must survive');
@@ -171,8 +159,8 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     const page = await newPage();
     await signIn(page, COLLEAGUE.email, COLLEAGUE.password);
     await page.waitForURL(url('/two-factor'));
-    app.clock.advance(6 * 60_000); // the pending sign-in lasts 5 minutes
-    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    shared.app.clock.advance(6 * 60_000); // the pending sign-in lasts 5 minutes
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, shared.app.clock.now()));
     await page.getByRole('button', { name: 'Verify' }).click();
     await expect.poll(() => alert(page).textContent()).toBe('Your sign-in took too long. Sign in with your password again.');
     expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Back to sign in');
@@ -191,7 +179,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('forgot password from the sign-in page, emailed link, new password, sign in; the used link then shows a clear error', async () => {
-    const created = await app.userManager.createUser({ email: 'forgetful@example.com', name: 'Fay Forgetful', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'forgetful@example.com', name: 'Fay Forgetful', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
     await page.goto(url('/'));
@@ -201,7 +189,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.getByRole('button', { name: 'Send reset link' }).click();
     await expect.poll(() => page.getByRole('status').textContent()).toContain('we have sent it a link');
 
-    const mail = await latestMailTo(app.mailDir, 'forgetful@example.com');
+    const mail = await latestMailTo(shared.app.mailDir, 'forgetful@example.com');
     await page.goto(mail.link);
     expect(await page.evaluate(() => location.href)).toBe(url('/reset-password'));
     await page.getByLabel('New password', { exact: true }).fill('short');
@@ -230,7 +218,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('confirms an email change from the emailed link: the page posts the fragment, lands on sign-in with a notice; the new address signs in', async () => {
-    const created = await app.userManager.createUser({ email: 'mover@example.com', name: 'Mo Mover', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'mover@example.com', name: 'Mo Mover', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
     await signIn(page, 'mover@example.com', TEST_PASSWORD);
@@ -238,7 +226,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     const requested = await page.evaluate(async () => (await (window as any).BackOfficeSession.request('POST', '/auth/me/email', { newEmail: 'moved@example.com' })).status);
     expect(requested).toBe(202);
 
-    const mail = await latestMailTo(app.mailDir, 'moved@example.com');
+    const mail = await latestMailTo(shared.app.mailDir, 'moved@example.com');
     expect(mail.link.startsWith(url('/confirm-email#'))).toBe(true);
     const confirm = await newPage({ bypassCSP: true }); // axe-core is injected as a script
     await confirm.goto(mail.link);
@@ -265,7 +253,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('revokes another session from the account page; that browser is then asked to sign in again', async () => {
-    const created = await app.userManager.createUser({ email: 'twodevices@example.com', name: 'Tia Twodevices', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'twodevices@example.com', name: 'Tia Twodevices', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const laptop = await newPage({ userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36' });
     const phone = await newPage({ userAgent: 'Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Mobile Safari/537.36' });
@@ -289,7 +277,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('shows the lock message with the time left after five wrong passwords', async () => {
-    const created = await app.userManager.createUser({ email: 'locked@example.com', name: 'Lou Locked', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'locked@example.com', name: 'Lou Locked', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
     await page.goto(url('/'));
@@ -307,7 +295,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('signs in with the keyboard alone, with a visible focus indicator', async () => {
-    const created = await app.userManager.createUser({ email: 'keys@example.com', name: 'Kim Keys', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'keys@example.com', name: 'Kim Keys', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
     await page.goto(url('/'));
@@ -326,15 +314,15 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('Sign out lands on the signOutRedirectUrl a UserLogoutSuccessNotification listener set; without one on the sign-in page', async () => {
-    const created = await app.userManager.createUser({ email: 'leaver@example.com', name: 'Lee Leaver', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'leaver@example.com', name: 'Lee Leaver', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
-    SignOutRedirectListener.url = `${app.origin}/host/signed-out`;
+    SignOutRedirectListener.url = `${shared.app.origin}/host/signed-out`;
     try {
       await signIn(page, 'leaver@example.com', TEST_PASSWORD);
       await expectSignedInAccount(page, 'leaver@example.com');
       await page.getByRole('button', { name: 'Sign out', exact: true }).click();
-      await page.waitForURL(`${app.origin}/host/signed-out`);
+      await page.waitForURL(`${shared.app.origin}/host/signed-out`);
       expect(await page.getByRole('heading').textContent()).toBe('You left the host app');
     } finally {
       SignOutRedirectListener.url = null;
@@ -344,19 +332,19 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     // The same from a host page that loads session.js: a data-backoffice-sign-out button, no listener URL.
     await signIn(page, 'leaver@example.com', TEST_PASSWORD);
     await expectSignedInAccount(page, 'leaver@example.com');
-    await page.goto(`${app.origin}/host/editor`);
+    await page.goto(`${shared.app.origin}/host/editor`);
     await page.getByRole('button', { name: 'Sign out', exact: true }).click();
     await page.waitForURL(url(''));
   });
 
   it('on a host page, warns before the idle deadline; "Stay signed in" extends the session; after the deadline it signs in again in a dialog without reloading', async () => {
-    const created = await app.userManager.createUser({ email: 'idle@example.com', name: 'Ida Idle', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'idle@example.com', name: 'Ida Idle', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
     await page.clock.install();
     await signIn(page, 'idle@example.com', TEST_PASSWORD);
     await expectSignedInAccount(page, 'idle@example.com');
-    await page.goto(`${app.origin}/host/editor`);
+    await page.goto(`${shared.app.origin}/host/editor`);
     await page.getByLabel('Document').fill('unsaved work');
     await page.evaluate(() => ((window as any).pageMarker = 'same page'));
     const peek = () => page.evaluate(() => fetch('/backoffice/auth/me', { headers: { 'X-Backoffice-Session-Peek': '1' } }).then((r) => r.json()));
@@ -364,7 +352,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     const before = (await peek()).session;
 
     // 20 min idle timeout, warning 2 min before: move server and browser clocks 18.5 min on.
-    app.clock.advance(18.5 * 60_000);
+    shared.app.clock.advance(18.5 * 60_000);
     await page.clock.fastForward(18.5 * 60_000);
     const warning = page.getByRole('alertdialog');
     await expect.poll(() => warning.getByRole('heading').textContent()).toBe('Are you still there?');
@@ -376,7 +364,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect(Date.parse(after.idleExpiresAt)).toBeGreaterThan(Date.parse(before.idleExpiresAt) + 18 * 60_000);
 
     // Now let it lapse: the session ends, the dialog asks to sign in again, the page is not reloaded.
-    app.clock.advance(21 * 60_000);
+    shared.app.clock.advance(21 * 60_000);
     await page.clock.fastForward(21 * 60_000);
     const ended = page.getByRole('alertdialog');
     await expect.poll(() => ended.getByRole('heading').textContent()).toBe('Your session has ended');
@@ -394,17 +382,17 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('the session-ended dialog sends a member of a group that now requires two-factor to the account page to set it up', async () => {
-    await app.app.get(BackOfficeGroupService).create({ alias: 'vault', name: 'Vault', permissions: [], requireTwoFactor: false });
-    const created = await app.userManager.createUser({ email: 'vault@example.com', name: 'Val Vault', password: TEST_PASSWORD, groups: ['vault'] });
+    await shared.app.app.get(BackOfficeGroupService).create({ alias: 'vault', name: 'Vault', permissions: [], requireTwoFactor: false });
+    const created = await shared.app.userManager.createUser({ email: 'vault@example.com', name: 'Val Vault', password: TEST_PASSWORD, groups: ['vault'] });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
     await signIn(page, 'vault@example.com', TEST_PASSWORD);
     await expectSignedInAccount(page, 'vault@example.com');
-    await page.goto(`${app.origin}/host/editor`);
+    await page.goto(`${shared.app.origin}/host/editor`);
     await expect.poll(() => page.evaluate(() => Boolean((window as any).BackOfficeSession))).toBe(true);
     // The group starts to require two-factor, and the person's sessions end (e.g. an admin signed them out).
-    await app.app.get(BackOfficeGroupService).update('vault', { requireTwoFactor: true });
-    await app.signInManager.refreshSignIn(created.value!);
+    await shared.app.app.get(BackOfficeGroupService).update('vault', { requireTwoFactor: true });
+    await shared.app.signInManager.refreshSignIn(created.value!);
     await page.evaluate(() => (window as any).BackOfficeSession.check());
     const ended = page.getByRole('alertdialog');
     await expect.poll(() => ended.getByRole('heading').textContent()).toBe('Your session has ended');
@@ -414,24 +402,24 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('tells before the absolute deadline that the session cannot be extended', async () => {
-    const created = await app.userManager.createUser({ email: 'longday@example.com', name: 'Lon Longday', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'longday@example.com', name: 'Lon Longday', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
     await page.clock.install();
     await signIn(page, 'longday@example.com', TEST_PASSWORD);
     await expectSignedInAccount(page, 'longday@example.com');
-    await page.goto(`${app.origin}/host/editor`);
+    await page.goto(`${shared.app.origin}/host/editor`);
     // A busy day: the session is used every 15 minutes for 11 h 50 min (12 h absolute timeout).
     for (let step = 0; step < 47; step++) {
-      app.clock.advance(15 * 60_000);
+      shared.app.clock.advance(15 * 60_000);
       expect(await page.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status))).toBe(200);
     }
-    app.clock.advance(5 * 60_000);
+    shared.app.clock.advance(5 * 60_000);
     const me = await page.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.json()));
     expect(me.session.idleExpiresAt).toBe(me.session.absoluteExpiresAt); // capped by the absolute deadline
     await page.evaluate(() => (window as any).BackOfficeSession.check());
     expect(await page.getByRole('alertdialog').count()).toBe(0); // 10 minutes left: no warning yet
-    app.clock.advance(8.5 * 60_000);
+    shared.app.clock.advance(8.5 * 60_000);
     await page.clock.fastForward(8.5 * 60_000);
     const notice = page.getByRole('alertdialog');
     await expect.poll(() => notice.textContent()).toContain('Your session ends in');
@@ -442,12 +430,12 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('asks for the password again in a dialog (step-up) when a sensitive change comes more than 5 minutes after sign-in, then carries on', async () => {
-    const created = await app.userManager.createUser({ email: 'stepup@example.com', name: 'Stu Stepup', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'stepup@example.com', name: 'Stu Stepup', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
     const page = await newPage();
     await signIn(page, 'stepup@example.com', TEST_PASSWORD);
     await expectSignedInAccount(page, 'stepup@example.com');
-    app.clock.advance(6 * 60_000);
+    shared.app.clock.advance(6 * 60_000);
     await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
     const dialog = page.getByRole('dialog');
     await expect.poll(() => dialog.getByRole('heading').textContent()).toBe('Confirm it’s you');
@@ -472,15 +460,14 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
   });
 
   it('OWASP ASVS 5.0 7.2.4: a step-up in one tab renews the session cookie; calls of another tab that left with the old cookie (401) or the old XSRF token (403) are retried, not "Your session has ended"', async () => {
-    const created = await app.userManager.createUser({ email: 'rotate-tabs@example.com', name: 'Rita Rotate', password: TEST_PASSWORD });
+    const created = await shared.app.userManager.createUser({ email: 'rotate-tabs@example.com', name: 'Rita Rotate', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);
-    const context = await browser.newContext({ baseURL: app.origin });
-    contexts.push(context);
+    const context = await shared.newContext({ baseURL: shared.app.origin });
     const account = await context.newPage();
     await signIn(account, 'rotate-tabs@example.com', TEST_PASSWORD);
     await expectSignedInAccount(account, 'rotate-tabs@example.com');
     const editor = await context.newPage();
-    await editor.goto(`${app.origin}/host/editor`);
+    await editor.goto(`${shared.app.origin}/host/editor`);
     await expect.poll(() => editor.evaluate(() => Boolean((window as any).BackOfficeSession))).toBe(true);
     await editor.getByLabel('Document').fill('unsaved work');
     await editor.evaluate(() => ((window as any).pageMarker = 'same page'));
@@ -512,7 +499,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
       if (!change) return route.continue();
       if (!change.cookie) {
         // The page read the old XSRF cookie; the step-up's new cookies arrived before the request left.
-        await context.addCookies([{ name: 'XSRF-TOKEN', value: change.xsrfCookie, url: app.origin, sameSite: 'Strict' }]);
+        await context.addCookies([{ name: 'XSRF-TOKEN', value: change.xsrfCookie, url: shared.app.origin, sameSite: 'Strict' }]);
         return route.continue();
       }
       // Chromium attaches the cookies it holds when the request goes on: the one with the old cookie is sent from here.
@@ -542,7 +529,7 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     const write = await call('DELETE', '/auth/sessions/00000000-0000-4000-8000-000000000000', both);
     expect(write.status, sent.join(', ')).toBe(404); // it reached the route: no such session of yours
     const renewedXsrf = await cookieOf('XSRF-TOKEN');
-    await context.addCookies([{ name: 'XSRF-TOKEN', value: old.xsrf, url: app.origin, sameSite: 'Strict' }]);
+    await context.addCookies([{ name: 'XSRF-TOKEN', value: old.xsrf, url: shared.app.origin, sameSite: 'Strict' }]);
     const racedXsrf = await call('DELETE', '/auth/sessions/00000000-0000-4000-8000-000000000001', { xsrfCookie: renewedXsrf });
     expect(racedXsrf.status, sent.join(', ')).toBe(404);
     stale = { path: '/backoffice/auth/me', headers: { cookie: both.cookie } };
@@ -563,9 +550,8 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await editor.unroute('**/backoffice/auth/**');
 
     // The old cookie itself is dead.
-    const oldContext = await browser.newContext({ baseURL: app.origin });
-    contexts.push(oldContext);
-    await oldContext.addCookies([{ name: 'backoffice_session', value: old.session, url: app.origin }]);
+    const oldContext = await shared.newContext({ baseURL: shared.app.origin });
+    await oldContext.addCookies([{ name: 'backoffice_session', value: old.session, url: shared.app.origin }]);
     expect((await oldContext.request.get('/backoffice/auth/me')).status()).toBe(401);
   });
 
