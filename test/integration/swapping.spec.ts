@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, typeOrmOptionsFor } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import pg from 'pg';
+import { DataSource } from 'typeorm';
 import {
   BACKOFFICE_IDENTITY_OPTIONS,
   BackOfficeIdentityModule,
@@ -22,6 +23,7 @@ import {
   BackOfficeUserManagerDependencies,
   BcryptPasswordHasher,
   InjectBackOfficeUserManager,
+  TypeOrmBackOfficeAuditStore,
   TypeOrmBackOfficeUserStore,
   type BackOfficePasswordChecker,
   type BackOfficeUser,
@@ -239,6 +241,38 @@ describe('Swapping the user manager and its parts', () => {
       expect(Number((await client.query('SELECT count(*) AS n FROM backoffice_session')).rows[0].n)).toBe(before);
       expect((await http.post('/auth/logout')).status).toBe(200);
       expect((await http.get('/auth/me')).status).toBe(401);
+    } finally {
+      await client.end();
+      await ctx.close();
+    }
+  });
+
+  it("a host module declaring an exported TypeORM store as its own provider gets it built on the host's DataSource", async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [TypeOrmModule.forRoot(typeOrmOptionsFor(db))],
+      providers: [TypeOrmBackOfficeAuditStore, TypeOrmBackOfficeUserStore],
+    }).compile();
+    try {
+      const audit = moduleRef.get(TypeOrmBackOfficeAuditStore);
+      expect(audit.writesWith(moduleRef.get(DataSource))).toBe(true);
+      expect(Array.isArray((await audit.list({ take: 1 })).items)).toBe(true);
+      expect(await moduleRef.get(TypeOrmBackOfficeUserStore).findById('00000000-0000-4000-8000-000000000000')).toBeNull();
+    } finally {
+      await moduleRef.close();
+    }
+  });
+
+  it('in-memory stores configured, overrideProvider(BACKOFFICE_USER_STORE).useClass(TypeOrmBackOfficeUserStore): users land in the database', async () => {
+    const ctx = await createIdentityApp(db, {
+      identity: { stores: InMemoryBackOfficeStores.create() },
+      override: (b) => b.overrideProvider(BACKOFFICE_USER_STORE).useClass(TypeOrmBackOfficeUserStore),
+    });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      expect(ctx.app.get(BACKOFFICE_USER_STORE)).toBeInstanceOf(TypeOrmBackOfficeUserStore);
+      const created = (await ctx.userManager.createUser({ email: `override${++counter}@example.com`, name: 'O', password })).value!;
+      expect((await client.query('SELECT email FROM backoffice_user WHERE id = $1', [created.id])).rows).toHaveLength(1);
     } finally {
       await client.end();
       await ctx.close();

@@ -1,6 +1,6 @@
 import { Test } from '@nestjs/testing';
 import { EventEmitterModule } from '@nestjs/event-emitter';
-import { BackOfficeIdentityModule, InMemoryBackOfficeStores, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
+import { BackOfficeIdentityModule, InMemoryBackOfficeStores, TypeOrmBackOfficeAuditStore, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 
 /**
  * What a host app must import beside the module, and the start-up error that says so when it is missing: Nest's own
@@ -39,6 +39,12 @@ describe('The host app\'s imports beside BackOfficeIdentityModule', () => {
       const stores = { ...InMemoryBackOfficeStores.create(), userStore: undefined };
       const identityModule = BackOfficeIdentityModule.forRoot({ stores, userStore: HostUserStore, maintenanceIntervalMinutes: 0 });
       await expect(Test.createTestingModule({ imports: [EventEmitterModule.forRoot(), identityModule] }).compile()).rejects.toThrow(refusal);
+    });
+
+    it("a host module declaring an exported TypeORM store as its own provider, without TypeOrmModule.forRoot(): the same message", async () => {
+      const compiling = Test.createTestingModule({ providers: [TypeOrmBackOfficeAuditStore] }).compile();
+      await expect(compiling).rejects.toThrow(refusal);
+      await expect(compiling).rejects.not.toThrow(/can't resolve dependencies/);
     });
 
     it('with in-memory stores: no DataSource is needed, it starts without TypeORM', async () => {

@@ -1,27 +1,38 @@
 import { Inject, type FactoryProvider } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 
-/** Internal token: the host app's TypeORM `DataSource`, which the default (TypeORM) stores read and write through. */
+/** Internal token: the host app's TypeORM `DataSource`, for the start-up check and the database timeouts. */
 export const BACKOFFICE_DATA_SOURCE = Symbol('BACKOFFICE_DATA_SOURCE');
 
 /** Injects the host's TypeORM `DataSource` as {@link backOfficeDataSourceProvider} resolves it. */
 export const InjectBackOfficeDataSource = (): ParameterDecorator & PropertyDecorator => Inject(BACKOFFICE_DATA_SOURCE);
 
 /**
- * Resolves the host's TypeORM `DataSource` once for the module's consumers (the TypeORM stores, the start-up check,
- * the database timeouts); registered only while a TypeORM store is in use. Without `TypeOrmModule.forRoot()` in the
- * host app, start-up fails with the fix in the message, not with Nest's advice to make the DataSource available in
- * BackOfficeIdentityModule, which the host cannot edit.
+ * The host's TypeORM `DataSource` (or an `EntityManager` given in its place), or, when there is none, the error that
+ * names the fix: `TypeOrmModule.forRoot()` in the host app, or stores of its own. Nest's "can't resolve
+ * dependencies" would advise making the DataSource available in BackOfficeIdentityModule, which the host cannot edit.
+ *
+ * Each TypeORM store calls it in its constructor, where the DataSource is injected as optional with Nest's own
+ * token (`@Optional() @InjectDataSource()`): so a store resolves wherever the host's `TypeOrmModule.forRoot()` is
+ * visible (as a provider of the host's own module, or through `overrideProvider(...).useClass(...)` while other
+ * stores are configured), and fails with this message where it is not.
+ */
+export function requireHostDataSource<T extends DataSource | EntityManager>(dataSource: T | null | undefined): T {
+  if (dataSource) return dataSource;
+  throw new Error(
+    "BackOfficeIdentityModule: no TypeORM DataSource for its default stores. Add TypeOrmModule.forRoot({ ..., autoLoadEntities: true }) " +
+      "(or forRootAsync, from '@nestjs/typeorm') to the imports of your app module, beside BackOfficeIdentityModule. " +
+      'Without a database, pass stores of your own, e.g. BackOfficeIdentityModule.forRoot({ stores: InMemoryBackOfficeStores.create() }) in tests.',
+  );
+}
+
+/**
+ * Resolves the host's TypeORM `DataSource` once for the start-up check and the database timeouts (the stores use
+ * {@link requireHostDataSource} themselves); registered only while a TypeORM store is in use. Without
+ * `TypeOrmModule.forRoot()` in the host app, start-up fails with the same message.
  */
 export const backOfficeDataSourceProvider: FactoryProvider<DataSource> = {
   provide: BACKOFFICE_DATA_SOURCE,
   inject: [{ token: DataSource, optional: true }],
-  useFactory: (dataSource: DataSource | undefined) => {
-    if (dataSource) return dataSource;
-    throw new Error(
-      "BackOfficeIdentityModule: no TypeORM DataSource for its default stores. Add TypeOrmModule.forRoot({ ..., autoLoadEntities: true }) " +
-        "(or forRootAsync, from '@nestjs/typeorm') to the imports of your app module, beside BackOfficeIdentityModule. " +
-        'Without a database, pass stores of your own, e.g. BackOfficeIdentityModule.forRoot({ stores: InMemoryBackOfficeStores.create() }) in tests.',
-    );
-  },
+  useFactory: (dataSource: DataSource | undefined) => requireHostDataSource(dataSource),
 };

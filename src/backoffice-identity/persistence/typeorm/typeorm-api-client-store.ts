@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
-import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
+import { Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, type EntityManager } from 'typeorm';
 import type {
   BackOfficeAccessTokenRecord,
@@ -48,7 +49,8 @@ function clientFromRow(row: ClientRow): BackOfficeApiClient {
 export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore {
   private readonly manager: EntityManager;
 
-  constructor(@InjectBackOfficeDataSource() source: DataSource | EntityManager) {
+  constructor(@Optional() @InjectDataSource() source: DataSource | EntityManager) {
+    requireHostDataSource(source);
     this.manager = source instanceof DataSource ? source.manager : source;
   }
 

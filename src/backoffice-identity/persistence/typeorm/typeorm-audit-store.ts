@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
-import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
+import { Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import type {
   BackOfficeAuditEntry,
@@ -57,7 +58,9 @@ class Conditions {
  */
 @Injectable()
 export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
-  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
+  constructor(@Optional() @InjectDataSource() private readonly dataSource: DataSource) {
+    requireHostDataSource(dataSource);
+  }
 
   /** True when entries are appended by this class's own SQL on `dataSource` (so another store may write them too). */
   writesWith(dataSource: DataSource): boolean {

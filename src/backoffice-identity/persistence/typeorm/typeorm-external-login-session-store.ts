@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
-import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
+import { Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import type {
   BackOfficeExternalLoginSessionRecord,
@@ -9,7 +10,9 @@ import type {
 /** `backoffice_session_external_login` rows; they are deleted with their session (foreign key, cascade). */
 @Injectable()
 export class TypeOrmBackOfficeExternalLoginSessionStore implements BackOfficeExternalLoginSessionStore {
-  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
+  constructor(@Optional() @InjectDataSource() private readonly dataSource: DataSource) {
+    requireHostDataSource(dataSource);
+  }
 
   async attach(sessionId: string, record: BackOfficeExternalLoginSessionRecord): Promise<void> {
     await this.dataSource.query(

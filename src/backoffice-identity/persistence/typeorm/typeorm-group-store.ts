@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
-import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
+import { Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, type EntityManager } from 'typeorm';
 import {
   BackOfficeDuplicateGroupError,
@@ -41,7 +42,9 @@ function groupFromRow(row: GroupRow): BackOfficeGroupRecord {
  */
 @Injectable()
 export class TypeOrmBackOfficeGroupStore implements BackOfficeGroupStore {
-  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
+  constructor(@Optional() @InjectDataSource() private readonly dataSource: DataSource) {
+    requireHostDataSource(dataSource);
+  }
 
   async list(): Promise<BackOfficeGroupRecord[]> {
     const rows: GroupRow[] = await this.dataSource.query(`${SELECT_GROUP} ORDER BY g.alias`);

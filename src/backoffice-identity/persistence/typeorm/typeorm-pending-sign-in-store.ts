@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
-import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
+import { Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
 import { deleteCounting, returned } from './sql-results.js';
@@ -69,7 +70,9 @@ function selectList(t: KindTable): string {
  */
 @Injectable()
 export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSignInStore {
-  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
+  constructor(@Optional() @InjectDataSource() private readonly dataSource: DataSource) {
+    requireHostDataSource(dataSource);
+  }
 
   async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
     const t = TABLES[pending.kind];

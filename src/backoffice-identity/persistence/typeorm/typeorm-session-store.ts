@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
-import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
+import { Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, IsNull, MoreThan } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
 import type { BackOfficeAuditStore } from '../../audit/backoffice-audit-store.interface.js';
@@ -84,7 +85,9 @@ function sessionFromRow({ s }: SessionRow): BackOfficeSession {
  */
 @Injectable()
 export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
-  constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
+  constructor(@Optional() @InjectDataSource() private readonly dataSource: DataSource) {
+    requireHostDataSource(dataSource);
+  }
 
   private get sessions() {
     return this.dataSource.getRepository(BackOfficeSessionEntity);

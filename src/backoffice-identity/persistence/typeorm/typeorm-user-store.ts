@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
-import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
+import { Injectable, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
@@ -272,7 +273,8 @@ export class TypeOrmBackOfficeUserStore
 {
   private readonly manager: EntityManager;
 
-  constructor(@InjectBackOfficeDataSource() source: DataSource | EntityManager) {
+  constructor(@Optional() @InjectDataSource() source: DataSource | EntityManager) {
+    requireHostDataSource(source);
     this.manager = source instanceof DataSource ? source.manager : source;
   }
 
