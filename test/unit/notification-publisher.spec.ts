@@ -216,6 +216,32 @@ describe('NotificationPublisher', () => {
       expect(notification.signOutRedirectUrl).toBeNull();
     });
 
+    it('OWASP ASVS 5.0 16.5.2: two publishers on one emitter (the module imported twice) each await both audit listeners in full', async () => {
+      const first = new NotificationPublisher(emitter, { notifications: { listenerTimeoutMs: 50 } });
+      const second = new NotificationPublisher(emitter, { notifications: { listenerTimeoutMs: 50 } });
+      const audited: string[] = [];
+      const auditOf = (name: string) => async () => {
+        await sleep(150);
+        audited.push(name);
+      };
+      const firstAudit = auditOf('first');
+      const secondAudit = auditOf('second');
+      first.awaitInFull(firstAudit);
+      emitter.onAny(firstAudit);
+      second.awaitInFull(secondAudit);
+      emitter.onAny(secondAudit);
+      await first.publish(logout());
+      expect(audited.sort()).toEqual(['first', 'second']);
+      await second.publish(logout());
+      expect(audited.sort()).toEqual(['first', 'first', 'second', 'second']);
+      expect(errorLog).not.toHaveBeenCalled();
+      second.stopAwaitingInFull(secondAudit);
+      emitter.offAny(secondAudit);
+      audited.length = 0;
+      await first.publish(logout());
+      expect(audited).toEqual(['first']);
+    });
+
     it('OWASP ASVS 5.0 16.5.2: a late signOutRedirectUrl set from a detached promise (not the listener\'s own) is ignored with one warning, never an unhandled rejection', async () => {
       const limited = new NotificationPublisher(emitter, { notifications: { listenerTimeoutMs: 50 } });
       const warnLog = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);

@@ -16,6 +16,14 @@ const DEFAULT_OPTIONS: NotificationPublisherOptions = { notifications: { listene
 export type BackOfficeAnyListener = (event: string | string[], ...values: unknown[]) => unknown;
 
 /**
+ * The `onAny` listeners given to {@link NotificationPublisher.awaitInFull}, for every publisher in the process: the
+ * emitter is the host's and may be shared by several publishers (the module imported twice, in two apps of one
+ * process or two test modules), and each publisher runs every `onAny` listener on it, the other module's audit
+ * listener included. A per-publisher set would time-limit that one.
+ */
+const awaitedInFull = new WeakSet<BackOfficeAnyListener>();
+
+/**
  * Emits notifications through EventEmitter2 and awaits every listener, like `emitAsync`, but with each
  * listener isolated: one that throws (sync or async) is logged and neither breaks the operation that
  * notified nor cuts short the listeners that run beside it (`emitAsync` rejects on the first failure).
@@ -31,7 +39,6 @@ export type BackOfficeAnyListener = (event: string | string[], ...values: unknow
 @Injectable()
 export class NotificationPublisher {
   private readonly logger = new Logger('BackOfficeNotifications');
-  private readonly unlimited = new Set<BackOfficeAnyListener>();
 
   constructor(
     @Inject(BACKOFFICE_EVENT_EMITTER) private readonly emitter: EventEmitter2,
@@ -40,15 +47,16 @@ export class NotificationPublisher {
 
   /**
    * Exempts an `onAny` listener (the same function given to `emitter.onAny`) from the time limit: it is awaited until
-   * it settles. For the module's audit listener; a host's own `onAny` listener keeps the limit.
+   * it settles. For the module's audit listener; a host's own `onAny` listener keeps the limit. The exemption is the
+   * listener's, not this publisher's: every publisher on the same emitter awaits it in full.
    */
   awaitInFull(listener: BackOfficeAnyListener): void {
-    this.unlimited.add(listener);
+    awaitedInFull.add(listener);
   }
 
-  /** Ends {@link awaitInFull} for `listener`. */
+  /** Ends {@link awaitInFull} for `listener` (for every publisher). */
   stopAwaitingInFull(listener: BackOfficeAnyListener): void {
-    this.unlimited.delete(listener);
+    awaitedInFull.delete(listener);
   }
 
   /** Runs the event's own listeners, then the `onAny` ones, each within its time limit; resolves `notification`. */
@@ -60,7 +68,7 @@ export class NotificationPublisher {
     notification.listenersSettled();
     const anyRuns = this.emitter.listenersAny().map((listener) => {
       const run = this.invoke(listener, [name, notification]);
-      return this.unlimited.has(listener as BackOfficeAnyListener) ? run : this.limited(notification, run, limit);
+      return awaitedInFull.has(listener as BackOfficeAnyListener) ? run : this.limited(notification, run, limit);
     });
     await this.settle(notification, anyRuns);
     return notification;
