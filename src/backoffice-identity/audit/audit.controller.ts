@@ -6,7 +6,7 @@ import { ErrorResponse } from '../auth/auth.dto.js';
 import { BACKOFFICE_AUDIT_STORE } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
-import { MAX_LIST_SKIP, MaxListSkip } from '../http/list-offset.js';
+import { MAX_LIST_SKIP, MAX_LIST_SKIP_TEXT, MaxListSkip } from '../http/list-offset.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import { decodeAuditCursor, encodeAuditCursor } from './audit-cursor.js';
 import type { BackOfficeAuditCount, BackOfficeAuditEntry, BackOfficeAuditStore } from './backoffice-audit-store.interface.js';
@@ -19,7 +19,7 @@ export class AuditQuery {
     deprecated: true,
     minimum: 0,
     maximum: MAX_LIST_SKIP,
-    description: 'Entries to skip (OFFSET, at most 10,000: its cost grows with it). Use `before` instead; not combined with it.',
+    description: `Entries to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT}: its cost grows with it). Use \`before\` instead; not combined with it.`,
   })
   @IsOptional()
   @Type(() => Number)
@@ -105,7 +105,7 @@ export class AuditController {
 
   @Get()
   @ApiOkResponse({ type: AuditPageResponse })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (e.g. a `before` that is not a cursor, `before` with `skip`, or `skip` over 10,000)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: `validation_failed (e.g. a \`before\` that is not a cursor, \`before\` with \`skip\`, or \`skip\` over ${MAX_LIST_SKIP_TEXT})` })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'forbidden (needs audit.read)' })
   async list(@Query() query: AuditQuery): Promise<AuditPageResponse> {

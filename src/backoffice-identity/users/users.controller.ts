@@ -9,6 +9,7 @@ import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js'
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { MAX_LIST_SKIP_TEXT } from '../http/list-offset.js';
 import { BackOfficeInviteService, type BackOfficeInviteOutcome } from '../invites/backoffice-invite.service.js';
 import { InviteUserDto } from '../invites/invite.dto.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
@@ -52,7 +53,7 @@ export class UsersController {
 
   @Get()
   @ApiOkResponse({ type: UserPageResponse })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (e.g. `skip` over 10,000, `take` over 100, a `filter` over 256 characters)' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: `validation_failed (e.g. \`skip\` over ${MAX_LIST_SKIP_TEXT}, \`take\` over 100, a \`filter\` over 256 characters)` })
   @requirePermissions('users.read')
   async list(@Query() query: ListUsersQuery): Promise<{ items: BackOfficeUserDto[]; total: number; totalExact: boolean }> {
     const store = this.userManager.store;

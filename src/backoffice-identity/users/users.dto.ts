@@ -3,14 +3,14 @@ import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, MaxLength, Min, ValidateBy } from 'class-validator';
 import { UserResponse } from '../auth/auth.dto.js';
 import { CONTROL_CHARACTERS } from '../common/lookup-normalizer.js';
-import { MAX_LIST_SKIP, MaxListSkip } from '../http/list-offset.js';
+import { MAX_LIST_SKIP, MAX_LIST_SKIP_TEXT, MaxListSkip } from '../http/list-offset.js';
 
 export class ListUsersQuery {
   @ApiPropertyOptional({
     default: 0,
     minimum: 0,
     maximum: MAX_LIST_SKIP,
-    description: 'Users to skip (OFFSET, at most 10,000: its cost grows with it); narrow deeper lists with `filter` or `state`',
+    description: `Users to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT}: its cost grows with it); narrow deeper lists with \`filter\` or \`state\``,
   })
   @IsOptional()
   @Type(() => Number)
