@@ -114,6 +114,7 @@ export {
 } from './users/passwords/foreign-password-hashes.js';
 export { BackOfficeUserImporter, type ResolvedImportOptions } from './users/import/backoffice-user-importer.js';
 export {
+  importUpdateTarget,
   isUserImportStore,
   MAX_IMPORT_BATCH,
   summarizeImport,

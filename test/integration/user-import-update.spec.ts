@@ -202,4 +202,56 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     expect((await new HttpClient(ctx.url).login(hashVictim.email, attackerPassword)).status).toBe(200);
     expect((await ctx.userManager.findById(mailVictim.id))!.email).toBe(takeOverMail.email);
   });
+  it('OWASP ASVS 5.0 7.5.1: the import step-up is asked only for records the store would write as updates: a record with an unknown group, a duplicate within the batch, a username-only match (duplicate_username) or an email match whose username is another user\'s (duplicate_email) is answered per record with a stale session; a real overwrite still gets 401', async () => {
+    const ownDb = await createTestDatabase();
+    const own = await createIdentityApp(ownDb, { identity: { rateLimits: { enabled: false }, usernameIsEmail: false } });
+    try {
+      const create = async (username: string, groups: string[]) =>
+        (await own.userManager.createUser({ email: `${username}@example.com`, username, name: username, password, groups })).value!;
+      await create('impupd-su-boss', ['admin']);
+      const owner = await create('impupd-su-owner', ['editor']);
+      const target = await create('impupd-su-target', ['editor']);
+      const stale = await signedInClient(own, 'impupd-su-boss', password);
+      own.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+      const attackerPassword = 'the attacker chose this password';
+      const attackerHash = { passwordFormat: 'bcrypt', passwordHash: await bcrypt.hash(attackerPassword, 4) };
+      const hashes = async () => [(await own.userManager.findById(owner.id))!.passwordHash, (await own.userManager.findById(target.id))!.passwordHash];
+      const before = await hashes();
+      const outcomes = (answer: { body: { results: Array<{ outcome: string; errors?: Array<{ code: string }> }> } }) =>
+        answer.body.results.map((r) => [r.outcome, r.errors?.map((e) => e.code)]);
+
+      const cases: Array<[string, object[], unknown[]]> = [
+        ['a typo in a group name', [{ email: target.email, username: target.username, name: 'T', groups: ['editr'], ...attackerHash }], [['invalid', ['unknown_group']]]],
+        [
+          'a duplicate within the batch',
+          [
+            { email: target.email, username: target.username, name: 'T', groups: ['editor'] },
+            { email: target.email, username: target.username, name: 'T', groups: ['editor'], ...attackerHash },
+          ],
+          [['updated', undefined], ['invalid', ['duplicate_in_import']]],
+        ],
+        ['a username-only match', [{ email: 'impupd-su-newcomer@example.com', username: owner.username, name: 'N', groups: ['editor'], ...attackerHash }], [['invalid', ['duplicate_username']]]],
+        ['an email match whose username is another user\'s', [{ email: target.email, username: owner.username, name: 'T', groups: ['editor'], ...attackerHash }], [['invalid', ['duplicate_email']]]],
+      ];
+      for (const [name, users, expected] of cases) {
+        const answer = await stale.post('/users/import', { users, onConflict: 'update' });
+        expect(answer.status, `${name}: ${answer.text}`).toBe(200);
+        expect(outcomes(answer), name).toEqual(expected);
+      }
+      expect(await hashes()).toEqual(before);
+
+      // A record the store would write as an update of the target's hash still needs the step-up.
+      const refused = await stale.post('/users/import', { users: [{ email: target.email, username: target.username, name: 'T', groups: ['editor'], ...attackerHash }], onConflict: 'update' });
+      expectClientError(refused, 401);
+      expect(refused.body.code).toBe('reauthentication_required');
+      expect(await hashes()).toEqual(before);
+      await reauthenticate(stale, password);
+      const stepped = await stale.post('/users/import', { users: [{ email: target.email, username: target.username, name: 'T', groups: ['editor'], ...attackerHash }], onConflict: 'update' });
+      expect(outcomes(stepped), stepped.text).toEqual([['updated', undefined]]);
+      expect((await new HttpClient(own.url).login(target.username, attackerPassword)).status).toBe(200);
+    } finally {
+      await own.close();
+      await ownDb.drop();
+    }
+  });
 });

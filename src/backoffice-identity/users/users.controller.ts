@@ -25,8 +25,14 @@ import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUserQueryStore } from './stores/user-store.interface.js';
 import { BackOfficeUserImporter, type ImportRecordToAuthorize } from './import/backoffice-user-importer.js';
-import { MAX_IMPORT_BATCH, summarizeImport, type ImportConflictMode, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
+import { importUpdateTarget, MAX_IMPORT_BATCH, summarizeImport, type ImportConflictMode, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
 import { ImportUsersDto, ImportUsersResponse, InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
+
+/** The existing users one import record meets: the one with its email and the one with its username. */
+interface ImportConflicts {
+  byEmail: BackOfficeUser | null;
+  byUsername: BackOfficeUser | null;
+}
 
 /**
  * User management, each route behind its permission (`users.read`, `users.invite`, `users.manage`, `sessions.manage`).
@@ -134,15 +140,19 @@ export class UsersController {
    * hash or another email address is an account takeover with a stolen admin cookie (the hash is the attacker's
    * password; the address receives the forgot-password link): it needs a recent sign-in, as `PUT /users/:id` moving
    * an email does ({@link BackOfficeSessionService.assertRecentSignIn}: 401 `reauthentication_required`, always for
-   * a bearer token). Checked before anything is written; one such record refuses the whole request.
+   * a bearer token). Checked before anything is written; one such record refuses the whole request. Only records
+   * the store would write as updates count: valid ones (a record reported `invalid`, e.g. an unknown group or a
+   * duplicate within the batch, writes nothing) whose update target is the store's ({@link importUpdateTarget}: a
+   * username-only match or an email match whose username is another user's ends `duplicate_*`). Decided on reads made
+   * before the write takes its locks, as the permission check is.
    */
   private async assertStepUpForOverwrites(auth: BackOfficeAuthenticatedRequest['backOffice'], records: readonly ImportRecordToAuthorize[]): Promise<void> {
     for (const record of records) {
-      for (const existing of await this.conflictingUsers(record)) {
-        if (this.overwritesCredentials(existing, record)) {
-          this.sessions.assertRecentSignIn(auth);
-          return;
-        }
+      if (!record.valid) continue;
+      const target = await this.updateTarget(record);
+      if (target && this.overwritesCredentials(target, record)) {
+        this.sessions.assertRecentSignIn(auth);
+        return;
       }
     }
   }
@@ -153,14 +163,32 @@ export class UsersController {
     return replacesHash || (record.email !== undefined && this.lifecycle.changesEmailAddress(existing, record.email));
   }
 
+  /**
+   * The existing users with a well-formed record's email and with its username, as the store's write looks them up.
+   * `byUsername` is read only when it can differ from `byEmail` (null when no user has the email: no update then).
+   */
+  private async findConflicts(record: ImportRecordToAuthorize): Promise<ImportConflicts> {
+    if (record.normalizedEmail === undefined) return { byEmail: null, byUsername: null };
+    const store = this.userManager.store;
+    const byEmail = await store.findByNormalizedEmail(record.normalizedEmail);
+    const username = record.normalizedUsername;
+    if (username === undefined) return { byEmail, byUsername: null };
+    if (username !== record.normalizedEmail) return { byEmail, byUsername: await store.findByNormalizedUsername(username) };
+    // The same key: the user with the email usually holds it as its username too.
+    if (byEmail === null || byEmail.normalizedUsername === username) return { byEmail, byUsername: byEmail };
+    return { byEmail, byUsername: await store.findByNormalizedUsername(username) };
+  }
+
+  /** The existing user the record would update (the store's rule), or null. */
+  private async updateTarget(record: ImportRecordToAuthorize): Promise<BackOfficeUser | null> {
+    const { byEmail, byUsername } = await this.findConflicts(record);
+    return importUpdateTarget(byEmail, byUsername);
+  }
+
   /** The existing users a well-formed record conflicts with: by email, and by username when that is another key. */
   private async conflictingUsers(record: ImportRecordToAuthorize): Promise<BackOfficeUser[]> {
-    if (record.normalizedEmail === undefined) return [];
-    const store = this.userManager.store;
-    const matches = [
-      await store.findByNormalizedEmail(record.normalizedEmail),
-      record.normalizedUsername === undefined || record.normalizedUsername === record.normalizedEmail ? null : await store.findByNormalizedUsername(record.normalizedUsername),
-    ];
+    const { byEmail, byUsername } = await this.findConflicts(record);
+    const matches = [byEmail, record.normalizedUsername === record.normalizedEmail ? null : byUsername];
     return matches.filter((user): user is BackOfficeUser => user !== null);
   }
 

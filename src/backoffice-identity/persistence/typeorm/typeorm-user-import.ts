@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { PENDING_INVITEE_SQL } from '../../users/backoffice-user.js';
-import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome } from '../../users/import/user-import.js';
+import { importUpdateTarget, type ImportConflictMode, type ImportedUserRow, type ImportRowOutcome } from '../../users/import/user-import.js';
 
 interface ExistingUser {
   id: string;
@@ -38,9 +38,10 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   rows.forEach((row, index) => {
     const sameEmail = byEmail.get(row.normalizedEmail);
     const sameUsername = byUsername.get(row.normalizedUsername);
+    const target = importUpdateTarget(sameEmail, sameUsername);
     if (!sameEmail && !sameUsername) inserts.push(index);
     else if (options.onConflict === 'skip') outcomes[index] = 'skipped';
-    else if (options.onConflict === 'update' && sameEmail && (!sameUsername || sameUsername.id === sameEmail.id)) updates.push({ index, target: sameEmail });
+    else if (options.onConflict === 'update' && target) updates.push({ index, target });
     else outcomes[index] = sameEmail ? 'duplicate_email' : 'duplicate_username';
   });
 

@@ -36,6 +36,8 @@ export interface ResolvedImportOptions {
  */
 export interface ImportRecordToAuthorize {
   index: number;
+  /** Whether the record passed every check and goes to the store; false for one reported `invalid` (nothing of it is written). */
+  valid: boolean;
   groups: readonly string[];
   normalizedEmail?: string;
   normalizedUsername?: string;
@@ -121,13 +123,14 @@ export class BackOfficeUserImporter {
     const toAuthorize: ImportRecordToAuthorize[] = [];
     for (const [index, record] of records.entries()) {
       const { email, row, groups, errors } = await this.prepare(record, knownGroups, options.groupMap);
-      toAuthorize.push(
-        row
-          ? { index, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername, email: row.email, passwordHash: row.passwordHash }
-          : { index, groups },
-      );
       if (row && seenEmails.has(row.normalizedEmail)) errors.push(this.manager.errorDescriber.duplicateInImport('email'));
       else if (row && seenUsernames.has(row.normalizedUsername)) errors.push(this.manager.errorDescriber.duplicateInImport('username'));
+      const valid = row !== undefined && errors.length === 0;
+      toAuthorize.push(
+        row
+          ? { index, valid, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername, email: row.email, passwordHash: row.passwordHash }
+          : { index, valid, groups },
+      );
       if (row && errors.length === 0) {
         seenEmails.add(row.normalizedEmail);
         seenUsernames.add(row.normalizedUsername);

@@ -93,6 +93,16 @@ export interface UserImportStore {
   ): Promise<ImportRowOutcome[]>;
 }
 
+/**
+ * The existing user a record updates with `onConflict: 'update'`, or null when it updates no one: the user with the
+ * record's email, unless another user holds the record's username (the store answers `duplicate_email`); a match by
+ * username only updates no one (`duplicate_username`), and no match inserts. The TypeORM store's write and the HTTP
+ * import's step-up decide with this one rule (the in-memory store has no bulk import).
+ */
+export function importUpdateTarget<U extends { id: string }>(sameEmail: U | null | undefined, sameUsername: U | null | undefined): U | null {
+  return sameEmail && (!sameUsername || sameUsername.id === sameEmail.id) ? sameEmail : null;
+}
+
 export const isUserImportStore = (s: object): s is UserImportStore => typeof (s as Record<string, unknown>).importUsers === 'function';
 
 /** Counts of a list of results. */
