@@ -1,4 +1,5 @@
 import * as bcrypt from 'bcrypt';
+import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -253,5 +254,33 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
       await own.close();
       await ownDb.drop();
     }
+  });
+  it('OWASP ASVS 5.0 7.5.1: for a caller outside admin the permission check and the step-up share one lookup of the conflicting users: at most one read by email per record (two before, once per check)', async () => {
+    expect((await admin.post('/groups', { alias: 'impupd-helpdesk', name: 'Import helpdesk', permissions: ['users.manage', 'users.read'] })).status).toBe(201);
+    const deskEmail = 'impupd-desk@example.com';
+    await ctx.userManager.createUser({ email: deskEmail, name: 'Desk', password, groups: ['impupd-helpdesk'] });
+    const desk = await signedInClient(ctx, deskEmail, password);
+    const emails = Array.from({ length: 5 }, (_, i) => `impupd-shared-${i}@example.com`);
+    for (const email of emails) await ctx.userManager.createUser({ email, name: 'Before', password, groups: [] });
+    const users = emails.map((email) => ({ email, name: 'After', groups: [] }));
+    // Every statement any pg client of this process sends during the request (as round-trips.spec.ts counts them).
+    const statements: string[] = [];
+    const original = pg.Client.prototype.query;
+    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+      const config = args[0] as string | { text?: string };
+      statements.push(typeof config === 'string' ? config : (config?.text ?? ''));
+      return (original as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof original;
+    let answer;
+    try {
+      answer = await desk.post('/users/import', { users, onConflict: 'update' });
+    } finally {
+      pg.Client.prototype.query = original;
+    }
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.body.summary).toMatchObject({ total: 5, updated: 5 });
+    const emailLookups = statements.filter((sql) => /\bu\.normalized_email = \$1\b/.test(sql));
+    expect(emailLookups.length).toBeGreaterThan(0); // the counter sees the lookups
+    expect(emailLookups.length).toBeLessThanOrEqual(users.length);
   });
 });

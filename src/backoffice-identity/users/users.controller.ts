@@ -34,6 +34,9 @@ interface ImportConflicts {
   byUsername: BackOfficeUser | null;
 }
 
+/** The conflicts of a record, read once per request and shared by the import's permission check and step-up. */
+type ImportConflictLookup = (record: ImportRecordToAuthorize) => Promise<ImportConflicts>;
+
 /**
  * User management, each route behind its permission (`users.read`, `users.invite`, `users.manage`, `sessions.manage`).
  * Every route that acts on another user also checks the target before writing anything
@@ -128,8 +131,15 @@ export class UsersController {
     // A dry run writes nothing, so it may report what an update would do without a step-up.
     const checksStepUp = onConflict === 'update' && !dryRun;
     const authorize = async (records: readonly ImportRecordToAuthorize[]): Promise<void> => {
-      if (checksPermissions) await this.authorizeImport(actor, onConflict, records);
-      if (checksStepUp) await this.assertStepUpForOverwrites(request.backOffice, records);
+      // Both checks read the same users: each record's are looked up once, when the first check needs them.
+      const lookups = new Map<number, Promise<ImportConflicts>>();
+      const conflictsOf: ImportConflictLookup = (record) => {
+        let found = lookups.get(record.index);
+        if (!found) lookups.set(record.index, (found = this.findConflicts(record)));
+        return found;
+      };
+      if (checksPermissions) await this.authorizeImport(actor, onConflict, records, conflictsOf);
+      if (checksStepUp) await this.assertStepUpForOverwrites(request.backOffice, records, conflictsOf);
     };
     const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);
     return { results, summary: summarizeImport(results) };
@@ -146,10 +156,15 @@ export class UsersController {
    * username-only match or an email match whose username is another user's ends `duplicate_*`). Decided on reads made
    * before the write takes its locks, as the permission check is.
    */
-  private async assertStepUpForOverwrites(auth: BackOfficeAuthenticatedRequest['backOffice'], records: readonly ImportRecordToAuthorize[]): Promise<void> {
+  private async assertStepUpForOverwrites(
+    auth: BackOfficeAuthenticatedRequest['backOffice'],
+    records: readonly ImportRecordToAuthorize[],
+    conflictsOf: ImportConflictLookup,
+  ): Promise<void> {
     for (const record of records) {
       if (!record.valid) continue;
-      const target = await this.updateTarget(record);
+      const { byEmail, byUsername } = await conflictsOf(record);
+      const target = importUpdateTarget(byEmail, byUsername);
       if (target && this.overwritesCredentials(target, record)) {
         this.sessions.assertRecentSignIn(auth);
         return;
@@ -179,15 +194,8 @@ export class UsersController {
     return { byEmail, byUsername: await store.findByNormalizedUsername(username) };
   }
 
-  /** The existing user the record would update (the store's rule), or null. */
-  private async updateTarget(record: ImportRecordToAuthorize): Promise<BackOfficeUser | null> {
-    const { byEmail, byUsername } = await this.findConflicts(record);
-    return importUpdateTarget(byEmail, byUsername);
-  }
-
   /** The existing users a well-formed record conflicts with: by email, and by username when that is another key. */
-  private async conflictingUsers(record: ImportRecordToAuthorize): Promise<BackOfficeUser[]> {
-    const { byEmail, byUsername } = await this.findConflicts(record);
+  private static conflictingUsers(record: ImportRecordToAuthorize, { byEmail, byUsername }: ImportConflicts): BackOfficeUser[] {
     const matches = [byEmail, record.normalizedUsername === record.normalizedEmail ? null : byUsername];
     return matches.filter((user): user is BackOfficeUser => user !== null);
   }
@@ -199,7 +207,12 @@ export class UsersController {
    * refuses the whole request (403 `forbidden`, `errors[0].field` = `users[<index>]`). The CLI does not check:
    * its operator has the database anyway.
    */
-  private async authorizeImport(actor: BackOfficeUser, onConflict: ImportConflictMode, records: readonly ImportRecordToAuthorize[]): Promise<void> {
+  private async authorizeImport(
+    actor: BackOfficeUser,
+    onConflict: ImportConflictMode,
+    records: readonly ImportRecordToAuthorize[],
+    conflictsOf: ImportConflictLookup,
+  ): Promise<void> {
     const refusedGroups = new Map<string, BackOfficeHttpError>();
     for (const alias of new Set(records.flatMap((r) => r.groups))) {
       try {
@@ -213,7 +226,7 @@ export class UsersController {
       const refusedGroup = record.groups.find((alias) => refusedGroups.has(alias));
       if (refusedGroup !== undefined) throw UsersController.importRefused(record.index, refusedGroups.get(refusedGroup)!);
       if (onConflict === 'fail') continue;
-      for (const existing of await this.conflictingUsers(record)) {
+      for (const existing of UsersController.conflictingUsers(record, await conflictsOf(record))) {
         try {
           this.groups.assertMayManage(actor, existing);
         } catch (error) {
