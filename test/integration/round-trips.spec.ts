@@ -1,31 +1,19 @@
 import { Injectable } from '@nestjs/common';
-import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { statementsSentDuring } from '../support/sent-statements.js';
 
 /** Names of the prepared statements among the last {@link statementsDuring} call's statements (null: unnamed). */
 let statementNames: (string | null)[] = [];
 
-/** Every SQL statement any `pg` client of this process sends while `work` runs (the app's pool included). */
+/** The texts of the statements sent while `work` runs (their names in {@link statementNames}). */
 async function statementsDuring(work: () => Promise<unknown>): Promise<string[]> {
-  const statements: string[] = [];
-  statementNames = [];
-  const original = pg.Client.prototype.query;
-  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-    const config = args[0] as string | { text?: string; name?: string };
-    statements.push((typeof config === 'string' ? config : (config?.text ?? '')).replace(/\s+/g, ' ').trim());
-    statementNames.push(typeof config === 'string' ? null : (config?.name ?? null));
-    return (original as (...a: unknown[]) => unknown).apply(this, args);
-  } as typeof original;
-  try {
-    await work();
-  } finally {
-    pg.Client.prototype.query = original;
-  }
-  return statements;
+  const sent = await statementsSentDuring(work);
+  statementNames = sent.map((s) => s.name);
+  return sent.map((s) => s.text);
 }
 
 const verb = (sql: string) => sql.split(' ').slice(0, 3).join(' ');

@@ -1,9 +1,9 @@
 import * as bcrypt from 'bcrypt';
-import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
+import { statementsSentDuring } from '../support/sent-statements.js';
 import { createIdentityApp, reauthenticate, signedInClient, type IdentityApp } from '../support/identity-app.js';
 import { BackOfficeApiUserService, BackOfficeEvents, isUserDirectoryManagedStore } from '../../src/backoffice-identity/index.js';
 
@@ -263,20 +263,8 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     const emails = Array.from({ length: 5 }, (_, i) => `impupd-shared-${i}@example.com`);
     for (const email of emails) await ctx.userManager.createUser({ email, name: 'Before', password, groups: [] });
     const users = emails.map((email) => ({ email, name: 'After', groups: [] }));
-    // Every statement any pg client of this process sends during the request (as round-trips.spec.ts counts them).
-    const statements: string[] = [];
-    const original = pg.Client.prototype.query;
-    pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-      const config = args[0] as string | { text?: string };
-      statements.push(typeof config === 'string' ? config : (config?.text ?? ''));
-      return (original as (...a: unknown[]) => unknown).apply(this, args);
-    } as typeof original;
-    let answer;
-    try {
-      answer = await desk.post('/users/import', { users, onConflict: 'update' });
-    } finally {
-      pg.Client.prototype.query = original;
-    }
+    let answer!: Awaited<ReturnType<typeof desk.post>>;
+    const statements = (await statementsSentDuring(async () => (answer = await desk.post('/users/import', { users, onConflict: 'update' })))).map((s) => s.text);
     expect(answer.status, answer.text).toBe(200);
     expect(answer.body.summary).toMatchObject({ total: 5, updated: 5 });
     const emailLookups = statements.filter((sql) => /\bu\.normalized_email = \$1\b/.test(sql));
