@@ -29,6 +29,15 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     await page.getByRole('button', { name: 'Sign in' }).click();
   }
 
+  /** A new user (not in a group) signed in on a fresh page, which has reached the account page. */
+  async function signedInOnAccount(email: string, name: string): Promise<Page> {
+    expect((await shared.app.userManager.createUser({ email, name, password: TEST_PASSWORD })).succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, email, TEST_PASSWORD);
+    await page.waitForURL(url('/account'));
+    return page;
+  }
+
   /** CSS px the page scrolls sideways (0 when everything reflows). */
   const sidewaysScroll = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
 
@@ -123,10 +132,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
 
   it('WCAG 2.2 3.3.8 Accessible Authentication: the account page\'s password forms carry the account\'s username (hidden) so a password manager saves the new password for the right account, also after a change', async () => {
     const email = 'manager.user@example.com';
-    expect((await shared.app.userManager.createUser({ email, name: 'Max Manager', password: TEST_PASSWORD })).succeeded).toBe(true);
-    const page = await newPage();
-    await signIn(page, email, TEST_PASSWORD);
-    await page.waitForURL(url('/account'));
+    const page = await signedInOnAccount(email, 'Max Manager');
     const usernameIn = (formId: string) => page.evaluate((id) => {
       const input = document.querySelector<HTMLInputElement>(`#${id} input[autocomplete="username"]`);
       return input ? { value: input.value, hidden: input.offsetParent === null, type: input.type } : null;
@@ -319,11 +325,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
   });
 
   it('WCAG 2.2 3.3.1 Error Identification: once the corrected form succeeds, no field stays marked invalid (red border, "invalid entry") under the success status', async () => {
-    const email = 'fixes.typo@example.com';
-    expect((await shared.app.userManager.createUser({ email, name: 'Fay Fixer', password: TEST_PASSWORD })).succeeded).toBe(true);
-    const page = await newPage();
-    await signIn(page, email, TEST_PASSWORD);
-    await page.waitForURL(url('/account'));
+    const page = await signedInOnAccount('fixes.typo@example.com', 'Fay Fixer');
     await page.getByLabel('Current password', { exact: true }).fill('a typo in the password');
     await page.getByLabel('New password', { exact: true }).fill('the new passphrase after a typo');
     await page.getByRole('button', { name: 'Change password' }).click();
@@ -339,10 +341,7 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
 
   it('WCAG 2.2 2.4.3 Focus Order: on the account page a keyboard submit leaves the focus on the section it was in (never <body>) after success and failure: change password, two-factor on (no recovery codes shown) and off, signing out sessions', async () => {
     const email = 'keyboard.only@example.com';
-    expect((await shared.app.userManager.createUser({ email, name: 'Kim Keyboard', password: TEST_PASSWORD })).succeeded).toBe(true);
-    const page = await newPage();
-    await signIn(page, email, TEST_PASSWORD);
-    await page.waitForURL(url('/account'));
+    const page = await signedInOnAccount(email, 'Kim Keyboard');
     const press = async (name: string) => {
       await page.getByRole('button', { name, exact: true }).focus();
       await page.keyboard.press('Enter');
