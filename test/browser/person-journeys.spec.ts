@@ -74,8 +74,9 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     expect(await focused(page)).toBe('Back to sign in'); // the next stop, not the skip link at the top
 
     await page.getByLabel('Email', { exact: true }).fill(LONG_EMAIL);
+    const asked = Date.now();
     await page.getByRole('button', { name: 'Send reset link' }).click();
-    const mail = await latestMailTo(shared.app.mailDir, LONG_EMAIL);
+    const mail = await latestMailTo(shared.app.mailDir, LONG_EMAIL, asked); // not an earlier test's link
     await page.goto(mail.link.replace(/token=[^&]+/, 'token=not-the-token'));
     await page.getByLabel('New password', { exact: true }).fill('a brand new passphrase for the test');
     await page.getByRole('button', { name: 'Set password' }).focus();
@@ -112,8 +113,10 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
 
     await page.goto(url('/forgot-password'));
     await page.getByLabel('Email', { exact: true }).fill(LONG_EMAIL);
+    const asked = Date.now();
     await page.getByRole('button', { name: 'Send reset link' }).click();
-    const mail = await latestMailTo(shared.app.mailDir, LONG_EMAIL, Date.now() - 1000);
+    // This request's mail: the one an earlier test asked for moments ago (its link no longer valid) may be newer than "a second ago".
+    const mail = await latestMailTo(shared.app.mailDir, LONG_EMAIL, asked);
     await page.goto(mail.link);
     await page.getByLabel('New password', { exact: true }).fill('short');
     await page.getByRole('button', { name: 'Set password' }).click();
