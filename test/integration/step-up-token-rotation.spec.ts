@@ -82,6 +82,17 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
   }
 
   /**
+   * A step-up (`path`) sent by `http` with a wrong password (`body`) renews nothing: 401 and no session cookie.
+   * Returns a copy of `http` with the cookies it holds now, the `before` of expectRotated.
+   */
+  async function expectWrongPasswordRenewsNothing(http: HttpClient, path: string, body: Record<string, string>): Promise<HttpClient> {
+    const wrong = await http.post(path, body);
+    expectClientError(wrong, 401);
+    expect(cookieSet(wrong, SESSION_COOKIE)).toBeUndefined();
+    return copyOf(http);
+  }
+
+  /**
    * Checks a successful step-up answer of `http` (which kept its cookies), given the cookies it held before: a new
    * session token and the XSRF token of it were set; the old token no longer authenticates (safe or not), nor does
    * the new token with the old XSRF token; the new one reaches a step-up route; the session list shows the same
@@ -131,11 +142,7 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
     ctx.clock.advance(6 * MINUTE);
     try {
       expect((await http.post('/auth/2fa/setup', { provider: 'totp' })).body.code).toBe('reauthentication_required');
-      // A wrong password renews nothing.
-      const wrong = await http.post('/auth/reauthenticate', { password: 'not the password at all' });
-      expectClientError(wrong, 401);
-      expect(cookieSet(wrong, SESSION_COOKIE)).toBeUndefined();
-      const before = copyOf(http);
+      const before = await expectWrongPasswordRenewsNothing(http, '/auth/reauthenticate', { password: 'not the password at all' });
       const stepUp = await http.post('/auth/reauthenticate', { password: TEST_PASSWORD });
       expect(stepUp.status, stepUp.text).toBe(200);
       expect(Date.parse(stepUp.body.reauthenticatedUntil)).toBeGreaterThan(ctx.clock.now().getTime());
@@ -278,10 +285,7 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
     const sessionsBefore = (await http.get('/auth/sessions')).body;
     ctx.clock.advance(6 * MINUTE);
     try {
-      const wrong = await http.post('/auth/change-password', { currentPassword: 'not the password at all', newPassword: 'A whole new passphrase 42!' });
-      expectClientError(wrong, 401);
-      expect(cookieSet(wrong, SESSION_COOKIE)).toBeUndefined();
-      const before = copyOf(http);
+      const before = await expectWrongPasswordRenewsNothing(http, '/auth/change-password', { currentPassword: 'not the password at all', newPassword: 'A whole new passphrase 42!' });
       const changed = await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'A whole new passphrase 42!' });
       expect(changed.status, changed.text).toBe(200);
       // The password check counts as a re-authentication: the step-up route at the end of expectRotated passes.
@@ -301,10 +305,7 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
     const sessionsBefore = (await http.get('/auth/sessions')).body;
     ctx.clock.advance(4 * MINUTE);
     try {
-      const wrong = await http.post('/auth/2fa/disable', { password: 'not the password at all' });
-      expectClientError(wrong, 401);
-      expect(cookieSet(wrong, SESSION_COOKIE)).toBeUndefined();
-      const before = copyOf(http);
+      const before = await expectWrongPasswordRenewsNothing(http, '/auth/2fa/disable', { password: 'not the password at all' });
       const disabled = await http.post('/auth/2fa/disable', { password: TEST_PASSWORD });
       expect(disabled.status, disabled.text).toBe(200);
       await expectRotated(disabled, http, before, sessionsBefore);
