@@ -5,12 +5,13 @@ import { withinTimeLimit } from '../common/time-limit.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import { BACKOFFICE_EVENT_EMITTER } from './backoffice-event-emitter.provider.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { DEFAULT_NOTIFICATION_LISTENER_TIMEOUT_MS } from '../options/resolve-options.js';
 
 /** What the publisher needs of the module's options. */
 export type NotificationPublisherOptions = Pick<ResolvedBackOfficeIdentityOptions, 'notifications'>;
 
-/** `notifications.listenerTimeoutMs` when the publisher is made without the module's options. */
-const DEFAULT_OPTIONS: NotificationPublisherOptions = { notifications: { listenerTimeoutMs: 10_000 } };
+/** The publisher's options when it is made without the module's: `notifications.listenerTimeoutMs` as the module's default. */
+const DEFAULT_OPTIONS: NotificationPublisherOptions = { notifications: { listenerTimeoutMs: DEFAULT_NOTIFICATION_LISTENER_TIMEOUT_MS } };
 
 /** A listener as EventEmitter2's `onAny` calls it: the event name, then the notification. */
 export type BackOfficeAnyListener = (event: string | string[], ...values: unknown[]) => unknown;

@@ -9,6 +9,12 @@ import type {
   ResolvedBackOfficeUiOptions,
 } from './backoffice-identity-options.interface.js';
 
+/**
+ * `notifications.listenerTimeoutMs` when the host sets none, and the publisher's when it is made without the module's
+ * options (module-internal: not in the public index).
+ */
+export const DEFAULT_NOTIFICATION_LISTENER_TIMEOUT_MS = 10_000;
+
 /** Thrown at start-up when an option is wrong; the message names the option. */
 export class BackOfficeIdentityOptionsError extends Error {
   constructor(option: string, expectation: string, value: unknown) {
@@ -480,7 +486,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       listenerTimeoutMs: email.int('listenerTimeoutMs', 10_000, 100, 600_000),
     },
     notifications: {
-      listenerTimeoutMs: notifications.int('listenerTimeoutMs', 10_000, 100, 600_000),
+      listenerTimeoutMs: notifications.int('listenerTimeoutMs', DEFAULT_NOTIFICATION_LISTENER_TIMEOUT_MS, 100, 600_000),
     },
     twoFactor: {
       encryptionKey: twoFactor.optionalSecret('encryptionKey', 32),
