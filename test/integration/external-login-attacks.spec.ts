@@ -89,6 +89,7 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
   }
 
   describe('ID tokens the client must refuse (OpenID Connect Core 3.1.3.7; ASVS 5.0 10.5.1)', () => {
+    const nowSeconds = Math.floor(Date.now() / 1000);
     const forged: Array<[string, TestOidcProvider['idTokenChange']]> = [
       ['another issuer', { kind: 'claims', claims: { iss: 'https://evil.example.com' } }],
       ['another audience', { kind: 'claims', claims: { aud: 'someone-else' } }],
@@ -101,6 +102,10 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       ['alg none (unsigned)', { kind: 'alg', alg: 'none' }],
       ['HS256 signed with the client secret', { kind: 'alg', alg: 'HS256', secret: SECRET_A }],
       ['a flipped signature', { kind: 'signature' }],
+      // OpenID Connect Core 3.1.3.7 (10): iat bounds how far from now a token may have been issued (the library checks only exp).
+      ['issued an hour in the future (iat beyond the allowed clock skew)', { kind: 'claims', claims: { iat: nowSeconds + 3600, exp: nowSeconds + 7200 } }],
+      ['issued a day ago, before any pending sign-in could start (iat), though not expired', { kind: 'claims', claims: { iat: nowSeconds - 86_400 } }],
+      ['an authentication an hour in the future (auth_time beyond the allowed clock skew)', { kind: 'claims', claims: { auth_time: nowSeconds + 3600 } }],
     ];
     it.each(forged)('%s: refused (external_login_failed), nobody created', async (_label, change) => {
       const person = account('forged');
@@ -110,6 +115,13 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       expectRefused(await p.deliver(url), 'external_login_failed');
       expect(await usersWithEmail(person.email)).toBe(0);
     });
+  });
+
+  it('ASVS 5.0 10.5.1: an ID token issued a little ahead of this server\'s clock (iat and auth_time 2 minutes in the future: within the allowed skew) still signs in', async () => {
+    const person = account('skew');
+    const ahead = Math.floor(Date.now() / 1000) + 120;
+    idp.idTokenChange = { kind: 'claims', claims: { iat: ahead, auth_time: ahead } };
+    expectSignedIn(await new Person(ctx.url).signIn('oidc', person.login));
   });
 
   describe('a provider that stops answering', () => {

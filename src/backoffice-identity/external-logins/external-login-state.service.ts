@@ -9,7 +9,7 @@ import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { SecretCipher } from '../two-factor/secret-cipher.js';
 
 /** How long a person may take at the provider between challenge and callback. */
-const PENDING_MINUTES = 10;
+export const PENDING_MINUTES = 10;
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
 /** What the callback needs from its challenge. */

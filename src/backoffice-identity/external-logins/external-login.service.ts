@@ -37,7 +37,7 @@ import {
 import type { BackOfficeAutoLinkCandidate, BackOfficeExternalLoginClaims, ResolvedExternalLoginProvider } from './external-login-options.js';
 import { BackOfficeExternalLoginProviders, describeError, type BackOfficeExternalLoginProvider } from './external-login-providers.service.js';
 import { BackOfficeExternalLoginSessions } from './external-login-sessions.service.js';
-import { BackOfficeExternalLoginStateService, type PendingExternalLogin } from './external-login-state.service.js';
+import { BackOfficeExternalLoginStateService, PENDING_MINUTES, type PendingExternalLogin } from './external-login-state.service.js';
 
 /** Codes of a failed callback, sent to the sign-in page as `?error=<code>`. */
 export type ExternalLoginErrorCode =
@@ -85,6 +85,26 @@ function isSameMailbox(a: string, b: string): boolean {
 function groupNamesOf(claim: unknown): string[] | undefined {
   if (typeof claim === 'string') return [claim];
   if (Array.isArray(claim) && claim.every((g) => typeof g === 'string')) return claim as string[];
+  return undefined;
+}
+
+/** Clock difference allowed between a provider and this server for an ID token's `iat` and `auth_time` (5 minutes). */
+const MAX_CLOCK_SKEW_SECONDS = 300;
+
+/**
+ * Why an ID token's `iat` or `auth_time` is out of bounds, or undefined (OpenID Connect Core 3.1.3.7 (10)). openid-client
+ * checks `exp` only: a token "issued" an hour from now, or a day ago and still unexpired, is refused here. An ID token
+ * is minted at the code exchange, so it cannot predate the pending sign-in it completes ({@link PENDING_MINUTES}).
+ * `nowSeconds` is the system clock, as for openid-client's own `exp` and `auth_time` checks.
+ */
+function idTokenTimeProblem(claims: { iat?: unknown; auth_time?: unknown }, nowSeconds: number): string | undefined {
+  const { iat, auth_time: authTime } = claims;
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) return 'the ID token has no issue time (iat)';
+  if (iat > nowSeconds + MAX_CLOCK_SKEW_SECONDS) return 'the ID token was issued in the future (iat beyond the allowed clock skew)';
+  if (iat < nowSeconds - PENDING_MINUTES * 60 - MAX_CLOCK_SKEW_SECONDS) return 'the ID token was issued before this sign-in could have started (iat)';
+  if (authTime !== undefined && (typeof authTime !== 'number' || authTime > nowSeconds + MAX_CLOCK_SKEW_SECONDS)) {
+    return 'the ID token says the person authenticated in the future (auth_time beyond the allowed clock skew)';
+  }
   return undefined;
 }
 
@@ -256,6 +276,8 @@ export class BackOfficeExternalLoginService {
     }
     const idClaims = tokens.claims();
     if (!idClaims) throw new ExternalLoginError('external_login_failed', 'no ID token');
+    const timeProblem = idTokenTimeProblem(idClaims, Math.floor(Date.now() / 1000));
+    if (timeProblem) throw new ExternalLoginError('external_login_failed', timeProblem);
     // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
     // the store cannot keep would fail after an auto-linked user was created.
     // OpenID Connect Core 3.1.3.7 (5): an `azp` names the party the token was issued to. openid-client checks it
