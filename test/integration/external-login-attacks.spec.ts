@@ -70,6 +70,7 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
   });
   afterEach(() => {
     idp.idTokenChange = undefined;
+    idp.tokenResponseChange = undefined;
   });
   afterAll(async () => {
     await ctx?.close();
@@ -138,6 +139,23 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
         idp.hang = false;
       }
       // The provider answers again: the next sign-in works.
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', person.login));
+    });
+  });
+
+  describe('token responses the client must not swallow (RFC 6749 5.1)', () => {
+    it.each([
+      ['with its Content-Length', false],
+      ['streamed (chunked, no Content-Length)', true],
+    ])('OWASP ASVS 5.0 15.2.2: a token response padded to 30 MB (valid otherwise), %s, is refused (external_login_failed) after reading at most 1 MiB of it; nobody created', async (_how, chunked) => {
+      const person = account('huge');
+      idp.tokenResponseChange = (issued) => ({ body: JSON.stringify({ ...issued, padding: 'x'.repeat(30 * 1024 * 1024) }), chunked });
+      const before = logger.lines.length;
+      expectRefused(await new Person(ctx.url).signIn('oidc', person.login), 'external_login_failed');
+      expect(await usersWithEmail(person.email)).toBe(0);
+      expect(logger.lines.slice(before).join('\n')).toMatch(/larger than 1 MiB/);
+      // The same response at its real size signs in.
+      idp.tokenResponseChange = undefined;
       expectSignedIn(await new Person(ctx.url).signIn('oidc', person.login));
     });
   });

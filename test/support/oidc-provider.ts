@@ -1,6 +1,7 @@
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import Provider from 'oidc-provider';
 import { HttpClient, type HttpResult } from './http-client.js';
@@ -46,10 +47,22 @@ export class TestOidcProvider {
     | { kind: 'alg'; alg: 'none' }
     | { kind: 'alg'; alg: 'HS256'; secret: string }
     | undefined;
+  /**
+   * Replaces the next token responses' body as a broken or hostile provider would: `body` is sent as it is (with
+   * `contentType`, default `application/json`), e.g. text that is no JSON, or a valid response padded to megabytes;
+   * `chunked`: streamed without a Content-Length. `undefined`: token responses as issued.
+   */
+  tokenResponseChange: ((issued: Record<string, unknown>) => { body: string; contentType?: string; chunked?: boolean }) | undefined;
+  /** The provider's public signing key as PEM (what an algorithm-confusion forger would use as an HMAC secret). */
+  get publicKeyPem(): string {
+    return createPublicKey(this.signingKey).export({ format: 'pem', type: 'spki' }).toString();
+  }
   /** While true every connection is reset before an answer (the provider is "down" but keeps its port). */
   down = false;
   /** While true requests get no answer at all (a provider that hangs); they are dropped when the provider stops. */
   hang = false;
+  /** While set, requests whose path starts with it (e.g. `/jwks`, `/me`) get no answer; the others are served. */
+  hangPath: string | undefined;
   private server?: Server;
   private readonly signingKey: KeyObject;
   private readonly jwk: Record<string, unknown>;
@@ -93,7 +106,7 @@ export class TestOidcProvider {
     const handle = this.provider.callback();
     server.on('request', (request, response) => {
       if (this.down) request.socket.destroy();
-      else if (this.hang) return;
+      else if (this.hang || (this.hangPath !== undefined && (request.url ?? '').startsWith(this.hangPath))) return;
       else void handle(request, response);
     });
     this.server = server;
@@ -115,11 +128,21 @@ export class TestOidcProvider {
       ttl: { Session: 3600, Interaction: 600, Grant: 3600, IdToken: 3600, AccessToken: 3600, AuthorizationCode: 60 },
       cookies: { keys: ['test-cookie-key-0123456789'] },
     });
+    // Koa's default error handler prints every error; a client that hangs up on purpose (the app refusing an answer
+    // it will not read) is no provider error.
+    provider.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ECONNRESET') console.error(error);
+    });
     provider.use(async (ctx, next) => {
       await next();
       const body = ctx.body as { id_token?: string } | undefined;
       if (ctx.path === '/token' && this.idTokenChange && body && typeof body.id_token === 'string') {
         ctx.body = { ...body, id_token: await this.changeIdToken(body.id_token) };
+      }
+      if (ctx.path === '/token' && this.tokenResponseChange && ctx.status === 200 && body) {
+        const changed = this.tokenResponseChange(ctx.body as Record<string, unknown>);
+        ctx.type = changed.contentType ?? 'application/json';
+        ctx.body = changed.chunked ? Readable.from([Buffer.from(changed.body)]) : changed.body;
       }
     });
     return provider;

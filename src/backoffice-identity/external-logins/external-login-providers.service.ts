@@ -4,11 +4,12 @@ import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constan
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { ResolvedExternalLoginProvider } from './external-login-options.js';
+import { fetchFromProvider } from './provider-fetch.js';
 
 /** First retry after a failed discovery; doubled on each failure up to {@link MAX_RETRY_MS}. */
 const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 5 * 60_000;
-/** Seconds an HTTP call to the provider may take (discovery, token, userinfo). */
+/** Seconds an HTTP call to the provider may take (discovery, token, userinfo); answers are read up to 1 MiB (provider-fetch.ts). */
 const PROVIDER_TIMEOUT_SECONDS = 10;
 
 /** A configured provider and, once discovery succeeded, its openid-client configuration. */
@@ -105,7 +106,12 @@ export class BackOfficeExternalLoginProviders implements OnApplicationBootstrap,
         provider.clientId,
         { redirect_uris: [provider.callbackUrl], response_types: ['code'] },
         provider.clientSecret ? oidc.ClientSecretPost(provider.clientSecret) : oidc.None(),
-        { timeout: PROVIDER_TIMEOUT_SECONDS, ...(new URL(provider.issuer).protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : {}) },
+        {
+          timeout: PROVIDER_TIMEOUT_SECONDS,
+          // Every later call (JWKS, token, userinfo) goes through it too: the configuration keeps it.
+          [oidc.customFetch]: fetchFromProvider,
+          ...(new URL(provider.issuer).protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : {}),
+        },
       );
       configuration.timeout = PROVIDER_TIMEOUT_SECONDS;
       // Also check the ID token's signature against the provider's JWKS (openid-client skips it by default for
