@@ -107,6 +107,10 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       ['issued an hour in the future (iat beyond the allowed clock skew)', { kind: 'claims', claims: { iat: nowSeconds + 3600, exp: nowSeconds + 7200 } }],
       ['issued a day ago, before any pending sign-in could start (iat), though not expired', { kind: 'claims', claims: { iat: nowSeconds - 86_400 } }],
       ['an authentication an hour in the future (auth_time beyond the allowed clock skew)', { kind: 'claims', claims: { auth_time: nowSeconds + 3600 } }],
+      // RFC 8725 2.1 / 3.1: the key and algorithm come from the provider's discovery (jwks_uri), never from the token.
+      ["HS256 keyed with the provider's public key (algorithm confusion)", { kind: 'algorithmConfusion' }],
+      ["signed with a forger's key embedded in the header (jwk)", { kind: 'foreignKey', embed: 'jwk' }],
+      ["signed with a forger's key named by URL in the header (jku)", { kind: 'foreignKey', embed: 'jku' }],
     ];
     it.each(forged)('%s: refused (external_login_failed), nobody created', async (_label, change) => {
       const person = account('forged');
@@ -115,6 +119,7 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       const url = await p.toCallback('oidc', person.login);
       expectRefused(await p.deliver(url), 'external_login_failed');
       expect(await usersWithEmail(person.email)).toBe(0);
+      expect(idp.forgerJwksRequests).toBe(0);
     });
   });
 
@@ -126,6 +131,21 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
   });
 
   describe('a provider that stops answering', () => {
+    it('a callback whose userinfo request gets no answer ends at ?error=external_login_failed within the provider timeout (10 s), nobody created', async () => {
+      const person = account('hang-userinfo');
+      const p = new Person(ctx.url);
+      const url = await p.toCallback('oidc', person.login);
+      idp.hangPath = '/me';
+      try {
+        const started = Date.now();
+        expectRefused(await p.deliver(url), 'external_login_failed');
+        expect(Date.now() - started).toBeLessThan(20_000);
+      } finally {
+        idp.hangPath = undefined;
+      }
+      expect(await usersWithEmail(person.email)).toBe(0);
+    });
+
     it('a callback whose token request gets no answer ends at ?error=external_login_failed within the provider timeout (10 s), no hang', async () => {
       const person = account('hang');
       const p = new Person(ctx.url);
@@ -158,6 +178,28 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       idp.tokenResponseChange = undefined;
       expectSignedIn(await new Person(ctx.url).signIn('oidc', person.login));
     });
+
+    const malformed: Array<[string, (issued: Record<string, unknown>) => { body: string; contentType?: string }]> = [
+      ['an HTML page', () => ({ body: '<html><body>Service unavailable</body></html>', contentType: 'text/html' })],
+      ['truncated JSON', (issued) => ({ body: JSON.stringify(issued).slice(0, 40) })],
+      ['a JSON array', (issued) => ({ body: JSON.stringify([issued]) })],
+      ['an id_token that is a number', (issued) => ({ body: JSON.stringify({ ...issued, id_token: 42 }) })],
+      ['an id_token that is no JWT', (issued) => ({ body: JSON.stringify({ ...issued, id_token: 'not.a-jwt' }) })],
+      ['no id_token (scope openid was asked)', (issued) => ({ body: JSON.stringify({ ...issued, id_token: undefined }) })],
+      ['an unknown token_type', (issued) => ({ body: JSON.stringify({ ...issued, token_type: 'mac' }) })],
+      ['no access_token', (issued) => ({ body: JSON.stringify({ ...issued, access_token: undefined }) })],
+    ];
+    it.each(malformed)('RFC 6749 5.1: a token response with %s is refused (external_login_failed, never a 5xx), nothing of it logged, nobody created', async (_label, change) => {
+      const person = account('malformed');
+      idp.tokenResponseChange = change;
+      const before = logger.lines.length;
+      expectRefused(await new Person(ctx.url).signIn('oidc', person.login), 'external_login_failed');
+      expect(await usersWithEmail(person.email)).toBe(0);
+      const logged = logger.lines.slice(before).join('\n');
+      expect(logged).toMatch(/refused: authorization or token response refused/);
+      expect(logged).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
+      expect(logged).not.toMatch(/Unexpected external login failure/);
+    });
   });
 
   describe('states', () => {
@@ -168,6 +210,16 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       expect(url.searchParams.get('iss')).toBe(idp.issuer);
       url.searchParams.set('iss', 'https://evil.example.com');
       expectRefused(await p.deliver(url.toString()), 'external_login_failed');
+    });
+
+    it('RFC 9207: an authorization response without iss, from a provider that says it sends one (authorization_response_iss_parameter_supported), is refused', async () => {
+      const person = account('no-iss');
+      const p = new Person(ctx.url);
+      const url = new URL(await p.toCallback('oidc', person.login));
+      expect(url.searchParams.get('iss')).toBe(idp.issuer);
+      url.searchParams.delete('iss');
+      expectRefused(await p.deliver(url.toString()), 'external_login_failed');
+      expect(await usersWithEmail(person.email)).toBe(0);
     });
 
     it('a state started for one provider is refused at the callback of another (mix-up)', async () => {

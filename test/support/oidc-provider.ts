@@ -35,8 +35,11 @@ export class TestOidcProvider {
    * past, `amr` re-signs it with these authentication methods, `authTime` re-signs it with an `auth_time` that many
    * seconds ago (null: without `auth_time`), as a provider that reused an old session would; `claims` re-signs it with
    * these claims merged in (`undefined` values removed: e.g. another `iss`, `aud` with more audiences, `azp`); `alg`
-   * re-signs it unsigned (`none`) or with HS256 and `secret` (the client secret, as a forger who knows it would).
-   * `undefined`: tokens as issued.
+   * re-signs it unsigned (`none`) or with HS256 and `secret` (the client secret, as a forger who knows it would);
+   * `foreignKey` re-signs it (RS256, same `kid`) with a forger's own key and names that key in the header: `jwk` embeds
+   * it, `jku` points to a JWKS holding it, served at {@link forgerJwksUrl}; `algorithmConfusion` re-signs it with HS256
+   * keyed with the provider's own public key (PEM), for a client that would verify an HMAC with whatever key the JWKS
+   * gives. `undefined`: tokens as issued.
    */
   idTokenChange:
     | { kind: 'signature' }
@@ -46,6 +49,8 @@ export class TestOidcProvider {
     | { kind: 'claims'; claims: Record<string, unknown> }
     | { kind: 'alg'; alg: 'none' }
     | { kind: 'alg'; alg: 'HS256'; secret: string }
+    | { kind: 'foreignKey'; embed: 'jwk' | 'jku' }
+    | { kind: 'algorithmConfusion' }
     | undefined;
   /**
    * Replaces the next token responses' body as a broken or hostile provider would: `body` is sent as it is (with
@@ -53,10 +58,7 @@ export class TestOidcProvider {
    * `chunked`: streamed without a Content-Length. `undefined`: token responses as issued.
    */
   tokenResponseChange: ((issued: Record<string, unknown>) => { body: string; contentType?: string; chunked?: boolean }) | undefined;
-  /** The provider's public signing key as PEM (what an algorithm-confusion forger would use as an HMAC secret). */
-  get publicKeyPem(): string {
-    return createPublicKey(this.signingKey).export({ format: 'pem', type: 'spki' }).toString();
-  }
+
   /** While true every connection is reset before an answer (the provider is "down" but keeps its port). */
   down = false;
   /** While true requests get no answer at all (a provider that hangs); they are dropped when the provider stops. */
@@ -65,6 +67,11 @@ export class TestOidcProvider {
   hangPath: string | undefined;
   private server?: Server;
   private readonly signingKey: KeyObject;
+  /** A forger's key pair (for `foreignKey`) and its public JWK. */
+  private readonly forgerKey: KeyObject;
+  private readonly forgerJwk: Record<string, unknown>;
+  /** Requests for {@link forgerJwksUrl} (a client that trusts a token's `jku` header would make one). */
+  forgerJwksRequests = 0;
   private readonly jwk: Record<string, unknown>;
   private provider!: Provider;
   port = 0;
@@ -73,10 +80,17 @@ export class TestOidcProvider {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     this.signingKey = privateKey;
     this.jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
+    this.forgerKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    this.forgerJwk = { ...createPublicKey(this.forgerKey).export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
   }
 
   get issuer(): string {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** A JWKS with the forger's key, on the provider's own host but named nowhere in its metadata. */
+  get forgerJwksUrl(): string {
+    return `${this.issuer}/forger/jwks`;
   }
 
   /** Starts on a free loopback port (or `port`). */
@@ -107,6 +121,11 @@ export class TestOidcProvider {
     server.on('request', (request, response) => {
       if (this.down) request.socket.destroy();
       else if (this.hang || (this.hangPath !== undefined && (request.url ?? '').startsWith(this.hangPath))) return;
+      else if (request.url === '/forger/jwks') {
+        this.forgerJwksRequests++;
+        response.setHeader('content-type', 'application/json');
+        response.end(JSON.stringify({ keys: [this.forgerJwk] }));
+      }
       else void handle(request, response);
     });
     this.server = server;
@@ -158,6 +177,17 @@ export class TestOidcProvider {
     const claims = decodeJwt(idToken);
     const now = Math.floor(Date.now() / 1000);
     const changed = { ...claims };
+    if (change.kind === 'algorithmConfusion') {
+      const header = { ...(decodeProtectedHeader(idToken) as Record<string, unknown>), alg: 'HS256' };
+      const publicKeyPem = createPublicKey(this.signingKey).export({ format: 'pem', type: 'spki' }).toString();
+      return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(new TextEncoder().encode(publicKeyPem));
+    }
+    if (change.kind === 'foreignKey') {
+      const header = { ...(decodeProtectedHeader(idToken) as Record<string, unknown>), alg: 'RS256', kid: 'test-key' };
+      if (change.embed === 'jwk') header.jwk = this.forgerJwk;
+      else header.jku = this.forgerJwksUrl;
+      return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(this.forgerKey);
+    }
     if (change.kind === 'alg') {
       const header = { ...(decodeProtectedHeader(idToken) as Record<string, unknown>), alg: change.alg };
       delete header.kid;
