@@ -1274,6 +1274,25 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
     });
 
+    it('OWASP ASVS 5.0 10.5.2 (nOAuth): with requireVerifiedEmail: false an unverified email still never claims an invitee (the admin chose its groups); it may only create a new user', async () => {
+      const { app, events } = await takeOverApp({ enabled: true, defaultGroups: ['writer'], requireVerifiedEmail: false });
+      try {
+        const invitee = await inviteAtProvider(app, ['admin'], { email_verified: false });
+        expectRefused(await new Person(app.url).signIn('oidc', invitee.login), 'external_email_unverified');
+        await expectStillInvited(app, invitee);
+        expect(events.named(BackOfficeEvents.InviteAccepted, invitee.userId)).toHaveLength(0);
+        // The option still governs creating a user: an unknown, unverified address becomes a new user with the
+        // provider's defaultGroups.
+        const fresh = sub('unverified-new');
+        idp.accounts.set(fresh, { email: `${fresh}@corp.example.com`, email_verified: false, name: 'Fresh Person' });
+        const person = new Person(app.url);
+        expectSignedIn(await person.signIn('oidc', fresh));
+        expect((await person.app.get('/auth/me')).body.groups).toEqual(['writer']);
+      } finally {
+        await app.close();
+      }
+    });
+
     it('users who are not invitees are never taken over (external_email_in_use); a disabled invitee is not_allowed; nothing is written', async () => {
       const { app } = await takeOverApp();
       const login = (email: string) => {

@@ -69,8 +69,9 @@ export interface ExternalSignInAutoLinkOptions {
    */
   missingGroupsClaim?: 'refuse' | 'noGroups';
   /**
-   * Only create a user, or link an invitee, when the provider says the email is verified (`email_verified: true`).
-   * Default true.
+   * Only create a user when the provider says the email is verified (`email_verified: true`). Default true. Linking
+   * an invitee (an email that belongs to a user) always needs `email_verified: true`, whatever this says: the
+   * invitee holds the groups an admin chose.
    */
   requireVerifiedEmail?: boolean;
 }

@@ -441,7 +441,12 @@ export class BackOfficeExternalLoginService {
       throw new ExternalLoginError('external_email_unverified', 'the provider did not say the email is verified');
     }
     const existing = await manager.findByEmail(email);
-    if (existing) return this.linkInvitee(provider, existing, claims);
+    if (existing) {
+      // Whatever requireVerifiedEmail says: an invitee carries the groups an admin chose (admin among them), and a
+      // provider that lets its users type any address (nOAuth) must not hand them out.
+      if (claims.email_verified !== true) throw new ExternalLoginError('external_email_unverified', 'the provider did not say the email is verified');
+      return this.linkInvitee(provider, existing, claims);
+    }
     const fromProvider = await this.providerGroups(provider, claims);
     const candidate: BackOfficeAutoLinkCandidate = {
       email,
