@@ -24,4 +24,14 @@ describe('ipRateLimitKey: the client key of per-IP rate limits', () => {
     expect(ipRateLimitKey('unknown')).toBe('unknown');
     expect(ipRateLimitKey('not:an:address')).toBe('not:an:address');
   });
+
+  it('ASVS 4.0 2.2.1: a client port beside the address (Azure\'s X-Forwarded-For "203.0.113.9:51234", which Express\'s req.ip keeps) is dropped, so a new connection is not a new client', () => {
+    expect(ipRateLimitKey('203.0.113.9:51234')).toBe('203.0.113.9');
+    expect(ipRateLimitKey('203.0.113.9:1')).toBe(ipRateLimitKey('203.0.113.9:65535'));
+    expect(ipRateLimitKey('[2001:db8:1:2::9]:51234')).toBe('2001:db8:1:2:0:0:0:0/64');
+    expect(ipRateLimitKey('[::ffff:192.0.2.7]:443')).toBe('192.0.2.7');
+    // Not an address with a port: kept as it is.
+    expect(ipRateLimitKey('203.0.113.9:port')).toBe('203.0.113.9:port');
+    expect(ipRateLimitKey('host.example:80')).toBe('host.example:80');
+  });
 });

@@ -4,10 +4,13 @@ import { isIPv4, isIPv6 } from 'node:net';
  * The key under which per-IP rate limits count a client address. IPv4 addresses count one by one. An IPv6 client
  * usually holds a whole /64 (SLAAC, privacy addresses; a host can rotate through 2^64 of them), so an IPv6
  * address counts as its first `ipv6Subnet` bits (default 64): `2001:db8:1:2::/64`. An IPv4-mapped IPv6 address
- * (`::ffff:192.0.2.1`) counts as its IPv4 address. Anything else (no address, a resolver's own label) is kept as is.
+ * (`::ffff:192.0.2.1`) counts as its IPv4 address. A client port beside the address (`192.0.2.1:51234`,
+ * `[2001:db8::1]:51234`: proxies such as Azure's add it to `X-Forwarded-For`, and Express's `req.ip` keeps it) is
+ * dropped, so that each new connection of a client does not count as a new client. Anything else (no address, a
+ * resolver's own label) is kept as is.
  */
 export function ipRateLimitKey(ip: string, ipv6Subnet = 64): string {
-  const bare = ip.trim().replace(/^\[(.*)\]$/u, '$1').replace(/%.*$/u, '');
+  const bare = withoutPort(ip.trim()).replace(/^\[(.*)\]$/u, '$1').replace(/%.*$/u, '');
   if (isIPv4(bare)) return bare;
   if (!isIPv6(bare)) return ip;
   const groups = ipv6Groups(bare);
@@ -19,6 +22,14 @@ export function ipRateLimitKey(ip: string, ipv6Subnet = 64): string {
     return bits === 0 ? 0 : group & ((0xffff << (16 - bits)) & 0xffff);
   });
   return `${masked.map((g) => g.toString(16)).join(':')}/${ipv6Subnet}`;
+}
+
+/** `address` without a trailing `:port` after an IPv4 address or a bracketed IPv6 one; anything else as it is. */
+function withoutPort(address: string): string {
+  const v4 = /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/u.exec(address);
+  if (v4 && isIPv4(v4[1])) return v4[1];
+  const v6 = /^\[([^\]]+)\]:\d{1,5}$/u.exec(address);
+  return v6 ? `[${v6[1]}]` : address;
 }
 
 /** The eight 16-bit groups of a valid IPv6 address (with `::` and a trailing dotted IPv4 part expanded). */
