@@ -1,7 +1,6 @@
 import { type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { AuthGuard, type IAuthModuleOptions } from '@nestjs/passport';
-import { normalizeLookupKey } from '../common/lookup-normalizer.js';
-import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpRequest } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
@@ -9,6 +8,7 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import type { SignInResult } from '../sign-in/backoffice-sign-in-manager.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { LoginDto } from './auth.dto.js';
 import { BACKOFFICE_LOCAL_STRATEGY, type BackOfficeLocalStrategyHandle } from './backoffice-local.strategy.js';
 
@@ -34,6 +34,7 @@ export class BackOfficeLoginGuard extends AuthGuard() {
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly identityOptions: ResolvedBackOfficeIdentityOptions,
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
   ) {
     // The strategy's name is unique to this module instance, so it is the guard's default strategy.
     super({ defaultStrategy: strategy.name, property: BACKOFFICE_SIGN_IN_PROPERTY, session: false } satisfies IAuthModuleOptions);
@@ -43,7 +44,8 @@ export class BackOfficeLoginGuard extends AuthGuard() {
     const request = context.switchToHttp().getRequest<BackOfficeHttpRequest>();
     const body = (await this.validation.transform(request.body === undefined ? {} : request.body, { type: 'body', metatype: LoginDto })) as LoginDto;
     if (this.identityOptions.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
-    await this.rateLimiter.enforceSignInPerIp('login-ip', { name: 'login-ip-user', key: normalizeLookupKey(body.username) });
+    // Keyed by the manager's own lookup form, so every spelling that finds one user counts against that user.
+    await this.rateLimiter.enforceSignInPerIp('login-ip', { name: 'login-ip-user', key: this.userManager.normalizeKey(body.username) });
     request.body = body;
     // A success's last-login write and audit entry go with the session row the route writes (one statement);
     // any other outcome writes what it held back before the answer.

@@ -1,14 +1,14 @@
 import { Body, Controller, HttpCode, Inject, Post, UseGuards, UsePipes, type CanActivate, Injectable } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiOkResponse, ApiProperty, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { IsNotEmpty, IsString, Matches, MaxLength } from 'class-validator';
-import { normalizeLookupKey } from '../common/lookup-normalizer.js';
-import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { ErrorResponse, MAX_PASSWORD_INPUT, UserTokenDto } from './auth.dto.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficePasswordResetService } from './backoffice-password-reset.service.js';
 
 export class ForgotPasswordDto {
@@ -48,6 +48,7 @@ export class PasswordResetController {
     @Inject(BackOfficePasswordResetService) private readonly resets: BackOfficePasswordResetService,
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
+    @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
   ) {}
 
   @Post('forgot-password')
@@ -65,7 +66,8 @@ export class PasswordResetController {
     const limits = this.options.rateLimits;
     await this.rateLimiter.enforceInOrder([
       { name: 'forgot-ip', key: this.rateLimiter.clientKey(), limit: limits.forgotPasswordPerIp, windowSeconds: 3600 },
-      { name: 'forgot-email', key: normalizeLookupKey(body.email), limit: limits.forgotPasswordPerEmail, windowSeconds: 3600 },
+      // The manager's own lookup form: every spelling that finds one user counts against that user's budget.
+      { name: 'forgot-email', key: this.userManager.normalizeKey(body.email), limit: limits.forgotPasswordPerEmail, windowSeconds: 3600 },
     ]);
     this.resets.requestReset(body.email);
     return { status: 'accepted' };
