@@ -7,6 +7,9 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { ipRateLimitKey } from './ip-rate-limit-key.js';
 
+/** How often a storage outage that goes on is logged again. */
+const OUTAGE_REMINDER_MS = 60_000;
+
 /** One limit: at most `limit` hits per `windowSeconds` for `key`. */
 export interface RateLimitRule {
   name: string;
@@ -19,11 +22,14 @@ export interface RateLimitRule {
  * Applies fixed-window limits through a `@nestjs/throttler` storage (in-process by default, Redis when
  * configured). Keys are hashed with the rule's name ({@link storageKey}), so no username or email is kept in the
  * store and no two rules share a record. When the storage fails the
- * request goes through (lockout still protects accounts) and the failure is logged.
+ * request goes through (lockout still protects accounts): one error line when it starts failing (again every
+ * {@link OUTAGE_REMINDER_MS} while it goes on), one line when it answers again, not one per request and rule.
  */
 @Injectable()
 export class BackOfficeRateLimiter {
   private readonly logger = new Logger('BackOfficeRateLimiter');
+  /** While the storage fails: since when, how many calls failed, when that was last logged. */
+  private outage: { since: number; failures: number; loggedAt: number } | null = null;
 
   constructor(
     @Inject(BACKOFFICE_RATE_LIMIT_STORAGE) private readonly storage: ThrottlerStorage,
@@ -80,11 +86,36 @@ export class BackOfficeRateLimiter {
       // the hits that set it, so once those aged out every attempt went through uncounted until the block ended.
       // Without, it keeps a sliding log of the allowed hits and names when the oldest one ages out.
       const record = await this.storage.increment(BackOfficeRateLimiter.storageKey(rule), rule.windowSeconds * 1000, rule.limit, 0, rule.name);
+      this.storageAnswered();
       if (record.totalHits > rule.limit) return record.timeToBlockExpire > 0 ? record.timeToBlockExpire : record.timeToExpire;
     } catch (error) {
-      this.logger.error(`Rate-limit storage failed for ${rule.name}: ${(error as Error).message}`);
+      this.storageFailed(rule, error);
     }
     return 0;
+  }
+
+  /** Logs the start of an outage once, and a reminder every {@link OUTAGE_REMINDER_MS} while it lasts. */
+  private storageFailed(rule: RateLimitRule, error: unknown): void {
+    const now = Date.now();
+    const reason = error instanceof Error ? error.message : String(error);
+    if (!this.outage) {
+      this.outage = { since: now, failures: 1, loggedAt: now };
+      this.logger.error(`Rate-limit storage failed (${rule.name}: ${reason}): requests go through without rate limits until it answers again (lockout still protects accounts).`);
+      return;
+    }
+    this.outage.failures++;
+    if (now - this.outage.loggedAt >= OUTAGE_REMINDER_MS) {
+      this.outage.loggedAt = now;
+      this.logger.error(`Rate-limit storage still failing (${rule.name}: ${reason}): ${this.outage.failures} calls went without rate limits since ${new Date(this.outage.since).toISOString()}.`);
+    }
+  }
+
+  /** Ends an outage: one line saying that the limits apply again. */
+  private storageAnswered(): void {
+    if (!this.outage) return;
+    const { since, failures } = this.outage;
+    this.outage = null;
+    this.logger.log(`Rate-limit storage answers again after ${Math.round((Date.now() - since) / 1000)} s (${failures} calls went without rate limits): rate limits apply.`);
   }
 
   private static throwIfLimited(retryAfter: number): void {
