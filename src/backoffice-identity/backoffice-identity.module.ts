@@ -27,6 +27,7 @@ import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE, BACKOFFICE_
 import { BackOfficeUiAssets } from './ui/ui-assets.service.js';
 import { BackOfficeUiTrailingSlash } from './ui/ui-trailing-slash.js';
 import { BackOfficeGlobalPrefixCheck } from './http/global-prefix-check.js';
+import { BackOfficeTrustProxyCheck } from './http/trust-proxy-check.js';
 import { BackOfficeTwoFactorChallengeService } from './two-factor/two-factor-challenge.service.js';
 import { BackOfficePasskeyCeremonies } from './passkeys/passkey-ceremonies.service.js';
 import { twoFactorProvidersProvider } from './two-factor/two-factor-providers.provider.js';
@@ -172,6 +173,7 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficePermissionsStartupCheck,
         BackOfficeUiTrailingSlash,
         BackOfficeGlobalPrefixCheck,
+        BackOfficeTrustProxyCheck,
         BackOfficeFastifyRouteFallback,
         BackOfficeExpressUtf8Label,
         BackOfficeAuditListener,

@@ -37,7 +37,8 @@ async function createApp(platform: 'express' | 'fastify', module: Parameters<typ
     return app;
   }
   const { FastifyAdapter } = await import('@nestjs/platform-fastify');
-  // Behind a proxy, pass { trustProxy: ... } here (the module reads the client IP from request.ip).
+  // Behind a proxy, pass { trustProxy: '10.0.0.5' } (your proxies' addresses) here, never true: the module reads the
+  // client IP from request.ip, and trusting every hop lets clients choose it with X-Forwarded-For.
   return NestFactory.create(module, new FastifyAdapter({ bodyLimit: JSON_BODY_LIMIT_BYTES }), options);
 }
 

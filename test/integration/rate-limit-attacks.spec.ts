@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, httpPlatform, type IdentityApp } from '../support/identity-app.js';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { CapturingLogger } from '../support/capturing-logger.js';
@@ -168,6 +169,46 @@ describe('Rate limits under attack: races, spoofed addresses, Redis faults', () 
         expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
       } finally {
         await ctx.close();
+      }
+    });
+  });
+
+  describe.skipIf(httpPlatform() !== 'express')('Express `trust proxy` (a host setting the module cannot choose)', () => {
+    const warnings = (logger: CapturingLogger) => logger.lines.filter((line) => /trust proxy/.test(line));
+
+    it('ASVS 4.0 2.2.1: `true` trusts every hop, so a client picks its own IP with X-Forwarded-For: the module warns at start-up', async () => {
+      const logger = new CapturingLogger();
+      const ctx = await createIdentityApp(db, { logger, identity: { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 2 } }, beforeListen: (app) => void (app as NestExpressApplication).set('trust proxy', true) });
+      try {
+        const http = new HttpClient(ctx.url);
+        const statuses = [];
+        for (let i = 0; i < 4; i++) {
+          statuses.push((await http.request('POST', '/auth/login', { body: { username: email(), password: 'wrong password entirely' }, headers: { 'x-forwarded-for': `${uniqueIp()}, 127.0.0.1` } })).status);
+        }
+        expect(statuses).toEqual([401, 401, 401, 401]); // why the warning: the limit of 2 never holds
+        expect(warnings(logger)).toHaveLength(1);
+        expect(warnings(logger)[0]).toMatch(/clients can choose their IP address/);
+      } finally {
+        await ctx.close();
+      }
+    });
+
+    it('a hop count or the proxies\' addresses: no warning, and an address the client adds in front is not taken', async () => {
+      for (const trust of [1, 'loopback'] as const) {
+        const logger = new CapturingLogger();
+        const ctx = await createIdentityApp(db, { logger, identity: { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 2 } }, beforeListen: (app) => void (app as NestExpressApplication).set('trust proxy', trust) });
+        try {
+          const http = new HttpClient(ctx.url);
+          const statuses = [];
+          // As a proxy that appends the peer's address: the client's own entries stay in front of it.
+          for (let i = 0; i < 4; i++) {
+            statuses.push((await http.request('POST', '/auth/login', { body: { username: email(), password: 'wrong password entirely' }, headers: { 'x-forwarded-for': `${uniqueIp()}, 203.0.113.7` } })).status);
+          }
+          expect(statuses, String(trust)).toEqual([401, 401, 429, 429]);
+          expect(warnings(logger), String(trust)).toEqual([]);
+        } finally {
+          await ctx.close();
+        }
       }
     });
   });
