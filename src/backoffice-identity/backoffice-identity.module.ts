@@ -144,7 +144,7 @@ export class BackOfficeIdentityModule implements NestModule {
       provide: BACKOFFICE_RATE_LIMIT_STORAGE,
       inject: [BACKOFFICE_IDENTITY_OPTIONS],
       useFactory: (resolved: ResolvedBackOfficeIdentityOptions) =>
-        resolved.rateLimits.redisUrl ? new RedisThrottlerStorage(resolved.rateLimits.redisUrl) : new ThrottlerStorageService(),
+        resolved.rateLimits.redisUrl ? new RedisThrottlerStorage(resolved.rateLimits.redisUrl, resolved.rateLimits.redisKeyPrefix) : new ThrottlerStorageService(),
     };
     // Everything here is exported (the module is global), so host apps and their guards can inject it.
     const shared: Provider[] = [

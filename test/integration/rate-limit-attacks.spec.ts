@@ -242,6 +242,26 @@ describe('Rate limits under attack: races, spoofed addresses, Redis faults', () 
       }
     });
 
+    it('two applications on one Redis keep their counters apart with their own rateLimits.redisKeyPrefix; instances of one application (one prefix) share them', async () => {
+      const ip = uniqueIp();
+      const app = (redisKeyPrefix: string) => createIdentityApp(db, { identity: withIp(ip, { rateLimits: { redisUrl: REDIS_URL, redisKeyPrefix, loginPerIpAndUsername: 1000, loginPerIp: 2 } }) });
+      const tag = randomBytes(4).toString('hex');
+      const shopA = await app(`shop-${tag}:rl:`);
+      const shopB = await app(`shop-${tag}:rl:`);
+      const blog = await app(`blog-${tag}:rl:`);
+      const redis = new Redis(REDIS_URL);
+      try {
+        const attempt = (ctx: IdentityApp) => new HttpClient(ctx.url).login(email(), 'wrong password entirely').then((r) => r.status);
+        expect([await attempt(shopA), await attempt(shopB), await attempt(shopA)]).toEqual([401, 401, 429]);
+        expect([await attempt(blog), await attempt(blog), await attempt(blog)]).toEqual([401, 401, 429]);
+        expect(await redis.keys(`shop-${tag}:rl:login-ip:*`)).toHaveLength(1);
+        expect(await redis.keys(`blog-${tag}:rl:login-ip:*`)).toHaveLength(1);
+      } finally {
+        redis.disconnect();
+        await Promise.all([shopA.close(), shopB.close(), blog.close()]);
+      }
+    });
+
     describe('a Redis that goes down while the app runs', () => {
       let server: ChildProcess | undefined;
       let port: number;

@@ -47,6 +47,7 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['publicUrl', 'http://localhost:3000'],
       ['audit.enabled', true],
       ['audit.retentionDays', 0],
+      ['rateLimits.redisKeyPrefix', 'backoffice:rl:'],
     ] as const)('%s defaults to %j', (path, expected) => {
       const value = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], defaults);
       expect(value).toStrictEqual(expected);
@@ -195,6 +196,8 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['publicUrl with javascript:', { publicUrl: 'javascript:alert(1)' }, 'publicUrl'],
       ['publicUrl as a number', { publicUrl: 3000 }, 'publicUrl'],
       ['rateLimits.redisUrl with http:', { rateLimits: { redisUrl: 'http://127.0.0.1:6379' } }, 'rateLimits.redisUrl'],
+      ['rateLimits.redisKeyPrefix with a space', { rateLimits: { redisKeyPrefix: 'shop admin:' } }, 'rateLimits.redisKeyPrefix'],
+      ['rateLimits.redisKeyPrefix empty', { rateLimits: { redisKeyPrefix: '' } }, 'rateLimits.redisKeyPrefix'],
       ['email.smtpUrl with http:', { email: { smtpUrl: 'http://mail.example.com' } }, 'email.smtpUrl'],
       // cookie name
       ['session.cookieName with a space', { session: { cookieName: 'back office' } }, 'session.cookieName'],

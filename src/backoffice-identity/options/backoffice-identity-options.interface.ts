@@ -102,6 +102,12 @@ export interface BackOfficeRateLimitOptions {
   ipv6Subnet?: number;
   /** Redis URL: share the counters between app instances. Default: in-process memory. */
   redisUrl?: string;
+  /**
+   * Start of every Redis key of the counters. The instances of one application share it (and so their limits); give
+   * each application that uses the same Redis its own (`"shop-admin:rl:"`), or their counters add up. 1 to 64
+   * characters, no spaces. Default `backoffice:rl:`.
+   */
+  redisKeyPrefix?: string;
 }
 
 /** Delivery of the default email sender. */

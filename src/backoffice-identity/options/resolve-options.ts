@@ -56,7 +56,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
   passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
-  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'inviteResendPerUser', 'ipv6Subnet', 'redisUrl'],
+  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'inviteResendPerUser', 'ipv6Subnet', 'redisUrl', 'redisKeyPrefix'],
   externalLogin: [
     'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
     'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
@@ -477,6 +477,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       inviteResendPerUser: rateLimits.int('inviteResendPerUser', 5, 1, 1_000_000),
       ipv6Subnet: rateLimits.int('ipv6Subnet', 64, 16, 128),
       redisUrl: rateLimits.optionalUrl('redisUrl', ['redis:', 'rediss:']),
+      redisKeyPrefix: rateLimits.string('redisKeyPrefix', 'backoffice:rl:', /^\S{1,64}$/u, 'must be 1 to 64 characters without spaces, such as "shop-admin:rl:"'),
     },
     email: {
       from: email.string('from', 'Back office <noreply@localhost>', /^[^\r\n]{3,256}$/, 'must be an address such as "Back office <noreply@example.com>"'),

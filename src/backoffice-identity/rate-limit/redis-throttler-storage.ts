@@ -18,6 +18,10 @@ return {hits, ttl}`;
 export class RedisThrottlerStorage implements ThrottlerStorage, OnApplicationShutdown {
   private readonly redis: Redis;
 
+  /**
+   * @param url `redis://` or `rediss://` URL.
+   * @param prefix Start of every key (`rateLimits.redisKeyPrefix`): one per application that uses this Redis.
+   */
   constructor(url: string, private readonly prefix = 'backoffice:rl:') {
     this.redis = new Redis(url, { maxRetriesPerRequest: 1, commandTimeout: 1000, connectTimeout: 2000 });
     this.redis.on('error', () => undefined); // surfaced per call instead
