@@ -8,7 +8,8 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { CapturingLogger } from '../support/capturing-logger.js';
-import { BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_RATE_LIMIT_STORAGE, BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
+import type { ThrottlerStorageService } from '@nestjs/throttler';
 import { BackOfficeRateLimiter } from '../../src/backoffice-identity/rate-limit/backoffice-rate-limiter.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -128,6 +129,27 @@ describe('Rate limits under attack: races, spoofed addresses, Redis faults', () 
       });
     });
   }
+
+  describe('a client over its per-IP limit', () => {
+    it('OWASP ASVS 5.0 2.4.1: adds no counter per username, credential or client id it sends (the store does not grow with its requests)', async () => {
+      const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 5, tokenPerIpAndClient: 1000 } }) });
+      try {
+        const storage = ctx.app.get<ThrottlerStorageService>(BACKOFFICE_RATE_LIMIT_STORAGE);
+        const http = new HttpClient(ctx.url);
+        const logins = [];
+        for (let i = 0; i < 40; i++) logins.push((await http.login(email(), 'wrong password entirely')).status);
+        expect(logins.filter((s) => s !== 429)).toHaveLength(5);
+        // The per-IP record and one per username of the 5 attempts it let through; not one per username sent.
+        expect(storage.storage.size).toBe(6);
+        const tokens = [];
+        for (let i = 0; i < 40; i++) tokens.push((await http.post('/auth/token', { grant_type: 'client_credentials', client_id: `c-${i}`, client_secret: 'guessed' })).status);
+        expect(tokens.filter((s) => s !== 429)).toHaveLength(5);
+        expect(storage.storage.size).toBe(12);
+      } finally {
+        await ctx.close();
+      }
+    });
+  });
 
   describe('per-account limits follow the user manager\'s lookup key (normalizeKey)', () => {
     it('ASVS 4.0 2.2.1 / 5.0 6.3.1: spellings that the manager resolves to one user share its forgot-password and login limits (no mail-bombing through victim+1@, victim+2@, ...)', async () => {

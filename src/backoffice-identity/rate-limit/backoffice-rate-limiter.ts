@@ -41,15 +41,16 @@ export class BackOfficeRateLimiter {
    * client credentials, and the emailed-token routes: reset-password, invite accept, email-change confirm): at most `rateLimits.loginPerIp` attempts per minute from the request's IP ({@link clientKey}), counted
    * under `name`; with `subject` (a username, credential id or client id) also at most `subjectLimit`
    * (default `rateLimits.loginPerIpAndUsername`) per minute for that IP and subject, under `subject.name`.
+   * The per-IP rule is counted first and the subject's only for requests it let through: a client over its per-IP
+   * limit adds no counter per username (or id) it sends, so the store does not grow with its requests.
    * Throws 429 `too_many_requests` with `Retry-After` when one is over.
    */
   async enforceSignInPerIp(name: string, subject?: { name: string; key: string; limit?: number }): Promise<void> {
     const ip = this.clientKey();
     const limits = this.options.rateLimits;
-    const rules: RateLimitRule[] = [];
+    const rules: RateLimitRule[] = [{ name, key: ip, limit: limits.loginPerIp, windowSeconds: 60 }];
     if (subject) rules.push({ name: subject.name, key: `${ip}|${subject.key}`, limit: subject.limit ?? limits.loginPerIpAndUsername, windowSeconds: 60 });
-    rules.push({ name, key: ip, limit: limits.loginPerIp, windowSeconds: 60 });
-    await this.enforce(rules);
+    await this.enforceInOrder(rules);
   }
 
   /**
