@@ -10,6 +10,34 @@ export async function deleteCounting(manager: Pick<EntityManager, 'query'>, sql:
   return Number(result[0]?.n ?? 0);
 }
 
+/** Most rows one prune statement deletes: each batch is its own short statement (and transaction). */
+export const PRUNE_BATCH_SIZE = 1000;
+
+/**
+ * Deletes the rows of `table` that match `where` (over `params`) in batches of at most `batchSize`, each its own
+ * statement, and answers how many went. A batch skips rows another transaction holds (`FOR UPDATE SKIP LOCKED`: a
+ * request using a row, or a second app instance pruning at the same time) instead of waiting for them; the next
+ * prune takes those. So a prune never holds many row locks for long, never stalls behind (or deadlocks with) the
+ * requests, and two instances pruning at once share the work.
+ */
+export async function deleteInBatches(
+  manager: Pick<EntityManager, 'query'>,
+  table: string,
+  key: string,
+  where: string,
+  params: unknown[],
+  batchSize = PRUNE_BATCH_SIZE,
+): Promise<number> {
+  const limit = `$${params.length + 1}`;
+  const sql = `DELETE FROM ${table} WHERE ${key} = ANY(ARRAY(SELECT ${key} FROM ${table} WHERE ${where} LIMIT ${limit} FOR UPDATE SKIP LOCKED))`;
+  let total = 0;
+  for (;;) {
+    const deleted = await deleteCounting(manager, sql, [...params, batchSize]);
+    total += deleted;
+    if (deleted < batchSize) return total;
+  }
+}
+
 /** The result of one atomic failed-access `UPDATE ... RETURNING access_failed_count, lockout_end` (no row: not counted). */
 export function failedAccessResult(rows: unknown[], now: Date): FailedAccessResult {
   const row = returned<{ access_failed_count: number; lockout_end: Date | null }>(rows)[0];

@@ -11,7 +11,7 @@ import type {
 import { isUuid } from '../../common/ids.js';
 import type { FailedAccessResult, LockoutPolicy } from '../../users/stores/user-store.interface.js';
 import { preparedQuery } from './prepared-query.js';
-import { deleteCounting, failedAccessResult, returned } from './sql-results.js';
+import { deleteInBatches, failedAccessResult, returned } from './sql-results.js';
 import type { BackOfficeUserStore } from '../../users/stores/user-store.interface.js';
 import { aliases, TypeOrmBackOfficeUserStore } from './typeorm-user-store.js';
 
@@ -163,6 +163,6 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
 
   async prune(now: Date): Promise<{ accessTokens: number }> {
     const dayAgo = new Date(now.getTime() - 86_400_000);
-    return { accessTokens: await deleteCounting(this.manager, `DELETE FROM backoffice_access_token WHERE expires_at < $1`, [dayAgo]) };
+    return { accessTokens: await deleteInBatches(this.manager, 'backoffice_access_token', 'id', 'expires_at < $1', [dayAgo]) };
   }
 }

@@ -11,6 +11,7 @@ import type {
 } from '../../audit/backoffice-audit-store.interface.js';
 import { cappedCount, type ListingTotal } from './capped-count.js';
 import { preparedQuery } from './prepared-query.js';
+import { deleteInBatches } from './sql-results.js';
 import { toStorableJson } from '../../common/storable-text.js';
 
 
@@ -120,11 +121,7 @@ export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
   }
 
   async prune(olderThan: Date): Promise<number> {
-    const result = await this.dataSource.query(
-      `WITH gone AS (DELETE FROM backoffice_audit_entry WHERE created_at < $1 RETURNING 1) SELECT count(*)::int AS n FROM gone`,
-      [olderThan],
-    );
-    return Number(result[0]?.n ?? 0);
+    return deleteInBatches(this.dataSource, 'backoffice_audit_entry', 'id', 'created_at < $1', [olderThan]);
   }
 
   /** Exact, or exact up to the cap and the planner's row estimate beyond it. */

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
-import { deleteCounting, returned } from './sql-results.js';
+import { deleteInBatches, returned } from './sql-results.js';
 import type {
   BackOfficePendingSignIn,
   BackOfficePendingSignInKind,
@@ -126,9 +126,9 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
     const dayAgo = new Date(now.getTime() - DAY_MS);
     const weekAgo = new Date(now.getTime() - 7 * DAY_MS);
     return {
-      twoFactorChallenges: await deleteCounting(this.dataSource, `DELETE FROM backoffice_two_factor_challenge WHERE expires_at < $1`, [weekAgo]),
-      passkeyChallenges: await deleteCounting(this.dataSource, `DELETE FROM backoffice_passkey_challenge WHERE expires_at < $1`, [dayAgo]),
-      externalLoginStates: await deleteCounting(this.dataSource, `DELETE FROM backoffice_external_login_state WHERE expires_at < $1`, [dayAgo]),
+      twoFactorChallenges: await deleteInBatches(this.dataSource, 'backoffice_two_factor_challenge', 'id', 'expires_at < $1', [weekAgo]),
+      passkeyChallenges: await deleteInBatches(this.dataSource, 'backoffice_passkey_challenge', 'id', 'expires_at < $1', [dayAgo]),
+      externalLoginStates: await deleteInBatches(this.dataSource, 'backoffice_external_login_state', 'id', 'expires_at < $1', [dayAgo]),
     };
   }
 

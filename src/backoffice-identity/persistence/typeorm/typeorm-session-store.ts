@@ -10,7 +10,7 @@ import type { BackOfficeUserStore } from '../../users/stores/user-store.interfac
 import { BackOfficeSessionEntity } from './entities/backoffice-session.entity.js';
 import { preparedQuery } from './prepared-query.js';
 import { AUDIT_INSERT_COLUMNS, auditInsertValues, TypeOrmBackOfficeAuditStore } from './typeorm-audit-store.js';
-import { deleteCounting, returned } from './sql-results.js';
+import { deleteInBatches, returned } from './sql-results.js';
 import { aliases, jsonDate, TypeOrmBackOfficeUserStore, USER_COLUMNS, USER_GROUPS_JOIN, userFromRow, type UserJson, type UserRow } from './typeorm-user-store.js';
 
 const WEEK_MS = 7 * 86_400_000;
@@ -282,7 +282,6 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
   async prune(now: Date): Promise<{ sessions: number }> {
     const weekAgo = new Date(now.getTime() - WEEK_MS);
     // Skips rows another transaction holds (a revokeAll locking them in id order): no deadlock, the next prune takes them.
-    const sql = `DELETE FROM backoffice_session WHERE id = ANY(ARRAY(SELECT id FROM backoffice_session WHERE expires_at < $1 OR revoked_at < $1 FOR UPDATE SKIP LOCKED))`;
-    return { sessions: await deleteCounting(this.dataSource, sql, [weekAgo]) };
+    return { sessions: await deleteInBatches(this.dataSource, 'backoffice_session', 'id', 'expires_at < $1 OR revoked_at < $1', [weekAgo]) };
   }
 }

@@ -5,7 +5,7 @@ import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
-import { deleteCounting, failedAccessResult } from './sql-results.js';
+import { deleteInBatches, failedAccessResult } from './sql-results.js';
 import { PENDING_INVITEE_SQL, redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
@@ -662,19 +662,17 @@ export class TypeOrmBackOfficeUserStore
     const dayAgo = new Date(now.getTime() - DAY_MS);
     const monthAgo = new Date(now.getTime() - 30 * DAY_MS);
     return {
-      loginAttempts: await deleteCounting(
+      loginAttempts: await deleteInBatches(
         this.manager,
-        `DELETE FROM backoffice_login_attempt WHERE updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)`,
+        'backoffice_login_attempt',
+        'username_hash',
+        'updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)',
         [dayAgo, now],
       ),
       // Links that a transaction holds (one voiding a user's links, under the user's row: USER_ROW_FIRST) are left
       // for the next prune: taking many users' links without their rows and waiting for one of them deadlocked with
       // a password change voiding the same user's links one purpose after another (OWASP ASVS 4.0 1.11.3).
-      tokens: await deleteCounting(
-        this.manager,
-        `DELETE FROM backoffice_user_token WHERE id = ANY(ARRAY(SELECT id FROM backoffice_user_token WHERE expires_at < $1 FOR UPDATE SKIP LOCKED))`,
-        [monthAgo],
-      ),
+      tokens: await deleteInBatches(this.manager, 'backoffice_user_token', 'id', 'expires_at < $1', [monthAgo]),
     };
   }
 
