@@ -1,0 +1,132 @@
+import { DataSource } from 'typeorm';
+import { independentCode } from '../support/oathtool.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { expectClientError } from '../support/bad-input.js';
+import { SecretCipher } from '../../src/backoffice-identity/index.js';
+
+const password = 'correct horse battery staple';
+const KEY = 'test-encryption-key-0123456789abcdef';
+
+/**
+ * The second step of sign-in as an attacker sees it: a code or recovery code sent twice at once, codes from the
+ * drift window, a pending sign-in kept across an account change or used twice, what rests in the database.
+ */
+describe('Two-factor sign-in under attack', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let counter = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, twoFactor: { encryptionKey: KEY, issuer: 'Acme CMS' } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  const nextStep = () => ctx.clock.advance(30_000);
+
+  async function enrolled() {
+    const email = `attack${++counter}@example.com`;
+    const user = (await ctx.userManager.createUser({ email, name: 'Attacked', password })).value!;
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(email, password)).body.status).toBe('success');
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    const enableBody = { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) };
+    const enable = await http.post('/auth/2fa/enable', enableBody);
+    expect(enable.status).toBe(200);
+    nextStep();
+    return { email, user, http, secret: setup.body.secret as string, recoveryCodes: enable.body.recoveryCodes as string[], enableBody };
+  }
+
+  async function passwordStep(email: string) {
+    const http = new HttpClient(ctx.url);
+    const login = await http.login(email, password);
+    expect(login.body.status).toBe('requiresTwoFactor');
+    return http;
+  }
+
+  it('OWASP ASVS 4.0 2.8.4 / ASVS 5.0 6.5.1: one TOTP code sent at once from two pending sign-ins signs in exactly one', async () => {
+    const { email, secret } = await enrolled();
+    const [a, b] = [await passwordStep(email), await passwordStep(email)];
+    const code = independentCode(secret, ctx.clock);
+    const results = await Promise.all([a, b].map((c) => c.post('/auth/2fa', { provider: 'totp', code })));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 401]);
+  });
+
+  it('OWASP ASVS 4.0 2.6.1 / ASVS 5.0 6.5.1: one recovery code sent at once from two pending sign-ins signs in exactly one, and one code is used up', async () => {
+    const { email, user, recoveryCodes } = await enrolled();
+    const clients = [await passwordStep(email), await passwordStep(email), await passwordStep(email)];
+    const results = await Promise.all(clients.map((c) => c.post('/auth/2fa', { provider: 'recovery', code: recoveryCodes[0] })));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 401, 401]);
+    const rows = await ctx.app.get(DataSource).query('SELECT count(*)::int AS n FROM backoffice_user_recovery_code WHERE user_id = $1 AND used_at IS NULL', [user.id]);
+    expect(rows[0].n).toBe(9);
+  });
+
+  it('ASVS 5.0 6.5.5: the drift window is one step each side; a code of the next step used first makes the current one a replay', async () => {
+    const { email, secret } = await enrolled();
+    const http = await passwordStep(email);
+    expect((await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock, 2) })).body.code).toBe('invalid_code');
+    expect((await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock, -2) })).body.code).toBe('invalid_code');
+    expect((await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock, 1) })).status).toBe(200);
+    const again = await passwordStep(email);
+    expect((await again.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) })).body.code).toBe('invalid_code');
+  });
+
+  it('OWASP ASVS 4.0 3.3.1: a pending sign-in is single use: its cookie, kept, gets no second session', async () => {
+    const { email, secret } = await enrolled();
+    const http = await passwordStep(email);
+    const token = http.cookies.get('backoffice_session_2fa')!;
+    expect((await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) })).status).toBe(200);
+    nextStep();
+    const copy = new HttpClient(ctx.url);
+    copy.cookies.set('backoffice_session_2fa', token);
+    const again = await copy.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) });
+    expectClientError(again, 401);
+    expect(again.body.code).toBe('two_factor_expired');
+  });
+
+  it('OWASP ASVS 4.0 3.3.3: a password change, a password reset, a disable or a 2FA reset between the two steps voids the pending sign-in', async () => {
+    const changes: Array<(userId: string) => Promise<unknown>> = [
+      async (id) => ctx.userManager.changePassword((await ctx.userManager.findById(id))!, password, password + ' 2'),
+      async (id) => {
+        const user = (await ctx.userManager.findById(id))!;
+        return ctx.userManager.resetPassword(user, (await ctx.userManager.generatePasswordResetToken(user))!, password + ' 3');
+      },
+      async (id) => ctx.userManager.setApproved((await ctx.userManager.findById(id))!, false),
+      async (id) => ctx.userManager.resetTwoFactor((await ctx.userManager.findById(id))!),
+    ];
+    for (const change of changes) {
+      const { email, secret, user } = await enrolled();
+      const http = await passwordStep(email);
+      await change(user.id);
+      const late = await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) });
+      expectClientError(late, 401);
+      expect(late.body.code).toBe('two_factor_expired');
+    }
+  });
+
+  it('ASVS 5.0 6.4.2 / 6.5.2: the TOTP secret rests encrypted (AES-GCM) and recovery codes as keyed hashes only', async () => {
+    const { user, secret, recoveryCodes } = await enrolled();
+    const sql = ctx.app.get(DataSource);
+    const [key] = await sql.query('SELECT encrypted_secret FROM backoffice_user_authenticator WHERE user_id = $1', [user.id]);
+    expect(key.encrypted_secret).not.toContain(secret);
+    expect(new SecretCipher(KEY).decrypt(key.encrypted_secret)).toBe(secret);
+    const codes = JSON.stringify(await sql.query('SELECT code_hash FROM backoffice_user_recovery_code WHERE user_id = $1', [user.id]));
+    for (const code of recoveryCodes) expect(codes).not.toContain(code.replace(/-/g, ''));
+  });
+
+  it('OWASP ASVS 4.0 2.8.4: the enrolment confirmation cannot be replayed: again while on is 409, after off and a new setup the old code is refused', async () => {
+    const { http, enableBody } = await enrolled();
+    const replay = await http.post('/auth/2fa/enable', enableBody);
+    expectClientError(replay, 409);
+    expect((await http.post('/auth/2fa/disable', { password })).status).toBe(200);
+    expect((await http.post('/auth/2fa/setup', { provider: 'totp' })).status).toBe(200);
+    const old = await http.post('/auth/2fa/enable', enableBody);
+    expectClientError(old, 400);
+    expect(old.body.code).toBe('invalid_code');
+  });
+});
