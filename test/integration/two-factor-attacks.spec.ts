@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
-import { SecretCipher } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_USER_STORE, SecretCipher, TotpTwoFactorProvider, type TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 const KEY = 'test-encryption-key-0123456789abcdef';
@@ -128,5 +128,28 @@ describe('Two-factor sign-in under attack', () => {
     const old = await http.post('/auth/2fa/enable', enableBody);
     expectClientError(old, 400);
     expect(old.body.code).toBe('invalid_code');
+  });
+
+  it('OWASP ASVS 4.0 2.8.4 / ASVS 5.0 6.5.1: an enrolment confirms only the secret its code was checked against: a setup that replaced the secret meanwhile (a second tab) is not confirmed by the old secret\'s code', async () => {
+    const store = ctx.app.get<TypeOrmBackOfficeUserStore>(BACKOFFICE_USER_STORE);
+    const user = (await ctx.userManager.createUser({ email: `swap${++counter}@example.com`, name: 'Swap', password })).value!;
+    const first = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
+    await store.setAuthenticatorKey(user.id, 'totp', new SecretCipher(KEY).encrypt(first), ctx.clock.now());
+    const other = new TotpTwoFactorProvider(store, KEY, ctx.clock, 'Acme CMS');
+    // The enable reads the first secret; before it records its step, a setup (another tab) puts a new secret there.
+    const racing = Object.create(store, {
+      getAuthenticatorKey: {
+        value: async (userId: string, provider: string) => {
+          const key = await store.getAuthenticatorKey(userId, provider);
+          await other.generateSetup(user);
+          return key;
+        },
+      },
+    });
+    const enabling = new TotpTwoFactorProvider(racing, KEY, ctx.clock, 'Acme CMS');
+    expect(await enabling.verify(user, independentCode(first, ctx.clock), { enrolling: true })).toBe(false);
+    const key = (await store.getAuthenticatorKey(user.id, 'totp'))!;
+    expect(key.confirmed).toBe(false);
+    expect(new SecretCipher(KEY).decrypt(key.encryptedSecret)).not.toBe(first);
   });
 });

@@ -73,7 +73,8 @@ export class TotpTwoFactorProvider implements TwoFactorProvider {
     const delta = this.totp(secret).validate({ token, timestamp: now, window: this.parameters.window });
     if (delta === null) return false;
     const step = Math.floor(now / 1000 / this.parameters.period) + delta;
-    return this.store.useAuthenticatorStep(user.id, this.name, step, Boolean(options.enrolling), this.clock.now());
+    // Bound to the secret the code was checked against: a setup that replaced it meanwhile is not confirmed (or used).
+    return this.store.useAuthenticatorStep(user.id, this.name, step, Boolean(options.enrolling), this.clock.now(), stored.encryptedSecret);
   }
 
   async reset(user: BackOfficeUser): Promise<void> {

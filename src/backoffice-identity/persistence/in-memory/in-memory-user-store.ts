@@ -413,9 +413,10 @@ export class InMemoryBackOfficeUserStore
     if (this.row(userId)) this.authenticators.set(`${userId}\u0000${provider}`, { userId, encryptedSecret, confirmed: false, lastUsedStep: null });
   }
 
-  async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean): Promise<boolean> {
+  async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, _now?: Date, encryptedSecret?: string): Promise<boolean> {
     const key = this.authenticators.get(`${userId}\u0000${provider}`);
     if (!key || (key.lastUsedStep !== null && key.lastUsedStep >= step) || key.confirmed === confirm) return false;
+    if (encryptedSecret !== undefined && key.encryptedSecret !== encryptedSecret) return false;
     key.lastUsedStep = step;
     if (confirm) key.confirmed = true;
     return true;

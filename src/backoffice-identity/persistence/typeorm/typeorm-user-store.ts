@@ -699,14 +699,14 @@ export class TypeOrmBackOfficeUserStore
     );
   }
 
-  async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date): Promise<boolean> {
+  async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date, encryptedSecret?: string): Promise<boolean> {
     const rows = await this.manager.query(
       `UPDATE backoffice_user_authenticator
        SET last_used_step = $3, confirmed_at = CASE WHEN $4::boolean THEN $5::timestamptz ELSE confirmed_at END
        WHERE user_id = $1 AND provider = $2 AND (last_used_step IS NULL OR last_used_step < $3)
-         AND (confirmed_at IS NULL) = $4::boolean
+         AND (confirmed_at IS NULL) = $4::boolean AND ($6::text IS NULL OR encrypted_secret = $6::text)
        RETURNING user_id`,
-      [userId, provider, step, confirm, now],
+      [userId, provider, step, confirm, now, encryptedSecret ?? null],
     );
     return (Array.isArray(rows[0]) ? rows[0] : rows).length === 1;
   }

@@ -176,9 +176,11 @@ export interface UserAuthenticatorKeyStore {
   /**
    * Records `step` as used; false when `step` is not newer than the last used one. With `confirm` it confirms an
    * unconfirmed key (false when the key is confirmed already: an enrolment is confirmed once, also by concurrent
-   * callers); without it only a confirmed key is used.
+   * callers); without it only a confirmed key is used. With `encryptedSecret` (the stored value the code was
+   * checked against) it is false too when the key holds another secret by now (a setup replaced it meanwhile), so
+   * a code only ever confirms or uses the secret it proved.
    */
-  useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date): Promise<boolean>;
+  useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date, encryptedSecret?: string): Promise<boolean>;
   removeAuthenticatorKey(userId: string, provider: string): Promise<void>;
 }
 
