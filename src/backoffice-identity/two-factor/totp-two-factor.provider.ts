@@ -8,17 +8,32 @@ import type { TwoFactorProvider, TwoFactorSetup } from './two-factor-provider.in
 
 /** TOTP parameters (RFC 6238). Authenticator apps expect the defaults. */
 export interface TotpParameters {
+  /** 6 to 10. */
   digits: number;
+  /** Seconds per step: 1 to 30 (ASVS 5.0 6.5.5: a TOTP lives at most 30 s). */
   period: number;
   algorithm: 'SHA1' | 'SHA256' | 'SHA512';
-  /** Accepted steps before and after the current one. */
+  /** Accepted steps before and after the current one, for clock drift: 0 or 1 (RFC 6238 5.2: at most one step). */
   window: number;
 }
 
 export const DEFAULT_TOTP: TotpParameters = { digits: 6, period: 30, algorithm: 'SHA1', window: 1 };
 
+/** Throws, naming the parameter, unless `parameters` are within the bounds {@link TotpParameters} documents. */
+function assertTotpParameters(parameters: TotpParameters): void {
+  const integerIn = (value: number, min: number, max: number) => Number.isInteger(value) && value >= min && value <= max;
+  const refuse = (name: string, rule: string, value: unknown) => {
+    throw new Error(`TotpTwoFactorProvider: parameter "${name}" must be ${rule} (got ${String(value)})`);
+  };
+  if (!integerIn(parameters.window, 0, 1)) refuse('window', '0 or 1 (steps of clock drift accepted each side)', parameters.window);
+  if (!integerIn(parameters.period, 1, 30)) refuse('period', 'a whole number of seconds from 1 to 30', parameters.period);
+  if (!integerIn(parameters.digits, 6, 10)) refuse('digits', 'a whole number from 6 to 10', parameters.digits);
+  if (!['SHA1', 'SHA256', 'SHA512'].includes(parameters.algorithm)) refuse('algorithm', "'SHA1', 'SHA256' or 'SHA512'", parameters.algorithm);
+}
+
 /**
- * The built-in TOTP provider (RFC 6238; SHA-1, 6 digits, 30 s, ±1 step by default). Secrets are 160 random bits,
+ * The built-in TOTP provider (RFC 6238; SHA-1, 6 digits, 30 s, ±1 step by default; wider windows, longer periods
+ * and fewer than 6 digits are refused at construction). Secrets are 160 random bits,
  * encrypted at rest. Each time step is accepted once (ASVS 2.8.4/2.8.5): the store keeps the last used step.
  */
 export class TotpTwoFactorProvider implements TwoFactorProvider {
@@ -32,6 +47,8 @@ export class TotpTwoFactorProvider implements TwoFactorProvider {
     private readonly issuer: string,
     private readonly parameters: TotpParameters = DEFAULT_TOTP,
   ) {
+    // The drift window and code lifetime are bounded (ASVS 5.0 6.5.5): a window of 10 made a code good for 10.5 minutes.
+    assertTotpParameters(parameters);
     this.cipher = new SecretCipher(encryptionKey);
   }
 
