@@ -4,7 +4,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
-import { BACKOFFICE_USER_STORE, SecretCipher, TotpTwoFactorProvider, type TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
+import { BACKOFFICE_USER_STORE, BackOfficeEvents, SecretCipher, TotpTwoFactorProvider, type TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 const KEY = 'test-encryption-key-0123456789abcdef';
@@ -17,10 +18,12 @@ describe('Two-factor sign-in under attack', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
   let counter = 0;
+  let events: NotificationRecorder;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, twoFactor: { encryptionKey: KEY, issuer: 'Acme CMS' } } });
+    events = NotificationRecorder.attach(ctx.app);
   });
   afterAll(async () => {
     await ctx?.close();
@@ -151,5 +154,20 @@ describe('Two-factor sign-in under attack', () => {
     const key = (await store.getAuthenticatorKey(user.id, 'totp'))!;
     expect(key.confirmed).toBe(false);
     expect(new SecretCipher(KEY).decrypt(key.encryptedSecret)).not.toBe(first);
+  });
+
+  it('OWASP ASVS 4.0 2.8.5: a TOTP code used again is refused as any wrong code, and logged as a reuse (UserLoginFailedNotification reason two_factor_code_reused), unlike a wrong code', async () => {
+    const { email, secret, user } = await enrolled();
+    const code = independentCode(secret, ctx.clock);
+    expect((await (await passwordStep(email)).post('/auth/2fa', { provider: 'totp', code })).status).toBe(200);
+    const attacker = await passwordStep(email);
+    const failed = () => events.named(BackOfficeEvents.LoginFailed, user.id).map((n) => (n as unknown as { reason: string }).reason);
+    const before = failed().length;
+    const reused = await attacker.post('/auth/2fa', { provider: 'totp', code });
+    expectClientError(reused, 401);
+    expect(reused.body.code).toBe('invalid_code');
+    const wrong = await attacker.post('/auth/2fa', { provider: 'totp', code: code === '000000' ? '111111' : '000000' });
+    expect(wrong.body.code).toBe('invalid_code');
+    expect(failed().slice(before)).toEqual(['two_factor_code_reused', 'invalid_code']);
   });
 });

@@ -15,12 +15,19 @@ import {
 import { isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { isUserTwoFactorStore, type FailedAccessResult } from '../users/stores/user-store.interface.js';
+import type { TwoFactorVerifyOutcome } from '../two-factor/two-factor-provider.interface.js';
 
 /**
  * Audit reason of a sign-in the password checker could not decide (`unavailable`, e.g. an LDAP outage): the client
  * gets 401 `invalid_credentials` as for a wrong password; no failed attempt is counted.
  */
 const PASSWORD_CHECK_UNAVAILABLE = 'password_check_unavailable';
+
+/**
+ * Audit reason of a second step refused because its code was right but already used (a TOTP step accepted before):
+ * the client gets 401 `invalid_code` as for a wrong code, and it counts as a failed attempt; the audit tells them apart.
+ */
+const TWO_FACTOR_CODE_REUSED = 'two_factor_code_reused';
 
 /** Outcome of a sign-in attempt. */
 export type SignInStatus = 'success' | 'failed' | 'lockedOut' | 'notAllowed' | 'requiresTwoFactor' | 'requiresTwoFactorSetup';
@@ -31,7 +38,7 @@ export interface SignInResult {
   user?: BackOfficeUser;
   /** Set for `lockedOut`. */
   lockoutEnd?: Date | null;
-  /** Machine-readable detail of a refusal (`invalid_credentials`, `invalid_code`, `locked_out`, `not_allowed`, `local_login_disabled`). */
+  /** Machine-readable detail of a refusal (`invalid_credentials`, `invalid_code`, `two_factor_code_reused`, `locked_out`, `not_allowed`, `local_login_disabled`). */
   reason?: string;
   /** For `requiresTwoFactor`: the providers the user can answer with (e.g. `totp`, `recovery`). */
   providers?: string[];
@@ -297,8 +304,10 @@ export class BackOfficeSignInManager {
     const manager = this.userManager;
     if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd);
     if (!(await this.canSignIn(user))) return { status: 'notAllowed', user, reason: 'not_allowed' };
-    if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code))) {
-      return this.countFailure(user, 'invalid_code');
+    const outcome: TwoFactorVerifyOutcome = {};
+    if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code, outcome))) {
+      // A reused code is answered as any wrong one, but audited apart (OWASP ASVS 4.0 2.8.5): someone else may hold it.
+      return this.countFailure(user, outcome.reused ? TWO_FACTOR_CODE_REUSED : 'invalid_code');
     }
     // As after a right password: requests in flight when wrong codes locked the account must not get in with a
     // right code (a burst of parallel guesses is capped by the lockout), so look again before succeeding.

@@ -4,7 +4,7 @@ import type { BackOfficeClock } from '../common/clock.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { UserAuthenticatorKeyStore } from '../users/stores/user-store.interface.js';
 import { SecretCipher } from './secret-cipher.js';
-import type { TwoFactorProvider, TwoFactorSetup } from './two-factor-provider.interface.js';
+import type { TwoFactorProvider, TwoFactorSetup, TwoFactorVerifyOutcome } from './two-factor-provider.interface.js';
 
 /** TOTP parameters (RFC 6238). Authenticator apps expect the defaults. */
 export interface TotpParameters {
@@ -74,7 +74,7 @@ export class TotpTwoFactorProvider implements TwoFactorProvider {
     return { secret: secret.base32, otpauthUri, qrCodeDataUrl };
   }
 
-  async verify(user: BackOfficeUser, code: string, options: { enrolling?: boolean } = {}): Promise<boolean> {
+  async verify(user: BackOfficeUser, code: string, options: { enrolling?: boolean; outcome?: TwoFactorVerifyOutcome } = {}): Promise<boolean> {
     if (typeof code !== 'string') return false;
     const token = code.replace(/[\s-]/g, '');
     if (!new RegExp(`^\\d{${this.parameters.digits}}$`).test(token)) return false;
@@ -91,7 +91,10 @@ export class TotpTwoFactorProvider implements TwoFactorProvider {
     if (delta === null) return false;
     const step = Math.floor(now / 1000 / this.parameters.period) + delta;
     // Bound to the secret the code was checked against: a setup that replaced it meanwhile is not confirmed (or used).
-    return this.store.useAuthenticatorStep(user.id, this.name, step, Boolean(options.enrolling), this.clock.now(), stored.encryptedSecret);
+    const used = await this.store.useAuthenticatorStep(user.id, this.name, step, Boolean(options.enrolling), this.clock.now(), stored.encryptedSecret);
+    // A right code of a confirmed key whose step was not newer than the last used one: a replay (ASVS 4.0 2.8.5).
+    if (!used && !options.enrolling && options.outcome) options.outcome.reused = true;
+    return used;
   }
 
   async reset(user: BackOfficeUser): Promise<void> {

@@ -7,6 +7,15 @@ export interface TwoFactorSetup {
   qrCodeDataUrl: string;
 }
 
+/** What a provider may tell about a refused code, beyond the refusal (filled in by `verify`). */
+export interface TwoFactorVerifyOutcome {
+  /**
+   * The code was right but already used (a TOTP step accepted before): refused like a wrong one, but audited as a
+   * reuse (`two_factor_code_reused`, OWASP ASVS 4.0 2.8.5), since someone else may hold the code.
+   */
+  reused?: boolean;
+}
+
 /**
  * A second factor, like ASP.NET Identity's token providers. Register extra ones through
  * `forRoot({ twoFactor: { providers: [...] } })`; TOTP is built in.
@@ -26,8 +35,11 @@ export interface TwoFactorProvider {
   isSetUp(user: BackOfficeUser): Promise<boolean>;
   /** Starts (or restarts) an unconfirmed enrolment. */
   generateSetup(user: BackOfficeUser): Promise<TwoFactorSetup>;
-  /** Checks a code. With `{ enrolling: true }` it checks the unconfirmed enrolment and confirms it. Codes are single use. */
-  verify(user: BackOfficeUser, code: string, options?: { enrolling?: boolean }): Promise<boolean>;
+  /**
+   * Checks a code. With `{ enrolling: true }` it checks the unconfirmed enrolment and confirms it. Codes are single
+   * use; a provider that can tell a reused code from a wrong one sets `outcome.reused`.
+   */
+  verify(user: BackOfficeUser, code: string, options?: { enrolling?: boolean; outcome?: TwoFactorVerifyOutcome }): Promise<boolean>;
   /** Removes the user's enrolment. */
   reset(user: BackOfficeUser): Promise<void>;
 }

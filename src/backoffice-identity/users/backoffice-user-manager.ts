@@ -29,7 +29,7 @@ import {
   UserUnlockedNotification,
   UsersImportedNotification,
 } from '../notifications/notifications.js';
-import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
+import type { TwoFactorProvider, TwoFactorVerifyOutcome } from '../two-factor/two-factor-provider.interface.js';
 import { hashRecoveryCode, legacyRecoveryCodeHash, newRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
 import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
@@ -1068,13 +1068,16 @@ export class BackOfficeUserManager {
     return names;
   }
 
-  /** Checks a second-factor code: `recovery` redeems a recovery code, any other name asks that provider. */
-  async verifyTwoFactorCode(user: BackOfficeUser, provider: string, code: string): Promise<boolean> {
+  /**
+   * Checks a second-factor code: `recovery` redeems a recovery code, any other name asks that provider. `outcome`
+   * learns whether a refused code was a reused one (`reused`), for the audit.
+   */
+  async verifyTwoFactorCode(user: BackOfficeUser, provider: string, code: string, outcome?: TwoFactorVerifyOutcome): Promise<boolean> {
     if (!this.supportsUserTwoFactor || typeof code !== 'string') return false;
     if (provider === RECOVERY_PROVIDER) return this.redeemRecoveryCode(user, code);
     const found = this.getTwoFactorProvider(provider);
     if (!found || code.length > (found.maxCodeLength ?? 64)) return false;
-    return found.verify(user, code);
+    return outcome ? found.verify(user, code, { outcome }) : found.verify(user, code);
   }
 
   /**
