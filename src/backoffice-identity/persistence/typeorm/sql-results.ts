@@ -18,7 +18,8 @@ export const PRUNE_BATCH_SIZE = 1000;
  * statement, and answers how many went. A batch skips rows another transaction holds (`FOR UPDATE SKIP LOCKED`: a
  * request using a row, or a second app instance pruning at the same time) instead of waiting for them; the next
  * prune takes those. So a prune never holds many row locks for long, never stalls behind (or deadlocks with) the
- * requests, and two instances pruning at once share the work.
+ * requests, and two instances pruning at once share the work. Batches walk the table in `key` order, each from
+ * where the last one ended, so a large backlog is read once, not once per batch.
  */
 export async function deleteInBatches(
   manager: Pick<EntityManager, 'query'>,
@@ -29,12 +30,18 @@ export async function deleteInBatches(
   batchSize = PRUNE_BATCH_SIZE,
 ): Promise<number> {
   const limit = `$${params.length + 1}`;
-  const sql = `DELETE FROM ${table} WHERE ${key} = ANY(ARRAY(SELECT ${key} FROM ${table} WHERE ${where} LIMIT ${limit} FOR UPDATE SKIP LOCKED))`;
+  const batch = (after: boolean) =>
+    `WITH gone AS (DELETE FROM ${table} WHERE ${key} = ANY(ARRAY(SELECT ${key} FROM ${table} WHERE (${where})` +
+    `${after ? ` AND ${key} > $${params.length + 2}` : ''} ORDER BY ${key} LIMIT ${limit} FOR UPDATE SKIP LOCKED)) RETURNING ${key}) ` +
+    `SELECT count(*)::int AS n, (SELECT ${key} FROM gone ORDER BY ${key} DESC LIMIT 1)::text AS last FROM gone`;
   let total = 0;
+  let last: string | null = null;
   for (;;) {
-    const deleted = await deleteCounting(manager, sql, [...params, batchSize]);
+    const rows: Array<{ n: number; last: string | null }> = await manager.query(batch(last !== null), last === null ? [...params, batchSize] : [...params, batchSize, last]);
+    const deleted = Number(rows[0]?.n ?? 0);
     total += deleted;
-    if (deleted < batchSize) return total;
+    if (deleted < batchSize || !rows[0]?.last) return total;
+    last = rows[0].last;
   }
 }
 
