@@ -170,4 +170,14 @@ describe('Two-factor sign-in under attack', () => {
     expect(wrong.body.code).toBe('invalid_code');
     expect(failed().slice(before)).toEqual(['two_factor_code_reused', 'invalid_code']);
   });
+
+  it('OWASP ASVS 4.0 2.6.x: new recovery codes (the manager\'s generateNewRecoveryCodes) void the whole old set; only the new ones sign in', async () => {
+    const { email, user, recoveryCodes } = await enrolled();
+    const fresh = await ctx.userManager.generateNewRecoveryCodes((await ctx.userManager.findById(user.id))!);
+    expect(fresh).toHaveLength(10);
+    expect(new Set(fresh).size).toBe(10);
+    const old = await (await passwordStep(email)).post('/auth/2fa', { provider: 'recovery', code: recoveryCodes[1] });
+    expect(old.body.code).toBe('invalid_code');
+    expect((await (await passwordStep(email)).post('/auth/2fa', { provider: 'recovery', code: fresh[0] })).status).toBe(200);
+  });
 });
