@@ -27,6 +27,15 @@ export function requireHostDataSource<T extends DataSource | EntityManager>(data
 }
 
 /**
+ * `store` bound to another entity manager (a transaction's): an object whose prototype is `store`, with only its
+ * `manager` replaced. A host's subclass of a TypeORM store keeps its overrides and the dependencies its own
+ * constructor was given (a `new` of the base class would drop both, and the subclass's constructor may take more).
+ */
+export function onEntityManager<T extends object>(store: T, manager: EntityManager): T {
+  return Object.create(store, { manager: { value: manager, enumerable: false } }) as T;
+}
+
+/**
  * Resolves the host's TypeORM `DataSource` once for the start-up check and the database timeouts (the stores use
  * {@link requireHostDataSource} themselves); registered only while a TypeORM store is in use. Without
  * `TypeOrmModule.forRoot()` in the host app, start-up fails with the same message.

@@ -1,6 +1,6 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { requireHostDataSource } from './backoffice-data-source.provider.js';
+import { onEntityManager, requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, type EntityManager } from 'typeorm';
 import type {
   BackOfficeAccessTokenRecord,
@@ -58,7 +58,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
   inTransactionOf(userStore: BackOfficeUserStore): TypeOrmBackOfficeApiClientStore | null {
     if (!(userStore instanceof TypeOrmBackOfficeUserStore)) return null;
     const manager = userStore.openTransaction();
-    return manager && manager.connection === this.manager.connection ? new TypeOrmBackOfficeApiClientStore(manager) : null;
+    return manager && manager.connection === this.manager.connection ? onEntityManager(this, manager) : null;
   }
 
   async createClient(userId: string, clientId: string, secretHash: string, now: Date): Promise<void> {

@@ -1,6 +1,6 @@
 import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { requireHostDataSource } from './backoffice-data-source.provider.js';
+import { onEntityManager, requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
@@ -290,9 +290,13 @@ export class TypeOrmBackOfficeUserStore
     return this.manager.queryRunner?.isTransactionActive ? this.manager : null;
   }
 
+  /**
+   * Runs `work` in one transaction, on this store bound to it: a host's subclass keeps its overrides and its own
+   * fields there (the work gets this very store with the transaction's entity manager, not a new base-class store).
+   */
   transaction<T>(work: (store: TypeOrmBackOfficeUserStore) => Promise<T>): Promise<T> {
     if (this.manager.queryRunner?.isTransactionActive) return work(this);
-    return this.manager.transaction((em) => work(new TypeOrmBackOfficeUserStore(em)));
+    return this.manager.transaction((em) => work(onEntityManager(this, em)));
   }
 
   async create(user: NewBackOfficeUser, now: Date): Promise<BackOfficeUser> {

@@ -1,0 +1,111 @@
+import { Injectable } from '@nestjs/common';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, signedInClient, TEST_PASSWORD, userFactory } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { SoftwareAuthenticator } from '../support/software-authenticator.js';
+import {
+  BACKOFFICE_USER_MANAGER,
+  BackOfficeUserManager,
+  TypeOrmBackOfficeApiClientStore,
+  TypeOrmBackOfficeUserStore,
+} from '../../src/backoffice-identity/index.js';
+
+// A swapped part must be the one that runs on every path through HTTP, not only where a test injects it
+// (README "Swap the user manager", "Stores"; contract section 1: every consumer resolves through the token).
+
+/** A host's subclass of the TypeORM user store that records the password writes it is asked for. */
+@Injectable()
+class RecordingUserStore extends TypeOrmBackOfficeUserStore {
+  static readonly passwordWrites: string[] = [];
+  override async setPasswordHash(...args: Parameters<TypeOrmBackOfficeUserStore['setPasswordHash']>) {
+    RecordingUserStore.passwordWrites.push(args[0]);
+    return super.setPasswordHash(...args);
+  }
+}
+
+/** A host's subclass of the TypeORM API client store that records the revocations it is asked for. */
+@Injectable()
+class RecordingApiClientStore extends TypeOrmBackOfficeApiClientStore {
+  static readonly revocations: string[] = [];
+  override async revokeAccessTokens(userId: string, now: Date): Promise<number> {
+    RecordingApiClientStore.revocations.push(userId);
+    return super.revokeAccessTokens(userId, now);
+  }
+}
+
+/** The seed's example: a custom manager without two-factor support. */
+class NoTwoFactorUserManager extends BackOfficeUserManager {
+  override get supportsUserTwoFactor(): boolean {
+    return false;
+  }
+}
+
+const ORIGIN = 'http://localhost:3000';
+const RP_ID = 'localhost';
+
+describe('A swapped provider reaches every path through HTTP', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+
+  it('userStore: a subclass of the TypeORM user store keeps its overrides inside the manager\'s transactions (POST /auth/change-password)', async () => {
+    const ctx = await createIdentityApp(db, { identity: { userStore: RecordingUserStore, rateLimits: { enabled: false } } });
+    try {
+      const user = await userFactory(() => ctx, 'store-subclass')();
+      const http = await signedInClient(ctx, user.email);
+      const changed = await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'a brand new passphrase 42' });
+      expect(changed.status, changed.text).toBe(200);
+      expect(RecordingUserStore.passwordWrites).toContain(user.id);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it("apiClientStore: a subclass of the TypeORM API client store keeps its overrides when it joins the user store's transaction (POST /users/:id/disable)", async () => {
+    const ctx = await createIdentityApp(db, { identity: { apiClientStore: RecordingApiClientStore, rateLimits: { enabled: false } } });
+    try {
+      const boss = await userFactory(() => ctx, 'api-subclass-admin')({ groups: ['admin'] });
+      const admin = await signedInClient(ctx, boss.email);
+      const created = await admin.post('/users/api', { name: 'Robot', groups: ['editor'] });
+      expect(created.status, created.text).toBe(201);
+      const disabled = await admin.post(`/users/${created.body.user.id}/disable`, {});
+      expect(disabled.status, disabled.text).toBe(200);
+      expect(RecordingApiClientStore.revocations).toContain(created.body.user.id);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('overrideProvider(BACKOFFICE_USER_MANAGER): the passkey sign-in asks the custom manager whether two-factor applies', async () => {
+    const ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false }, passkeys: { rpId: RP_ID, rpName: 'Acme', origins: [ORIGIN] } },
+      override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(NoTwoFactorUserManager),
+    });
+    try {
+      expect(ctx.signInManager.userManager).toBeInstanceOf(NoTwoFactorUserManager);
+      const user = await userFactory(() => ctx, 'passkey-swap')();
+      const http = await signedInClient(ctx, user.email);
+      const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+      const options = await http.post('/auth/passkeys/options', {});
+      expect(options.status, options.text).toBe(200);
+      const created = await http.post('/auth/passkeys', { name: 'Laptop', credential: authenticator.register(options.body) });
+      expect(created.status, created.text).toBe(201);
+      // 2FA is on for the user, but the custom manager does not support it: a passkey without user verification
+      // (which asks for the second factor with the default manager, see passkeys.spec.ts) signs in at once.
+      expect((await ctx.userManager.setTwoFactorEnabled(user, true)).succeeded).toBe(true);
+      const fresh = new HttpClient(ctx.url);
+      const signIn = await fresh.post('/auth/passkey/options', {});
+      expect(signIn.status, signIn.text).toBe(200);
+      const verified = await fresh.post('/auth/passkey/verify', { credential: authenticator.assert(signIn.body, { userVerified: false }) });
+      expect(verified.status, verified.text).toBe(200);
+      expect(verified.body.status).toBe('success');
+    } finally {
+      await ctx.close();
+    }
+  });
+});
