@@ -1,13 +1,17 @@
-import { Injectable } from '@nestjs/common';
+import { Controller, Get, Injectable } from '@nestjs/common';
+import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, signedInClient, TEST_PASSWORD, userFactory } from '../support/identity-app.js';
+import { createIdentityApp, signedInClient, TEST_PASSWORD, TestClock, userFactory } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 import {
   BACKOFFICE_USER_MANAGER,
+  BackOfficeAuthorize,
   BackOfficeUserManager,
+  CurrentBackOfficeUser,
   TypeOrmBackOfficeApiClientStore,
   TypeOrmBackOfficeUserStore,
+  type BackOfficeUserDto,
 } from '../../src/backoffice-identity/index.js';
 
 // A swapped part must be the one that runs on every path through HTTP, not only where a test injects it
@@ -37,6 +41,16 @@ class RecordingApiClientStore extends TypeOrmBackOfficeApiClientStore {
 class NoTwoFactorUserManager extends BackOfficeUserManager {
   override get supportsUserTwoFactor(): boolean {
     return false;
+  }
+}
+
+/** A host route that reads the signed-in user through `@CurrentBackOfficeUser()`. */
+@Controller('host-area')
+class HostAreaController {
+  @Get('me')
+  @BackOfficeAuthorize()
+  me(@CurrentBackOfficeUser() user: BackOfficeUserDto): BackOfficeUserDto {
+    return user;
   }
 }
 
@@ -77,6 +91,29 @@ describe('A swapped provider reaches every path through HTTP', () => {
       expect(disabled.status, disabled.text).toBe(200);
       expect(RecordingApiClientStore.revocations).toContain(created.body.user.id);
     } finally {
+      await ctx.close();
+    }
+  });
+
+  it('clock: @CurrentBackOfficeUser() on a host route derives the state at the swapped clock\'s time, as GET /auth/me does', async () => {
+    const clock = new TestClock();
+    clock.advance(-60 * 60_000); // the module's time is an hour behind the wall clock
+    const ctx = await createIdentityApp(db, { clock, controllers: [HostAreaController], identity: { rateLimits: { enabled: false } } });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const user = await userFactory(() => ctx, 'host-clock')();
+      const http = await signedInClient(ctx, user.email);
+      // Locked until half an hour ago by the wall clock: half an hour from now by the module's clock.
+      await client.query('UPDATE backoffice_user SET lockout_end = $2 WHERE id = $1', [user.id, new Date(Date.now() - 30 * 60_000)]);
+      const me = await http.get('/auth/me');
+      expect(me.status, me.text).toBe(200);
+      expect(me.body.state).toBe('lockedOut');
+      const host = await http.get(`${ctx.url}/host-area/me`);
+      expect(host.status, host.text).toBe(200);
+      expect(host.body.state).toBe('lockedOut');
+    } finally {
+      await client.end();
       await ctx.close();
     }
   });

@@ -1,6 +1,7 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable, SetMetadata } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
+import { BACKOFFICE_CLOCK, BACKOFFICE_IP_RESOLVER } from '../constants.js';
+import type { BackOfficeClock } from '../common/clock.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { backOfficeRequestContextOf } from '../common/request-context-of.js';
 import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
@@ -49,10 +50,15 @@ export interface BackOfficeAuthorizeOptions {
   bearer?: boolean;
 }
 
-/** How a request that passed the guard was authenticated: a person's session cookie, or an API user's bearer token. */
-export type BackOfficeRequestAuthentication =
+/**
+ * How a request that passed the guard was authenticated: a person's session cookie, or an API user's bearer token.
+ * `authenticatedAt` is the module's clock (`BACKOFFICE_CLOCK`, swappable) when the guard authenticated it: what
+ * `@CurrentBackOfficeUser()` derives the user's state at.
+ */
+export type BackOfficeRequestAuthentication = { authenticatedAt: Date } & (
   | (BackOfficeAuthentication & { token: string; scheme: 'cookie' })
-  | { user: BackOfficeUser; token: string; scheme: 'bearer'; session?: undefined };
+  | { user: BackOfficeUser; token: string; scheme: 'bearer'; session?: undefined }
+);
 
 /** A request (Express or Fastify) that passed the guard. */
 export type BackOfficeAuthenticatedRequest = BackOfficeHttpRequest & { backOffice: BackOfficeRequestAuthentication };
@@ -102,6 +108,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     @Inject(BackOfficeApiUserService) private readonly apiUsers: BackOfficeApiUserService,
     @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
     @Inject(BackOfficeAccessDenials) private readonly denials: BackOfficeAccessDenials,
+    @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
 
   canActivate(context: ExecutionContext): Promise<boolean> {
@@ -153,7 +160,7 @@ export class BackOfficeAuthGuard implements CanActivate {
           'WWW-Authenticate': 'Bearer realm="backoffice", error="invalid_token"',
         });
       }
-      request.backOffice = { user, token: bearer, scheme: 'bearer' };
+      request.backOffice = { user, token: bearer, scheme: 'bearer', authenticatedAt: this.clock.now() };
       BackOfficeRequestContextStore.current().performingUserId = user.id;
       return request.backOffice;
     }
@@ -168,7 +175,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     if (auth.session.twoFactorSetupOnly && !rules.allowsSetupOnly) {
       throw new BackOfficeHttpError(403, 'two_factor_setup_required', 'Set up two-factor authentication first (POST /auth/2fa/setup, then /auth/2fa/enable).');
     }
-    request.backOffice = { ...auth, token, scheme: 'cookie' };
+    request.backOffice = { ...auth, token, scheme: 'cookie', authenticatedAt: this.clock.now() };
     return request.backOffice;
   }
 

@@ -50,8 +50,11 @@ export const RequiresRecentSignIn = (options: RequiresRecentSignInOptions = {}) 
     }),
   );
 
-/** The signed-in user (public shape) of a route protected by `@BackOfficeAuthorize()`. */
+/**
+ * The signed-in user (public shape) of a route protected by `@BackOfficeAuthorize()`; its `state` is derived at the
+ * module's clock (`BACKOFFICE_CLOCK`) as the guard read it, as the module's own routes derive it.
+ */
 export const CurrentBackOfficeUser = createParamDecorator((_data: unknown, context: ExecutionContext): BackOfficeUserDto | undefined => {
   const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
-  return request.backOffice ? toBackOfficeUserDto(request.backOffice.user, new Date()) : undefined;
+  return request.backOffice ? toBackOfficeUserDto(request.backOffice.user, request.backOffice.authenticatedAt) : undefined;
 });
