@@ -8,6 +8,9 @@ import {
   BACKOFFICE_USER_MANAGER,
   BackOfficeAuthorize,
   BackOfficeUserManager,
+  IdentityResult,
+  type BackOfficeUser,
+  type BackOfficeUserCandidate,
   CurrentBackOfficeUser,
   TypeOrmBackOfficeApiClientStore,
   TypeOrmBackOfficeUserStore,
@@ -41,6 +44,23 @@ class RecordingApiClientStore extends TypeOrmBackOfficeApiClientStore {
 class NoTwoFactorUserManager extends BackOfficeUserManager {
   override get supportsUserTwoFactor(): boolean {
     return false;
+  }
+}
+
+/**
+ * ASP.NET Identity's pattern: a manager that overrides its own validation (ValidatePasswordAsync /
+ * ValidateUserAsync): a password with "acme" in it and a name with "Robot" in it are refused.
+ */
+class HouseRulesUserManager extends BackOfficeUserManager {
+  override async validatePassword(user: BackOfficeUser | null, password: string): Promise<IdentityResult> {
+    if (typeof password === 'string' && password.toLowerCase().includes('acme')) {
+      return IdentityResult.failed({ code: 'password_names_company', description: 'Passwords may not name the company.' });
+    }
+    return super.validatePassword(user, password);
+  }
+  override async validateUser(user: BackOfficeUserCandidate): Promise<IdentityResult> {
+    if (typeof user.name === 'string' && user.name.includes('Robot')) return IdentityResult.failed({ code: 'name_is_robot', description: 'People only.' });
+    return super.validateUser(user);
   }
 }
 
@@ -141,6 +161,45 @@ describe('A swapped provider reaches every path through HTTP', () => {
       const verified = await fresh.post('/auth/passkey/verify', { credential: authenticator.assert(signIn.body, { userVerified: false }) });
       expect(verified.status, verified.text).toBe(200);
       expect(verified.body.status).toBe('success');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('overrideProvider(BACKOFFICE_USER_MANAGER): an overridden validatePassword / validateUser decides every flow that sets a password or creates a user', async () => {
+    const ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false } },
+      override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(HouseRulesUserManager),
+    });
+    const refusedBy = (res: { status: number; body: { errors?: { code: string }[] } }, code: string) => {
+      expect(res.status).toBe(400);
+      expect(res.body.errors?.map((e) => e.code)).toContain(code);
+    };
+    try {
+      const make = userFactory(() => ctx, 'house-rules');
+      // createUser (the manager API)
+      const created = await ctx.userManager.createUser({ email: 'house-rules-acme@example.com', name: 'A', password: 'acme rocket skates forever' });
+      expect(created.errors.map((e) => e.code)).toContain('password_names_company');
+      const boss = await make({ groups: ['admin'] });
+      const admin = await signedInClient(ctx, boss.email);
+      // POST /users/invite: the name
+      refusedBy(await admin.post('/users/invite', { email: 'house-rules-robot@example.com', name: 'Robot Rita', groups: [] }), 'name_is_robot');
+      // POST /users/import: the name
+      const imported = await admin.post('/users/import', { users: [{ email: 'house-rules-import@example.com', name: 'Robot Ron', groups: [] }] });
+      expect(imported.status, imported.text).toBe(200);
+      expect(imported.body.results[0]).toMatchObject({ outcome: 'invalid' });
+      expect(imported.body.results[0].errors.map((e: { code: string }) => e.code)).toContain('name_is_robot');
+      // POST /auth/change-password
+      const user = await make();
+      const http = await signedInClient(ctx, user.email);
+      refusedBy(await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'acme anvils all the way down' }), 'password_names_company');
+      // POST /auth/reset-password
+      const resetToken = (await ctx.userManager.generatePasswordResetToken(user))!;
+      refusedBy(await new HttpClient(ctx.url).post('/auth/reset-password', { userId: user.id, token: resetToken, newPassword: 'acme anvils all the way down' }), 'password_names_company');
+      // POST /auth/invite/accept
+      const invited = await ctx.userManager.createInvitedUser({ email: 'house-rules-invitee@example.com', name: 'Invitee' });
+      const { user: invitee, token } = invited.value!;
+      refusedBy(await new HttpClient(ctx.url).post('/auth/invite/accept', { userId: invitee.id, token, password: 'acme anvils all the way down' }), 'password_names_company');
     } finally {
       await ctx.close();
     }

@@ -330,7 +330,7 @@ export class BackOfficeUserManager {
     const clean = (value: unknown) => (typeof value === 'string' ? value.normalize('NFC').trim() : value);
     const email = clean(input?.email);
     const candidate = { email, username: this.options.usernameIsEmail ? email : clean(input?.username), name: clean(input?.name) } as BackOfficeUserCandidate;
-    const errors = await this.collectUserErrors(candidate);
+    const errors = [...(await this.validateUser(candidate)).errors];
     // The lookup forms are what the database keeps (<= 256): NFKC and lower case can make a string longer.
     if (!errors.some((e) => e.code === 'invalid_email') && this.normalizeKey(String(candidate.email)).length > MAX_LOOKUP_LENGTH) {
       errors.push(d.invalidEmail());
@@ -366,7 +366,7 @@ export class BackOfficeUserManager {
   private async createUserRecord(input: CreateBackOfficeUserInput, initialToken?: NewBackOfficeUser['initialToken']): Promise<IdentityResult<BackOfficeUser>> {
     const d = this.errorDescriber;
     const { candidate, errors } = await this.prepareUserCandidate(input);
-    if (input.password !== undefined) errors.push(...(await this.collectPasswordErrors(input.password, null)));
+    if (input.password !== undefined) errors.push(...(await this.validatePassword(null, input.password)).errors);
     const groups = input.groups ?? [];
     if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) errors.push(d.unknownGroup(String(groups)));
     else if (groups.length > 0) errors.push(...(await this.unknownGroupErrors(groups)));
@@ -451,11 +451,21 @@ export class BackOfficeUserManager {
     return new Set((await this.store.listGroups()).map((g) => g.alias));
   }
 
+  /**
+   * Checks a new or changed user with {@link userValidators}. Every flow that creates a user runs it (createUser,
+   * invites, imports over HTTP and from code, users a password checker vouches for): override it, as ASP.NET's
+   * `ValidateUserAsync`, to add rules of your own.
+   */
   async validateUser(user: BackOfficeUserCandidate): Promise<IdentityResult> {
     const errors = await this.collectUserErrors(user);
     return errors.length ? IdentityResult.failed(...errors) : IdentityResult.success();
   }
 
+  /**
+   * Checks a new password with {@link passwordValidators} (`user` null for a user being created). Every flow that
+   * sets a password runs it (createUser, change password, add password, reset, invite acceptance): override it, as
+   * ASP.NET's `ValidatePasswordAsync`, to add rules of your own.
+   */
   async validatePassword(user: BackOfficeUser | null, password: string): Promise<IdentityResult> {
     const errors = await this.collectPasswordErrors(password, user);
     return errors.length ? IdentityResult.failed(...errors) : IdentityResult.success();
@@ -681,8 +691,8 @@ export class BackOfficeUserManager {
   }
 
   private async setNewPassword(user: BackOfficeUser, password: string): Promise<IdentityResult> {
-    const errors = await this.collectPasswordErrors(password, user);
-    if (errors.length) return IdentityResult.failed(...errors);
+    const validated = await this.validatePassword(user, password);
+    if (!validated.succeeded) return validated;
     const hash = await this.passwordHasher.hashPassword(password);
     const stamp = this.newSecurityStamp();
     const now = this.now();
@@ -846,8 +856,8 @@ export class BackOfficeUserManager {
     const d = this.errorDescriber;
     if (!this.supportsUserPassword || !this.supportsUserTokens) return IdentityResult.failed(d.notSupported('tokens'));
     if (!(await this.verifyUserToken(user, purpose, token))) return IdentityResult.failed(d.invalidToken());
-    const errors = await this.collectPasswordErrors(password, user);
-    if (errors.length) return IdentityResult.failed(...errors);
+    const validated = await this.validatePassword(user, password);
+    if (!validated.succeeded) return validated;
     const hash = await this.passwordHasher.hashPassword(password);
     const stamp = this.newSecurityStamp();
     const now = this.now();
