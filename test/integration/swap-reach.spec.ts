@@ -4,6 +4,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, signedInClient, TEST_PASSWORD, TestClock, userFactory } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
+import { expectSignedIn, waitFor } from '../support/external-login-results.js';
+import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
 import {
   BACKOFFICE_USER_MANAGER,
   BackOfficeAuthorize,
@@ -229,6 +231,41 @@ describe('A swapped provider reaches every path through HTTP', () => {
       expect(logins.at(-1)).toBe(429);
     } finally {
       await ctx.close();
+    }
+  });
+
+  it('overrideProvider(BACKOFFICE_USER_MANAGER): the external (OpenID Connect) sign-in asks the custom manager whether two-factor applies', async () => {
+    const secret = 'swap-client-secret-0123456789abcdef';
+    const port = await TestOidcProvider.reservePort();
+    const idp = await TestOidcProvider.start([
+      { client_id: 'swap', client_secret: secret, redirect_uris: [`http://127.0.0.1:${port}/backoffice/auth/external/oidc/callback`] },
+    ]);
+    let ctx: Awaited<ReturnType<typeof createIdentityApp>> | undefined;
+    try {
+      ctx = await createIdentityApp(db, {
+        port,
+        identity: {
+          publicUrl: `http://127.0.0.1:${port}`,
+          session: { secureCookies: false },
+          rateLimits: { enabled: false },
+          externalLogins: [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'swap', clientSecret: secret, autoLink: { enabled: true, defaultGroups: ['editor'] } }],
+        },
+        override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(NoTwoFactorUserManager),
+      });
+      const app = ctx;
+      await waitFor(async () => (await new HttpClient(app.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+      const login = `swap-ext-${Date.now()}`;
+      const email = `${login}@idp.example.com`;
+      idp.accounts.set(login, { email, email_verified: true, name: 'Swap External' });
+      expectSignedIn(await new ExternalLoginPerson(app.url).signIn('oidc', login)); // auto-linked
+      const user = (await app.userManager.findByEmail(email))!;
+      expect((await app.userManager.setTwoFactorEnabled(user, true)).succeeded).toBe(true);
+      // With the default manager this answers status=requiresTwoFactor (external-logins.spec.ts); the custom
+      // manager supports no two-factor, so the provider's sign-in is enough.
+      expectSignedIn(await new ExternalLoginPerson(app.url).signIn('oidc', login));
+    } finally {
+      await ctx?.close();
+      await idp.stop();
     }
   });
 });
