@@ -11,6 +11,8 @@ import {
   BackOfficeAuthorize,
   BackOfficeUserManager,
   IdentityResult,
+  BACKOFFICE_EMAIL_SENDER,
+  type BackOfficeEmailSender,
   type BackOfficeUser,
   type BackOfficeUserCandidate,
   CurrentBackOfficeUser,
@@ -266,6 +268,44 @@ describe('A swapped provider reaches every path through HTTP', () => {
     } finally {
       await ctx?.close();
       await idp.stop();
+    }
+  });
+
+  it('overrideProvider(BACKOFFICE_EMAIL_SENDER) and a moved clock reach the invite, resend and reset flows over HTTP', async () => {
+    const sent: { to: string; type: string; text: string }[] = [];
+    const sender: BackOfficeEmailSender = { send: async (message, type) => (sent.push({ to: message.to, type, text: message.text }), `id-${sent.length}`) };
+    const ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false }, publicUrl: 'http://localhost:3000' },
+      override: (b) => b.overrideProvider(BACKOFFICE_EMAIL_SENDER).useValue(sender),
+    });
+    const linkOf = (text: string, page: string) => new URLSearchParams(new URL(new RegExp(`https?://\\S+/${page}#\\S+`).exec(text)![0]).hash.slice(1));
+    try {
+      const make = userFactory(() => ctx, 'mail-swap');
+      const boss = await make({ groups: ['admin'] });
+      const admin = await signedInClient(ctx, boss.email);
+      const invited = await admin.post('/users/invite', { email: 'mail-swap-invitee@example.com', name: 'Invitee', groups: [] });
+      expect(invited.status, invited.text).toBe(201);
+      expect((await admin.post(`/users/${invited.body.user.id}/resend-invite`, {})).status).toBe(202);
+      const user = await make();
+      expect((await new HttpClient(ctx.url).post('/auth/forgot-password', { email: user.email })).status).toBe(202);
+      await waitFor(async () => sent.length >= 3);
+      expect(sent.map((m) => [m.to, m.type])).toEqual([
+        ['mail-swap-invitee@example.com', 'UserInvite'],
+        ['mail-swap-invitee@example.com', 'UserInvite'],
+        [user.email, 'PasswordReset'],
+      ]);
+      // The swapped clock moves past the links' lifespans (reset 1 hour, invite 72 hours): both are refused.
+      ctx.clock.advance(73 * 3_600_000);
+      const reset = linkOf(sent[2].text, 'reset-password');
+      const late = await new HttpClient(ctx.url).post('/auth/reset-password', { userId: reset.get('userId'), token: reset.get('token'), newPassword: 'a late new passphrase 1' });
+      expect(late.status, late.text).toBe(400);
+      expect(late.body.code).toBe('invalid_token');
+      const invite = linkOf(sent[1].text, 'accept-invite');
+      const lateInvite = await new HttpClient(ctx.url).post('/auth/invite/accept', { userId: invite.get('userId'), token: invite.get('token'), password: 'a late new passphrase 2' });
+      expect(lateInvite.status, lateInvite.text).toBe(400);
+      expect(lateInvite.body.code).toBe('invalid_token');
+    } finally {
+      await ctx.close();
     }
   });
 });
