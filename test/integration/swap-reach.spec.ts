@@ -1,4 +1,6 @@
 import { Controller, Get, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, signedInClient, TEST_PASSWORD, TestClock, userFactory } from '../support/identity-app.js';
@@ -31,6 +33,29 @@ class RecordingUserStore extends TypeOrmBackOfficeUserStore {
   override async setPasswordHash(...args: Parameters<TypeOrmBackOfficeUserStore['setPasswordHash']>) {
     RecordingUserStore.passwordWrites.push(args[0]);
     return super.setPasswordHash(...args);
+  }
+}
+
+/**
+ * A host's subclass with a `#private` field (not reachable through a prototype): it builds its transaction copy itself
+ * with the `withEntityManager` hook, sharing its record of password writes.
+ */
+@Injectable()
+class PrivateStateUserStore extends TypeOrmBackOfficeUserStore {
+  static readonly records: string[][] = [];
+  #passwordWrites: string[] = [];
+  constructor(@InjectDataSource() source: DataSource | EntityManager) {
+    super(source);
+    PrivateStateUserStore.records.push(this.#passwordWrites);
+  }
+  override async setPasswordHash(...args: Parameters<TypeOrmBackOfficeUserStore['setPasswordHash']>) {
+    this.#passwordWrites.push(args[0]);
+    return super.setPasswordHash(...args);
+  }
+  protected override withEntityManager(manager: EntityManager): this {
+    const store = new PrivateStateUserStore(manager);
+    store.#passwordWrites = this.#passwordWrites;
+    return store as this;
   }
 }
 
@@ -99,6 +124,19 @@ describe('A swapped provider reaches every path through HTTP', () => {
       const changed = await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'a brand new passphrase 42' });
       expect(changed.status, changed.text).toBe(200);
       expect(RecordingUserStore.passwordWrites).toContain(user.id);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('userStore: a subclass with #private members builds its transaction copy through withEntityManager (POST /auth/change-password)', async () => {
+    const ctx = await createIdentityApp(db, { identity: { userStore: PrivateStateUserStore, rateLimits: { enabled: false } } });
+    try {
+      const user = await userFactory(() => ctx, 'private-store')();
+      const http = await signedInClient(ctx, user.email);
+      const changed = await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'another brand new passphrase 42' });
+      expect(changed.status, changed.text).toBe(200);
+      expect(PrivateStateUserStore.records.flat()).toContain(user.id);
     } finally {
       await ctx.close();
     }

@@ -58,7 +58,16 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
   inTransactionOf(userStore: BackOfficeUserStore): TypeOrmBackOfficeApiClientStore | null {
     if (!(userStore instanceof TypeOrmBackOfficeUserStore)) return null;
     const manager = userStore.openTransaction();
-    return manager && manager.connection === this.manager.connection ? onEntityManager(this, manager) : null;
+    return manager && manager.connection === this.manager.connection ? this.withEntityManager(manager) : null;
+  }
+
+  /**
+   * This store working on `manager` (the user store's transaction), for {@link inTransactionOf}. The default keeps a
+   * subclass's overrides and dependencies (an object whose prototype is this store); a subclass with `#private`
+   * members overrides it to build a new instance on `manager`.
+   */
+  protected withEntityManager(manager: EntityManager): this {
+    return onEntityManager(this, manager);
   }
 
   async createClient(userId: string, clientId: string, secretHash: string, now: Date): Promise<void> {

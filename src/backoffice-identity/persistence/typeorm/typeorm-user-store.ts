@@ -296,7 +296,19 @@ export class TypeOrmBackOfficeUserStore
    */
   transaction<T>(work: (store: TypeOrmBackOfficeUserStore) => Promise<T>): Promise<T> {
     if (this.manager.queryRunner?.isTransactionActive) return work(this);
-    return this.manager.transaction((em) => work(onEntityManager(this, em)));
+    return this.manager.transaction((em) => work(this.withEntityManager(em)));
+  }
+
+  /**
+   * This store working on `manager` (a transaction's), for {@link transaction}. The default is an object whose
+   * prototype is this store, with only its entity manager replaced: a subclass keeps its overrides and the
+   * dependencies its constructor took. A subclass with `#private` members (they do not pass through a prototype),
+   * or one that keeps state of its own during a transaction, overrides this to build a new instance on `manager`,
+   * e.g. `return new MyUserStore(manager, this.audit) as this`; its own queries in a transaction go through
+   * {@link openTransaction}, else they run outside it and may wait for the rows it locked.
+   */
+  protected withEntityManager(manager: EntityManager): this {
+    return onEntityManager(this, manager);
   }
 
   async create(user: NewBackOfficeUser, now: Date): Promise<BackOfficeUser> {
