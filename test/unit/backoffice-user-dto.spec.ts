@@ -1,3 +1,6 @@
+import type { ExecutionContext } from '@nestjs/common';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
+import { CurrentBackOfficeUser } from '../../src/backoffice-identity/sessions/backoffice-authorize.decorator.js';
 import { deriveUserState, toBackOfficeUserDto, type BackOfficeUser } from '../../src/backoffice-identity/users/backoffice-user.js';
 
 const now = new Date('2026-11-23T12:00:00.000Z');
@@ -120,5 +123,30 @@ describe('toBackOfficeUserDto', () => {
     expect(original.groups).toEqual(['writer', 'admin', 'editor']);
     dto.groups.push('translator');
     expect(original.groups).toEqual(['writer', 'admin', 'editor']);
+  });
+});
+
+describe('@CurrentBackOfficeUser() on a request.backOffice a host built itself', () => {
+  /** The decorator's factory, as Nest calls it for a route parameter. */
+  function currentUserFactory(): (data: unknown, context: ExecutionContext) => unknown {
+    class Probe {
+      handler(@CurrentBackOfficeUser() _user: unknown): void {}
+    }
+    const args = Reflect.getMetadata(ROUTE_ARGS_METADATA, Probe, 'handler') as Record<string, { factory: (data: unknown, context: ExecutionContext) => unknown }>;
+    return Object.values(args)[0].factory;
+  }
+  const contextOf = (request: unknown) => ({ switchToHttp: () => ({ getRequest: () => request }) }) as unknown as ExecutionContext;
+
+  it('without authenticatedAt (a host guard or test that sets only user, token and scheme) derives the state at the wall clock', () => {
+    const locked = user({ lockoutEnd: new Date(Date.now() + 60_000) });
+    const dto = currentUserFactory()(undefined, contextOf({ backOffice: { user: locked, token: 't', scheme: 'bearer' } })) as { state: string };
+    expect(dto.state).toBe('lockedOut');
+  });
+
+  it('with authenticatedAt derives the state at that time (the module clock the guard read)', () => {
+    const locked = user({ lockoutEnd: minutes(5) });
+    const factory = currentUserFactory();
+    expect((factory(undefined, contextOf({ backOffice: { user: locked, token: 't', scheme: 'bearer', authenticatedAt: now } })) as { state: string }).state).toBe('lockedOut');
+    expect((factory(undefined, contextOf({ backOffice: { user: locked, token: 't', scheme: 'bearer', authenticatedAt: minutes(10) } })) as { state: string }).state).toBe('active');
   });
 });

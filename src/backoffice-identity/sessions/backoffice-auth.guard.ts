@@ -53,9 +53,10 @@ export interface BackOfficeAuthorizeOptions {
 /**
  * How a request that passed the guard was authenticated: a person's session cookie, or an API user's bearer token.
  * `authenticatedAt` is the module's clock (`BACKOFFICE_CLOCK`, swappable) when the guard authenticated it: what
- * `@CurrentBackOfficeUser()` derives the user's state at.
+ * `@CurrentBackOfficeUser()` derives the user's state at. Optional, so a `request.backOffice` that a host's own guard or
+ * test builds still type-checks; without it the state is derived at the wall clock.
  */
-export type BackOfficeRequestAuthentication = { authenticatedAt: Date } & (
+export type BackOfficeRequestAuthentication = { authenticatedAt?: Date } & (
   | (BackOfficeAuthentication & { token: string; scheme: 'cookie' })
   | { user: BackOfficeUser; token: string; scheme: 'bearer'; session?: undefined }
 );

@@ -56,5 +56,5 @@ export const RequiresRecentSignIn = (options: RequiresRecentSignInOptions = {}) 
  */
 export const CurrentBackOfficeUser = createParamDecorator((_data: unknown, context: ExecutionContext): BackOfficeUserDto | undefined => {
   const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
-  return request.backOffice ? toBackOfficeUserDto(request.backOffice.user, request.backOffice.authenticatedAt) : undefined;
+  return request.backOffice ? toBackOfficeUserDto(request.backOffice.user, request.backOffice.authenticatedAt ?? new Date()) : undefined;
 });
