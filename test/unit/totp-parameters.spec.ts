@@ -24,3 +24,52 @@ describe('TOTP parameters are bounded', () => {
     expect(() => provider({ algorithm: 'MD5' as TotpParameters['algorithm'] })).toThrow(/algorithm/);
   });
 });
+
+describe('a TOTP code reported as reused (OWASP ASVS 4.0 2.8.5) only when its step was used before', () => {
+  type Key = { encryptedSecret: string; confirmed: boolean; lastUsedStep: number | null };
+  /** One user's key in memory; `onUse` runs before a step is recorded (another request changing the key meanwhile). */
+  function keyStore(onUse: (keys: Map<string, Key>) => void = () => undefined): UserAuthenticatorKeyStore {
+    const keys = new Map<string, Key>();
+    return {
+      getAuthenticatorKey: async (userId) => (keys.get(userId) ? { ...keys.get(userId)! } : null),
+      setAuthenticatorKey: async (userId, _provider, encryptedSecret) => void keys.set(userId, { encryptedSecret, confirmed: false, lastUsedStep: null }),
+      useAuthenticatorStep: async (userId, _provider, step, confirm, _now, checkedSecret) => {
+        onUse(keys);
+        const key = keys.get(userId);
+        if (!key || key.confirmed === confirm || (checkedSecret && key.encryptedSecret !== checkedSecret)) return false;
+        if (key.lastUsedStep !== null && key.lastUsedStep >= step) return false;
+        Object.assign(key, { lastUsedStep: step, confirmed: key.confirmed || confirm });
+        return true;
+      },
+      removeAuthenticatorKey: async (userId) => void keys.delete(userId),
+    };
+  }
+  const user = { id: 'u1', email: 'jane@example.com' } as Parameters<TotpTwoFactorProvider['verify']>[0];
+
+  async function enrolled(store: UserAuthenticatorKeyStore) {
+    const totp = new TotpTwoFactorProvider(store, KEY, clock, 'Acme');
+    const { secret } = await totp.generateSetup(user);
+    const code = totp.codeAt(secret, clock.now());
+    expect(await totp.verify(user, code, { enrolling: true })).toBe(true);
+    return { totp, secret };
+  }
+
+  it('a code whose step was used is a reuse; a wrong code is not', async () => {
+    const { totp, secret } = await enrolled(keyStore());
+    const next = totp.codeAt(secret, new Date(clock.now().getTime() + 30_000));
+    expect(await totp.verify(user, next)).toBe(true);
+    const again = {};
+    expect(await totp.verify(user, next, { outcome: again })).toBe(false);
+    expect(again).toEqual({ reused: true });
+  });
+
+  it('a right code refused because the key was removed or replaced meanwhile is no reuse (no false alarm)', async () => {
+    let interfere: ((keys: Map<string, Key>) => void) | null = null;
+    const { totp, secret } = await enrolled(keyStore((keys) => interfere?.(keys)));
+    const next = totp.codeAt(secret, new Date(clock.now().getTime() + 30_000));
+    interfere = (keys) => keys.clear(); // 2FA reset by an admin at that moment
+    const removed = {};
+    expect(await totp.verify(user, next, { outcome: removed })).toBe(false);
+    expect(removed).toEqual({});
+  });
+});

@@ -93,8 +93,16 @@ export class TotpTwoFactorProvider implements TwoFactorProvider {
     // Bound to the secret the code was checked against: a setup that replaced it meanwhile is not confirmed (or used).
     const used = await this.store.useAuthenticatorStep(user.id, this.name, step, Boolean(options.enrolling), this.clock.now(), stored.encryptedSecret);
     // A right code of a confirmed key whose step was not newer than the last used one: a replay (ASVS 4.0 2.8.5).
-    if (!used && !options.enrolling && options.outcome) options.outcome.reused = true;
+    // Read again, not decided on the first read: a replay raced by the code's owner shows only now, and a key
+    // removed or replaced meanwhile (a reset, a new setup) refused the code for another reason: no false alarm.
+    if (!used && !options.enrolling && options.outcome && (await this.wasUsed(user, stored.encryptedSecret, step))) options.outcome.reused = true;
     return used;
+  }
+
+  /** The key still holds `encryptedSecret`, confirmed, and `step` (or a later one) was used with it. */
+  private async wasUsed(user: BackOfficeUser, encryptedSecret: string, step: number): Promise<boolean> {
+    const key = await this.store.getAuthenticatorKey(user.id, this.name);
+    return key !== null && key.confirmed && key.encryptedSecret === encryptedSecret && key.lastUsedStep !== null && key.lastUsedStep >= step;
   }
 
   async reset(user: BackOfficeUser): Promise<void> {
