@@ -9,6 +9,8 @@ import { ipRateLimitKey } from './ip-rate-limit-key.js';
 
 /** How often a storage outage that goes on is logged again. */
 const OUTAGE_REMINDER_MS = 60_000;
+/** An outage is over once the storage has answered for this long without a failure (one answer between failures is no recovery). */
+const OUTAGE_RECOVERY_MS = 10_000;
 
 /** One limit: at most `limit` hits per `windowSeconds` for `key`. */
 export interface RateLimitRule {
@@ -23,13 +25,13 @@ export interface RateLimitRule {
  * configured). Keys are hashed with the rule's name ({@link storageKey}), so no username or email is kept in the
  * store and no two rules share a record. When the storage fails the
  * request goes through (lockout still protects accounts): one error line when it starts failing (again every
- * {@link OUTAGE_REMINDER_MS} while it goes on), one line when it answers again, not one per request and rule.
+ * {@link OUTAGE_REMINDER_MS} while it goes on), one line once it has answered for {@link OUTAGE_RECOVERY_MS} without a failure, not one per request and rule.
  */
 @Injectable()
 export class BackOfficeRateLimiter {
   private readonly logger = new Logger('BackOfficeRateLimiter');
   /** While the storage fails: since when, how many calls failed, when that was last logged. */
-  private outage: { since: number; failures: number; loggedAt: number } | null = null;
+  private outage: { since: number; failures: number; loggedAt: number; lastFailureAt: number } | null = null;
 
   constructor(
     @Inject(BACKOFFICE_RATE_LIMIT_STORAGE) private readonly storage: ThrottlerStorage,
@@ -100,20 +102,24 @@ export class BackOfficeRateLimiter {
     const now = Date.now();
     const reason = error instanceof Error ? error.message : String(error);
     if (!this.outage) {
-      this.outage = { since: now, failures: 1, loggedAt: now };
+      this.outage = { since: now, failures: 1, loggedAt: now, lastFailureAt: now };
       this.logger.error(`Rate-limit storage failed (${rule.name}: ${reason}): requests go through without rate limits until it answers again (lockout still protects accounts).`);
       return;
     }
     this.outage.failures++;
+    this.outage.lastFailureAt = now;
     if (now - this.outage.loggedAt >= OUTAGE_REMINDER_MS) {
       this.outage.loggedAt = now;
       this.logger.error(`Rate-limit storage still failing (${rule.name}: ${reason}): ${this.outage.failures} calls went without rate limits since ${new Date(this.outage.since).toISOString()}.`);
     }
   }
 
-  /** Ends an outage: one line saying that the limits apply again. */
+  /**
+   * Ends an outage once the storage has answered for {@link OUTAGE_RECOVERY_MS} since its last failure: one line
+   * saying that the limits apply again (a storage that fails on and off stays one outage, not a line per failure).
+   */
   private storageAnswered(): void {
-    if (!this.outage) return;
+    if (!this.outage || Date.now() - this.outage.lastFailureAt < OUTAGE_RECOVERY_MS) return;
     const { since, failures } = this.outage;
     this.outage = null;
     this.logger.log(`Rate-limit storage answers again after ${Math.round((Date.now() - since) / 1000)} s (${failures} calls went without rate limits): rate limits apply.`);
