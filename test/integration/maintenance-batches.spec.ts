@@ -96,4 +96,45 @@ describe.skipIf(dbKind() !== 'postgres')('Maintenance: batched, non-blocking pru
     for (const [field] of Object.entries(TABLES)) expect(next[field as keyof typeof TABLES], field).toBe(1);
     expect(await ctx.app.get<BackOfficeAuditStore>(BACKOFFICE_AUDIT_STORE).prune(new Date(ctx.clock.now().getTime() - 30 * DAY_MS))).toBe(0);
   });
+
+  it("the audit prune walks the trail's (created_at, id) index: no batch reads the entries it keeps (walking the id alone, the last batch of every prune read all of them)", async () => {
+    const sql = ctx.app.get(DataSource);
+    const now = ctx.clock.now();
+    const kept = 20_000;
+    // As a trail grows: the old entries first (lower ids), then the ones it keeps.
+    const old = PRUNE_BATCH_SIZE * 5 + 300;
+    await sql.query(`INSERT INTO backoffice_audit_entry (event, created_at) SELECT 'test.old', $1 FROM generate_series(1, ${old})`, [new Date(now.getTime() - 40 * DAY_MS)]);
+    await sql.query(`INSERT INTO backoffice_audit_entry (event, created_at) SELECT 'test.kept', $1 FROM generate_series(1, ${kept})`, [now]);
+    await sql.query('ANALYZE backoffice_audit_entry');
+    // Each statement of the prune, explained (and rolled back) before it runs for real: the rows each plan node read.
+    const rowsRead: number[] = [];
+    const original = sql.query.bind(sql);
+    const spy = vi.spyOn(sql, 'query').mockImplementation(async (text: string, params?: unknown[]) => {
+      if (text.includes('DELETE FROM backoffice_audit_entry')) {
+        const runner = sql.createQueryRunner();
+        await runner.connect();
+        try {
+          await runner.startTransaction();
+          const [row] = await runner.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${text}`, params);
+          // The table rows each scan of the trail read: returned, or read and dropped by its filter.
+          const walk = (node: Record<string, unknown>): number =>
+            (['Seq Scan', 'Index Scan', 'Index Only Scan', 'Bitmap Heap Scan'].includes(String(node['Node Type'])) && node['Relation Name'] === 'backoffice_audit_entry'
+              ? Number(node['Actual Rows'] ?? 0) * Number(node['Actual Loops'] ?? 1) + Number(node['Rows Removed by Filter'] ?? 0)
+              : 0) + ((node.Plans as Record<string, unknown>[] | undefined) ?? []).reduce((sum, child) => sum + walk(child), 0);
+          rowsRead.push(walk((row['QUERY PLAN'] as Array<{ Plan: Record<string, unknown> }>)[0].Plan));
+        } finally {
+          await runner.rollbackTransaction().catch(() => undefined);
+          await runner.release();
+        }
+      }
+      return original(text, params);
+    });
+    try {
+      expect(await ctx.app.get<BackOfficeAuditStore>(BACKOFFICE_AUDIT_STORE).prune(new Date(now.getTime() - 30 * DAY_MS))).toBe(old);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(rowsRead.length).toBeGreaterThanOrEqual(2);
+    for (const read of rowsRead) expect(read).toBeLessThan(kept / 2);
+  });
 });

@@ -18,26 +18,33 @@ export const PRUNE_BATCH_SIZE = 1000;
  * statement, and answers how many went. A batch skips rows another transaction holds (`FOR UPDATE SKIP LOCKED`: a
  * request using a row, or a second app instance pruning at the same time) instead of waiting for them; the next
  * prune takes those. So a prune never holds many row locks for long, never stalls behind (or deadlocks with) the
- * requests, and two instances pruning at once share the work. Batches walk the table in `key` order, each from
- * where the last one ended, so a large backlog is read once, not once per batch.
+ * requests, and two instances pruning at once share the work. Batches walk the table in `key` order (a column, or
+ * an index's columns ending in a unique one), each from where the last one ended, so a large backlog is read once,
+ * not once per batch.
  */
 export async function deleteInBatches(
   manager: Pick<EntityManager, 'query'>,
   table: string,
-  key: string,
+  key: string | readonly [string, ...string[]],
   where: string,
   params: unknown[],
   batchSize = PRUNE_BATCH_SIZE,
 ): Promise<number> {
+  // The walk's order: one unique column, or an index's columns ending in a unique one (the audit trail's
+  // (created_at, id): walking its id alone, the last batch of every prune read every row the trail keeps).
+  const columns = typeof key === 'string' ? [key] : [...key];
+  const id = columns[columns.length - 1];
+  const tuple = columns.join(', ');
   const limit = `$${params.length + 1}`;
+  const from = columns.map((_, i) => `$${params.length + 2 + i}`).join(', ');
   const batch = (after: boolean) =>
-    `WITH gone AS (DELETE FROM ${table} WHERE ${key} = ANY(ARRAY(SELECT ${key} FROM ${table} WHERE (${where})` +
-    `${after ? ` AND ${key} > $${params.length + 2}` : ''} ORDER BY ${key} LIMIT ${limit} FOR UPDATE SKIP LOCKED)) RETURNING ${key}) ` +
-    `SELECT count(*)::int AS n, (SELECT ${key} FROM gone ORDER BY ${key} DESC LIMIT 1)::text AS last FROM gone`;
+    `WITH gone AS (DELETE FROM ${table} WHERE ${id} = ANY(ARRAY(SELECT ${id} FROM ${table} WHERE (${where})` +
+    `${after ? ` AND (${tuple}) > (${from})` : ''} ORDER BY ${tuple} LIMIT ${limit} FOR UPDATE SKIP LOCKED)) RETURNING ${tuple}) ` +
+    `SELECT count(*)::int AS n, (SELECT ARRAY[${columns.map((c) => `${c}::text`).join(', ')}] FROM gone ORDER BY ${columns.map((c) => `${c} DESC`).join(', ')} LIMIT 1) AS last FROM gone`;
   let total = 0;
-  let last: string | null = null;
+  let last: string[] | null = null;
   for (;;) {
-    const rows: Array<{ n: number; last: string | null }> = await manager.query(batch(last !== null), last === null ? [...params, batchSize] : [...params, batchSize, last]);
+    const rows: Array<{ n: number; last: string[] | null }> = await manager.query(batch(last !== null), last === null ? [...params, batchSize] : [...params, batchSize, ...last]);
     const deleted = Number(rows[0]?.n ?? 0);
     total += deleted;
     if (deleted < batchSize || !rows[0]?.last) return total;

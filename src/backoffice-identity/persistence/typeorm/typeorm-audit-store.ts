@@ -121,7 +121,7 @@ export class TypeOrmBackOfficeAuditStore implements BackOfficeAuditStore {
   }
 
   async prune(olderThan: Date): Promise<number> {
-    return deleteInBatches(this.dataSource, 'backoffice_audit_entry', 'id', 'created_at < $1', [olderThan]);
+    return deleteInBatches(this.dataSource, 'backoffice_audit_entry', ['created_at', 'id'], 'created_at < $1', [olderThan]);
   }
 
   /** Exact, or exact up to the cap and the planner's row estimate beyond it. */
