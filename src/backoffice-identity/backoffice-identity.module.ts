@@ -120,15 +120,24 @@ export class BackOfficeIdentityModule implements NestModule {
       provide: BACKOFFICE_IDENTITY_OPTIONS,
       inject: options.inject ?? [],
       useFactory: async (...args: unknown[]) => {
-        const produced: BackOfficeIdentityOptions = (await options.useFactory(...args)) ?? {};
-        if (produced.routePrefix !== undefined && resolveBackOfficeIdentityOptions({ routePrefix: produced.routePrefix }).routePrefix !== routePrefix) {
+        const produced: unknown = await options.useFactory(...args);
+        // A factory with a block body and no `return` gives undefined: refused, not read as "every default".
+        if (typeof produced !== 'object' || produced === null || Array.isArray(produced)) {
+          throw new BackOfficeIdentityOptionsError(
+            'useFactory',
+            'must return (or resolve to) the options object; return {} for the defaults',
+            produced,
+          );
+        }
+        const { routePrefix: producedPrefix } = produced as BackOfficeIdentityOptions;
+        if (producedPrefix !== undefined && resolveBackOfficeIdentityOptions({ routePrefix: producedPrefix }).routePrefix !== routePrefix) {
           throw new BackOfficeIdentityOptionsError(
             'routePrefix',
             `is mounted at "/${routePrefix}" before useFactory runs; pass it beside useFactory (forRootAsync({ routePrefix, useFactory })) instead of returning it`,
-            produced.routePrefix,
+            producedPrefix,
           );
         }
-        return resolveBackOfficeIdentityOptions({ ...produced, routePrefix });
+        return resolveBackOfficeIdentityOptions({ ...(produced as BackOfficeIdentityOptions), routePrefix });
       },
     };
     return this.create([optionsProvider], swaps, options.imports ?? [], routePrefix);
