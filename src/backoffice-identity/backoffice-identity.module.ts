@@ -40,7 +40,7 @@ import { BackOfficeExternalLoginSessions } from './external-logins/external-logi
 import { BackOfficeExternalLoginStateService } from './external-logins/external-login-state.service.js';
 import type { BackOfficeIdentityOptions, ResolvedBackOfficeIdentityOptions } from './options/backoffice-identity-options.interface.js';
 import type { BackOfficeIdentityModuleAsyncOptions, BackOfficeIdentityModuleOptions, BackOfficeIdentitySwaps } from './backoffice-identity-module-options.interface.js';
-import { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
+import { BackOfficeIdentityOptionsError, checkForRootAsyncKeys, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 import { BackOfficePermissionRegistry } from './permissions/backoffice-permissions.js';
 import { BackOfficePermissionsStartupCheck } from './permissions/permissions-startup-check.js';
 import { BackOfficeAccessDenials } from './permissions/backoffice-access-denials.service.js';
@@ -110,6 +110,7 @@ export class BackOfficeIdentityModule implements NestModule {
 
   /** Registers the module with options from a factory (e.g. from `ConfigService`). Swaps stay static. */
   static forRootAsync(options: BackOfficeIdentityModuleAsyncOptions): DynamicModule {
+    if (typeof options === 'object' && options !== null) checkForRootAsyncKeys(options as unknown as Record<string, unknown>);
     if (typeof options?.useFactory !== 'function') {
       throw new Error('BackOfficeIdentityModule.forRootAsync: option "useFactory" must be a function');
     }

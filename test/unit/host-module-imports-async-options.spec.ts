@@ -37,3 +37,35 @@ describe('BackOfficeIdentityModule.forRootAsync, configured wrongly', () => {
     });
   });
 });
+
+describe('BackOfficeIdentityModule.forRootAsync, given keys it does not take', () => {
+  const stores = () => InMemoryBackOfficeStores.create();
+  const register = (options: unknown) => () => BackOfficeIdentityModule.forRootAsync(options as BackOfficeIdentityModuleAsyncOptions);
+
+  it('a module option beside useFactory (read nowhere before) is refused, saying to return it from useFactory', () => {
+    const registering = register({ stores: stores(), publicUrl: 'https://cms.example.com', useFactory: () => ({}) });
+    expect(registering).toThrow(BackOfficeIdentityOptionsError);
+    expect(registering).toThrow(/option "publicUrl" .*return it from useFactory/);
+  });
+
+  it.each(['useClass', 'useExisting', 'useValue'])('%s (no options factory of Nest\'s other kinds) is refused, naming useFactory as the fix', (key) => {
+    class HostOptionsFactory {}
+    const registering = register({ stores: stores(), [key]: HostOptionsFactory });
+    expect(registering).toThrow(BackOfficeIdentityOptionsError);
+    expect(registering).toThrow(new RegExp(`option "${key}" is not supported.*useFactory`));
+  });
+
+  it('a typo of a forRootAsync key is refused with the keys it takes', () => {
+    const registering = register({ stores: stores(), injects: ['CONFIG'], useFactory: () => ({}) });
+    expect(registering).toThrow(/option "injects" is not a known option of forRootAsync \(known: .*inject/);
+  });
+
+  it('an undefined inject token (a circular import of the token) is refused, naming its index', () => {
+    const registering = register({ stores: stores(), inject: ['CONFIG', undefined], useFactory: () => ({}) });
+    expect(registering).toThrow(/option "inject\[1\]" must be a DI token .*circular import/);
+  });
+
+  it('routePrefix, imports, inject and the swaps beside useFactory are accepted', () => {
+    expect(register({ stores: stores(), routePrefix: 'admin', imports: [], inject: ['CONFIG', { token: 'OTHER', optional: true }], extraProviders: [], useFactory: () => ({}) })).not.toThrow();
+  });
+});

@@ -407,6 +407,37 @@ function resolvePermissions(value: unknown): BackOfficePermissionDefinition[] {
   });
 }
 
+/** The keys `forRootAsync` takes beside the swaps. */
+const ASYNC_KEYS = ['routePrefix', 'useFactory', 'inject', 'imports'];
+
+/**
+ * Checks the argument of `forRootAsync` itself (module-internal): a module option beside `useFactory` would be read
+ * nowhere (its default would apply in silence), and Nest's `useClass` / `useExisting` are not taken.
+ * @throws BackOfficeIdentityOptionsError naming the first wrong key.
+ */
+export function checkForRootAsyncKeys(options: Record<string, unknown>): void {
+  const known = [...ASYNC_KEYS, ...BACKOFFICE_SWAP_KEYS];
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    if (KNOWN_KEYS['']!.includes(key)) {
+      throw new BackOfficeIdentityOptionsError(key, 'is a module option, not an option of forRootAsync: return it from useFactory (only routePrefix and the swaps go beside useFactory)', options[key]);
+    }
+    if (key === 'useClass' || key === 'useExisting' || key === 'useValue') {
+      throw new BackOfficeIdentityOptionsError(key, 'is not supported by forRootAsync: pass useFactory (with inject, e.g. inject: [MyConfig], useFactory: (config: MyConfig) => config.backOffice()), or forRoot({ ... }) for fixed options', options[key]);
+    }
+    throw new BackOfficeIdentityOptionsError(key, `is not a known option of forRootAsync (known: ${known.join(', ')})`, options[key]);
+  }
+  const inject = options.inject;
+  if (inject === undefined) return;
+  if (!Array.isArray(inject)) throw new BackOfficeIdentityOptionsError('inject', 'must be an array of DI tokens', inject);
+  inject.forEach((token, index) => {
+    const ok = ['string', 'symbol', 'function'].includes(typeof token) || (typeof token === 'object' && token !== null && 'token' in token && token.token !== undefined);
+    if (!ok) {
+      throw new BackOfficeIdentityOptionsError(`inject[${index}]`, 'must be a DI token (a class, string or symbol; undefined is usually a circular import of the token\'s file)', token);
+    }
+  });
+}
+
 /**
  * Validates the options and fills in the documented defaults.
  * @throws BackOfficeIdentityOptionsError naming the first wrong option.
