@@ -115,6 +115,15 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(resolved.password.maxLength).toBe(20);
     });
 
+    it('keeps a path in publicUrl (an app served below one), so email links go below it', () => {
+      expect(resolveBackOfficeIdentityOptions({ publicUrl: 'https://example.com/cms' }).publicUrl).toBe('https://example.com/cms');
+    });
+
+    it('says what a publicUrl with a query needs', () => {
+      expect(errorOf({ publicUrl: 'https://cms.example.com/?tenant=a' }).message).toMatch(/"publicUrl" must be .*without a query, fragment or user name/);
+      expect(errorOf({ publicUrl: 'https://user:secret@cms.example.com' }).message).not.toContain('secret');
+    });
+
     it('drops a trailing slash of publicUrl so that email links do not get "//"', () => {
       expect(resolveBackOfficeIdentityOptions({ publicUrl: 'https://example.com/' }).publicUrl).toBe('https://example.com');
       expect(resolveBackOfficeIdentityOptions({ publicUrl: 'https://example.com/app//' }).publicUrl).toBe('https://example.com/app');
@@ -195,6 +204,11 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['publicUrl with ftp:', { publicUrl: 'ftp://example.com' }, 'publicUrl'],
       ['publicUrl with javascript:', { publicUrl: 'javascript:alert(1)' }, 'publicUrl'],
       ['publicUrl as a number', { publicUrl: 3000 }, 'publicUrl'],
+      // ASVS 4.0 14.1.3: the base of every email link; a query, fragment or credentials would break or leak them
+      ['publicUrl with a query', { publicUrl: 'https://cms.example.com/?tenant=a' }, 'publicUrl'],
+      ['publicUrl with a fragment', { publicUrl: 'https://cms.example.com/#/admin' }, 'publicUrl'],
+      ['publicUrl with a bare "?"', { publicUrl: 'https://cms.example.com?' }, 'publicUrl'],
+      ['publicUrl with credentials', { publicUrl: 'https://user:secret@cms.example.com' }, 'publicUrl'],
       ['rateLimits.redisUrl with http:', { rateLimits: { redisUrl: 'http://127.0.0.1:6379' } }, 'rateLimits.redisUrl'],
       ['rateLimits.redisKeyPrefix with a space', { rateLimits: { redisKeyPrefix: 'shop admin:' } }, 'rateLimits.redisKeyPrefix'],
       ['rateLimits.redisKeyPrefix empty', { rateLimits: { redisKeyPrefix: '' } }, 'rateLimits.redisKeyPrefix'],

@@ -407,6 +407,23 @@ function resolvePermissions(value: unknown): BackOfficePermissionDefinition[] {
   });
 }
 
+/**
+ * `publicUrl` is the base of every email link and callback URL (`<publicUrl>/<routePrefix>/...`): a query or fragment
+ * would end up in the middle of them, and a user name or password would be mailed to every user. A path is kept.
+ */
+function checkPublicUrl(publicUrl: string): string {
+  const url = new URL(publicUrl);
+  if (url.search !== '' || url.hash !== '' || /[?#]/.test(publicUrl) || url.username !== '' || url.password !== '') {
+    const shown = url.username || url.password ? publicUrl.replace(/\/\/[^@/]*@/, '//***@') : publicUrl;
+    throw new BackOfficeIdentityOptionsError(
+      'publicUrl',
+      'must be the base URL of your app, such as "https://cms.example.com" or "https://example.com/cms", without a query, fragment or user name',
+      shown,
+    );
+  }
+  return publicUrl;
+}
+
 /** The keys `forRootAsync` takes beside the swaps. */
 const ASYNC_KEYS = ['routePrefix', 'useFactory', 'inject', 'imports'];
 
@@ -534,7 +551,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     passkeys,
     allowPasswordReset: root.bool('allowPasswordReset', true),
     denyLocalLogin: root.bool('denyLocalLogin', false),
-    publicUrl: root.url('publicUrl', 'http://localhost:3000', ['http:', 'https:']),
+    publicUrl: checkPublicUrl(root.url('publicUrl', 'http://localhost:3000', ['http:', 'https:'])),
     externalLogins: [],
     audit: resolveAudit(root, options.audit),
     maintenanceIntervalMinutes: root.number('maintenanceIntervalMinutes', 60, 0, 60 * 24 * 7),
