@@ -194,12 +194,19 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     bcryptCost: int('BACKOFFICE_BCRYPT_COST', 12, 4, 20),
     lockoutMaxAttempts: int('BACKOFFICE_LOCKOUT_MAX_ATTEMPTS', 5, 1, 1000),
     rateLimitsEnabled: onOff('BACKOFFICE_RATE_LIMITS', true),
-    secureCookies: onOff('BACKOFFICE_SECURE_COOKIES', production),
+    // Off only for plain-HTTP development: on in production and whenever PUBLIC_URL is https.
+    secureCookies: onOff('BACKOFFICE_SECURE_COOKIES', production || publicUrl.startsWith('https://')),
     encryptionKey,
     oidc,
   };
 
   config.ldap = readLdapConfig(read, url, onOff, fail);
+
+  if (!production && !config.secureCookies && publicUrl.startsWith('https://')) {
+    problems.push(
+      `BACKOFFICE_SECURE_COOKIES is off while PUBLIC_URL is https (${quote(publicUrl)}): leave it unset (on), or use an http:// PUBLIC_URL for plain-HTTP development`,
+    );
+  }
 
   if (production) {
     if (oidc?.clientSecret !== undefined && isPlaceholderSecret(oidc.clientSecret)) {

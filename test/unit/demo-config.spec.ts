@@ -114,11 +114,20 @@ describe('demo config (env of contract section 5)', () => {
       publicUrl: 'https://bo.example.com',
       password: { hashCost: 10 },
       lockout: { maxFailedAccessAttempts: 3 },
-      session: { secureCookies: false },
+      session: { secureCookies: true },
       email: { smtpUrl: 'smtp://mailpit:1025', pickupDirectory: '/var/mail/bo' },
       rateLimits: { enabled: false, redisUrl: 'redis://redis:6379' },
       passkeys: { rpId: 'bo.example.com', origins: ['https://bo.example.com'] },
     });
+  });
+
+  it('BACKOFFICE_SECURE_COOKIES (OWASP ASVS 4.0 3.4.1): on by default with an https PUBLIC_URL, also outside production; off with one names the variable', () => {
+    expect(loadDemoConfig({ PUBLIC_URL: 'https://bo.example.com' }).secureCookies).toBe(true);
+    expect(loadDemoConfig({}).secureCookies).toBe(false);
+    expect(loadDemoConfig({ PUBLIC_URL: 'http://localhost:3000', BACKOFFICE_SECURE_COOKIES: 'on' }).secureCookies).toBe(true);
+    expect(problemsOf({ PUBLIC_URL: 'https://bo.example.com', BACKOFFICE_SECURE_COOKIES: 'off' })).toEqual([
+      'BACKOFFICE_SECURE_COOKIES is off while PUBLIC_URL is https ("https://bo.example.com"): leave it unset (on), or use an http:// PUBLIC_URL for plain-HTTP development',
+    ]);
   });
 
   it('takes the passkey rp id and origin from PUBLIC_URL; off for IP addresses and plain http off localhost', () => {

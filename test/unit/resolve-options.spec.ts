@@ -115,6 +115,12 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(resolved.password.maxLength).toBe(20);
     });
 
+    it('takes secureCookies false with a plain-http publicUrl (local development)', () => {
+      expect(resolveBackOfficeIdentityOptions({ publicUrl: 'http://localhost:3000', session: { secureCookies: false } }).session.secureCookies).toBe(false);
+      expect(resolveBackOfficeIdentityOptions({ session: { secureCookies: false } }).session.secureCookies).toBe(false);
+      expect(errorOf({ publicUrl: 'https://cms.example.com', session: { secureCookies: false } }).message).toMatch(/"session.secureCookies" must stay true while publicUrl is https/);
+    });
+
     it('keeps a path in publicUrl (an app served below one), so email links go below it', () => {
       expect(resolveBackOfficeIdentityOptions({ publicUrl: 'https://example.com/cms' }).publicUrl).toBe('https://example.com/cms');
     });
@@ -225,6 +231,8 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['session.cookieName "__Secure-" without Secure', { session: { cookieName: '__Secure-sid', secureCookies: false } }, 'session.cookieName'],
       ['session.cookieName "__host-" (browsers match the prefix in any case) without Secure', { session: { cookieName: '__host-sid', secureCookies: false } }, 'session.cookieName'],
       ['session.cookieName the XSRF cookie\'s name', { session: { cookieName: 'XSRF-TOKEN' } }, 'session.cookieName'],
+      // ASVS 4.0 3.4.1: "turn off only for plain-HTTP development", not for an app its users reach over https
+      ['session.secureCookies false with an https publicUrl', { publicUrl: 'https://cms.example.com', session: { secureCookies: false } }, 'session.secureCookies'],
       // route prefix
       ['routePrefix with a leading slash', { routePrefix: '/backoffice' }, 'routePrefix'],
       ['routePrefix with a trailing slash', { routePrefix: 'backoffice/' }, 'routePrefix'],

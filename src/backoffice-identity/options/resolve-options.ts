@@ -561,6 +561,15 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     permissions: resolvePermissions(options.permissions),
   };
   checkCookieName(resolved.session);
+  // Secure off is for plain-HTTP development only: an app its users reach over https has no reason to let the
+  // session cookie travel on a plain-HTTP request (OWASP ASVS 4.0 3.4.1).
+  if (!resolved.session.secureCookies && resolved.publicUrl.startsWith('https:')) {
+    throw new BackOfficeIdentityOptionsError(
+      'session.secureCookies',
+      `must stay true while publicUrl is https ("${resolved.publicUrl}"): turn it off only for plain-HTTP development, with an http:// publicUrl`,
+      false,
+    );
+  }
   resolved.externalLogins = resolveExternalLogins((options as Record<string, unknown>).externalLogins, resolved.publicUrl, resolved.routePrefix);
   // A provider with `denyLocalLogin` turns password sign-in off for everyone, as in Umbraco.
   if (resolved.externalLogins.some((p) => p.denyLocalLogin)) resolved.denyLocalLogin = true;
