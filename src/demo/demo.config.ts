@@ -1,12 +1,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  BackOfficeIdentityOptionsError,
   type BackOfficeExternalLoginProviderOptions,
   type BackOfficeIdentityOptions,
   type BackOfficePasswordChecker,
   FallbackPasswordChecker,
   LdapPasswordChecker,
   type LdapPasswordCheckerOptions,
+  resolveBackOfficeIdentityOptions,
 } from '../backoffice-identity/index.js';
 
 /** Where the demo keeps its data. */
@@ -228,8 +230,55 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     }
   }
 
+  if (problems.length === 0) checkModuleOptions(config, problems);
   if (problems.length > 0) throw new DemoConfigError(problems);
   return config;
+}
+
+/**
+ * The variable each module option comes from (longest matching prefix wins), so that a value the module refuses is
+ * reported by the variable the operator set, not by an option name of the code.
+ */
+const VARIABLE_OF_OPTION: Array<[option: string, variable: string]> = [
+  ['publicUrl', 'PUBLIC_URL'],
+  ['passkeys', 'PUBLIC_URL'],
+  ['password.hashCost', 'BACKOFFICE_BCRYPT_COST'],
+  ['lockout.maxFailedAccessAttempts', 'BACKOFFICE_LOCKOUT_MAX_ATTEMPTS'],
+  ['session.secureCookies', 'BACKOFFICE_SECURE_COOKIES'],
+  ['email.smtpUrl', 'SMTP_URL'],
+  ['email.pickupDirectory', 'MAIL_PICKUP_DIR'],
+  ['rateLimits.redisUrl', 'REDIS_URL'],
+  ['rateLimits', 'BACKOFFICE_RATE_LIMITS'],
+  ['twoFactor.encryptionKey', 'BACKOFFICE_ENCRYPTION_KEY'],
+  ['externalLogins[0].issuer', 'OIDC_ISSUER'],
+  ['externalLogins[0].clientId', 'OIDC_CLIENT_ID'],
+  ['externalLogins[0].clientSecret', 'OIDC_CLIENT_SECRET'],
+  ['externalLogins[0].displayName', 'OIDC_DISPLAY_NAME'],
+  ['externalLogins[0].scopes', 'OIDC_GROUPS_CLAIM'],
+  ['externalLogins[0].autoLink.groupsClaim', 'OIDC_GROUPS_CLAIM'],
+  ['externalLogins[0].autoLink.groupMapping', 'OIDC_GROUP_MAPPING'],
+  ['externalLogins[0].autoLink.defaultGroups', 'OIDC_DEFAULT_GROUPS'],
+  ['externalLogins', 'OIDC_ISSUER'],
+];
+
+/** Variables whose value is never printed. */
+const SECRET_VARIABLES = new Set(['OIDC_CLIENT_SECRET', 'BACKOFFICE_ENCRYPTION_KEY']);
+
+/**
+ * Runs the module's own validation on the options the demo builds, and reports a refusal as one line naming the
+ * variable (`PUBLIC_URL: BackOfficeIdentityModule: option "publicUrl" must be ...`) instead of a stack from Nest.
+ */
+function checkModuleOptions(config: DemoConfig, problems: string[]): void {
+  try {
+    resolveBackOfficeIdentityOptions(identityOptionsFrom(config));
+  } catch (error) {
+    if (!(error instanceof BackOfficeIdentityOptionsError)) throw error;
+    const match = VARIABLE_OF_OPTION.filter(([option]) => error.option === option || error.option.startsWith(`${option}.`) || error.option.startsWith(`${option}[`))
+      .sort((a, b) => b[0].length - a[0].length)[0];
+    const variable = match?.[1] ?? 'the demo\'s environment';
+    const message = SECRET_VARIABLES.has(variable) ? error.message.replace(/ \(got [\s\S]*\)$/, ' (got ***)') : error.message;
+    problems.push(`${variable}: ${message.replace(/[\r\n]+/g, ' ')}`);
+  }
 }
 
 const GROUP_ALIAS = /^[A-Za-z0-9_-]{1,64}$/;

@@ -298,4 +298,28 @@ describe('demo OIDC_* (contract section 6)', () => {
     expect(() => loadDemoConfig({ OIDC_ISSUER: 'https://login.example.com' })).toThrow(/OIDC_CLIENT_ID must be set/);
     expect(() => loadDemoConfig({ OIDC_ISSUER: 'https://login.example.com', OIDC_CLIENT_ID: 'x', OIDC_AUTO_LINK: 'maybe' })).toThrow(/OIDC_AUTO_LINK must be "on" or "off"/);
   });
+
+  describe('a value the module refuses stops the demo with one line naming the variable, not the module option', () => {
+    const OIDC = { OIDC_ISSUER: 'https://login.example.com', OIDC_CLIENT_ID: 'backoffice' };
+    it.each([
+      ['PUBLIC_URL with a query', { PUBLIC_URL: 'https://bo.example.com/?tenant=a' }, 'PUBLIC_URL', 'publicUrl'],
+      ['OIDC_ISSUER over plain http off loopback', { ...OIDC, OIDC_ISSUER: 'http://login.example.com' }, 'OIDC_ISSUER', 'externalLogins[0].issuer'],
+      ['OIDC_DISPLAY_NAME too long', { ...OIDC, OIDC_DISPLAY_NAME: 'x'.repeat(65) }, 'OIDC_DISPLAY_NAME', 'externalLogins[0].displayName'],
+      ['OIDC_CLIENT_ID with a space', { ...OIDC, OIDC_CLIENT_ID: 'back office' }, 'OIDC_CLIENT_ID', 'externalLogins[0].clientId'],
+      ['OIDC_GROUPS_CLAIM with a space', { ...OIDC, OIDC_GROUPS_CLAIM: 'my groups' }, 'OIDC_GROUPS_CLAIM', 'externalLogins[0]'],
+    ])('%s', (_title, env, variable, option) => {
+      const problems = problemsOf(env);
+      expect(problems).toHaveLength(1);
+      expect(problems[0]!.startsWith(`${variable}: `)).toBe(true);
+      expect(problems[0]).toContain(`option "${option}`);
+      expect(problems[0]).not.toContain('\n');
+    });
+
+    it('never prints a secret the module refuses', () => {
+      const problems = problemsOf({ ...OIDC, OIDC_CLIENT_SECRET: 'hunter2\nsecret' });
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toMatch(/^OIDC_CLIENT_SECRET: /);
+      expect(problems[0]).not.toContain('hunter2');
+    });
+  });
 });

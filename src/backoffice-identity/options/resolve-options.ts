@@ -17,7 +17,15 @@ export const DEFAULT_NOTIFICATION_LISTENER_TIMEOUT_MS = 10_000;
 
 /** Thrown at start-up when an option is wrong; the message names the option. */
 export class BackOfficeIdentityOptionsError extends Error {
-  constructor(option: string, expectation: string, value: unknown) {
+  /**
+   * @param option the path of the wrong option, e.g. `"lockout.maxFailedAccessAttempts"` or `"externalLogins[0].issuer"`
+   *   (kept as {@link option}, so a host that builds the options from its own settings can name its setting).
+   */
+  constructor(
+    readonly option: string,
+    expectation: string,
+    value: unknown,
+  ) {
     super(`BackOfficeIdentityModule: option "${option}" ${expectation} (got ${describe(value)})`);
     this.name = 'BackOfficeIdentityOptionsError';
   }
