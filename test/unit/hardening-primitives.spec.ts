@@ -38,10 +38,10 @@ describe('hardening primitives', () => {
   });
 
   it('keyed hashes depend on the server key and the purpose', () => {
-    const a = resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey: 'k'.repeat(32) } });
-    const b = resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey: 'j'.repeat(32) } });
+    const a = resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey: 'key-one-0123456789abcdefghijklmnop' } });
+    const b = resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey: 'key-two-0123456789abcdefghijklmnop' } });
     expect(keyedHash(a, 'login-attempt', 'bob')).toMatch(/^[0-9a-f]{64}$/);
-    expect(keyedHash(a, 'login-attempt', 'bob')).toBe(keyedHash(resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey: 'k'.repeat(32) } }), 'login-attempt', 'bob'));
+    expect(keyedHash(a, 'login-attempt', 'bob')).toBe(keyedHash(resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey: 'key-one-0123456789abcdefghijklmnop' } }), 'login-attempt', 'bob'));
     expect(keyedHash(a, 'login-attempt', 'bob')).not.toBe(keyedHash(b, 'login-attempt', 'bob'));
     expect(keyedHash(a, 'login-attempt', 'bob')).not.toBe(keyedHash(a, 'recovery-code', 'bob'));
     expect(keyedHash(a, 'login-attempt', 'bob')).not.toBe(createHash('sha256').update('bob').digest('hex'));
@@ -51,7 +51,7 @@ describe('hardening primitives', () => {
     const codes = Array.from({ length: 2000 }, () => newRecoveryCode());
     for (const code of codes) expect(code).toMatch(/^[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){3}$/);
     expect(new Set(codes).size).toBe(codes.length);
-    const options = resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey: 'k'.repeat(32) } });
+    const options = resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey: 'key-one-0123456789abcdefghijklmnop' } });
     const code = codes[0];
     const hash = hashRecoveryCode(options, 'user-1', code);
     expect(hash).toMatch(/^v2:[0-9a-f]{64}$/);

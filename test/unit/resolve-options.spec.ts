@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   BackOfficeIdentityOptionsError,
   resolveBackOfficeIdentityOptions,
@@ -276,6 +277,38 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(maxLength.message).toMatch(/20 to 4096/);
       const unknown = errorOf({ password: { minLength: 8 } });
       expect(unknown.message).toContain('requiredLength'); // the list of known keys helps to fix the typo
+    });
+
+    describe('twoFactor.encryptionKey (OWASP ASVS 4.0 6.4.1): a wrong key is refused without printing it', () => {
+      const key = randomBytes(32);
+      it.each([
+        ['a Buffer (the bytes of openssl rand)', key, /must be a string .*toString\('base64'\)/],
+        ['a Uint8Array', new Uint8Array(key), /must be a string/],
+        ['a number', 12345678901234567890, /must be a string/],
+        ['shorter than 32 characters', 'k8Yq3vPZ2mW9xT4r', /at least 32 characters/],
+        ['32 spaces', ' '.repeat(32), /at least 8 different characters/],
+        ['one character repeated', 'a'.repeat(40), /at least 8 different characters/],
+        ['two characters alternating', 'ab'.repeat(20), /at least 8 different characters/],
+      ])('%s', (_title, encryptionKey, expectation) => {
+        const error = errorOf({ twoFactor: { encryptionKey } });
+        expect(error.message).toContain('"twoFactor.encryptionKey"');
+        expect(error.message).toMatch(expectation);
+        expect(error.message).not.toContain(String(key[0]) + ',' + String(key[1]));
+        if (typeof encryptionKey === 'string' && encryptionKey.trim()) expect(error.message).not.toContain(encryptionKey);
+      });
+
+      it('takes a base64 or hex key, or a long passphrase', () => {
+        for (const encryptionKey of [key.toString('base64'), key.toString('hex'), 'correct horse battery staple, twice over']) {
+          expect(resolveBackOfficeIdentityOptions({ twoFactor: { encryptionKey } }).twoFactor.encryptionKey).toBe(encryptionKey);
+        }
+      });
+    });
+
+    it('never prints a refused externalLogins[].clientSecret', () => {
+      const provider = { name: 'oidc', displayName: 'SSO', issuer: 'https://login.example.com', clientId: 'bo', clientSecret: 'hunter2\nsecret' };
+      const error = errorOf({ externalLogins: [provider] });
+      expect(error.message).toContain('"externalLogins[0].clientSecret"');
+      expect(error.message).not.toContain('hunter2');
     });
 
     it('shortens a very long wrong string value in the message', () => {

@@ -147,7 +147,8 @@ export interface BackOfficeNotificationOptions {
 /** Two-factor authentication. TOTP is built in and on when `encryptionKey` is set. */
 export interface BackOfficeTwoFactorOptions {
   /**
-   * Secret (>= 32 characters) that encrypts TOTP secrets at rest (AES-256-GCM). Without it the built-in TOTP
+   * Secret (a string of >= 32 characters, at least 8 of them different, e.g. `openssl rand -base64 32`) that
+   * encrypts TOTP secrets at rest (AES-256-GCM). Without it the built-in TOTP
    * provider is off. Keep it stable: changing it makes enrolled authenticators unusable.
    */
   encryptionKey?: string;

@@ -41,6 +41,9 @@ function describe(value: unknown): string {
   }
 }
 
+/** Fewest different characters of a secret option: refuses `'a'.repeat(32)`, spaces and other stand-ins. */
+const MIN_SECRET_DISTINCT_CHARACTERS = 8;
+
 const KNOWN_KEYS: Record<string, readonly string[]> = {
   '': [
     'routePrefix', 'usernameIsEmail', 'password', 'lockout', 'session', 'tokens', 'rateLimits', 'allowPasswordReset',
@@ -139,11 +142,31 @@ class OptionReader {
     return (value as string).replace(/\/+$/, '');
   }
 
+  /**
+   * An optional secret string: never printed (a refused one is described by its type or length). A key of fewer
+   * than {@link MIN_SECRET_DISTINCT_CHARACTERS} different characters (`'a'.repeat(32)`, spaces) is refused.
+   */
   optionalSecret(key: string, minLength: number): string | undefined {
     const value = this.source[key];
     if (value === undefined || value === null || value === '') return undefined;
-    if (typeof value !== 'string' || value.length < minLength) {
-      throw new BackOfficeIdentityOptionsError(this.name(key), `must be a secret of at least ${minLength} characters`, typeof value === 'string' ? `${value.length} characters` : value);
+    if (typeof value !== 'string') {
+      const binary = value instanceof Uint8Array || value instanceof ArrayBuffer;
+      throw new BackOfficeIdentityOptionsError(
+        this.name(key),
+        `must be a string${binary ? " (a Buffer of random bytes: pass key.toString('base64'))" : ''} of at least ${minLength} characters`,
+        binary ? `${value.constructor.name} of ${(value as Uint8Array).byteLength} bytes` : typeof value,
+      );
+    }
+    if (value.length < minLength) {
+      throw new BackOfficeIdentityOptionsError(this.name(key), `must be a secret of at least ${minLength} characters (e.g. openssl rand -base64 32)`, `${value.length} characters`);
+    }
+    const distinct = new Set(value.trim()).size;
+    if (distinct < MIN_SECRET_DISTINCT_CHARACTERS) {
+      throw new BackOfficeIdentityOptionsError(
+        this.name(key),
+        `must be a random secret with at least ${MIN_SECRET_DISTINCT_CHARACTERS} different characters (e.g. openssl rand -base64 32)`,
+        `${value.length} characters, ${distinct} different`,
+      );
     }
     return value;
   }
@@ -319,6 +342,16 @@ function checkIssuer(reader: OptionReader, path: string, value: unknown): string
   return issuer;
 }
 
+/** `clientSecret`: optional, one line of at most 1024 characters; never printed. */
+function optionalClientSecret(reader: OptionReader, path: string, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || !/^[^\r\n]{1,1024}$/.test(value)) {
+    const shown = typeof value === 'string' ? `${value.length} characters${/[\r\n]/.test(value) ? ' with a line break' : ''}` : typeof value;
+    throw new BackOfficeIdentityOptionsError(`${path}.clientSecret`, 'must be the client secret on one line, at most 1024 characters (omit it for a public client)', shown);
+  }
+  return reader.optionalString('clientSecret', /^/, '');
+}
+
 /** Validates `externalLogins` (contract section 6). */
 function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: string): ResolvedExternalLoginProvider[] {
   const list = raw ?? [];
@@ -361,7 +394,7 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
       displayName: p.string('displayName', '', /^[^\r\n]{1,64}$/, 'must be 1 to 64 characters'),
       issuer: checkIssuer(p, path, (item as Record<string, unknown>).issuer),
       clientId: p.string('clientId', '', /^[^\s]{1,256}$/, 'must be the client id registered at the provider'),
-      clientSecret: p.optionalString('clientSecret', /^[^\r\n]{1,1024}$/, 'must be a string (omit it for a public client)'),
+      clientSecret: optionalClientSecret(p, path, (item as Record<string, unknown>).clientSecret),
       scopes: [...new Set(['openid', ...(scopes.length ? scopes : ['email', 'profile'])])],
       denyLocalLogin: p.bool('denyLocalLogin', false),
       autoRedirect: p.bool('autoRedirect', false),
