@@ -122,6 +122,21 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(errorOf({ publicUrl: 'https://cms.example.com', session: { secureCookies: false } }).message).toMatch(/"session.secureCookies" must stay true while publicUrl is https/);
     });
 
+    describe('publicUrl over plain http (OWASP ASVS 4.0 9.1.1)', () => {
+      it('is refused off loopback while secureCookies is on: browsers would drop the cookie, email links would carry tokens in clear', () => {
+        const error = errorOf({ publicUrl: 'http://cms.example.com' });
+        expect(error.message).toMatch(/"publicUrl" must be https:\/\/ while session.secureCookies is on .*turn session.secureCookies off/);
+        expect(errorOf({ publicUrl: 'http://10.0.0.5:8080', session: { secureCookies: true } }).option).toBe('publicUrl');
+      });
+
+      it('is taken on loopback (browsers keep Secure cookies there) and with secureCookies off (plain-HTTP development)', () => {
+        for (const publicUrl of ['http://localhost:3000', 'http://127.0.0.1:3000', 'http://[::1]:3000', 'http://admin.localhost:8080']) {
+          expect(resolveBackOfficeIdentityOptions({ publicUrl }).publicUrl).toBe(publicUrl);
+        }
+        expect(resolveBackOfficeIdentityOptions({ publicUrl: 'http://cms.internal', session: { secureCookies: false } }).publicUrl).toBe('http://cms.internal');
+      });
+    });
+
     it('keeps a path in publicUrl (an app served below one), so email links go below it', () => {
       expect(resolveBackOfficeIdentityOptions({ publicUrl: 'https://example.com/cms' }).publicUrl).toBe('https://example.com/cms');
     });

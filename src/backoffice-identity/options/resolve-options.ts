@@ -604,6 +604,18 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   checkCookieName(resolved.session);
   // Secure off is for plain-HTTP development only: an app its users reach over https has no reason to let the
   // session cookie travel on a plain-HTTP request (OWASP ASVS 4.0 3.4.1).
+  // Secure cookies over plain http: browsers drop them (sign-in fails at the first request) except on loopback, and
+  // every email link would carry its token in clear (OWASP ASVS 4.0 9.1.1).
+  const publicHost = new URL(resolved.publicUrl).hostname;
+  const loopback = LOOPBACK_HOSTS.has(publicHost) || publicHost.endsWith('.localhost');
+  if (resolved.session.secureCookies && resolved.publicUrl.startsWith('http:') && !loopback) {
+    throw new BackOfficeIdentityOptionsError(
+      'publicUrl',
+      'must be https:// while session.secureCookies is on (browsers drop Secure cookies over plain http off localhost, and email links would carry ' +
+        'their tokens in clear): give the https:// URL your users reach (TLS may end at your proxy), or for plain-HTTP development turn session.secureCookies off',
+      resolved.publicUrl,
+    );
+  }
   if (!resolved.session.secureCookies && resolved.publicUrl.startsWith('https:')) {
     throw new BackOfficeIdentityOptionsError(
       'session.secureCookies',
