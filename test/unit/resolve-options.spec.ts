@@ -326,6 +326,21 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(error.message).not.toContain('hunter2');
     });
 
+    it.each([
+      [{ sesion: { idleTimeoutMinutes: 10 } }, 'sesion', 'session'],
+      [{ rateLimit: { enabled: false } }, 'rateLimit', 'rateLimits'],
+      [{ publicURL: 'https://cms.example.com' }, 'publicURL', 'publicUrl'],
+      [{ session: { secureCookie: true } }, 'session.secureCookie', 'secureCookies'],
+      [{ lockout: { maxFailedAttempts: 3 } }, 'lockout.maxFailedAttempts', 'maxFailedAccessAttempts'],
+    ])('an unknown key that is a typo names the key it probably means first: %j', (options, path, meant) => {
+      expect(errorOf(options).message).toMatch(new RegExp(`^BackOfficeIdentityModule: option "${path.replace('.', '\\.')}" is not a known option: did you mean "${meant}"\\?`));
+    });
+
+    it('says what audit and routePrefix take when they are wrong', () => {
+      expect(errorOf({ audit: 'yes' }).message).toMatch(/"audit" must be true, false or \{ enabled, retentionDays \}/);
+      expect(errorOf({ routePrefix: 'bäckoffice' }).message).toMatch(/"routePrefix" must be .*ASCII letters, digits, "_" or "-"/);
+    });
+
     it('shortens a very long wrong string value in the message', () => {
       const error = errorOf({ publicUrl: 'x'.repeat(500) });
       expect(error.message).toContain('"publicUrl"');

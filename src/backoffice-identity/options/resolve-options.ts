@@ -75,6 +75,37 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   autoLink: ['enabled', 'defaultGroups', 'groupsClaim', 'groupMapping', 'groupsManagedByProvider', 'missingGroupsClaim', 'requireVerifiedEmail'],
 };
 
+/** Edit distance of two short strings (case-insensitive). */
+function editDistance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= y.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[y.length]!;
+}
+
+/** True when every character of `short` appears in `long` in order (`maxFailedAttempts` in `maxFailedAccessAttempts`). */
+function isSubsequence(short: string, long: string): boolean {
+  let i = 0;
+  for (const c of long.toLowerCase()) if (c === short[i]?.toLowerCase()) i++;
+  return i === short.length;
+}
+
+/** The known key an unknown one is probably a typo of: at most 2 edits away, or a shortening of it; else undefined. */
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  const scored = known
+    .map((candidate) => ({ candidate, distance: editDistance(key, candidate) }))
+    .filter(({ candidate, distance }) => distance <= 2 || (key.length >= 5 && (isSubsequence(key, candidate) || isSubsequence(candidate, key))))
+    .sort((a, b) => a.distance - b.distance);
+  return scored[0]?.candidate;
+}
+
 class OptionReader {
   constructor(
     private readonly source: Record<string, unknown>,
@@ -83,7 +114,9 @@ class OptionReader {
   ) {
     for (const key of Object.keys(source)) {
       if (!known.includes(key)) {
-        throw new BackOfficeIdentityOptionsError(this.name(key), `is not a known option (known: ${known.join(', ')})`, source[key]);
+        const meant = closestKey(key, known);
+        const hint = meant === undefined ? '' : `: did you mean "${meant}"?`;
+        throw new BackOfficeIdentityOptionsError(this.name(key), `is not a known option${hint} (known: ${known.join(', ')})`, source[key]);
       }
     }
   }
@@ -419,7 +452,10 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
 
 /** `audit`: a boolean (on or off, kept forever) or `{ enabled, retentionDays }`. */
 function resolveAudit(root: OptionReader, value: unknown): ResolvedBackOfficeIdentityOptions['audit'] {
-  if (value === undefined || typeof value === 'boolean') return { enabled: root.bool('audit', true), retentionDays: 0 };
+  if (value === undefined || value === null || typeof value === 'boolean') return { enabled: root.bool('audit', true), retentionDays: 0 };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new BackOfficeIdentityOptionsError('audit', 'must be true, false or { enabled, retentionDays }', value);
+  }
   const audit = root.section('audit');
   return { enabled: audit.bool('enabled', true), retentionDays: audit.int('retentionDays', 0, 0, 36_500) };
 }
@@ -523,7 +559,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   const requiredLength = password.int('requiredLength', 12, 1, 1024);
   const idleTimeoutMinutes = session.number('idleTimeoutMinutes', 20, 1, 60 * 24 * 30);
   const resolved: ResolvedBackOfficeIdentityOptions = {
-    routePrefix: root.string('routePrefix', 'backoffice', /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'must be a path such as "backoffice" or "admin/api" (no leading or trailing slash)'),
+    routePrefix: root.string('routePrefix', 'backoffice', /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'must be a path such as "backoffice" or "admin/api": ASCII letters, digits, "_" or "-" in segments separated by one "/" (no leading or trailing slash, no spaces)'),
     usernameIsEmail: root.bool('usernameIsEmail', true),
     password: {
       requiredLength,
