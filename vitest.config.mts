@@ -10,7 +10,7 @@ const HTTP_SUITES = [
   'password-change-voids-email-change', 'user-import-update', 'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks', 'kept-session-stamp-change', 'disable-until-lift', 'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users', 'forgot-password-after-forced-reset',
   'external-login-attacks', 'external-login-groups', 'last-admin-race', 'ldap-offboarding-reset', 'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race', 'kept-session-concurrent-changes',
   'admin-and-audit', 'api-users', 'audit-pagination', 'auth-bad-input', 'auth-http', 'demo-app', 'external-logins', 'hardening', 'global-prefix', 'http-platform', 'invites-and-reset', 'email-delivery-failures', 'logout-and-host-guard',
-  'maintenance', 'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'passkeys-review', 'rate-limits-and-instances', 'rate-limit-attacks', 'round-trips', 'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import', 'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks', 'swap-reach',
+  'maintenance', 'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'passkeys-review', 'rate-limits-and-instances', 'rate-limit-attacks', 'round-trips', 'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import', 'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks', 'swap-reach', 'session-cookie-attacks',
 ].map((name) => `test/integration/${name}.spec.ts`);
 
 /** Which PostgreSQL the integration suites run against, besides PGlite. */

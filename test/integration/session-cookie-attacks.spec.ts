@@ -1,0 +1,155 @@
+import { Controller, Delete, Get, HttpCode, Patch, Post, Put } from '@nestjs/common';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
+import { HttpClient } from '../support/http-client.js';
+import { BackOfficeAuthorize } from '../../src/backoffice-identity/index.js';
+
+const password = TEST_PASSWORD;
+const MINUTE = 60_000;
+
+/** A host controller with every state-changing method behind the module's guard. */
+@Controller('host-state')
+class HostStateController {
+  @Get()
+  @BackOfficeAuthorize()
+  read() {
+    return { ok: true };
+  }
+
+  @Post()
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  create() {
+    return { ok: true };
+  }
+
+  @Put()
+  @BackOfficeAuthorize()
+  replace() {
+    return { ok: true };
+  }
+
+  @Patch()
+  @BackOfficeAuthorize()
+  change() {
+    return { ok: true };
+  }
+
+  @Delete()
+  @BackOfficeAuthorize()
+  remove() {
+    return { ok: true };
+  }
+}
+
+/** The attributes of a `Set-Cookie` value, by lower-cased name (flags map to ''). */
+function cookieAttributes(setCookie: string): { name: string; value: string; attrs: Map<string, string> } {
+  const [pair, ...rest] = setCookie.split(';');
+  const eq = pair.indexOf('=');
+  const attrs = new Map(rest.map((a) => a.trim()).map((a) => [a.split('=')[0].toLowerCase(), a.includes('=') ? a.slice(a.indexOf('=') + 1) : '']));
+  return { name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1), attrs };
+}
+
+describe('Session cookie, XSRF double submit and session lifetime under attack', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let counter = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } }, controllers: [HostStateController] });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  async function signedIn() {
+    const user = (await ctx.userManager.createUser({ email: `cookie${++counter}@example.com`, name: 'Cookie', password })).value!;
+    const http = new HttpClient(ctx.url);
+    const login = await http.login(user.email, password);
+    expect(login.status).toBe(200);
+    return { user, http, login, token: http.cookies.get('backoffice_session')!, xsrf: http.cookies.get('XSRF-TOKEN')! };
+  }
+
+  it('ASVS 5.0 3.3.1 / 3.3.2 / 3.3.4: the session cookie is HttpOnly, Secure, SameSite=Strict, Path=/ and lives no longer than the absolute timeout; the XSRF cookie differs only by being readable', async () => {
+    const { login } = await signedIn();
+    const [session, xsrf] = ['backoffice_session', 'XSRF-TOKEN'].map((name) => login.setCookies.map(cookieAttributes).find((c) => c.name === name)!);
+    for (const cookie of [session, xsrf]) {
+      expect(cookie.attrs.get('secure'), cookie.name).toBe('');
+      expect(cookie.attrs.get('samesite'), cookie.name).toBe('Strict');
+      expect(cookie.attrs.get('path'), cookie.name).toBe('/');
+      expect(cookie.attrs.has('domain'), cookie.name).toBe(false);
+      expect(cookie.attrs.get('max-age'), cookie.name).toBe(String(12 * 3600));
+    }
+    expect(session.attrs.has('httponly')).toBe(true);
+    expect(xsrf.attrs.has('httponly')).toBe(false);
+    expect(session.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(xsrf.value).not.toBe(session.value);
+  });
+
+  it('ASVS 5.0 7.2.4: a sign-in never adopts a session token the browser already sent (planted by an attacker); the planted one authenticates nothing', async () => {
+    const planted = 'A'.repeat(43);
+    const user = (await ctx.userManager.createUser({ email: `cookie${++counter}@example.com`, name: 'Cookie', password })).value!;
+    const http = new HttpClient(ctx.url);
+    http.cookies.set('backoffice_session', planted);
+    expect((await http.login(user.email, password)).status).toBe(200);
+    expect(http.cookies.get('backoffice_session')).not.toBe(planted);
+    expect((await http.fresh().get('/auth/me', { headers: { cookie: `backoffice_session=${planted}` } })).status).toBe(401);
+  });
+
+  it.each(['POST', 'PUT', 'PATCH', 'DELETE'])('ASVS 5.0 3.5.1: %s on a host route guarded by @BackOfficeAuthorize() needs the XSRF token of this very session; method-override headers do not make it safe', async (method) => {
+    const victim = await signedIn();
+    const attacker = await signedIn();
+    const url = `${ctx.url}/host-state`;
+    const refused = [
+      await victim.http.request(method, url, { xsrf: false }),
+      await victim.http.request(method, url, { xsrf: false, headers: { 'x-http-method-override': 'GET', 'x-http-method': 'GET', 'x-method-override': 'GET' } }),
+      // The attacker's own XSRF token, as header and cookie (double submit with a value the attacker knows).
+      await victim.http.request(method, url, { headers: { cookie: `backoffice_session=${victim.token}; XSRF-TOKEN=${attacker.xsrf}`, 'x-xsrf-token': attacker.xsrf } }),
+      // The right header, but the cookie half missing.
+      await victim.http.request(method, url, { headers: { cookie: `backoffice_session=${victim.token}`, 'x-xsrf-token': victim.xsrf } }),
+    ];
+    for (const answer of refused) {
+      expect(answer.status, answer.text).toBe(403);
+      expect(answer.body.code).toBe('xsrf_failed');
+    }
+    expect((await victim.http.request(method, url)).status).toBe(200);
+  });
+
+  it('ASVS 5.0 7.4.1: after logout the replayed cookies authenticate nothing, also on a safe request', async () => {
+    const { http, token, xsrf } = await signedIn();
+    expect((await http.post('/auth/logout')).status).toBe(200);
+    const replay = http.fresh();
+    const headers = { cookie: `backoffice_session=${token}; XSRF-TOKEN=${xsrf}`, 'x-xsrf-token': xsrf };
+    expect((await replay.get('/auth/me', { headers })).status).toBe(401);
+    expect((await replay.post('/auth/logout', undefined, { headers })).status).toBe(401);
+  });
+
+  it('ASVS 5.0 7.3.1: the peek header checks a session without sliding its idle deadline, and a state-changing request cannot peek', async () => {
+    const { http } = await signedIn();
+    ctx.clock.advance(15 * MINUTE);
+    expect((await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } })).status).toBe(200);
+    ctx.clock.advance(6 * MINUTE); // 21 minutes since the last real use: past the 20-minute idle timeout
+    expect((await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } })).status).toBe(401);
+    expect((await http.get('/auth/me')).status).toBe(401);
+
+    const other = await signedIn();
+    ctx.clock.advance(15 * MINUTE);
+    expect((await other.http.request('POST', `${ctx.url}/host-state`, { headers: { 'x-backoffice-session-peek': '1' } })).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the last-seen write runs after the answer
+    ctx.clock.advance(15 * MINUTE); // 15 minutes after the POST: it slid the deadline
+    expect((await other.http.get('/auth/me')).status).toBe(200);
+  });
+
+  it('ASVS 5.0 7.3.2: a session used every 15 minutes still ends at the 12-hour absolute timeout', async () => {
+    const { http } = await signedIn();
+    for (let elapsed = 15 * MINUTE; elapsed < 12 * 60 * MINUTE; elapsed += 15 * MINUTE) {
+      ctx.clock.advance(15 * MINUTE);
+      expect((await http.get('/auth/me')).status, `${elapsed / MINUTE} minutes in`).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    ctx.clock.advance(15 * MINUTE);
+    expect((await http.get('/auth/me')).status).toBe(401);
+  });
+});
