@@ -98,6 +98,26 @@ describe('Session cookie, XSRF double submit and session lifetime under attack',
     expect((await http.fresh().get('/auth/me', { headers: { cookie: `backoffice_session=${planted}` } })).status).toBe(401);
   });
 
+  it('ASVS 5.0 3.3.3 / 7.2.4: a session cookie sent twice (one tossed from a sibling subdomain, whose longer Path puts it first) authenticates nobody, in either order, so an attacker cannot fixate the victim in the attacker\'s session', async () => {
+    const victim = await signedIn();
+    const attacker = await signedIn();
+    for (const [first, second] of [[attacker, victim], [victim, attacker]]) {
+      const cookie = `backoffice_session=${first.token}; XSRF-TOKEN=${first.xsrf}; backoffice_session=${second.token}`;
+      const me = await victim.http.fresh().get('/auth/me', { headers: { cookie } });
+      expect(me.status, JSON.stringify(me.body)).toBe(401);
+      expect(me.body.code).toBe('unauthenticated');
+      const post = await victim.http.fresh().request('POST', `${ctx.url}/host-state`, { headers: { cookie, 'x-xsrf-token': first.xsrf } });
+      expect(post.status).toBe(401);
+    }
+    // Spacing and quoting do not make two of one name look like two names.
+    const spaced = `backoffice_session=${victim.token};backoffice_session ="${attacker.token}"`;
+    expect((await victim.http.fresh().get('/auth/me', { headers: { cookie: spaced } })).status).toBe(401);
+    // One session cookie among other cookies still works.
+    const single = await victim.http.fresh().get('/auth/me', { headers: { cookie: `theme=dark; backoffice_session=${victim.token}; other=1` } });
+    expect(single.status).toBe(200);
+    expect(single.body.email).toBe(victim.user.email);
+  });
+
   it.each(['POST', 'PUT', 'PATCH', 'DELETE'])('ASVS 5.0 3.5.1: %s on a host route guarded by @BackOfficeAuthorize() needs the XSRF token of this very session; method-override headers do not make it safe', async (method) => {
     const victim = await signedIn();
     const attacker = await signedIn();

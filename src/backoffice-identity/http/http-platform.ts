@@ -68,6 +68,22 @@ export function requestCookies(request: BackOfficeHttpRequest): Record<string, s
   return cookies;
 }
 
+/**
+ * True when the request's Cookie header holds cookie `name` more than once. A browser sends two cookies of one name
+ * when a sibling subdomain set one for the parent domain (cookie tossing), the one with the longer `Path` first, so
+ * "the first wins" would let that site choose the value.
+ */
+export function requestCookieIsRepeated(request: BackOfficeHttpRequest, name: string): boolean {
+  const header = requestHeader(request, 'cookie');
+  if (header === undefined || header.length > MAX_COOKIE_HEADER) return false;
+  let seen = 0;
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq !== -1 && pair.slice(0, eq).trim() === name && ++seen > 1) return true;
+  }
+  return false;
+}
+
 /** The scheme and authority of an absolute-form request target (`GET http://host/backoffice/... HTTP/1.1`). */
 const ABSOLUTE_FORM_ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 

@@ -4,6 +4,7 @@ import { constantTimeEquals } from '../common/crypto.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import {
   BackOfficeHttpPlatform,
+  requestCookieIsRepeated,
   requestCookies,
   requestHeader,
   type BackOfficeCookieAttributes,
@@ -40,7 +41,13 @@ export class BackOfficeSessionCookies {
     return createHmac('sha256', sessionToken).update('backoffice-xsrf').digest('base64url');
   }
 
+  /**
+   * The session token of the request's cookie, or undefined. A request that sends the session cookie twice has
+   * none: the second one was set for a parent domain by a sibling subdomain (cookie tossing; a `__Host-` name rules
+   * it out), and which one the browser meant cannot be told, so neither may pick the session (OWASP ASVS 5.0 3.3.3).
+   */
   readToken(request: BackOfficeHttpRequest): string | undefined {
+    if (requestCookieIsRepeated(request, this.name)) return undefined;
     return requestCookies(request)[this.name];
   }
 
