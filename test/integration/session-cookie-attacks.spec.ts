@@ -172,4 +172,33 @@ describe('Session cookie, XSRF double submit and session lifetime under attack',
     ctx.clock.advance(15 * MINUTE);
     expect((await http.get('/auth/me')).status).toBe(401);
   });
+
+  it('ASVS 5.0 3.4.6 / 3.4.5: every answer under the prefix (JSON, 401, 403, 404, 400 from the route and from the body parser) refuses framing and sends no referrer, on Express and Fastify; pages keep their own CSP; host routes are untouched', async () => {
+    const { http, user } = await signedIn();
+    const anonymous = http.fresh();
+    const answers = [
+      await http.get('/auth/me'),
+      await http.get('/auth/sessions'),
+      await anonymous.get('/auth/me'),
+      await http.post('/auth/logout', undefined, { xsrf: false }),
+      await anonymous.get('/no-such-route'),
+      await anonymous.post('/auth/login', { username: user.email }),
+      await anonymous.request('POST', '/auth/login', { raw: '{"username":', contentType: 'application/json' }),
+    ];
+    for (const answer of answers) {
+      const where = `${answer.status} ${answer.text.slice(0, 80)}`;
+      expect(answer.headers.get('content-security-policy'), where).toContain("frame-ancestors 'none'");
+      expect(answer.headers.get('x-frame-options'), where).toBe('DENY');
+      expect(answer.headers.get('referrer-policy'), where).toBe('no-referrer');
+    }
+    const page = await anonymous.get('/');
+    expect(page.status).toBe(200);
+    const csp = page.headers.get('content-security-policy')!;
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain(',');
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    const host = await anonymous.get(`${ctx.url}/host-state`);
+    expect(host.status).toBe(401); // the guard's answer on a host route: the host's headers, not the module's
+    expect(host.headers.get('x-frame-options')).toBeNull();
+  });
 });
