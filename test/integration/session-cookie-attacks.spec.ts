@@ -1,4 +1,4 @@
-import { Controller, Delete, Get, HttpCode, Patch, Post, Put } from '@nestjs/common';
+import { Controller, Delete, Get, Header, HttpCode, Patch, Post, Put } from '@nestjs/common';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
@@ -13,6 +13,13 @@ class HostStateController {
   @Get()
   @BackOfficeAuthorize()
   read() {
+    return { ok: true };
+  }
+
+  @Get('cacheable')
+  @Header('Cache-Control', 'private, max-age=60')
+  @BackOfficeAuthorize()
+  cacheable() {
     return { ok: true };
   }
 
@@ -200,5 +207,15 @@ describe('Session cookie, XSRF double submit and session lifetime under attack',
     const host = await anonymous.get(`${ctx.url}/host-state`);
     expect(host.status).toBe(401); // the guard's answer on a host route: the host's headers, not the module's
     expect(host.headers.get('x-frame-options')).toBeNull();
+  });
+
+  it('ASVS 5.0 14.3.2: what a host route guarded by @BackOfficeAuthorize() answers to a signed-in person is not cached (Cache-Control: no-store), also for HEAD; a host route may set its own', async () => {
+    const { http } = await signedIn();
+    for (const answer of [await http.get(`${ctx.url}/host-state`), await http.request('HEAD', `${ctx.url}/host-state`), await http.request('PATCH', `${ctx.url}/host-state`)]) {
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+    }
+    // A host route that says otherwise keeps its own rule.
+    expect((await http.get(`${ctx.url}/host-state/cacheable`)).headers.get('cache-control')).toBe('private, max-age=60');
   });
 });

@@ -6,7 +6,7 @@ import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { backOfficeRequestContextOf } from '../common/request-context-of.js';
 import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
-import type { BackOfficeHttpRequest } from '../http/http-platform.js';
+import { BackOfficeHttpPlatform, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeAccessDenials } from '../permissions/backoffice-access-denials.service.js';
 import { BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
 import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.service.js';
@@ -93,8 +93,9 @@ export const SESSION_PEEK_HEADER = 'x-backoffice-session-peek';
  * else the session cookie; on state-changing cookie requests also checks the XSRF double submit
  * (403 `xsrf_failed`), then the groups and permissions of `@BackOfficeAuthorize({ groups, permissions })`
  * (403 `forbidden`), then the step-up rule of `@RequiresRecentSignIn()` (401 `reauthentication_required`;
- * bearer requests have no sign-in to renew and are refused there). Runs once per request even when both
- * decorators add it: a second run reuses the first one's authentication.
+ * bearer requests have no sign-in to renew and are refused there). A request it lets through gets
+ * `Cache-Control: no-store` on its answer (host routes too; their handler may set another). Runs once per
+ * request even when both decorators add it: a second run reuses the first one's authentication.
  */
 @Injectable()
 export class BackOfficeAuthGuard implements CanActivate {
@@ -110,6 +111,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
     @Inject(BackOfficeAccessDenials) private readonly denials: BackOfficeAccessDenials,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
+    @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
   ) {}
 
   canActivate(context: ExecutionContext): Promise<boolean> {
@@ -126,6 +128,9 @@ export class BackOfficeAuthGuard implements CanActivate {
     const auth = request.backOffice ?? (await this.authenticate(request, rules));
     this.authorize(auth.user, options);
     if (stepUp) this.sessions.assertRecentSignIn(auth, stepUp.withinMinutes);
+    // What a route answers to a signed-in caller is theirs alone: no cache keeps it (OWASP ASVS 5.0 14.3.2). The
+    // module's own routes have it from its middleware; a host route's handler may still set its own.
+    this.platform.setHeader(context.switchToHttp().getResponse<BackOfficeHttpResponse>(), 'Cache-Control', 'no-store');
     return true;
   }
 
