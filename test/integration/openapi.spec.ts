@@ -83,6 +83,19 @@ describe('OpenAPI document', () => {
     expect(document.components.schemas.PasskeyAssertionDto.required).toEqual(expect.arrayContaining(['id', 'rawId', 'type', 'response', 'clientExtensionResults']));
   });
 
+  it('ASVS 5.0 3.4.6 / 14.3.2: the document and Swagger UI carry the module\'s security headers like every answer below the prefix (no framing, no caching, nosniff)', async () => {
+    const http = new HttpClient(ctx.url);
+    const answers = [await http.get('/backoffice/openapi.json'), ...(httpPlatform() === 'fastify' ? [] : [await http.get('/backoffice/docs')])];
+    for (const answer of answers) {
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('content-security-policy'), answer.text.slice(0, 60)).toContain("frame-ancestors 'none'");
+      expect(answer.headers.get('x-frame-options')).toBe('DENY');
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+      expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(answer.headers.get('x-powered-by')).toBeNull();
+    }
+  });
+
   it.skipIf(httpPlatform() === 'fastify')('serves Swagger UI at /backoffice/docs', async () => {
     const result = await new HttpClient(ctx.url).get('/backoffice/docs');
     expect(result.status).toBe(200);

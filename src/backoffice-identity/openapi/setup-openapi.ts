@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
+import { setBackOfficeSecurityHeaders } from '../http/security-headers.js';
+import type { ServerResponse } from 'node:http';
 
 /** Options of {@link setupBackOfficeOpenApi}. */
 export interface BackOfficeOpenApiOptions {
@@ -44,7 +46,8 @@ function addCommonErrors(document: OpenAPIObject, routePrefix: string): OpenAPIO
 
 /**
  * Builds the OpenAPI document of the app (the module's routes and the host's) and serves it at
- * `/<routePrefix>/openapi.json`, with Swagger UI at `/<routePrefix>/docs`. Call before `app.listen()`.
+ * `/<routePrefix>/openapi.json`, with Swagger UI at `/<routePrefix>/docs`, both with the module's security headers.
+ * Call before `app.listen()`.
  */
 export function setupBackOfficeOpenApi(app: INestApplication, options: BackOfficeOpenApiOptions = {}): OpenAPIObject {
   const resolved = app.get<ResolvedBackOfficeIdentityOptions>(BACKOFFICE_IDENTITY_OPTIONS);
@@ -58,6 +61,16 @@ export function setupBackOfficeOpenApi(app: INestApplication, options: BackOffic
     .addCookieAuth(resolved.session.cookieName, { type: 'apiKey', in: 'cookie', name: resolved.session.cookieName }, 'backoffice_session')
     .build();
   const document = addCommonErrors(SwaggerModule.createDocument(app, config), resolved.routePrefix);
+  if (app.getHttpAdapter().getType() === 'express') {
+    // Express routes these before the module's middleware (which Nest mounts at init, after this call), so they
+    // would go without the headers of every other answer below the prefix (no framing, no caching, nosniff).
+    const withHeaders = (_request: unknown, response: ServerResponse, next: () => void) => {
+      setBackOfficeSecurityHeaders(response);
+      next();
+    };
+    app.use(`/${resolved.routePrefix}/docs`, withHeaders);
+    app.use(`/${resolved.routePrefix}/openapi.json`, withHeaders);
+  }
   SwaggerModule.setup(`${resolved.routePrefix}/docs`, app, document, {
     jsonDocumentUrl: `${resolved.routePrefix}/openapi.json`,
     swaggerUiEnabled: swaggerUiEnabled(app, options.swaggerUi),
