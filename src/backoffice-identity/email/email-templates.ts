@@ -7,8 +7,17 @@ import type { BackOfficeUser } from '../users/backoffice-user.js';
 const escapeHtml = (value: string) =>
   value.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
+/** Every character a mail client may break a line at: CR, LF, VT, FF, NEL, LINE and PARAGRAPH SEPARATOR. */
+const LINE_BREAKS = /[\r\n\u000b\u000c\u0085\u2028\u2029]+/g;
+
+/**
+ * A user-controlled value (a name) on one line of a body: its line breaks become spaces, so it cannot add lines of
+ * its own (a fake notice or link) to the text an email carries (OWASP ASVS 5.0 1.2.x).
+ */
+const inline = (value: string) => value.replace(LINE_BREAKS, ' ');
+
 /** Strips line breaks from a header value (subject) so no header can be injected. */
-const oneLine = (value: string) => value.replace(/[\r\n\u2028\u2029]+/g, ' ').slice(0, 200);
+const oneLine = (value: string) => inline(value).slice(0, 200);
 
 /**
  * Builds the invite and password-reset emails. Override a method (through `overrideProvider` or a subclass)
@@ -41,14 +50,15 @@ export class BackOfficeEmailTemplates {
   invite(user: BackOfficeUser, token: string, inviter: { name: string } | null, message?: string): BackOfficeEmailMessage {
     const { url: link, action } = this.inviteLink(user.id, token);
     const hours = this.options.tokens.inviteLifespanHours;
-    const from = inviter ? `${inviter.name} has invited you` : 'You have been invited';
+    const from = inviter ? `${inline(inviter.name)} has invited you` : 'You have been invited';
+    const name = inline(user.name);
     const note = message?.trim() ? `\n\n${message.trim()}\n` : '';
     return {
       to: user.email,
       subject: oneLine(`${from} to the back office`),
-      text: `Hello ${user.name},\n\n${from} to the back office.${note}\n\n${action}:\n${link}\n\nThe link works once and expires in ${hours} hours.\n`,
+      text: `Hello ${name},\n\n${from} to the back office.${note}\n\n${action}:\n${link}\n\nThe link works once and expires in ${hours} hours.\n`,
       html:
-        `<p>Hello ${escapeHtml(user.name)},</p><p>${escapeHtml(from)} to the back office.</p>` +
+        `<p>Hello ${escapeHtml(name)},</p><p>${escapeHtml(from)} to the back office.</p>` +
         (note ? `<blockquote>${escapeHtml(message!.trim()).replace(/\n/g, '<br>')}</blockquote>` : '') +
         `<p><a href="${escapeHtml(link)}">${escapeHtml(action)}</a></p>` +
         `<p>The link works once and expires in ${hours} hours.</p>`,
@@ -61,21 +71,21 @@ export class BackOfficeEmailTemplates {
     return {
       to: newEmail,
       subject: 'Confirm your new back-office email address',
-      text: `Hello ${user.name},\n\nConfirm that this is your new back-office email address:\n${link}\n\nThe link works once and expires in ${lifespanHours} hours. If you did not ask for this, ignore this email.\n`,
+      text: `Hello ${inline(user.name)},\n\nConfirm that this is your new back-office email address:\n${link}\n\nThe link works once and expires in ${lifespanHours} hours. If you did not ask for this, ignore this email.\n`,
       html:
-        `<p>Hello ${escapeHtml(user.name)},</p><p><a href="${escapeHtml(link)}">Confirm that this is your new back-office email address</a></p>` +
+        `<p>Hello ${escapeHtml(inline(user.name))},</p><p><a href="${escapeHtml(link)}">Confirm that this is your new back-office email address</a></p>` +
         `<p>The link works once and expires in ${lifespanHours} hours. If you did not ask for this, ignore this email.</p>`,
     };
   }
 
   /** To the old address of an email change: a notice, no link. */
   emailChangeNotice(user: BackOfficeUser, newEmail: string): BackOfficeEmailMessage {
-    const text = `Someone signed in as you asked to change your back-office email address to ${newEmail}. It changes only when the link sent there is opened. If this was not you, change your password and tell an administrator.`;
+    const text = `Someone signed in as you asked to change your back-office email address to ${inline(newEmail)}. It changes only when the link sent there is opened. If this was not you, change your password and tell an administrator.`;
     return {
       to: user.email,
       subject: 'Your back-office email address is being changed',
-      text: `Hello ${user.name},\n\n${text}\n`,
-      html: `<p>Hello ${escapeHtml(user.name)},</p><p>${escapeHtml(text)}</p>`,
+      text: `Hello ${inline(user.name)},\n\n${text}\n`,
+      html: `<p>Hello ${escapeHtml(inline(user.name))},</p><p>${escapeHtml(text)}</p>`,
     };
   }
 
@@ -86,9 +96,9 @@ export class BackOfficeEmailTemplates {
     return {
       to: user.email,
       subject: 'Reset your back-office password',
-      text: `Hello ${user.name},\n\nSomeone (hopefully you) asked to reset your back-office password. Choose a new one here:\n${link}\n\nThe link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.\n${twoFactor ? `\n${twoFactor}\n` : ''}`,
+      text: `Hello ${inline(user.name)},\n\nSomeone (hopefully you) asked to reset your back-office password. Choose a new one here:\n${link}\n\nThe link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.\n${twoFactor ? `\n${twoFactor}\n` : ''}`,
       html:
-        `<p>Hello ${escapeHtml(user.name)},</p><p>Someone (hopefully you) asked to reset your back-office password.</p>` +
+        `<p>Hello ${escapeHtml(inline(user.name))},</p><p>Someone (hopefully you) asked to reset your back-office password.</p>` +
         `<p><a href="${escapeHtml(link)}">Choose a new password</a></p>` +
         `<p>The link works once and expires in ${minutes} minutes. If you did not ask for this, ignore this email.</p>` +
         (twoFactor ? `<p><strong>${escapeHtml(twoFactor)}</strong></p>` : ''),
@@ -106,8 +116,8 @@ export class BackOfficeEmailTemplates {
     return {
       to: user.email,
       subject: 'Your back-office password is managed by your organisation',
-      text: `Hello ${user.name},\n\n${text}\n`,
-      html: `<p>Hello ${escapeHtml(user.name)},</p><p>${escapeHtml(text)}</p>`,
+      text: `Hello ${inline(user.name)},\n\n${text}\n`,
+      html: `<p>Hello ${escapeHtml(inline(user.name))},</p><p>${escapeHtml(text)}</p>`,
     };
   }
 
