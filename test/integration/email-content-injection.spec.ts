@@ -72,4 +72,16 @@ describe('User-controlled values in the emails stay on one line (OWASP ASVS 5.0 
       expect(mail.html).not.toMatch(/[\u2028\u2029]/u);
     }
   });
+
+  it('OWASP ASVS 5.0 1.2.x: a long inviter name of emoji is cut on a character boundary in the invite subject (no lone surrogate, no U+FFFD)', async () => {
+    // 255 UTF-16 code units: valid, and the subject's 200-unit cut falls inside the 100th emoji.
+    const admin = await make({ groups: ['admin'], name: `a${'\u{1F600}'.repeat(127)}` });
+    const client = new HttpClient(ctx.url);
+    expect((await client.login(admin.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await client.post('/users/invite', { email: 'emoji-invitee@example.com', name: 'Emoji Invitee', groups: ['editor'] })).status).toBe(201);
+    const mail = await smtp.waitFor('emoji-invitee@example.com');
+    expect(mail.subject).not.toContain('\uFFFD');
+    expect(mail.subject!.isWellFormed()).toBe(true);
+    expect(mail.subject!.startsWith(`a${'\u{1F600}'.repeat(99)}`)).toBe(true);
+  });
 });

@@ -16,8 +16,15 @@ const LINE_BREAKS = /[\r\n\u000b\u000c\u0085\u2028\u2029]+/g;
  */
 const inline = (value: string) => value.replace(LINE_BREAKS, ' ');
 
-/** Strips line breaks from a header value (subject) so no header can be injected. */
-const oneLine = (value: string) => inline(value).slice(0, 200);
+/**
+ * Strips line breaks from a header value (subject) so no header can be injected, and keeps at most 200 UTF-16 code
+ * units, cut between characters: never half of a surrogate pair (an emoji), which a mail relay shows as U+FFFD.
+ */
+const oneLine = (value: string) => {
+  const line = inline(value);
+  const end = line.length > 200 && /[\ud800-\udbff]/.test(line[199]) ? 199 : 200;
+  return line.slice(0, end);
+};
 
 /**
  * Builds the invite and password-reset emails. Override a method (through `overrideProvider` or a subclass)
