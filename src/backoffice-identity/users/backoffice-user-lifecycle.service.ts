@@ -161,7 +161,8 @@ export class BackOfficeUserLifecycleService {
     await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserPasswordResetForcedNotification, user);
     const token = await this.userManager.generatePasswordResetToken(user);
-    // Null: the user was disabled after it was read (a disable that committed meanwhile). The password is gone and the
+    // Null: the user was disabled after it was read (a disable that committed meanwhile), or moved to another email
+    // address (the link would have gone to the old one: the owner at the new one asks through forgot-password). The password is gone and the
     // sessions ended, as asked; a disabled user gets no link (it would work again once enabled): no email. Enabled
     // again, the user asks for one through forgot-password.
     // So when the directory marked the user after the removal (the link would be refused by reset): no email, and

@@ -769,6 +769,10 @@ export class BackOfficeUserManager {
     const token = randomToken(32);
     const now = this.now();
     if ((await store.replaceEmailChangeToken(user.id, sha256Hex(token), newEmail, new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
+    if (!(await this.stillAddressed(user))) {
+      await store.consumeEmailChangeToken(user.id, sha256Hex(token), this.now());
+      return null;
+    }
     return deliver(token);
   }
 
@@ -802,6 +806,10 @@ export class BackOfficeUserManager {
     // The store checks under the user's row lock that the user may still get a link: the caller's check was on an
     // earlier read, and a disable committed since then voided the links the user had, not this one.
     if ((await token.add(hash, new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
+    if (!(await this.stillAddressed(user))) {
+      await token.drop(hash, this.now());
+      return null;
+    }
     let delivered: T;
     try {
       delivered = await deliver(secret);
@@ -813,13 +821,32 @@ export class BackOfficeUserManager {
     return delivered;
   }
 
-  /** A new token replacing the live ones of `purpose`; null when the store refused it (the user is disabled or gone, read under its row lock). */
+  /**
+   * A new token replacing the live ones of `purpose`; null when the store refused it (the user is disabled or gone,
+   * read under its row lock), or when the user's email moved since `user` was read (see {@link stillAddressed}).
+   */
   protected async generateUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number): Promise<string | null> {
     const store = this.getTokenStore();
     const token = randomToken(32);
     const now = this.now();
     if ((await store.replaceToken(user.id, purpose, sha256Hex(token), new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
+    if (!(await this.stillAddressed(user))) {
+      await store.consumeToken(user.id, purpose, sha256Hex(token), this.now());
+      return null;
+    }
     return token;
+  }
+
+  /**
+   * Asked once a new link is stored, before it is mailed: whether the user still has the email address `user` was read
+   * with (the address the caller mails the link to). An email change voids the links stored before it commits; one
+   * that committed after the caller read the user but before the link was stored did not void it, and the link would
+   * go to the old mailbox, which the move took the account away from (OWASP ASVS 4.0 2.5.6, 1.11.3). The callers
+   * then drop the link and mail nothing (null), as for a user disabled meanwhile.
+   */
+  protected async stillAddressed(user: BackOfficeUser): Promise<boolean> {
+    const current = await this.findById(user.id);
+    return current !== null && current.normalizedEmail === user.normalizedEmail;
   }
 
   /** True while the token is live (right user, purpose, unexpired, unused). Does not use it up. */
