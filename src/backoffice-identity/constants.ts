@@ -58,6 +58,7 @@ export const BackOfficeEvents = {
   SessionsRevoked: 'backoffice.user.sessions.revoked',
   TwoFactorEnabled: 'backoffice.user.two-factor.enabled',
   TwoFactorDisabled: 'backoffice.user.two-factor.disabled',
+  RecoveryCodesRegenerated: 'backoffice.user.recovery-codes.regenerated',
   PasskeyAdded: 'backoffice.user.passkey.added',
   PasskeyRemoved: 'backoffice.user.passkey.removed',
   PasskeyRenamed: 'backoffice.user.passkey.renamed',

@@ -25,7 +25,8 @@ describe('OpenAPI document', () => {
     const paths = Object.keys(document.paths);
     const expected: Array<[string, string]> = [
       ['post', '/backoffice/auth/login'], ['post', '/backoffice/auth/2fa'], ['post', '/backoffice/auth/2fa/setup'],
-      ['post', '/backoffice/auth/2fa/enable'], ['post', '/backoffice/auth/2fa/disable'], ['post', '/backoffice/auth/logout'],
+      ['post', '/backoffice/auth/2fa/enable'], ['post', '/backoffice/auth/2fa/disable'], ['post', '/backoffice/auth/2fa/recovery-codes'],
+      ['post', '/backoffice/auth/logout'],
       ['get', '/backoffice/auth/me'], ['post', '/backoffice/auth/change-password'], ['post', '/backoffice/auth/forgot-password'],
       ['post', '/backoffice/auth/reset-password'], ['post', '/backoffice/auth/invite/accept'], ['get', '/backoffice/auth/sessions'],
       ['delete', '/backoffice/auth/sessions/{id}'], ['post', '/backoffice/users/invite'], ['post', '/backoffice/users/{id}/resend-invite'],

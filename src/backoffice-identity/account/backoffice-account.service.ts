@@ -128,6 +128,20 @@ export class BackOfficeAccountService {
   }
 
   /**
+   * A new set of 10 recovery codes for a user with 2FA on, answered once; the old set is void at once
+   * (`UserRecoveryCodesRegeneratedNotification`). `two_factor_not_enabled` while 2FA is off, `not_found` when 2FA
+   * or recovery codes are not available. Sessions stay as they are: no way in was added or removed. The REST route
+   * asks for a recent sign-in first (a stolen session must not mint codes).
+   */
+  async regenerateRecoveryCodes(user: BackOfficeUser): Promise<IdentityResult<{ recoveryCodes: string[] }>> {
+    if (!this.userManager.supportsUserTwoFactor || !this.userManager.supportsUserRecoveryCodes) {
+      return failure('not_found', 'Recovery codes are not enabled.');
+    }
+    const result = await this.userManager.regenerateRecoveryCodes(user);
+    return result.succeeded ? IdentityResult.success({ recoveryCodes: result.value! }) : (result as IdentityResult<never>);
+  }
+
+  /**
    * Turns 2FA off after checking the password (a wrong or missing one counts toward lockout: `invalid_credentials`);
    * refused while a group of the user requires it (`two_factor_required`), and while the user is locked out
    * (`locked_out`, the password not checked). With `denyLocalLogin` no password is asked (none is accepted

@@ -135,7 +135,7 @@ export class AuthController {
   @errors([401, 'unauthenticated'])
   async me(
     @Req() request: BackOfficeAuthenticatedRequest,
-  ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }> }> {
+  ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }>; recoveryCodesLeft: number | null }> {
     const auth = request.backOffice;
     const { user } = auth;
     // With external providers configured, the session lookup read the linked logins too (one round trip in
@@ -144,7 +144,13 @@ export class AuthController {
       ? []
       : ((auth.scheme === 'cookie' ? auth.loginProviders : undefined) ?? (await this.userManager.getLogins(user)).map((l) => l.provider));
     const logins = providers.map((provider) => ({ provider, displayName: this.externalProviders.displayName(provider) }));
-    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins };
+    // Unused recovery codes while 2FA is on: read by the session lookup too (one round trip), else from the user store.
+    let recoveryCodesLeft: number | null = null;
+    if (user.twoFactorEnabled && this.userManager.supportsUserRecoveryCodes) {
+      const read = auth.scheme === 'cookie' ? auth.recoveryCodesLeft : undefined;
+      recoveryCodesLeft = typeof read === 'number' ? read : await this.userManager.countRecoveryCodes(user);
+    }
+    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins, recoveryCodesLeft };
   }
 
   @Post('change-password')

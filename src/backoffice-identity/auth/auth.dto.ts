@@ -108,6 +108,8 @@ export class SessionDeadlinesResponse {
 export class MeResponse extends UserResponse {
   @ApiProperty({ type: SessionDeadlinesResponse }) session!: SessionDeadlinesResponse;
   @ApiProperty({ type: [UserLoginSummary] }) logins!: UserLoginSummary[];
+  @ApiProperty({ type: Number, nullable: true, example: 10, description: 'Unused recovery codes while two-factor authentication is on; null while it is off' })
+  recoveryCodesLeft!: number | null;
 }
 
 export class LoginResponse {

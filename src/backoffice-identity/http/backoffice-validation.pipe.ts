@@ -118,6 +118,14 @@ export class BackOfficeValidationPipe extends ValidationPipe {
         errors: invalid.map((field) => ({ field, code: 'invalid_characters', description: `${field} is not valid Unicode text (invalid UTF-8, an unpaired surrogate) or holds a NUL character.` })),
       });
     }
+    // A route that takes no fields (`static emptyBody`): any field is unknown (class-validator refuses a class without rules).
+    if (metadata.type === 'body' && (metadata.metatype as { emptyBody?: boolean } | undefined)?.emptyBody) {
+      const fields = Object.keys(value as object);
+      if (fields.length === 0) return value;
+      throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
+        errors: fields.map((field) => ({ field, code: 'unknown_field', description: `property ${field} should not exist` })),
+      });
+    }
     return super.transform(value, metadata);
   }
 }

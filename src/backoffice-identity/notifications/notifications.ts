@@ -268,6 +268,23 @@ export class UserTwoFactorDisabledNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.TwoFactorDisabled;
 }
 
+/**
+ * A user with 2FA on got a new set of recovery codes (the old set is void): `count` codes, never the codes
+ * themselves. Not raised by the set that turning 2FA on hands out (that is `UserTwoFactorEnabledNotification`).
+ */
+export class UserRecoveryCodesRegeneratedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.RecoveryCodesRegenerated;
+  /** How many codes the new set has. */
+  readonly count: number;
+  constructor(init: BackOfficeNotificationInit & { count: number }) {
+    super(init);
+    this.count = init.count;
+  }
+  override auditDetails() {
+    return { count: this.count };
+  }
+}
+
 /** Fields of a passkey notification: which passkey (never its key material). */
 export interface PasskeyNotificationInit extends BackOfficeNotificationInit {
   passkeyId: string;

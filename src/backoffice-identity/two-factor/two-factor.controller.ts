@@ -26,7 +26,7 @@ import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
 import { PasskeyOptionsResponse, PasskeyVerifyDto } from '../passkeys/passkey.dto.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor-challenge.service.js';
-import { RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
+import { RecoveryCodesRegenerateDto, RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
 
 const expired = () => new BackOfficeHttpError(401, 'two_factor_expired', 'The sign-in expired; sign in with your password again.');
 const invalidCode = () => new BackOfficeHttpError(401, 'invalid_code', 'The code is not valid.');
@@ -171,6 +171,22 @@ export class TwoFactorController {
     // A setup-only session becomes a full one with a new token (new session and XSRF cookies; OWASP ASVS 5.0 7.2.4).
     const result = await this.account.enableTwoFactor(request.backOffice.user, sessionOf(request), body.provider, body.code, response);
     if (!result.succeeded) throw BackOfficeHttpError.fromResult(result, { invalid_code: 400 });
+    return result.value!;
+  }
+
+  @Post('recovery-codes')
+  @HttpCode(200)
+  @BackOfficeAuthorize()
+  @RequiresRecentSignIn()
+  @ApiOkResponse({ type: RecoveryCodesResponse, description: '10 new recovery codes, shown once; the old set stops working at once. Sessions stay' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed: the body, if any, must be an empty JSON object' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated, reauthentication_required' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication or recovery codes are off' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled' })
+  async regenerateRecoveryCodes(@Req() request: BackOfficeAuthenticatedRequest, @Body() _body: RecoveryCodesRegenerateDto): Promise<RecoveryCodesResponse> {
+    const result = await this.account.regenerateRecoveryCodes(request.backOffice.user);
+    if (!result.succeeded) throw BackOfficeHttpError.fromResult(result);
     return result.value!;
   }
 

@@ -26,6 +26,14 @@ export class TwoFactorSetupResponse {
   @ApiProperty({ description: 'PNG data URL of the QR code of otpauthUri' }) qrCodeDataUrl!: string;
 }
 
+/** The body of `POST /auth/2fa/recovery-codes`: none, or an empty JSON object (any field is refused). */
+export class RecoveryCodesRegenerateDto {
+  /** The body may be left out. */
+  static readonly optionalBody = true;
+  /** No field is accepted. */
+  static readonly emptyBody = true;
+}
+
 export class RecoveryCodesResponse {
   @ApiProperty({ type: [String], description: '10 single-use codes, shown once' }) recoveryCodes!: string[];
 }

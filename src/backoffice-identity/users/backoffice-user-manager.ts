@@ -24,6 +24,7 @@ import {
   UserPasswordChangedNotification,
   UserPasswordResetNotification,
   UserResetAccessFailedCountNotification,
+  UserRecoveryCodesRegeneratedNotification,
   UserTwoFactorDisabledNotification,
   UserTwoFactorEnabledNotification,
   UserUnlockedNotification,
@@ -1126,6 +1127,28 @@ export class BackOfficeUserManager {
     const codes = Array.from({ length: count }, () => newRecoveryCode());
     await store.replaceRecoveryCodes(user.id, codes.map((c) => hashRecoveryCode(this.options, user.id, c)), this.now());
     return codes;
+  }
+
+  /**
+   * A new set of recovery codes for a user who has 2FA on (ASP.NET Core Identity's
+   * `GenerateNewTwoFactorRecoveryCodesAsync`): the old set stops working at once, the new codes are answered once
+   * (only their keyed hashes are stored) and `UserRecoveryCodesRegeneratedNotification` is raised. Fails with
+   * `not_supported` when the store keeps no recovery codes and `two_factor_not_enabled` while 2FA is off.
+   */
+  async regenerateRecoveryCodes(user: BackOfficeUser, count = 10): Promise<IdentityResult<string[]>> {
+    if (!this.supportsUserTwoFactor || !this.supportsUserRecoveryCodes) return IdentityResult.failed(this.errorDescriber.notSupported('recovery codes'));
+    if (!user.twoFactorEnabled) return IdentityResult.failed({ code: 'two_factor_not_enabled', description: 'Two-factor authentication is not on.' });
+    const codes = await this.generateNewRecoveryCodes(user, count);
+    await this.notify(UserRecoveryCodesRegeneratedNotification, user, { count: codes.length });
+    return IdentityResult.success(codes);
+  }
+
+  /**
+   * How many of the user's recovery codes are left unused (ASP.NET Core Identity's `CountRecoveryCodesAsync`);
+   * 0 when the store keeps none.
+   */
+  async countRecoveryCodes(user: Pick<BackOfficeUser, 'id'>): Promise<number> {
+    return isUserRecoveryCodeStore(this.store) ? this.store.countRecoveryCodes(user.id) : 0;
   }
 
   /** Uses up a recovery code: a current one, or one issued before 0.2 (kept working once; see the README). */
