@@ -155,4 +155,23 @@ describe.each(STORES)('New recovery codes and how many are left (POST /auth/2fa/
     expect(await left(http)).toBe(10);
     expect(await signInWithRecoveryCode(user.email, recoveryCodes[0])).toBe(200);
   });
+
+  it('two new sets asked for at once: only one whole set works (the last written), never a mix, and 10 are left', async () => {
+    const { user, http } = await enrolled();
+    for (let round = 0; round < 3; round++) {
+      const [a, b] = await Promise.all([http.post(ROUTE, {}), http.post(ROUTE, {})]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect(await left(http)).toBe(10);
+      const stored = (await ctx.userManager.findById(user.id))!;
+      const works = async (codes: string[]) => {
+        const used: boolean[] = [];
+        for (const code of codes) used.push(await ctx.userManager.redeemRecoveryCode(stored, code));
+        return used;
+      };
+      const worksA = await works(a.body.recoveryCodes);
+      const worksB = await works(b.body.recoveryCodes);
+      const oneWholeSet = (worksA.every(Boolean) && !worksB.some(Boolean)) || (worksB.every(Boolean) && !worksA.some(Boolean));
+      expect({ round, worksA, worksB, oneWholeSet }).toMatchObject({ oneWholeSet: true });
+    }
+  });
 });

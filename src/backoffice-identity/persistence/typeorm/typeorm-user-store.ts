@@ -731,8 +731,15 @@ export class TypeOrmBackOfficeUserStore
     await this.manager.query(`DELETE FROM backoffice_user_authenticator WHERE user_id = $1 AND provider = $2`, [userId, provider]);
   }
 
+  /**
+   * The user's whole set of codes, replaced in one transaction that first locks the user's row FOR NO KEY UPDATE
+   * ({@link USER_ROW_FIRST}, the user's row before its link rows). That serialises two replacements: without it the
+   * second one's DELETE, waiting on the rows the first deleted, did not see the first one's new rows (its snapshot
+   * began before they were committed) and kept them, so both sets worked (20 codes, a mix of the two).
+   */
   async replaceRecoveryCodes(userId: string, codeHashes: string[], now: Date): Promise<void> {
     await this.transaction(async (store) => {
+      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
       await store.manager.query(`DELETE FROM backoffice_user_recovery_code WHERE user_id = $1`, [userId]);
       for (const hash of codeHashes) {
         await store.manager.query(
