@@ -284,6 +284,12 @@ ${this.options.denyLocalLogin ? '' : this.changePasswordSection()}
 <section class="bo-section" aria-labelledby="bo-2fa-heading">
 <h2 id="bo-2fa-heading" tabindex="-1">${m.twoFactorHeading}</h2>
 <p id="bo-2fa-state"></p>
+<div id="bo-recovery-state" hidden>
+<p id="bo-recovery-left"></p>
+<p id="bo-recovery-low" class="bo-warning" hidden>${m.recoveryCodesLow}</p>
+<p><button type="button" id="bo-recovery-regenerate" class="bo-secondary" aria-describedby="bo-recovery-regenerate-hint">${m.regenerateRecoveryCodesButton}</button>
+<span id="bo-recovery-regenerate-hint" class="bo-hint">${m.regenerateRecoveryCodesHint}</span></p>
+</div>
 <button type="button" id="bo-2fa-start" class="bo-secondary" hidden>${m.setUpTwoFactorButton}</button>
 <div id="bo-2fa-setup" hidden>
 <p>${m.scanQrCode}</p>

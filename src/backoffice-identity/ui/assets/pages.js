@@ -558,6 +558,12 @@
     $('bo-2fa-state').textContent = t(page.twoFactorAvailable ? (on ? 'twoFactorOn' : 'twoFactorOff') : 'twoFactorUnavailable');
     $('bo-2fa-start').hidden = on || !page.twoFactorAvailable;
     $('bo-2fa-disable-form').hidden = !on;
+    // How many recovery codes are left (GET /auth/me: null while 2FA is off or without a recovery-code store).
+    var left = on && typeof me.recoveryCodesLeft === 'number' ? me.recoveryCodesLeft : null;
+    $('bo-recovery-state').hidden = left === null;
+    if (left === null) return;
+    $('bo-recovery-left').textContent = left === 1 ? t('recoveryCodesLeftOne') : t('recoveryCodesLeft', { count: left });
+    $('bo-recovery-low').hidden = left > 3;
   }
 
   var current = null;
@@ -684,11 +690,30 @@
           showStatus(t('twoFactorEnabled'));
           if (res.body.recoveryCodes && res.body.recoveryCodes.length) showRecoveryCodes(res.body.recoveryCodes); // none without a recovery-code store
           current.twoFactorEnabled = true;
+          current.recoveryCodesLeft = res.body.recoveryCodes && res.body.recoveryCodes.length ? res.body.recoveryCodes.length : null;
           renderTwoFactor(current);
           return renderSessions();
         }
         totpCode.value = '';
         showError(S.errorText(res), null, [totpCode]);
+      });
+    });
+
+    // New recovery codes: a step-up first (session.js asks for it on reauthentication_required), then shown as after enabling.
+    $('bo-recovery-regenerate').addEventListener('click', function () {
+      var button = $('bo-recovery-regenerate');
+      button.disabled = true;
+      S.request('POST', '/auth/2fa/recovery-codes', {}).then(function (res) {
+        button.disabled = false;
+        if (res.status !== 200 || !res.body || !Array.isArray(res.body.recoveryCodes)) {
+          showError(S.errorText(res));
+          refocus(button);
+          return;
+        }
+        showStatus(t('recoveryCodesRegenerated'));
+        current.recoveryCodesLeft = res.body.recoveryCodes.length;
+        renderTwoFactor(current);
+        showRecoveryCodes(res.body.recoveryCodes);
       });
     });
 
