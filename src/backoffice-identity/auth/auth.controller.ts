@@ -144,12 +144,9 @@ export class AuthController {
       ? []
       : ((auth.scheme === 'cookie' ? auth.loginProviders : undefined) ?? (await this.userManager.getLogins(user)).map((l) => l.provider));
     const logins = providers.map((provider) => ({ provider, displayName: this.externalProviders.displayName(provider) }));
-    // Unused recovery codes while 2FA is on: read by the session lookup too (one round trip), else from the user store.
-    let recoveryCodesLeft: number | null = null;
-    if (user.twoFactorEnabled && this.userManager.supportsUserRecoveryCodes) {
-      const read = auth.scheme === 'cookie' ? auth.recoveryCodesLeft : undefined;
-      recoveryCodesLeft = typeof read === 'number' ? read : await this.userManager.countRecoveryCodes(user);
-    }
+    // Unused recovery codes while 2FA is on, asked here only (one more read for users with 2FA, on this route alone):
+    // the session lookup every authenticated request makes stays as it is.
+    const recoveryCodesLeft = user.twoFactorEnabled && this.userManager.supportsUserRecoveryCodes ? await this.userManager.countRecoveryCodes(user) : null;
     return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins, recoveryCodesLeft };
   }
 

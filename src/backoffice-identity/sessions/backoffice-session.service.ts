@@ -42,11 +42,6 @@ export interface BackOfficeAuthentication {
    * session when external logins are configured and the session store reads users too; else undefined.
    */
   loginProviders?: string[];
-  /**
-   * The user's unused recovery codes (null while 2FA is off), read by the same statement as the session when the
-   * session store reads users too; else undefined (`GET /auth/me` then asks the user store).
-   */
-  recoveryCodesLeft?: number | null;
 }
 
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
@@ -180,10 +175,7 @@ export class BackOfficeSessionService {
     const user = redactSecretsWhenLogged(found.user === undefined ? await this.userManager.findById(session.userId) : found.user);
     if (!user || !user.isApproved || !holdsStamp(session, user.securityStamp)) return null;
     if (options.touch !== false && now.getTime() - session.lastSeenAt.getTime() >= this.touchIntervalMs) this.touch(session, now);
-    const auth: BackOfficeAuthentication = { session, user };
-    if (found.loginProviders) auth.loginProviders = found.loginProviders;
-    if (found.recoveryCodesLeft !== undefined) auth.recoveryCodesLeft = found.recoveryCodesLeft;
-    return auth;
+    return found.loginProviders ? { session, user, loginProviders: found.loginProviders } : { session, user };
   }
 
   /**
@@ -208,7 +200,7 @@ export class BackOfficeSessionService {
    */
   private async findByTokenHash(
     tokenHash: string,
-  ): Promise<{ session: BackOfficeSession; user?: BackOfficeUser | null; loginProviders?: string[]; recoveryCodesLeft?: number | null } | null> {
+  ): Promise<{ session: BackOfficeSession; user?: BackOfficeUser | null; loginProviders?: string[] } | null> {
     if (this.joinsUser) return this.store.findByTokenHashWithUser!(tokenHash, this.readsLogins ? { logins: true } : {});
     const session = await this.store.findByTokenHash(tokenHash);
     return session ? { session } : null;

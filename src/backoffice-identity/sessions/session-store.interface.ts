@@ -70,13 +70,12 @@ export interface BackOfficeSessionStore {
   /**
    * The session with its user (null when the user is gone), in one round trip. With `logins`, also the providers
    * of the user's linked external logins, oldest link first (`GET /auth/me` lists them); a store that leaves
-   * `loginProviders` out makes the caller ask the user store. `recoveryCodesLeft`, optional too: the user's unused
-   * recovery codes while 2FA is on, null while off (`GET /auth/me` shows it; left out, the user store is asked).
+   * `loginProviders` out makes the caller ask the user store.
    */
   findByTokenHashWithUser?(
     tokenHash: string,
     options?: { logins?: boolean },
-  ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[]; recoveryCodesLeft?: number | null } | null>;
+  ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[] } | null>;
   /** Session `sessionId` of `userId`, or null. */
   findById(userId: string, sessionId: string): Promise<BackOfficeSession | null>;
   /**

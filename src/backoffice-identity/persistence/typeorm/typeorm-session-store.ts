@@ -41,13 +41,6 @@ interface SessionRow {
 const LOGIN_PROVIDERS_COLUMN = `ARRAY(SELECT l.provider FROM backoffice_user_login l WHERE l.user_id = u.id
   ORDER BY l.created_at, l.provider) AS login_providers`;
 
-/**
- * The user's unused recovery codes while 2FA is on (null while off: the count is not even read), for `GET /auth/me`;
- * at most 10 rows, found through the (user_id, code_hash) unique index.
- */
-const RECOVERY_CODES_LEFT_COLUMN = `CASE WHEN u.two_factor_enabled THEN (SELECT count(*)::int FROM backoffice_user_recovery_code r
-  WHERE r.user_id = u.id AND r.used_at IS NULL) END AS recovery_codes_left`;
-
 /** The columns and parameters ($1-$11) of a new session row, filled by {@link sessionValues}. */
 const SESSION_INSERT = `(id, user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, reauthenticated_at, ip, user_agent, two_factor_setup_only)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`;
@@ -158,19 +151,19 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
   async findByTokenHashWithUser(
     tokenHash: string,
     options: { logins?: boolean } = {},
-  ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[]; recoveryCodesLeft?: number | null } | null> {
+  ): Promise<{ session: BackOfficeSession; user: BackOfficeUser | null; loginProviders?: string[] } | null> {
     const rows = options.logins
-      ? await preparedQuery<SessionRow & UserRow & { recovery_codes_left: number | null }>(
+      ? await preparedQuery<SessionRow & UserRow>(
           this.dataSource,
           'backoffice_find_session_with_user_and_logins',
-          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}, ${LOGIN_PROVIDERS_COLUMN}, ${RECOVERY_CODES_LEFT_COLUMN}
+          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}, ${LOGIN_PROVIDERS_COLUMN}
            FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
           [tokenHash],
         )
-      : await preparedQuery<SessionRow & UserRow & { recovery_codes_left: number | null }>(
+      : await preparedQuery<SessionRow & UserRow>(
           this.dataSource,
           'backoffice_find_session_with_user',
-          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}, ${RECOVERY_CODES_LEFT_COLUMN}
+          `SELECT row_to_json(s) AS s, ${USER_COLUMNS}
            FROM backoffice_session s LEFT JOIN backoffice_user u ON u.id = s.user_id ${USER_GROUPS_JOIN} WHERE s.token_hash = $1`,
           [tokenHash],
         );
@@ -179,8 +172,7 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     const session = sessionFromRow(row);
     if (!row.u) return { session, user: null };
     const user = userFromRow(row as UserRow & { u: UserJson });
-    const recoveryCodesLeft = row.recovery_codes_left ?? null;
-    return options.logins ? { session, user, loginProviders: aliases(row.login_providers ?? []), recoveryCodesLeft } : { session, user, recoveryCodesLeft };
+    return options.logins ? { session, user, loginProviders: aliases(row.login_providers ?? []) } : { session, user };
   }
 
   async findById(userId: string, sessionId: string): Promise<BackOfficeSession | null> {
