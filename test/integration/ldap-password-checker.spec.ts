@@ -262,6 +262,46 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
+  it('OWASP ASVS 5.0 15.2.2: a directory that answers every operation just within timeoutMs costs one check at most connectTimeoutMs + timeoutMs in all, not one timeout per operation', async () => {
+    const sockets: Socket[] = [];
+    // Answers every bind with success and every search with one entry, each after 900 ms (under the 1000 ms timeout).
+    const slow: Server = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('data', (request: Buffer) => {
+        const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
+        const idAt = 2 + lengthBytes;
+        const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
+        const tag = request[idAt + id.length];
+        const message = (op: Buffer) => Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]);
+        setTimeout(() => {
+          if (socket.destroyed) return;
+          if (tag === 0x60) socket.write(message(Buffer.from([0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00])));
+          if (tag === 0x63) {
+            const dn = Buffer.from(`uid=alice,${LDAP_PEOPLE}`);
+            socket.write(message(Buffer.concat([Buffer.from([0x64, dn.length + 4, 0x04, dn.length]), dn, Buffer.from([0x30, 0x00])])));
+            socket.write(message(Buffer.from([0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00])));
+          }
+        }, 900);
+      });
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `ldap://127.0.0.1:${(slow.address() as { port: number }).port}`;
+      // Service bind, search, user bind: 3 x 900 ms, each within the 1000 ms operation timeout.
+      const checker = new LdapPasswordChecker(options({ url, timeoutMs: 1000, connectTimeoutMs: 200, onDirectoryDown: 'deny' }));
+      const started = Date.now();
+      const answer = await checker.checkPassword(asUser(alice.mail), alice.password);
+      const elapsed = Date.now() - started;
+      expect([answer, elapsed < 1200 + 500]).toEqual(['unavailable', true]);
+      // No socket is left open once the check has answered.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(sockets.filter((s) => !s.destroyed && !s.readableEnded)).toHaveLength(0);
+    } finally {
+      sockets.forEach((s) => s.destroy());
+      await new Promise((resolve) => slow.close(resolve));
+    }
+  });
+
   it('a user bind the directory refuses with another result code (389-DS answers 53 for a locked account) is invalid, never a fall-back to the local hash', async () => {
     const sockets: Socket[] = [];
     let resultCode = 53;

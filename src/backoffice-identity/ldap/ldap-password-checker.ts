@@ -46,7 +46,11 @@ export interface LdapPasswordCheckerOptions {
   tlsOptions?: ConnectionOptions;
   /** Default 5000. */
   connectTimeoutMs?: number;
-  /** Timeout of each LDAP operation (and of the TLS handshake after StartTLS). Default 5000. */
+  /**
+   * Timeout of each LDAP operation (and of the TLS handshake after StartTLS). Default 5000. One password check (the
+   * whole conversation: connect, StartTLS, binds, search) takes at most `connectTimeoutMs + timeoutMs`; past that the
+   * directory counts as down (`onDirectoryDown`).
+   */
   timeoutMs?: number;
   /**
    * Keep the local password hash of users the directory authenticated. Default false: the directory owns their
@@ -80,6 +84,12 @@ interface DirectoryAnswer {
   entry?: Entry;
   /** The directory could not answer (`result` is what `onDirectoryDown` says). */
   outage?: boolean;
+}
+
+/** How far one directory conversation got, and whether it was given up (closed after its deadline). */
+interface Conversation {
+  at: 'connect' | 'user' | 'entry';
+  closed: boolean;
 }
 
 /** LDAP result codes `busy` (51) and `unavailable` (52): the directory cannot answer now, an outage. */
@@ -235,26 +245,40 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     // ldapts opens TLS at once whenever `tlsOptions` is set: give them only to ldaps:// (StartTLS takes its own).
     const tlsOptions = o.url.startsWith('ldaps:') ? { ...o.tlsOptions } : undefined;
     const client = new Client({ url: o.url, timeout: o.timeoutMs, connectTimeout: o.connectTimeoutMs, tlsOptions });
-    let stage: 'connect' | 'user' | 'entry' = 'connect';
+    const conversation: Conversation = { at: 'connect', closed: false };
     try {
-      if (o.startTls) await this.withinTimeout(client.startTLS(this.startTlsOptions()), 'StartTLS');
-      const dn = o.userDnTemplate ? o.userDnTemplate.split('{username}').join(escapeLdapDnValue(login)) : await this.findUserDn(client, login);
-      if (dn === null) return { result: 'fallback' };
-      if (dn === undefined) return { result: 'invalid' };
-      stage = 'user';
-      await client.bind(dn, password);
-      // The password is right: a directory that then fails to give the entry is an outage, not a wrong password.
-      stage = 'entry';
-      const entry = o.createUsers ? await this.readEntry(client, dn) : undefined;
-      return { result: 'valid', entry };
+      // One deadline for the whole conversation: a directory that answers each operation just within `timeoutMs`
+      // would otherwise hold the sign-in for one timeout per step (connect, StartTLS, two binds, search, entry).
+      return await withinTimeLimit(this.converse(client, login, password, conversation), o.connectTimeoutMs + o.timeoutMs, (): never => {
+        throw Object.assign(new Error('The directory conversation timed out'), { name: 'TimeoutError' });
+      });
     } catch (error) {
       // The directory answered the user's bind and did not accept it: invalid credentials (49), but also e.g. 53 for
       // a locked or inactivated account (389-DS). Never a fall-back to the local hash; only busy/unavailable is an outage.
-      if (stage === 'user' && error instanceof ResultCodeError && !OUTAGE_RESULT_CODES.has(error.code)) return { result: 'invalid' };
+      if (conversation.at === 'user' && error instanceof ResultCodeError && !OUTAGE_RESULT_CODES.has(error.code)) return { result: 'invalid' };
       return this.directoryDown(error);
     } finally {
+      // A conversation past its deadline must not go on (ldapts would reconnect for its next bind).
+      conversation.closed = true;
       await client.unbind().catch(() => undefined);
     }
+  }
+
+  /** Connect, (StartTLS), find the user's DN, bind as the user, read the entry; `conversation` says how far it got. */
+  private async converse(client: Client, login: string, password: string, conversation: Conversation): Promise<DirectoryAnswer> {
+    const o = this.options;
+    if (o.startTls) await this.withinTimeout(client.startTLS(this.startTlsOptions()), 'StartTLS');
+    const dn = o.userDnTemplate ? o.userDnTemplate.split('{username}').join(escapeLdapDnValue(login)) : await this.findUserDn(client, login, conversation);
+    if (dn === null) return { result: 'fallback' };
+    if (dn === undefined) return { result: 'invalid' };
+    LdapPasswordChecker.stillOpen(conversation);
+    conversation.at = 'user';
+    await client.bind(dn, password);
+    // The password is right: a directory that then fails to give the entry is an outage, not a wrong password.
+    LdapPasswordChecker.stillOpen(conversation);
+    conversation.at = 'entry';
+    const entry = o.createUsers ? await this.readEntry(client, dn) : undefined;
+    return { result: 'valid', entry };
   }
 
   /**
@@ -278,9 +302,10 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
   }
 
   /** The DN of the one entry matching the filter: null when none, undefined when ambiguous. */
-  private async findUserDn(client: Client, login: string): Promise<string | null | undefined> {
+  private async findUserDn(client: Client, login: string, conversation: Conversation): Promise<string | null | undefined> {
     const o = this.options;
     if (o.bindDn !== undefined) await client.bind(o.bindDn, o.bindPassword);
+    LdapPasswordChecker.stillOpen(conversation);
     const filter = o.searchFilter.split('{username}').join(escapeLdapFilterValue(login));
     const entries = await client
       .search(o.searchBase!, { scope: 'sub', filter, attributes: ['dn'], sizeLimit: 2, timeLimit: Math.ceil(o.timeoutMs / 1000) })
@@ -314,6 +339,11 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     }
     // `deny`: `unavailable`, refused like a wrong password but counted toward no lockout (an outage is not a guess).
     return { result: this.options.onDirectoryDown === 'fallback' ? 'fallback' : 'unavailable', outage: true };
+  }
+
+  /** Throws once the conversation was given up (its deadline passed): no further request goes to the directory. */
+  private static stillOpen(conversation: Conversation): void {
+    if (conversation.closed) throw Object.assign(new Error('The directory conversation was closed'), { name: 'TimeoutError' });
   }
 
   private static firstValue(entry: Entry, attribute: string): string | undefined {
