@@ -1,5 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
-import { BackOfficeEvents, BackOfficeSessionCookies, BackOfficeSessionService, deriveUserState, LdapPasswordChecker, UserLoginFailedNotification, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
+import { inspect } from 'node:util';
+import { BackOfficeEvents, BackOfficeIdentityModule, BackOfficeSessionCookies, BackOfficeSessionService, deriveUserState, LdapPasswordChecker, UserLoginFailedNotification, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -518,6 +519,22 @@ describe('LdapPasswordChecker options', () => {
       expect(message, url).toMatch(/ldap\.url/);
       expect(message, url).not.toContain('hunter2');
     }
+  });
+  it('OWASP ASVS 4.0 7.1.1: the service account password is in no log line or error: not when the checker is printed, serialised, or passed where a provider spec belongs', () => {
+    const secret = 'service account secret 77';
+    const checker = new LdapPasswordChecker({ ...base, bindDn: 'cn=reader,dc=example,dc=org', bindPassword: secret });
+    expect(inspect(checker, { depth: 10 })).not.toContain(secret);
+    expect(JSON.stringify(checker)).not.toContain(secret);
+    expect(JSON.stringify({ ...checker })).not.toContain(secret);
+    // A common slip: the instance itself instead of { useValue: checker }; start-up fails, naming the option only.
+    let message = '';
+    try {
+      BackOfficeIdentityModule.forRoot({ passwordChecker: checker as never });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/passwordChecker/);
+    expect(message).not.toContain(secret);
   });
   it('refuses wrong options with a message naming the option', () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [

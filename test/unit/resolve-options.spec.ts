@@ -367,3 +367,15 @@ describe('resolveBackOfficeIdentityOptions', () => {
     });
 });
 });
+
+describe('BackOfficeIdentityOptionsError', () => {
+  it('OWASP ASVS 4.0 7.1.1: quotes a class instance by its class name only, never its fields (a swap passed as an instance may hold credentials)', () => {
+    class SmtpSender {
+      smtpPassword = 'smtp secret 99';
+    }
+    const message = new BackOfficeIdentityOptionsError('emailSender', 'must be a class', new SmtpSender()).message;
+    expect(message).toContain('an instance of SmtpSender');
+    expect(message).not.toContain('smtp secret 99');
+    expect(new BackOfficeIdentityOptionsError('lockout', 'must be an object', { a: 1 }).message).toContain('(got {"a":1})');
+  });
+});

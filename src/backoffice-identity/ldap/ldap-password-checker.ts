@@ -191,7 +191,11 @@ function resolve(options: LdapPasswordCheckerOptions): Resolved {
  */
 export class LdapPasswordChecker implements BackOfficePasswordChecker {
   private readonly logger = new Logger('BackOfficeLdap');
-  private readonly options: Resolved;
+  /**
+   * The resolved options, in an ES private field: the service account password (and any TLS key) never shows in a
+   * printed, logged or serialised checker (`util.inspect`, `JSON.stringify`, a start-up error that quotes it).
+   */
+  readonly #options: Resolved;
   private lastOutageLog = 0;
   /** The directory owns the passwords of the users it authenticates (unless `keepLocalPasswords`). */
   readonly retiresLocalPasswords: boolean;
@@ -202,12 +206,12 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
   readonly marksDirectoryManaged = true;
 
   constructor(options: LdapPasswordCheckerOptions) {
-    this.options = resolve(options);
+    this.#options = resolve(options);
     this.retiresLocalPasswords = options.keepLocalPasswords !== true;
-    if (isCleartext(this.options)) {
+    if (isCleartext(this.#options)) {
       this.logger.warn('allowInsecureConnection: the LDAP connection is cleartext ldap:// without StartTLS; passwords cross it unencrypted');
     }
-    if (this.options.tlsOptions?.rejectUnauthorized === false) {
+    if (this.#options.tlsOptions?.rejectUnauthorized === false) {
       this.logger.warn('allowInsecureConnection: the LDAP server certificate is not checked (rejectUnauthorized: false)');
     }
   }
@@ -225,14 +229,14 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
   /** Asks the directory for a username with no local user; with `createUsers`, a `valid` answer carries the profile. */
   async checkUnknownUser(username: string, password: string): Promise<BackOfficeUnknownUserCheckResult> {
     const answer = await this.authenticate(username, password);
-    if (answer.result !== 'valid' || !this.options.createUsers || !answer.entry) return { result: answer.result === 'valid' ? 'invalid' : answer.result };
-    const email = LdapPasswordChecker.firstValue(answer.entry, this.options.attributes.email);
-    const name = LdapPasswordChecker.firstValue(answer.entry, this.options.attributes.name) ?? email;
+    if (answer.result !== 'valid' || !this.#options.createUsers || !answer.entry) return { result: answer.result === 'valid' ? 'invalid' : answer.result };
+    const email = LdapPasswordChecker.firstValue(answer.entry, this.#options.attributes.email);
+    const name = LdapPasswordChecker.firstValue(answer.entry, this.#options.attributes.name) ?? email;
     if (!email || !name) {
-      this.logger.warn(`A directory user has no "${this.options.attributes.email}" attribute: not created`);
+      this.logger.warn(`A directory user has no "${this.#options.attributes.email}" attribute: not created`);
       return { result: 'invalid' };
     }
-    return { result: 'valid', user: { email, name, username: username.trim(), groups: [...this.options.defaultGroups] } };
+    return { result: 'valid', user: { email, name, username: username.trim(), groups: [...this.#options.defaultGroups] } };
   }
 
   /** One directory conversation: connect, (StartTLS), find the user's DN, bind as the user. Never throws. */
@@ -241,7 +245,7 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     // An empty password would be an "unauthenticated bind" (RFC 4513 5.1.2), which many servers accept.
     if (!login || login.length > MAX_USERNAME || CONTROL_CHARACTERS.test(login)) return { result: 'invalid' };
     if (typeof password !== 'string' || password.length === 0 || password.length > MAX_PASSWORD || password.includes('\u0000')) return { result: 'invalid' };
-    const o = this.options;
+    const o = this.#options;
     // ldapts opens TLS at once whenever `tlsOptions` is set: give them only to ldaps:// (StartTLS takes its own).
     const tlsOptions = o.url.startsWith('ldaps:') ? { ...o.tlsOptions } : undefined;
     const client = new Client({ url: o.url, timeout: o.timeoutMs, connectTimeout: o.connectTimeoutMs, tlsOptions });
@@ -266,7 +270,7 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
 
   /** Connect, (StartTLS), find the user's DN, bind as the user, read the entry; `conversation` says how far it got. */
   private async converse(client: Client, login: string, password: string, conversation: Conversation): Promise<DirectoryAnswer> {
-    const o = this.options;
+    const o = this.#options;
     if (o.startTls) await this.withinTimeout(client.startTLS(this.startTlsOptions()), 'StartTLS');
     const dn = o.userDnTemplate ? o.userDnTemplate.split('{username}').join(escapeLdapDnValue(login)) : await this.findUserDn(client, login, conversation);
     if (dn === null) return { result: 'fallback' };
@@ -287,7 +291,7 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
    * {@link authenticate} then closes the socket, which ends `work` (its late rejection is ignored).
    */
   private withinTimeout<T>(work: Promise<T>, step: string): Promise<T> {
-    return withinTimeLimit(work, this.options.timeoutMs, (): never => {
+    return withinTimeLimit(work, this.#options.timeoutMs, (): never => {
       throw Object.assign(new Error(`${step} timed out`), { name: 'TimeoutError' });
     });
   }
@@ -297,13 +301,13 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
    * against: on an upgraded socket Node would otherwise check it against "localhost".
    */
   private startTlsOptions(): ConnectionOptions {
-    const host = new URL(this.options.url).hostname.replace(/^\[|\]$/g, '');
-    return { host, ...(isIP(host) ? {} : { servername: host }), ...this.options.tlsOptions };
+    const host = new URL(this.#options.url).hostname.replace(/^\[|\]$/g, '');
+    return { host, ...(isIP(host) ? {} : { servername: host }), ...this.#options.tlsOptions };
   }
 
   /** The DN of the one entry matching the filter: null when none, undefined when ambiguous. */
   private async findUserDn(client: Client, login: string, conversation: Conversation): Promise<string | null | undefined> {
-    const o = this.options;
+    const o = this.#options;
     if (o.bindDn !== undefined) await client.bind(o.bindDn, o.bindPassword);
     LdapPasswordChecker.stillOpen(conversation);
     const filter = o.searchFilter.split('{username}').join(escapeLdapFilterValue(login));
@@ -325,7 +329,7 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
   }
 
   private async readEntry(client: Client, dn: string): Promise<Entry | undefined> {
-    const { name, email } = this.options.attributes;
+    const { name, email } = this.#options.attributes;
     const { searchEntries } = await client.search(dn, { scope: 'base', attributes: [name, email], sizeLimit: 1 });
     return searchEntries[0];
   }
@@ -335,10 +339,10 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     if (now - this.lastOutageLog > 60_000) {
       this.lastOutageLog = now;
       const kind = error instanceof Error ? `${error.name}${(error as { code?: unknown }).code ? ` ${(error as { code?: unknown }).code}` : ''}` : 'error';
-      this.logger.warn(`LDAP directory unavailable (${kind}): answering ${this.options.onDirectoryDown === 'fallback' ? 'fallback to the local hash' : 'unavailable (sign-ins refused, not counted)'}`);
+      this.logger.warn(`LDAP directory unavailable (${kind}): answering ${this.#options.onDirectoryDown === 'fallback' ? 'fallback to the local hash' : 'unavailable (sign-ins refused, not counted)'}`);
     }
     // `deny`: `unavailable`, refused like a wrong password but counted toward no lockout (an outage is not a guess).
-    return { result: this.options.onDirectoryDown === 'fallback' ? 'fallback' : 'unavailable', outage: true };
+    return { result: this.#options.onDirectoryDown === 'fallback' ? 'fallback' : 'unavailable', outage: true };
   }
 
   /** Throws once the conversation was given up (its deadline passed): no further request goes to the directory. */

@@ -34,6 +34,11 @@ export class BackOfficeIdentityOptionsError extends Error {
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value);
   if (value === undefined) return 'undefined';
+  // A class instance (a swap passed as an instance instead of { useValue }) may hold credentials: name its class only.
+  const prototype = typeof value === 'object' && value !== null ? Object.getPrototypeOf(value) : null;
+  if (prototype !== null && prototype !== Object.prototype && !Array.isArray(value)) {
+    return `an instance of ${(value as object).constructor?.name || 'a class'}`;
+  }
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {
