@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { inspect } from 'node:util';
 import { BackOfficeEvents, BackOfficeIdentityModule, BackOfficeSessionCookies, BackOfficeSessionService, deriveUserState, LdapPasswordChecker, UserLoginFailedNotification, type BackOfficeUser, type LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
@@ -162,6 +163,98 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     expect((await bobHttp.login(bob.mail, bob.password)).status).toBe(200);
     const bobStepUp = await bobHttp.post('/auth/reauthenticate', { password: bob.password });
     expect(bobStepUp.status, bobStepUp.text).toBe(200);
+  });
+
+  it('RFC 4513 5.1.2 (unauthenticated bind): an empty, whitespace-only or NUL password never succeeds for a directory user without a local hash on any path (login, step-up, change-password, 2FA disable); an empty one never reaches the checker', async () => {
+    const seen: string[] = [];
+    class RecordingChecker extends LdapPasswordChecker {
+      protected override async authenticate(username: string, password: string) {
+        seen.push(password);
+        return super.authenticate(username, password);
+      }
+    }
+    const ownDb = await createTestDatabase();
+    const own = await createIdentityApp(ownDb, {
+      identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 100 }, passwordChecker: { useValue: new RecordingChecker(options({ createUsers: true })) } },
+    });
+    try {
+      const http = new HttpClient(own.url);
+      expect((await http.login(alice.mail, alice.password)).status).toBe(200);
+      const user = (await own.userManager.findByEmail(alice.mail))!;
+      expect(user.passwordHash).toBeNull();
+      expect((await own.userManager.setTwoFactorEnabled(user, true)).succeeded).toBe(true);
+      const { token } = await own.app.get(BackOfficeSessionService).create(user, {});
+      const session = new HttpClient(own.url);
+      session.cookies.set('backoffice_session', token);
+      session.cookies.set('XSRF-TOKEN', BackOfficeSessionCookies.xsrfTokenFor(token));
+      seen.length = 0;
+      for (const password of ['', '   ', '\t', '\u0000', 'a\u0000']) {
+        const attempts = [
+          await new HttpClient(own.url).login(alice.mail, password),
+          await session.post('/auth/reauthenticate', { password }),
+          await session.post('/auth/change-password', { currentPassword: password, newPassword: 'a brand new long passphrase 1' }),
+          await session.post('/auth/2fa/disable', { password }),
+        ];
+        for (const response of attempts) {
+          expect([JSON.stringify(password), response.status]).toEqual([JSON.stringify(password), expect.toSatisfy((status: number) => status >= 400 && status < 500)]);
+        }
+      }
+      expect(seen).not.toContain('');
+      const after = (await own.userManager.findById(user.id))!;
+      expect([after.twoFactorEnabled, after.passwordHash]).toEqual([true, null]);
+      // The session still works (nothing above signed anyone in or out) and the right password still passes.
+      expect((await session.post('/auth/reauthenticate', { password: alice.password })).status).toBe(200);
+    } finally {
+      await own.close();
+      await ownDb.drop();
+    }
+  });
+
+  it('no connection leak (OWASP ASVS 5.0 15.2.2): after 50 failed sign-ins against the directory, and 50 against one that never answers, this process holds no connection to either', async () => {
+    const held: Socket[] = [];
+    // Reads (and drops) what it gets and never answers; \`readableEnded\` says the client closed its side.
+    const blackhole: Server = createServer((socket) => {
+      held.push(socket);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    const blackholePort = (blackhole.address() as { port: number }).port;
+    const ownDb = await createTestDatabase();
+    const own = await createIdentityApp(ownDb, {
+      identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 1000 }, passwordChecker: { useValue: new LdapPasswordChecker(options()) } },
+    });
+    const down = await createIdentityApp(ownDb, {
+      identity: {
+        rateLimits: { enabled: false },
+        lockout: { maxFailedAccessAttempts: 1000 },
+        passwordChecker: { useValue: new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${blackholePort}`, timeoutMs: 300, connectTimeoutMs: 300 })) },
+      },
+    });
+    /** Established connections of this process to `port` (`ss` names the owning process). */
+    const ownConnectionsTo = (port: number) =>
+      execFileSync('ss', ['-tnpH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' })
+        .split('\n')
+        .filter((line) => line.includes(`pid=${process.pid},`));
+    try {
+      for (const [app, label] of [[own, 'directory'], [down, 'never answers']] as const) {
+        const http = new HttpClient(app.url);
+        for (let batch = 0; batch < 5; batch++) {
+          const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => http.login(i % 2 ? alice.mail : `nobody${batch}-${i}@ldap.example`, `wrong password ${batch}-${i}`)));
+          expect([label, ...new Set(answers.map((a) => a.status))]).toEqual([label, 401]);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(ownConnectionsTo(slapd.ldapPort)).toEqual([]);
+      expect(ownConnectionsTo(blackholePort)).toEqual([]);
+      expect(held.length).toBe(50);
+      expect(held.filter((socket) => !socket.readableEnded)).toHaveLength(0);
+    } finally {
+      await down.close();
+      await own.close();
+      await ownDb.drop();
+      held.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => blackhole.close(resolve));
+    }
   });
 
   it('without createUsers a directory-only user is not created; a directory entry without mail is not created either', async () => {
