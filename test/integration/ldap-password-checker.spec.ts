@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
+import { compareMedians } from '../support/timing.js';
 import { LDAP_PEOPLE, LDAP_READER, TestSlapd } from '../support/slapd.js';
 
 const localPassword = 'correct horse battery staple';
@@ -130,6 +131,31 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     expectClientError(await login('nobody@ldap.example', 'whatever password 1'), 401);
     for (let i = 0; i < 3; i++) await login('ghost@ldap.example', `whatever ${i}`);
     expectClientError(await login('ghost@ldap.example', 'whatever'), 423);
+  });
+
+  it('OWASP ASVS 5.0 6.3.8 (enumeration): an unknown username and a directory user\'s wrong password answer alike (status, body) in about the same time', async () => {
+    const ownDb = await createTestDatabase();
+    const own = await createIdentityApp(ownDb, {
+      identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 1000 }, passwordChecker: { useValue: new LdapPasswordChecker(options()) } },
+    });
+    try {
+      await own.userManager.createUser({ email: alice.mail, name: 'Alice', groups: ['editor'] });
+      const http = new HttpClient(own.url);
+      const wrong = await http.login(alice.mail, 'not the directory password');
+      const unknown = await http.login('nobody-at-all@ldap.example', 'not the directory password');
+      expect([unknown.status, unknown.body]).toEqual([wrong.status, wrong.body]);
+      expect(wrong.status).toBe(401);
+      const timing = await compareMedians(
+        15,
+        () => http.login(alice.mail, 'not the directory password'),
+        (i) => http.login(`nobody-${i}@ldap.example`, 'not the directory password'),
+        { tolerance: 0.35 },
+      );
+      expect(Math.abs(timing.ratio - 1), JSON.stringify(timing)).toBeLessThanOrEqual(0.35);
+    } finally {
+      await own.close();
+      await ownDb.drop();
+    }
   });
 
   it('a user only in the local database signs in with the local hash (the directory answers fallback)', async () => {
@@ -284,6 +310,16 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     expect(await checker.checkPassword(asUser(alice.mail), 'a\u0000b')).toBe('invalid');
     const unescaped = new LdapPasswordChecker(options({ searchFilter: '(|(mail={username})(uid=nobody))' }));
     expect(await unescaped.checkPassword(asUser('*'), alice.password)).toBe('fallback');
+  });
+
+  it('a username whose filter matches several entries is refused (invalid, counted as a wrong password), never the first entry\'s bind', async () => {
+    // A filter (as an operator could write one) that matches every person: Alice's own password must not pass.
+    const wide = new LdapPasswordChecker(options({ searchFilter: '(|(mail={username})(objectClass=inetOrgPerson))', createUsers: true }));
+    expect(await wide.checkPassword(asUser(alice.mail), alice.password)).toBe('invalid');
+    expect(await wide.checkUnknownUser(alice.mail, alice.password)).toEqual({ result: 'invalid' });
+    // The same search with one match signs in: the refusal is the ambiguity, not the filter.
+    const narrow = new LdapPasswordChecker(options({ searchFilter: '(&(mail={username})(objectClass=inetOrgPerson))' }));
+    expect(await narrow.checkPassword(asUser(alice.mail), alice.password)).toBe('valid');
   });
 
   it('DN template (direct bind) escapes the username as an RFC 4514 DN value', async () => {
