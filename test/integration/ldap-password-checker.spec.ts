@@ -599,6 +599,39 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
+  it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown fallback and createUsers, a directory user\'s first sign-ins during an outage (no local user, so no local hash to fall back to) count toward no lockout: they sign in once it ends', async () => {
+    const ownDb = await createTestDatabase();
+    const own = await createIdentityApp(ownDb, {
+      identity: {
+        rateLimits: { enabled: false },
+        lockout: { maxFailedAccessAttempts: 3 },
+        passwordChecker: { useValue: new LdapPasswordChecker(options({ createUsers: true, onDirectoryDown: 'fallback' })) },
+      },
+    });
+    try {
+      const recorder = NotificationRecorder.attach(own.app);
+      const http = new HttpClient(own.url);
+      await slapd.pause();
+      try {
+        for (let i = 0; i < 4; i++) {
+          const refused = await http.login(comma.mail, comma.password);
+          expectClientError(refused, 401);
+          expect(refused.body.code).toBe('invalid_credentials');
+        }
+      } finally {
+        await slapd.resume();
+      }
+      const reasons = (recorder.named(BackOfficeEvents.LoginFailed) as UserLoginFailedNotification[]).map((n) => n.reason);
+      expect(reasons).toEqual(Array(4).fill('password_check_unavailable'));
+      const after = await http.login(comma.mail, comma.password);
+      expect(after.status, after.text).toBe(200);
+      expect(after.body.user.email).toBe(comma.mail);
+    } finally {
+      await own.close();
+      await ownDb.drop();
+    }
+  });
+
   it('directory stopped mid-test: never a 500; fallback lets local hashes work, deny refuses; back when it returns', async () => {
     await slapd.pause();
     try {

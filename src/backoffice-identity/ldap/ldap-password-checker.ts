@@ -226,9 +226,16 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
     return answer.outage && answer.result === 'fallback' && !user.passwordHash ? 'unavailable' : answer.result;
   }
 
-  /** Asks the directory for a username with no local user; with `createUsers`, a `valid` answer carries the profile. */
+  /**
+   * Asks the directory for a username with no local user; with `createUsers`, a `valid` answer carries the profile.
+   * With `createUsers`, an outage answers `unavailable` also under `onDirectoryDown: 'fallback'`: there is no local
+   * hash to fall back to, and the username may be a directory user's first sign-in, whose retries during the outage
+   * must not lock them out once it ends (OWASP ASVS 4.0 2.2.1). Without `createUsers` no such user can sign in, and the
+   * attempt counts as for any unknown username.
+   */
   async checkUnknownUser(username: string, password: string): Promise<BackOfficeUnknownUserCheckResult> {
     const answer = await this.authenticate(username, password);
+    if (answer.outage && this.#options.createUsers) return { result: 'unavailable' };
     if (answer.result !== 'valid' || !this.#options.createUsers || !answer.entry) return { result: answer.result === 'valid' ? 'invalid' : answer.result };
     const email = LdapPasswordChecker.firstValue(answer.entry, this.#options.attributes.email);
     const name = LdapPasswordChecker.firstValue(answer.entry, this.#options.attributes.name) ?? email;
