@@ -20,5 +20,15 @@ describe('LDAP escaping', () => {
     expect(escapeLdapDnValue('trail ')).toBe('trail\\ ');
     expect(escapeLdapDnValue('nul\u0000')).toBe('nul\\00');
     expect(escapeLdapDnValue('alice,ou=people,dc=example,dc=org')).toBe('alice\\,ou\\=people\\,dc\\=example\\,dc\\=org');
+ 
+  });
+
+  it('RFC 4514: a trailing space is escaped also after an escaped backslash (the value ends with a backslash and a space)', () => {
+    // `a\ ` must stay `a\ `: with the space left bare, a server reads the value as `a\` (or refuses the DN).
+    expect(escapeLdapDnValue('a\\ ')).toBe('a\\\\\\ ');
+    expect(escapeLdapDnValue('\\ ')).toBe('\\\\\\ ');
+    expect(escapeLdapDnValue(' ')).toBe('\\ ');
+    expect(escapeLdapDnValue('  ')).toBe('\\ \\ ');
+    expect(escapeLdapDnValue('a , ')).toBe('a \\,\\ ');
   });
 });

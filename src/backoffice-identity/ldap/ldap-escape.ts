@@ -11,8 +11,15 @@ export function escapeLdapFilterValue(value: string): string {
  * `<`, `>`, `\` and `=` get a backslash, a leading space or `#` and a trailing space too, NUL becomes `\00`.
  */
 export function escapeLdapDnValue(value: string): string {
-  let escaped = value.replace(/[",+;<>\\=]/g, (c) => `\\${c}`).replace(/\u0000/g, '\\00');
-  if (/^[ #]/.test(escaped)) escaped = `\\${escaped}`;
-  if (escaped.endsWith(' ') && !escaped.endsWith('\\ ')) escaped = `${escaped.slice(0, -1)}\\ `;
+  const last = value.length - 1;
+  let escaped = '';
+  for (let i = 0; i <= last; i++) {
+    const c = value[i];
+    if (c === '\u0000') escaped += '\\00';
+    else if ('",+;<>\\='.includes(c)) escaped += `\\${c}`;
+    // Decided on the value, not on the escaped text: `a\ ` ends in an escaped backslash and a bare space.
+    else if ((c === ' ' && (i === 0 || i === last)) || (c === '#' && i === 0)) escaped += `\\${c}`;
+    else escaped += c;
+  }
   return escaped;
 }
