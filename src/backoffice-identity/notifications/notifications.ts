@@ -56,7 +56,7 @@ export class UserLoginSuccessNotification extends BackOfficeNotification {
 
 export class UserLoginFailedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LoginFailed;
-  /** Why: `invalid_credentials`, `locked_out`, `not_allowed`, `invalid_code`, `password_check_unavailable` (a directory outage, not counted), ... */
+  /** Why: `invalid_credentials`, `locked_out`, `not_allowed`, `invalid_code`, `two_factor_code_reused` (a right TOTP code used before), `password_check_unavailable` (a directory outage, not counted), ... */
   readonly reason: string;
   constructor(init: BackOfficeNotificationInit & { reason: string }) {
     super(init);
