@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { BUILT_IN_PERMISSIONS, PERMISSION_KEY_PATTERN, type BackOfficePermissionDefinition } from '../permissions/backoffice-permissions.js';
 import type { ResolvedExternalLoginProvider } from '../external-logins/external-login-options.js';
 import { BACKOFFICE_UI_MESSAGES, type BackOfficeUiMessages } from '../ui/ui-messages.js';
@@ -46,7 +47,7 @@ function describe(value: unknown): string {
   }
 }
 
-/** Fewest different characters of a secret option: refuses `'a'.repeat(32)`, spaces and other stand-ins. */
+/** Fewest different characters of a secret option: fewer (`'a'.repeat(32)`, spaces, other stand-ins) is warned about. */
 const MIN_SECRET_DISTINCT_CHARACTERS = 8;
 
 const KNOWN_KEYS: Record<string, readonly string[]> = {
@@ -182,7 +183,9 @@ class OptionReader {
 
   /**
    * An optional secret string: never printed (a refused one is described by its type or length). A key of fewer
-   * than {@link MIN_SECRET_DISTINCT_CHARACTERS} different characters (`'a'.repeat(32)`, spaces) is refused.
+   * than {@link MIN_SECRET_DISTINCT_CHARACTERS} different characters (`'a'.repeat(32)`, spaces) is taken with a
+   * warning, not refused: data is encrypted and keyed with it already (TOTP secrets, recovery-code hashes), and a new
+   * key would void every enrolment, so an existing deployment must be able to start and plan the move.
    */
   optionalSecret(key: string, minLength: number): string | undefined {
     const value = this.source[key];
@@ -200,10 +203,10 @@ class OptionReader {
     }
     const distinct = new Set(value.trim()).size;
     if (distinct < MIN_SECRET_DISTINCT_CHARACTERS) {
-      throw new BackOfficeIdentityOptionsError(
-        this.name(key),
-        `must be a random secret with at least ${MIN_SECRET_DISTINCT_CHARACTERS} different characters (e.g. openssl rand -base64 32)`,
-        `${value.length} characters, ${distinct} different`,
+      new Logger('BackOfficeIdentity').warn(
+        `Option "${this.name(key)}" is no random secret (${value.length} characters, ${distinct} different; at least ` +
+          `${MIN_SECRET_DISTINCT_CHARACTERS} expected): anyone who guesses it can read the TOTP secrets it encrypts. A new key (openssl rand -base64 32) ` +
+          'voids what the old one encrypted: every user then sets up two-factor again.',
       );
     }
     return value;
