@@ -197,18 +197,12 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     lockoutMaxAttempts: int('BACKOFFICE_LOCKOUT_MAX_ATTEMPTS', 5, 1, 1000),
     rateLimitsEnabled: onOff('BACKOFFICE_RATE_LIMITS', true),
     // Off only for plain-HTTP development: on in production and whenever PUBLIC_URL is https.
-    secureCookies: onOff('BACKOFFICE_SECURE_COOKIES', production || publicUrl.startsWith('https://')),
+    secureCookies: onOff('BACKOFFICE_SECURE_COOKIES', production || isHttps(publicUrl)),
     encryptionKey,
     oidc,
   };
 
   config.ldap = readLdapConfig(read, url, onOff, fail);
-
-  if (!production && !config.secureCookies && publicUrl.startsWith('https://')) {
-    problems.push(
-      `BACKOFFICE_SECURE_COOKIES is off while PUBLIC_URL is https (${quote(publicUrl)}): leave it unset (on), or use an http:// PUBLIC_URL for plain-HTTP development`,
-    );
-  }
 
   if (production) {
     if (oidc?.clientSecret !== undefined && isPlaceholderSecret(oidc.clientSecret)) {
@@ -225,7 +219,7 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
     if (!config.secureCookies) {
       problems.push('BACKOFFICE_SECURE_COOKIES is off: NODE_ENV=production refuses cookies without the Secure flag');
     }
-    if (!publicUrl.startsWith('https://')) {
+    if (!isHttps(publicUrl)) {
       problems.push(`PUBLIC_URL must be an https:// URL when NODE_ENV=production (got ${quote(publicUrl)})`);
     }
   }
@@ -233,6 +227,15 @@ export function loadDemoConfig(env: NodeJS.ProcessEnv = process.env): DemoConfig
   if (problems.length === 0) checkModuleOptions(config, problems);
   if (problems.length > 0) throw new DemoConfigError(problems);
   return config;
+}
+
+/** An https URL, whatever the case of its scheme (`HTTPS://` is https too). */
+function isHttps(url: string): boolean {
+  try {
+    return new URL(url).protocol === 'https:';
+  } catch {
+    return false;
+  }
 }
 
 /**

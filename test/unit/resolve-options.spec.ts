@@ -128,10 +128,13 @@ describe('resolveBackOfficeIdentityOptions', () => {
         const error = errorOf({ publicUrl: 'http://cms.example.com' });
         expect(error.message).toMatch(/"publicUrl" must be https:\/\/ while session.secureCookies is on .*turn session.secureCookies off/);
         expect(errorOf({ publicUrl: 'http://10.0.0.5:8080', session: { secureCookies: true } }).option).toBe('publicUrl');
+        // The scheme in any case is the scheme.
+        expect(errorOf({ publicUrl: 'HTTP://cms.example.com' }).option).toBe('publicUrl');
+        expect(errorOf({ publicUrl: 'HTTPS://cms.example.com', session: { secureCookies: false } }).option).toBe('session.secureCookies');
       });
 
       it('is taken on loopback (browsers keep Secure cookies there) and with secureCookies off (plain-HTTP development)', () => {
-        for (const publicUrl of ['http://localhost:3000', 'http://127.0.0.1:3000', 'http://[::1]:3000', 'http://admin.localhost:8080']) {
+        for (const publicUrl of ['http://localhost:3000', 'http://127.0.0.1:3000', 'http://127.0.0.2:3000', 'http://[::1]:3000', 'http://admin.localhost:8080']) {
           expect(resolveBackOfficeIdentityOptions({ publicUrl }).publicUrl).toBe(publicUrl);
         }
         expect(resolveBackOfficeIdentityOptions({ publicUrl: 'http://cms.internal', session: { secureCookies: false } }).publicUrl).toBe('http://cms.internal');

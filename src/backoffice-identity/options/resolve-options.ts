@@ -650,9 +650,10 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
   // session cookie travel on a plain-HTTP request (OWASP ASVS 4.0 3.4.1).
   // Secure cookies over plain http: browsers drop them (sign-in fails at the first request) except on loopback, and
   // every email link would carry its token in clear (OWASP ASVS 4.0 9.1.1).
-  const publicHost = new URL(resolved.publicUrl).hostname;
-  const loopback = LOOPBACK_HOSTS.has(publicHost) || publicHost.endsWith('.localhost');
-  if (resolved.session.secureCookies && resolved.publicUrl.startsWith('http:') && !loopback) {
+  // The parsed URL, not the text: `HTTPS://` is https too, and 127.0.0.0/8 is all loopback.
+  const { hostname: publicHost, protocol: publicProtocol } = new URL(resolved.publicUrl);
+  const loopback = LOOPBACK_HOSTS.has(publicHost) || publicHost.endsWith('.localhost') || /^127(\.\d{1,3}){3}$/.test(publicHost);
+  if (resolved.session.secureCookies && publicProtocol === 'http:' && !loopback) {
     throw new BackOfficeIdentityOptionsError(
       'publicUrl',
       'must be https:// while session.secureCookies is on (browsers drop Secure cookies over plain http off localhost, and email links would carry ' +
@@ -660,7 +661,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       resolved.publicUrl,
     );
   }
-  if (!resolved.session.secureCookies && resolved.publicUrl.startsWith('https:')) {
+  if (!resolved.session.secureCookies && publicProtocol === 'https:') {
     throw new BackOfficeIdentityOptionsError(
       'session.secureCookies',
       `must stay true while publicUrl is https ("${resolved.publicUrl}"): turn it off only for plain-HTTP development, with an http:// publicUrl`,
