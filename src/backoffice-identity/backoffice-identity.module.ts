@@ -13,6 +13,7 @@ import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
 import { BackOfficeAuthGuard } from './sessions/backoffice-auth.guard.js';
 import { BackOfficeSessionService } from './sessions/backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './sessions/session-cookies.js';
+import { BackOfficeTossedCookieCleaner } from './sessions/tossed-cookie-cleaner.js';
 import { BackOfficeSessionIssuer } from './sessions/backoffice-session-issuer.js';
 import { BackOfficeBackgroundTasks } from './common/background-tasks.js';
 import { BackOfficeEmailTemplates } from './email/email-templates.js';
@@ -58,6 +59,7 @@ const SHARED_SERVICES = [
   NotificationPublisher,
   BackOfficeSessionService,
   BackOfficeSessionCookies,
+  BackOfficeTossedCookieCleaner,
   BackOfficeAuthGuard,
   BackOfficeRateLimiter,
   BackOfficeSessionIssuer,

@@ -1,8 +1,10 @@
 import { Controller, Delete, Get, Header, HttpCode, Patch, Post, Put } from '@nestjs/common';
+import { request as httpRequest } from 'node:http';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { BackOfficeAuthorize } from '../../src/backoffice-identity/index.js';
+import { CapturingLogger } from '../support/capturing-logger.js';
 
 const password = TEST_PASSWORD;
 const MINUTE = 60_000;
@@ -217,5 +219,105 @@ describe('Session cookie, XSRF double submit and session lifetime under attack',
     }
     // A host route that says otherwise keeps its own rule.
     expect((await http.get(`${ctx.url}/host-state/cacheable`)).headers.get('cache-control')).toBe('private, max-age=60');
+  });
+});
+
+describe('Session cookie tossed from a sibling subdomain: refused, then cleared', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const logger = new CapturingLogger();
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { logger, identity: { publicUrl: 'https://bo.example.test', rateLimits: { enabled: false } }, controllers: [HostStateController] });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  /** A GET with headers fetch() will not send as given (Host). */
+  function rawGet(path: string, headers: Record<string, string>): Promise<{ status: number; setCookies: string[] }> {
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(`${ctx.url}${path}`, { headers }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, setCookies: res.headers['set-cookie'] ?? [] }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  /** The `Set-Cookie` lines of an answer that expire `name` for a Domain, as `domain path` strings. */
+  function expiredForDomains(setCookies: string[], name: string): string[] {
+    return setCookies
+      .map(cookieAttributes)
+      .filter((c) => c.name === name && c.attrs.has('domain'))
+      .map((c) => {
+        expect(c.value).toBe('');
+        expect(c.attrs.get('max-age')).toBe('0');
+        expect(c.attrs.get('secure')).toBe('');
+        expect(c.attrs.get('samesite')).toBe('Strict');
+        return `${c.attrs.get('domain')} ${c.attrs.get('path')}`;
+      })
+      .sort();
+  }
+
+  it('ASVS 5.0 3.3.3 / 7.2.4: the 401 to a request with the session cookie twice expires it for every parent domain (Path /, /backoffice, /backoffice/auth), sign-in does too; once the browser dropped the tossed one the victim signs in and stays signed in; one warning per client, no cookie values', async () => {
+    const user = (await ctx.userManager.createUser({ email: 'tossed@example.com', name: 'Tossed', password })).value!;
+    const victim = new HttpClient(ctx.url);
+    expect((await victim.login(user.email, password)).status).toBe(200);
+    const token = victim.cookies.get('backoffice_session')!;
+    const xsrf = victim.cookies.get('XSRF-TOKEN')!;
+    const tossed = 'T'.repeat(43);
+    const cookie = `backoffice_session=${tossed}; XSRF-TOKEN=${xsrf}; backoffice_session=${token}`;
+    const expected = ['example.test /', 'example.test /backoffice', 'example.test /backoffice/auth'];
+    logger.lines.length = 0;
+
+    for (let i = 0; i < 5; i++) {
+      const me = await victim.fresh().get('/auth/me', { headers: { cookie } });
+      expect(me.status).toBe(401);
+      expect(me.body.code).toBe('unauthenticated');
+      expect(expiredForDomains(me.setCookies, 'backoffice_session')).toEqual(expected);
+      expect(me.setCookies.map(cookieAttributes).filter((c) => c.name === 'backoffice_session').every((c) => c.attrs.has('httponly'))).toBe(true);
+      expect(expiredForDomains(me.setCookies, 'XSRF-TOKEN')).toEqual([]); // sent once: left alone
+    }
+    // Logout, a host route's guard, and a sign-in answer clear it too; the sign-in still sets the host-only cookie.
+    const logout = await victim.fresh().post('/auth/logout', undefined, { headers: { cookie, 'x-xsrf-token': xsrf } });
+    expect(logout.status).toBe(401);
+    expect(expiredForDomains(logout.setCookies, 'backoffice_session')).toEqual(expected);
+    const host = await victim.fresh().get(`${ctx.url}/host-state`, { headers: { cookie } });
+    expect(host.status).toBe(401);
+    expect(expiredForDomains(host.setCookies, 'backoffice_session')).toEqual(expected);
+    const again = victim.fresh();
+    const login = await again.post('/auth/login', { username: user.email, password }, { headers: { cookie } });
+    expect(login.status).toBe(200);
+    expect(expiredForDomains(login.setCookies, 'backoffice_session')).toEqual(expected);
+    const hostOnly = login.setCookies.map(cookieAttributes).find((c) => c.name === 'backoffice_session' && !c.attrs.has('domain'))!;
+    expect(hostOnly.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+
+    // A repeated XSRF cookie is cleared the same way (without HttpOnly).
+    const twoXsrf = await victim.fresh().get('/auth/me', { headers: { cookie: `XSRF-TOKEN=x; backoffice_session=${token}; XSRF-TOKEN=${xsrf}` } });
+    expect(expiredForDomains(twoXsrf.setCookies, 'XSRF-TOKEN')).toEqual(expected);
+    expect(twoXsrf.setCookies.map(cookieAttributes).filter((c) => c.name === 'XSRF-TOKEN').some((c) => c.attrs.has('httponly'))).toBe(false);
+
+    // The Host header's parent domains too (a.b.example.com: b.example.com and example.com), never the public suffix.
+    const viaHost = await rawGet('/backoffice/auth/me', { cookie, host: 'a.b.example.com:8443' });
+    expect(viaHost.status).toBe(401);
+    const domains = new Set(viaHost.setCookies.map(cookieAttributes).filter((c) => c.name === 'backoffice_session').map((c) => c.attrs.get('domain')));
+    expect(domains).toEqual(new Set(['example.test', 'b.example.com', 'example.com']));
+
+    // The browser dropped the tossed cookie: the victim's own session works again.
+    const after = await victim.fresh().get('/auth/me', { headers: { cookie: `backoffice_session=${token}` } });
+    expect(after.status).toBe(200);
+    expect(after.body.email).toBe(user.email);
+    expect(after.setCookies.filter((c) => c.includes('Domain='))).toEqual([]);
+    expect((await again.get('/auth/me')).status).toBe(200);
+
+    const warnings = logger.lines.filter((l) => /duplicate session cookie/i.test(l));
+    expect(warnings, logger.lines.join('\n')).toHaveLength(1);
+    expect(warnings[0]).toMatch(/cookie tossing/i);
+    expect(warnings[0]).not.toContain(token);
+    expect(warnings[0]).not.toContain(tossed);
   });
 });

@@ -35,6 +35,8 @@ export interface BackOfficeCookieAttributes {
   path?: string;
   /** Default `strict`; `lax` only for a cookie that must come back on a top-level navigation from another site. */
   sameSite?: 'strict' | 'lax';
+  /** Omitted (the default): a host-only cookie. Only to expire a cookie a sibling subdomain set for a parent domain. */
+  domain?: string;
 }
 
 /** Cookie headers longer than this are not parsed (no cookie of ours is anywhere near it). */
@@ -178,6 +180,7 @@ export function serializeCookie(name: string, value: string, attrs: BackOfficeCo
     sameSite: attrs.sameSite ?? 'strict',
     httpOnly: attrs.httpOnly,
     secure: attrs.secure,
+    ...(attrs.domain === undefined ? {} : { domain: attrs.domain }),
     ...(attrs.maxAgeSeconds === undefined ? {} : { maxAge: Math.max(0, Math.floor(attrs.maxAgeSeconds)) }),
     ...(attrs.maxAgeSeconds === 0 ? { expires: new Date(0) } : {}),
   });
@@ -200,7 +203,12 @@ export class BackOfficeHttpPlatform {
 
   /** Adds a `Set-Cookie` header, keeping the ones already set. */
   setCookie(response: BackOfficeHttpResponse, name: string, value: string, attrs: BackOfficeCookieAttributes): void {
-    this.adapter.appendHeader(response, 'Set-Cookie', serializeCookie(name, value, attrs));
+    this.appendHeader(response, 'Set-Cookie', serializeCookie(name, value, attrs));
+  }
+
+  /** Adds a header line, keeping the ones already set (also `Set-Cookie` lines a middleware put on the Node response). */
+  appendHeader(response: BackOfficeHttpResponse, name: string, value: string): void {
+    this.adapter.appendHeader(response, name, value);
   }
 
   setHeader(response: BackOfficeHttpResponse, name: string, value: string): void {

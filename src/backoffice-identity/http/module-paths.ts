@@ -22,6 +22,15 @@ export class BackOfficeModulePaths {
     this.routePrefix = options.routePrefix;
   }
 
+  /**
+   * The module's base path as cookies see it (`/<global prefix>/<routePrefix>`, case kept: cookie paths are
+   * case-sensitive). Read at a request, not in a constructor.
+   */
+  cookieBasePath(): string {
+    const global = moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix.replace(/^\/+|\/+$/g, '');
+    return `${global ? `/${global}` : ''}/${this.routePrefix}`;
+  }
+
   /** True when `url` (a request target; its query is ignored) is the module's base path or below it. */
   contains(url: string): boolean {
     this.base ??= moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix);

@@ -4,6 +4,7 @@ import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
 import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { backOfficeRequestContextOf } from '../common/request-context-of.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { BackOfficeTossedCookieCleaner } from '../sessions/tossed-cookie-cleaner.js';
 import { requestPath, type BackOfficeHttpRequest } from './http-platform.js';
 import { BackOfficeModulePaths } from './module-paths.js';
 import { assertReadableBody } from './readable-body.js';
@@ -16,13 +17,16 @@ import { setBackOfficeSecurityHeaders } from './security-headers.js';
  * prefix's 404s included) and the request runs in its request context: client IP (from the IP resolver), user
  * agent, method and path. Every other request is isolated (`isolate`): host routes guarded by
  * `BackOfficeAuthGuard` get the same context from the guard, and the context of one request never reaches the next
- * one on the same connection. A body the module cannot read is refused here (415: {@link assertReadableBody}).
+ * one on the same connection. A body the module cannot read is refused here (415: {@link assertReadableBody}). A
+ * session or XSRF cookie sent twice (tossed from a sibling subdomain) is expired on the parent domains in whatever
+ * the module answers ({@link BackOfficeTossedCookieCleaner}).
  */
 @Injectable()
 export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
   constructor(
     @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
     @Inject(BackOfficeModulePaths) private readonly modulePaths: BackOfficeModulePaths,
+    @Inject(BackOfficeTossedCookieCleaner) private readonly tossedCookies: BackOfficeTossedCookieCleaner,
   ) {}
 
   use(request: BackOfficeHttpRequest, response: ServerResponse, next: () => void): void {
@@ -32,6 +36,7 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
       return;
     }
     setBackOfficeSecurityHeaders(response);
+    this.tossedCookies.clear(request, response);
     assertReadableBody(request);
     BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver, path), next);
   }

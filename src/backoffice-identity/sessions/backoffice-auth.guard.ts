@@ -13,6 +13,7 @@ import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.servi
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeSessionService, type BackOfficeAuthentication } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
+import { BackOfficeTossedCookieCleaner } from './tossed-cookie-cleaner.js';
 
 export const BACKOFFICE_AUTHORIZE_METADATA = 'backoffice:authorize';
 export const BACKOFFICE_RECENT_SIGN_IN_METADATA = 'backoffice:recent-sign-in';
@@ -112,6 +113,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     @Inject(BackOfficeAccessDenials) private readonly denials: BackOfficeAccessDenials,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
+    @Inject(BackOfficeTossedCookieCleaner) private readonly tossedCookies: BackOfficeTossedCookieCleaner,
   ) {}
 
   canActivate(context: ExecutionContext): Promise<boolean> {
@@ -119,6 +121,8 @@ export class BackOfficeAuthGuard implements CanActivate {
     // A host route: the module's middleware gave it an empty store of its own, which the guard fills with the
     // request context (before any await, so the route's handler runs in it too).
     if (!BackOfficeRequestContextStore.active()) BackOfficeRequestContextStore.enter(backOfficeRequestContextOf(request, this.ipResolver));
+    // A host route's answer expires a tossed session cookie too (the module's routes did it in the middleware).
+    this.tossedCookies.clear(request, context.switchToHttp().getResponse<BackOfficeHttpResponse>());
     return this.check(context, request);
   }
 
