@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, httpPlatform, type IdentityApp } from '../support/identity-app.js';
@@ -8,6 +7,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { CapturingLogger } from '../support/capturing-logger.js';
+import { freePort } from '../support/private-postgres.js';
 import { BACKOFFICE_RATE_LIMIT_STORAGE, BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
 import type { ThrottlerStorageService } from '@nestjs/throttler';
 import { BackOfficeRateLimiter } from '../../src/backoffice-identity/rate-limit/backoffice-rate-limiter.js';
@@ -19,18 +19,6 @@ const password = 'correct horse battery staple';
 function uniqueIp(): string {
   const b = randomBytes(3);
   return `10.${b[0]}.${b[1]}.${b[2]}`;
-}
-
-/** A free TCP port on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** A private redis-server on `port` (no persistence), ready to answer. */
