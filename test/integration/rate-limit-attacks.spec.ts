@@ -6,9 +6,10 @@ import { createIdentityApp, httpPlatform, type IdentityApp } from '../support/id
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
+import { withIp } from '../support/fixed-client-ip.js';
 import { CapturingLogger } from '../support/capturing-logger.js';
 import { freePort } from '../support/private-postgres.js';
-import { BACKOFFICE_RATE_LIMIT_STORAGE, BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_RATE_LIMIT_STORAGE, BackOfficeBackgroundTasks, BackOfficeUserManager } from '../../src/backoffice-identity/index.js';
 import type { ThrottlerStorageService } from '@nestjs/throttler';
 import { BackOfficeRateLimiter } from '../../src/backoffice-identity/rate-limit/backoffice-rate-limiter.js';
 
@@ -62,11 +63,6 @@ describe('Rate limits under attack: races, spoofed addresses, Redis faults', () 
   });
   afterAll(async () => {
     await db?.drop();
-  });
-
-  const withIp = (ip: string, extra: BackOfficeIdentityModuleOptions = {}): BackOfficeIdentityModuleOptions => ({
-    ipResolver: { useValue: { resolveIp: () => ip } },
-    ...extra,
   });
 
   for (const storage of ['memory', 'redis'] as const) {

@@ -4,6 +4,7 @@ import { createIdentityApp, signedInClient, type IdentityApp } from '../support/
 import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
+import { withIp } from '../support/fixed-client-ip.js';
 import type { BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -25,11 +26,6 @@ describe('Rate limits and several app instances', () => {
   });
   afterAll(async () => {
     await db?.drop();
-  });
-
-  const withIp = (ip: string, extra: BackOfficeIdentityModuleOptions = {}): BackOfficeIdentityModuleOptions => ({
-    ipResolver: { useValue: { resolveIp: () => ip } },
-    ...extra,
   });
 
   /** An email sender that only records what it was asked to send. */
