@@ -25,6 +25,30 @@ const hana = { uid: 'hana', cn: 'Hana Stepup', mail: 'hana@ldap.example', passwo
 /** Only an explicit opt-out skips the real directory; a machine without slapd fails the suite (see .ci/run). */
 const describeIfSlapd = process.env.SKIP_SLAPD_TESTS === '1' ? describe.skip : describe;
 
+/** The LDAP message a client sent: its operation's application tag, and `reply` framing an answer with its message ID. */
+function ldapRequest(request: Buffer): { tag: number; reply: (op: Buffer) => Buffer } {
+  const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
+  const idAt = 2 + lengthBytes;
+  const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
+  return { tag: request[idAt + id.length], reply: (op) => Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]) };
+}
+
+/** A fake directory on a free loopback port that hands each connection to `serve`; `stop` destroys every socket it got and closes it. */
+async function fakeDirectory(serve: (socket: Socket) => void = () => undefined) {
+  const sockets: Socket[] = [];
+  const server: Server = createServer((socket) => {
+    sockets.push(socket);
+    serve(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  const stop = async () => {
+    sockets.forEach((s) => s.destroy());
+    await new Promise((resolve) => server.close(resolve));
+  };
+  return { sockets, port, url: `ldap://127.0.0.1:${port}`, stop };
+}
+
 describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)', () => {
   let slapd: TestSlapd;
   let db: TestDatabase;
@@ -237,14 +261,9 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   });
 
   it('no connection leak (OWASP ASVS 5.0 15.2.2): after 50 failed sign-ins against the directory, and 50 against one that never answers, this process holds no connection to either', async () => {
-    const held: Socket[] = [];
     // Reads (and drops) what it gets and never answers; \`readableEnded\` says the client closed its side.
-    const blackhole: Server = createServer((socket) => {
-      held.push(socket);
-      socket.resume();
-    });
-    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
-    const blackholePort = (blackhole.address() as { port: number }).port;
+    const blackhole = await fakeDirectory((socket) => socket.resume());
+    const { sockets: held, port: blackholePort } = blackhole;
     const ownDb = await createTestDatabase();
     const own = await createIdentityApp(ownDb, {
       identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 1000 }, passwordChecker: { useValue: new LdapPasswordChecker(options()) } },
@@ -278,8 +297,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
       await down.close();
       await own.close();
       await ownDb.drop();
-      held.forEach((socket) => socket.destroy());
-      await new Promise((resolve) => blackhole.close(resolve));
+      await blackhole.stop();
     }
   });
 
@@ -350,59 +368,40 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   });
 
   it('connect and operation timeouts: a server that never answers costs at most the timeout', async () => {
-    const sockets: Socket[] = [];
-    const blackhole: Server = createServer((socket) => void sockets.push(socket));
-    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    const blackhole = await fakeDirectory();
     try {
-      const port = (blackhole.address() as { port: number }).port;
-      const checker = new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${port}`, timeoutMs: 300, connectTimeoutMs: 300, onDirectoryDown: 'deny' }));
+      const checker = new LdapPasswordChecker(options({ url: blackhole.url, timeoutMs: 300, connectTimeoutMs: 300, onDirectoryDown: 'deny' }));
       const started = Date.now();
       expect(await checker.checkPassword(asUser(alice.mail), alice.password)).toBe('unavailable');
       expect(Date.now() - started).toBeLessThan(3000);
     } finally {
-      sockets.forEach((s) => s.destroy());
-      await new Promise((resolve) => blackhole.close(resolve));
+      await blackhole.stop();
     }
   });
 
   it('StartTLS timeout: a server that accepts StartTLS and then never completes the TLS handshake costs at most the timeout', async () => {
-    const sockets: Socket[] = [];
     // Answers the StartTLS extended request (whatever its message ID) with success, then reads and says nothing.
-    const stalling: Server = createServer((socket) => {
-      sockets.push(socket);
+    const stalling = await fakeDirectory((socket) => {
       socket.once('data', (request: Buffer) => {
-        const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
-        const idAt = 2 + lengthBytes;
-        const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
-        const op = Buffer.from([0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]);
-        socket.write(Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]));
+        socket.write(ldapRequest(request).reply(Buffer.from([0x78, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00])));
       });
     });
-    await new Promise<void>((resolve) => stalling.listen(0, '127.0.0.1', resolve));
     try {
-      const port = (stalling.address() as { port: number }).port;
-      const checker = new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${port}`, startTls: true, timeoutMs: 300, connectTimeoutMs: 300, onDirectoryDown: 'deny' }));
+      const checker = new LdapPasswordChecker(options({ url: stalling.url, startTls: true, timeoutMs: 300, connectTimeoutMs: 300, onDirectoryDown: 'deny' }));
       const started = Date.now();
       const answer = await Promise.race([checker.checkPassword(asUser(alice.mail), alice.password), new Promise((resolve) => setTimeout(() => resolve('still waiting after 5 s'), 5000))]);
       expect(answer).toBe('unavailable');
       expect(Date.now() - started).toBeLessThan(3000);
     } finally {
-      sockets.forEach((s) => s.destroy());
-      await new Promise((resolve) => stalling.close(resolve));
+      await stalling.stop();
     }
   });
 
   it('OWASP ASVS 5.0 15.2.2: a directory that answers every operation just within timeoutMs costs one check at most connectTimeoutMs + timeoutMs in all, not one timeout per operation', async () => {
-    const sockets: Socket[] = [];
     // Answers every bind with success and every search with one entry, each after 900 ms (under the 1000 ms timeout).
-    const slow: Server = createServer((socket) => {
-      sockets.push(socket);
+    const slow = await fakeDirectory((socket) => {
       socket.on('data', (request: Buffer) => {
-        const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
-        const idAt = 2 + lengthBytes;
-        const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
-        const tag = request[idAt + id.length];
-        const message = (op: Buffer) => Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]);
+        const { tag, reply: message } = ldapRequest(request);
         setTimeout(() => {
           if (socket.destroyed) return;
           if (tag === 0x60) socket.write(message(Buffer.from([0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00])));
@@ -414,9 +413,8 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
         }, 900);
       });
     });
-    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
     try {
-      const url = `ldap://127.0.0.1:${(slow.address() as { port: number }).port}`;
+      const { url, sockets } = slow;
       // Service bind, search, user bind: 3 x 900 ms, each within the 1000 ms operation timeout.
       const checker = new LdapPasswordChecker(options({ url, timeoutMs: 1000, connectTimeoutMs: 200, onDirectoryDown: 'deny' }));
       const started = Date.now();
@@ -427,29 +425,22 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
       await new Promise((resolve) => setTimeout(resolve, 200));
       expect(sockets.filter((s) => !s.destroyed && !s.readableEnded)).toHaveLength(0);
     } finally {
-      sockets.forEach((s) => s.destroy());
-      await new Promise((resolve) => slow.close(resolve));
+      await slow.stop();
     }
   });
 
   it('a user bind the directory refuses with another result code (389-DS answers 53 for a locked account) is invalid, never a fall-back to the local hash', async () => {
-    const sockets: Socket[] = [];
     let resultCode = 53;
     // Answers every bind request (application tag 0x60) with a BindResponse carrying `resultCode`.
-    const refusing: Server = createServer((socket) => {
-      sockets.push(socket);
+    const refusing = await fakeDirectory((socket) => {
       socket.on('data', (request: Buffer) => {
-        const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
-        const idAt = 2 + lengthBytes;
-        const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
-        if (request[idAt + id.length] !== 0x60) return;
-        const op = Buffer.from([0x61, 0x07, 0x0a, 0x01, resultCode, 0x04, 0x00, 0x04, 0x00]);
-        socket.write(Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]));
+        const { tag, reply } = ldapRequest(request);
+        if (tag !== 0x60) return;
+        socket.write(reply(Buffer.from([0x61, 0x07, 0x0a, 0x01, resultCode, 0x04, 0x00, 0x04, 0x00])));
       });
     });
-    await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
     try {
-      const url = `ldap://127.0.0.1:${(refusing.address() as { port: number }).port}`;
+      const { url } = refusing;
       const checker = new LdapPasswordChecker({ url, allowInsecureConnection: true, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 1000, onDirectoryDown: 'fallback' });
       for (const code of [53, 50, 32]) {
         resultCode = code;
@@ -461,34 +452,25 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
         expect([code, await checker.checkPassword(asUser('alice'), alice.password)]).toEqual([code, 'fallback']);
       }
     } finally {
-      sockets.forEach((s) => s.destroy());
-      await new Promise((resolve) => refusing.close(resolve));
+      await refusing.stop();
     }
   });
 
   it('OWASP ASVS 4.0 2.2.1: a right password whose entry the directory then refuses to read (createUsers) is an outage, never counted as a wrong password', async () => {
-    const sockets: Socket[] = [];
     // Accepts every bind (BindResponse 0); answers every search (application tag 0x63) with SearchResultDone 50.
-    const readRefusing: Server = createServer((socket) => {
-      sockets.push(socket);
+    const readRefusing = await fakeDirectory((socket) => {
       socket.on('data', (request: Buffer) => {
-        const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
-        const idAt = 2 + lengthBytes;
-        const id = request.subarray(idAt, idAt + 2 + request[idAt + 1]);
-        const tag = request[idAt + id.length];
+        const { tag, reply } = ldapRequest(request);
         if (tag !== 0x60 && tag !== 0x63) return;
-        const op = Buffer.from([tag === 0x60 ? 0x61 : 0x65, 0x07, 0x0a, 0x01, tag === 0x60 ? 0 : 50, 0x04, 0x00, 0x04, 0x00]);
-        socket.write(Buffer.concat([Buffer.from([0x30, id.length + op.length]), id, op]));
+        socket.write(reply(Buffer.from([tag === 0x60 ? 0x61 : 0x65, 0x07, 0x0a, 0x01, tag === 0x60 ? 0 : 50, 0x04, 0x00, 0x04, 0x00])));
       });
     });
-    await new Promise<void>((resolve) => readRefusing.listen(0, '127.0.0.1', resolve));
     try {
-      const url = `ldap://127.0.0.1:${(readRefusing.address() as { port: number }).port}`;
+      const { url } = readRefusing;
       const checker = new LdapPasswordChecker({ url, allowInsecureConnection: true, userDnTemplate: `uid={username},${LDAP_PEOPLE}`, timeoutMs: 1000, onDirectoryDown: 'fallback', createUsers: true });
       expect(await checker.checkPassword(asUser('alice'), alice.password)).toBe('fallback');
     } finally {
-      sockets.forEach((s) => s.destroy());
-      await new Promise((resolve) => readRefusing.close(resolve));
+      await readRefusing.stop();
     }
   });
 
