@@ -1,14 +1,14 @@
 import { DataSource } from 'typeorm';
 import { independentCode } from '../support/oathtool.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import type { TestDatabase } from '../support/database.js';
+import type { IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
-import { NotificationRecorder } from '../support/notification-recorder.js';
+import type { NotificationRecorder } from '../support/notification-recorder.js';
+import { startTotpApp, TOTP_TEST_KEY as KEY } from '../support/totp-app.js';
 import { BACKOFFICE_USER_STORE, BackOfficeEvents, SecretCipher, TotpTwoFactorProvider, type TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
-const KEY = 'test-encryption-key-0123456789abcdef';
 
 /**
  * The second step of sign-in as an attacker sees it: a code or recovery code sent twice at once, codes from the
@@ -21,9 +21,7 @@ describe('Two-factor sign-in under attack', () => {
   let events: NotificationRecorder;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, twoFactor: { encryptionKey: KEY, issuer: 'Acme CMS' } } });
-    events = NotificationRecorder.attach(ctx.app);
+    ({ db, ctx, events } = await startTotpApp());
   });
   afterAll(async () => {
     await ctx?.close();

@@ -9,7 +9,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TestClock, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
-import { NotificationRecorder } from '../support/notification-recorder.js';
+import type { NotificationRecorder } from '../support/notification-recorder.js';
+import { startTotpApp, TOTP_TEST_KEY as KEY } from '../support/totp-app.js';
 import {
   BACKOFFICE_USER_STORE,
   BackOfficeEvents,
@@ -24,7 +25,6 @@ class StoreWithoutRecoveryCodes extends TypeOrmBackOfficeUserStore {}
 Object.defineProperty(StoreWithoutRecoveryCodes.prototype, 'replaceRecoveryCodes', { value: undefined });
 
 const password = 'correct horse battery staple';
-const KEY = 'test-encryption-key-0123456789abcdef';
 const ZBARIMG = ['/usr/bin/zbarimg', '/usr/local/bin/zbarimg'].find((p) => existsSync(p));
 
 
@@ -35,9 +35,7 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
   let counter = 0;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, twoFactor: { encryptionKey: KEY, issuer: 'Acme CMS' } } });
-    events = NotificationRecorder.attach(ctx.app);
+    ({ db, ctx, events } = await startTotpApp());
   });
   afterAll(async () => {
     await ctx?.close();
