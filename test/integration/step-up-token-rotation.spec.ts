@@ -3,7 +3,8 @@ import { Injectable } from '@nestjs/common';
 import { BackOfficeGroupService, BackOfficeSessionService, TypeOrmBackOfficeSessionStore } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { expectSignedIn, waitFor } from '../support/external-login-results.js';
+import { expectSignedIn } from '../support/external-login-results.js';
+import { externalLoginIdentity, waitForExternalProviders } from '../support/external-login-app.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { independentCode } from '../support/oathtool.js';
@@ -57,15 +58,13 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
     ]);
     ctx = await createIdentityApp(db, {
       port,
-      identity: {
-        publicUrl: `http://127.0.0.1:${port}`,
-        session: { secureCookies: false },
-        rateLimits: { enabled: false },
-        passkeys: { rpId: RP_ID, rpName: 'Acme', origins: [ORIGIN] },
-        externalLogins: [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'rotation', clientSecret: SECRET, autoLink: { enabled: true, defaultGroups: [] } }],
-      },
+      identity: externalLoginIdentity(
+        port,
+        [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'rotation', clientSecret: SECRET, autoLink: { enabled: true, defaultGroups: [] } }],
+        { passkeys: { rpId: RP_ID, rpName: 'Acme', origins: [ORIGIN] } },
+      ),
     });
-    await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+    await waitForExternalProviders(ctx.url);
     await ctx.app.get(BackOfficeGroupService).create({ alias: 'vault', name: 'Vault', permissions: [], requireTwoFactor: true });
   });
   afterAll(async () => {

@@ -7,6 +7,7 @@ import { createIdentityApp, signedInClient, TEST_PASSWORD, TestClock, userFactor
 import { HttpClient } from '../support/http-client.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 import { expectSignedIn, waitFor } from '../support/external-login-results.js';
+import { externalLoginIdentity, waitForExternalProviders } from '../support/external-login-app.js';
 import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
 import {
   BACKOFFICE_USER_MANAGER,
@@ -257,16 +258,11 @@ describe('A swapped provider reaches every path through HTTP', () => {
     try {
       ctx = await createIdentityApp(db, {
         port,
-        identity: {
-          publicUrl: `http://127.0.0.1:${port}`,
-          session: { secureCookies: false },
-          rateLimits: { enabled: false },
-          externalLogins: [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'swap', clientSecret: secret, autoLink: { enabled: true, defaultGroups: ['editor'] } }],
-        },
+        identity: externalLoginIdentity(port, [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'swap', clientSecret: secret, autoLink: { enabled: true, defaultGroups: ['editor'] } }]),
         override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(NoTwoFactorUserManager),
       });
       const app = ctx;
-      await waitFor(async () => (await new HttpClient(app.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+      await waitForExternalProviders(app.url);
       const login = `swap-ext-${Date.now()}`;
       const email = `${login}@idp.example.com`;
       idp.accounts.set(login, { email, email_verified: true, name: 'Swap External' });
