@@ -1,10 +1,11 @@
 import { request as httpRequest } from 'node:http';
 import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import type { TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { startMailingApp } from '../support/mailing-app.js';
 import { independentCode } from '../support/oathtool.js';
-import { linkParams, TestSmtpServer } from '../support/smtp.js';
+import { linkParams, type TestSmtpServer } from '../support/smtp.js';
 
 /**
  * The emailed links under attack, over real SMTP: the reset link comes from `publicUrl` whatever Host header the
@@ -19,15 +20,11 @@ describe('Emailed links under attack (OWASP ASVS 4.0 2.5, ASVS 5.0 6.4)', () => 
   let admin: HttpClient;
   const make = userFactory(() => ctx, 'linkatk');
   const drain = () => ctx.app.get(BackOfficeBackgroundTasks).drain();
-  const mailTo = (to: string) => smtp.messages.filter((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase())).at(-1)!;
+  const mailTo = (to: string) => smtp.messagesTo(to).at(-1)!;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    smtp = await new TestSmtpServer().start();
-    ctx = await createIdentityApp(db, { identity: { email: { smtpUrl: smtp.url }, rateLimits: { enabled: false }, publicUrl: 'https://cms.example.com' } });
-    const boss = await make({ groups: ['admin'] });
-    admin = new HttpClient(ctx.url);
-    expect((await admin.login(boss.email, TEST_PASSWORD)).status).toBe(200);
+    ({ db, smtp, ctx } = await startMailingApp());
+    admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
   });
   afterAll(async () => {
     await ctx?.close();

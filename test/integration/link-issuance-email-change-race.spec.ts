@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { BackOfficeBackgroundTasks, BackOfficeEvents, type BackOfficeNotification } from '../../src/backoffice-identity/index.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import type { TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { linkParams, TestSmtpServer } from '../support/smtp.js';
+import { signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { startMailingApp } from '../support/mailing-app.js';
+import { linkParams, type TestSmtpServer } from '../support/smtp.js';
 
 /**
  * An admin moves an account to a new address (`PUT /users/:id`, e.g. away from a mailbox that is no longer the
@@ -44,18 +45,11 @@ describe('A reset link issued while an admin moves the account to a new address 
   let admin: HttpClient;
   const make = userFactory(() => ctx, 'issuemove');
   const drain = () => ctx.app.get(BackOfficeBackgroundTasks).drain();
-  const mailsTo = (to: string) => smtp.messages.filter((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase()));
+  const mailsTo = (to: string) => smtp.messagesTo(to);
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    smtp = await new TestSmtpServer().start();
-    ctx = await createIdentityApp(db, {
-      identity: { email: { smtpUrl: smtp.url }, rateLimits: { enabled: false }, publicUrl: 'https://cms.example.com' },
-      providers: [MoveAccountWhileIssuing],
-    });
-    const boss = await make({ groups: ['admin'] });
-    admin = new HttpClient(ctx.url);
-    expect((await admin.login(boss.email, TEST_PASSWORD)).status).toBe(200);
+    ({ db, smtp, ctx } = await startMailingApp({ providers: [MoveAccountWhileIssuing] }));
+    admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
   });
   afterEach(() => {
     MoveAccountWhileIssuing.armed = null;

@@ -58,6 +58,11 @@ export class TestSmtpServer {
     }
   }
 
+  /** The messages received so far with `to` among their recipients (case-insensitive), oldest first. */
+  messagesTo(to: string): ParsedMail[] {
+    return this.messages.filter((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase()));
+  }
+
   countTo(to: string): number {
     return this.messages.filter((m) => JSON.stringify(m.to).toLowerCase().includes(to.toLowerCase())).length;
   }
