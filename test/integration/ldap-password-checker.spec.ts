@@ -25,6 +25,11 @@ const hana = { uid: 'hana', cn: 'Hana Stepup', mail: 'hana@ldap.example', passwo
 /** Only an explicit opt-out skips the real directory; a machine without slapd fails the suite (see .ci/run). */
 const describeIfSlapd = process.env.SKIP_SLAPD_TESTS === '1' ? describe.skip : describe;
 
+/** An app on `db` whose passwords `checker` checks, without rate limits, locking an account out after `maxFailedAccessAttempts`. */
+function ldapApp(db: TestDatabase, checker: LdapPasswordChecker, maxFailedAccessAttempts: number): Promise<IdentityApp> {
+  return createIdentityApp(db, { identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts }, passwordChecker: { useValue: checker } } });
+}
+
 /** The LDAP message a client sent: its operation's application tag, and `reply` framing an answer with its message ID. */
 function ldapRequest(request: Buffer): { tag: number; reply: (op: Buffer) => Buffer } {
   const lengthBytes = request[1] & 0x80 ? request[1] & 0x7f : 0;
@@ -71,13 +76,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   beforeAll(async () => {
     slapd = await new TestSlapd().start([alice, bob, dora, comma, noMail, erin, frank, gina, hana, ivy]);
     db = await createTestDatabase();
-    ctx = await createIdentityApp(db, {
-      identity: {
-        rateLimits: { enabled: false },
-        lockout: { maxFailedAccessAttempts: 3 },
-        passwordChecker: { useValue: new LdapPasswordChecker(options({ createUsers: true, defaultGroups: ['writer'], onDirectoryDown: 'fallback' })) },
-      },
-    });
+    ctx = await ldapApp(db, new LdapPasswordChecker(options({ createUsers: true, defaultGroups: ['writer'], onDirectoryDown: 'fallback' })), 3);
     // Alice exists locally (e.g. imported) with a different local password; the directory decides for her.
     await ctx.userManager.createUser({ email: alice.mail, name: 'Alice (local)', password: localPassword, groups: ['editor'] });
     await ctx.userManager.createUser({ email: dora.mail, name: 'Dora', groups: ['editor'] });
@@ -159,9 +158,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
 
   it('OWASP ASVS 5.0 6.3.8 (enumeration): an unknown username and a directory user\'s wrong password answer alike (status, body) in about the same time', async () => {
     const ownDb = await createTestDatabase();
-    const own = await createIdentityApp(ownDb, {
-      identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 1000 }, passwordChecker: { useValue: new LdapPasswordChecker(options()) } },
-    });
+    const own = await ldapApp(ownDb, new LdapPasswordChecker(options()), 1000);
     try {
       await own.userManager.createUser({ email: alice.mail, name: 'Alice', groups: ['editor'] });
       const http = new HttpClient(own.url);
@@ -224,9 +221,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
       }
     }
     const ownDb = await createTestDatabase();
-    const own = await createIdentityApp(ownDb, {
-      identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 100 }, passwordChecker: { useValue: new RecordingChecker(options({ createUsers: true })) } },
-    });
+    const own = await ldapApp(ownDb, new RecordingChecker(options({ createUsers: true })), 100);
     try {
       const http = new HttpClient(own.url);
       expect((await http.login(alice.mail, alice.password)).status).toBe(200);
@@ -265,16 +260,8 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     const blackhole = await fakeDirectory((socket) => socket.resume());
     const { sockets: held, port: blackholePort } = blackhole;
     const ownDb = await createTestDatabase();
-    const own = await createIdentityApp(ownDb, {
-      identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 1000 }, passwordChecker: { useValue: new LdapPasswordChecker(options()) } },
-    });
-    const down = await createIdentityApp(ownDb, {
-      identity: {
-        rateLimits: { enabled: false },
-        lockout: { maxFailedAccessAttempts: 1000 },
-        passwordChecker: { useValue: new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${blackholePort}`, timeoutMs: 300, connectTimeoutMs: 300 })) },
-      },
-    });
+    const own = await ldapApp(ownDb, new LdapPasswordChecker(options()), 1000);
+    const down = await ldapApp(ownDb, new LdapPasswordChecker(options({ url: `ldap://127.0.0.1:${blackholePort}`, timeoutMs: 300, connectTimeoutMs: 300 })), 1000);
     /** Established connections of this process to `port` (`ss` names the owning process). */
     const ownConnectionsTo = (port: number) =>
       execFileSync('ss', ['-tnpH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' })
@@ -510,13 +497,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
 
   it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown deny, an outage refuses every sign-in (401 invalid_credentials, audited) but counts toward no lockout', async () => {
     const denyDb = await createTestDatabase();
-    const deny = await createIdentityApp(denyDb, {
-      identity: {
-        rateLimits: { enabled: false },
-        lockout: { maxFailedAccessAttempts: 3 },
-        passwordChecker: { useValue: new LdapPasswordChecker(options({ onDirectoryDown: 'deny' })) },
-      },
-    });
+    const deny = await ldapApp(denyDb, new LdapPasswordChecker(options({ onDirectoryDown: 'deny' })), 3);
     try {
       const user = await deny.userManager.createUser({ email: alice.mail, name: 'Alice', password: localPassword, groups: ['editor'] });
       const client = new HttpClient(deny.url);
@@ -552,13 +533,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
 
   it('OWASP ASVS 4.0 2.2.1: a password change (POST /auth/change-password) during an outage with deny is refused 401 and counts toward no lockout', async () => {
     const denyDb = await createTestDatabase();
-    const deny = await createIdentityApp(denyDb, {
-      identity: {
-        rateLimits: { enabled: false },
-        lockout: { maxFailedAccessAttempts: 3 },
-        passwordChecker: { useValue: new LdapPasswordChecker(options({ onDirectoryDown: 'deny', keepLocalPasswords: true })) },
-      },
-    });
+    const deny = await ldapApp(denyDb, new LdapPasswordChecker(options({ onDirectoryDown: 'deny', keepLocalPasswords: true })), 3);
     try {
       const user = await deny.userManager.createUser({ email: 'local-changer@example.com', name: 'Local', password: localPassword, groups: ['editor'] });
       const http = new HttpClient(deny.url);
@@ -583,13 +558,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
 
   it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown fallback and createUsers, a directory user\'s first sign-ins during an outage (no local user, so no local hash to fall back to) count toward no lockout: they sign in once it ends', async () => {
     const ownDb = await createTestDatabase();
-    const own = await createIdentityApp(ownDb, {
-      identity: {
-        rateLimits: { enabled: false },
-        lockout: { maxFailedAccessAttempts: 3 },
-        passwordChecker: { useValue: new LdapPasswordChecker(options({ createUsers: true, onDirectoryDown: 'fallback' })) },
-      },
-    });
+    const own = await ldapApp(ownDb, new LdapPasswordChecker(options({ createUsers: true, onDirectoryDown: 'fallback' })), 3);
     try {
       const recorder = NotificationRecorder.attach(own.app);
       const http = new HttpClient(own.url);
