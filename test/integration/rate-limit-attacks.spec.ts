@@ -181,16 +181,24 @@ describe('Rate limits under attack: races, spoofed addresses, Redis faults', () 
 
   describe.skipIf(httpPlatform() !== 'express')('Express `trust proxy` (a host setting the module cannot choose)', () => {
     const warnings = (logger: CapturingLogger) => logger.lines.filter((line) => /trust proxy/.test(line));
+    /** An app whose Express has `trust proxy` set to `trust`, allowing 2 logins per IP; `logger` gets its lines. */
+    const trustingApp = (trust: boolean | number | string, logger: CapturingLogger) =>
+      createIdentityApp(db, { logger, identity: { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 2 } }, beforeListen: (app) => void (app as NestExpressApplication).set('trust proxy', trust) });
+    /** The statuses of 4 wrong logins from one client, each with X-Forwarded-For `<a new address>, <lastHop>`. */
+    async function forwardedLogins(ctx: IdentityApp, lastHop: string): Promise<number[]> {
+      const http = new HttpClient(ctx.url);
+      const statuses = [];
+      for (let i = 0; i < 4; i++) {
+        statuses.push((await http.request('POST', '/auth/login', { body: { username: email(), password: 'wrong password entirely' }, headers: { 'x-forwarded-for': `${uniqueIp()}, ${lastHop}` } })).status);
+      }
+      return statuses;
+    }
 
     it('ASVS 4.0 2.2.1: `true` trusts every hop, so a client picks its own IP with X-Forwarded-For: the module warns at start-up', async () => {
       const logger = new CapturingLogger();
-      const ctx = await createIdentityApp(db, { logger, identity: { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 2 } }, beforeListen: (app) => void (app as NestExpressApplication).set('trust proxy', true) });
+      const ctx = await trustingApp(true, logger);
       try {
-        const http = new HttpClient(ctx.url);
-        const statuses = [];
-        for (let i = 0; i < 4; i++) {
-          statuses.push((await http.request('POST', '/auth/login', { body: { username: email(), password: 'wrong password entirely' }, headers: { 'x-forwarded-for': `${uniqueIp()}, 127.0.0.1` } })).status);
-        }
+        const statuses = await forwardedLogins(ctx, '127.0.0.1');
         expect(statuses).toEqual([401, 401, 401, 401]); // why the warning: the limit of 2 never holds
         expect(warnings(logger)).toHaveLength(1);
         expect(warnings(logger)[0]).toMatch(/clients can choose their IP address/);
@@ -202,14 +210,10 @@ describe('Rate limits under attack: races, spoofed addresses, Redis faults', () 
     it('a hop count or the proxies\' addresses: no warning, and an address the client adds in front is not taken', async () => {
       for (const trust of [1, 'loopback'] as const) {
         const logger = new CapturingLogger();
-        const ctx = await createIdentityApp(db, { logger, identity: { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 2 } }, beforeListen: (app) => void (app as NestExpressApplication).set('trust proxy', trust) });
+        const ctx = await trustingApp(trust, logger);
         try {
-          const http = new HttpClient(ctx.url);
-          const statuses = [];
           // As a proxy that appends the peer's address: the client's own entries stay in front of it.
-          for (let i = 0; i < 4; i++) {
-            statuses.push((await http.request('POST', '/auth/login', { body: { username: email(), password: 'wrong password entirely' }, headers: { 'x-forwarded-for': `${uniqueIp()}, 203.0.113.7` } })).status);
-          }
+          const statuses = await forwardedLogins(ctx, '203.0.113.7');
           expect(statuses, String(trust)).toEqual([401, 401, 429, 429]);
           expect(warnings(logger), String(trust)).toEqual([]);
         } finally {
