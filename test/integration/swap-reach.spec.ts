@@ -16,6 +16,7 @@ import {
   IdentityResult,
   BACKOFFICE_EMAIL_SENDER,
   type BackOfficeEmailSender,
+  type BackOfficeIdentityModuleOptions,
   type BackOfficeUser,
   type BackOfficeUserCandidate,
   CurrentBackOfficeUser,
@@ -117,30 +118,28 @@ describe('A swapped provider reaches every path through HTTP', () => {
     await db?.drop();
   });
 
-  it('userStore: a subclass of the TypeORM user store keeps its overrides inside the manager\'s transactions (POST /auth/change-password)', async () => {
-    const ctx = await createIdentityApp(db, { identity: { userStore: RecordingUserStore, rateLimits: { enabled: false } } });
+  /** On an app with `userStore`, a new user changes their password (POST /auth/change-password, 200); answers the user's id. */
+  async function changePasswordWithStore(userStore: NonNullable<BackOfficeIdentityModuleOptions['userStore']>, prefix: string, newPassword: string): Promise<string> {
+    const ctx = await createIdentityApp(db, { identity: { userStore, rateLimits: { enabled: false } } });
     try {
-      const user = await userFactory(() => ctx, 'store-subclass')();
+      const user = await userFactory(() => ctx, prefix)();
       const http = await signedInClient(ctx, user.email);
-      const changed = await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'a brand new passphrase 42' });
+      const changed = await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword });
       expect(changed.status, changed.text).toBe(200);
-      expect(RecordingUserStore.passwordWrites).toContain(user.id);
+      return user.id;
     } finally {
       await ctx.close();
     }
+  }
+
+  it('userStore: a subclass of the TypeORM user store keeps its overrides inside the manager\'s transactions (POST /auth/change-password)', async () => {
+    const userId = await changePasswordWithStore(RecordingUserStore, 'store-subclass', 'a brand new passphrase 42');
+    expect(RecordingUserStore.passwordWrites).toContain(userId);
   });
 
   it('userStore: a subclass with #private members builds its transaction copy through withEntityManager (POST /auth/change-password)', async () => {
-    const ctx = await createIdentityApp(db, { identity: { userStore: PrivateStateUserStore, rateLimits: { enabled: false } } });
-    try {
-      const user = await userFactory(() => ctx, 'private-store')();
-      const http = await signedInClient(ctx, user.email);
-      const changed = await http.post('/auth/change-password', { currentPassword: TEST_PASSWORD, newPassword: 'another brand new passphrase 42' });
-      expect(changed.status, changed.text).toBe(200);
-      expect(PrivateStateUserStore.records.flat()).toContain(user.id);
-    } finally {
-      await ctx.close();
-    }
+    const userId = await changePasswordWithStore(PrivateStateUserStore, 'private-store', 'another brand new passphrase 42');
+    expect(PrivateStateUserStore.records.flat()).toContain(userId);
   });
 
   it("apiClientStore: a subclass of the TypeORM API client store keeps its overrides when it joins the user store's transaction (POST /users/:id/disable)", async () => {
