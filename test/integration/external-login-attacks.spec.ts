@@ -131,33 +131,29 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
   });
 
   describe('a provider that stops answering', () => {
-    it('a callback whose userinfo request gets no answer ends at ?error=external_login_failed within the provider timeout (10 s), nobody created', async () => {
-      const person = account('hang-userinfo');
+    /** Takes `login` to the callback, then delivers it while `stall` holds (until `resume`): ?error=external_login_failed within 20 s. */
+    async function expectCallbackTimesOut(login: string, stall: () => void, resume: () => void): Promise<void> {
       const p = new Person(ctx.url);
-      const url = await p.toCallback('oidc', person.login);
-      idp.hangPath = '/me';
+      const url = await p.toCallback('oidc', login);
+      stall();
       try {
         const started = Date.now();
         expectRefused(await p.deliver(url), 'external_login_failed');
         expect(Date.now() - started).toBeLessThan(20_000);
       } finally {
-        idp.hangPath = undefined;
+        resume();
       }
+    }
+
+    it('a callback whose userinfo request gets no answer ends at ?error=external_login_failed within the provider timeout (10 s), nobody created', async () => {
+      const person = account('hang-userinfo');
+      await expectCallbackTimesOut(person.login, () => void (idp.hangPath = '/me'), () => void (idp.hangPath = undefined));
       expect(await usersWithEmail(person.email)).toBe(0);
     });
 
     it('a callback whose token request gets no answer ends at ?error=external_login_failed within the provider timeout (10 s), no hang', async () => {
       const person = account('hang');
-      const p = new Person(ctx.url);
-      const url = await p.toCallback('oidc', person.login);
-      idp.hang = true;
-      try {
-        const started = Date.now();
-        expectRefused(await p.deliver(url), 'external_login_failed');
-        expect(Date.now() - started).toBeLessThan(20_000);
-      } finally {
-        idp.hang = false;
-      }
+      await expectCallbackTimesOut(person.login, () => void (idp.hang = true), () => void (idp.hang = false));
       // The provider answers again: the next sign-in works.
       expectSignedIn(await new Person(ctx.url).signIn('oidc', person.login));
     });
