@@ -76,14 +76,21 @@ export function requestCookies(request: BackOfficeHttpRequest): Record<string, s
  * "the first wins" would let that site choose the value.
  */
 export function requestCookieIsRepeated(request: BackOfficeHttpRequest, name: string): boolean {
+  return repeatedRequestCookies(request, [name]).length > 0;
+}
+
+/** Which of `names` the request's Cookie header carries more than once, in one pass over the header. */
+export function repeatedRequestCookies(request: BackOfficeHttpRequest, names: readonly string[]): string[] {
   const header = requestHeader(request, 'cookie');
-  if (header === undefined || header.length > MAX_COOKIE_HEADER) return false;
-  let seen = 0;
+  if (header === undefined || header.length > MAX_COOKIE_HEADER) return [];
+  const seen = new Map<string, number>();
   for (const pair of header.split(';')) {
     const eq = pair.indexOf('=');
-    if (eq !== -1 && pair.slice(0, eq).trim() === name && ++seen > 1) return true;
+    if (eq === -1) continue;
+    const name = pair.slice(0, eq).trim();
+    if (names.includes(name)) seen.set(name, (seen.get(name) ?? 0) + 1);
   }
-  return false;
+  return names.filter((name) => (seen.get(name) ?? 0) > 1);
 }
 
 /** The scheme and authority of an absolute-form request target (`GET http://host/backoffice/... HTTP/1.1`). */

@@ -3,7 +3,7 @@ import type { ServerResponse } from 'node:http';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_IP_RESOLVER } from '../constants.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
-import { BackOfficeHttpPlatform, requestCookieIsRepeated, requestHeader, serializeCookie, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import { BackOfficeHttpPlatform, repeatedRequestCookies, requestHeader, serializeCookie, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeModulePaths } from '../http/module-paths.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { XSRF_COOKIE } from './session-cookies.js';
@@ -77,7 +77,7 @@ export class BackOfficeTossedCookieCleaner {
   clear(request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): void {
     const node = (response as { raw?: ServerResponse }).raw ?? (response as ServerResponse);
     if (this.handled.has(node)) return;
-    const names = [this.sessionCookie, XSRF_COOKIE].filter((name) => requestCookieIsRepeated(request, name));
+    const names = repeatedRequestCookies(request, [this.sessionCookie, XSRF_COOKIE]);
     if (names.length === 0) return;
     this.handled.add(node);
     const domains = [...new Set([...parentCookieDomains(requestHeader(request, 'host')), ...this.publicDomains])];
