@@ -238,6 +238,21 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       expectRefused(await victim.deliver(url), 'external_login_failed');
       expect((await victim.app.get('/auth/me')).status).toBe(401);
     });
+
+    it("ASVS 5.0 3.3.3 / 10.4.x: a state cookie sent twice (the attacker's, tossed from a sibling subdomain with a longer Path, first) is refused in either order (login CSRF): no session in the victim's browser", async () => {
+      const person = account('tossed');
+      const attacker = new Person(ctx.url);
+      const victim = new Person(ctx.url);
+      const url = new URL(await attacker.toCallback('oidc', person.login));
+      await victim.challenge('oidc'); // the victim's own state cookie
+      const [tossed, own] = [attacker.app.cookies.get('backoffice_session_ext')!, victim.app.cookies.get('backoffice_session_ext')!];
+      expect(tossed).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      for (const cookie of [`backoffice_session_ext=${tossed}; backoffice_session_ext=${own}`, `backoffice_session_ext=${own}; backoffice_session_ext=${tossed}`]) {
+        expectRefused(await victim.app.get(`${url.pathname}${url.search}`, { redirect: 'manual', headers: { cookie } }), 'external_login_failed');
+      }
+      expect(await usersWithEmail(person.email)).toBe(0);
+      expect((await victim.app.get('/auth/me')).status).toBe(401);
+    });
   });
 
   describe('error responses from the provider (RFC 6749 4.1.2.1)', () => {

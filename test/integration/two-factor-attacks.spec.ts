@@ -90,6 +90,24 @@ describe('Two-factor sign-in under attack', () => {
     expect(again.body.code).toBe('two_factor_expired');
   });
 
+  it('ASVS 5.0 3.3.3 / 7.2.4: a pending-sign-in cookie sent twice (the attacker\'s tossed from a sibling subdomain, whose longer Path puts it first) completes neither, in either order, so the victim cannot finish the attacker\'s sign-in', async () => {
+    const victim = await enrolled();
+    const attacker = await enrolled();
+    const [victimStep, attackerStep] = [await passwordStep(victim.email), await passwordStep(attacker.email)];
+    const [own, tossed] = [victimStep.cookies.get('backoffice_session_2fa')!, attackerStep.cookies.get('backoffice_session_2fa')!];
+    for (const [cookie, secret] of [
+      [`backoffice_session_2fa=${tossed}; backoffice_session_2fa=${own}`, attacker.secret],
+      [`backoffice_session_2fa=${own}; backoffice_session_2fa=${tossed}`, victim.secret],
+    ]) {
+      const answer = await victimStep.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) }, { headers: { cookie } });
+      expectClientError(answer, 401);
+      expect(answer.body.code).toBe('two_factor_expired');
+      expect(answer.setCookies.some((c) => c.startsWith('backoffice_session=') && !/Max-Age=0/.test(c))).toBe(false);
+    }
+    // Sent once, each pending sign-in still completes (the refusals used neither up).
+    expect((await victimStep.post('/auth/2fa', { provider: 'totp', code: independentCode(victim.secret, ctx.clock) })).status).toBe(200);
+  });
+
   it('OWASP ASVS 4.0 3.3.3: a password change, a password reset, a disable or a 2FA reset between the two steps voids the pending sign-in', async () => {
     const changes: Array<(userId: string) => Promise<unknown>> = [
       async (id) => ctx.userManager.changePassword((await ctx.userManager.findById(id))!, password, password + ' 2'),

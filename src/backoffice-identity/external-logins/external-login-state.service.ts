@@ -3,9 +3,9 @@ import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_PENDING_SIGN_IN_STORE } from '../constants.js';
 import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
-import { requestCookies, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import { requestCookieOnce, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
+import { BackOfficeSessionCookies, EXTERNAL_LOGIN_COOKIE_SUFFIX } from '../sessions/session-cookies.js';
 import { SecretCipher } from '../two-factor/secret-cipher.js';
 
 /** How long a person may take at the provider between challenge and callback. */
@@ -45,14 +45,14 @@ export class BackOfficeExternalLoginStateService {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
   ) {
-    this.cookieName = `${options.session.cookieName}_ext`;
+    this.cookieName = `${options.session.cookieName}${EXTERNAL_LOGIN_COOKIE_SUFFIX}`;
     // A "__Host-" cookie must have Path=/ (RFC 6265bis 4.1.3.2): browsers drop it with any other path.
     this.cookiePath = /^__host-/i.test(this.cookieName) ? '/' : `/${options.routePrefix}/auth/external`;
   }
 
   /** Stores a pending sign-in; returns the `state` to send to the provider and sets the browser cookie. */
   async start(pending: PendingExternalLogin, request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): Promise<string> {
-    const existing = requestCookies(request)[this.cookieName];
+    const existing = requestCookieOnce(request, this.cookieName);
     const browserToken = typeof existing === 'string' && TOKEN_SHAPE.test(existing) ? existing : randomToken(32);
     const state = randomToken(32);
     const now = this.clock.now();
@@ -81,10 +81,12 @@ export class BackOfficeExternalLoginStateService {
 
   /**
    * Uses up the pending sign-in of `state` for `provider`, if this browser started it, it is unexpired and
-   * not used yet; true for exactly one caller. Null otherwise (missing, forged, replayed, expired, other browser).
+   * not used yet; true for exactly one caller. Null otherwise (missing, forged, replayed, expired, other browser,
+   * or the browser cookie sent twice: one tossed from a sibling subdomain could complete the sign-in its setter
+   * started, login CSRF; OWASP ASVS 5.0 3.3.3).
    */
   async consume(provider: string, state: unknown, request: BackOfficeHttpRequest): Promise<PendingExternalLogin | null> {
-    const browserToken = requestCookies(request)[this.cookieName];
+    const browserToken = requestCookieOnce(request, this.cookieName);
     if (typeof state !== 'string' || !TOKEN_SHAPE.test(state) || typeof browserToken !== 'string' || !TOKEN_SHAPE.test(browserToken)) return null;
     const row = await this.store.consume('external_login', sha256Hex(state), this.clock.now(), { browserHash: sha256Hex(browserToken), purpose: provider });
     if (!row?.payload) return null;

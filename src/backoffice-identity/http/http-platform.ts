@@ -79,6 +79,15 @@ export function requestCookieIsRepeated(request: BackOfficeHttpRequest, name: st
   return repeatedRequestCookies(request, [name]).length > 0;
 }
 
+/**
+ * The value of cookie `name` when the request sends it exactly once, else undefined: a repeated name (one tossed
+ * from a sibling subdomain, see {@link requestCookieIsRepeated}) picks no value, since which one the browser meant
+ * cannot be told.
+ */
+export function requestCookieOnce(request: BackOfficeHttpRequest, name: string): string | undefined {
+  return requestCookieIsRepeated(request, name) ? undefined : requestCookies(request)[name];
+}
+
 /** Which of `names` the request's Cookie header carries more than once, in one pass over the header. */
 export function repeatedRequestCookies(request: BackOfficeHttpRequest, names: readonly string[]): string[] {
   const header = requestHeader(request, 'cookie');

@@ -4,7 +4,7 @@ import { constantTimeEquals } from '../common/crypto.js';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import {
   BackOfficeHttpPlatform,
-  requestCookieIsRepeated,
+  requestCookieOnce,
   requestCookies,
   requestHeader,
   type BackOfficeCookieAttributes,
@@ -16,6 +16,10 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 /** Name of the readable XSRF cookie; clients echo it in the `X-XSRF-TOKEN` header. */
 export const XSRF_COOKIE = 'XSRF-TOKEN';
 export const XSRF_HEADER = 'x-xsrf-token';
+/** Suffix of the pending two-factor sign-in cookie's name (`<session cookie>_2fa`). */
+export const TWO_FACTOR_COOKIE_SUFFIX = '_2fa';
+/** Suffix of the pending external sign-in cookie's name (`<session cookie>_ext`). */
+export const EXTERNAL_LOGIN_COOKIE_SUFFIX = '_ext';
 
 /**
  * Session and XSRF cookies, on Express and Fastify alike. The XSRF token is an HMAC of the session token, so
@@ -47,8 +51,7 @@ export class BackOfficeSessionCookies {
    * it out), and which one the browser meant cannot be told, so neither may pick the session (OWASP ASVS 5.0 3.3.3).
    */
   readToken(request: BackOfficeHttpRequest): string | undefined {
-    if (requestCookieIsRepeated(request, this.name)) return undefined;
-    return requestCookies(request)[this.name];
+    return requestCookieOnce(request, this.name);
   }
 
   /** True when header and cookie both carry the XSRF token derived from the session token. */

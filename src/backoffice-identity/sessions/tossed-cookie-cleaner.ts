@@ -6,7 +6,7 @@ import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { BackOfficeHttpPlatform, repeatedRequestCookies, requestHeader, serializeCookie, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeModulePaths } from '../http/module-paths.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { XSRF_COOKIE } from './session-cookies.js';
+import { EXTERNAL_LOGIN_COOKIE_SUFFIX, TWO_FACTOR_COOKIE_SUFFIX, XSRF_COOKIE } from './session-cookies.js';
 
 /** One warning per client IP within this time. */
 const WARN_EVERY_MS = 5 * 60_000;
@@ -33,11 +33,13 @@ export function parentCookieDomains(host: string | undefined): string[] {
 }
 
 /**
- * Clears session and XSRF cookies tossed from a sibling subdomain (OWASP ASVS 5.0 3.3.3 / 7.2.4). When a request
- * sends one of them twice (a sibling set one for the parent domain, perhaps with a longer Path so the browser sends
- * it first), the request is not authenticated ({@link BackOfficeSessionCookies.readToken}), and its answer also
- * expires that cookie name for every parent domain of the request's host and of `publicUrl`'s host, on `Path=/`,
- * the module's base path and its `/auth` path, with the module's Secure / SameSite / HttpOnly attributes. The
+ * Clears session, XSRF, pending two-factor (`_2fa`) and pending external sign-in (`_ext`) cookies tossed from a
+ * sibling subdomain (OWASP ASVS 5.0 3.3.3 / 7.2.4). When a request sends one of them twice (a sibling set one for
+ * the parent domain, perhaps with a longer Path so the browser sends it first), its value is not used (the request
+ * is not authenticated, {@link BackOfficeSessionCookies.readToken}; the pending sign-in is not found), and the
+ * answer also expires that cookie name for every parent domain of the request's host and of `publicUrl`'s host, on
+ * `Path=/`, the module's base path and its `/auth` path (and `/auth/external` for `_ext`), with the module's Secure
+ * / SameSite attributes (HttpOnly except for the XSRF cookie). The
  * browser then drops the tossed cookie and the person can sign in again; the host-only cookie is left to the normal
  * flow. Logs one warning per client IP per 5 minutes (no cookie values). A `__Host-` `session.cookieName` rules
  * tossing out for the session cookie.
@@ -48,6 +50,9 @@ export class BackOfficeTossedCookieCleaner {
   private readonly handled = new WeakSet<object>();
   private readonly warned = new Map<string, number>();
   private readonly sessionCookie: string;
+  /** The cookie names watched for repeats, the session cookie first. */
+  private readonly names: string[];
+  private readonly externalLoginCookie: string;
   private readonly secure: boolean;
   private readonly publicDomains: string[];
 
@@ -59,6 +64,8 @@ export class BackOfficeTossedCookieCleaner {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {
     this.sessionCookie = options.session.cookieName;
+    this.externalLoginCookie = `${this.sessionCookie}${EXTERNAL_LOGIN_COOKIE_SUFFIX}`;
+    this.names = [this.sessionCookie, XSRF_COOKIE, `${this.sessionCookie}${TWO_FACTOR_COOKIE_SUFFIX}`, this.externalLoginCookie];
     this.secure = options.session.secureCookies;
     let publicHost: string | undefined;
     try {
@@ -70,14 +77,14 @@ export class BackOfficeTossedCookieCleaner {
   }
 
   /**
-   * When `request` sends the session cookie or the XSRF cookie more than once, adds to `response` (a Node response,
+   * When `request` sends the session, XSRF, `_2fa` or `_ext` cookie more than once, adds to `response` (a Node response,
    * an Express response or a Fastify reply) the `Set-Cookie` lines that expire the repeated names on the parent
    * domains. Once per response; does nothing for a request without a repeated cookie.
    */
   clear(request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): void {
     const node = (response as { raw?: ServerResponse }).raw ?? (response as ServerResponse);
     if (this.handled.has(node)) return;
-    const names = repeatedRequestCookies(request, [this.sessionCookie, XSRF_COOKIE]);
+    const names = repeatedRequestCookies(request, this.names);
     if (names.length === 0) return;
     this.handled.add(node);
     const domains = [...new Set([...parentCookieDomains(requestHeader(request, 'host')), ...this.publicDomains])];
@@ -85,7 +92,9 @@ export class BackOfficeTossedCookieCleaner {
     const paths = [...new Set(['/', base, `${base}/auth`])];
     const lines = names.flatMap((name) =>
       domains.flatMap((domain) =>
-        paths.map((path) => serializeCookie(name, '', { httpOnly: name === this.sessionCookie, secure: this.secure, maxAgeSeconds: 0, path, domain })),
+        (name === this.externalLoginCookie ? [...paths, `${base}/auth/external`] : paths).map((path) =>
+          serializeCookie(name, '', { httpOnly: name !== XSRF_COOKIE, secure: this.secure, maxAgeSeconds: 0, path, domain }),
+        ),
       ),
     );
     if (!node.headersSent) for (const line of lines) this.platform.appendHeader(response, 'Set-Cookie', line);

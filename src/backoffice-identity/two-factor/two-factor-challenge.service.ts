@@ -2,9 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_PENDING_SIGN_IN_STORE } from '../constants.js';
-import { requestCookies, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import { requestCookieOnce, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
+import { BackOfficeSessionCookies, TWO_FACTOR_COOKIE_SUFFIX } from '../sessions/session-cookies.js';
 import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 
@@ -36,7 +36,7 @@ export class BackOfficeTwoFactorChallengeService {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
   ) {
-    this.cookieName = `${options.session.cookieName}_2fa`;
+    this.cookieName = `${options.session.cookieName}${TWO_FACTOR_COOKIE_SUFFIX}`;
     this.lifetimeMs = options.twoFactor.pendingMinutes * 60_000;
   }
 
@@ -68,9 +68,13 @@ export class BackOfficeTwoFactorChallengeService {
     this.cookies.setCookie(response, this.cookieName, token, { httpOnly: true, maxAgeSeconds: this.lifetimeMs / 1000 });
   }
 
-  /** The live pending sign-in of the request's cookie, or null (missing, unknown, expired, used). */
+  /**
+   * The live pending sign-in of the request's cookie, or null (missing, unknown, expired, used, or the cookie sent
+   * twice: one tossed from a sibling subdomain, so the person could finish someone else's sign-in; OWASP ASVS 5.0
+   * 3.3.3).
+   */
   async find(request: BackOfficeHttpRequest): Promise<PendingTwoFactorSignIn | null> {
-    const token = requestCookies(request)[this.cookieName];
+    const token = requestCookieOnce(request, this.cookieName);
     if (typeof token !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
     const pending = await this.store.find('two_factor', sha256Hex(token), this.clock.now());
     return pending?.userId
