@@ -171,6 +171,28 @@ describe('Session cookie, XSRF double submit and session lifetime under attack',
     expect((await other.http.get('/auth/me')).status).toBe(200);
   });
 
+  it('ASVS 5.0 3.5.1 / 7.3.1: a state-changing request refused for its XSRF token (forged from a sibling subdomain) does not slide the idle deadline, on a host route or the module\'s own', async () => {
+    const { http, token } = await signedIn();
+    const attacker = await signedIn();
+    const peek = async () => {
+      const me = await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } });
+      expect(me.status).toBe(200);
+      return me.body.session.idleExpiresAt as string;
+    };
+    ctx.clock.advance(15 * MINUTE);
+    const before = await peek();
+    const forged = [
+      await http.request('POST', `${ctx.url}/host-state`, { xsrf: false }),
+      await http.request('DELETE', `${ctx.url}/host-state`, { headers: { cookie: `backoffice_session=${token}; XSRF-TOKEN=${attacker.xsrf}`, 'x-xsrf-token': attacker.xsrf } }),
+      await http.post('/auth/logout', undefined, { xsrf: false }),
+    ];
+    for (const answer of forged) expect(answer.body.code, answer.text).toBe('xsrf_failed');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a last-seen write would run after the answer
+    expect(await peek()).toBe(before);
+    ctx.clock.advance(6 * MINUTE); // 21 minutes since the last real use: past the 20-minute idle timeout
+    expect((await http.get('/auth/me')).status).toBe(401);
+  });
+
   it('ASVS 5.0 7.3.2: a session used every 15 minutes still ends at the 12-hour absolute timeout', async () => {
     const { http } = await signedIn();
     for (let elapsed = 15 * MINUTE; elapsed < 12 * 60 * MINUTE; elapsed += 15 * MINUTE) {

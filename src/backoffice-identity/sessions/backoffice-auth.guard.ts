@@ -176,12 +176,14 @@ export class BackOfficeAuthGuard implements CanActivate {
     }
     const token = this.cookies.readToken(request);
     const safe = SAFE_METHODS.has(request.method ?? 'GET');
-    const auth = await this.sessions.authenticate(token, { touch: !(safe && request.headers[SESSION_PEEK_HEADER] === '1') });
+    // The idle deadline slides only once the XSRF check passed: a forged request must not keep the session alive.
+    const auth = await this.sessions.authenticate(token, { touch: false });
     if (!auth || !token) throw BackOfficeHttpError.unauthenticated();
     BackOfficeRequestContextStore.current().performingUserId = auth.user.id;
     if (!safe && !this.cookies.checkXsrf(request, token)) {
       throw this.denials.refuse(new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.'));
     }
+    if (!(safe && request.headers[SESSION_PEEK_HEADER] === '1')) this.sessions.slideIdleDeadline(auth.session);
     if (auth.session.twoFactorSetupOnly && !rules.allowsSetupOnly) {
       throw new BackOfficeHttpError(403, 'two_factor_setup_required', 'Set up two-factor authentication first (POST /auth/2fa/setup, then /auth/2fa/enable).');
     }
