@@ -41,7 +41,18 @@ export interface BackOfficeCookieAttributes {
 
 /** Cookie headers longer than this are not parsed (no cookie of ours is anywhere near it). */
 const MAX_COOKIE_HEADER = 16_384;
-const parsedCookies = new WeakMap<object, Record<string, string | undefined>>();
+
+/**
+ * A request's Cookie header (undefined: none, or too long to parse), and what was read from it so far: the values
+ * (the first of a name wins) and the names it repeats, each worked out at most once per request.
+ */
+interface RequestCookieHeader {
+  header: string | undefined;
+  values?: Record<string, string | undefined>;
+  repeated?: ReadonlySet<string>;
+}
+/** By Node request, so Fastify's request and its `raw` (which the middleware sees) share one parse. */
+const cookieHeaders = new WeakMap<object, RequestCookieHeader>();
 
 /** RFC 6265 allows a cookie value in double quotes; a value that is not valid percent-encoding is dropped. */
 function decodeCookieValue(value: string): string | undefined {
@@ -60,14 +71,38 @@ export function requestHeader(request: BackOfficeHttpRequest, name: string): str
   return typeof value === 'string' ? value : undefined;
 }
 
+/** The request's Cookie header and what was parsed of it, kept for the rest of the request. */
+function cookieHeaderOf(request: BackOfficeHttpRequest): RequestCookieHeader {
+  const key = request.raw ?? request;
+  let entry = cookieHeaders.get(key);
+  if (!entry) {
+    const header = requestHeader(request, 'cookie');
+    entry = { header: header !== undefined && header.length <= MAX_COOKIE_HEADER ? header : undefined };
+    cookieHeaders.set(key, entry);
+  }
+  return entry;
+}
+
+/** The names the request's Cookie header carries more than once, found in one pass over it (once per request). */
+function repeatedNames(request: BackOfficeHttpRequest): ReadonlySet<string> {
+  const entry = cookieHeaderOf(request);
+  if (entry.repeated) return entry.repeated;
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const pair of entry.header?.split(';') ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq === -1) continue;
+    const name = pair.slice(0, eq).trim();
+    if (seen.has(name)) repeated.add(name);
+    else seen.add(name);
+  }
+  return (entry.repeated = repeated);
+}
+
 /** The cookies of a request, parsed once (with the `cookie` package; the first value of a name wins). */
 export function requestCookies(request: BackOfficeHttpRequest): Record<string, string | undefined> {
-  const cached = parsedCookies.get(request);
-  if (cached) return cached;
-  const header = requestHeader(request, 'cookie');
-  const cookies = header !== undefined && header.length <= MAX_COOKIE_HEADER ? parseCookie(header, { decode: decodeCookieValue }) : {};
-  parsedCookies.set(request, cookies);
-  return cookies;
+  const entry = cookieHeaderOf(request);
+  return (entry.values ??= entry.header === undefined ? {} : parseCookie(entry.header, { decode: decodeCookieValue }));
 }
 
 /**
@@ -76,7 +111,7 @@ export function requestCookies(request: BackOfficeHttpRequest): Record<string, s
  * "the first wins" would let that site choose the value.
  */
 export function requestCookieIsRepeated(request: BackOfficeHttpRequest, name: string): boolean {
-  return repeatedRequestCookies(request, [name]).length > 0;
+  return repeatedNames(request).has(name);
 }
 
 /**
@@ -85,21 +120,13 @@ export function requestCookieIsRepeated(request: BackOfficeHttpRequest, name: st
  * cannot be told.
  */
 export function requestCookieOnce(request: BackOfficeHttpRequest, name: string): string | undefined {
-  return requestCookieIsRepeated(request, name) ? undefined : requestCookies(request)[name];
+  return repeatedNames(request).has(name) ? undefined : requestCookies(request)[name];
 }
 
-/** Which of `names` the request's Cookie header carries more than once, in one pass over the header. */
+/** Which of `names` the request's Cookie header carries more than once (from the request's one parse). */
 export function repeatedRequestCookies(request: BackOfficeHttpRequest, names: readonly string[]): string[] {
-  const header = requestHeader(request, 'cookie');
-  if (header === undefined || header.length > MAX_COOKIE_HEADER) return [];
-  const seen = new Map<string, number>();
-  for (const pair of header.split(';')) {
-    const eq = pair.indexOf('=');
-    if (eq === -1) continue;
-    const name = pair.slice(0, eq).trim();
-    if (names.includes(name)) seen.set(name, (seen.get(name) ?? 0) + 1);
-  }
-  return names.filter((name) => (seen.get(name) ?? 0) > 1);
+  const repeated = repeatedNames(request);
+  return repeated.size === 0 ? [] : names.filter((name) => repeated.has(name));
 }
 
 /** The scheme and authority of an absolute-form request target (`GET http://host/backoffice/... HTTP/1.1`). */
