@@ -419,15 +419,19 @@ export interface BackOfficeEmailMessage {
 /**
  * Emitted before an email is sent. A listener that calls {@link handleEmail} takes over delivery
  * (e.g. invites through an external identity provider); otherwise the `BackOfficeEmailSender` sends it.
+ * `message` holds the live link (a take-over needs it), but is no enumerable property: `JSON.stringify` (see
+ * {@link toJSON}), a spread copy and `util.inspect` / `console.log` of the notification (an `onAny` forwarder to a
+ * SIEM, a debug log line) show the message without its token (OWASP ASVS 4.0 7.1.1).
  */
 export class SendEmailNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.SendEmail;
   readonly emailType: BackOfficeEmailType;
-  readonly message: BackOfficeEmailMessage;
-  private handled = false;
-  private closed = false;
-  private readonly timeoutMs: number | undefined;
-  private readonly secrets: readonly string[];
+  /** The email as it will be sent, with its live link: read it to deliver the email yourself, never log it. */
+  declare readonly message: BackOfficeEmailMessage;
+  #handled = false;
+  #closed = false;
+  readonly #timeoutMs: number | undefined;
+  readonly #secrets: readonly string[];
   /**
    * `secrets`: the values the message carries that must never be logged (its token), wherever they appear in its text;
    * the `token` values of its links are found without being named.
@@ -435,9 +439,9 @@ export class SendEmailNotification extends BackOfficeNotification {
   constructor(init: BackOfficeNotificationInit & { emailType: BackOfficeEmailType; message: BackOfficeEmailMessage; listenerTimeoutMs?: number; secrets?: readonly string[] }) {
     super(init);
     this.emailType = init.emailType;
-    this.message = init.message;
-    this.timeoutMs = init.listenerTimeoutMs;
-    this.secrets = init.secrets ?? [];
+    Object.defineProperty(this, 'message', { value: init.message, enumerable: false, writable: false, configurable: false });
+    this.#timeoutMs = init.listenerTimeoutMs;
+    this.#secrets = init.secrets ?? [];
   }
   /**
    * Tell the module that this email was taken care of: the default sender will not send it. Call it before the
@@ -448,11 +452,11 @@ export class SendEmailNotification extends BackOfficeNotification {
    * unhandled rejection.
    */
   handleEmail(): void {
-    if (this.closed) throw new Error(`handleEmail() on a ${this.emailType} email came after its listeners' time limit: the default sender had already taken it`);
-    this.handled = true;
+    if (this.#closed) throw new Error(`handleEmail() on a ${this.emailType} email came after its listeners' time limit: the default sender had already taken it`);
+    this.#handled = true;
   }
   override get listenerTimeoutMs(): number | undefined {
-    return this.timeoutMs;
+    return this.#timeoutMs;
   }
   /**
    * Removes the message's secrets from `text`: the ones it was created with, wherever they appear, and the `token`
@@ -465,7 +469,7 @@ export class SendEmailNotification extends BackOfficeNotification {
 
   /** Every form (raw, percent-encoded, form-encoded) of the message's secrets, longest first. */
   secretForms(): string[] {
-    return secretForms([...this.secrets, ...SendEmailNotification.linkSecrets(this.message)]);
+    return secretForms([...this.#secrets, ...SendEmailNotification.linkSecrets(this.message)]);
   }
 
   /** The `token` values of the links in a message (fragment or query), as written and decoded. */
@@ -486,13 +490,24 @@ export class SendEmailNotification extends BackOfficeNotification {
 
   /** From now on `handleEmail()` is refused: the module decided who delivers. */
   override listenersSettled(): void {
-    this.closed = true;
+    this.#closed = true;
   }
   get isHandled(): boolean {
-    return this.handled;
+    return this.#handled;
   }
   override auditDetails() {
-    return { emailType: this.emailType, handled: this.handled };
+    return { emailType: this.emailType, handled: this.#handled };
+  }
+
+  /**
+   * What `JSON.stringify` shows (an `onAny` forwarder, a log line): the common fields, `emailType`, `isHandled` and the
+   * message with its secrets replaced by `[redacted]`. `message` itself stays live for the listener that delivers it.
+   */
+  toJSON(): Record<string, unknown> {
+    const forms = this.secretForms();
+    const { to, subject, text, html } = this.message;
+    const message = { to, subject: redactText(String(subject ?? ''), forms), text: redactText(String(text ?? ''), forms), html: redactText(String(html ?? ''), forms) };
+    return { ...this, message, isHandled: this.#handled };
   }
 }
 
