@@ -145,7 +145,7 @@ export { BackOfficeNotSupportedError } from './users/not-supported.error.js';
 
 export * from './notifications/notifications.js';
 export { NotificationPublisher, type BackOfficeAnyListener } from './notifications/notification-publisher.service.js';
-export { NodemailerEmailSender, BackOfficeEmailDeliveryError, BackOfficeEmailTimeoutError, type BackOfficeEmailSender } from './email/email-sender.js';
+export { NodemailerEmailSender, BackOfficeEmailDeliveryError, BackOfficeEmailTakeOverError, BackOfficeEmailTimeoutError, type BackOfficeEmailSender } from './email/email-sender.js';
 export * from './decorators.js';
 
 export { BackOfficeHttpError, type BackOfficeErrorBody } from './http/backoffice-http-error.js';

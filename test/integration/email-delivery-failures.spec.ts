@@ -22,12 +22,18 @@ const password = 'correct horse battery staple';
  */
 @Injectable()
 class EmailListener {
-  static mode: 'off' | 'hang' | 'late-handle' | 'throw-with-link' = 'off';
+  static mode: 'off' | 'hang' | 'late-handle' | 'throw-with-link' | 'take-over-then-fail' = 'off';
   static release: (() => void) | null = null;
   @OnEvent(BackOfficeEvents.SendEmail, { suppressErrors: false })
   async handle(notification: SendEmailNotification) {
     if (EmailListener.mode === 'hang') await new Promise<void>((resolve) => (EmailListener.release = resolve));
     if (EmailListener.mode === 'throw-with-link') throw new Error(`identity provider refused the invite: ${notification.message.text}`);
+    if (EmailListener.mode === 'take-over-then-fail') {
+      // handleEmail() first, then the listener's own send (the order handleEmail()'s JSDoc describes), which fails.
+      notification.handleEmail();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      throw new Error('identity provider unreachable');
+    }
     if (EmailListener.mode === 'late-handle') {
       await new Promise<void>((resolve) => (EmailListener.release = resolve));
       notification.handleEmail();
@@ -100,6 +106,23 @@ describe('Email delivery failures: invites, resets and email changes keep an hon
     expect(resent.body).toMatchObject({ code: 'email_failed', user: { id, state: 'invited' } });
     const accepted = await accept(link);
     expect(accepted.status, accepted.text).toBe(200);
+  });
+
+  it('OWASP ASVS 4.0 2.5.x: a listener that took the invite over (handleEmail()) and then failed: the invite answers 502 email_failed, a resend too, and the previous link keeps working', async () => {
+    EmailListener.mode = 'take-over-then-fail';
+    const to = email('takeoverfail');
+    const created = await admin.post('/users/invite', { email: to, name: 'New Editor', groups: ['editor'] });
+    expect(created.status, created.text).toBe(502);
+    expect(created.body).toMatchObject({ code: 'email_failed', user: { email: to, state: 'invited' } });
+    EmailListener.mode = 'off';
+    const resent = await admin.post(`/users/${created.body.user.id}/resend-invite`);
+    expect(resent.status, resent.text).toBe(202);
+    const link = linkParams((await smtp.waitFor(to)).text!, 'accept-invite');
+    EmailListener.mode = 'take-over-then-fail';
+    const failed = await admin.post(`/users/${created.body.user.id}/resend-invite`);
+    expect(failed.status, failed.text).toBe(502);
+    expect(failed.body).toMatchObject({ code: 'email_failed', user: { id: created.body.user.id, state: 'invited' } });
+    expect((await accept(link)).status).toBe(200);
   });
 
   it('a resend whose email went out voids the previous link (exactly one live link)', async () => {

@@ -181,6 +181,48 @@ describe('NotificationPublisher', () => {
       expect(reset.isHandled).toBe(false);
     });
 
+    it('OWASP ASVS 4.0 2.5.x: a take-over fails only when the listener that called handleEmail() fails (sync or after an await), not when another listener does, nor when a second taker delivered', async () => {
+      const message = { to: 'jane@example.com', subject: 'Invite', text: 'hi', html: '<p>hi</p>' };
+      const publish = () => publisher.publish(new SendEmailNotification({ emailType: 'UserInvite', message }));
+      const handler = emitter.on.bind(emitter, BackOfficeEvents.SendEmail);
+
+      handler(async (n: SendEmailNotification) => {
+        n.handleEmail();
+        await sleep(5);
+        throw new Error('identity provider unreachable');
+      });
+      const failedAfterAwait = await publish();
+      expect([failedAfterAwait.isHandled, failedAfterAwait.takeOverFailed]).toEqual([true, true]);
+
+      emitter.removeAllListeners();
+      handler((n: SendEmailNotification) => {
+        n.handleEmail();
+        throw new Error('sync failure');
+      });
+      expect((await publish()).takeOverFailed).toBe(true);
+
+      emitter.removeAllListeners();
+      handler(async (n: SendEmailNotification) => {
+        await sleep(5);
+        n.handleEmail();
+      });
+      handler(async () => {
+        await sleep(10);
+        throw new Error('an unrelated listener');
+      });
+      const otherFailed = await publish();
+      expect([otherFailed.isHandled, otherFailed.takeOverFailed]).toEqual([true, false]);
+
+      emitter.removeAllListeners();
+      handler((n: SendEmailNotification) => n.handleEmail());
+      handler(async (n: SendEmailNotification) => {
+        n.handleEmail();
+        throw new Error('the second taker failed');
+      });
+      const oneDelivered = await publish();
+      expect([oneDelivered.isHandled, oneDelivered.takeOverFailed]).toEqual([true, false]);
+    });
+
     it('OWASP ASVS 5.0 16.5.2: waits notifications.listenerTimeoutMs for each of an event\'s own listeners and a host\'s onAny ones, never for an onAny listener given to awaitInFull (the audit), and ignores a late signOutRedirectUrl', async () => {
       const limited = new NotificationPublisher(emitter, { notifications: { listenerTimeoutMs: 100 } });
       const gate = deferred();

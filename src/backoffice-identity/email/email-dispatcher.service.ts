@@ -6,7 +6,7 @@ import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { redactError } from '../common/redaction.js';
 import { withinTimeLimit } from '../common/time-limit.js';
-import { BackOfficeEmailTimeoutError, type BackOfficeEmailSender } from './email-sender.js';
+import { BackOfficeEmailTakeOverError, BackOfficeEmailTimeoutError, type BackOfficeEmailSender } from './email-sender.js';
 
 /** How an email went out. */
 export type EmailDispatchResult = { handledByListener: true } | { handledByListener: false; messageId: string };
@@ -14,7 +14,8 @@ export type EmailDispatchResult = { handledByListener: true } | { handledByListe
 /**
  * Sends module emails the Umbraco way: first a `SendEmailNotification`; if a listener called
  * `handleEmail()` it took over (e.g. invites through an external identity provider), otherwise the
- * `BACKOFFICE_EMAIL_SENDER` delivers it. A throwing listener never loses the email, and neither does one that is
+ * `BACKOFFICE_EMAIL_SENDER` delivers it. A listener that took it over and then failed did not deliver it: that is a
+ * failed delivery ({@link BackOfficeEmailTakeOverError}), as when the sender fails. A throwing listener never loses the email, and neither does one that is
  * still running after `email.listenerTimeoutMs` (its later `handleEmail()` is refused). The sender gets
  * `email.sendTimeoutMs`: a request that sends mail never hangs on the mail relay.
  */
@@ -31,11 +32,19 @@ export class BackOfficeEmailDispatcher {
   /**
    * `secrets`: the values in the message that no log may show (the token it carries), wherever they appear in its
    * text; the `token` values of its links are found without being named.
-   * @throws BackOfficeEmailDeliveryError, BackOfficeEmailTimeoutError (or the sender's error) when delivery fails.
+   * @throws BackOfficeEmailDeliveryError, BackOfficeEmailTimeoutError (or the sender's error) when delivery fails;
+   * BackOfficeEmailTakeOverError when the listener that called `handleEmail()` then failed.
    */
   async dispatch(emailType: BackOfficeEmailType, message: BackOfficeEmailMessage, user: BackOfficeUser, secrets: readonly string[] = []): Promise<EmailDispatchResult> {
     const { listenerTimeoutMs, sendTimeoutMs } = this.options.email;
     const notification = await this.userManager.notify(SendEmailNotification, user, { emailType, message, listenerTimeoutMs, secrets });
+    if (notification.isHandled && notification.takeOverFailed) {
+      // Taken over, then not delivered (the listener's own send failed; its error was logged without the secrets):
+      // a failed delivery, never "sent", so a resend keeps the previous link and the admin is told.
+      const error = new BackOfficeEmailTakeOverError(emailType);
+      this.logger.error(error.message);
+      throw error;
+    }
     if (notification.isHandled) return { handledByListener: true };
     // A sender's error that quotes the message (a relay that refuses it with its text) is logged here and up the
     // stack: it goes on without the secrets, in its message, its stack and its other properties.

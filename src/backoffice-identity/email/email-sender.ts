@@ -63,6 +63,17 @@ export class BackOfficeEmailTimeoutError extends Error {
   }
 }
 
+/**
+ * A `SendEmailNotification` listener took the email over (`handleEmail()`) and then failed: nobody sent it. The module
+ * counts it as a failed delivery (502 `email_failed` where a request sends it).
+ */
+export class BackOfficeEmailTakeOverError extends Error {
+  constructor(readonly emailType: string) {
+    super(`A listener took the ${emailType} email over (handleEmail()) and then failed: the email was not sent`);
+    this.name = 'BackOfficeEmailTakeOverError';
+  }
+}
+
 /** Delivery failed; carries the message id that was logged. */
 export class BackOfficeEmailDeliveryError extends Error {
   constructor(readonly messageId: string, reason: string) {

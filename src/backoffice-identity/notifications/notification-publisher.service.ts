@@ -6,6 +6,7 @@ import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
 import { BACKOFFICE_EVENT_EMITTER } from './backoffice-event-emitter.provider.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { DEFAULT_NOTIFICATION_LISTENER_TIMEOUT_MS } from '../options/resolve-options.js';
+import { inListenerRun } from './listener-run.js';
 
 /** What the publisher needs of the module's options. */
 export type NotificationPublisherOptions = Pick<ResolvedBackOfficeIdentityOptions, 'notifications'>;
@@ -64,7 +65,15 @@ export class NotificationPublisher {
   async publish<T extends BackOfficeNotification>(notification: T): Promise<T> {
     const name = notification.eventName;
     const limit = notification.listenerTimeoutMs ?? this.options.notifications.listenerTimeoutMs;
-    const runs = this.emitter.listeners(name).map((listener) => this.limited(notification, this.invoke(listener, [notification]), limit));
+    const runs = this.emitter.listeners(name).map((listener) => {
+      const run = {};
+      const settled = inListenerRun(run, () => this.invoke(listener, [notification]));
+      // A failure within the limit is told to the notification with its run (a failed take-over voids handleEmail()).
+      return this.limited(notification, settled, limit).catch((error: unknown) => {
+        notification.listenerFailed(run);
+        throw error;
+      });
+    });
     await this.settle(notification, runs);
     notification.listenersSettled();
     const anyRuns = this.emitter.listenersAny().map((listener) => {

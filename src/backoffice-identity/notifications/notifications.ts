@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { BackOfficeEvents, type BackOfficeEventName } from '../constants.js';
 import { redactText, secretForms } from '../common/redaction.js';
+import { currentListenerRun, type BackOfficeListenerRun } from './listener-run.js';
 
 /** Fields every notification carries. */
 export interface BackOfficeNotificationInit {
@@ -43,6 +44,12 @@ export abstract class BackOfficeNotification {
    * notification that carries a listener's decision refuses it from now on (the module has acted without it).
    */
   listenersSettled(): void {}
+
+  /**
+   * Called by the publisher when one of this notification's own listeners failed (threw or rejected within its time
+   * limit): `run` is that listener's run (see `listener-run.ts`). A notification that took a decision from it may void it.
+   */
+  listenerFailed(_run: BackOfficeListenerRun): void {}
 
   /** `text` (e.g. a failed listener's error message, about to be logged) without the secrets this notification carries. */
   redact(text: string): string {
@@ -430,6 +437,9 @@ export class SendEmailNotification extends BackOfficeNotification {
   declare readonly message: BackOfficeEmailMessage;
   #handled = false;
   #closed = false;
+  /** The listener runs that called handleEmail(), and the ones of them that failed. */
+  readonly #takers = new Set<BackOfficeListenerRun | undefined>();
+  readonly #failedTakers = new Set<BackOfficeListenerRun | undefined>();
   readonly #timeoutMs: number | undefined;
   readonly #secrets: readonly string[];
   /**
@@ -449,11 +459,13 @@ export class SendEmailNotification extends BackOfficeNotification {
    * email, and this throws, so that code written as `n.handleEmail(); await mySend(n.message)` stops instead of
    * sending it a second time. Thrown in the listener's own promise chain, the error is logged by the module; a
    * listener that detaches its work (a `.then()` it does not return or await) must catch it itself, or it becomes an
-   * unhandled rejection.
+   * unhandled rejection. A listener that calls it and then fails (its own send threw, within the time limit) did not
+   * deliver the email: see {@link takeOverFailed}.
    */
   handleEmail(): void {
     if (this.#closed) throw new Error(`handleEmail() on a ${this.emailType} email came after its listeners' time limit: the default sender had already taken it`);
     this.#handled = true;
+    this.#takers.add(currentListenerRun());
   }
   override get listenerTimeoutMs(): number | undefined {
     return this.#timeoutMs;
@@ -494,6 +506,20 @@ export class SendEmailNotification extends BackOfficeNotification {
   }
   get isHandled(): boolean {
     return this.#handled;
+  }
+
+  /**
+   * True when every listener that called {@link handleEmail} then failed (threw or rejected within its time limit):
+   * it took the email over and did not deliver it, so the module counts the email as not sent (a failed delivery:
+   * 502 `email_failed` for an invite, the previous link kept on a resend), never as delivered. Seen only for
+   * listeners whose errors reach the module (`@OnEvent(..., { suppressErrors: false })`).
+   */
+  get takeOverFailed(): boolean {
+    return this.#takers.size > 0 && [...this.#takers].every((run) => run !== undefined && this.#failedTakers.has(run));
+  }
+
+  override listenerFailed(run: BackOfficeListenerRun): void {
+    if (this.#takers.has(run)) this.#failedTakers.add(run);
   }
   override auditDetails() {
     return { emailType: this.emailType, handled: this.#handled };
