@@ -1,5 +1,7 @@
 import { Controller, Get, Injectable, Post } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
+import { DataSource } from 'typeorm';
+import { CapturingLogger } from '../support/capturing-logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
@@ -46,13 +48,13 @@ class ThrowingListener {
   }
 }
 
-/** A listener that sets whatever `url` holds (a value a host might build from untrusted data). */
+/** A listener that sets whatever `url` holds (a value a host might build from untrusted data, or a buggy one's non-string). */
 @Injectable()
 class AnyRedirectListener {
-  static url: string | undefined;
+  static url: unknown;
   @OnEvent(BackOfficeEvents.LogoutSuccess)
   handle(notification: UserLogoutSuccessNotification) {
-    if (AnyRedirectListener.url !== undefined) notification.signOutRedirectUrl = AnyRedirectListener.url;
+    if (AnyRedirectListener.url !== undefined) notification.signOutRedirectUrl = AnyRedirectListener.url as string;
   }
 }
 
@@ -75,6 +77,7 @@ class HostReportsController {
 describe('Logout redirect and the host-app guard', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
+  const logger = new CapturingLogger();
   const password = 'correct horse battery staple';
   let counter = 0;
   const newUser = async (groups: string[] = []): Promise<BackOfficeUser> =>
@@ -83,6 +86,7 @@ describe('Logout redirect and the host-app guard', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, {
+      logger,
       identity: { rateLimits: { enabled: false } },
       providers: [SyncRedirectListener, AsyncRedirectListener, ThrowingListener, AnyRedirectListener],
       controllers: [HostReportsController],
@@ -144,6 +148,35 @@ describe('Logout redirect and the host-app guard', () => {
       AnyRedirectListener.url = url;
       const { http } = await signedIn();
       expect((await http.post('/auth/logout')).body, url).toEqual({ signOutRedirectUrl: url });
+    }
+  });
+
+  it('ASVS 4.0 5.1.5: a buggy listener\'s non-string or oversized signOutRedirectUrl is logged as an error and ignored: logout answers 200 with null, the audit entry is written and holds no such value', async () => {
+    const circular: Record<string, unknown> = { href: 'https://idp.example.com/logout' };
+    circular.self = circular;
+    const huge = `https://idp.example.com/logout?state=${'a'.repeat(1_000_000)}`;
+    for (const [why, url] of [
+      ['a number', 42],
+      ['an object', { href: 'https://idp.example.com/logout' }],
+      ['a circular object', circular],
+      ['a URL object', new URL('https://idp.example.com/logout')],
+      ['an array', ['https://idp.example.com/logout']],
+      ['a 1 MB URL', huge],
+    ] as const) {
+      AnyRedirectListener.url = url;
+      logger.lines.length = 0;
+      const { user, http } = await signedIn();
+      const logout = await http.post('/auth/logout');
+      expect(logout.status, why).toBe(200);
+      expect(logout.body, why).toEqual({ signOutRedirectUrl: null });
+      expect((await http.get('/auth/me')).status, why).toBe(401);
+      expect(logger.lines.filter((line) => line.includes('signOutRedirectUrl')), why).toHaveLength(1);
+      const rows = await ctx.app.get(DataSource).query(`SELECT details FROM backoffice_audit_entry WHERE event = $1 AND affected_user_id = $2`, [
+        'backoffice.user.logout.success',
+        user.id,
+      ]);
+      expect(rows, why).toHaveLength(1);
+      expect(rows[0].details, why).toEqual({ signOutRedirectUrl: null });
     }
   });
 

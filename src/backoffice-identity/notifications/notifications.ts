@@ -367,11 +367,25 @@ export class UserPasskeyCounterRegressedNotification extends PasskeyNotification
   }
 }
 
+/** The longest `signOutRedirectUrl` a listener may set (an end-session URL with an ID token hint fits). */
+const MAX_SIGN_OUT_REDIRECT_URL_LENGTH = 8192;
+
+/** Why `url` cannot be a `signOutRedirectUrl` (for the log: never the value itself), or null when it may. */
+function refusedSignOutRedirectUrl(url: unknown): string | null {
+  if (url === null || (typeof url === 'string' && url.length <= MAX_SIGN_OUT_REDIRECT_URL_LENGTH)) return null;
+  if (typeof url === 'string') return `${url.length} characters long (at most ${MAX_SIGN_OUT_REDIRECT_URL_LENGTH})`;
+  const kind = typeof url === 'object' ? (Array.isArray(url) ? 'an array' : `an object (${(url as object).constructor?.name ?? 'no prototype'})`) : `a ${typeof url}`;
+  return `${kind}, not a string or null`;
+}
+
 /** Emitted after logout; a listener may set {@link signOutRedirectUrl} ("log out everywhere"). */
 export class UserLogoutSuccessNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LogoutSuccess;
   /**
-   * Returned to the client by `POST /auth/logout`; `null` when no listener set it. Set it before the listener's
+   * Returned to the client by `POST /auth/logout`; `null` when no listener set it. A string of at most 8192 characters
+   * or `null`: anything else (a `URL` object, a number, a longer string) is logged as an error and ignored, and the
+   * route answers only an absolute `http(s):` URL or a same-origin path (others are logged and ignored too). Several
+   * listeners: the last set wins. Set it before the listener's
    * promise settles and within `notifications.listenerTimeoutMs`: later the response has gone out, so a late value is
    * ignored (logged once as a warning; it never throws, so a detached `.then()` that sets it cannot crash the process).
    * An own enumerable property: `JSON.stringify` and `{ ...notification }` show it.
@@ -401,7 +415,9 @@ export class UserLogoutSuccessNotification extends BackOfficeNotification {
 
   #setRedirectUrl(url: string | null): void {
     if (!this.#closed) {
-      this.#redirectUrl = url;
+      const refused = refusedSignOutRedirectUrl(url);
+      if (refused === null) this.#redirectUrl = url;
+      else new Logger('BackOfficeNotifications').error(`A listener of ${this.eventName} set a signOutRedirectUrl that is ${refused}: it is ignored (the logout answers as if it was not set)`);
       return;
     }
     if (this.#lateSetLogged) return;
