@@ -22,12 +22,16 @@ const password = 'correct horse battery staple';
  */
 @Injectable()
 class EmailListener {
-  static mode: 'off' | 'hang' | 'late-handle' | 'throw-with-link' | 'take-over-then-fail' = 'off';
+  static mode: 'off' | 'hang' | 'late-handle' | 'throw-with-link' | 'take-over-then-fail' | 'rewrite' = 'off';
   static release: (() => void) | null = null;
   @OnEvent(BackOfficeEvents.SendEmail, { suppressErrors: false })
   async handle(notification: SendEmailNotification) {
     if (EmailListener.mode === 'hang') await new Promise<void>((resolve) => (EmailListener.release = resolve));
     if (EmailListener.mode === 'throw-with-link') throw new Error(`identity provider refused the invite: ${notification.message.text}`);
+    if (EmailListener.mode === 'rewrite') {
+      // A listener that only meant to look (or was turned against the module): it writes to the message it was handed.
+      Object.assign(notification.message, { to: 'attacker@evil.example', text: notification.message.text.replace(/token=[^&\s]+/, 'token=[masked]') });
+    }
     if (EmailListener.mode === 'take-over-then-fail') {
       // handleEmail() first, then the listener's own send (the order handleEmail()'s JSDoc describes), which fails.
       notification.handleEmail();
@@ -122,6 +126,17 @@ describe('Email delivery failures: invites, resets and email changes keep an hon
     const failed = await admin.post(`/users/${created.body.user.id}/resend-invite`);
     expect(failed.status, failed.text).toBe(502);
     expect(failed.body).toMatchObject({ code: 'email_failed', user: { id: created.body.user.id, state: 'invited' } });
+    expect((await accept(link)).status).toBe(200);
+  });
+
+  it('OWASP ASVS 4.0 2.5.x: a listener that writes to the message it was handed (recipient, text) changes nothing: the email goes to the user\'s address with its live link, nothing to the other address', async () => {
+    EmailListener.mode = 'rewrite';
+    const to = email('rewrite');
+    const created = await admin.post('/users/invite', { email: to, name: 'New Editor', groups: ['editor'] });
+    expect(created.status, created.text).toBe(201);
+    const link = linkParams((await smtp.waitFor(to)).text!, 'accept-invite');
+    expect(mailsTo('attacker@evil.example')).toHaveLength(0);
+    EmailListener.mode = 'off';
     expect((await accept(link)).status).toBe(200);
   });
 

@@ -449,7 +449,10 @@ export interface BackOfficeEmailMessage {
 export class SendEmailNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.SendEmail;
   readonly emailType: BackOfficeEmailType;
-  /** The email as it will be sent, with its live link: read it to deliver the email yourself, never log it. */
+  /**
+   * The email as it will be sent, with its live link: read it to deliver the email yourself, never log it. Frozen: a
+   * listener that writes to it (`to`, `text`, ...) fails (logged) and the email goes out as the module built it.
+   */
   declare readonly message: BackOfficeEmailMessage;
   #handled = false;
   #closed = false;
@@ -465,7 +468,8 @@ export class SendEmailNotification extends BackOfficeNotification {
   constructor(init: BackOfficeNotificationInit & { emailType: BackOfficeEmailType; message: BackOfficeEmailMessage; listenerTimeoutMs?: number; secrets?: readonly string[] }) {
     super(init);
     this.emailType = init.emailType;
-    Object.defineProperty(this, 'message', { value: init.message, enumerable: false, writable: false, configurable: false });
+    // A frozen copy: a listener cannot turn the email the default sender delivers to another address or link.
+    Object.defineProperty(this, 'message', { value: Object.freeze({ ...init.message }), enumerable: false, writable: false, configurable: false });
     this.#timeoutMs = init.listenerTimeoutMs;
     this.#secrets = init.secrets ?? [];
   }
