@@ -553,7 +553,7 @@ export class SendEmailNotification extends BackOfficeNotification {
     const forms = this.secretForms();
     const { to, subject, text, html } = this.message;
     const message = { to, subject: redactText(String(subject ?? ''), forms), text: redactText(String(text ?? ''), forms), html: redactText(String(html ?? ''), forms) };
-    return { ...this, message, isHandled: this.#handled };
+    return { ...(this as object), message, isHandled: this.#handled };
   }
 }
 
