@@ -11,6 +11,7 @@ import {
   BackOfficeEvents,
   BackOfficeUserManager,
   CurrentBackOfficeUser,
+  UserLoginSuccessNotification,
   UserLogoutSuccessNotification,
   type BackOfficeUser,
   type BackOfficeUserDto,
@@ -58,6 +59,16 @@ class AnyRedirectListener {
   }
 }
 
+/** A login listener that writes to the notification it was handed (a JS host "enriching" it, or a buggy one). */
+@Injectable()
+class WritingLoginListener {
+  static enabled = false;
+  @OnEvent(BackOfficeEvents.LoginSuccess, { suppressErrors: false })
+  handle(notification: UserLoginSuccessNotification) {
+    if (WritingLoginListener.enabled) Object.assign(notification, { affectedUserId: 'someone-else', performingUserId: 'x'.repeat(5000) });
+  }
+}
+
 /** A host app's own back-office controller. */
 @Controller('reports')
 class HostReportsController {
@@ -88,12 +99,12 @@ describe('Logout redirect and the host-app guard', () => {
     ctx = await createIdentityApp(db, {
       logger,
       identity: { rateLimits: { enabled: false } },
-      providers: [SyncRedirectListener, AsyncRedirectListener, ThrowingListener, AnyRedirectListener],
+      providers: [SyncRedirectListener, AsyncRedirectListener, ThrowingListener, AnyRedirectListener, WritingLoginListener],
       controllers: [HostReportsController],
     });
   });
   afterEach(() => {
-    SyncRedirectListener.enabled = AsyncRedirectListener.enabled = ThrowingListener.enabled = false;
+    SyncRedirectListener.enabled = AsyncRedirectListener.enabled = ThrowingListener.enabled = WritingLoginListener.enabled = false;
     AnyRedirectListener.url = undefined;
   });
   afterAll(async () => {
@@ -133,6 +144,19 @@ describe('Logout redirect and the host-app guard', () => {
     expect(logout.status).toBe(200);
     expect(logout.body.signOutRedirectUrl).toBe('https://idp.example.com/end-session?async=1');
     expect((await http.get('/auth/me')).status).toBe(401);
+  });
+
+  it('ASVS 4.0 7.1.4: a login.success listener that writes to the notification (affectedUserId, performingUserId) breaks neither the login nor its audit entry: 200, the session works, the failed write is logged', async () => {
+    WritingLoginListener.enabled = true;
+    logger.lines.length = 0;
+    const user = await newUser();
+    const http = new HttpClient(ctx.url);
+    const login = await http.login(user.email, password);
+    expect(login.status, login.text).toBe(200);
+    expect((await http.get('/auth/me')).status).toBe(200);
+    expect(logger.lines.some((line) => line.includes('A listener of backoffice.user.login.success failed'))).toBe(true);
+    const rows = await ctx.app.get(DataSource).query(`SELECT event, performing_user_id, affected_user_id FROM backoffice_audit_entry WHERE affected_user_id = $1`, [user.id]);
+    expect(rows).toEqual([{ event: 'backoffice.user.login.success', performing_user_id: user.id, affected_user_id: user.id }]);
   });
 
   it('ASVS 4.0 5.1.5: a signOutRedirectUrl that is no http(s) URL nor a same-origin path is not handed to the client (javascript:, data:, //host, control characters)', async () => {

@@ -181,6 +181,17 @@ describe('NotificationPublisher', () => {
       expect(reset.isHandled).toBe(false);
     });
 
+    it('OWASP ASVS 4.0 7.1.4: a listener cannot rewrite the notification (event name, users, IP): its write throws in it and is logged; the onAny listeners (the audit) see it as published', async () => {
+      emitter.on(BackOfficeEvents.Locked, (n: UserLockedNotification) => {
+        Object.assign(n, { eventName: 'host.renamed', affectedUserId: 'someone-else', ipAddress: '10.0.0.1' });
+      });
+      const seen: unknown[] = [];
+      emitter.onAny((_event: string | string[], n: UserLockedNotification) => void seen.push([n.eventName, n.affectedUserId, n.ipAddress]));
+      await publisher.publish(new UserLockedNotification({ affectedUserId: 'u1', ipAddress: '203.0.113.7' }));
+      expect(seen).toEqual([['backoffice.user.locked', 'u1', '203.0.113.7']]);
+      expect(errorLog).toHaveBeenCalledWith(expect.stringContaining('A listener of backoffice.user.locked failed'));
+    });
+
     it('OWASP ASVS 4.0 2.5.x: a take-over fails only when the listener that called handleEmail() fails (sync or after an await), not when another listener does, nor when a second taker delivered', async () => {
       const message = { to: 'jane@example.com', subject: 'Invite', text: 'hi', html: '<p>hi</p>' };
       const publish = () => publisher.publish(new SendEmailNotification({ emailType: 'UserInvite', message }));

@@ -37,6 +37,9 @@ const awaitedInFull = new WeakSet<BackOfficeAnyListener>();
  * `onAny`) never hangs the request; what it sets on the notification afterwards is not used (`listenersSettled()`: a
  * late `signOutRedirectUrl` is ignored and logged, a late `handleEmail()` throws). Only the `onAny` listeners given to
  * {@link awaitInFull} (the module's audit listener) are awaited without a limit: the audit trail is always written.
+ * The notification is frozen before its listeners run: they read it, and decide only through what it offers
+ * (`signOutRedirectUrl`, `handleEmail()`). A listener that called `handleEmail()` and then failed is told to the
+ * notification (`listenerFailed`): its take-over failed.
  */
 @Injectable()
 export class NotificationPublisher {
@@ -63,6 +66,10 @@ export class NotificationPublisher {
 
   /** Runs the event's own listeners, then the `onAny` ones, each within its time limit; resolves `notification`. */
   async publish<T extends BackOfficeNotification>(notification: T): Promise<T> {
+    // Frozen before any listener sees it: a listener's write (`affectedUserId`, `eventName`, ...) throws in that listener
+    // (logged) instead of changing what the module writes next (the audit entry, which a sign-in writes in the same
+    // statement as its session). What a notification takes from listeners goes through its own methods and setters.
+    Object.freeze(notification);
     const name = notification.eventName;
     const limit = notification.listenerTimeoutMs ?? this.options.notifications.listenerTimeoutMs;
     const runs = this.emitter.listeners(name).map((listener) => {
