@@ -555,6 +555,35 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect((await oldContext.request.get('/backoffice/auth/me')).status()).toBe(401);
   });
 
+  it('OWASP ASVS 4.0 8.3.1: a form submitted before pages.js runs (slow or blocked script) never puts the password, code or email in the URL', async () => {
+    const page = await newPage();
+    await page.route('**/backoffice/assets/pages.js*', (route) => route.abort());
+    const secret = 'typed-before-the-script-ran';
+    const sent: Array<{ method: string; url: string; status?: number }> = [];
+    page.on('request', (request) => {
+      if (request.isNavigationRequest()) sent.push({ method: request.method(), url: request.url() });
+    });
+    page.on('response', (response) => {
+      const request = sent.find((r) => r.url === response.url() && r.status === undefined);
+      if (request) request.status = response.status();
+    });
+    for (const path of ['/', '/two-factor', '/forgot-password', '/reset-password#userId=u&token=t', '/accept-invite#userId=u&token=t']) {
+      await page.goto(url(path));
+      const field = page.locator('form input[required]').last();
+      await field.fill(secret);
+      sent.length = 0;
+      await field.press('Enter');
+      await expect.poll(() => sent.length, `${path}: the browser's own submit`).toBeGreaterThan(0);
+      await page.waitForLoadState();
+      expect(sent.map((r) => r.url).filter((u) => u.includes(secret)), path).toEqual([]);
+      expect(page.url(), path).not.toContain(secret);
+      expect(sent[0].method, path).toBe('POST');
+      // No page answers a POST: a 4xx JSON error, never a 5xx.
+      await expect.poll(() => sent[0].status, path).toBeGreaterThanOrEqual(400);
+      expect(sent[0].status, path).toBeLessThan(500);
+    }
+  });
+
   it('shows provider errors from ?error= and no provider buttons when GET /auth/external/providers is absent', async () => {
     const page = await newPage();
     await page.goto(url('/?error=external_email_in_use'));

@@ -57,11 +57,20 @@ describe('sign-in screens over HTTP (the pages, their headers and assets)', () =
   it('the email-change link of the confirmation email (/confirm-email#userId=...&token=...) has a page that confirms it', async () => {
     const page = await client().get('/confirm-email');
     expect(page.status).toBe(200);
-    expect(page.text).toContain('<form id="bo-confirm-email-form" novalidate>');
+    expect(page.text).toContain('<form id="bo-confirm-email-form" method="post" novalidate>');
     expect(page.text).toContain('>Confirm email address</button>');
     const pagesJs = await client().get('/assets/pages.js');
     expect(pagesJs.text).toContain("'/auth/me/email/confirm'");
     expect((await client().get('/?notice=email-changed')).text).toContain('Your email address has been changed.');
+  });
+
+  it('OWASP ASVS 4.0 8.3.1: every form of every page is method="post", so a submit before pages.js runs never puts its fields in the URL', async () => {
+    for (const path of ['/', '/two-factor', '/forgot-password', '/reset-password', '/accept-invite', '/confirm-email', '/account']) {
+      const page = await client().get(path);
+      const forms = page.text.match(/<form\b[^>]*>/g) ?? [];
+      expect(forms.length, path).toBeGreaterThan(0);
+      expect(forms.filter((form) => !form.includes(' method="post"')), path).toEqual([]);
+    }
   });
 
   it('escapes the branding and uses the message overrides', async () => {
