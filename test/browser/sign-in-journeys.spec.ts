@@ -555,6 +555,21 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect((await oldContext.request.get('/backoffice/auth/me')).status()).toBe(401);
   });
 
+  it('a mangled emailed link (the token or user id over its length: the next line of the email glued to it) says the link is invalid, not "Choose a different password"', async () => {
+    const mangled = `#userId=${'1'.repeat(70)}&token=${'t'.repeat(600)}`;
+    for (const [path, invalid] of [['/reset-password', 'This link is invalid'], ['/accept-invite', 'This invitation link is invalid'], ['/confirm-email', 'This link is invalid']]) {
+      const page = await newPage();
+      await page.goto(url(path + mangled));
+      const password = page.locator('#bo-new-password');
+      if (await password.count()) await password.fill('a new passphrase for this account');
+      await page.locator('form button[type=submit]').click();
+      await expect.poll(() => alert(page).textContent(), path).toContain(invalid);
+      expect(await alert(page).textContent(), path).not.toContain('password');
+      expect(await page.locator('[aria-invalid="true"]').count(), path).toBe(0);
+      expect(await page.locator('form').first().isHidden(), path).toBe(true);
+    }
+  });
+
   it('OWASP ASVS 4.0 8.3.1: a form submitted before pages.js runs (slow or blocked script) never puts the password, code or email in the URL', async () => {
     const page = await newPage();
     await page.route('**/backoffice/assets/pages.js*', (route) => route.abort());

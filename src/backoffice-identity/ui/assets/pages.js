@@ -336,6 +336,19 @@
     return link.userId && link.token ? link : null;
   }
 
+  /**
+   * The API refused the link itself: its token is wrong, used or expired (`invalid_token`), or the link's user id or
+   * token is not even well-formed (`validation_failed` naming `userId` or `token`: a link mangled on its way, e.g.
+   * the next line of the email glued to it). Either way the link is invalid; the person's input is not at fault.
+   */
+  function linkRefused(res) {
+    var body = res.body || {};
+    if (body.code === 'invalid_token') return true;
+    return body.code === 'validation_failed' && Array.isArray(body.errors) && body.errors.some(function (e) {
+      return e && (e.field === 'userId' || e.field === 'token');
+    });
+  }
+
   function tokenPage(formId, endpoint, passwordField, onSuccess, invalidKey) {
     var form = $(formId);
     var password = $('bo-new-password');
@@ -350,7 +363,7 @@
       body[passwordField] = values.newPassword;
       return S.request('POST', endpoint, body, { retry: false }).then(function (res) {
         if (res.status === 200) return onSuccess(res);
-        if (res.body && res.body.code === 'invalid_token') {
+        if (linkRefused(res)) {
           form.hidden = true;
           showError(t(invalidKey));
           var again = $('bo-request-new-link');
@@ -393,8 +406,9 @@
     handleForm(form, function () {
       return S.request('POST', '/auth/me/email/confirm', { userId: link.userId, token: link.token }, { retry: false }).then(function (res) {
         if (res.status === 200) return leave(S.base + '?notice=email-changed');
-        if (res.body && res.body.code === 'invalid_token') form.hidden = true;
-        showError(res.body && res.body.code === 'invalid_token' ? t('linkInvalid') : S.errorText(res));
+        var refused = linkRefused(res);
+        if (refused) form.hidden = true;
+        showError(refused ? t('linkInvalid') : S.errorText(res));
       });
     });
   }
@@ -418,7 +432,7 @@
             return;
           }
           button.disabled = false;
-          if (r.body && r.body.code === 'invalid_token') {
+          if (linkRefused(r)) {
             var form = $('bo-invite-form');
             if (form) form.hidden = true;
             box.hidden = true;
