@@ -337,6 +337,30 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.waitForURL(url(''));
   });
 
+  it('OWASP ASVS 4.0 3.3.1: when the logout call fails (503: the database is down), Sign out says the person is still signed in instead of going to the sign-in page as if signed out', async () => {
+    const created = await shared.app.userManager.createUser({ email: 'stayer@example.com', name: 'Sam Stayer', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, 'stayer@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(page, 'stayer@example.com');
+    await page.route('**/backoffice/auth/logout', (route) =>
+      route.fulfill({ status: 503, contentType: 'application/json', body: JSON.stringify({ statusCode: 503, code: 'service_unavailable', message: 'The service is unavailable.' }) }),
+    );
+    const signOut = page.getByRole('button', { name: 'Sign out', exact: true });
+    await signOut.click();
+    const dialog = page.getByRole('alertdialog');
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    expect(await dialog.textContent()).toContain('still signed in');
+    expect(page.url()).toBe(url('/account'));
+    await dialog.getByRole('button', { name: 'Dismiss' }).click();
+    expect(await signOut.getAttribute('aria-busy')).toBeNull();
+    // Once the server answers again, the same button signs out.
+    await page.unroute('**/backoffice/auth/logout');
+    await signOut.click();
+    await page.waitForURL(url(''));
+    expect(await page.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status))).toBe(401);
+  });
+
   it('on a host page, warns before the idle deadline; "Stay signed in" extends the session; after the deadline it signs in again in a dialog without reloading', async () => {
     const created = await shared.app.userManager.createUser({ email: 'idle@example.com', name: 'Ida Idle', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);

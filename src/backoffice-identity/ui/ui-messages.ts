@@ -140,6 +140,8 @@ export const BACKOFFICE_UI_MESSAGES = {
   staySignedInButton: 'Stay signed in',
   absoluteWarningText: 'Your session ends in {time} and cannot be extended. Save your work; you will be asked to sign in again.',
   dismissButton: 'Dismiss',
+  signOutFailedTitle: 'You are still signed in',
+  signOutFailedText: 'Signing out did not work, so this browser is still signed in. Try again in a moment.',
   sessionEndedTitle: 'Your session has ended',
   sessionEndedText: 'Sign in again to continue where you left off. Nothing on this page has been lost.',
   reauthTitle: 'Confirm it’s you',

@@ -661,12 +661,31 @@
     });
   }
 
-  /** Calls the logout route, then goes to signOutRedirectUrl when a listener set one, else the sign-in page. */
+  /**
+   * Calls the logout route, then goes to signOutRedirectUrl when a listener set one, else the sign-in page (also on
+   * 401: the session had ended already). Any other answer (a 5xx, no network) ended nothing: the page stays, an
+   * alert dialog says the person is still signed in (never the sign-in page, as if signed out: OWASP ASVS 4.0
+   * 3.3.1) and the session checks go on.
+   */
   function signOut() {
+    var monitoring = timer !== null || countdown !== null;
     clearTimers();
     return request('POST', '/auth/logout', undefined, { retry: false }).then(function (res) {
-      var target = res.status === 200 && res.body && res.body.signOutRedirectUrl;
-      window.location.assign(target || BASE);
+      if (res.status === 200 || res.status === 401) {
+        var target = res.status === 200 && res.body && res.body.signOutRedirectUrl;
+        window.location.assign(target || BASE);
+        return res;
+      }
+      openDialog({
+        title: t('signOutFailedTitle'),
+        text: t('signOutFailedText'),
+        alert: true,
+        submitLabel: t('dismissButton'),
+        onSubmit: function (values, dialog) {
+          dialog.close();
+        },
+      });
+      if (monitoring) check();
       return res;
     });
   }
@@ -676,7 +695,9 @@
     if (!target) return;
     event.preventDefault();
     target.setAttribute('aria-busy', 'true');
-    signOut();
+    signOut().then(function () {
+      target.removeAttribute('aria-busy');
+    });
   });
 
   window.BackOfficeSession = {
