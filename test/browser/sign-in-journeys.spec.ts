@@ -361,6 +361,24 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     expect(await page.evaluate(() => fetch('/backoffice/auth/me').then((r) => r.status))).toBe(401);
   });
 
+  it('the account page, when GET /auth/me fails (503), says so (an alert) instead of showing the sign-in page to a person still signed in', async () => {
+    const created = await shared.app.userManager.createUser({ email: 'outage@example.com', name: 'Olga Outage', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    await signIn(page, 'outage@example.com', TEST_PASSWORD);
+    await expectSignedInAccount(page, 'outage@example.com');
+    await page.route('**/backoffice/auth/me', (route) =>
+      route.fulfill({ status: 503, contentType: 'application/json', headers: { 'Retry-After': '1' }, body: JSON.stringify({ statusCode: 503, code: 'database_unavailable', message: 'The service is temporarily unavailable; try again shortly.' }) }),
+    );
+    await page.reload();
+    await expect.poll(() => alert(page).textContent()).toMatch(/try again/i);
+    expect(page.url()).toBe(url('/account'));
+    expect(await page.locator('#bo-account-content').isHidden()).toBe(true);
+    await page.unroute('**/backoffice/auth/me');
+    await page.reload();
+    await expectSignedInAccount(page, 'outage@example.com');
+  });
+
   it('on a host page, warns before the idle deadline; "Stay signed in" extends the session; after the deadline it signs in again in a dialog without reloading', async () => {
     const created = await shared.app.userManager.createUser({ email: 'idle@example.com', name: 'Ida Idle', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);

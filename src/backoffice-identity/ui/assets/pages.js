@@ -581,11 +581,20 @@
   }
 
   var current = null;
+  /**
+   * Reads the signed-in user and fills the page; resolves true when it did. Signed out (401): the sign-in page.
+   * Any other failure (a 5xx, no network) is announced: the person is still signed in, the sign-in page would
+   * say otherwise.
+   */
   function refreshMe() {
     return S.request('GET', '/auth/me', undefined, { peek: true }).then(function (res) {
-      if (res.status !== 200) {
+      if (res.status === 401) {
         window.location.replace(S.base + '?returnUrl=' + encodeURIComponent(window.location.pathname));
-        return;
+        return false;
+      }
+      if (res.status !== 200 || !res.body) {
+        showError(S.errorText(res));
+        return false;
       }
       current = res.body;
       $('bo-signed-in-as').textContent = t('signedInAs', { name: current.name, email: current.email });
@@ -596,6 +605,7 @@
       renderTwoFactor(current);
       renderLogins(current);
       S.setReauthenticationProviders(current.logins);
+      return true;
     });
   }
 
@@ -636,7 +646,8 @@
   }
 
   function account() {
-    refreshMe().then(function () {
+    refreshMe().then(function (ok) {
+      if (!ok) return;
       $('bo-account-content').hidden = false;
       return renderSessions();
     });
