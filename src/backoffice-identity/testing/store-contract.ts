@@ -320,6 +320,32 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.replaceToken('00000000-0000-4000-8000-000000000000', 'password_reset', hash('replace-nobody'), at(HOUR), at(1))).toBe(false);
       });
 
+      test('ASVS 4.0 2.5.6, 1.11.3: with addressedTo, replaceToken, addToken, replaceEmailChangeToken and addEmailChangeToken store no link once the user moved to another email (false, nothing written); the current address is stored', async ({ userStore }) => {
+        if (!isUserTokenStore(userStore)) return;
+        const user = await newUser(userStore);
+        const old = { addressedTo: user.normalizedEmail };
+        const moved = `${unique('moved-')}@example.test`;
+        await userStore.updateProfile(user.id, { email: moved, normalizedEmail: moved.toUpperCase() }, at(1));
+        const current = { addressedTo: moved.toUpperCase() };
+        expect(await userStore.replaceToken(user.id, 'password_reset', hash('addressed-old'), at(HOUR), at(2), old)).toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('addressed-old'), at(2))).toBe(false);
+        expect(await userStore.replaceToken(user.id, 'password_reset', hash('addressed-new'), at(HOUR), at(3), current)).not.toBe(false);
+        expect(await userStore.isTokenLive(user.id, 'password_reset', hash('addressed-new'), at(3))).toBe(true);
+        if (isUserTokenHandoverStore(userStore)) {
+          expect(await userStore.addToken(user.id, 'invite', hash('addressed-add-old'), at(HOUR), at(4), old)).toBe(false);
+          expect(await userStore.isTokenLive(user.id, 'invite', hash('addressed-add-old'), at(4))).toBe(false);
+          expect(await userStore.addToken(user.id, 'invite', hash('addressed-add-new'), at(HOUR), at(4), current)).not.toBe(false);
+        }
+        if (isUserEmailChangeStore(userStore)) {
+          expect(await userStore.replaceEmailChangeToken(user.id, hash('addressed-change-old'), 'next@example.com', at(HOUR), at(5), old)).toBe(false);
+          expect(await userStore.consumeEmailChangeToken(user.id, hash('addressed-change-old'), at(5))).toBeNull();
+        }
+        if (isUserEmailChangeHandoverStore(userStore)) {
+          expect(await userStore.addEmailChangeToken(user.id, hash('addressed-add-change-old'), 'next@example.com', at(HOUR), at(6), old)).toBe(false);
+          expect(await userStore.consumeEmailChangeToken(user.id, hash('addressed-add-change-old'), at(6))).toBeNull();
+        }
+      });
+
       test('ASVS 4.0 V2.5: a directory-managed user gets no password_reset or invite link (replaceToken, addToken: false) and keeps the password a setPasswordHash with unlessDirectoryManaged would remove (false); email-change links and other password writes are not refused', async ({ userStore }) => {
         if (!isUserDirectoryManagedStore(userStore)) return;
         const user = await newUser(userStore);

@@ -80,6 +80,7 @@ import {
   type UserSecurityStampStore,
   type UserTokenStore,
   type UserTokenHandoverStore,
+  type UserTokenIssueOptions,
   type UserEmailChangeHandoverStore,
   type UserTwoFactorStore,
 } from './stores/user-store.interface.js';
@@ -763,18 +764,20 @@ export class BackOfficeUserManager {
     const store = this.capability(isUserEmailChangeStore, 'UserEmailChangeStore');
     if (isUserEmailChangeHandoverStore(store)) {
       return this.handOverUserToken(store, user, 'change_email', lifespanHours, deliver, {
-        add: (hash, expiresAt, now) => store.addEmailChangeToken(user.id, hash, newEmail, expiresAt, now),
+        add: (hash, expiresAt, now, options) => store.addEmailChangeToken(user.id, hash, newEmail, expiresAt, now, options),
         drop: (hash, now) => store.consumeEmailChangeToken(user.id, hash, now),
       });
     }
     const token = randomToken(32);
+    const hash = sha256Hex(token);
     const now = this.now();
-    if ((await store.replaceEmailChangeToken(user.id, sha256Hex(token), newEmail, new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
-    if (!(await this.stillAddressed(user))) {
-      await store.consumeEmailChangeToken(user.id, sha256Hex(token), this.now());
-      return null;
-    }
-    return deliver(token);
+    const expiresAt = new Date(now.getTime() + lifespanHours * 3_600_000);
+    const stored = await this.storeAddressedLink(
+      user,
+      (options) => store.replaceEmailChangeToken(user.id, hash, newEmail, expiresAt, now, options),
+      () => store.consumeEmailChangeToken(user.id, hash, this.now()),
+    );
+    return stored ? deliver(token) : null;
   }
 
   protected async deliverNewUserToken<T>(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T | null> {
@@ -784,7 +787,7 @@ export class BackOfficeUserManager {
       return token === null ? null : deliver(token);
     }
     return this.handOverUserToken(store, user, purpose, lifespanHours, deliver, {
-      add: (hash, expiresAt, now) => store.addToken(user.id, purpose, hash, expiresAt, now),
+      add: (hash, expiresAt, now, options) => store.addToken(user.id, purpose, hash, expiresAt, now, options),
       drop: (hash, now) => store.consumeToken(user.id, purpose, hash, now),
     });
   }
@@ -799,18 +802,16 @@ export class BackOfficeUserManager {
     purpose: BackOfficeTokenPurpose,
     lifespanHours: number,
     deliver: (token: string) => Promise<T>,
-    token: { add: (hash: string, expiresAt: Date, now: Date) => Promise<boolean | void>; drop: (hash: string, now: Date) => Promise<unknown> },
+    token: {
+      add: (hash: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions) => Promise<boolean | void>;
+      drop: (hash: string, now: Date) => Promise<unknown>;
+    },
   ): Promise<T | null> {
     const secret = randomToken(32);
     const hash = sha256Hex(secret);
     const now = this.now();
-    // The store checks under the user's row lock that the user may still get a link: the caller's check was on an
-    // earlier read, and a disable committed since then voided the links the user had, not this one.
-    if ((await token.add(hash, new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
-    if (!(await this.stillAddressed(user))) {
-      await token.drop(hash, this.now());
-      return null;
-    }
+    const expiresAt = new Date(now.getTime() + lifespanHours * 3_600_000);
+    if (!(await this.storeAddressedLink(user, (options) => token.add(hash, expiresAt, now, options), () => token.drop(hash, this.now())))) return null;
     let delivered: T;
     try {
       delivered = await deliver(secret);
@@ -824,29 +825,49 @@ export class BackOfficeUserManager {
 
   /**
    * A new token replacing the live ones of `purpose`; null when the store refused it (the user is disabled or gone,
-   * read under its row lock), or when the user's email moved since `user` was read (see {@link stillAddressed}).
+   * or moved to another email since `user` was read: see {@link storeAddressedLink}).
    */
   protected async generateUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, lifespanHours: number): Promise<string | null> {
     const store = this.getTokenStore();
     const token = randomToken(32);
+    const hash = sha256Hex(token);
     const now = this.now();
-    if ((await store.replaceToken(user.id, purpose, sha256Hex(token), new Date(now.getTime() + lifespanHours * 3_600_000), now)) === false) return null;
-    if (!(await this.stillAddressed(user))) {
-      await store.consumeToken(user.id, purpose, sha256Hex(token), this.now());
-      return null;
-    }
-    return token;
+    const expiresAt = new Date(now.getTime() + lifespanHours * 3_600_000);
+    const stored = await this.storeAddressedLink(
+      user,
+      (options) => store.replaceToken(user.id, purpose, hash, expiresAt, now, options),
+      () => store.consumeToken(user.id, purpose, hash, this.now()),
+    );
+    return stored ? token : null;
+  }
+
+  /**
+   * Stores a new link for `user` with `write` and answers whether it stands (false: nothing to mail). `write` hands the
+   * store the address the caller mails the link to (`addressedTo`, the `normalizedEmail` `user` was read with): the
+   * store checks under the lock of the write that the user may still get a link (not disabled meanwhile) and still has
+   * that address. An email change voids the links stored before it commits; one that committed after the caller read
+   * the user but before the link was stored would not void it, and the link would go to the old mailbox, which the
+   * move took the account away from (OWASP ASVS 4.0 2.5.6, 1.11.3). For a store that ignores `addressedTo` (one
+   * written before it), the link, once stored, is dropped (`drop`) when {@link stillAddressed} finds the user moved.
+   */
+  private async storeAddressedLink(
+    user: BackOfficeUser,
+    write: (options: UserTokenIssueOptions) => Promise<boolean | void>,
+    drop: () => Promise<unknown>,
+  ): Promise<boolean> {
+    if ((await write({ addressedTo: user.normalizedEmail })) === false) return false;
+    if (await this.stillAddressed(user)) return true;
+    await drop();
+    return false;
   }
 
   /**
    * Asked once a new link is stored, before it is mailed: whether the user still has the email address `user` was read
-   * with (the address the caller mails the link to). An email change voids the links stored before it commits; one
-   * that committed after the caller read the user but before the link was stored did not void it, and the link would
-   * go to the old mailbox, which the move took the account away from (OWASP ASVS 4.0 2.5.6, 1.11.3). The callers
-   * then drop the link and mail nothing (null), as for a user disabled meanwhile.
+   * with (see {@link storeAddressedLink}). Read from the store itself, not through {@link findById}, which a host
+   * manager may answer from a cache.
    */
   protected async stillAddressed(user: BackOfficeUser): Promise<boolean> {
-    const current = await this.findById(user.id);
+    const current = await this.store.findById(user.id);
     return current !== null && current.normalizedEmail === user.normalizedEmail;
   }
 

@@ -36,6 +36,7 @@ import {
   type UserSecurityStampStore,
   type UserTokenStore,
   type UserTokenHandoverStore,
+  type UserTokenIssueOptions,
   type UserTwoFactorStore,
 } from '../../users/stores/user-store.interface.js';
 import { copyDate, InMemoryBackOfficeState, KeyedMutex, type InMemoryUser } from './in-memory-state.js';
@@ -324,19 +325,20 @@ export class InMemoryBackOfficeUserStore
     return this.tokens.find((t) => t.userId === userId && t.purpose === purpose && t.tokenHash === tokenHash && t.usedAt === null && t.expiresAt > now);
   }
 
-  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
-    if (!this.mayGetLink(userId, purpose, now)) return false;
+  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
+    if (!this.mayGetLink(userId, purpose, now, options)) return false;
     this.insertToken(userId, purpose, tokenHash, expiresAt, now, null);
     return true;
   }
 
   /**
    * The user exists and is not disabled (a timed disable whose end has passed does not count); for a link that sets
-   * a password (`password_reset`, `invite`), not marked directory-managed.
+   * a password (`password_reset`, `invite`), not marked directory-managed; still at `addressedTo` when given.
    */
-  private mayGetLink(userId: string, purpose: BackOfficeTokenPurpose, now: Date): boolean {
+  private mayGetLink(userId: string, purpose: BackOfficeTokenPurpose, now: Date, { addressedTo }: UserTokenIssueOptions): boolean {
     const user = this.row(userId);
     if (user === undefined || (purpose !== 'change_email' && user.directoryManagedAt != null)) return false;
+    if (addressedTo !== undefined && user.normalizedEmail !== addressedTo) return false;
     return user.isApproved || (user.disabledUntil != null && user.disabledUntil.getTime() <= now.getTime());
   }
 
@@ -351,13 +353,21 @@ export class InMemoryBackOfficeUserStore
     return this.liveToken(userId, purpose, tokenHash, now) !== undefined;
   }
 
-  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
-    return this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, now, null);
+  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
+    return this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, now, null, options);
   }
 
   /** Stores a token beside the user's live ones, only while the user may get a link (not disabled, or a timed disable that has ended). */
-  private insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): boolean {
-    const mayGetLink = this.mayGetLink(userId, purpose, now);
+  private insertTokenBeside(
+    userId: string,
+    purpose: BackOfficeTokenPurpose,
+    tokenHash: string,
+    expiresAt: Date,
+    now: Date,
+    newEmail: string | null,
+    options: UserTokenIssueOptions,
+  ): boolean {
+    const mayGetLink = this.mayGetLink(userId, purpose, now, options);
     if (mayGetLink) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail });
     return mayGetLink;
   }
@@ -372,14 +382,14 @@ export class InMemoryBackOfficeUserStore
     this.voidTokensNow(userId, purpose, now);
   }
 
-  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
-    if (!this.mayGetLink(userId, 'change_email', now)) return false;
+  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
+    if (!this.mayGetLink(userId, 'change_email', now, options)) return false;
     this.insertToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
     return true;
   }
 
-  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
-    return this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
+    return this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail, options);
   }
 
   async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {

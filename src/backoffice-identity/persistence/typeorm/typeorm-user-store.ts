@@ -31,6 +31,7 @@ import {
   type UserSecurityStampStore,
   type UserTokenStore,
   type UserTokenHandoverStore,
+  type UserTokenIssueOptions,
   type UserTwoFactorStore,
   type StoredAuthenticatorKey,
   type UserAuthenticatorKeyStore,
@@ -322,7 +323,7 @@ export class TypeOrmBackOfficeUserStore
         throw TypeOrmBackOfficeUserStore.translateUniqueViolation(error);
       }
       // The row was written just now in this transaction, as the caller asked: its first link goes with it.
-      if (initialToken) await store.insertOnlyLiveToken(entity.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now, null, false);
+      if (initialToken) await store.insertOnlyLiveToken(entity.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now, null, {}, false);
       return toUser(entity);
     });
   }
@@ -520,8 +521,8 @@ export class TypeOrmBackOfficeUserStore
     await this.users.update({ id: userId }, { phoneNumber, phoneNumberConfirmed: confirmed, updatedAt: now });
   }
 
-  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
-    return this.insertOnlyLiveToken(userId, purpose, tokenHash, expiresAt, now, null);
+  async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
+    return this.insertOnlyLiveToken(userId, purpose, tokenHash, expiresAt, now, null, options);
   }
 
   /**
@@ -534,8 +535,9 @@ export class TypeOrmBackOfficeUserStore
    * password change). It also serialises concurrent requests (two "forgot password" clicks, two resends of an
    * invite), which would otherwise each void what was committed before and both insert, leaving two live links.
    * With `checked` (every caller but {@link create}), nothing is written unless the user, read under that lock, may
-   * get a link ({@link mayGetLinkLocked}): false. Checked on the caller's earlier read, a disable committed in between
-   * (an admin's forced reset racing it) left the disabled user a live link, which worked again once enabled.
+   * get a link ({@link mayGetLinkLocked}, with `options.addressedTo`): false. Checked on the caller's earlier read, a
+   * disable committed in between (an admin's forced reset racing it) left the disabled user a live link, which worked
+   * again once enabled.
    */
   private async insertOnlyLiveToken(
     userId: string,
@@ -544,12 +546,13 @@ export class TypeOrmBackOfficeUserStore
     expiresAt: Date,
     now: Date,
     newEmail: string | null,
+    options: UserTokenIssueOptions,
     checked = true,
   ): Promise<boolean> {
     if (!isUuid(userId)) return false;
     return this.transaction(async (store) => {
       if (checked) {
-        if (!(await store.mayGetLinkLocked(userId, purpose, now))) return false;
+        if (!(await store.mayGetLinkLocked(userId, purpose, now, options.addressedTo))) return false;
       } else {
         await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
       }
@@ -565,17 +568,19 @@ export class TypeOrmBackOfficeUserStore
   /**
    * Locks the user's row FOR NO KEY UPDATE (as {@link USER_ROW_FIRST}) and answers whether the user, read under that
    * lock, may get a link: it exists and is not disabled (a timed disable whose end has passed does not count), and for
-   * a link that sets a password (`password_reset`, `invite`) is not marked directory-managed. A disable, and a mark,
-   * writes that row and voids the links in one transaction, so a link is either written before it (and voided by it)
-   * or refused after it. Runs in the caller's transaction.
+   * a link that sets a password (`password_reset`, `invite`) is not marked directory-managed, and, given
+   * `addressedTo`, still has that normalized email. A disable, a mark and an email change write that row and void the
+   * links in one transaction, so a link is either written before it (and voided by it) or refused after it. Runs in
+   * the caller's transaction.
    */
-  private async mayGetLinkLocked(userId: string, purpose: BackOfficeTokenPurpose, now: Date): Promise<boolean> {
+  private async mayGetLinkLocked(userId: string, purpose: BackOfficeTokenPurpose, now: Date, addressedTo?: string): Promise<boolean> {
     const rows = returned(
       await this.manager.query(
         `SELECT (is_approved OR COALESCE(disabled_until <= $2::timestamptz, false))
-                AND ($3::boolean OR directory_managed_at IS NULL) AS may
+                AND ($3::boolean OR directory_managed_at IS NULL)
+                AND ($4::text IS NULL OR normalized_email = $4::text) AS may
            FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE`,
-        [userId, now, purpose === 'change_email'],
+        [userId, now, purpose === 'change_email', addressedTo ?? null],
       ),
     ) as Array<{ may: boolean }>;
     return rows[0]?.may === true;
@@ -608,20 +613,29 @@ export class TypeOrmBackOfficeUserStore
     return rows.length === 1;
   }
 
-  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean> {
-    return this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, now, null);
+  async addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
+    return this.insertTokenBeside(userId, purpose, tokenHash, expiresAt, now, null, options);
   }
 
   /**
    * Stores a token beside the user's live ones (the user's row locked first, as {@link insertOnlyLiveToken} does),
-   * only while the user, read under that lock, may get a link (not disabled, or a timed disable that has ended): a
-   * disable (row and links in one transaction) is then either before it and seen here, or after it and voids the link.
-   * Checked on the caller's earlier read, a disable committed in between left the disabled user a live link.
+   * only while the user, read under that lock, may get a link (not disabled, or a timed disable that has ended; still
+   * at `options.addressedTo`): a disable or email change (row and links in one transaction) is then either before it
+   * and seen here, or after it and voids the link. Checked on the caller's earlier read, a disable committed in
+   * between left the disabled user a live link.
    */
-  private async insertTokenBeside(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, newEmail: string | null): Promise<boolean> {
+  private async insertTokenBeside(
+    userId: string,
+    purpose: BackOfficeTokenPurpose,
+    tokenHash: string,
+    expiresAt: Date,
+    now: Date,
+    newEmail: string | null,
+    options: UserTokenIssueOptions,
+  ): Promise<boolean> {
     if (!isUuid(userId)) return false;
     return this.transaction(async (store) => {
-      if (!(await store.mayGetLinkLocked(userId, purpose, now))) return false;
+      if (!(await store.mayGetLinkLocked(userId, purpose, now, options.addressedTo))) return false;
       await store.manager.query(
         `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
         [userId, purpose, tokenHash, expiresAt, now, newEmail],
@@ -655,12 +669,12 @@ export class TypeOrmBackOfficeUserStore
     );
   }
 
-  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
-    return this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
+    return this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail, options);
   }
 
-  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean> {
-    return this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail);
+  async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
+    return this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail, options);
   }
 
   async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {

@@ -121,16 +121,34 @@ export interface UserPhoneNumberStore {
   setPhoneNumber(userId: string, phoneNumber: string | null, confirmed: boolean, now: Date): Promise<void>;
 }
 
+/**
+ * The optional last argument of the methods that store a new link ({@link UserTokenStore.replaceToken},
+ * {@link UserTokenHandoverStore.addToken}, {@link UserEmailChangeStore.replaceEmailChangeToken},
+ * {@link UserEmailChangeHandoverStore.addEmailChangeToken}).
+ */
+export interface UserTokenIssueOptions {
+  /**
+   * The normalized email address the link is mailed to (the `normalizedEmail` the caller read the user with). Given,
+   * the store writes nothing (false) unless the user, read under the same lock as the write, still has it: an email
+   * change (which voids the user's links in its transaction) that committed after the caller's read then refuses the
+   * link instead of leaving it live for the old mailbox (OWASP ASVS 4.0 2.5.6, 1.11.3). A store written before this
+   * option, which ignores it, still works: the manager also re-reads the user from the store once the link is
+   * written, and drops the link when the address moved.
+   */
+  addressedTo?: string;
+}
+
 /** Single-use tokens, stored as SHA-256 only. */
 export interface UserTokenStore {
   /**
    * Stores a new token and voids the user's other live tokens of that purpose, only while the user may still get a
    * link (as {@link UserTokenHandoverStore.addToken}: it exists and is not disabled, a timed disable whose end has
    * passed not counting; for `password_reset` and `invite`, not marked directory-managed), checked under the lock
-   * of the write (the user's row): false, nothing written, when not.
+   * of the write (the user's row): false, nothing written, when not. With `options.addressedTo`, likewise only while
+   * the user still has that normalized email ({@link UserTokenIssueOptions}).
    * A store that answers nothing (`void`) is taken to have stored it.
    */
-  replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean | void>;
+  replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, options?: UserTokenIssueOptions): Promise<boolean | void>;
   /** Uses the token up; true for exactly one caller while it is live. */
   consumeToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
   isTokenLive(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
@@ -155,9 +173,11 @@ export interface UserTokenHandoverStore {
    * row and voids the links in one transaction), so a link issued while the user is being disabled is either voided
    * by the disable or refused: false, nothing stored. A `password_reset` or `invite` token likewise only while the
    * user is not marked directory-managed ({@link UserDirectoryManagedStore}: marking voids those links in one
-   * transaction), so a link issued while the directory takes the user over is voided or refused. A store that answers nothing (`void`) is taken to have stored it.
+   * transaction), so a link issued while the directory takes the user over is voided or refused. With
+   * `options.addressedTo`, likewise only while the user still has that normalized email ({@link UserTokenIssueOptions}).
+   * A store that answers nothing (`void`) is taken to have stored it.
    */
-  addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date): Promise<boolean | void>;
+  addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, options?: UserTokenIssueOptions): Promise<boolean | void>;
   keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
 }
 
@@ -333,9 +353,10 @@ export interface UserQueryStore {
 export interface UserEmailChangeStore {
   /**
    * Stores the token with the address it confirms, voiding the user's earlier email-change tokens, in one transaction;
-   * only while the user may still get a link (as {@link UserTokenStore.replaceToken}): false, nothing written, when not.
+   * only while the user may still get a link (as {@link UserTokenStore.replaceToken}, `options.addressedTo` included):
+   * false, nothing written, when not.
    */
-  replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean | void>;
+  replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date, options?: UserTokenIssueOptions): Promise<boolean | void>;
   /** Uses the live token up and returns its new address; exactly one caller gets it, the others null. */
   consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null>;
 }
@@ -348,7 +369,8 @@ export interface UserEmailChangeStore {
  * `consumeEmailChangeToken`. Without this capability a new request voids the pending link before its email goes out.
  */
 export interface UserEmailChangeHandoverStore extends UserEmailChangeStore, UserTokenHandoverStore {
-  addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date): Promise<boolean | void>;
+  /** Only while the user may still get a link, as {@link UserTokenHandoverStore.addToken} (`options.addressedTo` included). */
+  addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date, options?: UserTokenIssueOptions): Promise<boolean | void>;
 }
 
 /** Rows of the user store that can expire (maintenance calls this). */
