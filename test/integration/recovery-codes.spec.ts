@@ -1,5 +1,7 @@
+import pg from 'pg';
 import { DataSource } from 'typeorm';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
+import { lockWaitersReach } from '../support/lock-waits.js';
 import { createIdentityApp, reauthenticate, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
@@ -155,6 +157,32 @@ describe.each(STORES)('New recovery codes and how many are left (POST /auth/2fa/
     expect(await left(http)).toBe(10);
     expect(await signInWithRecoveryCode(user.email, recoveryCodes[0])).toBe(200);
   });
+
+  it.skipIf(name !== 'TypeORM stores' || dbKind() !== 'postgres')(
+    'OWASP ASVS 4.0 2.6.x, 1.11.3: new codes asked for while 2FA is being turned off: 409 two_factor_not_enabled and no code left with 2FA off (PostgreSQL: a row lock holds both requests, the disable first)',
+    async () => {
+      const { user, http } = await enrolled();
+      // Hold the user's row: the disable waits on it first, then the new codes (both past their checks of the user).
+      const blocker = new pg.Client({ connectionString: db.url });
+      await blocker.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query('SELECT 1 FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE', [user.id]);
+        const disable = http.post('/auth/2fa/disable', { password: TEST_PASSWORD });
+        await lockWaitersReach(blocker, 1);
+        const regenerate = http.post(ROUTE, {});
+        await lockWaitersReach(blocker, 2);
+        await blocker.query('COMMIT');
+        const [off, fresh] = await Promise.all([disable, regenerate]);
+        expect(off.status, off.text).toBe(200);
+        expect([fresh.status, fresh.body.code]).toEqual([409, 'two_factor_not_enabled']);
+        expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(false);
+        expect(await ctx.userManager.countRecoveryCodes(user)).toBe(0);
+      } finally {
+        await blocker.end().catch(() => undefined);
+      }
+    },
+  );
 
   it('two new sets asked for at once: only one whole set works (the last written), never a mix, and 10 are left', async () => {
     const { user, http } = await enrolled();

@@ -17,6 +17,8 @@ import {
   isUnknownUserLockoutStore,
   isPrunableUserStore,
   isUserQueryStore,
+  isUserRecoveryCodeStore,
+  isUserTwoFactorStore,
   type BackOfficeUserStore,
   type UserGroupStore,
 } from '../users/stores/user-store.interface.js';
@@ -344,6 +346,20 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
           expect(await userStore.addEmailChangeToken(user.id, hash('addressed-add-change-old'), 'next@example.com', at(HOUR), at(6), old)).toBe(false);
           expect(await userStore.consumeEmailChangeToken(user.id, hash('addressed-add-change-old'), at(6))).toBeNull();
         }
+      });
+
+      test('ASVS 4.0 1.11.3: replaceRecoveryCodes with whileTwoFactorEnabled stores no code for a user with 2FA off (false, the codes untouched); with 2FA on it replaces the set', async ({ userStore }) => {
+        if (!isUserRecoveryCodeStore(userStore) || !isUserTwoFactorStore(userStore)) return;
+        const user = await newUser(userStore);
+        await userStore.replaceRecoveryCodes(user.id, [hash('kept')], at(0));
+        expect(await userStore.replaceRecoveryCodes(user.id, [hash('refused-1'), hash('refused-2')], at(1), { whileTwoFactorEnabled: true })).toBe(false);
+        expect(await userStore.countRecoveryCodes(user.id)).toBe(1);
+        expect(await userStore.redeemRecoveryCode(user.id, hash('refused-1'), at(2))).toBe(false);
+        await userStore.setTwoFactorEnabled(user.id, true, 'stamp-2fa', at(3));
+        expect(await userStore.replaceRecoveryCodes(user.id, [hash('fresh-1'), hash('fresh-2')], at(4), { whileTwoFactorEnabled: true })).not.toBe(false);
+        expect(await userStore.countRecoveryCodes(user.id)).toBe(2);
+        expect(await userStore.redeemRecoveryCode(user.id, hash('kept'), at(5))).toBe(false);
+        expect(await userStore.redeemRecoveryCode(user.id, hash('fresh-1'), at(5))).toBe(true);
       });
 
       test('ASVS 4.0 V2.5: a directory-managed user gets no password_reset or invite link (replaceToken, addToken: false) and keeps the password a setPasswordHash with unlessDirectoryManaged would remove (false); email-change links and other password writes are not refused', async ({ userStore }) => {

@@ -1092,12 +1092,18 @@ export class BackOfficeUserManager {
   /**
    * Turns the 2FA flag on or off with a new security stamp, and raises `UserTwoFactorEnabledNotification` or
    * `UserTwoFactorDisabledNotification`: the one place either is raised, so a host calling the manager sees
-   * what the REST routes do.
+   * what the REST routes do. Turning it off deletes the recovery codes in the same transaction, after the flag (the
+   * user's row, locked): a new set asked for meanwhile ({@link regenerateRecoveryCodes}) is either written before it
+   * and deleted by it, or refused after it; 2FA is never left off with codes stored (OWASP ASVS 4.0 1.11.3).
    */
   async setTwoFactorEnabled(user: BackOfficeUser, enabled: boolean): Promise<IdentityResult> {
     if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
     const stamp = this.newSecurityStamp();
-    await this.store.setTwoFactorEnabled(user.id, enabled, stamp, this.now());
+    const now = this.now();
+    await this.inTransaction(async (store) => {
+      await this.capability(isUserTwoFactorStore, 'UserTwoFactorStore', store).setTwoFactorEnabled(user.id, enabled, stamp, now);
+      if (!enabled && isUserRecoveryCodeStore(store)) await store.replaceRecoveryCodes(user.id, [], now);
+    });
     Object.assign(user, { twoFactorEnabled: enabled, securityStamp: stamp });
     if (enabled) await this.notify(UserTwoFactorEnabledNotification, user);
     else await this.notify(UserTwoFactorDisabledNotification, user);
@@ -1144,22 +1150,31 @@ export class BackOfficeUserManager {
    * stored (see `hashRecoveryCode`).
    */
   async generateNewRecoveryCodes(user: BackOfficeUser, count = 10): Promise<string[]> {
+    return (await this.storeNewRecoveryCodes(user, count, {}))!;
+  }
+
+  /** New codes stored as {@link generateNewRecoveryCodes} does; null when the store refused them (`options`). */
+  private async storeNewRecoveryCodes(user: BackOfficeUser, count: number, options: { whileTwoFactorEnabled?: boolean }): Promise<string[] | null> {
     const store = this.getRecoveryCodeStore();
     const codes = Array.from({ length: count }, () => newRecoveryCode());
-    await store.replaceRecoveryCodes(user.id, codes.map((c) => hashRecoveryCode(this.options, user.id, c)), this.now());
-    return codes;
+    const stored = await store.replaceRecoveryCodes(user.id, codes.map((c) => hashRecoveryCode(this.options, user.id, c)), this.now(), options);
+    return stored === false ? null : codes;
   }
 
   /**
    * A new set of recovery codes for a user who has 2FA on (ASP.NET Core Identity's
    * `GenerateNewTwoFactorRecoveryCodesAsync`): the old set stops working at once, the new codes are answered once
    * (only their keyed hashes are stored) and `UserRecoveryCodesRegeneratedNotification` is raised. Fails with
-   * `not_supported` when the store keeps no recovery codes and `two_factor_not_enabled` while 2FA is off.
+   * `not_supported` when the store keeps no recovery codes and `two_factor_not_enabled` while 2FA is off: on `user`
+   * as read, and as the store reads it under the lock that writes the codes (`whileTwoFactorEnabled`), so a set asked
+   * for while a disable commits is refused rather than left behind with 2FA off (OWASP ASVS 4.0 1.11.3).
    */
   async regenerateRecoveryCodes(user: BackOfficeUser, count = 10): Promise<IdentityResult<string[]>> {
     if (!this.supportsUserTwoFactor || !this.supportsUserRecoveryCodes) return IdentityResult.failed(this.errorDescriber.notSupported('recovery codes'));
-    if (!user.twoFactorEnabled) return IdentityResult.failed({ code: 'two_factor_not_enabled', description: 'Two-factor authentication is not on.' });
-    const codes = await this.generateNewRecoveryCodes(user, count);
+    const notEnabled = () => IdentityResult.failed<string[]>({ code: 'two_factor_not_enabled', description: 'Two-factor authentication is not on.' });
+    if (!user.twoFactorEnabled) return notEnabled();
+    const codes = await this.storeNewRecoveryCodes(user, count, { whileTwoFactorEnabled: true });
+    if (codes === null) return notEnabled();
     await this.notify(UserRecoveryCodesRegeneratedNotification, user, { count: codes.length });
     return IdentityResult.success(codes);
   }
@@ -1253,11 +1268,16 @@ export class BackOfficeUserManager {
     return true;
   }
 
-  /** Turns 2FA off: every enrolment and recovery code removed, the flag off, a new security stamp. */
+  /**
+   * Turns 2FA off: every enrolment and recovery code removed, the flag off, a new security stamp ({@link
+   * setTwoFactorEnabled}: the flag and the codes in one transaction).
+   */
   async resetTwoFactor(user: BackOfficeUser): Promise<IdentityResult> {
     for (const provider of this.twoFactorProviders) await provider.reset(user);
-    if (isUserRecoveryCodeStore(this.store)) await this.store.replaceRecoveryCodes(user.id, [], this.now());
-    if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
+    if (!isUserTwoFactorStore(this.store)) {
+      if (isUserRecoveryCodeStore(this.store)) await this.store.replaceRecoveryCodes(user.id, [], this.now());
+      return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
+    }
     return this.setTwoFactorEnabled(user, false);
   }
 

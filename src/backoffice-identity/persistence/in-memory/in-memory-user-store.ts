@@ -436,9 +436,11 @@ export class InMemoryBackOfficeUserStore
     this.authenticators.delete(`${userId}\u0000${provider}`);
   }
 
-  async replaceRecoveryCodes(userId: string, codeHashes: string[]): Promise<void> {
+  async replaceRecoveryCodes(userId: string, codeHashes: string[], _now?: Date, options: { whileTwoFactorEnabled?: boolean } = {}): Promise<boolean> {
+    if (options.whileTwoFactorEnabled && this.row(userId)?.twoFactorEnabled !== true) return false;
     this.recoveryCodes.splice(0, this.recoveryCodes.length, ...this.recoveryCodes.filter((c) => c.userId !== userId));
     for (const codeHash of codeHashes) this.recoveryCodes.push({ userId, codeHash, used: false });
+    return true;
   }
 
   async redeemRecoveryCode(userId: string, codeHashes: string | readonly string[]): Promise<boolean> {

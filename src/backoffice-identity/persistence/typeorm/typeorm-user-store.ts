@@ -749,11 +749,17 @@ export class TypeOrmBackOfficeUserStore
    * The user's whole set of codes, replaced in one transaction that first locks the user's row FOR NO KEY UPDATE
    * ({@link USER_ROW_FIRST}, the user's row before its link rows). That serialises two replacements: without it the
    * second one's DELETE, waiting on the rows the first deleted, did not see the first one's new rows (its snapshot
-   * began before they were committed) and kept them, so both sets worked (20 codes, a mix of the two).
+   * began before they were committed) and kept them, so both sets worked (20 codes, a mix of the two). With
+   * `whileTwoFactorEnabled` the flag is read under that lock: false, nothing written, once a disable (flag and codes
+   * in one transaction under the same row) committed.
    */
-  async replaceRecoveryCodes(userId: string, codeHashes: string[], now: Date): Promise<void> {
-    await this.transaction(async (store) => {
-      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+  async replaceRecoveryCodes(userId: string, codeHashes: string[], now: Date, options: { whileTwoFactorEnabled?: boolean } = {}): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    return this.transaction(async (store) => {
+      const rows = returned(
+        await store.manager.query(`SELECT two_factor_enabled FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE`, [userId]),
+      ) as Array<{ two_factor_enabled: boolean }>;
+      if (options.whileTwoFactorEnabled && rows[0]?.two_factor_enabled !== true) return false;
       await store.manager.query(`DELETE FROM backoffice_user_recovery_code WHERE user_id = $1`, [userId]);
       for (const hash of codeHashes) {
         await store.manager.query(
@@ -761,6 +767,7 @@ export class TypeOrmBackOfficeUserStore
           [userId, hash, now],
         );
       }
+      return true;
     });
   }
 

@@ -206,7 +206,15 @@ export interface UserAuthenticatorKeyStore {
 
 /** Single-use recovery codes, stored as keyed hashes (like `IUserTwoFactorRecoveryCodeStore`). */
 export interface UserRecoveryCodeStore {
-  replaceRecoveryCodes(userId: string, codeHashes: string[], now: Date): Promise<void>;
+  /**
+   * Replaces the user's whole set of codes. With `options.whileTwoFactorEnabled` (a new set asked for by a user with
+   * 2FA on) it writes nothing and answers false unless the user, read under the lock of the write (the user's row),
+   * still has 2FA on: a disable turns the flag off and deletes the codes under that lock in one transaction, so a new
+   * set is either written before it (and deleted by it) or refused after it, never left behind with 2FA off (OWASP
+   * ASVS 4.0 1.11.3). A store that answers nothing (`void`) is taken to have stored it; one written before the option,
+   * which ignores it, still works, without that guarantee.
+   */
+  replaceRecoveryCodes(userId: string, codeHashes: string[], now: Date, options?: { whileTwoFactorEnabled?: boolean }): Promise<boolean | void>;
   /** Uses up the unused code whose stored hash is any of `codeHashes`; true for exactly one caller. */
   redeemRecoveryCode(userId: string, codeHashes: string | readonly string[], now: Date): Promise<boolean>;
   countRecoveryCodes(userId: string): Promise<number>;
