@@ -361,6 +361,64 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expect(options.body.code).toBe('unknown_provider');
     });
 
+    /** A user whose 2FA is on through a passkey only (turned on by host code), signed in with that passkey. */
+    async function passkeyOnlyTwoFactorUser() {
+      const { user, authenticator } = await userWithPasskey();
+      await ctx.userManager.setTwoFactorEnabled(user, true);
+      const { http, result } = await passkeySignIn(authenticator);
+      expect(result.body).toMatchObject({ status: 'success', user: { id: user.id, twoFactorEnabled: true } });
+      return { user, authenticator, http };
+    }
+
+    it('ASVS 5.0 6.3.x: a user whose 2FA is on through a passkey only can add TOTP (after the same step-up), and then signs in with either', async () => {
+      const { user, authenticator, http } = await passkeyOnlyTwoFactorUser();
+      const before = await new HttpClient(ctx.url).login(user.email, TEST_PASSWORD);
+      expect(before.body).toEqual({ status: 'requiresTwoFactor', providers: ['passkey'] });
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expect(setup.status, setup.text).toBe(200);
+      const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) });
+      expect(enable.status, enable.text).toBe(200);
+      expect(enable.body.recoveryCodes).toHaveLength(10);
+      expect((await http.get('/auth/me')).body).toMatchObject({ id: user.id, twoFactorEnabled: true });
+      // TOTP is on now: a second setup is refused as before
+      const again = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expectClientError(again, 409);
+      expect(again.body.code).toBe('two_factor_already_enabled');
+      ctx.clock.advance(30_000);
+
+      const withTotp = new HttpClient(ctx.url);
+      expect((await withTotp.login(user.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactor', providers: ['totp', 'passkey', 'recovery'] });
+      const byTotp = await withTotp.post('/auth/2fa', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) });
+      expect(byTotp.body).toMatchObject({ status: 'success', user: { id: user.id } });
+      const withPasskey = new HttpClient(ctx.url);
+      expect((await withPasskey.login(user.email, TEST_PASSWORD)).body.status).toBe('requiresTwoFactor');
+      const options = await withPasskey.post('/auth/2fa/passkey/options', {});
+      const byPasskey = await withPasskey.post('/auth/2fa/passkey', { credential: authenticator.assert(options.body) });
+      expect(byPasskey.body).toMatchObject({ status: 'success', user: { id: user.id } });
+    });
+
+    it('ASVS 5.0 6.3.x: adding TOTP beside a passkey needs a recent sign-in, keeps recovery codes the user has, and ends other sessions', async () => {
+      const { user, authenticator, http } = await passkeyOnlyTwoFactorUser();
+      const codes = await http.post('/auth/2fa/recovery-codes', {});
+      expect(codes.body.recoveryCodes).toHaveLength(10);
+      const other = (await passkeySignIn(authenticator)).http;
+      ctx.clock.advance(6 * 60_000);
+      const stale = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expectClientError(stale, 401);
+      expect(stale.body.code).toBe('reauthentication_required');
+      const stepUpOptions = await http.post('/auth/reauthenticate/passkey/options', {});
+      expect((await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(stepUpOptions.body) })).status).toBe(200);
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expect(setup.status, setup.text).toBe(200);
+      const enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) });
+      expect(enable.status, enable.text).toBe(200);
+      // the codes the user saved still work (ASP.NET Identity makes new ones only when none are left)
+      expect(enable.body.recoveryCodes).toEqual([]);
+      expect(await ctx.userManager.countRecoveryCodes(user)).toBe(10);
+      expect((await other.get('/auth/me')).status).toBe(401);
+      expect((await http.get('/auth/me')).status).toBe(200);
+    });
+
     it('another user\'s passkey does not answer my second factor', async () => {
       const { user } = await twoFactorUser();
       const { authenticator: strangers } = await userWithPasskey();

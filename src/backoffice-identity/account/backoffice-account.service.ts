@@ -77,18 +77,29 @@ export class BackOfficeAccountService {
     return result;
   }
 
-  /** Starts enrolling with `providerName` (a secret and QR code to confirm with `enableTwoFactor`). */
+  /**
+   * Starts enrolling with `providerName` (a secret and QR code to confirm with `enableTwoFactor`). While 2FA is on
+   * through another factor (a passkey) the user may still add this one, as ASP.NET Identity allows several;
+   * `two_factor_already_enabled` only when 2FA is on and this provider is the one already set up.
+   */
   async startTwoFactorSetup(user: BackOfficeUser, providerName: string): Promise<IdentityResult<TwoFactorSetup>> {
     const provider = this.twoFactorProvider(providerName);
     if (!provider.succeeded) return provider as IdentityResult<never>;
-    if (user.twoFactorEnabled) return failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
+    if (await this.alreadyEnrolled(user, provider.value!)) return failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
     return IdentityResult.success(await provider.value!.generateSetup(user));
+  }
+
+  /** 2FA is on and `provider` is set up for it (so a new enrolment would replace a working factor). */
+  private async alreadyEnrolled(user: BackOfficeUser, provider: TwoFactorProvider): Promise<boolean> {
+    return user.twoFactorEnabled && (await provider.isSetUp(user));
   }
 
   /**
    * Confirms the enrolment with a code and turns 2FA on (`UserTwoFactorEnabledNotification`): a setup-only
    * session becomes a full one, the user's other sessions end, and 10 new recovery codes are answered (shown once;
-   * none when the store keeps no recovery codes).
+   * none when the store keeps no recovery codes). When 2FA is already on through another factor (a passkey), the
+   * provider is added beside it (`UserTwoFactorEnabledNotification` again, other sessions end) and the user's
+   * recovery codes are kept: none are answered unless none were left.
    *
    * A setup-only session that becomes a full one gets a new token first (OWASP ASVS 5.0 7.2.4, a rise in
    * privilege): with `response` (and the request's session, which carries its `tokenHash`) the new session and XSRF
@@ -105,7 +116,10 @@ export class BackOfficeAccountService {
   ): Promise<IdentityResult<{ recoveryCodes: string[] }>> {
     const provider = this.twoFactorProvider(providerName);
     if (!provider.succeeded) return provider as IdentityResult<never>;
-    if (user.twoFactorEnabled) return failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
+    if (await this.alreadyEnrolled(user, provider.value!)) return failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
+    // 2FA already on through another factor (a passkey): this one is added beside it, and the recovery codes the
+    // user saved stay good (new ones only when none are left, as ASP.NET Identity's EnableAuthenticator does).
+    const alreadyOn = user.twoFactorEnabled;
     if (!(await provider.value!.verify(user, code, { enrolling: true }))) {
       return failure('invalid_code', 'The code is not valid; check the time on your device and try the next code.');
     }
@@ -123,7 +137,8 @@ export class BackOfficeAccountService {
     else await this.sessions.completeTwoFactorSetup(session as BackOfficeSessionEntity);
     if (user.twoFactorSetupDeadline) await this.userManager.setTwoFactorSetupDeadline(user, null);
     // A store without recovery codes (no UserRecoveryCodeStore) still gets 2FA, with no codes to show.
-    const recoveryCodes = this.userManager.supportsUserRecoveryCodes ? await this.userManager.generateNewRecoveryCodes(user) : [];
+    const keepCodes = alreadyOn && (await this.userManager.countRecoveryCodes(user)) > 0;
+    const recoveryCodes = this.userManager.supportsUserRecoveryCodes && !keepCodes ? await this.userManager.generateNewRecoveryCodes(user) : [];
     return IdentityResult.success({ recoveryCodes });
   }
 
