@@ -419,6 +419,29 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expect((await http.get('/auth/me')).status).toBe(200);
     });
 
+    it('OWASP ASVS 5.0 6.3.x: the last passkey of a user whose 2FA rests on it cannot be removed (409 last_second_factor, nothing ended); beside TOTP it can', async () => {
+      const { user, authenticator, http } = await passkeyOnlyTwoFactorUser();
+      const other = (await passkeySignIn(authenticator)).http;
+      const [passkey] = await ctx.userManager.getPasskeys(user);
+      const refused = await http.delete(`/auth/passkeys/${passkey.id}`);
+      expectClientError(refused, 409);
+      expect(refused.body.code).toBe('last_second_factor');
+      expect((await ctx.userManager.getPasskeys(user)).map((p) => p.id)).toEqual([passkey.id]);
+      expect((await other.get('/auth/me')).status).toBe(200);
+      expect((await new HttpClient(ctx.url).login(user.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactor', providers: ['passkey'] });
+      // two passkeys removed at once: one stays
+      const second = await register(http, 'Phone');
+      const both = await Promise.all([passkey.id, second.passkey.id].map((id) => http.delete(`/auth/passkeys/${id}`)));
+      expect(both.map((r) => r.status).sort()).toEqual([204, 409]);
+      expect(await ctx.userManager.getPasskeys(user)).toHaveLength(1);
+      // with TOTP beside it, the passkey goes
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expect((await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) })).status).toBe(200);
+      const [left] = await ctx.userManager.getPasskeys(user);
+      expect((await http.delete(`/auth/passkeys/${left.id}`)).status).toBe(204);
+      ctx.clock.advance(30_000);
+    });
+
     it('another user\'s passkey does not answer my second factor', async () => {
       const { user } = await twoFactorUser();
       const { authenticator: strangers } = await userWithPasskey();

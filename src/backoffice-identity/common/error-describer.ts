@@ -124,6 +124,9 @@ export class BackOfficeErrorDescriber {
   loginNotFound(): IdentityError {
     return { code: 'login_not_found', description: 'The user has no login of this provider.' };
   }
+  lastSecondFactor(): IdentityError {
+    return { code: 'last_second_factor', description: 'Two-factor authentication rests on this passkey: set up an authenticator app, add another passkey or turn two-factor off first.' };
+  }
   lastLoginMethod(): IdentityError {
     return { code: 'last_login_method', description: 'This is the last way to sign in: set a password or link another provider first.' };
   }

@@ -66,6 +66,7 @@ export const BACKOFFICE_ERROR_CODES = {
   login_already_linked: { status: 409, description: 'The external login is linked to someone, or the user has one of this provider.' },
   last_login_method: { status: 409, description: 'Removing this login would leave no way to sign in.' },
   passkey_already_registered: { status: 409, description: 'This passkey is registered already.' },
+  last_second_factor: { status: 409, description: "Removing this passkey would leave two-factor on with no second factor." },
   too_many_passkeys: { status: 409, description: 'The account has the most passkeys it may have.' },
   two_factor_already_enabled: { status: 409, description: 'Two-factor authentication is on already.', message: 'Two-factor authentication is already on.' },
   two_factor_not_enabled: { status: 409, description: 'Two-factor authentication is not on.', message: 'Two-factor authentication is not on.' },

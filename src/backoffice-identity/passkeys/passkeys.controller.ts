@@ -20,6 +20,7 @@ function passkeyChangeError(result: IdentityResult<unknown>): BackOfficeHttpErro
       return BackOfficeHttpError.notFound('No such passkey.');
     case 'passkey_already_registered':
     case 'too_many_passkeys':
+    case 'last_second_factor':
       return new BackOfficeHttpError(409, error.code, error.description);
     default:
       return new BackOfficeHttpError(400, error?.code ?? 'validation_failed', error?.description ?? 'The request is not valid.');
@@ -112,14 +113,15 @@ export class PasskeysController {
   @ApiResponse({ status: 204, description: "Removed (backoffice.user.passkey.removed); the user's other sessions end, this one stays" })
   @documented(403, 'xsrf_failed')
   @documented(404, 'not_found: no such passkey of yours')
+  @documented(409, 'last_second_factor: two-factor is on and rests on this passkey alone')
   async remove(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
     this.requireSupport();
     const user = request.backOffice.user;
     const sessionId = sessionOf(request).id;
     // A way in is gone (as after a password change or an unlinked login): the sessions it may have opened end
     // with a new security stamp; this session stays, also for its requests in flight meanwhile.
-    const removed = await this.signInManager.keepSignedInThrough(sessionId, () => this.userManager.removePasskey(user, id));
-    if (!removed) throw BackOfficeHttpError.notFound('No such passkey.');
+    const removed = await this.signInManager.keepSignedInThrough(sessionId, () => this.userManager.removeOwnPasskey(user, id));
+    if (!removed.succeeded) throw passkeyChangeError(removed);
     await this.signInManager.refreshSignIn(user, sessionId);
   }
 }

@@ -32,6 +32,7 @@ import {
 } from '../notifications/notifications.js';
 import type { TwoFactorProvider, TwoFactorVerifyOutcome } from '../two-factor/two-factor-provider.interface.js';
 import { hashRecoveryCode, legacyRecoveryCodeHash, newRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
+import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
 import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from './backoffice-user.js';
@@ -1259,13 +1260,40 @@ export class BackOfficeUserManager {
    * `keepSignedInThrough` around this call to keep the session that asked). False when the user has no such passkey.
    */
   async removePasskey(user: BackOfficeUser, passkeyId: string): Promise<boolean> {
-    if (!this.supportsUserPasskeys) return false;
+    return (await this.deletePasskey(user, passkeyId, 0)) === 'removed';
+  }
+
+  /**
+   * The user's own removal of a passkey (`DELETE /auth/passkeys/:id`): as {@link removePasskey}, but while 2FA is
+   * on and passkeys are the user's only second factor (no other provider set up; recovery codes are a fallback,
+   * not a factor) the last passkey stays: `last_second_factor`, else the next sign-in would ask for a second
+   * factor nobody can give. Counted with the delete (removals sent at once keep one). `not_found` for no such
+   * passkey of the user's. An admin's removal (a lost device) is not guarded: {@link removePasskey}.
+   */
+  async removeOwnPasskey(user: BackOfficeUser, passkeyId: string): Promise<IdentityResult> {
+    const keepAtLeast = (await this.passkeysAreOnlySecondFactor(user)) ? 1 : 0;
+    const outcome = await this.deletePasskey(user, passkeyId, keepAtLeast);
+    if (outcome === 'removed') return IdentityResult.success();
+    return IdentityResult.failed(outcome === 'kept' ? this.errorDescriber.lastSecondFactor() : { code: 'not_found', description: 'No such passkey.' });
+  }
+
+  /** 2FA is on and no provider but passkeys (and recovery codes) is set up for it. */
+  private async passkeysAreOnlySecondFactor(user: BackOfficeUser): Promise<boolean> {
+    if (!user.twoFactorEnabled || !this.supportsUserTwoFactor) return false;
+    return (await this.getValidTwoFactorProviders(user)).every((p) => p === PASSKEY_PROVIDER || p === RECOVERY_PROVIDER);
+  }
+
+  private async deletePasskey(user: BackOfficeUser, passkeyId: string, keepAtLeast: number): Promise<'removed' | 'kept' | 'not_found'> {
+    if (!this.supportsUserPasskeys) return 'not_found';
     const store = this.getPasskeyStore();
     const passkey = (await store.listPasskeys(user.id)).find((p) => p.id === passkeyId);
-    if (!passkey || !(await store.removePasskey(user.id, passkeyId))) return false;
+    if (!passkey) return 'not_found';
+    if (!(await store.removePasskey(user.id, passkeyId, keepAtLeast))) {
+      return keepAtLeast > 0 && (await store.listPasskeys(user.id)).some((p) => p.id === passkeyId) ? 'kept' : 'not_found';
+    }
     if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
     await this.notify(UserPasskeyRemovedNotification, user, { passkeyId: passkey.id, passkeyName: passkey.name });
-    return true;
+    return 'removed';
   }
 
   /**

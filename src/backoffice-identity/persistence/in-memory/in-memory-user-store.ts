@@ -488,9 +488,11 @@ export class InMemoryBackOfficeUserStore
     return true;
   }
 
-  async removePasskey(userId: string, passkeyId: string): Promise<boolean> {
+  async removePasskey(userId: string, passkeyId: string, keepAtLeast = 0): Promise<boolean> {
     const p = this.passkeys.get(passkeyId);
-    return !!p && p.userId === userId && this.passkeys.delete(passkeyId);
+    if (!p || p.userId !== userId) return false;
+    if ([...this.passkeys.values()].filter((k) => k.userId === userId).length <= keepAtLeast) return false;
+    return this.passkeys.delete(passkeyId);
   }
 
   async recordPasskeyUse(passkeyId: string, newCounter: number, now: Date): Promise<boolean> {

@@ -841,9 +841,14 @@ export class TypeOrmBackOfficeUserStore
     return returned(rows).length === 1;
   }
 
-  async removePasskey(userId: string, passkeyId: string): Promise<boolean> {
+  async removePasskey(userId: string, passkeyId: string, keepAtLeast = 0): Promise<boolean> {
     if (!isUuid(userId) || !isUuid(passkeyId)) return false;
-    const rows = await this.manager.query(`DELETE FROM backoffice_user_passkey WHERE id = $2 AND user_id = $1 RETURNING id`, [userId, passkeyId]);
+    // The user's passkeys are locked first, so two concurrent removals cannot both pass the count.
+    const rows = await this.manager.query(
+      `WITH locked AS (SELECT id FROM backoffice_user_passkey WHERE user_id = $1 FOR UPDATE)
+       DELETE FROM backoffice_user_passkey WHERE id = $2 AND user_id = $1 AND (SELECT count(*) FROM locked) > $3::int RETURNING id`,
+      [userId, passkeyId, keepAtLeast],
+    );
     return returned(rows).length === 1;
   }
 

@@ -278,8 +278,12 @@ export interface UserPasskeyStore {
   addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options?: { maxPerUser?: number }): Promise<StoredPasskey>;
   /** False when the user has no passkey with that id. */
   renamePasskey(userId: string, passkeyId: string, name: string, now: Date): Promise<boolean>;
-  /** False when the user has no passkey with that id. */
-  removePasskey(userId: string, passkeyId: string): Promise<boolean>;
+  /**
+   * False when the user has no passkey with that id, or (with `keepAtLeast`) when the user holds no more than
+   * `keepAtLeast` passkeys: counted atomically with the delete, so removals sent at once cannot both pass it. A
+   * store that ignores the argument leaves only the manager's earlier count, which concurrent removals can pass.
+   */
+  removePasskey(userId: string, passkeyId: string, keepAtLeast?: number): Promise<boolean>;
   /**
    * Records a use with the authenticator's new signature counter, atomically: written only while the stored
    * counter is lower (or both are 0, for authenticators without counters). False means the counter did not
