@@ -249,6 +249,43 @@ const DOCS_DIR = join(__dirname, '..', '..', 'docs', 'screenshots');
     expect(me.email).toBe(email);
   }
 
+  it('two-factor on through a passkey only: the account page offers "Set up two-factor authentication" and adds TOTP; then the second step takes a code or the passkey', async () => {
+    const email = `passkey-totp-${kind}@example.com`;
+    const user = (await app.userManager.createUser({ email, name: 'Pat Passkey', password: TEST_PASSWORD })).value!;
+    const { page } = await pageWithAuthenticator(false);
+    await passwordSignIn(page, email);
+    await expectAccount(page, email);
+    await page.getByLabel('Passkey name', { exact: true }).fill('Laptop');
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await expect.poll(() => passkeyNames(page)).toEqual(['Laptop']);
+    await app.userManager.setTwoFactorEnabled(user, true); // host code: 2FA rests on the passkey
+    await page.goto(url('/'));
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await expectAccount(page, email);
+
+    await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+    await expect.poll(() => page.locator('#bo-secret').textContent()).toMatch(/^[A-Z2-7]{32}$/);
+    const secret = (await page.locator('#bo-secret').textContent())!;
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Two-factor authentication is now on');
+    expect(await page.getByRole('button', { name: 'Set up two-factor authentication' }).isVisible()).toBe(false);
+    app.clock.advance(30_000);
+
+    await signOut(page);
+    await passwordSignIn(page, email);
+    const twoFactorUrl = await waitForTwoFactorPage(page);
+    expect(twoFactorUrl.searchParams.get('providers')?.split(',')).toEqual(['totp', 'passkey', 'recovery']);
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expectAccount(page, email);
+    await signOut(page);
+    await passwordSignIn(page, email);
+    await waitForTwoFactorPage(page);
+    await page.getByRole('button', { name: 'Use a passkey' }).click();
+    await expectAccount(page, email);
+  });
+
   it('on a host page, "Your session has ended" signs in again with a passkey: no reload, unsaved input kept, the waiting call retried; webauthn.js loaded only then; axe-core clean', async () => {
     const email = `dialog-${kind}@example.com`;
     const user = (await app.userManager.createUser({ email, name: 'Dina Dialog', password: TEST_PASSWORD })).value!;

@@ -419,6 +419,18 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expect((await http.get('/auth/me')).status).toBe(200);
     });
 
+    it('GET /auth/me names the second factors set up (twoFactorProviders; null while 2FA is off), so the account page can offer TOTP beside a passkey', async () => {
+      const plain = await newUser();
+      expect((await (await signedIn(plain)).get('/auth/me')).body.twoFactorProviders).toBeNull();
+      const { http } = await passkeyOnlyTwoFactorUser();
+      expect((await http.get('/auth/me')).body.twoFactorProviders).toEqual(['passkey']);
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expect((await http.get('/auth/me')).body.twoFactorProviders).toEqual(['passkey']);
+      expect((await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) })).status).toBe(200);
+      expect((await http.get('/auth/me')).body.twoFactorProviders).toEqual(['totp', 'passkey']);
+      ctx.clock.advance(30_000);
+    });
+
     it('OWASP ASVS 5.0 6.3.x: the last passkey of a user whose 2FA rests on it cannot be removed (409 last_second_factor, nothing ended); beside TOTP it can', async () => {
       const { user, authenticator, http } = await passkeyOnlyTwoFactorUser();
       const other = (await passkeySignIn(authenticator)).http;

@@ -1,4 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeClock } from '../common/clock.js';
 import { toSameOriginPath } from '../common/same-origin-path.js';
@@ -135,7 +136,7 @@ export class AuthController {
   @errors([401, 'unauthenticated'])
   async me(
     @Req() request: BackOfficeAuthenticatedRequest,
-  ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }>; recoveryCodesLeft: number | null }> {
+  ): Promise<BackOfficeUserDto & { session: BackOfficeSessionDeadlines; logins: Array<{ provider: string; displayName: string }>; recoveryCodesLeft: number | null; twoFactorProviders: string[] | null }> {
     const auth = request.backOffice;
     const { user } = auth;
     // With external providers configured, the session lookup read the linked logins too (one round trip in
@@ -147,7 +148,11 @@ export class AuthController {
     // Unused recovery codes while 2FA is on, asked here only (one more read for users with 2FA, on this route alone):
     // the session lookup every authenticated request makes stays as it is.
     const recoveryCodesLeft = user.twoFactorEnabled && this.userManager.supportsUserRecoveryCodes ? await this.userManager.countRecoveryCodes(user) : null;
-    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins, recoveryCodesLeft };
+    // The second factors set up while 2FA is on (recovery codes aside): the account page offers TOTP beside a passkey.
+    const twoFactorProviders = user.twoFactorEnabled && this.userManager.supportsUserTwoFactor
+      ? (await this.userManager.getValidTwoFactorProviders(user)).filter((p) => p !== RECOVERY_PROVIDER)
+      : null;
+    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins, recoveryCodesLeft, twoFactorProviders };
   }
 
   @Post('change-password')

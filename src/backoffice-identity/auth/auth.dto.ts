@@ -110,6 +110,8 @@ export class MeResponse extends UserResponse {
   @ApiProperty({ type: [UserLoginSummary] }) logins!: UserLoginSummary[];
   @ApiProperty({ type: Number, nullable: true, example: 10, description: 'Unused recovery codes while two-factor authentication is on; null while it is off' })
   recoveryCodesLeft!: number | null;
+  @ApiProperty({ type: [String], nullable: true, example: ['totp', 'passkey'], description: 'The second factors set up while two-factor authentication is on (recovery codes aside); null while it is off' })
+  twoFactorProviders!: string[] | null;
 }
 
 export class LoginResponse {

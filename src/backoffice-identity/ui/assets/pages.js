@@ -570,7 +570,9 @@
   function renderTwoFactor(me) {
     var on = !!me.twoFactorEnabled;
     $('bo-2fa-state').textContent = t(page.twoFactorAvailable ? (on ? 'twoFactorOn' : 'twoFactorOff') : 'twoFactorUnavailable');
-    $('bo-2fa-start').hidden = on || !page.twoFactorAvailable;
+    // With 2FA on through a passkey only (GET /auth/me's twoFactorProviders lacks totp), TOTP can still be added.
+    var totpMissing = on && Array.isArray(me.twoFactorProviders) && me.twoFactorProviders.indexOf('totp') < 0;
+    $('bo-2fa-start').hidden = (on && !totpMissing) || !page.twoFactorAvailable;
     $('bo-2fa-disable-form').hidden = !on;
     // How many recovery codes are left (GET /auth/me: null while 2FA is off or without a recovery-code store).
     var left = on && typeof me.recoveryCodesLeft === 'number' ? me.recoveryCodesLeft : null;
@@ -714,8 +716,11 @@
           $('bo-qr').removeAttribute('src');
           showStatus(t('twoFactorEnabled'));
           if (res.body.recoveryCodes && res.body.recoveryCodes.length) showRecoveryCodes(res.body.recoveryCodes); // none without a recovery-code store
+          // Added beside a passkey, the user's recovery codes are kept (none answered): the count stays as it was.
+          var fresh = res.body.recoveryCodes && res.body.recoveryCodes.length ? res.body.recoveryCodes.length : null;
+          if (!current.twoFactorEnabled || fresh !== null) current.recoveryCodesLeft = fresh;
           current.twoFactorEnabled = true;
-          current.recoveryCodesLeft = res.body.recoveryCodes && res.body.recoveryCodes.length ? res.body.recoveryCodes.length : null;
+          current.twoFactorProviders = ['totp'].concat(current.twoFactorProviders || []);
           renderTwoFactor(current);
           return renderSessions();
         }
@@ -750,6 +755,8 @@
           form.reset();
           showStatus(t('twoFactorDisabled'));
           current.twoFactorEnabled = false;
+          current.twoFactorProviders = null;
+          current.recoveryCodesLeft = null;
           renderTwoFactor(current);
           refocus($('bo-2fa-start')); // the button that replaces the hidden form (keepFocus: else the heading)
           return renderSessions();
