@@ -102,3 +102,9 @@ export const BACKOFFICE_SWAP_KEYS = [
 
 /** A key of {@link BACKOFFICE_SWAP_KEYS}. */
 export type BackOfficeSwapKey = (typeof BACKOFFICE_SWAP_KEYS)[number];
+
+/**
+ * Key of the PostgreSQL advisory lock (`pg_advisory_lock`) held while the module's migrations run, so app
+ * instances (and the CLI) starting together on one database run them one after the other, not into each other.
+ */
+export const BACKOFFICE_MIGRATION_LOCK_KEY = 7_315_020_241_123;

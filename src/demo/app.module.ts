@@ -1,7 +1,7 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { BackOfficeIdentityModule, backOfficeIdentityMigrations } from '../backoffice-identity/index.js';
+import { BackOfficeIdentityModule, backOfficeIdentityDataSourceFactory, backOfficeIdentityMigrations } from '../backoffice-identity/index.js';
 import { type DemoConfig, identityOptionsFrom, passwordCheckerFrom } from './demo.config.js';
 import { DEMO_DATABASE, type DemoDatabase, DemoDatabaseShutdown } from './demo-database.js';
 import { HealthController } from './health.controller.js';
@@ -47,6 +47,7 @@ export class AppModule {
             retryDelay: 2000,
             logging: false,
           }),
+          dataSourceFactory: backOfficeIdentityDataSourceFactory,
         }),
         EventEmitterModule.forRoot({ wildcard: true }),
         BackOfficeIdentityModule.forRootAsync({

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { BackOfficeIdentityModule, backOfficeIdentityMigrations } from 'backoffice-identity';
+import { BackOfficeIdentityModule, backOfficeIdentityDataSourceFactory, backOfficeIdentityMigrations } from 'backoffice-identity';
 import { CustomBackOfficeUserManager } from './custom-user-manager.js';
 import { DashboardController, HealthController } from './dashboard.controller.js';
 import { EndSessionListener } from './end-session.listener.js';
@@ -22,6 +22,8 @@ import { HostConfig, HostConfigModule } from './host-config.js';
         autoLoadEntities: true,
         extra: { max: config.databasePoolSize },
       }),
+      // Runs the migrations under a PostgreSQL advisory lock: instances starting together take turns.
+      dataSourceFactory: backOfficeIdentityDataSourceFactory,
     }),
     EventEmitterModule.forRoot(),
     BackOfficeIdentityModule.forRootAsync({

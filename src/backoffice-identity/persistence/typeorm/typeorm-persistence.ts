@@ -5,6 +5,7 @@ import { backOfficeDataSourceProvider } from './backoffice-data-source.provider.
 import { BackOfficeIdentityStartupCheck } from './backoffice-identity-startup-check.js';
 import { BackOfficeDatabaseTimeouts } from './database-timeouts.js';
 import { backOfficeIdentityEntities } from './entities.js';
+import { backOfficeIdentityDataSourceFactory } from './migrations/backoffice-data-source-factory.js';
 import { backOfficeIdentityMigrations } from './migrations/index.js';
 import { TypeOrmBackOfficeApiClientStore } from './typeorm-api-client-store.js';
 import { TypeOrmBackOfficeAuditStore } from './typeorm-audit-store.js';
@@ -39,17 +40,21 @@ export function typeOrmPersistence(): Provider[] {
 
 /**
  * A TypeORM data source of its own on `databaseUrl` (PostgreSQL), with the module's entities and migrations run
- * at start-up: for the command-line tools, which have no host app.
+ * at start-up (under the migration lock, see {@link backOfficeIdentityDataSourceFactory}): for the command-line
+ * tools, which have no host app.
  */
 export function standaloneTypeOrmRoot(databaseUrl: string): DynamicModule {
-  return TypeOrmModule.forRoot({
-    type: 'postgres',
-    url: databaseUrl,
-    migrations: backOfficeIdentityMigrations,
-    migrationsRun: true,
-    autoLoadEntities: true,
-    extra: { max: 1 },
-    retryAttempts: 0,
-    logging: false,
+  return TypeOrmModule.forRootAsync({
+    useFactory: () => ({
+      type: 'postgres',
+      url: databaseUrl,
+      migrations: backOfficeIdentityMigrations,
+      migrationsRun: true,
+      autoLoadEntities: true,
+      extra: { max: 1 },
+      retryAttempts: 0,
+      logging: false,
+    }),
+    dataSourceFactory: backOfficeIdentityDataSourceFactory,
   });
 }
