@@ -116,6 +116,28 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     }
   });
 
+  it('a database it cannot reach: the run rejects with one line for the CLI to print, no stack trace and no password on stderr (ASVS 7.4.1)', async () => {
+    const file = join(dir, 'unreachable.json');
+    writeFileSync(file, JSON.stringify([{ email: 'unreachable@example.com', name: 'U', groups: [] }]));
+    let printed = '';
+    const write = process.stderr.write.bind(process.stderr);
+    const capture = (chunk: string | Uint8Array) => ((printed += String(chunk)), true);
+    process.stderr.write = capture as typeof process.stderr.write;
+    const stdout = process.stdout.write.bind(process.stdout);
+    process.stdout.write = capture as typeof process.stdout.write;
+    let failure: unknown;
+    try {
+      await run(file, { databaseUrl: 'postgres://importer:Pa55-word-in-url@127.0.0.1:1/nowhere' }).catch((error: unknown) => (failure = error));
+    } finally {
+      process.stderr.write = write;
+      process.stdout.write = stdout;
+    }
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toMatch(/ECONNREFUSED/);
+    expect(`${printed}${(failure as Error).message}`).not.toContain('Pa55-word-in-url');
+    expect(printed).not.toMatch(/^\s+at /m);
+  });
+
   it('a file that is not a JSON array fails with a clear error', async () => {
     const file = join(dir, 'object.json');
     writeFileSync(file, '{"users":[]}');

@@ -9,6 +9,7 @@ import { standaloneTypeOrmRoot } from '../persistence/typeorm/typeorm-persistenc
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficeUserImporter, type ResolvedImportOptions } from '../users/import/backoffice-user-importer.js';
 import { type ImportConflictMode, type ImportUsersSummary, MAX_IMPORT_BATCH } from '../users/import/user-import.js';
+import { CliLogger } from './cli-logger.js';
 import { type ImportFileFormat, type ImportSourceItem, readImportFile } from './record-readers.js';
 
 /** Settings of one `import-users` run. */
@@ -99,7 +100,8 @@ export async function runImportUsers(options: ImportUsersCommandOptions): Promis
   const report = await ReportWriter.open(options.reportPath);
   let app: INestApplicationContext;
   try {
-    app = await NestFactory.createApplicationContext(ImportUsersCliModule.forRoot(options), { logger: ['error', 'warn'] });
+    // abortOnError false: a start-up failure (database unreachable) rejects here instead of Nest exiting the process.
+    app = await NestFactory.createApplicationContext(ImportUsersCliModule.forRoot(options), { logger: new CliLogger(), abortOnError: false });
   } catch (error) {
     await report.close();
     throw error;
