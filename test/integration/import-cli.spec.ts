@@ -138,6 +138,25 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     expect(printed).not.toMatch(/^\s+at /m);
   });
 
+  it('a file that breaks off mid-way (unterminated CSV quote): the error says which records were written (earlier batches, committed) and that the rest were not', async () => {
+    const file = join(dir, 'breaks-off.csv');
+    const good = [1, 2, 3].map((i) => `cli-break${i}@example.com,B${i}`).join('\n');
+    writeFileSync(file, `email,name\n${good}\n"cli-break4@example.com,B4\ncli-break5@example.com,B5\n`);
+    const failure = await run(file).catch((error: unknown) => error as Error);
+    expect(failure).toBeInstanceOf(Error);
+    expect((failure as Error).message).toMatch(/Quote Not Closed/);
+    expect((failure as Error).message).toMatch(/records 1 to 2 were imported .*created 2.*; record 3 and the records after it were not/);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT email FROM backoffice_user WHERE email LIKE 'cli-break%' ORDER BY email`);
+      expect(rows.map((r) => r.email)).toEqual(['cli-break1@example.com', 'cli-break2@example.com']);
+    } finally {
+      await client.end();
+    }
+    expect(report(file).map((line) => [line.record, line.outcome])).toEqual([[1, 'created'], [2, 'created']]);
+  });
+
   it('a file that is not a JSON array fails with a clear error', async () => {
     const file = join(dir, 'object.json');
     writeFileSync(file, '{"users":[]}');

@@ -68,6 +68,24 @@ class ReportWriter {
   }
 }
 
+/**
+ * An import that stopped part-way (a file that breaks off, the database gone): says which records were written
+ * (the batches before, each committed with its report lines) and that the rest were not, so the operator knows that
+ * running the fixed file again is safe (records already imported are skipped, or updated again with `update`).
+ */
+export class ImportInterruptedError extends Error {
+  constructor(cause: unknown, summary: ImportUsersSummary, dryRun: boolean) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    const done =
+      summary.total === 0
+        ? 'no record was written'
+        : `records 1 to ${summary.total} were ${dryRun ? 'checked (dry run)' : 'imported'} (created ${summary.created}, updated ${summary.updated}, ` +
+          `skipped ${summary.skipped}, invalid ${summary.invalid}; see the report); record ${summary.total + 1} and the records after it were not`;
+    super(`${reason}; ${done}`, { cause });
+    this.name = 'ImportInterruptedError';
+  }
+}
+
 /** Progress with the rate: a rewritten line on a terminal, a line every few seconds otherwise. */
 class Progress {
   private readonly started = Date.now();
@@ -118,11 +136,15 @@ export async function runImportUsers(options: ImportUsersCommandOptions): Promis
       batch = [];
       progress.update(summary);
     };
-    for await (const item of readImportFile(options.file, options.format)) {
-      batch.push(item);
-      if (batch.length >= options.batchSize) await flush();
+    try {
+      for await (const item of readImportFile(options.file, options.format)) {
+        batch.push(item);
+        if (batch.length >= options.batchSize) await flush();
+      }
+      if (batch.length > 0) await flush();
+    } catch (error) {
+      throw new ImportInterruptedError(error, summary, options.dryRun);
     }
-    if (batch.length > 0) await flush();
     progress.update(summary, true);
     await manager.notifyImported(summary, { dryRun: options.dryRun, onConflict: options.onConflict, source: 'cli' });
   } finally {

@@ -23,7 +23,8 @@ Options:
   --separate-usernames     the host uses usernameIsEmail: false (usernames are not the email)
   -h, --help
 
-Exit status: 0 every record imported or skipped, 2 some records invalid (see the report), 1 the import failed.`;
+Exit status: 0 every record imported or skipped, 2 some records invalid (see the report), 1 the import failed
+(the message says which records were written: the batches before the failure are committed, the rest are not).`;
 
 class UsageError extends Error {}
 
