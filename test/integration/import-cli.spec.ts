@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -155,6 +155,13 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
       await client.end();
     }
     expect(report(file).map((line) => [line.record, line.outcome])).toEqual([[1, 'created'], [2, 'created']]);
+  });
+
+  it('a path that is a directory is refused before the database or the report is touched', async () => {
+    const folder = join(dir, 'a-folder.json');
+    mkdirSync(folder);
+    await expect(run(folder, { databaseUrl: 'postgres://importer@127.0.0.1:1/never-contacted' })).rejects.toThrow(/a-folder\.json is not a file/);
+    expect(existsSync(`${folder}.report.jsonl`)).toBe(false);
   });
 
   it('a file that is not a JSON array fails with a clear error', async () => {

@@ -1,4 +1,5 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { constants, createWriteStream, type WriteStream } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -10,7 +11,7 @@ import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js'
 import { BackOfficeUserImporter, type ResolvedImportOptions } from '../users/import/backoffice-user-importer.js';
 import { type ImportConflictMode, type ImportUsersSummary, MAX_IMPORT_BATCH } from '../users/import/user-import.js';
 import { CliLogger } from './cli-logger.js';
-import { type ImportFileFormat, type ImportSourceItem, readImportFile } from './record-readers.js';
+import { ImportFileError, type ImportFileFormat, type ImportSourceItem, readImportFile } from './record-readers.js';
 
 /** Settings of one `import-users` run. */
 export interface ImportUsersCommandOptions {
@@ -86,6 +87,18 @@ export class ImportInterruptedError extends Error {
   }
 }
 
+/** Refuses a path that is not a readable file (a directory, no permission) before the report or the database is touched. */
+async function assertReadableFile(path: string): Promise<void> {
+  let info: Awaited<ReturnType<typeof stat>>;
+  try {
+    info = await stat(path);
+    await access(path, constants.R_OK);
+  } catch (error) {
+    throw new ImportFileError(`cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  if (!info.isFile()) throw new ImportFileError(`${path} is not a file`);
+}
+
 /** Progress with the rate: a rewritten line on a terminal, a line every few seconds otherwise. */
 class Progress {
   private readonly started = Date.now();
@@ -115,6 +128,7 @@ class Progress {
  * report line per record and publishes one audit entry with the counts. Never holds the whole file in memory.
  */
 export async function runImportUsers(options: ImportUsersCommandOptions): Promise<{ summary: ImportUsersSummary; seconds: number }> {
+  await assertReadableFile(options.file);
   const report = await ReportWriter.open(options.reportPath);
   let app: INestApplicationContext;
   try {
