@@ -28,10 +28,14 @@ export class BackOfficeIdentityAuditAndListIndexes1732570000000 implements Migra
       EXCEPTION WHEN OTHERS THEN
         RAISE NOTICE 'pg_trgm is not available: the user filter scans search_text';
       END $$`);
+    // The operator class is named with the extension's schema: pg_trgm may live in a schema (often public) that
+    // is not on the host's search_path.
     await queryRunner.query(`
-      DO $$ BEGIN
-        IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
-          EXECUTE 'CREATE INDEX ix_backoffice_user_search ON backoffice_user USING gin (search_text gin_trgm_ops)';
+      DO $$ DECLARE trgm_schema name;
+      BEGIN
+        SELECT n.nspname INTO trgm_schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm';
+        IF trgm_schema IS NOT NULL THEN
+          EXECUTE format('CREATE INDEX ix_backoffice_user_search ON backoffice_user USING gin (search_text %I.gin_trgm_ops)', trgm_schema);
         END IF;
       END $$`);
   }
