@@ -35,6 +35,12 @@ describe.skipIf(dbKind() === 'pglite')('A host DataSource with a non-default sch
     return app;
   };
 
+  it('schema without a matching search_path: start-up fails naming the fix, instead of tables in public the stores never find', async () => {
+    const starting = start({ schema: 'identity' });
+    await expect(starting).rejects.toThrow(/identity\.backoffice_user.*search_path/s);
+    await starting.then((app) => app.close(), () => undefined);
+  });
+
   it('schema with search_path (README), pg_trgm in public: the migrations create the tables (and the trigram index) in that schema and the stores use them', async () => {
     const app = await start({ schema: 'identity_b', extra: { max: db.poolSize, options: '-c search_path=identity_b' } });
     try {

@@ -2,6 +2,7 @@ import { Injectable, type OnModuleInit } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
+import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
 
 /** Fails start-up with a clear message when the host's DataSource lacks the module's entities or tables. */
 @Injectable()
@@ -16,7 +17,19 @@ export class BackOfficeIdentityStartupCheck implements OnModuleInit {
           'Add `autoLoadEntities: true` or `entities: [...backOfficeIdentityEntities]` to TypeOrmModule.forRoot().',
       );
     }
-    const [row] = await this.dataSource.query(`SELECT to_regclass('backoffice_user') IS NOT NULL AS present`);
+    // Where the stores look: the entity's table, in the DataSource's `schema` when it has one.
+    const { schema, tableName, tablePath } = this.dataSource.getMetadata(BackOfficeUserEntity);
+    const quote = (name: string) => this.dataSource.driver.escape(name);
+    const [row] = await this.dataSource.query(`SELECT to_regclass($1) IS NOT NULL AS present, to_regclass('backoffice_user')::text AS on_search_path`, [
+      schema ? `${quote(schema)}.${quote(tableName)}` : quote(tableName),
+    ]);
+    if (!row?.present && row?.on_search_path) {
+      throw new Error(
+        `BackOfficeIdentityModule: the DataSource's entities are in ${tablePath}, but the migrations created ${row.on_search_path} ` +
+          '(they follow the connection\'s search_path). With `schema` in TypeOrmModule.forRoot(), set the search_path to it as well: ' +
+          "`extra: { options: '-c search_path=<schema>' }`.",
+      );
+    }
     if (!row?.present) {
       throw new Error(
         'BackOfficeIdentityModule: table backoffice_user does not exist. Add `migrations: [...backOfficeIdentityMigrations]` ' +
