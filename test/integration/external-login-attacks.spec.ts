@@ -10,6 +10,7 @@ import { CapturingLogger } from '../support/capturing-logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectRefused, expectSignedIn, waitFor } from '../support/external-login-results.js';
+import { pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
 
@@ -245,9 +246,10 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       const victim = new Person(ctx.url);
       const url = new URL(await attacker.toCallback('oidc', person.login));
       await victim.challenge('oidc'); // the victim's own state cookie
-      const [tossed, own] = [attacker.app.cookies.get('backoffice_session_ext')!, victim.app.cookies.get('backoffice_session_ext')!];
+      const { externalLogin } = pendingSignInCookies({ secureCookies: false });
+      const [tossed, own] = [attacker.app.cookies.get(externalLogin)!, victim.app.cookies.get(externalLogin)!];
       expect(tossed).toMatch(/^[A-Za-z0-9_-]{43}$/);
-      for (const cookie of [`backoffice_session_ext=${tossed}; backoffice_session_ext=${own}`, `backoffice_session_ext=${own}; backoffice_session_ext=${tossed}`]) {
+      for (const cookie of [`${externalLogin}=${tossed}; ${externalLogin}=${own}`, `${externalLogin}=${own}; ${externalLogin}=${tossed}`]) {
         expectRefused(await victim.app.get(`${url.pathname}${url.search}`, { redirect: 'manual', headers: { cookie } }), 'external_login_failed');
       }
       expect(await usersWithEmail(person.email)).toBe(0);

@@ -19,6 +19,7 @@ import { HttpClient } from '../support/http-client.js';
 import { expectRefused, expectSignedIn, waitFor } from '../support/external-login-results.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
+import { expectHostOnlyCookie, pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
 import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
 import { SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-vectors.js';
 
@@ -28,6 +29,8 @@ import { SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-vectors.js
 const SECRET_A = 'client-a-secret-0123456789abcdef';
 const SECRET_B = 'client-b-secret-0123456789abcdef';
 const SESSION_COOKIE = 'backoffice_session';
+/** The pending sign-in cookies' names of the suite's plain-HTTP app (`secureCookies: false`). */
+const PLAIN_HTTP_COOKIES = pendingSignInCookies({ secureCookies: false });
 
 const callback = (port: number, name: string) => `http://127.0.0.1:${port}/backoffice/auth/external/${name}/callback`;
 
@@ -206,7 +209,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(url.searchParams.get('state')).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(url.searchParams.get('nonce')).toMatch(/^[A-Za-z0-9_-]{43}$/);
       expect(url.searchParams.get('scope')!.split(' ')).toContain('openid');
-      const cookie = result.setCookies.find((c) => c.startsWith('backoffice_session_ext='))!;
+      const cookie = result.setCookies.find((c) => c.startsWith(`${PLAIN_HTTP_COOKIES.externalLogin}=`))!;
       expect(cookie).toMatch(/HttpOnly/);
       expect(cookie).toMatch(/SameSite=Lax/);
       expect(cookie).toMatch(/Path=\/backoffice\/auth\/external/);
@@ -250,7 +253,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         expectClientError(refused, 400);
         expect(refused.body.code).toBe('token_in_query');
         expect(refused.headers.get('location')).toBeNull();
-        expect(refused.setCookies.some((c) => c.startsWith('backoffice_session_ext='))).toBe(false);
+        expect(refused.setCookies.some((c) => c.startsWith(`${PLAIN_HTTP_COOKIES.externalLogin}=`))).toBe(false);
       }
       const person = new Person(ctx.url);
       const duplicate = await person.app.get('/auth/external/oidc/challenge?returnUrl=/a&returnUrl=/b', { redirect: 'manual' });
@@ -323,7 +326,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         expect(signedIn.status, signedIn.text).toBe(302);
         expect(signedIn.headers.get('location')).toBe('/backoffice/');
         const cookies = [...challenge.setCookies, ...signedIn.setCookies].filter((c) => /^__Host-/i.test(c));
-        expect(cookies.map((c) => c.slice(0, c.indexOf('=')))).toEqual(expect.arrayContaining(['__Host-bo_session_ext', '__Host-bo_session']));
+        expect(cookies.map((c) => c.slice(0, c.indexOf('=')))).toEqual(expect.arrayContaining([pendingSignInCookies({ cookieName: '__Host-bo_session' }).externalLogin, '__Host-bo_session']));
         // RFC 6265bis 4.1.3.2: a user agent drops a "__Host-" cookie unless it is Secure, has Path=/ and no Domain.
         for (const cookie of cookies) {
           const attributes = cookie.split(';').slice(1).map((a) => a.trim());
@@ -331,6 +334,32 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
           expect(attributes, cookie).toContain('Path=/');
           expect(attributes.some((a) => /^domain=/i.test(a)), cookie).toBe(false);
         }
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('ASVS 5.0 3.3.3: with Secure cookies and the contract\'s session cookie name, the state cookie is a "__Host-" cookie (Secure, Path=/, no Domain), and the attacker\'s state cookie tossed alone under the unprefixed name a sibling subdomain can set is not used: the victim\'s browser does not finish the attacker\'s sign-in (login CSRF)', async () => {
+      const app = await secondApp({ session: { secureCookies: true }, externalLogins: providersFor(idp.issuer).slice(0, 1) });
+      try {
+        const { login, email } = account('tossed-alone');
+        const { externalLogin } = pendingSignInCookies();
+        const tossable = pendingSignInCookies({ secureCookies: false }).externalLogin;
+        const attacker = new Person(app.url);
+        const challenge = await attacker.challenge('oidc');
+        expect(challenge.status, challenge.text).toBe(302);
+        const url = new URL(await attacker.idp.authorize(challenge.headers.get('location')!, login));
+        const tossed = attacker.app.cookies.get(externalLogin)!;
+        expect(tossed).toMatch(/^[A-Za-z0-9_-]{43}$/);
+        // The victim has no state cookie of their own: only the tossed one arrives with the attacker's code.
+        const victim = new Person(app.url);
+        expectRefused(await victim.app.get(`${url.pathname}${url.search}`, { redirect: 'manual', headers: { cookie: `${tossable}=${tossed}` } }), 'external_login_failed');
+        expect((await victim.app.get('/auth/me')).status).toBe(401);
+        expect(await app.userManager.findByEmail(email)).toBeNull();
+        expect(expectHostOnlyCookie(challenge.setCookies, externalLogin)).toEqual(expect.arrayContaining(['HttpOnly', 'SameSite=Lax']));
+        // The attacker's own browser still finishes its sign-in, with the contract's session cookie name.
+        const signedIn = await attacker.deliver(url.toString());
+        expectSignedIn(signedIn);
       } finally {
         await app.close();
       }
@@ -1111,7 +1140,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         const result = await new Person(ctx.url).inviteChallenge('oidc', body);
         expectClientError(result, 400);
         expect(result.body.code, name).toBe('invalid_token');
-        expect(result.setCookies.some((c) => c.startsWith('backoffice_session_ext=')), name).toBe(false);
+        expect(result.setCookies.some((c) => c.startsWith(`${PLAIN_HTTP_COOKIES.externalLogin}=`)), name).toBe(false);
       }
       // Expired: past inviteLifespanHours (72 by default) the same token is refused; the invitee stays invited.
       ctx.clock.advance(73 * 3_600_000);

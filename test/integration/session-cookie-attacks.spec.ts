@@ -5,6 +5,7 @@ import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/i
 import { HttpClient } from '../support/http-client.js';
 import { BackOfficeAuthorize } from '../../src/backoffice-identity/index.js';
 import { CapturingLogger } from '../support/capturing-logger.js';
+import { pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
 
 const password = TEST_PASSWORD;
 const MINUTE = 60_000;
@@ -345,15 +346,16 @@ describe('Session cookie tossed from a sibling subdomain: refused, then cleared'
 
   it('ASVS 5.0 3.3.3: a pending two-factor or external-login cookie sent twice is expired for every parent domain too (HttpOnly; the external one also on its own Path); sent once, it is left alone', async () => {
     const expected = ['example.test /', 'example.test /backoffice', 'example.test /backoffice/auth'];
-    const twice = `backoffice_session_2fa=${'T'.repeat(43)}; backoffice_session_ext=${'T'.repeat(43)}; backoffice_session_2fa=${'O'.repeat(43)}; backoffice_session_ext=${'O'.repeat(43)}`;
+    const { twoFactor, externalLogin } = pendingSignInCookies();
+    const twice = `${twoFactor}=${'T'.repeat(43)}; ${externalLogin}=${'T'.repeat(43)}; ${twoFactor}=${'O'.repeat(43)}; ${externalLogin}=${'O'.repeat(43)}`;
     const answer = await new HttpClient(ctx.url).get('/auth/me', { headers: { cookie: twice } });
     expect(answer.status).toBe(401);
-    expect(expiredForDomains(answer.setCookies, 'backoffice_session_2fa')).toEqual(expected);
-    expect(expiredForDomains(answer.setCookies, 'backoffice_session_ext')).toEqual([...expected, 'example.test /backoffice/auth/external'].sort());
-    const lines = answer.setCookies.map(cookieAttributes).filter((c) => c.name === 'backoffice_session_2fa' || c.name === 'backoffice_session_ext');
+    expect(expiredForDomains(answer.setCookies, twoFactor)).toEqual(expected);
+    expect(expiredForDomains(answer.setCookies, externalLogin)).toEqual([...expected, 'example.test /backoffice/auth/external'].sort());
+    const lines = answer.setCookies.map(cookieAttributes).filter((c) => c.name === twoFactor || c.name === externalLogin);
     expect(lines.every((c) => c.attrs.has('httponly'))).toBe(true);
     expect(expiredForDomains(answer.setCookies, 'backoffice_session')).toEqual([]);
-    const once = await new HttpClient(ctx.url).get('/auth/me', { headers: { cookie: `backoffice_session_2fa=${'O'.repeat(43)}; backoffice_session_ext=${'O'.repeat(43)}` } });
+    const once = await new HttpClient(ctx.url).get('/auth/me', { headers: { cookie: `${twoFactor}=${'O'.repeat(43)}; ${externalLogin}=${'O'.repeat(43)}` } });
     expect(once.setCookies.filter((c) => c.includes('Domain='))).toEqual([]);
   });
 });

@@ -4,11 +4,13 @@ import type { TestDatabase } from '../support/database.js';
 import type { IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
+import { expectHostOnlyCookie, pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
 import type { NotificationRecorder } from '../support/notification-recorder.js';
 import { startTotpApp, TOTP_TEST_KEY as KEY } from '../support/totp-app.js';
 import { BACKOFFICE_USER_STORE, BackOfficeEvents, SecretCipher, TotpTwoFactorProvider, type TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
+const TWO_FACTOR_COOKIE = pendingSignInCookies().twoFactor;
 
 /**
  * The second step of sign-in as an attacker sees it: a code or recovery code sent twice at once, codes from the
@@ -80,11 +82,11 @@ describe('Two-factor sign-in under attack', () => {
   it('OWASP ASVS 4.0 3.3.1: a pending sign-in is single use: its cookie, kept, gets no second session', async () => {
     const { email, secret } = await enrolled();
     const http = await passwordStep(email);
-    const token = http.cookies.get('backoffice_session_2fa')!;
+    const token = http.cookies.get(TWO_FACTOR_COOKIE)!;
     expect((await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) })).status).toBe(200);
     nextStep();
     const copy = new HttpClient(ctx.url);
-    copy.cookies.set('backoffice_session_2fa', token);
+    copy.cookies.set(TWO_FACTOR_COOKIE, token);
     const again = await copy.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) });
     expectClientError(again, 401);
     expect(again.body.code).toBe('two_factor_expired');
@@ -94,10 +96,10 @@ describe('Two-factor sign-in under attack', () => {
     const victim = await enrolled();
     const attacker = await enrolled();
     const [victimStep, attackerStep] = [await passwordStep(victim.email), await passwordStep(attacker.email)];
-    const [own, tossed] = [victimStep.cookies.get('backoffice_session_2fa')!, attackerStep.cookies.get('backoffice_session_2fa')!];
+    const [own, tossed] = [victimStep.cookies.get(TWO_FACTOR_COOKIE)!, attackerStep.cookies.get(TWO_FACTOR_COOKIE)!];
     for (const [cookie, secret] of [
-      [`backoffice_session_2fa=${tossed}; backoffice_session_2fa=${own}`, attacker.secret],
-      [`backoffice_session_2fa=${own}; backoffice_session_2fa=${tossed}`, victim.secret],
+      [`${TWO_FACTOR_COOKIE}=${tossed}; ${TWO_FACTOR_COOKIE}=${own}`, attacker.secret],
+      [`${TWO_FACTOR_COOKIE}=${own}; ${TWO_FACTOR_COOKIE}=${tossed}`, victim.secret],
     ]) {
       const answer = await victimStep.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) }, { headers: { cookie } });
       expectClientError(answer, 401);
@@ -106,6 +108,28 @@ describe('Two-factor sign-in under attack', () => {
     }
     // Sent once, each pending sign-in still completes (the refusals used neither up).
     expect((await victimStep.post('/auth/2fa', { provider: 'totp', code: independentCode(victim.secret, ctx.clock) })).status).toBe(200);
+  });
+
+  it('ASVS 5.0 3.3.3: with Secure cookies the pending-sign-in cookie is a "__Host-" cookie (Secure, Path=/, no Domain) beside the contract\'s backoffice_session, and the attacker\'s pending cookie tossed alone under the unprefixed name a sibling subdomain can set finishes no sign-in in the victim\'s browser (login CSRF)', async () => {
+    const attacker = await enrolled();
+    const attackerStep = new HttpClient(ctx.url);
+    const login = await attackerStep.login(attacker.email, password);
+    expect(login.body.status).toBe('requiresTwoFactor');
+    const tossable = pendingSignInCookies({ secureCookies: false }).twoFactor;
+    const tossed = attackerStep.cookies.get(TWO_FACTOR_COOKIE)!;
+    expect(tossed).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // The victim has no pending cookie of their own: only the tossed one arrives.
+    const victim = new HttpClient(ctx.url);
+    const answer = await victim.post('/auth/2fa', { provider: 'totp', code: independentCode(attacker.secret, ctx.clock) }, { headers: { cookie: `${tossable}=${tossed}` } });
+    expectClientError(answer, 401);
+    expect(answer.body.code).toBe('two_factor_expired');
+    expect(answer.setCookies.some((c) => c.startsWith('backoffice_session=') && !/Max-Age=0/.test(c))).toBe(false);
+    expect(expectHostOnlyCookie(login.setCookies, TWO_FACTOR_COOKIE)).toContain('HttpOnly');
+    // The attacker's own browser still finishes its sign-in, with the contract's session cookie name.
+    const done = await attackerStep.post('/auth/2fa', { provider: 'totp', code: independentCode(attacker.secret, ctx.clock) });
+    expect(done.status).toBe(200);
+    expect(done.setCookies.some((c) => c.startsWith('backoffice_session=') && !/Max-Age=0/.test(c))).toBe(true);
+    expect(done.setCookies.some((c) => c.startsWith(`${TWO_FACTOR_COOKIE}=;`) && /Max-Age=0/.test(c) && /Path=\//.test(c))).toBe(true);
   });
 
   it('OWASP ASVS 4.0 3.3.3: a password change, a password reset, a disable or a 2FA reset between the two steps voids the pending sign-in', async () => {

@@ -2,9 +2,11 @@ import { independentCode } from '../support/oathtool.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
+import { pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
 import pg from 'pg';
 
 const password = 'correct horse battery staple';
+const TWO_FACTOR_COOKIE = pendingSignInCookies().twoFactor;
 const KEY = 'test-encryption-key-0123456789abcdef';
 
 /**
@@ -58,10 +60,10 @@ describe('two-factor: a right code does not get past a lockout that wrong codes 
     const { email, user, secret } = await enrolled();
     const attacker = new HttpClient(ctx.url);
     expect((await attacker.login(email, password)).body.status).toBe('requiresTwoFactor');
-    const pending = attacker.cookies.get('backoffice_session_2fa')!;
+    const pending = attacker.cookies.get(TWO_FACTOR_COOKIE)!;
     const withPending = () => {
       const c = new HttpClient(ctx.url);
-      c.cookies.set('backoffice_session_2fa', pending);
+      c.cookies.set(TWO_FACTOR_COOKIE, pending);
       return c;
     };
     // Hold the authenticator row so the right-code request pauses inside its verification (after its lockout check).

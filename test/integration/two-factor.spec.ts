@@ -8,6 +8,7 @@ import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TestClock, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
+import { pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
 import type { NotificationRecorder } from '../support/notification-recorder.js';
 import { startTotpApp, TOTP_TEST_KEY as KEY } from '../support/totp-app.js';
@@ -25,6 +26,7 @@ class StoreWithoutRecoveryCodes extends TypeOrmBackOfficeUserStore {}
 Object.defineProperty(StoreWithoutRecoveryCodes.prototype, 'replaceRecoveryCodes', { value: undefined });
 
 const password = 'correct horse battery staple';
+const TWO_FACTOR_COOKIE = pendingSignInCookies().twoFactor;
 const ZBARIMG = ['/usr/bin/zbarimg', '/usr/local/bin/zbarimg'].find((p) => existsSync(p));
 
 
@@ -197,14 +199,14 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
     const { http, login } = await passwordStep(email);
     expect(login.body.providers).toEqual(['totp', 'recovery']);
     expect(http.cookies.has('backoffice_session')).toBe(false);
-    expect(http.cookies.has('backoffice_session_2fa')).toBe(true);
+    expect(http.cookies.has(TWO_FACTOR_COOKIE)).toBe(true);
     expect((await http.get('/auth/me')).status).toBe(401);
     expect(events.named(BackOfficeEvents.LoginRequiresVerification, user.id).length).toBeGreaterThan(0);
     expect(events.named(BackOfficeEvents.TwoFactorRequested, user.id).at(-1)).toMatchObject({ provider: 'totp' });
     const done = await http.post('/auth/2fa', { provider: 'totp', code: independentCode(setup.secret, ctx.clock) });
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ status: 'success', user: { email, twoFactorEnabled: true } });
-    expect(http.cookies.has('backoffice_session_2fa')).toBe(false);
+    expect(http.cookies.has(TWO_FACTOR_COOKIE)).toBe(false);
     expect((await http.get('/auth/me')).status).toBe(200);
   });
 
@@ -262,10 +264,10 @@ describe('Two-factor authentication (TOTP and recovery codes)', () => {
   it('OWASP ASVS 4.0 2.2.1: the lock that wrong codes set ends that pending sign-in on the server: its kept cookie gets no session after an unlock', async () => {
     const { email, setup, user } = await enrolled();
     const { http } = await passwordStep(email);
-    const token = http.cookies.get('backoffice_session_2fa')!;
+    const token = http.cookies.get(TWO_FACTOR_COOKIE)!;
     const replaying = () => {
       const client = new HttpClient(ctx.url);
-      client.cookies.set('backoffice_session_2fa', token);
+      client.cookies.set(TWO_FACTOR_COOKIE, token);
       return client;
     };
     const statuses = [];

@@ -5,7 +5,7 @@ import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_PENDING_SIGN_
 import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
 import { requestCookieOnce, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { BackOfficeSessionCookies, EXTERNAL_LOGIN_COOKIE_SUFFIX } from '../sessions/session-cookies.js';
+import { BackOfficeSessionCookies, EXTERNAL_LOGIN_COOKIE_SUFFIX, HOST_PREFIXED_COOKIE_NAME, pendingSignInCookieName } from '../sessions/session-cookies.js';
 import { SecretCipher } from '../two-factor/secret-cipher.js';
 
 /** How long a person may take at the provider between challenge and callback. */
@@ -30,7 +30,7 @@ export interface PendingExternalLogin {
 /**
  * Pending external sign-ins, server-side and single use (the pending sign-in store). The `state` sent to the
  * provider is random; the store keeps its SHA-256, bound to a random browser token in a short-lived HttpOnly cookie (SameSite=Lax, so it
- * comes back on the provider's redirect, and only under `/<prefix>/auth/external`, or under `/` for a `__Host-` name). Nonce, PKCE verifier,
+ * comes back on the provider's redirect; with Secure cookies a `__Host-` name on `Path=/`, see {@link pendingSignInCookieName}, else only under `/<prefix>/auth/external`). Nonce, PKCE verifier,
  * return URL, invite and link are encrypted with a key derived from that browser token: the database alone
  * cannot complete a flow, another browser cannot, and a callback is accepted at most once (replays refused).
  */
@@ -45,9 +45,9 @@ export class BackOfficeExternalLoginStateService {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
   ) {
-    this.cookieName = `${options.session.cookieName}${EXTERNAL_LOGIN_COOKIE_SUFFIX}`;
+    this.cookieName = pendingSignInCookieName(options.session, EXTERNAL_LOGIN_COOKIE_SUFFIX);
     // A "__Host-" cookie must have Path=/ (RFC 6265bis 4.1.3.2): browsers drop it with any other path.
-    this.cookiePath = /^__host-/i.test(this.cookieName) ? '/' : `/${options.routePrefix}/auth/external`;
+    this.cookiePath = HOST_PREFIXED_COOKIE_NAME.test(this.cookieName) ? '/' : `/${options.routePrefix}/auth/external`;
   }
 
   /** Stores a pending sign-in; returns the `state` to send to the provider and sets the browser cookie. */

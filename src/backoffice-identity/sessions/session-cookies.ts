@@ -16,10 +16,32 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 /** Name of the readable XSRF cookie; clients echo it in the `X-XSRF-TOKEN` header. */
 export const XSRF_COOKIE = 'XSRF-TOKEN';
 export const XSRF_HEADER = 'x-xsrf-token';
-/** Suffix of the pending two-factor sign-in cookie's name (`<session cookie>_2fa`). */
+/** Suffix of the pending two-factor sign-in cookie's name (`<session cookie>_2fa`, see {@link pendingSignInCookieName}). */
 export const TWO_FACTOR_COOKIE_SUFFIX = '_2fa';
-/** Suffix of the pending external sign-in cookie's name (`<session cookie>_ext`). */
+/** Suffix of the pending external sign-in cookie's name (`<session cookie>_ext`, see {@link pendingSignInCookieName}). */
 export const EXTERNAL_LOGIN_COOKIE_SUFFIX = '_ext';
+/** The suffix of a pending sign-in cookie: {@link TWO_FACTOR_COOKIE_SUFFIX} or {@link EXTERNAL_LOGIN_COOKIE_SUFFIX}. */
+export type PendingSignInCookieSuffix = typeof TWO_FACTOR_COOKIE_SUFFIX | typeof EXTERNAL_LOGIN_COOKIE_SUFFIX;
+
+/** The `__Host-` cookie name prefix: the browser keeps such a cookie only when Secure, with `Path=/` and no Domain. */
+export const HOST_COOKIE_PREFIX = '__Host-';
+/** A cookie name with the `__Host-` prefix, in any case (as browsers match it). */
+export const HOST_PREFIXED_COOKIE_NAME = /^__host-/i;
+const SECURE_PREFIX = /^__secure-/i;
+
+/**
+ * The name of a pending sign-in cookie (the two-factor step's or the external sign-in's); nothing else builds it.
+ * With Secure cookies it is `__Host-<session cookie><suffix>` (e.g. `__Host-backoffice_session_2fa`; a `__Host-`
+ * session cookie name keeps its prefix, a `__Secure-` one has it replaced), so no other host, a sibling subdomain
+ * included, can set it (cookie tossing: a lone tossed cookie would make the victim finish the attacker's sign-in,
+ * login CSRF; OWASP ASVS 5.0 3.3.3); such a cookie must be set with `Path=/` and no Domain. Without Secure cookies
+ * (plain-HTTP development) it is `<session cookie><suffix>`. These names are not part of the contract.
+ */
+export function pendingSignInCookieName(session: Pick<ResolvedBackOfficeIdentityOptions['session'], 'cookieName' | 'secureCookies'>, suffix: PendingSignInCookieSuffix): string {
+  const { cookieName, secureCookies } = session;
+  if (!secureCookies || HOST_PREFIXED_COOKIE_NAME.test(cookieName)) return `${cookieName}${suffix}`;
+  return `${HOST_COOKIE_PREFIX}${cookieName.replace(SECURE_PREFIX, '')}${suffix}`;
+}
 
 /**
  * Session and XSRF cookies, on Express and Fastify alike. The XSRF token is an HMAC of the session token, so

@@ -6,7 +6,7 @@ import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { BackOfficeHttpPlatform, repeatedRequestCookies, requestHeader, serializeCookie, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeModulePaths } from '../http/module-paths.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { EXTERNAL_LOGIN_COOKIE_SUFFIX, TWO_FACTOR_COOKIE_SUFFIX, XSRF_COOKIE } from './session-cookies.js';
+import { EXTERNAL_LOGIN_COOKIE_SUFFIX, pendingSignInCookieName, TWO_FACTOR_COOKIE_SUFFIX, XSRF_COOKIE } from './session-cookies.js';
 
 /** One warning per client IP within this time. */
 const WARN_EVERY_MS = 5 * 60_000;
@@ -42,7 +42,8 @@ export function parentCookieDomains(host: string | undefined): string[] {
  * / SameSite attributes (HttpOnly except for the XSRF cookie). The
  * browser then drops the tossed cookie and the person can sign in again; the host-only cookie is left to the normal
  * flow. Logs one warning per client IP per 5 minutes (no cookie values). A `__Host-` `session.cookieName` rules
- * tossing out for the session cookie.
+ * tossing out for the session cookie; with Secure cookies the pending sign-in cookies always have a `__Host-` name
+ * ({@link pendingSignInCookieName}), the names watched here.
  */
 @Injectable()
 export class BackOfficeTossedCookieCleaner {
@@ -64,8 +65,8 @@ export class BackOfficeTossedCookieCleaner {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {
     this.sessionCookie = options.session.cookieName;
-    this.externalLoginCookie = `${this.sessionCookie}${EXTERNAL_LOGIN_COOKIE_SUFFIX}`;
-    this.names = [this.sessionCookie, XSRF_COOKIE, `${this.sessionCookie}${TWO_FACTOR_COOKIE_SUFFIX}`, this.externalLoginCookie];
+    this.externalLoginCookie = pendingSignInCookieName(options.session, EXTERNAL_LOGIN_COOKIE_SUFFIX);
+    this.names = [this.sessionCookie, XSRF_COOKIE, pendingSignInCookieName(options.session, TWO_FACTOR_COOKIE_SUFFIX), this.externalLoginCookie];
     this.secure = options.session.secureCookies;
     let publicHost: string | undefined;
     try {

@@ -4,7 +4,7 @@ import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_PENDING_SIGN_IN_STORE } from '../constants.js';
 import { requestCookieOnce, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { BackOfficeSessionCookies, TWO_FACTOR_COOKIE_SUFFIX } from '../sessions/session-cookies.js';
+import { BackOfficeSessionCookies, pendingSignInCookieName, TWO_FACTOR_COOKIE_SUFFIX } from '../sessions/session-cookies.js';
 import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 
@@ -22,7 +22,7 @@ export interface PendingTwoFactorSignIn {
 
 /**
  * The pending state between password and second factor: a random token in a short-lived HttpOnly cookie
- * (`<session cookie>_2fa`), kept by the pending sign-in store as SHA-256 with its expiry; no session exists until
+ * (`__Host-<session cookie>_2fa` with Secure cookies, see {@link pendingSignInCookieName}), kept by the pending sign-in store as SHA-256 with its expiry; no session exists until
  * the code is right.
  */
 @Injectable()
@@ -36,7 +36,7 @@ export class BackOfficeTwoFactorChallengeService {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
   ) {
-    this.cookieName = `${options.session.cookieName}${TWO_FACTOR_COOKIE_SUFFIX}`;
+    this.cookieName = pendingSignInCookieName(options.session, TWO_FACTOR_COOKIE_SUFFIX);
     this.lifetimeMs = options.twoFactor.pendingMinutes * 60_000;
   }
 
