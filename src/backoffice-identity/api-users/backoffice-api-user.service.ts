@@ -138,6 +138,9 @@ export class BackOfficeApiUserService {
     const now = this.clock.now();
     if (!client) {
       hashEquals(secretHash, DUMMY_HASH);
+      // A wrong secret of a real client is counted (a committed write): an unknown id is counted too, as an unknown
+      // username is, so the time of the answer does not tell whether the client exists (OWASP ASVS 4.0 2.2.1).
+      if (CLIENT_ID_SHAPE.test(clientId)) await this.countUnknownClient(clientId);
       // Audited like a wrong secret (OWASP ASVS 5.0 16.3.1): only a value shaped like a client id is recorded, never
       // what may be a secret sent in the wrong field.
       await this.userManager.notify(ApiTokenRefusedNotification, null, {
@@ -221,6 +224,15 @@ export class BackOfficeApiUserService {
     const result = await this.store.recordFailedAccess(client.userId, { maxFailedAccessAttempts, lockoutEnd }, now);
     const locked = result.lockoutEnd !== null && result.lockoutEnd.getTime() > now.getTime();
     await this.refused(client, locked ? 'locked_out' : 'invalid_secret');
+  }
+
+  /**
+   * Counts a wrong secret for a client id that does not exist, in the user store's unknown-username counters (under a
+   * key no username has: lookup keys never hold a control character). Once "locked", nothing is written, as for a
+   * locked client. A store without those counters counts nothing.
+   */
+  private async countUnknownClient(clientId: string): Promise<void> {
+    if (this.userManager.supportsUnknownUserLockout) await this.userManager.accessFailedForUnknownUser(`api-client\n${clientId}`);
   }
 
   private async refused(client: BackOfficeApiClient, reason: string): Promise<void> {
