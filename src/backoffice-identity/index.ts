@@ -27,7 +27,12 @@ export type {
 } from './options/backoffice-identity-options.interface.js';
 export { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 export { backOfficeIdentityMigrations } from './persistence/typeorm/migrations/index.js';
-export { backOfficeIdentityDataSourceFactory } from './persistence/typeorm/migrations/backoffice-data-source-factory.js';
+export {
+  backOfficeIdentityDataSourceFactory,
+  DEFAULT_MIGRATION_LOCK_WAIT_MS,
+  runMigrationsUnderLock,
+  type RunMigrationsUnderLockOptions,
+} from './persistence/typeorm/migrations/backoffice-data-source-factory.js';
 export { backOfficeIdentityEntities } from './persistence/typeorm/entities.js';
 
 export { IdentityResult, type IdentityError } from './common/identity-result.js';

@@ -5,6 +5,7 @@ import {
   backOfficeIdentityDataSourceFactory,
   backOfficeIdentityEntities,
   backOfficeIdentityMigrations,
+  runMigrationsUnderLock,
 } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 
@@ -81,5 +82,83 @@ describe('Migrations run by several app instances starting together (README: dat
     } finally {
       await fresh.drop();
     }
+  });
+
+  /** A fresh database, given to `body`, dropped afterwards. */
+  const withFreshDatabase = async (body: (fresh: TestDatabase) => Promise<void>) => {
+    const fresh = await createTestDatabase();
+    try {
+      await body(fresh);
+    } finally {
+      await fresh.drop();
+    }
+  };
+  const migrationNames = async (source: DataSource) =>
+    ((await source.query(`SELECT name FROM migrations ORDER BY id`)) as { name: string }[]).map((r) => r.name).sort();
+
+  it('with manualInitialization it gives back the DataSource uninitialized; the host initializes it (no migration runs unlocked) and runs them with runMigrationsUnderLock', async () => {
+    await withFreshDatabase(async (fresh) => {
+      const source = await backOfficeIdentityDataSourceFactory({ ...hostOptions(fresh), manualInitialization: true } as DataSourceOptions);
+      expect(source.isInitialized).toBe(false);
+      await source.initialize();
+      try {
+        const [{ present }] = await source.query(`SELECT to_regclass('backoffice_user') IS NOT NULL AS present`);
+        expect(present).toBe(false);
+        expect((await runMigrationsUnderLock(source)).length).toBe(backOfficeIdentityMigrations.length);
+        expect(await migrationNames(source)).toEqual(backOfficeIdentityMigrations.map((m) => m.name).sort());
+      } finally {
+        await source.destroy();
+      }
+    });
+  });
+
+  it("a host's own dataSourceFactory (wrapping its DataSource, as typeorm-transactional's addTransactionalDataSource does) calls runMigrationsUnderLock: instances starting together all start", async () => {
+    const wrapped = new Set<DataSource>();
+    const hostFactory = async (options: DataSourceOptions) => {
+      const source = new DataSource({ ...options, migrationsRun: false });
+      wrapped.add(source);
+      await source.initialize();
+      await runMigrationsUnderLock(source);
+      return source;
+    };
+    await withFreshDatabase(async (fresh) => {
+      const instances = dbKind() === 'pglite' ? 1 : 3;
+      const results = await Promise.allSettled(Array.from({ length: instances }, () => hostFactory(hostOptions(fresh))));
+      try {
+        expect(results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'started'))).toEqual(Array(instances).fill('started'));
+        const first = (results[0] as PromiseFulfilledResult<DataSource>).value;
+        expect(await migrationNames(first)).toEqual(backOfficeIdentityMigrations.map((m) => m.name).sort());
+      } finally {
+        await Promise.all([...wrapped].filter((s) => s.isInitialized).map((s) => s.destroy()));
+      }
+    });
+  });
+
+  it('runMigrationsUnderLock refuses a DataSource that is not initialized', async () => {
+    await expect(runMigrationsUnderLock(new DataSource(hostOptions(db)))).rejects.toThrow(/initialize\(\) the DataSource first/);
+  });
+
+  it.skipIf(dbKind() === 'pglite')('the lock wait is bounded: while another backend holds the lock (an instance hung mid-migration), start-up fails after lockWaitMs naming the holder, and goes through once it is released', async () => {
+    await withFreshDatabase(async (fresh) => {
+      const hung = new pg.Client({ connectionString: fresh.url });
+      await hung.connect();
+      const source = new DataSource({ ...hostOptions(fresh), migrationsRun: false });
+      await source.initialize();
+      try {
+        const { rows } = await hung.query(`SELECT pg_backend_pid() AS pid, pg_advisory_lock($1)`, [BACKOFFICE_MIGRATION_LOCK_KEY]);
+        const started = Date.now();
+        await expect(runMigrationsUnderLock(source, { lockWaitMs: 600 })).rejects.toThrow(
+          new RegExp(`migration lock \\(pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY}\\) \\(held by backend pid ${rows[0].pid}\\) was not released within`),
+        );
+        expect(Date.now() - started).toBeGreaterThanOrEqual(600);
+        const [{ present }] = await source.query(`SELECT to_regclass('backoffice_user') IS NOT NULL AS present`);
+        expect(present).toBe(false);
+        await hung.query(`SELECT pg_advisory_unlock($1)`, [BACKOFFICE_MIGRATION_LOCK_KEY]);
+        expect((await runMigrationsUnderLock(source, { lockWaitMs: 600 })).length).toBe(backOfficeIdentityMigrations.length);
+      } finally {
+        await hung.end();
+        await source.destroy();
+      }
+    });
   });
 });

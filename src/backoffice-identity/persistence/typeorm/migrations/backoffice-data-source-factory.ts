@@ -1,17 +1,39 @@
 import { DataSource, type DataSourceOptions, type Migration, MigrationExecutor } from 'typeorm';
 import { BACKOFFICE_MIGRATION_LOCK_KEY } from '../../../constants.js';
 
+/** How long {@link runMigrationsUnderLock} waits for the migration lock by default: 10 minutes. */
+export const DEFAULT_MIGRATION_LOCK_WAIT_MS = 10 * 60_000;
+const LOCK_POLL_MS = 250;
+
+/** Options of {@link runMigrationsUnderLock}. */
+export interface RunMigrationsUnderLockOptions {
+  /**
+   * How long to wait for the lock while another instance holds it (migrating, or hung mid-migration) before failing
+   * with an error that names the lock and the holder's backend pid. Default {@link DEFAULT_MIGRATION_LOCK_WAIT_MS}.
+   */
+  lockWaitMs?: number;
+}
+
 /**
- * Runs the DataSource's pending migrations while holding a PostgreSQL session advisory lock: a second app instance
- * (or the import CLI) starting at the same time waits for the first, then finds nothing pending, instead of
- * creating the same tables at once and failing with a duplicate-key error. The lock and the migrations share one
- * connection (PGlite has only one).
+ * Runs the DataSource's pending migrations while holding the PostgreSQL session advisory lock
+ * {@link BACKOFFICE_MIGRATION_LOCK_KEY}: a second app instance (or the import CLI) starting at the same time waits
+ * for the first, then finds nothing pending, instead of creating the same tables at once and failing with a
+ * duplicate-key error. The lock and the migrations share one connection (PGlite has only one; there the lock is
+ * taken too, it is just never contended). The wait is bounded (`lockWaitMs`): past it the call fails, saying which
+ * backend holds the lock, instead of hanging behind an instance stuck mid-migration.
+ *
+ * For a host that builds its own DataSource in a `dataSourceFactory` (for instance to register it with
+ * typeorm-transactional's `addTransactionalDataSource`): create it with `migrationsRun: false`, `initialize()` it,
+ * then call this. The DataSource must be initialized.
+ *
+ * @returns the migrations that ran (none when another instance ran them first).
  */
-export async function runMigrationsUnderLock(dataSource: DataSource): Promise<Migration[]> {
+export async function runMigrationsUnderLock(dataSource: DataSource, options: RunMigrationsUnderLockOptions = {}): Promise<Migration[]> {
+  if (!dataSource.isInitialized) throw new Error('runMigrationsUnderLock: initialize() the DataSource first');
   const queryRunner = dataSource.createQueryRunner();
   await queryRunner.connect();
   try {
-    await queryRunner.query(`SELECT pg_advisory_lock($1)`, [BACKOFFICE_MIGRATION_LOCK_KEY]);
+    await acquireMigrationLock(queryRunner.query.bind(queryRunner), options.lockWaitMs ?? DEFAULT_MIGRATION_LOCK_WAIT_MS);
     try {
       const executor = new MigrationExecutor(dataSource, queryRunner);
       executor.transaction = dataSource.options.migrationsTransactionMode ?? 'all';
@@ -24,14 +46,45 @@ export async function runMigrationsUnderLock(dataSource: DataSource): Promise<Mi
   }
 }
 
+type Query = (sql: string, parameters?: unknown[]) => Promise<Array<Record<string, unknown>>>;
+
+/** Takes the migration lock with `pg_try_advisory_lock`, asking again every 250 ms until `waitMs` has passed. */
+async function acquireMigrationLock(query: Query, waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const [{ locked }] = await query(`SELECT pg_try_advisory_lock($1) AS locked`, [BACKOFFICE_MIGRATION_LOCK_KEY]);
+    if (locked) return;
+    if (Date.now() >= deadline) {
+      const holders = await query(
+        `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1`,
+        [BACKOFFICE_MIGRATION_LOCK_KEY],
+      );
+      const by = holders.length > 0 ? ` (held by backend pid ${holders.map((row) => row.pid).join(', ')})` : '';
+      throw new Error(
+        `the migration lock (pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY})${by} was not released within ${Math.round(waitMs / 1000)} s: ` +
+          'another instance is migrating or stuck mid-migration; end that backend (pg_terminate_backend) or wait, then start again',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(LOCK_POLL_MS, Math.max(deadline - Date.now(), 1))));
+  }
+}
+
 /**
  * `dataSourceFactory` for `TypeOrmModule.forRoot(Async)`: builds and initializes the DataSource and, with
  * `migrationsRun: true`, runs the pending migrations under an advisory lock ({@link runMigrationsUnderLock}), so
  * several instances of the app can start together on one database. `synchronize`, if set, runs after them.
+ *
+ * With `manualInitialization: true` (`@nestjs/typeorm`) it gives back the DataSource uninitialized and with
+ * `migrationsRun` and `synchronize` off: the host calls `initialize()` itself, then `runMigrationsUnderLock()` (and
+ * `synchronize()` if it wants it). To combine the lock with a factory of your own, call
+ * {@link runMigrationsUnderLock} there instead.
  */
 export async function backOfficeIdentityDataSourceFactory(options?: DataSourceOptions): Promise<DataSource> {
   if (!options) throw new Error('backOfficeIdentityDataSourceFactory: no DataSource options were given');
   const dataSource = new DataSource({ ...options, migrationsRun: false, synchronize: false } as DataSourceOptions);
+  if ((options as { manualInitialization?: boolean }).manualInitialization) return dataSource;
   await dataSource.initialize();
   try {
     if (options.migrationsRun) await runMigrationsUnderLock(dataSource);
