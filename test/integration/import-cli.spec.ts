@@ -1,4 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -162,6 +164,29 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     mkdirSync(folder);
     await expect(run(folder, { databaseUrl: 'postgres://importer@127.0.0.1:1/never-contacted' })).rejects.toThrow(/a-folder\.json is not a file/);
     expect(existsSync(`${folder}.report.jsonl`)).toBe(false);
+  });
+
+  it('reads a named pipe fed by a writer (as with <(gunzip -c users.csv.gz) or /dev/stdin): only directories are refused, not pipes', async () => {
+    const fifo = join(dir, 'piped-users.jsonl');
+    execFileSync('mkfifo', [fifo]);
+    const lines = [1, 2, 3].map((i) => JSON.stringify({ email: `cli-fifo${i}@example.com`, name: `F${i}`, groups: [] })).join('\n');
+    // Opening a FIFO for writing waits for its reader: the writer finishes once the CLI has read everything.
+    const writer = writeFile(fifo, `${lines}\n`);
+    const [{ summary }] = await Promise.all([run(fifo, { reportPath: join(dir, 'piped-users.report.jsonl') }), writer]);
+    expect(summary).toEqual({ total: 3, created: 3, updated: 0, skipped: 0, invalid: 0 });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT email FROM backoffice_user WHERE email LIKE 'cli-fifo%' ORDER BY email`);
+      expect(rows.map((r) => r.email)).toEqual(['cli-fifo1@example.com', 'cli-fifo2@example.com', 'cli-fifo3@example.com']);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('reads a character device (/dev/null: an empty JSON lines file)', async () => {
+    const { summary } = await run('/dev/null', { format: 'jsonl', reportPath: join(dir, 'dev-null.report.jsonl') });
+    expect(summary).toEqual({ total: 0, created: 0, updated: 0, skipped: 0, invalid: 0 });
   });
 
   it('a file that is not a JSON array fails with a clear error', async () => {

@@ -87,7 +87,10 @@ export class ImportInterruptedError extends Error {
   }
 }
 
-/** Refuses a path that is not a readable file (a directory, no permission) before the report or the database is touched. */
+/**
+ * Refuses a directory or a path it may not read before the report or the database is touched. Anything else that
+ * reads as a stream is taken: a regular file, a named pipe, `/dev/stdin`, `<(gunzip -c users.csv.gz)`.
+ */
 async function assertReadableFile(path: string): Promise<void> {
   let info: Awaited<ReturnType<typeof stat>>;
   try {
@@ -96,7 +99,7 @@ async function assertReadableFile(path: string): Promise<void> {
   } catch (error) {
     throw new ImportFileError(`cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
-  if (!info.isFile()) throw new ImportFileError(`${path} is not a file`);
+  if (info.isDirectory()) throw new ImportFileError(`${path} is not a file (it is a directory)`);
 }
 
 /** Progress with the rate: a rewritten line on a terminal, a line every few seconds otherwise. */
