@@ -1,8 +1,9 @@
 import pg from 'pg';
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { DataSource } from 'typeorm';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { lockWaitersReach } from '../support/lock-waits.js';
-import { createIdentityApp, reauthenticate, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, reauthenticate, signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
@@ -181,6 +182,35 @@ describe.each(STORES)('New recovery codes and how many are left (POST /auth/2fa/
       } finally {
         await blocker.end().catch(() => undefined);
       }
+    },
+  );
+
+  it(
+    'OWASP ASVS 4.0 2.6.x, 1.11.3: an admin 2FA reset landing between the enable\'s flag and its recovery codes (a slow TwoFactorEnabled listener): no code is left stored with 2FA off',
+    async () => {
+      const admin = await signedInClient(ctx, (await newUser({ groups: ['admin'] })).email);
+      const user = await newUser();
+      const http = await signedInClient(ctx, user.email);
+      const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+      expect(setup.status, setup.text).toBe(200);
+      // A host listener (a webhook) holds the enable after its flag is written; the admin's reset goes through meanwhile.
+      const emitter = ctx.app.get(EventEmitter2);
+      const resets: Array<{ status: number; text: string }> = [];
+      const resetMeanwhile = async (notification: { affectedUserId: string | null }) => {
+        if (notification.affectedUserId === user.id) resets.push(await admin.post(`/users/${user.id}/2fa/reset`));
+      };
+      emitter.on(BackOfficeEvents.TwoFactorEnabled, resetMeanwhile);
+      let enable;
+      try {
+        enable = await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) });
+      } finally {
+        emitter.off(BackOfficeEvents.TwoFactorEnabled, resetMeanwhile);
+      }
+      expect(resets.map((r) => [r.status, r.text])).toEqual([[200, expect.any(String)]]);
+      expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(false);
+      expect(await ctx.userManager.countRecoveryCodes(user)).toBe(0);
+      // The enable is told 2FA is off (no codes shown that would not sign in).
+      expect([enable.status, enable.body.code]).toEqual([409, 'two_factor_not_enabled']);
     },
   );
 

@@ -138,7 +138,11 @@ export class BackOfficeAccountService {
     if (user.twoFactorSetupDeadline) await this.userManager.setTwoFactorSetupDeadline(user, null);
     // A store without recovery codes (no UserRecoveryCodeStore) still gets 2FA, with no codes to show.
     const keepCodes = alreadyOn && (await this.userManager.countRecoveryCodes(user)) > 0;
-    const recoveryCodes = this.userManager.supportsUserRecoveryCodes && !keepCodes ? await this.userManager.generateNewRecoveryCodes(user) : [];
+    // Written only while 2FA is still on, read under the lock of the write: a disable (an admin's reset) that committed
+    // since the flag was turned on leaves no code stored with 2FA off, and the enable is told so.
+    const recoveryCodes =
+      this.userManager.supportsUserRecoveryCodes && !keepCodes ? await this.userManager.generateNewRecoveryCodes(user, undefined, { whileTwoFactorEnabled: true }) : [];
+    if (recoveryCodes === null) return failure('two_factor_not_enabled', 'Two-factor authentication was turned off meanwhile.');
     return IdentityResult.success({ recoveryCodes });
   }
 

@@ -162,7 +162,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_code, unknown_provider' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated (also when another request renewed the session token first), reauthentication_required' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled; two_factor_not_enabled: 2FA was turned off (an admin\'s reset) while this turned it on, no recovery codes kept' })
   async enable(
     @Req() request: BackOfficeAuthenticatedRequest,
     @Body() body: TwoFactorCodeDto,

@@ -1148,10 +1148,15 @@ export class BackOfficeUserManager {
 
   /**
    * New recovery codes of 80 random bits (the old ones stop working); only a keyed, per-user HMAC of each is
-   * stored (see `hashRecoveryCode`).
+   * stored (see `hashRecoveryCode`). With `options.whileTwoFactorEnabled` the store writes them only while the user,
+   * read under the lock of the write, has 2FA on, and the answer is null (nothing written) once it is off: for a
+   * caller that turned 2FA on just before, so a disable committed in between leaves no code behind (OWASP ASVS 4.0
+   * 1.11.3).
    */
-  async generateNewRecoveryCodes(user: BackOfficeUser, count = 10): Promise<string[]> {
-    return (await this.storeNewRecoveryCodes(user, count, {}))!;
+  async generateNewRecoveryCodes(user: BackOfficeUser, count?: number): Promise<string[]>;
+  async generateNewRecoveryCodes(user: BackOfficeUser, count: number | undefined, options: { whileTwoFactorEnabled: true }): Promise<string[] | null>;
+  async generateNewRecoveryCodes(user: BackOfficeUser, count = 10, options: { whileTwoFactorEnabled?: boolean } = {}): Promise<string[] | null> {
+    return this.storeNewRecoveryCodes(user, count, options);
   }
 
   /** New codes stored as {@link generateNewRecoveryCodes} does; null when the store refused them (`options`). */
