@@ -53,6 +53,9 @@ export function standaloneTypeOrmRoot(databaseUrl: string): DynamicModule {
       autoLoadEntities: true,
       extra: { max: 1 },
       retryAttempts: 0,
+      // No retry: @nestjs/typeorm logs "Unable to connect to the database. Retrying (1)..." before it counts the
+      // attempts (even with retryAttempts 0), unless toRetry refuses the error, which it then throws at once.
+      toRetry: () => false,
       logging: false,
     }),
     dataSourceFactory: backOfficeIdentityDataSourceFactory,
