@@ -454,6 +454,24 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       ctx.clock.advance(30_000);
     });
 
+    it('OWASP ASVS 4.0 2.2.x: a passkey without user verification from a user whose 2FA rests on passkeys alone: 401 user_verification_required (no second step with providers [] that nothing could answer), no session, not counted, audited; the same passkey with user verification signs in', async () => {
+      const { user, authenticator } = await passkeyOnlyTwoFactorUser();
+      const failedBefore = (await ctx.userManager.findById(user.id))!.accessFailedCount;
+      const refusedBefore = events.named(BackOfficeEvents.LoginFailed, user.id).length;
+      const { http, result } = await passkeySignIn(authenticator, { userVerified: false });
+      expectClientError(result, 401);
+      expect(result.body.code).toBe('user_verification_required');
+      expect((await http.get('/auth/me')).status).toBe(401);
+      expect((await http.post('/auth/2fa', { provider: 'recovery', code: 'AAAAA-BBBBB' })).status).toBe(401);
+      expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(failedBefore);
+      expect(events.named(BackOfficeEvents.LoginFailed, user.id).slice(refusedBefore)).toMatchObject([{ reason: 'user_verification_required' }]);
+      const verified = await passkeySignIn(authenticator);
+      expect(verified.result.body).toMatchObject({ status: 'success', user: { id: user.id, twoFactorEnabled: true } });
+      // With recovery codes to answer with, the second step is offered as before.
+      await ctx.userManager.generateNewRecoveryCodes(user);
+      expect((await passkeySignIn(authenticator, { userVerified: false })).result.body).toEqual({ status: 'requiresTwoFactor', providers: ['recovery'] });
+    });
+
     it('another user\'s passkey does not answer my second factor', async () => {
       const { user } = await twoFactorUser();
       const { authenticator: strangers } = await userWithPasskey();

@@ -22,6 +22,11 @@ export const BACKOFFICE_ERROR_CODES = {
   invalid_password: { status: 400, description: 'The new password breaks the password policy; `errors` lists the rules.', message: 'The password does not meet the requirements.' },
   invalid_token: { status: 400, alsoStatuses: [401], description: 'The link or token is invalid, expired or already used (401 for a bearer token).', message: 'The link or token is invalid, expired or already used.' },
   invalid_code: { status: 401, alsoStatuses: [400], description: 'The second-factor code is wrong (401 at sign-in, counted; 400 at enrolment).', message: 'The code is not valid.' },
+  user_verification_required: {
+    status: 401,
+    description: 'Passkey sign-in: the passkey did not verify the user (PIN, biometrics), 2FA is on and the user has no other second factor; sign in again with user verification.',
+    message: 'Use your passkey again with its PIN or biometrics (user verification).',
+  },
   invalid_passkey: { status: 401, alsoStatuses: [400], description: 'The passkey was refused (401 at sign-in; 400 at registration).' },
   invalid_passkey_name: { status: 400, description: 'A passkey name must be 1 to 64 characters without control characters.' },
   invalid_return_url: { status: 400, description: 'returnUrl must be a same-origin path.' },

@@ -64,7 +64,7 @@ export class PasskeySignInController {
       'or requiresTwoFactorSetup with a setup-only session when a group requires two-factor and the user has none',
   })
   @documented(400, 'validation_failed / malformed_json')
-  @documented(401, 'invalid_passkey: unknown credential, wrong signature, used or foreign challenge, wrong origin or rp id, counter gone backwards: one answer')
+  @documented(401, 'invalid_passkey: unknown credential, wrong signature, used or foreign challenge, wrong origin or rp id, counter gone backwards: one answer; user_verification_required: a passkey without user verification, 2FA on and no other second factor (retry with PIN or biometrics)')
   @documented(403, 'not_allowed (disabled / invited) or local_login_disabled')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(415, 'unsupported_media_type')

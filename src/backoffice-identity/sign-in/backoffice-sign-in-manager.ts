@@ -38,7 +38,11 @@ export interface SignInResult {
   user?: BackOfficeUser;
   /** Set for `lockedOut`. */
   lockoutEnd?: Date | null;
-  /** Machine-readable detail of a refusal (`invalid_credentials`, `invalid_code`, `two_factor_code_reused`, `locked_out`, `not_allowed`, `local_login_disabled`). */
+  /**
+   * Machine-readable detail of a refusal (`invalid_credentials`, `invalid_code`, `two_factor_code_reused`, `locked_out`,
+   * `not_allowed`, `local_login_disabled`; `user_verification_required` for a passkey sign-in without user
+   * verification of a user with 2FA on and no other second factor).
+   */
   reason?: string;
   /** For `requiresTwoFactor`: the providers the user can answer with (e.g. `totp`, `recovery`). */
   providers?: string[];
@@ -222,8 +226,10 @@ export class BackOfficeSignInManager {
    * `POST /auth/passkey/options`). The password rules apply: `denyLocalLogin`, lockout (a locked account's
    * assertion is not checked), failed attempts counted, `not_allowed` only after a valid passkey, a timed disable
    * that has ended lifted. A user with 2FA on signs in at once after a user-verified passkey; without user
-   * verification the second factor is still asked (and cannot be a passkey). A member of a `requireTwoFactor` group without 2FA gets
-   * `requiresTwoFactorSetup` as after a password. Unknown credentials and wrong signatures fail alike (`invalid_passkey`).
+   * verification the second factor is still asked (and cannot be a passkey); when the user has no other (2FA on
+   * through passkeys alone, no recovery code) the answer is `notAllowed` with reason `user_verification_required`
+   * (sign in again with user verification). With 2FA off a passkey needs no user verification: one factor, like a
+   * password. A member of a `requireTwoFactor` group without 2FA gets `requiresTwoFactorSetup` as after a password. Unknown credentials and wrong signatures fail alike (`invalid_passkey`).
    */
   async passkeySignIn(response: AuthenticationResponseJSON, context?: SignInContext): Promise<SignInResult> {
     if (context) {
@@ -260,6 +266,13 @@ export class BackOfficeSignInManager {
     await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
     if (!userVerified && (await this.isTwoFactorRequired(current))) {
       const providers = await this.usableTwoFactorProviders(current, PASSKEY_PROVIDER);
+      // Nothing but passkeys to answer a second step with (2FA on through a passkey, no recovery code left): a second
+      // step would be a dead end, so the client is told to ask the same passkey again with user verification, which
+      // makes it both factors. Not a failed attempt: the passkey was right (OWASP ASVS 4.0 2.2.x).
+      if (providers.length === 0) {
+        await manager.notify(UserLoginFailedNotification, current, { reason: 'user_verification_required' });
+        return { status: 'notAllowed', user: current, reason: 'user_verification_required', userVerified };
+      }
       const refused = await this.refuseWithoutSecondFactor(current, providers);
       if (refused) return { ...refused, userVerified };
       await manager.notify(UserLoginRequiresVerificationNotification, current);
