@@ -67,6 +67,8 @@ describe('Bodies the module cannot read: 415 on both platforms, nothing done', (
     ['UTF-8 JSON labelled UTF-16', { 'content-type': 'application/json; charset=utf-16' }, json(value)],
     ['gzip-coded JSON', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(json(value))],
     ['plain JSON said to be gzip-coded', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, json(value)],
+    ['plain JSON said to be br-coded', { 'content-type': 'application/json', 'content-encoding': 'br' }, json(value)],
+    ['plain JSON said to be deflate-coded', { 'content-type': 'application/json', 'content-encoding': 'deflate' }, json(value)],
     ['JSON in an unknown coding', { 'content-type': 'application/json', 'content-encoding': 'x-unknown' }, json(value)],
     ['multipart form', { 'content-type': 'multipart/form-data; boundary=b' }, Buffer.from(`--b\r\nContent-Disposition: form-data; name="reason"\r\n\r\nx\r\n--b--\r\n`)],
     ['text/plain', { 'content-type': 'text/plain' }, json(value)],

@@ -19,6 +19,8 @@ import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.js';
 import { BackOfficeModulePaths } from './module-paths.js';
 import { isReadableBody } from './readable-body.js';
 
+/** Codes of Node's zlib errors (`Z_DATA_ERROR`, ...) and of its Brotli decoder (`ERR__ERROR_FORMAT_PADDING_1`, ...). */
+const DECODER_ERROR_CODE = /^(?:Z_|ERR__ERROR_|ERR_BROTLI)/;
 
 /**
  * Formats the module's errors as `{ statusCode, code, message, errors? }`. Bound to the module's own
@@ -148,9 +150,10 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const status = error.statusCode ?? error.status;
     if (status === 413) return BackOfficeHttpError.payloadTooLarge();
     if (status === 415) return BackOfficeHttpError.unsupportedMediaType();
-    // Express's parser inflating a body that is not what its Content-Encoding says (zlib's Z_DATA_ERROR, ...): a content
-    // coding, which the module refuses anyway (see `readable-body.ts`), as Fastify, which never inflates, does.
-    if (typeof error.code === 'string' && error.code.startsWith('Z_')) return BackOfficeHttpError.unsupportedMediaType();
+    // Express's parser inflating a body that is not what its Content-Encoding says (zlib's Z_DATA_ERROR for gzip and
+    // deflate, the Brotli decoder's ERR__ERROR_* for br): a content coding, which the module refuses anyway (see
+    // `readable-body.ts`), as Fastify, which never inflates, does.
+    if (typeof error.code === 'string' && DECODER_ERROR_CODE.test(error.code)) return BackOfficeHttpError.unsupportedMediaType();
     const fastifyJson = error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY';
     if (status === 400 && (error instanceof SyntaxError || error.type === 'entity.parse.failed' || fastifyJson)) return BackOfficeHttpError.malformedJson();
     return undefined;
