@@ -7,6 +7,7 @@ import { BackOfficeExceptionFilter } from './http/backoffice-exception.filter.js
 import { BackOfficeHttpPlatform } from './http/http-platform.js';
 import { BackOfficeFastifyRouteFallback } from './http/fastify-route-fallback.js';
 import { BackOfficeExpressUtf8Label } from './http/express-utf8-label.js';
+import { BackOfficeFastifyEmptyBody } from './http/fastify-empty-body.js';
 import { BackOfficeModulePaths } from './http/module-paths.js';
 import { BackOfficeRateLimiter } from './rate-limit/backoffice-rate-limiter.js';
 import { RedisThrottlerStorage } from './rate-limit/redis-throttler-storage.js';
@@ -188,6 +189,7 @@ export class BackOfficeIdentityModule implements NestModule {
         BackOfficeTrustProxyCheck,
         BackOfficeFastifyRouteFallback,
         BackOfficeExpressUtf8Label,
+        BackOfficeFastifyEmptyBody,
         BackOfficeAuditListener,
         BackOfficeMaintenanceService,
         { provide: APP_FILTER, useClass: BackOfficeExceptionFilter },

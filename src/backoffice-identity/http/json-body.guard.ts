@@ -1,6 +1,7 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { BackOfficeHttpError } from './backoffice-http-error.js';
-import { requestHeader, type BackOfficeHttpRequest } from './http-platform.js';
+import type { BackOfficeHttpRequest } from './http-platform.js';
+import { requestContentType } from './readable-body.js';
 
 /**
  * Unauthenticated state-changing routes (login, second factor, reset, invite acceptance) take JSON only:
@@ -11,7 +12,7 @@ import { requestHeader, type BackOfficeHttpRequest } from './http-platform.js';
 export class JsonBodyGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<BackOfficeHttpRequest>();
-    const type = (requestHeader(request, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
+    const type = (requestContentType(request) ?? '').split(';')[0].trim().toLowerCase();
     if (type !== 'application/json') {
       throw BackOfficeHttpError.unsupportedMediaType();
     }

@@ -25,6 +25,7 @@ const UTF8_LABELS = new Set(['utf-8', 'utf8']);
  */
 export function assertReadableBody(request: BackOfficeHttpRequest): void {
   if (!isReadableBody(request)) throw BackOfficeHttpError.unsupportedMediaType();
+  setAsideEmptyBodyType(request);
 }
 
 /**
@@ -34,13 +35,15 @@ export function assertReadableBody(request: BackOfficeHttpRequest): void {
  */
 export function isReadableBody(request: BackOfficeHttpRequest): boolean {
   if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase())) return true;
-  const length = requestHeader(request, 'content-length');
-  const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0');
+  const length = requestHeader(request, 'content-length')?.trim();
+  const [mediaType, ...parameters] = (requestContentType(request) ?? '').split(';');
+  const readableType = READABLE_MEDIA_TYPES.has(mediaType.trim().toLowerCase());
+  // Express's parsers check the charset and coding of an empty JSON or form body sent with `Content-Length: 0` too.
+  const hasBody = request.headers['transfer-encoding'] !== undefined || (length !== undefined && (length !== '0' || readableType));
   if (!hasBody) return true;
   const coding = request.headers['content-encoding'];
   if (coding !== undefined && (typeof coding !== 'string' || coding.trim().toLowerCase() !== 'identity')) return false;
-  const [mediaType, ...parameters] = (requestHeader(request, 'content-type') ?? '').split(';');
-  if (!READABLE_MEDIA_TYPES.has(mediaType.trim().toLowerCase())) return false;
+  if (!readableType) return false;
   return parameters.every((parameter) => {
     const charset = charsetOf(parameter);
     return charset === undefined || UTF8_LABELS.has(charset);
@@ -62,4 +65,44 @@ function charsetOf(parameter: string): string | undefined {
   const eq = parameter.indexOf('=');
   if (eq === -1 || parameter.slice(0, eq).trim().toLowerCase() !== 'charset') return undefined;
   return parameter.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+}
+
+/** The `Content-Type` of a body known to be empty, set aside on Fastify (by Node request: see {@link setAsideEmptyBodyType}). */
+const emptyBodyTypes = new WeakMap<object, string>();
+
+/**
+ * A body known to be empty before it is read (no `Transfer-Encoding`; `Content-Length: 0` or none) is no body on both
+ * platforms, whatever its `Content-Type` says: `fetch('/logout', { method: 'POST', headers: { 'Content-Type':
+ * 'application/json' } })` sends one. Express's JSON parser reads it as no fields; Fastify's refuses it
+ * (`FST_ERR_CTP_EMPTY_JSON_BODY`, 400 `malformed_json`) before the route runs. So on Fastify, whose parsers run after
+ * the module's middleware, the header is set aside (Fastify then runs the route without parsing, as for a request
+ * without a body), and {@link requestContentType} still tells the module's checks what the client sent. Does nothing
+ * on Express, where the parsers already ran (the request then has a `body` field, or a route: `originalUrl`).
+ */
+function setAsideEmptyBodyType(request: BackOfficeHttpRequest): void {
+  if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase()) || request.headers['transfer-encoding'] !== undefined) return;
+  const length = request.headers['content-length'];
+  if (length !== undefined && length !== '0') return;
+  const contentType = request.headers['content-type'];
+  if (typeof contentType !== 'string' || 'body' in request) return;
+  emptyBodyTypes.set(request.raw ?? request, contentType);
+  delete request.headers['content-type'];
+}
+
+/** A request whose `body` the platform's parser sets. */
+export type BackOfficeHttpRequestWithBody = BackOfficeHttpRequest & { body?: unknown };
+
+/**
+ * True for a request whose `Content-Type` was set aside ({@link setAsideEmptyBodyType}) and that Express's parsers
+ * would read as no fields (`{}`): a JSON or form body with `Content-Length: 0` (without any framing, Express's parsers
+ * leave the body out, and so does Fastify once the type is set aside).
+ */
+export function emptyBodyReadAsNoFields(request: BackOfficeHttpRequestWithBody): boolean {
+  const contentType = emptyBodyTypes.get(request.raw ?? request);
+  return contentType !== undefined && request.headers['content-length'] === '0' && READABLE_MEDIA_TYPES.has(contentType.split(';')[0].trim().toLowerCase());
+}
+
+/** The request's `Content-Type` as the client sent it (also one set aside for an empty body on Fastify), or undefined. */
+export function requestContentType(request: BackOfficeHttpRequest): string | undefined {
+  return requestHeader(request, 'content-type') ?? emptyBodyTypes.get(request.raw ?? request);
 }
