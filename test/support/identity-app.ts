@@ -53,6 +53,8 @@ export interface IdentityAppOptions {
   jsonBodyLimitBytes?: number;
   /** `false`: Nest registers no body parsers (its `bodyParser` option); the host registers its own. */
   bodyParser?: false;
+  /** The HTTP platform (default: the project's, {@link httpPlatform}); a parity test boots one app of each. */
+  platform?: TestHttpPlatform;
   /** Called after the app is created, before it listens (e.g. to set up OpenAPI). */
   beforeListen?: (app: INestApplication) => void | Promise<void>;
 }
@@ -108,7 +110,7 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
   const appOptions: NestApplicationOptions = { logger: options.logger ?? ['error', 'warn'], ...(options.bodyParser === false ? { bodyParser: false } : {}) };
   const limit = options.jsonBodyLimitBytes;
   let app: INestApplication;
-  if (httpPlatform() === 'fastify') {
+  if ((options.platform ?? httpPlatform()) === 'fastify') {
     app = moduleRef.createNestApplication(new FastifyAdapter(limit === undefined ? {} : { bodyLimit: limit }), appOptions);
   } else {
     app = moduleRef.createNestApplication<NestExpressApplication>(appOptions);
