@@ -262,4 +262,19 @@ describe('HTTP parity: the same raw requests get the same answers on Express and
       expect([400, 417, 431], name).toContain(express.status);
     }
   });
+
+  it('a request aborted half way through its body: nothing logged, no crash, the next request is answered', async () => {
+    for (const p of apps) {
+      const lines = p.logger.lines.length;
+      const half = rawRequest('POST', '/backoffice/auth/login', { headers: [J, 'Content-Length: 1000'], body: LOGIN.slice(0, 20) });
+      const aborted = await rawHttp(p.app.url, half, { timeoutMs: 300 });
+      expect(aborted.status, p.platform).toBe(0);
+      const chunked = rawRequest('POST', '/backoffice/auth/login', { headers: [J, 'Transfer-Encoding: chunked'], body: `ff\r\n${LOGIN.slice(0, 20)}` });
+      expect((await rawHttp(p.app.url, chunked, { timeoutMs: 300 })).status, p.platform).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const next = await rawHttp(p.app.url, rawRequest('POST', '/backoffice/auth/login', { headers: [J], body: LOGIN }));
+      expect(next.status, p.platform).toBe(401);
+      expect(p.logger.lines.slice(lines), p.platform).toEqual([]);
+    }
+  });
 });

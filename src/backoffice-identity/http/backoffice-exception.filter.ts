@@ -73,7 +73,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
       if (hostFilter) return hostFilter.catch(exception, host);
       if (!(exception instanceof BackOfficeHttpError)) return super.catch(exception, host);
     }
-    if (this.platform.headersSent(response)) return;
+    if (this.platform.headersSent(response) || BackOfficeExceptionFilter.clientAborted(exception, request)) return;
     if (modulePath) this.setSecurityHeaders(response);
     // A parser error on a body the module does not read at all: the 415 its middleware gives that body on Fastify.
     const unreadable = modulePath && BackOfficeExceptionFilter.bodyParserError(exception) !== undefined && !isReadableBody(request);
@@ -157,6 +157,20 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
     const fastifyJson = error.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || error.code === 'FST_ERR_CTP_EMPTY_JSON_BODY';
     if (status === 400 && (error instanceof SyntaxError || error.type === 'entity.parse.failed' || fastifyJson)) return BackOfficeHttpError.malformedJson();
     return undefined;
+  }
+
+  /**
+   * The client closed the connection while its body was being read: Node's `aborted` error (`ECONNRESET`), which
+   * Fastify's body reader hands over as is, or body-parser's `request.aborted` on Express. There is no one to answer,
+   * and nothing to log: on Fastify its `ECONNRESET` read as a lost database connection, so every aborted upload
+   * logged "Database unavailable: aborted".
+   */
+  private static clientAborted(exception: unknown, request: BackOfficeHttpRequest): boolean {
+    const error = (exception instanceof HttpException ? exception.cause : exception) as { code?: unknown; type?: unknown; message?: unknown } | null;
+    if (typeof error !== 'object' || error === null) return false;
+    const aborted = error.type === 'request.aborted' || (error.code === 'ECONNRESET' && error.message === 'aborted');
+    const node = (request.raw ?? request) as { destroyed?: boolean; socket?: { destroyed?: boolean } | null };
+    return aborted && Boolean(node.destroyed || node.socket?.destroyed);
   }
 
   private static clientErrorStatus(exception: unknown): number | undefined {
