@@ -203,6 +203,9 @@ describe('HTTP parity: the same raw requests get the same answers on Express and
       ['a page', () => rawRequest('GET', '/backoffice/account')],
       ['an asset', () => rawRequest('GET', '/backoffice/assets/session.js')],
       ['an asset, Range', () => rawRequest('GET', '/backoffice/assets/session.js', { headers: ['Range: bytes=0-5'] })],
+      ['sign-in', () => rawRequest('POST', '/backoffice/auth/login', { headers: [J], body: JSON.stringify({ username: 'parity-1@example.com', password: TEST_PASSWORD }) })],
+      ['If-None-Match on /auth/me', (p) => rawRequest('GET', '/backoffice/auth/me', { headers: [...p.auth, 'If-None-Match: *'] })],
+      ['If-None-Match on an asset', () => rawRequest('GET', '/backoffice/assets/session.js', { headers: ['If-None-Match: *'] })],
       // a sign-out last: it ends the signed-in admin's session
       ['logout with an empty JSON body', (p) => rawRequest('POST', '/backoffice/auth/logout', { headers: [...p.auth, J, 'Content-Length: 0'] })],
     ];

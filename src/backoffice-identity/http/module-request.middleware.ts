@@ -19,7 +19,8 @@ import { setBackOfficeSecurityHeaders } from './security-headers.js';
  * `BackOfficeAuthGuard` get the same context from the guard, and the context of one request never reaches the next
  * one on the same connection. A body the module cannot read is refused here (415: {@link assertReadableBody}). A
  * session or XSRF cookie sent twice (tossed from a sibling subdomain) is expired on the parent domains in whatever
- * the module answers ({@link BackOfficeTossedCookieCleaner}).
+ * the module answers ({@link BackOfficeTossedCookieCleaner}). Conditional request headers are dropped (the answers are
+ * `no-store`: Express would answer 304 where Fastify answers in full).
  */
 @Injectable()
 export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
@@ -36,8 +37,20 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
       return;
     }
     setBackOfficeSecurityHeaders(response);
+    BackOfficeModuleRequestMiddleware.dropConditionalHeaders(request);
     this.tossedCookies.clear(request, response);
     assertReadableBody(request);
     BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver, path), next);
+  }
+
+  /**
+   * The module's answers are `Cache-Control: no-store` (its assets aside, which neither platform answers conditionally),
+   * so a conditional request has nothing stored to revalidate. Express answered `If-None-Match: *` (or the weak ETag it
+   * puts on every JSON answer) on `GET /auth/me` and every other JSON route with 304 and no body, where Fastify, which
+   * ignores these headers, answered 200 with the JSON. They are dropped, so both platforms answer in full.
+   */
+  private static dropConditionalHeaders(request: BackOfficeHttpRequest): void {
+    delete request.headers['if-none-match'];
+    delete request.headers['if-modified-since'];
   }
 }
