@@ -149,7 +149,7 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     }
   });
 
-  it('OWASP ASVS 5.0 7.5.1: a real import that would replace an existing user\'s password hash or move its email needs a recent sign-in (401 reauthentication_required, nothing written, as PUT /users/:id); dry runs, new users, skips and profile-only updates do not', async () => {
+  it('OWASP ASVS 5.0 7.5.1: a real import that would replace an existing user\'s password hash or move its email needs a recent sign-in (401 reauthentication_required, nothing written, as PUT /users/:id); dry runs, skips and profile-only updates do not (a new user needs one too: 7.5.3 below)', async () => {
     const hashVictim = (await ctx.userManager.createUser({ email: 'impupd-stepup-hash@example.com', name: 'Hash victim', password, groups: ['editor'] })).value!;
     const mailVictim = (await ctx.userManager.createUser({ email: 'impupd-stepup-mail@example.com', name: 'Mail victim', password, groups: ['editor'] })).value!;
     const dataSource = ctx.app.get(DataSource);
@@ -181,19 +181,18 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     expect(await written()).toEqual(before); // no user row changed, no import recorded
     expect((await new HttpClient(ctx.url).login(hashVictim.email, attackerPassword)).status).toBe(401);
 
-    // Without a step-up: new users, skipped conflicts (hash or not), and updates of name, groups or the address's case.
+    // Without a step-up: skipped conflicts (hash or not), and updates of name, groups or the address's case.
     const skipped = await stolen.post('/users/import', { users: [takeOverHash, takeOverMail], onConflict: 'skip' });
     expect(skipped.body.summary, skipped.text).toMatchObject({ skipped: 2 });
     const routine = await stolen.post('/users/import', {
       users: [
-        { email: 'impupd-stepup-new@example.com', name: 'New', groups: [] },
         { email: hashVictim.email, name: 'Hash victim (renamed)', groups: ['writer'] },
         { email: 'IMPUPD-STEPUP-MAIL@EXAMPLE.COM', name: 'Mail victim', groups: ['editor'] },
       ],
       onConflict: 'update',
     });
     expect(routine.status, routine.text).toBe(200);
-    expect(routine.body.summary).toMatchObject({ created: 1, updated: 2 });
+    expect(routine.body.summary).toMatchObject({ created: 0, updated: 2 });
     expect((await ctx.userManager.findById(hashVictim.id))!.passwordHash).toBe(before.users.find((u: { id: string }) => u.id === hashVictim.id).password_hash);
 
     // After POST /auth/reauthenticate the same imports go through.
@@ -202,6 +201,65 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     expect(stepped.body.summary, stepped.text).toMatchObject({ updated: 2 });
     expect((await new HttpClient(ctx.url).login(hashVictim.email, attackerPassword)).status).toBe(200);
     expect((await ctx.userManager.findById(mailVictim.id))!.email).toBe(takeOverMail.email);
+  });
+  it('OWASP ASVS 5.0 7.5.3: a real import that would create a user needs a recent sign-in (401 reauthentication_required, nothing written, as POST /users/invite and POST /users/api), whatever onConflict; a bearer token is always refused; a dry run, a batch that only skips existing users and a batch whose only new record is invalid do not', async () => {
+    const existing = (await ctx.userManager.createUser({ email: 'impupd-mint-existing@example.com', name: 'Existing', password, groups: ['editor'] })).value!;
+    const dataSource = ctx.app.get(DataSource);
+    const written = async () => ({
+      users: await dataSource.query(`SELECT id, email, name, password_hash FROM backoffice_user WHERE normalized_email LIKE 'impupd-mint%' ORDER BY id`),
+      imports: (await dataSource.query(`SELECT count(*)::int AS n FROM backoffice_audit_entry WHERE event = $1 AND details->>'dryRun' = 'false'`, [BackOfficeEvents.UsersImported]))[0].n,
+    });
+    const attackerPassword = 'the attacker chose this password';
+    // The attacker's own address, as an admin, with a password the attacker knows: lasting access after the cookie ends.
+    const mint = { email: 'impupd-mint-attacker@example.com', name: 'Attacker', groups: ['admin'], passwordFormat: 'bcrypt', passwordHash: await bcrypt.hash(attackerPassword, 4) };
+    const existingAgain = { email: existing.email, name: 'Existing', groups: ['editor'] };
+    const stolen = await signedInClient(ctx, bossEmail, password);
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const robot = await apiUsers.create({ name: 'Import mint robot', groups: ['admin'] });
+    const robotAuth = { headers: { authorization: `Bearer ${(await apiUsers.issueToken(robot.clientId, robot.clientSecret)).access_token}` } };
+    const robotClient = new HttpClient(ctx.url);
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+    const before = await written();
+    const bodies = [
+      { users: [mint] }, // onConflict skip (the default)
+      { users: [mint], onConflict: 'skip' },
+      { users: [mint], onConflict: 'fail' },
+      { users: [mint], onConflict: 'update' },
+      { users: [existingAgain, mint], onConflict: 'skip' }, // one new record among skipped ones is enough
+    ];
+    for (const body of bodies) {
+      for (const refused of [await stolen.post('/users/import', body), await robotClient.post('/users/import', body, robotAuth)]) {
+        expectClientError(refused, 401);
+        expect(refused.body, JSON.stringify(body)).toEqual({ statusCode: 401, code: 'reauthentication_required', message: expect.any(String) });
+      }
+      // A dry run writes nothing: it reports what the import would do, without a step-up.
+      const dryRun = await stolen.post('/users/import', { ...body, dryRun: true });
+      expect(dryRun.status, dryRun.text).toBe(200);
+      expect(dryRun.body.summary.created).toBe(1);
+    }
+    expect(await written()).toEqual(before); // no user created, no import recorded
+    expect((await new HttpClient(ctx.url).login(mint.email, attackerPassword)).status).toBe(401);
+
+    // Without a step-up: a batch that only skips existing users, and one whose only new record is invalid (writes nothing).
+    for (const client of [stolen, robotClient]) {
+      const options = client === robotClient ? robotAuth : undefined;
+      const skipped = await client.post('/users/import', { users: [existingAgain], onConflict: 'skip' }, options);
+      expect(skipped.status, skipped.text).toBe(200);
+      expect(skipped.body.summary).toMatchObject({ total: 1, skipped: 1, created: 0 });
+      const invalid = await client.post('/users/import', { users: [existingAgain, { ...mint, groups: ['no-such-group'] }] }, options);
+      expect(invalid.status, invalid.text).toBe(200);
+      expect(invalid.body.summary).toMatchObject({ total: 2, skipped: 1, invalid: 1, created: 0 });
+    }
+    expect((await written()).users).toEqual(before.users);
+
+    // After POST /auth/reauthenticate the session may create users; the bearer token still may not.
+    await reauthenticate(stolen, password);
+    const refused = await robotClient.post('/users/import', { users: [mint] }, robotAuth);
+    expect(refused.body.code).toBe('reauthentication_required');
+    const stepped = await stolen.post('/users/import', { users: [existingAgain, mint] });
+    expect(stepped.status, stepped.text).toBe(200);
+    expect(stepped.body.summary).toMatchObject({ created: 1, skipped: 1 });
+    expect((await new HttpClient(ctx.url).login(mint.email, attackerPassword)).status).toBe(200);
   });
   it('OWASP ASVS 5.0 7.5.1: the import step-up is asked only for records the store would write as updates: a record with an unknown group, a duplicate within the batch, a username-only match (duplicate_username) or an email match whose username is another user\'s (duplicate_email) is answered per record with a stale session; a real overwrite still gets 401', async () => {
     const ownDb = await createTestDatabase();

@@ -102,9 +102,10 @@ export class UsersController {
     status: 401,
     type: ErrorResponse,
     description:
-      'unauthenticated, or reauthentication_required: with onConflict update (not a dry run) a record would give an existing user another password hash ' +
-      'or another email address (beyond letter case) and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes ' +
-      '(always for a bearer token); the whole request is refused and nothing is written. New users, skipped conflicts and profile-only updates need no step-up',
+      'unauthenticated, or reauthentication_required: the import is not a dry run and a record would create a user (whatever onConflict), or with ' +
+      'onConflict update give an existing user another password hash or another email address (beyond letter case), and the session has no sign-in ' +
+      'or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token: automation uses the import-users CLI); the ' +
+      'whole request is refused and nothing is written. Dry runs, skipped conflicts, invalid records and profile-only updates need no step-up',
   })
   @ApiResponse({
     status: 403,
@@ -128,8 +129,8 @@ export class UsersController {
     const actor = request.backOffice.user;
     const { onConflict, dryRun } = BackOfficeUserImporter.resolveOptions(options);
     const checksPermissions = !this.groups.mayActOnAnyone(actor);
-    // A dry run writes nothing, so it may report what an update would do without a step-up.
-    const checksStepUp = onConflict === 'update' && !dryRun;
+    // A dry run writes nothing, so it may report what an import would do without a step-up.
+    const checksStepUp = !dryRun;
     const authorize = async (records: readonly ImportRecordToAuthorize[]): Promise<void> => {
       // Both checks read the same users: each record's are looked up once, when the first check needs them.
       const lookups = new Map<number, Promise<ImportConflicts>>();
@@ -139,33 +140,39 @@ export class UsersController {
         return found;
       };
       if (checksPermissions) await this.authorizeImport(actor, onConflict, records, conflictsOf);
-      if (checksStepUp) await this.assertStepUpForOverwrites(request.backOffice, records, conflictsOf);
+      if (checksStepUp) await this.assertStepUpForCredentials(request.backOffice, onConflict, records, conflictsOf);
     };
     const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);
     return { results, summary: summarizeImport(results) };
   }
 
   /**
-   * An import (`onConflict: 'update'`, not a dry run) whose records would give an existing user another password
-   * hash or another email address is an account takeover with a stolen admin cookie (the hash is the attacker's
-   * password; the address receives the forgot-password link): it needs a recent sign-in, as `PUT /users/:id` moving
-   * an email does ({@link BackOfficeSessionService.assertRecentSignIn}: 401 `reauthentication_required`, always for
-   * a bearer token). Checked before anything is written; one such record refuses the whole request. Only records
-   * the store would write as updates count: valid ones (a record reported `invalid`, e.g. an unknown group or a
-   * duplicate within the batch, writes nothing) whose update target is the store's ({@link importUpdateTarget}: a
-   * username-only match or an email match whose username is another user's ends `duplicate_*`). Decided on reads made
-   * before the write takes its locks, as the permission check is.
+   * A real import (not a dry run) that would create a user, or (`onConflict: 'update'`) give an existing user another
+   * password hash or another email address, needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
+   * 401 `reauthentication_required`, always for a bearer token). A new user is a lasting credential with the groups the
+   * record names (an admin with a password hash the attacker chose), as `POST /users/invite` and `POST /users/api` mint
+   * (OWASP ASVS 5.0 7.5.3); an overwrite is an account takeover with a stolen admin cookie (the hash is the attacker's
+   * password; the address receives the forgot-password link), as `PUT /users/:id` moving an email is (7.5.1). Checked
+   * before anything is written; one such record refuses the whole request. Only valid records count (one reported
+   * `invalid`, e.g. an unknown group or a duplicate within the batch, writes nothing): a record creates a user when no
+   * user holds its email or its username (the store inserts it, whatever `onConflict`), and updates the store's
+   * {@link importUpdateTarget} (a username-only match or an email match whose username is another user's ends
+   * `duplicate_*`). Decided on reads made before the write takes its locks, as the permission check is.
    */
-  private async assertStepUpForOverwrites(
+  private async assertStepUpForCredentials(
     auth: BackOfficeAuthenticatedRequest['backOffice'],
+    onConflict: ImportConflictMode,
     records: readonly ImportRecordToAuthorize[],
     conflictsOf: ImportConflictLookup,
   ): Promise<void> {
+    // A recent sign-in satisfies every record: no lookups then (a batch of 1,000 new users would read each one).
+    if (auth.scheme === 'cookie' && auth.session && this.sessions.isRecentlyAuthenticated(auth.session)) return;
     for (const record of records) {
       if (!record.valid) continue;
       const { byEmail, byUsername } = await conflictsOf(record);
-      const target = importUpdateTarget(byEmail, byUsername);
-      if (target && this.overwritesCredentials(target, record)) {
+      const creates = byEmail === null && byUsername === null;
+      const target = onConflict === 'update' ? importUpdateTarget(byEmail, byUsername) : null;
+      if (creates || (target && this.overwritesCredentials(target, record))) {
         this.sessions.assertRecentSignIn(auth);
         return;
       }
