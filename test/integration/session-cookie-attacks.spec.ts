@@ -194,6 +194,40 @@ describe('Session cookie, XSRF double submit and session lifetime under attack',
     expect((await http.get('/auth/me')).status).toBe(401);
   });
 
+  it('ASVS 5.0 7.3.1: a safe request a sibling subdomain or another site made (Sec-Fetch-Site same-site / cross-site, e.g. an <img> of /auth/me) is answered but does not slide the idle deadline', async () => {
+    const { http } = await signedIn();
+    const peek = async () => {
+      const me = await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } });
+      expect(me.status).toBe(200);
+      return me.body.session.idleExpiresAt as string;
+    };
+    ctx.clock.advance(15 * MINUTE);
+    const before = await peek();
+    for (const site of ['same-site', 'cross-site', 'Cross-Site']) {
+      const me = await http.get('/auth/me', { headers: { 'sec-fetch-site': site } });
+      expect(me.status, site).toBe(200);
+      expect(me.body.session.idleExpiresAt, site).toBe(before);
+      expect((await http.request('GET', `${ctx.url}/host-state`, { headers: { 'sec-fetch-site': site } })).status, site).toBe(200);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a last-seen write would run after the answer
+    expect(await peek()).toBe(before);
+    ctx.clock.advance(6 * MINUTE); // 21 minutes since the last own use: past the 20-minute idle timeout
+    expect((await http.get('/auth/me')).status).toBe(401);
+  });
+
+  it.each([['absent (a non-browser client, an old browser)', undefined], ['same-origin', 'same-origin'], ['none (a typed URL, a bookmark)', 'none']])('ASVS 5.0 7.3.1: a safe request with Sec-Fetch-Site %s slides the idle deadline, on the module\'s route and a host route', async (_label, site) => {
+    const headers: Record<string, string> = site ? { 'sec-fetch-site': site } : {};
+    for (const path of ['/auth/me', '/host-state']) {
+      const { http } = await signedIn();
+      ctx.clock.advance(15 * MINUTE);
+      const url = path === '/auth/me' ? `${ctx.url}/backoffice/auth/me` : `${ctx.url}${path}`;
+      expect((await http.request('GET', url, { headers })).status, path).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the last-seen write runs after the answer
+      ctx.clock.advance(15 * MINUTE); // 30 minutes since sign-in, 15 since that request
+      expect((await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } })).status, path).toBe(200);
+    }
+  });
+
   it('ASVS 5.0 7.3.2: a session used every 15 minutes still ends at the 12-hour absolute timeout', async () => {
     const { http } = await signedIn();
     for (let elapsed = 15 * MINUTE; elapsed < 12 * 60 * MINUTE; elapsed += 15 * MINUTE) {

@@ -72,6 +72,9 @@ export function sessionOf(request: BackOfficeAuthenticatedRequest): BackOfficeAu
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+const SEC_FETCH_SITE_HEADER = 'sec-fetch-site';
+/** `Sec-Fetch-Site` values of a request the person made on this origin (or typed / bookmarked). */
+const OWN_FETCH_SITES = new Set(['same-origin', 'none']);
 
 /** The guard's metadata of one route: read with the reflector once, then kept (route metadata never changes). */
 interface RouteRules {
@@ -176,14 +179,15 @@ export class BackOfficeAuthGuard implements CanActivate {
     }
     const token = this.cookies.readToken(request);
     const safe = SAFE_METHODS.has(request.method ?? 'GET');
-    // The idle deadline slides only once the XSRF check passed: a forged request must not keep the session alive.
+    // The idle deadline slides only once the XSRF check passed, and on a safe request only when it is the person's own
+    // (safeRequestSlides): a forged request must not keep the session alive.
     const auth = await this.sessions.authenticate(token, { touch: false });
     if (!auth || !token) throw BackOfficeHttpError.unauthenticated();
     BackOfficeRequestContextStore.current().performingUserId = auth.user.id;
     if (!safe && !this.cookies.checkXsrf(request, token)) {
       throw this.denials.refuse(new BackOfficeHttpError(403, 'xsrf_failed', 'Missing or wrong X-XSRF-TOKEN header.'));
     }
-    if (!(safe && request.headers[SESSION_PEEK_HEADER] === '1')) this.sessions.slideIdleDeadline(auth.session);
+    if (!safe || BackOfficeAuthGuard.safeRequestSlides(request)) this.sessions.slideIdleDeadline(auth.session);
     if (auth.session.twoFactorSetupOnly && !rules.allowsSetupOnly) {
       throw new BackOfficeHttpError(403, 'two_factor_setup_required', 'Set up two-factor authentication first (POST /auth/2fa/setup, then /auth/2fa/enable).');
     }
@@ -202,6 +206,19 @@ export class BackOfficeAuthGuard implements CanActivate {
   private static bearerToken(header: string | undefined): string | null {
     if (!header || !/^bearer(\s|$)/i.test(header)) return null;
     return header.slice(6).trim();
+  }
+
+  /**
+   * Whether a safe request may slide the idle deadline: not a peek, and plausibly the person's own (OWASP ASVS 5.0
+   * 7.3.1). SameSite=Strict cookies still go with a request a sibling subdomain makes (`<img src=".../auth/me">`):
+   * such a request (`Sec-Fetch-Site: same-site` or `cross-site`) is answered but keeps no session alive. Without
+   * the header (a non-browser client, an old browser), `same-origin` or `none` (a typed URL, a bookmark) it slides.
+   */
+  private static safeRequestSlides(request: BackOfficeHttpRequest): boolean {
+    if (request.headers[SESSION_PEEK_HEADER] === '1') return false;
+    const site = request.headers[SEC_FETCH_SITE_HEADER];
+    if (site === undefined) return true;
+    return OWN_FETCH_SITES.has(String(site).trim().toLowerCase());
   }
 
   private static inAnyGroup(user: BackOfficeUser, groups: string[]): boolean {
