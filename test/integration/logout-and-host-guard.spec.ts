@@ -9,7 +9,11 @@ import { landsOn, SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-v
 import {
   BackOfficeAuthorize,
   BackOfficeEvents,
+  BackOfficeGroupService,
   BackOfficeUserManager,
+  GroupUpdatedNotification,
+  UserDisabledNotification,
+  UserGroupsChangedNotification,
   CurrentBackOfficeUser,
   UserLoginSuccessNotification,
   UserLogoutSuccessNotification,
@@ -69,6 +73,40 @@ class WritingLoginListener {
   }
 }
 
+/** Listeners that mutate what a notification holds (its arrays, its diff object, its dates) instead of its fields. */
+@Injectable()
+class MutatingListener {
+  static enabled = false;
+  @OnEvent(BackOfficeEvents.GroupsChanged, { suppressErrors: false })
+  groups(n: UserGroupsChangedNotification) {
+    if (!MutatingListener.enabled) return;
+    n.dateTimeUtc.setTime(0);
+    n.groups.push('admin');
+    (n.removed as string[]).push('auditors');
+  }
+  @OnEvent(BackOfficeEvents.GroupsChanged, { suppressErrors: false })
+  added(n: UserGroupsChangedNotification) {
+    if (MutatingListener.enabled) n.added.push('admin');
+  }
+  @OnEvent(BackOfficeEvents.GroupUpdated, { suppressErrors: false })
+  group(n: GroupUpdatedNotification) {
+    if (!MutatingListener.enabled) return;
+    n.dateTimeUtc.setTime(0);
+    (n.changes.name as { to: unknown }).to = 'Renamed by a listener';
+  }
+  @OnEvent(BackOfficeEvents.GroupUpdated, { suppressErrors: false })
+  groupDiff(n: GroupUpdatedNotification) {
+    if (MutatingListener.enabled) (n.changes as Record<string, unknown>).permissions = { from: [], to: ['users.manage'] };
+  }
+  @OnEvent(BackOfficeEvents.Disabled, { suppressErrors: false })
+  disabled(n: UserDisabledNotification) {
+    if (!MutatingListener.enabled) return;
+    n.until?.setTime(0);
+    n.dateTimeUtc.setTime(0);
+    throw new Error('mutating listener done');
+  }
+}
+
 /** A host app's own back-office controller. */
 @Controller('reports')
 class HostReportsController {
@@ -99,12 +137,12 @@ describe('Logout redirect and the host-app guard', () => {
     ctx = await createIdentityApp(db, {
       logger,
       identity: { rateLimits: { enabled: false } },
-      providers: [SyncRedirectListener, AsyncRedirectListener, ThrowingListener, AnyRedirectListener, WritingLoginListener],
+      providers: [SyncRedirectListener, AsyncRedirectListener, ThrowingListener, AnyRedirectListener, WritingLoginListener, MutatingListener],
       controllers: [HostReportsController],
     });
   });
   afterEach(() => {
-    SyncRedirectListener.enabled = AsyncRedirectListener.enabled = ThrowingListener.enabled = WritingLoginListener.enabled = false;
+    SyncRedirectListener.enabled = AsyncRedirectListener.enabled = ThrowingListener.enabled = WritingLoginListener.enabled = MutatingListener.enabled = false;
     AnyRedirectListener.url = undefined;
   });
   afterAll(async () => {
@@ -157,6 +195,37 @@ describe('Logout redirect and the host-app guard', () => {
     expect(logger.lines.some((line) => line.includes('A listener of backoffice.user.login.success failed'))).toBe(true);
     const rows = await ctx.app.get(DataSource).query(`SELECT event, performing_user_id, affected_user_id FROM backoffice_audit_entry WHERE affected_user_id = $1`, [user.id]);
     expect(rows).toEqual([{ event: 'backoffice.user.login.success', performing_user_id: user.id, affected_user_id: user.id }]);
+  });
+
+  it('ASVS 4.0 7.1.4 / 7.3.3: a listener that mutates what a notification holds (its group lists, its diff, its dates) changes nothing the audit trail stores nor the module\'s own objects; its failed write is logged', async () => {
+    const groups = ctx.app.get(BackOfficeGroupService);
+    await groups.create({ alias: 'mutated', name: 'Mutated', permissions: [] });
+    const user = await newUser();
+    const until = new Date(Date.now() + 3_600_000);
+    MutatingListener.enabled = true;
+    logger.lines.length = 0;
+    const started = Date.now();
+    expect((await ctx.userManager.setGroups(user, ['mutated'])).succeeded).toBe(true);
+    await groups.update('mutated', { name: 'Mutated twice' });
+    expect((await ctx.userManager.setApproved(user, false, { reason: 'audit check', until })).succeeded).toBe(true);
+    MutatingListener.enabled = false;
+
+    const audit = async (event: string, where: string, param: string) =>
+      ctx.app.get(DataSource).query(`SELECT details, created_at FROM backoffice_audit_entry WHERE event = $1 AND ${where} = $2`, [event, param]);
+    const [groupsChanged] = await audit(BackOfficeEvents.GroupsChanged, 'affected_user_id', user.id);
+    expect(groupsChanged.details).toEqual({ groups: ['mutated'], added: ['mutated'], removed: [], source: 'local' });
+    const [groupUpdated] = await audit(BackOfficeEvents.GroupUpdated, "details->>'group'", 'mutated');
+    expect(groupUpdated.details).toEqual({ group: 'mutated', changes: { name: { from: 'Mutated', to: 'Mutated twice' } } });
+    const [disabled] = await audit(BackOfficeEvents.Disabled, 'affected_user_id', user.id);
+    expect(disabled.details).toEqual({ reason: 'audit check', until: until.toISOString() });
+    for (const row of [groupsChanged, groupUpdated, disabled]) expect(new Date(row.created_at).getTime()).toBeGreaterThanOrEqual(started - 1000);
+    // The module's own objects were copied, not frozen nor changed.
+    expect(user.groups).toEqual(['mutated']);
+    expect(Object.isFrozen(user.groups)).toBe(false);
+    expect(until.getTime()).toBeGreaterThan(started);
+    for (const event of [BackOfficeEvents.GroupsChanged, BackOfficeEvents.GroupUpdated, BackOfficeEvents.Disabled]) {
+      expect(logger.lines.filter((line) => line.includes(`A listener of ${event} failed`)).length, event).toBeGreaterThanOrEqual(1);
+    }
   });
 
   it('ASVS 4.0 5.1.5: a signOutRedirectUrl that is no http(s) URL nor a same-origin path is not handed to the client (javascript:, data:, //host, control characters)', async () => {

@@ -66,9 +66,11 @@ export class NotificationPublisher {
 
   /** Runs the event's own listeners, then the `onAny` ones, each within its time limit; resolves `notification`. */
   async publish<T extends BackOfficeNotification>(notification: T): Promise<T> {
-    // Frozen before any listener sees it: a listener's write (`affectedUserId`, `eventName`, ...) throws in that listener
-    // (logged) instead of changing what the module writes next (the audit entry, which a sign-in writes in the same
-    // statement as its session). What a notification takes from listeners goes through its own methods and setters.
+    // Frozen before any listener sees it (its lists and diffs are frozen copies, its dates new at each read; see
+    // BackOfficeNotification): a listener's write (`affectedUserId`, `eventName`, `added.push()`, ...) throws in a
+    // strict-mode listener (logged), is ignored in a sloppy-mode one, and never changes what the module writes next (the
+    // audit entry, which a sign-in writes in the same statement as its session). What a notification takes from
+    // listeners goes through its own methods and setters.
     Object.freeze(notification);
     const name = notification.eventName;
     const limit = notification.listenerTimeoutMs ?? this.options.notifications.listenerTimeoutMs;

@@ -11,19 +11,49 @@ export interface BackOfficeNotificationInit {
   dateTimeUtc?: Date;
 }
 
-/** Base class of every back-office notification. */
+/**
+ * A frozen copy of plain data (arrays and plain objects, at every depth; a `Date` in it is copied): what a
+ * notification holds of the module's own objects, so that a listener can change neither them nor what the audit
+ * trail writes of the notification. Other values are kept as they are.
+ */
+function frozenCopy<T>(value: T): T {
+  if (Array.isArray(value)) return Object.freeze(value.map(frozenCopy)) as T;
+  if (value instanceof Date) return new Date(value.getTime()) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return value;
+  const copy = Object.create(prototype) as Record<string, unknown>;
+  for (const [key, item] of Object.entries(value)) copy[key] = frozenCopy(item);
+  return Object.freeze(copy) as T;
+}
+
+/**
+ * Defines `name` on `target` as an own enumerable, read-only property that answers a new `Date` of `time` at each read
+ * (`null` stays `null`): a `Date` cannot be frozen (`setTime()` still works), so a listener that changes the one it
+ * read changes only its own copy, never what the module or the audit trail reads next.
+ */
+function defineTimeProperty(target: object, name: string, time: Date | null): void {
+  const ms = time === null ? null : time.getTime();
+  Object.defineProperty(target, name, { enumerable: true, configurable: false, get: () => (ms === null ? null : new Date(ms)) });
+}
+
+/**
+ * Base class of every back-office notification. The publisher freezes it before its listeners run, and what it
+ * holds is frozen too (lists, diffs; copies of the module's own objects): a listener reads it and cannot change it.
+ */
 export abstract class BackOfficeNotification {
   abstract readonly eventName: BackOfficeEventName;
   readonly ipAddress: string | null;
   readonly performingUserId: string | null;
   readonly affectedUserId: string | null;
-  readonly dateTimeUtc: Date;
+  /** When it happened. Each read gives a new `Date` (changing it changes nothing else). */
+  declare readonly dateTimeUtc: Date;
 
   constructor(init: BackOfficeNotificationInit) {
     this.ipAddress = init.ipAddress ?? null;
     this.performingUserId = init.performingUserId ?? null;
     this.affectedUserId = init.affectedUserId ?? null;
-    this.dateTimeUtc = init.dateTimeUtc ?? new Date();
+    defineTimeProperty(this, 'dateTimeUtc', init.dateTimeUtc ?? new Date());
   }
 
   /** Extra fields for the audit trail; never secrets. */
@@ -135,12 +165,12 @@ export class UserDisabledNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.Disabled;
   /** The admin's reason, if given. */
   readonly reason: string | null;
-  /** When the disable ends by itself, if set. */
-  readonly until: Date | null;
+  /** When the disable ends by itself, if set (each read gives a new `Date`). */
+  declare readonly until: Date | null;
   constructor(init: BackOfficeNotificationInit & { reason?: string | null; until?: Date | null }) {
     super(init);
     this.reason = init.reason ?? null;
-    this.until = init.until ?? null;
+    defineTimeProperty(this, 'until', init.until ?? null);
   }
   override auditDetails() {
     return this.reason === null && this.until === null ? {} : { reason: this.reason, until: this.until?.toISOString() ?? null };
@@ -161,9 +191,9 @@ export class UserGroupsChangedNotification extends BackOfficeNotification {
   readonly source: string;
   constructor(init: BackOfficeNotificationInit & { groups: string[]; added?: string[]; removed?: string[]; source?: string }) {
     super(init);
-    this.groups = init.groups;
-    this.added = init.added ?? [];
-    this.removed = init.removed ?? [];
+    this.groups = frozenCopy(init.groups);
+    this.added = frozenCopy(init.added ?? []);
+    this.removed = frozenCopy(init.removed ?? []);
     this.source = init.source ?? 'local';
   }
   override auditDetails() {
@@ -215,7 +245,7 @@ export class UserProviderGroupsRefusedNotification extends ExternalLoginNotifica
   readonly reason: string;
   constructor(init: BackOfficeNotificationInit & { provider: string; groups: string[]; reason: string }) {
     super(init);
-    this.groups = init.groups;
+    this.groups = frozenCopy(init.groups);
     this.reason = init.reason;
   }
   override auditDetails(): Record<string, unknown> {
@@ -576,7 +606,7 @@ export abstract class BackOfficeGroupNotification extends BackOfficeNotification
   constructor(init: BackOfficeNotificationInit & BackOfficeGroupChange) {
     super({ ...init, affectedUserId: null });
     this.alias = init.alias;
-    this.changes = init.changes;
+    this.changes = frozenCopy(init.changes);
     this.movedMembersTo = init.movedMembersTo;
     this.movedMembers = init.movedMembers;
   }
@@ -610,7 +640,7 @@ export class ApiUserCreatedNotification extends BackOfficeNotification {
   constructor(init: BackOfficeNotificationInit & { clientId: string; groups: string[] }) {
     super(init);
     this.clientId = init.clientId;
-    this.groups = init.groups;
+    this.groups = frozenCopy(init.groups);
   }
   override auditDetails() {
     return { clientId: this.clientId, groups: this.groups };
@@ -621,11 +651,12 @@ export class ApiUserCreatedNotification extends BackOfficeNotification {
 export class ApiSecretRotatedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.ApiSecretRotated;
   readonly clientId: string;
-  readonly previousSecretExpiresAt: Date | null;
+  /** Each read gives a new `Date`. */
+  declare readonly previousSecretExpiresAt: Date | null;
   constructor(init: BackOfficeNotificationInit & { clientId: string; previousSecretExpiresAt: Date | null }) {
     super(init);
     this.clientId = init.clientId;
-    this.previousSecretExpiresAt = init.previousSecretExpiresAt;
+    defineTimeProperty(this, 'previousSecretExpiresAt', init.previousSecretExpiresAt);
   }
   override auditDetails() {
     return { clientId: this.clientId, previousSecretExpiresAt: this.previousSecretExpiresAt?.toISOString() ?? null };
@@ -671,7 +702,7 @@ export class UserProfileUpdatedNotification extends BackOfficeNotification {
   readonly changes: Record<string, { from: unknown; to: unknown }>;
   constructor(init: BackOfficeNotificationInit & { changes: Record<string, { from: unknown; to: unknown }> }) {
     super(init);
-    this.changes = init.changes;
+    this.changes = frozenCopy(init.changes);
   }
   override auditDetails() {
     return { changes: this.changes };
