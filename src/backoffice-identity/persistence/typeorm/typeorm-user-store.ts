@@ -186,6 +186,16 @@ export function userFromRow(row: UserRow & { u: UserJson }): BackOfficeUser {
   });
 }
 
+/**
+ * How `insertOnlyLiveToken` writes a link: `addressedTo` as in {@link UserTokenIssueOptions}; `unchecked` (a new
+ * user's first link, written in the transaction that creates the row) only locks the row and skips the check that
+ * the user may get a link. Built by the store's own methods, never taken from a caller's options.
+ */
+interface LiveTokenWrite {
+  addressedTo?: string;
+  unchecked?: boolean;
+}
+
 interface PasskeyRow {
   id: string;
   user_id: string;
@@ -323,7 +333,7 @@ export class TypeOrmBackOfficeUserStore
         throw TypeOrmBackOfficeUserStore.translateUniqueViolation(error);
       }
       // The row was written just now in this transaction, as the caller asked: its first link goes with it.
-      if (initialToken) await store.insertOnlyLiveToken(entity.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now, null, {}, false);
+      if (initialToken) await store.insertOnlyLiveToken(entity.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now, null, { unchecked: true });
       return toUser(entity);
     });
   }
@@ -522,7 +532,7 @@ export class TypeOrmBackOfficeUserStore
   }
 
   async replaceToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
-    return this.insertOnlyLiveToken(userId, purpose, tokenHash, expiresAt, now, null, options);
+    return this.insertOnlyLiveToken(userId, purpose, tokenHash, expiresAt, now, null, { addressedTo: options.addressedTo });
   }
 
   /**
@@ -534,8 +544,8 @@ export class TypeOrmBackOfficeUserStore
    * open and left live by it (OWASP ASVS 4.0 1.11.3, 2.5.x; FOR KEY SHARE, as before, let a new link through during a
    * password change). It also serialises concurrent requests (two "forgot password" clicks, two resends of an
    * invite), which would otherwise each void what was committed before and both insert, leaving two live links.
-   * With `checked` (every caller but {@link create}), nothing is written unless the user, read under that lock, may
-   * get a link ({@link mayGetLinkLocked}, with `options.addressedTo`): false. Checked on the caller's earlier read, a
+   * Unless `write.unchecked` ({@link create} only), nothing is written unless the user, read under that lock, may
+   * get a link ({@link mayGetLinkLocked}, with `write.addressedTo`): false. Checked on the caller's earlier read, a
    * disable committed in between (an admin's forced reset racing it) left the disabled user a live link, which worked
    * again once enabled.
    */
@@ -546,13 +556,12 @@ export class TypeOrmBackOfficeUserStore
     expiresAt: Date,
     now: Date,
     newEmail: string | null,
-    options: UserTokenIssueOptions,
-    checked = true,
+    write: LiveTokenWrite,
   ): Promise<boolean> {
     if (!isUuid(userId)) return false;
     return this.transaction(async (store) => {
-      if (checked) {
-        if (!(await store.mayGetLinkLocked(userId, purpose, now, options.addressedTo))) return false;
+      if (!write.unchecked) {
+        if (!(await store.mayGetLinkLocked(userId, purpose, now, write.addressedTo))) return false;
       } else {
         await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
       }
@@ -670,7 +679,7 @@ export class TypeOrmBackOfficeUserStore
   }
 
   async replaceEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
-    return this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail, options);
+    return this.insertOnlyLiveToken(userId, 'change_email', tokenHash, expiresAt, now, newEmail, { addressedTo: options.addressedTo });
   }
 
   async addEmailChangeToken(userId: string, tokenHash: string, newEmail: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions = {}): Promise<boolean> {
