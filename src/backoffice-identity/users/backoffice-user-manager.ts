@@ -359,7 +359,7 @@ export class BackOfficeUserManager {
     const initialToken = {
       purpose: 'invite' as const,
       tokenHash: sha256Hex(token),
-      expiresAt: new Date(now.getTime() + this.options.tokens.inviteLifespanHours * 3_600_000),
+      expiresAt: BackOfficeUserManager.expiryOfToken(now, this.options.tokens.inviteLifespanHours),
     };
     const created = await this.createUserRecord({ ...input, password: undefined, invited: true }, initialToken);
     if (!created.succeeded) return IdentityResult.failed(...created.errors);
@@ -772,7 +772,7 @@ export class BackOfficeUserManager {
     const token = randomToken(32);
     const hash = sha256Hex(token);
     const now = this.now();
-    const expiresAt = new Date(now.getTime() + lifespanHours * 3_600_000);
+    const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
     const stored = await this.storeAddressedLink(
       user,
       (options) => store.replaceEmailChangeToken(user.id, hash, newEmail, expiresAt, now, options),
@@ -811,7 +811,7 @@ export class BackOfficeUserManager {
     const secret = randomToken(32);
     const hash = sha256Hex(secret);
     const now = this.now();
-    const expiresAt = new Date(now.getTime() + lifespanHours * 3_600_000);
+    const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
     if (!(await this.storeAddressedLink(user, (options) => token.add(hash, expiresAt, now, options), () => token.drop(hash, this.now())))) return null;
     let delivered: T;
     try {
@@ -833,7 +833,7 @@ export class BackOfficeUserManager {
     const token = randomToken(32);
     const hash = sha256Hex(token);
     const now = this.now();
-    const expiresAt = new Date(now.getTime() + lifespanHours * 3_600_000);
+    const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
     const stored = await this.storeAddressedLink(
       user,
       (options) => store.replaceToken(user.id, purpose, hash, expiresAt, now, options),
@@ -876,6 +876,11 @@ export class BackOfficeUserManager {
   async verifyUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, token: string): Promise<boolean> {
     if (!this.supportsUserTokens || !BackOfficeUserManager.plausibleToken(token)) return false;
     return this.getTokenStore().isTokenLive(user.id, purpose, sha256Hex(token), this.now());
+  }
+
+  /** When a link issued at `now` expires: `lifespanHours` later. */
+  private static expiryOfToken(now: Date, lifespanHours: number): Date {
+    return new Date(now.getTime() + lifespanHours * 3_600_000);
   }
 
   private static plausibleToken(token: unknown): token is string {
