@@ -11,6 +11,7 @@ import {
   BackOfficeSessionCookies,
   BackOfficeSessionService,
   BackOfficeEvents,
+  InMemoryBackOfficeStores,
   TotpTwoFactorProvider,
   TypeOrmBackOfficeUserStore,
   type BackOfficeUser,
@@ -470,6 +471,29 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       // With recovery codes to answer with, the second step is offered as before.
       await ctx.userManager.generateNewRecoveryCodes(user);
       expect((await passkeySignIn(authenticator, { userVerified: false })).result.body).toEqual({ status: 'requiresTwoFactor', providers: ['recovery'] });
+    });
+
+    it('OWASP ASVS 5.0 6.3.x: with a host user store that ignores keepAtLeast, the last passkey of a user whose 2FA rests on it still stays (409 last_second_factor)', async () => {
+      const stores = InMemoryBackOfficeStores.create();
+      const remove = stores.userStore.removePasskey.bind(stores.userStore);
+      stores.userStore.removePasskey = (userId: string, passkeyId: string) => remove(userId, passkeyId);
+      const loose = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, passkeys: PASSKEYS, stores } });
+      try {
+        const user = await userFactory(() => loose, 'loose-passkey')();
+        const first = new HttpClient(loose.url);
+        expect((await first.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
+        const { authenticator, passkey } = await register(first);
+        await loose.userManager.setTwoFactorEnabled(user, true);
+        const { http, result } = await passkeySignIn(authenticator, {}, new HttpClient(loose.url));
+        expect(result.body).toMatchObject({ status: 'success', user: { id: user.id, twoFactorEnabled: true } });
+        const refused = await http.delete(`/auth/passkeys/${passkey.id}`);
+        expectClientError(refused, 409);
+        expect(refused.body.code).toBe('last_second_factor');
+        expect((await loose.userManager.getPasskeys(user)).map((p) => p.id)).toEqual([passkey.id]);
+        expect((await new HttpClient(loose.url).login(user.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactor', providers: ['passkey'] });
+      } finally {
+        await loose.close();
+      }
     });
 
     it('another user\'s passkey does not answer my second factor', async () => {

@@ -19,6 +19,7 @@ import {
   isUserQueryStore,
   isUserRecoveryCodeStore,
   isUserTwoFactorStore,
+  isUserPasskeyStore,
   type BackOfficeUserStore,
   type UserGroupStore,
 } from '../users/stores/user-store.interface.js';
@@ -360,6 +361,23 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.countRecoveryCodes(user.id)).toBe(2);
         expect(await userStore.redeemRecoveryCode(user.id, hash('kept'), at(5))).toBe(false);
         expect(await userStore.redeemRecoveryCode(user.id, hash('fresh-1'), at(5))).toBe(true);
+      });
+
+      test('OWASP ASVS 5.0 6.3.x: removePasskey with keepAtLeast keeps that many (false, nothing removed), counted with the delete: removals sent at once leave one; without it the last one goes', async ({ userStore }) => {
+        if (!isUserPasskeyStore(userStore)) return;
+        const user = await newUser(userStore);
+        const add = (name: string) =>
+          userStore.addPasskey(user.id, { credentialId: randomBytes(16).toString('base64url'), publicKey: randomBytes(32), counter: 0, transports: ['internal'], name, deviceType: 'multiDevice', backedUp: true }, at(0));
+        const only = await add('only');
+        expect(await userStore.removePasskey(user.id, only.id, 1)).toBe(false);
+        expect((await userStore.listPasskeys(user.id)).map((p) => p.id)).toEqual([only.id]);
+        const more = await Promise.all(['a', 'b', 'c'].map(add));
+        const removed = await Promise.all([only, ...more].map((p) => userStore.removePasskey(user.id, p.id, 1)));
+        expect(removed.filter(Boolean)).toHaveLength(3);
+        const [left] = await userStore.listPasskeys(user.id);
+        expect(await userStore.listPasskeys(user.id)).toHaveLength(1);
+        expect(await userStore.removePasskey(user.id, left.id)).toBe(true);
+        expect(await userStore.listPasskeys(user.id)).toEqual([]);
       });
 
       test('ASVS 4.0 V2.5: a directory-managed user gets no password_reset or invite link (replaceToken, addToken: false) and keeps the password a setPasswordHash with unlessDirectoryManaged would remove (false); email-change links and other password writes are not refused', async ({ userStore }) => {

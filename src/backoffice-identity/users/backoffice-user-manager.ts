@@ -1296,8 +1296,12 @@ export class BackOfficeUserManager {
   private async deletePasskey(user: BackOfficeUser, passkeyId: string, keepAtLeast: number): Promise<'removed' | 'kept' | 'not_found'> {
     if (!this.supportsUserPasskeys) return 'not_found';
     const store = this.getPasskeyStore();
-    const passkey = (await store.listPasskeys(user.id)).find((p) => p.id === passkeyId);
+    const passkeys = await store.listPasskeys(user.id);
+    const passkey = passkeys.find((p) => p.id === passkeyId);
     if (!passkey) return 'not_found';
+    // Decided here too, not only by the store: a host store that ignores `keepAtLeast` would remove the last one.
+    // The store's own count (locked with the delete) still settles removals sent at once.
+    if (keepAtLeast > 0 && passkeys.length <= keepAtLeast) return 'kept';
     if (!(await store.removePasskey(user.id, passkeyId, keepAtLeast))) {
       return keepAtLeast > 0 && (await store.listPasskeys(user.id)).some((p) => p.id === passkeyId) ? 'kept' : 'not_found';
     }

@@ -280,8 +280,9 @@ export interface UserPasskeyStore {
   renamePasskey(userId: string, passkeyId: string, name: string, now: Date): Promise<boolean>;
   /**
    * False when the user has no passkey with that id, or (with `keepAtLeast`) when the user holds no more than
-   * `keepAtLeast` passkeys: counted atomically with the delete, so removals sent at once cannot both pass it. A
-   * store that ignores the argument leaves only the manager's earlier count, which concurrent removals can pass.
+   * `keepAtLeast` passkeys: counted atomically with the delete, so removals sent at once cannot both pass it. Host
+   * stores should honour it (the store contract checks it): one that ignores the argument leaves only the manager's
+   * count from before the delete, which removals sent at once can pass.
    */
   removePasskey(userId: string, passkeyId: string, keepAtLeast?: number): Promise<boolean>;
   /**
