@@ -1,10 +1,21 @@
+import { randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import {
+  BACKOFFICE_TWO_FACTOR_PROVIDERS,
+  BackOfficeBackgroundTasks,
+  BackOfficeSessionService,
+  BackOfficeUserManager,
+  SESSION_PEEK_HEADER,
+  TotpTwoFactorProvider,
+  type TwoFactorProvider,
+  type BackOfficeUser,
+} from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { statementsSentDuring } from '../support/sent-statements.js';
+import { TOTP_TEST_KEY } from '../support/totp-app.js';
 
 /** Names of the prepared statements among the last {@link statementsDuring} call's statements (null: unnamed). */
 let statementNames: (string | null)[] = [];
@@ -226,5 +237,90 @@ describe('A user manager that overrides findById', () => {
     expect(CountingManager.lookups).toBe(before + 1);
     expect(statements).toHaveLength(2);
     expect(statements[0]).not.toMatch(/JOIN backoffice_user/);
+  });
+});
+
+describe('With two-factor authentication on', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const newUser = userFactory(() => ctx, 'trips-2fa-');
+  /** A host's own second factor (`twoFactor.providers`), set up for the users in `enrolled`. */
+  const enrolled = new Set<string>();
+  const hardwareToken: TwoFactorProvider = {
+    name: 'hardware-token',
+    isSetUp: async (user) => enrolled.has(user.id),
+    generateSetup: async () => ({ secret: '', otpauthUri: '', qrCodeDataUrl: '' }),
+    verify: async () => false,
+    reset: async (user) => void enrolled.delete(user.id),
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      identity: {
+        rateLimits: { enabled: false },
+        twoFactor: { encryptionKey: TOTP_TEST_KEY, providers: [hardwareToken] },
+        passkeys: { rpId: 'localhost', rpName: 'Trips', origins: ['http://localhost:3000'] },
+      },
+    });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  async function addPasskey(user: BackOfficeUser): Promise<string> {
+    const added = await ctx.userManager.addPasskey(user, {
+      credentialId: randomBytes(16).toString('base64url'), publicKey: randomBytes(77), counter: 0, transports: ['internal'], name: 'Laptop', deviceType: 'multiDevice', backedUp: true,
+    });
+    expect(added.succeeded).toBe(true);
+    return added.value!.id;
+  }
+
+  /** A user with a passkey who turned TOTP two-factor on (recovery codes handed out), signed in. */
+  async function twoFactorUserSignedIn(): Promise<HttpClient> {
+    const user = await newUser();
+    await addPasskey(user);
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    const totp = ctx.app.get<TotpTwoFactorProvider[]>(BACKOFFICE_TWO_FACTOR_PROVIDERS).find((p) => p.name === 'totp') as TotpTwoFactorProvider;
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    const enabled = await http.post('/auth/2fa/enable', { provider: 'totp', code: totp.codeAt(setup.body.secret, ctx.clock.now()) });
+    expect(enabled.status, enabled.text).toBe(200);
+    ctx.clock.advance(30_000);
+    await ctx.app.get(BackOfficeBackgroundTasks).drain();
+    return http;
+  }
+
+  it('GET /auth/me: after the session lookup, the recovery-code count and the second factors are read at once (one round trip), passkeys as an existence test without their keys', async () => {
+    const http = await twoFactorUserSignedIn();
+    // Warm the pool: the reads sent at once then find idle connections.
+    await Promise.all([1, 2, 3].map(() => http.get('/auth/me', { headers: { [SESSION_PEEK_HEADER]: '1' } })));
+    let me: HttpResult | undefined;
+    const sent = await statementsSentDuring(async () => {
+      me = await http.get('/auth/me', { headers: { [SESSION_PEEK_HEADER]: '1' } });
+    });
+    expect(me?.status).toBe(200);
+    expect(me?.body).toMatchObject({ recoveryCodesLeft: 10, twoFactorProviders: ['totp', 'passkey'] });
+    const reads = sent.slice(1).map((s) => s.text);
+    expect(sent[0].name).toBe('backoffice_find_session_with_user');
+    expect(reads).toHaveLength(3);
+    expect(reads.filter((s) => s.includes('backoffice_user_recovery_code'))).toHaveLength(1);
+    expect(reads.filter((s) => s.includes('backoffice_user_passkey'))).toEqual([expect.stringMatching(/^SELECT EXISTS/)]);
+    // all three were sent before the first answer came back: one round trip's wait, not three
+    expect(sent.slice(1).map((s) => s.inFlight)).toEqual([0, 1, 2]);
+  });
+
+  it('a host provider is still asked (its isSetUp): GET /auth/me names it, and beside it the last passkey of a 2FA user may go', async () => {
+    const user = await newUser();
+    const passkeyId = await addPasskey(user);
+    await ctx.userManager.setTwoFactorEnabled(user, true);
+    expect(await ctx.userManager.getSetUpTwoFactorProviders(user)).toEqual(['passkey']);
+    expect((await ctx.userManager.removeOwnPasskey(user, passkeyId)).errors.map((e) => e.code)).toEqual(['last_second_factor']);
+    enrolled.add(user.id);
+    const http = new HttpClient(ctx.url);
+    http.cookies.set('backoffice_session', (await ctx.app.get(BackOfficeSessionService).create((await ctx.userManager.findById(user.id))!, {})).token);
+    expect((await http.get('/auth/me')).body.twoFactorProviders).toEqual(['passkey', 'hardware-token']);
+    expect((await ctx.userManager.removeOwnPasskey(user, passkeyId)).succeeded).toBe(true);
   });
 });

@@ -1,5 +1,4 @@
 import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
-import { RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeClock } from '../common/clock.js';
 import { toSameOriginPath } from '../common/same-origin-path.js';
@@ -145,13 +144,13 @@ export class AuthController {
       ? []
       : ((auth.scheme === 'cookie' ? auth.loginProviders : undefined) ?? (await this.userManager.getLogins(user)).map((l) => l.provider));
     const logins = providers.map((provider) => ({ provider, displayName: this.externalProviders.displayName(provider) }));
-    // Unused recovery codes while 2FA is on, asked here only (one more read for users with 2FA, on this route alone):
-    // the session lookup every authenticated request makes stays as it is.
-    const recoveryCodesLeft = user.twoFactorEnabled && this.userManager.supportsUserRecoveryCodes ? await this.userManager.countRecoveryCodes(user) : null;
-    // The second factors set up while 2FA is on (recovery codes aside): the account page offers TOTP beside a passkey.
-    const twoFactorProviders = user.twoFactorEnabled && this.userManager.supportsUserTwoFactor
-      ? (await this.userManager.getValidTwoFactorProviders(user)).filter((p) => p !== RECOVERY_PROVIDER)
-      : null;
+    // While 2FA is on, asked here only (the session lookup every authenticated request makes stays as it is): the
+    // unused recovery codes and the second factors set up (recovery codes aside; the account page offers TOTP beside
+    // a passkey), sent at once: with the built-in stores and providers one round trip's wait for users with 2FA.
+    const [recoveryCodesLeft, twoFactorProviders] = await Promise.all([
+      user.twoFactorEnabled && this.userManager.supportsUserRecoveryCodes ? this.userManager.countRecoveryCodes(user) : null,
+      user.twoFactorEnabled && this.userManager.supportsUserTwoFactor ? this.userManager.getSetUpTwoFactorProviders(user) : null,
+    ]);
     return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins, recoveryCodesLeft, twoFactorProviders };
   }
 

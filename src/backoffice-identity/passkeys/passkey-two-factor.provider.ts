@@ -27,8 +27,9 @@ export class PasskeyTwoFactorProvider implements TwoFactorProvider {
     private readonly ceremonies: BackOfficePasskeyCeremonies,
   ) {}
 
+  /** True when the user has a passkey: an existence test where the store has one (`hasPasskeys`), else the list. */
   async isSetUp(user: BackOfficeUser): Promise<boolean> {
-    return (await this.store.listPasskeys(user.id)).length > 0;
+    return this.store.hasPasskeys ? this.store.hasPasskeys(user.id) : (await this.store.listPasskeys(user.id)).length > 0;
   }
 
   async generateSetup(): Promise<TwoFactorSetup> {

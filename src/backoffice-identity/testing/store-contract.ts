@@ -368,7 +368,10 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         const user = await newUser(userStore);
         const add = (name: string) =>
           userStore.addPasskey(user.id, { credentialId: randomBytes(16).toString('base64url'), publicKey: randomBytes(32), counter: 0, transports: ['internal'], name, deviceType: 'multiDevice', backedUp: true }, at(0));
+        const hasPasskeys = async () => (userStore.hasPasskeys ? userStore.hasPasskeys(user.id) : (await userStore.listPasskeys(user.id)).length > 0);
+        expect(await hasPasskeys()).toBe(false);
         const only = await add('only');
+        expect(await hasPasskeys()).toBe(true);
         expect(await userStore.removePasskey(user.id, only.id, 1)).toBe(false);
         expect((await userStore.listPasskeys(user.id)).map((p) => p.id)).toEqual([only.id]);
         const more = await Promise.all(['a', 'b', 'c'].map(add));
@@ -378,6 +381,7 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.listPasskeys(user.id)).toHaveLength(1);
         expect(await userStore.removePasskey(user.id, left.id)).toBe(true);
         expect(await userStore.listPasskeys(user.id)).toEqual([]);
+        expect(await hasPasskeys()).toBe(false);
       });
 
       test('ASVS 4.0 V2.5: a directory-managed user gets no password_reset or invite link (replaceToken, addToken: false) and keeps the password a setPasswordHash with unlessDirectoryManaged would remove (false); email-change links and other password writes are not refused', async ({ userStore }) => {

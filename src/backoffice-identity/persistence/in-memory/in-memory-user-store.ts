@@ -458,6 +458,10 @@ export class InMemoryBackOfficeUserStore
     return { ...p, publicKey: new Uint8Array(p.publicKey), transports: [...p.transports], createdAt: new Date(p.createdAt), lastUsedAt: copyDate(p.lastUsedAt) };
   }
 
+  async hasPasskeys(userId: string): Promise<boolean> {
+    return [...this.passkeys.values()].some((p) => p.userId === userId);
+  }
+
   async listPasskeys(userId: string): Promise<StoredPasskey[]> {
     return [...this.passkeys.values()]
       .filter((p) => p.userId === userId)

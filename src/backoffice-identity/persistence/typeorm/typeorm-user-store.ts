@@ -807,6 +807,12 @@ export class TypeOrmBackOfficeUserStore
     return rows.map(fromPasskeyRow);
   }
 
+  async hasPasskeys(userId: string): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    const rows = await this.manager.query(`SELECT EXISTS (SELECT 1 FROM backoffice_user_passkey WHERE user_id = $1) AS found`, [userId]);
+    return rows[0]?.found === true;
+  }
+
   async findPasskeyByCredentialId(credentialId: string): Promise<StoredPasskey | null> {
     const rows: PasskeyRow[] = await this.manager.query(`SELECT * FROM backoffice_user_passkey WHERE credential_id = $1`, [credentialId]);
     return rows[0] ? fromPasskeyRow(rows[0]) : null;

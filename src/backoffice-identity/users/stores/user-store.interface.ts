@@ -268,6 +268,11 @@ export class BackOfficeTooManyPasskeysError extends Error {
  */
 export interface UserPasskeyStore {
   listPasskeys(userId: string): Promise<StoredPasskey[]>;
+  /**
+   * Optional: whether the user has any passkey, without reading them (the built-in passkey provider's `isSetUp`,
+   * asked by `GET /auth/me` for users with 2FA). Without it, {@link listPasskeys} is asked.
+   */
+  hasPasskeys?(userId: string): Promise<boolean>;
   findPasskeyByCredentialId(credentialId: string): Promise<StoredPasskey | null>;
   /**
    * @throws BackOfficeDuplicatePasskeyError when the credential id is taken.
