@@ -4,6 +4,10 @@ import { expectClientError } from '../support/bad-input.js';
 import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { linkParams, TestSmtpServer } from '../support/smtp.js';
+import { externalLoginIdentity, waitForExternalProviders } from '../support/external-login-app.js';
+import { expectSignedIn } from '../support/external-login-results.js';
+import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
+import { pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
 import { setupBackOfficeOpenApi } from '../../src/backoffice-identity/index.js';
 
 @Controller('ping')
@@ -136,5 +140,62 @@ describe('A host global prefix', () => {
     } finally {
       await ctx.close();
     }
+  });
+});
+
+/**
+ * A global prefix over the module, with plain-HTTP cookies (`secureCookies: false`) and a `publicUrl` that names the
+ * prefix, so the provider's redirect reaches the callback under `/api/backoffice`: the pending external sign-in cookie
+ * (`<session cookie>_ext`, not `__Host-` without Secure) must have a Path the callback is under, or the browser keeps
+ * it back and the callback cannot finish the sign-in.
+ */
+describe('A host global prefix over the module: external sign-in with plain-HTTP cookies', () => {
+  const SECRET = 'prefix-client-secret-0123456789ab';
+  let db: TestDatabase;
+  let idp: TestOidcProvider;
+  let ctx: IdentityApp;
+  let counter = 0;
+  const quiet: LoggerService = { log() {}, error() {}, warn() {} };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const port = await TestOidcProvider.reservePort();
+    idp = await TestOidcProvider.start([
+      { client_id: 'prefixed', client_secret: SECRET, redirect_uris: [`http://127.0.0.1:${port}/api/backoffice/auth/external/oidc/callback`] },
+    ]);
+    ctx = await createIdentityApp(db, {
+      port,
+      logger: quiet,
+      identity: externalLoginIdentity(
+        port,
+        [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'prefixed', clientSecret: SECRET, autoLink: { enabled: true, defaultGroups: [] } }],
+        { publicUrl: `http://127.0.0.1:${port}/api` },
+      ),
+      beforeListen: (app) => void app.setGlobalPrefix('api'),
+    });
+    await waitForExternalProviders(`${ctx.url}/api`);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await idp?.stop();
+    await db?.drop();
+  });
+
+  it('OWASP ASVS 5.0 3.3.3: the _ext cookie\'s Path covers the callback under the global prefix (a browser sends it back), and the sign-in finishes', async () => {
+    const login = `prefixed-${++counter}-${Date.now()}`;
+    idp.accounts.set(login, { email: `${login}@idp.example.com`, email_verified: true });
+    const person = new ExternalLoginPerson(`${ctx.url}/api`);
+    const challenge = await person.challenge('oidc');
+    expect(challenge.status, challenge.text).toBe(302);
+    const { externalLogin } = pendingSignInCookies({ secureCookies: false });
+    const line = challenge.setCookies.find((c) => c.startsWith(`${externalLogin}=`));
+    expect(line, challenge.setCookies.join(' | ')).toBeDefined();
+    const cookiePath = /;\s*Path=([^;]*)/i.exec(line!)?.[1];
+    const callbackUrl = await person.idp.authorize(challenge.headers.get('location')!, login);
+    const callbackPath = new URL(callbackUrl).pathname;
+    expect(callbackPath).toBe('/api/backoffice/auth/external/oidc/callback');
+    // RFC 6265 5.1.4: the browser sends the cookie only on a request path under its Path
+    expect(callbackPath === cookiePath || callbackPath.startsWith(`${cookiePath}/`), `Path=${cookiePath}`).toBe(true);
+    expectSignedIn(await person.deliver(callbackUrl));
   });
 });

@@ -4,6 +4,7 @@ import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_PENDING_SIGN_IN_STORE } from '../constants.js';
 import type { BackOfficePendingSignInStore } from '../sign-in/pending-sign-in-store.interface.js';
 import { requestCookieOnce, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import { BackOfficeModulePaths } from '../http/module-paths.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeSessionCookies, EXTERNAL_LOGIN_COOKIE_SUFFIX, HOST_PREFIXED_COOKIE_NAME, pendingSignInCookieName } from '../sessions/session-cookies.js';
 import { SecretCipher } from '../two-factor/secret-cipher.js';
@@ -30,24 +31,25 @@ export interface PendingExternalLogin {
 /**
  * Pending external sign-ins, server-side and single use (the pending sign-in store). The `state` sent to the
  * provider is random; the store keeps its SHA-256, bound to a random browser token in a short-lived HttpOnly cookie (SameSite=Lax, so it
- * comes back on the provider's redirect; with Secure cookies a `__Host-` name on `Path=/`, see {@link pendingSignInCookieName}, else only under `/<prefix>/auth/external`). Nonce, PKCE verifier,
+ * comes back on the provider's redirect; with Secure cookies a `__Host-` name on `Path=/`, see {@link pendingSignInCookieName}, else only under `/<global prefix>/<prefix>/auth/external`, see `BackOfficeModulePaths.externalLoginCookiePath`). Nonce, PKCE verifier,
  * return URL, invite and link are encrypted with a key derived from that browser token: the database alone
  * cannot complete a flow, another browser cannot, and a callback is accepted at most once (replays refused).
  */
 @Injectable()
 export class BackOfficeExternalLoginStateService {
   readonly cookieName: string;
-  private readonly cookiePath: string;
+  /** `__Host-` name (Secure cookies): Path=/. */
+  private readonly hostPrefixed: boolean;
 
   constructor(
     @Inject(BACKOFFICE_PENDING_SIGN_IN_STORE) private readonly store: BackOfficePendingSignInStore,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
+    @Inject(BackOfficeModulePaths) private readonly modulePaths: BackOfficeModulePaths,
   ) {
     this.cookieName = pendingSignInCookieName(options.session, EXTERNAL_LOGIN_COOKIE_SUFFIX);
-    // A "__Host-" cookie must have Path=/ (RFC 6265bis 4.1.3.2): browsers drop it with any other path.
-    this.cookiePath = HOST_PREFIXED_COOKIE_NAME.test(this.cookieName) ? '/' : `/${options.routePrefix}/auth/external`;
+    this.hostPrefixed = HOST_PREFIXED_COOKIE_NAME.test(this.cookieName);
   }
 
   /** Stores a pending sign-in; returns the `state` to send to the provider and sets the browser cookie. */
@@ -73,7 +75,9 @@ export class BackOfficeExternalLoginStateService {
     this.cookies.setCookie(response, this.cookieName, browserToken, {
       httpOnly: true,
       sameSite: 'lax',
-      path: this.cookiePath,
+      // A "__Host-" cookie must have Path=/ (RFC 6265bis 4.1.3.2): browsers drop it with any other path. Else the
+      // module's path as mounted (read at the request: hosts set their global prefix after the module is built).
+      path: this.hostPrefixed ? '/' : this.modulePaths.externalLoginCookiePath(),
       maxAgeSeconds: PENDING_MINUTES * 60,
     });
     return state;

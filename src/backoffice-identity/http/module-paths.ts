@@ -31,6 +31,14 @@ export class BackOfficeModulePaths {
     return `${global ? `/${global}` : ''}/${this.routePrefix}`;
   }
 
+  /**
+   * The Path of the pending external sign-in cookie without Secure (no `__Host-` name): `<cookie base path>/auth/external`,
+   * so it comes back on the provider's redirect to the callback wherever the module is mounted (global prefix included).
+   */
+  externalLoginCookiePath(): string {
+    return `${this.cookieBasePath()}/auth/external`;
+  }
+
   /** True when `url` (a request target; its query is ignored) is the module's base path or below it. */
   contains(url: string): boolean {
     this.base ??= moduleBasePath(this.routePrefix, moduleGlobalPrefix(this.appConfig, this.routePrefix).prefix);

@@ -93,7 +93,7 @@ export class BackOfficeTossedCookieCleaner {
     const paths = [...new Set(['/', base, `${base}/auth`])];
     const lines = names.flatMap((name) =>
       domains.flatMap((domain) =>
-        (name === this.externalLoginCookie ? [...paths, `${base}/auth/external`] : paths).map((path) =>
+        (name === this.externalLoginCookie ? [...paths, this.modulePaths.externalLoginCookiePath()] : paths).map((path) =>
           serializeCookie(name, '', { httpOnly: name !== XSRF_COOKIE, secure: this.secure, maxAgeSeconds: 0, path, domain }),
         ),
       ),
