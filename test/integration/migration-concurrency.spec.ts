@@ -138,6 +138,14 @@ describe('Migrations run by several app instances starting together (README: dat
     await expect(runMigrationsUnderLock(new DataSource(hostOptions(db)))).rejects.toThrow(/initialize\(\) the DataSource first/);
   });
 
+  it('runMigrationsUnderLock refuses a lockWaitMs that is not a finite number of milliseconds >= 0 (NaN polled every ~1 ms forever), naming the option, before it touches the DataSource', async () => {
+    const source = new DataSource(hostOptions(db));
+    for (const lockWaitMs of [Number.NaN, -1, Number.POSITIVE_INFINITY, '600' as unknown as number]) {
+      await expect(runMigrationsUnderLock(source, { lockWaitMs })).rejects.toThrow(/lockWaitMs must be a finite number of milliseconds >= 0/);
+    }
+    expect(source.isInitialized).toBe(false);
+  });
+
   it.skipIf(dbKind() === 'pglite')('the lock wait is bounded: while another backend holds the lock (an instance hung mid-migration), start-up fails after lockWaitMs naming the holder, and goes through once it is released', async () => {
     await withFreshDatabase(async (fresh) => {
       const hung = new pg.Client({ connectionString: fresh.url });
@@ -148,7 +156,7 @@ describe('Migrations run by several app instances starting together (README: dat
         const { rows } = await hung.query(`SELECT pg_backend_pid() AS pid, pg_advisory_lock($1)`, [BACKOFFICE_MIGRATION_LOCK_KEY]);
         const started = Date.now();
         await expect(runMigrationsUnderLock(source, { lockWaitMs: 600 })).rejects.toThrow(
-          new RegExp(`migration lock \\(pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY}\\) \\(held by backend pid ${rows[0].pid}\\) was not released within`),
+          new RegExp(`migration lock \\(pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY}\\) \\(held by backend pid ${rows[0].pid}\\) was not released within 600 ms:`),
         );
         expect(Date.now() - started).toBeGreaterThanOrEqual(600);
         const [{ present }] = await source.query(`SELECT to_regclass('backoffice_user') IS NOT NULL AS present`);

@@ -10,6 +10,8 @@ export interface RunMigrationsUnderLockOptions {
   /**
    * How long to wait for the lock while another instance holds it (migrating, or hung mid-migration) before failing
    * with an error that names the lock and the holder's backend pid. Default {@link DEFAULT_MIGRATION_LOCK_WAIT_MS}.
+   * A finite number of milliseconds >= 0 (0: try once); anything else (NaN, a negative number, Infinity, a string) is
+   * refused with an error naming the option. There is no "wait forever": pass a long wait instead.
    */
   lockWaitMs?: number;
 }
@@ -29,11 +31,15 @@ export interface RunMigrationsUnderLockOptions {
  * @returns the migrations that ran (none when another instance ran them first).
  */
 export async function runMigrationsUnderLock(dataSource: DataSource, options: RunMigrationsUnderLockOptions = {}): Promise<Migration[]> {
+  const lockWaitMs = options.lockWaitMs ?? DEFAULT_MIGRATION_LOCK_WAIT_MS;
+  if (typeof lockWaitMs !== 'number' || !Number.isFinite(lockWaitMs) || lockWaitMs < 0) {
+    throw new Error(`runMigrationsUnderLock: lockWaitMs must be a finite number of milliseconds >= 0 (got ${String(lockWaitMs)})`);
+  }
   if (!dataSource.isInitialized) throw new Error('runMigrationsUnderLock: initialize() the DataSource first');
   const queryRunner = dataSource.createQueryRunner();
   await queryRunner.connect();
   try {
-    await acquireMigrationLock(queryRunner.query.bind(queryRunner), options.lockWaitMs ?? DEFAULT_MIGRATION_LOCK_WAIT_MS);
+    await acquireMigrationLock(queryRunner.query.bind(queryRunner), lockWaitMs);
     try {
       const executor = new MigrationExecutor(dataSource, queryRunner);
       executor.transaction = dataSource.options.migrationsTransactionMode ?? 'all';
@@ -63,12 +69,17 @@ async function acquireMigrationLock(query: Query, waitMs: number): Promise<void>
       );
       const by = holders.length > 0 ? ` (held by backend pid ${holders.map((row) => row.pid).join(', ')})` : '';
       throw new Error(
-        `the migration lock (pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY})${by} was not released within ${Math.round(waitMs / 1000)} s: ` +
+        `the migration lock (pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY})${by} was not released within ${describeWait(waitMs)}: ` +
           'another instance is migrating or stuck mid-migration; end that backend (pg_terminate_backend) or wait, then start again',
       );
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(LOCK_POLL_MS, Math.max(deadline - Date.now(), 1))));
   }
+}
+
+/** A wait for the lock's error message: milliseconds below a second (`600 ms`), else seconds to one decimal (`1.5 s`, `600 s`). */
+function describeWait(waitMs: number): string {
+  return waitMs < 1000 ? `${Math.round(waitMs)} ms` : `${Number((waitMs / 1000).toFixed(1))} s`;
 }
 
 /**
