@@ -5,7 +5,7 @@ import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
-import { Injectable } from '@nestjs/common';
+import { Injectable, type LoggerService } from '@nestjs/common';
 import {
   BACKOFFICE_TWO_FACTOR_PROVIDERS,
   BackOfficeSessionCookies,
@@ -493,6 +493,24 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
         expect((await new HttpClient(loose.url).login(user.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactor', providers: ['passkey'] });
       } finally {
         await loose.close();
+    });
+
+    it('OWASP ASVS 4.0 1.4.x, 2.1: with no two-factor provider configured but passkeys (encryptionKey lost), a passkey without user verification from a TOTP user with no recovery code left fails closed: 403 not_allowed and the operator error is logged, not 401 user_verification_required', async () => {
+      const { user, authenticator } = await twoFactorUser();
+      await ctx.app.get(DataSource).query(`DELETE FROM backoffice_user_recovery_code WHERE user_id = $1`, [user.id]);
+      const errors: string[] = [];
+      const logger: LoggerService = { log() {}, warn() {}, error: (message: unknown) => void errors.push(String(message)) };
+      const keyless = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, twoFactor: {}, passkeys: PASSKEYS }, logger });
+      try {
+        const keylessEvents = NotificationRecorder.attach(keyless.app);
+        const { http, result } = await passkeySignIn(authenticator, { userVerified: false }, new HttpClient(keyless.url));
+        expectClientError(result, 403);
+        expect(result.body.code).toBe('not_allowed');
+        expect((await http.get('/auth/me')).status).toBe(401);
+        expect(errors.some((e) => e.includes('no two-factor provider is configured'))).toBe(true);
+        expect(keylessEvents.named(BackOfficeEvents.LoginFailed, user.id)).toMatchObject([{ reason: 'not_allowed' }]);
+      } finally {
+        await keyless.close();
       }
     });
 
