@@ -305,15 +305,15 @@ describe('Session cookie tossed from a sibling subdomain: refused, then cleared'
     });
   }
 
-  /** The `Set-Cookie` lines of an answer that expire `name` for a Domain, as `domain path` strings. */
-  function expiredForDomains(setCookies: string[], name: string): string[] {
+  /** The `Set-Cookie` lines of an answer that expire `name` for a Domain, as `domain path` strings (Secure unless `secure` is false). */
+  function expiredForDomains(setCookies: string[], name: string, secure = true): string[] {
     return setCookies
       .map(cookieAttributes)
       .filter((c) => c.name === name && c.attrs.has('domain'))
       .map((c) => {
         expect(c.value).toBe('');
         expect(c.attrs.get('max-age')).toBe('0');
-        expect(c.attrs.get('secure')).toBe('');
+        expect(c.attrs.get('secure')).toBe(secure ? '' : undefined);
         expect(c.attrs.get('samesite')).toBe('Strict');
         return `${c.attrs.get('domain')} ${c.attrs.get('path')}`;
       })
@@ -378,18 +378,47 @@ describe('Session cookie tossed from a sibling subdomain: refused, then cleared'
     expect(warnings[0]).not.toContain(tossed);
   });
 
-  it('ASVS 5.0 3.3.3: a pending two-factor or external-login cookie sent twice is expired for every parent domain too (HttpOnly; the external one also on its own Path); sent once, it is left alone', async () => {
-    const expected = ['example.test /', 'example.test /backoffice', 'example.test /backoffice/auth'];
+  it('ASVS 5.0 3.3.3: without Secure cookies, a pending two-factor or external-login cookie sent twice is expired for every parent domain too (HttpOnly; the external one also on its own Path); sent once, it is left alone', async () => {
+    const plain = await createIdentityApp(db, { identity: { publicUrl: 'http://bo.example.test', rateLimits: { enabled: false }, session: { secureCookies: false } } });
+    try {
+      const expected = ['example.test /', 'example.test /backoffice', 'example.test /backoffice/auth'];
+      const { twoFactor, externalLogin } = pendingSignInCookies({ secureCookies: false });
+      expect([twoFactor, externalLogin]).toEqual(['backoffice_session_2fa', 'backoffice_session_ext']);
+      const twice = `${twoFactor}=${'T'.repeat(43)}; ${externalLogin}=${'T'.repeat(43)}; ${twoFactor}=${'O'.repeat(43)}; ${externalLogin}=${'O'.repeat(43)}`;
+      const answer = await new HttpClient(plain.url).get('/auth/me', { headers: { cookie: twice } });
+      expect(answer.status).toBe(401);
+      expect(expiredForDomains(answer.setCookies, twoFactor, false)).toEqual(expected);
+      expect(expiredForDomains(answer.setCookies, externalLogin, false)).toEqual([...expected, 'example.test /backoffice/auth/external'].sort());
+      const lines = answer.setCookies.map(cookieAttributes).filter((c) => c.name === twoFactor || c.name === externalLogin);
+      expect(lines.every((c) => c.attrs.has('httponly'))).toBe(true);
+      expect(expiredForDomains(answer.setCookies, 'backoffice_session', false)).toEqual([]);
+      const once = await new HttpClient(plain.url).get('/auth/me', { headers: { cookie: `${twoFactor}=${'O'.repeat(43)}; ${externalLogin}=${'O'.repeat(43)}` } });
+      expect(once.setCookies.filter((c) => c.includes('Domain='))).toEqual([]);
+    } finally {
+      await plain.close();
+    }
+  });
+
+  it('ASVS 5.0 3.3.3: a __Host- cookie sent twice (the Secure pending sign-in cookies, a __Host- session.cookieName) gets no Domain= or sub-path expiry line, which browsers reject for that prefix and no sibling could have tossed; an unprefixed one beside it still does', async () => {
     const { twoFactor, externalLogin } = pendingSignInCookies();
+    expect([twoFactor, externalLogin]).toEqual(['__Host-backoffice_session_2fa', '__Host-backoffice_session_ext']);
     const twice = `${twoFactor}=${'T'.repeat(43)}; ${externalLogin}=${'T'.repeat(43)}; ${twoFactor}=${'O'.repeat(43)}; ${externalLogin}=${'O'.repeat(43)}`;
     const answer = await new HttpClient(ctx.url).get('/auth/me', { headers: { cookie: twice } });
     expect(answer.status).toBe(401);
-    expect(expiredForDomains(answer.setCookies, twoFactor)).toEqual(expected);
-    expect(expiredForDomains(answer.setCookies, externalLogin)).toEqual([...expected, 'example.test /backoffice/auth/external'].sort());
-    const lines = answer.setCookies.map(cookieAttributes).filter((c) => c.name === twoFactor || c.name === externalLogin);
-    expect(lines.every((c) => c.attrs.has('httponly'))).toBe(true);
-    expect(expiredForDomains(answer.setCookies, 'backoffice_session')).toEqual([]);
-    const once = await new HttpClient(ctx.url).get('/auth/me', { headers: { cookie: `${twoFactor}=${'O'.repeat(43)}; ${externalLogin}=${'O'.repeat(43)}` } });
-    expect(once.setCookies.filter((c) => c.includes('Domain='))).toEqual([]);
+    expect(answer.setCookies.filter((c) => c.includes('Domain='))).toEqual([]);
+
+    const hostNamed = await createIdentityApp(db, { identity: { publicUrl: 'https://bo.example.test', rateLimits: { enabled: false }, session: { cookieName: '__Host-bo_session' } } });
+    try {
+      const names = pendingSignInCookies({ cookieName: '__Host-bo_session' });
+      const cookie = ['__Host-bo_session', names.twoFactor, names.externalLogin, 'XSRF-TOKEN'].flatMap((name) => [`${name}=${'T'.repeat(43)}`, `${name}=${'O'.repeat(43)}`]).join('; ');
+      const refused = await new HttpClient(hostNamed.url).get('/auth/me', { headers: { cookie } });
+      expect(refused.status).toBe(401);
+      expect(refused.body.code).toBe('unauthenticated');
+      const withDomain = refused.setCookies.filter((c) => c.includes('Domain='));
+      expect(withDomain.filter((c) => /^__host-/i.test(c))).toEqual([]);
+      expect(expiredForDomains(refused.setCookies, 'XSRF-TOKEN')).toEqual(['example.test /', 'example.test /backoffice', 'example.test /backoffice/auth']);
+    } finally {
+      await hostNamed.close();
+    }
   });
 });

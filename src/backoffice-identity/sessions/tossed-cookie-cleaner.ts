@@ -6,7 +6,7 @@ import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { BackOfficeHttpPlatform, repeatedRequestCookies, requestHeader, serializeCookie, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeModulePaths } from '../http/module-paths.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { EXTERNAL_LOGIN_COOKIE_SUFFIX, pendingSignInCookieName, TWO_FACTOR_COOKIE_SUFFIX, XSRF_COOKIE } from './session-cookies.js';
+import { EXTERNAL_LOGIN_COOKIE_SUFFIX, HOST_PREFIXED_COOKIE_NAME, pendingSignInCookieName, TWO_FACTOR_COOKIE_SUFFIX, XSRF_COOKIE } from './session-cookies.js';
 
 /** One warning per client IP within this time. */
 const WARN_EVERY_MS = 5 * 60_000;
@@ -41,9 +41,11 @@ export function parentCookieDomains(host: string | undefined): string[] {
  * `Path=/`, the module's base path and its `/auth` path (and `/auth/external` for `_ext`), with the module's Secure
  * / SameSite attributes (HttpOnly except for the XSRF cookie). The
  * browser then drops the tossed cookie and the person can sign in again; the host-only cookie is left to the normal
- * flow. Logs one warning per client IP per 5 minutes (no cookie values). A `__Host-` `session.cookieName` rules
- * tossing out for the session cookie; with Secure cookies the pending sign-in cookies always have a `__Host-` name
- * ({@link pendingSignInCookieName}), the names watched here.
+ * flow. Logs one warning per client IP per 5 minutes (no cookie values). `__Host-` names are not watched: a
+ * `__Host-` `session.cookieName` rules tossing out for the session cookie, and with Secure cookies the pending
+ * sign-in cookies always have a `__Host-` name ({@link pendingSignInCookieName}); browsers reject a `Domain=` or
+ * sub-path line for such a name, and a repeated one is still refused where it is read. So with Secure cookies only
+ * the unprefixed session cookie and the XSRF cookie are cleared here; without them, the `_2fa` / `_ext` names too.
  */
 @Injectable()
 export class BackOfficeTossedCookieCleaner {
@@ -51,7 +53,7 @@ export class BackOfficeTossedCookieCleaner {
   private readonly handled = new WeakSet<object>();
   private readonly warned = new Map<string, number>();
   private readonly sessionCookie: string;
-  /** The cookie names watched for repeats, the session cookie first. */
+  /** The cookie names watched for repeats, the session cookie first; never a `__Host-` name. */
   private readonly names: string[];
   private readonly externalLoginCookie: string;
   private readonly secure: boolean;
@@ -66,7 +68,11 @@ export class BackOfficeTossedCookieCleaner {
   ) {
     this.sessionCookie = options.session.cookieName;
     this.externalLoginCookie = pendingSignInCookieName(options.session, EXTERNAL_LOGIN_COOKIE_SUFFIX);
-    this.names = [this.sessionCookie, XSRF_COOKIE, pendingSignInCookieName(options.session, TWO_FACTOR_COOKIE_SUFFIX), this.externalLoginCookie];
+    // A `__Host-` name is left out: no other host can set it (nothing to toss), and browsers reject its Domain= and
+    // sub-path expiry lines. A repeated one is still refused where it is read (requestCookieOnce).
+    this.names = [this.sessionCookie, XSRF_COOKIE, pendingSignInCookieName(options.session, TWO_FACTOR_COOKIE_SUFFIX), this.externalLoginCookie].filter(
+      (name) => !HOST_PREFIXED_COOKIE_NAME.test(name),
+    );
     this.secure = options.session.secureCookies;
     let publicHost: string | undefined;
     try {
@@ -78,7 +84,7 @@ export class BackOfficeTossedCookieCleaner {
   }
 
   /**
-   * When `request` sends the session, XSRF, `_2fa` or `_ext` cookie more than once, adds to `response` (a Node response,
+   * When `request` sends the session, XSRF, `_2fa` or `_ext` cookie (not a `__Host-` one) more than once, adds to `response` (a Node response,
    * an Express response or a Fastify reply) the `Set-Cookie` lines that expire the repeated names on the parent
    * domains. Once per response; does nothing for a request without a repeated cookie.
    */
