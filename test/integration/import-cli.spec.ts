@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import pg from 'pg';
+import { parseImportUsersArguments } from '../../src/backoffice-identity/cli/import-users.arguments.js';
 import { runImportUsers, type ImportUsersCommandOptions } from '../../src/backoffice-identity/cli/import-users.command.js';
 import { BCRYPT_SHA256_PREFIX, BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -185,6 +186,30 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     } finally {
       await client.end();
     }
+  });
+
+  it('a pipe without --report (as <(gunzip -c users.jsonl.gz), i.e. /dev/fd/63): a missing --format is a usage error that says pipes need it; the default report goes to the current directory (import-report-<timestamp>.jsonl), not <pipe>.report.jsonl', async () => {
+    const fifo = join(dir, 'fd-63');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => parseImportUsersArguments(['import-users', fifo, '--database-url', db.url])).toThrow(
+      /--format \(json, jsonl or csv\) is needed when the input is not a regular file \(a pipe/,
+    );
+    const cwd = join(dir, 'working-directory');
+    mkdirSync(cwd);
+    const now = new Date('2026-12-06T04:20:00.123Z');
+    const parsed = parseImportUsersArguments(['import-users', fifo, '--format', 'jsonl', '--database-url', db.url, '--batch-size', '2'], {}, { cwd, now });
+    expect(parsed).toMatchObject({ help: false, options: { file: fifo, format: 'jsonl', reportPath: join(cwd, 'import-report-2026-12-06T04-20-00.123Z.jsonl') } });
+    if (parsed.help) return;
+    // A regular file keeps its report beside it.
+    const regular = join(dir, 'beside.jsonl');
+    writeFileSync(regular, '');
+    expect(parseImportUsersArguments(['import-users', regular, '--database-url', db.url], {}, { cwd, now })).toMatchObject({ options: { reportPath: `${regular}.report.jsonl` } });
+    const lines = [1, 2, 3].map((i) => JSON.stringify({ email: `cli-fd${i}@example.com`, name: `D${i}`, groups: [] })).join('\n');
+    const writer = writeFile(fifo, `${lines}\n`);
+    const [{ summary }] = await Promise.all([runImportUsers({ ...parsed.options, progress: new PassThrough() }), writer]);
+    expect(summary).toMatchObject({ total: 3, created: 3 });
+    expect(readFileSync(parsed.options.reportPath, 'utf8').trim().split('\n')).toHaveLength(3);
+    expect(existsSync(`${fifo}.report.jsonl`)).toBe(false);
   });
 
   it('reads a character device (/dev/null: an empty JSON lines file)', async () => {
