@@ -493,6 +493,7 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
         expect((await new HttpClient(loose.url).login(user.email, TEST_PASSWORD)).body).toEqual({ status: 'requiresTwoFactor', providers: ['passkey'] });
       } finally {
         await loose.close();
+      }
     });
 
     it('OWASP ASVS 4.0 1.4.x, 2.1: with no two-factor provider configured but passkeys (encryptionKey lost), a passkey without user verification from a TOTP user with no recovery code left fails closed: 403 not_allowed and the operator error is logged, not 401 user_verification_required', async () => {
