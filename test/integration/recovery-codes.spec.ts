@@ -8,7 +8,7 @@ import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { independentCode } from '../support/oathtool.js';
-import { BackOfficeEvents, InMemoryBackOfficeStores, type BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_AUDIT_STORE, BackOfficeEvents, InMemoryBackOfficeStores, type BackOfficeAuditStore, type BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
 
 const KEY = 'test-encryption-key-0123456789abcdef';
 const ROUTE = '/auth/2fa/recovery-codes';
@@ -98,6 +98,20 @@ describe.each(STORES)('New recovery codes and how many are left (POST /auth/2fa/
     ]);
     expect(trail).toHaveLength(1);
     expect(JSON.stringify(trail[0].details)).not.toContain(fresh.body.recoveryCodes[0]);
+  });
+
+  it('OWASP ASVS 5.0 16.3.1 / 4.0 7.1.3: the audit trail tells a sign-in finished with a recovery code (and a wrong one) from a password-only one, never holding the code', async () => {
+    const { user, recoveryCodes } = await enrolled();
+    const store = ctx.app.get<BackOfficeAuditStore>(BACKOFFICE_AUDIT_STORE);
+    const trail = async (event: string) => (await store.list({ userId: user.id, event, take: 10 })).items.map((e) => e.details);
+    expect(await signInWithRecoveryCode(user.email, 'WRNG-WRNG-WRNG-WRNG')).toBe(401);
+    expect(await signInWithRecoveryCode(user.email, recoveryCodes[0])).toBe(200);
+    // Newest first: the recovery-code sign-in, then the password-only one of enrolled() (no second factor).
+    expect(await trail(BackOfficeEvents.LoginSuccess)).toEqual([{ twoFactorProvider: 'recovery' }, {}]);
+    expect(await trail(BackOfficeEvents.LoginFailed)).toEqual([{ reason: 'invalid_code', twoFactorProvider: 'recovery' }]);
+    const all = JSON.stringify((await store.list({ userId: user.id, take: 200 })).items);
+    expect(all).not.toContain(recoveryCodes[0]);
+    expect(all).not.toContain(recoveryCodes[0].replaceAll('-', ''));
   });
 
   it('OWASP ASVS 4.0 3.7.1: 401 reauthentication_required without a recent sign-in (a stolen session mints no codes); after the step-up, 200', async () => {

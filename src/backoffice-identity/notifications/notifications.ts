@@ -87,20 +87,38 @@ export abstract class BackOfficeNotification {
   }
 }
 
+/** The second factor a sign-in step was answered with, for the audit: `{ twoFactorProvider }`, or nothing without one. */
+const twoFactorDetails = (provider: string | null): Record<string, unknown> => (provider === null ? {} : { twoFactorProvider: provider });
+
 export class UserLoginSuccessNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LoginSuccess;
+  /**
+   * The second factor that finished the sign-in (`totp`, `recovery` for a recovery code, or another registered
+   * provider's name); null when there was no second step (OWASP ASVS 5.0 16.3.1: the factor used is audited).
+   */
+  readonly twoFactorProvider: string | null;
+  constructor(init: BackOfficeNotificationInit & { twoFactorProvider?: string | null }) {
+    super(init);
+    this.twoFactorProvider = init.twoFactorProvider ?? null;
+  }
+  override auditDetails(): Record<string, unknown> {
+    return twoFactorDetails(this.twoFactorProvider);
+  }
 }
 
 export class UserLoginFailedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LoginFailed;
   /** Why: `invalid_credentials`, `locked_out`, `not_allowed`, `invalid_code`, `two_factor_code_reused` (a right TOTP code used before), `password_check_unavailable` (a directory outage, not counted), ... */
   readonly reason: string;
-  constructor(init: BackOfficeNotificationInit & { reason: string }) {
+  /** On a refused second step: the known provider the code was given for (`totp`, `recovery`, ...); else null. */
+  readonly twoFactorProvider: string | null;
+  constructor(init: BackOfficeNotificationInit & { reason: string; twoFactorProvider?: string | null }) {
     super(init);
     this.reason = init.reason;
+    this.twoFactorProvider = init.twoFactorProvider ?? null;
   }
   override auditDetails() {
-    return { reason: this.reason };
+    return { reason: this.reason, ...twoFactorDetails(this.twoFactorProvider) };
   }
 }
 

@@ -16,6 +16,7 @@ import { isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.
 import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { isUserTwoFactorStore, type FailedAccessResult } from '../users/stores/user-store.interface.js';
 import type { TwoFactorVerifyOutcome } from '../two-factor/two-factor-provider.interface.js';
+import { RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
 
 /**
  * Audit reason of a sign-in the password checker could not decide (`unavailable`, e.g. an LDAP outage): the client
@@ -301,14 +302,14 @@ export class BackOfficeSignInManager {
   }
 
   /** Counts a failed attempt of a known user; locked now (or already) gives `lockedOut`, else `failed` with `reason`. */
-  private async countFailure(user: BackOfficeUser, reason: string): Promise<SignInResult> {
+  private async countFailure(user: BackOfficeUser, reason: string, twoFactorProvider: string | null = null): Promise<SignInResult> {
     const manager = this.userManager;
     const counted = await this.recordFailedAccess(user);
-    if (counted.lockedNow) return this.lockedOut(user, counted.lockoutEnd);
+    if (counted.lockedNow) return this.lockedOut(user, counted.lockoutEnd, undefined, twoFactorProvider);
     if (counted.alreadyLocked && manager.supportsUserLockout && user.lockoutEnabled) {
-      return this.lockedOut(user, (await manager.findById(user.id))?.lockoutEnd ?? null);
+      return this.lockedOut(user, (await manager.findById(user.id))?.lockoutEnd ?? null, undefined, twoFactorProvider);
     }
-    return this.fail(user, reason);
+    return this.fail(user, reason, twoFactorProvider);
   }
 
   /**
@@ -320,9 +321,11 @@ export class BackOfficeSignInManager {
     if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd);
     if (!(await this.canSignIn(user))) return { status: 'notAllowed', user, reason: 'not_allowed' };
     const outcome: TwoFactorVerifyOutcome = {};
+    // The audit names the factor (OWASP ASVS 5.0 16.3.1), only a known one: `provider` is the client's text.
+    const factor = provider === RECOVERY_PROVIDER || manager.getTwoFactorProvider(provider) ? provider : null;
     if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code, outcome))) {
       // A reused code is answered as any wrong one, but audited apart (OWASP ASVS 4.0 2.8.5): someone else may hold it.
-      return this.countFailure(user, outcome.reused ? TWO_FACTOR_CODE_REUSED : 'invalid_code');
+      return this.countFailure(user, outcome.reused ? TWO_FACTOR_CODE_REUSED : 'invalid_code', factor);
     }
     // As after a right password: requests in flight when wrong codes locked the account must not get in with a
     // right code (a burst of parallel guesses is capped by the lockout), so look again before succeeding.
@@ -330,7 +333,7 @@ export class BackOfficeSignInManager {
     if (!current) return this.fail(null, 'invalid_code');
     if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
     await this.resetFailedAccess(user);
-    return this.succeed(user);
+    return this.succeed(user, provider);
   }
 
   /**
@@ -417,10 +420,13 @@ export class BackOfficeSignInManager {
     return isUserTwoFactorStore(this.userManager.store) && !this.userManager.twoFactorProviders.some((p) => p.name !== except);
   }
 
-  /** Completes a sign-in: last-login time and `UserLoginSuccessNotification`. */
-  async succeed(user: BackOfficeUser): Promise<SignInResult> {
+  /**
+   * Completes a sign-in: last-login time and `UserLoginSuccessNotification` (with `twoFactorProvider`, the second
+   * factor that finished it, if any: audited).
+   */
+  async succeed(user: BackOfficeUser, twoFactorProvider: string | null = null): Promise<SignInResult> {
     await this.userManager.recordLogin(user);
-    await this.userManager.notify(UserLoginSuccessNotification, user);
+    await this.userManager.notify(UserLoginSuccessNotification, user, { twoFactorProvider });
     return { status: 'success', user };
   }
 
@@ -429,14 +435,14 @@ export class BackOfficeSignInManager {
    * the time of one hash check is spent on a dummy hash: the password is never checked against the account,
    * yet 423 takes as long as 401, so response times say nothing at all.
    */
-  private async lockedOut(user: BackOfficeUser | null, lockoutEnd: Date | null, password?: string): Promise<SignInResult> {
+  private async lockedOut(user: BackOfficeUser | null, lockoutEnd: Date | null, password?: string, twoFactorProvider: string | null = null): Promise<SignInResult> {
     if (password !== undefined) await this.userManager.verifyAgainstDummyHash(password);
-    await this.userManager.notify(UserLoginFailedNotification, user, { reason: 'locked_out' });
+    await this.userManager.notify(UserLoginFailedNotification, user, { reason: 'locked_out', twoFactorProvider });
     return { status: 'lockedOut', lockoutEnd, reason: 'locked_out' };
   }
 
-  private async fail(user: BackOfficeUser | null, reason: string): Promise<SignInResult> {
-    await this.userManager.notify(UserLoginFailedNotification, user, { reason });
+  private async fail(user: BackOfficeUser | null, reason: string, twoFactorProvider: string | null = null): Promise<SignInResult> {
+    await this.userManager.notify(UserLoginFailedNotification, user, { reason, twoFactorProvider });
     return { status: 'failed', reason };
   }
 }
