@@ -223,6 +223,28 @@ describe('Admin user management and the audit trail', () => {
     expect((await admin.get(`/users?filter=${target.email}`)).body.items[0].groups).toEqual(['editor']);
   });
 
+  it('OWASP ASVS 5.0 16.3.1 / 4.0 7.2.1: a wrong password at step-up (POST /auth/reauthenticate) or as the current one of POST /auth/change-password is audited as backoffice.user.login.failed with via, actor and IP, never the password', async () => {
+    const user = await make();
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, password)).status).toBe(200);
+    const guess = 'guessed-password-1';
+    expectClientError(await http.post('/auth/reauthenticate', { password: guess }), 401);
+    expectClientError(await http.post('/auth/change-password', { currentPassword: guess, newPassword: 'An0ther long passphrase!' }), 401);
+    const failed = await ctx.app.get(DataSource).query(
+      `SELECT performing_user_id, ip_address, details FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2 ORDER BY id`,
+      [user.id, BackOfficeEvents.LoginFailed],
+    );
+    expect(failed.map((row: { details: unknown }) => row.details)).toEqual([
+      { reason: 'invalid_credentials', via: 'reauthentication' },
+      { reason: 'invalid_credentials', via: 'change_password' },
+    ]);
+    for (const row of failed) {
+      expect(row.performing_user_id).toBe(user.id);
+      expect(row.ip_address).toBeTruthy();
+    }
+    expect(JSON.stringify(failed)).not.toContain(guess);
+  });
+
   it('the audit never stores secrets', async () => {
     const rows = await ctx.app.get(DataSource).query(`SELECT details::text AS d FROM backoffice_audit_entry`);
     const all = rows.map((r: { d: string }) => r.d).join('\n');

@@ -73,6 +73,20 @@ describe('Passkeys: review findings', () => {
     expect((await admin.get('/auth/me')).status).toBe(200);
   });
 
+  it('OWASP ASVS 5.0 16.3.1 / 4.0 7.2.1: a refused passkey at step-up (POST /auth/reauthenticate/passkey) is audited as backoffice.user.login.failed with via reauthentication', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    await register(http);
+    const options = await http.post('/auth/reauthenticate/passkey/options', {});
+    const stranger = new SoftwareAuthenticator(ORIGIN, RP_ID); // a passkey the user never registered
+    expectClientError(await http.post('/auth/reauthenticate/passkey', { credential: stranger.assert(options.body) }), 401);
+    const failed = await ctx.app.get(DataSource).query(`SELECT performing_user_id, details FROM backoffice_audit_entry WHERE event = $1 AND affected_user_id = $2`, [
+      BackOfficeEvents.LoginFailed,
+      user.id,
+    ]);
+    expect(failed).toEqual([{ performing_user_id: user.id, details: { reason: 'invalid_passkey', via: 'reauthentication' } }]);
+  });
+
   it('WebAuthn L3 7.1 (credentialId at most 1023 bytes): an attested credential id that is too long is 400 invalid_passkey, not a 500', async () => {
     const http = await signedIn(await newUser());
     const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);

@@ -69,7 +69,7 @@ export class BackOfficeAccountService {
     const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword));
     if (!result.succeeded) {
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
-      if (this.userManager.supportsUserLockout) await this.userManager.accessFailed(user);
+      await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password');
       return failure('invalid_credentials', 'The username or password is incorrect.');
     }
     await this.signInManager.refreshSignIn(user, session.id);

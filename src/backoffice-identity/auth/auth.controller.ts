@@ -213,7 +213,7 @@ export class AuthController {
       // The checker does not know the user and there is no local hash (an external provider's user): nothing was
       // guessed, so nothing is counted; the answer is the one a user without a password got before any checker.
       if (outcome.noPasswordToCheck) throw BackOfficeHttpError.noLocalPassword();
-      const counted = manager.supportsUserLockout ? await manager.accessFailed(user) : null;
+      const counted = await manager.credentialRefused(user, 'invalid_credentials', 'reauthentication');
       if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
       throw BackOfficeHttpError.invalidCredentials();
     }

@@ -90,6 +90,9 @@ export abstract class BackOfficeNotification {
 /** The second factor a sign-in step was answered with, for the audit: `{ twoFactorProvider }`, or nothing without one. */
 const twoFactorDetails = (provider: string | null): Record<string, unknown> => (provider === null ? {} : { twoFactorProvider: provider });
 
+/** Where a signed-in user's password or passkey is checked again: step-up, or the current password of a change. */
+export type BackOfficeCredentialCheckVia = 'reauthentication' | 'change_password';
+
 export class UserLoginSuccessNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LoginSuccess;
   /**
@@ -112,13 +115,19 @@ export class UserLoginFailedNotification extends BackOfficeNotification {
   readonly reason: string;
   /** On a refused second step: the known provider the code was given for (`totp`, `recovery`, ...); else null. */
   readonly twoFactorProvider: string | null;
-  constructor(init: BackOfficeNotificationInit & { reason: string; twoFactorProvider?: string | null }) {
+  /**
+   * Where a signed-in user's credential was refused: `reauthentication` (step-up with a password or passkey) or
+   * `change_password` (a wrong current password); null for a sign-in.
+   */
+  readonly via: BackOfficeCredentialCheckVia | null;
+  constructor(init: BackOfficeNotificationInit & { reason: string; twoFactorProvider?: string | null; via?: BackOfficeCredentialCheckVia | null }) {
     super(init);
     this.reason = init.reason;
     this.twoFactorProvider = init.twoFactorProvider ?? null;
+    this.via = init.via ?? null;
   }
   override auditDetails() {
-    return { reason: this.reason, ...twoFactorDetails(this.twoFactorProvider) };
+    return { reason: this.reason, ...twoFactorDetails(this.twoFactorProvider), ...(this.via === null ? {} : { via: this.via }) };
   }
 }
 

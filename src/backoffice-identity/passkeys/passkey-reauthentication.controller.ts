@@ -83,7 +83,7 @@ export class PasskeyReauthenticationController {
     const result = passkey && passkey.userId === user.id ? await this.ceremonies.verifyAssertion(response, passkey, 'reauthentication', user.id) : null;
     if (!result?.verified) {
       if (!result) await this.ceremonies.discardChallenge(response, 'reauthentication', user.id);
-      const counted = this.userManager.supportsUserLockout ? await this.userManager.accessFailed(user) : null;
+      const counted = await this.userManager.credentialRefused(user, 'invalid_passkey', 'reauthentication');
       if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
       throw new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');
     }

@@ -19,6 +19,7 @@ import {
   UserPasskeyRemovedNotification,
   UserPasskeyRenamedNotification,
   UserLockedNotification,
+  UserLoginFailedNotification,
   UserLoginLinkedNotification,
   UserLoginUnlinkedNotification,
   UserPasswordChangedNotification,
@@ -29,6 +30,7 @@ import {
   UserTwoFactorEnabledNotification,
   UserUnlockedNotification,
   UsersImportedNotification,
+  type BackOfficeCredentialCheckVia,
 } from '../notifications/notifications.js';
 import type { TwoFactorProvider, TwoFactorVerifyOutcome } from '../two-factor/two-factor-provider.interface.js';
 import { hashRecoveryCode, legacyRecoveryCodeHash, newRecoveryCode, RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
@@ -971,6 +973,16 @@ export class BackOfficeUserManager {
     if (result.lockoutEnd) user.lockoutEnd = result.lockoutEnd;
     if (result.lockedNow) await this.notify(UserLockedNotification, user);
     return result;
+  }
+
+  /**
+   * A signed-in user's password or passkey was refused (step-up, or the current password of a change): audited as
+   * `UserLoginFailedNotification` with `via` (OWASP ASVS 5.0 16.3.1: every authentication decision is logged), and
+   * counted toward lockout when the store keeps it ({@link accessFailed}). Null without lockout.
+   */
+  async credentialRefused(user: BackOfficeUser, reason: string, via: BackOfficeCredentialCheckVia): Promise<FailedAccessResult | null> {
+    await this.notify(UserLoginFailedNotification, user, { reason, via });
+    return this.supportsUserLockout ? this.accessFailed(user) : null;
   }
 
   /**
