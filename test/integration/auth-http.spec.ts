@@ -212,6 +212,24 @@ describe('REST auth: login, me, change-password, logout, sessions', () => {
     expect((await a.get('/auth/sessions')).body).toHaveLength(1);
   });
 
+  it('OWASP ASVS 5.0 16.3.2 / 4.0 7.1.3: ending one own session (DELETE /auth/sessions/:id) is audited as backoffice.user.sessions.revoked with actor and IP; a 404 writes nothing', async () => {
+    const user = await newUser();
+    const a = client();
+    const b = client();
+    await a.login(user.email, password);
+    await b.login(user.email, password);
+    const other = (await a.get('/auth/sessions')).body.find((s: { current: boolean }) => !s.current);
+    const revokedEntries = () =>
+      ctx.app.get(DataSource).query(`SELECT performing_user_id, ip_address, details FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2`, [
+        user.id,
+        BackOfficeEvents.SessionsRevoked,
+      ]);
+    expect((await a.delete('/auth/sessions/00000000-0000-4000-8000-000000000000')).status).toBe(404);
+    expect(await revokedEntries()).toEqual([]);
+    expect((await a.delete(`/auth/sessions/${other.id}`)).status).toBe(204);
+    expect(await revokedEntries()).toEqual([{ performing_user_id: user.id, ip_address: '127.0.0.1', details: { count: 1 } }]);
+  });
+
   it('allowConcurrentLogins: false revokes older sessions at login', async () => {
     const single = await createIdentityApp(db, { identity: { session: { allowConcurrentLogins: false }, rateLimits: { enabled: false } } });
     try {

@@ -218,9 +218,14 @@ export class BackOfficeAccountService {
     return this.sessions.list(user, session.id);
   }
 
-  /** Ends one of the user's own sessions; false when it is not theirs (or not live). */
-  revokeSession(user: Pick<BackOfficeUser, 'id'>, sessionId: string): Promise<boolean> {
-    return this.sessions.revoke(user.id, sessionId);
+  /**
+   * Ends one of the user's own sessions (`UserSessionsRevokedNotification` with `count` 1, audited); false, and
+   * nothing published, when it is not theirs (or not live).
+   */
+  async revokeSession(user: Pick<BackOfficeUser, 'id'>, sessionId: string): Promise<boolean> {
+    const revoked = await this.sessions.revoke(user.id, sessionId);
+    if (revoked) await this.userManager.notify(UserSessionsRevokedNotification, user, { count: 1 });
+    return revoked;
   }
 
   /** Signs out everywhere else: every other session ends (`UserSessionsRevokedNotification`). Answers how many. */
