@@ -374,4 +374,29 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       expectRefused(await new Person(ctx.url).signIn('oidc', other), 'external_email_in_use');
     });
   });
+
+  describe('a locked-out user', () => {
+    it('OWASP ASVS 5.0 6.3.4: a locked-out user is refused a step-up or a link through the provider (?error=not_allowed, no new session token, nothing linked), as by a password or passkey (423) and as an external sign-in is', async () => {
+      const person = account('locked', { groups: [] });
+      const p = new Person(ctx.url);
+      expectSignedIn(await p.signIn('oidc', person.login));
+      const user = (await ctx.userManager.findByEmail(person.email))!;
+      expect((await ctx.userManager.setLockoutEnd(user, new Date(ctx.clock.now().getTime() + 3_600_000))).succeeded).toBe(true);
+      expectRefused(await new Person(ctx.url).signIn('oidc', person.login), 'not_allowed');
+
+      const stepUp = await p.app.post('/auth/external/oidc/reauthenticate', {});
+      expect(stepUp.status, stepUp.text).toBe(200);
+      const refused = await p.deliver(await p.idp.authorize(stepUp.body.redirectUrl, person.login));
+      expect(refused.status).toBe(302);
+      expect(refused.headers.get('location')).toBe('/backoffice/account?error=not_allowed');
+      expect(refused.setCookies.some((c) => c.startsWith('backoffice_session='))).toBe(false);
+
+      const link = await p.app.post('/auth/external/corp/link', {});
+      expect(link.status, link.text).toBe(200);
+      const notLinked = await p.deliver(await p.idp.authorize(link.body.redirectUrl, person.login));
+      expect(notLinked.headers.get('location')).toBe('/backoffice/account?error=not_allowed');
+      expect(notLinked.setCookies.some((c) => c.startsWith('backoffice_session='))).toBe(false);
+      expect((await ctx.userManager.getLogins(user)).map((l) => l.provider)).toEqual(['oidc']);
+    });
+  });
 });

@@ -128,7 +128,7 @@ export class ExternalLoginController {
     description:
       'Step-up through a linked provider (for users without a password): send the browser to redirectUrl; the callback marks this ' +
       'session re-authenticated (as POST /auth/reauthenticate does) and lands on returnUrl, or on returnUrl?error=not_allowed when ' +
-      'the provider account is not the one linked to you',
+      'the provider account is not the one linked to you (or while you are locked out)',
   })
   @ApiErrors(
     [400, 'invalid_return_url, validation_failed'],

@@ -318,6 +318,8 @@ export class BackOfficeExternalLoginService {
     const user = await this.userManager.findById(pending.link!.userId);
     const session = user ? await this.sessions.findLiveSessionOf(pending.link!.sessionId, user) : null;
     if (!user || !session) throw new ExternalLoginError('not_allowed', 'the session that started the link has ended');
+    // As a password or passkey step-up (423) and an external sign-in: a locked-out user adds no way in (OWASP ASVS 5.0 6.3.4).
+    if (!(await this.maySignIn(user))) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
     // A new way in (as adding a passkey): the user's other sessions end with a new security stamp; the session that
     // started the link stays, also for its requests in flight meanwhile (OWASP ASVS 5.0 7.4.3).
     const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
@@ -345,6 +347,8 @@ export class BackOfficeExternalLoginService {
     const owner = await this.userManager.findByLogin(provider.name, claims.sub);
     const session = user && owner?.id === user.id ? await this.sessions.findLiveSessionOf(sessionId, user) : null;
     if (!session) throw new ExternalLoginError('not_allowed', 'the provider account is not the one linked to this session\'s user');
+    // As a password or passkey step-up (423) and an external sign-in: no step-up while locked out (OWASP ASVS 5.0 6.3.4).
+    if (!(await this.maySignIn(user!))) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
     if (!(await this.issuer.completeStepUp(session, response))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
     return pending.returnUrl;
   }
