@@ -732,6 +732,39 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
     });
 
+    it('OWASP ASVS 5.0 6.3.4: with denyLocalLogin (a provider\'s) a leftover password is no way in: unlinking the last login of a user who still has one is 409 last_login_method; password sign-in, forgot-password and password step-up are 403 local_login_disabled for known and unknown users alike', async () => {
+      const local = await newUser();
+      const login = sub('deny-leftover');
+      idp.accounts.set(login, { email: `x-${login}@example.com`, email_verified: true });
+      const linker = new Person(ctx.url);
+      expect((await linker.app.login(local.email, TEST_PASSWORD)).status).toBe(200);
+      const link = await linker.app.post('/auth/external/oidc/link', {});
+      await linker.deliver(await linker.idp.authorize(link.body.redirectUrl, login));
+      const app = await secondApp({ rateLimits: { enabled: false }, externalLogins: providersFor(idp.issuer, { denyLocalLogin: true }).slice(0, 1) });
+      try {
+        const person = new Person(app.url);
+        expectSignedIn(await person.signIn('oidc', login));
+        const last = await person.app.delete('/auth/external/logins/oidc');
+        expect(last.status, last.text).toBe(409);
+        expect(last.body.code).toBe('last_login_method');
+        expect((await ctx.userManager.getLogins((await ctx.userManager.findById(local.id))!)).map((l) => l.provider)).toEqual(['oidc']);
+        const http = new HttpClient(app.url);
+        for (const email of [local.email, `nobody-${login}@example.com`]) {
+          const signIn = await http.post('/auth/login', { username: email, password: TEST_PASSWORD });
+          expect(signIn.status).toBe(403);
+          expect(signIn.body.code).toBe('local_login_disabled');
+          const forgot = await http.post('/auth/forgot-password', { email });
+          expect(forgot.status).toBe(403);
+          expect(forgot.body.code).toBe('local_login_disabled');
+        }
+        const stepUp = await person.app.post('/auth/reauthenticate', { password: TEST_PASSWORD });
+        expect(stepUp.status).toBe(403);
+        expect(stepUp.body.code).toBe('local_login_disabled');
+      } finally {
+        await app.close();
+      }
+    });
+
     it('two concurrent unlinks of a user with two logins and no password leave one login (race-safe)', async () => {
       const { login } = account('race', { groups: [] });
       const person = new Person(ctx.url);
