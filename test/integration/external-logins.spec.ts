@@ -615,6 +615,8 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       const last = await external.app.delete('/auth/external/logins/oidc');
       expectClientError(last, 409);
       expect(last.body.code).toBe('last_login_method');
+      // A user who never had a password cannot set one (forgot-password sends them no link): the answer says what works.
+      expect(last.body.message).not.toMatch(/password/i);
     });
 
     it('V3.3.3 unlinking a provider ends the sessions signed in through it (the user\'s other sessions); the session that unlinked stays', async () => {
@@ -747,6 +749,9 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         const last = await person.app.delete('/auth/external/logins/oidc');
         expect(last.status, last.text).toBe(409);
         expect(last.body.code).toBe('last_login_method');
+        // A clear answer: no password can be set here (403 local_login_disabled), nor by a user who never had one.
+        expect(last.body.message).toMatch(/link another/i);
+        expect(last.body.message).not.toMatch(/password/i);
         expect((await ctx.userManager.getLogins((await ctx.userManager.findById(local.id))!)).map((l) => l.provider)).toEqual(['oidc']);
         const http = new HttpClient(app.url);
         for (const email of [local.email, `nobody-${login}@example.com`]) {

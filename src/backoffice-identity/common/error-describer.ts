@@ -128,7 +128,7 @@ export class BackOfficeErrorDescriber {
     return { code: 'last_second_factor', description: 'Two-factor authentication rests on this passkey: set up an authenticator app, add another passkey or turn two-factor off first.' };
   }
   lastLoginMethod(): IdentityError {
-    return { code: 'last_login_method', description: 'This is the last way to sign in: set a password or link another provider first.' };
+    return { code: 'last_login_method', description: 'This is your last way to sign in: link another login provider before removing it.' };
   }
   groupsManagedByProvider(): IdentityError {
     return { code: 'groups_managed_by_provider', description: "This user's groups are managed by their external login provider." };

@@ -171,7 +171,7 @@ export const BACKOFFICE_UI_MESSAGES = {
   loginAlreadyLinked: 'That external login is already linked to an account.',
   externalGroupsUnavailable: 'The external provider did not send your groups, so you cannot sign in with it right now. Ask an administrator.',
   twoFactorSetupRequired: 'Your group requires two-factor authentication. Set it up below to continue.',
-  lastLoginMethod: 'You cannot unlink your only way to sign in. Set a password or link another login first.',
+  lastLoginMethod: 'You cannot unlink your only way to sign in. Link another login first.',
   // time
   seconds: '{n}\u00a0s',
   minutes: '{n}\u00a0min',
