@@ -496,7 +496,7 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       }
     });
 
-    it('OWASP ASVS 4.0 1.4.x, 2.1: with no two-factor provider configured but passkeys (encryptionKey lost), a passkey without user verification from a TOTP user with no recovery code left fails closed: 403 not_allowed and the operator error is logged, not 401 user_verification_required', async () => {
+    it('OWASP ASVS 4.0 2.2.x: with passkeys the only second factor configured (no TOTP key: a passkeys-only deployment, or encryptionKey lost), a passkey without user verification from a 2FA user with nothing else to answer with gets 401 user_verification_required (user verification helps: the same passkey with it signs in), not 403 not_allowed and no operator error', async () => {
       const { user, authenticator } = await twoFactorUser();
       await ctx.app.get(DataSource).query(`DELETE FROM backoffice_user_recovery_code WHERE user_id = $1`, [user.id]);
       const errors: string[] = [];
@@ -505,11 +505,13 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       try {
         const keylessEvents = NotificationRecorder.attach(keyless.app);
         const { http, result } = await passkeySignIn(authenticator, { userVerified: false }, new HttpClient(keyless.url));
-        expectClientError(result, 403);
-        expect(result.body.code).toBe('not_allowed');
+        expectClientError(result, 401);
+        expect(result.body.code).toBe('user_verification_required');
         expect((await http.get('/auth/me')).status).toBe(401);
-        expect(errors.some((e) => e.includes('no two-factor provider is configured'))).toBe(true);
-        expect(keylessEvents.named(BackOfficeEvents.LoginFailed, user.id)).toMatchObject([{ reason: 'not_allowed' }]);
+        expect(errors.filter((e) => e.includes('no two-factor provider is configured'))).toEqual([]);
+        expect(keylessEvents.named(BackOfficeEvents.LoginFailed, user.id)).toMatchObject([{ reason: 'user_verification_required' }]);
+        const verified = await passkeySignIn(authenticator, {}, new HttpClient(keyless.url));
+        expect(verified.result.body).toMatchObject({ status: 'success', user: { id: user.id, twoFactorEnabled: true } });
       } finally {
         await keyless.close();
       }

@@ -267,10 +267,6 @@ export class BackOfficeSignInManager {
     await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);
     if (!userVerified && (await this.isTwoFactorRequired(current))) {
       const providers = await this.usableTwoFactorProviders(current, PASSKEY_PROVIDER);
-      // No second factor configured at all (encryptionKey lost, say): fail closed first, 403 not_allowed with the
-      // operator's error logged; user verification would not help the user whose TOTP cannot be checked.
-      const refused = await this.refuseWithoutSecondFactor(current, providers);
-      if (refused) return { ...refused, userVerified };
       // Nothing but passkeys to answer a second step with (2FA on through a passkey, no recovery code left): a second
       // step would be a dead end, so the client is told to ask the same passkey again with user verification, which
       // makes it both factors. Not a failed attempt: the passkey was right (OWASP ASVS 4.0 2.2.x).
@@ -278,6 +274,8 @@ export class BackOfficeSignInManager {
         await manager.notify(UserLoginFailedNotification, current, { reason: 'user_verification_required' });
         return { status: 'notAllowed', user: current, reason: 'user_verification_required', userVerified };
       }
+      const refused = await this.refuseWithoutSecondFactor(current, providers);
+      if (refused) return { ...refused, userVerified };
       await manager.notify(UserLoginRequiresVerificationNotification, current);
       await manager.notify(UserTwoFactorRequestedNotification, current, { provider: providers[0] ?? 'none' });
       return { status: 'requiresTwoFactor', user: current, providers, userVerified };
