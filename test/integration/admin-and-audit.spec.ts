@@ -245,6 +245,24 @@ describe('Admin user management and the audit trail', () => {
     expect(JSON.stringify(failed)).not.toContain(guess);
   });
 
+  it('OWASP ASVS 5.0 16.3.1: the wrong step-up password that locks the account is audited as locked_out (as a sign-in that locks is), the ones before it as invalid_credentials', async () => {
+    const user = await make();
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(user.email, password)).status).toBe(200);
+    const limit = ctx.userManager.options.lockout.maxFailedAccessAttempts;
+    const statuses: number[] = [];
+    for (let i = 0; i < limit; i++) statuses.push((await http.post('/auth/reauthenticate', { password: `guess-${i}` })).status);
+    expect(statuses.at(-1)).toBe(423);
+    const failed = await ctx.app.get(DataSource).query(
+      `SELECT details FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2 ORDER BY id`,
+      [user.id, BackOfficeEvents.LoginFailed],
+    );
+    expect(failed.map((row: { details: { reason: string } }) => row.details.reason)).toEqual([
+      ...Array.from({ length: limit - 1 }, () => 'invalid_credentials'),
+      'locked_out',
+    ]);
+  });
+
   it('the audit never stores secrets', async () => {
     const rows = await ctx.app.get(DataSource).query(`SELECT details::text AS d FROM backoffice_audit_entry`);
     const all = rows.map((r: { d: string }) => r.d).join('\n');

@@ -978,11 +978,14 @@ export class BackOfficeUserManager {
   /**
    * A signed-in user's password or passkey was refused (step-up, or the current password of a change): audited as
    * `UserLoginFailedNotification` with `via` (OWASP ASVS 5.0 16.3.1: every authentication decision is logged), and
-   * counted toward lockout when the store keeps it ({@link accessFailed}). Null without lockout.
+   * counted toward lockout when the store keeps it ({@link accessFailed}), first: an attempt that locks the account (or
+   * finds it locked) is audited with reason `locked_out`, as a sign-in's is. Null without lockout.
    */
   async credentialRefused(user: BackOfficeUser, reason: string, via: BackOfficeCredentialCheckVia): Promise<FailedAccessResult | null> {
-    await this.notify(UserLoginFailedNotification, user, { reason, via });
-    return this.supportsUserLockout ? this.accessFailed(user) : null;
+    const counted = this.supportsUserLockout ? await this.accessFailed(user) : null;
+    const locked = counted !== null && (counted.lockedNow || (counted.alreadyLocked && user.lockoutEnabled));
+    await this.notify(UserLoginFailedNotification, user, { reason: locked ? 'locked_out' : reason, via });
+    return counted;
   }
 
   /**
