@@ -60,6 +60,13 @@ function cookieAttributes(setCookie: string): { name: string; value: string; att
   return { name: pair.slice(0, eq).trim(), value: pair.slice(eq + 1), attrs };
 }
 
+/** The session's idle deadline as `GET /auth/me` tells it, read with the peek header (which slides nothing). */
+async function idleDeadlineOf(http: HttpClient): Promise<string> {
+  const me = await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } });
+  expect(me.status).toBe(200);
+  return me.body.session.idleExpiresAt as string;
+}
+
 describe('Session cookie, XSRF double submit and session lifetime under attack', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
@@ -175,11 +182,7 @@ describe('Session cookie, XSRF double submit and session lifetime under attack',
   it('ASVS 5.0 3.5.1 / 7.3.1: a state-changing request refused for its XSRF token (forged from a sibling subdomain) does not slide the idle deadline, on a host route or the module\'s own', async () => {
     const { http, token } = await signedIn();
     const attacker = await signedIn();
-    const peek = async () => {
-      const me = await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } });
-      expect(me.status).toBe(200);
-      return me.body.session.idleExpiresAt as string;
-    };
+    const peek = () => idleDeadlineOf(http);
     ctx.clock.advance(15 * MINUTE);
     const before = await peek();
     const forged = [
@@ -196,11 +199,7 @@ describe('Session cookie, XSRF double submit and session lifetime under attack',
 
   it('ASVS 5.0 7.3.1: a safe request a sibling subdomain or another site made (Sec-Fetch-Site same-site / cross-site, e.g. an <img> of /auth/me) is answered but does not slide the idle deadline', async () => {
     const { http } = await signedIn();
-    const peek = async () => {
-      const me = await http.get('/auth/me', { headers: { 'x-backoffice-session-peek': '1' } });
-      expect(me.status).toBe(200);
-      return me.body.session.idleExpiresAt as string;
-    };
+    const peek = () => idleDeadlineOf(http);
     ctx.clock.advance(15 * MINUTE);
     const before = await peek();
     for (const site of ['same-site', 'cross-site', 'Cross-Site']) {
