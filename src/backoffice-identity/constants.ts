@@ -41,6 +41,7 @@ export const BackOfficeEvents = {
   LoginFailed: 'backoffice.user.login.failed',
   LoginRequiresVerification: 'backoffice.user.login.requires-verification',
   LoginRequiresTwoFactorSetup: 'backoffice.user.login.requires-two-factor-setup',
+  Reauthenticated: 'backoffice.user.reauthenticated',
   TwoFactorRequested: 'backoffice.user.two-factor.requested',
   Locked: 'backoffice.user.locked',
   Unlocked: 'backoffice.user.unlocked',

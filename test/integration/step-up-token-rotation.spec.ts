@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { BackOfficeGroupService, BackOfficeSessionService, TypeOrmBackOfficeSessionStore } from '../../src/backoffice-identity/index.js';
+import { DataSource } from 'typeorm';
+import { BackOfficeEvents, BackOfficeGroupService, BackOfficeSessionService, TypeOrmBackOfficeSessionStore } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { expectSignedIn } from '../support/external-login-results.js';
@@ -417,6 +418,54 @@ describe('step-up re-authentication issues a new session token (OWASP ASVS 5.0 7
     expect(cookieSet(won[0], SESSION_COOKIE)).toBeDefined();
     expect((await tabs[results.indexOf(won[0])].get('/auth/sessions')).status).toBe(200);
     expectClientError(await http.get('/auth/me'), 401);
+  });
+
+  it('OWASP ASVS 5.0 16.3.1: every successful step-up (password, passkey, the linked provider) is audited once as backoffice.user.reauthenticated with actor, IP and details.method, never as a sign-in', async () => {
+    const audit = (userId: string) =>
+      ctx.app.get(DataSource).query(
+        `SELECT event, performing_user_id, ip_address, details FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event IN ($2, $3) ORDER BY id`,
+        [userId, BackOfficeEvents.Reauthenticated, BackOfficeEvents.LoginSuccess],
+      );
+    const idOf = async (client: HttpClient): Promise<string> => (await client.get('/auth/me')).body.id;
+
+    // Password, then passkey, in one session.
+    const user = await newUser();
+    const http = await signedIn(user.email);
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const creation = await http.post('/auth/passkeys/options', {});
+    expect((await http.post('/auth/passkeys', { name: 'Laptop', credential: authenticator.register(creation.body) })).status).toBe(201);
+    const password = await http.post('/auth/reauthenticate', { password: TEST_PASSWORD });
+    expect(password.status, password.text).toBe(200);
+    const options = await http.post('/auth/reauthenticate/passkey/options', {});
+    expect(options.status, options.text).toBe(200);
+    const passkey = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) });
+    expect(passkey.status, passkey.text).toBe(200);
+
+    // The linked provider, for a user who signed in there.
+    const login = `rotation-audit-${++counter}-${Date.now()}`;
+    idp.accounts.set(login, { email: `${login}@idp.example.com`, email_verified: true });
+    const person = new ExternalLoginPerson(ctx.url);
+    const challenge = await person.challenge('oidc');
+    expectSignedIn(await person.deliver(await person.idp.authorize(challenge.headers.get('location')!, login)));
+    const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+    expect(step.status, step.text).toBe(200);
+    const back = await person.deliver(await person.idp.authorize(step.body.redirectUrl, login));
+    expect(back.headers.get('location')).toBe('/backoffice/account');
+
+    for (const [client, methods] of [[http, ['password', 'passkey']], [person.app, ['oidc']]] as const) {
+      const userId = await idOf(client);
+      const rows: Array<{ event: string; performing_user_id: string; ip_address: string; details: Record<string, unknown> }> = await audit(userId);
+      // One sign-in (the step-ups are no sign-in: hosts' sign-in listeners must not run), then one entry per step-up.
+      expect(rows.map((r) => r.event)).toEqual([BackOfficeEvents.LoginSuccess, ...methods.map(() => BackOfficeEvents.Reauthenticated)]);
+      const signIn = rows[0];
+      expect(signIn.ip_address).toBeTruthy();
+      expect(rows.slice(1).map((r) => r.details)).toEqual(methods.map((method) => ({ method })));
+      for (const row of rows.slice(1)) {
+        expect(row.performing_user_id).toBe(userId);
+        expect(row.ip_address).toBe(signIn.ip_address);
+      }
+      expect(JSON.stringify(rows)).not.toContain(TEST_PASSWORD);
+    }
   });
 
   it('API users are unaffected: a bearer token is refused at POST /auth/reauthenticate (no session to renew) and keeps working', async () => {

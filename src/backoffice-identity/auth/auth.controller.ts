@@ -7,7 +7,7 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
-import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
+import { UserLogoutSuccessNotification, UserReauthenticatedNotification } from '../notifications/notifications.js';
 import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { AllowTwoFactorSetupSession, SESSION_PEEK_HEADER, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
@@ -221,6 +221,7 @@ export class AuthController {
     // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
     const until = await this.issuer.completeStepUp(session, response);
     if (!until) throw BackOfficeHttpError.unauthenticated();
+    await manager.notify(UserReauthenticatedNotification, user, { method: 'password' });
     return { reauthenticatedUntil: until.toISOString() };
   }
 

@@ -17,6 +17,7 @@ import {
   UserLoginRequiresTwoFactorSetupNotification,
   UserLoginRequiresVerificationNotification,
   UserProviderGroupsRefusedNotification,
+  UserReauthenticatedNotification,
   UserTwoFactorRequestedNotification,
 } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
@@ -350,6 +351,7 @@ export class BackOfficeExternalLoginService {
     // As a password or passkey step-up (423) and an external sign-in: no step-up while locked out (OWASP ASVS 5.0 6.3.4).
     if (!(await this.maySignIn(user!))) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
     if (!(await this.issuer.completeStepUp(session, response))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
+    await this.userManager.notify(UserReauthenticatedNotification, user!, { method: provider.name });
     return pending.returnUrl;
   }
 

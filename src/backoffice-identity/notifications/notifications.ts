@@ -140,6 +140,25 @@ export class UserLoginRequiresTwoFactorSetupNotification extends BackOfficeNotif
   readonly eventName = BackOfficeEvents.LoginRequiresTwoFactorSetup;
 }
 
+/**
+ * A signed-in user re-authenticated (step-up: `POST /auth/reauthenticate`, its passkey form, or a round trip to a
+ * linked provider) and the session got a new token (OWASP ASVS 5.0 16.3.1: successes are audited too; a refused
+ * step-up is `UserLoginFailedNotification` with `via: 'reauthentication'`). No sign-in: `UserLoginSuccessNotification`
+ * is not emitted.
+ */
+export class UserReauthenticatedNotification extends BackOfficeNotification {
+  readonly eventName = BackOfficeEvents.Reauthenticated;
+  /** What confirmed it: `password`, `passkey` or the provider's `name`. */
+  readonly method: 'password' | 'passkey' | (string & {});
+  constructor(init: BackOfficeNotificationInit & { method: 'password' | 'passkey' | (string & {}) }) {
+    super(init);
+    this.method = init.method;
+  }
+  override auditDetails() {
+    return { method: this.method };
+  }
+}
+
 export class UserTwoFactorRequestedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.TwoFactorRequested;
   readonly provider: string;

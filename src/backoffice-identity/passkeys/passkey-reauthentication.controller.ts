@@ -8,6 +8,7 @@ import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER 
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
+import { UserReauthenticatedNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
@@ -92,6 +93,7 @@ export class PasskeyReauthenticationController {
     // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
     const until = await this.issuer.completeStepUp(session, httpResponse);
     if (!until) throw BackOfficeHttpError.unauthenticated();
+    await this.userManager.notify(UserReauthenticatedNotification, user, { method: 'passkey' });
     return { reauthenticatedUntil: until.toISOString() };
   }
 }
