@@ -11,7 +11,7 @@ import {
   type TwoFactorProvider,
   type BackOfficeUser,
 } from '../../src/backoffice-identity/index.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { statementsSentDuring } from '../support/sent-statements.js';
@@ -307,8 +307,9 @@ describe('With two-factor authentication on', () => {
     expect(reads).toHaveLength(3);
     expect(reads.filter((s) => s.includes('backoffice_user_recovery_code'))).toHaveLength(1);
     expect(reads.filter((s) => s.includes('backoffice_user_passkey'))).toEqual([expect.stringMatching(/^SELECT EXISTS/)]);
-    // all three were sent before the first answer came back: one round trip's wait, not three
-    expect(sent.slice(1).map((s) => s.inFlight)).toEqual([0, 1, 2]);
+    // All three were sent before the first answer came back: one round trip's wait, not three. PGlite is one
+    // in-process connection that runs one statement at a time, so there the three are sent one after another.
+    expect(sent.slice(1).map((s) => s.inFlight)).toEqual(dbKind() === 'postgres' ? [0, 1, 2] : [0, 0, 0]);
   });
 
   it('a host provider is still asked (its isSetUp): GET /auth/me names it, and beside it the last passkey of a 2FA user may go', async () => {
