@@ -106,18 +106,10 @@ export function requestCookies(request: BackOfficeHttpRequest): Record<string, s
 }
 
 /**
- * True when the request's Cookie header holds cookie `name` more than once. A browser sends two cookies of one name
- * when a sibling subdomain set one for the parent domain (cookie tossing), the one with the longer `Path` first, so
- * "the first wins" would let that site choose the value.
- */
-export function requestCookieIsRepeated(request: BackOfficeHttpRequest, name: string): boolean {
-  return repeatedNames(request).has(name);
-}
-
-/**
- * The value of cookie `name` when the request sends it exactly once, else undefined: a repeated name (one tossed
- * from a sibling subdomain, see {@link requestCookieIsRepeated}) picks no value, since which one the browser meant
- * cannot be told.
+ * The value of cookie `name` when the request sends it exactly once, else undefined: a repeated name picks no value, since
+ * which one the browser meant cannot be told: a browser sends two cookies of one name when a sibling subdomain set
+ * one for the parent domain (cookie tossing), the one with the longer `Path` first, so "the first wins" would let that
+ * site choose the value.
  */
 export function requestCookieOnce(request: BackOfficeHttpRequest, name: string): string | undefined {
   return repeatedNames(request).has(name) ? undefined : requestCookies(request)[name];
