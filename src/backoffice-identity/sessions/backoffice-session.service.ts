@@ -13,6 +13,9 @@ import { redactSecretsWhenLogged, type BackOfficeUser } from '../users/backoffic
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './session-store.interface.js';
 
+/** What the step-up rule reads of an authenticated request (`request.backOffice`). */
+type RecentSignInSubject = { scheme: 'cookie' | 'bearer'; session?: Pick<BackOfficeSession, 'reauthenticatedAt'> };
+
 /** A session as its owner sees it. */
 export interface BackOfficeSessionDto {
   id: string;
@@ -300,10 +303,16 @@ export class BackOfficeSessionService {
    * cookie whose sign-in or re-authentication is recent ({@link isRecentlyAuthenticated}). An API user's bearer token
    * has no sign-in to renew and is always refused.
    */
-  assertRecentSignIn(auth: { scheme: 'cookie' | 'bearer'; session?: Pick<BackOfficeSession, 'reauthenticatedAt'> }, withinMinutes?: number): void {
-    if (auth.scheme !== 'cookie' || !auth.session || !this.isRecentlyAuthenticated(auth.session, withinMinutes)) {
-      throw BackOfficeHttpError.reauthenticationRequired();
-    }
+  assertRecentSignIn(auth: RecentSignInSubject, withinMinutes?: number): void {
+    if (!this.hasRecentSignIn(auth, withinMinutes)) throw BackOfficeHttpError.reauthenticationRequired();
+  }
+
+  /**
+   * Whether the request passes the step-up rule ({@link assertRecentSignIn}) without throwing: a session cookie whose
+   * sign-in or re-authentication is recent. Always false for a bearer token.
+   */
+  hasRecentSignIn(auth: RecentSignInSubject, withinMinutes?: number): boolean {
+    return auth.scheme === 'cookie' && auth.session !== undefined && this.isRecentlyAuthenticated(auth.session, withinMinutes);
   }
 
   /**

@@ -166,7 +166,7 @@ export class UsersController {
     conflictsOf: ImportConflictLookup,
   ): Promise<void> {
     // A recent sign-in satisfies every record: no lookups then (a batch of 1,000 new users would read each one).
-    if (auth.scheme === 'cookie' && auth.session && this.sessions.isRecentlyAuthenticated(auth.session)) return;
+    if (this.sessions.hasRecentSignIn(auth)) return;
     for (const record of records) {
       if (!record.valid) continue;
       const { byEmail, byUsername } = await conflictsOf(record);
