@@ -29,6 +29,7 @@ export { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from
 export { backOfficeIdentityMigrations } from './persistence/typeorm/migrations/index.js';
 export {
   backOfficeIdentityDataSourceFactory,
+  BackOfficeMigrationLockTimeoutError,
   DEFAULT_MIGRATION_LOCK_WAIT_MS,
   runMigrationsUnderLock,
   type RunMigrationsUnderLockOptions,

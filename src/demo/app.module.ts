@@ -1,7 +1,12 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { BackOfficeIdentityModule, backOfficeIdentityDataSourceFactory, backOfficeIdentityMigrations } from '../backoffice-identity/index.js';
+import {
+  BackOfficeIdentityModule,
+  BackOfficeMigrationLockTimeoutError,
+  backOfficeIdentityDataSourceFactory,
+  backOfficeIdentityMigrations,
+} from '../backoffice-identity/index.js';
 import { type DemoConfig, identityOptionsFrom, passwordCheckerFrom } from './demo.config.js';
 import { DEMO_DATABASE, type DemoDatabase, DemoDatabaseShutdown } from './demo-database.js';
 import { HealthController } from './health.controller.js';
@@ -45,6 +50,7 @@ export class AppModule {
             extra: { max: db.poolSize },
             retryAttempts: 3,
             retryDelay: 2000,
+            toRetry: (error: unknown) => !(error instanceof BackOfficeMigrationLockTimeoutError),
             logging: false,
           }),
           dataSourceFactory: backOfficeIdentityDataSourceFactory,

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { DataSource, type DataSourceOptions } from 'typeorm';
 import {
   BACKOFFICE_MIGRATION_LOCK_KEY,
+  BackOfficeMigrationLockTimeoutError,
   backOfficeIdentityDataSourceFactory,
   backOfficeIdentityEntities,
   backOfficeIdentityMigrations,
@@ -155,7 +156,10 @@ describe('Migrations run by several app instances starting together (README: dat
       try {
         const { rows } = await hung.query(`SELECT pg_backend_pid() AS pid, pg_advisory_lock($1)`, [BACKOFFICE_MIGRATION_LOCK_KEY]);
         const started = Date.now();
-        await expect(runMigrationsUnderLock(source, { lockWaitMs: 600 })).rejects.toThrow(
+        const error = await runMigrationsUnderLock(source, { lockWaitMs: 600 }).catch((caught: unknown) => caught);
+        expect(error).toBeInstanceOf(BackOfficeMigrationLockTimeoutError);
+        expect(error).toMatchObject({ name: 'BackOfficeMigrationLockTimeoutError', holderPids: [Number(rows[0].pid)], lockWaitMs: 600 });
+        expect((error as Error).message).toMatch(
           new RegExp(`migration lock \\(pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY}\\) \\(held by backend pid ${rows[0].pid}\\) was not released within 600 ms:`),
         );
         expect(Date.now() - started).toBeGreaterThanOrEqual(600);

@@ -1,7 +1,12 @@
 import { Module } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { BackOfficeIdentityModule, backOfficeIdentityDataSourceFactory, backOfficeIdentityMigrations } from 'backoffice-identity';
+import {
+  BackOfficeIdentityModule,
+  BackOfficeMigrationLockTimeoutError,
+  backOfficeIdentityDataSourceFactory,
+  backOfficeIdentityMigrations,
+} from 'backoffice-identity';
 import { CustomBackOfficeUserManager } from './custom-user-manager.js';
 import { DashboardController, HealthController } from './dashboard.controller.js';
 import { EndSessionListener } from './end-session.listener.js';
@@ -21,6 +26,8 @@ import { HostConfig, HostConfigModule } from './host-config.js';
         migrationsRun: true,
         autoLoadEntities: true,
         extra: { max: config.databasePoolSize },
+        // @nestjs/typeorm retries a failed start-up (10 times by default); a lock wait that timed out is not retried.
+        toRetry: (error: unknown) => !(error instanceof BackOfficeMigrationLockTimeoutError),
       }),
       // Runs the migrations under a PostgreSQL advisory lock: instances starting together take turns.
       dataSourceFactory: backOfficeIdentityDataSourceFactory,

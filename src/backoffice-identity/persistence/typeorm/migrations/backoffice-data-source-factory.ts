@@ -5,6 +5,29 @@ import { BACKOFFICE_MIGRATION_LOCK_KEY } from '../../../constants.js';
 export const DEFAULT_MIGRATION_LOCK_WAIT_MS = 10 * 60_000;
 const LOCK_POLL_MS = 250;
 
+/**
+ * Thrown by {@link runMigrationsUnderLock} (and so by {@link backOfficeIdentityDataSourceFactory}) when another
+ * backend held the migration lock for longer than `lockWaitMs`. `@nestjs/typeorm` retries a failed
+ * `dataSourceFactory` (`retryAttempts`, 10 by default, every `retryDelay`), and each retry would wait for the lock
+ * again; skip the retries for this error with `toRetry: (error) => !(error instanceof BackOfficeMigrationLockTimeoutError)`.
+ */
+export class BackOfficeMigrationLockTimeoutError extends Error {
+  override readonly name = 'BackOfficeMigrationLockTimeoutError';
+
+  constructor(
+    /** The backend pids that held the lock when the wait ended (empty when it was released in the meantime). */
+    readonly holderPids: readonly number[],
+    /** How long the call waited, in milliseconds. */
+    readonly lockWaitMs: number,
+  ) {
+    const by = holderPids.length > 0 ? ` (held by backend pid ${holderPids.join(', ')})` : '';
+    super(
+      `the migration lock (pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY})${by} was not released within ${describeWait(lockWaitMs)}: ` +
+        'another instance is migrating or stuck mid-migration; end that backend (pg_terminate_backend) or wait, then start again',
+    );
+  }
+}
+
 /** Options of {@link runMigrationsUnderLock}. */
 export interface RunMigrationsUnderLockOptions {
   /**
@@ -22,7 +45,8 @@ export interface RunMigrationsUnderLockOptions {
  * for the first, then finds nothing pending, instead of creating the same tables at once and failing with a
  * duplicate-key error. The lock and the migrations share one connection (PGlite has only one; there the lock is
  * taken too, it is just never contended). The wait is bounded (`lockWaitMs`): past it the call fails, saying which
- * backend holds the lock, instead of hanging behind an instance stuck mid-migration.
+ * backend holds the lock ({@link BackOfficeMigrationLockTimeoutError}), instead of hanging behind an instance stuck
+ * mid-migration.
  *
  * For a host that builds its own DataSource in a `dataSourceFactory` (for instance to register it with
  * typeorm-transactional's `addTransactionalDataSource`): create it with `migrationsRun: false`, `initialize()` it,
@@ -67,11 +91,7 @@ async function acquireMigrationLock(query: Query, waitMs: number): Promise<void>
            AND classid = ($1::bigint >> 32)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1`,
         [BACKOFFICE_MIGRATION_LOCK_KEY],
       );
-      const by = holders.length > 0 ? ` (held by backend pid ${holders.map((row) => row.pid).join(', ')})` : '';
-      throw new Error(
-        `the migration lock (pg_advisory_lock ${BACKOFFICE_MIGRATION_LOCK_KEY})${by} was not released within ${describeWait(waitMs)}: ` +
-          'another instance is migrating or stuck mid-migration; end that backend (pg_terminate_backend) or wait, then start again',
-      );
+      throw new BackOfficeMigrationLockTimeoutError(holders.map((row) => Number(row.pid)), waitMs);
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(LOCK_POLL_MS, Math.max(deadline - Date.now(), 1))));
   }
