@@ -45,6 +45,7 @@ import type { BackOfficeIdentityModuleAsyncOptions, BackOfficeIdentityModuleOpti
 import { BackOfficeIdentityOptionsError, checkForRootAsyncKeys, resolveBackOfficeIdentityOptions } from './options/resolve-options.js';
 import { BackOfficePermissionRegistry } from './permissions/backoffice-permissions.js';
 import { BackOfficePermissionsStartupCheck } from './permissions/permissions-startup-check.js';
+import { BackOfficeTakeOverListenerGuard } from './notifications/take-over-listener-guard.js';
 import { BackOfficeAccessDenials } from './permissions/backoffice-access-denials.service.js';
 import { BackOfficeGroupService } from './groups/backoffice-group.service.js';
 import { BackOfficeApiUserService } from './api-users/backoffice-api-user.service.js';
@@ -184,6 +185,7 @@ export class BackOfficeIdentityModule implements NestModule {
         ...persistence,
         backOfficeEventEmitterProvider,
         BackOfficePermissionsStartupCheck,
+        BackOfficeTakeOverListenerGuard,
         BackOfficeUiTrailingSlash,
         BackOfficeGlobalPrefixCheck,
         BackOfficeTrustProxyCheck,

@@ -607,15 +607,17 @@ export class SendEmailNotification extends BackOfficeNotification {
   /**
    * True when every listener that called {@link handleEmail} then failed (threw or rejected within its time limit):
    * it took the email over and did not deliver it, so the module counts the email as not sent (a failed delivery:
-   * 502 `email_failed` for an invite, the previous link kept on a resend), never as delivered. Seen only for
-   * listeners whose errors reach the module (`@OnEvent(..., { suppressErrors: false })`).
+   * 502 `email_failed` for an invite, the previous link kept on a resend), never as delivered. Seen whatever the
+   * listener's `suppressErrors`: with `@nestjs/event-emitter`'s default the error never reaches the publisher, and the
+   * module's guard on the listener's method (`BackOfficeTakeOverListenerGuard`) tells it instead.
    */
   get takeOverFailed(): boolean {
     return this.#takers.size > 0 && [...this.#takers].every((run) => run !== undefined && this.#failedTakers.has(run));
   }
 
   override listenerFailed(run: BackOfficeListenerRun): void {
-    if (this.#takers.has(run)) this.#failedTakers.add(run);
+    // After the time limit the module has decided: a later failure is only logged (as the publisher does).
+    if (!this.#closed && this.#takers.has(run)) this.#failedTakers.add(run);
   }
   override auditDetails() {
     return { emailType: this.emailType, handled: this.#handled };
