@@ -222,22 +222,70 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     expect((await passkeySignIn(authenticator, { counter: 43 })).result.status).toBe(200);
   });
 
-  it('ASVS 2.2.1: failed passkey sign-ins count toward lockout; while locked even a valid passkey gets 423', async () => {
+  /** Locks `user` as anyone who knows the name can: wrong passwords at POST /auth/login until the last one answers 423. */
+  async function lockWithWrongPasswords(user: BackOfficeUser) {
+    const http = new HttpClient(ctx.url);
+    for (let i = 0; i < MAX_FAILED - 1; i++) expect((await http.login(user.email, 'not the password')).status).toBe(401);
+    expectClientError(await http.login(user.email, 'not the password'), 423);
+    const locked = (await ctx.userManager.findById(user.id))!;
+    expect(ctx.userManager.isLockedOut(locked)).toBe(true);
+    return locked;
+  }
+
+  it('OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1 (no lock-state oracle): a forged assertion (wrong signature) for a locked user\'s real credential id gets the answer of a wrong signature for an unlocked user and of an unknown credential (401 invalid_passkey), leaves the lockout as it was; a valid assertion of the locked user still gets 423 and no session', async () => {
+    const unlocked = await userWithPasskey();
+    const forgedUnlocked = (await passkeySignIn(unlocked.authenticator, { signWith: SoftwareAuthenticator.otherKey() })).result;
+    expectRefused(forgedUnlocked);
+    const unknown = (await passkeySignIn(new SoftwareAuthenticator(ORIGIN, RP_ID))).result;
+    expect(unknown.text).toBe(forgedUnlocked.text);
+
     const { user, authenticator } = await userWithPasskey();
-    const wrong = SoftwareAuthenticator.otherKey();
-    for (let i = 0; i < MAX_FAILED - 1; i++) expectRefused((await passkeySignIn(authenticator, { signWith: wrong })).result);
-    const locking = (await passkeySignIn(authenticator, { signWith: wrong })).result;
-    expectClientError(locking, 423);
-    expect(locking.body.code).toBe('locked_out');
-    const valid = (await passkeySignIn(authenticator)).result;
-    expectClientError(valid, 423);
-    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(0);
-    expect(events.named(BackOfficeEvents.Locked, user.id)).toHaveLength(1);
+    const locked = await lockWithWrongPasswords(user);
+    const lockedEvents = events.named(BackOfficeEvents.Locked, user.id).length;
+    const failedBefore = events.named(BackOfficeEvents.LoginFailed, user.id).length;
+    // The credential id is no secret (allowCredentials, logs, the authenticator sends it in the clear): forge with another key.
+    const forged = await passkeySignIn(authenticator, { signWith: SoftwareAuthenticator.otherKey() });
+    expect(forged.result.status, forged.result.text).toBe(forgedUnlocked.status);
+    expect(forged.result.text).toBe(forgedUnlocked.text);
+    expect(forged.result.headers.get('retry-after')).toBe(forgedUnlocked.headers.get('retry-after'));
+    expect(forged.result.setCookies).toEqual(forgedUnlocked.setCookies);
+    expectClientError(await forged.http.get('/auth/me'), 401);
+    // no lockout-side effect: not counted, not extended, no second lock, audited as the wrong passkey it is
+    const after = (await ctx.userManager.findById(user.id))!;
+    expect(after.lockoutEnd?.toISOString()).toBe(locked.lockoutEnd?.toISOString());
+    expect(after.accessFailedCount).toBe(locked.accessFailedCount);
+    expect(events.named(BackOfficeEvents.Locked, user.id)).toHaveLength(lockedEvents);
+    expect(events.named(BackOfficeEvents.LoginFailed, user.id).slice(failedBefore)).toMatchObject([{ reason: 'invalid_passkey' }]);
+
+    // the authenticator's holder learns the lock (as a right password does), and gets no session
+    const valid = await passkeySignIn(authenticator);
+    expectClientError(valid.result, 423);
+    expect(valid.result.body.code).toBe('locked_out');
+    expect(valid.result.body.retryAfterSeconds).toBeGreaterThan(0);
+    expectClientError(await valid.http.get('/auth/me'), 401);
+    expect(events.named(BackOfficeEvents.PasskeyUsed, user.id).filter((e) => (e as { usage?: string }).usage === 'signIn')).toEqual([]);
+    expect(events.named(BackOfficeEvents.Locked, user.id)).toHaveLength(lockedEvents);
   });
 
-  it('a disabled user with a valid passkey gets 403 not_allowed; a good sign-in resets the failed count', async () => {
+  it('OWASP ASVS 4.0 2.2.1 (no lockout attack): wrong signatures do not count toward lockout, as unknown credentials do not; a forged assertion never answers 423, and the owner still signs in', async () => {
     const { user, authenticator } = await userWithPasskey();
-    expectRefused((await passkeySignIn(authenticator, { signWith: SoftwareAuthenticator.otherKey() })).result);
+    const unknown = (await passkeySignIn(new SoftwareAuthenticator(ORIGIN, RP_ID))).result;
+    const wrong = SoftwareAuthenticator.otherKey();
+    for (let i = 0; i < MAX_FAILED + 1; i++) {
+      const forged = (await passkeySignIn(authenticator, { signWith: wrong })).result;
+      expect(forged.status, `attempt ${i + 1}: ${forged.text}`).toBe(401);
+      expect(forged.text).toBe(unknown.text);
+    }
+    const after = (await ctx.userManager.findById(user.id))!;
+    expect(after.accessFailedCount).toBe(0);
+    expect(after.lockoutEnd).toBeNull();
+    expect(events.named(BackOfficeEvents.Locked, user.id)).toEqual([]);
+    expect((await passkeySignIn(authenticator)).result.status).toBe(200);
+  });
+
+  it('a disabled user with a valid passkey gets 403 not_allowed; a good passkey sign-in resets the failed count (of wrong passwords)', async () => {
+    const { user, authenticator } = await userWithPasskey();
+    expectClientError(await new HttpClient(ctx.url).login(user.email, 'not the password'), 401);
     expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(1);
     expect((await passkeySignIn(authenticator)).result.status).toBe(200);
     expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(0);

@@ -164,7 +164,7 @@ export class BackOfficePasskeyCeremonies {
   }
 
   /**
-   * Uses up the challenge of an assertion that will not be verified (unknown credential, locked account), so
+   * Uses up the challenge of an assertion that will not be verified (unknown credential, another user's passkey), so
    * such an attempt leaves the same trace as a wrong signature: the challenge is gone either way.
    */
   async discardChallenge(response: AuthenticationResponseJSON | RegistrationResponseJSON, purpose: PasskeyChallengePurpose, userId: string | null): Promise<void> {

@@ -224,9 +224,9 @@ export class BackOfficeSignInManager {
 
   /**
    * Sign-in with a passkey instead of a password (the browser's assertion for a challenge from
-   * `POST /auth/passkey/options`). The password rules apply: `denyLocalLogin`, lockout (a locked account's
-   * assertion is not checked), failed attempts counted, `not_allowed` only after a valid passkey, a timed disable
-   * that has ended lifted. A user with 2FA on signs in at once after a user-verified passkey; without user
+   * `POST /auth/passkey/options`). The password rules apply: `denyLocalLogin`, lockout (423 only after a valid
+   * assertion: a wrong signature answers as an unknown credential, whatever the account's lock, and neither counts
+   * toward lockout), `not_allowed` only after a valid passkey, a timed disable that has ended lifted. A user with 2FA on signs in at once after a user-verified passkey; without user
    * verification the second factor is still asked (and cannot be a passkey); when the user has no other (2FA on
    * through passkeys alone, no recovery code) the answer is `notAllowed` with reason `user_verification_required`
    * (sign in again with user verification). With 2FA off a passkey needs no user verification: one factor, like a
@@ -251,12 +251,18 @@ export class BackOfficeSignInManager {
       await ceremonies.discardChallenge(response, 'authentication', null);
       return this.fail(null, 'invalid_passkey');
     }
-    if (manager.isLockedOut(user)) {
-      await ceremonies.discardChallenge(response, 'authentication', null);
-      return this.lockedOut(user, user.lockoutEnd);
-    }
+    // The assertion is checked before the lockout, as ASP.NET Identity's PasskeySignInAsync does (assertion, then
+    // PreSignInCheck). A credential id is no secret (allowCredentials, logs, sent in the clear by the authenticator):
+    // were a locked account's id answered 423 unchecked, anyone who has one would learn the lock state, and that the
+    // id is a live account's, which an unknown id never tells (OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1). A wrong signature
+    // (or userHandle) is answered as an unknown credential and, as one, is not counted: a signature cannot be
+    // guessed, so counting it protects nothing and would let anyone with the id lock the account.
     const verification = await ceremonies.verifyAssertion(response, passkey, 'authentication', null);
-    if (!verification.verified) return this.countFailure(user, verification.reason);
+    if (!verification.verified) {
+      if (verification.reason === 'invalid_passkey') return this.fail(user, 'invalid_passkey');
+      // A counter gone backwards came with a valid signature (a cloned authenticator): counted, as a wrong password is.
+      return this.countFailure(user, verification.reason);
+    }
     const current = await manager.findById(user.id);
     if (!current) return this.fail(null, 'invalid_passkey');
     if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
