@@ -11,6 +11,7 @@ const HTTP_SUITES = [
   'external-login-attacks', 'external-login-groups', 'last-admin-race', 'ldap-offboarding-reset', 'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race', 'kept-session-concurrent-changes',
   'admin-and-audit', 'api-users', 'audit-pagination', 'auth-bad-input', 'auth-http', 'demo-app', 'external-logins', 'hardening', 'global-prefix', 'http-platform', 'invites-and-reset', 'email-delivery-failures', 'logout-and-host-guard',
   'maintenance', 'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'passkeys-review', 'rate-limits-and-instances', 'rate-limit-attacks', 'round-trips', 'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import', 'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks', 'swap-reach', 'session-cookie-attacks', 'recovery-codes', 'suppressed-listener-errors',
+  'maintenance', 'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'passkeys-review', 'rate-limits-and-instances', 'rate-limit-attacks', 'ipv6-prefix-rotation', 'round-trips', 'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import', 'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks', 'swap-reach', 'session-cookie-attacks', 'recovery-codes',
 ].map((name) => `test/integration/${name}.spec.ts`);
 
 /** Which PostgreSQL the integration suites run against, besides PGlite. */

@@ -1,4 +1,4 @@
-import { ipRateLimitKey } from '../../src/backoffice-identity/rate-limit/ip-rate-limit-key.js';
+import { ipRateLimitKey, ipv6AggregateKey } from '../../src/backoffice-identity/rate-limit/ip-rate-limit-key.js';
 
 describe('ipRateLimitKey: the client key of per-IP rate limits', () => {
   it('ASVS 4.0 2.2.1: every address of one IPv6 /64 gives one key, whatever its spelling', () => {
@@ -33,5 +33,14 @@ describe('ipRateLimitKey: the client key of per-IP rate limits', () => {
     // Not an address with a port: kept as it is.
     expect(ipRateLimitKey('203.0.113.9:port')).toBe('203.0.113.9:port');
     expect(ipRateLimitKey('host.example:80')).toBe('host.example:80');
+  });
+
+  it('ipv6AggregateKey: the wider prefix of an IPv6 address (every /64 of a /48 alike), none for IPv4, IPv4-mapped or a label', () => {
+    const key = ipv6AggregateKey('2001:db8:abcd:1::1', 48);
+    expect(key).toBe('2001:db8:abcd:0:0:0:0:0/48');
+    for (const ip of ['2001:db8:abcd:ffff::9', '2001:DB8:ABCD:12::', '[2001:db8:abcd:1:2:3:4:5]:443', '2001:db8:abcd::1%eth0']) expect(ipv6AggregateKey(ip, 48), ip).toBe(key);
+    expect(ipv6AggregateKey('2001:db8:abce:1::1', 48)).not.toBe(key);
+    expect(ipv6AggregateKey('2001:db8:abcd:12ff::1', 56)).toBe('2001:db8:abcd:1200:0:0:0:0/56');
+    for (const ip of ['192.0.2.7', '192.0.2.7:51234', '::ffff:192.0.2.7', 'unknown', 'not:an:address']) expect(ipv6AggregateKey(ip, 48), ip).toBeUndefined();
   });
 });

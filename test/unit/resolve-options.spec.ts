@@ -50,6 +50,9 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['audit.enabled', true],
       ['audit.retentionDays', 0],
       ['rateLimits.redisKeyPrefix', 'backoffice:rl:'],
+      ['rateLimits.ipv6Subnet', 64],
+      ['rateLimits.ipv6AggregateSubnet', 48],
+      ['rateLimits.ipv6AggregateMultiplier', 16],
     ] as const)('%s defaults to %j', (path, expected) => {
       const value = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], defaults);
       expect(value).toStrictEqual(expected);
@@ -60,6 +63,12 @@ describe('resolveBackOfficeIdentityOptions', () => {
       const fromSections = resolveBackOfficeIdentityOptions({ password: {}, lockout: {}, session: {}, tokens: {}, rateLimits: {}, email: {} });
       expect(fromEmpty).toEqual(defaults);
       expect(fromSections).toEqual(defaults);
+    });
+
+    it('rateLimits.ipv6AggregateSubnet follows a set ipv6Subnet of 48 or less (no second count), and may equal it', () => {
+      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6Subnet: 40 } }).rateLimits.ipv6AggregateSubnet).toBe(40);
+      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6Subnet: 128 } }).rateLimits.ipv6AggregateSubnet).toBe(48);
+      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6AggregateSubnet: 64 } }).rateLimits.ipv6AggregateSubnet).toBe(64);
     });
 
     it('has no extra password/custom validators by default and no Redis or SMTP', () => {
@@ -238,6 +247,13 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['rateLimits.redisUrl with http:', { rateLimits: { redisUrl: 'http://127.0.0.1:6379' } }, 'rateLimits.redisUrl'],
       ['rateLimits.redisKeyPrefix with a space', { rateLimits: { redisKeyPrefix: 'shop admin:' } }, 'rateLimits.redisKeyPrefix'],
       ['rateLimits.redisKeyPrefix empty', { rateLimits: { redisKeyPrefix: '' } }, 'rateLimits.redisKeyPrefix'],
+      ['rateLimits.ipv6AggregateSubnet narrower than ipv6Subnet', { rateLimits: { ipv6AggregateSubnet: 72 } }, 'rateLimits.ipv6AggregateSubnet'],
+      ['rateLimits.ipv6AggregateSubnet narrower than a set ipv6Subnet', { rateLimits: { ipv6Subnet: 48, ipv6AggregateSubnet: 56 } }, 'rateLimits.ipv6AggregateSubnet'],
+      ['rateLimits.ipv6AggregateSubnet below 16', { rateLimits: { ipv6AggregateSubnet: 8 } }, 'rateLimits.ipv6AggregateSubnet'],
+      ['rateLimits.ipv6AggregateSubnet as a string', { rateLimits: { ipv6AggregateSubnet: '/48' } }, 'rateLimits.ipv6AggregateSubnet'],
+      ['rateLimits.ipv6AggregateMultiplier 0', { rateLimits: { ipv6AggregateMultiplier: 0 } }, 'rateLimits.ipv6AggregateMultiplier'],
+      ['rateLimits.ipv6AggregateMultiplier not an integer', { rateLimits: { ipv6AggregateMultiplier: 1.5 } }, 'rateLimits.ipv6AggregateMultiplier'],
+      ['rateLimits.ipv6AggregateMultiplier above 65536', { rateLimits: { ipv6AggregateMultiplier: 65_537 } }, 'rateLimits.ipv6AggregateMultiplier'],
       ['email.smtpUrl with http:', { email: { smtpUrl: 'http://mail.example.com' } }, 'email.smtpUrl'],
       // cookie name
       ['session.cookieName with a space', { session: { cookieName: 'back office' } }, 'session.cookieName'],
@@ -294,6 +310,9 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(range.message).toMatch(/got 3\b/);
       const maxLength = errorOf({ password: { requiredLength: 20, maxLength: 19 } });
       expect(maxLength.message).toMatch(/20 to 4096/);
+      const aggregate = errorOf({ rateLimits: { ipv6AggregateSubnet: 72 } });
+      expect(aggregate.message).toMatch(/16 to rateLimits\.ipv6Subnet \(64\)/);
+      expect(aggregate.message).toMatch(/got 72\b/);
       const unknown = errorOf({ password: { minLength: 8 } });
       expect(unknown.message).toContain('requiredLength'); // the list of known keys helps to fix the typo
     });

@@ -65,7 +65,7 @@ export class PasswordResetController {
     // limit cannot use up an address's budget and so keep its owner from getting a link.
     const limits = this.options.rateLimits;
     await this.rateLimiter.enforceInOrder([
-      { name: 'forgot-ip', key: this.rateLimiter.clientKey(), limit: limits.forgotPasswordPerIp, windowSeconds: 3600 },
+      ...this.rateLimiter.perIpRules('forgot-ip', limits.forgotPasswordPerIp, 3600),
       // The manager's own lookup form: every spelling that finds one user counts against that user's budget.
       { name: 'forgot-email', key: this.userManager.normalizeKey(body.email), limit: limits.forgotPasswordPerEmail, windowSeconds: 3600 },
     ]);

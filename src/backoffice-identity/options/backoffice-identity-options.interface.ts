@@ -100,6 +100,16 @@ export interface BackOfficeRateLimitOptions {
    * /64 and can rotate through it. 16 to 128 (128: each address on its own). Default 64. IPv4 addresses count one by one.
    */
   ipv6Subnet?: number;
+  /**
+   * Per-IP limits also count an IPv6 client's wider prefix of this many bits, at `ipv6AggregateMultiplier` times
+   * the per-IP limit: a client that holds a /48 (65,536 /64s, common for hosting and many ISPs) gets no fresh budget
+   * by moving to another /64 once the /48 has used its own, while the clients that share a /48 are not held to one
+   * /64's limit together. 16 to `ipv6Subnet`; equal to `ipv6Subnet`: no second count. Default 48 (`ipv6Subnet` when
+   * that is 48 or less). IPv4 addresses (also IPv4-mapped) have no such second count.
+   */
+  ipv6AggregateSubnet?: number;
+  /** The limit of the `ipv6AggregateSubnet` prefix as a multiple of each per-IP limit. 1 to 65536. Default 16. */
+  ipv6AggregateMultiplier?: number;
   /** Redis URL: share the counters between app instances. Default: in-process memory. */
   redisUrl?: string;
   /**

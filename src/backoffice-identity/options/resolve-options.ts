@@ -73,7 +73,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
   passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
-  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'inviteResendPerUser', 'ipv6Subnet', 'redisUrl', 'redisKeyPrefix'],
+  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'inviteResendPerUser', 'ipv6Subnet', 'ipv6AggregateSubnet', 'ipv6AggregateMultiplier', 'redisUrl', 'redisKeyPrefix'],
   externalLogin: [
     'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
     'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
@@ -101,6 +101,23 @@ function isSubsequence(short: string, long: string): boolean {
   let i = 0;
   for (const c of long.toLowerCase()) if (c === short[i]?.toLowerCase()) i++;
   return i === short.length;
+}
+
+/**
+ * `rateLimits.ipv6AggregateSubnet`: the wider IPv6 prefix that per-IP limits also count, never narrower than the
+ * per-IP prefix `ipv6Subnet` (it counts several of those together; equal: no second count). Default 48, or
+ * `ipv6Subnet` when that is 48 or less.
+ */
+function ipv6AggregateSubnet(rateLimits: OptionReader, ipv6Subnet: number): number {
+  const bits = rateLimits.int('ipv6AggregateSubnet', Math.min(48, ipv6Subnet), 16, 128);
+  if (bits > ipv6Subnet) {
+    throw new BackOfficeIdentityOptionsError(
+      'rateLimits.ipv6AggregateSubnet',
+      `must be from 16 to rateLimits.ipv6Subnet (${ipv6Subnet}): it is the wider prefix that holds several per-IP prefixes, so it has fewer bits (${ipv6Subnet}: no second count)`,
+      bits,
+    );
+  }
+  return bits;
 }
 
 /** The known key an unknown one is probably a typo of: at most 2 edits away, or a shortening of it; else undefined. */
@@ -565,6 +582,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
     throw new BackOfficeIdentityOptionsError('passkeys.origins', 'must list at least one origin', []);
   }
   const requiredLength = password.int('requiredLength', 12, 1, 1024);
+  const ipv6Subnet = rateLimits.int('ipv6Subnet', 64, 16, 128);
   const idleTimeoutMinutes = session.number('idleTimeoutMinutes', 20, 1, 60 * 24 * 30);
   const resolved: ResolvedBackOfficeIdentityOptions = {
     routePrefix: root.string('routePrefix', 'backoffice', /^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, 'must be a path such as "backoffice" or "admin/api": ASCII letters, digits, "_" or "-" in segments separated by one "/" (no leading or trailing slash, no spaces)'),
@@ -608,7 +626,9 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       tokenPerIpAndClient: rateLimits.int('tokenPerIpAndClient', 60, 1, 1_000_000),
       emailChangePerUser: rateLimits.int('emailChangePerUser', 5, 1, 1_000_000),
       inviteResendPerUser: rateLimits.int('inviteResendPerUser', 5, 1, 1_000_000),
-      ipv6Subnet: rateLimits.int('ipv6Subnet', 64, 16, 128),
+      ipv6Subnet,
+      ipv6AggregateSubnet: ipv6AggregateSubnet(rateLimits, ipv6Subnet),
+      ipv6AggregateMultiplier: rateLimits.int('ipv6AggregateMultiplier', 16, 1, 65_536),
       redisUrl: rateLimits.optionalUrl('redisUrl', ['redis:', 'rediss:']),
       redisKeyPrefix: rateLimits.string('redisKeyPrefix', 'backoffice:rl:', /^\S{1,64}$/u, 'must be 1 to 64 characters without spaces, such as "shop-admin:rl:"'),
     },

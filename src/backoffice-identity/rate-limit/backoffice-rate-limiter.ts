@@ -5,7 +5,7 @@ import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_RATE_LIMIT_STORAGE } from '../c
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { ipRateLimitKey } from './ip-rate-limit-key.js';
+import { ipRateLimitKey, ipv6AggregateKey } from './ip-rate-limit-key.js';
 
 /** How often a storage outage that goes on is logged again. */
 const OUTAGE_REMINDER_MS = 60_000;
@@ -42,15 +42,16 @@ export class BackOfficeRateLimiter {
    * The sign-in rate rule, one place for every way in (password, second factor, passkey, external challenge,
    * client credentials, and the emailed-token routes: reset-password, invite accept, email-change confirm): at most `rateLimits.loginPerIp` attempts per minute from the request's IP ({@link clientKey}), counted
    * under `name`; with `subject` (a username, credential id or client id) also at most `subjectLimit`
-   * (default `rateLimits.loginPerIpAndUsername`) per minute for that IP and subject, under `subject.name`.
-   * The per-IP rule is counted first and the subject's only for requests it let through: a client over its per-IP
+   * (default `rateLimits.loginPerIpAndUsername`) per minute for that IP and subject, under `subject.name`. For an
+   * IPv6 client the per-IP limit also bounds its wider prefix ({@link perIpRules}: a /48 by default).
+   * The per-IP rules are counted first and the subject's only for requests it let through: a client over its per-IP
    * limit adds no counter per username (or id) it sends, so the store does not grow with its requests.
    * Throws 429 `too_many_requests` with `Retry-After` when one is over.
    */
   async enforceSignInPerIp(name: string, subject?: { name: string; key: string; limit?: number }): Promise<void> {
     const ip = this.clientKey();
     const limits = this.options.rateLimits;
-    const rules: RateLimitRule[] = [{ name, key: ip, limit: limits.loginPerIp, windowSeconds: 60 }];
+    const rules: RateLimitRule[] = this.perIpRules(name, limits.loginPerIp, 60);
     if (subject) rules.push({ name: subject.name, key: `${ip}|${subject.key}`, limit: subject.limit ?? limits.loginPerIpAndUsername, windowSeconds: 60 });
     await this.enforceInOrder(rules);
   }
@@ -62,6 +63,25 @@ export class BackOfficeRateLimiter {
   clientKey(): string {
     const ip = BackOfficeRequestContextStore.current().ipAddress;
     return ip ? ipRateLimitKey(ip, this.options.rateLimits.ipv6Subnet) : 'unknown';
+  }
+
+  /**
+   * The rules of one per-IP limit, in the order {@link enforceInOrder} counts them: at most `limit` hits per
+   * `windowSeconds` from the client ({@link clientKey}: an IPv6 client's `rateLimits.ipv6Subnet` prefix) under
+   * `name`; for an IPv6 client also at most `limit` x `rateLimits.ipv6AggregateMultiplier` from its wider
+   * `rateLimits.ipv6AggregateSubnet` prefix (a /48 by default) under `name:v6agg`. A client that holds a /48 owns
+   * 65,536 /64s and would get a fresh per-IP budget with each; the wider count bounds that, while clients that share
+   * a /48 are not held to one /64's limit together. The client's own rule comes first, so hits that it refuses do
+   * not use up the budget its neighbours in the /48 share (each /64 adds at most `limit` per window to it). IPv4
+   * addresses (also IPv4-mapped), and a wider prefix equal to the per-IP one, get no second rule.
+   */
+  perIpRules(name: string, limit: number, windowSeconds: number): RateLimitRule[] {
+    const rules: RateLimitRule[] = [{ name, key: this.clientKey(), limit, windowSeconds }];
+    const { ipv6Subnet, ipv6AggregateSubnet, ipv6AggregateMultiplier } = this.options.rateLimits;
+    const ip = BackOfficeRequestContextStore.current().ipAddress;
+    const wider = ip && ipv6AggregateSubnet < ipv6Subnet ? ipv6AggregateKey(ip, ipv6AggregateSubnet) : undefined;
+    if (wider) rules.push({ name: `${name}:v6agg`, key: wider, limit: limit * ipv6AggregateMultiplier, windowSeconds });
+    return rules;
   }
 
   /** Counts a hit on every rule; throws 429 `too_many_requests` with `Retry-After` when one is over. */

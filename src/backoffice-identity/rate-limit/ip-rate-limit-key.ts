@@ -10,18 +10,41 @@ import { isIPv4, isIPv6 } from 'node:net';
  * resolver's own label) is kept as is.
  */
 export function ipRateLimitKey(ip: string, ipv6Subnet = 64): string {
+  const address = parseClientAddress(ip);
+  if (address === undefined) return ip;
+  return typeof address === 'string' ? address : prefixKey(address, ipv6Subnet);
+}
+
+/**
+ * The key of the wider IPv6 prefix that an address also counts under (`2001:db8:1:0:0:0:0:0/48` for
+ * `2001:db8:1:2::9` and 48), or undefined for an IPv4 address (also IPv4-mapped) or anything that is no address: a
+ * client that holds a /48 owns 65,536 /64s, so per-IP limits bound the /48 as well ({@link ipRateLimitKey} stays the
+ * per-client key). The same parsing as {@link ipRateLimitKey} (port, brackets, zone dropped).
+ */
+export function ipv6AggregateKey(ip: string, prefixLength: number): string | undefined {
+  const address = parseClientAddress(ip);
+  return Array.isArray(address) ? prefixKey(address, prefixLength) : undefined;
+}
+
+/** An IPv4 address (also from an IPv4-mapped IPv6 one) as text, an IPv6 address as its eight groups, else undefined. */
+function parseClientAddress(ip: string): string | number[] | undefined {
   const bare = withoutPort(ip.trim()).replace(/^\[(.*)\]$/u, '$1').replace(/%.*$/u, '');
   if (isIPv4(bare)) return bare;
-  if (!isIPv6(bare)) return ip;
+  if (!isIPv6(bare)) return undefined;
   const groups = ipv6Groups(bare);
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join('.');
   }
+  return groups;
+}
+
+/** The first `bits` bits of an IPv6 address as `group:...:group/bits`. */
+function prefixKey(groups: number[], bits: number): string {
   const masked = groups.map((group, i) => {
-    const bits = Math.min(16, Math.max(0, ipv6Subnet - 16 * i));
-    return bits === 0 ? 0 : group & ((0xffff << (16 - bits)) & 0xffff);
+    const kept = Math.min(16, Math.max(0, bits - 16 * i));
+    return kept === 0 ? 0 : group & ((0xffff << (16 - kept)) & 0xffff);
   });
-  return `${masked.map((g) => g.toString(16)).join(':')}/${ipv6Subnet}`;
+  return `${masked.map((g) => g.toString(16)).join(':')}/${bits}`;
 }
 
 /** `address` without a trailing `:port` after an IPv4 address or a bracketed IPv6 one; anything else as it is. */
