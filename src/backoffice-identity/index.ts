@@ -57,6 +57,7 @@ export {
 export * from './users/stores/user-store.interface.js';
 export { TypeOrmBackOfficeUserStore } from './persistence/typeorm/typeorm-user-store.js';
 export type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './sessions/session-store.interface.js';
+export type { BackOfficeListPage } from './common/list-page.js';
 export type {
   BackOfficePendingSignIn,
   BackOfficePendingSignInKind,

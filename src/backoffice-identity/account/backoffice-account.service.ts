@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { BackOfficeListPage } from '../common/list-page.js';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
 import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
@@ -216,6 +217,15 @@ export class BackOfficeAccountService {
   /** The user's live sessions, `current` marking `session`. */
   listSessions(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>): Promise<BackOfficeSessionDto[]> {
     return this.sessions.list(user, session.id);
+  }
+
+  /** One page of {@link listSessions} (most recently seen first, ties by id) and whether sessions follow it. */
+  listSessionsPage(
+    user: BackOfficeUser,
+    session: Pick<BackOfficeSessionEntity, 'id'>,
+    page: BackOfficeListPage,
+  ): Promise<{ items: BackOfficeSessionDto[]; more: boolean }> {
+    return this.sessions.listPage(user, page, session.id);
   }
 
   /**

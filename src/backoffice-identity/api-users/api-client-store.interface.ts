@@ -1,3 +1,4 @@
+import type { BackOfficeListPage } from '../common/list-page.js';
 import type { BackOfficeUserStore, FailedAccessResult, LockoutPolicy } from '../users/stores/user-store.interface.js';
 
 /** The OAuth client of an API user, as stored: secrets as SHA-256 only. */
@@ -38,6 +39,12 @@ export interface BackOfficeApiClientStore {
   findClient(clientId: string): Promise<BackOfficeApiClient | null>;
   /** Every client with its user, oldest first. */
   listClients(): Promise<BackOfficeApiClientListing[]>;
+  /**
+   * Optional: one page of {@link listClients} (oldest first, ties by user id): `page.skip` clients passed over, then at
+   * most `page.take`, with how many there are in all (`totalExact: false` when `total` is an estimate). Stores without
+   * it get {@link listClients}, cut into the page in memory.
+   */
+  listClientsPage?(page: BackOfficeListPage): Promise<{ items: BackOfficeApiClientListing[]; total: number; totalExact?: boolean }>;
   /**
    * Sets a new secret; the current one becomes the previous one until `previousSecretExpiresAt` (null: it
    * stops at once). Clears the lockout. The client id, or null when the user has no client.

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Req, UsePipes } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res, UsePipes } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -6,6 +6,8 @@ import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import { ListPageQuery, nextPageLink, rowsFollow } from '../http/list-page.js';
 import { mayManageTargetErrors, permissionErrors } from '../permissions/permission-errors.decorator.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
@@ -29,6 +31,7 @@ export class ApiUsersController {
     @Inject(BackOfficeGroupService) private readonly groups: BackOfficeGroupService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
+    @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
   ) {}
 
   @Post()
@@ -48,10 +51,17 @@ export class ApiUsersController {
   }
 
   @Get()
-  @ApiOkResponse({ type: ApiUserListResponse })
+  @ApiOkResponse({ type: ApiUserListResponse, description: 'A page of `take` (default 100); when more follow, a `Link: <...>; rel="next"` header' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (skip or take)' })
   @permissionErrors('users.manage')
-  async list(): Promise<{ items: BackOfficeApiUserView[] }> {
-    return { items: await this.apiUsers.list() };
+  async list(
+    @Query() query: ListPageQuery,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<{ items: BackOfficeApiUserView[]; total: number; totalExact: boolean }> {
+    const page = await this.apiUsers.listPage(query);
+    const next = rowsFollow(query, page.items.length, page.total) ? nextPageLink(query) : undefined;
+    if (next) this.platform.setHeader(response, 'Link', next);
+    return page;
   }
 
   @Post(':id/rotate-secret')

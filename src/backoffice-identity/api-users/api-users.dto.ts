@@ -56,7 +56,9 @@ export class ApiUserResponse {
 }
 
 export class ApiUserListResponse {
-  @ApiProperty({ type: [ApiUserResponse] }) items!: ApiUserResponse[];
+  @ApiProperty({ type: [ApiUserResponse], description: 'A page (`skip`, `take`), oldest first' }) items!: ApiUserResponse[];
+  @ApiProperty({ description: 'API users in all: exact up to 10,000, the planner\'s estimate beyond (then `totalExact` is false)' }) total!: number;
+  @ApiProperty() totalExact!: boolean;
 }
 
 export class TokenRequestDto {

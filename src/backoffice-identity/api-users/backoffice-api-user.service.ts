@@ -1,3 +1,4 @@
+import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { timingSafeEqual } from 'node:crypto';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -14,7 +15,7 @@ import {
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import type { BackOfficeApiClient, BackOfficeApiClientStore } from './api-client-store.interface.js';
+import type { BackOfficeApiClient, BackOfficeApiClientListing, BackOfficeApiClientStore } from './api-client-store.interface.js';
 
 /** Client ids: `boc_` + 144 random bits. Secrets: `bocs_` + 256 random bits. Tokens: `boat_` + 256 random bits. */
 const CLIENT_ID_SHAPE = /^boc_[A-Za-z0-9_-]{24}$/;
@@ -55,6 +56,20 @@ const hashEquals = (a: string, b: string) => a.length === b.length && timingSafe
  * (they are 256-bit random values, so a fast hash is enough); wrong secrets are counted atomically and lock the
  * client like a password lockout; a rotation keeps the previous secret for an overlap window.
  */
+function toApiUserView({ client, name, isApproved, groups }: BackOfficeApiClientListing, now: Date): BackOfficeApiUserView {
+  return {
+    id: client.userId,
+    name,
+    clientId: client.clientId,
+    groups,
+    disabled: !isApproved,
+    createdAt: client.createdAt.toISOString(),
+    secretRotatedAt: client.rotatedAt?.toISOString() ?? null,
+    previousSecretExpiresAt:
+      client.previousSecretExpiresAt && client.previousSecretExpiresAt.getTime() > now.getTime() ? client.previousSecretExpiresAt.toISOString() : null,
+  };
+}
+
 @Injectable()
 export class BackOfficeApiUserService {
   constructor(
@@ -89,18 +104,22 @@ export class BackOfficeApiUserService {
   }
 
   async list(): Promise<BackOfficeApiUserView[]> {
-    const now = this.clock.now().getTime();
-    return (await this.store.listClients()).map(({ client, name, isApproved, groups }) => ({
-      id: client.userId,
-      name,
-      clientId: client.clientId,
-      groups,
-      disabled: !isApproved,
-      createdAt: client.createdAt.toISOString(),
-      secretRotatedAt: client.rotatedAt?.toISOString() ?? null,
-      previousSecretExpiresAt:
-        client.previousSecretExpiresAt && client.previousSecretExpiresAt.getTime() > now ? client.previousSecretExpiresAt.toISOString() : null,
-    }));
+    const now = this.clock.now();
+    return (await this.store.listClients()).map((listing) => toApiUserView(listing, now));
+  }
+
+  /**
+   * One page of {@link list} (oldest first) with how many API users there are (`totalExact: false` when the store
+   * estimated it). With a store's `listClientsPage` one page is read; otherwise `listClients`, cut here.
+   */
+  async listPage(page: BackOfficeListPage): Promise<{ items: BackOfficeApiUserView[]; total: number; totalExact: boolean }> {
+    const now = this.clock.now();
+    if (this.store.listClientsPage) {
+      const read = await this.store.listClientsPage(page);
+      return { items: read.items.map((listing) => toApiUserView(listing, now)), total: read.total, totalExact: read.totalExact ?? true };
+    }
+    const all = await this.store.listClients();
+    return { items: slicePage(all, page).items.map((listing) => toApiUserView(listing, now)), total: all.length, totalExact: true };
   }
 
   /**

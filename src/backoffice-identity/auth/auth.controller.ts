@@ -1,10 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Post, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Logger, Param, Post, Query, Req, Res, UseGuards, UsePipes } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeClock } from '../common/clock.js';
 import { toSameOriginPath } from '../common/same-origin-path.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
-import type { BackOfficeHttpResponse } from '../http/http-platform.js';
+import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import { ListPageQuery, nextPageLink } from '../http/list-page.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { UserLogoutSuccessNotification, UserReauthenticatedNotification } from '../notifications/notifications.js';
@@ -72,6 +73,7 @@ export class AuthController {
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
     @Inject(BackOfficeExternalLoginProviders) private readonly externalProviders: BackOfficeExternalLoginProviders,
     @Inject(BackOfficeAccountService) private readonly account: BackOfficeAccountService,
+    @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
   ) {}
 
   @Post('login')
@@ -227,10 +229,20 @@ export class AuthController {
 
   @Get('sessions')
   @BackOfficeAuthorize()
-  @ApiOkResponse({ type: [SessionResponse] })
-  @errors([401, 'unauthenticated'])
-  listSessions(@Req() request: BackOfficeAuthenticatedRequest): Promise<BackOfficeSessionDto[]> {
-    return this.account.listSessions(request.backOffice.user, sessionOf(request));
+  @ApiOkResponse({
+    type: [SessionResponse],
+    description: 'Own live sessions, most recently seen first (ties by id), a page of `take` (default 100); when more follow, a `Link: <...>; rel="next"` header',
+  })
+  @errors([400, 'validation_failed (skip or take)'], [401, 'unauthenticated'])
+  async listSessions(
+    @Req() request: BackOfficeAuthenticatedRequest,
+    @Query() query: ListPageQuery,
+    @Res({ passthrough: true }) response: BackOfficeHttpResponse,
+  ): Promise<BackOfficeSessionDto[]> {
+    const page = await this.account.listSessionsPage(request.backOffice.user, sessionOf(request), query);
+    const next = page.more ? nextPageLink(query) : undefined;
+    if (next) this.platform.setHeader(response, 'Link', next);
+    return page.items;
   }
 
   @Delete('sessions')

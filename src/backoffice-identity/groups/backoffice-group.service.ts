@@ -1,3 +1,4 @@
+import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
 import { Inject, Injectable } from '@nestjs/common';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
@@ -52,6 +53,19 @@ export class BackOfficeGroupService {
 
   async list(): Promise<BackOfficeGroupView[]> {
     return (await this.store.list()).map((group) => this.view(group));
+  }
+
+  /**
+   * One page of {@link list} (by alias) with how many groups there are (`totalExact: false` when the store estimated
+   * it). With a store's `listPage` one page is read; otherwise `list`, cut here.
+   */
+  async listPage(page: BackOfficeListPage): Promise<{ items: BackOfficeGroupView[]; total: number; totalExact: boolean }> {
+    if (this.store.listPage) {
+      const read = await this.store.listPage(page);
+      return { items: read.items.map((group) => this.view(group)), total: read.total, totalExact: read.totalExact ?? true };
+    }
+    const all = await this.store.list();
+    return { items: slicePage(all, page).items.map((group) => this.view(group)), total: all.length, totalExact: true };
   }
 
   async get(alias: string): Promise<BackOfficeGroupView> {

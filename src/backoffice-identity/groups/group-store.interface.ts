@@ -1,3 +1,4 @@
+import type { BackOfficeListPage } from '../common/list-page.js';
 /** A group as stored, with its member count. */
 export interface BackOfficeGroupRecord {
   alias: string;
@@ -29,6 +30,12 @@ export class BackOfficeDuplicateGroupError extends Error {
 export interface BackOfficeGroupStore {
   /** Every group, by alias. */
   list(): Promise<BackOfficeGroupRecord[]>;
+  /**
+   * Optional: one page of {@link list} (by alias): `page.skip` groups passed over, then at most `page.take`, with how
+   * many there are in all (`totalExact: false` when `total` is an estimate). Stores without it get {@link list}, cut
+   * into the page in memory.
+   */
+  listPage?(page: BackOfficeListPage): Promise<{ items: BackOfficeGroupRecord[]; total: number; totalExact?: boolean }>;
   find(alias: string): Promise<BackOfficeGroupRecord | null>;
   /** The groups among `aliases` that exist. */
   findMany(aliases: readonly string[]): Promise<BackOfficeGroupRecord[]>;

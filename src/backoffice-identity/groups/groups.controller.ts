@@ -1,8 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Put, Query, Req, Res, UsePipes } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ErrorResponse } from '../auth/auth.dto.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
+import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import { ListPageQuery, nextPageLink, rowsFollow } from '../http/list-page.js';
 import { BackOfficePermissionRegistry, BUILT_IN_PERMISSIONS } from '../permissions/backoffice-permissions.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
@@ -19,15 +21,23 @@ export class GroupsController {
   constructor(
     @Inject(BackOfficeGroupService) private readonly groups: BackOfficeGroupService,
     @Inject(BackOfficePermissionRegistry) private readonly registry: BackOfficePermissionRegistry,
+    @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
   ) {}
 
   @Get()
-  @ApiOkResponse({ type: GroupListResponse, description: 'Every group, and every permission a group can hold' })
+  @ApiOkResponse({
+    type: GroupListResponse,
+    description: 'A page of groups (`take`, default 100; when more follow, a `Link: <...>; rel="next"` header), and every permission a group can hold',
+  })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (skip or take)' })
   @permissionErrors('groups.manage')
-  async list(): Promise<GroupListResponse> {
+  async list(@Query() query: ListPageQuery, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<GroupListResponse> {
     const builtIn = new Set(BUILT_IN_PERMISSIONS.map((p) => p.key));
+    const page = await this.groups.listPage(query);
+    const next = rowsFollow(query, page.items.length, page.total) ? nextPageLink(query) : undefined;
+    if (next) this.platform.setHeader(response, 'Link', next);
     return {
-      items: await this.groups.list(),
+      ...page,
       permissions: this.registry.all().map((p) => ({ key: p.key, description: p.description, builtIn: builtIn.has(p.key) })),
     };
   }

@@ -78,6 +78,8 @@ export class PermissionResponse {
 }
 
 export class GroupListResponse {
-  @ApiProperty({ type: [GroupResponse] }) items!: GroupResponse[];
+  @ApiProperty({ type: [GroupResponse], description: 'A page (`skip`, `take`), by alias' }) items!: GroupResponse[];
+  @ApiProperty({ description: 'Groups in all: exact up to 10,000, the planner\'s estimate beyond (then `totalExact` is false)' }) total!: number;
+  @ApiProperty() totalExact!: boolean;
   @ApiProperty({ type: [PermissionResponse], description: 'Every permission a group can hold' }) permissions!: PermissionResponse[];
 }

@@ -95,6 +95,13 @@ export class BackOfficeValidationPipe extends ValidationPipe {
   }
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    // A query class with `static queryFields` reads only those fields and ignores the others (routes that ignored
+    // the query before they took one); a bracketed or dotted form of one of them (`take[]`) is still refused.
+    const queryFields = metadata.type === 'query' ? (metadata.metatype as { queryFields?: readonly string[] } | undefined)?.queryFields : undefined;
+    const ownField = (path: string) => queryFields!.includes(path.split(/[[.]/)[0]!);
+    if (queryFields && typeof value === 'object' && value !== null) {
+      value = Object.fromEntries(Object.entries(value).filter(([key]) => ownField(key)));
+    }
     const polluting = metadata.type === 'custom' ? [] : pollutingKeyPaths(value);
     if (polluting.length > 0) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
@@ -112,7 +119,7 @@ export class BackOfficeValidationPipe extends ValidationPipe {
     if (metadata.type === 'body' && value === undefined && (metadata.metatype as { optionalBody?: boolean } | undefined)?.optionalBody) value = {};
     if (metadata.type === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) throw BackOfficeHttpError.malformedJson();
     const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
-    if (metadata.type === 'query') for (const path of unstorableQueryPaths()) if (!invalid.includes(path)) invalid.push(path);
+    if (metadata.type === 'query') for (const path of unstorableQueryPaths()) if (!invalid.includes(path) && (!queryFields || ownField(path))) invalid.push(path);
     if (invalid.length > 0) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
         errors: invalid.map((field) => ({ field, code: 'invalid_characters', description: `${field} is not valid Unicode text (invalid UTF-8, an unpaired surrogate) or holds a NUL character.` })),

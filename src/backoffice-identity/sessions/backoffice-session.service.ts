@@ -12,6 +12,8 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 import { redactSecretsWhenLogged, type BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './session-store.interface.js';
+import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
+import { byLastSeenThenId } from './session-order.js';
 
 /** What the step-up rule reads of an authenticated request (`request.backOffice`). */
 type RecentSignInSubject = { scheme: 'cookie' | 'bearer'; session?: Pick<BackOfficeSession, 'reauthenticatedAt'> };
@@ -63,6 +65,17 @@ function holdsStamp(session: BackOfficeSession, securityStamp: string): boolean 
  * sign-ins only (as in ASP.NET Core Identity): sessions that already exist keep working, so failed guesses
  * at an admin's password cannot keep that admin out.
  */
+function toSessionDto(s: BackOfficeSession, currentSessionId: string | undefined): BackOfficeSessionDto {
+  return {
+    id: s.id,
+    createdAt: s.createdAt.toISOString(),
+    lastSeenAt: s.lastSeenAt.toISOString(),
+    ip: s.ip,
+    userAgent: s.userAgent,
+    current: s.id === currentSessionId,
+  };
+}
+
 @Injectable()
 export class BackOfficeSessionService {
   private readonly idleMs: number;
@@ -260,14 +273,30 @@ export class BackOfficeSessionService {
   async list(user: Pick<BackOfficeUser, 'id' | 'securityStamp'>, currentSessionId?: string): Promise<BackOfficeSessionDto[]> {
     const now = this.clock.now();
     const rows = await this.store.listLive(user.id, user.securityStamp, now, new Date(now.getTime() - this.idleMs));
-    return rows.map((s) => ({
-      id: s.id,
-      createdAt: s.createdAt.toISOString(),
-      lastSeenAt: s.lastSeenAt.toISOString(),
-      ip: s.ip,
-      userAgent: s.userAgent,
-      current: s.id === currentSessionId,
-    }));
+    return rows.sort(byLastSeenThenId).map((s) => toSessionDto(s, currentSessionId));
+  }
+
+  /**
+   * One page of {@link list} (same sessions, same order, ties by id) and whether sessions follow it. With a store's
+   * `listLivePage` one read of at most `take + 1` rows; otherwise `listLive`, ordered and cut here.
+   */
+  async listPage(
+    user: Pick<BackOfficeUser, 'id' | 'securityStamp'>,
+    page: BackOfficeListPage,
+    currentSessionId?: string,
+  ): Promise<{ items: BackOfficeSessionDto[]; more: boolean }> {
+    const now = this.clock.now();
+    const seenAfter = new Date(now.getTime() - this.idleMs);
+    let rows: BackOfficeSession[];
+    let more: boolean;
+    if (this.store.listLivePage) {
+      const read = await this.store.listLivePage(user.id, user.securityStamp, now, seenAfter, { skip: page.skip, take: page.take + 1 });
+      rows = read.slice(0, page.take);
+      more = read.length > page.take;
+    } else {
+      ({ items: rows, more } = slicePage((await this.store.listLive(user.id, user.securityStamp, now, seenAfter)).sort(byLastSeenThenId), page));
+    }
+    return { items: rows.map((s) => toSessionDto(s, currentSessionId)), more };
   }
 
   /** Revokes one of the user's own sessions; false when it is not theirs (or not live). */

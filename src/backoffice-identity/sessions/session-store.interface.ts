@@ -1,3 +1,4 @@
+import type { BackOfficeListPage } from '../common/list-page.js';
 import type { BackOfficeAuditStore, NewBackOfficeAuditEntry } from '../audit/backoffice-audit-store.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserStore } from '../users/stores/user-store.interface.js';
@@ -83,6 +84,13 @@ export interface BackOfficeSessionStore {
    * ending after `now`, seen after `seenAfter`; most recently seen first.
    */
   listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]>;
+  /**
+   * Optional: one page of {@link listLive}, most recently seen first and, among sessions seen at the same time, by
+   * id (so pages never overlap or leave one out while nothing changes): `page.skip` sessions passed over, then at
+   * most `page.take`. `GET /auth/sessions` asks for one more than it answers to know whether a next page exists.
+   * Stores without it get {@link listLive} (every live session, ordered and cut into the page in memory).
+   */
+  listLivePage?(userId: string, securityStamp: string, now: Date, seenAfter: Date, page: BackOfficeListPage): Promise<BackOfficeSession[]>;
   /** Moves last-seen forward to `at` (never back, never on a revoked session). */
   touch(sessionId: string, at: Date): Promise<void>;
   /** Applies `changes`; with `onlyIfLive`, not to a revoked session. */

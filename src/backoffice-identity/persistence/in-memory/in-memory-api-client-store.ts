@@ -1,3 +1,4 @@
+import { slicePage, type BackOfficeListPage } from '../../common/list-page.js';
 import type {
   BackOfficeAccessTokenRecord,
   BackOfficeApiClient,
@@ -57,6 +58,11 @@ export class InMemoryBackOfficeApiClientStore implements BackOfficeApiClientStor
         const user = this.state.toUser(this.state.users.get(c.userId)!);
         return { client: copy(c), name: user.name, isApproved: user.isApproved, groups: user.groups };
       });
+  }
+
+  async listClientsPage(page: BackOfficeListPage): Promise<{ items: BackOfficeApiClientListing[]; total: number; totalExact: boolean }> {
+    const all = await this.listClients();
+    return { items: slicePage(all, page).items, total: all.length, totalExact: true };
   }
 
   async rotateSecret(userId: string, secretHash: string, previousSecretExpiresAt: Date | null, now: Date): Promise<string | null> {

@@ -1,3 +1,4 @@
+import { slicePage, type BackOfficeListPage } from '../../common/list-page.js';
 import {
   BackOfficeDuplicateGroupError,
   type BackOfficeGroupFields,
@@ -20,6 +21,11 @@ export class InMemoryBackOfficeGroupStore implements BackOfficeGroupStore {
 
   async list(): Promise<BackOfficeGroupRecord[]> {
     return [...this.state.groups.values()].sort((a, b) => (a.alias < b.alias ? -1 : a.alias > b.alias ? 1 : 0)).map((g) => this.record(g));
+  }
+
+  async listPage(page: BackOfficeListPage): Promise<{ items: BackOfficeGroupRecord[]; total: number; totalExact: boolean }> {
+    const all = await this.list();
+    return { items: slicePage(all, page).items, total: all.length, totalExact: true };
   }
 
   async find(alias: string): Promise<BackOfficeGroupRecord | null> {

@@ -1,3 +1,5 @@
+import type { BackOfficeListPage } from '../../common/list-page.js';
+import { byLastSeenThenId } from '../../sessions/session-order.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from '../../sessions/session-store.interface.js';
 import type { BackOfficeUser } from '../../users/backoffice-user.js';
 import type { BackOfficeUserStore } from '../../users/stores/user-store.interface.js';
@@ -55,8 +57,12 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
   async listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]> {
     return [...this.sessions.values()]
       .filter((s) => s.userId === userId && (s.securityStamp === securityStamp || s.nextSecurityStamp === securityStamp) && s.revokedAt === null && s.expiresAt > now && s.lastSeenAt > seenAfter)
-      .sort((a, b) => b.lastSeenAt.getTime() - a.lastSeenAt.getTime())
+      .sort(byLastSeenThenId)
       .map(copy);
+  }
+
+  async listLivePage(userId: string, securityStamp: string, now: Date, seenAfter: Date, page: BackOfficeListPage): Promise<BackOfficeSession[]> {
+    return (await this.listLive(userId, securityStamp, now, seenAfter)).slice(page.skip, page.skip + page.take);
   }
 
   async touch(sessionId: string, at: Date): Promise<void> {

@@ -1,3 +1,5 @@
+import type { BackOfficeListPage } from '../../common/list-page.js';
+import { cappedCount } from './capped-count.js';
 import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { onEntityManager, requireHostDataSource } from './backoffice-data-source.provider.js';
@@ -85,10 +87,22 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
   }
 
   async listClients(): Promise<BackOfficeApiClientListing[]> {
+    return this.readListing('');
+  }
+
+  /** A page by OFFSET / LIMIT in the listing's order; the total exact up to 10,000 clients (as `GET /users`'). */
+  async listClientsPage(page: BackOfficeListPage): Promise<{ items: BackOfficeApiClientListing[]; total: number; totalExact: boolean }> {
+    const items = await this.readListing(' OFFSET $1 LIMIT $2', [page.skip, page.take]);
+    const total = await cappedCount(this.manager, 'SELECT 1 FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id', []);
+    return { items, total: total.value, totalExact: total.exact };
+  }
+
+  private async readListing(range: string, params: unknown[] = []): Promise<BackOfficeApiClientListing[]> {
     const rows: Array<ClientRow & { name: string; is_approved: boolean; groups: string[] | string }> = await this.manager.query(
       `SELECT c.*, u.name, u.is_approved,
               ARRAY(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id WHERE ug.user_id = u.id ORDER BY g.alias) AS groups
-         FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id ORDER BY c.created_at, u.id`,
+         FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id ORDER BY c.created_at, u.id${range}`,
+      params,
     );
     return rows.map((r) => ({ client: clientFromRow(r), name: r.name, isApproved: r.is_approved, groups: aliases(r.groups) }));
   }

@@ -1,3 +1,5 @@
+import type { BackOfficeListPage } from '../../common/list-page.js';
+import { cappedCount } from './capped-count.js';
 import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { requireHostDataSource } from './backoffice-data-source.provider.js';
@@ -49,6 +51,13 @@ export class TypeOrmBackOfficeGroupStore implements BackOfficeGroupStore {
   async list(): Promise<BackOfficeGroupRecord[]> {
     const rows: GroupRow[] = await this.dataSource.query(`${SELECT_GROUP} ORDER BY g.alias`);
     return rows.map(groupFromRow);
+  }
+
+  /** A page by OFFSET / LIMIT in alias order (aliases are unique); the total exact up to 10,000 groups. */
+  async listPage(page: BackOfficeListPage): Promise<{ items: BackOfficeGroupRecord[]; total: number; totalExact: boolean }> {
+    const rows: GroupRow[] = await this.dataSource.query(`${SELECT_GROUP} ORDER BY g.alias OFFSET $1 LIMIT $2`, [page.skip, page.take]);
+    const total = await cappedCount(this.dataSource, 'SELECT 1 FROM backoffice_group', []);
+    return { items: rows.map(groupFromRow), total: total.value, totalExact: total.exact };
   }
 
   async find(alias: string): Promise<BackOfficeGroupRecord | null> {

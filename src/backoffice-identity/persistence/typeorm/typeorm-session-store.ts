@@ -1,3 +1,4 @@
+import type { BackOfficeListPage } from '../../common/list-page.js';
 import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { requireHostDataSource } from './backoffice-data-source.provider.js';
@@ -187,7 +188,21 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
         { ...live, securityStamp },
         { ...live, nextSecurityStamp: securityStamp },
       ],
-      order: { lastSeenAt: 'DESC' },
+      order: { lastSeenAt: 'DESC', id: 'ASC' },
+    });
+  }
+
+  /** {@link listLive}'s page: OFFSET / LIMIT on (last_seen_at DESC, id), the order of every page. */
+  listLivePage(userId: string, securityStamp: string, now: Date, seenAfter: Date, page: BackOfficeListPage): Promise<BackOfficeSession[]> {
+    const live = { userId, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(seenAfter) };
+    return this.sessions.find({
+      where: [
+        { ...live, securityStamp },
+        { ...live, nextSecurityStamp: securityStamp },
+      ],
+      order: { lastSeenAt: 'DESC', id: 'ASC' },
+      skip: page.skip,
+      take: page.take,
     });
   }
 

@@ -1,0 +1,73 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import type { BackOfficeListPage } from '../common/list-page.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { MAX_LIST_SKIP, MAX_LIST_SKIP_TEXT, MaxListSkip } from './list-offset.js';
+
+/**
+ * Rows a page of `GET /auth/sessions`, `GET /users/api` and `GET /groups` holds when the client names no `take`. These
+ * lists answered every row before they were paged; the default is large enough that a typical answer (a person's
+ * sessions, a site's API users and groups) still comes whole in one page, and a longer one says where the rest is.
+ */
+export const DEFAULT_LIST_PAGE_SIZE = 100;
+
+/** The largest `take` of those lists (one page is built in memory and sent as one JSON body). */
+export const MAX_LIST_PAGE_SIZE = 200;
+
+/**
+ * Query of the lists that were unpaged before (`GET /auth/sessions`, `GET /users/api`, `GET /groups`): the module's
+ * `skip` / `take`, both optional, validated like `GET /users`' (400 `validation_failed` naming the field for a
+ * negative, fractional, non-numeric, Unicode-digit, repeated or too large value). Other query fields are ignored
+ * (these routes ignored the query before, and a client's cache buster such as `_=<time>` must not start failing).
+ */
+export class ListPageQuery implements BackOfficeListPage {
+  /** The fields this query reads; {@link BackOfficeValidationPipe} drops the others (see `queryFields`). */
+  static readonly queryFields: readonly string[] = ['skip', 'take'];
+
+  @ApiPropertyOptional({ default: 0, minimum: 0, maximum: MAX_LIST_SKIP, description: `Rows to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT})` })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @MaxListSkip('no list of this kind is that long')
+  skip: number = 0;
+
+  @ApiPropertyOptional({
+    default: DEFAULT_LIST_PAGE_SIZE,
+    minimum: 1,
+    maximum: MAX_LIST_PAGE_SIZE,
+    description: 'Rows in the page; when more follow, the answer has a `Link: <...>; rel="next"` header (RFC 8288)',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(MAX_LIST_PAGE_SIZE)
+  take: number = DEFAULT_LIST_PAGE_SIZE;
+}
+
+/**
+ * Characters a path may hold inside a `Link` header's `<...>` as is (RFC 3986 path characters, escapes kept); not
+ * `//` first, which would make it a reference to another host.
+ */
+const PLAIN_PATH = /^\/(?!\/)[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$/;
+
+/**
+ * The `Link` header value that points to the page after `page` (RFC 8288 `rel="next"`): the request's own path with
+ * `skip` moved on by `take`. A path the request context lacks (or one that needs quoting) gives the same-document
+ * reference `<?skip=..&take=..>`, which RFC 3986 resolves against the request's URL. Undefined when that page's
+ * `skip` would be over {@link MAX_LIST_SKIP} (the route refuses it).
+ */
+export function nextPageLink(page: BackOfficeListPage): string | undefined {
+  const skip = page.skip + page.take;
+  if (skip > MAX_LIST_SKIP) return undefined;
+  const path = BackOfficeRequestContextStore.current().path;
+  const base = path && path.length < 512 && PLAIN_PATH.test(path) ? path : '';
+  return `<${base}?skip=${skip}&take=${page.take}>; rel="next"`;
+}
+
+/** Whether a page of `itemCount` rows at `page.skip` leaves rows of `total` after it. */
+export function rowsFollow(page: BackOfficeListPage, itemCount: number, total: number): boolean {
+  return page.skip + itemCount < total;
+}
