@@ -584,6 +584,26 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(await ctx.userManager.getLogins(local)).toEqual([]);
     });
 
+    it.each([
+      ['/backoffice/account#logins', '/backoffice/account?error=login_already_linked#logins'],
+      ['/backoffice/account?tab=logins#linked', '/backoffice/account?tab=logins&error=login_already_linked#linked'],
+      // A "?" in the fragment is no query of the path.
+      ['/backoffice/account#logins?x=1', '/backoffice/account?error=login_already_linked#logins?x=1'],
+    ])('a refused link back to returnUrl %j keeps ?error= in the query, before the fragment: %j', async (returnUrl, location) => {
+      const { login } = account(`owned-fragment-${location.length}`);
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      const local = await newUser();
+      const person = new Person(ctx.url);
+      await person.app.login(local.email, TEST_PASSWORD);
+      const link = await person.app.post('/auth/external/oidc/link', { returnUrl });
+      expect(link.status, link.text).toBe(200);
+      const result = await person.deliver(await person.idp.authorize(link.body.redirectUrl, login));
+      expect(result.status).toBe(302);
+      const landed = new URL(result.headers.get('location')!, 'http://host.invalid');
+      expect(landed.searchParams.get('error')).toBe('login_already_linked');
+      expect(result.headers.get('location')).toBe(location);
+    });
+
     it('bad link bodies are clean 400s', async () => {
       const { login } = account('badbody', { groups: [] });
       const person = new Person(ctx.url);

@@ -252,7 +252,7 @@ export class BackOfficeExternalLoginService {
       if (!(error instanceof ExternalLoginError)) this.logger.error(`Unexpected external login failure: ${describeError(error)}`);
       await this.userManager.notify(UserLoginFailedNotification, null, { reason: failure.code });
       const target = pending?.link || pending?.reauthenticate ? pending.returnUrl : this.signInPage;
-      return `${target}${target.includes('?') ? '&' : '?'}error=${failure.code}`;
+      return withErrorCode(target, failure.code);
     }
   }
 
@@ -679,4 +679,16 @@ export class BackOfficeExternalLoginService {
       this.logger.warn(`Groups of user ${user.id} from provider "${provider.name}" not applied: ${result.errors.map((e) => e.code).join(', ')}`);
     }
   }
+}
+
+/**
+ * `path` with `error=<code>` added to its query: before the fragment (a `#...` of the returnUrl stays last, and a
+ * `?` inside the fragment is no query), so the page reads `?error=` however the returnUrl ends.
+ */
+function withErrorCode(path: string, code: string): string {
+  const hashAt = path.indexOf('#');
+  const beforeHash = hashAt === -1 ? path : path.slice(0, hashAt);
+  const fragment = hashAt === -1 ? '' : path.slice(hashAt);
+  const separator = !beforeHash.includes('?') ? '?' : beforeHash.endsWith('?') || beforeHash.endsWith('&') ? '' : '&';
+  return `${beforeHash}${separator}error=${encodeURIComponent(code)}${fragment}`;
 }
