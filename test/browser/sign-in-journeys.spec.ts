@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { Browser, Page } from 'playwright-core';
+import { HttpClient } from '../support/http-client.js';
 import { TEST_PASSWORD } from '../support/identity-app.js';
 import { axeScan, chromiumPath, latestMailTo, totpCode, transferredBytes } from './support/browser.js';
 import { SignOutRedirectListener } from './support/browser-app.js';
 import { useBrowserApp } from './support/use-browser-app.js';
-import { BackOfficeGroupService } from '../../src/backoffice-identity/index.js';
+import { BackOfficeGroupService, BackOfficeInviteService } from '../../src/backoffice-identity/index.js';
 
 const executable = chromiumPath();
 const suite = executable ? describe : describe.skip;
@@ -215,6 +216,65 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     const incomplete = await newPage();
     await incomplete.goto(url('/reset-password'));
     await expect.poll(() => alert(incomplete).textContent()).toContain('This link is incomplete');
+  });
+
+  it('the reset and invite pages carry the link\'s account for password managers (hidden autocomplete="username" beside new-password, shown as text), work by keyboard and pass axe; a dead link reveals no account', async () => {
+    const resetTo = 'keyboard-resetter@example.com';
+    expect((await shared.app.userManager.createUser({ email: resetTo, name: 'Kay Keyboard', password: TEST_PASSWORD })).succeeded).toBe(true);
+    const inviteTo = 'keyboard-invitee@example.com';
+    expect((await shared.app.app.get(BackOfficeInviteService).invite({ email: inviteTo, name: 'Ivy Invitee', groups: ['editor'] }, null)).succeeded).toBe(true);
+    const inviteLink = (await latestMailTo(shared.app.mailDir, inviteTo)).link;
+    const forgot = await newPage();
+    await forgot.goto(url('/forgot-password'));
+    await forgot.getByLabel('Email', { exact: true }).fill(resetTo);
+    await forgot.getByRole('button', { name: 'Send reset link' }).click();
+    const resetLink = (await latestMailTo(shared.app.mailDir, resetTo)).link;
+
+    for (const { link, account, landing } of [
+      { link: resetLink, account: resetTo, landing: url('?notice=password-reset') },
+      { link: inviteLink, account: inviteTo, landing: url('/account') },
+    ]) {
+      const page = await newPage({ bypassCSP: true }); // axe-core is injected as a script
+      await page.goto(link);
+      const username = page.locator('form input[autocomplete="username"]');
+      await expect.poll(() => username.inputValue(), link).toBe(account);
+      expect(await username.count()).toBe(1);
+      // In the same form as the new password, which password managers pair it with.
+      expect(await page.locator('form:has(input[autocomplete="username"]) input[autocomplete="new-password"]').count()).toBe(1);
+      // Hidden from sight, from assistive technology and from the tab order; the person reads the account as text.
+      expect(await username.isHidden()).toBe(true);
+      expect(await username.getAttribute('aria-hidden')).toBe('true');
+      expect(await username.getAttribute('tabindex')).toBe('-1');
+      expect(await page.getByText(`Account: ${account}`, { exact: true }).isVisible()).toBe(true);
+      expect((await axeScan(page)).violations).toEqual([]);
+
+      // Keyboard only: Tab from the top reaches the new password (never the hidden field), Enter submits.
+      const reached: string[] = [];
+      for (let i = 0; i < 8 && !reached.includes('bo-new-password'); i++) {
+        await page.keyboard.press('Tab');
+        reached.push(await page.evaluate(() => document.activeElement?.id ?? ''));
+      }
+      expect(reached).toContain('bo-new-password');
+      expect(reached).not.toContain('bo-link-username');
+      await page.keyboard.type('a keyboard-only new passphrase');
+      await page.keyboard.press('Enter');
+      await page.waitForURL(landing);
+    }
+    expect((await new HttpClient(shared.app.url).login(resetTo, 'a keyboard-only new passphrase')).status).toBe(200);
+
+    // A used link and a made-up token: no account anywhere in the page, and the submit says the link is dead.
+    for (const link of [resetLink, inviteLink.replace(/token=[^&]+/, 'token=made-up')]) {
+      const page = await newPage();
+      const verified = page.waitForResponse((response) => response.url().endsWith('/verify'));
+      await page.goto(link);
+      expect((await verified).status()).toBe(400);
+      expect(await page.locator('form input[autocomplete="username"]').inputValue()).toBe('');
+      expect(await page.locator('#bo-link-account').isHidden()).toBe(true);
+      expect(await page.content()).not.toContain('keyboard-');
+      await page.getByLabel('New password', { exact: true }).fill('yet another new passphrase');
+      await page.getByRole('button', { name: 'Set password' }).click();
+      await expect.poll(() => alert(page).textContent(), link).toContain('invalid');
+    }
   });
 
   it('confirms an email change from the emailed link: the page posts the fragment, lands on sign-in with a notice; the new address signs in', async () => {

@@ -112,6 +112,8 @@ describe('Hardening: what an attacker found (issue #14)', () => {
         [client(), '/auth/forgot-password', { email: 'a@b.c' }],
         [client(), '/auth/reset-password', { userId: root.id, token: 'x', newPassword: 'y' }],
         [client(), '/auth/invite/accept', { userId: root.id, token: 'x', password: 'y' }],
+        [client(), '/auth/reset-password/verify', { userId: root.id, token: 'x' }],
+        [client(), '/auth/invite/verify', { userId: root.id, token: 'x' }],
         [admin, '/auth/change-password', { currentPassword: 'x', newPassword: 'y' }],
         [admin, '/auth/reauthenticate', { password: 'x' }],
         [admin, '/users/invite', { email: 'a@b.c', name: 'n' }],

@@ -159,6 +159,63 @@ describe('Invites, email and password reset', () => {
     expect((await accept(a.body.user.id, tokenA)).body.code).toBe('invalid_token');
   });
 
+  it('POST /auth/invite/verify and /auth/reset-password/verify: the username for a live link only (one 400 invalid_token otherwise, no enumeration); the link stays usable', async () => {
+    const invited = await invite(email('verify'));
+    const inviteLink = linkParams((await smtp.waitFor(invited.body.user.email)).text!, 'accept-invite');
+    const other = await invite(email('verify-other'));
+    const otherToken = linkParams((await smtp.waitFor(other.body.user.email)).text!, 'accept-invite').token;
+    const resetTo = email('verify-reset');
+    await ctx.userManager.createUser({ email: resetTo, name: 'Resetter', password });
+    expect((await new HttpClient(ctx.url).post('/auth/forgot-password', { email: resetTo })).status).toBe(202);
+    const resetLink = linkParams((await smtp.waitFor(resetTo)).text!, 'reset-password');
+    const verify = (route: string, userId: string, token: string) => new HttpClient(ctx.url).post(route, { userId, token });
+
+    // A live link: its account's username (the email here: usernameIsEmail), nothing else.
+    const inviteAnswer = await verify('/auth/invite/verify', inviteLink.userId, inviteLink.token);
+    expect(inviteAnswer.status, inviteAnswer.text).toBe(200);
+    expect(inviteAnswer.body).toEqual({ username: invited.body.user.email });
+    const resetAnswer = await verify('/auth/reset-password/verify', resetLink.userId, resetLink.token);
+    expect(resetAnswer.status, resetAnswer.text).toBe(200);
+    expect(resetAnswer.body).toEqual({ username: resetTo });
+
+    // Wrong, foreign, other-purpose tokens and unknown or malformed user ids: the same 400, no username anywhere.
+    const refused = [
+      verify('/auth/invite/verify', inviteLink.userId, 'wrong-token'),
+      verify('/auth/invite/verify', inviteLink.userId, otherToken),
+      verify('/auth/invite/verify', '00000000-0000-4000-8000-000000000000', inviteLink.token),
+      verify('/auth/invite/verify', 'not-a-uuid', inviteLink.token),
+      verify('/auth/invite/verify', resetLink.userId, resetLink.token),
+      verify('/auth/reset-password/verify', resetLink.userId, 'wrong-token'),
+      verify('/auth/reset-password/verify', inviteLink.userId, inviteLink.token),
+      verify('/auth/reset-password/verify', '00000000-0000-4000-8000-000000000000', resetLink.token),
+    ];
+    for (const result of await Promise.all(refused)) {
+      expectClientError(result, 400);
+      expect(result.body).toEqual({ statusCode: 400, code: 'invalid_token', message: expect.any(String) });
+      expect(result.text).not.toContain('@example.com');
+    }
+    for (const body of [{}, { userId: inviteLink.userId }, { userId: 42, token: 'x' }, { userId: inviteLink.userId, token: 'x'.repeat(10_000) }]) {
+      const result = await new HttpClient(ctx.url).post('/auth/invite/verify', body);
+      expectClientError(result, 400);
+      expect(result.body.code).toBe('validation_failed');
+    }
+
+    // Expired: refused as a used link is.
+    ctx.clock.advance(73 * 3_600_000);
+    try {
+      expect((await verify('/auth/invite/verify', inviteLink.userId, inviteLink.token)).body.code).toBe('invalid_token');
+      expect((await verify('/auth/reset-password/verify', resetLink.userId, resetLink.token)).body.code).toBe('invalid_token');
+    } finally {
+      ctx.clock.advance(-73 * 3_600_000);
+    }
+
+    // Verifying used nothing up: both links still set a password, and once used they verify no more.
+    expect((await new HttpClient(ctx.url).post('/auth/invite/accept', { userId: inviteLink.userId, token: inviteLink.token, password: 'a perfectly good passphrase' })).status).toBe(200);
+    expect((await new HttpClient(ctx.url).post('/auth/reset-password', { userId: resetLink.userId, token: resetLink.token, newPassword: 'the new reset passphrase' })).status).toBe(200);
+    expect((await verify('/auth/invite/verify', inviteLink.userId, inviteLink.token)).body.code).toBe('invalid_token');
+    expect((await verify('/auth/reset-password/verify', resetLink.userId, resetLink.token)).body.code).toBe('invalid_token');
+  });
+
   it('10 concurrent accepts of one invite: exactly one 200', async () => {
     const created = await invite(email());
     const { userId, token } = linkParams((await smtp.waitFor(created.body.user.email)).text!, 'accept-invite');

@@ -29,6 +29,7 @@ describe('OpenAPI document', () => {
       ['post', '/backoffice/auth/logout'],
       ['get', '/backoffice/auth/me'], ['post', '/backoffice/auth/change-password'], ['post', '/backoffice/auth/forgot-password'],
       ['post', '/backoffice/auth/reset-password'], ['post', '/backoffice/auth/invite/accept'], ['get', '/backoffice/auth/sessions'],
+      ['post', '/backoffice/auth/reset-password/verify'], ['post', '/backoffice/auth/invite/verify'],
       ['delete', '/backoffice/auth/sessions/{id}'], ['post', '/backoffice/users/invite'], ['post', '/backoffice/users/{id}/resend-invite'],
       ['get', '/backoffice/users'], ['post', '/backoffice/users/{id}/disable'], ['post', '/backoffice/users/{id}/enable'],
       ['post', '/backoffice/users/{id}/unlock'], ['put', '/backoffice/users/{id}/groups'], ['delete', '/backoffice/users/{id}/sessions'],

@@ -298,7 +298,7 @@ describe('Rate limits and several app instances', () => {
     });
   });
 
-  it('ASVS 4.0 2.2.1: the routes that take an emailed token without a session (reset-password, invite accept, email-change confirm) are limited per IP, each under its own counter', async () => {
+  it('ASVS 4.0 2.2.1: the routes that take an emailed token without a session (reset-password, invite accept, their verify routes, email-change confirm) are limited per IP, each under its own counter', async () => {
     const ctx = await createIdentityApp(db, { identity: withIp(uniqueIp(), { rateLimits: { loginPerIpAndUsername: 1000, loginPerIp: 3 } }) });
     try {
       const user = await ctx.userManager.createUser({ email: email(), name: 'R', password });
@@ -307,6 +307,8 @@ describe('Rate limits and several app instances', () => {
       const routes: Array<[string, Record<string, string>]> = [
         ['/auth/reset-password', { userId, token: 'guessed-token', newPassword: 'a brand new passphrase 42' }],
         ['/auth/invite/accept', { userId, token: 'guessed-token', password: 'a brand new passphrase 42' }],
+        ['/auth/reset-password/verify', { userId, token: 'guessed-token' }],
+        ['/auth/invite/verify', { userId, token: 'guessed-token' }],
         ['/auth/me/email/confirm', { userId, token: 'guessed-token' }],
       ];
       for (const [path, body] of routes) {

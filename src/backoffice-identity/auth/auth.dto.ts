@@ -48,6 +48,12 @@ export class UserTokenDto {
   token!: string;
 }
 
+/** `POST /auth/reset-password/verify` and `/auth/invite/verify`: the account a live emailed link belongs to. */
+export class LinkAccountResponse {
+  @ApiProperty({ description: 'The username (the email when usernameIsEmail) of the link\'s user', example: 'admin@example.com' })
+  username!: string;
+}
+
 export class ReauthenticateDto {
   @ApiProperty({ maxLength: MAX_PASSWORD_INPUT })
   @IsString()

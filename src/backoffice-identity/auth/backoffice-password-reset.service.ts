@@ -51,6 +51,18 @@ export class BackOfficePasswordResetService {
   }
 
   /**
+   * The username of a reset link's user while the link works, for the reset page's `autocomplete="username"` field
+   * (password managers save the new password under it); null whenever {@link reset} would refuse the link itself
+   * (`invalid_token`: unknown user, wrong, used or expired token, disabled, directory-managed). Nothing is revealed
+   * without a live token, and nothing is written: the token stays live.
+   */
+  async usernameForLink(userId: string, token: string): Promise<string | null> {
+    const user = await this.userManager.findById(userId);
+    if (!user || this.userManager.isDirectoryManaged(user) || deriveUserState(user, this.clock.now()) === 'disabled') return null;
+    return (await this.userManager.verifyUserToken(user, 'password_reset', token)) ? user.username : null;
+  }
+
+  /**
    * Resets with the emailed token: all sessions end, the lockout is cleared. Unknown and disabled users:
    * `invalid_token`; a user whose timed disable has ended is enabled again first. A directory-managed user
    * (`directoryManagedAt`): `invalid_token` too, whatever the token, as for a used link (a link mailed before the

@@ -7,7 +7,7 @@ import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js'
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
-import { ErrorResponse, MAX_PASSWORD_INPUT, UserTokenDto } from './auth.dto.js';
+import { ErrorResponse, LinkAccountResponse, MAX_PASSWORD_INPUT, UserTokenDto } from './auth.dto.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficePasswordResetService } from './backoffice-password-reset.service.js';
 
@@ -71,6 +71,20 @@ export class PasswordResetController {
     ]);
     this.resets.requestReset(body.email);
     return { status: 'accepted' };
+  }
+
+  @Post('reset-password/verify')
+  @HttpCode(200)
+  @ApiOkResponse({ type: LinkAccountResponse, description: 'The link works: the username of its account, for the page\'s username field (password managers). The token stays live.' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired, unknown user: one answer), validation_failed' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
+  @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  async verify(@Body() body: UserTokenDto): Promise<LinkAccountResponse> {
+    await this.rateLimiter.enforceSignInPerIp('reset-verify-ip');
+    const username = await this.resets.usernameForLink(body.userId, body.token);
+    if (username === null) throw BackOfficeHttpError.invalidToken();
+    return { username };
   }
 
   @Post('reset-password')

@@ -105,6 +105,17 @@ export class BackOfficeInviteService {
     }
   }
 
+  /**
+   * The username of an invite link's user while the invite works, for the accept-invite page's
+   * `autocomplete="username"` field; null whenever {@link accept} would answer `invalid_token` (unknown user, not
+   * invited, wrong, used or expired token). Nothing is revealed without a live token; the token stays live.
+   */
+  async usernameForLink(userId: string, token: string): Promise<string | null> {
+    const user = await this.userManager.findById(userId);
+    if (!user || !this.isInvited(user)) return null;
+    return (await this.userManager.verifyUserToken(user, 'invite', token)) ? user.username : null;
+  }
+
   /** Accepts an invite: first password, user activated, token used up. */
   async accept(user: BackOfficeUser, token: string, password: string): Promise<IdentityResult> {
     if (!this.isInvited(user)) return IdentityResult.failed(this.userManager.errorDescriber.invalidToken());

@@ -2,7 +2,7 @@ import { Body, Controller, HttpCode, Inject, Post, Res, UseGuards, UsePipes } fr
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { ApiOkResponse, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
-import { ErrorResponse, LoginResponse } from '../auth/auth.dto.js';
+import { ErrorResponse, LinkAccountResponse, LoginResponse, UserTokenDto } from '../auth/auth.dto.js';
 import { BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
@@ -24,6 +24,21 @@ export class InviteAcceptController {
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
   ) {}
+
+  @Post('verify')
+  @UseGuards(JsonBodyGuard)
+  @HttpCode(200)
+  @ApiOkResponse({ type: LinkAccountResponse, description: 'The invite works: the username of the invited account, for the page\'s username field (password managers). The token stays live.' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired, unknown user, not invited: one answer), validation_failed' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  async verify(@Body() body: UserTokenDto): Promise<LinkAccountResponse> {
+    if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
+    await this.rateLimiter.enforceSignInPerIp('invite-verify-ip');
+    const username = await this.invites.usernameForLink(body.userId, body.token);
+    if (username === null) throw BackOfficeHttpError.invalidToken();
+    return { username };
+  }
 
   @Post('accept')
   @UseGuards(JsonBodyGuard)

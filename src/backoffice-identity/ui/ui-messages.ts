@@ -44,6 +44,7 @@ export const BACKOFFICE_UI_MESSAGES = {
   passwordResetDone: 'Your password has been changed. Sign in with your new password.',
   inviteTitle: 'Accept your invitation',
   inviteIntro: 'Choose a password to finish setting up your account.',
+  linkAccount: 'Account: {username}',
   linkIncomplete: 'This link is incomplete. Open the link from the email again, or copy the whole address into the browser.',
   linkInvalid: 'This link is invalid, has expired or has already been used.',
   requestNewLink: 'Ask for a new link',

@@ -190,6 +190,18 @@ ${this.backToSignIn()}`,
     };
   }
 
+  /**
+   * The account an emailed link sets the password of, filled by pages.js from `POST /auth/reset-password/verify` or
+   * `/auth/invite/verify` (a live link only): shown as text ("Account: ana@example.com", not a read-only control a
+   * person can tab to but not change), and in a hidden `autocomplete="username"` field beside the new password, so
+   * password managers save the new password for that account (as Chromium's password form guidance asks), never
+   * sent (no name). Both stay hidden while the link is unverified.
+   */
+  private linkAccount(): SafeHtml {
+    return html`<p id="bo-link-account" class="bo-link-account" hidden></p>
+<input type="text" id="bo-link-username" autocomplete="username" tabindex="-1" aria-hidden="true" hidden>`;
+  }
+
   /** A page that sets a password with a token from the email link (reset, invite). */
   private passwordFromLink(context: BackOfficeUiPageContext, title: string, intro: string, formId: string, after: SafeHtml) {
     return {
@@ -198,6 +210,7 @@ ${this.backToSignIn()}`,
 <p class="bo-intro">${intro}</p>
 ${this.messages(context)}
 <form id="${formId}" method="post" novalidate>
+${this.linkAccount()}
 ${this.newPasswordField()}
 <button type="submit">${this.m.setPasswordButton}</button>
 </form>

@@ -349,7 +349,28 @@
     });
   }
 
-  function tokenPage(formId, endpoint, passwordField, onSuccess, invalidKey) {
+  /**
+   * Asks which account a live link belongs to (`verifyEndpoint` answers `{ username }` for a live token only) and
+   * puts it in the form: as text for the person, and in the hidden `autocomplete="username"` field so a password
+   * manager saves the new password for that account. Any other answer leaves both hidden: the submit says what is
+   * wrong with the link, as before.
+   */
+  function showLinkAccount(verifyEndpoint, link) {
+    var field = $('bo-link-username');
+    var text = $('bo-link-account');
+    if (!field || !text) return;
+    S.request('POST', verifyEndpoint, { userId: link.userId, token: link.token }, { retry: false }).then(function (res) {
+      var username = res.status === 200 && res.body && typeof res.body.username === 'string' ? res.body.username : '';
+      if (!username) return;
+      // The default value too, so a form's reset() keeps it.
+      field.setAttribute('value', username);
+      field.value = username;
+      text.textContent = t('linkAccount', { username: username });
+      text.hidden = false;
+    });
+  }
+
+  function tokenPage(formId, endpoint, verifyEndpoint, passwordField, onSuccess, invalidKey) {
     var form = $(formId);
     var password = $('bo-new-password');
     var link = readLinkFragment();
@@ -358,6 +379,7 @@
       showError(t('linkIncomplete'));
       return null;
     }
+    if (form) showLinkAccount(verifyEndpoint, link);
     handleForm(form, function (values) {
       var body = { userId: link.userId, token: link.token };
       body[passwordField] = values.newPassword;
@@ -380,13 +402,13 @@
   }
 
   function reset() {
-    tokenPage('bo-reset-form', '/auth/reset-password', 'newPassword', function () {
+    tokenPage('bo-reset-form', '/auth/reset-password', '/auth/reset-password/verify', 'newPassword', function () {
       return leave(S.base + '?notice=password-reset');
     }, 'linkInvalid');
   }
 
   function invite() {
-    var link = tokenPage('bo-invite-form', '/auth/invite/accept', 'password', function (res) {
+    var link = tokenPage('bo-invite-form', '/auth/invite/accept', '/auth/invite/verify', 'password', function (res) {
       // A group that requires two-factor: a setup-only session, as after a password sign-in.
       if (res.body && res.body.status === 'requiresTwoFactorSetup') return leave(S.base + '/account?status=requiresTwoFactorSetup');
       return leave(page.defaultReturnUrl);
