@@ -58,6 +58,7 @@ export * from './users/stores/user-store.interface.js';
 export { TypeOrmBackOfficeUserStore } from './persistence/typeorm/typeorm-user-store.js';
 export type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './sessions/session-store.interface.js';
 export type { BackOfficeListPage } from './common/list-page.js';
+export { MAX_ANNOUNCED_SECURITY_STAMPS } from './sessions/session-store.interface.js';
 export type {
   BackOfficePendingSignIn,
   BackOfficePendingSignInKind,

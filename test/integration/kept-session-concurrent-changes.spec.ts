@@ -122,6 +122,65 @@ describe.each(STORES)('two stamp-changing account changes at once from one sessi
     await expectEnd(user, clients);
   });
 
+  it("OWASP ASVS 4.0 3.3.3: A announces, B announces, A writes (B's announcement came after A's): the session is not signed out between A's write and its adoption", async () => {
+    const { user, sessionId, ...clients } = await threeSessions();
+    const sm = ctx.signInManager;
+    const a = await load(user);
+    const b = await load(user);
+    const workA = gated(() => ctx.userManager.changePassword(a, TEST_PASSWORD, 'a brand new passphrase 46'));
+    const pendingA = sm.keepSignedInThrough(sessionId, workA.run);
+    await workA.entered; // A announced
+    const workB = gated(() => ctx.userManager.setTwoFactorEnabled(b, true));
+    const pendingB = sm.keepSignedInThrough(sessionId, workB.run);
+    await workB.entered; // B announced after A, before A wrote
+    try {
+      workA.release();
+      expect((await pendingA).succeeded).toBe(true); // A wrote; B has not
+      const meanwhile = await clients.mine.get('/auth/me');
+      expect(meanwhile.status, "A wrote its stamp, which the session announced before B's, and has not adopted it yet").toBe(200);
+      expect((await clients.other.get('/auth/me')).status).toBe(401);
+    } finally {
+      workA.release();
+      workB.release();
+    }
+    expect((await pendingB).succeeded).toBe(true);
+    expect((await clients.mine.get('/auth/me')).status).toBe(200);
+    await sm.refreshSignIn(a, sessionId);
+    await sm.refreshSignIn(b, sessionId);
+    expect((await load(user)).securityStamp).toBe(b.securityStamp);
+    await expectEnd(user, clients);
+  });
+
+  it('OWASP ASVS 4.0 3.3.3: three changes announce, then write in the reverse order: the session answers 200 after every write and ends on the last one written', async () => {
+    const { user, sessionId, ...clients } = await threeSessions();
+    const sm = ctx.signInManager;
+    const copies = [await load(user), await load(user), await load(user)];
+    const works = [
+      gated(() => ctx.userManager.changePassword(copies[0], TEST_PASSWORD, 'a brand new passphrase 47')),
+      gated(() => ctx.userManager.setTwoFactorEnabled(copies[1], true)),
+      gated(async () => ctx.userManager.updateSecurityStamp(copies[2])),
+    ];
+    const pending: Promise<unknown>[] = [];
+    try {
+      for (const work of works) {
+        pending.push(sm.keepSignedInThrough(sessionId, work.run));
+        await work.entered;
+      }
+      for (const i of [2, 1, 0]) {
+        works[i].release();
+        await pending[i];
+        const meanwhile = await clients.mine.get('/auth/me');
+        expect(meanwhile.status, `after change ${i} wrote`).toBe(200);
+        expect((await clients.other.get('/auth/me')).status).toBe(401);
+      }
+    } finally {
+      for (const work of works) work.release();
+    }
+    expect((await load(user)).securityStamp).toBe(copies[0].securityStamp);
+    for (const i of [1, 2, 0]) await sm.refreshSignIn(copies[i], sessionId);
+    await expectEnd(user, clients);
+  });
+
   it('OWASP ASVS 4.0 3.3.3: A writes, B announces, A adopts, B writes: the session is not signed out between B\'s write and its adoption', async () => {
     const { user, sessionId, ...clients } = await threeSessions();
     const sm = ctx.signInManager;

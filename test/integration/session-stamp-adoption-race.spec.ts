@@ -76,7 +76,7 @@ suite("adopting a security stamp reads the user's current stamp, not the one of 
       if ((await untilLockWaits(2, writeB)) === 'settled') {
         await writeB;
         // B's adoption, in the transaction that held the session row.
-        await holder.query('UPDATE backoffice_session SET security_stamp = $2, next_security_stamp = NULL WHERE id = $1', [session.id, 'stamp-b']);
+        await holder.query('UPDATE backoffice_session SET security_stamp = $2, next_security_stamps = NULL WHERE id = $1', [session.id, 'stamp-b']);
         await holder.query('COMMIT');
         await adoptA;
       } else {

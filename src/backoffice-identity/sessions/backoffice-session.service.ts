@@ -53,9 +53,9 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 /** Longest life of a setup-only session (a member who must enrol in 2FA first). */
 export const SETUP_ONLY_SESSION_MINUTES = 15;
 
-/** True when the session is signed in under the user's `securityStamp`: its own, or one it announced. */
+/** True when the session is signed in under the user's `securityStamp`: its own, or one of those it announced. */
 function holdsStamp(session: BackOfficeSession, securityStamp: string): boolean {
-  return session.securityStamp === securityStamp || (!!session.nextSecurityStamp && session.nextSecurityStamp === securityStamp);
+  return session.securityStamp === securityStamp || (!!session.nextSecurityStamps && session.nextSecurityStamps.includes(securityStamp));
 }
 
 /**
@@ -381,14 +381,15 @@ export class BackOfficeSessionService {
   /**
    * Announces the stamp an account change made in `sessionId` is about to give its user: from now on the session
    * is signed in under that stamp as well as its own, so its requests in flight pass while the change is written.
-   * {@link adoptSecurityStamp} ends the announcement. The stamp is random and never leaves the server. A session
-   * has one announcement: a stamp it announced before and the user's row holds now (another change of the session
-   * wrote it and has not adopted it yet) is adopted in the same write, when the store can read the user
-   * (`BackOfficeSessionStore.announceSecurityStamp`), so the session stays signed in under it.
+   * {@link adoptSecurityStamp} ends the announcement. The stamp is random, made for this session's change only, and
+   * never leaves the server. With a store that can read the user (`BackOfficeSessionStore.announceSecurityStamp`)
+   * the session keeps one announcement per change in flight, so of several changes sent at once from it whichever
+   * writes first, or last, the session holds its stamp; a stamp it announced and the user's row holds now becomes
+   * its own in the same write. Other stores keep the latest announcement only.
    */
   async announceSecurityStamp(sessionId: string, nextSecurityStamp: string): Promise<void> {
     if (this.store.announceSecurityStamp && this.store.readsUsersOf?.(this.userManager.store)) return this.store.announceSecurityStamp(sessionId, nextSecurityStamp);
-    await this.store.update(sessionId, { nextSecurityStamp }, { onlyIfLive: true });
+    await this.store.update(sessionId, { nextSecurityStamps: [nextSecurityStamp] }, { onlyIfLive: true });
   }
 
   /**
@@ -396,8 +397,8 @@ export class BackOfficeSessionService {
    * change): the session adopts `securityStamp` only while the user's row holds it. Of two changes made at once
    * from the session, the one whose stamp a later write replaced adopts nothing (the session keeps the later one,
    * which it announced, and that change adopts it), so the session never ends up on a stamp the user no longer has;
-   * a stamp renewed by someone else is never adopted. Its own announcement ends; one another change of the session
-   * made meanwhile stays, so the session is not signed out between that change's write and its adoption.
+   * a stamp renewed by someone else is never adopted. Its own announcement ends; those of the session's other changes in
+   * flight stay, so the session is not signed out between such a change's write and its adoption.
    * True when adopted. Without `userId` (the older call) and a store that cannot read users, the session adopts
    * the stamp unconditionally.
    */
@@ -405,14 +406,15 @@ export class BackOfficeSessionService {
     if (!isUuid(sessionId)) return false;
     if (this.store.adoptSecurityStamp && this.store.readsUsersOf?.(this.userManager.store)) return this.store.adoptSecurityStamp(sessionId, securityStamp);
     if (userId === undefined) {
-      await this.store.update(sessionId, { securityStamp, nextSecurityStamp: null });
+      await this.store.update(sessionId, { securityStamp, nextSecurityStamps: null });
       return true;
     }
     // A store that cannot read the user with the session: read both, then write (a change in between can outrun it).
     const session = await this.store.findById(userId, sessionId);
     if (!session || session.revokedAt !== null || (await this.userManager.findById(session.userId))?.securityStamp !== securityStamp) return false;
-    // Only its own announcement ends: another change of the session may have announced its stamp meanwhile.
-    const changes = session.nextSecurityStamp === securityStamp ? { securityStamp, nextSecurityStamp: null } : { securityStamp };
+    // Only its own announcement ends: other changes of the session may have announced their stamps meanwhile.
+    const announced = session.nextSecurityStamps;
+    const changes = announced?.includes(securityStamp) ? { securityStamp, nextSecurityStamps: announced.filter((s) => s !== securityStamp) } : { securityStamp };
     await this.store.update(sessionId, changes, { onlyIfLive: true });
     return true;
   }

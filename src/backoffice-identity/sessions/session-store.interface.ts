@@ -20,11 +20,13 @@ export interface BackOfficeSession {
   /** The user's security stamp when the session was made: a new stamp ends the session. */
   securityStamp: string;
   /**
-   * A stamp the user's row is about to get from an account change made in this session: the session stays
-   * signed in under it too until it adopts it (so its own requests in flight never see a stamp mismatch). A
-   * store without it (undefined) keeps the session signed out for the instant between the two writes.
+   * Stamps the user's row is about to get from account changes made in this session, oldest first, one per change in
+   * flight (two tabs changing the password and turning 2FA on at once announce two): the session stays signed in
+   * under each of them too until it adopts it (so its own requests in flight never see a stamp mismatch, whichever
+   * change writes first). Each is random and made for this session only, so none lets another session in. A store
+   * without it (undefined) keeps the session signed out for the instant between the two writes; null or empty: none.
    */
-  nextSecurityStamp?: string | null;
+  nextSecurityStamps?: string[] | null;
   createdAt: Date;
   lastSeenAt: Date;
   /** The absolute end (never extended). */
@@ -38,11 +40,14 @@ export interface BackOfficeSession {
   twoFactorSetupOnly: boolean;
 }
 
+/** How many announced stamps a session keeps at most (`BackOfficeSession.nextSecurityStamps`): the newest. */
+export const MAX_ANNOUNCED_SECURITY_STAMPS = 8;
+
 /**
  * Fields a session may change after it was made. `tokenHash` changes at a re-authentication (a new cookie token,
  * OWASP ASVS 5.0 7.2.4): a store's `update` must write it like the others.
  */
-export type BackOfficeSessionChanges = Partial<Pick<BackOfficeSession, 'tokenHash' | 'securityStamp' | 'nextSecurityStamp' | 'reauthenticatedAt' | 'twoFactorSetupOnly' | 'expiresAt'>>;
+export type BackOfficeSessionChanges = Partial<Pick<BackOfficeSession, 'tokenHash' | 'securityStamp' | 'nextSecurityStamps' | 'reauthenticatedAt' | 'twoFactorSetupOnly' | 'expiresAt'>>;
 
 /**
  * Sessions port (like ASP.NET Core's `ITicketStore`). The session service keeps the rules (idle and absolute
@@ -80,7 +85,7 @@ export interface BackOfficeSessionStore {
   /** Session `sessionId` of `userId`, or null. */
   findById(userId: string, sessionId: string): Promise<BackOfficeSession | null>;
   /**
-   * Sessions of the user made under `securityStamp` (or about to adopt it: `nextSecurityStamp`), not revoked,
+   * Sessions of the user made under `securityStamp` (or about to adopt it: among `nextSecurityStamps`), not revoked,
    * ending after `now`, seen after `seenAfter`; most recently seen first.
    */
   listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]>;
@@ -104,19 +109,21 @@ export interface BackOfficeSessionStore {
    */
   replaceTokenHash?(sessionId: string, previousTokenHash: string, tokenHash: string, changes: BackOfficeSessionChanges): Promise<boolean>;
   /**
-   * Optional, for users this store reads ({@link readsUsersOf}): the unrevoked session `sessionId` announces
-   * `nextSecurityStamp` (as `update(sessionId, { nextSecurityStamp }, { onlyIfLive: true })`), and in the same write
-   * adopts the stamp it announced before if its user's row holds that one now (a change of the session wrote it and
-   * has not adopted it yet): the new announcement does not push out a stamp the user already has. Stores without it
-   * get the plain `update`.
+   * Optional, for users this store reads ({@link readsUsersOf}): the unrevoked session `sessionId` adds
+   * `nextSecurityStamp` to its announcements (`nextSecurityStamps`), keeping those of the session's other changes in
+   * flight, in one atomic write (two announcements at once both stay). In the same write an announced stamp its
+   * user's row holds now (a change of the session wrote it and has not adopted it yet) becomes the session's
+   * `securityStamp`, and at most {@link MAX_ANNOUNCED_SECURITY_STAMPS} announcements are kept, the newest (a change
+   * that failed before writing leaves its random stamp behind). Stores without it get a plain
+   * `update(sessionId, { nextSecurityStamps: [nextSecurityStamp] }, { onlyIfLive: true })`, one announcement at a
+   * time: two changes at once from one session may then answer its requests 401 for a moment.
    */
   announceSecurityStamp?(sessionId: string, nextSecurityStamp: string): Promise<void>;
   /**
    * Optional, for users this store reads ({@link readsUsersOf}): the unrevoked session `sessionId` adopts
    * `securityStamp` only if its user's row holds that stamp now, atomically with that read (a stamp the user no
-   * longer has, because a later change wrote another, is never adopted); the session's announcement
-   * (`nextSecurityStamp`) ends only if it was this stamp (another change of the session may have announced its own
-   * meanwhile).
+   * longer has, because a later change wrote another, is never adopted); of the session's announcements
+   * (`nextSecurityStamps`) only this stamp ends (other changes of the session in flight keep theirs).
    * True when adopted. Stores without it get a read of the user and {@link update}, which a write in between can
    * outrun.
    */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { BackOfficeStores } from '../persistence/backoffice-stores.interface.js';
-import type { BackOfficeSession } from '../sessions/session-store.interface.js';
+import { MAX_ANNOUNCED_SECURITY_STAMPS, type BackOfficeSession } from '../sessions/session-store.interface.js';
 import type { BackOfficePendingSignIn } from '../sign-in/pending-sign-in-store.interface.js';
 import { BackOfficeDuplicateGroupError } from '../groups/group-store.interface.js';
 import {
@@ -618,54 +618,64 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect([later.id, rival.id].includes(live[0].id)).toBe(true);
       });
 
-      test('an announced next security stamp: read back by every lookup, listed under it, ended by adopting (when the store keeps it)', async ({ userStore, sessionStore }) => {
+      test('announced next security stamps: read back by every lookup, listed under each, ended by adopting (when the store keeps them)', async ({ userStore, sessionStore }) => {
         const user = await newUser(userStore);
         const session = newSession(user.id, user.securityStamp);
         await sessionStore.create(session);
-        await sessionStore.update(session.id, { nextSecurityStamp: 'stamp-next' }, { onlyIfLive: true });
+        await sessionStore.update(session.id, { nextSecurityStamps: ['stamp-next', 'stamp-other'] }, { onlyIfLive: true });
         const announced = await sessionStore.findById(user.id, session.id);
-        if (announced?.nextSecurityStamp === undefined) return; // an optional field: this store keeps no announcement
-        expect(announced.nextSecurityStamp).toBe('stamp-next');
-        expect((await sessionStore.findByTokenHash(session.tokenHash))?.nextSecurityStamp).toBe('stamp-next');
+        if (announced?.nextSecurityStamps === undefined) return; // an optional field: this store keeps no announcement
+        expect(announced.nextSecurityStamps).toEqual(['stamp-next', 'stamp-other']);
+        expect((await sessionStore.findByTokenHash(session.tokenHash))?.nextSecurityStamps).toEqual(['stamp-next', 'stamp-other']);
         if (sessionStore.findByTokenHashWithUser && sessionStore.readsUsersOf?.(userStore)) {
-          expect((await sessionStore.findByTokenHashWithUser(session.tokenHash))?.session.nextSecurityStamp).toBe('stamp-next');
+          expect((await sessionStore.findByTokenHashWithUser(session.tokenHash))?.session.nextSecurityStamps).toEqual(['stamp-next', 'stamp-other']);
         }
         expect((await sessionStore.listLive(user.id, 'stamp-next', at(1), at(-HOUR))).map((s) => s.id)).toEqual([session.id]);
+        expect((await sessionStore.listLive(user.id, 'stamp-other', at(1), at(-HOUR))).map((s) => s.id)).toEqual([session.id]);
+        expect((await sessionStore.listLive(user.id, 'stamp-none', at(1), at(-HOUR))).map((s) => s.id)).toEqual([]);
         expect((await sessionStore.listLive(user.id, user.securityStamp, at(1), at(-HOUR))).map((s) => s.id)).toEqual([session.id]);
-        await sessionStore.update(session.id, { securityStamp: 'stamp-next', nextSecurityStamp: null });
+        await sessionStore.update(session.id, { securityStamp: 'stamp-next', nextSecurityStamps: null });
         const adopted = await sessionStore.findById(user.id, session.id);
-        expect([adopted?.securityStamp, adopted?.nextSecurityStamp]).toEqual(['stamp-next', null]);
+        expect([adopted?.securityStamp, adopted?.nextSecurityStamps ?? null]).toEqual(['stamp-next', null]);
         expect(await sessionStore.listLive(user.id, user.securityStamp, at(1), at(-HOUR))).toHaveLength(0);
+        expect(await sessionStore.listLive(user.id, 'stamp-other', at(1), at(-HOUR))).toHaveLength(0);
         // A revoked session takes no announcement (onlyIfLive).
         await sessionStore.revoke(user.id, session.id, at(2));
-        await sessionStore.update(session.id, { nextSecurityStamp: 'stamp-later' }, { onlyIfLive: true });
-        expect((await sessionStore.findById(user.id, session.id))?.nextSecurityStamp).toBeNull();
+        await sessionStore.update(session.id, { nextSecurityStamps: ['stamp-later'] }, { onlyIfLive: true });
+        expect((await sessionStore.findById(user.id, session.id))?.nextSecurityStamps ?? null).toBeNull();
       });
 
-      test('announcing a security stamp: one the session announced before and the user holds now becomes its own; a revoked session announces nothing (when the store offers it)', async ({ userStore, sessionStore }) => {
+      test('announcing security stamps: each change in flight keeps its own (also announced at once), one the user holds now becomes the session\'s, the newest few are kept; a revoked session announces nothing (when the store offers it)', async ({ userStore, sessionStore }) => {
         if (!sessionStore.announceSecurityStamp || !sessionStore.readsUsersOf?.(userStore) || !isUserSecurityStampStore(userStore)) return;
         const user = await newUser(userStore);
         const session = newSession(user.id, user.securityStamp);
         await sessionStore.create(session);
         const stamps = async () => {
           const found = await sessionStore.findById(user.id, session.id);
-          return [found?.securityStamp, found?.nextSecurityStamp];
+          return [found?.securityStamp, found?.nextSecurityStamps];
         };
         await sessionStore.announceSecurityStamp(session.id, 'stamp-a');
-        expect(await stamps()).toEqual([user.securityStamp, 'stamp-a']);
-        // Not written yet: a new announcement replaces it, the session keeps its stamp.
+        expect(await stamps()).toEqual([user.securityStamp, ['stamp-a']]);
+        // Not written yet: a new announcement joins it (whichever change writes first, the session holds its stamp).
         await sessionStore.announceSecurityStamp(session.id, 'stamp-b');
-        expect(await stamps()).toEqual([user.securityStamp, 'stamp-b']);
-        // Written (the user holds it): it becomes the session's stamp, the new one is announced.
+        expect(await stamps()).toEqual([user.securityStamp, ['stamp-a', 'stamp-b']]);
+        // Written (the user holds it): it becomes the session's stamp, the others stay, the new one joins them.
         await userStore.setSecurityStamp(user.id, 'stamp-b', at(1));
         await sessionStore.announceSecurityStamp(session.id, 'stamp-c');
-        expect(await stamps()).toEqual(['stamp-b', 'stamp-c']);
+        expect(await stamps()).toEqual(['stamp-b', ['stamp-a', 'stamp-c']]);
+        // Announcements sent at once: none is lost.
+        await concurrently(4, (i) => sessionStore.announceSecurityStamp!(session.id, `stamp-at-once-${i}`));
+        const atOnce = (await stamps())[1] as string[];
+        expect([...atOnce].sort()).toEqual(['stamp-a', 'stamp-at-once-0', 'stamp-at-once-1', 'stamp-at-once-2', 'stamp-at-once-3', 'stamp-c']);
+        // The newest MAX_ANNOUNCED_SECURITY_STAMPS stay (a change that failed before writing leaves its stamp behind).
+        for (let i = 0; i < MAX_ANNOUNCED_SECURITY_STAMPS; i++) await sessionStore.announceSecurityStamp(session.id, `stamp-n${i}`);
+        expect(await stamps()).toEqual(['stamp-b', Array.from({ length: MAX_ANNOUNCED_SECURITY_STAMPS }, (_, i) => `stamp-n${i}`)]);
         const revoked = newSession(user.id, 'stamp-b');
         await sessionStore.create(revoked);
         await sessionStore.revoke(user.id, revoked.id, at(2));
         await sessionStore.announceSecurityStamp(revoked.id, 'stamp-d');
         const still = await sessionStore.findById(user.id, revoked.id);
-        expect([still?.securityStamp, still?.nextSecurityStamp ?? null]).toEqual(['stamp-b', null]);
+        expect([still?.securityStamp, still?.nextSecurityStamps ?? null]).toEqual(['stamp-b', null]);
       });
 
       test('adopting a security stamp: only the one the user holds now, ending only its own announcement, never by a revoked session (when the store offers it)', async ({ userStore, sessionStore }) => {
@@ -673,26 +683,26 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         const user = await newUser(userStore);
         const session = newSession(user.id, user.securityStamp);
         await sessionStore.create(session);
-        await sessionStore.update(session.id, { nextSecurityStamp: 'stamp-b' }, { onlyIfLive: true });
+        await sessionStore.update(session.id, { nextSecurityStamps: ['stamp-b'] }, { onlyIfLive: true });
         await userStore.setSecurityStamp(user.id, 'stamp-a', at(1));
         await userStore.setSecurityStamp(user.id, 'stamp-b', at(2));
         // A stamp the user had and no longer has (a later change wrote another): nothing changes.
         expect(await sessionStore.adoptSecurityStamp(session.id, 'stamp-a')).toBe(false);
         const unchanged = await sessionStore.findById(user.id, session.id);
         expect(unchanged?.securityStamp).toBe(user.securityStamp);
-        if (unchanged?.nextSecurityStamp !== undefined) expect(unchanged.nextSecurityStamp).toBe('stamp-b');
+        if (unchanged?.nextSecurityStamps !== undefined) expect(unchanged.nextSecurityStamps).toEqual(['stamp-b']);
         // The user's stamp: adopted, and the announcement of it ends.
         expect(await sessionStore.adoptSecurityStamp(session.id, 'stamp-b')).toBe(true);
         const adopted = await sessionStore.findById(user.id, session.id);
         expect(adopted?.securityStamp).toBe('stamp-b');
-        if (adopted?.nextSecurityStamp !== undefined) expect(adopted.nextSecurityStamp).toBeNull();
-        // Another change of the session announced meanwhile: adopting an earlier stamp leaves that announcement.
-        await sessionStore.update(session.id, { nextSecurityStamp: 'stamp-d' }, { onlyIfLive: true });
+        if (adopted?.nextSecurityStamps !== undefined) expect(adopted.nextSecurityStamps ?? []).toEqual([]);
+        // Other changes of the session announced meanwhile: adopting one stamp leaves their announcements.
+        await sessionStore.update(session.id, { nextSecurityStamps: ['stamp-c', 'stamp-d', 'stamp-e'] }, { onlyIfLive: true });
         await userStore.setSecurityStamp(user.id, 'stamp-c', at(3));
         expect(await sessionStore.adoptSecurityStamp(session.id, 'stamp-c')).toBe(true);
         const kept = await sessionStore.findById(user.id, session.id);
         expect(kept?.securityStamp).toBe('stamp-c');
-        if (kept?.nextSecurityStamp !== undefined) expect(kept.nextSecurityStamp).toBe('stamp-d');
+        if (kept?.nextSecurityStamps !== undefined) expect(kept.nextSecurityStamps).toEqual(['stamp-d', 'stamp-e']);
         // A revoked session adopts nothing, not even the user's stamp.
         const revoked = newSession(user.id, user.securityStamp);
         await sessionStore.create(revoked);

@@ -1,6 +1,6 @@
 import type { BackOfficeListPage } from '../../common/list-page.js';
 import { byLastSeenThenId } from '../../sessions/session-order.js';
-import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from '../../sessions/session-store.interface.js';
+import { MAX_ANNOUNCED_SECURITY_STAMPS, type BackOfficeSession, type BackOfficeSessionChanges, type BackOfficeSessionStore } from '../../sessions/session-store.interface.js';
 import type { BackOfficeUser } from '../../users/backoffice-user.js';
 import type { BackOfficeUserStore } from '../../users/stores/user-store.interface.js';
 import { copyDate, InMemoryBackOfficeState } from './in-memory-state.js';
@@ -15,6 +15,7 @@ const copy = (s: BackOfficeSession): BackOfficeSession => ({
   expiresAt: new Date(s.expiresAt),
   reauthenticatedAt: copyDate(s.reauthenticatedAt),
   revokedAt: copyDate(s.revokedAt),
+  ...(s.nextSecurityStamps ? { nextSecurityStamps: [...s.nextSecurityStamps] } : {}),
 });
 
 /** Sessions in memory; with the in-memory user store of the same state, session and user are read together. */
@@ -56,7 +57,7 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
 
   async listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]> {
     return [...this.sessions.values()]
-      .filter((s) => s.userId === userId && (s.securityStamp === securityStamp || s.nextSecurityStamp === securityStamp) && s.revokedAt === null && s.expiresAt > now && s.lastSeenAt > seenAfter)
+      .filter((s) => s.userId === userId && (s.securityStamp === securityStamp || !!s.nextSecurityStamps?.includes(securityStamp)) && s.revokedAt === null && s.expiresAt > now && s.lastSeenAt > seenAfter)
       .sort(byLastSeenThenId)
       .map(copy);
   }
@@ -86,16 +87,17 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
   async announceSecurityStamp(sessionId: string, nextSecurityStamp: string): Promise<void> {
     const s = this.sessions.get(sessionId);
     if (!s || s.revokedAt !== null) return;
-    const written = s.nextSecurityStamp && this.state.users.get(s.userId)?.securityStamp === s.nextSecurityStamp;
-    if (written) s.securityStamp = s.nextSecurityStamp!;
-    s.nextSecurityStamp = nextSecurityStamp;
+    const held = this.state.users.get(s.userId)?.securityStamp;
+    const announced = s.nextSecurityStamps ?? [];
+    if (held !== undefined && announced.includes(held)) s.securityStamp = held;
+    s.nextSecurityStamps = [...announced.filter((stamp) => stamp !== held), nextSecurityStamp].slice(-MAX_ANNOUNCED_SECURITY_STAMPS);
   }
 
   async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<boolean> {
     const s = this.sessions.get(sessionId);
     if (!s || s.revokedAt !== null || this.state.users.get(s.userId)?.securityStamp !== securityStamp) return false;
     s.securityStamp = securityStamp;
-    if (s.nextSecurityStamp === securityStamp) s.nextSecurityStamp = null;
+    if (s.nextSecurityStamps) s.nextSecurityStamps = s.nextSecurityStamps.filter((stamp) => stamp !== securityStamp);
     return true;
   }
 

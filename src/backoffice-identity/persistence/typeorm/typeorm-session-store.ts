@@ -2,10 +2,10 @@ import type { BackOfficeListPage } from '../../common/list-page.js';
 import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { requireHostDataSource } from './backoffice-data-source.provider.js';
-import { DataSource, IsNull, MoreThan } from 'typeorm';
+import { ArrayContains, DataSource, IsNull, MoreThan } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
 import type { BackOfficeAuditStore } from '../../audit/backoffice-audit-store.interface.js';
-import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore, BackOfficeSignInWrites } from '../../sessions/session-store.interface.js';
+import { MAX_ANNOUNCED_SECURITY_STAMPS, type BackOfficeSession, type BackOfficeSessionChanges, type BackOfficeSessionStore, type BackOfficeSignInWrites } from '../../sessions/session-store.interface.js';
 import type { BackOfficeUser } from '../../users/backoffice-user.js';
 import type { BackOfficeUserStore } from '../../users/stores/user-store.interface.js';
 import { BackOfficeSessionEntity } from './entities/backoffice-session.entity.js';
@@ -22,7 +22,7 @@ interface SessionJson {
   user_id: string;
   token_hash: string;
   security_stamp: string;
-  next_security_stamp?: string | null;
+  next_security_stamps?: string[] | null;
   created_at: string;
   last_seen_at: string;
   expires_at: string;
@@ -68,7 +68,7 @@ function sessionFromRow({ s }: SessionRow): BackOfficeSession {
     userId: s.user_id,
     tokenHash: s.token_hash,
     securityStamp: s.security_stamp,
-    nextSecurityStamp: s.next_security_stamp ?? null,
+    nextSecurityStamps: s.next_security_stamps ?? null,
     createdAt: new Date(s.created_at),
     lastSeenAt: new Date(s.last_seen_at),
     expiresAt: new Date(s.expires_at),
@@ -78,6 +78,15 @@ function sessionFromRow({ s }: SessionRow): BackOfficeSession {
     userAgent: s.user_agent,
     twoFactorSetupOnly: s.two_factor_setup_only === true,
   });
+}
+
+/** The user's live sessions on the user's stamp (held or announced), not revoked, expired or idle since `seenAfter`. */
+function liveSessionsWhere(userId: string, securityStamp: string, now: Date, seenAfter: Date) {
+  const live = { userId, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(seenAfter) };
+  return [
+    { ...live, securityStamp },
+    { ...live, nextSecurityStamps: ArrayContains([securityStamp]) },
+  ];
 }
 
 /**
@@ -182,24 +191,13 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
   }
 
   listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]> {
-    const live = { userId, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(seenAfter) };
-    return this.sessions.find({
-      where: [
-        { ...live, securityStamp },
-        { ...live, nextSecurityStamp: securityStamp },
-      ],
-      order: { lastSeenAt: 'DESC', id: 'ASC' },
-    });
+    return this.sessions.find({ where: liveSessionsWhere(userId, securityStamp, now, seenAfter), order: { lastSeenAt: 'DESC', id: 'ASC' } });
   }
 
   /** {@link listLive}'s page: OFFSET / LIMIT on (last_seen_at DESC, id), the order of every page. */
   listLivePage(userId: string, securityStamp: string, now: Date, seenAfter: Date, page: BackOfficeListPage): Promise<BackOfficeSession[]> {
-    const live = { userId, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(seenAfter) };
     return this.sessions.find({
-      where: [
-        { ...live, securityStamp },
-        { ...live, nextSecurityStamp: securityStamp },
-      ],
+      where: liveSessionsWhere(userId, securityStamp, now, seenAfter),
       order: { lastSeenAt: 'DESC', id: 'ASC' },
       skip: page.skip,
       take: page.take,
@@ -227,28 +225,35 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     return (result.affected ?? 0) > 0;
   }
 
-  /** One statement: a stamp announced before that the user's row holds now becomes the session's, then the new one is announced. */
+  /**
+   * One statement: the stamp joins the session's announcements (those of its other changes in flight stay: of two
+   * announcements at once the second waits for the first's row lock and appends to what it wrote); an announced stamp
+   * the user's row holds now becomes the session's own and leaves the list; the newest
+   * {@link MAX_ANNOUNCED_SECURITY_STAMPS} are kept.
+   */
   async announceSecurityStamp(sessionId: string, nextSecurityStamp: string): Promise<void> {
     if (!isUuid(sessionId)) return;
+    const announced = `(array_remove(coalesce(s.next_security_stamps, '{}'::varchar[]), u.security_stamp) || $2::varchar)`;
     await this.dataSource.query(
-      `UPDATE backoffice_session s SET next_security_stamp = $2,
-         security_stamp = CASE WHEN EXISTS (SELECT 1 FROM backoffice_user u WHERE u.id = s.user_id AND u.security_stamp = s.next_security_stamp)
-           THEN s.next_security_stamp ELSE s.security_stamp END
-       WHERE s.id = $1 AND s.revoked_at IS NULL`,
-      [sessionId, nextSecurityStamp],
+      `UPDATE backoffice_session s SET
+         security_stamp = CASE WHEN u.security_stamp = ANY (s.next_security_stamps) THEN u.security_stamp ELSE s.security_stamp END,
+         next_security_stamps = ${announced}[greatest(cardinality(${announced}) - $3 + 1, 1):]
+       FROM backoffice_user u
+       WHERE s.id = $1 AND s.revoked_at IS NULL AND u.id = s.user_id`,
+      [sessionId, nextSecurityStamp, MAX_ANNOUNCED_SECURITY_STAMPS],
     );
   }
 
   /**
    * One statement: the session takes `securityStamp` if its user's row holds it, read under a share lock on that row
    * so a stamp change of the user committed meanwhile is seen (not the statement's older snapshot) and waits for
-   * this adoption; it locks user then session, the order of every other write that touches both.
+   * this adoption; it locks user then session, the order of every other write that touches both. Only this stamp
+   * leaves the session's announcements.
    */
   async adoptSecurityStamp(sessionId: string, securityStamp: string): Promise<boolean> {
     if (!isUuid(sessionId)) return false;
     const rows = await this.dataSource.query(
-      `UPDATE backoffice_session s SET security_stamp = $2,
-         next_security_stamp = CASE WHEN s.next_security_stamp = $2 THEN NULL ELSE s.next_security_stamp END
+      `UPDATE backoffice_session s SET security_stamp = $2, next_security_stamps = array_remove(s.next_security_stamps, $2::varchar)
        WHERE s.id = $1 AND s.revoked_at IS NULL
          AND EXISTS (SELECT 1 FROM backoffice_user u WHERE u.id = s.user_id AND u.security_stamp = $2 FOR SHARE)
        RETURNING s.id`,

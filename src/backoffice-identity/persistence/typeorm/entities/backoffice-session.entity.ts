@@ -18,9 +18,12 @@ export class BackOfficeSessionEntity implements BackOfficeSession {
   @Column({ name: 'security_stamp', type: 'varchar', length: 64 })
   securityStamp!: string;
 
-  /** The stamp an account change made in this session is about to give the user; the session adopts it after. */
-  @Column({ name: 'next_security_stamp', type: 'varchar', length: 64, nullable: true })
-  nextSecurityStamp!: string | null;
+  /**
+   * The stamps account changes made in this session are about to give the user, one per change in flight (oldest
+   * first); the session is signed in under each until it adopts it. Null: none.
+   */
+  @Column({ name: 'next_security_stamps', type: 'varchar', length: 64, array: true, nullable: true })
+  nextSecurityStamps!: string[] | null;
 
   @Column({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

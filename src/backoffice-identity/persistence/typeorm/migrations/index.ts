@@ -10,6 +10,7 @@ import { BackOfficeIdentityUserLifecycle1732560000003 } from './1732560000003-ba
 import { BackOfficeIdentityAuditAndListIndexes1732570000000 } from './1732570000000-backoffice-identity-audit-and-list-indexes.js';
 import { BackOfficeIdentitySessionNextStamp1732580000000 } from './1732580000000-backoffice-identity-session-next-stamp.js';
 import { BackOfficeIdentityDirectoryManaged1732590000000 } from './1732590000000-backoffice-identity-directory-managed.js';
+import { BackOfficeIdentitySessionNextStamps1732600000000 } from './1732600000000-backoffice-identity-session-next-stamps.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -25,4 +26,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityAuditAndListIndexes1732570000000,
   BackOfficeIdentitySessionNextStamp1732580000000,
   BackOfficeIdentityDirectoryManaged1732590000000,
+  BackOfficeIdentitySessionNextStamps1732600000000,
 ];
