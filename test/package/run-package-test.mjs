@@ -206,6 +206,86 @@ async function waitFor(predicate, timeoutMs) {
 const filesIn = (dir) => (existsSync(dir) ? readdirSync(dir) : []);
 const short = (value) => JSON.stringify(value)?.slice(0, 300);
 
+// ---- the README's host-app code -------------------------------------------------------------------------------
+
+/** The README's ```ts blocks (top level), each with the first line of the paragraph before it and its section. */
+function readmeTsBlocks(readme) {
+  const lines = readme.split('\n');
+  const blocks = [];
+  let heading = '';
+  for (let i = 0; i < lines.length; i++) {
+    const fence = /^(\s*)```(\S*)/.exec(lines[i]);
+    if (!fence) {
+      if (/^#{1,6} /.test(lines[i])) heading = lines[i].replace(/^#+ /, '');
+      continue;
+    }
+    let end = i + 1;
+    while (end < lines.length && !/^\s*```\s*$/.test(lines[end])) end++;
+    if (fence[1] === '' && fence[2] === 'ts') {
+      let p = i - 1;
+      while (p >= 0 && lines[p].trim() === '') p--;
+      while (p > 0 && lines[p - 1].trim() !== '') p--;
+      blocks.push({ heading, label: lines[p] ?? '', code: lines.slice(i + 1, end), line: i + 1 });
+    }
+    i = end;
+  }
+  return blocks;
+}
+
+/** Whether every non-blank line of `excerpt` appears in `file`, in order (an excerpt keeps whole lines). */
+function missingExcerptLine(excerpt, file) {
+  const fileLines = file.split('\n').map((l) => l.trimEnd());
+  let at = 0;
+  for (const line of excerpt.map((l) => l.trimEnd()).filter((l) => l.trim() !== '')) {
+    const found = fileLines.indexOf(line, at);
+    if (found < 0) return line;
+    at = found + 1;
+  }
+  return undefined;
+}
+
+/**
+ * "Use it in your app" says its blocks are the code of examples/host-app: a block labelled `src/<file>` (whole or
+ * an excerpt) must be that file's lines, in order, so the strict build above compiled it. The blocks that are not
+ * the example's (the simplified `src/main.ts`, the Fastify bootstrap, "Swap the user manager") are compiled here
+ * beside the example's other files, against the installed tarball.
+ */
+async function checkReadmeHostCode(app, tsc) {
+  const blocks = readmeTsBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'));
+  const snippets = join(app, 'readme-snippets');
+  mkdirSync(snippets);
+  for (const file of readdirSync(join(app, 'src'))) cpSync(join(app, 'src', file), join(snippets, file));
+  const compiled = [];
+  for (const block of blocks) {
+    const label = /^`src\/([\w.-]+\.ts)`(?: \((excerpt|simplified)\))?/.exec(block.label);
+    if (!label) continue;
+    const [, name, kind] = label;
+    if (kind === 'simplified') {
+      writeFileSync(join(snippets, name), `${block.code.join('\n')}\n`);
+      compiled.push(`src/${name} (README line ${block.line})`);
+      continue;
+    }
+    const example = join(EXAMPLE, 'src', name);
+    const missing = existsSync(example) ? missingExcerptLine(block.code, readFileSync(example, 'utf8')) : '(no such file)';
+    check(`README's src/${name}${kind ? ` (${kind})` : ''} is examples/host-app's code`, missing === undefined, missing === undefined ? '' : `README line ${block.line}: ${missing}`);
+  }
+  const sections = [
+    ['Fastify', 'main-fastify.ts'],
+    ['Swap the user manager', 'swap-user-manager.mts'], // top-level await: an ES module
+  ];
+  for (const [heading, name] of sections) {
+    const block = blocks.find((b) => b.heading === heading);
+    if (!check(`README section "${heading}" has a TypeScript block`, block)) continue;
+    writeFileSync(join(snippets, name), `${block.code.join('\n')}\n`);
+    compiled.push(`"${heading}" (README line ${block.line})`);
+  }
+  // The host's strict settings; unused names are fine in a snippet, and the libraries' types were checked above.
+  const compilerOptions = { rootDir: '.', noEmit: true, noUnusedLocals: false, noUnusedParameters: false, skipLibCheck: true };
+  writeFileSync(join(snippets, 'tsconfig.json'), JSON.stringify({ extends: '../tsconfig.json', compilerOptions, include: ['*.ts', '*.mts'] }));
+  const result = await run(process.execPath, [tsc, '-p', join(snippets, 'tsconfig.json')], { cwd: app });
+  check(`README blocks compile (strict) in the host app: ${compiled.join(', ')}`, result.code === 0, result.code === 0 ? '' : tail(`${result.stdout}\n${result.stderr}`, 20));
+}
+
 // ---- the test -----------------------------------------------------------------------------------------------
 
 const work = mkdtempSync(join(tmpdir(), 'bo-package-test-'));
@@ -285,6 +365,9 @@ async function main() {
   const incremental = ['--incremental', '--tsBuildInfoFile', join(work, 'host-app.tsbuildinfo')];
   must('tsc --noEmit', (await step('tsc --noEmit (strict)', process.execPath, [tsc, '--noEmit', '-p', 'tsconfig.json', ...incremental], { cwd: app })).code === 0);
   must('host build', (await step('npm run build', 'npm', ['run', 'build', '--silent', '--', ...incremental], { cwd: app })).code === 0);
+
+  section("the README's code for a host app, against the tarball");
+  await checkReadmeHostCode(app, tsc);
 
   section('the host app\'s own test on the in-memory stores (no database)');
   const hostTestEnv = childEnv();
