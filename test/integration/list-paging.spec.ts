@@ -43,7 +43,7 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
         userId: adminId,
         tokenHash: randomBytes(32).toString('hex'),
         securityStamp: stamp,
-        nextSecurityStamp: null,
+        nextSecurityStamps: null,
         createdAt: seen,
         lastSeenAt: seen,
         expiresAt: new Date(now + 3_600_000),

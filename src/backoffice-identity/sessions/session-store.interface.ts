@@ -125,7 +125,9 @@ export interface BackOfficeSessionStore {
    * longer has, because a later change wrote another, is never adopted); of the session's announcements
    * (`nextSecurityStamps`) only this stamp ends (other changes of the session in flight keep theirs).
    * True when adopted. Stores without it get a read of the user and {@link update}, which a write in between can
-   * outrun.
+   * outrun; that `update` also writes back the announcements as read, so one another change made meanwhile is lost
+   * (its request may answer 401 for a moment; it never lets a session in). Implement it together with
+   * {@link announceSecurityStamp}.
    */
   adoptSecurityStamp?(sessionId: string, securityStamp: string): Promise<boolean>;
   /** Revokes one session of the user; false when it is not theirs or already revoked. */

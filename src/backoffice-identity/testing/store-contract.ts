@@ -678,6 +678,30 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect([still?.securityStamp, still?.nextSecurityStamps ?? null]).toEqual(['stamp-b', null]);
       });
 
+      test('announcing security stamps never hands a session a stamp it did not announce: one the user got from another change (a renewal that ended it), or one another session of the user announced (OWASP ASVS 4.0 3.3.1; when the store offers it)', async ({ userStore, sessionStore }) => {
+        if (!sessionStore.announceSecurityStamp || !sessionStore.readsUsersOf?.(userStore) || !isUserSecurityStampStore(userStore)) return;
+        const user = await newUser(userStore);
+        const session = newSession(user.id, user.securityStamp);
+        const other = newSession(user.id, user.securityStamp);
+        await sessionStore.create(session);
+        await sessionStore.create(other);
+        const stampsOf = async (id: string) => {
+          const found = await sessionStore.findById(user.id, id);
+          return [found?.securityStamp, found?.nextSecurityStamps ?? null];
+        };
+        const liveIds = async (stamp: string) => (await sessionStore.listLive(user.id, stamp, at(0), at(-60))).map((s) => s.id).sort();
+        // The user's stamp renewed by a change neither session made: both sessions are ended by it, announcing or not.
+        await userStore.setSecurityStamp(user.id, 'stamp-foreign', at(1));
+        await sessionStore.announceSecurityStamp(session.id, 'stamp-own');
+        expect(await stampsOf(session.id)).toEqual([user.securityStamp, ['stamp-own']]);
+        expect(await liveIds('stamp-foreign')).toEqual([]);
+        // The first session's change writes its stamp; the second session announcing meanwhile does not get it.
+        await userStore.setSecurityStamp(user.id, 'stamp-own', at(2));
+        await sessionStore.announceSecurityStamp(other.id, 'stamp-other');
+        expect(await stampsOf(other.id)).toEqual([user.securityStamp, ['stamp-other']]);
+        expect(await liveIds('stamp-own')).toEqual([session.id]);
+      });
+
       test('adopting a security stamp: only the one the user holds now, ending only its own announcement, never by a revoked session (when the store offers it)', async ({ userStore, sessionStore }) => {
         if (!sessionStore.adoptSecurityStamp || !sessionStore.readsUsersOf?.(userStore) || !isUserSecurityStampStore(userStore)) return;
         const user = await newUser(userStore);
