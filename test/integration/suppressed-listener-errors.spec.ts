@@ -191,3 +191,41 @@ describe('Email take-over listeners at start-up: which the module guards, which 
     }
   });
 });
+
+/** Takes over every event of an emitter with `delimiter: ':'` (there `backoffice.email.send` is one segment, matched by `*`). */
+@Injectable()
+class ColonDelimiterMailer {
+  static mode: Mode = 'off';
+  @OnEvent('*')
+  onAnything(notification: unknown) {
+    return notification instanceof SendEmailNotification ? act(ColonDelimiterMailer.mode, notification) : undefined;
+  }
+}
+
+describe('Email take-over guard: the host emitter\'s delimiter, and the class\'s method looked up at each call', () => {
+  it('with EventEmitterModule.forRoot({ wildcard: true, delimiter: ":" }) an @OnEvent("*") listener that takes the invite over and fails is guarded (502 email_failed); a spy set on the class after start-up sees the call', async () => {
+    const db = await createTestDatabase();
+    const ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false }, publicUrl: 'https://cms.example.com' },
+      providers: [ColonDelimiterMailer],
+      eventEmitter: { wildcard: true, delimiter: ':' },
+      logger: new CapturingLogger(),
+    });
+    const spy = vi.spyOn(ColonDelimiterMailer.prototype, 'onAnything');
+    try {
+      await ctx.userManager.createUser({ email: 'root@example.com', name: 'Root Admin', password, groups: ['admin'] });
+      const admin = new HttpClient(ctx.url);
+      expect((await admin.login('root@example.com', password)).status).toBe(200);
+      ColonDelimiterMailer.mode = 'take-over-then-reject';
+      const created = await admin.post('/users/invite', { email: 'colon@example.com', name: 'New Editor', groups: ['editor'] });
+      expect(created.status, created.text).toBe(502);
+      expect(created.body).toMatchObject({ code: 'email_failed' });
+      expect(spy.mock.calls.some(([notification]) => notification instanceof SendEmailNotification)).toBe(true);
+    } finally {
+      spy.mockRestore();
+      ColonDelimiterMailer.mode = 'off';
+      await ctx.close();
+      await db.drop();
+    }
+  });
+});

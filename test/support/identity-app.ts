@@ -43,6 +43,8 @@ export interface IdentityAppOptions {
   providers?: Provider[];
   controllers?: Type[];
   imports?: DynamicModule[];
+  /** Options of the host's `EventEmitterModule.forRoot()` (default `{ wildcard: true }`). */
+  eventEmitter?: Parameters<typeof EventEmitterModule.forRoot>[0];
   override?: (builder: TestingModuleBuilder) => TestingModuleBuilder;
   clock?: TestClock;
   /** A logger for the app (default: errors and warnings to the console). */
@@ -101,7 +103,7 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
     ? BackOfficeIdentityModule.forRootAsync({ ...swaps, routePrefix: identity.routePrefix, useFactory: async () => plain })
     : BackOfficeIdentityModule.forRoot(identity);
   let builder = Test.createTestingModule({
-    imports: [TypeOrmModule.forRoot(typeOrmOptionsFor(db)), EventEmitterModule.forRoot({ wildcard: true }), identityModule, ...(options.imports ?? [])],
+    imports: [TypeOrmModule.forRoot(typeOrmOptionsFor(db)), EventEmitterModule.forRoot(options.eventEmitter ?? { wildcard: true }), identityModule, ...(options.imports ?? [])],
     providers: options.providers ?? [],
     controllers: options.controllers ?? [],
   });

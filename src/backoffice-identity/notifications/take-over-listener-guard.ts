@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import type { InstanceWrapper } from '@nestjs/core/injector/instance-wrapper.js';
-import { EVENT_LISTENER_METADATA } from '@nestjs/event-emitter';
+import { EVENT_LISTENER_METADATA, EventEmitter2 } from '@nestjs/event-emitter';
 import { BackOfficeEvents } from '../constants.js';
+import { BACKOFFICE_EVENT_EMITTER } from './backoffice-event-emitter.provider.js';
 import { currentListenerRun } from './listener-run.js';
 import { BackOfficeNotification } from './notifications.js';
 
@@ -24,10 +25,10 @@ const GUARDED = Symbol('BackOfficeTakeOverListenerGuard');
  */
 const TAKE_OVER_EVENTS: readonly string[] = [BackOfficeEvents.SendEmail];
 
-/** EventEmitter2's segments of an event pattern: a string split on `.`, an array as its segments (`wildcard: true`). */
-function segments(event: string | Array<string | symbol>): string[] {
-  if (typeof event === 'string') return event.split('.');
-  return event.length === 1 && typeof event[0] === 'string' ? event[0].split('.') : event.map(String);
+/** EventEmitter2's segments of an event pattern: a string split on the emitter's delimiter, an array as its segments (`wildcard: true`). */
+function segments(event: string | Array<string | symbol>, delimiter: string): string[] {
+  if (typeof event === 'string') return event.split(delimiter);
+  return event.length === 1 && typeof event[0] === 'string' ? event[0].split(delimiter) : event.map(String);
 }
 
 /** Whether EventEmitter2 may call a listener of `pattern` for `name` (`*` one segment, `**` any number; with `wildcard: false` only the exact name). */
@@ -38,10 +39,15 @@ function matches(pattern: string[], name: string[]): boolean {
   return name.length > 0 && (head === '*' || head === name[0]) && matches(rest, name.slice(1));
 }
 
-function mayReceiveTakeOverEvent(event: OnEventMetadata['event']): boolean {
+/**
+ * Whether a listener of `event` may receive a take-over event, on the host's emitter's `delimiter` (`.` unless
+ * `EventEmitterModule.forRoot({ delimiter })` set another: with `:` the name is one segment that `*` matches).
+ * Wildcards are matched even with `wildcard: false` (a harmless over-match: the wrapper only reports a failure).
+ */
+function mayReceiveTakeOverEvent(event: OnEventMetadata['event'], delimiter: string): boolean {
   if (typeof event === 'symbol') return false;
-  const pattern = segments(event);
-  return TAKE_OVER_EVENTS.some((name) => matches(pattern, name.split('.')));
+  const pattern = segments(event, delimiter);
+  return TAKE_OVER_EVENTS.some((name) => matches(pattern, name.split(delimiter)));
 }
 
 /**
@@ -65,9 +71,12 @@ export class BackOfficeTakeOverListenerGuard implements OnModuleInit {
   constructor(
     @Inject(DiscoveryService) private readonly discovery: DiscoveryService,
     @Inject(MetadataScanner) private readonly scanner: MetadataScanner,
+    @Inject(BACKOFFICE_EVENT_EMITTER) private readonly emitter: EventEmitter2,
   ) {}
 
   onModuleInit(): void {
+    const delimiter = (this.emitter as { delimiter?: unknown }).delimiter;
+    const on = typeof delimiter === 'string' && delimiter.length > 0 ? delimiter : '.';
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
       const instance = wrapper.instance as Record<string | symbol, unknown> | null | undefined;
       if (!instance || wrapper.isAlias || typeof instance !== 'object') continue;
@@ -77,7 +86,7 @@ export class BackOfficeTakeOverListenerGuard implements OnModuleInit {
         const method = instance[key];
         if (typeof method !== 'function' || (method as { [GUARDED]?: unknown })[GUARDED]) continue;
         const listens = (Reflect.getMetadata(EVENT_LISTENER_METADATA, method) as OnEventMetadata[] | undefined) ?? [];
-        if (!listens.some(({ event, options }) => options?.suppressErrors !== false && mayReceiveTakeOverEvent(event))) continue;
+        if (!listens.some(({ event, options }) => options?.suppressErrors !== false && mayReceiveTakeOverEvent(event, on))) continue;
         this.guard(wrapper, instance, key, method as Method);
       }
     }
@@ -93,7 +102,13 @@ export class BackOfficeTakeOverListenerGuard implements OnModuleInit {
       );
       return;
     }
+    // A method of the class (not one set on the instance) is looked up there at each call: a spy or an instrumentation
+    // set on the class's prototype after start-up still sees the calls.
+    const prototype = Object.getPrototypeOf(instance) as object;
+    const ofClass = !Object.prototype.hasOwnProperty.call(instance, key);
     const guarded = function (this: unknown, ...args: unknown[]): unknown {
+      const current = ofClass ? (Reflect.get(prototype, key, this) as unknown) : method;
+      const target = typeof current === 'function' && current !== guarded ? (current as Method) : method;
       const run = currentListenerRun();
       const failed = (error: unknown): never => {
         if (run !== undefined) for (const arg of args) if (arg instanceof BackOfficeNotification) arg.listenerFailed(run);
@@ -101,7 +116,7 @@ export class BackOfficeTakeOverListenerGuard implements OnModuleInit {
       };
       let result: unknown;
       try {
-        result = method.apply(this, args);
+        result = target.apply(this, args);
       } catch (error) {
         return failed(error);
       }

@@ -341,7 +341,7 @@ export class BackOfficeSessionService {
    * sign-in or re-authentication is recent. Always false for a bearer token.
    */
   hasRecentSignIn(auth: RecentSignInSubject, withinMinutes?: number): boolean {
-    return auth.scheme === 'cookie' && auth.session !== undefined && this.isRecentlyAuthenticated(auth.session, withinMinutes);
+    return auth.scheme === 'cookie' && auth.session != null && this.isRecentlyAuthenticated(auth.session, withinMinutes);
   }
 
   /**
