@@ -99,6 +99,7 @@ export const BACKOFFICE_UI_MESSAGES = {
   signOutSessionButton: 'Sign out this session',
   sessionSignedOut: 'The session has been signed out.',
   noOtherSessions: 'No other sessions.',
+  sessionsNotAllListed: 'Only the {count} most recently active sessions are listed. “Sign out all other sessions” signs out every one.',
   signOutOthersButton: 'Sign out all other sessions',
   othersSignedOut: 'Your other sessions have been signed out.',
   loginsHeading: 'Linked logins',

@@ -334,6 +334,7 @@ ${context.passkeysAvailable ? this.passkeysSection() : ''}
 <h2 id="bo-sessions-heading" tabindex="-1">${m.sessionsHeading}</h2>
 <p>${m.sessionsIntro}</p>
 <ul id="bo-sessions" class="bo-list"></ul>
+<p id="bo-sessions-more" hidden></p>
 <p id="bo-no-other-sessions" hidden>${m.noOtherSessions}</p>
 <p><button type="button" id="bo-sign-out-others" class="bo-danger" hidden>${m.signOutOthersButton}</button></p>
 </section>

@@ -505,12 +505,22 @@
     });
   }
 
+  /** The most sessions the account page lists (the largest page `GET /auth/sessions` answers). */
+  var SESSIONS_LISTED = 200;
+
+  /**
+   * The user's most recently active sessions (one page of `GET /auth/sessions`); when more follow (a `rel="next"` Link),
+   * a note under the list says so: "Sign out all other sessions" ends those too.
+   */
   function renderSessions() {
     var list = $('bo-sessions');
-    return S.request('GET', '/auth/sessions').then(function (res) {
-      if (res.status !== 200) return;
+    return S.request('GET', '/auth/sessions?take=' + SESSIONS_LISTED).then(function (res) {
+      if (res.status !== 200 || !Array.isArray(res.body)) return;
+      var more = /;\s*rel="?next"?/i.test(res.link || '');
+      var others = 0;
       list.textContent = '';
       res.body.forEach(function (session) {
+        if (!session.current) others++;
         var details = el('span', {
           id: 'bo-session-' + session.id,
           text: t('sessionDetails', { device: device(session.userAgent), ip: session.ip || t('unknownIp'), lastSeen: when(session.lastSeenAt), created: when(session.createdAt) }),
@@ -525,8 +535,11 @@
         }
         list.appendChild(item);
       });
-      $('bo-no-other-sessions').hidden = res.body.length > 1;
-      $('bo-sign-out-others').hidden = res.body.length < 2;
+      var note = $('bo-sessions-more');
+      note.textContent = more ? t('sessionsNotAllListed', { count: res.body.length }) : '';
+      note.hidden = !more;
+      $('bo-no-other-sessions').hidden = others > 0 || more;
+      $('bo-sign-out-others').hidden = others === 0 && !more;
     });
   }
 

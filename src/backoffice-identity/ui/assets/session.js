@@ -99,7 +99,8 @@
 
   /**
    * Calls the JSON API below the route prefix: `request('POST', '/auth/change-password', body)`.
-   * Resolves { status, body } (status 0 when the network failed); never rejects. A 401 first asks the
+   * Resolves { status, body, retryAfter, link } (`retryAfter` and `link`: the Retry-After and Link headers, or null;
+   * status 0 when the network failed); never rejects. A 401 first asks the
    * person to re-authenticate (password, or a full sign-in when the session has ended) and retries once.
    * A step-up (here or in another tab) gives the session new cookies: a call that left with the old ones is
    * answered 401 `unauthenticated` (old session cookie) or 403 `xsrf_failed` (old XSRF token) though the session
@@ -129,7 +130,7 @@
           } catch (e) {
             parsed = null;
           }
-          return { status: response.status, body: parsed, retryAfter: response.headers.get('Retry-After') };
+          return { status: response.status, body: parsed, retryAfter: response.headers.get('Retry-After'), link: response.headers.get('Link') };
         });
       })
       .catch(function () {
