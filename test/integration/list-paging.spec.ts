@@ -1,11 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import {
   BACKOFFICE_API_CLIENT_STORE,
   BACKOFFICE_GROUP_STORE,
   BACKOFFICE_SESSION_STORE,
   BackOfficeApiUserService,
-  type BackOfficeSessionStore,
 } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -22,7 +20,7 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
   let admin: HttpClient;
   let adminId: string;
   const make = userFactory(() => ctx, 'paging');
-  const MANY = 150;
+  const MANY = 1010;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -32,35 +30,45 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
     admin = new HttpClient(ctx.url);
     expect((await admin.login(boss.email, TEST_PASSWORD)).status).toBe(200);
 
-    // 150 more live sessions of the admin, five per last-seen time (ties the order has to break the same way each time).
-    const sessions = ctx.app.get<BackOfficeSessionStore>(BACKOFFICE_SESSION_STORE);
+    // MANY more live sessions of the admin, five per last-seen time (ties the order has to break the same way each
+    // time), in one INSERT: over the default page of 1000, so the default cut and its Link are tested.
+    const sql = ctx.app.get(DataSource);
     const stamp = (await ctx.userManager.findById(adminId))!.securityStamp;
     const now = ctx.clock.now().getTime();
-    for (let i = 0; i < MANY; i++) {
-      const seen = new Date(now - 60_000 - Math.floor(i / 5) * 1000);
-      await sessions.create({
-        id: randomUUID(),
-        userId: adminId,
-        tokenHash: randomBytes(32).toString('hex'),
-        securityStamp: stamp,
-        nextSecurityStamps: null,
-        createdAt: seen,
-        lastSeenAt: seen,
-        expiresAt: new Date(now + 3_600_000),
-        reauthenticatedAt: seen,
-        revokedAt: null,
-        ip: '192.0.2.1',
-        userAgent: `agent ${i}`,
-        twoFactorSetupOnly: false,
-      });
-    }
-    // 150 API users through the service, ten at a time; 150 groups in one INSERT.
+    await sql.query(
+      `INSERT INTO backoffice_session (id, user_id, token_hash, security_stamp, next_security_stamps, created_at, last_seen_at, expires_at,
+         reauthenticated_at, revoked_at, ip, user_agent, two_factor_setup_only)
+       SELECT gen_random_uuid(), $1, md5('a' || i) || md5('b' || i), $2, NULL, t, t, $3, t, NULL, '192.0.2.1', 'agent ' || i, false
+         FROM generate_series(0, ${MANY - 1}) i, LATERAL (SELECT $4::timestamptz - (i / 5) * interval '1 second' AS t) seen`,
+      [adminId, stamp, new Date(now + 3_600_000), new Date(now - 60_000)],
+    );
+    // MANY API users: ten through the service, the rest copies of the first one's rows (user and API client) by SQL,
+    // each a millisecond younger; MANY groups in one INSERT.
     const apiUsers = ctx.app.get(BackOfficeApiUserService);
-    for (let i = 0; i < MANY; i += 10) {
-      await Promise.all(Array.from({ length: 10 }, (_, j) => apiUsers.create({ name: `Robot ${i + j}`, groups: [] })));
-    }
-    await ctx.app.get(DataSource).query(
-      `INSERT INTO backoffice_group (alias, name) SELECT 'team-' || lpad(i::text, 3, '0'), 'Team ' || i FROM generate_series(0, ${MANY - 1}) i`,
+    for (let i = 0; i < 10; i++) await apiUsers.create({ name: `Robot ${i}`, groups: [] });
+    const columns: Array<{ column_name: string }> = await sql.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'backoffice_user' AND column_name <> 'id' AND is_generated = 'NEVER' ORDER BY ordinal_position`,
+    );
+    const made: Record<string, string> = {
+      username: `'robot-' || i`,
+      normalized_username: `'ROBOT-' || i`,
+      email: `'robot-' || i || '@api-users.invalid'`,
+      normalized_email: `'ROBOT-' || i || '@API-USERS.INVALID'`,
+      name: `'Robot ' || i`,
+      created_at: `u.created_at + i * interval '1 millisecond'`,
+    };
+    const names = columns.map((c) => c.column_name);
+    await sql.query(
+      `WITH template AS (SELECT u.* FROM backoffice_user u JOIN backoffice_api_client c ON c.user_id = u.id ORDER BY u.created_at DESC, u.id DESC LIMIT 1),
+       users AS (
+         INSERT INTO backoffice_user (${names.join(', ')})
+         SELECT ${names.map((n) => made[n] ?? `u.${n}`).join(', ')} FROM template u, generate_series(10, ${MANY - 1}) i
+         RETURNING id, created_at)
+       INSERT INTO backoffice_api_client (user_id, client_id, secret_hash, created_at)
+       SELECT id, 'boc_copy_' || md5(id::text), md5(id::text) || md5(id::text), created_at FROM users`,
+    );
+    await sql.query(
+      `INSERT INTO backoffice_group (alias, name) SELECT 'team-' || lpad(i::text, 4, '0'), 'Team ' || i FROM generate_series(0, ${MANY - 1}) i`,
     );
   });
   afterAll(async () => {
@@ -87,7 +95,7 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
 
   it('GET /auth/sessions: pages of take cover every live session exactly once, most recently seen first (ties by id), as a plain array', async () => {
     const ids = (page: HttpResult) => (page.body as Array<{ id: string }>).map((s) => s.id);
-    const pages = await walk('/auth/sessions', 40, (page) => page.body);
+    const pages = await walk('/auth/sessions', 150, (page) => page.body);
     const all = pages.flatMap(ids);
     expect(all).toHaveLength(MANY + 1);
     expect(new Set(all).size).toBe(all.length);
@@ -96,17 +104,19 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
     const sorted = [...rows].sort((a, b) => Date.parse(b.lastSeenAt) - Date.parse(a.lastSeenAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     expect(rows.map((r) => r.id)).toEqual(sorted.map((r) => r.id));
     // The same page twice: the same sessions in the same order.
-    expect(ids(await admin.get('/auth/sessions?skip=40&take=40'))).toEqual(all.slice(40, 80));
+    expect(ids(await admin.get('/auth/sessions?skip=150&take=150'))).toEqual(all.slice(150, 300));
   });
 
-  it('GET /auth/sessions without parameters: the first 100 as before (a plain array) and a Link to the rest; a user with a few sessions gets them all, no Link', async () => {
+  it('GET /auth/sessions without parameters: the first 1000 (a plain array) and a Link to the rest; a user with a few sessions gets them all, no Link', async () => {
     const first = await admin.get('/auth/sessions');
     expect(first.status).toBe(200);
     expect(Array.isArray(first.body)).toBe(true);
-    expect(first.body).toHaveLength(100);
-    expect(first.headers.get('link')).toBe('</backoffice/auth/sessions?skip=100&take=100>; rel="next"');
-    const rest = await admin.get('/auth/sessions?skip=100');
-    expect(rest.body).toHaveLength(MANY + 1 - 100);
+    expect(first.body).toHaveLength(1000);
+    expect(first.headers.get('link')).toBe('</backoffice/auth/sessions?skip=1000&take=1000>; rel="next"');
+    const rest = await admin.get('/auth/sessions?skip=1000');
+    expect(rest.body).toHaveLength(MANY + 1 - 1000);
+    // The two default pages are the whole list, each session once.
+    expect(new Set([...first.body, ...rest.body].map((s: { id: string }) => s.id)).size).toBe(MANY + 1);
     expect(rest.headers.get('link')).toBeNull();
 
     const someone = await make();
@@ -119,8 +129,8 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
     expect((await devices[0].get('/auth/sessions?_=1712345678')).body).toHaveLength(3);
   });
 
-  it('GET /users/api: pages cover every API user exactly once, oldest first; total counts them all; the default page holds 100', async () => {
-    const pages = await walk('/users/api', 40, (page) => page.body.items);
+  it('GET /users/api: pages cover every API user exactly once, oldest first; total counts them all; the default page holds 1000', async () => {
+    const pages = await walk('/users/api', 150, (page) => page.body.items);
     const items = pages.flatMap((p) => p.body.items as Array<{ id: string; name: string; createdAt: string }>);
     expect(items).toHaveLength(MANY);
     expect(new Set(items.map((i) => i.id)).size).toBe(MANY);
@@ -129,30 +139,32 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
     expect(items.map((i) => i.id)).toEqual(sorted.map((i) => i.id));
     for (const page of pages) expect(page.body).toMatchObject({ total: MANY, totalExact: true });
     const first = await admin.get('/users/api');
-    expect(first.body.items).toHaveLength(100);
+    expect(first.body.items).toHaveLength(1000);
     expect(first.body.total).toBe(MANY);
-    expect(first.headers.get('link')).toBe('</backoffice/users/api?skip=100&take=100>; rel="next"');
+    expect(first.headers.get('link')).toBe('</backoffice/users/api?skip=1000&take=1000>; rel="next"');
   });
 
   it('GET /groups: pages cover every group exactly once, by alias; total counts them all; every page lists the permissions', async () => {
-    const pages = await walk('/groups', 40, (page) => page.body.items);
+    const pages = await walk('/groups', 150, (page) => page.body.items);
     const aliases = pages.flatMap((p) => (p.body.items as Array<{ alias: string }>).map((g) => g.alias));
     const total = pages[0].body.total as number;
     expect(total).toBeGreaterThanOrEqual(MANY + 1);
     expect(aliases).toHaveLength(total);
     expect(new Set(aliases).size).toBe(total);
     expect(aliases).toEqual([...aliases].sort());
-    for (let i = 0; i < MANY; i++) expect(aliases).toContain(`team-${String(i).padStart(3, '0')}`);
+    const aliasSet = new Set(aliases);
+    for (let i = 0; i < MANY; i++) expect(aliasSet.has(`team-${String(i).padStart(4, '0')}`), `team-${i}`).toBe(true);
     for (const page of pages) {
       expect(page.body.total).toBe(total);
       expect(page.body.permissions.map((p: { key: string }) => p.key)).toContain('groups.manage');
     }
     const first = await admin.get('/groups');
-    expect(first.body.items).toHaveLength(100);
-    expect(first.headers.get('link')).toBe('</backoffice/groups?skip=100&take=100>; rel="next"');
+    expect(first.body.items).toHaveLength(1000);
+    expect(first.body.items.map((g: { alias: string }) => g.alias)).toEqual(aliases.slice(0, 1000));
+    expect(first.headers.get('link')).toBe('</backoffice/groups?skip=1000&take=1000>; rel="next"');
   });
 
-  it('a skip past the end is an empty page (no Link); take=200 is the largest page', async () => {
+  it('a skip past the end is an empty page (no Link); take=1000 is the largest page', async () => {
     const sessions = await admin.get('/auth/sessions?skip=10000');
     expect(sessions.status).toBe(200);
     expect(sessions.body).toEqual([]);
@@ -160,13 +172,13 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
     const groups = await admin.get('/groups?skip=10000');
     expect(groups.body.items).toEqual([]);
     expect(groups.body.total).toBeGreaterThan(MANY);
-    const big = await admin.get('/users/api?take=200');
-    expect(big.body.items).toHaveLength(MANY);
+    const big = await admin.get('/users/api?take=1000&skip=10');
+    expect(big.body.items).toHaveLength(MANY - 10);
     expect(big.headers.get('link')).toBeNull();
   });
 
   it('a host store without the paged reads (listLivePage, listClientsPage, listPage) gets the same pages, cut from its full list', async () => {
-    const paths = ['/auth/sessions?skip=37&take=41', '/users/api?skip=37&take=41', '/groups?skip=37&take=41', '/groups?skip=140&take=41'];
+    const paths = ['/auth/sessions?skip=37&take=41', '/users/api?skip=37&take=41', '/groups?skip=37&take=41', '/groups?skip=140&take=41', '/auth/sessions?skip=980&take=41', '/groups?skip=990&take=41', '/auth/sessions', '/groups'];
     const before = [];
     for (const path of paths) before.push(await admin.get(path));
     const stores: Array<[object, string]> = [
@@ -192,7 +204,7 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
     const cases: Array<[string, string]> = [
       ['take=-1', 'take'],
       ['take=0', 'take'],
-      ['take=201', 'take'],
+      ['take=1001', 'take'],
       ['take=99999999999999999999999', 'take'],
       ['take=abc', 'take'],
       ['take=1.5', 'take'],

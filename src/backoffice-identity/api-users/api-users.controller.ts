@@ -51,7 +51,7 @@ export class ApiUsersController {
   }
 
   @Get()
-  @ApiOkResponse({ type: ApiUserListResponse, description: 'A page of `take` (default 100); when more follow, a `Link: <...>; rel="next"` header' })
+  @ApiOkResponse({ type: ApiUserListResponse, description: 'Every API user unless there are more than `take` (default and largest 1000); then a page and a `Link: <...>; rel="next"` header' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (skip or take)' })
   @permissionErrors('users.manage')
   async list(

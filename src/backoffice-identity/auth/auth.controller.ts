@@ -231,7 +231,7 @@ export class AuthController {
   @BackOfficeAuthorize()
   @ApiOkResponse({
     type: [SessionResponse],
-    description: 'Own live sessions, most recently seen first (ties by id), a page of `take` (default 100); when more follow, a `Link: <...>; rel="next"` header',
+    description: 'Own live sessions, most recently seen first (ties by id), all of them unless there are more than `take` (default and largest 1000); then a page and a `Link: <...>; rel="next"` header',
   })
   @errors([400, 'validation_failed (skip or take)'], [401, 'unauthenticated'])
   async listSessions(

@@ -27,7 +27,7 @@ export class GroupsController {
   @Get()
   @ApiOkResponse({
     type: GroupListResponse,
-    description: 'A page of groups (`take`, default 100; when more follow, a `Link: <...>; rel="next"` header), and every permission a group can hold',
+    description: 'Every group unless there are more than `take` (default and largest 1000: past it a page and a `Link: <...>; rel="next"` header), and every permission a group can hold',
   })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (skip or take)' })
   @permissionErrors('groups.manage')

@@ -7,13 +7,18 @@ import { MAX_LIST_SKIP, MAX_LIST_SKIP_TEXT, MaxListSkip } from './list-offset.js
 
 /**
  * Rows a page of `GET /auth/sessions`, `GET /users/api` and `GET /groups` holds when the client names no `take`. These
- * lists answered every row before they were paged; the default is large enough that a typical answer (a person's
- * sessions, a site's API users and groups) still comes whole in one page, and a longer one says where the rest is.
+ * lists answered every row before they were paged, and the contract (and clients built on it, such as a group picker
+ * that writes the ticked groups back) expects them whole: the default is the largest page, so a client that sends no
+ * paging parameters gets every row of any list of a realistic length. The bound only protects the server against an
+ * absurd list; a longer one says where the rest is (`Link: rel="next"`).
  */
-export const DEFAULT_LIST_PAGE_SIZE = 100;
+export const DEFAULT_LIST_PAGE_SIZE = 1000;
 
-/** The largest `take` of those lists (one page is built in memory and sent as one JSON body). */
-export const MAX_LIST_PAGE_SIZE = 200;
+/**
+ * The largest `take` of those lists (one page is built in memory and sent as one JSON body). Equal to
+ * {@link DEFAULT_LIST_PAGE_SIZE}: a smaller default would silently cut answers clients expect whole.
+ */
+export const MAX_LIST_PAGE_SIZE = 1000;
 
 /**
  * Query of the lists that were unpaged before (`GET /auth/sessions`, `GET /users/api`, `GET /groups`): the module's
@@ -37,7 +42,9 @@ export class ListPageQuery implements BackOfficeListPage {
     default: DEFAULT_LIST_PAGE_SIZE,
     minimum: 1,
     maximum: MAX_LIST_PAGE_SIZE,
-    description: 'Rows in the page; when more follow, the answer has a `Link: <...>; rel="next"` header (RFC 8288)',
+    description:
+      'Rows in the page (default: the largest page, so a client that names no `take` gets the whole list unless it is longer than that); ' +
+      'when more follow, the answer has a `Link: <...>; rel="next"` header (RFC 8288)',
   })
   @IsOptional()
   @Type(() => Number)
