@@ -4,6 +4,9 @@ import {
   BACKOFFICE_GROUP_STORE,
   BACKOFFICE_SESSION_STORE,
   BackOfficeApiUserService,
+  BackOfficeSessionService,
+  type BackOfficeSession,
+  type BackOfficeSessionStore,
 } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -197,6 +200,39 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
       }
     } finally {
       for (const [store, method] of stores) delete (store as Record<string, unknown>)[method];
+    }
+  });
+
+  it('a host store whose listLive answers a frozen, cached array (no listLivePage): pages and list() work and leave that array as it was', async () => {
+    const store = ctx.app.get<BackOfficeSessionStore>(BACKOFFICE_SESSION_STORE);
+    const sessionService = ctx.app.get(BackOfficeSessionService);
+    const admin0 = (await ctx.userManager.findById(adminId))!;
+    const before = await admin.get('/auth/sessions?skip=37&take=41');
+    const whole = await sessionService.list(admin0);
+    // The store caches one array (oldest seen first, not the answer's order) and hands it out frozen each time.
+    let cached: readonly BackOfficeSession[] | undefined;
+    const listLive = store.listLive.bind(store);
+    Object.defineProperty(store, 'listLivePage', { value: undefined, configurable: true });
+    Object.defineProperty(store, 'listLive', {
+      configurable: true,
+      value: async (...args: Parameters<BackOfficeSessionStore['listLive']>) => {
+        cached ??= Object.freeze([...(await listLive(...args))].reverse());
+        return cached as BackOfficeSession[];
+      },
+    });
+    try {
+      const after = await admin.get('/auth/sessions?skip=37&take=41');
+      expect(after.status, after.text).toBe(200);
+      expect(after.body).toEqual(before.body);
+      expect(after.headers.get('link')).toBe(before.headers.get('link'));
+      const snapshot = [...cached!];
+      expect((await sessionService.list(admin0)).map((s) => s.id)).toEqual(whole.map((s) => s.id));
+      expect((await admin.get('/auth/sessions?skip=0&take=5')).status).toBe(200);
+      expect(cached).toEqual(snapshot);
+      expect(Object.isFrozen(cached)).toBe(true);
+    } finally {
+      delete (store as unknown as Record<string, unknown>).listLivePage;
+      delete (store as unknown as Record<string, unknown>).listLive;
     }
   });
 

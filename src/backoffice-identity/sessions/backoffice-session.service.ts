@@ -273,7 +273,8 @@ export class BackOfficeSessionService {
   async list(user: Pick<BackOfficeUser, 'id' | 'securityStamp'>, currentSessionId?: string): Promise<BackOfficeSessionDto[]> {
     const now = this.clock.now();
     const rows = await this.store.listLive(user.id, user.securityStamp, now, new Date(now.getTime() - this.idleMs));
-    return rows.sort(byLastSeenThenId).map((s) => toSessionDto(s, currentSessionId));
+    // A copy: the host store's array may be frozen or cached (sorting it in place would throw or reorder it).
+    return [...rows].sort(byLastSeenThenId).map((s) => toSessionDto(s, currentSessionId));
   }
 
   /**
@@ -294,7 +295,8 @@ export class BackOfficeSessionService {
       rows = read.slice(0, page.take);
       more = read.length > page.take;
     } else {
-      ({ items: rows, more } = slicePage((await this.store.listLive(user.id, user.securityStamp, now, seenAfter)).sort(byLastSeenThenId), page));
+      // Sorted as a copy, as in list(): the store's array may be frozen or cached.
+      ({ items: rows, more } = slicePage([...(await this.store.listLive(user.id, user.securityStamp, now, seenAfter))].sort(byLastSeenThenId), page));
     }
     return { items: rows.map((s) => toSessionDto(s, currentSessionId)), more };
   }
