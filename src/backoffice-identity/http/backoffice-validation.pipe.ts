@@ -96,8 +96,11 @@ export class BackOfficeValidationPipe extends ValidationPipe {
 
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     // A query class with `static queryFields` reads only those fields and ignores the others (routes that ignored
-    // the query before they took one); a bracketed or dotted form of one of them (`take[]`) is still refused.
-    const queryFields = metadata.type === 'query' ? (metadata.metatype as { queryFields?: readonly string[] } | undefined)?.queryFields : undefined;
+    // the query before they took one); a bracketed or dotted form of one of them (`take[]`) is still refused. Only a
+    // class's own `queryFields` counts: a subclass that adds a field inherits the static but must not have its new
+    // field silently dropped (unvalidated); it validates every field (unknown ones refused) unless it names its own.
+    const metatype = metadata.metatype as { queryFields?: readonly string[] } | undefined;
+    const queryFields = metadata.type === 'query' && metatype && Object.hasOwn(metatype, 'queryFields') ? metatype.queryFields : undefined;
     const ownField = (path: string) => queryFields!.includes(path.split(/[[.]/)[0]!);
     if (queryFields && typeof value === 'object' && value !== null) {
       value = Object.fromEntries(Object.entries(value).filter(([key]) => ownField(key)));

@@ -27,7 +27,10 @@ export const MAX_LIST_PAGE_SIZE = 1000;
  * (these routes ignored the query before, and a client's cache buster such as `_=<time>` must not start failing).
  */
 export class ListPageQuery implements BackOfficeListPage {
-  /** The fields this query reads; {@link BackOfficeValidationPipe} drops the others (see `queryFields`). */
+  /**
+   * The fields this query reads; {@link BackOfficeValidationPipe} drops the others. Read only from the class that
+   * defines it (not inherited): a subclass that adds a field is validated whole unless it names its own.
+   */
   static readonly queryFields: readonly string[] = ['skip', 'take'];
 
   @ApiPropertyOptional({ default: 0, minimum: 0, maximum: MAX_LIST_SKIP, description: `Rows to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT})` })
