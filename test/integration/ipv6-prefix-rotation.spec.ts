@@ -12,10 +12,12 @@ const byHeader: BackOfficeIdentityModuleOptions = { ipResolver: { useValue: { re
 const hex = (bytes: number) => randomBytes(bytes).toString('hex');
 /** A fresh /48 for each test (32 random bits), so parallel runs and the shared Redis never mix their counters. */
 const new48 = () => `2${hex(2).slice(1)}:${hex(2)}:${hex(2)}`;
-/** Address `host` of the `n`-th /64 inside the /48 `p48`. */
+/** Address `host` of the `n`-th /64 inside the /48 `p48` (/64s 0..0xff lie in the /48's first /56, 0x100..0x1ff in its second, ...). */
 const in64 = (p48: string, n: number, host = '1') => `${p48}:${n.toString(16)}::${host}`;
+/** Address `host` of the `m`-th /64 of the `k`-th /56 inside the /48 `p48`. */
+const in56 = (p48: string, k: number, m: number, host = '1') => in64(p48, k * 256 + m, host);
 
-describe('IPv6 clients that rotate through the /64s of their /48', () => {
+describe('IPv6 clients that rotate through the /64s of their /56 (the default aggregate prefix) or /48', () => {
   let db: TestDatabase;
   let counter = 0;
   const email = () => `v6r${++counter}-${hex(3)}@example.com`;
@@ -32,16 +34,16 @@ describe('IPv6 clients that rotate through the /64s of their /48', () => {
   const loginFrom = (ctx: IdentityApp, ip: string) =>
     new HttpClient(ctx.url).request('POST', '/auth/login', { body: { username: email(), password: 'wrong password entirely' }, headers: { 'x-test-ip': ip } });
 
-  it('ASVS 4.0 2.2.1: login: a client moving to a new /64 of its /48 gets no fresh budget once the /48 has used 16 times the per-IP limit (default); another /48 is not limited', async () => {
+  it('ASVS 4.0 2.2.1: login: a client moving to a new /64 of its /56 gets no fresh budget once the /56 has used 16 times the per-IP limit (default); another /48 is not limited', async () => {
     const ctx = await app({ loginPerIpAndUsername: 1000, loginPerIp: 2 });
     try {
       const p48 = new48();
       const statuses: number[] = [];
-      // 40 /64s, each within its own per-/64 limit of 2: 80 attempts.
-      for (let n = 0; n < 40; n++) for (const host of ['1', '2']) statuses.push((await loginFrom(ctx, in64(p48, n, host))).status);
-      expect(statuses.filter((s) => s !== 429), 'attempts let through from one /48').toHaveLength(32);
+      // 40 /64s of one /56, each within its own per-/64 limit of 2: 80 attempts.
+      for (let n = 0; n < 40; n++) for (const host of ['1', '2']) statuses.push((await loginFrom(ctx, in56(p48, 3, n * 6, host))).status);
+      expect(statuses.filter((s) => s !== 429), 'attempts let through from one /56').toHaveLength(32);
       expect(statuses.slice(0, 32).every((s) => s === 401)).toBe(true);
-      const limited = await loginFrom(ctx, in64(p48, 0xbeef));
+      const limited = await loginFrom(ctx, in56(p48, 3, 0xff));
       expectClientError(limited, 429);
       expect(limited.body).toMatchObject({ statusCode: 429, code: 'too_many_requests' });
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -53,12 +55,12 @@ describe('IPv6 clients that rotate through the /64s of their /48', () => {
     }
   });
 
-  it('ASVS 4.0 2.2.1: the /64 limit still holds inside the /48, and many /64s that share one /48 are not held to the /64 limit together', async () => {
+  it('ASVS 4.0 2.2.1: the /64 limit still holds inside the /56, and many /64s that share one /56 are not held to the /64 limit together', async () => {
     const ctx = await app({ loginPerIpAndUsername: 1000, loginPerIp: 2 });
     try {
       const p48 = new48();
       expect([(await loginFrom(ctx, in64(p48, 1, '1'))).status, (await loginFrom(ctx, in64(p48, 1, '2'))).status, (await loginFrom(ctx, in64(p48, 1, '3'))).status]).toEqual([401, 401, 429]);
-      // Ten neighbours in the same /48, one attempt each: far beyond one /64's 2, well within the /48's 32.
+      // Ten neighbours in the same /56, one attempt each: far beyond one /64's 2, well within the /56's 32.
       const neighbours = [];
       for (let n = 2; n < 12; n++) neighbours.push((await loginFrom(ctx, in64(p48, n))).status);
       expect(neighbours).toEqual(Array(10).fill(401));
@@ -67,23 +69,23 @@ describe('IPv6 clients that rotate through the /64s of their /48', () => {
     }
   });
 
-  it('ASVS 4.0 2.2.1: forgot-password per IP: rotating /64s inside one /48 is bounded too', async () => {
+  it('ASVS 4.0 2.2.1: forgot-password per IP: rotating /64s inside one /56 is bounded too', async () => {
     const sender = { async send() { return 'message-id'; } };
     const ctx = await app({ forgotPasswordPerIp: 1 }, { emailSender: { useValue: sender } });
     try {
       const p48 = new48();
       const statuses: number[] = [];
       for (let n = 0; n < 40; n++) {
-        statuses.push((await new HttpClient(ctx.url).request('POST', '/auth/forgot-password', { body: { email: email() }, headers: { 'x-test-ip': in64(p48, n) } })).status);
+        statuses.push((await new HttpClient(ctx.url).request('POST', '/auth/forgot-password', { body: { email: email() }, headers: { 'x-test-ip': in56(p48, 0xab, n * 5) } })).status);
       }
-      expect(statuses.filter((s) => s === 202), 'forgot-password requests let through from one /48').toHaveLength(16);
+      expect(statuses.filter((s) => s === 202), 'forgot-password requests let through from one /56').toHaveLength(16);
       expect(statuses.slice(16)).toEqual(Array(24).fill(429));
     } finally {
       await ctx.close();
     }
   });
 
-  it('ASVS 4.0 2.2.1: the other ways in (here the second factor and reset-password) bound the /48 too, each under its own counter', async () => {
+  it('ASVS 4.0 2.2.1: the other ways in (here the second factor and reset-password) bound the /56 too, each under its own counter', async () => {
     const ctx = await app({ loginPerIpAndUsername: 1000, loginPerIp: 1, ipv6AggregateMultiplier: 3 });
     try {
       const p48 = new48();
@@ -101,22 +103,65 @@ describe('IPv6 clients that rotate through the /64s of their /48', () => {
     }
   });
 
-  it('rateLimits.ipv6AggregateSubnet and ipv6AggregateMultiplier set the wider prefix and its budget', async () => {
-    const ctx = await app({ loginPerIpAndUsername: 1000, loginPerIp: 2, ipv6AggregateSubnet: 56, ipv6AggregateMultiplier: 3 });
+  it('a client rotating across the /56s of one /48 is not bounded by the default /56 aggregate, but is with ipv6AggregateSubnet: 48', async () => {
+    // 40 /56s of one /48, one /64 each, 2 attempts per /64 (its own per-IP limit): 80 attempts.
+    const rotate = async (ctx: IdentityApp) => {
+      const p48 = new48();
+      const statuses: number[] = [];
+      for (let k = 0; k < 40; k++) for (const host of ['1', '2']) statuses.push((await loginFrom(ctx, in56(p48, k * 6, 7, host))).status);
+      return statuses;
+    };
+    const byDefault = await app({ loginPerIpAndUsername: 1000, loginPerIp: 2 });
+    try {
+      expect(await rotate(byDefault)).toEqual(Array(80).fill(401));
+    } finally {
+      await byDefault.close();
+    }
+    const by48 = await app({ loginPerIpAndUsername: 1000, loginPerIp: 2, ipv6AggregateSubnet: 48 });
+    try {
+      const statuses = await rotate(by48);
+      expect(statuses.filter((s) => s === 401), 'attempts let through from one /48 with ipv6AggregateSubnet 48').toHaveLength(32);
+      expect(statuses.slice(32)).toEqual(Array(48).fill(429));
+    } finally {
+      await by48.close();
+    }
+  });
+
+  it('ASVS 4.0 2.2.1: a client that uses up its /56 budget does not lock out a neighbour in another /56 of the same /48 (default): login and forgot-password', async () => {
+    const sender = { async send() { return 'message-id'; } };
+    const ctx = await app({ loginPerIpAndUsername: 1000, loginPerIp: 2, forgotPasswordPerIp: 1 }, { emailSender: { useValue: sender } });
     try {
       const p48 = new48();
-      const in56 = [];
-      // /64s 0x100..0x10f share one /56: 3 x 2 = 6 attempts.
-      for (let n = 0x100; n < 0x10a; n++) in56.push((await loginFrom(ctx, in64(p48, n))).status);
-      expect(in56).toEqual([401, 401, 401, 401, 401, 401, 429, 429, 429, 429]);
-      // Another /56 of the same /48 is not limited by that one's counter.
+      const forgot = (ip: string) => new HttpClient(ctx.url).request('POST', '/auth/forgot-password', { body: { email: email() }, headers: { 'x-test-ip': ip } }).then((r) => r.status);
+      // The attacker's /56: 16 /64s x 2 logins and 16 /64s x 1 forgot-password use up its aggregate budgets.
+      for (let m = 0; m < 16; m++) for (const host of ['1', '2']) expect((await loginFrom(ctx, in56(p48, 0, m, host))).status).toBe(401);
+      for (let m = 0; m < 16; m++) expect(await forgot(in56(p48, 0, m, '3'))).toBe(202);
+      expect((await loginFrom(ctx, in56(p48, 0, 0x80))).status).toBe(429);
+      expect(await forgot(in56(p48, 0, 0x80))).toBe(429);
+      // A neighbour in the next /56 (another customer inside the same /48) keeps its whole budget.
+      expect((await loginFrom(ctx, in56(p48, 1, 0))).status).toBe(401);
+      expect(await forgot(in56(p48, 1, 0))).toBe(202);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('rateLimits.ipv6AggregateSubnet and ipv6AggregateMultiplier set the wider prefix and its budget', async () => {
+    const ctx = await app({ loginPerIpAndUsername: 1000, loginPerIp: 2, ipv6AggregateSubnet: 60, ipv6AggregateMultiplier: 3 });
+    try {
+      const p48 = new48();
+      const in60 = [];
+      // /64s 0x100..0x10f share one /60: 3 x 2 = 6 attempts.
+      for (let n = 0x100; n < 0x10a; n++) in60.push((await loginFrom(ctx, in64(p48, n))).status);
+      expect(in60).toEqual([401, 401, 401, 401, 401, 401, 429, 429, 429, 429]);
+      // Another /60 of the same /48 is not limited by that one's counter.
       expect((await loginFrom(ctx, in64(p48, 0x200))).status).toBe(401);
     } finally {
       await ctx.close();
     }
   });
 
-  it('ipv6AggregateSubnet equal to ipv6Subnet counts no second prefix (the per-IP rule already counts the /48)', async () => {
+  it('ipv6AggregateSubnet equal to ipv6Subnet counts no second prefix (an ipv6Subnet of 48: the per-IP rule already counts the /48)', async () => {
     const ctx = await app({ loginPerIpAndUsername: 1000, loginPerIp: 3, ipv6Subnet: 48 });
     try {
       const p48 = new48();
@@ -143,7 +188,7 @@ describe('IPv6 clients that rotate through the /64s of their /48', () => {
   });
 
   for (const storage of ['memory', 'redis'] as const) {
-    it(`ASVS 4.0 2.2.1 / 5.0 6.3.1: 60 parallel logins from 60 /64s of one /48: exactly the /48 budget gets through (${storage})`, async () => {
+    it(`ASVS 4.0 2.2.1 / 5.0 6.3.1: 60 parallel logins from 60 /64s of one /56: exactly the /56 budget gets through (${storage})`, async () => {
       const redis = storage === 'redis' ? { redisUrl: REDIS_URL } : {};
       const ctx = await app({ ...redis, loginPerIpAndUsername: 1000, loginPerIp: 1, ipv6AggregateMultiplier: 7 });
       try {
@@ -157,7 +202,7 @@ describe('IPv6 clients that rotate through the /64s of their /48', () => {
     });
   }
 
-  it('two instances on one Redis share the /48 budget', async () => {
+  it('two instances on one Redis share the /56 budget', async () => {
     const options = { redisUrl: REDIS_URL, loginPerIpAndUsername: 1000, loginPerIp: 1, ipv6AggregateMultiplier: 4 };
     const a = await app(options);
     const b = await app(options);

@@ -51,7 +51,7 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['audit.retentionDays', 0],
       ['rateLimits.redisKeyPrefix', 'backoffice:rl:'],
       ['rateLimits.ipv6Subnet', 64],
-      ['rateLimits.ipv6AggregateSubnet', 48],
+      ['rateLimits.ipv6AggregateSubnet', 56],
       ['rateLimits.ipv6AggregateMultiplier', 16],
     ] as const)('%s defaults to %j', (path, expected) => {
       const value = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], defaults);
@@ -65,9 +65,13 @@ describe('resolveBackOfficeIdentityOptions', () => {
       expect(fromSections).toEqual(defaults);
     });
 
-    it('rateLimits.ipv6AggregateSubnet follows a set ipv6Subnet of 48 or less (no second count), and may equal it', () => {
+    it('rateLimits.ipv6AggregateSubnet follows a set ipv6Subnet of 56 or less (no second count), and may equal it; 48 stays an opt-in value', () => {
       expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6Subnet: 40 } }).rateLimits.ipv6AggregateSubnet).toBe(40);
-      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6Subnet: 128 } }).rateLimits.ipv6AggregateSubnet).toBe(48);
+      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6Subnet: 48 } }).rateLimits.ipv6AggregateSubnet).toBe(48);
+      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6Subnet: 56 } }).rateLimits.ipv6AggregateSubnet).toBe(56);
+      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6Subnet: 60 } }).rateLimits.ipv6AggregateSubnet).toBe(56);
+      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6Subnet: 128 } }).rateLimits.ipv6AggregateSubnet).toBe(56);
+      expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6AggregateSubnet: 48 } }).rateLimits.ipv6AggregateSubnet).toBe(48);
       expect(resolveBackOfficeIdentityOptions({ rateLimits: { ipv6AggregateSubnet: 64 } }).rateLimits.ipv6AggregateSubnet).toBe(64);
     });
 

@@ -102,10 +102,12 @@ export interface BackOfficeRateLimitOptions {
   ipv6Subnet?: number;
   /**
    * Per-IP limits also count an IPv6 client's wider prefix of this many bits, at `ipv6AggregateMultiplier` times
-   * the per-IP limit: a client that holds a /48 (65,536 /64s, common for hosting and many ISPs) gets no fresh budget
-   * by moving to another /64 once the /48 has used its own, while the clients that share a /48 are not held to one
-   * /64's limit together. 16 to `ipv6Subnet`; equal to `ipv6Subnet`: no second count. Default 48 (`ipv6Subnet` when
-   * that is 48 or less). IPv4 addresses (also IPv4-mapped) have no such second count.
+   * the per-IP limit: a client that holds a /56 (256 /64s: one customer's allocation, e.g. an AWS VPC or a home
+   * line) gets no fresh budget by moving to another /64 once the /56 has used its own, while the clients that share
+   * a /56 are not held to one /64's limit together. A wider prefix (48: bound rotation across a whole /48) also lets
+   * one tenant use up the budget of its neighbours that share it (hosters and carriers put many customers in one
+   * /48). 16 to `ipv6Subnet`; equal to `ipv6Subnet`: no second count. Default 56 (`ipv6Subnet` when that is 56 or
+   * less). IPv4 addresses (also IPv4-mapped) have no such second count.
    */
   ipv6AggregateSubnet?: number;
   /** The limit of the `ipv6AggregateSubnet` prefix as a multiple of each per-IP limit. 1 to 65536. Default 16. */

@@ -105,11 +105,11 @@ function isSubsequence(short: string, long: string): boolean {
 
 /**
  * `rateLimits.ipv6AggregateSubnet`: the wider IPv6 prefix that per-IP limits also count, never narrower than the
- * per-IP prefix `ipv6Subnet` (it counts several of those together; equal: no second count). Default 48, or
- * `ipv6Subnet` when that is 48 or less.
+ * per-IP prefix `ipv6Subnet` (it counts several of those together; equal: no second count). Default 56 (one
+ * customer's allocation, as express-rate-limit's `ipv6Subnet` default), or `ipv6Subnet` when that is 56 or less.
  */
 function ipv6AggregateSubnet(rateLimits: OptionReader, ipv6Subnet: number): number {
-  const bits = rateLimits.int('ipv6AggregateSubnet', Math.min(48, ipv6Subnet), 16, 128);
+  const bits = rateLimits.int('ipv6AggregateSubnet', Math.min(56, ipv6Subnet), 16, 128);
   if (bits > ipv6Subnet) {
     throw new BackOfficeIdentityOptionsError(
       'rateLimits.ipv6AggregateSubnet',

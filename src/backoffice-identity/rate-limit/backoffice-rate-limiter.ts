@@ -43,7 +43,7 @@ export class BackOfficeRateLimiter {
    * client credentials, and the emailed-token routes: reset-password, invite accept, email-change confirm): at most `rateLimits.loginPerIp` attempts per minute from the request's IP ({@link clientKey}), counted
    * under `name`; with `subject` (a username, credential id or client id) also at most `subjectLimit`
    * (default `rateLimits.loginPerIpAndUsername`) per minute for that IP and subject, under `subject.name`. For an
-   * IPv6 client the per-IP limit also bounds its wider prefix ({@link perIpRules}: a /48 by default).
+   * IPv6 client the per-IP limit also bounds its wider prefix ({@link perIpRules}: a /56 by default).
    * The per-IP rules are counted first and the subject's only for requests it let through: a client over its per-IP
    * limit adds no counter per username (or id) it sends, so the store does not grow with its requests.
    * Throws 429 `too_many_requests` with `Retry-After` when one is over.
@@ -69,10 +69,10 @@ export class BackOfficeRateLimiter {
    * The rules of one per-IP limit, in the order {@link enforceInOrder} counts them: at most `limit` hits per
    * `windowSeconds` from the client ({@link clientKey}: an IPv6 client's `rateLimits.ipv6Subnet` prefix) under
    * `name`; for an IPv6 client also at most `limit` x `rateLimits.ipv6AggregateMultiplier` from its wider
-   * `rateLimits.ipv6AggregateSubnet` prefix (a /48 by default) under `name:v6agg`. A client that holds a /48 owns
-   * 65,536 /64s and would get a fresh per-IP budget with each; the wider count bounds that, while clients that share
-   * a /48 are not held to one /64's limit together. The client's own rule comes first, so hits that it refuses do
-   * not use up the budget its neighbours in the /48 share (each /64 adds at most `limit` per window to it). IPv4
+   * `rateLimits.ipv6AggregateSubnet` prefix (a /56 by default) under `name:v6agg`. A client that holds a /56 owns
+   * 256 /64s and would get a fresh per-IP budget with each; the wider count bounds that, while clients that share
+   * a /56 are not held to one /64's limit together. The client's own rule comes first, so hits that it refuses do
+   * not use up the budget its neighbours in the /56 share (each /64 adds at most `limit` per window to it). IPv4
    * addresses (also IPv4-mapped), and a wider prefix equal to the per-IP one, get no second rule.
    */
   perIpRules(name: string, limit: number, windowSeconds: number): RateLimitRule[] {

@@ -16,9 +16,9 @@ export function ipRateLimitKey(ip: string, ipv6Subnet = 64): string {
 }
 
 /**
- * The key of the wider IPv6 prefix that an address also counts under (`2001:db8:1:0:0:0:0:0/48` for
- * `2001:db8:1:2::9` and 48), or undefined for an IPv4 address (also IPv4-mapped) or anything that is no address: a
- * client that holds a /48 owns 65,536 /64s, so per-IP limits bound the /48 as well ({@link ipRateLimitKey} stays the
+ * The key of the wider IPv6 prefix that an address also counts under (`2001:db8:1:200:0:0:0:0/56` for
+ * `2001:db8:1:2ff::9` and 56), or undefined for an IPv4 address (also IPv4-mapped) or anything that is no address: a
+ * client that holds a /56 owns 256 /64s, so per-IP limits bound the /56 as well ({@link ipRateLimitKey} stays the
  * per-client key). The same parsing as {@link ipRateLimitKey} (port, brackets, zone dropped).
  */
 export function ipv6AggregateKey(ip: string, prefixLength: number): string | undefined {
