@@ -35,6 +35,21 @@ describe('ipRateLimitKey: the client key of per-IP rate limits', () => {
     expect(ipRateLimitKey('host.example:80')).toBe('host.example:80');
   });
 
+  it('ASVS 4.0 2.2.1: a 6to4 address (2002::/16: the /48 of one IPv4 host) counts as its embedded IPv4 address, whatever /64 or spelling, with no IPv6 aggregate', () => {
+    // 2002:c000:0207::/48 is the 6to4 prefix of 192.0.2.7: every /64 and address in it is that one host.
+    for (const ip of ['2002:c000:207::1', '2002:C000:0207:ffff::9', '2002:c000:207:1:2:3:4:5', '[2002:c000:207:12::1]:443', '2002:c000:207::1%eth0']) {
+      expect(ipRateLimitKey(ip), ip).toBe('192.0.2.7');
+      expect(ipRateLimitKey(ip, 128), ip).toBe('192.0.2.7');
+      expect(ipv6AggregateKey(ip, 56), ip).toBeUndefined();
+      expect(ipv6AggregateKey(ip, 48), ip).toBeUndefined();
+    }
+    expect(ipRateLimitKey('2002:cb00:7109::1')).toBe('203.0.113.9');
+    expect(ipRateLimitKey('2002:c000:208::1')).toBe('192.0.2.8');
+    // Only 2002::/16 is 6to4: its neighbours are ordinary IPv6.
+    expect(ipRateLimitKey('2003:c000:207::1')).toBe('2003:c000:207:0:0:0:0:0/64');
+    expect(ipRateLimitKey('2001:c000:207::1')).toBe('2001:c000:207:0:0:0:0:0/64');
+  });
+
   it('ipv6AggregateKey: the wider prefix of an IPv6 address (every /64 of a /48 alike), none for IPv4, IPv4-mapped or a label', () => {
     const key = ipv6AggregateKey('2001:db8:abcd:1::1', 48);
     expect(key).toBe('2001:db8:abcd:0:0:0:0:0/48');

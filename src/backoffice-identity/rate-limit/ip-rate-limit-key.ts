@@ -4,7 +4,8 @@ import { isIPv4, isIPv6 } from 'node:net';
  * The key under which per-IP rate limits count a client address. IPv4 addresses count one by one. An IPv6 client
  * usually holds a whole /64 (SLAAC, privacy addresses; a host can rotate through 2^64 of them), so an IPv6
  * address counts as its first `ipv6Subnet` bits (default 64): `2001:db8:1:2::/64`. An IPv4-mapped IPv6 address
- * (`::ffff:192.0.2.1`) counts as its IPv4 address. A client port beside the address (`192.0.2.1:51234`,
+ * (`::ffff:192.0.2.1`) counts as its IPv4 address, and so does a 6to4 one (`2002:c000:201::/48`, the whole /48 of
+ * the one IPv4 host 192.0.2.1). A client port beside the address (`192.0.2.1:51234`,
  * `[2001:db8::1]:51234`: proxies such as Azure's add it to `X-Forwarded-For`, and Express's `req.ip` keeps it) is
  * dropped, so that each new connection of a client does not count as a new client. Anything else (no address, a
  * resolver's own label) is kept as is.
@@ -17,25 +18,33 @@ export function ipRateLimitKey(ip: string, ipv6Subnet = 64): string {
 
 /**
  * The key of the wider IPv6 prefix that an address also counts under (`2001:db8:1:200:0:0:0:0/56` for
- * `2001:db8:1:2ff::9` and 56), or undefined for an IPv4 address (also IPv4-mapped) or anything that is no address: a
- * client that holds a /56 owns 256 /64s, so per-IP limits bound the /56 as well ({@link ipRateLimitKey} stays the
- * per-client key). The same parsing as {@link ipRateLimitKey} (port, brackets, zone dropped).
+ * `2001:db8:1:2ff::9` and 56), or undefined for an IPv4 address (also IPv4-mapped or 6to4) or anything that is no
+ * address: a client that holds a /56 owns 256 /64s, so per-IP limits bound the /56 as well ({@link ipRateLimitKey}
+ * stays the per-client key). The same parsing as {@link ipRateLimitKey} (port, brackets, zone dropped).
  */
 export function ipv6AggregateKey(ip: string, prefixLength: number): string | undefined {
   const address = parseClientAddress(ip);
   return Array.isArray(address) ? prefixKey(address, prefixLength) : undefined;
 }
 
-/** An IPv4 address (also from an IPv4-mapped IPv6 one) as text, an IPv6 address as its eight groups, else undefined. */
+/**
+ * An IPv4 address (also from an IPv4-mapped IPv6 one or a 6to4 one, 2002::/16) as text, any other IPv6 address as
+ * its eight groups, else undefined.
+ */
 function parseClientAddress(ip: string): string | number[] | undefined {
   const bare = withoutPort(ip.trim()).replace(/^\[(.*)\]$/u, '$1').replace(/%.*$/u, '');
   if (isIPv4(bare)) return bare;
   if (!isIPv6(bare)) return undefined;
   const groups = ipv6Groups(bare);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return [groups[6] >> 8, groups[6] & 0xff, groups[7] >> 8, groups[7] & 0xff].join('.');
-  }
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return ipv4Text(groups[6], groups[7]);
+  // 6to4 (RFC 3056): 2002:WWXX:YYZZ::/48 is the /48 of the one IPv4 host W.X.Y.Z, so it counts as that address.
+  if (groups[0] === 0x2002) return ipv4Text(groups[1], groups[2]);
   return groups;
+}
+
+/** The IPv4 address held in two 16-bit groups, as dotted text. */
+function ipv4Text(high: number, low: number): string {
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
 }
 
 /** The first `bits` bits of an IPv6 address as `group:...:group/bits`. */
