@@ -58,13 +58,7 @@ function holdsStamp(session: BackOfficeSession, securityStamp: string): boolean 
   return session.securityStamp === securityStamp || (!!session.nextSecurityStamps && session.nextSecurityStamps.includes(securityStamp));
 }
 
-/**
- * Server-side sessions, kept by the {@link BackOfficeSessionStore} (PostgreSQL by default). The cookie carries a 256-bit random token; only its SHA-256 is stored.
- * A session ends on logout or revocation, after the idle timeout (sliding) or the absolute timeout (never
- * extended), and as soon as the user's security stamp changes or the user is disabled. A lockout blocks new
- * sign-ins only (as in ASP.NET Core Identity): sessions that already exist keep working, so failed guesses
- * at an admin's password cannot keep that admin out.
- */
+/** A session as its owner sees it in `GET /auth/sessions` (`current`: the session that asks). */
 function toSessionDto(s: BackOfficeSession, currentSessionId: string | undefined): BackOfficeSessionDto {
   return {
     id: s.id,
@@ -76,6 +70,13 @@ function toSessionDto(s: BackOfficeSession, currentSessionId: string | undefined
   };
 }
 
+/**
+ * Server-side sessions, kept by the {@link BackOfficeSessionStore} (PostgreSQL by default). The cookie carries a 256-bit random token; only its SHA-256 is stored.
+ * A session ends on logout or revocation, after the idle timeout (sliding) or the absolute timeout (never
+ * extended), and as soon as the user's security stamp changes or the user is disabled. A lockout blocks new
+ * sign-ins only (as in ASP.NET Core Identity): sessions that already exist keep working, so failed guesses
+ * at an admin's password cannot keep that admin out.
+ */
 @Injectable()
 export class BackOfficeSessionService {
   private readonly idleMs: number;
