@@ -1,4 +1,4 @@
-import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
+import { countedPage, type BackOfficeListPage } from '../common/list-page.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { timingSafeEqual } from 'node:crypto';
 import type { BackOfficeClock } from '../common/clock.js';
@@ -114,12 +114,8 @@ export class BackOfficeApiUserService {
    */
   async listPage(page: BackOfficeListPage): Promise<{ items: BackOfficeApiUserView[]; total: number; totalExact: boolean }> {
     const now = this.clock.now();
-    if (this.store.listClientsPage) {
-      const read = await this.store.listClientsPage(page);
-      return { items: read.items.map((listing) => toApiUserView(listing, now)), total: read.total, totalExact: read.totalExact ?? true };
-    }
-    const all = await this.store.listClients();
-    return { items: slicePage(all, page).items.map((listing) => toApiUserView(listing, now)), total: all.length, totalExact: true };
+    const read = this.store.listClientsPage ? await this.store.listClientsPage(page) : countedPage(await this.store.listClients(), page);
+    return { items: read.items.map((listing) => toApiUserView(listing, now)), total: read.total, totalExact: read.totalExact ?? true };
   }
 
   /**

@@ -8,3 +8,8 @@ export interface BackOfficeListPage {
 export function slicePage<T>(rows: readonly T[], page: BackOfficeListPage): { items: T[]; more: boolean } {
   return { items: rows.slice(page.skip, page.skip + page.take), more: rows.length > page.skip + page.take };
 }
+
+/** `page` of `rows` (all the rows, in their order) with their exact count: a counted list's page for stores without a paged read. */
+export function countedPage<T>(rows: readonly T[], page: BackOfficeListPage): { items: T[]; total: number; totalExact: boolean } {
+  return { items: slicePage(rows, page).items, total: rows.length, totalExact: true };
+}

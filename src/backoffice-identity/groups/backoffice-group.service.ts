@@ -1,4 +1,4 @@
-import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
+import { countedPage, type BackOfficeListPage } from '../common/list-page.js';
 import { Inject, Injectable } from '@nestjs/common';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
@@ -60,12 +60,8 @@ export class BackOfficeGroupService {
    * it). With a store's `listPage` one page is read; otherwise `list`, cut here.
    */
   async listPage(page: BackOfficeListPage): Promise<{ items: BackOfficeGroupView[]; total: number; totalExact: boolean }> {
-    if (this.store.listPage) {
-      const read = await this.store.listPage(page);
-      return { items: read.items.map((group) => this.view(group)), total: read.total, totalExact: read.totalExact ?? true };
-    }
-    const all = await this.store.list();
-    return { items: slicePage(all, page).items.map((group) => this.view(group)), total: all.length, totalExact: true };
+    const read = this.store.listPage ? await this.store.listPage(page) : countedPage(await this.store.list(), page);
+    return { items: read.items.map((group) => this.view(group)), total: read.total, totalExact: read.totalExact ?? true };
   }
 
   async get(alias: string): Promise<BackOfficeGroupView> {

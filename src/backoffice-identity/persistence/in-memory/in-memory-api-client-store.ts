@@ -1,4 +1,4 @@
-import { slicePage, type BackOfficeListPage } from '../../common/list-page.js';
+import { countedPage, type BackOfficeListPage } from '../../common/list-page.js';
 import type {
   BackOfficeAccessTokenRecord,
   BackOfficeApiClient,
@@ -61,8 +61,7 @@ export class InMemoryBackOfficeApiClientStore implements BackOfficeApiClientStor
   }
 
   async listClientsPage(page: BackOfficeListPage): Promise<{ items: BackOfficeApiClientListing[]; total: number; totalExact: boolean }> {
-    const all = await this.listClients();
-    return { items: slicePage(all, page).items, total: all.length, totalExact: true };
+    return countedPage(await this.listClients(), page);
   }
 
   async rotateSecret(userId: string, secretHash: string, previousSecretExpiresAt: Date | null, now: Date): Promise<string | null> {

@@ -1,4 +1,4 @@
-import { slicePage, type BackOfficeListPage } from '../../common/list-page.js';
+import { countedPage, type BackOfficeListPage } from '../../common/list-page.js';
 import {
   BackOfficeDuplicateGroupError,
   type BackOfficeGroupFields,
@@ -24,8 +24,7 @@ export class InMemoryBackOfficeGroupStore implements BackOfficeGroupStore {
   }
 
   async listPage(page: BackOfficeListPage): Promise<{ items: BackOfficeGroupRecord[]; total: number; totalExact: boolean }> {
-    const all = await this.list();
-    return { items: slicePage(all, page).items, total: all.length, totalExact: true };
+    return countedPage(await this.list(), page);
   }
 
   async find(alias: string): Promise<BackOfficeGroupRecord | null> {
