@@ -187,6 +187,33 @@ describe('IPv6 clients that rotate through the /64s of their /56 (the default ag
     }
   });
 
+  it('ASVS 4.0 2.2.1: a Teredo address (any server, flags or port) and the NAT64 form of its client\'s IPv4 share that IPv4 address\'s one budget', async () => {
+    const ctx = await app({ loginPerIpAndUsername: 1000, loginPerIp: 4 });
+    try {
+      const b = randomBytes(3);
+      const v4 = `198.18.${b[0]}.${b[1]}`;
+      const group = (n: number) => n.toString(16);
+      // RFC 4380: 2001:0:<server>:<flags>:<port ^ 0xffff>:<client IPv4 ^ 0xffffffff>; the client picks the rest freely.
+      const teredo = (server: string, flags: number, port: number) =>
+        `2001:0:${server}:${group(flags)}:${group(port ^ 0xffff)}:${group((198 << 8 | 18) ^ 0xffff)}:${group(((b[0] << 8) | b[1]) ^ 0xffff)}`;
+      const statuses = [
+        (await loginFrom(ctx, v4)).status,
+        (await loginFrom(ctx, teredo('4136:e378', 0x8000, 40000))).status,
+        (await loginFrom(ctx, teredo('c633:6401', 0, 1024 + b[2]))).status,
+        (await loginFrom(ctx, `64:ff9b::${v4}`)).status,
+      ];
+      expect(statuses).toEqual([401, 401, 401, 401]);
+      expect((await loginFrom(ctx, teredo(`${group(b[2])}:1`, 0x8000, 5000))).status, 'another Teredo address of the same client').toBe(429);
+      const limited = await loginFrom(ctx, v4);
+      expectClientError(limited, 429);
+      expect(limited.body).toMatchObject({ statusCode: 429, code: 'too_many_requests' });
+      // Another IPv4 client behind Teredo keeps its own budget.
+      expect((await loginFrom(ctx, `2001:0:4136:e378:8000:63bf:${group(0xffff ^ 0x0201)}:${group(0xffff ^ ((b[0] << 8) | b[1]))}`)).status).toBe(401);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   for (const storage of ['memory', 'redis'] as const) {
     it(`ASVS 4.0 2.2.1 / 5.0 6.3.1: 60 parallel logins from 60 /64s of one /56: exactly the /56 budget gets through (${storage})`, async () => {
       const redis = storage === 'redis' ? { redisUrl: REDIS_URL } : {};

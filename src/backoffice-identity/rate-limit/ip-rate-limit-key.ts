@@ -3,9 +3,11 @@ import { isIPv4, isIPv6 } from 'node:net';
 /**
  * The key under which per-IP rate limits count a client address. IPv4 addresses count one by one. An IPv6 client
  * usually holds a whole /64 (SLAAC, privacy addresses; a host can rotate through 2^64 of them), so an IPv6
- * address counts as its first `ipv6Subnet` bits (default 64): `2001:db8:1:2::/64`. An IPv4-mapped IPv6 address
- * (`::ffff:192.0.2.1`) counts as its IPv4 address, and so does a 6to4 one (`2002:c000:201::/48`, the whole /48 of
- * the one IPv4 host 192.0.2.1). A client port beside the address (`192.0.2.1:51234`,
+ * address counts as its first `ipv6Subnet` bits (default 64): `2001:db8:1:2::/64`. An IPv6 address that embeds the
+ * IPv4 address of its client counts as that IPv4 address: IPv4-mapped (`::ffff:192.0.2.1`), IPv4-translated and
+ * IPv4-compatible ones, NAT64's well-known prefix (`64:ff9b::192.0.2.1`), 6to4 (`2002:c000:201::/48`, the whole /48
+ * of the one IPv4 host 192.0.2.1) and Teredo (`2001:0:4136:e378:8000:63bf:3fff:fdd2` is client 192.0.2.45): a host
+ * that holds one IPv4 address can send from any of them, so they share its one budget. A client port beside the address (`192.0.2.1:51234`,
  * `[2001:db8::1]:51234`: proxies such as Azure's add it to `X-Forwarded-For`, and Express's `req.ip` keeps it) is
  * dropped, so that each new connection of a client does not count as a new client. Anything else (no address, a
  * resolver's own label) is kept as is.
@@ -18,7 +20,7 @@ export function ipRateLimitKey(ip: string, ipv6Subnet = 64): string {
 
 /**
  * The key of the wider IPv6 prefix that an address also counts under (`2001:db8:1:200:0:0:0:0/56` for
- * `2001:db8:1:2ff::9` and 56), or undefined for an IPv4 address (also IPv4-mapped or 6to4) or anything that is no
+ * `2001:db8:1:2ff::9` and 56), or undefined for an IPv4 address (also one embedded in IPv6: IPv4-mapped, 6to4, Teredo, NAT64, ...) or anything that is no
  * address: a client that holds a /56 owns 256 /64s, so per-IP limits bound the /56 as well ({@link ipRateLimitKey}
  * stays the per-client key). The same parsing as {@link ipRateLimitKey} (port, brackets, zone dropped).
  */
@@ -28,18 +30,38 @@ export function ipv6AggregateKey(ip: string, prefixLength: number): string | und
 }
 
 /**
- * An IPv4 address (also from an IPv4-mapped IPv6 one or a 6to4 one, 2002::/16) as text, any other IPv6 address as
- * its eight groups, else undefined.
+ * An IPv4 address (also one an IPv6 address embeds, see {@link embeddedIpv4}) as text, any other IPv6 address as its
+ * eight groups, else undefined.
  */
 function parseClientAddress(ip: string): string | number[] | undefined {
   const bare = withoutPort(ip.trim()).replace(/^\[(.*)\]$/u, '$1').replace(/%.*$/u, '');
   if (isIPv4(bare)) return bare;
   if (!isIPv6(bare)) return undefined;
   const groups = ipv6Groups(bare);
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return ipv4Text(groups[6], groups[7]);
-  // 6to4 (RFC 3056): 2002:WWXX:YYZZ::/48 is the /48 of the one IPv4 host W.X.Y.Z, so it counts as that address.
+  return embeddedIpv4(groups) ?? groups;
+}
+
+/**
+ * The IPv4 address that an IPv6 address stands for, when a host that holds that one IPv4 address can use it (and
+ * can pick the other bits freely, so each of them must not count as a client of its own), else undefined:
+ * - IPv4-mapped `::ffff:0:0/96` (RFC 4291 2.5.5.2), IPv4-translated `::ffff:0:0:0/96` (RFC 2765) and the
+ *   deprecated IPv4-compatible `::/96` (RFC 4291 2.5.5.1): the last 32 bits. `::`, `::1` and the rest of `::/104`
+ *   (an IPv4 address in 0.0.0.0/8, no host's address) stay IPv6;
+ * - NAT64's well-known prefix `64:ff9b::/96` (RFC 6052 2.1): the last 32 bits. A network-specific prefix (the
+ *   local-use `64:ff9b:1::/48` of RFC 8215 and others) places the address where its operator chose, so it stays IPv6;
+ * - 6to4 `2002::/16` (RFC 3056): `2002:WWXX:YYZZ::/48` is the /48 of the one IPv4 host W.X.Y.Z;
+ * - Teredo `2001:0::/32` (RFC 4380 4): the client's public IPv4 address is the last 32 bits XOR 0xffffffff (server,
+ *   flags and obfuscated port in between are the client's to choose).
+ */
+function embeddedIpv4(groups: number[]): string | undefined {
+  const zeros = (from: number, to: number) => groups.slice(from, to).every((g) => g === 0);
+  if (zeros(0, 5) && groups[5] === 0xffff) return ipv4Text(groups[6], groups[7]);
+  if (zeros(0, 4) && groups[4] === 0xffff && groups[5] === 0) return ipv4Text(groups[6], groups[7]);
+  if (zeros(0, 6) && groups[6] >= 0x100) return ipv4Text(groups[6], groups[7]);
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && zeros(2, 6)) return ipv4Text(groups[6], groups[7]);
   if (groups[0] === 0x2002) return ipv4Text(groups[1], groups[2]);
-  return groups;
+  if (groups[0] === 0x2001 && groups[1] === 0) return ipv4Text(groups[6] ^ 0xffff, groups[7] ^ 0xffff);
+  return undefined;
 }
 
 /** The IPv4 address held in two 16-bit groups, as dotted text. */
