@@ -101,7 +101,14 @@ suite('sign-in screens: axe-core scan, 200% zoom and screenshots of every page a
     await page.getByRole('button', { name: 'Send reset link' }).click();
     const mail = await latestMailTo(app.mailDir, 'ana@example.com');
     await page.goto(mail.link);
+    // After the page's link check (its verify call): the account line is part of the page as people see it.
+    await expect.poll(() => page.locator('#bo-link-account').isVisible()).toBe(true);
     await check(page, 'reset-password');
+    // A dead link (here a tampered token) is refused as the page loads: the error and "Ask for a new link", no form.
+    const dead = await freshPage();
+    await dead.goto(mail.link.replace(/token=[^&]+/, 'token=made-up'));
+    await expect.poll(() => dead.locator('#bo-request-new-link').isVisible()).toBe(true);
+    await check(dead, 'reset-password-link-invalid');
 
     await signIn(page, 'ana@example.com');
     await page.waitForURL(url('/account'));
@@ -112,6 +119,7 @@ suite('sign-in screens: axe-core scan, 200% zoom and screenshots of every page a
     const invite = await latestMailTo(app.mailDir, 'newbie@example.com');
     const invitePage = await freshPage();
     await invitePage.goto(invite.link);
+    await expect.poll(() => invitePage.locator('#bo-link-account').isVisible()).toBe(true);
     await check(invitePage, 'accept-invite');
   });
 

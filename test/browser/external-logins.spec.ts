@@ -111,11 +111,19 @@ suite('sign-in screens with an external login provider (real OpenID provider)', 
     const token = new URL(mail.link).hash.match(/token=([^&]+)/)![1];
     expect(requested.some((r) => r.includes(token) || r.includes(decodeURIComponent(token)))).toBe(false);
 
-    // The link works once: opened again, the button answers with the catalogue's message.
+    // The link works once: opened again, the page says so as it loads (its verify call), the button is gone.
     const again = await newPage();
     await again.goto(mail.link);
-    await again.getByRole('button', { name: 'Continue with Single sign-on' }).click();
     await expect.poll(() => again.getByRole('alert').textContent()).toContain('This invitation link is invalid');
+    expect(await again.locator('#bo-providers').isHidden()).toBe(true);
+    expect(await again.locator('#bo-invite-form').isHidden()).toBe(true);
+    // When that check could not answer (network), the button itself answers with the catalogue's message.
+    const offline = await newPage();
+    await offline.route('**/auth/invite/verify', (route) => route.abort());
+    await offline.goto(mail.link);
+    await offline.getByRole('button', { name: 'Continue with Single sign-on' }).click();
+    await expect.poll(() => offline.getByRole('alert').textContent()).toContain('This invitation link is invalid');
+    expect(await offline.locator('#bo-providers').isHidden()).toBe(true);
   });
 
   it('shows the provider error the callback sends back (?error=external_email_unverified)', async () => {

@@ -77,12 +77,19 @@ suite('sign-in screens used as a person does: small screens, focus, errors, pass
     const asked = Date.now();
     await page.getByRole('button', { name: 'Send reset link' }).click();
     const mail = await latestMailTo(shared.app.mailDir, LONG_EMAIL, asked); // not an earlier test's link
+    // A tampered link: the page says so as it loads (before any password is typed), the focus on what to do next.
     await page.goto(mail.link.replace(/token=[^&]+/, 'token=not-the-token'));
-    await page.getByLabel('New password', { exact: true }).fill('a brand new passphrase for the test');
-    await page.getByRole('button', { name: 'Set password' }).focus();
-    await page.keyboard.press('Enter');
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('invalid');
-    expect(await focused(page)).toBe('Ask for a new link');
+    await expect.poll(() => focused(page)).toBe('Ask for a new link');
+    // The same link when that check could not answer (network): the keyboard submit is refused, the focus goes the same way.
+    const offline = await newPage();
+    await offline.route('**/auth/reset-password/verify', (route) => route.abort());
+    await offline.goto(mail.link.replace(/token=[^&]+/, 'token=not-the-token'));
+    await offline.getByLabel('New password', { exact: true }).fill('a brand new passphrase for the test');
+    await offline.getByRole('button', { name: 'Set password' }).focus();
+    await offline.keyboard.press('Enter');
+    await expect.poll(() => offline.getByRole('alert').textContent()).toContain('invalid');
+    expect(await focused(offline)).toBe('Ask for a new link');
   });
 
   /** The field's aria-invalid and its accessible description (the texts its aria-describedby names). */

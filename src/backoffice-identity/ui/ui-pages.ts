@@ -195,7 +195,8 @@ ${this.backToSignIn()}`,
    * `/auth/invite/verify` (a live link only): shown as text ("Account: ana@example.com", not a read-only control a
    * person can tab to but not change), and in a hidden `autocomplete="username"` field beside the new password, so
    * password managers save the new password for that account (as Chromium's password form guidance asks), never
-   * sent (no name). Both stay hidden while the link is unverified.
+   * sent (no name). Both stay hidden while the link is unverified; once shown, the text is also the first part of the
+   * new password's aria-describedby (read with the field; no live region announces it as the page loads).
    */
   private linkAccount(): SafeHtml {
     return html`<p id="bo-link-account" class="bo-link-account" hidden></p>

@@ -13,6 +13,8 @@
   var el = S.el;
   var alertBox = document.getElementById('bo-alert');
   var statusBox = document.getElementById('bo-status');
+  /** The page's emailed link was refused by the API (reset / invite pages; see refuseLink). */
+  var linkIsRefused = false;
 
   function $(id) {
     return document.getElementById(id);
@@ -227,7 +229,7 @@
       providers.forEach(function (provider) {
         list.appendChild(el('li', null, [item(provider, provider.displayName || provider.name)]));
       });
-      if (providers.length > 0) box.hidden = false;
+      if (providers.length > 0 && !linkIsRefused) box.hidden = false;
       return providers;
     });
   }
@@ -350,23 +352,61 @@
   }
 
   /**
-   * Asks which account a live link belongs to (`verifyEndpoint` answers `{ username }` for a live token only) and
-   * puts it in the form: as text for the person, and in the hidden `autocomplete="username"` field so a password
-   * manager saves the new password for that account. Any other answer leaves both hidden: the submit says what is
-   * wrong with the link, as before.
+   * The API refused the link (see {@link linkRefused}): the form is hidden (a new password would be refused too), the
+   * alert says the link is dead, and the focus goes to what the person can do next: "Ask for a new link" where the
+   * page has one (reset), else the alert itself (invite: only an administrator can send a new one). One path for the
+   * answer on load (the verify call), the answer to a submit and the invite's "Continue with <provider>"; the
+   * invite's provider buttons go too (and stay hidden when their list comes in later: {@link listProviders}).
    */
-  function showLinkAccount(verifyEndpoint, link) {
-    var field = $('bo-link-username');
-    var text = $('bo-link-account');
-    if (!field || !text) return;
+  function refuseLink(form, invalidKey) {
+    linkIsRefused = true;
+    if (form) form.hidden = true;
+    var providers = $('bo-providers');
+    if (providers) providers.hidden = true;
+    showError(t(invalidKey));
+    var again = $('bo-request-new-link');
+    var next = again && again.querySelector('a');
+    if (next) {
+      again.hidden = false;
+      next.focus();
+      return;
+    }
+    alertBox.setAttribute('tabindex', '-1');
+    alertBox.focus();
+  }
+
+  /**
+   * Checks the link as the page loads (`verifyEndpoint` answers `{ username }` for a live token only). A live link:
+   * its account goes in the form, as text for the person, and in the hidden `autocomplete="username"` field so a
+   * password manager saves the new password for that account; the text joins the new password's description
+   * (aria-describedby, before its hint), so a screen reader says which account with the field, when the person
+   * gets there, rather than announcing a live region over the page as it loads or taking the focus. A refused link
+   * ({@link linkRefused}: used, expired, tampered, mangled): {@link refuseLink} at once, before any password is
+   * typed. Any other answer (network, 5xx, 429) leaves the form as it is: its submit says what is wrong.
+   */
+  function verifyLink(form, verifyEndpoint, link, invalidKey) {
     S.request('POST', verifyEndpoint, { userId: link.userId, token: link.token }, { retry: false }).then(function (res) {
+      if (linkIsRefused) return;
+      if (linkRefused(res)) {
+        refuseLink(form, invalidKey);
+        return;
+      }
       var username = res.status === 200 && res.body && typeof res.body.username === 'string' ? res.body.username : '';
-      if (!username) return;
+      var field = $('bo-link-username');
+      var text = $('bo-link-account');
+      if (!username || !field || !text) return;
       // The default value too, so a form's reset() keeps it.
       field.setAttribute('value', username);
       field.value = username;
       text.textContent = t('linkAccount', { username: username });
       text.hidden = false;
+      var password = $('bo-new-password');
+      if (password) {
+        var ids = (password.getAttribute('aria-describedby') || '').split(/\s+/).filter(function (id) {
+          return id && id !== text.id;
+        });
+        password.setAttribute('aria-describedby', [text.id].concat(ids).join(' '));
+      }
     });
   }
 
@@ -379,20 +419,14 @@
       showError(t('linkIncomplete'));
       return null;
     }
-    if (form) showLinkAccount(verifyEndpoint, link);
+    if (form) verifyLink(form, verifyEndpoint, link, invalidKey);
     handleForm(form, function (values) {
       var body = { userId: link.userId, token: link.token };
       body[passwordField] = values.newPassword;
       return S.request('POST', endpoint, body, { retry: false }).then(function (res) {
         if (res.status === 200) return onSuccess(res);
         if (linkRefused(res)) {
-          form.hidden = true;
-          showError(t(invalidKey));
-          var again = $('bo-request-new-link');
-          if (again) {
-            again.hidden = false;
-            again.querySelector('a').focus();
-          }
+          refuseLink(form, invalidKey);
           return;
         }
         showError(S.errorText(res), S.errorList(res), failedFields(res, password, [password]));
@@ -455,10 +489,7 @@
           }
           button.disabled = false;
           if (linkRefused(r)) {
-            var form = $('bo-invite-form');
-            if (form) form.hidden = true;
-            box.hidden = true;
-            showError(t('inviteLinkInvalid'));
+            refuseLink($('bo-invite-form'), 'inviteLinkInvalid');
             return;
           }
           showError(S.errorText(r));
