@@ -85,6 +85,27 @@ describe('OpenAPI document', () => {
     expect(document.components.schemas.PasskeyAssertionDto.required).toEqual(expect.arrayContaining(['id', 'rawId', 'type', 'response', 'clientExtensionResults']));
   });
 
+  it('the paged lists (GET /auth/sessions, /users/api, /groups) declare skip/take with their bounds and defaults, the Link header, and total/totalExact', async () => {
+    const document = (await new HttpClient(ctx.url).get('/backoffice/openapi.json')).body;
+    await SwaggerParser.validate(structuredClone(document));
+    for (const path of ['/backoffice/auth/sessions', '/backoffice/users/api', '/backoffice/groups']) {
+      const operation = document.paths[path].get;
+      const parameters = Object.fromEntries((operation.parameters ?? []).filter((p: { in: string }) => p.in === 'query').map((p: { name: string }) => [p.name, p]));
+      expect(Object.keys(parameters).sort(), path).toEqual(['skip', 'take']);
+      expect(parameters.skip, path).toMatchObject({ required: false, schema: { type: 'integer', minimum: 0, maximum: 10_000, default: 0 } });
+      expect(parameters.take, path).toMatchObject({ required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 1000 } });
+      const link = operation.responses['200'].headers?.Link;
+      expect(link, `${path}: 200 declares the Link header`).toBeDefined();
+      expect(link.schema.type, path).toBe('string');
+      expect(link.description, path).toMatch(/rel="next"/);
+      expect(link.required ?? false, path).toBe(false);
+    }
+    for (const schema of ['ApiUserListResponse', 'GroupListResponse']) {
+      expect(document.components.schemas[schema].properties, schema).toMatchObject({ total: { type: 'number' }, totalExact: { type: 'boolean' } });
+      expect(document.components.schemas[schema].required, schema).toEqual(expect.arrayContaining(['items', 'total', 'totalExact']));
+    }
+  });
+
   it('ASVS 5.0 3.4.6 / 14.3.2: the document and Swagger UI carry the module\'s security headers like every answer below the prefix (no framing, no caching, nosniff)', async () => {
     const http = new HttpClient(ctx.url);
     const answers = [await http.get('/backoffice/openapi.json'), ...(httpPlatform() === 'fastify' ? [] : [await http.get('/backoffice/docs')])];

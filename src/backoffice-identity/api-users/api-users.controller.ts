@@ -7,7 +7,7 @@ import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/http-platform.js';
-import { ListPageQuery, nextPageLink, rowsFollow } from '../http/list-page.js';
+import { LIST_PAGE_RESPONSE_HEADERS, ListPageQuery, nextPageLink, rowsFollow } from '../http/list-page.js';
 import { mayManageTargetErrors, permissionErrors } from '../permissions/permission-errors.decorator.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
@@ -51,7 +51,7 @@ export class ApiUsersController {
   }
 
   @Get()
-  @ApiOkResponse({ type: ApiUserListResponse, description: 'Every API user unless there are more than `take` (default and largest 1000); then a page and a `Link: <...>; rel="next"` header' })
+  @ApiOkResponse({ type: ApiUserListResponse, headers: LIST_PAGE_RESPONSE_HEADERS, description: 'Every API user unless there are more than `take` (default and largest 1000); then a page and a `Link: <...>; rel="next"` header' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (skip or take)' })
   @permissionErrors('users.manage')
   async list(

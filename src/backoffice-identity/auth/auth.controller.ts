@@ -5,7 +5,7 @@ import { toSameOriginPath } from '../common/same-origin-path.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/http-platform.js';
-import { ListPageQuery, nextPageLink } from '../http/list-page.js';
+import { LIST_PAGE_RESPONSE_HEADERS, ListPageQuery, nextPageLink } from '../http/list-page.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
 import { UserLogoutSuccessNotification, UserReauthenticatedNotification } from '../notifications/notifications.js';
@@ -231,6 +231,7 @@ export class AuthController {
   @BackOfficeAuthorize()
   @ApiOkResponse({
     type: [SessionResponse],
+    headers: LIST_PAGE_RESPONSE_HEADERS,
     description: 'Own live sessions, most recently seen first (ties by id), all of them unless there are more than `take` (default and largest 1000); then a page and a `Link: <...>; rel="next"` header',
   })
   @errors([400, 'validation_failed (skip or take)'], [401, 'unauthenticated'])

@@ -4,7 +4,7 @@ import { ErrorResponse } from '../auth/auth.dto.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/http-platform.js';
-import { ListPageQuery, nextPageLink, rowsFollow } from '../http/list-page.js';
+import { LIST_PAGE_RESPONSE_HEADERS, ListPageQuery, nextPageLink, rowsFollow } from '../http/list-page.js';
 import { BackOfficePermissionRegistry, BUILT_IN_PERMISSIONS } from '../permissions/backoffice-permissions.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
@@ -27,6 +27,7 @@ export class GroupsController {
   @Get()
   @ApiOkResponse({
     type: GroupListResponse,
+    headers: LIST_PAGE_RESPONSE_HEADERS,
     description: 'Every group unless there are more than `take` (default and largest 1000: past it a page and a `Link: <...>; rel="next"` header), and every permission a group can hold',
   })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (skip or take)' })

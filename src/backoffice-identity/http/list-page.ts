@@ -1,4 +1,4 @@
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiPropertyOptional, type HeadersObject } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 import type { BackOfficeListPage } from '../common/list-page.js';
@@ -33,7 +33,7 @@ export class ListPageQuery implements BackOfficeListPage {
    */
   static readonly queryFields: readonly string[] = ['skip', 'take'];
 
-  @ApiPropertyOptional({ default: 0, minimum: 0, maximum: MAX_LIST_SKIP, description: `Rows to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT})` })
+  @ApiPropertyOptional({ type: 'integer', default: 0, minimum: 0, maximum: MAX_LIST_SKIP, description: `Rows to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT})` })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -42,6 +42,7 @@ export class ListPageQuery implements BackOfficeListPage {
   skip: number = 0;
 
   @ApiPropertyOptional({
+    type: 'integer',
     default: DEFAULT_LIST_PAGE_SIZE,
     minimum: 1,
     maximum: MAX_LIST_PAGE_SIZE,
@@ -56,6 +57,20 @@ export class ListPageQuery implements BackOfficeListPage {
   @Max(MAX_LIST_PAGE_SIZE)
   take: number = DEFAULT_LIST_PAGE_SIZE;
 }
+
+/**
+ * The response headers of a page of those lists, for their `@ApiOkResponse({ headers })`: `Link` (RFC 8288) with the
+ * next page's reference, sent only when rows follow the page (so absent on the last or only page).
+ */
+export const LIST_PAGE_RESPONSE_HEADERS: HeadersObject = {
+  Link: {
+    description:
+      'Only when rows follow this page: `<path?skip=..&take=..>; rel="next"` (RFC 8288; the path left out when it needs quoting), the same route with `skip` moved on by `take` ' +
+      `(none when that \`skip\` would be over ${MAX_LIST_SKIP_TEXT}). Absent on the last page.`,
+    required: false,
+    schema: { type: 'string' },
+  },
+};
 
 /**
  * Characters a path may hold inside a `Link` header's `<...>` as is (RFC 3986 path characters, escapes kept); not
