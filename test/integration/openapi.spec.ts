@@ -106,6 +106,36 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('429 descriptions of per-IP limits say that an IPv6 client is also counted per its wider prefix (rateLimits.ipv6AggregateSubnet, /56 at 16 times)', async () => {
+    const document = (await new HttpClient(ctx.url).get('/backoffice/openapi.json')).body;
+    // limits per user, not per IP: the wider IPv6 prefix has nothing to do with them
+    const perUser = new Set(['post /backoffice/auth/me/email', 'post /backoffice/users/{id}/resend-invite']);
+    const perIp: string[] = [];
+    for (const [path, item] of Object.entries<Record<string, { responses: Record<string, { description?: string }> }>>(document.paths)) {
+      for (const [method, operation] of Object.entries(item)) {
+        const description = operation.responses['429']?.description;
+        if (description === undefined || !path.startsWith('/backoffice/')) continue;
+        const route = `${method} ${path}`;
+        if (perUser.has(route)) {
+          expect(description, route).not.toMatch(/per IP|ipv6/);
+          continue;
+        }
+        perIp.push(route);
+        expect(description, route).toMatch(/per IP/);
+        expect(description, route).toMatch(/`rateLimits\.ipv6AggregateSubnet`/);
+        expect(description, route).toMatch(/\/56/);
+        expect(description, route).toMatch(/`rateLimits\.ipv6AggregateMultiplier`/);
+        expect(description, route).toMatch(/16 times/);
+      }
+    }
+    expect(perIp).toEqual(expect.arrayContaining([
+      'post /backoffice/auth/login', 'post /backoffice/auth/2fa', 'post /backoffice/auth/2fa/passkey/options', 'post /backoffice/auth/2fa/passkey',
+      'post /backoffice/auth/passkey/options', 'post /backoffice/auth/passkey/verify', 'post /backoffice/auth/forgot-password',
+      'post /backoffice/auth/reset-password', 'post /backoffice/auth/reset-password/verify', 'post /backoffice/auth/invite/verify',
+      'post /backoffice/auth/invite/accept', 'post /backoffice/auth/me/email/confirm', 'post /backoffice/auth/token',
+    ]));
+  });
+
   it('ASVS 5.0 3.4.6 / 14.3.2: the document and Swagger UI carry the module\'s security headers like every answer below the prefix (no framing, no caching, nosniff)', async () => {
     const http = new HttpClient(ctx.url);
     const answers = [await http.get('/backoffice/openapi.json'), ...(httpPlatform() === 'fastify' ? [] : [await http.get('/backoffice/docs')])];

@@ -10,6 +10,7 @@ import { TOKEN_ENDPOINT_MEDIA_MESSAGE } from './oauth-error-body.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from '../http/backoffice-http-error.js';
 import { requestContentType } from '../http/readable-body.js';
 import { OAuthErrorResponse, TokenRequestDto, TokenResponse } from './api-users.dto.js';
+import { PER_IP } from '../openapi/rate-limit-descriptions.js';
 
 const MAX_FIELD = 512;
 
@@ -55,7 +56,7 @@ export class TokenController {
   @ApiResponse({ status: 400, type: OAuthErrorResponse, description: 'invalid_request (missing or repeated parameters, credentials in the query string, two client authentication methods; code malformed_json: JSON that is not an object) or unsupported_grant_type' })
   @ApiResponse({ status: 401, type: OAuthErrorResponse, description: 'invalid_client: unknown client, wrong secret, locked or disabled (one answer for all)' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests + Retry-After' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: `too_many_requests, with Retry-After: rateLimits.loginPerIp ${PER_IP}, as login; rateLimits.tokenPerIpAndClient per IP + client id` })
   async token(@Req() request: IncomingMessage & { body?: unknown }, @Body() rawBody: unknown): Promise<BackOfficeAccessTokenResponse> {
     // A body in another charset or coding was refused by the module's middleware (RFC 6749 Appendix B: UTF-8 only, see
     // `readable-body.ts`); this refuses a request without a body or without either media type.

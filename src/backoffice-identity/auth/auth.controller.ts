@@ -35,6 +35,7 @@ import {
 } from './auth.dto.js';
 import { signInError, throwIfLockedOut } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
+import { PER_IP } from '../openapi/rate-limit-descriptions.js';
 
 const errors = ApiErrors;
 
@@ -87,7 +88,7 @@ export class AuthController {
     [403, 'not_allowed (disabled / invited) or local_login_disabled'],
     [423, 'locked_out, with retryAfterSeconds'],
     [415, 'unsupported_media_type: the body must be application/json (no login CSRF through HTML forms)'],
-    [429, 'too_many_requests, with Retry-After'],
+    [429, `too_many_requests, with Retry-After: rateLimits.loginPerIp ${PER_IP}; rateLimits.loginPerIpAndUsername per IP + username`],
   )
   async login(@Req() request: BackOfficeLoginRequest, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     const result = request.backOfficeSignIn;

@@ -10,6 +10,7 @@ import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js'
 import { ErrorResponse, LinkAccountResponse, MAX_PASSWORD_INPUT, UserTokenDto } from './auth.dto.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { BackOfficePasswordResetService } from './backoffice-password-reset.service.js';
+import { PER_IP, TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 export class ForgotPasswordDto {
   @ApiProperty({ example: 'admin@example.com', maxLength: 256 })
@@ -57,7 +58,7 @@ export class PasswordResetController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (5 per hour per email, 20 per hour per IP), the same for known and unknown addresses' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: `too_many_requests, with Retry-After: rateLimits.forgotPasswordPerIp (20 per hour) ${PER_IP}, rateLimits.forgotPasswordPerEmail (5 per hour) per email; the same for known and unknown addresses` })
   async forgot(@Body() body: ForgotPasswordDto): Promise<{ status: 'accepted' }> {
     // Both before the address is looked up: a 429 is the same for known and unknown addresses. The per-IP rule
     // keeps one client from mailing resets to many addresses; the per-email one, many clients to one address. The
@@ -79,7 +80,7 @@ export class PasswordResetController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired, unknown user: one answer), validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async verify(@Body() body: UserTokenDto): Promise<LinkAccountResponse> {
     await this.rateLimiter.enforceSignInPerIp('reset-verify-ip');
     const username = await this.resets.usernameForLink(body.userId, body.token);
@@ -93,7 +94,7 @@ export class PasswordResetController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired), invalid_password, validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found when allowPasswordReset is false' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async reset(@Body() body: ResetPasswordDto): Promise<{ status: 'success' }> {
     await this.rateLimiter.enforceSignInPerIp('reset-password-ip');
     BackOfficeHttpError.throwIfTokenFlowFailed(await this.resets.reset(body.userId, body.token, body.newPassword));

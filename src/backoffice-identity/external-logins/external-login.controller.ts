@@ -15,6 +15,7 @@ import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js'
 import { BackOfficeExternalLoginProviders, type BackOfficeExternalLoginProviderDto } from './external-login-providers.service.js';
 import { BackOfficeExternalLoginService } from './external-login.service.js';
 import { ChallengeQuery, ExternalLoginProviderResponse, InviteChallengeDto, LinkExternalLoginDto, LinkExternalLoginResponse } from './external-login.dto.js';
+import { TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 /** External login providers (OpenID Connect): contract section 6. */
 @ApiTags('external-logins')
@@ -42,7 +43,7 @@ export class ExternalLoginController {
   @ApiErrors(
     [400, 'invalid_return_url (only same-origin paths), token_in_query (an invite in the URL: use POST), validation_failed'],
     [404, 'not_found: unknown provider'],
-    [429, 'too_many_requests (per IP, as login)'],
+    [429, TOO_MANY_SIGN_IN_ATTEMPTS],
     [503, 'provider_unavailable: discovery has not succeeded yet (retried with back-off)'],
   )
   async challenge(
@@ -73,7 +74,7 @@ export class ExternalLoginController {
     [400, 'invalid_token (unknown user, not invited, wrong, used or expired token: one answer), invalid_return_url, validation_failed'],
     [404, 'not_found: unknown provider'],
     [415, 'unsupported_media_type: the body must be application/json'],
-    [429, 'too_many_requests (per IP, as login)'],
+    [429, TOO_MANY_SIGN_IN_ATTEMPTS],
     [503, 'provider_unavailable'],
   )
   async inviteChallenge(

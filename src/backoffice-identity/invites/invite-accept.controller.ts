@@ -12,6 +12,7 @@ import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.j
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import { BackOfficeInviteService } from './backoffice-invite.service.js';
 import { AcceptInviteDto } from './invite.dto.js';
+import { TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 @ApiTags('auth')
 @Controller('auth/invite')
@@ -31,7 +32,7 @@ export class InviteAcceptController {
   @ApiOkResponse({ type: LinkAccountResponse, description: 'The invite works: the username of the invited account, for the page\'s username field (password managers). The token stays live.' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired, unknown user, not invited: one answer), validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async verify(@Body() body: UserTokenDto): Promise<LinkAccountResponse> {
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     await this.rateLimiter.enforceSignInPerIp('invite-verify-ip');
@@ -51,7 +52,7 @@ export class InviteAcceptController {
   })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token, invalid_password, validation_failed' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async accept(@Body() body: AcceptInviteDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     await this.rateLimiter.enforceSignInPerIp('invite-accept-ip');

@@ -16,6 +16,7 @@ import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-mana
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
 import { PasskeyOptionsResponse, PasskeyVerifyDto, documented } from './passkey.dto.js';
+import { TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 /** The one answer for every refused passkey: unknown credential, wrong signature, foreign or used challenge, wrong origin. */
 export const invalidPasskey = () => new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');
@@ -47,7 +48,7 @@ export class PasskeySignInController {
   @documented(403, 'local_login_disabled')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(415, 'unsupported_media_type: send {} as application/json')
-  @documented(429, 'too_many_requests (per IP, as login)')
+  @documented(429, TOO_MANY_SIGN_IN_ATTEMPTS)
   async options(): Promise<PublicKeyCredentialRequestOptionsJSON> {
     this.requireSupport();
     await this.rateLimiter.enforceSignInPerIp('passkey-options-ip');
@@ -69,7 +70,7 @@ export class PasskeySignInController {
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(415, 'unsupported_media_type')
   @documented(423, 'locked_out, with retryAfterSeconds: only for a valid assertion (a wrong signature gets the 401 of an unknown credential, locked account or not)')
-  @documented(429, 'too_many_requests, with Retry-After')
+  @documented(429, `${TOO_MANY_SIGN_IN_ATTEMPTS}; rateLimits.loginPerIpAndUsername per IP + credential id`)
   async verify(@Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     this.requireSupport();
     await this.rateLimiter.enforceSignInPerIp('passkey-ip', { name: 'passkey-ip-credential', key: body.credential.id });

@@ -27,6 +27,7 @@ import { PasskeyOptionsResponse, PasskeyVerifyDto } from '../passkeys/passkey.dt
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor-challenge.service.js';
 import { RecoveryCodesRegenerateDto, RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
+import { TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 const expired = () => new BackOfficeHttpError(401, 'two_factor_expired', 'The sign-in expired; sign in with your password again.');
 const invalidCode = () => new BackOfficeHttpError(401, 'invalid_code', 'The code is not valid.');
@@ -61,7 +62,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_code (counts as a failed attempt) or two_factor_expired' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'not_allowed' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async verify(@Req() request: BackOfficeHttpRequest, @Body() body: TwoFactorCodeDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     return this.completeSignIn(request, response, body.provider, body.code);
   }
@@ -74,7 +75,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'two_factor_expired: no pending sign-in' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: passkeys are not enabled' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async passkeyOptions(@Req() request: BackOfficeHttpRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
     if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
     await this.limitPerIp();
@@ -94,7 +95,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'not_allowed' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async verifyPasskey(@Req() request: BackOfficeHttpRequest, @Body() body: PasskeyVerifyDto, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<LoginResponse> {
     return this.completeSignIn(request, response, PASSKEY_PROVIDER, JSON.stringify(body.credential));
   }

@@ -12,6 +12,7 @@ import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffic
 import { ConfirmEmailChangeDto, RequestEmailChangeDto, UpdateOwnProfileDto } from './account.dto.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from './backoffice-user.js';
 import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.service.js';
+import { TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 /** The signed-in user's own profile: name, and email change with confirmation. */
 @ApiTags('auth')
@@ -63,7 +64,7 @@ export class AccountController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired), validation_failed' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email: the address was taken meanwhile' })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
-  @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (per IP, as login)' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async confirmEmailChange(@Body() body: ConfirmEmailChangeDto): Promise<BackOfficeUserDto> {
     await this.rateLimiter.enforceSignInPerIp('email-confirm-ip');
     return toBackOfficeUserDto(await this.lifecycle.confirmEmailChange(body.userId, body.token), this.clock.now());

@@ -1,0 +1,12 @@
+/**
+ * What "per IP" means in the OpenAPI document's 429 descriptions. Every per-IP limit counts an IPv6 client by its
+ * `rateLimits.ipv6Subnet` prefix and also by its wider `rateLimits.ipv6AggregateSubnet` prefix at
+ * `rateLimits.ipv6AggregateMultiplier` times the limit (`BackOfficeRateLimiter.perIpRules`). The document is built
+ * from decorators before the host's options are read, so the text names the options with their defaults.
+ */
+export const PER_IP =
+  'per IP (an IPv6 client per its /64, `rateLimits.ipv6Subnet`, and also per its wider /56, `rateLimits.ipv6AggregateSubnet`, ' +
+  'at 16 times the limit, `rateLimits.ipv6AggregateMultiplier`: the defaults; no second count for IPv4)';
+
+/** The 429 of a route under the sign-in limit alone (`rateLimits.loginPerIp`, as `POST /auth/login`). */
+export const TOO_MANY_SIGN_IN_ATTEMPTS = `too_many_requests, with Retry-After: rateLimits.loginPerIp ${PER_IP}, as login`;
