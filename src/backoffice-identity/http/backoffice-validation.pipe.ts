@@ -75,6 +75,24 @@ function pollutingKeyPaths(value: unknown, path = '', depth = 0): string[] {
   });
 }
 
+/** The statics of a body or query class that the pipe reads from that class only. */
+interface OwnRequestShape {
+  /** A query class's fields: the others are ignored. */
+  queryFields: readonly string[];
+  /** A body class whose fields are all optional: a left-out body is read as `{}`. */
+  optionalBody: boolean;
+}
+
+/**
+ * `metatype[key]` when the class defines it itself (`Object.hasOwn`), else undefined. A static is inherited by a
+ * subclass, which may add fields the parent's rule does not fit (a required field beside an optional body, a field
+ * a parent's `queryFields` would drop unvalidated): such a rule counts only where it is written, and a subclass that
+ * wants it names it again.
+ */
+function ownStatic<K extends keyof OwnRequestShape>(metatype: unknown, key: K): OwnRequestShape[K] | undefined {
+  return typeof metatype === 'function' && Object.hasOwn(metatype, key) ? (metatype as unknown as OwnRequestShape)[key] : undefined;
+}
+
 /**
  * Validates bodies, queries and params; unknown fields and wrong types give 400 `validation_failed`,
  * and so do strings that were not valid UTF-8 (decoded to U+FFFD), hold NUL or an unpaired surrogate, and bodies nested deeper
@@ -99,8 +117,7 @@ export class BackOfficeValidationPipe extends ValidationPipe {
     // the query before they took one); a bracketed or dotted form of one of them (`take[]`) is still refused. Only a
     // class's own `queryFields` counts: a subclass that adds a field inherits the static but must not have its new
     // field silently dropped (unvalidated); it validates every field (unknown ones refused) unless it names its own.
-    const metatype = metadata.metatype as { queryFields?: readonly string[] } | undefined;
-    const queryFields = metadata.type === 'query' && metatype && Object.hasOwn(metatype, 'queryFields') ? metatype.queryFields : undefined;
+    const queryFields = metadata.type === 'query' ? ownStatic(metadata.metatype, 'queryFields') : undefined;
     const ownField = (path: string) => queryFields!.includes(path.split(/[[.]/)[0]!);
     if (queryFields && typeof value === 'object' && value !== null) {
       value = Object.fromEntries(Object.entries(value).filter(([key]) => ownField(key)));
@@ -118,8 +135,9 @@ export class BackOfficeValidationPipe extends ValidationPipe {
     }
     // Express's JSON parser refuses a body that is not an object or array; Fastify's parses `null` or `"text"`.
     // Both answer 400 `malformed_json` for any body that is not an object.
-    // A body whose fields are all optional (e.g. disable's `{ reason?, until? }`) may be left out entirely.
-    if (metadata.type === 'body' && value === undefined && (metadata.metatype as { optionalBody?: boolean } | undefined)?.optionalBody) value = {};
+    // A body whose fields are all optional (e.g. disable's `{ reason?, until? }`) may be left out entirely. Only a
+    // class's own `optionalBody` counts: a subclass (say with a required field) needs a body unless it names its own.
+    if (metadata.type === 'body' && value === undefined && ownStatic(metadata.metatype, 'optionalBody')) value = {};
     if (metadata.type === 'body' && (typeof value !== 'object' || value === null || Array.isArray(value))) throw BackOfficeHttpError.malformedJson();
     const invalid = metadata.type === 'custom' ? [] : unstorableStringPaths(value);
     if (metadata.type === 'query') for (const path of unstorableQueryPaths()) if (!invalid.includes(path) && (!queryFields || ownField(path))) invalid.push(path);
