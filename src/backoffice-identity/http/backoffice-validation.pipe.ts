@@ -81,6 +81,8 @@ interface OwnRequestShape {
   queryFields: readonly string[];
   /** A body class whose fields are all optional: a left-out body is read as `{}`. */
   optionalBody: boolean;
+  /** A body class that takes no fields: any field is refused as unknown. */
+  emptyBody: boolean;
 }
 
 /**
@@ -147,7 +149,8 @@ export class BackOfficeValidationPipe extends ValidationPipe {
       });
     }
     // A route that takes no fields (`static emptyBody`): any field is unknown (class-validator refuses a class without rules).
-    if (metadata.type === 'body' && (metadata.metatype as { emptyBody?: boolean } | undefined)?.emptyBody) {
+    // Only the class's own `emptyBody` counts: a subclass that adds fields has them validated, not all refused.
+    if (metadata.type === 'body' && ownStatic(metadata.metatype, 'emptyBody')) {
       const fields = Object.keys(value as object);
       if (fields.length === 0) return value;
       throw new BackOfficeHttpError(400, 'validation_failed', 'The request is not valid.', {
