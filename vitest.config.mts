@@ -11,7 +11,7 @@ const HTTP_SUITES = [
   'invite-two-factor-enforcement', 'password-change-voids-email-change', 'user-import-update',
   'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks', 'kept-session-stamp-change',
   'disable-until-lift', 'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users',
-  'forgot-password-after-forced-reset', 'external-login-attacks', 'external-login-groups', 'last-admin-race',
+  'forgot-password-after-forced-reset', 'external-login-attacks', 'external-login-callback-deadline', 'external-login-groups', 'last-admin-race',
   'ldap-offboarding-reset', 'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race',
   'kept-session-concurrent-changes', 'concurrent-stamp-changes', 'admin-and-audit', 'api-users', 'audit-pagination',
   'auth-bad-input', 'auth-http', 'demo-app', 'external-logins', 'hardening', 'global-prefix', 'http-platform',

@@ -76,7 +76,10 @@ export class TestOidcProvider {
   private provider!: Provider;
   port = 0;
 
-  private constructor(private readonly clients: TestOidcClient[]) {
+  private constructor(
+    private readonly clients: TestOidcClient[],
+    private readonly fixedIssuer?: string,
+  ) {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     this.signingKey = privateKey;
     this.jwk = { ...privateKey.export({ format: 'jwk' }), kid: 'test-key', use: 'sig', alg: 'RS256' };
@@ -85,7 +88,7 @@ export class TestOidcProvider {
   }
 
   get issuer(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return this.fixedIssuer ?? `http://127.0.0.1:${this.port}`;
   }
 
   /** A JWKS with the forger's key, on the provider's own host but named nowhere in its metadata. */
@@ -93,9 +96,12 @@ export class TestOidcProvider {
     return `${this.issuer}/forger/jwks`;
   }
 
-  /** Starts on a free loopback port (or `port`). */
-  static async start(clients: TestOidcClient[], port = 0): Promise<TestOidcProvider> {
-    const idp = new TestOidcProvider(clients);
+  /**
+   * Starts on a free loopback port (or `port`). `issuer`: another origin that stands for the provider (a proxy in front
+   * of it that forwards with its own `Host`); the provider's metadata and tokens name it, and its endpoints are on it.
+   */
+  static async start(clients: TestOidcClient[], port = 0, issuer?: string): Promise<TestOidcProvider> {
+    const idp = new TestOidcProvider(clients, issuer);
     await idp.listen(port);
     return idp;
   }

@@ -22,10 +22,18 @@ describe('externalLogins options (contract section 6)', () => {
       denyLocalLogin: false,
       autoRedirect: false,
       trustProviderTwoFactor: false,
+      callbackTimeoutSeconds: 15,
       autoLink: { enabled: false, defaultGroups: [], groupMapping: {}, groupsManagedByProvider: false, missingGroupsClaim: 'refuse', requireVerifiedEmail: true },
       callbackUrl: 'https://cms.example.com/admin/auth/external/oidc/callback',
       postLogoutRedirectUrl: 'https://cms.example.com/admin/',
     });
+  });
+
+  it('callbackTimeoutSeconds: one budget for the provider calls of a callback, an integer from 1 to 30 (default 15)', () => {
+    expect(resolveBackOfficeIdentityOptions({ externalLogins: [{ ...valid, callbackTimeoutSeconds: 5 }] }).externalLogins[0].callbackTimeoutSeconds).toBe(5);
+    for (const bad of [0, -1, 2.5, 31, Number.NaN, Number.POSITIVE_INFINITY, '15', true]) {
+      expect(messageOf([{ ...valid, callbackTimeoutSeconds: bad }])).toMatch(/option "externalLogins\[0\]\.callbackTimeoutSeconds" must be an integer from 1 to 30/);
+    }
   });
 
   it('always asks for openid, keeps given scopes, and turns group mappings into arrays', () => {

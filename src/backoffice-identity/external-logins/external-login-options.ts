@@ -110,6 +110,12 @@ export interface BackOfficeExternalLoginProviderOptions {
    * (`mfa`, `otp`, `hwk`, `swk`, `sms`, `face`, `fpt`). Default false: local two-factor always applies.
    */
   trustProviderTwoFactor?: boolean;
+  /**
+   * Seconds all calls to the provider of one callback may take together (token, JWKS, userinfo; each call also has
+   * its own 10 s timeout). When they run out the calls are cancelled and the callback ends as for an unreachable
+   * provider (`?error=external_login_failed`). An integer from 1 to 30; default 15.
+   */
+  callbackTimeoutSeconds?: number;
   /** Where the provider sends people after RP-initiated logout. Default `<publicUrl>/<routePrefix>/`. */
   postLogoutRedirectUrl?: string;
 }

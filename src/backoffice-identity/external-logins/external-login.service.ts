@@ -38,6 +38,7 @@ import {
 import type { BackOfficeAutoLinkCandidate, BackOfficeExternalLoginClaims, ResolvedExternalLoginProvider } from './external-login-options.js';
 import { BackOfficeExternalLoginProviders, describeError, type BackOfficeExternalLoginProvider } from './external-login-providers.service.js';
 import { BackOfficeExternalLoginSessions } from './external-login-sessions.service.js';
+import { ProviderDeadlineError, withProviderDeadline } from './provider-fetch.js';
 import { BackOfficeExternalLoginStateService, PENDING_MINUTES, type PendingExternalLogin } from './external-login-state.service.js';
 
 /** Codes of a failed callback, sent to the sign-in page as `?error=<code>`. */
@@ -242,7 +243,7 @@ export class BackOfficeExternalLoginService {
       if (!provider) throw new ExternalLoginError('external_login_failed', 'unknown provider');
       pending = await this.states.consume(provider.options.name, query.get('state'), request);
       if (!pending) throw new ExternalLoginError('external_login_failed', 'missing, unknown, expired or replayed state');
-      const claims = await this.exchange(provider, pending, request);
+      const claims = await this.exchangeWithinDeadline(provider, pending, request);
       if (pending.link) return await this.completeLink(provider.options, pending, claims, response);
       if (pending.reauthenticate) return await this.completeReauthentication(provider.options, pending, claims, response);
       return await this.completeSignIn(provider.options, pending, claims, response);
@@ -253,6 +254,21 @@ export class BackOfficeExternalLoginService {
       await this.userManager.notify(UserLoginFailedNotification, null, { reason: failure.code });
       const target = pending?.link || pending?.reauthenticate ? pending.returnUrl : this.signInPage;
       return withErrorCode(target, failure.code);
+    }
+  }
+
+  /**
+   * {@link exchange} under the provider's `callbackTimeoutSeconds`: its calls to the provider (token, JWKS, userinfo)
+   * share one budget besides their per-call timeouts, so a slow or hostile provider holds a callback (and its pending
+   * sign-in) for at most that long (OWASP ASVS 5.0 2.4.1 / 4.0 11.1.4, anti-automation and resource limits). Past it
+   * the calls are cancelled and the callback ends as for an unreachable provider (`external_login_failed`).
+   */
+  private async exchangeWithinDeadline(provider: BackOfficeExternalLoginProvider, pending: PendingExternalLogin, request: BackOfficeHttpRequest): Promise<{ claims: BackOfficeExternalLoginClaims; idToken?: string }> {
+    try {
+      return await withProviderDeadline(provider.options.callbackTimeoutSeconds, () => this.exchange(provider, pending, request));
+    } catch (error) {
+      if (error instanceof ProviderDeadlineError) throw new ExternalLoginError('external_login_failed', error.message);
+      throw error;
     }
   }
 

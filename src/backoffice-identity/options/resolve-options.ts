@@ -76,7 +76,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'inviteResendPerUser', 'ipv6Subnet', 'ipv6AggregateSubnet', 'ipv6AggregateMultiplier', 'redisUrl', 'redisKeyPrefix'],
   externalLogin: [
     'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
-    'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl',
+    'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl', 'callbackTimeoutSeconds',
   ],
   autoLink: ['enabled', 'defaultGroups', 'groupsClaim', 'groupMapping', 'groupsManagedByProvider', 'missingGroupsClaim', 'requireVerifiedEmail'],
 };
@@ -410,6 +410,11 @@ function optionalClientSecret(reader: OptionReader, path: string, value: unknown
   return reader.optionalString('clientSecret', /^/, '');
 }
 
+/** Default of `externalLogins[].callbackTimeoutSeconds`: the budget of all provider calls of one callback. */
+const DEFAULT_CALLBACK_TIMEOUT_SECONDS = 15;
+/** Largest `callbackTimeoutSeconds`: three calls at the per-call timeout (10 s each). */
+const MAX_CALLBACK_TIMEOUT_SECONDS = 30;
+
 /** Validates `externalLogins` (contract section 6). */
 function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: string): ResolvedExternalLoginProvider[] {
   const list = raw ?? [];
@@ -468,6 +473,7 @@ function resolveExternalLogins(raw: unknown, publicUrl: string, routePrefix: str
       onAutoLinking: p.optionalFunction('onAutoLinking'),
       onExternalLogin: p.optionalFunction('onExternalLogin'),
       trustProviderTwoFactor: p.bool('trustProviderTwoFactor', false),
+      callbackTimeoutSeconds: p.int('callbackTimeoutSeconds', DEFAULT_CALLBACK_TIMEOUT_SECONDS, 1, MAX_CALLBACK_TIMEOUT_SECONDS),
       // Kept exactly as given: it must equal the URL registered at the provider.
       postLogoutRedirectUrl: p.optionalUrl('postLogoutRedirectUrl', ['http:', 'https:']) ? String((item as Record<string, unknown>).postLogoutRedirectUrl) : `${publicUrl}/${routePrefix}/`,
       callbackUrl: `${publicUrl}/${routePrefix}/auth/external/${name}/callback`,
