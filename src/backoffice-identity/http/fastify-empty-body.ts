@@ -1,6 +1,6 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { emptyBodyReadAsNoFields, type BackOfficeHttpRequestWithBody } from './readable-body.js';
+import { emptyBodyReadAsNoFields, readFormFieldsAsExpress, type BackOfficeHttpRequestWithBody } from './readable-body.js';
 
 /** The part of a Fastify instance this class uses (so the module needs no Fastify types). */
 interface FastifyHooks {
@@ -12,7 +12,9 @@ interface FastifyHooks {
  * fields (`{}`). The module's middleware set the `Content-Type` of such a body aside so that Fastify's JSON parser
  * does not refuse it (`setAsideEmptyBodyType` in `readable-body.ts`); this `preValidation` hook (after parsing,
  * before the route) then gives the route the `{}` Express's parser gives it, so that both platforms answer alike
- * (e.g. 400 `validation_failed` naming the missing fields). Nothing happens on Express.
+ * (e.g. 400 `validation_failed` naming the missing fields). The same hook gives the route a form's fields as Express's
+ * parser reads them (a byte order mark before the first name dropped, fields without a name skipped:
+ * {@link readFormFieldsAsExpress}). Nothing happens on Express.
  */
 @Injectable()
 export class BackOfficeFastifyEmptyBody implements OnModuleInit {
@@ -23,6 +25,7 @@ export class BackOfficeFastifyEmptyBody implements OnModuleInit {
     if (adapter?.getType() !== 'fastify') return;
     (adapter.getInstance() as FastifyHooks).addHook('preValidation', (request, _reply, done) => {
       if (request.body === undefined && emptyBodyReadAsNoFields(request)) request.body = {};
+      readFormFieldsAsExpress(request);
       done();
     });
   }

@@ -26,6 +26,7 @@ const UTF8_LABELS = new Set(['utf-8', 'utf8']);
 export function assertReadableBody(request: BackOfficeHttpRequest): void {
   if (!isReadableBody(request)) throw BackOfficeHttpError.unsupportedMediaType();
   setAsideEmptyBodyType(request);
+  markFormBody(request);
 }
 
 /**
@@ -105,4 +106,47 @@ export function emptyBodyReadAsNoFields(request: BackOfficeHttpRequestWithBody):
 /** The request's `Content-Type` as the client sent it (also one set aside for an empty body on Fastify), or undefined. */
 export function requestContentType(request: BackOfficeHttpRequest): string | undefined {
   return requestHeader(request, 'content-type') ?? emptyBodyTypes.get(request.raw ?? request);
+}
+
+/** Fastify requests (by Node request) under the route prefix whose body is a form, marked before Fastify parses it. */
+const formBodies = new WeakSet<object>();
+
+/**
+ * Marks a form body (`application/x-www-form-urlencoded`) that the platform has not parsed yet (Fastify: its parsers run
+ * after the module's middleware), so that {@link readFormFieldsAsExpress} can give the route the fields Express reads.
+ * Does nothing on Express, whose parsers already ran.
+ */
+function markFormBody(request: BackOfficeHttpRequest): void {
+  if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase()) || 'body' in request) return;
+  const mediaType = (requestHeader(request, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
+  if (mediaType === 'application/x-www-form-urlencoded') formBodies.add(request.raw ?? request);
+}
+
+/**
+ * On Fastify, the fields of a form body (marked by {@link markFormBody}) as Express reads them: Express's body-parser
+ * decodes the bytes with `iconv-lite`, which drops a byte order mark before the first field, and its `qs` parser skips a
+ * field without a name (`=x`, `&&`). Nest's Fastify parser (`fast-querystring` on the bytes as UTF-8) kept the mark in
+ * the first field's name and the empty name as a field: `\ufeffgrant_type=client_credentials` was a token request on
+ * Express and 400 `grant_type is required` on Fastify, and `PUT /auth/me` applied a form on one and refused it (unknown
+ * field) on the other. The first name loses its mark (its value joins a field of the same name after it, first, as `qs`
+ * puts repeated names in an array); fields without a name are dropped; a name that would become `__proto__` keeps its
+ * mark (the module refuses it as an unknown field, never a prototype key). Anything else is left as it was.
+ */
+export function readFormFieldsAsExpress(request: BackOfficeHttpRequestWithBody): void {
+  const body = request.body;
+  if (!formBodies.has(request.raw ?? request) || body === null || typeof body !== 'object' || Array.isArray(body)) return;
+  const fields = body as Record<string, unknown>;
+  const names = Object.keys(fields);
+  if (!names.some((name, i) => name === '' || (i === 0 && name.startsWith('\ufeff')))) return;
+  const first = names[0];
+  const unmarked = first.startsWith('\ufeff') && first !== '\ufeff__proto__' ? first.slice(1) : first;
+  const read: Record<string, unknown> = Object.create(null);
+  for (const name of names) {
+    const key = name === first ? unmarked : name;
+    if (key === '' || (name !== first && name === unmarked)) continue;
+    const value = fields[name];
+    const later = name === first && unmarked !== first && Object.hasOwn(fields, unmarked) ? fields[unmarked] : undefined;
+    read[key] = later === undefined ? value : [value, ...(Array.isArray(later) ? later : [later])].flat();
+  }
+  request.body = read;
 }
