@@ -61,6 +61,24 @@ describe('A host global prefix', () => {
     }
   });
 
+  it('applied to the module: the UI root with a trailing slash (/api/backoffice/) is the sign-in page on both platforms, and /backoffice/ (not the module\'s) is left to the host', async () => {
+    const ctx = await appWith((app) => app.setGlobalPrefix('api'));
+    try {
+      // Express routes /api/backoffice/ to the page; on Fastify the module's redirect keeps the global prefix.
+      const root = await fetch(`${ctx.url}/api/backoffice/?returnUrl=%2Fx`, { redirect: 'manual' });
+      if (root.status === 302) expect(root.headers.get('location')).toBe('/api/backoffice?returnUrl=%2Fx');
+      else expect(root.status).toBe(200);
+      const page = await fetch(`${ctx.url}/api/backoffice/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      // The module is not mounted at /backoffice: no redirect of its own there.
+      const outside = await fetch(`${ctx.url}/backoffice/`, { redirect: 'manual' });
+      expect(outside.status).toBe(404);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('excluding only part of the module (backoffice/{*path} leaves out /backoffice itself): warned too', async () => {
     const ctx = await appWith((app) => app.setGlobalPrefix('api', { exclude: ['backoffice/{*path}'] }));
     try {
