@@ -62,7 +62,8 @@ export interface BackOfficeApiClientStore {
    * Stores a bearer token. With `issuedFor`, only while the client still has that secret (the current one, or the
    * previous one within its overlap), the client is not locked and its user is enabled, checked by the write itself, so
    * a rotation, disable or lockout that came after the secret was checked leaves no token behind: false when nothing
-   * was written.
+   * was written. When the secret is the previous one as the write finds it (also one that was current when the caller
+   * checked it, before a rotation with an overlap), the token expires no later than `previousSecretExpiresAt`.
    */
   createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean | void>;
   findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null>;

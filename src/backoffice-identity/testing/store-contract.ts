@@ -829,6 +829,9 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         const issue = (name: string, secret: string, now: Date) => apiClientStore.createAccessToken(user.id, hash(name), now, at(4 * HOUR), { secretHash: hash(secret) });
         expect(await issue('token-3', 'secret-2', at(4))).toBe(true);
         expect(await issue('token-4', 'secret-1', at(4))).toBe(true);
+        // A token of the previous secret ends with it (the caller may have checked that secret while it was current).
+        expect((await apiClientStore.findAccessToken(hash('token-3')))?.expiresAt.getTime()).toBe(at(4 * HOUR).getTime());
+        expect((await apiClientStore.findAccessToken(hash('token-4')))?.expiresAt.getTime()).toBe(at(2 * HOUR).getTime());
         expect(await issue('token-5', 'secret-1', at(3 * HOUR))).toBe(false);
         expect(await issue('token-6', 'secret-0', at(4))).toBe(false);
         // ASVS 4.0 2.2.1: nor while the client is locked (a lockout that began after the secret was checked).

@@ -101,7 +101,10 @@ export class InMemoryBackOfficeApiClientStore implements BackOfficeApiClientStor
   async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean> {
     if (this.tokens.has(tokenHash)) throw new Error('duplicate access token');
     if (issuedFor && !this.stillIssuable(userId, issuedFor.secretHash, now)) return false;
-    this.tokens.set(tokenHash, { userId, expiresAt: new Date(expiresAt), revokedAt: null });
+    // A token of the previous secret ends no later than that secret (also one checked while it was still current).
+    const c = issuedFor ? this.byUser(userId) : undefined;
+    const end = c && c.secretHash !== issuedFor!.secretHash && c.previousSecretExpiresAt && c.previousSecretExpiresAt < expiresAt ? c.previousSecretExpiresAt : expiresAt;
+    this.tokens.set(tokenHash, { userId, expiresAt: new Date(end), revokedAt: null });
     return true;
   }
 

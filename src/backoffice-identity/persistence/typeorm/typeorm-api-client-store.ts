@@ -151,10 +151,14 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
       return true;
     }
     // The rows are share-locked: a rotation or disable under way finishes first (a disable revokes in its own
-    // transaction, so this insert then finds the user disabled and writes nothing).
+    // transaction, so this insert then finds the user disabled and writes nothing). A token written for the previous
+    // secret ends no later than that secret does, also when the secret was the current one as the caller checked it
+    // and a rotation (whose revocation this token came too late for) made it the previous one since.
     const rows = await this.manager.query(
       `INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at)
-       SELECT c.user_id, $2, $3, $4 FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id
+       SELECT c.user_id, $2, $3,
+              CASE WHEN c.secret_hash = $5 THEN $4::timestamptz ELSE LEAST($4::timestamptz, c.previous_secret_expires_at) END
+         FROM backoffice_api_client c JOIN backoffice_user u ON u.id = c.user_id
         WHERE c.user_id = $1 AND u.is_approved AND (c.lockout_end IS NULL OR c.lockout_end <= $3)
           AND (c.secret_hash = $5 OR (c.previous_secret_hash = $5 AND c.previous_secret_expires_at > $3))
         FOR SHARE OF c, u
