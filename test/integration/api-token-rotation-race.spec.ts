@@ -10,7 +10,7 @@ const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIC
  * A client credentials grant that checked the (then current) secret before a rotation with an overlap, and writes its
  * token after the rotation revoked the tokens issued so far: the write finds the secret still accepted (it is the
  * previous one now), so the token is the previous secret's, and README promises those "end with the overlap".
- * The interleaving is held with a row lock on the API user (the grant lifts a timed disable first), no sleeps.
+ * The interleaving is held at the audit table (the grant lifts a timed disable and audits it first), no sleeps.
  */
 describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotation with an overlap', () => {
   let db: TestDatabase;
@@ -37,32 +37,37 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
     const created = await admin.post('/users/api', { name: 'Racer', groups: ['rot-readers'] });
     expect(created.status, created.text).toBe(201);
     const { user, clientId, clientSecret } = created.body as { user: { id: string }; clientId: string; clientSecret: string };
-    // A timed disable whose `until` has passed: the grant's first write after its secret check is the lift (on the
-    // user's row), which the test holds; the rotation touches the client's row, which is free.
+    // A timed disable whose `until` has passed: after its secret check the grant lifts it and audits that, where the
+    // test holds it (the rotation's own audit entry waits there too, after the rotation committed).
     const disabledUntil = new Date(ctx.clock.now().getTime() + 60_000).toISOString();
     expect((await admin.post(`/users/${user.id}/disable`, { reason: 'race', until: disabledUntil })).status).toBe(200);
     ctx.clock.advance(2 * 60_000);
 
+    await reauthenticate(admin);
     const blocker = new pg.Client({ connectionString: db.url });
     const observer = new pg.Client({ connectionString: db.url });
     await blocker.connect();
     await observer.connect();
     try {
       await blocker.query('BEGIN');
-      // Conflicts with the lift's write of the user, not with the audit entries' foreign-key checks.
-      await blocker.query('SELECT 1 FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE', [user.id]);
-      // 1. The grant checks the (current) secret, then waits to lift the disable, before its token write.
+      await blocker.query('LOCK TABLE backoffice_audit_entry IN SHARE MODE');
+      // 1. The grant checks the (current) secret, lifts the disable (committed), then waits at that audit entry, before
+      //    its token write.
       const grant = anon().request('POST', '/auth/token', {
         raw: 'grant_type=client_credentials',
         contentType: 'application/x-www-form-urlencoded',
         headers: { authorization: basic(clientId, clientSecret) },
       });
       await until(async () => (await lockWaiters(observer)) >= 1);
-      // 2. The rotation commits: new secret, the old one accepted for 1 minute, the tokens so far revoked.
-      await reauthenticate(admin);
-      const rotated = await admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: 1 });
-      expect(rotated.status, rotated.text).toBe(200);
+      // 2. The rotation commits (new secret, the old one accepted for 1 minute, the tokens so far revoked), then waits
+      //    at its own audit entry.
+      const rotation = admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: 1 });
+      await until(async () => (await lockWaiters(observer)) >= 2);
+      const committed = await observer.query('SELECT previous_secret_expires_at IS NOT NULL AS rotated FROM backoffice_api_client WHERE user_id = $1', [user.id]);
+      expect(committed.rows[0].rotated).toBe(true);
       await blocker.query('COMMIT');
+      const rotated = await rotation;
+      expect(rotated.status, rotated.text).toBe(200);
       const granted = await grant;
       expect(granted.status, granted.text).toBe(200);
       const token = granted.body.access_token as string;
@@ -72,6 +77,47 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
       ctx.clock.advance(2 * 60_000); // the overlap ended; a full token lifetime (10 minutes) has not
       const after = await call();
       expect(after.status, 'a token of the previous secret outlived the rotation overlap').toBe(401);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      await blocker.end().catch(() => undefined);
+      await observer.end();
+    }
+  });
+
+  it('OWASP ASVS 5.0 15.4.2, 4.0 4.1.3: a lesser admin\'s rotation checked against the API user\'s old groups is not written after the API user was put in admin', async () => {
+    expect((await admin.post('/groups', { alias: 'rot-desk', name: 'Desk', permissions: ['users.read', 'users.manage'] })).status).toBe(201);
+    const deskUser = await make({ groups: ['rot-desk'] });
+    const desk = anon();
+    expect((await desk.login(deskUser.email, TEST_PASSWORD)).status).toBe(200);
+    await reauthenticate(admin);
+    const created = await admin.post('/users/api', { name: 'Promoted', groups: ['rot-readers'] });
+    expect(created.status, created.text).toBe(201);
+    const robotId = created.body.user.id as string;
+
+    const blocker = new pg.Client({ connectionString: db.url });
+    const observer = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    await observer.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM backoffice_api_client WHERE user_id = $1 FOR UPDATE', [robotId]);
+      // 1. The desk (allowed: the robot holds only users.read) rotates; its write waits at the client's row.
+      const rotation = desk.post(`/users/api/${robotId}/rotate-secret`, {});
+      await until(async () => (await lockWaiters(observer)) >= 1);
+      // 2. An admin puts the robot in admin meanwhile.
+      let promotedFirst = false;
+      const promotion = admin.request('PUT', `/users/${robotId}/groups`, { body: { groups: ['rot-readers', 'admin'] } }).then((res) => {
+        promotedFirst = true;
+        return res;
+      });
+      // Either the promotion commits at once (it does not wait for the rotation) or it waits for it.
+      await until(async () => promotedFirst || (await lockWaiters(observer)) >= 2);
+      const promotedBeforeRotation = promotedFirst;
+      await blocker.query('COMMIT');
+      const [rotated, promoted] = await Promise.all([rotation, promotion]);
+      expect(promoted.status, promoted.text).toBe(200);
+      // The desk may not hold the secret of an API user in admin: refused, or written before the promotion.
+      expect({ promotedBeforeRotation, rotation: rotated.status }).toEqual({ promotedBeforeRotation, rotation: promotedBeforeRotation ? 403 : 200 });
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
       await blocker.end().catch(() => undefined);

@@ -77,6 +77,7 @@ export class ApiUsersController {
     const user = await this.userManager.findById(id);
     if (!user || user.kind !== 'api') throw BackOfficeHttpError.notFound('No such API user.');
     this.groups.assertMayManage(request.backOffice.user, user);
-    return this.apiUsers.rotateSecret(id, body.overlapMinutes);
+    // Again on the API user as stored when the secret is written: a promotion meanwhile is not the caller's to use.
+    return this.apiUsers.rotateSecret(id, body.overlapMinutes, (current) => this.groups.assertMayManage(request.backOffice.user, current));
   }
 }

@@ -15,6 +15,7 @@ import {
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { isUserGroupStore } from '../users/stores/user-store.interface.js';
 import type { BackOfficeApiClient, BackOfficeApiClientListing, BackOfficeApiClientStore } from './api-client-store.interface.js';
 
 /** Client ids: `boc_` + 144 random bits. Secrets: `bocs_` + 256 random bits. Tokens: `boat_` + 256 random bits. */
@@ -125,18 +126,54 @@ export class BackOfficeApiUserService {
    * secret was used for: OWASP ASVS 4.0 3.3.1, 3.5.2); during the overlap the previous secret still gets tokens,
    * which end no later than the overlap does (see {@link issueToken}).
    */
-  async rotateSecret(userId: string, overlapMinutes: number): Promise<{ clientId: string; clientSecret: string; previousSecretExpiresAt: string | null }> {
+  async rotateSecret(
+    userId: string,
+    overlapMinutes: number,
+    authorize?: (current: BackOfficeUser) => void,
+  ): Promise<{ clientId: string; clientSecret: string; previousSecretExpiresAt: string | null }> {
     if (overlapMinutes > this.options.apiUsers.maxSecretOverlapMinutes) {
       throw new BackOfficeHttpError(400, 'validation_failed', `overlapMinutes must be at most ${this.options.apiUsers.maxSecretOverlapMinutes}.`);
     }
     const clientSecret = `bocs_${randomToken(32)}`;
     const now = this.clock.now();
     const previousExpires = overlapMinutes > 0 ? new Date(now.getTime() + overlapMinutes * 60_000) : null;
-    const clientId = isUuid(userId) ? await this.store.rotateSecret(userId, sha256Hex(clientSecret), previousExpires, now) : null;
+    const rotated = isUuid(userId) ? await this.rotateUnderGroupLock(userId, sha256Hex(clientSecret), previousExpires, now, authorize) : null;
+    const clientId = rotated?.clientId ?? null;
     if (!clientId) throw BackOfficeHttpError.notFound('No such API user.');
-    await this.store.revokeAccessTokens(userId, now);
+    if (!rotated!.tokensRevoked) await this.store.revokeAccessTokens(userId, now);
     await this.userManager.notify(ApiSecretRotatedNotification, { id: userId }, { clientId, previousSecretExpiresAt: previousExpires });
     return { clientId, clientSecret, previousSecretExpiresAt: previousExpires?.toISOString() ?? null };
+  }
+
+  /**
+   * Rotates (and revokes the tokens so far) in the user store's `admin` group lock, the lock every change of group
+   * membership takes, with `authorize` asked about the API user as stored under it: a caller's check cannot rest on
+   * a copy that a concurrent promotion (into `admin`, or a group with permissions the caller lacks) made stale (OWASP
+   * ASVS 5.0 15.4.2). A client store that cannot join that transaction rotates after it, as before (no second
+   * connection is awaited while the lock is held).
+   */
+  private async rotateUnderGroupLock(
+    userId: string,
+    secretHash: string,
+    previousExpires: Date | null,
+    now: Date,
+    authorize?: (current: BackOfficeUser) => void,
+  ): Promise<{ clientId: string | null; tokensRevoked: boolean }> {
+    const users = this.userManager.store;
+    if (authorize && isUserGroupStore(users)) {
+      const locked = await users.withGroupLock('admin', async (tx) => {
+        const current = await tx.findById(userId);
+        if (!current || current.kind !== 'api') return { clientId: null, tokensRevoked: false, joined: true };
+        authorize(current);
+        const joined = this.store.inTransactionOf?.(tx) ?? null;
+        if (!joined) return { clientId: null, tokensRevoked: false, joined: false };
+        const clientId = await joined.rotateSecret(userId, secretHash, previousExpires, now);
+        if (clientId) await joined.revokeAccessTokens(userId, now);
+        return { clientId, tokensRevoked: clientId !== null, joined: true };
+      });
+      if (locked.joined) return locked;
+    }
+    return { clientId: await this.store.rotateSecret(userId, secretHash, previousExpires, now), tokensRevoked: false };
   }
 
   /**
