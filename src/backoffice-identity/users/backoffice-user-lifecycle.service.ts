@@ -188,11 +188,12 @@ export class BackOfficeUserLifecycleService {
 
   /**
    * Deletes a user: never oneself, never the last enabled admin (checked under the admin lock); sessions,
-   * tokens and memberships go with the row, the audit trail keeps the id.
+   * tokens and memberships go with the row, the audit trail keeps the id. `options.authorize` is asked about the user
+   * as stored when the row is deleted ({@link BackOfficeUserManager.deleteUser}).
    */
-  async delete(user: BackOfficeUser, actor: BackOfficeUser): Promise<void> {
+  async delete(user: BackOfficeUser, actor: BackOfficeUser, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
     if (user.id === actor.id) throw new BackOfficeHttpError(409, 'cannot_delete_self', 'You cannot delete yourself.');
-    const result = await this.userManager.deleteUser(user);
+    const result = await this.userManager.deleteUser(user, options);
     if (!result.succeeded) throw new BackOfficeHttpError(409, 'last_admin', result.errors[0].description);
     await this.userManager.notify(UserDeletedNotification, user, { username: user.username });
   }

@@ -1350,8 +1350,18 @@ export class BackOfficeUserManager {
    * Enables or disables (Umbraco's `IsApproved`) a user. Disabling renews the stamp, ending sessions; it may
    * carry a reason and an end (`until`), after which the next sign-in enables the user again. A NUL or lone
    * surrogate in the reason (free text no database column holds) is stored as U+FFFD.
+   *
+   * `options.authorize`, as {@link setGroups}' is, is called with the user as stored when the change is written (under
+   * the admin group's lock, inside the write's transaction), so a caller's permission check cannot rest on a copy that
+   * a concurrent change (say the user made an admin) made stale (OWASP ASVS 5.0 15.4.2); when it throws, nothing is
+   * written and the error goes on.
    */
-  async setApproved(user: BackOfficeUser, isApproved: boolean, disable: { reason?: string | null; until?: Date | null } = {}): Promise<IdentityResult> {
+  async setApproved(
+    user: BackOfficeUser,
+    isApproved: boolean,
+    disable: { reason?: string | null; until?: Date | null } = {},
+    options: { authorize?: (current: BackOfficeUser) => void } = {},
+  ): Promise<IdentityResult> {
     const removesAdmin = (current: BackOfficeUser) => !isApproved && isEnabledAdmin(current);
     const changes = isApproved
       ? { isApproved, disabledReason: null, disabledUntil: null }
@@ -1377,7 +1387,7 @@ export class BackOfficeUserManager {
         await joined.revokeAccessTokens(user.id, now);
         tokensRevoked = true;
       }
-    });
+    }, options.authorize);
     if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
     // A store that cannot join the user store's transaction (another database, a host's own store) revokes after it.
@@ -1413,9 +1423,12 @@ export class BackOfficeUserManager {
     return IdentityResult.success();
   }
 
-  /** Deletes the user (sessions and tokens go with it); refuses to delete the last enabled admin. */
-  async deleteUser(user: BackOfficeUser): Promise<IdentityResult> {
-    const written = await this.writeUnlessLastAdmin(isEnabledAdmin, user.id, (store) => store.delete(user.id));
+  /**
+   * Deletes the user (sessions and tokens go with it); refuses to delete the last enabled admin. `options.authorize`
+   * as in {@link setApproved}: asked about the user as stored when the row is deleted.
+   */
+  async deleteUser(user: BackOfficeUser, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<IdentityResult> {
+    const written = await this.writeUnlessLastAdmin(isEnabledAdmin, user.id, (store) => store.delete(user.id), options.authorize);
     // A user deleted meanwhile is gone either way.
     return written !== 'last_admin' ? IdentityResult.success() : IdentityResult.failed(this.errorDescriber.lastAdmin());
   }

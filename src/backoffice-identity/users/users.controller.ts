@@ -298,7 +298,7 @@ export class UsersController {
       throw new BackOfficeHttpError(400, 'validation_failed', 'until must be in the future.', { errors: [{ field: 'until', code: 'in_the_past', description: 'until must be in the future' }] });
     }
     const user = await this.findManageable(request, id);
-    this.throwIfFailed(await this.userManager.setApproved(user, false, { reason: body.reason?.trim() || null, until }));
+    this.throwIfFailed(await this.userManager.setApproved(user, false, { reason: body.reason?.trim() || null, until }, { authorize: this.mayManageAsStored(request) }));
     await this.signInManager.refreshSignIn(user); // setApproved revoked an API user's bearer tokens
     return toBackOfficeUserDto(user, this.clock.now());
   }
@@ -311,7 +311,7 @@ export class UsersController {
   @requirePermissions('users.manage')
   async enable(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
-    this.throwIfFailed(await this.userManager.setApproved(user, true));
+    this.throwIfFailed(await this.userManager.setApproved(user, true, {}, { authorize: this.mayManageAsStored(request) }));
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
@@ -346,8 +346,7 @@ export class UsersController {
     await this.groups.assertMayAssign(actor, changed, user);
     // Again on the user as stored when the groups are written: a group given to them meanwhile (admin, or permissions the
     // caller lacks) is not the caller's to take away. The checks above cover what the caller adds or removes otherwise.
-    const authorize = (current: BackOfficeUser) => this.groups.assertMayManage(actor, current);
-    this.throwIfFailed(await this.userManager.setGroups(user, body.groups, { authorize }));
+    this.throwIfFailed(await this.userManager.setGroups(user, body.groups, { authorize: this.mayManageAsStored(request) }));
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
@@ -397,7 +396,7 @@ export class UsersController {
   @requirePermissions('users.manage')
   async remove(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
     const user = await this.findManageable(request, id);
-    await this.lifecycle.delete(user, request.backOffice.user);
+    await this.lifecycle.delete(user, request.backOffice.user, { authorize: this.mayManageAsStored(request) });
   }
 
   @Post(':id/force-password-reset')
@@ -444,6 +443,16 @@ export class UsersController {
     const user = await this.findOr404(id);
     this.groups.assertMayManage(request.backOffice.user, user);
     return user;
+  }
+
+  /**
+   * The target check again, on the user as stored when a write under the admin group's lock (groups, disable, enable,
+   * delete) runs: a user made an admin (or given a permission the caller lacks) after {@link findManageable} read them
+   * is no longer the caller's to change (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2).
+   */
+  private mayManageAsStored(request: BackOfficeAuthenticatedRequest): (current: BackOfficeUser) => void {
+    const actor = request.backOffice.user;
+    return (current) => this.groups.assertMayManage(actor, current);
   }
 
   private async findOr404(id: string): Promise<BackOfficeUser> {

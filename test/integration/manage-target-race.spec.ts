@@ -1,0 +1,90 @@
+import pg from 'pg';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
+import type { HttpClient, HttpResult } from '../support/http-client.js';
+import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { lockWaitersReach } from '../support/lock-waits.js';
+
+/**
+ * POST /users/:id/disable, POST /users/:id/enable and DELETE /users/:id by a caller outside `admin` (users.manage)
+ * whose request checked the target (assertMayManage) on a copy read before a concurrent change made the target an
+ * admin. Those writes take the admin group's lock (the last-admin rule), so the test holds that lock in its own
+ * transaction: the caller's request waits for it after its checks, and the test's transaction makes the target an
+ * admin, then commits. Before the fix the write went ahead on the stale check: a helpdesk user disabled, enabled or
+ * deleted an admin (as PUT /users/:id/groups already re-checked, set-groups-race.spec.ts).
+ */
+describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked against the user as stored when they are written', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let desk: HttpClient;
+  let observer: pg.Client;
+  const make = userFactory(() => ctx, 'managerace');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    const admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
+    expect((await admin.post('/groups', { alias: 'helpdesk', name: 'Helpdesk', permissions: ['users.manage', 'users.read'] })).status).toBe(201);
+    desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
+    observer = new pg.Client({ connectionString: db.url });
+    await observer.connect();
+  });
+  afterAll(async () => {
+    await observer?.end();
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  const stored = async (userId: string) =>
+    (await observer.query(`SELECT is_approved FROM backoffice_user WHERE id = $1`, [userId])).rows[0] as { is_approved: boolean } | undefined;
+
+  /** Sends the caller's request while the test holds the admin group's lock, makes the target an admin in that transaction, commits. */
+  async function whileMadeAdmin(targetId: string, send: () => Promise<HttpResult>): Promise<HttpResult> {
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
+      const pending = send();
+      await lockWaitersReach(observer, 1);
+      await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = 'admin'`, [targetId]);
+      await blocker.query('COMMIT');
+      return await pending;
+    } finally {
+      await blocker.end();
+    }
+  }
+
+  const expectForbidden = (res: HttpResult) => {
+    expect(res.status, res.text).toBe(403);
+    expect(res.body.code).toBe('forbidden');
+  };
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot disable a user made an admin while its request was under way', async () => {
+    const target = await make({ groups: ['editor'] });
+    const res = await whileMadeAdmin(target.id, () => desk.post(`/users/${target.id}/disable`, {}));
+    expectForbidden(res);
+    expect(await stored(target.id)).toEqual({ is_approved: true });
+  });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot enable a disabled user made an admin while its request was under way', async () => {
+    const target = await make({ groups: ['editor'], isApproved: false });
+    const res = await whileMadeAdmin(target.id, () => desk.post(`/users/${target.id}/enable`, {}));
+    expectForbidden(res);
+    expect(await stored(target.id)).toEqual({ is_approved: false });
+  });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot delete a user made an admin while its request was under way', async () => {
+    const target = await make({ groups: ['editor'] });
+    const res = await whileMadeAdmin(target.id, () => desk.delete(`/users/${target.id}`));
+    expectForbidden(res);
+    expect(await stored(target.id)).toEqual({ is_approved: true });
+  });
+
+  it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
+    const target = await make({ groups: ['editor'] });
+    expect((await desk.post(`/users/${target.id}/disable`, {})).status).toBe(200);
+    expect((await desk.post(`/users/${target.id}/enable`, {})).status).toBe(200);
+    expect((await desk.delete(`/users/${target.id}`)).status).toBe(204);
+    expect(await stored(target.id)).toBeUndefined();
+  });
+});
