@@ -44,7 +44,7 @@ export class BackOfficeUserLifecycleService {
    * email renews the security stamp (the user's sessions end) and voids outstanding password-reset and invite
    * links, as a confirmed self-service change does, and the user's pending email-change link (it would undo the edit).
    */
-  async updateProfile(user: BackOfficeUser, input: { name?: string; email?: string }): Promise<void> {
+  async updateProfile(user: BackOfficeUser, input: { name?: string; email?: string }, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
     const candidate = await this.validated({ name: input.name ?? user.name, email: input.email ?? user.email });
     const changes: Record<string, { from: unknown; to: unknown }> = {};
     if (candidate.name !== user.name) changes.name = { from: user.name, to: candidate.name };
@@ -53,7 +53,7 @@ export class BackOfficeUserLifecycleService {
     if (Object.keys(changes).length === 0) return;
     const oldEmail = user.email;
     if (emailChanged) {
-      await this.writeEmail(user, { name: candidate.name, ...this.emailFields(candidate.email) });
+      await this.writeEmail(user, { name: candidate.name, ...this.emailFields(candidate.email) }, options);
       await this.signInManager.refreshSignIn(user);
     } else {
       await this.write(user, { name: candidate.name });
@@ -225,8 +225,8 @@ export class BackOfficeUserLifecycleService {
   }
 
   /** A write that moves the email: with a new security stamp and the old address's reset and invite links void, in one transaction. */
-  private async writeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges): Promise<void> {
-    await this.duplicateAs409(() => this.userManager.changeEmail(user, changes));
+  private async writeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
+    await this.duplicateAs409(() => this.userManager.changeEmail(user, changes, options));
   }
 
   private async duplicateAs409(write: () => Promise<void>): Promise<void> {

@@ -1097,16 +1097,23 @@ export class BackOfficeUserManager {
    * security stamp (sessions made before end; call `signInManager.refreshSignIn` to remove their rows), every
    * outstanding password-reset and invite link, which went to the old address, and a pending email-change link,
    * which would undo this change (OWASP ASVS 4.0 2.5.x, 3.3.x).
+   *
+   * With `options.authorize` the write runs under the admin group's lock, as {@link setGroups} does, and `authorize`
+   * is first asked about the user as stored then: an admin's edit checked on a copy read before the user was made an
+   * admin would otherwise send that admin's next reset link to the caller's address (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2).
+   * When it throws, nothing is written and the error goes on.
    * @throws BackOfficeDuplicateUserError when the email or username is taken (nothing is written then).
    */
-  async changeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges): Promise<void> {
+  async changeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
     const stamp = this.supportsUserSecurityStamp ? this.newSecurityStamp() : null;
     const now = this.now();
-    await this.inTransaction(async (store) => {
+    const write = async (store: BackOfficeUserStore) => {
       await store.updateProfile(user.id, changes, now);
       if (stamp !== null) await this.capability(isUserSecurityStampStore, 'UserSecurityStampStore', store).setSecurityStamp(user.id, stamp, now);
       await this.voidPasswordBoundTokens(store, user.id, now);
-    });
+    };
+    if (options.authorize) await this.writeUnlessLastAdmin(() => false, user.id, write, options.authorize);
+    else await this.inTransaction(write);
     Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
   }
 

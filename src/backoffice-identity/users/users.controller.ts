@@ -382,7 +382,8 @@ export class UsersController {
     const user = await this.findManageable(request, id);
     // A new address plus forgot-password would take the account over: a stolen admin cookie must not be enough.
     if (body.email !== undefined && this.lifecycle.changesEmailAddress(user, body.email)) this.sessions.assertRecentSignIn(request.backOffice);
-    await this.lifecycle.updateProfile(user, body);
+    // An email move is checked again under the admin lock: the target's new address receives their reset links.
+    await this.lifecycle.updateProfile(user, body, { authorize: this.mayManageAsStored(request) });
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
@@ -447,7 +448,7 @@ export class UsersController {
 
   /**
    * The target check again, on the user as stored when a write under the admin group's lock (groups, disable, enable,
-   * delete) runs: a user made an admin (or given a permission the caller lacks) after {@link findManageable} read them
+   * delete, an email move) runs: a user made an admin (or given a permission the caller lacks) after {@link findManageable} read them
    * is no longer the caller's to change (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2).
    */
   private mayManageAsStored(request: BackOfficeAuthenticatedRequest): (current: BackOfficeUser) => void {
