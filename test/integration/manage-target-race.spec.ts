@@ -5,7 +5,8 @@ import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from
 import { lockWaitersReach } from '../support/lock-waits.js';
 
 /**
- * POST /users/:id/disable, POST /users/:id/enable, DELETE /users/:id and an email move (PUT /users/:id) by a caller outside `admin` (users.manage)
+ * POST /users/:id/disable, POST /users/:id/enable, DELETE /users/:id, an email move (PUT /users/:id) and
+ * POST /users/:id/force-password-reset by a caller outside `admin` (users.manage)
  * whose request checked the target (assertMayManage) on a copy read before a concurrent change made the target an
  * admin. Those writes take the admin group's lock (the last-admin rule), so the test holds that lock in its own
  * transaction: the caller's request waits for it after its checks, and the test's transaction makes the target an
@@ -54,6 +55,27 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     }
   }
 
+  /**
+   * As {@link whileMadeAdmin}, the test's transaction also holding the target's row: a write that takes no admin lock
+   * (before the fix) waits for the row instead, and still runs after the target was made an admin.
+   */
+  async function whileMadeAdminRowLocked(targetId: string, send: () => Promise<HttpResult>): Promise<HttpResult> {
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
+      await blocker.query(`SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE`, [targetId]);
+      const pending = send();
+      await lockWaitersReach(observer, 1);
+      await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = 'admin'`, [targetId]);
+      await blocker.query('COMMIT');
+      return await pending;
+    } finally {
+      await blocker.end();
+    }
+  }
+
   const expectForbidden = (res: HttpResult) => {
     expect(res.status, res.text).toBe(403);
     expect(res.body.code).toBe('forbidden');
@@ -82,24 +104,17 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
 
   it("OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot move the email of a user made an admin while its request was under way (the admin's reset link would go to the caller)", async () => {
     const target = await make({ groups: ['editor'] });
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    let res: HttpResult;
-    try {
-      // The admin group's lock and the user's row: the request waits for whichever its write takes first.
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
-      await blocker.query(`SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE`, [target.id]);
-      const pending = desk.request('PUT', `/users/${target.id}`, { body: { email: 'attacker@evil.example' } });
-      await lockWaitersReach(observer, 1);
-      await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = 'admin'`, [target.id]);
-      await blocker.query('COMMIT');
-      res = await pending;
-    } finally {
-      await blocker.end();
-    }
+    const res = await whileMadeAdminRowLocked(target.id, () => desk.request('PUT', `/users/${target.id}`, { body: { email: 'attacker@evil.example' } }));
     expectForbidden(res);
     expect((await observer.query(`SELECT email FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].email).toBe(target.email);
+  });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot force a password reset on a user made an admin while its request was under way', async () => {
+    const target = await make({ groups: ['editor'] });
+    const before = (await observer.query(`SELECT password_hash FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].password_hash;
+    const res = await whileMadeAdminRowLocked(target.id, () => desk.post(`/users/${target.id}/force-password-reset`, {}));
+    expectForbidden(res);
+    expect((await observer.query(`SELECT password_hash FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].password_hash).toBe(before);
   });
 
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
@@ -107,6 +122,8 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     expect((await desk.post(`/users/${target.id}/disable`, {})).status).toBe(200);
     expect((await desk.post(`/users/${target.id}/enable`, {})).status).toBe(200);
     expect((await desk.request('PUT', `/users/${target.id}`, { body: { email: `moved-${target.id}@example.com` } })).status).toBe(200);
+    const reset = await desk.post(`/users/${target.id}/force-password-reset`, {});
+    expect(reset.status, reset.text).toBe(200);
     expect((await desk.delete(`/users/${target.id}`)).status).toBe(204);
     expect(await stored(target.id)).toBeUndefined();
   });

@@ -145,14 +145,14 @@ export class BackOfficeUserLifecycleService {
    * (`BackOfficeUserManager.clearDirectoryManaged`); the mark is read under the row lock of the removal and of the
    * link, so a mark committed while this ran counts (after the removal: no link, no email, 409 as well).
    */
-  async forcePasswordReset(user: BackOfficeUser): Promise<void> {
+  async forcePasswordReset(user: BackOfficeUser, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
     if (!this.userManager.options.allowPasswordReset) throw BackOfficeHttpError.notFound('Password reset is not enabled.');
     if (this.userManager.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     // The link would give a local password to a user whose password the directory owns: refused, nothing changes
     // (OWASP ASVS 4.0 V2.5). The host clears the mark first when the user's password is to be local again. The mark
     // is read again under the row lock of the removal: one committed since `user` was read (the directory's first
     // sign-in) counts, and a kept local password (`keepLocalPasswords`) stays.
-    const removed = await this.userManager.removePassword(user, { unlessDirectoryManaged: true });
+    const removed = await this.userManager.removePassword(user, { unlessDirectoryManaged: true, authorize: options.authorize });
     if (!removed.succeeded) {
       if (removed.errors[0]?.code === 'password_managed_by_directory') await this.refuseDirectoryManaged(user);
       if (removed.errors[0]?.code === 'not_found') throw BackOfficeHttpError.notFound('User not found.');

@@ -1409,19 +1409,29 @@ export class BackOfficeUserManager {
    * step of an admin's forced reset. With `unlessDirectoryManaged` (the forced reset) nothing changes for a user
    * marked directory-managed, read under the lock of the write (a mark committed after the caller read the user
    * counts): `password_managed_by_directory`.
+   *
+   * With `options.authorize` the removal runs under the admin group's lock, as {@link setGroups} does, and `authorize`
+   * is first asked about the user as stored then (OWASP ASVS 5.0 15.4.2); when it throws, nothing is written and the
+   * error goes on.
    */
-  async removePassword(user: BackOfficeUser, options: { unlessDirectoryManaged?: boolean } = {}): Promise<IdentityResult> {
+  async removePassword(
+    user: BackOfficeUser,
+    options: { unlessDirectoryManaged?: boolean; authorize?: (current: BackOfficeUser) => void } = {},
+  ): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
     if (options.unlessDirectoryManaged && this.isDirectoryManaged(user)) return IdentityResult.failed(this.errorDescriber.passwordManagedByDirectory());
     const stamp = this.newSecurityStamp();
     const now = this.now();
     const unlessDirectoryManaged = options.unlessDirectoryManaged === true;
-    const written = await this.inTransaction(async (store) => {
+    let written = false;
+    const write = async (store: BackOfficeUserStore) => {
       const passwords = this.capability(isUserPasswordStore, 'UserPasswordStore', store);
-      if ((await passwords.setPasswordHash(user.id, null, stamp, now, unlessDirectoryManaged ? { unlessDirectoryManaged } : {})) === false) return false;
+      if ((await passwords.setPasswordHash(user.id, null, stamp, now, unlessDirectoryManaged ? { unlessDirectoryManaged } : {})) === false) return;
       await this.voidPasswordBoundTokens(store, user.id, now);
-      return true;
-    });
+      written = true;
+    };
+    if (options.authorize) await this.writeUnlessLastAdmin(() => false, user.id, write, options.authorize);
+    else await this.inTransaction(write);
     if (!written) {
       user.directoryManagedAt = (await this.findById(user.id))?.directoryManagedAt ?? null;
       return IdentityResult.failed(this.isDirectoryManaged(user) ? this.errorDescriber.passwordManagedByDirectory() : this.errorDescriber.notFound('user'));

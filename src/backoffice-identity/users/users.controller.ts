@@ -422,7 +422,7 @@ export class UsersController {
     if (user.kind === 'api' || this.invites.isInvited(user)) {
       throw new BackOfficeHttpError(409, 'not_applicable', 'This user has no password to reset (API user or pending invite).');
     }
-    await this.lifecycle.forcePasswordReset(user);
+    await this.lifecycle.forcePasswordReset(user, { authorize: this.mayManageAsStored(request) });
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
@@ -448,11 +448,13 @@ export class UsersController {
 
   /**
    * The target check again, on the user as stored when a write under the admin group's lock (groups, disable, enable,
-   * delete, an email move) runs: a user made an admin (or given a permission the caller lacks) after {@link findManageable} read them
+   * delete, an email move, a forced password reset) runs: a user made an admin (or given a permission the caller lacks) after {@link findManageable} read them
    * is no longer the caller's to change (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2).
    */
-  private mayManageAsStored(request: BackOfficeAuthenticatedRequest): (current: BackOfficeUser) => void {
+  private mayManageAsStored(request: BackOfficeAuthenticatedRequest): ((current: BackOfficeUser) => void) | undefined {
     const actor = request.backOffice.user;
+    // Members of admin may act on anyone: no check, and an admin's email edit or forced reset takes no admin lock.
+    if (this.groups.mayActOnAnyone(actor)) return undefined;
     return (current) => this.groups.assertMayManage(actor, current);
   }
 
