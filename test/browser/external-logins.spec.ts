@@ -226,6 +226,70 @@ suite('denyLocalLogin: invites accepted only through the provider, into a group 
     await context.close();
   });
 
+  it('the invite link is checked on load as well: a live one shows its account and the button; a used one says so at once, no button, the focus on the error; a verify that cannot answer leaves the button; axe clean', async () => {
+    const invited = await app.app.get(BackOfficeInviteService).invite({ email: 'fay.invitee@example.com', name: 'Fay Invitee', groups: ['editor'] }, null);
+    expect(invited.succeeded).toBe(true);
+    const mail = await latestMailTo(app.mailDir, 'fay.invitee@example.com');
+    idp.accounts.set('sso-fay', { email: 'fay@personal.example.com', email_verified: true, name: 'Fay Invitee' });
+    const button = (page: Page) => page.getByRole('button', { name: 'Continue with Company login' });
+    const alertText = (page: Page) => page.locator('#bo-alert').textContent();
+
+    // A live link: the button, and which account the provider login will join (the provider knows Fay by another address).
+    const context = await browser.newContext({ bypassCSP: true }); // bypassCSP: only so that axe-core can be injected
+    const page = await context.newPage();
+    const verified = page.waitForResponse((r) => r.url().endsWith('/auth/invite/verify'));
+    await page.goto(mail.link);
+    expect((await verified).status()).toBe(200);
+    await expect.poll(() => button(page).isVisible()).toBe(true);
+    await expect.poll(() => page.locator('#bo-link-account').isVisible()).toBe(true);
+    expect(await page.locator('#bo-link-account').textContent()).toBe('Account: fay.invitee@example.com');
+    expect(await page.locator('#bo-link-username').count()).toBe(0); // no password to save for it
+    expect(await alertText(page)).toBe('');
+    expect((await axeScan(page)).violations).toEqual([]);
+
+    // A verify that cannot answer (network, 5xx, 429, or an older server's 403 local_login_disabled) leaves the button.
+    for (const answer of ['abort', 503, 429, 403] as const) {
+      const other = await context.newPage();
+      let answered!: () => void;
+      const done = new Promise<void>((resolve) => (answered = resolve));
+      await other.route('**/auth/invite/verify', async (route) => {
+        if (answer === 'abort') await route.abort();
+        else {
+          const code = answer === 429 ? 'rate_limited' : answer === 403 ? 'local_login_disabled' : 'unavailable';
+          await route.fulfill({ status: answer, contentType: 'application/json', body: JSON.stringify({ statusCode: answer, code, message: 'x' }) });
+        }
+        answered();
+      });
+      await other.goto(mail.link);
+      await done;
+      await expect.poll(() => button(other).isVisible(), String(answer)).toBe(true);
+      await other.waitForTimeout(200);
+      expect(await button(other).isVisible(), String(answer)).toBe(true);
+      expect(await alertText(other), String(answer)).toBe('');
+      expect(await other.locator('#bo-link-account').isHidden(), String(answer)).toBe(true);
+      await other.close();
+    }
+
+    // Accepted through the provider: the link is used up.
+    await button(page).click();
+    await signInAtProvider(page, idp, 'sso-fay');
+    await page.waitForURL((u) => u.origin === app.origin && u.pathname.startsWith('/backoffice'));
+    await context.close();
+
+    // Opened again: refused as the page loads, before any click; no button, no account line, the focus on the error.
+    const againContext = await browser.newContext({ bypassCSP: true });
+    const again = await againContext.newPage();
+    await again.goto(mail.link);
+    await expect.poll(() => alertText(again)).toContain('This invitation link is invalid');
+    await again.waitForLoadState('networkidle');
+    expect(await again.locator('#bo-providers').isHidden()).toBe(true);
+    expect(await button(again).count()).toBe(0);
+    expect(await again.locator('#bo-link-account').isHidden()).toBe(true);
+    await expect.poll(() => again.evaluate(() => document.activeElement?.id)).toBe('bo-alert');
+    expect((await axeScan(again)).violations).toEqual([]);
+    await againContext.close();
+  });
+
   it('OWASP ASVS 4.0 3.7.1: a provider-only user confirms a sensitive action through the provider; the step-up dialog asks for no password', async () => {
     const created = await app.userManager.createUser({ email: 'eve.sso@example.com', name: 'Eve Sso' });
     expect(created.succeeded).toBe(true);

@@ -1121,6 +1121,16 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         expect(page.text).toContain('id="bo-providers"');
         expect(page.text).not.toContain('bo-invite-form');
 
+        // The page checks the link as it loads: the verify lookup answers with denyLocalLogin too (only the password accept is off).
+        const verify = (token: string) => new HttpClient(app.url).post('/auth/invite/verify', { userId: invite.userId, token });
+        const live = await verify(invite.token);
+        expect(live.status, live.text).toBe(200);
+        expect(live.body).toEqual({ username: invite.email });
+        expect((await verify('wrong-token')).body.code).toBe('invalid_token');
+        const accept = await new HttpClient(app.url).post('/auth/invite/accept', { userId: invite.userId, token: invite.token, password: TEST_PASSWORD });
+        expectClientError(accept, 403);
+        expect(accept.body.code).toBe('local_login_disabled');
+
         // The person's account at the provider has another email: the invite token is what proves the invitee.
         const login = sub('invitee');
         idp.accounts.set(login, { email: `${login}@personal.example.com`, email_verified: true });
@@ -1145,6 +1155,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         expectClientError(password, 403);
         expect(password.body.code).toBe('local_login_disabled');
         expect((await person.app.delete('/auth/external/logins/oidc')).body.code).toBe('last_login_method');
+        expect((await verify(invite.token)).body.code).toBe('invalid_token');
       } finally {
         await app.close();
       }

@@ -26,15 +26,15 @@ export class InviteAcceptController {
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
   ) {}
 
+  // A lookup, not an accept: with denyLocalLogin the invite is still accepted (through a provider's invite challenge,
+  // which answers the same invalid_token for a dead link), so its page checks the link here as well. No password is set.
   @Post('verify')
   @UseGuards(JsonBodyGuard)
   @HttpCode(200)
-  @ApiOkResponse({ type: LinkAccountResponse, description: 'The invite works: the username of the invited account, for the page\'s username field (password managers). The token stays live.' })
+  @ApiOkResponse({ type: LinkAccountResponse, description: 'The invite works: the username of the invited account, for the page\'s username field (password managers). The token stays live. Answers with denyLocalLogin too (the page checks the link before its provider buttons).' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired, unknown user, not invited: one answer), validation_failed' })
-  @ApiResponse({ status: 403, type: ErrorResponse, description: 'local_login_disabled' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async verify(@Body() body: UserTokenDto): Promise<LinkAccountResponse> {
-    if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     await this.rateLimiter.enforceSignInPerIp('invite-verify-ip');
     const username = await this.invites.usernameForLink(body.userId, body.token);
     if (username === null) throw BackOfficeHttpError.invalidToken();

@@ -230,11 +230,16 @@ ${this.backToSignIn()}`;
   private invite(context: BackOfficeUiPageContext) {
     const m = this.m;
     const deny = this.options.denyLocalLogin;
-    const providers = html`<div id="bo-providers" class="bo-providers" hidden><p>${deny ? m.inviteProviderIntro : m.orContinueWithProvider}</p><ul></ul></div>`;
-    if (!deny) return this.passwordFromLink(context, m.inviteTitle, m.inviteIntro, 'bo-invite-form', providers);
+    if (!deny) {
+      const providers = html`<div id="bo-providers" class="bo-providers" hidden><p>${m.orContinueWithProvider}</p><ul></ul></div>`;
+      return this.passwordFromLink(context, m.inviteTitle, m.inviteIntro, 'bo-invite-form', providers);
+    }
+    // No form: the account line (filled by pages.js from a live link's verify, as on the password pages) sits between the
+    // intro and the buttons, read just before them: the account the provider login will join (the provider may know the
+    // person by another address). No hidden username field: there is no password for a password manager to save.
     return { title: m.inviteTitle, body: html`<h1>${m.inviteTitle}</h1>
 ${this.messages(context)}
-${providers}` };
+<div id="bo-providers" class="bo-providers" hidden><p>${m.inviteProviderIntro}</p><p id="bo-link-account" class="bo-link-account" hidden></p><ul></ul></div>` };
   }
 
   /** Confirm an email change with the token of the link mailed to the new address (no password asked). */

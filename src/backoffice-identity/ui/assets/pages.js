@@ -382,7 +382,10 @@
    * (aria-describedby, before its hint), so a screen reader says which account with the field, when the person
    * gets there, rather than announcing a live region over the page as it loads or taking the focus. A refused link
    * ({@link linkRefused}: used, expired, tampered, mangled): {@link refuseLink} at once, before any password is
-   * typed. Any other answer (network, 5xx, 429) leaves the form as it is: its submit says what is wrong.
+   * typed. Any other answer (network, 5xx, 429, an older server's 403 `local_login_disabled`) leaves the form as it
+   * is: its submit says what is wrong. With `denyLocalLogin` the invite page has no form (`form` null): the same
+   * check, the provider buttons hidden on a refusal, and on a live link the account line (above the buttons: the
+   * account the provider login will join, which may differ from the provider's address), with no username field.
    */
   function verifyLink(form, verifyEndpoint, link, invalidKey) {
     S.request('POST', verifyEndpoint, { userId: link.userId, token: link.token }, { retry: false }).then(function (res) {
@@ -394,10 +397,12 @@
       var username = res.status === 200 && res.body && typeof res.body.username === 'string' ? res.body.username : '';
       var field = $('bo-link-username');
       var text = $('bo-link-account');
-      if (!username || !field || !text) return;
-      // The default value too, so a form's reset() keeps it.
-      field.setAttribute('value', username);
-      field.value = username;
+      if (!username || !text) return;
+      if (field) {
+        // The default value too, so a form's reset() keeps it.
+        field.setAttribute('value', username);
+        field.value = username;
+      }
       text.textContent = t('linkAccount', { username: username });
       text.hidden = false;
       var password = $('bo-new-password');
@@ -419,7 +424,8 @@
       showError(t('linkIncomplete'));
       return null;
     }
-    if (form) verifyLink(form, verifyEndpoint, link, invalidKey);
+    // With denyLocalLogin the invite page has no form, only its provider buttons: the link is checked all the same.
+    verifyLink(form, verifyEndpoint, link, invalidKey);
     handleForm(form, function (values) {
       var body = { userId: link.userId, token: link.token };
       body[passwordField] = values.newPassword;
