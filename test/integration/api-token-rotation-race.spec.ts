@@ -70,13 +70,67 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
       expect(rotated.status, rotated.text).toBe(200);
       const granted = await grant;
       expect(granted.status, granted.text).toBe(200);
+      // The answer states the lifetime the token was stored with: the overlap's minute, not the full 10 minutes (a
+      // client scheduling its refresh by expires_in would otherwise meet 401s).
       const token = granted.body.access_token as string;
+      const stored = await observer.query(
+        `SELECT floor(extract(epoch FROM expires_at - created_at))::int AS lifetime, expires_at = (SELECT previous_secret_expires_at FROM backoffice_api_client WHERE user_id = $1) AS capped
+           FROM backoffice_access_token WHERE token_hash = encode(sha256(convert_to($2, 'UTF8')), 'hex')`,
+        [user.id, token],
+      );
+      expect(stored.rows[0]?.capped).toBe(true);
+      expect(granted.body.expires_in, 'expires_in of a token capped at the overlap').toBe(stored.rows[0].lifetime);
+      expect(granted.body.expires_in).toBeGreaterThanOrEqual(60);
+      expect(granted.body.expires_in).toBeLessThan(120);
       const call = () => anon().get('/users?take=1', { headers: { authorization: `Bearer ${token}` } });
       expect((await call()).status).toBe(200);
 
       ctx.clock.advance(2 * 60_000); // the overlap ended; a full token lifetime (10 minutes) has not
       const after = await call();
       expect(after.status, 'a token of the previous secret outlived the rotation overlap').toBe(401);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      await blocker.end().catch(() => undefined);
+      await observer.end();
+    }
+  });
+
+  it('OWASP ASVS 4.0 3.3.1, 3.5.2: a grant whose token would end with an overlap that ran out while it waited is refused as invalid_client, not answered with a dead token', async () => {
+    await reauthenticate(admin);
+    const created = await admin.post('/users/api', { name: 'Late racer', groups: ['rot-readers'] });
+    expect(created.status, created.text).toBe(201);
+    const { user, clientId, clientSecret } = created.body as { user: { id: string }; clientId: string; clientSecret: string };
+    const disabledUntil = new Date(ctx.clock.now().getTime() + 60_000).toISOString();
+    expect((await admin.post(`/users/${user.id}/disable`, { reason: 'race', until: disabledUntil })).status).toBe(200);
+    ctx.clock.advance(2 * 60_000);
+
+    await reauthenticate(admin);
+    const blocker = new pg.Client({ connectionString: db.url });
+    const observer = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    await observer.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE backoffice_audit_entry IN SHARE MODE');
+      // 1. The grant checks the (current) secret, lifts the disable, then waits at that audit entry.
+      const grant = anon().request('POST', '/auth/token', {
+        raw: 'grant_type=client_credentials',
+        contentType: 'application/x-www-form-urlencoded',
+        headers: { authorization: basic(clientId, clientSecret) },
+      });
+      await until(async () => (await lockWaiters(observer)) >= 1);
+      // 2. The rotation commits (the old secret accepted for 1 minute), then waits at its own audit entry.
+      const rotation = admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: 1 });
+      await until(async () => (await lockWaiters(observer)) >= 2);
+      // 3. The overlap runs out before the grant goes on.
+      ctx.clock.advance(2 * 60_000);
+      await blocker.query('COMMIT');
+      const rotated = await rotation;
+      expect(rotated.status, rotated.text).toBe(200);
+      const granted = await grant;
+      expect(granted.status, `a token already past its end was answered: ${granted.text}`).toBe(401);
+      expect(granted.body.code).toBe('invalid_client');
+      expect(granted.headers.get('www-authenticate')).toMatch(/^Basic/);
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
       await blocker.end().catch(() => undefined);

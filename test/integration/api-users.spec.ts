@@ -435,15 +435,19 @@ describe('API users: token rate limit', () => {
 /** Holds the next token write until released: a token request caught between its secret check and its write. */
 class GatedApiClientStore extends TypeOrmBackOfficeApiClientStore {
   static gate: { entered: () => void; release: Promise<void> } | null = null;
+  /** Answers a written token as a host store written before the write answered its expiry would: `true` or nothing. */
+  static legacyAnswer: { value: true | undefined } | null = null;
 
-  override async createAccessToken(...args: Parameters<TypeOrmBackOfficeApiClientStore['createAccessToken']>) {
+  override async createAccessToken(...args: Parameters<TypeOrmBackOfficeApiClientStore['createAccessToken']>): Promise<boolean | Date | void> {
     const gate = GatedApiClientStore.gate;
     GatedApiClientStore.gate = null;
     if (gate) {
       gate.entered();
       await gate.release;
     }
-    return super.createAccessToken(...args);
+    const written = await super.createAccessToken(...args);
+    const legacy = GatedApiClientStore.legacyAnswer;
+    return legacy && written !== false ? legacy.value : written;
   }
 }
 
@@ -492,6 +496,20 @@ describe('API users: revocation races with the client credentials grant', () => 
       }
     });
     expect(token).toBeNull();
+  });
+
+  it('a host store whose token write answers true or nothing (written before it answered the expiry) still gets the requested lifetime as expires_in', async () => {
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const { clientId, clientSecret } = await apiUsers.create({ name: 'Legacy store', groups: [] });
+    try {
+      for (const value of [true, undefined] as const) {
+        GatedApiClientStore.legacyAnswer = { value };
+        const res = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret });
+        expect([value, res.status, res.body.expires_in], res.text).toEqual([value, 200, 600]);
+      }
+    } finally {
+      GatedApiClientStore.legacyAnswer = null;
+    }
   });
 
   it('V3.3.1: a disable leaves no token that enabling again revives, even one whose request checked the user just before', async () => {

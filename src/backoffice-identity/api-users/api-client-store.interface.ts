@@ -64,8 +64,11 @@ export interface BackOfficeApiClientStore {
    * a rotation, disable or lockout that came after the secret was checked leaves no token behind: false when nothing
    * was written. When the secret is the previous one as the write finds it (also one that was current when the caller
    * checked it, before a rotation with an overlap), the token expires no later than `previousSecretExpiresAt`.
+   *
+   * Answers the expiry it stored when it wrote the token (`POST /auth/token` states `expires_in` from it); `true` or
+   * nothing means `expiresAt` as requested (a store that may store an earlier expiry must answer it).
    */
-  createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean | void>;
+  createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean | Date | void>;
   findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null>;
   /** Revokes every live token of the user; how many. */
   revokeAccessTokens(userId: string, now: Date): Promise<number>;

@@ -237,15 +237,25 @@ export class BackOfficeApiUserService {
     // A token from the previous secret (during a rotation's overlap) ends no later than that secret does.
     const fullEnd = now.getTime() + Math.round(this.options.apiUsers.tokenLifetimeMinutes * 60) * 1000;
     const expiresAt = new Date(previous ? Math.min(fullEnd, client.previousSecretExpiresAt!.getTime()) : fullEnd);
-    const lifetimeSeconds = Math.max(1, Math.floor((expiresAt.getTime() - now.getTime()) / 1000));
     // Written only while the secret still holds and the user is enabled: a rotation or disable that revoked the
     // user's tokens since the checks above leaves no token behind (OWASP ASVS 4.0 3.3.1).
-    if ((await this.store.createAccessToken(user.id, sha256Hex(token), now, expiresAt, { secretHash })) === false) {
+    const written = await this.store.createAccessToken(user.id, sha256Hex(token), now, expiresAt, { secretHash });
+    if (written === false) {
+      await this.refused(client, 'not_allowed');
+      throw BackOfficeApiUserService.invalidClient();
+    }
+    // `expires_in` is the lifetime the token was stored with (the write may have ended it earlier, with a rotation's
+    // overlap that began after the secret was checked; a store answering nothing stored `expiresAt`), from its issue,
+    // in whole seconds rounded down: a client refreshing by it does not hold a token the module already refuses. A
+    // token already past its end when answered (the overlap ran out while the write waited) is no token: refused as
+    // if the secret no longer held (OWASP ASVS 4.0 3.3.1).
+    const storedEnd = (written instanceof Date && !Number.isNaN(written.getTime()) ? written : expiresAt).getTime();
+    if (storedEnd <= Math.max(now.getTime(), this.clock.now().getTime())) {
       await this.refused(client, 'not_allowed');
       throw BackOfficeApiUserService.invalidClient();
     }
     await this.userManager.notify(ApiTokenIssuedNotification, user, { clientId: client.clientId, usedPreviousSecret: previous });
-    return { access_token: token, token_type: 'Bearer', expires_in: lifetimeSeconds };
+    return { access_token: token, token_type: 'Bearer', expires_in: Math.floor((storedEnd - now.getTime()) / 1000) };
   }
 
   /** The API user of a live bearer token, or null (unknown, expired, revoked, user disabled or locked). */

@@ -827,23 +827,33 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
 
         // ASVS 4.0 3.3.1: a token is written only while the secret it was issued for holds and the user is enabled.
         const issue = (name: string, secret: string, now: Date) => apiClientStore.createAccessToken(user.id, hash(name), now, at(4 * HOUR), { secretHash: hash(secret) });
-        expect(await issue('token-3', 'secret-2', at(4))).toBe(true);
-        expect(await issue('token-4', 'secret-1', at(4))).toBe(true);
+        // What a written token's write answers is the expiry it stored (`expires_in` is stated from it): a Date, or
+        // true / nothing for the requested expiry.
+        const storedEnd = (result: boolean | Date | void, requested: Date) => (result instanceof Date ? result.getTime() : requested.getTime());
+        const token3 = await issue('token-3', 'secret-2', at(4));
+        const token4 = await issue('token-4', 'secret-1', at(4));
+        expect([token3 !== false, token4 !== false]).toEqual([true, true]);
         // A token of the previous secret ends with it (the caller may have checked that secret while it was current).
         expect((await apiClientStore.findAccessToken(hash('token-3')))?.expiresAt.getTime()).toBe(at(4 * HOUR).getTime());
         expect((await apiClientStore.findAccessToken(hash('token-4')))?.expiresAt.getTime()).toBe(at(2 * HOUR).getTime());
+        expect(storedEnd(token3, at(4 * HOUR))).toBe(at(4 * HOUR).getTime());
+        expect(storedEnd(token4, at(4 * HOUR))).toBe(at(2 * HOUR).getTime());
+        // A write without issuedFor stores, and answers, the requested expiry.
+        const plain = await apiClientStore.createAccessToken(user.id, hash('token-11'), at(4), at(3 * HOUR));
+        expect(plain).not.toBe(false);
+        expect(storedEnd(plain, at(3 * HOUR))).toBe(at(3 * HOUR).getTime());
         expect(await issue('token-5', 'secret-1', at(3 * HOUR))).toBe(false);
         expect(await issue('token-6', 'secret-0', at(4))).toBe(false);
         // ASVS 4.0 2.2.1: nor while the client is locked (a lockout that began after the secret was checked).
         await apiClientStore.recordFailedAccess(user.id, { maxFailedAccessAttempts: 1, lockoutEnd: at(HOUR) }, at(4));
         expect(await issue('token-8', 'secret-2', at(5))).toBe(false);
-        expect(await issue('token-9', 'secret-2', at(HOUR + 1))).toBe(true);
+        expect(await issue('token-9', 'secret-2', at(HOUR + 1))).not.toBe(false);
         // An admin's unlock ends the lockout before its time.
         await apiClientStore.recordFailedAccess(user.id, { maxFailedAccessAttempts: 1, lockoutEnd: at(2 * HOUR) }, at(HOUR + 2));
         if (apiClientStore.clearLockout) {
           await apiClientStore.clearLockout(user.id);
           expect((await apiClientStore.findClient(clientId))?.lockoutEnd).toBeNull();
-          expect(await issue('token-10', 'secret-2', at(HOUR + 3))).toBe(true);
+          expect(await issue('token-10', 'secret-2', at(HOUR + 3))).not.toBe(false);
         }
         await userStore.updateProfile(user.id, { isApproved: false }, at(5));
         expect(await issue('token-7', 'secret-2', at(5))).toBe(false);

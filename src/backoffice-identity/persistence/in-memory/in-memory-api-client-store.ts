@@ -98,14 +98,14 @@ export class InMemoryBackOfficeApiClientStore implements BackOfficeApiClientStor
     if (c) Object.assign(c, { accessFailedCount: 0, lockoutEnd: null });
   }
 
-  async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean> {
+  async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<false | Date> {
     if (this.tokens.has(tokenHash)) throw new Error('duplicate access token');
     if (issuedFor && !this.stillIssuable(userId, issuedFor.secretHash, now)) return false;
     // A token of the previous secret ends no later than that secret (also one checked while it was still current).
     const c = issuedFor ? this.byUser(userId) : undefined;
     const end = c && c.secretHash !== issuedFor!.secretHash && c.previousSecretExpiresAt && c.previousSecretExpiresAt < expiresAt ? c.previousSecretExpiresAt : expiresAt;
     this.tokens.set(tokenHash, { userId, expiresAt: new Date(end), revokedAt: null });
-    return true;
+    return new Date(end);
   }
 
   /** The client still has this secret (current, or previous within its overlap), is not locked, and its user is enabled. */

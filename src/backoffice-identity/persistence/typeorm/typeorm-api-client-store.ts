@@ -140,7 +140,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
     await this.manager.query(`UPDATE backoffice_api_client SET access_failed_count = 0, lockout_end = NULL WHERE user_id = $1`, [userId]);
   }
 
-  async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<boolean> {
+  async createAccessToken(userId: string, tokenHash: string, now: Date, expiresAt: Date, issuedFor?: { secretHash: string }): Promise<false | Date> {
     if (!issuedFor) {
       await this.manager.query(`INSERT INTO backoffice_access_token (user_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4)`, [
         userId,
@@ -148,7 +148,7 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
         now,
         expiresAt,
       ]);
-      return true;
+      return new Date(expiresAt);
     }
     // The rows are share-locked: a rotation or disable under way finishes first (a disable revokes in its own
     // transaction, so this insert then finds the user disabled and writes nothing). A token written for the previous
@@ -162,10 +162,12 @@ export class TypeOrmBackOfficeApiClientStore implements BackOfficeApiClientStore
         WHERE c.user_id = $1 AND u.is_approved AND (c.lockout_end IS NULL OR c.lockout_end <= $3)
           AND (c.secret_hash = $5 OR (c.previous_secret_hash = $5 AND c.previous_secret_expires_at > $3))
         FOR SHARE OF c, u
-       RETURNING id`,
+       RETURNING expires_at`,
       [userId, tokenHash, now, expiresAt, issuedFor.secretHash],
     );
-    return returned(rows).length === 1;
+    // The expiry as stored (capped or not): the grant states `expires_in` from it.
+    const written = returned<{ expires_at: Date | string }>(rows);
+    return written.length === 1 ? new Date(written[0].expires_at) : false;
   }
 
   async findAccessToken(tokenHash: string): Promise<BackOfficeAccessTokenRecord | null> {
