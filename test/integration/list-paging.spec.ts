@@ -265,4 +265,23 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
       }
     }
   });
+
+  it('OWASP ASVS 4.0 5.1.4: every numeric query field of every route (skip / take of /auth/sessions, /users/api, /groups, /users, /audit) refuses signs, spaces and non-ASCII digits alike (400 validation_failed, code isInt, naming the field); plain ASCII digits still answer 200', async () => {
+    const routes = ['/auth/sessions', '/users/api', '/groups', '/users', '/audit'];
+    const values = ['%C2%A01', '1%20', '%201', '%2B1', '-0', '%091', '0x1', '1_0', '%E2%80%891', encodeURIComponent('١'), ''];
+    for (const path of routes) {
+      for (const field of ['skip', 'take']) {
+        for (const value of values) {
+          const query = `${field}=${value}`;
+          const result = await admin.get(`${path}?${query}`);
+          expectClientError(result, 400);
+          expect(result.body.code, `${path}?${query}`).toBe('validation_failed');
+          expect(result.body.errors, `${path}?${query}`).toContainEqual(expect.objectContaining({ field, code: 'isInt' }));
+        }
+      }
+      const fine = await admin.get(`${path}?skip=0&take=1`);
+      expect(fine.status, `${path} ${fine.text}`).toBe(200);
+      expect((await admin.get(`${path}?skip=01&take=007`)).status, path).toBe(200);
+    }
+  });
 });

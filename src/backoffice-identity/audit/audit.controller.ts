@@ -1,12 +1,12 @@
 import { Controller, Get, Inject, Query, UsePipes } from '@nestjs/common';
 import { ApiOkResponse, ApiProperty, ApiPropertyOptional, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateBy } from 'class-validator';
+import { IsIn, IsOptional, IsString, IsUUID, Matches, Max, MaxLength, Min, ValidateBy } from 'class-validator';
 import { ErrorResponse } from '../auth/auth.dto.js';
 import { BACKOFFICE_AUDIT_STORE } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { MAX_LIST_SKIP, MAX_LIST_SKIP_TEXT, MaxListSkip } from '../http/list-offset.js';
+import { QueryInteger } from '../http/query-integer.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import { decodeAuditCursor, encodeAuditCursor } from './audit-cursor.js';
 import type { BackOfficeAuditCount, BackOfficeAuditEntry, BackOfficeAuditStore } from './backoffice-audit-store.interface.js';
@@ -22,16 +22,14 @@ export class AuditQuery {
     description: `Entries to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT}: its cost grows with it). Use \`before\` instead; not combined with it.`,
   })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
+  @QueryInteger()
   @Min(0)
   @MaxListSkip('deeper entries: page with before, the nextCursor of the previous page')
   skip: number = 0;
 
   @ApiPropertyOptional({ default: 50, maximum: 200 })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
+  @QueryInteger()
   @Min(1)
   @Max(200)
   take: number = 50;

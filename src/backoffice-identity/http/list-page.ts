@@ -1,9 +1,9 @@
 import { ApiPropertyOptional, type HeadersObject } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsOptional, Max, Min } from 'class-validator';
 import type { BackOfficeListPage } from '../common/list-page.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { MAX_LIST_SKIP, MAX_LIST_SKIP_TEXT, MaxListSkip } from './list-offset.js';
+import { QueryInteger } from './query-integer.js';
 
 /**
  * Rows a page of `GET /auth/sessions`, `GET /users/api` and `GET /groups` holds when the client names no `take`. These
@@ -35,8 +35,7 @@ export class ListPageQuery implements BackOfficeListPage {
 
   @ApiPropertyOptional({ type: 'integer', default: 0, minimum: 0, maximum: MAX_LIST_SKIP, description: `Rows to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT})` })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
+  @QueryInteger()
   @Min(0)
   @MaxListSkip('no list of this kind is that long')
   skip: number = 0;
@@ -51,8 +50,7 @@ export class ListPageQuery implements BackOfficeListPage {
       'when more follow, the answer has a `Link: <...>; rel="next"` header (RFC 8288)',
   })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
+  @QueryInteger()
   @Min(1)
   @Max(MAX_LIST_PAGE_SIZE)
   take: number = DEFAULT_LIST_PAGE_SIZE;

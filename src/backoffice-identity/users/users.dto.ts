@@ -1,9 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Max, MaxLength, Min, ValidateBy } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsObject, IsOptional, IsString, Max, MaxLength, Min, ValidateBy } from 'class-validator';
 import { UserResponse } from '../auth/auth.dto.js';
 import { CONTROL_CHARACTERS } from '../common/lookup-normalizer.js';
 import { MAX_LIST_SKIP, MAX_LIST_SKIP_TEXT, MaxListSkip } from '../http/list-offset.js';
+import { QueryInteger } from '../http/query-integer.js';
 
 export class ListUsersQuery {
   @ApiPropertyOptional({
@@ -13,16 +13,14 @@ export class ListUsersQuery {
     description: `Users to skip (OFFSET, at most ${MAX_LIST_SKIP_TEXT}: its cost grows with it); narrow deeper lists with \`filter\` or \`state\``,
   })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
+  @QueryInteger()
   @Min(0)
   @MaxListSkip('narrow the list with filter or state to reach users deeper than that')
   skip: number = 0;
 
   @ApiPropertyOptional({ default: 20, minimum: 1, maximum: 100 })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
+  @QueryInteger()
   @Min(1)
   @Max(100)
   take: number = 20;
