@@ -284,4 +284,22 @@ describe('Paged lists: own sessions, API users, groups (skip / take)', () => {
       expect((await admin.get(`${path}?skip=01&take=007`)).status, path).toBe(200);
     }
   });
+
+  it('a numeric query field that is not a number gets the type error alone (code isInt first and only, no min / max beside it), on every route; a number out of bounds still gets its bound', async () => {
+    for (const path of ['/auth/sessions', '/users/api', '/groups', '/users', '/audit']) {
+      for (const field of ['skip', 'take']) {
+        for (const value of ['abc', 'NaN', '1e309', '%2B1', '-1.5', `${field}=1&${field}`]) {
+          const query = value.includes('=') ? value.replace(/&[a-z]+$/, `&${field}=2`) : `${field}=${value}`;
+          const result = await admin.get(`${path}?${query}`);
+          expectClientError(result, 400);
+          const own = result.body.errors.filter((e: { field: string }) => e.field === field);
+          expect(own.map((e: { code: string }) => e.code), `${path}?${query}`).toEqual(['isInt']);
+          expect(result.body.errors[0], `${path}?${query}`).toMatchObject({ field, code: 'isInt' });
+        }
+      }
+      const tooDeep = await admin.get(`${path}?skip=10001&take=0`);
+      expectClientError(tooDeep, 400);
+      expect(tooDeep.body.errors.map((e: { field: string; code: string }) => `${e.field}:${e.code}`).sort(), path).toEqual(['skip:max', 'take:min']);
+    }
+  });
 });

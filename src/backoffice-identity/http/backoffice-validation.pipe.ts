@@ -3,10 +3,25 @@ import { parse as parseQueryString } from 'node:querystring';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from './backoffice-http-error.js';
 
+/**
+ * Constraints that say a value is not of the field's type. class-validator runs every rule of a field, so `skip=abc`
+ * also broke `min` and `max` (listed first, as the decorators apply bottom-up), which read as "too large" for a value
+ * that is no number at all. When a field breaks one of these, only these are reported for it; the other fields'
+ * errors stay as they are.
+ */
+const TYPE_CONSTRAINTS: ReadonlySet<string> = new Set(['isInt', 'isNumber']);
+
+/** A field's broken constraints: its type errors alone when it has any, else all of them. */
+function reportedConstraints(error: ValidationError): Array<[string, string]> {
+  const all = Object.entries(error.constraints ?? {});
+  const typeErrors = all.filter(([constraint]) => TYPE_CONSTRAINTS.has(constraint));
+  return typeErrors.length > 0 ? typeErrors : all;
+}
+
 function flatten(errors: ValidationError[], parent = ''): Array<{ field: string; code: string; description: string }> {
   return errors.flatMap((error) => {
     const field = parent ? `${parent}.${error.property}` : error.property;
-    const own = Object.entries(error.constraints ?? {}).map(([constraint, description]) => ({
+    const own = reportedConstraints(error).map(([constraint, description]) => ({
       field,
       code: constraint === 'whitelistValidation' ? 'unknown_field' : constraint,
       description,
