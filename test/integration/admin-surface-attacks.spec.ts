@@ -45,6 +45,29 @@ describe('admin surface under attack (OWASP ASVS 4.0 4.1.3 / 4.2.1 / 5.1.x / 7.1
     await db?.drop();
   });
 
+  it('a body field of the wrong type gets its type error alone (no bound errors of a value that is not of that type), and every other field keeps its own errors', async () => {
+    const u = await make({ groups: ['readers'] });
+    await reauthenticate(admin);
+    const codes = (res: HttpResult) => res.body.errors.map((e: { field: string; code: string }) => `${e.field}:${e.code}`).sort();
+    for (const [groups, code] of [['admin', 'isArray'], [5, 'isArray'], [{ 0: 'admin' }, 'isArray'], [['readers', 5], 'isString'], [['readers', null], 'isString']] as const) {
+      const res = await admin.request('PUT', `/users/${u.id}/groups`, { body: { groups } });
+      expect(res.status, JSON.stringify(groups)).toBe(400);
+      expect(res.body.code).toBe('validation_failed');
+      expect(codes(res), JSON.stringify(groups)).toEqual([`groups:${code}`]);
+    }
+    // The right type out of bounds still names its bound.
+    const many = await admin.request('PUT', `/users/${u.id}/groups`, { body: { groups: Array.from({ length: 21 }, (_, i) => `g${i}`) } });
+    expect(codes(many)).toEqual(['groups:arrayMaxSize']);
+    const long = await admin.request('PUT', `/users/${u.id}/groups`, { body: { groups: ['g'.repeat(65)] } });
+    expect(codes(long)).toEqual(['groups:maxLength']);
+    // Several wrong fields at once: each keeps its own errors (a type error for the wrongly typed, the rule broken for the others).
+    const mixed = await admin.post('/groups', { alias: 'G 1', name: 5, permissions: 'users.read', requireTwoFactor: 'yes' });
+    expect(mixed.status).toBe(400);
+    expect(codes(mixed)).toEqual(['alias:matches', 'name:isString', 'permissions:isArray', 'requireTwoFactor:isBoolean']);
+    const alsoUnknown = await admin.post('/groups', { alias: 'g2', name: '', permissions: ['x'.repeat(257)], extra: 1 });
+    expect(codes(alsoUnknown)).toEqual(['extra:unknown_field', 'name:minLength', 'permissions:maxLength']);
+  });
+
   it('OWASP ASVS 4.0 5.1.3 / 13.2.x: malformed ids, bodies, repeated or out-of-range query parameters, unicode and huge strings answer 4xx JSON, never 5xx', async () => {
     const u = await make({ groups: ['readers'] });
     const reqs: [string, string, unknown?, string?][] = [

@@ -4,29 +4,43 @@ import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeHttpError } from './backoffice-http-error.js';
 
 /**
- * Constraints that say a value is not of the field's type. class-validator runs every rule of a field, so `skip=abc`
- * also broke `min` and `max` (listed first, as the decorators apply bottom-up), which read as "too large" for a value
- * that is no number at all. When a field breaks one of these, only these are reported for it; the other fields'
- * errors stay as they are.
+ * Constraints that say a value is not of the field's type, most general first. class-validator runs every rule of a
+ * field, so `skip=abc` also broke `min` and `max` (listed first, as the decorators apply bottom-up), and
+ * `groups: "admin"` broke `arrayMaxSize` beside `isArray`: errors that read as "too large" for a value that is not a
+ * number, or not a list, at all. A field that breaks a rule of the first tier (it is not the container it should be:
+ * its elements' rules, `each`, mean nothing then) reports those alone; else one that breaks a rule of the second tier
+ * (a scalar of the wrong type, an element of the wrong type, a nested object that is none) reports those alone;
+ * else every rule it broke. Only that field is concerned: the other fields' errors stay as they are.
  */
-const TYPE_CONSTRAINTS: ReadonlySet<string> = new Set(['isInt', 'isNumber']);
+const TYPE_CONSTRAINT_TIERS: ReadonlyArray<ReadonlySet<string>> = [
+  new Set(['isArray', 'isObject']),
+  new Set(['isInt', 'isNumber', 'isString', 'isBoolean', 'nestedValidation']),
+];
 
-/** A field's broken constraints: its type errors alone when it has any, else all of them. */
-function reportedConstraints(error: ValidationError): Array<[string, string]> {
+/**
+ * A field's broken constraints to report, and whether it is not the container it should be (then its nested errors,
+ * if any, are left out: they are about a shape the field does not have). The nested errors of a field whose elements
+ * are of the wrong type stay: they may be about other elements.
+ */
+function reportedConstraints(error: ValidationError): { constraints: Array<[string, string]>; notContainer: boolean } {
   const all = Object.entries(error.constraints ?? {});
-  const typeErrors = all.filter(([constraint]) => TYPE_CONSTRAINTS.has(constraint));
-  return typeErrors.length > 0 ? typeErrors : all;
+  for (const [index, tier] of TYPE_CONSTRAINT_TIERS.entries()) {
+    const typeErrors = all.filter(([constraint]) => tier.has(constraint));
+    if (typeErrors.length > 0) return { constraints: typeErrors, notContainer: index === 0 };
+  }
+  return { constraints: all, notContainer: false };
 }
 
 function flatten(errors: ValidationError[], parent = ''): Array<{ field: string; code: string; description: string }> {
   return errors.flatMap((error) => {
     const field = parent ? `${parent}.${error.property}` : error.property;
-    const own = reportedConstraints(error).map(([constraint, description]) => ({
+    const { constraints, notContainer } = reportedConstraints(error);
+    const own = constraints.map(([constraint, description]) => ({
       field,
       code: constraint === 'whitelistValidation' ? 'unknown_field' : constraint,
       description,
     }));
-    return [...own, ...flatten(error.children ?? [], field)];
+    return notContainer ? own : [...own, ...flatten(error.children ?? [], field)];
   });
 }
 
