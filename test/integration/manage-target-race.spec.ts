@@ -5,8 +5,8 @@ import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from
 import { lockWaitersReach } from '../support/lock-waits.js';
 
 /**
- * POST /users/:id/disable, POST /users/:id/enable, DELETE /users/:id, an email move (PUT /users/:id) and
- * POST /users/:id/force-password-reset by a caller outside `admin` (users.manage)
+ * POST /users/:id/disable, POST /users/:id/enable, DELETE /users/:id, an email move (PUT /users/:id),
+ * POST /users/:id/force-password-reset and POST /users/:id/2fa/reset by a caller outside `admin` (users.manage)
  * whose request checked the target (assertMayManage) on a copy read before a concurrent change made the target an
  * admin. Those writes take the admin group's lock (the last-admin rule), so the test holds that lock in its own
  * transaction: the caller's request waits for it after its checks, and the test's transaction makes the target an
@@ -17,14 +17,16 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
   let db: TestDatabase;
   let ctx: IdentityApp;
   let desk: HttpClient;
+  let admin: HttpClient;
   let observer: pg.Client;
   const make = userFactory(() => ctx, 'managerace');
 
   beforeAll(async () => {
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
-    const admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
-    expect((await admin.post('/groups', { alias: 'helpdesk', name: 'Helpdesk', permissions: ['users.manage', 'users.read'] })).status).toBe(201);
+    admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
+    const permissions = ['users.manage', 'users.read', 'users.invite', 'sessions.manage'];
+    expect((await admin.post('/groups', { alias: 'helpdesk', name: 'Helpdesk', permissions })).status).toBe(201);
     desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
     observer = new pg.Client({ connectionString: db.url });
     await observer.connect();
@@ -57,15 +59,17 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
 
   /**
    * As {@link whileMadeAdmin}, the test's transaction also holding the target's row: a write that takes no admin lock
-   * (before the fix) waits for the row instead, and still runs after the target was made an admin.
+   * (before the fix) waits for the row instead, and still runs after the target was made an admin. `also` (SQL, `$1` the
+   * target's id) locks more of the target's rows in that transaction (its sessions, for a write that touches only them).
    */
-  async function whileMadeAdminRowLocked(targetId: string, send: () => Promise<HttpResult>): Promise<HttpResult> {
+  async function whileMadeAdminRowLocked(targetId: string, send: () => Promise<HttpResult>, also?: string): Promise<HttpResult> {
     const blocker = new pg.Client({ connectionString: db.url });
     await blocker.connect();
     try {
       await blocker.query('BEGIN');
       await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
       await blocker.query(`SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE`, [targetId]);
+      if (also) await blocker.query(also, [targetId]);
       const pending = send();
       await lockWaitersReach(observer, 1);
       await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = 'admin'`, [targetId]);
@@ -117,11 +121,30 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     expect((await observer.query(`SELECT password_hash FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].password_hash).toBe(before);
   });
 
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot reset the 2FA of a user made an admin while its request was under way', async () => {
+    const target = await make({ groups: ['editor'] });
+    await ctx.userManager.getTwoFactorProvider('totp')!.generateSetup(target);
+    await ctx.userManager.setTwoFactorEnabled(target, true);
+    const twoFactor = async () => ({
+      enabled: (await observer.query(`SELECT two_factor_enabled FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].two_factor_enabled,
+      keys: (await observer.query(`SELECT count(*)::int AS n FROM backoffice_user_authenticator WHERE user_id = $1`, [target.id])).rows[0].n,
+    });
+    expect(await twoFactor()).toEqual({ enabled: true, keys: 1 });
+    const res = await whileMadeAdminRowLocked(target.id, () => desk.post(`/users/${target.id}/2fa/reset`, {}));
+    expectForbidden(res);
+    expect(await twoFactor()).toEqual({ enabled: true, keys: 1 });
+  });
+
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
     const target = await make({ groups: ['editor'] });
     expect((await desk.post(`/users/${target.id}/disable`, {})).status).toBe(200);
     expect((await desk.post(`/users/${target.id}/enable`, {})).status).toBe(200);
     expect((await desk.request('PUT', `/users/${target.id}`, { body: { email: `moved-${target.id}@example.com` } })).status).toBe(200);
+    await ctx.userManager.getTwoFactorProvider('totp')!.generateSetup(target);
+    await ctx.userManager.setTwoFactorEnabled(target, true);
+    const twoFactorReset = await desk.post(`/users/${target.id}/2fa/reset`, {});
+    expect(twoFactorReset.status, twoFactorReset.text).toBe(200);
+    expect((await observer.query(`SELECT count(*)::int AS n FROM backoffice_user_authenticator WHERE user_id = $1`, [target.id])).rows[0].n).toBe(0);
     const reset = await desk.post(`/users/${target.id}/force-password-reset`, {});
     expect(reset.status, reset.text).toBe(200);
     expect((await desk.delete(`/users/${target.id}`)).status).toBe(204);

@@ -58,4 +58,9 @@ export class PasskeyTwoFactorProvider implements TwoFactorProvider {
 
   /** Turning 2FA off keeps the user's passkeys (they still sign in without a password). */
   async reset(): Promise<void> {}
+
+  /** {@link reset} writes nothing: it joins any transaction. */
+  inTransactionOf(): this {
+    return this;
+  }
 }

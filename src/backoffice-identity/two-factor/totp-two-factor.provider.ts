@@ -2,7 +2,7 @@ import { Secret, TOTP } from 'otpauth';
 import * as QRCode from 'qrcode';
 import type { BackOfficeClock } from '../common/clock.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
-import type { UserAuthenticatorKeyStore } from '../users/stores/user-store.interface.js';
+import { isUserAuthenticatorKeyStore, type BackOfficeUserStore, type UserAuthenticatorKeyStore } from '../users/stores/user-store.interface.js';
 import { SecretCipher } from './secret-cipher.js';
 import type { TwoFactorProvider, TwoFactorSetup, TwoFactorVerifyOutcome } from './two-factor-provider.interface.js';
 
@@ -107,5 +107,15 @@ export class TotpTwoFactorProvider implements TwoFactorProvider {
 
   async reset(user: BackOfficeUser): Promise<void> {
     await this.store.removeAuthenticatorKey(user.id, this.name);
+  }
+
+  /**
+   * This provider on `userStore` when it is the store the keys live in, bound to a transaction (the built-in stores
+   * hand a transaction's work the store itself, or an object whose prototype it is).
+   */
+  inTransactionOf(userStore: BackOfficeUserStore): TotpTwoFactorProvider | null {
+    if (!isUserAuthenticatorKeyStore(userStore)) return null;
+    if (userStore === this.store) return this;
+    return Object.prototype.isPrototypeOf.call(this.store, userStore) ? (Object.create(this, { store: { value: userStore } }) as this) : null;
   }
 }

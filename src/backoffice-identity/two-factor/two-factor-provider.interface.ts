@@ -1,4 +1,5 @@
 import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUserStore } from '../users/stores/user-store.interface.js';
 
 /** What a provider hands the user to enrol (e.g. a TOTP secret and its QR code). */
 export interface TwoFactorSetup {
@@ -42,4 +43,11 @@ export interface TwoFactorProvider {
   verify(user: BackOfficeUser, code: string, options?: { enrolling?: boolean; outcome?: TwoFactorVerifyOutcome }): Promise<boolean>;
   /** Removes the user's enrolment. */
   reset(user: BackOfficeUser): Promise<void>;
+  /**
+   * This provider working in the user store's open transaction (`userStore`, the store a transaction's work is
+   * handed), or null when it cannot (its enrolments live elsewhere). An admin's 2FA reset removes the enrolments of
+   * the providers that can join in the transaction that turns the flag off (and, from `POST /users/:id/2fa/reset`,
+   * re-checks the caller's right under the admin group's lock); the others' after it commits. Optional.
+   */
+  inTransactionOf?(userStore: BackOfficeUserStore): TwoFactorProvider | null;
 }

@@ -1112,8 +1112,7 @@ export class BackOfficeUserManager {
       if (stamp !== null) await this.capability(isUserSecurityStampStore, 'UserSecurityStampStore', store).setSecurityStamp(user.id, stamp, now);
       await this.voidPasswordBoundTokens(store, user.id, now);
     };
-    if (options.authorize) await this.writeUnlessLastAdmin(() => false, user.id, write, options.authorize);
-    else await this.inTransaction(write);
+    await this.writeAuthorized(user.id, write, options.authorize);
     Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
   }
 
@@ -1125,13 +1124,32 @@ export class BackOfficeUserManager {
    * and deleted by it, or refused after it; 2FA is never left off with codes stored (OWASP ASVS 4.0 1.11.3).
    */
   async setTwoFactorEnabled(user: BackOfficeUser, enabled: boolean): Promise<IdentityResult> {
+    return this.writeTwoFactorEnabled(user, enabled);
+  }
+
+  /**
+   * {@link setTwoFactorEnabled}, with `first` run in the same transaction before the flag (a reset's enrolments) and,
+   * with `authorize`, under the admin group's lock after asking it about the user as stored ({@link writeAuthorized}).
+   */
+  private async writeTwoFactorEnabled(
+    user: BackOfficeUser,
+    enabled: boolean,
+    first?: (store: BackOfficeUserStore) => Promise<void>,
+    authorize?: (current: BackOfficeUser) => void,
+  ): Promise<IdentityResult> {
     if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
     const stamp = this.newSecurityStamp();
     const now = this.now();
-    await this.inTransaction(async (store) => {
-      await this.capability(isUserTwoFactorStore, 'UserTwoFactorStore', store).setTwoFactorEnabled(user.id, enabled, stamp, now);
-      if (!enabled && isUserRecoveryCodeStore(store)) await store.replaceRecoveryCodes(user.id, [], now);
-    });
+    const written = await this.writeAuthorized(
+      user.id,
+      async (store) => {
+        await first?.(store);
+        await this.capability(isUserTwoFactorStore, 'UserTwoFactorStore', store).setTwoFactorEnabled(user.id, enabled, stamp, now);
+        if (!enabled && isUserRecoveryCodeStore(store)) await store.replaceRecoveryCodes(user.id, [], now);
+      },
+      authorize,
+    );
+    if (written === 'not_found') return IdentityResult.failed(this.errorDescriber.notFound('user'));
     Object.assign(user, { twoFactorEnabled: enabled, securityStamp: stamp });
     if (enabled) await this.notify(UserTwoFactorEnabledNotification, user);
     else await this.notify(UserTwoFactorDisabledNotification, user);
@@ -1342,15 +1360,34 @@ export class BackOfficeUserManager {
 
   /**
    * Turns 2FA off: every enrolment and recovery code removed, the flag off, a new security stamp ({@link
-   * setTwoFactorEnabled}: the flag and the codes in one transaction).
+   * setTwoFactorEnabled}: the flag and the codes in one transaction). The enrolments of providers that can join that
+   * transaction (`TwoFactorProvider.inTransactionOf`: the built-in TOTP and passkey providers) go in it too; another
+   * provider's are removed after it commits.
+   *
+   * With `options.authorize` the whole transaction runs under the admin group's lock, as {@link setGroups}' does, and
+   * `authorize` is first asked about the user as stored then (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2): when it throws,
+   * nothing is removed (no enrolment either) and the error goes on. An admin's reset checked on a copy read before the
+   * user was made an admin would otherwise strip that admin's second factor.
    */
-  async resetTwoFactor(user: BackOfficeUser): Promise<IdentityResult> {
-    for (const provider of this.twoFactorProviders) await provider.reset(user);
+  async resetTwoFactor(user: BackOfficeUser, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<IdentityResult> {
     if (!isUserTwoFactorStore(this.store)) {
+      for (const provider of this.twoFactorProviders) await provider.reset(user);
       if (isUserRecoveryCodeStore(this.store)) await this.store.replaceRecoveryCodes(user.id, [], this.now());
       return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
     }
-    return this.setTwoFactorEnabled(user, false);
+    let afterCommit: TwoFactorProvider[] = [];
+    const resetJoined = async (store: BackOfficeUserStore) => {
+      afterCommit = [];
+      for (const provider of this.twoFactorProviders) {
+        const joined = provider.inTransactionOf?.(store) ?? null;
+        if (joined) await joined.reset(user);
+        else afterCommit.push(provider);
+      }
+    };
+    const result = await this.writeTwoFactorEnabled(user, false, resetJoined, options.authorize);
+    if (!result.succeeded) return result;
+    for (const provider of afterCommit) await provider.reset(user);
+    return result;
   }
 
   /**
@@ -1430,8 +1467,7 @@ export class BackOfficeUserManager {
       await this.voidPasswordBoundTokens(store, user.id, now);
       written = true;
     };
-    if (options.authorize) await this.writeUnlessLastAdmin(() => false, user.id, write, options.authorize);
-    else await this.inTransaction(write);
+    await this.writeAuthorized(user.id, write, options.authorize);
     if (!written) {
       user.directoryManagedAt = (await this.findById(user.id))?.directoryManagedAt ?? null;
       return IdentityResult.failed(this.isDirectoryManaged(user) ? this.errorDescriber.passwordManagedByDirectory() : this.errorDescriber.notFound('user'));
@@ -1604,6 +1640,23 @@ export class BackOfficeUserManager {
       await write(store);
       return 'written';
     });
+  }
+
+  /**
+   * Runs `write` in one transaction; with `authorize`, under the admin group's lock after asking `authorize` about the
+   * user as stored there (a throw aborts: nothing written), as {@link writeUnlessLastAdmin} does for a write that
+   * removes no admin. `not_found` when the user is gone (checked only with `authorize`).
+   */
+  private async writeAuthorized(
+    userId: string,
+    write: (store: BackOfficeUserStore) => Promise<void>,
+    authorize?: (current: BackOfficeUser) => void,
+  ): Promise<'written' | 'not_found'> {
+    if (!authorize) {
+      await this.inTransaction(write);
+      return 'written';
+    }
+    return (await this.writeUnlessLastAdmin(() => false, userId, write, authorize)) === 'not_found' ? 'not_found' : 'written';
   }
 
   /**

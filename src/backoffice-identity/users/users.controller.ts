@@ -359,7 +359,7 @@ export class UsersController {
   @requirePermissions('users.manage')
   async resetTwoFactor(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
-    this.throwIfFailed(await this.userManager.resetTwoFactor(user));
+    this.throwIfFailed(await this.userManager.resetTwoFactor(user, { authorize: this.mayManageAsStored(request) }));
     await this.signInManager.refreshSignIn(user);
     return toBackOfficeUserDto(user, this.clock.now());
   }
