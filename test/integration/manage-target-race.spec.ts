@@ -5,8 +5,9 @@ import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from
 import { lockWaitersReach } from '../support/lock-waits.js';
 
 /**
- * POST /users/:id/disable, POST /users/:id/enable, DELETE /users/:id, an email move (PUT /users/:id),
- * POST /users/:id/force-password-reset and POST /users/:id/2fa/reset by a caller outside `admin` (users.manage)
+ * POST /users/:id/disable, POST /users/:id/enable, DELETE /users/:id, PUT /users/:id (an email move or a new name),
+ * POST /users/:id/force-password-reset, POST /users/:id/2fa/reset and POST /users/:id/unlock by a caller outside
+ * `admin` (users.manage)
  * whose request checked the target (assertMayManage) on a copy read before a concurrent change made the target an
  * admin. Those writes take the admin group's lock (the last-admin rule), so the test holds that lock in its own
  * transaction: the caller's request waits for it after its checks, and the test's transaction makes the target an
@@ -135,11 +136,30 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     expect(await twoFactor()).toEqual({ enabled: true, keys: 1 });
   });
 
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot unlock a user made an admin while its request was under way', async () => {
+    const target = await make({ groups: ['editor'] });
+    const until = new Date(ctx.clock.now().getTime() + 3600_000);
+    expect((await ctx.userManager.setLockoutEnd(target, until)).succeeded).toBe(true);
+    const res = await whileMadeAdminRowLocked(target.id, () => desk.post(`/users/${target.id}/unlock`, {}));
+    expectForbidden(res);
+    expect((await observer.query(`SELECT lockout_end FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].lockout_end).toEqual(until);
+  });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot rename a user made an admin while its request was under way', async () => {
+    const target = await make({ groups: ['editor'] });
+    const res = await whileMadeAdminRowLocked(target.id, () => desk.request('PUT', `/users/${target.id}`, { body: { name: 'Renamed by helpdesk' } }));
+    expectForbidden(res);
+    expect((await observer.query(`SELECT name FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].name).toBe(target.name);
+  });
+
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
     const target = await make({ groups: ['editor'] });
     expect((await desk.post(`/users/${target.id}/disable`, {})).status).toBe(200);
     expect((await desk.post(`/users/${target.id}/enable`, {})).status).toBe(200);
     expect((await desk.request('PUT', `/users/${target.id}`, { body: { email: `moved-${target.id}@example.com` } })).status).toBe(200);
+    expect((await desk.request('PUT', `/users/${target.id}`, { body: { name: 'Renamed' } })).status).toBe(200);
+    expect((await ctx.userManager.setLockoutEnd(target, new Date(ctx.clock.now().getTime() + 3600_000))).succeeded).toBe(true);
+    expect((await desk.post(`/users/${target.id}/unlock`, {})).status).toBe(200);
     await ctx.userManager.getTwoFactorProvider('totp')!.generateSetup(target);
     await ctx.userManager.setTwoFactorEnabled(target, true);
     const twoFactorReset = await desk.post(`/users/${target.id}/2fa/reset`, {});

@@ -56,7 +56,7 @@ export class BackOfficeUserLifecycleService {
       await this.writeEmail(user, { name: candidate.name, ...this.emailFields(candidate.email) }, options);
       await this.signInManager.refreshSignIn(user);
     } else {
-      await this.write(user, { name: candidate.name });
+      await this.rename(user, candidate.name, options);
     }
     await this.userManager.notify(UserProfileUpdatedNotification, user, { changes });
     if (emailChanged) await this.userManager.notify(UserEmailChangedNotification, user, { from: oldEmail, to: user.email });
@@ -219,9 +219,10 @@ export class BackOfficeUserLifecycleService {
       : { email, normalizedEmail: normalized };
   }
 
-  private async write(user: BackOfficeUser, changes: BackOfficeUserProfileChanges): Promise<void> {
-    await this.duplicateAs409(() => this.userManager.store.updateProfile(user.id, changes, this.clock.now()));
-    Object.assign(user, changes);
+  /** A name-only edit; with `options.authorize`, checked again on the user as stored under the admin lock ({@link BackOfficeUserManager.changeName}). */
+  private async rename(user: BackOfficeUser, name: string, options: { authorize?: (current: BackOfficeUser) => void }): Promise<void> {
+    const renamed = await this.userManager.changeName(user, name, options);
+    if (!renamed.succeeded) throw BackOfficeHttpError.notFound('No such user.');
   }
 
   /** A write that moves the email: with a new security stamp and the old address's reset and invite links void, in one transaction. */

@@ -1037,16 +1037,27 @@ export class BackOfficeUserManager {
     await this.notify(UserResetAccessFailedCountNotification, user);
   }
 
-  /** Locks until `lockoutEnd`, or unlocks with `null` (also resets the failed count). Notifies either way. */
-  async setLockoutEnd(user: BackOfficeUser, lockoutEnd: Date | null): Promise<IdentityResult> {
+  /**
+   * Locks until `lockoutEnd`, or unlocks with `null` (also resets the failed count, in the same transaction).
+   * Notifies either way. With `options.authorize` the write runs under the admin group's lock after `authorize` was
+   * asked about the user as stored, as {@link changeEmail}'s does (OWASP ASVS 5.0 15.4.2); a throw aborts, nothing written.
+   */
+  async setLockoutEnd(user: BackOfficeUser, lockoutEnd: Date | null, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<IdentityResult> {
     if (!isUserLockoutStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('lockout'));
     if (!user.lockoutEnabled) return IdentityResult.failed(this.errorDescriber.userLockoutNotEnabled());
-    const store: UserLockoutStore = this.store;
     const now = this.now();
-    await store.setLockoutEnd(user.id, lockoutEnd, now);
+    const written = await this.writeAuthorized(
+      user.id,
+      async (store) => {
+        const lockouts: UserLockoutStore = this.capability(isUserLockoutStore, 'UserLockoutStore', store);
+        await lockouts.setLockoutEnd(user.id, lockoutEnd, now);
+        if (lockoutEnd === null) await lockouts.resetAccessFailedCount(user.id, now);
+      },
+      options.authorize,
+    );
+    if (written === 'not_found') return IdentityResult.failed(this.errorDescriber.notFound('user'));
     user.lockoutEnd = lockoutEnd;
     if (lockoutEnd === null) {
-      await store.resetAccessFailedCount(user.id, now);
       user.accessFailedCount = 0;
       // An API user's wrong secrets lock its client, not its user row: the unlock ends that lockout too.
       if (user.kind === 'api' && this.apiClientStore) await this.clearApiClientLockout(this.apiClientStore, user.id);
@@ -1114,6 +1125,20 @@ export class BackOfficeUserManager {
     };
     await this.writeAuthorized(user.id, write, options.authorize);
     Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
+  }
+
+  /**
+   * Renames the user (an admin's edit: no credential moves, so nothing else changes). With `options.authorize` the
+   * write runs under the admin group's lock after `authorize` was asked about the user as stored, as
+   * {@link changeEmail}'s does (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2); a throw aborts, nothing written. `not_found` when
+   * the user is gone (checked only with `authorize`).
+   */
+  async changeName(user: BackOfficeUser, name: string, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<IdentityResult> {
+    const now = this.now();
+    const written = await this.writeAuthorized(user.id, (store) => store.updateProfile(user.id, { name }, now), options.authorize);
+    if (written === 'not_found') return IdentityResult.failed(this.errorDescriber.notFound('user'));
+    user.name = name;
+    return IdentityResult.success();
   }
 
   /**

@@ -323,7 +323,7 @@ export class UsersController {
   @requirePermissions('users.manage')
   async unlock(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
-    this.throwIfFailed(await this.userManager.setLockoutEnd(user, null));
+    this.throwIfFailed(await this.userManager.setLockoutEnd(user, null, { authorize: this.mayManageAsStored(request) }));
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
@@ -382,7 +382,7 @@ export class UsersController {
     const user = await this.findManageable(request, id);
     // A new address plus forgot-password would take the account over: a stolen admin cookie must not be enough.
     if (body.email !== undefined && this.lifecycle.changesEmailAddress(user, body.email)) this.sessions.assertRecentSignIn(request.backOffice);
-    // An email move is checked again under the admin lock: the target's new address receives their reset links.
+    // Checked again under the admin lock when written: an email move would send the target's reset links elsewhere.
     await this.lifecycle.updateProfile(user, body, { authorize: this.mayManageAsStored(request) });
     return toBackOfficeUserDto(user, this.clock.now());
   }
@@ -448,7 +448,7 @@ export class UsersController {
 
   /**
    * The target check again, on the user as stored when a write under the admin group's lock (groups, disable, enable,
-   * delete, an email move, a forced password reset) runs: a user made an admin (or given a permission the caller lacks) after {@link findManageable} read them
+   * delete, an edit, a forced password reset, a 2FA reset, an unlock) runs: a user made an admin (or given a permission the caller lacks) after {@link findManageable} read them
    * is no longer the caller's to change (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2).
    */
   private mayManageAsStored(request: BackOfficeAuthenticatedRequest): ((current: BackOfficeUser) => void) | undefined {
