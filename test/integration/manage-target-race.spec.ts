@@ -6,8 +6,8 @@ import { lockWaitersReach } from '../support/lock-waits.js';
 
 /**
  * POST /users/:id/disable, POST /users/:id/enable, DELETE /users/:id, PUT /users/:id (an email move or a new name),
- * POST /users/:id/force-password-reset, POST /users/:id/2fa/reset and POST /users/:id/unlock by a caller outside
- * `admin` (users.manage)
+ * POST /users/:id/force-password-reset, POST /users/:id/2fa/reset, POST /users/:id/unlock, DELETE /users/:id/sessions
+ * and POST /users/:id/resend-invite by a caller outside `admin` (users.manage, sessions.manage, users.invite)
  * whose request checked the target (assertMayManage) on a copy read before a concurrent change made the target an
  * admin. Those writes take the admin group's lock (the last-admin rule), so the test holds that lock in its own
  * transaction: the caller's request waits for it after its checks, and the test's transaction makes the target an
@@ -152,6 +152,31 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     expect((await observer.query(`SELECT name FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].name).toBe(target.name);
   });
 
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a sessions.manage caller outside admin cannot sign out a user made an admin while its request was under way', async () => {
+    const target = await make({ groups: ['editor'] });
+    const session = await signedInClient(ctx, target.email);
+    const res = await whileMadeAdminRowLocked(
+      target.id,
+      () => desk.delete(`/users/${target.id}/sessions`),
+      `SELECT id FROM backoffice_session WHERE user_id = $1 FOR UPDATE`,
+    );
+    expectForbidden(res);
+    expect((await session.get('/auth/me')).status).toBe(200);
+  });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.invite caller outside admin cannot resend (and so void) the invite of an invitee made an admin while its request was under way', async () => {
+    const invited = await admin.post('/users/invite', { email: `managerace-invitee-${Date.now()}@example.com`, name: 'Invitee', groups: ['editor'] });
+    expect(invited.status, invited.text).toBe(201);
+    const targetId = invited.body.user.id as string;
+    const links = async () =>
+      (await observer.query(`SELECT token_hash FROM backoffice_user_token WHERE user_id = $1 AND purpose = 'invite' AND used_at IS NULL ORDER BY token_hash`, [targetId])).rows;
+    const before = await links();
+    expect(before).toHaveLength(1);
+    const res = await whileMadeAdminRowLocked(targetId, () => desk.post(`/users/${targetId}/resend-invite`, {}));
+    expectForbidden(res);
+    expect(await links()).toEqual(before);
+  });
+
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
     const target = await make({ groups: ['editor'] });
     expect((await desk.post(`/users/${target.id}/disable`, {})).status).toBe(200);
@@ -165,9 +190,13 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     const twoFactorReset = await desk.post(`/users/${target.id}/2fa/reset`, {});
     expect(twoFactorReset.status, twoFactorReset.text).toBe(200);
     expect((await observer.query(`SELECT count(*)::int AS n FROM backoffice_user_authenticator WHERE user_id = $1`, [target.id])).rows[0].n).toBe(0);
+    expect((await desk.delete(`/users/${target.id}/sessions`)).status).toBe(204);
     const reset = await desk.post(`/users/${target.id}/force-password-reset`, {});
     expect(reset.status, reset.text).toBe(200);
     expect((await desk.delete(`/users/${target.id}`)).status).toBe(204);
     expect(await stored(target.id)).toBeUndefined();
+    const invited = await admin.post('/users/invite', { email: `managerace-resend-${Date.now()}@example.com`, name: 'Invitee', groups: ['editor'] });
+    const resent = await desk.post(`/users/${invited.body.user.id}/resend-invite`, {});
+    expect(resent.status, resent.text).toBe(202);
   });
 });

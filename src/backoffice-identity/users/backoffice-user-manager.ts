@@ -1142,6 +1142,18 @@ export class BackOfficeUserManager {
   }
 
   /**
+   * Asks `authorize` about the user as stored, under the admin group's lock (as the writes that take `{ authorize }`
+   * do), for a change written outside the user store just after (its sessions, an invite's email), which cannot take
+   * that lock itself: a caller's check made on a copy read before the user was made an admin is made again on the
+   * user as the last membership change left them (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2). A throw goes on; `not_found`
+   * when the user is gone.
+   */
+  async authorizeAsStored(user: BackOfficeUser, authorize: (current: BackOfficeUser) => void): Promise<IdentityResult> {
+    const found = await this.writeAuthorized(user.id, async () => {}, authorize);
+    return found === 'not_found' ? IdentityResult.failed(this.errorDescriber.notFound('user')) : IdentityResult.success();
+  }
+
+  /**
    * Turns the 2FA flag on or off with a new security stamp, and raises `UserTwoFactorEnabledNotification` or
    * `UserTwoFactorDisabledNotification`: the one place either is raised, so a host calling the manager sees
    * what the REST routes do. Turning it off deletes the recovery codes in the same transaction, after the flag (the

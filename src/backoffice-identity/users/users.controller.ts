@@ -265,6 +265,7 @@ export class UsersController {
     if (!this.invites.isInvited(user)) throw new BackOfficeHttpError(409, 'not_invited', 'This user is not waiting for an invite.');
     // Each resend mails the invitee: limited per invitee, so no inviter (or stolen session) can flood one address.
     await this.rateLimiter.enforce([{ name: 'invite-resend-user', key: user.id, limit: this.options.rateLimits.inviteResendPerUser, windowSeconds: 3600 }]);
+    await this.assertMayStillManage(request, user); // the resend voids the invitee's live link
     return this.deliveryResponse(await this.invites.resend(user, request.backOffice.user));
   }
 
@@ -434,6 +435,7 @@ export class UsersController {
   @requirePermissions('sessions.manage')
   async revokeSessions(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
     const user = await this.findManageable(request, id);
+    await this.assertMayStillManage(request, user);
     // An API user's "sessions" are its bearer tokens: signing it out everywhere ends them (its secret still works).
     const count = user.kind === 'api' ? await this.apiUsers.revokeTokens(user.id) : await this.sessions.revokeAll(user.id);
     await this.userManager.notify(UserSessionsRevokedNotification, user, { count });
@@ -456,6 +458,17 @@ export class UsersController {
     // Members of admin may act on anyone: no check, and an admin's email edit or forced reset takes no admin lock.
     if (this.groups.mayActOnAnyone(actor)) return undefined;
     return (current) => this.groups.assertMayManage(actor, current);
+  }
+
+  /**
+   * {@link mayManageAsStored} for a write outside the user store (sessions, an invite's email), which cannot run under
+   * the admin group's lock: the check is made there on the user as stored just before that write (403, or 404 when the
+   * user is gone). A promotion committed after it and before the write is not seen; the write ends sessions or mails
+   * the invitee's own address, and moves no credential.
+   */
+  private async assertMayStillManage(request: BackOfficeAuthenticatedRequest, user: BackOfficeUser): Promise<void> {
+    const authorize = this.mayManageAsStored(request);
+    if (authorize) this.throwIfFailed(await this.userManager.authorizeAsStored(user, authorize));
   }
 
   private async findOr404(id: string): Promise<BackOfficeUser> {
