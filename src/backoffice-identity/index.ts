@@ -49,10 +49,12 @@ export {
   deriveUserState,
   redactSecretsWhenLogged,
   toBackOfficeUserDto,
+  type BackOfficeAuthorizedWriteOptions,
   type BackOfficeUser,
   type BackOfficeUserDto,
   type BackOfficeUserState,
   type BackOfficeUserKind,
+  type BackOfficeWriteAuthorizer,
 } from './users/backoffice-user.js';
 export * from './users/stores/user-store.interface.js';
 export { TypeOrmBackOfficeUserStore } from './persistence/typeorm/typeorm-user-store.js';

@@ -15,7 +15,7 @@ import {
   UserPasswordResetRefusedNotification,
   UserProfileUpdatedNotification,
 } from '../notifications/notifications.js';
-import type { BackOfficeUser } from './backoffice-user.js';
+import type { BackOfficeAuthorizedWriteOptions, BackOfficeUser } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUuid } from '../common/ids.js';
 import { BackOfficeDuplicateUserError, isUserEmailChangeStore, type BackOfficeUserProfileChanges, type UserEmailChangeStore } from './stores/user-store.interface.js';
@@ -44,7 +44,7 @@ export class BackOfficeUserLifecycleService {
    * email renews the security stamp (the user's sessions end) and voids outstanding password-reset and invite
    * links, as a confirmed self-service change does, and the user's pending email-change link (it would undo the edit).
    */
-  async updateProfile(user: BackOfficeUser, input: { name?: string; email?: string }, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
+  async updateProfile(user: BackOfficeUser, input: { name?: string; email?: string }, options: BackOfficeAuthorizedWriteOptions = {}): Promise<void> {
     const candidate = await this.validated({ name: input.name ?? user.name, email: input.email ?? user.email });
     const changes: Record<string, { from: unknown; to: unknown }> = {};
     if (candidate.name !== user.name) changes.name = { from: user.name, to: candidate.name };
@@ -145,7 +145,7 @@ export class BackOfficeUserLifecycleService {
    * (`BackOfficeUserManager.clearDirectoryManaged`); the mark is read under the row lock of the removal and of the
    * link, so a mark committed while this ran counts (after the removal: no link, no email, 409 as well).
    */
-  async forcePasswordReset(user: BackOfficeUser, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
+  async forcePasswordReset(user: BackOfficeUser, options: BackOfficeAuthorizedWriteOptions = {}): Promise<void> {
     if (!this.userManager.options.allowPasswordReset) throw BackOfficeHttpError.notFound('Password reset is not enabled.');
     if (this.userManager.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     // The link would give a local password to a user whose password the directory owns: refused, nothing changes
@@ -191,7 +191,7 @@ export class BackOfficeUserLifecycleService {
    * tokens and memberships go with the row, the audit trail keeps the id. `options.authorize` is asked about the user
    * as stored when the row is deleted ({@link BackOfficeUserManager.deleteUser}).
    */
-  async delete(user: BackOfficeUser, actor: BackOfficeUser, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
+  async delete(user: BackOfficeUser, actor: BackOfficeUser, options: BackOfficeAuthorizedWriteOptions = {}): Promise<void> {
     if (user.id === actor.id) throw new BackOfficeHttpError(409, 'cannot_delete_self', 'You cannot delete yourself.');
     const result = await this.userManager.deleteUser(user, options);
     if (!result.succeeded) throw new BackOfficeHttpError(409, 'last_admin', result.errors[0].description);
@@ -220,13 +220,13 @@ export class BackOfficeUserLifecycleService {
   }
 
   /** A name-only edit; with `options.authorize`, checked again on the user as stored under the admin lock ({@link BackOfficeUserManager.changeName}). */
-  private async rename(user: BackOfficeUser, name: string, options: { authorize?: (current: BackOfficeUser) => void }): Promise<void> {
+  private async rename(user: BackOfficeUser, name: string, options: BackOfficeAuthorizedWriteOptions): Promise<void> {
     const renamed = await this.userManager.changeName(user, name, options);
     if (!renamed.succeeded) throw BackOfficeHttpError.notFound('No such user.');
   }
 
   /** A write that moves the email: with a new security stamp and the old address's reset and invite links void, in one transaction. */
-  private async writeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
+  private async writeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges, options: BackOfficeAuthorizedWriteOptions = {}): Promise<void> {
     await this.duplicateAs409(() => this.userManager.changeEmail(user, changes, options));
   }
 

@@ -37,7 +37,7 @@ import { hashRecoveryCode, legacyRecoveryCodeHash, newRecoveryCode, RECOVERY_PRO
 import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
 import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from './backoffice-user.js';
+import { redactSecretsWhenLogged, type BackOfficeAuthorizedWriteOptions, type BackOfficeUser, type BackOfficeUserKind, type BackOfficeWriteAuthorizer } from './backoffice-user.js';
 import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
 import { FallbackPasswordChecker, type BackOfficePasswordChecker } from './passwords/password-checker.js';
 import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
@@ -1042,7 +1042,7 @@ export class BackOfficeUserManager {
    * Notifies either way. With `options.authorize` the write runs under the admin group's lock after `authorize` was
    * asked about the user as stored, as {@link changeEmail}'s does (OWASP ASVS 5.0 15.4.2); a throw aborts, nothing written.
    */
-  async setLockoutEnd(user: BackOfficeUser, lockoutEnd: Date | null, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<IdentityResult> {
+  async setLockoutEnd(user: BackOfficeUser, lockoutEnd: Date | null, options: BackOfficeAuthorizedWriteOptions = {}): Promise<IdentityResult> {
     if (!isUserLockoutStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('lockout'));
     if (!user.lockoutEnabled) return IdentityResult.failed(this.errorDescriber.userLockoutNotEnabled());
     const now = this.now();
@@ -1115,7 +1115,7 @@ export class BackOfficeUserManager {
    * When it throws, nothing is written and the error goes on.
    * @throws BackOfficeDuplicateUserError when the email or username is taken (nothing is written then).
    */
-  async changeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<void> {
+  async changeEmail(user: BackOfficeUser, changes: BackOfficeUserProfileChanges, options: BackOfficeAuthorizedWriteOptions = {}): Promise<void> {
     const stamp = this.supportsUserSecurityStamp ? this.newSecurityStamp() : null;
     const now = this.now();
     const write = async (store: BackOfficeUserStore) => {
@@ -1133,7 +1133,7 @@ export class BackOfficeUserManager {
    * {@link changeEmail}'s does (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2); a throw aborts, nothing written. `not_found` when
    * the user is gone (checked only with `authorize`).
    */
-  async changeName(user: BackOfficeUser, name: string, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<IdentityResult> {
+  async changeName(user: BackOfficeUser, name: string, options: BackOfficeAuthorizedWriteOptions = {}): Promise<IdentityResult> {
     const now = this.now();
     const written = await this.writeAuthorized(user.id, (store) => store.updateProfile(user.id, { name }, now), options.authorize);
     if (written === 'not_found') return IdentityResult.failed(this.errorDescriber.notFound('user'));
@@ -1148,7 +1148,7 @@ export class BackOfficeUserManager {
    * user as the last membership change left them (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2). A throw goes on; `not_found`
    * when the user is gone.
    */
-  async authorizeAsStored(user: BackOfficeUser, authorize: (current: BackOfficeUser) => void): Promise<IdentityResult> {
+  async authorizeAsStored(user: BackOfficeUser, authorize: BackOfficeWriteAuthorizer): Promise<IdentityResult> {
     const found = await this.writeAuthorized(user.id, async () => {}, authorize);
     return found === 'not_found' ? IdentityResult.failed(this.errorDescriber.notFound('user')) : IdentityResult.success();
   }
@@ -1172,7 +1172,7 @@ export class BackOfficeUserManager {
     user: BackOfficeUser,
     enabled: boolean,
     first?: (store: BackOfficeUserStore) => Promise<void>,
-    authorize?: (current: BackOfficeUser) => void,
+    authorize?: BackOfficeWriteAuthorizer,
   ): Promise<IdentityResult> {
     if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
     const stamp = this.newSecurityStamp();
@@ -1406,7 +1406,7 @@ export class BackOfficeUserManager {
    * nothing is removed (no enrolment either) and the error goes on. An admin's reset checked on a copy read before the
    * user was made an admin would otherwise strip that admin's second factor.
    */
-  async resetTwoFactor(user: BackOfficeUser, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<IdentityResult> {
+  async resetTwoFactor(user: BackOfficeUser, options: BackOfficeAuthorizedWriteOptions = {}): Promise<IdentityResult> {
     if (!isUserTwoFactorStore(this.store)) {
       for (const provider of this.twoFactorProviders) await provider.reset(user);
       if (isUserRecoveryCodeStore(this.store)) await this.store.replaceRecoveryCodes(user.id, [], this.now());
@@ -1441,7 +1441,7 @@ export class BackOfficeUserManager {
     user: BackOfficeUser,
     isApproved: boolean,
     disable: { reason?: string | null; until?: Date | null } = {},
-    options: { authorize?: (current: BackOfficeUser) => void } = {},
+    options: BackOfficeAuthorizedWriteOptions = {},
   ): Promise<IdentityResult> {
     const removesAdmin = (current: BackOfficeUser) => !isApproved && isEnabledAdmin(current);
     const changes = isApproved
@@ -1490,7 +1490,7 @@ export class BackOfficeUserManager {
    */
   async removePassword(
     user: BackOfficeUser,
-    options: { unlessDirectoryManaged?: boolean; authorize?: (current: BackOfficeUser) => void } = {},
+    options: BackOfficeAuthorizedWriteOptions & { unlessDirectoryManaged?: boolean } = {},
   ): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
     if (options.unlessDirectoryManaged && this.isDirectoryManaged(user)) return IdentityResult.failed(this.errorDescriber.passwordManagedByDirectory());
@@ -1517,7 +1517,7 @@ export class BackOfficeUserManager {
    * Deletes the user (sessions and tokens go with it); refuses to delete the last enabled admin. `options.authorize`
    * as in {@link setApproved}: asked about the user as stored when the row is deleted.
    */
-  async deleteUser(user: BackOfficeUser, options: { authorize?: (current: BackOfficeUser) => void } = {}): Promise<IdentityResult> {
+  async deleteUser(user: BackOfficeUser, options: BackOfficeAuthorizedWriteOptions = {}): Promise<IdentityResult> {
     const written = await this.writeUnlessLastAdmin(isEnabledAdmin, user.id, (store) => store.delete(user.id), options.authorize);
     // A user deleted meanwhile is gone either way.
     return written !== 'last_admin' ? IdentityResult.success() : IdentityResult.failed(this.errorDescriber.lastAdmin());
@@ -1548,7 +1548,7 @@ export class BackOfficeUserManager {
   async setGroups(
     user: BackOfficeUser,
     groups: string[],
-    options: { byProvider?: string; authorize?: (current: BackOfficeUser) => void } = {},
+    options: BackOfficeAuthorizedWriteOptions & { byProvider?: string } = {},
   ): Promise<IdentityResult> {
     if (!isUserGroupStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('groups'));
     const managedBy = await this.groupsManagedBy(user);
@@ -1660,7 +1660,7 @@ export class BackOfficeUserManager {
     removesAdmin: (current: BackOfficeUser) => boolean,
     userId: string,
     write: (store: BackOfficeUserStore) => Promise<void>,
-    check?: (current: BackOfficeUser) => void,
+    check?: BackOfficeWriteAuthorizer,
   ): Promise<'written' | 'last_admin' | 'not_found'> {
     if (!isUserGroupStore(this.store)) {
       await this.inTransaction(write);
@@ -1687,7 +1687,7 @@ export class BackOfficeUserManager {
   private async writeAuthorized(
     userId: string,
     write: (store: BackOfficeUserStore) => Promise<void>,
-    authorize?: (current: BackOfficeUser) => void,
+    authorize?: BackOfficeWriteAuthorizer,
   ): Promise<'written' | 'not_found'> {
     if (!authorize) {
       await this.inTransaction(write);

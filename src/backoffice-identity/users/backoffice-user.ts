@@ -64,6 +64,19 @@ export interface BackOfficeUser {
   directoryManagedAt?: Date | null;
 }
 
+/**
+ * Re-checks a caller's right to act on a user, given the user as stored when the write takes the admin group's
+ * lock (throw to refuse; nothing is written then). Passed as `authorize` to the manager's and lifecycle service's
+ * writes on other users, so a check made on a copy read before a concurrent promotion cannot let the write through.
+ */
+export type BackOfficeWriteAuthorizer = (current: BackOfficeUser) => void;
+
+/** Options of a write on another user that can be re-checked against the user as stored ({@link BackOfficeWriteAuthorizer}). */
+export interface BackOfficeAuthorizedWriteOptions {
+  /** Called with the user as stored, under the admin group's lock, before anything is written. */
+  authorize?: BackOfficeWriteAuthorizer;
+}
+
 /** What kind of user: a person, or a machine using client credentials. */
 export type BackOfficeUserKind = 'person' | 'api';
 

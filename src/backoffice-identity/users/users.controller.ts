@@ -21,7 +21,7 @@ import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.serv
 import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.service.js';
 import { mayManageTargetErrors, requirePermissions } from '../permissions/permission-errors.decorator.js';
 import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
-import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from './backoffice-user.js';
+import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto, type BackOfficeWriteAuthorizer } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUserQueryStore } from './stores/user-store.interface.js';
 import { BackOfficeUserImporter, type ImportRecordToAuthorize } from './import/backoffice-user-importer.js';
@@ -453,7 +453,7 @@ export class UsersController {
    * delete, an edit, a forced password reset, a 2FA reset, an unlock) runs: a user made an admin (or given a permission the caller lacks) after {@link findManageable} read them
    * is no longer the caller's to change (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2).
    */
-  private mayManageAsStored(request: BackOfficeAuthenticatedRequest): ((current: BackOfficeUser) => void) | undefined {
+  private mayManageAsStored(request: BackOfficeAuthenticatedRequest): BackOfficeWriteAuthorizer | undefined {
     const actor = request.backOffice.user;
     // Members of admin may act on anyone: no check, and an admin's email edit or forced reset takes no admin lock.
     if (this.groups.mayActOnAnyone(actor)) return undefined;
