@@ -2,7 +2,7 @@ import pg from 'pg';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, reauthenticate, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaiters, until } from '../support/lock-waits.js';
+import { lockWaiters, lockWaitersReach, until } from '../support/lock-waits.js';
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
@@ -152,26 +152,25 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
     const observer = new pg.Client({ connectionString: db.url });
     await blocker.connect();
     await observer.connect();
+    const storedSecret = async () =>
+      (await observer.query('SELECT secret_hash, rotated_at FROM backoffice_api_client WHERE user_id = $1', [robotId])).rows[0] as { secret_hash: string; rotated_at: Date | null };
+    const before = await storedSecret();
     try {
+      // The test holds the admin group's lock (the lock every membership change takes) in its own transaction: the
+      // desk's rotation passes its checks (the robot holds only users.read), then waits for that lock; the test's
+      // transaction puts the robot in admin and commits. Before the re-check the rotation went ahead on its stale check.
       await blocker.query('BEGIN');
-      await blocker.query('SELECT 1 FROM backoffice_api_client WHERE user_id = $1 FOR UPDATE', [robotId]);
-      // 1. The desk (allowed: the robot holds only users.read) rotates; its write waits at the client's row.
+      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
       const rotation = desk.post(`/users/api/${robotId}/rotate-secret`, {});
-      await until(async () => (await lockWaiters(observer)) >= 1);
-      // 2. An admin puts the robot in admin meanwhile.
-      let promotedFirst = false;
-      const promotion = admin.request('PUT', `/users/${robotId}/groups`, { body: { groups: ['rot-readers', 'admin'] } }).then((res) => {
-        promotedFirst = true;
-        return res;
-      });
-      // Either the promotion commits at once (it does not wait for the rotation) or it waits for it.
-      await until(async () => promotedFirst || (await lockWaiters(observer)) >= 2);
-      const promotedBeforeRotation = promotedFirst;
+      await lockWaitersReach(observer, 1);
+      await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = 'admin'`, [robotId]);
       await blocker.query('COMMIT');
-      const [rotated, promoted] = await Promise.all([rotation, promotion]);
-      expect(promoted.status, promoted.text).toBe(200);
-      // The desk may not hold the secret of an API user in admin: refused, or written before the promotion.
-      expect({ promotedBeforeRotation, rotation: rotated.status }).toEqual({ promotedBeforeRotation, rotation: promotedBeforeRotation ? 403 : 200 });
+      const rotated = await rotation;
+      // The desk may not hold the secret of an API user in admin.
+      expect(rotated.status, `rotation of an API user made an admin meanwhile: ${rotated.text}`).toBe(403);
+      expect(rotated.body.code).toBe('forbidden');
+      expect(rotated.body.clientSecret).toBeUndefined();
+      expect(await storedSecret(), 'a new secret was written').toEqual(before);
     } finally {
       await blocker.query('ROLLBACK').catch(() => undefined);
       await blocker.end().catch(() => undefined);
