@@ -1,7 +1,13 @@
 import pg from 'pg';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, reauthenticate, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import {
+  InMemoryBackOfficeStores,
+  type InMemoryBackOfficeApiClientStore,
+  type InMemoryBackOfficeStoreSet,
+  type InMemoryBackOfficeUserStore,
+} from '../../src/backoffice-identity/index.js';
+import { createIdentityApp, reauthenticate, signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { lockWaiters, lockWaitersReach, until } from '../support/lock-waits.js';
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
@@ -175,6 +181,90 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
       await blocker.query('ROLLBACK').catch(() => undefined);
       await blocker.end().catch(() => undefined);
       await observer.end();
+    }
+  });
+});
+
+/**
+ * The same rotation on stores that cannot join the admin lock's transaction (the in-memory API-client store has no
+ * `inTransactionOf`, nor may a host's): the re-check under the lock must still cover the secret's write, so the write
+ * happens before the lock is released. The in-memory lock is a promise chain (KeyedMutex, no timers), so the
+ * interleaving is held by pausing the store's real `rotateSecret` until the test opens it: the promotion asked for
+ * the lock meanwhile, and one turn of the event loop is enough for it to run if the lock is free.
+ */
+describe('a rotation on an API-client store that cannot join the lock\'s transaction (in-memory stores)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let stores: InMemoryBackOfficeStoreSet;
+  const make = userFactory(() => ctx, 'rotmem');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    stores = InMemoryBackOfficeStores.create();
+    ctx = await createIdentityApp(db, { identity: { stores, rateLimits: { enabled: false } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('OWASP ASVS 5.0 15.4.2, 4.0 4.1.3: an API user cannot be put in admin between a lesser admin\'s re-check under the lock and the secret\'s write', async () => {
+    const admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
+    expect((await admin.post('/groups', { alias: 'rotmem-desk', name: 'Desk', permissions: ['users.read', 'users.manage'] })).status).toBe(201);
+    const desk = await signedInClient(ctx, (await make({ groups: ['rotmem-desk'] })).email);
+    const created = await admin.post('/users/api', { name: 'Promoted in memory', groups: ['editor'] });
+    expect(created.status, created.text).toBe(201);
+    const robotId = created.body.user.id as string;
+
+    const api = stores.apiClientStore as InMemoryBackOfficeApiClientStore;
+    const users = stores.userStore as InMemoryBackOfficeUserStore;
+    let entered!: () => void;
+    const rotationWriting = new Promise<void>((resolve) => (entered = resolve));
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let asked!: () => void;
+    const promotionAsked = new Promise<void>((resolve) => (asked = resolve));
+    let watching = false;
+    let promotionRan = false;
+    const realRotate = api.rotateSecret.bind(api);
+    const realLock = users.withGroupLock.bind(users);
+    Object.assign(api, {
+      rotateSecret: async (...args: Parameters<InMemoryBackOfficeApiClientStore['rotateSecret']>) => {
+        entered();
+        await gate;
+        return realRotate(...args);
+      },
+    });
+    Object.assign(users, {
+      withGroupLock: <T>(alias: string, work: (store: InMemoryBackOfficeUserStore) => Promise<T>): Promise<T> => {
+        if (!watching || alias !== 'admin') return realLock(alias, work);
+        asked();
+        return realLock(alias, (store) => {
+          promotionRan = true;
+          return work(store);
+        });
+      },
+    });
+    try {
+      // 1. The desk (allowed: the robot is only an editor) rotates; its secret's write is paused.
+      const rotation = desk.post(`/users/api/${robotId}/rotate-secret`, {});
+      await rotationWriting;
+      // 2. An admin puts the robot in admin meanwhile: it asks for the admin lock.
+      watching = true;
+      const promotion = admin.request('PUT', `/users/${robotId}/groups`, { body: { groups: ['editor', 'admin'] } });
+      await promotionAsked;
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(promotionRan, 'the promotion ran between the rotation\'s re-check under the admin lock and its write').toBe(false);
+      open();
+      const [rotated, promoted] = await Promise.all([rotation, promotion]);
+      // The rotation was written before the promotion, while the robot was an editor: both stand.
+      expect(rotated.status, rotated.text).toBe(200);
+      expect(promoted.status, promoted.text).toBe(200);
+    } finally {
+      open();
+      delete (api as Partial<InMemoryBackOfficeApiClientStore>).rotateSecret;
+      delete (users as Partial<InMemoryBackOfficeUserStore>).withGroupLock;
     }
   });
 });

@@ -74,9 +74,15 @@ export interface BackOfficeApiClientStore {
   revokeAccessTokens(userId: string, now: Date): Promise<number>;
   /**
    * Optional: this store writing inside the open transaction of `userStore` (the store a user store's
-   * `transaction` hands its work), or null when it cannot join it (another database, no transaction open). A
-   * disable revokes an API user's bearer tokens through it, so the revocation commits or rolls back with the disable
-   * (OWASP ASVS 4.0 3.3.1); without it the tokens are revoked right after the disable's commit.
+   * `transaction` or `withGroupLock` hands its work), or null when it cannot join it (another database, no transaction
+   * open). Used by:
+   * - a disable, which revokes an API user's bearer tokens through it, so the revocation commits or rolls back with
+   *   the disable (OWASP ASVS 4.0 3.3.1); without it the tokens are revoked right after the disable's commit;
+   * - a secret rotation by a caller outside `admin` (`POST /users/api/:id/rotate-secret`), which re-checks the caller's
+   *   right to manage the API user under the `admin` group lock and writes the new secret and revokes the tokens
+   *   through it, in that transaction (OWASP ASVS 5.0 15.4.2). Without it the rotation is written through this store
+   *   while the lock is still held (not rolled back with it); the lock's transaction keeps its connection meanwhile,
+   *   so a store sharing the user store's connection pool should implement this method.
    */
   inTransactionOf?(userStore: BackOfficeUserStore): BackOfficeApiClientStore | null;
   /** Deletes tokens expired for more than a day. */

@@ -149,8 +149,11 @@ export class BackOfficeApiUserService {
    * Rotates (and revokes the tokens so far) in the user store's `admin` group lock, the lock every change of group
    * membership takes, with `authorize` asked about the API user as stored under it: a caller's check cannot rest on
    * a copy that a concurrent promotion (into `admin`, or a group with permissions the caller lacks) made stale (OWASP
-   * ASVS 5.0 15.4.2). A client store that cannot join that transaction rotates after it, as before (no second
-   * connection is awaited while the lock is held).
+   * ASVS 5.0 15.4.2). A client store that can join that transaction (`inTransactionOf`) writes in it; one that cannot
+   * (the in-memory store, a host's store on another database) writes while the lock is still held, before it is
+   * released, so a promotion still waits for the rotation (its write is not rolled back if the lock's transaction
+   * fails after it). The lock's transaction keeps its connection meanwhile, so a store sharing the user store's
+   * connection pool should implement `inTransactionOf` rather than take a second connection from it.
    */
   private async rotateUnderGroupLock(
     userId: string,
@@ -161,17 +164,15 @@ export class BackOfficeApiUserService {
   ): Promise<{ clientId: string | null; tokensRevoked: boolean }> {
     const users = this.userManager.store;
     if (authorize && isUserGroupStore(users)) {
-      const locked = await users.withGroupLock('admin', async (tx) => {
+      return users.withGroupLock('admin', async (tx) => {
         const current = await tx.findById(userId);
-        if (!current || current.kind !== 'api') return { clientId: null, tokensRevoked: false, joined: true };
+        if (!current || current.kind !== 'api') return { clientId: null, tokensRevoked: false };
         authorize(current);
-        const joined = this.store.inTransactionOf?.(tx) ?? null;
-        if (!joined) return { clientId: null, tokensRevoked: false, joined: false };
-        const clientId = await joined.rotateSecret(userId, secretHash, previousExpires, now);
-        if (clientId) await joined.revokeAccessTokens(userId, now);
-        return { clientId, tokensRevoked: clientId !== null, joined: true };
+        const clients = this.store.inTransactionOf?.(tx) ?? this.store;
+        const clientId = await clients.rotateSecret(userId, secretHash, previousExpires, now);
+        if (clientId) await clients.revokeAccessTokens(userId, now);
+        return { clientId, tokensRevoked: clientId !== null };
       });
-      if (locked.joined) return locked;
     }
     return { clientId: await this.store.rotateSecret(userId, secretHash, previousExpires, now), tokensRevoked: false };
   }
