@@ -183,6 +183,30 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
       await observer.end();
     }
   });
+  it('a caller in admin may manage any API user: its rotation takes no admin lock (no re-check to make, as for /users/:id)', async () => {
+    await reauthenticate(admin);
+    const created = await admin.post('/users/api', { name: 'Admin-rotated', groups: ['rot-readers'] });
+    expect(created.status, created.text).toBe(201);
+    const robotId = created.body.user.id as string;
+    const blocker = new pg.Client({ connectionString: db.url });
+    const observer = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    await observer.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
+      const rotation = admin.post(`/users/api/${robotId}/rotate-secret`, {});
+      const first = await Promise.race([rotation.then(() => 'answered'), lockWaitersReach(observer, 1).then(() => 'waited for the admin lock')]);
+      await blocker.query('COMMIT');
+      expect(first, 'an admin\'s rotation waited for the admin group lock').toBe('answered');
+      const rotated = await rotation;
+      expect(rotated.status, rotated.text).toBe(200);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      await blocker.end().catch(() => undefined);
+      await observer.end();
+    }
+  });
 });
 
 /**

@@ -4,6 +4,7 @@ import { ErrorResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
+import { mayManageAsStored } from '../groups/may-manage-as-stored.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/http-platform.js';
@@ -78,6 +79,7 @@ export class ApiUsersController {
     if (!user || user.kind !== 'api') throw BackOfficeHttpError.notFound('No such API user.');
     this.groups.assertMayManage(request.backOffice.user, user);
     // Again on the API user as stored when the secret is written: a promotion meanwhile is not the caller's to use.
-    return this.apiUsers.rotateSecret(id, body.overlapMinutes, (current) => this.groups.assertMayManage(request.backOffice.user, current));
+    // A caller in admin may manage anyone: no re-check, and no admin lock (as for /users/:id).
+    return this.apiUsers.rotateSecret(id, body.overlapMinutes, mayManageAsStored(this.groups, request.backOffice.user));
   }
 }

@@ -16,6 +16,7 @@ import { UserSessionsRevokedNotification } from '../notifications/notifications.
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
+import { mayManageAsStored } from '../groups/may-manage-as-stored.js';
 import { AdminUpdateUserDto, DisableUserDto } from './account.dto.js';
 import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.service.js';
 import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.service.js';
@@ -454,10 +455,7 @@ export class UsersController {
    * is no longer the caller's to change (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2).
    */
   private mayManageAsStored(request: BackOfficeAuthenticatedRequest): BackOfficeWriteAuthorizer | undefined {
-    const actor = request.backOffice.user;
-    // Members of admin may act on anyone: no check, and an admin's email edit or forced reset takes no admin lock.
-    if (this.groups.mayActOnAnyone(actor)) return undefined;
-    return (current) => this.groups.assertMayManage(actor, current);
+    return mayManageAsStored(this.groups, request.backOffice.user);
   }
 
   /**

@@ -1,0 +1,17 @@
+import type { BackOfficeWriteAuthorizer } from '../users/backoffice-user.js';
+import type { BackOfficeGroupService, GroupActor } from './backoffice-group.service.js';
+
+/**
+ * The target check again, on the user as stored when a write under the admin group's lock runs (groups, disable,
+ * enable, delete, an edit, a forced password reset, a 2FA reset, an unlock, an API user's secret rotation): a user made an admin (or
+ * given a permission the caller lacks) after the caller's first check read them is no longer the caller's to change
+ * (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2). `undefined` for members of `admin`, who may act on anyone: no check, and a
+ * write that takes the admin lock only for the check (an email edit, a forced reset, a rotation) takes none.
+ */
+export function mayManageAsStored(
+  groups: Pick<BackOfficeGroupService, 'mayActOnAnyone' | 'assertMayManage'>,
+  actor: GroupActor,
+): BackOfficeWriteAuthorizer | undefined {
+  if (groups.mayActOnAnyone(actor)) return undefined;
+  return (current) => groups.assertMayManage(actor, current);
+}
