@@ -106,6 +106,17 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('POST /auth/token\'s expires_in says it counts to the stored expiry, shorter for a token of a previous secret within its overlap', async () => {
+    const document = (await new HttpClient(ctx.url).get('/backoffice/openapi.json')).body;
+    const ref = document.paths['/backoffice/auth/token'].post.responses['200'].content['application/json'].schema.$ref as string;
+    const expiresIn = document.components.schemas[ref.split('/').pop()!].properties.expires_in;
+    expect(expiresIn.type).toBe('number');
+    expect(expiresIn.description, 'expires_in description').toBeTypeOf('string');
+    expect(expiresIn.description).toMatch(/seconds until the stored expiry/i);
+    expect(expiresIn.description).toMatch(/previous secret/i);
+    expect(expiresIn.description).toMatch(/overlap/i);
+  });
+
   it('429 descriptions of per-IP limits say that an IPv6 client is also counted per its wider prefix (rateLimits.ipv6AggregateSubnet, /56 at 16 times)', async () => {
     const document = (await new HttpClient(ctx.url).get('/backoffice/openapi.json')).body;
     // limits per user, not per IP: the wider IPv6 prefix has nothing to do with them

@@ -71,7 +71,12 @@ export class TokenRequestDto {
 export class TokenResponse {
   @ApiProperty() access_token!: string;
   @ApiProperty({ enum: ['Bearer'] }) token_type!: 'Bearer';
-  @ApiProperty({ example: 600 }) expires_in!: number;
+  @ApiProperty({
+    example: 600,
+    description:
+      'Seconds until the stored expiry of the token (whole seconds, rounded down). Usually apiUsers.tokenLifetimeMinutes times 60; shorter when the token was issued for a previous secret within its overlap after a rotation (it ends when that secret does).',
+  })
+  expires_in!: number;
 }
 
 export class OAuthErrorResponse {
