@@ -123,12 +123,24 @@ function markFormBody(request: BackOfficeHttpRequest): void {
 }
 
 /**
+ * The name of a parsed form's object that came first in the body, as far as a byte order mark goes. `Object.keys` lists
+ * integer-like names (array indexes, `0`, `7`) before the others whatever their place in the body, and keeps the body's
+ * order for the rest; a name that starts with U+FEFF is never integer-like, so the field a leading mark sits on is the
+ * first name that is not an array index (`\ufeffgrant_type=client_credentials&0=y` lists `0` first). Undefined when
+ * every name is integer-like (no mark to drop). Only integer-like names before a marked one (`0=y&\ufeffa=1`, a mark
+ * that was not the body's first bytes) cannot be told apart from this order; that name then loses its mark too.
+ */
+function firstFieldInBody(names: readonly string[]): string | undefined {
+  return names.find((name) => !(/^(?:0|[1-9]\d{0,9})$/.test(name) && Number(name) <= 2 ** 32 - 2));
+}
+
+/**
  * On Fastify, the fields of a form body (marked by {@link markFormBody}) as Express reads them: Express's body-parser
  * decodes the bytes with `iconv-lite`, which drops a byte order mark before the first field, and its `qs` parser skips a
  * field without a name (`=x`, `&&`). Nest's Fastify parser (`fast-querystring` on the bytes as UTF-8) kept the mark in
  * the first field's name and the empty name as a field: `\ufeffgrant_type=client_credentials` was a token request on
  * Express and 400 `grant_type is required` on Fastify, and `PUT /auth/me` applied a form on one and refused it (unknown
- * field) on the other. The first name loses its mark (its value joins a field of the same name after it, first, as `qs`
+ * field) on the other. The first name ({@link firstFieldInBody}, not `Object.keys`'s first) loses its mark (its value joins a field of the same name after it, first, as `qs`
  * puts repeated names in an array); fields without a name are dropped; a name that would become `__proto__` keeps its
  * mark (the module refuses it as an unknown field, never a prototype key). Anything else is left as it was.
  */
@@ -137,8 +149,8 @@ export function readFormFieldsAsExpress(request: BackOfficeHttpRequestWithBody):
   if (!formBodies.has(request.raw ?? request) || body === null || typeof body !== 'object' || Array.isArray(body)) return;
   const fields = body as Record<string, unknown>;
   const names = Object.keys(fields);
-  if (!names.some((name, i) => name === '' || (i === 0 && name.startsWith('\ufeff')))) return;
-  const first = names[0];
+  const first = firstFieldInBody(names) ?? '';
+  if (!names.some((name) => name === '' || (name === first && name.startsWith('\ufeff')))) return;
   const unmarked = first.startsWith('\ufeff') && first !== '\ufeff__proto__' ? first.slice(1) : first;
   const read: Record<string, unknown> = Object.create(null);
   for (const name of names) {
