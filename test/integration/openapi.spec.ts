@@ -137,6 +137,8 @@ describe('OpenAPI document', () => {
         expect(description, route).toMatch(/\/56/);
         expect(description, route).toMatch(/`rateLimits\.ipv6AggregateMultiplier`/);
         expect(description, route).toMatch(/16 times/);
+        // an IPv6 address that embeds an IPv4 address is counted as that IPv4 address (ip-rate-limit-key.ts)
+        expect(description, route).toMatch(/IPv4-mapped, 6to4, Teredo, NAT64 `64:ff9b::\/96`\) counts as that IPv4 address/);
       }
     }
     expect(perIp).toEqual(expect.arrayContaining([
