@@ -128,4 +128,51 @@ suite('reset-password and accept-invite pages: the link is checked on load (real
       expect(await page.locator('#bo-link-account').isHidden(), String(answer)).toBe(true);
     }
   });
+
+  it('a verify answer that comes after a submit used the token is ignored: no "link invalid" flash, the form stays, the focus is not moved while the page leaves', async () => {
+    const user = await newUser('late-verify@example.com');
+    const link = await resetLink(user);
+    const page = await newPage();
+    // page.route only orders events: the verify request reaches the real server after the submit, the next page's
+    // navigation is held until the verify answer is in (the leaving page is still there when it comes).
+    let releaseVerify!: () => void;
+    const verifyHeld = new Promise<void>((resolve) => (releaseVerify = resolve));
+    await page.route('**/auth/reset-password/verify', async (route) => {
+      await verifyHeld;
+      await route.continue();
+    });
+    let releaseNext!: () => void;
+    const nextHeld = new Promise<void>((resolve) => (releaseNext = resolve));
+    await page.route((target) => target.searchParams.get('notice') === 'password-reset', async (route) => {
+      await nextHeld;
+      await route.continue();
+    });
+    // What the reset page does, reported as it happens (the leaving page cannot be read: its next navigation is pending).
+    const seen: string[] = [];
+    await page.exposeFunction('reportResetPage', (what: string) => void seen.push(what));
+    await page.addInitScript(() => {
+      if (!location.pathname.endsWith('/reset-password')) return;
+      const report = (what: string) => (window as unknown as { reportResetPage(what: string): void }).reportResetPage(what);
+      document.addEventListener('DOMContentLoaded', () => {
+        const alertBox = document.getElementById('bo-alert')!;
+        new MutationObserver(() => alertBox.textContent && report(`alert: ${alertBox.textContent}`)).observe(alertBox, { childList: true, subtree: true, characterData: true });
+        new MutationObserver(() => report('form hidden')).observe(document.getElementById('bo-reset-form')!, { attributes: true, attributeFilter: ['hidden'] });
+        document.addEventListener('focusin', (event) => report(`focus: ${(event.target as HTMLElement).id || (event.target as HTMLElement).textContent}`));
+      });
+    });
+    await page.goto(link);
+    await page.locator('#bo-new-password').fill('a brand new passphrase after the late verify');
+    const submitted = page.waitForResponse((response) => response.url().endsWith('/auth/reset-password') && response.request().method() === 'POST');
+    await page.locator('#bo-reset-form button[type=submit]').click();
+    expect((await submitted).status()).toBe(200);
+    const verified = page.waitForResponse((response) => response.url().endsWith('/auth/reset-password/verify'));
+    seen.length = 0;
+    releaseVerify();
+    expect((await verified).status()).toBe(400); // the token is used now: the server refuses the link
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(seen).toEqual([]);
+    releaseNext();
+    await page.waitForURL((target) => target.searchParams.get('notice') === 'password-reset');
+  });
+
 });

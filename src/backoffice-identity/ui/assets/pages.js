@@ -386,10 +386,13 @@
    * is: its submit says what is wrong. With `denyLocalLogin` the invite page has no form (`form` null): the same
    * check, the provider buttons hidden on a refusal, and on a live link the account line (above the buttons: the
    * account the provider login will join, which may differ from the provider's address), with no username field.
+   * An answer that comes once a submit has started (`submitStarted()`: the person, or a password manager, was
+   * quicker) is ignored: that submit may have used the token, so a late "refused" would flash the error and move the
+   * focus while the page leaves; the submit's own answer says what happened.
    */
-  function verifyLink(form, verifyEndpoint, link, invalidKey) {
+  function verifyLink(form, verifyEndpoint, link, invalidKey, submitStarted) {
     S.request('POST', verifyEndpoint, { userId: link.userId, token: link.token }, { retry: false }).then(function (res) {
-      if (linkIsRefused) return;
+      if (linkIsRefused || submitStarted()) return;
       if (linkRefused(res)) {
         refuseLink(form, invalidKey);
         return;
@@ -425,8 +428,12 @@
       return null;
     }
     // With denyLocalLogin the invite page has no form, only its provider buttons: the link is checked all the same.
-    verifyLink(form, verifyEndpoint, link, invalidKey);
+    var submitted = false;
+    verifyLink(form, verifyEndpoint, link, invalidKey, function () {
+      return submitted;
+    });
     handleForm(form, function (values) {
+      submitted = true;
       var body = { userId: link.userId, token: link.token };
       body[passwordField] = values.newPassword;
       return S.request('POST', endpoint, body, { retry: false }).then(function (res) {
