@@ -175,4 +175,18 @@ suite('reset-password and accept-invite pages: the link is checked on load (real
     await page.waitForURL((target) => target.searchParams.get('notice') === 'password-reset');
   });
 
+  it('a dead email-change link behaves as the reset page\'s: the error shown, the form hidden, the focus on the error at once; axe clean', async () => {
+    const user = await newUser('dead-email-change@example.com');
+    const page = await newPage();
+    await page.goto(linkTo('/confirm-email', user, 'not-a-live-token'));
+    // Where the submit came from keeps the focus (as a password manager's or a script's submit does)
+    await page.getByRole('link', { name: 'Back to sign in' }).focus();
+    const confirmed = page.waitForResponse((response) => response.url().endsWith('/auth/me/email/confirm'));
+    await page.locator('#bo-confirm-email-form').evaluate((form: HTMLFormElement) => form.requestSubmit());
+    expect((await confirmed).status()).toBe(400);
+    await expect.poll(() => alert(page).textContent()).toContain('This link is invalid');
+    expect(await page.locator('#bo-confirm-email-form').isHidden()).toBe(true);
+    await expect.poll(() => focused(page)).toBe('bo-alert');
+    expect((await axeScan(page)).violations).toEqual([]);
+  });
 });

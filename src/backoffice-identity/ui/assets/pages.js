@@ -13,7 +13,7 @@
   var el = S.el;
   var alertBox = document.getElementById('bo-alert');
   var statusBox = document.getElementById('bo-status');
-  /** The page's emailed link was refused by the API (reset / invite pages; see refuseLink). */
+  /** The page's emailed link was refused by the API (reset / invite / email-change pages; see refuseLink). */
   var linkIsRefused = false;
 
   function $(id) {
@@ -463,7 +463,11 @@
     if (link) inviteProviders(link);
   }
 
-  /** The email-change link: posts the fragment's user id and token, then the sign-in page (every session ended). */
+  /**
+   * The email-change link: posts the fragment's user id and token, then the sign-in page (every session ended). A
+   * refused link goes through {@link refuseLink} as on the reset page: the form hidden, the error shown and given the
+   * focus (this page has no "Ask for a new link").
+   */
   function confirmEmail() {
     var form = $('bo-confirm-email-form');
     var link = readLinkFragment();
@@ -475,9 +479,11 @@
     handleForm(form, function () {
       return S.request('POST', '/auth/me/email/confirm', { userId: link.userId, token: link.token }, { retry: false }).then(function (res) {
         if (res.status === 200) return leave(S.base + '?notice=email-changed');
-        var refused = linkRefused(res);
-        if (refused) form.hidden = true;
-        showError(refused ? t('linkInvalid') : S.errorText(res));
+        if (linkRefused(res)) {
+          refuseLink(form, 'linkInvalid');
+          return;
+        }
+        showError(S.errorText(res));
       });
     });
   }
