@@ -22,8 +22,10 @@ const DELAYED = ['/token', '/jwks', '/me'];
 /** A loopback proxy in front of the provider: forwards everything (with its own Host), holding the calls in {@link DELAYED}. */
 class DelayingProxy {
   delayMs = 0;
+  /** A delay for one call by what it carries (the token request's authorization code), else {@link delayMs}. */
+  delayOf?: (path: string, body: string) => number | undefined;
   /** Provider calls the proxy received, and whether the app hung up before the answer (its deadline ended the call). */
-  readonly calls: Array<{ path: string; at: number; abandoned: boolean }> = [];
+  readonly calls: Array<{ path: string; at: number; abandoned: boolean; body: string; answeredAt?: number }> = [];
   private server?: Server;
 
   constructor(private readonly target: () => number) {}
@@ -32,14 +34,16 @@ class DelayingProxy {
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       const delayed = DELAYED.some((p) => path === p || path.startsWith(`${p}/`));
-      const call = { path, at: Date.now(), abandoned: false };
+      const call: DelayingProxy['calls'][number] = { path, at: Date.now(), abandoned: false, body: '' };
       if (delayed) this.calls.push(call);
       res.on('close', () => {
         if (!res.writableFinished) call.abandoned = true;
+        else call.answeredAt = Date.now();
       });
       const body: Buffer[] = [];
       req.on('data', (chunk: Buffer) => body.push(chunk));
       req.on('end', () => {
+        call.body = Buffer.concat(body).toString();
         setTimeout(() => {
           if (call.abandoned) return;
           const upstream = forward({ host: '127.0.0.1', port: this.target(), method: req.method, path: req.url, headers: req.headers }, (answer) => {
@@ -48,7 +52,7 @@ class DelayingProxy {
           });
           upstream.on('error', () => res.destroy());
           upstream.end(Buffer.concat(body));
-        }, delayed ? this.delayMs : 0);
+        }, delayed ? (this.delayOf?.(path, call.body) ?? this.delayMs) : 0);
       });
     });
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
@@ -97,6 +101,7 @@ describe('External login callback deadline (one budget for all provider calls of
   });
   afterEach(() => {
     proxy.delayMs = 0;
+    proxy.delayOf = undefined;
   });
   afterAll(async () => {
     await ctx?.close();
@@ -159,6 +164,40 @@ describe('External login callback deadline (one budget for all provider calls of
     expect(made.map((c) => c.path)).toContain('/token');
     expect(made.at(-1)!.abandoned).toBe(true);
     for (const call of made) expect(call.at - started).toBeLessThan(BUDGET_SECONDS * 1000);
+  });
+
+  it('two callbacks at once, one over its budget and one within it: the fast one signs in, only the slow one fails (one callback\'s deadline does not end the other\'s provider calls)', async () => {
+    const slowPerson = account('slow-twin');
+    const fastPerson = account('fast-twin');
+    const slow = new Person(ctx.url);
+    const fast = new Person(ctx.url);
+    const slowUrl = await slow.toCallback('oidc', slowPerson.login);
+    const fastUrl = await fast.toCallback('oidc', fastPerson.login);
+    const codeOf = (url: string) => new URL(url).searchParams.get('code')!;
+    const [slowCode, fastCode] = [codeOf(slowUrl), codeOf(fastUrl)];
+    const carries = (body: string, code: string) => new URLSearchParams(body).get('code') === code;
+    // The slow callback's token call is held past its whole budget; the fast one's is in flight when that deadline
+    // fires (it starts 1 s in and is held 1.3 s), and the fast callback still has 0.7 s of its own budget left after it.
+    proxy.delayOf = (path, body) => (path !== '/token' ? 0 : carries(body, slowCode) ? BUDGET_SECONDS * 1000 + 1_000 : carries(body, fastCode) ? 1_300 : undefined);
+    const calls = proxy.calls.length;
+    const started = Date.now();
+    const slowResult = slow.deliver(slowUrl);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const fastResult = fast.deliver(fastUrl);
+    const [slowAnswer, fastAnswer] = await Promise.all([slowResult, fastResult]);
+    expectRefused(slowAnswer, 'external_login_failed');
+    expectSignedIn(fastAnswer);
+    expect(await usersWithEmail(slowPerson.email)).toBe(0);
+    expect(await usersWithEmail(fastPerson.email)).toBe(1);
+    const made = proxy.calls.slice(calls);
+    const slowToken = made.find((c) => c.path === '/token' && carries(c.body, slowCode))!;
+    const fastToken = made.find((c) => c.path === '/token' && carries(c.body, fastCode))!;
+    expect(slowToken.abandoned).toBe(true);
+    expect(fastToken.abandoned).toBe(false);
+    // The fast callback's token call was in flight across the slow callback's deadline and was answered after it.
+    expect(fastToken.at - started).toBeLessThan(BUDGET_SECONDS * 1000);
+    expect(fastToken.answeredAt! - started).toBeGreaterThan(BUDGET_SECONDS * 1000);
+    expect(made.filter((c) => c.path !== '/token').every((c) => !c.abandoned)).toBe(true);
   });
 
   it('the provider answers promptly again: the next sign-in works', async () => {
