@@ -79,6 +79,20 @@ describe('A host global prefix', () => {
     }
   });
 
+  it('a prefix written with capitals and slashes (\'/Api/\'): the trailing-slash redirect points where the page is, in the case the host wrote', async () => {
+    const ctx = await appWith((app) => app.setGlobalPrefix('/Api/'));
+    try {
+      const root = await fetch(`${ctx.url}/Api/backoffice/?returnUrl=%2Fx`, { redirect: 'manual' });
+      if (root.status === 302) expect(root.headers.get('location')).toBe('/Api/backoffice?returnUrl=%2Fx');
+      else expect(root.status).toBe(200);
+      const page = await fetch(`${ctx.url}/Api/backoffice/`);
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('excluding only part of the module (backoffice/{*path} leaves out /backoffice itself): warned too', async () => {
     const ctx = await appWith((app) => app.setGlobalPrefix('api', { exclude: ['backoffice/{*path}'] }));
     try {

@@ -154,13 +154,38 @@ export function routedPath(url: string): string {
   return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, decodeEscapes).toLowerCase();
 }
 
+/** Nest's global prefix as the host wrote it, without leading or trailing slashes (`''`: none). */
+function trimmedGlobalPrefix(globalPrefix: string): string {
+  return globalPrefix.replace(/^\/+|\/+$/g, '');
+}
+
+/** `path` (`/...`) below Nest's global prefix `globalPrefix` (`''`: none), in the case given. */
+function withGlobalPrefix(globalPrefix: string, path: string): string {
+  const global = trimmedGlobalPrefix(globalPrefix);
+  return `${global ? `/${global}` : ''}${path}`;
+}
+
+/** True when the host's `setGlobalPrefix(prefix, { exclude })` leaves the route `method path` out of the prefix. */
+function excludedFromGlobalPrefix(appConfig: ApplicationConfig | undefined, path: string, method: RequestMethod): boolean {
+  const exclude = appConfig?.getGlobalPrefixOptions().exclude;
+  return Array.isArray(exclude) && exclude.length > 0 && isRouteExcluded(exclude, path, method);
+}
+
+/**
+ * Where the route `method path` (`/<routePrefix>...`) is served: below Nest's global prefix (when the host set one)
+ * unless the host's `exclude` leaves it out, in the case given (a redirect target; {@link moduleBasePath} is the
+ * lower-case form to compare with {@link routedPath}). Read it once the host set its prefix, not in a constructor.
+ */
+export function servedRoutePath(appConfig: ApplicationConfig | undefined, path: string, method = RequestMethod.GET): string {
+  return excludedFromGlobalPrefix(appConfig, path, method) ? path : withGlobalPrefix(appConfig?.getGlobalPrefix() ?? '', path);
+}
+
 /**
  * Where the module's routes start: `/<global prefix>/<routePrefix>` (Nest's global prefix, when the host set one),
  * in lower case, to compare with {@link routedPath}.
  */
 export function moduleBasePath(routePrefix: string, globalPrefix = ''): string {
-  const global = globalPrefix.replace(/^\/+|\/+$/g, '');
-  return `${global ? `/${global}` : ''}/${routePrefix}`.toLowerCase();
+  return withGlobalPrefix(globalPrefix, `/${routePrefix}`).toLowerCase();
 }
 
 /**
@@ -184,13 +209,12 @@ const MODULE_ROUTE_SAMPLES: ReadonlyArray<[RequestMethod, string]> = [
  * host set its prefix (at a request or at `onApplicationBootstrap`), not in a constructor.
  */
 export function moduleGlobalPrefix(appConfig: ApplicationConfig | undefined, routePrefix: string): { prefix: string; partly: boolean } {
-  const global = (appConfig?.getGlobalPrefix() ?? '').replace(/^\/+|\/+$/g, '');
+  const global = trimmedGlobalPrefix(appConfig?.getGlobalPrefix() ?? '');
   if (!global) return { prefix: '', partly: false };
-  const exclude = appConfig?.getGlobalPrefixOptions().exclude;
-  if (!Array.isArray(exclude) || exclude.length === 0) return { prefix: global, partly: false };
-  const excluded = MODULE_ROUTE_SAMPLES.filter(([method, path]) => isRouteExcluded(exclude, `/${routePrefix}${path}`, method)).length;
+  const excluded = MODULE_ROUTE_SAMPLES.filter(([method, path]) => excludedFromGlobalPrefix(appConfig, `/${routePrefix}${path}`, method)).length;
+  if (excluded === 0) return { prefix: global, partly: false };
   if (excluded === MODULE_ROUTE_SAMPLES.length) return { prefix: '', partly: false };
-  return { prefix: global, partly: excluded > 0 };
+  return { prefix: global, partly: true };
 }
 
 /** True when `url`, as the routers match it ({@link routedPath}), is `base` (from {@link moduleBasePath}) or below it. */

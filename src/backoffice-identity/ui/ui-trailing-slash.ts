@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger, Optional, RequestMethod, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
 import { ApplicationConfig, HttpAdapterHost } from '@nestjs/core';
-import { isRouteExcluded } from '@nestjs/core/router/utils/index.js';
 import type { IncomingMessage } from 'node:http';
 import { BACKOFFICE_IDENTITY_OPTIONS } from '../constants.js';
+import { servedRoutePath } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 
 /**
@@ -24,13 +24,12 @@ export class BackOfficeUiTrailingSlash implements OnModuleInit {
     @Optional() @Inject(ApplicationConfig) private readonly appConfig?: ApplicationConfig,
   ) {}
 
-  /** Where the UI root is served: `/<routePrefix>`, below Nest's global prefix unless the host excluded it (read at init). */
+  /**
+   * Where the UI root is served: `/<routePrefix>`, below Nest's global prefix unless the host excluded it (read at
+   * init), in the case the host wrote them (the redirect target; {@link servedRoutePath}).
+   */
   private uiRoot(): string {
-    const root = `/${this.options.routePrefix}`;
-    const global = (this.appConfig?.getGlobalPrefix() ?? '').replace(/^\/+|\/+$/g, '');
-    if (!global) return root;
-    const exclude = this.appConfig?.getGlobalPrefixOptions().exclude;
-    return Array.isArray(exclude) && isRouteExcluded(exclude, root, RequestMethod.GET) ? root : `/${global}${root}`;
+    return servedRoutePath(this.appConfig, `/${this.options.routePrefix}`);
   }
 
   onModuleInit(): void {
