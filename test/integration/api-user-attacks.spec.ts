@@ -136,10 +136,16 @@ describe('API users under attack', () => {
       expectClientError(res, 404);
     }
     const { user } = await createApiUser([]);
-    for (const overlapMinutes of [-1, 'abc', 1.5, 1e9, { $gt: 0 }, [5]]) {
+    // Strings Number() reads as a number ('' as 0, ' 5', '+5', '0x10', '1e3', a fullwidth digit) are not whole numbers
+    // as a client writes them: refused, as the numeric query fields refuse them.
+    for (const overlapMinutes of [-1, 'abc', 1.5, 1e9, { $gt: 0 }, [5], '', ' 5', '+5', '0x10', '1e3', '５', true]) {
       const res = await admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes });
+      expect(res.status, JSON.stringify(overlapMinutes)).toBe(400);
       expectClientError(res, 400);
+      expect(res.body.errors?.map((e: { field: string }) => e.field), JSON.stringify(overlapMinutes)).toEqual(['overlapMinutes']);
     }
+    // ASCII digits in a string (a form body sends nothing else) still count.
+    expect((await admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: '5' })).status).toBe(200);
     expect((await admin.get('/users/api?take=1000')).body.total).toBe(before + 1);
   });
 

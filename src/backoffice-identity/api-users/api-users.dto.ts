@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsInt, IsOptional, IsString, Max, MaxLength, Min, MinLength } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsOptional, IsString, Max, MaxLength, Min, MinLength } from 'class-validator';
 import { UserResponse } from '../auth/auth.dto.js';
+import { QueryInteger } from '../http/query-integer.js';
 
 export class CreateApiUserDto {
   @ApiProperty({ example: 'Nightly export', minLength: 1, maxLength: 256 })
@@ -24,8 +24,7 @@ export class RotateSecretDto {
 
   @ApiPropertyOptional({ default: 0, minimum: 0, description: 'Minutes the previous secret keeps working (0: it stops now)' })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
+  @QueryInteger()
   @Min(0)
   @Max(1_000_000)
   overlapMinutes: number = 0;

@@ -21,7 +21,8 @@ export function parseQueryInteger(value: unknown): unknown {
  * A numeric query field (`skip`, `take`): parsed by {@link parseQueryInteger}, then `IsInt` (400 `validation_failed`,
  * code `isInt`, naming the field, for anything but ASCII digits). Shared by every route's query class, so the lists
  * (`GET /users`, `/auth/sessions`, `/users/api`, `/groups`) and `GET /audit` accept and refuse the same values. Put
- * its bounds (`Min`, `Max`) beside it.
+ * its bounds (`Min`, `Max`) beside it. Also for a body field a form may send (rotate-secret's `overlapMinutes`): a
+ * JSON number is checked as it is, a string only when it is ASCII digits (what a form body carries).
  */
 export function QueryInteger(): PropertyDecorator {
   return applyDecorators(
