@@ -13,7 +13,7 @@ import {
   ApiUserCreatedNotification,
 } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { BackOfficeUser, BackOfficeWriteAuthorizer } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { isUserGroupStore } from '../users/stores/user-store.interface.js';
 import type { BackOfficeApiClient, BackOfficeApiClientListing, BackOfficeApiClientStore } from './api-client-store.interface.js';
@@ -129,7 +129,7 @@ export class BackOfficeApiUserService {
   async rotateSecret(
     userId: string,
     overlapMinutes: number,
-    authorize?: (current: BackOfficeUser) => void,
+    authorize?: BackOfficeWriteAuthorizer,
   ): Promise<{ clientId: string; clientSecret: string; previousSecretExpiresAt: string | null }> {
     if (overlapMinutes > this.options.apiUsers.maxSecretOverlapMinutes) {
       throw new BackOfficeHttpError(400, 'validation_failed', `overlapMinutes must be at most ${this.options.apiUsers.maxSecretOverlapMinutes}.`);
@@ -160,7 +160,7 @@ export class BackOfficeApiUserService {
     secretHash: string,
     previousExpires: Date | null,
     now: Date,
-    authorize?: (current: BackOfficeUser) => void,
+    authorize?: BackOfficeWriteAuthorizer,
   ): Promise<{ clientId: string | null; tokensRevoked: boolean }> {
     const users = this.userManager.store;
     if (authorize && isUserGroupStore(users)) {
