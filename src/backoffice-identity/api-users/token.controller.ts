@@ -8,7 +8,7 @@ import { ErrorResponse } from '../auth/auth.dto.js';
 import { BackOfficeApiUserService, oauthError, type BackOfficeAccessTokenResponse } from './backoffice-api-user.service.js';
 import { TOKEN_ENDPOINT_MEDIA_MESSAGE } from './oauth-error-body.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from '../http/backoffice-http-error.js';
-import { requestContentType } from '../http/readable-body.js';
+import { requestMediaType } from '../http/readable-body.js';
 import { OAuthErrorResponse, TokenRequestDto, TokenResponse } from './api-users.dto.js';
 import { PER_IP } from '../openapi/rate-limit-descriptions.js';
 
@@ -60,7 +60,7 @@ export class TokenController {
   async token(@Req() request: IncomingMessage & { body?: unknown }, @Body() rawBody: unknown): Promise<BackOfficeAccessTokenResponse> {
     // A body in another charset or coding was refused by the module's middleware (RFC 6749 Appendix B: UTF-8 only, see
     // `readable-body.ts`); this refuses a request without a body or without either media type.
-    const type = (requestContentType(request) ?? '').split(';')[0].trim().toLowerCase();
+    const type = requestMediaType(request);
     if (type !== 'application/x-www-form-urlencoded' && type !== 'application/json') {
       throw oauthError(415, 'invalid_request', TOKEN_ENDPOINT_MEDIA_MESSAGE, 'unsupported_media_type');
     }

@@ -1,7 +1,7 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { BackOfficeHttpError } from './backoffice-http-error.js';
 import type { BackOfficeHttpRequest } from './http-platform.js';
-import { requestContentType } from './readable-body.js';
+import { requestMediaType } from './readable-body.js';
 
 /**
  * Unauthenticated state-changing routes (login, second factor, reset, invite acceptance) take JSON only:
@@ -12,7 +12,7 @@ import { requestContentType } from './readable-body.js';
 export class JsonBodyGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<BackOfficeHttpRequest>();
-    const type = (requestContentType(request) ?? '').split(';')[0].trim().toLowerCase();
+    const type = requestMediaType(request);
     if (type !== 'application/json') {
       throw BackOfficeHttpError.unsupportedMediaType();
     }

@@ -100,12 +100,22 @@ export type BackOfficeHttpRequestWithBody = BackOfficeHttpRequest & { body?: unk
  */
 export function emptyBodyReadAsNoFields(request: BackOfficeHttpRequestWithBody): boolean {
   const contentType = emptyBodyTypes.get(request.raw ?? request);
-  return contentType !== undefined && request.headers['content-length'] === '0' && READABLE_MEDIA_TYPES.has(contentType.split(';')[0].trim().toLowerCase());
+  return contentType !== undefined && request.headers['content-length'] === '0' && READABLE_MEDIA_TYPES.has(mediaTypeOf(contentType));
 }
 
 /** The request's `Content-Type` as the client sent it (also one set aside for an empty body on Fastify), or undefined. */
 export function requestContentType(request: BackOfficeHttpRequest): string | undefined {
   return requestHeader(request, 'content-type') ?? emptyBodyTypes.get(request.raw ?? request);
+}
+
+/** The media type of a `Content-Type` value, without parameters, trimmed and in lower case (`''` for none). */
+export function mediaTypeOf(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0].trim().toLowerCase();
+}
+
+/** {@link mediaTypeOf} the request's {@link requestContentType}. */
+export function requestMediaType(request: BackOfficeHttpRequest): string {
+  return mediaTypeOf(requestContentType(request));
 }
 
 /** Fastify requests (by Node request) under the route prefix whose body is a form, marked before Fastify parses it. */
@@ -118,8 +128,7 @@ const formBodies = new WeakSet<object>();
  */
 function markFormBody(request: BackOfficeHttpRequest): void {
   if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase()) || 'body' in request) return;
-  const mediaType = (requestHeader(request, 'content-type') ?? '').split(';')[0].trim().toLowerCase();
-  if (mediaType === 'application/x-www-form-urlencoded') formBodies.add(request.raw ?? request);
+  if (mediaTypeOf(requestHeader(request, 'content-type')) === 'application/x-www-form-urlencoded') formBodies.add(request.raw ?? request);
 }
 
 /**
