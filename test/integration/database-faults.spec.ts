@@ -5,6 +5,8 @@ import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/i
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { PrivatePostgres, privatePostgresAvailable } from '../support/private-postgres.js';
 import type { BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
+import { BackOfficeDatabaseTimeouts } from '../../src/backoffice-identity/persistence/typeorm/database-timeouts.js';
+import { resolveBackOfficeIdentityOptions } from '../../src/backoffice-identity/options/resolve-options.js';
 
 /** One answered request of the load. */
 interface Sample {
@@ -164,6 +166,41 @@ describe.skipIf(dbKind() !== 'postgres')('Database faults (PostgreSQL; PGlite ru
         expect(statement_timeout).toBe('5s');
       } finally {
         await defaults.close();
+      }
+    });
+  });
+
+  describe('the statement timeout reaches every connection of the pool', () => {
+    let db: TestDatabase;
+    let dataSource: DataSource;
+
+    beforeAll(async () => {
+      db = await createTestDatabase();
+      dataSource = await new DataSource({ type: 'postgres', url: db.url, extra: { max: 4 } }).initialize();
+    });
+    afterAll(async () => {
+      await dataSource?.destroy();
+      await db?.drop();
+    });
+
+    it('a connection checked out while the module starts (a start-up check running its query) gets the timeout before its next use; idle and new ones too', async () => {
+      type Pool = { connect(): Promise<pg.PoolClient>; idleCount: number; totalCount: number };
+      const pool = (dataSource.driver as unknown as { master: Pool }).master;
+      const idle = await pool.connect();
+      idle.release();
+      const busy = await pool.connect(); // another provider's onModuleInit holds it while ours runs
+      expect(pool.idleCount).toBe(0);
+      const timeouts = new BackOfficeDatabaseTimeouts(resolveBackOfficeIdentityOptions({ database: { statementTimeoutMs: 1234 } }), dataSource);
+      await timeouts.onModuleInit();
+      busy.release();
+      // every connection the pool hands out from now on: the one that was busy, then new ones
+      const held = await Promise.all(Array.from({ length: 4 }, () => pool.connect()));
+      try {
+        expect(pool.totalCount).toBe(4);
+        const shown = await Promise.all(held.map(async (client) => (await client.query('SHOW statement_timeout')).rows[0].statement_timeout));
+        expect(shown).toEqual(['1234ms', '1234ms', '1234ms', '1234ms']);
+      } finally {
+        for (const client of held) client.release();
       }
     });
   });

@@ -7,22 +7,27 @@ import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js
 /** The parts of a `pg` Pool (and its clients) this service touches. */
 interface PgPoolLike {
   options: { connectionTimeoutMillis?: number; statement_timeout?: number; options?: string; onConnect?: (client: PgClientLike) => unknown };
-  readonly idleCount: number;
   connect(): Promise<PgClientLike & { release(error?: Error | boolean): void }>;
+  on(event: 'acquire', listener: (client: PgClientLike) => void): unknown;
 }
 interface PgClientLike {
   query(text: string): Promise<unknown>;
 }
 
 const isPgPool = (value: unknown): value is PgPoolLike =>
-  typeof value === 'object' && value !== null && typeof (value as PgPoolLike).connect === 'function' && typeof (value as PgPoolLike).options === 'object';
+  typeof value === 'object' &&
+  value !== null &&
+  typeof (value as PgPoolLike).connect === 'function' &&
+  typeof (value as PgPoolLike).on === 'function' &&
+  typeof (value as PgPoolLike).options === 'object';
 
 /**
  * Keeps requests from hanging on a slow or unreachable database (`database` options): on the DataSource's
  * `pg` pool it sets the wait for a connection (`connectionTimeoutMillis`) and a server-side
  * `statement_timeout` on every connection, unless the host configured either itself. New connections run
- * the `SET` in pg-pool's `onConnect` hook (before anyone uses them); connections already open at start-up
- * get it once, at initialisation.
+ * the `SET` in pg-pool's `onConnect` hook (before anyone uses them). Connections opened before start-up
+ * (migrations, start-up checks), idle or still checked out by another provider's start-up, get it when the
+ * pool next hands them out: the `SET` is queued on the connection before the borrower's first query.
  */
 @Injectable()
 export class BackOfficeDatabaseTimeouts implements OnModuleInit {
@@ -33,31 +38,31 @@ export class BackOfficeDatabaseTimeouts implements OnModuleInit {
     @InjectBackOfficeDataSource() private readonly dataSource: DataSource,
   ) {}
 
-  async onModuleInit(): Promise<void> {
+  onModuleInit(): void {
     const pool = (this.dataSource.driver as { master?: unknown } | undefined)?.master;
     if (!isPgPool(pool)) return;
     const { statementTimeoutMs, connectionTimeoutMs } = this.options.database;
     if (connectionTimeoutMs > 0 && !pool.options.connectionTimeoutMillis) pool.options.connectionTimeoutMillis = connectionTimeoutMs;
     const hostSetsTimeout = pool.options.statement_timeout !== undefined || /statement_timeout/.test(pool.options.options ?? '');
-    if (statementTimeoutMs > 0 && !hostSetsTimeout) await this.applyStatementTimeout(pool, `SET statement_timeout = ${Math.floor(statementTimeoutMs)}`);
+    if (statementTimeoutMs > 0 && !hostSetsTimeout) this.applyStatementTimeout(pool, `SET statement_timeout = ${Math.floor(statementTimeoutMs)}`);
   }
 
-  private async applyStatementTimeout(pool: PgPoolLike, sql: string): Promise<void> {
+  private applyStatementTimeout(pool: PgPoolLike, sql: string): void {
+    const applied = new WeakSet<PgClientLike>();
     const hostHook = pool.options.onConnect;
     pool.options.onConnect = async (client) => {
       await client.query(sql);
+      applied.add(client);
       await hostHook?.(client);
     };
-    // Connections opened before (migrations, start-up checks) sit idle in the pool: check them out and set it.
-    const open = await Promise.all(Array.from({ length: pool.idleCount }, () => pool.connect()));
-    for (const client of open) {
-      try {
-        await client.query(sql);
-        client.release();
-      } catch (error) {
+    // 'acquire' fires before the borrower gets the client; pg runs a client's queries in order.
+    pool.on('acquire', (client) => {
+      if (applied.has(client)) return;
+      applied.add(client);
+      client.query(sql).catch((error: unknown) => {
+        applied.delete(client);
         this.logger.warn(`Could not set statement_timeout on a database connection: ${(error as Error).message}`);
-        client.release(true);
-      }
-    }
+      });
+    });
   }
 }
