@@ -13,6 +13,24 @@ import { lockWaiters, lockWaitersReach, until } from '../support/lock-waits.js';
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
 /**
+ * Runs `body` with two connections of its own: `blocker`, whose transaction holds the lock the test interleaves the
+ * requests on (rolled back if the test left it open), and `observer`, which watches lock waits and reads what committed.
+ */
+async function withBlockerAndObserver(url: string, body: (blocker: pg.Client, observer: pg.Client) => Promise<void>): Promise<void> {
+  const blocker = new pg.Client({ connectionString: url });
+  const observer = new pg.Client({ connectionString: url });
+  await blocker.connect();
+  await observer.connect();
+  try {
+    await body(blocker, observer);
+  } finally {
+    await blocker.query('ROLLBACK').catch(() => undefined);
+    await blocker.end().catch(() => undefined);
+    await observer.end();
+  }
+}
+
+/**
  * A client credentials grant that checked the (then current) secret before a rotation with an overlap, and writes its
  * token after the rotation revoked the tokens issued so far: the write finds the secret still accepted (it is the
  * previous one now), so the token is the previous secret's, and README promises those "end with the overlap".
@@ -24,6 +42,39 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
   let admin: HttpClient;
   const make = userFactory(() => ctx, 'rotrace');
   const anon = () => new HttpClient(ctx.url);
+
+  /** An API user in rot-readers with a timed disable whose `until` has passed: a grant lifts it (and audits that) after its secret check. */
+  async function apiUserPastTimedDisable(name: string): Promise<{ id: string; clientId: string; clientSecret: string }> {
+    await reauthenticate(admin);
+    const created = await admin.post('/users/api', { name, groups: ['rot-readers'] });
+    expect(created.status, created.text).toBe(201);
+    const { user, clientId, clientSecret } = created.body as { user: { id: string }; clientId: string; clientSecret: string };
+    const disabledUntil = new Date(ctx.clock.now().getTime() + 60_000).toISOString();
+    expect((await admin.post(`/users/${user.id}/disable`, { reason: 'race', until: disabledUntil })).status).toBe(200);
+    ctx.clock.advance(2 * 60_000);
+    await reauthenticate(admin);
+    return { id: user.id, clientId, clientSecret };
+  }
+
+  /**
+   * Holds the audit table in `blocker`'s transaction, then: 1. a client credentials grant checks the (current) secret,
+   * lifts the disable (committed) and waits at that audit entry, before its token write; 2. a rotation with a 1-minute
+   * overlap commits (new secret, the old one still accepted, the tokens so far revoked) and waits at its own audit entry.
+   * Returns both pending answers; the caller commits `blocker` to let them go on.
+   */
+  async function grantHeldBehindRotation(user: { id: string; clientId: string; clientSecret: string }, blocker: pg.Client, observer: pg.Client) {
+    await blocker.query('BEGIN');
+    await blocker.query('LOCK TABLE backoffice_audit_entry IN SHARE MODE');
+    const grant = anon().request('POST', '/auth/token', {
+      raw: 'grant_type=client_credentials',
+      contentType: 'application/x-www-form-urlencoded',
+      headers: { authorization: basic(user.clientId, user.clientSecret) },
+    });
+    await until(async () => (await lockWaiters(observer)) >= 1);
+    const rotation = admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: 1 });
+    await until(async () => (await lockWaiters(observer)) >= 2);
+    return { grant, rotation };
+  }
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -39,36 +90,9 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
   });
 
   it('OWASP ASVS 4.0 3.3.1, 3.5.2: a token the old secret gets while a rotation (overlap 1 minute) commits ends with the overlap, not a full lifetime later', async () => {
-    await reauthenticate(admin);
-    const created = await admin.post('/users/api', { name: 'Racer', groups: ['rot-readers'] });
-    expect(created.status, created.text).toBe(201);
-    const { user, clientId, clientSecret } = created.body as { user: { id: string }; clientId: string; clientSecret: string };
-    // A timed disable whose `until` has passed: after its secret check the grant lifts it and audits that, where the
-    // test holds it (the rotation's own audit entry waits there too, after the rotation committed).
-    const disabledUntil = new Date(ctx.clock.now().getTime() + 60_000).toISOString();
-    expect((await admin.post(`/users/${user.id}/disable`, { reason: 'race', until: disabledUntil })).status).toBe(200);
-    ctx.clock.advance(2 * 60_000);
-
-    await reauthenticate(admin);
-    const blocker = new pg.Client({ connectionString: db.url });
-    const observer = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    await observer.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query('LOCK TABLE backoffice_audit_entry IN SHARE MODE');
-      // 1. The grant checks the (current) secret, lifts the disable (committed), then waits at that audit entry, before
-      //    its token write.
-      const grant = anon().request('POST', '/auth/token', {
-        raw: 'grant_type=client_credentials',
-        contentType: 'application/x-www-form-urlencoded',
-        headers: { authorization: basic(clientId, clientSecret) },
-      });
-      await until(async () => (await lockWaiters(observer)) >= 1);
-      // 2. The rotation commits (new secret, the old one accepted for 1 minute, the tokens so far revoked), then waits
-      //    at its own audit entry.
-      const rotation = admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: 1 });
-      await until(async () => (await lockWaiters(observer)) >= 2);
+    const user = await apiUserPastTimedDisable('Racer');
+    await withBlockerAndObserver(db.url, async (blocker, observer) => {
+      const { grant, rotation } = await grantHeldBehindRotation(user, blocker, observer);
       const committed = await observer.query('SELECT previous_secret_expires_at IS NOT NULL AS rotated FROM backoffice_api_client WHERE user_id = $1', [user.id]);
       expect(committed.rows[0].rotated).toBe(true);
       await blocker.query('COMMIT');
@@ -94,41 +118,14 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
       ctx.clock.advance(2 * 60_000); // the overlap ended; a full token lifetime (10 minutes) has not
       const after = await call();
       expect(after.status, 'a token of the previous secret outlived the rotation overlap').toBe(401);
-    } finally {
-      await blocker.query('ROLLBACK').catch(() => undefined);
-      await blocker.end().catch(() => undefined);
-      await observer.end();
-    }
+    });
   });
 
   it('OWASP ASVS 4.0 3.3.1, 3.5.2: a grant whose token would end with an overlap that ran out while it waited is refused as invalid_client, not answered with a dead token', async () => {
-    await reauthenticate(admin);
-    const created = await admin.post('/users/api', { name: 'Late racer', groups: ['rot-readers'] });
-    expect(created.status, created.text).toBe(201);
-    const { user, clientId, clientSecret } = created.body as { user: { id: string }; clientId: string; clientSecret: string };
-    const disabledUntil = new Date(ctx.clock.now().getTime() + 60_000).toISOString();
-    expect((await admin.post(`/users/${user.id}/disable`, { reason: 'race', until: disabledUntil })).status).toBe(200);
-    ctx.clock.advance(2 * 60_000);
-
-    await reauthenticate(admin);
-    const blocker = new pg.Client({ connectionString: db.url });
-    const observer = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    await observer.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query('LOCK TABLE backoffice_audit_entry IN SHARE MODE');
-      // 1. The grant checks the (current) secret, lifts the disable, then waits at that audit entry.
-      const grant = anon().request('POST', '/auth/token', {
-        raw: 'grant_type=client_credentials',
-        contentType: 'application/x-www-form-urlencoded',
-        headers: { authorization: basic(clientId, clientSecret) },
-      });
-      await until(async () => (await lockWaiters(observer)) >= 1);
-      // 2. The rotation commits (the old secret accepted for 1 minute), then waits at its own audit entry.
-      const rotation = admin.post(`/users/api/${user.id}/rotate-secret`, { overlapMinutes: 1 });
-      await until(async () => (await lockWaiters(observer)) >= 2);
-      // 3. The overlap runs out before the grant goes on.
+    const user = await apiUserPastTimedDisable('Late racer');
+    await withBlockerAndObserver(db.url, async (blocker, observer) => {
+      const { grant, rotation } = await grantHeldBehindRotation(user, blocker, observer);
+      // The overlap runs out before the grant goes on.
       ctx.clock.advance(2 * 60_000);
       await blocker.query('COMMIT');
       const rotated = await rotation;
@@ -137,11 +134,7 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
       expect(granted.status, `a token already past its end was answered: ${granted.text}`).toBe(401);
       expect(granted.body.code).toBe('invalid_client');
       expect(granted.headers.get('www-authenticate')).toMatch(/^Basic/);
-    } finally {
-      await blocker.query('ROLLBACK').catch(() => undefined);
-      await blocker.end().catch(() => undefined);
-      await observer.end();
-    }
+    });
   });
 
   it('OWASP ASVS 5.0 15.4.2, 4.0 4.1.3: a lesser admin\'s rotation checked against the API user\'s old groups is not written after the API user was put in admin', async () => {
@@ -154,14 +147,10 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
     expect(created.status, created.text).toBe(201);
     const robotId = created.body.user.id as string;
 
-    const blocker = new pg.Client({ connectionString: db.url });
-    const observer = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    await observer.connect();
-    const storedSecret = async () =>
-      (await observer.query('SELECT secret_hash, rotated_at FROM backoffice_api_client WHERE user_id = $1', [robotId])).rows[0] as { secret_hash: string; rotated_at: Date | null };
-    const before = await storedSecret();
-    try {
+    await withBlockerAndObserver(db.url, async (blocker, observer) => {
+      const storedSecret = async () =>
+        (await observer.query('SELECT secret_hash, rotated_at FROM backoffice_api_client WHERE user_id = $1', [robotId])).rows[0] as { secret_hash: string; rotated_at: Date | null };
+      const before = await storedSecret();
       // The test holds the admin group's lock (the lock every membership change takes) in its own transaction: the
       // desk's rotation passes its checks (the robot holds only users.read), then waits for that lock; the test's
       // transaction puts the robot in admin and commits. Before the re-check the rotation went ahead on its stale check.
@@ -177,22 +166,14 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
       expect(rotated.body.code).toBe('forbidden');
       expect(rotated.body.clientSecret).toBeUndefined();
       expect(await storedSecret(), 'a new secret was written').toEqual(before);
-    } finally {
-      await blocker.query('ROLLBACK').catch(() => undefined);
-      await blocker.end().catch(() => undefined);
-      await observer.end();
-    }
+    });
   });
   it('a caller in admin may manage any API user: its rotation takes no admin lock (no re-check to make, as for /users/:id)', async () => {
     await reauthenticate(admin);
     const created = await admin.post('/users/api', { name: 'Admin-rotated', groups: ['rot-readers'] });
     expect(created.status, created.text).toBe(201);
     const robotId = created.body.user.id as string;
-    const blocker = new pg.Client({ connectionString: db.url });
-    const observer = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    await observer.connect();
-    try {
+    await withBlockerAndObserver(db.url, async (blocker, observer) => {
       await blocker.query('BEGIN');
       await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
       const rotation = admin.post(`/users/api/${robotId}/rotate-secret`, {});
@@ -201,11 +182,7 @@ describe.skipIf(dbKind() !== 'postgres')('a token request racing a secret rotati
       expect(first, 'an admin\'s rotation waited for the admin group lock').toBe('answered');
       const rotated = await rotation;
       expect(rotated.status, rotated.text).toBe(200);
-    } finally {
-      await blocker.query('ROLLBACK').catch(() => undefined);
-      await blocker.end().catch(() => undefined);
-      await observer.end();
-    }
+    });
   });
 });
 
