@@ -147,6 +147,73 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     for (const r of results.filter((r) => r.status !== 200)) expectRefused(r);
   });
 
+  it('OWASP ASVS 4.0 2.9.2 / WebAuthn L3 7.2 step 21 (a cloned authenticator racing the counter): two assertions of one counter value over two challenges, sent at once, sign in exactly once; the other is refused and notified as a counter gone backwards', async () => {
+    const { user, authenticator, passkey } = await userWithPasskey();
+    const clients = [new HttpClient(ctx.url), new HttpClient(ctx.url)];
+    const options = await Promise.all(clients.map(signInOptions));
+    // the original and its clone sign the same next counter value
+    const counter = authenticator.counter + 1;
+    const assertions = options.map((o) => authenticator.assert(o, { counter }));
+    const before = events.named(BackOfficeEvents.PasskeyCounterRegressed, user.id).length;
+    const results = await Promise.all(clients.map((http, i) => http.post('/auth/passkey/verify', { credential: assertions[i] })));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 401]);
+    expectRefused(results.find((r) => r.status === 401)!);
+    const regressed = events.named(BackOfficeEvents.PasskeyCounterRegressed, user.id).slice(before);
+    expect(regressed).toHaveLength(1);
+    expect(regressed[0]).toMatchObject({ passkeyId: passkey.id, receivedCounter: counter });
+    expect((await ctx.userManager.getPasskeys(user))[0].counter).toBe(counter);
+  });
+
+  it('OWASP ASVS 4.0 2.9.2 (single use at step-up): one step-up assertion sent 4 times at once from the session re-authenticates exactly once', async () => {
+    const { http, authenticator } = await userWithPasskey();
+    const options = await http.post('/auth/reauthenticate/passkey/options', {});
+    expect(options.status, options.text).toBe(200);
+    const assertion = authenticator.assert(options.body);
+    const results = await Promise.all(Array.from({ length: 4 }, () => http.post('/auth/reauthenticate/passkey', { credential: assertion })));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    // the others: the challenge is used up (invalid_passkey), or the winner's new session token came first (unauthenticated)
+    for (const r of results.filter((r) => r.status !== 200)) {
+      expectClientError(r, 401);
+      expect(['invalid_passkey', 'unauthenticated']).toContain(r.body.code);
+    }
+  });
+
+  it('OWASP ASVS 4.0 2.9.2 (single-use registration challenge): one attestation sent 5 times at once adds exactly one passkey, never a 500', async () => {
+    const http = await signedIn(await newUser());
+    const options = await http.post('/auth/passkeys/options', {});
+    const attestation = new SoftwareAuthenticator(ORIGIN, RP_ID).register(options.body);
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => http.post('/auth/passkeys', { name: `Race ${i}`, credential: attestation })));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    // refused: the challenge is used up (400 invalid_passkey), or the check of the session ran in the moment the winner's
+    // new security stamp was written and not yet adopted by this session (401 unauthenticated; README, one announcement)
+    for (const r of results.filter((r) => r.status !== 201)) {
+      expectClientError(r);
+      expect([[400, 'invalid_passkey'], [401, 'unauthenticated']]).toContainEqual([r.status, r.body.code]);
+    }
+    expect((await http.get('/auth/passkeys')).body).toHaveLength(1);
+  });
+
+  it('one credential id registered by three users at once belongs to exactly one of them (409 passkey_already_registered for the others, never a 500); only its owner signs in with it', async () => {
+    const shared = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const users = await Promise.all([newUser(), newUser(), newUser()]);
+    const clients = await Promise.all(users.map(signedIn));
+    const attestations = [];
+    for (const http of clients) attestations.push(shared.register((await http.post('/auth/passkeys/options', {})).body));
+    const results = await Promise.all(clients.map((http, i) => http.post('/auth/passkeys', { name: 'Shared', credential: attestations[i] })));
+    const winner = results.findIndex((r) => r.status === 201);
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    for (const r of results.filter((r) => r.status !== 201)) {
+      expectClientError(r, 409);
+      expect(r.body.code).toBe('passkey_already_registered');
+    }
+    for (const [i, user] of users.entries()) expect(await ctx.userManager.getPasskeys(user)).toHaveLength(i === winner ? 1 : 0);
+    // the authenticator's user handle is that of the last registration; the owner's handle signs in, another's is refused
+    const owner = users[winner];
+    expectRefused((await passkeySignIn(shared, { userHandle: Buffer.from(users[(winner + 1) % 3].id).toString('base64url') })).result);
+    const { result } = await passkeySignIn(shared, { userHandle: Buffer.from(owner.id).toString('base64url') });
+    expect(result.body).toMatchObject({ status: 'success', user: { id: owner.id } });
+  });
+
   it('foreign challenges are refused: made up, a registration challenge, another user\'s second-factor challenge, an expired one', async () => {
     const { http: owner, authenticator } = await userWithPasskey();
     expectRefused((await passkeySignIn(authenticator, { challenge: Buffer.alloc(32, 7).toString('base64url') })).result);
