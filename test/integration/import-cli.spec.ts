@@ -163,6 +163,27 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     expect(report(file).map((line) => [line.record, line.outcome])).toEqual([[1, 'created'], [2, 'created']]);
   });
 
+  it('OWASP ASVS 5.0 16.3.3 / 4.0 7.1.3: an import that stops part-way still leaves its audit entry with the counts of the committed batches (users written, none audited before)', async () => {
+    const file = join(dir, 'breaks-off-audit.csv');
+    const good = [1, 2, 3].map((i) => `cli-audit${i}@example.com,A${i}`).join('\n');
+    writeFileSync(file, `email,name\n${good}\n"cli-audit4@example.com,A4\n`);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const started = new Date();
+      const failure = await run(file).catch((error: unknown) => error as Error);
+      expect((failure as Error).message).toMatch(/records 1 to 2 were imported/);
+      const written = await client.query(`SELECT email FROM backoffice_user WHERE email LIKE 'cli-audit%' ORDER BY email`);
+      expect(written.rows.map((r) => r.email)).toEqual(['cli-audit1@example.com', 'cli-audit2@example.com']);
+      const audit = await client.query(`SELECT details FROM backoffice_audit_entry WHERE event = $1 AND created_at >= $2`, [BackOfficeEvents.UsersImported, started]);
+      expect(audit.rows.map((r) => r.details)).toEqual([
+        { total: 2, created: 2, updated: 0, skipped: 0, invalid: 0, dryRun: false, onConflict: 'skip', source: 'cli', interrupted: true },
+      ]);
+    } finally {
+      await client.end();
+    }
+  });
+
   it('a path that is a directory is refused before the database or the report is touched', async () => {
     const folder = join(dir, 'a-folder.json');
     mkdirSync(folder);

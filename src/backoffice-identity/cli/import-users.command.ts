@@ -160,6 +160,10 @@ export async function runImportUsers(options: ImportUsersCommandOptions): Promis
       }
       if (batch.length > 0) await flush();
     } catch (error) {
+      // The batches before the failure are committed (their users exist): audited with their counts, marked interrupted.
+      if (summary.total > 0) {
+        await manager.notifyImported(summary, { dryRun: options.dryRun, onConflict: options.onConflict, source: 'cli', interrupted: true });
+      }
       throw new ImportInterruptedError(error, summary, options.dryRun);
     }
     progress.update(summary, true);
@@ -184,13 +188,17 @@ async function importBatch(
     options,
   );
   const byPosition = new Map(readable.map((item, i) => [item.position, results[i]]));
-  for (const item of items) {
-    const result =
-      byPosition.get(item.position) ?? { email: null, outcome: 'invalid' as const, errors: [{ code: 'malformed_record', description: 'error' in item ? item.error : 'unreadable' }] };
+  const lines = items.map((item) => ({
+    record: item.position,
+    ...(byPosition.get(item.position) ?? { email: null, outcome: 'invalid' as const, errors: [{ code: 'malformed_record', description: 'error' in item ? item.error : 'unreadable' }] }),
+  }));
+  // Counted once the batch is committed, before its report lines: a report that fails part-way still leaves the
+  // counts (and the audit entry of an interrupted import) saying what was written.
+  for (const line of lines) {
     summary.total++;
-    summary[result.outcome]++;
-    await report.write({ record: item.position, ...result });
+    summary[line.outcome]++;
   }
+  for (const line of lines) await report.write(line);
 }
 
 export const DEFAULT_BATCH_SIZE = MAX_IMPORT_BATCH;

@@ -312,7 +312,10 @@ export class UserSessionsRevokedNotification extends BackOfficeNotification {
   }
 }
 
-/** One import of users (API, CLI or code) finished: the counts, never a record or a hash. */
+/**
+ * One import of users (API, CLI or code) finished, or stopped part-way (`interrupted`: a file that broke off, the
+ * database gone) after some of its batches were committed: the counts of what was done, never a record or a hash.
+ */
 export class UsersImportedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.UsersImported;
   readonly total: number;
@@ -324,8 +327,20 @@ export class UsersImportedNotification extends BackOfficeNotification {
   readonly onConflict: string;
   /** Where the import came from: `api`, `cli` or `code`. */
   readonly source: string;
+  /** The import stopped part-way: the counts are those of the batches committed before it stopped. */
+  readonly interrupted: boolean;
   constructor(
-    init: BackOfficeNotificationInit & { total: number; created: number; updated: number; skipped: number; invalid: number; dryRun: boolean; onConflict: string; source?: string },
+    init: BackOfficeNotificationInit & {
+      total: number;
+      created: number;
+      updated: number;
+      skipped: number;
+      invalid: number;
+      dryRun: boolean;
+      onConflict: string;
+      source?: string;
+      interrupted?: boolean;
+    },
   ) {
     super(init);
     this.total = init.total;
@@ -336,10 +351,11 @@ export class UsersImportedNotification extends BackOfficeNotification {
     this.dryRun = init.dryRun;
     this.onConflict = init.onConflict;
     this.source = init.source ?? 'code';
+    this.interrupted = init.interrupted === true;
   }
   override auditDetails() {
     const { total, created, updated, skipped, invalid, dryRun, onConflict, source } = this;
-    return { total, created, updated, skipped, invalid, dryRun, onConflict, source };
+    return { total, created, updated, skipped, invalid, dryRun, onConflict, source, ...(this.interrupted ? { interrupted: true } : {}) };
   }
 }
 

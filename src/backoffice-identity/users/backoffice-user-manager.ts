@@ -423,7 +423,15 @@ export class BackOfficeUserManager {
     options: ImportUsersOptions & { source?: string } = {},
     authorize?: ImportAuthorizer,
   ): Promise<ImportUserResult[]> {
-    const results = await this.createUserImporter().importUsers(records, options, authorize);
+    const committed: ImportUserResult[] = [];
+    let results: ImportUserResult[];
+    try {
+      results = await this.createUserImporter().importUsers(records, options, authorize, (batch) => committed.push(...batch));
+    } catch (error) {
+      // The batches before the failure are committed (their users exist): audited with their counts, marked interrupted.
+      if (committed.length > 0) await this.notifyImported(committed, { ...options, interrupted: true });
+      throw error;
+    }
     await this.notifyImported(results, options);
     return results;
   }
@@ -433,14 +441,21 @@ export class BackOfficeUserManager {
     return new BackOfficeUserImporter(this);
   }
 
-  /** Publishes the one `UsersImportedNotification` of an import. */
-  async notifyImported(results: readonly ImportUserResult[] | ReturnType<typeof summarizeImport>, options: ImportUsersOptions & { source?: string }): Promise<void> {
+  /**
+   * Publishes the one `UsersImportedNotification` of an import; `interrupted` for one that stopped part-way after some
+   * batches were committed (the counts are theirs).
+   */
+  async notifyImported(
+    results: readonly ImportUserResult[] | ReturnType<typeof summarizeImport>,
+    options: ImportUsersOptions & { source?: string; interrupted?: boolean },
+  ): Promise<void> {
     const summary = Array.isArray(results) ? summarizeImport(results) : (results as ReturnType<typeof summarizeImport>);
     await this.notify(UsersImportedNotification, null, {
       ...summary,
       dryRun: options.dryRun ?? false,
       onConflict: options.onConflict ?? 'skip',
       source: options.source ?? 'code',
+      interrupted: options.interrupted === true,
     });
   }
 

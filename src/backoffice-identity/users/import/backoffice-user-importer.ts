@@ -95,15 +95,23 @@ export class BackOfficeUserImporter {
 
   /**
    * Imports every record, in batches of {@link MAX_IMPORT_BATCH} (each its own transaction). With `authorize`,
-   * the records must fit in one batch, so that a refusal leaves everything unwritten.
+   * the records must fit in one batch, so that a refusal leaves everything unwritten. `onBatch` gets the results of
+   * each batch once it is committed, so a caller knows what was written when a later batch fails.
    */
-  async importUsers(records: readonly unknown[], options: ImportUsersOptions = {}, authorize?: ImportAuthorizer): Promise<ImportUserResult[]> {
+  async importUsers(
+    records: readonly unknown[],
+    options: ImportUsersOptions = {},
+    authorize?: ImportAuthorizer,
+    onBatch?: (results: readonly ImportUserResult[]) => void,
+  ): Promise<ImportUserResult[]> {
     if (!Array.isArray(records)) throw new TypeError('importUsers: records must be an array');
     const resolved = BackOfficeUserImporter.resolveOptions(options);
     if (authorize && records.length > MAX_IMPORT_BATCH) throw new RangeError(`importUsers with authorize takes at most ${MAX_IMPORT_BATCH} records`);
     const results: ImportUserResult[] = [];
     for (let start = 0; start < records.length; start += MAX_IMPORT_BATCH) {
-      results.push(...(await this.importBatch(records.slice(start, start + MAX_IMPORT_BATCH), resolved, authorize)));
+      const batch = await this.importBatch(records.slice(start, start + MAX_IMPORT_BATCH), resolved, authorize);
+      results.push(...batch);
+      onBatch?.(batch);
     }
     return results;
   }
