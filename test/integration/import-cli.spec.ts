@@ -184,6 +184,21 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     }
   });
 
+  it('OWASP ASVS 4.0 5.1.4: a record whose passwordFormat is an Object.prototype key (constructor, __proto__) is reported invalid; it does not stop the import', async () => {
+    const file = join(dir, 'proto-format.jsonl');
+    const line = (i: number, extra: object = {}) => JSON.stringify({ email: `cli-proto${i}@example.com`, name: `P${i}`, groups: [], ...extra });
+    const hash = VALID_VECTORS[0].hash;
+    writeFileSync(file, [line(1), line(2, { passwordFormat: 'constructor', passwordHash: hash }), line(3, { passwordFormat: '__proto__', passwordHash: hash }), line(4)].join('\n'));
+    const { summary } = await run(file);
+    expect(summary).toEqual({ total: 4, created: 2, updated: 0, skipped: 0, invalid: 2 });
+    expect(report(file).map((l) => [l.record, l.outcome, l.errors?.map((e: { code: string }) => e.code)])).toEqual([
+      [1, 'created', undefined],
+      [2, 'invalid', ['unknown_password_format']],
+      [3, 'invalid', ['unknown_password_format']],
+      [4, 'created', undefined],
+    ]);
+  });
+
   it('a path that is a directory is refused before the database or the report is touched', async () => {
     const folder = join(dir, 'a-folder.json');
     mkdirSync(folder);

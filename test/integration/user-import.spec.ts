@@ -171,6 +171,24 @@ describe('Importing users with their password hashes (POST /users/import, import
       expect(response.text).not.toContain(VALID_VECTORS[0].hash.slice(0, 40));
     });
 
+    it('OWASP ASVS 4.0 5.1.4 / 5.0 1.5.3: a passwordFormat naming an Object.prototype key (constructor, __proto__, any letter case) is unknown_password_format for that record, never a 500 for the request', async () => {
+      const good = email('proto-good');
+      const formats = ['constructor', '__proto__', 'Constructor', '__PROTO__'];
+      const before = await userCount();
+      const response = await importUsers([
+        ...formats.map((passwordFormat) => ({ email: email('proto'), name: 'X', groups: [], passwordFormat, passwordHash: VALID_VECTORS[0].hash })),
+        { email: good, name: 'Good', groups: ['writer'] },
+      ]);
+      expect(response.status, response.text).toBe(200);
+      const results = response.body.results as Array<{ outcome: string; errors?: Array<{ code: string }> }>;
+      formats.forEach((format, i) => {
+        expect(results[i].outcome, format).toBe('invalid');
+        expect(results[i].errors!.map((e) => e.code), format).toEqual(['unknown_password_format']);
+      });
+      expect(results[formats.length].outcome).toBe('created');
+      expect(await userCount()).toBe(before + 1);
+    });
+
     it('duplicate emails inside one batch: the first is created, the later ones are invalid (duplicate_in_import)', async () => {
       const address = email('dup');
       const response = await importUsers([

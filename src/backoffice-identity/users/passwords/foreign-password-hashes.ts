@@ -63,7 +63,9 @@ const invalid = (description: string): ImportedHashError => ({ code: 'invalid_pa
 export function importedPasswordFormat(value: unknown): ImportedPasswordFormat | null {
   if (typeof value !== 'string') return null;
   if ((IMPORTED_PASSWORD_FORMATS as readonly string[]).includes(value)) return value as ImportedPasswordFormat;
-  return FORMAT_ALIASES[value.toLowerCase()] ?? null;
+  // Own keys only: `constructor` or `__proto__` would answer Object.prototype's members (a 500 at import).
+  const alias = value.toLowerCase();
+  return Object.hasOwn(FORMAT_ALIASES, alias) ? FORMAT_ALIASES[alias] : null;
 }
 
 function decodeBase64(text: string): Buffer | null {
