@@ -776,7 +776,9 @@ export class BackOfficeUserManager {
   /**
    * {@link deliverNewInviteToken} for the email-change link to `newEmail` (valid `lifespanHours`): a confirmation email
    * that failed leaves the pending email-change link working. A store without {@link UserEmailChangeHandoverStore}
-   * voids the pending link before `deliver`. @throws BackOfficeNotSupportedError without a `UserEmailChangeStore`.
+   * voids the pending link before `deliver`. Null, `deliver` not called and no link left, when the user was disabled or
+   * moved to another address since `user` was read, or got another security stamp (a password change that ended the
+   * session that asked: see `storeAddressedLink`). @throws BackOfficeNotSupportedError without a `UserEmailChangeStore`.
    */
   async deliverNewEmailChangeToken<T>(user: BackOfficeUser, newEmail: string, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T | null> {
     const store = this.capability(isUserEmailChangeStore, 'UserEmailChangeStore');
@@ -784,6 +786,7 @@ export class BackOfficeUserManager {
       return this.handOverUserToken(store, user, 'change_email', lifespanHours, deliver, {
         add: (hash, expiresAt, now, options) => store.addEmailChangeToken(user.id, hash, newEmail, expiresAt, now, options),
         drop: (hash, now) => store.consumeEmailChangeToken(user.id, hash, now),
+        sameStamp: true,
       });
     }
     const token = randomToken(32);
@@ -794,6 +797,7 @@ export class BackOfficeUserManager {
       user,
       (options) => store.replaceEmailChangeToken(user.id, hash, newEmail, expiresAt, now, options),
       () => store.consumeEmailChangeToken(user.id, hash, this.now()),
+      { sameStamp: true },
     );
     return stored ? deliver(token) : null;
   }
@@ -823,13 +827,16 @@ export class BackOfficeUserManager {
     token: {
       add: (hash: string, expiresAt: Date, now: Date, options: UserTokenIssueOptions) => Promise<boolean | void>;
       drop: (hash: string, now: Date) => Promise<unknown>;
+      /** See {@link storeAddressedLink}: the email-change link, asked for by a session of `user`. */
+      sameStamp?: boolean;
     },
   ): Promise<T | null> {
     const secret = randomToken(32);
     const hash = sha256Hex(secret);
     const now = this.now();
     const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
-    if (!(await this.storeAddressedLink(user, (options) => token.add(hash, expiresAt, now, options), () => token.drop(hash, this.now())))) return null;
+    const write = (options: UserTokenIssueOptions) => token.add(hash, expiresAt, now, options);
+    if (!(await this.storeAddressedLink(user, write, () => token.drop(hash, this.now()), { sameStamp: token.sameStamp === true }))) return null;
     let delivered: T;
     try {
       delivered = await deliver(secret);
@@ -867,16 +874,36 @@ export class BackOfficeUserManager {
    * the user but before the link was stored would not void it, and the link would go to the old mailbox, which the
    * move took the account away from (OWASP ASVS 4.0 2.5.6, 1.11.3). For a store that ignores `addressedTo` (one
    * written before it), the link, once stored, is dropped (`drop`) when {@link stillAddressed} finds the user moved.
+   *
+   * With `sameStamp` (the email-change link, which goes to an address the requester chose) the link is also dropped
+   * when the user's security stamp is no longer the one `user` was read with: a password change (or reset, a forced
+   * reset, 2FA on or off) that committed after the request was accepted but before its link was stored voided the
+   * links there were, not this one, and ended the session that asked for it; left live, whoever signed in with the
+   * old password (the attacker the owner meant to lock out) confirmed it and moved the account to their mailbox
+   * (OWASP ASVS 4.0 3.3.3, 2.5.x, 1.11.3). The user's row is written and the links voided in one transaction, and the
+   * link is written under that row's lock, so it is either stored before (and voided by it) or seen here afterwards.
    */
   private async storeAddressedLink(
     user: BackOfficeUser,
     write: (options: UserTokenIssueOptions) => Promise<boolean | void>,
     drop: () => Promise<unknown>,
+    { sameStamp = false }: { sameStamp?: boolean } = {},
   ): Promise<boolean> {
     if ((await write({ addressedTo: user.normalizedEmail })) === false) return false;
-    if (await this.stillAddressed(user)) return true;
+    if ((await this.stillAddressed(user)) && (!sameStamp || (await this.stillStamped(user)))) return true;
     await drop();
     return false;
+  }
+
+  /**
+   * Asked once a new email-change link is stored, before it is mailed: whether the user's security stamp is still
+   * the one `user` was read with (see {@link storeAddressedLink}). Read from the store itself, as {@link stillAddressed}.
+   * True without a security stamp store.
+   */
+  protected async stillStamped(user: BackOfficeUser): Promise<boolean> {
+    if (!this.supportsUserSecurityStamp) return true;
+    const current = await this.store.findById(user.id);
+    return current !== null && current.securityStamp === user.securityStamp;
   }
 
   /**
