@@ -57,7 +57,8 @@ export class BackOfficeInviteService {
    * accepted (by the mail relay or a listener that called `handleEmail()`): when delivery fails the answer says so
    * and the old link still works (OWASP ASVS 4.0 2.5.x: a failed resend must not leave the invitee without a link).
    * When the store refuses the new link (the invitee was disabled since `user` was read: a disable that raced the
-   * resend), or the invitee's email address moved since (the link would go to the old one), no link stays stored and
+   * resend), or the invitee's email address moved since (the link would go to the old one), or the invitee accepted
+   * since (an invitation to an active account, audited as an invite), no link stays stored and
    * no email is attempted: 409 `not_invited`, as for a user no longer waiting for an invite (not 502 `email_failed`,
    * which would invite a pointless retry). `UserInvitedNotification` is published
    * only once the new link was stored (before its email), so a refused resend is not audited as an invite.

@@ -37,7 +37,7 @@ import { hashRecoveryCode, legacyRecoveryCodeHash, newRecoveryCode, RECOVERY_PRO
 import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
 import { keyedHash } from '../common/keyed-hash.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
-import { redactSecretsWhenLogged, type BackOfficeAuthorizedWriteOptions, type BackOfficeUser, type BackOfficeUserKind, type BackOfficeWriteAuthorizer } from './backoffice-user.js';
+import { isPendingInvitee, redactSecretsWhenLogged, type BackOfficeAuthorizedWriteOptions, type BackOfficeUser, type BackOfficeUserKind, type BackOfficeWriteAuthorizer } from './backoffice-user.js';
 import { BackOfficeUserManagerDependencies } from './backoffice-user-manager-dependencies.js';
 import { FallbackPasswordChecker, type BackOfficePasswordChecker } from './passwords/password-checker.js';
 import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
@@ -747,7 +747,10 @@ export class BackOfficeUserManager {
     return this.generateUserToken(user, 'password_reset', this.options.tokens.passwordResetLifespanHours);
   }
 
-  /** A new invite token (valid `tokens.inviteLifespanHours`); earlier ones are void. Null as {@link generatePasswordResetToken}. */
+  /**
+   * A new invite token (valid `tokens.inviteLifespanHours`); earlier ones are void. Null as {@link generatePasswordResetToken},
+   * and when the user no longer waits for an invite (accepted since the caller read it).
+   */
   generateInviteToken(user: BackOfficeUser): Promise<string | null> {
     return this.generateUserToken(user, 'invite', this.options.tokens.inviteLifespanHours);
   }
@@ -758,7 +761,8 @@ export class BackOfficeUserManager {
    * previous link keeps working, so a failed resend never leaves the invitee without a link (OWASP ASVS 4.0 2.5.x).
    * Concurrent resends leave exactly one live link: the one of the last delivery to finish. Null, with nothing
    * stored and `deliver` not called, when the store finds the user disabled (or gone) under the lock it writes the
-   * link with: a disable that committed after the caller read the user. A store without
+   * link with: a disable that committed after the caller read the user; so when the invitee accepted meanwhile (no
+   * longer {@link isPendingInvitee} once the link is stored). A store without
    * {@link UserTokenHandoverStore} falls back to {@link generateInviteToken} before `deliver`.
    */
   deliverNewInviteToken<T>(user: BackOfficeUser, deliver: (token: string) => Promise<T>): Promise<T | null> {
@@ -811,6 +815,7 @@ export class BackOfficeUserManager {
     return this.handOverUserToken(store, user, purpose, lifespanHours, deliver, {
       add: (hash, expiresAt, now, options) => store.addToken(user.id, purpose, hash, expiresAt, now, options),
       drop: (hash, now) => store.consumeToken(user.id, purpose, hash, now),
+      pendingInvitee: purpose === 'invite',
     });
   }
 
@@ -829,6 +834,8 @@ export class BackOfficeUserManager {
       drop: (hash: string, now: Date) => Promise<unknown>;
       /** See {@link storeAddressedLink}: the email-change link, asked for by a session of `user`. */
       sameStamp?: boolean;
+      /** See {@link storeAddressedLink}: an invite link, only for a user still waiting for an invite. */
+      pendingInvitee?: boolean;
     },
   ): Promise<T | null> {
     const secret = randomToken(32);
@@ -836,7 +843,8 @@ export class BackOfficeUserManager {
     const now = this.now();
     const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
     const write = (options: UserTokenIssueOptions) => token.add(hash, expiresAt, now, options);
-    if (!(await this.storeAddressedLink(user, write, () => token.drop(hash, this.now()), { sameStamp: token.sameStamp === true }))) return null;
+    const due = { sameStamp: token.sameStamp === true, pendingInvitee: token.pendingInvitee === true };
+    if (!(await this.storeAddressedLink(user, write, () => token.drop(hash, this.now()), due))) return null;
     let delivered: T;
     try {
       delivered = await deliver(secret);
@@ -862,6 +870,7 @@ export class BackOfficeUserManager {
       user,
       (options) => store.replaceToken(user.id, purpose, hash, expiresAt, now, options),
       () => store.consumeToken(user.id, purpose, hash, this.now()),
+      { pendingInvitee: purpose === 'invite' },
     );
     return stored ? token : null;
   }
@@ -882,17 +891,31 @@ export class BackOfficeUserManager {
    * old password (the attacker the owner meant to lock out) confirmed it and moved the account to their mailbox
    * (OWASP ASVS 4.0 3.3.3, 2.5.x, 1.11.3). The user's row is written and the links voided in one transaction, and the
    * link is written under that row's lock, so it is either stored before (and voided by it) or seen here afterwards.
+   *
+   * With `pendingInvitee` (an invite link) the link is also dropped when the user no longer waits for an invite
+   * ({@link isPendingInvitee}): an acceptance that committed after the caller (a resend) read the invitee voided the
+   * links there were, not this one, which then went out as an invitation to an active account, audited as an invite
+   * (OWASP ASVS 4.0 1.11.3, 7.1.3); the resend answers 409 `not_invited` instead, as for any user no longer invited.
    */
   private async storeAddressedLink(
     user: BackOfficeUser,
     write: (options: UserTokenIssueOptions) => Promise<boolean | void>,
     drop: () => Promise<unknown>,
-    { sameStamp = false }: { sameStamp?: boolean } = {},
+    { sameStamp = false, pendingInvitee = false }: { sameStamp?: boolean; pendingInvitee?: boolean } = {},
   ): Promise<boolean> {
     if ((await write({ addressedTo: user.normalizedEmail })) === false) return false;
-    if ((await this.stillAddressed(user)) && (!sameStamp || (await this.stillStamped(user)))) return true;
+    if ((await this.stillAddressed(user)) && (!sameStamp || (await this.stillStamped(user))) && (!pendingInvitee || (await this.stillInvited(user)))) return true;
     await drop();
     return false;
+  }
+
+  /**
+   * Asked once a new invite link is stored, before it is mailed: whether the user still waits for an invite (see
+   * {@link storeAddressedLink}). Read from the store itself, as {@link stillAddressed}.
+   */
+  protected async stillInvited(user: BackOfficeUser): Promise<boolean> {
+    const current = await this.store.findById(user.id);
+    return current !== null && isPendingInvitee(current);
   }
 
   /**
