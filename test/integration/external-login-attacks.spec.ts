@@ -11,7 +11,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectRefused, expectSignedIn, waitFor } from '../support/external-login-results.js';
 import { pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { rawHttp, rawRequest } from '../support/raw-http.js';
+import { createIdentityApp, httpPlatform, type IdentityApp } from '../support/identity-app.js';
 import { ExternalLoginPerson as Person, TestOidcProvider, type TestOidcClient } from '../support/oidc-provider.js';
 
 // Attacks on the OpenID Connect sign-in (contract section 6) against a real provider (oidc-provider in-process):
@@ -254,6 +255,40 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       }
       expect(await usersWithEmail(person.email)).toBe(0);
       expect((await victim.app.get('/auth/me')).status).toBe(401);
+    });
+  });
+
+  describe('callback request targets', () => {
+    it.each([
+      ['an empty host and an out-of-range port', 'http://:99999/backoffice'],
+      ['credentials and an empty host', 'http://a:b@/backoffice'],
+    ])('OWASP ASVS 4.0 7.4.1: an absolute-form callback target (RFC 9112 3.2.2) with %s, which Express routes by its path, completes the sign-in as the origin-form target does (302 to returnUrl, session set), never a 500 (Fastify: its own 400 before any route)', async (_label, origin) => {
+      const person = account('absolute');
+      const p = new Person(ctx.url);
+      const callbackUrl = new URL(await p.toCallback('oidc', person.login));
+      const target = `${origin}${callbackUrl.pathname.slice('/backoffice'.length)}${callbackUrl.search}`;
+      const answer = await rawHttp(ctx.url, rawRequest('GET', target, { headers: [`Cookie: ${p.app.cookieHeader()}`] }));
+      if (httpPlatform() === 'fastify') {
+        // Fastify refuses such a target itself (FST_ERR_BAD_URL), before routing: the callback never ran.
+        expect(answer.status, answer.body).toBe(400);
+        expectSignedIn(await p.deliver(callbackUrl.toString()));
+        return;
+      }
+      expect(answer.status, answer.body).toBe(302);
+      expect(answer.headers.location?.[0]).toBe('/backoffice/');
+      expect((answer.headers['set-cookie'] ?? []).some((c) => /^backoffice_session=[^;]/.test(c))).toBe(true);
+      expect(await usersWithEmail(person.email)).toBe(1);
+      // The pending sign-in was used up: the provider's redirect, delivered again as usual, is a replay.
+      expectRefused(await p.deliver(callbackUrl.toString()), 'external_login_failed');
+    });
+
+    it('OWASP ASVS 4.0 7.4.1: such a target with a forged state ends at ?error=external_login_failed (302), never a 500', async () => {
+      const p = new Person(ctx.url);
+      await p.challenge('oidc');
+      const answer = await rawHttp(ctx.url, rawRequest('GET', `http://:99999/backoffice/auth/external/oidc/callback?code=x&state=${'A'.repeat(43)}`, { headers: [`Cookie: ${p.app.cookieHeader()}`] }));
+      if (httpPlatform() === 'fastify') return expect(answer.status, answer.body).toBe(400);
+      expect(answer.status, answer.body).toBe(302);
+      expect(answer.headers.location?.[0]).toBe('/backoffice/?error=external_login_failed');
     });
   });
 

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { BackOfficeHttpRequest, BackOfficeHttpResponse } from '../http/http-platform.js';
+import { requestRawQuery, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../common/crypto.js';
 import { toStorableText } from '../common/storable-text.js';
@@ -108,6 +108,18 @@ function idTokenTimeProblem(claims: { iat?: unknown; auth_time?: unknown }, nowS
     return 'the ID token says the person authenticated in the future (auth_time beyond the allowed clock skew)';
   }
   return undefined;
+}
+
+/**
+ * The query string of the provider's redirect (without `?`; `''` without one), read off the request target as sent.
+ * Never through `new URL(request.url)`: an absolute-form target (RFC 9112 3.2.2) such as `http://:99999/backoffice/...`
+ * or `http://a:b@/backoffice/...` is routed by its path, but its authority is no valid URL, and the throw (before the
+ * callback's error handling) answered 500 instead of `?error=external_login_failed`.
+ */
+function callbackQuery(request: BackOfficeHttpRequest): string {
+  const query = requestRawQuery(request) ?? '';
+  const fragment = query.indexOf('#');
+  return fragment === -1 ? query : query.slice(0, fragment);
 }
 
 /** Authentication methods (RFC 8176) that mean the provider did more than one factor. */
@@ -237,7 +249,7 @@ export class BackOfficeExternalLoginService {
    */
   async callback(name: string, request: BackOfficeHttpRequest, response: BackOfficeHttpResponse): Promise<string> {
     const provider = this.providers.get(name);
-    const query = new URL(request.url ?? '/', 'http://callback.invalid').searchParams;
+    const query = new URLSearchParams(callbackQuery(request));
     let pending: PendingExternalLogin | null = null;
     try {
       if (!provider) throw new ExternalLoginError('external_login_failed', 'unknown provider');
@@ -277,7 +289,7 @@ export class BackOfficeExternalLoginService {
     const configuration = provider.configuration;
     if (!configuration) throw new ExternalLoginError('external_login_failed', 'provider unavailable');
     const current = new URL(provider.options.callbackUrl);
-    current.search = new URL(request.url ?? '/', 'http://callback.invalid').search;
+    current.search = callbackQuery(request);
     let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
     try {
       tokens = await oidc.authorizationCodeGrant(configuration, current, {
