@@ -231,6 +231,18 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       expectSignedIn(await p.deliver(url.toString()));
     });
 
+    it('OWASP ASVS 5.0 10.4.x: five callbacks at once with one state (a double-clicked or replayed redirect) sign in exactly once; the others end at ?error=external_login_failed without a session, and one user is created', async () => {
+      const person = account('concurrent');
+      const p = new Person(ctx.url);
+      const callbackUrl = await p.toCallback('oidc', person.login);
+      const results = await Promise.all(Array.from({ length: 5 }, () => p.deliver(callbackUrl)));
+      const signedIn = results.filter((r) => r.headers.get('location') === '/backoffice/');
+      expect(signedIn).toHaveLength(1);
+      expectSignedIn(signedIn[0]);
+      for (const refused of results.filter((r) => r !== signedIn[0])) expectRefused(refused, 'external_login_failed');
+      expect(await usersWithEmail(person.email)).toBe(1);
+    });
+
     it("the state cookie of another browser is refused (login CSRF): no session in the victim's browser", async () => {
       const person = account('swap');
       const attacker = new Person(ctx.url);
