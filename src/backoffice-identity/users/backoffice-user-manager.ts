@@ -882,7 +882,7 @@ export class BackOfficeUserManager {
    * that address. An email change voids the links stored before it commits; one that committed after the caller read
    * the user but before the link was stored would not void it, and the link would go to the old mailbox, which the
    * move took the account away from (OWASP ASVS 4.0 2.5.6, 1.11.3). For a store that ignores `addressedTo` (one
-   * written before it), the link, once stored, is dropped (`drop`) when {@link stillAddressed} finds the user moved.
+   * written before it), the link, once stored, is dropped (`drop`) when {@link linkStillDue} finds the user moved.
    *
    * With `sameStamp` (the email-change link, which goes to an address the requester chose) the link is also dropped
    * when the user's security stamp is no longer the one `user` was read with: a password change (or reset, a forced
@@ -904,39 +904,22 @@ export class BackOfficeUserManager {
     { sameStamp = false, pendingInvitee = false }: { sameStamp?: boolean; pendingInvitee?: boolean } = {},
   ): Promise<boolean> {
     if ((await write({ addressedTo: user.normalizedEmail })) === false) return false;
-    if ((await this.stillAddressed(user)) && (!sameStamp || (await this.stillStamped(user))) && (!pendingInvitee || (await this.stillInvited(user)))) return true;
+    if (await this.linkStillDue(user, { sameStamp, pendingInvitee })) return true;
     await drop();
     return false;
   }
 
   /**
-   * Asked once a new invite link is stored, before it is mailed: whether the user still waits for an invite (see
-   * {@link storeAddressedLink}). Read from the store itself, as {@link stillAddressed}.
+   * Asked once a new link is stored, before it is mailed (see {@link storeAddressedLink}), on one read of the user from
+   * the store itself (not through {@link findById}, which a host manager may answer from elsewhere): whether the user
+   * still has the email address `user` was read with; with `sameStamp`, still the same security stamp (true without a
+   * security stamp store); with `pendingInvitee`, still waits for an invite.
    */
-  protected async stillInvited(user: BackOfficeUser): Promise<boolean> {
+  protected async linkStillDue(user: BackOfficeUser, due: { sameStamp: boolean; pendingInvitee: boolean }): Promise<boolean> {
     const current = await this.store.findById(user.id);
-    return current !== null && isPendingInvitee(current);
-  }
-
-  /**
-   * Asked once a new email-change link is stored, before it is mailed: whether the user's security stamp is still
-   * the one `user` was read with (see {@link storeAddressedLink}). Read from the store itself, as {@link stillAddressed}.
-   * True without a security stamp store.
-   */
-  protected async stillStamped(user: BackOfficeUser): Promise<boolean> {
-    if (!this.supportsUserSecurityStamp) return true;
-    const current = await this.store.findById(user.id);
-    return current !== null && current.securityStamp === user.securityStamp;
-  }
-
-  /**
-   * Asked once a new link is stored, before it is mailed: whether the user still has the email address `user` was read
-   * with (see {@link storeAddressedLink}). Read from the store itself, not through {@link findById}, which a host
-   * manager may answer from a cache.
-   */
-  protected async stillAddressed(user: BackOfficeUser): Promise<boolean> {
-    const current = await this.store.findById(user.id);
-    return current !== null && current.normalizedEmail === user.normalizedEmail;
+    if (current === null || current.normalizedEmail !== user.normalizedEmail) return false;
+    if (due.sameStamp && this.supportsUserSecurityStamp && current.securityStamp !== user.securityStamp) return false;
+    return !due.pendingInvitee || isPendingInvitee(current);
   }
 
   /** True while the token is live (right user, purpose, unexpired, unused). Does not use it up. */
