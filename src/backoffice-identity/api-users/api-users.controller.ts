@@ -4,7 +4,7 @@ import { ErrorResponse } from '../auth/auth.dto.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
-import { mayManageAsStored } from '../groups/may-manage-as-stored.js';
+import { mayAssignAsStored, mayManageAsStored } from '../groups/may-manage-as-stored.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/http-platform.js';
@@ -47,7 +47,9 @@ export class ApiUsersController {
   ): Promise<{ user: BackOfficeUserDto; clientId: string; clientSecret: string }> {
     await this.groups.assertMayAssign(request.backOffice.user, body.groups);
     const name = body.name.trim();
-    const created = await this.apiUsers.create({ name: name || body.name, groups: body.groups });
+    // Again on the groups as stored when the membership is written: a permission added to one of them meanwhile
+    // (PATCH /groups/:alias) is not the caller's to hand out. A caller in admin may assign any group: no re-check.
+    const created = await this.apiUsers.create({ name: name || body.name, groups: body.groups }, mayAssignAsStored(this.groups, request.backOffice.user));
     return { user: toBackOfficeUserDto(created.user, this.clock.now()), clientId: created.clientId, clientSecret: created.clientSecret };
   }
 

@@ -80,8 +80,15 @@ export class BackOfficeApiUserService {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
 
-  /** Creates an API user in `groups`; the secret is returned once and only its hash is kept. */
-  async create(input: { name: string; groups: string[] }): Promise<{ user: BackOfficeUser; clientId: string; clientSecret: string }> {
+  /**
+   * Creates an API user in `groups`; the secret is returned once and only its hash is kept. `authorize` is asked
+   * about the API user as stored by the insert, in its transaction (a throw refuses: nothing kept), so a caller's
+   * check of the groups cannot rest on a copy a concurrent group edit made stale (`CreateBackOfficeUserInput.authorize`).
+   */
+  async create(
+    input: { name: string; groups: string[] },
+    authorize?: BackOfficeWriteAuthorizer,
+  ): Promise<{ user: BackOfficeUser; clientId: string; clientSecret: string }> {
     const clientId = `boc_${randomToken(18)}`;
     const clientSecret = `bocs_${randomToken(32)}`;
     const result = await this.userManager.createUser({
@@ -89,6 +96,7 @@ export class BackOfficeApiUserService {
       name: input.name,
       groups: input.groups,
       kind: 'api',
+      ...(authorize ? { authorize } : {}),
     });
     if (!result.succeeded) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'The API user is not valid.', { errors: [...result.errors] });

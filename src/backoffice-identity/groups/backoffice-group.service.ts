@@ -189,6 +189,22 @@ export class BackOfficeGroupService {
   }
 
   /**
+   * {@link assertMayAssign} again, for a new user (`created`) as stored when its groups were written: refuses (403
+   * `forbidden`) a member of `admin`, or a user whose groups now hold a permission the actor lacks (a group edited
+   * after the first check read it), unless the actor is in `admin`. Synchronous: it runs in the insert's transaction.
+   */
+  assertMayHaveCreated(actor: GroupActor, created: GroupActor): void {
+    if (this.mayActOnAnyone(actor)) return;
+    if (created.groups.includes(ADMIN_GROUP_ALIAS)) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS));
+    const beyond = this.notHeldBy(actor, this.registry.effective(created));
+    if (beyond.length > 0) {
+      throw this.denials.refuse(
+        new BackOfficeHttpError(403, 'forbidden', `You may not give a user groups holding permissions you do not have (${beyond.join(', ')}).`),
+      );
+    }
+  }
+
+  /**
    * Refuses (403 `forbidden`) an action of `actor` on another user (`target`) that would let the actor reach
    * beyond what they hold (OWASP ASVS 4.0 4.1.3 least privilege, 4.2.1 IDOR): members of `admin` may act on
    * anyone; anyone else only on a target outside `admin` whose every effective permission they hold themselves.

@@ -15,3 +15,17 @@ export function mayManageAsStored(
   if (groups.mayActOnAnyone(actor)) return undefined;
   return (current) => groups.assertMayManage(actor, current);
 }
+
+/**
+ * The group assignment check again (`assertMayAssign`), on a new user as stored by its insert, in the insert's
+ * transaction (`CreateBackOfficeUserInput.authorize`): a group given a permission the caller lacks after the caller's
+ * first check read it is not the caller's to hand out (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). `undefined` for members of
+ * `admin`, who may assign any group: no check.
+ */
+export function mayAssignAsStored(
+  groups: Pick<BackOfficeGroupService, 'mayActOnAnyone' | 'assertMayHaveCreated'>,
+  actor: GroupActor,
+): BackOfficeWriteAuthorizer | undefined {
+  if (groups.mayActOnAnyone(actor)) return undefined;
+  return (created) => groups.assertMayHaveCreated(actor, created);
+}

@@ -123,6 +123,16 @@ export interface CreateBackOfficeUserInput {
   invited?: boolean;
   /** `api` for a machine user (see `BackOfficeApiUserService`); default `person`. */
   kind?: BackOfficeUserKind;
+  /**
+   * Re-checks the caller's right to give the new user its groups, on the user as stored right after the insert, in
+   * the insert's transaction (throw to refuse: the user is not kept). The groups' permissions it sees are the ones
+   * the membership was written with: a group edit committed meanwhile is seen, and one not yet committed holds the
+   * group's row, so the insert waits for it (the built-in stores: the membership's foreign key takes the group's row
+   * FOR KEY SHARE, the group store's edit FOR UPDATE), or, once the insert holds the row, the edit waits for the
+   * creation and then finds the new member (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). The HTTP routes pass
+   * `mayAssignAsStored` for a caller outside `admin`.
+   */
+  authorize?: BackOfficeWriteAuthorizer;
 }
 
 /** An enabled person in `admin` (what the last-admin rule keeps at least one of, with the sign-in checks of the count). */
@@ -378,24 +388,23 @@ export class BackOfficeUserManager {
     if (errors.length > 0) return IdentityResult.failed(...errors);
 
     const now = this.now();
+    const record: NewBackOfficeUser = {
+      username: candidate.username,
+      normalizedUsername: this.normalizeKey(candidate.username),
+      email: candidate.email,
+      normalizedEmail: this.normalizeKey(candidate.email),
+      name: candidate.name,
+      passwordHash: input.password !== undefined ? await this.passwordHasher.hashPassword(input.password) : null,
+      securityStamp: this.newSecurityStamp(),
+      isApproved: input.isApproved ?? true,
+      invitedAt: input.invited ? now : null,
+      groups: [...new Set(groups)],
+      ...(initialToken ? { initialToken } : {}),
+      ...(input.kind === 'api' ? { kind: 'api' as const, passwordHash: null } : {}),
+    };
+    const { authorize } = input;
     try {
-      const user = await this.store.create(
-        {
-          username: candidate.username,
-          normalizedUsername: this.normalizeKey(candidate.username),
-          email: candidate.email,
-          normalizedEmail: this.normalizeKey(candidate.email),
-          name: candidate.name,
-          passwordHash: input.password !== undefined ? await this.passwordHasher.hashPassword(input.password) : null,
-          securityStamp: this.newSecurityStamp(),
-          isApproved: input.isApproved ?? true,
-          invitedAt: input.invited ? now : null,
-          groups: [...new Set(groups)],
-          ...(initialToken ? { initialToken } : {}),
-          ...(input.kind === 'api' ? { kind: 'api' as const, passwordHash: null } : {}),
-        },
-        now,
-      );
+      const user = authorize ? await this.inTransaction((store) => BackOfficeUserManager.createAuthorized(store, record, now, authorize)) : await this.store.create(record, now);
       return IdentityResult.success(redactSecretsWhenLogged(user));
     } catch (error) {
       if (error instanceof BackOfficeDuplicateUserError) {
@@ -404,6 +413,22 @@ export class BackOfficeUserManager {
       }
       throw error;
     }
+  }
+
+  /**
+   * Inserts `record` and asks `authorize` about the user as stored, in the store's transaction (see
+   * {@link CreateBackOfficeUserInput.authorize}). A refused user is deleted before the error goes on: the transaction
+   * rolls it back anyway, and a store without rollback (the in-memory one) does not keep it.
+   */
+  private static async createAuthorized(store: BackOfficeUserStore, record: NewBackOfficeUser, now: Date, authorize: BackOfficeWriteAuthorizer): Promise<BackOfficeUser> {
+    const user = await store.create(record, now);
+    try {
+      authorize((await store.findById(user.id)) ?? user);
+    } catch (error) {
+      await store.delete(user.id);
+      throw error;
+    }
+    return user;
   }
 
   // ---- import -------------------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+import pg from 'pg';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
+import type { HttpClient, HttpResult } from '../support/http-client.js';
+import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { lockWaitersReach } from '../support/lock-waits.js';
+
+/**
+ * POST /users/api by a caller outside `admin` who may assign a group
+ * (they hold every permission of it) when their request checks it, while a concurrent group edit (PATCH
+ * /groups/:alias) gives that group a permission the caller lacks. The test's transaction does what the group store's
+ * edit does (the group's row FOR UPDATE, then the new permissions) and holds it: the caller's request waits for the
+ * group's row after its first check, and the test commits the edit. The check must see the group as stored when the
+ * membership is written (403, nothing written), or the edit must wait for the membership: before the fix the request
+ * went ahead on its stale check and the new member held a permission its creator lacks.
+ */
+describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when the membership is written', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let desk: HttpClient;
+  let admin: HttpClient;
+  let observer: pg.Client;
+  const make = userFactory(() => ctx, 'assignrace');
+  let groupSeq = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
+    const permissions = ['users.manage', 'users.read', 'users.invite'];
+    expect((await admin.post('/groups', { alias: 'helpdesk', name: 'Helpdesk', permissions })).status).toBe(201);
+    desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
+    observer = new pg.Client({ connectionString: db.url });
+    await observer.connect();
+  });
+  afterAll(async () => {
+    await observer?.end();
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  /** A new group holding only users.read (which the caller holds). */
+  async function readersGroup(): Promise<string> {
+    const alias = `readers${++groupSeq}`;
+    expect((await admin.post('/groups', { alias, name: `Readers ${groupSeq}`, permissions: ['users.read'] })).status).toBe(201);
+    return alias;
+  }
+
+  const membersOf = async (alias: string) =>
+    (
+      await observer.query(
+        `SELECT u.email FROM backoffice_user_group ug JOIN backoffice_user u ON u.id = ug.user_id JOIN backoffice_group g ON g.id = ug.group_id
+         WHERE g.alias = $1 ORDER BY u.email`,
+        [alias],
+      )
+    ).rows.map((r) => r.email as string);
+
+  /**
+   * Sends the caller's request while the test's transaction edits `alias` as the group store does (its row FOR UPDATE,
+   * audit.read added), waits until the request waits for a lock, then commits the edit.
+   */
+  async function whileGroupGainsAuditRead(alias: string, send: () => Promise<HttpResult>): Promise<HttpResult> {
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [alias]);
+      await blocker.query(`UPDATE backoffice_group SET permissions = array_append(permissions, 'audit.read') WHERE alias = $1`, [alias]);
+      const pending = send();
+      await lockWaitersReach(observer, 1);
+      await blocker.query('COMMIT');
+      return await pending;
+    } finally {
+      await blocker.end();
+    }
+  }
+
+  const expectForbidden = (res: HttpResult) => {
+    expect(res.status, res.text).toBe(403);
+    expect(res.body.code).toBe('forbidden');
+  };
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 8.2.1: a users.manage caller outside admin cannot create an API user in a group given a permission the caller lacks while its request was under way', async () => {
+    const alias = await readersGroup();
+    const res = await whileGroupGainsAuditRead(alias, () => desk.post('/users/api', { name: `Race bot ${alias}`, groups: [alias] }));
+    expectForbidden(res);
+    expect(await membersOf(alias)).toEqual([]);
+    expect((await observer.query(`SELECT count(*)::int AS n FROM backoffice_user WHERE name = $1`, [`Race bot ${alias}`])).rows[0].n).toBe(0);
+  });
+
+  it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
+    const alias = await readersGroup();
+    const created = await desk.post('/users/api', { name: 'Calm bot', groups: [alias] });
+    expect(created.status, created.text).toBe(201);
+    expect(await membersOf(alias)).toEqual([created.body.user.email]);
+  });
+});
