@@ -6,7 +6,7 @@ import { BackOfficeEmailDispatcher, type EmailDispatchResult } from '../email/em
 import { BackOfficeEmailTemplates } from '../email/email-templates.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { UserInviteAcceptedNotification, UserInvitedNotification } from '../notifications/notifications.js';
-import { deriveUserState, isPendingInvitee, type BackOfficeUser } from '../users/backoffice-user.js';
+import { deriveUserState, isPendingInvitee, type BackOfficeUser, type BackOfficeWriteAuthorizer } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
 /** A failure of the invite's announcement (its notification), told apart from a failed email. */
@@ -42,9 +42,11 @@ export class BackOfficeInviteService {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
   ) {}
 
-  async invite(input: BackOfficeInviteInput, inviter: BackOfficeUser | null): Promise<IdentityResult<BackOfficeInviteOutcome>> {
-    // The user and the invite token are written in one transaction: never an invited user without a token.
-    const created = await this.userManager.createInvitedUser({ email: input.email, name: input.name, groups: input.groups });
+  async invite(input: BackOfficeInviteInput, inviter: BackOfficeUser | null, authorize?: BackOfficeWriteAuthorizer): Promise<IdentityResult<BackOfficeInviteOutcome>> {
+    // The user and the invite token are written in one transaction: never an invited user without a token. With
+    // `authorize` it is asked about the invitee as stored by that insert, in its transaction (a throw refuses: nothing
+    // kept, no email), so the caller's check of the groups cannot rest on a copy a concurrent group edit made stale.
+    const created = await this.userManager.createInvitedUser({ email: input.email, name: input.name, groups: input.groups, ...(authorize ? { authorize } : {}) });
     if (!created.succeeded) return IdentityResult.failed(...created.errors);
     const { user, token } = created.value!;
     await this.userManager.notify(UserInvitedNotification, user);

@@ -16,7 +16,7 @@ import { UserSessionsRevokedNotification } from '../notifications/notifications.
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
-import { mayManageAsStored } from '../groups/may-manage-as-stored.js';
+import { mayAssignAsStored, mayManageAsStored } from '../groups/may-manage-as-stored.js';
 import { AdminUpdateUserDto, DisableUserDto } from './account.dto.js';
 import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.service.js';
 import { BackOfficeApiUserService } from '../api-users/backoffice-api-user.service.js';
@@ -85,7 +85,9 @@ export class UsersController {
   @requirePermissions('users.invite')
   async invite(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: InviteUserDto): Promise<{ user: BackOfficeUserDto }> {
     await this.groups.assertMayAssign(request.backOffice.user, Array.isArray(body.groups) ? body.groups : []);
-    const result = await this.invites.invite(body, request.backOffice.user);
+    // Again on the groups as stored when the invitee is written: a permission added to one of them meanwhile
+    // (PATCH /groups/:alias) is not the caller's to hand out. A caller in admin may assign any group: no re-check.
+    const result = await this.invites.invite(body, request.backOffice.user, mayAssignAsStored(this.groups, request.backOffice.user));
     if (!result.succeeded) {
       if (result.errors.some((e) => e.code === 'duplicate_email')) {
         throw new BackOfficeHttpError(409, 'duplicate_email', 'A user with this email already exists.');
