@@ -5,7 +5,7 @@ import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from
 import { lockWaitersReach } from '../support/lock-waits.js';
 
 /**
- * POST /users/api and POST /users/invite by a caller outside `admin` who may assign a group
+ * POST /users/api, POST /users/invite and PUT /users/:id/groups by a caller outside `admin` who may assign a group
  * (they hold every permission of it) when their request checks it, while a concurrent group edit (PATCH
  * /groups/:alias) gives that group a permission the caller lacks. The test's transaction does what the group store's
  * edit does (the group's row FOR UPDATE, then the new permissions) and holds it: the caller's request waits for the
@@ -96,6 +96,14 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     expect((await observer.query(`SELECT count(*)::int AS n FROM backoffice_user WHERE email = $1`, [email])).rows[0].n).toBe(0);
   });
 
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 8.2.1: a users.manage caller outside admin cannot add a user to a group given a permission the caller lacks while its request was under way', async () => {
+    const alias = await readersGroup();
+    const target = await make({ groups: ['editor'] });
+    const res = await whileGroupGainsAuditRead(alias, () => desk.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['editor', alias] } }));
+    expectForbidden(res);
+    expect(await membersOf(alias)).toEqual([]);
+  });
+
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
     const alias = await readersGroup();
     const created = await desk.post('/users/api', { name: 'Calm bot', groups: [alias] });
@@ -103,6 +111,9 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     const email = `assignrace-calm-${alias}@example.com`;
     const invited = await desk.post('/users/invite', { email, name: 'Invitee', groups: [alias] });
     expect(invited.status, invited.text).toBe(201);
-    expect(await membersOf(alias)).toEqual([created.body.user.email, email].sort());
+    const target = await make({ groups: ['editor'] });
+    const set = await desk.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['editor', alias] } });
+    expect(set.status, set.text).toBe(200);
+    expect(await membersOf(alias)).toEqual([created.body.user.email, email, target.email].sort());
   });
 });

@@ -1612,7 +1612,12 @@ export class BackOfficeUserManager {
    * write, after any concurrent membership change), so a caller's permission check cannot rest on a copy that a
    * concurrent change made stale (OWASP ASVS 5.0 15.4.2); when it throws, nothing is written and the error goes on.
    * It runs inside the write's transaction: it must not wait for another database connection (a pool of one would
-   * wait for ever), so it checks what it has in hand.
+   * wait for ever), so it checks what it has in hand. It is asked again about the user as written, in the same
+   * transaction, with the permissions of its new groups as stored: a group the write adds that a concurrent edit
+   * (`PATCH /groups/:alias`) gave a permission the caller lacks is seen (the edit committed before the write's
+   * membership rows took the group's row), or the edit waits for the write (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1); when
+   * that throws, the groups as read before the write are put back (the transaction rolls the write back anyway; a
+   * store without rollback does not keep it) and the error goes on.
    *
    * A subclass that overrides this must pass `options` on to `super.setGroups` (or call `options.authorize` on the
    * user as stored before its own write): `PUT /users/:id/groups` relies on it, and an override that drops `options`
@@ -1637,12 +1642,19 @@ export class BackOfficeUserManager {
       before = [...current.groups]; // what the write replaces, for the notification's added / removed
       options.authorize?.(current);
     };
-    const written = await this.writeUnlessLastAdmin(
-      removesAdmin,
-      user.id,
-      (store) => this.capability(isUserGroupStore, 'UserGroupStore', store).setGroups(user.id, aliases),
-      authorize,
-    );
+    const write = async (store: BackOfficeUserStore) => {
+      const groupStore = this.capability(isUserGroupStore, 'UserGroupStore', store);
+      await groupStore.setGroups(user.id, aliases);
+      if (!options.authorize) return;
+      const written = await store.findById(user.id);
+      try {
+        if (written) options.authorize(written);
+      } catch (error) {
+        await groupStore.setGroups(user.id, before);
+        throw error;
+      }
+    };
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, write, authorize);
     if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     user.groups = aliases;
     if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);

@@ -349,7 +349,8 @@ export class UsersController {
     const changed = [...body.groups.filter((g) => !user.groups.includes(g)), ...user.groups.filter((g) => !body.groups.includes(g))];
     await this.groups.assertMayAssign(actor, changed, user);
     // Again on the user as stored when the groups are written: a group given to them meanwhile (admin, or permissions the
-    // caller lacks) is not the caller's to take away. The checks above cover what the caller adds or removes otherwise.
+    // caller lacks) is not the caller's to take away. And on the user as written, in the same transaction: a group the
+    // caller adds that a concurrent PATCH /groups/:alias gave a permission the caller lacks is not the caller's to give.
     this.throwIfFailed(await this.userManager.setGroups(user, body.groups, { authorize: this.mayManageAsStored(request) }));
     return toBackOfficeUserDto(user, this.clock.now());
   }
