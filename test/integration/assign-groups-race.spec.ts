@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { InMemoryBackOfficeStores, type InMemoryBackOfficeStoreSet, type InMemoryBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient, HttpResult } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
@@ -115,5 +116,98 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     const set = await desk.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['editor', alias] } });
     expect(set.status, set.text).toBe(200);
     expect(await membersOf(alias)).toEqual([created.body.user.email, email, target.email].sort());
+  });
+});
+
+/**
+ * The same with the in-memory stores, which have no rollback: the test edits the group (through the group store, as
+ * PATCH /groups/:alias does) right after the user store wrote the membership, before the request's re-check. The
+ * refused write must not stay behind: no API user or invitee, and the groups of a PUT as they were.
+ */
+describe('groups assigned checked as stored when the membership is written (in-memory stores)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let stores: InMemoryBackOfficeStoreSet;
+  let desk: HttpClient;
+  let admin: HttpClient;
+  const make = userFactory(() => ctx, 'assignmem');
+  let groupSeq = 0;
+  /** The alias the next membership write of the user store makes gain audit.read, once written. */
+  let editAfterWrite: string | null = null;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    stores = InMemoryBackOfficeStores.create();
+    ctx = await createIdentityApp(db, { identity: { stores, rateLimits: { enabled: false } } });
+    admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
+    const permissions = ['users.manage', 'users.read', 'users.invite'];
+    expect((await admin.post('/groups', { alias: 'helpdesk', name: 'Helpdesk', permissions })).status).toBe(201);
+    desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
+    const users = stores.userStore as InMemoryBackOfficeUserStore;
+    const edit = async () => {
+      const alias = editAfterWrite;
+      editAfterWrite = null;
+      if (alias) await stores.groupStore.update(alias, (g) => ({ ...g, permissions: [...g.permissions, 'audit.read'] }), new Date());
+    };
+    const realCreate = users.create.bind(users);
+    const realSetGroups = users.setGroups.bind(users);
+    Object.assign(users, {
+      create: async (...args: Parameters<InMemoryBackOfficeUserStore['create']>) => {
+        const created = await realCreate(...args);
+        await edit();
+        return created;
+      },
+      setGroups: async (...args: Parameters<InMemoryBackOfficeUserStore['setGroups']>) => {
+        await realSetGroups(...args);
+        await edit();
+      },
+    });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  async function readersGroup(): Promise<string> {
+    const alias = `memreaders${++groupSeq}`;
+    expect((await admin.post('/groups', { alias, name: `Mem readers ${groupSeq}`, permissions: ['users.read'] })).status).toBe(201);
+    return alias;
+  }
+
+  const membersOf = (alias: string) =>
+    [...stores.userStore.state.users.values()].filter((u) => u.groups.includes(alias)).map((u) => u.email).sort();
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 8.2.1: POST /users/api, POST /users/invite and PUT /users/:id/groups are refused and leave nothing behind', async () => {
+    const bot = await readersGroup();
+    editAfterWrite = bot;
+    const created = await desk.post('/users/api', { name: `Mem bot ${bot}`, groups: [bot] });
+    expect(created.status, created.text).toBe(403);
+    expect(created.body.code).toBe('forbidden');
+    expect(membersOf(bot)).toEqual([]);
+    expect([...stores.userStore.state.users.values()].filter((u) => u.name === `Mem bot ${bot}`)).toEqual([]);
+
+    const invitees = await readersGroup();
+    editAfterWrite = invitees;
+    const email = `assignmem-invitee-${invitees}@example.com`;
+    const invited = await desk.post('/users/invite', { email, name: 'Invitee', groups: [invitees] });
+    expect(invited.status, invited.text).toBe(403);
+    expect(membersOf(invitees)).toEqual([]);
+    expect(await ctx.userManager.findByEmail(email)).toBeNull();
+
+    const added = await readersGroup();
+    const target = await make({ groups: ['editor'] });
+    editAfterWrite = added;
+    const set = await desk.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['editor', added] } });
+    expect(set.status, set.text).toBe(403);
+    expect((await ctx.userManager.findById(target.id))!.groups).toEqual(['editor']);
+  });
+
+  it('without the edit the same requests write', async () => {
+    const alias = await readersGroup();
+    expect((await desk.post('/users/api', { name: 'Calm mem bot', groups: [alias] })).status).toBe(201);
+    expect((await desk.post('/users/invite', { email: `assignmem-calm-${alias}@example.com`, name: 'Invitee', groups: [alias] })).status).toBe(201);
+    const target = await make({ groups: ['editor'] });
+    expect((await desk.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['editor', alias] } })).status).toBe(200);
+    expect(membersOf(alias)).toHaveLength(3);
   });
 });
