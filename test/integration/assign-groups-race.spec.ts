@@ -121,7 +121,7 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
 
 /**
  * The same with the in-memory stores, which have no rollback: the test edits the group (through the group store, as
- * PATCH /groups/:alias does) right after the user store wrote the membership, before the request's re-check. The
+ * PUT /groups/:alias does) right after the user store wrote the membership, before the request's re-check. The
  * refused write must not stay behind: no API user or invitee, and the groups of a PUT as they were.
  */
 describe('groups assigned checked as stored when the membership is written (in-memory stores)', () => {

@@ -48,7 +48,7 @@ export class ApiUsersController {
     await this.groups.assertMayAssign(request.backOffice.user, body.groups);
     const name = body.name.trim();
     // Again on the groups as stored when the membership is written: a permission added to one of them meanwhile
-    // (PATCH /groups/:alias) is not the caller's to hand out. A caller in admin may assign any group: no re-check.
+    // (PUT /groups/:alias) is not the caller's to hand out. A caller in admin may assign any group: no re-check.
     const created = await this.apiUsers.create({ name: name || body.name, groups: body.groups }, mayAssignAsStored(this.groups, request.backOffice.user));
     return { user: toBackOfficeUserDto(created.user, this.clock.now()), clientId: created.clientId, clientSecret: created.clientSecret };
   }

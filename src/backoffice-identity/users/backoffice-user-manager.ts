@@ -1614,7 +1614,7 @@ export class BackOfficeUserManager {
    * It runs inside the write's transaction: it must not wait for another database connection (a pool of one would
    * wait for ever), so it checks what it has in hand. It is asked again about the user as written, in the same
    * transaction, with the permissions of its new groups as stored: a group the write adds that a concurrent edit
-   * (`PATCH /groups/:alias`) gave a permission the caller lacks is seen (the edit committed before the write's
+   * (`PUT /groups/:alias`) gave a permission the caller lacks is seen (the edit committed before the write's
    * membership rows took the group's row), or the edit waits for the write (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1); when
    * that throws, the groups as read before the write are put back (the transaction rolls the write back anyway; a
    * store without rollback does not keep it) and the error goes on.

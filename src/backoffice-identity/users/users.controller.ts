@@ -86,7 +86,7 @@ export class UsersController {
   async invite(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: InviteUserDto): Promise<{ user: BackOfficeUserDto }> {
     await this.groups.assertMayAssign(request.backOffice.user, Array.isArray(body.groups) ? body.groups : []);
     // Again on the groups as stored when the invitee is written: a permission added to one of them meanwhile
-    // (PATCH /groups/:alias) is not the caller's to hand out. A caller in admin may assign any group: no re-check.
+    // (PUT /groups/:alias) is not the caller's to hand out. A caller in admin may assign any group: no re-check.
     const result = await this.invites.invite(body, request.backOffice.user, mayAssignAsStored(this.groups, request.backOffice.user));
     if (!result.succeeded) {
       if (result.errors.some((e) => e.code === 'duplicate_email')) {
@@ -350,7 +350,7 @@ export class UsersController {
     await this.groups.assertMayAssign(actor, changed, user);
     // Again on the user as stored when the groups are written: a group given to them meanwhile (admin, or permissions the
     // caller lacks) is not the caller's to take away. And on the user as written, in the same transaction: a group the
-    // caller adds that a concurrent PATCH /groups/:alias gave a permission the caller lacks is not the caller's to give.
+    // caller adds that a concurrent PUT /groups/:alias gave a permission the caller lacks is not the caller's to give.
     this.throwIfFailed(await this.userManager.setGroups(user, body.groups, { authorize: this.mayManageAsStored(request) }));
     return toBackOfficeUserDto(user, this.clock.now());
   }
