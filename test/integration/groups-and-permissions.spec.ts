@@ -1,8 +1,10 @@
 import { Controller, Get } from '@nestjs/common';
+import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { BackOfficeAuthorize } from '../../src/backoffice-identity/index.js';
 import { expectBadBodiesRefused, expectClientError } from '../support/bad-input.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
+import { lockWaitersReach } from '../support/lock-waits.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 
@@ -329,5 +331,60 @@ describe('Permissions on groups, group CRUD', () => {
     expect((await member.get('/audit')).status).toBe(200);
     expect((await put(admin, '/groups/flip', { permissions: [] })).status).toBe(200);
     expectClientError(await member.get('/audit'), 403);
+  });
+});
+
+/**
+ * Two deletes at once, each moving its members into the other group: each locks its own group's row, then the target's.
+ * Taken in request order, the two waited on each other and PostgreSQL aborted one (deadlock_detected: a 503 to an
+ * admin who did nothing wrong). The test's transaction holds the table in EXCLUSIVE mode (which the row locks wait
+ * for) until both deletes wait, so both start their locking together.
+ */
+describe.skipIf(dbKind() !== 'postgres')('crossed group deletes (PostgreSQL row locks)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+  const make = userFactory(() => ctx, 'crossdel');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('delete a -> b and delete b -> a at once: one deletes (its members moved), the other is told its target is gone; never a deadlock', async () => {
+    const blocker = new pg.Client({ connectionString: db.url });
+    const observer = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    await observer.connect();
+    try {
+      for (let round = 0; round < 3; round++) {
+        const [a, b] = [`cross-a${round}`, `cross-b${round}`];
+        for (const alias of [a, b]) expect((await admin.post('/groups', { alias, name: alias, permissions: [] })).status).toBe(201);
+        const memberA = await make({ groups: [a] });
+        const memberB = await make({ groups: [b] });
+        await blocker.query('BEGIN');
+        await blocker.query('LOCK TABLE backoffice_group IN EXCLUSIVE MODE');
+        const deletes = [admin.delete(`/groups/${a}?moveMembersTo=${b}`), admin.delete(`/groups/${b}?moveMembersTo=${a}`)];
+        await lockWaitersReach(observer, 2);
+        await blocker.query('COMMIT');
+        const answers = await Promise.all(deletes);
+        const statuses = answers.map((res) => res.status).sort();
+        expect(statuses, answers.map((res) => res.text).join(' | ')).toEqual([204, 400]);
+        const refused = answers.find((res) => res.status === 400)!;
+        expect(refused.body.code).toBe('validation_failed');
+        // The surviving group holds both members.
+        const survivor = answers[0].status === 204 ? b : a;
+        for (const member of [memberA, memberB]) expect((await ctx.userManager.findById(member.id))?.groups).toEqual([survivor]);
+      }
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      await blocker.end().catch(() => undefined);
+      await observer.end();
+    }
   });
 });

@@ -112,9 +112,14 @@ export class TypeOrmBackOfficeGroupStore implements BackOfficeGroupStore {
     check: (group: BackOfficeGroupRecord, target: BackOfficeGroupRecord | null) => void,
   ): Promise<{ group: BackOfficeGroupRecord; target: BackOfficeGroupRecord | null } | null> {
     return this.dataSource.transaction(async (manager) => {
-      const row = await this.findRow(manager, alias, true);
+      // Both rows locked in one order (by alias), whichever is deleted: two deletes at once that move their members into
+      // each other's group would otherwise each hold one row and wait for the other (deadlock_detected, a 503).
+      const moving = moveMembersTo !== undefined && moveMembersTo !== alias;
+      const locked = new Map<string, GroupRow | null>();
+      for (const each of moving ? [alias, moveMembersTo].sort() : [alias]) locked.set(each, await this.findRow(manager, each, true));
+      const row = locked.get(alias);
       if (!row) return null;
-      const targetRow = moveMembersTo !== undefined && moveMembersTo !== alias ? await this.findRow(manager, moveMembersTo, true) : null;
+      const targetRow = moving ? (locked.get(moveMembersTo) ?? null) : null;
       const group = groupFromRow(row);
       const target = targetRow ? groupFromRow(targetRow) : null;
       check(group, target);
