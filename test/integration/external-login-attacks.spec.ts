@@ -243,6 +243,26 @@ describe('External logins under attack (OpenID Connect, contract section 6)', ()
       expect(await usersWithEmail(person.email)).toBe(1);
     });
 
+    it('OWASP ASVS 5.0 10.4.x: two first sign-ins of one provider account at once (two tabs, each with its own state, callbacks together) both sign in as the same single user: one user, one login link', async () => {
+      const person = account('two-tabs');
+      const p = new Person(ctx.url);
+      const first = await p.toCallback('oidc', person.login);
+      const second = await p.toCallback('oidc', person.login);
+      expect(new URL(first).searchParams.get('state')).not.toBe(new URL(second).searchParams.get('state'));
+      const results = await Promise.all([p.deliver(first), p.deliver(second)]);
+      for (const result of results) expectSignedIn(result);
+      expect(await usersWithEmail(person.email)).toBe(1);
+      const links = await ctx.app.get(DataSource).query(`SELECT user_id FROM backoffice_user_login WHERE provider = 'oidc' AND provider_key = $1`, [person.login]);
+      expect(links).toHaveLength(1);
+      // Each tab's session is the linked user's.
+      for (const result of results) {
+        const session = result.setCookies.find((c) => c.startsWith('backoffice_session='))!.split(';')[0];
+        const me = await p.app.fresh().get('/auth/me', { headers: { cookie: session } });
+        expect(me.status, me.text).toBe(200);
+        expect(me.body.id ?? me.body.user?.id).toBe(links[0].user_id);
+      }
+    });
+
     it("the state cookie of another browser is refused (login CSRF): no session in the victim's browser", async () => {
       const person = account('swap');
       const attacker = new Person(ctx.url);

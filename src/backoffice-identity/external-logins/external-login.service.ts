@@ -464,7 +464,9 @@ export class BackOfficeExternalLoginService {
   /**
    * First sign-in of an unknown provider account: links it to the user still invited with that email (an invite
    * the host took over and sent through the provider), or creates the user; any other user with that email is
-   * refused (`external_email_in_use`: no account take-over through a provider).
+   * refused (`external_email_in_use`: no account take-over through a provider). A concurrent first sign-in of the
+   * same provider account (another tab) that wrote the user and login first is no such other user: this sign-in
+   * finds the login by provider + subject and goes on as that user.
    */
   private async autoLink(provider: ResolvedExternalLoginProvider, claims: BackOfficeExternalLoginClaims): Promise<BackOfficeUser> {
     const manager = this.userManager;
@@ -479,7 +481,16 @@ export class BackOfficeExternalLoginService {
       // Whatever requireVerifiedEmail says: an invitee carries the groups an admin chose (admin among them), and a
       // provider that lets its users type any address (nOAuth) must not hand them out.
       if (claims.email_verified !== true) throw new ExternalLoginError('external_email_unverified', 'the provider did not say the email is verified');
-      return this.linkInvitee(provider, existing, claims);
+      try {
+        return await this.linkInvitee(provider, existing, claims);
+      } catch (error) {
+        // A concurrent first sign-in of the same account created (or linked) this user with the login since the
+        // lookup by login above: the user and login were written together, so the login is seen now.
+        if (!(error instanceof ExternalLoginError) || error.code !== 'external_email_in_use') throw error;
+        const winner = await manager.findByLogin(provider.name, claims.sub);
+        if (winner) return winner;
+        throw error;
+      }
     }
     const fromProvider = await this.providerGroups(provider, claims);
     const candidate: BackOfficeAutoLinkCandidate = {
@@ -488,24 +499,21 @@ export class BackOfficeExternalLoginService {
       groups: fromProvider.groups,
     };
     if ((await provider.onAutoLinking?.(candidate, claims)) === false) throw new ExternalLoginError('not_allowed', 'onAutoLinking refused');
-    const created = await manager.createUser({ email: candidate.email, name: candidate.name, groups: candidate.groups });
-    if (!created.succeeded) throw this.creationError(created.errors);
-    const user = created.value!;
-    let linked: Awaited<ReturnType<BackOfficeUserManager['addLogin']>>;
-    try {
-      linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
-    } catch (error) {
-      // The login could not be stored: a user without it must not stay behind (its email would be in use for good).
-      await manager.store.delete(user.id).catch(() => undefined);
-      throw error;
-    }
-    if (!linked.succeeded) {
-      // Two first sign-ins of one account at once: the other won; this user must not stay behind.
-      await manager.store.delete(user.id);
+    // The user and its login in one transaction (a user without its login never stays behind, nor is seen by
+    // another sign-in): a concurrent first sign-in of the same account waits for it, then finds the login.
+    const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
+    const created = await manager.createUserWithLogin({ email: candidate.email, name: candidate.name, groups: candidate.groups }, login);
+    if (!created.succeeded) {
+      // Two first sign-ins of one account at once (two tabs, each with its own state): the other created the user
+      // (email taken) or linked the key first. Sign in as the user who has this provider account now, checked as any
+      // sign-in by a linked login is (completeSignIn). An email whose user has no such login stays refused: never
+      // linked by email.
       const winner = await manager.findByLogin(provider.name, claims.sub);
-      if (!winner) throw new ExternalLoginError('external_login_failed', 'the login could not be linked');
-      return winner;
+      if (winner) return winner;
+      if (created.errors.some((e) => e.code === 'login_already_linked')) throw new ExternalLoginError('external_login_failed', 'the login could not be linked');
+      throw this.creationError(created.errors);
     }
+    const user = created.value!;
     await manager.notify(UserAutoLinkedNotification, user, { provider: provider.name });
     // With groupsManagedByProvider the groups are read (and a refusal audited) again right after, on every sign-in.
     if (!options.groupsManagedByProvider) await this.auditRefusedGroups(provider, user, fromProvider.refused);

@@ -378,7 +378,25 @@ export class BackOfficeUserManager {
     return IdentityResult.success({ user: created.value!, token });
   }
 
-  private async createUserRecord(input: CreateBackOfficeUserInput, initialToken?: NewBackOfficeUser['initialToken']): Promise<IdentityResult<BackOfficeUser>> {
+  /**
+   * Creates a user (as {@link createUser}) together with an external login, in one transaction of the store when it
+   * has them: a concurrent creation with the same email (another first sign-in of the same provider account) waits
+   * for it and then finds the login linked, and a failure half-way leaves no user without its login behind.
+   * `login_already_linked` when the key is someone's (nothing created). `UserLoginLinkedNotification` after the
+   * commit; no security-stamp renewal, as in {@link addLogin}: a user created just now has no sessions to end.
+   */
+  async createUserWithLogin(input: CreateBackOfficeUserInput, login: Omit<BackOfficeUserLogin, 'createdAt'>): Promise<IdentityResult<BackOfficeUser>> {
+    if (!isUserLoginStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('external logins'));
+    const created = await this.createUserRecord(input, undefined, login);
+    if (created.succeeded) await this.notify(UserLoginLinkedNotification, created.value!, { provider: login.provider });
+    return created;
+  }
+
+  private async createUserRecord(
+    input: CreateBackOfficeUserInput,
+    initialToken?: NewBackOfficeUser['initialToken'],
+    login?: Omit<BackOfficeUserLogin, 'createdAt'>,
+  ): Promise<IdentityResult<BackOfficeUser>> {
     const d = this.errorDescriber;
     const { candidate, errors } = await this.prepareUserCandidate(input);
     if (input.password !== undefined) errors.push(...(await this.validatePassword(null, input.password)).errors);
@@ -403,10 +421,23 @@ export class BackOfficeUserManager {
       ...(input.kind === 'api' ? { kind: 'api' as const, passwordHash: null } : {}),
     };
     const { authorize } = input;
+    let createdId: string | undefined;
     try {
-      const user = authorize ? await this.inTransaction((store) => BackOfficeUserManager.createAuthorized(store, record, now, authorize)) : await this.store.create(record, now);
+      const user = authorize
+        ? await this.inTransaction((store) => BackOfficeUserManager.createAuthorized(store, record, now, authorize))
+        : !login
+          ? await this.store.create(record, now)
+          : await this.inTransaction(async (store) => {
+              const created = await store.create(record, now);
+              createdId = created.id;
+              await (store as BackOfficeUserStore & UserLoginStore).addLogin(created.id, login, now);
+              return created;
+            });
       return IdentityResult.success(redactSecretsWhenLogged(user));
     } catch (error) {
+      // Rolled back, or a store without transactions: no user without its login may stay behind (its email in use for good).
+      if (createdId !== undefined) await this.store.delete(createdId).catch(() => undefined);
+      if (error instanceof BackOfficeDuplicateLoginError) return IdentityResult.failed(d.loginAlreadyLinked());
       if (error instanceof BackOfficeDuplicateUserError) {
         const emailTaken = error.field === 'email' || this.options.usernameIsEmail;
         return IdentityResult.failed(emailTaken ? d.duplicateEmail() : d.duplicateUserName());
