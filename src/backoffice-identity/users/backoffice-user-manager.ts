@@ -423,14 +423,13 @@ export class BackOfficeUserManager {
     const { authorize } = input;
     let createdId: string | undefined;
     try {
-      const user = authorize
-        ? await this.inTransaction((store) => BackOfficeUserManager.createAuthorized(store, record, now, authorize))
-        : !login
+      const user =
+        !authorize && !login
           ? await this.store.create(record, now)
           : await this.inTransaction(async (store) => {
-              const created = await store.create(record, now);
+              const created = authorize ? await BackOfficeUserManager.createAuthorized(store, record, now, authorize) : await store.create(record, now);
               createdId = created.id;
-              await (store as BackOfficeUserStore & UserLoginStore).addLogin(created.id, login, now);
+              if (login) await (store as BackOfficeUserStore & UserLoginStore).addLogin(created.id, login, now);
               return created;
             });
       return IdentityResult.success(redactSecretsWhenLogged(user));
@@ -943,8 +942,9 @@ export class BackOfficeUserManager {
    * With `sameStamp` (the email-change link, which goes to an address the requester chose) the link is also dropped
    * when the user's security stamp is no longer the one `user` was read with: a password change (or reset, a forced
    * reset, 2FA on or off) that committed after the request was accepted but before its link was stored voided the
-   * links there were, not this one, and ended the session that asked for it; left live, whoever signed in with the
-   * old password (the attacker the owner meant to lock out) confirmed it and moved the account to their mailbox
+   * links there were, not this one, and ended the other sessions (the one that asked, unless it made the change
+   * itself); left live, whoever signed in with the old password (the attacker the owner meant to lock out) confirmed it
+   * and moved the account to their mailbox
    * (OWASP ASVS 4.0 3.3.3, 2.5.x, 1.11.3). The user's row is written and the links voided in one transaction, and the
    * link is written under that row's lock, so it is either stored before (and voided by it) or seen here afterwards.
    *
