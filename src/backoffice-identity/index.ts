@@ -137,6 +137,7 @@ export {
   type ImportUserResult,
   type ImportUsersOptions,
   type ImportUsersSummary,
+  type ImportWrittenAuthorizer,
   type UserImportStore,
 } from './users/import/user-import.js';
 export { LdapPasswordChecker, type LdapPasswordCheckerOptions } from './ldap/ldap-password-checker.js';

@@ -105,6 +105,27 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     expect(await membersOf(alias)).toEqual([]);
   });
 
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 8.2.1: a users.manage caller outside admin cannot import a user into a group given a permission the caller lacks while its import was under way (POST /users/import)', async () => {
+    const alias = await readersGroup();
+    const email = `assignrace-imported-${alias}@example.com`;
+    const res = await whileGroupGainsAuditRead(alias, () => desk.post('/users/import', { users: [{ email, name: 'Imported', groups: [alias] }] }));
+    expectForbidden(res);
+    expect(res.body.errors?.[0]?.field).toBe('users[0]');
+    expect(await membersOf(alias)).toEqual([]);
+    expect((await observer.query(`SELECT count(*)::int AS n FROM backoffice_user WHERE email = $1`, [email])).rows[0].n).toBe(0);
+  });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 8.2.1: nor move an existing user into such a group with onConflict update; the user keeps its groups', async () => {
+    const alias = await readersGroup();
+    const target = await make({ groups: ['editor'] });
+    const res = await whileGroupGainsAuditRead(alias, () =>
+      desk.post('/users/import', { onConflict: 'update', users: [{ email: target.email, name: 'Updated', groups: ['editor', alias] }] }),
+    );
+    expectForbidden(res);
+    expect(await membersOf(alias)).toEqual([]);
+    expect((await ctx.userManager.findById(target.id))!.groups).toEqual(['editor']);
+  });
+
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
     const alias = await readersGroup();
     const created = await desk.post('/users/api', { name: 'Calm bot', groups: [alias] });
@@ -116,6 +137,15 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     const set = await desk.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['editor', alias] } });
     expect(set.status, set.text).toBe(200);
     expect(await membersOf(alias)).toEqual([created.body.user.email, email, target.email].sort());
+    const importedEmail = `assignrace-calm-imported-${alias}@example.com`;
+    const imported = await desk.post('/users/import', { users: [{ email: importedEmail, name: 'Imported', groups: [alias] }] });
+    expect(imported.status, imported.text).toBe(200);
+    expect(imported.body.summary.created).toBe(1);
+    const moved = await make({ groups: ['editor'] });
+    const updated = await desk.post('/users/import', { onConflict: 'update', users: [{ email: moved.email, name: 'Moved', groups: ['editor', alias] }] });
+    expect(updated.status, updated.text).toBe(200);
+    expect(updated.body.summary.updated).toBe(1);
+    expect(await membersOf(alias)).toEqual([created.body.user.email, email, target.email, importedEmail, moved.email].sort());
   });
 });
 

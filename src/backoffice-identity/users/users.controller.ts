@@ -25,7 +25,7 @@ import { BackOfficeSessionService } from '../sessions/backoffice-session.service
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto, type BackOfficeWriteAuthorizer } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUserQueryStore } from './stores/user-store.interface.js';
-import { BackOfficeUserImporter, type ImportRecordToAuthorize } from './import/backoffice-user-importer.js';
+import { BackOfficeUserImporter, type ImportAuthorizer, type ImportRecordToAuthorize } from './import/backoffice-user-importer.js';
 import { importUpdateTarget, MAX_IMPORT_BATCH, summarizeImport, type ImportConflictMode, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
 import { ImportUsersDto, ImportUsersResponse, InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
 
@@ -134,7 +134,7 @@ export class UsersController {
     const checksPermissions = !this.groups.mayActOnAnyone(actor);
     // A dry run writes nothing, so it may report what an import would do without a step-up.
     const checksStepUp = !dryRun;
-    const authorize = async (records: readonly ImportRecordToAuthorize[]): Promise<void> => {
+    const check = async (records: readonly ImportRecordToAuthorize[]): Promise<void> => {
       // Both checks read the same users: each record's are looked up once, when the first check needs them.
       const lookups = new Map<number, Promise<ImportConflicts>>();
       const conflictsOf: ImportConflictLookup = (record) => {
@@ -145,6 +145,20 @@ export class UsersController {
       if (checksPermissions) await this.authorizeImport(actor, onConflict, records, conflictsOf);
       if (checksStepUp) await this.assertStepUpForCredentials(request.backOffice, onConflict, records, conflictsOf);
     };
+    // Again on every user written, as stored in the batch's transaction: a permission added to one of its groups
+    // meanwhile (PUT /groups/:alias) is not the caller's to hand out; refused as the first check refuses, nothing kept.
+    const authorize: ImportAuthorizer = checksPermissions
+      ? Object.assign(check, {
+          asStored: (written: BackOfficeUser, index: number) => {
+            try {
+              this.groups.assertMayHaveCreated(actor, written);
+            } catch (error) {
+              if (!(error instanceof BackOfficeHttpError)) throw error;
+              throw UsersController.importRefused(index, error);
+            }
+          },
+        })
+      : check;
     const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);
     return { results, summary: summarizeImport(results) };
   }

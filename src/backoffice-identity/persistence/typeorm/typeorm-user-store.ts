@@ -9,7 +9,7 @@ import { deleteInBatches, failedAccessResult } from './sql-results.js';
 import { PENDING_INVITEE_SQL, redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
-import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, UserImportStore } from '../../users/import/user-import.js';
+import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, ImportWrittenAuthorizer, UserImportStore } from '../../users/import/user-import.js';
 import { writeImportedUsers } from './typeorm-user-import.js';
 import {
   BackOfficeDuplicateUserError,
@@ -361,19 +361,41 @@ export class TypeOrmBackOfficeUserStore
 
   async importUsers(
     rows: ImportedUserRow[],
-    options: { onConflict: ImportConflictMode; dryRun: boolean; protectedGroup: string },
+    options: { onConflict: ImportConflictMode; dryRun: boolean; protectedGroup: string; authorize?: ImportWrittenAuthorizer },
     now: Date,
   ): Promise<ImportRowOutcome[]> {
     if (rows.length === 0) return [];
     try {
       return await this.transaction(async (store) => {
         const outcomes = await writeImportedUsers(store.manager, rows, options, now);
+        if (options.authorize) await store.authorizeImported(rows, outcomes, options.authorize);
         if (options.dryRun) throw new DryRunRollback(outcomes);
         return outcomes;
       });
     } catch (error) {
       if (error instanceof DryRunRollback) return error.outcomes;
       throw error;
+    }
+  }
+
+  /**
+   * Asks `authorize` about every user the batch created or updated, read again after its writes (in one query, in the
+   * batch's transaction): the memberships' inserts waited for any group edit holding a group's row, so the
+   * permissions read here are the ones the memberships were written with.
+   */
+  private async authorizeImported(rows: ImportedUserRow[], outcomes: ImportRowOutcome[], authorize: ImportWrittenAuthorizer): Promise<void> {
+    const written = rows.map((row, index) => ({ row, index })).filter(({ index }) => outcomes[index] === 'created' || outcomes[index] === 'updated');
+    if (written.length === 0) return;
+    const found = returned(
+      await this.manager.query(`SELECT ${USER_COLUMNS} FROM backoffice_user u ${USER_GROUPS_JOIN} WHERE u.normalized_email = ANY($1::varchar[])`, [
+        written.map(({ row }) => row.normalizedEmail),
+      ]),
+    ) as Array<UserRow & { u: UserJson }>;
+    const byEmail = new Map(found.map((r) => [r.u.normalized_email, userFromRow(r)]));
+    for (const { row, index } of written) {
+      const user = byEmail.get(row.normalizedEmail);
+      if (!user) throw new Error('importUsers: a user the batch wrote was not found in its transaction');
+      authorize(user, index);
     }
   }
 

@@ -3,6 +3,7 @@ import type { IdentityError } from '../../common/identity-result.js';
 import { CONTROL_CHARACTERS } from '../../common/lookup-normalizer.js';
 import type { BackOfficeErrorDescriber } from '../../common/error-describer.js';
 import type { BackOfficeUserStore } from '../stores/user-store.interface.js';
+import type { BackOfficeUser } from '../backoffice-user.js';
 import type { BackOfficeUserCandidate } from '../validators.interface.js';
 import { toStoredImportedHash } from '../passwords/foreign-password-hashes.js';
 import {
@@ -11,6 +12,7 @@ import {
   type ImportRowOutcome,
   type ImportUserResult,
   type ImportUsersOptions,
+  type ImportWrittenAuthorizer,
   isUserImportStore,
   MAX_IMPORT_BATCH,
 } from './user-import.js';
@@ -48,8 +50,12 @@ export interface ImportRecordToAuthorize {
 /**
  * Checks a whole batch before anything of it is written (dry runs too) and throws to refuse it. The HTTP import
  * passes one that applies the caller's permissions; the CLI (an operator with database access) passes none.
+ * `asStored`, when set, is asked again about every user the batch created or updated, as stored in the batch's
+ * transaction after its writes, with the record's index in the batch (dry runs too); a throw rolls the batch back
+ * (the store's `importUsers` option `authorize`): a group edited between the first check and the write is checked
+ * as it was written (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1).
  */
-export type ImportAuthorizer = (records: readonly ImportRecordToAuthorize[]) => Promise<void>;
+export type ImportAuthorizer = ((records: readonly ImportRecordToAuthorize[]) => Promise<void>) & { asStored?: ImportWrittenAuthorizer };
 
 /** A record that passed every check, and where its report line goes. */
 interface PreparedRecord {
@@ -153,9 +159,15 @@ export class BackOfficeUserImporter {
       for (const { index } of prepared) results[index] = { email: results[index].email, outcome: 'invalid', errors: [notSupported] };
       return results;
     }
+    const asStored = authorize?.asStored;
     const outcomes = await store.importUsers(
       prepared.map((p) => p.row),
-      { onConflict: options.onConflict, dryRun: options.dryRun, protectedGroup: 'admin' },
+      {
+        onConflict: options.onConflict,
+        dryRun: options.dryRun,
+        protectedGroup: 'admin',
+        ...(asStored ? { authorize: (written: BackOfficeUser, i: number) => asStored(written, prepared[i].index) } : {}),
+      },
       this.manager.now(),
     );
     prepared.forEach(({ index }, i) => (results[index] = this.toResult(results[index].email, outcomes[i])));

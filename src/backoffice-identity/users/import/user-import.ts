@@ -73,6 +73,9 @@ export type ImportedUserRow = Pick<
   isApproved: boolean | null;
 };
 
+/** Asked about a user an import batch wrote, as stored in the batch's transaction, with its row's index; throw to refuse the batch. */
+export type ImportWrittenAuthorizer = (written: BackOfficeUser, index: number) => void;
+
 /** The store's answer per row: written, left alone, or why not. */
 export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_email' | 'duplicate_username' | 'last_admin' | 'directory_managed';
 
@@ -85,10 +88,15 @@ export interface UserImportStore {
    * password-reset, invite and email-change tokens are voided in the same transaction; when it is disabled, its
    * API bearer tokens are revoked. A row with a `passwordHash` for a user marked directory-managed
    * (`directoryManagedAt`, read under the lock the update writes under) is not written: `directory_managed`.
+   * `authorize`, when given, must be asked about every user the batch created or updated, as stored after the
+   * batch's writes (its groups and their permissions read then), in the batch's transaction, dry runs too, with the
+   * row's index in `rows`; a throw rolls the whole batch back and goes on to the caller (the HTTP import's re-check of
+   * the groups: a permission added to one of them while the import ran is not the caller's to hand out, OWASP ASVS
+   * 4.0 4.1.3, 5.0 8.2.1). A store that cannot honour it must throw rather than ignore it.
    */
   importUsers(
     rows: ImportedUserRow[],
-    options: { onConflict: ImportConflictMode; dryRun: boolean; protectedGroup: string },
+    options: { onConflict: ImportConflictMode; dryRun: boolean; protectedGroup: string; authorize?: ImportWrittenAuthorizer },
     now: Date,
   ): Promise<ImportRowOutcome[]>;
 }
