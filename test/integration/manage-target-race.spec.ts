@@ -1,4 +1,5 @@
 import pg from 'pg';
+import * as bcrypt from 'bcrypt';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient, HttpResult } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
@@ -177,8 +178,34 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     expect(await links()).toEqual(before);
   });
 
+  it("OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a users.manage caller outside admin cannot overwrite (POST /users/import, onConflict update) a user made an admin while its import was under way (the admin's name, groups and password hash)", async () => {
+    const target = await make({ groups: ['editor'] });
+    const row = async () =>
+      (
+        await observer.query(
+          `SELECT u.name, u.password_hash, u.security_stamp, array(SELECT g.alias FROM backoffice_user_group ug JOIN backoffice_group g ON g.id = ug.group_id
+             WHERE ug.user_id = u.id ORDER BY g.alias) AS groups FROM backoffice_user u WHERE u.id = $1`,
+          [target.id],
+        )
+      ).rows[0];
+    const before = await row();
+    const passwordHash = await bcrypt.hash('the caller knows this one', 4);
+    const res = await whileMadeAdmin(target.id, () =>
+      desk.post('/users/import', {
+        onConflict: 'update',
+        users: [{ email: target.email, name: 'Taken over', groups: ['editor'], passwordFormat: 'bcrypt', passwordHash }],
+      }),
+    );
+    expectForbidden(res);
+    expect(res.body.errors?.[0]?.field).toBe('users[0]');
+    expect(await row()).toEqual({ ...before, groups: ['admin', 'editor'] });
+  });
+
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
     const target = await make({ groups: ['editor'] });
+    const imported = await desk.post('/users/import', { onConflict: 'update', users: [{ email: target.email, name: target.name, groups: ['editor'] }] });
+    expect(imported.status, imported.text).toBe(200);
+    expect(imported.body.summary.updated).toBe(1);
     expect((await desk.post(`/users/${target.id}/disable`, {})).status).toBe(200);
     expect((await desk.post(`/users/${target.id}/enable`, {})).status).toBe(200);
     expect((await desk.request('PUT', `/users/${target.id}`, { body: { email: `moved-${target.id}@example.com` } })).status).toBe(200);

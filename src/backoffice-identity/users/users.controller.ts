@@ -147,16 +147,22 @@ export class UsersController {
     };
     // Again on every user written, as stored in the batch's transaction: a permission added to one of its groups
     // meanwhile (PUT /groups/:alias) is not the caller's to hand out; refused as the first check refuses, nothing kept.
+    // And on every existing user the batch overwrites, under its locks before the write: one made an admin meanwhile
+    // is not the caller's to overwrite (its password hash, groups, name).
+    const refusedAs =
+      (assert: (actor: BackOfficeUser, user: BackOfficeUser) => void) =>
+      (user: BackOfficeUser, index: number): void => {
+        try {
+          assert(actor, user);
+        } catch (error) {
+          if (!(error instanceof BackOfficeHttpError)) throw error;
+          throw UsersController.importRefused(index, error);
+        }
+      };
     const authorize: ImportAuthorizer = checksPermissions
       ? Object.assign(check, {
-          asStored: (written: BackOfficeUser, index: number) => {
-            try {
-              this.groups.assertMayHaveCreated(actor, written);
-            } catch (error) {
-              if (!(error instanceof BackOfficeHttpError)) throw error;
-              throw UsersController.importRefused(index, error);
-            }
-          },
+          asStored: refusedAs((a, written) => this.groups.assertMayHaveCreated(a, written)),
+          asStoredTarget: refusedAs((a, current) => this.groups.assertMayManage(a, current)),
         })
       : check;
     const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);

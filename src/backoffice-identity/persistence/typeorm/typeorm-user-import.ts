@@ -11,6 +11,11 @@ interface ExistingUser {
 interface ImportWriteOptions {
   onConflict: ImportConflictMode;
   protectedGroup: string;
+  /**
+   * Asked about the existing users the batch is to overwrite (their ids, with their rows' indexes), once their rows
+   * are locked and before anything of them is written; a throw rolls the batch back.
+   */
+  authorizeTargets?: (targets: ReadonlyArray<{ id: string; index: number }>) => Promise<void>;
 }
 
 /**
@@ -72,6 +77,11 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
       ]),
     );
     for (const row of locked) if (row.managed) directoryManaged.add(row.id);
+    // Every target as it is now, under the admin lock and its row lock (what a write making it an admin or changing
+    // its groups waits for) and before this batch replaces its groups: a user made an admin (or given a group with a
+    // permission the caller lacks) after the caller's first check is no longer the caller's to overwrite (OWASP ASVS
+    // 4.0 4.1.3, 5.0 15.4.2). The re-check after the writes sees only the groups the record gives.
+    if (options.authorizeTargets) await options.authorizeTargets(updates.map(({ index, target }) => ({ id: target.id, index })));
   }
   // A record with a password hash for a directory-managed user (LDAP: `directory_managed_at`, read under the row lock
   // that marking writes under) would give a user removed from the directory a local password: refused, nothing of

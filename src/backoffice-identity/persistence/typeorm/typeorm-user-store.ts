@@ -361,13 +361,29 @@ export class TypeOrmBackOfficeUserStore
 
   async importUsers(
     rows: ImportedUserRow[],
-    options: { onConflict: ImportConflictMode; dryRun: boolean; protectedGroup: string; authorize?: ImportWrittenAuthorizer },
+    options: {
+      onConflict: ImportConflictMode;
+      dryRun: boolean;
+      protectedGroup: string;
+      authorize?: ImportWrittenAuthorizer;
+      authorizeTarget?: ImportWrittenAuthorizer;
+    },
     now: Date,
   ): Promise<ImportRowOutcome[]> {
     if (rows.length === 0) return [];
+    const { authorizeTarget } = options;
     try {
       return await this.transaction(async (store) => {
-        const outcomes = await writeImportedUsers(store.manager, rows, options, now);
+        const outcomes = await writeImportedUsers(
+          store.manager,
+          rows,
+          {
+            onConflict: options.onConflict,
+            protectedGroup: options.protectedGroup,
+            ...(authorizeTarget ? { authorizeTargets: (targets: ReadonlyArray<{ id: string; index: number }>) => store.authorizeTargets(targets, authorizeTarget) } : {}),
+          },
+          now,
+        );
         if (options.authorize) await store.authorizeImported(rows, outcomes, options.authorize);
         if (options.dryRun) throw new DryRunRollback(outcomes);
         return outcomes;
@@ -375,6 +391,24 @@ export class TypeOrmBackOfficeUserStore
     } catch (error) {
       if (error instanceof DryRunRollback) return error.outcomes;
       throw error;
+    }
+  }
+
+  /**
+   * Asks `authorize` about every existing user the batch is to overwrite, read in one query once their rows are locked
+   * (after the admin group's lock) and before the batch writes any of them: their groups as they are then, not the
+   * ones the batch gives them.
+   */
+  private async authorizeTargets(targets: ReadonlyArray<{ id: string; index: number }>, authorize: ImportWrittenAuthorizer): Promise<void> {
+    if (targets.length === 0) return;
+    const found = returned(
+      await this.manager.query(`SELECT ${USER_COLUMNS} FROM backoffice_user u ${USER_GROUPS_JOIN} WHERE u.id = ANY($1::uuid[])`, [targets.map((t) => t.id)]),
+    ) as Array<UserRow & { u: UserJson }>;
+    const byId = new Map(found.map((r) => [r.u.id, userFromRow(r)]));
+    for (const { id, index } of targets) {
+      const user = byId.get(id);
+      // Deleted since the batch looked it up: its update writes nothing, so there is nothing of it to check.
+      if (user) authorize(user, index);
     }
   }
 

@@ -53,9 +53,15 @@ export interface ImportRecordToAuthorize {
  * `asStored`, when set, is asked again about every user the batch created or updated, as stored in the batch's
  * transaction after its writes, with the record's index in the batch (dry runs too); a throw rolls the batch back
  * (the store's `importUsers` option `authorize`): a group edited between the first check and the write is checked
- * as it was written (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1).
+ * as it was written (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). `asStoredTarget`, when set, is asked about every existing
+ * user the batch is to overwrite, as stored under the batch's locks before it is written (the store's option
+ * `authorizeTarget`): a user made an admin after the first check is checked as it then is (OWASP ASVS 4.0 4.1.3,
+ * 5.0 15.4.2).
  */
-export type ImportAuthorizer = ((records: readonly ImportRecordToAuthorize[]) => Promise<void>) & { asStored?: ImportWrittenAuthorizer };
+export type ImportAuthorizer = ((records: readonly ImportRecordToAuthorize[]) => Promise<void>) & {
+  asStored?: ImportWrittenAuthorizer;
+  asStoredTarget?: ImportWrittenAuthorizer;
+};
 
 /** A record that passed every check, and where its report line goes. */
 interface PreparedRecord {
@@ -160,6 +166,7 @@ export class BackOfficeUserImporter {
       return results;
     }
     const asStored = authorize?.asStored;
+    const asStoredTarget = authorize?.asStoredTarget;
     const outcomes = await store.importUsers(
       prepared.map((p) => p.row),
       {
@@ -167,6 +174,7 @@ export class BackOfficeUserImporter {
         dryRun: options.dryRun,
         protectedGroup: 'admin',
         ...(asStored ? { authorize: (written: BackOfficeUser, i: number) => asStored(written, prepared[i].index) } : {}),
+        ...(asStoredTarget ? { authorizeTarget: (current: BackOfficeUser, i: number) => asStoredTarget(current, prepared[i].index) } : {}),
       },
       this.manager.now(),
     );

@@ -73,7 +73,7 @@ export type ImportedUserRow = Pick<
   isApproved: boolean | null;
 };
 
-/** Asked about a user an import batch wrote, as stored in the batch's transaction, with its row's index; throw to refuse the batch. */
+/** Asked about a user an import batch wrote (or is to overwrite), as stored in the batch's transaction, with its row's index; throw to refuse the batch. */
 export type ImportWrittenAuthorizer = (written: BackOfficeUser, index: number) => void;
 
 /** The store's answer per row: written, left alone, or why not. */
@@ -92,11 +92,22 @@ export interface UserImportStore {
    * batch's writes (its groups and their permissions read then), in the batch's transaction, dry runs too, with the
    * row's index in `rows`; a throw rolls the whole batch back and goes on to the caller (the HTTP import's re-check of
    * the groups: a permission added to one of them while the import ran is not the caller's to hand out, OWASP ASVS
-   * 4.0 4.1.3, 5.0 8.2.1). A store that cannot honour it must throw rather than ignore it.
+   * 4.0 4.1.3, 5.0 8.2.1). `authorizeTarget`, when given, must be asked about every existing user a row is to
+   * overwrite, as stored once the batch holds the protected group's lock and that user's row lock and before the
+   * batch writes any of it (its groups as they were, not the row's), dry runs too; a throw likewise rolls the batch
+   * back (the HTTP import's re-check of the caller's right to manage the target: a user made an admin while the
+   * import ran is not the caller's to overwrite, OWASP ASVS 4.0 4.1.3, 5.0 15.4.2). A store that cannot honour either
+   * must throw rather than ignore it.
    */
   importUsers(
     rows: ImportedUserRow[],
-    options: { onConflict: ImportConflictMode; dryRun: boolean; protectedGroup: string; authorize?: ImportWrittenAuthorizer },
+    options: {
+      onConflict: ImportConflictMode;
+      dryRun: boolean;
+      protectedGroup: string;
+      authorize?: ImportWrittenAuthorizer;
+      authorizeTarget?: ImportWrittenAuthorizer;
+    },
     now: Date,
   ): Promise<ImportRowOutcome[]>;
 }
