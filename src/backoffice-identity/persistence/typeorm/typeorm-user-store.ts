@@ -401,10 +401,7 @@ export class TypeOrmBackOfficeUserStore
    */
   private async authorizeTargets(targets: ReadonlyArray<{ id: string; index: number }>, authorize: ImportWrittenAuthorizer): Promise<void> {
     if (targets.length === 0) return;
-    const found = returned(
-      await this.manager.query(`SELECT ${USER_COLUMNS} FROM backoffice_user u ${USER_GROUPS_JOIN} WHERE u.id = ANY($1::uuid[])`, [targets.map((t) => t.id)]),
-    ) as Array<UserRow & { u: UserJson }>;
-    const byId = new Map(found.map((r) => [r.u.id, userFromRow(r)]));
+    const byId = await this.usersKeyedBy('id', targets.map((t) => t.id));
     for (const { id, index } of targets) {
       const user = byId.get(id);
       // Deleted since the batch looked it up: its update writes nothing, so there is nothing of it to check.
@@ -420,17 +417,21 @@ export class TypeOrmBackOfficeUserStore
   private async authorizeImported(rows: ImportedUserRow[], outcomes: ImportRowOutcome[], authorize: ImportWrittenAuthorizer): Promise<void> {
     const written = rows.map((row, index) => ({ row, index })).filter(({ index }) => outcomes[index] === 'created' || outcomes[index] === 'updated');
     if (written.length === 0) return;
-    const found = returned(
-      await this.manager.query(`SELECT ${USER_COLUMNS} FROM backoffice_user u ${USER_GROUPS_JOIN} WHERE u.normalized_email = ANY($1::varchar[])`, [
-        written.map(({ row }) => row.normalizedEmail),
-      ]),
-    ) as Array<UserRow & { u: UserJson }>;
-    const byEmail = new Map(found.map((r) => [r.u.normalized_email, userFromRow(r)]));
+    const byEmail = await this.usersKeyedBy('normalized_email', written.map(({ row }) => row.normalizedEmail));
     for (const { row, index } of written) {
       const user = byEmail.get(row.normalizedEmail);
       if (!user) throw new Error('importUsers: a user the batch wrote was not found in its transaction');
       authorize(user, index);
     }
+  }
+
+  /** The users (with their groups) whose `column` is one of `values`, in one query, keyed by that column. */
+  private async usersKeyedBy(column: 'id' | 'normalized_email', values: string[]): Promise<Map<string, BackOfficeUser>> {
+    const type = column === 'id' ? 'uuid' : 'varchar';
+    const found = returned(
+      await this.manager.query(`SELECT ${USER_COLUMNS} FROM backoffice_user u ${USER_GROUPS_JOIN} WHERE u.${column} = ANY($1::${type}[])`, [values]),
+    ) as Array<UserRow & { u: UserJson }>;
+    return new Map(found.map((r) => [r.u[column], userFromRow(r)]));
   }
 
   async findById(id: string): Promise<BackOfficeUser | null> {
