@@ -194,14 +194,11 @@ export class BackOfficeGroupService {
    * after the first check read it), unless the actor is in `admin`. Synchronous: it runs in the insert's transaction.
    */
   assertMayHaveCreated(actor: GroupActor, created: GroupActor): void {
-    if (this.mayActOnAnyone(actor)) return;
-    if (created.groups.includes(ADMIN_GROUP_ALIAS)) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS));
-    const beyond = this.notHeldBy(actor, this.registry.effective(created));
-    if (beyond.length > 0) {
-      throw this.denials.refuse(
-        new BackOfficeHttpError(403, 'forbidden', `You may not give a user groups holding permissions you do not have (${beyond.join(', ')}).`),
-      );
-    }
+    this.assertWithinActor(actor, created, null, (beyond) =>
+      beyond === ADMIN_GROUP_ALIAS
+        ? BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS)
+        : new BackOfficeHttpError(403, 'forbidden', `You may not give a user groups holding permissions you do not have (${beyond.join(', ')}).`),
+    );
   }
 
   /**
@@ -211,15 +208,28 @@ export class BackOfficeGroupService {
    * Call it before anything is written; the last-admin rules still apply on top of it.
    */
   assertMayManage(actor: GroupActor, target: GroupActor & { id?: string }): void {
+    this.assertWithinActor(actor, target, target.id ?? null, (beyond) =>
+      beyond === ADMIN_GROUP_ALIAS
+        ? new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they are in "${ADMIN_GROUP_ALIAS}", and only its members may.`)
+        : new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they hold permissions you do not have (${beyond.join(', ')}).`),
+    );
+  }
+
+  /**
+   * The rule {@link assertMayManage} and {@link assertMayHaveCreated} share: unless `actor` is in `admin`, `user` must be
+   * outside `admin` and hold no effective permission `actor` lacks. A refusal is `refusal(ADMIN_GROUP_ALIAS)` or
+   * `refusal(the keys beyond)`, audited with `affectedUserId`.
+   */
+  private assertWithinActor(
+    actor: GroupActor,
+    user: GroupActor,
+    affectedUserId: string | null,
+    refusal: (beyond: typeof ADMIN_GROUP_ALIAS | string[]) => BackOfficeHttpError,
+  ): void {
     if (this.mayActOnAnyone(actor)) return;
-    const refuse = (message: string) => this.denials.refuse(new BackOfficeHttpError(403, 'forbidden', message), target.id ?? null);
-    if (target.groups.includes(ADMIN_GROUP_ALIAS)) {
-      throw refuse(`You may not act on this user: they are in "${ADMIN_GROUP_ALIAS}", and only its members may.`);
-    }
-    const beyond = this.notHeldBy(actor, this.registry.effective(target));
-    if (beyond.length > 0) {
-      throw refuse(`You may not act on this user: they hold permissions you do not have (${beyond.join(', ')}).`);
-    }
+    if (user.groups.includes(ADMIN_GROUP_ALIAS)) throw this.denials.refuse(refusal(ADMIN_GROUP_ALIAS), affectedUserId);
+    const beyond = this.notHeldBy(actor, this.registry.effective(user));
+    if (beyond.length > 0) throw this.denials.refuse(refusal(beyond), affectedUserId);
   }
 
   /** Refuses (403) granting a permission the actor does not hold, unless the actor is in `admin`. */
