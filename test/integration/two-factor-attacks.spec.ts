@@ -211,6 +211,27 @@ describe('Two-factor sign-in under attack', () => {
     expect(failed().slice(before)).toEqual(['two_factor_code_reused', 'invalid_code']);
   });
 
+  it('OWASP ASVS 5.0 16.3.1 / 4.0 7.2.1: a wrong password at POST /auth/2fa/disable is audited as backoffice.user.login.failed with via two_factor_disable (the one that locks as locked_out), never the password', async () => {
+    const { http, user } = await enrolled();
+    const guess = 'guessed-password-at-disable';
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push((await http.post('/auth/2fa/disable', { password: guess })).status);
+    expect(answers).toEqual([401, 401, 401, 401, 401]);
+    // Locked now: even the right password is not checked.
+    expect((await http.post('/auth/2fa/disable', { password })).body.code).toBe('locked_out');
+    const failed = await ctx.app.get(DataSource).query(
+      `SELECT performing_user_id, details FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2 ORDER BY id`,
+      [user.id, BackOfficeEvents.LoginFailed],
+    );
+    expect(failed.map((row: { details: unknown }) => row.details)).toEqual([
+      ...Array.from({ length: 4 }, () => ({ reason: 'invalid_credentials', via: 'two_factor_disable' })),
+      { reason: 'locked_out', via: 'two_factor_disable' },
+    ]);
+    for (const row of failed) expect(row.performing_user_id).toBe(user.id);
+    expect(JSON.stringify(failed)).not.toContain(guess);
+    expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
+  });
+
   it('OWASP ASVS 4.0 2.6.x: new recovery codes (the manager\'s generateNewRecoveryCodes) void the whole old set; only the new ones sign in', async () => {
     const { email, user, recoveryCodes } = await enrolled();
     const fresh = await ctx.userManager.generateNewRecoveryCodes((await ctx.userManager.findById(user.id))!);

@@ -162,7 +162,8 @@ export class BackOfficeAccountService {
   }
 
   /**
-   * Turns 2FA off after checking the password (a wrong or missing one counts toward lockout: `invalid_credentials`);
+   * Turns 2FA off after checking the password (a wrong or missing one counts toward lockout and is audited as
+   * `UserLoginFailedNotification` with `via: 'two_factor_disable'`: `invalid_credentials`);
    * refused while a group of the user requires it (`two_factor_required`), and while the user is locked out
    * (`locked_out`, the password not checked). With `denyLocalLogin` no password is asked (none is accepted
    * anywhere): the route's recent sign-in, through the provider, is the proof. Only `session` stays signed in.
@@ -186,8 +187,9 @@ export class BackOfficeAccountService {
     if (!this.userManager.options.denyLocalLogin) {
       const outcome: BackOfficePasswordCheckOutcome = {};
       if (password === undefined || !(await this.userManager.checkPassword(user, password, outcome))) {
-        // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout.
-        if (this.userManager.supportsUserLockout && !outcome.unavailable) await this.userManager.accessFailed(user);
+        // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout. A wrong
+        // password is counted and audited (OWASP ASVS 5.0 16.3.1), as at step-up and change-password.
+        if (!outcome.unavailable) await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable');
         return failure('invalid_credentials', 'The username or password is incorrect.');
       }
       if (await this.userManager.isLockedOutNow(user)) return lockedOut();

@@ -90,8 +90,11 @@ export abstract class BackOfficeNotification {
 /** The second factor a sign-in step was answered with, for the audit: `{ twoFactorProvider }`, or nothing without one. */
 const twoFactorDetails = (provider: string | null): Record<string, unknown> => (provider === null ? {} : { twoFactorProvider: provider });
 
-/** Where a signed-in user's password or passkey is checked again: step-up, or the current password of a change. */
-export type BackOfficeCredentialCheckVia = 'reauthentication' | 'change_password';
+/**
+ * Where a signed-in user's password or passkey is checked again: step-up, the current password of a change, or the
+ * password that turns two-factor off.
+ */
+export type BackOfficeCredentialCheckVia = 'reauthentication' | 'change_password' | 'two_factor_disable';
 
 export class UserLoginSuccessNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.LoginSuccess;
@@ -117,7 +120,8 @@ export class UserLoginFailedNotification extends BackOfficeNotification {
   readonly twoFactorProvider: string | null;
   /**
    * Where a signed-in user's credential was refused: `reauthentication` (step-up with a password or passkey) or
-   * `change_password` (a wrong current password); null for a sign-in.
+   * `change_password` (a wrong current password) or `two_factor_disable` (a wrong password at `POST /auth/2fa/disable`);
+   * null for a sign-in.
    */
   readonly via: BackOfficeCredentialCheckVia | null;
   constructor(init: BackOfficeNotificationInit & { reason: string; twoFactorProvider?: string | null; via?: BackOfficeCredentialCheckVia | null }) {
