@@ -232,6 +232,22 @@ describe('Two-factor sign-in under attack', () => {
     expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
   });
 
+  it('OWASP ASVS 4.0 2.2.1: a user without a local password (external sign-in only) at POST /auth/2fa/disable gets 409 no_local_password, as at step-up; nothing was guessed, so nothing counts toward lockout nor is audited as a failed sign-in', async () => {
+    const { http, user } = await enrolled();
+    const sql = ctx.app.get(DataSource);
+    await sql.query('UPDATE backoffice_user SET password_hash = NULL WHERE id = $1', [user.id]);
+    for (let i = 0; i < 5; i++) {
+      const answer = await http.post('/auth/2fa/disable', { password: `whatever it may be ${i}` });
+      expectClientError(answer, 409);
+      expect(answer.body.code).toBe('no_local_password');
+    }
+    const stored = (await ctx.userManager.findById(user.id))!;
+    expect([stored.accessFailedCount, stored.lockoutEnd, stored.twoFactorEnabled]).toEqual([0, null, true]);
+    const failed = await sql.query(`SELECT count(*)::int AS n FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2`, [user.id, BackOfficeEvents.LoginFailed]);
+    expect(failed[0].n).toBe(0);
+    expect((await http.get('/auth/me')).status).toBe(200);
+  });
+
   it('OWASP ASVS 4.0 2.6.x: new recovery codes (the manager\'s generateNewRecoveryCodes) void the whole old set; only the new ones sign in', async () => {
     const { email, user, recoveryCodes } = await enrolled();
     const fresh = await ctx.userManager.generateNewRecoveryCodes((await ctx.userManager.findById(user.id))!);

@@ -27,6 +27,8 @@ const failure = (code: string, description: string): IdentityResult<never> => Id
  * (OWASP ASVS 4.0 2.2.1).
  */
 const lockedOut = (): IdentityResult<never> => failure('locked_out', 'The account is locked after too many failed attempts.');
+const noLocalPassword = (): IdentityResult<never> =>
+  failure('no_local_password', 'This account has no password to confirm this with; an administrator can reset its two-factor authentication.');
 
 /**
  * The signed-in user's own account flows, for the REST routes and for host code alike: change password, turn
@@ -163,7 +165,8 @@ export class BackOfficeAccountService {
 
   /**
    * Turns 2FA off after checking the password (a wrong or missing one counts toward lockout and is audited as
-   * `UserLoginFailedNotification` with `via: 'two_factor_disable'`: `invalid_credentials`);
+   * `UserLoginFailedNotification` with `via: 'two_factor_disable'`: `invalid_credentials`; a user without a password
+   * to check gets `no_local_password`, nothing counted);
    * refused while a group of the user requires it (`two_factor_required`), and while the user is locked out
    * (`locked_out`, the password not checked). With `denyLocalLogin` no password is asked (none is accepted
    * anywhere): the route's recent sign-in, through the provider, is the proof. Only `session` stays signed in.
@@ -185,8 +188,12 @@ export class BackOfficeAccountService {
     }
     if (this.userManager.isLockedOut(user)) return lockedOut();
     if (!this.userManager.options.denyLocalLogin) {
+      // No password to check (an external provider's user): nothing is guessed, so nothing is counted or audited, as at
+      // step-up (OWASP ASVS 4.0 2.2.1: a lockout no guess earned).
+      if (!this.userManager.hasPassword(user) && !this.userManager.hasExternalPasswordChecker) return noLocalPassword();
       const outcome: BackOfficePasswordCheckOutcome = {};
       if (password === undefined || !(await this.userManager.checkPassword(user, password, outcome))) {
+        if (outcome.noPasswordToCheck) return noLocalPassword();
         // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout. A wrong
         // password is counted and audited (OWASP ASVS 5.0 16.3.1), as at step-up and change-password.
         if (!outcome.unavailable) await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable');

@@ -199,7 +199,7 @@ export class TwoFactorController {
   @ApiOkResponse({ description: 'Off; the user\'s other sessions end. The session gets a new token: new session and XSRF cookies are set, the old token stops working' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'two_factor_required: a group of the user requires it' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled; no_local_password: the account has no password to check (not counted toward lockout)' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out: the password is not checked while the account is locked' })
   async disable(
     @Req() request: BackOfficeAuthenticatedRequest,
