@@ -3,7 +3,7 @@ import { InMemoryBackOfficeStores, type InMemoryBackOfficeStoreSet, type InMemor
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient, HttpResult } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaitersReach } from '../support/lock-waits.js';
+import { lockWaiters, until } from '../support/lock-waits.js';
 
 /**
  * POST /users/api, POST /users/invite and PUT /users/:id/groups by a caller outside `admin` who may assign a group
@@ -59,15 +59,22 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
    * Sends the caller's request while the test's transaction edits `alias` as the group store does (its row FOR UPDATE,
    * audit.read added), waits until the request waits for a lock, then commits the edit.
    */
-  async function whileGroupGainsAuditRead(alias: string, send: () => Promise<HttpResult>): Promise<HttpResult> {
+  async function whileGroupGainsAuditRead(alias: string, send: () => Promise<HttpResult>, also?: { sql: string; param: string }): Promise<HttpResult> {
     const blocker = new pg.Client({ connectionString: db.url });
     await blocker.connect();
     try {
       await blocker.query('BEGIN');
       await blocker.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [alias]);
       await blocker.query(`UPDATE backoffice_group SET permissions = array_append(permissions, 'audit.read') WHERE alias = $1`, [alias]);
-      const pending = send();
-      await lockWaitersReach(observer, 1);
+      // Another row the request writes after its re-check, held by the same transaction: the request's write then waits
+      // and commits after the edit did, so a check it made on the group as it was before the edit goes stale.
+      if (also) await blocker.query(also.sql, [also.param]);
+      // Until the request waits for a lock, or answers without waiting for one (it then checked the group as it was).
+      let answered = false;
+      const pending = send().finally(() => {
+        answered = true;
+      });
+      await until(async () => answered || (await lockWaiters(observer)) >= 1);
       await blocker.query('COMMIT');
       return await pending;
     } finally {
@@ -124,6 +131,45 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     expectForbidden(res);
     expect(await membersOf(alias)).toEqual([]);
     expect((await ctx.userManager.findById(target.id))!.groups).toEqual(['editor']);
+  });
+
+  /** The test's edit also holds the row of group `alias` (one the request gives): the membership insert waits for it. */
+  const groupRow = (alias: string) => ({ sql: `SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, param: alias });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 8.2.1: a users.manage caller outside admin cannot change the groups of a user whose group gains a permission the caller lacks while the request is under way', async () => {
+    const held = await readersGroup();
+    const other = await readersGroup();
+    const target = await make({ groups: [held] });
+    const res = await whileGroupGainsAuditRead(held, () => desk.request('PUT', `/users/${target.id}/groups`, { body: { groups: [other] } }), groupRow(other));
+    expectForbidden(res);
+    expect(await membersOf(other)).toEqual([]);
+    expect((await ctx.userManager.findById(target.id))!.groups).toEqual([held]);
+  });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 8.2.1: nor overwrite (POST /users/import, onConflict update) a user whose group gains a permission the caller lacks while the import is under way', async () => {
+    const held = await readersGroup();
+    const other = await readersGroup();
+    const target = await make({ groups: [held] });
+    const res = await whileGroupGainsAuditRead(
+      held,
+      () => desk.post('/users/import', { onConflict: 'update', users: [{ email: target.email, name: 'Overwritten', groups: [other] }] }),
+      groupRow(other),
+    );
+    expectForbidden(res);
+    expect(res.body.errors?.[0]?.field).toBe('users[0]');
+    const stored = (await ctx.userManager.findById(target.id))!;
+    expect({ name: stored.name, groups: stored.groups }).toEqual({ name: target.name, groups: [held] });
+  });
+
+  it('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: nor disable such a user (the other re-checks of the target as stored wait for the group edit too)', async () => {
+    const held = await readersGroup();
+    const target = await make({ groups: [held] });
+    const res = await whileGroupGainsAuditRead(held, () => desk.post(`/users/${target.id}/disable`, {}), {
+      sql: `SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE`,
+      param: target.id,
+    });
+    expectForbidden(res);
+    expect((await observer.query(`SELECT is_approved FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].is_approved).toBe(true);
   });
 
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {

@@ -16,6 +16,7 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 import type { BackOfficeUser, BackOfficeWriteAuthorizer } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { isUserGroupStore } from '../users/stores/user-store.interface.js';
+import { findAsStored } from '../users/stores/find-as-stored.js';
 import type { BackOfficeApiClient, BackOfficeApiClientListing, BackOfficeApiClientStore } from './api-client-store.interface.js';
 
 /** Client ids: `boc_` + 144 random bits. Secrets: `bocs_` + 256 random bits. Tokens: `boat_` + 256 random bits. */
@@ -173,7 +174,7 @@ export class BackOfficeApiUserService {
     const users = this.userManager.store;
     if (authorize && isUserGroupStore(users)) {
       return users.withGroupLock('admin', async (tx) => {
-        const current = await tx.findById(userId);
+        const current = await findAsStored(tx, userId);
         if (!current || current.kind !== 'api') return { clientId: null, tokensRevoked: false };
         authorize(current);
         const clients = this.store.inTransactionOf?.(tx) ?? this.store;

@@ -87,6 +87,7 @@ import {
   type UserEmailChangeHandoverStore,
   type UserTwoFactorStore,
 } from './stores/user-store.interface.js';
+import { findAsStored } from './stores/find-as-stored.js';
 import { BackOfficeUserImporter, type ImportAuthorizer } from './import/backoffice-user-importer.js';
 import { type ImportUserResult, type ImportUsersOptions, summarizeImport } from './import/user-import.js';
 import { DefaultUserValidator } from './user-validators.js';
@@ -1685,7 +1686,7 @@ export class BackOfficeUserManager {
         throw error;
       }
     };
-    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, write, authorize);
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, write, authorize, options.authorize ? aliases : null);
     if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     user.groups = aliases;
     if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
@@ -1770,20 +1771,25 @@ export class BackOfficeUserManager {
    * user was an admin or not: checked on a copy read before a concurrent promotion or enable, a removal skipped the
    * check while two admins removed each other counting that user, and left no admin. Answers `not_found` when the
    * user is gone. `check`, when given, is asked about the same current user first (a throw aborts: nothing written);
-   * a store without groups has no such lock and no check.
+   * a store without groups has no such lock and no check. With `check` (unless `lockGroups` is null) the user is read
+   * after its groups and the groups `lockGroups` names (those the write gives) are locked ({@link findAsStored}): a
+   * concurrent group edit is waited for and seen by `check` and by the write's own re-check after it (OWASP ASVS 4.0
+   * 4.1.3, 5.0 8.2.1).
    */
   private async writeUnlessLastAdmin(
     removesAdmin: (current: BackOfficeUser) => boolean,
     userId: string,
     write: (store: BackOfficeUserStore) => Promise<void>,
     check?: BackOfficeWriteAuthorizer,
+    lockGroups?: readonly string[] | null,
   ): Promise<'written' | 'last_admin' | 'not_found'> {
+    const locks = lockGroups === undefined ? (check ? [] : null) : lockGroups;
     if (!isUserGroupStore(this.store)) {
       await this.inTransaction(write);
       return 'written';
     }
     return this.store.withGroupLock('admin', async (store) => {
-      const current = await store.findById(userId);
+      const current = locks ? await findAsStored(store, userId, locks) : await store.findById(userId);
       if (!current) return 'not_found';
       check?.(current);
       if (removesAdmin(current)) {

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { PENDING_INVITEE_SQL } from '../../users/backoffice-user.js';
+import { lockGroupsForShare } from './group-share-locks.js';
 import { importUpdateTarget, type ImportConflictMode, type ImportedUserRow, type ImportRowOutcome } from '../../users/import/user-import.js';
 
 interface ExistingUser {
@@ -71,6 +72,13 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   const directoryManaged = new Set<string>();
   if (updates.length > 0) {
     await lockProtectedGroup(manager, options.protectedGroup);
+    // Before the targets' rows (the group store's delete locks its groups, then the members' rows it moves): the
+    // groups the targets are in and the ones the batch gives, so the re-check of the targets below waits for a group
+    // edit under way and sees the permissions it gave (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1).
+    if (options.authorizeTargets) {
+      const given = new Set([...inserts, ...updates.map((u) => u.index)].flatMap((i) => rows[i].groups));
+      await lockGroupsForShare(manager, updates.map((u) => u.target.id), [...given]);
+    }
     const locked = rowsOf<{ id: string; managed: boolean }>(
       await manager.query(`SELECT id, directory_managed_at IS NOT NULL AS managed FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [
         updates.map((u) => u.target.id),

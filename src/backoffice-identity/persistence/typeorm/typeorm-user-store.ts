@@ -11,6 +11,7 @@ import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
 import type { ImportConflictMode, ImportedUserRow, ImportRowOutcome, ImportWrittenAuthorizer, UserImportStore } from '../../users/import/user-import.js';
 import { writeImportedUsers } from './typeorm-user-import.js';
+import { lockGroupsForShare } from './group-share-locks.js';
 import {
   BackOfficeDuplicateUserError,
   type BackOfficeGroup,
@@ -988,6 +989,11 @@ export class TypeOrmBackOfficeUserStore
       await store.manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_group:${alias}`]);
       return work(store);
     });
+  }
+
+  /** Shared row locks on the users' groups and on `aliases`, in alias order ({@link lockGroupsForShare}). */
+  lockGroupsOf(userIds: readonly string[], aliases: readonly string[] = []): Promise<void> {
+    return lockGroupsForShare(this.manager, userIds, aliases);
   }
 
   async countApprovedInGroup(alias: string, options: { now?: Date; exceptUserId?: string } = {}): Promise<number> {

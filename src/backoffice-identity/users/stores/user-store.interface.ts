@@ -314,6 +314,13 @@ export interface UserGroupStore {
   countApprovedInGroup(alias: string, options?: { now?: Date; exceptUserId?: string }): Promise<number>;
   /** Runs `work` in a transaction holding an exclusive lock on the group (serialises "last admin" checks). */
   withGroupLock<T>(alias: string, work: (store: BackOfficeUserStore & UserGroupStore) => Promise<T>): Promise<T>;
+  /**
+   * Optional, for stores with row locks: in the caller's transaction, locks (shared, to its end) the groups the users
+   * are in and the groups named `aliases`, so that a re-check reading the users next waits for a concurrent group edit
+   * and sees the permissions it gave (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). Called before every re-check of a user as
+   * stored (`findAsStored`). Stores without it are read as they are.
+   */
+  lockGroupsOf?(userIds: readonly string[], aliases?: readonly string[]): Promise<void>;
 }
 
 /** One external login of a user (ASP.NET Identity's `UserLoginInfo`). */
