@@ -18,7 +18,7 @@ const HTTP_SUITES = [
   'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import',
   'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks',
   'swap-reach', 'session-cookie-attacks', 'recovery-codes', 'suppressed-listener-errors', 'ipv6-prefix-rotation', 'list-paging',
-  'api-token-rotation-race', 'api-user-attacks', 'email-change-password-change-race', 'invite-resend-accept-race', 'assign-groups-race',
+  'api-token-rotation-race', 'api-user-attacks', 'email-change-password-change-race', 'email-change-confirm-password-race', 'invite-resend-accept-race', 'assign-groups-race',
 ].map((name) => `test/integration/${name}.spec.ts`);
 
 /** Which PostgreSQL the integration suites run against, besides PGlite. */

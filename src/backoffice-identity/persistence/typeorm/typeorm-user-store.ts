@@ -744,11 +744,16 @@ export class TypeOrmBackOfficeUserStore
     return this.insertTokenBeside(userId, 'change_email', tokenHash, expiresAt, now, newEmail, options);
   }
 
+  /**
+   * The user's row is locked first FOR UPDATE (the lock of the email write that follows a confirmation in the same
+   * transaction: taken at once, not upgraded later; see {@link USER_ROW_FIRST}), so a password change that voids the
+   * link either committed before (the link is not live) or waits for the confirmation's transaction.
+   */
   async consumeEmailChangeToken(userId: string, tokenHash: string, now: Date): Promise<string | null> {
     if (!isUuid(userId)) return null;
     const rows = await this.manager.query(
       `UPDATE backoffice_user_token SET used_at = $4
-        WHERE user_id = ${USER_ROW_FIRST('$1')} AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
+        WHERE user_id = (SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE) AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
       [userId, 'change_email', tokenHash, now],
     );
     const row = returned(rows)[0] as { new_email: string | null } | undefined;
