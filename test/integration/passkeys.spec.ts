@@ -334,6 +334,25 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     expect(events.named(BackOfficeEvents.Locked, user.id)).toHaveLength(lockedEvents);
   });
 
+  it('OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1: a passkey that an API user holds (a converted or imported user, a host store) signs no one in; answered as an unknown credential (401 invalid_passkey), no session, nothing counted or recorded', async () => {
+    const { user, authenticator } = await userWithPasskey();
+    // No route gives an API user a passkey: the user becomes one in the store, passkey and all.
+    await ctx.app.get(DataSource).query(`UPDATE backoffice_user SET kind = 'api' WHERE id = $1`, [user.id]);
+    const before = (await ctx.userManager.findById(user.id))!;
+    expect(before.kind).toBe('api');
+    const [stored] = await ctx.userManager.getPasskeys(before);
+    const unknown = (await passkeySignIn(new SoftwareAuthenticator(ORIGIN, RP_ID))).result;
+    const failedBefore = events.named(BackOfficeEvents.LoginFailed).length;
+    const api = await passkeySignIn(authenticator);
+    expect({ status: api.result.status, text: api.result.text, cookies: api.result.setCookies }).toEqual({ status: unknown.status, text: unknown.text, cookies: unknown.setCookies });
+    expectClientError(await api.http.get('/auth/me'), 401);
+    const after = (await ctx.userManager.findById(user.id))!;
+    expect({ failed: after.accessFailedCount, lockoutEnd: after.lockoutEnd, lastLoginAt: after.lastLoginAt }).toEqual({ failed: before.accessFailedCount, lockoutEnd: before.lockoutEnd, lastLoginAt: before.lastLoginAt });
+    expect((await ctx.userManager.getPasskeys(after))[0]).toMatchObject({ counter: stored.counter, lastUsedAt: stored.lastUsedAt });
+    // audited as the unknown credential it is answered as (no user named)
+    expect(events.named(BackOfficeEvents.LoginFailed).slice(failedBefore)).toMatchObject([{ reason: 'invalid_passkey', affectedUserId: null }]);
+  });
+
   it('OWASP ASVS 4.0 2.2.1 (no lockout attack): wrong signatures do not count toward lockout, as unknown credentials do not; a forged assertion never answers 423, and the owner still signs in', async () => {
     const { user, authenticator } = await userWithPasskey();
     const unknown = (await passkeySignIn(new SoftwareAuthenticator(ORIGIN, RP_ID))).result;

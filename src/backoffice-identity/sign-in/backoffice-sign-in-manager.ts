@@ -247,7 +247,10 @@ export class BackOfficeSignInManager {
     if (!ceremonies || !manager.supportsUserPasskeys) return this.fail(null, 'invalid_passkey');
     const passkey = await ceremonies.findPasskey(response);
     const user = passkey ? await manager.findById(passkey.userId) : null;
-    if (!passkey || !user) {
+    // An API user has no interactive sign-in (as at POST /auth/login, where its name is answered as an unknown one): a
+    // passkey it holds (no route gives it one, but a host store, a conversion or an import can) is answered as an
+    // unknown credential, unverified and unrecorded, so it never gets a browser session (OWASP ASVS 4.0 2.2.1).
+    if (!passkey || !user || user.kind === 'api') {
       await ceremonies.discardChallenge(response, 'authentication', null);
       return this.fail(null, 'invalid_passkey');
     }
@@ -264,7 +267,7 @@ export class BackOfficeSignInManager {
       return this.countFailure(user, verification.reason);
     }
     const current = await manager.findById(user.id);
-    if (!current) return this.fail(null, 'invalid_passkey');
+    if (!current || current.kind === 'api') return this.fail(null, 'invalid_passkey');
     if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
     const refused = await this.refuseUnlessAllowed(current);
     if (refused) return refused;
