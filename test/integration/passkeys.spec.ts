@@ -332,6 +332,12 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
     expectClientError(await valid.http.get('/auth/me'), 401);
     expect(events.named(BackOfficeEvents.PasskeyUsed, user.id).filter((e) => (e as { usage?: string }).usage === 'signIn')).toEqual([]);
     expect(events.named(BackOfficeEvents.Locked, user.id)).toHaveLength(lockedEvents);
+    // The verified assertion's counter is recorded (a clone replaying an older one is still caught); nothing else changed:
+    // the lockout neither extended nor lifted, the failed count neither counted nor reset, no sign-in recorded.
+    const afterValid = (await ctx.userManager.findById(user.id))!;
+    expect({ lockoutEnd: afterValid.lockoutEnd?.toISOString(), failed: afterValid.accessFailedCount, lastLoginAt: afterValid.lastLoginAt })
+      .toEqual({ lockoutEnd: locked.lockoutEnd?.toISOString(), failed: locked.accessFailedCount, lastLoginAt: locked.lastLoginAt });
+    expect((await ctx.userManager.getPasskeys(afterValid))[0].counter).toBe(authenticator.counter);
   });
 
   it('OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1: a passkey that an API user holds (a converted or imported user, a host store) signs no one in; answered as an unknown credential (401 invalid_passkey), no session, nothing counted or recorded', async () => {
