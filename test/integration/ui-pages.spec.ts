@@ -100,6 +100,24 @@ describe('sign-in screens over HTTP (the pages, their headers and assets)', () =
     expect(config(xssReturn.text).returnUrl).toBe('/%22%3E%3C/script%3E%3Cscript%3Ealert(1)%3C/script%3E');
   });
 
+  it('OWASP ASVS 4.0 5.1.3: an ?error= or ?notice= that names a property every object has (constructor, __proto__, toString) is an unknown code: the generic provider message, never none', async () => {
+    const config = (text: string) => JSON.parse(/<script type="application\/json" id="bo-config">(.*?)<\/script>/.exec(text)![1]);
+    const alert = (text: string) => /<div id="bo-alert"[^>]*>(.*?)<\/div>/.exec(text)![1];
+    const status = (text: string) => /<div id="bo-status"[^>]*>(.*?)<\/div>/.exec(text)![1];
+    for (const code of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf']) {
+      for (const path of ['/', '/account']) {
+        const page = await client().get(`${path}?error=${code}`);
+        expect(page.status, `${path} ${code}`).toBe(200);
+        // The message that stops pages.js's automatic redirect to an autoRedirect provider (page.error).
+        expect(alert(page.text), `${path} ${code}`).toBe('Signing in with the external provider failed. Try again.');
+        expect(config(page.text).error, `${path} ${code}`).toBe(true);
+      }
+      const notice = await client().get(`/?notice=${code}`);
+      expect(notice.status, code).toBe(200);
+      expect(status(notice.text), code).toBe('');
+    }
+  });
+
   it.each(SAME_ORIGIN_PATH_VECTORS)('the sign-in and second-factor pages hand the script returnUrl $input ($why) only as a same-origin path', async ({ input, path }) => {
     const config = (text: string) => JSON.parse(/<script type="application\/json" id="bo-config">(.*?)<\/script>/.exec(text)![1]);
     for (const page of ['/', '/two-factor']) {

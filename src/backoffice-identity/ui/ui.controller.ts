@@ -73,7 +73,7 @@ export class BackOfficeUiController {
     @Query('status') status: unknown,
     @Res({ passthrough: true }) response: HeaderTarget,
   ): string {
-    const noticeKey = typeof notice === 'string' ? NOTICES[notice] : undefined;
+    const noticeKey = typeof notice === 'string' && Object.hasOwn(NOTICES, notice) ? NOTICES[notice] : undefined;
     const context = { returnUrl: toSameOriginPath(returnUrl), error: this.errorMessage(error), notice: noticeKey && this.options.ui.messages[noticeKey] };
     return this.page(status === 'requiresTwoFactor' ? 'two-factor' : 'sign-in', response, context);
   }
@@ -116,10 +116,15 @@ export class BackOfficeUiController {
     return this.page('account', response, { error: this.errorMessage(error), notice });
   }
 
-  /** The catalogue's message for an `?error=` code; unknown codes get the generic provider message, never the input. */
+  /**
+   * The catalogue's message for an `?error=` code; unknown codes get the generic provider message, never the input.
+   * Only the catalogue's own keys count: `?error=constructor` (or `__proto__`, `toString`) is unknown, not a property
+   * every object inherits (which named no message, so the page showed none and pages.js's automatic redirect to an
+   * `autoRedirect` provider went ahead).
+   */
   private errorMessage(code: unknown): string | undefined {
     if (typeof code !== 'string' || !code) return undefined;
-    return this.options.ui.messages[UI_ERROR_MESSAGES[code] ?? 'externalLoginFailed'];
+    return this.options.ui.messages[Object.hasOwn(UI_ERROR_MESSAGES, code) ? UI_ERROR_MESSAGES[code] : 'externalLoginFailed'];
   }
 
   @Get('assets/:file')
