@@ -118,6 +118,18 @@ describe('sign-in screens over HTTP (the pages, their headers and assets)', () =
     }
   });
 
+  it('OWASP ASVS 4.0 5.1.4: a returnUrl within 2048 characters as given but far longer once percent-encoded (1,500 CJK characters: 13,500) is refused, not handed to pages.js, whose second-factor URL with it would answer 431', async () => {
+    const config = (text: string) => JSON.parse(/<script type="application\/json" id="bo-config">(.*?)<\/script>/.exec(text)![1]);
+    const input = `/backoffice/${'\u4e00'.repeat(1500)}`;
+    const signIn = await client().get(`/?returnUrl=${encodeURIComponent(input)}`);
+    expect(signIn.status).toBe(200);
+    const handedOut: string | null = config(signIn.text).returnUrl;
+    // What pages.js does with it after a password sign-in of a two-factor account (afterSignIn).
+    const next = `/two-factor?${new URLSearchParams({ returnUrl: handedOut ?? '', providers: 'totp' })}`;
+    expect((await client().get(next)).status, `returnUrl of ${handedOut?.length} characters`).toBe(200);
+    expect(handedOut).toBeNull();
+  });
+
   it.each(SAME_ORIGIN_PATH_VECTORS)('the sign-in and second-factor pages hand the script returnUrl $input ($why) only as a same-origin path', async ({ input, path }) => {
     const config = (text: string) => JSON.parse(/<script type="application\/json" id="bo-config">(.*?)<\/script>/.exec(text)![1]);
     for (const page of ['/', '/two-factor']) {

@@ -49,6 +49,7 @@ export const SAME_ORIGIN_PATH_VECTORS: readonly SameOriginPathVector[] = [
   { input: '/ /x', path: null, why: 'a space' },
   { input: ' /backoffice/', path: null, why: 'a leading space' },
   { input: `/${'a'.repeat(3000)}`, path: null, why: 'longer than 2048 characters' },
+  { input: `/${'\u4e00'.repeat(1000)}`, path: null, why: 'longer than 2048 characters once percent-encoded (1001 in, 9001 out)' },
   { input: 'javascript:alert(1)', path: null, why: 'javascript: scheme' },
   { input: 'JavaScript:alert(1)//', path: null, why: 'javascript: scheme, mixed case' },
   { input: 'data:text/html,<script>alert(1)</script>', path: null, why: 'data: scheme' },

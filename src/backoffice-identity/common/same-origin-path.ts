@@ -18,7 +18,9 @@ const BASE = 'http://same-origin-path.invalid';
  * `/%2e%2e//evil` and `/a/..//evil` become `//evil`, a host), characters outside ASCII percent-encoded (a
  * `Location` header must be Latin-1). Callers send the returned string, never `value`. Refused: no leading "/",
  * a leading "//" or "/\" (before or after parsing), the characters above, more than
- * {@link MAX_SAME_ORIGIN_PATH_LENGTH} characters, anything the parser reads as another origin.
+ * {@link MAX_SAME_ORIGIN_PATH_LENGTH} characters (as given or as written: one character outside ASCII is up to 12
+ * once percent-encoded, and a page puts the path in a query again, where the URL outgrew what a server reads),
+ * anything the parser reads as another origin.
  *
  * `ui/assets/pages.js` applies the same rules in the browser; both are tested against
  * `test/support/same-origin-path-vectors.ts`.
@@ -35,7 +37,7 @@ export function toSameOriginPath(value: unknown): string | undefined {
   }
   if (parsed.origin !== BASE) return undefined;
   const path = `${parsed.pathname}${parsed.search}${parsed.hash}`;
-  return isRootedPath(path) ? path : undefined;
+  return isRootedPath(path) && path.length <= MAX_SAME_ORIGIN_PATH_LENGTH ? path : undefined;
 }
 
 /** `/...`, but not `//host` or `/\host`. */
