@@ -721,6 +721,29 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
     });
 
+    it('a step-up through the provider refused again from the page that shows the last refusal (/backoffice/account?error=not_allowed) lands on one ?error=, which the page announces', async () => {
+      const { login } = account('stepup-again', { groups: [] });
+      const other = account('stepup-again-other');
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      ctx.clock.advance(6 * 60_000);
+      try {
+        // session.js sends the page it is on (pathname + search) as the returnUrl of the step-up.
+        let from = '/backoffice/account';
+        for (let attempt = 0; attempt < 2; attempt++) {
+          const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: from });
+          expect(step.status, step.text).toBe(200);
+          const refused = await person.deliver(await person.idp.authorize(step.body.redirectUrl, other.login));
+          from = refused.headers.get('location')!;
+        }
+        expect(from).toBe('/backoffice/account?error=not_allowed');
+        const page = await person.app.get(from);
+        expect(page.text).toContain('This account cannot sign in. Ask an administrator for help.');
+      } finally {
+        ctx.clock.advance(-6 * 60_000);
+      }
+    });
+
     it('V3.7.1 a step-up through the provider needs a fresh authentication there: an ID token with an old auth_time (a provider session reused, prompt=login stripped from the URL) or none is refused', async () => {
       const { login } = account('stale-stepup', { groups: [] });
       const person = new Person(ctx.url);

@@ -718,13 +718,28 @@ export class BackOfficeExternalLoginService {
 }
 
 /**
- * `path` with `error=<code>` added to its query: before the fragment (a `#...` of the returnUrl stays last, and a
- * `?` inside the fragment is no query), so the page reads `?error=` however the returnUrl ends.
+ * `path` with `error=<code>` in its query: before the fragment (a `#...` of the returnUrl stays last, and a `?` inside
+ * the fragment is no query), so the page reads `?error=` however the returnUrl ends. An `error` the returnUrl already
+ * had (a step-up refused again from the page that shows the last refusal: session.js sends the page's own path and
+ * query) is replaced, not repeated: the pages read a repeated `?error=` as no message. The rest of the query is kept
+ * as it was written.
  */
 function withErrorCode(path: string, code: string): string {
   const hashAt = path.indexOf('#');
   const beforeHash = hashAt === -1 ? path : path.slice(0, hashAt);
   const fragment = hashAt === -1 ? '' : path.slice(hashAt);
-  const separator = !beforeHash.includes('?') ? '?' : beforeHash.endsWith('?') || beforeHash.endsWith('&') ? '' : '&';
-  return `${beforeHash}${separator}error=${encodeURIComponent(code)}${fragment}`;
+  const queryAt = beforeHash.indexOf('?');
+  const pathname = queryAt === -1 ? beforeHash : beforeHash.slice(0, queryAt);
+  const kept = queryAt === -1 ? [] : beforeHash.slice(queryAt + 1).split('&').filter((pair) => pair !== '' && queryName(pair) !== 'error');
+  return `${pathname}?${[...kept, `error=${encodeURIComponent(code)}`].join('&')}${fragment}`;
+}
+
+/** The decoded name of a `name=value` query pair, as the platforms' query parsers read it. */
+function queryName(pair: string): string {
+  const name = pair.split('=', 1)[0].replace(/\+/g, ' ');
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name;
+  }
 }
