@@ -350,8 +350,10 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   it('a wrong service account password is treated as a directory outage (onDirectoryDown), not as a user failure', async () => {
     const checker = new LdapPasswordChecker(options({ bindPassword: 'wrong', onDirectoryDown: 'fallback' }));
     expect(await checker.checkPassword(asUser(alice.mail), alice.password)).toBe('fallback');
-    // No local hash to fall back to (retired by the directory): the outage is an outage, not a wrong password.
-    expect(await checker.checkPassword(asUser(alice.mail, null), alice.password)).toBe('unavailable');
+    // No local hash to fall back to (retired by the directory): `fallback` too, so the sign-in counts as any other's.
+    expect(await checker.checkPassword(asUser(alice.mail, null), alice.password)).toBe('fallback');
+    const deny = new LdapPasswordChecker(options({ bindPassword: 'wrong', onDirectoryDown: 'deny' }));
+    expect(await deny.checkPassword(asUser(alice.mail, null), alice.password)).toBe('unavailable');
   });
 
   it('connect and operation timeouts: a server that never answers costs at most the timeout', async () => {
@@ -461,22 +463,29 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
-  it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown fallback, an outage refuses a user whose local password the directory retired (no hash to fall back to) without counting toward lockout', async () => {
-    await ctx.userManager.createUser({ email: ivy.mail, name: 'Ivy', password: 'ivy local passphrase 1', groups: ['editor'] });
-    const http = new HttpClient(ctx.url);
-    expect((await http.login(ivy.mail, ivy.password)).status).toBe(200);
-    expect((await ctx.userManager.findByEmail(ivy.mail))!.passwordHash).toBeNull();
-    await slapd.pause();
+  it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown deny, an outage refuses a user whose local password the directory retired (no hash to fall back to) without counting toward lockout', async () => {
+    const denyDb = await createTestDatabase();
+    const deny = await ldapApp(denyDb, new LdapPasswordChecker(options({ onDirectoryDown: 'deny' })), 3);
     try {
-      // Twice the lockout threshold (3): the directory cannot answer and there is no local hash to fall back to.
-      for (let i = 0; i < 6; i++) expectClientError(await login(ivy.mail, ivy.password), 401);
-      expectClientError(await http.post('/auth/reauthenticate', { password: ivy.password }), 401);
+      await deny.userManager.createUser({ email: ivy.mail, name: 'Ivy', password: 'ivy local passphrase 1', groups: ['editor'] });
+      const http = new HttpClient(deny.url);
+      expect((await http.login(ivy.mail, ivy.password)).status).toBe(200);
+      expect((await deny.userManager.findByEmail(ivy.mail))!.passwordHash).toBeNull();
+      await slapd.pause();
+      try {
+        // Twice the lockout threshold (3): the directory cannot answer.
+        for (let i = 0; i < 6; i++) expectClientError(await new HttpClient(deny.url).login(ivy.mail, ivy.password), 401);
+        expectClientError(await http.post('/auth/reauthenticate', { password: ivy.password }), 401);
+      } finally {
+        await slapd.resume();
+      }
+      const after = (await deny.userManager.findByEmail(ivy.mail))!;
+      expect([after.accessFailedCount, after.lockoutEnd]).toEqual([0, null]);
+      expect((await new HttpClient(deny.url).login(ivy.mail, ivy.password)).status).toBe(200);
     } finally {
-      await slapd.resume();
+      await deny.close();
+      await denyDb.drop();
     }
-    const after = (await ctx.userManager.findByEmail(ivy.mail))!;
-    expect([after.accessFailedCount, after.lockoutEnd]).toEqual([0, null]);
-    expect((await login(ivy.mail, ivy.password)).status).toBe(200);
   });
 
   it('step-up of a user the directory does not know and who has no local password (signs in through an external provider) is 409 no_local_password, counted toward no lockout', async () => {
@@ -556,9 +565,9 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     }
   });
 
-  it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown fallback and createUsers, a directory user\'s first sign-ins during an outage (no local user, so no local hash to fall back to) count toward no lockout: they sign in once it ends', async () => {
+  it('OWASP ASVS 4.0 2.2.1: with onDirectoryDown deny and createUsers, a directory user\'s first sign-ins during an outage (no local user yet) count toward no lockout: they sign in once it ends', async () => {
     const ownDb = await createTestDatabase();
-    const own = await ldapApp(ownDb, new LdapPasswordChecker(options({ createUsers: true, onDirectoryDown: 'fallback' })), 3);
+    const own = await ldapApp(ownDb, new LdapPasswordChecker(options({ createUsers: true, onDirectoryDown: 'deny' })), 3);
     try {
       const recorder = NotificationRecorder.attach(own.app);
       const http = new HttpClient(own.url);
@@ -577,6 +586,63 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
       const after = await http.login(comma.mail, comma.password);
       expect(after.status, after.text).toBe(200);
       expect(after.body.user.email).toBe(comma.mail);
+    } finally {
+      await own.close();
+      await ownDb.drop();
+    }
+  });
+
+  it('OWASP ASVS 4.0 2.2.1 / 5.0 6.3.8 (enumeration): with onDirectoryDown fallback and createUsers, wrong passwords during an outage lock a local user, a directory user (no local hash) and an unknown username alike: 423 reveals no account', async () => {
+    const ownDb = await createTestDatabase();
+    const own = await ldapApp(ownDb, new LdapPasswordChecker(options({ createUsers: true, onDirectoryDown: 'fallback' })), 3);
+    try {
+      await own.userManager.createUser({ email: 'outage-local@example.com', name: 'Local', password: localPassword, groups: ['editor'] });
+      const http = new HttpClient(own.url);
+      // Created by its first directory sign-in: no local hash.
+      expect((await http.login(comma.mail, comma.password)).status).toBe(200);
+      const names = { local: 'outage-local@example.com', directory: comma.mail, unknown: 'outage-ghost@example.com' };
+      const answers: Record<keyof typeof names, Array<[number, string]>> = { local: [], directory: [], unknown: [] };
+      const guessAll = async (guess: string) => {
+        for (const [who, username] of Object.entries(names) as Array<[keyof typeof names, string]>) {
+          const refused = await new HttpClient(own.url).login(username, guess);
+          answers[who].push([refused.status, refused.body.code]);
+        }
+      };
+      await slapd.pause();
+      try {
+        for (let i = 0; i < 5; i++) await guessAll(`a wrong guess ${i}`);
+      } finally {
+        await slapd.resume();
+      }
+      // Once the directory is back, one more guess at each still answers alike.
+      await guessAll('a wrong guess after the outage');
+      expect(answers.unknown).toEqual(answers.local);
+      expect(answers.directory).toEqual(answers.local);
+    } finally {
+      await own.close();
+      await ownDb.drop();
+    }
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: step-up (POST /auth/reauthenticate) of a directory user without a local hash during an outage under fallback is 401 invalid_credentials, not counted (never 409 no_local_password: the directory owns the password)', async () => {
+    const ownDb = await createTestDatabase();
+    const own = await ldapApp(ownDb, new LdapPasswordChecker(options({ createUsers: true, onDirectoryDown: 'fallback' })), 3);
+    try {
+      const http = new HttpClient(own.url);
+      expect((await http.login(comma.mail, comma.password)).status).toBe(200);
+      await slapd.pause();
+      try {
+        for (let i = 0; i < 4; i++) {
+          const refused = await http.post('/auth/reauthenticate', { password: comma.password });
+          expectClientError(refused, 401);
+          expect(refused.body.code).toBe('invalid_credentials');
+        }
+      } finally {
+        await slapd.resume();
+      }
+      const after = (await own.userManager.findByEmail(comma.mail))!;
+      expect([after.accessFailedCount, after.lockoutEnd]).toEqual([0, null]);
+      expect((await http.post('/auth/reauthenticate', { password: comma.password })).status).toBe(200);
     } finally {
       await own.close();
       await ownDb.drop();

@@ -214,8 +214,10 @@ export class AuthController {
       // A directory outage is refused as at sign-in, but is no wrong password: not counted toward lockout.
       if (outcome.unavailable) throw BackOfficeHttpError.invalidCredentials();
       // The checker does not know the user and there is no local hash (an external provider's user): nothing was
-      // guessed, so nothing is counted; the answer is the one a user without a password got before any checker.
-      if (outcome.noPasswordToCheck) throw BackOfficeHttpError.noLocalPassword();
+      // guessed, so nothing is counted; the answer is the one a user without a password got before any checker. A
+      // directory-managed user's password is the directory's (it is down, or no longer knows them): refused as a
+      // wrong password, not counted, never sent to an external provider.
+      if (outcome.noPasswordToCheck) throw manager.isDirectoryManaged(user) ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.noLocalPassword();
       const counted = await manager.credentialRefused(user, 'invalid_credentials', 'reauthentication');
       if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
       throw BackOfficeHttpError.invalidCredentials();

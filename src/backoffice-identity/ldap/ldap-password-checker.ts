@@ -71,6 +71,10 @@ export interface LdapPasswordCheckerOptions {
    * When the directory cannot be reached (or the service bind fails): `fallback` checks the local hash,
    * `deny` answers `unavailable`: the sign-in is refused (401 `invalid_credentials`, audited as
    * `password_check_unavailable`) and counted toward no lockout. Default `deny`. Never a 500 either way.
+   * Under `fallback` an outage signs in as without a directory: every username's failed attempts count and lock
+   * alike (a local user's, a directory user's without a local hash, an unknown one's), so 423 reveals no account
+   * (OWASP ASVS 5.0 6.3.8); whoever retries during the outage may be locked out when it ends. Choose `deny` for
+   * the opposite trade-off (nobody is counted while the directory is down).
    */
   onDirectoryDown?: 'fallback' | 'deny';
 }
@@ -82,8 +86,6 @@ type Resolved = Required<Omit<LdapPasswordCheckerOptions, 'allowInsecureConnecti
 interface DirectoryAnswer {
   result: BackOfficePasswordCheckerResult;
   entry?: Entry;
-  /** The directory could not answer (`result` is what `onDirectoryDown` says). */
-  outage?: boolean;
 }
 
 /** How far one directory conversation got, and whether it was given up (closed after its deadline). */
@@ -217,25 +219,23 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
   }
 
   /**
-   * An outage under `onDirectoryDown: 'fallback'` answers `unavailable` for a user with no local hash to fall back
-   * to (one whose password the directory retired, or created by it): an outage is no wrong password, and counting it
-   * locked out every such user who retried (OWASP ASVS 4.0 2.2.1).
+   * An outage under `onDirectoryDown: 'fallback'` answers `fallback` for every user, also one with no local hash
+   * (one whose password the directory retired, or created by it): the sign-in then fails and counts as it would
+   * without a directory. Answering `unavailable` (not counted) for those alone let wrong passwords lock the users
+   * with a local hash only, so a 423 told which accounts exist (OWASP ASVS 5.0 6.3.8).
    */
   async checkPassword(user: BackOfficeUser, password: string): Promise<BackOfficePasswordCheckerResult> {
-    const answer = await this.authenticate(user.username, password);
-    return answer.outage && answer.result === 'fallback' && !user.passwordHash ? 'unavailable' : answer.result;
+    return (await this.authenticate(user.username, password)).result;
   }
 
   /**
    * Asks the directory for a username with no local user; with `createUsers`, a `valid` answer carries the profile.
-   * With `createUsers`, an outage answers `unavailable` also under `onDirectoryDown: 'fallback'`: there is no local
-   * hash to fall back to, and the username may be a directory user's first sign-in, whose retries during the outage
-   * must not lock them out once it ends (OWASP ASVS 4.0 2.2.1). Without `createUsers` no such user can sign in, and the
-   * attempt counts as for any unknown username.
+   * An outage answers as `onDirectoryDown` says, with or without `createUsers`: under `fallback` the attempt counts as
+   * for any unknown username (as a local user's wrong password counts then: a 423 must not tell that a username has a
+   * local account, OWASP ASVS 5.0 6.3.8), under `deny` it is `unavailable` (counted for nobody).
    */
   async checkUnknownUser(username: string, password: string): Promise<BackOfficeUnknownUserCheckResult> {
     const answer = await this.authenticate(username, password);
-    if (answer.outage && this.#options.createUsers) return { result: 'unavailable' };
     if (answer.result !== 'valid' || !this.#options.createUsers || !answer.entry) return { result: answer.result === 'valid' ? 'invalid' : answer.result };
     const email = LdapPasswordChecker.firstValue(answer.entry, this.#options.attributes.email);
     const name = LdapPasswordChecker.firstValue(answer.entry, this.#options.attributes.name) ?? email;
@@ -349,7 +349,7 @@ export class LdapPasswordChecker implements BackOfficePasswordChecker {
       this.logger.warn(`LDAP directory unavailable (${kind}): answering ${this.#options.onDirectoryDown === 'fallback' ? 'fallback to the local hash' : 'unavailable (sign-ins refused, not counted)'}`);
     }
     // `deny`: `unavailable`, refused like a wrong password but counted toward no lockout (an outage is not a guess).
-    return { result: this.#options.onDirectoryDown === 'fallback' ? 'fallback' : 'unavailable', outage: true };
+    return { result: this.#options.onDirectoryDown === 'fallback' ? 'fallback' : 'unavailable' };
   }
 
   /** Throws once the conversation was given up (its deadline passed): no further request goes to the directory. */
