@@ -53,4 +53,25 @@ describe('Maintenance: expired rows are pruned, live ones kept', () => {
     expect((await ctx.app.get(BackOfficeMaintenanceService).prune()).loginAttempts).toBe(0);
     expect((await new HttpClient(ctx.url).login('locked-ghost@example.com', 'wrong password entirely')).status).toBe(423);
   });
+
+  it('OWASP ASVS 5.0 6.3.8 (enumeration): a day after the last failure, pruning forgets a known user\'s failed attempts as it forgets an unknown username\'s, so the next guess answers alike (no 423 for the account alone)', async () => {
+    const user = await newUser();
+    const names = { known: user.email, unknown: 'ghost-decay@example.com' };
+    const answers: Record<keyof typeof names, number[]> = { known: [], unknown: [] };
+    const guessBoth = async () => {
+      for (const [who, name] of Object.entries(names) as Array<[keyof typeof names, string]>) {
+        answers[who].push((await new HttpClient(ctx.url).login(name, 'wrong password entirely')).status);
+      }
+    };
+    // One short of the lockout (5 by default).
+    for (let i = 0; i < 4; i++) await guessBoth();
+    ctx.clock.advance(25 * 3_600_000);
+    try {
+      await ctx.app.get(BackOfficeMaintenanceService).prune();
+      await guessBoth();
+    } finally {
+      ctx.clock.advance(-25 * 3_600_000);
+    }
+    expect(answers.known).toEqual(answers.unknown);
+  });
 });

@@ -34,7 +34,8 @@ export interface PruneResult {
 
 /**
  * Asks every store to delete rows that can no longer matter (each store's `prune(now)`), so tables that unauthenticated callers can grow stay small:
- * unknown-username counters a day after their last failure (unless still locked), pending 2FA sign-ins and
+ * unknown-username counters a day after their last failure (unless still locked; known users' failed counts are reset
+ * by the same rule, so neither outlives the other), pending 2FA sign-ins and
  * sessions a week after they ended, single-use tokens 30 days after they expired; audit entries older than
  * `audit.retentionDays` when set (by default the audit trail is kept).
  * Runs every `maintenanceIntervalMinutes` (0: never; call `prune()` from your own scheduler instead).

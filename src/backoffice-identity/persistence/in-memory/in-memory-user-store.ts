@@ -403,9 +403,17 @@ export class InMemoryBackOfficeUserStore
     const dayAgo = new Date(now.getTime() - DAY_MS);
     const monthAgo = new Date(now.getTime() - 30 * DAY_MS);
     let loginAttempts = 0;
+    const stale = (c: Counter) => c.updatedAt < dayAgo && (c.lockoutEnd === null || c.lockoutEnd < now);
     for (const [key, c] of this.unknownUsers) {
-      if (c.updatedAt < dayAgo && (c.lockoutEnd === null || c.lockoutEnd < now)) {
+      if (stale(c)) {
         this.unknownUsers.delete(key);
+        loginAttempts++;
+      }
+    }
+    // A known user's failed attempts are forgotten with the same rule, else a 423 after the next guess tells it apart.
+    for (const u of this.state.users.values()) {
+      if (u.accessFailedCount > 0 && stale(u)) {
+        u.accessFailedCount = 0;
         loginAttempts++;
       }
     }

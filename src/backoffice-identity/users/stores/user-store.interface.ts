@@ -400,7 +400,11 @@ export interface UserEmailChangeHandoverStore extends UserEmailChangeStore, User
 
 /** Rows of the user store that can expire (maintenance calls this). */
 export interface PrunableUserStore {
-  /** Deletes unknown-username counters a day after their last failure (unless locked) and tokens 30 days after they expired. */
+  /**
+   * Deletes unknown-username counters a day after their last failure (unless locked), resets known users' failed-attempt
+   * counts by the same rule (both counted in `loginAttempts`: a known account's count must not outlive an unknown
+   * username's, or the next guess's 423 tells them apart), and deletes tokens 30 days after they expired.
+   */
   prune(now: Date): Promise<{ loginAttempts: number; tokens: number }>;
 }
 
