@@ -172,6 +172,39 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     expect((await observer.query(`SELECT is_approved FROM backoffice_user WHERE id = $1`, [target.id])).rows[0].is_approved).toBe(true);
   });
 
+  it('OWASP ASVS 5.0 15.4.2: the re-check locks groups in the order a group delete does under any database collation (no deadlock, no 503)', async () => {
+    // A database whose default collation sorts capitals among small letters (ICU en-US: alpha < Beta) where the group
+    // delete's order (code points: Beta < alpha) does not: the column's collation stands in for the database's here.
+    const collate = (name: string) => observer.query(`ALTER TABLE backoffice_group ALTER COLUMN alias TYPE varchar(64) COLLATE "${name}"`);
+    await collate('en-US-x-icu');
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      const [lower, upper] = [`alpha${++groupSeq}`, `Beta${groupSeq}`];
+      for (const alias of [lower, upper]) expect((await admin.post('/groups', { alias, name: alias, permissions: ['users.read'] })).status).toBe(201);
+      const target = await make({ groups: [lower, upper] });
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR SHARE`, [lower]);
+      // The delete locks the upper-case group (first in code point order), then waits for the lower-case one.
+      const deleted = admin.delete(`/groups/${upper}?moveMembersTo=${lower}`);
+      await until(async () => (await lockWaiters(observer)) >= 1);
+      // The re-check of disable locks the target's groups FOR SHARE: in the delete's order it waits behind the delete;
+      // in the collation's order it took the lower-case group first and then waited for the upper-case one: a cycle.
+      let answered = false;
+      const disabled = desk.post(`/users/${target.id}/disable`, {}).finally(() => {
+        answered = true;
+      });
+      await until(async () => answered || (await lockWaiters(observer)) >= 2);
+      await blocker.query('COMMIT');
+      const [del, dis] = await Promise.all([deleted, disabled]);
+      expect([del.status, dis.status], `${del.text} ${dis.text}`).toEqual([204, 200]);
+      expect(await membersOf(lower)).toEqual([target.email]);
+    } finally {
+      await blocker.end();
+      await collate('default');
+    }
+  });
+
   it('the same requests without a concurrent change still write (the check is no blanket refusal)', async () => {
     const alias = await readersGroup();
     const created = await desk.post('/users/api', { name: 'Calm bot', groups: [alias] });

@@ -4,7 +4,9 @@ import { isUuid } from '../../common/ids.js';
 /**
  * Locks FOR SHARE, to the end of the caller's transaction, the rows of every group one of `userIds` is in and of the
  * groups named `aliases`, in alias order (the order the group store's delete locks its two rows in, so a delete moving
- * members waits for this or this for it, never both). A group edit (`PUT /groups/:alias`) holds its row FOR UPDATE
+ * members waits for this or this for it, never both). The order is the aliases' code points (`COLLATE "C"`), as the
+ * delete's JavaScript sort has it, whatever the database's collation: under ICU `en-US` `alpha` sorts before `Beta`
+ * where JavaScript puts `Beta` first, and the two orders made a cycle (a deadlock, answered 503). A group edit (`PUT /groups/:alias`) holds its row FOR UPDATE
  * until it commits, so a re-check that reads these users after this statement (a new statement: a new snapshot under
  * READ COMMITTED) sees the permissions the edit gave, and an edit that comes later waits for the write: a permission
  * added meanwhile to a group the user is already in no longer slips past the check (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1).
@@ -15,7 +17,7 @@ export async function lockGroupsForShare(manager: EntityManager, userIds: readon
   await manager.query(
     `SELECT g.id FROM backoffice_group g
       WHERE g.alias = ANY($2::text[]) OR g.id IN (SELECT ug.group_id FROM backoffice_user_group ug WHERE ug.user_id = ANY($1::uuid[]))
-      ORDER BY g.alias FOR SHARE OF g`,
+      ORDER BY g.alias COLLATE "C" FOR SHARE OF g`,
     [ids, [...aliases]],
   );
 }
