@@ -1231,7 +1231,8 @@ export class BackOfficeUserManager {
    * Confirms an email change with its link (the token's SHA-256): the link is used up and the email moves
    * (`changesFor(newEmail)`, written as {@link changeEmail} writes it: new security stamp, the old address's links void)
    * in one transaction, and only while the user, read again after the link was used up, still has the security stamp
-   * `user` was read with. The built-in PostgreSQL store uses the link up under the user's row lock, which the write
+   * the store had before (read in the transaction, so a host manager's cached `findById` does not refuse a live link;
+   * a refusal rolls back and leaves the link live on a store with transactions). The built-in PostgreSQL store uses the link up under the user's row lock, which the write
    * keeps: a password change (new stamp, the link voided) either commits first, and the link is refused, or waits for
    * this transaction. Checked on two statements instead, a password change committed between them did not stop the
    * move (OWASP ASVS 4.0 3.3.3, V2.5). The changes written, or null (nothing moved) when the link is not live or the
@@ -1245,13 +1246,20 @@ export class BackOfficeUserManager {
     this.capability(isUserEmailChangeStore, 'UserEmailChangeStore');
     const stamp = this.supportsUserSecurityStamp ? this.newSecurityStamp() : null;
     const now = this.now();
+    const stampChanged = new Error('security stamp changed while the link was used up');
     const changes = await this.inTransaction(async (store) => {
+      // The stamp as stored, read before the link is used up (not `user`'s, which a host manager may have read from a cache).
+      const reference = (await store.findById(user.id))?.securityStamp;
       const newEmail = await this.capability(isUserEmailChangeStore, 'UserEmailChangeStore', store).consumeEmailChangeToken(user.id, tokenHash, now);
-      if (!newEmail) return null;
-      if ((await store.findById(user.id))?.securityStamp !== user.securityStamp) return null;
+      if (!newEmail || reference === undefined) return null;
+      // Thrown, not returned: the transaction rolls back and the link stays live (a store without rollback uses it up).
+      if ((await store.findById(user.id))?.securityStamp !== reference) throw stampChanged;
       const written = changesFor(newEmail);
       await this.writeEmailChange(store, user.id, written, stamp, now);
       return written;
+    }).catch((error: unknown) => {
+      if (error === stampChanged) return null;
+      throw error;
     });
     if (changes) Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
     return changes;
