@@ -262,8 +262,11 @@ export class AuthController {
   @Delete('sessions/:id')
   @HttpCode(204)
   @BackOfficeAuthorize()
+  // Ending sessions one at a time is signing out elsewhere as much as DELETE /auth/sessions is (OWASP ASVS 5.0 7.5.2):
+  // a stolen cookie must not end the owner's sessions by id either. Checked before the id is looked up: no oracle.
+  @RequiresRecentSignIn()
   @ApiResponse({ status: 204, description: 'Revoked' })
-  @errors([401, 'unauthenticated'], [403, 'xsrf_failed'], [404, 'not_found: no such session of yours'])
+  @errors([401, 'unauthenticated or reauthentication_required'], [403, 'xsrf_failed'], [404, 'not_found: no such session of yours'])
   async revokeSession(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<void> {
     if (!(await this.account.revokeSession(request.backOffice.user, id))) throw BackOfficeHttpError.notFound('No such session.');
   }
