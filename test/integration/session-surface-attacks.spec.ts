@@ -1,17 +1,21 @@
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, reauthenticate, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { expectClientError } from '../support/bad-input.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
+import { BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 
 const MINUTE = 60_000;
 
 describe('The session surface under attack: ending sessions one by one (real HTTP, real PostgreSQL)', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
+  let events: NotificationRecorder;
   const newUser = userFactory(() => ctx, 'surface');
 
   beforeAll(async () => {
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    events = NotificationRecorder.attach(ctx.app);
   });
   afterAll(async () => {
     await ctx?.close();
@@ -44,5 +48,31 @@ describe('The session surface under attack: ending sessions one by one (real HTT
     await reauthenticate(thief);
     expect((await thief.delete(`/auth/sessions/${others[0]}`)).status).toBe(204);
     expect((await owner.get('/auth/me')).status).toBe(401);
+  });
+
+  it('OWASP ASVS 5.0 16.3.2 / 4.0 7.1.3: DELETE /auth/sessions/:id of one\'s own session that has already ended (idle timeout, or a security stamp the user no longer has) answers 404 and audits no revocation, as the route and the service promise; a live one still answers 204', async () => {
+    const user = await newUser();
+    const idle = await signedInClient(ctx, user.email);
+    const { current: idleId } = await sessionIdsOf(idle);
+    ctx.clock.advance(21 * MINUTE); // past the 20-minute idle timeout
+    expect((await idle.get('/auth/me')).status).toBe(401);
+    const stale = await signedInClient(ctx, user.email);
+    const { current: staleId } = await sessionIdsOf(stale);
+    await ctx.userManager.updateSecurityStamp((await ctx.userManager.findById(user.id))!); // e.g. a host's own stamp renewal
+    expect((await stale.get('/auth/me')).status).toBe(401);
+    const live = await signedInClient(ctx, user.email);
+    const other = await signedInClient(ctx, user.email);
+    const { others } = await sessionIdsOf(live);
+    expect(others).toHaveLength(1); // only the live one is listed
+    const before = events.named(BackOfficeEvents.SessionsRevoked, user.id).length;
+    for (const ended of [idleId, staleId]) {
+      const answer = await live.delete(`/auth/sessions/${ended}`);
+      expectClientError(answer, 404);
+      expect(answer.body.code).toBe('not_found');
+    }
+    expect(events.named(BackOfficeEvents.SessionsRevoked, user.id)).toHaveLength(before);
+    expect((await live.delete(`/auth/sessions/${others[0]}`)).status).toBe(204);
+    expect(events.named(BackOfficeEvents.SessionsRevoked, user.id)).toHaveLength(before + 1);
+    expect((await other.get('/auth/me')).status).toBe(401);
   });
 });

@@ -238,11 +238,13 @@ export class BackOfficeAccountService {
   }
 
   /**
-   * Ends one of the user's own sessions (`UserSessionsRevokedNotification` with `count` 1, audited); false, and
-   * nothing published, when it is not theirs (or not live).
+   * Ends one of the user's own live sessions (`UserSessionsRevokedNotification` with `count` 1, audited); false, and
+   * nothing published, when it is not theirs, or (given the user's `securityStamp`, as a signed-in request's user has
+   * it) no longer live: revoked, timed out, or made under a stamp the user no longer has.
    */
-  async revokeSession(user: Pick<BackOfficeUser, 'id'>, sessionId: string): Promise<boolean> {
-    const revoked = await this.sessions.revoke(user.id, sessionId);
+  async revokeSession(user: Pick<BackOfficeUser, 'id'> & Partial<Pick<BackOfficeUser, 'securityStamp'>>, sessionId: string): Promise<boolean> {
+    const { id, securityStamp } = user;
+    const revoked = await this.sessions.revoke(securityStamp === undefined ? id : { id, securityStamp }, sessionId);
     if (revoked) await this.userManager.notify(UserSessionsRevokedNotification, user, { count: 1 });
     return revoked;
   }

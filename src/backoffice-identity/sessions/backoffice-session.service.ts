@@ -256,12 +256,12 @@ export class BackOfficeSessionService {
   }
 
   /** True while session `sessionId` of `user` is live (not revoked, not timed out, same security stamp). */
-  async isLiveSessionOf(sessionId: string, user: BackOfficeUser): Promise<boolean> {
+  async isLiveSessionOf(sessionId: string, user: Pick<BackOfficeUser, 'id' | 'securityStamp'>): Promise<boolean> {
     return (await this.findLiveSessionOf(sessionId, user)) !== null;
   }
 
   /** Session `sessionId` of `user` while it is live (not revoked, not timed out, same security stamp), else null. */
-  async findLiveSessionOf(sessionId: string, user: BackOfficeUser): Promise<BackOfficeSession | null> {
+  async findLiveSessionOf(sessionId: string, user: Pick<BackOfficeUser, 'id' | 'securityStamp'>): Promise<BackOfficeSession | null> {
     if (!isUuid(sessionId)) return null;
     const session = await this.store.findById(user.id, sessionId);
     return session && this.isLive(session, this.clock.now()) && holdsStamp(session, user.securityStamp) ? session : null;
@@ -302,10 +302,16 @@ export class BackOfficeSessionService {
     return { items: rows.map((s) => toSessionDto(s, currentSessionId)), more };
   }
 
-  /** Revokes one of the user's own sessions; false when it is not theirs (or not live). */
-  async revoke(userId: string, sessionId: string): Promise<boolean> {
+  /**
+   * Revokes one of the user's own sessions; false when it is not theirs. Given the user (with its security stamp),
+   * also false when the session is no longer live (revoked, timed out, or made under a stamp the user no longer has):
+   * it authenticates nothing already, so nothing ends (and `DELETE /auth/sessions/:id` audits no revocation). Given
+   * only the user's id, any session of theirs not revoked yet is revoked.
+   */
+  async revoke(user: string | Pick<BackOfficeUser, 'id' | 'securityStamp'>, sessionId: string): Promise<boolean> {
     if (!isUuid(sessionId)) return false;
-    return this.store.revoke(userId, sessionId, this.clock.now());
+    if (typeof user !== 'string' && !(await this.findLiveSessionOf(sessionId, user))) return false;
+    return this.store.revoke(typeof user === 'string' ? user : user.id, sessionId, this.clock.now());
   }
 
   /** Revokes every live session of the user, except `exceptSessionId`. Returns how many ended. */
