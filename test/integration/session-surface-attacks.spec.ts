@@ -1,5 +1,5 @@
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, reauthenticate, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, reauthenticate, signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { expectClientError } from '../support/bad-input.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { BackOfficeEvents } from '../../src/backoffice-identity/index.js';
@@ -74,5 +74,25 @@ describe('The session surface under attack: ending sessions one by one (real HTT
     expect((await live.delete(`/auth/sessions/${others[0]}`)).status).toBe(204);
     expect(events.named(BackOfficeEvents.SessionsRevoked, user.id)).toHaveLength(before + 1);
     expect((await other.get('/auth/me')).status).toBe(401);
+  });
+
+  it('OWASP ASVS 5.0 7.2.4: a sign-in terminates the session token the browser sent with it (a copy taken by someone else stops working), for the same user or another', async () => {
+    const user = await newUser();
+    const browser = await signedInClient(ctx, user.email);
+    const copied = browser.cookies.get('backoffice_session')!;
+    const thief = browser.fresh();
+    thief.cookies.set('backoffice_session', copied);
+    expect((await thief.get('/auth/me')).status).toBe(200);
+    // The person signs in again in the same browser (e.g. after noticing something odd): the copy must end.
+    expect((await browser.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    expect(browser.cookies.get('backoffice_session')).not.toBe(copied);
+    expect((await thief.get('/auth/me')).status).toBe(401);
+    expect((await browser.get('/auth/me')).status).toBe(200);
+    // Another person signs in on a shared computer: the previous person's session ends too.
+    const previous = browser.cookies.get('backoffice_session')!;
+    const next = await newUser();
+    expect((await browser.login(next.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await browser.fresh().get('/auth/me', { headers: { cookie: `backoffice_session=${previous}` } })).status).toBe(401);
+    expect((await browser.get('/auth/me')).body.id).toBe(next.id);
   });
 });

@@ -30,6 +30,11 @@ export interface BackOfficeRequestContext {
   rawQuery?: string;
   /** @internal Writes of a successful sign-in held for the session row (see {@link BackOfficeDeferredSignInWrites}). */
   signInWrites?: BackOfficeDeferredSignInWrites;
+  /**
+   * @internal The session token the request's session cookie carried (sent once), read by the module's middleware: the
+   * session a sign-in in this request replaces, which it ends (OWASP ASVS 5.0 7.2.4).
+   */
+  sessionToken?: string;
 }
 
 const storage = new AsyncLocalStorage<BackOfficeRequestContext>();

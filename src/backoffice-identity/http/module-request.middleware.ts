@@ -4,6 +4,7 @@ import { BACKOFFICE_IP_RESOLVER } from '../constants.js';
 import type { BackOfficeIpResolver } from '../common/ip-resolver.interface.js';
 import { backOfficeRequestContextOf } from '../common/request-context-of.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
+import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { BackOfficeTossedCookieCleaner } from '../sessions/tossed-cookie-cleaner.js';
 import { requestPath, type BackOfficeHttpRequest } from './http-platform.js';
 import { BackOfficeModulePaths } from './module-paths.js';
@@ -15,7 +16,7 @@ import { setBackOfficeSecurityHeaders } from './security-headers.js';
  * once whether the request reaches the module's routes, as the routers match the path (any case, escapes decoded,
  * below Nest's global prefix unless excluded). If so, the answer gets the module's security headers (errors and the
  * prefix's 404s included) and the request runs in its request context: client IP (from the IP resolver), user
- * agent, method and path. Every other request is isolated (`isolate`): host routes guarded by
+ * agent, method and path (and the session cookie's token, which a sign-in ends). Every other request is isolated (`isolate`): host routes guarded by
  * `BackOfficeAuthGuard` get the same context from the guard, and the context of one request never reaches the next
  * one on the same connection. A body the module cannot read is refused here (415: {@link assertReadableBody}). A
  * session or XSRF cookie sent twice (tossed from a sibling subdomain) is expired on the parent domains in whatever
@@ -28,6 +29,7 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
     @Inject(BACKOFFICE_IP_RESOLVER) private readonly ipResolver: BackOfficeIpResolver,
     @Inject(BackOfficeModulePaths) private readonly modulePaths: BackOfficeModulePaths,
     @Inject(BackOfficeTossedCookieCleaner) private readonly tossedCookies: BackOfficeTossedCookieCleaner,
+    @Inject(BackOfficeSessionCookies) private readonly sessionCookies: BackOfficeSessionCookies,
   ) {}
 
   use(request: BackOfficeHttpRequest, response: ServerResponse, next: () => void): void {
@@ -40,7 +42,10 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
     BackOfficeModuleRequestMiddleware.dropConditionalHeaders(request);
     this.tossedCookies.clear(request, response);
     assertReadableBody(request);
-    BackOfficeRequestContextStore.run(backOfficeRequestContextOf(request, this.ipResolver, path), next);
+    const context = backOfficeRequestContextOf(request, this.ipResolver, path);
+    // The session a sign-in in this request would replace: it ends then (BackOfficeSessionIssuer.issue).
+    context.sessionToken = this.sessionCookies.readToken(request);
+    BackOfficeRequestContextStore.run(context, next);
   }
 
   /**

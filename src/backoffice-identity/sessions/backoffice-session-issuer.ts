@@ -12,7 +12,10 @@ import { BackOfficeSessionCookies } from './session-cookies.js';
 import type { BackOfficeSession } from './session-store.interface.js';
 import { BackOfficeExternalLoginSessions, type SealedExternalLogin } from '../external-logins/external-login-sessions.service.js';
 
-/** Starts a session for a user who has just signed in: row, cookies, and the concurrent-login rule. */
+/**
+ * Starts a session for a user who has just signed in: row, cookies, the concurrent-login rule, and the end of the
+ * session whose token the request's cookie carried (the one the new cookie replaces).
+ */
 @Injectable()
 export class BackOfficeSessionIssuer {
   constructor(
@@ -54,6 +57,8 @@ export class BackOfficeSessionIssuer {
     const context = BackOfficeRequestContextStore.current();
     const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, { twoFactorSetupOnly: options.twoFactorSetupOnly });
     if (options.externalLogin) await this.externalSessions.attach(session.id, options.externalLogin);
+    // The session this browser had until now ends (OWASP ASVS 5.0 7.2.4): the new cookie replaces its token.
+    await this.sessions.endReplacedSession(context.sessionToken, session.id);
     if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeOthersAtSignIn(user.id, session.id);
     this.cookies.set(response, token);
     return toBackOfficeUserDto(user, this.clock.now());

@@ -314,6 +314,17 @@ export class BackOfficeSessionService {
     return this.store.revoke(typeof user === 'string' ? user : user.id, sessionId, this.clock.now());
   }
 
+  /**
+   * Ends the session of `token`, whoever's it is, unless it is `keepSessionId`: a sign-in terminates the session token
+   * the browser sent with it (OWASP ASVS 5.0 7.2.4), so a copy of it taken by someone else, or the previous person's
+   * session on a shared computer, stops working. Nothing for a token of no session.
+   */
+  async endReplacedSession(token: string | undefined, keepSessionId: string): Promise<void> {
+    if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return;
+    const session = await this.store.findByTokenHash(sha256Hex(token));
+    if (session && session.revokedAt === null && session.id !== keepSessionId) await this.store.revoke(session.userId, session.id, this.clock.now());
+  }
+
   /** Revokes every live session of the user, except `exceptSessionId`. Returns how many ended. */
   async revokeAll(userId: string, exceptSessionId?: string): Promise<number> {
     return this.store.revokeAll(userId, this.clock.now(), exceptSessionId);
