@@ -1,6 +1,8 @@
+import { EventEmitter2 } from '@nestjs/event-emitter';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, reauthenticate, signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { expectClientError } from '../support/bad-input.js';
+import { HttpClient } from '../support/http-client.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 
@@ -94,5 +96,24 @@ describe('The session surface under attack: ending sessions one by one (real HTT
     expect((await browser.login(next.email, TEST_PASSWORD)).status).toBe(200);
     expect((await browser.fresh().get('/auth/me', { headers: { cookie: `backoffice_session=${previous}` } })).status).toBe(401);
     expect((await browser.get('/auth/me')).body.id).toBe(next.id);
+  });
+
+  it('a user deleted while signing in (between the password check and the session row: an admin\'s DELETE /users/:id at that moment) gets 401 invalid_credentials, not a 500, and no session', async () => {
+    const user = await newUser();
+    const emitter = ctx.app.get(EventEmitter2);
+    const deleteMidSignIn = async (notification: { affectedUserId: string | null }) => {
+      if (notification.affectedUserId !== user.id) return;
+      expect((await ctx.userManager.deleteUser((await ctx.userManager.findById(user.id))!)).succeeded).toBe(true);
+    };
+    emitter.on(BackOfficeEvents.LoginSuccess, deleteMidSignIn);
+    try {
+      const http = new HttpClient(ctx.url);
+      const login = await http.login(user.email, TEST_PASSWORD);
+      expectClientError(login, 401);
+      expect(login.body.code).toBe('invalid_credentials');
+      expect(http.cookies.has('backoffice_session')).toBe(false);
+    } finally {
+      emitter.off(BackOfficeEvents.LoginSuccess, deleteMidSignIn);
+    }
   });
 });

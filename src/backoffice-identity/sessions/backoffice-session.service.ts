@@ -140,6 +140,19 @@ export class BackOfficeSessionService {
       ip: context.ip?.slice(0, 64) ?? null,
       userAgent: context.userAgent?.slice(0, 512) ?? null,
     };
+    try {
+      await this.write(session);
+    } catch (error) {
+      // The user was deleted after the sign-in checked them (the session row's foreign key refused it): a sign-in of
+      // a user who no longer exists, answered as one of an unknown user, not a 500. Other failures go on.
+      if ((await this.userManager.findById(user.id)) === null) throw BackOfficeHttpError.invalidCredentials();
+      throw error;
+    }
+    return { token, session };
+  }
+
+  /** Writes a new session row, with the sign-in's deferred writes when the request holds some. */
+  private async write(session: BackOfficeSession): Promise<void> {
     const request = BackOfficeRequestContextStore.current();
     const writes = request.signInWrites;
     if (writes && (writes.lastLoginAt || writes.auditEntries.length > 0)) {
@@ -148,7 +161,6 @@ export class BackOfficeSessionService {
     } else {
       await this.store.create(session);
     }
-    return { token, session };
   }
 
   /**
