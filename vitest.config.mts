@@ -7,20 +7,44 @@ const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 /** Suites that drive the module through a listening Nest app: they run on both HTTP platforms. */
 const HTTP_SUITES = [
   'access-denied-audit', 'http-parity', 'email-content-injection', 'emailed-link-attacks', 'link-issuance-email-change-race', 'set-groups-race',
-  'manage-target-race', 'admin-surface-attacks', 'email-change-no-enumeration', 'email-change-voids-tokens', 'invite-two-factor-enforcement',
-  'password-change-voids-email-change', 'user-import-update', 'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks',
-  'kept-session-stamp-change', 'disable-until-lift', 'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users',
-  'forgot-password-after-forced-reset', 'external-login-attacks', 'external-login-callback-deadline', 'external-login-groups', 'last-admin-race',
-  'ldap-offboarding-reset', 'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race',
-  'kept-session-concurrent-changes', 'concurrent-stamp-changes', 'admin-and-audit', 'api-users', 'audit-pagination', 'auth-bad-input', 'auth-http',
-  'demo-app', 'external-logins', 'hardening', 'global-prefix', 'http-platform', 'invites-and-reset', 'email-delivery-failures',
-  'logout-and-host-guard', 'maintenance', 'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'passkeys-review', 'rate-limits-and-instances',
-  'rate-limit-attacks', 'round-trips', 'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import',
-  'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks', 'swap-reach',
-  'session-cookie-attacks', 'recovery-codes', 'suppressed-listener-errors', 'ipv6-prefix-rotation', 'list-paging', 'api-token-rotation-race',
-  'api-user-attacks', 'email-change-password-change-race', 'email-change-confirm-password-race', 'invite-resend-accept-race', 'assign-groups-race',
-  'es6', 'session-surface-attacks',
-];
+  'manage-target-race', 'admin-surface-attacks', 'email-change-no-enumeration', 'email-change-voids-tokens', 'invite-two-factor-enforcement', 'password-change-voids-email-change',
+  'user-import-update', 'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks', 'kept-session-stamp-change', 'disable-until-lift',
+  'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users', 'forgot-password-after-forced-reset', 'external-login-attacks', 'external-login-callback-deadline',
+  'external-login-groups', 'last-admin-race', 'ldap-offboarding-reset', 'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race',
+  'kept-session-concurrent-changes', 'concurrent-stamp-changes', 'admin-and-audit', 'api-users', 'audit-pagination', 'auth-bad-input',
+  'auth-http', 'demo-app', 'external-logins', 'hardening', 'global-prefix', 'http-platform',
+  'invites-and-reset', 'email-delivery-failures', 'logout-and-host-guard', 'maintenance', 'module-scope', 'openapi',
+  'passkey-pages', 'passkeys', 'passkeys-review', 'rate-limits-and-instances', 'rate-limit-attacks', 'round-trips',
+  'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import',
+  'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks',
+  'swap-reach', 'session-cookie-attacks', 'recovery-codes', 'suppressed-listener-errors', 'ipv6-prefix-rotation', 'list-paging',
+  'api-token-rotation-race', 'api-user-attacks', 'email-change-password-change-race', 'email-change-confirm-password-race', 'invite-resend-accept-race', 'assign-groups-race',
+  'session-surface-attacks',
+].map((name) => `test/integration/${name}.spec.ts`);
+
+/** Which PostgreSQL the integration suites run against, besides PGlite. */
+async function realPostgresUrl(): Promise<string | undefined> {
+  const explicit = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL;
+  const url = explicit ?? DEFAULT_PG_URL;
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return url;
+  } catch (error) {
+    if (explicit) {
+      throw new Error(`PostgreSQL at ${url.replace(/:[^:@/]*@/, ':***@')} is unreachable: ${(error as Error).message}`);
+    }
+    console.warn(`\n!! PostgreSQL is not reachable at ${DEFAULT_PG_URL}: integration suites run on PGlite only.\n`);
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export default defineConfig(async () => {
+  const pgUrl = await realPostgresUrl();
+  const plugins = [swc.vite({ module: { type: 'es6' } })];
   const integration = (name: string, env: Record<string, string>, include = ['test/integration/**/*.spec.ts']) => ({
     plugins,
     test: {
