@@ -1726,7 +1726,9 @@ export class BackOfficeUserManager {
         throw error;
       }
     };
-    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, write, authorize, options.authorize ? aliases : null);
+    // The groups locked in alias order before any membership row, with or without a re-check (an admin's write too):
+    // else a group delete moving this user's group into one given here deadlocked with it (503).
+    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, write, authorize, aliases);
     if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     user.groups = aliases;
     if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);

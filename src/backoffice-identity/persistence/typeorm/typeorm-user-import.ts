@@ -74,11 +74,11 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     await lockProtectedGroup(manager, options.protectedGroup);
     // Before the targets' rows (the group store's delete locks its groups, then the members' rows it moves): the
     // groups the targets are in and the ones the batch gives, so the re-check of the targets below waits for a group
-    // edit under way and sees the permissions it gave (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1).
-    if (options.authorizeTargets) {
-      const given = new Set([...inserts, ...updates.map((u) => u.index)].flatMap((i) => rows[i].groups));
-      await lockGroupsForShare(manager, updates.map((u) => u.target.id), [...given]);
-    }
+    // edit under way and sees the permissions it gave (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). With or without that re-check
+    // (an admin's import too): a delete moving a target's group into one the batch gives held both groups and waited
+    // for the target's row this import held, which waited for the group's row (a deadlock, 503).
+    const given = new Set([...inserts, ...updates.map((u) => u.index)].flatMap((i) => rows[i].groups));
+    await lockGroupsForShare(manager, updates.map((u) => u.target.id), [...given]);
     const locked = rowsOf<{ id: string; managed: boolean }>(
       await manager.query(`SELECT id, directory_managed_at IS NOT NULL AS managed FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [
         updates.map((u) => u.target.id),
