@@ -145,6 +145,13 @@ const MAX_LOOKUP_LENGTH = 256;
 /** The emailed links a password change voids (see `voidPasswordBoundTokens`). */
 const PASSWORD_BOUND_TOKEN_PURPOSES: readonly BackOfficeTokenPurpose[] = ['password_reset', 'invite', 'change_email'];
 
+/** Thrown inside {@link BackOfficeUserManager.setGroups}'s transaction: groups it gives were deleted after its check. */
+class GroupsGoneMeanwhile extends Error {
+  constructor(readonly aliases: readonly string[]) {
+    super(`Groups deleted meanwhile: ${aliases.join(', ')}`);
+  }
+}
+
 /**
  * The back-office user manager, modelled on ASP.NET Core Identity's `UserManager` as Umbraco uses it.
  * Meant to be extended: every method is overridable and a subclass needs no constructor.
@@ -1716,6 +1723,11 @@ export class BackOfficeUserManager {
     };
     const write = async (store: BackOfficeUserStore) => {
       const groupStore = this.capability(isUserGroupStore, 'UserGroupStore', store);
+      // Deleted since the check above (DELETE /groups/:alias): answered as a request naming an unknown group, not as
+      // the store's error (a 500). The groups given are locked by now (findAsStored), so none goes before the commit.
+      const known = new Set((await groupStore.listGroups()).map((g) => g.alias));
+      const gone = aliases.filter((alias) => !known.has(alias));
+      if (gone.length > 0) throw new GroupsGoneMeanwhile(gone);
       await groupStore.setGroups(user.id, aliases);
       if (!options.authorize) return;
       const written = await store.findById(user.id);
@@ -1728,7 +1740,13 @@ export class BackOfficeUserManager {
     };
     // The groups locked in alias order before any membership row, with or without a re-check (an admin's write too):
     // else a group delete moving this user's group into one given here deadlocked with it (503).
-    const written = await this.writeUnlessLastAdmin(removesAdmin, user.id, write, authorize, aliases);
+    let written: Awaited<ReturnType<BackOfficeUserManager['writeUnlessLastAdmin']>>;
+    try {
+      written = await this.writeUnlessLastAdmin(removesAdmin, user.id, write, authorize, aliases);
+    } catch (error) {
+      if (error instanceof GroupsGoneMeanwhile) return IdentityResult.failed(...error.aliases.map((alias) => this.errorDescriber.unknownGroup(alias)));
+      throw error;
+    }
     if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     user.groups = aliases;
     if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
