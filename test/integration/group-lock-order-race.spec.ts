@@ -195,6 +195,64 @@ describe('group delete, group edit, group assignment, import and disable in one 
     }
   });
 
+  /**
+   * Sends `send` while the test's transaction deletes group `alias` (its row held FOR UPDATE, as DELETE /groups/:alias
+   * holds it), once the request waits for that row, commits the delete.
+   */
+  async function whileGroupDeleted(alias: string, send: () => Promise<HttpResult>): Promise<HttpResult> {
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [alias]);
+      await blocker.query(`DELETE FROM backoffice_group WHERE alias = $1`, [alias]);
+      const pending = send();
+      await until(async () => (await lockWaiters(observer)) >= 1);
+      await blocker.query('COMMIT');
+      return await pending;
+    } finally {
+      await blocker.end();
+    }
+  }
+
+  const outcomeOf = (res: HttpResult, i: number) => ({ outcome: res.body.results?.[i]?.outcome, codes: res.body.results?.[i]?.errors?.map((e: { code: string }) => e.code) });
+
+  pgIt('OWASP ASVS 4.0 7.4.1: POST /users/import (onConflict update) naming a group deleted after the import checked it answers as naming an unknown group, nothing of that user written', async () => {
+    const [, kept] = await groupPair();
+    const target = await make({ groups: [kept] });
+    const serial = await admin.post('/users/import', { onConflict: 'update', users: [{ email: target.email, name: 'Serial', groups: [kept, 'lo-no-such-group'] }] });
+    expect(serial.status, serial.text).toBe(200);
+    for (const caller of [admin, desk]) {
+      const [gone] = await groupPair();
+      const res = await whileGroupDeleted(gone, () =>
+        caller.post('/users/import', { onConflict: 'update', users: [{ email: target.email, name: 'Imported', groups: [kept, gone] }] }),
+      );
+      expect(res.status, res.text).toBe(200);
+      expect(outcomeOf(res, 0), res.text).toEqual(outcomeOf(serial, 0));
+      expect((await ctx.userManager.findById(target.id))?.name).not.toBe('Imported');
+      expect(await groupsOf(target.id)).toEqual([kept]);
+    }
+  });
+
+  pgIt('OWASP ASVS 4.0 7.4.1: POST /users/import creating users, one naming a group deleted after the import checked it: that record answers as naming an unknown group and is not created, the others are', async () => {
+    const [gone, kept] = await groupPair();
+    const [lost, fine] = [`${gone}-lost@example.test`, `${gone}-fine@example.test`];
+    const serial = await admin.post('/users/import', { users: [{ email: `${gone}-serial@example.test`, name: 'Serial', groups: [kept, 'lo-no-such-group'] }] });
+    expect(serial.status, serial.text).toBe(200);
+    const res = await whileGroupDeleted(gone, () =>
+      admin.post('/users/import', {
+        users: [
+          { email: lost, name: 'Lost', groups: [kept, gone] },
+          { email: fine, name: 'Fine', groups: [kept] },
+        ],
+      }),
+    );
+    expect(res.status, res.text).toBe(200);
+    expect([outcomeOf(res, 0), res.body.results[1].outcome], res.text).toEqual([outcomeOf(serial, 0), 'created']);
+    expect(await ctx.userManager.findByEmail(lost)).toBeNull();
+    expect(await groupsOf((await ctx.userManager.findByEmail(fine))!.id)).toEqual([kept]);
+  });
+
   it('20 rounds of group deletes, group edits, assignments (desk and admin), imports and disable / enable fired at once: no 5xx, no member of a deleted group', async () => {
     for (let round = 0; round < 20; round++) {
       const [from, into] = await groupPair();

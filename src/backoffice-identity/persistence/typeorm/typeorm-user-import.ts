@@ -51,20 +51,10 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     else outcomes[index] = sameEmail ? 'duplicate_email' : 'duplicate_username';
   });
 
-  const groupPairs: Array<[string, string]> = [];
-  // In one order (the lookup key): two imports inserting the same new users wait for each other, never in a cycle.
-  inserts.sort((a, b) => (rows[a].normalizedEmail < rows[b].normalizedEmail ? -1 : rows[a].normalizedEmail > rows[b].normalizedEmail ? 1 : 0));
-  const insertedIds = await insertUsers(manager, inserts.map((i) => rows[i]), now);
-  for (const index of inserts) {
-    const id = insertedIds.get(rows[index].normalizedEmail);
-    // Taken by a concurrent writer between the lookup and the insert.
-    if (!id) outcomes[index] = options.onConflict === 'skip' ? 'skipped' : 'duplicate_email';
-    else {
-      outcomes[index] = 'created';
-      for (const alias of rows[index].groups) groupPairs.push([id, alias]);
-    }
-  }
-
+  // The groups the batch gives, locked FOR SHARE before any user is written (with the targets' groups below when the
+  // batch overwrites users, else here), so none of them can be deleted before the commit.
+  const given = new Set([...inserts, ...updates.map((u) => u.index)].flatMap((i) => rows[i].groups));
+  if (updates.length === 0) await lockGroupsForShare(manager, [], [...given]);
   // The rows of the users to overwrite, locked in id order before any is written (USER_ROW_FIRST: the user's row
   // before its links; FOR UPDATE: email and username are unique), after the protected group's lock (the manager's
   // order: group lock, then user rows). Taken in the records' order, two imports listing the same users in different
@@ -77,7 +67,6 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     // edit under way and sees the permissions it gave (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). With or without that re-check
     // (an admin's import too): a delete moving a target's group into one the batch gives held both groups and waited
     // for the target's row this import held, which waited for the group's row (a deadlock, 503).
-    const given = new Set([...inserts, ...updates.map((u) => u.index)].flatMap((i) => rows[i].groups));
     await lockGroupsForShare(manager, updates.map((u) => u.target.id), [...given]);
     const locked = rowsOf<{ id: string; managed: boolean }>(
       await manager.query(`SELECT id, directory_managed_at IS NOT NULL AS managed FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [
@@ -91,15 +80,39 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     // 4.0 4.1.3, 5.0 15.4.2). The re-check after the writes sees only the groups the record gives.
     if (options.authorizeTargets) await options.authorizeTargets(updates.map(({ index, target }) => ({ id: target.id, index })));
   }
+  // A group deleted after the caller checked the records (DELETE /groups/:alias) and before the locks above: the records
+  // naming it are answered as naming an unknown group and nothing of them is written (the membership insert's join
+  // dropped it silently, or its foreign key failed: 500), as a serial import answers.
+  const gone = await goneGroups(manager, given);
+  const namesGone = (index: number) => {
+    if (!rows[index].groups.some((alias) => gone.has(alias))) return false;
+    outcomes[index] = 'unknown_group';
+    return true;
+  };
   // A record with a password hash for a directory-managed user (LDAP: `directory_managed_at`, read under the row lock
   // that marking writes under) would give a user removed from the directory a local password: refused, nothing of
   // it written (OWASP ASVS 4.0 V2.5). Without a hash the record updates the profile as for anyone. Refused before the
   // last-admin count: a refused record demotes no one, so it must not use up another record's allowance.
   const writable = updates.filter(({ index, target }) => {
+    if (namesGone(index)) return false;
     if (rows[index].passwordHash === null || !directoryManaged.has(target.id)) return true;
     outcomes[index] = 'directory_managed';
     return false;
   });
+  const groupPairs: Array<[string, string]> = [];
+  // In one order (the lookup key): two imports inserting the same new users wait for each other, never in a cycle.
+  const creatable = inserts.filter((index) => !namesGone(index));
+  creatable.sort((a, b) => (rows[a].normalizedEmail < rows[b].normalizedEmail ? -1 : rows[a].normalizedEmail > rows[b].normalizedEmail ? 1 : 0));
+  const insertedIds = await insertUsers(manager, creatable.map((i) => rows[i]), now);
+  for (const index of creatable) {
+    const id = insertedIds.get(rows[index].normalizedEmail);
+    // Taken by a concurrent writer between the lookup and the insert.
+    if (!id) outcomes[index] = options.onConflict === 'skip' ? 'skipped' : 'duplicate_email';
+    else {
+      outcomes[index] = 'created';
+      for (const alias of rows[index].groups) groupPairs.push([id, alias]);
+    }
+  }
   const allowed = await withoutLastProtectedMember(manager, writable, rows, options.protectedGroup, outcomes, now);
   allowed.sort((a, b) => (a.target.id < b.target.id ? -1 : a.target.id > b.target.id ? 1 : 0));
   for (const { index, target } of allowed) {
@@ -119,6 +132,14 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     );
   }
   return outcomes;
+}
+
+/** The aliases of `given` with no group now (a new statement after the groups' locks: it sees a delete committed meanwhile). */
+async function goneGroups(manager: EntityManager, given: ReadonlySet<string>): Promise<Set<string>> {
+  if (given.size === 0) return new Set();
+  const found = rowsOf<{ alias: string }>(await manager.query(`SELECT alias FROM backoffice_group WHERE alias = ANY($1::text[])`, [[...given]]));
+  const existing = new Set(found.map((g) => g.alias));
+  return new Set([...given].filter((alias) => !existing.has(alias)));
 }
 
 async function findExisting(manager: EntityManager, rows: ImportedUserRow[]): Promise<ExistingUser[]> {

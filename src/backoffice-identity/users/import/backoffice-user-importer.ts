@@ -178,13 +178,19 @@ export class BackOfficeUserImporter {
       },
       this.manager.now(),
     );
-    prepared.forEach(({ index }, i) => (results[index] = this.toResult(results[index].email, outcomes[i])));
+    // Groups deleted after the check above (DELETE /groups/:alias): the rows naming them are answered as naming an unknown group.
+    const known = outcomes.includes('unknown_group') ? await this.manager.knownGroupAliases() : undefined;
+    prepared.forEach(({ index, row }, i) => (results[index] = this.toResult(results[index].email, outcomes[i], row, known)));
     return results;
   }
 
-  private toResult(email: string | null, outcome: ImportRowOutcome): ImportUserResult {
+  private toResult(email: string | null, outcome: ImportRowOutcome, row: ImportedUserRow, known?: ReadonlySet<string>): ImportUserResult {
     const d = this.manager.errorDescriber;
     switch (outcome) {
+      case 'unknown_group': {
+        const gone = row.groups.filter((alias) => !known?.has(alias));
+        return { email, outcome: 'invalid', errors: (gone.length > 0 ? gone : row.groups).map((alias) => d.unknownGroup(alias)) };
+      }
       case 'created':
       case 'updated':
       case 'skipped':

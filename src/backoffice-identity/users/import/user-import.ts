@@ -77,7 +77,7 @@ export type ImportedUserRow = Pick<
 export type ImportWrittenAuthorizer = (written: BackOfficeUser, index: number) => void;
 
 /** The store's answer per row: written, left alone, or why not. */
-export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_email' | 'duplicate_username' | 'last_admin' | 'directory_managed';
+export type ImportRowOutcome = 'created' | 'updated' | 'skipped' | 'duplicate_email' | 'duplicate_username' | 'last_admin' | 'directory_managed' | 'unknown_group';
 
 /** Optional store capability: writes one batch of imported users in one transaction. */
 export interface UserImportStore {
@@ -87,7 +87,9 @@ export interface UserImportStore {
    * user keeps its `isApproved` when the row's is null; when its password hash or its email changes, its outstanding
    * password-reset, invite and email-change tokens are voided in the same transaction; when it is disabled, its
    * API bearer tokens are revoked. A row with a `passwordHash` for a user marked directory-managed
-   * (`directoryManagedAt`, read under the lock the update writes under) is not written: `directory_managed`.
+   * (`directoryManagedAt`, read under the lock the update writes under) is not written: `directory_managed`. A row
+   * naming a group that no longer exists (deleted after the caller checked the rows) is not written: `unknown_group`;
+   * the groups a row names must be read under a lock that keeps them until the commit, so none is silently left out.
    * `authorize`, when given, must be asked about every user the batch created or updated, as stored after the
    * batch's writes (its groups and their permissions read then), in the batch's transaction, dry runs too, with the
    * row's index in `rows`; a throw rolls the whole batch back and goes on to the caller (the HTTP import's re-check of
