@@ -97,6 +97,35 @@ describe.skipIf(dbKind() !== 'postgres')('Maintenance: batched, non-blocking pru
     expect(await ctx.app.get<BackOfficeAuditStore>(BACKOFFICE_AUDIT_STORE).prune(new Date(ctx.clock.now().getTime() - 30 * DAY_MS))).toBe(0);
   });
 
+  it("OWASP ASVS 4.0 1.11.3 / 11.1.4: the prune's reset of known users' stale failed counts skips a user row another transaction holds instead of waiting for it (a wait that deadlocked with a request locking two users' rows)", async () => {
+    const sql = ctx.app.get(DataSource);
+    const ids: string[] = [];
+    for (const n of [1, 2, 3]) ids.push((await ctx.userManager.createUser({ email: `stale-failures${n}@example.com`, name: 'Stale', password: TEST_PASSWORD })).value!.id);
+    const twoDaysAgo = new Date(ctx.clock.now().getTime() - 2 * DAY_MS);
+    await sql.query(`UPDATE backoffice_user SET access_failed_count = 2, updated_at = $2 WHERE id = ANY($1::uuid[])`, [ids, twoDaysAgo]);
+    const maintenance = ctx.app.get(BackOfficeMaintenanceService);
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    const counts = async () =>
+      (await sql.query(`SELECT access_failed_count FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id`, [[...ids].sort()])).map((r: { access_failed_count: number }) => r.access_failed_count);
+    const held = [...ids].sort()[1];
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE`, [held]);
+      const result = await Promise.race([
+        maintenance.prune(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('prune waited for a user row another transaction holds')), 5_000)),
+      ]);
+      expect(result.loginAttempts).toBe(2);
+      expect(await counts()).toEqual([0, 2, 0]);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+    expect((await maintenance.prune()).loginAttempts).toBe(1);
+    expect(await counts()).toEqual([0, 0, 0]);
+  });
+
   it("the audit prune walks the trail's (created_at, id) index: no batch reads the entries it keeps (walking the id alone, the last batch of every prune read all of them)", async () => {
     const sql = ctx.app.get(DataSource);
     const now = ctx.clock.now();

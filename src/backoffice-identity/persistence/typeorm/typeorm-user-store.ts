@@ -5,7 +5,7 @@ import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { cappedCount } from './capped-count.js';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
-import { deleteInBatches, failedAccessResult } from './sql-results.js';
+import { deleteInBatches, failedAccessResult, PRUNE_BATCH_SIZE } from './sql-results.js';
 import { PENDING_INVITEE_SQL, redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
@@ -783,14 +783,24 @@ export class TypeOrmBackOfficeUserStore
    * who are not locked, the rule {@link prune} deletes unknown-username counters by: else a known account's count
    * outlived an unknown username's, and the guess after a day answered 423 for the account alone (OWASP ASVS 5.0
    * 6.3.8). A failure counted meanwhile writes `updated_at`, so PostgreSQL's re-check of the row leaves it counted.
+   * In batches, in id order, skipping rows another transaction holds (`FOR UPDATE SKIP LOCKED`, as
+   * {@link deleteInBatches} does; the next prune takes them): one statement over every such row locked them in scan
+   * order and waited for a held one, which deadlocked with a request locking two users' rows in id order.
    */
   private async forgetStaleFailures(dayAgo: Date, now: Date): Promise<number> {
-    const rows: unknown[] = await this.manager.query(
-      `UPDATE backoffice_user SET access_failed_count = 0
-        WHERE access_failed_count > 0 AND updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2) RETURNING id`,
-      [dayAgo, now],
-    );
-    return returned(rows).length;
+    const stale = 'access_failed_count > 0 AND updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)';
+    let total = 0;
+    for (;;) {
+      const rows: unknown[] = await this.manager.query(
+        `UPDATE backoffice_user SET access_failed_count = 0
+          WHERE id = ANY(ARRAY(SELECT id FROM backoffice_user WHERE ${stale} ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)) AND ${stale}
+          RETURNING id`,
+        [dayAgo, now, PRUNE_BATCH_SIZE],
+      );
+      const reset = returned(rows).length;
+      total += reset;
+      if (reset < PRUNE_BATCH_SIZE) return total;
+    }
   }
 
   async getAuthenticatorKey(userId: string, provider: string): Promise<StoredAuthenticatorKey | null> {
