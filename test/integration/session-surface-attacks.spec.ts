@@ -93,9 +93,14 @@ describe('The session surface under attack: ending sessions one by one (real HTT
     // Another person signs in on a shared computer: the previous person's session ends too.
     const previous = browser.cookies.get('backoffice_session')!;
     const next = await newUser();
+    const endedBefore = events.named(BackOfficeEvents.SessionsRevoked, user.id).length;
     expect((await browser.login(next.email, TEST_PASSWORD)).status).toBe(200);
     expect((await browser.fresh().get('/auth/me', { headers: { cookie: `backoffice_session=${previous}` } })).status).toBe(401);
     expect((await browser.get('/auth/me')).body.id).toBe(next.id);
+    // OWASP ASVS 5.0 16.3.2: the ended session is audited for its owner (who was signed out by someone else's sign-in).
+    const ended = events.named(BackOfficeEvents.SessionsRevoked, user.id);
+    expect(ended).toHaveLength(endedBefore + 1);
+    expect(ended.at(-1)!.auditDetails()).toEqual({ count: 1 });
   });
 
   it('a user deleted while signing in (between the password check and the session row: an admin\'s DELETE /users/:id at that moment) gets 401 invalid_credentials, not a 500, and no session', async () => {

@@ -11,6 +11,7 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { redactSecretsWhenLogged, type BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './session-store.interface.js';
 import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
 import { byLastSeenThenId } from './session-order.js';
@@ -329,12 +330,17 @@ export class BackOfficeSessionService {
   /**
    * Ends the session of `token`, whoever's it is, unless it is `keepSessionId`: a sign-in terminates the session token
    * the browser sent with it (OWASP ASVS 5.0 7.2.4), so a copy of it taken by someone else, or the previous person's
-   * session on a shared computer, stops working. Nothing for a token of no session.
+   * session on a shared computer, stops working. Nothing for a token of no session. A session it ends is published
+   * (`UserSessionsRevokedNotification`, `count` 1, audited) for its owner, who may be another user (OWASP ASVS 5.0
+   * 16.3.2).
    */
   async endReplacedSession(token: string | undefined, keepSessionId: string): Promise<void> {
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return;
     const session = await this.store.findByTokenHash(sha256Hex(token));
-    if (session && session.revokedAt === null && session.id !== keepSessionId) await this.store.revoke(session.userId, session.id, this.clock.now());
+    if (!session || session.revokedAt !== null || session.id === keepSessionId) return;
+    if (!(await this.store.revoke(session.userId, session.id, this.clock.now()))) return;
+    const owner = await this.userManager.findById(session.userId);
+    if (owner) await this.userManager.notify(UserSessionsRevokedNotification, owner, { count: 1 });
   }
 
   /** Revokes every live session of the user, except `exceptSessionId`. Returns how many ended. */
