@@ -528,10 +528,10 @@ export class BackOfficeUserManager {
     return groups.filter((g) => !known.has(g)).map((g) => this.errorDescriber.unknownGroup(g));
   }
 
-  /** The aliases of every group in the store (empty when the store has no groups). */
-  async knownGroupAliases(): Promise<Set<string>> {
-    if (!isUserGroupStore(this.store)) return new Set();
-    return new Set((await this.store.listGroups()).map((g) => g.alias));
+  /** The aliases of every group in the store (empty when the store has no groups); `store`: a transaction's. */
+  async knownGroupAliases(store: BackOfficeUserStore = this.store): Promise<Set<string>> {
+    if (!isUserGroupStore(store)) return new Set();
+    return new Set((await store.listGroups()).map((g) => g.alias));
   }
 
   /**
@@ -1725,7 +1725,7 @@ export class BackOfficeUserManager {
       const groupStore = this.capability(isUserGroupStore, 'UserGroupStore', store);
       // Deleted since the check above (DELETE /groups/:alias): answered as a request naming an unknown group, not as
       // the store's error (a 500). The groups given are locked by now (findAsStored), so none goes before the commit.
-      const known = new Set((await groupStore.listGroups()).map((g) => g.alias));
+      const known = await this.knownGroupAliases(store);
       const gone = aliases.filter((alias) => !known.has(alias));
       if (gone.length > 0) throw new GroupsGoneMeanwhile(gone);
       await groupStore.setGroups(user.id, aliases);
