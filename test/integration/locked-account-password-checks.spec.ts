@@ -66,6 +66,33 @@ describe('a locked account: the signed-in routes that check the password refuse 
     expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
   });
 
+  it('OWASP ASVS 4.0 2.2.1: the wrong password that locks the account answers 423 locked_out at change-password and 2fa/disable, as at login and reauthenticate', async () => {
+    const wrongTimes = async (send: () => Promise<{ status: number; body: any }>) => {
+      const answers = [];
+      for (let i = 0; i < 5; i++) answers.push(await send());
+      return answers;
+    };
+    const expectLockedOnFifth = (answers: Array<{ status: number; body: any }>, route: string) => {
+      expect(answers.slice(0, 4).map((a) => a.status), route).toEqual([401, 401, 401, 401]);
+      expect(answers[4].status, `${route}: the locking attempt`).toBe(423);
+      expect(answers[4].body.code).toBe('locked_out');
+      expect(answers[4].body.retryAfterSeconds).toBeGreaterThan(0);
+    };
+    const login = await signedIn();
+    expectLockedOnFifth(await wrongTimes(() => new HttpClient(ctx.url).login(login.email, 'a wrong password guess')), 'POST /auth/login');
+    const reauth = await signedIn();
+    expectLockedOnFifth(await wrongTimes(() => reauth.http.post('/auth/reauthenticate', { password: 'a wrong password guess' })), 'POST /auth/reauthenticate');
+    const change = await signedIn();
+    expectLockedOnFifth(
+      await wrongTimes(() => change.http.post('/auth/change-password', { currentPassword: 'a wrong password guess', newPassword: 'a takeover passphrase 42' })),
+      'POST /auth/change-password',
+    );
+    const disable = await signedIn();
+    const setup = await disable.http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect((await disable.http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) })).status).toBe(200);
+    expectLockedOnFifth(await wrongTimes(() => disable.http.post('/auth/2fa/disable', { password: 'a wrong password guess' })), 'POST /auth/2fa/disable');
+  });
+
   it('OWASP ASVS 4.0 2.2.1: the account service refuses both with locked_out for host code too', async () => {
     const { email, user, http } = await signedIn();
     const sessionId = (await http.get('/auth/sessions')).body.find((s: { current: boolean }) => s.current).id as string;

@@ -51,7 +51,7 @@ export class BackOfficeAccountService {
 
   /**
    * Changes the password after checking the current one; a wrong current password counts toward lockout and
-   * fails with `invalid_credentials`, a weak new one with the policy's errors. While the user is locked out the
+   * fails with `invalid_credentials` (`locked_out` when that attempt locked the account), a weak new one with the policy's errors. While the user is locked out the
    * password is not checked, and a right one in a request already in flight when the lock came changes nothing
    * (`locked_out`). On success only `session` stays.
    *
@@ -72,7 +72,8 @@ export class BackOfficeAccountService {
     const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword));
     if (!result.succeeded) {
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
-      await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password');
+      // The attempt that locks the account answers locked_out, as sign-in and step-up do (the contract's 423).
+      if ((await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password'))?.lockedNow) return lockedOut();
       return failure('invalid_credentials', 'The username or password is incorrect.');
     }
     await this.signInManager.refreshSignIn(user, session.id);
@@ -165,7 +166,8 @@ export class BackOfficeAccountService {
 
   /**
    * Turns 2FA off after checking the password (a wrong or missing one counts toward lockout and is audited as
-   * `UserLoginFailedNotification` with `via: 'two_factor_disable'`: `invalid_credentials`; a user without a password
+   * `UserLoginFailedNotification` with `via: 'two_factor_disable'`: `invalid_credentials`, `locked_out` when that attempt
+   * locked the account; a user without a password
    * to check gets `no_local_password`, nothing counted);
    * refused while a group of the user requires it (`two_factor_required`), and while the user is locked out
    * (`locked_out`, the password not checked). With `denyLocalLogin` no password is asked (none is accepted
@@ -196,7 +198,8 @@ export class BackOfficeAccountService {
         if (outcome.noPasswordToCheck) return noLocalPassword();
         // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout. A wrong
         // password is counted and audited (OWASP ASVS 5.0 16.3.1), as at step-up and change-password.
-        if (!outcome.unavailable) await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable');
+        // The attempt that locks the account answers locked_out, as sign-in and step-up do (the contract's 423).
+        if (!outcome.unavailable && (await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable'))?.lockedNow) return lockedOut();
         return failure('invalid_credentials', 'The username or password is incorrect.');
       }
       if (await this.userManager.isLockedOutNow(user)) return lockedOut();
