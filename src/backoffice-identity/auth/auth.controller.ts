@@ -35,7 +35,8 @@ import {
 } from './auth.dto.js';
 import { signInError, throwIfLockedOut } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
-import { PER_IP } from '../openapi/rate-limit-descriptions.js';
+import { PER_IP, TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 
 const errors = ApiErrors;
 
@@ -75,6 +76,7 @@ export class AuthController {
     @Inject(BackOfficeExternalLoginProviders) private readonly externalProviders: BackOfficeExternalLoginProviders,
     @Inject(BackOfficeAccountService) private readonly account: BackOfficeAccountService,
     @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
   ) {}
 
   @Post('login')
@@ -166,6 +168,7 @@ export class AuthController {
     [401, 'invalid_credentials: wrong current password'],
     [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin)'],
     [423, 'locked_out: the password is not checked while the account is locked'],
+    [429, TOO_MANY_PASSWORD_CHECKS],
   )
   async changePassword(
     @Req() request: BackOfficeAuthenticatedRequest,
@@ -174,6 +177,7 @@ export class AuthController {
   ): Promise<{ status: 'success' }> {
     // With denyLocalLogin a password signs nobody in: it may neither be set here nor stand in for a sign-in below.
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
+    await this.rateLimiter.enforcePasswordCheckPerIp('change-password-ip');
     const { user } = request.backOffice;
     const result = await this.account.changePassword(user, sessionOf(request), body.currentPassword, body.newPassword, response);
     throwIfLockedOut(result, user, this.clock.now());
@@ -196,6 +200,7 @@ export class AuthController {
     [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin); step up through your external login provider'],
     [409, 'no_local_password: re-authenticate through your external login provider'],
     [423, 'locked_out: the password is not checked while the account is locked'],
+    [429, TOO_MANY_PASSWORD_CHECKS],
   )
   async reauthenticate(
     @Req() request: BackOfficeAuthenticatedRequest,
@@ -206,6 +211,7 @@ export class AuthController {
     const session = sessionOf(request);
     const manager = this.userManager;
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
+    await this.rateLimiter.enforcePasswordCheckPerIp('reauthenticate-ip');
     // A directory user has no local hash (created by the directory, or retired by it): the password checker decides.
     if (!manager.hasPassword(user) && !manager.hasExternalPasswordChecker) throw BackOfficeHttpError.noLocalPassword();
     if (manager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());

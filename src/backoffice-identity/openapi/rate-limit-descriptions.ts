@@ -13,3 +13,6 @@ export const PER_IP =
 
 /** The 429 of a route under the sign-in limit alone (`rateLimits.loginPerIp`, as `POST /auth/login`). */
 export const TOO_MANY_SIGN_IN_ATTEMPTS = `too_many_requests, with Retry-After: rateLimits.loginPerIp ${PER_IP}, as login`;
+
+/** The 429 of a signed-in route that checks the user's password (`rateLimits.passwordCheckPerIp`, its own counter per route). */
+export const TOO_MANY_PASSWORD_CHECKS = `too_many_requests, with Retry-After: rateLimits.passwordCheckPerIp (default 30 per minute) ${PER_IP}, a counter per route`;

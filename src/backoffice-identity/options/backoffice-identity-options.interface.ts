@@ -96,6 +96,12 @@ export interface BackOfficeRateLimitOptions {
   /** Invite resends (`POST /users/:id/resend-invite`) per hour for one invited user. Default 5. */
   inviteResendPerUser?: number;
   /**
+   * Password checks of a signed-in user (`POST /auth/reauthenticate`, `POST /auth/change-password`,
+   * `POST /auth/2fa/disable`) per minute from one IP, each route under its own counter. Lockout bounds the guesses per
+   * account; this bounds one client's guesses across the accounts it holds sessions of. Default 30.
+   */
+  passwordCheckPerIp?: number;
+  /**
    * Per-IP limits count an IPv6 client by the first this-many bits of its address: a client usually holds a whole
    * /64 and can rotate through it. 16 to 128 (128: each address on its own). Default 64. IPv4 addresses count one by one.
    */

@@ -27,7 +27,7 @@ import { PasskeyOptionsResponse, PasskeyVerifyDto } from '../passkeys/passkey.dt
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor-challenge.service.js';
 import { RecoveryCodesRegenerateDto, RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
-import { TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
+import { TOO_MANY_PASSWORD_CHECKS, TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 const expired = () => new BackOfficeHttpError(401, 'two_factor_expired', 'The sign-in expired; sign in with your password again.');
 const invalidCode = () => new BackOfficeHttpError(401, 'invalid_code', 'The code is not valid.');
@@ -201,6 +201,7 @@ export class TwoFactorController {
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_not_enabled; no_local_password: the account has no password to check (not counted toward lockout)' })
   @ApiResponse({ status: 423, type: ErrorResponse, description: 'locked_out: the password is not checked while the account is locked' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_PASSWORD_CHECKS })
   async disable(
     @Req() request: BackOfficeAuthenticatedRequest,
     @Body() body: TwoFactorDisableDto,
@@ -212,6 +213,7 @@ export class TwoFactorController {
         errors: [{ field: 'password', code: 'isNotEmpty', description: 'password should not be empty' }],
       });
     }
+    await this.rateLimiter.enforcePasswordCheckPerIp('two-factor-disable-ip');
     const result = await this.account.disableTwoFactor(user, sessionOf(request), body.password, response);
     throwIfLockedOut(result, user, this.clock.now());
     if (!result.succeeded) throw BackOfficeHttpError.fromResult(result);
