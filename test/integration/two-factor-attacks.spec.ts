@@ -69,6 +69,59 @@ describe('Two-factor sign-in under attack', () => {
     expect(rows[0].n).toBe(9);
   });
 
+  it('OWASP ASVS 4.0 2.6.1 / ASVS 5.0 6.5.1: a TOTP code and a recovery code sent at once for one pending sign-in sign in exactly once, and the recovery code is used up only when its request is the one that signed in (12 rounds)', async () => {
+    const { email, user, secret, recoveryCodes } = await enrolled();
+    const unused = async () =>
+      (await ctx.app.get(DataSource).query('SELECT count(*)::int AS n FROM backoffice_user_recovery_code WHERE user_id = $1 AND used_at IS NULL', [user.id]))[0].n as number;
+    const outcomes: string[] = [];
+    const left = [...recoveryCodes];
+    for (let round = 0; round < 12 && left.length > 0; round++) {
+      const http = await passwordStep(email);
+      const before = await unused();
+      const recoveryCode = left[0];
+      const [totp, recovery] = await Promise.all([
+        http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) }),
+        http.post('/auth/2fa', { provider: 'recovery', code: recoveryCode }),
+      ]);
+      expect([totp.status, recovery.status].filter((s) => s === 200), `round ${round}: exactly one signs in`).toHaveLength(1);
+      expect(await unused(), `round ${round}: totp ${totp.status}, recovery ${recovery.status}: a recovery code used up only by the request that signed in`).toBe(
+        before - (recovery.status === 200 ? 1 : 0),
+      );
+      outcomes.push(totp.status === 200 ? 'totp' : 'recovery');
+      if (recovery.status === 200) left.shift();
+      // The one that lost found the sign-in taken: two_factor_expired, nothing counted toward lockout.
+      expect((totp.status === 200 ? recovery : totp).body.code, `round ${round}`).toBe('two_factor_expired');
+      nextStep();
+    }
+    expect(outcomes.length).toBeGreaterThanOrEqual(10);
+    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(0);
+  });
+
+  it('OWASP ASVS 4.0 2.6.1: a wrong recovery code (it claimed the pending sign-in) leaves the sign-in pending under a new cookie token with the same end; the old token is spent', async () => {
+    const { email, secret } = await enrolled();
+    const http = await passwordStep(email);
+    const oldToken = http.cookies.get(TWO_FACTOR_COOKIE)!;
+    const wrong = await http.post('/auth/2fa', { provider: 'recovery', code: 'AAAAA-BBBBB' });
+    expect(wrong.body.code).toBe('invalid_code');
+    expectHostOnlyCookie(wrong.setCookies, TWO_FACTOR_COOKIE);
+    const newToken = http.cookies.get(TWO_FACTOR_COOKIE)!;
+    expect(newToken).toBeTruthy();
+    expect(newToken).not.toBe(oldToken);
+    const replay = http.fresh();
+    replay.cookies.set(TWO_FACTOR_COOKIE, oldToken);
+    expect((await replay.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) })).body.code).toBe('two_factor_expired');
+    expect((await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) })).status).toBe(200);
+  });
+
+  it('OWASP ASVS 4.0 2.6.1: wrong recovery codes do not extend the pending sign-in: it ends when the first step set it to', async () => {
+    const { email, secret } = await enrolled();
+    const http = await passwordStep(email);
+    ctx.clock.advance(4 * 60_000);
+    expect((await http.post('/auth/2fa', { provider: 'recovery', code: 'AAAAA-BBBBB' })).body.code).toBe('invalid_code');
+    ctx.clock.advance(61_000);
+    expect((await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) })).body.code).toBe('two_factor_expired');
+  });
+
   it('ASVS 5.0 6.5.5: the drift window is one step each side; a code of the next step used first makes the current one a replay', async () => {
     const { email, secret } = await enrolled();
     const http = await passwordStep(email);

@@ -18,6 +18,8 @@ export interface PendingTwoFactorSignIn {
   firstFactor: 'password' | 'passkey';
   /** Set when the first factor was an external provider: sealed provider and ID token, for the session. */
   externalLogin: string | null;
+  /** When the pending sign-in ends (set at the first step; {@link BackOfficeTwoFactorChallengeService.resume} keeps it). */
+  expiresAt: Date;
 }
 
 /**
@@ -84,6 +86,7 @@ export class BackOfficeTwoFactorChallengeService {
           securityStamp: pending.securityStamp ?? '',
           externalLogin: pending.payload,
           firstFactor: pending.purpose === 'passkey' ? 'passkey' : 'password',
+          expiresAt: new Date(pending.expiresAt),
         }
       : null;
   }
@@ -91,6 +94,33 @@ export class BackOfficeTwoFactorChallengeService {
   /** Uses the pending sign-in up; true for exactly one caller. */
   async complete(id: string): Promise<boolean> {
     return (await this.store.consume('two_factor', id, this.clock.now())) !== null;
+  }
+
+  /**
+   * Gives the browser a new pending sign-in in place of `pending`, which a second step claimed ({@link complete})
+   * before checking an answer that turned out wrong: same user, security stamp, first factor and external login,
+   * and the same end (a wrong answer never extends it), under a new cookie token. The cookie is cleared instead
+   * when `pending` has ended meanwhile.
+   */
+  async resume(pending: PendingTwoFactorSignIn, response: BackOfficeHttpResponse): Promise<void> {
+    const now = this.clock.now();
+    const seconds = Math.floor((pending.expiresAt.getTime() - now.getTime()) / 1000);
+    if (seconds <= 0) return this.clear(response);
+    const token = randomToken(32);
+    await this.store.create(
+      {
+        kind: 'two_factor',
+        keyHash: sha256Hex(token),
+        purpose: pending.firstFactor,
+        userId: pending.userId,
+        securityStamp: pending.securityStamp,
+        browserHash: null,
+        payload: pending.externalLogin,
+        expiresAt: pending.expiresAt,
+      },
+      now,
+    );
+    this.cookies.setCookie(response, this.cookieName, token, { httpOnly: true, maxAgeSeconds: seconds });
   }
 
   clear(response: BackOfficeHttpResponse): void {

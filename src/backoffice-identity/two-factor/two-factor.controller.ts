@@ -28,6 +28,7 @@ import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor-challenge.service.js';
 import { RecoveryCodesRegenerateDto, RecoveryCodesResponse, TwoFactorDisableDto, TwoFactorSetupDto, TwoFactorSetupResponse } from './two-factor.dto.js';
 import { TOO_MANY_PASSWORD_CHECKS, TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
+import { RECOVERY_PROVIDER } from './recovery-codes.js';
 
 const expired = () => new BackOfficeHttpError(401, 'two_factor_expired', 'The sign-in expired; sign in with your password again.');
 const invalidCode = () => new BackOfficeHttpError(401, 'invalid_code', 'The code is not valid.');
@@ -119,16 +120,26 @@ export class TwoFactorController {
     const { user, pending } = await this.pendingUser(request);
     // A passkey that passed the first step (without user verification) is not also the second factor.
     const sameFactor = pending.firstFactor === 'passkey' && provider === PASSKEY_PROVIDER;
+    // A recovery code is used up by its check: the pending sign-in is claimed first, so of two answers sent at once
+    // (a TOTP code and a recovery code) the one that signs in is the only one that may use a recovery code up; a
+    // request that finds it claimed gets two_factor_expired with its code unused (OWASP ASVS 4.0 2.6.1). Other
+    // factors are checked first and claim it after, as before.
+    const claimedFirst = provider === RECOVERY_PROVIDER;
+    if (claimedFirst && !(await this.challenges.complete(pending.id))) throw expired();
     const result = await this.signInManager.twoFactorSignIn(user, provider, sameFactor ? '' : code);
-    if (result.status === 'failed') throw invalidCode();
+    if (result.status === 'failed') {
+      // A wrong recovery code (counted toward lockout) leaves the sign-in pending, under a new cookie token.
+      if (claimedFirst) await this.challenges.resume(pending, response);
+      throw invalidCode();
+    }
     if (result.status !== 'success') {
       // Locked out or not allowed: the pending sign-in ends on the server too (a kept cookie must not resume it
       // after an unlock without the password).
-      await this.challenges.complete(pending.id);
+      if (!claimedFirst) await this.challenges.complete(pending.id);
       this.challenges.clear(response);
       throw signInError(result, this.clock.now());
     }
-    if (!(await this.challenges.complete(pending.id))) throw expired();
+    if (!claimedFirst && !(await this.challenges.complete(pending.id))) throw expired();
     this.challenges.clear(response);
     if (pending.externalLogin) {
       await this.userManager.notify(UserExternalLoginSuccessNotification, user, { provider: this.externalSessions.providerOf(pending.externalLogin) });
