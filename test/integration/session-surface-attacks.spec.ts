@@ -103,6 +103,35 @@ describe('The session surface under attack: ending sessions one by one (real HTT
     expect(ended.at(-1)!.auditDetails()).toEqual({ count: 1 });
   });
 
+  it('OWASP ASVS 5.0 16.3.2: signing out everywhere (DELETE /auth/sessions, and an admin\'s DELETE /users/:id/sessions) counts and audits only the sessions that were live, not rows that had already ended (idle timeout, a security stamp the user no longer has, past the absolute timeout)', async () => {
+    const user = await newUser({ groups: ['admin'] });
+    const idle = await signedInClient(ctx, user.email);
+    ctx.clock.advance(21 * MINUTE); // past the 20-minute idle timeout
+    expect((await idle.get('/auth/me')).status).toBe(401);
+    const stale = await signedInClient(ctx, user.email);
+    await ctx.userManager.updateSecurityStamp((await ctx.userManager.findById(user.id))!);
+    expect((await stale.get('/auth/me')).status).toBe(401);
+    const live = await signedInClient(ctx, user.email);
+    const other = await signedInClient(ctx, user.email);
+    const before = events.named(BackOfficeEvents.SessionsRevoked, user.id).length;
+    const answer = await live.delete('/auth/sessions');
+    expect(answer.status, answer.text).toBe(200);
+    expect(answer.body.revoked, 'DELETE /auth/sessions counted sessions that had already ended').toBe(1);
+    expect(events.named(BackOfficeEvents.SessionsRevoked, user.id).at(-1)!.auditDetails()).toEqual({ count: 1 });
+    expect((await other.get('/auth/me')).status).toBe(401);
+    // The admin route: two live sessions of the target, one ended by the absolute timeout (a row still unrevoked).
+    const target = await newUser();
+    await signedInClient(ctx, target.email);
+    ctx.clock.advance(13 * 60 * MINUTE); // past the 12-hour absolute timeout
+    await signedInClient(ctx, target.email);
+    await signedInClient(ctx, target.email);
+    const admin = await signedInClient(ctx, user.email);
+    expect((await admin.delete(`/users/${target.id}/sessions`)).status).toBe(204);
+    const audited = events.named(BackOfficeEvents.SessionsRevoked, target.id);
+    expect(audited.at(-1)!.auditDetails(), 'DELETE /users/:id/sessions counted a session that had already ended').toEqual({ count: 2 });
+    expect(events.named(BackOfficeEvents.SessionsRevoked, user.id)).toHaveLength(before + 1);
+  });
+
   it('a user deleted while signing in (between the password check and the session row: an admin\'s DELETE /users/:id at that moment) gets 401 invalid_credentials, not a 500, and no session', async () => {
     const user = await newUser();
     const emitter = ctx.app.get(EventEmitter2);

@@ -254,7 +254,7 @@ export class BackOfficeAccountService {
 
   /** Signs out everywhere else: every other session ends (`UserSessionsRevokedNotification`). Answers how many. */
   async revokeOtherSessions(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>): Promise<number> {
-    const revoked = await this.sessions.revokeAll(user.id, session.id);
+    const revoked = await this.sessions.revokeAll(user, session.id);
     await this.userManager.notify(UserSessionsRevokedNotification, user, { count: revoked });
     return revoked;
   }

@@ -343,9 +343,15 @@ export class BackOfficeSessionService {
     if (owner) await this.userManager.notify(UserSessionsRevokedNotification, owner, { count: 1 });
   }
 
-  /** Revokes every live session of the user, except `exceptSessionId`. Returns how many ended. */
-  async revokeAll(userId: string, exceptSessionId?: string): Promise<number> {
-    return this.store.revokeAll(userId, this.clock.now(), exceptSessionId);
+  /**
+   * Revokes every session of the user not revoked yet, except `exceptSessionId`. Returns how many ended. Given the
+   * user (with its security stamp), counts only the sessions that were live (not already ended by the idle or
+   * absolute timeout or by a stamp the user no longer has), which is what a published or answered count must say.
+   */
+  async revokeAll(user: string | Pick<BackOfficeUser, 'id' | 'securityStamp'>, exceptSessionId?: string): Promise<number> {
+    const now = this.clock.now();
+    if (typeof user === 'string') return this.store.revokeAll(user, now, exceptSessionId);
+    return this.store.revokeAll(user.id, now, exceptSessionId, { securityStamp: user.securityStamp, seenAfter: new Date(now.getTime() - this.idleMs) });
   }
 
   /**

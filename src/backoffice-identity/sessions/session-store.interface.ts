@@ -132,8 +132,13 @@ export interface BackOfficeSessionStore {
   adoptSecurityStamp?(sessionId: string, securityStamp: string): Promise<boolean>;
   /** Revokes one session of the user; false when it is not theirs or already revoked. */
   revoke(userId: string, sessionId: string, now: Date): Promise<boolean>;
-  /** Revokes every unrevoked session of the user except `exceptSessionId`; how many ended. */
-  revokeAll(userId: string, now: Date, exceptSessionId?: string): Promise<number>;
+  /**
+   * Revokes every unrevoked session of the user except `exceptSessionId`; how many ended. With `live`, only the
+   * sessions that were live count ({@link listLive}'s rule with that stamp and `seenAfter`, at `now`): a row already
+   * ended by a timeout or a stamp the user no longer has is revoked too but not counted, so a caller that reports
+   * the count (`backoffice.user.sessions.revoked`, `DELETE /auth/sessions`) reports only sessions that ended now.
+   */
+  revokeAll(userId: string, now: Date, exceptSessionId?: string, live?: { securityStamp: string; seenAfter: Date }): Promise<number>;
   /**
    * Optional: {@link revokeAll} for a sign-in with `allowConcurrentLogins: false`, only while `keepSessionId` itself is
    * unrevoked, and atomic with other calls for the same user: two sign-ins at once leave exactly one of them

@@ -567,6 +567,22 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(revoked?.reauthenticatedAt?.getTime()).toBe(at(0).getTime());
       });
 
+      test('revokeAll with `live` ends every unrevoked session but counts only those that were live (not past the absolute end, seen after `seenAfter`, under the stamp or an announced one)', async ({ userStore, sessionStore }) => {
+        const user = await newUser(userStore);
+        const live = newSession(user.id, user.securityStamp, { lastSeenAt: at(HOUR) });
+        const announced = newSession(user.id, 'stamp-old', { lastSeenAt: at(HOUR) });
+        const ended = [
+          newSession(user.id, user.securityStamp, { lastSeenAt: at(HOUR), expiresAt: at(2 * HOUR) }), // absolute end passed
+          newSession(user.id, user.securityStamp, { lastSeenAt: at(0) }), // idle
+          newSession(user.id, 'stamp-old', { lastSeenAt: at(HOUR) }), // a stamp the user no longer has
+        ];
+        for (const s of [live, announced, ...ended]) await sessionStore.create(s);
+        await sessionStore.update(announced.id, { nextSecurityStamps: [user.securityStamp] });
+        expect(await sessionStore.revokeAll(user.id, at(3 * HOUR), undefined, { securityStamp: user.securityStamp, seenAfter: at(30 * 60_000) })).toBe(2);
+        for (const s of [live, announced, ...ended]) expect((await sessionStore.findById(user.id, s.id))?.revokedAt?.getTime()).toBe(at(3 * HOUR).getTime());
+        expect(await sessionStore.revokeAll(user.id, at(4 * HOUR), undefined, { securityStamp: user.securityStamp, seenAfter: at(0) })).toBe(0);
+      });
+
       test('a new token hash (a re-authentication): the old hash finds nothing, the new one the same session; replaceTokenHash (when offered) only from the current hash of an unrevoked session, of two at once exactly one', async ({ userStore, sessionStore }) => {
         const user = await newUser(userStore);
         const session = newSession(user.id, user.securityStamp);

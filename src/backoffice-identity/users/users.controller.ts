@@ -461,7 +461,7 @@ export class UsersController {
     const user = await this.findManageable(request, id);
     await this.assertMayStillManage(request, user);
     // An API user's "sessions" are its bearer tokens: signing it out everywhere ends them (its secret still works).
-    const count = user.kind === 'api' ? await this.apiUsers.revokeTokens(user.id) : await this.sessions.revokeAll(user.id);
+    const count = user.kind === 'api' ? await this.apiUsers.revokeTokens(user.id) : await this.sessions.revokeAll(user);
     await this.userManager.notify(UserSessionsRevokedNotification, user, { count });
   }
 

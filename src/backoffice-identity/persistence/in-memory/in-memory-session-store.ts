@@ -108,12 +108,14 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
     return true;
   }
 
-  async revokeAll(userId: string, now: Date, exceptSessionId?: string): Promise<number> {
+  async revokeAll(userId: string, now: Date, exceptSessionId?: string, live?: { securityStamp: string; seenAfter: Date }): Promise<number> {
     let count = 0;
     for (const s of this.sessions.values()) {
       if (s.userId === userId && s.revokedAt === null && s.id !== exceptSessionId) {
+        // Counted only if it was live (listLive's rule), when the caller asks for that.
+        const wasLive = !live || ((s.securityStamp === live.securityStamp || !!s.nextSecurityStamps?.includes(live.securityStamp)) && s.expiresAt > now && s.lastSeenAt > live.seenAfter);
         s.revokedAt = new Date(now);
-        count++;
+        if (wasLive) count++;
       }
     }
     return count;

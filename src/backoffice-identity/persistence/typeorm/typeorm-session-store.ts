@@ -268,10 +268,13 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     return (result.affected ?? 0) > 0;
   }
 
-  /** Revokes every unrevoked session of the user but `exceptSessionId`, locking them in id order ({@link revokeInIdOrder}). */
-  async revokeAll(userId: string, now: Date, exceptSessionId?: string): Promise<number> {
+  /**
+   * Revokes every unrevoked session of the user but `exceptSessionId`, locking them in id order ({@link revokeInIdOrder});
+   * with `live`, counts only those that were live.
+   */
+  async revokeAll(userId: string, now: Date, exceptSessionId?: string, live?: { securityStamp: string; seenAfter: Date }): Promise<number> {
     if (!isUuid(userId)) return 0;
-    return this.revokeInIdOrder(userId, now, exceptSessionId !== undefined && isUuid(exceptSessionId) ? exceptSessionId : null, false);
+    return this.revokeInIdOrder(userId, now, exceptSessionId !== undefined && isUuid(exceptSessionId) ? exceptSessionId : null, false, live);
   }
 
   /**
@@ -286,17 +289,19 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
   /**
    * One statement for both: locks the user's unrevoked sessions in id order (a plain UPDATE would lock them in the
    * index's order, and two such writes at once could deadlock), then ends all but `keep`; with `onlyIfKeptIsLive`,
-   * only when `keep` is among the locked ones.
+   * only when `keep` is among the locked ones. With `live`, the count is of the ended rows that were live
+   * ({@link liveSessionsWhere}'s rule: the stamp or an announced one, before the absolute end, seen after `seenAfter`).
    */
-  private async revokeInIdOrder(userId: string, now: Date, keep: string | null, onlyIfKeptIsLive: boolean): Promise<number> {
+  private async revokeInIdOrder(userId: string, now: Date, keep: string | null, onlyIfKeptIsLive: boolean, live?: { securityStamp: string; seenAfter: Date }): Promise<number> {
     const rows = await this.dataSource.query(
       `WITH locked AS (SELECT id FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id FOR NO KEY UPDATE)
        UPDATE backoffice_session s SET revoked_at = $2 FROM locked l
        WHERE s.id = l.id AND s.id IS DISTINCT FROM $3::uuid AND (NOT $4::boolean OR EXISTS (SELECT 1 FROM locked k WHERE k.id = $3::uuid))
-       RETURNING s.id`,
-      [userId, now, keep, onlyIfKeptIsLive],
+       RETURNING s.id, ($5::varchar IS NULL OR ((s.security_stamp = $5::varchar OR $5::varchar = ANY (s.next_security_stamps))
+         AND s.expires_at > $2 AND s.last_seen_at > $6::timestamptz)) AS live`,
+      [userId, now, keep, onlyIfKeptIsLive, live?.securityStamp ?? null, live?.seenAfter ?? null],
     );
-    return returned(rows).length;
+    return returned<{ live: boolean | null }>(rows).filter((row) => row.live === true).length;
   }
 
   async prune(now: Date): Promise<{ sessions: number }> {
