@@ -150,4 +150,27 @@ describe('The session surface under attack: ending sessions one by one (real HTT
       emitter.off(BackOfficeEvents.LoginSuccess, deleteMidSignIn);
     }
   });
+
+  it('OWASP ASVS 4.0 7.4.1: a user deleted while signing in gets 401 invalid_credentials, not a 500, also when the host user manager answers findById from a cache (the deleted user still found there)', async () => {
+    const user = await newUser();
+    const cached = (await ctx.userManager.findById(user.id))!;
+    const manager = ctx.userManager as { findById: IdentityApp['userManager']['findById'] };
+    const emitter = ctx.app.get(EventEmitter2);
+    const deleteMidSignIn = async (notification: { affectedUserId: string | null }) => {
+      if (notification.affectedUserId !== user.id) return;
+      expect((await ctx.userManager.deleteUser((await ctx.userManager.findById(user.id))!)).succeeded).toBe(true);
+      // From now on the host's cache still answers the deleted user.
+      manager.findById = async (id: string) => (id === user.id ? cached : Object.getPrototypeOf(manager).findById.call(manager, id));
+    };
+    emitter.on(BackOfficeEvents.LoginSuccess, deleteMidSignIn);
+    try {
+      const http = new HttpClient(ctx.url);
+      const login = await http.login(user.email, TEST_PASSWORD);
+      expect({ status: login.status, code: login.body.code }).toEqual({ status: 401, code: 'invalid_credentials' });
+      expect(http.cookies.has('backoffice_session')).toBe(false);
+    } finally {
+      emitter.off(BackOfficeEvents.LoginSuccess, deleteMidSignIn);
+      delete (manager as Partial<typeof manager>).findById;
+    }
+  });
 });

@@ -145,8 +145,9 @@ export class BackOfficeSessionService {
       await this.write(session);
     } catch (error) {
       // The user was deleted after the sign-in checked them (the session row's foreign key refused it): a sign-in of
-      // a user who no longer exists, answered as one of an unknown user, not a 500. Other failures go on.
-      if ((await this.userManager.findById(user.id)) === null) throw BackOfficeHttpError.invalidCredentials();
+      // a user who no longer exists, answered as one of an unknown user, not a 500. Other failures go on. Read from the
+      // store: a host manager's findById may answer from a cache that still holds the deleted user.
+      if ((await this.userManager.store.findById(user.id)) === null) throw BackOfficeHttpError.invalidCredentials();
       throw error;
     }
     return { token, session };
