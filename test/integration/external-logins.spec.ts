@@ -300,6 +300,33 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(audit.map((r: { event: string }) => r.event)).toEqual(expect.arrayContaining(['backoffice.user.auto-linked', 'backoffice.user.external-login.success']));
     });
 
+    it('OWASP ASVS 5.0 7.2.4 / 16.3.2: a sign-in through the provider ends the session whose cookie the browser had at the challenge, though the SameSite=Strict cookie does not come back on the provider\'s cross-site redirect to the callback; audited for its owner', async () => {
+      const previous = await newUser();
+      const person = new Person(ctx.url);
+      expect((await person.app.login(previous.email, TEST_PASSWORD)).status).toBe(200);
+      const copied = person.app.cookies.get(SESSION_COOKIE)!;
+      const thief = person.app.fresh();
+      thief.cookies.set(SESSION_COOKIE, copied);
+      expect((await thief.get('/auth/me')).status).toBe(200);
+      const { login } = account('replaces');
+      const callbackUrl = await person.toCallback('oidc', login);
+      // The provider's redirect back is a cross-site navigation: the browser leaves the SameSite=Strict cookie out.
+      person.app.cookies.delete(SESSION_COOKIE);
+      const endedBefore = events.named(BackOfficeEvents.SessionsRevoked, previous.id).length;
+      expectSignedIn(await person.deliver(callbackUrl));
+      expect((await person.app.get('/auth/me')).body.id).not.toBe(previous.id);
+      expect((await thief.get('/auth/me')).status, 'the session the browser had before the provider sign-in still works').toBe(401);
+      const ended = events.named(BackOfficeEvents.SessionsRevoked, previous.id);
+      expect(ended).toHaveLength(endedBefore + 1);
+      expect(ended.at(-1)!.auditDetails()).toEqual({ count: 1 });
+      // A challenge without a session cookie ends nobody's session.
+      const other = await newUser();
+      const bystander = new Person(ctx.url);
+      expect((await bystander.app.login(other.email, TEST_PASSWORD)).status).toBe(200);
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', account('no-cookie').login));
+      expect((await bystander.app.get('/auth/me')).status).toBe(200);
+    });
+
     it('an email the provider has not verified creates nobody: external_email_unverified', async () => {
       const { login, email } = account('unverified', { email_verified: false });
       expectRefused(await new Person(ctx.url).signIn('oidc', login), 'external_email_unverified');

@@ -26,6 +26,12 @@ export interface PendingExternalLogin {
   link?: { userId: string; sessionId: string };
   /** A step-up re-authentication of this signed-in user and session through a provider they have linked. */
   reauthenticate?: { userId: string; sessionId: string };
+  /**
+   * A sign-in's challenge came with the cookie of this session (read by the server from the request, never from client
+   * input): the sign-in ends it at the callback, where the SameSite=Strict session cookie does not come back on the
+   * provider's cross-site redirect (OWASP ASVS 5.0 7.2.4).
+   */
+  replaces?: { userId: string; sessionId: string };
 }
 
 /**

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { requestRawQuery, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../common/crypto.js';
+import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { toStorableText } from '../common/storable-text.js';
 import { toSameOriginPath } from '../common/same-origin-path.js';
 import type { IdentityError } from '../common/identity-result.js';
@@ -198,6 +199,9 @@ export class BackOfficeExternalLoginService {
     }
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const nonce = oidc.randomNonce();
+    // A sign-in (not a link or step-up, which keep their session) ends the session whose cookie this same-site request
+    // carries; the callback will not see that SameSite=Strict cookie, so the pending state (server-side) keeps it.
+    const replaces = signedIn ? null : await this.sessions.replacedSessionOf(BackOfficeRequestContextStore.current().sessionToken);
     const state = await this.states.start(
       {
         provider: provider.options.name,
@@ -207,6 +211,7 @@ export class BackOfficeExternalLoginService {
         ...(invite ? { invite } : {}),
         ...(input.link ? { link: input.link } : {}),
         ...(input.reauthenticate ? { reauthenticate: input.reauthenticate } : {}),
+        ...(replaces ? { replaces } : {}),
       },
       request,
       response,
@@ -413,12 +418,12 @@ export class BackOfficeExternalLoginService {
     // two-factor setup routes, on the account page where the setup is.
     if ((await this.signInManager.twoFactorEnrolment(user)) === 'required') {
       await manager.notify(UserLoginRequiresTwoFactorSetupNotification, user);
-      await this.issuer.issue(user, response, { externalLogin: sealed, twoFactorSetupOnly: true });
+      await this.issuer.issue(user, response, { externalLogin: sealed, twoFactorSetupOnly: true, replaces: pending.replaces });
       return `/${this.options.routePrefix}/account?status=requiresTwoFactorSetup`;
     }
     await this.signInManager.succeed(user);
     await manager.notify(UserExternalLoginSuccessNotification, user, { provider: provider.name });
-    await this.issuer.issue(user, response, { externalLogin: sealed });
+    await this.issuer.issue(user, response, { externalLogin: sealed, replaces: pending.replaces });
     return pending.returnUrl;
   }
 

@@ -47,18 +47,21 @@ export class BackOfficeSessionIssuer {
 
   /**
    * `externalLogin`: the sign-in came through an external provider (kept for RP-initiated logout);
-   * `twoFactorSetupOnly`: a session that reaches only the two-factor setup routes (group-enforced 2FA).
+   * `twoFactorSetupOnly`: a session that reaches only the two-factor setup routes (group-enforced 2FA);
+   * `replaces`: a session the sign-in ends besides the one of the request's cookie (the session whose cookie an external
+   * sign-in's challenge carried, see `BackOfficeSessionService.replacedSessionOf`).
    */
   async issue(
     user: BackOfficeUser,
     response: BackOfficeHttpResponse,
-    options: { externalLogin?: SealedExternalLogin | null; twoFactorSetupOnly?: boolean } = {},
+    options: { externalLogin?: SealedExternalLogin | null; twoFactorSetupOnly?: boolean; replaces?: { userId: string; sessionId: string } } = {},
   ): Promise<BackOfficeUserDto> {
     const context = BackOfficeRequestContextStore.current();
     const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, { twoFactorSetupOnly: options.twoFactorSetupOnly });
     if (options.externalLogin) await this.externalSessions.attach(session.id, options.externalLogin);
     // The session this browser had until now ends (OWASP ASVS 5.0 7.2.4): the new cookie replaces its token.
     await this.sessions.endReplacedSession(context.sessionToken, session.id);
+    await this.sessions.endReplacedSessionById(options.replaces, session.id);
     if (!this.options.session.allowConcurrentLogins) await this.sessions.revokeOthersAtSignIn(user.id, session.id);
     this.cookies.set(response, token);
     return toBackOfficeUserDto(user, this.clock.now());

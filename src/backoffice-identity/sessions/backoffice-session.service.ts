@@ -336,11 +336,26 @@ export class BackOfficeSessionService {
    * 16.3.2).
    */
   async endReplacedSession(token: string | undefined, keepSessionId: string): Promise<void> {
-    if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return;
+    const session = await this.replacedSessionOf(token);
+    if (session) await this.endReplacedSessionById(session, keepSessionId);
+  }
+
+  /**
+   * The unrevoked session of `token` (the session cookie a request carried), as `{ userId, sessionId }`, or null: what
+   * a sign-in that completes in a later request (an external provider's callback, to which the SameSite=Strict cookie
+   * does not come back) ends through {@link endReplacedSessionById}.
+   */
+  async replacedSessionOf(token: string | undefined): Promise<{ userId: string; sessionId: string } | null> {
+    if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null;
     const session = await this.store.findByTokenHash(sha256Hex(token));
-    if (!session || session.revokedAt !== null || session.id === keepSessionId) return;
-    if (!(await this.store.revoke(session.userId, session.id, this.clock.now()))) return;
-    const owner = await this.userManager.findById(session.userId);
+    return session && session.revokedAt === null ? { userId: session.userId, sessionId: session.id } : null;
+  }
+
+  /** {@link endReplacedSession} of a session found before ({@link replacedSessionOf}): same revocation, same notification. */
+  async endReplacedSessionById(replaced: { userId: string; sessionId: string } | null | undefined, keepSessionId: string): Promise<void> {
+    if (!replaced || replaced.sessionId === keepSessionId || !isUuid(replaced.sessionId)) return;
+    if (!(await this.store.revoke(replaced.userId, replaced.sessionId, this.clock.now()))) return;
+    const owner = await this.userManager.findById(replaced.userId);
     if (owner) await this.userManager.notify(UserSessionsRevokedNotification, owner, { count: 1 });
   }
 
