@@ -4,6 +4,8 @@ import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from 
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
+import { Mailbox } from '../support/mailbox.js';
+import { linkParams } from '../support/smtp.js';
 import { BackOfficeEvents, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 
 const ORIGIN = 'http://localhost:3000';
@@ -230,5 +232,59 @@ describe('Passkeys: review findings', () => {
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => ctx.userManager.addPasskey(user, key(100 + i))));
     expect(results.filter((r) => r.succeeded)).toHaveLength(1);
     expect((await ctx.userManager.getPasskeys(user)).length).toBe(max);
+  });
+});
+
+describe('Passkeys after an admin forced a password reset (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let newUser: ReturnType<typeof userFactory>;
+
+  beforeAll(async () => {
+    Mailbox.messages = [];
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, passkeys: PASSKEYS }, providers: [Mailbox] });
+    newUser = userFactory(() => ctx, 'pkforced');
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  async function passkeyVerify(authenticator: SoftwareAuthenticator) {
+    const http = new HttpClient(ctx.url);
+    const options = await http.post('/auth/passkey/options', {});
+    expect(options.status, options.text).toBe(200);
+    return { http, result: await http.post('/auth/passkey/verify', { credential: authenticator.assert(options.body) }) };
+  }
+
+  it('a passkey signs in no more than the password while the forced reset is pending (403 password_reset_required, no session, not counted); once the emailed link set a new password it works again', async () => {
+    const user = await newUser();
+    const own = new HttpClient(ctx.url);
+    expect((await own.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const options = await own.post('/auth/passkeys/options', {});
+    expect((await own.post('/auth/passkeys', { name: 'Laptop', credential: authenticator.register(options.body) })).status).toBe(201);
+    const admin = new HttpClient(ctx.url);
+    expect((await admin.login((await newUser({ groups: ['admin'] })).email, TEST_PASSWORD)).body.status).toBe('success');
+    const forced = await admin.post(`/users/${user.id}/force-password-reset`);
+    expect(forced.status, forced.text).toBe(200);
+    expectClientError(await own.get('/auth/me'), 401);
+    expectClientError(await new HttpClient(ctx.url).login(user.email, TEST_PASSWORD), 401);
+
+    const failedBefore = (await ctx.userManager.findById(user.id))!.accessFailedCount; // the password attempt above counted
+    const { http, result } = await passkeyVerify(authenticator);
+    expectClientError(result, 403);
+    expect(result.body.code).toBe('password_reset_required');
+    expectClientError(await http.get('/auth/me'), 401);
+    expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(failedBefore);
+
+    const { userId, token } = linkParams(Mailbox.last(user.email, 'PasswordReset')!.text, 'reset-password');
+    const reset = await new HttpClient(ctx.url).post('/auth/reset-password', { userId, token, newPassword: 'a brand new passphrase 42' });
+    expect(reset.status, reset.text).toBe(200);
+    const after = await passkeyVerify(authenticator);
+    expect(after.result.status, after.result.text).toBe(200);
+    expect(after.result.body.status).toBe('success');
+    expect((await after.http.get('/auth/me')).status).toBe(200);
   });
 });

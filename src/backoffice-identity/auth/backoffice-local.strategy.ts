@@ -41,6 +41,7 @@ export function signInError(result: SignInResult, now: Date): BackOfficeHttpErro
       if (result.reason === 'user_verification_required') {
         return new BackOfficeHttpError(401, 'user_verification_required', 'Use your passkey again with its PIN or biometrics (user verification).');
       }
+      if (result.reason === 'password_reset_required') return BackOfficeHttpError.passwordResetRequired();
       return result.reason === 'local_login_disabled'
         ? BackOfficeHttpError.localLoginDisabled()
         : new BackOfficeHttpError(403, 'not_allowed', 'This account may not sign in.');

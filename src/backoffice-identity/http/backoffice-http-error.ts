@@ -97,6 +97,10 @@ export class BackOfficeHttpError extends HttpException {
   static localLoginDisabled(): BackOfficeHttpError {
     return new BackOfficeHttpError(403, 'local_login_disabled', 'Local sign-in is disabled; use your external login provider.');
   }
+  /** 403 from a passkey sign-in while an admin's forced password reset is pending (told only after a valid passkey). */
+  static passwordResetRequired(): BackOfficeHttpError {
+    return BackOfficeHttpError.of('password_reset_required');
+  }
   /** 409 from `POST /auth/reauthenticate` for a user with no password to check (an external provider's user). */
   static noLocalPassword(): BackOfficeHttpError {
     return new BackOfficeHttpError(409, 'no_local_password', 'This account has no password; re-authenticate through your external login provider.');

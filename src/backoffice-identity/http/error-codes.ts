@@ -48,6 +48,11 @@ export const BACKOFFICE_ERROR_CODES = {
   xsrf_failed: { status: 403, description: 'The X-XSRF-TOKEN header does not match the XSRF cookie.' },
   not_allowed: { status: 403, description: 'The account may not sign in (disabled, or invited and not yet accepted).', message: 'This account may not sign in.' },
   local_login_disabled: { status: 403, description: 'Password sign-in is off (denyLocalLogin): use an external login.', message: 'Local sign-in is disabled; use your external login provider.' },
+  password_reset_required: {
+    status: 403,
+    description: 'Passkey sign-in: an administrator reset the password; set a new one with the emailed link (or forgot-password) first. Answered only after a valid passkey.',
+    message: 'An administrator reset your password: set a new one with the emailed link, then sign in.',
+  },
   two_factor_required: { status: 403, description: 'A group of the user requires two-factor authentication: it cannot be turned off.' },
   two_factor_setup_required: { status: 403, description: 'A setup-only session reaches only the two-factor enrolment routes.' },
   not_found: { status: 404, description: 'No such resource (or the capability is off).', message: 'Not found.' },

@@ -66,7 +66,7 @@ export class PasskeySignInController {
   })
   @documented(400, 'validation_failed / malformed_json')
   @documented(401, 'invalid_passkey: unknown credential, wrong signature, used or foreign challenge, wrong origin or rp id, counter gone backwards: one answer (a wrong signature counts toward lockout no more than an unknown credential does); user_verification_required: a passkey without user verification, 2FA on and no other second factor (retry with PIN or biometrics)')
-  @documented(403, 'not_allowed (disabled / invited) or local_login_disabled')
+  @documented(403, 'not_allowed (disabled / invited), local_login_disabled, or password_reset_required (an admin forced a password reset: set a new password with the emailed link first; only after a valid passkey)')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(415, 'unsupported_media_type')
   @documented(423, 'locked_out, with retryAfterSeconds: only for a valid assertion (a wrong signature gets the 401 of an unknown credential, locked account or not)')

@@ -23,6 +23,8 @@ import { RECOVERY_PROVIDER } from '../two-factor/recovery-codes.js';
  * gets 401 `invalid_credentials` as for a wrong password; no failed attempt is counted.
  */
 const PASSWORD_CHECK_UNAVAILABLE = 'password_check_unavailable';
+/** The refusal of a passkey sign-in while an admin's forced password reset is pending. */
+const PASSWORD_RESET_REQUIRED = 'password_reset_required';
 
 /**
  * Audit reason of a second step refused because its code was right but already used (a TOTP step accepted before):
@@ -42,7 +44,8 @@ export interface SignInResult {
   /**
    * Machine-readable detail of a refusal (`invalid_credentials`, `invalid_code`, `two_factor_code_reused`, `locked_out`,
    * `not_allowed`, `local_login_disabled`; `user_verification_required` for a passkey sign-in without user
-   * verification of a user with 2FA on and no other second factor).
+   * verification of a user with 2FA on and no other second factor; `password_reset_required` for a passkey sign-in while an
+   * admin's forced password reset is pending).
    */
   reason?: string;
   /** For `requiresTwoFactor`: the providers the user can answer with (e.g. `totp`, `recovery`). */
@@ -271,6 +274,13 @@ export class BackOfficeSignInManager {
     if (manager.isLockedOut(current)) return this.lockedOut(current, current.lockoutEnd);
     const refused = await this.refuseUnlessAllowed(current);
     if (refused) return refused;
+    // An admin's forced reset is pending: the password is gone until the emailed link sets a new one, and a passkey
+    // (a local credential as the password is, possibly added by whoever prompted the reset) waits for it too. Told
+    // only after a valid assertion, not counted: the passkey was right (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x).
+    if (manager.isPasswordResetPending(current)) {
+      await manager.notify(UserLoginFailedNotification, current, { reason: PASSWORD_RESET_REQUIRED });
+      return { status: 'notAllowed', user: current, reason: PASSWORD_RESET_REQUIRED };
+    }
     const { userVerified } = verification;
     // The passkey did its step whatever follows (a second factor, an enrolment): its use is on record (ASVS 4.0 7.2.1).
     await ceremonies.notifyUsed(verification.passkey, 'signIn', userVerified);

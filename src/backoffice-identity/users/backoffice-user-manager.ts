@@ -577,6 +577,18 @@ export class BackOfficeUserManager {
   }
 
   /**
+   * True while an admin's forced reset ({@link removePassword}) waits for the user to set a new password with the
+   * emailed link (or one from forgot-password): no password, but one was set or removed before
+   * (`lastPasswordChangeAt`), and the directory does not own it. A passkey, a local credential like the password,
+   * does not sign such a user in meanwhile (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x): an admin forcing a reset after a
+   * suspected compromise expects no local credential to get in until the reset is done. Users who never had a
+   * password (external logins, passkeys added after an external sign-in) are not concerned.
+   */
+  isPasswordResetPending(user: Pick<BackOfficeUser, 'passwordHash' | 'lastPasswordChangeAt' | 'directoryManagedAt'>): boolean {
+    return this.supportsUserPassword && user.passwordHash === null && user.lastPasswordChangeAt != null && !this.isDirectoryManaged(user);
+  }
+
+  /**
    * True when a password checker other than the default is registered (e.g. LDAP): it may accept the password of a
    * user without a local hash (created by the directory, or whose local hash it retired), so such a user's password
    * can still be checked (step-up).
