@@ -253,6 +253,50 @@ describe('group delete, group edit, group assignment, import and disable in one 
     expect(await groupsOf((await ctx.userManager.findByEmail(fine))!.id)).toEqual([kept]);
   });
 
+  pgIt('OWASP ASVS 4.0 4.1.3 / 5.0 15.4.2: a disable by a users.manage caller re-checks a target moved (DELETE /groups/:alias?moveMembersTo=) into a group while its group locks waited: an edit of that group committed before the disable sees the permission it gave (403), as a serial run would', async () => {
+    const n = ++seq;
+    const [from, into, other] = [`lo${n}a`, `lo${n}b`, `lo${n}c`]; // alias order: from < into < other
+    for (const alias of [from, into, other]) expect((await admin.post('/groups', { alias, name: `Moved ${alias}`, permissions: ['users.read'] })).status).toBe(201);
+    const target = await make({ groups: [from, other] });
+    const bystander = await make({ groups: [from] });
+    const client = async () => {
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      await c.query('BEGIN');
+      return c;
+    };
+    const [holdsBystander, holdsOther, edit] = [await client(), await client(), await client()];
+    try {
+      // The delete will wait for the bystander's row (its membership insert's key share), holding both groups' rows.
+      await holdsBystander.query('SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE', [bystander.id]);
+      // The disable's lock statement will wait for `other` once `from` is gone.
+      await holdsOther.query('SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE', [other]);
+      // A group edit in a transaction that also holds a row the disable writes (the target's, not its key: the delete's
+      // membership insert still passes): the disable, if it goes on, is ordered after the edit.
+      await edit.query('SELECT id FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE', [target.id]);
+      const deleted = admin.delete(`/groups/${from}?moveMembersTo=${into}`);
+      await until(async () => (await lockWaiters(observer)) >= 1);
+      const disabled = desk.post(`/users/${target.id}/disable`, {});
+      await until(async () => (await lockWaiters(observer)) >= 2); // waits for `from`, which the delete holds
+      const edited = edit.query(`UPDATE backoffice_group SET permissions = array_append(permissions, 'groups.manage') WHERE alias = $1`, [into]);
+      await until(async () => (await lockWaiters(observer)) >= 3); // waits for `into`, which the delete holds
+      await holdsBystander.query('COMMIT'); // the delete moves the target into `into` and commits
+      expect((await deleted).status).toBe(204);
+      await edited; // the edit now holds `into`; the disable waits for `other`
+      await until(async () => (await lockWaiters(observer)) >= 1);
+      await holdsOther.query('COMMIT');
+      // The disable goes on: it waits for the target's row (the edit holds it) or for `into`, either way for the edit.
+      await until(async () => (await lockWaiters(observer)) >= 1);
+      await edit.query('COMMIT');
+      const res = await disabled;
+      // Ordered after the edit (it waited for it), the disable acts on a user who holds groups.manage, which the desk lacks.
+      expect({ status: res.status, code: res.body.code }, res.text).toEqual({ status: 403, code: 'forbidden' });
+      expect((await ctx.userManager.findById(target.id))?.isApproved).toBe(true);
+    } finally {
+      for (const c of [holdsBystander, holdsOther, edit]) await c.end();
+    }
+  });
+
   it('20 rounds of group deletes, group edits, assignments (desk and admin), imports and disable / enable fired at once: no 5xx, no member of a deleted group', async () => {
     for (let round = 0; round < 20; round++) {
       const [from, into] = await groupPair();
