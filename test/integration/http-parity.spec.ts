@@ -228,6 +228,14 @@ describe('HTTP parity: the same raw requests get the same answers on Express and
       ['a page', () => rawRequest('GET', '/backoffice/account')],
       ['an asset', () => rawRequest('GET', '/backoffice/assets/session.js')],
       ['an asset, Range', () => rawRequest('GET', '/backoffice/assets/session.js', { headers: ['Range: bytes=0-5'] })],
+      // a page with a trailing slash: Express routes it to the page (non-strict routing), Fastify apart
+      ...['/backoffice/', '/backoffice/two-factor/', '/backoffice/forgot-password/', '/backoffice/reset-password/', '/backoffice/accept-invite/', '/backoffice/confirm-email/', '/backoffice/account/'].flatMap((page): Case[] => [
+        [`${page} (trailing slash)`, () => rawRequest('GET', page)],
+        [`${page}?returnUrl=%2Fbackoffice%2Faccount (trailing slash, query)`, () => rawRequest('GET', `${page}?returnUrl=%2Fbackoffice%2Faccount`)],
+      ]),
+      ['HEAD a page with a trailing slash', () => rawRequest('HEAD', '/backoffice/account/')],
+      // not a page: a path that would be an open redirect if the trailing slash were cut from the request's path
+      ['/backoffice//evil.example/ (not a page)', () => rawRequest('GET', '/backoffice//evil.example/')],
       ['sign-in', () => rawRequest('POST', '/backoffice/auth/login', { headers: [J], body: JSON.stringify({ username: 'parity-1@example.com', password: TEST_PASSWORD }) })],
       ['If-None-Match on /auth/me', (p) => rawRequest('GET', '/backoffice/auth/me', { headers: [...p.auth, 'If-None-Match: *'] })],
       ['If-None-Match on an asset', () => rawRequest('GET', '/backoffice/assets/session.js', { headers: ['If-None-Match: *'] })],

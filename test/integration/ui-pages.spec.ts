@@ -54,6 +54,22 @@ describe('sign-in screens over HTTP (the pages, their headers and assets)', () =
     expect(result.text).not.toMatch(/https?:\/\/(?!cdn\.example\.com)/);
   });
 
+  it.each(PAGES)('%s with a trailing slash: a 302 to the page on both platforms, the query kept, never to another host (ASVS 5.1.5)', async (path) => {
+    const page = path === '/' ? '/backoffice' : `/backoffice${path}`;
+    for (const query of ['', '?returnUrl=%2Fbackoffice%2Faccount&x=%2F%2Fevil.example']) {
+      const answer = await fetch(`${ctx.url}${page}/${query}`, { redirect: 'manual' });
+      expect(answer.status, `${page}/${query}`).toBe(302);
+      expect(answer.headers.get('location'), `${page}/${query}`).toBe(`${page}${query}`);
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+    }
+    // not a page: no redirect built from the request's path (an open redirect to //evil.example/)
+    for (const other of [`${page}//evil.example/`, `/backoffice//evil.example/${path.slice(1)}`]) {
+      const answer = await fetch(`${ctx.url}${other}`, { redirect: 'manual' });
+      expect(answer.status, other).toBe(404);
+      expect(answer.headers.get('location'), other).toBeNull();
+    }
+  });
+
   it('the email-change link of the confirmation email (/confirm-email#userId=...&token=...) has a page that confirms it', async () => {
     const page = await client().get('/confirm-email');
     expect(page.status).toBe(200);

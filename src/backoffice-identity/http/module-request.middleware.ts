@@ -6,6 +6,7 @@ import { backOfficeRequestContextOf } from '../common/request-context-of.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { BackOfficeTossedCookieCleaner } from '../sessions/tossed-cookie-cleaner.js';
+import { BackOfficeUiTrailingSlash } from '../ui/ui-trailing-slash.js';
 import { requestPath, type BackOfficeHttpRequest } from './http-platform.js';
 import { BackOfficeModulePaths } from './module-paths.js';
 import { assertReadableBody } from './readable-body.js';
@@ -21,7 +22,8 @@ import { setBackOfficeSecurityHeaders } from './security-headers.js';
  * one on the same connection. A body the module cannot read is refused here (415: {@link assertReadableBody}). A
  * session or XSRF cookie sent twice (tossed from a sibling subdomain) is expired on the parent domains in whatever
  * the module answers ({@link BackOfficeTossedCookieCleaner}). Conditional request headers are dropped (the answers are
- * `no-store`: Express would answer 304 where Fastify answers in full).
+ * `no-store`: Express would answer 304 where Fastify answers in full). A page's path with a trailing slash is
+ * redirected to the page ({@link BackOfficeUiTrailingSlash.redirectTrailingSlash}).
  */
 @Injectable()
 export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
@@ -30,6 +32,7 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
     @Inject(BackOfficeModulePaths) private readonly modulePaths: BackOfficeModulePaths,
     @Inject(BackOfficeTossedCookieCleaner) private readonly tossedCookies: BackOfficeTossedCookieCleaner,
     @Inject(BackOfficeSessionCookies) private readonly sessionCookies: BackOfficeSessionCookies,
+    @Inject(BackOfficeUiTrailingSlash) private readonly uiTrailingSlash: BackOfficeUiTrailingSlash,
   ) {}
 
   use(request: BackOfficeHttpRequest, response: ServerResponse, next: () => void): void {
@@ -39,6 +42,8 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
       return;
     }
     setBackOfficeSecurityHeaders(response);
+    // a page's path with a trailing slash: a 302 to the page on both platforms
+    if (this.uiTrailingSlash.redirectTrailingSlash(request, response)) return;
     BackOfficeModuleRequestMiddleware.dropConditionalHeaders(request);
     this.tossedCookies.clear(request, response);
     assertReadableBody(request);
