@@ -75,3 +75,46 @@ describe('Maintenance: expired rows are pruned, live ones kept', () => {
     expect(answers.known).toEqual(answers.unknown);
   });
 });
+
+describe('Maintenance with lockout.durationMinutes: 0 (locked until an admin unlocks)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const newUser = userFactory(() => ctx, 'forever');
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, maintenanceIntervalMinutes: 0, lockout: { maxFailedAccessAttempts: 3, durationMinutes: 0 } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('OWASP ASVS 4.0 11.1.4 (bounded storage): an unknown username\'s lock (no admin can end it) is pruned 30 days after it began, so the counter table does not grow for ever; a known user\'s lock is kept until an admin unlocks', async () => {
+    const sql = ctx.app.get(DataSource);
+    const counters = async () => (await sql.query('SELECT count(*)::int AS n FROM backoffice_login_attempt'))[0].n as number;
+    const user = await newUser();
+    for (let i = 0; i < 3; i++) {
+      await new HttpClient(ctx.url).login(user.email, 'wrong password entirely');
+      await new HttpClient(ctx.url).login('ghost-forever@example.com', 'wrong password entirely');
+    }
+    expect((await new HttpClient(ctx.url).login('ghost-forever@example.com', 'wrong password entirely')).status).toBe(423);
+    expect(await counters()).toBe(1);
+    const maintenance = ctx.app.get(BackOfficeMaintenanceService);
+    try {
+      // a week later: both still locked, alike
+      ctx.clock.advance(7 * 86_400_000);
+      await maintenance.prune();
+      expect(await counters()).toBe(1);
+      expect((await new HttpClient(ctx.url).login('ghost-forever@example.com', 'wrong password entirely')).status).toBe(423);
+      // 31 days after the lock: the unknown username's counter is gone, the known user's lock is kept
+      ctx.clock.advance(24 * 86_400_000);
+      expect((await maintenance.prune()).loginAttempts).toBe(1);
+      expect(await counters(), 'the unknown username\'s permanently locked counter after 31 days').toBe(0);
+      expect((await new HttpClient(ctx.url).login(user.email, TEST_PASSWORD)).status).toBe(423);
+      const [row] = await sql.query('SELECT lockout_end, access_failed_count FROM backoffice_user WHERE id = $1', [user.id]);
+      expect(new Date(row.lockout_end).getUTCFullYear()).toBe(9999);
+    } finally {
+      ctx.clock.advance(-31 * 86_400_000);
+    }
+  });
+});

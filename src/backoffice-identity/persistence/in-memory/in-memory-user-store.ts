@@ -405,7 +405,8 @@ export class InMemoryBackOfficeUserStore
     let loginAttempts = 0;
     const stale = (c: Counter) => c.updatedAt < dayAgo && (c.lockoutEnd === null || c.lockoutEnd < now);
     for (const [key, c] of this.unknownUsers) {
-      if (stale(c)) {
+      // a lock of an unknown username (none can end it: lockout.durationMinutes 0) goes 30 days after it began
+      if (stale(c) || c.updatedAt < monthAgo) {
         this.unknownUsers.delete(key);
         loginAttempts++;
       }

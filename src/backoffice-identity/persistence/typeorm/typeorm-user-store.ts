@@ -768,8 +768,11 @@ export class TypeOrmBackOfficeUserStore
         this.manager,
         'backoffice_login_attempt',
         'username_hash',
-        'updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)',
-        [dayAgo, now],
+        // A lock ends nobody can end for an unknown username (lockout.durationMinutes 0 locks until an admin unlocks,
+        // and there is no account to unlock) goes 30 days after it began (a locked counter's updated_at is the lock's
+        // start): it was kept for ever, so the table grew by one row per username an attacker locked.
+        '(updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)) OR updated_at < $3',
+        [dayAgo, now, monthAgo],
       )) + (await this.forgetStaleFailures(dayAgo, now)),
       // Links that a transaction holds (one voiding a user's links, under the user's row: USER_ROW_FIRST) are left
       // for the next prune: taking many users' links without their rows and waiting for one of them deadlocked with
