@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { BackOfficeApiClientStore } from '../api-users/api-client-store.interface.js';
+import { abortable } from '../common/abortable-transaction.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
@@ -144,13 +145,6 @@ export const LOCKED_UNTIL_UNLOCKED = new Date('9999-12-31T00:00:00.000Z');
 const MAX_LOOKUP_LENGTH = 256;
 /** The emailed links a password change voids (see `voidPasswordBoundTokens`). */
 const PASSWORD_BOUND_TOKEN_PURPOSES: readonly BackOfficeTokenPurpose[] = ['password_reset', 'invite', 'change_email'];
-
-/** Thrown inside {@link BackOfficeUserManager.setGroups}'s transaction: groups it gives were deleted after its check. */
-class GroupsGoneMeanwhile extends Error {
-  constructor(readonly aliases: readonly string[]) {
-    super(`Groups deleted meanwhile: ${aliases.join(', ')}`);
-  }
-}
 
 /**
  * The back-office user manager, modelled on ASP.NET Core Identity's `UserManager` as Umbraco uses it.
@@ -1265,21 +1259,19 @@ export class BackOfficeUserManager {
     this.capability(isUserEmailChangeStore, 'UserEmailChangeStore');
     const stamp = this.supportsUserSecurityStamp ? this.newSecurityStamp() : null;
     const now = this.now();
-    const stampChanged = new Error('security stamp changed while the link was used up');
-    const changes = await this.inTransaction(async (store) => {
-      // The stamp as stored, read before the link is used up (not `user`'s, which a host manager may have read from a cache).
-      const reference = (await store.findById(user.id))?.securityStamp;
-      const newEmail = await this.capability(isUserEmailChangeStore, 'UserEmailChangeStore', store).consumeEmailChangeToken(user.id, tokenHash, now);
-      if (!newEmail || reference === undefined) return null;
-      // Thrown, not returned: the transaction rolls back and the link stays live (a store without rollback uses it up).
-      if ((await store.findById(user.id))?.securityStamp !== reference) throw stampChanged;
-      const written = changesFor(newEmail);
-      await this.writeEmailChange(store, user.id, written, stamp, now);
-      return written;
-    }).catch((error: unknown) => {
-      if (error === stampChanged) return null;
-      throw error;
-    });
+    const changes = await abortable((abort: (value: null) => never) =>
+      this.inTransaction(async (store) => {
+        // The stamp as stored, read before the link is used up (not `user`'s, which a host manager may have read from a cache).
+        const reference = (await store.findById(user.id))?.securityStamp;
+        const newEmail = await this.capability(isUserEmailChangeStore, 'UserEmailChangeStore', store).consumeEmailChangeToken(user.id, tokenHash, now);
+        if (!newEmail || reference === undefined) return null;
+        // Aborted, not returned: the transaction rolls back and the link stays live (a store without rollback uses it up).
+        if ((await store.findById(user.id))?.securityStamp !== reference) return abort(null);
+        const written = changesFor(newEmail);
+        await this.writeEmailChange(store, user.id, written, stamp, now);
+        return written;
+      }),
+    );
     if (changes) Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
     return changes;
   }
@@ -1733,13 +1725,13 @@ export class BackOfficeUserManager {
       before = [...current.groups]; // what the write replaces, for the notification's added / removed
       options.authorize?.(current);
     };
-    const write = async (store: BackOfficeUserStore) => {
+    const write = async (store: BackOfficeUserStore, abort: (gone: string[]) => never) => {
       const groupStore = this.capability(isUserGroupStore, 'UserGroupStore', store);
       // Deleted since the check above (DELETE /groups/:alias): answered as a request naming an unknown group, not as
       // the store's error (a 500). The groups given are locked by now (findAsStored), so none goes before the commit.
       const known = await this.knownGroupAliases(store);
       const gone = aliases.filter((alias) => !known.has(alias));
-      if (gone.length > 0) throw new GroupsGoneMeanwhile(gone);
+      if (gone.length > 0) abort(gone);
       await groupStore.setGroups(user.id, aliases);
       if (!options.authorize) return;
       const written = await store.findById(user.id);
@@ -1752,13 +1744,10 @@ export class BackOfficeUserManager {
     };
     // The groups locked in alias order before any membership row, with or without a re-check (an admin's write too):
     // else a group delete moving this user's group into one given here deadlocked with it (503).
-    let written: Awaited<ReturnType<BackOfficeUserManager['writeUnlessLastAdmin']>>;
-    try {
-      written = await this.writeUnlessLastAdmin(removesAdmin, user.id, write, authorize, aliases);
-    } catch (error) {
-      if (error instanceof GroupsGoneMeanwhile) return IdentityResult.failed(...error.aliases.map((alias) => this.errorDescriber.unknownGroup(alias)));
-      throw error;
-    }
+    const written = await abortable((abort: (gone: string[]) => never) =>
+      this.writeUnlessLastAdmin(removesAdmin, user.id, (store) => write(store, abort), authorize, aliases),
+    );
+    if (Array.isArray(written)) return IdentityResult.failed(...written.map((alias) => this.errorDescriber.unknownGroup(alias)));
     if (written !== 'written') return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
     user.groups = aliases;
     if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);

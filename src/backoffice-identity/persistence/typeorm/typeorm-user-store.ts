@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { onEntityManager, requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { cappedCount } from './capped-count.js';
+import { abortable } from '../../common/abortable-transaction.js';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
 import { deleteInBatches, failedAccessResult, PRUNE_BATCH_SIZE } from './sql-results.js';
@@ -50,13 +51,6 @@ import {
   type UserEmailChangeStore,
   type UserEmailChangeHandoverStore,
 } from '../../users/stores/user-store.interface.js';
-
-/** Thrown to roll back a dry-run import after its outcomes are known. */
-class DryRunRollback extends Error {
-  constructor(readonly outcomes: ImportRowOutcome[]) {
-    super('dry run');
-  }
-}
 
 
 function toUser(entity: BackOfficeUserEntity): BackOfficeUser {
@@ -373,8 +367,9 @@ export class TypeOrmBackOfficeUserStore
   ): Promise<ImportRowOutcome[]> {
     if (rows.length === 0) return [];
     const { authorizeTarget } = options;
-    try {
-      return await this.transaction(async (store) => {
+    // A dry run aborts once its outcomes are known: the transaction rolls back and the outcomes are answered.
+    return abortable((abort: (outcomes: ImportRowOutcome[]) => never) =>
+      this.transaction(async (store) => {
         const outcomes = await writeImportedUsers(
           store.manager,
           rows,
@@ -386,13 +381,10 @@ export class TypeOrmBackOfficeUserStore
           now,
         );
         if (options.authorize) await store.authorizeImported(rows, outcomes, options.authorize);
-        if (options.dryRun) throw new DryRunRollback(outcomes);
+        if (options.dryRun) abort(outcomes);
         return outcomes;
-      });
-    } catch (error) {
-      if (error instanceof DryRunRollback) return error.outcomes;
-      throw error;
-    }
+      }),
+    );
   }
 
   /**
