@@ -1832,19 +1832,19 @@ export class BackOfficeUserManager {
    * user was an admin or not: checked on a copy read before a concurrent promotion or enable, a removal skipped the
    * check while two admins removed each other counting that user, and left no admin. Answers `not_found` when the
    * user is gone. `check`, when given, is asked about the same current user first (a throw aborts: nothing written);
-   * a store without groups has no such lock and no check. With `check` (unless `lockGroups` is null) the user is read
-   * after its groups and the groups `lockGroups` names (those the write gives) are locked ({@link findAsStored}): a
-   * concurrent group edit is waited for and seen by `check` and by the write's own re-check after it (OWASP ASVS 4.0
-   * 4.1.3, 5.0 8.2.1).
+   * a store without groups has no such lock and no check. With `check` or `lockGroups` the user is read after its
+   * groups and the groups `lockGroups` names (those the write gives) are locked ({@link findAsStored}): a concurrent
+   * group edit is waited for and seen by `check` and by the write's own re-check after it (OWASP ASVS 4.0 4.1.3, 5.0
+   * 8.2.1).
    */
   private async writeUnlessLastAdmin(
     removesAdmin: (current: BackOfficeUser) => boolean,
     userId: string,
     write: (store: BackOfficeUserStore) => Promise<void>,
     check?: BackOfficeWriteAuthorizer,
-    lockGroups?: readonly string[] | null,
+    lockGroups?: readonly string[],
   ): Promise<'written' | 'last_admin' | 'not_found'> {
-    const locks = lockGroups === undefined ? (check ? [] : null) : lockGroups;
+    const locks = lockGroups ?? (check ? [] : null);
     if (!isUserGroupStore(this.store)) {
       await this.inTransaction(write);
       return 'written';
