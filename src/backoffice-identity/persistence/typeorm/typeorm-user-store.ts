@@ -235,11 +235,13 @@ function escapeLike(value: string): string {
  * row first, then the link rows. A password change, reset, admin's forced reset and invite acceptance hold the row
  * FOR NO KEY UPDATE (they write it), an email change and an import's update FOR UPDATE (email and username are
  * unique), and a statement that writes links (a new link, a void, a link used up) without having written the row
- * locks it FOR NO KEY UPDATE with this uncorrelated sub-select (an InitPlan: run before the scan hands back any link
- * row, so before any link row is locked). With one order no two of them wait on each other in a cycle (PostgreSQL
- * aborts one of such a pair: `deadlock detected`), and no writer takes a weaker lock on the row and upgrades it later.
+ * locks it FOR NO KEY UPDATE (`strength`; FOR UPDATE where an email write follows, as a confirmation's) with this
+ * uncorrelated sub-select (an InitPlan: run before the scan hands back any link row, so before any link row is
+ * locked). With one order no two of them wait on each other in a cycle (PostgreSQL aborts one of such a pair:
+ * `deadlock detected`), and no writer takes a weaker lock on the row and upgrades it later.
  */
-const USER_ROW_FIRST = (userIdParam: string) => `(SELECT id FROM backoffice_user WHERE id = ${userIdParam} FOR NO KEY UPDATE)`;
+const USER_ROW_FIRST = (userIdParam: string, strength: 'NO KEY UPDATE' | 'UPDATE' = 'NO KEY UPDATE') =>
+  `(SELECT id FROM backoffice_user WHERE id = ${userIdParam} FOR ${strength})`;
 
 /** SQL of one atomic failed-access count: the row is only counted while not locked. */
 const countFailure = (table: string) => `
@@ -745,7 +747,7 @@ export class TypeOrmBackOfficeUserStore
     if (!isUuid(userId)) return null;
     const rows = await this.manager.query(
       `UPDATE backoffice_user_token SET used_at = $4
-        WHERE user_id = (SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE) AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
+        WHERE user_id = ${USER_ROW_FIRST('$1', 'UPDATE')} AND purpose = $2 AND token_hash = $3 AND used_at IS NULL AND expires_at > $4 RETURNING new_email`,
       [userId, 'change_email', tokenHash, now],
     );
     const row = returned(rows)[0] as { new_email: string | null } | undefined;
