@@ -1,5 +1,5 @@
 import { runInNewContext } from 'node:vm';
-import { toSameOriginPath } from '../../src/backoffice-identity/common/same-origin-path.js';
+import { MAX_SAME_ORIGIN_PATH_LENGTH, toSameOriginPath } from '../../src/backoffice-identity/common/same-origin-path.js';
 import { BackOfficeIdentityOptionsError, resolveBackOfficeIdentityOptions } from '../../src/backoffice-identity/index.js';
 import { UI_ASSET_FILES } from '../../src/backoffice-identity/ui/ui-assets.generated.js';
 import { landsOn, PAGE_URL, SAME_ORIGIN_PATH_VECTORS } from '../support/same-origin-path-vectors.js';
@@ -38,7 +38,8 @@ function pagesJsReturnUrl(value: unknown): string {
     BackOfficeSession: { t: (key: string) => key, el: () => ({}) },
     addEventListener: () => undefined,
   };
-  const config = JSON.stringify({ page: 'none', returnUrl: value, defaultReturnUrl: '/backoffice/default' });
+  // As the server renders it (ui-pages.ts), with the server's path limit.
+  const config = JSON.stringify({ page: 'none', returnUrl: value, defaultReturnUrl: '/backoffice/default', maxPathLength: MAX_SAME_ORIGIN_PATH_LENGTH });
   const document = {
     getElementById: (id: string) => (id === 'bo-config' ? { textContent: config } : null),
     querySelectorAll: () => [],
@@ -50,6 +51,14 @@ function pagesJsReturnUrl(value: unknown): string {
 describe('the copy of the rule in the browser (ui/assets/pages.js)', () => {
   it.each(SAME_ORIGIN_PATH_VECTORS)('returnUrl $input ($why): the page goes to the same place as the server rule says, else to the default', ({ input, path }) => {
     expect(landsOn(pagesJsReturnUrl(input))).toBe(landsOn(path ?? '/backoffice/default'));
+  });
+
+  it('keeps a path of MAX_SAME_ORIGIN_PATH_LENGTH characters and refuses a longer one, as the server rule does', () => {
+    const longest = `/${'a'.repeat(MAX_SAME_ORIGIN_PATH_LENGTH - 1)}`;
+    expect(toSameOriginPath(longest)).toBe(longest);
+    expect(pagesJsReturnUrl(longest)).toBe(longest);
+    expect(toSameOriginPath(`${longest}a`)).toBeUndefined();
+    expect(pagesJsReturnUrl(`${longest}a`)).toBe('/backoffice/default');
   });
 
   it('goes to the default for no returnUrl or one that is no string', () => {

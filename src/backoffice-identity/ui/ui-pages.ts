@@ -1,3 +1,4 @@
+import { MAX_SAME_ORIGIN_PATH_LENGTH } from '../common/same-origin-path.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { html, jsonScript, type SafeHtml } from './ui-html.js';
 import type { BackOfficeUiMessages } from './ui-messages.js';
@@ -70,6 +71,8 @@ export class BackOfficeUiRenderer {
       page,
       returnUrl: context.returnUrl ?? null,
       defaultReturnUrl: this.defaultReturnUrl,
+      // pages.js's copy of the same-origin path rule (returnUrl) takes the server's limit from here.
+      maxPathLength: MAX_SAME_ORIGIN_PATH_LENGTH,
       error: Boolean(context.error),
       twoFactorAvailable: context.twoFactorAvailable,
       passkeys: Boolean(context.passkeysAvailable),

@@ -176,11 +176,12 @@
   /**
    * `url` as the same-origin path this browser lands on (as its URL parser writes it), or null: the server's rule
    * (common/same-origin-path.ts, toSameOriginPath), decided on the parsed string. No backslash, whitespace or
-   * control characters (the parser drops tabs and newlines: "/\t/host" is "//host"), at most 2048 characters as
-   * given and as written (percent-encoded), and no "//" once dot segments are resolved ("/.//host").
+   * control characters (the parser drops tabs and newlines: "/\t/host" is "//host"), at most `page.maxPathLength`
+   * characters (the server's MAX_SAME_ORIGIN_PATH_LENGTH) as given and as written (percent-encoded), and no "//" once
+   * dot segments are resolved ("/.//host").
    */
   function sameOriginPath(url) {
-    if (typeof url !== 'string' || url.length > 2048 || !isRootedPath(url) || /[\\\u0000-\u0020\u007f-\u009f\u2028\u2029]/.test(url)) return null;
+    if (typeof url !== 'string' || url.length > page.maxPathLength || !isRootedPath(url) || /[\\\u0000-\u0020\u007f-\u009f\u2028\u2029]/.test(url)) return null;
     var parsed;
     try {
       parsed = new URL(url, window.location.href);
@@ -189,7 +190,7 @@
     }
     if (parsed.origin !== window.location.origin) return null;
     var path = parsed.pathname + parsed.search + parsed.hash;
-    return isRootedPath(path) && path.length <= 2048 ? path : null;
+    return isRootedPath(path) && path.length <= page.maxPathLength ? path : null;
   }
 
   /** A same-origin path to go to after sign-in. */
