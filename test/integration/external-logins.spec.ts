@@ -327,6 +327,20 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect((await bystander.app.get('/auth/me')).status).toBe(200);
     });
 
+    it('OWASP ASVS 5.0 16.3.2: a provider sign-in whose challenge carried the cookie of a session that ended before the callback (a security stamp the user no longer has) audits no revocation for its owner', async () => {
+      const previous = await newUser();
+      const person = new Person(ctx.url);
+      expect((await person.app.login(previous.email, TEST_PASSWORD)).status).toBe(200);
+      const { login } = account('replaces-ended');
+      const callbackUrl = await person.toCallback('oidc', login);
+      person.app.cookies.delete(SESSION_COOKIE);
+      // While the person is at the provider, the previous user's sessions end (a new stamp: e.g. a password change elsewhere).
+      await ctx.userManager.updateSecurityStamp((await ctx.userManager.findById(previous.id))!);
+      const endedBefore = events.named(BackOfficeEvents.SessionsRevoked, previous.id).length;
+      expectSignedIn(await person.deliver(callbackUrl));
+      expect(events.named(BackOfficeEvents.SessionsRevoked, previous.id), 'the callback audited the revocation of a session that had already ended').toHaveLength(endedBefore);
+    });
+
     it('an email the provider has not verified creates nobody: external_email_unverified', async () => {
       const { login, email } = account('unverified', { email_verified: false });
       expectRefused(await new Person(ctx.url).signIn('oidc', login), 'external_email_unverified');

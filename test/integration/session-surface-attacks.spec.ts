@@ -103,6 +103,21 @@ describe('The session surface under attack: ending sessions one by one (real HTT
     expect(ended.at(-1)!.auditDetails()).toEqual({ count: 1 });
   });
 
+  it('OWASP ASVS 5.0 16.3.2: a sign-in sent with the cookie of a session that had already ended (idle timeout, a security stamp the user no longer has) audits no revocation for its owner: nothing ended now', async () => {
+    const user = await newUser();
+    const next = await newUser();
+    // Idle: past the 20-minute idle timeout, the browser still holds the cookie.
+    const idle = await signedInClient(ctx, user.email);
+    ctx.clock.advance(21 * MINUTE);
+    const before = events.named(BackOfficeEvents.SessionsRevoked, user.id).length;
+    expect((await idle.login(next.email, TEST_PASSWORD)).status).toBe(200);
+    // A security stamp the user no longer has.
+    const stale = await signedInClient(ctx, user.email);
+    await ctx.userManager.updateSecurityStamp((await ctx.userManager.findById(user.id))!);
+    expect((await stale.login(next.email, TEST_PASSWORD)).status).toBe(200);
+    expect(events.named(BackOfficeEvents.SessionsRevoked, user.id), 'a sign-in audited the revocation of a session that had already ended').toHaveLength(before);
+  });
+
   it('OWASP ASVS 5.0 16.3.2: signing out everywhere (DELETE /auth/sessions, and an admin\'s DELETE /users/:id/sessions) counts and audits only the sessions that were live, not rows that had already ended (idle timeout, a security stamp the user no longer has, past the absolute timeout)', async () => {
     const user = await newUser({ groups: ['admin'] });
     const idle = await signedInClient(ctx, user.email);

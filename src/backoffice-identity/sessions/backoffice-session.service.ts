@@ -333,11 +333,13 @@ export class BackOfficeSessionService {
    * the browser sent with it (OWASP ASVS 5.0 7.2.4), so a copy of it taken by someone else, or the previous person's
    * session on a shared computer, stops working. Nothing for a token of no session. A session it ends is published
    * (`UserSessionsRevokedNotification`, `count` 1, audited) for its owner, who may be another user (OWASP ASVS 5.0
-   * 16.3.2).
+   * 16.3.2), only when it was live: one already ended (idle or absolute timeout, a stamp its owner no longer has) is
+   * revoked too, but nothing ended now.
    */
   async endReplacedSession(token: string | undefined, keepSessionId: string): Promise<void> {
-    const session = await this.replacedSessionOf(token);
-    if (session) await this.endReplacedSessionById(session, keepSessionId);
+    if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return;
+    const session = await this.store.findByTokenHash(sha256Hex(token));
+    if (session && session.revokedAt === null) await this.endReplaced(session, keepSessionId);
   }
 
   /**
@@ -351,12 +353,24 @@ export class BackOfficeSessionService {
     return session && session.revokedAt === null ? { userId: session.userId, sessionId: session.id } : null;
   }
 
-  /** {@link endReplacedSession} of a session found before ({@link replacedSessionOf}): same revocation, same notification. */
+  /**
+   * {@link endReplacedSession} of a session found before ({@link replacedSessionOf}): same revocation, same notification
+   * (only when the session is still live when it ends: it may have timed out or lost its stamp since it was found).
+   */
   async endReplacedSessionById(replaced: { userId: string; sessionId: string } | null | undefined, keepSessionId: string): Promise<void> {
     if (!replaced || replaced.sessionId === keepSessionId || !isUuid(replaced.sessionId)) return;
-    if (!(await this.store.revoke(replaced.userId, replaced.sessionId, this.clock.now()))) return;
-    const owner = await this.userManager.findById(replaced.userId);
-    if (owner) await this.userManager.notify(UserSessionsRevokedNotification, owner, { count: 1 });
+    const session = await this.store.findById(replaced.userId, replaced.sessionId);
+    if (session && session.revokedAt === null) await this.endReplaced(session, keepSessionId);
+  }
+
+  /** Revokes the unrevoked `session` (not `keepSessionId`); published for its owner only if it was live (listLive's rule). */
+  private async endReplaced(session: BackOfficeSession, keepSessionId: string): Promise<void> {
+    if (session.id === keepSessionId) return;
+    const now = this.clock.now();
+    const owner = await this.userManager.findById(session.userId);
+    const wasLive = owner !== null && this.isLive(session, now) && holdsStamp(session, owner.securityStamp);
+    if (!(await this.store.revoke(session.userId, session.id, now))) return;
+    if (owner && wasLive) await this.userManager.notify(UserSessionsRevokedNotification, owner, { count: 1 });
   }
 
   /**
