@@ -7,7 +7,14 @@ import { expectClientError } from '../support/bad-input.js';
 import { expectHostOnlyCookie, pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
 import type { NotificationRecorder } from '../support/notification-recorder.js';
 import { startTotpApp, TOTP_TEST_KEY as KEY } from '../support/totp-app.js';
-import { BACKOFFICE_USER_STORE, BackOfficeEvents, SecretCipher, TotpTwoFactorProvider, type TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
+import {
+  BACKOFFICE_USER_STORE,
+  BackOfficeEvents,
+  BackOfficeTwoFactorChallengeService,
+  SecretCipher,
+  TotpTwoFactorProvider,
+  type TypeOrmBackOfficeUserStore,
+} from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 const TWO_FACTOR_COOKIE = pendingSignInCookies().twoFactor;
@@ -120,6 +127,35 @@ describe('Two-factor sign-in under attack', () => {
     expect((await http.post('/auth/2fa', { provider: 'recovery', code: 'AAAAA-BBBBB' })).body.code).toBe('invalid_code');
     ctx.clock.advance(61_000);
     expect((await http.post('/auth/2fa', { provider: 'totp', code: independentCode(secret, ctx.clock) })).body.code).toBe('two_factor_expired');
+  });
+
+  it('OWASP ASVS 4.0 2.2.1 / 2.6.1: an account locked after the pending sign-in was read (here: between the recovery request\'s claim and its check) answers 423 without using the recovery code up', async () => {
+    const { email, user, recoveryCodes } = await enrolled();
+    const unused = async () =>
+      (await ctx.app.get(DataSource).query('SELECT count(*)::int AS n FROM backoffice_user_recovery_code WHERE user_id = $1 AND used_at IS NULL', [user.id]))[0].n as number;
+    const http = await passwordStep(email);
+    const before = await unused();
+    // Another request (wrong passwords at login, say) locks the account right after this one claimed the pending sign-in.
+    const challenges = ctx.app.get(BackOfficeTwoFactorChallengeService);
+    const complete = challenges.complete.bind(challenges);
+    const spy = vi.spyOn(challenges, 'complete').mockImplementation(async (id: string) => {
+      const claimed = await complete(id);
+      await ctx.userManager.setLockoutEnd((await ctx.userManager.findById(user.id))!, new Date(ctx.clock.now().getTime() + 5 * 60_000));
+      return claimed;
+    });
+    try {
+      const answer = await http.post('/auth/2fa', { provider: 'recovery', code: recoveryCodes[0] });
+      expect(answer.status).toBe(423);
+      expect(answer.body.code).toBe('locked_out');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await unused(), 'the recovery code of a sign-in refused as locked out is not used up').toBe(before);
+    // Once unlocked, the same code still signs in (after the password again).
+    await ctx.userManager.setLockoutEnd((await ctx.userManager.findById(user.id))!, null);
+    const again = await passwordStep(email);
+    expect((await again.post('/auth/2fa', { provider: 'recovery', code: recoveryCodes[0] })).status).toBe(200);
+    expect(await unused()).toBe(before - 1);
   });
 
   it('ASVS 5.0 6.5.5: the drift window is one step each side; a code of the next step used first makes the current one a replay', async () => {

@@ -340,6 +340,10 @@ export class BackOfficeSignInManager {
     const outcome: TwoFactorVerifyOutcome = {};
     // The audit names the factor (OWASP ASVS 5.0 16.3.1), only a known one: `provider` is the client's text.
     const factor = provider === RECOVERY_PROVIDER || manager.getTwoFactorProvider(provider) ? provider : null;
+    // A recovery code is used up by its check, and `user` was read before (POST /auth/2fa reads it, then claims the
+    // pending sign-in): the lock is read again just before, so an account locked meanwhile answers locked_out with
+    // the code still unused, not refused after the check with the code gone (OWASP ASVS 4.0 2.2.1 / 2.6.1).
+    if (provider === RECOVERY_PROVIDER && (await manager.isLockedOutNow(user))) return this.lockedOut(user, user.lockoutEnd, undefined, factor);
     if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code, outcome))) {
       // A reused code is answered as any wrong one, but audited apart (OWASP ASVS 4.0 2.8.5): someone else may hold it.
       return this.countFailure(user, outcome.reused ? TWO_FACTOR_CODE_REUSED : 'invalid_code', factor);
