@@ -93,6 +93,36 @@ describe('a locked account: the signed-in routes that check the password refuse 
     expectLockedOnFifth(await wrongTimes(() => disable.http.post('/auth/2fa/disable', { password: 'a wrong password guess' })), 'POST /auth/2fa/disable');
   });
 
+  it('OWASP ASVS 4.0 2.2.1: a wrong password whose count finds the account locked meanwhile (by a request in flight) answers 423 locked_out at reauthenticate, change-password and 2fa/disable, as at login, not 401', async () => {
+    const check = ctx.userManager.checkPassword.bind(ctx.userManager);
+    const routes: Array<{ route: string; body: Record<string, string>; twoFactor?: boolean }> = [
+      { route: '/auth/reauthenticate', body: { password: 'a wrong password guess' } },
+      { route: '/auth/change-password', body: { currentPassword: 'a wrong password guess', newPassword: 'a takeover passphrase 42' } },
+      { route: '/auth/2fa/disable', body: { password: 'a wrong password guess' }, twoFactor: true },
+    ];
+    for (const { route, body, twoFactor } of routes) {
+      const { user, http } = await signedIn();
+      if (twoFactor) {
+        const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+        expect((await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) })).status).toBe(200);
+      }
+      // Other wrong guesses lock the account while this request checks its (wrong) password.
+      const spy = vi.spyOn(ctx.userManager, 'checkPassword').mockImplementation(async (...args: Parameters<typeof check>) => {
+        const right = await check(...args);
+        if (!right) await ctx.userManager.setLockoutEnd((await ctx.userManager.findById(user.id))!, new Date(ctx.clock.now().getTime() + 5 * 60_000));
+        return right;
+      });
+      let answer;
+      try {
+        answer = await http.post(route, body);
+      } finally {
+        spy.mockRestore();
+      }
+      expect({ status: answer.status, code: answer.body.code }, `POST ${route}`).toEqual({ status: 423, code: 'locked_out' });
+      expect(answer.body.retryAfterSeconds, `POST ${route}`).toBeGreaterThan(0);
+    }
+  });
+
   it('OWASP ASVS 4.0 2.2.1: the account service refuses both with locked_out for host code too', async () => {
     const { email, user, http } = await signedIn();
     const sessionId = (await http.get('/auth/sessions')).body.find((s: { current: boolean }) => s.current).id as string;

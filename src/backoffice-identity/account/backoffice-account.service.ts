@@ -10,6 +10,7 @@ import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/s
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
+import type { FailedAccessResult } from '../users/stores/user-store.interface.js';
 import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
 /**
@@ -72,8 +73,8 @@ export class BackOfficeAccountService {
     const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword));
     if (!result.succeeded) {
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
-      // The attempt that locks the account answers locked_out, as sign-in and step-up do (the contract's 423).
-      if ((await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password'))?.lockedNow) return lockedOut();
+      // The attempt that locks the account, or whose count finds it locked meanwhile, answers locked_out, as sign-in does.
+      if (await this.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password'))) return lockedOut();
       return failure('invalid_credentials', 'The username or password is incorrect.');
     }
     await this.signInManager.refreshSignIn(user, session.id);
@@ -198,8 +199,10 @@ export class BackOfficeAccountService {
         if (outcome.noPasswordToCheck) return noLocalPassword();
         // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout. A wrong
         // password is counted and audited (OWASP ASVS 5.0 16.3.1), as at step-up and change-password.
-        // The attempt that locks the account answers locked_out, as sign-in and step-up do (the contract's 423).
-        if (!outcome.unavailable && (await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable'))?.lockedNow) return lockedOut();
+        // The attempt that locks the account, or whose count finds it locked meanwhile, answers locked_out, as sign-in does.
+        if (!outcome.unavailable && (await this.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable')))) {
+          return lockedOut();
+        }
         return failure('invalid_credentials', 'The username or password is incorrect.');
       }
       if (await this.userManager.isLockedOutNow(user)) return lockedOut();
@@ -209,6 +212,16 @@ export class BackOfficeAccountService {
     await this.signInManager.refreshSignIn(user, session.id);
     await this.renewAfterPasswordCheck(session, response, !this.userManager.options.denyLocalLogin);
     return result;
+  }
+
+  /**
+   * True when a refused password's count ({@link BackOfficeUserManager.credentialRefused}) locked the account, or
+   * found it locked by a request in flight (then `user.lockoutEnd` is read again, for the answer's Retry-After):
+   * either way the answer is `locked_out`, as sign-in's (OWASP ASVS 4.0 2.2.1).
+   */
+  private async lockedByCount(user: BackOfficeUser, counted: FailedAccessResult | null): Promise<boolean> {
+    if (!counted) return false;
+    return counted.lockedNow || (counted.alreadyLocked && (await this.userManager.isLockedOutNow(user)));
   }
 
   /**
