@@ -118,3 +118,46 @@ describe('Maintenance with lockout.durationMinutes: 0 (locked until an admin unl
     }
   });
 });
+
+describe('Maintenance with a timed lock longer than 30 days (lockout.durationMinutes: 60 days)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const newUser = userFactory(() => ctx, 'longlock');
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, maintenanceIntervalMinutes: 0, lockout: { maxFailedAccessAttempts: 3, durationMinutes: 60 * 24 * 60 } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('OWASP ASVS 4.0 2.2.1 (no lockout oracle): an unknown username\'s timed lock is kept until it ends, as a known user\'s is (the 30-day rule is for locks nobody can end), then pruned a day after', async () => {
+    const sql = ctx.app.get(DataSource);
+    const counters = async () => (await sql.query('SELECT count(*)::int AS n FROM backoffice_login_attempt'))[0].n as number;
+    const user = await newUser();
+    for (let i = 0; i < 3; i++) {
+      await new HttpClient(ctx.url).login(user.email, 'wrong password entirely');
+      await new HttpClient(ctx.url).login('ghost-longlock@example.com', 'wrong password entirely');
+    }
+    const maintenance = ctx.app.get(BackOfficeMaintenanceService);
+    let advanced = 0;
+    try {
+      // 31 days after the lock: both still locked, alike
+      ctx.clock.advance(31 * 86_400_000);
+      advanced += 31;
+      await maintenance.prune();
+      expect(await counters(), 'the unknown username\'s timed lock 31 days in (it ends at 60)').toBe(1);
+      const known = await new HttpClient(ctx.url).login(user.email, 'wrong password entirely');
+      const unknown = await new HttpClient(ctx.url).login('ghost-longlock@example.com', 'wrong password entirely');
+      expect({ known: known.status, unknown: unknown.status }).toEqual({ known: 423, unknown: 423 });
+      // a day after the lock ended: pruned by the day-after rule
+      ctx.clock.advance(31 * 86_400_000);
+      advanced += 31;
+      expect((await maintenance.prune()).loginAttempts).toBeGreaterThanOrEqual(1);
+      expect(await counters()).toBe(0);
+    } finally {
+      ctx.clock.advance(-advanced * 86_400_000);
+    }
+  });
+});

@@ -29,3 +29,18 @@ describe('InMemoryBackOfficeUserStore.prune: failed-attempt counts', () => {
     expect((await store.findById(fresh.id))!.accessFailedCount).toBe(1);
   });
 });
+
+describe('InMemoryBackOfficeUserStore.prune: locked unknown-username counters', () => {
+  it('OWASP ASVS 4.0 2.2.1 / 11.1.4: a lock until an admin unlocks goes 30 days after it began; a timed 60-day lock is kept until it ends', async () => {
+    const store = new InMemoryBackOfficeUserStore();
+    const start = new Date('2026-01-01T00:00:00Z');
+    const forever = { maxFailedAccessAttempts: 1, lockoutEnd: new Date('9999-12-31T00:00:00Z') };
+    const timed = { maxFailedAccessAttempts: 1, lockoutEnd: new Date(start.getTime() + 60 * 24 * HOUR_MS) };
+    await store.recordFailedAccessForUnknownUser('GHOST-FOREVER', forever, start);
+    await store.recordFailedAccessForUnknownUser('GHOST-TIMED', timed, start);
+    expect((await store.prune(new Date(start.getTime() + 31 * 24 * HOUR_MS))).loginAttempts, 'pruned 31 days after the locks').toBe(1);
+    const after = new Date(start.getTime() + 31 * 24 * HOUR_MS + 1000);
+    expect((await store.recordFailedAccessForUnknownUser('GHOST-TIMED', timed, after)).alreadyLocked, 'the timed lock 31 days in').toBe(true);
+    expect((await store.recordFailedAccessForUnknownUser('GHOST-FOREVER', forever, after)).alreadyLocked).toBe(false);
+  });
+});

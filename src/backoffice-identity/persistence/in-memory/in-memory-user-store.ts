@@ -42,6 +42,8 @@ import {
 import { copyDate, InMemoryBackOfficeState, KeyedMutex, type InMemoryUser } from './in-memory-state.js';
 
 const DAY_MS = 86_400_000;
+/** A lock ending later than this from now is one until an admin unlocks (lockout.durationMinutes is at most 365 days). */
+const UNTIL_UNLOCKED_AFTER_MS = 366 * DAY_MS;
 
 interface TokenRow {
   userId: string;
@@ -405,8 +407,9 @@ export class InMemoryBackOfficeUserStore
     let loginAttempts = 0;
     const stale = (c: Counter) => c.updatedAt < dayAgo && (c.lockoutEnd === null || c.lockoutEnd < now);
     for (const [key, c] of this.unknownUsers) {
-      // a lock of an unknown username (none can end it: lockout.durationMinutes 0) goes 30 days after it began
-      if (stale(c) || c.updatedAt < monthAgo) {
+      // a lock of an unknown username that none can end (lockout.durationMinutes 0) goes 30 days after it began; a
+      // timed one (at most 365 days) is kept until it ends, as a known user's is
+      if (stale(c) || (c.updatedAt < monthAgo && c.lockoutEnd !== null && c.lockoutEnd.getTime() > now.getTime() + UNTIL_UNLOCKED_AFTER_MS)) {
         this.unknownUsers.delete(key);
         loginAttempts++;
       }

@@ -225,6 +225,8 @@ function fromPasskeyRow(row: PasskeyRow): StoredPasskey {
 const returned = (rows: unknown[]): unknown[] => (Array.isArray(rows[0]) ? (rows[0] as unknown[]) : rows);
 
 const DAY_MS = 86_400_000;
+/** A lock ending later than this from now is one until an admin unlocks (lockout.durationMinutes is at most 365 days). */
+const UNTIL_UNLOCKED_AFTER_MS = 366 * DAY_MS;
 
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
@@ -764,9 +766,11 @@ export class TypeOrmBackOfficeUserStore
         'username_hash',
         // A lock ends nobody can end for an unknown username (lockout.durationMinutes 0 locks until an admin unlocks,
         // and there is no account to unlock) goes 30 days after it began (a locked counter's updated_at is the lock's
-        // start): it was kept for ever, so the table grew by one row per username an attacker locked.
-        '(updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)) OR updated_at < $3',
-        [dayAgo, now, monthAgo],
+        // start): it was kept for ever, so the table grew by one row per username an attacker locked. Only such a
+        // lock (ending later than any timed lock can: durationMinutes is at most 365 days); a timed one is kept until
+        // it ends, as a known user's is (no 401 where a known user answers 423).
+        '(updated_at < $1 AND (lockout_end IS NULL OR lockout_end < $2)) OR (updated_at < $3 AND lockout_end > $4)',
+        [dayAgo, now, monthAgo, new Date(now.getTime() + UNTIL_UNLOCKED_AFTER_MS)],
       )) + (await this.forgetStaleFailures(dayAgo, now)),
       // Links that a transaction holds (one voiding a user's links, under the user's row: USER_ROW_FIRST) are left
       // for the next prune: taking many users' links without their rows and waiting for one of them deadlocked with
