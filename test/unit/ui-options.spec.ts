@@ -66,3 +66,12 @@ describe('ui options (sign-in screens)', () => {
     expect(failure(ui)).toContain(`option "${option}"`);
   });
 });
+
+describe('ui message catalogue: the sign-in answers the pages show', () => {
+  it('OWASP ASVS 4.0 2.5.x: every 4xx code of POST /auth/login and POST /auth/passkey/verify has a message of the catalogue (translatable with ui.messages), not the API\'s English message', async () => {
+    const { UI_ERROR_MESSAGES } = await import('../../src/backoffice-identity/ui/ui-messages.js');
+    const signInCodes = ['invalid_credentials', 'not_allowed', 'local_login_disabled', 'invalid_passkey', 'user_verification_required', 'password_reset_required'];
+    const missing = signInCodes.filter((code) => !Object.hasOwn(UI_ERROR_MESSAGES, code) || !Object.hasOwn(BACKOFFICE_UI_MESSAGES, UI_ERROR_MESSAGES[code]!));
+    expect(missing, 'sign-in codes without a catalogue message').toEqual([]);
+  });
+});
