@@ -40,7 +40,8 @@ describe('An import and an invite creating the same new email at once', () => {
       const onConflict = round % 3 === 0 ? 'fail' : 'skip';
       const fireImport = () => admin.post('/users/import', { users: [...others, { email, name: 'Imported', groups: [] }], onConflict });
       const fireInvite = () => admin.post('/users/invite', { email, name: 'Invited', groups: ['editor'] });
-      const [imported, invited] = round % 4 < 2 ? await Promise.all([fireImport(), fireInvite()]) : await Promise.all([fireImport(), fireInvite()].reverse()).then((r) => r.reverse());
+      // (the requests are sent as the calls are made: the invite's call first in half the rounds)
+      const [imported, invited] = round % 4 < 2 ? await Promise.all([fireImport(), fireInvite()]) : await Promise.all([fireInvite(), fireImport()]).then(([i, m]) => [m, i] as const);
       expect(imported.status, imported.text).toBe(200);
       const record = imported.body.results.at(-1);
       const importWon = record.outcome === 'created';
@@ -71,7 +72,6 @@ describe('An import and an invite creating the same new email at once', () => {
       // The user the winner made is whole: reachable through the manager as written.
       expect((await ctx.userManager.findByEmail(email))?.id).toBe(user.id);
     }
-    // Not asserted: which side wins depends on the scheduler; reported for the record.
-    expect(outcomes.size).toBeGreaterThan(0);
+    // Not asserted: which side wins depends on the scheduler (outcomes says which did, for a debugger).
   });
 });
