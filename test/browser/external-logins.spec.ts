@@ -169,6 +169,57 @@ suite('a provider that asks for auto-redirect', () => {
     expect(await page.getByRole('link', { name: 'Sign in with Company login' }).isVisible()).toBe(true);
     await context.close();
   });
+
+  it('OWASP ASVS 5.0 3.5 (login CSRF): a browser already signed in goes to returnUrl, never to the provider, even when its session check answers late; a session that has ended still goes to the provider', async () => {
+    const created = await app.userManager.createUser({ email: 'gil.local@example.com', name: 'Gil Local', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const toProvider: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/auth/external/oidc/challenge') || request.url().startsWith(idp.issuer)) toProvider.push(request.url());
+    });
+    // Signed in with a password (through the API, from a page of the site that is not the sign-in page).
+    await page.goto(`${app.origin}/backoffice/forgot-password`);
+    const login = await page.evaluate(
+      async (password) => (await (window as any).BackOfficeSession.request('POST', '/auth/login', { username: 'gil.local@example.com', password }, { retry: false })).status,
+      TEST_PASSWORD,
+    );
+    expect(login).toBe(200);
+    const sessionCookie = async () => (await context.cookies()).find((c) => c.name === 'backoffice_session')?.value;
+    const token = await sessionCookie();
+    expect(token).toBeTruthy();
+    // A slow session check (the providers list answers first): what an attacker's cross-site link to the sign-in page meets.
+    await page.route('**/backoffice/auth/me', async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await route.continue();
+    });
+    await page.goto(`${app.origin}/backoffice?returnUrl=${encodeURIComponent('/backoffice/account')}`);
+    await page.waitForURL((u) => u.pathname === '/backoffice/account' || u.origin === idp.issuer);
+    await page.waitForLoadState('networkidle');
+    expect(toProvider).toEqual([]);
+    expect(page.url()).toBe(`${app.origin}/backoffice/account`);
+    expect(await sessionCookie()).toBe(token);
+    await page.unroute('**/backoffice/auth/me');
+    expect(await page.evaluate(async () => (await (window as any).BackOfficeSession.request('GET', '/auth/me', undefined, { retry: false })).status)).toBe(200);
+
+    // A session check that cannot answer (network) does not say the session has ended: no auto-redirect, the button stays.
+    await page.route('**/backoffice/auth/me', (route) => route.abort());
+    await page.goto(`${app.origin}/backoffice`);
+    await expect.poll(() => page.getByRole('link', { name: 'Sign in with Company login' }).isVisible()).toBe(true);
+    await page.waitForTimeout(300);
+    expect(page.url()).toBe(`${app.origin}/backoffice`);
+    expect(toProvider).toEqual([]);
+    await page.unroute('**/backoffice/auth/me');
+
+    // The session ended elsewhere (the XSRF cookie is still there, GET /auth/me answers 401): straight to the provider.
+    await app.app.get(BackOfficeSessionService).revokeAll(created.value!);
+    expect(await sessionCookie()).toBe(token);
+    await page.goto(`${app.origin}/backoffice`);
+    await page.waitForURL((u) => u.origin === idp.issuer);
+    expect(toProvider.some((u) => u.includes('/auth/external/oidc/challenge'))).toBe(true);
+    await context.close();
+  });
 });
 
 suite('denyLocalLogin: invites accepted only through the provider, into a group that requires two-factor', () => {

@@ -235,16 +235,23 @@
     });
   }
 
-  function loadProviders() {
+  /**
+   * Lists the provider buttons. A provider with `autoRedirect` is gone to at once only when `signedOut` (a promise)
+   * resolves true: the browser holds no live session. A signed-in browser sent here (a cross-site link to the
+   * sign-in page) must not reach the provider's challenge, which would record its session as the one to replace and
+   * let a silent provider sign-in swap it for another (login CSRF, OWASP ASVS 5.0 3.5); it goes to returnUrl instead.
+   */
+  function loadProviders(signedOut) {
     var box = $('bo-providers');
     if (!box) return;
-    listProviders(box, function (provider, name) {
+    var listed = listProviders(box, function (provider, name) {
       return el('a', { className: 'bo-button bo-secondary', href: providerUrl(provider), text: t('providerButton', { provider: name }) });
-    }).then(function (providers) {
-      var auto = providers.filter(function (p) {
+    });
+    Promise.all([listed, signedOut]).then(function (answers) {
+      var auto = answers[0].filter(function (p) {
         return p.autoRedirect;
       })[0];
-      if (auto && !page.error) {
+      if (auto && !page.error && answers[1] === true) {
         showStatus(t('redirectingToProvider', { provider: auto.displayName || auto.name }));
         window.location.assign(providerUrl(auto));
       }
@@ -273,12 +280,16 @@
   function signIn() {
     // Already signed in: straight on. Only asked when the browser holds a session's XSRF cookie (set and cleared
     // with the session cookie): a first visit makes no request that answers 401 (an error in the console).
+    // Signed out: no such cookie, or GET /auth/me answered 401. Any other answer (200, or one that cannot tell:
+    // no network, 5xx, 429) keeps an autoRedirect provider's redirect from starting (see loadProviders).
+    var signedOut = Promise.resolve(true);
     if (/(^|;\s*)XSRF-TOKEN=./.test(document.cookie)) {
-      S.request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
+      signedOut = S.request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
         if (res.status === 200) window.location.replace(returnUrl());
+        return res.status === 401;
       });
     }
-    loadProviders();
+    loadProviders(signedOut);
     var username = $('bo-username');
     var password = $('bo-password');
     handleForm($('bo-sign-in-form'), function (values) {
