@@ -220,6 +220,45 @@ suite('a provider that asks for auto-redirect', () => {
     expect(toProvider.some((u) => u.includes('/auth/external/oidc/challenge'))).toBe(true);
     await context.close();
   });
+
+  it('OWASP ASVS 5.0 3.5 (login CSRF): a session check answered 401 because a step-up in another tab renewed the session meanwhile does not send the browser to the provider: it asks again with the new cookies and goes to returnUrl', async () => {
+    const created = await app.userManager.createUser({ email: 'hal.local@example.com', name: 'Hal Local', password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const context = await browser.newContext();
+    const other = await context.newPage();
+    await other.goto(`${app.origin}/backoffice/forgot-password`);
+    const call = (path: string, body?: unknown) =>
+      other.evaluate(async ([p, b]) => (await (window as any).BackOfficeSession.request(b === undefined ? 'GET' : 'POST', p, b, { retry: false })).status, [path, body] as const);
+    expect(await call('/auth/login', { username: 'hal.local@example.com', password: TEST_PASSWORD })).toBe(200);
+    const sessionCookie = async () => (await context.cookies()).find((c) => c.name === 'backoffice_session')?.value;
+    const before = await sessionCookie();
+    const page = await context.newPage();
+    const toProvider: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/auth/external/oidc/challenge') || request.url().startsWith(idp.issuer)) toProvider.push(request.url());
+    });
+    // The sign-in page's first GET /auth/me leaves with the session's cookie; before its answer arrives, the other tab
+    // re-authenticates (a step-up renews the session's token and cookies): the answer is 401 though the session goes on.
+    let first = true;
+    await page.route('**/backoffice/auth/me', async (route) => {
+      if (!first) return route.continue();
+      first = false;
+      expect(await call('/auth/reauthenticate', { password: TEST_PASSWORD })).toBe(200);
+      // What the server answers the request that left with the session's former cookie.
+      const stale = await fetch(route.request().url(), { headers: { accept: 'application/json', 'x-backoffice-session-peek': '1', cookie: `backoffice_session=${before}` } });
+      expect(stale.status).toBe(401);
+      await route.fulfill({ status: stale.status, contentType: 'application/json', body: await stale.text() });
+    });
+    await page.goto(`${app.origin}/backoffice?returnUrl=${encodeURIComponent('/backoffice/account')}`);
+    await page.waitForURL((u) => u.pathname === '/backoffice/account' || u.origin === idp.issuer);
+    await page.waitForLoadState('networkidle');
+    expect(toProvider).toEqual([]);
+    expect(page.url()).toBe(`${app.origin}/backoffice/account`);
+    const renewed = await sessionCookie();
+    expect(renewed).not.toBe(before);
+    expect(await call('/auth/me')).toBe(200);
+    await context.close();
+  });
 });
 
 suite('denyLocalLogin: invites accepted only through the provider, into a group that requires two-factor', () => {

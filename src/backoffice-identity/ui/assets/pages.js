@@ -282,13 +282,22 @@
     // with the session cookie): a first visit makes no request that answers 401 (an error in the console).
     // Signed out: no such cookie, or GET /auth/me answered 401. Any other answer (200, or one that cannot tell:
     // no network, 5xx, 429) keeps an autoRedirect provider's redirect from starting (see loadProviders).
-    var signedOut = Promise.resolve(true);
-    if (/(^|;\s*)XSRF-TOKEN=./.test(document.cookie)) {
-      signedOut = S.request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
+    // A 401 to a call that left with a session cookie a step-up (in another tab) renewed meanwhile says nothing of
+    // the session, which goes on under the new cookie: when the XSRF cookie changed, the page asks again (once).
+    var xsrfCookie = function () {
+      var match = /(?:^|;\s*)XSRF-TOKEN=([^;]*)/.exec(document.cookie);
+      return match ? match[1] : '';
+    };
+    var peek = function (again) {
+      var sent = xsrfCookie();
+      return S.request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
+        var now = xsrfCookie();
+        if (res.status === 401 && again && now && now !== sent) return peek(false);
         if (res.status === 200) window.location.replace(returnUrl());
         return res.status === 401;
       });
-    }
+    };
+    var signedOut = xsrfCookie() ? peek(true) : Promise.resolve(true);
     loadProviders(signedOut);
     var username = $('bo-username');
     var password = $('bo-password');
