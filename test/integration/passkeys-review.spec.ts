@@ -6,7 +6,7 @@ import { expectClientError } from '../support/bad-input.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 import { Mailbox } from '../support/mailbox.js';
 import { linkParams } from '../support/smtp.js';
-import { BackOfficeEvents, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BackOfficeEvents, BackOfficePasskeyCeremonies, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 
 const ORIGIN = 'http://localhost:3000';
 const RP_ID = 'localhost';
@@ -87,6 +87,34 @@ describe('Passkeys: review findings', () => {
       user.id,
     ]);
     expect(failed).toEqual([{ performing_user_id: user.id, details: { reason: 'invalid_passkey', via: 'reauthentication' } }]);
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: a refused passkey at step-up whose count finds the account locked meanwhile (by a request in flight) answers 423 locked_out with Retry-After, as login and the password step-up do, not 401', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const { authenticator } = await register(http);
+    const ceremonies = ctx.app.get(BackOfficePasskeyCeremonies);
+    const verify = ceremonies.verifyAssertion.bind(ceremonies);
+    // Wrong guesses elsewhere lock the account while this request checks its (wrongly signed) assertion.
+    let checked = 0;
+    const spy = vi.spyOn(ceremonies, 'verifyAssertion').mockImplementation(async (...args: Parameters<typeof verify>) => {
+      const result = await verify(...args);
+      checked++;
+      if (!result.verified) await ctx.userManager.setLockoutEnd((await ctx.userManager.findById(user.id))!, new Date(ctx.clock.now().getTime() + 5 * 60_000));
+      return result;
+    });
+    let answer;
+    try {
+      const options = await http.post('/auth/reauthenticate/passkey/options', {});
+      expect(options.status, options.text).toBe(200);
+      answer = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body, { signWith: SoftwareAuthenticator.otherKey() }) });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(checked).toBe(1);
+    expect({ status: answer.status, code: answer.body.code }).toEqual({ status: 423, code: 'locked_out' });
+    expect(answer.body.retryAfterSeconds).toBeGreaterThan(0);
+    expect(Number(answer.headers.get('retry-after'))).toBe(answer.body.retryAfterSeconds);
   });
 
   it('WebAuthn L3 7.1 (credentialId at most 1023 bytes): an attested credential id that is too long is 400 invalid_passkey, not a 500', async () => {

@@ -70,7 +70,7 @@ export class PasskeyReauthenticationController {
   @documented(401, 'unauthenticated (also when another step-up renewed the session token first), or invalid_passkey (counts toward lockout)')
   @documented(403, 'xsrf_failed, or local_login_disabled (denyLocalLogin)')
   @documented(404, 'not_found: passkeys are not enabled')
-  @documented(423, 'locked_out: the assertion is not checked while the account is locked')
+  @documented(423, 'locked_out: the assertion is not checked while the account is locked; also the answer to the refused assertion that locks the account, or whose count finds it locked meanwhile by a request in flight')
   async reauthenticate(
     @Req() request: BackOfficeAuthenticatedRequest,
     @Body() body: PasskeyVerifyDto,
@@ -86,6 +86,9 @@ export class PasskeyReauthenticationController {
       if (!result) await this.ceremonies.discardChallenge(response, 'reauthentication', user.id);
       const counted = await this.userManager.credentialRefused(user, 'invalid_passkey', 'reauthentication');
       if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
+      // Locked meanwhile by a request in flight: 423 as at sign-in and the password step-up (the count refused to add
+      // to a lock), not 401 (OWASP ASVS 4.0 2.2.1).
+      if (counted?.alreadyLocked && (await this.userManager.isLockedOutNow(user))) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
       throw new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');
     }
     if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
