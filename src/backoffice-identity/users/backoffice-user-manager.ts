@@ -572,14 +572,17 @@ export class BackOfficeUserManager {
 
   /**
    * True while an admin's forced reset ({@link removePassword}) waits for the user to set a new password with the
-   * emailed link (or one from forgot-password): no password, but one was set or removed before
-   * (`lastPasswordChangeAt`), and the directory does not own it. A passkey, a local credential like the password,
-   * does not sign such a user in meanwhile (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x): an admin forcing a reset after a
-   * suspected compromise expects no local credential to get in until the reset is done. Users who never had a
-   * password (external logins, passkeys added after an external sign-in) are not concerned.
+   * emailed link (or one from forgot-password): no password, the removal's mark (`passwordResetForcedAt`) set, and
+   * the directory does not own it. A passkey, a local credential like the password, does not sign such a user in
+   * meanwhile (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x): an admin forcing a reset after a suspected compromise expects no
+   * local credential to get in until the reset is done. Users who never had a password (external logins, passkeys
+   * added after an external sign-in) are not concerned, nor are users whose local hash a password checker retired
+   * (`retiresLocalPasswords`, also when it leaves no directory mark): nobody forced a reset on them. A store that
+   * does not keep the mark (`passwordResetForcedAt` absent) falls back to "no password, `lastPasswordChangeAt` set".
    */
-  isPasswordResetPending(user: Pick<BackOfficeUser, 'passwordHash' | 'lastPasswordChangeAt' | 'directoryManagedAt'>): boolean {
-    return this.supportsUserPassword && user.passwordHash === null && user.lastPasswordChangeAt != null && !this.isDirectoryManaged(user);
+  isPasswordResetPending(user: Pick<BackOfficeUser, 'passwordHash' | 'lastPasswordChangeAt' | 'directoryManagedAt' | 'passwordResetForcedAt'>): boolean {
+    if (!this.supportsUserPassword || user.passwordHash !== null || this.isDirectoryManaged(user)) return false;
+    return user.passwordResetForcedAt !== undefined ? user.passwordResetForcedAt != null : user.lastPasswordChangeAt != null;
   }
 
   /**
@@ -1656,7 +1659,7 @@ export class BackOfficeUserManager {
     let written = false;
     const write = async (store: BackOfficeUserStore) => {
       const passwords = this.capability(isUserPasswordStore, 'UserPasswordStore', store);
-      if ((await passwords.setPasswordHash(user.id, null, stamp, now, unlessDirectoryManaged ? { unlessDirectoryManaged } : {})) === false) return;
+      if ((await passwords.setPasswordHash(user.id, null, stamp, now, { forcedReset: true, ...(unlessDirectoryManaged ? { unlessDirectoryManaged } : {}) })) === false) return;
       await this.voidPasswordBoundTokens(store, user.id, now);
       written = true;
     };
@@ -1665,7 +1668,7 @@ export class BackOfficeUserManager {
       user.directoryManagedAt = (await this.findById(user.id))?.directoryManagedAt ?? null;
       return IdentityResult.failed(this.isDirectoryManaged(user) ? this.errorDescriber.passwordManagedByDirectory() : this.errorDescriber.notFound('user'));
     }
-    Object.assign(user, { passwordHash: null, securityStamp: stamp, lastPasswordChangeAt: now });
+    Object.assign(user, { passwordHash: null, securityStamp: stamp, lastPasswordChangeAt: now, passwordResetForcedAt: now });
     return IdentityResult.success();
   }
 

@@ -62,6 +62,13 @@ export interface BackOfficeUser {
    * before is refused, so a user removed from the directory cannot set a local password through their mailbox.
    */
   directoryManagedAt?: Date | null;
+  /**
+   * When the password was removed by `BackOfficeUserManager.removePassword` (an admin's forced reset), while
+   * no password has been set since; null: no forced reset pending. Not set when a password checker retires the local
+   * hash (`retiresLocalPasswords`). Absent (a store that does not keep it): the manager falls back to "no password,
+   * `lastPasswordChangeAt` set".
+   */
+  passwordResetForcedAt?: Date | null;
 }
 
 /**

@@ -169,6 +169,7 @@ export class InMemoryBackOfficeUserStore
       disabledReason: null,
       disabledUntil: null,
       directoryManagedAt: null,
+      passwordResetForcedAt: null,
     };
     this.state.users.set(stored.id, stored);
     if (initialToken) this.insertToken(stored.id, initialToken.purpose, initialToken.tokenHash, initialToken.expiresAt, now, null);
@@ -254,7 +255,7 @@ export class InMemoryBackOfficeUserStore
     passwordHash: string | null,
     securityStamp: string,
     now: Date,
-    options: { rehashOf?: string; unlessDirectoryManaged?: boolean } = {},
+    options: { rehashOf?: string; unlessDirectoryManaged?: boolean; forcedReset?: boolean } = {},
   ): Promise<boolean> {
     const stored = this.row(userId);
     if (!stored) return false;
@@ -263,7 +264,9 @@ export class InMemoryBackOfficeUserStore
       return true;
     }
     if (options.unlessDirectoryManaged && stored.directoryManagedAt != null) return false;
-    Object.assign(stored, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
+    // A forced reset's removal marks the reset pending; any other write of the password (a new one) ends it.
+    const passwordResetForcedAt = options.forcedReset === true && passwordHash === null ? now : null;
+    Object.assign(stored, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now, passwordResetForcedAt });
     return true;
   }
 

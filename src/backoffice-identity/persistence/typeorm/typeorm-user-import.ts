@@ -246,6 +246,7 @@ async function updateUser(manager: EntityManager, id: string, row: ImportedUserR
      UPDATE backoffice_user u SET username = $2, normalized_username = $3, email = $4, name = $5,
        password_hash = COALESCE($6, u.password_hash), security_stamp = $7, is_approved = COALESCE($8, u.is_approved),
        last_password_change_at = CASE WHEN $6::text IS NOT NULL AND $6::text IS DISTINCT FROM old.password_hash THEN $10 ELSE u.last_password_change_at END,
+       password_reset_forced_at = CASE WHEN $6::text IS NOT NULL THEN NULL ELSE u.password_reset_forced_at END,
        last_login_at = COALESCE($9, u.last_login_at), updated_at = $10
      FROM old WHERE u.id = $1
      RETURNING (u.password_hash IS DISTINCT FROM old.password_hash) AS hash_changed, (u.email IS DISTINCT FROM old.email) AS email_changed,

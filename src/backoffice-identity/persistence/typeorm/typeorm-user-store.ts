@@ -90,6 +90,7 @@ export interface UserJson {
   disabled_reason?: string | null;
   disabled_until?: string | null;
   directory_managed_at?: string | null;
+  password_reset_forced_at?: string | null;
 }
 
 /** One group of a user as {@link USER_GROUPS_JOIN} lists it: alias, `require_two_factor`, permission keys. */
@@ -178,6 +179,7 @@ export function userFromRow(row: UserRow & { u: UserJson }): BackOfficeUser {
     disabledReason: u.disabled_reason ?? null,
     disabledUntil: jsonDate(u.disabled_until),
     directoryManagedAt: jsonDate(u.directory_managed_at),
+    passwordResetForcedAt: jsonDate(u.password_reset_forced_at),
   });
 }
 
@@ -495,23 +497,25 @@ export class TypeOrmBackOfficeUserStore
     passwordHash: string | null,
     securityStamp: string,
     now: Date,
-    options: { rehashOf?: string; unlessDirectoryManaged?: boolean } = {},
+    options: { rehashOf?: string; unlessDirectoryManaged?: boolean; forcedReset?: boolean } = {},
   ): Promise<boolean> {
     if (options.rehashOf !== undefined) {
       await this.users.update({ id: userId, passwordHash: options.rehashOf }, { passwordHash, updatedAt: now });
       return true;
     }
+    // A forced reset's removal marks the reset pending; any other write of the password (a new one) ends it.
+    const passwordResetForcedAt = options.forcedReset === true && passwordHash === null ? now : null;
     if (options.unlessDirectoryManaged) {
       // One statement: a mark committed while it waited for the row is seen by the re-check of its WHERE.
       if (!isUuid(userId)) return false;
       const rows: unknown[] = await this.manager.query(
-        `UPDATE backoffice_user SET password_hash = $2, security_stamp = $3, last_password_change_at = $4, updated_at = $4
+        `UPDATE backoffice_user SET password_hash = $2, security_stamp = $3, last_password_change_at = $4, updated_at = $4, password_reset_forced_at = $5
          WHERE id = $1 AND directory_managed_at IS NULL RETURNING id`,
-        [userId, passwordHash, securityStamp, now],
+        [userId, passwordHash, securityStamp, now, passwordResetForcedAt],
       );
       return returned(rows).length > 0;
     }
-    await this.users.update({ id: userId }, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now });
+    await this.users.update({ id: userId }, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now, passwordResetForcedAt });
     return true;
   }
 

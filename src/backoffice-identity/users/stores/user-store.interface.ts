@@ -46,15 +46,18 @@ export interface UserPasswordStore {
    * stored hash is still `rehashOf`, so it never undoes a password change made meanwhile. `unlessDirectoryManaged`
    * (an admin's forced reset): written only while the user is not marked directory-managed
    * ({@link UserDirectoryManagedStore}), checked under the lock of the write (the user's row), so a mark committed
-   * after the caller read the user is seen: false, nothing written. A store that answers nothing (`void`) is taken
-   * to have written it.
+   * after the caller read the user is seen: false, nothing written. `forcedReset` (with a `null` hash: the removal of
+   * `BackOfficeUserManager.removePassword`) sets `passwordResetForcedAt` to `now`; every other write but a
+   * `rehashOf` one (a new password, a removal that is no forced reset) sets it to null. A store that does not keep
+   * `passwordResetForcedAt` may ignore it (the manager then falls back to `lastPasswordChangeAt`). A store that
+   * answers nothing (`void`) is taken to have written it.
    */
   setPasswordHash(
     userId: string,
     passwordHash: string | null,
     securityStamp: string,
     now: Date,
-    options?: { rehashOf?: string; unlessDirectoryManaged?: boolean },
+    options?: { rehashOf?: string; unlessDirectoryManaged?: boolean; forcedReset?: boolean },
   ): Promise<boolean | void>;
 }
 

@@ -77,6 +77,10 @@ export class BackOfficeUserEntity {
   @Column({ name: 'directory_managed_at', type: 'timestamptz', nullable: true })
   directoryManagedAt!: Date | null;
 
+  /** When an admin's forced reset removed the password, until a new one is set (null: none pending). */
+  @Column({ name: 'password_reset_forced_at', type: 'timestamptz', nullable: true })
+  passwordResetForcedAt!: Date | null;
+
   /** `person` or `api` (a machine that signs in with client credentials only). */
   @Column({ type: 'varchar', length: 16, default: 'person' })
   kind!: 'person' | 'api';

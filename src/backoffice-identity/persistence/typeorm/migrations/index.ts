@@ -11,6 +11,7 @@ import { BackOfficeIdentityAuditAndListIndexes1732570000000 } from './1732570000
 import { BackOfficeIdentitySessionNextStamp1732580000000 } from './1732580000000-backoffice-identity-session-next-stamp.js';
 import { BackOfficeIdentityDirectoryManaged1732590000000 } from './1732590000000-backoffice-identity-directory-managed.js';
 import { BackOfficeIdentitySessionNextStamps1732600000000 } from './1732600000000-backoffice-identity-session-next-stamps.js';
+import { BackOfficeIdentityPasswordResetForced1732610000000 } from './1732610000000-backoffice-identity-password-reset-forced.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -27,4 +28,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentitySessionNextStamp1732580000000,
   BackOfficeIdentityDirectoryManaged1732590000000,
   BackOfficeIdentitySessionNextStamps1732600000000,
+  BackOfficeIdentityPasswordResetForced1732610000000,
 ];
