@@ -10,7 +10,6 @@ import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/s
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
-import type { FailedAccessResult } from '../users/stores/user-store.interface.js';
 import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
 /**
@@ -74,7 +73,7 @@ export class BackOfficeAccountService {
     if (!result.succeeded) {
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
       // The attempt that locks the account, or whose count finds it locked meanwhile, answers locked_out, as sign-in does.
-      if (await this.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password'))) return lockedOut();
+      if (await this.userManager.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password'))) return lockedOut();
       return failure('invalid_credentials', 'The username or password is incorrect.');
     }
     await this.signInManager.refreshSignIn(user, session.id);
@@ -200,7 +199,7 @@ export class BackOfficeAccountService {
         // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout. A wrong
         // password is counted and audited (OWASP ASVS 5.0 16.3.1), as at step-up and change-password.
         // The attempt that locks the account, or whose count finds it locked meanwhile, answers locked_out, as sign-in does.
-        if (!outcome.unavailable && (await this.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable')))) {
+        if (!outcome.unavailable && (await this.userManager.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable')))) {
           return lockedOut();
         }
         return failure('invalid_credentials', 'The username or password is incorrect.');
@@ -212,16 +211,6 @@ export class BackOfficeAccountService {
     await this.signInManager.refreshSignIn(user, session.id);
     await this.renewAfterPasswordCheck(session, response, !this.userManager.options.denyLocalLogin);
     return result;
-  }
-
-  /**
-   * True when a refused password's count ({@link BackOfficeUserManager.credentialRefused}) locked the account, or
-   * found it locked by a request in flight (then `user.lockoutEnd` is read again, for the answer's Retry-After):
-   * either way the answer is `locked_out`, as sign-in's (OWASP ASVS 4.0 2.2.1).
-   */
-  private async lockedByCount(user: BackOfficeUser, counted: FailedAccessResult | null): Promise<boolean> {
-    if (!counted) return false;
-    return counted.lockedNow || (counted.alreadyLocked && (await this.userManager.isLockedOutNow(user)));
   }
 
   /**

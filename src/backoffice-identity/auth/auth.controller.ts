@@ -225,9 +225,8 @@ export class AuthController {
       // wrong password, not counted, never sent to an external provider.
       if (outcome.noPasswordToCheck) throw manager.isDirectoryManaged(user) ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.noLocalPassword();
       const counted = await manager.credentialRefused(user, 'invalid_credentials', 'reauthentication');
-      if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
-      // Locked meanwhile by a request in flight: 423 as at sign-in (the count refused to add to a lock), not 401.
-      if (counted?.alreadyLocked && (await manager.isLockedOutNow(user))) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
+      // Locked by this count, or meanwhile by a request in flight: 423 as at sign-in, not 401 (user.lockoutEnd is the lock's end).
+      if (await manager.lockedByCount(user, counted)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
       throw BackOfficeHttpError.invalidCredentials();
     }
     if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);

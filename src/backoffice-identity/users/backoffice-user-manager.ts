@@ -1072,6 +1072,17 @@ export class BackOfficeUserManager {
     return true;
   }
 
+  /**
+   * True when a refused password's count ({@link credentialRefused}) locked the account, or found it locked by a
+   * request in flight (then the stored lock is read again: {@link isLockedOutNow}). Either way `user.lockoutEnd` holds
+   * the lock's end (for the answer's Retry-After) and the answer is `locked_out`, as sign-in's (OWASP ASVS 4.0 2.2.1).
+   * False for a null count (no lockout).
+   */
+  async lockedByCount(user: BackOfficeUser, counted: FailedAccessResult | null): Promise<boolean> {
+    if (!counted) return false;
+    return counted.lockedNow || (counted.alreadyLocked && (await this.isLockedOutNow(user)));
+  }
+
   /** Ends an API client's lockout when its store can (`clearLockout` is optional); else says so in the log. */
   private async clearApiClientLockout(store: BackOfficeApiClientStore, userId: string): Promise<void> {
     if (store.clearLockout) await store.clearLockout(userId);
