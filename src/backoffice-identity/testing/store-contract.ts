@@ -567,7 +567,7 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(revoked?.reauthenticatedAt?.getTime()).toBe(at(0).getTime());
       });
 
-      test('revokeAll with `live` ends every unrevoked session but counts only those that were live (not past the absolute end, seen after `seenAfter`, under the stamp or an announced one)', async ({ userStore, sessionStore }) => {
+      test('revokeAll with `live` ends every unrevoked session but counts only those that were live, the ones listLive lists (not past the absolute end, seen after `seenAfter`, under the stamp or an announced one)', async ({ userStore, sessionStore }) => {
         const user = await newUser(userStore);
         const live = newSession(user.id, user.securityStamp, { lastSeenAt: at(HOUR) });
         const announced = newSession(user.id, 'stamp-old', { lastSeenAt: at(HOUR) });
@@ -578,6 +578,12 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         ];
         for (const s of [live, announced, ...ended]) await sessionStore.create(s);
         await sessionStore.update(announced.id, { nextSecurityStamps: [user.securityStamp] });
+        // listLive (and its page) lists by the same rule revokeAll counts by: exactly the two live ones.
+        const byRule = [live.id, announced.id].sort();
+        expect((await sessionStore.listLive(user.id, user.securityStamp, at(3 * HOUR), at(30 * 60_000))).map((s) => s.id).sort()).toEqual(byRule);
+        if (sessionStore.listLivePage) {
+          expect((await sessionStore.listLivePage(user.id, user.securityStamp, at(3 * HOUR), at(30 * 60_000), { skip: 0, take: 10 })).map((s) => s.id).sort()).toEqual(byRule);
+        }
         expect(await sessionStore.revokeAll(user.id, at(3 * HOUR), undefined, { securityStamp: user.securityStamp, seenAfter: at(30 * 60_000) })).toBe(2);
         for (const s of [live, announced, ...ended]) expect((await sessionStore.findById(user.id, s.id))?.revokedAt?.getTime()).toBe(at(3 * HOUR).getTime());
         expect(await sessionStore.revokeAll(user.id, at(4 * HOUR), undefined, { securityStamp: user.securityStamp, seenAfter: at(0) })).toBe(0);

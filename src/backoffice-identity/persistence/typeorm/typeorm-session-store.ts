@@ -2,7 +2,7 @@ import type { BackOfficeListPage } from '../../common/list-page.js';
 import { Injectable, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { requireHostDataSource } from './backoffice-data-source.provider.js';
-import { ArrayContains, DataSource, IsNull, MoreThan } from 'typeorm';
+import { DataSource, IsNull } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
 import type { BackOfficeAuditStore } from '../../audit/backoffice-audit-store.interface.js';
 import { MAX_ANNOUNCED_SECURITY_STAMPS, type BackOfficeSession, type BackOfficeSessionChanges, type BackOfficeSessionStore, type BackOfficeSignInWrites } from '../../sessions/session-store.interface.js';
@@ -80,13 +80,22 @@ function sessionFromRow({ s }: SessionRow): BackOfficeSession {
   });
 }
 
-/** The user's live sessions on the user's stamp (held or announced), not revoked, expired or idle since `seenAfter`. */
-function liveSessionsWhere(userId: string, securityStamp: string, now: Date, seenAfter: Date) {
-  const live = { userId, revokedAt: IsNull(), expiresAt: MoreThan(now), lastSeenAt: MoreThan(seenAfter) };
-  return [
-    { ...live, securityStamp },
-    { ...live, nextSecurityStamps: ArrayContains([securityStamp]) },
-  ];
+/** The placeholders (with any casts) of the values {@link liveSessionSql} compares with. */
+interface LiveSessionParams {
+  securityStamp: string;
+  now: string;
+  seenAfter: string;
+}
+
+/**
+ * The one rule of a live session of an unrevoked row `alias` of `backoffice_session` (what {@link TypeOrmBackOfficeSessionStore.listLive}
+ * lists and what `revokeAll` with `live` counts), as SQL: on the user's stamp (held, or announced by a change of
+ * this session in flight), before its absolute end, seen after `seenAfter` (not idle). Not revoked is the caller's
+ * part (`revoked_at IS NULL` where it selects: a RETURNING sees the row already revoked).
+ */
+function liveSessionSql(alias: string, p: LiveSessionParams): string {
+  return `((${alias}.security_stamp = ${p.securityStamp} OR ${p.securityStamp} = ANY (${alias}.next_security_stamps))
+    AND ${alias}.expires_at > ${p.now} AND ${alias}.last_seen_at > ${p.seenAfter})`;
 }
 
 /**
@@ -191,17 +200,26 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
   }
 
   listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]> {
-    return this.sessions.find({ where: liveSessionsWhere(userId, securityStamp, now, seenAfter), order: { lastSeenAt: 'DESC', id: 'ASC' } });
+    return this.liveSessions(userId, securityStamp, now, seenAfter).getMany();
   }
 
   /** {@link listLive}'s page: OFFSET / LIMIT on (last_seen_at DESC, id), the order of every page. */
   listLivePage(userId: string, securityStamp: string, now: Date, seenAfter: Date, page: BackOfficeListPage): Promise<BackOfficeSession[]> {
-    return this.sessions.find({
-      where: liveSessionsWhere(userId, securityStamp, now, seenAfter),
-      order: { lastSeenAt: 'DESC', id: 'ASC' },
-      skip: page.skip,
-      take: page.take,
-    });
+    return this.liveSessions(userId, securityStamp, now, seenAfter).offset(page.skip).limit(page.take).getMany();
+  }
+
+  /** The user's live sessions ({@link liveSessionSql}, unrevoked), most recently seen first, ties by id: one SELECT. */
+  private liveSessions(userId: string, securityStamp: string, now: Date, seenAfter: Date) {
+    return this.sessions
+      .createQueryBuilder('s')
+      .where(`s.user_id = :userId AND s.revoked_at IS NULL AND ${liveSessionSql('s', { securityStamp: ':securityStamp', now: ':now', seenAfter: ':seenAfter' })}`, {
+        userId,
+        securityStamp,
+        now,
+        seenAfter,
+      })
+      .orderBy('s.lastSeenAt', 'DESC')
+      .addOrderBy('s.id', 'ASC');
   }
 
   async touch(sessionId: string, at: Date): Promise<void> {
@@ -290,15 +308,14 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
    * One statement for both: locks the user's unrevoked sessions in id order (a plain UPDATE would lock them in the
    * index's order, and two such writes at once could deadlock), then ends all but `keep`; with `onlyIfKeptIsLive`,
    * only when `keep` is among the locked ones. With `live`, the count is of the ended rows that were live
-   * ({@link liveSessionsWhere}'s rule: the stamp or an announced one, before the absolute end, seen after `seenAfter`).
+   * ({@link liveSessionSql}, the rule listLive lists by).
    */
   private async revokeInIdOrder(userId: string, now: Date, keep: string | null, onlyIfKeptIsLive: boolean, live?: { securityStamp: string; seenAfter: Date }): Promise<number> {
     const rows = await this.dataSource.query(
       `WITH locked AS (SELECT id FROM backoffice_session WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id FOR NO KEY UPDATE)
        UPDATE backoffice_session s SET revoked_at = $2 FROM locked l
        WHERE s.id = l.id AND s.id IS DISTINCT FROM $3::uuid AND (NOT $4::boolean OR EXISTS (SELECT 1 FROM locked k WHERE k.id = $3::uuid))
-       RETURNING s.id, ($5::varchar IS NULL OR ((s.security_stamp = $5::varchar OR $5::varchar = ANY (s.next_security_stamps))
-         AND s.expires_at > $2 AND s.last_seen_at > $6::timestamptz)) AS live`,
+       RETURNING s.id, ($5::varchar IS NULL OR ${liveSessionSql('s', { securityStamp: '$5::varchar', now: '$2', seenAfter: '$6::timestamptz' })}) AS live`,
       [userId, now, keep, onlyIfKeptIsLive, live?.securityStamp ?? null, live?.seenAfter ?? null],
     );
     return returned<{ live: boolean | null }>(rows).filter((row) => row.live === true).length;
