@@ -324,7 +324,7 @@ describe(`demo app with OIDC_* on ${dbKind() === 'pglite' ? 'in-memory PGlite' :
       idp.accounts.set('new-person', { email: 'new.person@example.com', email_verified: true, name: 'New Person', groups: ['staff', 'admin', 'translator'] });
       const signedIn = await person.signIn('oidc', 'new-person');
       expect(signedIn.status).toBe(302);
-      expect(signedIn.headers.get('location')).toBe('/backoffice/');
+      expect(signedIn.headers.get('location')).toBe('/backoffice');
       const me = await person.app.get('/auth/me');
       expect(me.body).toMatchObject({ email: 'new.person@example.com', name: 'New Person', logins: [{ provider: 'oidc', displayName: 'Single sign-on' }] });
       expect([...me.body.groups].sort()).toEqual(['editor', 'writer']);

@@ -341,6 +341,20 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(events.named(BackOfficeEvents.SessionsRevoked, previous.id), 'the callback audited the revocation of a session that had already ended').toHaveLength(endedBefore);
     });
 
+    it('the callback lands on the sign-in page at its canonical path (no trailing slash before the query): the page itself, not one more 302', async () => {
+      const refused = await new Person(ctx.url).signIn('oidc', account('canonical-error', { email_verified: false }).login);
+      const error = refused.headers.get('location')!;
+      expect(error).toBe('/backoffice?error=external_email_unverified');
+      expect(error).not.toMatch(/\/\?/);
+      const signedIn = (await new Person(ctx.url).signIn('oidc', account('canonical-default').login)).headers.get('location')!;
+      expect(signedIn).toBe('/backoffice');
+      for (const location of [error, signedIn]) {
+        const page = await fetch(new URL(location, ctx.url), { redirect: 'manual' });
+        expect(page.status, location).toBe(200);
+        expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      }
+    });
+
     it('an email the provider has not verified creates nobody: external_email_unverified', async () => {
       const { login, email } = account('unverified', { email_verified: false });
       expectRefused(await new Person(ctx.url).signIn('oidc', login), 'external_email_unverified');
@@ -365,7 +379,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         const callbackUrl = await person.idp.authorize(challenge.headers.get('location')!, login);
         const signedIn = await person.deliver(callbackUrl);
         expect(signedIn.status, signedIn.text).toBe(302);
-        expect(signedIn.headers.get('location')).toBe('/backoffice/');
+        expect(signedIn.headers.get('location')).toBe('/backoffice');
         const cookies = [...challenge.setCookies, ...signedIn.setCookies].filter((c) => /^__Host-/i.test(c));
         expect(cookies.map((c) => c.slice(0, c.indexOf('=')))).toEqual(expect.arrayContaining([pendingSignInCookies({ cookieName: '__Host-bo_session' }).externalLogin, '__Host-bo_session']));
         // RFC 6265bis 4.1.3.2: a user agent drops a "__Host-" cookie unless it is Secure, has Path=/ and no Domain.
@@ -970,7 +984,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       const result = await again.signIn('oidc', login, { returnUrl: '/backoffice/account' });
       expect(result.status).toBe(302);
       const location = new URL(result.headers.get('location')!, ctx.url);
-      expect(location.pathname).toBe('/backoffice/');
+      expect(location.pathname).toBe('/backoffice');
       expect(location.searchParams.get('status')).toBe('requiresTwoFactor');
       expect(location.searchParams.get('providers')!.split(',')).toContain('totp');
       expect(location.searchParams.get('returnUrl')).toBe('/backoffice/account');
@@ -1646,7 +1660,7 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
           expect(won, second).toHaveLength(1);
           const lost = results.find((r) => !won.includes(r))!;
           expect(lost.status).toBe(302);
-          expect(['/backoffice/?error=login_already_linked', '/backoffice/?error=external_email_in_use']).toContain(lost.headers.get('location'));
+          expect(['/backoffice?error=login_already_linked', '/backoffice?error=external_email_in_use']).toContain(lost.headers.get('location'));
           expect(await app.userManager.getLogins({ id: invitee.userId }), second).toHaveLength(1);
           expect(events.named(BackOfficeEvents.InviteAccepted, invitee.userId)).toHaveLength(1);
           expect(events.named(BackOfficeEvents.LoginLinked, invitee.userId)).toHaveLength(1);

@@ -151,9 +151,12 @@ export class BackOfficeExternalLoginService {
     return this.signInManager.userManager;
   }
 
-  /** The sign-in page: where failures and two-factor prompts land. */
+  /**
+   * The sign-in page: where failures and two-factor prompts land. Its canonical path, without a trailing slash
+   * (`/backoffice/` is a 302 to `/backoffice`: one more hop).
+   */
   get signInPage(): string {
-    return `/${this.options.routePrefix}/`;
+    return `/${this.options.routePrefix}`;
   }
 
   /**
@@ -191,7 +194,7 @@ export class BackOfficeExternalLoginService {
   ): Promise<string> {
     const provider = this.provider(name);
     const signedIn = input.link ?? input.reauthenticate;
-    const returnUrl = this.checkReturnUrl(input.returnUrl, signedIn ? `/${this.options.routePrefix}/account` : `/${this.options.routePrefix}/`);
+    const returnUrl = this.checkReturnUrl(input.returnUrl, signedIn ? `/${this.options.routePrefix}/account` : this.signInPage);
     const invite = input.invite ? await this.checkInvite(input.invite) : undefined;
     const configuration = provider.configuration;
     if (!configuration) {
