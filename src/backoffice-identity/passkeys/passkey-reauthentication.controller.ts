@@ -85,10 +85,9 @@ export class PasskeyReauthenticationController {
     if (!result?.verified) {
       if (!result) await this.ceremonies.discardChallenge(response, 'reauthentication', user.id);
       const counted = await this.userManager.credentialRefused(user, 'invalid_passkey', 'reauthentication');
-      if (counted?.lockedNow) throw signInError({ status: 'lockedOut', lockoutEnd: counted.lockoutEnd }, this.clock.now());
-      // Locked meanwhile by a request in flight: 423 as at sign-in and the password step-up (the count refused to add
-      // to a lock), not 401 (OWASP ASVS 4.0 2.2.1).
-      if (counted?.alreadyLocked && (await this.userManager.isLockedOutNow(user))) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
+      // Locked by this count, or meanwhile by a request in flight: 423 as at sign-in and the password step-up, not 401
+      // (OWASP ASVS 4.0 2.2.1; user.lockoutEnd is the lock's end).
+      if (await this.userManager.lockedByCount(user, counted)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
       throw new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');
     }
     if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
