@@ -11,6 +11,8 @@
 //          --cpu-prof (apps write .cpuprofile files into the kept run directory), --strict (exit 1 on a missed
 //          target), --keep (keep the run directory with the app logs), --memory-requests=N (exactly N requests in
 //          the memory run; by default 100k, fewer when the 5-minute budget does not leave time for them),
+//          --memory-warmup=N (requests of the memory run's own warm-up, before its baseline reading; default 20k,
+//          1k with --quick),
 //          --from-results (re-render the table and docs/benchmarks.md from bench/results.json, no measuring),
 //          --cost=N (bcrypt cost of the seeded users and of the raw bcrypt ceiling; default 12, or BACKOFFICE_BCRYPT_COST),
 //          --platforms=express,fastify (the login storm and /health vs /auth/me on each Nest HTTP platform; default
@@ -42,6 +44,7 @@ const { values: flags } = parseArgs({
     strict: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     'memory-requests': { type: 'string' },
+    'memory-warmup': { type: 'string' },
     'from-results': { type: 'boolean', default: false },
     cost: { type: 'string' },
     platforms: { type: 'string', default: 'express,fastify' },
@@ -75,8 +78,8 @@ const CORES = machine.nproc;
 
 /** Every count and duration of a run. The quick profile runs the same steps, smaller. */
 const P = QUICK
-  ? { ceilingS: 3, loginS: 3, warmupS: 0.5, routeS: 2, singleS: 1, memoryRequests: 5_000, memoryMaxS: 4, timingEach: 10, scaleLoginS: 2, scaleRouteS: 2, scaleWarmupS: 0.5, loginUsers: 4, wrongUsers: 2, budgetS: 60 }
-  : { ceilingS: 8, loginS: 10, warmupS: 1, routeS: 10, singleS: 1, memoryRequests: 100_000, memoryMaxS: 75, timingEach: 200, scaleLoginS: 8, scaleRouteS: 6, scaleWarmupS: 3, loginUsers: 8, wrongUsers: 4, budgetS: 300 };
+  ? { ceilingS: 3, loginS: 3, warmupS: 0.5, routeS: 2, singleS: 1, memoryRequests: 5_000, memoryWarmup: 1_000, memoryMaxS: 4, timingEach: 10, scaleLoginS: 2, scaleRouteS: 2, scaleWarmupS: 0.5, loginUsers: 4, wrongUsers: 2, budgetS: 60 }
+  : { ceilingS: 8, loginS: 10, warmupS: 1, routeS: 10, singleS: 1, memoryRequests: 100_000, memoryWarmup: 20_000, memoryMaxS: 75, timingEach: 200, scaleLoginS: 8, scaleRouteS: 6, scaleWarmupS: 3, loginUsers: 8, wrongUsers: 4, budgetS: 300 };
 const LOGIN_CONNECTIONS = 2 * CORES;
 const ROUTE_CONNECTIONS = 50;
 const COST = Number(flags.cost ?? (process.env.BACKOFFICE_BCRYPT_COST || 12));
@@ -237,6 +240,17 @@ function startPeerServer(script, env, logFile) {
 function cpuPerRequest(cpu, ok) {
   const ms = (pct) => (pct === null || !ok ? null : round(((pct / 100) * cpu.wallSeconds * 1000) / ok, 3));
   return { appMs: ms(cpu.appsPct.reduce((a, b) => (a === null || b === null ? null : a + b), 0)), postgresMs: ms(cpu.postgresPct) };
+}
+
+/** One memory reading, rounded for results.json. */
+function memoryReading(r) {
+  return {
+    rssMiB: round(r.rssMiB, 1),
+    heapUsedMiB: round(r.heapUsedMiB, 1),
+    heapTotalMiB: round(r.heapTotalMiB, 1),
+    externalMiB: round(r.externalMiB, 1),
+    outsideHeapMiB: round(r.outsideHeapMiB, 1),
+  };
 }
 
 function timingStats(samples) {
@@ -534,18 +548,38 @@ async function main() {
   const timingEstimateS = 3 * (P.timingEach + 3) * hashSeconds * 1.1 + 2;
   const scaleEstimateS = database ? 6 + P.scaleLoginS + P.scaleWarmupS + P.scaleRouteS : 0;
   const elapsedS = (Date.now() - started) / 1000;
-  const memorySeconds = Math.max(QUICK ? 2 : 10, Math.min(P.memoryMaxS, P.budgetS * 0.92 - elapsedS - timingEstimateS - scaleEstimateS - 4));
+  const memoryWarmup = flags['memory-warmup'] === undefined ? P.memoryWarmup : Number(flags['memory-warmup']);
+  if (!Number.isInteger(memoryWarmup) || memoryWarmup < 0) throw new Error(`--memory-warmup must be a whole number (got ${flags['memory-warmup']})`);
+  const memoryWarmupS = memoryWarmup / meRun.okPerSecond;
+  const memorySeconds = Math.max(QUICK ? 2 : 10, Math.min(P.memoryMaxS, P.budgetS * 0.92 - elapsedS - timingEstimateS - scaleEstimateS - memoryWarmupS - 4));
   const memoryRequests = flags['memory-requests']
     ? Number(flags['memory-requests'])
     : Math.min(P.memoryRequests, Math.max(1000, Math.round(meRun.okPerSecond * memorySeconds)));
   if (!(memoryRequests >= ROUTE_CONNECTIONS)) throw new Error(`--memory-requests must be at least ${ROUTE_CONNECTIONS}`);
-  log(`5. memory: ${memoryRequests} authenticated /auth/me requests${memoryRequests < P.memoryRequests ? ` (capped at ~${Math.round(memorySeconds)} s of the time budget)` : ''}`);
+  log(`5. memory: ${memoryRequests} authenticated /auth/me requests${memoryRequests < P.memoryRequests ? ` (capped at ~${Math.round(memorySeconds)} s of the time budget)` : ''}, after a warm-up of ${memoryWarmup}`);
   // Before and after: a full GC in the app first (through the loop monitor), so both readings are of retained memory.
   const reading = async () => {
     const stats = await appA.stats({ gc: true });
     await sleep(1000); // let the allocator hand freed pages back before RSS is read
-    return { rssMiB: rssMiB(appA.pid), heapUsedMiB: stats.memory.heapUsed / 2 ** 20, gc: stats.gc };
+    const mib = (bytes) => bytes / 2 ** 20;
+    const rss = rssMiB(appA.pid);
+    return {
+      rssMiB: rss,
+      heapUsedMiB: mib(stats.memory.heapUsed),
+      heapTotalMiB: mib(stats.memory.heapTotal),
+      externalMiB: mib(stats.memory.external),
+      outsideHeapMiB: rss - mib(stats.memory.heapTotal),
+      gc: stats.gc,
+    };
   };
+  // The memory run's own warm-up, at the same concurrency, right before the baseline. App A has idled (while app F
+  // ran), and V8's memory reducer shrinks an idle heap's committed size (measured: 124 -> 54 MiB heapTotal, RSS
+  // 193 -> 123 MiB, after 60 s idle); under load V8 grows it back (and compiles the hot paths). A baseline taken
+  // before that counts the one-off regrowth as growth per request. The reading before the warm-up is reported too.
+  const beforeWarmup = await reading();
+  if (memoryWarmup > 0) {
+    await runLoad({ url: appA.url, ...me, connections: ROUTE_CONNECTIONS, amount: memoryWarmup, hardStopS: 3 * memoryWarmupS + 30 });
+  }
   const before = await reading();
   const series = [];
   const t0 = performance.now();
@@ -569,17 +603,30 @@ async function main() {
     cappedAtSeconds: memoryRequests < P.memoryRequests ? round(memorySeconds, 0) : null,
     sessions: sessions.length,
     fullGcBeforeReadings: before.gc && after.gc,
-    before: { rssMiB: round(before.rssMiB, 1), heapUsedMiB: round(before.heapUsedMiB, 1) },
-    after: { rssMiB: round(after.rssMiB, 1), heapUsedMiB: round(after.heapUsedMiB, 1), rssBeforeGcMiB: round(afterNoGc, 1) },
+    /** Requests of the memory run's warm-up, at the same concurrency, before the `before` reading. */
+    warmupRequests: memoryWarmup,
+    beforeWarmup: memoryReading(beforeWarmup),
+    before: memoryReading(before),
+    after: { ...memoryReading(after), rssBeforeGcMiB: round(afterNoGc, 1) },
+    /** RSS growth over the measured requests, from the reading after the warm-up (the target's figure). */
     growthMiB: round(after.rssMiB - before.rssMiB, 1),
+    /** RSS growth of the warm-up alone (information: V8 sizing its heap for the load, JIT code). */
+    warmupGrowthMiB: round(before.rssMiB - beforeWarmup.rssMiB, 1),
+    /** V8 heap used after a full GC: what the requests retain in JavaScript. */
     heapGrowthMiB: round(after.heapUsedMiB - before.heapUsedMiB, 1),
+    /** V8 heap committed (heapTotal) after the GC, and RSS outside it (native: malloc, code, stacks). */
+    heapTotalGrowthMiB: round(after.heapTotalMiB - before.heapTotalMiB, 1),
+    outsideHeapGrowthMiB: round(after.outsideHeapMiB - before.outsideHeapMiB, 1),
     /** RSS growth over the second half of the run alone: near zero when the growth is warm-up, not a leak. */
     secondHalfGrowthMiB: midpoint ? round(afterNoGc - midpoint.rssMiB, 1) : null,
     peakRssMiB: round(Math.max(afterNoGc, ...series.map((x) => x.rssMiB)), 1),
     rssSeries: series,
     statusCodes: memoryRun.statusCodes,
   };
-  log(`   RSS ${before.rssMiB.toFixed(1)} -> ${after.rssMiB.toFixed(1)} MiB (${results.phases.memory.growthMiB >= 0 ? '+' : ''}${results.phases.memory.growthMiB} MiB; second half ${results.phases.memory.secondHalfGrowthMiB} MiB; heap after GC ${before.heapUsedMiB.toFixed(1)} -> ${after.heapUsedMiB.toFixed(1)} MiB), ${memoryRun.ok} ok at ${memoryRun.okPerSecond} rps`);
+  const signed = (v) => `${v >= 0 ? '+' : ''}${v}`;
+  log(`   warm-up (${memoryWarmup} requests): RSS ${beforeWarmup.rssMiB.toFixed(1)} -> ${before.rssMiB.toFixed(1)} MiB, heap used after GC ${beforeWarmup.heapUsedMiB.toFixed(1)} -> ${before.heapUsedMiB.toFixed(1)} MiB (not counted)`);
+  log(`   RSS after GC, from after the warm-up: ${before.rssMiB.toFixed(1)} -> ${after.rssMiB.toFixed(1)} MiB (${signed(results.phases.memory.growthMiB)} MiB; second half ${results.phases.memory.secondHalfGrowthMiB} MiB), ${memoryRun.ok} ok at ${memoryRun.okPerSecond} rps`);
+  log(`   of which V8 heap used after GC ${before.heapUsedMiB.toFixed(1)} -> ${after.heapUsedMiB.toFixed(1)} MiB (${signed(results.phases.memory.heapGrowthMiB)}), V8 heap committed ${signed(results.phases.memory.heapTotalGrowthMiB)} MiB, outside the V8 heap ${signed(results.phases.memory.outsideHeapGrowthMiB)} MiB`);
 
   // ---- 3. timing equality: unknown user, wrong password, locked user, interleaved ---------------------------
   log(`3. timing: ${P.timingEach} each of unknown-user 401, wrong-password 401, locked 423, interleaved, one at a time`);

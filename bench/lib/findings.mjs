@@ -76,7 +76,11 @@ const FINDINGS = [
           `(${fmt(m.before.heapUsedMiB, 1)} → ${fmt(m.after.heapUsedMiB, 1)} MiB). RSS saws between the old generation filling up ` +
           `(peak ${fmt(m.peakRssMiB, 0)} MiB) and major GCs, and every trough during the run is at ${range}: the level it ends at. ` +
           'The growth is the memory V8 keeps committed for a heap that 50 connections in a closed loop fill. A leak would show as ' +
-          'rising troughs and a rising heap after GC.',
+          'rising troughs and a rising heap after GC.' +
+          (m.warmupRequests !== undefined
+            ? ` Of the RSS growth after the ${m.warmupRequests.toLocaleString('en')}-request warm-up, the V8 heap committed (\`heapTotal\`) ` +
+              `accounts for ${fmt(m.heapTotalGrowthMiB, 1)} MiB and memory outside the V8 heap for ${fmt(m.outsideHeapGrowthMiB, 1)} MiB.`
+            : ''),
       ].join('\n');
     },
   },
