@@ -212,6 +212,38 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect([found?.passwordHash, found?.securityStamp]).toEqual(['hash-2-stronger', 'stamp-3']);
       });
 
+      test('OWASP ASVS 5.0 6.4.x: a forced reset (setPasswordHash of null with forcedReset) is read back as passwordResetForcedAt until a new password is written; a removal that is no forced reset, or a store that keeps no mark (absent), leaves none', async ({
+        userStore,
+      }) => {
+        if (!isUserPasswordStore(userStore)) return;
+        const user = await newUser(userStore);
+        // The mark as a time (a custom store may hand it back as ISO text); undefined: the store keeps no mark.
+        const mark = async (found?: BackOfficeUser | null) => {
+          const value = (found === undefined ? await userStore.findById(user.id) : found)?.passwordResetForcedAt;
+          return value == null ? value : new Date(value as Date | string).getTime();
+        };
+        await userStore.setPasswordHash(user.id, null, 'stamp-forced', at(1), { forcedReset: true });
+        // A store that keeps no mark (absent) leaves the manager to its fallback ("no password, lastPasswordChangeAt
+        // set"). One that reads it back null after the forced reset lets a passkey sign in while the reset is pending.
+        if ((await mark()) === undefined) return;
+        expect(await mark()).toBe(at(1).getTime());
+        expect(await mark(await userStore.findByNormalizedEmail(user.normalizedEmail))).toBe(at(1).getTime());
+        // A rehash that finds another hash (none) changes nothing, the mark included.
+        await userStore.setPasswordHash(user.id, 'hash-x-stronger', 'ignored', at(2), { rehashOf: 'hash-x' });
+        expect(await mark()).toBe(at(1).getTime());
+        // The user's new password ends the forced reset.
+        await userStore.setPasswordHash(user.id, 'hash-new', 'stamp-new', at(3));
+        expect(await mark()).toBeNull();
+        // A local hash retired by a password checker (a compare-and-set removal) is no forced reset: no mark.
+        await userStore.setPasswordHash(user.id, null, 'ignored', at(4), { rehashOf: 'hash-new' });
+        expect([(await userStore.findById(user.id))?.passwordHash, await mark()]).toEqual([null, null]);
+        // The forced reset of the lifecycle (only while not directory-managed) marks as well; a removal without it does not.
+        expect(await userStore.setPasswordHash(user.id, null, 'stamp-forced-2', at(5), { forcedReset: true, unlessDirectoryManaged: true })).not.toBe(false);
+        expect(await mark()).toBe(at(5).getTime());
+        await userStore.setPasswordHash(user.id, null, 'stamp-removed', at(6));
+        expect(await mark()).toBeNull();
+      });
+
       test('ASVS 4.0 V2.5: the directory-managed mark is set once (the first time stays, also of 20 parallel callers), read with the user, and cleared', async ({ userStore }) => {
         if (!isUserDirectoryManagedStore(userStore)) return;
         const user = await newUser(userStore);

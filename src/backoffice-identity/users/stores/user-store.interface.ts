@@ -49,7 +49,9 @@ export interface UserPasswordStore {
    * after the caller read the user is seen: false, nothing written. `forcedReset` (with a `null` hash: the removal of
    * `BackOfficeUserManager.removePassword`) sets `passwordResetForcedAt` to `now`; every other write but a
    * `rehashOf` one (a new password, a removal that is no forced reset) sets it to null. A store that does not keep
-   * `passwordResetForcedAt` may ignore it (the manager then falls back to `lastPasswordChangeAt`). A store that
+   * `passwordResetForcedAt` may ignore it only by leaving the field absent on the users it reads (the manager then
+   * falls back to `lastPasswordChangeAt`): one that reads it back null after a forced reset lets a passkey sign in
+   * while the reset is pending (`runBackOfficeStoreContract` checks this). A store that
    * answers nothing (`void`) is taken to have written it.
    */
   setPasswordHash(
