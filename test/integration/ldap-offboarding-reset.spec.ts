@@ -13,7 +13,7 @@ import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/i
 import { Mailbox } from '../support/mailbox.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { lockWaiters, until } from '../support/lock-waits.js';
-import { LDAP_PEOPLE, LDAP_READER, TestSlapd } from '../support/slapd.js';
+import { TestSlapd } from '../support/slapd.js';
 import { linkParams } from '../support/smtp.js';
 
 const kim = { uid: 'kim', cn: 'Kim Leaver', mail: 'kim@ldap.example', password: 'kim in the directory 1' };
@@ -52,16 +52,7 @@ describeIfSlapd('LDAP offboarding: directory-managed users get no local password
   let db: TestDatabase;
   let ctx: IdentityApp;
   let admin: HttpClient;
-  const options = (extra: Partial<LdapPasswordCheckerOptions> = {}): LdapPasswordCheckerOptions => ({
-    url: slapd.url,
-    bindDn: LDAP_READER.dn,
-    bindPassword: LDAP_READER.password,
-    searchBase: LDAP_PEOPLE,
-    allowInsecureConnection: true, // the test directory listens on loopback in cleartext
-    connectTimeoutMs: 1000,
-    timeoutMs: 2000,
-    ...extra,
-  });
+  const options = (extra: Partial<LdapPasswordCheckerOptions> = {}): LdapPasswordCheckerOptions => slapd.checkerOptions(extra);
   const drain = (app: IdentityApp = ctx) => app.app.get(BackOfficeBackgroundTasks).drain();
   const mails = (to: string, type: string) => Mailbox.messages.filter((m) => m.to === to && m.type === type);
   const forgot = (app: IdentityApp, email: string) => new HttpClient(app.url).post('/auth/forgot-password', { email });

@@ -8,7 +8,7 @@ import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { NotificationRecorder } from '../support/notification-recorder.js';
 import { compareMedians } from '../support/timing.js';
-import { LDAP_PEOPLE, LDAP_READER, TestSlapd } from '../support/slapd.js';
+import { LDAP_PEOPLE, TestSlapd } from '../support/slapd.js';
 
 const localPassword = 'correct horse battery staple';
 const alice = { uid: 'alice', cn: 'Alice Liddell', mail: 'alice@ldap.example', password: 'alice in the directory 1' };
@@ -58,17 +58,7 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
   let slapd: TestSlapd;
   let db: TestDatabase;
   let ctx: IdentityApp;
-  const options = (extra: Partial<LdapPasswordCheckerOptions> = {}): LdapPasswordCheckerOptions => ({
-    url: slapd.url,
-    bindDn: LDAP_READER.dn,
-    bindPassword: LDAP_READER.password,
-    searchBase: LDAP_PEOPLE,
-    // The test directory listens on loopback in cleartext (its TLS ports are tested with their own options).
-    allowInsecureConnection: true,
-    connectTimeoutMs: 1000,
-    timeoutMs: 2000,
-    ...extra,
-  });
+  const options = (extra: Partial<LdapPasswordCheckerOptions> = {}): LdapPasswordCheckerOptions => slapd.checkerOptions(extra);
   /** A user with a local password hash (what `fallback` falls back to), unless `passwordHash` is null. */
   const asUser = (username: string, passwordHash: string | null = '$2b$12$a.local.hash') => ({ username, passwordHash }) as BackOfficeUser;
   const login = (username: string, password: string) => new HttpClient(ctx.url).login(username, password);

@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, type IdentityApp } from '../support/identity-app.js';
 import { Mailbox } from '../support/mailbox.js';
-import { LDAP_PEOPLE, LDAP_READER, TestSlapd } from '../support/slapd.js';
+import { TestSlapd } from '../support/slapd.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 
 const ORIGIN = 'http://localhost:3000';
@@ -27,15 +27,7 @@ describeIfSlapd('LDAP retiring local passwords without a directory mark: passkey
   let slapd: TestSlapd;
   let db: TestDatabase;
   let ctx: IdentityApp;
-  const options = (): LdapPasswordCheckerOptions => ({
-    url: slapd.url,
-    bindDn: LDAP_READER.dn,
-    bindPassword: LDAP_READER.password,
-    searchBase: LDAP_PEOPLE,
-    allowInsecureConnection: true, // the test directory listens on loopback in cleartext
-    connectTimeoutMs: 1000,
-    timeoutMs: 2000,
-  });
+  const options = (): LdapPasswordCheckerOptions => slapd.checkerOptions();
 
   beforeAll(async () => {
     Mailbox.messages = [];

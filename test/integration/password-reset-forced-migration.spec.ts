@@ -1,10 +1,7 @@
-import { DataSource } from 'typeorm';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, TEST_PASSWORD, typeOrmOptionsFor } from '../support/identity-app.js';
-import { backOfficeIdentityEntities, backOfficeIdentityMigrations } from '../../src/backoffice-identity/index.js';
+import { TEST_PASSWORD } from '../support/identity-app.js';
+import { LATEST_MIGRATION, MigrationTestDatabase } from '../support/migration-harness.js';
 
 const MIGRATION = 1732610000000;
-const LATEST = Math.max(...backOfficeIdentityMigrations.map((m) => Number(/\d{13}$/u.exec(new m().name!)![0])));
 
 /**
  * Migration 1732610000000 adds `backoffice_user.password_reset_forced_at` (an admin's forced reset pending) and marks
@@ -12,40 +9,33 @@ const LATEST = Math.max(...backOfficeIdentityMigrations.map((m) => Number(/\d{13
  * directory-managed), so a reset pending when it runs stays pending; nobody else is marked.
  */
 describe('Migration 1732610000000 (password_reset_forced_at) with rows', () => {
-  let db: TestDatabase;
-  let source: DataSource;
+  let migrated: MigrationTestDatabase;
   const ids: Record<string, string> = {};
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const ctx = await createIdentityApp(db);
-    for (const name of ['pending', 'withPassword', 'neverHadOne', 'directory']) {
-      ids[name] = (await ctx.userManager.createUser({ email: `${name.toLowerCase()}@example.com`, name, password: TEST_PASSWORD })).value!.id;
-    }
-    await ctx.close();
-    source = new DataSource({ ...typeOrmOptionsFor(db), entities: backOfficeIdentityEntities, migrationsRun: false });
-    await source.initialize();
+    migrated = await MigrationTestDatabase.create(async (ctx) => {
+      for (const name of ['pending', 'withPassword', 'neverHadOne', 'directory']) {
+        ids[name] = (await ctx.userManager.createUser({ email: `${name.toLowerCase()}@example.com`, name, password: TEST_PASSWORD })).value!.id;
+      }
+    });
   });
   afterAll(async () => {
-    await source?.destroy();
-    await db?.drop();
+    await migrated?.close();
   });
 
-  const newest = async () => Number((await source.query(`SELECT max("timestamp") AS t FROM migrations`))[0].t);
-
   it('up marks the users the old rule found reset-pending, and only them; down drops the column', async () => {
-    expect(await newest()).toBe(LATEST);
-    while ((await newest()) >= MIGRATION) await source.undoLastMigration();
+    expect(await migrated.newest()).toBe(LATEST_MIGRATION);
+    await migrated.undoFrom(MIGRATION);
     const changedAt = '2026-01-02T03:04:05.000Z';
-    const set = (id: string, sql: string) => source.query(`UPDATE backoffice_user SET ${sql} WHERE id = $1`, [id]);
+    const set = (id: string, sql: string) => migrated.source.query(`UPDATE backoffice_user SET ${sql} WHERE id = $1`, [id]);
     await set(ids.pending, `password_hash = NULL, last_password_change_at = '${changedAt}'`);
     await set(ids.withPassword, `last_password_change_at = '${changedAt}'`);
     await set(ids.neverHadOne, `password_hash = NULL, last_password_change_at = NULL`);
     await set(ids.directory, `password_hash = NULL, last_password_change_at = '${changedAt}', directory_managed_at = now()`);
 
-    await source.runMigrations({ transaction: 'each' });
-    expect(await newest()).toBe(LATEST);
-    const rows: Array<{ id: string; forced: Date | null }> = await source.query(`SELECT id, password_reset_forced_at AS forced FROM backoffice_user WHERE id = ANY($1::uuid[])`, [
+    await migrated.migrateUp();
+    expect(await migrated.newest()).toBe(LATEST_MIGRATION);
+    const rows: Array<{ id: string; forced: Date | null }> = await migrated.source.query(`SELECT id, password_reset_forced_at AS forced FROM backoffice_user WHERE id = ANY($1::uuid[])`, [
       Object.values(ids),
     ]);
     const forced = Object.fromEntries(rows.map((r) => [r.id, r.forced === null ? null : new Date(r.forced).toISOString()]));
@@ -56,9 +46,9 @@ describe('Migration 1732610000000 (password_reset_forced_at) with rows', () => {
       directory: null,
     });
 
-    while ((await newest()) >= MIGRATION) await source.undoLastMigration();
-    const columns = await source.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'backoffice_user' AND column_name = 'password_reset_forced_at'`);
+    await migrated.undoFrom(MIGRATION);
+    const columns = await migrated.source.query(`SELECT column_name FROM information_schema.columns WHERE table_name = 'backoffice_user' AND column_name = 'password_reset_forced_at'`);
     expect(columns).toEqual([]);
-    await source.runMigrations({ transaction: 'each' });
+    await migrated.migrateUp();
   });
 });

@@ -1,10 +1,8 @@
-import { DataSource } from 'typeorm';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { createIdentityApp, TEST_PASSWORD, typeOrmOptionsFor } from '../support/identity-app.js';
-import { backOfficeIdentityEntities, backOfficeIdentityMigrations, MAX_ANNOUNCED_SECURITY_STAMPS } from '../../src/backoffice-identity/index.js';
+import { TEST_PASSWORD } from '../support/identity-app.js';
+import { LATEST_MIGRATION, MigrationTestDatabase } from '../support/migration-harness.js';
+import { MAX_ANNOUNCED_SECURITY_STAMPS } from '../../src/backoffice-identity/index.js';
 
 const MIGRATION = 1732600000000;
-const LATEST = Math.max(...backOfficeIdentityMigrations.map((m) => Number(/\d{13}$/u.exec(new m().name!)![0])));
 
 /**
  * Migration 1732600000000 replaces `backoffice_session.next_security_stamp` by the array `next_security_stamps`.
@@ -14,32 +12,25 @@ const LATEST = Math.max(...backOfficeIdentityMigrations.map((m) => Number(/\d{13
  * single column again, for every row that has one; an empty or NULL array gives NULL.
  */
 describe('Migration 1732600000000 (session next_security_stamps) with rows', () => {
-  let db: TestDatabase;
-  let source: DataSource;
+  let migrated: MigrationTestDatabase;
   let userId: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const ctx = await createIdentityApp(db);
-    userId = (await ctx.userManager.createUser({ email: 'stamps@example.com', name: 'Stamps', password: TEST_PASSWORD })).value!.id;
-    await ctx.close();
-    source = new DataSource({ ...typeOrmOptionsFor(db), entities: backOfficeIdentityEntities, migrationsRun: false });
-    await source.initialize();
+    migrated = await MigrationTestDatabase.create(async (ctx) => {
+      userId = (await ctx.userManager.createUser({ email: 'stamps@example.com', name: 'Stamps', password: TEST_PASSWORD })).value!.id;
+    });
   });
   afterAll(async () => {
-    await source?.destroy();
-    await db?.drop();
+    await migrated?.close();
   });
-
-  const newest = async () => Number((await source.query(`SELECT max("timestamp") AS t FROM migrations`))[0].t);
   const columns = async () =>
     (
-      await source.query(
+      await migrated.source.query(
         `SELECT column_name FROM information_schema.columns WHERE table_name = 'backoffice_session' AND column_name LIKE 'next_security_stamp%' ORDER BY column_name`,
       )
     ).map((r: { column_name: string }) => r.column_name);
   const insertSession = async (name: string, nextStamp: string | null, revoked: boolean) => {
-    const [row] = await source.query(
+    const [row] = await migrated.source.query(
       `INSERT INTO backoffice_session (user_id, token_hash, security_stamp, created_at, last_seen_at, expires_at, revoked_at, next_security_stamp)
        VALUES ($1, $2, 'stamp-held', now(), now(), now() + interval '1 day', ${revoked ? 'now()' : 'NULL'}, $3) RETURNING id`,
       [userId, name.padEnd(64, '0'), nextStamp],
@@ -48,8 +39,8 @@ describe('Migration 1732600000000 (session next_security_stamps) with rows', () 
   };
 
   it('up carries a live session\'s announced stamp into the array; down restores the single column with the newest', async () => {
-    expect(await newest()).toBe(LATEST);
-    while ((await newest()) >= MIGRATION) await source.undoLastMigration();
+    expect(await migrated.newest()).toBe(LATEST_MIGRATION);
+    await migrated.undoFrom(MIGRATION);
     expect(await columns()).toEqual(['next_security_stamp']);
 
     const liveAnnounced = await insertSession('a', 'stamp-next-live', false);
@@ -57,12 +48,12 @@ describe('Migration 1732600000000 (session next_security_stamps) with rows', () 
     const revokedAnnounced = await insertSession('c', 'stamp-next-revoked', true);
     const revokedNone = await insertSession('d', null, true);
 
-    await source.runMigrations({ transaction: 'each' });
-    expect(await newest()).toBe(LATEST);
+    await migrated.migrateUp();
+    expect(await migrated.newest()).toBe(LATEST_MIGRATION);
     expect(await columns()).toEqual(['next_security_stamps']);
     const after = async () =>
       Object.fromEntries(
-        (await source.query(`SELECT id, next_security_stamps FROM backoffice_session`)).map((r: { id: string; next_security_stamps: string[] | null }) => [
+        (await migrated.source.query(`SELECT id, next_security_stamps FROM backoffice_session`)).map((r: { id: string; next_security_stamps: string[] | null }) => [
           r.id,
           r.next_security_stamps,
         ]),
@@ -76,20 +67,20 @@ describe('Migration 1732600000000 (session next_security_stamps) with rows', () 
 
     // Several announcements in flight (as many as a session keeps), one empty list, one revoked session with some.
     const many = Array.from({ length: MAX_ANNOUNCED_SECURITY_STAMPS }, (_, i) => `stamp-${i}`);
-    await source.query(`UPDATE backoffice_session SET next_security_stamps = $2 WHERE id = $1`, [liveAnnounced, many]);
-    await source.query(`UPDATE backoffice_session SET next_security_stamps = '{}' WHERE id = $1`, [liveNone]);
-    await source.query(`UPDATE backoffice_session SET next_security_stamps = $2 WHERE id = $1`, [revokedAnnounced, ['old', 'new']]);
+    await migrated.source.query(`UPDATE backoffice_session SET next_security_stamps = $2 WHERE id = $1`, [liveAnnounced, many]);
+    await migrated.source.query(`UPDATE backoffice_session SET next_security_stamps = '{}' WHERE id = $1`, [liveNone]);
+    await migrated.source.query(`UPDATE backoffice_session SET next_security_stamps = $2 WHERE id = $1`, [revokedAnnounced, ['old', 'new']]);
     // The store's own append (array_remove(...) || stamp, sliced to the newest) gives the order down relies on.
-    await source.query(
+    await migrated.source.query(
       `UPDATE backoffice_session SET next_security_stamps = (array_remove(coalesce(next_security_stamps, '{}'::varchar[]), 'x') || 'stamp-appended'::varchar)[2:] WHERE id = $1`,
       [liveAnnounced],
     );
     expect((await after())[liveAnnounced]).toEqual([...many.slice(1), 'stamp-appended']);
 
-    while ((await newest()) >= MIGRATION) await source.undoLastMigration();
+    await migrated.undoFrom(MIGRATION);
     expect(await columns()).toEqual(['next_security_stamp']);
     const restored = Object.fromEntries(
-      (await source.query(`SELECT id, next_security_stamp FROM backoffice_session`)).map((r: { id: string; next_security_stamp: string | null }) => [
+      (await migrated.source.query(`SELECT id, next_security_stamp FROM backoffice_session`)).map((r: { id: string; next_security_stamp: string | null }) => [
         r.id,
         r.next_security_stamp,
       ]),
@@ -102,7 +93,7 @@ describe('Migration 1732600000000 (session next_security_stamps) with rows', () 
     });
 
     // And up again: the newest announcement of the live session is carried over once more.
-    await source.runMigrations({ transaction: 'each' });
+    await migrated.migrateUp();
     expect((await after())[liveAnnounced]).toEqual(['stamp-appended']);
     expect((await after())[revokedAnnounced]).toBeNull();
   });

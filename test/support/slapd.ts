@@ -4,6 +4,7 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from 'ldapts';
+import type { LdapPasswordCheckerOptions } from '../../src/backoffice-identity/index.js';
 
 export const LDAP_SUFFIX = 'dc=example,dc=org';
 export const LDAP_PEOPLE = `ou=people,${LDAP_SUFFIX}`;
@@ -66,6 +67,23 @@ export class TestSlapd {
   }
   get ldapsUrl(): string {
     return `ldaps://127.0.0.1:${this.ldapsPort}`;
+  }
+
+  /**
+   * Options for an `LdapPasswordChecker` that searches this directory as the read-only account, over cleartext
+   * loopback (its TLS ports are tested with their own options), with short timeouts; `extra` overrides any of them.
+   */
+  checkerOptions(extra: Partial<LdapPasswordCheckerOptions> = {}): LdapPasswordCheckerOptions {
+    return {
+      url: this.url,
+      bindDn: LDAP_READER.dn,
+      bindPassword: LDAP_READER.password,
+      searchBase: LDAP_PEOPLE,
+      allowInsecureConnection: true,
+      connectTimeoutMs: 1000,
+      timeoutMs: 2000,
+      ...extra,
+    };
   }
 
   async start(users: SeedUser[]): Promise<this> {
