@@ -14,6 +14,7 @@ import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './session-store.interface.js';
 import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
+import { holdsStamp } from './session-liveness.js';
 import { byLastSeenThenId } from './session-order.js';
 
 /** What the step-up rule reads of an authenticated request (`request.backOffice`). */
@@ -53,11 +54,6 @@ export interface BackOfficeAuthentication {
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 /** Longest life of a setup-only session (a member who must enrol in 2FA first). */
 export const SETUP_ONLY_SESSION_MINUTES = 15;
-
-/** True when the session is signed in under the user's `securityStamp`: its own, or one of those it announced. */
-function holdsStamp(session: BackOfficeSession, securityStamp: string): boolean {
-  return session.securityStamp === securityStamp || (!!session.nextSecurityStamps && session.nextSecurityStamps.includes(securityStamp));
-}
 
 /** A session as its owner sees it in `GET /auth/sessions` (`current`: the session that asks). */
 function toSessionDto(s: BackOfficeSession, currentSessionId: string | undefined): BackOfficeSessionDto {

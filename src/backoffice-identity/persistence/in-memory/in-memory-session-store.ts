@@ -1,4 +1,5 @@
 import type { BackOfficeListPage } from '../../common/list-page.js';
+import { isLiveOnStamp } from '../../sessions/session-liveness.js';
 import { byLastSeenThenId } from '../../sessions/session-order.js';
 import { MAX_ANNOUNCED_SECURITY_STAMPS, type BackOfficeSession, type BackOfficeSessionChanges, type BackOfficeSessionStore } from '../../sessions/session-store.interface.js';
 import type { BackOfficeUser } from '../../users/backoffice-user.js';
@@ -57,7 +58,7 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
 
   async listLive(userId: string, securityStamp: string, now: Date, seenAfter: Date): Promise<BackOfficeSession[]> {
     return [...this.sessions.values()]
-      .filter((s) => s.userId === userId && (s.securityStamp === securityStamp || !!s.nextSecurityStamps?.includes(securityStamp)) && s.revokedAt === null && s.expiresAt > now && s.lastSeenAt > seenAfter)
+      .filter((s) => s.userId === userId && s.revokedAt === null && isLiveOnStamp(s, securityStamp, now, seenAfter))
       .sort(byLastSeenThenId)
       .map(copy);
   }
@@ -113,7 +114,7 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
     for (const s of this.sessions.values()) {
       if (s.userId === userId && s.revokedAt === null && s.id !== exceptSessionId) {
         // Counted only if it was live (listLive's rule), when the caller asks for that.
-        const wasLive = !live || ((s.securityStamp === live.securityStamp || !!s.nextSecurityStamps?.includes(live.securityStamp)) && s.expiresAt > now && s.lastSeenAt > live.seenAfter);
+        const wasLive = !live || isLiveOnStamp(s, live.securityStamp, now, live.seenAfter);
         s.revokedAt = new Date(now);
         if (wasLive) count++;
       }
