@@ -502,6 +502,42 @@ suite('sign-in screens in a real browser (Debian chromium, playwright-core)', ()
     await page.waitForURL(url('/account?status=requiresTwoFactorSetup'));
   });
 
+  it('a sign-in on the sign-in page while its load-time session check (a stale XSRF cookie) is still out goes where the sign-in says (two-factor setup), not to returnUrl', async () => {
+    await shared.app.app.get(BackOfficeGroupService).create({ alias: 'strongroom', name: 'Strongroom', permissions: [], requireTwoFactor: true });
+    const created = await shared.app.userManager.createUser({ email: 'strongroom@example.com', name: 'Stu Strongroom', password: TEST_PASSWORD, groups: ['strongroom'] });
+    expect(created.succeeded).toBe(true);
+    const page = await newPage();
+    // The XSRF cookie of a session that has ended: the page asks GET /auth/me, held here until the sign-in has answered.
+    await page.context().addCookies([{ name: 'XSRF-TOKEN', value: 'stale-token-of-an-ended-session', url: shared.app.origin, sameSite: 'Strict' }]);
+    let signedIn!: () => void;
+    const signInAnswered = new Promise<void>((resolve) => (signedIn = resolve));
+    const checks: number[] = [];
+    await page.route('**/backoffice/auth/me', async (route) => {
+      await signInAnswered;
+      const response = await route.fetch();
+      checks.push(response.status());
+      await route.fulfill({ response });
+    });
+    page.on('response', (response) => {
+      if (response.url().endsWith('/backoffice/auth/login')) signedIn();
+    });
+    // The next page is slow to come: the session check answers while the sign-in's navigation is pending.
+    await page.route('**/backoffice/account?*', async (route) => {
+      await expect.poll(() => checks.length).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await route.continue();
+    });
+    await page.goto(url(`?returnUrl=${encodeURIComponent('/host/editor')}`));
+    await page.getByLabel('Email', { exact: true }).fill('strongroom@example.com');
+    await page.getByLabel('Password', { exact: true }).fill(TEST_PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL((u) => u.pathname === '/backoffice/account' || u.pathname === '/host/editor');
+    await page.waitForLoadState('networkidle');
+    expect(checks[0]).toBe(401); // the load-time check, sent with the stale cookie; the sign-in has set new ones since
+    expect(page.url()).toBe(url('/account?status=requiresTwoFactorSetup'));
+    await expect.poll(() => page.getByRole('button', { name: 'Set up two-factor authentication' }).isVisible()).toBe(true);
+  });
+
   it('tells before the absolute deadline that the session cannot be extended', async () => {
     const created = await shared.app.userManager.createUser({ email: 'longday@example.com', name: 'Lon Longday', password: TEST_PASSWORD });
     expect(created.succeeded).toBe(true);

@@ -111,7 +111,10 @@
    * next page loads, so a second click or Enter sends nothing more (a second sign-in, a used code).
    */
   var LEAVING = {};
+  /** The page has started a sign-in or a navigation of its own: the sign-in page's load-time check goes nowhere. */
+  var ownMove = false;
   function leave(url) {
+    ownMove = true;
     window.location.assign(url);
     return LEAVING;
   }
@@ -251,7 +254,7 @@
       var auto = answers[0].filter(function (p) {
         return p.autoRedirect;
       })[0];
-      if (auto && !page.error && answers[1] === true) {
+      if (auto && !page.error && answers[1] === true && !ownMove) {
         showStatus(t('redirectingToProvider', { provider: auto.displayName || auto.name }));
         window.location.assign(providerUrl(auto));
       }
@@ -284,6 +287,9 @@
     // no network, 5xx, 429) keeps an autoRedirect provider's redirect from starting (see loadProviders).
     // A 401 to a call that left with a session cookie a step-up (in another tab) renewed meanwhile says nothing of
     // the session, which goes on under the new cookie: when the XSRF cookie changed, the page asks again (once).
+    // Once the person has started a sign-in on this page (or the page went elsewhere of its own) while the check was
+    // out, its answer is not acted on: the cookies may be that sign-in's, whose own next step (the two-factor code,
+    // its setup) must stand; a failed sign-in leaves the person on this page, with the provider buttons.
     var xsrfCookie = function () {
       var match = /(?:^|;\s*)XSRF-TOKEN=([^;]*)/.exec(document.cookie);
       return match ? match[1] : '';
@@ -291,6 +297,7 @@
     var peek = function (again) {
       var sent = xsrfCookie();
       return S.request('GET', '/auth/me', undefined, { peek: true, retry: false }).then(function (res) {
+        if (ownMove) return false;
         var now = xsrfCookie();
         if (res.status === 401 && again && now && now !== sent) return peek(false);
         if (res.status === 200) window.location.replace(returnUrl());
@@ -302,6 +309,7 @@
     var username = $('bo-username');
     var password = $('bo-password');
     handleForm($('bo-sign-in-form'), function (values) {
+      ownMove = true;
       showStatus(t('signingIn'));
       return S.request('POST', '/auth/login', { username: values.username, password: values.password }, { retry: false }).then(function (res) {
         if (afterSignIn(res)) return LEAVING;
