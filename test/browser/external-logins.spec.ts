@@ -259,6 +259,29 @@ suite('a provider that asks for auto-redirect', () => {
     expect(await call('/auth/me')).toBe(200);
     await context.close();
   });
+
+  it('OWASP ASVS 5.0 3.5 (login CSRF): an XSRF-TOKEN cookie that is badly percent-encoded (tossed) still counts as a cookie: the page asks GET /auth/me before going to the provider', async () => {
+    const context = await browser.newContext();
+    await context.addCookies([{ name: 'XSRF-TOKEN', value: '%', url: app.origin, sameSite: 'Strict' }]);
+    const page = await context.newPage();
+    const toProvider: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().includes('/auth/external/oidc/challenge') || request.url().startsWith(idp.issuer)) toProvider.push(request.url());
+    });
+    // A check that cannot answer (network) does not say signed out: no redirect, though the cookie cannot be decoded.
+    let checks = 0;
+    await page.route('**/backoffice/auth/me', (route) => {
+      checks++;
+      return route.abort();
+    });
+    await page.goto(`${app.origin}/backoffice`);
+    await expect.poll(() => page.getByRole('link', { name: 'Sign in with Company login' }).isVisible()).toBe(true);
+    await page.waitForTimeout(300);
+    expect(checks).toBe(1);
+    expect(page.url()).toBe(`${app.origin}/backoffice`);
+    expect(toProvider).toEqual([]);
+    await context.close();
+  });
 });
 
 suite('denyLocalLogin: invites accepted only through the provider, into a group that requires two-factor', () => {

@@ -290,9 +290,9 @@
     // Once the person has started a sign-in on this page (or the page went elsewhere of its own) while the check was
     // out, its answer is not acted on: the cookies may be that sign-in's, whose own next step (the two-factor code,
     // its setup) must stand; a failed sign-in leaves the person on this page, with the provider buttons.
+    // The cookie as the browser holds it: one badly percent-encoded (tossed) is there all the same.
     var xsrfCookie = function () {
-      var match = /(?:^|;\s*)XSRF-TOKEN=([^;]*)/.exec(document.cookie);
-      return match ? match[1] : '';
+      return S.rawCookie('XSRF-TOKEN');
     };
     var peek = function (again) {
       var sent = xsrfCookie();

@@ -37,19 +37,28 @@
     return t('hours', { n: Math.ceil(s / 3600) });
   }
 
-  function readCookie(name) {
+  /**
+   * The cookie's value as the browser holds it (not decoded), or null when there is none: what tells whether a
+   * cookie is there or has changed, even one badly percent-encoded (a cookie tossed from a sibling subdomain).
+   */
+  function rawCookie(name) {
     var parts = doc.cookie ? doc.cookie.split('; ') : [];
     for (var i = 0; i < parts.length; i++) {
       var eq = parts[i].indexOf('=');
-      if (parts[i].slice(0, eq) === name) {
-        try {
-          return decodeURIComponent(parts[i].slice(eq + 1));
-        } catch (e) {
-          return null;
-        }
-      }
+      if (eq >= 0 && parts[i].slice(0, eq) === name) return parts[i].slice(eq + 1);
     }
     return null;
+  }
+
+  /** The cookie's value, percent-decoded; null when there is none or it is badly encoded. */
+  function readCookie(name) {
+    var raw = rawCookie(name);
+    if (raw === null) return null;
+    try {
+      return decodeURIComponent(raw);
+    } catch (e) {
+      return null;
+    }
   }
 
   function el(tag, attrs, children) {
@@ -715,6 +724,7 @@
     duration: duration,
     t: t,
     el: el,
+    rawCookie: rawCookie,
     base: BASE,
     config: CONFIG,
     /** Called with the user (and session deadlines) after every check, or null when signed out. */
