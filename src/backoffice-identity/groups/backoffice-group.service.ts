@@ -176,13 +176,16 @@ export class BackOfficeGroupService {
   /**
    * Refuses (403 `forbidden`) a change of membership that would let the actor grant more than they hold: only
    * members of `admin` add or remove `admin`, and anyone else may only add or remove groups whose permissions
-   * they hold themselves. Unknown aliases are left to the caller's validation. `target` is the user whose groups
+   * they hold themselves and, for a group that a route checks by name, of which they are a member (membership of it
+   * is the privilege: OWASP ASVS 4.0 4.1.3). Unknown aliases are left to the caller's validation. `target` is the user whose groups
    * change, when there is one yet (the refusal's affected user in the audit).
    */
   async assertMayAssign(actor: GroupActor, aliases: readonly string[], target?: { id: string }): Promise<void> {
     if (this.mayActOnAnyone(actor) || aliases.length === 0) return;
     const affectedUserId = target?.id ?? null;
     if (aliases.includes(ADMIN_GROUP_ALIAS)) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS), affectedUserId);
+    const memberOnly = this.memberOnlyBeyond(actor, aliases);
+    if (memberOnly !== undefined) throw this.denials.refuse(BackOfficeGroupService.mayNotAssignMemberOnly(memberOnly), affectedUserId);
     const groups = await this.store.findMany(aliases);
     const beyond = groups.find((group) => this.notHeldBy(actor, this.registry.groupPermissions(group.alias, group.permissions)).length > 0);
     if (beyond) throw this.denials.refuse(BackOfficeGroupService.mayNotAssign(beyond.alias), affectedUserId);
@@ -190,13 +193,16 @@ export class BackOfficeGroupService {
 
   /**
    * {@link assertMayAssign} again, for a new user (`created`) as stored when its groups were written: refuses (403
-   * `forbidden`) a member of `admin`, or a user whose groups now hold a permission the actor lacks (a group edited
-   * after the first check read it), unless the actor is in `admin`. Synchronous: it runs in the insert's transaction.
+   * `forbidden`) a member of `admin` (or of a group checked by name that the actor is not in), or a user whose groups
+   * now hold a permission the actor lacks (a group edited after the first check read it), unless the actor is in
+   * `admin`. Synchronous: it runs in the insert's transaction.
    */
   assertMayHaveCreated(actor: GroupActor, created: GroupActor): void {
     this.assertWithinActor(actor, created, null, (beyond) =>
-      beyond === ADMIN_GROUP_ALIAS
-        ? BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS)
+      typeof beyond === 'string'
+        ? beyond === ADMIN_GROUP_ALIAS
+          ? BackOfficeGroupService.mayNotAssign(ADMIN_GROUP_ALIAS)
+          : BackOfficeGroupService.mayNotAssignMemberOnly(beyond)
         : new BackOfficeHttpError(403, 'forbidden', `You may not give a user groups holding permissions you do not have (${beyond.join(', ')}).`),
     );
   }
@@ -204,30 +210,33 @@ export class BackOfficeGroupService {
   /**
    * Refuses (403 `forbidden`) an action of `actor` on another user (`target`) that would let the actor reach
    * beyond what they hold (OWASP ASVS 4.0 4.1.3 least privilege, 4.2.1 IDOR): members of `admin` may act on
-   * anyone; anyone else only on a target outside `admin` whose every effective permission they hold themselves.
+   * anyone; anyone else only on a target outside `admin`, and outside every group checked by name that they are not in
+   * themselves, whose every effective permission they hold themselves.
    * Call it before anything is written; the last-admin rules still apply on top of it.
    */
   assertMayManage(actor: GroupActor, target: GroupActor & { id?: string }): void {
     this.assertWithinActor(actor, target, target.id ?? null, (beyond) =>
-      beyond === ADMIN_GROUP_ALIAS
-        ? new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they are in "${ADMIN_GROUP_ALIAS}", and only its members may.`)
+      typeof beyond === 'string'
+        ? new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they are in "${beyond}", and only its members may.`)
         : new BackOfficeHttpError(403, 'forbidden', `You may not act on this user: they hold permissions you do not have (${beyond.join(', ')}).`),
     );
   }
 
   /**
    * The rule {@link assertMayManage} and {@link assertMayHaveCreated} share: unless `actor` is in `admin`, `user` must be
-   * outside `admin` and hold no effective permission `actor` lacks. A refusal is `refusal(ADMIN_GROUP_ALIAS)` or
-   * `refusal(the keys beyond)`, audited with `affectedUserId`.
+   * outside `admin` and every group checked by name that `actor` is not in, and hold no effective permission `actor`
+   * lacks. A refusal is `refusal(the alias of such a group)` or `refusal(the keys beyond)`, audited with `affectedUserId`.
    */
   private assertWithinActor(
     actor: GroupActor,
     user: GroupActor,
     affectedUserId: string | null,
-    refusal: (beyond: typeof ADMIN_GROUP_ALIAS | string[]) => BackOfficeHttpError,
+    refusal: (beyond: string | string[]) => BackOfficeHttpError,
   ): void {
     if (this.mayActOnAnyone(actor)) return;
     if (user.groups.includes(ADMIN_GROUP_ALIAS)) throw this.denials.refuse(refusal(ADMIN_GROUP_ALIAS), affectedUserId);
+    const memberOnly = this.memberOnlyBeyond(actor, user.groups);
+    if (memberOnly !== undefined) throw this.denials.refuse(refusal(memberOnly), affectedUserId);
     const beyond = this.notHeldBy(actor, this.registry.effective(user));
     if (beyond.length > 0) throw this.denials.refuse(refusal(beyond), affectedUserId);
   }
@@ -241,12 +250,23 @@ export class BackOfficeGroupService {
     }
   }
 
-  /** Refuses (403) a change to a group holding a permission the actor does not hold, unless the actor is in `admin`. */
+  /**
+   * Refuses (403) a change to a group holding a permission the actor does not hold, or to a group checked by name that
+   * the actor is not in (moving members into it gives them its routes), unless the actor is in `admin`.
+   */
   private assertMayChangeGroup(actor: GroupActor, alias: string, permissions: readonly string[]): void {
     if (this.mayActOnAnyone(actor)) return;
     if (alias === ADMIN_GROUP_ALIAS || this.notHeldBy(actor, permissions).length > 0) {
       throw this.denials.refuse(new BackOfficeHttpError(403, 'forbidden', `You may not change "${alias}": it holds permissions you do not have.`));
     }
+    if (this.memberOnlyBeyond(actor, [alias]) !== undefined) {
+      throw this.denials.refuse(new BackOfficeHttpError(403, 'forbidden', `You may not change "${alias}": routes check membership of it by name, and only its members may.`));
+    }
+  }
+
+  /** The first of `aliases` that a route checks by name (`@BackOfficeAuthorize({ groups })`) and `actor` is not in. */
+  private memberOnlyBeyond(actor: GroupActor, aliases: readonly string[]): string | undefined {
+    return aliases.find((alias) => this.registry.isCheckedByName(alias) && !actor.groups.includes(alias));
   }
 
   /** The permission keys of `keys` that `actor` does not hold. */
@@ -262,6 +282,10 @@ export class BackOfficeGroupService {
 
   private static mayNotAssign(alias: string): BackOfficeHttpError {
     return new BackOfficeHttpError(403, 'forbidden', `You may not add users to or remove them from "${alias}": it holds permissions you do not have.`);
+  }
+
+  private static mayNotAssignMemberOnly(alias: string): BackOfficeHttpError {
+    return new BackOfficeHttpError(403, 'forbidden', `You may not add users to or remove them from "${alias}": routes check membership of it by name, and only its members may.`);
   }
 
   private static notFound(): BackOfficeHttpError {

@@ -30,6 +30,7 @@ export const PERMISSION_KEY_PATTERN = /^[a-z][a-z0-9-]{0,62}(\.[a-z][a-z0-9-]{0,
 export class BackOfficePermissionRegistry {
   private readonly definitions: readonly BackOfficePermissionDefinition[];
   private readonly keys: ReadonlySet<string>;
+  private readonly checkedByName = new Set<string>();
 
   constructor(@Inject(BACKOFFICE_IDENTITY_OPTIONS) options: ResolvedBackOfficeIdentityOptions) {
     this.definitions = Object.freeze([...BUILT_IN_PERMISSIONS, ...options.permissions]);
@@ -65,6 +66,19 @@ export class BackOfficePermissionRegistry {
   effective(user: Pick<BackOfficeUser, 'groups' | 'permissions'>): Set<string> {
     if (user.groups.includes(ADMIN_GROUP_ALIAS)) return new Set(this.keys);
     return new Set((user.permissions ?? []).filter((k) => this.keys.has(k)));
+  }
+
+  /**
+   * Records aliases that a route checks by name (`@BackOfficeAuthorize({ groups })`), found by the start-up scan of
+   * the app's controllers: membership of such a group is a privilege of its own, whatever permissions it holds.
+   */
+  addGroupsCheckedByName(aliases: Iterable<string>): void {
+    for (const alias of aliases) if (alias !== ADMIN_GROUP_ALIAS) this.checkedByName.add(alias);
+  }
+
+  /** Whether a route checks membership of this group by name (see {@link addGroupsCheckedByName}); never `admin`. */
+  isCheckedByName(alias: string): boolean {
+    return this.checkedByName.has(alias);
   }
 
   /** True when the user holds every one of `required`. */

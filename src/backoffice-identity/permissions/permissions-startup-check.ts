@@ -6,7 +6,8 @@ import { BackOfficePermissionRegistry } from './backoffice-permissions.js';
 /**
  * Fails start-up when a controller of the app (the host's included) requires a permission through
  * `@BackOfficeAuthorize({ permissions })` that is neither built-in nor registered with the `permissions` option:
- * a typo would otherwise lock everyone but `admin` out of the route without a word.
+ * a typo would otherwise lock everyone but `admin` out of the route without a word. Records the groups that routes
+ * check by name (`@BackOfficeAuthorize({ groups })`) in the registry: outside `admin`, only their members may give them.
  */
 @Injectable()
 export class BackOfficePermissionsStartupCheck implements OnModuleInit {
@@ -28,6 +29,7 @@ export class BackOfficePermissionsStartupCheck implements OnModuleInit {
   }
 
   private check(where: string, options: BackOfficeAuthorizeOptions | undefined): void {
+    this.registry.addGroupsCheckedByName(options?.groups ?? []);
     const unknown = this.registry.unknown(options?.permissions ?? []);
     if (unknown.length > 0) {
       throw new Error(
