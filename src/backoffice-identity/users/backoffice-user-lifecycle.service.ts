@@ -196,6 +196,9 @@ export class BackOfficeUserLifecycleService {
   async delete(user: BackOfficeUser, actor: BackOfficeUser, options: BackOfficeAuthorizedWriteOptions = {}): Promise<void> {
     if (user.id === actor.id) throw new BackOfficeHttpError(409, 'cannot_delete_self', 'You cannot delete yourself.');
     const result = await this.userManager.deleteUser(user, options);
+    // Deleted by a concurrent request after it was looked up: not this request's deletion (no audit entry), 404 as
+    // the other routes on a user answer then.
+    if (!result.succeeded && result.errors[0].code === 'not_found') throw BackOfficeHttpError.notFound('No such user.');
     if (!result.succeeded) throw new BackOfficeHttpError(409, 'last_admin', result.errors[0].description);
     await this.userManager.notify(UserDeletedNotification, user, { username: user.username });
   }

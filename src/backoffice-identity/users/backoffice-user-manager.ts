@@ -1685,12 +1685,13 @@ export class BackOfficeUserManager {
 
   /**
    * Deletes the user (sessions and tokens go with it); refuses to delete the last enabled admin. `options.authorize`
-   * as in {@link setApproved}: asked about the user as stored when the row is deleted.
+   * as in {@link setApproved}: asked about the user as stored when the row is deleted. `not_found` when the user was
+   * deleted meanwhile (by a concurrent request): this call deleted nothing, so its caller audits nothing.
    */
   async deleteUser(user: BackOfficeUser, options: BackOfficeAuthorizedWriteOptions = {}): Promise<IdentityResult> {
     const written = await this.writeUnlessLastAdmin(isEnabledAdmin, user.id, (store) => store.delete(user.id), options.authorize);
-    // A user deleted meanwhile is gone either way.
-    return written !== 'last_admin' ? IdentityResult.success() : IdentityResult.failed(this.errorDescriber.lastAdmin());
+    if (written === 'written') return IdentityResult.success();
+    return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
   }
 
   /** Enables a user whose timed disable has ended; true when it did. */
