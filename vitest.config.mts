@@ -19,7 +19,8 @@ const HTTP_SUITES = [
   'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks', 'swap-reach',
   'session-cookie-attacks', 'recovery-codes', 'suppressed-listener-errors', 'ipv6-prefix-rotation', 'list-paging', 'api-token-rotation-race',
   'api-user-attacks', 'email-change-password-change-race', 'email-change-confirm-password-race', 'invite-resend-accept-race', 'assign-groups-race',
-  'session-surface-attacks', 'group-lock-order-race', 'password-check-rate-limits', 'import-invite-race', 'ldap-retired-password-passkey', 'name-checked-groups', 'delete-user-twice-race',
+  'session-surface-attacks', 'group-lock-order-race', 'password-check-rate-limits', 'import-invite-race', 'ldap-retired-password-passkey',
+  'name-checked-groups', 'delete-user-twice-race', 'external-login-auto-redirect',
 ].map((name) => `test/integration/${name}.spec.ts`);
 
 /** Which PostgreSQL the integration suites run against, besides PGlite. */

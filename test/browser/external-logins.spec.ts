@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { TEST_PASSWORD } from '../support/identity-app.js';
 import { TestOidcProvider } from '../support/oidc-provider.js';
-import { BackOfficeInviteService, BackOfficeSessionService } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_UI_MESSAGES, BackOfficeInviteService, BackOfficeSessionService, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { DataSource } from 'typeorm';
 import { axeScan, chromiumPath, freePort, latestMailTo, launchBrowser, totpCode } from './support/browser.js';
 import { startBrowserApp, type BrowserApp } from './support/browser-app.js';
@@ -157,6 +157,24 @@ suite('a provider that asks for auto-redirect', () => {
     await idp?.stop();
   });
 
+  /** A new local user (`email`, password TEST_PASSWORD) and a page of a new browser context. */
+  async function localUserPage(email: string, name: string): Promise<{ user: BackOfficeUser; context: BrowserContext; page: Page }> {
+    const created = await app.userManager.createUser({ email, name, password: TEST_PASSWORD });
+    expect(created.succeeded).toBe(true);
+    const context = await browser.newContext();
+    return { user: created.value!, context, page: await context.newPage() };
+  }
+
+  /** Signs `page` in as `email` with the password (through the API, from a page of the site that is not the sign-in page). */
+  async function signInThroughApi(page: Page, email: string): Promise<void> {
+    await page.goto(`${app.origin}/backoffice/forgot-password`);
+    const status = await page.evaluate(
+      async ([username, password]) => (await (window as any).BackOfficeSession.request('POST', '/auth/login', { username, password }, { retry: false })).status,
+      [email, TEST_PASSWORD] as const,
+    );
+    expect(status).toBe(200);
+  }
+
   it('goes straight to the provider from the sign-in page, but not when the page shows a provider error', async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -171,21 +189,12 @@ suite('a provider that asks for auto-redirect', () => {
   });
 
   it('OWASP ASVS 5.0 3.5 (login CSRF): a browser already signed in goes to returnUrl, never to the provider, even when its session check answers late; a session that has ended still goes to the provider', async () => {
-    const created = await app.userManager.createUser({ email: 'gil.local@example.com', name: 'Gil Local', password: TEST_PASSWORD });
-    expect(created.succeeded).toBe(true);
-    const context = await browser.newContext();
-    const page = await context.newPage();
+    const { user, context, page } = await localUserPage('gil.local@example.com', 'Gil Local');
     const toProvider: string[] = [];
     page.on('request', (request) => {
       if (request.url().includes('/auth/external/oidc/challenge') || request.url().startsWith(idp.issuer)) toProvider.push(request.url());
     });
-    // Signed in with a password (through the API, from a page of the site that is not the sign-in page).
-    await page.goto(`${app.origin}/backoffice/forgot-password`);
-    const login = await page.evaluate(
-      async (password) => (await (window as any).BackOfficeSession.request('POST', '/auth/login', { username: 'gil.local@example.com', password }, { retry: false })).status,
-      TEST_PASSWORD,
-    );
-    expect(login).toBe(200);
+    await signInThroughApi(page, 'gil.local@example.com');
     const sessionCookie = async () => (await context.cookies()).find((c) => c.name === 'backoffice_session')?.value;
     const token = await sessionCookie();
     expect(token).toBeTruthy();
@@ -213,7 +222,7 @@ suite('a provider that asks for auto-redirect', () => {
     await page.unroute('**/backoffice/auth/me');
 
     // The session ended elsewhere (the XSRF cookie is still there, GET /auth/me answers 401): straight to the provider.
-    await app.app.get(BackOfficeSessionService).revokeAll(created.value!);
+    await app.app.get(BackOfficeSessionService).revokeAll(user);
     expect(await sessionCookie()).toBe(token);
     await page.goto(`${app.origin}/backoffice`);
     await page.waitForURL((u) => u.origin === idp.issuer);
@@ -221,11 +230,41 @@ suite('a provider that asks for auto-redirect', () => {
     await context.close();
   });
 
+  it('OWASP ASVS 5.0 3.5.x / 7.x (cookie tossing): a second session cookie tossed onto /backoffice/auth/me makes the session check answer 401, but the automatic challenge (auto=1) of the live session goes back to the sign-in page: no request reaches the provider, no redirect loop, the message is shown, the session stays', async () => {
+    const { user, context, page } = await localUserPage('ivy.local@example.com', 'Ivy Local');
+    const challenges: string[] = [];
+    const toProvider: string[] = [];
+    const signInPages: string[] = [];
+    page.on('request', (request) => {
+      const requested = new URL(request.url());
+      if (requested.pathname === '/backoffice/auth/external/oidc/challenge') challenges.push(request.url());
+      if (requested.origin === idp.issuer) toProvider.push(request.url());
+      if (request.isNavigationRequest() && requested.pathname === '/backoffice') signInPages.push(request.url());
+    });
+    await signInThroughApi(page, 'ivy.local@example.com');
+    const sessionCookie = async () => (await context.cookies()).find((c) => c.name === 'backoffice_session' && c.path === '/')?.value;
+    const token = await sessionCookie();
+    expect(token).toBeTruthy();
+    // What a sibling subdomain's Set-Cookie (Domain=<parent>; Path=/backoffice/auth/me) leaves in the victim's browser.
+    await context.addCookies([{ name: 'backoffice_session', value: 'A'.repeat(43), domain: 'localhost', path: '/backoffice/auth/me', httpOnly: true, sameSite: 'Lax' }]);
+
+    await page.goto(`${app.origin}/backoffice?returnUrl=${encodeURIComponent('/backoffice/account')}`);
+    await page.waitForURL((u) => u.searchParams.get('error') === 'already_signed_in' || u.origin === idp.issuer);
+    await page.waitForLoadState('networkidle');
+    await page.waitForTimeout(500);
+    expect(toProvider).toEqual([]);
+    expect(challenges).toEqual([`${app.origin}/backoffice/auth/external/oidc/challenge?returnUrl=${encodeURIComponent('/backoffice/account')}&auto=1`]);
+    expect(page.url()).toBe(`${app.origin}/backoffice?returnUrl=${encodeURIComponent('/backoffice/account')}&error=already_signed_in`);
+    expect(signInPages.length).toBe(2); // the first sign-in page, and the one the challenge sent back to: no loop
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toBe(BACKOFFICE_UI_MESSAGES.alreadySignedIn);
+    expect(await page.getByRole('link', { name: 'Sign in with Company login' }).isVisible()).toBe(true);
+    expect(await sessionCookie()).toBe(token);
+    expect((await app.app.get(BackOfficeSessionService).list(user)).length).toBe(1);
+    await context.close();
+  });
+
   it('OWASP ASVS 5.0 3.5 (login CSRF): a session check answered 401 because a step-up in another tab renewed the session meanwhile does not send the browser to the provider: it asks again with the new cookies and goes to returnUrl', async () => {
-    const created = await app.userManager.createUser({ email: 'hal.local@example.com', name: 'Hal Local', password: TEST_PASSWORD });
-    expect(created.succeeded).toBe(true);
-    const context = await browser.newContext();
-    const other = await context.newPage();
+    const { context, page: other } = await localUserPage('hal.local@example.com', 'Hal Local');
     await other.goto(`${app.origin}/backoffice/forgot-password`);
     const call = (path: string, body?: unknown) =>
       other.evaluate(async ([p, b]) => (await (window as any).BackOfficeSession.request(b === undefined ? 'GET' : 'POST', p, b, { retry: false })).status, [path, body] as const);

@@ -74,4 +74,11 @@ describe('ui message catalogue: the sign-in answers the pages show', () => {
     const missing = signInCodes.filter((code) => !Object.hasOwn(UI_ERROR_MESSAGES, code) || !Object.hasOwn(BACKOFFICE_UI_MESSAGES, UI_ERROR_MESSAGES[code]!));
     expect(missing, 'sign-in codes without a catalogue message').toEqual([]);
   });
+
+  it("OWASP ASVS 5.0 3.5.x: the sign-in page's ?error=already_signed_in (an automatic provider challenge from a signed-in browser) has a message of its own, not the generic provider failure", async () => {
+    const { UI_ERROR_MESSAGES } = await import('../../src/backoffice-identity/ui/ui-messages.js');
+    expect(Object.hasOwn(UI_ERROR_MESSAGES, 'already_signed_in') && UI_ERROR_MESSAGES.already_signed_in).toBe('alreadySignedIn');
+    expect(BACKOFFICE_UI_MESSAGES).toHaveProperty('alreadySignedIn');
+    expect((BACKOFFICE_UI_MESSAGES as Record<string, string>).alreadySignedIn).not.toBe(BACKOFFICE_UI_MESSAGES.externalLoginFailed);
+  });
 });

@@ -39,9 +39,14 @@ export class ExternalLoginController {
 
   @Get(':provider/challenge')
   @Redirect()
-  @ApiFoundResponse({ description: "302 to the provider's authorization endpoint (code flow, PKCE S256, state, nonce)" })
+  @ApiFoundResponse({
+    description:
+      "302 to the provider's authorization endpoint (code flow, PKCE S256, state, nonce); with auto=1 (the sign-in page's automatic " +
+      'redirect) from a browser that sends a live session cookie or the session cookie twice, 302 to the sign-in page with ' +
+      '?error=already_signed_in (and the returnUrl given) instead',
+  })
   @ApiErrors(
-    [400, 'invalid_return_url (only same-origin paths), token_in_query (an invite in the URL: use POST), validation_failed'],
+    [400, 'invalid_return_url (only same-origin paths), token_in_query (an invite in the URL: use POST), validation_failed (e.g. auto other than 1)'],
     [404, 'not_found: unknown provider'],
     [429, TOO_MANY_SIGN_IN_ATTEMPTS],
     [503, 'provider_unavailable: discovery has not succeeded yet (retried with back-off)'],
@@ -57,7 +62,7 @@ export class ExternalLoginController {
       throw new BackOfficeHttpError(400, 'token_in_query', 'Send the invite in the body of POST /auth/external/{provider}/challenge, never in the URL.');
     }
     await this.limitPerIp();
-    const url = await this.externalLogins.challenge(provider, { returnUrl: query.returnUrl }, request, response);
+    const url = await this.externalLogins.challenge(provider, { returnUrl: query.returnUrl, auto: query.auto === '1' }, request, response);
     return { url, statusCode: 302 };
   }
 

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
 import { UserTokenDto } from '../auth/auth.dto.js';
 
 export class ExternalLoginProviderResponse {
@@ -15,6 +15,21 @@ export class ChallengeQuery {
   @IsString()
   @MaxLength(2048)
   returnUrl?: string;
+
+  /**
+   * `1`: the sign-in page's automatic redirect to an `autoRedirect` provider (not a click). Such a challenge from a
+   * browser that sends a live session cookie, or the session cookie twice, goes back to the sign-in page with
+   * `?error=already_signed_in` instead of to the provider (login CSRF by cookie tossing, OWASP ASVS 5.0 3.5.x / 7.x).
+   */
+  @ApiPropertyOptional({
+    enum: ['1'],
+    description:
+      "Set by the sign-in page's automatic redirect to an autoRedirect provider. A browser that sends a live session cookie (or the " +
+      'session cookie twice) is sent back to the sign-in page with ?error=already_signed_in: no pending sign-in is started, the provider is not asked',
+  })
+  @IsOptional()
+  @IsIn(['1'])
+  auto?: '1';
 
   /** Refused with 400 `token_in_query`: an invite goes in the body of `POST .../challenge`, never in a URL. */
   @ApiPropertyOptional({ deprecated: true, description: 'Refused (400 token_in_query): send an invite to POST /auth/external/{provider}/challenge' })

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { requestRawQuery, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
+import { repeatedRequestCookies, requestRawQuery, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../common/crypto.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
@@ -188,13 +188,21 @@ export class BackOfficeExternalLoginService {
   /** Starts a sign-in (or, with `link`, a manual link): stores the pending state and returns the provider's URL. */
   async challenge(
     name: string,
-    input: { returnUrl?: unknown; invite?: { userId: string; token: string }; link?: PendingExternalLogin['link']; reauthenticate?: PendingExternalLogin['reauthenticate'] },
+    input: {
+      returnUrl?: unknown;
+      /** The sign-in page's automatic redirect (`?auto=1`): see {@link alreadySignedInRedirect}. */
+      auto?: boolean;
+      invite?: { userId: string; token: string };
+      link?: PendingExternalLogin['link'];
+      reauthenticate?: PendingExternalLogin['reauthenticate'];
+    },
     request: BackOfficeHttpRequest,
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const provider = this.provider(name);
     const signedIn = input.link ?? input.reauthenticate;
     const returnUrl = this.checkReturnUrl(input.returnUrl, signedIn ? `/${this.options.routePrefix}/account` : this.signInPage);
+    if (input.auto && (await this.holdsSession(request))) return this.alreadySignedInRedirect(input.returnUrl === undefined || input.returnUrl === '' ? undefined : returnUrl);
     const invite = input.invite ? await this.checkInvite(input.invite) : undefined;
     const configuration = provider.configuration;
     if (!configuration) {
@@ -233,6 +241,31 @@ export class BackOfficeExternalLoginService {
         ...(signedIn ? { prompt: 'login', max_age: String(this.freshAuthenticationSeconds) } : {}),
       })
       .toString();
+  }
+
+  /**
+   * Whether the request sends a live session cookie, or the session cookie twice (a second one tossed from a sibling
+   * subdomain: which one the browser meant cannot be told, so it may be a live one). A peek: the session's idle
+   * timeout does not slide.
+   */
+  private async holdsSession(request: BackOfficeHttpRequest): Promise<boolean> {
+    if (repeatedRequestCookies(request, [this.options.session.cookieName]).length > 0) return true;
+    const token = BackOfficeRequestContextStore.current().sessionToken;
+    return token !== undefined && (await this.sessions.authenticate(token, { touch: false })) !== null;
+  }
+
+  /**
+   * Where an automatic challenge (`?auto=1`, the sign-in page's redirect to an `autoRedirect` provider) of a browser
+   * that {@link holdsSession} goes instead of the provider: the sign-in page with `?error=already_signed_in` (and the
+   * `returnUrl` it was given; none when none was given, so the page's own default applies, never the sign-in page
+   * itself). No pending sign-in is started, so no sign-in can record and replace that session: a sibling subdomain
+   * that tosses a second session cookie onto GET /auth/me (answered 401) makes the page redirect although the person
+   * is signed in, and a silent provider sign-in would swap their session (login CSRF, OWASP ASVS 5.0 3.5.x / 7.x).
+   * The page does not redirect again on `?error=`.
+   */
+  private alreadySignedInRedirect(returnUrl: string | undefined): string {
+    const query = new URLSearchParams(returnUrl === undefined ? {} : { returnUrl });
+    return withErrorCode(query.size > 0 ? `${this.signInPage}?${query}` : this.signInPage, 'already_signed_in');
   }
 
   /**

@@ -173,6 +173,7 @@ export const BACKOFFICE_UI_MESSAGES = {
   noLinkedAccount: 'No account is linked to that external login. Ask an administrator for an invitation.',
   loginAlreadyLinked: 'That external login is already linked to an account.',
   externalGroupsUnavailable: 'The external provider did not send your groups, so you cannot sign in with it right now. Ask an administrator.',
+  alreadySignedIn: 'You are already signed in, so you were not sent to the external provider. Continue to your account, or sign out first to sign in as someone else.',
   twoFactorSetupRequired: 'Your group requires two-factor authentication. Set it up below to continue.',
   lastLoginMethod: 'You cannot unlink your only way to sign in. Link another login first.',
   // time
@@ -199,6 +200,7 @@ export const UI_ERROR_MESSAGES: Record<string, keyof BackOfficeUiMessages> = {
   no_linked_account: 'noLinkedAccount',
   login_already_linked: 'loginAlreadyLinked',
   external_groups_unavailable: 'externalGroupsUnavailable',
+  already_signed_in: 'alreadySignedIn',
   last_login_method: 'lastLoginMethod',
   provider_unavailable: 'externalLoginFailed',
   invalid_passkey: 'invalidPasskey',

@@ -256,7 +256,7 @@
       })[0];
       if (auto && !page.error && answers[1] === true && !ownMove) {
         showStatus(t('redirectingToProvider', { provider: auto.displayName || auto.name }));
-        window.location.assign(providerUrl(auto));
+        window.location.assign(providerUrl(auto) + '&auto=1'); // marked: a live session goes back here with ?error=already_signed_in
       }
     });
   }
