@@ -3,7 +3,8 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
-import { BackOfficeAccountService } from '../../src/backoffice-identity/index.js';
+import { DataSource } from 'typeorm';
+import { BackOfficeAccountService, BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 
@@ -149,5 +150,21 @@ describe('a locked account: the signed-in routes that check the password refuse 
     const stored = (await ctx.userManager.findById(user.id))!;
     expect(await ctx.userManager.checkPassword(stored, password)).toBe(true);
     expect(stored.twoFactorEnabled).toBe(true);
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: POST /auth/change-password by a user without a local password (external sign-in only) is 409 no_local_password, as at step-up and 2FA disable; nothing was guessed, so nothing counts toward lockout nor is audited as a failed sign-in', async () => {
+    const { user, http } = await signedIn();
+    const sql = ctx.app.get(DataSource);
+    await sql.query('UPDATE backoffice_user SET password_hash = NULL WHERE id = $1', [user.id]);
+    for (let i = 0; i < 6; i++) {
+      const answer = await http.post('/auth/change-password', { currentPassword: `whatever it may be ${i}`, newPassword: 'a brand new passphrase 42' });
+      expectClientError(answer, 409);
+      expect(answer.body.code).toBe('no_local_password');
+    }
+    const stored = (await ctx.userManager.findById(user.id))!;
+    expect([stored.accessFailedCount, stored.lockoutEnd, stored.passwordHash]).toEqual([0, null, null]);
+    const failed = await sql.query('SELECT count(*)::int AS n FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2', [user.id, BackOfficeEvents.LoginFailed]);
+    expect(failed[0].n).toBe(0);
+    expect((await http.get('/auth/me')).status).toBe(200);
   });
 });

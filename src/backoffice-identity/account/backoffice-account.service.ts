@@ -27,6 +27,7 @@ const failure = (code: string, description: string): IdentityResult<never> => Id
  * (OWASP ASVS 4.0 2.2.1).
  */
 const lockedOut = (): IdentityResult<never> => failure('locked_out', 'The account is locked after too many failed attempts.');
+const invalidCredentials = (): IdentityResult<never> => failure('invalid_credentials', 'The username or password is incorrect.');
 const noLocalPassword = (): IdentityResult<never> =>
   failure('no_local_password', 'This account has no password to confirm this with; an administrator can reset its two-factor authentication.');
 
@@ -51,7 +52,8 @@ export class BackOfficeAccountService {
 
   /**
    * Changes the password after checking the current one; a wrong current password counts toward lockout and
-   * fails with `invalid_credentials` (`locked_out` when that attempt locked the account), a weak new one with the policy's errors. While the user is locked out the
+   * fails with `invalid_credentials` (`locked_out` when that attempt locked the account), a weak new one with the policy's errors. A user without a
+   * password to check gets `no_local_password` (a directory-managed one `invalid_credentials`), nothing counted. While the user is locked out the
    * password is not checked, and a right one in a request already in flight when the lock came changes nothing
    * (`locked_out`). On success only `session` stays.
    *
@@ -69,12 +71,19 @@ export class BackOfficeAccountService {
     response?: BackOfficeHttpResponse,
   ): Promise<IdentityResult> {
     if (this.userManager.isLockedOut(user)) return lockedOut();
-    const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword));
+    // No password to check (an external provider's user): nothing is guessed, so nothing is counted or audited, as at
+    // step-up and 2FA disable (OWASP ASVS 4.0 2.2.1: a lockout no guess earned).
+    if (!this.userManager.hasPassword(user) && !this.userManager.hasExternalPasswordChecker) return noLocalPassword();
+    const outcome: BackOfficePasswordCheckOutcome = {};
+    const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword, outcome));
     if (!result.succeeded) {
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
+      // The password checker does not know the user and there is no local hash: as at step-up, a directory-managed
+      // user's password is refused as wrong (the directory's to check), anyone else has none here; neither is counted.
+      if (outcome.noPasswordToCheck) return this.userManager.isDirectoryManaged(user) ? invalidCredentials() : noLocalPassword();
       // The attempt that locks the account, or whose count finds it locked meanwhile, answers locked_out, as sign-in does.
       if (await this.userManager.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password'))) return lockedOut();
-      return failure('invalid_credentials', 'The username or password is incorrect.');
+      return invalidCredentials();
     }
     await this.signInManager.refreshSignIn(user, session.id);
     await this.renewAfterPasswordCheck(session, response, true);
@@ -202,7 +211,7 @@ export class BackOfficeAccountService {
         if (!outcome.unavailable && (await this.userManager.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable')))) {
           return lockedOut();
         }
-        return failure('invalid_credentials', 'The username or password is incorrect.');
+        return invalidCredentials();
       }
       if (await this.userManager.isLockedOutNow(user)) return lockedOut();
     }

@@ -167,6 +167,7 @@ export class AuthController {
     [400, 'validation_failed / invalid_password with errors'],
     [401, 'invalid_credentials: wrong current password'],
     [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin)'],
+    [409, 'no_local_password: the account has no password (it signs in through an external login provider); not counted toward lockout'],
     [423, 'locked_out: the password is not checked while the account is locked'],
     [429, TOO_MANY_PASSWORD_CHECKS],
   )
@@ -181,7 +182,10 @@ export class AuthController {
     const { user } = request.backOffice;
     const result = await this.account.changePassword(user, sessionOf(request), body.currentPassword, body.newPassword, response);
     throwIfLockedOut(result, user, this.clock.now());
-    if (!result.succeeded) throw result.errors.some((e) => e.code === 'invalid_credentials') ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.invalidPassword(result.errors);
+    if (!result.succeeded) {
+      if (result.errors.some((e) => e.code === 'no_local_password')) throw BackOfficeHttpError.noLocalPassword();
+      throw result.errors.some((e) => e.code === 'invalid_credentials') ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.invalidPassword(result.errors);
+    }
     return { status: 'success' };
   }
 

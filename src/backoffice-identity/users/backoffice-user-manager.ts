@@ -757,10 +757,10 @@ export class BackOfficeUserManager {
   /**
    * Sets a new password after checking the current one (`password_mismatch`); `locked_out` when the account was
    * locked meanwhile ({@link isLockedOutNow}). Voids the user's emailed links and renews the security stamp.
+   * `outcome` gets what {@link checkPassword} found about the current password (`noPasswordToCheck`, `unavailable`).
    */
-  async changePassword(user: BackOfficeUser, currentPassword: string, newPassword: string): Promise<IdentityResult> {
+  async changePassword(user: BackOfficeUser, currentPassword: string, newPassword: string, outcome: BackOfficePasswordCheckOutcome = {}): Promise<IdentityResult> {
     if (!this.supportsUserPassword) return IdentityResult.failed(this.errorDescriber.notSupported('passwords'));
-    const outcome: BackOfficePasswordCheckOutcome = {};
     if (!(await this.checkPassword(user, currentPassword, outcome))) {
       // The password checker could not decide (a directory outage): refused, but not a wrong password to count.
       if (outcome.unavailable) return IdentityResult.failed({ code: 'invalid_credentials', description: 'The password could not be checked now.' });
