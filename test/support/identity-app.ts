@@ -59,6 +59,8 @@ export interface IdentityAppOptions {
   platform?: TestHttpPlatform;
   /** Called after the app is created, before it listens (e.g. to set up OpenAPI). */
   beforeListen?: (app: INestApplication) => void | Promise<void>;
+  /** `false`: the app runs no migration at start-up (a database left at an older schema stays so); default true. */
+  migrationsRun?: boolean;
 }
 
 export interface IdentityApp {
@@ -76,12 +78,12 @@ export const TEST_IDENTITY_DEFAULTS: BackOfficeIdentityModuleOptions = {
   twoFactor: { encryptionKey: 'test-encryption-key-0123456789abcdef' },
 };
 
-export function typeOrmOptionsFor(db: TestDatabase) {
+export function typeOrmOptionsFor(db: TestDatabase, migrationsRun = true) {
   return {
     type: 'postgres' as const,
     url: db.url,
     migrations: backOfficeIdentityMigrations,
-    migrationsRun: true,
+    migrationsRun,
     autoLoadEntities: true,
     extra: { max: db.poolSize },
     logging: false as const,
@@ -103,7 +105,7 @@ export async function createIdentityApp(db: TestDatabase, options: IdentityAppOp
     ? BackOfficeIdentityModule.forRootAsync({ ...swaps, routePrefix: identity.routePrefix, useFactory: async () => plain })
     : BackOfficeIdentityModule.forRoot(identity);
   let builder = Test.createTestingModule({
-    imports: [TypeOrmModule.forRoot(typeOrmOptionsFor(db)), EventEmitterModule.forRoot(options.eventEmitter ?? { wildcard: true }), identityModule, ...(options.imports ?? [])],
+    imports: [TypeOrmModule.forRoot(typeOrmOptionsFor(db, options.migrationsRun ?? true)), EventEmitterModule.forRoot(options.eventEmitter ?? { wildcard: true }), identityModule, ...(options.imports ?? [])],
     providers: options.providers ?? [],
     controllers: options.controllers ?? [],
   });

@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { backOfficeIdentityEntities, backOfficeIdentityMigrations } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
-import { createIdentityApp, type IdentityApp, typeOrmOptionsFor } from './identity-app.js';
+import { createIdentityApp, type IdentityApp, type IdentityAppOptions, typeOrmOptionsFor } from './identity-app.js';
 
 /** The timestamp (13 digits, the end of its name) of the newest migration the module ships. */
 export const LATEST_MIGRATION = Math.max(...backOfficeIdentityMigrations.map((m) => Number(/\d{13}$/u.exec(new m().name!)![0])));
@@ -17,9 +17,9 @@ export class MigrationTestDatabase {
     readonly source: DataSource,
   ) {}
 
-  static async create(seed: (app: IdentityApp) => Promise<void>): Promise<MigrationTestDatabase> {
+  static async create(seed: (app: IdentityApp) => Promise<void>, options: IdentityAppOptions = {}): Promise<MigrationTestDatabase> {
     const db = await createTestDatabase();
-    const app = await createIdentityApp(db);
+    const app = await createIdentityApp(db, options);
     try {
       await seed(app);
     } finally {
@@ -43,6 +43,14 @@ export class MigrationTestDatabase {
   /** Applies every pending migration, each in its own transaction. */
   async migrateUp(): Promise<void> {
     await this.source.runMigrations({ transaction: 'each' });
+  }
+
+  /**
+   * Boots an app on this database that runs no migration: the new code on the schema as it is now (a host that
+   * runs the migrations after the deploy, or after a `down`). Close it before {@link close}.
+   */
+  app(options: IdentityAppOptions = {}): Promise<IdentityApp> {
+    return createIdentityApp(this.db, { ...options, migrationsRun: false });
   }
 
   async close(): Promise<void> {

@@ -146,6 +146,15 @@ export function jsonDate(value: string | null | undefined): Date | null {
   return value === null || value === undefined ? null : new Date(value);
 }
 
+/**
+ * A mark a later migration added (`directory_managed_at`, `password_reset_forced_at`): undefined when the row has no
+ * such key, as `row_to_json` gives it on a database that migration has not reached yet (run after the deploy, or
+ * undone), so the manager takes the mark for unknown (its fallback) rather than for "not set".
+ */
+function jsonMark(value: string | null | undefined): Date | null | undefined {
+  return value === undefined ? undefined : jsonDate(value);
+}
+
 /** Maps a row of {@link USER_COLUMNS} with a user by hand (no entity hydration on the hot paths). */
 export function userFromRow(row: UserRow & { u: UserJson }): BackOfficeUser {
   const u = row.u;
@@ -178,8 +187,8 @@ export function userFromRow(row: UserRow & { u: UserJson }): BackOfficeUser {
     twoFactorSetupDeadline: jsonDate(u.two_factor_setup_deadline),
     disabledReason: u.disabled_reason ?? null,
     disabledUntil: jsonDate(u.disabled_until),
-    directoryManagedAt: jsonDate(u.directory_managed_at),
-    passwordResetForcedAt: jsonDate(u.password_reset_forced_at),
+    directoryManagedAt: jsonMark(u.directory_managed_at),
+    passwordResetForcedAt: jsonMark(u.password_reset_forced_at),
   });
 }
 
