@@ -38,6 +38,7 @@ import {
   type UserTokenHandoverStore,
   type UserTokenIssueOptions,
   type UserTwoFactorStore,
+  passwordResetForcedAtAfterWrite,
 } from '../../users/stores/user-store.interface.js';
 import { copyDate, InMemoryBackOfficeState, KeyedMutex, type InMemoryUser } from './in-memory-state.js';
 
@@ -264,8 +265,7 @@ export class InMemoryBackOfficeUserStore
       return true;
     }
     if (options.unlessDirectoryManaged && stored.directoryManagedAt != null) return false;
-    // A forced reset's removal marks the reset pending; any other write of the password (a new one) ends it.
-    const passwordResetForcedAt = options.forcedReset === true && passwordHash === null ? now : null;
+    const passwordResetForcedAt = passwordResetForcedAtAfterWrite(passwordHash, now, options);
     Object.assign(stored, { passwordHash, securityStamp, lastPasswordChangeAt: now, updatedAt: now, passwordResetForcedAt });
     return true;
   }

@@ -50,6 +50,7 @@ import {
   type PrunableUserStore,
   type UserEmailChangeStore,
   type UserEmailChangeHandoverStore,
+  passwordResetForcedAtAfterWrite,
 } from '../../users/stores/user-store.interface.js';
 
 
@@ -512,8 +513,7 @@ export class TypeOrmBackOfficeUserStore
       await this.users.update({ id: userId, passwordHash: options.rehashOf }, { passwordHash, updatedAt: now });
       return true;
     }
-    // A forced reset's removal marks the reset pending; any other write of the password (a new one) ends it.
-    const passwordResetForcedAt = options.forcedReset === true && passwordHash === null ? now : null;
+    const passwordResetForcedAt = passwordResetForcedAtAfterWrite(passwordHash, now, options);
     if (options.unlessDirectoryManaged) {
       // One statement: a mark committed while it waited for the row is seen by the re-check of its WHERE.
       if (!isUuid(userId)) return false;

@@ -64,6 +64,15 @@ export interface UserPasswordStore {
 }
 
 /**
+ * The `passwordResetForcedAt` that a {@link UserPasswordStore.setPasswordHash} write other than a `rehashOf` one
+ * leaves: `now` for a forced reset's removal (`forcedReset` with a `null` hash), null for any other write of the
+ * password (a new one ends a pending reset). For the built-in stores and a host's own.
+ */
+export function passwordResetForcedAtAfterWrite(passwordHash: string | null, now: Date, options: { forcedReset?: boolean }): Date | null {
+  return options.forcedReset === true && passwordHash === null ? now : null;
+}
+
+/**
  * The directory-managed mark ({@link BackOfficeUser.directoryManagedAt}). Without it no user is marked, and
  * password-reset links work for users the directory authenticated (the offboarding gap this mark closes).
  */
