@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { expectClientError } from '../support/bad-input.js';
 import { HttpClient } from '../support/http-client.js';
 import { TEST_PASSWORD, type IdentityApp, type IdentityAppOptions } from '../support/identity-app.js';
@@ -64,5 +65,35 @@ describe('Migration 1732610000000 not applied: an admin\'s forced reset still st
 
     const kept = await passkeyVerify(authenticators.kept);
     expect([kept.status, kept.body.code ?? kept.body.status], kept.text).toEqual([200, 'success']);
+  });
+});
+
+/** The start-up check names the module's migrations not applied yet: a warning, the app still starts. */
+describe('Start-up check: migrations of the module not applied yet', () => {
+  let migrated: MigrationTestDatabase;
+  let ctx: IdentityApp | undefined;
+  const warned = (spy: { mock: { calls: unknown[][] } }) => spy.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('migrations are not applied'));
+
+  beforeAll(async () => {
+    migrated = await MigrationTestDatabase.create(async () => undefined);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await migrated?.close();
+    vi.restoreAllMocks();
+  });
+
+  it('warns naming the ones the migrations table lacks, and only when some are missing', async () => {
+    const warn = vi.spyOn(Logger.prototype, 'warn');
+    const all = await migrated.app();
+    await all.close();
+    expect(warned(warn)).toEqual([]);
+
+    await migrated.undoFrom(1732600000000);
+    ctx = await migrated.app();
+    const [message, ...more] = warned(warn);
+    expect(more).toEqual([]);
+    expect(message).toContain('2 of its migrations are not applied yet: BackOfficeIdentitySessionNextStamps1732600000000, BackOfficeIdentityPasswordResetForced1732610000000.');
+    expect((await new HttpClient(ctx.url).get('/health')).status).not.toBe(500);
   });
 });

@@ -1,10 +1,14 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 import { InjectBackOfficeDataSource } from './backoffice-data-source.provider.js';
 import { backOfficeIdentityEntities } from './entities.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
+import { backOfficeIdentityMigrations } from './migrations/index.js';
 
-/** Fails start-up with a clear message when the host's DataSource lacks the module's entities or tables. */
+/**
+ * Fails start-up with a clear message when the host's DataSource lacks the module's entities or tables, and warns
+ * (without refusing: a host may run the CLI after the deploy) of the module's migrations not applied yet.
+ */
 @Injectable()
 export class BackOfficeIdentityStartupCheck implements OnModuleInit {
   constructor(@InjectBackOfficeDataSource() private readonly dataSource: DataSource) {}
@@ -36,5 +40,24 @@ export class BackOfficeIdentityStartupCheck implements OnModuleInit {
           'and `migrationsRun: true` to TypeOrmModule.forRoot(), or run the migrations with the TypeORM CLI.',
       );
     }
+    await this.warnOfPendingMigrations(schema, quote);
+  }
+
+  /**
+   * Names the module's migrations that the DataSource's migrations table (`migrationsTableName`, default
+   * `migrations`, in its `schema`) does not list. Says nothing when there is no such table (a schema made otherwise).
+   */
+  private async warnOfPendingMigrations(schema: string | undefined, quote: (name: string) => string): Promise<void> {
+    const table = this.dataSource.options.migrationsTableName ?? 'migrations';
+    const path = schema ? `${quote(schema)}.${quote(table)}` : quote(table);
+    const [row] = await this.dataSource.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [path]);
+    if (!row?.present) return;
+    const applied = new Set((await this.dataSource.query(`SELECT name FROM ${path}`)).map((r: { name: string }) => r.name));
+    const pending = backOfficeIdentityMigrations.map((m) => new m().name!).filter((name) => !applied.has(name));
+    if (pending.length === 0) return;
+    new Logger('BackOfficeIdentity').warn(
+      `BackOfficeIdentityModule: ${pending.length} of its migrations are not applied yet: ${pending.join(', ')}. Run them ` +
+        '(`migrationsRun: true` in TypeOrmModule.forRoot(), or the TypeORM CLI); until then some writes fail and some checks fall back to older rules.',
+    );
   }
 }
