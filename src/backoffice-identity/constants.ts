@@ -109,3 +109,10 @@ export type BackOfficeSwapKey = (typeof BACKOFFICE_SWAP_KEYS)[number];
  * instances (and the CLI) starting together on one database run them one after the other, not into each other.
  */
 export const BACKOFFICE_MIGRATION_LOCK_KEY = 7_315_020_241_123;
+
+/**
+ * How long (ms) a module migration waits for a table lock (PostgreSQL `lock_timeout`, set for its own statements
+ * only) before it fails. An `ALTER TABLE` waiting behind a long transaction on `backoffice_user` would queue every
+ * sign-in and session check behind it; failing fast leaves the table to the traffic, and the deploy retries.
+ */
+export const BACKOFFICE_MIGRATION_TABLE_LOCK_TIMEOUT_MS = 5_000;

@@ -30,6 +30,11 @@ export class MigrationTestDatabase {
     return new MigrationTestDatabase(db, source);
   }
 
+  /** The database's connection string, for a second client (a transaction holding a table meanwhile). */
+  get url(): string {
+    return this.db.url;
+  }
+
   /** The timestamp of the newest migration applied. */
   async newest(): Promise<number> {
     return Number((await this.source.query(`SELECT max("timestamp") AS t FROM migrations`))[0].t);
@@ -40,9 +45,9 @@ export class MigrationTestDatabase {
     while ((await this.newest()) >= timestamp) await this.source.undoLastMigration();
   }
 
-  /** Applies every pending migration, each in its own transaction. */
-  async migrateUp(): Promise<void> {
-    await this.source.runMigrations({ transaction: 'each' });
+  /** Applies every pending migration, each in its own transaction unless told otherwise (TypeORM's transaction mode). */
+  async migrateUp(transaction: 'each' | 'all' | 'none' = 'each'): Promise<void> {
+    await this.source.runMigrations({ transaction });
   }
 
   /**
