@@ -1,10 +1,16 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /** Two-factor authentication: authenticator secrets (encrypted), recovery codes (hashed), pending sign-ins. */
 export class BackOfficeIdentityTwoFactor1732400000000 implements MigrationInterface {
   name = 'BackOfficeIdentityTwoFactor1732400000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_user', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`
       CREATE TABLE backoffice_user_authenticator (
         user_id uuid NOT NULL REFERENCES backoffice_user(id) ON DELETE CASCADE,

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * Hardening (0.2):
@@ -14,6 +15,11 @@ export class BackOfficeIdentityHardening1732500000000 implements MigrationInterf
   name = 'BackOfficeIdentityHardening1732500000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_session, backoffice_login_attempt, backoffice_user_recovery_code', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE backoffice_session ADD COLUMN reauthenticated_at timestamptz NULL`);
     await queryRunner.query(`UPDATE backoffice_session SET reauthenticated_at = created_at`);
 

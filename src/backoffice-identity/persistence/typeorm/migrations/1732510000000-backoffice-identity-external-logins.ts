@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * External logins (OpenID Connect): the users' provider logins (unique provider + key, one per provider and
@@ -9,6 +10,11 @@ export class BackOfficeIdentityExternalLogins1732510000000 implements MigrationI
   name = 'BackOfficeIdentityExternalLogins1732510000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_user, backoffice_session, backoffice_two_factor_challenge', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`
       CREATE TABLE backoffice_user_login (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

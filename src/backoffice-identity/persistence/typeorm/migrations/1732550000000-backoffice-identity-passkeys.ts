@@ -1,10 +1,16 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /** Passkeys (WebAuthn credentials) and the server-side, single-use challenges of their ceremonies. */
 export class BackOfficeIdentityPasskeys1732550000000 implements MigrationInterface {
   name = 'BackOfficeIdentityPasskeys1732550000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_user, backoffice_two_factor_challenge', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`
       CREATE TABLE backoffice_user_passkey (
         id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * Permissions on groups. Keeps today's behaviour: `admin` gets every built-in permission (it holds every
@@ -9,6 +10,11 @@ export class BackOfficeIdentityGroupPermissions1732560000000 implements Migratio
   name = 'BackOfficeIdentityGroupPermissions1732560000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_group', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`
       ALTER TABLE backoffice_group
         ADD COLUMN permissions text[] NOT NULL DEFAULT '{}',

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * API users (machines): a `kind` on users (`person` for every existing row), client credentials (secrets as
@@ -9,6 +10,11 @@ export class BackOfficeIdentityApiUsers1732560000001 implements MigrationInterfa
   name = 'BackOfficeIdentityApiUsers1732560000001';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_user', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE backoffice_user ADD COLUMN kind varchar(16) NOT NULL DEFAULT 'person'`);
     await queryRunner.query(`ALTER TABLE backoffice_user ADD CONSTRAINT ck_backoffice_user_kind CHECK (kind IN ('person', 'api'))`);
     await queryRunner.query(`

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * Two-factor enforced per group: `require_two_factor` on groups (off for every existing group, so nothing
@@ -8,6 +9,11 @@ export class BackOfficeIdentityEnforcedTwoFactor1732560000002 implements Migrati
   name = 'BackOfficeIdentityEnforcedTwoFactor1732560000002';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_group, backoffice_user, backoffice_session', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE backoffice_group ADD COLUMN require_two_factor boolean NOT NULL DEFAULT false`);
     await queryRunner.query(`ALTER TABLE backoffice_user ADD COLUMN two_factor_setup_deadline timestamptz NULL`);
     await queryRunner.query(`ALTER TABLE backoffice_session ADD COLUMN two_factor_setup_only boolean NOT NULL DEFAULT false`);

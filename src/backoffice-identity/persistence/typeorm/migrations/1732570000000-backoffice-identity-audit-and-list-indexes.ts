@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * Indexes for the stores at scale (issue #17): the audit trail's keyset order `(created_at, id)` and its
@@ -11,6 +12,11 @@ export class BackOfficeIdentityAuditAndListIndexes1732570000000 implements Migra
   name = 'BackOfficeIdentityAuditAndListIndexes1732570000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_audit_entry, backoffice_user', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`DROP INDEX IF EXISTS ix_backoffice_audit_entry_created`);
     await queryRunner.query(`DROP INDEX IF EXISTS ix_backoffice_audit_entry_affected`);
     await queryRunner.query(`CREATE INDEX ix_backoffice_audit_entry_created ON backoffice_audit_entry (created_at, id)`);

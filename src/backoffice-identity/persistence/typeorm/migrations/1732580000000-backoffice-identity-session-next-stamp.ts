@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * `backoffice_session.next_security_stamp`: the stamp an account change made in a session (password change,
@@ -10,6 +11,11 @@ export class BackOfficeIdentitySessionNextStamp1732580000000 implements Migratio
   name = 'BackOfficeIdentitySessionNextStamp1732580000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_session', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE backoffice_session ADD COLUMN next_security_stamp varchar(64)`);
   }
 

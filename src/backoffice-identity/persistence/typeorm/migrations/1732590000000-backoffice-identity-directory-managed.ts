@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * `backoffice_user.directory_managed_at`: when a password checker that owns the passwords of the users it vouches
@@ -11,6 +12,11 @@ export class BackOfficeIdentityDirectoryManaged1732590000000 implements Migratio
   name = 'BackOfficeIdentityDirectoryManaged1732590000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_user', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE backoffice_user ADD COLUMN directory_managed_at timestamptz`);
   }
 

@@ -1,4 +1,5 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { underTableLockTimeout } from './table-lock-timeout.js';
 
 /**
  * `backoffice_session.next_security_stamps` replaces `next_security_stamp`: a session announces one stamp per
@@ -11,6 +12,11 @@ export class BackOfficeIdentitySessionNextStamps1732600000000 implements Migrati
   name = 'BackOfficeIdentitySessionNextStamps1732600000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
+    await underTableLockTimeout(queryRunner, this.name, 'backoffice_session', () => this.statements(queryRunner));
+  }
+
+  /** The statements as shipped, run by {@link up} under the table lock timeout. */
+  private async statements(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`ALTER TABLE backoffice_session ADD COLUMN next_security_stamps varchar(64)[]`);
     await queryRunner.query(
       `UPDATE backoffice_session SET next_security_stamps = ARRAY[next_security_stamp] WHERE next_security_stamp IS NOT NULL AND revoked_at IS NULL`,
