@@ -144,9 +144,17 @@ suite('a provider that asks for auto-redirect', () => {
 
   beforeAll(async () => {
     const port = await freePort();
-    idp = await TestOidcProvider.start([{ client_id: 'backoffice-ui', client_secret: SECRET, redirect_uris: [`http://localhost:${port}/backoffice/auth/external/oidc/callback`] }]);
+    const callback = (name: string) => `http://localhost:${port}/backoffice/auth/external/${name}/callback`;
+    idp = await TestOidcProvider.start([{ client_id: 'backoffice-ui', client_secret: SECRET, redirect_uris: [callback('oidc'), callback('partner')] }]);
+    // With passkeys and a second provider (no autoRedirect) beside it: a sign-in the person starts stops the redirect.
     app = await startBrowserApp(
-      { externalLogins: [{ name: 'oidc', displayName: 'Company login', issuer: idp.issuer, clientId: 'backoffice-ui', clientSecret: SECRET, autoRedirect: true }] },
+      (origin) => ({
+        passkeys: { rpId: 'localhost', rpName: 'Back office', origins: [origin] },
+        externalLogins: [
+          { name: 'oidc', displayName: 'Company login', issuer: idp.issuer, clientId: 'backoffice-ui', clientSecret: SECRET, autoRedirect: true },
+          { name: 'partner', displayName: 'Partner login', issuer: idp.issuer, clientId: 'backoffice-ui', clientSecret: SECRET },
+        ],
+      }),
       port,
     );
     browser = await launchBrowser(executable!);
@@ -319,6 +327,59 @@ suite('a provider that asks for auto-redirect', () => {
     expect(checks).toBe(1);
     expect(page.url()).toBe(`${app.origin}/backoffice`);
     expect(toProvider).toEqual([]);
+    await context.close();
+  });
+
+  /**
+   * A sign-in page whose load-time GET /auth/me (asked for the XSRF cookie of an ended session) is held until
+   * `release()`, which lets it answer (401); `challenges` records the provider challenges the page requested.
+   */
+  async function pageWithHeldCheck(): Promise<{ context: BrowserContext; page: Page; challenges: string[]; release: () => void }> {
+    const context = await browser.newContext();
+    await context.addCookies([{ name: 'XSRF-TOKEN', value: 'left-from-an-ended-session', url: app.origin, sameSite: 'Strict' }]);
+    const page = await context.newPage();
+    const challenges: string[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname.endsWith('/challenge')) challenges.push(new URL(request.url()).pathname);
+    });
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await page.route('**/backoffice/auth/me', async (route) => {
+      await released;
+      await route.continue();
+    });
+    await page.goto(`${app.origin}/backoffice`);
+    await expect.poll(() => page.getByRole('link', { name: 'Sign in with Partner login' }).isVisible()).toBe(true);
+    return { context, page, challenges, release };
+  }
+
+  it('a passkey sign-in started while the session check is out: its answer (401) starts no redirect to the provider', async () => {
+    const { context, page, challenges, release } = await pageWithHeldCheck();
+    // The person's passkey ceremony is under way (its options held here) when the check answers.
+    let optionsAsked = false;
+    await page.route('**/backoffice/auth/passkey/options', () => {
+      optionsAsked = true; // never answered: the ceremony is still going on
+    });
+    await page.getByRole('button', { name: BACKOFFICE_UI_MESSAGES.signInWithPasskeyButton }).click();
+    await expect.poll(() => optionsAsked).toBe(true);
+    release();
+    await page.waitForTimeout(500);
+    expect(challenges).toEqual([]);
+    expect(new URL(page.url()).pathname).toBe('/backoffice');
+    await context.close();
+  });
+
+  it("a click on another provider's button while the session check is out: its answer (401) does not send the browser to the auto-redirect provider instead", async () => {
+    const { context, page, challenges, release } = await pageWithHeldCheck();
+    // The click's challenge is held (still loading) when the check answers.
+    let clicked!: () => void;
+    const challengeSent = new Promise<void>((resolve) => (clicked = resolve));
+    await page.route('**/backoffice/auth/external/partner/challenge*', () => clicked());
+    await page.getByRole('link', { name: 'Sign in with Partner login' }).click({ noWaitAfter: true });
+    await challengeSent;
+    release();
+    await page.waitForTimeout(500);
+    expect(challenges).toEqual(['/backoffice/auth/external/partner/challenge']);
     await context.close();
   });
 });

@@ -111,10 +111,16 @@
    * next page loads, so a second click or Enter sends nothing more (a second sign-in, a used code).
    */
   var LEAVING = {};
-  /** The page has started a sign-in or a navigation of its own: the sign-in page's load-time check goes nowhere. */
+  /**
+   * The page has started a sign-in or a navigation of its own (the password form, a passkey, a provider's button,
+   * leave()): the sign-in page's load-time check goes nowhere (see signIn). startedOwnMove() notes it.
+   */
   var ownMove = false;
-  function leave(url) {
+  function startedOwnMove() {
     ownMove = true;
+  }
+  function leave(url) {
+    startedOwnMove();
     window.location.assign(url);
     return LEAVING;
   }
@@ -248,7 +254,9 @@
     var box = $('bo-providers');
     if (!box) return;
     var listed = listProviders(box, function (provider, name) {
-      return el('a', { className: 'bo-button bo-secondary', href: providerUrl(provider), text: t('providerButton', { provider: name }) });
+      var button = el('a', { className: 'bo-button bo-secondary', href: providerUrl(provider), text: t('providerButton', { provider: name }) });
+      button.addEventListener('click', startedOwnMove); // the person's choice: no autoRedirect goes elsewhere instead
+      return button;
     });
     Promise.all([listed, signedOut]).then(function (answers) {
       var auto = answers[0].filter(function (p) {
@@ -309,7 +317,7 @@
     var username = $('bo-username');
     var password = $('bo-password');
     handleForm($('bo-sign-in-form'), function (values) {
-      ownMove = true;
+      startedOwnMove();
       showStatus(t('signingIn'));
       return S.request('POST', '/auth/login', { username: values.username, password: values.password }, { retry: false }).then(function (res) {
         if (afterSignIn(res)) return LEAVING;
@@ -882,7 +890,7 @@
   }
 
   /** For passkeys.js (loaded after this file on the same pages). */
-  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn, showError: showError, showStatus: showStatus, when: when, deleteOnClick: deleteOnClick, keepFocus: keepFocus, refocus: refocus };
+  window.BackOfficePages = { page: page, returnUrl: returnUrl, afterSignIn: afterSignIn, startedOwnMove: startedOwnMove, showError: showError, showStatus: showStatus, when: when, deleteOnClick: deleteOnClick, keepFocus: keepFocus, refocus: refocus };
 
   var pages = { 'sign-in': signIn, 'two-factor': twoFactor, 'forgot-password': forgot, 'reset-password': reset, 'accept-invite': invite, 'confirm-email': confirmEmail, account: account };
   if (pages[page.page]) pages[page.page]();

@@ -33,7 +33,7 @@
   /**
    * session.js's passkey assertion (options, browser ceremony, verify). Resolves the API answer, or null when no
    * assertion was posted (the message went to `how.report`, by default the page's alert; nothing is said for an
-   * autofill request). how: { autofill, report, status }.
+   * autofill request). how: { autofill, report, status, asserted (called once the browser gave an assertion, with status) }.
    */
   function authenticate(optionsPath, verifyPath, how) {
     return S.passkeyAuthentication(optionsPath, verifyPath, {
@@ -41,6 +41,7 @@
       report: how.report || showError,
       asserted: how.status
         ? function () {
+            if (how.asserted) how.asserted();
             showStatus(how.status);
           }
         : null,
@@ -72,13 +73,16 @@
       if (!res || P.afterSignIn(res)) return;
       showError(S.errorText(res));
     };
+    // A passkey sign-in is the person's own, as the password form's is (pages.js startedOwnMove): from the button's
+    // click, or once an autofill passkey was picked (the autofill request itself waits from the page's load on).
     runButton(button, function () {
+      P.startedOwnMove();
       return authenticate('/auth/passkey/options', '/auth/passkey/verify', { status: t('signingIn') }).then(finish);
     });
     // Conditional UI: passkeys offered in the username field's autofill, where the browser supports it.
     if (W && W.browserSupportsWebAuthnAutofill) {
       W.browserSupportsWebAuthnAutofill().then(function (yes) {
-        if (yes) authenticate('/auth/passkey/options', '/auth/passkey/verify', { autofill: true, status: t('signingIn') }).then(finish);
+        if (yes) authenticate('/auth/passkey/options', '/auth/passkey/verify', { autofill: true, status: t('signingIn'), asserted: P.startedOwnMove }).then(finish);
       });
     }
   }
