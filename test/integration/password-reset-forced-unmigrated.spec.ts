@@ -97,3 +97,32 @@ describe('Start-up check: migrations of the module not applied yet', () => {
     expect((await new HttpClient(ctx.url).get('/health')).status).not.toBe(500);
   });
 });
+
+/**
+ * The host runs the module's migrations with a migrations table of its own (a CLI DataSource with another
+ * `migrationsTableName`), and the table the app's DataSource names, `migrations`, is another tool's, without a
+ * `name` column. The check cannot read it: start-up must not fail for a warning.
+ */
+describe('Start-up check: a migrations table it cannot read', () => {
+  let migrated: MigrationTestDatabase;
+  let ctx: IdentityApp | undefined;
+
+  beforeAll(async () => {
+    migrated = await MigrationTestDatabase.create(async () => undefined);
+    await migrated.source.query(`ALTER TABLE migrations RENAME TO backoffice_migrations`);
+    await migrated.source.query(`CREATE TABLE migrations (id serial PRIMARY KEY, migration text NOT NULL, batch integer NOT NULL)`);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await migrated?.close();
+    vi.restoreAllMocks();
+  });
+
+  it('the app starts and serves, warning that it could not check the migrations', async () => {
+    const warn = vi.spyOn(Logger.prototype, 'warn');
+    ctx = await migrated.app();
+    expect((await new HttpClient(ctx.url).get('/health')).status).not.toBe(500);
+    const messages = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('BackOfficeIdentityModule'));
+    expect(messages).toEqual([expect.stringMatching(/could not check .*"migrations".*column "name" does not exist/su)]);
+  });
+});

@@ -45,17 +45,26 @@ export class BackOfficeIdentityStartupCheck implements OnModuleInit {
 
   /**
    * Names the module's migrations that the DataSource's migrations table (`migrationsTableName`, default
-   * `migrations`, in its `schema`) does not list. Says nothing when there is no such table (a schema made otherwise).
+   * `migrations`, in its `schema`) does not list. Says nothing when there is no such table (a schema made otherwise);
+   * when the table cannot be read (another tool's, without `name`; no SELECT for the app's role), says so and goes on.
    */
   private async warnOfPendingMigrations(schema: string | undefined, quote: (name: string) => string): Promise<void> {
     const table = this.dataSource.options.migrationsTableName ?? 'migrations';
     const path = schema ? `${quote(schema)}.${quote(table)}` : quote(table);
-    const [row] = await this.dataSource.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [path]);
-    if (!row?.present) return;
-    const applied = new Set((await this.dataSource.query(`SELECT name FROM ${path}`)).map((r: { name: string }) => r.name));
+    const logger = new Logger('BackOfficeIdentity');
+    let applied: Set<string>;
+    try {
+      const [row] = await this.dataSource.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [path]);
+      if (!row?.present) return;
+      applied = new Set((await this.dataSource.query(`SELECT name FROM ${path}`)).map((r: { name: string }) => r.name));
+    } catch (error) {
+      // Only a warning rides on it: a table another tool owns, or one the app's role may not read, must not stop start-up.
+      logger.warn(`BackOfficeIdentityModule: could not check for its migrations not applied yet in ${path}: ${(error as Error).message}`);
+      return;
+    }
     const pending = backOfficeIdentityMigrations.map((m) => new m().name!).filter((name) => !applied.has(name));
     if (pending.length === 0) return;
-    new Logger('BackOfficeIdentity').warn(
+    logger.warn(
       `BackOfficeIdentityModule: ${pending.length} of its migrations are not applied yet: ${pending.join(', ')}. Run them ` +
         '(`migrationsRun: true` in TypeOrmModule.forRoot(), or the TypeORM CLI); until then some writes fail and some checks fall back to older rules.',
     );
