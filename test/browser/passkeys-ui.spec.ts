@@ -339,6 +339,17 @@ const DOCS_DIR = join(__dirname, '..', '..', 'docs', 'screenshots');
     await expectCarriedOn(page, email);
   });
 
+  it('WCAG 2.4.3: a passkey sign-in started from the keyboard and refused (no passkey for this site) says why, and the focus is back on "Sign in with a passkey", not on <body>', async () => {
+    const { page } = await pageWithAuthenticator(false);
+    await page.goto(url('/'));
+    const button = page.getByRole('button', { name: 'Sign in with a passkey' });
+    await button.focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.locator('#bo-alert').textContent(), { timeout: 20_000 }).not.toBe('');
+    await expect.poll(() => button.isEnabled()).toBe(true);
+    expect(await page.evaluate(() => document.activeElement?.textContent)).toBe('Sign in with a passkey');
+  });
+
   it('"Your session has ended" offers no passkey where the browser has no WebAuthn', async () => {
     const email = `dialog-nowebauthn-${kind}@example.com`;
     await app.userManager.createUser({ email, name: 'Nora Nowebauthn', password: TEST_PASSWORD });

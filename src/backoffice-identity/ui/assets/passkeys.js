@@ -60,6 +60,7 @@
       Promise.resolve(work()).then(function () {
         button.disabled = false;
         button.removeAttribute('aria-busy');
+        P.refocus(button); // the focus was lost while the button was disabled (WCAG 2.4.3)
       });
     });
   }
