@@ -259,13 +259,17 @@ export class BackOfficeAccountService {
   async revokeSession(user: Pick<BackOfficeUser, 'id'> & Partial<Pick<BackOfficeUser, 'securityStamp'>>, sessionId: string): Promise<boolean> {
     const { id, securityStamp } = user;
     const revoked = await this.sessions.revoke(securityStamp === undefined ? id : { id, securityStamp }, sessionId);
-    if (revoked) await this.userManager.notify(UserSessionsRevokedNotification, user, { count: 1 });
+    if (!revoked) return false;
+    // The email-change link that session may have asked for (to a thief's mailbox) ends with it.
+    await this.userManager.voidEmailChangeLinks(user);
+    await this.userManager.notify(UserSessionsRevokedNotification, user, { count: 1 });
     return revoked;
   }
 
   /** Signs out everywhere else: every other session ends (`UserSessionsRevokedNotification`). Answers how many. */
   async revokeOtherSessions(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>): Promise<number> {
     const revoked = await this.sessions.revokeAll(user, session.id);
+    await this.userManager.voidEmailChangeLinks(user);
     await this.userManager.notify(UserSessionsRevokedNotification, user, { count: revoked });
     return revoked;
   }

@@ -808,6 +808,18 @@ export class BackOfficeUserManager {
     for (const purpose of PASSWORD_BOUND_TOKEN_PURPOSES) await store.voidTokens(userId, purpose, now);
   }
 
+  /**
+   * Voids the user's pending email-change link: when sessions are ended (an admin's "sign out everywhere", the user's
+   * own, or one session), the move to another mailbox a session asked for ends with it, as it does with a password
+   * change. Left live, the link a stolen session cookie asked for (to the thief's mailbox) still moved the account
+   * once the cookie stopped working, and the thief then reset the password (OWASP ASVS 4.0 3.3.x, 2.5.x). Nothing
+   * without a `UserTokenStore`.
+   */
+  async voidEmailChangeLinks(user: Pick<BackOfficeUser, 'id'>): Promise<void> {
+    const store = this.store;
+    if (isUserTokenStore(store)) await store.voidTokens(user.id, 'change_email', this.now());
+  }
+
   // ---- single-use tokens --------------------------------------------------------------------------
 
   /**

@@ -462,6 +462,8 @@ export class UsersController {
     await this.assertMayStillManage(request, user);
     // An API user's "sessions" are its bearer tokens: signing it out everywhere ends them (its secret still works).
     const count = user.kind === 'api' ? await this.apiUsers.revokeTokens(user.id) : await this.sessions.revokeAll(user);
+    // The email-change link an ended session asked for (a stolen cookie's, to the thief's mailbox) ends with it.
+    if (user.kind !== 'api') await this.userManager.voidEmailChangeLinks(user);
     await this.userManager.notify(UserSessionsRevokedNotification, user, { count });
   }
 

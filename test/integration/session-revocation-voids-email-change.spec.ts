@@ -1,0 +1,79 @@
+import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
+import { Mailbox } from '../support/mailbox.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { HttpClient } from '../support/http-client.js';
+import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { linkParams } from '../support/smtp.js';
+
+/**
+ * A stolen session cookie (fresh enough for the step-up) asks to move the account to the thief's mailbox. The remedy
+ * for a stolen cookie is ending the sessions: an admin's DELETE /users/:id/sessions, or the owner's "sign out
+ * everywhere else" (DELETE /auth/sessions) or ending that one session (DELETE /auth/sessions/:id). The email-change
+ * link the ended session asked for must end with it, as it does with a password change: confirmed afterwards (no
+ * session needed), it moved the account's address to the thief, who then reset the password (OWASP ASVS 4.0 3.3.x, 2.5.x).
+ */
+describe('OWASP ASVS 4.0 3.3.x: ending the sessions voids a pending email-change link', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let admin: HttpClient;
+  const make = userFactory(() => ctx, 'revvoid');
+  const drain = () => ctx.app.get(BackOfficeBackgroundTasks).drain();
+  const lastMail = (to: string, type: string) => Mailbox.messages.filter((m) => m.to === to && m.type === type).at(-1)!;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } }, providers: [Mailbox] });
+    const boss = await make({ groups: ['admin'] });
+    admin = new HttpClient(ctx.url);
+    expect((await admin.login(boss.email, TEST_PASSWORD)).status).toBe(200);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  /** The thief's session asks for a move to their mailbox; answers the thief's client and the link they received. */
+  async function stolenSessionAsksForMove(email: string, thiefMailbox: string) {
+    const user = await make({ email });
+    const thief = new HttpClient(ctx.url);
+    expect((await thief.login(email, TEST_PASSWORD)).status).toBe(200);
+    expect((await thief.post('/auth/me/email', { newEmail: thiefMailbox })).status).toBe(202);
+    await drain();
+    return { user, thief, link: linkParams(lastMail(thiefMailbox, 'EmailChangeConfirm').text, 'confirm-email') };
+  }
+
+  async function expectLinkDead(link: { userId: string; token: string }, email: string) {
+    const confirmed = await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId: link.userId, token: link.token });
+    expect(confirmed.status, confirmed.text).toBe(400);
+    expect(confirmed.body.code).toBe('invalid_token');
+    expect((await ctx.userManager.findById(link.userId))!.email).toBe(email);
+  }
+
+  it("an admin's DELETE /users/:id/sessions", async () => {
+    const { user, thief, link } = await stolenSessionAsksForMove('revvoid-a@example.com', 'revvoid-thief-a@evil.example');
+    const revoked = await admin.request('DELETE', `/users/${user.id}/sessions`);
+    expect(revoked.status, revoked.text).toBe(204);
+    expect((await thief.get('/auth/me')).status).toBe(401);
+    await expectLinkDead(link, 'revvoid-a@example.com');
+  });
+
+  it("the owner's DELETE /auth/sessions (sign out everywhere else)", async () => {
+    const { thief, link } = await stolenSessionAsksForMove('revvoid-b@example.com', 'revvoid-thief-b@evil.example');
+    const owner = new HttpClient(ctx.url);
+    expect((await owner.login('revvoid-b@example.com', TEST_PASSWORD)).status).toBe(200);
+    expect((await owner.request('DELETE', '/auth/sessions')).status).toBe(200);
+    expect((await thief.get('/auth/me')).status).toBe(401);
+    await expectLinkDead(link, 'revvoid-b@example.com');
+  });
+
+  it("the owner's DELETE /auth/sessions/:id (that one session)", async () => {
+    const { thief, link } = await stolenSessionAsksForMove('revvoid-c@example.com', 'revvoid-thief-c@evil.example');
+    const owner = new HttpClient(ctx.url);
+    expect((await owner.login('revvoid-c@example.com', TEST_PASSWORD)).status).toBe(200);
+    const sessions = (await owner.get('/auth/sessions')).body as Array<{ id: string; current: boolean }>;
+    const stolen = sessions.find((s) => !s.current)!;
+    expect((await owner.request('DELETE', `/auth/sessions/${stolen.id}`)).status).toBe(204);
+    expect((await thief.get('/auth/me')).status).toBe(401);
+    await expectLinkDead(link, 'revvoid-c@example.com');
+  });
+});
