@@ -9,6 +9,7 @@ import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interf
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
 import { BackOfficeSessionService } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
+import { sessionTimeoutsMs } from './session-liveness.js';
 import type { BackOfficeSession } from './session-store.interface.js';
 import { BackOfficeExternalLoginSessions, type SealedExternalLogin } from '../external-logins/external-login-sessions.service.js';
 
@@ -91,7 +92,7 @@ export class BackOfficeSessionIssuer {
    */
   async completeStepUp(session: BackOfficeSession, response: BackOfficeHttpResponse): Promise<Date | null> {
     if (!(await this.renew(session, response))) return null;
-    return new Date(session.reauthenticatedAt!.getTime() + this.options.session.reauthenticationMinutes * 60_000);
+    return new Date(session.reauthenticatedAt!.getTime() + sessionTimeoutsMs(this.options.session).reauthenticationMs);
   }
 
   /**
@@ -100,7 +101,7 @@ export class BackOfficeSessionIssuer {
    * cookies), so its cookies live until that later deadline, as the cookies it was issued with do.
    */
   private remainingSeconds(session: BackOfficeSession): number {
-    const absolute = session.createdAt.getTime() + this.options.session.absoluteTimeoutHours * 3_600_000;
+    const absolute = session.createdAt.getTime() + sessionTimeoutsMs(this.options.session).absoluteMs;
     const deadline = session.twoFactorSetupOnly ? Math.max(session.expiresAt.getTime(), absolute) : session.expiresAt.getTime();
     return Math.max(1, Math.ceil((deadline - this.clock.now().getTime()) / 1000));
   }

@@ -14,7 +14,7 @@ import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './session-store.interface.js';
 import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
-import { holdsStamp } from './session-liveness.js';
+import { holdsStamp, idleCutoff, isLiveOnStamp, isUnexpired, minutesToMs, sessionTimeoutsMs } from './session-liveness.js';
 import { byLastSeenThenId } from './session-order.js';
 
 /** What the step-up rule reads of an authenticated request (`request.backOffice`). */
@@ -108,10 +108,8 @@ export class BackOfficeSessionService {
       typeof store.findByTokenHashWithUser === 'function' &&
       store.readsUsersOf?.(userManager.store) === true;
     this.readsLogins = this.joinsUser && options.externalLogins.length > 0;
-    this.idleMs = options.session.idleTimeoutMinutes * 60_000;
-    this.absoluteMs = options.session.absoluteTimeoutHours * 3_600_000;
+    ({ idleMs: this.idleMs, absoluteMs: this.absoluteMs, reauthenticationMs: this.reauthenticationMs } = sessionTimeoutsMs(options.session));
     this.touchIntervalMs = Math.min(60_000, this.idleMs / 4);
-    this.reauthenticationMs = options.session.reauthenticationMinutes * 60_000;
   }
 
   /**
@@ -200,7 +198,8 @@ export class BackOfficeSessionService {
     if (pending && pending > session.lastSeenAt) session.lastSeenAt = pending;
     else if (pending) this.pendingTouches.delete(session.id); // the write is visible now
     const now = this.clock.now();
-    if (!this.isLive(session, now)) return null;
+    // listLive's rule (isLiveOnStamp), in two steps: the stamp once the user is read
+    if (!this.isUnrevokedAndUnexpired(session, now)) return null;
     // request.backOffice.user: redacted when logged, whatever store read it (see BackOfficeUser)
     const user = redactSecretsWhenLogged(found.user === undefined ? await this.userManager.findById(session.userId) : found.user);
     if (!user || !user.isApproved || !holdsStamp(session, user.securityStamp)) return null;
@@ -258,12 +257,14 @@ export class BackOfficeSessionService {
     return session ? { session } : null;
   }
 
-  private isLive(session: BackOfficeSession, now: Date): boolean {
-    return (
-      session.revokedAt === null &&
-      session.expiresAt.getTime() > now.getTime() &&
-      now.getTime() - session.lastSeenAt.getTime() < this.idleMs
-    );
+  /** Not revoked, and live by the rule listLive and revokeAll count by ({@link isLiveOnStamp}) at `now`. */
+  private isLive(session: BackOfficeSession, securityStamp: string, now: Date): boolean {
+    return session.revokedAt === null && isLiveOnStamp(session, securityStamp, now, idleCutoff(now, this.idleMs));
+  }
+
+  /** {@link isLive} but for the stamp. */
+  private isUnrevokedAndUnexpired(session: BackOfficeSession, now: Date): boolean {
+    return session.revokedAt === null && isUnexpired(session, now, idleCutoff(now, this.idleMs));
   }
 
   /** The idle and absolute deadlines of a live session. */
@@ -286,7 +287,7 @@ export class BackOfficeSessionService {
   async findLiveSessionOf(sessionId: string, user: Pick<BackOfficeUser, 'id' | 'securityStamp'>): Promise<BackOfficeSession | null> {
     if (!isUuid(sessionId)) return null;
     const session = await this.store.findById(user.id, sessionId);
-    return session && this.isLive(session, this.clock.now()) && holdsStamp(session, user.securityStamp) ? session : null;
+    return session && this.isLive(session, user.securityStamp, this.clock.now()) ? session : null;
   }
 
   /**
@@ -295,7 +296,7 @@ export class BackOfficeSessionService {
    */
   async list(user: Pick<BackOfficeUser, 'id' | 'securityStamp'>, currentSessionId?: string): Promise<BackOfficeSessionDto[]> {
     const now = this.clock.now();
-    const rows = await this.store.listLive(user.id, user.securityStamp, now, new Date(now.getTime() - this.idleMs));
+    const rows = await this.store.listLive(user.id, user.securityStamp, now, idleCutoff(now, this.idleMs));
     // A copy: the host store's array may be frozen or cached (sorting it in place would throw or reorder it).
     return [...rows].sort(byLastSeenThenId).map((s) => toSessionDto(s, currentSessionId));
   }
@@ -310,7 +311,7 @@ export class BackOfficeSessionService {
     currentSessionId?: string,
   ): Promise<{ items: BackOfficeSessionDto[]; more: boolean }> {
     const now = this.clock.now();
-    const seenAfter = new Date(now.getTime() - this.idleMs);
+    const seenAfter = idleCutoff(now, this.idleMs);
     let rows: BackOfficeSession[];
     let more: boolean;
     if (this.store.listLivePage) {
@@ -376,7 +377,7 @@ export class BackOfficeSessionService {
     if (session.id === keepSessionId) return;
     const now = this.clock.now();
     const owner = await this.userManager.findById(session.userId);
-    const wasLive = owner !== null && this.isLive(session, now) && holdsStamp(session, owner.securityStamp);
+    const wasLive = owner !== null && this.isLive(session, owner.securityStamp, now);
     if (!(await this.store.revoke(session.userId, session.id, now))) return;
     if (owner && wasLive) await this.userManager.notify(UserSessionsRevokedNotification, owner, { count: 1 });
   }
@@ -389,7 +390,7 @@ export class BackOfficeSessionService {
   async revokeAll(user: string | Pick<BackOfficeUser, 'id' | 'securityStamp'>, exceptSessionId?: string): Promise<number> {
     const now = this.clock.now();
     if (typeof user === 'string') return this.store.revokeAll(user, now, exceptSessionId);
-    return this.store.revokeAll(user.id, now, exceptSessionId, { securityStamp: user.securityStamp, seenAfter: new Date(now.getTime() - this.idleMs) });
+    return this.store.revokeAll(user.id, now, exceptSessionId, { securityStamp: user.securityStamp, seenAfter: idleCutoff(now, this.idleMs) });
   }
 
   /**
@@ -403,7 +404,7 @@ export class BackOfficeSessionService {
 
   /** True while the session's last sign-in or re-authentication lies within `session.reauthenticationMinutes`. */
   isRecentlyAuthenticated(session: Pick<BackOfficeSession, 'reauthenticatedAt'>, withinMinutes?: number): boolean {
-    const windowMs = withinMinutes === undefined ? this.reauthenticationMs : withinMinutes * 60_000;
+    const windowMs = withinMinutes === undefined ? this.reauthenticationMs : minutesToMs(withinMinutes);
     const at = session.reauthenticatedAt;
     return at !== null && this.clock.now().getTime() - new Date(at).getTime() < windowMs;
   }
