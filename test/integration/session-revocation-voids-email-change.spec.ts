@@ -1,4 +1,4 @@
-import { BackOfficeBackgroundTasks } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_USER_MANAGER, BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -12,6 +12,23 @@ import { linkParams } from '../support/smtp.js';
  * link the ended session asked for must end with it, as it does with a password change: confirmed afterwards (no
  * session needed), it moved the account's address to the thief, who then reset the password (OWASP ASVS 4.0 3.3.x, 2.5.x).
  */
+/**
+ * Holds the background half of an email change (its lookup of the new address, before the link is stored) until the
+ * test lets it go: armed by a test for one new address, used once.
+ */
+class PausingUserManager extends BackOfficeUserManager {
+  static armed: { email: string; reached: () => void; release: Promise<void> } | null = null;
+  override async findByEmail(email: string): Promise<BackOfficeUser | null> {
+    const armed = PausingUserManager.armed;
+    if (armed && armed.email === email) {
+      PausingUserManager.armed = null;
+      armed.reached();
+      await armed.release;
+    }
+    return super.findByEmail(email);
+  }
+}
+
 describe('OWASP ASVS 4.0 3.3.x: ending the sessions voids a pending email-change link', () => {
   let db: TestDatabase;
   let ctx: IdentityApp;
@@ -22,10 +39,17 @@ describe('OWASP ASVS 4.0 3.3.x: ending the sessions voids a pending email-change
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } }, providers: [Mailbox] });
+    ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false } },
+      providers: [Mailbox],
+      override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(PausingUserManager),
+    });
     const boss = await make({ groups: ['admin'] });
     admin = new HttpClient(ctx.url);
     expect((await admin.login(boss.email, TEST_PASSWORD)).status).toBe(200);
+  });
+  afterEach(() => {
+    PausingUserManager.armed = null;
   });
   afterAll(async () => {
     await ctx?.close();
@@ -75,5 +99,28 @@ describe('OWASP ASVS 4.0 3.3.x: ending the sessions voids a pending email-change
     expect((await owner.request('DELETE', `/auth/sessions/${stolen.id}`)).status).toBe(204);
     expect((await thief.get('/auth/me')).status).toBe(401);
     await expectLinkDead(link, 'revvoid-c@example.com');
+  });
+
+  it('the session that asked is ended after the 202 but before its link is stored: no link is stored or mailed', async () => {
+    const user = await make({ email: 'revvoid-d@example.com' });
+    const thief = new HttpClient(ctx.url);
+    expect((await thief.login('revvoid-d@example.com', TEST_PASSWORD)).status).toBe(200);
+    let reached!: () => void;
+    let release!: () => void;
+    const paused = new Promise<void>((resolve) => (reached = resolve));
+    PausingUserManager.armed = { email: 'revvoid-thief-d@evil.example', reached, release: new Promise<void>((resolve) => (release = resolve)) };
+    expect((await thief.post('/auth/me/email', { newEmail: 'revvoid-thief-d@evil.example' })).status).toBe(202);
+    await paused; // accepted, its link not stored yet
+    const owner = new HttpClient(ctx.url);
+    expect((await owner.login('revvoid-d@example.com', TEST_PASSWORD)).status).toBe(200);
+    const stolen = ((await owner.get('/auth/sessions')).body as Array<{ id: string; current: boolean }>).find((s) => !s.current)!;
+    expect((await owner.request('DELETE', `/auth/sessions/${stolen.id}`)).status).toBe(204);
+    expect((await thief.get('/auth/me')).status).toBe(401);
+    release();
+    await drain();
+    const links = Mailbox.messages.filter((m) => m.to === 'revvoid-thief-d@evil.example' && m.type === 'EmailChangeConfirm');
+    for (const mail of links) await expectLinkDead(linkParams(mail.text, 'confirm-email'), 'revvoid-d@example.com');
+    const email = (await ctx.userManager.findById(user.id))!.email;
+    expect({ confirmationEmails: links.length, email }).toEqual({ confirmationEmails: 0, email: 'revvoid-d@example.com' });
   });
 });

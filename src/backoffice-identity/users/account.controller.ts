@@ -53,7 +53,7 @@ export class AccountController {
     // turn the app into a mail cannon (counted before the address is looked up, so a 429 tells nothing about it).
     const { user } = request.backOffice;
     await this.rateLimiter.enforce([{ name: 'email-change-user', key: user.id, limit: this.options.rateLimits.emailChangePerUser, windowSeconds: 3600 }]);
-    await this.lifecycle.requestEmailChange(user, body.newEmail);
+    await this.lifecycle.requestEmailChange(user, body.newEmail, request.backOffice.session?.id);
     return { status: 'pending' };
   }
 

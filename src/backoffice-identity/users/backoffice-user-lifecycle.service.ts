@@ -4,6 +4,7 @@ import type { BackOfficeClock } from '../common/clock.js';
 import { sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_SIGN_IN_MANAGER, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import { BackOfficeEmailDispatcher } from '../email/email-dispatcher.service.js';
 import { BackOfficeEmailTemplates } from '../email/email-templates.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -36,6 +37,7 @@ export class BackOfficeUserLifecycleService {
     @Inject(BackOfficeEmailTemplates) private readonly templates: BackOfficeEmailTemplates,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeBackgroundTasks) private readonly background: BackOfficeBackgroundTasks,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
   ) {}
 
   /**
@@ -79,15 +81,17 @@ export class BackOfficeUserLifecycleService {
    * the old one. Only the input is checked before this returns; the lookup, the link and both emails happen
    * afterwards in the background (as forgot-password does), so a taken address (which gets nothing) and a free
    * one answer alike, in the same time, whatever the mail relay does (OWASP ASVS 5.0 6.3.8: no account told by
-   * status or timing); a delivery failure is logged. `BackOfficeBackgroundTasks.drain()` waits for it.
+   * status or timing); a delivery failure is logged. `BackOfficeBackgroundTasks.drain()` waits for it. With
+   * `sessionId` (the session that asked), the link is stored only while that session is still live: one ended
+   * meanwhile (a stolen cookie the owner signed out) gets no link (see {@link startEmailChange}).
    */
-  async requestEmailChange(user: BackOfficeUser, newEmail: string): Promise<void> {
+  async requestEmailChange(user: BackOfficeUser, newEmail: string, sessionId?: string): Promise<void> {
     const candidate = await this.validated({ name: user.name, email: newEmail });
     if (this.userManager.normalizeKey(candidate.email) === user.normalizedEmail) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'This is already your email address.');
     }
     this.emailChangeStore(); // 501 not_supported at once, like the input checks
-    this.background.run('email-change', () => this.startEmailChange(user, candidate.email));
+    this.background.run('email-change', () => this.startEmailChange(user, candidate.email, sessionId));
   }
 
   /**
@@ -95,14 +99,19 @@ export class BackOfficeUserLifecycleService {
    * reads that mailbox, so a notice only for free addresses would tell a taken one: OWASP ASVS 5.0 6.3.8), and
    * for a free address the link to it; a taken address gets nothing. The new link takes over from a pending one only
    * once its email was accepted (`deliverNewEmailChangeToken`): a refused or timed-out confirmation leaves the pending
-   * link working (OWASP ASVS 4.0 2.5.x), as resend-invite and forgot-password do.
+   * link working (OWASP ASVS 4.0 2.5.x), as resend-invite and forgot-password do. The link is dropped, unmailed, when
+   * the session that asked (`sessionId`) was ended before it was stored: ending sessions voids the pending links
+   * (`voidEmailChangeLinks`) but not one stored after it, and revoking a session keeps the security stamp, so the
+   * stamp check did not see it; left live, a stolen cookie's request answered 202 before the owner ended that session
+   * still moved the account to the thief's mailbox (OWASP ASVS 4.0 3.3.x, 1.11.3).
    */
-  private async startEmailChange(user: BackOfficeUser, newEmail: string): Promise<void> {
+  private async startEmailChange(user: BackOfficeUser, newEmail: string, sessionId?: string): Promise<void> {
     if (await this.userManager.findByEmail(newEmail)) {
       await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, newEmail), user);
       return;
     }
     let stored = false;
+    const stillAsked = sessionId === undefined ? undefined : () => this.sessions.isLiveSessionOf(sessionId, user);
     // The notice goes out even when the link could not be sent (a refusing or typo'd new address, a relay time-out):
     // the owner of the old address must hear of every change attempt (OWASP ASVS 4.0 2.2.3). Then the failure is logged.
     const confirm = await this.userManager
@@ -110,7 +119,7 @@ export class BackOfficeUserLifecycleService {
         stored = true;
         await this.userManager.notify(UserEmailChangeRequestedNotification, user);
         await this.emails.dispatch('EmailChangeConfirm', this.templates.emailChangeConfirm(user, newEmail, token, EMAIL_CHANGE_LIFESPAN_HOURS), user, [token]);
-      })
+      }, { stillAsked })
       .then(() => null, (error: unknown) => ({ error }));
     if (confirm && !stored) throw confirm.error; // the link could not be stored: no attempt to tell of
     await this.emails.dispatch('EmailChangeNotice', this.templates.emailChangeNotice(user, newEmail), user);

@@ -866,15 +866,24 @@ export class BackOfficeUserManager {
    * that failed leaves the pending email-change link working. A store without {@link UserEmailChangeHandoverStore}
    * voids the pending link before `deliver`. Null, `deliver` not called and no link left, when the user was disabled or
    * moved to another address since `user` was read, or got another security stamp (a password change that ended the
-   * session that asked: see `storeAddressedLink`). @throws BackOfficeNotSupportedError without a `UserEmailChangeStore`.
+   * session that asked: see `storeAddressedLink`), or when `asked.stillAsked` (asked once the link is stored, e.g.
+   * whether the session that asked is still live) answers false. @throws BackOfficeNotSupportedError without a
+   * `UserEmailChangeStore`.
    */
-  async deliverNewEmailChangeToken<T>(user: BackOfficeUser, newEmail: string, lifespanHours: number, deliver: (token: string) => Promise<T>): Promise<T | null> {
+  async deliverNewEmailChangeToken<T>(
+    user: BackOfficeUser,
+    newEmail: string,
+    lifespanHours: number,
+    deliver: (token: string) => Promise<T>,
+    asked: { stillAsked?: () => Promise<boolean> } = {},
+  ): Promise<T | null> {
     const store = this.capability(isUserEmailChangeStore, 'UserEmailChangeStore');
     if (isUserEmailChangeHandoverStore(store)) {
       return this.handOverUserToken(store, user, 'change_email', lifespanHours, deliver, {
         add: (hash, expiresAt, now, options) => store.addEmailChangeToken(user.id, hash, newEmail, expiresAt, now, options),
         drop: (hash, now) => store.consumeEmailChangeToken(user.id, hash, now),
         sameStamp: true,
+        stillAsked: asked.stillAsked,
       });
     }
     const token = randomToken(32);
@@ -885,7 +894,7 @@ export class BackOfficeUserManager {
       user,
       (options) => store.replaceEmailChangeToken(user.id, hash, newEmail, expiresAt, now, options),
       () => store.consumeEmailChangeToken(user.id, hash, this.now()),
-      { sameStamp: true },
+      { sameStamp: true, stillAsked: asked.stillAsked },
     );
     return stored ? deliver(token) : null;
   }
@@ -920,6 +929,8 @@ export class BackOfficeUserManager {
       sameStamp?: boolean;
       /** See {@link storeAddressedLink}: an invite link, only for a user still waiting for an invite. */
       pendingInvitee?: boolean;
+      /** See {@link storeAddressedLink}: asked once the link is stored; false drops it. */
+      stillAsked?: () => Promise<boolean>;
     },
   ): Promise<T | null> {
     const secret = randomToken(32);
@@ -927,7 +938,7 @@ export class BackOfficeUserManager {
     const now = this.now();
     const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
     const write = (options: UserTokenIssueOptions) => token.add(hash, expiresAt, now, options);
-    const due = { sameStamp: token.sameStamp === true, pendingInvitee: token.pendingInvitee === true };
+    const due = { sameStamp: token.sameStamp === true, pendingInvitee: token.pendingInvitee === true, stillAsked: token.stillAsked };
     if (!(await this.storeAddressedLink(user, write, () => token.drop(hash, this.now()), due))) return null;
     let delivered: T;
     try {
@@ -981,15 +992,20 @@ export class BackOfficeUserManager {
    * ({@link isPendingInvitee}): an acceptance that committed after the caller (a resend) read the invitee voided the
    * links there were, not this one, which then went out as an invitation to an active account, audited as an invite
    * (OWASP ASVS 4.0 1.11.3, 7.1.3); the resend answers 409 `not_invited` instead, as for any user no longer invited.
+   *
+   * With `stillAsked` (the email-change link: is the session that asked still live?) the link is also dropped when it
+   * answers false, asked after the link is stored: ending sessions voids the pending email-change links after the
+   * sessions end, so a link stored before that void is voided by it, and one stored after it is seen here with its
+   * session ended (revoking a session keeps the security stamp, which `sameStamp` does not see) (OWASP ASVS 4.0 3.3.x).
    */
   private async storeAddressedLink(
     user: BackOfficeUser,
     write: (options: UserTokenIssueOptions) => Promise<boolean | void>,
     drop: () => Promise<unknown>,
-    { sameStamp = false, pendingInvitee = false }: { sameStamp?: boolean; pendingInvitee?: boolean } = {},
+    { sameStamp = false, pendingInvitee = false, stillAsked }: { sameStamp?: boolean; pendingInvitee?: boolean; stillAsked?: () => Promise<boolean> } = {},
   ): Promise<boolean> {
     if ((await write({ addressedTo: user.normalizedEmail })) === false) return false;
-    if (await this.linkStillDue(user, { sameStamp, pendingInvitee })) return true;
+    if ((await this.linkStillDue(user, { sameStamp, pendingInvitee })) && (stillAsked === undefined || (await stillAsked()))) return true;
     await drop();
     return false;
   }
