@@ -5,7 +5,14 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { statementsSentDuring } from '../support/sent-statements.js';
 import { createIdentityApp, reauthenticate, signedInClient, type IdentityApp } from '../support/identity-app.js';
-import { BackOfficeApiUserService, BackOfficeEvents, isUserDirectoryManagedStore } from '../../src/backoffice-identity/index.js';
+import {
+  BackOfficeApiUserService,
+  BackOfficeEvents,
+  isUserDirectoryManagedStore,
+  type BackOfficePasswordChecker,
+  type BackOfficePasswordCheckerResult,
+  type BackOfficeUser,
+} from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 const expectLoginStatus = (res: { status: number }, status: number) => expect(res.status).toBe(status);
@@ -328,5 +335,120 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     const emailLookups = statements.filter((sql) => /\bu\.normalized_email = \$1\b/.test(sql));
     expect(emailLookups.length).toBeGreaterThan(0); // the counter sees the lookups
     expect(emailLookups.length).toBeLessThanOrEqual(users.length);
+  });
+});
+
+/**
+ * A directory keyed by username (as an LDAP checker with `uid={username}`): it vouches for the password of whoever holds the
+ * username it is asked about, local users without an entry fall back to their local hash.
+ */
+class UsernameDirectory implements BackOfficePasswordChecker {
+  constructor(private readonly entries: ReadonlyMap<string, string>) {}
+  async checkPassword(user: BackOfficeUser, candidate: string): Promise<BackOfficePasswordCheckerResult> {
+    const known = this.entries.get(user.username);
+    if (known === undefined) return 'fallback';
+    return known === candidate ? 'valid' : 'invalid';
+  }
+}
+
+describe('import with onConflict update renaming a user (usernameIsEmail false, a password checker keyed by username)', () => {
+  let ownDb: TestDatabase;
+  let own: IdentityApp;
+  const mallory = { username: 'impupd-un-mallory', password: 'mallory in the directory 1' };
+  const trudy = { username: 'impupd-un-trudy', password: 'trudy in the directory 2' };
+  const bossUsername = 'impupd-un-boss';
+  const create = async (username: string, groups: string[]) =>
+    (await own.userManager.createUser({ email: `${username}@example.com`, username, name: username, password, groups })).value!;
+  const row = async (id: string) =>
+    (await own.app.get(DataSource).query(`SELECT username, normalized_username, email, name, security_stamp FROM backoffice_user WHERE id = $1`, [id]))[0];
+  const outcomes = (answer: { body: { results: Array<{ outcome: string; errors?: Array<{ code: string }> }> } }) =>
+    answer.body.results.map((r) => [r.outcome, r.errors?.map((e) => e.code)]);
+
+  beforeAll(async () => {
+    ownDb = await createTestDatabase();
+    own = await createIdentityApp(ownDb, {
+      identity: { rateLimits: { enabled: false }, usernameIsEmail: false, passwordChecker: { useValue: new UsernameDirectory(new Map([
+            [mallory.username, mallory.password],
+            [trudy.username, trudy.password],
+          ])) } },
+    });
+    await create(bossUsername, ['admin']);
+  });
+  afterAll(async () => {
+    await own?.close();
+    await ownDb?.drop();
+  });
+
+  it('OWASP ASVS 5.0 7.5.1 (4.0 3.7.1): a real import that would give an existing user another username (a new sign-in identity for the password checker) needs a recent sign-in: 401 reauthentication_required, nothing written, the other identity cannot sign in; after a step-up it goes through', async () => {
+    const victim = await create('impupd-un-victim', ['editor']);
+    const stale = await signedInClient(own, bossUsername, password);
+    own.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+    const before = await row(victim.id);
+    const renames = [
+      { email: victim.email, username: mallory.username, name: victim.name, groups: ['editor'] },
+      // Without a username the record's username is its email: another username too.
+      { email: victim.email, name: victim.name, groups: ['editor'] },
+    ];
+    for (const record of renames) {
+      const refused = await stale.post('/users/import', { users: [record], onConflict: 'update' });
+      expectClientError(refused, 401);
+      expect(refused.body).toEqual({ statusCode: 401, code: 'reauthentication_required', message: expect.any(String) });
+      // A dry run writes nothing: it reports what the import would do, without a step-up.
+      const dryRun = await stale.post('/users/import', { users: [record], onConflict: 'update', dryRun: true });
+      expect(outcomes(dryRun), dryRun.text).toEqual([['updated', undefined]]);
+    }
+    expect(await row(victim.id)).toEqual(before);
+    expect((await new HttpClient(own.url).login(mallory.username, mallory.password)).status).toBe(401);
+
+    await reauthenticate(stale, password);
+    const stepped = await stale.post('/users/import', { users: [renames[0]], onConflict: 'update' });
+    expect(outcomes(stepped), stepped.text).toEqual([['updated', undefined]]);
+    expect((await row(victim.id)).username).toBe(mallory.username);
+  });
+
+  it('OWASP ASVS 4.0 V2.5: an import gives a directory-managed (LDAP) user no other username, even after a step-up and from the CLI: that record is invalid (directory_managed) and nothing of it is written, dry run alike; the other identity cannot sign in', async () => {
+    const victim = await create('impupd-un-managed', ['editor']);
+    const store = own.userManager.store;
+    if (!isUserDirectoryManagedStore(store)) throw new Error('the TypeORM store keeps the directory-managed mark');
+    expect(await store.markDirectoryManaged(victim.id, new Date())).toBe(true);
+    const fresh = await signedInClient(own, bossUsername, password);
+    const before = await row(victim.id);
+    const record = { email: victim.email, username: trudy.username, name: 'Managed (renamed)', groups: ['editor'] };
+    for (const dryRun of [true, false]) {
+      const answer = await fresh.post('/users/import', { users: [record], onConflict: 'update', dryRun });
+      expect(answer.status, answer.text).toBe(200);
+      expect(outcomes(answer)).toEqual([['invalid', ['directory_managed']]]);
+      expect(answer.body.summary).toMatchObject({ total: 1, invalid: 1, updated: 0 });
+    }
+    // The CLI's path (no caller to check): the store refuses it as well.
+    expect((await own.userManager.importUsers([{ ...record, username: 'impupd-un-managed-cli' }], { onConflict: 'update' })).map((r) => [r.outcome, r.errors?.map((e) => e.code)])).toEqual([
+      ['invalid', ['directory_managed']],
+    ]);
+    expect(await row(victim.id)).toEqual(before);
+    expect((await new HttpClient(own.url).login(trudy.username, trudy.password)).status).toBe(401);
+    // The same user's record keeping its username (a refresh of names and groups) still updates it.
+    const refreshed = await fresh.post('/users/import', { users: [{ ...record, username: victim.username }], onConflict: 'update' });
+    expect(outcomes(refreshed), refreshed.text).toEqual([['updated', undefined]]);
+    expect(await row(victim.id)).toMatchObject({ username: victim.username, name: 'Managed (renamed)' });
+  });
+
+  it('OWASP ASVS 5.0 7.5.1: an import that keeps the user\'s username (or changes only its ASCII letter case) updates it without a step-up', async () => {
+    const kept = await create('impupd-un-kept', ['editor']);
+    const cased = await create('impupd-un-cased', ['editor']);
+    const stale = await signedInClient(own, bossUsername, password);
+    own.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+    const answer = await stale.post('/users/import', {
+      users: [
+        { email: kept.email, username: kept.username, name: 'Kept (renamed)', groups: ['writer'] },
+        { email: cased.email, username: 'IMPUPD-UN-Cased', name: 'Cased', groups: ['editor'] },
+      ],
+      onConflict: 'update',
+    });
+    expect(outcomes(answer), answer.text).toEqual([
+      ['updated', undefined],
+      ['updated', undefined],
+    ]);
+    expect(await row(kept.id)).toMatchObject({ username: kept.username, name: 'Kept (renamed)' });
+    expect((await row(cased.id)).username).toBe('IMPUPD-UN-Cased');
   });
 });

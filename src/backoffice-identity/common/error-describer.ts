@@ -107,12 +107,12 @@ export class BackOfficeErrorDescriber {
   passwordManagedByDirectory(): IdentityError {
     return { code: 'password_managed_by_directory', description: "The organisation's directory manages this user's password: reset it there." };
   }
-  /** An imported password hash for an existing user whose password the directory (LDAP) manages. */
+  /** An imported password hash, or another username, for an existing user whose password the directory (LDAP) manages. */
   importDirectoryManaged(): IdentityError {
     return {
       code: 'directory_managed',
       description:
-        "The organisation's directory manages this user's password: an import cannot set a local one. Leave passwordHash out, or clear the mark first (userManager.clearDirectoryManaged).",
+        "The organisation's directory manages this user's password: an import cannot set a local one or give the user another username (another directory account). Leave passwordHash out and keep the username, or clear the mark first (userManager.clearDirectoryManaged).",
     };
   }
   duplicateInImport(field: 'email' | 'username'): IdentityError {

@@ -19,6 +19,7 @@ import {
 import type { BackOfficeAuthorizedWriteOptions, BackOfficeUser } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUuid } from '../common/ids.js';
+import { differsBeyondAsciiCase } from '../common/lookup-normalizer.js';
 import { BackOfficeDuplicateUserError, isUserEmailChangeStore, type BackOfficeUserProfileChanges, type UserEmailChangeStore } from './stores/user-store.interface.js';
 
 /** Hours an email-change link stays valid. */
@@ -72,8 +73,7 @@ export class BackOfficeUserLifecycleService {
    * mail would go elsewhere.
    */
   changesEmailAddress(user: BackOfficeUser, email: string): boolean {
-    const asciiLowerCase = (text: string) => text.replace(/[A-Z]/g, (c) => c.toLowerCase());
-    return asciiLowerCase(email.normalize('NFC').trim()) !== asciiLowerCase(user.email);
+    return differsBeyondAsciiCase(email.normalize('NFC').trim(), user.email);
   }
 
   /**

@@ -26,7 +26,7 @@ import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto, type 
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUserQueryStore } from './stores/user-store.interface.js';
 import { BackOfficeUserImporter, type ImportAuthorizer, type ImportRecordToAuthorize } from './import/backoffice-user-importer.js';
-import { importUpdateTarget, MAX_IMPORT_BATCH, summarizeImport, type ImportConflictMode, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
+import { importRenamesUser, importUpdateTarget, MAX_IMPORT_BATCH, summarizeImport, type ImportConflictMode, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
 import { ImportUsersDto, ImportUsersResponse, InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
 
 /** The existing users one import record meets: the one with its email and the one with its username. */
@@ -106,7 +106,8 @@ export class UsersController {
     type: ErrorResponse,
     description:
       'unauthenticated, or reauthentication_required: the import is not a dry run and a record would create a user (whatever onConflict), or with ' +
-      'onConflict update give an existing user another password hash or another email address (beyond letter case), and the session has no sign-in ' +
+      'onConflict update give an existing user another password hash, another email address or another username (the two beyond ASCII letter case; ' +
+      'a record without a username has its email as username), and the session has no sign-in ' +
       'or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token: automation uses the import-users CLI); the ' +
       'whole request is refused and nothing is written. Dry runs, skipped conflicts, invalid records and profile-only updates need no step-up',
   })
@@ -171,11 +172,12 @@ export class UsersController {
 
   /**
    * A real import (not a dry run) that would create a user, or (`onConflict: 'update'`) give an existing user another
-   * password hash or another email address, needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
+   * password hash, another email address or another username, needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
    * 401 `reauthentication_required`, always for a bearer token). A new user is a lasting credential with the groups the
    * record names (an admin with a password hash the attacker chose), as `POST /users/invite` and `POST /users/api` mint
    * (OWASP ASVS 5.0 7.5.3); an overwrite is an account takeover with a stolen admin cookie (the hash is the attacker's
-   * password; the address receives the forgot-password link), as `PUT /users/:id` moving an email is (7.5.1). Checked
+   * password; the address receives the forgot-password link; with a password checker keyed by username, e.g. LDAP
+   * `uid={username}`, the new username's directory password signs in), as `PUT /users/:id` moving an email is (7.5.1). Checked
    * before anything is written; one such record refuses the whole request. Only valid records count (one reported
    * `invalid`, e.g. an unknown group or a duplicate within the batch, writes nothing): a record creates a user when no
    * user holds its email or its username (the store inserts it, whatever `onConflict`), and updates the store's
@@ -202,10 +204,15 @@ export class UsersController {
     }
   }
 
-  /** Whether the record would replace the user's password hash or move its email to another address. */
+  /**
+   * Whether the record would replace the user's password hash, move its email to another address or give it another
+   * username ({@link importRenamesUser}: the identity a password checker keyed by username, LDAP `uid={username}`,
+   * signs in as; with `usernameIsEmail: false` the record's own, else its email).
+   */
   private overwritesCredentials(existing: BackOfficeUser, record: ImportRecordToAuthorize): boolean {
     const replacesHash = record.passwordHash != null && record.passwordHash !== existing.passwordHash;
-    return replacesHash || (record.email !== undefined && this.lifecycle.changesEmailAddress(existing, record.email));
+    const renames = record.username !== undefined && importRenamesUser(existing, record.username);
+    return replacesHash || renames || (record.email !== undefined && this.lifecycle.changesEmailAddress(existing, record.email));
   }
 
   /**

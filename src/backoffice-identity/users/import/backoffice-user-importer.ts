@@ -33,7 +33,7 @@ export interface ResolvedImportOptions {
 /**
  * One record of a batch as an {@link ImportAuthorizer} sees it: its position, its groups after `groupMap`
  * (known aliases only) and, when it is well-formed enough to match an existing user, its normalised keys, its
- * address and its password hash in the stored form (null without one), to compare with the user it would update.
+ * username, its address and its password hash in the stored form (null without one), to compare with the user it would update.
  * The hash is for that comparison only: never report or log it.
  */
 export interface ImportRecordToAuthorize {
@@ -43,6 +43,8 @@ export interface ImportRecordToAuthorize {
   groups: readonly string[];
   normalizedEmail?: string;
   normalizedUsername?: string;
+  /** The username as the store writes it (NFC, trimmed; the email when `usernameIsEmail` or when the record has none). */
+  username?: string;
   email?: string;
   passwordHash?: string | null;
 }
@@ -148,7 +150,7 @@ export class BackOfficeUserImporter {
       const valid = row !== undefined && errors.length === 0;
       toAuthorize.push(
         row
-          ? { index, valid, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername, email: row.email, passwordHash: row.passwordHash }
+          ? { index, valid, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername, username: row.username, email: row.email, passwordHash: row.passwordHash }
           : { index, valid, groups },
       );
       if (row && errors.length === 0) {

@@ -1,4 +1,5 @@
 import type { IdentityError } from '../../common/identity-result.js';
+import { differsBeyondAsciiCase } from '../../common/lookup-normalizer.js';
 import type { BackOfficeUser } from '../backoffice-user.js';
 import type { ImportedPasswordFormat } from '../passwords/foreign-password-hashes.js';
 
@@ -9,7 +10,12 @@ export const MAX_IMPORT_BATCH = 1000;
 export interface ImportUserRecord {
   email: string;
   name: string;
-  /** Ignored when `usernameIsEmail` (the default); otherwise defaults to the email. */
+  /**
+   * Ignored when `usernameIsEmail` (the default); otherwise defaults to the email. With `onConflict: 'update'`, another
+   * username for the existing user (beyond ASCII letter case; an omitted one is the email) is a new sign-in identity
+   * for a password checker keyed by username (LDAP `uid={username}`): it needs a recent sign-in over HTTP, and is
+   * refused (outcome `invalid`, error `directory_managed`) for a user whose password the directory manages.
+   */
   username?: string;
   /** Group aliases; mapped through `groupMap` first. */
   groups: string[];
@@ -86,8 +92,9 @@ export interface UserImportStore {
    * outcome per row in order. `protectedGroup` (the admin group) keeps at least one approved member. An updated
    * user keeps its `isApproved` when the row's is null; when its password hash or its email changes, its outstanding
    * password-reset, invite and email-change tokens are voided in the same transaction; when it is disabled, its
-   * API bearer tokens are revoked. A row with a `passwordHash` for a user marked directory-managed
-   * (`directoryManagedAt`, read under the lock the update writes under) is not written: `directory_managed`. A row
+   * API bearer tokens are revoked. A row with a `passwordHash`, or another username ({@link importRenamesUser}), for
+   * a user marked directory-managed (`directoryManagedAt` and the username, read under the lock the update writes
+   * under) is not written: `directory_managed`. A row
    * naming a group that no longer exists (deleted after the caller checked the rows) is not written: `unknown_group`;
    * the groups a row names must be read under a lock that keeps them until the commit, so none is silently left out.
    * `authorize`, when given, must be asked about every user the batch created or updated, as stored after the
@@ -122,6 +129,17 @@ export interface UserImportStore {
  */
 export function importUpdateTarget<U extends { id: string }>(sameEmail: U | null | undefined, sameUsername: U | null | undefined): U | null {
   return sameEmail && (!sameUsername || sameUsername.id === sameEmail.id) ? sameEmail : null;
+}
+
+/**
+ * Whether an update writing `username` (a record's, as stored: NFC, trimmed) gives `existing` another username: a new
+ * sign-in identity for a password checker keyed by username (LDAP `uid={username}`), so an account takeover when
+ * the new one is the attacker's directory account (OWASP ASVS 5.0 7.5.1, 4.0 V2.5). A change of ASCII letter case
+ * alone is not one (directories match user names regardless of it); a look-alike (full-width letters) is, although
+ * it has the same lookup key. The TypeORM store's directory-managed refusal and the HTTP import's step-up use it.
+ */
+export function importRenamesUser(existing: { username: string }, username: string): boolean {
+  return differsBeyondAsciiCase(username, existing.username);
 }
 
 export const isUserImportStore = (s: object): s is UserImportStore => typeof (s as Record<string, unknown>).importUsers === 'function';
