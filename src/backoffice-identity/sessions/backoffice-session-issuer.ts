@@ -19,6 +19,10 @@ import { BackOfficeExternalLoginSessions, type SealedExternalLogin } from '../ex
  */
 @Injectable()
 export class BackOfficeSessionIssuer {
+  /** The session's absolute and re-authentication lengths, whole milliseconds ({@link sessionTimeoutsMs}): options are fixed once resolved. */
+  private readonly absoluteMs: number;
+  private readonly reauthenticationMs: number;
+
   constructor(
     @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
     @Inject(BackOfficeSessionCookies) private readonly cookies: BackOfficeSessionCookies,
@@ -26,7 +30,9 @@ export class BackOfficeSessionIssuer {
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BackOfficeExternalLoginSessions) private readonly externalSessions: BackOfficeExternalLoginSessions,
     @Inject(BACKOFFICE_TWO_FACTOR_PROVIDERS) private readonly twoFactorProviders: TwoFactorProvider[],
-  ) {}
+  ) {
+    ({ absoluteMs: this.absoluteMs, reauthenticationMs: this.reauthenticationMs } = sessionTimeoutsMs(options.session));
+  }
 
   /**
    * The session and answer for a sign-in manager's `success` or `requiresTwoFactorSetup` (a passkey, an accepted
@@ -92,7 +98,7 @@ export class BackOfficeSessionIssuer {
    */
   async completeStepUp(session: BackOfficeSession, response: BackOfficeHttpResponse): Promise<Date | null> {
     if (!(await this.renew(session, response))) return null;
-    return new Date(session.reauthenticatedAt!.getTime() + sessionTimeoutsMs(this.options.session).reauthenticationMs);
+    return new Date(session.reauthenticatedAt!.getTime() + this.reauthenticationMs);
   }
 
   /**
@@ -101,7 +107,7 @@ export class BackOfficeSessionIssuer {
    * cookies), so its cookies live until that later deadline, as the cookies it was issued with do.
    */
   private remainingSeconds(session: BackOfficeSession): number {
-    const absolute = session.createdAt.getTime() + sessionTimeoutsMs(this.options.session).absoluteMs;
+    const absolute = session.createdAt.getTime() + this.absoluteMs;
     const deadline = session.twoFactorSetupOnly ? Math.max(session.expiresAt.getTime(), absolute) : session.expiresAt.getTime();
     return Math.max(1, Math.ceil((deadline - this.clock.now().getTime()) / 1000));
   }
