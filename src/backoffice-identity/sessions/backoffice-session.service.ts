@@ -14,7 +14,7 @@ import { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { BackOfficeSession, BackOfficeSessionChanges, BackOfficeSessionStore } from './session-store.interface.js';
 import { slicePage, type BackOfficeListPage } from '../common/list-page.js';
-import { holdsStamp, idleCutoff, isLiveOnStamp, isUnexpired, minutesToMs, sessionTimeoutsMs } from './session-liveness.js';
+import { holdsStamp, idleCutoff, isUnexpired, minutesToMs, sessionTimeoutsMs } from './session-liveness.js';
 import { byLastSeenThenId } from './session-order.js';
 
 /** What the step-up rule reads of an authenticated request (`request.backOffice`). */
@@ -257,12 +257,15 @@ export class BackOfficeSessionService {
     return session ? { session } : null;
   }
 
-  /** Not revoked, and live by the rule listLive and revokeAll count by ({@link isLiveOnStamp}) at `now`. */
+  /**
+   * Not revoked, and live by the rule listLive and revokeAll count by (`isLiveOnStamp`: {@link isUnexpired} and
+   * {@link holdsStamp}) at `now`.
+   */
   private isLive(session: BackOfficeSession, securityStamp: string, now: Date): boolean {
-    return session.revokedAt === null && isLiveOnStamp(session, securityStamp, now, idleCutoff(now, this.idleMs));
+    return this.isUnrevokedAndUnexpired(session, now) && holdsStamp(session, securityStamp);
   }
 
-  /** {@link isLive} but for the stamp. */
+  /** {@link isLive} but for the stamp (which `authenticate` checks once the user is read). */
   private isUnrevokedAndUnexpired(session: BackOfficeSession, now: Date): boolean {
     return session.revokedAt === null && isUnexpired(session, now, idleCutoff(now, this.idleMs));
   }
