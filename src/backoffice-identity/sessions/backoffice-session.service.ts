@@ -193,10 +193,7 @@ export class BackOfficeSessionService {
     if (typeof token !== 'string' || !TOKEN_SHAPE.test(token)) return null;
     const found = await this.findByTokenHash(sha256Hex(token));
     if (!found) return null;
-    const { session } = found;
-    const pending = this.pendingTouches.get(session.id);
-    if (pending && pending > session.lastSeenAt) session.lastSeenAt = pending;
-    else if (pending) this.pendingTouches.delete(session.id); // the write is visible now
+    const session = this.withPendingTouch(found.session);
     const now = this.clock.now();
     // listLive's rule (isLiveOnStamp), in two steps: the stamp once the user is read
     if (!this.isUnrevokedAndUnexpired(session, now)) return null;
@@ -246,6 +243,18 @@ export class BackOfficeSessionService {
   }
 
   /**
+   * `session` (as read from the store) with the last-seen time of a write of this process not visible yet
+   * ({@link touch}); a remembered write the read already sees is forgotten. Every liveness decision of the service
+   * on a session it reads (authenticate, findLiveSessionOf, endReplaced) takes it through this, so they agree.
+   */
+  private withPendingTouch(session: BackOfficeSession): BackOfficeSession {
+    const pending = this.pendingTouches.get(session.id);
+    if (pending && pending > session.lastSeenAt) session.lastSeenAt = pending;
+    else if (pending) this.pendingTouches.delete(session.id); // the write is visible now
+    return session;
+  }
+
+  /**
    * One indexed lookup, mapped by hand (it runs on every authenticated request). `user` is the session's user
    * (null when gone) when the query could read it too, else undefined.
    */
@@ -290,7 +299,7 @@ export class BackOfficeSessionService {
   async findLiveSessionOf(sessionId: string, user: Pick<BackOfficeUser, 'id' | 'securityStamp'>): Promise<BackOfficeSession | null> {
     if (!isUuid(sessionId)) return null;
     const session = await this.store.findById(user.id, sessionId);
-    return session && this.isLive(session, user.securityStamp, this.clock.now()) ? session : null;
+    return session && this.isLive(this.withPendingTouch(session), user.securityStamp, this.clock.now()) ? session : null;
   }
 
   /**
@@ -380,7 +389,7 @@ export class BackOfficeSessionService {
     if (session.id === keepSessionId) return;
     const now = this.clock.now();
     const owner = await this.userManager.findById(session.userId);
-    const wasLive = owner !== null && this.isLive(session, owner.securityStamp, now);
+    const wasLive = owner !== null && this.isLive(this.withPendingTouch(session), owner.securityStamp, now);
     if (!(await this.store.revoke(session.userId, session.id, now))) return;
     if (owner && wasLive) await this.userManager.notify(UserSessionsRevokedNotification, owner, { count: 1 });
   }
