@@ -1324,6 +1324,37 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expectSignedIn(await new Person(ctx.url).acceptInvite('oidc', invite, account('fresh').login));
     });
 
+    it('a provider account linked to someone else right after the callback checked it (a concurrent first sign-in) is refused (login_already_linked) and the invite stays usable', async () => {
+      const invite = await inviteWithTakeOver(ctx, ['editor']);
+      const { login, email } = account('raced-link');
+      const manager = ctx.userManager;
+      const findByLogin = manager.findByLogin.bind(manager);
+      let raced = false;
+      // The provider account's own first sign-in (another tab, auto-linking) lands between the callback's check that
+      // nobody has the account and its link to the invitee.
+      manager.findByLogin = async (provider, providerKey) => {
+        const owner = await findByLogin(provider, providerKey);
+        if (!raced && provider === 'oidc' && providerKey === login) {
+          raced = true;
+          const created = await manager.createUserWithLogin({ email, name: 'Raced', groups: ['editor'] }, { provider: 'oidc', providerKey: login, displayName: 'Single sign-on' });
+          expect(created.succeeded).toBe(true);
+        }
+        return owner;
+      };
+      try {
+        expectRefused(await new Person(ctx.url).acceptInvite('oidc', invite, login), 'login_already_linked');
+      } finally {
+        manager.findByLogin = findByLogin;
+      }
+      expect(raced).toBe(true);
+      const invitee = (await manager.findById(invite.userId))!;
+      expect(ctx.app.get(BackOfficeInviteService).isInvited(invitee)).toBe(true);
+      expect(await manager.getLogins(invitee)).toEqual([]);
+      const retry = await new Person(ctx.url).inviteChallenge('oidc', { userId: invite.userId, token: invite.token });
+      expect(retry.status, `the invite was used up by the refused accept: ${retry.text}`).toBe(200);
+      expectSignedIn(await new Person(ctx.url).acceptInvite('oidc', invite, account('raced-retry').login));
+    });
+
     it('malformed, huge and wrongly typed bodies are clean 4xx; an unknown provider is 404', async () => {
       const statuses = await expectBadBodiesRefused(new HttpClient(ctx.url), 'POST', '/auth/external/oidc/challenge', ['userId', 'token']);
       expect(statuses['1 MB body']).toBe(413);

@@ -32,6 +32,7 @@ import {
   BackOfficeDuplicateLoginError,
   isTransactionalUserStore,
   isUserLockoutStore,
+  isUserLoginStore,
   isUserTokenStore,
   type BackOfficeUserStore,
   type UserLoginStore,
@@ -485,16 +486,32 @@ export class BackOfficeExternalLoginService {
     if (!user || !this.invites.isInvited(user) || !isUserTokenStore(store)) throw new ExternalLoginError('invalid_token', 'no such pending invite');
     const owner = await manager.findByLogin(provider.name, claims.sub);
     if (owner) throw new ExternalLoginError('login_already_linked', 'the provider account belongs to another user');
-    const now = manager.now();
-    if (!(await store.consumeToken(user.id, 'invite', invite.tokenHash, now))) throw new ExternalLoginError('invalid_token', 'the invite is wrong, used or expired');
+    const login = { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName };
+    const linkedMeanwhile = () => new ExternalLoginError('login_already_linked', 'the provider account was linked to another user meanwhile');
     // As accepting with a password: the invite proves the mailbox, so a lock that failed sign-ins on the invitee's
     // address set (anyone can cause one) ends with it.
-    if (isUserLockoutStore(store) && (user.lockoutEnd !== null || user.accessFailedCount > 0)) {
-      await manager.clearLockout(user, store, now);
-      Object.assign(user, { lockoutEnd: null, accessFailedCount: 0 });
+    const locked = isUserLockoutStore(store) && (user.lockoutEnd !== null || user.accessFailedCount > 0);
+    // The invite is used up and the login added in one transaction (SQL stores): when another sign-in linked the
+    // provider account since the check above (its own first sign-in in another tab), the transaction rolls back and
+    // the invite stays usable, as when the account was linked before the check.
+    const accept = async (tx: BackOfficeUserStore): Promise<boolean> => {
+      const now = manager.now();
+      if (!isUserTokenStore(tx) || !isUserLoginStore(tx) || !(await tx.consumeToken(user.id, 'invite', invite.tokenHash, now))) return false;
+      if (locked) await manager.clearLockout(user, tx, now);
+      try {
+        await tx.addLogin(user.id, login, now);
+      } catch (error) {
+        throw error instanceof BackOfficeDuplicateLoginError ? linkedMeanwhile() : error;
+      }
+      return true;
+    };
+    if (!(await (isTransactionalUserStore(store) ? store.transaction(accept) : accept(store)))) {
+      throw new ExternalLoginError('invalid_token', 'the invite is wrong, used or expired');
     }
-    const linked = await manager.addLogin(user, { provider: provider.name, providerKey: claims.sub, displayName: provider.displayName });
-    if (!linked.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
+    if (locked) Object.assign(user, { lockoutEnd: null, accessFailedCount: 0 });
+    // As manager.addLogin after its write: a new way in renews the security stamp, and the link is published.
+    if (manager.supportsUserSecurityStamp) await manager.updateSecurityStamp(user);
+    await manager.notify(UserLoginLinkedNotification, user, { provider: login.provider });
     // The invitee has authenticated at the provider: no longer "invited" (no resend, counted as a person who can
     // sign in), even when a second-factor step (enforced by a group) comes before the full session.
     await manager.recordLogin(user);
