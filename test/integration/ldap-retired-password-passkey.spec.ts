@@ -71,14 +71,15 @@ describeIfSlapd('LDAP retiring local passwords without a directory mark: passkey
     const signedIn = await passkeyVerify(authenticator);
     expect([signedIn.status, signedIn.body.code ?? signedIn.body.status], signedIn.text).toEqual([200, 'success']);
 
-    // An admin's forced reset of the same user (no directory mark: allowed) does stop the passkey until the link is used.
+    // An admin's forced reset of the same user (no directory mark: allowed) does stop the passkey: it removes it.
     await ctx.userManager.createUser({ email: 'boss@example.com', name: 'Boss', password: TEST_PASSWORD, groups: ['admin'] });
     const admin = new HttpClient(ctx.url);
     expect((await admin.login('boss@example.com', TEST_PASSWORD)).body.status).toBe('success');
     const forced = await admin.post(`/users/${retired.id}/force-password-reset`);
     expect(forced.status, forced.text).toBe(200);
     const refused = await passkeyVerify(authenticator);
-    expectClientError(refused, 403);
-    expect(refused.body.code).toBe('password_reset_required');
+    expectClientError(refused, 401);
+    expect(refused.body.code).toBe('invalid_passkey');
+    expect(await ctx.userManager.getPasskeys(retired)).toEqual([]);
   });
 });

@@ -169,6 +169,9 @@ export class BackOfficeUserLifecycleService {
       if (removed.errors[0]?.code === 'not_found') throw BackOfficeHttpError.notFound('User not found.');
       throw new BackOfficeHttpError(501, 'not_supported', 'The user store has no passwords.');
     }
+    // The passkeys go with the password: blocked only while the reset is pending (403 password_reset_required), one
+    // added by whoever prompted the reset signed in again once the owner set the new password with the emailed link.
+    await this.userManager.removeAllPasskeys(user);
     await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserPasswordResetForcedNotification, user);
     const token = await this.userManager.generatePasswordResetToken(user);

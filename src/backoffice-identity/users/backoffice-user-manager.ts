@@ -1557,6 +1557,18 @@ export class BackOfficeUserManager {
   }
 
   /**
+   * Removes every passkey of the user, each as {@link removePasskey} does (`UserPasskeyRemovedNotification`, a new
+   * security stamp); how many went. An admin's forced password reset uses it: a passkey added by whoever prompted the
+   * reset would otherwise sign in again once the owner has set the new password (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x).
+   */
+  async removeAllPasskeys(user: BackOfficeUser): Promise<number> {
+    if (!this.supportsUserPasskeys) return 0;
+    let removed = 0;
+    for (const passkey of await this.getPasskeyStore().listPasskeys(user.id)) if (await this.removePasskey(user, passkey.id)) removed++;
+    return removed;
+  }
+
+  /**
    * The user's own removal of a passkey (`DELETE /auth/passkeys/:id`): as {@link removePasskey}, but while 2FA is
    * on and passkeys are the user's only second factor (no other provider set up; recovery codes are a fallback,
    * not a factor) the last passkey stays: `last_second_factor`, else the next sign-in would ask for a second
