@@ -1729,7 +1729,8 @@ export class BackOfficeUserManager {
    * deleted meanwhile (by a concurrent request): this call deleted nothing, so its caller audits nothing.
    */
   async deleteUser(user: BackOfficeUser, options: BackOfficeAuthorizedWriteOptions = {}): Promise<IdentityResult> {
-    const written = await this.writeUnlessLastAdmin(isEnabledAdmin, user.id, (store) => store.delete(user.id), options.authorize);
+    // `false` when no row went (a concurrent delete took it first): `not_found`, without a group lock too.
+    const written = await this.writeUnlessLastAdmin(isEnabledAdmin, user.id, async (store) => (await store.delete(user.id)) !== false, options.authorize);
     if (written === 'written') return IdentityResult.success();
     return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
   }
@@ -1887,22 +1888,30 @@ export class BackOfficeUserManager {
    * user was an admin or not: checked on a copy read before a concurrent promotion or enable, a removal skipped the
    * check while two admins removed each other counting that user, and left no admin. Answers `not_found` when the
    * user is gone. `check`, when given, is asked about the same current user first (a throw aborts: nothing written);
-   * a store without groups has no such lock and no check. With `check` or `lockGroups` the user is read after its
-   * groups and the groups `lockGroups` names (those the write gives) are locked ({@link findAsStored}): a concurrent
-   * group edit is waited for and seen by `check` and by the write's own re-check after it (OWASP ASVS 4.0 4.1.3, 5.0
-   * 8.2.1).
+   * a store without groups has no such lock and no check, but still answers `not_found` for a user gone: the user is
+   * read in the write's transaction first, and again after a `write` that answers nothing (`void`), which sees a
+   * concurrent delete that the write waited for and so wrote nothing (READ COMMITTED: the next statement sees it
+   * committed); a `write` that answers `false` found no user (a delete that deleted no row), `true` wrote it. Without
+   * that, a deletion or disable of a user already gone answered success and was audited (OWASP ASVS 4.0 7.1, 5.0
+   * 16.2.1). With `check` or `lockGroups` the user is read after its groups and the groups `lockGroups` names (those
+   * the write gives) are locked ({@link findAsStored}): a concurrent group edit is waited for and seen by `check` and
+   * by the write's own re-check after it (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1).
    */
   private async writeUnlessLastAdmin(
     removesAdmin: (current: BackOfficeUser) => boolean,
     userId: string,
-    write: (store: BackOfficeUserStore) => Promise<void>,
+    write: (store: BackOfficeUserStore) => Promise<void | boolean>,
     check?: BackOfficeWriteAuthorizer,
     lockGroups?: readonly string[],
   ): Promise<'written' | 'last_admin' | 'not_found'> {
     const locks = lockGroups ?? (check ? [] : null);
     if (!isUserGroupStore(this.store)) {
-      await this.inTransaction(write);
-      return 'written';
+      return this.inTransaction(async (store) => {
+        if (!(await store.findById(userId))) return 'not_found';
+        const wrote = await write(store);
+        if (wrote === false || (wrote !== true && !(await store.findById(userId)))) return 'not_found';
+        return 'written';
+      });
     }
     return this.store.withGroupLock('admin', async (store) => {
       const current = locks ? await findAsStored(store, userId, locks) : await store.findById(userId);
@@ -1912,8 +1921,7 @@ export class BackOfficeUserManager {
         const others = await this.capability(isUserGroupStore, 'UserGroupStore', store).countApprovedInGroup('admin', { now: this.now(), exceptUserId: userId });
         if (others < 1) return 'last_admin';
       }
-      await write(store);
-      return 'written';
+      return (await write(store)) === false ? 'not_found' : 'written';
     });
   }
 

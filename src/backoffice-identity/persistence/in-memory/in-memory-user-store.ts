@@ -216,14 +216,15 @@ export class InMemoryBackOfficeUserStore
     Object.assign(stored, structuredClone(changes), { updatedAt: now });
   }
 
-  async delete(userId: string): Promise<void> {
-    if (!this.state.users.delete(userId)) return;
+  async delete(userId: string): Promise<boolean> {
+    if (!this.state.users.delete(userId)) return false;
     const keep = <T extends { userId: string }>(rows: T[]) => rows.splice(0, rows.length, ...rows.filter((r) => r.userId !== userId));
     keep(this.tokens);
     keep(this.recoveryCodes);
     keep(this.logins);
     for (const [id, p] of this.passkeys) if (p.userId === userId) this.passkeys.delete(id);
     for (const [key, a] of this.authenticators) if (a.userId === userId) this.authenticators.delete(key);
+    return true;
   }
 
   /** The end of the user's grace period for enrolling in 2FA (null clears it). */

@@ -6,7 +6,7 @@ import { cappedCount } from './capped-count.js';
 import { abortable } from '../../common/abortable-transaction.js';
 import { isUuid } from '../../common/ids.js';
 import { preparedQuery } from './prepared-query.js';
-import { deleteInBatches, failedAccessResult, PRUNE_BATCH_SIZE } from './sql-results.js';
+import { deleteCounting, deleteInBatches, failedAccessResult, PRUNE_BATCH_SIZE } from './sql-results.js';
 import { PENDING_INVITEE_SQL, redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
 import { BackOfficeGroupEntity } from './entities/backoffice-group.entity.js';
 import { BackOfficeUserEntity } from './entities/backoffice-user.entity.js';
@@ -488,8 +488,10 @@ export class TypeOrmBackOfficeUserStore
     }
   }
 
-  async delete(userId: string): Promise<void> {
-    if (isUuid(userId)) await this.users.delete({ id: userId });
+  /** False when no row was deleted (none, or a concurrent delete took it first: this one waited for its row lock). */
+  async delete(userId: string): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    return (await deleteCounting(this.manager, `DELETE FROM backoffice_user WHERE id = $1`, [userId])) > 0;
   }
 
   /** The end of the user's grace period for enrolling in 2FA (null clears it). */

@@ -35,7 +35,12 @@ export interface BackOfficeUserStore {
   findByNormalizedUsername(normalizedUsername: string): Promise<BackOfficeUser | null>;
   findByNormalizedEmail(normalizedEmail: string): Promise<BackOfficeUser | null>;
   updateProfile(userId: string, changes: BackOfficeUserProfileChanges, now: Date): Promise<void>;
-  delete(userId: string): Promise<void>;
+  /**
+   * Deletes the user. False when there was no such user (nothing deleted: a concurrent request deleted it first), so
+   * the manager answers `not_found` and its caller audits no deletion; a store that answers nothing (`void`) is taken
+   * to have deleted it. The built-in stores answer.
+   */
+  delete(userId: string): Promise<boolean | void>;
   count(): Promise<number>;
 }
 
