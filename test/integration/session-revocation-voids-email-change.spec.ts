@@ -1,4 +1,4 @@
-import { BACKOFFICE_USER_MANAGER, BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_USER_MANAGER, BackOfficeBackgroundTasks, BackOfficeUserManager, type BackOfficeUser, type UserTokenStore } from '../../src/backoffice-identity/index.js';
 import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -72,6 +72,56 @@ describe('OWASP ASVS 4.0 3.3.x: ending the sessions voids a pending email-change
     expect(confirmed.body.code).toBe('invalid_token');
     expect((await ctx.userManager.findById(link.userId))!.email).toBe(email);
   }
+
+  /** The user store's `voidTokens` throws once, for the next `change_email` void (a custom store failing). */
+  function nextEmailChangeVoidThrows(): void {
+    const store = ctx.userManager.store as UserTokenStore & object;
+    const own = Object.prototype.hasOwnProperty.call(store, 'voidTokens');
+    const real = store.voidTokens;
+    store.voidTokens = async function (this: UserTokenStore, ...args: Parameters<UserTokenStore['voidTokens']>) {
+      if (args[1] !== 'change_email') return real.apply(this, args);
+      if (own) store.voidTokens = real;
+      else delete (store as Partial<UserTokenStore>).voidTokens;
+      throw new Error('custom store: voidTokens failed');
+    };
+  }
+
+  async function revokedAudits(userId: string): Promise<number[]> {
+    const audit = await admin.get(`/audit?userId=${userId}&event=backoffice.user.sessions.revoked`);
+    expect(audit.status, audit.text).toBe(200);
+    return (audit.body.items as Array<{ details?: { count?: number } }>).map((item) => item.details?.count ?? -1);
+  }
+
+  describe('OWASP ASVS 5.0 16.3.2 / 4.0 7.1.3: the sessions that ended are audited even when voiding the link throws (the request fails)', () => {
+    it("an admin's DELETE /users/:id/sessions", async () => {
+      const { user, thief } = await stolenSessionAsksForMove('revvoid-e@example.com', 'revvoid-thief-e@evil.example');
+      nextEmailChangeVoidThrows();
+      const revoked = await admin.request('DELETE', `/users/${user.id}/sessions`);
+      expect((await thief.get('/auth/me')).status).toBe(401);
+      expect({ status: revoked.status, audited: await revokedAudits(user.id) }).toEqual({ status: 500, audited: [1] });
+    });
+
+    it("the owner's DELETE /auth/sessions (sign out everywhere else)", async () => {
+      const { user, thief } = await stolenSessionAsksForMove('revvoid-f@example.com', 'revvoid-thief-f@evil.example');
+      const owner = new HttpClient(ctx.url);
+      expect((await owner.login('revvoid-f@example.com', TEST_PASSWORD)).status).toBe(200);
+      nextEmailChangeVoidThrows();
+      const revoked = await owner.request('DELETE', '/auth/sessions');
+      expect((await thief.get('/auth/me')).status).toBe(401);
+      expect({ status: revoked.status, audited: await revokedAudits(user.id) }).toEqual({ status: 500, audited: [1] });
+    });
+
+    it("the owner's DELETE /auth/sessions/:id (that one session)", async () => {
+      const { user, thief } = await stolenSessionAsksForMove('revvoid-g@example.com', 'revvoid-thief-g@evil.example');
+      const owner = new HttpClient(ctx.url);
+      expect((await owner.login('revvoid-g@example.com', TEST_PASSWORD)).status).toBe(200);
+      const stolen = ((await owner.get('/auth/sessions')).body as Array<{ id: string; current: boolean }>).find((s) => !s.current)!;
+      nextEmailChangeVoidThrows();
+      const revoked = await owner.request('DELETE', `/auth/sessions/${stolen.id}`);
+      expect((await thief.get('/auth/me')).status).toBe(401);
+      expect({ status: revoked.status, audited: await revokedAudits(user.id) }).toEqual({ status: 500, audited: [1] });
+    });
+  });
 
   it("an admin's DELETE /users/:id/sessions", async () => {
     const { user, thief, link } = await stolenSessionAsksForMove('revvoid-a@example.com', 'revvoid-thief-a@evil.example');

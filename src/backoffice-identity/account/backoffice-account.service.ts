@@ -2,7 +2,6 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { BackOfficeListPage } from '../common/list-page.js';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
 import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
-import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
@@ -260,17 +259,15 @@ export class BackOfficeAccountService {
     const { id, securityStamp } = user;
     const revoked = await this.sessions.revoke(securityStamp === undefined ? id : { id, securityStamp }, sessionId);
     if (!revoked) return false;
-    // The email-change link that session may have asked for (to a thief's mailbox) ends with it.
-    await this.userManager.voidEmailChangeLinks(user);
-    await this.userManager.notify(UserSessionsRevokedNotification, user, { count: 1 });
+    // The email-change link that session may have asked for (to a thief's mailbox) ends with it; audited either way.
+    await this.userManager.sessionsEnded(user, 1);
     return revoked;
   }
 
   /** Signs out everywhere else: every other session ends (`UserSessionsRevokedNotification`). Answers how many. */
   async revokeOtherSessions(user: BackOfficeUser, session: Pick<BackOfficeSessionEntity, 'id'>): Promise<number> {
     const revoked = await this.sessions.revokeAll(user, session.id);
-    await this.userManager.voidEmailChangeLinks(user);
-    await this.userManager.notify(UserSessionsRevokedNotification, user, { count: revoked });
+    await this.userManager.sessionsEnded(user, revoked);
     return revoked;
   }
 

@@ -29,6 +29,7 @@ import {
   UserRecoveryCodesRegeneratedNotification,
   UserTwoFactorDisabledNotification,
   UserTwoFactorEnabledNotification,
+  UserSessionsRevokedNotification,
   UserUnlockedNotification,
   UsersImportedNotification,
   type BackOfficeCredentialCheckVia,
@@ -818,6 +819,24 @@ export class BackOfficeUserManager {
   async voidEmailChangeLinks(user: Pick<BackOfficeUser, 'id'>): Promise<void> {
     const store = this.store;
     if (isUserTokenStore(store)) await store.voidTokens(user.id, 'change_email', this.now());
+  }
+
+  /**
+   * What follows the end of `count` of the user's sessions (an admin's DELETE /users/:id/sessions, the user's own
+   * DELETE /auth/sessions and DELETE /auth/sessions/:id): the pending email-change link is voided
+   * ({@link voidEmailChangeLinks}; not for an API user, whose "sessions" are bearer tokens), then
+   * `UserSessionsRevokedNotification` is published with `count`. The notification (the audit) goes out even when the
+   * void throws (a custom store's `voidTokens`): the sessions did end, and that must not go unaudited
+   * (OWASP ASVS 5.0 16.3.2, 4.0 7.1.3); the void's error then goes on, so the request fails and the caller knows the
+   * link may still be live. Not for a sign-out (`POST /auth/logout`) or a session replaced at sign-in: those leave the
+   * link alone (the owner may sign out and confirm from the mail; the link needs no session).
+   */
+  async sessionsEnded(user: Pick<BackOfficeUser, 'id'> & Partial<Pick<BackOfficeUser, 'kind'>>, count: number): Promise<void> {
+    try {
+      if (user.kind !== 'api') await this.voidEmailChangeLinks(user);
+    } finally {
+      await this.notify(UserSessionsRevokedNotification, user, { count });
+    }
   }
 
   // ---- single-use tokens --------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js'
 import { MAX_LIST_SKIP_TEXT } from '../http/list-offset.js';
 import { BackOfficeInviteService, type BackOfficeInviteOutcome } from '../invites/backoffice-invite.service.js';
 import { InviteUserDto } from '../invites/invite.dto.js';
-import { UserSessionsRevokedNotification } from '../notifications/notifications.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import { BackOfficeGroupService } from '../groups/backoffice-group.service.js';
@@ -469,9 +468,8 @@ export class UsersController {
     await this.assertMayStillManage(request, user);
     // An API user's "sessions" are its bearer tokens: signing it out everywhere ends them (its secret still works).
     const count = user.kind === 'api' ? await this.apiUsers.revokeTokens(user.id) : await this.sessions.revokeAll(user);
-    // The email-change link an ended session asked for (a stolen cookie's, to the thief's mailbox) ends with it.
-    if (user.kind !== 'api') await this.userManager.voidEmailChangeLinks(user);
-    await this.userManager.notify(UserSessionsRevokedNotification, user, { count });
+    // The email-change link an ended session asked for (a stolen cookie's, to the thief's mailbox) ends with it; audited either way.
+    await this.userManager.sessionsEnded(user, count);
   }
 
   /** The user (404 when none) once the caller may act on them (403 `forbidden`: see `assertMayManage`). */
