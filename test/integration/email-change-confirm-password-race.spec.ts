@@ -90,7 +90,7 @@ describe.skipIf(dbKind() !== 'postgres')('An email-change confirmation racing a 
     await confirmRacingPasswordChange(ctx, user, 'ecconfrace-attacker@evil.example', () => lockWaitersReach(observer, 1));
   });
 
-  it('a stamp change that voids no link, made after the confirmation read the user (a cached read), does not refuse a live link', async () => {
+  it('a stamp change made before the request, read stale by the confirmation (a cached read), does not refuse the live link', async () => {
     await confirmAfterUnrelatedStampChange(ctx, await make({ email: 'ecconfrace-unrelated@example.com' }), 'ecconfrace-unrelated@new.example');
   });
 
@@ -118,15 +118,16 @@ describe.skipIf(dbKind() !== 'postgres')('An email-change confirmation racing a 
 });
 
 /**
- * A stamp change that voids no link (sign out everywhere, 2FA turned on or off) committed after the confirmation read
- * the user: the link is still live and must move the email. Before the fix the stamp read through the manager's
- * `findById` (which a host manager may answer from a cache, as this test's does once) was compared with the store's:
- * 400 `invalid_token` and the link used up.
+ * The confirmation reads the user through the manager's `findById`, which a host manager may answer from a cache: a
+ * copy read before a stamp change that came before the request (so the link was issued under the new stamp and is
+ * live) must not refuse the link. Before the fix the stamp of that cached read was compared with the store's: 400
+ * `invalid_token` and the link used up. (A stamp change after the request voids the link: the link is bound to the
+ * stamp it was issued under, `test/integration/email-change-stamp-bound.spec.ts`.)
  */
 async function confirmAfterUnrelatedStampChange(ctx: IdentityApp, user: BackOfficeUser, newEmail: string): Promise<void> {
-  const link = await requestedLink(ctx, user.email, newEmail);
   const cached = (await ctx.userManager.findById(user.id))!;
   await ctx.userManager.updateSecurityStamp((await ctx.userManager.findById(user.id))!);
+  const link = await requestedLink(ctx, user.email, newEmail);
   const manager = ctx.userManager as { findById: IdentityApp['userManager']['findById'] };
   manager.findById = async (id: string) => {
     delete (manager as Partial<typeof manager>).findById;
@@ -150,7 +151,7 @@ describe('An email-change confirmation racing a password change (in-memory store
     await db?.drop();
   });
 
-  it('a stamp change that voids no link, made after the confirmation read the user (a cached read), does not refuse a live link', async () => {
+  it('a stamp change made before the request, read stale by the confirmation (a cached read), does not refuse the live link', async () => {
     await confirmAfterUnrelatedStampChange(ctx, await make({ email: 'ecconfmem-unrelated@example.com' }), 'ecconfmem-unrelated@new.example');
   });
 

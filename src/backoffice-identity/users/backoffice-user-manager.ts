@@ -903,10 +903,11 @@ export class BackOfficeUserManager {
         drop: (hash, now) => store.consumeEmailChangeToken(user.id, hash, now),
         sameStamp: true,
         stillAsked: asked.stillAsked,
+        hashOf: (secret) => BackOfficeUserManager.emailChangeTokenHash(sha256Hex(secret), user.securityStamp),
       });
     }
     const token = randomToken(32);
-    const hash = sha256Hex(token);
+    const hash = BackOfficeUserManager.emailChangeTokenHash(sha256Hex(token), user.securityStamp);
     const now = this.now();
     const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
     const stored = await this.storeAddressedLink(
@@ -950,10 +951,12 @@ export class BackOfficeUserManager {
       pendingInvitee?: boolean;
       /** See {@link storeAddressedLink}: asked once the link is stored; false drops it. */
       stillAsked?: () => Promise<boolean>;
+      /** What is stored of the mailed secret (its SHA-256 when not given; see {@link emailChangeTokenHash}). */
+      hashOf?: (secret: string) => string;
     },
   ): Promise<T | null> {
     const secret = randomToken(32);
-    const hash = sha256Hex(secret);
+    const hash = token.hashOf ? token.hashOf(secret) : sha256Hex(secret);
     const now = this.now();
     const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
     const write = (options: UserTokenIssueOptions) => token.add(hash, expiresAt, now, options);
@@ -1042,10 +1045,14 @@ export class BackOfficeUserManager {
     return !due.pendingInvitee || isPendingInvitee(current);
   }
 
-  /** True while the token is live (right user, purpose, unexpired, unused). Does not use it up. */
+  /**
+   * True while the token is live (right user, purpose, unexpired, unused). Does not use it up. A `change_email` link
+   * is live only under the security stamp it was issued under, `user.securityStamp` (see {@link emailChangeTokenHash}).
+   */
   async verifyUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, token: string): Promise<boolean> {
     if (!this.supportsUserTokens || !BackOfficeUserManager.plausibleToken(token)) return false;
-    return this.getTokenStore().isTokenLive(user.id, purpose, sha256Hex(token), this.now());
+    const hash = purpose === 'change_email' ? BackOfficeUserManager.emailChangeTokenHash(sha256Hex(token), user.securityStamp) : sha256Hex(token);
+    return this.getTokenStore().isTokenLive(user.id, purpose, hash, this.now());
   }
 
   /** When a link issued at `now` expires: `lifespanHours` later. */
@@ -1302,6 +1309,20 @@ export class BackOfficeUserManager {
   }
 
   /**
+   * What the store keeps of an email-change link: the SHA-256 of the link's token hash (`tokenHash`, the token's SHA-256)
+   * with the security stamp the link was issued under (`deliverNewEmailChangeToken` stores it only while the user still
+   * has that stamp). `confirmEmailChange` looks the link up with the stamp the user has then, so any stamp change after
+   * the request (a password change, two-factor on or off, an admin's two-factor reset, a passkey or login provider
+   * added or removed, `updateSecurityStamp`) voids the link, as ASP.NET Identity binds its change-email tokens to the
+   * stamp: the link a stolen session asked for (to the thief's mailbox) no longer outlives the owner's securing of the
+   * account (OWASP ASVS 4.0 3.3.3, 2.5.x). No schema change: the token table keeps one hash per link. A store without
+   * security stamps binds to the empty stamp.
+   */
+  protected static emailChangeTokenHash(tokenHash: string, securityStamp: string | null | undefined): string {
+    return sha256Hex(`change_email:${securityStamp ?? ''}:${tokenHash}`);
+  }
+
+  /**
    * Confirms an email change with its link (the token's SHA-256): the link is used up and the email moves
    * (`changesFor(newEmail)`, written as {@link changeEmail} writes it: new security stamp, the old address's links void)
    * in one transaction, and only while the user, read again after the link was used up, still has the security stamp
@@ -1324,7 +1345,9 @@ export class BackOfficeUserManager {
       this.inTransaction(async (store) => {
         // The stamp as stored, read before the link is used up (not `user`'s, which a host manager may have read from a cache).
         const reference = (await store.findById(user.id))?.securityStamp;
-        const newEmail = await this.capability(isUserEmailChangeStore, 'UserEmailChangeStore', store).consumeEmailChangeToken(user.id, tokenHash, now);
+        // Stored bound to the stamp it was issued under: once the stamp changed, no link matches (see emailChangeTokenHash).
+        const boundHash = BackOfficeUserManager.emailChangeTokenHash(tokenHash, reference);
+        const newEmail = await this.capability(isUserEmailChangeStore, 'UserEmailChangeStore', store).consumeEmailChangeToken(user.id, boundHash, now);
         if (!newEmail || reference === undefined) return null;
         // Aborted, not returned: the transaction rolls back and the link stays live (a store without rollback uses it up).
         if ((await store.findById(user.id))?.securityStamp !== reference) return abort(null);
