@@ -151,6 +151,20 @@ describe('OWASP ASVS 4.0 3.3.x: ending the sessions voids a pending email-change
     await expectLinkDead(link, 'revvoid-c@example.com');
   });
 
+  it("OWASP ASVS 4.0 3.3.x: the owner's own POST /auth/logout leaves the link confirmable (deliberate: the link needs no session)", async () => {
+    const owner = new HttpClient(ctx.url);
+    await make({ email: 'revvoid-h@example.com' });
+    expect((await owner.login('revvoid-h@example.com', TEST_PASSWORD)).status).toBe(200);
+    expect((await owner.post('/auth/me/email', { newEmail: 'revvoid-new-h@example.com' })).status).toBe(202);
+    await drain();
+    const link = linkParams(lastMail('revvoid-new-h@example.com', 'EmailChangeConfirm').text, 'confirm-email');
+    const loggedOut = await owner.post('/auth/logout', {});
+    expect(loggedOut.status, loggedOut.text).toBeLessThan(300);
+    expect((await owner.get('/auth/me')).status).toBe(401);
+    const confirmed = await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId: link.userId, token: link.token });
+    expect({ status: confirmed.status, email: (await ctx.userManager.findById(link.userId))!.email }).toEqual({ status: 200, email: 'revvoid-new-h@example.com' });
+  });
+
   it('the session that asked is ended after the 202 but before its link is stored: no link is stored or mailed', async () => {
     const user = await make({ email: 'revvoid-d@example.com' });
     const thief = new HttpClient(ctx.url);

@@ -886,8 +886,11 @@ export class BackOfficeUserManager {
    * voids the pending link before `deliver`. Null, `deliver` not called and no link left, when the user was disabled or
    * moved to another address since `user` was read, or got another security stamp (a password change that ended the
    * session that asked: see `storeAddressedLink`), or when `asked.stillAsked` (asked once the link is stored, e.g.
-   * whether the session that asked is still live) answers false. @throws BackOfficeNotSupportedError without a
-   * `UserEmailChangeStore`.
+   * whether the session that asked is still live) answers false. An override must pass `asked` (with its
+   * `stillAsked`) on to `super.deliverNewEmailChangeToken`, or ask `stillAsked` itself once the link is stored and drop
+   * the link when it answers false: dropped, a link asked for by a session ended meanwhile (a stolen cookie the owner
+   * signed out) is stored and mailed to the thief again (OWASP ASVS 4.0 3.3.x). @throws BackOfficeNotSupportedError
+   * without a `UserEmailChangeStore`.
    */
   async deliverNewEmailChangeToken<T>(
     user: BackOfficeUser,
