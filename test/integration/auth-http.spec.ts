@@ -131,6 +131,33 @@ describe('REST auth: login, me, change-password, logout, sessions', () => {
     expect(Number(locked.headers.get('retry-after'))).toBe(locked.body.retryAfterSeconds);
   });
 
+  it('GET /auth/me answers exactly this body, key for key and in this order (what a client reads; the hot path may change, the answer not)', async () => {
+    const user = await newUser({ groups: ['editor', 'admin'] });
+    const http = client();
+    await http.login(user.email, password);
+    const me = await http.get('/auth/me');
+    expect(me.status).toBe(200);
+    const stored = (await ctx.userManager.findById(user.id))!;
+    const { now, idleExpiresAt, absoluteExpiresAt } = me.body.session;
+    for (const at of [now, idleExpiresAt, absoluteExpiresAt]) expect(at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(me.text).toBe(JSON.stringify({
+      id: user.id,
+      username: user.email,
+      email: user.email,
+      name: stored.name,
+      state: 'active',
+      groups: ['admin', 'editor'],
+      twoFactorEnabled: false,
+      lastLoginAt: stored.lastLoginAt!.toISOString(),
+      createdAt: stored.createdAt.toISOString(),
+      session: { now, idleExpiresAt, absoluteExpiresAt },
+      logins: [],
+      recoveryCodesLeft: null,
+      twoFactorProviders: null,
+    }));
+    expect(me.headers.get('content-type')).toBe('application/json; charset=utf-8');
+  });
+
   it('a lockout blocks new sign-ins only: five wrong passwords from someone else leave the user\'s live session working (as ASP.NET Identity)', async () => {
     const user = await newUser();
     const http = client();

@@ -152,11 +152,15 @@ export class AuthController {
     // While 2FA is on, asked here only (the session lookup every authenticated request makes stays as it is): the
     // unused recovery codes and the second factors set up (recovery codes aside; the account page offers TOTP beside
     // a passkey), sent at once: with the built-in stores and providers one round trip's wait for users with 2FA.
-    const [recoveryCodesLeft, twoFactorProviders] = await Promise.all([
-      user.twoFactorEnabled && this.userManager.supportsUserRecoveryCodes ? this.userManager.countRecoveryCodes(user) : null,
-      user.twoFactorEnabled && this.userManager.supportsUserTwoFactor ? this.userManager.getSetUpTwoFactorProviders(user) : null,
-    ]);
-    return { ...toBackOfficeUserDto(user, this.clock.now()), session: this.sessions.deadlines(sessionOf(request)), logins, recoveryCodesLeft, twoFactorProviders };
+    const [recoveryCodesLeft, twoFactorProviders] = user.twoFactorEnabled
+      ? await Promise.all([
+          this.userManager.supportsUserRecoveryCodes ? this.userManager.countRecoveryCodes(user) : null,
+          this.userManager.supportsUserTwoFactor ? this.userManager.getSetUpTwoFactorProviders(user) : null,
+        ])
+      : [null, null];
+    // Object.assign onto the DTO, not `{ ...dto, session, ... }`: on Node 20 a spread followed by more keys took
+    // several µs per request. The same keys in the same order.
+    return Object.assign(toBackOfficeUserDto(user, this.clock.now()), { session: this.sessions.deadlines(sessionOf(request)), logins, recoveryCodesLeft, twoFactorProviders });
   }
 
   @Post('change-password')

@@ -191,7 +191,11 @@ export class BackOfficeAuthGuard implements CanActivate {
     if (auth.session.twoFactorSetupOnly && !rules.allowsSetupOnly) {
       throw new BackOfficeHttpError(403, 'two_factor_setup_required', 'Set up two-factor authentication first (POST /auth/2fa/setup, then /auth/2fa/enable).');
     }
-    request.backOffice = { ...auth, token, scheme: 'cookie', authenticatedAt: this.clock.now() };
+    // Written out, not `{ ...auth, token, ... }`: on Node 20 a spread followed by more keys took several µs per request.
+    const authenticatedAt = this.clock.now();
+    request.backOffice = auth.loginProviders
+      ? { session: auth.session, user: auth.user, loginProviders: auth.loginProviders, token, scheme: 'cookie', authenticatedAt }
+      : { session: auth.session, user: auth.user, token, scheme: 'cookie', authenticatedAt };
     return request.backOffice;
   }
 
