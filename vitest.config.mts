@@ -8,19 +8,21 @@ const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 const HTTP_SUITES = [
   'access-denied-audit', 'http-parity', 'email-content-injection', 'emailed-link-attacks', 'link-issuance-email-change-race', 'set-groups-race',
   'manage-target-race', 'admin-surface-attacks', 'email-change-no-enumeration', 'email-change-voids-tokens', 'invite-two-factor-enforcement',
-  'password-change-voids-email-change', 'session-revocation-voids-email-change', 'email-change-stamp-bound', 'user-import-update', 'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks',
-  'kept-session-stamp-change', 'disable-until-lift', 'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users',
-  'forgot-password-after-forced-reset', 'external-login-attacks', 'external-login-callback-deadline', 'external-login-groups', 'last-admin-race',
-  'ldap-offboarding-reset', 'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race',
-  'kept-session-concurrent-changes', 'concurrent-stamp-changes', 'admin-and-audit', 'api-users', 'audit-pagination', 'auth-bad-input', 'auth-http',
-  'demo-app', 'external-logins', 'hardening', 'global-prefix', 'http-platform', 'invites-and-reset', 'email-delivery-failures',
-  'logout-and-host-guard', 'maintenance', 'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'passkeys-review', 'rate-limits-and-instances',
-  'rate-limit-attacks', 'round-trips', 'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import',
-  'users-manage-limits', 'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks', 'swap-reach',
-  'session-cookie-attacks', 'recovery-codes', 'suppressed-listener-errors', 'ipv6-prefix-rotation', 'list-paging', 'api-token-rotation-race',
-  'api-user-attacks', 'email-change-password-change-race', 'email-change-confirm-password-race', 'invite-resend-accept-race', 'assign-groups-race',
+  'password-change-voids-email-change', 'session-revocation-voids-email-change', 'email-change-stamp-bound', 'user-import-update',
+  'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks', 'kept-session-stamp-change', 'disable-until-lift',
+  'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users', 'forgot-password-after-forced-reset',
+  'external-login-attacks', 'external-login-callback-deadline', 'external-login-groups', 'last-admin-race', 'ldap-offboarding-reset',
+  'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race', 'kept-session-concurrent-changes',
+  'concurrent-stamp-changes', 'admin-and-audit', 'api-users', 'audit-pagination', 'auth-bad-input', 'auth-http', 'demo-app', 'external-logins',
+  'hardening', 'global-prefix', 'http-platform', 'invites-and-reset', 'email-delivery-failures', 'logout-and-host-guard', 'maintenance',
+  'module-scope', 'openapi', 'passkey-pages', 'passkeys', 'passkeys-review', 'rate-limits-and-instances', 'rate-limit-attacks', 'round-trips',
+  'secrets-in-logs', 'two-factor', 'two-factor-lockout-race', 'ui-pages', 'unstorable-text', 'user-import', 'users-manage-limits',
+  'unreadable-bodies', 'fuzz', 'hanging-listeners', 'user-lifecycle', 'two-factor-attacks', 'swap-reach', 'session-cookie-attacks', 'recovery-codes',
+  'suppressed-listener-errors', 'ipv6-prefix-rotation', 'list-paging', 'api-token-rotation-race', 'api-user-attacks',
+  'email-change-password-change-race', 'email-change-confirm-password-race', 'invite-resend-accept-race', 'assign-groups-race',
   'session-surface-attacks', 'group-lock-order-race', 'password-check-rate-limits', 'import-invite-race', 'ldap-retired-password-passkey',
-  'name-checked-groups', 'delete-user-twice-race', 'delete-user-without-group-store-race', 'external-login-auto-redirect', 'password-reset-forced-unmigrated',
+  'name-checked-groups', 'delete-user-twice-race', 'delete-user-without-group-store-race', 'external-login-auto-redirect',
+  'password-reset-forced-unmigrated', 'api-user-username'
 ].map((name) => `test/integration/${name}.spec.ts`);
 
 /** Which PostgreSQL the integration suites run against, besides PGlite. */

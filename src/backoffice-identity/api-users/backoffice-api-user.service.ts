@@ -82,7 +82,8 @@ export class BackOfficeApiUserService {
   ) {}
 
   /**
-   * Creates an API user in `groups`; the secret is returned once and only its hash is kept. `authorize` is asked
+   * Creates an API user in `groups`; the secret is returned once and only its hash is kept. Its email and username
+   * are `<client id, lower case>@api-users.invalid` (under both `usernameIsEmail` settings). `authorize` is asked
    * about the API user as stored by the insert, in its transaction (a throw refuses: nothing kept), so a caller's
    * check of the groups cannot rest on a copy a concurrent group edit made stale (`CreateBackOfficeUserInput.authorize`).
    */
@@ -92,8 +93,13 @@ export class BackOfficeApiUserService {
   ): Promise<{ user: BackOfficeUser; clientId: string; clientSecret: string }> {
     const clientId = `boc_${randomToken(18)}`;
     const clientSecret = `bocs_${randomToken(32)}`;
+    // The synthetic address is the username too, whatever `usernameIsEmail` (with `false` the user validator requires
+    // one): unique by the random client id, never a person's directory uid (`.invalid`, RFC 2606), and not the name an
+    // admin types, which could meet (and so be refused beside, or be taken for) a person's username.
+    const email = `${clientId.toLowerCase()}@api-users.invalid`;
     const result = await this.userManager.createUser({
-      email: `${clientId.toLowerCase()}@api-users.invalid`,
+      email,
+      username: email,
       name: input.name,
       groups: input.groups,
       kind: 'api',
