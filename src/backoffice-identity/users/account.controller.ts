@@ -47,6 +47,11 @@ export class AccountController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad or unchanged email)' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated, or reauthentication_required (POST /auth/reauthenticate first)' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
+  @ApiResponse({
+    status: 409,
+    type: ErrorResponse,
+    description: 'directory_managed: usernameIsEmail and the directory (LDAP) manages the user, whose username (the key it signs in with) would move; nothing is mailed',
+  })
   @ApiResponse({ status: 429, type: ErrorResponse, description: 'too_many_requests (rateLimits.emailChangePerUser, default 5 per hour per user)' })
   async requestEmailChange(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: RequestEmailChangeDto): Promise<{ status: 'pending' }> {
     // Each request mails a link to an address the caller picks: limited per user, so a signed-in account cannot
@@ -62,7 +67,11 @@ export class AccountController {
   @UseGuards(JsonBodyGuard)
   @ApiOkResponse({ type: UserResponse, description: 'The email changed; every session ended (sign in with the new address)' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_token (wrong, used, expired), validation_failed' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email: the address was taken meanwhile' })
+  @ApiResponse({
+    status: 409,
+    type: ErrorResponse,
+    description: 'duplicate_email: the address was taken meanwhile; directory_managed: the user was marked directory-managed since the link was asked (usernameIsEmail: the username would move); nothing is written',
+  })
   @ApiResponse({ status: 415, type: ErrorResponse, description: 'unsupported_media_type' })
   @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_SIGN_IN_ATTEMPTS })
   async confirmEmailChange(@Body() body: ConfirmEmailChangeDto): Promise<BackOfficeUserDto> {

@@ -20,7 +20,13 @@ import type { BackOfficeAuthorizedWriteOptions, BackOfficeUser } from './backoff
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUuid } from '../common/ids.js';
 import { differsBeyondAsciiCase } from '../common/lookup-normalizer.js';
-import { BackOfficeDuplicateUserError, isUserEmailChangeStore, type BackOfficeUserProfileChanges, type UserEmailChangeStore } from './stores/user-store.interface.js';
+import { BackOfficeDirectoryManagedRenameError, BackOfficeDuplicateUserError, isUserEmailChangeStore, type BackOfficeUserProfileChanges, type UserEmailChangeStore } from './stores/user-store.interface.js';
+
+const BackOfficeLifecycleErrors = {
+  /** A move of a directory-managed user's email that would move its username (see `refuseDirectoryManagedRename`). */
+  directoryManagedRename: () =>
+    BackOfficeHttpError.of('directory_managed', "The organisation's directory manages this user's sign-in: their email address, which is their username, is changed there."),
+};
 
 /** Hours an email-change link stays valid. */
 export const EMAIL_CHANGE_LIFESPAN_HOURS = 24;
@@ -56,6 +62,7 @@ export class BackOfficeUserLifecycleService {
     if (Object.keys(changes).length === 0) return;
     const oldEmail = user.email;
     if (emailChanged) {
+      this.refuseDirectoryManagedRename(user, candidate.email);
       await this.writeEmail(user, { name: candidate.name, ...this.emailFields(candidate.email) }, options);
       await this.signInManager.refreshSignIn(user);
     } else {
@@ -77,6 +84,20 @@ export class BackOfficeUserLifecycleService {
   }
 
   /**
+   * With `usernameIsEmail` the username follows the email; for a directory-managed user (LDAP, `directoryManagedAt`)
+   * it is the key a password checker keyed by username (LDAP `uid={username}`, a mail filter) signs them in with, so a
+   * move to another address (beyond ASCII letter case) would let that address's directory account sign in to them with
+   * its own password (OWASP ASVS 5.0 7.5.1, 4.0 V2.5): 409 `directory_managed`, nothing written or mailed. The
+   * directory is the source of the address (change it there); the manager's write checks the mark again under the
+   * row's lock ({@link BackOfficeDirectoryManagedRenameError}), as a confirmation of a link asked before the mark does.
+   */
+  private refuseDirectoryManagedRename(user: BackOfficeUser, email: string): void {
+    if (this.userManager.options.usernameIsEmail && this.userManager.isDirectoryManaged(user) && differsBeyondAsciiCase(email, user.username)) {
+      throw BackOfficeLifecycleErrors.directoryManagedRename();
+    }
+  }
+
+  /**
    * Starts an email change: a link to the new address (24 hours, single use, stored as SHA-256) and a notice to
    * the old one. Only the input is checked before this returns; the lookup, the link and both emails happen
    * afterwards in the background (as forgot-password does), so a taken address (which gets nothing) and a free
@@ -90,6 +111,7 @@ export class BackOfficeUserLifecycleService {
     if (this.userManager.normalizeKey(candidate.email) === user.normalizedEmail) {
       throw new BackOfficeHttpError(400, 'validation_failed', 'This is already your email address.');
     }
+    this.refuseDirectoryManagedRename(user, candidate.email);
     this.emailChangeStore(); // 501 not_supported at once, like the input checks
     this.background.run('email-change', () => this.startEmailChange(user, candidate.email, sessionId));
   }
@@ -252,6 +274,7 @@ export class BackOfficeUserLifecycleService {
       return await write();
     } catch (error) {
       if (error instanceof BackOfficeDuplicateUserError) throw new BackOfficeHttpError(409, 'duplicate_email', 'A user with this email already exists.');
+      if (error instanceof BackOfficeDirectoryManagedRenameError) throw BackOfficeLifecycleErrors.directoryManagedRename();
       throw error;
     }
   }

@@ -6,7 +6,7 @@ import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
-import { CONTROL_CHARACTERS, normalizeLookupKey } from '../common/lookup-normalizer.js';
+import { CONTROL_CHARACTERS, differsBeyondAsciiCase, normalizeLookupKey } from '../common/lookup-normalizer.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import type { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import {
@@ -46,6 +46,7 @@ import type { BackOfficePasswordHasher } from './passwords/password-hasher.js';
 import { CommonPasswordValidator, PolicyPasswordValidator } from './passwords/password-validators.js';
 import {
   BackOfficeDuplicateLoginError,
+  BackOfficeDirectoryManagedRenameError,
   BackOfficeDuplicateUserError,
   type BackOfficeUserLogin,
   type BackOfficeUserProfileChanges,
@@ -1363,9 +1364,24 @@ export class BackOfficeUserManager {
     return changes;
   }
 
-  /** What a move to another address writes (see {@link changeEmail}), in the caller's transaction. */
+  /**
+   * What a move to another address writes (see {@link changeEmail}), in the caller's transaction. A move that gives a
+   * directory-managed user another username (with `usernameIsEmail` it follows the email; beyond ASCII letter case)
+   * throws {@link BackOfficeDirectoryManagedRenameError}: the username is the key a password checker keyed by it (LDAP
+   * `uid={username}`, a mail filter) signs them in with, so the new one's directory password would sign in to this
+   * user (OWASP ASVS 5.0 7.5.1, 4.0 V2.5), whoever asks (an admin after a step-up, the user's own confirmed link). The
+   * mark is read before the write and again after it: the write holds the row, so a mark committed while it waited
+   * for the row (the directory's first sign-in, which writes the mark on that row) is seen, and the throw rolls the
+   * move back (on a store with transactions; a confirmation locks the row before this, so its first read sees it).
+   */
   private async writeEmailChange(store: BackOfficeUserStore, userId: string, changes: BackOfficeUserProfileChanges, stamp: string | null, now: Date): Promise<void> {
+    const username = changes.username;
+    const before = username === undefined ? null : await store.findById(userId);
+    const renamesManaged = (current: BackOfficeUser | null) =>
+      before !== null && current !== null && this.isDirectoryManaged(current) && differsBeyondAsciiCase(username!, before.username);
+    if (renamesManaged(before)) throw new BackOfficeDirectoryManagedRenameError();
     await store.updateProfile(userId, changes, now);
+    if (before !== null && renamesManaged(await store.findById(userId))) throw new BackOfficeDirectoryManagedRenameError();
     if (stamp !== null) await this.capability(isUserSecurityStampStore, 'UserSecurityStampStore', store).setSecurityStamp(userId, stamp, now);
     await this.voidPasswordBoundTokens(store, userId, now);
   }

@@ -407,7 +407,12 @@ export class UsersController {
   })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
-  @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_email' })
+  @ApiResponse({
+    status: 409,
+    type: ErrorResponse,
+    description:
+      'duplicate_email; directory_managed: usernameIsEmail and the directory (LDAP) manages the user, whose username (the key it signs in with) would move with the email (also after a step-up); nothing is written',
+  })
   @requirePermissions('users.manage')
   async update(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: AdminUpdateUserDto): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);

@@ -28,6 +28,19 @@ export class BackOfficeDuplicateUserError extends Error {
   }
 }
 
+/**
+ * Thrown by `BackOfficeUserManager.changeEmail` and `confirmEmailChange` (nothing written) when the move would give a
+ * directory-managed user ({@link BackOfficeUser.directoryManagedAt}) another username (beyond ASCII letter case; with
+ * `usernameIsEmail` the username follows the email): the key a password checker keyed by username (LDAP
+ * `uid={username}`, or a mail filter) signs them in with, so the new one's directory password would sign in to them.
+ */
+export class BackOfficeDirectoryManagedRenameError extends Error {
+  constructor() {
+    super('directory-managed user: the username would change');
+    this.name = 'BackOfficeDirectoryManagedRenameError';
+  }
+}
+
 /** Core user store port (like ASP.NET Identity's `IUserStore`). Optional capabilities are separate interfaces. */
 export interface BackOfficeUserStore {
   create(user: NewBackOfficeUser, now: Date): Promise<BackOfficeUser>;
