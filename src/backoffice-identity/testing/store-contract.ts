@@ -155,6 +155,22 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         await expect(userStore.create({ ...fields, username: 'other', normalizedUsername: 'OTHER' }, at(0))).rejects.toThrow(BackOfficeDuplicateUserError);
       });
 
+      test('OWASP ASVS 4.0 7.1 / 5.0 16.2.1: delete answers true for a user it deleted and false for one that is not there (gone already, never there); of deletes sent at once exactly one answers true', async ({ userStore }) => {
+        const user = await newUser(userStore);
+        const deleted = await userStore.delete(user.id);
+        expect(await userStore.findById(user.id)).toBeNull();
+        const again = await userStore.delete(user.id);
+        const never = await userStore.delete(randomUUID());
+        const malformed = await userStore.delete('not-a-uuid');
+        // A store that answers nothing (void) is taken to have deleted the user: it cannot tell two deletes apart.
+        if (deleted === undefined && again === undefined) return;
+        expect({ deleted, again, never, malformed }).toEqual({ deleted: true, again: false, never: false, malformed: false });
+        const raced = await newUser(userStore);
+        const answers = await concurrently(PARALLEL, () => userStore.delete(raced.id));
+        expect(answers.filter((a) => a === true)).toHaveLength(1);
+        expect(answers.filter((a) => a === false)).toHaveLength(PARALLEL - 1);
+      });
+
       test('ASVS 2.2.1: 20 parallel failed logins are all counted; exactly one of them locks the account', async ({ userStore }) => {
         if (!isUserLockoutStore(userStore)) return;
         const user = await newUser(userStore);

@@ -51,7 +51,10 @@ export interface BackOfficeUserStore {
   /**
    * Deletes the user. False when there was no such user (nothing deleted: a concurrent request deleted it first), so
    * the manager answers `not_found` and its caller audits no deletion; a store that answers nothing (`void`) is taken
-   * to have deleted it. The built-in stores answer.
+   * to have deleted it. The built-in stores answer. A store that answers must answer `true` only when this call
+   * removed the row and `false` for an id with no user (gone already, never there, or not an id the store could
+   * hold), and of deletes of one user sent at once exactly one answers `true` (the row count of the `DELETE`, not a
+   * read before it); `runBackOfficeStoreContract` checks it. Only `delete` answers so: the other writes answer nothing.
    */
   delete(userId: string): Promise<boolean | void>;
   count(): Promise<number>;
