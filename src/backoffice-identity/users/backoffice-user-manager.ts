@@ -149,6 +149,13 @@ const MAX_LOOKUP_LENGTH = 256;
 const PASSWORD_BOUND_TOKEN_PURPOSES: readonly BackOfficeTokenPurpose[] = ['password_reset', 'invite', 'change_email'];
 
 /**
+ * What a write under {@link BackOfficeUserManager}'s `writeUnlessLastAdmin` tells of the user: `'no_user'` when it
+ * found none (a delete that deleted no row), `'written'` when it wrote it, nothing when it cannot tell (the user is
+ * read again). Never a store's own answer passed on: a host store may answer `false` for "nothing changed".
+ */
+type WriteAnswer = void | 'written' | 'no_user';
+
+/**
  * The back-office user manager, modelled on ASP.NET Core Identity's `UserManager` as Umbraco uses it.
  * Meant to be extended: every method is overridable and a subclass needs no constructor.
  *
@@ -1394,7 +1401,13 @@ export class BackOfficeUserManager {
    */
   async changeName(user: BackOfficeUser, name: string, options: BackOfficeAuthorizedWriteOptions = {}): Promise<IdentityResult> {
     const now = this.now();
-    const written = await this.writeAuthorized(user.id, (store) => store.updateProfile(user.id, { name }, now), options.authorize);
+    const written = await this.writeAuthorized(
+      user.id,
+      async (store) => {
+        await store.updateProfile(user.id, { name }, now);
+      },
+      options.authorize,
+    );
     if (written === 'not_found') return IdentityResult.failed(this.errorDescriber.notFound('user'));
     user.name = name;
     return IdentityResult.success();
@@ -1790,8 +1803,14 @@ export class BackOfficeUserManager {
    * deleted meanwhile (by a concurrent request): this call deleted nothing, so its caller audits nothing.
    */
   async deleteUser(user: BackOfficeUser, options: BackOfficeAuthorizedWriteOptions = {}): Promise<IdentityResult> {
-    // `false` when no row went (a concurrent delete took it first): `not_found`, without a group lock too.
-    const written = await this.writeUnlessLastAdmin(isEnabledAdmin, user.id, async (store) => (await store.delete(user.id)) !== false, options.authorize);
+    // `false` when no row went (a concurrent delete took it first): `not_found`, without a group lock too. `void` (a
+    // store that does not answer) is taken as deleted: a read after it would find the user gone either way.
+    const written = await this.writeUnlessLastAdmin(
+      isEnabledAdmin,
+      user.id,
+      async (store) => ((await store.delete(user.id)) === false ? 'no_user' : 'written'),
+      options.authorize,
+    );
     if (written === 'written') return IdentityResult.success();
     return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
   }
@@ -1952,7 +1971,9 @@ export class BackOfficeUserManager {
    * a store without groups has no such lock and no check, but still answers `not_found` for a user gone: the user is
    * read in the write's transaction first, and again after a `write` that answers nothing (`void`), which sees a
    * concurrent delete that the write waited for and so wrote nothing (READ COMMITTED: the next statement sees it
-   * committed); a `write` that answers `false` found no user (a delete that deleted no row), `true` wrote it. Without
+   * committed); a `write` that answers `'no_user'` found no user (a delete that deleted no row), `'written'` wrote it
+   * (only {@link deleteUser}'s answers: a store's other writes answer nothing, and what a host's store answers anyway,
+   * as `false` for "nothing changed", is not passed on, so it never reads as a missing user). Without
    * that, a deletion or disable of a user already gone answered success and was audited (OWASP ASVS 4.0 7.1, 5.0
    * 16.2.1). With `check` or `lockGroups` the user is read after its groups and the groups `lockGroups` names (those
    * the write gives) are locked ({@link findAsStored}): a concurrent group edit is waited for and seen by `check` and
@@ -1961,7 +1982,7 @@ export class BackOfficeUserManager {
   private async writeUnlessLastAdmin(
     removesAdmin: (current: BackOfficeUser) => boolean,
     userId: string,
-    write: (store: BackOfficeUserStore) => Promise<void | boolean>,
+    write: (store: BackOfficeUserStore) => Promise<WriteAnswer>,
     check?: BackOfficeWriteAuthorizer,
     lockGroups?: readonly string[],
   ): Promise<'written' | 'last_admin' | 'not_found'> {
@@ -1970,7 +1991,7 @@ export class BackOfficeUserManager {
       return this.inTransaction(async (store) => {
         if (!(await store.findById(userId))) return 'not_found';
         const wrote = await write(store);
-        if (wrote === false || (wrote !== true && !(await store.findById(userId)))) return 'not_found';
+        if (wrote === 'no_user' || (wrote !== 'written' && !(await store.findById(userId)))) return 'not_found';
         return 'written';
       });
     }
@@ -1982,7 +2003,7 @@ export class BackOfficeUserManager {
         const others = await this.capability(isUserGroupStore, 'UserGroupStore', store).countApprovedInGroup('admin', { now: this.now(), exceptUserId: userId });
         if (others < 1) return 'last_admin';
       }
-      return (await write(store)) === false ? 'not_found' : 'written';
+      return (await write(store)) === 'no_user' ? 'not_found' : 'written';
     });
   }
 
