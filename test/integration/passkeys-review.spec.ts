@@ -342,3 +342,79 @@ describe('Passkeys after an admin forced a password reset (OWASP ASVS 5.0 6.4.x 
     expect(audit.body.items.filter((e: { event: string }) => e.event === BackOfficeEvents.PasskeyRemoved)).toHaveLength(2);
   });
 });
+
+describe('A passkey registration in flight during an admin forced password reset (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let newUser: ReturnType<typeof userFactory>;
+
+  beforeAll(async () => {
+    Mailbox.messages = [];
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, passkeys: PASSKEYS }, providers: [Mailbox] });
+    newUser = userFactory(() => ctx, 'pkforcedrace');
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('a registration past its guard and checks when the reset runs is refused (403 password_reset_required), not added after removeAllPasskeys listed the passkeys', async () => {
+    const user = await newUser();
+    const own = new HttpClient(ctx.url);
+    expect((await own.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const options = await own.post('/auth/passkeys/options', {});
+    const store = ctx.userManager.getPasskeyStore();
+    const add = store.addPasskey.bind(store);
+    let reached!: () => void;
+    const atWrite = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Holds the registration between the manager's checks and the store's write (the session was live, the guard passed).
+    const spy = vi.spyOn(store, 'addPasskey').mockImplementation(async (...args: Parameters<typeof add>) => {
+      reached();
+      await held;
+      return add(...args);
+    });
+    try {
+      const registering = own.post('/auth/passkeys', { name: 'Thief', credential: authenticator.register(options.body) });
+      await atWrite;
+      const admin = new HttpClient(ctx.url);
+      expect((await admin.login((await newUser({ groups: ['admin'] })).email, TEST_PASSWORD)).body.status).toBe('success');
+      const forced = await admin.post(`/users/${user.id}/force-password-reset`);
+      expect(forced.status, forced.text).toBe(200);
+      release();
+      const registered = await registering;
+      expect(await ctx.userManager.getPasskeys(user), 'passkey added by the registration in flight after the forced reset').toEqual([]);
+      expect(registered.status, registered.text).toBe(403);
+      expect(registered.body.code).toBe('password_reset_required');
+    } finally {
+      release();
+      spy.mockRestore();
+    }
+    const { userId, token } = linkParams(Mailbox.last(user.email, 'PasswordReset')!.text, 'reset-password');
+    expect((await new HttpClient(ctx.url).post('/auth/reset-password', { userId, token, newPassword: 'a brand new passphrase 42' })).status).toBe(200);
+    const http = new HttpClient(ctx.url);
+    const signIn = await http.post('/auth/passkey/options', {});
+    expectClientError(await http.post('/auth/passkey/verify', { credential: authenticator.assert(signIn.body) }), 401);
+  });
+
+  it('registrations and forced resets fired together: every passkey is either removed by the reset or refused', async () => {
+    for (let round = 0; round < 8; round++) {
+      const user = await newUser();
+      const own = new HttpClient(ctx.url);
+      expect((await own.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
+      const admin = new HttpClient(ctx.url);
+      expect((await admin.login((await newUser({ groups: ['admin'] })).email, TEST_PASSWORD)).body.status).toBe('success');
+      const ceremonies = await Promise.all([0, 1, 2].map(async () => ({ authenticator: new SoftwareAuthenticator(ORIGIN, RP_ID), options: (await own.post('/auth/passkeys/options', {})).body })));
+      const answers = await Promise.all([
+        ...ceremonies.map(({ authenticator, options }, i) => own.post('/auth/passkeys', { name: `Key ${i}`, credential: authenticator.register(options) })),
+        admin.post(`/users/${user.id}/force-password-reset`),
+      ]);
+      expect(answers.at(-1)!.status).toBe(200);
+      for (const answer of answers.slice(0, -1)) expect([201, 401, 403]).toContain(answer.status);
+      expect(await ctx.userManager.getPasskeys(user), `round ${round}: passkeys left after the forced reset`).toEqual([]);
+    }
+  });
+});

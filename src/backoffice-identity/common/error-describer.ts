@@ -73,6 +73,9 @@ export class BackOfficeErrorDescriber {
   tooManyPasskeys(max: number): IdentityError {
     return { code: 'too_many_passkeys', description: `An account can have at most ${max} passkeys; remove one first.` };
   }
+  passwordResetRequired(): IdentityError {
+    return { code: 'password_reset_required', description: 'An admin forced a password reset: set a new password with the emailed link first.' };
+  }
   invalidPasskeyName(): IdentityError {
     return { code: 'invalid_passkey_name', description: 'Name the passkey with 1 to 64 characters.' };
   }

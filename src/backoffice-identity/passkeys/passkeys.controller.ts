@@ -22,6 +22,8 @@ function passkeyChangeError(result: IdentityResult<unknown>): BackOfficeHttpErro
     case 'too_many_passkeys':
     case 'last_second_factor':
       return new BackOfficeHttpError(409, error.code, error.description);
+    case 'password_reset_required':
+      return BackOfficeHttpError.passwordResetRequired();
     default:
       return new BackOfficeHttpError(400, error?.code ?? 'validation_failed', error?.description ?? 'The request is not valid.');
   }
@@ -69,7 +71,7 @@ export class PasskeysController {
   @RequiresRecentSignIn()
   @ApiCreatedResponse({ type: PasskeyResponse, description: "Registered (backoffice.user.passkey.added); the user's other sessions end, this one stays" })
   @documented(400, 'validation_failed, invalid_passkey (attestation refused: challenge, origin, rp id, signature), invalid_passkey_name')
-  @documented(403, 'xsrf_failed')
+  @documented(403, 'xsrf_failed, password_reset_required (an admin forced a password reset while the registration was under way)')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(409, 'passkey_already_registered, too_many_passkeys')
   async register(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: PasskeyRegisterDto): Promise<PasskeyResponse> {

@@ -72,6 +72,7 @@ import {
   isUserPasskeyStore,
   type BackOfficeTokenPurpose,
   BackOfficeDuplicatePasskeyError,
+  BackOfficePasskeyRefusedError,
   BackOfficeTooManyPasskeysError,
   type NewStoredPasskey,
   type StoredPasskey,
@@ -1593,13 +1594,18 @@ export class BackOfficeUserManager {
     const store = this.getPasskeyStore();
     if ((await store.listPasskeys(user.id)).length >= this.maxPasskeysPerUser) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
     try {
-      const added = await store.addPasskey(user.id, { ...passkey, name }, this.now(), { maxPerUser: this.maxPasskeysPerUser });
+      // Refused while an admin's forced reset is pending, decided on the user read under the insert's lock: a
+      // registration in flight when the reset ran (its session live, past the guard) is either written before the
+      // reset's password write, and then removed by removeAllPasskeys, or refused (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x).
+      const refuseIf = (current: BackOfficeUser) => this.isPasswordResetPending(current);
+      const added = await store.addPasskey(user.id, { ...passkey, name }, this.now(), { maxPerUser: this.maxPasskeysPerUser, refuseIf });
       if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
       await this.notify(UserPasskeyAddedNotification, user, { passkeyId: added.id, passkeyName: added.name });
       return IdentityResult.success(added);
     } catch (error) {
       if (error instanceof BackOfficeDuplicatePasskeyError) return IdentityResult.failed(d.duplicatePasskey());
       if (error instanceof BackOfficeTooManyPasskeysError) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
+      if (error instanceof BackOfficePasskeyRefusedError) return IdentityResult.failed(d.passwordResetRequired());
       throw error;
     }
   }

@@ -4,6 +4,8 @@ import { isPendingInvitee, type BackOfficeUser, type BackOfficeUserState } from 
 import {
   BackOfficeDuplicateLoginError,
   BackOfficeDuplicatePasskeyError,
+  BackOfficePasskeyRefusedError,
+  type AddPasskeyOptions,
   BackOfficeTooManyPasskeysError,
   BackOfficeDuplicateUserError,
   type BackOfficeGroup,
@@ -490,9 +492,11 @@ export class InMemoryBackOfficeUserStore
     return null;
   }
 
-  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options: { maxPerUser?: number } = {}): Promise<StoredPasskey> {
+  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options: AddPasskeyOptions = {}): Promise<StoredPasskey> {
     for (const p of this.passkeys.values()) if (p.credentialId === passkey.credentialId) throw new BackOfficeDuplicatePasskeyError();
     if (!this.row(userId)) throw new Error(`Unknown user "${userId}"`);
+    // Checked and written without an await between: no forced reset lands in between (OWASP ASVS 5.0 6.4.x).
+    if (options.refuseIf?.(this.state.toUser(this.row(userId)!))) throw new BackOfficePasskeyRefusedError();
     if (options.maxPerUser !== undefined && [...this.passkeys.values()].filter((p) => p.userId === userId).length >= options.maxPerUser) {
       throw new BackOfficeTooManyPasskeysError();
     }

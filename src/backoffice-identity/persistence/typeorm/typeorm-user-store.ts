@@ -39,6 +39,8 @@ import {
   type UserAuthenticatorKeyStore,
   type UserRecoveryCodeStore,
   BackOfficeDuplicatePasskeyError,
+  BackOfficePasskeyRefusedError,
+  type AddPasskeyOptions,
   BackOfficeTooManyPasskeysError,
   type NewStoredPasskey,
   type StoredPasskey,
@@ -926,20 +928,26 @@ export class TypeOrmBackOfficeUserStore
    * With `maxPerUser`, the user's row is locked first ({@link USER_ROW_FIRST}, its own statement so that the count
    * after it sees what a registration that held the lock committed), then the count and the insert are one statement.
    */
-  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options: { maxPerUser?: number } = {}): Promise<StoredPasskey> {
+  async addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options: AddPasskeyOptions = {}): Promise<StoredPasskey> {
     const values = [userId, passkey.credentialId, Buffer.from(passkey.publicKey), passkey.counter, passkey.transports, passkey.name, passkey.deviceType, passkey.backedUp, now];
     const insert = `INSERT INTO backoffice_user_passkey (user_id, credential_id, public_key, counter, transports, name, device_type, backed_up, created_at)`;
     try {
-      const { maxPerUser } = options;
+      const { maxPerUser, refuseIf } = options;
       const rows: PasskeyRow[] =
-        maxPerUser === undefined
+        maxPerUser === undefined && refuseIf === undefined
           ? await this.manager.query(`${insert} VALUES ($1, $2, $3, $4, $5::varchar[], $6, $7, $8, $9) RETURNING *`, values)
           : await this.transaction(async (store) => {
               await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+              if (refuseIf) {
+                // Read under the row lock a forced reset's password write also takes: that write committed (refused
+                // here) or waits for this insert (and its removal of the passkeys then sees it).
+                const locked = await store.findById(userId);
+                if (!locked || refuseIf(locked)) throw new BackOfficePasskeyRefusedError();
+              }
               return store.manager.query(
                 `${insert} SELECT $1, $2, $3, $4, $5::varchar[], $6, $7, $8, $9
                  WHERE (SELECT count(*) FROM backoffice_user_passkey WHERE user_id = $1) < $10::int RETURNING *`,
-                [...values, maxPerUser],
+                [...values, maxPerUser ?? 2147483647],
               );
             });
       if (!rows[0]) throw new BackOfficeTooManyPasskeysError();

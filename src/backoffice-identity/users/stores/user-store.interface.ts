@@ -281,11 +281,28 @@ export type NewStoredPasskey = Pick<StoredPasskey, 'credentialId' | 'publicKey' 
 /** What a WebAuthn challenge was issued for. */
 export type PasskeyChallengePurpose = 'registration' | 'authentication' | 'second_factor' | 'reauthentication';
 
+/** What {@link UserPasskeyStore.addPasskey} decides under its write's lock. */
+export interface AddPasskeyOptions {
+  maxPerUser?: number;
+  refuseIf?: (user: BackOfficeUser) => boolean;
+}
+
 /** Thrown by {@link UserPasskeyStore.addPasskey} when the credential id is registered already. */
 export class BackOfficeDuplicatePasskeyError extends Error {
   constructor() {
     super('duplicate passkey credential id');
     this.name = 'BackOfficeDuplicatePasskeyError';
+  }
+}
+
+/**
+ * Thrown by {@link UserPasskeyStore.addPasskey} when `options.refuseIf` is true of the user read under the write's
+ * lock (an admin's forced password reset pending).
+ */
+export class BackOfficePasskeyRefusedError extends Error {
+  constructor() {
+    super('passkey refused for this user');
+    this.name = 'BackOfficePasskeyRefusedError';
   }
 }
 
@@ -314,8 +331,13 @@ export interface UserPasskeyStore {
    * @throws BackOfficeTooManyPasskeysError when `options.maxPerUser` is given and the user holds that many already:
    * checked atomically with the insert (registrations finished at once must not pass the limit together). A store
    * that ignores the option leaves only the manager's earlier count, which concurrent registrations can pass.
+   * @throws BackOfficePasskeyRefusedError when `options.refuseIf` is given and true of the user as read under the
+   * same lock as the insert (the user's row, which a forced reset's password write also takes): the manager refuses
+   * a passkey while an admin's forced reset is pending, so a registration in flight is either written before the
+   * reset (which then removes it) or refused. A store that ignores the option leaves a registration in flight
+   * added after the reset listed the passkeys (OWASP ASVS 5.0 6.4.x).
    */
-  addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options?: { maxPerUser?: number }): Promise<StoredPasskey>;
+  addPasskey(userId: string, passkey: NewStoredPasskey, now: Date, options?: AddPasskeyOptions): Promise<StoredPasskey>;
   /** False when the user has no passkey with that id. */
   renamePasskey(userId: string, passkeyId: string, name: string, now: Date): Promise<boolean>;
   /**
