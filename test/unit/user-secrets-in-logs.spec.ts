@@ -1,4 +1,4 @@
-import { inspect } from 'node:util';
+import { inspect, isDeepStrictEqual } from 'node:util';
 import { ConsoleLogger } from '@nestjs/common';
 import { EventEmitterModule } from '@nestjs/event-emitter';
 import { Test, type TestingModule } from '@nestjs/testing';
@@ -10,6 +10,7 @@ import {
   InMemoryBackOfficeStores,
   InMemoryBackOfficeUserStore,
   type NewBackOfficeUser,
+  redactSecretsWhenLogged,
 } from '../../src/backoffice-identity/index.js';
 
 /** A host's own store: hands back plain objects it made itself (here: fresh copies), no redaction of its own. */
@@ -98,5 +99,15 @@ describe.each([
       expect(line).not.toContain(user.securityStamp);
     }
     expect(JSON.parse(JSON.stringify(user))).toMatchObject({ email: 'secret-copy@example.com', passwordHash: '[redacted]', securityStamp: '[redacted]' });
+  });
+
+  it('a marked plain user stays a plain object: its prototype is Object.prototype (what lodash isPlainObject and node:assert deepStrictEqual check)', async () => {
+    const user = (await manager.createUser({ email: 'secret-plain@example.com', name: 'Plain', password: 'correct horse battery staple' })).value!;
+    const found = (await manager.findById(user.id))!;
+    for (const marked of [user, found, redactSecretsWhenLogged({ ...found })]) {
+      expect(Object.getPrototypeOf(marked) === Object.prototype, 'Object.getPrototypeOf(user) === Object.prototype').toBe(true);
+      expect(isDeepStrictEqual(marked, { ...marked }), 'util.isDeepStrictEqual(user, { ...user })').toBe(true);
+      expect(JSON.stringify(marked)).not.toContain(found.securityStamp);
+    }
   });
 });

@@ -9,8 +9,8 @@ import { inspect } from 'node:util';
  * marks users so is {@link redactSecretsWhenLogged}, applied where users enter the module: by the built-in stores to
  * every user they read or create, and by `BackOfficeUserManager` to what any store, a host's own included, hands
  * back to `createUser`, `findById`, `findByName`, `findByEmail` and `findByLogin`; the session service applies it to
- * the signed-in user too. The mark is two non-enumerable methods (`toJSON`, `util.inspect.custom`; a plain object
- * inherits them from a shared prototype, any other object gets them as its own) that read the object as it is when logged, so later changes stay redacted; keys, spreading, `structuredClone` and equality
+ * the signed-in user too. The mark is two own non-enumerable methods (`toJSON`, `util.inspect.custom`) that read the
+ * object as it is when logged, so later changes stay redacted; keys, spreading, `structuredClone` and equality
  * see the plain fields. A copy (`{ ...user }`) carries the secrets but not the mark: pass it through
  * {@link redactSecretsWhenLogged} before it may be logged.
  */
@@ -169,23 +169,14 @@ const LOG_SAFE_METHODS: PropertyDescriptorMap = {
 };
 
 /**
- * The mark of a plain object, shared: a prototype (itself inheriting `Object.prototype`, so `constructor` and every
- * other inherited member stay those of a plain object) that carries the two methods. Putting a user on it costs one
- * prototype change where defining two own properties cost about 2 µs on every authenticated request (the signed-in
- * user is read and marked each time) and left the object slower to read.
- */
-const LOG_SAFE_PROTOTYPE: object = Object.create(Object.prototype, LOG_SAFE_METHODS);
-
-/**
  * Marks `user` so that `JSON.stringify` and `util.inspect` (hence `console.log` and Nest's `Logger`) show its
  * {@link BACKOFFICE_USER_SECRET_FIELDS} as `"[redacted]"`; property access is unchanged. Returns the same object
- * (idempotent; a copy only for an object that cannot be extended, e.g. frozen); null stays null. A plain object gets
- * the mark as its prototype (own keys unchanged); any other (a class instance) gets it as two own non-enumerable
- * properties.
+ * (idempotent; a copy only for an object that cannot be extended, e.g. frozen); null stays null. The mark is own
+ * properties, not a shared prototype: a plain object must stay one (`Object.getPrototypeOf(user) === Object.prototype`,
+ * lodash `isPlainObject`, `node:assert` `deepStrictEqual` against a literal).
  */
 export function redactSecretsWhenLogged<T extends BackOfficeUser | null | undefined>(user: T): T {
   if (!user || (user as unknown as Record<PropertyKey, unknown>)[inspect.custom] === logSafeView) return user;
   const target = Object.isExtensible(user) ? user : { ...user };
-  if (Object.getPrototypeOf(target) === Object.prototype) return Object.setPrototypeOf(target, LOG_SAFE_PROTOTYPE) as T;
   return Object.defineProperties(target, LOG_SAFE_METHODS) as T;
 }
