@@ -1,10 +1,11 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { emptyBodyReadAsNoFields, readFormFieldsAsExpress, type BackOfficeHttpRequestWithBody } from './readable-body.js';
+import { BackOfficeHttpError } from './backoffice-http-error.js';
+import { emptyBodyReadAsNoFields, jsonBodyExpressRefuses, readFormFieldsAsExpress, type BackOfficeHttpRequestWithBody } from './readable-body.js';
 
 /** The part of a Fastify instance this class uses (so the module needs no Fastify types). */
 interface FastifyHooks {
-  addHook(name: 'preValidation', hook: (request: BackOfficeHttpRequestWithBody, reply: unknown, done: () => void) => void): unknown;
+  addHook(name: 'preValidation', hook: (request: BackOfficeHttpRequestWithBody, reply: unknown, done: (error?: Error) => void) => void): unknown;
 }
 
 /**
@@ -14,7 +15,8 @@ interface FastifyHooks {
  * before the route) then gives the route the `{}` Express's parser gives it, so that both platforms answer alike
  * (e.g. 400 `validation_failed` naming the missing fields). The same hook gives the route a form's fields as Express's
  * parser reads them (a byte order mark before the first name dropped, fields without a name skipped:
- * {@link readFormFieldsAsExpress}). Nothing happens on Express.
+ * {@link readFormFieldsAsExpress}), and refuses, as Express's strict JSON parser does before any guard, a JSON body that
+ * is neither an object nor an array (400 `malformed_json`: {@link jsonBodyExpressRefuses}). Nothing happens on Express.
  */
 @Injectable()
 export class BackOfficeFastifyEmptyBody implements OnModuleInit {
@@ -25,6 +27,7 @@ export class BackOfficeFastifyEmptyBody implements OnModuleInit {
     if (adapter?.getType() !== 'fastify') return;
     (adapter.getInstance() as FastifyHooks).addHook('preValidation', (request, _reply, done) => {
       if (request.body === undefined && emptyBodyReadAsNoFields(request)) request.body = {};
+      if (jsonBodyExpressRefuses(request)) return done(BackOfficeHttpError.malformedJson());
       readFormFieldsAsExpress(request);
       done();
     });

@@ -27,6 +27,7 @@ export function assertReadableBody(request: BackOfficeHttpRequest): void {
   if (!isReadableBody(request)) throw BackOfficeHttpError.unsupportedMediaType();
   setAsideEmptyBodyType(request);
   markFormBody(request);
+  markJsonBody(request);
 }
 
 /**
@@ -129,6 +130,26 @@ const formBodies = new WeakSet<object>();
 function markFormBody(request: BackOfficeHttpRequest): void {
   if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase()) || 'body' in request) return;
   if (mediaTypeOf(requestHeader(request, 'content-type')) === 'application/x-www-form-urlencoded') formBodies.add(request.raw ?? request);
+}
+
+/** Fastify requests (by Node request) under the route prefix whose body is JSON, marked before Fastify parses it. */
+const jsonBodies = new WeakSet<object>();
+
+/** Marks a JSON body the platform has not parsed yet (Fastify), for {@link jsonBodyExpressRefuses}. Nothing on Express. */
+function markJsonBody(request: BackOfficeHttpRequest): void {
+  if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase()) || 'body' in request) return;
+  if (mediaTypeOf(requestHeader(request, 'content-type')) === 'application/json') jsonBodies.add(request.raw ?? request);
+}
+
+/**
+ * True on Fastify for a JSON body (marked by {@link markJsonBody}) that parsed to neither an object nor an array
+ * (`null`, `"x"`, `1`, `true`): Express's JSON parser (body-parser, strict by default) refuses such a body before
+ * any guard runs (400 `malformed_json`), while Fastify's parser reads it and the route's guards answered first (401
+ * `unauthenticated`, 403 `xsrf_failed`), so the same request got another status on each platform.
+ */
+export function jsonBodyExpressRefuses(request: BackOfficeHttpRequestWithBody): boolean {
+  const body = request.body;
+  return jsonBodies.has(request.raw ?? request) && body !== undefined && (body === null || typeof body !== 'object');
 }
 
 /**
