@@ -7,7 +7,8 @@ import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { BackOfficeTossedCookieCleaner } from '../sessions/tossed-cookie-cleaner.js';
 import { BackOfficeUiTrailingSlash } from '../ui/ui-trailing-slash.js';
-import { requestPath, type BackOfficeHttpRequest } from './http-platform.js';
+import { BackOfficeHttpError } from './backoffice-http-error.js';
+import { requestPath, requestRawQuery, type BackOfficeHttpRequest } from './http-platform.js';
 import { BackOfficeModulePaths } from './module-paths.js';
 import { assertReadableBody } from './readable-body.js';
 import { setBackOfficeSecurityHeaders } from './security-headers.js';
@@ -44,6 +45,7 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
     setBackOfficeSecurityHeaders(response);
     // a page's path with a trailing slash: a 302 to the page on both platforms
     if (this.uiTrailingSlash.redirectTrailingSlash(request, response)) return;
+    BackOfficeModuleRequestMiddleware.assertNoFragmentInQuery(request);
     BackOfficeModuleRequestMiddleware.dropConditionalHeaders(request);
     this.tossedCookies.clear(request, response);
     assertReadableBody(request);
@@ -51,6 +53,15 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
     // The session a sign-in in this request would replace: it ends then (BackOfficeSessionIssuer.issue).
     context.sessionToken = this.sessionCookies.readToken(request);
     BackOfficeRequestContextStore.run(context, next);
+  }
+
+  /**
+   * A request target holds no fragment (RFC 9112 3.2; browsers never send one), and the platforms read one in the
+   * query differently: Express's URL parser cut `#frag` off (`?take=1#frag` listed one item), Fastify's query parser
+   * kept it in the value (`take` is `1#frag`: 400 `validation_failed`). Both now answer 400 `bad_request`.
+   */
+  private static assertNoFragmentInQuery(request: BackOfficeHttpRequest): void {
+    if (requestRawQuery(request)?.includes('#')) throw BackOfficeHttpError.of('bad_request', 'The request target must not hold a fragment (#).');
   }
 
   /**
