@@ -133,3 +133,62 @@ describe('usernameIsEmail false: the username stays, so a directory-managed user
     expect((await ctx.userManager.findById(user.id))!).toMatchObject({ email: 'dmmove-un-moved@example.com', username: 'dmmove-un' });
   });
 });
+
+/**
+ * The mark voided the reset and invite links but not a pending email-change link, and a confirm refused 409 left the
+ * link live (24 h): once the mark was cleared (an admin's decision that the password is local again) the link a
+ * session had asked for moved the email, and so the username, after all. Marking now voids it too (usernameIsEmail),
+ * and a refused confirm uses the link up.
+ */
+describe('OWASP ASVS 4.0 V2.5: a pending email-change link does not outlive the directory-managed mark', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const make = userFactory(() => ctx, 'dmvoid');
+  const drain = () => ctx.app.get(BackOfficeBackgroundTasks).drain();
+  // A checker that marks the users it vouches for (as LDAP does); here the local hash decides every sign-in.
+  const checker = { marksDirectoryManaged: true, checkPassword: async () => 'fallback' as const };
+  const askLink = async (user: BackOfficeUser, to: string) => {
+    const client = new HttpClient(ctx.url);
+    expect((await client.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await client.post('/auth/me/email', { newEmail: to })).status).toBe(202);
+    await drain();
+    return linkParams(Mailbox.messages.filter((m) => m.to === to && m.type === 'EmailChangeConfirm').at(-1)!.text, 'confirm-email');
+  };
+  const confirm = async (link: { userId: string; token: string }) => {
+    const answer = await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId: link.userId, token: link.token });
+    return { status: answer.status, code: answer.body?.code };
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, passwordChecker: { useValue: checker } }, providers: [Mailbox] });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('markDirectoryManaged voids the pending email-change link: refused, and still refused once the mark is cleared', async () => {
+    const user = await make({ email: 'dmvoid-a@example.com' });
+    const link = await askLink(user, 'dmvoid-a-elsewhere@example.com');
+    // As the checker's first 'valid' answer for the user does.
+    await ctx.userManager.markDirectoryManaged((await ctx.userManager.findById(user.id))!);
+    expect((await ctx.userManager.findById(user.id))!.directoryManagedAt).not.toBeNull();
+    expect(await ctx.userManager.clearDirectoryManaged((await ctx.userManager.findById(user.id))!)).toBe(true);
+    expect(await confirm(link), 'confirm of a link asked before the mark, after the mark was cleared').toEqual({ status: 400, code: 'invalid_token' });
+    expect((await ctx.userManager.findById(user.id))!).toMatchObject({ email: 'dmvoid-a@example.com', username: 'dmvoid-a@example.com' });
+  });
+
+  it('a confirm refused 409 directory_managed uses the link up: it does not move the email once the mark is cleared', async () => {
+    const user = await make({ email: 'dmvoid-b@example.com' });
+    const link = await askLink(user, 'dmvoid-b-elsewhere@example.com');
+    // Marked by a path that does not void links (the store's own mark, e.g. a host's import or script).
+    const store = ctx.userManager.store;
+    if (!isUserDirectoryManagedStore(store)) throw new Error('the TypeORM store keeps the directory-managed mark');
+    expect(await store.markDirectoryManaged(user.id, new Date())).toBe(true);
+    expect(await confirm(link)).toEqual({ status: 409, code: 'directory_managed' });
+    expect(await ctx.userManager.clearDirectoryManaged((await ctx.userManager.findById(user.id))!)).toBe(true);
+    expect(await confirm(link), 'the refused link confirmed again after the mark was cleared').toEqual({ status: 400, code: 'invalid_token' });
+    expect((await ctx.userManager.findById(user.id))!).toMatchObject({ email: 'dmvoid-b@example.com', username: 'dmvoid-b@example.com' });
+  });
+});

@@ -732,6 +732,9 @@ export class BackOfficeUserManager {
         await store.voidTokens(user.id, 'password_reset', now);
         // An invite link would set a first local password as well (a pending invitee the host marks).
         await store.voidTokens(user.id, 'invite', now);
+        // With usernameIsEmail an email move would move the username the directory signs them in with: refused from
+        // now on, and a link asked before must not move it once the mark is cleared.
+        if (this.options.usernameIsEmail) await store.voidTokens(user.id, 'change_email', now);
       }
       return true;
     });
@@ -1367,7 +1370,12 @@ export class BackOfficeUserManager {
         await this.writeEmailChange(store, user.id, written, stamp, now);
         return written;
       }),
-    );
+    ).catch(async (error: unknown) => {
+      // Refused for a directory-managed user: the rollback left the link live, so it is voided now (it would move
+      // the username once the mark was cleared).
+      if (error instanceof BackOfficeDirectoryManagedRenameError) await this.voidEmailChangeLinks(user);
+      throw error;
+    });
     if (changes) Object.assign(user, changes, stamp !== null ? { securityStamp: stamp } : {});
     return changes;
   }
