@@ -429,8 +429,12 @@ export interface UserQueryStore {
 }
 
 /**
- * The email-change link: a single-use token (SHA-256) that carries the new address, kept as a `change_email`
- * token so that `UserTokenStore.voidTokens(userId, 'change_email')` voids it (a password change does).
+ * The email-change link: a single-use token that carries the new address, kept as a `change_email` token so that
+ * `UserTokenStore.voidTokens(userId, 'change_email')` voids it (a password change does). The `tokenHash` the manager
+ * hands these methods (and `isTokenLive(userId, 'change_email', ...)`) is not the token's bare SHA-256 but that bound
+ * to the security stamp the link was issued under (`BackOfficeUserManager.emailChangeTokenHash`, protected static), so a stamp change
+ * voids the link; the store keeps and compares it as an opaque hash. Check a link with
+ * `userManager.verifyUserToken(user, 'change_email', token)`, not with `isTokenLive` and the token's SHA-256.
  */
 export interface UserEmailChangeStore {
   /**
