@@ -341,6 +341,64 @@ describe('Passkeys after an admin forced a password reset (OWASP ASVS 5.0 6.4.x 
     const audit = await admin.get(`/audit?userId=${user.id}&take=200`);
     expect(audit.body.items.filter((e: { event: string }) => e.event === BackOfficeEvents.PasskeyRemoved)).toHaveLength(2);
   });
+
+  async function withThreePasskeys(prefix: string) {
+    const user = await newUser();
+    const key = (i: number) => ({ credentialId: `${prefix}-${user.id}-${i}`, publicKey: new Uint8Array([1, 2, 3]), counter: 0, transports: [], name: `Key ${i}`, deviceType: 'singleDevice' as const, backedUp: false });
+    for (const i of [1, 2, 3]) expect((await ctx.userManager.addPasskey(user, key(i))).succeeded).toBe(true);
+    const admin = new HttpClient(ctx.url);
+    expect((await admin.login((await newUser({ groups: ['admin'] })).email, TEST_PASSWORD)).body.status).toBe('success');
+    return { user, admin };
+  }
+
+  it('the forced reset removes the passkeys all or nothing: a removal that fails on the second passkey leaves all three (and no link goes out)', async () => {
+    const { user, admin } = await withThreePasskeys('atomic');
+    const sql = ctx.app.get(DataSource);
+    // The database refuses to delete the user's second passkey (a failure midway: a lost connection, a constraint).
+    await sql.query(`CREATE FUNCTION pk_refuse_second() RETURNS trigger AS $$ BEGIN
+      IF OLD.user_id = '${user.id}' AND OLD.name = 'Key 2' THEN RAISE EXCEPTION 'passkey removal refused by the test'; END IF; RETURN OLD; END $$ LANGUAGE plpgsql`);
+    await sql.query(`CREATE TRIGGER pk_refuse_second BEFORE DELETE ON backoffice_user_passkey FOR EACH ROW EXECUTE FUNCTION pk_refuse_second()`);
+    const mailsBefore = Mailbox.messages.filter((m) => m.to === user.email).length;
+    try {
+      const forced = await admin.post(`/users/${user.id}/force-password-reset`);
+      expect(forced.status, forced.text).toBe(500);
+    } finally {
+      await sql.query(`DROP TRIGGER pk_refuse_second ON backoffice_user_passkey`);
+      await sql.query(`DROP FUNCTION pk_refuse_second()`);
+    }
+    expect((await ctx.userManager.getPasskeys(user)).map((p) => p.name), 'passkeys left after a removal that failed midway').toEqual(['Key 1', 'Key 2', 'Key 3']);
+    expect(Mailbox.messages.filter((m) => m.to === user.email).length).toBe(mailsBefore);
+    // The admin tries again once the store answers: every passkey goes, the link goes out.
+    expect((await admin.post(`/users/${user.id}/force-password-reset`)).status).toBe(200);
+    expect(await ctx.userManager.getPasskeys(user)).toEqual([]);
+    expect(Mailbox.last(user.email, 'PasswordReset')).toBeDefined();
+  });
+
+  it('the forced reset of a user with three passkeys writes the security stamp once, audits each passkey and mails the user nothing but the reset link', async () => {
+    const { user, admin } = await withThreePasskeys('once');
+    const sql = ctx.app.get(DataSource);
+    await sql.query(`CREATE TABLE pk_stamp_writes (user_id uuid NOT NULL)`);
+    await sql.query(`CREATE FUNCTION pk_count_stamp() RETURNS trigger AS $$ BEGIN
+      IF NEW.security_stamp IS DISTINCT FROM OLD.security_stamp THEN INSERT INTO pk_stamp_writes VALUES (NEW.id); END IF; RETURN NEW; END $$ LANGUAGE plpgsql`);
+    await sql.query(`CREATE TRIGGER pk_count_stamp AFTER UPDATE ON backoffice_user FOR EACH ROW EXECUTE FUNCTION pk_count_stamp()`);
+    const mailsBefore = Mailbox.messages.filter((m) => m.to === user.email).length;
+    let stampWrites: number;
+    try {
+      const forced = await admin.post(`/users/${user.id}/force-password-reset`);
+      expect(forced.status, forced.text).toBe(200);
+      await ctx.app.get(BackOfficeBackgroundTasks).drain();
+      stampWrites = Number((await sql.query(`SELECT count(*) AS n FROM pk_stamp_writes WHERE user_id = $1`, [user.id]))[0].n);
+    } finally {
+      await sql.query(`DROP TRIGGER pk_count_stamp ON backoffice_user`);
+      await sql.query(`DROP FUNCTION pk_count_stamp()`);
+      await sql.query(`DROP TABLE pk_stamp_writes`);
+    }
+    expect(await ctx.userManager.getPasskeys(user)).toEqual([]);
+    expect(stampWrites, 'security stamp writes of one forced reset').toBe(1);
+    const audit = await admin.get(`/audit?userId=${user.id}&take=200`);
+    expect(audit.body.items.filter((e: { event: string }) => e.event === BackOfficeEvents.PasskeyRemoved)).toHaveLength(3);
+    expect(Mailbox.messages.filter((m) => m.to === user.email).slice(mailsBefore).map((m) => m.type)).toEqual(['PasswordReset']);
+  });
 });
 
 describe('A passkey registration in flight during an admin forced password reset (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x)', () => {

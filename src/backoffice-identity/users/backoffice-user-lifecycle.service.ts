@@ -193,7 +193,8 @@ export class BackOfficeUserLifecycleService {
     }
     // The passkeys go with the password: blocked only while the reset is pending (403 password_reset_required), one
     // added by whoever prompted the reset signed in again once the owner set the new password with the emailed link.
-    await this.userManager.removeAllPasskeys(user);
+    // All in one store write (none removed when it fails: 500, no link); removePassword renewed the stamp already.
+    await this.userManager.removeAllPasskeys(user, { stampRenewed: true });
     await this.signInManager.refreshSignIn(user);
     await this.userManager.notify(UserPasswordResetForcedNotification, user);
     const token = await this.userManager.generatePasswordResetToken(user);

@@ -1645,15 +1645,24 @@ export class BackOfficeUserManager {
   }
 
   /**
-   * Removes every passkey of the user, each as {@link removePasskey} does (`UserPasskeyRemovedNotification`, a new
-   * security stamp); how many went. An admin's forced password reset uses it: a passkey added by whoever prompted the
-   * reset would otherwise sign in again once the owner has set the new password (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x).
+   * Removes every passkey of the user in one store write (`UserPasskeyStore.removeAllPasskeys`: all or none; when it
+   * throws, none went and the error goes on); how many went. One `UserPasskeyRemovedNotification` per passkey removed
+   * (the audit keeps one entry each; the module mails none for it) and one new security stamp for them all, none with
+   * `stampRenewed` (the caller renewed it in the same action, as the forced reset's {@link removePassword} did). A host
+   * store without `removeAllPasskeys` has them removed one at a time ({@link UserPasskeyStore.removePasskey}), not
+   * atomically. An admin's forced password reset uses it: a passkey added by whoever prompted the reset would
+   * otherwise sign in again once the owner has set the new password (OWASP ASVS 5.0 6.4.x / 4.0 2.5.x).
    */
-  async removeAllPasskeys(user: BackOfficeUser): Promise<number> {
+  async removeAllPasskeys(user: BackOfficeUser, options: { stampRenewed?: boolean } = {}): Promise<number> {
     if (!this.supportsUserPasskeys) return 0;
-    let removed = 0;
-    for (const passkey of await this.getPasskeyStore().listPasskeys(user.id)) if (await this.removePasskey(user, passkey.id)) removed++;
-    return removed;
+    const store = this.getPasskeyStore();
+    let removed: StoredPasskey[] = [];
+    if (store.removeAllPasskeys) removed = await store.removeAllPasskeys(user.id);
+    else for (const passkey of await store.listPasskeys(user.id)) if (await store.removePasskey(user.id, passkey.id)) removed.push(passkey);
+    if (removed.length === 0) return 0;
+    if (this.supportsUserSecurityStamp && !options.stampRenewed) await this.updateSecurityStamp(user);
+    for (const passkey of removed) await this.notify(UserPasskeyRemovedNotification, user, { passkeyId: passkey.id, passkeyName: passkey.name });
+    return removed.length;
   }
 
   /**

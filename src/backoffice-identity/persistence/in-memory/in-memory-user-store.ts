@@ -519,6 +519,12 @@ export class InMemoryBackOfficeUserStore
     return this.passkeys.delete(passkeyId);
   }
 
+  async removeAllPasskeys(userId: string): Promise<StoredPasskey[]> {
+    const removed = await this.listPasskeys(userId); // no await between the read and the deletes below
+    for (const p of removed) this.passkeys.delete(p.id);
+    return removed;
+  }
+
   async recordPasskeyUse(passkeyId: string, newCounter: number, now: Date): Promise<boolean> {
     const p = this.passkeys.get(passkeyId);
     if (!p || !(p.counter < newCounter || (p.counter === 0 && newCounter === 0))) return false;

@@ -979,6 +979,13 @@ export class TypeOrmBackOfficeUserStore
     return returned(rows).length === 1;
   }
 
+  async removeAllPasskeys(userId: string): Promise<StoredPasskey[]> {
+    if (!isUuid(userId)) return [];
+    // One statement: all of the user's passkeys go, or (when it fails) none.
+    const rows = await this.manager.query(`DELETE FROM backoffice_user_passkey WHERE user_id = $1 RETURNING *`, [userId]);
+    return (returned(rows) as PasskeyRow[]).map(fromPasskeyRow).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime() || a.id.localeCompare(b.id));
+  }
+
   async recordPasskeyUse(passkeyId: string, newCounter: number, now: Date): Promise<boolean> {
     const rows = await this.manager.query(
       `UPDATE backoffice_user_passkey SET counter = $2, last_used_at = $3

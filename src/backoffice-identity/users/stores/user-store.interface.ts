@@ -348,6 +348,12 @@ export interface UserPasskeyStore {
    */
   removePasskey(userId: string, passkeyId: string, keepAtLeast?: number): Promise<boolean>;
   /**
+   * Removes every passkey of the user in one write (one statement or transaction: all or none; when it throws, none
+   * went) and answers the passkeys removed. An admin's forced password reset uses it. Optional: without it the manager
+   * removes them one at a time with {@link removePasskey} (a failure midway then leaves the rest).
+   */
+  removeAllPasskeys?(userId: string): Promise<StoredPasskey[]>;
+  /**
    * Records a use with the authenticator's new signature counter, atomically: written only while the stored
    * counter is lower (or both are 0, for authenticators without counters). False means the counter did not
    * move forward: a cloned authenticator, or a concurrent use.
