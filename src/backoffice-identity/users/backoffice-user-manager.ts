@@ -6,7 +6,7 @@ import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
-import { CONTROL_CHARACTERS, differsBeyondAsciiCase, normalizeLookupKey } from '../common/lookup-normalizer.js';
+import { CONTROL_CHARACTERS, normalizeLookupKey, renamesDirectoryManagedUser } from '../common/lookup-normalizer.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import type { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import {
@@ -1394,7 +1394,7 @@ export class BackOfficeUserManager {
     const username = changes.username;
     const before = username === undefined ? null : await store.findById(userId);
     const renamesManaged = (current: BackOfficeUser | null) =>
-      before !== null && current !== null && this.isDirectoryManaged(current) && differsBeyondAsciiCase(username!, before.username);
+      before !== null && current !== null && renamesDirectoryManagedUser({ directoryManagedAt: current.directoryManagedAt, username: before.username }, username!);
     if (renamesManaged(before)) throw new BackOfficeDirectoryManagedRenameError();
     await store.updateProfile(userId, changes, now);
     if (before !== null && renamesManaged(await store.findById(userId))) throw new BackOfficeDirectoryManagedRenameError();

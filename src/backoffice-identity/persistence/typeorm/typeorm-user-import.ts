@@ -1,7 +1,8 @@
 import type { EntityManager } from 'typeorm';
 import { PENDING_INVITEE_SQL } from '../../users/backoffice-user.js';
 import { lockGroupsForShare } from './group-share-locks.js';
-import { importRenamesUser, importUpdateTarget, type ImportConflictMode, type ImportedUserRow, type ImportRowOutcome } from '../../users/import/user-import.js';
+import { importUpdateTarget, type ImportConflictMode, type ImportedUserRow, type ImportRowOutcome } from '../../users/import/user-import.js';
+import { renamesDirectoryManagedUser } from '../../common/lookup-normalizer.js';
 
 interface ExistingUser {
   id: string;
@@ -60,7 +61,7 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   // order: group lock, then user rows). Taken in the records' order, two imports listing the same users in different
   // orders waited on each other in a cycle: PostgreSQL aborted one (40P01).
   // The targets marked directory-managed, with their usernames as locked (the ones the refusal below compares with).
-  const directoryManaged = new Map<string, { username: string }>();
+  const directoryManaged = new Map<string, { directoryManagedAt: Date; username: string }>();
   if (updates.length > 0) {
     await lockProtectedGroup(manager, options.protectedGroup);
     // Before the targets' rows (the group store's delete locks its groups, then the members' rows it moves): the
@@ -69,12 +70,12 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     // (an admin's import too): a delete moving a target's group into one the batch gives held both groups and waited
     // for the target's row this import held, which waited for the group's row (a deadlock, 503).
     await lockGroupsForShare(manager, updates.map((u) => u.target.id), [...given]);
-    const locked = rowsOf<{ id: string; managed: boolean; username: string }>(
-      await manager.query(`SELECT id, directory_managed_at IS NOT NULL AS managed, username FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [
+    const locked = rowsOf<{ id: string; directory_managed_at: Date | null; username: string }>(
+      await manager.query(`SELECT id, directory_managed_at, username FROM backoffice_user WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, [
         updates.map((u) => u.target.id),
       ]),
     );
-    for (const row of locked) if (row.managed) directoryManaged.set(row.id, { username: row.username });
+    for (const row of locked) if (row.directory_managed_at != null) directoryManaged.set(row.id, { directoryManagedAt: row.directory_managed_at, username: row.username });
     // Every target as it is now, under the admin lock and its row lock (what a write making it an admin or changing
     // its groups waits for) and before this batch replaces its groups: a user made an admin (or given a group with a
     // permission the caller lacks) after the caller's first check is no longer the caller's to overwrite (OWASP ASVS
@@ -92,7 +93,7 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   };
   // A record with a password hash for a directory-managed user (LDAP: `directory_managed_at`, read under the row lock
   // that marking writes under) would give a user removed from the directory a local password: refused, nothing of
-  // it written (OWASP ASVS 4.0 V2.5). So is one giving it another username (importRenamesUser, on the username read
+  // it written (OWASP ASVS 4.0 V2.5). So is one giving it another username (renamesDirectoryManagedUser, on the username read
   // under that lock): a password checker keyed by username (LDAP `uid={username}`) would then sign the account in with
   // another directory account's password (an account takeover, whoever imports: a step-up does not make it the
   // directory's). Without either the record updates the profile as for anyone. Refused before the last-admin count: a
@@ -100,7 +101,7 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   const writable = updates.filter(({ index, target }) => {
     if (namesGone(index)) return false;
     const managed = directoryManaged.get(target.id);
-    if (!managed || (rows[index].passwordHash === null && !importRenamesUser(managed, rows[index].username))) return true;
+    if (!managed || (rows[index].passwordHash === null && !renamesDirectoryManagedUser(managed, rows[index].username))) return true;
     outcomes[index] = 'directory_managed';
     return false;
   });

@@ -136,7 +136,8 @@ export function importUpdateTarget<U extends { id: string }>(sameEmail: U | null
  * sign-in identity for a password checker keyed by username (LDAP `uid={username}`), so an account takeover when
  * the new one is the attacker's directory account (OWASP ASVS 5.0 7.5.1, 4.0 V2.5). A change of ASCII letter case
  * alone is not one (directories match user names regardless of it); a look-alike (full-width letters) is, although
- * it has the same lookup key. The TypeORM store's directory-managed refusal and the HTTP import's step-up use it.
+ * it has the same lookup key. The HTTP import's step-up uses it (the TypeORM store's directory-managed refusal uses
+ * renamesDirectoryManagedUser, the same comparison).
  */
 export function importRenamesUser(existing: { username: string }, username: string): boolean {
   return differsBeyondAsciiCase(username, existing.username);
