@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { BackOfficeBackgroundTasks, isUserDirectoryManagedStore, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_USER_MANAGER, BackOfficeBackgroundTasks, BackOfficeUserManager, isUserDirectoryManagedStore, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -190,5 +190,41 @@ describe('OWASP ASVS 4.0 V2.5: a pending email-change link does not outlive the 
     expect(await ctx.userManager.clearDirectoryManaged((await ctx.userManager.findById(user.id))!)).toBe(true);
     expect(await confirm(link), 'the refused link confirmed again after the mark was cleared').toEqual({ status: 400, code: 'invalid_token' });
     expect((await ctx.userManager.findById(user.id))!).toMatchObject({ email: 'dmvoid-b@example.com', username: 'dmvoid-b@example.com' });
+  });
+});
+
+/** A host whose manager decides directory management itself (every person here comes from the directory). */
+class EveryoneDirectoryManagedManager extends BackOfficeUserManager {
+  override isDirectoryManaged(): boolean {
+    return true;
+  }
+}
+
+describe('OWASP ASVS 5.0 7.5.1: the email move\'s refusal asks the swapped manager\'s isDirectoryManaged', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const make = userFactory(() => ctx, 'dmswap');
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false } },
+      override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(EveryoneDirectoryManagedManager),
+    });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('PUT /users/:id on an unmarked user the swapped manager calls directory-managed: 409 directory_managed, email unchanged', async () => {
+    const boss = await make({ groups: ['admin'] });
+    const victim = await make({ email: 'dmswap-victim@example.com' });
+    const admin = new HttpClient(ctx.url);
+    expect((await admin.login(boss.email, TEST_PASSWORD)).status).toBe(200);
+    await reauthenticate(admin);
+    const moved = await admin.request('PUT', `/users/${victim.id}`, { body: { email: 'dmswap-mallory@example.com' } });
+    expect(moved.status, moved.text).toBe(409);
+    expect(moved.body.code).toBe('directory_managed');
+    expect((await ctx.userManager.findById(victim.id))?.email).toBe('dmswap-victim@example.com');
   });
 });

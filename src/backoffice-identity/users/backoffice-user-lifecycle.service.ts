@@ -19,7 +19,7 @@ import {
 import type { BackOfficeAuthorizedWriteOptions, BackOfficeUser } from './backoffice-user.js';
 import type { BackOfficeUserManager } from './backoffice-user-manager.js';
 import { isUuid } from '../common/ids.js';
-import { differsBeyondAsciiCase, renamesDirectoryManagedUser } from '../common/lookup-normalizer.js';
+import { differsBeyondAsciiCase } from '../common/lookup-normalizer.js';
 import { BackOfficeDirectoryManagedRenameError, BackOfficeDuplicateUserError, isUserEmailChangeStore, type BackOfficeUserProfileChanges, type UserEmailChangeStore } from './stores/user-store.interface.js';
 
 const BackOfficeLifecycleErrors = {
@@ -92,7 +92,7 @@ export class BackOfficeUserLifecycleService {
    * row's lock ({@link BackOfficeDirectoryManagedRenameError}), as a confirmation of a link asked before the mark does.
    */
   private refuseDirectoryManagedRename(user: BackOfficeUser, email: string): void {
-    if (this.userManager.options.usernameIsEmail && renamesDirectoryManagedUser(user, email)) {
+    if (this.userManager.options.usernameIsEmail && this.userManager.renamesDirectoryManaged(user, email)) {
       throw BackOfficeLifecycleErrors.directoryManagedRename();
     }
   }

@@ -6,7 +6,7 @@ import type { BackOfficeClock } from '../common/clock.js';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import type { BackOfficeErrorDescriber } from '../common/error-describer.js';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
-import { CONTROL_CHARACTERS, normalizeLookupKey, renamesDirectoryManagedUser } from '../common/lookup-normalizer.js';
+import { CONTROL_CHARACTERS, differsBeyondAsciiCase, normalizeLookupKey } from '../common/lookup-normalizer.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import type { NotificationPublisher } from '../notifications/notification-publisher.service.js';
 import {
@@ -707,6 +707,15 @@ export class BackOfficeUserManager {
   }
 
   /**
+   * True when writing `username` would give a directory-managed user ({@link isDirectoryManaged}) another username
+   * beyond ASCII letter case: the rule of `renamesDirectoryManagedUser` (the import's store refusal), asked through
+   * this manager so a subclass's {@link isDirectoryManaged} decides the email move's refusals (lifecycle and here).
+   */
+  renamesDirectoryManaged(user: Pick<BackOfficeUser, 'directoryManagedAt' | 'username'>, username: string): boolean {
+    return this.isDirectoryManaged(user) && differsBeyondAsciiCase(username, user.username);
+  }
+
+  /**
    * After the password checker vouched for the user (a sign-in, or the user it created): marks them
    * directory-managed when {@link marksDirectoryManagedUsers}, once, and voids their outstanding password-reset
    * and invite links in the same transaction (a link mailed before must not set a local password after the user left the
@@ -1394,7 +1403,7 @@ export class BackOfficeUserManager {
     const username = changes.username;
     const before = username === undefined ? null : await store.findById(userId);
     const renamesManaged = (current: BackOfficeUser | null) =>
-      before !== null && current !== null && renamesDirectoryManagedUser({ directoryManagedAt: current.directoryManagedAt, username: before.username }, username!);
+      before !== null && current !== null && this.renamesDirectoryManaged({ directoryManagedAt: current.directoryManagedAt, username: before.username }, username!);
     if (renamesManaged(before)) throw new BackOfficeDirectoryManagedRenameError();
     await store.updateProfile(userId, changes, now);
     if (before !== null && renamesManaged(await store.findById(userId))) throw new BackOfficeDirectoryManagedRenameError();
