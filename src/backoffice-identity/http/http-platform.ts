@@ -124,18 +124,22 @@ export function repeatedRequestCookies(request: BackOfficeHttpRequest, names: re
 /** The scheme and authority of an absolute-form request target (`GET http://host/backoffice/... HTTP/1.1`). */
 const ABSOLUTE_FORM_ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/;
 
+/** The request target as the client sent it (`originalUrl ?? url`: path and query, percent-escapes kept). */
+export function requestTarget(request: BackOfficeHttpRequest): string {
+  const node = request.raw ?? request;
+  return (node as BackOfficeHttpRequest).originalUrl ?? node.url ?? '';
+}
+
 /** The request path as the client sent it, without the query string (nor an absolute-form target's scheme and host). */
 export function requestPath(request: BackOfficeHttpRequest): string {
-  const node = request.raw ?? request;
-  const url = ((node as BackOfficeHttpRequest).originalUrl ?? node.url ?? '').replace(ABSOLUTE_FORM_ORIGIN, '');
+  const url = requestTarget(request).replace(ABSOLUTE_FORM_ORIGIN, '');
   const query = url.indexOf('?');
   return query === -1 ? url : url.slice(0, query);
 }
 
 /** The query string of the request as the client sent it (after `?`, percent-escapes kept), or undefined without one. */
 export function requestRawQuery(request: BackOfficeHttpRequest): string | undefined {
-  const node = request.raw ?? request;
-  const url = (node as BackOfficeHttpRequest).originalUrl ?? node.url ?? '';
+  const url = requestTarget(request);
   const query = url.indexOf('?');
   return query === -1 ? undefined : url.slice(query + 1);
 }

@@ -8,7 +8,7 @@ import { BackOfficeSessionCookies } from '../sessions/session-cookies.js';
 import { BackOfficeTossedCookieCleaner } from '../sessions/tossed-cookie-cleaner.js';
 import { BackOfficeUiTrailingSlash } from '../ui/ui-trailing-slash.js';
 import { BackOfficeHttpError } from './backoffice-http-error.js';
-import { requestPath, requestRawQuery, type BackOfficeHttpRequest } from './http-platform.js';
+import { requestPath, requestTarget, type BackOfficeHttpRequest } from './http-platform.js';
 import { BackOfficeModulePaths } from './module-paths.js';
 import { assertReadableBody } from './readable-body.js';
 import { setBackOfficeSecurityHeaders } from './security-headers.js';
@@ -43,9 +43,9 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
       return;
     }
     setBackOfficeSecurityHeaders(response);
+    BackOfficeModuleRequestMiddleware.assertNoFragment(request);
     // a page's path with a trailing slash: a 302 to the page on both platforms
     if (this.uiTrailingSlash.redirectTrailingSlash(request, response)) return;
-    BackOfficeModuleRequestMiddleware.assertNoFragmentInQuery(request);
     BackOfficeModuleRequestMiddleware.dropConditionalHeaders(request);
     this.tossedCookies.clear(request, response);
     assertReadableBody(request);
@@ -56,12 +56,15 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
   }
 
   /**
-   * A request target holds no fragment (RFC 9112 3.2; browsers never send one), and the platforms read one in the
-   * query differently: Express's URL parser cut `#frag` off (`?take=1#frag` listed one item), Fastify's query parser
-   * kept it in the value (`take` is `1#frag`: 400 `validation_failed`). Both now answer 400 `bad_request`.
+   * A request target holds no fragment (RFC 9112 3.2; browsers never send one), and the platforms read one
+   * differently: in the query, Express's URL parser cut `#frag` off (`?take=1#frag` listed one item) where Fastify's
+   * query parser kept it in the value (`take` is `1#frag`: 400 `validation_failed`); before any `?`, Express read
+   * `#?take=1` as the fragment (the default page) where Fastify's router cut the path at `#` and its query parser
+   * still read `take=1`. So a raw `#` anywhere in the target as sent (`originalUrl ?? url`, path and query) is refused
+   * with 400 `bad_request` on both, before the trailing-slash redirect (which would carry it into `Location`).
    */
-  private static assertNoFragmentInQuery(request: BackOfficeHttpRequest): void {
-    if (requestRawQuery(request)?.includes('#')) throw BackOfficeHttpError.of('bad_request', 'The request target must not hold a fragment (#).');
+  private static assertNoFragment(request: BackOfficeHttpRequest): void {
+    if (requestTarget(request).includes('#')) throw BackOfficeHttpError.of('bad_request', 'The request target must not hold a fragment (#).');
   }
 
   /**
