@@ -26,8 +26,7 @@ const UTF8_LABELS = new Set(['utf-8', 'utf8']);
 export function assertReadableBody(request: BackOfficeHttpRequest): void {
   if (!isReadableBody(request)) throw BackOfficeHttpError.unsupportedMediaType();
   setAsideEmptyBodyType(request);
-  markFormBody(request);
-  markJsonBody(request);
+  markBody(request);
 }
 
 /**
@@ -119,37 +118,34 @@ export function requestMediaType(request: BackOfficeHttpRequest): string {
   return mediaTypeOf(requestContentType(request));
 }
 
-/** Fastify requests (by Node request) under the route prefix whose body is a form, marked before Fastify parses it. */
-const formBodies = new WeakSet<object>();
+/** Fastify requests (by Node request) under the route prefix with a body, to its media type, marked before Fastify parses it. */
+const bodyMediaTypes = new WeakMap<object, string>();
 
 /**
- * Marks a form body (`application/x-www-form-urlencoded`) that the platform has not parsed yet (Fastify: its parsers run
- * after the module's middleware), so that {@link readFormFieldsAsExpress} can give the route the fields Express reads.
+ * Marks a body the platform has not parsed yet (Fastify: its parsers run after the module's middleware) with its media
+ * type, so that {@link readFormFieldsAsExpress} can give the route the fields Express reads from a form
+ * (`application/x-www-form-urlencoded`) and {@link jsonBodyExpressRefuses} can tell a JSON body (`application/json`).
  * Does nothing on Express, whose parsers already ran.
  */
-function markFormBody(request: BackOfficeHttpRequest): void {
+function markBody(request: BackOfficeHttpRequest): void {
   if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase()) || 'body' in request) return;
-  if (mediaTypeOf(requestHeader(request, 'content-type')) === 'application/x-www-form-urlencoded') formBodies.add(request.raw ?? request);
+  bodyMediaTypes.set(request.raw ?? request, mediaTypeOf(requestHeader(request, 'content-type')));
 }
 
-/** Fastify requests (by Node request) under the route prefix whose body is JSON, marked before Fastify parses it. */
-const jsonBodies = new WeakSet<object>();
-
-/** Marks a JSON body the platform has not parsed yet (Fastify), for {@link jsonBodyExpressRefuses}. Nothing on Express. */
-function markJsonBody(request: BackOfficeHttpRequest): void {
-  if (!METHODS_WITH_BODY.has((request.method ?? '').toUpperCase()) || 'body' in request) return;
-  if (mediaTypeOf(requestHeader(request, 'content-type')) === 'application/json') jsonBodies.add(request.raw ?? request);
+/** The media type {@link markBody} marked the request's body with, or undefined (Express, no body, outside the prefix). */
+function markedBodyMediaType(request: BackOfficeHttpRequest): string | undefined {
+  return bodyMediaTypes.get(request.raw ?? request);
 }
 
 /**
- * True on Fastify for a JSON body (marked by {@link markJsonBody}) that parsed to neither an object nor an array
+ * True on Fastify for a JSON body (marked by {@link markBody}) that parsed to neither an object nor an array
  * (`null`, `"x"`, `1`, `true`): Express's JSON parser (body-parser, strict by default) refuses such a body before
  * any guard runs (400 `malformed_json`), while Fastify's parser reads it and the route's guards answered first (401
  * `unauthenticated`, 403 `xsrf_failed`), so the same request got another status on each platform.
  */
 export function jsonBodyExpressRefuses(request: BackOfficeHttpRequestWithBody): boolean {
   const body = request.body;
-  return jsonBodies.has(request.raw ?? request) && body !== undefined && (body === null || typeof body !== 'object');
+  return markedBodyMediaType(request) === 'application/json' && body !== undefined && (body === null || typeof body !== 'object');
 }
 
 /**
@@ -165,7 +161,7 @@ function firstFieldInBody(names: readonly string[]): string | undefined {
 }
 
 /**
- * On Fastify, the fields of a form body (marked by {@link markFormBody}) as Express reads them: Express's body-parser
+ * On Fastify, the fields of a form body (marked by {@link markBody}) as Express reads them: Express's body-parser
  * decodes the bytes with `iconv-lite`, which drops a byte order mark before the first field, and its `qs` parser skips a
  * field without a name (`=x`, `&&`). Nest's Fastify parser (`fast-querystring` on the bytes as UTF-8) kept the mark in
  * the first field's name and the empty name as a field: `\ufeffgrant_type=client_credentials` was a token request on
@@ -176,7 +172,7 @@ function firstFieldInBody(names: readonly string[]): string | undefined {
  */
 export function readFormFieldsAsExpress(request: BackOfficeHttpRequestWithBody): void {
   const body = request.body;
-  if (!formBodies.has(request.raw ?? request) || body === null || typeof body !== 'object' || Array.isArray(body)) return;
+  if (markedBodyMediaType(request) !== 'application/x-www-form-urlencoded' || body === null || typeof body !== 'object' || Array.isArray(body)) return;
   const fields = body as Record<string, unknown>;
   const names = Object.keys(fields);
   const first = firstFieldInBody(names) ?? '';
