@@ -458,6 +458,40 @@ describe('A passkey registration in flight during an admin forced password reset
     expectClientError(await http.post('/auth/passkey/verify', { credential: authenticator.assert(signIn.body) }), 401);
   });
 
+  it('a registration past its guard and checks when an admin deletes the user answers 401 unauthenticated (the session went with the user), not 403 password_reset_required or a 500', async () => {
+    const user = await newUser();
+    const own = new HttpClient(ctx.url);
+    expect((await own.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const options = await own.post('/auth/passkeys/options', {});
+    const store = ctx.userManager.getPasskeyStore();
+    const add = store.addPasskey.bind(store);
+    let reached!: () => void;
+    const atWrite = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const spy = vi.spyOn(store, 'addPasskey').mockImplementation(async (...args: Parameters<typeof add>) => {
+      reached();
+      await held;
+      return add(...args);
+    });
+    try {
+      const registering = own.post('/auth/passkeys', { name: 'Gone', credential: authenticator.register(options.body) });
+      await atWrite;
+      const admin = new HttpClient(ctx.url);
+      expect((await admin.login((await newUser({ groups: ['admin'] })).email, TEST_PASSWORD)).body.status).toBe('success');
+      const deleted = await admin.delete(`/users/${user.id}`);
+      expect(deleted.status, deleted.text).toBe(204);
+      release();
+      const registered = await registering;
+      expect({ status: registered.status, code: registered.body?.code }, 'registration of a user deleted meanwhile').toEqual({ status: 401, code: 'unauthenticated' });
+    } finally {
+      release();
+      spy.mockRestore();
+    }
+    expect(await ctx.userManager.getPasskeys(user)).toEqual([]);
+  });
+
   it('registrations and forced resets fired together: every passkey is either removed by the reset or refused', async () => {
     for (let round = 0; round < 8; round++) {
       const user = await newUser();

@@ -71,6 +71,7 @@ export class PasskeysController {
   @RequiresRecentSignIn()
   @ApiCreatedResponse({ type: PasskeyResponse, description: "Registered (backoffice.user.passkey.added); the user's other sessions end, this one stays" })
   @documented(400, 'validation_failed, invalid_passkey (attestation refused: challenge, origin, rp id, signature), invalid_passkey_name')
+  @documented(401, 'unauthenticated (also when the user was deleted while the registration was under way)')
   @documented(403, 'xsrf_failed, password_reset_required (an admin forced a password reset while the registration was under way)')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(409, 'passkey_already_registered, too_many_passkeys')
@@ -88,7 +89,8 @@ export class PasskeysController {
     // also for its requests in flight meanwhile (OWASP ASVS 5.0 7.4.3).
     const sessionId = sessionOf(request).id;
     const result = await this.signInManager.keepSignedInThrough(sessionId, () => this.userManager.addPasskey(user, verified));
-    if (!result.succeeded) throw passkeyChangeError(result);
+    // The user deleted meanwhile: their sessions went with them, so this one answers as any route of a session gone.
+    if (!result.succeeded) throw result.errors[0]?.code === 'not_found' ? BackOfficeHttpError.unauthenticated() : passkeyChangeError(result);
     await this.signInManager.refreshSignIn(user, sessionId);
     return toPasskeyResponse(result.value!);
   }

@@ -1601,7 +1601,8 @@ export class BackOfficeUserManager {
    * Registers a verified passkey (`UserPasskeyAddedNotification`) and, as turning two-factor on does, renews the
    * security stamp: a new way in was added, so the sessions and pending second steps made before end (OWASP ASVS
    * 5.0 7.4.3). Call `signInManager.refreshSignIn` afterwards (and `keepSignedInThrough` around this call to keep
-   * the session that asked). Fails on a duplicate credential, a bad name or too many passkeys (nothing renewed).
+   * the session that asked). Fails on a duplicate credential, a bad name or too many passkeys (nothing renewed),
+   * `password_reset_required` while an admin's forced reset is pending, `not_found` when the user was deleted meanwhile.
    */
   async addPasskey(user: BackOfficeUser, passkey: NewStoredPasskey): Promise<IdentityResult<StoredPasskey>> {
     const d = this.errorDescriber;
@@ -1622,6 +1623,8 @@ export class BackOfficeUserManager {
     } catch (error) {
       if (error instanceof BackOfficeDuplicatePasskeyError) return IdentityResult.failed(d.duplicatePasskey());
       if (error instanceof BackOfficeTooManyPasskeysError) return IdentityResult.failed(d.tooManyPasskeys(this.maxPasskeysPerUser));
+      // The user deleted meanwhile (the store refuses, or its foreign key does): `not_found`, not a forced reset or a 500.
+      if (!(await this.store.findById(user.id))) return IdentityResult.failed(d.notFound('user'));
       if (error instanceof BackOfficePasskeyRefusedError) return IdentityResult.failed(d.passwordResetRequired());
       throw error;
     }
