@@ -50,7 +50,7 @@ export const BACKOFFICE_ERROR_CODES = {
   local_login_disabled: { status: 403, description: 'Password sign-in is off (denyLocalLogin): use an external login.', message: 'Local sign-in is disabled; use your external login provider.' },
   password_reset_required: {
     status: 403,
-    description: 'Passkey sign-in: an administrator reset the password; set a new one with the emailed link (or forgot-password) first. Answered only after a valid passkey.',
+    description: 'An administrator reset the password; set a new one with the emailed link (or forgot-password) first. Passkey sign-in: answered only after a valid passkey. POST /auth/passkeys: the reset came while the registration was under way (no passkey added).',
     message: 'An administrator reset your password: set a new one with the emailed link, then sign in.',
   },
   two_factor_required: { status: 403, description: 'A group of the user requires two-factor authentication: it cannot be turned off.' },

@@ -23,7 +23,8 @@ function passkeyChangeError(result: IdentityResult<unknown>): BackOfficeHttpErro
     case 'last_second_factor':
       return new BackOfficeHttpError(409, error.code, error.description);
     case 'password_reset_required':
-      return BackOfficeHttpError.passwordResetRequired();
+      // The describer's text (a host may word it), as for the codes above.
+      return new BackOfficeHttpError(403, error.code, error.description);
     default:
       return new BackOfficeHttpError(400, error?.code ?? 'validation_failed', error?.description ?? 'The request is not valid.');
   }
