@@ -60,6 +60,16 @@ describe('OWASP ASVS 4.0 3.3.3 / 2.5.x: a security-stamp change voids a pending 
     expect(await confirmOutcome(link)).toEqual({ status: 400, code: 'invalid_token', email: 'stampbound-b@example.com' });
   });
 
+  it('OWASP ASVS 4.0 3.3.3: verifyUserToken answers from the stored stamp: a user read before a stamp change (a stale cache) gets false for the voided link', async () => {
+    const user = await make({ email: 'stampbound-stale@example.com' });
+    const link = await requestedLink(user.email, 'stampbound-thief-stale@evil.example');
+    const stale = (await ctx.userManager.findById(user.id))!;
+    expect(await ctx.userManager.verifyUserToken(stale, 'change_email', link.token)).toBe(true);
+    await ctx.userManager.updateSecurityStamp((await ctx.userManager.findById(user.id))!);
+    expect(await ctx.userManager.verifyUserToken(stale, 'change_email', link.token), 'verifyUserToken of a user read before the stamp changed').toBe(false);
+    expect(await confirmOutcome(link)).toEqual({ status: 400, code: 'invalid_token', email: 'stampbound-stale@example.com' });
+  });
+
   it('OWASP ASVS 4.0 3.3.3: with no stamp change the link still moves the email (the binding refuses nothing else)', async () => {
     const user = await make({ email: 'stampbound-c@example.com' });
     const link = await requestedLink(user.email, 'stampbound-new-c@example.com');

@@ -927,11 +927,11 @@ export class BackOfficeUserManager {
         drop: (hash, now) => store.consumeEmailChangeToken(user.id, hash, now),
         sameStamp: true,
         stillAsked: asked.stillAsked,
-        hashOf: (secret) => BackOfficeUserManager.emailChangeTokenHash(sha256Hex(secret), user.securityStamp),
+        hashOf: (secret) => BackOfficeUserManager.emailChangeHashOf(user, secret),
       });
     }
     const token = randomToken(32);
-    const hash = BackOfficeUserManager.emailChangeTokenHash(sha256Hex(token), user.securityStamp);
+    const hash = BackOfficeUserManager.emailChangeHashOf(user, token);
     const now = this.now();
     const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
     const stored = await this.storeAddressedLink(
@@ -1071,12 +1071,24 @@ export class BackOfficeUserManager {
 
   /**
    * True while the token is live (right user, purpose, unexpired, unused). Does not use it up. A `change_email` link
-   * is live only under the security stamp it was issued under, `user.securityStamp` (see {@link emailChangeTokenHash}).
+   * is live only under the security stamp it was issued under, checked against the stamp as stored (read from the
+   * store, as {@link confirmEmailChange} does), not `user`'s, which a host may have read from a cache before the stamp
+   * changed (see {@link emailChangeTokenHash}).
    */
   async verifyUserToken(user: BackOfficeUser, purpose: BackOfficeTokenPurpose, token: string): Promise<boolean> {
     if (!this.supportsUserTokens || !BackOfficeUserManager.plausibleToken(token)) return false;
-    const hash = purpose === 'change_email' ? BackOfficeUserManager.emailChangeTokenHash(sha256Hex(token), user.securityStamp) : sha256Hex(token);
+    let hash = sha256Hex(token);
+    if (purpose === 'change_email') {
+      const stored = await this.store.findById(user.id);
+      if (!stored) return false;
+      hash = BackOfficeUserManager.emailChangeHashOf(stored, token);
+    }
     return this.getTokenStore().isTokenLive(user.id, purpose, hash, this.now());
+  }
+
+  /** What is stored of an email-change link's `secret`: bound to `user`'s security stamp (see {@link emailChangeTokenHash}). */
+  private static emailChangeHashOf(user: Pick<BackOfficeUser, 'securityStamp'>, secret: string): string {
+    return BackOfficeUserManager.emailChangeTokenHash(sha256Hex(secret), user.securityStamp);
   }
 
   /** When a link issued at `now` expires: `lifespanHours` later. */
