@@ -6,8 +6,8 @@ const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIC
 const MAX_FAILED = 5;
 
 /**
- * README: API users "have no interactive sign-in"; they authenticate with the client credentials grant, whose
- * own lockout counts wrong secrets. Wrong passwords sent to POST /auth/login under an API user's name must not
+ * README: API users "have no interactive sign-in"; they authenticate with the client credentials grant, where a
+ * wrong secret locks nothing either (api-users.spec.ts). Wrong passwords sent to POST /auth/login under an API user's name must not
  * lock the API user itself (which ends its live bearer tokens): anyone who knows a client id could otherwise
  * cut an integration off with a handful of requests.
  */

@@ -238,7 +238,7 @@ describe('API users: client credentials and bearer tokens', () => {
     expect(JSON.stringify(withoutId)).not.toContain(clientSecret);
   });
 
-  it('OWASP ASVS 5.0 16.3.1, 2.2.1 (4.0): a malformed secret for a known client id is a wrong secret: audited invalid_secret against the API user, counted toward its lockout, same 401 as an unknown client', async () => {
+  it('OWASP ASVS 5.0 16.3.1, 2.2.1 (4.0): a malformed secret for a known client id is a wrong secret: audited invalid_secret against the API user, counted toward no lockout, same 401 as an unknown client', async () => {
     const { clientId, clientSecret, user } = await createApiUser(['readers']);
     const dataSource = ctx.app.get(DataSource);
     const failedCount = async () => Number((await dataSource.query(`SELECT access_failed_count FROM backoffice_api_client WHERE client_id = $1`, [clientId]))[0].access_failed_count);
@@ -251,7 +251,7 @@ describe('API users: client credentials and bearer tokens', () => {
       expect(res.body, 'no answer tells a known client from an unknown one').toEqual(unknown.body);
       expect(res.headers.get('www-authenticate')).toBe(unknown.headers.get('www-authenticate'));
     }
-    expect(await failedCount(), 'each malformed secret counts toward the lockout').toBe(malformed.length);
+    expect(await failedCount(), 'a wrong secret is counted toward no lockout').toBe(0);
     const refused = (await admin.get(`/audit?userId=${user.id}&event=backoffice.api-user.token.refused&take=50`)).body.items;
     expect(refused).toHaveLength(malformed.length);
     for (const entry of refused) expect(entry).toMatchObject({ affectedUserId: user.id, details: { clientId, reason: 'invalid_secret' } });
@@ -260,35 +260,63 @@ describe('API users: client credentials and bearer tokens', () => {
     );
     expect(namingClient, 'a known client is never audited as unknown').toHaveLength(0);
     expect(JSON.stringify(refused)).not.toContain(clientSecret.slice(0, -1));
-    expect((await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) })).status, 'the right secret resets the count').toBe(200);
+    expect((await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) })).status).toBe(200);
     expect(await failedCount()).toBe(0);
   });
 
-  it('wrong secrets lock the client (race-safe count; the right secret is not checked while locked), audited', async () => {
+  it('OWASP ASVS 4.0 2.2.1 / 5.0 6.3.x: wrong secrets do not lock the client (a 256-bit secret is not guessed; a lockout would only let whoever knows the client id cut the integration off): after 6 wrong ones the right secret still gets a token; each wrong one audited invalid_secret', async () => {
     const { clientId, clientSecret, user } = await createApiUser(['readers']);
     const wrongSecret = `bocs_${'C'.repeat(43)}`;
+    // Five at once (a count would race to the lock), then a malformed one: more than lockout.maxFailedAccessAttempts (5).
     const results = await Promise.all(Array.from({ length: 5 }, () => tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, wrongSecret) })));
+    results.push(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, 'not-a-secret') }));
     for (const r of results) expectOAuthError(r, 401, 'invalid_client');
-    const locked = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) });
-    expectOAuthError(locked, 401, 'invalid_client');
+    const right = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) });
+    expect(right.status, right.text).toBe(200);
+    expect((await anon().get('/users?take=1', bearer(right.body.access_token))).status).toBe(200);
+    const [row] = await ctx.app.get(DataSource).query(`SELECT access_failed_count, lockout_end FROM backoffice_api_client WHERE client_id = $1`, [clientId]);
+    expect(row).toEqual({ access_failed_count: 0, lockout_end: null });
+    expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(false);
     const reasons = (await admin.get(`/audit?userId=${user.id}&take=50`)).body.items
       .filter((e: { event: string }) => e.event === 'backoffice.api-user.token.refused')
       .map((e: { details: { reason: string } }) => e.details.reason);
-    expect(reasons.filter((r: string) => r === 'invalid_secret')).toHaveLength(4);
-    expect(reasons.filter((r: string) => r === 'locked_out')).toHaveLength(2);
-    ctx.clock.advance(5 * 60_000 + 1000);
-    expect((await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) })).status).toBe(200);
+    expect(reasons).toEqual(Array(6).fill('invalid_secret'));
   });
 
-  it('V2.2.1: an admin\'s unlock (POST /users/:id/unlock) ends a client lockout: the API user gets tokens again with its secret, no rotation needed', async () => {
+  it('V2.2.1: a client lockout already stored (counted before wrong secrets stopped counting, or written by a host store) still refuses the right secret (not checked while locked) until an admin\'s unlock (POST /users/:id/unlock) ends it', async () => {
     const { clientId, clientSecret, user } = await createApiUser(['readers']);
-    for (let i = 0; i < 5; i++) expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, `bocs_${'F'.repeat(43)}`) }), 401, 'invalid_client');
+    const dataSource = ctx.app.get(DataSource);
+    await dataSource.query(`UPDATE backoffice_api_client SET access_failed_count = 0, lockout_end = $2 WHERE client_id = $1`, [clientId, new Date(ctx.clock.now().getTime() + 3_600_000)]);
     expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) }), 401, 'invalid_client');
+    const reasons = (await admin.get(`/audit?userId=${user.id}&event=backoffice.api-user.token.refused&take=50`)).body.items.map((e: { details: { reason: string } }) => e.details.reason);
+    expect(reasons).toEqual(['locked_out']);
     const unlocked = await admin.post(`/users/${user.id}/unlock`);
     expect(unlocked.status, unlocked.text).toBe(200);
     const res = await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) });
     expect(res.status, res.text).toBe(200);
     expect((await anon().get('/users?take=1', bearer(res.body.access_token))).status).toBe(200);
+  });
+
+  it('V2.2.1: an API user an admin or its host locked (userManager.setLockoutEnd) or disabled stays refused: wrong secrets before or during the lock change nothing, the right secret gets the same 401', async () => {
+    const locked = await createApiUser(['readers'], 'Locked robot');
+    const disabled = await createApiUser(['readers'], 'Disabled robot');
+    const wrong = (clientId: string) => tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, `bocs_${'B'.repeat(43)}`) });
+    const right = ({ clientId, clientSecret }: { clientId: string; clientSecret: string }) =>
+      tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) });
+    for (let i = 0; i < 6; i++) expectOAuthError(await wrong(locked.clientId), 401, 'invalid_client');
+    const stored = (await ctx.userManager.findById(locked.user.id))!;
+    expect((await ctx.userManager.setLockoutEnd(stored, new Date(ctx.clock.now().getTime() + 3_600_000))).succeeded).toBe(true);
+    expect((await admin.post(`/users/${disabled.user.id}/disable`)).status).toBe(200);
+    for (const robot of [locked, disabled]) {
+      for (let i = 0; i < 6; i++) expectOAuthError(await wrong(robot.clientId), 401, 'invalid_client');
+      const refused = await right(robot);
+      expectOAuthError(refused, 401, 'invalid_client');
+      expect(refused.body.access_token).toBeUndefined();
+    }
+    // The host's lock is the user's own (not a count of wrong secrets): an unlock ends it; the disabled one stays refused.
+    expect((await admin.post(`/users/${locked.user.id}/unlock`)).status).toBe(200);
+    expect((await right(locked)).status).toBe(200);
+    expectOAuthError(await right(disabled), 401, 'invalid_client');
   });
 
   it('OWASP ASVS 4.0 3.3.4: an admin\'s "sign out everywhere" (DELETE /users/:id/sessions) of an API user ends its bearer tokens; its secret still gets new ones', async () => {
@@ -486,16 +514,26 @@ describe('API users: revocation races with the client credentials grant', () => 
     if (token) expect(await apiUsers.authenticateBearer(token)).toBeNull();
   });
 
-  it('V2.2.1: a client lockout that begins while a request with the right secret is under way refuses that request too (as a password sign-in re-checks the lock after the hash)', async () => {
+  it('V2.2.1: wrong secrets sent while a request with the right secret is under way do not refuse it (they lock nothing)', async () => {
     const apiUsers = ctx.app.get(BackOfficeApiUserService);
     const { clientId, clientSecret } = await apiUsers.create({ name: 'Raced', groups: [] });
     const token = await tokenIssuedDuring(clientId, clientSecret, async () => {
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 6; i++) {
         const wrong = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: clientId, client_secret: `bocs_${'E'.repeat(43)}` });
         expect(wrong.status).toBe(401);
       }
     });
-    expect(token).toBeNull();
+    expect(token).not.toBeNull();
+    expect(await apiUsers.authenticateBearer(token!)).not.toBeNull();
+  });
+
+  it('V2.2.1: a lock of the API user (userManager.setLockoutEnd) that begins while a request with the right secret is under way leaves no working token', async () => {
+    const apiUsers = ctx.app.get(BackOfficeApiUserService);
+    const { user, clientId, clientSecret } = await apiUsers.create({ name: 'Raced', groups: [] });
+    const token = await tokenIssuedDuring(clientId, clientSecret, () =>
+      ctx.userManager.setLockoutEnd(user, new Date(ctx.clock.now().getTime() + 3_600_000)),
+    );
+    if (token) expect(await apiUsers.authenticateBearer(token)).toBeNull();
   });
 
   it('a host store whose token write answers true or nothing (written before it answered the expiry) still gets the requested lifetime as expires_in', async () => {

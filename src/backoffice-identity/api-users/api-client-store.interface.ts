@@ -31,8 +31,8 @@ export interface BackOfficeAccessTokenRecord {
 }
 
 /**
- * API clients and their bearer tokens. Failed secrets are counted atomically (like the user lockout), a
- * rotation is one write, tokens are revoked in one statement.
+ * API clients and their bearer tokens. A rotation is one write, tokens are revoked in one statement. Wrong secrets are
+ * not counted (see `recordFailedAccess`); a client lockout the store holds still refuses the client until it ends.
  */
 export interface BackOfficeApiClientStore {
   createClient(userId: string, clientId: string, secretHash: string, now: Date): Promise<void>;
@@ -50,7 +50,11 @@ export interface BackOfficeApiClientStore {
    * stops at once). Clears the lockout. The client id, or null when the user has no client.
    */
   rotateSecret(userId: string, secretHash: string, previousSecretExpiresAt: Date | null, now: Date): Promise<string | null>;
-  /** Atomically counts one wrong secret; locks at the maximum. Not counted while locked. */
+  /**
+   * Atomically counts one wrong secret; locks at the maximum. Not counted while locked.
+   * @deprecated No longer called: a wrong client secret counts toward no lockout (`BackOfficeApiUserService.issueToken`).
+   * Kept so host stores and the store contract still build; a lockout a store holds (`lockoutEnd`) is still honoured.
+   */
   recordFailedAccess(userId: string, policy: LockoutPolicy, now: Date): Promise<FailedAccessResult>;
   resetAccessFailedCount(userId: string): Promise<void>;
   /**

@@ -55,8 +55,8 @@ const hashEquals = (a: string, b: string) => a.length === b.length && timingSafe
 /**
  * API users (Umbraco's API Users): machine users in groups that sign in with the OAuth 2.0 client credentials
  * grant and call the API with short-lived opaque bearer tokens. Secrets and tokens are stored as SHA-256 only
- * (they are 256-bit random values, so a fast hash is enough); wrong secrets are counted atomically and lock the
- * client like a password lockout; a rotation keeps the previous secret for an overlap window.
+ * (they are 256-bit random values, so a fast hash is enough); a wrong secret is audited but counted toward no lockout
+ * (see {@link BackOfficeApiUserService.issueToken}); a rotation keeps the previous secret for an overlap window.
  */
 function toApiUserView({ client, name, isApproved, groups }: BackOfficeApiClientListing, now: Date): BackOfficeApiUserView {
   return {
@@ -193,12 +193,20 @@ export class BackOfficeApiUserService {
   }
 
   /**
-   * The client credentials grant: checks the secret (current, or previous within its overlap) in constant time,
-   * counts a wrong one atomically (lockout after `lockout.maxFailedAccessAttempts`), and issues an opaque token.
-   * Unknown client ids, wrong secrets and locked clients get the same 401 `invalid_client` body, and each is audited
-   * (`ApiTokenRefusedNotification`, reason `unknown_client`, `invalid_secret`, `locked_out` or `not_allowed`).
-   * A secret that is not shaped like one (truncated, the client id again) is a wrong secret of a known client:
-   * audited against its API user and counted toward its lockout.
+   * The client credentials grant: checks the secret (current, or previous within its overlap) in constant time and
+   * issues an opaque token. Unknown client ids, wrong secrets and locked or disabled clients get the same 401
+   * `invalid_client` body, and each is audited (`ApiTokenRefusedNotification`, reason `unknown_client`,
+   * `invalid_secret`, `locked_out` or `not_allowed`). A secret that is not shaped like one (truncated, the client id
+   * again) is a wrong secret of a known client: audited against its API user.
+   *
+   * A wrong secret counts toward no lockout (OWASP ASVS 4.0 2.2.1 / 5.0 6.3.x), for the reason a failed passkey
+   * assertion does not: a secret is 256 random bits, which no number of attempts guesses, while the client id is no
+   * secret (it is in logs, configs and every request), so counting would only let anyone who has the id lock the
+   * integration out. Guessing is bounded by the rate limits of `POST /auth/token` (per IP, per IP + client id). A lock
+   * the module did not count here still refuses: the API user's own (`userManager.setLockoutEnd`), a disable, and a
+   * client lockout already stored (counted by an earlier version, or written by a host's store; the secret is not
+   * checked while it lasts, an admin's unlock or a rotation ends it). An unknown client id is counted nowhere either, so
+   * both refusals do the same work (a read and the audit entry) and the time of the answer does not tell them apart.
    */
   async issueToken(clientId: string, clientSecret: string): Promise<BackOfficeAccessTokenResponse> {
     const secretHash = sha256Hex(clientSecret);
@@ -206,9 +214,6 @@ export class BackOfficeApiUserService {
     const now = this.clock.now();
     if (!client) {
       hashEquals(secretHash, DUMMY_HASH);
-      // A wrong secret of a real client is counted (a committed write): an unknown id is counted too, as an unknown
-      // username is, so the time of the answer does not tell whether the client exists (OWASP ASVS 4.0 2.2.1).
-      if (CLIENT_ID_SHAPE.test(clientId)) await this.countUnknownClient(clientId);
       // Audited like a wrong secret (OWASP ASVS 5.0 16.3.1): only a value shaped like a client id is recorded, never
       // what may be a secret sent in the wrong field.
       await this.userManager.notify(ApiTokenRefusedNotification, null, {
@@ -233,7 +238,8 @@ export class BackOfficeApiUserService {
       client.previousSecretExpiresAt.getTime() > now.getTime() &&
       hashEquals(secretHash, client.previousSecretHash);
     if (!current && !previous) {
-      await this.countFailure(client, now);
+      // Audited, not counted (see above): no write but the audit entry's, as for an unknown client id.
+      await this.refused(client, 'invalid_secret');
       throw BackOfficeApiUserService.invalidClient();
     }
     const user = await this.userManager.findById(client.userId);
@@ -293,24 +299,6 @@ export class BackOfficeApiUserService {
 
   static invalidClient(): BackOfficeHttpError {
     return oauthError(401, 'invalid_client', 'Client authentication failed.', 'invalid_client', { 'WWW-Authenticate': 'Basic realm="backoffice", charset="UTF-8"' });
-  }
-
-  /** One atomic write: concurrent wrong secrets each count; the last allowed one sets the lockout. */
-  private async countFailure(client: BackOfficeApiClient, now: Date): Promise<void> {
-    const { maxFailedAccessAttempts, durationMinutes } = this.options.lockout;
-    const lockoutEnd = durationMinutes === 0 ? new Date('9999-12-31T00:00:00.000Z') : new Date(now.getTime() + durationMinutes * 60_000);
-    const result = await this.store.recordFailedAccess(client.userId, { maxFailedAccessAttempts, lockoutEnd }, now);
-    const locked = result.lockoutEnd !== null && result.lockoutEnd.getTime() > now.getTime();
-    await this.refused(client, locked ? 'locked_out' : 'invalid_secret');
-  }
-
-  /**
-   * Counts a wrong secret for a client id that does not exist, in the user store's unknown-username counters (under a
-   * key no username has: lookup keys never hold a control character). Once "locked", nothing is written, as for a
-   * locked client. A store without those counters counts nothing.
-   */
-  private async countUnknownClient(clientId: string): Promise<void> {
-    if (this.userManager.supportsUnknownUserLockout) await this.userManager.accessFailedForUnknownUser(`api-client\n${clientId}`);
   }
 
   private async refused(client: BackOfficeApiClient, reason: string): Promise<void> {

@@ -1281,7 +1281,8 @@ export class BackOfficeUserManager {
     user.lockoutEnd = lockoutEnd;
     if (lockoutEnd === null) {
       user.accessFailedCount = 0;
-      // An API user's wrong secrets lock its client, not its user row: the unlock ends that lockout too.
+      // An API user's client may hold a lockout of its own (counted by an earlier version, or a host store's): the
+      // unlock ends it too. Wrong secrets no longer lock a client (BackOfficeApiUserService.issueToken).
       if (user.kind === 'api' && this.apiClientStore) await this.clearApiClientLockout(this.apiClientStore, user.id);
       await this.notify(UserUnlockedNotification, user);
     } else {
