@@ -8,6 +8,13 @@ import { BackOfficeAccountService, BackOfficeEvents } from '../../src/backoffice
 
 const password = 'correct horse battery staple';
 
+/** A second client with the same cookies as `client` now: another request of the same (stolen) session. */
+function copyOf(client: HttpClient): HttpClient {
+  const copy = client.fresh();
+  for (const [name, value] of client.cookies) copy.cookies.set(name, value);
+  return copy;
+}
+
 /**
  * A lockout set by wrong passwords (here: someone guessing at the sign-in form) leaves the user's live sessions
  * working. The signed-in routes that check the password (change password, turning 2FA off) must then not check it
@@ -121,6 +128,43 @@ describe('a locked account: the signed-in routes that check the password refuse 
       }
       expect({ status: answer.status, code: answer.body.code }, `POST ${route}`).toEqual({ status: 423, code: 'locked_out' });
       expect(answer.body.retryAfterSeconds, `POST ${route}`).toBeGreaterThan(0);
+    }
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: a right password at POST /auth/reauthenticate held in flight while 5 wrong step-ups of the same session lock the account answers 423 locked_out and steps nothing up (a burst of parallel guesses stays capped by the lockout)', async () => {
+    const { user, http } = await signedIn();
+    ctx.clock.advance(10 * 60_000); // past session.reauthenticationMinutes: the session needs a step-up
+    const check = ctx.userManager.checkPassword.bind(ctx.userManager);
+    let reached!: () => void;
+    const reachedCheck = new Promise<void>((resolve) => (reached = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The right guess is checked only once the wrong ones sent with it have locked the account.
+    const spy = vi.spyOn(ctx.userManager, 'checkPassword').mockImplementation(async (...args: Parameters<typeof check>) => {
+      if (args[1] === password) {
+        reached();
+        await released;
+      }
+      return check(...args);
+    });
+    try {
+      expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
+      const right = http.post('/auth/reauthenticate', { password });
+      await reachedCheck;
+      const wrong = await Promise.all(Array.from({ length: 5 }, () => copyOf(http).post('/auth/reauthenticate', { password: 'a wrong password guess' })));
+      expect(wrong.map((a) => a.status).sort()).toEqual([401, 401, 401, 401, 423]);
+      expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
+      release();
+      const answer = await right;
+      expect({ status: answer.status, code: answer.body.code }).toEqual({ status: 423, code: 'locked_out' });
+      expect(answer.body.retryAfterSeconds).toBeGreaterThan(0);
+      expect(answer.setCookies.some((c) => c.startsWith('backoffice_session='))).toBe(false);
+      expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
+      expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
+    } finally {
+      release();
+      spy.mockRestore();
+      ctx.clock.advance(-10 * 60_000);
     }
   });
 

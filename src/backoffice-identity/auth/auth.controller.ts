@@ -207,7 +207,7 @@ export class AuthController {
     [401, 'unauthenticated (also when another step-up renewed the session token first), or invalid_credentials: wrong password (counts toward lockout)'],
     [403, 'xsrf_failed, or local_login_disabled: passwords are off (denyLocalLogin); step up through your external login provider'],
     [409, 'no_local_password: re-authenticate through your external login provider'],
-    [423, 'locked_out: the password is not checked while the account is locked'],
+    [423, 'locked_out: the password is not checked while the account is locked; also a right password once wrong ones in flight locked it'],
     [429, TOO_MANY_PASSWORD_CHECKS],
   )
   async reauthenticate(
@@ -237,6 +237,9 @@ export class AuthController {
       if (await manager.lockedByCount(user, counted)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
       throw BackOfficeHttpError.invalidCredentials();
     }
+    // The lock was read from the user the guard loaded at the request's start: wrong step-ups in flight may have locked
+    // the account since. Read again, as sign-in does, so a right guess among parallel ones steps nothing up (ASVS 4.0 2.2.1).
+    if (await manager.isLockedOutNow(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
     if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);
     // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
     const until = await this.issuer.completeStepUp(session, response);
