@@ -903,6 +903,43 @@ describe('Passkeys: configuration, rate limits and local login', () => {
     }
   });
 
+  it('OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1: the passkey step-up (POST /auth/reauthenticate/passkey) is limited per IP as the password step-up is (rateLimits.passwordCheckPerIp, its own counter): past it 429 too_many_requests with Retry-After, the assertion neither checked nor counted', async () => {
+    const ctx = await createIdentityApp(db, { identity: { passkeys: PASSKEYS, rateLimits: { passwordCheckPerIp: 3 }, lockout: { maxFailedAccessAttempts: 1000 } } });
+    try {
+      const user = (await ctx.userManager.createUser({ email: 'stepup-limit@example.com', name: 'Limited', password: TEST_PASSWORD })).value!;
+      const http = new HttpClient(ctx.url);
+      expect((await http.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
+      const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+      const registration = await http.post('/auth/passkeys/options', {});
+      expect((await http.post('/auth/passkeys', { name: 'Laptop', credential: authenticator.register(registration.body) })).status).toBe(201);
+      const wrong = async () => {
+        const options = await http.post('/auth/reauthenticate/passkey/options', {});
+        expect(options.status, options.text).toBe(200);
+        return http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body, { signWith: SoftwareAuthenticator.otherKey() }) });
+      };
+      const answers: HttpResult[] = [];
+      for (let i = 0; i < 4; i++) answers.push(await wrong());
+      expect(answers.map((a) => a.status)).toEqual([401, 401, 401, 429]);
+      const limited = answers[3];
+      expectClientError(limited, 429);
+      expect(limited.body).toMatchObject({ statusCode: 429, code: 'too_many_requests' });
+      expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(3);
+      // The right passkey is not checked either while the limit lasts: no step-up, no new token.
+      const options = await http.post('/auth/reauthenticate/passkey/options', {});
+      const right = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) });
+      expect({ status: right.status, code: right.body.code }).toEqual({ status: 429, code: 'too_many_requests' });
+      expect(right.setCookies.some((c) => c.startsWith('backoffice_session='))).toBe(false);
+      // The same answer as the password step-up's limit, which counts apart (3 wrong passwords, then 429).
+      const passwords: HttpResult[] = [];
+      for (let i = 0; i < 4; i++) passwords.push(await http.post('/auth/reauthenticate', { password: 'a wrong password guess' }));
+      expect(passwords.map((a) => a.status)).toEqual([401, 401, 401, 429]);
+      expect(limited.body).toEqual(passwords[3].body);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('denyLocalLogin refuses passkey sign-in with 403 local_login_disabled', async () => {
     const ctx = await createIdentityApp(db, { identity: { passkeys: PASSKEYS, denyLocalLogin: true } });
     try {

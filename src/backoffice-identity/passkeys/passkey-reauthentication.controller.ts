@@ -15,13 +15,16 @@ import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import { TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
 import { documented, PasskeyOptionsResponse, PasskeyVerifyDto } from './passkey.dto.js';
 
 /**
  * Step-up re-authentication with a passkey instead of the password (`POST /auth/reauthenticate`): what lets a
  * passwordless user reach `@RequiresRecentSignIn()` routes. Same rules: failures count toward lockout, a locked
- * account's assertion is not checked (423). With `denyLocalLogin`, 403 `local_login_disabled` (as the password step-up):
+ * account's assertion is not checked (423), and the assertion is limited per IP as the password is
+ * (`rateLimits.passwordCheckPerIp`, 429). With `denyLocalLogin`, 403 `local_login_disabled` (as the password step-up):
  * the step-up then goes through the provider.
  */
 @ApiTags('passkeys')
@@ -35,12 +38,18 @@ export class PasskeyReauthenticationController {
     @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly identityOptions: ResolvedBackOfficeIdentityOptions,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
   ) {}
 
-  private requireSupport(user: BackOfficeUser): void {
+  /**
+   * Refuses the step-up unless passkeys can serve it and the account is not locked. With `rateLimit` (the assertion's
+   * check, a guess) also counts it under that name per IP, as the password step-up is counted, before the lock is read.
+   */
+  private async requireSupport(user: BackOfficeUser, rateLimit?: string): Promise<void> {
     if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
     // A passkey is a local credential, like the password: with denyLocalLogin, step-up goes through the provider.
     if (this.identityOptions.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
+    if (rateLimit) await this.rateLimiter.enforcePasswordCheckPerIp(rateLimit);
     if (this.userManager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
   }
 
@@ -54,7 +63,7 @@ export class PasskeyReauthenticationController {
   @documented(423, 'locked_out')
   async options(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const { user } = request.backOffice;
-    this.requireSupport(user);
+    await this.requireSupport(user);
     const passkeys = await this.userManager.getPasskeys(user);
     if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
     return this.ceremonies.authenticationOptions('reauthentication', user.id, passkeys);
@@ -71,6 +80,7 @@ export class PasskeyReauthenticationController {
   @documented(403, 'xsrf_failed, or local_login_disabled (denyLocalLogin)')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(423, 'locked_out: the assertion is not checked while the account is locked; also the answer to the refused assertion that locks the account, or whose count finds it locked meanwhile by a request in flight')
+  @documented(429, TOO_MANY_PASSWORD_CHECKS)
   async reauthenticate(
     @Req() request: BackOfficeAuthenticatedRequest,
     @Body() body: PasskeyVerifyDto,
@@ -78,7 +88,9 @@ export class PasskeyReauthenticationController {
   ): Promise<ReauthenticateResponse> {
     const { user } = request.backOffice;
     const session = sessionOf(request);
-    this.requireSupport(user);
+    // A step-up guess as much as a password is (OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1): lockout bounds the guesses per
+    // account, this one client's across the accounts it holds sessions of. The options only issue a challenge.
+    await this.requireSupport(user, 'reauthenticate-passkey-ip');
     const response = body.credential as unknown as AuthenticationResponseJSON;
     const passkey = await this.ceremonies.findPasskey(response);
     const result = passkey && passkey.userId === user.id ? await this.ceremonies.verifyAssertion(response, passkey, 'reauthentication', user.id) : null;

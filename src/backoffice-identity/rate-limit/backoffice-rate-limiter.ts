@@ -58,7 +58,7 @@ export class BackOfficeRateLimiter {
 
   /**
    * The rule of a signed-in user's password check (`POST /auth/reauthenticate`, `POST /auth/change-password`,
-   * `POST /auth/2fa/disable`): at most `rateLimits.passwordCheckPerIp` per minute from the request's IP (an IPv6
+   * `POST /auth/2fa/disable`) and of the passkey step-up's assertion (`POST /auth/reauthenticate/passkey`): at most `rateLimits.passwordCheckPerIp` per minute from the request's IP (an IPv6
    * client's wider prefix too, {@link perIpRules}), counted under `name`. Lockout bounds the guesses per account, this
    * one client's guesses across the accounts it holds sessions of (OWASP ASVS 5.0 6.3.1 / 4.0 2.2.1).
    * Throws 429 `too_many_requests` with `Retry-After` when it is over.
