@@ -128,20 +128,34 @@ export function deriveUserState(user: BackOfficeUser, now: Date): BackOfficeUser
   return 'active';
 }
 
-/** Maps a user to its public shape. */
+/** The aliases in code point order, as a new array (the stores' lists are usually sorted already: then no sort). */
+function sortedAliases(groups: readonly string[]): string[] {
+  const copy = groups.slice();
+  for (let i = 1; i < copy.length; i++) if (copy[i - 1] > copy[i]) return copy.sort();
+  return copy;
+}
+
+/**
+ * Maps a user to its public shape. Built by assignment, not with a conditional spread of the disable fields (it
+ * runs on every `GET /auth/me`; the spread cost more than the rest of the mapping): the same keys in the same order.
+ */
 export function toBackOfficeUserDto(user: BackOfficeUser, now: Date): BackOfficeUserDto {
-  return {
+  const dto: BackOfficeUserDto = {
     id: user.id,
     username: user.username,
     email: user.email,
     name: user.name,
     state: deriveUserState(user, now),
-    groups: [...user.groups].sort(),
+    groups: sortedAliases(user.groups),
     twoFactorEnabled: user.twoFactorEnabled,
     lastLoginAt: user.lastLoginAt ? user.lastLoginAt.toISOString() : null,
     createdAt: user.createdAt.toISOString(),
-    ...(user.isApproved ? {} : { disabledReason: user.disabledReason ?? null, disabledUntil: user.disabledUntil?.toISOString() ?? null }),
   };
+  if (!user.isApproved) {
+    dto.disabledReason = user.disabledReason ?? null;
+    dto.disabledUntil = user.disabledUntil?.toISOString() ?? null;
+  }
+  return dto;
 }
 
 /** The fields of a {@link BackOfficeUser} that {@link redactSecretsWhenLogged} hides from logs and JSON. */
