@@ -120,33 +120,38 @@ export class BackOfficeAuthGuard implements CanActivate {
   ) {}
 
   canActivate(context: ExecutionContext): Promise<boolean> {
-    const request = context.switchToHttp().getRequest<BackOfficeAuthenticatedRequest>();
+    // switchToHttp() once: each call gives the context three new closures.
+    const http = context.switchToHttp();
+    const request = http.getRequest<BackOfficeAuthenticatedRequest>();
+    const response = http.getResponse<BackOfficeHttpResponse>();
     // A host route: the module's middleware gave it an empty store of its own, which the guard fills with the
     // request context (before any await, so the route's handler runs in it too).
     if (!BackOfficeRequestContextStore.active()) BackOfficeRequestContextStore.enter(backOfficeRequestContextOf(request, this.ipResolver));
     // A host route's answer expires a tossed session cookie too (the module's routes did it in the middleware).
-    this.tossedCookies.clear(request, context.switchToHttp().getResponse<BackOfficeHttpResponse>());
-    return this.check(context, request);
+    this.tossedCookies.clear(request, response);
+    return this.check(this.rulesOf(context.getHandler(), context.getClass()), request, response);
   }
 
-  private async check(context: ExecutionContext, request: BackOfficeAuthenticatedRequest): Promise<boolean> {
-    const rules = this.rulesOf([context.getHandler(), context.getClass()]);
+  private async check(rules: RouteRules, request: BackOfficeAuthenticatedRequest, response: BackOfficeHttpResponse): Promise<boolean> {
     const { options, stepUp } = rules;
     const auth = request.backOffice ?? (await this.authenticate(request, rules));
     this.authorize(auth.user, options);
     if (stepUp) this.sessions.assertRecentSignIn(auth, stepUp.withinMinutes);
     // What a route answers to a signed-in caller is theirs alone: no cache keeps it (OWASP ASVS 5.0 14.3.2). The
-    // module's own routes have it from its middleware; a host route's handler may still set its own.
-    this.platform.setHeader(context.switchToHttp().getResponse<BackOfficeHttpResponse>(), 'Cache-Control', 'no-store');
+    // module's own routes have it from its middleware (not written twice); a host route's handler may still set its own.
+    if ((response as { getHeader?(name: string): unknown }).getHeader?.('cache-control') !== 'no-store') {
+      this.platform.setHeader(response, 'Cache-Control', 'no-store');
+    }
     return true;
   }
 
-  private rulesOf(targets: Targets): RouteRules {
-    const [handler, controller] = targets;
+  /** The route's rules; the reflector (and the targets array) only on a route's first request. */
+  private rulesOf(handler: Targets[0], controller: Targets[1]): RouteRules {
     let byClass = this.rules.get(handler);
     if (!byClass) this.rules.set(handler, (byClass = new WeakMap()));
     let rules = byClass.get(controller);
     if (!rules) {
+      const targets: Targets = [handler, controller];
       rules = {
         options: this.reflector.getAllAndOverride<BackOfficeAuthorizeOptions | undefined>(BACKOFFICE_AUTHORIZE_METADATA, targets),
         stepUp: this.reflector.getAllAndOverride<RequiresRecentSignInOptions | undefined>(BACKOFFICE_RECENT_SIGN_IN_METADATA, targets),
