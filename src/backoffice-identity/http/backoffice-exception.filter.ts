@@ -15,7 +15,7 @@ import {
   type BackOfficeHttpRequest,
   type BackOfficeHttpResponse,
 } from './http-platform.js';
-import { BACKOFFICE_SECURITY_HEADERS } from './security-headers.js';
+import { BACKOFFICE_SECURITY_HEADER_LIST } from './security-headers.js';
 import { BackOfficeModulePaths } from './module-paths.js';
 import { isReadableBody } from './readable-body.js';
 
@@ -94,7 +94,7 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
    * errors (malformed JSON, too large, wrong charset) would go without them.
    */
   private setSecurityHeaders(response: BackOfficeHttpResponse): void {
-    for (const [name, value] of Object.entries(BACKOFFICE_SECURITY_HEADERS)) this.platform.setHeader(response, name, value);
+    for (const [name, value] of BACKOFFICE_SECURITY_HEADER_LIST) this.platform.setHeader(response, name, value);
     this.platform.removeHeader(response, 'X-Powered-By');
   }
 
