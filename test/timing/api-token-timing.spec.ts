@@ -1,7 +1,9 @@
+import { DataSource } from 'typeorm';
 import { BackOfficeApiUserService } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { statementsSentDuring } from '../support/sent-statements.js';
 import { compareMedians } from '../support/timing.js';
 
 /**
@@ -16,7 +18,7 @@ describe('no client enumeration through token endpoint timing', () => {
   let clientId: string;
   beforeAll(async () => {
     db = await createTestDatabase();
-    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false }, lockout: { maxFailedAccessAttempts: 1000 } } });
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
     clientId = (await ctx.app.get(BackOfficeApiUserService).create({ name: 'Timing robot', groups: [] })).clientId;
   });
   afterAll(async () => {
@@ -43,5 +45,25 @@ describe('no client enumeration through token endpoint timing', () => {
     expect(bodies.size).toBe(1);
     expect(result.ratio).toBeGreaterThan(0.9);
     expect(result.ratio).toBeLessThan(1.1);
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: the same statements, in the same order, for an unknown client id, a wrong secret, a malformed secret and a client lockout already stored (one read of the client, one audit entry; no count), so the medians above compare like with like', async () => {
+    const http = new HttpClient(ctx.url);
+    const locked = (await ctx.app.get(BackOfficeApiUserService).create({ name: 'Locked timing robot', groups: [] })).clientId;
+    await ctx.app.get(DataSource).query(`UPDATE backoffice_api_client SET lockout_end = $2 WHERE client_id = $1`, [locked, new Date(ctx.clock.now().getTime() + 3_600_000)]);
+    const sentFor = async (id: string, secret: string) => {
+      let status = 0;
+      const sent = await statementsSentDuring(async () => {
+        const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: secret });
+        status = (await http.request('POST', '/auth/token', { raw: form.toString(), contentType: 'application/x-www-form-urlencoded' })).status;
+      });
+      expect(status).toBe(401);
+      return sent.map((s) => s.name ?? s.text);
+    };
+    const unknown = await sentFor(`boc_${'Q'.repeat(24)}`, `bocs_${'A'.repeat(43)}`);
+    expect(unknown).toHaveLength(2);
+    expect(await sentFor(clientId, `bocs_${'B'.repeat(43)}`), 'a wrong secret').toEqual(unknown);
+    expect(await sentFor(clientId, 'not-a-secret'), 'a malformed secret').toEqual(unknown);
+    expect(await sentFor(locked, `bocs_${'C'.repeat(43)}`), 'a stored client lockout').toEqual(unknown);
   });
 });
