@@ -120,7 +120,7 @@ const concurrently = <T>(n: number, work: (i: number) => Promise<T>): Promise<T[
  * The behaviour every set of stores must have, like ASP.NET Identity's `UserManagerSpecificationTests`: atomic
  * counters (parallel failed logins), single-use tokens and pending sign-ins under concurrency, lockout, the
  * security stamp, group writes under the last-admin rule, sessions (ending the others keeps the current one),
- * API client lockout, pruning, and the audit trail ({@link defineAuditStoreContract} on the set's `auditStore`).
+ * a client lockout an API client store holds, pruning, and the audit trail ({@link defineAuditStoreContract} on the set's `auditStore`).
  * Run it in your test file against your own stores:
  *
  *     runBackOfficeStoreContract('my stores', async () => myStores, { describe, it, expect });
@@ -877,12 +877,13 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
     });
 
     describe('API clients', () => {
-      test('20 parallel wrong secrets lock the client once; a rotation keeps the previous secret and clears the lock', async ({ userStore, apiClientStore }) => {
+      // Wrong secrets are no longer counted (BackOfficeApiUserService.issueToken), so the deprecated recordFailedAccess is
+      // asked for no race-safe count: it only places a client lockout, which the module still honours.
+      test('a client lockout the store holds reads back; a rotation keeps the previous secret and clears the lock', async ({ userStore, apiClientStore }) => {
         const user = await newUser(userStore);
         const clientId = unique('boc_');
         await apiClientStore.createClient(user.id, clientId, hash('secret-1'), at(0));
-        const results = await concurrently(PARALLEL, () => apiClientStore.recordFailedAccess(user.id, { maxFailedAccessAttempts: 5, lockoutEnd: at(HOUR) }, at(1)));
-        expect(results.filter((r) => r.lockedNow)).toHaveLength(1);
+        expect((await apiClientStore.recordFailedAccess(user.id, { maxFailedAccessAttempts: 1, lockoutEnd: at(HOUR) }, at(1))).lockedNow).toBe(true);
         expect((await apiClientStore.findClient(clientId))?.lockoutEnd?.getTime()).toBe(at(HOUR).getTime());
         expect(await apiClientStore.rotateSecret(user.id, hash('secret-2'), at(2 * HOUR), at(2))).toBe(clientId);
         const rotated = await apiClientStore.findClient(clientId);
