@@ -1,5 +1,5 @@
 import { DataSource } from 'typeorm';
-import { BACKOFFICE_USER_MANAGER, BackOfficeBackgroundTasks, BackOfficeUserManager, isUserDirectoryManagedStore, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_USER_MANAGER, BackOfficeBackgroundTasks, BackOfficeDirectoryManagedRenameError, BackOfficeUserManager, isUserDirectoryManagedStore, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { Mailbox } from '../support/mailbox.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
@@ -226,5 +226,58 @@ describe('OWASP ASVS 5.0 7.5.1: the email move\'s refusal asks the swapped manag
     expect(moved.status, moved.text).toBe(409);
     expect(moved.body.code).toBe('directory_managed');
     expect((await ctx.userManager.findById(victim.id))?.email).toBe('dmswap-victim@example.com');
+  });
+});
+
+/**
+ * A host whose manager decides directory management from the user's address (the directory manages a domain, here
+ * from when the test hands it over): the decision reads more of the user than directoryManagedAt and username.
+ */
+class DomainDirectoryManagedManager extends BackOfficeUserManager {
+  static readonly managedDomains = new Set<string>();
+  override isDirectoryManaged(user: BackOfficeUser): boolean {
+    return [...DomainDirectoryManagedManager.managedDomains].some((domain) => user.email?.endsWith(`@${domain}`) === true);
+  }
+}
+
+describe('OWASP ASVS 5.0 7.5.1: the email-change write asks the swapped manager about the whole user', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  const make = userFactory(() => ctx, 'dmdomain');
+  const drain = () => ctx.app.get(BackOfficeBackgroundTasks).drain();
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false } },
+      providers: [Mailbox],
+      override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(DomainDirectoryManagedManager),
+    });
+  });
+  afterAll(async () => {
+    DomainDirectoryManagedManager.managedDomains.clear();
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('POST /auth/me/email/confirm of a user the manager calls directory-managed by their address (since the link was asked): 409 directory_managed, email unchanged', async () => {
+    const user = await make({ email: 'dmdomain-alice@corp.example' });
+    const client = new HttpClient(ctx.url);
+    expect((await client.login(user.email, TEST_PASSWORD)).status).toBe(200);
+    expect((await client.post('/auth/me/email', { newEmail: 'dmdomain-alice@elsewhere.example' })).status).toBe(202);
+    await drain();
+    const link = linkParams(Mailbox.messages.filter((m) => m.to === 'dmdomain-alice@elsewhere.example' && m.type === 'EmailChangeConfirm').at(-1)!.text, 'confirm-email');
+    DomainDirectoryManagedManager.managedDomains.add('corp.example'); // the directory takes the domain over
+    const confirmed = await new HttpClient(ctx.url).post('/auth/me/email/confirm', { userId: link.userId, token: link.token });
+    expect({ status: confirmed.status, code: confirmed.body?.code }).toEqual({ status: 409, code: 'directory_managed' });
+    expect(await ctx.userManager.findById(user.id)).toMatchObject({ email: 'dmdomain-alice@corp.example', username: 'dmdomain-alice@corp.example' });
+  });
+
+  it('userManager.changeEmail of such a user: refused (BackOfficeDirectoryManagedRenameError), nothing written', async () => {
+    DomainDirectoryManagedManager.managedDomains.add('corp.example');
+    const user = await make({ email: 'dmdomain-bob@corp.example' });
+    await expect(
+      ctx.userManager.changeEmail(user, { email: 'dmdomain-bob@elsewhere.example', username: 'dmdomain-bob@elsewhere.example' }),
+    ).rejects.toBeInstanceOf(BackOfficeDirectoryManagedRenameError);
+    expect(await ctx.userManager.findById(user.id)).toMatchObject({ email: 'dmdomain-bob@corp.example' });
   });
 });

@@ -1411,17 +1411,28 @@ export class BackOfficeUserManager {
    * mark is read before the write and again after it: the write holds the row, so a mark committed while it waited
    * for the row (the directory's first sign-in, which writes the mark on that row) is seen, and the throw rolls the
    * move back (on a store with transactions; a confirmation locks the row before this, so its first read sees it).
+   * {@link renamesDirectoryManaged} (hence a host's {@link isDirectoryManaged}) is asked about the whole user: the row
+   * read before the write, then the row read after it with the fields the move wrote at their values before it (a
+   * host deciding from the address, say, is asked about the address the user has, not the one they move to).
    */
   private async writeEmailChange(store: BackOfficeUserStore, userId: string, changes: BackOfficeUserProfileChanges, stamp: string | null, now: Date): Promise<void> {
     const username = changes.username;
     const before = username === undefined ? null : await store.findById(userId);
-    const renamesManaged = (current: BackOfficeUser | null) =>
-      before !== null && current !== null && this.renamesDirectoryManaged({ directoryManagedAt: current.directoryManagedAt, username: before.username }, username!);
-    if (renamesManaged(before)) throw new BackOfficeDirectoryManagedRenameError();
+    if (before !== null && this.renamesDirectoryManaged(before, username!)) throw new BackOfficeDirectoryManagedRenameError();
     await store.updateProfile(userId, changes, now);
-    if (before !== null && renamesManaged(await store.findById(userId))) throw new BackOfficeDirectoryManagedRenameError();
+    if (before !== null) {
+      const after = await store.findById(userId);
+      if (after !== null && this.renamesDirectoryManaged(BackOfficeUserManager.unwritten(after, before, changes), username!)) throw new BackOfficeDirectoryManagedRenameError();
+    }
     if (stamp !== null) await this.capability(isUserSecurityStampStore, 'UserSecurityStampStore', store).setSecurityStamp(userId, stamp, now);
     await this.voidPasswordBoundTokens(store, userId, now);
+  }
+
+  /** `after` (read after writing `changes`) with the fields of `changes` at their values in `before`: the user as if not written. */
+  private static unwritten(after: BackOfficeUser, before: BackOfficeUser, changes: BackOfficeUserProfileChanges): BackOfficeUser {
+    const restored: Record<string, unknown> = {};
+    for (const key of Object.keys(changes) as Array<keyof BackOfficeUserProfileChanges>) restored[key] = before[key];
+    return { ...after, ...restored };
   }
 
   /**
