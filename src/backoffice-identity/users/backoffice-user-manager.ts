@@ -1387,9 +1387,11 @@ export class BackOfficeUserManager {
         const newEmail = await this.capability(isUserEmailChangeStore, 'UserEmailChangeStore', store).consumeEmailChangeToken(user.id, boundHash, now);
         if (!newEmail || reference === undefined) return null;
         // Aborted, not returned: the transaction rolls back and the link stays live (a store without rollback uses it up).
-        if ((await store.findById(user.id))?.securityStamp !== reference) return abort(null);
+        // The row read under the lock the link's use took: the write's "before" (read once, not again).
+        const locked = await store.findById(user.id);
+        if (locked === null || locked.securityStamp !== reference) return abort(null);
         const written = changesFor(newEmail);
-        await this.writeEmailChange(store, user.id, written, stamp, now);
+        await this.writeEmailChange(store, user.id, written, stamp, now, locked);
         return written;
       }),
     ).catch(async (error: unknown) => {
@@ -1414,10 +1416,19 @@ export class BackOfficeUserManager {
    * {@link renamesDirectoryManaged} (hence a host's {@link isDirectoryManaged}) is asked about the whole user: the row
    * read before the write, then the row read after it with the fields the move wrote at their values before it (a
    * host deciding from the address, say, is asked about the address the user has, not the one they move to).
+   * `read`: the user as the caller read it in this transaction (a confirmation's row, read under the link's lock),
+   * taken for the row before the write instead of reading it again.
    */
-  private async writeEmailChange(store: BackOfficeUserStore, userId: string, changes: BackOfficeUserProfileChanges, stamp: string | null, now: Date): Promise<void> {
+  private async writeEmailChange(
+    store: BackOfficeUserStore,
+    userId: string,
+    changes: BackOfficeUserProfileChanges,
+    stamp: string | null,
+    now: Date,
+    read?: BackOfficeUser,
+  ): Promise<void> {
     const username = changes.username;
-    const before = username === undefined ? null : await store.findById(userId);
+    const before = username === undefined ? null : (read ?? (await store.findById(userId)));
     if (before !== null && this.renamesDirectoryManaged(before, username!)) throw new BackOfficeDirectoryManagedRenameError();
     await store.updateProfile(userId, changes, now);
     if (before !== null) {
