@@ -6,7 +6,9 @@ import { HttpClient } from '../support/http-client.js';
 import { statementsSentDuring } from '../support/sent-statements.js';
 import { createIdentityApp, reauthenticate, signedInClient, type IdentityApp } from '../support/identity-app.js';
 import {
+  BACKOFFICE_USER_MANAGER,
   BackOfficeApiUserService,
+  BackOfficeUserManager,
   BackOfficeEvents,
   isUserDirectoryManagedStore,
   type BackOfficePasswordChecker,
@@ -450,5 +452,56 @@ describe('import with onConflict update renaming a user (usernameIsEmail false, 
     ]);
     expect(await row(kept.id)).toMatchObject({ username: kept.username, name: 'Kept (renamed)' });
     expect((await row(cased.id)).username).toBe('IMPUPD-UN-Cased');
+  });
+});
+
+/** A host whose manager decides directory management itself (the directory owns the corp.example addresses); no user is marked. */
+class CorpDirectoryManagedManager extends BackOfficeUserManager {
+  override isDirectoryManaged(user: BackOfficeUser): boolean {
+    return user.email?.endsWith('@corp.example') === true;
+  }
+}
+
+describe('OWASP ASVS 5.0 7.5.1: the import\'s refusal to rename a directory-managed user asks the swapped manager\'s isDirectoryManaged', () => {
+  let ownDb: TestDatabase;
+  let own: IdentityApp;
+  const bossUsername = 'impdm-boss';
+  const row = async (id: string) =>
+    (await own.app.get(DataSource).query(`SELECT username, normalized_username, email, name, security_stamp, directory_managed_at FROM backoffice_user WHERE id = $1`, [id]))[0];
+  const outcomes = (answer: { body: { results: Array<{ outcome: string; errors?: Array<{ code: string }> }> } }) =>
+    answer.body.results.map((r) => [r.outcome, r.errors?.map((e) => e.code)]);
+
+  beforeAll(async () => {
+    ownDb = await createTestDatabase();
+    own = await createIdentityApp(ownDb, {
+      identity: { rateLimits: { enabled: false }, usernameIsEmail: false },
+      override: (b) => b.overrideProvider(BACKOFFICE_USER_MANAGER).useClass(CorpDirectoryManagedManager),
+    });
+    await own.userManager.createUser({ email: `${bossUsername}@example.com`, username: bossUsername, name: 'Boss', password, groups: ['admin'] });
+  });
+  afterAll(async () => {
+    await own?.close();
+    await ownDb?.drop();
+  });
+
+  it('POST /users/import (after a step-up, dry run alike) and the CLI\'s importUsers renaming a user the manager calls directory-managed: invalid directory_managed, nothing written; keeping the username still updates', async () => {
+    const victim = (await own.userManager.createUser({ email: 'impdm-victim@corp.example', username: 'impdm-victim', name: 'Victim', password, groups: ['editor'] })).value!;
+    const before = await row(victim.id);
+    expect(before.directory_managed_at).toBeNull(); // not marked: only the manager calls it directory-managed
+    const admin = await signedInClient(own, bossUsername, password);
+    await reauthenticate(admin, password);
+    const record = { email: victim.email, username: 'impdm-mallory', name: 'Victim (renamed)', groups: ['editor'] };
+    for (const dryRun of [true, false]) {
+      const answer = await admin.post('/users/import', { users: [record], onConflict: 'update', dryRun });
+      expect(answer.status, answer.text).toBe(200);
+      expect(outcomes(answer), `dryRun ${dryRun}`).toEqual([['invalid', ['directory_managed']]]);
+    }
+    expect((await own.userManager.importUsers([{ ...record, username: 'impdm-cli' }], { onConflict: 'update' })).map((r) => [r.outcome, r.errors?.map((e) => e.code)])).toEqual([
+      ['invalid', ['directory_managed']],
+    ]);
+    expect(await row(victim.id)).toEqual(before);
+    const kept = await admin.post('/users/import', { users: [{ ...record, username: victim.username }], onConflict: 'update' });
+    expect(outcomes(kept), kept.text).toEqual([['updated', undefined]]);
+    expect(await row(victim.id)).toMatchObject({ username: 'impdm-victim', name: 'Victim (renamed)' });
   });
 });

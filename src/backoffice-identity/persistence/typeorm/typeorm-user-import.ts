@@ -15,9 +15,10 @@ interface ImportWriteOptions {
   protectedGroup: string;
   /**
    * Asked about the existing users the batch is to overwrite (their ids, with their rows' indexes), once their rows
-   * are locked and before anything of them is written; a throw rolls the batch back.
+   * are locked and before anything of them is written; a throw rolls the batch back. Answers the indexes of the rows
+   * to refuse as `directory_managed` (the caller's rule, beside the stored mark read here).
    */
-  authorizeTargets?: (targets: ReadonlyArray<{ id: string; index: number }>) => Promise<void>;
+  checkTargets?: (targets: ReadonlyArray<{ id: string; index: number }>) => Promise<ReadonlySet<number>>;
 }
 
 /**
@@ -62,6 +63,8 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   // orders waited on each other in a cycle: PostgreSQL aborted one (40P01).
   // The targets marked directory-managed, with their usernames as locked (the ones the refusal below compares with).
   const directoryManaged = new Map<string, { directoryManagedAt: Date; username: string }>();
+  // The rows the caller refuses as directory_managed (the user manager's renamesDirectoryManaged, asked about the locked target).
+  let refusedByCaller: ReadonlySet<number> = new Set();
   if (updates.length > 0) {
     await lockProtectedGroup(manager, options.protectedGroup);
     // Before the targets' rows (the group store's delete locks its groups, then the members' rows it moves): the
@@ -80,7 +83,7 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
     // its groups waits for) and before this batch replaces its groups: a user made an admin (or given a group with a
     // permission the caller lacks) after the caller's first check is no longer the caller's to overwrite (OWASP ASVS
     // 4.0 4.1.3, 5.0 15.4.2). The re-check after the writes sees only the groups the record gives.
-    if (options.authorizeTargets) await options.authorizeTargets(updates.map(({ index, target }) => ({ id: target.id, index })));
+    if (options.checkTargets) refusedByCaller = await options.checkTargets(updates.map(({ index, target }) => ({ id: target.id, index })));
   }
   // A group deleted after the caller checked the records (DELETE /groups/:alias) and before the locks above: the records
   // naming it are answered as naming an unknown group and nothing of them is written (the membership insert's join
@@ -96,12 +99,15 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   // it written (OWASP ASVS 4.0 V2.5). So is one giving it another username (renamesDirectoryManagedUser, on the username read
   // under that lock): a password checker keyed by username (LDAP `uid={username}`) would then sign the account in with
   // another directory account's password (an account takeover, whoever imports: a step-up does not make it the
-  // directory's). Without either the record updates the profile as for anyone. Refused before the last-admin count: a
+  // directory's). Without either the record updates the profile as for anyone. So is a record the caller refuses
+  // (checkTargets: the importer asks the user manager's renamesDirectoryManaged, so a host manager's isDirectoryManaged
+  // decides too; the stored mark above stays the store's own defence). Refused before the last-admin count: a
   // refused record demotes no one, so it must not use up another record's allowance.
   const writable = updates.filter(({ index, target }) => {
     if (namesGone(index)) return false;
     const managed = directoryManaged.get(target.id);
-    if (!managed || (rows[index].passwordHash === null && !renamesDirectoryManagedUser(managed, rows[index].username))) return true;
+    const refusedByMark = managed !== undefined && (rows[index].passwordHash !== null || renamesDirectoryManagedUser(managed, rows[index].username));
+    if (!refusedByMark && !refusedByCaller.has(index)) return true;
     outcomes[index] = 'directory_managed';
     return false;
   });

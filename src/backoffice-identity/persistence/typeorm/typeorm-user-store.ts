@@ -380,11 +380,12 @@ export class TypeOrmBackOfficeUserStore
       protectedGroup: string;
       authorize?: ImportWrittenAuthorizer;
       authorizeTarget?: ImportWrittenAuthorizer;
+      refuseTarget?: (current: BackOfficeUser, index: number) => boolean;
     },
     now: Date,
   ): Promise<ImportRowOutcome[]> {
     if (rows.length === 0) return [];
-    const { authorizeTarget } = options;
+    const { authorizeTarget, refuseTarget } = options;
     // A dry run aborts once its outcomes are known: the transaction rolls back and the outcomes are answered.
     return abortable((abort: (outcomes: ImportRowOutcome[]) => never) =>
       this.transaction(async (store) => {
@@ -394,7 +395,9 @@ export class TypeOrmBackOfficeUserStore
           {
             onConflict: options.onConflict,
             protectedGroup: options.protectedGroup,
-            ...(authorizeTarget ? { authorizeTargets: (targets: ReadonlyArray<{ id: string; index: number }>) => store.authorizeTargets(targets, authorizeTarget) } : {}),
+            ...(authorizeTarget || refuseTarget
+              ? { checkTargets: (targets: ReadonlyArray<{ id: string; index: number }>) => store.checkTargets(targets, authorizeTarget, refuseTarget) }
+              : {}),
           },
           now,
         );
@@ -406,18 +409,26 @@ export class TypeOrmBackOfficeUserStore
   }
 
   /**
-   * Asks `authorize` about every existing user the batch is to overwrite, read in one query once their rows are locked
-   * (after the admin group's lock) and before the batch writes any of them: their groups as they are then, not the
-   * ones the batch gives them.
+   * Asks `authorize` and `refuse` about every existing user the batch is to overwrite, read in one query once their rows
+   * are locked (after the admin group's lock) and before the batch writes any of them: their groups as they are then,
+   * not the ones the batch gives them. Answers the indexes of the rows `refuse` answered true for.
    */
-  private async authorizeTargets(targets: ReadonlyArray<{ id: string; index: number }>, authorize: ImportWrittenAuthorizer): Promise<void> {
-    if (targets.length === 0) return;
+  private async checkTargets(
+    targets: ReadonlyArray<{ id: string; index: number }>,
+    authorize: ImportWrittenAuthorizer | undefined,
+    refuse: ((current: BackOfficeUser, index: number) => boolean) | undefined,
+  ): Promise<Set<number>> {
+    const refused = new Set<number>();
+    if (targets.length === 0) return refused;
     const byId = await this.usersKeyedBy('id', targets.map((t) => t.id));
     for (const { id, index } of targets) {
       const user = byId.get(id);
       // Deleted since the batch looked it up: its update writes nothing, so there is nothing of it to check.
-      if (user) authorize(user, index);
+      if (!user) continue;
+      authorize?.(user, index);
+      if (refuse?.(user, index)) refused.add(index);
     }
+    return refused;
   }
 
   /**

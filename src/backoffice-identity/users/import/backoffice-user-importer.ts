@@ -87,6 +87,8 @@ export interface BackOfficeUserImportHost {
   now(): Date;
   knownGroupAliases(): Promise<Set<string>>;
   prepareUserCandidate(input: { email?: unknown; username?: unknown; name?: unknown }): Promise<{ candidate: BackOfficeUserCandidate; errors: IdentityError[] }>;
+  /** Whether writing `username` renames a directory-managed user (the manager's rule, a host's `isDirectoryManaged` included). */
+  renamesDirectoryManaged(user: BackOfficeUser, username: string): boolean;
 }
 
 export class BackOfficeUserImporter {
@@ -177,6 +179,9 @@ export class BackOfficeUserImporter {
         protectedGroup: 'admin',
         ...(asStored ? { authorize: (written: BackOfficeUser, i: number) => asStored(written, prepared[i].index) } : {}),
         ...(asStoredTarget ? { authorizeTarget: (current: BackOfficeUser, i: number) => asStoredTarget(current, prepared[i].index) } : {}),
+        // The user a row overwrites, as stored under its row lock: a rename of a user the manager calls directory-managed
+        // is refused (directory_managed), not only of one the store finds marked (OWASP ASVS 5.0 7.5.1, 4.0 V2.5).
+        refuseTarget: (current: BackOfficeUser, i: number) => this.manager.renamesDirectoryManaged(current, prepared[i].row.username),
       },
       this.manager.now(),
     );

@@ -105,7 +105,11 @@ export interface UserImportStore {
    * overwrite, as stored once the batch holds the protected group's lock and that user's row lock and before the
    * batch writes any of it (its groups as they were, not the row's), dry runs too; a throw likewise rolls the batch
    * back (the HTTP import's re-check of the caller's right to manage the target: a user made an admin while the
-   * import ran is not the caller's to overwrite, OWASP ASVS 4.0 4.1.3, 5.0 15.4.2). A store that cannot honour either
+   * import ran is not the caller's to overwrite, OWASP ASVS 4.0 4.1.3, 5.0 15.4.2). `refuseTarget`, when given, must be
+   * asked about every existing user a row is to overwrite, as `authorizeTarget` is (as stored under that user's row
+   * lock, before any of it is written, dry runs too); a row it answers true for is not written: `directory_managed`,
+   * as for the stored mark above (the importer's question is the user manager's `renamesDirectoryManaged`, so a host
+   * manager's `isDirectoryManaged` decides too; OWASP ASVS 5.0 7.5.1). A store that cannot honour any of the three
    * must throw rather than ignore it.
    */
   importUsers(
@@ -116,6 +120,7 @@ export interface UserImportStore {
       protectedGroup: string;
       authorize?: ImportWrittenAuthorizer;
       authorizeTarget?: ImportWrittenAuthorizer;
+      refuseTarget?: (current: BackOfficeUser, index: number) => boolean;
     },
     now: Date,
   ): Promise<ImportRowOutcome[]>;
