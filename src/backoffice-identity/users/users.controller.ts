@@ -106,9 +106,9 @@ export class UsersController {
     description:
       'unauthenticated, or reauthentication_required: the import is not a dry run and a record would create a user (whatever onConflict), or with ' +
       'onConflict update give an existing user another password hash, another email address or another username (the two beyond ASCII letter case; ' +
-      'a record without a username has its email as username), and the session has no sign-in ' +
+      'a record without a username has its email as username) or a group it is not in, and the session has no sign-in ' +
       'or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token: automation uses the import-users CLI); the ' +
-      'whole request is refused and nothing is written. Dry runs, skipped conflicts, invalid records and profile-only updates need no step-up',
+      'whole request is refused and nothing is written. Dry runs, skipped conflicts, invalid records and updates of the profile only (or taking groups away) need no step-up',
   })
   @ApiResponse({
     status: 403,
@@ -171,7 +171,7 @@ export class UsersController {
 
   /**
    * A real import (not a dry run) that would create a user, or (`onConflict: 'update'`) give an existing user another
-   * password hash, another email address or another username, needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
+   * password hash, another email address, another username or a group it is not in ({@link addsGroup}), needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
    * 401 `reauthentication_required`, always for a bearer token). A new user is a lasting credential with the groups the
    * record names (an admin with a password hash the attacker chose), as `POST /users/invite` and `POST /users/api` mint
    * (OWASP ASVS 5.0 7.5.3); an overwrite is an account takeover with a stolen admin cookie (the hash is the attacker's
@@ -196,11 +196,19 @@ export class UsersController {
       const { byEmail, byUsername } = await conflictsOf(record);
       const creates = byEmail === null && byUsername === null;
       const target = onConflict === 'update' ? importUpdateTarget(byEmail, byUsername) : null;
-      if (creates || (target && this.overwritesCredentials(target, record))) {
+      if (creates || (target && (this.overwritesCredentials(target, record) || UsersController.addsGroup(target, record)))) {
         this.sessions.assertRecentSignIn(auth);
         return;
       }
     }
+  }
+
+  /**
+   * Whether the record would give the user a group it is not in: a lasting grant of access, as `PUT /users/:id/groups`
+   * adding one is (OWASP ASVS 5.0 7.5.3).
+   */
+  private static addsGroup(existing: BackOfficeUser, record: ImportRecordToAuthorize): boolean {
+    return record.groups.some((alias) => !existing.groups.includes(alias));
   }
 
   /**
@@ -362,6 +370,12 @@ export class UsersController {
   @ApiOkResponse({ type: UserResponse })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (unknown group)' })
   @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: the request adds a group and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); nothing is written. Taking groups away needs no step-up',
+  })
+  @ApiResponse({
     status: 403,
     type: ErrorResponse,
     description: 'forbidden: adds or removes a group holding permissions the caller lacks (or admin), or the user is one the caller may not manage',
@@ -372,8 +386,13 @@ export class UsersController {
   async setGroups(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
     const actor = request.backOffice.user;
     const user = await this.findManageable(request, id);
-    const changed = [...body.groups.filter((g) => !user.groups.includes(g)), ...user.groups.filter((g) => !body.groups.includes(g))];
+    const added = body.groups.filter((g) => !user.groups.includes(g));
+    const changed = [...added, ...user.groups.filter((g) => !body.groups.includes(g))];
     await this.groups.assertMayAssign(actor, changed, user);
+    // A group given is a lasting grant of access (admin, a permission, a group a route or the host's code checks by
+    // name), as an invite or an API user with those groups is: a stolen cookie or an admin API user's bearer token must
+    // not be enough to give the attacker's own account admin (OWASP ASVS 5.0 7.5.3). Taking groups away needs none.
+    if (added.length > 0) this.sessions.assertRecentSignIn(request.backOffice);
     // Again on the user as stored when the groups are written: a group given to them meanwhile (admin, or permissions the
     // caller lacks) is not the caller's to take away. And on the user as written, in the same transaction: a group the
     // caller adds that a concurrent PUT /groups/:alias gave a permission the caller lacks is not the caller's to give.

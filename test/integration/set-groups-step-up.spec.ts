@@ -1,0 +1,118 @@
+import { expectClientError } from '../support/bad-input.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { HttpClient } from '../support/http-client.js';
+import { createIdentityApp, reauthenticate, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
+
+/**
+ * OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1: giving a user a group is a lasting grant of access, as an invite or an API user
+ * with those groups is (both need a recent sign-in). A stolen admin cookie (or an admin API user's bearer token) must
+ * not be enough to put the attacker's own low-privileged account into `admin`: PUT /users/:id/groups that adds a group
+ * needs a recent sign-in; one that only takes groups away does not.
+ */
+describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP ASVS 5.0 7.5.3)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let adminEmail: string;
+  const make = userFactory(() => ctx, 'groupstep');
+  const groupsOf = async (id: string) => [...(await ctx.userManager.findById(id))!.groups].sort();
+  const put = (client: HttpClient, id: string, groups: string[], headers?: Record<string, string>) =>
+    client.request('PUT', `/users/${id}/groups`, { body: { groups }, ...(headers ? { headers } : {}) });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    adminEmail = (await make({ groups: ['admin'] })).email;
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('a stale admin session cannot make the attacker an admin (nor give any group); after a step-up it can', async () => {
+    const attacker = await make({ groups: ['writer'] });
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+
+    const answers = [];
+    for (const groups of [['writer', 'admin'], ['writer', 'editor'], ['admin']]) {
+      const res = await put(stolen, attacker.id, groups);
+      answers.push({ groups: groups.join(','), status: res.status, code: res.body?.code });
+    }
+    expect(answers).toEqual([
+      { groups: 'writer,admin', status: 401, code: 'reauthentication_required' },
+      { groups: 'writer,editor', status: 401, code: 'reauthentication_required' },
+      { groups: 'admin', status: 401, code: 'reauthentication_required' },
+    ]);
+    expect(await groupsOf(attacker.id)).toEqual(['writer']);
+
+    // Taking groups away gives no one access: no step-up.
+    const removed = await put(stolen, attacker.id, []);
+    expect(removed.status, removed.text).toBe(200);
+    expect(await groupsOf(attacker.id)).toEqual([]);
+
+    await reauthenticate(stolen);
+    const granted = await put(stolen, attacker.id, ['editor']);
+    expect(granted.status, granted.text).toBe(200);
+    expect(await groupsOf(attacker.id)).toEqual(['editor']);
+  });
+
+  it("an admin API user's bearer token cannot add a group (no sign-in to renew), only take groups away", async () => {
+    const admin = await signedInClient(ctx, adminEmail);
+    const robot = await admin.post('/users/api', { name: 'Admin robot', groups: ['admin'] });
+    expect(robot.status, robot.text).toBe(201);
+    const token = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: robot.body.clientId, client_secret: robot.body.clientSecret });
+    expect(token.status, token.text).toBe(200);
+    const bearer = { authorization: `Bearer ${token.body.access_token}` };
+    const attacker = await make({ groups: ['writer'] });
+
+    const refused = await put(new HttpClient(ctx.url), attacker.id, ['writer', 'admin'], bearer);
+    expectClientError(refused, 401);
+    expect(refused.body.code).toBe('reauthentication_required');
+    expect(await groupsOf(attacker.id)).toEqual(['writer']);
+
+    const removed = await put(new HttpClient(ctx.url), attacker.id, [], bearer);
+    expect(removed.status, removed.text).toBe(200);
+    expect(await groupsOf(attacker.id)).toEqual([]);
+  });
+
+  it('POST /users/import with onConflict update: a record that gives an existing user a group needs a recent sign-in; a profile-only one does not', async () => {
+    const attacker = await make({ groups: ['writer'], name: 'Attacker' });
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000);
+    const importing = (groups: string[], name = 'Attacker') =>
+      stolen.post('/users/import', { users: [{ email: attacker.email, name, groups }], onConflict: 'update' });
+
+    const refused = await importing(['writer', 'admin']);
+    expect({ status: refused.status, code: refused.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+    expect(await groupsOf(attacker.id)).toEqual(['writer']);
+
+    const profileOnly = await importing(['writer'], 'Renamed');
+    expect(profileOnly.status, profileOnly.text).toBe(200);
+    expect(profileOnly.body.results[0].outcome).toBe('updated');
+    const takenAway = await importing([]);
+    expect(takenAway.status, takenAway.text).toBe(200);
+    expect(await groupsOf(attacker.id)).toEqual([]);
+
+    await reauthenticate(stolen);
+    const granted = await importing(['editor']);
+    expect(granted.status, granted.text).toBe(200);
+    expect(await groupsOf(attacker.id)).toEqual(['editor']);
+  });
+
+  it('checks the caller first: outside admin, a group beyond the caller is 403 forbidden whatever the sign-in', async () => {
+    const deskUser = await make({ groups: ['writer'] });
+    const admin = await signedInClient(ctx, adminEmail);
+    expect((await admin.post('/groups', { alias: 'desk', name: 'Desk', permissions: ['users.manage'] })).status).toBe(201);
+    expect((await put(admin, deskUser.id, ['desk'])).status).toBe(200);
+    const desk = await signedInClient(ctx, deskUser.email);
+    const target = await make({ groups: ['writer'] });
+    ctx.clock.advance(6 * 60_000);
+    const beyond = await put(desk, target.id, ['writer', 'admin']);
+    expectClientError(beyond, 403);
+    expect(beyond.body.code).toBe('forbidden');
+    const stale = await put(desk, target.id, ['writer', 'editor']);
+    expectClientError(stale, 401);
+    expect(stale.body.code).toBe('reauthentication_required');
+    expect(await groupsOf(target.id)).toEqual(['writer']);
+  });
+});
