@@ -509,9 +509,8 @@ export class BackOfficeExternalLoginService {
       throw new ExternalLoginError('invalid_token', 'the invite is wrong, used or expired');
     }
     if (locked) Object.assign(user, { lockoutEnd: null, accessFailedCount: 0 });
-    // As manager.addLogin after its write: a new way in renews the security stamp, and the link is published.
-    if (manager.supportsUserSecurityStamp) await manager.updateSecurityStamp(user);
-    await manager.notify(UserLoginLinkedNotification, user, { provider: login.provider });
+    // As manager.addLogin after its write (after the commit): a new way in renews the security stamp, and the link is published.
+    await manager.loginLinked(user, login.provider);
     // The invitee has authenticated at the provider: no longer "invited" (no resend, counted as a person who can
     // sign in), even when a second-factor step (enforced by a group) comes before the full session.
     await manager.recordLogin(user);

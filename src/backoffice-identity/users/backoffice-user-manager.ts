@@ -2002,9 +2002,18 @@ export class BackOfficeUserManager {
       if (error instanceof BackOfficeDuplicateLoginError) return IdentityResult.failed(this.errorDescriber.loginAlreadyLinked());
       throw error;
     }
-    if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
-    await this.notify(UserLoginLinkedNotification, user, { provider: login.provider });
+    await this.loginLinked(user, login.provider);
     return IdentityResult.success();
+  }
+
+  /**
+   * What follows a login of `provider` written for `user` (after the write, and after its transaction commits): a
+   * new way in renews the security stamp (when the store has one) and `UserLoginLinkedNotification` is published.
+   * Called by {@link addLogin} and by an invite accepted through a provider, so an override reaches both.
+   */
+  async loginLinked(user: BackOfficeUser, provider: string): Promise<void> {
+    if (this.supportsUserSecurityStamp) await this.updateSecurityStamp(user);
+    await this.notify(UserLoginLinkedNotification, user, { provider });
   }
 
   /**
