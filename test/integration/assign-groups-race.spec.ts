@@ -3,7 +3,7 @@ import { InMemoryBackOfficeStores, type InMemoryBackOfficeStoreSet, type InMemor
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient, HttpResult } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaiters, until } from '../support/lock-waits.js';
+import { connectLockObserver, inTurn, whileLockHeld } from '../support/lock-waits.js';
 
 /**
  * POST /users/api, POST /users/invite and PUT /users/:id/groups by a caller outside `admin` who may assign a group
@@ -30,8 +30,7 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     const permissions = ['users.manage', 'users.read', 'users.invite'];
     expect((await admin.post('/groups', { alias: 'helpdesk', name: 'Helpdesk', permissions })).status).toBe(201);
     desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
-    observer = new pg.Client({ connectionString: db.url });
-    await observer.connect();
+    observer = await connectLockObserver(db.url);
   });
   afterAll(async () => {
     await observer?.end();
@@ -60,26 +59,18 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
    * audit.read added), waits until the request waits for a lock, then commits the edit.
    */
   async function whileGroupGainsAuditRead(alias: string, send: () => Promise<HttpResult>, also?: { sql: string; param: string }): Promise<HttpResult> {
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [alias]);
-      await blocker.query(`UPDATE backoffice_group SET permissions = array_append(permissions, 'audit.read') WHERE alias = $1`, [alias]);
-      // Another row the request writes after its re-check, held by the same transaction: the request's write then waits
-      // and commits after the edit did, so a check it made on the group as it was before the edit goes stale.
-      if (also) await blocker.query(also.sql, [also.param]);
+    const [answer] = await whileLockHeld(db.url, observer, {
+      hold: async (tx) => {
+        await tx.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [alias]);
+        await tx.query(`UPDATE backoffice_group SET permissions = array_append(permissions, 'audit.read') WHERE alias = $1`, [alias]);
+        // Another row the request writes after its re-check, held by the same transaction: the request's write then waits
+        // and commits after the edit did, so a check it made on the group as it was before the edit goes stale.
+        if (also) await tx.query(also.sql, [also.param]);
+      },
       // Until the request waits for a lock, or answers without waiting for one (it then checked the group as it was).
-      let answered = false;
-      const pending = send().finally(() => {
-        answered = true;
-      });
-      await until(async () => answered || (await lockWaiters(observer)) >= 1);
-      await blocker.query('COMMIT');
-      return await pending;
-    } finally {
-      await blocker.end();
-    }
+      ...inTurn(observer, [send]),
+    });
+    return answer;
   }
 
   const expectForbidden = (res: HttpResult) => {
@@ -177,30 +168,23 @@ describe.skipIf(dbKind() !== 'postgres')('groups assigned checked as stored when
     // delete's order (code points: Beta < alpha) does not: the column's collation stands in for the database's here.
     const collate = (name: string) => observer.query(`ALTER TABLE backoffice_group ALTER COLUMN alias TYPE varchar(64) COLLATE "${name}"`);
     await collate('en-US-x-icu');
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
     try {
       const [lower, upper] = [`alpha${++groupSeq}`, `Beta${groupSeq}`];
       for (const alias of [lower, upper]) expect((await admin.post('/groups', { alias, name: alias, permissions: ['users.read'] })).status).toBe(201);
       const target = await make({ groups: [lower, upper] });
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR SHARE`, [lower]);
-      // The delete locks the upper-case group (first in code point order), then waits for the lower-case one.
-      const deleted = admin.delete(`/groups/${upper}?moveMembersTo=${lower}`);
-      await until(async () => (await lockWaiters(observer)) >= 1);
-      // The re-check of disable locks the target's groups FOR SHARE: in the delete's order it waits behind the delete;
-      // in the collation's order it took the lower-case group first and then waited for the upper-case one: a cycle.
-      let answered = false;
-      const disabled = desk.post(`/users/${target.id}/disable`, {}).finally(() => {
-        answered = true;
+      const [del, dis] = await whileLockHeld(db.url, observer, {
+        hold: (tx) => tx.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR SHARE`, [lower]),
+        ...inTurn(observer, [
+          // The delete locks the upper-case group (first in code point order), then waits for the lower-case one.
+          () => admin.delete(`/groups/${upper}?moveMembersTo=${lower}`),
+          // The re-check of disable locks the target's groups FOR SHARE: in the delete's order it waits behind the delete;
+          // in the collation's order it took the lower-case group first and then waited for the upper-case one: a cycle.
+          () => desk.post(`/users/${target.id}/disable`, {}),
+        ]),
       });
-      await until(async () => answered || (await lockWaiters(observer)) >= 2);
-      await blocker.query('COMMIT');
-      const [del, dis] = await Promise.all([deleted, disabled]);
       expect([del.status, dis.status], `${del.text} ${dis.text}`).toEqual([204, 200]);
       expect(await membersOf(lower)).toEqual([target.email]);
     } finally {
-      await blocker.end();
       await collate('default');
     }
   });

@@ -4,7 +4,7 @@ import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaitersReach } from '../support/lock-waits.js';
+import { connectLockObserver, holdAdminGroupLock, whileLockHeld } from '../support/lock-waits.js';
 
 /**
  * OWASP ASVS 4.0 7.1.x / 5.0 16.2.x (accurate audit trail): two admins deleting one user at once. Both requests find
@@ -26,8 +26,7 @@ describe.skipIf(dbKind() !== 'postgres')('DELETE /users/:id sent twice at once',
     ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
     first = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
     second = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
-    observer = new pg.Client({ connectionString: db.url });
-    await observer.connect();
+    observer = await connectLockObserver(db.url);
   });
   afterAll(async () => {
     await observer?.end();
@@ -37,19 +36,11 @@ describe.skipIf(dbKind() !== 'postgres')('DELETE /users/:id sent twice at once',
 
   it('deletes once: one 204, one 404 not_found, one backoffice.user.deleted entry', async () => {
     const target = await make({ groups: ['editor'] });
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    let results;
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
-      const pending = Promise.all([first.request('DELETE', `/users/${target.id}`), second.request('DELETE', `/users/${target.id}`)]);
-      await lockWaitersReach(observer, 2);
-      await blocker.query('COMMIT');
-      results = await pending;
-    } finally {
-      await blocker.end();
-    }
+    const results = await whileLockHeld(db.url, observer, {
+      hold: holdAdminGroupLock,
+      send: () => Promise.all([first.request('DELETE', `/users/${target.id}`), second.request('DELETE', `/users/${target.id}`)]),
+      waiters: 2,
+    });
     expect(results.map((r) => r.status).sort()).toEqual([204, 404]);
     const refused = results.find((r) => r.status !== 204)!;
     expectClientError(refused, 404);

@@ -6,7 +6,7 @@ import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaitersReach } from '../support/lock-waits.js';
+import { connectLockObserver, lockWaitersReach, whileLockHeld } from '../support/lock-waits.js';
 
 /**
  * A host's user store that is no `UserGroupStore` (no `withGroupLock`: no admin group lock to serialise the writes on
@@ -41,10 +41,7 @@ describe('Writes on a deleted user with a user store that is no UserGroupStore',
     ctx = await createIdentityApp(db, { identity: { userStore: UserStoreWithoutGroupLock, rateLimits: { enabled: false } } });
     first = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
     second = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
-    if (dbKind() === 'postgres') {
-      observer = new pg.Client({ connectionString: db.url });
-      await observer.connect();
-    }
+    if (dbKind() === 'postgres') observer = await connectLockObserver(db.url);
   });
   afterAll(async () => {
     await observer?.end();
@@ -56,20 +53,8 @@ describe('Writes on a deleted user with a user store that is no UserGroupStore',
     ((await first.get(`/audit?userId=${userId}&take=50`)).body.items as Array<{ event: string }>).filter((e) => e.event === event);
 
   /** Runs the requests `start` makes (in that order) while a test transaction holds the user's row, then releases it. */
-  async function whileRowHeld<T>(userId: string, waiters: number, start: () => Promise<T>): Promise<T> {
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query('SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE', [userId]);
-      const pending = start();
-      await lockWaitersReach(observer!, waiters);
-      await blocker.query('COMMIT');
-      return await pending;
-    } finally {
-      await blocker.end();
-    }
-  }
+  const whileRowHeld = <T>(userId: string, waiters: number, send: () => Promise<T>): Promise<T> =>
+    whileLockHeld(db.url, observer!, { hold: (tx) => tx.query('SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE', [userId]), send, waiters });
 
   it.skipIf(dbKind() !== 'postgres')(
     'OWASP ASVS 4.0 7.1 / 5.0 16.2.1: DELETE /users/:id sent twice at once deletes once: one 204, one 404 not_found, one backoffice.user.deleted entry',

@@ -3,7 +3,7 @@ import { BackOfficeBackgroundTasks, InMemoryBackOfficeStores, type BackOfficeUse
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaitersReach } from '../support/lock-waits.js';
+import { connectLockObserver, lockWaitersReach, whileLockHeld } from '../support/lock-waits.js';
 import { Mailbox } from '../support/mailbox.js';
 import { linkParams } from '../support/smtp.js';
 
@@ -76,8 +76,7 @@ describe.skipIf(dbKind() !== 'postgres')('An email-change confirmation racing a 
   beforeAll(async () => {
     db = await createTestDatabase();
     ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } }, providers: [Mailbox] });
-    observer = new pg.Client({ connectionString: db.url });
-    await observer.connect();
+    observer = await connectLockObserver(db.url);
   });
   afterAll(async () => {
     await observer?.end();
@@ -97,21 +96,14 @@ describe.skipIf(dbKind() !== 'postgres')('An email-change confirmation racing a 
   it('OWASP ASVS 4.0 3.3.3, 2.5.x: a password change holding the user row when the confirmation comes wins once committed (400 invalid_token, email unchanged)', async () => {
     const user = await make({ email: 'ecconfrace-held@example.com' });
     const link = await requestedLink(ctx, user.email, 'ecconfrace-held@evil.example');
-    const owner = new pg.Client({ connectionString: db.url });
-    await owner.connect();
-    let confirmed: ReturnType<typeof confirm> | undefined;
-    try {
+    const answer = await whileLockHeld(db.url, observer, {
       // What a password change writes, in one transaction: hash and stamp (the user's row), then the emailed links voided.
-      await owner.query('BEGIN');
-      await owner.query(`UPDATE backoffice_user SET password_hash = NULL, security_stamp = 'owner-new-stamp', updated_at = now() WHERE id = $1`, [user.id]);
-      await owner.query(`UPDATE backoffice_user_token SET used_at = now() WHERE user_id = $1 AND used_at IS NULL`, [user.id]);
-      confirmed = confirm(ctx, link);
-      await lockWaitersReach(observer, 1);
-      await owner.query('COMMIT');
-    } finally {
-      await owner.end().catch(() => undefined);
-    }
-    const answer = await confirmed!;
+      hold: async (tx) => {
+        await tx.query(`UPDATE backoffice_user SET password_hash = NULL, security_stamp = 'owner-new-stamp', updated_at = now() WHERE id = $1`, [user.id]);
+        await tx.query(`UPDATE backoffice_user_token SET used_at = now() WHERE user_id = $1 AND used_at IS NULL`, [user.id]);
+      },
+      send: () => confirm(ctx, link),
+    });
     expect({ status: answer.status, code: answer.body?.code }).toEqual({ status: 400, code: 'invalid_token' });
     expect((await ctx.userManager.findById(user.id))!.email).toBe('ecconfrace-held@example.com');
   });

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient, HttpResult } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaiters, until } from '../support/lock-waits.js';
+import { connectLockObserver, holdAdminGroupLock, inTurn, lockWaitersReach, whileLockHeld } from '../support/lock-waits.js';
 
 /**
  * The lock order of the writes that touch groups and their members, on real PostgreSQL: DELETE /groups/:alias with
@@ -38,8 +38,7 @@ describe('group delete, group edit, group assignment, import and disable in one 
     expect((await admin.post('/groups', { alias: 'helpdesk', name: 'Helpdesk', permissions })).status).toBe(201);
     desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
     if (!onPostgres) return;
-    observer = new pg.Client({ connectionString: db.url });
-    await observer.connect();
+    observer = await connectLockObserver(db.url);
   });
   afterAll(async () => {
     await observer?.end();
@@ -63,29 +62,8 @@ describe('group delete, group edit, group assignment, import and disable in one 
    * `sends` starts in turn once every request before it waits for a lock (or answered); then the test commits and
    * answers every request's answer.
    */
-  async function whileGroupRowHeld(held: string, sends: Array<() => Promise<HttpResult>>): Promise<HttpResult[]> {
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [held]);
-      const pending: Array<Promise<HttpResult>> = [];
-      let answered = 0;
-      for (const send of sends) {
-        pending.push(
-          send().finally(() => {
-            answered += 1;
-          }),
-        );
-        const started = pending.length;
-        await until(async () => answered + (await lockWaiters(observer)) >= started);
-      }
-      await blocker.query('COMMIT');
-      return await Promise.all(pending);
-    } finally {
-      await blocker.end();
-    }
-  }
+  const whileGroupRowHeld = (held: string, sends: Array<() => Promise<HttpResult>>): Promise<HttpResult[]> =>
+    whileLockHeld(db.url, observer, { hold: (tx) => tx.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [held]), ...inTurn(observer, sends) });
 
   /**
    * The delete of `from` (moving its members into `into`) holds `from` and waits for `into`, held by the test's
@@ -163,21 +141,8 @@ describe('group delete, group edit, group assignment, import and disable in one 
   });
 
   /** Sends `send` while the test holds the admin group's lock (taken by the write after its checks), runs `meanwhile`, commits. */
-  async function whileAdminLockHeld(send: () => Promise<HttpResult>, meanwhile: () => Promise<void>): Promise<HttpResult> {
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
-      const pending = send();
-      await until(async () => (await lockWaiters(observer)) >= 1);
-      await meanwhile();
-      await blocker.query('COMMIT');
-      return await pending;
-    } finally {
-      await blocker.end();
-    }
-  }
+  const whileAdminLockHeld = (send: () => Promise<HttpResult>, meanwhile: () => Promise<void>): Promise<HttpResult> =>
+    whileLockHeld(db.url, observer, { hold: holdAdminGroupLock, send, meanwhile: () => meanwhile() });
 
   pgIt('OWASP ASVS 4.0 7.4.1: PUT /users/:id/groups naming a group deleted after the request checked it answers as a serial request naming an unknown group (4xx, not 500)', async () => {
     const [gone, kept] = await groupPair();
@@ -199,21 +164,14 @@ describe('group delete, group edit, group assignment, import and disable in one 
    * Sends `send` while the test's transaction deletes group `alias` (its row held FOR UPDATE, as DELETE /groups/:alias
    * holds it), once the request waits for that row, commits the delete.
    */
-  async function whileGroupDeleted(alias: string, send: () => Promise<HttpResult>): Promise<HttpResult> {
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [alias]);
-      await blocker.query(`DELETE FROM backoffice_group WHERE alias = $1`, [alias]);
-      const pending = send();
-      await until(async () => (await lockWaiters(observer)) >= 1);
-      await blocker.query('COMMIT');
-      return await pending;
-    } finally {
-      await blocker.end();
-    }
-  }
+  const whileGroupDeleted = (alias: string, send: () => Promise<HttpResult>): Promise<HttpResult> =>
+    whileLockHeld(db.url, observer, {
+      hold: async (tx) => {
+        await tx.query(`SELECT id FROM backoffice_group WHERE alias = $1 FOR UPDATE`, [alias]);
+        await tx.query(`DELETE FROM backoffice_group WHERE alias = $1`, [alias]);
+      },
+      send,
+    });
 
   const outcomeOf = (res: HttpResult, i: number) => ({ outcome: res.body.results?.[i]?.outcome, codes: res.body.results?.[i]?.errors?.map((e: { code: string }) => e.code) });
 
@@ -275,18 +233,18 @@ describe('group delete, group edit, group assignment, import and disable in one 
       // membership insert still passes): the disable, if it goes on, is ordered after the edit.
       await edit.query('SELECT id FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE', [target.id]);
       const deleted = admin.delete(`/groups/${from}?moveMembersTo=${into}`);
-      await until(async () => (await lockWaiters(observer)) >= 1);
+      await lockWaitersReach(observer, 1);
       const disabled = desk.post(`/users/${target.id}/disable`, {});
-      await until(async () => (await lockWaiters(observer)) >= 2); // waits for `from`, which the delete holds
+      await lockWaitersReach(observer, 2); // waits for `from`, which the delete holds
       const edited = edit.query(`UPDATE backoffice_group SET permissions = array_append(permissions, 'groups.manage') WHERE alias = $1`, [into]);
-      await until(async () => (await lockWaiters(observer)) >= 3); // waits for `into`, which the delete holds
+      await lockWaitersReach(observer, 3); // waits for `into`, which the delete holds
       await holdsBystander.query('COMMIT'); // the delete moves the target into `into` and commits
       expect((await deleted).status).toBe(204);
       await edited; // the edit now holds `into`; the disable waits for `other`
-      await until(async () => (await lockWaiters(observer)) >= 1);
+      await lockWaitersReach(observer, 1);
       await holdsOther.query('COMMIT');
       // The disable goes on: it waits for the target's row (the edit holds it) or for `into`, either way for the edit.
-      await until(async () => (await lockWaiters(observer)) >= 1);
+      await lockWaitersReach(observer, 1);
       await edit.query('COMMIT');
       const res = await disabled;
       // Ordered after the edit (it waited for it), the disable acts on a user who holds groups.manage, which the desk lacks.

@@ -3,7 +3,7 @@ import * as bcrypt from 'bcrypt';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient, HttpResult } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaitersReach } from '../support/lock-waits.js';
+import { connectLockObserver, holdAdminGroupLock, whileLockHeld, type HeldLock } from '../support/lock-waits.js';
 
 /**
  * POST /users/:id/disable, POST /users/:id/enable, DELETE /users/:id, PUT /users/:id (an email move or a new name),
@@ -30,8 +30,7 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     const permissions = ['users.manage', 'users.read', 'users.invite', 'sessions.manage'];
     expect((await admin.post('/groups', { alias: 'helpdesk', name: 'Helpdesk', permissions })).status).toBe(201);
     desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
-    observer = new pg.Client({ connectionString: db.url });
-    await observer.connect();
+    observer = await connectLockObserver(db.url);
   });
   afterAll(async () => {
     await observer?.end();
@@ -43,44 +42,24 @@ describe.skipIf(dbKind() !== 'postgres')('disable, enable and delete checked aga
     (await observer.query(`SELECT is_approved FROM backoffice_user WHERE id = $1`, [userId])).rows[0] as { is_approved: boolean } | undefined;
 
   /** Sends the caller's request while the test holds the admin group's lock, makes the target an admin in that transaction, commits. */
-  async function whileMadeAdmin(targetId: string, send: () => Promise<HttpResult>): Promise<HttpResult> {
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
-      const pending = send();
-      await lockWaitersReach(observer, 1);
-      await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = 'admin'`, [targetId]);
-      await blocker.query('COMMIT');
-      return await pending;
-    } finally {
-      await blocker.end();
-    }
-  }
+  const whileMadeAdmin = (targetId: string, send: () => Promise<HttpResult>, hold: HeldLock<HttpResult>['hold'] = holdAdminGroupLock): Promise<HttpResult> =>
+    whileLockHeld(db.url, observer, {
+      hold,
+      send,
+      meanwhile: (tx) => tx.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = 'admin'`, [targetId]),
+    });
 
   /**
    * As {@link whileMadeAdmin}, the test's transaction also holding the target's row: a write that takes no admin lock
    * (before the fix) waits for the row instead, and still runs after the target was made an admin. `also` (SQL, `$1` the
    * target's id) locks more of the target's rows in that transaction (its sessions, for a write that touches only them).
    */
-  async function whileMadeAdminRowLocked(targetId: string, send: () => Promise<HttpResult>, also?: string): Promise<HttpResult> {
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
-      await blocker.query(`SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE`, [targetId]);
-      if (also) await blocker.query(also, [targetId]);
-      const pending = send();
-      await lockWaitersReach(observer, 1);
-      await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = 'admin'`, [targetId]);
-      await blocker.query('COMMIT');
-      return await pending;
-    } finally {
-      await blocker.end();
-    }
-  }
+  const whileMadeAdminRowLocked = (targetId: string, send: () => Promise<HttpResult>, also?: string): Promise<HttpResult> =>
+    whileMadeAdmin(targetId, send, async (tx) => {
+      await holdAdminGroupLock(tx);
+      await tx.query(`SELECT id FROM backoffice_user WHERE id = $1 FOR UPDATE`, [targetId]);
+      if (also) await tx.query(also, [targetId]);
+    });
 
   const expectForbidden = (res: HttpResult) => {
     expect(res.status, res.text).toBe(403);

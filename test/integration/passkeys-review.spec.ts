@@ -6,6 +6,7 @@ import { expectClientError } from '../support/bad-input.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 import { Mailbox } from '../support/mailbox.js';
 import { linkParams } from '../support/smtp.js';
+import { holdCalls } from '../support/held-calls.js';
 import { BackOfficeBackgroundTasks, BackOfficeEvents, BackOfficePasskeyCeremonies, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 
 const ORIGIN = 'http://localhost:3000';
@@ -423,33 +424,22 @@ describe('A passkey registration in flight during an admin forced password reset
     expect((await own.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
     const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
     const options = await own.post('/auth/passkeys/options', {});
-    const store = ctx.userManager.getPasskeyStore();
-    const add = store.addPasskey.bind(store);
-    let reached!: () => void;
-    const atWrite = new Promise<void>((resolve) => (reached = resolve));
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
     // Holds the registration between the manager's checks and the store's write (the session was live, the guard passed).
-    const spy = vi.spyOn(store, 'addPasskey').mockImplementation(async (...args: Parameters<typeof add>) => {
-      reached();
-      await held;
-      return add(...args);
-    });
+    const write = holdCalls(ctx.userManager.getPasskeyStore(), 'addPasskey');
     try {
       const registering = own.post('/auth/passkeys', { name: 'Thief', credential: authenticator.register(options.body) });
-      await atWrite;
+      await write.reached;
       const admin = new HttpClient(ctx.url);
       expect((await admin.login((await newUser({ groups: ['admin'] })).email, TEST_PASSWORD)).body.status).toBe('success');
       const forced = await admin.post(`/users/${user.id}/force-password-reset`);
       expect(forced.status, forced.text).toBe(200);
-      release();
+      write.release();
       const registered = await registering;
       expect(await ctx.userManager.getPasskeys(user), 'passkey added by the registration in flight after the forced reset').toEqual([]);
       expect(registered.status, registered.text).toBe(403);
       expect(registered.body.code).toBe('password_reset_required');
     } finally {
-      release();
-      spy.mockRestore();
+      write.restore();
     }
     const { userId, token } = linkParams(Mailbox.last(user.email, 'PasswordReset')!.text, 'reset-password');
     expect((await new HttpClient(ctx.url).post('/auth/reset-password', { userId, token, newPassword: 'a brand new passphrase 42' })).status).toBe(200);
@@ -464,30 +454,19 @@ describe('A passkey registration in flight during an admin forced password reset
     expect((await own.login(user.email, TEST_PASSWORD)).body.status).toBe('success');
     const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
     const options = await own.post('/auth/passkeys/options', {});
-    const store = ctx.userManager.getPasskeyStore();
-    const add = store.addPasskey.bind(store);
-    let reached!: () => void;
-    const atWrite = new Promise<void>((resolve) => (reached = resolve));
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const spy = vi.spyOn(store, 'addPasskey').mockImplementation(async (...args: Parameters<typeof add>) => {
-      reached();
-      await held;
-      return add(...args);
-    });
+    const write = holdCalls(ctx.userManager.getPasskeyStore(), 'addPasskey');
     try {
       const registering = own.post('/auth/passkeys', { name: 'Gone', credential: authenticator.register(options.body) });
-      await atWrite;
+      await write.reached;
       const admin = new HttpClient(ctx.url);
       expect((await admin.login((await newUser({ groups: ['admin'] })).email, TEST_PASSWORD)).body.status).toBe('success');
       const deleted = await admin.delete(`/users/${user.id}`);
       expect(deleted.status, deleted.text).toBe(204);
-      release();
+      write.release();
       const registered = await registering;
       expect({ status: registered.status, code: registered.body?.code }, 'registration of a user deleted meanwhile').toEqual({ status: 401, code: 'unauthenticated' });
     } finally {
-      release();
-      spy.mockRestore();
+      write.restore();
     }
     expect(await ctx.userManager.getPasskeys(user)).toEqual([]);
   });

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import type { HttpClient } from '../support/http-client.js';
 import { createIdentityApp, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { lockWaitersReach } from '../support/lock-waits.js';
+import { connectLockObserver, holdAdminGroupLock, whileLockHeld } from '../support/lock-waits.js';
 
 /**
  * PUT /users/:id/groups by a caller outside `admin` (users.manage) whose request read the target before a concurrent
@@ -29,8 +29,7 @@ describe.skipIf(dbKind() !== 'postgres')('group changes checked against the user
       expect((await admin.post('/groups', group)).status).toBe(201);
     }
     desk = await signedInClient(ctx, (await make({ groups: ['helpdesk'] })).email);
-    observer = new pg.Client({ connectionString: db.url });
-    await observer.connect();
+    observer = await connectLockObserver(db.url);
   });
   afterAll(async () => {
     await observer?.end();
@@ -47,21 +46,12 @@ describe.skipIf(dbKind() !== 'postgres')('group changes checked against the user
     ).rows.map((r) => r.alias as string);
 
   /** Runs the caller's PUT while the test holds the admin group's lock, adds the target to `added` in that transaction, commits. */
-  async function setGroupsWhileAdded(targetId: string, groups: string[], added: string) {
-    const blocker = new pg.Client({ connectionString: db.url });
-    await blocker.connect();
-    try {
-      await blocker.query('BEGIN');
-      await blocker.query(`SELECT pg_advisory_xact_lock(hashtext('backoffice_group:admin'))`);
-      const put = desk.request('PUT', `/users/${targetId}/groups`, { body: { groups } });
-      await lockWaitersReach(observer, 1);
-      await blocker.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = $2`, [targetId, added]);
-      await blocker.query('COMMIT');
-      return await put;
-    } finally {
-      await blocker.end();
-    }
-  }
+  const setGroupsWhileAdded = (targetId: string, groups: string[], added: string) =>
+    whileLockHeld(db.url, observer, {
+      hold: holdAdminGroupLock,
+      send: () => desk.request('PUT', `/users/${targetId}/groups`, { body: { groups } }),
+      meanwhile: (tx) => tx.query(`INSERT INTO backoffice_user_group (user_id, group_id) SELECT $1, id FROM backoffice_group WHERE alias = $2`, [targetId, added]),
+    });
 
   it.each([
     ['admin', 'made an admin'],

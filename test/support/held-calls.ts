@@ -1,0 +1,36 @@
+import { vi } from 'vitest';
+
+/** A method whose calls wait, each at its start, until the test releases them (see {@link holdCalls}). */
+export interface HeldCalls {
+  /** Resolves once the method is called (the first call is waiting). */
+  readonly reached: Promise<void>;
+  /** Lets every call, waiting or to come, run the method as it was. */
+  release(): void;
+  /** Releases, and puts the method back. */
+  restore(): void;
+}
+
+/**
+ * Holds the calls of `target[method]` (an async method) at their start until `release()`: a request is stopped at
+ * that point of its work while the test does something meanwhile (another request, an admin's change), then goes on.
+ */
+export function holdCalls<T extends object, K extends keyof T & string>(target: T, method: K): HeldCalls {
+  const original = (target[method] as (...args: unknown[]) => Promise<unknown>).bind(target);
+  let reach!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const spy = vi.spyOn(target as Record<string, (...args: unknown[]) => Promise<unknown>>, method).mockImplementation(async (...args: unknown[]) => {
+    reach();
+    await held;
+    return original(...args);
+  });
+  return {
+    reached,
+    release,
+    restore: () => {
+      release();
+      spy.mockRestore();
+    },
+  };
+}
