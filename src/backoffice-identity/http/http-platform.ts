@@ -130,11 +130,20 @@ export function requestTarget(request: BackOfficeHttpRequest): string {
   return (node as BackOfficeHttpRequest).originalUrl ?? node.url ?? '';
 }
 
-/** The request path as the client sent it, without the query string (nor an absolute-form target's scheme and host). */
+/**
+ * The path of a request target as both routers end it: without an absolute-form target's scheme and host, and up to
+ * the first `?` or `#` (Express's URL parser and Fastify's router both stop the path at either: `/backoffice#x` is
+ * routed as `/backoffice`). The module's middleware refuses a target with a raw `#` under the route prefix.
+ */
+function targetPath(url: string): string {
+  const target = url.replace(ABSOLUTE_FORM_ORIGIN, '');
+  const end = target.search(/[?#]/);
+  return end === -1 ? target : target.slice(0, end);
+}
+
+/** The request path as the client sent it ({@link targetPath}: no query, fragment, nor an absolute-form target's scheme and host). */
 export function requestPath(request: BackOfficeHttpRequest): string {
-  const url = requestTarget(request).replace(ABSOLUTE_FORM_ORIGIN, '');
-  const query = url.indexOf('?');
-  return query === -1 ? url : url.slice(0, query);
+  return targetPath(requestTarget(request));
 }
 
 /** The query string of the request as the client sent it (after `?`, percent-escapes kept), or undefined without one. */
@@ -146,16 +155,13 @@ export function requestRawQuery(request: BackOfficeHttpRequest): string | undefi
 
 /**
  * The path of a request URL as some router may match it against the module's routes: without the scheme and host
- * of an absolute-form target (RFC 9112 3.2.2, which both platforms route by its path) and the query, with its
- * percent-escapes decoded (Fastify's router decodes `/%62ackoffice` to `/backoffice` before matching) and in lower
- * case (Express matches routes case-insensitively by default). Tells whether an answer belongs to the module, so
+ * of an absolute-form target (RFC 9112 3.2.2, which both platforms route by its path), the query and a raw `#` with
+ * what follows it ({@link targetPath}), with its percent-escapes decoded (Fastify's router decodes `/%62ackoffice` to
+ * `/backoffice` before matching) and in lower case (Express matches routes case-insensitively by default). Tells whether an answer belongs to the module, so
  * that every spelling of a path that reaches one of its routes gets the module's headers and error shape.
  */
 export function routedPath(url: string): string {
-  const target = url.replace(ABSOLUTE_FORM_ORIGIN, '');
-  const query = target.indexOf('?');
-  const path = query === -1 ? target : target.slice(0, query);
-  return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, decodeEscapes).toLowerCase();
+  return targetPath(url).replace(/(?:%[0-9A-Fa-f]{2})+/g, decodeEscapes).toLowerCase();
 }
 
 /** Nest's global prefix as the host wrote it, without leading or trailing slashes (`''`: none). */

@@ -60,8 +60,11 @@ export class BackOfficeModuleRequestMiddleware implements NestMiddleware {
    * differently: in the query, Express's URL parser cut `#frag` off (`?take=1#frag` listed one item) where Fastify's
    * query parser kept it in the value (`take` is `1#frag`: 400 `validation_failed`); before any `?`, Express read
    * `#?take=1` as the fragment (the default page) where Fastify's router cut the path at `#` and its query parser
-   * still read `take=1`. So a raw `#` anywhere in the target as sent (`originalUrl ?? url`, path and query) is refused
-   * with 400 `bad_request` on both, before the trailing-slash redirect (which would carry it into `Location`).
+   * still read `take=1`; right after the route prefix, both routed `/backoffice#x` to the sign-in page but Fastify read
+   * `/backoffice#status=requiresTwoFactor` as the query. So a raw `#` anywhere in the target as sent (`originalUrl ??
+   * url`, path and query) is refused with 400 `bad_request` on both, before the trailing-slash redirect (which would
+   * carry it into `Location`). Whether the target is under the prefix is read from its path up to the first `?` or
+   * `#` (`requestPath`), as the routers read it; this is the one place a `#` is refused.
    */
   private static assertNoFragment(request: BackOfficeHttpRequest): void {
     if (requestTarget(request).includes('#')) throw BackOfficeHttpError.of('bad_request', 'The request target must not hold a fragment (#).');
