@@ -1,0 +1,51 @@
+import { Logger } from '@nestjs/common';
+import type { HttpAdapterHost } from '@nestjs/core';
+import express from 'express';
+import { BackOfficeTrustProxyCheck } from '../../src/backoffice-identity/http/trust-proxy-check.js';
+
+/** Whether the start-up check warns for an Express app whose `trust proxy` is `setting`. */
+function warns(setting: unknown): boolean {
+  const app = express();
+  app.set('trust proxy', setting);
+  const adapterHost = { httpAdapter: { getType: () => 'express', getInstance: () => app } } as unknown as HttpAdapterHost;
+  const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  try {
+    new BackOfficeTrustProxyCheck(adapterHost).onApplicationBootstrap();
+    return warn.mock.calls.some(([message]) => /trusts every hop/.test(String(message)));
+  } finally {
+    warn.mockRestore();
+  }
+}
+
+describe('BackOfficeTrustProxyCheck: the start-up warning about an Express `trust proxy` that trusts every hop', () => {
+  it.each<[string, unknown]>([
+    ['true', true],
+    ['a hop count no chain reaches', 1000],
+    ['a function trusting every address', () => true],
+    // 0.0.0.0/0 and ::/0 are refused by Express (proxy-addr: a prefix of 0 is invalid), so a trust-all list is written in parts
+    ['every IPv4 address in two halves', ['0.0.0.0/1', '128.0.0.0/1']],
+    ['every IPv4 address in two halves, as one string', '0.0.0.0/1, 128.0.0.0/1'],
+    ['every IPv4 address with netmasks', ['0.0.0.0/128.0.0.0', '128.0.0.0/192.0.0.0', '192.0.0.0/192.0.0.0']],
+    ['every IPv4 address in overlapping ranges, host bits set', ['10.0.0.1/1', '127.0.0.1/8', '128.0.0.0/2', '160.0.0.0/3', '192.0.0.0/2']],
+    ['every IPv4 address among named ranges', ['loopback', '0.0.0.0/1', '128.0.0.0/1']],
+    ['every IPv4 address as IPv4-mapped IPv6', ['::ffff:0:0/96']],
+    ['every IPv6 address in two halves', ['::/1', '8000::/1']],
+    ['every IPv6 address in three parts', ['::/2', '4000::/2', '8000::/1']],
+  ])('%s: warns', (_name, setting) => {
+    expect(warns(setting)).toBe(true);
+  });
+
+  it.each<[string, unknown]>([
+    ['false', false],
+    ['one hop', 1],
+    ['loopback', 'loopback'],
+    ['the named ranges', ['loopback', 'linklocal', 'uniquelocal']],
+    ['half of IPv4', ['0.0.0.0/1']],
+    ['IPv4 but one address', ['0.0.0.0/1', '128.0.0.0/2', '192.0.0.0/3', '224.0.0.0/4', '240.0.0.0/5', '248.0.0.0/6', '252.0.0.0/7', '254.0.0.0/8', '255.0.0.0/9', '255.128.0.0/10', '255.192.0.0/11', '255.224.0.0/12', '255.240.0.0/13', '255.248.0.0/14', '255.252.0.0/15', '255.254.0.0/16', '255.255.0.0/17', '255.255.128.0/18', '255.255.192.0/19', '255.255.224.0/20', '255.255.240.0/21', '255.255.248.0/22', '255.255.252.0/23', '255.255.254.0/24', '255.255.255.0/25', '255.255.255.128/26', '255.255.255.192/27', '255.255.255.224/28', '255.255.255.240/29', '255.255.255.248/30', '255.255.255.252/31', '255.255.255.254']],
+    ['half of IPv6', ['::/1']],
+    ['an IPv4-mapped range too short to reach IPv4 addresses', ['::ffff:0:0/95']],
+    ['a proxy address', '203.0.113.7'],
+  ])('%s: no warning', (_name, setting) => {
+    expect(warns(setting)).toBe(false);
+  });
+});
