@@ -99,6 +99,26 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
     expect(await groupsOf(attacker.id)).toEqual(['editor']);
   });
 
+  it('DELETE /groups/:alias?moveMembersTo= gives its members the target group: a stale admin session cannot move the attacker into admin', async () => {
+    const attacker = await make({ groups: ['writer'] });
+    const admin = await signedInClient(ctx, adminEmail);
+    expect((await admin.post('/groups', { alias: 'crew', name: 'Crew', permissions: [] })).status).toBe(201);
+    expect((await admin.post('/groups', { alias: 'empties', name: 'Empties', permissions: [] })).status).toBe(201);
+    expect((await put(admin, attacker.id, ['writer', 'crew'])).status).toBe(200);
+    ctx.clock.advance(6 * 60_000); // the admin's session is now stale (a stolen cookie)
+
+    const moved = await admin.delete('/groups/crew?moveMembersTo=admin');
+    expect({ status: moved.status, code: moved.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+    expect(await groupsOf(attacker.id)).toEqual(['crew', 'writer']);
+    // A group without members gives no one anything: no step-up.
+    expect((await admin.delete('/groups/empties?moveMembersTo=admin')).status).toBe(204);
+
+    await reauthenticate(admin);
+    const granted = await admin.delete('/groups/crew?moveMembersTo=editor');
+    expect(granted.status, granted.text).toBe(204);
+    expect(await groupsOf(attacker.id)).toEqual(['editor', 'writer']);
+  });
+
   it('checks the caller first: outside admin, a group beyond the caller is 403 forbidden whatever the sign-in', async () => {
     const deskUser = await make({ groups: ['writer'] });
     const admin = await signedInClient(ctx, adminEmail);

@@ -144,7 +144,12 @@ export class BackOfficeGroupService {
    * Deletes a group. `admin` cannot go; a group with members needs `moveMembersTo`, and its members are added
    * to that group in the same transaction.
    */
-  async delete(alias: string, moveMembersTo?: string, actor?: GroupActor): Promise<void> {
+  /**
+   * `beforeMovingMembers`, when given, is called (under the store's locks, after the 403/400/409 checks) when the group
+   * has members to move into `moveMembersTo`, and may throw to refuse: moving them gives each a group, a lasting grant
+   * of access (the route's step-up, OWASP ASVS 5.0 7.5.3).
+   */
+  async delete(alias: string, moveMembersTo?: string, actor?: GroupActor, beforeMovingMembers?: () => void): Promise<void> {
     const result = await this.store.delete(alias, moveMembersTo, (group, target) => {
       if (actor) {
         // Outside admin: only a group within the actor's permissions goes, and its members move only into such a group.
@@ -162,6 +167,7 @@ export class BackOfficeGroupService {
           memberCount: group.memberCount,
         });
       }
+      if (group.memberCount > 0 && target) beforeMovingMembers?.();
     });
     if (!result) throw BackOfficeGroupService.notFound();
     const { group } = result;

@@ -9,6 +9,7 @@ import { BackOfficePermissionRegistry, BUILT_IN_PERMISSIONS } from '../permissio
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeGroupService, type BackOfficeGroupView } from './backoffice-group.service.js';
+import { BackOfficeSessionService } from '../sessions/backoffice-session.service.js';
 import { CreateGroupDto, DeleteGroupQuery, GROUP_ALIAS_PATTERN, GroupListResponse, GroupResponse, UpdateGroupDto } from './groups.dto.js';
 import { groupChangeErrors, permissionErrors } from '../permissions/permission-errors.decorator.js';
 
@@ -22,6 +23,7 @@ export class GroupsController {
     @Inject(BackOfficeGroupService) private readonly groups: BackOfficeGroupService,
     @Inject(BackOfficePermissionRegistry) private readonly registry: BackOfficePermissionRegistry,
     @Inject(BackOfficeHttpPlatform) private readonly platform: BackOfficeHttpPlatform,
+    @Inject(BackOfficeSessionService) private readonly sessions: BackOfficeSessionService,
   ) {}
 
   @Get()
@@ -70,12 +72,22 @@ export class GroupsController {
   @HttpCode(204)
   @ApiNoContentResponse({ description: 'Deleted; its members (if any) were added to `moveMembersTo` first' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (moveMembersTo unknown or the same group)' })
+  @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: the group has members to move into moveMembersTo and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); nothing is written',
+  })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'builtin_group (admin) or group_has_members (with memberCount)' })
   @permissionErrors('groups.manage')
   @groupChangeErrors()
   async delete(@Req() request: BackOfficeAuthenticatedRequest, @Param('alias') alias: string, @Query() query: DeleteGroupQuery): Promise<void> {
-    await this.groups.delete(GroupsController.checkAlias(alias), query.moveMembersTo, request.backOffice.user);
+    // Moving members gives each of them the target group (admin, say), as PUT /users/:id/groups adding it does: a stolen
+    // cookie or an admin API user's bearer token must not be enough (OWASP ASVS 5.0 7.5.3). An empty group needs none.
+    await this.groups.delete(GroupsController.checkAlias(alias), query.moveMembersTo, request.backOffice.user, () =>
+      this.sessions.assertRecentSignIn(request.backOffice),
+    );
   }
 
   /** A path segment that cannot be an alias is simply not a group. */
