@@ -505,4 +505,22 @@ describe('OWASP ASVS 5.0 7.5.1: the import\'s refusal to rename a directory-mana
     expect(outcomes(kept), kept.text).toEqual([['updated', undefined]]);
     expect(await row(victim.id)).toMatchObject({ username: 'impdm-victim', name: 'Victim (renamed)' });
   });
+
+  it('OWASP ASVS 4.0 V2.5: a record with a passwordHash for a user the manager calls directory-managed (no stored mark): invalid directory_managed, dry run and CLI alike, no local password written', async () => {
+    const victim = (await own.userManager.createUser({ email: 'impdm-hash@corp.example', username: 'impdm-hash', name: 'Hash', password, groups: ['editor'] })).value!;
+    const before = { ...(await row(victim.id)), hash: (await own.userManager.findById(victim.id))!.passwordHash };
+    expect(before.directory_managed_at).toBeNull();
+    const admin = await signedInClient(own, bossUsername, password);
+    await reauthenticate(admin, password);
+    const record = { email: victim.email, username: victim.username, name: 'Hash', groups: ['editor'], passwordFormat: 'bcrypt', passwordHash: await bcrypt.hash('a local password', 4) };
+    for (const dryRun of [true, false]) {
+      const answer = await admin.post('/users/import', { users: [record], onConflict: 'update', dryRun });
+      expect(answer.status, answer.text).toBe(200);
+      expect(outcomes(answer), `dryRun ${dryRun}`).toEqual([['invalid', ['directory_managed']]]);
+    }
+    expect((await own.userManager.importUsers([record], { onConflict: 'update' })).map((r) => [r.outcome, r.errors?.map((e) => e.code)])).toEqual([
+      ['invalid', ['directory_managed']],
+    ]);
+    expect({ ...(await row(victim.id)), hash: (await own.userManager.findById(victim.id))!.passwordHash }).toEqual(before);
+  });
 });

@@ -100,7 +100,7 @@ export async function writeImportedUsers(manager: EntityManager, rows: ImportedU
   // under that lock): a password checker keyed by username (LDAP `uid={username}`) would then sign the account in with
   // another directory account's password (an account takeover, whoever imports: a step-up does not make it the
   // directory's). Without either the record updates the profile as for anyone. So is a record the caller refuses
-  // (checkTargets: the importer asks the user manager's renamesDirectoryManaged, so a host manager's isDirectoryManaged
+  // (checkTargets: the importer asks the user manager's renamesDirectoryManaged, and isDirectoryManaged for a passwordHash, so a host manager's isDirectoryManaged
   // decides too; the stored mark above stays the store's own defence). Refused before the last-admin count: a
   // refused record demotes no one, so it must not use up another record's allowance.
   const writable = updates.filter(({ index, target }) => {

@@ -89,6 +89,8 @@ export interface BackOfficeUserImportHost {
   prepareUserCandidate(input: { email?: unknown; username?: unknown; name?: unknown }): Promise<{ candidate: BackOfficeUserCandidate; errors: IdentityError[] }>;
   /** Whether writing `username` renames a directory-managed user (the manager's rule, a host's `isDirectoryManaged` included). */
   renamesDirectoryManaged(user: BackOfficeUser, username: string): boolean;
+  /** Whether the user's password is the directory's (the manager's rule, a host's `isDirectoryManaged` included). */
+  isDirectoryManaged(user: BackOfficeUser): boolean;
 }
 
 export class BackOfficeUserImporter {
@@ -179,9 +181,11 @@ export class BackOfficeUserImporter {
         protectedGroup: 'admin',
         ...(asStored ? { authorize: (written: BackOfficeUser, i: number) => asStored(written, prepared[i].index) } : {}),
         ...(asStoredTarget ? { authorizeTarget: (current: BackOfficeUser, i: number) => asStoredTarget(current, prepared[i].index) } : {}),
-        // The user a row overwrites, as stored under its row lock: a rename of a user the manager calls directory-managed
-        // is refused (directory_managed), not only of one the store finds marked (OWASP ASVS 5.0 7.5.1, 4.0 V2.5).
-        refuseTarget: (current: BackOfficeUser, i: number) => this.manager.renamesDirectoryManaged(current, prepared[i].row.username),
+        // The user a row overwrites, as stored under its row lock: a rename of a user the manager calls directory-managed,
+        // or a local password for one, is refused (directory_managed), not only for one the store finds marked (OWASP
+        // ASVS 5.0 7.5.1, 4.0 V2.5; forgot-password and the forced reset ask isDirectoryManaged too).
+        refuseTarget: (current: BackOfficeUser, i: number) =>
+          this.manager.renamesDirectoryManaged(current, prepared[i].row.username) || (prepared[i].row.passwordHash !== null && this.manager.isDirectoryManaged(current)),
       },
       this.manager.now(),
     );

@@ -108,8 +108,9 @@ export interface UserImportStore {
    * import ran is not the caller's to overwrite, OWASP ASVS 4.0 4.1.3, 5.0 15.4.2). `refuseTarget`, when given, must be
    * asked about every existing user a row is to overwrite, as `authorizeTarget` is (as stored under that user's row
    * lock, before any of it is written, dry runs too); a row it answers true for is not written: `directory_managed`,
-   * as for the stored mark above (the importer's question is the user manager's `renamesDirectoryManaged`, so a host
-   * manager's `isDirectoryManaged` decides too; OWASP ASVS 5.0 7.5.1). A store that cannot honour any of the three
+   * as for the stored mark above (the importer asks the user manager's `renamesDirectoryManaged`, and for a row with a
+   * `passwordHash` its `isDirectoryManaged`, so a host manager's `isDirectoryManaged` decides too; OWASP ASVS 5.0
+   * 7.5.1, 4.0 V2.5). A store that cannot honour any of the three
    * must throw rather than ignore it.
    */
   importUsers(
