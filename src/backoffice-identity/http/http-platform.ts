@@ -284,6 +284,11 @@ export class BackOfficeHttpPlatform {
     this.adapter.setHeader(response, name, value);
   }
 
+  /** A header set earlier (Express: the response's; Fastify: the reply's, else the Node response's), or undefined. */
+  getHeader(response: BackOfficeHttpResponse, name: string): unknown {
+    return this.adapter.getHeader(response, name);
+  }
+
   /** Removes a header set earlier (Express's response and Fastify's reply both have `removeHeader`). */
   removeHeader(response: BackOfficeHttpResponse, name: string): void {
     (response as { removeHeader?: (name: string) => unknown }).removeHeader?.(name);

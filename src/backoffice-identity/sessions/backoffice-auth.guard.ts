@@ -139,7 +139,7 @@ export class BackOfficeAuthGuard implements CanActivate {
     if (stepUp) this.sessions.assertRecentSignIn(auth, stepUp.withinMinutes);
     // What a route answers to a signed-in caller is theirs alone: no cache keeps it (OWASP ASVS 5.0 14.3.2). The
     // module's own routes have it from its middleware (not written twice); a host route's handler may still set its own.
-    if ((response as { getHeader?(name: string): unknown }).getHeader?.('cache-control') !== 'no-store') {
+    if (this.platform.getHeader(response, 'Cache-Control') !== 'no-store') {
       this.platform.setHeader(response, 'Cache-Control', 'no-store');
     }
     return true;
