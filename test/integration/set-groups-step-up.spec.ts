@@ -119,6 +119,46 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
     expect(await groupsOf(attacker.id)).toEqual(['editor', 'writer']);
   });
 
+  it('PUT /groups/:alias that adds a permission to a group needs a recent sign-in; removing one, or POST /groups, does not', async () => {
+    const admin = await signedInClient(ctx, adminEmail);
+    expect((await admin.post('/groups', { alias: 'squad', name: 'Squad', permissions: ['users.manage'] })).status).toBe(201);
+    const permissionsOf = async () => {
+      const res = await admin.get('/groups?take=1000');
+      return [...res.body.items.find((g: { alias: string }) => g.alias === 'squad').permissions].sort();
+    };
+    ctx.clock.advance(6 * 60_000); // the admin's session is now stale (a stolen cookie)
+
+    const raised = await admin.request('PUT', '/groups/squad', { body: { permissions: ['users.manage', 'groups.manage'] } });
+    expect({ status: raised.status, code: raised.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+    expect(await permissionsOf()).toEqual(['users.manage']);
+    // A new group has no members: no step-up.
+    expect((await admin.post('/groups', { alias: 'fresh', name: 'Fresh', permissions: ['groups.manage'] })).status).toBe(201);
+    // Taking a permission away, or renaming, gives no one anything: no step-up.
+    const lowered = await admin.request('PUT', '/groups/squad', { body: { permissions: [] } });
+    expect(lowered.status, lowered.text).toBe(200);
+    const renamed = await admin.request('PUT', '/groups/squad', { body: { name: 'Squad 2', permissions: [] } });
+    expect(renamed.status, renamed.text).toBe(200);
+    expect(await permissionsOf()).toEqual([]);
+
+    // POST /users/api needs a recent sign-in itself: mint an admin robot after the step-up; its token gets no step-up.
+    await reauthenticate(admin);
+    const minted = await admin.post('/users/api', { name: 'Group robot', groups: ['admin'] });
+    expect(minted.status, minted.text).toBe(201);
+    const token = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: minted.body.clientId, client_secret: minted.body.clientSecret });
+    expect(token.status, token.text).toBe(200);
+    const byBearer = await new HttpClient(ctx.url).request('PUT', '/groups/squad', {
+      body: { permissions: ['groups.manage'] },
+      headers: { authorization: `Bearer ${token.body.access_token}` },
+    });
+    expectClientError(byBearer, 401);
+    expect(byBearer.body.code).toBe('reauthentication_required');
+    expect(await permissionsOf()).toEqual([]);
+
+    const granted = await admin.request('PUT', '/groups/squad', { body: { permissions: ['groups.manage'] } });
+    expect(granted.status, granted.text).toBe(200);
+    expect(await permissionsOf()).toEqual(['groups.manage']);
+  });
+
   it('checks the caller first: outside admin, a group beyond the caller is 403 forbidden whatever the sign-in', async () => {
     const deskUser = await make({ groups: ['writer'] });
     const admin = await signedInClient(ctx, adminEmail);

@@ -60,12 +60,23 @@ export class GroupsController {
   @HttpCode(200)
   @ApiOkResponse({ type: GroupResponse, description: 'Renamed and/or permissions replaced; audited with a diff' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (blank or long name, field code `unknown_permission`)' })
+  @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: permissions holds one the group does not and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); nothing is written',
+  })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'admin_group_permissions: admin always holds every permission' })
   @permissionErrors('groups.manage')
   @groupChangeErrors()
   update(@Req() request: BackOfficeAuthenticatedRequest, @Param('alias') alias: string, @Body() body: UpdateGroupDto): Promise<BackOfficeGroupView> {
-    return this.groups.update(GroupsController.checkAlias(alias), body, request.backOffice.user);
+    // Adding a permission gives it to every member (the caller's own account, say), as PUT /users/:id/groups adding a
+    // group does: a stolen cookie or an admin API user's bearer token must not be enough (OWASP ASVS 5.0 7.5.3).
+    // Taking permissions away, or a rename, needs none.
+    return this.groups.update(GroupsController.checkAlias(alias), body, request.backOffice.user, () =>
+      this.sessions.assertRecentSignIn(request.backOffice),
+    );
   }
 
   @Delete(':alias')
