@@ -118,6 +118,41 @@ describe('Passkeys: review findings', () => {
     expect(Number(answer.headers.get('retry-after'))).toBe(answer.body.retryAfterSeconds);
   });
 
+  it('OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1: a right passkey at step-up held in flight while 5 wrong step-ups of the same session lock the account answers 423 locked_out and steps nothing up', async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const { authenticator } = await register(http);
+    ctx.clock.advance(10 * 60_000); // past session.reauthenticationMinutes: the session needs a step-up
+    const ceremonies = ctx.app.get(BackOfficePasskeyCeremonies);
+    // The right assertion is checked only once the wrong guesses sent with it (password ones count toward the same lock) have locked the account.
+    const verify = holdCalls(ceremonies, 'verifyAssertion');
+    try {
+      expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
+      const options = await http.post('/auth/reauthenticate/passkey/options', {});
+      expect(options.status, options.text).toBe(200);
+      const right = http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) });
+      await verify.reached;
+      const copy = () => {
+        const client = http.fresh();
+        for (const [name, value] of http.cookies) client.cookies.set(name, value);
+        return client;
+      };
+      const wrong = await Promise.all(Array.from({ length: 5 }, () => copy().post('/auth/reauthenticate', { password: 'a wrong password guess' })));
+      expect(wrong.map((a) => a.status).sort()).toEqual([401, 401, 401, 401, 423]);
+      expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
+      verify.release();
+      const answer = await right;
+      expect({ status: answer.status, code: answer.body.code }).toEqual({ status: 423, code: 'locked_out' });
+      expect(answer.body.retryAfterSeconds).toBeGreaterThan(0);
+      expect(answer.setCookies.some((c) => c.startsWith('backoffice_session='))).toBe(false);
+      expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
+      expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
+    } finally {
+      verify.restore();
+      ctx.clock.advance(-10 * 60_000);
+    }
+  });
+
   it('WebAuthn L3 7.1 (credentialId at most 1023 bytes): an attested credential id that is too long is 400 invalid_passkey, not a 500', async () => {
     const http = await signedIn(await newUser());
     const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);

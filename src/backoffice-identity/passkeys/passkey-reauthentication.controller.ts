@@ -79,7 +79,7 @@ export class PasskeyReauthenticationController {
   @documented(401, 'unauthenticated (also when another step-up renewed the session token first), or invalid_passkey (counts toward lockout)')
   @documented(403, 'xsrf_failed, or local_login_disabled (denyLocalLogin)')
   @documented(404, 'not_found: passkeys are not enabled')
-  @documented(423, 'locked_out: the assertion is not checked while the account is locked; also the answer to the refused assertion that locks the account, or whose count finds it locked meanwhile by a request in flight')
+  @documented(423, 'locked_out: the assertion is not checked while the account is locked; also the answer to the refused assertion that locks the account, or whose count finds it locked meanwhile by a request in flight; also a right assertion once wrong attempts in flight locked it')
   @documented(429, TOO_MANY_PASSWORD_CHECKS)
   async reauthenticate(
     @Req() request: BackOfficeAuthenticatedRequest,
@@ -102,6 +102,9 @@ export class PasskeyReauthenticationController {
       if (await this.userManager.lockedByCount(user, counted)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
       throw new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');
     }
+    // The lock was read from the user the guard loaded at the request's start: wrong step-ups in flight may have locked
+    // the account since. Read again, as passkey sign-in does, so a right assertion among parallel guesses steps nothing up.
+    if (await this.userManager.isLockedOutNow(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
     if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
     await this.ceremonies.notifyUsed(result.passkey, 'reauthentication', result.userVerified);
     // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
