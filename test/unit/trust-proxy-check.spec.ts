@@ -29,6 +29,10 @@ describe('BackOfficeTrustProxyCheck: the start-up warning about an Express `trus
     ['every IPv4 address in overlapping ranges, host bits set', ['10.0.0.1/1', '127.0.0.1/8', '128.0.0.0/2', '160.0.0.0/3', '192.0.0.0/2']],
     ['every IPv4 address among named ranges', ['loopback', '0.0.0.0/1', '128.0.0.0/1']],
     ['every IPv4 address as IPv4-mapped IPv6', ['::ffff:0:0/96']],
+    // proxy-addr reads IPv4 as ipaddr.js does: one whole number, octal or hexadecimal parts
+    ['every IPv4 address in two halves, written as whole numbers', ['0/1', '2147483648/1']],
+    ['every IPv4 address in two halves, octal and hexadecimal parts', ['00.0.0.0/1', '0x80.0.0.0/0x80.0.0.0']],
+    ['every IPv4 address, octal parts (0200 is 128, 0300 is 192)', ['0.0.0.0/1', '0200.0.0.0/2', '0300.0.0.0/2']],
     ['every IPv6 address in two halves', ['::/1', '8000::/1']],
     ['every IPv6 address in three parts', ['::/2', '4000::/2', '8000::/1']],
   ])('%s: warns', (_name, setting) => {
@@ -45,6 +49,8 @@ describe('BackOfficeTrustProxyCheck: the start-up warning about an Express `trus
     ['half of IPv6', ['::/1']],
     ['an IPv4-mapped range too short to reach IPv4 addresses', ['::ffff:0:0/95']],
     ['a proxy address', '203.0.113.7'],
+    ['half of IPv4, written as a whole number', ['0/1']],
+    ['half of IPv4 twice, one written in hexadecimal (0x7f is 127)', ['0.0.0.0/1', '0x7f.0.0.0/1']],
   ])('%s: no warning', (_name, setting) => {
     expect(warns(setting)).toBe(false);
   });

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 
 /** The part of an Express application this class reads (so the module needs no Express types). */
 interface ExpressSettings {
@@ -21,9 +21,30 @@ type Interval = readonly [first: bigint, last: bigint];
 /** The IPv4-mapped IPv6 block `::ffff:0:0/96`: proxy-addr reads an address in it as IPv4, never against an IPv6 range. */
 const IPV4_MAPPED: Interval = [0xffffn << 32n, (0xffffn << 32n) | 0xffffffffn];
 
-/** A dotted-quad IPv4 address as a number, or undefined. */
+/** One part of an IPv4 address as ipaddr.js (proxy-addr's parser) writes it: decimal, octal (`0` first) or hexadecimal (`0x`). */
+const IPV4_PART = '(0?\\d+|0x[a-f0-9]+)';
+const IPV4_FOUR_PARTS = new RegExp(`^${IPV4_PART}\\.${IPV4_PART}\\.${IPV4_PART}\\.${IPV4_PART}$`, 'i');
+const IPV4_ONE_PART = new RegExp(`^${IPV4_PART}$`, 'i');
+
+/** A part's number as ipaddr.js reads it (`010` is 8, `0x10` is 16). */
+function ipv4Part(text: string): number {
+  return text[0] === '0' && text[1] !== 'x' ? parseInt(text, 8) : parseInt(text);
+}
+
+/**
+ * An IPv4 address as a number, or undefined, read as proxy-addr reads it (ipaddr.js): four parts, or one whole
+ * number (`2147483648` is `128.0.0.0`), each part decimal, octal or hexadecimal; `node:net`'s `isIPv4` takes only
+ * four decimal parts, so a list written otherwise would slip past the check.
+ */
 function ipv4Value(text: string): bigint | undefined {
-  return isIPv4(text) ? text.split('.').reduce((value, octet) => (value << 8n) | BigInt(Number(octet)), 0n) : undefined;
+  const four = IPV4_FOUR_PARTS.exec(text);
+  if (four) {
+    const octets = four.slice(1, 5).map(ipv4Part);
+    return octets.every((octet) => octet <= 255) ? octets.reduce((value, octet) => (value << 8n) | BigInt(octet), 0n) : undefined;
+  }
+  const one = IPV4_ONE_PART.exec(text);
+  const value = one ? ipv4Part(one[1]!) : undefined;
+  return value !== undefined && value <= 0xffffffff ? BigInt(value) : undefined;
 }
 
 /** An IPv6 address (a zone and a dotted-quad tail allowed) as a number, or undefined. */
