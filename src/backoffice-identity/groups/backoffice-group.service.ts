@@ -152,8 +152,6 @@ export class BackOfficeGroupService {
   /**
    * Deletes a group. `admin` cannot go; a group with members needs `moveMembersTo`, and its members are added
    * to that group in the same transaction.
-   */
-  /**
    * `beforeMovingMembers`, when given, is called (under the store's locks, after the 403/400/409 checks) when the group
    * has members to move into `moveMembersTo`, and may throw to refuse: moving them gives each a group, a lasting grant
    * of access (the route's step-up, OWASP ASVS 5.0 7.5.3).

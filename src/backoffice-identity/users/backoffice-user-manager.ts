@@ -2007,8 +2007,9 @@ export class BackOfficeUserManager {
   }
 
   /**
-   * What follows a login of `provider` written for `user` (after the write, and after its transaction commits): a
-   * new way in renews the security stamp (when the store has one) and `UserLoginLinkedNotification` is published.
+   * What follows a login of `provider` written for `user` (after the write; when the write ran in a transaction, an
+   * invite's accept, after it commits): a new way in renews the security stamp (when the store has one) and
+   * `UserLoginLinkedNotification` is published.
    * Called by {@link addLogin} and by an invite accepted through a provider, so an override reaches both.
    */
   async loginLinked(user: BackOfficeUser, provider: string): Promise<void> {
