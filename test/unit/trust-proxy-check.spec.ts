@@ -1,16 +1,21 @@
 import { Logger } from '@nestjs/common';
 import type { HttpAdapterHost } from '@nestjs/core';
 import express from 'express';
+import ipaddr from 'ipaddr.js';
 import { BackOfficeTrustProxyCheck } from '../../src/backoffice-identity/http/trust-proxy-check.js';
 
-/** Whether the start-up check warns for an Express app whose `trust proxy` is `setting`. */
-function warns(setting: unknown): boolean {
+/**
+ * Whether the start-up check warns for an Express app whose `trust proxy` is `setting`, compiled by the installed
+ * proxy-addr or, given `trustFn`, by another version of it.
+ */
+function warns(setting: unknown, trustFn?: (address: string, hop: number) => boolean, Check = BackOfficeTrustProxyCheck): boolean {
   const app = express();
   app.set('trust proxy', setting);
+  if (trustFn) app.set('trust proxy fn', trustFn);
   const adapterHost = { httpAdapter: { getType: () => 'express', getInstance: () => app } } as unknown as HttpAdapterHost;
   const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
   try {
-    new BackOfficeTrustProxyCheck(adapterHost).onApplicationBootstrap();
+    new Check(adapterHost).onApplicationBootstrap();
     return warn.mock.calls.some(([message]) => /trusts every hop/.test(String(message)));
   } finally {
     warn.mockRestore();
@@ -35,6 +40,9 @@ describe('BackOfficeTrustProxyCheck: the start-up warning about an Express `trus
     ['every IPv4 address, octal parts (0200 is 128, 0300 is 192)', ['0.0.0.0/1', '0200.0.0.0/2', '0300.0.0.0/2']],
     ['every IPv6 address in two halves', ['::/1', '8000::/1']],
     ['every IPv6 address in three parts', ['::/2', '4000::/2', '8000::/1']],
+    // spellings ipaddr.js takes and node:net does not: a 0-prefixed embedded IPv4 address, a five-digit group
+    ['every IPv4 address as two IPv4-mapped halves, one with a 0-prefixed IPv4 part', ['::ffff:0.0.0.0/97', '::ffff:0200.0.0.0/97']],
+    ['every IPv6 address in two halves, a five-digit group', ['::/1', '08000::/1']],
   ])('%s: warns', (_name, setting) => {
     expect(warns(setting)).toBe(true);
   });
@@ -53,5 +61,28 @@ describe('BackOfficeTrustProxyCheck: the start-up warning about an Express `trus
     ['half of IPv4 twice, one written in hexadecimal (0x7f is 127)', ['0.0.0.0/1', '0x7f.0.0.0/1']],
   ])('%s: no warning', (_name, setting) => {
     expect(warns(setting)).toBe(false);
+  });
+
+  it("follows the proxy-addr in use: 2.0.7 (Express 4's ~2.0.7) matches an IPv4 client against ::/3 as ::ffff:a.b.c.d, so it trusts every IPv4 client (2.0.8 trusts none)", () => {
+    // proxy-addr 2.0.7's trustSingle for an IPv6 subnet: an IPv4 address is converted to IPv4-mapped IPv6 and matched
+    const proxyAddr207 = (address: string) => {
+      const ip = ipaddr.parse(address);
+      return (ip.kind() === 'ipv4' ? (ip as ipaddr.IPv4).toIPv4MappedAddress() : ip).match(ipaddr.parse('::'), 3);
+    };
+    expect(warns(['::/3'], proxyAddr207)).toBe(true);
+    expect(warns(['::/3'])).toBe(false);
+  });
+
+  it('without a resolvable express → proxy-addr → ipaddr.js: no list is read (and nothing throws), `true` still warns', async () => {
+    vi.resetModules();
+    vi.doMock('node:module', () => ({ createRequire: () => { throw new Error("Cannot find module 'express'"); } }));
+    try {
+      const { BackOfficeTrustProxyCheck: Check } = await import('../../src/backoffice-identity/http/trust-proxy-check.js');
+      expect(warns(true, undefined, Check)).toBe(true);
+      expect(warns(['0.0.0.0/1', '128.0.0.0/1'], undefined, Check)).toBe(false);
+    } finally {
+      vi.doUnmock('node:module');
+      vi.resetModules();
+    }
   });
 });
