@@ -61,6 +61,46 @@ const FINDINGS = [
     },
   },
   {
+    ids: ['me-throughput', 'me-cpu', 'me-throughput-fastify', 'me-cpu-fastify'],
+    title: "Where /auth/me's CPU goes",
+    // Measured by hand (not by this run): figures of 2026-12-07, see the text.
+    text: () =>
+      [
+        'Measured on 2026-12-07 on the Fastify demo on PostgreSQL (built with `npm run build`, the bench\'s environment): V8 CPU profiles (`--cpu-prof`) of 30,000 `GET /health` and of 30,000 ' +
+          '`GET /auth/me` (the first admin\'s session cookie, 4 connections, autocannon), in two app processes, start-up frames left out, self time ' +
+          'grouped and divided by the request count; PostgreSQL backend CPU from `/proc/<pid>/stat` of one `pg` client\'s backend over ' +
+          '3,000 executions of each statement (800 more users in `editor` with a session each, analyzed, as the bench seeds), 9 rounds interleaved, medians. Other jobs shared the 2 cores (load average 11–20), so ' +
+          'every figure is ±20 %; the profiles\' on-CPU totals (/health 140 µs, /auth/me 264 µs) are close to the quiet run\'s ' +
+          'app CPU (134 and 240 µs). Per `GET /auth/me`, beyond `GET /health`:',
+        '',
+        '| item | µs of CPU per request | evidence |',
+        '|---|---|---|',
+        '| PostgreSQL: the lookup statement vs `SELECT 1` | +45–50 (backend) | named `SELECT 1` 23 µs, simple-protocol `SELECT 1` 30 µs, the lookup 70–77 µs: the session by token hash (unique index) +7–14, the user joined and both rows turned into JSON +13–20, the groups (lateral `json_agg`) about +25. The plan is index scans and nested loops (after ANALYZE; before it a hash join over a bitmap scan), prepared once per connection |',
+        '| `pg` driver | +20 | extended protocol on every execution (Bind, Describe, Execute, Sync; the RowDescription parsed each time), `parseRow` 8.6 µs (`JSON.parse` of the ~1.2 kB row), pool checkout and release |',
+        '| Node http/net/streams/events | +16 | the driver\'s corked `writev` of four messages instead of one `write`, a 400-byte answer instead of 30 bytes |',
+        '| garbage collection | +14 | the row, session and user objects, the DTO, the promises of guard → service → store → pool |',
+        '| microtasks / ticks | +11 | the awaits of that chain |',
+        '| Fastify | +11 | reply, headers (the module\'s security and `no-store` headers), serialization |',
+        '| Nest pipeline | +9 | the route guard (`tryActivate`, the guards consumer); no global guard, interceptor or pipe (one global exception filter; the module\'s middleware runs on /health too) |',
+        '| SHA-256 of the token | +4 | `node:crypto` one-shot digest |',
+        '| module code | +36 | `toBackOfficeUserDto` 5.3, `redactSecretsWhenLogged` 4.5, `deadlines` 3.8, `sessionFromRow` 2.8, `findByTokenHashWithUser` 2.8, `preparedQuery` 2.7, `groupsOf` 2.6, guard `authenticate` 2.5, request middleware 2.3, `userFromRow` 2.0, `me` 1.9, security headers 1.8, cookies 2.5, the rest under 1.5 each |',
+        '| (program), other | +6 |  |',
+        '| TypeORM | −10 | only /health: `dataSource.query(\'SELECT 1\')` takes a TypeORM query runner; the lookup goes to the pool directly |',
+        '| the demo\'s /health handler | −3 | `withinTimeLimit` |',
+        '| total app CPU | +113 | bench: +106. async_hooks (AsyncLocalStorage) showed +10 only because the /health-only process never entered a module route; in one process /health pays it too (12.7 against 8.6 µs) |',
+        '',
+        'Not found on the path: audit entries or events (no emitter frames in the profile), TypeORM query building or entity hydration, ' +
+          'a second round trip. The last-seen write runs at most once a minute per session (an `UPDATE` costs the backend about 350 µs); ' +
+          'the bench rotates 744 sessions, so those writes fall in its 1 s warm-up.',
+        '',
+        'On Fastify the target leaves 42 µs of app CPU beyond /health; the framework and driver items that any guarded route answering ' +
+          'from a prepared statement pays (driver 20, streams 16, Fastify 11, microtasks 11, Nest 9, SHA-256 4: 71 µs) exceed it before ' +
+          'a line of the module runs, and the module\'s own code is 36 µs spread over a dozen functions of 2–5 µs. Within the rules ' +
+          '(no cache that delays revocation; the same headers and body) the Fastify CPU target is out of reach by design, and so is its ' +
+          'rps target, which follows the CPU ratio on 2 shared cores. On Express 14 µs are missing (129 used, 115 left).',
+      ].join('\n'),
+  },
+  {
     ids: ['rss-growth'],
     title: 'RSS after the memory run: a plateau of the heap the load made room for, not a leak',
     text: (r) => {
