@@ -13,6 +13,7 @@ import {
   type BackOfficeStores,
 } from '../../src/backoffice-identity/index.js';
 import { runBackOfficeStoreContract } from '../../src/backoffice-identity/testing/index.js';
+import { failingContractTests } from '../support/store-contract-failures.js';
 
 /** The TypeORM stores on one database per file (PostgreSQL, or PGlite), built as the module builds them. */
 let db: TestDatabase;
@@ -44,3 +45,17 @@ const clearAuditTrail = async () => {
   await source.query('TRUNCATE backoffice_audit_entry RESTART IDENTITY');
 };
 runBackOfficeStoreContract(`TypeORM stores on ${dbKind() === 'postgres' ? 'PostgreSQL' : 'PGlite'}`, async () => ({ ...stores, clearAuditTrail }), { describe, it, expect });
+
+/** A host import store written before `refuseTarget` existed: it forwards the options it knows and drops the new one. */
+class IgnoresRefuseTarget extends TypeOrmBackOfficeUserStore {
+  override importUsers(...[rows, options, now]: Parameters<TypeOrmBackOfficeUserStore['importUsers']>) {
+    const { refuseTarget: _dropped, ...known } = options;
+    return super.importUsers(rows, known, now);
+  }
+}
+
+describe('The store contract and an import store ignoring refuseTarget (OWASP ASVS 5.0 7.5.1 / 4.0 V2.5)', () => {
+  it('fails a user store whose importUsers drops refuseTarget (a directory-managed user the host manager names would be overwritten)', async () => {
+    expect(await failingContractTests(() => ({ ...stores, userStore: new IgnoresRefuseTarget(source) }), /refuseTarget/u)).toHaveLength(1);
+  });
+});

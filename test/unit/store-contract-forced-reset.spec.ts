@@ -1,6 +1,6 @@
-import { InMemoryBackOfficeStores, runBackOfficeStoreContract } from '../../src/backoffice-identity/testing/index.js';
+import { InMemoryBackOfficeStores } from '../../src/backoffice-identity/testing/index.js';
+import { failingContractTests } from '../support/store-contract-failures.js';
 import { InMemoryBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
-import type { BackOfficeStores } from '../../src/backoffice-identity/index.js';
 
 type Options = Parameters<InMemoryBackOfficeUserStore['setPasswordHash']>[4];
 
@@ -21,25 +21,6 @@ class NeverClearsTheMark extends InMemoryBackOfficeUserStore {
     if (stored && before !== null && stored.passwordResetForcedAt === null) stored.passwordResetForcedAt = before;
     return written;
   }
-}
-
-/** Runs every contract test against the stores; the titles of those that fail. */
-async function failingContractTests(make: () => BackOfficeStores): Promise<string[]> {
-  const tests: Array<{ title: string; body: () => Promise<void> }> = [];
-  runBackOfficeStoreContract('under test', async () => make(), {
-    describe: (_name, body) => body(),
-    it: (title, body) => void tests.push({ title, body }),
-    expect,
-  });
-  const failing: string[] = [];
-  for (const { title, body } of tests) {
-    try {
-      await body();
-    } catch {
-      failing.push(title);
-    }
-  }
-  return failing;
 }
 
 const withUserStore = (Store: typeof InMemoryBackOfficeUserStore) => () => {

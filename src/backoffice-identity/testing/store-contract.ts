@@ -24,6 +24,7 @@ import {
   type UserGroupStore,
 } from '../users/stores/user-store.interface.js';
 import { deriveUserState, type BackOfficeUser, type BackOfficeUserState } from '../users/backoffice-user.js';
+import { isUserImportStore, type ImportedUserRow } from '../users/import/user-import.js';
 import { defineAuditStoreContract, type ContractMatchers } from './audit-store.contract.js';
 
 /**
@@ -468,6 +469,57 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         await userStore.voidTokens(user.id, 'change_email', at(1));
         expect(await userStore.consumeEmailChangeToken(user.id, hash('move-me'), at(2))).toBeNull();
         expect(await userStore.consumeEmailChangeToken(other.id, hash('keep-me'), at(2))).toBe('kept@example.com');
+      });
+    });
+
+    describe('user import', () => {
+      /** An import row overwriting `user` (its email and username, with `onConflict: 'update'`) under another name. */
+      const importRow = (
+        { username, normalizedUsername, email, normalizedEmail }: Pick<BackOfficeUser, 'username' | 'normalizedUsername' | 'email' | 'normalizedEmail'>,
+        name: string,
+      ): ImportedUserRow => ({
+        username,
+        normalizedUsername,
+        email,
+        normalizedEmail,
+        name,
+        passwordHash: null,
+        securityStamp: unique('stamp-'),
+        isApproved: null,
+        groups: [],
+        createdAt: at(0),
+        lastLoginAt: null,
+      });
+
+      test('OWASP ASVS 5.0 7.5.1 / 4.0 V2.5: refuseTarget is asked about every existing user a row overwrites (as stored, with the row index), dry runs too; a row it answers true for is answered directory_managed and nothing of it is written', async ({ userStore }) => {
+        if (!isUserImportStore(userStore)) return;
+        const refused = await newUser(userStore);
+        const kept = await newUser(userStore);
+        const fresh = `${unique('contract-new-')}@example.test`;
+        const newcomer = { username: fresh, normalizedUsername: fresh.toUpperCase(), email: fresh, normalizedEmail: fresh.toUpperCase() };
+        const rows = [importRow(newcomer, 'New'), importRow(refused, 'Overwritten'), importRow(kept, 'Overwritten')];
+        for (const dryRun of [true, false]) {
+          const asked: Array<[number, string, string]> = [];
+          const outcomes = await userStore.importUsers(
+            rows,
+            {
+              onConflict: 'update',
+              dryRun,
+              protectedGroup: 'admin',
+              refuseTarget: (current, index) => {
+                asked.push([index, current.id, current.name]);
+                return current.id === refused.id;
+              },
+            },
+            at(1),
+          );
+          // Every overwritten user, as it is stored before the batch writes it (a new row overwrites no one).
+          expect([dryRun, asked.sort((a, b) => a[0] - b[0])]).toEqual([dryRun, [[1, refused.id, refused.name], [2, kept.id, kept.name]]]);
+          expect([dryRun, outcomes]).toEqual([dryRun, ['created', 'directory_managed', 'updated']]);
+          expect([dryRun, (await userStore.findById(refused.id))?.name]).toEqual([dryRun, refused.name]);
+          expect([dryRun, (await userStore.findById(kept.id))?.name]).toEqual([dryRun, dryRun ? kept.name : 'Overwritten']);
+          expect([dryRun, (await userStore.findByNormalizedEmail(newcomer.normalizedEmail)) !== null]).toEqual([dryRun, !dryRun]);
+        }
       });
     });
 

@@ -111,7 +111,10 @@ export interface UserImportStore {
    * as for the stored mark above (the importer asks the user manager's `renamesDirectoryManaged`, and for a row with a
    * `passwordHash` its `isDirectoryManaged`, so a host manager's `isDirectoryManaged` decides too; OWASP ASVS 5.0
    * 7.5.1, 4.0 V2.5). A store that cannot honour any of the three
-   * must throw rather than ignore it.
+   * must throw rather than ignore it. The module cannot tell a store that honours `refuseTarget` from one written
+   * before it existed (which drops the option unread and overwrites the user): no capability flag says so, and the
+   * outcome of an ignored refusal looks like any update. Run `runBackOfficeStoreContract` (`backoffice-identity/testing`)
+   * against a store of your own: its user-import case fails a store that ignores `refuseTarget`.
    */
   importUsers(
     rows: ImportedUserRow[],
