@@ -808,10 +808,10 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         for (const change of [{ kind: 'authTime', secondsAgo: 3600 }, { kind: 'authTime', secondsAgo: null }] as const) {
           const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
           expect(step.status, step.text).toBe(200);
-          // The provider is asked to authenticate again, within the re-authentication window (5 minutes)...
+          // The provider is asked to authenticate again, now...
           const url = new URL(step.body.redirectUrl);
           expect(url.searchParams.get('prompt')).toBe('login');
-          expect(url.searchParams.get('max_age')).toBe('300');
+          expect(url.searchParams.get('max_age')).toBe('0');
           // ...but whoever holds the browser can drop that from the URL, and the provider's open session answers.
           url.searchParams.delete('prompt');
           url.searchParams.delete('max_age');
@@ -829,6 +829,35 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
         }
       } finally {
         ctx.clock.advance(-6 * 60_000);
+      }
+    });
+
+    it('OWASP ASVS 4.0 3.7.1 / 5.0 6.8.x: a step-up through the provider asks it for an authentication now (max_age=0, prompt=login) and refuses an ID token whose auth_time is older than the allowed clock skew (a provider session reused), however long session.reauthenticationMinutes is', async () => {
+      const app = await secondApp({ session: { secureCookies: false, reauthenticationMinutes: 30 }, externalLogins: providersFor(idp.issuer).slice(0, 1) });
+      try {
+        const { login } = account('reused-stepup', { groups: [] });
+        const person = new Person(app.url);
+        expectSignedIn(await person.signIn('oidc', login));
+        const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+        expect(step.status, step.text).toBe(200);
+        const url = new URL(step.body.redirectUrl);
+        expect({ prompt: url.searchParams.get('prompt'), maxAge: url.searchParams.get('max_age') }).toEqual({ prompt: 'login', maxAge: '0' });
+        // Whoever holds the browser drops both, and the provider answers from a session it authenticated 20 minutes
+        // ago (within the 30-minute re-authentication window, but no authentication of this step-up).
+        url.searchParams.delete('prompt');
+        url.searchParams.delete('max_age');
+        const callbackUrl = await person.idp.authorize(url.toString(), login);
+        idp.idTokenChange = { kind: 'authTime', secondsAgo: 20 * 60 };
+        try {
+          expect((await person.deliver(callbackUrl)).headers.get('location')).toBe('/backoffice/account?error=external_login_failed');
+        } finally {
+          idp.idTokenChange = undefined;
+        }
+        // A real authentication at the provider (prompt=login kept) steps up.
+        const again = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+        expect((await person.deliver(await person.idp.authorize(again.body.redirectUrl, login))).headers.get('location')).toBe('/backoffice/account');
+      } finally {
+        await app.close();
       }
     });
 

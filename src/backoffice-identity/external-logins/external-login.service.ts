@@ -113,6 +113,21 @@ function idTokenTimeProblem(claims: { iat?: unknown; auth_time?: unknown }, nowS
 }
 
 /**
+ * Why an ID token does not show an authentication made for this link or step-up (sent with `max_age=0`), or undefined
+ * (OWASP ASVS 4.0 3.7.1, 5.0 6.8.x). `auth_time` is REQUIRED when `max_age` was requested (OpenID Connect Core 2,
+ * 3.1.2.1): a token without it is refused. One older than the allowed clock skew before this callback (which the
+ * provider sends right after the person authenticates) is a provider session reused, not an authentication now, whatever
+ * `session.reauthenticationMinutes` is: the step-up makes the session fresh from now on. A session reused within the
+ * skew cannot be told from a provider clock that is behind.
+ */
+function freshAuthenticationProblem(claims: { auth_time?: unknown }, nowSeconds: number): string | undefined {
+  const { auth_time: authTime } = claims;
+  if (typeof authTime !== 'number' || !Number.isFinite(authTime)) return 'the ID token has no authentication time (auth_time), required as max_age was sent';
+  if (authTime < nowSeconds - MAX_CLOCK_SKEW_SECONDS) return 'the provider did not authenticate the person for this step-up or link (auth_time older than the allowed clock skew: a provider session reused)';
+  return undefined;
+}
+
+/**
  * The query string of the provider's redirect (without `?`; `''` without one), read off the request target as sent.
  * Never through `new URL(request.url)`: an absolute-form target (RFC 9112 3.2.2) such as `http://:99999/backoffice/...`
  * or `http://a:b@/backoffice/...` is routed by its path, but its authority is no valid URL, and the throw (before the
@@ -158,14 +173,6 @@ export class BackOfficeExternalLoginService {
    */
   get signInPage(): string {
     return `/${this.options.routePrefix}`;
-  }
-
-  /**
-   * Seconds an authentication at the provider counts as fresh for a link or step-up (`max_age`, then checked
-   * against the ID token's `auth_time`): the re-authentication window, `session.reauthenticationMinutes`.
-   */
-  private get freshAuthenticationSeconds(): number {
-    return Math.ceil(this.options.session.reauthenticationMinutes * 60);
   }
 
   /** The provider, or 404 `not_found`. */
@@ -237,9 +244,10 @@ export class BackOfficeExternalLoginService {
         code_challenge_method: 'S256',
         state,
         nonce,
-        // Linking and step-up must prove the person now, not reuse a provider session someone left open (the
-        // callback checks the ID token's auth_time: these parameters can be dropped from the URL).
-        ...(signedIn ? { prompt: 'login', max_age: String(this.freshAuthenticationSeconds) } : {}),
+        // Linking and step-up must prove the person now, not reuse a provider session someone left open: max_age=0 asks
+        // for an authentication now and makes auth_time REQUIRED in the ID token (OpenID Connect Core 3.1.2.1, 2). The
+        // callback checks it (freshAuthenticationProblem): these parameters can be dropped from the URL.
+        ...(signedIn ? { prompt: 'login', max_age: '0' } : {}),
       })
       .toString();
   }
@@ -339,15 +347,15 @@ export class BackOfficeExternalLoginService {
         expectedState: current.searchParams.get('state') ?? undefined,
         expectedNonce: pending.nonce,
         idTokenExpected: true,
-        // A link or step-up counts as a fresh sign-in: the provider must have authenticated the person just now.
-        ...(pending.link || pending.reauthenticate ? { maxAge: this.freshAuthenticationSeconds } : {}),
       });
     } catch (error) {
       throw new ExternalLoginError('external_login_failed', `authorization or token response refused: ${describeError(error)}`);
     }
     const idClaims = tokens.claims();
     if (!idClaims) throw new ExternalLoginError('external_login_failed', 'no ID token');
-    const timeProblem = idTokenTimeProblem(idClaims, Math.floor(Date.now() / 1000));
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    // A link or step-up counts as a fresh sign-in: the provider must have authenticated the person just now.
+    const timeProblem = idTokenTimeProblem(idClaims, nowSeconds) ?? (pending.link || pending.reauthenticate ? freshAuthenticationProblem(idClaims, nowSeconds) : undefined);
     if (timeProblem) throw new ExternalLoginError('external_login_failed', timeProblem);
     // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
     // the store cannot keep would fail after an auto-linked user was created.
