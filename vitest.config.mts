@@ -10,7 +10,7 @@ const HTTP_SUITES = [
   'manage-target-race', 'admin-surface-attacks', 'email-change-no-enumeration', 'email-change-voids-tokens', 'invite-two-factor-enforcement',
   'password-change-voids-email-change', 'session-revocation-voids-email-change', 'email-change-stamp-bound', 'user-import-update',
   'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks', 'kept-session-stamp-change', 'disable-until-lift',
-  'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users', 'forgot-password-after-forced-reset', 'set-groups-step-up',
+  'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users', 'forgot-password-after-forced-reset', 'set-groups-step-up', 'enable-step-up',
   'external-login-attacks', 'external-login-callback-deadline', 'external-login-groups', 'last-admin-race', 'ldap-offboarding-reset',
   'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race', 'kept-session-concurrent-changes',
   'concurrent-stamp-changes', 'admin-and-audit', 'api-users', 'audit-pagination', 'auth-bad-input', 'auth-http', 'demo-app', 'external-logins',

@@ -167,6 +167,7 @@ describe('API users: client credentials and bearer tokens', () => {
     expectClientError(refused, 401);
     expect(refused.body.code).toBe('invalid_token');
     expectOAuthError(await tokenRequest({ grant_type: 'client_credentials' }, { authorization: basic(clientId, clientSecret) }), 401, 'invalid_client');
+    await reauthenticate(admin); // an enable needs a recent sign-in (enable-step-up.spec.ts); the clock moved 10 minutes
     expect((await admin.post(`/users/${user.id}/enable`)).status).toBe(200);
     // Tokens revoked at disable stay dead after enable.
     expectClientError(await anon().get('/users', bearer(fresh)), 401);

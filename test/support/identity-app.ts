@@ -17,7 +17,7 @@ import {
   type BackOfficeUserManager,
   type CreateBackOfficeUserInput,
 } from '../../src/backoffice-identity/index.js';
-import type { TestDatabase } from './database.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 import { HttpClient } from './http-client.js';
 
 export type TestHttpPlatform = 'express' | 'fastify';
@@ -166,4 +166,30 @@ export function userFactory(getApp: () => IdentityApp, prefix: string) {
     if (!result.succeeded) throw new Error(`createUser failed: ${result.errors.map((e) => e.code).join(', ')}`);
     return result.value!;
   };
+}
+
+/** A suite's app with an admin user: `ctx` and `adminEmail` are set once `beforeAll` ran; `make` creates users. */
+export interface AdminAppSuite {
+  readonly ctx: IdentityApp;
+  readonly adminEmail: string;
+  readonly make: ReturnType<typeof userFactory>;
+}
+
+/**
+ * Registers `beforeAll` / `afterAll` that boot an app on a fresh test database (rate limits off) with one admin
+ * (`<prefix>1@example.com`), and close both afterwards. Read `ctx` and `adminEmail` inside the tests.
+ */
+export function adminAppSuite(prefix: string): AdminAppSuite {
+  let db: TestDatabase | undefined;
+  const suite = { make: userFactory(() => suite.ctx, prefix) } as { ctx: IdentityApp; adminEmail: string; make: ReturnType<typeof userFactory> };
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    suite.ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    suite.adminEmail = (await suite.make({ groups: ['admin'] })).email;
+  });
+  afterAll(async () => {
+    await suite.ctx?.close();
+    await db?.drop();
+  });
+  return suite;
 }

@@ -106,9 +106,9 @@ export class UsersController {
     description:
       'unauthenticated, or reauthentication_required: the import is not a dry run and a record would create a user (whatever onConflict), or with ' +
       'onConflict update give an existing user another password hash, another email address or another username (the two beyond ASCII letter case; ' +
-      'a record without a username has its email as username) or a group it is not in, and the session has no sign-in ' +
+      'a record without a username has its email as username) or a group it is not in, or enable a disabled user (isApproved true), and the session has no sign-in ' +
       'or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token: automation uses the import-users CLI); the ' +
-      'whole request is refused and nothing is written. Dry runs, skipped conflicts, invalid records and updates of the profile only (or taking groups away) need no step-up',
+      'whole request is refused and nothing is written. Dry runs, skipped conflicts, invalid records and updates of the profile only (or taking groups away) need no step-up (nor does isApproved false, a disable)',
   })
   @ApiResponse({
     status: 403,
@@ -171,7 +171,7 @@ export class UsersController {
 
   /**
    * A real import (not a dry run) that would create a user, or (`onConflict: 'update'`) give an existing user another
-   * password hash, another email address, another username or a group it is not in ({@link addsGroup}), needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
+   * password hash, another email address, another username or a group it is not in, or enable it when disabled ({@link grantsAccess}), needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
    * 401 `reauthentication_required`, always for a bearer token). A new user is a lasting credential with the groups the
    * record names (an admin with a password hash the attacker chose), as `POST /users/invite` and `POST /users/api` mint
    * (OWASP ASVS 5.0 7.5.3); an overwrite is an account takeover with a stolen admin cookie (the hash is the attacker's
@@ -196,7 +196,7 @@ export class UsersController {
       const { byEmail, byUsername } = await conflictsOf(record);
       const creates = byEmail === null && byUsername === null;
       const target = onConflict === 'update' ? importUpdateTarget(byEmail, byUsername) : null;
-      if (creates || (target && (this.overwritesCredentials(target, record) || UsersController.addsGroup(target, record)))) {
+      if (creates || (target && (this.overwritesCredentials(target, record) || UsersController.grantsAccess(target, record)))) {
         this.sessions.assertRecentSignIn(auth);
         return;
       }
@@ -204,11 +204,12 @@ export class UsersController {
   }
 
   /**
-   * Whether the record would give the user a group it is not in: a lasting grant of access, as `PUT /users/:id/groups`
-   * adding one is (OWASP ASVS 5.0 7.5.3).
+   * Whether the record would give the user a group it is not in, or enable a disabled user (`isApproved` false to
+   * true): a lasting grant of access, as `PUT /users/:id/groups` adding a group and `POST /users/:id/enable` are
+   * (OWASP ASVS 5.0 7.5.3).
    */
-  private static addsGroup(existing: BackOfficeUser, record: ImportRecordToAuthorize): boolean {
-    return record.groups.some((alias) => !existing.groups.includes(alias));
+  private static grantsAccess(existing: BackOfficeUser, record: ImportRecordToAuthorize): boolean {
+    return record.groups.some((alias) => !existing.groups.includes(alias)) || (record.isApproved === true && !existing.isApproved);
   }
 
   /**
@@ -344,11 +345,22 @@ export class UsersController {
   @Post(':id/enable')
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse })
+  @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); nothing is written. Checked after the 403 and 404 checks. Disabling needs no step-up',
+  })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @requirePermissions('users.manage')
   async enable(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
+    // An enable brings back a lasting credential (a password, passkeys, an API user's secret, which a disable leaves in
+    // place), as an invite or an API user mints one: a stolen cookie or an admin API user's bearer token must not be
+    // enough to revive a disabled account the attacker controls (OWASP ASVS 5.0 7.5.3). Asked whatever the user's state
+    // as read here, so a disable committed between this read and the write is not undone without one. Disabling needs none.
+    this.sessions.assertRecentSignIn(request.backOffice);
     this.throwIfFailed(await this.userManager.setApproved(user, true, {}, { authorize: this.mayManageAsStored(request) }));
     return toBackOfficeUserDto(user, this.clock.now());
   }

@@ -33,7 +33,7 @@ export interface ResolvedImportOptions {
 /**
  * One record of a batch as an {@link ImportAuthorizer} sees it: its position, its groups after `groupMap`
  * (known aliases only) and, when it is well-formed enough to match an existing user, its normalised keys, its
- * username, its address and its password hash in the stored form (null without one), to compare with the user it would update.
+ * username, its address, its password hash in the stored form (null without one) and its `isApproved`, to compare with the user it would update.
  * The hash is for that comparison only: never report or log it.
  */
 export interface ImportRecordToAuthorize {
@@ -47,6 +47,8 @@ export interface ImportRecordToAuthorize {
   username?: string;
   email?: string;
   passwordHash?: string | null;
+  /** The record's `isApproved`, or null when it has none (a new user is then approved, an updated one keeps its own). */
+  isApproved?: boolean | null;
 }
 
 /**
@@ -154,7 +156,7 @@ export class BackOfficeUserImporter {
       const valid = row !== undefined && errors.length === 0;
       toAuthorize.push(
         row
-          ? { index, valid, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername, username: row.username, email: row.email, passwordHash: row.passwordHash }
+          ? { index, valid, groups, normalizedEmail: row.normalizedEmail, normalizedUsername: row.normalizedUsername, username: row.username, email: row.email, passwordHash: row.passwordHash, isApproved: row.isApproved }
           : { index, valid, groups },
       );
       if (row && errors.length === 0) {

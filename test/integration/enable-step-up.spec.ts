@@ -1,0 +1,122 @@
+import { randomUUID } from 'node:crypto';
+import { expectClientError } from '../support/bad-input.js';
+import { HttpClient } from '../support/http-client.js';
+import { adminAppSuite, reauthenticate, signedInClient } from '../support/identity-app.js';
+
+/**
+ * OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1: enabling a disabled account brings back a lasting credential (its password, its
+ * passkeys, an API user's secret, which a disable leaves in place), as an invite or an API user is (both need a recent
+ * sign-in). A stolen, stale admin cookie or an admin API user's bearer token must not be enough to bring back a
+ * disabled account the attacker controls: POST /users/:id/enable, and an import record turning isApproved false to
+ * true, need a recent sign-in. Disabling takes access away and needs none.
+ */
+describe('enabling a user needs a recent sign-in (OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1)', () => {
+  const suite = adminAppSuite('enablestep');
+  const { make } = suite;
+  const approved = async (id: string) => (await suite.ctx.userManager.findById(id))!.isApproved;
+  const answer = (res: { status: number; body?: { code?: string } }) => ({ status: res.status, code: res.body?.code });
+  const refused = { status: 401, code: 'reauthentication_required' };
+
+  it('POST /users/:id/enable with a stale admin session is 401 reauthentication_required, nothing written; disable needs no step-up (ASVS 5.0 7.5.3 / 4.0 3.7.1)', async () => {
+    const { ctx, adminEmail } = suite;
+    const attacker = await make({ groups: ['writer'], isApproved: false });
+    const other = await make({ groups: ['writer'] });
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes (default 5)
+
+    expect(answer(await stolen.post(`/users/${attacker.id}/enable`, {}))).toEqual(refused);
+    expect(await approved(attacker.id)).toBe(false);
+    expect((await new HttpClient(ctx.url).login(attacker.email, 'correct horse battery staple')).status).not.toBe(200);
+
+    // Disabling takes access away: no step-up.
+    const disabled = await stolen.post(`/users/${other.id}/disable`, {});
+    expect(disabled.status, disabled.text).toBe(200);
+    expect(await approved(other.id)).toBe(false);
+
+    await reauthenticate(stolen);
+    const enabled = await stolen.post(`/users/${attacker.id}/enable`, {});
+    expect(enabled.status, enabled.text).toBe(200);
+    expect(await approved(attacker.id)).toBe(true);
+  });
+
+  it("an admin API user's bearer token cannot enable a user (nor a disabled API user, whose secret survives), only disable one (ASVS 5.0 7.5.3 / 4.0 3.7.1)", async () => {
+    const { ctx, adminEmail } = suite;
+    const admin = await signedInClient(ctx, adminEmail);
+    const mint = async (groups: string[]) => {
+      const minted = await admin.post('/users/api', { name: 'Enable robot', groups });
+      expect(minted.status, minted.text).toBe(201);
+      return minted.body as { user: { id: string }; clientId: string; clientSecret: string };
+    };
+    const robot = await mint(['admin']);
+    const token = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: robot.clientId, client_secret: robot.clientSecret });
+    expect(token.status, token.text).toBe(200);
+    const bearer = { headers: { authorization: `Bearer ${token.body.access_token}` } };
+    const asRobot = (path: string) => new HttpClient(ctx.url).request('POST', path, { body: {}, ...bearer });
+
+    const person = await make({ groups: ['writer'], isApproved: false });
+    const machine = await mint(['writer']);
+    expect((await admin.post(`/users/${machine.user.id}/disable`, {})).status).toBe(200);
+    for (const id of [person.id, machine.user.id]) {
+      const res = await asRobot(`/users/${id}/enable`);
+      expectClientError(res, 401);
+      expect(res.body.code).toBe('reauthentication_required');
+      expect(await approved(id)).toBe(false);
+    }
+    // The disabled API user's secret gets no token.
+    const revived = await new HttpClient(ctx.url).post('/auth/token', { grant_type: 'client_credentials', client_id: machine.clientId, client_secret: machine.clientSecret });
+    expect(revived.status).not.toBe(200);
+
+    const victim = await make({ groups: ['writer'] });
+    const disabled = await asRobot(`/users/${victim.id}/disable`);
+    expect(disabled.status, disabled.text).toBe(200);
+    expect(await approved(victim.id)).toBe(false);
+  });
+
+  it('checks the target first: 404 for an unknown user and 403 for one beyond the caller, whatever the sign-in (ASVS 5.0 7.5.3 / 4.0 3.7.1)', async () => {
+    const { ctx, adminEmail } = suite;
+    const admin = await signedInClient(ctx, adminEmail);
+    expect((await admin.post('/groups', { alias: 'enabledesk', name: 'Enable desk', permissions: ['users.manage'] })).status).toBe(201);
+    const deskUser = await make({ groups: ['enabledesk'] });
+    const desk = await signedInClient(ctx, deskUser.email);
+    const disabledAdmin = await make({ groups: ['admin'], isApproved: false });
+    const disabledWriter = await make({ groups: ['writer'], isApproved: false });
+    ctx.clock.advance(6 * 60_000);
+
+    expect(answer(await desk.post(`/users/${randomUUID()}/enable`, {}))).toEqual({ status: 404, code: 'not_found' });
+    expect(answer(await desk.post(`/users/${disabledAdmin.id}/enable`, {}))).toEqual({ status: 403, code: 'forbidden' });
+    expect(answer(await desk.post(`/users/${disabledWriter.id}/enable`, {}))).toEqual(refused);
+    expect(await approved(disabledAdmin.id)).toBe(false);
+    expect(await approved(disabledWriter.id)).toBe(false);
+  });
+
+  it('POST /users/import with onConflict update: a record turning isApproved false to true needs a recent sign-in; disabling, keeping or a dry run does not (ASVS 5.0 7.5.3 / 4.0 3.7.1)', async () => {
+    const { ctx, adminEmail } = suite;
+    const attacker = await make({ groups: ['writer'], name: 'Attacker', isApproved: false });
+    const other = await make({ groups: ['writer'], name: 'Other' });
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000);
+    const record = (user: { email: string; name: string }, isApproved?: boolean) => ({ email: user.email, name: user.name, groups: ['writer'], ...(isApproved === undefined ? {} : { isApproved }) });
+    const importing = (users: object[], dryRun = false) => stolen.post('/users/import', { users, onConflict: 'update', dryRun });
+
+    expect(answer(await importing([record(other), record(attacker, true)]))).toEqual(refused);
+    expect(await approved(attacker.id)).toBe(false);
+
+    // A dry run writes nothing: no step-up, as for a group added.
+    const dry = await importing([record(attacker, true)], true);
+    expect(dry.status, dry.text).toBe(200);
+    expect(dry.body.results[0].outcome).toBe('updated');
+    expect(await approved(attacker.id)).toBe(false);
+
+    // Keeping the disabled user disabled (no isApproved, or false), keeping an enabled one enabled, or disabling: no step-up.
+    const routine = await importing([record(attacker), record(other, true)]);
+    expect(routine.status, routine.text).toBe(200);
+    const disabling = await importing([record(attacker, false), record(other, false)]);
+    expect(disabling.status, disabling.text).toBe(200);
+    expect([await approved(attacker.id), await approved(other.id)]).toEqual([false, false]);
+
+    await reauthenticate(stolen);
+    const enabled = await importing([record(attacker, true)]);
+    expect(enabled.status, enabled.text).toBe(200);
+    expect(await approved(attacker.id)).toBe(true);
+  });
+});
