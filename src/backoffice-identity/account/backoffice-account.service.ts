@@ -3,6 +3,7 @@ import type { BackOfficeListPage } from '../common/list-page.js';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
 import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
+import { UserReauthenticatedNotification } from '../notifications/notifications.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/session-store.interface.js';
@@ -87,6 +88,31 @@ export class BackOfficeAccountService {
     await this.signInManager.refreshSignIn(user, session.id);
     await this.renewAfterPasswordCheck(session, response, true);
     return result;
+  }
+
+  /**
+   * The end of a step-up whose password or passkey was right (`POST /auth/reauthenticate`, its passkey twin): the
+   * lock is read again (the user the guard loaded at the request's start may have been locked since by wrong
+   * step-ups in flight: a right guess among parallel ones steps nothing up, OWASP ASVS 4.0 2.2.1) and answers
+   * `locked_out`; else the failed-access count is reset, `beforeComplete` runs (the passkey's use is recorded), the
+   * session gets a new token as the cookies of `response` (OWASP ASVS 5.0 7.2.4: the old one stops working now) and
+   * `UserReauthenticatedNotification` is raised with `method`. `unauthenticated` when the session no longer holds the
+   * token it was read with (another step-up renewed it first, or it was revoked). Succeeds with the step-up's end.
+   */
+  async completeStepUp(
+    user: BackOfficeUser,
+    session: BackOfficeSessionEntity,
+    response: BackOfficeHttpResponse,
+    method: 'password' | 'passkey',
+    beforeComplete?: () => Promise<unknown>,
+  ): Promise<IdentityResult<Date>> {
+    if (await this.userManager.isLockedOutNow(user)) return lockedOut();
+    if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
+    await beforeComplete?.();
+    const until = await this.issuer.completeStepUp(session, response);
+    if (!until) return failure('unauthenticated', 'The session has ended or was renewed meanwhile.');
+    await this.userManager.notify(UserReauthenticatedNotification, user, { method });
+    return IdentityResult.success(until);
   }
 
   /**

@@ -8,7 +8,7 @@ import { BackOfficeHttpPlatform, type BackOfficeHttpResponse } from '../http/htt
 import { LIST_PAGE_RESPONSE_HEADERS, ListPageQuery, nextPageLink } from '../http/list-page.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import { JsonBodyGuard } from '../http/json-body.guard.js';
-import { UserLogoutSuccessNotification, UserReauthenticatedNotification } from '../notifications/notifications.js';
+import { UserLogoutSuccessNotification } from '../notifications/notifications.js';
 import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { AllowTwoFactorSetupSession, SESSION_PEEK_HEADER, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
@@ -33,7 +33,7 @@ import {
   RevokedSessionsResponse,
   SessionResponse,
 } from './auth.dto.js';
-import { signInError, throwIfLockedOut } from './backoffice-local.strategy.js';
+import { signInError, stepUpAnswer, throwIfLockedOut } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 import { PER_IP, TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
@@ -237,15 +237,7 @@ export class AuthController {
       if (await manager.lockedByCount(user, counted)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
       throw BackOfficeHttpError.invalidCredentials();
     }
-    // The lock was read from the user the guard loaded at the request's start: wrong step-ups in flight may have locked
-    // the account since. Read again, as sign-in does, so a right guess among parallel ones steps nothing up (ASVS 4.0 2.2.1).
-    if (await manager.isLockedOutNow(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
-    if (manager.supportsUserLockout) await manager.resetAccessFailedCount(user);
-    // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
-    const until = await this.issuer.completeStepUp(session, response);
-    if (!until) throw BackOfficeHttpError.unauthenticated();
-    await manager.notify(UserReauthenticatedNotification, user, { method: 'password' });
-    return { reauthenticatedUntil: until.toISOString() };
+    return stepUpAnswer(await this.account.completeStepUp(user, session, response, 'password'), user, this.clock.now());
   }
 
   @Get('sessions')

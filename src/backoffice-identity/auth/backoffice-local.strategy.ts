@@ -81,3 +81,13 @@ export const backOfficeLocalStrategyProvider: Provider = {
     return { name, onModuleDestroy: () => void passport.unuse(name) };
   },
 };
+
+/**
+ * The answer of a step-up route (password or passkey) from `BackOfficeAccountService.completeStepUp`: its end, else
+ * 423 `locked_out` (as {@link throwIfLockedOut}) or 401 `unauthenticated` (the session's token was renewed or ended).
+ */
+export function stepUpAnswer(result: IdentityResult<Date>, user: Pick<BackOfficeUser, 'lockoutEnd'>, now: Date): { reauthenticatedUntil: string } {
+  throwIfLockedOut(result, user, now);
+  if (!result.succeeded) throw BackOfficeHttpError.unauthenticated();
+  return { reauthenticatedUntil: result.value!.toISOString() };
+}

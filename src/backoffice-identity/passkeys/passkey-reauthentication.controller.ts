@@ -1,18 +1,17 @@
 import { Body, Controller, HttpCode, Inject, Post, Req, Res, UsePipes } from '@nestjs/common';
 import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
+import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import { ReauthenticateResponse } from '../auth/auth.dto.js';
-import { signInError } from '../auth/backoffice-local.strategy.js';
+import { signInError, stepUpAnswer } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
-import { UserReauthenticatedNotification } from '../notifications/notifications.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
-import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
@@ -35,21 +34,21 @@ export class PasskeyReauthenticationController {
   constructor(
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficePasskeyCeremonies) private readonly ceremonies: BackOfficePasskeyCeremonies,
-    @Inject(BackOfficeSessionIssuer) private readonly issuer: BackOfficeSessionIssuer,
+    @Inject(BackOfficeAccountService) private readonly account: BackOfficeAccountService,
     @Inject(BACKOFFICE_CLOCK) private readonly clock: BackOfficeClock,
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly identityOptions: ResolvedBackOfficeIdentityOptions,
     @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
   ) {}
 
-  /**
-   * Refuses the step-up unless passkeys can serve it and the account is not locked. With `rateLimit` (the assertion's
-   * check, a guess) also counts it under that name per IP, as the password step-up is counted, before the lock is read.
-   */
-  private async requireSupport(user: BackOfficeUser, rateLimit?: string): Promise<void> {
+  /** Refuses the step-up unless passkeys can serve it. */
+  private requireSupport(): void {
     if (!this.userManager.supportsUserPasskeys) throw BackOfficeHttpError.notFound('Passkeys are not enabled.');
     // A passkey is a local credential, like the password: with denyLocalLogin, step-up goes through the provider.
     if (this.identityOptions.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
-    if (rateLimit) await this.rateLimiter.enforcePasswordCheckPerIp(rateLimit);
+  }
+
+  /** 423 while the account is locked: nothing is checked then, as at the password step-up. */
+  private refuseWhileLocked(user: BackOfficeUser): void {
     if (this.userManager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
   }
 
@@ -63,7 +62,8 @@ export class PasskeyReauthenticationController {
   @documented(423, 'locked_out')
   async options(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const { user } = request.backOffice;
-    await this.requireSupport(user);
+    this.requireSupport();
+    this.refuseWhileLocked(user);
     const passkeys = await this.userManager.getPasskeys(user);
     if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
     return this.ceremonies.authenticationOptions('reauthentication', user.id, passkeys);
@@ -90,7 +90,9 @@ export class PasskeyReauthenticationController {
     const session = sessionOf(request);
     // A step-up guess as much as a password is (OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1): lockout bounds the guesses per
     // account, this one client's across the accounts it holds sessions of. The options only issue a challenge.
-    await this.requireSupport(user, 'reauthenticate-passkey-ip');
+    this.requireSupport();
+    await this.rateLimiter.enforcePasswordCheckPerIp('reauthenticate-passkey-ip');
+    this.refuseWhileLocked(user);
     const response = body.credential as unknown as AuthenticationResponseJSON;
     const passkey = await this.ceremonies.findPasskey(response);
     const result = passkey && passkey.userId === user.id ? await this.ceremonies.verifyAssertion(response, passkey, 'reauthentication', user.id) : null;
@@ -102,15 +104,7 @@ export class PasskeyReauthenticationController {
       if (await this.userManager.lockedByCount(user, counted)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
       throw new BackOfficeHttpError(401, 'invalid_passkey', 'The passkey was not accepted; try again.');
     }
-    // The lock was read from the user the guard loaded at the request's start: wrong step-ups in flight may have locked
-    // the account since. Read again, as passkey sign-in does, so a right assertion among parallel guesses steps nothing up.
-    if (await this.userManager.isLockedOutNow(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
-    if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
-    await this.ceremonies.notifyUsed(result.passkey, 'reauthentication', result.userVerified);
-    // A new token for the session (OWASP ASVS 5.0 7.2.4): the one this request came with stops working now.
-    const until = await this.issuer.completeStepUp(session, httpResponse);
-    if (!until) throw BackOfficeHttpError.unauthenticated();
-    await this.userManager.notify(UserReauthenticatedNotification, user, { method: 'passkey' });
-    return { reauthenticatedUntil: until.toISOString() };
+    const notifyUsed = () => this.ceremonies.notifyUsed(result.passkey, 'reauthentication', result.userVerified);
+    return stepUpAnswer(await this.account.completeStepUp(user, session, httpResponse, 'passkey', notifyUsed), user, this.clock.now());
   }
 }
