@@ -3,17 +3,12 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
+import { lockWhileStepUpHeld } from '../support/step-up-lock.js';
 import { DataSource } from 'typeorm';
 import { BackOfficeAccountService, BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 
-/** A second client with the same cookies as `client` now: another request of the same (stolen) session. */
-function copyOf(client: HttpClient): HttpClient {
-  const copy = client.fresh();
-  for (const [name, value] of client.cookies) copy.cookies.set(name, value);
-  return copy;
-}
 
 /**
  * A lockout set by wrong passwords (here: someone guessing at the sign-in form) leaves the user's live sessions
@@ -149,18 +144,7 @@ describe('a locked account: the signed-in routes that check the password refuse 
     });
     try {
       expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
-      const right = http.post('/auth/reauthenticate', { password });
-      await reachedCheck;
-      const wrong = await Promise.all(Array.from({ length: 5 }, () => copyOf(http).post('/auth/reauthenticate', { password: 'a wrong password guess' })));
-      expect(wrong.map((a) => a.status).sort()).toEqual([401, 401, 401, 401, 423]);
-      expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
-      release();
-      const answer = await right;
-      expect({ status: answer.status, code: answer.body.code }).toEqual({ status: 423, code: 'locked_out' });
-      expect(answer.body.retryAfterSeconds).toBeGreaterThan(0);
-      expect(answer.setCookies.some((c) => c.startsWith('backoffice_session='))).toBe(false);
-      expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
-      expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
+      await lockWhileStepUpHeld(ctx, http, user.id, { reached: reachedCheck, release }, http.post('/auth/reauthenticate', { password }));
     } finally {
       release();
       spy.mockRestore();

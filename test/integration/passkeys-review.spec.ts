@@ -1,3 +1,4 @@
+import { lockWhileStepUpHeld } from '../support/step-up-lock.js';
 import { DataSource } from 'typeorm';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
@@ -130,23 +131,7 @@ describe('Passkeys: review findings', () => {
       expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
       const options = await http.post('/auth/reauthenticate/passkey/options', {});
       expect(options.status, options.text).toBe(200);
-      const right = http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) });
-      await verify.reached;
-      const copy = () => {
-        const client = http.fresh();
-        for (const [name, value] of http.cookies) client.cookies.set(name, value);
-        return client;
-      };
-      const wrong = await Promise.all(Array.from({ length: 5 }, () => copy().post('/auth/reauthenticate', { password: 'a wrong password guess' })));
-      expect(wrong.map((a) => a.status).sort()).toEqual([401, 401, 401, 401, 423]);
-      expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
-      verify.release();
-      const answer = await right;
-      expect({ status: answer.status, code: answer.body.code }).toEqual({ status: 423, code: 'locked_out' });
-      expect(answer.body.retryAfterSeconds).toBeGreaterThan(0);
-      expect(answer.setCookies.some((c) => c.startsWith('backoffice_session='))).toBe(false);
-      expect((await http.request('DELETE', '/auth/sessions')).body.code).toBe('reauthentication_required');
-      expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
+      await lockWhileStepUpHeld(ctx, http, user.id, verify, http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) }));
     } finally {
       verify.restore();
       ctx.clock.advance(-10 * 60_000);
