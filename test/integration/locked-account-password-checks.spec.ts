@@ -3,7 +3,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
-import { lockWhileStepUpHeld } from '../support/step-up-lock.js';
+import { copyOf, lockWhileStepUpHeld } from '../support/step-up-lock.js';
 import { DataSource } from 'typeorm';
 import { BackOfficeAccountService, BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 
@@ -194,5 +194,34 @@ describe('a locked account: the signed-in routes that check the password refuse 
     const failed = await sql.query('SELECT count(*)::int AS n FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2', [user.id, BackOfficeEvents.LoginFailed]);
     expect(failed[0].n).toBe(0);
     expect((await http.get('/auth/me')).status).toBe(200);
+  });
+  async function withTwoFactor(http: HttpClient): Promise<void> {
+    const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
+    expect((await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) })).status).toBe(200);
+  }
+
+  it('OWASP ASVS 4.0 2.2.1: wrong passwords sent at once to POST /auth/reauthenticate, change-password and 2fa/disable from one session share one failed-access count: the fifth locks the account, and no route checks more', async () => {
+    const { email, user, http } = await signedIn();
+    await withTwoFactor(http);
+    const sends = [
+      () => copyOf(http).post('/auth/reauthenticate', { password: 'a wrong password guess' }),
+      () => copyOf(http).post('/auth/change-password', { currentPassword: 'a wrong password guess', newPassword: 'a takeover passphrase 42' }),
+      () => copyOf(http).post('/auth/2fa/disable', { password: 'a wrong password guess' }),
+    ];
+    const answers = await Promise.all(Array.from({ length: 9 }, (_, i) => sends[i % 3]()));
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(4);
+    expect(statuses.filter((s) => s === 423)).toHaveLength(5);
+    const stored = (await ctx.userManager.findByEmail(email))!;
+    expect(ctx.userManager.isLockedOut(stored)).toBe(true);
+    expect(stored.accessFailedCount).toBeLessThanOrEqual(5);
+    for (const send of [
+      () => http.post('/auth/reauthenticate', { password }),
+      () => http.post('/auth/change-password', { currentPassword: password, newPassword: 'a takeover passphrase 42' }),
+      () => http.post('/auth/2fa/disable', { password }),
+    ]) {
+      expect((await send()).status).toBe(423);
+    }
+    expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
   });
 });

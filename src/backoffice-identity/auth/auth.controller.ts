@@ -182,7 +182,7 @@ export class AuthController {
   ): Promise<{ status: 'success' }> {
     // With denyLocalLogin a password signs nobody in: it may neither be set here nor stand in for a sign-in below.
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
-    await this.rateLimiter.enforcePasswordCheckPerIp('change-password-ip');
+    await this.rateLimiter.enforcePasswordCheckPerIp();
     const { user } = request.backOffice;
     const result = await this.account.changePassword(user, sessionOf(request), body.currentPassword, body.newPassword, response);
     throwIfLockedOut(result, user, this.clock.now());
@@ -219,7 +219,7 @@ export class AuthController {
     const session = sessionOf(request);
     const manager = this.userManager;
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
-    await this.rateLimiter.enforcePasswordCheckPerIp('reauthenticate-ip');
+    await this.rateLimiter.enforcePasswordCheckPerIp();
     // A directory user has no local hash (created by the directory, or retired by it): the password checker decides.
     if (!manager.hasPassword(user) && !manager.hasExternalPasswordChecker) throw BackOfficeHttpError.noLocalPassword();
     if (manager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());

@@ -15,4 +15,4 @@ export const PER_IP =
 export const TOO_MANY_SIGN_IN_ATTEMPTS = `too_many_requests, with Retry-After: rateLimits.loginPerIp ${PER_IP}, as login`;
 
 /** The 429 of a signed-in route that checks the user's password (`rateLimits.passwordCheckPerIp`, its own counter per route). */
-export const TOO_MANY_PASSWORD_CHECKS = `too_many_requests, with Retry-After: rateLimits.passwordCheckPerIp (default 30 per minute) ${PER_IP}, a counter per route`;
+export const TOO_MANY_PASSWORD_CHECKS = `too_many_requests, with Retry-After: rateLimits.passwordCheckPerIp (default 30 per minute) ${PER_IP}, one counter shared by POST /auth/reauthenticate, its passkey twin, /auth/change-password and /auth/2fa/disable`;

@@ -91,7 +91,7 @@ export class PasskeyReauthenticationController {
     // A step-up guess as much as a password is (OWASP ASVS 4.0 2.2.1 / 5.0 6.3.1): lockout bounds the guesses per
     // account, this one client's across the accounts it holds sessions of. The options only issue a challenge.
     this.requireSupport();
-    await this.rateLimiter.enforcePasswordCheckPerIp('reauthenticate-passkey-ip');
+    await this.rateLimiter.enforcePasswordCheckPerIp();
     this.refuseWhileLocked(user);
     const response = body.credential as unknown as AuthenticationResponseJSON;
     const passkey = await this.ceremonies.findPasskey(response);

@@ -59,12 +59,13 @@ export class BackOfficeRateLimiter {
   /**
    * The rule of a signed-in user's password check (`POST /auth/reauthenticate`, `POST /auth/change-password`,
    * `POST /auth/2fa/disable`) and of the passkey step-up's assertion (`POST /auth/reauthenticate/passkey`): at most `rateLimits.passwordCheckPerIp` per minute from the request's IP (an IPv6
-   * client's wider prefix too, {@link perIpRules}), counted under `name`. Lockout bounds the guesses per account, this
-   * one client's guesses across the accounts it holds sessions of (OWASP ASVS 5.0 6.3.1 / 4.0 2.2.1).
-   * Throws 429 `too_many_requests` with `Retry-After` when it is over.
+   * client's wider prefix too, {@link perIpRules}), one counter for the four routes: a counter per route let one client
+   * guess four times the limit, and the user's failed-access count (lockout) is one for them already. Lockout bounds
+   * the guesses per account, this one client's guesses across the accounts it holds sessions of (OWASP ASVS 5.0 6.3.1 /
+   * 4.0 2.2.1). Throws 429 `too_many_requests` with `Retry-After` when it is over.
    */
-  async enforcePasswordCheckPerIp(name: string): Promise<void> {
-    await this.enforceInOrder(this.perIpRules(name, this.options.rateLimits.passwordCheckPerIp, 60));
+  async enforcePasswordCheckPerIp(): Promise<void> {
+    await this.enforceInOrder(this.perIpRules('password-check-ip', this.options.rateLimits.passwordCheckPerIp, 60));
   }
 
   /**

@@ -224,7 +224,7 @@ export class TwoFactorController {
         errors: [{ field: 'password', code: 'isNotEmpty', description: 'password should not be empty' }],
       });
     }
-    await this.rateLimiter.enforcePasswordCheckPerIp('two-factor-disable-ip');
+    await this.rateLimiter.enforcePasswordCheckPerIp();
     const result = await this.account.disableTwoFactor(user, sessionOf(request), body.password, response);
     throwIfLockedOut(result, user, this.clock.now());
     if (!result.succeeded) throw BackOfficeHttpError.fromResult(result);
