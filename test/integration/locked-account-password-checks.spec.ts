@@ -225,3 +225,40 @@ describe('a locked account: the signed-in routes that check the password refuse 
     expect((await ctx.userManager.findById(user.id))!.twoFactorEnabled).toBe(true);
   });
 });
+
+/**
+ * A lockout of the admin whose session was stolen must hold: were the admin's own unlock enough, the stolen cookie
+ * would lock the account with five wrong step-ups, unlock it, and guess on without end.
+ */
+describe('a locked admin cannot unlock themselves (POST /users/:id/unlock)', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: an admin locked by five wrong POST /auth/reauthenticate of their session gets 403 cannot_unlock_self at POST /users/:id/unlock of their own account, the lock stays; another admin unlocks them', async () => {
+    const admin = (await ctx.userManager.createUser({ email: 'locked-admin@example.com', name: 'Admin', password, groups: ['admin'] })).value!;
+    await ctx.userManager.createUser({ email: 'other-admin@example.com', name: 'Other', password, groups: ['admin'] });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login('locked-admin@example.com', password)).body.status).toBe('success');
+    const other = new HttpClient(ctx.url);
+    expect((await other.login('other-admin@example.com', password)).body.status).toBe('success');
+    const guesses = [];
+    for (let i = 0; i < 5; i++) guesses.push((await http.post('/auth/reauthenticate', { password: 'a wrong password guess' })).status);
+    expect(guesses).toEqual([401, 401, 401, 401, 423]);
+    const refused = await http.post(`/users/${admin.id}/unlock`, {});
+    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 403, code: 'cannot_unlock_self' });
+    expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(admin.id))!)).toBe(true);
+    expect((await http.post('/auth/reauthenticate', { password })).status).toBe(423);
+    const unlocked = await other.post(`/users/${admin.id}/unlock`, {});
+    expect(unlocked.status, unlocked.text).toBe(200);
+    expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(admin.id))!)).toBe(false);
+  });
+});

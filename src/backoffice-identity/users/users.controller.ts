@@ -370,9 +370,13 @@ export class UsersController {
   @ApiOkResponse({ type: UserResponse })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
+  @ApiResponse({ status: 403, type: ErrorResponse, description: 'cannot_unlock_self: your own lock is ended by another admin or runs out' })
   @requirePermissions('users.manage')
   async unlock(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
+    // A stolen admin session locked by its own wrong step-ups must not lift the lock and guess on (OWASP ASVS 4.0
+    // 2.2.1): the lock live sessions outlast would bound nothing. Another admin unlocks, or the lock runs out.
+    if (user.id === request.backOffice.user.id) throw BackOfficeHttpError.of('cannot_unlock_self', 'You cannot unlock your own account.');
     this.throwIfFailed(await this.userManager.setLockoutEnd(user, null, { authorize: this.mayManageAsStored(request) }));
     return toBackOfficeUserDto(user, this.clock.now());
   }
