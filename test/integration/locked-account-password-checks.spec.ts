@@ -5,6 +5,7 @@ import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { copyOf, lockWhileStepUpHeld } from '../support/step-up-lock.js';
 import { DataSource } from 'typeorm';
+import { NotificationRecorder } from '../support/notification-recorder.js';
 import { BackOfficeAccountService, BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
@@ -195,10 +196,34 @@ describe('a locked account: the signed-in routes that check the password refuse 
     expect(failed[0].n).toBe(0);
     expect((await http.get('/auth/me')).status).toBe(200);
   });
+
   async function withTwoFactor(http: HttpClient): Promise<void> {
     const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
     expect((await http.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) })).status).toBe(200);
   }
+
+  it('OWASP ASVS 5.0 16.3.1 / 4.0 2.2.1: the refusals of a locked account at POST /auth/reauthenticate, change-password and 2fa/disable are audited as UserLoginFailedNotification with reason locked_out and the route\'s via, as a sign-in\'s is', async () => {
+    const { email, user, http } = await signedIn();
+    await withTwoFactor(http);
+    await lockOut(email);
+    const recorder = NotificationRecorder.attach(ctx.app);
+    try {
+      const sent: Array<[string, Record<string, string>, string]> = [
+        ['/auth/reauthenticate', { password }, 'reauthentication'],
+        ['/auth/change-password', { currentPassword: password, newPassword: 'a takeover passphrase 42' }, 'change_password'],
+        ['/auth/2fa/disable', { password }, 'two_factor_disable'],
+      ];
+      for (const [route, body, via] of sent) {
+        recorder.clear();
+        const refused = await http.post(route, body);
+        expect({ status: refused.status, code: refused.body.code }, `POST ${route}`).toEqual({ status: 423, code: 'locked_out' });
+        const failed = recorder.named(BackOfficeEvents.LoginFailed, user.id).map((e) => ({ reason: (e as any).reason, via: (e as any).via }));
+        expect(failed, `POST ${route}`).toEqual([{ reason: 'locked_out', via }]);
+      }
+    } finally {
+      recorder.detach();
+    }
+  });
 
   it('OWASP ASVS 4.0 2.2.1: wrong passwords sent at once to POST /auth/reauthenticate, change-password and 2fa/disable from one session share one failed-access count: the fifth locks the account, and no route checks more', async () => {
     const { email, user, http } = await signedIn();

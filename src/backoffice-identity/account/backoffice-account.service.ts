@@ -3,7 +3,7 @@ import type { BackOfficeListPage } from '../common/list-page.js';
 import { IdentityResult, type IdentityError } from '../common/identity-result.js';
 import { BACKOFFICE_SIGN_IN_MANAGER } from '../constants.js';
 import type { BackOfficeHttpResponse } from '../http/http-platform.js';
-import { UserReauthenticatedNotification } from '../notifications/notifications.js';
+import { UserReauthenticatedNotification, type BackOfficeCredentialCheckVia } from '../notifications/notifications.js';
 import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.js';
 import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/session-store.interface.js';
@@ -50,6 +50,12 @@ export class BackOfficeAccountService {
     return this.signInManager.userManager;
   }
 
+  /** `locked_out`, audited as a refused check of a locked account ({@link BackOfficeUserManager.lockedOutRefused}). */
+  private async refusedWhileLocked(user: BackOfficeUser, via: BackOfficeCredentialCheckVia): Promise<IdentityResult<never>> {
+    await this.userManager.lockedOutRefused(user, via);
+    return lockedOut();
+  }
+
   /**
    * Changes the password after checking the current one; a wrong current password counts toward lockout and
    * fails with `invalid_credentials` (`locked_out` when that attempt locked the account), a weak new one with the policy's errors. A user without a
@@ -70,13 +76,15 @@ export class BackOfficeAccountService {
     newPassword: string,
     response?: BackOfficeHttpResponse,
   ): Promise<IdentityResult> {
-    if (this.userManager.isLockedOut(user)) return lockedOut();
+    if (this.userManager.isLockedOut(user)) return this.refusedWhileLocked(user, 'change_password');
     // No password to check (an external provider's user): nothing is guessed, so nothing is counted or audited, as at
     // step-up and 2FA disable (OWASP ASVS 4.0 2.2.1: a lockout no guess earned).
     if (!this.userManager.hasPassword(user) && !this.userManager.hasExternalPasswordChecker) return noLocalPassword();
     const outcome: BackOfficePasswordCheckOutcome = {};
     const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword, outcome));
     if (!result.succeeded) {
+      // A right password once wrong ones in flight locked the account (the user manager read the lock again).
+      if (result.errors[0]?.code === 'locked_out') return this.refusedWhileLocked(user, 'change_password');
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
       // The password checker does not know the user and there is no local hash: as at step-up, a directory-managed
       // user's password is refused as wrong (the directory's to check), anyone else has none here; neither is counted.
@@ -106,7 +114,7 @@ export class BackOfficeAccountService {
     method: 'password' | 'passkey',
     beforeComplete?: () => Promise<unknown>,
   ): Promise<IdentityResult<Date>> {
-    if (await this.userManager.isLockedOutNow(user)) return lockedOut();
+    if (await this.userManager.isLockedOutNow(user)) return this.refusedWhileLocked(user, 'reauthentication');
     if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
     await beforeComplete?.();
     const until = await this.issuer.completeStepUp(session, response);
@@ -222,7 +230,7 @@ export class BackOfficeAccountService {
     if (user.twoFactorRequiredByGroup) {
       return failure('two_factor_required', 'One of your groups requires two-factor authentication; it cannot be turned off.');
     }
-    if (this.userManager.isLockedOut(user)) return lockedOut();
+    if (this.userManager.isLockedOut(user)) return this.refusedWhileLocked(user, 'two_factor_disable');
     if (!this.userManager.options.denyLocalLogin) {
       // No password to check (an external provider's user): nothing is guessed, so nothing is counted or audited, as at
       // step-up (OWASP ASVS 4.0 2.2.1: a lockout no guess earned).
@@ -238,7 +246,7 @@ export class BackOfficeAccountService {
         }
         return invalidCredentials();
       }
-      if (await this.userManager.isLockedOutNow(user)) return lockedOut();
+      if (await this.userManager.isLockedOutNow(user)) return this.refusedWhileLocked(user, 'two_factor_disable');
     }
     const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.resetTwoFactor(user));
     if (!result.succeeded) return result;

@@ -47,9 +47,14 @@ export class PasskeyReauthenticationController {
     if (this.identityOptions.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
   }
 
-  /** 423 while the account is locked: nothing is checked then, as at the password step-up. */
-  private refuseWhileLocked(user: BackOfficeUser): void {
-    if (this.userManager.isLockedOut(user)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
+  /**
+   * 423 while the account is locked: nothing is checked then, as at the password step-up. `audit`: the refusal of an
+   * assertion (not of the options, which check nothing) is audited as a locked sign-in is (OWASP ASVS 5.0 16.3.1).
+   */
+  private async refuseWhileLocked(user: BackOfficeUser, audit = false): Promise<void> {
+    if (!this.userManager.isLockedOut(user)) return;
+    if (audit) await this.userManager.lockedOutRefused(user, 'reauthentication');
+    throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
   }
 
   @Post('options')
@@ -63,7 +68,7 @@ export class PasskeyReauthenticationController {
   async options(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const { user } = request.backOffice;
     this.requireSupport();
-    this.refuseWhileLocked(user);
+    await this.refuseWhileLocked(user);
     const passkeys = await this.userManager.getPasskeys(user);
     if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
     return this.ceremonies.authenticationOptions('reauthentication', user.id, passkeys);
@@ -92,7 +97,7 @@ export class PasskeyReauthenticationController {
     // account, this one client's across the accounts it holds sessions of. The options only issue a challenge.
     this.requireSupport();
     await this.rateLimiter.enforcePasswordCheckPerIp();
-    this.refuseWhileLocked(user);
+    await this.refuseWhileLocked(user, true);
     const response = body.credential as unknown as AuthenticationResponseJSON;
     const passkey = await this.ceremonies.findPasskey(response);
     const result = passkey && passkey.userId === user.id ? await this.ceremonies.verifyAssertion(response, passkey, 'reauthentication', user.id) : null;

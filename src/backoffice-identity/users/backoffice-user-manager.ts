@@ -1211,6 +1211,16 @@ export class BackOfficeUserManager {
   }
 
   /**
+   * A signed-in user's password or passkey was refused unchecked because the account is locked (step-up, change
+   * password, turning 2FA off; or a right one once wrong ones in flight locked it): audited as
+   * `UserLoginFailedNotification` with reason `locked_out` and `via`, as a locked sign-in is (OWASP ASVS 5.0 16.3.1:
+   * every authentication decision is logged). Not counted: the lock already holds.
+   */
+  async lockedOutRefused(user: BackOfficeUser, via: BackOfficeCredentialCheckVia): Promise<void> {
+    await this.notify(UserLoginFailedNotification, user, { reason: 'locked_out', via });
+  }
+
+  /**
    * Counts one failed login for a username that matches no user (same lockout rules, no notification of a user).
    * @throws BackOfficeNotSupportedError without `UnknownUserLockoutStore` (check `supportsUnknownUserLockout`).
    */
