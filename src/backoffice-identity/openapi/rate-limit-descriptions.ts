@@ -14,5 +14,5 @@ export const PER_IP =
 /** The 429 of a route under the sign-in limit alone (`rateLimits.loginPerIp`, as `POST /auth/login`). */
 export const TOO_MANY_SIGN_IN_ATTEMPTS = `too_many_requests, with Retry-After: rateLimits.loginPerIp ${PER_IP}, as login`;
 
-/** The 429 of a signed-in route that checks the user's password (`rateLimits.passwordCheckPerIp`, its own counter per route). */
+/** The 429 of a signed-in route that checks the user's password (`rateLimits.passwordCheckPerIp`, one counter shared by the password checks). */
 export const TOO_MANY_PASSWORD_CHECKS = `too_many_requests, with Retry-After: rateLimits.passwordCheckPerIp (default 30 per minute) ${PER_IP}, one counter shared by POST /auth/reauthenticate, its passkey twin, /auth/change-password and /auth/2fa/disable`;

@@ -97,7 +97,7 @@ export interface BackOfficeRateLimitOptions {
   inviteResendPerUser?: number;
   /**
    * Password checks of a signed-in user (`POST /auth/reauthenticate`, `POST /auth/change-password`,
-   * `POST /auth/2fa/disable`, and the passkey step-up's assertion `POST /auth/reauthenticate/passkey`) per minute from one IP, each route under its own counter. Lockout bounds the guesses per
+   * `POST /auth/2fa/disable`, and the passkey step-up's assertion `POST /auth/reauthenticate/passkey`) per minute from one IP, one counter shared by the four routes. Lockout bounds the guesses per
    * account; this bounds one client's guesses across the accounts it holds sessions of. Default 30.
    */
   passwordCheckPerIp?: number;
