@@ -22,7 +22,7 @@ const HTTP_SUITES = [
   'email-change-password-change-race', 'email-change-confirm-password-race', 'invite-resend-accept-race', 'assign-groups-race',
   'session-surface-attacks', 'group-lock-order-race', 'password-check-rate-limits', 'import-invite-race', 'ldap-retired-password-passkey',
   'name-checked-groups', 'delete-user-twice-race', 'delete-user-without-group-store-race', 'external-login-auto-redirect',
-  'password-reset-forced-unmigrated', 'api-user-username', 'directory-managed-email-move'
+  'password-reset-forced-unmigrated', 'api-user-username', 'directory-managed-email-move', 'challenge-limits'
 ].map((name) => `test/integration/${name}.spec.ts`);
 
 /** Which PostgreSQL the integration suites run against, besides PGlite. */

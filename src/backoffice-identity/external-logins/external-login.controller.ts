@@ -15,7 +15,7 @@ import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js'
 import { BackOfficeExternalLoginProviders, type BackOfficeExternalLoginProviderDto } from './external-login-providers.service.js';
 import { BackOfficeExternalLoginService } from './external-login.service.js';
 import { ChallengeQuery, ExternalLoginProviderResponse, InviteChallengeDto, LinkExternalLoginDto, LinkExternalLoginResponse } from './external-login.dto.js';
-import { TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
+import { TOO_MANY_CHALLENGES, TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 /** External login providers (OpenID Connect): contract section 6. */
 @ApiTags('external-logins')
@@ -115,6 +115,7 @@ export class ExternalLoginController {
     [403, 'xsrf_failed'],
     [404, 'not_found: unknown provider'],
     [409, 'login_already_linked: you have a login of this provider'],
+    [429, TOO_MANY_CHALLENGES],
     [503, 'provider_unavailable'],
   )
   async link(
@@ -142,6 +143,7 @@ export class ExternalLoginController {
     [401, 'unauthenticated'],
     [403, 'xsrf_failed'],
     [404, 'not_found: unknown provider, or no login of this provider'],
+    [429, TOO_MANY_CHALLENGES],
     [503, 'provider_unavailable'],
   )
   async reauthenticate(
@@ -169,6 +171,9 @@ export class ExternalLoginController {
       throw new BackOfficeHttpError(409, 'login_already_linked', this.userManager.errorDescriber.loginAlreadyLinked().description);
     }
     if (kind === 'reauthenticate' && !linked) throw BackOfficeHttpError.notFound('You have no login of this provider.');
+    // Each call stores a pending sign-in (the OIDC state) until it expires: a stolen or idle session cookie must not
+    // fill the table (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1).
+    await this.rateLimiter.enforceChallengePerIp(`external-${kind}-ip`);
     const flow = { userId: user.id, sessionId: session.id };
     const redirectUrl = await this.externalLogins.challenge(provider, { returnUrl: body?.returnUrl, [kind]: flow }, request, response);
     return { redirectUrl };

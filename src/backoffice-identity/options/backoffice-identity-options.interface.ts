@@ -102,6 +102,14 @@ export interface BackOfficeRateLimitOptions {
    */
   passwordCheckPerIp?: number;
   /**
+   * Challenges issued to a signed-in user, each stored until it expires (`POST /auth/passkeys/options`,
+   * `POST /auth/reauthenticate/passkey/options`, `POST /auth/external/{provider}/link`,
+   * `POST /auth/external/{provider}/reauthenticate`), per minute from one IP, each route under its own counter: a
+   * stolen or idle session cookie cannot fill the table (a user also keeps at most 5 live passkey challenges per
+   * ceremony). Default 30.
+   */
+  challengePerIp?: number;
+  /**
    * Per-IP limits count an IPv6 client by the first this-many bits of its address: a client usually holds a whole
    * /64 and can rotate through it. 16 to 128 (128: each address on its own). Default 64. IPv4 addresses count one by one.
    */

@@ -14,7 +14,7 @@ import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/back
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
-import { TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
+import { TOO_MANY_CHALLENGES, TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
 import { documented, PasskeyOptionsResponse, PasskeyVerifyDto } from './passkey.dto.js';
@@ -23,7 +23,7 @@ import { documented, PasskeyOptionsResponse, PasskeyVerifyDto } from './passkey.
  * Step-up re-authentication with a passkey instead of the password (`POST /auth/reauthenticate`): what lets a
  * passwordless user reach `@RequiresRecentSignIn()` routes. Same rules: failures count toward lockout, a locked
  * account's assertion is not checked (423), and the assertion is limited per IP as the password is
- * (`rateLimits.passwordCheckPerIp`, 429). With `denyLocalLogin`, 403 `local_login_disabled` (as the password step-up):
+ * (`rateLimits.passwordCheckPerIp`, 429); its options, which store a challenge, under `rateLimits.challengePerIp`. With `denyLocalLogin`, 403 `local_login_disabled` (as the password step-up):
  * the step-up then goes through the provider.
  */
 @ApiTags('passkeys')
@@ -65,10 +65,14 @@ export class PasskeyReauthenticationController {
   @documented(403, 'xsrf_failed, or local_login_disabled (denyLocalLogin)')
   @documented(404, 'not_found: passkeys are not enabled')
   @documented(423, 'locked_out')
+  @documented(429, TOO_MANY_CHALLENGES)
   async options(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const { user } = request.backOffice;
     this.requireSupport();
     await this.refuseWhileLocked(user);
+    // Each call stores a challenge until it expires: a stolen or idle session cookie must not fill the table
+    // (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1).
+    await this.rateLimiter.enforceChallengePerIp('reauthenticate-passkey-options-ip');
     const passkeys = await this.userManager.getPasskeys(user);
     if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
     return this.ceremonies.authenticationOptions('reauthentication', user.id, passkeys);

@@ -9,6 +9,8 @@ import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-mana
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { IdentityResult } from '../common/identity-result.js';
+import { TOO_MANY_CHALLENGES } from '../openapi/rate-limit-descriptions.js';
+import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
 import { PasskeyOptionsResponse, PasskeyRegisterDto, PasskeyRenameDto, PasskeyResponse, toPasskeyResponse, documented } from './passkey.dto.js';
 
@@ -40,6 +42,7 @@ export class PasskeysController {
     @Inject(BACKOFFICE_USER_MANAGER) private readonly userManager: BackOfficeUserManager,
     @Inject(BackOfficePasskeyCeremonies) private readonly ceremonies: BackOfficePasskeyCeremonies,
     @Inject(BACKOFFICE_SIGN_IN_MANAGER) private readonly signInManager: BackOfficeSignInManager,
+    @Inject(BackOfficeRateLimiter) private readonly rateLimiter: BackOfficeRateLimiter,
   ) {}
 
   private requireSupport(): void {
@@ -61,8 +64,11 @@ export class PasskeysController {
   @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialCreationOptionsJSON for startRegistration(); the challenge is single use' })
   @documented(403, 'xsrf_failed')
   @documented(404, 'not_found: passkeys are not enabled')
+  @documented(429, TOO_MANY_CHALLENGES)
   async registrationOptions(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialCreationOptionsJSON> {
     this.requireSupport();
+    // Each call stores a challenge until it expires (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1).
+    await this.rateLimiter.enforceChallengePerIp('passkey-registration-options-ip');
     const user = request.backOffice.user;
     return this.ceremonies.registrationOptions(user, await this.userManager.getPasskeys(user));
   }

@@ -69,6 +69,17 @@ export class BackOfficeRateLimiter {
   }
 
   /**
+   * The rule of a signed-in route that stores a challenge until it expires (`POST /auth/passkeys/options`,
+   * `POST /auth/reauthenticate/passkey/options`, `POST /auth/external/{provider}/link` and `.../reauthenticate`): at
+   * most `rateLimits.challengePerIp` per minute from the request's IP (an IPv6 client's wider prefix too,
+   * {@link perIpRules}), counted under `name`. A stolen or idle session cookie cannot fill the table of stored
+   * challenges (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1). Throws 429 `too_many_requests` with `Retry-After` when it is over.
+   */
+  async enforceChallengePerIp(name: string): Promise<void> {
+    await this.enforceInOrder(this.perIpRules(name, this.options.rateLimits.challengePerIp, 60));
+  }
+
+  /**
    * The key of per-IP rules for the current request: its client IP, an IPv6 address as its `rateLimits.ipv6Subnet`
    * prefix (a /64 by default: one client holds all of it), `unknown` outside a request.
    */

@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import type { BackOfficeIdentityModuleOptions, BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { expectClientError } from '../support/bad-input.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { waitForExternalProviders } from '../support/external-login-app.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
+import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
+import { TestOidcProvider } from '../support/oidc-provider.js';
+import { SoftwareAuthenticator } from '../support/software-authenticator.js';
+
+const ORIGIN = 'http://localhost:3000';
+const RP_ID = 'localhost';
+const SECRET = 'client-limits-secret-0123456789ab';
+
+/** Each request's client IP is the `x-test-ip` header. */
+const byHeader: BackOfficeIdentityModuleOptions = { ipResolver: { useValue: { resolveIp: (request: { headers: Record<string, unknown> }) => String(request.headers['x-test-ip']) } } };
+const from = (ip: string) => ({ headers: { 'x-test-ip': ip } });
+
+function uniqueIp(): string {
+  const b = randomBytes(3);
+  return `10.${b[0]}.${b[1]}.${b[2]}`;
+}
+
+/**
+ * The signed-in routes that store a challenge (a WebAuthn challenge, an OpenID Connect state) until it expires: a
+ * stolen or idle session cookie must not be able to fill the table (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1 anti-automation).
+ * Each is limited per IP (`rateLimits.challengePerIp`).
+ */
+describe('stored challenges: per-IP limits', () => {
+  let db: TestDatabase;
+  let idp: TestOidcProvider;
+  let ctx: IdentityApp;
+  let newUser: ReturnType<typeof userFactory>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const port = await TestOidcProvider.reservePort();
+    idp = await TestOidcProvider.start([
+      { client_id: 'backoffice-limits', client_secret: SECRET, redirect_uris: [`http://127.0.0.1:${port}/backoffice/auth/external/oidc/callback`] },
+    ]);
+    ctx = await createIdentityApp(db, {
+      port,
+      identity: {
+        ...byHeader,
+        publicUrl: `http://127.0.0.1:${port}`,
+        session: { secureCookies: false },
+        passkeys: { rpId: RP_ID, rpName: 'Acme back office', origins: [ORIGIN] },
+        externalLogins: [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'backoffice-limits', clientSecret: SECRET }],
+        lockout: { maxFailedAccessAttempts: 1000 },
+      },
+    });
+    await waitForExternalProviders(ctx.url);
+    newUser = userFactory(() => ctx, 'chlim');
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await idp?.stop();
+    await db?.drop();
+  });
+
+  async function signedIn(user: BackOfficeUser, ip: string): Promise<HttpClient> {
+    const http = new HttpClient(ctx.url);
+    expect((await http.request('POST', '/auth/login', { body: { username: user.email, password: TEST_PASSWORD }, ...from(ip) })).body.status).toBe('success');
+    return http;
+  }
+
+  async function withPasskey(ip: string) {
+    const user = await newUser();
+    const http = await signedIn(user, ip);
+    const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
+    const options = await http.request('POST', '/auth/passkeys/options', { body: {}, ...from(uniqueIp()) });
+    expect(options.status, options.text).toBe(200);
+    const created = await http.request('POST', '/auth/passkeys', { body: { name: 'Laptop', credential: authenticator.register(options.body) }, ...from(ip) });
+    expect(created.status, created.text).toBe(201);
+    return { user, http, authenticator };
+  }
+
+  function expectLimited(result: HttpResult) {
+    expectClientError(result, 429);
+    expect(result.body).toMatchObject({ statusCode: 429, code: 'too_many_requests' });
+    expect(Number(result.headers.get('retry-after'))).toBeGreaterThan(0);
+  }
+
+  const routes: Array<{ route: string; setUp: (ip: string) => Promise<HttpClient> }> = [
+    { route: '/auth/reauthenticate/passkey/options', setUp: async (ip) => (await withPasskey(ip)).http },
+    { route: '/auth/passkeys/options', setUp: async (ip) => signedIn(await newUser(), ip) },
+    {
+      route: '/auth/external/oidc/reauthenticate',
+      setUp: async (ip) => {
+        const user = await newUser();
+        expect((await ctx.userManager.addLogin(user, { provider: 'oidc', providerKey: `sub-${randomBytes(6).toString('hex')}`, displayName: 'Single sign-on' })).succeeded).toBe(true);
+        return signedIn(user, ip);
+      },
+    },
+    { route: '/auth/external/oidc/link', setUp: async (ip) => signedIn(await newUser(), ip) },
+  ];
+
+  for (const { route, setUp } of routes) {
+    it(`OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: POST ${route} stores a challenge: 30 a minute per IP by default (rateLimits.challengePerIp), then 429 too_many_requests with Retry-After; another IP is not limited`, async () => {
+      const ip = uniqueIp();
+      const http = await setUp(ip);
+      const statuses: number[] = [];
+      for (let i = 0; i < 31; i++) statuses.push((await http.request('POST', route, { body: {}, ...from(ip) })).status);
+      expect(statuses.slice(0, 30)).toEqual(Array(30).fill(200));
+      expectLimited(await http.request('POST', route, { body: {}, ...from(ip) }));
+      expect((await http.request('POST', route, { body: {}, ...from(uniqueIp()) })).status).toBe(200);
+    });
+  }
+});
