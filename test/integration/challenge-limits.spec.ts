@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import type { BackOfficeIdentityModuleOptions, BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -24,9 +25,10 @@ function uniqueIp(): string {
 /**
  * The signed-in routes that store a challenge (a WebAuthn challenge, an OpenID Connect state) until it expires: a
  * stolen or idle session cookie must not be able to fill the table (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1 anti-automation).
- * Each is limited per IP (`rateLimits.challengePerIp`).
+ * Each is limited per IP (`rateLimits.challengePerIp`), and a user keeps at most 5 live passkey challenges per ceremony
+ * (a new one deletes the older ones past that).
  */
-describe('stored challenges: per-IP limits', () => {
+describe('stored challenges: per-IP limits, a cap per user', () => {
   let db: TestDatabase;
   let idp: TestOidcProvider;
   let ctx: IdentityApp;
@@ -106,4 +108,38 @@ describe('stored challenges: per-IP limits', () => {
       expect((await http.request('POST', route, { body: {}, ...from(uniqueIp()) })).status).toBe(200);
     });
   }
+
+  const liveChallenges = async (userId: string, purpose: string): Promise<number> =>
+    Number(
+      (
+        await ctx.app
+          .get(DataSource)
+          .query(`SELECT count(*) AS n FROM backoffice_passkey_challenge WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`, [userId, purpose, ctx.clock.now()])
+      )[0].n,
+    );
+
+  it('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: a user keeps at most 5 live passkey step-up challenges, also under 12 concurrent requests; the newest works, an older one past the cap is gone', async () => {
+    const ip = uniqueIp();
+    const { user, http, authenticator } = await withPasskey(ip);
+    const issued = await Promise.all(Array.from({ length: 12 }, () => http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIp()) })));
+    expect(issued.map((r) => r.status)).toEqual(Array(12).fill(200));
+    expect(await liveChallenges(user.id, 'reauthentication')).toBeLessThanOrEqual(5);
+
+    const sequential: HttpResult[] = [];
+    for (let i = 0; i < 6; i++) sequential.push(await http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIp()) }));
+    expect(await liveChallenges(user.id, 'reauthentication')).toBe(5);
+    const stale = await http.request('POST', '/auth/reauthenticate/passkey', { body: { credential: authenticator.assert(sequential[0].body) }, ...from(uniqueIp()) });
+    expect([stale.status, stale.body.code]).toEqual([401, 'invalid_passkey']);
+    const newest = await http.request('POST', '/auth/reauthenticate/passkey', { body: { credential: authenticator.assert(sequential[5].body) }, ...from(uniqueIp()) });
+    expect(newest.status, newest.text).toBe(200);
+  });
+
+  it('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: registration challenges are capped per user as well (their own count: step-up challenges are not touched)', async () => {
+    const ip = uniqueIp();
+    const { user, http } = await withPasskey(ip);
+    await http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIp()) });
+    await Promise.all(Array.from({ length: 9 }, () => http.request('POST', '/auth/passkeys/options', { body: {}, ...from(uniqueIp()) })));
+    expect(await liveChallenges(user.id, 'registration')).toBeLessThanOrEqual(5);
+    expect(await liveChallenges(user.id, 'reauthentication')).toBe(1);
+  });
 });

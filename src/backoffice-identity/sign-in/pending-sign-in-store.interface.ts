@@ -35,10 +35,22 @@ export interface BackOfficePendingSignInMatch {
 }
 
 /**
+ * How many live passkey challenges one user keeps per purpose (ceremony): creating another deletes that user's older
+ * live ones of the purpose past this many, so a session cookie cannot pile up stored challenges (OWASP ASVS 4.0 11.1.4
+ * / 5.0 2.4.1). A person needs one at a time; a few spare ones cover tabs and retries.
+ */
+export const BACKOFFICE_PASSKEY_CHALLENGES_PER_USER = 5;
+
+/**
  * One port for every single-use pending sign-in step: create, peek, use up atomically (true for exactly one
  * of any number of concurrent callers), expire.
  */
 export interface BackOfficePendingSignInStore {
+  /**
+   * Stores a step. A `passkey` step with a user also deletes, atomically with the insert (concurrent creations
+   * included: the user never has more), that user's live passkey steps of the same purpose beyond the newest
+   * {@link BACKOFFICE_PASSKEY_CHALLENGES_PER_USER} (this one among them), the oldest first.
+   */
   create(pending: BackOfficePendingSignIn, now: Date): Promise<void>;
   /** The live (unused, unexpired) step of `kind` with this key, without using it up. */
   find(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Promise<BackOfficePendingSignIn | null>;

@@ -4,21 +4,31 @@ import type {
   BackOfficePendingSignInMatch,
   BackOfficePendingSignInStore,
 } from '../../sign-in/pending-sign-in-store.interface.js';
+import { BACKOFFICE_PASSKEY_CHALLENGES_PER_USER } from '../../sign-in/pending-sign-in-store.interface.js';
 
 const DAY_MS = 86_400_000;
 
-type Row = BackOfficePendingSignIn & { usedAt: Date | null };
+/** `createdAt` and `seq` (creation order, for steps created at the same instant) order a user's passkey steps for the cap. */
+type Row = BackOfficePendingSignIn & { usedAt: Date | null; createdAt: number; seq: number };
 
-const copy = ({ usedAt: _usedAt, ...p }: Row): BackOfficePendingSignIn => ({ ...p, expiresAt: new Date(p.expiresAt) });
+const copy = ({ usedAt: _usedAt, createdAt: _createdAt, seq: _seq, ...p }: Row): BackOfficePendingSignIn => ({ ...p, expiresAt: new Date(p.expiresAt) });
 
 /** Pending sign-in steps in memory; `consume` checks and marks in one synchronous step, so one caller wins. */
 export class InMemoryBackOfficePendingSignInStore implements BackOfficePendingSignInStore {
   private readonly rows = new Map<string, Row>();
 
-  async create(pending: BackOfficePendingSignIn): Promise<void> {
+  private seq = 0;
+
+  /** Inserts, and caps the user's live passkey steps of the purpose, in one synchronous step (so concurrent creations too). */
+  async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
     const key = `${pending.kind}:${pending.keyHash}`;
     if (this.rows.has(key)) throw new Error('duplicate pending sign-in key');
-    this.rows.set(key, { ...pending, expiresAt: new Date(pending.expiresAt), usedAt: null });
+    this.rows.set(key, { ...pending, expiresAt: new Date(pending.expiresAt), usedAt: null, createdAt: now.getTime(), seq: ++this.seq });
+    if (pending.kind !== 'passkey' || pending.userId === null) return;
+    const others = [...this.rows]
+      .filter(([k, r]) => k !== key && r.kind === 'passkey' && r.userId === pending.userId && r.purpose === pending.purpose && r.usedAt === null && r.expiresAt > now)
+      .sort(([, a], [, b]) => b.createdAt - a.createdAt || b.seq - a.seq);
+    for (const [k] of others.slice(BACKOFFICE_PASSKEY_CHALLENGES_PER_USER - 1)) this.rows.delete(k);
   }
 
   private live(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Row | undefined {

@@ -10,6 +10,7 @@ import type {
   BackOfficePendingSignInMatch,
   BackOfficePendingSignInStore,
 } from '../../sign-in/pending-sign-in-store.interface.js';
+import { BACKOFFICE_PASSKEY_CHALLENGES_PER_USER } from '../../sign-in/pending-sign-in-store.interface.js';
 
 const DAY_MS = 86_400_000;
 
@@ -78,10 +79,25 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
     const t = TABLES[pending.kind];
     const columns = [t.key, ...FIELDS.filter((f) => t[f]).map((f) => t[f]!), 'expires_at', 'created_at'];
     const values = [pending.keyHash, ...FIELDS.filter((f) => t[f]).map((f) => pending[f]), pending.expiresAt, now];
-    await this.dataSource.query(
-      `INSERT INTO ${t.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
-      values,
-    );
+    const insert = `INSERT INTO ${t.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
+    if (pending.kind !== 'passkey' || pending.userId === null) {
+      await this.dataSource.query(insert, values);
+      return;
+    }
+    // A user's live challenges of one purpose are capped (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1): under a transaction
+    // lock of that user and purpose (creations of other users and purposes do not wait), so concurrent creations see
+    // each other's rows and the count never passes the cap; the new row is kept, then the newest others.
+    await this.dataSource.transaction(async (manager) => {
+      await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_passkey_challenge:${pending.userId}:${pending.purpose}`]);
+      await manager.query(insert, values);
+      await manager.query(
+        `DELETE FROM backoffice_passkey_challenge WHERE id IN (
+           SELECT id FROM backoffice_passkey_challenge
+            WHERE user_id = $1 AND purpose = $2 AND challenge_hash <> $3 AND used_at IS NULL AND expires_at > $4
+            ORDER BY created_at DESC, id DESC OFFSET $5)`,
+        [pending.userId, pending.purpose, pending.keyHash, now, BACKOFFICE_PASSKEY_CHALLENGES_PER_USER - 1],
+      );
+    });
   }
 
   async find(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Promise<BackOfficePendingSignIn | null> {
