@@ -20,13 +20,13 @@ import { type BackOfficeUserStore, isPrunableUserStore } from '../users/stores/u
 export interface PruneResult {
   loginAttempts: number;
   twoFactorChallenges: number;
-  /** Passkey ceremony challenges a day after they expired. */
+  /** Passkey ceremony challenges once they expired. */
   passkeyChallenges: number;
   sessions: number;
   tokens: number;
   /** API bearer tokens expired for more than a day. */
   accessTokens: number;
-  /** Pending external sign-ins expired for more than a day. */
+  /** Pending external sign-ins (OpenID Connect states) once they expired. */
   externalLoginStates: number;
   /** Audit entries older than `audit.retentionDays` (0 when retention is off). */
   auditEntries: number;
@@ -35,8 +35,8 @@ export interface PruneResult {
 /**
  * Asks every store to delete rows that can no longer matter (each store's `prune(now)`), so tables that unauthenticated callers can grow stay small:
  * unknown-username counters a day after their last failure (unless still locked; known users' failed counts are reset
- * by the same rule, so neither outlives the other), pending 2FA sign-ins and
- * sessions a week after they ended, single-use tokens 30 days after they expired; audit entries older than
+ * by the same rule, so neither outlives the other), passkey challenges and OpenID Connect states once they expired,
+ * pending 2FA sign-ins and sessions a week after they ended, single-use tokens 30 days after they expired; audit entries older than
  * `audit.retentionDays` when set (by default the audit trail is kept).
  * Runs every `maintenanceIntervalMinutes` (0: never; call `prune()` from your own scheduler instead).
  */

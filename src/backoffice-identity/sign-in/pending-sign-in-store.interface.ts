@@ -56,6 +56,6 @@ export interface BackOfficePendingSignInStore {
   find(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Promise<BackOfficePendingSignIn | null>;
   /** Uses the live step up when it matches: exactly one concurrent caller gets it, the others null. */
   consume(kind: BackOfficePendingSignInKind, keyHash: string, now: Date, match?: BackOfficePendingSignInMatch): Promise<BackOfficePendingSignIn | null>;
-  /** Deletes steps that expired a while before `now` (a day; two-factor steps a week). */
+  /** Deletes expired steps: passkey challenges and external login states once expired at `now`, two-factor steps a week after. */
   prune(now: Date): Promise<{ twoFactorChallenges: number; passkeyChallenges: number; externalLoginStates: number }>;
 }

@@ -1014,6 +1014,15 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
     });
 
     describe('prune', () => {
+      test('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1 (anti-automation): passkey challenges and external login states are pruned once they expire, not a day later; live ones are kept', async ({ pendingSignInStore }) => {
+        const expired = [pending({ kind: 'passkey', expiresAt: at(HOUR) }), pending({ kind: 'external_login', purpose: 'oidc', browserHash: hash('browser'), payload: 'sealed', expiresAt: at(HOUR) })];
+        const live = [pending({ kind: 'passkey', expiresAt: at(2 * HOUR) }), pending({ kind: 'external_login', purpose: 'oidc', browserHash: hash('browser'), payload: 'sealed', expiresAt: at(2 * HOUR) })];
+        for (const step of [...expired, ...live]) await pendingSignInStore.create(step, at(0));
+        const pruned = await pendingSignInStore.prune(at(HOUR + 1));
+        expect([pruned.passkeyChallenges >= 1, pruned.externalLoginStates >= 1]).toEqual([true, true]);
+        for (const step of live) expect((await pendingSignInStore.find(step.kind, step.keyHash, at(HOUR + 1)))?.keyHash).toBe(step.keyHash);
+      });
+
       test('each store deletes what can no longer matter and keeps the rest', async ({ userStore, sessionStore, pendingSignInStore, apiClientStore }) => {
         const user = await newUser(userStore);
         const old = newSession(user.id, user.securityStamp, { expiresAt: at(HOUR) });

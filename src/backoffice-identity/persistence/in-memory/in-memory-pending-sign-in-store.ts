@@ -55,8 +55,9 @@ export class InMemoryBackOfficePendingSignInStore implements BackOfficePendingSi
     const result = { twoFactorChallenges: 0, passkeyChallenges: 0, externalLoginStates: 0 };
     const counter = { two_factor: 'twoFactorChallenges', passkey: 'passkeyChallenges', external_login: 'externalLoginStates' } as const;
     for (const [key, row] of this.rows) {
-      const keepMs = row.kind === 'two_factor' ? 7 * DAY_MS : DAY_MS;
-      if (row.expiresAt.getTime() < now.getTime() - keepMs) {
+      // Passkey challenges and external login states once expired (find and consume treat them as unknown then).
+      const expired = row.kind === 'two_factor' ? row.expiresAt.getTime() < now.getTime() - 7 * DAY_MS : row.expiresAt.getTime() <= now.getTime();
+      if (expired) {
         this.rows.delete(key);
         result[counter[row.kind]]++;
       }
