@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import type { BackOfficeIdentityModuleOptions, BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import type { BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
+import { ipFromTestHeader, uniqueIpv4 } from '../support/fixed-client-ip.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { waitForExternalProviders } from '../support/external-login-app.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
@@ -13,14 +14,7 @@ const ORIGIN = 'http://localhost:3000';
 const RP_ID = 'localhost';
 const SECRET = 'client-limits-secret-0123456789ab';
 
-/** Each request's client IP is the `x-test-ip` header. */
-const byHeader: BackOfficeIdentityModuleOptions = { ipResolver: { useValue: { resolveIp: (request: { headers: Record<string, unknown> }) => String(request.headers['x-test-ip']) } } };
 const from = (ip: string) => ({ headers: { 'x-test-ip': ip } });
-
-function uniqueIp(): string {
-  const b = randomBytes(3);
-  return `10.${b[0]}.${b[1]}.${b[2]}`;
-}
 
 /**
  * The signed-in routes that store a challenge (a WebAuthn challenge, an OpenID Connect state) until it expires: a
@@ -43,7 +37,7 @@ describe('stored challenges: per-IP limits, a cap per user', () => {
     ctx = await createIdentityApp(db, {
       port,
       identity: {
-        ...byHeader,
+        ...ipFromTestHeader,
         publicUrl: `http://127.0.0.1:${port}`,
         session: { secureCookies: false },
         passkeys: { rpId: RP_ID, rpName: 'Acme back office', origins: [ORIGIN] },
@@ -70,7 +64,7 @@ describe('stored challenges: per-IP limits, a cap per user', () => {
     const user = await newUser();
     const http = await signedIn(user, ip);
     const authenticator = new SoftwareAuthenticator(ORIGIN, RP_ID);
-    const options = await http.request('POST', '/auth/passkeys/options', { body: {}, ...from(uniqueIp()) });
+    const options = await http.request('POST', '/auth/passkeys/options', { body: {}, ...from(uniqueIpv4()) });
     expect(options.status, options.text).toBe(200);
     const created = await http.request('POST', '/auth/passkeys', { body: { name: 'Laptop', credential: authenticator.register(options.body) }, ...from(ip) });
     expect(created.status, created.text).toBe(201);
@@ -99,13 +93,13 @@ describe('stored challenges: per-IP limits, a cap per user', () => {
 
   for (const { route, setUp } of routes) {
     it(`OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: POST ${route} stores a challenge: 30 a minute per IP by default (rateLimits.challengePerIp), then 429 too_many_requests with Retry-After; another IP is not limited`, async () => {
-      const ip = uniqueIp();
+      const ip = uniqueIpv4();
       const http = await setUp(ip);
       const statuses: number[] = [];
       for (let i = 0; i < 31; i++) statuses.push((await http.request('POST', route, { body: {}, ...from(ip) })).status);
       expect(statuses.slice(0, 30)).toEqual(Array(30).fill(200));
       expectLimited(await http.request('POST', route, { body: {}, ...from(ip) }));
-      expect((await http.request('POST', route, { body: {}, ...from(uniqueIp()) })).status).toBe(200);
+      expect((await http.request('POST', route, { body: {}, ...from(uniqueIpv4()) })).status).toBe(200);
     });
   }
 
@@ -119,26 +113,26 @@ describe('stored challenges: per-IP limits, a cap per user', () => {
     );
 
   it('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: a user keeps at most 5 live passkey step-up challenges, also under 12 concurrent requests; the newest works, an older one past the cap is gone', async () => {
-    const ip = uniqueIp();
+    const ip = uniqueIpv4();
     const { user, http, authenticator } = await withPasskey(ip);
-    const issued = await Promise.all(Array.from({ length: 12 }, () => http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIp()) })));
+    const issued = await Promise.all(Array.from({ length: 12 }, () => http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIpv4()) })));
     expect(issued.map((r) => r.status)).toEqual(Array(12).fill(200));
     expect(await liveChallenges(user.id, 'reauthentication')).toBeLessThanOrEqual(5);
 
     const sequential: HttpResult[] = [];
-    for (let i = 0; i < 6; i++) sequential.push(await http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIp()) }));
+    for (let i = 0; i < 6; i++) sequential.push(await http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIpv4()) }));
     expect(await liveChallenges(user.id, 'reauthentication')).toBe(5);
-    const stale = await http.request('POST', '/auth/reauthenticate/passkey', { body: { credential: authenticator.assert(sequential[0].body) }, ...from(uniqueIp()) });
+    const stale = await http.request('POST', '/auth/reauthenticate/passkey', { body: { credential: authenticator.assert(sequential[0].body) }, ...from(uniqueIpv4()) });
     expect([stale.status, stale.body.code]).toEqual([401, 'invalid_passkey']);
-    const newest = await http.request('POST', '/auth/reauthenticate/passkey', { body: { credential: authenticator.assert(sequential[5].body) }, ...from(uniqueIp()) });
+    const newest = await http.request('POST', '/auth/reauthenticate/passkey', { body: { credential: authenticator.assert(sequential[5].body) }, ...from(uniqueIpv4()) });
     expect(newest.status, newest.text).toBe(200);
   });
 
   it('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: registration challenges are capped per user as well (their own count: step-up challenges are not touched)', async () => {
-    const ip = uniqueIp();
+    const ip = uniqueIpv4();
     const { user, http } = await withPasskey(ip);
-    await http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIp()) });
-    await Promise.all(Array.from({ length: 9 }, () => http.request('POST', '/auth/passkeys/options', { body: {}, ...from(uniqueIp()) })));
+    await http.request('POST', '/auth/reauthenticate/passkey/options', { body: {}, ...from(uniqueIpv4()) });
+    await Promise.all(Array.from({ length: 9 }, () => http.request('POST', '/auth/passkeys/options', { body: {}, ...from(uniqueIpv4()) })));
     expect(await liveChallenges(user.id, 'registration')).toBeLessThanOrEqual(5);
     expect(await liveChallenges(user.id, 'reauthentication')).toBe(1);
   });

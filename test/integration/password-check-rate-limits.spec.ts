@@ -1,21 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { independentCode } from '../support/oathtool.js';
+import { ipFromTestHeader, uniqueIpv4 } from '../support/fixed-client-ip.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
-import type { BackOfficeIdentityModuleOptions } from '../../src/backoffice-identity/index.js';
 
 const password = 'correct horse battery staple';
 const wrong = 'a wrong password guess';
 
-/** Each request's client IP is the `x-test-ip` header, so one session can come from two addresses. */
-const byHeader: BackOfficeIdentityModuleOptions = { ipResolver: { useValue: { resolveIp: (request: { headers: Record<string, unknown> }) => String(request.headers['x-test-ip']) } } };
 
-function uniqueIp(): string {
-  const b = randomBytes(3);
-  return `10.${b[0]}.${b[1]}.${b[2]}`;
-}
 
 /**
  * The signed-in routes that check a password (step-up, change password, turning 2FA off) are limited per IP, as
@@ -29,7 +23,7 @@ describe('rate limits of the signed-in password checks (rateLimits.passwordCheck
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    ctx = await createIdentityApp(db, { identity: { ...byHeader, rateLimits: { passwordCheckPerIp: 3 }, lockout: { maxFailedAccessAttempts: 1000 } } });
+    ctx = await createIdentityApp(db, { identity: { ...ipFromTestHeader, rateLimits: { passwordCheckPerIp: 3 }, lockout: { maxFailedAccessAttempts: 1000 } } });
   });
   afterAll(async () => {
     await ctx?.close();
@@ -61,7 +55,7 @@ describe('rate limits of the signed-in password checks (rateLimits.passwordCheck
 
   for (const { route, body, twoFactor } of routes) {
     it(`OWASP ASVS 5.0 6.3.1 / 4.0 2.2.1: POST ${route}: past the per-IP limit 429 too_many_requests with Retry-After, the password not checked nor counted; another IP is not limited`, async () => {
-      const ip = uniqueIp();
+      const ip = uniqueIpv4();
       const { user, http } = await signedIn(ip);
       if (twoFactor) {
         const setup = await http.request('POST', '/auth/2fa/setup', { body: { provider: 'totp' }, headers: { 'x-test-ip': ip } });
@@ -75,13 +69,13 @@ describe('rate limits of the signed-in password checks (rateLimits.passwordCheck
       expectLimited(limited);
       expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(3);
       // Another client IP has its own budget (the same session, a guess checked and counted again).
-      expectClientError(await from(uniqueIp()), 401);
+      expectClientError(await from(uniqueIpv4()), 401);
       expect((await ctx.userManager.findById(user.id))!.accessFailedCount).toBe(4);
     });
   }
 
   it('OWASP ASVS 5.0 6.3.1 / 4.0 2.2.1: the three routes share one per-IP budget: a guess at one spends it for the others (three routes are not three times the guesses)', async () => {
-    const ip = uniqueIp();
+    const ip = uniqueIpv4();
     const { user, http } = await signedIn(ip);
     const setup = await http.request('POST', '/auth/2fa/setup', { body: { provider: 'totp' }, headers: { 'x-test-ip': ip } });
     expect((await http.request('POST', '/auth/2fa/enable', { body: { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) }, headers: { 'x-test-ip': ip } })).status).toBe(200);
@@ -100,7 +94,7 @@ describe('rate limits of the signed-in password checks: the default', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    ctx = await createIdentityApp(db, { identity: { ...byHeader, lockout: { maxFailedAccessAttempts: 1000 } } });
+    ctx = await createIdentityApp(db, { identity: { ...ipFromTestHeader, lockout: { maxFailedAccessAttempts: 1000 } } });
   });
   afterAll(async () => {
     await ctx?.close();
@@ -108,7 +102,7 @@ describe('rate limits of the signed-in password checks: the default', () => {
   });
 
   it('OWASP ASVS 5.0 6.3.1 / 4.0 2.2.1: POST /auth/reauthenticate allows 30 wrong passwords a minute per IP by default, then 429', async () => {
-    const ip = uniqueIp();
+    const ip = uniqueIpv4();
     const email = `pcrl-default-${randomBytes(3).toString('hex')}@example.com`;
     await ctx.userManager.createUser({ email, name: 'Limited', password });
     const http = new HttpClient(ctx.url);
