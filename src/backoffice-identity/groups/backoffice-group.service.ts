@@ -18,6 +18,7 @@ import { BackOfficeAccessDenials } from '../permissions/backoffice-access-denial
 import { ADMIN_GROUP_ALIAS, BackOfficePermissionRegistry } from '../permissions/backoffice-permissions.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeDuplicateGroupError, type BackOfficeGroupRecord, type BackOfficeGroupStore } from './group-store.interface.js';
+import { addsAny } from '../common/grants.js';
 
 /** A group as the API shows it. */
 export interface BackOfficeGroupView {
@@ -132,7 +133,7 @@ export class BackOfficeGroupService {
             'The built-in admin group always holds every permission (groups.manage included); its permissions cannot change.',
           );
         }
-        if (permissions !== undefined && permissions.some((key) => !oldPermissions.includes(key))) beforeAddingPermissions?.();
+        if (permissions !== undefined && addsAny(permissions, oldPermissions)) beforeAddingPermissions?.();
         changes = {};
         if (name !== undefined && name !== before.name) changes.name = { from: before.name, to: name };
         if (permissions !== undefined && !this.sameSet(permissions, oldPermissions)) changes.permissions = { from: oldPermissions, to: permissions };

@@ -27,6 +27,7 @@ import { isUserQueryStore } from './stores/user-store.interface.js';
 import { BackOfficeUserImporter, type ImportAuthorizer, type ImportRecordToAuthorize } from './import/backoffice-user-importer.js';
 import { importRenamesUser, importUpdateTarget, MAX_IMPORT_BATCH, summarizeImport, type ImportConflictMode, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
 import { ImportUsersDto, ImportUsersResponse, InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
+import { addsAny } from '../common/grants.js';
 
 /** The existing users one import record meets: the one with its email and the one with its username. */
 interface ImportConflicts {
@@ -209,7 +210,7 @@ export class UsersController {
    * (OWASP ASVS 5.0 7.5.3).
    */
   private static grantsAccess(existing: BackOfficeUser, record: ImportRecordToAuthorize): boolean {
-    return record.groups.some((alias) => !existing.groups.includes(alias)) || (record.isApproved === true && !existing.isApproved);
+    return addsAny(record.groups, existing.groups) || (record.isApproved === true && !existing.isApproved);
   }
 
   /**
@@ -402,13 +403,12 @@ export class UsersController {
   async setGroups(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: SetGroupsDto): Promise<BackOfficeUserDto> {
     const actor = request.backOffice.user;
     const user = await this.findManageable(request, id);
-    const added = body.groups.filter((g) => !user.groups.includes(g));
-    const changed = [...added, ...user.groups.filter((g) => !body.groups.includes(g))];
+    const changed = [...body.groups.filter((g) => !user.groups.includes(g)), ...user.groups.filter((g) => !body.groups.includes(g))];
     await this.groups.assertMayAssign(actor, changed, user);
     // A group given is a lasting grant of access (admin, a permission, a group a route or the host's code checks by
     // name), as an invite or an API user with those groups is: a stolen cookie or an admin API user's bearer token must
     // not be enough to give the attacker's own account admin (OWASP ASVS 5.0 7.5.3). Taking groups away needs none.
-    if (added.length > 0) this.sessions.assertRecentSignIn(request.backOffice);
+    if (addsAny(body.groups, user.groups)) this.sessions.assertRecentSignIn(request.backOffice);
     // Again on the user as stored when the groups are written: a group given to them meanwhile (admin, or permissions the
     // caller lacks) is not the caller's to take away. And on the user as written, in the same transaction: a group the
     // caller adds that a concurrent PUT /groups/:alias gave a permission the caller lacks is not the caller's to give.
