@@ -73,4 +73,19 @@ describe.skipIf(dbKind() !== 'postgres')('group changes checked against the user
     expect(res.status, res.text).toBe(200);
     expect(await groupsOf(target.id)).toEqual(['editor', 'readers']);
   });
+
+  it('OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1: a stale admin session cannot re-add a group a concurrent change took away while its request was under way: 401 reauthentication_required, nothing written', async () => {
+    const admin = await signedInClient(ctx, (await make({ groups: ['admin'] })).email);
+    ctx.clock.advance(6 * 60_000); // past session.reauthenticationMinutes: a stolen cookie (the suite's last test: every session is stale now)
+    const target = await make({ groups: ['writer'] });
+    // The request reads the target in writer (nothing added, as far as it can tell); the test's transaction takes writer away.
+    const res = await whileLockHeld(db.url, observer, {
+      hold: holdAdminGroupLock,
+      send: () => admin.request('PUT', `/users/${target.id}/groups`, { body: { groups: ['writer'] } }),
+      meanwhile: (tx) =>
+        tx.query(`DELETE FROM backoffice_user_group WHERE user_id = $1 AND group_id = (SELECT id FROM backoffice_group WHERE alias = 'writer')`, [target.id]),
+    });
+    expect({ status: res.status, code: res.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+    expect(await groupsOf(target.id)).toEqual([]);
+  });
 });

@@ -56,6 +56,15 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
     expect(await groupsOf(attacker.id)).toEqual(['editor']);
   });
 
+  it('OWASP ASVS 5.0 7.5.3: the step-up is asked after the 400 unknown group check, as the group routes ask it after theirs', async () => {
+    const attacker = await make({ groups: ['writer'] });
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000);
+    const unknown = await put(stolen, attacker.id, ['writer', 'admin', 'no-such-group']);
+    expect({ status: unknown.status, code: unknown.body?.code }).toEqual({ status: 400, code: 'validation_failed' });
+    expect(await groupsOf(attacker.id)).toEqual(['writer']);
+  });
+
   it("an admin API user's bearer token cannot add a group (no sign-in to renew), only take groups away", async () => {
     const admin = await signedInClient(ctx, adminEmail);
     const robot = await admin.post('/users/api', { name: 'Admin robot', groups: ['admin'] });
@@ -175,4 +184,5 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
     expect(stale.body.code).toBe('reauthentication_required');
     expect(await groupsOf(target.id)).toEqual(['writer']);
   });
+
 });

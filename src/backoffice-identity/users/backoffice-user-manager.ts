@@ -98,6 +98,7 @@ import { DefaultUserValidator } from './user-validators.js';
 import { BackOfficeNotSupportedError } from './not-supported.error.js';
 import { toStorableText } from '../common/storable-text.js';
 import type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './validators.interface.js';
+import { addsAny } from '../common/grants.js';
 
 /**
  * Filled in by {@link BackOfficeUserManager.checkPassword} and `checkUnknownUserPassword`: `unavailable` is true
@@ -1918,14 +1919,20 @@ export class BackOfficeUserManager {
    * that throws, the groups as read before the write are put back (the transaction rolls the write back anyway; a
    * store without rollback does not keep it) and the error goes on.
    *
-   * A subclass that overrides this must pass `options` on to `super.setGroups` (or call `options.authorize` on the
-   * user as stored before its own write): `PUT /users/:id/groups` relies on it, and an override that drops `options`
-   * skips that re-check silently.
+   * `stepUp`, when given, is called under the same lock, after `authorize`, when `groups` holds one the user as stored
+   * there is not in (not as `user` was read before: a group a concurrent request took away is added again by this
+   * write), and may throw to refuse (nothing written, the error goes on): a group given is a lasting grant of access
+   * (`PUT /users/:id/groups`' step-up, OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1), asked after the 409 / 400 checks above as
+   * the group routes ask theirs.
+   *
+   * A subclass that overrides this must pass `options` on to `super.setGroups` (or call `options.authorize` and
+   * `options.stepUp` on the user as stored before its own write): `PUT /users/:id/groups` relies on it, and an
+   * override that drops `options` skips those checks silently.
    */
   async setGroups(
     user: BackOfficeUser,
     groups: string[],
-    options: BackOfficeAuthorizedWriteOptions & { byProvider?: string } = {},
+    options: BackOfficeAuthorizedWriteOptions & { byProvider?: string; stepUp?: () => void } = {},
   ): Promise<IdentityResult> {
     if (!isUserGroupStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('groups'));
     const managedBy = await this.groupsManagedBy(user);
@@ -1940,6 +1947,7 @@ export class BackOfficeUserManager {
     const authorize = (current: BackOfficeUser) => {
       before = [...current.groups]; // what the write replaces, for the notification's added / removed
       options.authorize?.(current);
+      if (addsAny(aliases, current.groups)) options.stepUp?.();
     };
     const write = async (store: BackOfficeUserStore, abort: (gone: string[]) => never) => {
       const groupStore = this.capability(isUserGroupStore, 'UserGroupStore', store);

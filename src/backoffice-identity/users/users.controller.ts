@@ -135,7 +135,9 @@ export class UsersController {
     const checksPermissions = !this.groups.mayActOnAnyone(actor);
     // A dry run writes nothing, so it may report what an import would do without a step-up.
     const checksStepUp = !dryRun;
+    const recordsByIndex = new Map<number, ImportRecordToAuthorize>();
     const check = async (records: readonly ImportRecordToAuthorize[]): Promise<void> => {
+      for (const record of records) recordsByIndex.set(record.index, record);
       // Both checks read the same users: each record's are looked up once, when the first check needs them.
       const lookups = new Map<number, Promise<ImportConflicts>>();
       const conflictsOf: ImportConflictLookup = (record) => {
@@ -160,19 +162,35 @@ export class UsersController {
           throw UsersController.importRefused(index, error);
         }
       };
-    const authorize: ImportAuthorizer = checksPermissions
-      ? Object.assign(check, {
-          asStored: refusedAs((a, written) => this.groups.assertMayHaveCreated(a, written)),
-          asStoredTarget: refusedAs((a, current) => this.groups.assertMayManage(a, current)),
-        })
-      : check;
+    const mayManageTarget = checksPermissions ? refusedAs((a, current) => this.groups.assertMayManage(a, current)) : undefined;
+    // A record giving an existing user a group it is not in, or enabling a disabled one (as stored under the batch's
+    // locks, not as read before: a group a concurrent request took away, a disable that committed meanwhile, would be
+    // undone) needs a recent sign-in, as PUT /users/:id/groups and POST /users/:id/enable do.
+    const stepUpTarget =
+      checksStepUp && onConflict === 'update'
+        ? (current: BackOfficeUser, index: number): void => {
+            const record = recordsByIndex.get(index);
+            if (record && UsersController.grantsAccess(current, record)) this.sessions.assertRecentSignIn(request.backOffice);
+          }
+        : undefined;
+    const asStoredTarget =
+      mayManageTarget || stepUpTarget
+        ? (current: BackOfficeUser, index: number): void => {
+            mayManageTarget?.(current, index);
+            stepUpTarget?.(current, index);
+          }
+        : undefined;
+    const authorize: ImportAuthorizer = Object.assign(check, {
+      ...(checksPermissions ? { asStored: refusedAs((a, written) => this.groups.assertMayHaveCreated(a, written)) } : {}),
+      ...(asStoredTarget ? { asStoredTarget } : {}),
+    });
     const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);
     return { results, summary: summarizeImport(results) };
   }
 
   /**
    * A real import (not a dry run) that would create a user, or (`onConflict: 'update'`) give an existing user another
-   * password hash, another email address, another username or a group it is not in, or enable it when disabled ({@link grantsAccess}), needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
+   * password hash, another email address or another username, needs a recent sign-in ({@link BackOfficeSessionService.assertRecentSignIn}:
    * 401 `reauthentication_required`, always for a bearer token). A new user is a lasting credential with the groups the
    * record names (an admin with a password hash the attacker chose), as `POST /users/invite` and `POST /users/api` mint
    * (OWASP ASVS 5.0 7.5.3); an overwrite is an account takeover with a stolen admin cookie (the hash is the attacker's
@@ -182,7 +200,10 @@ export class UsersController {
    * `invalid`, e.g. an unknown group or a duplicate within the batch, writes nothing): a record creates a user when no
    * user holds its email or its username (the store inserts it, whatever `onConflict`), and updates the store's
    * {@link importUpdateTarget} (a username-only match or an email match whose username is another user's ends
-   * `duplicate_*`). Decided on reads made before the write takes its locks, as the permission check is.
+   * `duplicate_*`). Decided on reads made before the write takes its locks, as the permission check is. A record giving
+   * an existing user a group it is not in, or enabling a disabled one ({@link grantsAccess}), needs one too, decided on
+   * the user as stored under the batch's locks (`asStoredTarget` in {@link importUsers}), as `PUT /users/:id/groups`
+   * and `POST /users/:id/enable` decide it.
    */
   private async assertStepUpForCredentials(
     auth: BackOfficeAuthenticatedRequest['backOffice'],
@@ -197,7 +218,7 @@ export class UsersController {
       const { byEmail, byUsername } = await conflictsOf(record);
       const creates = byEmail === null && byUsername === null;
       const target = onConflict === 'update' ? importUpdateTarget(byEmail, byUsername) : null;
-      if (creates || (target && (this.overwritesCredentials(target, record) || UsersController.grantsAccess(target, record)))) {
+      if (creates || (target && this.overwritesCredentials(target, record))) {
         this.sessions.assertRecentSignIn(auth);
         return;
       }
@@ -405,14 +426,15 @@ export class UsersController {
     const user = await this.findManageable(request, id);
     const changed = [...body.groups.filter((g) => !user.groups.includes(g)), ...user.groups.filter((g) => !body.groups.includes(g))];
     await this.groups.assertMayAssign(actor, changed, user);
-    // A group given is a lasting grant of access (admin, a permission, a group a route or the host's code checks by
-    // name), as an invite or an API user with those groups is: a stolen cookie or an admin API user's bearer token must
-    // not be enough to give the attacker's own account admin (OWASP ASVS 5.0 7.5.3). Taking groups away needs none.
-    if (addsAny(body.groups, user.groups)) this.sessions.assertRecentSignIn(request.backOffice);
     // Again on the user as stored when the groups are written: a group given to them meanwhile (admin, or permissions the
     // caller lacks) is not the caller's to take away. And on the user as written, in the same transaction: a group the
     // caller adds that a concurrent PUT /groups/:alias gave a permission the caller lacks is not the caller's to give.
-    this.throwIfFailed(await this.userManager.setGroups(user, body.groups, { authorize: this.mayManageAsStored(request) }));
+    // A group given is a lasting grant of access (admin, a permission, a group a route or the host's code checks by
+    // name): a stolen cookie or an admin API user's bearer token must not be enough (OWASP ASVS 5.0 7.5.3), decided
+    // under the same lock on the user as stored (stepUp), as the group routes decide theirs. Taking groups away needs none.
+    this.throwIfFailed(
+      await this.userManager.setGroups(user, body.groups, { authorize: this.mayManageAsStored(request), stepUp: () => this.sessions.assertRecentSignIn(request.backOffice) }),
+    );
     return toBackOfficeUserDto(user, this.clock.now());
   }
 
