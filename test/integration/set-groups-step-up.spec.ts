@@ -185,4 +185,61 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
     expect(await groupsOf(target.id)).toEqual(['writer']);
   });
 
+  describe('OWASP ASVS 4.0 2.2.x / 5.0 7.5.3: weakening the 2FA rule for someone needs a recent sign-in', () => {
+    /** A group requiring two-factor, created (and filled) with a fresh sign-in; answers the admin's client, stale from then on. */
+    const guardedGroup = async (alias: string, members: string[]) => {
+      const admin = await signedInClient(ctx, adminEmail);
+      expect((await admin.post('/groups', { alias, name: alias, permissions: [], requireTwoFactor: true })).status).toBe(201);
+      for (const id of members) expect((await put(admin, id, [...(await groupsOf(id)), alias])).status).toBe(200);
+      ctx.clock.advance(6 * 60_000); // the admin's session is now stale (a stolen cookie)
+      return admin;
+    };
+    const requiresTwoFactor = async (admin: HttpClient, alias: string) =>
+      (await admin.get('/groups?take=1000')).body.items.find((g: { alias: string }) => g.alias === alias).requireTwoFactor as boolean;
+
+    it('PUT /groups/:alias turning requireTwoFactor off for a group with members: 401 reauthentication_required, the rule stays; an empty group needs none', async () => {
+      const member = await make({ groups: ['writer'] });
+      const admin = await guardedGroup('guarded', [member.id]);
+      const off = await admin.request('PUT', '/groups/guarded', { body: { requireTwoFactor: false } });
+      expect({ status: off.status, code: off.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+      expect(await requiresTwoFactor(admin, 'guarded')).toBe(true);
+
+      await reauthenticate(admin);
+      expect((await admin.post('/groups', { alias: 'guarded-empty', name: 'Empty', permissions: [], requireTwoFactor: true })).status).toBe(201);
+      ctx.clock.advance(6 * 60_000);
+      const emptyOff = await admin.request('PUT', '/groups/guarded-empty', { body: { requireTwoFactor: false } });
+      expect(emptyOff.status, emptyOff.text).toBe(200);
+
+      await reauthenticate(admin);
+      const granted = await admin.request('PUT', '/groups/guarded', { body: { requireTwoFactor: false } });
+      expect(granted.status, granted.text).toBe(200);
+      expect(await requiresTwoFactor(admin, 'guarded')).toBe(false);
+    });
+
+    it('PUT /users/:id/groups and the import taking a user out of its only group requiring 2FA: 401 reauthentication_required; other removals need none', async () => {
+      const member = await make({ groups: ['writer'] });
+      const admin = await guardedGroup('guarded2', [member.id]);
+      const removed = await put(admin, member.id, ['writer']);
+      expect({ status: removed.status, code: removed.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+      const imported = await admin.post('/users/import', { users: [{ email: member.email, name: 'Member', groups: ['writer'] }], onConflict: 'update' });
+      expect({ status: imported.status, code: imported.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+      expect(await groupsOf(member.id)).toEqual(['guarded2', 'writer']);
+      // Still in a group requiring 2FA: the rule does not weaken for them.
+      const other = await put(admin, member.id, ['guarded2']);
+      expect(other.status, other.text).toBe(200);
+
+      await reauthenticate(admin);
+      const granted = await put(admin, member.id, []);
+      expect(granted.status, granted.text).toBe(200);
+      expect(await groupsOf(member.id)).toEqual([]);
+    });
+
+    it('DELETE /groups/:alias of a group requiring 2FA with members (moved elsewhere) needs a recent sign-in too', async () => {
+      const member = await make({ groups: ['writer'] });
+      const admin = await guardedGroup('guarded3', [member.id]);
+      const deleted = await admin.delete('/groups/guarded3?moveMembersTo=writer');
+      expect({ status: deleted.status, code: deleted.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+      expect(await groupsOf(member.id)).toEqual(['guarded3', 'writer']);
+    });
+  });
 });

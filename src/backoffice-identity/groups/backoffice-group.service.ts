@@ -104,15 +104,16 @@ export class BackOfficeGroupService {
   /**
    * Renames a group, replaces its permissions or its 2FA rule. With `actor`, someone outside `admin` may change only a
    * group whose permissions they all hold, and grant only permissions they hold (403 `forbidden`, nothing written).
-   * `beforeAddingPermissions`, when given, is called (under the store's lock, after the 403/409 checks) when `permissions`
-   * holds one the group does not, and may throw to refuse: it is a lasting grant of access to every member (the route's
-   * step-up, OWASP ASVS 5.0 7.5.3).
+   * `stepUp`, when given, is called (under the store's lock, after the 403/409 checks) when `permissions` holds one the
+   * group does not, or `requireTwoFactor` turns off for a group with members, and may throw to refuse: the first is a
+   * lasting grant of access to every member, the second lets members without 2FA sign in with a password alone (the
+   * route's step-up, OWASP ASVS 5.0 7.5.3, 4.0 2.2.x).
    */
   async update(
     alias: string,
     input: { name?: string; permissions?: string[]; requireTwoFactor?: boolean },
     actor?: GroupActor,
-    beforeAddingPermissions?: () => void,
+    stepUp?: () => void,
   ): Promise<BackOfficeGroupView> {
     const permissions = input.permissions === undefined ? undefined : this.checkPermissions(input.permissions);
     const name = input.name === undefined ? undefined : BackOfficeGroupService.checkName(input.name);
@@ -133,7 +134,8 @@ export class BackOfficeGroupService {
             'The built-in admin group always holds every permission (groups.manage included); its permissions cannot change.',
           );
         }
-        if (permissions !== undefined && addsAny(permissions, oldPermissions)) beforeAddingPermissions?.();
+        const weakensTwoFactor = input.requireTwoFactor === false && before.requireTwoFactor && before.memberCount > 0;
+        if ((permissions !== undefined && addsAny(permissions, oldPermissions)) || weakensTwoFactor) stepUp?.();
         changes = {};
         if (name !== undefined && name !== before.name) changes.name = { from: before.name, to: name };
         if (permissions !== undefined && !this.sameSet(permissions, oldPermissions)) changes.permissions = { from: oldPermissions, to: permissions };

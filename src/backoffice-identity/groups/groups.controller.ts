@@ -64,7 +64,7 @@ export class GroupsController {
     status: 401,
     type: ErrorResponse,
     description:
-      'unauthenticated, or reauthentication_required: permissions holds one the group does not and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); nothing is written',
+      'unauthenticated, or reauthentication_required: permissions holds one the group does not, or requireTwoFactor turns off for a group with members, and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); nothing is written',
   })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'admin_group_permissions: admin always holds every permission' })

@@ -1923,7 +1923,9 @@ export class BackOfficeUserManager {
    * there is not in (not as `user` was read before: a group a concurrent request took away is added again by this
    * write), and may throw to refuse (nothing written, the error goes on): a group given is a lasting grant of access
    * (`PUT /users/:id/groups`' step-up, OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1), asked after the 409 / 400 checks above as
-   * the group routes ask theirs.
+   * the group routes ask theirs. It is also called, in the same transaction after the write, when the user as stored
+   * was in a group requiring two-factor and as written is in none: the rule weakens for them (OWASP ASVS 4.0 2.2.x);
+   * a throw puts the groups back, as for `authorize`.
    *
    * A subclass that overrides this must pass `options` on to `super.setGroups` (or call `options.authorize` and
    * `options.stepUp` on the user as stored before its own write): `PUT /users/:id/groups` relies on it, and an
@@ -1944,8 +1946,10 @@ export class BackOfficeUserManager {
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
     const removesAdmin = (current: BackOfficeUser) => isEnabledAdmin(current) && !aliases.includes('admin');
+    let requiredTwoFactor = false;
     const authorize = (current: BackOfficeUser) => {
       before = [...current.groups]; // what the write replaces, for the notification's added / removed
+      requiredTwoFactor = current.twoFactorRequiredByGroup === true;
       options.authorize?.(current);
       if (addsAny(aliases, current.groups)) options.stepUp?.();
     };
@@ -1957,10 +1961,13 @@ export class BackOfficeUserManager {
       const gone = aliases.filter((alias) => !known.has(alias));
       if (gone.length > 0) abort(gone);
       await groupStore.setGroups(user.id, aliases);
-      if (!options.authorize) return;
+      const mayWeaken = options.stepUp !== undefined && requiredTwoFactor;
+      if (!options.authorize && !mayWeaken) return;
       const written = await store.findById(user.id);
       try {
-        if (written) options.authorize(written);
+        if (written) options.authorize?.(written);
+        // Out of every group requiring 2FA it was in: the rule weakens for this user (a password alone signs in).
+        if (written && mayWeaken && written.twoFactorRequiredByGroup !== true) options.stepUp?.();
       } catch (error) {
         await groupStore.setGroups(user.id, before);
         throw error;

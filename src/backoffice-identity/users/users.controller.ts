@@ -163,6 +163,9 @@ export class UsersController {
         }
       };
     const mayManageTarget = checksPermissions ? refusedAs((a, current) => this.groups.assertMayManage(a, current)) : undefined;
+    // Users the batch overwrites who were in a group requiring 2FA (as stored under its locks): taken out of every such
+    // group (as written), the rule weakens for them, a step-up as PUT /users/:id/groups asks (OWASP ASVS 4.0 2.2.x).
+    const requiredTwoFactor = new Set<number>();
     // A record giving an existing user a group it is not in, or enabling a disabled one (as stored under the batch's
     // locks, not as read before: a group a concurrent request took away, a disable that committed meanwhile, would be
     // undone) needs a recent sign-in, as PUT /users/:id/groups and POST /users/:id/enable do.
@@ -171,6 +174,15 @@ export class UsersController {
         ? (current: BackOfficeUser, index: number): void => {
             const record = recordsByIndex.get(index);
             if (record && UsersController.grantsAccess(current, record)) this.sessions.assertRecentSignIn(request.backOffice);
+            if (current.twoFactorRequiredByGroup === true) requiredTwoFactor.add(index);
+          }
+        : undefined;
+    const mayHaveCreated = checksPermissions ? refusedAs((a, written) => this.groups.assertMayHaveCreated(a, written)) : undefined;
+    const asStored =
+      mayHaveCreated || stepUpTarget
+        ? (written: BackOfficeUser, index: number): void => {
+            mayHaveCreated?.(written, index);
+            if (requiredTwoFactor.has(index) && written.twoFactorRequiredByGroup !== true) this.sessions.assertRecentSignIn(request.backOffice);
           }
         : undefined;
     const asStoredTarget =
@@ -181,7 +193,7 @@ export class UsersController {
           }
         : undefined;
     const authorize: ImportAuthorizer = Object.assign(check, {
-      ...(checksPermissions ? { asStored: refusedAs((a, written) => this.groups.assertMayHaveCreated(a, written)) } : {}),
+      ...(asStored ? { asStored } : {}),
       ...(asStoredTarget ? { asStoredTarget } : {}),
     });
     const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);
