@@ -128,7 +128,7 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
     expect(await groupsOf(attacker.id)).toEqual(['editor', 'writer']);
   });
 
-  it('PUT /groups/:alias that adds a permission to a group needs a recent sign-in; removing one, or POST /groups, does not', async () => {
+  it('PUT /groups/:alias that adds a permission to a group, or POST /groups with permissions, needs a recent sign-in; removing one, or an empty new group, does not', async () => {
     const admin = await signedInClient(ctx, adminEmail);
     expect((await admin.post('/groups', { alias: 'squad', name: 'Squad', permissions: ['users.manage'] })).status).toBe(201);
     const permissionsOf = async () => {
@@ -140,8 +140,12 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
     const raised = await admin.request('PUT', '/groups/squad', { body: { permissions: ['users.manage', 'groups.manage'] } });
     expect({ status: raised.status, code: raised.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
     expect(await permissionsOf()).toEqual(['users.manage']);
-    // A new group has no members: no step-up.
-    expect((await admin.post('/groups', { alias: 'fresh', name: 'Fresh', permissions: ['groups.manage'] })).status).toBe(201);
+    // OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1: a new group with permissions reaches every user a provider's groupMapping, LDAP
+    // defaultGroups or the host's code gives it by alias at their next sign-in: a step-up. One with none grants nothing.
+    const created = await admin.post('/groups', { alias: 'fresh', name: 'Fresh', permissions: ['groups.manage'] });
+    expect({ status: created.status, code: created.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+    expect((await admin.get('/groups?take=1000')).body.items.some((g: { alias: string }) => g.alias === 'fresh')).toBe(false);
+    expect((await admin.post('/groups', { alias: 'bare', name: 'Bare', permissions: [] })).status).toBe(201);
     // Taking a permission away, or renaming, gives no one anything: no step-up.
     const lowered = await admin.request('PUT', '/groups/squad', { body: { permissions: [] } });
     expect(lowered.status, lowered.text).toBe(200);

@@ -324,6 +324,7 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     }
   });
   it('OWASP ASVS 5.0 7.5.1: for a caller outside admin the permission check and the step-up share one lookup of the conflicting users: at most one read by email per record (two before, once per check)', async () => {
+    await reauthenticate(admin); // a group with permissions needs a recent sign-in (POST /groups)
     expect((await admin.post('/groups', { alias: 'impupd-helpdesk', name: 'Import helpdesk', permissions: ['users.manage', 'users.read'] })).status).toBe(201);
     const deskEmail = 'impupd-desk@example.com';
     await ctx.userManager.createUser({ email: deskEmail, name: 'Desk', password, groups: ['impupd-helpdesk'] });

@@ -49,11 +49,19 @@ export class GroupsController {
   @HttpCode(201)
   @ApiCreatedResponse({ type: GroupResponse })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed (bad alias, blank or long name, field code `unknown_permission`)' })
+  @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: permissions is not empty and the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); nothing is written. A group without permissions needs none',
+  })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'duplicate_group (aliases are unique ignoring case)' })
   @permissionErrors('groups.manage')
   @groupChangeErrors()
   create(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: CreateGroupDto): Promise<BackOfficeGroupView> {
-    return this.groups.create(body, request.backOffice.user);
+    // Its permissions reach whoever a provider's groupMapping or LDAP defaultGroups maps to its alias at their next
+    // sign-in: a stolen cookie or an admin API user's bearer token must not be enough (OWASP ASVS 5.0 7.5.3).
+    return this.groups.create(body, request.backOffice.user, () => this.sessions.assertRecentSignIn(request.backOffice));
   }
 
   @Put(':alias')
