@@ -115,15 +115,16 @@ function idTokenTimeProblem(claims: { iat?: unknown; auth_time?: unknown }, nowS
 /**
  * Why an ID token does not show an authentication made for this link or step-up (sent with `max_age=0`), or undefined
  * (OWASP ASVS 4.0 3.7.1, 5.0 6.8.x). `auth_time` is REQUIRED when `max_age` was requested (OpenID Connect Core 2,
- * 3.1.2.1): a token without it is refused. One older than the allowed clock skew before this callback (which the
- * provider sends right after the person authenticates) is a provider session reused, not an authentication now, whatever
- * `session.reauthenticationMinutes` is: the step-up makes the session fresh from now on. A session reused within the
- * skew cannot be told from a provider clock that is behind.
+ * 3.1.2.1): a token without it is refused. One older than `maxAgeSeconds` before this callback (which the provider
+ * sends right after the person authenticates) is a provider session reused, not an authentication now: the step-up
+ * makes the session fresh from now on. `maxAgeSeconds` is the allowed clock skew, or `session.reauthenticationMinutes`
+ * when that is shorter (never a looser check than the window itself). A session reused within it cannot be told from
+ * a provider clock that is behind.
  */
-function freshAuthenticationProblem(claims: { auth_time?: unknown }, nowSeconds: number): string | undefined {
+function freshAuthenticationProblem(claims: { auth_time?: unknown }, nowSeconds: number, maxAgeSeconds: number): string | undefined {
   const { auth_time: authTime } = claims;
   if (typeof authTime !== 'number' || !Number.isFinite(authTime)) return 'the ID token has no authentication time (auth_time), required as max_age was sent';
-  if (authTime < nowSeconds - MAX_CLOCK_SKEW_SECONDS) return 'the provider did not authenticate the person for this step-up or link (auth_time older than the allowed clock skew: a provider session reused)';
+  if (authTime < nowSeconds - maxAgeSeconds) return 'the provider did not authenticate the person for this step-up or link (auth_time older than the allowed clock skew or re-authentication window: a provider session reused)';
   return undefined;
 }
 
@@ -150,6 +151,10 @@ const MULTI_FACTOR_AMR = ['mfa', 'otp', 'hwk', 'swk', 'sms', 'face', 'fpt', 'iri
 @Injectable()
 export class BackOfficeExternalLoginService {
   private readonly logger = new Logger('BackOfficeExternalLogins');
+  /** How old a link's or step-up's `auth_time` may be: the clock skew, or the re-authentication window when shorter. */
+  private get freshAuthenticationSeconds(): number {
+    return Math.min(MAX_CLOCK_SKEW_SECONDS, Math.ceil(this.options.session.reauthenticationMinutes * 60));
+  }
 
   constructor(
     @Inject(BACKOFFICE_IDENTITY_OPTIONS) private readonly options: ResolvedBackOfficeIdentityOptions,
@@ -355,7 +360,7 @@ export class BackOfficeExternalLoginService {
     if (!idClaims) throw new ExternalLoginError('external_login_failed', 'no ID token');
     const nowSeconds = Math.floor(Date.now() / 1000);
     // A link or step-up counts as a fresh sign-in: the provider must have authenticated the person just now.
-    const timeProblem = idTokenTimeProblem(idClaims, nowSeconds) ?? (pending.link || pending.reauthenticate ? freshAuthenticationProblem(idClaims, nowSeconds) : undefined);
+    const timeProblem = idTokenTimeProblem(idClaims, nowSeconds) ?? (pending.link || pending.reauthenticate ? freshAuthenticationProblem(idClaims, nowSeconds, this.freshAuthenticationSeconds) : undefined);
     if (timeProblem) throw new ExternalLoginError('external_login_failed', timeProblem);
     // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
     // the store cannot keep would fail after an auto-linked user was created.
