@@ -1,7 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { expectClientError } from '../support/bad-input.js';
 import { HttpClient } from '../support/http-client.js';
+import { BACKOFFICE_USER_STORE, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 import { adminAppSuite, reauthenticate, signedInClient } from '../support/identity-app.js';
+
+/** A host's import store written before the module asked stores to call `authorizeTarget` under their locks. */
+class IgnoresAuthorizeTarget extends TypeOrmBackOfficeUserStore {
+  override importUsers(...[rows, options, now]: Parameters<TypeOrmBackOfficeUserStore['importUsers']>) {
+    const { authorizeTarget: _dropped, ...known } = options;
+    return super.importUsers(rows, known, now);
+  }
+}
+
+const answer = (res: { status: number; body?: { code?: string } }) => ({ status: res.status, code: res.body?.code });
 
 /**
  * OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1: enabling a disabled account brings back a lasting credential (its password, its
@@ -14,7 +25,6 @@ describe('enabling a user needs a recent sign-in (OWASP ASVS 5.0 7.5.3 / 4.0 3.7
   const suite = adminAppSuite('enablestep');
   const { make } = suite;
   const approved = async (id: string) => (await suite.ctx.userManager.findById(id))!.isApproved;
-  const answer = (res: { status: number; body?: { code?: string } }) => ({ status: res.status, code: res.body?.code });
   const refused = { status: 401, code: 'reauthentication_required' };
 
   it('POST /users/:id/enable with a stale admin session is 401 reauthentication_required, nothing written; disable needs no step-up (ASVS 5.0 7.5.3 / 4.0 3.7.1)', async () => {
@@ -118,5 +128,23 @@ describe('enabling a user needs a recent sign-in (OWASP ASVS 5.0 7.5.3 / 4.0 3.7
     const enabled = await importing([record(attacker, true)]);
     expect(enabled.status, enabled.text).toBe(200);
     expect(await approved(attacker.id)).toBe(true);
+  });
+});
+
+describe('an import through a host store that never calls authorizeTarget (OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1)', () => {
+  const suite = adminAppSuite('enablehost', { override: (b) => b.overrideProvider(BACKOFFICE_USER_STORE).useClass(IgnoresAuthorizeTarget) });
+
+  it('still needs a recent sign-in for a record that enables a disabled user or adds a group: asked on the reads before the write as well as under its locks (ASVS 5.0 7.5.3 / 4.0 3.7.1)', async () => {
+    const { ctx, adminEmail, make } = suite;
+    const attacker = await make({ groups: ['writer'], name: 'Attacker', isApproved: false });
+    const other = await make({ groups: ['writer'], name: 'Other' });
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000);
+    const importing = (user: { email: string; name: string }, extra: object) => stolen.post('/users/import', { users: [{ email: user.email, name: user.name, groups: ['writer'], ...extra }], onConflict: 'update' });
+
+    expect(answer(await importing(attacker, { isApproved: true }))).toEqual({ status: 401, code: 'reauthentication_required' });
+    expect(answer(await importing(other, { groups: ['writer', 'admin'] }))).toEqual({ status: 401, code: 'reauthentication_required' });
+    const [attackerNow, otherNow] = [await ctx.userManager.findById(attacker.id), await ctx.userManager.findById(other.id)];
+    expect({ approved: attackerNow!.isApproved, groups: otherNow!.groups }).toEqual({ approved: false, groups: ['writer'] });
   });
 });

@@ -177,14 +177,15 @@ export interface AdminAppSuite {
 
 /**
  * Registers `beforeAll` / `afterAll` that boot an app on a fresh test database (rate limits off) with one admin
- * (`<prefix>1@example.com`), and close both afterwards. Read `ctx` and `adminEmail` inside the tests.
+ * (`<prefix>1@example.com`), and close both afterwards (`options`: the app's other options, e.g. a swapped store).
+ * Read `ctx` and `adminEmail` inside the tests.
  */
-export function adminAppSuite(prefix: string): AdminAppSuite {
+export function adminAppSuite(prefix: string, options: Omit<IdentityAppOptions, 'identity'> = {}): AdminAppSuite {
   let db: TestDatabase | undefined;
   const suite = { make: userFactory(() => suite.ctx, prefix) } as { ctx: IdentityApp; adminEmail: string; make: ReturnType<typeof userFactory> };
   beforeAll(async () => {
     db = await createTestDatabase();
-    suite.ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    suite.ctx = await createIdentityApp(db, { ...options, identity: { rateLimits: { enabled: false } } });
     suite.adminEmail = (await suite.make({ groups: ['admin'] })).email;
   });
   afterAll(async () => {

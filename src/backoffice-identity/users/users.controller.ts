@@ -213,9 +213,10 @@ export class UsersController {
    * user holds its email or its username (the store inserts it, whatever `onConflict`), and updates the store's
    * {@link importUpdateTarget} (a username-only match or an email match whose username is another user's ends
    * `duplicate_*`). Decided on reads made before the write takes its locks, as the permission check is. A record giving
-   * an existing user a group it is not in, or enabling a disabled one ({@link grantsAccess}), needs one too, decided on
-   * the user as stored under the batch's locks (`asStoredTarget` in {@link importUsers}), as `PUT /users/:id/groups`
-   * and `POST /users/:id/enable` decide it.
+   * an existing user a group it is not in, or enabling a disabled one ({@link grantsAccess}), needs one too: asked here
+   * on those reads, and again on the user as stored under the batch's locks (`asStoredTarget` in {@link importUsers}),
+   * as `PUT /users/:id/groups` and `POST /users/:id/enable` decide it (a group taken away or a disable committed
+   * meanwhile); the first answer does not rest on a host store calling `authorizeTarget`.
    */
   private async assertStepUpForCredentials(
     auth: BackOfficeAuthenticatedRequest['backOffice'],
@@ -230,7 +231,7 @@ export class UsersController {
       const { byEmail, byUsername } = await conflictsOf(record);
       const creates = byEmail === null && byUsername === null;
       const target = onConflict === 'update' ? importUpdateTarget(byEmail, byUsername) : null;
-      if (creates || (target && this.overwritesCredentials(target, record))) {
+      if (creates || (target && (this.overwritesCredentials(target, record) || UsersController.grantsAccess(target, record)))) {
         this.sessions.assertRecentSignIn(auth);
         return;
       }
