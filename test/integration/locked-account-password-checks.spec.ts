@@ -252,7 +252,7 @@ describe('a locked account: the signed-in routes that check the password refuse 
 
   // A lockout of the admin whose session was stolen must hold: were the admin's own unlock enough, the stolen cookie
   // would lock the account with five wrong step-ups, unlock it, and guess on without end.
-  it('OWASP ASVS 4.0 2.2.1: an admin locked by five wrong POST /auth/reauthenticate of their session gets 403 cannot_unlock_self at POST /users/:id/unlock of their own account, the lock stays; another admin unlocks them', async () => {
+  it('OWASP ASVS 4.0 2.2.1: an admin locked by five wrong POST /auth/reauthenticate of their session gets 409 cannot_unlock_self at POST /users/:id/unlock of their own account, the lock stays; another admin unlocks them', async () => {
     const admin = (await ctx.userManager.createUser({ email: 'locked-admin@example.com', name: 'Admin', password, groups: ['admin'] })).value!;
     await ctx.userManager.createUser({ email: 'other-admin@example.com', name: 'Other', password, groups: ['admin'] });
     const http = new HttpClient(ctx.url);
@@ -263,7 +263,7 @@ describe('a locked account: the signed-in routes that check the password refuse 
     for (let i = 0; i < 5; i++) guesses.push((await http.post('/auth/reauthenticate', { password: 'a wrong password guess' })).status);
     expect(guesses).toEqual([401, 401, 401, 401, 423]);
     const refused = await http.post(`/users/${admin.id}/unlock`, {});
-    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 403, code: 'cannot_unlock_self' });
+    expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 409, code: 'cannot_unlock_self' });
     expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(admin.id))!)).toBe(true);
     expect((await http.post('/auth/reauthenticate', { password })).status).toBe(423);
     const unlocked = await other.post(`/users/${admin.id}/unlock`, {});

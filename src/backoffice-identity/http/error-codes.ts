@@ -69,7 +69,7 @@ export const BACKOFFICE_ERROR_CODES = {
   last_admin: { status: 409, description: 'The change would leave no enabled admin who can sign in.' },
   groups_managed_by_provider: { status: 409, description: 'An external provider manages this user\'s groups.' },
   cannot_delete_self: { status: 409, description: 'A user cannot delete themselves.' },
-  cannot_unlock_self: { status: 403, description: 'A user cannot unlock their own account: another admin unlocks it, or the lock runs out.' },
+  cannot_unlock_self: { status: 409, description: 'A user cannot unlock their own account: another admin unlocks it, or the lock runs out.' },
   not_invited: { status: 409, description: 'The user is not waiting for an invite.' },
   not_applicable: { status: 409, description: 'The action does not apply to this user (e.g. no password to reset).' },
   directory_managed: { status: 409, description: 'The directory (LDAP) manages this user\'s password: reset it there.' },

@@ -405,7 +405,7 @@ export class UsersController {
   @ApiOkResponse({ type: UserResponse })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
-  @ApiResponse({ status: 403, type: ErrorResponse, description: 'cannot_unlock_self: your own lock is ended by another admin or runs out' })
+  @ApiResponse({ status: 409, type: ErrorResponse, description: 'cannot_unlock_self: your own lock is ended by another admin or runs out' })
   @requirePermissions('users.manage')
   async unlock(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string): Promise<BackOfficeUserDto> {
     const user = await this.findManageable(request, id);
