@@ -99,6 +99,17 @@ export class BackOfficeAccountService {
   }
 
   /**
+   * The start of a step-up (`POST /auth/reauthenticate`, its passkey twin and that one's options): while `user` (as
+   * the guard loaded them) is locked out nothing is checked, and it fails `locked_out`, audited as a refused check of
+   * a locked account when `audit` ({@link BackOfficeUserManager.lockedOutRefused}, OWASP ASVS 5.0 16.3.1; the passkey
+   * options check nothing, so their refusal is not). Succeeds otherwise.
+   */
+  async refuseStepUpWhileLocked(user: BackOfficeUser, audit = true): Promise<IdentityResult> {
+    if (!this.userManager.isLockedOut(user)) return IdentityResult.success();
+    return audit ? this.refusedWhileLocked(user, 'reauthentication') : lockedOut();
+  }
+
+  /**
    * The end of a step-up whose password or passkey was right (`POST /auth/reauthenticate`, its passkey twin): the
    * lock is read again (the user the guard loaded at the request's start may have been locked since by wrong
    * step-ups in flight: a right guess among parallel ones steps nothing up, OWASP ASVS 4.0 2.2.1) and answers

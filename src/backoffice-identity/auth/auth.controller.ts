@@ -222,11 +222,8 @@ export class AuthController {
     await this.rateLimiter.enforcePasswordCheckPerIp();
     // A directory user has no local hash (created by the directory, or retired by it): the password checker decides.
     if (!manager.hasPassword(user) && !manager.hasExternalPasswordChecker) throw BackOfficeHttpError.noLocalPassword();
-    if (manager.isLockedOut(user)) {
-      // Not checked, but audited as a locked sign-in is (OWASP ASVS 5.0 16.3.1).
-      await manager.lockedOutRefused(user, 'reauthentication');
-      throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
-    }
+    // Not checked while locked, but audited as a locked sign-in is (OWASP ASVS 5.0 16.3.1).
+    throwIfLockedOut(await this.account.refuseStepUpWhileLocked(user), user, this.clock.now());
     const outcome: BackOfficePasswordCheckOutcome = {};
     if (!(await manager.checkPassword(user, body.password, outcome))) {
       // A directory outage is refused as at sign-in, but is no wrong password: not counted toward lockout.

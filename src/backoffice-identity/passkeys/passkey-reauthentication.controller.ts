@@ -3,7 +3,7 @@ import { ApiOkResponse, ApiTags } from '@nestjs/swagger';
 import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { BackOfficeAccountService } from '../account/backoffice-account.service.js';
 import { ReauthenticateResponse } from '../auth/auth.dto.js';
-import { signInError, stepUpAnswer } from '../auth/backoffice-local.strategy.js';
+import { signInError, stepUpAnswer, throwIfLockedOut } from '../auth/backoffice-local.strategy.js';
 import type { BackOfficeClock } from '../common/clock.js';
 import { BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_USER_MANAGER } from '../constants.js';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
@@ -52,9 +52,7 @@ export class PasskeyReauthenticationController {
    * assertion (not of the options, which check nothing) is audited as a locked sign-in is (OWASP ASVS 5.0 16.3.1).
    */
   private async refuseWhileLocked(user: BackOfficeUser, audit = false): Promise<void> {
-    if (!this.userManager.isLockedOut(user)) return;
-    if (audit) await this.userManager.lockedOutRefused(user, 'reauthentication');
-    throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
+    throwIfLockedOut(await this.account.refuseStepUpWhileLocked(user, audit), user, this.clock.now());
   }
 
   @Post('options')
