@@ -167,12 +167,15 @@ describe('Hardening: what an attacker found (issue #14)', () => {
   });
 
   describe('3. lockout and existing sessions', () => {
-    it('five wrong passwords against an admin do not keep that admin out: the admin\'s session still works and can unlock the account', async () => {
+    it('five wrong passwords against an admin do not keep that admin out: the admin\'s session still works, and another admin unlocks the account (not the locked admin itself: 409 cannot_unlock_self)', async () => {
       const victim = await newUser({ groups: ['admin'] });
       const session = await signedIn(victim);
       for (let i = 0; i < 5; i++) await client().login(victim.email, 'a wrong guess at it');
       expect((await client().login(victim.email, password)).status).toBe(423);
-      const unlock = await session.post(`/users/${victim.id}/unlock`);
+      expect((await session.get('/auth/me')).status).toBe(200);
+      const own = await session.post(`/users/${victim.id}/unlock`);
+      expect({ status: own.status, code: own.body.code }).toEqual({ status: 409, code: 'cannot_unlock_self' });
+      const unlock = await admin.post(`/users/${victim.id}/unlock`);
       expect(unlock.status, unlock.text).toBe(200);
       expect((await client().login(victim.email, password)).status).toBe(200);
       // disabling still ends sessions
