@@ -49,6 +49,29 @@ describe('enabling a user needs a recent sign-in (OWASP ASVS 5.0 7.5.3 / 4.0 3.7
     expect(await approved(attacker.id)).toBe(true);
   });
 
+  it('a timed disable cannot end a disable sooner without a recent sign-in: POST /users/:id/disable { until } on a disabled user (no end, or a later one) is 401, as an enable is; a first timed disable or a later end needs none (ASVS 5.0 7.5.3 / 4.0 3.7.1)', async () => {
+    const { ctx, adminEmail } = suite;
+    const attacker = await make({ groups: ['writer'], isApproved: false });
+    const timed = await make({ groups: ['writer'] });
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000);
+    const inMinutes = (minutes: number) => new Date(ctx.clock.now().getTime() + minutes * 60_000).toISOString();
+
+    // A disabled account brought back a minute later by the next sign-in (liftExpiredDisable): an enable by another name.
+    expect(answer(await stolen.post(`/users/${attacker.id}/disable`, { until: inMinutes(1) }))).toEqual(refused);
+    ctx.clock.advance(2 * 60_000);
+    expect((await new HttpClient(ctx.url).login(attacker.email, 'correct horse battery staple')).status).not.toBe(200);
+    expect(await approved(attacker.id)).toBe(false);
+
+    // Disabling an enabled user for a while, or lengthening a timed disable, takes access away: no step-up.
+    expect((await stolen.post(`/users/${timed.id}/disable`, { until: inMinutes(60) })).status).toBe(200);
+    expect((await stolen.post(`/users/${timed.id}/disable`, { until: inMinutes(120) })).status).toBe(200);
+    expect(answer(await stolen.post(`/users/${timed.id}/disable`, { until: inMinutes(30) }))).toEqual(refused);
+
+    await reauthenticate(stolen);
+    expect((await stolen.post(`/users/${attacker.id}/disable`, { until: inMinutes(1) })).status).toBe(200);
+  });
+
   it("an admin API user's bearer token cannot enable a user (nor a disabled API user, whose secret survives), only disable one (ASVS 5.0 7.5.3 / 4.0 3.7.1)", async () => {
     const { ctx, adminEmail } = suite;
     const admin = await signedInClient(ctx, adminEmail);

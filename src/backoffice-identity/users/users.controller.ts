@@ -238,6 +238,11 @@ export class UsersController {
     }
   }
 
+  /** Whether disabling `current` until `until` would let it back in sooner than its stored disable does. */
+  private static endsDisableSooner(current: BackOfficeUser, until: Date): boolean {
+    return !current.isApproved && (current.disabledUntil == null || until.getTime() < current.disabledUntil.getTime());
+  }
+
   /**
    * Whether the record would give the user a group it is not in, or enable a disabled user (`isApproved` false to
    * true): a lasting grant of access, as `PUT /users/:id/groups` adding a group and `POST /users/:id/enable` are
@@ -356,6 +361,12 @@ export class UsersController {
   @Post(':id/disable')
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse, description: 'Disabled; the user\'s sessions end' })
+  @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: an until that ends a disable sooner (the user is disabled with no end, or a later one) and no POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token): the next sign-in after until enables the user again, as POST /users/:id/enable does; nothing is written',
+  })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'last_admin' })
@@ -372,7 +383,20 @@ export class UsersController {
       throw new BackOfficeHttpError(400, 'validation_failed', 'until must be in the future.', { errors: [{ field: 'until', code: 'in_the_past', description: 'until must be in the future' }] });
     }
     const user = await this.findManageable(request, id);
-    this.throwIfFailed(await this.userManager.setApproved(user, false, { reason: body.reason?.trim() || null, until }, { authorize: this.mayManageAsStored(request) }));
+    const mayManage = this.mayManageAsStored(request);
+    // A timed disable of a user already disabled for longer (or for good) ends that disable sooner: the next sign-in
+    // after `until` enables it again, an enable by another name, which needs a recent sign-in (OWASP ASVS 5.0 7.5.3).
+    // Asked on the user as read, and again as stored under the write's lock (a disable committed meanwhile counts; a
+    // store without group locks runs no `authorize`).
+    const stepUpIfSooner = (current: BackOfficeUser): void => {
+      if (until && UsersController.endsDisableSooner(current, until)) this.sessions.assertRecentSignIn(request.backOffice);
+    };
+    stepUpIfSooner(user);
+    const authorize = (current: BackOfficeUser): void => {
+      mayManage?.(current);
+      stepUpIfSooner(current);
+    };
+    this.throwIfFailed(await this.userManager.setApproved(user, false, { reason: body.reason?.trim() || null, until }, { authorize }));
     await this.signInManager.refreshSignIn(user); // setApproved revoked an API user's bearer tokens
     return toBackOfficeUserDto(user, this.clock.now());
   }
