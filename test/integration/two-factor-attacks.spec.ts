@@ -300,7 +300,7 @@ describe('Two-factor sign-in under attack', () => {
     expect(failed().slice(before)).toEqual(['two_factor_code_reused', 'invalid_code']);
   });
 
-  it('OWASP ASVS 5.0 16.3.1 / 4.0 7.2.1: a wrong password at POST /auth/2fa/disable is audited as backoffice.user.login.failed with via two_factor_disable (the one that locks as locked_out), never the password', async () => {
+  it('OWASP ASVS 5.0 16.3.1 / 4.0 7.2.1: a wrong password at POST /auth/2fa/disable is audited as backoffice.user.login.failed with via two_factor_disable (the one that locks, and each refusal while locked, as locked_out), never the password', async () => {
     const { http, user } = await enrolled();
     const guess = 'guessed-password-at-disable';
     const answers = [];
@@ -313,8 +313,10 @@ describe('Two-factor sign-in under attack', () => {
       `SELECT performing_user_id, details FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2 ORDER BY id`,
       [user.id, BackOfficeEvents.LoginFailed],
     );
+    // The one that locks, then the refusal of the locked account (the password not checked), each as locked_out.
     expect(failed.map((row: { details: unknown }) => row.details)).toEqual([
       ...Array.from({ length: 4 }, () => ({ reason: 'invalid_credentials', via: 'two_factor_disable' })),
+      { reason: 'locked_out', via: 'two_factor_disable' },
       { reason: 'locked_out', via: 'two_factor_disable' },
     ]);
     for (const row of failed) expect(row.performing_user_id).toBe(user.id);
