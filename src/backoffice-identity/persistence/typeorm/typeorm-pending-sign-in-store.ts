@@ -91,9 +91,9 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
       await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_passkey_challenge:${pending.userId}:${pending.purpose}`]);
       await manager.query(insert, values);
       await manager.query(
-        `DELETE FROM backoffice_passkey_challenge WHERE id IN (
-           SELECT id FROM backoffice_passkey_challenge
-            WHERE user_id = $1 AND purpose = $2 AND challenge_hash <> $3 AND used_at IS NULL AND expires_at > $4
+        `DELETE FROM ${t.table} WHERE id IN (
+           SELECT id FROM ${t.table}
+            WHERE user_id = $1 AND purpose = $2 AND ${t.key} <> $3 AND used_at IS NULL AND expires_at > $4
             ORDER BY created_at DESC, id DESC OFFSET $5)`,
         [pending.userId, pending.purpose, pending.keyHash, now, BACKOFFICE_PASSKEY_CHALLENGES_PER_USER - 1],
       );
