@@ -865,6 +865,31 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
     });
 
+    it('OWASP ASVS 4.0 3.7.1 / 5.0 7.5.3: a step-up through the provider makes the session fresh from when the provider authenticated the person (auth_time), not from the callback: auth_time 60 s old and a 5 minute window, the session is no longer fresh 4.5 minutes after the callback', async () => {
+      const { login } = account('stepup-auth-time', { groups: [] });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      ctx.clock.advance(6 * 60_000);
+      try {
+        const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account' });
+        expect(step.status, step.text).toBe(200);
+        const callbackUrl = await person.idp.authorize(step.body.redirectUrl, login);
+        idp.idTokenChange = { kind: 'authTime', secondsAgo: 60 };
+        try {
+          expect((await person.deliver(callbackUrl)).headers.get('location')).toBe('/backoffice/account');
+        } finally {
+          idp.idTokenChange = undefined;
+        }
+        ctx.clock.advance(3 * 60_000);
+        expect((await person.app.post('/auth/external/corp/link', {})).status, 'fresh 4 minutes after auth_time').toBe(200);
+        ctx.clock.advance(90_000);
+        const stale = await person.app.post('/auth/external/corp/link', {});
+        expect({ status: stale.status, code: stale.body.code }, '5.5 minutes after auth_time').toEqual({ status: 401, code: 'reauthentication_required' });
+      } finally {
+        ctx.clock.advance(-(6 * 60_000 + 3 * 60_000 + 90_000));
+      }
+    });
+
     it('OWASP ASVS 5.0 6.3.4: with denyLocalLogin (a provider\'s) a leftover password is no way in: unlinking the last login of a user who still has one is 409 last_login_method; password sign-in, forgot-password and password step-up are 403 local_login_disabled for known and unknown users alike', async () => {
       const local = await newUser();
       const login = sub('deny-leftover');

@@ -134,7 +134,7 @@ export class ExternalLoginController {
     type: LinkExternalLoginResponse,
     description:
       'Step-up through a linked provider (for users without a password): send the browser to redirectUrl; the callback marks this ' +
-      'session re-authenticated (as POST /auth/reauthenticate does) and lands on returnUrl, or on returnUrl?error=not_allowed when ' +
+      'session re-authenticated (as POST /auth/reauthenticate does, from the ID token\'s auth_time) and lands on returnUrl, or on returnUrl?error=not_allowed when ' +
       'the provider account is not the one linked to you (or while you are locked out), or on returnUrl?error=external_login_failed ' +
       'when the provider did not authenticate you now (the ID token has no auth_time, or one older than the allowed clock skew or session.reauthenticationMinutes, the shorter: a provider session reused)',
   })

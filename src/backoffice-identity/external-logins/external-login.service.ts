@@ -117,7 +117,7 @@ function idTokenTimeProblem(claims: { iat?: unknown; auth_time?: unknown }, nowS
  * (OWASP ASVS 4.0 3.7.1, 5.0 6.8.x). `auth_time` is REQUIRED when `max_age` was requested (OpenID Connect Core 2,
  * 3.1.2.1): a token without it is refused. One older than `maxAgeSeconds` before this callback (which the provider
  * sends right after the person authenticates) is a provider session reused, not an authentication now: the step-up
- * makes the session fresh from now on. `maxAgeSeconds` is the allowed clock skew, or `session.reauthenticationMinutes`
+ * makes the session fresh from `auth_time` on (never a later time). `maxAgeSeconds` is the allowed clock skew, or `session.reauthenticationMinutes`
  * when that is shorter (never a looser check than the window itself). A session reused within it cannot be told from
  * a provider clock that is behind.
  */
@@ -127,6 +127,9 @@ function freshAuthenticationProblem(claims: { auth_time?: unknown }, nowSeconds:
   if (authTime < nowSeconds - maxAgeSeconds) return 'the provider did not authenticate the person for this step-up or link (auth_time older than the allowed clock skew or re-authentication window: a provider session reused)';
   return undefined;
 }
+
+/** What the code exchange gives a callback: the claims, the raw ID token, and for a link or step-up how long ago the provider authenticated the person. */
+type ExchangedLogin = { claims: BackOfficeExternalLoginClaims; idToken?: string; authenticatedSecondsAgo?: number };
 
 /**
  * The query string of the provider's redirect (without `?`; `''` without one), read off the request target as sent.
@@ -330,7 +333,7 @@ export class BackOfficeExternalLoginService {
    * sign-in) for at most that long (OWASP ASVS 5.0 2.4.1 / 4.0 11.1.4, anti-automation and resource limits). Past it
    * the calls are cancelled and the callback ends as for an unreachable provider (`external_login_failed`).
    */
-  private async exchangeWithinDeadline(provider: BackOfficeExternalLoginProvider, pending: PendingExternalLogin, request: BackOfficeHttpRequest): Promise<{ claims: BackOfficeExternalLoginClaims; idToken?: string }> {
+  private async exchangeWithinDeadline(provider: BackOfficeExternalLoginProvider, pending: PendingExternalLogin, request: BackOfficeHttpRequest): Promise<ExchangedLogin> {
     try {
       return await withProviderDeadline(provider.options.callbackTimeoutSeconds, () => this.exchange(provider, pending, request));
     } catch (error) {
@@ -340,7 +343,7 @@ export class BackOfficeExternalLoginService {
   }
 
   /** Code exchange (PKCE, state, nonce and ID token checked by openid-client), then userinfo. */
-  private async exchange(provider: BackOfficeExternalLoginProvider, pending: PendingExternalLogin, request: BackOfficeHttpRequest): Promise<{ claims: BackOfficeExternalLoginClaims; idToken?: string }> {
+  private async exchange(provider: BackOfficeExternalLoginProvider, pending: PendingExternalLogin, request: BackOfficeHttpRequest): Promise<ExchangedLogin> {
     const configuration = provider.configuration;
     if (!configuration) throw new ExternalLoginError('external_login_failed', 'provider unavailable');
     const current = new URL(provider.options.callbackUrl);
@@ -362,6 +365,9 @@ export class BackOfficeExternalLoginService {
     // A link or step-up counts as a fresh sign-in: the provider must have authenticated the person just now.
     const timeProblem = idTokenTimeProblem(idClaims, nowSeconds) ?? (pending.link || pending.reauthenticate ? freshAuthenticationProblem(idClaims, nowSeconds, this.freshAuthenticationSeconds) : undefined);
     if (timeProblem) throw new ExternalLoginError('external_login_failed', timeProblem);
+    // How long ago the provider authenticated the person (the ID token's auth_time, never userinfo's; none in the
+    // future), on the system clock the check above used: a link or step-up is fresh from then, not from this callback.
+    const authenticatedSecondsAgo = typeof idClaims.auth_time === 'number' ? Math.max(0, Date.now() / 1000 - idClaims.auth_time) : undefined;
     // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
     // the store cannot keep would fail after an auto-linked user was created.
     // OpenID Connect Core 3.1.3.7 (5): an `azp` names the party the token was issued to. openid-client checks it
@@ -390,13 +396,13 @@ export class BackOfficeExternalLoginService {
     claims.email_verified = emailSource.email_verified as boolean | undefined;
     if (claims.email === undefined) delete claims.email;
     if (claims.email_verified === undefined) delete claims.email_verified;
-    return { claims, idToken: tokens.id_token };
+    return { claims, idToken: tokens.id_token, authenticatedSecondsAgo };
   }
 
   private async completeLink(
     provider: ResolvedExternalLoginProvider,
     pending: PendingExternalLogin,
-    { claims }: { claims: BackOfficeExternalLoginClaims },
+    { claims, authenticatedSecondsAgo }: ExchangedLogin,
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const user = await this.userManager.findById(pending.link!.userId);
@@ -411,19 +417,21 @@ export class BackOfficeExternalLoginService {
     if (!result.succeeded) throw new ExternalLoginError('login_already_linked', 'the provider account is linked already');
     await this.signInManager.refreshSignIn(user, session.id);
     // The provider round trip (with prompt=login) is a fresh sign-in for @RequiresRecentSignIn() routes, and so a
-    // new session token (OWASP ASVS 5.0 7.2.4). The login is linked even if the session ended meanwhile.
-    await this.issuer.completeStepUp(session, response);
+    // new session token (OWASP ASVS 5.0 7.2.4), fresh from the provider's auth_time. The login is linked even if the
+    // session ended meanwhile.
+    await this.issuer.completeStepUp(session, response, { authenticatedSecondsAgo });
     return pending.returnUrl;
   }
 
   /**
    * Step-up through a provider: the provider account must be the one linked to the session's user. The session gets
-   * a new token (OWASP ASVS 5.0 7.2.4), set as the cookie of the callback's answer; the old one stops working.
+   * a new token (OWASP ASVS 5.0 7.2.4), set as the cookie of the callback's answer; the old one stops working. The
+   * step-up counts from the ID token's `auth_time` (when the person authenticated at the provider), not the callback.
    */
   private async completeReauthentication(
     provider: ResolvedExternalLoginProvider,
     pending: PendingExternalLogin,
-    { claims }: { claims: BackOfficeExternalLoginClaims },
+    { claims, authenticatedSecondsAgo }: ExchangedLogin,
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const { userId, sessionId } = pending.reauthenticate!;
@@ -433,7 +441,7 @@ export class BackOfficeExternalLoginService {
     if (!session) throw new ExternalLoginError('not_allowed', 'the provider account is not the one linked to this session\'s user');
     // As a password or passkey step-up (423) and an external sign-in: no step-up while locked out (OWASP ASVS 5.0 6.3.4).
     if (!(await this.maySignIn(user!))) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
-    if (!(await this.issuer.completeStepUp(session, response))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
+    if (!(await this.issuer.completeStepUp(session, response, { authenticatedSecondsAgo }))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
     await this.userManager.notify(UserReauthenticatedNotification, user!, { method: provider.name });
     return pending.returnUrl;
   }
@@ -441,7 +449,7 @@ export class BackOfficeExternalLoginService {
   private async completeSignIn(
     provider: ResolvedExternalLoginProvider,
     pending: PendingExternalLogin,
-    { claims, idToken }: { claims: BackOfficeExternalLoginClaims; idToken?: string },
+    { claims, idToken }: ExchangedLogin,
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const manager = this.userManager;

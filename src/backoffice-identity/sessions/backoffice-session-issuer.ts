@@ -7,7 +7,7 @@ import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-id
 import type { SignInResult } from '../sign-in/backoffice-sign-in-manager.js';
 import type { TwoFactorProvider } from '../two-factor/two-factor-provider.interface.js';
 import { toBackOfficeUserDto, type BackOfficeUser, type BackOfficeUserDto } from '../users/backoffice-user.js';
-import { BackOfficeSessionService } from './backoffice-session.service.js';
+import { BackOfficeSessionService, type RenewTokenOptions } from './backoffice-session.service.js';
 import { BackOfficeSessionCookies } from './session-cookies.js';
 import { sessionTimeoutsMs } from './session-liveness.js';
 import type { BackOfficeSession } from './session-store.interface.js';
@@ -82,9 +82,9 @@ export class BackOfficeSessionIssuer {
    * no longer holds the token it was read with (revoked, or renewed by another re-authentication meanwhile): nothing
    * is set, answer 401. `reauthenticated: false` sets the new token without recording a re-authentication: for a
    * rise in privilege of the session, such as a setup-only session becoming a full one when two-factor enrolment is
-   * confirmed.
+   * confirmed; `authenticatedSecondsAgo` records it as made that long ago (see `BackOfficeSessionService.renewToken`).
    */
-  async renew(session: BackOfficeSession, response: BackOfficeHttpResponse, options: { reauthenticated?: boolean } = {}): Promise<boolean> {
+  async renew(session: BackOfficeSession, response: BackOfficeHttpResponse, options: RenewTokenOptions = {}): Promise<boolean> {
     const token = await this.sessions.renewToken(session, options);
     if (token === null) return false;
     this.cookies.set(response, token, this.remainingSeconds(session));
@@ -94,10 +94,11 @@ export class BackOfficeSessionIssuer {
   /**
    * The end of every step-up (password, passkey, a provider round trip): {@link renew}s the session's token and
    * answers until when `@RequiresRecentSignIn()` routes accept the session (`session.reauthenticationMinutes` from
-   * now). Null when the token could not be renewed (nothing set): the step-up is refused.
+   * the re-authentication: now, or `authenticatedSecondsAgo` before now for a provider's `auth_time`). Null when the
+   * token could not be renewed (nothing set): the step-up is refused.
    */
-  async completeStepUp(session: BackOfficeSession, response: BackOfficeHttpResponse): Promise<Date | null> {
-    if (!(await this.renew(session, response))) return null;
+  async completeStepUp(session: BackOfficeSession, response: BackOfficeHttpResponse, options: { authenticatedSecondsAgo?: number } = {}): Promise<Date | null> {
+    if (!(await this.renew(session, response, options))) return null;
     return new Date(session.reauthenticatedAt!.getTime() + this.reauthenticationMs);
   }
 

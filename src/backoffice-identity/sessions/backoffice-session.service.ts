@@ -18,6 +18,9 @@ import { holdsStamp, idleCutoff, isUnexpired, minutesToMs, sessionTimeoutsMs } f
 import { byLastSeenThenId } from './session-order.js';
 
 /** What the step-up rule reads of an authenticated request (`request.backOffice`). */
+/** `BackOfficeSessionService.renewToken`'s options: whether to record a re-authentication, and how long ago it was made. */
+export type RenewTokenOptions = { reauthenticated?: boolean; authenticatedSecondsAgo?: number };
+
 type RecentSignInSubject = { scheme: 'cookie' | 'bearer'; session?: Pick<BackOfficeSession, 'reauthenticatedAt'> };
 
 /** A session as its owner sees it. */
@@ -447,12 +450,14 @@ export class BackOfficeSessionService {
    * ({@link BackOfficeSessionIssuer.renew} sets it), or null when the session no longer has that token: revoked
    * meanwhile, or renewed by another re-authentication first. `reauthenticated: false` renews the token without
    * recording a re-authentication (the step-up window stays where it was): for a rise in privilege that proves no
-   * more than the session itself, such as confirming the enrolment of a setup-only session.
+   * more than the session itself, such as confirming the enrolment of a setup-only session. `authenticatedSecondsAgo`
+   * (a provider's `auth_time`): the re-authentication was made that long before now (never after now), and the
+   * step-up window runs from then, not from the callback; never earlier than the session's last one.
    */
-  async renewToken(session: BackOfficeSession, options: { reauthenticated?: boolean } = {}): Promise<string | null> {
+  async renewToken(session: BackOfficeSession, options: RenewTokenOptions = {}): Promise<string | null> {
     const token = randomToken(32);
     const tokenHash = sha256Hex(token);
-    const changes: BackOfficeSessionChanges = options.reauthenticated === false ? {} : { reauthenticatedAt: this.clock.now() };
+    const changes: BackOfficeSessionChanges = options.reauthenticated === false ? {} : { reauthenticatedAt: this.reauthenticationTime(session, options.authenticatedSecondsAgo) };
     if (this.store.replaceTokenHash) {
       if (!(await this.store.replaceTokenHash(session.id, session.tokenHash, tokenHash, changes))) return null;
     } else {
@@ -460,6 +465,14 @@ export class BackOfficeSessionService {
     }
     Object.assign(session, changes, { tokenHash });
     return token;
+  }
+
+  /** When a re-authentication made `secondsAgo` (none: now; never in the future) happened, and not before the session's last one. */
+  private reauthenticationTime(session: Pick<BackOfficeSession, 'reauthenticatedAt'>, secondsAgo: number | undefined): Date {
+    const now = this.clock.now().getTime();
+    const at = secondsAgo === undefined || !Number.isFinite(secondsAgo) ? now : now - Math.max(0, secondsAgo) * 1000;
+    const last = session.reauthenticatedAt === null ? Number.NEGATIVE_INFINITY : new Date(session.reauthenticatedAt).getTime();
+    return new Date(Math.min(now, Math.max(at, last)));
   }
 
   /**
