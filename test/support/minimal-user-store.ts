@@ -40,7 +40,7 @@ export class MinimalUserStore implements BackOfficeUserStore {
   async updateProfile(userId: string, changes: object) {
     Object.assign(this.users.get(userId)!, changes);
   }
-  async delete(userId: string) {
+  async delete(userId: string): Promise<boolean | void> {
     this.users.delete(userId);
   }
   async count() {

@@ -5,18 +5,23 @@ import { managerOn, MinimalUserStore } from '../support/minimal-user-store.js';
 
 /**
  * A host's store (the minimal one) whose `updateProfile` answers what its driver does, as MySQL's affected rows: `false` when the row
- * was found but nothing changed (the same name again). The interface declares `Promise<void>`, which TypeScript lets
- * an implementation answer anything through; only `delete`'s answer means "no such user".
+ * was found but nothing changed (the same name again). The interface declares `Promise<void>`: TypeScript refuses an
+ * override typed `Promise<boolean>`, but a store in JavaScript, or one passing on a driver's untyped (`any`) result,
+ * answers it all the same, so the answer is cast here as such a store's is at run time. Only `delete`'s answer
+ * (`Promise<boolean | void>`) means "no such user".
  */
 class AffectedRowsStore extends MinimalUserStore {
-  override async updateProfile(userId: string, changes: Record<string, unknown>): Promise<boolean> {
+  override async updateProfile(userId: string, changes: object): Promise<void> {
+    return this.affectedRows(userId, changes) as unknown as void;
+  }
+  private affectedRows(userId: string, changes: object): boolean {
     const user = this.users.get(userId) as unknown as Record<string, unknown> | undefined;
     if (!user) return false;
     const changed = Object.entries(changes).some(([key, value]) => user[key] !== value);
     Object.assign(user, changes);
     return changed;
   }
-  override async delete(userId: string) {
+  override async delete(userId: string): Promise<boolean> {
     return this.users.delete(userId);
   }
 }
