@@ -9,7 +9,7 @@ const HTTP_SUITES = [
   'access-denied-audit', 'http-parity', 'email-content-injection', 'emailed-link-attacks', 'link-issuance-email-change-race', 'set-groups-race',
   'manage-target-race', 'admin-surface-attacks', 'email-change-no-enumeration', 'email-change-voids-tokens', 'invite-two-factor-enforcement',
   'password-change-voids-email-change', 'session-revocation-voids-email-change', 'email-change-stamp-bound', 'user-import-update',
-  'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks', 'kept-session-stamp-change', 'disable-until-lift',
+  'api-token-revocation', 'api-user-password-lockout', 'locked-account-password-checks', 'kept-session-stamp-change', 'disable-until-lift', 'disable-lift-race',
   'disable-until-unparsable', 'admin-group-refusals-audited', 'import-last-admin-api-users', 'forgot-password-after-forced-reset', 'set-groups-step-up', 'enable-step-up',
   'external-login-attacks', 'external-login-callback-deadline', 'external-login-groups', 'last-admin-race', 'ldap-offboarding-reset',
   'forgot-password-disable-race', 'step-up-token-rotation', 'link-issuance-disable-race', 'kept-session-concurrent-changes',

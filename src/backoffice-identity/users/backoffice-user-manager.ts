@@ -157,6 +157,13 @@ const PASSWORD_BOUND_TOKEN_PURPOSES: readonly BackOfficeTokenPurpose[] = ['passw
  */
 type WriteAnswer = void | 'written' | 'no_user';
 
+/** {@link BackOfficeUserManager.liftExpiredDisable}: the user as stored is no longer disabled with an ended `until`. */
+class DisableNotEnded extends Error {
+  constructor(readonly current: BackOfficeUser) {
+    super('The disable has not ended');
+  }
+}
+
 /**
  * The back-office user manager, modelled on ASP.NET Core Identity's `UserManager` as Umbraco uses it.
  * Meant to be extended: every method is overridable and a subclass needs no constructor.
@@ -1896,11 +1903,32 @@ export class BackOfficeUserManager {
     return IdentityResult.failed(written === 'last_admin' ? this.errorDescriber.lastAdmin() : this.errorDescriber.notFound('user'));
   }
 
-  /** Enables a user whose timed disable has ended; true when it did. */
+  /**
+   * Enables a user whose timed disable has ended; true when it did. Decided on `user` (as the sign-in read them) and
+   * again on the user as stored when the enable is written (under the admin group's lock; a store without group locks
+   * is read again just before): a disable for good, or for longer, that an admin committed after the sign-in's read
+   * is not undone by it (OWASP ASVS 4.0 1.11.3, 5.0 15.4.2). When it no longer applies, `user` takes the stored
+   * disable (so the caller refuses the sign-in) and nothing is written.
+   */
   async liftExpiredDisable(user: BackOfficeUser): Promise<boolean> {
-    if (user.isApproved || !user.disabledUntil || user.disabledUntil.getTime() > this.now().getTime()) return false;
-    await this.setApproved(user, true);
-    return true;
+    if (!this.disableHasEnded(user)) return false;
+    const stillEnded: BackOfficeWriteAuthorizer = (current) => {
+      if (!this.disableHasEnded(current)) throw new DisableNotEnded(current);
+    };
+    try {
+      if (!isUserGroupStore(this.store)) stillEnded((await this.store.findById(user.id)) ?? user);
+      return (await this.setApproved(user, true, {}, { authorize: stillEnded })).succeeded;
+    } catch (error) {
+      if (!(error instanceof DisableNotEnded)) throw error;
+      const { isApproved, disabledReason, disabledUntil } = error.current;
+      Object.assign(user, { isApproved, disabledReason, disabledUntil });
+      return false;
+    }
+  }
+
+  /** Disabled with an `until` that has passed: the next sign-in enables the user again ({@link liftExpiredDisable}). */
+  private disableHasEnded(user: Pick<BackOfficeUser, 'isApproved' | 'disabledUntil'>): boolean {
+    return !user.isApproved && user.disabledUntil != null && user.disabledUntil.getTime() <= this.now().getTime();
   }
 
   /**
