@@ -98,7 +98,7 @@ import { DefaultUserValidator } from './user-validators.js';
 import { BackOfficeNotSupportedError } from './not-supported.error.js';
 import { toStorableText } from '../common/storable-text.js';
 import type { BackOfficeUserCandidate, PasswordValidator, UserValidator } from './validators.interface.js';
-import { addsAny } from '../common/grants.js';
+import { addsAny, twoFactorWeakening } from '../common/grants.js';
 
 /**
  * Filled in by {@link BackOfficeUserManager.checkPassword} and `checkUnknownUserPassword`: `unavailable` is true
@@ -1974,10 +1974,10 @@ export class BackOfficeUserManager {
     if (unknown.length) return IdentityResult.failed(...unknown);
     const aliases = [...new Set(groups)];
     const removesAdmin = (current: BackOfficeUser) => isEnabledAdmin(current) && !aliases.includes('admin');
-    let requiredTwoFactor = false;
+    let weakens: ReturnType<typeof twoFactorWeakening>;
     const authorize = (current: BackOfficeUser) => {
       before = [...current.groups]; // what the write replaces, for the notification's added / removed
-      requiredTwoFactor = current.twoFactorRequiredByGroup === true;
+      weakens = twoFactorWeakening(current);
       options.authorize?.(current);
       if (addsAny(aliases, current.groups)) options.stepUp?.();
     };
@@ -1989,13 +1989,13 @@ export class BackOfficeUserManager {
       const gone = aliases.filter((alias) => !known.has(alias));
       if (gone.length > 0) abort(gone);
       await groupStore.setGroups(user.id, aliases);
-      const mayWeaken = options.stepUp !== undefined && requiredTwoFactor;
+      const mayWeaken = options.stepUp !== undefined && weakens !== undefined;
       if (!options.authorize && !mayWeaken) return;
       const written = await store.findById(user.id);
       try {
         if (written) options.authorize?.(written);
         // Out of every group requiring 2FA it was in: the rule weakens for this user (a password alone signs in).
-        if (written && mayWeaken && written.twoFactorRequiredByGroup !== true) options.stepUp?.();
+        if (written && mayWeaken && weakens?.(written)) options.stepUp?.();
       } catch (error) {
         await groupStore.setGroups(user.id, before);
         throw error;

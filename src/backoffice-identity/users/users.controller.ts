@@ -27,7 +27,7 @@ import { isUserQueryStore } from './stores/user-store.interface.js';
 import { BackOfficeUserImporter, type ImportAuthorizer, type ImportRecordToAuthorize } from './import/backoffice-user-importer.js';
 import { importRenamesUser, importUpdateTarget, MAX_IMPORT_BATCH, summarizeImport, type ImportConflictMode, type ImportUserResult, type ImportUsersSummary } from './import/user-import.js';
 import { ImportUsersDto, ImportUsersResponse, InviteResponse, ListUsersQuery, SetGroupsDto, UserPageResponse } from './users.dto.js';
-import { addsAny } from '../common/grants.js';
+import { addsAny, twoFactorWeakening } from '../common/grants.js';
 
 /** The existing users one import record meets: the one with its email and the one with its username. */
 interface ImportConflicts {
@@ -165,7 +165,7 @@ export class UsersController {
     const mayManageTarget = checksPermissions ? refusedAs((a, current) => this.groups.assertMayManage(a, current)) : undefined;
     // Users the batch overwrites who were in a group requiring 2FA (as stored under its locks): taken out of every such
     // group (as written), the rule weakens for them, a step-up as PUT /users/:id/groups asks (OWASP ASVS 4.0 2.2.x).
-    const requiredTwoFactor = new Set<number>();
+    const weakensTwoFactor = new Map<number, (written: BackOfficeUser) => boolean>();
     // A record giving an existing user a group it is not in, or enabling a disabled one (as stored under the batch's
     // locks, not as read before: a group a concurrent request took away, a disable that committed meanwhile, would be
     // undone) needs a recent sign-in, as PUT /users/:id/groups and POST /users/:id/enable do.
@@ -174,7 +174,8 @@ export class UsersController {
         ? (current: BackOfficeUser, index: number): void => {
             const record = recordsByIndex.get(index);
             if (record && UsersController.grantsAccess(current, record)) this.sessions.assertRecentSignIn(request.backOffice);
-            if (current.twoFactorRequiredByGroup === true) requiredTwoFactor.add(index);
+            const weakens = twoFactorWeakening(current);
+            if (weakens) weakensTwoFactor.set(index, weakens);
           }
         : undefined;
     const mayHaveCreated = checksPermissions ? refusedAs((a, written) => this.groups.assertMayHaveCreated(a, written)) : undefined;
@@ -182,7 +183,7 @@ export class UsersController {
       mayHaveCreated || stepUpTarget
         ? (written: BackOfficeUser, index: number): void => {
             mayHaveCreated?.(written, index);
-            if (requiredTwoFactor.has(index) && written.twoFactorRequiredByGroup !== true) this.sessions.assertRecentSignIn(request.backOffice);
+            if (weakensTwoFactor.get(index)?.(written)) this.sessions.assertRecentSignIn(request.backOffice);
           }
         : undefined;
     const asStoredTarget =
