@@ -148,54 +148,38 @@ export class UsersController {
       if (checksPermissions) await this.authorizeImport(actor, onConflict, records, conflictsOf);
       if (checksStepUp) await this.assertStepUpForCredentials(request.backOffice, onConflict, records, conflictsOf);
     };
-    // Again on every user written, as stored in the batch's transaction: a permission added to one of its groups
-    // meanwhile (PUT /groups/:alias) is not the caller's to hand out; refused as the first check refuses, nothing kept.
-    // And on every existing user the batch overwrites, under its locks before the write: one made an admin meanwhile
-    // is not the caller's to overwrite (its password hash, groups, name).
-    const refusedAs =
-      (assert: (actor: BackOfficeUser, user: BackOfficeUser) => void) =>
-      (user: BackOfficeUser, index: number): void => {
-        try {
-          assert(actor, user);
-        } catch (error) {
-          if (!(error instanceof BackOfficeHttpError)) throw error;
-          throw UsersController.importRefused(index, error);
-        }
-      };
-    const mayManageTarget = checksPermissions ? refusedAs((a, current) => this.groups.assertMayManage(a, current)) : undefined;
-    // Users the batch overwrites who were in a group requiring 2FA (as stored under its locks): taken out of every such
-    // group (as written), the rule weakens for them, a step-up as PUT /users/:id/groups asks (OWASP ASVS 4.0 2.2.x).
+    // Asked by the store under the batch's locks, with the record's index; a refusal is the first check's, nothing kept.
+    // asStoredTarget: every existing user the batch overwrites, as stored before the write. One made an admin meanwhile
+    // is not the caller's to overwrite (its password hash, groups, name); a record giving it a group it is not in, or
+    // enabling it (as stored, not as read before: a group a concurrent request took away, a disable that committed
+    // meanwhile, would be undone), needs a recent sign-in, as PUT /users/:id/groups and POST /users/:id/enable do.
+    // asStored: every user written, as stored in the batch's transaction. A permission added to one of its groups
+    // meanwhile (PUT /groups/:alias) is not the caller's to hand out; one that was in a group requiring 2FA (as
+    // stored under the locks) and is in none as written has the rule weakened, a step-up as PUT /users/:id/groups
+    // asks (OWASP ASVS 4.0 2.2.x).
+    const refused = (index: number, assert: () => void): void => {
+      try {
+        assert();
+      } catch (error) {
+        if (!(error instanceof BackOfficeHttpError)) throw error;
+        throw UsersController.importRefused(index, error);
+      }
+    };
+    const stepsUpTargets = checksStepUp && onConflict === 'update';
     const weakensTwoFactor = new Map<number, (written: BackOfficeUser) => boolean>();
-    // A record giving an existing user a group it is not in, or enabling a disabled one (as stored under the batch's
-    // locks, not as read before: a group a concurrent request took away, a disable that committed meanwhile, would be
-    // undone) needs a recent sign-in, as PUT /users/:id/groups and POST /users/:id/enable do.
-    const stepUpTarget =
-      checksStepUp && onConflict === 'update'
-        ? (current: BackOfficeUser, index: number): void => {
-            const record = recordsByIndex.get(index);
-            if (record && UsersController.grantsAccess(current, record)) this.sessions.assertRecentSignIn(request.backOffice);
-            const weakens = twoFactorWeakening(current);
-            if (weakens) weakensTwoFactor.set(index, weakens);
-          }
-        : undefined;
-    const mayHaveCreated = checksPermissions ? refusedAs((a, written) => this.groups.assertMayHaveCreated(a, written)) : undefined;
-    const asStored =
-      mayHaveCreated || stepUpTarget
-        ? (written: BackOfficeUser, index: number): void => {
-            mayHaveCreated?.(written, index);
-            if (weakensTwoFactor.get(index)?.(written)) this.sessions.assertRecentSignIn(request.backOffice);
-          }
-        : undefined;
-    const asStoredTarget =
-      mayManageTarget || stepUpTarget
-        ? (current: BackOfficeUser, index: number): void => {
-            mayManageTarget?.(current, index);
-            stepUpTarget?.(current, index);
-          }
-        : undefined;
     const authorize: ImportAuthorizer = Object.assign(check, {
-      ...(asStored ? { asStored } : {}),
-      ...(asStoredTarget ? { asStoredTarget } : {}),
+      asStoredTarget: (current: BackOfficeUser, index: number): void => {
+        if (checksPermissions) refused(index, () => this.groups.assertMayManage(actor, current));
+        if (!stepsUpTargets) return;
+        const record = recordsByIndex.get(index);
+        if (record && UsersController.grantsAccess(current, record)) this.sessions.assertRecentSignIn(request.backOffice);
+        const weakens = twoFactorWeakening(current);
+        if (weakens) weakensTwoFactor.set(index, weakens);
+      },
+      asStored: (written: BackOfficeUser, index: number): void => {
+        if (checksPermissions) refused(index, () => this.groups.assertMayHaveCreated(actor, written));
+        if (weakensTwoFactor.get(index)?.(written)) this.sessions.assertRecentSignIn(request.backOffice);
+      },
     });
     const results = await this.userManager.importUsers(body.users, { ...options, source: 'api' }, authorize);
     return { results, summary: summarizeImport(results) };

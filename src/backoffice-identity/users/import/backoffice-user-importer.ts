@@ -54,17 +54,17 @@ export interface ImportRecordToAuthorize {
 /**
  * Checks a whole batch before anything of it is written (dry runs too) and throws to refuse it. The HTTP import
  * passes one that applies the caller's permissions; the CLI (an operator with database access) passes none.
- * `asStored`, when set, is asked again about every user the batch created or updated, as stored in the batch's
+ * `asStored` is asked again about every user the batch created or updated, as stored in the batch's
  * transaction after its writes, with the record's index in the batch (dry runs too); a throw rolls the batch back
  * (the store's `importUsers` option `authorize`): a group edited between the first check and the write is checked
- * as it was written (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). `asStoredTarget`, when set, is asked about every existing
+ * as it was written (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). `asStoredTarget` is asked about every existing
  * user the batch is to overwrite, as stored under the batch's locks before it is written (the store's option
  * `authorizeTarget`): a user made an admin after the first check is checked as it then is (OWASP ASVS 4.0 4.1.3,
- * 5.0 15.4.2).
+ * 5.0 15.4.2). Both are always given (one with nothing to check returns), so the store is always asked for both.
  */
 export type ImportAuthorizer = ((records: readonly ImportRecordToAuthorize[]) => Promise<void>) & {
-  asStored?: ImportWrittenAuthorizer;
-  asStoredTarget?: ImportWrittenAuthorizer;
+  asStored: ImportWrittenAuthorizer;
+  asStoredTarget: ImportWrittenAuthorizer;
 };
 
 /** A record that passed every check, and where its report line goes. */
@@ -173,16 +173,18 @@ export class BackOfficeUserImporter {
       for (const { index } of prepared) results[index] = { email: results[index].email, outcome: 'invalid', errors: [notSupported] };
       return results;
     }
-    const asStored = authorize?.asStored;
-    const asStoredTarget = authorize?.asStoredTarget;
     const outcomes = await store.importUsers(
       prepared.map((p) => p.row),
       {
         onConflict: options.onConflict,
         dryRun: options.dryRun,
         protectedGroup: 'admin',
-        ...(asStored ? { authorize: (written: BackOfficeUser, i: number) => asStored(written, prepared[i].index) } : {}),
-        ...(asStoredTarget ? { authorizeTarget: (current: BackOfficeUser, i: number) => asStoredTarget(current, prepared[i].index) } : {}),
+        ...(authorize
+          ? {
+              authorize: (written: BackOfficeUser, i: number) => authorize.asStored(written, prepared[i].index),
+              authorizeTarget: (current: BackOfficeUser, i: number) => authorize.asStoredTarget(current, prepared[i].index),
+            }
+          : {}),
         // The user a row overwrites, as stored under its row lock: a rename of a user the manager calls directory-managed,
         // or a local password for one, is refused (directory_managed), not only for one the store finds marked (OWASP
         // ASVS 5.0 7.5.1, 4.0 V2.5; forgot-password and the forced reset ask isDirectoryManaged too).
