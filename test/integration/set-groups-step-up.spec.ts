@@ -1,6 +1,8 @@
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { holdCalls, sentWhileHeld } from '../support/held-calls.js';
 import { HttpClient } from '../support/http-client.js';
+import { isUserImportStore } from '../../src/backoffice-identity/index.js';
 import { createIdentityApp, reauthenticate, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 
 /**
@@ -106,6 +108,27 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
     const granted = await importing(['editor']);
     expect(granted.status, granted.text).toBe(200);
     expect(await groupsOf(attacker.id)).toEqual(['editor']);
+  });
+
+  it('POST /users/import with onConflict update by a stale session: a record read as keeping a user in its group, whose group a concurrent change took away meanwhile, would give it back as stored under the locks: 401 reauthentication_required, nothing written (OWASP ASVS 5.0 7.5.3)', async () => {
+    const attacker = await make({ groups: ['writer'], name: 'Attacker' });
+    const stolen = await signedInClient(ctx, adminEmail);
+    ctx.clock.advance(6 * 60_000);
+    const store = ctx.userManager.store;
+    if (!isUserImportStore(store)) throw new Error('the TypeORM store imports users');
+    // Held once the import's checks passed on the reads before the write (attacker in writer: nothing added, no
+    // step-up asked), before the store's transaction takes its locks.
+    const imported = await sentWhileHeld(
+      holdCalls(store, 'importUsers'),
+      () => stolen.post('/users/import', { users: [{ email: attacker.email, name: 'Attacker (renamed)', groups: ['writer'] }], onConflict: 'update' }),
+      // Another admin takes writer away meanwhile.
+      async () => {
+        const removed = await put(await signedInClient(ctx, adminEmail), attacker.id, []);
+        expect(removed.status, removed.text).toBe(200);
+      },
+    );
+    expect({ status: imported.status, code: imported.body?.code }).toEqual({ status: 401, code: 'reauthentication_required' });
+    expect({ groups: await groupsOf(attacker.id), name: (await ctx.userManager.findById(attacker.id))!.name }).toEqual({ groups: [], name: 'Attacker' });
   });
 
   it('DELETE /groups/:alias?moveMembersTo= gives its members the target group: a stale admin session cannot move the attacker into admin', async () => {

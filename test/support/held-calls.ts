@@ -34,3 +34,19 @@ export function holdCalls<T extends object, K extends keyof T & string>(target: 
     },
   };
 }
+
+/**
+ * Sends a request (`send`) whose call of the held method waits, runs `meanwhile` (a concurrent change) once it is
+ * reached, then releases it and answers the request's answer; the method is put back in any case.
+ */
+export async function sentWhileHeld<R>(held: HeldCalls, send: () => Promise<R>, meanwhile: () => Promise<unknown>): Promise<R> {
+  try {
+    const sent = send();
+    await held.reached;
+    await meanwhile();
+    held.release();
+    return await sent;
+  } finally {
+    held.restore();
+  }
+}
