@@ -8,6 +8,7 @@ import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 import { Mailbox } from '../support/mailbox.js';
 import { linkParams } from '../support/smtp.js';
 import { holdCalls } from '../support/held-calls.js';
+import { NotificationRecorder } from '../support/notification-recorder.js';
 import { BACKOFFICE_PASSKEY_CHALLENGES_PER_USER, BackOfficeBackgroundTasks, BackOfficeEvents, BackOfficePasskeyCeremonies, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 
 const ORIGIN = 'http://localhost:3000';
@@ -89,6 +90,28 @@ describe('Passkeys: review findings', () => {
       user.id,
     ]);
     expect(failed).toEqual([{ performing_user_id: user.id, details: { reason: 'invalid_passkey', via: 'reauthentication' } }]);
+  });
+
+  it("OWASP ASVS 5.0 16.3.1 / 4.0 2.2.1: a locked account's refusal at POST /auth/reauthenticate/passkey (the assertion not checked) is audited as UserLoginFailedNotification with reason locked_out and via reauthentication, as the password step-up's is; its options, which check nothing, are refused unaudited", async () => {
+    const user = await newUser();
+    const http = await signedIn(user);
+    const { authenticator } = await register(http);
+    const options = await http.post('/auth/reauthenticate/passkey/options', {});
+    expect(options.status, options.text).toBe(200);
+    for (let i = 0; i < 5; i++) await new HttpClient(ctx.url).login(user.email, 'a wrong password guess');
+    expect(ctx.userManager.isLockedOut((await ctx.userManager.findById(user.id))!)).toBe(true);
+    const recorder = NotificationRecorder.attach(ctx.app);
+    const failed = () => recorder.named(BackOfficeEvents.LoginFailed, user.id).map((e) => ({ reason: (e as any).reason, via: (e as any).via }));
+    try {
+      const refusedOptions = await http.post('/auth/reauthenticate/passkey/options', {});
+      expect({ status: refusedOptions.status, code: refusedOptions.body.code }).toEqual({ status: 423, code: 'locked_out' });
+      expect(failed(), 'POST /auth/reauthenticate/passkey/options').toEqual([]);
+      const refused = await http.post('/auth/reauthenticate/passkey', { credential: authenticator.assert(options.body) });
+      expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 423, code: 'locked_out' });
+      expect(failed(), 'POST /auth/reauthenticate/passkey').toEqual([{ reason: 'locked_out', via: 'reauthentication' }]);
+    } finally {
+      recorder.detach();
+    }
   });
 
   it('OWASP ASVS 4.0 2.2.1: a refused passkey at step-up whose count finds the account locked meanwhile (by a request in flight) answers 423 locked_out with Retry-After, as login and the password step-up do, not 401', async () => {
