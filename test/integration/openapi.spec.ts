@@ -55,7 +55,8 @@ describe('OpenAPI document', () => {
     }
     // step-up routes document reauthentication_required
     for (const [method, path] of [['post', '/backoffice/auth/2fa/setup'], ['post', '/backoffice/auth/2fa/enable'], ['post', '/backoffice/auth/2fa/disable'], ['delete', '/backoffice/auth/sessions'], ['post', '/backoffice/users/{id}/2fa/reset'], ['put', '/backoffice/users/{id}'],
-      ['post', '/backoffice/users/api'], ['post', '/backoffice/users/api/{id}/rotate-secret'], ['post', '/backoffice/users/import'], ['post', '/backoffice/users/invite']]) {
+      ['post', '/backoffice/users/api'], ['post', '/backoffice/users/api/{id}/rotate-secret'], ['post', '/backoffice/users/import'], ['post', '/backoffice/users/invite'],
+      ['post', '/backoffice/users/{id}/unlock']]) {
       expect(document.paths[path][method].responses['401'].description, `${method} ${path}`).toMatch(/reauthentication_required/);
     }
     // routes acting on another user document the target check's 403 beside the permission's (OWASP ASVS 4.0 4.2.1)

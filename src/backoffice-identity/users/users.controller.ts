@@ -412,6 +412,12 @@ export class UsersController {
   @Post(':id/unlock')
   @HttpCode(200)
   @ApiOkResponse({ type: UserResponse })
+  @ApiResponse({
+    status: 401,
+    type: ErrorResponse,
+    description:
+      'unauthenticated, or reauthentication_required: the session has no sign-in or POST /auth/reauthenticate within session.reauthenticationMinutes (always for a bearer token); nothing is written. Checked after the 403, 404 and 409 checks',
+  })
   @mayManageTargetErrors()
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'cannot_unlock_self: your own lock is ended by another admin or runs out' })
@@ -421,6 +427,10 @@ export class UsersController {
     // A stolen admin session locked by its own wrong step-ups must not lift the lock and guess on (OWASP ASVS 4.0
     // 2.2.1): the lock live sessions outlast would bound nothing. Another admin unlocks, or the lock runs out.
     if (user.id === request.backOffice.user.id) throw BackOfficeHttpError.of('cannot_unlock_self', 'You cannot unlock your own account.');
+    // Unlocking another user ends the lock that bounds guesses at their password: a stale admin cookie or an admin API
+    // user's bearer token guessing at POST /auth/login would unlock after every fifth wrong guess and guess on. It needs
+    // a recent sign-in, as an enable does (OWASP ASVS 5.0 7.5.3 / 4.0 3.7.1), asked after the 403, 404 and 409 checks.
+    this.sessions.assertRecentSignIn(request.backOffice);
     this.throwIfFailed(await this.userManager.setLockoutEnd(user, null, { authorize: this.mayManageAsStored(request) }));
     return toBackOfficeUserDto(user, this.clock.now());
   }
