@@ -57,6 +57,32 @@ export class BackOfficeAccountService {
   }
 
   /**
+   * No password of `user` can be checked here: no local hash and no password checker to ask (an external provider's
+   * user). Nothing is guessed then, so nothing is counted or audited (OWASP ASVS 4.0 2.2.1: a lockout no guess earned).
+   */
+  private hasNoPasswordToCheck(user: BackOfficeUser): boolean {
+    return !this.userManager.hasPassword(user) && !this.userManager.hasExternalPasswordChecker;
+  }
+
+  /**
+   * The checker did not know the user and there is no local hash (`outcome.noPasswordToCheck`), at the step-up and
+   * change-password: a directory-managed user's password is the directory's (it is down, or no longer knows them),
+   * refused as a wrong one; anyone else has none here. Neither is counted.
+   */
+  private noPasswordToCheck(user: BackOfficeUser): IdentityResult<never> {
+    return this.userManager.isDirectoryManaged(user) ? invalidCredentials() : noLocalPassword();
+  }
+
+  /**
+   * A wrong password, counted toward lockout and audited (`credentialRefused`, OWASP ASVS 5.0 16.3.1) with `via`:
+   * the attempt that locks the account, or whose count finds it locked meanwhile, answers `locked_out`, as sign-in
+   * does; else `invalid_credentials`.
+   */
+  private async wrongPassword(user: BackOfficeUser, via: BackOfficeCredentialCheckVia): Promise<IdentityResult<never>> {
+    return (await this.userManager.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', via))) ? lockedOut() : invalidCredentials();
+  }
+
+  /**
    * Changes the password after checking the current one; a wrong current password counts toward lockout and
    * fails with `invalid_credentials` (`locked_out` when that attempt locked the account), a weak new one with the policy's errors. A user without a
    * password to check gets `no_local_password` (a directory-managed one `invalid_credentials`), nothing counted. While the user is locked out the
@@ -77,25 +103,53 @@ export class BackOfficeAccountService {
     response?: BackOfficeHttpResponse,
   ): Promise<IdentityResult> {
     if (this.userManager.isLockedOut(user)) return this.refusedWhileLocked(user, 'change_password');
-    // No password to check (an external provider's user): nothing is guessed, so nothing is counted or audited, as at
-    // step-up and 2FA disable (OWASP ASVS 4.0 2.2.1: a lockout no guess earned).
-    if (!this.userManager.hasPassword(user) && !this.userManager.hasExternalPasswordChecker) return noLocalPassword();
+    if (this.hasNoPasswordToCheck(user)) return noLocalPassword();
     const outcome: BackOfficePasswordCheckOutcome = {};
     const result = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.changePassword(user, currentPassword, newPassword, outcome));
     if (!result.succeeded) {
       // A right password once wrong ones in flight locked the account (the user manager read the lock again).
       if (result.errors[0]?.code === 'locked_out') return this.refusedWhileLocked(user, 'change_password');
       if (!result.errors.some((e) => e.code === 'password_mismatch')) return result;
-      // The password checker does not know the user and there is no local hash: as at step-up, a directory-managed
-      // user's password is refused as wrong (the directory's to check), anyone else has none here; neither is counted.
-      if (outcome.noPasswordToCheck) return this.userManager.isDirectoryManaged(user) ? invalidCredentials() : noLocalPassword();
-      // The attempt that locks the account, or whose count finds it locked meanwhile, answers locked_out, as sign-in does.
-      if (await this.userManager.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'change_password'))) return lockedOut();
-      return invalidCredentials();
+      if (outcome.noPasswordToCheck) return this.noPasswordToCheck(user);
+      return this.wrongPassword(user, 'change_password');
     }
     await this.signInManager.refreshSignIn(user, session.id);
     await this.renewAfterPasswordCheck(session, response, true);
     return result;
+  }
+
+  /**
+   * The password step-up (`POST /auth/reauthenticate`, OWASP ASVS 5.0 7.2.4): `session` (the request's, with its
+   * `tokenHash`) counts as a recent sign-in once `password` is right. In this order: `no_local_password` when no
+   * password of `user` can be checked (nothing counted); `locked_out` while `user` (as the guard loaded them) is
+   * locked, the password not checked, audited ({@link refuseStepUpWhileLocked}); the password is checked: a directory
+   * outage (the checker's `unavailable`) is `invalid_credentials`, not counted; no password to check for this user
+   * (`outcome.noPasswordToCheck`) is `invalid_credentials` for a directory-managed user, else `no_local_password`, not
+   * counted; a wrong one is counted toward lockout and audited with `via: 'reauthentication'`, `locked_out` when that
+   * count locked the account (or found it locked meanwhile), else `invalid_credentials`. A right one ends as
+   * {@link completeStepUp} with `method: 'password'`: the lock read again (`locked_out`), a new token for the session
+   * as the cookies of `response`, or `unauthenticated` when the session no longer holds its token. Succeeds with the
+   * step-up's end.
+   */
+  async reauthenticateWithPassword(
+    user: BackOfficeUser,
+    session: BackOfficeSessionEntity,
+    password: string,
+    response: BackOfficeHttpResponse,
+  ): Promise<IdentityResult<Date>> {
+    // A directory user has no local hash (created by the directory, or retired by it): the password checker decides.
+    if (this.hasNoPasswordToCheck(user)) return noLocalPassword();
+    // Not checked while locked, but audited as a locked sign-in is (OWASP ASVS 5.0 16.3.1).
+    const unlocked = await this.refuseStepUpWhileLocked(user);
+    if (!unlocked.succeeded) return unlocked as IdentityResult<never>;
+    const outcome: BackOfficePasswordCheckOutcome = {};
+    if (!(await this.userManager.checkPassword(user, password, outcome))) {
+      // A directory outage is refused as at sign-in, but is no wrong password: not counted toward lockout.
+      if (outcome.unavailable) return invalidCredentials();
+      if (outcome.noPasswordToCheck) return this.noPasswordToCheck(user);
+      return this.wrongPassword(user, 'reauthentication');
+    }
+    return this.completeStepUp(user, session, response, 'password');
   }
 
   /**
@@ -243,19 +297,13 @@ export class BackOfficeAccountService {
     }
     if (this.userManager.isLockedOut(user)) return this.refusedWhileLocked(user, 'two_factor_disable');
     if (!this.userManager.options.denyLocalLogin) {
-      // No password to check (an external provider's user): nothing is guessed, so nothing is counted or audited, as at
-      // step-up (OWASP ASVS 4.0 2.2.1: a lockout no guess earned).
-      if (!this.userManager.hasPassword(user) && !this.userManager.hasExternalPasswordChecker) return noLocalPassword();
+      if (this.hasNoPasswordToCheck(user)) return noLocalPassword();
       const outcome: BackOfficePasswordCheckOutcome = {};
       if (password === undefined || !(await this.userManager.checkPassword(user, password, outcome))) {
         if (outcome.noPasswordToCheck) return noLocalPassword();
         // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout. A wrong
-        // password is counted and audited (OWASP ASVS 5.0 16.3.1), as at step-up and change-password.
-        // The attempt that locks the account, or whose count finds it locked meanwhile, answers locked_out, as sign-in does.
-        if (!outcome.unavailable && (await this.userManager.lockedByCount(user, await this.userManager.credentialRefused(user, 'invalid_credentials', 'two_factor_disable')))) {
-          return lockedOut();
-        }
-        return invalidCredentials();
+        // password is counted and audited, as at step-up and change-password.
+        return outcome.unavailable ? invalidCredentials() : this.wrongPassword(user, 'two_factor_disable');
       }
       if (await this.userManager.isLockedOutNow(user)) return this.refusedWhileLocked(user, 'two_factor_disable');
     }

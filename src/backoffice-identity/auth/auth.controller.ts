@@ -20,7 +20,7 @@ import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.j
 import { BackOfficeTwoFactorChallengeService } from '../two-factor/two-factor-challenge.service.js';
 import { BackOfficeExternalLoginSessions } from '../external-logins/external-login-sessions.service.js';
 import { BackOfficeExternalLoginProviders } from '../external-logins/external-login-providers.service.js';
-import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
+import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { ApiErrors } from '../openapi/api-errors.decorator.js';
 import {
   ChangePasswordDto,
@@ -33,7 +33,7 @@ import {
   RevokedSessionsResponse,
   SessionResponse,
 } from './auth.dto.js';
-import { signInError, stepUpAnswer, throwIfLockedOut } from './backoffice-local.strategy.js';
+import { stepUpAnswer, throwIfLockedOut } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 import { PER_IP, TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
@@ -217,28 +217,14 @@ export class AuthController {
   ): Promise<ReauthenticateResponse> {
     const { user } = request.backOffice;
     const session = sessionOf(request);
-    const manager = this.userManager;
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     await this.rateLimiter.enforcePasswordCheckPerIp();
-    // A directory user has no local hash (created by the directory, or retired by it): the password checker decides.
-    if (!manager.hasPassword(user) && !manager.hasExternalPasswordChecker) throw BackOfficeHttpError.noLocalPassword();
-    // Not checked while locked, but audited as a locked sign-in is (OWASP ASVS 5.0 16.3.1).
-    throwIfLockedOut(await this.account.refuseStepUpWhileLocked(user), user, this.clock.now());
-    const outcome: BackOfficePasswordCheckOutcome = {};
-    if (!(await manager.checkPassword(user, body.password, outcome))) {
-      // A directory outage is refused as at sign-in, but is no wrong password: not counted toward lockout.
-      if (outcome.unavailable) throw BackOfficeHttpError.invalidCredentials();
-      // The checker does not know the user and there is no local hash (an external provider's user): nothing was
-      // guessed, so nothing is counted; the answer is the one a user without a password got before any checker. A
-      // directory-managed user's password is the directory's (it is down, or no longer knows them): refused as a
-      // wrong password, not counted, never sent to an external provider.
-      if (outcome.noPasswordToCheck) throw manager.isDirectoryManaged(user) ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.noLocalPassword();
-      const counted = await manager.credentialRefused(user, 'invalid_credentials', 'reauthentication');
-      // Locked by this count, or meanwhile by a request in flight: 423 as at sign-in, not 401 (user.lockoutEnd is the lock's end).
-      if (await manager.lockedByCount(user, counted)) throw signInError({ status: 'lockedOut', lockoutEnd: user.lockoutEnd }, this.clock.now());
-      throw BackOfficeHttpError.invalidCredentials();
-    }
-    return stepUpAnswer(await this.account.completeStepUp(user, session, response, 'password'), user, this.clock.now());
+    const result = await this.account.reauthenticateWithPassword(user, session, body.password, response);
+    const refused = result.errors[0]?.code;
+    if (refused === 'no_local_password') throw BackOfficeHttpError.noLocalPassword();
+    if (refused === 'invalid_credentials') throw BackOfficeHttpError.invalidCredentials();
+    // 423 as at sign-in (user.lockoutEnd is the lock's end), or 401 when the session's token was renewed meanwhile.
+    return stepUpAnswer(result, user, this.clock.now());
   }
 
   @Get('sessions')
