@@ -153,14 +153,21 @@ export class BackOfficeAccountService {
   }
 
   /**
-   * The start of a step-up (`POST /auth/reauthenticate`, its passkey twin and that one's options): while `user` (as
-   * the guard loaded them) is locked out nothing is checked, and it fails `locked_out`, audited as a refused check of
-   * a locked account when `audit` ({@link BackOfficeUserManager.lockedOutRefused}, OWASP ASVS 5.0 16.3.1; the passkey
-   * options check nothing, so their refusal is not). Succeeds otherwise.
+   * The start of a step-up that checks something (`POST /auth/reauthenticate`, its passkey twin): while `user` (as the
+   * guard loaded them) is locked out nothing is checked, and it fails `locked_out`, audited as a refused check of a
+   * locked account ({@link BackOfficeUserManager.lockedOutRefused}, OWASP ASVS 5.0 16.3.1). Succeeds otherwise.
    */
-  async refuseStepUpWhileLocked(user: BackOfficeUser, audit = true): Promise<IdentityResult> {
+  async refuseStepUpWhileLocked(user: BackOfficeUser): Promise<IdentityResult> {
     if (!this.userManager.isLockedOut(user)) return IdentityResult.success();
-    return audit ? this.refusedWhileLocked(user, 'reauthentication') : lockedOut();
+    return this.refusedWhileLocked(user, 'reauthentication');
+  }
+
+  /**
+   * The start of the passkey step-up's options (`POST /auth/reauthenticate/passkey/options`): while `user` (as the
+   * guard loaded them) is locked out it fails `locked_out`, not audited (the options check nothing). Succeeds otherwise.
+   */
+  refuseStepUpOptionsWhileLocked(user: BackOfficeUser): IdentityResult {
+    return this.userManager.isLockedOut(user) ? lockedOut() : IdentityResult.success();
   }
 
   /**

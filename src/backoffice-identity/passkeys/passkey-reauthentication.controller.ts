@@ -12,7 +12,6 @@ import type { BackOfficeHttpResponse } from '../http/http-platform.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize } from '../sessions/backoffice-authorize.decorator.js';
-import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import { TOO_MANY_CHALLENGES, TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
@@ -47,14 +46,6 @@ export class PasskeyReauthenticationController {
     if (this.identityOptions.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
   }
 
-  /**
-   * 423 while the account is locked: nothing is checked then, as at the password step-up. `audit`: the refusal of an
-   * assertion (not of the options, which check nothing) is audited as a locked sign-in is (OWASP ASVS 5.0 16.3.1).
-   */
-  private async refuseWhileLocked(user: BackOfficeUser, audit = false): Promise<void> {
-    throwIfLockedOut(await this.account.refuseStepUpWhileLocked(user, audit), user, this.clock.now());
-  }
-
   @Post('options')
   @HttpCode(200)
   @ApiOkResponse({ type: PasskeyOptionsResponse, description: 'PublicKeyCredentialRequestOptionsJSON for startAuthentication(), limited to your passkeys' })
@@ -67,7 +58,8 @@ export class PasskeyReauthenticationController {
   async options(@Req() request: BackOfficeAuthenticatedRequest): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const { user } = request.backOffice;
     this.requireSupport();
-    await this.refuseWhileLocked(user);
+    // 423 while the account is locked, as at the step-up; not audited: the options check nothing.
+    throwIfLockedOut(this.account.refuseStepUpOptionsWhileLocked(user), user, this.clock.now());
     // Each call stores a challenge until it expires: a stolen or idle session cookie must not fill the table
     // (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1).
     await this.rateLimiter.enforceChallengePerIp('reauthenticate-passkey-options-ip');
@@ -99,7 +91,9 @@ export class PasskeyReauthenticationController {
     // account, this one client's across the accounts it holds sessions of. The options only issue a challenge.
     this.requireSupport();
     await this.rateLimiter.enforcePasswordCheckPerIp();
-    await this.refuseWhileLocked(user, true);
+    // 423 while the account is locked: the assertion is not checked, as at the password step-up, and the refusal is
+    // audited as a locked sign-in is (OWASP ASVS 5.0 16.3.1).
+    throwIfLockedOut(await this.account.refuseStepUpWhileLocked(user), user, this.clock.now());
     const response = body.credential as unknown as AuthenticationResponseJSON;
     const passkey = await this.ceremonies.findPasskey(response);
     const result = passkey && passkey.userId === user.id ? await this.ceremonies.verifyAssertion(response, passkey, 'reauthentication', user.id) : null;
