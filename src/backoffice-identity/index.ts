@@ -67,7 +67,7 @@ export type {
   BackOfficePendingSignInMatch,
   BackOfficePendingSignInStore,
 } from './sign-in/pending-sign-in-store.interface.js';
-export { BACKOFFICE_PASSKEY_CHALLENGES_PER_USER } from './sign-in/pending-sign-in-store.interface.js';
+export { BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER, BACKOFFICE_PASSKEY_CHALLENGES_PER_USER } from './sign-in/pending-sign-in-store.interface.js';
 export { BackOfficeDuplicateGroupError, type BackOfficeGroupFields, type BackOfficeGroupRecord, type BackOfficeGroupStore } from './groups/group-store.interface.js';
 export type {
   BackOfficeAccessTokenRecord,

@@ -1,13 +1,13 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import type { BackOfficeUser } from '../../src/backoffice-identity/index.js';
+import { BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER, type BackOfficeUser } from '../../src/backoffice-identity/index.js';
 import { expectClientError } from '../support/bad-input.js';
 import { ipFromTestHeader, uniqueIpv4 } from '../support/fixed-client-ip.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { waitForExternalProviders } from '../support/external-login-app.js';
 import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
-import { TestOidcProvider } from '../support/oidc-provider.js';
+import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 
 const ORIGIN = 'http://localhost:3000';
@@ -20,7 +20,7 @@ const from = (ip: string) => ({ headers: { 'x-test-ip': ip } });
  * The signed-in routes that store a challenge (a WebAuthn challenge, an OpenID Connect state) until it expires: a
  * stolen or idle session cookie must not be able to fill the table (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1 anti-automation).
  * Each is limited per IP (`rateLimits.challengePerIp`), and a user keeps at most 5 live passkey challenges per ceremony
- * (a new one deletes the older ones past that).
+ * and 5 live OpenID Connect states (link, step-up) per provider (a new one deletes the older ones past that).
  */
 describe('stored challenges: per-IP limits, a cap per user', () => {
   let db: TestDatabase;
@@ -135,5 +135,52 @@ describe('stored challenges: per-IP limits, a cap per user', () => {
     await Promise.all(Array.from({ length: 9 }, () => http.request('POST', '/auth/passkeys/options', { body: {}, ...from(uniqueIpv4()) })));
     expect(await liveChallenges(user.id, 'registration')).toBeLessThanOrEqual(5);
     expect(await liveChallenges(user.id, 'reauthentication')).toBe(1);
+  });
+
+  it('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: a user keeps at most BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER (5) live OpenID Connect states of a provider, also under 12 concurrent POST /auth/external/oidc/link; the oldest one\'s callback is then refused as an unknown state, the newest links', async () => {
+    const since = ctx.clock.now();
+    const liveStates = async (): Promise<number> =>
+      Number(
+        (
+          await ctx.app
+            .get(DataSource)
+            .query(`SELECT count(*) AS n FROM backoffice_external_login_state WHERE provider = 'oidc' AND created_at >= $1 AND used_at IS NULL AND expires_at > $2`, [
+              since,
+              ctx.clock.now(),
+            ])
+        )[0].n,
+      );
+    const stored = async (redirectUrl: string): Promise<number> => {
+      const state = new URL(redirectUrl).searchParams.get('state')!;
+      const stateHash = createHash('sha256').update(state).digest('hex');
+      return Number((await ctx.app.get(DataSource).query(`SELECT count(*) AS n FROM backoffice_external_login_state WHERE state_hash = $1`, [stateHash]))[0].n);
+    };
+    const ip = uniqueIpv4();
+    const user = await newUser();
+    const login = `chlim-link-${randomBytes(6).toString('hex')}`;
+    idp.accounts.set(login, { email: `${login}@example.com`, email_verified: true });
+    const person = new ExternalLoginPerson(ctx.url);
+    expect((await person.app.request('POST', '/auth/login', { body: { username: user.email, password: TEST_PASSWORD }, ...from(ip) })).body.status).toBe('success');
+    const start = () => person.app.request('POST', '/auth/external/oidc/link', { body: {}, ...from(ip) });
+
+    // The first sets the browser cookie the others send again: every state below is of this one browser.
+    const oldest = await start();
+    expect(oldest.status, oldest.text).toBe(200);
+    const raced = await Promise.all(Array.from({ length: 12 }, start));
+    expect(raced.map((r) => r.status)).toEqual(Array(12).fill(200));
+    expect(await liveStates()).toBeLessThanOrEqual(BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER);
+    expect(await stored(oldest.body.redirectUrl)).toBe(0);
+
+    const refused = await person.deliver(await person.idp.authorize(oldest.body.redirectUrl, login));
+    // An unknown state: nothing tells it was a link, so the refusal lands on the sign-in page, as a forged state's does.
+    expect([refused.status, refused.headers.get('location')]).toEqual([302, '/backoffice?error=external_login_failed']);
+    expect(await ctx.userManager.getLogins(user)).toEqual([]);
+
+    const newest = await start();
+    expect(newest.status, newest.text).toBe(200);
+    expect(await liveStates()).toBe(BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER);
+    const linked = await person.deliver(await person.idp.authorize(newest.body.redirectUrl, login));
+    expect([linked.status, linked.headers.get('location')]).toEqual([302, '/backoffice/account']);
+    expect((await ctx.userManager.getLogins(user)).map((l) => l.provider)).toEqual(['oidc']);
   });
 });

@@ -93,7 +93,9 @@ describe('Start-up check: migrations of the module not applied yet', () => {
     ctx = await migrated.app();
     const [message, ...more] = warned(warn);
     expect(more).toEqual([]);
-    expect(message).toContain('2 of its migrations are not applied yet: BackOfficeIdentitySessionNextStamps1732600000000, BackOfficeIdentityPasswordResetForced1732610000000.');
+    expect(message).toContain(
+      '3 of its migrations are not applied yet: BackOfficeIdentitySessionNextStamps1732600000000, BackOfficeIdentityPasswordResetForced1732610000000, BackOfficeIdentityExternalLoginStateUser1732620000000.',
+    );
     expect((await new HttpClient(ctx.url).get('/health')).status).not.toBe(500);
   });
 });

@@ -71,7 +71,9 @@ export class BackOfficeExternalLoginStateService {
         keyHash: sha256Hex(state),
         browserHash: sha256Hex(browserToken),
         purpose: provider,
-        userId: null,
+        // A link or step-up is of a signed-in user: the store keeps at most BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER
+        // of their live states per provider (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1). A sign-in's user is not known yet.
+        userId: pending.link?.userId ?? pending.reauthenticate?.userId ?? null,
         securityStamp: null,
         payload: this.cipher(browserToken).encrypt(JSON.stringify(secret)),
         expiresAt: new Date(now.getTime() + PENDING_MINUTES * 60_000),

@@ -17,7 +17,10 @@ export interface BackOfficePendingSignIn {
   purpose: string;
   /** External logins: SHA-256 of the browser token that binds the flow to one browser. */
   browserHash: string | null;
-  /** The user the step belongs to (null: not known yet, e.g. a username-less passkey sign-in or an OIDC sign-in). */
+  /**
+   * The user the step belongs to (null: not known yet, e.g. a username-less passkey sign-in or an OIDC sign-in; an
+   * OIDC link or step-up has the signed-in user).
+   */
   userId: string | null;
   /** Two-factor steps: the user's security stamp at the first step. */
   securityStamp: string | null;
@@ -42,14 +45,38 @@ export interface BackOfficePendingSignInMatch {
 export const BACKOFFICE_PASSKEY_CHALLENGES_PER_USER = 5;
 
 /**
+ * How many live OpenID Connect states one signed-in user keeps per provider: the states of `POST
+ * /auth/external/:name/link` and `/reauthenticate`, stored with the user. Creating another deletes that user's older
+ * live ones of the provider past this many (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1), as
+ * {@link BACKOFFICE_PASSKEY_CHALLENGES_PER_USER} does for passkey challenges (a constant of its own: another kind of
+ * step, counted apart, though the value is the same). Sign-in states have no user and stay bounded by the routes'
+ * per-IP limits.
+ */
+export const BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER = 5;
+
+/**
+ * How many live steps of this one's kind, user and purpose a store keeps when it creates it (this one among them), or
+ * null when that kind is not capped per user: passkey challenges and external login states with a user. Two-factor
+ * steps are not: a password or passkey sign-in (per-IP and lockout limits) creates them, not a session.
+ */
+export function livePerUserCap(pending: Pick<BackOfficePendingSignIn, 'kind' | 'userId'>): number | null {
+  if (pending.userId === null) return null;
+  if (pending.kind === 'passkey') return BACKOFFICE_PASSKEY_CHALLENGES_PER_USER;
+  if (pending.kind === 'external_login') return BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER;
+  return null;
+}
+
+/**
  * One port for every single-use pending sign-in step: create, peek, use up atomically (true for exactly one
  * of any number of concurrent callers), expire.
  */
 export interface BackOfficePendingSignInStore {
   /**
-   * Stores a step. A `passkey` step with a user also deletes, atomically with the insert (concurrent creations
-   * included: the user never has more), that user's live passkey steps of the same purpose beyond the newest
-   * {@link BACKOFFICE_PASSKEY_CHALLENGES_PER_USER} (this one among them), the oldest first.
+   * Stores a step. A `passkey` or `external_login` step with a user also deletes, atomically with the insert
+   * (concurrent creations included: the user never has more), that user's live steps of the same kind and purpose
+   * beyond the newest {@link BACKOFFICE_PASSKEY_CHALLENGES_PER_USER} (passkey challenges, per ceremony) or
+   * {@link BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER} (external login states, per provider), this one among them,
+   * the oldest first ({@link livePerUserCap}).
    */
   create(pending: BackOfficePendingSignIn, now: Date): Promise<void>;
   /** The live (unused, unexpired) step of `kind` with this key, without using it up. */

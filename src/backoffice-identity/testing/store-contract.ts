@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { BackOfficeStores } from '../persistence/backoffice-stores.interface.js';
 import { MAX_ANNOUNCED_SECURITY_STAMPS, type BackOfficeSession } from '../sessions/session-store.interface.js';
-import { BACKOFFICE_PASSKEY_CHALLENGES_PER_USER, type BackOfficePendingSignIn } from '../sign-in/pending-sign-in-store.interface.js';
+import { BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER, BACKOFFICE_PASSKEY_CHALLENGES_PER_USER, type BackOfficePendingSignIn } from '../sign-in/pending-sign-in-store.interface.js';
 import { BackOfficeDuplicateGroupError } from '../groups/group-store.interface.js';
 import {
   BackOfficeDuplicateUserError,
@@ -927,32 +927,49 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await pendingSignInStore.consume('external_login', state.keyHash, at(10 * 60_000), { purpose: 'oidc', browserHash: hash('browser-a') })).toBeNull();
       });
 
-      test('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1 (anti-automation): a user keeps at most BACKOFFICE_PASSKEY_CHALLENGES_PER_USER live passkey challenges per purpose, also under 20 parallel creations; the newest stay', async ({ userStore, pendingSignInStore }) => {
-        const cap = BACKOFFICE_PASSKEY_CHALLENGES_PER_USER;
-        const live = async (steps: BackOfficePendingSignIn[], now: Date) =>
-          (await Promise.all(steps.map((s) => pendingSignInStore.find(s.kind, s.keyHash, now)))).filter((found) => found !== null).length;
-        const user = await newUser(userStore);
-        const raced = Array.from({ length: PARALLEL }, () => pending({ kind: 'passkey', purpose: 'reauthentication', userId: user.id }));
-        await concurrently(PARALLEL, (i) => pendingSignInStore.create(raced[i], at(0)));
-        expect(await live(raced, at(1))).toBe(cap);
+      // Steps bound to a signed-in user are capped per user and purpose (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1): passkey
+      // challenges (purpose: the ceremony) and external login states of a link or step-up (purpose: the provider).
+      const cappedKinds = [
+        { kind: 'passkey', cap: BACKOFFICE_PASSKEY_CHALLENGES_PER_USER, named: 'BACKOFFICE_PASSKEY_CHALLENGES_PER_USER live passkey challenges', purposes: ['reauthentication', 'registration'], anonymousPurpose: 'authentication', fields: {} },
+        {
+          kind: 'external_login',
+          cap: BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER,
+          named: 'BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER live external login states (OIDC link, step-up)',
+          purposes: ['oidc', 'corp'],
+          anonymousPurpose: 'oidc',
+          fields: { browserHash: hash('browser'), payload: 'sealed' },
+        },
+      ] as const;
+      for (const { kind, cap, named, purposes, anonymousPurpose, fields } of cappedKinds) {
+        test(`OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1 (anti-automation): a user keeps at most ${named} per purpose, also under 20 parallel creations; the newest stay`, async ({ userStore, pendingSignInStore }) => {
+          const step = (purpose: string, userId: string | null) => pending({ kind, purpose, userId, ...fields });
+          const live = async (steps: BackOfficePendingSignIn[], now: Date) =>
+            (await Promise.all(steps.map((s) => pendingSignInStore.find(s.kind, s.keyHash, now)))).filter((found) => found !== null);
+          const user = await newUser(userStore);
+          const raced = Array.from({ length: PARALLEL }, () => step(purposes[0], user.id));
+          await concurrently(PARALLEL, (i) => pendingSignInStore.create(raced[i], at(0)));
+          const kept = await live(raced, at(1));
+          expect(kept).toHaveLength(cap);
+          expect(kept.map((found) => found.userId)).toEqual(Array(cap).fill(user.id));
 
-        // One after another: the oldest go, the newest stay; another purpose, another user and anonymous steps are
-        // counted apart (anonymous ones are bounded by the routes' per-IP limits instead).
-        const other = await newUser(userStore);
-        const registration = pending({ kind: 'passkey', purpose: 'registration', userId: user.id });
-        const othersStep = pending({ kind: 'passkey', purpose: 'reauthentication', userId: other.id });
-        await pendingSignInStore.create(registration, at(1));
-        await pendingSignInStore.create(othersStep, at(1));
-        const inOrder = Array.from({ length: cap + 2 }, () => pending({ kind: 'passkey', purpose: 'reauthentication', userId: user.id }));
-        for (const [i, step] of inOrder.entries()) await pendingSignInStore.create(step, at(10 + i));
-        expect(await live(raced, at(100))).toBe(0);
-        expect(await live(inOrder.slice(0, 2), at(100))).toBe(0);
-        expect(await live(inOrder.slice(2), at(100))).toBe(cap);
-        expect(await live([registration, othersStep], at(100))).toBe(2);
-        const anonymous = Array.from({ length: cap + 2 }, () => pending({ kind: 'passkey', purpose: 'authentication', userId: null }));
-        for (const step of anonymous) await pendingSignInStore.create(step, at(2));
-        expect(await live(anonymous, at(100))).toBe(cap + 2);
-      });
+          // One after another: the oldest go, the newest stay; another purpose, another user and anonymous steps are
+          // counted apart (anonymous ones are bounded by the routes' per-IP limits instead).
+          const other = await newUser(userStore);
+          const otherPurpose = step(purposes[1], user.id);
+          const othersStep = step(purposes[0], other.id);
+          await pendingSignInStore.create(otherPurpose, at(1));
+          await pendingSignInStore.create(othersStep, at(1));
+          const inOrder = Array.from({ length: cap + 2 }, () => step(purposes[0], user.id));
+          for (const [i, s] of inOrder.entries()) await pendingSignInStore.create(s, at(10 + i));
+          expect(await live(raced, at(100))).toHaveLength(0);
+          expect(await live(inOrder.slice(0, 2), at(100))).toHaveLength(0);
+          expect(await live(inOrder.slice(2), at(100))).toHaveLength(cap);
+          expect(await live([otherPurpose, othersStep], at(100))).toHaveLength(2);
+          const anonymous = Array.from({ length: cap + 2 }, () => step(anonymousPurpose, null));
+          for (const s of anonymous) await pendingSignInStore.create(s, at(2));
+          expect(await live(anonymous, at(100))).toHaveLength(cap + 2);
+        });
+      }
     });
 
     describe('API clients', () => {

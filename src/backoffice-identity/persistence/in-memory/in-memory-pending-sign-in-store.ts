@@ -4,11 +4,11 @@ import type {
   BackOfficePendingSignInMatch,
   BackOfficePendingSignInStore,
 } from '../../sign-in/pending-sign-in-store.interface.js';
-import { BACKOFFICE_PASSKEY_CHALLENGES_PER_USER } from '../../sign-in/pending-sign-in-store.interface.js';
+import { livePerUserCap } from '../../sign-in/pending-sign-in-store.interface.js';
 
 const DAY_MS = 86_400_000;
 
-/** `createdAt` and `seq` (creation order, for steps created at the same instant) order a user's passkey steps for the cap. */
+/** `createdAt` and `seq` (creation order, for steps created at the same instant) order a user's capped steps for the cap. */
 type Row = BackOfficePendingSignIn & { usedAt: Date | null; createdAt: number; seq: number };
 
 const copy = ({ usedAt: _usedAt, createdAt: _createdAt, seq: _seq, ...p }: Row): BackOfficePendingSignIn => ({ ...p, expiresAt: new Date(p.expiresAt) });
@@ -19,16 +19,17 @@ export class InMemoryBackOfficePendingSignInStore implements BackOfficePendingSi
 
   private seq = 0;
 
-  /** Inserts, and caps the user's live passkey steps of the purpose, in one synchronous step (so concurrent creations too). */
+  /** Inserts, and caps the user's live steps of the kind and purpose, in one synchronous step (so concurrent creations too). */
   async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
     const key = `${pending.kind}:${pending.keyHash}`;
     if (this.rows.has(key)) throw new Error('duplicate pending sign-in key');
     this.rows.set(key, { ...pending, expiresAt: new Date(pending.expiresAt), usedAt: null, createdAt: now.getTime(), seq: ++this.seq });
-    if (pending.kind !== 'passkey' || pending.userId === null) return;
+    const cap = livePerUserCap(pending);
+    if (cap === null) return;
     const others = [...this.rows]
-      .filter(([k, r]) => k !== key && r.kind === 'passkey' && r.userId === pending.userId && r.purpose === pending.purpose && r.usedAt === null && r.expiresAt > now)
+      .filter(([k, r]) => k !== key && r.kind === pending.kind && r.userId === pending.userId && r.purpose === pending.purpose && r.usedAt === null && r.expiresAt > now)
       .sort(([, a], [, b]) => b.createdAt - a.createdAt || b.seq - a.seq);
-    for (const [k] of others.slice(BACKOFFICE_PASSKEY_CHALLENGES_PER_USER - 1)) this.rows.delete(k);
+    for (const [k] of others.slice(cap - 1)) this.rows.delete(k);
   }
 
   private live(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Row | undefined {

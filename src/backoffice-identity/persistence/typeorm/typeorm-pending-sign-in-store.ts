@@ -10,7 +10,7 @@ import type {
   BackOfficePendingSignInMatch,
   BackOfficePendingSignInStore,
 } from '../../sign-in/pending-sign-in-store.interface.js';
-import { BACKOFFICE_PASSKEY_CHALLENGES_PER_USER } from '../../sign-in/pending-sign-in-store.interface.js';
+import { livePerUserCap } from '../../sign-in/pending-sign-in-store.interface.js';
 
 const DAY_MS = 86_400_000;
 
@@ -23,6 +23,11 @@ interface KindTable {
   userId: string | null;
   securityStamp: string | null;
   payload: string | null;
+  /**
+   * The user column came with a later migration: it is read through the row's JSON (null while absent), so a
+   * database that migration has not reached yet (run after the deploy, or undone) still serves the steps without one.
+   */
+  lateUserId?: true;
 }
 
 const TABLES: Record<BackOfficePendingSignInKind, KindTable> = {
@@ -40,9 +45,11 @@ const TABLES: Record<BackOfficePendingSignInKind, KindTable> = {
     key: 'state_hash',
     purpose: 'provider',
     browserHash: 'browser_hash',
-    userId: null,
+    // Since migration 1732620000000; null for a sign-in's state (a link's or step-up's has the user).
+    userId: 'user_id',
     securityStamp: null,
     payload: 'payload',
+    lateUserId: true,
   },
   passkey: {
     table: 'backoffice_passkey_challenge',
@@ -57,9 +64,15 @@ const TABLES: Record<BackOfficePendingSignInKind, KindTable> = {
 
 const FIELDS = ['purpose', 'browserHash', 'userId', 'securityStamp', 'payload'] as const;
 
+/** The SQL that reads a field's column (see {@link KindTable.lateUserId}), or null when the kind has none. */
+function columnOf(t: KindTable, field: (typeof FIELDS)[number]): string | null {
+  if (field === 'userId' && t.lateUserId) return `(to_jsonb(${t.table}) ->> '${t.userId}')::uuid`;
+  return t[field];
+}
+
 /** The select list of a kind, aliased to the port's field names. */
 function selectList(t: KindTable): string {
-  const column = (field: (typeof FIELDS)[number]) => (t[field] ? `${t[field]} AS "${field}"` : `NULL AS "${field}"`);
+  const column = (field: (typeof FIELDS)[number]) => `${columnOf(t, field) ?? 'NULL'} AS "${field}"`;
   return [`${t.key} AS "keyHash"`, ...FIELDS.map(column), `expires_at AS "expiresAt"`].join(', ');
 }
 
@@ -77,25 +90,29 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
 
   async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
     const t = TABLES[pending.kind];
-    const columns = [t.key, ...FIELDS.filter((f) => t[f]).map((f) => t[f]!), 'expires_at', 'created_at'];
-    const values = [pending.keyHash, ...FIELDS.filter((f) => t[f]).map((f) => pending[f]), pending.expiresAt, now];
+    // A step without a user leaves the user column out (its default is null): an OpenID Connect sign-in still stores
+    // its state on a database that migration 1732620000000 (the state's user_id) has not reached yet.
+    const fields = FIELDS.filter((f) => t[f] && !(f === 'userId' && pending.userId === null));
+    const columns = [t.key, ...fields.map((f) => t[f]!), 'expires_at', 'created_at'];
+    const values = [pending.keyHash, ...fields.map((f) => pending[f]), pending.expiresAt, now];
     const insert = `INSERT INTO ${t.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
-    if (pending.kind !== 'passkey' || pending.userId === null) {
+    const cap = livePerUserCap(pending);
+    if (cap === null) {
       await this.dataSource.query(insert, values);
       return;
     }
-    // A user's live challenges of one purpose are capped (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1): under a transaction
+    // A user's live steps of one kind and purpose are capped (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1): under a transaction
     // lock of that user and purpose (creations of other users and purposes do not wait), so concurrent creations see
     // each other's rows and the count never passes the cap; the new row is kept, then the newest others.
     await this.dataSource.transaction(async (manager) => {
-      await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`backoffice_passkey_challenge:${pending.userId}:${pending.purpose}`]);
+      await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${t.table}:${pending.userId}:${pending.purpose}`]);
       await manager.query(insert, values);
       await manager.query(
         `DELETE FROM ${t.table} WHERE id IN (
            SELECT id FROM ${t.table}
-            WHERE user_id = $1 AND purpose = $2 AND ${t.key} <> $3 AND used_at IS NULL AND expires_at > $4
+            WHERE ${t.userId} = $1 AND ${t.purpose} = $2 AND ${t.key} <> $3 AND used_at IS NULL AND expires_at > $4
             ORDER BY created_at DESC, id DESC OFFSET $5)`,
-        [pending.userId, pending.purpose, pending.keyHash, now, BACKOFFICE_PASSKEY_CHALLENGES_PER_USER - 1],
+        [pending.userId, pending.purpose, pending.keyHash, now, cap - 1],
       );
     });
   }
@@ -128,7 +145,7 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
       if (match.userId !== null && !isUuid(match.userId)) return null;
       if (!t.userId) return null;
       params.push(match.userId);
-      conditions.push(`${t.userId} IS NOT DISTINCT FROM $${params.length}::uuid`);
+      conditions.push(`${columnOf(t, 'userId')} IS NOT DISTINCT FROM $${params.length}::uuid`);
     }
     const rows = await this.dataSource.query(
       `UPDATE ${t.table} SET used_at = $2 WHERE ${conditions.join(' AND ')} RETURNING ${selectList(t)}`,

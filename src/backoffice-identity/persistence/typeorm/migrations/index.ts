@@ -12,6 +12,7 @@ import { BackOfficeIdentitySessionNextStamp1732580000000 } from './1732580000000
 import { BackOfficeIdentityDirectoryManaged1732590000000 } from './1732590000000-backoffice-identity-directory-managed.js';
 import { BackOfficeIdentitySessionNextStamps1732600000000 } from './1732600000000-backoffice-identity-session-next-stamps.js';
 import { BackOfficeIdentityPasswordResetForced1732610000000 } from './1732610000000-backoffice-identity-password-reset-forced.js';
+import { BackOfficeIdentityExternalLoginStateUser1732620000000 } from './1732620000000-backoffice-identity-external-login-state-user.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -29,4 +30,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityDirectoryManaged1732590000000,
   BackOfficeIdentitySessionNextStamps1732600000000,
   BackOfficeIdentityPasswordResetForced1732610000000,
+  BackOfficeIdentityExternalLoginStateUser1732620000000,
 ];
