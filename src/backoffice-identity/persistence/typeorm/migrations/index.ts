@@ -13,6 +13,7 @@ import { BackOfficeIdentityDirectoryManaged1732590000000 } from './1732590000000
 import { BackOfficeIdentitySessionNextStamps1732600000000 } from './1732600000000-backoffice-identity-session-next-stamps.js';
 import { BackOfficeIdentityPasswordResetForced1732610000000 } from './1732610000000-backoffice-identity-password-reset-forced.js';
 import { BackOfficeIdentityExternalLoginStateUser1732620000000 } from './1732620000000-backoffice-identity-external-login-state-user.js';
+import { BackOfficeIdentityPasskeyChallengeUserIndex1732630000000 } from './1732630000000-backoffice-identity-passkey-challenge-user-index.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -31,4 +32,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentitySessionNextStamps1732600000000,
   BackOfficeIdentityPasswordResetForced1732610000000,
   BackOfficeIdentityExternalLoginStateUser1732620000000,
+  BackOfficeIdentityPasskeyChallengeUserIndex1732630000000,
 ];
