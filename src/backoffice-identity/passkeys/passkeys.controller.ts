@@ -103,7 +103,7 @@ export class PasskeysController {
   }
 
   @Patch(':id')
-  @ApiOkResponse({ type: PasskeyResponse, description: 'Renamed (backoffice.user.passkey.renamed, with the previous name)' })
+  @ApiOkResponse({ type: PasskeyResponse, description: 'Renamed (backoffice.user.passkey.renamed, with the previous name); the name it already has (trimmed, NFC) answers the same, nothing written or audited' })
   @documented(400, 'validation_failed, invalid_passkey_name')
   @documented(401, 'unauthenticated')
   @documented(403, 'xsrf_failed')

@@ -29,7 +29,7 @@ export class AccountController {
   @Put()
   @HttpCode(200)
   @BackOfficeAuthorize()
-  @ApiOkResponse({ type: UserResponse, description: 'The name changed (audited with a diff)' })
+  @ApiOkResponse({ type: UserResponse, description: 'The name changed (audited with a diff); the name the user already has (trimmed, NFC) answers the same, nothing written or audited' })
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })

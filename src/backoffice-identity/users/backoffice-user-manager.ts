@@ -1685,7 +1685,9 @@ export class BackOfficeUserManager {
 
   /**
    * Renames one of the user's passkeys (`UserPasskeyRenamedNotification`, with the previous name); fails with
-   * `not_found` when the user has no such passkey, `invalid_passkey_name` for a bad name.
+   * `not_found` when the user has no such passkey, `invalid_passkey_name` for a bad name. A name that is the stored
+   * one once normalized (NFC, trimmed) succeeds with nothing written or sent: each rename is an audit entry, and a
+   * session repeating one must not bury the earlier entries (OWASP ASVS 5.0 16.3.x / 4.0 11.1.4).
    */
   async renamePasskey(user: BackOfficeUser, passkeyId: string, name: string): Promise<IdentityResult> {
     const d = this.errorDescriber;
@@ -1694,6 +1696,7 @@ export class BackOfficeUserManager {
     if (normalized === null) return IdentityResult.failed(d.invalidPasskeyName());
     const store = this.getPasskeyStore();
     const passkey = (await store.listPasskeys(user.id)).find((p) => p.id === passkeyId);
+    if (passkey?.name === normalized) return IdentityResult.success();
     if (!passkey || !(await store.renamePasskey(user.id, passkeyId, normalized, this.now()))) return IdentityResult.failed(d.notFound('passkey'));
     await this.notify(UserPasskeyRenamedNotification, user, { passkeyId: passkey.id, passkeyName: normalized, previousName: passkey.name });
     return IdentityResult.success();
