@@ -121,7 +121,7 @@ describe('OpenAPI document', () => {
   it('429 descriptions of per-IP limits say that an IPv6 client is also counted per its wider prefix (rateLimits.ipv6AggregateSubnet, /56 at 16 times)', async () => {
     const document = (await new HttpClient(ctx.url).get('/backoffice/openapi.json')).body;
     // limits per user, not per IP: the wider IPv6 prefix has nothing to do with them
-    const perUser = new Set(['post /backoffice/auth/me/email', 'post /backoffice/users/{id}/resend-invite']);
+    const perUser = new Set(['post /backoffice/auth/me/email', 'post /backoffice/users/{id}/resend-invite', 'put /backoffice/auth/me', 'patch /backoffice/auth/passkeys/{id}']);
     const perIp: string[] = [];
     for (const [path, item] of Object.entries<Record<string, { responses: Record<string, { description?: string }> }>>(document.paths)) {
       for (const [method, operation] of Object.entries(item)) {

@@ -5,7 +5,7 @@ import { BackOfficeEvents, type BackOfficeIdentityModuleOptions, type BackOffice
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { withIp } from '../support/fixed-client-ip.js';
-import { HttpClient } from '../support/http-client.js';
+import { HttpClient, type HttpResult } from '../support/http-client.js';
 import { createIdentityApp, TEST_PASSWORD, userFactory, type IdentityApp } from '../support/identity-app.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
 
@@ -128,6 +128,56 @@ describe('own profile and passkey renames: no-op renames, a per-user limit', () 
       const renamed = await http.request('PUT', '/auth/me', { body: { name: 'Ada Lovelace' } });
       expect({ status: renamed.status, name: renamed.body.name }).toEqual({ status: 200, name: 'Ada Lovelace' });
       expect(await audited(ctx, BackOfficeEvents.ProfileUpdated, user.id)).toEqual([{ changes: { name: { from: 'Ad\u00e9le Lovelace', to: 'Ada Lovelace' } } }]);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  function expectLimited(result: HttpResult) {
+    expectClientError(result, 429);
+    expect(result.body).toMatchObject({ statusCode: 429, code: 'too_many_requests' });
+    expect(Number(result.headers.get('retry-after'))).toBeGreaterThan(0);
+  }
+
+  it('OWASP ASVS 4.0 11.1.4 / 5.0 16.3.x: rateLimits.profileChangePerUser bounds a user\'s renames: N alternating passkey renames, then 429 too_many_requests with nothing written or audited; another user keeps their budget', async () => {
+    const { ctx, newUser } = await app({ rateLimits: { profileChangePerUser: 3 } });
+    try {
+      const user = await newUser();
+      const http = await signedIn(ctx, user);
+      const passkey = await registerPasskey(http);
+      const statuses = [];
+      for (const name of ['A', 'B', 'A']) statuses.push((await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name } })).status);
+      expect(statuses).toEqual([200, 200, 200]);
+      expectLimited(await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: 'B' } }));
+      expect((await audited(ctx, BackOfficeEvents.PasskeyRenamed, user.id)).map((d) => d.passkeyName)).toEqual(['A', 'B', 'A']);
+      expect((await http.get('/auth/passkeys')).body.map((p: { name: string }) => p.name)).toEqual(['A']);
+      // One counter for both routes: PUT /auth/me is refused as well, and writes nothing.
+      expectLimited(await http.request('PUT', '/auth/me', { body: { name: 'Someone else' } }));
+      expect((await http.get('/auth/me')).body.name).toBe(user.name);
+      expect(await audited(ctx, BackOfficeEvents.ProfileUpdated, user.id)).toEqual([]);
+      // Another user is not limited by that one's counter.
+      const other = await signedIn(ctx, await newUser());
+      expect((await other.request('PUT', '/auth/me', { body: { name: 'Other' } })).status).toBe(200);
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  it('OWASP ASVS 4.0 11.1.4 / 5.0 16.3.x: PUT /auth/me with alternating names is limited by default to 30 per hour per user (then 429, nothing audited), the counter shared with passkey renames', async () => {
+    const { ctx, newUser } = await app();
+    try {
+      const user = await newUser();
+      const http = await signedIn(ctx, user);
+      const passkey = await registerPasskey(http);
+      const statuses = [];
+      for (let i = 0; i < 29; i++) statuses.push((await http.request('PUT', '/auth/me', { body: { name: i % 2 === 0 ? 'Name A' : 'Name B' } })).status);
+      statuses.push((await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: 'Phone' } })).status);
+      expect(statuses.every((s) => s === 200), String(statuses)).toBe(true);
+      expectLimited(await http.request('PUT', '/auth/me', { body: { name: 'Name C' } }));
+      expectLimited(await http.request('PATCH', `/auth/passkeys/${passkey.id}`, { body: { name: 'Tablet' } }));
+      expect(await audited(ctx, BackOfficeEvents.ProfileUpdated, user.id)).toHaveLength(29);
+      expect(await audited(ctx, BackOfficeEvents.PasskeyRenamed, user.id)).toHaveLength(1);
+      expect((await http.get('/auth/me')).body.name).toBe('Name A');
     } finally {
       await ctx.close();
     }

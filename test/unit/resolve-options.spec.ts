@@ -53,6 +53,7 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['rateLimits.ipv6Subnet', 64],
       ['rateLimits.ipv6AggregateSubnet', 56],
       ['rateLimits.ipv6AggregateMultiplier', 16],
+      ['rateLimits.profileChangePerUser', 30],
     ] as const)('%s defaults to %j', (path, expected) => {
       const value = path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], defaults);
       expect(value).toStrictEqual(expected);
@@ -256,6 +257,10 @@ describe('resolveBackOfficeIdentityOptions', () => {
       ['rateLimits.ipv6AggregateSubnet below 16', { rateLimits: { ipv6AggregateSubnet: 8 } }, 'rateLimits.ipv6AggregateSubnet'],
       ['rateLimits.ipv6AggregateSubnet as a string', { rateLimits: { ipv6AggregateSubnet: '/48' } }, 'rateLimits.ipv6AggregateSubnet'],
       ['rateLimits.ipv6AggregateMultiplier 0', { rateLimits: { ipv6AggregateMultiplier: 0 } }, 'rateLimits.ipv6AggregateMultiplier'],
+      ['rateLimits.profileChangePerUser 0', { rateLimits: { profileChangePerUser: 0 } }, 'rateLimits.profileChangePerUser'],
+      ['rateLimits.profileChangePerUser not an integer', { rateLimits: { profileChangePerUser: 2.5 } }, 'rateLimits.profileChangePerUser'],
+      ['rateLimits.profileChangePerUser as a string', { rateLimits: { profileChangePerUser: '30' } }, 'rateLimits.profileChangePerUser'],
+      ['rateLimits.profileChangePerUser above 1000000', { rateLimits: { profileChangePerUser: 1_000_001 } }, 'rateLimits.profileChangePerUser'],
       ['rateLimits.ipv6AggregateMultiplier not an integer', { rateLimits: { ipv6AggregateMultiplier: 1.5 } }, 'rateLimits.ipv6AggregateMultiplier'],
       ['rateLimits.ipv6AggregateMultiplier above 65536', { rateLimits: { ipv6AggregateMultiplier: 65_537 } }, 'rateLimits.ipv6AggregateMultiplier'],
       ['email.smtpUrl with http:', { email: { smtpUrl: 'http://mail.example.com' } }, 'email.smtpUrl'],

@@ -17,5 +17,9 @@ export const TOO_MANY_SIGN_IN_ATTEMPTS = `too_many_requests, with Retry-After: r
 /** The 429 of a signed-in route that checks the user's password (`rateLimits.passwordCheckPerIp`, one counter shared by the password checks). */
 export const TOO_MANY_PASSWORD_CHECKS = `too_many_requests, with Retry-After: rateLimits.passwordCheckPerIp (default 30 per minute) ${PER_IP}, one counter shared by POST /auth/reauthenticate, its passkey twin, /auth/change-password and /auth/2fa/disable`;
 
+/** The 429 of the signed-in user's own renames (`rateLimits.profileChangePerUser`, one counter per user shared by both routes). */
+export const TOO_MANY_PROFILE_CHANGES =
+  'too_many_requests, with Retry-After: rateLimits.profileChangePerUser (default 30 per hour per user), one counter shared by PUT /auth/me and PATCH /auth/passkeys/{id}, every request counted';
+
 /** The 429 of a signed-in route that stores a challenge (`rateLimits.challengePerIp`, its own counter per route). */
 export const TOO_MANY_CHALLENGES = `too_many_requests, with Retry-After: rateLimits.challengePerIp (default 30 per minute) ${PER_IP}, a counter per route`;

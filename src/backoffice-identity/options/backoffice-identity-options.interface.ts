@@ -93,6 +93,12 @@ export interface BackOfficeRateLimitOptions {
    * one user. Default 5.
    */
   emailChangePerUser?: number;
+  /**
+   * The signed-in user's own renames (`PUT /auth/me`, `PATCH /auth/passkeys/:id`, each an audit entry) per hour for one
+   * user, one counter shared by the two routes, every request counted: a stolen session cookie cannot bury the earlier
+   * audit entries under renames. 1 to 1000000. Default 30.
+   */
+  profileChangePerUser?: number;
   /** Invite resends (`POST /users/:id/resend-invite`) per hour for one invited user. Default 5. */
   inviteResendPerUser?: number;
   /**

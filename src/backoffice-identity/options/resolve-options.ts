@@ -73,7 +73,7 @@ const KNOWN_KEYS: Record<string, readonly string[]> = {
   'ui.branding': ['productName', 'logoUrl', 'accentColor', 'backgroundImageUrl'],
   'ui.messages': Object.keys(BACKOFFICE_UI_MESSAGES),
   passkeys: ['rpId', 'rpName', 'origins', 'challengeMinutes'],
-  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'inviteResendPerUser', 'passwordCheckPerIp', 'challengePerIp', 'ipv6Subnet', 'ipv6AggregateSubnet', 'ipv6AggregateMultiplier', 'redisUrl', 'redisKeyPrefix'],
+  rateLimits: ['enabled', 'loginPerIpAndUsername', 'loginPerIp', 'forgotPasswordPerEmail', 'forgotPasswordPerIp', 'tokenPerIpAndClient', 'emailChangePerUser', 'profileChangePerUser', 'inviteResendPerUser', 'passwordCheckPerIp', 'challengePerIp', 'ipv6Subnet', 'ipv6AggregateSubnet', 'ipv6AggregateMultiplier', 'redisUrl', 'redisKeyPrefix'],
   externalLogin: [
     'name', 'displayName', 'issuer', 'clientId', 'clientSecret', 'scopes', 'denyLocalLogin', 'autoRedirect', 'autoLink',
     'onAutoLinking', 'onExternalLogin', 'trustProviderTwoFactor', 'postLogoutRedirectUrl', 'callbackTimeoutSeconds',
@@ -631,6 +631,7 @@ export function resolveBackOfficeIdentityOptions(options: BackOfficeIdentityOpti
       forgotPasswordPerIp: rateLimits.int('forgotPasswordPerIp', 20, 1, 1_000_000),
       tokenPerIpAndClient: rateLimits.int('tokenPerIpAndClient', 60, 1, 1_000_000),
       emailChangePerUser: rateLimits.int('emailChangePerUser', 5, 1, 1_000_000),
+      profileChangePerUser: rateLimits.int('profileChangePerUser', 30, 1, 1_000_000),
       inviteResendPerUser: rateLimits.int('inviteResendPerUser', 5, 1, 1_000_000),
       passwordCheckPerIp: rateLimits.int('passwordCheckPerIp', 30, 1, 1_000_000),
       challengePerIp: rateLimits.int('challengePerIp', 30, 1, 1_000_000),

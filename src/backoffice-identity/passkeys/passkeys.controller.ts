@@ -9,7 +9,7 @@ import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-mana
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 import type { IdentityResult } from '../common/identity-result.js';
-import { TOO_MANY_CHALLENGES } from '../openapi/rate-limit-descriptions.js';
+import { TOO_MANY_CHALLENGES, TOO_MANY_PROFILE_CHANGES } from '../openapi/rate-limit-descriptions.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
 import { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
 import { PasskeyOptionsResponse, PasskeyRegisterDto, PasskeyRenameDto, PasskeyResponse, toPasskeyResponse, documented } from './passkey.dto.js';
@@ -108,9 +108,12 @@ export class PasskeysController {
   @documented(401, 'unauthenticated')
   @documented(403, 'xsrf_failed')
   @documented(404, 'not_found: no such passkey of yours')
+  @documented(429, TOO_MANY_PROFILE_CHANGES)
   async rename(@Req() request: BackOfficeAuthenticatedRequest, @Param('id') id: string, @Body() body: PasskeyRenameDto): Promise<PasskeyResponse> {
     this.requireSupport();
     const user = request.backOffice.user;
+    // Each rename is an audit entry: limited per user, one counter with PUT /auth/me (OWASP ASVS 4.0 11.1.4).
+    await this.rateLimiter.enforceProfileChangePerUser(user.id);
     const result = await this.userManager.renamePasskey(user, id, body.name);
     if (!result.succeeded) throw passkeyChangeError(result);
     const renamed = (await this.userManager.getPasskeys(user)).find((p) => p.id === id);

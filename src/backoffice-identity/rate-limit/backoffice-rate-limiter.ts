@@ -69,6 +69,16 @@ export class BackOfficeRateLimiter {
   }
 
   /**
+   * The rule of the signed-in user's own renames (`PUT /auth/me`, `PATCH /auth/passkeys/:id`), each an audit entry: at
+   * most `rateLimits.profileChangePerUser` per hour for the user, one counter shared by both routes, every request
+   * counted (before the name is compared or the passkey looked up). With `audit.retentionDays` 0 and lists newest first,
+   * a stolen session cookie cannot bury the earlier entries under renames (OWASP ASVS 4.0 11.1.4 / 5.0 16.3.x).
+   */
+  async enforceProfileChangePerUser(userId: string): Promise<void> {
+    await this.enforce([{ name: 'profile-change-user', key: userId, limit: this.options.rateLimits.profileChangePerUser, windowSeconds: 3600 }]);
+  }
+
+  /**
    * The rule of a signed-in route that stores a challenge until it expires (`POST /auth/passkeys/options`,
    * `POST /auth/reauthenticate/passkey/options`, `POST /auth/external/{provider}/link` and `.../reauthenticate`): at
    * most `rateLimits.challengePerIp` per minute from the request's IP (an IPv6 client's wider prefix too,

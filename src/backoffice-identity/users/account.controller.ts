@@ -12,7 +12,7 @@ import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffic
 import { ConfirmEmailChangeDto, RequestEmailChangeDto, UpdateOwnProfileDto } from './account.dto.js';
 import { toBackOfficeUserDto, type BackOfficeUserDto } from './backoffice-user.js';
 import { BackOfficeUserLifecycleService } from './backoffice-user-lifecycle.service.js';
-import { TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
+import { TOO_MANY_PROFILE_CHANGES, TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
 /** The signed-in user's own profile: name, and email change with confirmation. */
 @ApiTags('auth')
@@ -33,8 +33,11 @@ export class AccountController {
   @ApiResponse({ status: 400, type: ErrorResponse, description: 'validation_failed' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated' })
   @ApiResponse({ status: 403, type: ErrorResponse, description: 'xsrf_failed' })
+  @ApiResponse({ status: 429, type: ErrorResponse, description: TOO_MANY_PROFILE_CHANGES })
   async updateName(@Req() request: BackOfficeAuthenticatedRequest, @Body() body: UpdateOwnProfileDto): Promise<BackOfficeUserDto> {
     const { user } = request.backOffice;
+    // Each rename is an audit entry: limited per user, so a stolen cookie cannot bury the earlier ones (OWASP ASVS 4.0 11.1.4).
+    await this.rateLimiter.enforceProfileChangePerUser(user.id);
     await this.lifecycle.updateProfile(user, { name: body.name });
     return toBackOfficeUserDto(user, this.clock.now());
   }
