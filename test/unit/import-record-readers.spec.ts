@@ -119,6 +119,35 @@ describe('Import file readers (streamed, one record at a time)', () => {
     expect(items.map((i) => i.position)).toEqual([1, 2, 3]);
   });
 
+  it('OWASP ASVS 4.0 7.1.1 / 5.0 16.2.5: a malformed record is reported by its position only, never with text of it (no passwordHash fragment)', async () => {
+    const secret = '$2b$10$SECRETSECRET';
+    /** Every piece of four or more characters of the secrets, none of which may reach the report. */
+    const pieces = [secret, 'secret123'].flatMap((s) => [...s].flatMap((_, i) => [...s].map((__, j) => s.slice(i, j + 1)))).filter((p) => p.length >= 4);
+    const leaks = (text: string) => pieces.filter((p) => text.includes(p));
+    const bad = [`{"email":"a@b.c","passwordHash":${secret}}`, '{"email":"a@b.c","password":secret123}', `{"passwordHash":"${secret}`];
+    const fromArray = await collect(readJsonArray(chunks(`[${bad.slice(0, 2).join(',')}]`, 7)));
+    const fromLines = await collect(readJsonLines(chunks(bad.join('\n'), 7)));
+    const errors = [...fromArray, ...fromLines].map((i) => ('error' in i ? i.error : 'read'));
+    expect(errors).toHaveLength(5);
+    for (const error of errors) {
+      expect(error).toMatch(/^not valid JSON/);
+      expect(leaks(error), error).toEqual([]);
+    }
+    expect(fromLines.map((i) => i.position)).toEqual([1, 2, 3]);
+    expect(errors[4]).toBe('not valid JSON (unterminated string at character 37)');
+
+    const dir = mkdtempSync(join(tmpdir(), 'bo-readers-'));
+    try {
+      writeFileSync(join(dir, 'q.csv'), `email,passwordHash\na@x.org,${secret.slice(0, 10)}"${secret.slice(10)}\n`);
+      const failure = await collect(readImportFile(join(dir, 'q.csv'), 'csv')).catch((e: Error) => e);
+      expect(failure).toBeInstanceOf(ImportFileError);
+      expect(leaks((failure as Error).message), (failure as Error).message).toEqual([]);
+      expect((failure as Error).message).toMatch(/line 2/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('knows formats by extension', () => {
     expect(['a.json', 'a.JSONL', 'a.ndjson', 'a.csv', 'a.txt'].map(formatFromFileName)).toEqual(['json', 'jsonl', 'jsonl', 'csv', null]);
   });
