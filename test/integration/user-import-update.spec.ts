@@ -84,6 +84,27 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     expect((await victim.get('/auth/me')).status).toBe(401);
   });
 
+  it('userManager.importUsers with a bare authorize function (no asStored / asStoredTarget hooks, as a host may pass one) checks the batch and writes it, no TypeError', async () => {
+    const email = 'impupd-bare-authorize@example.com';
+    const existing = (await ctx.userManager.createUser({ email, name: 'Before', password, groups: ['editor'] })).value!;
+    const seen: number[] = [];
+    const bare = async (records: readonly { index: number }[]) => void seen.push(...records.map((r) => r.index));
+    const results = await ctx.userManager.importUsers(
+      [
+        { email, name: 'After', groups: ['editor'] },
+        { email: 'impupd-bare-authorize-new@example.com', name: 'New', groups: ['editor'] },
+      ],
+      { onConflict: 'update' },
+      bare,
+    );
+    expect(results.map((r) => [r.outcome, r.errors])).toEqual([
+      ['updated', undefined],
+      ['created', undefined],
+    ]);
+    expect(seen).toEqual([0, 1]);
+    expect((await ctx.userManager.findById(existing.id))!.name).toBe('After');
+  });
+
   it('keeps a disabled user disabled when the record says nothing about isApproved (absent fields keep their value, as passwordHash does)', async () => {
     const email = 'impupd-offboarded@example.com';
     const user = (await ctx.userManager.createUser({ email, name: 'Leaver', password, groups: ['editor'] })).value!;

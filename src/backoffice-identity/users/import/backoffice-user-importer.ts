@@ -60,11 +60,12 @@ export interface ImportRecordToAuthorize {
  * as it was written (OWASP ASVS 4.0 4.1.3, 5.0 8.2.1). `asStoredTarget` is asked about every existing
  * user the batch is to overwrite, as stored under the batch's locks before it is written (the store's option
  * `authorizeTarget`): a user made an admin after the first check is checked as it then is (OWASP ASVS 4.0 4.1.3,
- * 5.0 15.4.2). Both are always given (one with nothing to check returns), so the store is always asked for both.
+ * 5.0 15.4.2). Each is optional for a host calling `userManager.importUsers` (a bare function stays valid); the
+ * HTTP import gives both.
  */
 export type ImportAuthorizer = ((records: readonly ImportRecordToAuthorize[]) => Promise<void>) & {
-  asStored: ImportWrittenAuthorizer;
-  asStoredTarget: ImportWrittenAuthorizer;
+  asStored?: ImportWrittenAuthorizer;
+  asStoredTarget?: ImportWrittenAuthorizer;
 };
 
 /** A record that passed every check, and where its report line goes. */
@@ -173,18 +174,15 @@ export class BackOfficeUserImporter {
       for (const { index } of prepared) results[index] = { email: results[index].email, outcome: 'invalid', errors: [notSupported] };
       return results;
     }
+    const { asStored, asStoredTarget } = authorize ?? {};
     const outcomes = await store.importUsers(
       prepared.map((p) => p.row),
       {
         onConflict: options.onConflict,
         dryRun: options.dryRun,
         protectedGroup: 'admin',
-        ...(authorize
-          ? {
-              authorize: (written: BackOfficeUser, i: number) => authorize.asStored(written, prepared[i].index),
-              authorizeTarget: (current: BackOfficeUser, i: number) => authorize.asStoredTarget(current, prepared[i].index),
-            }
-          : {}),
+        ...(asStored ? { authorize: (written: BackOfficeUser, i: number) => asStored(written, prepared[i].index) } : {}),
+        ...(asStoredTarget ? { authorizeTarget: (current: BackOfficeUser, i: number) => asStoredTarget(current, prepared[i].index) } : {}),
         // The user a row overwrites, as stored under its row lock: a rename of a user the manager calls directory-managed,
         // or a local password for one, is refused (directory_managed), not only for one the store finds marked (OWASP
         // ASVS 5.0 7.5.1, 4.0 V2.5; forgot-password and the forced reset ask isDirectoryManaged too).
