@@ -72,3 +72,14 @@ describe('the idle boundary is one rule (OWASP ASVS 5.0 7.3.1)', () => {
     expect(service.isRecentlyAuthenticated({ reauthenticatedAt: new Date(NOW.getTime() - 60_000) }, 1.000000001)).toBe(false);
   });
 });
+
+describe('a step-up on a session whose store answers no reauthenticatedAt at all (a JavaScript host store)', () => {
+  test.each([undefined, 'not a date'])('reauthenticatedAt %s: renewToken records the re-authentication at now, no Invalid Date', async (stored) => {
+    const { service, session } = setUp(20);
+    const { token } = await session(1_000);
+    const live = (await service.authenticate(token, { touch: false }))!.session;
+    (live as { reauthenticatedAt: unknown }).reauthenticatedAt = stored;
+    expect(await service.renewToken(live, { reauthenticated: true })).toEqual(expect.any(String));
+    expect(live.reauthenticatedAt).toEqual(NOW);
+  });
+});

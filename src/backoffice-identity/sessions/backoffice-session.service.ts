@@ -18,10 +18,10 @@ import { holdsStamp, idleCutoff, isUnexpired, minutesToMs, sessionTimeoutsMs } f
 import { byLastSeenThenId } from './session-order.js';
 
 /** What the step-up rule reads of an authenticated request (`request.backOffice`). */
+type RecentSignInSubject = { scheme: 'cookie' | 'bearer'; session?: Pick<BackOfficeSession, 'reauthenticatedAt'> };
+
 /** `BackOfficeSessionService.renewToken`'s options: whether to record a re-authentication, and how long ago it was made. */
 export type RenewTokenOptions = { reauthenticated?: boolean; authenticatedSecondsAgo?: number };
-
-type RecentSignInSubject = { scheme: 'cookie' | 'bearer'; session?: Pick<BackOfficeSession, 'reauthenticatedAt'> };
 
 /** A session as its owner sees it. */
 export interface BackOfficeSessionDto {
@@ -471,7 +471,9 @@ export class BackOfficeSessionService {
   private reauthenticationTime(session: Pick<BackOfficeSession, 'reauthenticatedAt'>, secondsAgo: number | undefined): Date {
     const now = this.clock.now().getTime();
     const at = secondsAgo === undefined || !Number.isFinite(secondsAgo) ? now : now - Math.max(0, secondsAgo) * 1000;
-    const last = session.reauthenticatedAt === null ? Number.NEGATIVE_INFINITY : new Date(session.reauthenticatedAt).getTime();
+    // A host store may answer undefined (or an unparsable value) for "never": no earlier re-authentication to keep.
+    const stored = session.reauthenticatedAt == null ? Number.NaN : new Date(session.reauthenticatedAt).getTime();
+    const last = Number.isFinite(stored) ? stored : Number.NEGATIVE_INFINITY;
     return new Date(Math.min(now, Math.max(at, last)));
   }
 
