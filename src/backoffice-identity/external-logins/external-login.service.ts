@@ -129,7 +129,16 @@ function freshAuthenticationProblem(claims: { auth_time?: unknown }, nowSeconds:
 }
 
 /** What the code exchange gives a callback: the claims, the raw ID token, and for a link or step-up how long ago the provider authenticated the person. */
-type ExchangedLogin = { claims: BackOfficeExternalLoginClaims; idToken?: string; authenticatedSecondsAgo?: number };
+/**
+ * How long ago (seconds, none in the future) the provider authenticated the person, on the system clock the ID
+ * token's time checks use, taken when the step-up is recorded: the userinfo call and the writes between the token
+ * exchange and the step-up do not lengthen its window.
+ */
+function authenticatedSecondsAgo(authTimeSeconds: number | undefined): number | undefined {
+  return authTimeSeconds === undefined ? undefined : Math.max(0, Date.now() / 1000 - authTimeSeconds);
+}
+
+type ExchangedLogin = { claims: BackOfficeExternalLoginClaims; idToken?: string; authTimeSeconds?: number };
 
 /**
  * The query string of the provider's redirect (without `?`; `''` without one), read off the request target as sent.
@@ -365,9 +374,9 @@ export class BackOfficeExternalLoginService {
     // A link or step-up counts as a fresh sign-in: the provider must have authenticated the person just now.
     const timeProblem = idTokenTimeProblem(idClaims, nowSeconds) ?? (pending.link || pending.reauthenticate ? freshAuthenticationProblem(idClaims, nowSeconds, this.freshAuthenticationSeconds) : undefined);
     if (timeProblem) throw new ExternalLoginError('external_login_failed', timeProblem);
-    // How long ago the provider authenticated the person (the ID token's auth_time, never userinfo's; none in the
-    // future), on the system clock the check above used: a link or step-up is fresh from then, not from this callback.
-    const authenticatedSecondsAgo = typeof idClaims.auth_time === 'number' ? Math.max(0, Date.now() / 1000 - idClaims.auth_time) : undefined;
+    // When the provider authenticated the person (the ID token's auth_time, never userinfo's): a link or step-up is
+    // fresh from then, not from this callback (its age is taken when the step-up is recorded: authenticatedSecondsAgo).
+    const authTimeSeconds = typeof idClaims.auth_time === 'number' ? idClaims.auth_time : undefined;
     // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
     // the store cannot keep would fail after an auto-linked user was created.
     // OpenID Connect Core 3.1.3.7 (5): an `azp` names the party the token was issued to. openid-client checks it
@@ -396,13 +405,13 @@ export class BackOfficeExternalLoginService {
     claims.email_verified = emailSource.email_verified as boolean | undefined;
     if (claims.email === undefined) delete claims.email;
     if (claims.email_verified === undefined) delete claims.email_verified;
-    return { claims, idToken: tokens.id_token, authenticatedSecondsAgo };
+    return { claims, idToken: tokens.id_token, authTimeSeconds };
   }
 
   private async completeLink(
     provider: ResolvedExternalLoginProvider,
     pending: PendingExternalLogin,
-    { claims, authenticatedSecondsAgo }: ExchangedLogin,
+    { claims, authTimeSeconds }: ExchangedLogin,
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const user = await this.userManager.findById(pending.link!.userId);
@@ -419,7 +428,7 @@ export class BackOfficeExternalLoginService {
     // The provider round trip (with prompt=login) is a fresh sign-in for @RequiresRecentSignIn() routes, and so a
     // new session token (OWASP ASVS 5.0 7.2.4), fresh from the provider's auth_time. The login is linked even if the
     // session ended meanwhile.
-    await this.issuer.completeStepUp(session, response, { authenticatedSecondsAgo });
+    await this.issuer.completeStepUp(session, response, { authenticatedSecondsAgo: authenticatedSecondsAgo(authTimeSeconds) });
     return pending.returnUrl;
   }
 
@@ -431,7 +440,7 @@ export class BackOfficeExternalLoginService {
   private async completeReauthentication(
     provider: ResolvedExternalLoginProvider,
     pending: PendingExternalLogin,
-    { claims, authenticatedSecondsAgo }: ExchangedLogin,
+    { claims, authTimeSeconds }: ExchangedLogin,
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const { userId, sessionId } = pending.reauthenticate!;
@@ -441,7 +450,7 @@ export class BackOfficeExternalLoginService {
     if (!session) throw new ExternalLoginError('not_allowed', 'the provider account is not the one linked to this session\'s user');
     // As a password or passkey step-up (423) and an external sign-in: no step-up while locked out (OWASP ASVS 5.0 6.3.4).
     if (!(await this.maySignIn(user!))) throw new ExternalLoginError('not_allowed', 'the user is disabled or locked out');
-    if (!(await this.issuer.completeStepUp(session, response, { authenticatedSecondsAgo }))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
+    if (!(await this.issuer.completeStepUp(session, response, { authenticatedSecondsAgo: authenticatedSecondsAgo(authTimeSeconds) }))) throw new ExternalLoginError('not_allowed', 'the session ended during the step-up');
     await this.userManager.notify(UserReauthenticatedNotification, user!, { method: provider.name });
     return pending.returnUrl;
   }
