@@ -85,10 +85,13 @@ export class BackOfficeSessionService {
   private readonly touchIntervalMs: number;
   private readonly reauthenticationMs: number;
   /**
-   * Last-seen writes sent but maybe not yet committed, so this process never reads an older value meanwhile. In
-   * the order of the writes (`touch` deletes before it sets), so pruning stops at the first recent one.
+   * Last-seen writes sent but maybe not yet committed (by session id, with the session's user), so this process never
+   * reads an older value meanwhile. In the order of the writes (`touch` deletes before it sets), so pruning stops at
+   * the first recent one.
    */
-  private readonly pendingTouches = new Map<string, Date>();
+  private readonly pendingTouches = new Map<string, { at: Date; userId: string }>();
+  /** The ids of {@link pendingTouches} by user, so a read of a user's sessions flushes theirs only ({@link flushTouchesOf}). */
+  private readonly pendingTouchesOfUser = new Map<string, Set<string>>();
   /** Whether users come from the built-in store through the built-in `findById`: then one query reads both. */
   private readonly joinsUser: boolean;
   /** Whether that lookup also reads the user's linked logins (external providers are configured). */
@@ -227,9 +230,40 @@ export class BackOfficeSessionService {
   private touch(session: BackOfficeSession, now: Date): void {
     session.lastSeenAt = now;
     if (this.pendingTouches.size >= 10_000) this.forgetTouchesBefore(now.getTime() - this.idleMs);
-    this.pendingTouches.delete(session.id); // re-inserted last: the map's order is the order of the writes
-    this.pendingTouches.set(session.id, now);
+    this.forgetTouch(session.id); // re-inserted last: the map's order is the order of the writes
+    this.pendingTouches.set(session.id, { at: now, userId: session.userId });
+    const ofUser = this.pendingTouchesOfUser.get(session.userId);
+    if (ofUser) ofUser.add(session.id);
+    else this.pendingTouchesOfUser.set(session.userId, new Set([session.id]));
     this.background.run('session last-seen update', () => this.store.touch(session.id, now));
+  }
+
+  /** Forgets the remembered write of session `sessionId` (in both maps). */
+  private forgetTouch(sessionId: string): void {
+    const pending = this.pendingTouches.get(sessionId);
+    if (!pending) return;
+    this.pendingTouches.delete(sessionId);
+    const ofUser = this.pendingTouchesOfUser.get(pending.userId);
+    ofUser?.delete(sessionId);
+    if (ofUser?.size === 0) this.pendingTouchesOfUser.delete(pending.userId);
+  }
+
+  /**
+   * Writes this process's remembered last-seen writes of the user's sessions ({@link touch}) and waits for them, so the
+   * store's read that follows (list, listPage, revokeAll: the store filters, orders, pages and counts by last-seen)
+   * sees every session live by one, as {@link authenticate} does. The same write as the one in flight (a no-op if that
+   * one committed first); none when the user has no remembered write, or only ones too old to keep a session alive.
+   */
+  private async flushTouchesOf(userId: string, seenAfter: Date): Promise<void> {
+    const ids = this.pendingTouchesOfUser.get(userId);
+    if (!ids) return;
+    await Promise.all(
+      [...ids].map(async (id) => {
+        const pending = this.pendingTouches.get(id)!;
+        if (pending.at > seenAfter) await this.store.touch(id, pending.at);
+        if (this.pendingTouches.get(id) === pending) this.forgetTouch(id); // visible now (unless touched again meanwhile)
+      }),
+    );
   }
 
   /**
@@ -239,21 +273,22 @@ export class BackOfficeSessionService {
    * dropped a little later, never early.
    */
   private forgetTouchesBefore(cutoffMs: number): void {
-    for (const [id, at] of this.pendingTouches) {
+    for (const [id, { at }] of this.pendingTouches) {
       if (at.getTime() > cutoffMs) return;
-      this.pendingTouches.delete(id);
+      this.forgetTouch(id);
     }
   }
 
   /**
    * `session` (as read from the store) with the last-seen time of a write of this process not visible yet
    * ({@link touch}); a remembered write the read already sees is forgotten. Every liveness decision of the service
-   * on a session it reads (authenticate, findLiveSessionOf, endReplaced) takes it through this, so they agree.
+   * on a session it reads (authenticate, findLiveSessionOf, endReplaced) takes it through this, so they agree; those
+   * on the user's sessions that the store reads by last-seen (list, listPage, revokeAll) flush them first ({@link flushTouchesOf}).
    */
   private withPendingTouch(session: BackOfficeSession): BackOfficeSession {
-    const pending = this.pendingTouches.get(session.id);
+    const pending = this.pendingTouches.get(session.id)?.at;
     if (pending && pending > session.lastSeenAt) session.lastSeenAt = pending;
-    else if (pending) this.pendingTouches.delete(session.id); // the write is visible now
+    else if (pending) this.forgetTouch(session.id); // the write is visible now
     return session;
   }
 
@@ -307,11 +342,14 @@ export class BackOfficeSessionService {
 
   /**
    * The user's live sessions, most recently seen first: only those made under the user's current security
-   * stamp (the others no longer authenticate).
+   * stamp (the others no longer authenticate). Live by this process's last-seen writes not committed yet too (they are
+   * written first).
    */
   async list(user: Pick<BackOfficeUser, 'id' | 'securityStamp'>, currentSessionId?: string): Promise<BackOfficeSessionDto[]> {
     const now = this.clock.now();
-    const rows = await this.store.listLive(user.id, user.securityStamp, now, idleCutoff(now, this.idleMs));
+    const seenAfter = idleCutoff(now, this.idleMs);
+    await this.flushTouchesOf(user.id, seenAfter);
+    const rows = await this.store.listLive(user.id, user.securityStamp, now, seenAfter);
     // A copy: the host store's array may be frozen or cached (sorting it in place would throw or reorder it).
     return [...rows].sort(byLastSeenThenId).map((s) => toSessionDto(s, currentSessionId));
   }
@@ -327,6 +365,8 @@ export class BackOfficeSessionService {
   ): Promise<{ items: BackOfficeSessionDto[]; more: boolean }> {
     const now = this.clock.now();
     const seenAfter = idleCutoff(now, this.idleMs);
+    // Written before the read, not applied after it: the store orders and pages by last-seen, so pages stay whole and disjoint.
+    await this.flushTouchesOf(user.id, seenAfter);
     let rows: BackOfficeSession[];
     let more: boolean;
     if (this.store.listLivePage) {
@@ -400,12 +440,15 @@ export class BackOfficeSessionService {
   /**
    * Revokes every session of the user not revoked yet, except `exceptSessionId`. Returns how many ended. Given the
    * user (with its security stamp), counts only the sessions that were live (not already ended by the idle or
-   * absolute timeout or by a stamp the user no longer has), which is what a published or answered count must say.
+   * absolute timeout or by a stamp the user no longer has), which is what a published or answered count must say;
+   * a session live by a last-seen write of this process not committed yet counts (written first, as in {@link list}).
    */
   async revokeAll(user: string | Pick<BackOfficeUser, 'id' | 'securityStamp'>, exceptSessionId?: string): Promise<number> {
     const now = this.clock.now();
     if (typeof user === 'string') return this.store.revokeAll(user, now, exceptSessionId);
-    return this.store.revokeAll(user.id, now, exceptSessionId, { securityStamp: user.securityStamp, seenAfter: idleCutoff(now, this.idleMs) });
+    const seenAfter = idleCutoff(now, this.idleMs);
+    await this.flushTouchesOf(user.id, seenAfter);
+    return this.store.revokeAll(user.id, now, exceptSessionId, { securityStamp: user.securityStamp, seenAfter });
   }
 
   /**
