@@ -137,6 +137,33 @@ describe('stored challenges: per-IP limits, a cap per user', () => {
     expect(await liveChallenges(user.id, 'reauthentication')).toBe(1);
   });
 
+  it('OWASP ASVS 5.0 2.4.1 / 4.0 11.1.4: second-factor passkey challenges are not capped per user, so whoever holds the password only cannot void the user\'s ceremony with more options calls; the route stays limited per IP (rateLimits.loginPerIp)', async () => {
+    const { user, authenticator } = await withPasskey(uniqueIpv4());
+    await ctx.userManager.setTwoFactorEnabled(user, true);
+    const pendingLogin = async (ip: string): Promise<HttpClient> => {
+      const http = new HttpClient(ctx.url);
+      const login = await http.request('POST', '/auth/login', { body: { username: user.email, password: TEST_PASSWORD }, ...from(ip) });
+      expect(login.body.status, login.text).toBe('requiresTwoFactor');
+      return http;
+    };
+    const own = await pendingLogin(uniqueIpv4());
+    const options = await own.request('POST', '/auth/2fa/passkey/options', { body: {}, ...from(uniqueIpv4()) });
+    expect(options.status, options.text).toBe(200);
+
+    // The password alone (a pending sign-in of its own): six options calls while the user's ceremony is under way.
+    const attackerIp = uniqueIpv4();
+    const attacker = await pendingLogin(attackerIp);
+    for (let i = 0; i < 6; i++) expect((await attacker.request('POST', '/auth/2fa/passkey/options', { body: {}, ...from(attackerIp) })).status).toBe(200);
+
+    const done = await own.request('POST', '/auth/2fa/passkey', { body: { credential: authenticator.assert(options.body) }, ...from(uniqueIpv4()) });
+    expect(done.status, done.text).toBe(200);
+    expect(done.body).toMatchObject({ status: 'success', user: { id: user.id } });
+
+    // Bounded per IP instead: rateLimits.loginPerIp (100 a minute by default) options calls, then 429.
+    for (let i = 6; i < 100; i++) expect((await attacker.request('POST', '/auth/2fa/passkey/options', { body: {}, ...from(attackerIp) })).status).toBe(200);
+    expectLimited(await attacker.request('POST', '/auth/2fa/passkey/options', { body: {}, ...from(attackerIp) }));
+  });
+
   it('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: a user keeps at most BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER (5) live OpenID Connect states of a provider, also under 12 concurrent POST /auth/external/oidc/link; the oldest one\'s callback is then refused as an unknown state, the newest links', async () => {
     const since = ctx.clock.now();
     const liveStates = async (): Promise<number> =>

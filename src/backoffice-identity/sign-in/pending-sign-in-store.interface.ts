@@ -38,9 +38,10 @@ export interface BackOfficePendingSignInMatch {
 }
 
 /**
- * How many live passkey challenges one user keeps per purpose (ceremony): creating another deletes that user's older
- * live ones of the purpose past this many, so a session cookie cannot pile up stored challenges (OWASP ASVS 4.0 11.1.4
- * / 5.0 2.4.1). A person needs one at a time; a few spare ones cover tabs and retries.
+ * How many live passkey challenges one user keeps per purpose (ceremony) of a signed-in session (registration,
+ * step-up): creating another deletes that user's older live ones of the purpose past this many, so a session cookie
+ * cannot pile up stored challenges (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1). A person needs one at a time; a few spare ones
+ * cover tabs and retries. Second-factor challenges are not counted ({@link livePerUserCap}).
  */
 export const BACKOFFICE_PASSKEY_CHALLENGES_PER_USER = 5;
 
@@ -57,11 +58,14 @@ export const BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER = 5;
 /**
  * How many live steps of this one's kind, user and purpose a store keeps when it creates it (this one among them), or
  * null when that kind is not capped per user: passkey challenges and external login states with a user. Two-factor
- * steps are not: a password or passkey sign-in (per-IP and lockout limits) creates them, not a session.
+ * steps are not: a password or passkey sign-in (per-IP and lockout limits) creates them, not a session. Nor are
+ * second-factor passkey challenges (`POST /auth/2fa/passkey/options`): a pending sign-in, not the user, asks for them,
+ * so whoever holds the password only could otherwise void the user's own ceremony under way with a few more calls
+ * (OWASP ASVS 5.0 2.4.1); that route's per-IP limit (`rateLimits.loginPerIp`) and expiry bound them instead.
  */
-export function livePerUserCap(pending: Pick<BackOfficePendingSignIn, 'kind' | 'userId'>): number | null {
+export function livePerUserCap(pending: Pick<BackOfficePendingSignIn, 'kind' | 'userId' | 'purpose'>): number | null {
   if (pending.userId === null) return null;
-  if (pending.kind === 'passkey') return BACKOFFICE_PASSKEY_CHALLENGES_PER_USER;
+  if (pending.kind === 'passkey') return pending.purpose === 'second_factor' ? null : BACKOFFICE_PASSKEY_CHALLENGES_PER_USER;
   if (pending.kind === 'external_login') return BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER;
   return null;
 }
@@ -72,9 +76,9 @@ export function livePerUserCap(pending: Pick<BackOfficePendingSignIn, 'kind' | '
  */
 export interface BackOfficePendingSignInStore {
   /**
-   * Stores a step. A `passkey` or `external_login` step with a user also deletes, atomically with the insert
-   * (concurrent creations included: the user never has more), that user's live steps of the same kind and purpose
-   * beyond the newest {@link BACKOFFICE_PASSKEY_CHALLENGES_PER_USER} (passkey challenges, per ceremony) or
+   * Stores a step. A `passkey` (other than `second_factor`) or `external_login` step with a user also deletes,
+   * atomically with the insert (concurrent creations included: the user never has more), that user's live steps of the
+   * same kind and purpose beyond the newest {@link BACKOFFICE_PASSKEY_CHALLENGES_PER_USER} (passkey challenges, per ceremony) or
    * {@link BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER} (external login states, per provider), this one among them,
    * the oldest first ({@link livePerUserCap}).
    */

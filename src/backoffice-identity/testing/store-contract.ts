@@ -970,6 +970,13 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
           expect(await live(anonymous, at(100))).toHaveLength(cap + 2);
         });
       }
+      test('OWASP ASVS 5.0 2.4.1: second-factor passkey challenges are not capped per user (a pending sign-in asks for them: whoever holds the password only must not void the user\'s ceremony)', async ({ userStore, pendingSignInStore }) => {
+        const user = await newUser(userStore);
+        const steps = Array.from({ length: BACKOFFICE_PASSKEY_CHALLENGES_PER_USER + 2 }, () => pending({ kind: 'passkey', purpose: 'second_factor', userId: user.id }));
+        for (const [i, s] of steps.entries()) await pendingSignInStore.create(s, at(i));
+        const kept = await Promise.all(steps.map((s) => pendingSignInStore.find('passkey', s.keyHash, at(100))));
+        expect(kept.filter((found) => found !== null)).toHaveLength(steps.length);
+      });
     });
 
     describe('API clients', () => {
