@@ -155,6 +155,7 @@ export {
 } from './sign-in/backoffice-sign-in-manager.js';
 export { BackOfficeAccountService, type BackOfficeAccountSession } from './account/backoffice-account.service.js';
 export { BackOfficeNotSupportedError } from './users/not-supported.error.js';
+export { BackOfficeMigrationRequiredError } from './common/migration-required.error.js';
 
 export * from './notifications/notifications.js';
 export { NotificationPublisher, type BackOfficeAnyListener } from './notifications/notification-publisher.service.js';

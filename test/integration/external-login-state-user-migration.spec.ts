@@ -48,7 +48,11 @@ describe('Migration 1732620000000 (external login state user_id)', () => {
     await store.create(signIn, new Date());
     expect((await store.find('external_login', signIn.keyHash, new Date()))?.userId).toBeNull();
     expect((await store.consume('external_login', signIn.keyHash, new Date(), { purpose: 'oidc', browserHash: hash('browser') }))?.payload).toBe('sealed');
-    await expect(store.create(state(userId), new Date())).rejects.toThrow(/user_id/);
+    await expect(store.create(state(userId), new Date())).rejects.toMatchObject({
+      code: 'migration_required',
+      migration: 'BackOfficeIdentityExternalLoginStateUser1732620000000',
+      message: expect.stringContaining('backoffice_external_login_state.user_id'),
+    });
   });
 
   it('up adds the nullable column (deleting the user deletes their states) and the partial (user_id, provider) index; down drops both', async () => {

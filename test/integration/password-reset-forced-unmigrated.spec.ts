@@ -4,6 +4,8 @@ import { HttpClient } from '../support/http-client.js';
 import { TEST_PASSWORD, type IdentityApp, type IdentityAppOptions } from '../support/identity-app.js';
 import { MigrationTestDatabase } from '../support/migration-harness.js';
 import { SoftwareAuthenticator } from '../support/software-authenticator.js';
+import { externalLoginIdentity, waitForExternalProviders } from '../support/external-login-app.js';
+import { ExternalLoginPerson, TestOidcProvider } from '../support/oidc-provider.js';
 
 const MIGRATION = 1732610000000;
 const ORIGIN = 'http://localhost:3000';
@@ -65,6 +67,75 @@ describe('Migration 1732610000000 not applied: an admin\'s forced reset still st
 
     const kept = await passkeyVerify(authenticators.kept);
     expect([kept.status, kept.body.code ?? kept.body.status], kept.text).toEqual([200, 'success']);
+  });
+});
+
+/**
+ * The new code on a database without migration 1732620000000 (`backoffice_external_login_state.user_id`): a link's or
+ * step-up's OpenID Connect state has a user and cannot be stored. Those two routes answer a coded 503
+ * `migration_required` (the migration named once in the server log, nothing of the database error in the answer), not
+ * a bare 500; a sign-in through the provider (a state without a user) still works.
+ */
+describe('Migration 1732620000000 not applied: link and step-up through a provider answer 503 migration_required, sign-in works', () => {
+  const EXTERNAL_MIGRATION = 1732620000000;
+  const SECRET = 'unmigrated-state-secret-0123456789';
+  let migrated: MigrationTestDatabase;
+  let idp: TestOidcProvider;
+  let ctx: IdentityApp | undefined;
+
+  beforeAll(async () => {
+    migrated = await MigrationTestDatabase.create(async () => undefined);
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await idp?.stop();
+    await migrated?.close();
+    vi.restoreAllMocks();
+  });
+
+  it('OWASP ASVS 5.0 16.5.2: POST /auth/external/oidc/link and /reauthenticate answer 503 migration_required (logged once, naming the migration); a sign-in through the provider still signs in', async () => {
+    await migrated.undoFrom(EXTERNAL_MIGRATION);
+    const port = await TestOidcProvider.reservePort();
+    idp = await TestOidcProvider.start([
+      { client_id: 'backoffice-unmigrated', client_secret: SECRET, redirect_uris: [`http://127.0.0.1:${port}/backoffice/auth/external/oidc/callback`] },
+    ]);
+    const errors = vi.spyOn(Logger.prototype, 'error');
+    ctx = await migrated.app({
+      port,
+      identity: externalLoginIdentity(port, [{ name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'backoffice-unmigrated', clientSecret: SECRET }]),
+    });
+    await waitForExternalProviders(ctx.url);
+
+    // A sign-in's state has no user: stored and used as before the migration.
+    const linkedUser = (await ctx.userManager.createUser({ email: 'linked@example.com', name: 'Linked', password: TEST_PASSWORD })).value!;
+    expect((await ctx.userManager.addLogin(linkedUser, { provider: 'oidc', providerKey: 'linked-sub', displayName: 'Single sign-on' })).succeeded).toBe(true);
+    idp.accounts.set('linked-sub', { email: 'linked@example.com', email_verified: true });
+    const person = new ExternalLoginPerson(ctx.url);
+    const signedIn = await person.signIn('oidc', 'linked-sub');
+    expect([signedIn.status, signedIn.headers.get('location')]).toEqual([302, '/backoffice']);
+    expect((await person.app.get('/auth/me')).body.id).toBe(linkedUser.id);
+
+    const expectMigrationRequired = (result: { status: number; body: Record<string, unknown>; text: string }) => {
+      expect(result.status, result.text).toBe(503);
+      expect(Object.keys(result.body).sort()).toEqual(['code', 'message', 'statusCode']);
+      expect(result.body).toMatchObject({ statusCode: 503, code: 'migration_required' });
+      expect(result.text).not.toMatch(/user_id|backoffice_|1732620000000|at .*\.[jt]s/u);
+    };
+    const stepUp = await person.app.post('/auth/external/oidc/reauthenticate', {});
+    expectMigrationRequired(stepUp);
+    const other = (await ctx.userManager.createUser({ email: 'unlinked@example.com', name: 'Unlinked', password: TEST_PASSWORD })).value!;
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(other.email, TEST_PASSWORD)).body.status).toBe('success');
+    expectMigrationRequired(await http.post('/auth/external/oidc/link', {}));
+    expectMigrationRequired(await http.post('/auth/external/oidc/link', {}));
+    expect((await http.get('/auth/me')).status).toBe(200);
+
+    const logged = errors.mock.calls.map((c) => String(c[0]));
+    expect(logged.filter((m) => m.includes('BackOfficeIdentityExternalLoginStateUser1732620000000'))).toHaveLength(1);
+    expect(logged.filter((m) => m.includes('Unhandled error'))).toEqual([]);
+
+    // A password sign-in is not touched either.
+    expect((await new HttpClient(ctx.url).login(other.email, TEST_PASSWORD)).body.status).toBe('success');
   });
 });
 

@@ -50,3 +50,20 @@ export function isDatabaseUnavailableError(error: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * True when `error` (or what it wraps in `driverError` or `cause`) is PostgreSQL's `undefined_column` (42703) for
+ * `column`: a statement of the newest code on a database that the migration adding the column has not reached.
+ */
+export function isUndefinedColumnError(error: unknown, column: string): boolean {
+  const seen = new Set<unknown>();
+  let current: unknown = error;
+  while (typeof current === 'object' && current !== null && !seen.has(current)) {
+    seen.add(current);
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (code === '42703' && typeof message === 'string' && message.includes(`"${column}"`)) return true;
+    const next = current as { driverError?: unknown; cause?: unknown };
+    current = next.driverError ?? next.cause;
+  }
+  return false;
+}

@@ -17,6 +17,9 @@ import { BackOfficeExternalLoginService } from './external-login.service.js';
 import { ChallengeQuery, ExternalLoginProviderResponse, InviteChallengeDto, LinkExternalLoginDto, LinkExternalLoginResponse } from './external-login.dto.js';
 import { TOO_MANY_CHALLENGES, TOO_MANY_SIGN_IN_ATTEMPTS } from '../openapi/rate-limit-descriptions.js';
 
+/** The 503s of a signed-in provider round trip (link, step-up), whose state stores the user. */
+const MIGRATION_OR_PROVIDER_UNAVAILABLE = 'provider_unavailable; migration_required: the database lacks migration 1732620000000 (the state\'s user), named in the server log';
+
 /** External login providers (OpenID Connect): contract section 6. */
 @ApiTags('external-logins')
 @Controller('auth/external')
@@ -116,7 +119,7 @@ export class ExternalLoginController {
     [404, 'not_found: unknown provider'],
     [409, 'login_already_linked: you have a login of this provider'],
     [429, TOO_MANY_CHALLENGES],
-    [503, 'provider_unavailable'],
+    [503, MIGRATION_OR_PROVIDER_UNAVAILABLE],
   )
   async link(
     @Param('provider') provider: string,
@@ -144,7 +147,7 @@ export class ExternalLoginController {
     [403, 'xsrf_failed'],
     [404, 'not_found: unknown provider, or no login of this provider'],
     [429, TOO_MANY_CHALLENGES],
-    [503, 'provider_unavailable'],
+    [503, MIGRATION_OR_PROVIDER_UNAVAILABLE],
   )
   async reauthenticate(
     @Param('provider') provider: string,

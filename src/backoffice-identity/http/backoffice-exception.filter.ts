@@ -7,6 +7,7 @@ import { isDatabaseUnavailableError } from '../common/database-errors.js';
 import { BackOfficeHttpError, type BackOfficeErrorBody } from './backoffice-http-error.js';
 import { backOfficeErrorCodeForStatus } from './error-codes.js';
 import { BackOfficeNotSupportedError } from '../users/not-supported.error.js';
+import { BackOfficeMigrationRequiredError } from '../common/migration-required.error.js';
 import { asTokenEndpointError } from '../api-users/oauth-error-body.js';
 import {
   BackOfficeHttpPlatform,
@@ -29,7 +30,8 @@ const DECODER_ERROR_CODE = /^(?:Z_|ERR__ERROR_|ERR_BROTLI)/;
  * A path is compared as the routers match it ({@link routedPath}: in any case, escapes decoded), so every spelling
  * that reaches the module's routes gets the module's shape.
  * A database that is unreachable, restarting or past its statement timeout gives 503 `database_unavailable`
- * with `Retry-After`. Unknown errors become a 500 with no detail (logged server-side). Errors of the host
+ * with `Retry-After`; one that lacks a migration a write needs ({@link BackOfficeMigrationRequiredError}) 503
+ * `migration_required`. Unknown errors become a 500 with no detail (logged server-side). Errors of the host
  * app's other routes (a path merely containing the prefix, such as `/api/backoffice/x`, included) go to the
  * host's own global filters, else to Nest's default handling; a `BackOfficeHttpError` (e.g. from the
  * module's guard on a host route) that no host filter takes keeps the module's shape.
@@ -113,6 +115,8 @@ export class BackOfficeExceptionFilter extends BaseExceptionFilter implements On
 
   private toBody(exception: unknown): BackOfficeErrorBody {
     if (exception instanceof BackOfficeNotSupportedError) return BackOfficeHttpError.of('not_supported', exception.message).getResponse() as BackOfficeErrorBody;
+    // Logged (naming the migration) where it is detected; the answer names nothing of the schema.
+    if (exception instanceof BackOfficeMigrationRequiredError) return BackOfficeHttpError.of('migration_required').getResponse() as BackOfficeErrorBody;
     const bodyError = BackOfficeExceptionFilter.bodyParserError(exception);
     if (bodyError) return bodyError.getResponse() as BackOfficeErrorBody;
     if (exception instanceof HttpException) {

@@ -92,6 +92,11 @@ export const BACKOFFICE_ERROR_CODES = {
   email_failed: { status: 502, description: 'The change was made but the email could not be sent.' },
   database_unavailable: { status: 503, description: 'The database is unreachable or too slow; retry after `Retry-After`.', message: 'The service is temporarily unavailable; try again shortly.' },
   provider_unavailable: { status: 503, description: 'The external login provider\'s discovery has not succeeded yet.' },
+  migration_required: {
+    status: 503,
+    description: 'The database lacks a migration of the module that this request needs (named in the server log); it answers once the host runs the migrations.',
+    message: 'This is not available until the database is migrated.',
+  },
 } as const satisfies Record<string, BackOfficeErrorCodeInfo>;
 
 /** A code of the registry. */

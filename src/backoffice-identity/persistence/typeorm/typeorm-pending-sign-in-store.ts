@@ -1,8 +1,11 @@
-import { Injectable, Optional } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
+import { isUndefinedColumnError } from '../../common/database-errors.js';
+import { BackOfficeMigrationRequiredError } from '../../common/migration-required.error.js';
+import { BackOfficeIdentityExternalLoginStateUser1732620000000 } from './migrations/1732620000000-backoffice-identity-external-login-state-user.js';
 import { deleteInBatches, returned } from './sql-results.js';
 import type {
   BackOfficePendingSignIn,
@@ -84,11 +87,37 @@ function selectList(t: KindTable): string {
  */
 @Injectable()
 export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSignInStore {
+  private readonly logger = new Logger('BackOfficeIdentity');
+  /** Whether the missing state user column was logged already (once per store: every link would repeat it). */
+  private stateUserMissingLogged = false;
+
   constructor(@Optional() @InjectDataSource() private readonly dataSource: DataSource) {
     requireHostDataSource(dataSource);
   }
 
+  /**
+   * @throws BackOfficeMigrationRequiredError for a state with a user (a link's or step-up's) on a database without
+   * migration 1732620000000 (the state's `user_id`; 503 `migration_required` over HTTP, logged once naming it).
+   */
   async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
+    try {
+      await this.insert(pending, now);
+    } catch (error) {
+      const t = TABLES[pending.kind];
+      if (!t.lateUserId || pending.userId === null || !isUndefinedColumnError(error, t.userId!)) throw error;
+      const migrationRequired = new BackOfficeMigrationRequiredError(BackOfficeIdentityExternalLoginStateUser1732620000000.name, `${t.table}.${t.userId}`, { cause: error });
+      if (!this.stateUserMissingLogged) {
+        this.stateUserMissingLogged = true;
+        this.logger.error(
+          `BackOfficeIdentityModule: ${migrationRequired.message} POST /auth/external/:name/link and /reauthenticate answer 503 migration_required until it runs ` +
+            '(`migrationsRun: true` in TypeOrmModule.forRoot(), or the TypeORM CLI); sign-ins through a provider are not affected.',
+        );
+      }
+      throw migrationRequired;
+    }
+  }
+
+  private async insert(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
     const t = TABLES[pending.kind];
     // A step without a user leaves the user column out (its default is null): an OpenID Connect sign-in still stores
     // its state on a database that migration 1732620000000 (the state's user_id) has not reached yet.
