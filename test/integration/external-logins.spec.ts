@@ -890,6 +890,48 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       }
     });
 
+    it('OWASP ASVS 4.0 3.7.1 / 5.0 7.5.3: a sign-in through the provider is fresh from the ID token\'s auth_time, not from the callback: a provider session left open longer than session.reauthenticationMinutes (sign-ins send no max_age, so it answers silently) signs in, but @RequiresRecentSignIn() routes answer 401 reauthentication_required, as a step-up with that auth_time is refused; no auth_time is no recent sign-in; a fresh one passes', async () => {
+      for (const secondsAgo of [330, 3600, null, 60]) {
+        const { login } = account('signin-auth-time', { groups: [] });
+        const person = new Person(ctx.url);
+        const callbackUrl = await person.toCallback('oidc', login);
+        idp.idTokenChange = { kind: 'authTime', secondsAgo };
+        try {
+          expectSignedIn(await person.deliver(callbackUrl));
+        } finally {
+          idp.idTokenChange = undefined;
+        }
+        expect((await person.app.get('/auth/me')).status).toBe(200);
+        const link = await person.app.post('/auth/external/corp/link', {});
+        const answer = { status: link.status, code: link.status === 200 ? undefined : link.body.code };
+        const expected = secondsAgo === 60 ? { status: 200, code: undefined } : { status: 401, code: 'reauthentication_required' };
+        expect(answer, `auth_time ${String(secondsAgo)} s before the sign-in`).toEqual(expected);
+      }
+    });
+
+    it('OWASP ASVS 4.0 3.7.1 / 5.0 7.5.3: a sign-in through the provider with an old auth_time that goes on through the module\'s own second factor (TOTP) is fresh from that step', async () => {
+      const { login } = account('signin-auth-time-2fa', { groups: [] });
+      const person = new Person(ctx.url);
+      expectSignedIn(await person.signIn('oidc', login));
+      const setup = await person.app.post('/auth/2fa/setup', { provider: 'totp' });
+      expect(setup.status, setup.text).toBe(200);
+      const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret) });
+      expect((await person.app.post('/auth/2fa/enable', { provider: 'totp', code: totp.generate() })).status).toBe(200);
+
+      const again = new Person(ctx.url);
+      const callbackUrl = await again.toCallback('oidc', login);
+      idp.idTokenChange = { kind: 'authTime', secondsAgo: 3600 };
+      try {
+        expect((await again.deliver(callbackUrl)).headers.get('location')).toMatch(/status=requiresTwoFactor/);
+      } finally {
+        idp.idTokenChange = undefined;
+      }
+      const verified = await again.app.post('/auth/2fa', { provider: 'totp', code: totp.generate({ timestamp: Date.now() + 30_000 }) });
+      expect(verified.status, verified.text).toBe(200);
+      const link = await again.app.post('/auth/external/corp/link', {});
+      expect(link.status, link.text).toBe(200);
+    });
+
     it('OWASP ASVS 5.0 6.3.4: with denyLocalLogin (a provider\'s) a leftover password is no way in: unlinking the last login of a user who still has one is 409 last_login_method; password sign-in, forgot-password and password step-up are 403 local_login_disabled for known and unknown users alike', async () => {
       const local = await newUser();
       const login = sub('deny-leftover');

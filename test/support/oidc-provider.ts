@@ -140,7 +140,10 @@ export class TestOidcProvider {
   private build(): Provider {
     const accounts = this.accounts;
     const provider = new Provider(this.issuer, {
-      clients: this.clients.map((c) => ({ ...c, grant_types: ['authorization_code'], response_types: ['code'] })),
+      // require_auth_time (OpenID Connect Dynamic Client Registration 2), as the README asks hosts to register their
+      // client: every ID token says when the person authenticated, also on a sign-in (sent without max_age), whose
+      // session is fresh from then.
+      clients: this.clients.map((c) => ({ ...c, grant_types: ['authorization_code'], response_types: ['code'], require_auth_time: true })),
       jwks: { keys: [this.jwk as never] },
       pkce: { required: () => true },
       claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'department', 'suspended'], groups: ['groups'] },

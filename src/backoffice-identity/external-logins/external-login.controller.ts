@@ -103,7 +103,9 @@ export class ExternalLoginController {
       '302 to returnUrl (signed in, session cookies set), to the sign-in page with ?status=requiresTwoFactor, to the account page with ' +
       '?status=requiresTwoFactorSetup (a setup-only session: a group requires two-factor), or to the sign-in page ' +
       'with ?error=external_login_failed | external_email_unverified | external_email_in_use | not_allowed | no_linked_account | ' +
-      'login_already_linked | invalid_token | external_groups_unavailable. Never a 5xx.',
+      'login_already_linked | invalid_token | external_groups_unavailable. Never a 5xx. A session signed in here counts as a recent ' +
+      'sign-in (for reauthentication_required routes) from the ID token\'s auth_time, not from the callback (none without auth_time); ' +
+      'after ?status=requiresTwoFactor, from the second factor (POST /auth/2fa).',
   })
   async callback(@Param('provider') provider: string, @Req() request: BackOfficeHttpRequest, @Res({ passthrough: true }) response: BackOfficeHttpResponse): Promise<{ url: string; statusCode: number }> {
     return { url: await this.externalLogins.callback(provider, request, response), statusCode: 302 };

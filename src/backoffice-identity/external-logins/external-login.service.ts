@@ -128,16 +128,28 @@ function freshAuthenticationProblem(claims: { auth_time?: unknown }, nowSeconds:
   return undefined;
 }
 
-/** What the code exchange gives a callback: the claims, the raw ID token, and for a link or step-up how long ago the provider authenticated the person. */
 /**
  * How long ago (seconds, none in the future) the provider authenticated the person, on the system clock the ID
- * token's time checks use, taken when the step-up is recorded: the userinfo call and the writes between the token
- * exchange and the step-up do not lengthen its window.
+ * token's time checks use, taken when the step-up or the sign-in's session is written: the userinfo call and the
+ * writes between the token exchange and then do not lengthen its window.
  */
 function authenticatedSecondsAgo(authTimeSeconds: number | undefined): number | undefined {
   return authTimeSeconds === undefined ? undefined : Math.max(0, Date.now() / 1000 - authTimeSeconds);
 }
 
+/**
+ * How long ago the provider authenticated the person of a sign-in ({@link authenticatedSecondsAgo}, taken when the
+ * session is written), or null without `auth_time`: the session is fresh from the provider's authentication, never
+ * from the callback (OWASP ASVS 4.0 3.7.1, 5.0 7.5.3). A sign-in sends no `max_age`, so a provider session left open
+ * answers it silently; the session it makes passes `@RequiresRecentSignIn()` routes only within
+ * `session.reauthenticationMinutes` of that authentication, as a step-up with that `auth_time` would. A second factor
+ * checked by the module after the provider (`POST /auth/2fa`) makes the session fresh from then.
+ */
+function signInAge(authTimeSeconds: number | undefined): number | null {
+  return authenticatedSecondsAgo(authTimeSeconds) ?? null;
+}
+
+/** What the code exchange gives a callback: the claims, the raw ID token, and when the provider authenticated the person (`auth_time`, seconds). */
 type ExchangedLogin = { claims: BackOfficeExternalLoginClaims; idToken?: string; authTimeSeconds?: number };
 
 /**
@@ -374,8 +386,9 @@ export class BackOfficeExternalLoginService {
     // A link or step-up counts as a fresh sign-in: the provider must have authenticated the person just now.
     const timeProblem = idTokenTimeProblem(idClaims, nowSeconds) ?? (pending.link || pending.reauthenticate ? freshAuthenticationProblem(idClaims, nowSeconds, this.freshAuthenticationSeconds) : undefined);
     if (timeProblem) throw new ExternalLoginError('external_login_failed', timeProblem);
-    // When the provider authenticated the person (the ID token's auth_time, never userinfo's): a link or step-up is
-    // fresh from then, not from this callback (its age is taken when the step-up is recorded: authenticatedSecondsAgo).
+    // When the provider authenticated the person (the ID token's auth_time, never userinfo's): a sign-in, link or
+    // step-up is fresh from then, not from this callback (its age is taken when the session or step-up is written:
+    // authenticatedSecondsAgo).
     const authTimeSeconds = typeof idClaims.auth_time === 'number' ? idClaims.auth_time : undefined;
     // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
     // the store cannot keep would fail after an auto-linked user was created.
@@ -458,7 +471,7 @@ export class BackOfficeExternalLoginService {
   private async completeSignIn(
     provider: ResolvedExternalLoginProvider,
     pending: PendingExternalLogin,
-    { claims, idToken }: ExchangedLogin,
+    { claims, idToken, authTimeSeconds }: ExchangedLogin,
     response: BackOfficeHttpResponse,
   ): Promise<string> {
     const manager = this.userManager;
@@ -485,12 +498,12 @@ export class BackOfficeExternalLoginService {
     // two-factor setup routes, on the account page where the setup is.
     if ((await this.signInManager.twoFactorEnrolment(user)) === 'required') {
       await manager.notify(UserLoginRequiresTwoFactorSetupNotification, user);
-      await this.issuer.issue(user, response, { externalLogin: sealed, twoFactorSetupOnly: true, replaces: pending.replaces });
+      await this.issuer.issue(user, response, { externalLogin: sealed, twoFactorSetupOnly: true, replaces: pending.replaces, authenticatedSecondsAgo: signInAge(authTimeSeconds) });
       return `/${this.options.routePrefix}/account?status=requiresTwoFactorSetup`;
     }
     await this.signInManager.succeed(user);
     await manager.notify(UserExternalLoginSuccessNotification, user, { provider: provider.name });
-    await this.issuer.issue(user, response, { externalLogin: sealed, replaces: pending.replaces });
+    await this.issuer.issue(user, response, { externalLogin: sealed, replaces: pending.replaces, authenticatedSecondsAgo: signInAge(authTimeSeconds) });
     return pending.returnUrl;
   }
 

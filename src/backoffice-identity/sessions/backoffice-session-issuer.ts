@@ -56,15 +56,23 @@ export class BackOfficeSessionIssuer {
    * `externalLogin`: the sign-in came through an external provider (kept for RP-initiated logout);
    * `twoFactorSetupOnly`: a session that reaches only the two-factor setup routes (group-enforced 2FA);
    * `replaces`: a session the sign-in ends besides the one of the request's cookie (the session whose cookie an external
-   * sign-in's challenge carried, see `BackOfficeSessionService.replacedSessionOf`).
+   * sign-in's challenge carried, see `BackOfficeSessionService.replacedSessionOf`);
+   * `authenticatedSecondsAgo`: when the sign-in's authentication was made, for the step-up rule (left out: now; a
+   * provider's `auth_time`; null: unknown, no recent sign-in; see `BackOfficeSessionService.create`).
    */
   async issue(
     user: BackOfficeUser,
     response: BackOfficeHttpResponse,
-    options: { externalLogin?: SealedExternalLogin | null; twoFactorSetupOnly?: boolean; replaces?: { userId: string; sessionId: string } } = {},
+    options: {
+      externalLogin?: SealedExternalLogin | null;
+      twoFactorSetupOnly?: boolean;
+      replaces?: { userId: string; sessionId: string };
+      authenticatedSecondsAgo?: number | null;
+    } = {},
   ): Promise<BackOfficeUserDto> {
     const context = BackOfficeRequestContextStore.current();
-    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, { twoFactorSetupOnly: options.twoFactorSetupOnly });
+    const kind = { twoFactorSetupOnly: options.twoFactorSetupOnly, authenticatedSecondsAgo: options.authenticatedSecondsAgo };
+    const { token, session } = await this.sessions.create(user, { ip: context.ipAddress, userAgent: context.userAgent }, kind);
     if (options.externalLogin) await this.externalSessions.attach(session.id, options.externalLogin);
     // The session this browser had until now ends (OWASP ASVS 5.0 7.2.4): the new cookie replaces its token.
     await this.sessions.endReplacedSession(context.sessionToken, session.id);

@@ -58,6 +58,11 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 /** Longest life of a setup-only session (a member who must enrol in 2FA first). */
 export const SETUP_ONLY_SESSION_MINUTES = 15;
 
+/** `secondsAgo` before `nowMs` (epoch ms), never after it; none (or not a number of seconds): `nowMs`. */
+function secondsBefore(nowMs: number, secondsAgo: number | undefined): number {
+  return secondsAgo === undefined || !Number.isFinite(secondsAgo) ? nowMs : nowMs - Math.max(0, secondsAgo) * 1000;
+}
+
 /** A session as its owner sees it in `GET /auth/sessions` (`current`: the session that asks). */
 function toSessionDto(s: BackOfficeSession, currentSessionId: string | undefined): BackOfficeSessionDto {
   return {
@@ -121,11 +126,15 @@ export class BackOfficeSessionService {
   /**
    * Starts a session; returns the cookie token (shown once, never stored). A `twoFactorSetupOnly` session reaches
    * only the two-factor setup routes and lasts at most {@link SETUP_ONLY_SESSION_MINUTES} minutes.
+   * `authenticatedSecondsAgo`: when the sign-in's authentication was made (`@RequiresRecentSignIn()` routes accept
+   * the session for `session.reauthenticationMinutes` from then): left out, now (a password, passkey or second factor
+   * checked by this request); a number, that long before now, never in the future (an external provider's
+   * `auth_time`); null, unknown, so the session starts without a recent sign-in.
    */
   async create(
     user: BackOfficeUser,
     context: { ip?: string | null; userAgent?: string | null },
-    kind: { twoFactorSetupOnly?: boolean } = {},
+    kind: { twoFactorSetupOnly?: boolean; authenticatedSecondsAgo?: number | null } = {},
   ): Promise<{ token: string; session: BackOfficeSession }> {
     const token = randomToken(32);
     const now = this.clock.now();
@@ -138,7 +147,7 @@ export class BackOfficeSessionService {
       createdAt: now,
       lastSeenAt: now,
       expiresAt: new Date(now.getTime() + lifetimeMs),
-      reauthenticatedAt: now,
+      reauthenticatedAt: kind.authenticatedSecondsAgo === null ? null : new Date(secondsBefore(now.getTime(), kind.authenticatedSecondsAgo)),
       twoFactorSetupOnly: kind.twoFactorSetupOnly === true,
       revokedAt: null,
       ip: context.ip?.slice(0, 64) ?? null,
@@ -513,7 +522,7 @@ export class BackOfficeSessionService {
   /** When a re-authentication made `secondsAgo` (none: now; never in the future) happened, and not before the session's last one. */
   private reauthenticationTime(session: Pick<BackOfficeSession, 'reauthenticatedAt'>, secondsAgo: number | undefined): Date {
     const now = this.clock.now().getTime();
-    const at = secondsAgo === undefined || !Number.isFinite(secondsAgo) ? now : now - Math.max(0, secondsAgo) * 1000;
+    const at = secondsBefore(now, secondsAgo);
     // A host store may answer undefined (or an unparsable value) for "never": no earlier re-authentication to keep.
     const stored = session.reauthenticatedAt == null ? Number.NaN : new Date(session.reauthenticatedAt).getTime();
     const last = Number.isFinite(stored) ? stored : Number.NEGATIVE_INFINITY;
