@@ -204,6 +204,7 @@ export { BackOfficeInviteService, type BackOfficeInviteInput, type BackOfficeInv
 export { BackOfficePasswordResetService } from './auth/backoffice-password-reset.service.js';
 export { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';
 export type { TwoFactorProvider, TwoFactorSetup, TwoFactorVerifyOutcome } from './two-factor/two-factor-provider.interface.js';
+export { TwoFactorAlreadySetUpError } from './two-factor/two-factor-provider.interface.js';
 export { TotpTwoFactorProvider, DEFAULT_TOTP, type TotpParameters } from './two-factor/totp-two-factor.provider.js';
 export { SecretCipher } from './two-factor/secret-cipher.js';
 export { RECOVERY_PROVIDER } from './two-factor/recovery-codes.js';

@@ -8,7 +8,7 @@ import { BackOfficeSessionIssuer } from '../sessions/backoffice-session-issuer.j
 import { BackOfficeSessionService, type BackOfficeSessionDto } from '../sessions/backoffice-session.service.js';
 import type { BackOfficeSession as BackOfficeSessionEntity } from '../sessions/session-store.interface.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
-import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
+import { TwoFactorAlreadySetUpError, type TwoFactorProvider, type TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import type { BackOfficePasswordCheckOutcome, BackOfficeUserManager } from '../users/backoffice-user-manager.js';
 
@@ -203,8 +203,15 @@ export class BackOfficeAccountService {
   async startTwoFactorSetup(user: BackOfficeUser, providerName: string): Promise<IdentityResult<TwoFactorSetup>> {
     const provider = this.twoFactorProvider(providerName);
     if (!provider.succeeded) return provider as IdentityResult<never>;
-    if (await this.alreadyEnrolled(user, provider.value!)) return failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
-    return IdentityResult.success(await provider.value!.generateSetup(user));
+    const alreadyOn = () => failure('two_factor_already_enabled', 'Two-factor authentication is already on.');
+    if (await this.alreadyEnrolled(user, provider.value!)) return alreadyOn();
+    try {
+      return IdentityResult.success(await provider.value!.generateSetup(user));
+    } catch (error) {
+      // `user` was read before an enable committed: the provider kept the key that enable confirmed.
+      if (error instanceof TwoFactorAlreadySetUpError) return alreadyOn();
+      throw error;
+    }
   }
 
   /** 2FA is on and `provider` is set up for it (so a new enrolment would replace a working factor). */

@@ -20,6 +20,7 @@ import {
   isUserRecoveryCodeStore,
   isUserTwoFactorStore,
   isUserPasskeyStore,
+  isUserAuthenticatorKeyStore,
   type BackOfficeUserStore,
   type UserGroupStore,
 } from '../users/stores/user-store.interface.js';
@@ -410,6 +411,22 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.countRecoveryCodes(user.id)).toBe(2);
         expect(await userStore.redeemRecoveryCode(user.id, hash('kept'), at(5))).toBe(false);
         expect(await userStore.redeemRecoveryCode(user.id, hash('fresh-1'), at(5))).toBe(true);
+      });
+
+      test('ASVS 4.0 1.11.3: setAuthenticatorKey replaces an unconfirmed key, and a confirmed one while 2FA is off, but keeps a confirmed key while 2FA is on (false); a store answering nothing is taken to have stored it', async ({ userStore }) => {
+        if (!isUserAuthenticatorKeyStore(userStore) || !isUserTwoFactorStore(userStore)) return;
+        const user = await newUser(userStore);
+        const stored = (answer: boolean | void) => answer !== false;
+        expect(stored(await userStore.setAuthenticatorKey(user.id, 'totp', 'secret-1', at(0)))).toBe(true);
+        expect(stored(await userStore.setAuthenticatorKey(user.id, 'totp', 'secret-2', at(1)))).toBe(true);
+        expect(await userStore.useAuthenticatorStep(user.id, 'totp', 10, true, at(2), 'secret-2')).toBe(true);
+        // Confirmed, 2FA still off (an enable that did not get to turn it on): a new setup replaces it.
+        expect(stored(await userStore.setAuthenticatorKey(user.id, 'totp', 'secret-3', at(3)))).toBe(true);
+        expect(await userStore.getAuthenticatorKey(user.id, 'totp')).toEqual({ encryptedSecret: 'secret-3', confirmed: false, lastUsedStep: null });
+        expect(await userStore.useAuthenticatorStep(user.id, 'totp', 11, true, at(4), 'secret-3')).toBe(true);
+        await userStore.setTwoFactorEnabled(user.id, true, 'stamp-2fa', at(5));
+        expect(await userStore.setAuthenticatorKey(user.id, 'totp', 'secret-4', at(6))).toBe(false);
+        expect(await userStore.getAuthenticatorKey(user.id, 'totp')).toEqual({ encryptedSecret: 'secret-3', confirmed: true, lastUsedStep: 11 });
       });
 
       test('OWASP ASVS 5.0 6.3.x: removePasskey with keepAtLeast keeps that many (false, nothing removed), counted with the delete: removals sent at once leave one; without it the last one goes', async ({ userStore }) => {

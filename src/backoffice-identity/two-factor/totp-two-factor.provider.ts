@@ -4,7 +4,7 @@ import type { BackOfficeClock } from '../common/clock.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { isUserAuthenticatorKeyStore, type BackOfficeUserStore, type UserAuthenticatorKeyStore } from '../users/stores/user-store.interface.js';
 import { SecretCipher } from './secret-cipher.js';
-import type { TwoFactorProvider, TwoFactorSetup, TwoFactorVerifyOutcome } from './two-factor-provider.interface.js';
+import { TwoFactorAlreadySetUpError, type TwoFactorProvider, type TwoFactorSetup, type TwoFactorVerifyOutcome } from './two-factor-provider.interface.js';
 
 /** TOTP parameters (RFC 6238). Authenticator apps expect the defaults. */
 export interface TotpParameters {
@@ -68,7 +68,10 @@ export class TotpTwoFactorProvider implements TwoFactorProvider {
 
   async generateSetup(user: BackOfficeUser): Promise<TwoFactorSetup> {
     const secret = new Secret({ size: 20 });
-    await this.store.setAuthenticatorKey(user.id, this.name, this.cipher.encrypt(secret.base32), this.clock.now());
+    // Refused by the store when 2FA is on with a confirmed key (an enable committed since the caller's check).
+    if ((await this.store.setAuthenticatorKey(user.id, this.name, this.cipher.encrypt(secret.base32), this.clock.now())) === false) {
+      throw new TwoFactorAlreadySetUpError(this.name);
+    }
     const otpauthUri = this.totp(secret, user.email).toString();
     const qrCodeDataUrl = await QRCode.toDataURL(otpauthUri, { errorCorrectionLevel: 'M', margin: 2, width: 256 });
     return { secret: secret.base32, otpauthUri, qrCodeDataUrl };

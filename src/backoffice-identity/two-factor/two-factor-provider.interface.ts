@@ -18,6 +18,17 @@ export interface TwoFactorVerifyOutcome {
 }
 
 /**
+ * Thrown by {@link TwoFactorProvider.generateSetup} when the user's confirmed enrolment stays (2FA is on with it, read
+ * as the new one would be written): `POST /auth/2fa/setup` answers 409 `two_factor_already_enabled`.
+ */
+export class TwoFactorAlreadySetUpError extends Error {
+  constructor(readonly provider: string) {
+    super(`Two-factor provider "${provider}" is set up already: its confirmed enrolment was kept`);
+    this.name = 'TwoFactorAlreadySetUpError';
+  }
+}
+
+/**
  * A second factor, like ASP.NET Identity's token providers. Register extra ones through
  * `forRoot({ twoFactor: { providers: [...] } })`; TOTP is built in.
  */
@@ -34,7 +45,10 @@ export interface TwoFactorProvider {
   readonly enrolsThroughSetup?: boolean;
   /** True when the user has a confirmed enrolment with this provider. */
   isSetUp(user: BackOfficeUser): Promise<boolean>;
-  /** Starts (or restarts) an unconfirmed enrolment. */
+  /**
+   * Starts (or restarts) an unconfirmed enrolment. Throws {@link TwoFactorAlreadySetUpError} rather than replace a
+   * confirmed enrolment while the user has 2FA on (the check made before it ran on a copy of the user read earlier).
+   */
   generateSetup(user: BackOfficeUser): Promise<TwoFactorSetup>;
   /**
    * Checks a code. With `{ enrolling: true }` it checks the unconfirmed enrolment and confirms it. Codes are single

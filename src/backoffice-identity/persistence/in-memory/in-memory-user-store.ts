@@ -437,8 +437,12 @@ export class InMemoryBackOfficeUserStore
     return key ? { encryptedSecret: key.encryptedSecret, confirmed: key.confirmed, lastUsedStep: key.lastUsedStep } : null;
   }
 
-  async setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string): Promise<void> {
-    if (this.row(userId)) this.authenticators.set(`${userId}\u0000${provider}`, { userId, encryptedSecret, confirmed: false, lastUsedStep: null });
+  async setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string): Promise<boolean> {
+    const row = this.row(userId);
+    const key = `${userId}\u0000${provider}`;
+    if (!row || (row.twoFactorEnabled && this.authenticators.get(key)?.confirmed)) return false;
+    this.authenticators.set(key, { userId, encryptedSecret, confirmed: false, lastUsedStep: null });
+    return true;
   }
 
   async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, _now?: Date, encryptedSecret?: string): Promise<boolean> {

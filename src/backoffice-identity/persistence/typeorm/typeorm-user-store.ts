@@ -846,13 +846,23 @@ export class TypeOrmBackOfficeUserStore
     };
   }
 
-  async setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string, now: Date): Promise<void> {
-    await this.manager.query(
-      `INSERT INTO backoffice_user_authenticator (user_id, provider, encrypted_secret, confirmed_at, last_used_step, created_at)
-       VALUES ($1, $2, $3, NULL, NULL, $4)
-       ON CONFLICT (user_id, provider) DO UPDATE SET encrypted_secret = $3, confirmed_at = NULL, last_used_step = NULL, created_at = $4`,
+  /**
+   * One statement: the user's row is locked (FOR NO KEY UPDATE, before the key's row: the order of the other writers)
+   * and its 2FA flag read under that lock, so a confirmed key of a user whose 2FA an enable turned on meanwhile is
+   * kept (false), and a key an enable confirms after this is the new one. No user: nothing written (false).
+   */
+  async setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string, now: Date): Promise<boolean> {
+    if (!isUuid(userId)) return false;
+    const rows = await this.manager.query(
+      `WITH owner AS (SELECT two_factor_enabled FROM backoffice_user WHERE id = $1 FOR NO KEY UPDATE)
+       INSERT INTO backoffice_user_authenticator (user_id, provider, encrypted_secret, confirmed_at, last_used_step, created_at)
+       SELECT $1, $2, $3, NULL, NULL, $4 FROM owner
+       ON CONFLICT (user_id, provider) DO UPDATE SET encrypted_secret = $3, confirmed_at = NULL, last_used_step = NULL, created_at = $4
+       WHERE backoffice_user_authenticator.confirmed_at IS NULL OR NOT (SELECT two_factor_enabled FROM owner)
+       RETURNING user_id`,
       [userId, provider, encryptedSecret, now],
     );
+    return returned(rows).length === 1;
   }
 
   async useAuthenticatorStep(userId: string, provider: string, step: number, confirm: boolean, now: Date, encryptedSecret?: string): Promise<boolean> {

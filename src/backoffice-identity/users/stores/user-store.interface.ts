@@ -226,8 +226,14 @@ export interface StoredAuthenticatorKey {
 /** Per-provider authenticator secrets (like ASP.NET Identity's `IUserAuthenticatorKeyStore`). */
 export interface UserAuthenticatorKeyStore {
   getAuthenticatorKey(userId: string, provider: string): Promise<StoredAuthenticatorKey | null>;
-  /** Stores an unconfirmed key, replacing any earlier one of that provider. */
-  setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string, now: Date): Promise<void>;
+  /**
+   * Stores an unconfirmed key, replacing any earlier one of that provider, but not a confirmed key while the user has
+   * 2FA on, read under the lock of the write (the user's row): then nothing is written and the answer is false, as for
+   * no such user. A setup checked "2FA is off" on a copy of the user read before an enable committed; replacing the key
+   * that enable confirmed left 2FA on with a key no code of the person's app is accepted for (OWASP ASVS 4.0 1.11.3).
+   * A store that answers nothing (`void`) is taken to have stored it.
+   */
+  setAuthenticatorKey(userId: string, provider: string, encryptedSecret: string, now: Date): Promise<boolean | void>;
   /**
    * Records `step` as used; false when `step` is not newer than the last used one. With `confirm` it confirms an
    * unconfirmed key (false when the key is confirmed already: an enrolment is confirmed once, also by concurrent
