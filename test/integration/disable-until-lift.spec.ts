@@ -58,3 +58,77 @@ describe('a disable with `until` that has passed is lifted by every sign-in path
     expect(reset.status, reset.text).toBe(200);
   });
 });
+
+/**
+ * OWASP ASVS 4.0 1.11.3 / 5.0 15.4.2: an import's isApproved is a disable (or enable) for good, as POST /users/:id/disable
+ * without `until` and POST /users/:id/enable are. An `until` left from an earlier timed disable must not let the next
+ * sign-in enable again (liftExpiredDisable, with no step-up) a user an import disabled.
+ */
+describe('an import disable is not lifted by a stale `until` of an earlier timed disable', () => {
+  let db: TestDatabase;
+  let ctx: IdentityApp;
+  let bossEmail: string;
+  const make = userFactory(() => ctx, 'untilimport');
+  const anon = () => new HttpClient(ctx.url);
+  /** A fresh admin session (a recent sign-in, so an import enabling a user passes its step-up). */
+  const admin = async () => {
+    const client = anon();
+    expect((await client.login(bossEmail, TEST_PASSWORD)).status).toBe(200);
+    return client;
+  };
+  const importApproval = async (user: { email: string }, isApproved: boolean | undefined) => {
+    const res = await (await admin()).post('/users/import', { users: [{ email: user.email, name: 'Test User', groups: [], isApproved }], onConflict: 'update' });
+    expect([res.status, res.body.results?.[0]?.outcome], res.text).toEqual([200, 'updated']);
+  };
+  const disableForAnHour = async (id: string) => {
+    const until = new Date(ctx.clock.now().getTime() + 3_600_000).toISOString();
+    const res = await (await admin()).post(`/users/${id}/disable`, { reason: 'holiday', until });
+    expect(res.status, res.text).toBe(200);
+  };
+  /** The user refused at sign-in, as stored and as the API shows them: disabled for good. */
+  const expectDisabledForGood = async (user: { id: string; email: string }) => {
+    const login = await anon().login(user.email, TEST_PASSWORD);
+    expect([login.status, login.body?.code], login.text).toEqual([403, 'not_allowed']);
+    const stored = (await ctx.userManager.findById(user.id))!;
+    expect([stored.isApproved, stored.disabledUntil, stored.disabledReason]).toEqual([false, null, null]);
+    const listed = await (await admin()).get(`/users?filter=${encodeURIComponent(user.email)}`);
+    const shown = listed.body.items?.find((u: { id: string }) => u.id === user.id);
+    expect([shown?.state, shown?.disabledUntil, shown?.disabledReason], listed.text).toEqual(['disabled', null, null]);
+  };
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ctx = await createIdentityApp(db, { identity: { rateLimits: { enabled: false } } });
+    bossEmail = (await make({ groups: ['admin'] })).email;
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await db?.drop();
+  });
+
+  it('timed disable, import enable (clears the disable), then after `until` an import disable: the sign-in is refused and the user stays disabled', async () => {
+    const user = await make({ groups: [] });
+    await disableForAnHour(user.id);
+    await importApproval(user, true);
+    const enabled = (await ctx.userManager.findById(user.id))!;
+    ctx.clock.advance(2 * 3_600_000);
+    await importApproval(user, false);
+    await expectDisabledForGood(user);
+    // The import's enable was for good too (as POST /users/:id/enable): no end or reason of the disable it ended is kept.
+    expect([enabled.isApproved, enabled.disabledUntil, enabled.disabledReason]).toEqual([true, null, null]);
+  });
+
+  it('a timed disable that has ended, then an import disable: the sign-in is refused and the user stays disabled', async () => {
+    const user = await make({ groups: [] });
+    await disableForAnHour(user.id);
+    ctx.clock.advance(2 * 3_600_000);
+    // A reset link the user got once the disable had ended: the import's disable voids it, as POST /users/:id/disable does.
+    const link = await ctx.userManager.generatePasswordResetToken((await ctx.userManager.findById(user.id))!);
+    // A record without isApproved changes nothing of it: the link stays.
+    await importApproval(user, undefined);
+    expect(await ctx.userManager.verifyUserToken((await ctx.userManager.findById(user.id))!, 'password_reset', link)).toBe(true);
+    await importApproval(user, false);
+    await expectDisabledForGood(user);
+    expect(await ctx.userManager.verifyUserToken((await ctx.userManager.findById(user.id))!, 'password_reset', link)).toBe(false);
+  });
+});

@@ -538,6 +538,36 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
           expect([dryRun, (await userStore.findByNormalizedEmail(newcomer.normalizedEmail)) !== null]).toEqual([dryRun, !dryRun]);
         }
       });
+
+      test('OWASP ASVS 4.0 1.11.3 / 5.0 15.4.2: a row\'s isApproved enables or disables for good: an enable, or a disable of a user who can sign in now (a timed disable ended), keeps no disabledUntil or disabledReason; a disable of a user disabled now keeps its disable', async ({ userStore }) => {
+        if (!isUserImportStore(userStore)) return;
+        const disabledUntil = async (until: Date, changes: Partial<BackOfficeUser> = {}) => {
+          const user = await newUser(userStore);
+          await userStore.updateProfile(user.id, { isApproved: false, disabledUntil: until, disabledReason: 'holiday', ...changes }, at(1));
+          return user;
+        };
+        const enabled = await disabledUntil(at(2 * HOUR));
+        const ended = await disabledUntil(at(HOUR));
+        // Approved with the end and reason of an earlier disable left on it (as an import's enable used to leave them).
+        const stale = await disabledUntil(at(HOUR), { isApproved: true });
+        const running = await disabledUntil(at(5 * HOUR));
+        const row = (user: BackOfficeUser, isApproved: boolean): ImportedUserRow => ({ ...importRow(user, user.name), isApproved });
+        const outcomes = await userStore.importUsers(
+          [row(enabled, true), row(ended, false), row(stale, false), row(running, false)],
+          { onConflict: 'update', dryRun: false, protectedGroup: 'admin' },
+          at(2 * HOUR),
+        );
+        expect(outcomes).toEqual(['updated', 'updated', 'updated', 'updated']);
+        const stored = async (user: BackOfficeUser) => {
+          const found = (await userStore.findById(user.id))!;
+          return [found.isApproved, found.disabledUntil ?? null, found.disabledReason ?? null, deriveUserState(found, at(6 * HOUR))];
+        };
+        expect(await stored(enabled)).toEqual([true, null, null, 'inactive']);
+        // Disabled for good: no sign-in after the old end enables them again (liftExpiredDisable).
+        expect(await stored(ended)).toEqual([false, null, null, 'disabled']);
+        expect(await stored(stale)).toEqual([false, null, null, 'disabled']);
+        expect((await stored(running)).slice(0, 3)).toEqual([false, at(5 * HOUR), 'holiday']);
+      });
     });
 
     describe('user list', () => {

@@ -251,23 +251,33 @@ async function lockProtectedGroup(manager: EntityManager, protectedGroup: string
  * of the same lookup key) changed or the user was disabled, its outstanding password-reset, invite and email-change links are voided, as the manager's password
  * change, email change and disable do (OWASP ASVS 4.0 V2.5, 3.3.3); a disabled user's API bearer tokens are revoked (3.3.1), so
  * enabling it again never revives them. All in the caller's transaction.
+ *
+ * The record's `isApproved` enables or disables for good, as the manager's `setApproved` without an `until` does: an
+ * enable, or a disable of a user who can sign in now (approved, or a timed disable whose `until` has passed), clears
+ * `disabled_until` and `disabled_reason`. Kept, a past `until` had the user's next sign-in enable again
+ * (`liftExpiredDisable`, no step-up) a user the import disabled, and the user list showed it enabled (OWASP ASVS 4.0
+ * 1.11.3, 5.0 15.4.2). A disable of a user disabled now keeps that disable (its end and reason) as it is.
  */
 async function updateUser(manager: EntityManager, id: string, row: ImportedUserRow, now: Date): Promise<void> {
   const result = await manager.query(
-    `WITH old AS (SELECT password_hash, is_approved, email FROM backoffice_user WHERE id = $1 FOR UPDATE)
+    `WITH old AS (SELECT password_hash, email,
+                         $8::boolean IS NOT NULL AND ($8::boolean OR is_approved OR COALESCE(disabled_until <= $10, false)) AS for_good
+                  FROM backoffice_user WHERE id = $1 FOR UPDATE)
      UPDATE backoffice_user u SET username = $2, normalized_username = $3, email = $4, name = $5,
        password_hash = COALESCE($6, u.password_hash), security_stamp = $7, is_approved = COALESCE($8, u.is_approved),
+       disabled_until = CASE WHEN old.for_good THEN NULL ELSE u.disabled_until END,
+       disabled_reason = CASE WHEN old.for_good THEN NULL ELSE u.disabled_reason END,
        last_password_change_at = CASE WHEN $6::text IS NOT NULL AND $6::text IS DISTINCT FROM old.password_hash THEN $10 ELSE u.last_password_change_at END,
        password_reset_forced_at = CASE WHEN $6::text IS NOT NULL THEN NULL ELSE u.password_reset_forced_at END,
        last_login_at = COALESCE($9, u.last_login_at), updated_at = $10
      FROM old WHERE u.id = $1
      RETURNING (u.password_hash IS DISTINCT FROM old.password_hash) AS hash_changed, (u.email IS DISTINCT FROM old.email) AS email_changed,
-               old.is_approved AS was_approved, u.is_approved AS approved`,
+               old.for_good AND NOT u.is_approved AS disabled, u.is_approved AS approved`,
     [id, row.username, row.normalizedUsername, row.email, row.name, row.passwordHash, row.securityStamp, row.isApproved, row.lastLoginAt, now],
   );
-  const written = rowsOf<{ hash_changed: boolean; email_changed: boolean; was_approved: boolean; approved: boolean }>(result)[0];
+  const written = rowsOf<{ hash_changed: boolean; email_changed: boolean; disabled: boolean; approved: boolean }>(result)[0];
   if (!written) return;
-  if (written.hash_changed || written.email_changed || (written.was_approved && !written.approved)) {
+  if (written.hash_changed || written.email_changed || written.disabled) {
     await manager.query(
       `UPDATE backoffice_user_token SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL AND purpose IN ('password_reset', 'invite', 'change_email')`,
       [id, now],
