@@ -33,7 +33,7 @@ import {
   RevokedSessionsResponse,
   SessionResponse,
 } from './auth.dto.js';
-import { stepUpAnswer, throwIfLockedOut } from './backoffice-local.strategy.js';
+import { stepUpAnswer, throwIfLockedOut, throwIfPasswordRefused } from './backoffice-local.strategy.js';
 import { BackOfficeLoginGuard, type BackOfficeLoginRequest } from './backoffice-login.guard.js';
 import { PER_IP, TOO_MANY_PASSWORD_CHECKS } from '../openapi/rate-limit-descriptions.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
@@ -186,10 +186,8 @@ export class AuthController {
     const { user } = request.backOffice;
     const result = await this.account.changePassword(user, sessionOf(request), body.currentPassword, body.newPassword, response);
     throwIfLockedOut(result, user, this.clock.now());
-    if (!result.succeeded) {
-      if (result.errors.some((e) => e.code === 'no_local_password')) throw BackOfficeHttpError.noLocalPassword();
-      throw result.errors.some((e) => e.code === 'invalid_credentials') ? BackOfficeHttpError.invalidCredentials() : BackOfficeHttpError.invalidPassword(result.errors);
-    }
+    throwIfPasswordRefused(result);
+    if (!result.succeeded) throw BackOfficeHttpError.invalidPassword(result.errors);
     return { status: 'success' };
   }
 
@@ -220,9 +218,7 @@ export class AuthController {
     if (this.options.denyLocalLogin) throw BackOfficeHttpError.localLoginDisabled();
     await this.rateLimiter.enforcePasswordCheckPerIp();
     const result = await this.account.reauthenticateWithPassword(user, session, body.password, response);
-    const refused = result.errors[0]?.code;
-    if (refused === 'no_local_password') throw BackOfficeHttpError.noLocalPassword();
-    if (refused === 'invalid_credentials') throw BackOfficeHttpError.invalidCredentials();
+    throwIfPasswordRefused(result);
     // 423 as at sign-in (user.lockoutEnd is the lock's end), or 401 when the session's token was renewed meanwhile.
     return stepUpAnswer(result, user, this.clock.now());
   }

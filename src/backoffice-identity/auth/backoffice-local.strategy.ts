@@ -59,6 +59,17 @@ export function throwIfLockedOut(result: IdentityResult<unknown>, user: Pick<Bac
 }
 
 /**
+ * Throws the two refusals of a password check at change-password and the password step-up: 409 `no_local_password`
+ * (no password of the user to check here) and 401 `invalid_credentials` (a wrong password, or one the directory could
+ * not check); otherwise does nothing. Not {@link BackOfficeHttpError.fromResult}: it answers `no_local_password` with the
+ * account service's description (to ask an administrator), these routes tell to re-authenticate through the provider.
+ */
+export function throwIfPasswordRefused(result: IdentityResult<unknown>): void {
+  if (result.errors.some((e) => e.code === 'no_local_password')) throw BackOfficeHttpError.noLocalPassword();
+  if (result.errors.some((e) => e.code === 'invalid_credentials')) throw BackOfficeHttpError.invalidCredentials();
+}
+
+/**
  * Registers a `passport-local` strategy (through `@nestjs/passport`) that signs in with the
  * `BACKOFFICE_SIGN_IN_MANAGER` resolved from DI, under a name unique to this module instance.
  */
