@@ -129,6 +129,26 @@ describe('Database round trips of an authenticated request and of a login', () =
     expect(rows[0].n).toBe(1);
   });
 
+  it("an admin's import (onConflict skip, fail, or a dry run) does not read again the users it wrote: no hook asks about them", async () => {
+    const admin = await newUser({ groups: ['admin'] });
+    const http = new HttpClient(ctx.url);
+    expect((await http.login(admin.email, TEST_PASSWORD)).status).toBe(200);
+    await drain();
+    // The read of the written users as stored (the hook asStored): all of them by email, in one statement.
+    const rereads = (statements: string[]) => statements.filter((sql) => /^SELECT row_to_json\(u\) .*WHERE u\.normalized_email = ANY\(\$1::varchar\[\]\)$/.test(sql));
+    const imported = async (extra: Record<string, unknown>) => {
+      let status = 0;
+      const statements = await statementsDuring(async () => {
+        status = (await http.post('/users/import', { users: [{ email: `trips-import-${randomBytes(4).toString('hex')}@example.com`, name: 'Imported', groups: ['editor'] }], ...extra })).status;
+      });
+      expect(status, JSON.stringify(extra)).toBe(200);
+      return rereads(statements);
+    };
+    for (const extra of [{}, { onConflict: 'fail' }, { dryRun: true }]) expect(await imported(extra), JSON.stringify(extra)).toEqual([]);
+    // Control: an update asks a step-up of what the users become as written (a group requiring 2FA left), so it reads them.
+    expect(await imported({ onConflict: 'update' })).toHaveLength(1);
+  });
+
   it('a refused login (locked, wrong password, not allowed) writes its audit entry at once, with no session', async () => {
     const user = await newUser();
     expect((await ctx.userManager.setApproved((await ctx.userManager.findById(user.id))!, false)).succeeded).toBe(true);

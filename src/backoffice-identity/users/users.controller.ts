@@ -167,7 +167,10 @@ export class UsersController {
     };
     const stepsUpTargets = checksStepUp && onConflict === 'update';
     const weakensTwoFactor = new Map<number, (written: BackOfficeUser) => boolean>();
-    const authorize: ImportAuthorizer = Object.assign(check, {
+    // Neither hook has anything to ask when the caller may act on anyone and no step-up is asked of an overwrite (an
+    // admin's skip or fail import, a dry run): without them the store does not read again the users it wrote.
+    const asksAsStored = checksPermissions || stepsUpTargets;
+    const authorize: ImportAuthorizer = !asksAsStored ? check : Object.assign(check, {
       asStoredTarget: (current: BackOfficeUser, index: number): void => {
         if (checksPermissions) refused(index, () => this.groups.assertMayManage(actor, current));
         if (!stepsUpTargets) return;
