@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { independentCode } from '../support/oathtool.js';
 import type { TestDatabase } from '../support/database.js';
-import type { IdentityApp } from '../support/identity-app.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
 import { HttpClient } from '../support/http-client.js';
 import { expectClientError } from '../support/bad-input.js';
 import { expectHostOnlyCookie, pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
@@ -13,6 +13,7 @@ import {
   BackOfficeTwoFactorChallengeService,
   SecretCipher,
   TotpTwoFactorProvider,
+  type BackOfficePasswordChecker,
   type TypeOrmBackOfficeUserStore,
 } from '../../src/backoffice-identity/index.js';
 
@@ -39,16 +40,16 @@ describe('Two-factor sign-in under attack', () => {
 
   const nextStep = () => ctx.clock.advance(30_000);
 
-  async function enrolled() {
+  async function enrolled(app: IdentityApp = ctx) {
     const email = `attack${++counter}@example.com`;
-    const user = (await ctx.userManager.createUser({ email, name: 'Attacked', password })).value!;
-    const http = new HttpClient(ctx.url);
+    const user = (await app.userManager.createUser({ email, name: 'Attacked', password })).value!;
+    const http = new HttpClient(app.url);
     expect((await http.login(email, password)).body.status).toBe('success');
     const setup = await http.post('/auth/2fa/setup', { provider: 'totp' });
-    const enableBody = { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) };
+    const enableBody = { provider: 'totp', code: independentCode(setup.body.secret, app.clock) };
     const enable = await http.post('/auth/2fa/enable', enableBody);
     expect(enable.status).toBe(200);
-    nextStep();
+    app.clock.advance(30_000);
     return { email, user, http, secret: setup.body.secret as string, recoveryCodes: enable.body.recoveryCodes as string[], enableBody };
   }
 
@@ -338,6 +339,37 @@ describe('Two-factor sign-in under attack', () => {
     const failed = await sql.query(`SELECT count(*)::int AS n FROM backoffice_audit_entry WHERE affected_user_id = $1 AND event = $2`, [user.id, BackOfficeEvents.LoginFailed]);
     expect(failed[0].n).toBe(0);
     expect((await http.get('/auth/me')).status).toBe(200);
+  });
+
+  it('OWASP ASVS 4.0 2.2.1: a directory-managed user the password checker no longer knows (no local hash left) at POST /auth/2fa/disable gets 401 invalid_credentials, as at step-up and change-password (not 409 no_local_password: the directory owns the password); nothing counts toward lockout', async () => {
+    // A directory that no longer knows anyone: the checker leaves every password to the local hash, which it retired.
+    const forgetting: BackOfficePasswordChecker = { checkPassword: async () => 'fallback' };
+    const own = await createIdentityApp(db, {
+      identity: { rateLimits: { enabled: false }, twoFactor: { encryptionKey: KEY, issuer: 'Acme CMS' }, passwordChecker: { useValue: forgetting } },
+    });
+    try {
+      const { http, user } = await enrolled(own);
+      const sql = own.app.get(DataSource);
+      await sql.query('UPDATE backoffice_user SET password_hash = NULL, directory_managed_at = now() WHERE id = $1', [user.id]);
+      const answers: Array<[string, number, string]> = [];
+      for (const [route, body] of [
+        ['/auth/2fa/disable', { password }],
+        ['/auth/reauthenticate', { password }],
+        ['/auth/change-password', { currentPassword: password, newPassword: 'another long passphrase 1' }],
+      ] as const) {
+        const answer = await http.post(route, body);
+        answers.push([route, answer.status, answer.body.code]);
+      }
+      expect(answers).toEqual([
+        ['/auth/2fa/disable', 401, 'invalid_credentials'],
+        ['/auth/reauthenticate', 401, 'invalid_credentials'],
+        ['/auth/change-password', 401, 'invalid_credentials'],
+      ]);
+      const stored = (await own.userManager.findById(user.id))!;
+      expect([stored.accessFailedCount, stored.lockoutEnd, stored.twoFactorEnabled]).toEqual([0, null, true]);
+    } finally {
+      await own.close();
+    }
   });
 
   it('OWASP ASVS 4.0 2.6.x: new recovery codes (the manager\'s generateNewRecoveryCodes) void the whole old set; only the new ones sign in', async () => {

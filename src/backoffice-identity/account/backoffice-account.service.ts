@@ -65,8 +65,8 @@ export class BackOfficeAccountService {
   }
 
   /**
-   * The checker did not know the user and there is no local hash (`outcome.noPasswordToCheck`), at the step-up and
-   * change-password: a directory-managed user's password is the directory's (it is down, or no longer knows them),
+   * The checker did not know the user and there is no local hash (`outcome.noPasswordToCheck`), at the step-up,
+   * change-password and turning 2FA off: a directory-managed user's password is the directory's (it is down, or no longer knows them),
    * refused as a wrong one; anyone else has none here. Neither is counted.
    */
   private noPasswordToCheck(user: BackOfficeUser): IdentityResult<never> {
@@ -289,7 +289,8 @@ export class BackOfficeAccountService {
    * Turns 2FA off after checking the password (a wrong or missing one counts toward lockout and is audited as
    * `UserLoginFailedNotification` with `via: 'two_factor_disable'`: `invalid_credentials`, `locked_out` when that attempt
    * locked the account; a user without a password
-   * to check gets `no_local_password`, nothing counted);
+   * to check gets `no_local_password`, a directory-managed one the checker no longer knows `invalid_credentials`, as at
+   * the step-up and change-password, nothing counted);
    * refused while a group of the user requires it (`two_factor_required`), and while the user is locked out
    * (`locked_out`, the password not checked). With `denyLocalLogin` no password is asked (none is accepted
    * anywhere): the route's recent sign-in, through the provider, is the proof. Only `session` stays signed in.
@@ -314,7 +315,7 @@ export class BackOfficeAccountService {
       if (this.hasNoPasswordToCheck(user)) return noLocalPassword();
       const outcome: BackOfficePasswordCheckOutcome = {};
       if (password === undefined || !(await this.userManager.checkPassword(user, password, outcome))) {
-        if (outcome.noPasswordToCheck) return noLocalPassword();
+        if (outcome.noPasswordToCheck) return this.noPasswordToCheck(user);
         // A directory outage (the password checker's `unavailable`) is refused without counting toward lockout. A wrong
         // password is counted and audited, as at step-up and change-password.
         return outcome.unavailable ? invalidCredentials() : this.wrongPassword(user, 'two_factor_disable');

@@ -203,7 +203,7 @@ export class TwoFactorController {
   }
 
   @Post('disable')
-  @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_credentials: wrong password; unauthenticated; reauthentication_required' })
+  @ApiResponse({ status: 401, type: ErrorResponse, description: 'invalid_credentials: wrong password (also for a directory-managed user the password checker no longer knows, not counted); unauthenticated; reauthentication_required' })
   @HttpCode(200)
   @BackOfficeAuthorize()
   @RequiresRecentSignIn()
