@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { expectClientError } from '../support/bad-input.js';
-import { holdCalls, sentWhileHeld } from '../support/held-calls.js';
 import { HttpClient } from '../support/http-client.js';
-import { BACKOFFICE_USER_STORE, isUserImportStore, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
+import { staleImportRacing } from '../support/import-race.js';
+import { BACKOFFICE_USER_STORE, TypeOrmBackOfficeUserStore } from '../../src/backoffice-identity/index.js';
 import { adminAppSuite, reauthenticate, signedInClient } from '../support/identity-app.js';
 
 /** A host's import store written before the module asked stores to call `authorizeTarget` under their locks. */
@@ -158,22 +158,16 @@ describe('enabling a user needs a recent sign-in (OWASP ASVS 5.0 7.5.3 / 4.0 3.7
     const { ctx, adminEmail } = suite;
     const attacker = await make({ groups: ['writer'], name: 'Attacker' });
     const other = await make({ groups: ['writer'], name: 'Other' });
-    const stolen = await signedInClient(ctx, adminEmail);
-    ctx.clock.advance(6 * 60_000);
-    const store = ctx.userManager.store;
-    if (!isUserImportStore(store)) throw new Error('the TypeORM store imports users');
-    // Held once the import's checks passed on the reads before the write (attacker enabled: isApproved true keeps it
-    // so, no step-up asked), before the store's transaction takes its locks.
-    const imported = await sentWhileHeld(
-      holdCalls(store, 'importUsers'),
-      () =>
-        stolen.post('/users/import', {
-          onConflict: 'update',
-          users: [
-            { email: other.email, name: 'Other (renamed)', groups: ['writer'] },
-            { email: attacker.email, name: 'Attacker (renamed)', groups: ['writer'], isApproved: true },
-          ],
-        }),
+    // The checks before the write pass (attacker enabled: isApproved true keeps it so, no step-up asked).
+    const imported = await staleImportRacing(
+      ctx,
+      adminEmail,
+      {
+        users: [
+          { email: other.email, name: 'Other (renamed)', groups: ['writer'] },
+          { email: attacker.email, name: 'Attacker (renamed)', groups: ['writer'], isApproved: true },
+        ],
+      },
       // Another admin (or the attacker's own stale cookie: a disable needs no step-up) disables the account meanwhile.
       async () => {
         const disabled = await (await signedInClient(ctx, adminEmail)).post(`/users/${attacker.id}/disable`, {});

@@ -1,8 +1,7 @@
 import { expectClientError } from '../support/bad-input.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { holdCalls, sentWhileHeld } from '../support/held-calls.js';
 import { HttpClient } from '../support/http-client.js';
-import { isUserImportStore } from '../../src/backoffice-identity/index.js';
+import { staleImportRacing } from '../support/import-race.js';
 import { createIdentityApp, reauthenticate, signedInClient, userFactory, type IdentityApp } from '../support/identity-app.js';
 
 /**
@@ -112,15 +111,11 @@ describe('PUT /users/:id/groups: adding a group needs a recent sign-in (OWASP AS
 
   it('POST /users/import with onConflict update by a stale session: a record read as keeping a user in its group, whose group a concurrent change took away meanwhile, would give it back as stored under the locks: 401 reauthentication_required, nothing written (OWASP ASVS 5.0 7.5.3)', async () => {
     const attacker = await make({ groups: ['writer'], name: 'Attacker' });
-    const stolen = await signedInClient(ctx, adminEmail);
-    ctx.clock.advance(6 * 60_000);
-    const store = ctx.userManager.store;
-    if (!isUserImportStore(store)) throw new Error('the TypeORM store imports users');
-    // Held once the import's checks passed on the reads before the write (attacker in writer: nothing added, no
-    // step-up asked), before the store's transaction takes its locks.
-    const imported = await sentWhileHeld(
-      holdCalls(store, 'importUsers'),
-      () => stolen.post('/users/import', { users: [{ email: attacker.email, name: 'Attacker (renamed)', groups: ['writer'] }], onConflict: 'update' }),
+    // The checks before the write pass (attacker in writer: nothing added, no step-up asked).
+    const imported = await staleImportRacing(
+      ctx,
+      adminEmail,
+      { users: [{ email: attacker.email, name: 'Attacker (renamed)', groups: ['writer'] }] },
       // Another admin takes writer away meanwhile.
       async () => {
         const removed = await put(await signedInClient(ctx, adminEmail), attacker.id, []);
