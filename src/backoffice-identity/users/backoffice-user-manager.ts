@@ -2016,13 +2016,14 @@ export class BackOfficeUserManager {
       const gone = aliases.filter((alias) => !known.has(alias));
       if (gone.length > 0) abort(gone);
       await groupStore.setGroups(user.id, aliases);
-      const mayWeaken = options.stepUp !== undefined && weakens !== undefined;
+      // The 2FA rule's weakening, asked only of a write that may ask a step-up.
+      const mayWeaken = options.stepUp ? weakens : undefined;
       if (!options.authorize && !mayWeaken) return;
       const written = await store.findById(user.id);
       try {
         if (written) options.authorize?.(written);
         // Out of every group requiring 2FA it was in: the rule weakens for this user (a password alone signs in).
-        if (written && mayWeaken && weakens?.(written)) options.stepUp?.();
+        if (written && mayWeaken?.(written)) options.stepUp?.();
       } catch (error) {
         await groupStore.setGroups(user.id, before);
         throw error;
