@@ -64,6 +64,9 @@ export class ExternalLoginError extends Error {
   }
 }
 
+/** The longest name a user may have (the user validator's bound). */
+const MAX_NAME_LENGTH = 256;
+
 /** OpenID Connect Core 2: `sub` is at most 255 ASCII characters. */
 const MAX_SUBJECT_LENGTH = 255;
 
@@ -595,7 +598,7 @@ export class BackOfficeExternalLoginService {
     const fromProvider = await this.providerGroups(provider, claims);
     const candidate: BackOfficeAutoLinkCandidate = {
       email,
-      name: typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 256) : email,
+      name: (await this.providerName({ email, username: email }, claims.name)) ?? email,
       groups: fromProvider.groups,
     };
     if ((await provider.onAutoLinking?.(candidate, claims)) === false) throw new ExternalLoginError('not_allowed', 'onAutoLinking refused');
@@ -794,9 +797,10 @@ export class BackOfficeExternalLoginService {
     const changes = await provider.onExternalLogin?.(user, claims);
     if (changes === false) throw new ExternalLoginError('not_allowed', 'onExternalLogin refused');
     if (changes && typeof changes === 'object') {
-      if (typeof changes.name === 'string' && changes.name.trim() && changes.name !== user.name) {
-        await manager.store.updateProfile(user.id, { name: changes.name.trim().slice(0, 256) }, manager.now());
-        user.name = changes.name.trim().slice(0, 256);
+      const name = await this.providerName(user, changes.name);
+      if (name !== undefined && name !== user.name) {
+        await manager.store.updateProfile(user.id, { name }, manager.now());
+        user.name = name;
       }
       if (Array.isArray(changes.groups)) await this.syncGroups(provider, user, changes.groups);
     }
@@ -805,6 +809,27 @@ export class BackOfficeExternalLoginService {
       await this.auditRefusedGroups(provider, user, refused);
       await this.syncGroups(provider, user, groups);
     }
+  }
+
+  /**
+   * A name from the provider (the `name` claim of a first sign-in, `onExternalLogin`'s `name`) as it may be stored:
+   * NFC, trimmed, cut to 256 characters (never between the halves of a surrogate pair), and passed by the user
+   * validators as a name typed into PUT /users/:id is (no control characters, NUL or unpaired surrogate: OWASP ASVS 5.0
+   * 2.2.1). Undefined when there is none or it is refused (logged): the caller keeps another name.
+   */
+  private async providerName(user: { email: string; username: string }, value: unknown): Promise<string | undefined> {
+    if (typeof value !== 'string') return undefined;
+    let name = value.normalize('NFC').trim();
+    if (!name) return undefined;
+    if (name.length > MAX_NAME_LENGTH) name = name.slice(0, /[\ud800-\udbff]/.test(name[MAX_NAME_LENGTH - 1]) ? MAX_NAME_LENGTH - 1 : MAX_NAME_LENGTH).trimEnd();
+    const manager = this.userManager;
+    const { candidate, errors } = await manager.prepareUserCandidate({ email: user.email, username: user.username, name });
+    const refused = errors.filter((e) => !/user_?name|email/i.test(e.code));
+    if (refused.length > 0 || typeof candidate.name !== 'string') {
+      this.logger.warn(`A name from the provider was not stored (the user validators refused it: ${refused.map((e) => e.code).join(', ') || 'not a name'}).`);
+      return undefined;
+    }
+    return candidate.name;
   }
 
   private async syncGroups(provider: ResolvedExternalLoginProvider, user: BackOfficeUser, groups: string[]): Promise<void> {

@@ -1,0 +1,91 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { expectSignedIn, waitFor } from '../support/external-login-results.js';
+import { HttpClient } from '../support/http-client.js';
+import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { ExternalLoginPerson as Person, TestOidcProvider } from '../support/oidc-provider.js';
+
+// The name a provider sends (the `name` claim at a first sign-in, or onExternalLogin's `{ name }` on every sign-in,
+// README: `onExternalLogin: (user, claims) => ({ name: claims.name })`) is checked as every other name is (1 to 256
+// characters, no control characters, no NUL or unpaired surrogate): it is never written past the user validator.
+
+const SECRET = 'client-names-secret-0123456789abcdef';
+
+describe('Names from an OpenID provider pass the user validator (OWASP ASVS 5.0 2.2.1)', () => {
+  let db: TestDatabase;
+  let idp: TestOidcProvider;
+  let ctx: IdentityApp;
+  let counter = 0;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const port = await TestOidcProvider.reservePort();
+    idp = await TestOidcProvider.start([
+      { client_id: 'backoffice-names', client_secret: SECRET, redirect_uris: [`http://127.0.0.1:${port}/backoffice/auth/external/oidc/callback`] },
+    ]);
+    ctx = await createIdentityApp(db, {
+      port,
+      identity: {
+        publicUrl: `http://127.0.0.1:${port}`,
+        session: { secureCookies: false },
+        rateLimits: { enabled: false },
+        externalLogins: [
+          {
+            name: 'oidc',
+            displayName: 'Single sign-on',
+            issuer: idp.issuer,
+            clientId: 'backoffice-names',
+            clientSecret: SECRET,
+            autoLink: { enabled: true, defaultGroups: ['editor'] },
+            onExternalLogin: (_user, claims) => ({ name: typeof claims.name === 'string' ? claims.name : undefined }),
+          },
+        ],
+      },
+    });
+    await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await idp?.stop();
+    await db?.drop();
+  });
+
+  function account(label: string, name: string): { login: string; email: string } {
+    const login = `${label}-${++counter}-${Date.now()}`;
+    const email = `${login}@idp.example.com`;
+    idp.accounts.set(login, { email, email_verified: true, name });
+    return { login, email };
+  }
+
+  it('a first sign-in whose name claim the validator refuses signs in with the email as the name', async () => {
+    for (const [label, name, expected] of [
+      ['nul', 'Mallory\u0000Admin', null],
+      ['control', 'Mallory\u001b[2J\r\nAdmin', null],
+      // 255 letters then an emoji: cut at 256 code units, the pair was split into a lone surrogate. Cut before it.
+      ['split-pair', `${'a'.repeat(255)}\u{1F600}`, 'a'.repeat(255)],
+    ] as const) {
+      const { login, email } = account(label, name);
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      const user = await ctx.userManager.findByEmail(email);
+      expect(user, `${label}: the user is created`).not.toBeNull();
+      expect(user!.name, label).toBe(expected ?? email);
+    }
+  });
+
+  it('onExternalLogin\'s name goes through the validator: a refused one leaves the stored name, the sign-in goes on', async () => {
+    const { login, email } = account('sync', 'Good Name');
+    expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+    expect((await ctx.userManager.findByEmail(email))!.name).toBe('Good Name');
+    for (const bad of ['Evil\u0000Name', 'Evil\u0007\u001b[31mName\r\nInjected']) {
+      idp.accounts.set(login, { ...idp.accounts.get(login), name: bad });
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      expect((await ctx.userManager.findByEmail(email))!.name, JSON.stringify(bad)).toBe('Good Name');
+    }
+    idp.accounts.set(login, { ...idp.accounts.get(login), name: `${'b'.repeat(255)}\u{1F600}` });
+    expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+    expect((await ctx.userManager.findByEmail(email))!.name).toBe('b'.repeat(255));
+    idp.accounts.set(login, { ...idp.accounts.get(login), name: '  Renamed  ' });
+    expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+    expect((await ctx.userManager.findByEmail(email))!.name).toBe('Renamed');
+  });
+});
