@@ -147,11 +147,6 @@ const isEnabledAdmin = (user: BackOfficeUser): boolean => user.isApproved && use
 /** Far-future lockout end used for "locked until an admin unlocks" (`lockout.durationMinutes: 0`). */
 export const LOCKED_UNTIL_UNLOCKED = new Date('9999-12-31T00:00:00.000Z');
 const MAX_LOOKUP_LENGTH = 256;
-/**
- * How many links one request for a new link mails at most when concurrent requests' hand-overs void its links (see
- * `handOverUserToken`): enough for that many requests for one user at once (the per-address limits allow fewer).
- */
-const HAND_OVER_ATTEMPTS = 8;
 /** The emailed links a password change voids (see `voidPasswordBoundTokens`). */
 const PASSWORD_BOUND_TOKEN_PURPOSES: readonly BackOfficeTokenPurpose[] = ['password_reset', 'invite', 'change_email'];
 
@@ -896,8 +891,7 @@ export class BackOfficeUserManager {
    * A new invite token, handed to `deliver` (which emails it), that takes over from the live invite link only once
    * `deliver` resolved: when it rejects (the mail relay refused, timed out, ...) the new token is dropped and the
    * previous link keeps working, so a failed resend never leaves the invitee without a link (OWASP ASVS 4.0 2.5.x).
-   * Concurrent resends leave exactly one live link, the one mailed last: a resend whose link another one's hand-over
-   * voided once it was mailed stores and mails a new one (see `handOverUserToken`). Null, with nothing
+   * Concurrent resends leave exactly one live link: the one of the last delivery to finish. Null, with nothing
    * stored and `deliver` not called, when the store finds the user disabled (or gone) under the lock it writes the
    * link with: a disable that committed after the caller read the user; so when the invitee accepted meanwhile (no
    * longer {@link isPendingInvitee} once the link is stored). A store without
@@ -973,19 +967,6 @@ export class BackOfficeUserManager {
   /**
    * The hand-over of {@link UserTokenHandoverStore}: a new token stored beside the live one (`add`), handed to `deliver`;
    * when that rejects the new token is dropped (`drop`) and the live one kept, else it alone stays live (`keepOnlyToken`).
-   *
-   * When `keepOnlyToken` answers false, another request's hand-over voided this token after it was stored (the
-   * requests ran at once: two forgot-password requests, two resends): the link just mailed is dead, and its email may
-   * be the newest one the user has, the one they open ("invalid link"). A new token is then stored and mailed, until a
-   * hand-over keeps this request's token (at most {@link HAND_OVER_ATTEMPTS} mails): every mail of this request goes
-   * out before its own hand-over, and a hand-over that answers true voids every link stored before it, so the link of
-   * the last hand-over to answer true, the one left live, is the last one mailed (OWASP ASVS 4.0 2.5.x, 5.0 6.4.x).
-   * Each false answer means another request's hand-over succeeded meanwhile, so of n concurrent requests none mails
-   * more than n times. A new token is stored as the first was (the user may still get a link) and, as it follows a
-   * token that may have been used up rather than superseded (a reset with that very link), only while the user's
-   * security stamp is the one `user` was read with. When it is refused, or its email fails (it is dropped), nothing
-   * more is mailed and the first delivery's answer stands: the caller's answer does not change, and the request that
-   * voided this one's link mailed the live one.
    */
   private async handOverUserToken<T>(
     store: UserTokenHandoverStore,
@@ -1006,27 +987,22 @@ export class BackOfficeUserManager {
       hashOf?: (secret: string) => string;
     },
   ): Promise<T | null> {
-    let first: { answer: T } | null = null;
-    for (let attempt = 1; ; attempt++) {
-      const secret = randomToken(32);
-      const hash = token.hashOf ? token.hashOf(secret) : sha256Hex(secret);
-      const now = this.now();
-      const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
-      const write = (options: UserTokenIssueOptions) => token.add(hash, expiresAt, now, options);
-      const due = { sameStamp: token.sameStamp === true || first !== null, pendingInvitee: token.pendingInvitee === true, stillAsked: token.stillAsked };
-      if (!(await this.storeAddressedLink(user, write, () => token.drop(hash, this.now()), due))) return first === null ? null : first.answer;
-      let delivered: T;
-      try {
-        delivered = await deliver(secret);
-      } catch (error) {
-        await token.drop(hash, this.now()).catch(() => undefined); // unknown to anyone, it expires anyway
-        if (first === null) throw error;
-        return first.answer; // the live link went out with the request that voided ours
-      }
-      // A store that answers nothing (a JavaScript host store) is taken to have kept it, as before this answer was read.
-      if ((await store.keepOnlyToken(user.id, purpose, hash, this.now())) !== false || attempt >= HAND_OVER_ATTEMPTS) return delivered;
-      first ??= { answer: delivered };
+    const secret = randomToken(32);
+    const hash = token.hashOf ? token.hashOf(secret) : sha256Hex(secret);
+    const now = this.now();
+    const expiresAt = BackOfficeUserManager.expiryOfToken(now, lifespanHours);
+    const write = (options: UserTokenIssueOptions) => token.add(hash, expiresAt, now, options);
+    const due = { sameStamp: token.sameStamp === true, pendingInvitee: token.pendingInvitee === true, stillAsked: token.stillAsked };
+    if (!(await this.storeAddressedLink(user, write, () => token.drop(hash, this.now()), due))) return null;
+    let delivered: T;
+    try {
+      delivered = await deliver(secret);
+    } catch (error) {
+      await token.drop(hash, this.now()).catch(() => undefined); // unknown to anyone, it expires anyway
+      throw error;
     }
+    await store.keepOnlyToken(user.id, purpose, hash, this.now());
+    return delivered;
   }
 
   /**

@@ -197,8 +197,8 @@ export interface UserTokenStore {
 /**
  * Optional beside {@link UserTokenStore}: a new link that takes over from the live one only once it was delivered.
  * `addToken` stores a token and leaves the user's other live tokens of that purpose alone; `keepOnlyToken` then
- * voids those others, but only while the new one is still live (true), atomically: of concurrent hand-overs exactly
- * one link stays live, and one that answers false (its link was voided meanwhile) makes the manager mail a new link. A token whose email failed is dropped with
+ * voids those others, but only while the new one is still live (true), atomically: of concurrent hand-overs the
+ * last one to finish wins and exactly one link stays live. A token whose email failed is dropped with
  * `consumeToken`. Without this capability the manager voids the old link before the email goes out.
  */
 export interface UserTokenHandoverStore {
@@ -213,11 +213,6 @@ export interface UserTokenHandoverStore {
    * A store that answers nothing (`void`) is taken to have stored it.
    */
   addToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, expiresAt: Date, now: Date, options?: UserTokenIssueOptions): Promise<boolean | void>;
-  /**
-   * Voids the user's other live tokens of `purpose` while this one is live, and answers whether it was (true: it alone
-   * is live now). False, nothing voided, when it is no longer live: another hand-over voided it (the manager then
-   * stores and mails a new link, since the one just mailed is dead), or it was used up, dropped or expired.
-   */
   keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean>;
 }
 
