@@ -1,11 +1,30 @@
 import { independentCode } from '../support/oathtool.js';
-import type { TestDatabase } from '../support/database.js';
-import { holdCalls, sentWhileHeld } from '../support/held-calls.js';
+import { dbKind, type TestDatabase } from '../support/database.js';
+import { holdCalls, sentWhileHeld, type HeldCalls } from '../support/held-calls.js';
 import { HttpClient } from '../support/http-client.js';
 import type { IdentityApp } from '../support/identity-app.js';
 import { startTotpApp } from '../support/totp-app.js';
+import type { UserTwoFactorStore } from '../../src/backoffice-identity/users/stores/user-store.interface.js';
 
 const password = 'correct horse battery staple';
+
+/**
+ * {@link holdCalls} for a store method called on the store a transaction binds (an object whose prototype `store` is):
+ * the held call then runs on that object, in its transaction, not on `store`.
+ */
+function holdInTransaction<K extends keyof UserTwoFactorStore & string>(store: UserTwoFactorStore, method: K): HeldCalls {
+  const original = store[method] as (...args: unknown[]) => Promise<unknown>;
+  let reach!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const spy = vi.spyOn(store as unknown as Record<K, (...args: unknown[]) => Promise<unknown>>, method).mockImplementation(async function (this: unknown, ...args: unknown[]) {
+    reach();
+    await held;
+    return original.apply(this, args);
+  });
+  return { reached, release, restore: () => (release(), spy.mockRestore()) };
+}
 
 /**
  * `POST /auth/2fa/setup` refuses (409 `two_factor_already_enabled`) while 2FA is on with the TOTP key set up: a new
@@ -28,8 +47,8 @@ describe('A 2FA setup racing an enable does not replace the confirmed TOTP key',
     await db?.drop();
   });
 
-  it('a setup past its check while the enable commits answers 409 and the enabled key keeps signing in', async () => {
-    const email = 'setup-race@example.com';
+  /** A new user signed in twice (two tabs), the first having started a TOTP setup. */
+  async function twoTabsOneSetup(email: string) {
     await ctx.userManager.createUser({ email, name: 'Setup Race', password });
     const first = new HttpClient(ctx.url);
     const second = new HttpClient(ctx.url);
@@ -37,6 +56,12 @@ describe('A 2FA setup racing an enable does not replace the confirmed TOTP key',
     expect((await second.login(email, password)).body.status).toBe('success');
     const setup = await first.post('/auth/2fa/setup', { provider: 'totp' });
     expect(setup.status).toBe(200);
+    return { first, second, setup };
+  }
+
+  it('a setup past its check while the enable commits answers 409 and the enabled key keeps signing in', async () => {
+    const email = 'setup-race@example.com';
+    const { first, second, setup } = await twoTabsOneSetup(email);
     const provider = ctx.userManager.getTwoFactorProvider('totp')!;
     // The second tab's setup has passed its "already on?" check (2FA was off) and waits before writing its key;
     // meanwhile the first tab confirms its key and turns 2FA on.
@@ -53,5 +78,43 @@ describe('A 2FA setup racing an enable does not replace the confirmed TOTP key',
     expect((await again.login(email, password)).body.status).toBe('requiresTwoFactor');
     const signedIn = await again.post('/auth/2fa', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) });
     expect(signedIn.status, 'the enabled key no longer signs in').toBe(200);
+  });
+  it.each([
+    ['before the flag write starts', 'userManager'],
+    // PGlite has one connection: the setup would wait for the held transaction.
+    ...(dbKind() === 'postgres' ? [['in the flag write\'s transaction, after its first check', 'store']] : []),
+  ] as const)('a setup between the enable\'s code check and its flag write (%s): the enable is refused, 2FA stays off, and the new key enables', async (_, seam) => {
+    const email = `enable-race-${seam}@example.com`;
+    const { first, second, setup } = await twoTabsOneSetup(email);
+    // The first tab's enable has confirmed its key and waits before turning 2FA on; meanwhile the second tab starts
+    // a setup, which sees 2FA off and replaces the (confirmed) key with a new unconfirmed one.
+    let replaced: { status: number; body: { secret: string } } | undefined;
+    const enable = await sentWhileHeld(
+      // The manager's call (before its transaction), or the store's write of the flag in it (the transaction has
+      // checked the key once and not yet locked the user's row: its check after the write must see the new key).
+      seam === 'userManager' ? holdCalls(ctx.userManager, 'setTwoFactorEnabled') : holdInTransaction(ctx.userManager.store as UserTwoFactorStore, 'setTwoFactorEnabled'),
+      () => first.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) }),
+      async () => {
+        replaced = await second.post('/auth/2fa/setup', { provider: 'totp' });
+      },
+    );
+    expect(replaced!.status).toBe(200);
+    expect(enable.status, 'the enable turned 2FA on over a key the app does not have').toBe(400);
+    expect(enable.body.code).toBe('invalid_code');
+    expect(enable.body.recoveryCodes).toBeUndefined();
+    const user = await ctx.userManager.findByEmail(email);
+    expect(user!.twoFactorEnabled).toBe(false);
+    const key = await ctx.userManager.getTwoFactorProvider('totp')!.isSetUp(user!);
+    expect(key).toBe(false);
+    // Sign-in still needs no second factor, and the new key (the second tab's QR code) enables 2FA.
+    expect((await new HttpClient(ctx.url).login(email, password)).body.status).toBe('success');
+    ctx.clock.advance(30_000);
+    const enabled = await second.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(replaced!.body.secret, ctx.clock) });
+    expect(enabled.status).toBe(200);
+    expect(enabled.body.recoveryCodes).toHaveLength(10);
+    ctx.clock.advance(30_000);
+    const again = new HttpClient(ctx.url);
+    expect((await again.login(email, password)).body.status).toBe('requiresTwoFactor');
+    expect((await again.post('/auth/2fa', { provider: 'totp', code: independentCode(replaced!.body.secret, ctx.clock) })).status).toBe(200);
   });
 });

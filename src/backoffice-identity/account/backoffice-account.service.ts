@@ -255,7 +255,9 @@ export class BackOfficeAccountService {
     if (renewable && !(await this.issuer.renew(session as BackOfficeSessionEntity, response, { reauthenticated: false }))) {
       return failure('unauthenticated', 'The session ended; sign in again.');
     }
-    const enabled = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.setTwoFactorEnabled(user, true));
+    // Only while the enrolment just confirmed is still set up, asked under the user's row lock: a setup sent meanwhile
+    // (another tab) saw 2FA off and replaced the key; it is refused as a wrong code, nothing turned on (ASVS 4.0 1.11.3).
+    const enabled = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.setTwoFactorEnabled(user, true, { whileSetUp: provider.value! }));
     if (!enabled.succeeded) return enabled as IdentityResult<never>;
     await this.signInManager.refreshSignIn(user, session.id);
     if (setupOnly && !renewable) await this.sessions.revoke(user.id, session.id);

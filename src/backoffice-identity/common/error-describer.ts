@@ -127,6 +127,10 @@ export class BackOfficeErrorDescriber {
   loginNotFound(): IdentityError {
     return { code: 'login_not_found', description: 'The user has no login of this provider.' };
   }
+  /** An enable whose confirmed enrolment a new setup replaced before 2FA was turned on (answered as a wrong code). */
+  twoFactorSetupReplaced(): IdentityError {
+    return { code: 'invalid_code', description: 'A new two-factor setup was started meanwhile: scan its QR code and enter a code from it.' };
+  }
   lastSecondFactor(): IdentityError {
     return { code: 'last_second_factor', description: 'Two-factor authentication rests on this passkey: set up an authenticator app, add another passkey or turn two-factor off first.' };
   }

@@ -171,7 +171,7 @@ export class TwoFactorController {
     type: RecoveryCodesResponse,
     description: 'On; the user\'s other sessions end; 10 recovery codes, shown once. A setup-only session becomes a full one with a new token: new session and XSRF cookies are set, the old token stops working',
   })
-  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_code, unknown_provider' })
+  @ApiResponse({ status: 400, type: ErrorResponse, description: 'invalid_code (also when a setup sent meanwhile replaced the key being confirmed: nothing turned on), unknown_provider' })
   @ApiResponse({ status: 401, type: ErrorResponse, description: 'unauthenticated (also when another request renewed the session token first), reauthentication_required' })
   @ApiResponse({ status: 404, type: ErrorResponse, description: 'not_found: two-factor authentication is off' })
   @ApiResponse({ status: 409, type: ErrorResponse, description: 'two_factor_already_enabled; two_factor_not_enabled: 2FA was turned off (an admin\'s reset) while this turned it on, no recovery codes kept' })

@@ -1502,20 +1502,49 @@ export class BackOfficeUserManager {
    * what the REST routes do. Turning it off deletes the recovery codes in the same transaction, after the flag (the
    * user's row, locked): a new set asked for meanwhile ({@link regenerateRecoveryCodes}) is either written before it
    * and deleted by it, or refused after it; 2FA is never left off with codes stored (OWASP ASVS 4.0 1.11.3).
+   *
+   * With `options.whileSetUp` (turning it on: the provider whose enrolment was just confirmed) the flag is written
+   * only while that provider is still set up (`isSetUp`), asked in the write's transaction just before the flag and
+   * again after it (the user's row locked by then; the provider joined to the transaction through
+   * `TwoFactorProvider.inTransactionOf`): a new setup (`POST /auth/2fa/setup`) that replaced the confirmed key between
+   * the code check and this write saw 2FA off and left an unconfirmed key the person's app does not have. Then the
+   * transaction rolls back (flag, stamp unchanged; no notification) and the answer is `invalid_code`
+   * ({@link BackOfficeErrorDescriber.twoFactorSetupReplaced}). The built-in PostgreSQL store's setup locks the user's
+   * row too, so it either commits before the second check, which sees it, or waits and then keeps the key (2FA on).
+   * A store without transactions, or without rollback (the in-memory one, whose methods are each atomic), or a provider
+   * that cannot join the transaction (asked once, before it) relies on a read just before the write: a setup landing
+   * between that read and the flag goes unseen.
    */
-  async setTwoFactorEnabled(user: BackOfficeUser, enabled: boolean): Promise<IdentityResult> {
-    return this.writeTwoFactorEnabled(user, enabled);
+  async setTwoFactorEnabled(user: BackOfficeUser, enabled: boolean, options: { whileSetUp?: TwoFactorProvider } = {}): Promise<IdentityResult> {
+    const provider = enabled ? options.whileSetUp : undefined;
+    if (!provider) return this.writeTwoFactorEnabled(user, enabled);
+    const replaced = () => IdentityResult.failed(this.errorDescriber.twoFactorSetupReplaced());
+    // A provider whose enrolments live elsewhere is asked before the transaction (not on a second connection from in it).
+    if (!provider.inTransactionOf?.(this.store) && !(await provider.isSetUp(user))) return replaced();
+    const result = await abortable((abort: (value: 'replaced') => never) => {
+      const check = async (store: BackOfficeUserStore) => {
+        const joined = provider.inTransactionOf?.(store) ?? null;
+        if (joined && !(await joined.isSetUp(user))) abort('replaced');
+      };
+      // Again after the flag only where a refusal rolls it back: a transaction hands its work a store bound to it, not
+      // the store itself (a store without transactions, or the in-memory one, would keep the flag on).
+      const checkAgain = async (store: BackOfficeUserStore) => (store === this.store ? undefined : check(store));
+      return this.writeTwoFactorEnabled(user, true, check, undefined, checkAgain);
+    });
+    return result === 'replaced' ? replaced() : result;
   }
 
   /**
-   * {@link setTwoFactorEnabled}, with `first` run in the same transaction before the flag (a reset's enrolments) and,
-   * with `authorize`, under the admin group's lock after asking it about the user as stored ({@link writeAuthorized}).
+   * {@link setTwoFactorEnabled}, with `first` run in the same transaction before the flag (a reset's enrolments), `then`
+   * after it (the user's row locked) and, with `authorize`, under the admin group's lock after asking it about the user
+   * as stored ({@link writeAuthorized}).
    */
   private async writeTwoFactorEnabled(
     user: BackOfficeUser,
     enabled: boolean,
     first?: (store: BackOfficeUserStore) => Promise<void>,
     authorize?: BackOfficeWriteAuthorizer,
+    then?: (store: BackOfficeUserStore) => Promise<void>,
   ): Promise<IdentityResult> {
     if (!isUserTwoFactorStore(this.store)) return IdentityResult.failed(this.errorDescriber.notSupported('two-factor authentication'));
     const stamp = this.newSecurityStamp();
@@ -1526,6 +1555,7 @@ export class BackOfficeUserManager {
         await first?.(store);
         await this.capability(isUserTwoFactorStore, 'UserTwoFactorStore', store).setTwoFactorEnabled(user.id, enabled, stamp, now);
         if (!enabled && isUserRecoveryCodeStore(store)) await store.replaceRecoveryCodes(user.id, [], now);
+        await then?.(store);
       },
       authorize,
     );
