@@ -65,6 +65,11 @@ describe('the session store lists and counts a session slid by a last-seen write
     expect((await service.listPage(user, { skip: 0, take: 10 })).items.map((s) => s.id), 'listPage').toEqual([id]);
   });
 
+  it('listPage first (no list before it) lists it', async () => {
+    const { service, user, id } = await setUp('listpage@example.com');
+    expect((await service.listPage(user, { skip: 0, take: 10 })).items.map((s) => s.id), 'listPage first').toEqual([id]);
+  });
+
   it('revokeAll (DELETE /auth/sessions, DELETE /users/:id/sessions) counts it', async () => {
     const { service, user } = await setUp('revoke@example.com');
     expect(await service.revokeAll(user), 'revokeAll counts the live session it ended').toBe(1);

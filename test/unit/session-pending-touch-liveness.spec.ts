@@ -70,6 +70,21 @@ describe('a session slid by a last-seen write not committed yet is live for ever
     expect((await service.listPage(user, { skip: 0, take: 10 })).items.map((s) => s.id), 'listPage: the session that authenticates is listed').toEqual([id]);
   });
 
+  test('listPage first (no list before it) flushes the pending write and lists it', async () => {
+    const { service, token, id } = await setUp();
+    expect(await service.authenticate(token, { touch: false })).not.toBeNull();
+    expect((await service.listPage(user, { skip: 0, take: 10 })).items.map((s) => s.id), 'listPage first: the session that authenticates is listed').toEqual([id]);
+  });
+
+  test('listPage first pages by the slid last-seen times: pages of one neither skip nor repeat a session', async () => {
+    const { service, id, addSession } = await setUp();
+    const older = await addSession(1, 5);
+    const newer = await addSession(2, 1);
+    const paged: string[] = [];
+    for (let skip = 0; skip < 4; skip++) paged.push(...(await service.listPage(user, { skip, take: 1 })).items.map((s) => s.id));
+    expect(paged, 'listPage first: pages in slid last-seen order').toEqual([newer, id, older]);
+  });
+
   test('revokeAll (DELETE /auth/sessions, an admin\'s sign-out of the user) counts it: the count published and answered says it ended', async () => {
     const { service, token } = await setUp();
     expect(await service.authenticate(token, { touch: false })).not.toBeNull();
