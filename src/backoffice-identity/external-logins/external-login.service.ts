@@ -132,6 +132,15 @@ function freshAuthenticationProblem(claims: { auth_time?: unknown }, nowSeconds:
 }
 
 /**
+ * When the provider authenticated the person (the ID token's `auth_time`, seconds), or undefined when the token has
+ * none. A non-finite one (JSON `-1e400` parses to -Infinity, which passes {@link idTokenTimeProblem}) counts as none:
+ * read as a time it would make the session fresh from now, while a token without `auth_time` makes none.
+ */
+export function idTokenAuthTime(claims: { auth_time?: unknown }): number | undefined {
+  return typeof claims.auth_time === 'number' && Number.isFinite(claims.auth_time) ? claims.auth_time : undefined;
+}
+
+/**
  * How long ago (seconds, none in the future) the provider authenticated the person, on the system clock the ID
  * token's time checks use, taken when the step-up or the sign-in's session is written: the userinfo call and the
  * writes between the token exchange and then do not lengthen its window.
@@ -392,7 +401,7 @@ export class BackOfficeExternalLoginService {
     // When the provider authenticated the person (the ID token's auth_time, never userinfo's): a sign-in, link or
     // step-up is fresh from then, not from this callback (its age is taken when the session or step-up is written:
     // authenticatedSecondsAgo).
-    const authTimeSeconds = typeof idClaims.auth_time === 'number' ? idClaims.auth_time : undefined;
+    const authTimeSeconds = idTokenAuthTime(idClaims);
     // The subject becomes the login's provider key: OpenID Connect Core 2 caps it at 255 ASCII characters, and one
     // the store cannot keep would fail after an auto-linked user was created.
     // OpenID Connect Core 3.1.3.7 (5): an `azp` names the party the token was issued to. openid-client checks it
