@@ -117,4 +117,17 @@ describe('A 2FA setup racing an enable does not replace the confirmed TOTP key',
     expect((await again.login(email, password)).body.status).toBe('requiresTwoFactor');
     expect((await again.post('/auth/2fa', { provider: 'totp', code: independentCode(replaced!.body.secret, ctx.clock) })).status).toBe(200);
   });
+
+  it('a setup whose user is deleted while it writes answers 401 (the session is gone), not 409 two_factor_already_enabled', async () => {
+    const email = 'setup-deleted@example.com';
+    await ctx.userManager.createUser({ email, name: 'Setup Deleted', password });
+    const client = new HttpClient(ctx.url);
+    expect((await client.login(email, password)).body.status).toBe('success');
+    const provider = ctx.userManager.getTwoFactorProvider('totp')!;
+    const late = await sentWhileHeld(
+      holdCalls(provider, 'generateSetup'),
+      () => client.post('/auth/2fa/setup', { provider: 'totp' }),
+      async () => expect((await ctx.userManager.deleteUser((await ctx.userManager.findByEmail(email))!)).succeeded).toBe(true),
+    expect([late.status, late.body.code], 'a missing user answered as if 2FA were on').toEqual([401, 'unauthenticated']);
+    expect((await client.get('/auth/me')).status, 'as the guard answers that session').toBe(401);
 });

@@ -208,8 +208,11 @@ export class BackOfficeAccountService {
     try {
       return IdentityResult.success(await provider.value!.generateSetup(user));
     } catch (error) {
-      // `user` was read before an enable committed: the provider kept the key that enable confirmed.
-      if (error instanceof TwoFactorAlreadySetUpError) return alreadyOn();
+      // `user` was read before an enable committed: the provider kept the key that enable confirmed. A store also
+      // writes nothing for a user deleted meanwhile: that session is gone (401, as the guard answers it next).
+      if (error instanceof TwoFactorAlreadySetUpError) {
+        return (await this.userManager.findById(user.id)) ? alreadyOn() : failure('unauthenticated', 'The session has ended; sign in again.');
+      }
       throw error;
     }
   }
