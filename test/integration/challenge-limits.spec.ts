@@ -164,6 +164,20 @@ describe('stored challenges: per-IP limits, a cap per user', () => {
     expectLimited(await attacker.request('POST', '/auth/2fa/passkey/options', { body: {}, ...from(attackerIp) }));
   });
 
+  it('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: a pending sign-in keeps one live second-factor passkey challenge: its next options call replaces it (20 calls leave 1), and its newest one completes the sign-in', async () => {
+    const { user, authenticator } = await withPasskey(uniqueIpv4());
+    await ctx.userManager.setTwoFactorEnabled(user, true);
+    const ip = uniqueIpv4();
+    const http = new HttpClient(ctx.url);
+    expect((await http.request('POST', '/auth/login', { body: { username: user.email, password: TEST_PASSWORD }, ...from(ip) })).body.status).toBe('requiresTwoFactor');
+    const issued: HttpResult[] = [];
+    for (let i = 0; i < 20; i++) issued.push(await http.request('POST', '/auth/2fa/passkey/options', { body: {}, ...from(ip) }));
+    expect(issued.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(await liveChallenges(user.id, 'second_factor'), 'live second-factor challenges of one pending sign-in after 20 options calls').toBe(1);
+    const done = await http.request('POST', '/auth/2fa/passkey', { body: { credential: authenticator.assert(issued[19].body) }, ...from(ip) });
+    expect(done.status, done.text).toBe(200);
+  });
+
   it('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: a user keeps at most BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER (5) live OpenID Connect states of a provider, also under 12 concurrent POST /auth/external/oidc/link; the oldest one\'s callback is then refused as an unknown state, the newest links', async () => {
     const since = ctx.clock.now();
     const liveStates = async (): Promise<number> =>

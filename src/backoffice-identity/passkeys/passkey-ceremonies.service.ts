@@ -73,11 +73,11 @@ export class BackOfficePasskeyCeremonies {
     return this.options.passkeys;
   }
 
-  private async remember(challenge: string, purpose: PasskeyChallengePurpose, userId: string | null): Promise<void> {
+  private async remember(challenge: string, purpose: PasskeyChallengePurpose, userId: string | null, slot?: string): Promise<void> {
     const now = this.clock.now();
     const expiresAt = new Date(now.getTime() + this.config.challengeMinutes * 60_000);
     await this.pending.create(
-      { kind: 'passkey', keyHash: sha256Hex(challenge), purpose, userId, browserHash: null, securityStamp: null, payload: null, expiresAt },
+      { kind: 'passkey', keyHash: sha256Hex(challenge), purpose, userId, browserHash: null, securityStamp: null, payload: null, expiresAt, ...(slot === undefined ? {} : { slot }) },
       now,
     );
   }
@@ -143,9 +143,15 @@ export class BackOfficePasskeyCeremonies {
 
   /**
    * Options for `navigator.credentials.get()`. Without `allow` (username-less sign-in) the browser offers the
-   * discoverable credentials it has for the rp id; with it, only those.
+   * discoverable credentials it has for the rp id; with it, only those. With `slot` the challenge replaces the
+   * previous one of that slot (a second factor's: its pending sign-in; `BackOfficePendingSignIn.slot`).
    */
-  async authenticationOptions(purpose: Exclude<PasskeyChallengePurpose, 'registration'>, userId: string | null, allow: StoredPasskey[] = []): Promise<PublicKeyCredentialRequestOptionsJSON> {
+  async authenticationOptions(
+    purpose: Exclude<PasskeyChallengePurpose, 'registration'>,
+    userId: string | null,
+    allow: StoredPasskey[] = [],
+    slot?: string,
+  ): Promise<PublicKeyCredentialRequestOptionsJSON> {
     const { rpId, challengeMinutes } = this.config;
     const options = await generateAuthenticationOptions({
       rpID: rpId,
@@ -153,7 +159,7 @@ export class BackOfficePasskeyCeremonies {
       userVerification: 'preferred',
       allowCredentials: allow.map((p) => ({ id: p.credentialId, transports: p.transports })),
     });
-    await this.remember(options.challenge, purpose, userId);
+    await this.remember(options.challenge, purpose, userId, slot);
     return options;
   }
 

@@ -27,6 +27,14 @@ export interface BackOfficePendingSignIn {
   /** Opaque data of the flow (e.g. an encrypted OIDC payload, a sealed external login). */
   payload: string | null;
   expiresAt: Date;
+  /**
+   * Passkey challenges: the step's slot. Creating a step with a slot replaces the step of that slot (used or not),
+   * so a slot holds one at a time: a second-factor challenge's slot is its pending sign-in (`POST
+   * /auth/2fa/passkey/options`), whose next options call replaces its previous challenge and never another pending
+   * sign-in's (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1). Optional: a store that ignores it keeps every challenge until it
+   * expires.
+   */
+  slot?: string;
 }
 
 /** What must match, beside the key, for a step to be used. Undefined fields are not checked. */
@@ -61,7 +69,7 @@ export const BACKOFFICE_EXTERNAL_LOGIN_STATES_PER_USER = 5;
  * steps are not: a password or passkey sign-in (per-IP and lockout limits) creates them, not a session. Nor are
  * second-factor passkey challenges (`POST /auth/2fa/passkey/options`): a pending sign-in, not the user, asks for them,
  * so whoever holds the password only could otherwise void the user's own ceremony under way with a few more calls
- * (OWASP ASVS 5.0 2.4.1); that route's per-IP limit (`rateLimits.loginPerIp`) and expiry bound them instead.
+ * (OWASP ASVS 5.0 2.4.1); each pending sign-in holds one at a time instead ({@link BackOfficePendingSignIn.slot}).
  */
 export function livePerUserCap(pending: Pick<BackOfficePendingSignIn, 'kind' | 'userId' | 'purpose'>): number | null {
   if (pending.userId === null) return null;

@@ -1024,6 +1024,20 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         const kept = await Promise.all(steps.map((s) => pendingSignInStore.find('passkey', s.keyHash, at(100))));
         expect(kept.filter((found) => found !== null)).toHaveLength(steps.length);
       });
+      test('OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1: a passkey challenge with a slot replaces the previous one of that slot (used or not); another slot\'s stays', async ({ userStore, pendingSignInStore }) => {
+        const user = await newUser(userStore);
+        const challenge = (slot: string) => ({ ...pending({ kind: 'passkey', purpose: 'second_factor', userId: user.id }), slot });
+        const [first, used, other, last] = [challenge('a'), challenge('a'), challenge('b'), challenge('a')];
+        await pendingSignInStore.create(first, at(0));
+        await pendingSignInStore.create(used, at(1));
+        expect(await pendingSignInStore.find('passkey', first.keyHash, at(2))).toBeNull();
+        expect(await pendingSignInStore.consume('passkey', used.keyHash, at(2))).not.toBeNull();
+        await pendingSignInStore.create(other, at(3));
+        await pendingSignInStore.create(last, at(4));
+        expect(await pendingSignInStore.consume('passkey', used.keyHash, at(5))).toBeNull();
+        expect(await pendingSignInStore.find('passkey', other.keyHash, at(5))).not.toBeNull();
+        expect(await pendingSignInStore.consume('passkey', last.keyHash, at(5))).not.toBeNull();
+      });
     });
 
     describe('API clients', () => {

@@ -84,7 +84,8 @@ export class TwoFactorController {
     if (pending.firstFactor === 'passkey') throw new BackOfficeHttpError(400, 'unknown_provider', 'A passkey started this sign-in; finish it with another factor.');
     const passkeys = await this.userManager.getPasskeys(user);
     if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
-    return this.passkeys.authenticationOptions('second_factor', user.id, passkeys);
+    // One live challenge per pending sign-in: its next call replaces it, another pending sign-in's stays (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1).
+    return this.passkeys.authenticationOptions('second_factor', user.id, passkeys, `second_factor:${pending.id}`);
   }
 
   @Post('passkey')

@@ -11,7 +11,7 @@ const DAY_MS = 86_400_000;
 /** `createdAt` and `seq` (creation order, for steps created at the same instant) order a user's capped steps for the cap. */
 type Row = BackOfficePendingSignIn & { usedAt: Date | null; createdAt: number; seq: number };
 
-const copy = ({ usedAt: _usedAt, createdAt: _createdAt, seq: _seq, ...p }: Row): BackOfficePendingSignIn => ({ ...p, expiresAt: new Date(p.expiresAt) });
+const copy = ({ usedAt: _usedAt, createdAt: _createdAt, seq: _seq, slot: _slot, ...p }: Row): BackOfficePendingSignIn => ({ ...p, expiresAt: new Date(p.expiresAt) });
 
 /** Pending sign-in steps in memory; `consume` checks and marks in one synchronous step, so one caller wins. */
 export class InMemoryBackOfficePendingSignInStore implements BackOfficePendingSignInStore {
@@ -23,6 +23,7 @@ export class InMemoryBackOfficePendingSignInStore implements BackOfficePendingSi
   async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
     const key = `${pending.kind}:${pending.keyHash}`;
     if (this.rows.has(key)) throw new Error('duplicate pending sign-in key');
+    if (pending.slot !== undefined) for (const [k, r] of this.rows) if (r.kind === pending.kind && r.slot === pending.slot) this.rows.delete(k);
     this.rows.set(key, { ...pending, expiresAt: new Date(pending.expiresAt), usedAt: null, createdAt: now.getTime(), seq: ++this.seq });
     const cap = livePerUserCap(pending);
     if (cap === null) return;

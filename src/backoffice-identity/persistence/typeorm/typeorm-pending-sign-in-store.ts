@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource } from 'typeorm';
 import { isUuid } from '../../common/ids.js';
+import { sha256Hex } from '../../common/crypto.js';
 import { isUndefinedColumnError } from '../../common/database-errors.js';
 import { BackOfficeMigrationRequiredError } from '../../common/migration-required.error.js';
 import { BackOfficeIdentityExternalLoginStateUser1732620000000 } from './migrations/1732620000000-backoffice-identity-external-login-state-user.js';
@@ -67,6 +68,12 @@ const TABLES: Record<BackOfficePendingSignInKind, KindTable> = {
 
 const FIELDS = ['purpose', 'browserHash', 'userId', 'securityStamp', 'payload'] as const;
 
+/** The row id of a step's slot ({@link BackOfficePendingSignIn.slot}): 128 bits of SHA-256 of the kind and slot, as a uuid. */
+function slotId(kind: BackOfficePendingSignInKind, slot: string): string {
+  const h = sha256Hex(`${kind}:${slot}`);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
 /** The SQL that reads a field's column (see {@link KindTable.lateUserId}), or null when the kind has none. */
 function columnOf(t: KindTable, field: (typeof FIELDS)[number]): string | null {
   if (field === 'userId' && t.lateUserId) return `(to_jsonb(${t.table}) ->> '${t.userId}')::uuid`;
@@ -124,7 +131,14 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
     const fields = FIELDS.filter((f) => t[f] && !(f === 'userId' && pending.userId === null));
     const columns = [t.key, ...fields.map((f) => t[f]!), 'expires_at', 'created_at'];
     const values = [pending.keyHash, ...fields.map((f) => pending[f]), pending.expiresAt, now];
-    const insert = `INSERT INTO ${t.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
+    let insert = `INSERT INTO ${t.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
+    if (pending.kind === 'passkey' && pending.slot !== undefined) {
+      // One row per slot: its id is derived from the slot, and a new step of the slot takes that row over (in one
+      // statement, so of concurrent creations one row is left: the last one's).
+      insert = `INSERT INTO ${t.table} (id, ${columns.join(', ')}) VALUES ($${values.length + 1}::uuid, ${columns.map((_, i) => `$${i + 1}`).join(', ')})
+        ON CONFLICT (id) DO UPDATE SET ${columns.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, used_at = NULL`;
+      values.push(slotId(pending.kind, pending.slot));
+    }
     const cap = livePerUserCap(pending);
     if (cap === null) {
       await this.dataSource.query(insert, values);
