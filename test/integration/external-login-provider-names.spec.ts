@@ -1,4 +1,6 @@
+import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackOfficeEvents } from '../../src/backoffice-identity/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { expectSignedIn, waitFor } from '../support/external-login-results.js';
 import { HttpClient } from '../support/http-client.js';
@@ -87,5 +89,33 @@ describe('Names from an OpenID provider pass the user validator (OWASP ASVS 5.0 
     idp.accounts.set(login, { ...idp.accounts.get(login), name: '  Renamed  ' });
     expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
     expect((await ctx.userManager.findByEmail(email))!.name).toBe('Renamed');
+  });
+
+  /** The audit entries of profile changes about `userId`, oldest first. */
+  async function profileAudit(userId: string): Promise<Array<{ performingUserId: string | null; details: Record<string, unknown> }>> {
+    const rows = await ctx.app.get(DataSource).query(
+      `SELECT performing_user_id, details FROM backoffice_audit_entry WHERE event = $1 AND affected_user_id = $2 ORDER BY created_at, id`,
+      [BackOfficeEvents.ProfileUpdated, userId],
+    );
+    return rows.map((row: { performing_user_id: string | null; details: Record<string, unknown> }) => ({ performingUserId: row.performing_user_id, details: row.details }));
+  }
+
+  // OWASP ASVS 5.0 16.3.x / 4.0 7.2.x: a rename by the provider is a change of the account as an admin's or the
+  // user's own rename is, audited with the same before/after diff; the entry says the provider made it.
+  it('a rename by onExternalLogin is audited with a before/after diff and the provider as its source; the same name is not', async () => {
+    const { login, email } = account('audit', 'Old Name');
+    expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+    const user = (await ctx.userManager.findByEmail(email))!;
+    expect(await profileAudit(user.id), 'first sign-in (the name the user was created with)').toEqual([]);
+    idp.accounts.set(login, { ...idp.accounts.get(login), name: 'New Name' });
+    expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+    expect((await ctx.userManager.findByEmail(email))!.name).toBe('New Name');
+    const renamed = [{ performingUserId: user.id, details: { changes: { name: { from: 'Old Name', to: 'New Name' } }, source: 'provider:oidc' } }];
+    expect(await profileAudit(user.id), 'the rename').toEqual(renamed);
+    expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+    expect(await profileAudit(user.id), 'a sign-in with the same name').toEqual(renamed);
+    idp.accounts.set(login, { ...idp.accounts.get(login), name: 'Evil\u0000Name' });
+    expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+    expect(await profileAudit(user.id), 'a refused name (not stored)').toEqual(renamed);
   });
 });

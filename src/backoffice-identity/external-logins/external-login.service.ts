@@ -17,6 +17,7 @@ import {
   UserLoginLinkedNotification,
   UserLoginRequiresTwoFactorSetupNotification,
   UserLoginRequiresVerificationNotification,
+  UserProfileUpdatedNotification,
   UserProviderGroupsRefusedNotification,
   UserReauthenticatedNotification,
   UserTwoFactorRequestedNotification,
@@ -808,8 +809,11 @@ export class BackOfficeExternalLoginService {
     if (changes && typeof changes === 'object') {
       const name = await this.providerName(user, changes.name);
       if (name !== undefined && name !== user.name) {
+        // Audited as an admin's or the user's own rename is, with the provider as its source (OWASP ASVS 5.0 16.3.x).
+        const rename = { name: { from: user.name, to: name } };
         await manager.store.updateProfile(user.id, { name }, manager.now());
         user.name = name;
+        await manager.notify(UserProfileUpdatedNotification, user, { changes: rename, source: `provider:${provider.name}` });
       }
       if (Array.isArray(changes.groups)) await this.syncGroups(provider, user, changes.groups);
     }

@@ -764,16 +764,25 @@ export class ApiTokenRefusedNotification extends BackOfficeNotification {
   }
 }
 
-/** Profile fields changed (own name, or an admin's edit): `changes` is `{ field: { from, to } }`. */
+/**
+ * Profile fields changed (own name, an admin's edit, or a name an external provider's `onExternalLogin` gave at a
+ * sign-in): `changes` is `{ field: { from, to } }`.
+ */
 export class UserProfileUpdatedNotification extends BackOfficeNotification {
   readonly eventName = BackOfficeEvents.ProfileUpdated;
   readonly changes: Record<string, { from: unknown; to: unknown }>;
-  constructor(init: BackOfficeNotificationInit & { changes: Record<string, { from: unknown; to: unknown }> }) {
+  /**
+   * Who decided: `local` (the user, an admin or the host) or `provider:<name>` (an external provider's sign-in), as
+   * {@link UserGroupsChangedNotification.source}. The audit entry names it only for a provider.
+   */
+  readonly source: string;
+  constructor(init: BackOfficeNotificationInit & { changes: Record<string, { from: unknown; to: unknown }>; source?: string }) {
     super(init);
     this.changes = frozenCopy(init.changes);
+    this.source = init.source ?? 'local';
   }
   override auditDetails() {
-    return { changes: this.changes };
+    return this.source === 'local' ? { changes: this.changes } : { changes: this.changes, source: this.source };
   }
 }
 
