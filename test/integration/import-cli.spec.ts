@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,16 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     });
   };
   const report = (file: string) => readFileSync(`${file}.report.jsonl`, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  /** Whether a user with this (normalized) email is in the database. */
+  const userExists = async (normalizedEmail: string): Promise<boolean> => {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      return (await client.query(`SELECT 1 FROM backoffice_user WHERE normalized_email = $1`, [normalizedEmail])).rows.length > 0;
+    } finally {
+      await client.end();
+    }
+  };
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -109,14 +119,44 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     const file = join(dir, 'report-unwritable.json');
     writeFileSync(file, JSON.stringify([{ email: 'report-unwritable@example.com', name: 'R', groups: [] }]));
     await expect(run(file, { reportPath: join(dir, 'no-such-folder', 'report.jsonl') })).rejects.toThrow(/report.*no-such-folder|no-such-folder.*report/i);
-    const client = new pg.Client({ connectionString: db.url });
-    await client.connect();
-    try {
-      const { rows } = await client.query(`SELECT 1 FROM backoffice_user WHERE normalized_email = 'report-unwritable@example.com'`);
-      expect(rows).toHaveLength(0);
-    } finally {
-      await client.end();
-    }
+    expect(await userExists('report-unwritable@example.com'), 'nothing imported').toBe(false);
+  });
+
+  // OWASP ASVS 4.0 1.14.x (file permissions): the README's "fix the file and run it again" writes the same default
+  // report (<file>.report.jsonl) again, so an existing report is replaced, but by a new file (0600, the old one's mode
+  // is not kept), never written through a symbolic link or into something that is not a regular file.
+  it('an existing report is replaced by a new file readable by its owner only (0600), whatever the old one\'s mode', async () => {
+    const file = join(dir, 'report-existing.json');
+    writeFileSync(file, JSON.stringify([{ email: 'report-existing@example.com', name: 'R', groups: [] }]));
+    const reportPath = `${file}.report.jsonl`;
+    writeFileSync(reportPath, 'an old report, longer than the new one will be\n'.repeat(50));
+    chmodSync(reportPath, 0o644);
+    await run(file);
+    expect((statSync(reportPath).mode & 0o777).toString(8), 'the mode of the report').toBe('600');
+    expect(report(file).map((line) => [line.record, line.outcome])).toEqual([[1, 'created']]);
+    expect(readdirSync(dir).filter((name) => name.includes('report-existing.json') && name.endsWith('.tmp')), 'no temporary file left').toEqual([]);
+  });
+
+  it('a symbolic link or a directory at the report path is refused before anything is imported; its target is untouched', async () => {
+    const file = join(dir, 'report-symlink.json');
+    writeFileSync(file, JSON.stringify([{ email: 'report-symlink@example.com', name: 'R', groups: [] }]));
+    const target = join(dir, 'not-the-report.txt');
+    writeFileSync(target, 'keep me');
+    chmodSync(target, 0o644);
+    const reportPath = `${file}.report.jsonl`;
+    symlinkSync(target, reportPath);
+    const refusal = run(file);
+    await expect(refusal).rejects.toThrow(`cannot write the report ${reportPath}: it already exists and is not a regular file (a symbolic link); choose another path or remove it`);
+    expect(readFileSync(target, 'utf8'), 'the link target').toBe('keep me');
+    expect((statSync(target).mode & 0o777).toString(8)).toBe('644');
+    expect(lstatSync(reportPath).isSymbolicLink() && readlinkSync(reportPath)).toBe(target);
+    const folder = join(dir, 'report-folder.jsonl');
+    mkdirSync(folder);
+    await expect(run(file, { reportPath: folder })).rejects.toThrow(`cannot write the report ${folder}: it already exists and is not a regular file (a directory); choose another path or remove it`);
+    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp')), 'no temporary file left').toEqual([]);
+    expect(await userExists('report-symlink@example.com'), 'nothing imported').toBe(false);
+    // A device is written to as before (--report /dev/null: no report kept).
+    expect((await run(file, { reportPath: '/dev/null' })).summary).toMatchObject({ total: 1, created: 1 });
   });
 
   it('a database it cannot reach: the run rejects with one line for the CLI to print, no stack trace, no password and nothing else on stderr (no "Retrying (1)..." with retries off) (ASVS 7.4.1)', async () => {

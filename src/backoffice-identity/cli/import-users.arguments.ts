@@ -16,7 +16,9 @@ Options:
   --database-url <url>     PostgreSQL URL (default: $DATABASE_URL)
   --format json|jsonl|csv  default: from the file extension; needed for a pipe or /dev/stdin
   --report <path>          per-record report, JSON lines (default: <file>.report.jsonl; for a pipe,
-                           /dev/stdin or <(gunzip -c ...): ./import-report-<timestamp>.jsonl)
+                           /dev/stdin or <(gunzip -c ...): ./import-report-<timestamp>.jsonl); an existing
+                           report is replaced by a new file (mode 0600); a symbolic link or a directory
+                           there is refused (/dev/null is written to)
   --on-conflict <mode>     skip (default) | update | fail, when the email is taken
   --group-map <a=b,...>    map other aliases to this module's (a= drops group a)
   --batch-size <n>         records per transaction, 1..${MAX_IMPORT_BATCH} (default ${DEFAULT_BATCH_SIZE})

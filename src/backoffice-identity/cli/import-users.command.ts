@@ -1,6 +1,8 @@
-import { constants, createWriteStream, type WriteStream } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { constants, type Stats, type WriteStream } from 'node:fs';
+import { access, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
+import { basename, dirname, join } from 'node:path';
 import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
@@ -42,21 +44,58 @@ class ImportUsersCliModule {
   }
 }
 
+/** What a path that is not a regular file is, for an error message. */
+function fileKind(info: Stats): string {
+  if (info.isSymbolicLink()) return 'a symbolic link';
+  if (info.isDirectory()) return 'a directory';
+  return info.isSocket() ? 'a socket' : 'a block device';
+}
+
 /** Writes the per-record report (JSON lines), waiting when the disk is slower than the import. */
 class ReportWriter {
   private error?: Error;
   private constructor(private readonly stream: WriteStream) {
     stream.on('error', (error) => (this.error ??= error));
   }
-  /** Creates the report file first, so a path that cannot be written fails with a clear error before anything is imported. */
+  /**
+   * Creates the report file first, so a path that cannot be written fails with a clear error before anything is
+   * imported. A report already at `path` (the default one of an earlier run of the same file) is replaced, never
+   * written into: a new file (0600, created with O_EXCL beside it) is renamed over it, so neither the old file's mode
+   * (a world-readable report keeps none of its permissions) nor a symbolic link put there (a rename replaces the link,
+   * it does not follow it) decides where and how the report is written (OWASP ASVS 4.0 1.14.x). A named pipe or a
+   * character device (`/dev/null`) at `path` is written to; anything else that is not a regular file (a symbolic
+   * link, a directory, a socket) is refused.
+   */
   static async open(path: string): Promise<ReportWriter> {
-    const stream = createWriteStream(path, { encoding: 'utf8', mode: 0o600 });
+    const failed = (error: unknown) => new Error(`cannot write the report ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    let existing: Stats | null;
     try {
-      await once(stream, 'open');
+      existing = await lstat(path);
     } catch (error) {
-      throw new Error(`cannot write the report ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw failed(error);
+      existing = null;
     }
-    return new ReportWriter(stream);
+    if (existing && (existing.isFIFO() || existing.isCharacterDevice())) {
+      // A pipe or a device (--report /dev/null) is written to as it is: it keeps nothing to leak. O_NOFOLLOW: not a link put there since.
+      try {
+        return new ReportWriter((await open(path, constants.O_WRONLY | constants.O_NOFOLLOW)).createWriteStream({ encoding: 'utf8' }));
+      } catch (error) {
+        throw failed(error);
+      }
+    }
+    if (existing && !existing.isFile()) {
+      throw new Error(`cannot write the report ${path}: it already exists and is not a regular file (${fileKind(existing)}); choose another path or remove it`);
+    }
+    const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(temporary, 'wx', 0o600);
+      await rename(temporary, path);
+    } catch (error) {
+      if (handle) await Promise.allSettled([handle.close(), unlink(temporary)]);
+      throw failed(error);
+    }
+    return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
   }
   async write(line: object): Promise<void> {
     if (this.error) throw this.error;
