@@ -542,4 +542,40 @@ suite('denyLocalLogin: invites accepted only through the provider, into a group 
     expect((await sessions.list(eve)).length).toBe(1);
     await context.close();
   });
+
+  it('OWASP ASVS 4.0 3.7.1: a provider-only member of a group that requires two-factor, whose setup-only session is no longer recent, confirms it through the provider and sets up two-factor', async () => {
+    const created = await app.userManager.createUser({ email: 'gus.sso@example.com', name: 'Gus Sso' });
+    expect(created.succeeded).toBe(true);
+    const gus = created.value!;
+    expect((await app.userManager.addLogin(gus, { provider: 'oidc', providerKey: 'sso-gus', displayName: 'Company login' })).succeeded).toBe(true);
+    expect((await app.userManager.setGroups(gus, ['sensitiveData'])).succeeded).toBe(true);
+    idp.accounts.set('sso-gus', { email: 'gus.sso@example.com', email_verified: true, name: 'Gus Sso' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${app.origin}/backoffice/`);
+    await page.getByRole('link', { name: 'Sign in with Company login' }).click();
+    await signInAtProvider(page, idp, 'sso-gus');
+    await page.waitForURL(`${app.origin}/backoffice/account?status=requiresTwoFactorSetup`);
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain('gus.sso@example.com');
+
+    app.clock.advance(6 * 60_000); // past session.reauthenticationMinutes, within the setup-only session's 15 minutes
+    await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Confirm it’s you' });
+    await expect.poll(() => dialog.isVisible()).toBe(true);
+    await dialog.getByRole('button', { name: 'Continue with Company login' }).click();
+    await signInAtProvider(page, idp, 'sso-gus'); // the provider asks again (prompt=login, max_age)
+    await page.waitForURL(`${app.origin}/backoffice/account?status=requiresTwoFactorSetup`);
+    await expect.poll(() => page.locator('#bo-signed-in-as').textContent()).toContain('gus.sso@example.com');
+
+    await page.getByRole('button', { name: 'Set up two-factor authentication' }).click();
+    await expect.poll(() => page.locator('#bo-secret').textContent()).toMatch(/^[A-Z2-7]{32}$/);
+    // Still setup-only until the code is confirmed.
+    expect(await page.evaluate(async () => (await (window as any).BackOfficeSession.request('GET', '/auth/sessions')).body.code)).toBe('two_factor_setup_required');
+    const secret = (await page.locator('#bo-secret').textContent())!;
+    await page.getByLabel('Code', { exact: true }).fill(totpCode(secret, app.clock.now()));
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expect.poll(() => page.locator('#bo-recovery-codes li').count()).toBe(10);
+    expect(await page.evaluate(async () => (await (window as any).BackOfficeSession.request('GET', '/auth/sessions')).status)).toBe(200);
+    await context.close();
+  });
 });

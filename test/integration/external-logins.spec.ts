@@ -1168,6 +1168,55 @@ describe('External login providers (OpenID Connect, contract section 6)', () => 
       expect(new URL(next.headers.get('location')!, ctx.url).searchParams.get('status')).toBe('requiresTwoFactor');
     });
 
+    it('OWASP ASVS 4.0 3.7.1 / 5.0 7.5.3: a member without a password whose provider answered from an old provider session (auth_time an hour ago) gets a setup-only session that is not recent: the setup routes answer 401 reauthentication_required, and the session steps up through the provider (POST /auth/external/:name/reauthenticate, as a password step-up is open to it), then sets up 2FA; it stays setup-only until the code is confirmed', async () => {
+      const admin = await adminClient();
+      const alias = await requiringGroup(admin);
+      const { login, email } = account('enforced-stale');
+      const other = account('enforced-stale-other');
+      expectSignedIn(await new Person(ctx.url).signIn('oidc', login));
+      const user = (await ctx.userManager.findByEmail(email))!;
+      expect(user.passwordHash ?? null, 'no password: the provider is the only way in').toBeNull();
+      expect((await ctx.userManager.setGroups(user, [alias])).succeeded).toBe(true);
+
+      const person = new Person(ctx.url);
+      const callbackUrl = await person.toCallback('oidc', login);
+      idp.idTokenChange = { kind: 'authTime', secondsAgo: 3600 };
+      try {
+        expect((await person.deliver(callbackUrl)).headers.get('location')).toBe('/backoffice/account?status=requiresTwoFactorSetup');
+      } finally {
+        idp.idTokenChange = undefined;
+      }
+      const stale = await person.app.post('/auth/2fa/setup', { provider: 'totp' });
+      expect({ status: stale.status, code: stale.body.code }, 'setup with a provider authentication an hour old').toEqual({ status: 401, code: 'reauthentication_required' });
+
+      // The step-up through the linked provider is open to the setup-only session (as POST /auth/reauthenticate is);
+      // it still needs the provider account linked to this user.
+      const wrong = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account?status=requiresTwoFactorSetup' });
+      expect({ status: wrong.status, code: wrong.body.code }, 'step-up through the provider from a setup-only session').toEqual({ status: 200, code: undefined });
+      const refused = await person.deliver(await person.idp.authorize(wrong.body.redirectUrl, other.login));
+      expect(refused.headers.get('location')).toBe('/backoffice/account?status=requiresTwoFactorSetup&error=not_allowed');
+      expect((await person.app.post('/auth/2fa/setup', { provider: 'totp' })).body.code).toBe('reauthentication_required');
+
+      const step = await person.app.post('/auth/external/oidc/reauthenticate', { returnUrl: '/backoffice/account?status=requiresTwoFactorSetup' });
+      expect(step.status, step.text).toBe(200);
+      expect(new URL(step.body.redirectUrl).searchParams.get('max_age')).toBe('0');
+      const back = await person.deliver(await person.idp.authorize(step.body.redirectUrl, login));
+      expect(back.headers.get('location')).toBe('/backoffice/account?status=requiresTwoFactorSetup');
+      expect(back.setCookies.some((c) => c.startsWith(`${SESSION_COOKIE}=`) && !/Max-Age=0/.test(c)), 'a new session token').toBe(true);
+
+      const setup = await person.app.post('/auth/2fa/setup', { provider: 'totp' });
+      expect(setup.status, setup.text).toBe(200);
+      // Still setup-only: nothing but the setup routes until the code is confirmed.
+      for (const path of ['/audit', '/auth/sessions', '/users']) {
+        const blocked = await person.app.get(path);
+        expect({ path, status: blocked.status, code: blocked.body.code }).toEqual({ path, status: 403, code: 'two_factor_setup_required' });
+      }
+      const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(setup.body.secret) });
+      const enable = await person.app.post('/auth/2fa/enable', { provider: 'totp', code: totp.generate({ timestamp: ctx.clock.now().getTime() }) });
+      expect(enable.status, enable.text).toBe(200);
+      expect((await person.app.get('/audit')).status).toBe(200);
+    });
+
     it('a first sign-in that auto-links straight into such a group gets the setup-only session too; a wrong provider login gets none', async () => {
       const admin = await adminClient();
       const alias = await requiringGroup(admin);

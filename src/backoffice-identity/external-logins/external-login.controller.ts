@@ -8,7 +8,7 @@ import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import { BackOfficeValidationPipe } from '../http/backoffice-validation.pipe.js';
 import type { ResolvedBackOfficeIdentityOptions } from '../options/backoffice-identity-options.interface.js';
 import { BackOfficeRateLimiter } from '../rate-limit/backoffice-rate-limiter.js';
-import { sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
+import { AllowTwoFactorSetupSession, sessionOf, type BackOfficeAuthenticatedRequest } from '../sessions/backoffice-auth.guard.js';
 import { BackOfficeAuthorize, RequiresRecentSignIn } from '../sessions/backoffice-authorize.decorator.js';
 import type { BackOfficeSignInManager } from '../sign-in/backoffice-sign-in-manager.js';
 import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js';
@@ -133,6 +133,9 @@ export class ExternalLoginController {
   }
 
   @Post(':provider/reauthenticate')
+  // As POST /auth/reauthenticate: a setup-only session must step up too (the 2FA setup routes need a recent sign-in,
+  // and one made by a provider sign-in is recent only from its auth_time), also a user without a password.
+  @AllowTwoFactorSetupSession()
   @HttpCode(200)
   @BackOfficeAuthorize()
   @ApiOkResponse({
@@ -141,7 +144,8 @@ export class ExternalLoginController {
       'Step-up through a linked provider (for users without a password): send the browser to redirectUrl; the callback marks this ' +
       'session re-authenticated (as POST /auth/reauthenticate does, from the ID token\'s auth_time) and lands on returnUrl, or on returnUrl?error=not_allowed when ' +
       'the provider account is not the one linked to you (or while you are locked out), or on returnUrl?error=external_login_failed ' +
-      'when the provider did not authenticate you now (the ID token has no auth_time, or one older than the allowed clock skew or session.reauthenticationMinutes, the shorter: a provider session reused)',
+      'when the provider did not authenticate you now (the ID token has no auth_time, or one older than the allowed clock skew or session.reauthenticationMinutes, the shorter: a provider session reused). ' +
+      'Open to a setup-only session (a group requires two-factor), as POST /auth/reauthenticate is: it stays setup-only',
   })
   @ApiErrors(
     [400, 'invalid_return_url, validation_failed'],

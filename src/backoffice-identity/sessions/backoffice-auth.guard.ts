@@ -28,8 +28,8 @@ const TWO_FACTOR_SETUP_ROUTE_METADATA = 'backoffice:two-factor-setup-route';
 
 /**
  * Marks a route that a setup-only session (a member of a `requireTwoFactor` group who has not enrolled yet) may
- * reach: the 2FA setup and confirmation, password re-authentication (the setup routes ask for a recent sign-in),
- * `GET /auth/me` and logout. Every other route answers 403
+ * reach: the 2FA setup and confirmation, re-authentication by password or through a linked external provider (the
+ * setup routes ask for a recent sign-in), `GET /auth/me` and logout. Every other route answers 403
  * `two_factor_setup_required` to such a session.
  */
 export const AllowTwoFactorSetupSession = () => SetMetadata(TWO_FACTOR_SETUP_ROUTE_METADATA, true);
