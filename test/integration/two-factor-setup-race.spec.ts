@@ -128,6 +128,8 @@ describe('A 2FA setup racing an enable does not replace the confirmed TOTP key',
       holdCalls(provider, 'generateSetup'),
       () => client.post('/auth/2fa/setup', { provider: 'totp' }),
       async () => expect((await ctx.userManager.deleteUser((await ctx.userManager.findByEmail(email))!)).succeeded).toBe(true),
+    );
     expect([late.status, late.body.code], 'a missing user answered as if 2FA were on').toEqual([401, 'unauthenticated']);
     expect((await client.get('/auth/me')).status, 'as the guard answers that session').toBe(401);
+  });
 });
