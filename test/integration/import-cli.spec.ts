@@ -1,5 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, closeSync, constants, openSync, readSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,6 +157,47 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     expect(await userExists('report-symlink@example.com'), 'nothing imported').toBe(false);
     // A device is written to as before (--report /dev/null: no report kept).
     expect((await run(file, { reportPath: '/dev/null' })).summary).toMatchObject({ total: 1, created: 1 });
+  });
+
+  // --report /dev/stdout, /dev/fd/N and >(gzip > r.gz) are symbolic links on Linux (to a pipe or a terminal): they are
+  // written through, as before 2b73735; a link to anything else (a regular file) stays refused.
+  it('a symbolic link to a pipe (--report /dev/fd/N, >(gzip > r.gz), or a link to a named pipe) is written to; a link to a regular file is still refused', async () => {
+    const file = join(dir, 'report-to-pipe.json');
+    writeFileSync(file, JSON.stringify([1, 2].map((i) => ({ email: `report-pipe${i}@example.com`, name: 'P', groups: [] }))));
+    // /dev/fd/N of a pipe this process holds open for reading (as a shell's >(...) hands the CLI /dev/fd/63): a named
+    // pipe opened O_NONBLOCK (child_process 'pipe' stdio are sockets, which /dev/fd/N cannot reopen).
+    const fdFifo = join(dir, 'report-fd-fifo');
+    execFileSync('mkfifo', [fdFifo]);
+    const fd = openSync(fdFifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      expect(lstatSync(`/dev/fd/${fd}`).isSymbolicLink(), '/dev/fd/N is a symbolic link').toBe(true);
+      const { summary } = await run(file, { reportPath: `/dev/fd/${fd}` });
+      expect(summary).toMatchObject({ total: 2, created: 2 });
+      const buffer = Buffer.alloc(65536);
+      const piped = buffer.subarray(0, readSync(fd, buffer)).toString('utf8');
+      expect(piped.trim().split('\n').map((line) => JSON.parse(line).outcome), 'the report lines through /dev/fd/N').toEqual(['created', 'created']);
+    } finally {
+      closeSync(fd);
+    }
+    // A link put to a named pipe (made with mkfifo), read by a `cat` child.
+    const fifo = join(dir, 'report-fifo');
+    execFileSync('mkfifo', [fifo]);
+    const link = join(dir, 'report-fifo-link.jsonl');
+    symlinkSync(fifo, link);
+    const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let read = '';
+    reader.stdout.on('data', (d) => (read += d));
+    const readerDone = new Promise((resolve) => reader.on('close', resolve));
+    expect((await run(file, { reportPath: link })).summary).toMatchObject({ total: 2, skipped: 2 });
+    await readerDone;
+    expect(read.trim().split('\n').map((line) => JSON.parse(line).outcome), 'the report lines through the link to the named pipe').toEqual(['skipped', 'skipped']);
+    // A link to a regular file: refused, the file untouched.
+    const target = join(dir, 'report-pipe-not-the-report.txt');
+    writeFileSync(target, 'keep me');
+    const fileLink = join(dir, 'report-file-link.jsonl');
+    symlinkSync(target, fileLink);
+    await expect(run(file, { reportPath: fileLink })).rejects.toThrow(`cannot write the report ${fileLink}: it already exists and is not a regular file (a symbolic link); choose another path or remove it`);
+    expect(readFileSync(target, 'utf8')).toBe('keep me');
   });
 
   it('a database it cannot reach: the run rejects with one line for the CLI to print, no stack trace, no password and nothing else on stderr (no "Retrying (1)..." with retries off) (ASVS 7.4.1)', async () => {

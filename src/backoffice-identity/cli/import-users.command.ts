@@ -46,7 +46,6 @@ class ImportUsersCliModule {
 
 /** What a path that is not a regular file is, for an error message. */
 function fileKind(info: Stats): string {
-  if (info.isSymbolicLink()) return 'a symbolic link';
   if (info.isDirectory()) return 'a directory';
   return info.isSocket() ? 'a socket' : 'a block device';
 }
@@ -63,11 +62,13 @@ class ReportWriter {
    * written into: a new file (0600, created with O_EXCL beside it) is renamed over it, so neither the old file's mode
    * (a world-readable report keeps none of its permissions) nor a symbolic link put there (a rename replaces the link,
    * it does not follow it) decides where and how the report is written (OWASP ASVS 4.0 1.14.x). A named pipe or a
-   * character device (`/dev/null`) at `path` is written to; anything else that is not a regular file (a symbolic
-   * link, a directory, a socket) is refused.
+   * character device (`/dev/null`) at `path` is written to, also through a symbolic link (`/dev/stdout`, `/dev/fd/N`,
+   * a shell's `>(gzip > r.gz)`); anything else that is not a regular file (a directory, a socket, a symbolic link to
+   * anything but a pipe or a character device) is refused.
    */
   static async open(path: string): Promise<ReportWriter> {
     const failed = (error: unknown) => new Error(`cannot write the report ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    const refused = (kind: string) => new Error(`cannot write the report ${path}: it already exists and is not a regular file (${kind}); choose another path or remove it`);
     let existing: Stats | null;
     try {
       existing = await lstat(path);
@@ -75,17 +76,24 @@ class ReportWriter {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw failed(error);
       existing = null;
     }
+    if (existing?.isSymbolicLink()) {
+      // Followed, never created (no O_CREAT): written to only if the opened handle is a pipe or a character device.
+      const handle = await ReportWriter.openPipeOrDevice(path, constants.O_WRONLY | constants.O_NOCTTY).catch(() => null);
+      if (!handle) throw refused('a symbolic link');
+      return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
+    }
     if (existing && (existing.isFIFO() || existing.isCharacterDevice())) {
       // A pipe or a device (--report /dev/null) is written to as it is: it keeps nothing to leak. O_NOFOLLOW: not a link put there since.
+      let handle: FileHandle | null;
       try {
-        return new ReportWriter((await open(path, constants.O_WRONLY | constants.O_NOFOLLOW)).createWriteStream({ encoding: 'utf8' }));
+        handle = await ReportWriter.openPipeOrDevice(path, constants.O_WRONLY | constants.O_NOCTTY | constants.O_NOFOLLOW);
       } catch (error) {
         throw failed(error);
       }
+      if (!handle) throw new Error(`cannot write the report ${path}: it was replaced while it was opened (no longer a pipe or a device); run it again`);
+      return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
     }
-    if (existing && !existing.isFile()) {
-      throw new Error(`cannot write the report ${path}: it already exists and is not a regular file (${fileKind(existing)}); choose another path or remove it`);
-    }
+    if (existing && !existing.isFile()) throw refused(fileKind(existing));
     const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
     let handle: FileHandle | undefined;
     try {
@@ -96,6 +104,14 @@ class ReportWriter {
       throw failed(error);
     }
     return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
+  }
+  /** Opens `path` without creating it; the handle if what was opened (fstat, no check/open race) is a pipe or a character device, else null (closed). */
+  private static async openPipeOrDevice(path: string, flags: number): Promise<FileHandle | null> {
+    const handle = await open(path, flags);
+    const info = await handle.stat().catch(() => null);
+    if (info && (info.isFIFO() || info.isCharacterDevice())) return handle;
+    await handle.close();
+    return null;
   }
   async write(line: object): Promise<void> {
     if (this.error) throw this.error;
