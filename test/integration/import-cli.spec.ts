@@ -137,6 +137,16 @@ describe('CLI import-users (streamed file, batches, report, then sign-in over HT
     expect(readdirSync(dir).filter((name) => name.includes('report-existing.json') && name.endsWith('.tmp')), 'no temporary file left').toEqual([]);
   });
 
+  it('a report name near the 255-byte limit still works (the temporary file beside it takes a short name)', async () => {
+    const file = join(dir, 'report-long-name.json');
+    writeFileSync(file, JSON.stringify([{ email: 'report-long-name@example.com', name: 'R', groups: [] }]));
+    const reportPath = join(dir, `${'r'.repeat(249)}.jsonl`);
+    expect((await run(file, { reportPath })).summary).toMatchObject({ total: 1, created: 1 });
+    expect(readFileSync(reportPath, 'utf8').trim().split('\n').map((line) => JSON.parse(line).outcome)).toEqual(['created']);
+    expect((statSync(reportPath).mode & 0o777).toString(8), 'the mode of the report').toBe('600');
+    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp')), 'no temporary file left').toEqual([]);
+  });
+
   it('a symbolic link or a directory at the report path is refused before anything is imported; its target is untouched', async () => {
     const file = join(dir, 'report-symlink.json');
     writeFileSync(file, JSON.stringify([{ email: 'report-symlink@example.com', name: 'R', groups: [] }]));

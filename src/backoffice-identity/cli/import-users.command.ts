@@ -94,7 +94,10 @@ class ReportWriter {
       return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
     }
     if (existing && !existing.isFile()) throw refused(fileKind(existing));
-    const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+    // .<name>.<12 hex>.tmp adds 18 bytes: a name near the 255-byte limit (NAME_MAX) takes a short one instead.
+    const suffix = `.${randomBytes(6).toString('hex')}.tmp`;
+    const name = basename(path);
+    const temporary = join(dirname(path), 1 + Buffer.byteLength(name) + suffix.length > 255 ? `.import-report${suffix}` : `.${name}${suffix}`);
     let handle: FileHandle | undefined;
     try {
       handle = await open(temporary, 'wx', 0o600);
