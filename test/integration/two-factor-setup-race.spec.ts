@@ -132,4 +132,21 @@ describe('A 2FA setup racing an enable does not replace the confirmed TOTP key',
     expect([late.status, late.body.code], 'a missing user answered as if 2FA were on').toEqual([401, 'unauthenticated']);
     expect((await client.get('/auth/me')).status, 'as the guard answers that session').toBe(401);
   });
+
+  it('an enable whose user is deleted before its flag write answers 401 (the session is gone), not 400 "a new setup was started"', async () => {
+    const email = 'enable-deleted@example.com';
+    await ctx.userManager.createUser({ email, name: 'Enable Deleted', password });
+    const client = new HttpClient(ctx.url);
+    expect((await client.login(email, password)).body.status).toBe('success');
+    const setup = await client.post('/auth/2fa/setup', { provider: 'totp' });
+    expect(setup.status).toBe(200);
+    // The enable has confirmed its key and waits before turning 2FA on; meanwhile the user is deleted (and the key with it).
+    const enable = await sentWhileHeld(
+      holdCalls(ctx.userManager, 'setTwoFactorEnabled'),
+      () => client.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) }),
+      async () => expect((await ctx.userManager.deleteUser((await ctx.userManager.findByEmail(email))!)).succeeded).toBe(true),
+    );
+    expect([enable.status, enable.body.code], 'a missing user answered as if a new setup were started').toEqual([401, 'unauthenticated']);
+    expect((await client.get('/auth/me')).status, 'as the guard answers that session').toBe(401);
+  });
 });

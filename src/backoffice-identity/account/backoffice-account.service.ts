@@ -261,7 +261,12 @@ export class BackOfficeAccountService {
     // Only while the enrolment just confirmed is still set up, asked under the user's row lock: a setup sent meanwhile
     // (another tab) saw 2FA off and replaced the key; it is refused as a wrong code, nothing turned on (ASVS 4.0 1.11.3).
     const enabled = await this.signInManager.keepSignedInThrough(session.id, () => this.userManager.setTwoFactorEnabled(user, true, { whileSetUp: provider.value! }));
-    if (!enabled.succeeded) return enabled as IdentityResult<never>;
+    if (!enabled.succeeded) {
+      // The enrolment gone with the user (deleted meanwhile, its key with it): the session is gone too, as the guard
+      // answers its next request, not "a new setup was started".
+      const gone = enabled.errors.some((e) => e.code === 'invalid_code') && !(await this.userManager.findById(user.id));
+      return gone ? failure('unauthenticated', 'The session has ended; sign in again.') : (enabled as IdentityResult<never>);
+    }
     await this.signInManager.refreshSignIn(user, session.id);
     if (setupOnly && !renewable) await this.sessions.revoke(user.id, session.id);
     else await this.sessions.completeTwoFactorSetup(session as BackOfficeSessionEntity);
