@@ -1038,6 +1038,15 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await pendingSignInStore.find('passkey', other.keyHash, at(5))).not.toBeNull();
         expect(await pendingSignInStore.consume('passkey', last.keyHash, at(5))).not.toBeNull();
       });
+      test('a slot is a passkey challenge\'s: a step of another kind given one replaces nothing', async ({ userStore, pendingSignInStore }) => {
+        const user = await newUser(userStore);
+        const step = () => ({ ...pending({ kind: 'two_factor', purpose: 'second_factor', userId: user.id, securityStamp: user.securityStamp }), slot: 'not-a-passkey' });
+        const [first, second] = [step(), step()];
+        await pendingSignInStore.create(first, at(0));
+        await pendingSignInStore.create(second, at(1));
+        expect(await pendingSignInStore.find('two_factor', first.keyHash, at(2))).not.toBeNull();
+        expect(await pendingSignInStore.find('two_factor', second.keyHash, at(2))).not.toBeNull();
+      });
     });
 
     describe('API clients', () => {

@@ -23,7 +23,8 @@ export class InMemoryBackOfficePendingSignInStore implements BackOfficePendingSi
   async create(pending: BackOfficePendingSignIn, now: Date): Promise<void> {
     const key = `${pending.kind}:${pending.keyHash}`;
     if (this.rows.has(key)) throw new Error('duplicate pending sign-in key');
-    if (pending.slot !== undefined) for (const [k, r] of this.rows) if (r.kind === pending.kind && r.slot === pending.slot) this.rows.delete(k);
+    // A slot is a passkey challenge's (as in the TypeORM store): a step of another kind given one replaces nothing.
+    if (pending.kind === 'passkey' && pending.slot !== undefined) for (const [k, r] of this.rows) if (r.kind === 'passkey' && r.slot === pending.slot) this.rows.delete(k);
     this.rows.set(key, { ...pending, expiresAt: new Date(pending.expiresAt), usedAt: null, createdAt: now.getTime(), seq: ++this.seq });
     const cap = livePerUserCap(pending);
     if (cap === null) return;
