@@ -1,3 +1,4 @@
+import { createHash, randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { createTestDatabase, dbKind, type TestDatabase } from '../support/database.js';
 import { typeOrmOptionsFor } from '../support/identity-app.js';
@@ -10,6 +11,7 @@ import {
   TypeOrmBackOfficePendingSignInStore,
   TypeOrmBackOfficeSessionStore,
   TypeOrmBackOfficeUserStore,
+  type BackOfficePendingSignIn,
   type BackOfficeStores,
 } from '../../src/backoffice-identity/index.js';
 import { runBackOfficeStoreContract } from '../../src/backoffice-identity/testing/index.js';
@@ -57,5 +59,32 @@ class IgnoresRefuseTarget extends TypeOrmBackOfficeUserStore {
 describe('The store contract and an import store ignoring refuseTarget (OWASP ASVS 5.0 7.5.1 / 4.0 V2.5)', () => {
   it('fails a user store whose importUsers drops refuseTarget (a directory-managed user the host manager names would be overwritten)', async () => {
     expect(await failingContractTests(() => ({ ...stores, userStore: new IgnoresRefuseTarget(source) }), /refuseTarget/u)).toHaveLength(1);
+  });
+});
+
+describe('TypeORM pending sign-in store: a slot is taken over only by a step of the same user and purpose', () => {
+  const step = (userId: string | null, purpose: string): BackOfficePendingSignIn => ({
+    kind: 'passkey',
+    keyHash: createHash('sha256').update(randomUUID()).digest('hex'),
+    purpose,
+    browserHash: null,
+    userId,
+    securityStamp: null,
+    payload: null,
+    expiresAt: new Date(Date.now() + 60_000),
+    slot: `slot-${randomUUID()}`,
+  });
+  it('refuses a step of another user (or none) or another purpose for a slot held, and keeps the held step', async () => {
+    const name = `slot-${randomUUID()}`;
+    const user = await stores.userStore.create(
+      { username: `${name}@example.test`, normalizedUsername: `${name}@EXAMPLE.TEST`, email: `${name}@example.test`, normalizedEmail: `${name}@EXAMPLE.TEST`, name, passwordHash: 'h', securityStamp: 's', isApproved: true, invitedAt: null, groups: [], kind: 'person' },
+      new Date(),
+    );
+    const held = step(user.id, 'second_factor');
+    await stores.pendingSignInStore.create(held, new Date());
+    for (const other of [step(null, 'second_factor'), step(user.id, 'authentication')]) {
+      await expect(stores.pendingSignInStore.create({ ...other, slot: held.slot }, new Date()), 'a step of another owner took the slot over').rejects.toThrow(/slot/u);
+    }
+    expect(await stores.pendingSignInStore.find('passkey', held.keyHash, new Date())).not.toBeNull();
   });
 });

@@ -128,20 +128,31 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
     const t = TABLES[pending.kind];
     // A step without a user leaves the user column out (its default is null): an OpenID Connect sign-in still stores
     // its state on a database that migration 1732620000000 (the state's user_id) has not reached yet.
-    const fields = FIELDS.filter((f) => t[f] && !(f === 'userId' && pending.userId === null));
+    // A slot's row always gets its user column (null too), so a takeover writes the new step's owner over the old one's.
+    const slotted = pending.kind === 'passkey' && pending.slot !== undefined;
+    const fields = FIELDS.filter((f) => t[f] && !(f === 'userId' && pending.userId === null && !slotted));
     const columns = [t.key, ...fields.map((f) => t[f]!), 'expires_at', 'created_at'];
     const values = [pending.keyHash, ...fields.map((f) => pending[f]), pending.expiresAt, now];
     let insert = `INSERT INTO ${t.table} (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(', ')})`;
-    if (pending.kind === 'passkey' && pending.slot !== undefined) {
+    if (slotted) {
       // One row per slot: its id is derived from the slot, and a new step of the slot takes that row over (in one
-      // statement, so of concurrent creations one row is left: the last one's).
-      insert = `INSERT INTO ${t.table} (id, ${columns.join(', ')}) VALUES ($${values.length + 1}::uuid, ${columns.map((_, i) => `$${i + 1}`).join(', ')})
-        ON CONFLICT (id) DO UPDATE SET ${columns.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, used_at = NULL`;
-      values.push(slotId(pending.kind, pending.slot));
+      // statement, so of concurrent creations one row is left: the last one's), only when the row is of the same user
+      // and purpose: a slot is one pending sign-in's, so another owner's step is a caller's error, refused, not a takeover.
+      insert = `INSERT INTO ${t.table} AS t (id, ${columns.join(', ')}) VALUES ($${values.length + 1}::uuid, ${columns.map((_, i) => `$${i + 1}`).join(', ')})
+        ON CONFLICT (id) DO UPDATE SET ${columns.map((c) => `${c} = EXCLUDED.${c}`).join(', ')}, used_at = NULL
+        WHERE t.${t.userId} IS NOT DISTINCT FROM EXCLUDED.${t.userId} AND t.${t.purpose} = EXCLUDED.${t.purpose}
+        RETURNING t.id`;
+      values.push(slotId(pending.kind, pending.slot!));
     }
+    const run = async (query: (sql: string, parameters: unknown[]) => Promise<unknown>) => {
+      const rows = await query(insert, values);
+      if (slotted && Array.isArray(rows) && rows.length === 0) {
+        throw new Error(`pending sign-in slot ${JSON.stringify(pending.slot)} is held by a step of another user or purpose`);
+      }
+    };
     const cap = livePerUserCap(pending);
     if (cap === null) {
-      await this.dataSource.query(insert, values);
+      await run((sql, parameters) => this.dataSource.query(sql, parameters));
       return;
     }
     // A user's live steps of one kind and purpose are capped (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1): under a transaction
@@ -149,7 +160,7 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
     // each other's rows and the count never passes the cap; the new row is kept, then the newest others.
     await this.dataSource.transaction(async (manager) => {
       await manager.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`${t.table}:${pending.userId}:${pending.purpose}`]);
-      await manager.query(insert, values);
+      await run((sql, parameters) => manager.query(sql, parameters));
       await manager.query(
         `DELETE FROM ${t.table} WHERE id IN (
            SELECT id FROM ${t.table}
