@@ -31,8 +31,9 @@ export interface BackOfficePendingSignIn {
    * Passkey challenges: the step's slot. Creating a step with a slot replaces the step of that slot (used or not),
    * so a slot holds one at a time: a second-factor challenge's slot is its pending sign-in (`POST
    * /auth/2fa/passkey/options`), whose next options call replaces its previous challenge and never another pending
-   * sign-in's (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1). Optional: a store that ignores it keeps every challenge until it
-   * expires.
+   * sign-in's (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1). The store contract (`runBackOfficeStoreContract`) requires it:
+   * stores should honour it. A store that ignores it still works at run time (it keeps every challenge until it
+   * expires, unbounded but by the per-IP limit) but fails the contract. Steps of other kinds carry no slot.
    */
   slot?: string;
 }
