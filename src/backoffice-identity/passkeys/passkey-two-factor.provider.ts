@@ -2,7 +2,7 @@ import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
 import { BackOfficeHttpError } from '../http/backoffice-http-error.js';
 import type { TwoFactorProvider, TwoFactorSetup } from '../two-factor/two-factor-provider.interface.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
-import type { UserPasskeyStore } from '../users/stores/user-store.interface.js';
+import { isUserPasskeyStore, type BackOfficeUserStore, type UserPasskeyStore } from '../users/stores/user-store.interface.js';
 import type { BackOfficePasskeyCeremonies } from './passkey-ceremonies.service.js';
 
 /** Provider name of passkeys at the second-factor step. */
@@ -59,8 +59,13 @@ export class PasskeyTwoFactorProvider implements TwoFactorProvider {
   /** Turning 2FA off keeps the user's passkeys (they still sign in without a password). */
   async reset(): Promise<void> {}
 
-  /** {@link reset} writes nothing: it joins any transaction. */
-  inTransactionOf(): this {
-    return this;
+  /**
+   * This provider reading through `userStore` (the transaction's store): {@link reset} writes nothing, and
+   * {@link isSetUp} (asked in the flag's transaction by `setTwoFactorEnabled`'s `whileSetUp`) reads in the transaction,
+   * not on a second connection while it is open. Null for a store without passkeys (asked outside it then).
+   */
+  inTransactionOf(userStore: BackOfficeUserStore): PasskeyTwoFactorProvider | null {
+    if (userStore === (this.store as object)) return this;
+    return isUserPasskeyStore(userStore) ? new PasskeyTwoFactorProvider(userStore, this.ceremonies) : null;
   }
 }

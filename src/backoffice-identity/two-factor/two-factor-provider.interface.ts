@@ -61,7 +61,12 @@ export interface TwoFactorProvider {
    * This provider working in the user store's open transaction (`userStore`, the store a transaction's work is
    * handed), or null when it cannot (its enrolments live elsewhere). An admin's 2FA reset removes the enrolments of
    * the providers that can join in the transaction that turns the flag off (and, from `POST /users/:id/2fa/reset`,
-   * re-checks the caller's right under the admin group's lock); the others' after it commits. Optional.
+   * re-checks the caller's right under the admin group's lock); the others' after it commits. Turning 2FA on
+   * (`BackOfficeUserManager.setTwoFactorEnabled` with `whileSetUp`, `POST /auth/2fa/enable`) asks the returned provider
+   * `isSetUp` in the flag's transaction, before and after the flag. So the returned provider's reads (`isSetUp`) and
+   * writes (`reset`) must all go through `userStore`: one that reads through its own store (returning `this`) would
+   * read on a second connection while the transaction is open, seeing stale data or, on a one-connection pool
+   * (PGlite), waiting for ever. Optional.
    */
   inTransactionOf?(userStore: BackOfficeUserStore): TwoFactorProvider | null;
 }
