@@ -118,6 +118,14 @@ describe('an import disable is not lifted by a stale `until` of an earlier timed
     expect([enabled.isApproved, enabled.disabledUntil, enabled.disabledReason]).toEqual([true, null, null]);
   });
 
+  it('a timed disable still running, then an import disable: it is a disable for good, so after the old `until` the sign-in is refused and the user stays disabled', async () => {
+    const user = await make({ groups: [] });
+    await disableForAnHour(user.id);
+    await importApproval(user, false);
+    ctx.clock.advance(2 * 3_600_000);
+    await expectDisabledForGood(user);
+  });
+
   it('a timed disable that has ended, then an import disable: the sign-in is refused and the user stays disabled', async () => {
     const user = await make({ groups: [] });
     await disableForAnHour(user.id);

@@ -539,10 +539,13 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         }
       });
 
-      test('OWASP ASVS 4.0 1.11.3 / 5.0 15.4.2: a row\'s isApproved enables or disables for good: an enable, or a disable of a user who can sign in now (a timed disable ended), keeps no disabledUntil or disabledReason; a disable of a user disabled now keeps its disable', async ({ userStore }) => {
+      test('OWASP ASVS 4.0 1.11.3 / 5.0 15.4.2: a row\'s isApproved enables or disables for good, whatever the user\'s disable: no disabledUntil or disabledReason is kept (a timed disable still running becomes a disable for good), and a disable voids the reset, invite and email-change links', async ({ userStore }) => {
         if (!isUserImportStore(userStore)) return;
+        const links = isUserTokenStore(userStore) ? userStore : null;
         const disabledUntil = async (until: Date, changes: Partial<BackOfficeUser> = {}) => {
           const user = await newUser(userStore);
+          // A link the user got before the disable was written (a store-level write voids none).
+          await links?.replaceToken(user.id, 'password_reset', hash(`import-link-${user.id}`), at(6 * HOUR), at(0));
           await userStore.updateProfile(user.id, { isApproved: false, disabledUntil: until, disabledReason: 'holiday', ...changes }, at(1));
           return user;
         };
@@ -551,13 +554,14 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         // Approved with the end and reason of an earlier disable left on it (as an import's enable used to leave them).
         const stale = await disabledUntil(at(HOUR), { isApproved: true });
         const running = await disabledUntil(at(5 * HOUR));
+        const runningEnabled = await disabledUntil(at(5 * HOUR));
         const row = (user: BackOfficeUser, isApproved: boolean): ImportedUserRow => ({ ...importRow(user, user.name), isApproved });
         const outcomes = await userStore.importUsers(
-          [row(enabled, true), row(ended, false), row(stale, false), row(running, false)],
+          [row(enabled, true), row(ended, false), row(stale, false), row(running, false), row(runningEnabled, true)],
           { onConflict: 'update', dryRun: false, protectedGroup: 'admin' },
           at(2 * HOUR),
         );
-        expect(outcomes).toEqual(['updated', 'updated', 'updated', 'updated']);
+        expect(outcomes).toEqual(['updated', 'updated', 'updated', 'updated', 'updated']);
         const stored = async (user: BackOfficeUser) => {
           const found = (await userStore.findById(user.id))!;
           return [found.isApproved, found.disabledUntil ?? null, found.disabledReason ?? null, deriveUserState(found, at(6 * HOUR))];
@@ -566,7 +570,13 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         // Disabled for good: no sign-in after the old end enables them again (liftExpiredDisable).
         expect(await stored(ended)).toEqual([false, null, null, 'disabled']);
         expect(await stored(stale)).toEqual([false, null, null, 'disabled']);
-        expect((await stored(running)).slice(0, 3)).toEqual([false, at(5 * HOUR), 'holiday']);
+        // A timed disable still running is made one for good too, as POST /users/:id/disable without until does.
+        expect(await stored(running)).toEqual([false, null, null, 'disabled']);
+        expect(await stored(runningEnabled)).toEqual([true, null, null, 'inactive']);
+        if (links) {
+          const live = async (user: BackOfficeUser) => links.isTokenLive(user.id, 'password_reset', hash(`import-link-${user.id}`), at(2 * HOUR + 1));
+          expect([await live(ended), await live(stale), await live(running)]).toEqual([false, false, false]);
+        }
       });
     });
 

@@ -252,17 +252,15 @@ async function lockProtectedGroup(manager: EntityManager, protectedGroup: string
  * change, email change and disable do (OWASP ASVS 4.0 V2.5, 3.3.3); a disabled user's API bearer tokens are revoked (3.3.1), so
  * enabling it again never revives them. All in the caller's transaction.
  *
- * The record's `isApproved` enables or disables for good, as the manager's `setApproved` without an `until` does: an
- * enable, or a disable of a user who can sign in now (approved, or a timed disable whose `until` has passed), clears
- * `disabled_until` and `disabled_reason`. Kept, a past `until` had the user's next sign-in enable again
- * (`liftExpiredDisable`, no step-up) a user the import disabled, and the user list showed it enabled (OWASP ASVS 4.0
- * 1.11.3, 5.0 15.4.2). A disable of a user disabled now keeps that disable (its end and reason) as it is.
+ * The record's `isApproved` enables or disables for good, as the manager's `setApproved` without an `until` does
+ * (`POST /users/:id/enable`, or `/disable` without `until`): whatever the user's disable, it clears `disabled_until`
+ * and `disabled_reason`, and a disable voids the reset, invite and email-change links. Kept, an `until` (past, or of a
+ * timed disable still running) had the user's next sign-in after it enable again (`liftExpiredDisable`, no step-up) a
+ * user the import disabled, and the user list showed it enabled (OWASP ASVS 4.0 1.11.3, 5.0 15.4.2).
  */
 async function updateUser(manager: EntityManager, id: string, row: ImportedUserRow, now: Date): Promise<void> {
   const result = await manager.query(
-    `WITH old AS (SELECT password_hash, email,
-                         $8::boolean IS NOT NULL AND ($8::boolean OR is_approved OR COALESCE(disabled_until <= $10, false)) AS for_good
-                  FROM backoffice_user WHERE id = $1 FOR UPDATE)
+    `WITH old AS (SELECT password_hash, email, $8::boolean IS NOT NULL AS for_good FROM backoffice_user WHERE id = $1 FOR UPDATE)
      UPDATE backoffice_user u SET username = $2, normalized_username = $3, email = $4, name = $5,
        password_hash = COALESCE($6, u.password_hash), security_stamp = $7, is_approved = COALESCE($8, u.is_approved),
        disabled_until = CASE WHEN old.for_good THEN NULL ELSE u.disabled_until END,
