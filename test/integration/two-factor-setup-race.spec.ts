@@ -1,30 +1,12 @@
 import { independentCode } from '../support/oathtool.js';
 import { dbKind, type TestDatabase } from '../support/database.js';
-import { holdCalls, sentWhileHeld, type HeldCalls } from '../support/held-calls.js';
+import { holdCalls, holdCallsInTransaction, sentWhileHeld } from '../support/held-calls.js';
 import { HttpClient } from '../support/http-client.js';
 import type { IdentityApp } from '../support/identity-app.js';
 import { startTotpApp } from '../support/totp-app.js';
 import type { UserTwoFactorStore } from '../../src/backoffice-identity/users/stores/user-store.interface.js';
 
 const password = 'correct horse battery staple';
-
-/**
- * {@link holdCalls} for a store method called on the store a transaction binds (an object whose prototype `store` is):
- * the held call then runs on that object, in its transaction, not on `store`.
- */
-function holdInTransaction<K extends keyof UserTwoFactorStore & string>(store: UserTwoFactorStore, method: K): HeldCalls {
-  const original = store[method] as (...args: unknown[]) => Promise<unknown>;
-  let reach!: () => void;
-  const reached = new Promise<void>((resolve) => (reach = resolve));
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  const spy = vi.spyOn(store as unknown as Record<K, (...args: unknown[]) => Promise<unknown>>, method).mockImplementation(async function (this: unknown, ...args: unknown[]) {
-    reach();
-    await held;
-    return original.apply(this, args);
-  });
-  return { reached, release, restore: () => (release(), spy.mockRestore()) };
-}
 
 /**
  * `POST /auth/2fa/setup` refuses (409 `two_factor_already_enabled`) while 2FA is on with the TOTP key set up: a new
@@ -92,7 +74,7 @@ describe('A 2FA setup racing an enable does not replace the confirmed TOTP key',
     const enable = await sentWhileHeld(
       // The manager's call (before its transaction), or the store's write of the flag in it (the transaction has
       // checked the key once and not yet locked the user's row: its check after the write must see the new key).
-      seam === 'userManager' ? holdCalls(ctx.userManager, 'setTwoFactorEnabled') : holdInTransaction(ctx.userManager.store as UserTwoFactorStore, 'setTwoFactorEnabled'),
+      seam === 'userManager' ? holdCalls(ctx.userManager, 'setTwoFactorEnabled') : holdCallsInTransaction(ctx.userManager.store as UserTwoFactorStore, 'setTwoFactorEnabled'),
       () => first.post('/auth/2fa/enable', { provider: 'totp', code: independentCode(setup.body.secret, ctx.clock) }),
       async () => {
         replaced = await second.post('/auth/2fa/setup', { provider: 'totp' });

@@ -16,14 +16,40 @@ export interface HeldCalls {
  */
 export function holdCalls<T extends object, K extends keyof T & string>(target: T, method: K): HeldCalls {
   const original = (target[method] as (...args: unknown[]) => Promise<unknown>).bind(target);
+  return held(target, method, async (wait, ...args) => {
+    await wait();
+    return original(...args);
+  });
+}
+
+/**
+ * {@link holdCalls} for a store method called on the store a transaction binds (an object whose prototype `target`
+ * is): the held call runs on that object, in its transaction, not on `target`. With `after`, the call is held once
+ * the method has run, not at its start: what it locked stays locked in the open transaction while the test goes on.
+ */
+export function holdCallsInTransaction<T extends object, K extends keyof T & string>(target: T, method: K, options: { after?: boolean } = {}): HeldCalls {
+  const original = target[method] as (...args: unknown[]) => Promise<unknown>;
+  return held(target, method, async function (this: unknown, wait, ...args) {
+    if (!options.after) await wait();
+    const result = await original.apply(this, args);
+    if (options.after) await wait();
+    return result;
+  });
+}
+
+/** `target[method]` replaced by `call`, whose `wait()` reaches the hold and waits for its release. */
+function held<T extends object>(
+  target: T,
+  method: string,
+  call: (this: unknown, wait: () => Promise<void>, ...args: unknown[]) => Promise<unknown>,
+): HeldCalls {
   let reach!: () => void;
   const reached = new Promise<void>((resolve) => (reach = resolve));
   let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  const spy = vi.spyOn(target as Record<string, (...args: unknown[]) => Promise<unknown>>, method).mockImplementation(async (...args: unknown[]) => {
-    reach();
-    await held;
-    return original(...args);
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const wait = () => (reach(), released);
+  const spy = vi.spyOn(target as Record<string, (...args: unknown[]) => Promise<unknown>>, method).mockImplementation(function (this: unknown, ...args: unknown[]) {
+    return call.call(this, wait, ...args);
   });
   return {
     reached,

@@ -60,7 +60,8 @@ export interface TwoFactorProvider {
   /**
    * This provider working in the user store's open transaction (`userStore`, the store a transaction's work is
    * handed), or null when it cannot (its enrolments live elsewhere). An admin's 2FA reset removes the enrolments of
-   * the providers that can join in the transaction that turns the flag off (and, from `POST /users/:id/2fa/reset`,
+   * the providers that can join in the transaction that turns the flag off, after the flag (the user's row is locked
+   * before any enrolment row, the lock order of a setup and of a user's delete) (and, from `POST /users/:id/2fa/reset`,
    * re-checks the caller's right under the admin group's lock); the others' after it commits. Turning 2FA on
    * (`BackOfficeUserManager.setTwoFactorEnabled` with `whileSetUp`, `POST /auth/2fa/enable`) asks the returned provider
    * `isSetUp` in the flag's transaction, before and after the flag. So the returned provider's reads (`isSetUp`) and

@@ -1535,9 +1535,10 @@ export class BackOfficeUserManager {
   }
 
   /**
-   * {@link setTwoFactorEnabled}, with `first` run in the same transaction before the flag (a reset's enrolments), `then`
-   * after it (the user's row locked) and, with `authorize`, under the admin group's lock after asking it about the user
-   * as stored ({@link writeAuthorized}).
+   * {@link setTwoFactorEnabled}, with `first` run in the same transaction before the flag (a read only: the user's row
+   * is not locked yet, and a write of a row that hangs off it would invert the lock order), `then` after it (the
+   * user's row locked: a reset's enrolments) and, with `authorize`, under the admin group's lock after asking it about
+   * the user as stored ({@link writeAuthorized}).
    */
   private async writeTwoFactorEnabled(
     user: BackOfficeUser,
@@ -1803,8 +1804,12 @@ export class BackOfficeUserManager {
   /**
    * Turns 2FA off: every enrolment and recovery code removed, the flag off, a new security stamp ({@link
    * setTwoFactorEnabled}: the flag and the codes in one transaction). The enrolments of providers that can join that
-   * transaction (`TwoFactorProvider.inTransactionOf`: the built-in TOTP and passkey providers) go in it too; another
-   * provider's are removed after it commits.
+   * transaction (`TwoFactorProvider.inTransactionOf`: the built-in TOTP and passkey providers) go in it too, after the
+   * flag: the user's row is locked (written) before the enrolments' rows, the order of every other writer (a setup's
+   * `setAuthenticatorKey` locks the row, then writes the key; a user's delete deletes the row, then its keys by
+   * cascade). Removed before the flag, the key's row was held while the reset waited for the user's row that a
+   * concurrent setup or delete held while it waited for the key's: PostgreSQL aborted one of them (a deadlock, 503).
+   * Another provider's enrolments are removed after the commit.
    *
    * With `options.authorize` the whole transaction runs under the admin group's lock, as {@link setGroups}' does, and
    * `authorize` is first asked about the user as stored then (OWASP ASVS 4.0 4.1.3, 5.0 15.4.2): when it throws,
@@ -1826,7 +1831,7 @@ export class BackOfficeUserManager {
         else afterCommit.push(provider);
       }
     };
-    const result = await this.writeTwoFactorEnabled(user, false, resetJoined, options.authorize);
+    const result = await this.writeTwoFactorEnabled(user, false, undefined, options.authorize, resetJoined);
     if (!result.succeeded) return result;
     for (const provider of afterCommit) await provider.reset(user);
     return result;
