@@ -1511,16 +1511,19 @@ export class BackOfficeUserManager {
    * transaction rolls back (flag, stamp unchanged; no notification) and the answer is `invalid_code`
    * ({@link BackOfficeErrorDescriber.twoFactorSetupReplaced}). The built-in PostgreSQL store's setup locks the user's
    * row too, so it either commits before the second check, which sees it, or waits and then keeps the key (2FA on).
-   * A store without transactions, or without rollback (the in-memory one, whose methods are each atomic), or a provider
-   * that cannot join the transaction (asked once, before it) relies on a read just before the write: a setup landing
-   * between that read and the flag goes unseen.
+   * The provider is also asked once before the transaction: a store without transactions, or without rollback (the
+   * in-memory one, whose methods are each atomic), or a provider that cannot join the transaction the store hands over
+   * (`inTransactionOf` null for it, also when it answers itself for the store) relies on that read just before the
+   * write: a setup landing between that read and the flag goes unseen.
    */
   async setTwoFactorEnabled(user: BackOfficeUser, enabled: boolean, options: { whileSetUp?: TwoFactorProvider } = {}): Promise<IdentityResult> {
     const provider = enabled ? options.whileSetUp : undefined;
     if (!provider) return this.writeTwoFactorEnabled(user, enabled);
     const replaced = () => IdentityResult.failed(this.errorDescriber.twoFactorSetupReplaced());
-    // A provider whose enrolments live elsewhere is asked before the transaction (not on a second connection from in it).
-    if (!provider.inTransactionOf?.(this.store) && !(await provider.isSetUp(user))) return replaced();
+    // Asked before the transaction (on the pool, never on a second connection from in it), whatever the provider answers
+    // for this.store: whether it can join is known only from the store the transaction hands over (a host store's may be
+    // an object the provider does not know: its in-transaction checks are then skipped, and this read is the only one).
+    if (!(await provider.isSetUp(user))) return replaced();
     const result = await abortable((abort: (value: 'replaced') => never) => {
       const check = async (store: BackOfficeUserStore) => {
         const joined = provider.inTransactionOf?.(store) ?? null;
