@@ -1,8 +1,7 @@
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { externalLoginIdentity, waitForExternalProviders } from '../support/external-login-app.js';
+import { startOidcSignInApp, type OidcSignInApp } from '../support/external-login-app.js';
 import { expectSignedIn } from '../support/external-login-results.js';
 import { pendingSignInCookies } from '../support/pending-sign-in-cookies.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import type { IdentityApp } from '../support/identity-app.js';
 import { ExternalLoginPerson as Person, TestOidcProvider } from '../support/oidc-provider.js';
 
 // The sign-in page's automatic redirect to an `autoRedirect` provider marks its challenge (`?auto=1`). A browser that
@@ -17,27 +16,17 @@ const SESSION_COOKIE = 'backoffice_session';
 const { externalLogin: STATE_COOKIE } = pendingSignInCookies({ secureCookies: false });
 
 describe('Automatic provider redirect (challenge ?auto=1) from a signed-in browser', () => {
-  let db: TestDatabase;
+  let oidc: OidcSignInApp;
   let idp: TestOidcProvider;
   let ctx: IdentityApp;
   let counter = 0;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const port = await TestOidcProvider.reservePort();
-    idp = await TestOidcProvider.start([{ client_id: 'backoffice-auto', client_secret: SECRET, redirect_uris: [`http://127.0.0.1:${port}/backoffice/auth/external/oidc/callback`] }]);
-    ctx = await createIdentityApp(db, {
-      port,
-      identity: externalLoginIdentity(port, [
-        { name: 'oidc', displayName: 'Single sign-on', issuer: idp.issuer, clientId: 'backoffice-auto', clientSecret: SECRET, autoRedirect: true, autoLink: { enabled: true } },
-      ]),
-    });
-    await waitForExternalProviders(ctx.url);
+    oidc = await startOidcSignInApp({ clientId: 'backoffice-auto', clientSecret: SECRET }, { autoRedirect: true, autoLink: { enabled: true } });
+    ({ idp, ctx } = oidc);
   });
   afterAll(async () => {
-    await ctx?.close();
-    await idp?.stop();
-    await db?.drop();
+    await oidc?.close();
   });
 
   /** A person signed in through the provider: their live session cookie's value. */

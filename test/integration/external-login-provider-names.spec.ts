@@ -1,10 +1,9 @@
 import { DataSource } from 'typeorm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackOfficeEvents } from '../../src/backoffice-identity/index.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { expectSignedIn, waitFor } from '../support/external-login-results.js';
-import { HttpClient } from '../support/http-client.js';
-import { createIdentityApp, type IdentityApp } from '../support/identity-app.js';
+import { startOidcSignInApp, type OidcSignInApp } from '../support/external-login-app.js';
+import { expectSignedIn } from '../support/external-login-results.js';
+import type { IdentityApp } from '../support/identity-app.js';
 import { ExternalLoginPerson as Person, TestOidcProvider } from '../support/oidc-provider.js';
 
 // The name a provider sends (the `name` claim at a first sign-in, or onExternalLogin's `{ name }` on every sign-in,
@@ -14,42 +13,23 @@ import { ExternalLoginPerson as Person, TestOidcProvider } from '../support/oidc
 const SECRET = 'client-names-secret-0123456789abcdef';
 
 describe('Names from an OpenID provider pass the user validator (OWASP ASVS 5.0 2.2.1)', () => {
-  let db: TestDatabase;
+  let oidc: OidcSignInApp;
   let idp: TestOidcProvider;
   let ctx: IdentityApp;
   let counter = 0;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    const port = await TestOidcProvider.reservePort();
-    idp = await TestOidcProvider.start([
-      { client_id: 'backoffice-names', client_secret: SECRET, redirect_uris: [`http://127.0.0.1:${port}/backoffice/auth/external/oidc/callback`] },
-    ]);
-    ctx = await createIdentityApp(db, {
-      port,
-      identity: {
-        publicUrl: `http://127.0.0.1:${port}`,
-        session: { secureCookies: false },
-        rateLimits: { enabled: false },
-        externalLogins: [
-          {
-            name: 'oidc',
-            displayName: 'Single sign-on',
-            issuer: idp.issuer,
-            clientId: 'backoffice-names',
-            clientSecret: SECRET,
-            autoLink: { enabled: true, defaultGroups: ['editor'] },
-            onExternalLogin: (_user, claims) => ({ name: typeof claims.name === 'string' ? claims.name : undefined }),
-          },
-        ],
+    oidc = await startOidcSignInApp(
+      { clientId: 'backoffice-names', clientSecret: SECRET },
+      {
+        autoLink: { enabled: true, defaultGroups: ['editor'] },
+        onExternalLogin: (_user, claims) => ({ name: typeof claims.name === 'string' ? claims.name : undefined }),
       },
-    });
-    await waitFor(async () => (await new HttpClient(ctx.url).get('/auth/external/providers')).body.every((p: { available: boolean }) => p.available));
+    );
+    ({ idp, ctx } = oidc);
   });
   afterAll(async () => {
-    await ctx?.close();
-    await idp?.stop();
-    await db?.drop();
+    await oidc?.close();
   });
 
   function account(label: string, name: string): { login: string; email: string } {
