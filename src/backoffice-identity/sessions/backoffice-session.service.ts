@@ -260,19 +260,20 @@ export class BackOfficeSessionService {
   /**
    * Writes this process's remembered last-seen writes of the user's sessions ({@link touch}) and waits for them, so the
    * store's read that follows (list, listPage, revokeAll: the store filters, orders, pages and counts by last-seen)
-   * sees every session live by one, as {@link authenticate} does. The same write as the one in flight (a no-op if that
-   * one committed first); none when the user has no remembered write, or only ones too old to keep a session alive.
+   * sees every session live by one, as {@link authenticate} does. The same writes as those in flight (a no-op for one
+   * that committed first), all in one (`touchMany`: one statement in the built-in store; one `touch` per session for a
+   * store without it); none when the user has no remembered write, or only ones too old to keep a session alive.
    */
   private async flushTouchesOf(userId: string, seenAfter: Date): Promise<void> {
     const ids = this.pendingTouchesOfUser.get(userId);
     if (!ids) return;
-    await Promise.all(
-      [...ids].map(async (id) => {
-        const pending = this.pendingTouches.get(id)!;
-        if (pending.at > seenAfter) await this.store.touch(id, pending.at);
-        if (this.pendingTouches.get(id) === pending) this.forgetTouch(id); // visible now (unless touched again meanwhile)
-      }),
-    );
+    const flushed = [...ids].map((id) => ({ id, pending: this.pendingTouches.get(id)! }));
+    const due = flushed.filter(({ pending }) => pending.at > seenAfter).map(({ id, pending }) => ({ sessionId: id, at: pending.at }));
+    if (due.length > 0 && this.store.touchMany) await this.store.touchMany(due);
+    else await Promise.all(due.map(({ sessionId, at }) => this.store.touch(sessionId, at)));
+    for (const { id, pending } of flushed) {
+      if (this.pendingTouches.get(id) === pending) this.forgetTouch(id); // visible now (unless touched again meanwhile)
+    }
   }
 
   /**

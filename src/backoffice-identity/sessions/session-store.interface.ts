@@ -98,6 +98,13 @@ export interface BackOfficeSessionStore {
   listLivePage?(userId: string, securityStamp: string, now: Date, seenAfter: Date, page: BackOfficeListPage): Promise<BackOfficeSession[]>;
   /** Moves last-seen forward to `at` (never back, never on a revoked session). */
   touch(sessionId: string, at: Date): Promise<void>;
+  /**
+   * Optional: {@link touch} of each of `touches` (distinct sessions) in one write, with the same rule for each (never
+   * back, never on a revoked session): the built-in store sends one statement however many there are. The session
+   * service writes a user's remembered last-seen writes this way before listing or ending their sessions. Stores
+   * without it get one {@link touch} per session.
+   */
+  touchMany?(touches: ReadonlyArray<{ sessionId: string; at: Date }>): Promise<void>;
   /** Applies `changes`; with `onlyIfLive`, not to a revoked session. */
   update(sessionId: string, changes: BackOfficeSessionChanges, options?: { onlyIfLive?: boolean }): Promise<void>;
   /**

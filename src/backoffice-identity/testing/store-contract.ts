@@ -724,6 +724,23 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(revoked?.reauthenticatedAt?.getTime()).toBe(at(0).getTime());
       });
 
+      test('touchMany (when the store has it) moves each session forward as touch does: never back, never a revoked session', async ({ userStore, sessionStore }) => {
+        if (!sessionStore.touchMany) return;
+        const user = await newUser(userStore);
+        const [forward, ahead, revoked] = [
+          newSession(user.id, user.securityStamp, { lastSeenAt: at(0) }),
+          newSession(user.id, user.securityStamp, { lastSeenAt: at(2 * HOUR) }),
+          newSession(user.id, user.securityStamp, { lastSeenAt: at(0) }),
+        ];
+        for (const s of [forward, ahead, revoked]) await sessionStore.create(s);
+        expect(await sessionStore.revoke(user.id, revoked.id, at(1))).toBe(true);
+        await sessionStore.touchMany([forward, ahead, revoked].map((s) => ({ sessionId: s.id, at: at(HOUR) })));
+        expect((await sessionStore.findById(user.id, forward.id))?.lastSeenAt.getTime()).toBe(at(HOUR).getTime());
+        expect((await sessionStore.findById(user.id, ahead.id))?.lastSeenAt.getTime()).toBe(at(2 * HOUR).getTime());
+        expect((await sessionStore.findById(user.id, revoked.id))?.lastSeenAt.getTime()).toBe(at(0).getTime());
+        await sessionStore.touchMany([]);
+      });
+
       test('revokeAll with `live` ends every unrevoked session but counts only those that were live, the ones listLive lists (not past the absolute end, seen after `seenAfter`, under the stamp or an announced one)', async ({ userStore, sessionStore }) => {
         const user = await newUser(userStore);
         const live = newSession(user.id, user.securityStamp, { lastSeenAt: at(HOUR) });

@@ -72,6 +72,10 @@ export class InMemoryBackOfficeSessionStore implements BackOfficeSessionStore {
     if (s && s.revokedAt === null && s.lastSeenAt < at) s.lastSeenAt = new Date(at);
   }
 
+  async touchMany(touches: ReadonlyArray<{ sessionId: string; at: Date }>): Promise<void> {
+    for (const { sessionId, at } of touches) await this.touch(sessionId, at);
+  }
+
   async update(sessionId: string, changes: BackOfficeSessionChanges, options: { onlyIfLive?: boolean } = {}): Promise<void> {
     const s = this.sessions.get(sessionId);
     if (s && !(options.onlyIfLive && s.revokedAt !== null)) Object.assign(s, structuredClone(changes));

@@ -241,6 +241,23 @@ export class TypeOrmBackOfficeSessionStore implements BackOfficeSessionStore {
     );
   }
 
+  /**
+   * {@link touch} of every session of `touches` in one UPDATE (the sessions and times as two arrays): the same guards
+   * (unrevoked, only forward). A session given twice moves to the later time; an id that is no UUID matches nothing.
+   */
+  async touchMany(touches: ReadonlyArray<{ sessionId: string; at: Date }>): Promise<void> {
+    const valid = touches.filter((t) => isUuid(t.sessionId));
+    if (valid.length === 0) return;
+    await preparedQuery(
+      this.dataSource,
+      'backoffice_touch_sessions',
+      `UPDATE backoffice_session s SET last_seen_at = v.seen
+         FROM (SELECT id, max(seen) AS seen FROM unnest($1::uuid[], $2::timestamptz[]) AS t(id, seen) GROUP BY id) v
+        WHERE s.id = v.id AND s.revoked_at IS NULL AND s.last_seen_at < v.seen`,
+      [valid.map((t) => t.sessionId), valid.map((t) => t.at.toISOString())],
+    );
+  }
+
   async update(sessionId: string, changes: BackOfficeSessionChanges, options: { onlyIfLive?: boolean } = {}): Promise<void> {
     if (!isUuid(sessionId)) return;
     await this.sessions.update(options.onlyIfLive ? { id: sessionId, revokedAt: IsNull() } : { id: sessionId }, changes);
