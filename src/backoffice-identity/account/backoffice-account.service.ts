@@ -30,6 +30,12 @@ const lockedOut = (): IdentityResult<never> => failure('locked_out', 'The accoun
 const invalidCredentials = (): IdentityResult<never> => failure('invalid_credentials', 'The username or password is incorrect.');
 const noLocalPassword = (): IdentityResult<never> =>
   failure('no_local_password', 'This account has no password to confirm this with; an administrator can reset its two-factor authentication.');
+/**
+ * The session the request came with is gone (revoked, its user deleted, or its token renewed by another request
+ * meanwhile): `unauthenticated`, answered 401 as the guard answers its next request. `message` is the one the flow
+ * has always said.
+ */
+const sessionEnded = (message = 'The session has ended; sign in again.'): IdentityResult<never> => failure('unauthenticated', message);
 
 /**
  * The signed-in user's own account flows, for the REST routes and for host code alike: change password, turn
@@ -190,7 +196,7 @@ export class BackOfficeAccountService {
     if (this.userManager.supportsUserLockout) await this.userManager.resetAccessFailedCount(user);
     await beforeComplete?.();
     const until = await this.issuer.completeStepUp(session, response);
-    if (!until) return failure('unauthenticated', 'The session has ended or was renewed meanwhile.');
+    if (!until) return sessionEnded('The session has ended or was renewed meanwhile.');
     await this.userManager.notify(UserReauthenticatedNotification, user, { method });
     return IdentityResult.success(until);
   }
@@ -211,7 +217,7 @@ export class BackOfficeAccountService {
       // `user` was read before an enable committed: the provider kept the key that enable confirmed. A store also
       // writes nothing for a user deleted meanwhile: that session is gone (401, as the guard answers it next).
       if (error instanceof TwoFactorAlreadySetUpError) {
-        return (await this.userManager.findById(user.id)) ? alreadyOn() : failure('unauthenticated', 'The session has ended; sign in again.');
+        return (await this.userManager.findById(user.id)) ? alreadyOn() : sessionEnded();
       }
       throw error;
     }
@@ -256,7 +262,7 @@ export class BackOfficeAccountService {
     // The new token before 2FA is on: the setup-only session's token never reaches the full session, and of two
     // confirmations sent at once with one token only one goes on. The step-up window is not extended.
     if (renewable && !(await this.issuer.renew(session as BackOfficeSessionEntity, response, { reauthenticated: false }))) {
-      return failure('unauthenticated', 'The session ended; sign in again.');
+      return sessionEnded('The session ended; sign in again.');
     }
     // Only while the enrolment just confirmed is still set up, asked under the user's row lock: a setup sent meanwhile
     // (another tab) saw 2FA off and replaced the key; it is refused as a wrong code, nothing turned on (ASVS 4.0 1.11.3).
@@ -265,7 +271,7 @@ export class BackOfficeAccountService {
       // The enrolment gone with the user (deleted meanwhile, its key with it): the session is gone too, as the guard
       // answers its next request, not "a new setup was started".
       const gone = enabled.errors.some((e) => e.code === 'invalid_code') && !(await this.userManager.findById(user.id));
-      return gone ? failure('unauthenticated', 'The session has ended; sign in again.') : (enabled as IdentityResult<never>);
+      return gone ? sessionEnded() : (enabled as IdentityResult<never>);
     }
     await this.signInManager.refreshSignIn(user, session.id);
     if (setupOnly && !renewable) await this.sessions.revoke(user.id, session.id);
