@@ -203,7 +203,7 @@ export { BackOfficeEmailDispatcher, type EmailDispatchResult } from './email/ema
 export { BackOfficeInviteService, type BackOfficeInviteInput, type BackOfficeInviteOutcome } from './invites/backoffice-invite.service.js';
 export { BackOfficePasswordResetService } from './auth/backoffice-password-reset.service.js';
 export { BackOfficeAuditListener } from './audit/backoffice-audit.listener.js';
-export type { TwoFactorProvider, TwoFactorSetup, TwoFactorVerifyOutcome } from './two-factor/two-factor-provider.interface.js';
+export type { TwoFactorProvider, TwoFactorSetup, TwoFactorVerifyOptions, TwoFactorVerifyOutcome } from './two-factor/two-factor-provider.interface.js';
 export { TwoFactorAlreadySetUpError } from './two-factor/two-factor-provider.interface.js';
 export { TotpTwoFactorProvider, DEFAULT_TOTP, type TotpParameters } from './two-factor/totp-two-factor.provider.js';
 export { SecretCipher } from './two-factor/secret-cipher.js';

@@ -477,6 +477,27 @@ describe('Passkeys (WebAuthn) with a software authenticator', () => {
       expectClientError(await http.post('/auth/2fa/passkey/options', {}), 401);
     });
 
+    it('OWASP ASVS 4.0 2.8.4 / 5.0 6.5.1: a second-factor challenge answers only the pending sign-in it was issued to: another pending sign-in of the same user (the password alone) cannot use the assertion made for it, nor burn its challenge', async () => {
+      const { user, authenticator } = await twoFactorUser();
+      const victim = new HttpClient(ctx.url);
+      expect((await victim.login(user.email, TEST_PASSWORD)).body.status).toBe('requiresTwoFactor');
+      const options = await victim.post('/auth/2fa/passkey/options', {});
+      expect(options.status, options.text).toBe(200);
+      const assertion = authenticator.assert(options.body);
+      // A second pending sign-in (another tab, or whoever holds the password) with a challenge of its own.
+      const attacker = new HttpClient(ctx.url);
+      expect((await attacker.login(user.email, TEST_PASSWORD)).body.status).toBe('requiresTwoFactor');
+      expect((await attacker.post('/auth/2fa/passkey/options', {})).status).toBe(200);
+      const crossed = await attacker.post('/auth/2fa/passkey', { credential: assertion });
+      expect(crossed.status, `another pending sign-in used the assertion of this one's challenge: ${crossed.text}`).toBe(401);
+      expect(crossed.body.code).toBe('invalid_code');
+      expect((await attacker.get('/auth/me')).status).toBe(401);
+      // The challenge stays this pending sign-in's, and its assertion completes it.
+      const done = await victim.post('/auth/2fa/passkey', { credential: assertion });
+      expect(done.status, done.text).toBe(200);
+      expect(done.body).toMatchObject({ status: 'success', user: { id: user.id } });
+    });
+
     it('WebAuthn L3 7.2 step 6: the second step names the user before the ceremony, so an assertion without a userHandle answers it; a foreign userHandle does not', async () => {
       const { user, authenticator } = await twoFactorUser();
       const other = await newUser();

@@ -82,11 +82,15 @@ export class BackOfficePasskeyCeremonies {
     );
   }
 
-  /** A verifier for the library that uses the challenge up: it passes once, for the purpose and user it was issued to. */
-  private consumer(purpose: PasskeyChallengePurpose, userId: string | null) {
+  /**
+   * A verifier for the library that uses the challenge up: it passes once, for the purpose and user it was issued to
+   * (and with `slot`, only a challenge issued with that slot: `BackOfficePendingSignInMatch.slot`).
+   */
+  private consumer(purpose: PasskeyChallengePurpose, userId: string | null, slot?: string) {
+    const match = { purpose, userId, ...(slot === undefined ? {} : { slot }) };
     return (challenge: string) =>
       typeof challenge === 'string' && BASE64URL.test(challenge)
-        ? this.pending.consume('passkey', sha256Hex(challenge), this.clock.now(), { purpose, userId }).then((used) => used !== null)
+        ? this.pending.consume('passkey', sha256Hex(challenge), this.clock.now(), match).then((used) => used !== null)
         : Promise.resolve(false);
   }
 
@@ -171,11 +175,12 @@ export class BackOfficePasskeyCeremonies {
 
   /**
    * Uses up the challenge of an assertion that will not be verified (unknown credential, another user's passkey), so
-   * such an attempt leaves the same trace as a wrong signature: the challenge is gone either way.
+   * such an attempt leaves the same trace as a wrong signature: the challenge is gone either way (with `slot`, only a
+   * challenge of that slot: another slot's stays).
    */
-  async discardChallenge(response: AuthenticationResponseJSON | RegistrationResponseJSON, purpose: PasskeyChallengePurpose, userId: string | null): Promise<void> {
+  async discardChallenge(response: AuthenticationResponseJSON | RegistrationResponseJSON, purpose: PasskeyChallengePurpose, userId: string | null, slot?: string): Promise<void> {
     const challenge = BackOfficePasskeyCeremonies.challengeOf(response);
-    if (challenge) await this.consumer(purpose, userId)(challenge);
+    if (challenge) await this.consumer(purpose, userId, slot)(challenge);
   }
 
   /** The challenge in clientDataJSON (plain JSON, base64url), or null. */
@@ -191,13 +196,15 @@ export class BackOfficePasskeyCeremonies {
   /**
    * Verifies an assertion of `passkey`: the challenge (issued for `purpose` and `userId`, used up here), origin,
    * rp id, signature, user handle (the owner's; required when `userId` is null, i.e. username-less), and a counter that moves forward (else refused and
-   * `UserPasskeyCounterRegressedNotification`).
+   * `UserPasskeyCounterRegressedNotification`). With `slot` the challenge must have been issued with that slot (a
+   * second factor's: its pending sign-in's).
    */
   async verifyAssertion(
     response: AuthenticationResponseJSON,
     passkey: StoredPasskey,
     purpose: Exclude<PasskeyChallengePurpose, 'registration'>,
     userId: string | null,
+    slot?: string,
   ): Promise<PasskeyAssertionResult> {
     const { rpId, origins } = this.config;
     let newCounter: number;
@@ -205,7 +212,7 @@ export class BackOfficePasskeyCeremonies {
     try {
       const result = await verifyAuthenticationResponse({
         response,
-        expectedChallenge: this.consumer(purpose, userId),
+        expectedChallenge: this.consumer(purpose, userId, slot),
         expectedOrigin: origins,
         expectedRPID: rpId,
         // The counter is checked below, atomically, against the stored one.
@@ -217,7 +224,7 @@ export class BackOfficePasskeyCeremonies {
     } catch (error) {
       this.logger.debug(`Assertion refused: ${(error as Error).message}`);
       // The library may refuse before it reaches the challenge (e.g. a wrong type): use it up anyway.
-      await this.discardChallenge(response, purpose, userId);
+      await this.discardChallenge(response, purpose, userId, slot);
       return { verified: false, passkey, reason: 'invalid_passkey' };
     }
     // WebAuthn L3 7.2 step 6: the userHandle, when sent, must be the handle of the credential's owner; and when the

@@ -331,9 +331,11 @@ export class BackOfficeSignInManager {
 
   /**
    * Second step of a sign-in that returned `requiresTwoFactor`: checks the code (or a recovery code with
-   * provider `recovery`). A wrong code counts as a failed access and can lock the account.
+   * provider `recovery`). A wrong code counts as a failed access and can lock the account. `options.pendingSignInId`
+   * names the pending sign-in this step completes: a provider that issued it a challenge (passkeys) accepts only an
+   * answer to that one (OWASP ASVS 4.0 2.8.4 / 5.0 6.5.1).
    */
-  async twoFactorSignIn(user: BackOfficeUser, provider: string, code: string): Promise<SignInResult> {
+  async twoFactorSignIn(user: BackOfficeUser, provider: string, code: string, options: { pendingSignInId?: string } = {}): Promise<SignInResult> {
     const manager = this.userManager;
     if (manager.isLockedOut(user)) return this.lockedOut(user, user.lockoutEnd);
     if (!(await this.canSignIn(user))) return { status: 'notAllowed', user, reason: 'not_allowed' };
@@ -344,7 +346,7 @@ export class BackOfficeSignInManager {
     // pending sign-in): the lock is read again just before, so an account locked meanwhile answers locked_out with
     // the code still unused, not refused after the check with the code gone (OWASP ASVS 4.0 2.2.1 / 2.6.1).
     if (provider === RECOVERY_PROVIDER && (await manager.isLockedOutNow(user))) return this.lockedOut(user, user.lockoutEnd, undefined, factor);
-    if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code, outcome))) {
+    if (!(await this.isTwoFactorRequired(user)) || !(await manager.verifyTwoFactorCode(user, provider, code, outcome, options))) {
       // A reused code is answered as any wrong one, but audited apart (OWASP ASVS 4.0 2.8.5): someone else may hold it.
       return this.countFailure(user, outcome.reused ? TWO_FACTOR_CODE_REUSED : 'invalid_code', factor);
     }

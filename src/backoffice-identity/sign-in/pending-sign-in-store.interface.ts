@@ -44,6 +44,14 @@ export interface BackOfficePendingSignInMatch {
   browserHash?: string;
   /** `null` matches only a step without a user. */
   userId?: string | null;
+  /**
+   * Passkey challenges: only the step created with this {@link BackOfficePendingSignIn.slot} (not one of another slot,
+   * nor one without a slot; a step of another kind never matches). A second-factor challenge is consumed with its
+   * pending sign-in's slot, so the assertion made for one pending sign-in cannot complete another of the same user
+   * (OWASP ASVS 4.0 2.8.4 / 5.0 6.5.1). The store contract requires it: a store that ignores it lets one pending
+   * sign-in use another's challenge.
+   */
+  slot?: string;
 }
 
 /**
@@ -94,7 +102,10 @@ export interface BackOfficePendingSignInStore {
   create(pending: BackOfficePendingSignIn, now: Date): Promise<void>;
   /** The live (unused, unexpired) step of `kind` with this key, without using it up. */
   find(kind: BackOfficePendingSignInKind, keyHash: string, now: Date): Promise<BackOfficePendingSignIn | null>;
-  /** Uses the live step up when it matches: exactly one concurrent caller gets it, the others null. */
+  /**
+   * Uses the live step up when it matches (`match`, a slot included): exactly one concurrent caller gets it, the
+   * others null. A step that does not match stays live.
+   */
   consume(kind: BackOfficePendingSignInKind, keyHash: string, now: Date, match?: BackOfficePendingSignInMatch): Promise<BackOfficePendingSignIn | null>;
   /** Deletes expired steps: passkey challenges and external login states once expired at `now`, two-factor steps a week after. */
   prune(now: Date): Promise<{ twoFactorChallenges: number; passkeyChallenges: number; externalLoginStates: number }>;

@@ -1065,6 +1065,24 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await pendingSignInStore.find('passkey', other.keyHash, at(5))).not.toBeNull();
         expect(await pendingSignInStore.consume('passkey', last.keyHash, at(5))).not.toBeNull();
       });
+      test('OWASP ASVS 4.0 2.8.4 / 5.0 6.5.1: consume with match.slot uses only the passkey challenge created with that slot: another slot\'s, an unslotted one or a step of another kind is not used (and stays live)', async ({ userStore, pendingSignInStore }) => {
+        const user = await newUser(userStore);
+        const challenge = (slot?: string) => ({ ...pending({ kind: 'passkey', purpose: 'second_factor', userId: user.id }), ...(slot === undefined ? {} : { slot }) });
+        const [slotA, slotB] = [unique('slot-a-'), unique('slot-b-')];
+        const [a, b, unslotted] = [challenge(slotA), challenge(slotB), challenge()];
+        const step = { ...pending({ kind: 'two_factor', purpose: 'password', userId: user.id, securityStamp: user.securityStamp }), slot: slotA };
+        for (const [i, s] of [a, b, unslotted, step].entries()) await pendingSignInStore.create(s, at(i));
+        const match = (slot: string) => ({ purpose: 'second_factor', userId: user.id, slot });
+        expect(await pendingSignInStore.consume('passkey', a.keyHash, at(5), match(slotB))).toBeNull();
+        expect(await pendingSignInStore.consume('passkey', unslotted.keyHash, at(5), match(slotA))).toBeNull();
+        expect(await pendingSignInStore.consume('two_factor', step.keyHash, at(5), { slot: slotA })).toBeNull();
+        expect(await pendingSignInStore.find('passkey', a.keyHash, at(5))).not.toBeNull();
+        expect(await pendingSignInStore.find('passkey', unslotted.keyHash, at(5))).not.toBeNull();
+        expect(await pendingSignInStore.find('two_factor', step.keyHash, at(5))).not.toBeNull();
+        expect(await pendingSignInStore.consume('passkey', a.keyHash, at(5), match(slotA))).not.toBeNull();
+        expect(await pendingSignInStore.consume('passkey', b.keyHash, at(5), match(slotB))).not.toBeNull();
+        expect(await pendingSignInStore.consume('passkey', unslotted.keyHash, at(5), { purpose: 'second_factor', userId: user.id })).not.toBeNull();
+      });
       test('a slot is a passkey challenge\'s: a step of another kind given one replaces nothing', async ({ userStore, pendingSignInStore }) => {
         const user = await newUser(userStore);
         const step = () => ({ ...pending({ kind: 'two_factor', purpose: 'second_factor', userId: user.id, securityStamp: user.securityStamp }), slot: 'not-a-passkey' });

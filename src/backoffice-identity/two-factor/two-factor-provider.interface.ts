@@ -17,6 +17,20 @@ export interface TwoFactorVerifyOutcome {
   reused?: boolean;
 }
 
+/** What {@link TwoFactorProvider.verify} is told about the code it checks. */
+export interface TwoFactorVerifyOptions {
+  /** Check the unconfirmed enrolment, and confirm it. */
+  enrolling?: boolean;
+  /** Filled in by the provider about a refused code. */
+  outcome?: TwoFactorVerifyOutcome;
+  /**
+   * The pending sign-in whose second step this code answers (`POST /auth/2fa`, `POST /auth/2fa/passkey`). A provider
+   * that issued a challenge to a pending sign-in (passkeys: `POST /auth/2fa/passkey/options`) accepts only an answer
+   * to that pending sign-in's challenge, not to another's of the same user (OWASP ASVS 4.0 2.8.4 / 5.0 6.5.1).
+   */
+  pendingSignInId?: string;
+}
+
 /**
  * Thrown by {@link TwoFactorProvider.generateSetup} when the user's confirmed enrolment stays (2FA is on with it, read
  * as the new one would be written): `POST /auth/2fa/setup` answers 409 `two_factor_already_enabled`.
@@ -52,9 +66,10 @@ export interface TwoFactorProvider {
   generateSetup(user: BackOfficeUser): Promise<TwoFactorSetup>;
   /**
    * Checks a code. With `{ enrolling: true }` it checks the unconfirmed enrolment and confirms it. Codes are single
-   * use; a provider that can tell a reused code from a wrong one sets `outcome.reused`.
+   * use; a provider that can tell a reused code from a wrong one sets `outcome.reused`. At a sign-in's second step
+   * `pendingSignInId` names the pending sign-in ({@link TwoFactorVerifyOptions}).
    */
-  verify(user: BackOfficeUser, code: string, options?: { enrolling?: boolean; outcome?: TwoFactorVerifyOutcome }): Promise<boolean>;
+  verify(user: BackOfficeUser, code: string, options?: TwoFactorVerifyOptions): Promise<boolean>;
   /** Removes the user's enrolment. */
   reset(user: BackOfficeUser): Promise<void>;
   /**

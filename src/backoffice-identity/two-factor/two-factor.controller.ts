@@ -22,7 +22,7 @@ import type { BackOfficeUserManager } from '../users/backoffice-user-manager.js'
 import type { TwoFactorProvider, TwoFactorSetup } from './two-factor-provider.interface.js';
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { BackOfficePasskeyCeremonies } from '../passkeys/passkey-ceremonies.service.js';
-import { PASSKEY_PROVIDER } from '../passkeys/passkey-two-factor.provider.js';
+import { PASSKEY_PROVIDER, secondFactorChallengeSlot } from '../passkeys/passkey-two-factor.provider.js';
 import { PasskeyOptionsResponse, PasskeyVerifyDto } from '../passkeys/passkey.dto.js';
 import type { BackOfficeUser } from '../users/backoffice-user.js';
 import { BackOfficeTwoFactorChallengeService, type PendingTwoFactorSignIn } from './two-factor-challenge.service.js';
@@ -84,8 +84,9 @@ export class TwoFactorController {
     if (pending.firstFactor === 'passkey') throw new BackOfficeHttpError(400, 'unknown_provider', 'A passkey started this sign-in; finish it with another factor.');
     const passkeys = await this.userManager.getPasskeys(user);
     if (passkeys.length === 0) throw new BackOfficeHttpError(400, 'unknown_provider', 'No passkey is registered for this account.');
-    // One live challenge per pending sign-in: its next call replaces it, another pending sign-in's stays (OWASP ASVS 4.0 11.1.4 / 5.0 2.4.1).
-    return this.passkeys.authenticationOptions('second_factor', user.id, passkeys, `second_factor:${pending.id}`);
+    // One live challenge per pending sign-in: its next call replaces it, another pending sign-in's stays (OWASP ASVS 4.0
+    // 11.1.4 / 5.0 2.4.1), and only this pending sign-in's second step can use it (4.0 2.8.4 / 5.0 6.5.1).
+    return this.passkeys.authenticationOptions('second_factor', user.id, passkeys, secondFactorChallengeSlot(pending.id));
   }
 
   @Post('passkey')
@@ -127,7 +128,7 @@ export class TwoFactorController {
     // factors are checked first and claim it after, as before.
     const claimedFirst = provider === RECOVERY_PROVIDER;
     if (claimedFirst && !(await this.challenges.complete(pending.id))) throw expired();
-    const result = await this.signInManager.twoFactorSignIn(user, provider, sameFactor ? '' : code);
+    const result = await this.signInManager.twoFactorSignIn(user, provider, sameFactor ? '' : code, { pendingSignInId: pending.id });
     if (result.status === 'failed') {
       // A wrong recovery code (counted toward lockout) leaves the sign-in pending, under a new cookie token.
       if (claimedFirst) await this.challenges.resume(pending, response);

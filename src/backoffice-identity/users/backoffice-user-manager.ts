@@ -1603,14 +1603,22 @@ export class BackOfficeUserManager {
 
   /**
    * Checks a second-factor code: `recovery` redeems a recovery code, any other name asks that provider. `outcome`
-   * learns whether a refused code was a reused one (`reused`), for the audit.
+   * learns whether a refused code was a reused one (`reused`), for the audit. `context.pendingSignInId`, at a
+   * sign-in's second step, is handed to the provider (a passkey answers only its own pending sign-in's challenge).
    */
-  async verifyTwoFactorCode(user: BackOfficeUser, provider: string, code: string, outcome?: TwoFactorVerifyOutcome): Promise<boolean> {
+  async verifyTwoFactorCode(
+    user: BackOfficeUser,
+    provider: string,
+    code: string,
+    outcome?: TwoFactorVerifyOutcome,
+    context: { pendingSignInId?: string } = {},
+  ): Promise<boolean> {
     if (!this.supportsUserTwoFactor || typeof code !== 'string') return false;
     if (provider === RECOVERY_PROVIDER) return this.redeemRecoveryCode(user, code);
     const found = this.getTwoFactorProvider(provider);
     if (!found || code.length > (found.maxCodeLength ?? 64)) return false;
-    return outcome ? found.verify(user, code, { outcome }) : found.verify(user, code);
+    const options = { ...(outcome ? { outcome } : {}), ...(context.pendingSignInId === undefined ? {} : { pendingSignInId: context.pendingSignInId }) };
+    return Object.keys(options).length > 0 ? found.verify(user, code, options) : found.verify(user, code);
   }
 
   /**

@@ -50,6 +50,7 @@ export class InMemoryBackOfficePendingSignInStore implements BackOfficePendingSi
     if (match.purpose !== undefined && row.purpose !== match.purpose) return null;
     if (match.browserHash !== undefined && row.browserHash !== match.browserHash) return null;
     if (match.userId !== undefined && row.userId !== match.userId) return null;
+    if (match.slot !== undefined && (kind !== 'passkey' || row.slot !== match.slot)) return null;
     row.usedAt = now;
     return copy(row);
   }

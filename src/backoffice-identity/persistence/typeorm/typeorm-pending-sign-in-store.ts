@@ -201,6 +201,12 @@ export class TypeOrmBackOfficePendingSignInStore implements BackOfficePendingSig
       params.push(match.userId);
       conditions.push(`${columnOf(t, 'userId')} IS NOT DISTINCT FROM $${params.length}::uuid`);
     }
+    if (match.slot !== undefined) {
+      // A slot's step is the row whose id the slot gives (see create); only passkey challenges have one.
+      if (kind !== 'passkey') return null;
+      params.push(slotId(kind, match.slot));
+      conditions.push(`id = $${params.length}::uuid`);
+    }
     const rows = await this.dataSource.query(
       `UPDATE ${t.table} SET used_at = $2 WHERE ${conditions.join(' AND ')} RETURNING ${selectList(t)}`,
       params,
