@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { MAX_CLOCK_SKEW_SECONDS } from '../common/clock.js';
 import { repeatedRequestCookies, requestRawQuery, type BackOfficeHttpRequest, type BackOfficeHttpResponse } from '../http/http-platform.js';
 import * as oidc from 'openid-client';
 import { sha256Hex } from '../common/crypto.js';
@@ -96,9 +97,6 @@ function groupNamesOf(claim: unknown): string[] | undefined {
   return undefined;
 }
 
-/** Clock difference allowed between a provider and this server for an ID token's `iat` and `auth_time` (5 minutes). */
-const MAX_CLOCK_SKEW_SECONDS = 300;
-
 /**
  * Why an ID token's `iat` or `auth_time` is out of bounds, or undefined (OpenID Connect Core 3.1.3.7 (10)). openid-client
  * checks `exp` only: a token "issued" an hour from now, or a day ago and still unexpired, is refused here. An ID token
@@ -142,12 +140,13 @@ export function idTokenAuthTime(claims: { auth_time?: unknown }): number | undef
 }
 
 /**
- * How long ago (seconds, none in the future) the provider authenticated the person, on the system clock the ID
- * token's time checks use, taken when the step-up or the sign-in's session is written: the userinfo call and the
- * writes between the token exchange and then do not lengthen its window.
+ * How long ago (seconds) the provider authenticated the person, on the system clock the ID token's time checks use,
+ * taken when the step-up or the sign-in's session is written: the userinfo call and the writes between the token
+ * exchange and then do not lengthen its window. The session service makes it a time (never in the future; one that
+ * is no time, such as an `auth_time` of -1e13 before the earliest Date, makes no recent sign-in).
  */
 function authenticatedSecondsAgo(authTimeSeconds: number | undefined): number | undefined {
-  return authTimeSeconds === undefined ? undefined : Math.max(0, Date.now() / 1000 - authTimeSeconds);
+  return authTimeSeconds === undefined ? undefined : Date.now() / 1000 - authTimeSeconds;
 }
 
 /**

@@ -2,7 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { BackOfficeAuditStore } from '../audit/backoffice-audit-store.interface.js';
 import { BackOfficeRequestContextStore } from '../common/request-context.js';
 import { BackOfficeBackgroundTasks } from '../common/background-tasks.js';
-import type { BackOfficeClock } from '../common/clock.js';
+import { MAX_CLOCK_SKEW_SECONDS, type BackOfficeClock } from '../common/clock.js';
 import { randomUUID } from 'node:crypto';
 import { randomToken, sha256Hex } from '../common/crypto.js';
 import { BACKOFFICE_AUDIT_STORE, BACKOFFICE_CLOCK, BACKOFFICE_IDENTITY_OPTIONS, BACKOFFICE_SESSION_STORE, BACKOFFICE_USER_MANAGER } from '../constants.js';
@@ -61,6 +61,18 @@ export const SETUP_ONLY_SESSION_MINUTES = 15;
 /** `secondsAgo` before `nowMs` (epoch ms), never after it; none (or not a number of seconds): `nowMs`. */
 function secondsBefore(nowMs: number, secondsAgo: number | undefined): number {
   return secondsAgo === undefined || !Number.isFinite(secondsAgo) ? nowMs : nowMs - Math.max(0, secondsAgo) * 1000;
+}
+
+/**
+ * When a sign-in's authentication made `secondsAgo` before `nowMs` happened, or null when that is no time: not a
+ * finite number, further in the future than {@link MAX_CLOCK_SKEW_SECONDS}, or before the earliest `Date` (an Invalid
+ * Date the store would refuse: a provider's finite `auth_time` of -1e13 failed the sign-in). A future within the skew
+ * (a provider clock ahead) is now.
+ */
+function authenticationTime(nowMs: number, secondsAgo: number): Date | null {
+  if (!Number.isFinite(secondsAgo) || secondsAgo < -MAX_CLOCK_SKEW_SECONDS) return null;
+  const at = new Date(nowMs - Math.max(0, secondsAgo) * 1000);
+  return Number.isNaN(at.getTime()) ? null : at;
 }
 
 /** A session as its owner sees it in `GET /auth/sessions` (`current`: the session that asks). */
@@ -129,7 +141,9 @@ export class BackOfficeSessionService {
    * `authenticatedSecondsAgo`: when the sign-in's authentication was made (`@RequiresRecentSignIn()` routes accept
    * the session for `session.reauthenticationMinutes` from then): left out, now (a password, passkey or second factor
    * checked by this request); a number, that long before now, never in the future (an external provider's
-   * `auth_time`); null, unknown, so the session starts without a recent sign-in.
+   * `auth_time`); null, unknown, so the session starts without a recent sign-in. A number that is no time (not
+   * finite, further in the future than the clock skew, before the earliest Date) is taken as null: never a fresh
+   * session, never an Invalid Date.
    */
   async create(
     user: BackOfficeUser,
@@ -147,7 +161,8 @@ export class BackOfficeSessionService {
       createdAt: now,
       lastSeenAt: now,
       expiresAt: new Date(now.getTime() + lifetimeMs),
-      reauthenticatedAt: kind.authenticatedSecondsAgo === null ? null : new Date(secondsBefore(now.getTime(), kind.authenticatedSecondsAgo)),
+      reauthenticatedAt:
+        kind.authenticatedSecondsAgo === undefined ? new Date(now) : kind.authenticatedSecondsAgo === null ? null : authenticationTime(now.getTime(), kind.authenticatedSecondsAgo),
       twoFactorSetupOnly: kind.twoFactorSetupOnly === true,
       revokedAt: null,
       ip: context.ip?.slice(0, 64) ?? null,
