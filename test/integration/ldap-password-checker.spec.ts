@@ -146,6 +146,25 @@ describeIfSlapd('LDAP sign-in through the password checker (real OpenLDAP slapd)
     expectClientError(await login('ghost@ldap.example', 'whatever'), 423);
   });
 
+  it('with usernameIsEmail (the default) and a filter on uid, createUsers creates no user who could sign in only once: the directory entry whose email is not the username signed in with is refused, never created', async () => {
+    const ownDb = await createTestDatabase();
+    const own = await ldapApp(ownDb, new LdapPasswordChecker(options({ createUsers: true, searchFilter: '(uid={username})' })), 1000);
+    try {
+      const http = new HttpClient(own.url);
+      // Created with the email as its username (usernameIsEmail), such a user was found by neither key afterwards: "bob"
+      // looked up no email (and creating again clashed), the email was no uid the filter found (no local hash behind).
+      const first = await http.login(bob.uid, bob.password);
+      const again = await http.login(bob.uid, bob.password);
+      const byEmail = await http.login(bob.mail, bob.password);
+      const created = await own.userManager.findByEmail(bob.mail);
+      expect([first.status, again.status, byEmail.status, created]).toEqual([401, 401, 401, null]);
+      expect(first.body).toEqual(again.body);
+    } finally {
+      await own.close();
+      await ownDb.drop();
+    }
+  });
+
   it('OWASP ASVS 5.0 6.3.8 (enumeration): an unknown username and a directory user\'s wrong password answer alike (status, body) in about the same time', async () => {
     const ownDb = await createTestDatabase();
     const own = await ldapApp(ownDb, new LdapPasswordChecker(options()), 1000);

@@ -665,6 +665,15 @@ export class BackOfficeUserManager {
     if (answer?.result === 'unavailable' && outcome) outcome.unavailable = true;
     if (answer?.result !== 'valid' || !answer.user) return null;
     const profile = answer.user;
+    // With usernameIsEmail the user would be created with the directory's email as its username and found by that key
+    // alone: one vouched for under another key (a uid filter) signed in this once, then never again. Not created.
+    if (this.options.usernameIsEmail && this.lookupKey(profile.email) !== this.lookupKey(username)) {
+      this.logger.warn(
+        'A user vouched for by the password checker was not created: with usernameIsEmail people sign in with their email address, ' +
+          'and the directory matched a username that is not the email it holds (search the directory by email, or set usernameIsEmail: false)',
+      );
+      return null;
+    }
     const created = await this.createUser({ email: profile.email, name: profile.name, username: profile.username ?? username, groups: profile.groups });
     if (created.succeeded) {
       // Created by the directory: its password was always the directory's.
