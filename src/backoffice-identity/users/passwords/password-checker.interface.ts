@@ -34,7 +34,8 @@ export interface BackOfficePasswordChecker {
   /**
    * Optional: asked when the username matches no local user. Answer `valid` with a profile to create the user
    * and sign them in (e.g. a directory user's first sign-in). Do the same work whatever the answer, so
-   * response times do not tell which usernames exist.
+   * response times do not tell which usernames exist. With `usernameIsEmail` (the default) the profile's email must be
+   * `username` (as sign-in looks it up): another one is not created (it could not sign in again), and a warning is logged.
    */
   checkUnknownUser?(username: string, password: string): Promise<BackOfficeUnknownUserCheckResult>;
   /**
