@@ -76,21 +76,18 @@ class ReportWriter {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw failed(error);
       existing = null;
     }
-    if (existing?.isSymbolicLink()) {
-      // Followed, never created (no O_CREAT): written to only if the opened handle is a pipe or a character device.
-      const handle = await ReportWriter.openPipeOrDevice(path, constants.O_WRONLY | constants.O_NOCTTY).catch(() => null);
-      if (!handle) throw refused('a symbolic link');
-      return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
-    }
-    if (existing && (existing.isFIFO() || existing.isCharacterDevice())) {
-      // A pipe or a device (--report /dev/null) is written to as it is: it keeps nothing to leak. O_NOFOLLOW: not a link put there since.
+    if (existing && (existing.isSymbolicLink() || existing.isFIFO() || existing.isCharacterDevice())) {
+      // A pipe or a device (--report /dev/null) is written to as it is: it keeps nothing to leak. A symbolic link is
+      // followed, never created (no O_CREAT): written to only if the opened handle is a pipe or a character device;
+      // anything else at the path is opened with O_NOFOLLOW (not a link put there since).
+      const link = existing.isSymbolicLink();
       let handle: FileHandle | null;
       try {
-        handle = await ReportWriter.openPipeOrDevice(path, constants.O_WRONLY | constants.O_NOCTTY | constants.O_NOFOLLOW);
+        handle = await ReportWriter.openPipeOrDevice(path, constants.O_WRONLY | constants.O_NOCTTY | (link ? 0 : constants.O_NOFOLLOW));
       } catch (error) {
-        throw failed(error);
+        throw link ? refused('a symbolic link') : failed(error);
       }
-      if (!handle) throw new Error(`cannot write the report ${path}: it was replaced while it was opened (no longer a pipe or a device); run it again`);
+      if (!handle) throw link ? refused('a symbolic link') : new Error(`cannot write the report ${path}: it was replaced while it was opened (no longer a pipe or a device); run it again`);
       return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
     }
     if (existing && !existing.isFile()) throw refused(fileKind(existing));
