@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type Stats, type WriteStream } from 'node:fs';
+import { constants, fstatSync, statSync, type Stats, type WriteStream } from 'node:fs';
 import { access, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { basename, dirname, join } from 'node:path';
+import { isatty } from 'node:tty';
 import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
@@ -51,7 +52,48 @@ function fileKind(info: Stats): string {
 }
 
 /** Writes the per-record report (JSON lines), waiting when the disk is slower than the import. */
-class ReportWriter {
+/** Whether `info` is the file one of `fds` (the process's own stdout and stderr) has open. */
+function isOneOf(info: Stats, fds: readonly number[]): boolean {
+  return fds.some((fd) => {
+    try {
+      const out = fstatSync(fd);
+      return out.dev === info.dev && out.ino === info.ino;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Devices that write nowhere another user reads: nowhere, or the process's own controlling terminal. */
+const HARMLESS_DEVICES = ['/dev/null', '/dev/tty'];
+
+function isHarmlessDevice(info: Stats): boolean {
+  return HARMLESS_DEVICES.some((path) => {
+    try {
+      const device = statSync(path);
+      return device.isCharacterDevice() && device.rdev === info.rdev;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Whether the pipe or character device opened as `fd` (`info`, its fstat) may take the report, which holds user data:
+ * this process's own stdout or stderr, /dev/null or /dev/tty, a pipe of this user, or a terminal of this user (as
+ * root, not any device: a link another user put at the path to /dev/kmsg is refused). 'other' when it is neither a
+ * pipe nor a character device.
+ */
+function reportTargetRefusal(info: Stats, fd: number, standardOutputs: readonly number[]): string | null | 'other' {
+  const mine = isOneOf(info, standardOutputs);
+  const ownedByMe = info.uid === (process.getuid?.() ?? info.uid);
+  if (info.isFIFO()) return mine || ownedByMe ? null : `it is a pipe owned by another user (uid ${info.uid})`;
+  if (!info.isCharacterDevice()) return 'other';
+  if (mine || isHarmlessDevice(info) || (ownedByMe && isatty(fd))) return null;
+  return "it is a character device that is not a terminal of yours, /dev/null or this process's stdout or stderr";
+}
+
+export class ReportWriter {
   private error?: Error;
   private constructor(private readonly stream: WriteStream) {
     stream.on('error', (error) => (this.error ??= error));
@@ -63,10 +105,12 @@ class ReportWriter {
    * (a world-readable report keeps none of its permissions) nor a symbolic link put there (a rename replaces the link,
    * it does not follow it) decides where and how the report is written (OWASP ASVS 4.0 1.14.x). A named pipe or a
    * character device (`/dev/null`) at `path` is written to, also through a symbolic link (`/dev/stdout`, `/dev/fd/N`,
-   * a shell's `>(gzip > r.gz)`); anything else that is not a regular file (a directory, a socket, a symbolic link to
-   * anything but a pipe or a character device) is refused.
+   * a shell's `>(gzip > r.gz)`), if it is this user's (OWASP ASVS 4.0 12.3.1: a pipe another local user put there, or
+   * as root a link to any device, is refused; see reportTargetRefusal); anything else that is not a regular file (a
+   * directory, a socket, a symbolic link to anything but a pipe or a character device) is refused. `standardOutputs`:
+   * the descriptors of the process's own stdout and stderr (a test passes others).
    */
-  static async open(path: string): Promise<ReportWriter> {
+  static async open(path: string, standardOutputs: readonly number[] = [1, 2]): Promise<ReportWriter> {
     const failed = (error: unknown) => new Error(`cannot write the report ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
     const refused = (kind: string) => new Error(`cannot write the report ${path}: it already exists and is not a regular file (${kind}); choose another path or remove it`);
     let existing: Stats | null;
@@ -77,18 +121,23 @@ class ReportWriter {
       existing = null;
     }
     if (existing && (existing.isSymbolicLink() || existing.isFIFO() || existing.isCharacterDevice())) {
-      // A pipe or a device (--report /dev/null) is written to as it is: it keeps nothing to leak. A symbolic link is
-      // followed, never created (no O_CREAT): written to only if the opened handle is a pipe or a character device;
-      // anything else at the path is opened with O_NOFOLLOW (not a link put there since).
+      // A pipe or a device (--report /dev/null) is written to as it is: it keeps nothing to leak, if it is this user's
+      // (reportTargetRefusal). A symbolic link is followed, never created (no O_CREAT): written to only if the opened
+      // handle is such a pipe or device; anything else at the path is opened with O_NOFOLLOW (not a link put there since).
       const link = existing.isSymbolicLink();
-      let handle: FileHandle | null;
+      let handle: FileHandle;
       try {
-        handle = await ReportWriter.openPipeOrDevice(path, constants.O_WRONLY | constants.O_NOCTTY | (link ? 0 : constants.O_NOFOLLOW));
+        handle = await open(path, constants.O_WRONLY | constants.O_NOCTTY | (link ? 0 : constants.O_NOFOLLOW));
       } catch (error) {
         throw link ? refused('a symbolic link') : failed(error);
       }
-      if (!handle) throw link ? refused('a symbolic link') : new Error(`cannot write the report ${path}: it was replaced while it was opened (no longer a pipe or a device); run it again`);
-      return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
+      // fstat of what was opened: no check/open race.
+      const info = await handle.stat().catch(() => null);
+      const refusal = info ? reportTargetRefusal(info, handle.fd, standardOutputs) : 'other';
+      if (refusal === null) return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
+      await handle.close();
+      if (refusal !== 'other') throw new Error(`cannot write the report ${path}: ${refusal}; choose another path`);
+      throw link ? refused('a symbolic link') : new Error(`cannot write the report ${path}: it was replaced while it was opened (no longer a pipe or a device); run it again`);
     }
     if (existing && !existing.isFile()) throw refused(fileKind(existing));
     // .<name>.<12 hex>.tmp adds 18 bytes: a name near the 255-byte limit (NAME_MAX) takes a short one instead.
@@ -104,14 +153,6 @@ class ReportWriter {
       throw failed(error);
     }
     return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
-  }
-  /** Opens `path` without creating it; the handle if what was opened (fstat, no check/open race) is a pipe or a character device, else null (closed). */
-  private static async openPipeOrDevice(path: string, flags: number): Promise<FileHandle | null> {
-    const handle = await open(path, flags);
-    const info = await handle.stat().catch(() => null);
-    if (info && (info.isFIFO() || info.isCharacterDevice())) return handle;
-    await handle.close();
-    return null;
   }
   async write(line: object): Promise<void> {
     if (this.error) throw this.error;

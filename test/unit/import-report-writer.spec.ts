@@ -1,0 +1,74 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ReportWriter } from '../../src/backoffice-identity/cli/import-users.command.js';
+
+/** Rejects instead of hanging when `promise` takes longer than `ms`. */
+function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms (hangs)`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A `cat` child reading the named pipe: resolves with everything it read once the writer closes. */
+function readAll(fifo: string): Promise<string> {
+  const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let read = '';
+  reader.stdout.setEncoding('utf8').on('data', (d: string) => (read += d));
+  return new Promise((resolve) => reader.on('close', () => resolve(read)));
+}
+
+const lines = (text: string) => text.trim().split('\n').map((line) => JSON.parse(line));
+const isRoot = process.getuid?.() === 0;
+
+describe('import-users --report on a named pipe, a device or the own stdout (ReportWriter.open)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'report-writer-'));
+    chmodSync(dir, 0o755);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const fifo = (name: string) => {
+    const path = join(dir, name);
+    execFileSync('mkfifo', [path]);
+    return path;
+  };
+
+  // OWASP ASVS 5.0 5.3.2 / 4.0 12.3.1: a named pipe (or a link to one) another local user put at the report path
+  // would receive the report (user data); as root, a link to any character device was written to.
+  it.skipIf(!isRoot)('a named pipe owned by another user, or a link to one, is refused (the report holds user data); an own pipe is written to', async () => {
+    const foreign = fifo('foreign-fifo');
+    chownSync(foreign, 65534, 65534);
+    const link = join(dir, 'foreign-fifo-link.jsonl');
+    symlinkSync(foreign, link);
+    // A reader is there (this process, non-blocking), so only the owner decides.
+    const readerFd = openSync(foreign, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      for (const path of [foreign, link]) {
+        await expect(within(5000, ReportWriter.open(path))).rejects.toThrow(
+          `cannot write the report ${path}: it is a pipe owned by another user (uid 65534); choose another path`,
+        );
+      }
+    } finally {
+      closeSync(readerFd);
+    }
+    const own = fifo('own-fifo');
+    const read = readAll(own);
+    const writer = await within(5000, ReportWriter.open(own));
+    await writer.write({ record: 1, outcome: 'created' });
+    await writer.close();
+    expect(lines(await read)).toEqual([{ record: 1, outcome: 'created' }]);
+  });
+
+  it.skipIf(!isRoot)('as root, a link to a character device other than /dev/null, /dev/tty or the own stdout/stderr (/dev/zero) is refused; /dev/null is written to', async () => {
+    const link = join(dir, 'zero-link.jsonl');
+    symlinkSync('/dev/zero', link);
+    await expect(within(5000, ReportWriter.open(link))).rejects.toThrow(
+      `cannot write the report ${link}: it is a character device that is not a terminal of yours, /dev/null or this process's stdout or stderr; choose another path`,
+    );
+    const writer = await ReportWriter.open('/dev/null');
+    await writer.write({ record: 1 });
+    await writer.close();
+  });
+});
