@@ -71,4 +71,30 @@ describe('import-users --report on a named pipe, a device or the own stdout (Rep
     await writer.write({ record: 1 });
     await writer.close();
   });
+
+  it('a named pipe nothing reads fails at once with a clear message (it does not wait for a reader forever)', async () => {
+    const path = fifo('no-reader-fifo');
+    await expect(within(5000, ReportWriter.open(path))).rejects.toThrow(
+      `cannot write the report ${path}: it is a named pipe that nothing reads; start its reader first`,
+    );
+    const link = join(dir, 'no-reader-link.jsonl');
+    symlinkSync(path, link);
+    await expect(within(5000, ReportWriter.open(link))).rejects.toThrow(`cannot write the report ${link}: it is a named pipe that nothing reads; start its reader first`);
+  });
+
+  it('a named pipe with a reader receives the whole report, also one larger than the pipe buffer (64 KiB) when the reader is slow', async () => {
+    const path = fifo('big-fifo');
+    // Opens the pipe at once, reads only after 0.5 s: the writer fills the pipe (EAGAIN on its non-blocking descriptor).
+    const reader = spawn('sh', ['-c', 'exec 3<"$0"; sleep 0.5; exec cat <&3', path], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let text = '';
+    reader.stdout.setEncoding('utf8').on('data', (d: string) => (text += d));
+    const read = new Promise<string>((resolve) => reader.on('close', () => resolve(text)));
+    const writer = await within(5000, ReportWriter.open(path));
+    const count = 3000; // ~ 300 KB
+    for (let record = 1; record <= count; record++) await writer.write({ record, outcome: 'created', email: `user-${record}@example.com`, padding: 'x'.repeat(40) });
+    await writer.close();
+    const got = lines(await read);
+    expect(got).toHaveLength(count);
+    expect(got.map((line) => line.record)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+  });
 });

@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { constants, fstatSync, statSync, type Stats, type WriteStream } from 'node:fs';
+import { close as closeFd, constants, createWriteStream, fstat as fstatFd, fstatSync, open as openFd, statSync, type Stats } from 'node:fs';
 import { access, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
+import { Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { isatty } from 'node:tty';
+import type { Writable } from 'node:stream';
+import { isatty, WriteStream as TtyWriteStream } from 'node:tty';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EventEmitterModule } from '@nestjs/event-emitter';
@@ -64,6 +68,10 @@ function isOneOf(info: Stats, fds: readonly number[]): boolean {
   });
 }
 
+/** How long `--report <named pipe>` waits for a reader to open it (one started beside the CLI) before failing. */
+const FIFO_READER_GRACE_MS = 1000;
+const NO_READER = Symbol('no reader');
+
 /** Devices that write nowhere another user reads: nowhere, or the process's own controlling terminal. */
 const HARMLESS_DEVICES = ['/dev/null', '/dev/tty'];
 
@@ -95,7 +103,7 @@ function reportTargetRefusal(info: Stats, fd: number, standardOutputs: readonly 
 
 export class ReportWriter {
   private error?: Error;
-  private constructor(private readonly stream: WriteStream) {
+  private constructor(private readonly stream: Writable) {
     stream.on('error', (error) => (this.error ??= error));
   }
   /**
@@ -125,17 +133,18 @@ export class ReportWriter {
       // (reportTargetRefusal). A symbolic link is followed, never created (no O_CREAT): written to only if the opened
       // handle is such a pipe or device; anything else at the path is opened with O_NOFOLLOW (not a link put there since).
       const link = existing.isSymbolicLink();
-      let handle: FileHandle;
+      let fd: number;
       try {
-        handle = await open(path, constants.O_WRONLY | constants.O_NOCTTY | (link ? 0 : constants.O_NOFOLLOW));
+        fd = await ReportWriter.openNonBlocking(path, constants.O_WRONLY | constants.O_NOCTTY | (link ? 0 : constants.O_NOFOLLOW));
       } catch (error) {
+        if (error === NO_READER) throw new Error(`cannot write the report ${path}: it is a named pipe that nothing reads; start its reader first`);
         throw link ? refused('a symbolic link') : failed(error);
       }
       // fstat of what was opened: no check/open race.
-      const info = await handle.stat().catch(() => null);
-      const refusal = info ? reportTargetRefusal(info, handle.fd, standardOutputs) : 'other';
-      if (refusal === null) return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
-      await handle.close();
+      const info = await promisify(fstatFd)(fd).catch(() => null);
+      const refusal = info ? reportTargetRefusal(info, fd, standardOutputs) : 'other';
+      if (refusal === null) return new ReportWriter(ReportWriter.nonBlockingStream(fd, info!));
+      await promisify(closeFd)(fd);
       if (refusal !== 'other') throw new Error(`cannot write the report ${path}: ${refusal}; choose another path`);
       throw link ? refused('a symbolic link') : new Error(`cannot write the report ${path}: it was replaced while it was opened (no longer a pipe or a device); run it again`);
     }
@@ -153,6 +162,34 @@ export class ReportWriter {
       throw failed(error);
     }
     return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
+  }
+  /**
+   * Opens `path` (never created) with O_NONBLOCK: a named pipe nothing reads answers ENXIO at once instead of the
+   * open waiting for a reader forever. A reader started beside the CLI (`cat fifo & import-users ... --report fifo`)
+   * may open it a moment later: ENXIO is retried for {@link FIFO_READER_GRACE_MS}, then rejected with NO_READER.
+   * ENXIO is also what opening a socket answers: only a pipe there is waited for.
+   */
+  private static async openNonBlocking(path: string, flags: number): Promise<number> {
+    for (let waited = 0; ; waited += 50) {
+      try {
+        return await promisify(openFd)(path, flags | constants.O_NONBLOCK);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENXIO' || !(await stat(path).catch(() => null))?.isFIFO()) throw error;
+        if (waited >= FIFO_READER_GRACE_MS) throw NO_READER;
+        await delay(50);
+      }
+    }
+  }
+  /**
+   * A stream writing to `fd`, a pipe or a character device opened O_NONBLOCK (which Node cannot clear): a pipe goes
+   * through libuv's pipe handle (net.Socket), which waits when it is full (EAGAIN) instead of failing, so a report
+   * larger than the pipe buffer reaches a slow reader whole; a terminal through tty.WriteStream (which makes its own
+   * descriptor blocking); any other device (/dev/null) through a file stream.
+   */
+  private static nonBlockingStream(fd: number, info: Stats): Writable {
+    if (info.isFIFO()) return new Socket({ fd, readable: false, writable: true });
+    if (isatty(fd)) return new TtyWriteStream(fd);
+    return createWriteStream('', { fd, encoding: 'utf8' });
   }
   async write(line: object): Promise<void> {
     if (this.error) throw this.error;
