@@ -97,4 +97,29 @@ describe('import-users --report on a named pipe, a device or the own stdout (Rep
     expect(got).toHaveLength(count);
     expect(got.map((line) => line.record)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
   });
+
+  // `--report /dev/stdout > report.jsonl`: the own stdout redirected to a regular file. Simulated with a descriptor of
+  // this process standing for stdout (fd 1 of a vitest worker cannot be redirected).
+  it('--report /dev/stdout while stdout is a regular file (> file) writes the report there, after what the process wrote before and before what it writes after', async () => {
+    const file = join(dir, 'stdout.jsonl');
+    const stdoutFd = openSync(file, 'w', 0o600);
+    try {
+      writeSync(stdoutFd, 'before\n');
+      const writer = await within(5000, ReportWriter.open(`/dev/fd/${stdoutFd}`, [stdoutFd, 2]));
+      await writer.write({ record: 1, outcome: 'created' });
+      await writer.write({ record: 2, outcome: 'skipped' });
+      await writer.close();
+      writeSync(stdoutFd, 'after\n');
+    } finally {
+      closeSync(stdoutFd);
+    }
+    expect(readFileSync(file, 'utf8')).toBe('before\n{"record":1,"outcome":"created"}\n{"record":2,"outcome":"skipped"}\nafter\n');
+    // A link to a regular file that is not the own stdout or stderr stays refused.
+    const other = openSync(join(dir, 'not-stdout.jsonl'), 'w', 0o600);
+    try {
+      await expect(ReportWriter.open(`/dev/fd/${other}`, [1, 2])).rejects.toThrow(/it already exists and is not a regular file \(a symbolic link\)/);
+    } finally {
+      closeSync(other);
+    }
+  });
 });

@@ -56,9 +56,9 @@ function fileKind(info: Stats): string {
 }
 
 /** Writes the per-record report (JSON lines), waiting when the disk is slower than the import. */
-/** Whether `info` is the file one of `fds` (the process's own stdout and stderr) has open. */
-function isOneOf(info: Stats, fds: readonly number[]): boolean {
-  return fds.some((fd) => {
+/** The one of `fds` (the process's own stdout and stderr) that has the file `info` open, if any. */
+function ownOutputOf(info: Stats, fds: readonly number[]): number | undefined {
+  return fds.find((fd) => {
     try {
       const out = fstatSync(fd);
       return out.dev === info.dev && out.ino === info.ino;
@@ -93,7 +93,7 @@ function isHarmlessDevice(info: Stats): boolean {
  * pipe nor a character device.
  */
 function reportTargetRefusal(info: Stats, fd: number, standardOutputs: readonly number[]): string | null | 'other' {
-  const mine = isOneOf(info, standardOutputs);
+  const mine = ownOutputOf(info, standardOutputs) !== undefined;
   const ownedByMe = info.uid === (process.getuid?.() ?? info.uid);
   if (info.isFIFO()) return mine || ownedByMe ? null : `it is a pipe owned by another user (uid ${info.uid})`;
   if (!info.isCharacterDevice()) return 'other';
@@ -115,7 +115,8 @@ export class ReportWriter {
    * character device (`/dev/null`) at `path` is written to, also through a symbolic link (`/dev/stdout`, `/dev/fd/N`,
    * a shell's `>(gzip > r.gz)`), if it is this user's (OWASP ASVS 4.0 12.3.1: a pipe another local user put there, or
    * as root a link to any device, is refused; see reportTargetRefusal); anything else that is not a regular file (a
-   * directory, a socket, a symbolic link to anything but a pipe or a character device) is refused. `standardOutputs`:
+   * directory, a socket, a symbolic link to anything but a pipe, a character device or the process's own stdout or
+   * stderr, which may be a regular file: `--report /dev/stdout > file`) is refused. `standardOutputs`:
    * the descriptors of the process's own stdout and stderr (a test passes others).
    */
   static async open(path: string, standardOutputs: readonly number[] = [1, 2]): Promise<ReportWriter> {
@@ -142,6 +143,13 @@ export class ReportWriter {
       }
       // fstat of what was opened: no check/open race.
       const info = await promisify(fstatFd)(fd).catch(() => null);
+      const ownOutput = info?.isFile() ? ownOutputOf(info, standardOutputs) : undefined;
+      if (ownOutput !== undefined) {
+        // --report /dev/stdout > file: the own stdout (stderr), a regular file. Written through that descriptor, not the
+        // one just opened (its own offset, 0: it would overwrite what the shell and this process wrote there before).
+        await promisify(closeFd)(fd);
+        return new ReportWriter(createWriteStream('', { fd: ownOutput, autoClose: false, encoding: 'utf8' }));
+      }
       const refusal = info ? reportTargetRefusal(info, fd, standardOutputs) : 'other';
       if (refusal === null) return new ReportWriter(ReportWriter.nonBlockingStream(fd, info!));
       await promisify(closeFd)(fd);
