@@ -23,7 +23,7 @@ const HTTP_SUITES = [
   'invite-resend-accept-race', 'assign-groups-race', 'session-surface-attacks', 'group-lock-order-race', 'password-check-rate-limits',
   'import-invite-race', 'ldap-retired-password-passkey', 'name-checked-groups', 'delete-user-twice-race', 'delete-user-without-group-store-race',
   'external-login-auto-redirect', 'password-reset-forced-unmigrated', 'api-user-username', 'directory-managed-email-move', 'challenge-limits',
-  'unlock-step-up', 'profile-edit-limits', 'two-factor-setup-race', 'external-login-provider-names',
+  'unlock-step-up', 'profile-edit-limits', 'two-factor-setup-race', 'last-accepted-link-live', 'external-login-provider-names',
   'two-factor-reset-lock-order-race'
 ].map((name) => `test/integration/${name}.spec.ts`);
 

@@ -165,7 +165,7 @@ describe('Start-up check: migrations of the module not applied yet', () => {
     const [message, ...more] = warned(warn);
     expect(more).toEqual([]);
     expect(message).toContain(
-      '4 of its migrations are not applied yet: BackOfficeIdentitySessionNextStamps1732600000000, BackOfficeIdentityPasswordResetForced1732610000000, BackOfficeIdentityExternalLoginStateUser1732620000000, BackOfficeIdentityPasskeyChallengeUserIndex1732630000000.',
+      '5 of its migrations are not applied yet: BackOfficeIdentitySessionNextStamps1732600000000, BackOfficeIdentityPasswordResetForced1732610000000, BackOfficeIdentityExternalLoginStateUser1732620000000, BackOfficeIdentityPasskeyChallengeUserIndex1732630000000, BackOfficeIdentityTokenHandOverPending1732640000000.',
     );
     expect((await new HttpClient(ctx.url).get('/health')).status).not.toBe(500);
   });

@@ -16,6 +16,21 @@ export class TestSmtpServer {
   rejectQuoting = false;
   /** The texts the server quoted in its refusals. */
   readonly quoted: string[] = [];
+  /** Holds set by {@link holdNext}, taken by the next messages in turn. */
+  private readonly holds: { reached: () => void; released: Promise<void> }[] = [];
+
+  /**
+   * Holds the answer to the next message's DATA (a slow relay): the message is taken, kept and accepted only once
+   * `release()` is called. `reached` resolves when the message's data is in and its answer is held.
+   */
+  holdNext(): { reached: Promise<void>; release(): void } {
+    let reached!: () => void;
+    let release!: () => void;
+    const hold = { reached: () => reached(), released: new Promise<void>((resolve) => (release = resolve)) };
+    const reachedPromise = new Promise<void>((resolve) => (reached = resolve));
+    this.holds.push(hold);
+    return { reached: reachedPromise, release };
+  }
 
   async start(): Promise<this> {
     this.server = new SMTPServer({
@@ -27,6 +42,11 @@ export class TestSmtpServer {
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', async () => {
           if (this.hang) return;
+          const hold = this.holds.shift();
+          if (hold) {
+            hold.reached();
+            await hold.released;
+          }
           if (this.rejectAll || this.rejectIf?.(session.envelope.rcptTo.map((r) => r.address))) return callback(Object.assign(new Error('mailbox unavailable'), { responseCode: 550 }));
           if (this.rejectQuoting) {
             const text = ((await simpleParser(Buffer.concat(chunks))).text ?? '').replace(/\s+/g, ' ').trim();

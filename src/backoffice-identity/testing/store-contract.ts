@@ -331,6 +331,23 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await userStore.isTokenLive(user.id, 'password_reset', live[0], at(6))).toBe(false);
       });
 
+      test('ASVS 4.0 2.5.x: keepOnlyToken leaves a link whose hand-over has not run yet live; its own later hand-over voids the first (the link of the email accepted last stays live)', async ({ userStore }) => {
+        if (!isUserTokenStore(userStore) || !isUserTokenHandoverStore(userStore)) return;
+        const user = await newUser(userStore);
+        await userStore.replaceToken(user.id, 'password_reset', hash('pending-old'), at(HOUR), at(0));
+        await userStore.addToken(user.id, 'password_reset', hash('pending-slow'), at(HOUR), at(1));
+        await userStore.addToken(user.id, 'password_reset', hash('pending-fast'), at(HOUR), at(2));
+        expect(await userStore.keepOnlyToken(user.id, 'password_reset', hash('pending-fast'), at(3))).toBe(true);
+        const live = async () => {
+          const found = [];
+          for (const h of ['old', 'slow', 'fast']) if (await userStore.isTokenLive(user.id, 'password_reset', hash(`pending-${h}`), at(5))) found.push(h);
+          return found;
+        };
+        expect(await live()).toEqual(['slow', 'fast']);
+        expect(await userStore.keepOnlyToken(user.id, 'password_reset', hash('pending-slow'), at(4))).toBe(true);
+        expect(await live()).toEqual(['slow']);
+      });
+
       test('ASVS 4.0 2.5.x: addEmailChangeToken leaves the pending email-change link alone; keepOnlyToken hands over to the address of the kept one', async ({ userStore }) => {
         if (!isUserEmailChangeHandoverStore(userStore)) return;
         const user = await newUser(userStore);

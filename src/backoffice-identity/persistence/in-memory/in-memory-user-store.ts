@@ -55,6 +55,8 @@ interface TokenRow {
   expiresAt: Date;
   usedAt: Date | null;
   newEmail: string | null;
+  /** Stored beside the live link by `addToken`, not handed over yet: another hand-over leaves it live. */
+  handOverPending?: boolean;
 }
 
 interface Counter {
@@ -376,13 +378,16 @@ export class InMemoryBackOfficeUserStore
     options: UserTokenIssueOptions,
   ): boolean {
     const mayGetLink = this.mayGetLink(userId, purpose, now, options);
-    if (mayGetLink) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail });
+    if (mayGetLink) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail, handOverPending: true });
     return mayGetLink;
   }
 
   async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
-    if (!this.liveToken(userId, purpose, tokenHash, now)) return false;
-    for (const t of this.tokens) if (t.userId === userId && t.purpose === purpose && t.tokenHash !== tokenHash && t.usedAt === null) t.usedAt = now;
+    const kept = this.liveToken(userId, purpose, tokenHash, now);
+    if (!kept) return false;
+    kept.handOverPending = false;
+    // Links still being mailed stay live: the last hand-over (of the email accepted last) leaves the live link.
+    for (const t of this.tokens) if (t.userId === userId && t.purpose === purpose && t !== kept && t.usedAt === null && !t.handOverPending) t.usedAt = now;
     return true;
   }
 

@@ -5,6 +5,7 @@ import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
 import { cappedCount } from './capped-count.js';
 import { abortable } from '../../common/abortable-transaction.js';
 import { isUuid } from '../../common/ids.js';
+import { isUndefinedColumnError } from '../../common/database-errors.js';
 import { preparedQuery } from './prepared-query.js';
 import { deleteCounting, deleteInBatches, failedAccessResult, PRUNE_BATCH_SIZE } from './sql-results.js';
 import { PENDING_INVITEE_SQL, redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
@@ -264,6 +265,9 @@ const countFailure = (table: string) => `
   access_failed_count = CASE WHEN ${table}.access_failed_count + 1 >= $2::int THEN 0 ELSE ${table}.access_failed_count + 1 END,
   lockout_end = CASE WHEN ${table}.access_failed_count + 1 >= $2::int THEN $3::timestamptz ELSE ${table}.lockout_end END,
   updated_at = $4::timestamptz`;
+
+/** `backoffice_user_token.hand_over_pending` (migration 1732640000000): stored by `addToken`, not handed over yet. */
+const HAND_OVER_PENDING = 'hand_over_pending';
 
 /**
  * The default user store: TypeORM repositories on PostgreSQL. Implements every capability interface.
@@ -725,30 +729,50 @@ export class TypeOrmBackOfficeUserStore
     options: UserTokenIssueOptions,
   ): Promise<boolean> {
     if (!isUuid(userId)) return false;
-    return this.transaction(async (store) => {
-      if (!(await store.mayGetLinkLocked(userId, purpose, now, options.addressedTo))) return false;
-      await store.manager.query(
-        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [userId, purpose, tokenHash, expiresAt, now, newEmail],
-      );
-      return true;
+    const insert = (handOverPending: boolean) =>
+      this.transaction(async (store) => {
+        if (!(await store.mayGetLinkLocked(userId, purpose, now, options.addressedTo))) return false;
+        await store.manager.query(
+          handOverPending
+            ? `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email, hand_over_pending) VALUES ($1, $2, $3, $4, $5, $6, true)`
+            : `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
+          [userId, purpose, tokenHash, expiresAt, now, newEmail],
+        );
+        return true;
+      });
+    return insert(true).catch((error: unknown) => {
+      // Without migration 1732640000000 the token is stored as before it: a later hand-over voids it while still mailed.
+      if (!isUndefinedColumnError(error, HAND_OVER_PENDING)) throw error;
+      return insert(false);
     });
   }
 
   /**
    * Voids the user's other live tokens of `purpose` while this one is live, in one transaction under the user's row
-   * lock ({@link USER_ROW_FIRST}), so concurrent hand-overs run one after the other and leave exactly one live link.
+   * lock ({@link USER_ROW_FIRST}), so concurrent hand-overs run one after the other: the last one leaves its token the
+   * one live link. Tokens stored by {@link addToken} whose hand-over has not run yet (their email still on its way) are
+   * left live (`hand_over_pending`): when their email is accepted after this one, their own hand-over voids this token,
+   * so the link of the email accepted last is the live one. The row lock is taken here, after the email was sent, never
+   * held across it.
    */
   async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
     if (!isUuid(userId)) return false;
-    return this.transaction(async (store) => {
-      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
-      if (!(await store.isTokenLive(userId, purpose, tokenHash, now))) return false;
-      await store.manager.query(
-        `UPDATE backoffice_user_token SET used_at = $4 WHERE user_id = $1 AND purpose = $2 AND token_hash <> $3 AND used_at IS NULL`,
-        [userId, purpose, tokenHash, now],
-      );
-      return true;
+    const handOver = (handOverPending: boolean) =>
+      this.transaction(async (store) => {
+        await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+        if (!(await store.isTokenLive(userId, purpose, tokenHash, now))) return false;
+        await store.manager.query(
+          handOverPending
+            ? `UPDATE backoffice_user_token SET used_at = CASE WHEN token_hash = $3 THEN used_at ELSE $4 END, hand_over_pending = false
+                WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND (token_hash = $3 OR NOT hand_over_pending)`
+            : `UPDATE backoffice_user_token SET used_at = $4 WHERE user_id = $1 AND purpose = $2 AND token_hash <> $3 AND used_at IS NULL`,
+          [userId, purpose, tokenHash, now],
+        );
+        return true;
+      });
+    return handOver(true).catch((error: unknown) => {
+      if (!isUndefinedColumnError(error, HAND_OVER_PENDING)) throw error;
+      return handOver(false);
     });
   }
 

@@ -198,8 +198,12 @@ export interface UserTokenStore {
  * Optional beside {@link UserTokenStore}: a new link that takes over from the live one only once it was delivered.
  * `addToken` stores a token and leaves the user's other live tokens of that purpose alone; `keepOnlyToken` then
  * voids those others, but only while the new one is still live (true), atomically: of concurrent hand-overs the
- * last one to finish wins and exactly one link stays live. A token whose email failed is dropped with
- * `consumeToken`. Without this capability the manager voids the old link before the email goes out.
+ * last one to finish wins. A hand-over leaves live the tokens `addToken` stored whose own hand-over has not run yet
+ * (their email is still being sent; each request hands over once its email was accepted, and its hand-over voids
+ * the earlier one), so when requests for one user's link meet, the link of the email accepted last is the live one
+ * and no request mails twice (a store that voids them too leaves the link of the first hand-over, which may be in
+ * an older email). A token whose email failed is dropped with `consumeToken`. Without this capability the manager
+ * voids the old link before the email goes out.
  */
 export interface UserTokenHandoverStore {
   /**

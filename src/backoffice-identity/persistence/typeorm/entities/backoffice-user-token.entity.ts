@@ -30,4 +30,8 @@ export class BackOfficeUserTokenEntity {
   /** For `change_email`: the address that becomes the user's email once the link is opened. */
   @Column({ name: 'new_email', type: 'varchar', length: 256, nullable: true })
   newEmail!: string | null;
+
+  /** Stored beside the live link, its email still on its way: a hand-over of another link leaves it live (migration 1732640000000). */
+  @Column({ name: 'hand_over_pending', type: 'boolean', default: false })
+  handOverPending!: boolean;
 }

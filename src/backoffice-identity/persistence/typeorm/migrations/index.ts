@@ -14,6 +14,7 @@ import { BackOfficeIdentitySessionNextStamps1732600000000 } from './173260000000
 import { BackOfficeIdentityPasswordResetForced1732610000000 } from './1732610000000-backoffice-identity-password-reset-forced.js';
 import { BackOfficeIdentityExternalLoginStateUser1732620000000 } from './1732620000000-backoffice-identity-external-login-state-user.js';
 import { BackOfficeIdentityPasskeyChallengeUserIndex1732630000000 } from './1732630000000-backoffice-identity-passkey-challenge-user-index.js';
+import { BackOfficeIdentityTokenHandOverPending1732640000000 } from './1732640000000-backoffice-identity-token-hand-over-pending.js';
 
 /** Every migration of the module, oldest first: spread them into your DataSource's `migrations`. */
 export const backOfficeIdentityMigrations = [
@@ -33,4 +34,5 @@ export const backOfficeIdentityMigrations = [
   BackOfficeIdentityPasswordResetForced1732610000000,
   BackOfficeIdentityExternalLoginStateUser1732620000000,
   BackOfficeIdentityPasskeyChallengeUserIndex1732630000000,
+  BackOfficeIdentityTokenHandOverPending1732640000000,
 ];
