@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, constants, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReportWriter } from '../../src/backoffice-identity/cli/import-users.command.js';
@@ -96,6 +96,48 @@ describe('import-users --report on a named pipe, a device or the own stdout (Rep
     const got = lines(await read);
     expect(got).toHaveLength(count);
     expect(got.map((line) => line.record)).toEqual(Array.from({ length: count }, (_, i) => i + 1));
+  });
+
+  // A report file the operator pre-created for the service user in a directory that user cannot write (root-owned
+  // /var/log/app/report.jsonl owned by the service user): the temporary file beside it cannot be created (EACCES).
+  // Run with this worker's effective uid/gid set to 65534 (seteuid also applies to libuv's threads); needs root and
+  // the forks pool (process.seteuid does not exist in a worker thread).
+  const canSwitchUser = isRoot && typeof process.seteuid === 'function' && typeof process.setegid === 'function';
+  it.skipIf(!canSwitchUser)('a report file the user owns in a directory it cannot write is written in place (0600, truncated only once the report starts); one owned by another user is refused', async () => {
+    const asNobody = async <T>(run: () => Promise<T>): Promise<T> => {
+      process.setegid!(65534);
+      process.seteuid!(65534);
+      try {
+        return await run();
+      } finally {
+        process.seteuid!(0);
+        process.setegid!(0);
+      }
+    };
+    const owned = join(dir, 'owned.jsonl');
+    writeFileSync(owned, 'an earlier report\n', { mode: 0o644 });
+    chmodSync(owned, 0o644);
+    chownSync(owned, 65534, 65534);
+    await asNobody(async () => {
+      const writer = await ReportWriter.open(owned);
+      // Opened, nothing written yet: the earlier report is still there (a run failing before its first line keeps it).
+      expect(readFileSync(owned, 'utf8')).toBe('an earlier report\n');
+      await writer.write({ record: 1, outcome: 'created' });
+      await writer.close();
+    });
+    expect(readFileSync(owned, 'utf8')).toBe('{"record":1,"outcome":"created"}\n');
+    expect(statSync(owned).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+    // Writable by 65534 but owned by another user (root): refused, untouched.
+    const foreign = join(dir, 'foreign.jsonl');
+    writeFileSync(foreign, 'root\'s\n');
+    chmodSync(foreign, 0o666);
+    await asNobody(() => expect(ReportWriter.open(foreign)).rejects.toThrow(
+      `cannot write the report ${foreign}: its directory cannot be written (EACCES) and the file is owned by another user (uid 0); choose another path`,
+    ));
+    expect(readFileSync(foreign, 'utf8')).toBe('root\'s\n');
+    // No file there and the directory not writable: the error as before.
+    await asNobody(() => expect(ReportWriter.open(join(dir, 'absent.jsonl'))).rejects.toThrow(`cannot write the report ${join(dir, 'absent.jsonl')} (EACCES)`));
   });
 
   // `--report /dev/stdout > report.jsonl`: the own stdout redirected to a regular file. Simulated with a descriptor of

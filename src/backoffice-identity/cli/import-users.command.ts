@@ -103,7 +103,11 @@ function reportTargetRefusal(info: Stats, fd: number, standardOutputs: readonly 
 
 export class ReportWriter {
   private error?: Error;
-  private constructor(private readonly stream: Writable) {
+  /** `beforeFirstWrite`: run once, before the first line (a report written in place is truncated then). */
+  private constructor(
+    private readonly stream: Writable,
+    private beforeFirstWrite?: () => Promise<void>,
+  ) {
     stream.on('error', (error) => (this.error ??= error));
   }
   /**
@@ -111,7 +115,8 @@ export class ReportWriter {
    * imported. A report already at `path` (the default one of an earlier run of the same file) is replaced, never
    * written into: a new file (0600, created with O_EXCL beside it) is renamed over it, so neither the old file's mode
    * (a world-readable report keeps none of its permissions) nor a symbolic link put there (a rename replaces the link,
-   * it does not follow it) decides where and how the report is written (OWASP ASVS 4.0 1.14.x). A named pipe or a
+   * it does not follow it) decides where and how the report is written (OWASP ASVS 4.0 1.14.x); in a directory this
+   * user cannot write, a regular file of this user's there is written in place instead (openInPlace). A named pipe or a
    * character device (`/dev/null`) at `path` is written to, also through a symbolic link (`/dev/stdout`, `/dev/fd/N`,
    * a shell's `>(gzip > r.gz)`), if it is this user's (OWASP ASVS 4.0 12.3.1: a pipe another local user put there, or
    * as root a link to any device, is refused; see reportTargetRefusal); anything else that is not a regular file (a
@@ -167,9 +172,44 @@ export class ReportWriter {
       await rename(temporary, path);
     } catch (error) {
       if (handle) await Promise.allSettled([handle.close(), unlink(temporary)]);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (!handle && existing && (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')) return ReportWriter.openInPlace(path, existing, code);
       throw failed(error);
     }
     return new ReportWriter(handle.createWriteStream({ encoding: 'utf8' }));
+  }
+  /**
+   * The directory of `path` cannot be written (`code`: no temporary file beside it), but a regular file is there
+   * (`existing`, its lstat): an operator may pre-create the report, writable by the service user, in a directory that
+   * user cannot write (root-owned /var/log/app/). It is written in place if it is this user's: opened O_NOFOLLOW
+   * without O_CREAT, the fstat of what was opened must be the same regular file (dev+ino) as the lstat, owned by
+   * process.geteuid() (a file another user owns would stay theirs to read: refused), made 0600, and truncated only
+   * when the first report line is written, so a run failing before any (database unreachable) keeps the earlier
+   * report. Not atomic, unlike the rename: a reader sees the new report grow in the old file, and a run that writes
+   * no line leaves the earlier report as it was.
+   */
+  private static async openInPlace(path: string, existing: Stats, code: string): Promise<ReportWriter> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, constants.O_WRONLY | constants.O_NOFOLLOW | constants.O_NOCTTY);
+    } catch (error) {
+      throw new Error(`cannot write the report ${path}: its directory cannot be written (${code}) and neither can the file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+    try {
+      const info = await handle.stat();
+      if (!info.isFile() || info.dev !== existing.dev || info.ino !== existing.ino) {
+        throw new Error(`cannot write the report ${path}: it was replaced while it was opened; run it again`);
+      }
+      if (info.uid !== process.geteuid?.()) {
+        throw new Error(`cannot write the report ${path}: its directory cannot be written (${code}) and the file is owned by another user (uid ${info.uid}); choose another path`);
+      }
+      await handle.chmod(0o600);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      throw error;
+    }
+    const file = handle;
+    return new ReportWriter(file.createWriteStream({ encoding: 'utf8' }), () => file.truncate(0));
   }
   /**
    * Opens `path` (never created) with O_NONBLOCK: a named pipe nothing reads answers ENXIO at once instead of the
@@ -201,6 +241,11 @@ export class ReportWriter {
   }
   async write(line: object): Promise<void> {
     if (this.error) throw this.error;
+    if (this.beforeFirstWrite) {
+      const first = this.beforeFirstWrite;
+      this.beforeFirstWrite = undefined;
+      await first();
+    }
     if (!this.stream.write(`${JSON.stringify(line)}\n`)) await once(this.stream, 'drain');
   }
   async close(): Promise<void> {
