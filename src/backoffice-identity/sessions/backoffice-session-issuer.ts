@@ -88,9 +88,9 @@ export class BackOfficeSessionIssuer {
    * The session keeps its id, creation time and deadlines, and the new cookies live as long as the session has left
    * (not a whole new absolute timeout: a cookie that outlives its session only invites a 401). False when `session`
    * no longer holds the token it was read with (revoked, or renewed by another re-authentication meanwhile): nothing
-   * is set, answer 401. `reauthenticated: false` sets the new token without recording a re-authentication: for a
-   * rise in privilege of the session, such as a setup-only session becoming a full one when two-factor enrolment is
-   * confirmed; `authenticatedSecondsAgo` records it as made that long ago (see `BackOfficeSessionService.renewToken`).
+   * is set, answer 401; also when `authenticatedSecondsAgo` is no time ({@link completeStepUp}). `reauthenticated:
+   * false` sets the new token without recording a re-authentication: for a rise in privilege of the session, such
+   * as a setup-only session becoming a full one when two-factor enrolment is confirmed; `authenticatedSecondsAgo` records it as made that long ago (see `BackOfficeSessionService.renewToken`).
    */
   async renew(session: BackOfficeSession, response: BackOfficeHttpResponse, options: RenewTokenOptions = {}): Promise<boolean> {
     const token = await this.sessions.renewToken(session, options);
@@ -103,7 +103,9 @@ export class BackOfficeSessionIssuer {
    * The end of every step-up (password, passkey, a provider round trip): {@link renew}s the session's token and
    * answers until when `@RequiresRecentSignIn()` routes accept the session (`session.reauthenticationMinutes` from
    * the re-authentication: now, or `authenticatedSecondsAgo` before now for a provider's `auth_time`). Null when the
-   * token could not be renewed (nothing set): the step-up is refused.
+   * token could not be renewed (nothing set): the step-up is refused; so is one whose `authenticatedSecondsAgo` is no
+   * time (not finite, further in the future than the clock skew, before the earliest Date): the session keeps its
+   * token and its earlier re-authentication.
    */
   async completeStepUp(session: BackOfficeSession, response: BackOfficeHttpResponse, options: { authenticatedSecondsAgo?: number } = {}): Promise<Date | null> {
     if (!(await this.renew(session, response, options))) return null;

@@ -58,16 +58,11 @@ const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 /** Longest life of a setup-only session (a member who must enrol in 2FA first). */
 export const SETUP_ONLY_SESSION_MINUTES = 15;
 
-/** `secondsAgo` before `nowMs` (epoch ms), never after it; none (or not a number of seconds): `nowMs`. */
-function secondsBefore(nowMs: number, secondsAgo: number | undefined): number {
-  return secondsAgo === undefined || !Number.isFinite(secondsAgo) ? nowMs : nowMs - Math.max(0, secondsAgo) * 1000;
-}
-
 /**
- * When a sign-in's authentication made `secondsAgo` before `nowMs` happened, or null when that is no time: not a
- * finite number, further in the future than {@link MAX_CLOCK_SKEW_SECONDS}, or before the earliest `Date` (an Invalid
- * Date the store would refuse: a provider's finite `auth_time` of -1e13 failed the sign-in). A future within the skew
- * (a provider clock ahead) is now.
+ * When a sign-in's (or a step-up's) authentication made `secondsAgo` before `nowMs` happened, or null when that is
+ * no time: not a finite number, further in the future than {@link MAX_CLOCK_SKEW_SECONDS}, or before the earliest
+ * `Date` (an Invalid Date the store would refuse: a provider's finite `auth_time` of -1e13 failed the sign-in). A
+ * future within the skew (a provider clock ahead) is now.
  */
 function authenticationTime(nowMs: number, secondsAgo: number): Date | null {
   if (!Number.isFinite(secondsAgo) || secondsAgo < -MAX_CLOCK_SKEW_SECONDS) return null;
@@ -520,12 +515,17 @@ export class BackOfficeSessionService {
    * recording a re-authentication (the step-up window stays where it was): for a rise in privilege that proves no
    * more than the session itself, such as confirming the enrolment of a setup-only session. `authenticatedSecondsAgo`
    * (a provider's `auth_time`): the re-authentication was made that long before now (never after now), and the
-   * step-up window runs from then, not from the callback; never earlier than the session's last one.
+   * step-up window runs from then, not from the callback; never earlier than the session's last one. An
+   * `authenticatedSecondsAgo` that is no time (not finite, further in the future than the clock skew, before the
+   * earliest Date: as {@link create} takes it) refuses the step-up: null, nothing written, the session keeps its token
+   * and its earlier re-authentication (never fresher for it, never an Invalid Date).
    */
   async renewToken(session: BackOfficeSession, options: RenewTokenOptions = {}): Promise<string | null> {
+    const reauthenticatedAt = options.reauthenticated === false ? undefined : this.reauthenticationTime(session, options.authenticatedSecondsAgo);
+    if (reauthenticatedAt === null) return null;
     const token = randomToken(32);
     const tokenHash = sha256Hex(token);
-    const changes: BackOfficeSessionChanges = options.reauthenticated === false ? {} : { reauthenticatedAt: this.reauthenticationTime(session, options.authenticatedSecondsAgo) };
+    const changes: BackOfficeSessionChanges = reauthenticatedAt === undefined ? {} : { reauthenticatedAt };
     if (this.store.replaceTokenHash) {
       if (!(await this.store.replaceTokenHash(session.id, session.tokenHash, tokenHash, changes))) return null;
     } else {
@@ -535,10 +535,14 @@ export class BackOfficeSessionService {
     return token;
   }
 
-  /** When a re-authentication made `secondsAgo` (none: now; never in the future) happened, and not before the session's last one. */
-  private reauthenticationTime(session: Pick<BackOfficeSession, 'reauthenticatedAt'>, secondsAgo: number | undefined): Date {
+  /**
+   * When a re-authentication made `secondsAgo` (none: now; never in the future) happened, and not before the session's
+   * last one; null when `secondsAgo` is no time ({@link authenticationTime}).
+   */
+  private reauthenticationTime(session: Pick<BackOfficeSession, 'reauthenticatedAt'>, secondsAgo: number | undefined): Date | null {
     const now = this.clock.now().getTime();
-    const at = secondsBefore(now, secondsAgo);
+    const at = secondsAgo === undefined ? now : authenticationTime(now, secondsAgo)?.getTime();
+    if (at === undefined) return null;
     // A host store may answer undefined (or an unparsable value) for "never": no earlier re-authentication to keep.
     const stored = session.reauthenticatedAt == null ? Number.NaN : new Date(session.reauthenticatedAt).getTime();
     const last = Number.isFinite(stored) ? stored : Number.NEGATIVE_INFINITY;
