@@ -116,6 +116,18 @@ describe('import with onConflict update (OWASP ASVS 4.0 V2.5, 3.3.1)', () => {
     expect((await ctx.userManager.findById(user.id))!.isApproved).toBe(false);
     expectLoginStatus(await new HttpClient(ctx.url).login(email, password), 403);
   });
+
+  it('keeps the reason of a user an admin disabled for good when a re-imported export says isApproved false (a lossless round trip); the admin view still shows it', async () => {
+    const email = 'impupd-offboarded-reason@example.com';
+    const user = (await ctx.userManager.createUser({ email, name: 'Leaver', password, groups: ['editor'] })).value!;
+    expect((await admin.post(`/users/${user.id}/disable`, { reason: 'left the company' })).status).toBe(200);
+    const imported = await admin.post('/users/import', { users: [{ email, name: 'Leaver', groups: ['editor'], isApproved: false }], onConflict: 'update' });
+    expect(imported.body.results[0].outcome, imported.text).toBe('updated');
+    const listed = await admin.get(`/users?filter=${encodeURIComponent(email)}`);
+    const shown = listed.body.items?.find((u: { id: string }) => u.id === user.id);
+    expect([shown?.state, shown?.disabledReason, shown?.disabledUntil], listed.text).toEqual(['disabled', 'left the company', null]);
+    expectLoginStatus(await new HttpClient(ctx.url).login(email, password), 403);
+  });
   it('OWASP ASVS 4.0 V2.5 (offboarding): an import with a passwordHash gives no local password to a directory-managed (LDAP) user: that record is invalid (directory_managed) and nothing of it is written, dry run alike; without a hash the record updates', async () => {
     const email = 'impupd-directory@example.com';
     const user = (await ctx.userManager.createUser({ email, name: 'Directory', groups: ['editor'] })).value!;

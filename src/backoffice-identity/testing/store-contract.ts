@@ -595,6 +595,34 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
           expect([await live(ended), await live(stale), await live(running)]).toEqual([false, false, false]);
         }
       });
+
+      test('a row\'s isApproved false for a user an admin disabled for good with a reason keeps that reason (a lossless re-import of an export); an enable, or a disable of a user approved or with a timed disable, leaves none', async ({ userStore }) => {
+        if (!isUserImportStore(userStore)) return;
+        const disabled = async (changes: Partial<BackOfficeUser>) => {
+          const user = await newUser(userStore);
+          await userStore.updateProfile(user.id, { isApproved: false, disabledUntil: null, disabledReason: 'left the company', ...changes }, at(1));
+          return user;
+        };
+        // POST /users/:id/disable with a reason and no until.
+        const forGood = await disabled({});
+        const reEnabled = await disabled({});
+        // Approved with a reason left from an earlier disable: a disable by the import has none of its own.
+        const approved = await disabled({ isApproved: true });
+        const row = (user: BackOfficeUser, isApproved: boolean): ImportedUserRow => ({ ...importRow(user, user.name), isApproved });
+        const outcomes = await userStore.importUsers(
+          [row(forGood, false), row(reEnabled, true), row(approved, false)],
+          { onConflict: 'update', dryRun: false, protectedGroup: 'admin' },
+          at(2 * HOUR),
+        );
+        expect(outcomes).toEqual(['updated', 'updated', 'updated']);
+        const stored = async (user: BackOfficeUser) => {
+          const found = (await userStore.findById(user.id))!;
+          return [found.isApproved, found.disabledUntil ?? null, found.disabledReason ?? null, deriveUserState(found, at(6 * HOUR))];
+        };
+        expect(await stored(forGood)).toEqual([false, null, 'left the company', 'disabled']);
+        expect(await stored(reEnabled)).toEqual([true, null, null, 'inactive']);
+        expect(await stored(approved)).toEqual([false, null, null, 'disabled']);
+      });
     });
 
     describe('user list', () => {

@@ -253,18 +253,23 @@ async function lockProtectedGroup(manager: EntityManager, protectedGroup: string
  * enabling it again never revives them. All in the caller's transaction.
  *
  * The record's `isApproved` enables or disables for good, as the manager's `setApproved` without an `until` does
- * (`POST /users/:id/enable`, or `/disable` without `until`): whatever the user's disable, it clears `disabled_until`
- * and `disabled_reason`, and a disable voids the reset, invite and email-change links. Kept, an `until` (past, or of a
- * timed disable still running) had the user's next sign-in after it enable again (`liftExpiredDisable`, no step-up) a
- * user the import disabled, and the user list showed it enabled (OWASP ASVS 4.0 1.11.3, 5.0 15.4.2).
+ * (`POST /users/:id/enable`, or `/disable` without `until`): whatever the user's disable, it clears `disabled_until`,
+ * and a disable voids the reset, invite and email-change links. Kept, an `until` (past, or of a timed disable still
+ * running) had the user's next sign-in after it enable again (`liftExpiredDisable`, no step-up) a user the import
+ * disabled, and the user list showed it enabled (OWASP ASVS 4.0 1.11.3, 5.0 15.4.2). `disabled_reason` is cleared by
+ * an enable and by a disable that changes the user's state (an approved user, or a timed disable made one for good);
+ * a user already disabled for good keeps the reason an admin gave (a re-imported export's `isApproved: false` is a
+ * lossless round trip).
  */
 async function updateUser(manager: EntityManager, id: string, row: ImportedUserRow, now: Date): Promise<void> {
   const result = await manager.query(
-    `WITH old AS (SELECT password_hash, email, $8::boolean IS NOT NULL AS for_good FROM backoffice_user WHERE id = $1 FOR UPDATE)
+    `WITH old AS (SELECT password_hash, email, $8::boolean IS NOT NULL AS for_good,
+                         $8::boolean IS NOT NULL AND ($8::boolean OR is_approved OR disabled_until IS NOT NULL) AS new_disable
+                  FROM backoffice_user WHERE id = $1 FOR UPDATE)
      UPDATE backoffice_user u SET username = $2, normalized_username = $3, email = $4, name = $5,
        password_hash = COALESCE($6, u.password_hash), security_stamp = $7, is_approved = COALESCE($8, u.is_approved),
        disabled_until = CASE WHEN old.for_good THEN NULL ELSE u.disabled_until END,
-       disabled_reason = CASE WHEN old.for_good THEN NULL ELSE u.disabled_reason END,
+       disabled_reason = CASE WHEN old.new_disable THEN NULL ELSE u.disabled_reason END,
        last_password_change_at = CASE WHEN $6::text IS NOT NULL AND $6::text IS DISTINCT FROM old.password_hash THEN $10 ELSE u.last_password_change_at END,
        password_reset_forced_at = CASE WHEN $6::text IS NOT NULL THEN NULL ELSE u.password_reset_forced_at END,
        last_login_at = COALESCE($9, u.last_login_at), updated_at = $10

@@ -92,8 +92,8 @@ export interface UserImportStore {
    * outcome per row in order. `protectedGroup` (the admin group) keeps at least one approved member. An updated
    * user keeps its `isApproved` when the row's is null; a row's `isApproved` enables or disables for good (as
    * `setApproved` without `until`): whatever the user's disable (a timed one still running too), it leaves no
-   * `disabledUntil` or `disabledReason`, so no later sign-in enables a user the import disabled (OWASP ASVS 4.0
-   * 1.11.3, 5.0 15.4.2). When its password hash or its email changes, or the row disables it, its outstanding
+   * `disabledUntil`, so no later sign-in enables a user the import disabled (OWASP ASVS 4.0 1.11.3, 5.0 15.4.2),
+   * and no `disabledReason` unless the user was already disabled for good (that reason is kept). When its password hash or its email changes, or the row disables it, its outstanding
    * password-reset, invite and email-change tokens are voided in the same transaction; when it is disabled, its
    * API bearer tokens are revoked. A row with a `passwordHash`, or another username ({@link importRenamesUser}), for
    * a user marked directory-managed (`directoryManagedAt` and the username, read under the lock the update writes
