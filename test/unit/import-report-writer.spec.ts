@@ -72,6 +72,42 @@ describe('import-users --report on a named pipe, a device or the own stdout (Rep
     await writer.close();
   });
 
+  // OWASP ASVS 5.0 5.3.2 / 4.0 12.3.1: as root every terminal is root's (/dev/console, /dev/tty1, /dev/ttyS0, another
+  // session's pty): a link another user put at the path to one of them sent user data there. Only the process's own
+  // terminal (fd 0/1/2, or its controlling terminal) is taken. The foreign terminal here: the slave of a pty pair a
+  // python3 child holds open (a terminal of root's, not this process's).
+  it.skipIf(!isRoot)('as root, a link to a terminal that is not the process\'s own (another pty) is refused; /dev/null and the own stdout are taken', async () => {
+    const holder = spawn('python3', ['-c', 'import os,pty,sys\nm,s=pty.openpty()\nprint(os.ttyname(s),flush=True)\nsys.stdin.read()'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    try {
+      const ttyPath = await new Promise<string>((resolve, reject) => {
+        holder.stdout.setEncoding('utf8').once('data', (d: string) => resolve(d.trim()));
+        holder.once('error', reject);
+      });
+      expect(statSync(ttyPath).uid).toBe(0);
+      const link = join(dir, 'foreign-tty-link.jsonl');
+      symlinkSync(ttyPath, link);
+      for (const path of [link, ttyPath]) {
+        await expect(within(5000, ReportWriter.open(path))).rejects.toThrow(
+          `cannot write the report ${path}: it is a terminal that is not this process's own (not its stdin, stdout, stderr or controlling terminal); choose another path`,
+        );
+      }
+      // The same terminal as this process's own stdout (a descriptor standing for it, as below) is taken.
+      const ownFd = openSync(ttyPath, constants.O_RDWR | constants.O_NOCTTY);
+      try {
+        const writer = await within(5000, ReportWriter.open(`/dev/fd/${ownFd}`, [ownFd, 2]));
+        await writer.write({});
+        await writer.close();
+      } finally {
+        closeSync(ownFd);
+      }
+    } finally {
+      holder.kill();
+    }
+    const writer = await within(5000, ReportWriter.open('/dev/null'));
+    await writer.write({});
+    await writer.close();
+  });
+
   it('a named pipe nothing reads fails at once with a clear message (it does not wait for a reader forever)', async () => {
     const path = fifo('no-reader-fifo');
     await expect(within(5000, ReportWriter.open(path))).rejects.toThrow(

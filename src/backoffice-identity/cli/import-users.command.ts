@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { close as closeFd, constants, createWriteStream, fstat as fstatFd, fstatSync, open as openFd, statSync, type Stats } from 'node:fs';
+import { close as closeFd, constants, createWriteStream, fstat as fstatFd, fstatSync, open as openFd, readFileSync, statSync, type Stats } from 'node:fs';
 import { access, lstat, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { Socket } from 'node:net';
@@ -87,17 +87,46 @@ function isHarmlessDevice(info: Stats): boolean {
 }
 
 /**
+ * The device numbers (rdev) of this process's own terminals: those of fd 0, 1 and 2 that are terminals, and its
+ * controlling terminal (Linux: tty_nr of /proc/self/stat, the real device; fstat of an opened /dev/tty only shows
+ * /dev/tty itself, 5,0). None without a controlling terminal and with no terminal on 0/1/2.
+ */
+function ownTerminalDevices(): number[] {
+  const devices: number[] = [];
+  for (const fd of [0, 1, 2]) {
+    try {
+      if (isatty(fd)) devices.push(fstatSync(fd).rdev);
+    } catch {
+      // Closed descriptor: not a terminal of ours.
+    }
+  }
+  try {
+    // After the command name (in parentheses, may hold spaces): state ppid pgrp session tty_nr.
+    const stat = readFileSync('/proc/self/stat', 'utf8');
+    const ttyNr = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[4]);
+    if (ttyNr > 0) devices.push(ttyNr);
+  } catch {
+    // No /proc: only the terminals on 0/1/2 (and /dev/tty itself, isHarmlessDevice) are ours.
+  }
+  return devices;
+}
+
+/**
  * Whether the pipe or character device opened as `fd` (`info`, its fstat) may take the report, which holds user data:
- * this process's own stdout or stderr, /dev/null or /dev/tty, a pipe of this user, or a terminal of this user (as
- * root, not any device: a link another user put at the path to /dev/kmsg is refused). 'other' when it is neither a
- * pipe nor a character device.
+ * this process's own stdout or stderr, /dev/null or /dev/tty, a pipe of this user, or this process's own terminal
+ * (ownTerminalDevices; a terminal merely owned by this user is not enough: as root /dev/console, /dev/tty1, /dev/ttyS0
+ * and other sessions' ptys are all root's, and a link another user put at the path would send user data there; nor
+ * any other device: /dev/kmsg). 'other' when it is neither a pipe nor a character device.
  */
 function reportTargetRefusal(info: Stats, fd: number, standardOutputs: readonly number[]): string | null | 'other' {
   const mine = ownOutputOf(info, standardOutputs) !== undefined;
   const ownedByMe = info.uid === (process.getuid?.() ?? info.uid);
   if (info.isFIFO()) return mine || ownedByMe ? null : `it is a pipe owned by another user (uid ${info.uid})`;
   if (!info.isCharacterDevice()) return 'other';
-  if (mine || isHarmlessDevice(info) || (ownedByMe && isatty(fd))) return null;
+  if (mine || isHarmlessDevice(info)) return null;
+  if (isatty(fd)) {
+    return ownTerminalDevices().includes(info.rdev) ? null : "it is a terminal that is not this process's own (not its stdin, stdout, stderr or controlling terminal)";
+  }
   return "it is a character device that is not a terminal of yours, /dev/null or this process's stdout or stderr";
 }
 
