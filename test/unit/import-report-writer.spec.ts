@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, constants, linkSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ReportWriter } from '../../src/backoffice-identity/cli/import-users.command.js';
@@ -139,17 +139,17 @@ describe('import-users --report on a named pipe, a device or the own stdout (Rep
   // Run with this worker's effective uid/gid set to 65534 (seteuid also applies to libuv's threads); needs root and
   // the forks pool (process.seteuid does not exist in a worker thread).
   const canSwitchUser = isRoot && typeof process.seteuid === 'function' && typeof process.setegid === 'function';
+  const asNobody = async <T>(run: () => Promise<T>): Promise<T> => {
+    process.setegid!(65534);
+    process.seteuid!(65534);
+    try {
+      return await run();
+    } finally {
+      process.seteuid!(0);
+      process.setegid!(0);
+    }
+  };
   it.skipIf(!canSwitchUser)('a report file the user owns in a directory it cannot write is written in place (0600, truncated only once the report starts); one owned by another user is refused', async () => {
-    const asNobody = async <T>(run: () => Promise<T>): Promise<T> => {
-      process.setegid!(65534);
-      process.seteuid!(65534);
-      try {
-        return await run();
-      } finally {
-        process.seteuid!(0);
-        process.setegid!(0);
-      }
-    };
     const owned = join(dir, 'owned.jsonl');
     writeFileSync(owned, 'an earlier report\n', { mode: 0o644 });
     chmodSync(owned, 0o644);
@@ -174,6 +174,25 @@ describe('import-users --report on a named pipe, a device or the own stdout (Rep
     expect(readFileSync(foreign, 'utf8')).toBe('root\'s\n');
     // No file there and the directory not writable: the error as before.
     await asNobody(() => expect(ReportWriter.open(join(dir, 'absent.jsonl'))).rejects.toThrow(`cannot write the report ${join(dir, 'absent.jsonl')} (EACCES)`));
+  });
+
+  // A second name (hard link) of another file of the user's, put at the report path: writing in place would overwrite
+  // that other file (the user's own, but not the report: a key, a config), which the rename never did.
+  it.skipIf(!canSwitchUser)('in place, a report file with another hard link (nlink > 1) is refused and left as it was', async () => {
+    const elsewhere = mkdtempSync(join(tmpdir(), 'report-writer-other-'));
+    try {
+      const other = join(elsewhere, 'settings.conf');
+      writeFileSync(other, 'the user\'s other file\n');
+      chownSync(other, 65534, 65534);
+      const linked = join(dir, 'hard-linked.jsonl');
+      linkSync(other, linked);
+      await asNobody(() => expect(ReportWriter.open(linked)).rejects.toThrow(
+        `cannot write the report ${linked}: its directory cannot be written (EACCES) and the file has other hard links (2 names); choose another path or remove it`,
+      ));
+      expect(readFileSync(other, 'utf8')).toBe('the user\'s other file\n');
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 
   // `--report /dev/stdout > report.jsonl`: the own stdout redirected to a regular file. Simulated with a descriptor of

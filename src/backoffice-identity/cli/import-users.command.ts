@@ -212,7 +212,8 @@ export class ReportWriter {
    * (`existing`, its lstat): an operator may pre-create the report, writable by the service user, in a directory that
    * user cannot write (root-owned /var/log/app/). It is written in place if it is this user's: opened O_NOFOLLOW
    * without O_CREAT, the fstat of what was opened must be the same regular file (dev+ino) as the lstat, owned by
-   * process.geteuid() (a file another user owns would stay theirs to read: refused), made 0600, and truncated only
+   * process.geteuid() (a file another user owns would stay theirs to read: refused) with one name (nlink 1: a hard
+   * link to another file of the user's, put at the path, would have that file overwritten: refused), made 0600, and truncated only
    * when the first report line is written, so a run failing before any (database unreachable) keeps the earlier
    * report. Not atomic, unlike the rename: a reader sees the new report grow in the old file, and a run that writes
    * no line leaves the earlier report as it was.
@@ -231,6 +232,9 @@ export class ReportWriter {
       }
       if (info.uid !== process.geteuid?.()) {
         throw new Error(`cannot write the report ${path}: its directory cannot be written (${code}) and the file is owned by another user (uid ${info.uid}); choose another path`);
+      }
+      if (info.nlink > 1) {
+        throw new Error(`cannot write the report ${path}: its directory cannot be written (${code}) and the file has other hard links (${info.nlink} names); choose another path or remove it`);
       }
       await handle.chmod(0o600);
     } catch (error) {
