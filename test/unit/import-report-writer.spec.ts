@@ -176,6 +176,21 @@ describe('import-users --report on a named pipe, a device or the own stdout (Rep
     await asNobody(() => expect(ReportWriter.open(join(dir, 'absent.jsonl'))).rejects.toThrow(`cannot write the report ${join(dir, 'absent.jsonl')} (EACCES)`));
   });
 
+  // In place, a completed run that wrote no report line (empty input) left the earlier report as it was, where the
+  // rename left an empty file: the operator read the old report as the new run's. close(true) (runImportUsers, on a
+  // completed run) empties it; close() (a run that failed before importing anything) keeps it.
+  it.skipIf(!canSwitchUser)('in place, a completed run with no report line empties the earlier report; a failed one keeps it', async () => {
+    const owned = join(dir, 'empty-run.jsonl');
+    writeFileSync(owned, 'an earlier report\n');
+    chownSync(owned, 65534, 65534);
+    await asNobody(async () => {
+      await (await ReportWriter.open(owned)).close();
+      expect(readFileSync(owned, 'utf8')).toBe('an earlier report\n');
+      await (await ReportWriter.open(owned)).close(true);
+    });
+    expect(readFileSync(owned, 'utf8')).toBe('');
+  });
+
   // A second name (hard link) of another file of the user's, put at the report path: writing in place would overwrite
   // that other file (the user's own, but not the report: a key, a config), which the rename never did.
   it.skipIf(!canSwitchUser)('in place, a report file with another hard link (nlink > 1) is refused and left as it was', async () => {

@@ -215,8 +215,8 @@ export class ReportWriter {
    * process.geteuid() (a file another user owns would stay theirs to read: refused) with one name (nlink 1: a hard
    * link to another file of the user's, put at the path, would have that file overwritten: refused), made 0600, and truncated only
    * when the first report line is written, so a run failing before any (database unreachable) keeps the earlier
-   * report. Not atomic, unlike the rename: a reader sees the new report grow in the old file, and a run that writes
-   * no line leaves the earlier report as it was.
+   * report, or when a completed run closes it without a line (empty input: emptied, see close). Not atomic, unlike
+   * the rename: a reader sees the new report grow in the old file.
    */
   private static async openInPlace(path: string, existing: Stats, code: string): Promise<ReportWriter> {
     let handle: FileHandle;
@@ -272,16 +272,24 @@ export class ReportWriter {
     if (isatty(fd)) return new TtyWriteStream(fd);
     return createWriteStream('', { fd, encoding: 'utf8' });
   }
+  private async startReport(): Promise<void> {
+    const first = this.beforeFirstWrite;
+    this.beforeFirstWrite = undefined;
+    await first?.();
+  }
   async write(line: object): Promise<void> {
     if (this.error) throw this.error;
-    if (this.beforeFirstWrite) {
-      const first = this.beforeFirstWrite;
-      this.beforeFirstWrite = undefined;
-      await first();
-    }
+    await this.startReport();
     if (!this.stream.write(`${JSON.stringify(line)}\n`)) await once(this.stream, 'drain');
   }
-  async close(): Promise<void> {
+  /**
+   * `completed`: the run went through to its end (runImportUsers, after the audit entry). A report written in place
+   * that got no line (empty input) is then emptied, as the rename would have left it, so the earlier run's report is
+   * not read as this one's; a run that failed (completed false: the database unreachable, the file unreadable from its
+   * first record) keeps the earlier report when it wrote no line.
+   */
+  async close(completed = false): Promise<void> {
+    if (completed && !this.error) await this.startReport();
     if (this.error) return void this.stream.destroy();
     this.stream.end();
     await once(this.stream, 'finish');
@@ -362,6 +370,7 @@ export async function runImportUsers(options: ImportUsersCommandOptions): Promis
   }
   const progress = new Progress(options.progress);
   const summary: ImportUsersSummary = { total: 0, created: 0, updated: 0, skipped: 0, invalid: 0 };
+  let completed = false;
   try {
     const manager = app.get<BackOfficeUserManager>(BACKOFFICE_USER_MANAGER);
     const importer = manager.createUserImporter();
@@ -387,9 +396,13 @@ export async function runImportUsers(options: ImportUsersCommandOptions): Promis
     }
     progress.update(summary, true);
     await manager.notifyImported(summary, { dryRun: options.dryRun, onConflict: options.onConflict, source: 'cli' });
+    completed = true;
   } finally {
-    await report.close();
-    await app.close();
+    try {
+      await report.close(completed);
+    } finally {
+      await app.close();
+    }
   }
   return { summary, seconds: progress.elapsedSeconds };
 }
