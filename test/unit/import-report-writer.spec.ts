@@ -2,6 +2,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, chownSync, closeSync, constants, linkSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { IMPORT_USERS_USAGE } from '../../src/backoffice-identity/cli/import-users.arguments.js';
 import { ReportWriter } from '../../src/backoffice-identity/cli/import-users.command.js';
 
 /** Rejects instead of hanging when `promise` takes longer than `ms`. */
@@ -233,5 +234,9 @@ describe('import-users --report on a named pipe, a device or the own stdout (Rep
     } finally {
       closeSync(other);
     }
+  });
+
+  it('--help mentions the in-place fallback (a directory the user cannot write)', () => {
+    expect(IMPORT_USERS_USAGE.replace(/\s+/g, ' ')).toContain('in a directory you cannot write, a report file of yours (one name, no other hard link) is rewritten in place');
   });
 });

@@ -17,9 +17,11 @@ Options:
   --format json|jsonl|csv  default: from the file extension; needed for a pipe or /dev/stdin
   --report <path>          per-record report, JSON lines (default: <file>.report.jsonl; for a pipe,
                            /dev/stdin or <(gunzip -c ...): ./import-report-<timestamp>.jsonl); an existing
-                           report is replaced by a new file (mode 0600); a symbolic link or a directory
-                           there is refused (a pipe of yours or a device is written to: /dev/null,
-                           /dev/stdout, also redirected to a file, >(gzip > report.jsonl.gz))
+                           report is replaced by a new file (mode 0600; in a directory you cannot write, a
+                           report file of yours (one name, no other hard link) is rewritten in place);
+                           a symbolic link or a directory there is refused (a pipe of yours or a device
+                           is written to: /dev/null, /dev/stdout, also redirected to a file,
+                           >(gzip > report.jsonl.gz))
   --on-conflict <mode>     skip (default) | update | fail, when the email is taken
   --group-map <a=b,...>    map other aliases to this module's (a= drops group a)
   --batch-size <n>         records per transaction, 1..${MAX_IMPORT_BATCH} (default ${DEFAULT_BATCH_SIZE})
