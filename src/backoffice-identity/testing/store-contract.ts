@@ -14,6 +14,7 @@ import {
   isUserEmailChangeHandoverStore,
   isUserTokenStore,
   isUserTokenHandoverStore,
+  HAND_OVER_PENDING_MAX_AGE_MS,
   isUnknownUserLockoutStore,
   isPrunableUserStore,
   isUserQueryStore,
@@ -346,6 +347,19 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await live()).toEqual(['slow', 'fast']);
         expect(await userStore.keepOnlyToken(user.id, 'password_reset', hash('pending-slow'), at(4))).toBe(true);
         expect(await live()).toEqual(['slow']);
+      });
+
+      test('ASVS 4.0 2.5.x: keepOnlyToken voids a link stored by addToken whose hand-over never ran once older than HAND_OVER_PENDING_MAX_AGE_MS (its request died after the email), and leaves a younger one live', async ({ userStore }) => {
+        if (!isUserTokenStore(userStore) || !isUserTokenHandoverStore(userStore)) return;
+        const user = await newUser(userStore);
+        const later = HAND_OVER_PENDING_MAX_AGE_MS + 60_000;
+        await userStore.addToken(user.id, 'password_reset', hash('stuck-dead'), at(2 * HOUR), at(0));
+        await userStore.addToken(user.id, 'password_reset', hash('stuck-young'), at(2 * HOUR), at(later));
+        await userStore.addToken(user.id, 'password_reset', hash('stuck-fresh'), at(2 * HOUR), at(later + 1_000));
+        expect(await userStore.keepOnlyToken(user.id, 'password_reset', hash('stuck-fresh'), at(later + 2_000))).toBe(true);
+        const live = [];
+        for (const h of ['dead', 'young', 'fresh']) if (await userStore.isTokenLive(user.id, 'password_reset', hash(`stuck-${h}`), at(later + 3_000))) live.push(h);
+        expect(live).toEqual(['young', 'fresh']);
       });
 
       test('ASVS 4.0 2.5.x: addEmailChangeToken leaves the pending email-change link alone; keepOnlyToken hands over to the address of the kept one', async ({ userStore }) => {

@@ -41,6 +41,7 @@ import {
   type UserTokenIssueOptions,
   type UserTwoFactorStore,
   passwordResetForcedAtAfterWrite,
+  HAND_OVER_PENDING_MAX_AGE_MS,
 } from '../../users/stores/user-store.interface.js';
 import { copyDate, InMemoryBackOfficeState, KeyedMutex, type InMemoryUser } from './in-memory-state.js';
 
@@ -57,6 +58,8 @@ interface TokenRow {
   newEmail: string | null;
   /** Stored beside the live link by `addToken`, not handed over yet: another hand-over leaves it live. */
   handOverPending?: boolean;
+  /** `now` of `addToken`: a pending token older than {@link HAND_OVER_PENDING_MAX_AGE_MS} is voided by a hand-over. */
+  createdAt?: Date;
 }
 
 interface Counter {
@@ -378,7 +381,7 @@ export class InMemoryBackOfficeUserStore
     options: UserTokenIssueOptions,
   ): boolean {
     const mayGetLink = this.mayGetLink(userId, purpose, now, options);
-    if (mayGetLink) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail, handOverPending: true });
+    if (mayGetLink) this.tokens.push({ userId, purpose, tokenHash, expiresAt: new Date(expiresAt.getTime()), usedAt: null, newEmail, handOverPending: true, createdAt: new Date(now.getTime()) });
     return mayGetLink;
   }
 
@@ -386,8 +389,11 @@ export class InMemoryBackOfficeUserStore
     const kept = this.liveToken(userId, purpose, tokenHash, now);
     if (!kept) return false;
     kept.handOverPending = false;
-    // Links still being mailed stay live: the last hand-over (of the email accepted last) leaves the live link.
-    for (const t of this.tokens) if (t.userId === userId && t.purpose === purpose && t !== kept && t.usedAt === null && !t.handOverPending) t.usedAt = now;
+    // Links still being mailed stay live: the last hand-over (of the email accepted last) leaves the live link. A
+    // pending one older than the bound belongs to a request that died before its hand-over: voided like the others.
+    const youngSince = now.getTime() - HAND_OVER_PENDING_MAX_AGE_MS;
+    const stillMailed = (t: TokenRow) => t.handOverPending === true && (t.createdAt?.getTime() ?? -Infinity) >= youngSince;
+    for (const t of this.tokens) if (t.userId === userId && t.purpose === purpose && t !== kept && t.usedAt === null && !stillMailed(t)) t.usedAt = now;
     return true;
   }
 

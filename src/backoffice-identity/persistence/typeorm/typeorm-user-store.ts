@@ -54,6 +54,7 @@ import {
   type UserEmailChangeStore,
   type UserEmailChangeHandoverStore,
   passwordResetForcedAtAfterWrite,
+  HAND_OVER_PENDING_MAX_AGE_MS,
 } from '../../users/stores/user-store.interface.js';
 
 
@@ -752,8 +753,9 @@ export class TypeOrmBackOfficeUserStore
    * lock ({@link USER_ROW_FIRST}), so concurrent hand-overs run one after the other: the last one leaves its token the
    * one live link. Tokens stored by {@link addToken} whose hand-over has not run yet (their email still on its way) are
    * left live (`hand_over_pending`): when their email is accepted after this one, their own hand-over voids this token,
-   * so the link of the email accepted last is the live one. The row lock is taken here, after the email was sent, never
-   * held across it.
+   * so the link of the email accepted last is the live one; but only while younger than
+   * {@link HAND_OVER_PENDING_MAX_AGE_MS} (`created_at`): an older one belongs to a request that died before its
+   * hand-over and is voided. The row lock is taken here, after the email was sent, never held across it.
    */
   async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
     if (!isUuid(userId)) return false;
@@ -764,9 +766,9 @@ export class TypeOrmBackOfficeUserStore
         await store.manager.query(
           handOverPending
             ? `UPDATE backoffice_user_token SET used_at = CASE WHEN token_hash = $3 THEN used_at ELSE $4 END, hand_over_pending = false
-                WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND (token_hash = $3 OR NOT hand_over_pending)`
+                WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND (token_hash = $3 OR NOT hand_over_pending OR created_at < $5)`
             : `UPDATE backoffice_user_token SET used_at = $4 WHERE user_id = $1 AND purpose = $2 AND token_hash <> $3 AND used_at IS NULL`,
-          [userId, purpose, tokenHash, now],
+          handOverPending ? [userId, purpose, tokenHash, now, new Date(now.getTime() - HAND_OVER_PENDING_MAX_AGE_MS)] : [userId, purpose, tokenHash, now],
         );
         return true;
       });

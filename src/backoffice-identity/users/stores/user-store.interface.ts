@@ -195,6 +195,15 @@ export interface UserTokenStore {
 }
 
 /**
+ * How long a token stored by `addToken` counts as still being mailed ({@link UserTokenHandoverStore}): 25 minutes, the
+ * longest a request may take from storing it to its hand-over (`email.listenerTimeoutMs` at most 10 minutes, then
+ * `email.sendTimeoutMs` at most 10 minutes) plus 5 minutes of margin (rendering, the database, clock steps between
+ * instances). An older one never handed over belongs to a request that died (OWASP ASVS 4.0 2.5.x / 5.0 6.4.x): a
+ * hand-over voids it like any other live link.
+ */
+export const HAND_OVER_PENDING_MAX_AGE_MS = 25 * 60_000;
+
+/**
  * Optional beside {@link UserTokenStore}: a new link that takes over from the live one only once it was delivered.
  * `addToken` stores a token and leaves the user's other live tokens of that purpose alone; `keepOnlyToken` then
  * voids those others, but only while the new one is still live (true), atomically: of concurrent hand-overs the
@@ -202,8 +211,11 @@ export interface UserTokenStore {
  * (their email is still being sent; each request hands over once its email was accepted, and its hand-over voids
  * the earlier one), so when requests for one user's link meet, the link of the email accepted last is the live one
  * and no request mails twice (a store that voids them too leaves the link of the first hand-over, which may be in
- * an older email). A token whose email failed is dropped with `consumeToken`. Without this capability the manager
- * voids the old link before the email goes out.
+ * an older email). A token counts as still being sent only while younger than
+ * {@link HAND_OVER_PENDING_MAX_AGE_MS} (its `now` at `addToken`): a request that died between the accepted email and
+ * its hand-over (a crash, a database error) or whose drop after a failed send failed leaves it waiting for a hand-over
+ * that never comes, and the next hand-over voids it once older. A token whose email failed is dropped with
+ * `consumeToken`. Without this capability the manager voids the old link before the email goes out.
  */
 export interface UserTokenHandoverStore {
   /**
