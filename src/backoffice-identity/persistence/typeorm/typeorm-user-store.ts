@@ -1,4 +1,4 @@
-import { Injectable, Optional } from '@nestjs/common';
+import { Injectable, Logger, Optional } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { onEntityManager, requireHostDataSource } from './backoffice-data-source.provider.js';
 import { DataSource, EntityManager, In, QueryFailedError } from 'typeorm';
@@ -6,6 +6,7 @@ import { cappedCount } from './capped-count.js';
 import { abortable } from '../../common/abortable-transaction.js';
 import { isUuid } from '../../common/ids.js';
 import { isUndefinedColumnError } from '../../common/database-errors.js';
+import { BackOfficeIdentityTokenHandOverPending1732640000000 } from './migrations/1732640000000-backoffice-identity-token-hand-over-pending.js';
 import { preparedQuery } from './prepared-query.js';
 import { deleteCounting, deleteInBatches, failedAccessResult, PRUNE_BATCH_SIZE } from './sql-results.js';
 import { PENDING_INVITEE_SQL, redactSecretsWhenLogged, type BackOfficeUser, type BackOfficeUserKind } from '../../users/backoffice-user.js';
@@ -271,6 +272,15 @@ const countFailure = (table: string) => `
 const HAND_OVER_PENDING = 'hand_over_pending';
 
 /**
+ * What a store found of `hand_over_pending` (migration 1732640000000): unknown until its first statement naming it,
+ * then present or missing for the store's life (a migration run later takes a restart). One object shared by the
+ * stores bound to transactions ({@link TypeOrmBackOfficeUserStore.withEntityManager}: their prototype is the store).
+ */
+interface HandOverPendingColumn {
+  state: 'unknown' | 'present' | 'missing';
+}
+
+/**
  * The default user store: TypeORM repositories on PostgreSQL. Implements every capability interface.
  * Counters and single-use tokens are changed with single atomic statements, so concurrent requests
  * cannot lose an increment or use a token twice.
@@ -301,6 +311,7 @@ export class TypeOrmBackOfficeUserStore
     TransactionalUserStore<TypeOrmBackOfficeUserStore>
 {
   private readonly manager: EntityManager;
+  private readonly handOverPendingColumn: HandOverPendingColumn = { state: 'unknown' };
 
   constructor(@Optional() @InjectDataSource() source: DataSource | EntityManager) {
     requireHostDataSource(source);
@@ -730,22 +741,48 @@ export class TypeOrmBackOfficeUserStore
     options: UserTokenIssueOptions,
   ): Promise<boolean> {
     if (!isUuid(userId)) return false;
-    const insert = (handOverPending: boolean) =>
-      this.transaction(async (store) => {
-        if (!(await store.mayGetLinkLocked(userId, purpose, now, options.addressedTo))) return false;
-        await store.manager.query(
-          handOverPending
-            ? `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email, hand_over_pending) VALUES ($1, $2, $3, $4, $5, $6, true)`
-            : `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
-          [userId, purpose, tokenHash, expiresAt, now, newEmail],
-        );
-        return true;
-      });
-    return insert(true).catch((error: unknown) => {
-      // Without migration 1732640000000 the token is stored as before it: a later hand-over voids it while still mailed.
-      if (!isUndefinedColumnError(error, HAND_OVER_PENDING)) throw error;
-      return insert(false);
+    return this.transaction(async (store) => {
+      if (!(await store.mayGetLinkLocked(userId, purpose, now, options.addressedTo))) return false;
+      await store.withHandOverPending(
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email, hand_over_pending) VALUES ($1, $2, $3, $4, $5, $6, true)`,
+        [userId, purpose, tokenHash, expiresAt, now, newEmail],
+        // Without migration 1732640000000 the token is stored as before it: a later hand-over voids it while still mailed.
+        `INSERT INTO backoffice_user_token (user_id, purpose, token_hash, expires_at, created_at, new_email) VALUES ($1, $2, $3, $4, $5, $6)`,
+        [userId, purpose, tokenHash, expiresAt, now, newEmail],
+      );
+      return true;
     });
+  }
+
+  /**
+   * Runs `withColumn` (naming `hand_over_pending`), or `without` on a database that migration 1732640000000 has not
+   * reached, in the transaction this store is bound to. The first try runs under a savepoint, so the failed statement
+   * does not abort a transaction already open (25P02 for the rest of it); the answer is remembered for this store
+   * (one failed statement, one warning), and later calls send only the statement that works.
+   */
+  private async withHandOverPending(withColumn: string, withParameters: unknown[], without: string, withoutParameters: unknown[]): Promise<void> {
+    const column = this.handOverPendingColumn;
+    if (column.state !== 'unknown') {
+      await (column.state === 'present' ? this.manager.query(withColumn, withParameters) : this.manager.query(without, withoutParameters));
+      return;
+    }
+    await this.manager.query('SAVEPOINT backoffice_column_probe');
+    try {
+      await this.manager.query(withColumn, withParameters);
+      column.state = 'present';
+    } catch (error) {
+      if (!isUndefinedColumnError(error, HAND_OVER_PENDING)) throw error;
+      await this.manager.query('ROLLBACK TO SAVEPOINT backoffice_column_probe');
+      if (column.state === 'unknown') {
+        new Logger('BackOfficeIdentity').warn(
+          `BackOfficeIdentityModule: backoffice_user_token.${HAND_OVER_PENDING} is missing (migration ${BackOfficeIdentityTokenHandOverPending1732640000000.name} ` +
+            'has not run): a hand-over voids the links whose email is still being sent, as before it, until it runs and the app restarts.',
+        );
+      }
+      column.state = 'missing';
+      await this.manager.query(without, withoutParameters);
+    }
+    await this.manager.query('RELEASE SAVEPOINT backoffice_column_probe');
   }
 
   /**
@@ -759,22 +796,17 @@ export class TypeOrmBackOfficeUserStore
    */
   async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
     if (!isUuid(userId)) return false;
-    const handOver = (handOverPending: boolean) =>
-      this.transaction(async (store) => {
-        await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
-        if (!(await store.isTokenLive(userId, purpose, tokenHash, now))) return false;
-        await store.manager.query(
-          handOverPending
-            ? `UPDATE backoffice_user_token SET used_at = CASE WHEN token_hash = $3 THEN used_at ELSE $4 END, hand_over_pending = false
-                WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND (token_hash = $3 OR NOT hand_over_pending OR created_at < $5)`
-            : `UPDATE backoffice_user_token SET used_at = $4 WHERE user_id = $1 AND purpose = $2 AND token_hash <> $3 AND used_at IS NULL`,
-          handOverPending ? [userId, purpose, tokenHash, now, new Date(now.getTime() - HAND_OVER_PENDING_MAX_AGE_MS)] : [userId, purpose, tokenHash, now],
-        );
-        return true;
-      });
-    return handOver(true).catch((error: unknown) => {
-      if (!isUndefinedColumnError(error, HAND_OVER_PENDING)) throw error;
-      return handOver(false);
+    return this.transaction(async (store) => {
+      await store.manager.query(`SELECT ${USER_ROW_FIRST('$1')}`, [userId]);
+      if (!(await store.isTokenLive(userId, purpose, tokenHash, now))) return false;
+      await store.withHandOverPending(
+        `UPDATE backoffice_user_token SET used_at = CASE WHEN token_hash = $3 THEN used_at ELSE $4 END, hand_over_pending = false
+          WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND (token_hash = $3 OR NOT hand_over_pending OR created_at < $5)`,
+        [userId, purpose, tokenHash, now, new Date(now.getTime() - HAND_OVER_PENDING_MAX_AGE_MS)],
+        `UPDATE backoffice_user_token SET used_at = $4 WHERE user_id = $1 AND purpose = $2 AND token_hash <> $3 AND used_at IS NULL`,
+        [userId, purpose, tokenHash, now],
+      );
+      return true;
     });
   }
 
