@@ -14,7 +14,7 @@ import {
   isUserEmailChangeHandoverStore,
   isUserTokenStore,
   isUserTokenHandoverStore,
-  HAND_OVER_PENDING_MAX_AGE_MS,
+  BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS,
   isUnknownUserLockoutStore,
   isPrunableUserStore,
   isUserQueryStore,
@@ -349,10 +349,10 @@ export function runBackOfficeStoreContract(name: string, factory: BackOfficeStor
         expect(await live()).toEqual(['slow']);
       });
 
-      test('ASVS 4.0 2.5.x: keepOnlyToken voids a link stored by addToken whose hand-over never ran once older than HAND_OVER_PENDING_MAX_AGE_MS (its request died after the email), and leaves a younger one live', async ({ userStore }) => {
+      test('ASVS 4.0 2.5.x: keepOnlyToken voids a link stored by addToken whose hand-over never ran once older than BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS (its request died after the email), and leaves a younger one live', async ({ userStore }) => {
         if (!isUserTokenStore(userStore) || !isUserTokenHandoverStore(userStore)) return;
         const user = await newUser(userStore);
-        const later = HAND_OVER_PENDING_MAX_AGE_MS + 60_000;
+        const later = BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS + 60_000;
         await userStore.addToken(user.id, 'password_reset', hash('stuck-dead'), at(2 * HOUR), at(0));
         await userStore.addToken(user.id, 'password_reset', hash('stuck-young'), at(2 * HOUR), at(later));
         await userStore.addToken(user.id, 'password_reset', hash('stuck-fresh'), at(2 * HOUR), at(later + 1_000));

@@ -41,7 +41,7 @@ import {
   type UserTokenIssueOptions,
   type UserTwoFactorStore,
   passwordResetForcedAtAfterWrite,
-  HAND_OVER_PENDING_MAX_AGE_MS,
+  BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS,
 } from '../../users/stores/user-store.interface.js';
 import { copyDate, InMemoryBackOfficeState, KeyedMutex, type InMemoryUser } from './in-memory-state.js';
 
@@ -58,7 +58,7 @@ interface TokenRow {
   newEmail: string | null;
   /** Stored beside the live link by `addToken`, not handed over yet: another hand-over leaves it live. */
   handOverPending?: boolean;
-  /** `now` of `addToken`: a pending token older than {@link HAND_OVER_PENDING_MAX_AGE_MS} is voided by a hand-over. */
+  /** `now` of `addToken`: a pending token older than {@link BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS} is voided by a hand-over. */
   createdAt?: Date;
 }
 
@@ -391,7 +391,7 @@ export class InMemoryBackOfficeUserStore
     kept.handOverPending = false;
     // Links still being mailed stay live: the last hand-over (of the email accepted last) leaves the live link. A
     // pending one older than the bound belongs to a request that died before its hand-over: voided like the others.
-    const youngSince = now.getTime() - HAND_OVER_PENDING_MAX_AGE_MS;
+    const youngSince = now.getTime() - BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS;
     const stillMailed = (t: TokenRow) => t.handOverPending === true && (t.createdAt?.getTime() ?? -Infinity) >= youngSince;
     for (const t of this.tokens) if (t.userId === userId && t.purpose === purpose && t !== kept && t.usedAt === null && !stillMailed(t)) t.usedAt = now;
     return true;

@@ -55,7 +55,7 @@ import {
   type UserEmailChangeStore,
   type UserEmailChangeHandoverStore,
   passwordResetForcedAtAfterWrite,
-  HAND_OVER_PENDING_MAX_AGE_MS,
+  BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS,
 } from '../../users/stores/user-store.interface.js';
 
 
@@ -791,7 +791,7 @@ export class TypeOrmBackOfficeUserStore
    * one live link. Tokens stored by {@link addToken} whose hand-over has not run yet (their email still on its way) are
    * left live (`hand_over_pending`): when their email is accepted after this one, their own hand-over voids this token,
    * so the link of the email accepted last is the live one; but only while younger than
-   * {@link HAND_OVER_PENDING_MAX_AGE_MS} (`created_at`): an older one belongs to a request that died before its
+   * {@link BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS} (`created_at`): an older one belongs to a request that died before its
    * hand-over and is voided. The row lock is taken here, after the email was sent, never held across it.
    */
   async keepOnlyToken(userId: string, purpose: BackOfficeTokenPurpose, tokenHash: string, now: Date): Promise<boolean> {
@@ -802,7 +802,7 @@ export class TypeOrmBackOfficeUserStore
       await store.withHandOverPending(
         `UPDATE backoffice_user_token SET used_at = CASE WHEN token_hash = $3 THEN used_at ELSE $4 END, hand_over_pending = false
           WHERE user_id = $1 AND purpose = $2 AND used_at IS NULL AND (token_hash = $3 OR NOT hand_over_pending OR created_at < $5)`,
-        [userId, purpose, tokenHash, now, new Date(now.getTime() - HAND_OVER_PENDING_MAX_AGE_MS)],
+        [userId, purpose, tokenHash, now, new Date(now.getTime() - BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS)],
         `UPDATE backoffice_user_token SET used_at = $4 WHERE user_id = $1 AND purpose = $2 AND token_hash <> $3 AND used_at IS NULL`,
         [userId, purpose, tokenHash, now],
       );

@@ -201,7 +201,7 @@ export interface UserTokenStore {
  * instances). An older one never handed over belongs to a request that died (OWASP ASVS 4.0 2.5.x / 5.0 6.4.x): a
  * hand-over voids it like any other live link.
  */
-export const HAND_OVER_PENDING_MAX_AGE_MS = 25 * 60_000;
+export const BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS = 25 * 60_000;
 
 /**
  * Optional beside {@link UserTokenStore}: a new link that takes over from the live one only once it was delivered.
@@ -212,7 +212,7 @@ export const HAND_OVER_PENDING_MAX_AGE_MS = 25 * 60_000;
  * the earlier one), so when requests for one user's link meet, the link of the email accepted last is the live one
  * and no request mails twice (a store that voids them too leaves the link of the first hand-over, which may be in
  * an older email). A token counts as still being sent only while younger than
- * {@link HAND_OVER_PENDING_MAX_AGE_MS} (its `now` at `addToken`): a request that died between the accepted email and
+ * {@link BACKOFFICE_TOKEN_HAND_OVER_PENDING_MAX_AGE_MS} (its `now` at `addToken`): a request that died between the accepted email and
  * its hand-over (a crash, a database error) or whose drop after a failed send failed leaves it waiting for a hand-over
  * that never comes, and the next hand-over voids it once older. A token whose email failed is dropped with
  * `consumeToken`. Without this capability the manager voids the old link before the email goes out.
